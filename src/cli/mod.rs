@@ -1,0 +1,193 @@
+//! The command line: argument definitions and the headless commands.
+
+mod keygen;
+mod prompt;
+mod scan;
+
+use crate::analysis::Selection;
+use crate::farm::DEFAULT_JOBS;
+use crate::inventory::Inventory;
+use crate::keys::{DecryptionAlg, ValidationAlg};
+use crate::transport::ConnectOptions;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub use prompt::TerminalPrompter;
+
+/// Exit codes shared by every command.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FINDINGS: u8 = 1;
+    pub const USAGE: u8 = 2;
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "farmkey",
+    version,
+    about = "Keep ASP.NET machine keys in step across the servers of an IIS web farm",
+    long_about = "Keep ASP.NET machine keys in step across the servers of an IIS web farm.\n\nWithout a subcommand, opens the console on the inventory (default ./farmkey.toml).\nStart with `farmkey demo` to see it on a built-in demo farm."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub console: ConsoleArgs,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ConsoleArgs {
+    /// The inventory file
+    #[arg(long, short = 'i', global = true, default_value = "farmkey.toml")]
+    pub inventory: PathBuf,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ConnectArgs {
+    /// Never prompt for passwords, passphrases or host keys; fail clearly instead
+    #[arg(long, global = true)]
+    pub batch: bool,
+    /// Trust unknown host keys on first use and store them in known_hosts
+    /// (like StrictHostKeyChecking=accept-new)
+    #[arg(long, global = true)]
+    pub accept_new: bool,
+    /// Servers read at once
+    #[arg(long, short = 'j', global = true, default_value_t = DEFAULT_JOBS, value_parser = parse_jobs)]
+    pub jobs: usize,
+    /// OpenSSH client configuration to honour (default ~/.ssh/config)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+}
+
+impl ConnectArgs {
+    /// Connection options for the headless commands: questions go to the
+    /// terminal, if there is one and --batch is not given.
+    pub fn headless_options(&self) -> ConnectOptions {
+        let prompter = (!self.batch)
+            .then(TerminalPrompter::open)
+            .flatten()
+            .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn crate::transport::Prompter>);
+        ConnectOptions {
+            batch: self.batch,
+            accept_new: self.accept_new,
+            prompter,
+            ssh_config: self.ssh_config.clone(),
+            secrets: Default::default(),
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Read every server and report machine-key drift (exit 0: in step, 1: findings, 2: bad usage)
+    Scan(ScanArgs),
+    /// Print a fresh <machineKey> from the operating system's random generator
+    Keygen(KeygenArgs),
+    /// Print an inventory for the Host entries of ~/.ssh/config
+    ImportSshConfig(ImportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SiteArgs {
+    /// Show only this site (`Site` or `Site/app`); repeatable
+    #[arg(long = "site", value_name = "NAME")]
+    pub sites: Vec<String>,
+    /// Show every IIS application, not only the Cora components
+    #[arg(long)]
+    pub all_sites: bool,
+}
+
+impl SiteArgs {
+    pub fn selection(&self) -> Selection {
+        Selection {
+            all_sites: self.all_sites,
+            sites: self.sites.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScanFormat {
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ScanFormat,
+    #[command(flatten)]
+    pub sites: SiteArgs,
+    /// Scan the embedded demo farm instead of an inventory
+    #[arg(long)]
+    pub demo: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KeyFormat {
+    Xml,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    #[arg(long, value_enum, default_value = "SHA1")]
+    pub validation: ValidationAlg,
+    #[arg(long, value_enum, default_value = "AES")]
+    pub decryption: DecryptionAlg,
+    #[arg(long, value_enum, default_value = "xml")]
+    pub format: KeyFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Only Host entries whose name matches this pattern (`*` and `?`)
+    #[arg(long = "match", value_name = "PATTERN")]
+    pub pattern: Option<String>,
+}
+
+fn parse_jobs(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=256).contains(&n) => Ok(n),
+        _ => Err("expected a number of servers from 1 to 256".into()),
+    }
+}
+
+/// Prints an error for the operator and returns the usage exit code.
+pub fn usage_error(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("farmkey: {message}");
+    ExitCode::from(exit::USAGE)
+}
+
+pub fn load_inventory(path: &std::path::Path) -> Result<Inventory, ExitCode> {
+    Inventory::load(path).map_err(usage_error)
+}
+
+/// Runs a headless command.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Some(Command::Scan(args)) => scan::run(&cli.console, &args),
+        Some(Command::Keygen(args)) => keygen::run(&args),
+        Some(Command::ImportSshConfig(args)) => {
+            let path = cli
+                .console
+                .connect
+                .ssh_config
+                .clone()
+                .unwrap_or_else(crate::transport::ssh::config::default_ssh_config);
+            match crate::transport::ssh::config::import(&path, args.pattern.as_deref()) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::from(exit::OK)
+                }
+                Err(e) => usage_error(e),
+            }
+        }
+        None => usage_error("the console is not available in this build"),
+    }
+}

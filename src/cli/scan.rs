@@ -1,0 +1,35 @@
+//! `farmkey scan`: read every server, print drift, exit 0/1/2.
+
+use super::{ConsoleArgs, ScanArgs, ScanFormat, exit, load_inventory, usage_error};
+use crate::analysis::analyze;
+use crate::demo::DemoFarm;
+use crate::farm::scan_all;
+use crate::report;
+use std::process::ExitCode;
+
+pub fn run(console: &ConsoleArgs, args: &ScanArgs) -> ExitCode {
+    let demo;
+    let inventory = if args.demo {
+        demo = match DemoFarm::new() {
+            Ok(d) => d,
+            Err(e) => return usage_error(e),
+        };
+        demo.inventory.clone()
+    } else {
+        match load_inventory(&console.inventory) {
+            Ok(i) => i,
+            Err(code) => return code,
+        }
+    };
+    let opts = console.connect.headless_options();
+    let scans = scan_all(&inventory.servers, opts, console.connect.jobs);
+    let report = analyze(&scans, &args.sites.selection());
+    match args.format {
+        ScanFormat::Table => print!("{}", report::to_table(&report)),
+        ScanFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report::to_json(&report)).expect("JSON of plain data")
+        ),
+    }
+    ExitCode::from(if report.has_problems() { exit::FINDINGS } else { exit::OK })
+}

@@ -1,0 +1,724 @@
+//! The `web.config` editor: sets `<machineKey>` and the session-token handler
+//! swap by splicing bytes, so that every byte outside the edited elements
+//! (BOM, line endings, indentation, quotes, comments, attribute order) stays
+//! as it was.
+
+use super::effective::{
+    self, ConfigFile, HandlerState, IDENTITY_MODEL_SECTION_TYPE, MACHINE_KEY_HANDLER,
+    MACHINE_KEY_HANDLER_TYPE, Layer, SESSION_HANDLER, SESSION_HANDLER_TYPE, Scope,
+    short_type_name,
+};
+use super::xml::{Document, ElemId, XmlError};
+use crate::bytes::FileBytes;
+use crate::keys::KeySet;
+use crate::paths::RemotePath;
+use std::ops::Range;
+
+/// What to change in one file.
+#[derive(Debug, Clone, Default)]
+pub struct EditRequest {
+    pub machine_key: Option<KeySet>,
+    /// Also set `compatibilityMode` (left alone when `None`).
+    pub compatibility_mode: Option<String>,
+    /// Add the MachineKeySessionSecurityTokenHandler swap.
+    pub handler_swap: bool,
+    /// `system.identityModel` is already registered by a file above this one
+    /// (machine.config, root or parent web.config): registering it again
+    /// would be an error.
+    pub identity_section_declared_above: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EditError {
+    #[error("{0}")]
+    Xml(#[from] XmlError),
+    #[error(
+        "<machineKey> at line {line} is encrypted (configProtectionProvider); decrypt it on the server (aspnet_regiis -pdf) before farmkey can set keys"
+    )]
+    EncryptedMachineKey { line: usize },
+    #[error(
+        "<system.identityModel> at line {line} is encrypted; decrypt it on the server before farmkey can change its handlers"
+    )]
+    EncryptedIdentityModel { line: usize },
+    #[error(
+        "<{section}> at line {line} keeps its content in {source_file:?} (configSource); farmkey edits web.config itself only"
+    )]
+    ExternalSource {
+        section: String,
+        line: usize,
+        source_file: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the edited file does not read back as asked: {0}")]
+    Verification(String),
+}
+
+/// The result of an edit.
+#[derive(Debug, Clone)]
+pub struct Edited {
+    pub bytes: FileBytes,
+    /// False when the file already held everything asked for.
+    pub changed: bool,
+}
+
+/// A new, empty `web.config` in the style IIS Manager writes (BOM, CRLF),
+/// for an application that has none yet.
+pub fn empty_web_config() -> FileBytes {
+    FileBytes::new(
+        b"\xEF\xBB\xBF<?xml version=\"1.0\" encoding=\"utf-8\"?>\r\n<configuration>\r\n</configuration>\r\n"
+            .to_vec(),
+    )
+}
+
+/// Applies `req` to a file's bytes. Nothing is returned unless the result
+/// parses and reads back exactly as asked.
+pub fn edit(bytes: &FileBytes, req: &EditRequest) -> Result<Edited, EditError> {
+    if let Some(keys) = &req.machine_key {
+        let problems = keys.problems();
+        if !problems.is_empty() {
+            return Err(EditError::Invalid(format!(
+                "the key set is not usable: {}",
+                problems.join("; ")
+            )));
+        }
+    }
+    let doc = Document::parse(bytes.clone())?;
+    let mut ed = Splicer::new(&doc);
+    if let Some(keys) = &req.machine_key {
+        ed.set_machine_key(keys, req.compatibility_mode.as_deref())?;
+    }
+    if req.handler_swap {
+        ed.add_handler_swap(req.identity_section_declared_above)?;
+    }
+    let out = ed.finish();
+    let changed = out[..] != bytes[..];
+    let out = FileBytes::new(out);
+    verify(&out, req)?;
+    Ok(Edited {
+        bytes: out,
+        changed,
+    })
+}
+
+/// Re-parses an edited file and checks that it says what was asked.
+fn verify(bytes: &FileBytes, req: &EditRequest) -> Result<(), EditError> {
+    let doc = Document::parse(bytes.clone())
+        .map_err(|e| EditError::Verification(format!("result does not parse: {e}")))?;
+    let file = ConfigFile {
+        path: RemotePath::parse("/C:/web.config").expect("constant path"),
+        doc,
+    };
+    let layers = [Layer {
+        file: &file,
+        scope: Scope::App("app"),
+    }];
+    let eff = effective::resolve(&layers, "app").map_err(|e| EditError::Verification(e.message))?;
+    if let Some(keys) = &req.machine_key {
+        let mk = &eff.machine_key;
+        let same_key = |got: Option<&crate::keys::KeyText>, want: &crate::keys::KeyText| {
+            got.is_some_and(|g| g.expose() == want.expose())
+        };
+        if !same_key(mk.validation_key.value(), &keys.validation_key) {
+            return Err(EditError::Verification("validationKey".into()));
+        }
+        if !same_key(mk.decryption_key.value(), &keys.decryption_key) {
+            return Err(EditError::Verification("decryptionKey".into()));
+        }
+        if mk.validation.value() != Some(&keys.validation) {
+            return Err(EditError::Verification("validation".into()));
+        }
+        if mk.decryption.value() != Some(&keys.decryption) {
+            return Err(EditError::Verification("decryption".into()));
+        }
+        if let Some(mode) = &req.compatibility_mode {
+            if mk.compatibility_mode.value() != Some(mode) {
+                return Err(EditError::Verification("compatibilityMode".into()));
+            }
+        }
+    }
+    if req.handler_swap && eff.handler.state != HandlerState::MachineKey {
+        return Err(EditError::Verification(format!(
+            "session-token handler is {}",
+            eff.handler.state.name()
+        )));
+    }
+    if req.handler_swap && !req.identity_section_declared_above && eff.identity_model_declared.is_none() {
+        return Err(EditError::Verification(
+            "system.identityModel is not registered in <configSections>".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Collects non-overlapping replacements and applies them back to front.
+struct Splicer<'d> {
+    doc: &'d Document,
+    edits: Vec<(Range<usize>, String)>,
+    nl: &'static str,
+    unit: String,
+}
+
+impl<'d> Splicer<'d> {
+    fn new(doc: &'d Document) -> Self {
+        let bytes = &doc.bytes()[..];
+        let crlf = bytes.windows(2).filter(|w| w == b"\r\n").count();
+        let lf = bytes.iter().filter(|&&b| b == b'\n').count();
+        Splicer {
+            doc,
+            edits: Vec::new(),
+            nl: if crlf * 2 >= lf && crlf > 0 { "\r\n" } else { "\n" },
+            unit: indent_unit(doc),
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        let mut out = self.doc.bytes().to_vec();
+        self.edits.sort_by_key(|(r, _)| std::cmp::Reverse((r.start, r.end)));
+        for (range, text) in self.edits {
+            out.splice(range, text.into_bytes());
+        }
+        out
+    }
+
+    fn line(&self, id: ElemId) -> usize {
+        self.doc.line_of(self.doc.element(id).start_tag.start)
+    }
+
+    /// White space between the start of the element's line and its tag, if
+    /// the tag starts its line.
+    fn indent_of(&self, id: ElemId) -> Option<String> {
+        let start = self.doc.element(id).start_tag.start;
+        let bytes = &self.doc.bytes()[..];
+        let line_start = bytes[..start].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        let lead = &bytes[line_start..start];
+        let lead = lead.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(lead);
+        lead.iter()
+            .all(|&b| b == b' ' || b == b'\t')
+            .then(|| String::from_utf8_lossy(lead).into_owned())
+    }
+
+    fn depth(&self, id: ElemId) -> usize {
+        let mut d = 0;
+        let mut cur = id;
+        while let Some(p) = self.doc.parent(cur) {
+            d += 1;
+            cur = p;
+        }
+        d
+    }
+
+    fn own_indent(&self, id: ElemId) -> String {
+        self.indent_of(id)
+            .unwrap_or_else(|| self.unit.repeat(self.depth(id)))
+    }
+
+    /// The indentation a new child of `id` gets: that of its existing
+    /// children, else one unit more than its own.
+    fn child_indent(&self, id: ElemId) -> String {
+        self.doc
+            .children(id)
+            .iter()
+            .rev()
+            .find_map(|&c| self.indent_of(c))
+            .unwrap_or_else(|| format!("{}{}", self.own_indent(id), self.unit))
+    }
+
+    /// Renders nested lines: each line is (relative depth, text).
+    fn block(&self, base: &str, lines: &[(usize, String)]) -> String {
+        lines
+            .iter()
+            .map(|(d, text)| format!("{base}{}{text}", self.unit.repeat(*d)))
+            .collect::<Vec<_>>()
+            .join(self.nl)
+    }
+
+    /// Adds a block of lines as the last child of `parent`.
+    fn append_child(&mut self, parent: ElemId, lines: &[(usize, String)]) {
+        let doc = self.doc;
+        let el = doc.element(parent);
+        let indent = self.child_indent(parent);
+        let own = self.own_indent(parent);
+        let block = self.block(&indent, lines);
+        match &el.end_tag {
+            None => {
+                // <a/> becomes <a>\n  child\n</a>
+                let tag = doc.text(el.start_tag.clone());
+                let open = tag.trim_end_matches("/>").trim_end();
+                let text = format!("{open}>{nl}{block}{nl}{own}</{name}>", nl = self.nl, name = el.name);
+                self.edits.push((el.start_tag.clone(), text));
+            }
+            Some(end) => {
+                let bytes = &doc.bytes()[..];
+                let line_start = bytes[..end.start].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+                let own_line = bytes[line_start..end.start].iter().all(|&b| b == b' ' || b == b'\t')
+                    && line_start > el.start_tag.end;
+                if own_line {
+                    self.edits.push((line_start..line_start, format!("{block}{}", self.nl)));
+                } else {
+                    self.edits
+                        .push((end.start..end.start, format!("{nl}{block}{nl}{own}", nl = self.nl)));
+                }
+            }
+        }
+    }
+
+    /// Adds a block of lines as the first child of `parent`.
+    fn prepend_child(&mut self, parent: ElemId, lines: &[(usize, String)]) {
+        let el = self.doc.element(parent);
+        if el.is_self_closing() {
+            return self.append_child(parent, lines);
+        }
+        let block = self.block(&self.child_indent(parent), lines);
+        let at = el.start_tag.end;
+        self.edits.push((at..at, format!("{}{block}", self.nl)));
+    }
+
+    /// Inserts a block of lines just before the sibling element `before`.
+    fn insert_before(&mut self, before: ElemId, lines: &[(usize, String)]) {
+        let start = self.doc.element(before).start_tag.start;
+        match self.indent_of(before) {
+            Some(indent) => {
+                // The tag's own indentation stays in front of the new block.
+                let block = self.block(&indent, lines);
+                let block = block.strip_prefix(indent.as_str()).unwrap_or(&block);
+                self.edits.push((start..start, format!("{block}{}{indent}", self.nl)));
+            }
+            None => {
+                let block = self.block("", lines);
+                self.edits.push((start..start, block));
+            }
+        }
+    }
+
+    /// Sets (or adds) attributes on an existing element.
+    fn set_attrs(&mut self, id: ElemId, values: &[(&str, &str)]) {
+        let doc = self.doc;
+        let el = doc.element(id);
+        let quote = el.attrs.first().map_or(b'"', |a| a.quote) as char;
+        let insert_at = el.attrs.last().map_or_else(
+            || el.start_tag.start + 1 + el.name.len(),
+            |a| a.span.end,
+        );
+        let mut added = String::new();
+        for (name, value) in values {
+            match el.attrs.iter().find(|a| a.name == *name) {
+                Some(a) => {
+                    if doc.attr_value(a) != *value {
+                        let q = a.quote as char;
+                        self.edits.push((a.value_span.clone(), escape_attr(value, q)));
+                    }
+                }
+                None => added.push_str(&format!(" {name}={quote}{}{quote}", escape_attr(value, quote))),
+            }
+        }
+        if !added.is_empty() {
+            self.edits.push((insert_at..insert_at, added));
+        }
+    }
+
+    /// The containers of this file for the application itself (its own level
+    /// and `<location path=".">` wrappers), in the order the runtime applies them.
+    fn own_containers(&self) -> Vec<ElemId> {
+        effective::containers(self.doc, Scope::App("app"), "app")
+    }
+
+    /// Where new sections go: into the last `<location path=".">` wrapper if
+    /// the file has one (it wraps the application's settings), else the root.
+    fn new_section_home(&self) -> ElemId {
+        *self.own_containers().last().unwrap_or(&self.doc.root())
+    }
+
+    fn refuse_config_source(&self, section: ElemId) -> Result<(), EditError> {
+        if let Some(src) = self.doc.attr(section, "configSource") {
+            return Err(EditError::ExternalSource {
+                section: self.doc.name(section).to_string(),
+                line: self.line(section),
+                source_file: src.into_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    fn set_machine_key(&mut self, keys: &KeySet, compat: Option<&str>) -> Result<(), EditError> {
+        let doc = self.doc;
+        let containers = self.own_containers();
+        // The element ASP.NET reads last wins; edit that one.
+        let mut existing = None;
+        let mut web_home = None;
+        for &c in &containers {
+            for web in doc.children_named(c, "system.web") {
+                self.refuse_config_source(web)?;
+                web_home = Some(web);
+                if let Some(mk) = doc.child_named(web, "machineKey") {
+                    existing = Some(mk);
+                }
+            }
+        }
+        let mut values = vec![
+            ("validationKey", keys.validation_key.expose()),
+            ("decryptionKey", keys.decryption_key.expose()),
+            ("validation", keys.validation.as_str()),
+            ("decryption", keys.decryption.as_str()),
+        ];
+        if let Some(mode) = compat {
+            values.push(("compatibilityMode", mode));
+        }
+        if let Some(mk) = existing {
+            if effective::is_encrypted(doc, mk) {
+                return Err(EditError::EncryptedMachineKey { line: self.line(mk) });
+            }
+            self.refuse_config_source(mk)?;
+            self.set_attrs(mk, &values);
+            return Ok(());
+        }
+        let element = format!(
+            "<machineKey {} />",
+            values
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", escape_attr(v, '"')))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        // Prefer a <system.web> in the wrapper new sections go to.
+        let home = self.new_section_home();
+        let web_in_home = doc.child_named(home, "system.web").or(web_home);
+        match web_in_home {
+            Some(web) => self.append_child(web, &[(0, element)]),
+            None => self.append_child(
+                home,
+                &[(0, "<system.web>".into()), (1, element), (0, "</system.web>".into())],
+            ),
+        }
+        Ok(())
+    }
+
+    fn add_handler_swap(&mut self, declared_above: bool) -> Result<(), EditError> {
+        let doc = self.doc;
+        let containers = self.own_containers();
+        let root = doc.root();
+
+        // Which identityConfiguration WIF will use: the one named by
+        // federationConfiguration, else the unnamed one.
+        let mut active = String::new();
+        let mut identity_model = None;
+        let mut identity_config = None;
+        for &c in &containers {
+            if let Some(services) = doc.child_named(c, "system.identityModel.services") {
+                if let Some(fc) = doc.child_named(services, "federationConfiguration") {
+                    if let Some(n) = doc.attr(fc, "identityConfigurationName") {
+                        active = n.trim().to_string();
+                    }
+                }
+            }
+        }
+        for &c in &containers {
+            if let Some(im) = doc.child_named(c, "system.identityModel") {
+                if effective::is_encrypted(doc, im) {
+                    return Err(EditError::EncryptedIdentityModel { line: self.line(im) });
+                }
+                self.refuse_config_source(im)?;
+                identity_model = Some(im);
+                for ic in doc.children_named(im, "identityConfiguration") {
+                    let name = doc.attr(ic, "name").unwrap_or_default().trim().to_string();
+                    if name == active {
+                        identity_config = Some(ic);
+                    }
+                }
+            }
+        }
+
+        let remove = format!("<remove type=\"{SESSION_HANDLER_TYPE}\" />");
+        let add = format!("<add type=\"{MACHINE_KEY_HANDLER_TYPE}\" />");
+        let handlers_block = |d: usize| {
+            vec![
+                (d, "<securityTokenHandlers>".to_string()),
+                (d + 1, remove.clone()),
+                (d + 1, add.clone()),
+                (d, "</securityTokenHandlers>".to_string()),
+            ]
+        };
+        let ic_open = if active.is_empty() {
+            "<identityConfiguration>".to_string()
+        } else {
+            format!("<identityConfiguration name=\"{}\">", escape_attr(&active, '"'))
+        };
+
+        match (identity_config, identity_model) {
+            (Some(ic), _) => {
+                let handlers = doc
+                    .children_named(ic, "securityTokenHandlers")
+                    .filter(|&h| doc.attr(h, "name").is_none_or(|n| n.trim().is_empty()))
+                    .last();
+                match handlers {
+                    Some(h) => self.complete_handlers(ic, h, &remove, &add),
+                    None => self.append_child(ic, &handlers_block(0)),
+                }
+            }
+            (None, Some(im)) => {
+                let mut lines = vec![(0, ic_open)];
+                lines.extend(handlers_block(1));
+                lines.push((0, "</identityConfiguration>".into()));
+                self.append_child(im, &lines);
+            }
+            (None, None) => {
+                let mut lines = vec![(0, "<system.identityModel>".to_string()), (1, ic_open)];
+                lines.extend(handlers_block(2));
+                lines.push((1, "</identityConfiguration>".into()));
+                lines.push((0, "</system.identityModel>".into()));
+                let home = self.new_section_home();
+                self.append_child(home, &lines);
+            }
+        }
+
+        if !declared_above && !effective::declares_identity_model(doc) {
+            let section = format!(
+                "<section name=\"system.identityModel\" type=\"{IDENTITY_MODEL_SECTION_TYPE}\" />"
+            );
+            match doc.child_named(root, "configSections") {
+                Some(cs) => self.append_child(cs, &[(0, section)]),
+                // <configSections> must be the first child of <configuration>.
+                None => self.prepend_child(
+                    root,
+                    &[
+                        (0, "<configSections>".into()),
+                        (1, section),
+                        (0, "</configSections>".into()),
+                    ],
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds whatever of the swap an existing `<securityTokenHandlers>` lacks.
+    fn complete_handlers(&mut self, _ic: ElemId, handlers: ElemId, remove: &str, add: &str) {
+        let doc = self.doc;
+        let session = short_type_name(SESSION_HANDLER);
+        let machine = short_type_name(MACHINE_KEY_HANDLER);
+        // Replay the collection as WIF builds it.
+        let mut set = vec![session.clone()];
+        let mut first_machine_add = None;
+        for &entry in doc.children(handlers) {
+            let ty = short_type_name(&doc.attr(entry, "type").unwrap_or_default());
+            match doc.name(entry) {
+                "clear" => set.clear(),
+                "remove" => set.retain(|h| *h != ty),
+                "add" => {
+                    if ty == machine && first_machine_add.is_none() {
+                        first_machine_add = Some(entry);
+                    }
+                    if !set.contains(&ty) {
+                        set.push(ty);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let needs_remove = set.contains(&session);
+        let needs_add = !set.contains(&machine);
+        match (needs_remove, needs_add, first_machine_add) {
+            (true, false, Some(add_el)) => self.insert_before(add_el, &[(0, remove.to_string())]),
+            (true, true, _) | (true, false, None) => self.append_child(
+                handlers,
+                &[(0, remove.to_string()), (0, add.to_string())][..if needs_add { 2 } else { 1 }],
+            ),
+            (false, true, _) => self.append_child(handlers, &[(0, add.to_string())]),
+            (false, false, _) => {}
+        }
+    }
+}
+
+fn escape_attr(value: &str, quote: char) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '"' if quote == '"' => out.push_str("&quot;"),
+            '\'' if quote == '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The file's own indentation step: the most common difference between a
+/// child's indentation and its parent's; two spaces when there is none.
+fn indent_unit(doc: &Document) -> String {
+    let bytes = &doc.bytes()[..];
+    let indent = |start: usize| -> Option<&[u8]> {
+        let line_start = bytes[..start].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        let lead = &bytes[line_start..start];
+        lead.iter().all(|&b| b == b' ' || b == b'\t').then_some(lead)
+    };
+    let mut counts: Vec<(Vec<u8>, usize)> = Vec::new();
+    let mut stack = vec![doc.root()];
+    while let Some(id) = stack.pop() {
+        let Some(parent_indent) = indent(doc.element(id).start_tag.start) else {
+            stack.extend_from_slice(doc.children(id));
+            continue;
+        };
+        for &child in doc.children(id) {
+            if let Some(ci) = indent(doc.element(child).start_tag.start) {
+                if ci.len() > parent_indent.len() && ci.starts_with(parent_indent) {
+                    let step = ci[parent_indent.len()..].to_vec();
+                    match counts.iter_mut().find(|(s, _)| *s == step) {
+                        Some((_, n)) => *n += 1,
+                        None => counts.push((step, 1)),
+                    }
+                }
+            }
+            stack.push(child);
+        }
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map(|(s, _)| String::from_utf8_lossy(&s).into_owned())
+        .unwrap_or_else(|| "  ".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KeyText;
+
+    fn keys() -> KeySet {
+        KeySet {
+            validation_key: KeyText::new("A".repeat(128)),
+            decryption_key: KeyText::new("B".repeat(64)),
+            validation: "SHA1".into(),
+            decryption: "AES".into(),
+        }
+    }
+
+    fn run(src: &str, req: &EditRequest) -> String {
+        let out = edit(&FileBytes::new(src.as_bytes().to_vec()), req).unwrap();
+        String::from_utf8(out.bytes.to_vec()).unwrap()
+    }
+
+    fn mk_req() -> EditRequest {
+        EditRequest {
+            machine_key: Some(keys()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn replaces_existing_attribute_values_in_place() {
+        let src = "<configuration>\r\n  <system.web>\r\n    <machineKey decryption='Auto' validationKey='AutoGenerate,IsolateApps'   />\r\n  </system.web>\r\n</configuration>";
+        let out = run(src, &mk_req());
+        let want = format!(
+            "<configuration>\r\n  <system.web>\r\n    <machineKey decryption='AES' validationKey='{}' decryptionKey='{}' validation='SHA1'   />\r\n  </system.web>\r\n</configuration>",
+            "A".repeat(128),
+            "B".repeat(64)
+        );
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn creates_machine_key_with_the_files_own_indentation() {
+        let src = "<configuration>\n\t<system.web>\n\t\t<compilation debug=\"false\" />\n\t</system.web>\n</configuration>\n";
+        let out = run(src, &mk_req());
+        assert!(out.starts_with("<configuration>\n\t<system.web>\n\t\t<compilation debug=\"false\" />\n\t\t<machineKey validationKey=\""), "{out}");
+        assert!(out.ends_with("\" />\n\t</system.web>\n</configuration>\n"), "{out}");
+    }
+
+    #[test]
+    fn creates_system_web_inside_a_location_wrapper() {
+        let src = "\u{FEFF}<configuration>\r\n    <location path=\".\" inheritInChildApplications=\"false\">\r\n        <appSettings />\r\n    </location>\r\n</configuration>";
+        let out = run(src, &mk_req());
+        assert!(out.starts_with("\u{FEFF}<configuration>\r\n    <location path=\".\" inheritInChildApplications=\"false\">\r\n        <appSettings />\r\n        <system.web>\r\n            <machineKey "), "{out}");
+        assert!(out.ends_with(" />\r\n        </system.web>\r\n    </location>\r\n</configuration>"), "{out}");
+    }
+
+    #[test]
+    fn expands_self_closing_parents() {
+        let out = run("<configuration>\n  <system.web />\n</configuration>", &mk_req());
+        assert!(out.starts_with("<configuration>\n  <system.web>\n    <machineKey "), "{out}");
+        assert!(out.ends_with(" />\n  </system.web>\n</configuration>"), "{out}");
+    }
+
+    #[test]
+    fn handler_swap_builds_what_is_missing_and_registers_the_section() {
+        let src = "<configuration>\n  <system.web />\n</configuration>";
+        let req = EditRequest {
+            handler_swap: true,
+            ..Default::default()
+        };
+        let out = run(src, &req);
+        assert!(out.starts_with("<configuration>\n  <configSections>\n    <section name=\"system.identityModel\""), "{out}");
+        assert!(out.contains("\n  <system.identityModel>\n    <identityConfiguration>\n      <securityTokenHandlers>\n        <remove type=\"System.IdentityModel.Tokens.SessionSecurityTokenHandler"), "{out}");
+        // Already registered above: not registered again.
+        let req2 = EditRequest {
+            identity_section_declared_above: true,
+            ..req
+        };
+        assert!(!run(src, &req2).contains("configSections"));
+    }
+
+    #[test]
+    fn handler_swap_reuses_existing_blocks() {
+        let src = format!(
+            "<configuration>\n  <configSections>\n    <section name=\"system.identityModel\" type=\"x\" />\n  </configSections>\n  <system.identityModel>\n    <identityConfiguration>\n      <audienceUris />\n      <securityTokenHandlers>\n        <add type=\"{MACHINE_KEY_HANDLER_TYPE}\" />\n      </securityTokenHandlers>\n    </identityConfiguration>\n  </system.identityModel>\n</configuration>"
+        );
+        let req = EditRequest {
+            handler_swap: true,
+            ..Default::default()
+        };
+        let out = run(&src, &req);
+        let want = src.replace(
+            "        <add type=",
+            &format!("        <remove type=\"{SESSION_HANDLER_TYPE}\" />\n        <add type="),
+        );
+        assert_eq!(out, want);
+        // Running it again changes nothing.
+        let again = edit(&FileBytes::new(out.into_bytes()), &req).unwrap();
+        assert!(!again.changed);
+    }
+
+    #[test]
+    fn refuses_encrypted_utf16_and_malformed() {
+        let enc = "<configuration><system.web><machineKey configProtectionProvider=\"Rsa\"><EncryptedData/></machineKey></system.web></configuration>";
+        let err = edit(&FileBytes::new(enc.as_bytes().to_vec()), &mk_req()).unwrap_err();
+        assert!(matches!(err, EditError::EncryptedMachineKey { line: 1 }));
+        let bad = edit(&FileBytes::new(b"<configuration>".to_vec()), &mk_req()).unwrap_err();
+        assert!(matches!(bad, EditError::Xml(_)));
+        let utf16 = edit(&FileBytes::new(b"\xFF\xFE<\0".to_vec()), &mk_req()).unwrap_err();
+        assert!(matches!(utf16, EditError::Xml(XmlError::Utf16)));
+        let ext = "<configuration><system.web><machineKey configSource=\"mk.config\"/></system.web></configuration>";
+        assert!(matches!(
+            edit(&FileBytes::new(ext.as_bytes().to_vec()), &mk_req()).unwrap_err(),
+            EditError::ExternalSource { .. }
+        ));
+    }
+
+    #[test]
+    fn refuses_an_unusable_key_set() {
+        let mut bad = keys();
+        bad.validation_key = KeyText::new("XYZ");
+        let req = EditRequest {
+            machine_key: Some(bad),
+            ..Default::default()
+        };
+        let err = edit(&FileBytes::new(b"<configuration/>".to_vec()), &req).unwrap_err();
+        assert!(err.to_string().contains("non-hex"), "{err}");
+        assert!(!err.to_string().contains("XYZ"));
+    }
+
+    #[test]
+    fn edits_the_empty_template_into_a_valid_file() {
+        let req = EditRequest {
+            machine_key: Some(keys()),
+            handler_swap: true,
+            ..Default::default()
+        };
+        let out = edit(&empty_web_config(), &req).unwrap();
+        assert!(out.changed);
+        assert!(out.bytes.starts_with(b"\xEF\xBB\xBF<?xml"));
+        let text = String::from_utf8_lossy(&out.bytes);
+        assert!(text.contains("\r\n  <configSections>\r\n"), "{text}");
+        assert!(!text.replace("\r\n", "").contains('\n'));
+    }
+}

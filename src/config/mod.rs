@@ -1,0 +1,8 @@
+//! The configuration domain: parsing IIS and ASP.NET configuration files,
+//! discovering applications, computing effective values, editing files.
+//! Nothing here knows about terminals or SSH.
+
+pub mod apphost;
+pub mod editor;
+pub mod effective;
+pub mod xml;

@@ -1,0 +1,106 @@
+//! Scanning many servers at once: bounded worker threads, results streamed
+//! over a channel as each server finishes, so that one slow server never
+//! holds up the others.
+
+use crate::inventory::Server;
+use crate::paths::WindowsEnv;
+use crate::scan::{ServerFailure, ServerScan, Stage, read_server};
+use crate::transport::{self, ConnectOptions};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Sender, channel};
+use std::thread;
+use std::time::Instant;
+
+/// Progress of a farm scan; `index` is the server's place in the list given.
+#[derive(Debug)]
+pub enum ScanEvent {
+    Stage { index: usize, stage: Stage },
+    Finished { index: usize, scan: Box<ServerScan> },
+}
+
+pub const DEFAULT_JOBS: usize = 16;
+
+/// Scans one server: connect, read, report. The transport is dropped after
+/// the result is sent, so a session that hangs in teardown delays no one.
+pub fn scan_one(server: &Server, opts: &ConnectOptions, index: usize, tx: &Sender<ScanEvent>) {
+    let start = Instant::now();
+    let _ = tx.send(ScanEvent::Stage {
+        index,
+        stage: Stage::Connecting,
+    });
+    let (result, transport) = match transport::connect(server, opts) {
+        Ok(mut t) => {
+            let _ = tx.send(ScanEvent::Stage {
+                index,
+                stage: Stage::Reading,
+            });
+            (read_server(t.as_mut(), &WindowsEnv::default()), Some(t))
+        }
+        Err(e) => (Err(ServerFailure::Unreachable(e.to_string())), None),
+    };
+    let scan = ServerScan {
+        name: server.name.clone(),
+        address: server.address(),
+        result,
+        elapsed: start.elapsed(),
+    };
+    let _ = tx.send(ScanEvent::Finished {
+        index,
+        scan: Box::new(scan),
+    });
+    drop(transport);
+}
+
+/// Starts scanning `servers` on at most `jobs` threads and returns at once;
+/// events arrive on `tx`. Threads are not joined: a hung teardown must not
+/// block whoever reports the results.
+pub fn spawn_scan(
+    servers: Vec<Server>,
+    opts: ConnectOptions,
+    jobs: usize,
+    tx: Sender<ScanEvent>,
+) {
+    let servers = Arc::new(servers);
+    let next = Arc::new(AtomicUsize::new(0));
+    let opts = Arc::new(opts);
+    for _ in 0..jobs.clamp(1, servers.len().max(1)) {
+        let (servers, next, opts, tx) = (servers.clone(), next.clone(), opts.clone(), tx.clone());
+        thread::spawn(move || {
+            loop {
+                let index = next.fetch_add(1, Ordering::SeqCst);
+                let Some(server) = servers.get(index) else { break };
+                scan_one(server, &opts, index, &tx);
+            }
+        });
+    }
+}
+
+/// Scans every server and returns the results in inventory order.
+pub fn scan_all(servers: &[Server], opts: ConnectOptions, jobs: usize) -> Vec<ServerScan> {
+    let (tx, rx) = channel();
+    spawn_scan(servers.to_vec(), opts, jobs, tx);
+    let mut out: Vec<Option<ServerScan>> = servers.iter().map(|_| None).collect();
+    let mut remaining = servers.len();
+    while remaining > 0 {
+        match rx.recv() {
+            Ok(ScanEvent::Finished { index, scan }) => {
+                out[index] = Some(*scan);
+                remaining -= 1;
+            }
+            Ok(ScanEvent::Stage { .. }) => {}
+            Err(_) => break,
+        }
+    }
+    out.into_iter()
+        .zip(servers)
+        .map(|(scan, server)| {
+            scan.unwrap_or_else(|| ServerScan {
+                name: server.name.clone(),
+                address: server.address(),
+                result: Err(ServerFailure::Unreachable("the scan worker stopped".into())),
+                elapsed: Default::default(),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,339 @@
+//! The inventory: a TOML file that lists the servers of a farm.
+
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for InventoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.file.display(), self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for InventoryError {}
+
+/// Connection settings that `[defaults]` and each server may set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SshSettings {
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub identity_file: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    pub connect_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Reached over SSH; settings not given fall back to `~/.ssh/config`.
+    Ssh { host: String, settings: SshSettings },
+    /// A folder holding a copy of the server's drives.
+    Local { root: PathBuf },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub name: String,
+    pub target: Target,
+}
+
+impl Server {
+    /// `10.0.0.11` or `./lab`, for screens.
+    pub fn address(&self) -> String {
+        match &self.target {
+            Target::Ssh { host, settings } => match settings.port {
+                Some(p) if p != 22 => format!("{host}:{p}"),
+                _ => host.clone(),
+            },
+            Target::Local { root } => root.display().to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inventory {
+    pub path: PathBuf,
+    pub servers: Vec<Server>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    user: Option<String>,
+    port: Option<u16>,
+    identity_file: Option<PathBuf>,
+    known_hosts: Option<PathBuf>,
+    connect_timeout_secs: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    name: Spanned<String>,
+    host: Option<Spanned<String>>,
+    local_root: Option<Spanned<PathBuf>>,
+    #[serde(flatten)]
+    settings: RawSettings,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInventory {
+    #[serde(default)]
+    defaults: RawSettings,
+    #[serde(default)]
+    servers: Vec<Spanned<RawServer>>,
+}
+
+impl Inventory {
+    pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
+        let text = std::fs::read_to_string(path).map_err(|e| InventoryError {
+            file: path.to_path_buf(),
+            line: None,
+            message: format!("cannot read the inventory: {e}"),
+        })?;
+        Inventory::parse(path, &text)
+    }
+
+    /// Parses inventory text; `path` names the file in errors and anchors
+    /// relative `local_root` folders.
+    pub fn parse(path: &Path, text: &str) -> Result<Inventory, InventoryError> {
+        let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+        let err = |offset: Option<usize>, message: String| InventoryError {
+            file: path.to_path_buf(),
+            line: offset.map(line_of),
+            message,
+        };
+        // serde's flatten hides unknown keys from deny_unknown_fields, so
+        // check the raw tables first to name the offending key.
+        let table: toml::Table = toml::from_str(text)
+            .map_err(|e| err(e.span().map(|s| s.start), e.message().to_string()))?;
+        check_keys(&table, text, path)?;
+        let raw: RawInventory = toml::from_str(text)
+            .map_err(|e| err(e.span().map(|s| s.start), e.message().to_string()))?;
+
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut servers: Vec<Server> = Vec::new();
+        let mut first_seen: Vec<(String, usize)> = Vec::new();
+        for spanned in raw.servers {
+            let at = spanned.span().start;
+            let s = spanned.into_inner();
+            let name_at = s.name.span().start;
+            let name = s.name.into_inner().trim().to_string();
+            if name.is_empty() {
+                return Err(err(Some(name_at), "key `name`: a server needs a non-empty name".into()));
+            }
+            if let Some((_, first)) = first_seen.iter().find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+                return Err(err(
+                    Some(name_at),
+                    format!("key `name`: duplicate server name {name:?} (first used at line {first})"),
+                ));
+            }
+            first_seen.push((name.clone(), line_of(name_at)));
+            let settings = merge(&raw.defaults, &s.settings).map_err(|(o, m)| err(Some(o), m))?;
+            let target = match (s.host, s.local_root) {
+                (Some(h), None) => {
+                    let host_at = h.span().start;
+                    let host = h.into_inner().trim().to_string();
+                    if host.is_empty() {
+                        return Err(err(Some(host_at), format!("key `host`: server {name:?} has an empty host")));
+                    }
+                    Target::Ssh { host, settings }
+                }
+                (None, Some(r)) => Target::Local {
+                    root: base.join(expand_tilde(r.get_ref())),
+                },
+                (Some(h), Some(_)) => {
+                    return Err(err(
+                        Some(h.span().start),
+                        format!("server {name:?} has both `host` and `local_root`; give exactly one"),
+                    ));
+                }
+                (None, None) => {
+                    return Err(err(
+                        Some(at),
+                        format!("server {name:?} has neither `host` nor `local_root`; give exactly one"),
+                    ));
+                }
+            };
+            servers.push(Server { name, target });
+        }
+        if servers.is_empty() {
+            return Err(err(None, "no servers: add at least one [[servers]] table".into()));
+        }
+        Ok(Inventory {
+            path: path.to_path_buf(),
+            servers,
+        })
+    }
+}
+
+const SETTING_KEYS: [&str; 5] = ["user", "port", "identity_file", "known_hosts", "connect_timeout_secs"];
+
+fn check_keys(table: &toml::Table, text: &str, path: &Path) -> Result<(), InventoryError> {
+    let unknown = |key: &str, section: &str, allowed: &[&str]| {
+        // toml::Table keeps no spans; find the key's line in the text.
+        let line = text
+            .lines()
+            .position(|l| {
+                let l = l.trim_start();
+                l.strip_prefix(key).is_some_and(|rest| {
+                    rest.trim_start().starts_with('=')
+                })
+            })
+            .map(|i| i + 1);
+        InventoryError {
+            file: path.to_path_buf(),
+            line,
+            message: format!(
+                "unknown key `{key}` in {section}; expected one of: {}",
+                allowed.join(", ")
+            ),
+        }
+    };
+    for key in table.keys() {
+        if key != "defaults" && key != "servers" {
+            return Err(unknown(key, "the inventory", &["defaults", "servers"]));
+        }
+    }
+    if let Some(toml::Value::Table(d)) = table.get("defaults") {
+        if let Some(k) = d.keys().find(|k| !SETTING_KEYS.contains(&k.as_str())) {
+            return Err(unknown(k, "[defaults]", &SETTING_KEYS));
+        }
+    }
+    if let Some(toml::Value::Array(servers)) = table.get("servers") {
+        let mut allowed = vec!["name", "host", "local_root"];
+        allowed.extend(SETTING_KEYS);
+        for s in servers {
+            if let toml::Value::Table(t) = s {
+                if let Some(k) = t.keys().find(|k| !allowed.contains(&k.as_str())) {
+                    return Err(unknown(k, "[[servers]]", &allowed));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn merge(defaults: &RawSettings, own: &RawSettings) -> Result<SshSettings, (usize, String)> {
+    let timeout = own
+        .connect_timeout_secs
+        .as_ref()
+        .or(defaults.connect_timeout_secs.as_ref());
+    let connect_timeout = match timeout {
+        Some(t) if *t.get_ref() == 0 => {
+            return Err((t.span().start, "key `connect_timeout_secs` must be at least 1".into()));
+        }
+        Some(t) => Some(Duration::from_secs(*t.get_ref())),
+        None => None,
+    };
+    Ok(SshSettings {
+        user: own.user.clone().or_else(|| defaults.user.clone()),
+        port: own.port.or(defaults.port),
+        identity_file: own
+            .identity_file
+            .clone()
+            .or_else(|| defaults.identity_file.clone()),
+        known_hosts: own.known_hosts.clone().or_else(|| defaults.known_hosts.clone()),
+        connect_timeout,
+    })
+}
+
+/// `~/x` is `$HOME/x`, as in OpenSSH's files.
+pub fn expand_tilde(p: &Path) -> PathBuf {
+    match p.strip_prefix("~") {
+        Ok(rest) => std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(rest))
+            .unwrap_or_else(|| p.to_path_buf()),
+        Err(_) => p.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Inventory, InventoryError> {
+        Inventory::parse(Path::new("/farm/farmkey.toml"), text)
+    }
+
+    #[test]
+    fn defaults_apply_and_servers_override() {
+        let inv = parse(
+            r#"
+[defaults]
+user = "svc-ops"
+port = 22
+connect_timeout_secs = 10
+
+[[servers]]
+name = "web01"
+host = "10.0.0.11"
+
+[[servers]]
+name = "web02"
+host = "10.0.0.12"
+port = 2222
+user = "other"
+
+[[servers]]
+name = "lab"
+local_root = "./lab"
+"#,
+        )
+        .unwrap();
+        assert_eq!(inv.servers.len(), 3);
+        let Target::Ssh { host, settings } = &inv.servers[0].target else { panic!() };
+        assert_eq!(host, "10.0.0.11");
+        assert_eq!(settings.user.as_deref(), Some("svc-ops"));
+        assert_eq!(settings.connect_timeout, Some(Duration::from_secs(10)));
+        let Target::Ssh { settings, .. } = &inv.servers[1].target else { panic!() };
+        assert_eq!((settings.port, settings.user.as_deref()), (Some(2222), Some("other")));
+        assert_eq!(inv.servers[1].address(), "10.0.0.12:2222");
+        assert_eq!(inv.servers[2].target, Target::Local { root: PathBuf::from("/farm/./lab") });
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let e = parse("[[servers]]\nname = \"a\"\nhots = \"x\"\n").unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert!(e.to_string().starts_with("/farm/farmkey.toml:3: unknown key `hots`"), "{e}");
+
+        let e = parse("[[servers]]\nname = \"a\"\nhost = \"h\"\n[[servers]]\nname = \"A\"\nhost = \"h2\"\n").unwrap_err();
+        assert_eq!(e.line, Some(5));
+        assert!(e.message.contains("duplicate server name") && e.message.contains("line 2"), "{e}");
+
+        let e = parse("[[servers]]\nname = \"a\"\nhost = \"h\"\nlocal_root = \"x\"\n").unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert!(e.message.contains("both `host` and `local_root`"), "{e}");
+
+        let e = parse("[[servers]]\nname = \"a\"\n").unwrap_err();
+        assert!(e.message.contains("neither"), "{e}");
+        assert!(e.line.is_some());
+
+        let e = parse("[[servers]]\nhost = \"h\"\n").unwrap_err();
+        assert!(e.message.contains("name"), "{e}");
+
+        let e = parse("[defaults]\nport = 99999\n[[servers]]\nname='a'\nhost='h'\n").unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+
+        let e = parse("[defaults]\ntimeout = 3\n").unwrap_err();
+        assert!(e.to_string().contains(":2: unknown key `timeout` in [defaults]"), "{e}");
+
+        let e = parse("[[servers]\n").unwrap_err();
+        assert_eq!(e.line, Some(1), "{e}");
+
+        assert!(parse("").unwrap_err().message.contains("no servers"));
+    }
+}

@@ -1,0 +1,333 @@
+//! Key material: generation from the OS CSPRNG, fingerprints, validation rules.
+//!
+//! A key never leaves this module as plain text except through
+//! [`KeyText::expose`], which callers use only to write a file or to print
+//! `keygen` output. Debug output is redacted and the memory is zeroed on drop.
+
+use rand::TryRng;
+use rand::rngs::SysRng;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// The hex text of a validation or decryption key (as written in a file).
+#[derive(Clone)]
+pub struct KeyText(SecretString);
+
+impl KeyText {
+    pub fn new(text: impl Into<String>) -> Self {
+        KeyText(SecretString::from(text.into()))
+    }
+
+    /// The key as ASP.NET reads it: whitespace-trimmed.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret().trim()
+    }
+
+    /// First 8 hex characters of SHA-256 over the upper-cased key text.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(self.expose())
+    }
+
+    /// Keys are equal when their trimmed, upper-cased hex is equal.
+    pub fn same_key(&self, other: &KeyText) -> bool {
+        self.expose().eq_ignore_ascii_case(other.expose())
+    }
+
+    pub fn hex_len(&self) -> usize {
+        self.expose().len()
+    }
+
+    /// Why this text cannot be a key for `alg`, if it cannot.
+    pub fn problem(&self, purpose: KeyPurpose, alg: &str) -> Option<String> {
+        key_problem(self.expose(), purpose, alg)
+    }
+}
+
+impl fmt::Debug for KeyText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyText(fingerprint {})", self.fingerprint())
+    }
+}
+
+/// Fingerprint of a key text (see [`KeyText::fingerprint`]).
+pub fn fingerprint(key: &str) -> String {
+    let digest = Sha256::digest(key.trim().to_ascii_uppercase().as_bytes());
+    hex::encode(&digest[..4])
+}
+
+/// Lower-case hex SHA-256 of some bytes (file hashes).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPurpose {
+    Validation,
+    Decryption,
+}
+
+impl KeyPurpose {
+    pub fn attribute(self) -> &'static str {
+        match self {
+            KeyPurpose::Validation => "validationKey",
+            KeyPurpose::Decryption => "decryptionKey",
+        }
+    }
+}
+
+/// The runtime and documented size rules of domain.md, as a message.
+fn key_problem(key: &str, purpose: KeyPurpose, alg: &str) -> Option<String> {
+    if key.is_empty() {
+        return Some("is empty".into());
+    }
+    if let Some(bad) = key.chars().find(|c| !c.is_ascii_hexdigit()) {
+        let shown = if bad.is_ascii_graphic() {
+            format!("'{bad}'")
+        } else {
+            format!("U+{:04X}", bad as u32)
+        };
+        return Some(format!("contains a non-hex character {shown}"));
+    }
+    let len = key.len();
+    if len % 2 != 0 {
+        return Some(format!("has an odd number of hex characters ({len})"));
+    }
+    let alg = alg.trim().to_ascii_uppercase();
+    if alg.starts_with("ALG:") {
+        return None; // custom algorithm: its size rules are unknown
+    }
+    match purpose {
+        KeyPurpose::Validation => {
+            let min = match alg.as_str() {
+                "HMACSHA256" => 64,
+                "HMACSHA384" => 96,
+                "HMACSHA512" => 128,
+                _ => 40,
+            };
+            (len < min).then(|| {
+                format!("is {len} hex characters; {alg} needs at least {min}")
+            })
+        }
+        KeyPurpose::Decryption => {
+            let allowed: &[usize] = match alg.as_str() {
+                "3DES" => &[48],
+                "DES" => &[16],
+                _ => &[32, 48, 64], // AES, and Auto which means AES
+            };
+            (!allowed.contains(&len)).then(|| {
+                let sizes: Vec<String> = allowed.iter().map(|n| n.to_string()).collect();
+                format!(
+                    "is {len} hex characters; {} needs {}",
+                    display_decryption(&alg),
+                    sizes.join(" or ")
+                )
+            })
+        }
+    }
+}
+
+fn display_decryption(alg: &str) -> &str {
+    if alg == "AUTO" { "Auto (AES)" } else { alg }
+}
+
+/// Validation algorithms farmkey generates keys for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ValidationAlg {
+    #[value(name = "SHA1")]
+    Sha1,
+    #[value(name = "HMACSHA256")]
+    HmacSha256,
+    #[value(name = "HMACSHA384")]
+    HmacSha384,
+    #[value(name = "HMACSHA512")]
+    HmacSha512,
+}
+
+impl ValidationAlg {
+    pub fn name(self) -> &'static str {
+        match self {
+            ValidationAlg::Sha1 => "SHA1",
+            ValidationAlg::HmacSha256 => "HMACSHA256",
+            ValidationAlg::HmacSha384 => "HMACSHA384",
+            ValidationAlg::HmacSha512 => "HMACSHA512",
+        }
+    }
+
+    /// Key size in bytes, as IIS Manager generates it.
+    fn key_bytes(self) -> usize {
+        match self {
+            // IIS Manager and KB 2915218 generate 64 random bytes for SHA1 and HMACSHA256.
+            ValidationAlg::Sha1 | ValidationAlg::HmacSha256 => 64,
+            ValidationAlg::HmacSha384 => 96,
+            ValidationAlg::HmacSha512 => 128,
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_uppercase().as_str() {
+            "SHA1" => Some(ValidationAlg::Sha1),
+            "HMACSHA256" => Some(ValidationAlg::HmacSha256),
+            "HMACSHA384" => Some(ValidationAlg::HmacSha384),
+            "HMACSHA512" => Some(ValidationAlg::HmacSha512),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+pub enum DecryptionAlg {
+    #[value(name = "AES")]
+    Aes,
+    #[value(name = "3DES")]
+    TripleDes,
+}
+
+impl DecryptionAlg {
+    pub fn name(self) -> &'static str {
+        match self {
+            DecryptionAlg::Aes => "AES",
+            DecryptionAlg::TripleDes => "3DES",
+        }
+    }
+
+    fn key_bytes(self) -> usize {
+        match self {
+            DecryptionAlg::Aes => 32,
+            DecryptionAlg::TripleDes => 24,
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_uppercase().as_str() {
+            "AES" => Some(DecryptionAlg::Aes),
+            "3DES" => Some(DecryptionAlg::TripleDes),
+            _ => None,
+        }
+    }
+}
+
+/// A complete `<machineKey>` value set to write to servers.
+#[derive(Clone, Debug)]
+pub struct KeySet {
+    pub validation_key: KeyText,
+    pub decryption_key: KeyText,
+    pub validation: String,
+    pub decryption: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the operating system's random number generator failed: {0}")]
+pub struct RngError(String);
+
+impl KeySet {
+    /// A fresh key set from the OS CSPRNG, upper-case hex.
+    pub fn generate(validation: ValidationAlg, decryption: DecryptionAlg) -> Result<Self, RngError> {
+        Ok(KeySet {
+            validation_key: random_key(validation.key_bytes())?,
+            decryption_key: random_key(decryption.key_bytes())?,
+            validation: validation.name().to_string(),
+            decryption: decryption.name().to_string(),
+        })
+    }
+
+    /// Problems that would make ASP.NET reject this set, one line each.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(p) = self.validation_key.problem(KeyPurpose::Validation, &self.validation) {
+            out.push(format!("validationKey {p}"));
+        }
+        if let Some(p) = self.decryption_key.problem(KeyPurpose::Decryption, &self.decryption) {
+            out.push(format!("decryptionKey {p}"));
+        }
+        out
+    }
+
+    /// Short identity of the whole set: fingerprint over both keys.
+    pub fn set_fingerprint(&self) -> String {
+        set_fingerprint(&self.validation_key, &self.decryption_key)
+    }
+
+    /// The `<machineKey ... />` element, for `keygen`. Contains the keys.
+    pub fn to_xml_element(&self) -> String {
+        format!(
+            "<machineKey validationKey=\"{}\" decryptionKey=\"{}\" validation=\"{}\" decryption=\"{}\" />",
+            self.validation_key.expose(),
+            self.decryption_key.expose(),
+            self.validation,
+            self.decryption
+        )
+    }
+}
+
+/// Fingerprint of a pair of keys, used to group servers sharing one key set.
+pub fn set_fingerprint(validation: &KeyText, decryption: &KeyText) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(validation.expose().to_ascii_uppercase().as_bytes());
+    hasher.update(b"|");
+    hasher.update(decryption.expose().to_ascii_uppercase().as_bytes());
+    hex::encode(&hasher.finalize()[..4])
+}
+
+fn random_key(bytes: usize) -> Result<KeyText, RngError> {
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; bytes]);
+    SysRng
+        .try_fill_bytes(&mut buf)
+        .map_err(|e| RngError(e.to_string()))?;
+    Ok(KeyText::new(hex::encode_upper(&*buf)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_ignores_case_and_whitespace() {
+        let a = KeyText::new("ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12");
+        let b = KeyText::new("  AB12CD34EF56AB12CD34EF56AB12CD34EF56AB12\n");
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert!(a.same_key(&b));
+        assert_eq!(a.fingerprint().len(), 8);
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let k = KeyText::new("AB12CD34EF56AB12CD34EF56AB12CD34EF56AB12");
+        let shown = format!("{k:?}");
+        assert!(!shown.contains("AB12CD34"), "{shown}");
+        assert!(shown.contains(&k.fingerprint()));
+    }
+
+    #[test]
+    fn generated_sets_have_iis_sizes_and_are_valid() {
+        let set = KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes).unwrap();
+        assert_eq!(set.validation_key.hex_len(), 128);
+        assert_eq!(set.decryption_key.hex_len(), 64);
+        assert!(set.problems().is_empty());
+        let v = set.validation_key.expose();
+        assert!(v.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
+        let other = KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes).unwrap();
+        assert!(!set.validation_key.same_key(&other.validation_key));
+        let big = KeySet::generate(ValidationAlg::HmacSha512, DecryptionAlg::TripleDes).unwrap();
+        assert_eq!(big.validation_key.hex_len(), 256);
+        assert_eq!(big.decryption_key.hex_len(), 48);
+        assert!(big.problems().is_empty());
+    }
+
+    #[test]
+    fn key_problems_follow_runtime_rules() {
+        let p = |k: &str, purpose, alg| key_problem(k, purpose, alg);
+        assert!(p("XYZ0", KeyPurpose::Validation, "SHA1").unwrap().contains("non-hex"));
+        assert!(p("ABC", KeyPurpose::Decryption, "AES").unwrap().contains("odd"));
+        assert!(p(&"A".repeat(38), KeyPurpose::Validation, "SHA1").unwrap().contains("at least 40"));
+        assert!(p(&"A".repeat(40), KeyPurpose::Validation, "SHA1").is_none());
+        assert!(p(&"A".repeat(40), KeyPurpose::Validation, "HMACSHA256").is_some());
+        assert!(p(&"A".repeat(48), KeyPurpose::Decryption, "3DES").is_none());
+        assert!(p(&"A".repeat(40), KeyPurpose::Decryption, "AES").is_some());
+        assert!(p(&"A".repeat(64), KeyPurpose::Decryption, "Auto").is_none());
+        assert!(p(&"A".repeat(16), KeyPurpose::Decryption, "DES").is_none());
+        assert!(p(&"A".repeat(10), KeyPurpose::Decryption, "alg:Custom").is_none());
+    }
+}

@@ -1,0 +1,22 @@
+//! farmkey: keeps ASP.NET machine keys in step across the servers of an IIS
+//! web farm.
+//!
+//! The layers, each knowing only those below it:
+//! - [`config`]: parsing, effective values and editing of IIS/ASP.NET files;
+//! - [`analysis`]: comparing sites across servers into findings;
+//! - [`transport`]: reaching a server's files (local folder, SFTP);
+//! - [`scan`] and [`farm`]: reading one server, and many at once;
+//! - [`report`], [`cli`]: what the command line prints.
+
+pub mod analysis;
+pub mod bytes;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod farm;
+pub mod inventory;
+pub mod keys;
+pub mod paths;
+pub mod report;
+pub mod scan;
+pub mod transport;

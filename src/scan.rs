@@ -1,0 +1,286 @@
+//! Reading one server: applicationHost.config, then every file of every
+//! application's chain, each read once, into effective configurations.
+
+use crate::bytes::FileBytes;
+use crate::config::apphost::{self, Application};
+use crate::config::effective::{self, ConfigFile, Effective, Layer, Scope};
+use crate::config::xml::Document;
+use crate::paths::{RemotePath, WindowsEnv};
+use crate::transport::{Transport, TransportError, find_case_insensitive};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A file that could not be used, and why (never its content).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct FileProblem {
+    /// Windows form, or the text as configured when it is no usable path.
+    pub path: String,
+    pub message: String,
+}
+
+/// One application as read on one server.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub app: Application,
+    /// The application's own web.config (it may not exist).
+    pub web_config: Option<RemotePath>,
+    /// SHA-256 of that file as read, `None` when it does not exist.
+    pub web_config_sha256: Option<String>,
+    pub effective: Result<Effective, FileProblem>,
+    /// `system.identityModel` is registered in a file above the app's own.
+    pub identity_declared_above: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub apps: Vec<AppConfig>,
+    pub files_read: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServerFailure {
+    /// The server could not be reached or the session broke.
+    #[error("{0}")]
+    Unreachable(String),
+    /// Reached, but applicationHost.config could not be used.
+    #[error("{0}")]
+    Unreadable(FileProblem),
+}
+
+/// The outcome of scanning one server.
+#[derive(Debug, Clone)]
+pub struct ServerScan {
+    pub name: String,
+    pub address: String,
+    pub result: Result<ServerConfig, ServerFailure>,
+    pub elapsed: Duration,
+}
+
+/// Where a server's scan is, for progress displays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Connecting,
+    Reading,
+}
+
+fn problem(path: &RemotePath, message: impl Into<String>) -> FileProblem {
+    FileProblem {
+        path: path.to_string(),
+        message: message.into(),
+    }
+}
+
+type Read = Result<Option<ConfigFile>, FileProblem>;
+
+/// Reads and parses files, each at most once.
+struct FileSet<'t> {
+    transport: &'t mut dyn Transport,
+    files: HashMap<String, Read>,
+    sha: HashMap<String, String>,
+}
+
+impl<'t> FileSet<'t> {
+    fn fetch(&mut self, paths: &[RemotePath]) -> Result<(), ServerFailure> {
+        let mut wanted: Vec<RemotePath> = Vec::new();
+        for p in paths {
+            if !self.files.contains_key(&p.key()) && !wanted.iter().any(|w| w.key() == p.key()) {
+                wanted.push(p.clone());
+            }
+        }
+        let results = self.transport.read_many(&wanted);
+        for (path, result) in wanted.into_iter().zip(results) {
+            let result = match result {
+                Err(e) if e.is_not_found() => self.read_other_case(&path),
+                other => other.map(|b| Some((path.clone(), b))),
+            };
+            let read = match result {
+                Ok(Some((real, bytes))) => {
+                    self.sha.insert(path.key(), bytes.sha256());
+                    Document::parse(bytes)
+                        .map(|doc| Some(ConfigFile { path: real, doc }))
+                        .map_err(|e| problem(&path, e.to_string()))
+                }
+                Ok(None) => Ok(None),
+                Err(e) if e.is_disconnected() => {
+                    return Err(ServerFailure::Unreachable(e.to_string()));
+                }
+                Err(e) => Err(FileProblem {
+                    path: path.to_string(),
+                    message: short_reason(&e),
+                }),
+            };
+            self.files.insert(path.key(), read);
+        }
+        Ok(())
+    }
+
+    fn read_other_case(
+        &mut self,
+        path: &RemotePath,
+    ) -> Result<Option<(RemotePath, FileBytes)>, TransportError> {
+        match find_case_insensitive(self.transport, path)? {
+            Some(real) if real != *path => self.transport.read(&real).map(|b| Some((real, b))),
+            _ => Ok(None),
+        }
+    }
+
+    fn get(&self, path: &RemotePath) -> &Read {
+        &self.files[&path.key()]
+    }
+}
+
+/// The reason of a transport error without repeating its path.
+fn short_reason(e: &TransportError) -> String {
+    match e {
+        TransportError::NotFound { .. } => "no such file".into(),
+        TransportError::PermissionDenied { .. } => "permission denied".into(),
+        TransportError::Io { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Reads one server through an open transport.
+pub fn read_server(
+    transport: &mut dyn Transport,
+    env: &WindowsEnv,
+) -> Result<ServerConfig, ServerFailure> {
+    let apphost_path = apphost::apphost_path(env);
+    let mut files = FileSet {
+        transport,
+        files: HashMap::new(),
+        sha: HashMap::new(),
+    };
+    files.fetch(std::slice::from_ref(&apphost_path))?;
+    let apphost = match files.get(&apphost_path) {
+        Ok(Some(f)) => f,
+        Ok(None) => {
+            return Err(ServerFailure::Unreadable(problem(
+                &apphost_path,
+                "not found: is IIS installed on this server?",
+            )));
+        }
+        Err(p) => return Err(ServerFailure::Unreadable(p.clone())),
+    };
+    let apps = apphost::discover(&apphost.doc, env);
+
+    // Every file any chain needs, fetched together.
+    let mut wanted = Vec::new();
+    for app in &apps {
+        let dir = env.framework_config_dir(&app.runtime, app.bits32);
+        wanted.extend(dir.join("machine.config"));
+        wanted.extend(dir.join("web.config"));
+        for a in ancestors(&apps, app) {
+            if let Ok(p) = a.web_config() {
+                wanted.push(p);
+            }
+        }
+    }
+    files.fetch(&wanted)?;
+
+    let mut out = Vec::with_capacity(apps.len());
+    for app in &apps {
+        out.push(resolve_app(&files, &apps, app, &apphost_path, env));
+    }
+    Ok(ServerConfig {
+        apps: out,
+        files_read: files.files.len(),
+    })
+}
+
+/// The applications whose web.config applies to `app`, root first, `app` last.
+fn ancestors<'a>(apps: &'a [Application], app: &'a Application) -> Vec<&'a Application> {
+    let mut chain: Vec<&Application> = apps
+        .iter()
+        .filter(|a| a.site.eq_ignore_ascii_case(&app.site))
+        .filter(|a| {
+            a.is_root()
+                || a.app_path.eq_ignore_ascii_case(&app.app_path)
+                || app
+                    .app_path
+                    .to_ascii_lowercase()
+                    .starts_with(&format!("{}/", a.app_path.to_ascii_lowercase()))
+        })
+        .collect();
+    chain.sort_by_key(|a| a.app_path.matches('/').count() - usize::from(a.is_root()));
+    chain.dedup_by(|a, b| a.app_path.eq_ignore_ascii_case(&b.app_path));
+    chain
+}
+
+fn resolve_app(
+    files: &FileSet<'_>,
+    apps: &[Application],
+    app: &Application,
+    apphost_path: &RemotePath,
+    env: &WindowsEnv,
+) -> AppConfig {
+    let web_config = app.web_config().ok();
+    let web_config_sha256 = web_config
+        .as_ref()
+        .and_then(|p| files.sha.get(&p.key()).cloned());
+    let mut result = AppConfig {
+        app: app.clone(),
+        web_config,
+        web_config_sha256,
+        effective: Err(FileProblem {
+            path: String::new(),
+            message: String::new(),
+        }),
+        identity_declared_above: false,
+    };
+
+    let dir = env.framework_config_dir(&app.runtime, app.bits32);
+    let mut layers: Vec<Layer<'_>> = Vec::new();
+    let mut machine_paths: Vec<RemotePath> = Vec::new();
+    machine_paths.extend(dir.join("machine.config"));
+    machine_paths.extend(dir.join("web.config"));
+    machine_paths.push(apphost_path.clone());
+    for p in &machine_paths {
+        match files.get(p) {
+            Ok(Some(f)) => layers.push(Layer {
+                file: f,
+                scope: Scope::Machine,
+            }),
+            Ok(None) => {}
+            Err(e) => {
+                result.effective = Err(e.clone());
+                return result;
+            }
+        }
+    }
+    let chain = ancestors(apps, app);
+    for a in &chain {
+        let path = match a.web_config() {
+            Ok(p) => p,
+            Err(e) => {
+                result.effective = Err(FileProblem {
+                    path: a.physical_path_raw.clone(),
+                    message: format!("physical path of {} cannot be read: {e}", a.id),
+                });
+                return result;
+            }
+        };
+        match files.get(&path) {
+            Ok(Some(f)) => layers.push(Layer {
+                file: f,
+                scope: Scope::App(&a.id),
+            }),
+            Ok(None) => {}
+            Err(e) => {
+                result.effective = Err(e.clone());
+                return result;
+            }
+        }
+    }
+    let own_is_last = result
+        .web_config
+        .as_ref()
+        .is_some_and(|p| layers.last().is_some_and(|l| l.file.path.key() == p.key()));
+    let above = if own_is_last { &layers[..layers.len() - 1] } else { &layers[..] };
+    result.identity_declared_above = effective::identity_model_declared_in(above).is_some();
+    result.effective = effective::resolve(&layers, &app.id).map_err(|p| FileProblem {
+        path: p.file.to_string(),
+        message: p.message,
+    });
+    result
+}

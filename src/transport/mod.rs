@@ -1,0 +1,215 @@
+//! How farmkey reaches a server's files: a local folder holding a copy of
+//! its drives, or SFTP over SSH. Every path is a [`RemotePath`].
+
+pub mod local;
+pub mod ssh;
+
+use crate::bytes::FileBytes;
+use crate::paths::RemotePath;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    #[error("{path}: no such file or folder")]
+    NotFound { path: RemotePath },
+    #[error("{path}: permission denied")]
+    PermissionDenied { path: RemotePath },
+    #[error("{path}: {message}")]
+    Io { path: RemotePath, message: String },
+    #[error("{path}: refused: {reason}")]
+    Refused { path: String, reason: String },
+    #[error("{path}: already exists")]
+    Exists { path: RemotePath },
+    #[error("the server does not support {0}")]
+    Unsupported(&'static str),
+    #[error("connection lost: {0}")]
+    Disconnected(String),
+}
+
+impl TransportError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, TransportError::NotFound { .. })
+    }
+
+    /// The session is gone: no later call on this transport can succeed.
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, TransportError::Disconnected(_))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStat {
+    pub size: u64,
+    pub is_dir: bool,
+    /// Seconds since the Unix epoch, when the server tells.
+    pub modified: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: String,
+    pub is_dir: bool,
+}
+
+/// The file operations farmkey needs from a server, all of which OpenSSH for
+/// Windows offers over SFTP.
+pub trait Transport: Send {
+    /// Shown in messages: `local ./lab`, `sftp svc@10.0.0.11:22`.
+    fn describe(&self) -> String;
+
+    fn read(&mut self, path: &RemotePath) -> Result<FileBytes, TransportError>;
+
+    /// Reads several files; transports that can overlap requests override it.
+    fn read_many(&mut self, paths: &[RemotePath]) -> Vec<Result<FileBytes, TransportError>> {
+        paths.iter().map(|p| self.read(p)).collect()
+    }
+
+    /// `Ok(None)` when the path does not exist.
+    fn stat(&mut self, path: &RemotePath) -> Result<Option<FileStat>, TransportError>;
+
+    /// Creates or truncates `path` and writes `bytes` to it.
+    fn write(&mut self, path: &RemotePath, bytes: &[u8]) -> Result<(), TransportError>;
+
+    /// Renames; fails with [`TransportError::Exists`] if `to` exists (SFTP's
+    /// own rename semantics).
+    fn rename(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError>;
+
+    /// Renames over an existing file in one step (`posix-rename@openssh.com`),
+    /// or [`TransportError::Unsupported`].
+    fn replace(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError>;
+
+    fn remove(&mut self, path: &RemotePath) -> Result<(), TransportError>;
+
+    fn list(&mut self, dir: &RemotePath) -> Result<Vec<DirEntry>, TransportError>;
+}
+
+/// Finds a path the way Windows would, without regard to case, when the exact
+/// spelling does not exist (copies of Windows drives on case-sensitive file
+/// systems, and test servers). `Ok(None)` if nothing matches.
+pub fn find_case_insensitive(
+    t: &mut dyn Transport,
+    path: &RemotePath,
+) -> Result<Option<RemotePath>, TransportError> {
+    let mut cur = RemotePath::parse(path.drive()).expect("a drive is a path");
+    for segment in path.segments() {
+        let exact = cur
+            .join(segment)
+            .map_err(|e| TransportError::Refused {
+                path: path.to_string(),
+                reason: e.to_string(),
+            })?;
+        if t.stat(&exact)?.is_some() {
+            cur = exact;
+            continue;
+        }
+        let entries = match t.list(&cur) {
+            Ok(e) => e,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(found) = entries.iter().find(|e| e.name.eq_ignore_ascii_case(segment)) else {
+            return Ok(None);
+        };
+        cur = cur.join(&found.name).map_err(|e| TransportError::Refused {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(Some(cur))
+}
+
+/// Questions a connection may need a person to answer. The headless command
+/// line asks on the terminal; the console shows dialogs.
+pub trait Prompter: Send + Sync {
+    /// A passphrase or password; `None` when the person cancels.
+    fn secret(&self, question: &SecretQuestion) -> Option<secrecy::SecretString>;
+
+    /// Whether to trust a host key that `known_hosts` does not hold; `None`
+    /// when this prompter does not ask such questions (the connection is
+    /// then refused with the fingerprint and advice).
+    fn unknown_host(&self, question: &HostKeyQuestion) -> Option<HostKeyDecision>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretQuestion {
+    Passphrase { server: String, key: std::path::PathBuf },
+    Password { server: String, user: String, host: String },
+}
+
+impl SecretQuestion {
+    pub fn prompt(&self) -> String {
+        match self {
+            SecretQuestion::Passphrase { server, key } => {
+                format!("[{server}] passphrase for key {}: ", key.display())
+            }
+            SecretQuestion::Password { server, user, host } => {
+                format!("[{server}] password for {user}@{host}: ")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostKeyQuestion {
+    pub server: String,
+    /// `host` or `[host]:port`, as known_hosts writes it.
+    pub host: String,
+    pub key_type: String,
+    /// `SHA256:...`, as OpenSSH shows it.
+    pub fingerprint: String,
+    pub known_hosts: std::path::PathBuf,
+    /// Key types already stored for this host (a different type was offered).
+    pub other_types: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostKeyDecision {
+    Refuse,
+    AcceptOnce,
+    AcceptAndStore,
+}
+
+/// How to open connections.
+#[derive(Clone)]
+pub struct ConnectOptions {
+    /// Never ask anything; fail clearly instead.
+    pub batch: bool,
+    /// Trust unknown host keys on first use and store them.
+    pub accept_new: bool,
+    pub prompter: Option<std::sync::Arc<dyn Prompter>>,
+    /// `~/.ssh/config` unless set.
+    pub ssh_config: Option<std::path::PathBuf>,
+    /// Passphrases and passwords given this run, so a farm of servers with
+    /// one service account asks once.
+    pub secrets: std::sync::Arc<ssh::SecretCache>,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            batch: true,
+            accept_new: false,
+            prompter: None,
+            ssh_config: None,
+            secrets: Default::default(),
+        }
+    }
+}
+
+/// Opens the transport an inventory entry describes.
+pub fn connect(
+    server: &crate::inventory::Server,
+    opts: &ConnectOptions,
+) -> Result<Box<dyn Transport>, ssh::ConnectError> {
+    match &server.target {
+        crate::inventory::Target::Local { root } => {
+            if !root.is_dir() {
+                return Err(ssh::ConnectError::LocalRoot(root.clone()));
+            }
+            Ok(Box::new(local::LocalTransport::new(root)))
+        }
+        crate::inventory::Target::Ssh { host, settings } => {
+            let t = ssh::SshTransport::connect(&server.name, host, settings, opts)?;
+            Ok(Box::new(t))
+        }
+    }
+}

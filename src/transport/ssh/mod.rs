@@ -1,0 +1,477 @@
+//! SFTP over SSH to OpenSSH for Windows, with the ssh2 crate (libssh2).
+//! One session per server, every blocking call bounded by a timeout.
+
+pub mod auth;
+pub mod config;
+pub mod known_hosts;
+
+use super::{ConnectOptions, DirEntry, FileStat, HostKeyDecision, HostKeyQuestion, Transport, TransportError};
+use crate::bytes::FileBytes;
+use crate::inventory::SshSettings;
+use crate::paths::RemotePath;
+use secrecy::SecretString;
+use ssh2::{ErrorCode, OpenFlags, OpenType, Session, Sftp};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Why a connection could not be opened. Messages name the server side at
+/// fault and never hold a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    #[error("local root {} does not exist or is not a folder", .0.display())]
+    LocalRoot(PathBuf),
+    #[error("ssh configuration: {0}")]
+    Config(String),
+    #[error("cannot resolve host name {host:?}: {message}")]
+    Dns { host: String, message: String },
+    #[error("connection refused by {addr} (is sshd running and listening on that port?)")]
+    Refused { addr: String },
+    #[error("no answer from {addr} within {secs}s (connect_timeout_secs)")]
+    Timeout { addr: String, secs: u64 },
+    #[error("cannot connect to {addr}: {message}")]
+    Network { addr: String, message: String },
+    #[error("SSH handshake failed: {0}")]
+    Handshake(String),
+    #[error(
+        "host key of {host} is not in {}: {key_type} key {fingerprint}{}. Check the fingerprint with the server's administrator (ssh-keygen -lf on the server), then scan again with --accept-new to trust it on first use and store it",
+        known_hosts.display(),
+        if other_types.is_empty() { String::new() } else { format!(" (keys of another type are stored: {})", other_types.join(", ")) }
+    )]
+    HostKeyUnknown {
+        host: String,
+        key_type: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+        other_types: Vec<String>,
+    },
+    #[error(
+        "WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED for {host}: it now presents {key_type} key {fingerprint}, which differs from the key stored in {}. Someone could be intercepting the connection (man-in-the-middle), or the server was reinstalled. farmkey refuses to connect and never replaces a stored key; if the change is expected, remove the old key (ssh-keygen -R '{host}' -f {}) and verify the new fingerprint",
+        known_hosts.display(), known_hosts.display()
+    )]
+    HostKeyChanged {
+        host: String,
+        key_type: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+    },
+    #[error("host key of {host} ({fingerprint}) is revoked in {}", known_hosts.display())]
+    HostKeyRevoked {
+        host: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+    },
+    #[error("host key of {host} ({fingerprint}) was refused")]
+    HostKeyRefused { host: String, fingerprint: String },
+    #[error("cannot store the host key in {}: {message}", path.display())]
+    KnownHostsWrite { path: PathBuf, message: String },
+    #[error(
+        "authentication failed for {user}@{host}: tried {}; the server offered {offered}",
+        if tried.is_empty() { "nothing usable".to_string() } else { tried.join(", ") }
+    )]
+    Auth {
+        user: String,
+        host: String,
+        tried: Vec<String>,
+        offered: String,
+    },
+    #[error("the SFTP subsystem did not start: {0} (is `Subsystem sftp` enabled in sshd_config?)")]
+    Sftp(String),
+}
+
+/// Passphrases and passwords given during this run, in memory only.
+#[derive(Default)]
+pub struct SecretCache {
+    passphrases: Mutex<HashMap<PathBuf, SecretString>>,
+    passwords: Mutex<Vec<(String, String, SecretString)>>,
+    /// Held while a question is on screen, so that questions from parallel
+    /// connections come one at a time.
+    pub(crate) asking: Mutex<()>,
+}
+
+impl SecretCache {
+    fn passphrase(&self, key: &Path) -> Option<SecretString> {
+        self.passphrases.lock().ok()?.get(key).cloned()
+    }
+
+    fn remember_passphrase(&self, key: &Path, pass: SecretString) {
+        if let Ok(mut m) = self.passphrases.lock() {
+            m.insert(key.to_path_buf(), pass);
+        }
+    }
+
+    fn passwords_for(&self, user: &str) -> Vec<SecretString> {
+        self.passwords
+            .lock()
+            .map(|v| v.iter().filter(|(u, _, _)| u == user).map(|(_, _, p)| p.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    fn remember_password(&self, user: &str, account: &str, pass: SecretString) {
+        if let Ok(mut v) = self.passwords.lock() {
+            if !v.iter().any(|(_, a, _)| a == account) {
+                v.push((user.to_string(), account.to_string(), pass));
+            }
+        }
+    }
+}
+
+/// A second SFTP handle opened straight through libssh2, because the ssh2
+/// crate does not expose `posix-rename@openssh.com`.
+struct RawSftp(*mut libssh2_sys::LIBSSH2_SFTP);
+
+// The pointer is only used while holding the session's lock.
+unsafe impl Send for RawSftp {}
+
+unsafe extern "C" {
+    fn libssh2_sftp_posix_rename_ex(
+        sftp: *mut libssh2_sys::LIBSSH2_SFTP,
+        source: *const std::ffi::c_char,
+        source_len: libc_size_t,
+        dest: *const std::ffi::c_char,
+        dest_len: libc_size_t,
+    ) -> std::ffi::c_int;
+}
+
+#[allow(non_camel_case_types)]
+type libc_size_t = usize;
+
+pub struct SshTransport {
+    describe: String,
+    raw_sftp: Option<RawSftp>,
+    sftp: Sftp,
+    session: Session,
+}
+
+impl Drop for SshTransport {
+    fn drop(&mut self) {
+        if let Some(raw) = self.raw_sftp.take() {
+            let _guard = self.session.raw();
+            unsafe {
+                libssh2_sys::libssh2_sftp_shutdown(raw.0);
+            }
+        }
+    }
+}
+
+fn tcp_connect(r: &config::Resolved) -> Result<TcpStream, ConnectError> {
+    let addrs: Vec<_> = (r.host_name.as_str(), r.port)
+        .to_socket_addrs()
+        .map_err(|e| ConnectError::Dns {
+            host: r.host_name.clone(),
+            message: e.to_string(),
+        })?
+        .collect();
+    let mut last = ConnectError::Dns {
+        host: r.host_name.clone(),
+        message: "no addresses".into(),
+    };
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, r.connect_timeout) {
+            Ok(s) => return Ok(s),
+            Err(e) => {
+                last = match e.kind() {
+                    std::io::ErrorKind::ConnectionRefused => ConnectError::Refused { addr: addr.to_string() },
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => ConnectError::Timeout {
+                        addr: addr.to_string(),
+                        secs: r.connect_timeout.as_secs(),
+                    },
+                    _ => ConnectError::Network {
+                        addr: addr.to_string(),
+                        message: e.to_string(),
+                    },
+                }
+            }
+        }
+    }
+    Err(last)
+}
+
+fn is_timeout(e: &ssh2::Error) -> bool {
+    e.code() == ErrorCode::Session(libssh2_sys::LIBSSH2_ERROR_TIMEOUT)
+}
+
+impl SshTransport {
+    pub fn connect(
+        server: &str,
+        host: &str,
+        settings: &SshSettings,
+        opts: &ConnectOptions,
+    ) -> Result<SshTransport, ConnectError> {
+        let r = config::resolve(host, settings, opts.ssh_config.as_deref())?;
+        let tcp = tcp_connect(&r)?;
+        let secs = r.connect_timeout.as_secs();
+        let mut session = Session::new().map_err(|e| ConnectError::Handshake(e.to_string()))?;
+        session.set_timeout(r.connect_timeout.as_millis().min(u32::MAX as u128) as u32);
+        session.set_tcp_stream(tcp);
+
+        let known = known_hosts::KnownHostsFile::load(&r.known_hosts).map_err(|e| {
+            ConnectError::Config(format!("{}: {e}", r.known_hosts.display()))
+        })?;
+        if let Some(pref) = known.preference(&session, &r.host_name, r.port) {
+            let _ = session.method_pref(ssh2::MethodType::HostKey, &pref);
+        }
+        session.handshake().map_err(|e| {
+            if is_timeout(&e) {
+                ConnectError::Handshake(format!(
+                    "{}:{} did not complete the handshake within {secs}s (server hung or overloaded?)",
+                    r.host_name, r.port
+                ))
+            } else {
+                ConnectError::Handshake(format!("{}:{}: {}", r.host_name, r.port, e.message()))
+            }
+        })?;
+        verify_host_key(&session, server, &r, &known, opts)?;
+        auth::authenticate(&session, server, &r, opts).map_err(|e| match e {
+            ConnectError::Handshake(m) if m.contains("imed out") || m.contains("timeout") => ConnectError::Handshake(format!("authentication timed out after {secs}s")),
+            other => other,
+        })?;
+        session.set_keepalive(false, 15);
+        let sftp = session.sftp().map_err(|e| ConnectError::Sftp(e.message().to_string()))?;
+        Ok(SshTransport {
+            describe: format!("sftp {}@{}", r.user, r.known_hosts_name()),
+            raw_sftp: None,
+            sftp,
+            session,
+        })
+    }
+
+    fn err(&self, path: &RemotePath, e: ssh2::Error) -> TransportError {
+        match e.code() {
+            ErrorCode::SFTP(2) | ErrorCode::SFTP(10) => TransportError::NotFound { path: path.clone() },
+            ErrorCode::SFTP(3) => TransportError::PermissionDenied { path: path.clone() },
+            ErrorCode::SFTP(11) => TransportError::Exists { path: path.clone() },
+            ErrorCode::SFTP(8) => TransportError::Unsupported("this SFTP operation"),
+            ErrorCode::SFTP(code) => TransportError::Io {
+                path: path.clone(),
+                message: format!("SFTP status {code}: {}", e.message()),
+            },
+            ErrorCode::Session(_) if is_timeout(&e) => {
+                TransportError::Disconnected("the server stopped answering (timeout)".into())
+            }
+            ErrorCode::Session(_) => TransportError::Disconnected(e.message().to_string()),
+        }
+    }
+
+    fn keepalive(&self) {
+        let _ = self.session.keepalive_send();
+    }
+
+    fn posix_rename(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError> {
+        let src = std::ffi::CString::new(from.as_sftp()).map_err(|_| TransportError::Refused {
+            path: from.to_string(),
+            reason: "NUL in path".into(),
+        })?;
+        let dst = std::ffi::CString::new(to.as_sftp()).map_err(|_| TransportError::Refused {
+            path: to.to_string(),
+            reason: "NUL in path".into(),
+        })?;
+        let guard = self.session.raw();
+        let session_ptr = &*guard as *const libssh2_sys::LIBSSH2_SESSION as *mut libssh2_sys::LIBSSH2_SESSION;
+        let rc = unsafe {
+            if self.raw_sftp.is_none() {
+                let raw = libssh2_sys::libssh2_sftp_init(session_ptr);
+                if raw.is_null() {
+                    return Err(TransportError::Disconnected("cannot open a second SFTP channel".into()));
+                }
+                self.raw_sftp = Some(RawSftp(raw));
+            }
+            let raw = self.raw_sftp.as_ref().map(|r| r.0).unwrap_or(std::ptr::null_mut());
+            let rc = libssh2_sftp_posix_rename_ex(
+                raw,
+                src.as_ptr(),
+                src.as_bytes().len(),
+                dst.as_ptr(),
+                dst.as_bytes().len(),
+            );
+            if rc == libssh2_sys::LIBSSH2_ERROR_SFTP_PROTOCOL {
+                libssh2_sys::libssh2_sftp_last_error(raw) as i32
+            } else {
+                rc
+            }
+        };
+        drop(guard);
+        match rc {
+            0 => Ok(()),
+            // libssh2 answers "unsupported" when the server did not announce it
+            -1 | 8 => Err(TransportError::Unsupported("posix-rename@openssh.com")),
+            2 | 10 => Err(TransportError::NotFound { path: from.clone() }),
+            3 => Err(TransportError::PermissionDenied { path: to.clone() }),
+            libssh2_sys::LIBSSH2_ERROR_TIMEOUT => {
+                Err(TransportError::Disconnected("the server stopped answering (timeout)".into()))
+            }
+            code if code < 0 => Err(TransportError::Disconnected(format!("libssh2 error {code}"))),
+            code => Err(TransportError::Io {
+                path: to.clone(),
+                message: format!("posix-rename failed with SFTP status {code}"),
+            }),
+        }
+    }
+}
+
+impl Transport for SshTransport {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn read(&mut self, path: &RemotePath) -> Result<FileBytes, TransportError> {
+        self.keepalive();
+        let mut file = self
+            .sftp
+            .open(Path::new(path.as_sftp()))
+            .map_err(|e| self.err(path, e))?;
+        let mut buf = Vec::new();
+        if let Err(e) = file.read_to_end(&mut buf) {
+            zeroize::Zeroize::zeroize(&mut buf);
+            return Err(if e.kind() == std::io::ErrorKind::TimedOut {
+                TransportError::Disconnected("the server stopped answering (timeout)".into())
+            } else {
+                TransportError::Io {
+                    path: path.clone(),
+                    message: format!("read failed: {e}"),
+                }
+            });
+        }
+        Ok(FileBytes::new(buf))
+    }
+
+    fn stat(&mut self, path: &RemotePath) -> Result<Option<FileStat>, TransportError> {
+        self.keepalive();
+        match self.sftp.stat(Path::new(path.as_sftp())) {
+            Ok(st) => Ok(Some(FileStat {
+                size: st.size.unwrap_or(0),
+                is_dir: st.is_dir(),
+                modified: st.mtime,
+            })),
+            Err(e) => match self.err(path, e) {
+                TransportError::NotFound { .. } => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    fn write(&mut self, path: &RemotePath, bytes: &[u8]) -> Result<(), TransportError> {
+        self.keepalive();
+        let mut file = self
+            .sftp
+            .open_mode(
+                Path::new(path.as_sftp()),
+                OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE,
+                0o644,
+                OpenType::File,
+            )
+            .map_err(|e| self.err(path, e))?;
+        file.write_all(bytes)
+            .map_err(|e| TransportError::Disconnected(format!("writing {path}: {e}")))?;
+        // fsync@openssh.com where offered; its absence is not an error.
+        let _ = file.fsync();
+        file.close().map_err(|e| self.err(path, e))
+    }
+
+    fn rename(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError> {
+        if self.stat(to)?.is_some() {
+            return Err(TransportError::Exists { path: to.clone() });
+        }
+        self.sftp
+            .rename(Path::new(from.as_sftp()), Path::new(to.as_sftp()), Some(ssh2::RenameFlags::empty()))
+            .map_err(|e| self.err(from, e))
+    }
+
+    fn replace(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError> {
+        self.keepalive();
+        self.posix_rename(from, to)
+    }
+
+    fn remove(&mut self, path: &RemotePath) -> Result<(), TransportError> {
+        self.keepalive();
+        self.sftp
+            .unlink(Path::new(path.as_sftp()))
+            .map_err(|e| self.err(path, e))
+    }
+
+    fn list(&mut self, dir: &RemotePath) -> Result<Vec<DirEntry>, TransportError> {
+        self.keepalive();
+        let entries = self
+            .sftp
+            .readdir(Path::new(dir.as_sftp()))
+            .map_err(|e| self.err(dir, e))?;
+        let mut out: Vec<DirEntry> = entries
+            .into_iter()
+            .filter_map(|(p, st)| {
+                let name = p.file_name()?.to_string_lossy().into_owned();
+                (name != "." && name != "..").then(|| DirEntry {
+                    name,
+                    is_dir: st.is_dir(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+}
+
+fn verify_host_key(
+    session: &Session,
+    server: &str,
+    r: &config::Resolved,
+    known: &known_hosts::KnownHostsFile,
+    opts: &ConnectOptions,
+) -> Result<(), ConnectError> {
+    let (key, key_type) = session
+        .host_key()
+        .ok_or_else(|| ConnectError::Handshake("the server sent no host key".into()))?;
+    let type_name = known_hosts::type_name(key_type).to_string();
+    let fingerprint = known_hosts::fingerprint(key);
+    let host = r.known_hosts_name();
+    match known.check(session, &r.host_name, r.port, key, &type_name) {
+        known_hosts::Verdict::Match => Ok(()),
+        known_hosts::Verdict::Revoked => Err(ConnectError::HostKeyRevoked {
+            host,
+            fingerprint,
+            known_hosts: r.known_hosts.clone(),
+        }),
+        known_hosts::Verdict::Changed => Err(ConnectError::HostKeyChanged {
+            host,
+            key_type: type_name,
+            fingerprint,
+            known_hosts: r.known_hosts.clone(),
+        }),
+        known_hosts::Verdict::Unknown { other_types } => {
+            let asked = match (opts.accept_new, opts.batch, &opts.prompter) {
+                (true, _, _) => Some(HostKeyDecision::AcceptAndStore),
+                (false, false, Some(p)) => {
+                    let _turn = opts.secrets.asking.lock().unwrap_or_else(|p| p.into_inner());
+                    p.unknown_host(&HostKeyQuestion {
+                        server: server.to_string(),
+                        host: host.clone(),
+                        key_type: type_name.clone(),
+                        fingerprint: fingerprint.clone(),
+                        known_hosts: r.known_hosts.clone(),
+                        other_types: other_types.clone(),
+                    })
+                }
+                _ => None,
+            };
+            let Some(decision) = asked else {
+                return Err(ConnectError::HostKeyUnknown {
+                    host,
+                    key_type: type_name,
+                    fingerprint,
+                    known_hosts: r.known_hosts.clone(),
+                    other_types,
+                });
+            };
+            match decision {
+                HostKeyDecision::Refuse => Err(ConnectError::HostKeyRefused { host, fingerprint }),
+                HostKeyDecision::AcceptOnce => Ok(()),
+                HostKeyDecision::AcceptAndStore => known_hosts::append(&r.known_hosts, &host, &type_name, key)
+                    .map_err(|e| ConnectError::KnownHostsWrite {
+                        path: r.known_hosts.clone(),
+                        message: e.to_string(),
+                    }),
+            }
+        }
+    }
+}

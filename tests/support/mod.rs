@@ -1,0 +1,92 @@
+//! Shared helpers of the end-to-end tests.
+#![allow(dead_code)]
+
+pub mod sshd;
+
+use farmkey::analysis::{FarmReport, Selection, analyze};
+use farmkey::farm::scan_all;
+use farmkey::inventory::Inventory;
+use farmkey::transport::ConnectOptions;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+}
+
+pub fn farm_fixture(name: &str) -> PathBuf {
+    fixtures().join("farms").join(name)
+}
+
+/// Copies a folder tree.
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A private copy of a fixture farm, for tests that change files.
+pub fn farm_copy(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&farm_fixture(name), dir.path());
+    dir
+}
+
+pub fn scan_inventory(inventory: &Path, selection: &Selection) -> FarmReport {
+    let inv = Inventory::load(inventory).unwrap();
+    let scans = scan_all(&inv.servers, ConnectOptions::default(), 4);
+    analyze(&scans, selection)
+}
+
+pub fn all_sites() -> Selection {
+    Selection {
+        all_sites: true,
+        sites: vec![],
+    }
+}
+
+/// (code, severity, site or "(farm)", servers) of every finding, sorted.
+pub fn finding_rows(report: &FarmReport) -> Vec<(String, String, String, String)> {
+    let mut rows: Vec<_> = report
+        .all_findings()
+        .map(|f| {
+            (
+                f.code.name().to_string(),
+                f.severity.name().to_string(),
+                f.site.clone().unwrap_or_else(|| "(farm)".into()),
+                f.servers.join(","),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+pub fn row(code: &str, severity: &str, site: &str, servers: &str) -> (String, String, String, String) {
+    (code.into(), severity.into(), site.into(), servers.into())
+}
+
+/// Every file under a folder, with its bytes.
+pub fn snapshot_tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    fn walk(d: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+        let mut entries: Vec<_> = fs::read_dir(d).unwrap().map(|e| e.unwrap().path()).collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push((p.clone(), fs::read(&p).unwrap()));
+            }
+        }
+    }
+    walk(dir, &mut out);
+    out
+}

@@ -1,0 +1,395 @@
+//! Real OpenSSH servers on loopback, one per simulated Windows server.
+//!
+//! Each `sshd` chroots its SFTP sessions into a folder holding a literal
+//! `C:` drive tree (and `D:` where the fixture has one), so that it serves the
+//! same `/C:/...` paths as OpenSSH for Windows. Sessions log in as an
+//! unprivileged account so that file permissions apply, as on Windows.
+//! Servers are stopped by process group when the farm is dropped, also when
+//! a test panics.
+
+use std::fs;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const SSHD: &str = "/usr/sbin/sshd";
+/// The account SFTP sessions run as.
+pub const USER: &str = "farmkeytest";
+/// Its password, for the password-authentication tests.
+pub const PASSWORD: &str = "farmkey-test-password";
+/// Chroot folders must be root-owned all the way up: /tmp is not.
+const BASE: &str = "/var/lib/farmkey-tests";
+
+/// Fails with what to install when the tests cannot run here.
+pub fn require_sshd() {
+    assert!(
+        Path::new(SSHD).exists(),
+        "these tests start real OpenSSH servers: install Debian's openssh-server (apt-get install -y openssh-server), as .ci/run does"
+    );
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "these tests start sshd with ChrootDirectory and need root (run them as root, as CI does)"
+    );
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn ensure_user() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if Command::new("id").arg(USER).output().is_ok_and(|o| o.status.success()) {
+            return;
+        }
+        // useradd may race with another test binary creating it: check again after.
+        let _ = Command::new("useradd")
+            .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER])
+            .output();
+        assert!(
+            Command::new("id").arg(USER).output().is_ok_and(|o| o.status.success()),
+            "could not create the test account {USER} (useradd from Debian's passwd package)"
+        );
+    });
+    // An account with a password is not "locked" for sshd without PAM.
+    let mut chpasswd = Command::new("chpasswd")
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("chpasswd");
+    use std::io::Write;
+    chpasswd
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{USER}:{PASSWORD}\n").as_bytes())
+        .unwrap();
+    assert!(chpasswd.wait().unwrap().success());
+}
+
+fn uid_gid(user: &str) -> (u32, u32) {
+    let out = Command::new("id").args(["-u", user]).output().unwrap();
+    let uid = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let out = Command::new("id").args(["-g", user]).output().unwrap();
+    let gid = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    (uid, gid)
+}
+
+fn chown_tree(path: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+    if path.is_dir() {
+        for e in fs::read_dir(path).unwrap() {
+            chown_tree(&e.unwrap().path(), uid, gid);
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn keygen(path: &Path, kind: &str, passphrase: &str) {
+    run(Command::new("ssh-keygen")
+        .args(["-q", "-t", kind, "-N", passphrase, "-C", "farmkey-test", "-f"])
+        .arg(path));
+}
+
+/// One simulated server.
+pub struct SshServer {
+    pub name: String,
+    pub port: u16,
+    /// The chroot: holds `C:` (and maybe `D:`).
+    pub root: PathBuf,
+    dir: PathBuf,
+    child: Option<Child>,
+    /// `ssh-ed25519 AAAA...` of its host key.
+    pub host_key: String,
+}
+
+impl SshServer {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Path of a server file in the chroot, from its Windows path.
+    pub fn file(&self, windows_path: &str) -> PathBuf {
+        let unified = windows_path.replace('\\', "/");
+        self.root.join(unified.trim_start_matches('/'))
+    }
+
+    fn signal_group(&self, sig: i32) {
+        if let Some(c) = &self.child {
+            unsafe {
+                libc::kill(-(c.id() as i32), sig);
+            }
+        }
+    }
+
+    /// Freezes the listener and its sessions (SIGSTOP): connections hang.
+    pub fn freeze(&self) {
+        self.signal_group(libc::SIGSTOP);
+    }
+
+    pub fn thaw(&self) {
+        self.signal_group(libc::SIGCONT);
+    }
+
+    /// Kills sshd and every session it runs (SIGKILL by process group).
+    pub fn kill(&mut self) {
+        self.signal_group(libc::SIGCONT);
+        self.signal_group(libc::SIGKILL);
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+
+    /// PIDs of the per-connection sshd processes (children of the listener).
+    pub fn session_pids(&self) -> Vec<i32> {
+        let parent = self.pid() as i32;
+        let mut out = Vec::new();
+        for e in fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Ok(stat) = fs::read_to_string(e.path().join("stat")) else { continue };
+            // Field 4, after the parenthesised command name.
+            let after = stat.rsplit(')').next().unwrap_or("");
+            let ppid: i32 = after.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+            if ppid == parent {
+                out.push(pid);
+            }
+        }
+        out
+    }
+
+    /// The sshd log, for failure messages.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[derive(Clone)]
+pub struct Options {
+    pub password_auth: bool,
+    /// Write the servers' host keys into the client's known_hosts.
+    pub trust_host_keys: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            password_auth: false,
+            trust_host_keys: true,
+        }
+    }
+}
+
+/// Several servers plus a client side: a HOME with a key, a known_hosts
+/// file and an inventory.
+pub struct SshFarm {
+    pub servers: Vec<SshServer>,
+    pub base: PathBuf,
+    pub home: tempfile::TempDir,
+    /// The client key authorised on every server.
+    pub identity: PathBuf,
+    pub known_hosts: PathBuf,
+}
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+impl SshFarm {
+    /// One sshd per server folder of a fixture farm (`tests/fixtures/farms/NAME`).
+    pub fn from_fixture(farm: &Path, names: &[&str], opts: Options) -> SshFarm {
+        let trees: Vec<(String, PathBuf)> = names
+            .iter()
+            .map(|n| (n.to_string(), farm.join(n)))
+            .collect();
+        SshFarm::start(&trees, opts)
+    }
+
+    /// One sshd per (name, folder holding the drives).
+    pub fn start(trees: &[(String, PathBuf)], opts: Options) -> SshFarm {
+        require_sshd();
+        ensure_user();
+        fs::create_dir_all("/run/sshd").unwrap();
+        fs::create_dir_all(BASE).unwrap();
+        fs::set_permissions(BASE, fs::Permissions::from_mode(0o755)).unwrap();
+        let base = PathBuf::from(BASE).join(format!(
+            "{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = fs::remove_dir_all(&base);
+        fs::create_dir_all(&base).unwrap();
+        fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).unwrap();
+
+        let home = tempfile::tempdir().unwrap();
+        let ssh_dir = home.path().join(".ssh");
+        fs::create_dir_all(&ssh_dir).unwrap();
+        fs::set_permissions(&ssh_dir, fs::Permissions::from_mode(0o700)).unwrap();
+        let identity = ssh_dir.join("farm_ed25519");
+        keygen(&identity, "ed25519", "");
+        let client_pub = fs::read_to_string(identity.with_extension("pub")).unwrap();
+        let known_hosts = ssh_dir.join("known_hosts");
+
+        let (uid, gid) = uid_gid(USER);
+        let mut servers = Vec::new();
+        let mut kh = String::new();
+        for (name, tree) in trees {
+            let dir = base.join(name);
+            let root = dir.join("chroot");
+            fs::create_dir_all(&root).unwrap();
+            for d in [&dir, &root] {
+                fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+            }
+            super::copy_tree(tree, &root);
+            for e in fs::read_dir(&root).unwrap() {
+                chown_tree(&e.unwrap().path(), uid, gid);
+            }
+            let host_key = dir.join("ssh_host_ed25519_key");
+            keygen(&host_key, "ed25519", "");
+            let host_pub = fs::read_to_string(host_key.with_extension("pub")).unwrap();
+            let host_pub: String = host_pub.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+            fs::write(dir.join("authorized_keys"), &client_pub).unwrap();
+            let port = free_port();
+            let config = format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile none\nAuthorizedKeysFile {ak}\n\
+                 PermitRootLogin no\nAllowUsers {USER}\nPubkeyAuthentication yes\nPasswordAuthentication {pw}\n\
+                 KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nChrootDirectory {root}\n\
+                 ForceCommand internal-sftp\nSubsystem sftp internal-sftp\nAllowTcpForwarding no\n\
+                 X11Forwarding no\nMaxStartups 200\nMaxSessions 50\nLogLevel VERBOSE\n",
+                hk = host_key.display(),
+                ak = dir.join("authorized_keys").display(),
+                pw = if opts.password_auth { "yes" } else { "no" },
+                root = root.display(),
+            );
+            let config_path = dir.join("sshd_config");
+            fs::write(&config_path, config).unwrap();
+            let child = Command::new(SSHD)
+                .arg("-D")
+                .arg("-f")
+                .arg(&config_path)
+                .arg("-E")
+                .arg(dir.join("sshd.log"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .expect("start sshd");
+            let server = SshServer {
+                name: name.clone(),
+                port,
+                root,
+                dir,
+                child: Some(child),
+                host_key: host_pub.clone(),
+            };
+            wait_ready(&server);
+            kh.push_str(&format!("[127.0.0.1]:{port} {host_pub}\n"));
+            servers.push(server);
+        }
+        if opts.trust_host_keys {
+            fs::write(&known_hosts, kh).unwrap();
+        }
+        SshFarm {
+            servers,
+            base,
+            home,
+            identity,
+            known_hosts,
+        }
+    }
+
+    pub fn server(&self, name: &str) -> &SshServer {
+        self.servers.iter().find(|s| s.name == name).unwrap()
+    }
+
+    pub fn server_mut(&mut self, name: &str) -> &mut SshServer {
+        self.servers.iter_mut().find(|s| s.name == name).unwrap()
+    }
+
+    /// An inventory of every server, plus `extra` TOML appended.
+    pub fn inventory(&self, extra: &str) -> PathBuf {
+        self.inventory_with(&self.defaults(), extra)
+    }
+
+    /// The `[defaults]` table: user, key, known_hosts, a short timeout.
+    pub fn defaults(&self) -> String {
+        format!(
+            "[defaults]\nuser = \"{USER}\"\nidentity_file = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout_secs = 3\n",
+            self.identity.display(),
+            self.known_hosts.display()
+        )
+    }
+
+    pub fn inventory_with(&self, defaults: &str, extra: &str) -> PathBuf {
+        let mut text = defaults.to_string();
+        for s in &self.servers {
+            text.push_str(&format!(
+                "\n[[servers]]\nname = \"{}\"\nhost = \"127.0.0.1\"\nport = {}\n",
+                s.name, s.port
+            ));
+        }
+        text.push_str(extra);
+        let path = self.home.path().join("farmkey.toml");
+        fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// A command for the farmkey binary with a clean environment: HOME is
+    /// the farm's client home, no agent.
+    pub fn farmkey(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::cargo_bin("farmkey").unwrap();
+        cmd.env_clear()
+            .env("HOME", self.home.path())
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("USER", "operator")
+            .timeout(Duration::from_secs(60));
+        cmd
+    }
+
+    pub fn logs(&self) -> String {
+        self.servers
+            .iter()
+            .map(|s| format!("--- {} ---\n{}", s.name, s.log()))
+            .collect()
+    }
+}
+
+impl Drop for SshFarm {
+    fn drop(&mut self) {
+        for s in &mut self.servers {
+            s.kill();
+        }
+        let _ = fs::remove_dir_all(&self.base);
+    }
+}
+
+fn wait_ready(server: &SshServer) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", server.port)) {
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut buf = [0u8; 8];
+            if s.read(&mut buf).is_ok_and(|n| n >= 4) && buf.starts_with(b"SSH-") {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("sshd for {} did not start on port {}:\n{}", server.name, server.port, server.log());
+}
