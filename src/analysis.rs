@@ -332,7 +332,11 @@ fn assign_key_groups(instances: &mut [Instance]) {
 
 /// `A`..`Z`, then `*` for more sets than letters.
 pub fn group_letter(idx: usize) -> char {
-    if idx < 26 { (b'A' + idx as u8) as char } else { '*' }
+    if idx < 26 {
+        (b'A' + idx as u8) as char
+    } else {
+        '*'
+    }
 }
 
 /// Values per server, grouped: "SHA1 on web01, web02; HMACSHA256 on web03".
@@ -423,8 +427,13 @@ fn site_findings(report: &SiteReport) -> Vec<Finding> {
     }
 
     let is_auto = |e: &Effective| {
-        matches!(e.machine_key.validation_key_state(), KeyState::AutoGenerate { .. })
-            || matches!(e.machine_key.decryption_key_state(), KeyState::AutoGenerate { .. })
+        matches!(
+            e.machine_key.validation_key_state(),
+            KeyState::AutoGenerate { .. }
+        ) || matches!(
+            e.machine_key.decryption_key_state(),
+            KeyState::AutoGenerate { .. }
+        )
     };
     let auto = servers_where(&is_auto);
     if !auto.is_empty() {
@@ -508,19 +517,24 @@ fn site_findings(report: &SiteReport) -> Vec<Finding> {
     let by_app_id: Vec<&(&Instance, &Effective)> = explicit
         .iter()
         .filter(|(_, e)| {
-            [KeyPurpose::Validation, KeyPurpose::Decryption].iter().any(|&p| {
-                e.machine_key
-                    .key_state(p)
-                    .modifiers()
-                    .iter()
-                    .any(|m| m.eq_ignore_ascii_case("IsolateByAppId"))
-            })
+            [KeyPurpose::Validation, KeyPurpose::Decryption]
+                .iter()
+                .any(|&p| {
+                    e.machine_key
+                        .key_state(p)
+                        .modifiers()
+                        .iter()
+                        .any(|m| m.eq_ignore_ascii_case("IsolateByAppId"))
+                })
         })
         .collect();
     let mut site_ids: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (inst, _) in &by_app_id {
         let id = inst.app.site_id.clone().unwrap_or_else(|| "?".into());
-        site_ids.entry(format!("site ID {id}")).or_default().push(inst.server.clone());
+        site_ids
+            .entry(format!("site ID {id}"))
+            .or_default()
+            .push(inst.server.clone());
     }
     if site_ids.len() > 1 {
         add(
@@ -553,7 +567,12 @@ fn site_findings(report: &SiteReport) -> Vec<Finding> {
         );
     }
 
-    let compare = |code: Code, severity: Severity, what: &str, value: &dyn Fn(&Effective) -> Option<String>, advice: &str, out: &mut Vec<Finding>| {
+    let compare = |code: Code,
+                   severity: Severity,
+                   what: &str,
+                   value: &dyn Fn(&Effective) -> Option<String>,
+                   advice: &str,
+                   out: &mut Vec<Finding>| {
         let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (inst, eff) in &readable {
             if let Some(v) = value(eff) {
@@ -570,7 +589,10 @@ fn site_findings(report: &SiteReport) -> Vec<Finding> {
                     .filter(|(_, e)| value(e).is_some())
                     .map(|(i, _)| i.server.clone())
                     .collect(),
-                message: format!("{what} of {site} differs: {}. {advice}", describe_groups(&groups)),
+                message: format!(
+                    "{what} of {site} differs: {}. {advice}",
+                    describe_groups(&groups)
+                ),
             });
         }
     };

@@ -55,12 +55,7 @@ pub fn scan_one(server: &Server, opts: &ConnectOptions, index: usize, tx: &Sende
 /// Starts scanning `servers` on at most `jobs` threads and returns at once;
 /// events arrive on `tx`. Threads are not joined: a hung teardown must not
 /// block whoever reports the results.
-pub fn spawn_scan(
-    servers: Vec<Server>,
-    opts: ConnectOptions,
-    jobs: usize,
-    tx: Sender<ScanEvent>,
-) {
+pub fn spawn_scan(servers: Vec<Server>, opts: ConnectOptions, jobs: usize, tx: Sender<ScanEvent>) {
     let servers = Arc::new(servers);
     let next = Arc::new(AtomicUsize::new(0));
     let opts = Arc::new(opts);
@@ -69,7 +64,9 @@ pub fn spawn_scan(
         thread::spawn(move || {
             loop {
                 let index = next.fetch_add(1, Ordering::SeqCst);
-                let Some(server) = servers.get(index) else { break };
+                let Some(server) = servers.get(index) else {
+                    break;
+                };
                 scan_one(server, &opts, index, &tx);
             }
         });

@@ -132,12 +132,20 @@ impl Inventory {
             let name_at = s.name.span().start;
             let name = s.name.into_inner().trim().to_string();
             if name.is_empty() {
-                return Err(err(Some(name_at), "key `name`: a server needs a non-empty name".into()));
-            }
-            if let Some((_, first)) = first_seen.iter().find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
                 return Err(err(
                     Some(name_at),
-                    format!("key `name`: duplicate server name {name:?} (first used at line {first})"),
+                    "key `name`: a server needs a non-empty name".into(),
+                ));
+            }
+            if let Some((_, first)) = first_seen
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(&name))
+            {
+                return Err(err(
+                    Some(name_at),
+                    format!(
+                        "key `name`: duplicate server name {name:?} (first used at line {first})"
+                    ),
                 ));
             }
             first_seen.push((name.clone(), line_of(name_at)));
@@ -147,7 +155,10 @@ impl Inventory {
                     let host_at = h.span().start;
                     let host = h.into_inner().trim().to_string();
                     if host.is_empty() {
-                        return Err(err(Some(host_at), format!("key `host`: server {name:?} has an empty host")));
+                        return Err(err(
+                            Some(host_at),
+                            format!("key `host`: server {name:?} has an empty host"),
+                        ));
                     }
                     Target::Ssh { host, settings }
                 }
@@ -157,20 +168,27 @@ impl Inventory {
                 (Some(h), Some(_)) => {
                     return Err(err(
                         Some(h.span().start),
-                        format!("server {name:?} has both `host` and `local_root`; give exactly one"),
+                        format!(
+                            "server {name:?} has both `host` and `local_root`; give exactly one"
+                        ),
                     ));
                 }
                 (None, None) => {
                     return Err(err(
                         Some(at),
-                        format!("server {name:?} has neither `host` nor `local_root`; give exactly one"),
+                        format!(
+                            "server {name:?} has neither `host` nor `local_root`; give exactly one"
+                        ),
                     ));
                 }
             };
             servers.push(Server { name, target });
         }
         if servers.is_empty() {
-            return Err(err(None, "no servers: add at least one [[servers]] table".into()));
+            return Err(err(
+                None,
+                "no servers: add at least one [[servers]] table".into(),
+            ));
         }
         Ok(Inventory {
             path: path.to_path_buf(),
@@ -179,7 +197,13 @@ impl Inventory {
     }
 }
 
-const SETTING_KEYS: [&str; 5] = ["user", "port", "identity_file", "known_hosts", "connect_timeout_secs"];
+const SETTING_KEYS: [&str; 5] = [
+    "user",
+    "port",
+    "identity_file",
+    "known_hosts",
+    "connect_timeout_secs",
+];
 
 fn check_keys(table: &toml::Table, text: &str, path: &Path) -> Result<(), InventoryError> {
     let unknown = |key: &str, section: &str, allowed: &[&str]| {
@@ -188,9 +212,8 @@ fn check_keys(table: &toml::Table, text: &str, path: &Path) -> Result<(), Invent
             .lines()
             .position(|l| {
                 let l = l.trim_start();
-                l.strip_prefix(key).is_some_and(|rest| {
-                    rest.trim_start().starts_with('=')
-                })
+                l.strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
             })
             .map(|i| i + 1);
         InventoryError {
@@ -207,19 +230,19 @@ fn check_keys(table: &toml::Table, text: &str, path: &Path) -> Result<(), Invent
             return Err(unknown(key, "the inventory", &["defaults", "servers"]));
         }
     }
-    if let Some(toml::Value::Table(d)) = table.get("defaults") {
-        if let Some(k) = d.keys().find(|k| !SETTING_KEYS.contains(&k.as_str())) {
-            return Err(unknown(k, "[defaults]", &SETTING_KEYS));
-        }
+    if let Some(toml::Value::Table(d)) = table.get("defaults")
+        && let Some(k) = d.keys().find(|k| !SETTING_KEYS.contains(&k.as_str()))
+    {
+        return Err(unknown(k, "[defaults]", &SETTING_KEYS));
     }
     if let Some(toml::Value::Array(servers)) = table.get("servers") {
         let mut allowed = vec!["name", "host", "local_root"];
         allowed.extend(SETTING_KEYS);
         for s in servers {
-            if let toml::Value::Table(t) = s {
-                if let Some(k) = t.keys().find(|k| !allowed.contains(&k.as_str())) {
-                    return Err(unknown(k, "[[servers]]", &allowed));
-                }
+            if let toml::Value::Table(t) = s
+                && let Some(k) = t.keys().find(|k| !allowed.contains(&k.as_str()))
+            {
+                return Err(unknown(k, "[[servers]]", &allowed));
             }
         }
     }
@@ -233,7 +256,10 @@ fn merge(defaults: &RawSettings, own: &RawSettings) -> Result<SshSettings, (usiz
         .or(defaults.connect_timeout_secs.as_ref());
     let connect_timeout = match timeout {
         Some(t) if *t.get_ref() == 0 => {
-            return Err((t.span().start, "key `connect_timeout_secs` must be at least 1".into()));
+            return Err((
+                t.span().start,
+                "key `connect_timeout_secs` must be at least 1".into(),
+            ));
         }
         Some(t) => Some(Duration::from_secs(*t.get_ref())),
         None => None,
@@ -245,7 +271,10 @@ fn merge(defaults: &RawSettings, own: &RawSettings) -> Result<SshSettings, (usiz
             .identity_file
             .clone()
             .or_else(|| defaults.identity_file.clone()),
-        known_hosts: own.known_hosts.clone().or_else(|| defaults.known_hosts.clone()),
+        known_hosts: own
+            .known_hosts
+            .clone()
+            .or_else(|| defaults.known_hosts.clone()),
         connect_timeout,
     })
 }
@@ -294,25 +323,47 @@ local_root = "./lab"
         )
         .unwrap();
         assert_eq!(inv.servers.len(), 3);
-        let Target::Ssh { host, settings } = &inv.servers[0].target else { panic!() };
+        let Target::Ssh { host, settings } = &inv.servers[0].target else {
+            panic!()
+        };
         assert_eq!(host, "10.0.0.11");
         assert_eq!(settings.user.as_deref(), Some("svc-ops"));
         assert_eq!(settings.connect_timeout, Some(Duration::from_secs(10)));
-        let Target::Ssh { settings, .. } = &inv.servers[1].target else { panic!() };
-        assert_eq!((settings.port, settings.user.as_deref()), (Some(2222), Some("other")));
+        let Target::Ssh { settings, .. } = &inv.servers[1].target else {
+            panic!()
+        };
+        assert_eq!(
+            (settings.port, settings.user.as_deref()),
+            (Some(2222), Some("other"))
+        );
         assert_eq!(inv.servers[1].address(), "10.0.0.12:2222");
-        assert_eq!(inv.servers[2].target, Target::Local { root: PathBuf::from("/farm/./lab") });
+        assert_eq!(
+            inv.servers[2].target,
+            Target::Local {
+                root: PathBuf::from("/farm/./lab")
+            }
+        );
     }
 
     #[test]
     fn errors_name_file_line_and_key() {
         let e = parse("[[servers]]\nname = \"a\"\nhots = \"x\"\n").unwrap_err();
         assert_eq!(e.line, Some(3));
-        assert!(e.to_string().starts_with("/farm/farmkey.toml:3: unknown key `hots`"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("/farm/farmkey.toml:3: unknown key `hots`"),
+            "{e}"
+        );
 
-        let e = parse("[[servers]]\nname = \"a\"\nhost = \"h\"\n[[servers]]\nname = \"A\"\nhost = \"h2\"\n").unwrap_err();
+        let e = parse(
+            "[[servers]]\nname = \"a\"\nhost = \"h\"\n[[servers]]\nname = \"A\"\nhost = \"h2\"\n",
+        )
+        .unwrap_err();
         assert_eq!(e.line, Some(5));
-        assert!(e.message.contains("duplicate server name") && e.message.contains("line 2"), "{e}");
+        assert!(
+            e.message.contains("duplicate server name") && e.message.contains("line 2"),
+            "{e}"
+        );
 
         let e = parse("[[servers]]\nname = \"a\"\nhost = \"h\"\nlocal_root = \"x\"\n").unwrap_err();
         assert_eq!(e.line, Some(3));
@@ -329,7 +380,11 @@ local_root = "./lab"
         assert_eq!(e.line, Some(2), "{e}");
 
         let e = parse("[defaults]\ntimeout = 3\n").unwrap_err();
-        assert!(e.to_string().contains(":2: unknown key `timeout` in [defaults]"), "{e}");
+        assert!(
+            e.to_string()
+                .contains(":2: unknown key `timeout` in [defaults]"),
+            "{e}"
+        );
 
         let e = parse("[[servers]\n").unwrap_err();
         assert_eq!(e.line, Some(1), "{e}");

@@ -91,7 +91,7 @@ fn key_problem(key: &str, purpose: KeyPurpose, alg: &str) -> Option<String> {
         return Some(format!("contains a non-hex character {shown}"));
     }
     let len = key.len();
-    if len % 2 != 0 {
+    if !len.is_multiple_of(2) {
         return Some(format!("has an odd number of hex characters ({len})"));
     }
     let alg = alg.trim().to_ascii_uppercase();
@@ -106,9 +106,7 @@ fn key_problem(key: &str, purpose: KeyPurpose, alg: &str) -> Option<String> {
                 "HMACSHA512" => 128,
                 _ => 40,
             };
-            (len < min).then(|| {
-                format!("is {len} hex characters; {alg} needs at least {min}")
-            })
+            (len < min).then(|| format!("is {len} hex characters; {alg} needs at least {min}"))
         }
         KeyPurpose::Decryption => {
             let allowed: &[usize] = match alg.as_str() {
@@ -224,7 +222,10 @@ pub struct RngError(String);
 
 impl KeySet {
     /// A fresh key set from the OS CSPRNG, upper-case hex.
-    pub fn generate(validation: ValidationAlg, decryption: DecryptionAlg) -> Result<Self, RngError> {
+    pub fn generate(
+        validation: ValidationAlg,
+        decryption: DecryptionAlg,
+    ) -> Result<Self, RngError> {
         Ok(KeySet {
             validation_key: random_key(validation.key_bytes())?,
             decryption_key: random_key(decryption.key_bytes())?,
@@ -236,10 +237,16 @@ impl KeySet {
     /// Problems that would make ASP.NET reject this set, one line each.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if let Some(p) = self.validation_key.problem(KeyPurpose::Validation, &self.validation) {
+        if let Some(p) = self
+            .validation_key
+            .problem(KeyPurpose::Validation, &self.validation)
+        {
             out.push(format!("validationKey {p}"));
         }
-        if let Some(p) = self.decryption_key.problem(KeyPurpose::Decryption, &self.decryption) {
+        if let Some(p) = self
+            .decryption_key
+            .problem(KeyPurpose::Decryption, &self.decryption)
+        {
             out.push(format!("decryptionKey {p}"));
         }
         out
@@ -307,7 +314,10 @@ mod tests {
         assert_eq!(set.decryption_key.hex_len(), 64);
         assert!(set.problems().is_empty());
         let v = set.validation_key.expose();
-        assert!(v.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
+        assert!(
+            v.chars()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+        );
         let other = KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes).unwrap();
         assert!(!set.validation_key.same_key(&other.validation_key));
         let big = KeySet::generate(ValidationAlg::HmacSha512, DecryptionAlg::TripleDes).unwrap();
@@ -319,9 +329,21 @@ mod tests {
     #[test]
     fn key_problems_follow_runtime_rules() {
         let p = |k: &str, purpose, alg| key_problem(k, purpose, alg);
-        assert!(p("XYZ0", KeyPurpose::Validation, "SHA1").unwrap().contains("non-hex"));
-        assert!(p("ABC", KeyPurpose::Decryption, "AES").unwrap().contains("odd"));
-        assert!(p(&"A".repeat(38), KeyPurpose::Validation, "SHA1").unwrap().contains("at least 40"));
+        assert!(
+            p("XYZ0", KeyPurpose::Validation, "SHA1")
+                .unwrap()
+                .contains("non-hex")
+        );
+        assert!(
+            p("ABC", KeyPurpose::Decryption, "AES")
+                .unwrap()
+                .contains("odd")
+        );
+        assert!(
+            p(&"A".repeat(38), KeyPurpose::Validation, "SHA1")
+                .unwrap()
+                .contains("at least 40")
+        );
         assert!(p(&"A".repeat(40), KeyPurpose::Validation, "SHA1").is_none());
         assert!(p(&"A".repeat(40), KeyPurpose::Validation, "HMACSHA256").is_some());
         assert!(p(&"A".repeat(48), KeyPurpose::Decryption, "3DES").is_none());

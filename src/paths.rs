@@ -127,7 +127,10 @@ impl RemotePath {
 
     /// Path-prefix test, case-insensitive as Windows is.
     pub fn starts_with(&self, base: &RemotePath) -> bool {
-        let (a, b) = (self.sftp.to_ascii_lowercase(), base.sftp.to_ascii_lowercase());
+        let (a, b) = (
+            self.sftp.to_ascii_lowercase(),
+            base.sftp.to_ascii_lowercase(),
+        );
         a == b || a.starts_with(&format!("{}/", b.trim_end_matches('/')))
     }
 
@@ -188,11 +191,14 @@ impl Default for WindowsEnv {
 
 impl WindowsEnv {
     pub fn set(&mut self, name: &str, value: &str) {
-        self.vars.insert(name.to_ascii_lowercase(), value.to_string());
+        self.vars
+            .insert(name.to_ascii_lowercase(), value.to_string());
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.vars
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     /// Expands `%Var%` references; an unknown variable is an error.
@@ -233,8 +239,10 @@ impl WindowsEnv {
         };
         let text = format!("{windir}\\Microsoft.NET\\{folder}\\{version}\\Config");
         RemotePath::parse(&text).unwrap_or_else(|_| {
-            RemotePath::parse(&format!("C:\\Windows\\Microsoft.NET\\{folder}\\{version}\\Config"))
-                .expect("constant path")
+            RemotePath::parse(&format!(
+                "C:\\Windows\\Microsoft.NET\\{folder}\\{version}\\Config"
+            ))
+            .expect("constant path")
         })
     }
 }
@@ -248,13 +256,20 @@ mod tests {
         let p = RemotePath::parse("c:\\inetpub\\Flow time\\web.config").unwrap();
         assert_eq!(p.as_sftp(), "/C:/inetpub/Flow time/web.config");
         assert_eq!(p.to_windows(), "C:\\inetpub\\Flow time\\web.config");
-        assert_eq!(RemotePath::parse("/D:/Cora//x/./y").unwrap().as_sftp(), "/D:/Cora/x/y");
+        assert_eq!(
+            RemotePath::parse("/D:/Cora//x/./y").unwrap().as_sftp(),
+            "/D:/Cora/x/y"
+        );
         assert_eq!(RemotePath::parse("C:\\").unwrap().as_sftp(), "/C:/");
         assert_eq!(RemotePath::parse("C:").unwrap().to_windows(), "C:\\");
         assert_eq!(p.file_name(), Some("web.config"));
         assert_eq!(p.parent().unwrap().as_sftp(), "/C:/inetpub/Flow time");
         assert_eq!(
-            RemotePath::parse("/C:/x").unwrap().parent().unwrap().as_sftp(),
+            RemotePath::parse("/C:/x")
+                .unwrap()
+                .parent()
+                .unwrap()
+                .as_sftp(),
             "/C:/"
         );
         assert_eq!(RemotePath::parse("/C:/").unwrap().parent(), None);
@@ -266,7 +281,10 @@ mod tests {
             RemotePath::parse("\\\\fileserver\\share\\web"),
             Err(PathError::Unc(_))
         ));
-        assert!(matches!(RemotePath::parse("inetpub\\x"), Err(PathError::NotAbsolute(_))));
+        assert!(matches!(
+            RemotePath::parse("inetpub\\x"),
+            Err(PathError::NotAbsolute(_))
+        ));
         assert!(matches!(
             RemotePath::parse("/C:/../etc/passwd"),
             Err(PathError::EscapesRoot(_))

@@ -42,8 +42,10 @@ fn instance_json(i: &Instance) -> Value {
             v["validation_source"] = json!(mk.validation.source.to_string());
             v["decryption_source"] = json!(mk.decryption.source.to_string());
             v["compatibility_mode_source"] = json!(mk.compatibility_mode.source.to_string());
-            v["validation_key"] = key_json(&mk.key_state(KeyPurpose::Validation), &mk.validation_key);
-            v["decryption_key"] = key_json(&mk.key_state(KeyPurpose::Decryption), &mk.decryption_key);
+            v["validation_key"] =
+                key_json(&mk.key_state(KeyPurpose::Validation), &mk.validation_key);
+            v["decryption_key"] =
+                key_json(&mk.key_state(KeyPurpose::Decryption), &mk.decryption_key);
             v["session_token_handler"] = json!(e.handler.state.name());
             v["session_token_handler_source"] =
                 json!(e.handler.source.as_ref().map(|p| p.to_string()));
@@ -164,8 +166,15 @@ pub fn to_table(report: &FarmReport) -> String {
     } else {
         let mut rows = vec![
             [
-                "SITE", "SERVER", "SET", "VALIDATIONKEY", "DECRYPTIONKEY", "VALIDATION",
-                "DECRYPTION", "COMPATIBILITY", "HANDLER",
+                "SITE",
+                "SERVER",
+                "SET",
+                "VALIDATIONKEY",
+                "DECRYPTIONKEY",
+                "VALIDATION",
+                "DECRYPTION",
+                "COMPATIBILITY",
+                "HANDLER",
             ]
             .map(String::from)
             .to_vec(),
@@ -173,7 +182,11 @@ pub fn to_table(report: &FarmReport) -> String {
         for site in &report.sites {
             let mark = if site.consistent() { "" } else { " !" };
             for (n, i) in site.instances.iter().enumerate() {
-                let name = if n == 0 { format!("{}{mark}", site.site) } else { String::new() };
+                let name = if n == 0 {
+                    format!("{}{mark}", site.site)
+                } else {
+                    String::new()
+                };
                 let mut row = vec![name, i.server.clone()];
                 match &i.effective {
                     Ok(e) => {
@@ -193,7 +206,12 @@ pub fn to_table(report: &FarmReport) -> String {
                 rows.push(row);
             }
             for absent in &site.absent_on {
-                rows.push(vec![String::new(), absent.clone(), "-".into(), "(site absent)".into()]);
+                rows.push(vec![
+                    String::new(),
+                    absent.clone(),
+                    "-".into(),
+                    "(site absent)".into(),
+                ]);
             }
         }
         out.push_str(&render_table(&rows));

@@ -276,7 +276,11 @@ fn resolve_app(
         .web_config
         .as_ref()
         .is_some_and(|p| layers.last().is_some_and(|l| l.file.path.key() == p.key()));
-    let above = if own_is_last { &layers[..layers.len() - 1] } else { &layers[..] };
+    let above = if own_is_last {
+        &layers[..layers.len() - 1]
+    } else {
+        &layers[..]
+    };
     result.identity_declared_above = effective::identity_model_declared_in(above).is_some();
     result.effective = effective::resolve(&layers, &app.id).map_err(|p| FileProblem {
         path: p.file.to_string(),

@@ -27,17 +27,28 @@ fn consistent_farm_with_bom_crlf_and_lower_case_hex() {
         findings_of("consistent"),
         vec![
             row("weak-validation", "info", "Flowtime", "web01,web02"),
-            row("weak-validation", "info", "Sequence Administration", "web01,web02"),
+            row(
+                "weak-validation",
+                "info",
+                "Sequence Administration",
+                "web01,web02"
+            ),
         ]
     );
-    let report = scan_inventory(&farm_fixture("consistent").join("farmkey.toml"), &all_sites());
+    let report = scan_inventory(
+        &farm_fixture("consistent").join("farmkey.toml"),
+        &all_sites(),
+    );
     assert!(report.sites.iter().all(|s| s.consistent()));
     assert!(!report.has_problems());
 }
 
 #[test]
 fn keys_in_the_root_web_config_only() {
-    let report = scan_inventory(&farm_fixture("root-keys").join("farmkey.toml"), &all_sites());
+    let report = scan_inventory(
+        &farm_fixture("root-keys").join("farmkey.toml"),
+        &all_sites(),
+    );
     assert_eq!(
         finding_rows(&report),
         vec![
@@ -53,31 +64,58 @@ fn keys_in_the_root_web_config_only() {
         "C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\Config\\web.config"
     );
     assert_eq!(
-        [site.instances[0].key_group, site.instances[1].key_group, web03.key_group],
+        [
+            site.instances[0].key_group,
+            site.instances[1].key_group,
+            web03.key_group
+        ],
         [Some('A'), Some('A'), Some('B')]
     );
     let message = &site.findings[0].message;
-    assert!(message.contains("set A") && message.contains("on web01 and web02"), "{message}");
+    assert!(
+        message.contains("set A") && message.contains("on web01 and web02"),
+        "{message}"
+    );
 }
 
 #[test]
 fn keys_in_location_blocks_of_apphost_and_root_web_config() {
-    let report = scan_inventory(&farm_fixture("location-keys").join("farmkey.toml"), &all_sites());
+    let report = scan_inventory(
+        &farm_fixture("location-keys").join("farmkey.toml"),
+        &all_sites(),
+    );
     assert_eq!(
         finding_rows(&report),
         vec![row("weak-validation", "info", "Flowtime", "web01,web02")]
     );
     let site = report.site("Flowtime").unwrap();
     let source = |server: &str| {
-        site.instance(server).unwrap().effective.as_ref().unwrap().machine_key.validation_key.source.to_string()
+        site.instance(server)
+            .unwrap()
+            .effective
+            .as_ref()
+            .unwrap()
+            .machine_key
+            .validation_key
+            .source
+            .to_string()
     };
-    assert_eq!(source("web01"), "C:\\Windows\\System32\\inetsrv\\config\\applicationHost.config");
-    assert_eq!(source("web02"), "C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\Config\\web.config");
+    assert_eq!(
+        source("web01"),
+        "C:\\Windows\\System32\\inetsrv\\config\\applicationHost.config"
+    );
+    assert_eq!(
+        source("web02"),
+        "C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\Config\\web.config"
+    );
 }
 
 #[test]
 fn nested_applications_inherit_and_override() {
-    let report = scan_inventory(&farm_fixture("nested-apps").join("farmkey.toml"), &all_sites());
+    let report = scan_inventory(
+        &farm_fixture("nested-apps").join("farmkey.toml"),
+        &all_sites(),
+    );
     assert_eq!(
         finding_rows(&report),
         vec![
@@ -94,8 +132,14 @@ fn nested_applications_inherit_and_override() {
         "the child application inherits its site's key"
     );
     let own = api.instance("web02").unwrap().effective.as_ref().unwrap();
-    assert_eq!(own.machine_key.validation_key.source.to_string(), "D:\\Cora\\FlowtimeApi\\web.config");
-    assert_eq!(own.machine_key.decryption_key.source.to_string(), "C:\\inetpub\\Flowtime\\web.config");
+    assert_eq!(
+        own.machine_key.validation_key.source.to_string(),
+        "D:\\Cora\\FlowtimeApi\\web.config"
+    );
+    assert_eq!(
+        own.machine_key.decryption_key.source.to_string(),
+        "C:\\inetpub\\Flowtime\\web.config"
+    );
 }
 
 #[test]
@@ -104,15 +148,28 @@ fn autogenerate_with_and_without_isolate_apps() {
         findings_of("autogen"),
         vec![
             row("auto-generated", "error", "Flowtime", "web01,web02"),
-            row("isolate-modifier", "warning", "Sequence Administration", "web01,web02,web03"),
-            row("weak-validation", "info", "Sequence Administration", "web01,web02,web03"),
+            row(
+                "isolate-modifier",
+                "warning",
+                "Sequence Administration",
+                "web01,web02,web03"
+            ),
+            row(
+                "weak-validation",
+                "info",
+                "Sequence Administration",
+                "web01,web02,web03"
+            ),
         ]
     );
 }
 
 #[test]
 fn encrypted_section_cannot_be_compared() {
-    let report = scan_inventory(&farm_fixture("encrypted").join("farmkey.toml"), &all_sites());
+    let report = scan_inventory(
+        &farm_fixture("encrypted").join("farmkey.toml"),
+        &all_sites(),
+    );
     assert_eq!(
         finding_rows(&report),
         vec![
@@ -120,7 +177,14 @@ fn encrypted_section_cannot_be_compared() {
             row("weak-validation", "info", "Flowtime", "web01"),
         ]
     );
-    let eff = report.site("Flowtime").unwrap().instance("web02").unwrap().effective.as_ref().unwrap();
+    let eff = report
+        .site("Flowtime")
+        .unwrap()
+        .instance("web02")
+        .unwrap()
+        .effective
+        .as_ref()
+        .unwrap();
     assert!(eff.machine_key.is_encrypted());
     assert_eq!(eff.encrypted_sections[0].section, "machineKey");
 }
@@ -130,12 +194,27 @@ fn a_32_bit_pool_reads_the_32_bit_framework_folder() {
     let report = scan_inventory(&farm_fixture("bitness").join("farmkey.toml"), &all_sites());
     assert_eq!(
         finding_rows(&report),
-        vec![row("weak-validation", "info", "Sequence Administration", "web01,web02")]
+        vec![row(
+            "weak-validation",
+            "info",
+            "Sequence Administration",
+            "web01,web02"
+        )]
     );
-    let inst = report.site("Sequence Administration").unwrap().instance("web01").unwrap();
+    let inst = report
+        .site("Sequence Administration")
+        .unwrap()
+        .instance("web01")
+        .unwrap();
     assert!(inst.app.bits32);
     assert_eq!(
-        inst.effective.as_ref().unwrap().machine_key.validation_key.source.to_string(),
+        inst.effective
+            .as_ref()
+            .unwrap()
+            .machine_key
+            .validation_key
+            .source
+            .to_string(),
         "C:\\Windows\\Microsoft.NET\\Framework\\v4.0.30319\\Config\\web.config"
     );
 }
@@ -155,7 +234,10 @@ fn site_on_one_server_and_a_missing_handler_swap() {
 
 #[test]
 fn malformed_files_are_unreadable_and_named() {
-    let report = scan_inventory(&farm_fixture("malformed").join("farmkey.toml"), &all_sites());
+    let report = scan_inventory(
+        &farm_fixture("malformed").join("farmkey.toml"),
+        &all_sites(),
+    );
     assert_eq!(
         finding_rows(&report),
         vec![
@@ -166,12 +248,20 @@ fn malformed_files_are_unreadable_and_named() {
     );
     let site_finding = &report.site("Flowtime").unwrap().findings[0];
     assert!(
-        site_finding.message.contains("C:\\inetpub\\Flowtime\\web.config: not well-formed XML at line 21"),
+        site_finding
+            .message
+            .contains("C:\\inetpub\\Flowtime\\web.config: not well-formed XML at line 21"),
         "{}",
         site_finding.message
     );
     let farm_finding = &report.findings[0];
-    assert!(farm_finding.message.contains("applicationHost.config: not well-formed XML at line 16"), "{}", farm_finding.message);
+    assert!(
+        farm_finding
+            .message
+            .contains("applicationHost.config: not well-formed XML at line 16"),
+        "{}",
+        farm_finding.message
+    );
     let web03 = report.servers.iter().find(|s| s.name == "web03").unwrap();
     assert!(web03.reachable && web03.error.is_some());
 }
@@ -182,8 +272,18 @@ fn a_missing_web_config_inherits_the_defaults() {
         findings_of("missing-webconfig"),
         vec![
             row("auto-generated", "error", "Flowtime", "web02"),
-            row("compatibility-mode-mismatch", "error", "Flowtime", "web01,web02"),
-            row("target-framework-mismatch", "warning", "Flowtime", "web01,web02"),
+            row(
+                "compatibility-mode-mismatch",
+                "error",
+                "Flowtime",
+                "web01,web02"
+            ),
+            row(
+                "target-framework-mismatch",
+                "warning",
+                "Flowtime",
+                "web01,web02"
+            ),
         ]
     );
 }
@@ -195,16 +295,38 @@ fn invalid_keys_and_algorithm_mismatches() {
         finding_rows(&report),
         vec![
             row("algorithm-mismatch", "error", "Flowtime", "web01,web02"),
-            row("compatibility-mode-mismatch", "error", "Flowtime", "web01,web02"),
+            row(
+                "compatibility-mode-mismatch",
+                "error",
+                "Flowtime",
+                "web01,web02"
+            ),
             row("invalid-key", "error", "Flowtime", "web01"),
             row("invalid-key", "error", "Flowtime", "web01"),
-            row("target-framework-mismatch", "warning", "Flowtime", "web01,web02"),
+            row(
+                "target-framework-mismatch",
+                "warning",
+                "Flowtime",
+                "web01,web02"
+            ),
             row("weak-validation", "info", "Flowtime", "web01,web02"),
         ]
     );
-    let messages: Vec<&str> = report.sites[0].findings.iter().map(|f| f.message.as_str()).collect();
-    assert!(messages.iter().any(|m| m.contains("validationKey") && m.contains("SHA1 needs at least 40")));
-    assert!(messages.iter().any(|m| m.contains("decryptionKey") && m.contains("non-hex character 'Z'")));
+    let messages: Vec<&str> = report.sites[0]
+        .findings
+        .iter()
+        .map(|f| f.message.as_str())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("validationKey") && m.contains("SHA1 needs at least 40"))
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("decryptionKey") && m.contains("non-hex character 'Z'"))
+    );
 }
 
 #[test]
@@ -212,7 +334,10 @@ fn by_default_only_cora_components_are_reported() {
     let demo = farmkey::demo::DemoFarm::new().unwrap();
     let cora = scan_inventory(&demo.inventory.path, &Selection::default());
     let names: Vec<&str> = cora.sites.iter().map(|s| s.site.as_str()).collect();
-    assert_eq!(names, ["Flowtime", "Process TOGO", "Sequence Administration"]);
+    assert_eq!(
+        names,
+        ["Flowtime", "Process TOGO", "Sequence Administration"]
+    );
     let every = scan_inventory(&demo.inventory.path, &all_sites());
     assert!(every.site("Default Web Site").is_some());
     let one = scan_inventory(
@@ -288,12 +413,18 @@ fn rewritable(original: &[u8]) -> Vec<std::ops::Range<usize>> {
 /// other line is kept, byte for byte (new lines may be inserted).
 fn assert_only_inserted_outside_edits(path: &Path, original: &[u8], edited: &[u8]) {
     let allowed = rewritable(original);
-    let (old_text, new_text) = (std::str::from_utf8(original).unwrap(), std::str::from_utf8(edited).unwrap());
+    let (old_text, new_text) = (
+        std::str::from_utf8(original).unwrap(),
+        std::str::from_utf8(edited).unwrap(),
+    );
     let diff = similar::TextDiff::from_lines(old_text, new_text);
     let mut line_starts = vec![0];
     line_starts.extend(old_text.match_indices('\n').map(|(i, _)| i + 1));
     for op in diff.ops() {
-        if matches!(op.tag(), similar::DiffTag::Delete | similar::DiffTag::Replace) {
+        if matches!(
+            op.tag(),
+            similar::DiffTag::Delete | similar::DiffTag::Replace
+        ) {
             for line in op.old_range() {
                 let start = line_starts[line];
                 let end = line_starts.get(line + 1).copied().unwrap_or(old_text.len());
@@ -320,7 +451,11 @@ fn lone_lf(bytes: &[u8]) -> usize {
 #[test]
 fn editor_keeps_every_byte_outside_the_edit_on_every_fixture() {
     let configs = all_web_configs();
-    assert!(configs.len() > 20, "the corpus has {} web.config files", configs.len());
+    assert!(
+        configs.len() > 20,
+        "the corpus has {} web.config files",
+        configs.len()
+    );
     let mut edited_count = 0;
     for path in configs {
         let original = fs::read(&path).unwrap();
@@ -334,10 +469,18 @@ fn editor_keeps_every_byte_outside_the_edit_on_every_fixture() {
                 edited_count += 1;
                 assert!(out.changed);
                 assert_only_inserted_outside_edits(&path, &original, &out.bytes);
-                assert_eq!(out.bytes.starts_with(b"\xEF\xBB\xBF"), original.starts_with(b"\xEF\xBB\xBF"));
+                assert_eq!(
+                    out.bytes.starts_with(b"\xEF\xBB\xBF"),
+                    original.starts_with(b"\xEF\xBB\xBF")
+                );
                 let crlf = original.windows(2).any(|w| w == b"\r\n");
                 if crlf {
-                    assert_eq!(lone_lf(&out.bytes), lone_lf(&original), "{}: new lines must be CRLF", path.display());
+                    assert_eq!(
+                        lone_lf(&out.bytes),
+                        lone_lf(&original),
+                        "{}: new lines must be CRLF",
+                        path.display()
+                    );
                 } else {
                     assert!(!out.bytes.windows(2).any(|w| w == b"\r\n"));
                 }
@@ -346,10 +489,18 @@ fn editor_keeps_every_byte_outside_the_edit_on_every_fixture() {
                 assert!(!again.changed, "{}", path.display());
             }
             Err(EditError::EncryptedMachineKey { .. }) => {
-                assert!(path.to_string_lossy().contains("encrypted"), "{}", path.display());
+                assert!(
+                    path.to_string_lossy().contains("encrypted"),
+                    "{}",
+                    path.display()
+                );
             }
             Err(EditError::Xml(_)) => {
-                assert!(path.to_string_lossy().contains("malformed"), "{}", path.display());
+                assert!(
+                    path.to_string_lossy().contains("malformed"),
+                    "{}",
+                    path.display()
+                );
             }
             Err(e) => panic!("{}: {e}", path.display()),
         }
@@ -365,7 +516,9 @@ fn fix_site(farm_dir: &Path, site: &str, keys: &KeySet) {
     for inst in &site.instances {
         let path = inst.config_path.as_ref().unwrap();
         let local = farm_dir.join(&inst.server).join(&path.as_sftp()[1..]);
-        let before = fs::read(&local).map(FileBytes::new).unwrap_or_else(|_| farmkey::config::editor::empty_web_config());
+        let before = fs::read(&local)
+            .map(FileBytes::new)
+            .unwrap_or_else(|_| farmkey::config::editor::empty_web_config());
         let req = EditRequest {
             machine_key: Some(keys.clone()),
             compatibility_mode: Some("Framework45".into()),
@@ -404,9 +557,23 @@ fn scanning_an_edited_farm_finds_nothing_left_to_fix() {
         assert!(left.is_empty(), "{farm}/{site}: {left:?}");
         for inst in &report.site(site).unwrap().instances {
             let eff = inst.effective.as_ref().unwrap();
-            assert_eq!(eff.handler.state.name(), "machinekey", "{farm}/{site} on {}", inst.server);
-            assert!(matches!(eff.machine_key.validation_key.source, Source::File(_)));
-            assert!(eff.machine_key.validation_key.value().unwrap().same_key(&keys.validation_key));
+            assert_eq!(
+                eff.handler.state.name(),
+                "machinekey",
+                "{farm}/{site} on {}",
+                inst.server
+            );
+            assert!(matches!(
+                eff.machine_key.validation_key.source,
+                Source::File(_)
+            ));
+            assert!(
+                eff.machine_key
+                    .validation_key
+                    .value()
+                    .unwrap()
+                    .same_key(&keys.validation_key)
+            );
         }
     }
 }

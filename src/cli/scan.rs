@@ -31,5 +31,9 @@ pub fn run(console: &ConsoleArgs, args: &ScanArgs) -> ExitCode {
             serde_json::to_string_pretty(&report::to_json(&report)).expect("JSON of plain data")
         ),
     }
-    ExitCode::from(if report.has_problems() { exit::FINDINGS } else { exit::OK })
+    ExitCode::from(if report.has_problems() {
+        exit::FINDINGS
+    } else {
+        exit::OK
+    })
 }

@@ -8,11 +8,13 @@ use std::collections::HashMap;
 /// Where IIS keeps its configuration, under `%windir%`.
 pub fn apphost_path(env: &WindowsEnv) -> RemotePath {
     let windir = env.get("windir").unwrap_or("C:\\Windows");
-    RemotePath::parse(&format!("{windir}\\System32\\inetsrv\\config\\applicationHost.config"))
-        .unwrap_or_else(|_| {
-            RemotePath::parse("/C:/Windows/System32/inetsrv/config/applicationHost.config")
-                .expect("constant path")
-        })
+    RemotePath::parse(&format!(
+        "{windir}\\System32\\inetsrv\\config\\applicationHost.config"
+    ))
+    .unwrap_or_else(|_| {
+        RemotePath::parse("/C:/Windows/System32/inetsrv/config/applicationHost.config")
+            .expect("constant path")
+    })
 }
 
 /// The Cora SeQuence web components farmkey knows by name.
@@ -177,10 +179,13 @@ fn read_application(
         .attr(app, "applicationPool")
         .map(|s| s.into_owned())
         .unwrap_or_else(|| default_pool.to_string());
-    let pool = pools.get(&app_pool.to_ascii_lowercase()).cloned().unwrap_or(Pool {
-        runtime: "v4.0".to_string(),
-        bits32: false,
-    });
+    let pool = pools
+        .get(&app_pool.to_ascii_lowercase())
+        .cloned()
+        .unwrap_or(Pool {
+            runtime: "v4.0".to_string(),
+            bits32: false,
+        });
     let physical_path_raw = doc
         .children_named(app, "virtualDirectory")
         .find(|&v| doc.attr(v, "path").is_some_and(|p| p.trim() == "/"))
@@ -270,7 +275,15 @@ mod tests {
         let doc = Document::parse(FileBytes::new(APPHOST.as_bytes().to_vec())).unwrap();
         let apps = discover(&doc, &WindowsEnv::default());
         let ids: Vec<&str> = apps.iter().map(|a| a.id.as_str()).collect();
-        assert_eq!(ids, ["Flowtime", "Flowtime/api", "Sequence Administration", "Default Web Site"]);
+        assert_eq!(
+            ids,
+            [
+                "Flowtime",
+                "Flowtime/api",
+                "Sequence Administration",
+                "Default Web Site"
+            ]
+        );
 
         assert_eq!(apps[0].site_id.as_deref(), Some("2"));
         assert_eq!(
@@ -282,7 +295,10 @@ mod tests {
         assert_eq!(apps[1].app_pool, "DefaultAppPool");
         assert_eq!(apps[1].app_path, "/api");
         assert_eq!(apps[1].component, Some(Component::Flowtime));
-        assert_eq!(apps[1].web_config().unwrap().as_sftp(), "/D:/Cora/FlowtimeApi/web.config");
+        assert_eq!(
+            apps[1].web_config().unwrap().as_sftp(),
+            "/D:/Cora/FlowtimeApi/web.config"
+        );
         assert!(apps[2].bits32);
         assert_eq!(apps[2].component, Some(Component::Administration));
         assert_eq!(
@@ -297,8 +313,14 @@ mod tests {
 
     #[test]
     fn recognises_components_without_regard_to_case_or_spaces() {
-        assert_eq!(Component::recognise("PROCESS togo"), Some(Component::ProcessTogo));
-        assert_eq!(Component::recognise("ProcessTOGO"), Some(Component::ProcessTogo));
+        assert_eq!(
+            Component::recognise("PROCESS togo"),
+            Some(Component::ProcessTogo)
+        );
+        assert_eq!(
+            Component::recognise("ProcessTOGO"),
+            Some(Component::ProcessTogo)
+        );
         assert_eq!(Component::recognise("Flow Time"), Some(Component::Flowtime));
         assert_eq!(Component::recognise("Default Web Site"), None);
     }

@@ -4,9 +4,8 @@
 //! as it was.
 
 use super::effective::{
-    self, ConfigFile, HandlerState, IDENTITY_MODEL_SECTION_TYPE, MACHINE_KEY_HANDLER,
-    MACHINE_KEY_HANDLER_TYPE, Layer, SESSION_HANDLER, SESSION_HANDLER_TYPE, Scope,
-    short_type_name,
+    self, ConfigFile, HandlerState, IDENTITY_MODEL_SECTION_TYPE, Layer, MACHINE_KEY_HANDLER,
+    MACHINE_KEY_HANDLER_TYPE, SESSION_HANDLER, SESSION_HANDLER_TYPE, Scope, short_type_name,
 };
 use super::xml::{Document, ElemId, XmlError};
 use crate::bytes::FileBytes;
@@ -131,10 +130,10 @@ fn verify(bytes: &FileBytes, req: &EditRequest) -> Result<(), EditError> {
         if mk.decryption.value() != Some(&keys.decryption) {
             return Err(EditError::Verification("decryption".into()));
         }
-        if let Some(mode) = &req.compatibility_mode {
-            if mk.compatibility_mode.value() != Some(mode) {
-                return Err(EditError::Verification("compatibilityMode".into()));
-            }
+        if let Some(mode) = &req.compatibility_mode
+            && mk.compatibility_mode.value() != Some(mode)
+        {
+            return Err(EditError::Verification("compatibilityMode".into()));
         }
     }
     if req.handler_swap && eff.handler.state != HandlerState::MachineKey {
@@ -143,7 +142,10 @@ fn verify(bytes: &FileBytes, req: &EditRequest) -> Result<(), EditError> {
             eff.handler.state.name()
         )));
     }
-    if req.handler_swap && !req.identity_section_declared_above && eff.identity_model_declared.is_none() {
+    if req.handler_swap
+        && !req.identity_section_declared_above
+        && eff.identity_model_declared.is_none()
+    {
         return Err(EditError::Verification(
             "system.identityModel is not registered in <configSections>".into(),
         ));
@@ -167,14 +169,19 @@ impl<'d> Splicer<'d> {
         Splicer {
             doc,
             edits: Vec::new(),
-            nl: if crlf * 2 >= lf && crlf > 0 { "\r\n" } else { "\n" },
+            nl: if crlf * 2 >= lf && crlf > 0 {
+                "\r\n"
+            } else {
+                "\n"
+            },
             unit: indent_unit(doc),
         }
     }
 
     fn finish(mut self) -> Vec<u8> {
         let mut out = self.doc.bytes().to_vec();
-        self.edits.sort_by_key(|(r, _)| std::cmp::Reverse((r.start, r.end)));
+        self.edits
+            .sort_by_key(|(r, _)| std::cmp::Reverse((r.start, r.end)));
         for (range, text) in self.edits {
             out.splice(range, text.into_bytes());
         }
@@ -190,9 +197,14 @@ impl<'d> Splicer<'d> {
     fn indent_of(&self, id: ElemId) -> Option<String> {
         let start = self.doc.element(id).start_tag.start;
         let bytes = &self.doc.bytes()[..];
-        let line_start = bytes[..start].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        let line_start = bytes[..start]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
         let lead = &bytes[line_start..start];
-        let lead = lead.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(lead);
+        let lead = lead
+            .strip_prefix(b"\xEF\xBB\xBF".as_slice())
+            .unwrap_or(lead);
         lead.iter()
             .all(|&b| b == b' ' || b == b'\t')
             .then(|| String::from_utf8_lossy(lead).into_owned())
@@ -245,19 +257,31 @@ impl<'d> Splicer<'d> {
                 // <a/> becomes <a>\n  child\n</a>
                 let tag = doc.text(el.start_tag.clone());
                 let open = tag.trim_end_matches("/>").trim_end();
-                let text = format!("{open}>{nl}{block}{nl}{own}</{name}>", nl = self.nl, name = el.name);
+                let text = format!(
+                    "{open}>{nl}{block}{nl}{own}</{name}>",
+                    nl = self.nl,
+                    name = el.name
+                );
                 self.edits.push((el.start_tag.clone(), text));
             }
             Some(end) => {
                 let bytes = &doc.bytes()[..];
-                let line_start = bytes[..end.start].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-                let own_line = bytes[line_start..end.start].iter().all(|&b| b == b' ' || b == b'\t')
+                let line_start = bytes[..end.start]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |p| p + 1);
+                let own_line = bytes[line_start..end.start]
+                    .iter()
+                    .all(|&b| b == b' ' || b == b'\t')
                     && line_start > el.start_tag.end;
                 if own_line {
-                    self.edits.push((line_start..line_start, format!("{block}{}", self.nl)));
-                } else {
                     self.edits
-                        .push((end.start..end.start, format!("{nl}{block}{nl}{own}", nl = self.nl)));
+                        .push((line_start..line_start, format!("{block}{}", self.nl)));
+                } else {
+                    self.edits.push((
+                        end.start..end.start,
+                        format!("{nl}{block}{nl}{own}", nl = self.nl),
+                    ));
                 }
             }
         }
@@ -282,7 +306,8 @@ impl<'d> Splicer<'d> {
                 // The tag's own indentation stays in front of the new block.
                 let block = self.block(&indent, lines);
                 let block = block.strip_prefix(indent.as_str()).unwrap_or(&block);
-                self.edits.push((start..start, format!("{block}{}{indent}", self.nl)));
+                self.edits
+                    .push((start..start, format!("{block}{}{indent}", self.nl)));
             }
             None => {
                 let block = self.block("", lines);
@@ -296,20 +321,24 @@ impl<'d> Splicer<'d> {
         let doc = self.doc;
         let el = doc.element(id);
         let quote = el.attrs.first().map_or(b'"', |a| a.quote) as char;
-        let insert_at = el.attrs.last().map_or_else(
-            || el.start_tag.start + 1 + el.name.len(),
-            |a| a.span.end,
-        );
+        let insert_at = el
+            .attrs
+            .last()
+            .map_or_else(|| el.start_tag.start + 1 + el.name.len(), |a| a.span.end);
         let mut added = String::new();
         for (name, value) in values {
             match el.attrs.iter().find(|a| a.name == *name) {
                 Some(a) => {
                     if doc.attr_value(a) != *value {
                         let q = a.quote as char;
-                        self.edits.push((a.value_span.clone(), escape_attr(value, q)));
+                        self.edits
+                            .push((a.value_span.clone(), escape_attr(value, q)));
                     }
                 }
-                None => added.push_str(&format!(" {name}={quote}{}{quote}", escape_attr(value, quote))),
+                None => added.push_str(&format!(
+                    " {name}={quote}{}{quote}",
+                    escape_attr(value, quote)
+                )),
             }
         }
         if !added.is_empty() {
@@ -366,7 +395,9 @@ impl<'d> Splicer<'d> {
         }
         if let Some(mk) = existing {
             if effective::is_encrypted(doc, mk) {
-                return Err(EditError::EncryptedMachineKey { line: self.line(mk) });
+                return Err(EditError::EncryptedMachineKey {
+                    line: self.line(mk),
+                });
             }
             self.refuse_config_source(mk)?;
             self.set_attrs(mk, &values);
@@ -387,7 +418,11 @@ impl<'d> Splicer<'d> {
             Some(web) => self.append_child(web, &[(0, element)]),
             None => self.append_child(
                 home,
-                &[(0, "<system.web>".into()), (1, element), (0, "</system.web>".into())],
+                &[
+                    (0, "<system.web>".into()),
+                    (1, element),
+                    (0, "</system.web>".into()),
+                ],
             ),
         }
         Ok(())
@@ -404,18 +439,19 @@ impl<'d> Splicer<'d> {
         let mut identity_model = None;
         let mut identity_config = None;
         for &c in &containers {
-            if let Some(services) = doc.child_named(c, "system.identityModel.services") {
-                if let Some(fc) = doc.child_named(services, "federationConfiguration") {
-                    if let Some(n) = doc.attr(fc, "identityConfigurationName") {
-                        active = n.trim().to_string();
-                    }
-                }
+            if let Some(services) = doc.child_named(c, "system.identityModel.services")
+                && let Some(fc) = doc.child_named(services, "federationConfiguration")
+                && let Some(n) = doc.attr(fc, "identityConfigurationName")
+            {
+                active = n.trim().to_string();
             }
         }
         for &c in &containers {
             if let Some(im) = doc.child_named(c, "system.identityModel") {
                 if effective::is_encrypted(doc, im) {
-                    return Err(EditError::EncryptedIdentityModel { line: self.line(im) });
+                    return Err(EditError::EncryptedIdentityModel {
+                        line: self.line(im),
+                    });
                 }
                 self.refuse_config_source(im)?;
                 identity_model = Some(im);
@@ -441,7 +477,10 @@ impl<'d> Splicer<'d> {
         let ic_open = if active.is_empty() {
             "<identityConfiguration>".to_string()
         } else {
-            format!("<identityConfiguration name=\"{}\">", escape_attr(&active, '"'))
+            format!(
+                "<identityConfiguration name=\"{}\">",
+                escape_attr(&active, '"')
+            )
         };
 
         match (identity_config, identity_model) {
@@ -548,9 +587,14 @@ fn escape_attr(value: &str, quote: char) -> String {
 fn indent_unit(doc: &Document) -> String {
     let bytes = &doc.bytes()[..];
     let indent = |start: usize| -> Option<&[u8]> {
-        let line_start = bytes[..start].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        let line_start = bytes[..start]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
         let lead = &bytes[line_start..start];
-        lead.iter().all(|&b| b == b' ' || b == b'\t').then_some(lead)
+        lead.iter()
+            .all(|&b| b == b' ' || b == b'\t')
+            .then_some(lead)
     };
     let mut counts: Vec<(Vec<u8>, usize)> = Vec::new();
     let mut stack = vec![doc.root()];
@@ -560,13 +604,14 @@ fn indent_unit(doc: &Document) -> String {
             continue;
         };
         for &child in doc.children(id) {
-            if let Some(ci) = indent(doc.element(child).start_tag.start) {
-                if ci.len() > parent_indent.len() && ci.starts_with(parent_indent) {
-                    let step = ci[parent_indent.len()..].to_vec();
-                    match counts.iter_mut().find(|(s, _)| *s == step) {
-                        Some((_, n)) => *n += 1,
-                        None => counts.push((step, 1)),
-                    }
+            if let Some(ci) = indent(doc.element(child).start_tag.start)
+                && ci.len() > parent_indent.len()
+                && ci.starts_with(parent_indent)
+            {
+                let step = ci[parent_indent.len()..].to_vec();
+                match counts.iter_mut().find(|(s, _)| *s == step) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((step, 1)),
                 }
             }
             stack.push(child);
@@ -622,7 +667,10 @@ mod tests {
         let src = "<configuration>\n\t<system.web>\n\t\t<compilation debug=\"false\" />\n\t</system.web>\n</configuration>\n";
         let out = run(src, &mk_req());
         assert!(out.starts_with("<configuration>\n\t<system.web>\n\t\t<compilation debug=\"false\" />\n\t\t<machineKey validationKey=\""), "{out}");
-        assert!(out.ends_with("\" />\n\t</system.web>\n</configuration>\n"), "{out}");
+        assert!(
+            out.ends_with("\" />\n\t</system.web>\n</configuration>\n"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -630,14 +678,26 @@ mod tests {
         let src = "\u{FEFF}<configuration>\r\n    <location path=\".\" inheritInChildApplications=\"false\">\r\n        <appSettings />\r\n    </location>\r\n</configuration>";
         let out = run(src, &mk_req());
         assert!(out.starts_with("\u{FEFF}<configuration>\r\n    <location path=\".\" inheritInChildApplications=\"false\">\r\n        <appSettings />\r\n        <system.web>\r\n            <machineKey "), "{out}");
-        assert!(out.ends_with(" />\r\n        </system.web>\r\n    </location>\r\n</configuration>"), "{out}");
+        assert!(
+            out.ends_with(" />\r\n        </system.web>\r\n    </location>\r\n</configuration>"),
+            "{out}"
+        );
     }
 
     #[test]
     fn expands_self_closing_parents() {
-        let out = run("<configuration>\n  <system.web />\n</configuration>", &mk_req());
-        assert!(out.starts_with("<configuration>\n  <system.web>\n    <machineKey "), "{out}");
-        assert!(out.ends_with(" />\n  </system.web>\n</configuration>"), "{out}");
+        let out = run(
+            "<configuration>\n  <system.web />\n</configuration>",
+            &mk_req(),
+        );
+        assert!(
+            out.starts_with("<configuration>\n  <system.web>\n    <machineKey "),
+            "{out}"
+        );
+        assert!(
+            out.ends_with(" />\n  </system.web>\n</configuration>"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -648,7 +708,12 @@ mod tests {
             ..Default::default()
         };
         let out = run(src, &req);
-        assert!(out.starts_with("<configuration>\n  <configSections>\n    <section name=\"system.identityModel\""), "{out}");
+        assert!(
+            out.starts_with(
+                "<configuration>\n  <configSections>\n    <section name=\"system.identityModel\""
+            ),
+            "{out}"
+        );
         assert!(out.contains("\n  <system.identityModel>\n    <identityConfiguration>\n      <securityTokenHandlers>\n        <remove type=\"System.IdentityModel.Tokens.SessionSecurityTokenHandler"), "{out}");
         // Already registered above: not registered again.
         let req2 = EditRequest {

@@ -119,10 +119,17 @@ impl Default for MachineKey {
 /// What a key attribute holds, judged as the runtime would.
 #[derive(Debug, Clone)]
 pub enum KeyState {
-    Explicit { key: KeyText, modifiers: Vec<String> },
-    AutoGenerate { modifiers: Vec<String> },
+    Explicit {
+        key: KeyText,
+        modifiers: Vec<String>,
+    },
+    AutoGenerate {
+        modifiers: Vec<String>,
+    },
     Encrypted,
-    Invalid { reason: String },
+    Invalid {
+        reason: String,
+    },
 }
 
 impl KeyState {
@@ -151,7 +158,9 @@ impl KeyState {
 
     pub fn modifiers(&self) -> &[String] {
         match self {
-            KeyState::Explicit { modifiers, .. } | KeyState::AutoGenerate { modifiers } => modifiers,
+            KeyState::Explicit { modifiers, .. } | KeyState::AutoGenerate { modifiers } => {
+                modifiers
+            }
             _ => &[],
         }
     }
@@ -206,7 +215,9 @@ impl MachineKey {
 
     /// `validation`, upper-cased for comparison.
     pub fn validation_normalised(&self) -> Option<String> {
-        self.validation.value().map(|v| v.trim().to_ascii_uppercase())
+        self.validation
+            .value()
+            .map(|v| v.trim().to_ascii_uppercase())
     }
 
     /// `decryption`, upper-cased, with `Auto` read as the AES it means.
@@ -293,7 +304,10 @@ pub const IDENTITY_MODEL_SECTION_TYPE: &str = "System.IdentityModel.Configuratio
 /// qualifiers, white space and case.
 pub fn short_type_name(type_ref: &str) -> String {
     let before_comma = type_ref.split(',').next().unwrap_or("");
-    let compact: String = before_comma.chars().filter(|c| !c.is_whitespace()).collect();
+    let compact: String = before_comma
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
     compact
         .rsplit('.')
         .next()
@@ -305,11 +319,19 @@ pub fn short_type_name(type_ref: &str) -> String {
 fn normalise_location(path: &str) -> String {
     let p = path.trim().replace('\\', "/");
     let p = p.trim_matches('/');
-    if p == "." { String::new() } else { p.to_string() }
+    if p == "." {
+        String::new()
+    } else {
+        p.to_string()
+    }
 }
 
 fn depth(path: &str) -> usize {
-    if path.is_empty() { 0 } else { path.split('/').count() }
+    if path.is_empty() {
+        0
+    } else {
+        path.split('/').count()
+    }
 }
 
 fn same_path(a: &str, b: &str) -> bool {
@@ -397,10 +419,13 @@ pub fn identity_model_declared_in(layers: &[Layer<'_>]) -> Option<RemotePath> {
 
 /// Whether a file's `<configSections>` registers `system.identityModel`.
 pub fn declares_identity_model(doc: &Document) -> bool {
-    doc.child_named(doc.root(), "configSections").is_some_and(|cs| {
-        doc.children_named(cs, "section")
-            .any(|s| doc.attr(s, "name").is_some_and(|n| n.trim() == "system.identityModel"))
-    })
+    doc.child_named(doc.root(), "configSections")
+        .is_some_and(|cs| {
+            doc.children_named(cs, "section").any(|s| {
+                doc.attr(s, "name")
+                    .is_some_and(|n| n.trim() == "system.identityModel")
+            })
+        })
 }
 
 /// Merges the layers for `target` (an application id, `Site/app`).
@@ -422,10 +447,20 @@ pub fn resolve(layers: &[Layer<'_>], target: &str) -> Result<Effective, ConfigPr
                 if let Some(m) = single_child(file, web, "machineKey")? {
                     if is_encrypted(doc, m) {
                         for slot in [&mut mk.validation_key, &mut mk.decryption_key] {
-                            *slot = Sourced { setting: Setting::Encrypted, source: src() };
+                            *slot = Sourced {
+                                setting: Setting::Encrypted,
+                                source: src(),
+                            };
                         }
-                        for slot in [&mut mk.validation, &mut mk.decryption, &mut mk.compatibility_mode] {
-                            *slot = Sourced { setting: Setting::Encrypted, source: src() };
+                        for slot in [
+                            &mut mk.validation,
+                            &mut mk.decryption,
+                            &mut mk.compatibility_mode,
+                        ] {
+                            *slot = Sourced {
+                                setting: Setting::Encrypted,
+                                source: src(),
+                            };
                         }
                         encrypted_sections.push(EncryptedSection {
                             section: "machineKey",
@@ -455,24 +490,22 @@ pub fn resolve(layers: &[Layer<'_>], target: &str) -> Result<Effective, ConfigPr
                         }
                     }
                 }
-                if let Some(rt) = single_child(file, web, "httpRuntime")? {
-                    if let Some(tf) = doc.attr(rt, "targetFramework") {
-                        target_framework = Some(Sourced {
-                            setting: Setting::Value(tf.trim().to_string()),
-                            source: src(),
-                        });
-                    }
+                if let Some(rt) = single_child(file, web, "httpRuntime")?
+                    && let Some(tf) = doc.attr(rt, "targetFramework")
+                {
+                    target_framework = Some(Sourced {
+                        setting: Setting::Value(tf.trim().to_string()),
+                        source: src(),
+                    });
                 }
             }
-            if let Some(services) = single_child(file, container, "system.identityModel.services")? {
-                if let Some(fc) = doc
+            if let Some(services) = single_child(file, container, "system.identityModel.services")?
+                && let Some(fc) = doc
                     .children_named(services, "federationConfiguration")
                     .find(|&fc| doc.attr(fc, "name").is_none_or(|n| n.trim().is_empty()))
-                {
-                    if let Some(name) = doc.attr(fc, "identityConfigurationName") {
-                        active_identity = name.trim().to_string();
-                    }
-                }
+                && let Some(name) = doc.attr(fc, "identityConfigurationName")
+            {
+                active_identity = name.trim().to_string();
             }
             let Some(im) = single_child(file, container, "system.identityModel")? else {
                 continue;
@@ -519,19 +552,18 @@ pub fn resolve(layers: &[Layer<'_>], target: &str) -> Result<Effective, ConfigPr
         }
     }
 
-    if matches!(mk.compatibility_mode.source, Source::Default) {
-        if let Some(tf) = &target_framework {
-            if tf.value().is_some_and(|v| framework_at_least_45(v)) {
-                mk.compatibility_mode = Sourced {
-                    setting: Setting::Value("Framework45".into()),
-                    source: Source::Implied(format!(
-                        "<httpRuntime targetFramework=\"{}\"> in {}",
-                        tf.shown(),
-                        tf.source
-                    )),
-                };
-            }
-        }
+    if matches!(mk.compatibility_mode.source, Source::Default)
+        && let Some(tf) = &target_framework
+        && tf.value().is_some_and(|v| framework_at_least_45(v))
+    {
+        mk.compatibility_mode = Sourced {
+            setting: Setting::Value("Framework45".into()),
+            source: Source::Implied(format!(
+                "<httpRuntime targetFramework=\"{}\"> in {}",
+                tf.shown(),
+                tf.source
+            )),
+        };
     }
 
     let handler = if let Some(file) = identity_encrypted {
@@ -614,40 +646,76 @@ mod tests {
     fn later_layers_win_attribute_by_attribute() {
         let root = file(
             "/C:/Windows/Microsoft.NET/Framework64/v4.0.30319/Config/web.config",
-            &format!(r#"<configuration><system.web><machineKey validationKey="{K1}" decryptionKey="{K1}" validation="SHA1" decryption="AES"/></system.web>
-              <location path="Flowtime/api"><system.web><machineKey decryptionKey="{K2}"/></system.web></location></configuration>"#),
+            &format!(
+                r#"<configuration><system.web><machineKey validationKey="{K1}" decryptionKey="{K1}" validation="SHA1" decryption="AES"/></system.web>
+              <location path="Flowtime/api"><system.web><machineKey decryptionKey="{K2}"/></system.web></location></configuration>"#
+            ),
         );
         let site = file(
             "/C:/inetpub/Flowtime/web.config",
             r#"<configuration><location path="." inheritInChildApplications="false"><system.web><machineKey validation="HMACSHA256"/></system.web></location></configuration>"#,
         );
         let layers = [
-            Layer { file: &root, scope: Scope::Machine },
-            Layer { file: &site, scope: Scope::App("Flowtime") },
+            Layer {
+                file: &root,
+                scope: Scope::Machine,
+            },
+            Layer {
+                file: &site,
+                scope: Scope::App("Flowtime"),
+            },
         ];
         let api = resolve(&layers, "Flowtime/api").unwrap();
         let mk = &api.machine_key;
-        assert_eq!(mk.validation.shown(), "SHA1", "location '.' with inherit=false stays in the site");
+        assert_eq!(
+            mk.validation.shown(),
+            "SHA1",
+            "location '.' with inherit=false stays in the site"
+        );
         assert_eq!(mk.validation.source, Source::File(root.path.clone()));
-        assert!(mk.decryption_key.value().unwrap().same_key(&KeyText::new(K2)));
+        assert!(
+            mk.decryption_key
+                .value()
+                .unwrap()
+                .same_key(&KeyText::new(K2))
+        );
         assert_eq!(mk.compatibility_mode.source, Source::Default);
 
         let site_eff = resolve(&layers, "Flowtime").unwrap();
         assert_eq!(site_eff.machine_key.validation.shown(), "HMACSHA256");
-        assert_eq!(site_eff.machine_key.validation.source, Source::File(site.path.clone()));
-        assert!(site_eff.machine_key.decryption_key.value().unwrap().same_key(&KeyText::new(K1)));
+        assert_eq!(
+            site_eff.machine_key.validation.source,
+            Source::File(site.path.clone())
+        );
+        assert!(
+            site_eff
+                .machine_key
+                .decryption_key
+                .value()
+                .unwrap()
+                .same_key(&KeyText::new(K1))
+        );
     }
 
     #[test]
     fn key_states() {
         let mut mk = MachineKey::default();
-        assert!(matches!(mk.validation_key_state(), KeyState::AutoGenerate { ref modifiers } if modifiers == &["IsolateApps"]));
+        assert!(
+            matches!(mk.validation_key_state(), KeyState::AutoGenerate { ref modifiers } if modifiers == &["IsolateApps"])
+        );
         mk.validation_key.setting = Setting::Value(KeyText::new(format!("{K1},IsolateApps")));
-        assert!(matches!(mk.validation_key_state(), KeyState::Explicit { ref modifiers, .. } if modifiers.len() == 1));
+        assert!(
+            matches!(mk.validation_key_state(), KeyState::Explicit { ref modifiers, .. } if modifiers.len() == 1)
+        );
         mk.compatibility_mode.setting = Setting::Value("Framework45".into());
-        assert!(matches!(mk.validation_key_state(), KeyState::Invalid { .. }));
+        assert!(matches!(
+            mk.validation_key_state(),
+            KeyState::Invalid { .. }
+        ));
         mk.validation_key.setting = Setting::Value(KeyText::new("XYZ"));
-        let KeyState::Invalid { reason } = mk.validation_key_state() else { panic!() };
+        let KeyState::Invalid { reason } = mk.validation_key_state() else {
+            panic!()
+        };
         assert!(reason.contains("non-hex"));
         mk.decryption_key.setting = Setting::Encrypted;
         assert!(matches!(mk.decryption_key_state(), KeyState::Encrypted));
@@ -657,19 +725,28 @@ mod tests {
     fn handler_states() {
         let h = |xml: &str| {
             let f = file("/C:/site/web.config", xml);
-            resolve(&[Layer { file: &f, scope: Scope::App("S") }], "S").unwrap().handler.state
+            resolve(
+                &[Layer {
+                    file: &f,
+                    scope: Scope::App("S"),
+                }],
+                "S",
+            )
+            .unwrap()
+            .handler
+            .state
         };
         assert_eq!(h("<configuration/>"), HandlerState::NotConfigured);
         assert_eq!(
-            h("<configuration><system.identityModel><identityConfiguration><audienceUris/></identityConfiguration></system.identityModel></configuration>"),
+            h(
+                "<configuration><system.identityModel><identityConfiguration><audienceUris/></identityConfiguration></system.identityModel></configuration>"
+            ),
             HandlerState::Dpapi
         );
-        let swapped = format!(
-            r#"<configuration><system.identityModel><identityConfiguration><securityTokenHandlers>
+        let swapped = r#"<configuration><system.identityModel><identityConfiguration><securityTokenHandlers>
             <remove type="System.IdentityModel.Tokens.SessionSecurityTokenHandler,System.IdentityModel" />
             <add type=" System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler , System.IdentityModel.Services, Version=4.0.0.0" />
-            </securityTokenHandlers></identityConfiguration></system.identityModel></configuration>"#
-        );
+            </securityTokenHandlers></identityConfiguration></system.identityModel></configuration>"#.to_string();
         assert_eq!(h(&swapped), HandlerState::MachineKey);
         let add_only = format!(
             r#"<configuration><system.identityModel><identityConfiguration><securityTokenHandlers><add type="{MACHINE_KEY_HANDLER_TYPE}"/></securityTokenHandlers></identityConfiguration></system.identityModel></configuration>"#
@@ -680,7 +757,9 @@ mod tests {
         );
         assert_eq!(h(&cleared), HandlerState::MachineKey);
         assert_eq!(
-            h(r#"<configuration><system.identityModel configProtectionProvider="Rsa"><EncryptedData/></system.identityModel></configuration>"#),
+            h(
+                r#"<configuration><system.identityModel configProtectionProvider="Rsa"><EncryptedData/></system.identityModel></configuration>"#
+            ),
             HandlerState::Encrypted
         );
     }
@@ -691,9 +770,19 @@ mod tests {
             "/C:/site/web.config",
             r#"<configuration><system.web><httpRuntime targetFramework="4.7.2"/></system.web></configuration>"#,
         );
-        let eff = resolve(&[Layer { file: &f, scope: Scope::App("S") }], "S").unwrap();
+        let eff = resolve(
+            &[Layer {
+                file: &f,
+                scope: Scope::App("S"),
+            }],
+            "S",
+        )
+        .unwrap();
         assert_eq!(eff.machine_key.compatibility_mode.shown(), "Framework45");
-        assert!(matches!(eff.machine_key.compatibility_mode.source, Source::Implied(_)));
+        assert!(matches!(
+            eff.machine_key.compatibility_mode.source,
+            Source::Implied(_)
+        ));
         assert_eq!(eff.target_framework.unwrap().shown(), "4.7.2");
     }
 
@@ -703,7 +792,14 @@ mod tests {
             "/C:/site/web.config",
             r#"<configuration><system.web><machineKey configProtectionProvider="RsaProtectedConfigurationProvider"><EncryptedData/></machineKey></system.web></configuration>"#,
         );
-        let eff = resolve(&[Layer { file: &f, scope: Scope::App("S") }], "S").unwrap();
+        let eff = resolve(
+            &[Layer {
+                file: &f,
+                scope: Scope::App("S"),
+            }],
+            "S",
+        )
+        .unwrap();
         assert!(eff.machine_key.is_encrypted());
         assert_eq!(eff.machine_key.validation.shown(), "(encrypted)");
         assert_eq!(eff.encrypted_sections.len(), 1);
@@ -715,7 +811,14 @@ mod tests {
             "/C:/site/web.config",
             "<configuration><system.web>\n<machineKey/>\n<machineKey/></system.web></configuration>",
         );
-        let err = resolve(&[Layer { file: &f, scope: Scope::App("S") }], "S").unwrap_err();
+        let err = resolve(
+            &[Layer {
+                file: &f,
+                scope: Scope::App("S"),
+            }],
+            "S",
+        )
+        .unwrap_err();
         assert!(err.message.contains("lines 2 and 3"), "{err}");
     }
 
@@ -724,9 +827,21 @@ mod tests {
         let doc = Document::parse(FileBytes::new(
             br#"<configuration><location path="Default Web Site/App"/><location path=""/><location path="Default Web Site" inheritInChildApplications="false"/><location path="Other"/></configuration>"#.to_vec(),
         )).unwrap();
-        assert_eq!(containers(&doc, Scope::Machine, "default web site/app").len(), 3);
-        assert_eq!(containers(&doc, Scope::Machine, "Default Web Site").len(), 3);
-        assert_eq!(containers(&doc, Scope::Machine, "Default Web Site/App/Sub").len(), 3);
-        assert_eq!(short_type_name(" System.A.B . SessionSecurityTokenHandler , X"), "sessionsecuritytokenhandler");
+        assert_eq!(
+            containers(&doc, Scope::Machine, "default web site/app").len(),
+            3
+        );
+        assert_eq!(
+            containers(&doc, Scope::Machine, "Default Web Site").len(),
+            3
+        );
+        assert_eq!(
+            containers(&doc, Scope::Machine, "Default Web Site/App/Sub").len(),
+            3
+        );
+        assert_eq!(
+            short_type_name(" System.A.B . SessionSecurityTokenHandler , X"),
+            "sessionsecuritytokenhandler"
+        );
     }
 }

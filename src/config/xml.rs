@@ -78,7 +78,12 @@ pub struct Document {
 
 impl fmt::Debug for Document {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Document({} elements, {:?})", self.elements.len(), self.bytes)
+        write!(
+            f,
+            "Document({} elements, {:?})",
+            self.elements.len(),
+            self.bytes
+        )
     }
 }
 
@@ -187,8 +192,14 @@ impl Document {
 fn line_col(bytes: &[u8], offset: usize) -> (usize, usize) {
     let before = &bytes[..offset.min(bytes.len())];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
     (line, column)
 }
 
@@ -260,12 +271,10 @@ fn parse_elements(bytes: &[u8]) -> Result<(Vec<Element>, ElemId), XmlError> {
                 let mut attrs = Vec::new();
                 for a in e.attributes().with_checks(true) {
                     let a = a.map_err(|err| malformed(bytes, tag.start, err.to_string()))?;
-                    let key_at = offset_in(body, a.key.as_ref().as_bytes()).ok_or_else(|| {
-                        malformed(bytes, tag.start, "attribute position unknown")
-                    })?;
-                    let value_at = offset_in(body, a.value.as_bytes()).ok_or_else(|| {
-                        malformed(bytes, tag.start, "attribute position unknown")
-                    })?;
+                    let key_at = offset_in(body, a.key.as_ref().as_bytes())
+                        .ok_or_else(|| malformed(bytes, tag.start, "attribute position unknown"))?;
+                    let value_at = offset_in(body, a.value.as_bytes())
+                        .ok_or_else(|| malformed(bytes, tag.start, "attribute position unknown"))?;
                     let value_end = value_at + a.value.len();
                     let quote = body.get(value_end).copied().unwrap_or(b'"');
                     if let Err(err) = a.normalized_value(XmlVersion::Implicit1_0) {
@@ -301,9 +310,9 @@ fn parse_elements(bytes: &[u8]) -> Result<(Vec<Element>, ElemId), XmlError> {
                 }
             }
             Event::End(_) => {
-                let id = stack
-                    .pop()
-                    .ok_or_else(|| malformed(bytes, tag.start, "closing tag without opening tag"))?;
+                let id = stack.pop().ok_or_else(|| {
+                    malformed(bytes, tag.start, "closing tag without opening tag")
+                })?;
                 elements[id].end_tag = Some(tag);
             }
             Event::Text(ref t) => {
@@ -313,12 +322,20 @@ fn parse_elements(bytes: &[u8]) -> Result<(Vec<Element>, ElemId), XmlError> {
             }
             Event::CData(_) => {
                 if stack.is_empty() {
-                    return Err(malformed(bytes, tag.start, "CDATA outside the root element"));
+                    return Err(malformed(
+                        bytes,
+                        tag.start,
+                        "CDATA outside the root element",
+                    ));
                 }
             }
             Event::GeneralRef(ref r) => {
                 if stack.is_empty() {
-                    return Err(malformed(bytes, tag.start, "reference outside the root element"));
+                    return Err(malformed(
+                        bytes,
+                        tag.start,
+                        "reference outside the root element",
+                    ));
                 }
                 let known = match r.is_char_ref() {
                     true => matches!(r.resolve_char_ref(), Ok(Some(_))),
@@ -373,7 +390,10 @@ mod tests {
         assert_eq!(a.quote, b'\'');
         assert_eq!(doc.text(a.span.clone()), "validationKey='AB&amp;'");
         assert_eq!(doc.attr(mk, "validationKey").unwrap(), "AB&");
-        assert_eq!(doc.text(doc.element(sw).end_tag.clone().unwrap()), "</system.web>");
+        assert_eq!(
+            doc.text(doc.element(sw).end_tag.clone().unwrap()),
+            "</system.web>"
+        );
         assert_eq!(doc.path_of(mk), "configuration/system.web/machineKey");
         assert_eq!(doc.line_of(e.start_tag.start), 4);
     }

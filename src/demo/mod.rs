@@ -30,7 +30,11 @@ const TOGO_DIR: &str = "C:/Program Files/PNMsoft/Process TOGO";
 /// The files of one server: (path under the server's folder, template, key set name).
 fn files_of(server: &str) -> Vec<(String, &'static str, &'static str)> {
     let mut files = vec![
-        ("C:/Windows/System32/inetsrv/config/applicationHost.config".to_string(), APPHOST, ""),
+        (
+            "C:/Windows/System32/inetsrv/config/applicationHost.config".to_string(),
+            APPHOST,
+            "",
+        ),
         (format!("{FW64}/machine.config"), MACHINE, ""),
         (format!("{FW64}/web.config"), ROOT_WEB, ""),
         (format!("{FW32}/machine.config"), MACHINE, ""),
@@ -38,10 +42,18 @@ fn files_of(server: &str) -> Vec<(String, &'static str, &'static str)> {
         ("C:/inetpub/wwwroot/web.config".to_string(), WWWROOT, ""),
     ];
     // web03 was rebuilt last year and got its own Flowtime key.
-    let flowtime_set = if server == "web03" { "FLOWTIME_WEB03" } else { "FLOWTIME" };
+    let flowtime_set = if server == "web03" {
+        "FLOWTIME_WEB03"
+    } else {
+        "FLOWTIME"
+    };
     files.push((format!("{FLOWTIME_DIR}/web.config"), FLOWTIME, flowtime_set));
     // web02's Administration never had its key pasted in.
-    let admin = if server == "web02" { ADMIN_NO_KEY } else { ADMIN };
+    let admin = if server == "web02" {
+        ADMIN_NO_KEY
+    } else {
+        ADMIN
+    };
     files.push((format!("{ADMIN_DIR}/web.config"), admin, "ADMIN"));
     // web03's Process TOGO lacks the session-token handler swap.
     let togo = if server == "web03" { TOGO_DPAPI } else { TOGO };

@@ -32,10 +32,13 @@ impl LocalTransport {
         }
         // RemotePath has no `..`, but a symbolic link inside the copy could
         // still point elsewhere: check the deepest existing ancestor.
-        let canonical_root = self.canonical_root.as_ref().ok_or_else(|| TransportError::Io {
-            path: path.clone(),
-            message: format!("local root {} does not exist", self.root.display()),
-        })?;
+        let canonical_root = self
+            .canonical_root
+            .as_ref()
+            .ok_or_else(|| TransportError::Io {
+                path: path.clone(),
+                message: format!("local root {} does not exist", self.root.display()),
+            })?;
         let mut probe: &Path = &out;
         loop {
             if let Ok(real) = fs::canonicalize(probe) {
@@ -81,7 +84,9 @@ impl Transport for LocalTransport {
                 message: "is a folder".into(),
             });
         }
-        fs::read(&local).map(FileBytes::new).map_err(|e| map_err(path, e))
+        fs::read(&local)
+            .map(FileBytes::new)
+            .map_err(|e| map_err(path, e))
     }
 
     fn stat(&mut self, path: &RemotePath) -> Result<Option<FileStat>, TransportError> {
@@ -156,12 +161,22 @@ mod tests {
         let p = RemotePath::parse("C:\\inetpub\\Flowtime\\web.config").unwrap();
         assert_eq!(&t.read(&p).unwrap()[..], b"<configuration/>");
         assert_eq!(t.stat(&p).unwrap().unwrap().size, 16);
-        assert!(t.stat(&p.with_file_name("nope").unwrap()).unwrap().is_none());
-        assert!(t.read(&p.with_file_name("nope").unwrap()).unwrap_err().is_not_found());
+        assert!(
+            t.stat(&p.with_file_name("nope").unwrap())
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            t.read(&p.with_file_name("nope").unwrap())
+                .unwrap_err()
+                .is_not_found()
+        );
 
         let outside = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), dir.path().join("C:").join("link")).unwrap();
-        let err = t.read(&RemotePath::parse("/C:/link/x").unwrap()).unwrap_err();
+        let err = t
+            .read(&RemotePath::parse("/C:/link/x").unwrap())
+            .unwrap_err();
         assert!(matches!(err, TransportError::Refused { .. }), "{err}");
     }
 
@@ -174,12 +189,19 @@ mod tests {
         let b = RemotePath::parse("/C:/b").unwrap();
         t.write(&a, b"1").unwrap();
         t.write(&b, b"2").unwrap();
-        assert!(matches!(t.rename(&a, &b), Err(TransportError::Exists { .. })));
+        assert!(matches!(
+            t.rename(&a, &b),
+            Err(TransportError::Exists { .. })
+        ));
         t.replace(&a, &b).unwrap();
         assert_eq!(&t.read(&b).unwrap()[..], b"1");
         assert!(t.stat(&a).unwrap().is_none());
         t.remove(&b).unwrap();
-        assert!(t.list(&RemotePath::parse("/C:/").unwrap()).unwrap().is_empty());
+        assert!(
+            t.list(&RemotePath::parse("/C:/").unwrap())
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

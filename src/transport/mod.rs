@@ -91,12 +91,10 @@ pub fn find_case_insensitive(
 ) -> Result<Option<RemotePath>, TransportError> {
     let mut cur = RemotePath::parse(path.drive()).expect("a drive is a path");
     for segment in path.segments() {
-        let exact = cur
-            .join(segment)
-            .map_err(|e| TransportError::Refused {
-                path: path.to_string(),
-                reason: e.to_string(),
-            })?;
+        let exact = cur.join(segment).map_err(|e| TransportError::Refused {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })?;
         if t.stat(&exact)?.is_some() {
             cur = exact;
             continue;
@@ -106,7 +104,10 @@ pub fn find_case_insensitive(
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
         };
-        let Some(found) = entries.iter().find(|e| e.name.eq_ignore_ascii_case(segment)) else {
+        let Some(found) = entries
+            .iter()
+            .find(|e| e.name.eq_ignore_ascii_case(segment))
+        else {
             return Ok(None);
         };
         cur = cur.join(&found.name).map_err(|e| TransportError::Refused {
@@ -131,8 +132,15 @@ pub trait Prompter: Send + Sync {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretQuestion {
-    Passphrase { server: String, key: std::path::PathBuf },
-    Password { server: String, user: String, host: String },
+    Passphrase {
+        server: String,
+        key: std::path::PathBuf,
+    },
+    Password {
+        server: String,
+        user: String,
+        host: String,
+    },
 }
 
 impl SecretQuestion {

@@ -11,7 +11,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
 }
 
 pub fn farm_fixture(name: &str) -> PathBuf {
@@ -69,7 +71,12 @@ pub fn finding_rows(report: &FarmReport) -> Vec<(String, String, String, String)
     rows
 }
 
-pub fn row(code: &str, severity: &str, site: &str, servers: &str) -> (String, String, String, String) {
+pub fn row(
+    code: &str,
+    severity: &str,
+    site: &str,
+    servers: &str,
+) -> (String, String, String, String) {
     (code.into(), severity.into(), site.into(), servers.into())
 }
 
@@ -77,7 +84,10 @@ pub fn row(code: &str, severity: &str, site: &str, servers: &str) -> (String, St
 pub fn snapshot_tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     fn walk(d: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
-        let mut entries: Vec<_> = fs::read_dir(d).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut entries: Vec<_> = fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         entries.sort();
         for p in entries {
             if p.is_dir() {

@@ -49,15 +49,28 @@ fn run(cmd: &mut Command) {
 fn ensure_user() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        if Command::new("id").arg(USER).output().is_ok_and(|o| o.status.success()) {
+        if Command::new("id")
+            .arg(USER)
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
             return;
         }
         // useradd may race with another test binary creating it: check again after.
         let _ = Command::new("useradd")
-            .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER])
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                USER,
+            ])
             .output();
         assert!(
-            Command::new("id").arg(USER).output().is_ok_and(|o| o.status.success()),
+            Command::new("id")
+                .arg(USER)
+                .output()
+                .is_ok_and(|o| o.status.success()),
             "could not create the test account {USER} (useradd from Debian's passwd package)"
         );
     });
@@ -94,12 +107,25 @@ fn chown_tree(path: &Path, uid: u32, gid: u32) {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn keygen(path: &Path, kind: &str, passphrase: &str) {
     run(Command::new("ssh-keygen")
-        .args(["-q", "-t", kind, "-N", passphrase, "-C", "farmkey-test", "-f"])
+        .args([
+            "-q",
+            "-t",
+            kind,
+            "-N",
+            passphrase,
+            "-C",
+            "farmkey-test",
+            "-f",
+        ])
         .arg(path));
 }
 
@@ -157,11 +183,19 @@ impl SshServer {
         let parent = self.pid() as i32;
         let mut out = Vec::new();
         for e in fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-            let Ok(stat) = fs::read_to_string(e.path().join("stat")) else { continue };
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
             // Field 4, after the parenthesised command name.
             let after = stat.rsplit(')').next().unwrap_or("");
-            let ppid: i32 = after.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+            let ppid: i32 = after
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
             if ppid == parent {
                 out.push(pid);
             }
@@ -186,6 +220,9 @@ pub struct Options {
     pub password_auth: bool,
     /// Write the servers' host keys into the client's known_hosts.
     pub trust_host_keys: bool,
+    /// Give each server an RSA host key besides its ed25519 one, and store
+    /// only the RSA key in known_hosts (a farm known since before ed25519).
+    pub rsa_known_only: bool,
 }
 
 impl Default for Options {
@@ -193,6 +230,7 @@ impl Default for Options {
         Options {
             password_auth: false,
             trust_host_keys: true,
+            rsa_known_only: false,
         }
     }
 }
@@ -262,16 +300,33 @@ impl SshFarm {
             let host_key = dir.join("ssh_host_ed25519_key");
             keygen(&host_key, "ed25519", "");
             let host_pub = fs::read_to_string(host_key.with_extension("pub")).unwrap();
-            let host_pub: String = host_pub.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+            let mut host_pub: String = host_pub
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let mut host_keys = format!("HostKey {}\n", host_key.display());
+            if opts.rsa_known_only {
+                let rsa = dir.join("ssh_host_rsa_key");
+                run(Command::new("ssh-keygen")
+                    .args(["-q", "-t", "rsa", "-b", "2048", "-N", "", "-f"])
+                    .arg(&rsa));
+                host_keys.push_str(&format!("HostKey {}\n", rsa.display()));
+                let rsa_pub = fs::read_to_string(rsa.with_extension("pub")).unwrap();
+                host_pub = rsa_pub
+                    .split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+            }
             fs::write(dir.join("authorized_keys"), &client_pub).unwrap();
             let port = free_port();
             let config = format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile none\nAuthorizedKeysFile {ak}\n\
+                "Port {port}\nListenAddress 127.0.0.1\n{host_keys}PidFile none\nAuthorizedKeysFile {ak}\n\
                  PermitRootLogin no\nAllowUsers {USER}\nPubkeyAuthentication yes\nPasswordAuthentication {pw}\n\
                  KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nChrootDirectory {root}\n\
                  ForceCommand internal-sftp\nSubsystem sftp internal-sftp\nAllowTcpForwarding no\n\
                  X11Forwarding no\nMaxStartups 200\nMaxSessions 50\nLogLevel VERBOSE\n",
-                hk = host_key.display(),
                 ak = dir.join("authorized_keys").display(),
                 pw = if opts.password_auth { "yes" } else { "no" },
                 root = root.display(),
@@ -391,5 +446,10 @@ fn wait_ready(server: &SshServer) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("sshd for {} did not start on port {}:\n{}", server.name, server.port, server.log());
+    panic!(
+        "sshd for {} did not start on port {}:\n{}",
+        server.name,
+        server.port,
+        server.log()
+    );
 }

@@ -46,16 +46,22 @@ fn short(path: &Path) -> String {
     }
 }
 
-/// Asks for a secret unless in batch mode or without a way to ask.
-fn ask(opts: &ConnectOptions, cache: &SecretCache, q: &SecretQuestion) -> Result<secrecy::SecretString, &'static str> {
+/// Asks for a secret unless in batch mode or without a way to ask. The
+/// caller holds the cache's turn.
+fn ask(opts: &ConnectOptions, q: &SecretQuestion) -> Result<secrecy::SecretString, &'static str> {
     if opts.batch {
         return Err("not asked: --batch");
     }
     let Some(prompter) = &opts.prompter else {
         return Err("no terminal to ask on");
     };
-    let _turn = cache.asking.lock().unwrap_or_else(|p| p.into_inner());
     prompter.secret(q).ok_or("cancelled")
+}
+
+/// Parallel connections take turns with questions; while one asks, the
+/// others wait, then first try what it learnt.
+fn take_turn(cache: &SecretCache) -> std::sync::MutexGuard<'_, ()> {
+    cache.asking.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 pub fn authenticate(
@@ -68,7 +74,11 @@ pub fn authenticate(
     let offered = match session.auth_methods(user) {
         Ok(m) => m.to_string(),
         Err(_) if session.authenticated() => return Ok(()),
-        Err(e) => return Err(ConnectError::Handshake(format!("asking for authentication methods: {e}"))),
+        Err(e) => {
+            return Err(ConnectError::Handshake(format!(
+                "asking for authentication methods: {e}"
+            )));
+        }
     };
     let mut tried: Vec<String> = Vec::new();
 
@@ -133,8 +143,12 @@ pub fn authenticate(
 
 fn agent_auth(session: &Session, user: &str) -> Result<bool, String> {
     let mut agent = session.agent().map_err(|e| e.message().to_string())?;
-    agent.connect().map_err(|e| format!("not reachable: {}", e.message()))?;
-    agent.list_identities().map_err(|e| e.message().to_string())?;
+    agent
+        .connect()
+        .map_err(|e| format!("not reachable: {}", e.message()))?;
+    agent
+        .list_identities()
+        .map_err(|e| e.message().to_string())?;
     let ids = agent.identities().map_err(|e| e.message().to_string())?;
     if ids.is_empty() {
         return Err("holds no keys".into());
@@ -158,21 +172,21 @@ fn passphrase_auth(
     opts: &ConnectOptions,
 ) -> Result<(), String> {
     let cache = &opts.secrets;
-    if let Some(known) = cache.passphrase(key) {
-        if session
+    let _turn = take_turn(cache);
+    if let Some(known) = cache.passphrase(key)
+        && session
             .userauth_pubkey_file(user, None, key, Some(known.expose_secret()))
             .is_ok()
-            && session.authenticated()
-        {
-            return Ok(());
-        }
+        && session.authenticated()
+    {
+        return Ok(());
     }
     let q = SecretQuestion::Passphrase {
         server: server.to_string(),
         key: key.to_path_buf(),
     };
     for _ in 0..PROMPT_TRIES {
-        let pass = ask(opts, cache, &q).map_err(|why| format!("needs a passphrase, {why}"))?;
+        let pass = ask(opts, &q).map_err(|why| format!("needs a passphrase, {why}"))?;
         match session.userauth_pubkey_file(user, None, key, Some(pass.expose_secret())) {
             Ok(()) if session.authenticated() => {
                 cache.remember_passphrase(key, pass);
@@ -185,13 +199,23 @@ fn passphrase_auth(
     Err("wrong passphrase".into())
 }
 
-fn password_auth(session: &Session, server: &str, r: &Resolved, opts: &ConnectOptions) -> Result<(), String> {
+fn password_auth(
+    session: &Session,
+    server: &str,
+    r: &Resolved,
+    opts: &ConnectOptions,
+) -> Result<(), String> {
     let cache = &opts.secrets;
+    let _turn = take_turn(cache);
     let account = format!("{}@{}", r.user, r.host_name);
     // A farm usually shares one service account: try the password this
     // user already gave for another server before asking again.
     for known in cache.passwords_for(&r.user) {
-        if session.userauth_password(&r.user, known.expose_secret()).is_ok() && session.authenticated() {
+        if session
+            .userauth_password(&r.user, known.expose_secret())
+            .is_ok()
+            && session.authenticated()
+        {
             return Ok(());
         }
     }
@@ -202,18 +226,25 @@ fn password_auth(session: &Session, server: &str, r: &Resolved, opts: &ConnectOp
     };
     let mut rejected = 0;
     for _ in 0..PROMPT_TRIES {
-        let pass = match ask(opts, cache, &q) {
+        let pass = match ask(opts, &q) {
             Ok(p) => p,
             Err(why) if rejected == 0 => return Err(why.to_string()),
             Err(_) => break,
         };
-        if session.userauth_password(&r.user, pass.expose_secret()).is_ok() && session.authenticated() {
+        if session
+            .userauth_password(&r.user, pass.expose_secret())
+            .is_ok()
+            && session.authenticated()
+        {
             cache.remember_password(&r.user, &account, pass);
             return Ok(());
         }
         rejected += 1;
     }
-    Err(format!("rejected {rejected} time{}", if rejected == 1 { "" } else { "s" }))
+    Err(format!(
+        "rejected {rejected} time{}",
+        if rejected == 1 { "" } else { "s" }
+    ))
 }
 
 #[cfg(test)]
@@ -222,7 +253,9 @@ mod tests {
 
     #[test]
     fn detects_encrypted_keys() {
-        assert!(key_is_encrypted("-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n"));
+        assert!(key_is_encrypted(
+            "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n"
+        ));
         assert!(key_is_encrypted("-----BEGIN ENCRYPTED PRIVATE KEY-----\n"));
         let mut blob = b"openssh-key-v1\0".to_vec();
         blob.extend_from_slice(&10u32.to_be_bytes());

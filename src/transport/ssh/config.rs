@@ -87,7 +87,11 @@ pub fn resolve(
         alias: host.to_string(),
         host_name,
         port: settings.port.or(params.port).unwrap_or(22),
-        user: settings.user.clone().or(params.user).unwrap_or_else(local_user),
+        user: settings
+            .user
+            .clone()
+            .or(params.user)
+            .unwrap_or_else(local_user),
         identity_files,
         known_hosts: settings
             .known_hosts
@@ -135,7 +139,11 @@ pub fn import(config_path: &Path, pattern: Option<&str>) -> Result<String, Conne
                 "\n[[servers]]\nname = {}\nhost = {}{}\n",
                 toml_string(alias),
                 toml_string(alias),
-                if notes.is_empty() { String::new() } else { format!("  # {}", notes.join(", ")) }
+                if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!("  # {}", notes.join(", "))
+                }
             ));
         }
     }
@@ -191,7 +199,12 @@ mod tests {
     fn imports_concrete_hosts_only() {
         let f = write_config();
         let out = import(f.path(), None).unwrap();
-        assert!(out.contains("name = \"web01\"\nhost = \"web01\"  # HostName 10.0.0.%h, User svc-ops, Port 2222"), "{out}");
+        assert!(
+            out.contains(
+                "name = \"web01\"\nhost = \"web01\"  # HostName 10.0.0.%h, User svc-ops, Port 2222"
+            ),
+            "{out}"
+        );
         assert!(out.contains("name = \"web02\""));
         assert!(!out.contains("corp"));
         let inv = crate::inventory::Inventory::parse(Path::new("x.toml"), &out).unwrap();

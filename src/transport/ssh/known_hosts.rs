@@ -53,7 +53,9 @@ pub enum Verdict {
     /// The key is listed under `@revoked`.
     Revoked,
     /// Nothing of this type is stored for the host; `other_types` are.
-    Unknown { other_types: Vec<String> },
+    Unknown {
+        other_types: Vec<String>,
+    },
 }
 
 /// The lines of a known_hosts file, grouped by key type.
@@ -100,7 +102,14 @@ impl KnownHostsFile {
     }
 
     /// Checks `host`:`port` against the lines of one key type.
-    fn check_group(&self, session: &Session, key_type: &str, host: &str, port: u16, key: &[u8]) -> CheckResult {
+    fn check_group(
+        &self,
+        session: &Session,
+        key_type: &str,
+        host: &str,
+        port: u16,
+        key: &[u8],
+    ) -> CheckResult {
         let Some((_, lines)) = self.groups.iter().find(|(t, _)| t == key_type) else {
             return CheckResult::NotFound;
         };
@@ -121,13 +130,23 @@ impl KnownHostsFile {
             .iter()
             .filter(|(t, _)| {
                 // A key that cannot match gives Mismatch exactly when the host is listed.
-                matches!(self.check_group(session, t, host, port, b"\0"), CheckResult::Mismatch)
+                matches!(
+                    self.check_group(session, t, host, port, b"\0"),
+                    CheckResult::Mismatch
+                )
             })
             .map(|(t, _)| t.clone())
             .collect()
     }
 
-    pub fn check(&self, session: &Session, host: &str, port: u16, key: &[u8], key_type: &str) -> Verdict {
+    pub fn check(
+        &self,
+        session: &Session,
+        host: &str,
+        port: u16,
+        key: &[u8],
+        key_type: &str,
+    ) -> Verdict {
         let encoded = STANDARD.encode(key);
         if self.revoked.contains(&encoded) {
             return Verdict::Revoked;
@@ -176,20 +195,23 @@ static APPEND_LOCK: Mutex<()> = Mutex::new(());
 /// Appends a host key the way `StrictHostKeyChecking=accept-new` does.
 pub fn append(path: &Path, host: &str, key_type: &str, key: &[u8]) -> io::Result<()> {
     let _guard = APPEND_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(dir) = path.parent() {
-        if !dir.exists() {
-            fs::create_dir_all(dir)?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
-            }
+    if let Some(dir) = path.parent()
+        && !dir.exists()
+    {
+        fs::create_dir_all(dir)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
         }
     }
     let needs_newline = fs::read(path)
         .map(|b| !b.is_empty() && !b.ends_with(b"\n"))
         .unwrap_or(false);
-    let mut f = fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     let line = format!(
         "{}{host} {key_type} {}\n",
         if needs_newline { "\n" } else { "" },
@@ -206,7 +228,10 @@ mod tests {
     #[test]
     fn fingerprint_is_openssh_style() {
         // sha256("") in unpadded base64
-        assert_eq!(fingerprint(b""), "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU");
+        assert_eq!(
+            fingerprint(b""),
+            "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"
+        );
     }
 
     #[test]
@@ -221,7 +246,12 @@ mod tests {
         assert_eq!(kh.groups.len(), 2);
         assert_eq!(kh.groups[0].1.len(), 2);
         assert_eq!(kh.revoked, vec!["CCCC".to_string()]);
-        assert!(KnownHostsFile::load(Path::new("/nonexistent/kh")).unwrap().groups.is_empty());
+        assert!(
+            KnownHostsFile::load(Path::new("/nonexistent/kh"))
+                .unwrap()
+                .groups
+                .is_empty()
+        );
     }
 
     #[test]
@@ -231,6 +261,9 @@ mod tests {
         append(&path, "[127.0.0.1]:2222", "ssh-ed25519", b"key").unwrap();
         append(&path, "host", "ssh-rsa", b"k2").unwrap();
         let text = fs::read_to_string(&path).unwrap();
-        assert_eq!(text, "[127.0.0.1]:2222 ssh-ed25519 a2V5\nhost ssh-rsa azI=\n");
+        assert_eq!(
+            text,
+            "[127.0.0.1]:2222 ssh-ed25519 a2V5\nhost ssh-rsa azI=\n"
+        );
     }
 }

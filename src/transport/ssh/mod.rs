@@ -5,7 +5,9 @@ pub mod auth;
 pub mod config;
 pub mod known_hosts;
 
-use super::{ConnectOptions, DirEntry, FileStat, HostKeyDecision, HostKeyQuestion, Transport, TransportError};
+use super::{
+    ConnectOptions, DirEntry, FileStat, HostKeyDecision, HostKeyQuestion, Transport, TransportError,
+};
 use crate::bytes::FileBytes;
 use crate::inventory::SshSettings;
 use crate::paths::RemotePath;
@@ -105,15 +107,20 @@ impl SecretCache {
     fn passwords_for(&self, user: &str) -> Vec<SecretString> {
         self.passwords
             .lock()
-            .map(|v| v.iter().filter(|(u, _, _)| u == user).map(|(_, _, p)| p.clone()).collect())
+            .map(|v| {
+                v.iter()
+                    .filter(|(u, _, _)| u == user)
+                    .map(|(_, _, p)| p.clone())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     fn remember_password(&self, user: &str, account: &str, pass: SecretString) {
-        if let Ok(mut v) = self.passwords.lock() {
-            if !v.iter().any(|(_, a, _)| a == account) {
-                v.push((user.to_string(), account.to_string(), pass));
-            }
+        if let Ok(mut v) = self.passwords.lock()
+            && !v.iter().any(|(_, a, _)| a == account)
+        {
+            v.push((user.to_string(), account.to_string(), pass));
         }
     }
 }
@@ -173,11 +180,15 @@ fn tcp_connect(r: &config::Resolved) -> Result<TcpStream, ConnectError> {
             Ok(s) => return Ok(s),
             Err(e) => {
                 last = match e.kind() {
-                    std::io::ErrorKind::ConnectionRefused => ConnectError::Refused { addr: addr.to_string() },
-                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => ConnectError::Timeout {
+                    std::io::ErrorKind::ConnectionRefused => ConnectError::Refused {
                         addr: addr.to_string(),
-                        secs: r.connect_timeout.as_secs(),
                     },
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+                        ConnectError::Timeout {
+                            addr: addr.to_string(),
+                            secs: r.connect_timeout.as_secs(),
+                        }
+                    }
                     _ => ConnectError::Network {
                         addr: addr.to_string(),
                         message: e.to_string(),
@@ -207,9 +218,8 @@ impl SshTransport {
         session.set_timeout(r.connect_timeout.as_millis().min(u32::MAX as u128) as u32);
         session.set_tcp_stream(tcp);
 
-        let known = known_hosts::KnownHostsFile::load(&r.known_hosts).map_err(|e| {
-            ConnectError::Config(format!("{}: {e}", r.known_hosts.display()))
-        })?;
+        let known = known_hosts::KnownHostsFile::load(&r.known_hosts)
+            .map_err(|e| ConnectError::Config(format!("{}: {e}", r.known_hosts.display())))?;
         if let Some(pref) = known.preference(&session, &r.host_name, r.port) {
             let _ = session.method_pref(ssh2::MethodType::HostKey, &pref);
         }
@@ -225,11 +235,15 @@ impl SshTransport {
         })?;
         verify_host_key(&session, server, &r, &known, opts)?;
         auth::authenticate(&session, server, &r, opts).map_err(|e| match e {
-            ConnectError::Handshake(m) if m.contains("imed out") || m.contains("timeout") => ConnectError::Handshake(format!("authentication timed out after {secs}s")),
+            ConnectError::Handshake(m) if m.contains("imed out") || m.contains("timeout") => {
+                ConnectError::Handshake(format!("authentication timed out after {secs}s"))
+            }
             other => other,
         })?;
         session.set_keepalive(false, 15);
-        let sftp = session.sftp().map_err(|e| ConnectError::Sftp(e.message().to_string()))?;
+        let sftp = session
+            .sftp()
+            .map_err(|e| ConnectError::Sftp(e.message().to_string()))?;
         Ok(SshTransport {
             describe: format!("sftp {}@{}", r.user, r.known_hosts_name()),
             raw_sftp: None,
@@ -240,7 +254,9 @@ impl SshTransport {
 
     fn err(&self, path: &RemotePath, e: ssh2::Error) -> TransportError {
         match e.code() {
-            ErrorCode::SFTP(2) | ErrorCode::SFTP(10) => TransportError::NotFound { path: path.clone() },
+            ErrorCode::SFTP(2) | ErrorCode::SFTP(10) => {
+                TransportError::NotFound { path: path.clone() }
+            }
             ErrorCode::SFTP(3) => TransportError::PermissionDenied { path: path.clone() },
             ErrorCode::SFTP(11) => TransportError::Exists { path: path.clone() },
             ErrorCode::SFTP(8) => TransportError::Unsupported("this SFTP operation"),
@@ -269,16 +285,23 @@ impl SshTransport {
             reason: "NUL in path".into(),
         })?;
         let guard = self.session.raw();
-        let session_ptr = &*guard as *const libssh2_sys::LIBSSH2_SESSION as *mut libssh2_sys::LIBSSH2_SESSION;
+        let session_ptr =
+            &*guard as *const libssh2_sys::LIBSSH2_SESSION as *mut libssh2_sys::LIBSSH2_SESSION;
         let rc = unsafe {
             if self.raw_sftp.is_none() {
                 let raw = libssh2_sys::libssh2_sftp_init(session_ptr);
                 if raw.is_null() {
-                    return Err(TransportError::Disconnected("cannot open a second SFTP channel".into()));
+                    return Err(TransportError::Disconnected(
+                        "cannot open a second SFTP channel".into(),
+                    ));
                 }
                 self.raw_sftp = Some(RawSftp(raw));
             }
-            let raw = self.raw_sftp.as_ref().map(|r| r.0).unwrap_or(std::ptr::null_mut());
+            let raw = self
+                .raw_sftp
+                .as_ref()
+                .map(|r| r.0)
+                .unwrap_or(std::ptr::null_mut());
             let rc = libssh2_sftp_posix_rename_ex(
                 raw,
                 src.as_ptr(),
@@ -299,10 +322,12 @@ impl SshTransport {
             -1 | 8 => Err(TransportError::Unsupported("posix-rename@openssh.com")),
             2 | 10 => Err(TransportError::NotFound { path: from.clone() }),
             3 => Err(TransportError::PermissionDenied { path: to.clone() }),
-            libssh2_sys::LIBSSH2_ERROR_TIMEOUT => {
-                Err(TransportError::Disconnected("the server stopped answering (timeout)".into()))
-            }
-            code if code < 0 => Err(TransportError::Disconnected(format!("libssh2 error {code}"))),
+            libssh2_sys::LIBSSH2_ERROR_TIMEOUT => Err(TransportError::Disconnected(
+                "the server stopped answering (timeout)".into(),
+            )),
+            code if code < 0 => Err(TransportError::Disconnected(format!(
+                "libssh2 error {code}"
+            ))),
             code => Err(TransportError::Io {
                 path: to.clone(),
                 message: format!("posix-rename failed with SFTP status {code}"),
@@ -375,7 +400,11 @@ impl Transport for SshTransport {
             return Err(TransportError::Exists { path: to.clone() });
         }
         self.sftp
-            .rename(Path::new(from.as_sftp()), Path::new(to.as_sftp()), Some(ssh2::RenameFlags::empty()))
+            .rename(
+                Path::new(from.as_sftp()),
+                Path::new(to.as_sftp()),
+                Some(ssh2::RenameFlags::empty()),
+            )
             .map_err(|e| self.err(from, e))
     }
 
@@ -442,7 +471,11 @@ fn verify_host_key(
             let asked = match (opts.accept_new, opts.batch, &opts.prompter) {
                 (true, _, _) => Some(HostKeyDecision::AcceptAndStore),
                 (false, false, Some(p)) => {
-                    let _turn = opts.secrets.asking.lock().unwrap_or_else(|p| p.into_inner());
+                    let _turn = opts
+                        .secrets
+                        .asking
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
                     p.unknown_host(&HostKeyQuestion {
                         server: server.to_string(),
                         host: host.clone(),
@@ -466,11 +499,14 @@ fn verify_host_key(
             match decision {
                 HostKeyDecision::Refuse => Err(ConnectError::HostKeyRefused { host, fingerprint }),
                 HostKeyDecision::AcceptOnce => Ok(()),
-                HostKeyDecision::AcceptAndStore => known_hosts::append(&r.known_hosts, &host, &type_name, key)
-                    .map_err(|e| ConnectError::KnownHostsWrite {
-                        path: r.known_hosts.clone(),
-                        message: e.to_string(),
-                    }),
+                HostKeyDecision::AcceptAndStore => {
+                    known_hosts::append(&r.known_hosts, &host, &type_name, key).map_err(|e| {
+                        ConnectError::KnownHostsWrite {
+                            path: r.known_hosts.clone(),
+                            message: e.to_string(),
+                        }
+                    })
+                }
             }
         }
     }

@@ -1,0 +1,721 @@
+//! farmkey over SSH against real OpenSSH servers on loopback.
+
+mod support;
+
+use farmkey::analysis::{FarmReport, Selection, analyze};
+use farmkey::farm::scan_all;
+use farmkey::inventory::Inventory;
+use farmkey::transport::{
+    ConnectOptions, HostKeyDecision, HostKeyQuestion, Prompter, SecretQuestion,
+};
+use predicates::prelude::PredicateBooleanExt;
+use secrecy::SecretString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::sshd::{Options, PASSWORD, SshFarm};
+use support::*;
+
+fn no_ssh_config() -> ConnectOptions {
+    ConnectOptions {
+        ssh_config: Some(PathBuf::from("/nonexistent/ssh_config")),
+        ..Default::default()
+    }
+}
+
+fn scan_with(inventory: &Path, opts: ConnectOptions, selection: &Selection) -> FarmReport {
+    let inv = Inventory::load(inventory).unwrap();
+    analyze(&scan_all(&inv.servers, opts, 16), selection)
+}
+
+/// The demo farm laid out locally, and the same files behind three sshd.
+fn demo_over_ssh(opts: Options) -> (farmkey::demo::DemoFarm, SshFarm) {
+    let demo = farmkey::demo::DemoFarm::new().unwrap();
+    let trees: Vec<(String, PathBuf)> = farmkey::demo::SERVERS
+        .iter()
+        .map(|s| (s.to_string(), demo.path().join(s)))
+        .collect();
+    let farm = SshFarm::start(&trees, opts);
+    (demo, farm)
+}
+
+/// Site, server, key group and fingerprints of every instance.
+fn instances(report: &FarmReport) -> Vec<String> {
+    report
+        .sites
+        .iter()
+        .flat_map(|s| {
+            s.instances.iter().map(move |i| {
+                let eff = i.effective.as_ref().map_err(|e| e.to_string());
+                let keys = eff.as_ref().map(|e| {
+                    (
+                        e.machine_key.validation_key_state().fingerprint(),
+                        e.machine_key.decryption_key_state().fingerprint(),
+                        e.handler.state.name(),
+                        e.machine_key.validation_key.source.to_string(),
+                    )
+                });
+                format!("{} {} {:?} {:?}", s.site, i.server, i.key_group, keys)
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn drift_over_ssh_matches_the_same_farm_read_locally() {
+    let (demo, farm) = demo_over_ssh(Options::default());
+    let local = scan_inventory(&demo.inventory.path, &all_sites());
+    let remote = scan_with(&farm.inventory(""), no_ssh_config(), &all_sites());
+    assert!(
+        remote
+            .servers
+            .iter()
+            .all(|s| s.reachable && s.error.is_none()),
+        "{:?}\n{}",
+        remote.servers,
+        farm.logs()
+    );
+    assert_eq!(finding_rows(&remote), finding_rows(&local));
+    assert_eq!(instances(&remote), instances(&local));
+    // D: drive and "Program Files" with a space were read over SFTP.
+    let admin = remote.site("Sequence Administration").unwrap();
+    assert_eq!(
+        admin.instances[0].config_path.as_ref().unwrap().to_string(),
+        "D:\\Cora\\Administration\\web.config"
+    );
+    let togo = remote.site("Process TOGO").unwrap();
+    assert!(togo.instances[0].effective.is_ok());
+}
+
+#[test]
+fn unknown_host_is_refused_with_its_fingerprint_then_accepted_with_accept_new() {
+    let (_demo, farm) = demo_over_ssh(Options {
+        trust_host_keys: false,
+        ..Default::default()
+    });
+    let inv = farm.inventory("");
+    let out = farm
+        .farmkey()
+        .args([
+            "scan",
+            "--format",
+            "json",
+            "--ssh-config",
+            "/nonexistent",
+            "-i",
+        ])
+        .arg(&inv)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = json["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 3);
+    let web01 = farm.server("web01");
+    let expected_fp = {
+        let o = std::process::Command::new("ssh-keygen")
+            .args(["-lf", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        o.stdin
+            .as_ref()
+            .unwrap()
+            .write_all(web01.host_key.as_bytes())
+            .unwrap();
+        let out = o.wait_with_output().unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    let msg = findings[0]["message"].as_str().unwrap();
+    assert_eq!(findings[0]["code"], "unreachable");
+    assert!(
+        msg.contains(&expected_fp),
+        "{msg} should hold {expected_fp}"
+    );
+    assert!(
+        msg.contains("--accept-new") && msg.contains("not in"),
+        "{msg}"
+    );
+    assert!(
+        !farm.known_hosts.exists() || fs::read_to_string(&farm.known_hosts).unwrap().is_empty()
+    );
+
+    let out = farm
+        .farmkey()
+        .args([
+            "scan",
+            "--format",
+            "json",
+            "--accept-new",
+            "--ssh-config",
+            "/nonexistent",
+            "-i",
+        ])
+        .arg(&inv)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        json["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["reachable"] == true),
+        "{json}"
+    );
+    let stored = fs::read_to_string(&farm.known_hosts).unwrap();
+    for s in &farm.servers {
+        assert!(
+            stored.contains(&format!("[127.0.0.1]:{} {}", s.port, s.host_key)),
+            "{stored}"
+        );
+    }
+    // Stored keys now match without --accept-new.
+    farm.farmkey()
+        .args(["scan", "--ssh-config", "/nonexistent", "-i"])
+        .arg(&inv)
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains("unreachable").not());
+}
+
+#[test]
+fn a_changed_host_key_is_refused_and_never_replaced() {
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    let web02 = farm.server("web02");
+    // Store another key for web02, as if it had been reinstalled.
+    let other = farm.home.path().join("other_key");
+    std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    let other_pub = fs::read_to_string(other.with_extension("pub")).unwrap();
+    let other_pub: Vec<&str> = other_pub.split_whitespace().take(2).collect();
+    let kh = fs::read_to_string(&farm.known_hosts)
+        .unwrap()
+        .replace(&web02.host_key, &other_pub.join(" "));
+    fs::write(&farm.known_hosts, &kh).unwrap();
+
+    let report = scan_with(
+        &farm.inventory(""),
+        ConnectOptions {
+            accept_new: true,
+            ..no_ssh_config()
+        },
+        &Selection::default(),
+    );
+    let web02_status = report.servers.iter().find(|s| s.name == "web02").unwrap();
+    assert!(!web02_status.reachable);
+    let err = web02_status.error.as_deref().unwrap();
+    assert!(
+        err.contains("HAS CHANGED") && err.contains("man-in-the-middle"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read_to_string(&farm.known_hosts).unwrap(),
+        kh,
+        "known_hosts must not change"
+    );
+    assert!(
+        report
+            .servers
+            .iter()
+            .filter(|s| s.name != "web02")
+            .all(|s| s.reachable)
+    );
+}
+
+#[test]
+fn hashed_known_hosts_entries_match() {
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    let status = std::process::Command::new("ssh-keygen")
+        .arg("-H")
+        .arg("-f")
+        .arg(&farm.known_hosts)
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let kh = fs::read_to_string(&farm.known_hosts).unwrap();
+    assert!(kh.starts_with("|1|") && !kh.contains("127.0.0.1"), "{kh}");
+    let report = scan_with(&farm.inventory(""), no_ssh_config(), &Selection::default());
+    assert!(
+        report.servers.iter().all(|s| s.reachable),
+        "{:?}",
+        report.servers
+    );
+}
+
+#[test]
+fn a_stored_rsa_key_is_preferred_over_a_newer_ed25519_one() {
+    let (_demo, farm) = demo_over_ssh(Options {
+        rsa_known_only: true,
+        ..Default::default()
+    });
+    assert!(
+        fs::read_to_string(&farm.known_hosts)
+            .unwrap()
+            .contains("ssh-rsa")
+    );
+    let report = scan_with(&farm.inventory(""), no_ssh_config(), &Selection::default());
+    assert!(
+        report.servers.iter().all(|s| s.reachable),
+        "{:?}",
+        report.servers
+    );
+}
+
+#[test]
+fn closed_port_and_frozen_server_are_unreachable_within_the_timeout() {
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    farm.server("web03").freeze();
+    let closed = support::sshd::free_port();
+    let inv = farm.inventory(&format!(
+        "\n[[servers]]\nname = \"web04\"\nhost = \"127.0.0.1\"\nport = {closed}\n"
+    ));
+    let start = Instant::now();
+    let report = scan_with(&inv, no_ssh_config(), &Selection::default());
+    let took = start.elapsed();
+    farm.server("web03").thaw();
+    // connect_timeout_secs = 3 in the harness inventory
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    let status = |n: &str| report.servers.iter().find(|s| s.name == n).unwrap().clone();
+    assert!(status("web01").reachable && status("web02").reachable);
+    let frozen = status("web03");
+    assert!(!frozen.reachable);
+    assert!(
+        frozen.error.as_deref().unwrap().contains("within 3s"),
+        "{:?}",
+        frozen.error
+    );
+    let refused = status("web04");
+    assert!(
+        refused
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("connection refused"),
+        "{:?}",
+        refused.error
+    );
+    let unreachable: Vec<_> = finding_rows(&report)
+        .into_iter()
+        .filter(|r| r.0 == "unreachable")
+        .collect();
+    assert_eq!(
+        unreachable,
+        vec![
+            row("unreachable", "error", "(farm)", "web03"),
+            row("unreachable", "error", "(farm)", "web04")
+        ]
+    );
+    // The other servers' sites are reported normally.
+    assert_eq!(report.site("Flowtime").unwrap().instances.len(), 2);
+}
+
+#[test]
+fn dns_failure_has_its_own_message() {
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    let inv = farm.inventory("\n[[servers]]\nname = \"ghost\"\nhost = \"no-such-host.invalid\"\n");
+    let report = scan_with(&inv, no_ssh_config(), &Selection::default());
+    let ghost = report.servers.iter().find(|s| s.name == "ghost").unwrap();
+    assert!(
+        ghost
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("cannot resolve host name \"no-such-host.invalid\""),
+        "{:?}",
+        ghost.error
+    );
+}
+
+#[test]
+fn a_wrong_key_names_what_was_tried_and_what_the_server_offered() {
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    let wrong = farm.home.path().join("wrong_key");
+    std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&wrong)
+        .status()
+        .unwrap();
+    let defaults = farm.defaults().replace(
+        &farm.identity.display().to_string(),
+        &wrong.display().to_string(),
+    );
+    let inv = farm.inventory_with(&defaults, "");
+    let out = farm
+        .farmkey()
+        .args([
+            "scan",
+            "--batch",
+            "--format",
+            "json",
+            "--ssh-config",
+            "/nonexistent",
+            "-i",
+        ])
+        .arg(&inv)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let err = json["servers"][0]["error"].as_str().unwrap();
+    assert!(
+        err.starts_with("authentication failed for farmkeytest@[127.0.0.1]:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("key ~/wrong_key (refused)") || err.contains("wrong_key (refused)"),
+        "{err}"
+    );
+    assert!(err.contains("the server offered publickey"), "{err}");
+    assert!(
+        !err.to_lowercase().contains("password ("),
+        "no password method was offered: {err}"
+    );
+}
+
+#[test]
+fn an_unreadable_file_is_reported_for_its_server_only() {
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    let file = farm
+        .server("web02")
+        .file("C:/inetpub/Cora/Flowtime/web.config");
+    fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    let report = scan_with(&farm.inventory(""), no_ssh_config(), &Selection::default());
+    let site = report.site("Flowtime").unwrap();
+    let unreadable: Vec<_> = site
+        .findings
+        .iter()
+        .filter(|f| f.code.name() == "unreadable")
+        .collect();
+    assert_eq!(unreadable.len(), 1);
+    assert_eq!(unreadable[0].servers, ["web02"]);
+    assert!(
+        unreadable[0]
+            .message
+            .contains("C:\\inetpub\\Cora\\Flowtime\\web.config: permission denied"),
+        "{}",
+        unreadable[0].message
+    );
+    assert!(site.instance("web01").unwrap().effective.is_ok());
+}
+
+#[test]
+fn ssh_config_aliases_resolve() {
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    let mut config = String::new();
+    let mut inv = format!(
+        "[defaults]\nknown_hosts = \"{}\"\n",
+        farm.known_hosts.display()
+    );
+    for s in &farm.servers {
+        config.push_str(&format!(
+            "Host {n}.farm\n    HostName 127.0.0.1\n    Port {p}\n    User {u}\n    IdentityFile {id}\n    ConnectTimeout 3\n\n",
+            n = s.name,
+            p = s.port,
+            u = support::sshd::USER,
+            id = farm.identity.display()
+        ));
+        inv.push_str(&format!(
+            "\n[[servers]]\nname = \"{n}\"\nhost = \"{n}.farm\"\n",
+            n = s.name
+        ));
+    }
+    let config_path = farm.home.path().join(".ssh").join("config");
+    fs::write(&config_path, &config).unwrap();
+    let inv_path = farm.home.path().join("alias.toml");
+    fs::write(&inv_path, inv).unwrap();
+    // The binary reads ~/.ssh/config of its HOME.
+    farm.farmkey()
+        .args(["scan", "--batch", "-i"])
+        .arg(&inv_path)
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains("key-mismatch"))
+        .stdout(predicates::str::contains("unreachable").not());
+    // import-ssh-config writes an inventory for those aliases.
+    let out = farm
+        .farmkey()
+        .args(["import-ssh-config", "--match", "*.farm"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.matches("[[servers]]").count(), 3, "{text}");
+    assert!(
+        text.contains("name = \"web01.farm\"\nhost = \"web01.farm\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn agent_authentication_with_a_real_ssh_agent() {
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    let sock = farm.home.path().join("agent.sock");
+    let mut agent = std::process::Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !sock.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // An unrelated key first: every identity must be tried, not only the first.
+    let decoy = farm.home.path().join("decoy");
+    std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&decoy)
+        .status()
+        .unwrap();
+    for key in [&decoy, &farm.identity] {
+        let ok = std::process::Command::new("ssh-add")
+            .arg(key)
+            .env("SSH_AUTH_SOCK", &sock)
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+    }
+    // The inventory names no key and the key file is gone: only the agent can log in.
+    let moved = farm.home.path().join("moved_key");
+    fs::rename(&farm.identity, &moved).unwrap();
+    let defaults = format!(
+        "[defaults]\nuser = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout_secs = 3\n",
+        support::sshd::USER,
+        farm.known_hosts.display()
+    );
+    let inv = farm.inventory_with(&defaults, "");
+    let out = farm
+        .farmkey()
+        .env("SSH_AUTH_SOCK", &sock)
+        .args([
+            "scan",
+            "--batch",
+            "--format",
+            "json",
+            "--ssh-config",
+            "/nonexistent",
+            "-i",
+        ])
+        .arg(&inv)
+        .output()
+        .unwrap();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        json["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["reachable"] == true),
+        "{json}"
+    );
+    // Without the agent the same inventory fails, and says what it tried.
+    let out = farm
+        .farmkey()
+        .args([
+            "scan",
+            "--batch",
+            "--format",
+            "json",
+            "--ssh-config",
+            "/nonexistent",
+            "-i",
+        ])
+        .arg(&inv)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let err = json["servers"][0]["error"].as_str().unwrap();
+    assert!(err.contains("tried nothing usable"), "{err}");
+}
+
+/// Answers questions from a script and records them.
+struct Scripted {
+    answers: Mutex<Vec<&'static str>>,
+    asked: Mutex<Vec<String>>,
+}
+
+impl Prompter for Scripted {
+    fn secret(&self, q: &SecretQuestion) -> Option<SecretString> {
+        self.asked.lock().unwrap().push(q.prompt());
+        let mut a = self.answers.lock().unwrap();
+        (!a.is_empty()).then(|| SecretString::from(a.remove(0).to_string()))
+    }
+    fn unknown_host(&self, _q: &HostKeyQuestion) -> Option<HostKeyDecision> {
+        Some(HostKeyDecision::Refuse)
+    }
+}
+
+#[test]
+fn passwords_are_asked_once_for_a_farm_and_wrong_ones_say_so() {
+    let (_demo, farm) = demo_over_ssh(Options {
+        password_auth: true,
+        ..Default::default()
+    });
+    let defaults = format!(
+        "[defaults]\nuser = \"{}\"\nidentity_file = \"/nonexistent/key\"\nknown_hosts = \"{}\"\nconnect_timeout_secs = 3\n",
+        support::sshd::USER,
+        farm.known_hosts.display()
+    );
+    let inv = farm.inventory_with(&defaults, "");
+    let prompter = Arc::new(Scripted {
+        answers: Mutex::new(vec![PASSWORD]),
+        asked: Mutex::new(vec![]),
+    });
+    let opts = ConnectOptions {
+        batch: false,
+        prompter: Some(prompter.clone()),
+        ..no_ssh_config()
+    };
+    let report = scan_with(&inv, opts, &Selection::default());
+    assert!(
+        report.servers.iter().all(|s| s.reachable),
+        "{:?}",
+        report.servers
+    );
+    let asked = prompter.asked.lock().unwrap().clone();
+    assert_eq!(
+        asked.len(),
+        1,
+        "one service account, one question: {asked:?}"
+    );
+    assert!(
+        asked[0].contains("password for farmkeytest@127.0.0.1"),
+        "{asked:?}"
+    );
+
+    let wrong = Arc::new(Scripted {
+        answers: Mutex::new(vec!["nope", "nope", "nope"]),
+        asked: Mutex::new(vec![]),
+    });
+    let inv_one = farm.inventory_with(&defaults, "");
+    let inv_one = {
+        // Only the first server, to count its questions.
+        let text = fs::read_to_string(&inv_one).unwrap();
+        let first: String = text
+            .split("\n[[servers]]")
+            .take(2)
+            .collect::<Vec<_>>()
+            .join("\n[[servers]]");
+        let p = farm.home.path().join("one.toml");
+        fs::write(&p, first).unwrap();
+        p
+    };
+    let report = scan_with(
+        &inv_one,
+        ConnectOptions {
+            batch: false,
+            prompter: Some(wrong.clone()),
+            ..no_ssh_config()
+        },
+        &Selection::default(),
+    );
+    let err = report.servers[0].error.clone().unwrap();
+    assert!(err.contains("password (rejected 3 times)"), "{err}");
+    assert!(
+        err.contains("key /nonexistent/key (file not found)"),
+        "{err}"
+    );
+    assert!(!err.contains("nope"));
+    assert_eq!(wrong.asked.lock().unwrap().len(), 3);
+
+    // --batch never asks.
+    let report = scan_with(&inv_one, no_ssh_config(), &Selection::default());
+    let err = report.servers[0].error.clone().unwrap();
+    assert!(err.contains("password (not asked: --batch)"), "{err}");
+}
+
+#[test]
+fn passphrase_protected_keys_are_asked_for_once() {
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    // Re-protect the client key with a passphrase.
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-p", "-N", "correct horse", "-P", "", "-f"])
+        .arg(&farm.identity)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let inv = farm.inventory("");
+    let prompter = Arc::new(Scripted {
+        answers: Mutex::new(vec!["wrong", "correct horse"]),
+        asked: Mutex::new(vec![]),
+    });
+    let report = scan_with(
+        &inv,
+        ConnectOptions {
+            batch: false,
+            prompter: Some(prompter.clone()),
+            ..no_ssh_config()
+        },
+        &Selection::default(),
+    );
+    assert!(
+        report.servers.iter().all(|s| s.reachable),
+        "{:?}",
+        report.servers
+    );
+    let asked = prompter.asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert!(asked[0].contains("passphrase for key"), "{asked:?}");
+
+    let report = scan_with(&inv, no_ssh_config(), &Selection::default());
+    let err = report.servers[0].error.clone().unwrap();
+    assert!(
+        err.contains("farm_ed25519 (needs a passphrase, not asked: --batch)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn mixed_case_paths_and_unc_physical_paths() {
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    // web01's folder is spelled differently from applicationHost.config.
+    let server = farm.server("web01");
+    fs::rename(
+        server.root.join("C:/inetpub/Cora/Flowtime"),
+        server.root.join("C:/inetpub/Cora/FLOWTIME"),
+    )
+    .unwrap();
+    // web02's Process TOGO lives on a file share.
+    let apphost = farm
+        .server("web02")
+        .file("C:/Windows/System32/inetsrv/config/applicationHost.config");
+    let text = fs::read_to_string(&apphost).unwrap().replace(
+        "%ProgramFiles%\\PNMsoft\\Process TOGO",
+        "\\\\fileserver\\cora\\Process TOGO",
+    );
+    assert!(text.contains("fileserver"));
+    fs::write(&apphost, text).unwrap();
+    let report = scan_with(&farm.inventory(""), no_ssh_config(), &Selection::default());
+    let flowtime = report.site("Flowtime").unwrap().instance("web01").unwrap();
+    let eff = flowtime.effective.as_ref().unwrap();
+    assert_eq!(
+        eff.machine_key.validation_key.source.to_string(),
+        "C:\\inetpub\\Cora\\FLOWTIME\\web.config"
+    );
+    let togo = report.site("Process TOGO").unwrap();
+    let f = togo
+        .findings
+        .iter()
+        .find(|f| f.code.name() == "unreadable")
+        .unwrap();
+    assert_eq!(f.servers, ["web02"]);
+    assert!(f.message.contains("UNC path"), "{}", f.message);
+}
