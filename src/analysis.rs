@@ -98,17 +98,36 @@ pub struct Instance {
     pub config_sha256: Option<String>,
     pub identity_declared_above: bool,
     pub effective: Result<Effective, FileProblem>,
+    /// The validation and decryption key states, judged once.
+    pub keys: Option<(KeyState, KeyState)>,
+    /// Fingerprint of the explicit key pair, if both keys are explicit.
+    pub set_fingerprint: Option<String>,
     /// Same letter, same key set (explicit keys only), `A` the most common.
     pub key_group: Option<char>,
 }
 
 impl Instance {
-    /// Fingerprint of the explicit key pair, if both keys are explicit.
-    pub fn set_fingerprint(&self) -> Option<String> {
-        let eff = self.effective.as_ref().ok()?;
-        let v = eff.machine_key.validation_key_state();
-        let d = eff.machine_key.decryption_key_state();
-        Some(set_fingerprint(v.key()?, d.key()?))
+    fn new(server: &str, app: &crate::scan::AppConfig) -> Instance {
+        let keys = app.effective.as_ref().ok().map(|e| {
+            (
+                e.machine_key.validation_key_state(),
+                e.machine_key.decryption_key_state(),
+            )
+        });
+        let set_fingerprint = keys
+            .as_ref()
+            .and_then(|(v, d)| Some(set_fingerprint(v.key()?, d.key()?)));
+        Instance {
+            server: server.to_string(),
+            app: app.app.clone(),
+            config_path: app.web_config.clone(),
+            config_sha256: app.web_config_sha256.clone(),
+            identity_declared_above: app.identity_declared_above,
+            effective: app.effective.clone(),
+            keys,
+            set_fingerprint,
+            key_group: None,
+        }
     }
 }
 
@@ -207,7 +226,7 @@ pub fn analyze(scans: &[ServerScan], selection: &Selection) -> FarmReport {
                 readable.push(&scan.name);
                 None
             }
-            Err(ServerFailure::Unreachable(msg)) => {
+            Err(ServerFailure::Unreachable(msg) | ServerFailure::HostKeyChanged(msg)) => {
                 findings.push(Finding {
                     code: Code::Unreachable,
                     severity: Severity::Error,
@@ -237,7 +256,10 @@ pub fn analyze(scans: &[ServerScan], selection: &Selection) -> FarmReport {
         servers.push(ServerStatus {
             name: scan.name.clone(),
             address: scan.address.clone(),
-            reachable: !matches!(scan.result, Err(ServerFailure::Unreachable(_))),
+            reachable: !matches!(
+                scan.result,
+                Err(ServerFailure::Unreachable(_) | ServerFailure::HostKeyChanged(_))
+            ),
             error,
             elapsed_ms: scan.elapsed.as_millis() as u64,
         });
@@ -252,15 +274,7 @@ pub fn analyze(scans: &[ServerScan], selection: &Selection) -> FarmReport {
             if list.iter().any(|i| i.server == scan.name) {
                 continue; // the same id twice on one server: IIS would not start
             }
-            list.push(Instance {
-                server: scan.name.clone(),
-                app: app.app.clone(),
-                config_path: app.web_config.clone(),
-                config_sha256: app.web_config_sha256.clone(),
-                identity_declared_above: app.identity_declared_above,
-                effective: app.effective.clone(),
-                key_group: None,
-            });
+            list.push(Instance::new(&scan.name, app));
         }
     }
 
@@ -314,7 +328,7 @@ fn site_report(mut instances: Vec<Instance>, readable: &[&str]) -> SiteReport {
 fn assign_key_groups(instances: &mut [Instance]) {
     let mut counts: Vec<(String, usize, usize)> = Vec::new();
     for (pos, inst) in instances.iter().enumerate() {
-        if let Some(fp) = inst.set_fingerprint() {
+        if let Some(fp) = inst.set_fingerprint.clone() {
             match counts.iter_mut().find(|(f, _, _)| *f == fp) {
                 Some((_, n, _)) => *n += 1,
                 None => counts.push((fp, 1, pos)),
@@ -323,8 +337,8 @@ fn assign_key_groups(instances: &mut [Instance]) {
     }
     counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)));
     for inst in instances.iter_mut() {
-        if let Some(fp) = inst.set_fingerprint() {
-            let idx = counts.iter().position(|(f, _, _)| *f == fp).unwrap_or(0);
+        if let Some(fp) = &inst.set_fingerprint {
+            let idx = counts.iter().position(|(f, _, _)| f == fp).unwrap_or(0);
             inst.key_group = Some(group_letter(idx));
         }
     }
@@ -463,7 +477,7 @@ fn site_findings(report: &SiteReport) -> Vec<Finding> {
     let explicit: Vec<(&Instance, &Effective)> = readable
         .iter()
         .copied()
-        .filter(|(i, _)| i.set_fingerprint().is_some())
+        .filter(|(i, _)| i.set_fingerprint.is_some())
         .collect();
     let differing: Vec<&str> = [KeyPurpose::Validation, KeyPurpose::Decryption]
         .into_iter()
@@ -489,7 +503,8 @@ fn site_findings(report: &SiteReport) -> Vec<Finding> {
                     let mk = &eff.machine_key;
                     let fp = |p| mk.key_state(p).fingerprint().unwrap_or_default();
                     let keys = format!(
-                        "validationKey {}, decryptionKey {}",
+                        "{}: validationKey {}, decryptionKey {}",
+                        inst.set_fingerprint.as_deref().unwrap_or(""),
                         fp(KeyPurpose::Validation),
                         fp(KeyPurpose::Decryption)
                     );

@@ -5,6 +5,7 @@
 use crate::inventory::Server;
 use crate::paths::WindowsEnv;
 use crate::scan::{ServerFailure, ServerScan, Stage, read_server};
+use crate::transport::ssh::ConnectError;
 use crate::transport::{self, ConnectOptions};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,19 +24,22 @@ pub const DEFAULT_JOBS: usize = 16;
 
 /// Scans one server: connect, read, report. The transport is dropped after
 /// the result is sent, so a session that hangs in teardown delays no one.
-pub fn scan_one(server: &Server, opts: &ConnectOptions, index: usize, tx: &Sender<ScanEvent>) {
+pub fn scan_one(server: &Server, opts: &ConnectOptions, index: usize, emit: &dyn Fn(ScanEvent)) {
     let start = Instant::now();
-    let _ = tx.send(ScanEvent::Stage {
+    emit(ScanEvent::Stage {
         index,
         stage: Stage::Connecting,
     });
     let (result, transport) = match transport::connect(server, opts) {
         Ok(mut t) => {
-            let _ = tx.send(ScanEvent::Stage {
+            emit(ScanEvent::Stage {
                 index,
                 stage: Stage::Reading,
             });
             (read_server(t.as_mut(), &WindowsEnv::default()), Some(t))
+        }
+        Err(e @ ConnectError::HostKeyChanged { .. }) => {
+            (Err(ServerFailure::HostKeyChanged(e.to_string())), None)
         }
         Err(e) => (Err(ServerFailure::Unreachable(e.to_string())), None),
     };
@@ -45,29 +49,50 @@ pub fn scan_one(server: &Server, opts: &ConnectOptions, index: usize, tx: &Sende
         result,
         elapsed: start.elapsed(),
     };
-    let _ = tx.send(ScanEvent::Finished {
+    emit(ScanEvent::Finished {
         index,
         scan: Box::new(scan),
     });
     drop(transport);
 }
 
-/// Starts scanning `servers` on at most `jobs` threads and returns at once;
-/// events arrive on `tx`. Threads are not joined: a hung teardown must not
-/// block whoever reports the results.
-pub fn spawn_scan(servers: Vec<Server>, opts: ConnectOptions, jobs: usize, tx: Sender<ScanEvent>) {
+/// Starts scanning `servers` (each with the index its events carry) on at
+/// most `jobs` threads and returns at once; events arrive on `tx`, wrapped
+/// by `wrap`. Threads are not joined: a hung teardown must not block
+/// whoever reports the results.
+pub fn spawn_scan<M, W>(
+    servers: Vec<(usize, Server)>,
+    opts: ConnectOptions,
+    jobs: usize,
+    tx: Sender<M>,
+    wrap: W,
+) where
+    M: Send + 'static,
+    W: Fn(ScanEvent) -> M + Send + Sync + 'static,
+{
+    let count = servers.len();
     let servers = Arc::new(servers);
     let next = Arc::new(AtomicUsize::new(0));
     let opts = Arc::new(opts);
-    for _ in 0..jobs.clamp(1, servers.len().max(1)) {
-        let (servers, next, opts, tx) = (servers.clone(), next.clone(), opts.clone(), tx.clone());
+    let wrap = Arc::new(wrap);
+    for _ in 0..jobs.clamp(1, count.max(1)) {
+        let (servers, next, opts, tx, wrap) = (
+            servers.clone(),
+            next.clone(),
+            opts.clone(),
+            tx.clone(),
+            wrap.clone(),
+        );
         thread::spawn(move || {
+            let emit = |e: ScanEvent| {
+                let _ = tx.send(wrap(e));
+            };
             loop {
-                let index = next.fetch_add(1, Ordering::SeqCst);
-                let Some(server) = servers.get(index) else {
+                let n = next.fetch_add(1, Ordering::SeqCst);
+                let Some((index, server)) = servers.get(n) else {
                     break;
                 };
-                scan_one(server, &opts, index, &tx);
+                scan_one(server, &opts, *index, &emit);
             }
         });
     }
@@ -76,7 +101,13 @@ pub fn spawn_scan(servers: Vec<Server>, opts: ConnectOptions, jobs: usize, tx: S
 /// Scans every server and returns the results in inventory order.
 pub fn scan_all(servers: &[Server], opts: ConnectOptions, jobs: usize) -> Vec<ServerScan> {
     let (tx, rx) = channel();
-    spawn_scan(servers.to_vec(), opts, jobs, tx);
+    spawn_scan(
+        servers.iter().cloned().enumerate().collect(),
+        opts,
+        jobs,
+        tx,
+        |e| e,
+    );
     let mut out: Vec<Option<ServerScan>> = servers.iter().map(|_| None).collect();
     let mut remaining = servers.len();
     while remaining > 0 {

@@ -6,12 +6,14 @@
 //! - [`analysis`]: comparing sites across servers into findings;
 //! - [`transport`]: reaching a server's files (local folder, SFTP);
 //! - [`scan`] and [`farm`]: reading one server, and many at once;
-//! - [`report`], [`cli`]: what the command line prints.
+//! - [`report`], [`cli`]: what the command line prints;
+//! - [`console`]: the terminal user interface.
 
 pub mod analysis;
 pub mod bytes;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod farm;
 pub mod inventory;

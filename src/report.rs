@@ -3,7 +3,6 @@
 
 use crate::analysis::{FarmReport, Finding, Instance, SiteReport};
 use crate::config::effective::{KeyState, Sourced};
-use crate::keys::KeyPurpose;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 
@@ -42,10 +41,10 @@ fn instance_json(i: &Instance) -> Value {
             v["validation_source"] = json!(mk.validation.source.to_string());
             v["decryption_source"] = json!(mk.decryption.source.to_string());
             v["compatibility_mode_source"] = json!(mk.compatibility_mode.source.to_string());
-            v["validation_key"] =
-                key_json(&mk.key_state(KeyPurpose::Validation), &mk.validation_key);
-            v["decryption_key"] =
-                key_json(&mk.key_state(KeyPurpose::Decryption), &mk.decryption_key);
+            if let Some((vk, dk)) = &i.keys {
+                v["validation_key"] = key_json(vk, &mk.validation_key);
+                v["decryption_key"] = key_json(dk, &mk.decryption_key);
+            }
             v["session_token_handler"] = json!(e.handler.state.name());
             v["session_token_handler_source"] =
                 json!(e.handler.source.as_ref().map(|p| p.to_string()));
@@ -193,8 +192,8 @@ pub fn to_table(report: &FarmReport) -> String {
                         let mk = &e.machine_key;
                         row.extend([
                             i.key_group.map_or("-".into(), |c| c.to_string()),
-                            key_cell(&mk.validation_key_state()),
-                            key_cell(&mk.decryption_key_state()),
+                            i.keys.as_ref().map_or_else(String::new, |k| key_cell(&k.0)),
+                            i.keys.as_ref().map_or_else(String::new, |k| key_cell(&k.1)),
                             mk.validation.shown().to_string(),
                             mk.decryption.shown().to_string(),
                             mk.compatibility_mode.shown().to_string(),

@@ -43,6 +43,9 @@ pub enum ServerFailure {
     /// The server could not be reached or the session broke.
     #[error("{0}")]
     Unreachable(String),
+    /// The server presented a host key other than the one stored: refused.
+    #[error("{0}")]
+    HostKeyChanged(String),
     /// Reached, but applicationHost.config could not be used.
     #[error("{0}")]
     Unreadable(FileProblem),

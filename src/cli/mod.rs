@@ -1,5 +1,6 @@
 //! The command line: argument definitions and the headless commands.
 
+mod console;
 mod keygen;
 mod prompt;
 mod scan;
@@ -44,6 +45,21 @@ pub struct ConsoleArgs {
     pub inventory: PathBuf,
     #[command(flatten)]
     pub connect: ConnectArgs,
+    /// Console theme: default, mono, light, high-contrast, nord, or a TOML file
+    #[arg(long, global = true, value_name = "NAME|PATH")]
+    pub theme: Option<String>,
+    /// ASCII symbols only, for terminals without Unicode
+    #[arg(long, global = true)]
+    pub ascii: bool,
+    /// Disable every action that would change a server
+    #[arg(long, global = true)]
+    pub read_only: bool,
+    /// Write the session log to this file
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Let the mouse wheel scroll (off by default, so the terminal keeps text selection)
+    #[arg(long, global = true)]
+    pub mouse: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -83,6 +99,8 @@ impl ConnectArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Open the console on a built-in demo farm (three servers, realistic drift)
+    Demo,
     /// Read every server and report machine-key drift (exit 0: in step, 1: findings, 2: bad usage)
     Scan(ScanArgs),
     /// Print a fresh <machineKey> from the operating system's random generator
@@ -188,6 +206,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 Err(e) => usage_error(e),
             }
         }
-        None => usage_error("the console is not available in this build"),
+        Some(Command::Demo) => console::run_demo(&cli.console),
+        None => console::run_inventory(&cli.console),
     }
 }

@@ -84,11 +84,21 @@ fn windows_bytes(text: &str) -> Vec<u8> {
 /// Writes the demo farm into `dir` (one folder per server plus
 /// `farmkey.toml`) and returns its inventory.
 pub fn lay_out(dir: &Path) -> io::Result<PathBuf> {
+    lay_out_with(dir, |_| {
+        KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes)
+            .map_err(|e| io::Error::other(e.to_string()))
+    })
+}
+
+/// [`lay_out`] with the key sets given by `keys` (by set name), for tests
+/// that need the same fingerprints every run.
+pub fn lay_out_with(
+    dir: &Path,
+    mut keys: impl FnMut(&str) -> io::Result<KeySet>,
+) -> io::Result<PathBuf> {
     let mut sets: HashMap<&str, KeySet> = HashMap::new();
     for name in ["FLOWTIME", "FLOWTIME_WEB03", "ADMIN", "TOGO"] {
-        let set = KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes)
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        sets.insert(name, set);
+        sets.insert(name, keys(name)?);
     }
     let mut inventory = String::from("# The farmkey demo farm: three servers as local folders.\n");
     for server in SERVERS {

@@ -1,6 +1,7 @@
 //! Shared helpers of the end-to-end tests.
 #![allow(dead_code)]
 
+pub mod pty;
 pub mod sshd;
 
 use farmkey::analysis::{FarmReport, Selection, analyze};
@@ -99,4 +100,55 @@ pub fn snapshot_tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     }
     walk(dir, &mut out);
     out
+}
+
+/// Checks that an edit touched nothing but what the editor may touch: every
+/// changed run of lines either only gained text (the old lines are a
+/// subsequence of the new ones) or holds the start tag of a `<machineKey>`
+/// or of a self-closing element (attributes set, or an end tag grown).
+pub fn edit_confined(original: &[u8], edited: &[u8]) -> Result<(), String> {
+    use farmkey::bytes::FileBytes;
+    use farmkey::config::xml::Document;
+    let doc = Document::parse(FileBytes::new(original.to_vec())).map_err(|e| e.to_string())?;
+    let mut allowed = Vec::new();
+    let mut stack = vec![doc.root()];
+    while let Some(id) = stack.pop() {
+        let el = doc.element(id);
+        if el.name == "machineKey" || el.is_self_closing() {
+            allowed.push(el.start_tag.clone());
+        }
+        stack.extend_from_slice(doc.children(id));
+    }
+    let old = std::str::from_utf8(original).map_err(|e| e.to_string())?;
+    let new = std::str::from_utf8(edited).map_err(|e| e.to_string())?;
+    let line_starts = |t: &str| {
+        let mut v = vec![0];
+        v.extend(t.match_indices('\n').map(|(i, _)| i + 1));
+        v.push(t.len());
+        v
+    };
+    let (os, ns) = (line_starts(old), line_starts(new));
+    let span = |starts: &[usize], r: std::ops::Range<usize>| {
+        starts[r.start]..starts[r.end.min(starts.len() - 1)]
+    };
+    for op in similar::TextDiff::from_lines(old, new).ops() {
+        if !matches!(
+            op.tag(),
+            similar::DiffTag::Delete | similar::DiffTag::Replace
+        ) {
+            continue;
+        }
+        let o = span(&os, op.old_range());
+        let n = span(&ns, op.new_range());
+        let mut rest = new[n.clone()].chars();
+        let only_gained = old[o.clone()].chars().all(|c| rest.any(|d| d == c));
+        let rewritable = allowed.iter().any(|a| a.start < o.end && o.start < a.end);
+        if !only_gained && !rewritable {
+            return Err(format!(
+                "changed outside the edited elements: {:?} became {:?}",
+                &old[o], &new[n]
+            ));
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,255 @@
+//! The terminal console: an event loop fed by an input thread and by scan
+//! workers over one channel; state and updates in [`app`], drawing in
+//! [`view`]. The terminal is restored on exit, on error and on panic.
+
+pub mod app;
+pub mod symbols;
+pub mod theme;
+pub mod view;
+
+use crate::farm;
+use crate::inventory::Server;
+use crate::transport::{
+    ConnectOptions, HostKeyDecision, HostKeyQuestion, Prompter, SecretQuestion,
+};
+use app::{App, Ask, Effect, Msg};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::event::{
+    self, DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+};
+use ratatui::crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+use ratatui::crossterm::{cursor, execute};
+use secrecy::SecretString;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use theme::Theme;
+
+const TICK: Duration = Duration::from_millis(100);
+
+pub struct ConsoleOptions {
+    pub title: String,
+    pub servers: Vec<Server>,
+    pub theme: Theme,
+    pub ascii: bool,
+    pub read_only: bool,
+    pub mouse: bool,
+    pub log_file: Option<PathBuf>,
+    pub connect: ConnectOptions,
+    pub jobs: usize,
+}
+
+/// Questions from connection workers become dialogs; the worker waits for
+/// the operator's answer.
+struct ConsolePrompter {
+    tx: Mutex<Sender<Msg>>,
+}
+
+impl ConsolePrompter {
+    fn ask<T>(&self, make: impl FnOnce(Sender<Option<T>>) -> Ask) -> Option<T> {
+        let (reply, answer) = channel();
+        self.tx.lock().ok()?.send(Msg::Ask(make(reply))).ok()?;
+        answer.recv().ok().flatten()
+    }
+}
+
+impl Prompter for ConsolePrompter {
+    fn secret(&self, question: &SecretQuestion) -> Option<SecretString> {
+        self.ask(|reply| Ask::Secret {
+            question: question.clone(),
+            reply,
+        })
+    }
+
+    fn unknown_host(&self, question: &HostKeyQuestion) -> Option<HostKeyDecision> {
+        Some(
+            self.ask(|reply| Ask::HostKey {
+                question: question.clone(),
+                reply,
+            })
+            .unwrap_or(HostKeyDecision::Refuse),
+        )
+    }
+}
+
+fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = execute!(
+        io::stdout(),
+        DisableMouseCapture,
+        DisableBracketedPaste,
+        LeaveAlternateScreen,
+        cursor::Show
+    );
+}
+
+/// Puts the terminal back however the console ends.
+struct TerminalGuard;
+
+impl TerminalGuard {
+    fn enter(mouse: bool) -> io::Result<TerminalGuard> {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore_terminal();
+            previous(info);
+        }));
+        enable_raw_mode()?;
+        let mut out = io::stdout();
+        execute!(
+            out,
+            EnterAlternateScreen,
+            EnableBracketedPaste,
+            cursor::Hide
+        )?;
+        if mouse {
+            execute!(out, EnableMouseCapture)?;
+        }
+        Ok(TerminalGuard)
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+fn spawn_input(tx: Sender<Msg>) {
+    std::thread::spawn(move || {
+        while let Ok(ev) = event::read() {
+            if tx.send(Msg::Input(ev)).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+fn run_effects(
+    effects: Vec<Effect>,
+    app: &App,
+    opts: &ConsoleOptions,
+    connect: &ConnectOptions,
+    tx: &Sender<Msg>,
+) {
+    for effect in effects {
+        match effect {
+            Effect::Scan {
+                servers,
+                generation,
+            } => {
+                let list = servers
+                    .into_iter()
+                    .filter_map(|i| app.servers.get(i).map(|r| (i, r.server.clone())))
+                    .collect();
+                farm::spawn_scan(list, connect.clone(), opts.jobs, tx.clone(), move |event| {
+                    Msg::Scan { generation, event }
+                });
+            }
+        }
+    }
+}
+
+fn write_log(file: &mut Option<File>, app: &App, written: &mut usize) {
+    if let Some(f) = file {
+        for e in &app.log[*written..] {
+            let _ = writeln!(
+                f,
+                "{} {:?} {}",
+                humantime::format_rfc3339_seconds(e.at),
+                e.level,
+                e.text
+            );
+        }
+    }
+    *written = app.log.len();
+}
+
+/// Runs the console until the operator quits.
+pub fn run(opts: ConsoleOptions) -> io::Result<()> {
+    let mut log_file = match &opts.log_file {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| io::Error::new(e.kind(), format!("--log {}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    let (tx, rx): (Sender<Msg>, Receiver<Msg>) = channel();
+    let mut connect = opts.connect.clone();
+    connect.batch = false;
+    connect.prompter = Some(Arc::new(ConsolePrompter {
+        tx: Mutex::new(tx.clone()),
+    }));
+
+    let symbols = if opts.ascii {
+        symbols::ASCII
+    } else {
+        symbols::UNICODE
+    };
+    let mut app = App::new(
+        opts.title.clone(),
+        opts.servers.clone(),
+        opts.theme.clone(),
+        symbols,
+        opts.read_only,
+    );
+    if opts.read_only {
+        app.log(
+            app::Level::Info,
+            "read-only session: no action can change a server",
+        );
+    }
+
+    let guard = TerminalGuard::enter(opts.mouse)?;
+    let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+    terminal.clear()?;
+    spawn_input(tx.clone());
+    let effects = app.start();
+    run_effects(effects, &app, &opts, &connect, &tx);
+
+    let mut written = 0;
+    let mut last_tick = Instant::now();
+    let result = loop {
+        if let Err(e) = terminal.draw(|f| view::draw(f, &app)) {
+            break Err(e);
+        }
+        // Lets the tests check that a panic restores the terminal.
+        #[cfg(debug_assertions)]
+        if std::env::var_os("FARMKEY_TEST_PANIC").is_some() {
+            panic!("FARMKEY_TEST_PANIC is set");
+        }
+        let wait = TICK.saturating_sub(last_tick.elapsed());
+        let first = match rx.recv_timeout(wait) {
+            Ok(m) => Some(m),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break Ok(()),
+        };
+        let mut effects = Vec::new();
+        for msg in first
+            .into_iter()
+            .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+        {
+            effects.extend(app.update(msg));
+        }
+        if last_tick.elapsed() >= TICK {
+            effects.extend(app.update(Msg::Tick));
+            last_tick = Instant::now();
+        }
+        run_effects(effects, &app, &opts, &connect, &tx);
+        write_log(&mut log_file, &app, &mut written);
+        if app.quit {
+            break Ok(());
+        }
+    };
+    drop(terminal);
+    drop(guard);
+    result
+}

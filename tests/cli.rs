@@ -1,0 +1,336 @@
+//! The headless command line as a process: exit codes, output formats, bad
+//! inventories, and no key in any output.
+
+mod support;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use std::fs;
+use support::*;
+
+fn farmkey() -> Command {
+    let mut cmd = Command::cargo_bin("farmkey").unwrap();
+    cmd.env_remove("SSH_AUTH_SOCK").env("NO_COLOR", "1");
+    cmd
+}
+
+/// Every hex run of 32+ characters in the fixture corpus: keys.
+fn corpus_keys() -> Vec<String> {
+    let mut keys = Vec::new();
+    for (_, bytes) in snapshot_tree(&fixtures().join("farms")) {
+        let text = String::from_utf8_lossy(&bytes);
+        for word in text.split(|c: char| !c.is_ascii_hexdigit()) {
+            if word.len() >= 32 && !keys.contains(&word.to_string()) {
+                keys.push(word.to_string());
+            }
+        }
+    }
+    keys
+}
+
+fn assert_no_key(output: &[u8]) {
+    let text = String::from_utf8_lossy(output);
+    for key in corpus_keys() {
+        for probe in [
+            key.clone(),
+            key.to_ascii_lowercase(),
+            key.to_ascii_uppercase(),
+        ] {
+            assert!(
+                !text.contains(&probe[..24]),
+                "output holds key material: {}",
+                &probe[..24]
+            );
+        }
+    }
+}
+
+#[test]
+fn scan_exit_codes_follow_the_findings() {
+    let ok = farm_fixture("consistent").join("farmkey.toml");
+    farmkey()
+        .args(["scan", "-i"])
+        .arg(&ok)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("weak-validation"));
+    let drift = farm_fixture("root-keys").join("farmkey.toml");
+    farmkey()
+        .args(["scan", "-i"])
+        .arg(&drift)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("key-mismatch"));
+    farmkey()
+        .args(["scan", "--format", "yaml"])
+        .assert()
+        .code(2);
+    farmkey()
+        .args(["scan", "--jobs", "0", "--demo"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn scan_table_shows_fingerprints_sources_and_advice() {
+    for farm in [
+        "root-keys",
+        "invalid",
+        "autogen",
+        "malformed",
+        "encrypted",
+        "nested-apps",
+    ] {
+        let out = farmkey()
+            .args(["scan", "--all-sites", "-i"])
+            .arg(farm_fixture(farm).join("farmkey.toml"))
+            .output()
+            .unwrap();
+        assert_no_key(&out.stdout);
+        assert_no_key(&out.stderr);
+    }
+    let out = farmkey()
+        .args(["scan", "-i"])
+        .arg(farm_fixture("root-keys").join("farmkey.toml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("SITE") && text.contains("VALIDATIONKEY"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Flowtime !"),
+        "inconsistent sites are marked: {text}"
+    );
+    assert!(text.contains("fafc5427"), "fingerprints shown: {text}");
+    assert!(
+        text.contains("FINDINGS") && text.contains("push one key set"),
+        "{text}"
+    );
+}
+
+#[test]
+fn scan_json_follows_the_contract() {
+    let out = farmkey()
+        .args(["scan", "--format", "json", "--all-sites", "-i"])
+        .arg(farm_fixture("malformed").join("farmkey.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_no_key(&out.stdout);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let servers = json["servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 3);
+    for s in servers {
+        assert!(s["name"].is_string() && s["reachable"].is_boolean());
+        assert!(s.get("error").is_some());
+    }
+    assert!(
+        servers[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("applicationHost.config")
+    );
+    let site = &json["sites"][0];
+    assert_eq!(site["site"], "Flowtime");
+    assert_eq!(site["component"], "Flowtime");
+    assert_eq!(site["consistent"], false);
+    let inst = &site["instances"][0];
+    assert_eq!(inst["server"], "web01");
+    assert_eq!(inst["config_path"], "C:\\inetpub\\Flowtime\\web.config");
+    assert_eq!(inst["validation"], "SHA1");
+    assert_eq!(inst["decryption"], "AES");
+    assert_eq!(inst["compatibility_mode"], "Framework45");
+    assert_eq!(inst["validation_key"]["state"], "explicit");
+    assert_eq!(inst["validation_key"]["fingerprint"], "fafc5427");
+    assert_eq!(
+        inst["validation_key"]["source"],
+        "C:\\inetpub\\Flowtime\\web.config"
+    );
+    assert_eq!(inst["decryption_key"]["state"], "explicit");
+    assert_eq!(inst["session_token_handler"], "machinekey");
+    let broken = &site["instances"][1];
+    assert!(
+        broken["error"]
+            .as_str()
+            .unwrap()
+            .contains("not well-formed")
+    );
+    assert!(broken["validation_key"].is_null());
+    let f = &site["findings"][0];
+    assert_eq!(f["code"], "unreadable");
+    assert_eq!(f["severity"], "error");
+    assert_eq!(f["servers"], serde_json::json!(["web02"]));
+    assert!(f["message"].is_string());
+    assert_eq!(json["findings"][0]["code"], "unreadable");
+    assert_eq!(json["findings"][0]["servers"], serde_json::json!(["web03"]));
+
+    // Key states other than explicit carry no fingerprint.
+    let out = farmkey()
+        .args(["scan", "--format", "json", "-i"])
+        .arg(farm_fixture("encrypted").join("farmkey.toml"))
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let enc = &json["sites"][0]["instances"][1]["validation_key"];
+    assert_eq!(enc["state"], "encrypted");
+    assert!(enc["fingerprint"].is_null());
+}
+
+#[test]
+fn site_selection() {
+    let inv = farm_fixture("consistent").join("farmkey.toml");
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = farmkey()
+            .args(["scan", "--format", "json", "-i"])
+            .arg(&inv)
+            .args(args)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let sites = |v: &serde_json::Value| -> Vec<String> {
+        v["sites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["site"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(sites(&json(&[])), ["Flowtime", "Sequence Administration"]);
+    assert_eq!(sites(&json(&["--site", "flowtime"])), ["Flowtime"]);
+    let missing = json(&["--site", "Nope"]);
+    assert!(sites(&missing).is_empty());
+    assert_eq!(missing["findings"][0]["code"], "site-missing");
+    farmkey()
+        .args(["scan", "--site", "Nope", "-i"])
+        .arg(&inv)
+        .assert()
+        .code(1);
+}
+
+#[test]
+fn bad_inventories_exit_2_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "[[servers]]\nname = \"a\"\nhots = \"x\"\n",
+            ":3: unknown key `hots`",
+        ),
+        (
+            "[[servers]]\nname = \"a\"\nhost = \"h\"\n[[servers]]\nname = \"a\"\nhost = \"h\"\n",
+            ":5: key `name`: duplicate server name \"a\"",
+        ),
+        (
+            "[[servers]]\nname = \"a\"\nhost = \"h\"\nlocal_root = \"x\"\n",
+            ":3: server \"a\" has both `host` and `local_root`",
+        ),
+        (
+            "[[servers]]\nname = \"a\"\n",
+            "has neither `host` nor `local_root`",
+        ),
+        (
+            "[defaults]\nport = \"22\"\n[[servers]]\nname = \"a\"\nhost = \"h\"\n",
+            ":2:",
+        ),
+        ("[[servers]\n", ":1:"),
+    ];
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("inv{i}.toml"));
+        fs::write(&path, text).unwrap();
+        farmkey()
+            .args(["scan", "-i"])
+            .arg(&path)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(path.display().to_string()))
+            .stderr(predicate::str::contains(*expected));
+    }
+    farmkey()
+        .args(["scan", "-i", "/nonexistent/farmkey.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "/nonexistent/farmkey.toml: cannot read the inventory",
+        ));
+}
+
+#[test]
+fn a_missing_local_root_is_an_unreachable_server() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&farm_fixture("consistent"), dir.path());
+    fs::write(
+        dir.path().join("farmkey.toml"),
+        "[[servers]]\nname = \"web01\"\nlocal_root = \"web01\"\n[[servers]]\nname = \"gone\"\nlocal_root = \"gone\"\n",
+    )
+    .unwrap();
+    let out = farmkey()
+        .args(["scan", "--format", "json", "-i"])
+        .arg(dir.path().join("farmkey.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["servers"][1]["reachable"], false);
+    assert!(
+        json["servers"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist")
+    );
+    assert_eq!(json["findings"][0]["code"], "unreachable");
+    assert_eq!(json["sites"][0]["instances"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn keygen_prints_fresh_iis_sized_keys() {
+    let out = farmkey().arg("keygen").output().unwrap();
+    assert!(out.status.success());
+    let xml = String::from_utf8(out.stdout).unwrap();
+    assert!(xml.starts_with("<machineKey validationKey=\""), "{xml}");
+    assert!(xml.contains("validation=\"SHA1\" decryption=\"AES\""));
+    let again = String::from_utf8(farmkey().arg("keygen").output().unwrap().stdout).unwrap();
+    assert_ne!(xml, again);
+
+    let out = farmkey()
+        .args([
+            "keygen",
+            "--validation",
+            "HMACSHA512",
+            "--decryption",
+            "3DES",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let vk = json["validationKey"].as_str().unwrap();
+    let dk = json["decryptionKey"].as_str().unwrap();
+    assert_eq!((vk.len(), dk.len()), (256, 48));
+    assert!(
+        vk.chars()
+            .all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c))
+    );
+    assert_eq!(json["validation"], "HMACSHA512");
+    assert_eq!(
+        json["validationKeyFingerprint"],
+        farmkey::keys::fingerprint(vk)
+    );
+    farmkey()
+        .args(["keygen", "--validation", "MD5"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn demo_scan_runs_on_a_fresh_demo_farm() {
+    farmkey()
+        .args(["scan", "--demo"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("Flowtime"))
+        .stdout(predicate::str::contains("Process TOGO"))
+        .stdout(predicate::str::contains("dpapi-session-tokens"));
+}

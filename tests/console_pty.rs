@@ -1,0 +1,448 @@
+//! The real farmkey binary in a pseudo-terminal, driven as a person would,
+//! against the demo farm, fixture farms and real sshd servers.
+
+mod support;
+
+use std::fs;
+use std::time::{Duration, Instant};
+use support::pty::*;
+use support::sshd::{Options, SshFarm};
+
+const T: Duration = Duration::from_secs(10);
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// The line of the matrix the pointer is on.
+fn pointed_line(screen: &str) -> String {
+    screen
+        .lines()
+        .find(|l| l.contains('▶'))
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn demo_walk_through_and_terminal_restored() {
+    let dir = tmp();
+    let mut p = Pty::farmkey(&["demo"], &[], 80, 24, dir.path());
+    let s = p.wait_for("servers 3 ok", T);
+    assert!(s.contains("3 out of step"), "{s}");
+    assert!(p.alternate_screen() && p.cursor_hidden());
+    assert!(pointed_line(&s).contains("Flowtime"), "{s}");
+    assert!(
+        s.contains("key-mismatch"),
+        "the first site's findings are shown: {s}"
+    );
+
+    p.send(DOWN);
+    let s = p.wait_until("pointer on Process TOGO", T, |s| {
+        pointed_line(s).contains("Process TOGO")
+    });
+    assert!(s.contains("dpapi-session-tokens"), "{s}");
+
+    p.send(ENTER);
+    let s = p.wait_for("Process TOGO on every server", T);
+    assert!(s.contains("web01  key set A"), "{s}");
+    // Scroll down to web03, whose handler swap is missing.
+    for _ in 0..60 {
+        p.send("j");
+        std::thread::sleep(Duration::from_millis(15));
+        let s = p.screen();
+        if s.contains("web03") && s.contains("dpapi") {
+            break;
+        }
+    }
+    p.wait_until("web03's detail", T, |s| {
+        s.contains("web03") && s.contains("dpapi")
+    });
+    p.send(ESC);
+    p.wait_for("Sites × servers", T);
+
+    p.send("/");
+    p.send("admin");
+    p.send(ENTER);
+    let s = p.wait_until("filtered matrix", T, |s| {
+        s.contains("/ admin") && !s.contains("Flowtime")
+    });
+    assert!(
+        s.contains("Sequence Administration") && s.contains("↻ auto"),
+        "{s}"
+    );
+    p.send(ESC);
+    p.wait_for("Flowtime", T);
+
+    p.send("?");
+    let s = p.wait_for("Help", T);
+    assert!(
+        s.contains("auto-generated key") && s.contains("DPAPI session tokens"),
+        "{s}"
+    );
+    p.send(" ");
+    p.wait_until("help closed", T, |s| !s.contains("Help"));
+
+    p.send(TAB);
+    let s = p.wait_for("ADDRESS", T);
+    assert!(s.contains("web01") && s.contains("ok"), "{s}");
+    p.send(TAB);
+    let s = p.wait_for("Findings (worst first)", T);
+    p.send("s");
+    p.wait_for("Findings (least first)", T);
+    assert!(s.contains("auto-generated"));
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
+    assert!(!p.alternate_screen(), "the alternate screen was left");
+    assert!(!p.cursor_hidden(), "the cursor is shown again");
+}
+
+#[test]
+fn findings_enter_jumps_to_the_site() {
+    let dir = tmp();
+    let mut p = Pty::farmkey(&["demo"], &[], 100, 30, dir.path());
+    p.wait_for("servers 3 ok", T);
+    p.send("3");
+    p.wait_for("Findings (worst first)", T);
+    p.send(DOWN); // second finding: the DPAPI one of Process TOGO
+    p.send(ENTER);
+    let s = p.wait_until("matrix on Process TOGO", T, |s| {
+        pointed_line(s).contains("Process TOGO")
+    });
+    assert!(s.contains("Sites × servers"), "{s}");
+    p.send("q");
+    p.wait_exit(T);
+}
+
+#[test]
+fn resize_redraws_and_too_small_says_so() {
+    let dir = tmp();
+    let mut p = Pty::farmkey(&["demo"], &[], 120, 40, dir.path());
+    p.wait_for("servers 3 ok", T);
+    p.resize(50, 12);
+    p.wait_for("Terminal too small", T);
+    p.resize(80, 24);
+    let s = p.wait_for("Sites × servers", T);
+    assert!(s.lines().all(|l| l.chars().count() <= 80));
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
+}
+
+#[test]
+fn read_only_ascii_and_no_color() {
+    let dir = tmp();
+    let mut p = Pty::farmkey(
+        &["demo", "--read-only", "--ascii"],
+        &[("NO_COLOR", "1")],
+        80,
+        24,
+        dir.path(),
+    );
+    let s = p.wait_for("servers 3 ok", T);
+    assert!(s.contains("READ-ONLY"), "{s}");
+    let odd: String = s.chars().filter(|c| !c.is_ascii()).collect();
+    assert!(
+        odd.is_empty(),
+        "--ascii draws ASCII only, not {odd:?}:\n{s}"
+    );
+    assert!(s.contains("Sites x servers") && s.contains("!="), "{s}");
+    let out = p.output();
+    // NO_COLOR: attributes, but no colour escape (SGR 30-37, 38, 40-47, 48, 90-97).
+    assert!(
+        !out.contains("\x1b[38;") && !out.contains("\x1b[31m") && !out.contains("\x1b[32m"),
+        "colours drawn under NO_COLOR"
+    );
+    p.send("q");
+    p.wait_exit(T);
+
+    // Without NO_COLOR the default theme draws colours.
+    let mut p = Pty::farmkey(&["demo"], &[], 80, 24, dir.path());
+    p.wait_for("servers 3 ok", T);
+    let out = p.output();
+    assert!(out.contains("\x1b[3"), "no colour drawn");
+    p.send("q");
+    p.wait_exit(T);
+}
+
+#[test]
+fn themes_by_name_and_bad_theme_files() {
+    let dir = tmp();
+    for theme in ["light", "high-contrast", "nord", "mono"] {
+        let mut p = Pty::farmkey(&["demo", "--theme", theme], &[], 80, 24, dir.path());
+        p.wait_for("servers 3 ok", T);
+        p.send("q");
+        assert_eq!(p.wait_exit(T), 0, "theme {theme}");
+    }
+    let user = dir.path().join("mine.toml");
+    fs::write(
+        &user,
+        "inherits = \"light\"\n[styles]\n\"selection\" = { fg = \"red\", reversed = true }\n",
+    )
+    .unwrap();
+    let mut p = Pty::farmkey(
+        &["demo", "--theme", user.to_str().unwrap()],
+        &[],
+        80,
+        24,
+        dir.path(),
+    );
+    p.wait_for("servers 3 ok", T);
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
+
+    let cases = [
+        (
+            "[styles]\n\"text\" = {}\n\"matrix.matc\" = { fg = \"green\" }\n",
+            ":3: key `matrix.matc` is not a theme key",
+        ),
+        (
+            "[styles]\n\"danger\" = { fg = \"reddish\" }\n",
+            ":2: key `danger`: fg \"reddish\" is not a colour",
+        ),
+        ("[styles]\n\"danger\" = { bolt = true }\n", ":2:"),
+        (
+            "inherits = \"neon\"\n",
+            ":1: key `inherits`: no built-in theme \"neon\"",
+        ),
+    ];
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad{i}.toml"));
+        fs::write(&path, text).unwrap();
+        let out = assert_cmd::Command::cargo_bin("farmkey")
+            .unwrap()
+            .args(["demo", "--theme"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("theme {}", path.display())) && err.contains(expected),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_panic_restores_the_terminal() {
+    let dir = tmp();
+    let mut p = Pty::farmkey(
+        &["demo"],
+        &[("FARMKEY_TEST_PANIC", "1")],
+        80,
+        24,
+        dir.path(),
+    );
+    let code = p.wait_exit(T);
+    assert_eq!(code, 101);
+    assert!(!p.alternate_screen() && !p.cursor_hidden());
+    assert!(
+        p.screen().contains("FARMKEY_TEST_PANIC is set"),
+        "the panic message is shown after restoring: {}",
+        p.screen()
+    );
+}
+
+#[test]
+fn the_session_log_goes_to_a_file_without_keys() {
+    let dir = tmp();
+    let log = dir.path().join("session.log");
+    let inv = support::farm_fixture("root-keys").join("farmkey.toml");
+    let mut p = Pty::farmkey(
+        &["-i", inv.to_str().unwrap(), "--log", log.to_str().unwrap()],
+        &[],
+        80,
+        24,
+        dir.path(),
+    );
+    p.wait_for("servers 3 ok", T);
+    p.send("4");
+    p.wait_for("web03: read", T);
+    p.send("q");
+    p.wait_exit(T);
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("web01: read") && text.contains("scanning web01, web02, web03"),
+        "{text}"
+    );
+    assert!(!text.contains("6F1D3A9C2B7E40A1"), "a key in the log");
+}
+
+#[test]
+fn revealing_a_key_asks_first_and_hides_again() {
+    let dir = tmp();
+    let inv = support::farm_fixture("consistent").join("farmkey.toml");
+    let mut p = Pty::farmkey(&["-i", inv.to_str().unwrap()], &[], 120, 30, dir.path());
+    p.wait_for("servers 2 ok", T);
+    p.send("v");
+    p.wait_for("select a site on one server", T);
+    p.send(RIGHT);
+    p.send("v");
+    p.wait_for("Reveal keys?", T);
+    p.send(ENTER); // Cancel is the default
+    let s = p.wait_until("dialog closed", T, |s| !s.contains("Reveal keys?"));
+    assert!(!s.contains("6F1D3A9C"));
+    p.send("v");
+    p.wait_for("Reveal keys?", T);
+    p.send(RIGHT);
+    p.send(ENTER);
+    let s = p.wait_for("6F1D3A9C2B7E40A1", T);
+    assert!(s.contains("hiding in"), "{s}");
+    p.send("x"); // any key hides them
+    p.wait_until("keys hidden", T, |s| !s.contains("6F1D3A9C"));
+    p.send("q");
+    p.wait_exit(T);
+}
+
+#[test]
+fn the_ui_answers_keys_while_a_server_hangs() {
+    let demo = farmkey::demo::DemoFarm::new().unwrap();
+    let trees: Vec<_> = farmkey::demo::SERVERS
+        .iter()
+        .map(|s| (s.to_string(), demo.path().join(s)))
+        .collect();
+    let farm = SshFarm::start(&trees, Options::default());
+    farm.server("web03").freeze();
+    let defaults = farm
+        .defaults()
+        .replace("connect_timeout_secs = 3", "connect_timeout_secs = 6");
+    let inv = farm.inventory_with(&defaults, "");
+    let mut p = Pty::farmkey(
+        &["-i", inv.to_str().unwrap(), "--ssh-config", "/nonexistent"],
+        &[],
+        100,
+        30,
+        farm.home.path(),
+    );
+    let started = Instant::now();
+    p.wait_for("servers 2 ok", T);
+    assert!(p.screen().contains("1 scanning"), "{}", p.screen());
+    // While web03 hangs, keys are answered at once.
+    for screen in ["2", "1", "2"] {
+        let t0 = Instant::now();
+        p.send(screen);
+        let want = if screen == "2" {
+            "ADDRESS"
+        } else {
+            "Sites × servers"
+        };
+        p.wait_for(want, T);
+        assert!(
+            t0.elapsed() < Duration::from_millis(1500),
+            "slow answer: {:?}",
+            t0.elapsed()
+        );
+    }
+    let s = p.screen();
+    assert!(
+        s.contains("connecting") || s.contains("reading") || s.contains("waiting"),
+        "{s}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "web03 should still be hanging"
+    );
+    p.wait_for("error", Duration::from_secs(15));
+    p.send(DOWN);
+    p.send(DOWN);
+    let s = p.wait_for("within 6s", T);
+    assert!(s.contains("did not complete the handshake"), "{s}");
+    farm.server("web03").thaw();
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
+}
+
+#[test]
+fn unknown_host_keys_are_asked_about_and_stored_on_request() {
+    let demo = farmkey::demo::DemoFarm::new().unwrap();
+    let trees: Vec<_> = farmkey::demo::SERVERS
+        .iter()
+        .map(|s| (s.to_string(), demo.path().join(s)))
+        .collect();
+    let farm = SshFarm::start(
+        &trees,
+        Options {
+            trust_host_keys: false,
+            ..Default::default()
+        },
+    );
+    let inv = farm.inventory("");
+    let mut p = Pty::farmkey(
+        &["-i", inv.to_str().unwrap(), "--ssh-config", "/nonexistent"],
+        &[],
+        100,
+        30,
+        farm.home.path(),
+    );
+    // Each server asks once: refuse the first question (the default
+    // button), accept and store the two others.
+    let mut answered: Vec<String> = Vec::new();
+    while answered.len() < 3 {
+        let s = p.wait_until("a new question", T, |s| {
+            s.contains("Unknown host key")
+                && farmkey::demo::SERVERS.iter().any(|n| {
+                    s.contains(&format!("{n} ([127")) && !answered.contains(&n.to_string())
+                })
+        });
+        assert!(s.contains("SHA256:") && s.contains("[ Refuse ]"), "{s}");
+        let server = farmkey::demo::SERVERS
+            .iter()
+            .find(|n| s.contains(&format!("{n} ([127")) && !answered.contains(&n.to_string()))
+            .unwrap()
+            .to_string();
+        if answered.is_empty() {
+            p.send(ENTER);
+        } else {
+            p.send(RIGHT);
+            p.send(RIGHT);
+            p.send(ENTER);
+        }
+        answered.push(server);
+    }
+    let s = p.wait_for("servers 2 ok", T);
+    assert!(s.contains("1 failed"), "{s}");
+    p.send("2");
+    let s = p.wait_for("host key of", T);
+    assert!(s.contains("error"), "{s}");
+    p.send("q");
+    p.wait_exit(T);
+    let stored = fs::read_to_string(&farm.known_hosts).unwrap();
+    assert_eq!(stored.lines().count(), 2, "{stored}");
+}
+
+#[test]
+fn passwords_are_asked_in_a_masked_dialog() {
+    let demo = farmkey::demo::DemoFarm::new().unwrap();
+    let trees: Vec<_> = farmkey::demo::SERVERS
+        .iter()
+        .map(|s| (s.to_string(), demo.path().join(s)))
+        .collect();
+    let farm = SshFarm::start(
+        &trees,
+        Options {
+            password_auth: true,
+            ..Default::default()
+        },
+    );
+    let defaults = farm
+        .defaults()
+        .replace(&farm.identity.display().to_string(), "/nonexistent/key");
+    let inv = farm.inventory_with(&defaults, "");
+    let mut p = Pty::farmkey(
+        &["-i", inv.to_str().unwrap(), "--ssh-config", "/nonexistent"],
+        &[],
+        100,
+        30,
+        farm.home.path(),
+    );
+    let s = p.wait_for("password for farmkeytest@127.0.0.1", T);
+    assert!(s.contains("Authentication"), "{s}");
+    p.send(support::sshd::PASSWORD);
+    let s = p.wait_for("••••", T);
+    assert!(!s.contains(support::sshd::PASSWORD));
+    p.send(ENTER);
+    // One answer serves the whole farm (one service account).
+    p.wait_for("servers 3 ok", T);
+    assert!(!p.output().contains(support::sshd::PASSWORD));
+    p.send("q");
+    p.wait_exit(T);
+}
