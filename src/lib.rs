@@ -6,6 +6,7 @@
 //! - [`analysis`]: comparing sites across servers into findings;
 //! - [`transport`]: reaching a server's files (local folder, SFTP);
 //! - [`scan`] and [`farm`]: reading one server, and many at once;
+//! - [`push`]: planning and applying a key set, with backups and rollback;
 //! - [`report`], [`cli`]: what the command line prints;
 //! - [`console`]: the terminal user interface.
 
@@ -19,6 +20,7 @@ pub mod farm;
 pub mod inventory;
 pub mod keys;
 pub mod paths;
+pub mod push;
 pub mod report;
 pub mod scan;
 pub mod transport;

@@ -446,3 +446,151 @@ fn passwords_are_asked_in_a_masked_dialog() {
     p.send("q");
     p.wait_exit(T);
 }
+
+#[test]
+fn pushing_from_the_console_on_the_demo_farm() {
+    let dir = tmp();
+    let audit = dir.path().join("audit.jsonl");
+    let mut p = Pty::farmkey(
+        &["demo", "--audit", audit.to_str().unwrap()],
+        &[],
+        100,
+        30,
+        dir.path(),
+    );
+    p.wait_for("servers 3 ok", T);
+    p.send("p");
+    let s = p.wait_for("Push to Flowtime", T);
+    assert!(
+        s.contains("Adopt key set A from web01") && s.contains("Generate new keys: SHA1 + AES"),
+        "{s}"
+    );
+    p.send(ENTER);
+    let s = p.wait_for("Confirm push", T);
+    assert!(
+        s.contains("web01      unchanged")
+            && s.contains("web03      C:\\inetpub\\Cora\\Flowtime\\web.config"),
+        "{s}"
+    );
+    assert!(s.contains("restarts the application"), "{s}");
+    // Cancel is the default.
+    p.send(ENTER);
+    p.wait_until("plan dropped", T, |s| !s.contains("Confirm push"));
+    assert!(!audit.exists(), "a cancelled push writes nothing");
+    p.send("p");
+    p.wait_for("Push to Flowtime", T);
+    p.send(ENTER);
+    p.wait_for("Confirm push", T);
+    p.send(RIGHT);
+    p.send(ENTER);
+    let s = p.wait_for("Push done", T);
+    assert!(
+        s.contains("web03: applied and verified") && s.contains("Flowtime is in step"),
+        "{s}"
+    );
+    p.send(ENTER);
+    p.wait_until("Flowtime in step", T, |s| {
+        s.contains("✓ Flowtime") && s.contains("servers 3 ok")
+    });
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
+    let records = fs::read_to_string(&audit).unwrap();
+    assert_eq!(records.lines().count(), 3, "{records}");
+}
+
+#[test]
+fn read_only_refuses_a_push_where_actions_are_dispatched() {
+    let dir = tmp();
+    let mut p = Pty::farmkey(&["demo", "--read-only"], &[], 100, 30, dir.path());
+    p.wait_for("servers 3 ok", T);
+    p.send("p");
+    let s = p.wait_for("Read-only", T);
+    assert!(!s.contains("Push to Flowtime"), "{s}");
+    p.send(ENTER);
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
+}
+
+#[test]
+fn pushing_from_the_console_to_real_servers() {
+    let demo = farmkey::demo::DemoFarm::new().unwrap();
+    let trees: Vec<_> = farmkey::demo::SERVERS
+        .iter()
+        .map(|s| (s.to_string(), demo.path().join(s)))
+        .collect();
+    let farm = SshFarm::start(&trees, Options::default());
+    let inv = farm.inventory("");
+    let audit = farm.home.path().join("audit.jsonl");
+    let before: Vec<Vec<u8>> = farm
+        .servers
+        .iter()
+        .map(|s| fs::read(s.file("C:/inetpub/Cora/Flowtime/web.config")).unwrap())
+        .collect();
+    let mut p = Pty::farmkey(
+        &[
+            "-i",
+            inv.to_str().unwrap(),
+            "--ssh-config",
+            "/nonexistent",
+            "--audit",
+            audit.to_str().unwrap(),
+        ],
+        &[],
+        100,
+        30,
+        farm.home.path(),
+    );
+    p.wait_for("servers 3 ok", T);
+    p.send("p");
+    p.wait_for("Push to Flowtime", T);
+    // Third choice: generate SHA1 + AES.
+    p.send(DOWN);
+    p.send(DOWN);
+    let s = p.wait_until("generate selected", T, |s| {
+        s.lines().any(|l| l.contains("▶ Generate new keys: SHA1"))
+    });
+    assert!(s.contains("vendor's choice"));
+    p.send(ENTER);
+    let s = p.wait_for("Confirm push", T);
+    assert_eq!(s.matches("backup").count(), 3, "{s}");
+    p.send(RIGHT);
+    p.send(ENTER);
+    let s = p.wait_for("Push done", T);
+    assert_eq!(s.matches("applied and verified").count(), 3, "{s}");
+    p.send(ENTER);
+    p.wait_until("Flowtime in step", T, |s| s.contains("✓ Flowtime"));
+    p.send("q");
+    p.wait_exit(T);
+    for (i, s) in farm.servers.iter().enumerate() {
+        let now = fs::read(s.file("C:/inetpub/Cora/Flowtime/web.config")).unwrap();
+        assert_ne!(now, before[i]);
+        support::edit_confined(&before[i], &now).unwrap();
+    }
+}
+
+#[test]
+fn a_headless_push_asks_on_the_terminal() {
+    let dir = tmp();
+    let inv_path = farmkey::demo::lay_out(dir.path()).unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let args = [
+        "push",
+        "--site",
+        "Flowtime",
+        "--adopt",
+        "-i",
+        inv_path.to_str().unwrap(),
+        "--audit",
+        audit.to_str().unwrap(),
+    ];
+    let mut p = Pty::farmkey(&args, &[], 100, 30, dir.path());
+    p.wait_for("[y/N]", T);
+    p.send("n\r");
+    p.wait_for("Cancelled: nothing was written.", T);
+    assert_eq!(p.wait_exit(T), 1);
+    let mut p = Pty::farmkey(&args, &[], 100, 30, dir.path());
+    p.wait_for("[y/N]", T);
+    p.send("y\r");
+    p.wait_for("in step on every targeted server", T);
+    assert_eq!(p.wait_exit(T), 0);
+}

@@ -29,6 +29,10 @@ fn start(args: &ConsoleArgs, title: String, inventory: &Inventory) -> ExitCode {
         log_file: args.log.clone(),
         connect,
         jobs: args.connect.jobs,
+        audit: args
+            .audit
+            .clone()
+            .unwrap_or_else(crate::push::audit::default_path),
     };
     match console::run(opts) {
         Ok(()) => ExitCode::from(exit::OK),

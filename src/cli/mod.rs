@@ -3,6 +3,7 @@
 mod console;
 mod keygen;
 mod prompt;
+mod push;
 mod scan;
 
 use crate::analysis::Selection;
@@ -60,6 +61,9 @@ pub struct ConsoleArgs {
     /// Let the mouse wheel scroll (off by default, so the terminal keeps text selection)
     #[arg(long, global = true)]
     pub mouse: bool,
+    /// The audit log (default $XDG_STATE_HOME/farmkey/audit.jsonl)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -107,6 +111,70 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Print an inventory for the Host entries of ~/.ssh/config
     ImportSshConfig(ImportArgs),
+    /// Bring one site into step: plan, confirm, then write server by server with backup, verification and rollback
+    Push(PushArgs),
+    /// List past pushes from the audit log
+    History(HistoryArgs),
+    /// Restore the backups of a push, if the files still hold what it wrote
+    Rollback(RollbackArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("key_source").args(["generate", "adopt", "keys", "handler_only"]).required(true)))]
+pub struct PushArgs {
+    /// The site (`Site` or `Site/app`)
+    #[arg(long)]
+    pub site: String,
+    /// Generate a fresh key set
+    #[arg(long)]
+    pub generate: bool,
+    /// Validation algorithm for --generate (SHA1 is the vendor's; the DISA STIG asks for HMACSHA256+)
+    #[arg(long, value_enum, default_value = "SHA1", requires = "generate")]
+    pub validation: ValidationAlg,
+    /// Decryption algorithm for --generate
+    #[arg(long, value_enum, default_value = "AES", requires = "generate")]
+    pub decryption: DecryptionAlg,
+    /// Adopt the key set of SERVER (default: the set most servers share)
+    #[arg(long, value_name = "SERVER", num_args = 0..=1, default_missing_value = "")]
+    pub adopt: Option<String>,
+    /// Import the <machineKey> element of FILE
+    #[arg(long, value_name = "FILE")]
+    pub keys: Option<PathBuf>,
+    /// Only these servers (comma-separated)
+    #[arg(long, value_delimiter = ',')]
+    pub servers: Option<Vec<String>>,
+    /// Only the session-token handler swap
+    #[arg(long)]
+    pub handler_only: bool,
+    /// Print the plan and the diff of each file (keys masked); write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply without asking
+    #[arg(long)]
+    pub yes: bool,
+    /// Keep servers already changed when a later one fails (default: roll them back)
+    #[arg(long)]
+    pub keep_partial: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// Only pushes of this site
+    #[arg(long)]
+    pub site: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RollbackArgs {
+    /// The site whose push to undo
+    #[arg(long)]
+    pub site: String,
+    /// The push (default: the site's latest push that changed something)
+    #[arg(long, value_name = "ID")]
+    pub push: Option<String>,
+    /// Restore without asking
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Args, Debug)]
@@ -207,6 +275,18 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         }
         Some(Command::Demo) => console::run_demo(&cli.console),
+        Some(Command::Push(args)) => push::run_push(&cli.console, &args),
+        Some(Command::History(args)) => push::run_history(&cli.console, &args),
+        Some(Command::Rollback(args)) => push::run_rollback(&cli.console, &args),
         None => console::run_inventory(&cli.console),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -5,4 +5,5 @@
 pub mod apphost;
 pub mod editor;
 pub mod effective;
+pub mod import;
 pub mod xml;

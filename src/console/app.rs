@@ -6,7 +6,9 @@ use super::theme::Theme;
 use crate::analysis::{FarmReport, Finding, Instance, Selection, Severity, SiteReport, analyze};
 use crate::farm::ScanEvent;
 use crate::inventory::Server;
-use crate::keys::KeyText;
+use crate::keys::{DecryptionAlg, KeyText, ValidationAlg};
+use crate::push::apply::{Progress, PushOutcome};
+use crate::push::{KeySource, Plan, PlanAction, PushRequest};
 use crate::scan::{ServerFailure, ServerScan, Stage};
 use crate::transport::{HostKeyDecision, HostKeyQuestion, SecretQuestion};
 use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -21,8 +23,18 @@ pub const REVEAL_FOR: Duration = Duration::from_secs(10);
 /// Everything that reaches the event loop.
 pub enum Msg {
     Input(Event),
-    Scan { generation: u64, event: ScanEvent },
+    Scan {
+        generation: u64,
+        event: ScanEvent,
+    },
     Ask(Ask),
+    /// A push plan is ready (or could not be made); `go` starts or cancels it.
+    Planned {
+        result: Result<Plan, String>,
+        go: Option<Sender<bool>>,
+    },
+    PushProgress(Progress),
+    PushDone(Result<PushOutcome, String>),
     Tick,
 }
 
@@ -39,13 +51,54 @@ pub enum Ask {
 }
 
 /// What the runtime must do after an update.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Effect {
     /// Scan these servers (indices) under this generation.
     Scan {
         servers: Vec<usize>,
         generation: u64,
     },
+    /// Read the files and plan a push; the answer comes as `Msg::Planned`.
+    Plan(PushRequest),
+}
+
+/// A way to choose the key set, as offered in the console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyChoice {
+    Adopt {
+        server: String,
+        group: char,
+        servers: usize,
+    },
+    Generate(ValidationAlg, DecryptionAlg),
+    Import,
+    HandlerOnly,
+}
+
+impl KeyChoice {
+    pub fn label(&self) -> String {
+        match self {
+            KeyChoice::Adopt {
+                server,
+                group,
+                servers,
+            } => format!(
+                "Adopt key set {group} from {server} (its {servers} server{} keep{} signed-in users)",
+                if *servers == 1 { "" } else { "s" },
+                if *servers == 1 { "s its" } else { " their" }
+            ),
+            KeyChoice::Generate(v, d) => {
+                let why = if *v == ValidationAlg::Sha1 {
+                    "the vendor's choice"
+                } else {
+                    "the DISA IIS 10 STIG asks for it"
+                };
+                format!("Generate new keys: {} + {} ({why})", v.name(), d.name())
+            }
+            KeyChoice::Import => "Import a <machineKey> element (paste it)".into(),
+            KeyChoice::HandlerOnly => "Only fix the session-token handler (DPAPI)".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +202,27 @@ pub enum Dialog {
         decryption_key: KeyText,
         until: Instant,
     },
+    ChooseKeys {
+        site: String,
+        choices: Vec<KeyChoice>,
+        focus: usize,
+    },
+    Paste {
+        site: String,
+        text: Zeroizing<String>,
+    },
+    Planning {
+        site: String,
+    },
+    ConfirmPush {
+        plan: Box<Plan>,
+        go: Sender<bool>,
+        focus: usize,
+    },
+    Pushing {
+        site: String,
+        lines: Vec<(String, String)>,
+    },
 }
 
 impl Dialog {
@@ -158,23 +232,51 @@ impl Dialog {
             Dialog::ConfirmReveal { .. } => &["Cancel", "Reveal"],
             Dialog::Secret { .. } => &["Cancel", "OK"],
             Dialog::Message { .. } | Dialog::Revealed { .. } => &["OK"],
+            Dialog::ChooseKeys { .. } => &["Cancel", "Choose"],
+            Dialog::Paste { .. } => &["Cancel", "Use these keys"],
+            Dialog::ConfirmPush { .. } => &["Cancel", "Push"],
+            Dialog::Planning { .. } | Dialog::Pushing { .. } => &[],
         }
     }
 }
 
 /// Actions that reach the outside world go through one place, where
 /// --read-only is enforced.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Action {
     RescanAll,
     RescanServer(usize),
-    Reveal { site: String, server: String },
+    Reveal {
+        site: String,
+        server: String,
+    },
+    /// Open the key choice for a push to this site.
+    ChoosePush {
+        site: String,
+    },
+    /// Read the files and plan the push.
+    PlanPush(PushRequest),
+    /// Start (true) or cancel (false) a planned push.
+    StartPush {
+        go: Sender<bool>,
+        start: bool,
+    },
+}
+
+impl PartialEq for Action {
+    fn eq(&self, other: &Self) -> bool {
+        format!("{self:?}") == format!("{other:?}")
+    }
 }
 
 impl Action {
-    /// Would it change a server?
+    /// Would it change a server? Such actions are refused under --read-only.
     pub fn changes_servers(&self) -> bool {
-        false
+        match self {
+            Action::ChoosePush { .. } | Action::PlanPush(_) => true,
+            Action::StartPush { start, .. } => *start,
+            Action::RescanAll | Action::RescanServer(_) | Action::Reveal { .. } => false,
+        }
     }
 }
 
@@ -424,9 +526,119 @@ impl App {
                 );
                 Vec::new()
             }
+            Msg::Planned { result, go } => {
+                self.dialogs
+                    .retain(|d| !matches!(d, Dialog::Planning { .. }));
+                match (result, go) {
+                    (Ok(plan), Some(go)) if plan.writes() > 0 => {
+                        self.log(
+                            Level::Info,
+                            format!(
+                                "plan {} ready: {} server(s) to write",
+                                plan.push_id,
+                                plan.writes()
+                            ),
+                        );
+                        self.dialogs.push(Dialog::ConfirmPush {
+                            plan: Box::new(plan),
+                            go,
+                            focus: 0,
+                        });
+                    }
+                    (Ok(plan), go) => {
+                        if let Some(go) = go {
+                            let _ = go.send(false);
+                        }
+                        let text = plan.to_string();
+                        self.dialogs.push(Dialog::Message {
+                            title: format!("Nothing to write on {}", plan.site),
+                            text,
+                            danger: false,
+                        });
+                    }
+                    (Err(e), _) => {
+                        self.log(Level::Error, format!("no plan: {e}"));
+                        self.dialogs.push(Dialog::Message {
+                            title: "Cannot plan the push".into(),
+                            text: e,
+                            danger: true,
+                        });
+                    }
+                }
+                Vec::new()
+            }
+            Msg::PushProgress(p) => {
+                let (server, status) = match &p {
+                    Progress::Step { server, step } => {
+                        (server.clone(), format!("{} {step}", self.spinner()))
+                    }
+                    Progress::Done(r) => (r.server.clone(), r.outcome.to_string()),
+                };
+                if let Progress::Done(r) = &p {
+                    let level =
+                        if matches!(r.outcome.name(), "applied" | "unchanged" | "rolled-back") {
+                            Level::Info
+                        } else {
+                            Level::Error
+                        };
+                    self.log(level, format!("push {}: {}", r.server, r.outcome));
+                }
+                if let Some(Dialog::Pushing { lines, .. }) = self.dialogs.last_mut() {
+                    match lines.iter_mut().find(|(s, _)| *s == server) {
+                        Some(line) => line.1 = status,
+                        None => lines.push((server, status)),
+                    }
+                }
+                Vec::new()
+            }
+            Msg::PushDone(result) => {
+                self.dialogs
+                    .retain(|d| !matches!(d, Dialog::Pushing { .. }));
+                let (title, text, danger) = match result {
+                    Ok(outcome) => {
+                        let mut text = outcome
+                            .results
+                            .iter()
+                            .map(|r| format!("{}: {}", r.server, r.outcome))
+                            .collect::<Vec<_>>()
+                            .join("\n");
+                        text.push_str(&format!("\n\n{}", outcome.summary()));
+                        for e in &outcome.audit_errors {
+                            text.push_str(&format!("\nThe audit log did not take a record: {e}"));
+                        }
+                        self.log(
+                            if outcome.success() {
+                                Level::Info
+                            } else {
+                                Level::Error
+                            },
+                            outcome.summary(),
+                        );
+                        let title = if outcome.success() {
+                            "Push done"
+                        } else {
+                            "Push failed"
+                        };
+                        (title.to_string(), text, !outcome.success())
+                    }
+                    Err(e) => {
+                        self.log(Level::Error, format!("push not started: {e}"));
+                        ("Push not started".to_string(), e, true)
+                    }
+                };
+                self.dialogs.push(Dialog::Message {
+                    title,
+                    text,
+                    danger,
+                });
+                // Show the farm as it now is.
+                self.perform(Action::RescanAll)
+            }
             Msg::Input(Event::Key(key)) if key.kind != KeyEventKind::Release => self.on_key(key),
             Msg::Input(Event::Paste(text)) => {
-                if let Some(Dialog::Secret { input, .. }) = self.dialogs.last_mut() {
+                if let Some(Dialog::Paste { text: buffer, .. }) = self.dialogs.last_mut() {
+                    buffer.push_str(&text);
+                } else if let Some(Dialog::Secret { input, .. }) = self.dialogs.last_mut() {
                     input.push_str(text.trim_end_matches(['\r', '\n']));
                 } else if self.filter_editing {
                     self.filter.push_str(&text);
@@ -484,10 +696,7 @@ impl App {
     /// The one place where actions reach the outside world.
     pub fn perform(&mut self, action: Action) -> Vec<Effect> {
         if self.read_only && action.changes_servers() {
-            self.log(
-                Level::Warn,
-                format!("refused {action:?}: farmkey runs --read-only"),
-            );
+            self.log(Level::Warn, "refused a push: farmkey runs --read-only");
             self.dialogs.push(Dialog::Message {
                 title: "Read-only".into(),
                 text:
@@ -503,6 +712,26 @@ impl App {
                 self.rescan(all)
             }
             Action::RescanServer(i) => self.rescan(vec![i]),
+            Action::ChoosePush { site } => {
+                let choices = self.key_choices(&site);
+                self.dialogs.push(Dialog::ChooseKeys {
+                    site,
+                    choices,
+                    focus: 0,
+                });
+                Vec::new()
+            }
+            Action::PlanPush(request) => {
+                self.log(Level::Info, format!("planning a push to {}", request.site));
+                self.dialogs.push(Dialog::Planning {
+                    site: request.site.clone(),
+                });
+                vec![Effect::Plan(request)]
+            }
+            Action::StartPush { go, start } => {
+                let _ = go.send(start);
+                Vec::new()
+            }
             Action::Reveal { site, server } => {
                 let keys = self.instance(&site, &server).and_then(|i| {
                     let mk = &i.effective.as_ref().ok()?.machine_key;
@@ -634,10 +863,7 @@ impl App {
                 self.recompute();
                 Vec::new()
             }
-            _ => {
-                self.on_screen_key(key);
-                Vec::new()
-            }
+            _ => self.on_screen_key(key),
         }
     }
 
@@ -683,7 +909,7 @@ impl App {
             .min(self.sorted_findings().len().saturating_sub(1));
     }
 
-    fn on_screen_key(&mut self, key: KeyEvent) {
+    fn on_screen_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         let (up, down, left, right) = (
             matches!(key.code, KeyCode::Up | KeyCode::Char('k')),
             matches!(key.code, KeyCode::Down | KeyCode::Char('j')),
@@ -725,6 +951,11 @@ impl App {
                 match key.code {
                     KeyCode::Enter => self.open_detail(),
                     KeyCode::Char('v') => self.ask_reveal(),
+                    KeyCode::Char('p') => {
+                        if let Some(site) = self.selected_site().map(|s| s.site.clone()) {
+                            return self.perform(Action::ChoosePush { site });
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -766,8 +997,62 @@ impl App {
                     self.detail_scroll = 0;
                 } else if key.code == KeyCode::Char('v') {
                     self.ask_reveal();
+                } else if key.code == KeyCode::Char('p')
+                    && let Some((site, _)) = self.detail.clone()
+                {
+                    return self.perform(Action::ChoosePush { site });
                 }
             }
+        }
+        Vec::new()
+    }
+
+    /// The ways to choose the keys for a push to `site`: adopting each key
+    /// set in use (most used first), generating, importing, and the handler
+    /// swap alone when a server needs it.
+    fn key_choices(&self, site: &str) -> Vec<KeyChoice> {
+        let mut out = Vec::new();
+        if let Some(report) = self.report.site(site) {
+            let mut groups: Vec<(char, String, usize)> = Vec::new();
+            for inst in &report.instances {
+                if let Some(g) = inst.key_group {
+                    match groups.iter_mut().find(|(l, _, _)| *l == g) {
+                        Some((_, _, n)) => *n += 1,
+                        None => groups.push((g, inst.server.clone(), 1)),
+                    }
+                }
+            }
+            groups.sort_by_key(|(g, _, _)| *g);
+            for (group, server, servers) in groups {
+                out.push(KeyChoice::Adopt {
+                    server,
+                    group,
+                    servers,
+                });
+            }
+            out.push(KeyChoice::Generate(ValidationAlg::Sha1, DecryptionAlg::Aes));
+            out.push(KeyChoice::Generate(
+                ValidationAlg::HmacSha256,
+                DecryptionAlg::Aes,
+            ));
+            out.push(KeyChoice::Import);
+            if report
+                .findings
+                .iter()
+                .any(|f| f.code == crate::analysis::Code::DpapiSessionTokens)
+            {
+                out.push(KeyChoice::HandlerOnly);
+            }
+        }
+        out
+    }
+
+    fn plan_request(site: String, source: KeySource) -> PushRequest {
+        PushRequest {
+            site,
+            source,
+            servers: None,
+            keep_partial: false,
         }
     }
 
@@ -871,6 +1156,71 @@ impl App {
                 KeyCode::Char(c) => input.push(c),
                 _ => {}
             },
+            Dialog::Planning { .. } | Dialog::Pushing { .. } => {} // wait for the workers
+            Dialog::ChooseKeys { focus, choices, .. } => match key.code {
+                KeyCode::Up | KeyCode::Char('k') => *focus = focus.saturating_sub(1),
+                KeyCode::Down | KeyCode::Char('j') => {
+                    *focus = (*focus + 1).min(choices.len().saturating_sub(1))
+                }
+                KeyCode::Esc => {
+                    self.dialogs.pop();
+                }
+                KeyCode::Enter => {
+                    if let Some(Dialog::ChooseKeys {
+                        site,
+                        choices,
+                        focus,
+                    }) = self.dialogs.pop()
+                    {
+                        return self.choose(site, choices[focus].clone());
+                    }
+                }
+                _ => {}
+            },
+            Dialog::Paste { text, .. } => match key.code {
+                KeyCode::Esc => {
+                    self.dialogs.pop();
+                }
+                KeyCode::Enter
+                    if key.modifiers.contains(KeyModifiers::ALT)
+                        || text.trim_end().ends_with('>') =>
+                {
+                    if let Some(Dialog::Paste { site, text }) = self.dialogs.pop() {
+                        return match crate::config::import::key_set_from_xml(&text) {
+                            Ok(set) => self.perform(Action::PlanPush(Self::plan_request(
+                                site,
+                                KeySource::Import(set),
+                            ))),
+                            Err(e) => {
+                                self.dialogs.push(Dialog::Message {
+                                    title: "These keys cannot be used".into(),
+                                    text: e.to_string(),
+                                    danger: true,
+                                });
+                                Vec::new()
+                            }
+                        };
+                    }
+                }
+                KeyCode::Enter => text.push('\n'),
+                KeyCode::Backspace => {
+                    text.pop();
+                }
+                KeyCode::Char(c) => text.push(c),
+                _ => {}
+            },
+            Dialog::ConfirmPush { focus, .. } => match key.code {
+                KeyCode::Left | KeyCode::Char('h') | KeyCode::BackTab => {
+                    *focus = focus.saturating_sub(1)
+                }
+                KeyCode::Right | KeyCode::Char('l') | KeyCode::Tab => *focus = (*focus + 1).min(1),
+                KeyCode::Esc => return self.decide_push(false),
+                KeyCode::Enter | KeyCode::Char(' ') => {
+                    let start = *focus == 1;
+                    return self.decide_push(start);
+                }
+                _ => {}
+            },
             Dialog::HostKey { focus, .. } | Dialog::ConfirmReveal { focus, .. } => match key.code {
                 KeyCode::Left | KeyCode::Char('h') | KeyCode::BackTab => {
                     *focus = focus.saturating_sub(1)
@@ -887,6 +1237,61 @@ impl App {
             },
         }
         Vec::new()
+    }
+
+    fn choose(&mut self, site: String, choice: KeyChoice) -> Vec<Effect> {
+        let source = match choice {
+            KeyChoice::Adopt { server, .. } => KeySource::Adopt(Some(server)),
+            KeyChoice::Generate(validation, decryption) => KeySource::Generate {
+                validation,
+                decryption,
+            },
+            KeyChoice::HandlerOnly => KeySource::HandlerOnly,
+            KeyChoice::Import => {
+                self.dialogs.push(Dialog::Paste {
+                    site,
+                    text: Zeroizing::new(String::new()),
+                });
+                return Vec::new();
+            }
+        };
+        self.perform(Action::PlanPush(Self::plan_request(site, source)))
+    }
+
+    /// Closes the push confirmation: start the push or drop the plan.
+    fn decide_push(&mut self, start: bool) -> Vec<Effect> {
+        let Some(Dialog::ConfirmPush { plan, go, .. }) = self.dialogs.pop() else {
+            return Vec::new();
+        };
+        if !start {
+            self.log(
+                Level::Info,
+                format!("push {} cancelled: nothing was written", plan.push_id),
+            );
+            let _ = go.send(false);
+            return Vec::new();
+        }
+        let lines = plan
+            .servers
+            .iter()
+            .map(|s| {
+                let status = match &s.action {
+                    PlanAction::Write => "waiting".to_string(),
+                    PlanAction::Unchanged => "unchanged".to_string(),
+                    PlanAction::Skip(why) => format!("skipped: {why}"),
+                };
+                (s.server.clone(), status)
+            })
+            .collect();
+        self.log(
+            Level::Warn,
+            format!("push {} to {} started", plan.push_id, plan.site),
+        );
+        self.dialogs.push(Dialog::Pushing {
+            site: plan.site.clone(),
+            lines,
+        });
+        self.perform(Action::StartPush { go, start: true })
     }
 
     /// Closes a choice dialog with button `choice` (0 is Cancel/Refuse).

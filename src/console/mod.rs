@@ -9,6 +9,8 @@ pub mod view;
 
 use crate::farm;
 use crate::inventory::Server;
+use crate::push::audit::AuditLog;
+use crate::push::{PushRequest, Sessions, apply, build_plan};
 use crate::transport::{
     ConnectOptions, HostKeyDecision, HostKeyQuestion, Prompter, SecretQuestion,
 };
@@ -43,6 +45,8 @@ pub struct ConsoleOptions {
     pub log_file: Option<PathBuf>,
     pub connect: ConnectOptions,
     pub jobs: usize,
+    /// Where pushes are recorded.
+    pub audit: PathBuf,
 }
 
 /// Questions from connection workers become dialogs; the worker waits for
@@ -151,8 +155,60 @@ fn run_effects(
                     Msg::Scan { generation, event }
                 });
             }
+            Effect::Plan(request) => spawn_push(request, app, opts, connect, tx.clone()),
         }
     }
+}
+
+/// Plans a push on a worker thread; the same sessions then apply it if the
+/// operator confirms. The UI thread only sees messages.
+fn spawn_push(
+    request: PushRequest,
+    app: &App,
+    opts: &ConsoleOptions,
+    connect: &ConnectOptions,
+    tx: Sender<Msg>,
+) {
+    let report = app.report.clone();
+    let servers: Vec<Server> = app.servers.iter().map(|r| r.server.clone()).collect();
+    let connect = connect.clone();
+    let audit = AuditLog::new(opts.audit.clone());
+    std::thread::spawn(move || {
+        let mut sessions = Sessions::new(servers, connect);
+        let plan = match build_plan(&request, &report, &mut sessions) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = tx.send(Msg::Planned {
+                    result: Err(e.to_string()),
+                    go: None,
+                });
+                return;
+            }
+        };
+        let (go, decision) = channel();
+        if tx
+            .send(Msg::Planned {
+                result: Ok(plan.clone()),
+                go: Some(go),
+            })
+            .is_err()
+        {
+            return;
+        }
+        if decision.recv() != Ok(true) {
+            return;
+        }
+        if let Err(e) = audit.check_writable() {
+            let _ = tx.send(Msg::PushDone(Err(format!("{e}; nothing was written"))));
+            return;
+        }
+        let progress_tx = tx.clone();
+        let mut progress = move |p| {
+            let _ = progress_tx.send(Msg::PushProgress(p));
+        };
+        let outcome = apply(&plan, &mut sessions, &audit, &mut progress);
+        let _ = tx.send(Msg::PushDone(Ok(outcome)));
+    });
 }
 
 fn write_log(file: &mut Option<File>, app: &App, written: &mut usize) {

@@ -160,6 +160,17 @@ fn footer_keys(app: &App) -> Vec<(&'static str, &'static str)> {
             Dialog::Secret { .. } => vec![("Enter", "submit"), ("Esc", "cancel")],
             Dialog::Message { .. } => vec![("Enter", "close")],
             Dialog::Revealed { .. } => vec![("any key", "hide")],
+            Dialog::ChooseKeys { .. } => vec![
+                (app.symbols.updown, "choose"),
+                ("Enter", "plan"),
+                ("Esc", "cancel"),
+            ],
+            Dialog::Paste { .. } => vec![
+                ("paste", "the element"),
+                ("Enter", "use it"),
+                ("Esc", "cancel"),
+            ],
+            Dialog::Planning { .. } | Dialog::Pushing { .. } => vec![("", "working...")],
             _ => vec![
                 (app.symbols.arrows, "choose"),
                 ("Enter", "confirm"),
@@ -178,6 +189,7 @@ fn footer_keys(app: &App) -> Vec<(&'static str, &'static str)> {
         Screen::Matrix => vec![
             (app.symbols.arrows, "move"),
             ("Enter", "detail"),
+            ("p", "push"),
             ("v", "reveal"),
             ("r/R", "rescan"),
         ],
@@ -195,6 +207,7 @@ fn footer_keys(app: &App) -> Vec<(&'static str, &'static str)> {
         Screen::Detail => vec![
             (app.symbols.updown, "scroll"),
             ("Esc", "back"),
+            ("p", "push"),
             ("v", "reveal"),
         ],
     };
@@ -216,8 +229,22 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
         );
         return;
     }
+    // When the line is too narrow, the navigation hints go first: help and
+    // quit always stay.
+    let mut keys = footer_keys(app);
+    let width = |keys: &[(&str, &str)]| -> usize {
+        keys.iter()
+            .map(|(k, w)| k.chars().count() + w.chars().count() + 2)
+            .sum()
+    };
+    for dropped in ["Tab", "/"] {
+        if width(&keys) <= area.width as usize {
+            break;
+        }
+        keys.retain(|(k, _)| *k != dropped);
+    }
     let mut spans = Vec::new();
-    for (k, what) in footer_keys(app) {
+    for (k, what) in keys {
         spans.push(Span::styled(format!(" {k}"), t.style("footer.key")));
         spans.push(Span::styled(format!(" {what}"), t.style("footer")));
     }
@@ -1019,7 +1046,7 @@ fn draw_dialog(f: &mut Frame, app: &App, dialog: &Dialog, area: Rect) {
             danger,
         } => (
             title.clone(),
-            vec![Line::raw(text.clone())],
+            text.lines().map(|l| Line::raw(l.to_string())).collect(),
             *danger,
             Some(0),
         ),
@@ -1041,6 +1068,83 @@ fn draw_dialog(f: &mut Frame, app: &App, dialog: &Dialog, area: Rect) {
             true,
             Some(*focus),
         ),
+        Dialog::ChooseKeys {
+            site,
+            choices,
+            focus,
+        } => {
+            let mut body = vec![
+                Line::raw("Which keys should every server of this site use?"),
+                Line::raw(""),
+            ];
+            for (i, c) in choices.iter().enumerate() {
+                let selected = i == *focus;
+                let style = if selected {
+                    t.style("selection")
+                } else {
+                    t.style("text")
+                };
+                let pointer = if selected { app.symbols.pointer } else { " " };
+                body.push(Line::styled(format!("{pointer} {}", c.label()), style));
+            }
+            body.push(Line::raw(""));
+            body.push(Line::styled(
+                "The plan is shown before anything is written.",
+                t.style("text.dim"),
+            ));
+            (format!("Push to {site}"), body, false, None)
+        }
+        Dialog::Paste { site, text } => {
+            let shown = crate::push::diff::mask_keys(text);
+            let mut body = vec![
+                Line::raw(format!(
+                    "Paste the <machineKey> element for {site} (the terminal's paste),"
+                )),
+                Line::raw("then Enter. Keys are shown as fingerprints."),
+                Line::raw(""),
+            ];
+            for l in shown.lines().take(6) {
+                body.push(Line::styled(l.to_string(), t.style("title")));
+            }
+            body.push(Line::styled("_", t.style("title")));
+            ("Import keys".into(), body, false, None)
+        }
+        Dialog::Planning { site } => (
+            format!("Push to {site}"),
+            vec![Line::raw(format!(
+                "{} Reading the web.config of {site} on every server...",
+                app.spinner()
+            ))],
+            false,
+            None,
+        ),
+        Dialog::ConfirmPush { plan, focus, .. } => {
+            let body: Vec<Line> = plan
+                .to_string()
+                .lines()
+                .map(|l| {
+                    let style = if l.starts_with("Saving web.config") {
+                        t.style("warning")
+                    } else {
+                        t.style("text")
+                    };
+                    Line::styled(l.to_string(), style)
+                })
+                .collect();
+            (
+                format!("Confirm push {}", plan.push_id),
+                body,
+                true,
+                Some(*focus),
+            )
+        }
+        Dialog::Pushing { site, lines } => {
+            let body = lines
+                .iter()
+                .map(|(server, status)| Line::raw(format!("{server:<12} {status}")))
+                .collect();
+            (format!("Pushing to {site}"), body, true, None)
+        }
         Dialog::Revealed {
             site,
             server,
@@ -1108,7 +1212,7 @@ fn draw_dialog(f: &mut Frame, app: &App, dialog: &Dialog, area: Rect) {
         spans.push(Span::styled(format!("[ {b} ]"), style));
         spans.push(Span::raw("  "));
     }
-    if matches!(dialog, Dialog::Secret { .. } | Dialog::Revealed { .. }) {
+    if focus.is_none() {
         spans.clear();
     }
     f.render_widget(Paragraph::new(Line::from(spans)), buttons_area);

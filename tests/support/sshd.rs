@@ -152,10 +152,22 @@ impl SshServer {
         self.root.join(unified.trim_start_matches('/'))
     }
 
+    /// Signals sshd, its process group, and every process below it (the
+    /// per-connection sshd children call setsid, so the group is not enough).
     fn signal_group(&self, sig: i32) {
-        if let Some(c) = &self.child {
-            unsafe {
-                libc::kill(-(c.id() as i32), sig);
+        let Some(c) = &self.child else { return };
+        let root = c.id() as i32;
+        let mut pids = vec![root];
+        let mut i = 0;
+        while i < pids.len() {
+            let parent = pids[i];
+            pids.extend(children_of(parent));
+            i += 1;
+        }
+        unsafe {
+            libc::kill(-root, sig);
+            for pid in pids {
+                libc::kill(pid, sig);
             }
         }
     }
@@ -169,10 +181,15 @@ impl SshServer {
         self.signal_group(libc::SIGCONT);
     }
 
-    /// Kills sshd and every session it runs (SIGKILL by process group).
-    pub fn kill(&mut self) {
+    /// Kills sshd and every session it runs, as a crash would.
+    pub fn crash(&self) {
         self.signal_group(libc::SIGCONT);
         self.signal_group(libc::SIGKILL);
+    }
+
+    /// Kills sshd and every session it runs, and reaps it.
+    pub fn kill(&mut self) {
+        self.crash();
         if let Some(mut c) = self.child.take() {
             let _ = c.wait();
         }
@@ -180,7 +197,17 @@ impl SshServer {
 
     /// PIDs of the per-connection sshd processes (children of the listener).
     pub fn session_pids(&self) -> Vec<i32> {
-        let parent = self.pid() as i32;
+        children_of(self.pid() as i32)
+    }
+
+    /// The sshd log, for failure messages.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
+    }
+}
+
+fn children_of(parent: i32) -> Vec<i32> {
+    {
         let mut out = Vec::new();
         for e in fs::read_dir("/proc").unwrap().flatten() {
             let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
@@ -201,11 +228,6 @@ impl SshServer {
             }
         }
         out
-    }
-
-    /// The sshd log, for failure messages.
-    pub fn log(&self) -> String {
-        fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
     }
 }
 

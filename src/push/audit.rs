@@ -1,0 +1,206 @@
+//! The audit log: one JSON line per server per action, fingerprints only.
+
+use serde::{Deserialize, Serialize};
+use std::fs::{self, OpenOptions};
+use std::io::{self, BufRead, Write};
+use std::path::{Path, PathBuf};
+
+/// `$XDG_STATE_HOME/farmkey/audit.jsonl`, else `~/.local/state/farmkey/audit.jsonl`.
+pub fn default_path() -> PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::inventory::expand_tilde(Path::new("~/.local/state")));
+    state.join("farmkey").join("audit.jsonl")
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprints {
+    #[serde(rename = "validationKey")]
+    pub validation_key: Option<String>,
+    #[serde(rename = "decryptionKey")]
+    pub decryption_key: Option<String>,
+}
+
+impl From<&(Option<String>, Option<String>)> for Fingerprints {
+    fn from((v, d): &(Option<String>, Option<String>)) -> Self {
+        Fingerprints {
+            validation_key: v.clone(),
+            decryption_key: d.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub time: String,
+    pub push_id: String,
+    /// `push` or `rollback`.
+    pub action: String,
+    pub user: String,
+    pub server: String,
+    pub site: String,
+    pub file: String,
+    pub sha256_before: Option<String>,
+    pub sha256_after: Option<String>,
+    pub fingerprints_before: Fingerprints,
+    pub fingerprints_after: Fingerprints,
+    pub backup: Option<String>,
+    /// `applied`, `unchanged`, `skipped`, `not-attempted`, `failed`,
+    /// `rolled-back`, `rollback-failed`, `refused`.
+    pub outcome: String,
+    pub message: String,
+}
+
+/// Who runs farmkey: `$USER`, `$LOGNAME`, else the numeric uid.
+pub fn local_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| {
+            let status = std::fs::read_to_string("/proc/self/status").ok()?;
+            let uid = status
+                .lines()
+                .find(|l| l.starts_with("Uid:"))?
+                .split_whitespace()
+                .nth(1)?
+                .to_string();
+            Some(format!("uid {uid}"))
+        })
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+pub fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    pub path: PathBuf,
+}
+
+impl AuditLog {
+    pub fn new(path: PathBuf) -> AuditLog {
+        AuditLog { path }
+    }
+
+    /// Opens the file for appending, creating its folder (0700): a push does
+    /// not start when its record cannot be kept.
+    pub fn check_writable(&self) -> io::Result<()> {
+        self.open().map(|_| ())
+    }
+
+    fn open(&self) -> io::Result<fs::File> {
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.exists()
+        {
+            fs::create_dir_all(dir)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+            }
+        }
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("audit log {}: {e}", self.path.display()))
+            })
+    }
+
+    pub fn append(&self, record: &AuditRecord) -> io::Result<()> {
+        let mut f = self.open()?;
+        let line = serde_json::to_string(record).map_err(io::Error::other)?;
+        writeln!(f, "{line}")?;
+        f.sync_data()
+    }
+
+    /// Every record; lines that do not parse are reported with their number.
+    pub fn read_all(&self) -> io::Result<Vec<AuditRecord>> {
+        let f = match fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for (n, line) in io::BufReader::new(f).lines().enumerate() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let rec = serde_json::from_str(&line).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{}:{}: not an audit record: {e}",
+                        self.path.display(),
+                        n + 1
+                    ),
+                )
+            })?;
+            out.push(rec);
+        }
+        Ok(out)
+    }
+}
+
+/// Pushes in the order they were made, each with its records.
+pub fn pushes(records: &[AuditRecord], site: Option<&str>) -> Vec<(String, Vec<AuditRecord>)> {
+    let mut out: Vec<(String, Vec<AuditRecord>)> = Vec::new();
+    for r in records {
+        if site.is_some_and(|s| !s.eq_ignore_ascii_case(&r.site)) {
+            continue;
+        }
+        match out.iter_mut().find(|(id, _)| *id == r.push_id) {
+            Some((_, list)) => list.push(r.clone()),
+            None => out.push((r.push_id.clone(), vec![r.clone()])),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(push: &str, site: &str, outcome: &str) -> AuditRecord {
+        AuditRecord {
+            time: now(),
+            push_id: push.into(),
+            action: "push".into(),
+            user: "op".into(),
+            server: "web01".into(),
+            site: site.into(),
+            file: "C:\\web.config".into(),
+            sha256_before: None,
+            sha256_after: Some("ab".into()),
+            fingerprints_before: Fingerprints::default(),
+            fingerprints_after: Fingerprints::default(),
+            backup: None,
+            outcome: outcome.into(),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn appends_reads_and_groups_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(dir.path().join("state").join("farmkey").join("audit.jsonl"));
+        log.check_writable().unwrap();
+        log.append(&record("p1", "Flowtime", "applied")).unwrap();
+        log.append(&record("p2", "Process TOGO", "applied"))
+            .unwrap();
+        log.append(&record("p1", "Flowtime", "unchanged")).unwrap();
+        let all = log.read_all().unwrap();
+        assert_eq!(all.len(), 3);
+        let p = pushes(&all, None);
+        assert_eq!((p.len(), p[0].1.len()), (2, 2));
+        assert_eq!(pushes(&all, Some("flowtime")).len(), 1);
+        std::fs::write(&log.path, "{not json}\n").unwrap();
+        let err = log.read_all().unwrap_err().to_string();
+        assert!(err.contains("audit.jsonl:1:"), "{err}");
+    }
+}

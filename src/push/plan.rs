@@ -1,0 +1,313 @@
+//! Building the plan: which servers change, how, and the bytes they get.
+
+use super::{
+    Change, KeySource, Plan, PlanAction, PushRequest, ServerPlan, Sessions, same_keys, sibling,
+    utc_stamp,
+};
+use crate::analysis::{FarmReport, Instance};
+use crate::config::editor::{EditRequest, edit, empty_web_config};
+use crate::config::effective::HandlerState;
+use crate::keys::{KeySet, set_fingerprint};
+use rand::TryRng;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "no site {0:?} in the scan (ids are `Site` or `Site/app`; `farmkey scan --all-sites` lists them)"
+    )]
+    UnknownSite(String),
+    #[error("{server} does not host {site} (it is on {hosts})")]
+    NotHosting {
+        server: String,
+        site: String,
+        hosts: String,
+    },
+    #[error("cannot adopt the keys of {server}: {why}")]
+    Adopt { server: String, why: String },
+    #[error("{0}")]
+    Keys(String),
+}
+
+fn adopt(
+    site: &crate::analysis::SiteReport,
+    server: Option<&str>,
+) -> Result<(KeySet, String), PlanError> {
+    let inst = match server {
+        Some(name) => site.instance(name).ok_or_else(|| PlanError::Adopt {
+            server: name.to_string(),
+            why: format!("it does not host {}", site.site),
+        })?,
+        None => site
+            .instances
+            .iter()
+            .find(|i| i.key_group == Some('A'))
+            .ok_or_else(|| PlanError::Adopt {
+                server: "(majority)".into(),
+                why: "no server of this site has explicit keys; generate a set instead".into(),
+            })?,
+    };
+    let fail = |why: &str| PlanError::Adopt {
+        server: inst.server.clone(),
+        why: why.to_string(),
+    };
+    let eff = inst.effective.as_ref().map_err(|e| fail(&e.to_string()))?;
+    let (v, d) = inst
+        .keys
+        .as_ref()
+        .ok_or_else(|| fail("its configuration could not be read"))?;
+    let (Some(vk), Some(dk)) = (v.key(), d.key()) else {
+        return Err(fail(
+            "its keys are not explicit (auto-generated, encrypted or invalid)",
+        ));
+    };
+    if !v.modifiers().is_empty() || !d.modifiers().is_empty() {
+        return Err(fail("its keys carry IsolateApps/IsolateByAppId"));
+    }
+    let set = KeySet {
+        validation_key: vk.clone(),
+        decryption_key: dk.clone(),
+        validation: eff
+            .machine_key
+            .validation
+            .value()
+            .cloned()
+            .unwrap_or_default(),
+        decryption: eff
+            .machine_key
+            .decryption
+            .value()
+            .cloned()
+            .unwrap_or_default(),
+    };
+    let problems = set.problems();
+    if !problems.is_empty() {
+        return Err(fail(&problems.join("; ")));
+    }
+    let group = inst
+        .key_group
+        .map_or(String::new(), |g| format!("set {g} "));
+    Ok((set, format!("adopt {group}from {}", inst.server)))
+}
+
+fn short_id() -> String {
+    let mut b = [0u8; 2];
+    let _ = rand::rngs::SysRng.try_fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// Plans a push from a scan's report, reading the current bytes of every
+/// file to be written through `sessions`.
+pub fn build_plan(
+    req: &PushRequest,
+    report: &FarmReport,
+    sessions: &mut Sessions,
+) -> Result<Plan, PlanError> {
+    let site = report
+        .site(&req.site)
+        .ok_or_else(|| PlanError::UnknownSite(req.site.clone()))?;
+    let hosts = || {
+        site.instances
+            .iter()
+            .map(|i| i.server.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut targets: Vec<&Instance> = Vec::new();
+    match &req.servers {
+        Some(names) => {
+            for n in names {
+                let inst = site
+                    .instances
+                    .iter()
+                    .find(|i| i.server.eq_ignore_ascii_case(n))
+                    .ok_or_else(|| PlanError::NotHosting {
+                        server: n.clone(),
+                        site: site.site.clone(),
+                        hosts: hosts(),
+                    })?;
+                targets.push(inst);
+            }
+        }
+        None => targets.extend(site.instances.iter()),
+    }
+
+    let (keys, source) = match &req.source {
+        KeySource::Generate {
+            validation,
+            decryption,
+        } => (
+            Some(
+                KeySet::generate(*validation, *decryption)
+                    .map_err(|e| PlanError::Keys(e.to_string()))?,
+            ),
+            format!(
+                "generate new keys ({} + {})",
+                validation.name(),
+                decryption.name()
+            ),
+        ),
+        KeySource::Adopt(server) => {
+            let (set, what) = adopt(site, server.as_deref())?;
+            (Some(set), what)
+        }
+        KeySource::Import(set) => {
+            let problems = set.problems();
+            if !problems.is_empty() {
+                return Err(PlanError::Keys(problems.join("; ")));
+            }
+            (
+                Some(set.clone()),
+                format!("imported keys ({} + {})", set.validation, set.decryption),
+            )
+        }
+        KeySource::HandlerOnly => (None, "session-token handler swap only".to_string()),
+    };
+
+    let stamp = utc_stamp();
+    let push_id = format!("{stamp}-{}", short_id());
+    let mut servers = Vec::new();
+    for inst in targets {
+        servers.push(plan_server(inst, keys.as_ref(), &stamp, sessions));
+    }
+    let unread = report
+        .servers
+        .iter()
+        .filter(|s| s.error.is_some())
+        .map(|s| s.name.clone())
+        .collect();
+    Ok(Plan {
+        push_id,
+        stamp,
+        site: site.site.clone(),
+        source,
+        set_fingerprint: keys
+            .as_ref()
+            .map(|k| set_fingerprint(&k.validation_key, &k.decryption_key)),
+        keys,
+        servers,
+        unread,
+        keep_partial: req.keep_partial,
+    })
+}
+
+fn plan_server(
+    inst: &Instance,
+    keys: Option<&KeySet>,
+    stamp: &str,
+    sessions: &mut Sessions,
+) -> ServerPlan {
+    let file = inst.config_path.clone().unwrap_or_else(|| {
+        crate::paths::RemotePath::parse("/C:/web.config").expect("constant path")
+    });
+    let fps = |v: Option<String>, d: Option<String>| (v, d);
+    let before = inst
+        .keys
+        .as_ref()
+        .map_or((None, None), |(v, d)| fps(v.fingerprint(), d.fingerprint()));
+    let mut sp = ServerPlan {
+        server: inst.server.clone(),
+        backup: sibling(&file, stamp, ""),
+        staged: sibling(&file, stamp, "-new"),
+        file,
+        scanned_sha256: inst.config_sha256.clone(),
+        changes: Vec::new(),
+        handler_swap: false,
+        action: PlanAction::Unchanged,
+        fingerprints_before: before.clone(),
+        fingerprints_after: before,
+        original: None,
+        edited: None,
+        identity_declared_above: inst.identity_declared_above,
+    };
+    let eff = match (&inst.effective, &inst.config_path) {
+        (Err(p), _) => {
+            sp.action = PlanAction::Skip(format!("its configuration cannot be read: {p}"));
+            return sp;
+        }
+        (Ok(_), None) => {
+            sp.action = PlanAction::Skip(format!(
+                "its physical path {:?} is not a path farmkey can write to",
+                inst.app.physical_path_raw
+            ));
+            return sp;
+        }
+        (Ok(e), Some(_)) => e,
+    };
+    let set_keys = keys.filter(|k| !same_keys(eff, k));
+    sp.handler_swap = eff.handler.state == HandlerState::Dpapi;
+    if let Some(k) = keys {
+        let mk = &eff.machine_key;
+        let (v, d) = inst.keys.clone().unzip();
+        sp.fingerprints_after = (
+            Some(k.validation_key.fingerprint()),
+            Some(k.decryption_key.fingerprint()),
+        );
+        let shown = |s: Option<crate::config::effective::KeyState>| {
+            s.map_or("?".into(), |s| crate::report::key_cell(&s))
+        };
+        sp.changes = vec![
+            Change {
+                what: "validationKey",
+                before: shown(v),
+                after: k.validation_key.fingerprint(),
+            },
+            Change {
+                what: "decryptionKey",
+                before: shown(d),
+                after: k.decryption_key.fingerprint(),
+            },
+            Change {
+                what: "validation",
+                before: mk.validation.shown().to_string(),
+                after: k.validation.clone(),
+            },
+            Change {
+                what: "decryption",
+                before: mk.decryption.shown().to_string(),
+                after: k.decryption.clone(),
+            },
+        ];
+    }
+    if set_keys.is_none() && !sp.handler_swap {
+        sp.action = PlanAction::Unchanged;
+        return sp;
+    }
+    // Read the file as it is now, and edit it.
+    let t = match sessions.get(&inst.server) {
+        Ok(t) => t,
+        Err(e) => {
+            sp.action = PlanAction::Skip(format!("cannot connect: {e}"));
+            return sp;
+        }
+    };
+    let original = match t.read(&sp.file) {
+        Ok(b) => Some(b),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => {
+            sp.action = PlanAction::Skip(format!("cannot read {}: {e}", sp.file));
+            return sp;
+        }
+    };
+    let now_sha = original.as_ref().map(|b| b.sha256());
+    if now_sha != sp.scanned_sha256 {
+        sp.action = PlanAction::Skip(format!("{} changed since the scan; scan again", sp.file));
+        return sp;
+    }
+    let req = EditRequest {
+        machine_key: set_keys.cloned(),
+        compatibility_mode: None,
+        handler_swap: sp.handler_swap,
+        identity_section_declared_above: sp.identity_declared_above,
+    };
+    let base = original.clone().unwrap_or_else(empty_web_config);
+    match edit(&base, &req) {
+        Ok(out) if out.changed || original.is_none() => {
+            sp.action = PlanAction::Write;
+            sp.original = original;
+            sp.edited = Some(out.bytes);
+        }
+        Ok(_) => sp.action = PlanAction::Unchanged,
+        Err(e) => sp.action = PlanAction::Skip(format!("{}: {e}", sp.file)),
+    }
+    sp
+}

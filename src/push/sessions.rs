@@ -1,0 +1,59 @@
+//! One open transport per server for the whole push: the files read while
+//! planning are written through the same session.
+
+use crate::inventory::Server;
+use crate::transport::{self, ConnectOptions, Transport};
+use std::collections::HashMap;
+
+pub struct Sessions {
+    servers: Vec<Server>,
+    opts: ConnectOptions,
+    open: HashMap<String, Box<dyn Transport>>,
+}
+
+impl Sessions {
+    pub fn new(servers: Vec<Server>, opts: ConnectOptions) -> Sessions {
+        Sessions {
+            servers,
+            opts,
+            open: HashMap::new(),
+        }
+    }
+
+    /// The server's transport, connecting on first use.
+    pub fn get(&mut self, name: &str) -> Result<&mut dyn Transport, String> {
+        if !self.open.contains_key(name) {
+            let server = self
+                .servers
+                .iter()
+                .find(|s| s.name == name)
+                .ok_or_else(|| format!("{name} is not in the inventory"))?;
+            let t = transport::connect(server, &self.opts).map_err(|e| e.to_string())?;
+            self.open.insert(name.to_string(), t);
+        }
+        Ok(self.open.get_mut(name).expect("just inserted").as_mut())
+    }
+
+    /// Uses this transport for a server (a test's wrapper, say) instead of
+    /// connecting.
+    pub fn insert(&mut self, name: &str, transport: Box<dyn Transport>) {
+        self.open.insert(name.to_string(), transport);
+    }
+
+    /// Drops a broken session so that the next use reconnects.
+    pub fn forget(&mut self, name: &str) {
+        if let Some(t) = self.open.remove(name) {
+            // Teardown of a dead session can block: never on the caller.
+            std::thread::spawn(move || drop(t));
+        }
+    }
+}
+
+impl Drop for Sessions {
+    fn drop(&mut self) {
+        let open: Vec<_> = self.open.drain().map(|(_, t)| t).collect();
+        if !open.is_empty() {
+            std::thread::spawn(move || drop(open));
+        }
+    }
+}
