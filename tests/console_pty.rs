@@ -594,3 +594,56 @@ fn a_headless_push_asks_on_the_terminal() {
     p.wait_for("in step on every targeted server", T);
     assert_eq!(p.wait_exit(T), 0);
 }
+
+#[test]
+fn keys_pasted_into_the_console_are_validated_and_never_shown() {
+    let dir = tmp();
+    let audit = dir.path().join("audit.jsonl");
+    let mut p = Pty::farmkey(
+        &["demo", "--audit", audit.to_str().unwrap()],
+        &[],
+        100,
+        30,
+        dir.path(),
+    );
+    p.wait_for("servers 3 ok", T);
+    p.send("p");
+    p.wait_for("Push to Flowtime", T);
+    for _ in 0..4 {
+        p.send(DOWN);
+    }
+    p.wait_until("import selected", T, |s| {
+        s.lines().any(|l| l.contains("▶ Import a <machineKey>"))
+    });
+    p.send(ENTER);
+    p.wait_for("Paste the <machineKey> element", T);
+    // A bad key first: refused with a reason, no key echoed.
+    p.send("\x1b[200~<machineKey validationKey=\"XYZ\" decryptionKey=\"00\" />\x1b[201~");
+    p.send(ENTER);
+    let s = p.wait_for("These keys cannot be used", T);
+    assert!(s.contains("non-hex"), "{s}");
+    p.send(ENTER);
+    p.send("p");
+    p.wait_for("Push to Flowtime", T);
+    for _ in 0..4 {
+        p.send(DOWN);
+    }
+    p.send(ENTER);
+    p.wait_for("Paste the <machineKey> element", T);
+    let v = "0123456789ABCDEF".repeat(8);
+    let d = "FEDCBA9876543210".repeat(4);
+    p.send(&format!(
+        "\x1b[200~<machineKey validationKey=\"{v}\" decryptionKey=\"{d}\" validation=\"HMACSHA256\" decryption=\"AES\" />\x1b[201~"
+    ));
+    let s = p.wait_for("[key ", T);
+    assert!(!s.contains(&v[..32]), "a pasted key is shown: {s}");
+    p.send(ENTER);
+    let s = p.wait_for("Confirm push", T);
+    assert!(s.contains("imported keys (HMACSHA256 + AES)"), "{s}");
+    assert!(s.contains(&farmkey::keys::fingerprint(&v)), "{s}");
+    p.send(ESC);
+    p.wait_until("cancelled", T, |s| !s.contains("Confirm push"));
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
+    assert!(!p.output().contains(&v[..32]));
+}

@@ -719,3 +719,76 @@ fn mixed_case_paths_and_unc_physical_paths() {
     assert_eq!(f.servers, ["web02"]);
     assert!(f.message.contains("UNC path"), "{}", f.message);
 }
+
+#[test]
+fn pipelined_reads_return_exactly_the_bytes_of_every_file() {
+    use farmkey::paths::RemotePath;
+    use farmkey::transport::Transport;
+    use farmkey::transport::ssh::SshTransport;
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    let server = farm.server("web01");
+    // Files of every size around libssh2's read-ahead, a missing one and a
+    // forbidden one, in one batch.
+    let dir = server.root.join("C:/big");
+    fs::create_dir_all(&dir).unwrap();
+    let mut names = Vec::new();
+    for (i, size) in [
+        0usize, 1, 29_999, 30_000, 30_001, 262_144, 262_145, 700_001, 1_600_000,
+    ]
+    .iter()
+    .enumerate()
+    {
+        let bytes: Vec<u8> = (0..*size).map(|k| (k * 7 + i) as u8).collect();
+        let name = format!("f{i}.bin");
+        fs::write(dir.join(&name), bytes).unwrap();
+        names.push(name);
+    }
+    fs::write(dir.join("secret.bin"), b"x").unwrap();
+    fs::set_permissions(
+        dir.join("secret.bin"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o000),
+    )
+    .unwrap();
+    let uid = std::process::Command::new("id")
+        .args(["-u", support::sshd::USER])
+        .output()
+        .unwrap();
+    let uid: u32 = String::from_utf8_lossy(&uid.stdout).trim().parse().unwrap();
+    for e in fs::read_dir(&dir).unwrap() {
+        std::os::unix::fs::chown(e.unwrap().path(), Some(uid), None).unwrap();
+    }
+    let mut paths: Vec<RemotePath> = names
+        .iter()
+        .map(|n| RemotePath::parse(&format!("/C:/big/{n}")).unwrap())
+        .collect();
+    paths.insert(3, RemotePath::parse("/C:/big/missing.bin").unwrap());
+    paths.insert(6, RemotePath::parse("/C:/big/secret.bin").unwrap());
+    let inv = Inventory::load(&farm.inventory("")).unwrap();
+    let farmkey::inventory::Target::Ssh { host, settings } = &inv.servers[0].target else {
+        panic!()
+    };
+    let mut t = SshTransport::connect("web01", host, settings, &no_ssh_config()).unwrap();
+    for round in 0..15 {
+        let results = t.read_many(&paths);
+        for (p, r) in paths.iter().zip(&results) {
+            let local = server.root.join(&p.as_sftp()[1..]);
+            match p.file_name().unwrap() {
+                "missing.bin" => assert!(r.as_ref().unwrap_err().is_not_found(), "{r:?}"),
+                "secret.bin" => assert!(
+                    matches!(
+                        r,
+                        Err(farmkey::transport::TransportError::PermissionDenied { .. })
+                    ),
+                    "{r:?}"
+                ),
+                _ => assert_eq!(
+                    &r.as_ref().unwrap()[..],
+                    &fs::read(&local).unwrap()[..],
+                    "round {round}: {p:?}"
+                ),
+            }
+        }
+    }
+    // The session is still usable for ordinary calls afterwards.
+    assert!(t.stat(&paths[0]).unwrap().is_some());
+}

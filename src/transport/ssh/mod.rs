@@ -147,6 +147,9 @@ type libc_size_t = usize;
 
 pub struct SshTransport {
     describe: String,
+    /// The session's socket, to wait on while requests are in flight.
+    socket: TcpStream,
+    timeout: std::time::Duration,
     raw_sftp: Option<RawSftp>,
     sftp: Sftp,
     session: Session,
@@ -213,6 +216,11 @@ impl SshTransport {
     ) -> Result<SshTransport, ConnectError> {
         let r = config::resolve(host, settings, opts.ssh_config.as_deref())?;
         let tcp = tcp_connect(&r)?;
+        let _ = tcp.set_nodelay(true);
+        let socket = tcp.try_clone().map_err(|e| ConnectError::Network {
+            addr: r.known_hosts_name(),
+            message: e.to_string(),
+        })?;
         let secs = r.connect_timeout.as_secs();
         let mut session = Session::new().map_err(|e| ConnectError::Handshake(e.to_string()))?;
         session.set_timeout(r.connect_timeout.as_millis().min(u32::MAX as u128) as u32);
@@ -246,6 +254,8 @@ impl SshTransport {
             .map_err(|e| ConnectError::Sftp(e.message().to_string()))?;
         Ok(SshTransport {
             describe: format!("sftp {}@{}", r.user, r.known_hosts_name()),
+            socket,
+            timeout: r.connect_timeout,
             raw_sftp: None,
             sftp,
             session,
@@ -273,6 +283,32 @@ impl SshTransport {
 
     fn keepalive(&self) {
         let _ = self.session.keepalive_send();
+    }
+
+    /// In non-blocking mode: waits until the socket is ready in the
+    /// direction libssh2 waits for, or until `deadline`.
+    fn wait_socket(&self, deadline: std::time::Instant) -> Result<(), TransportError> {
+        use std::os::fd::AsRawFd;
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return Err(TransportError::Disconnected(
+                "the server stopped answering (timeout)".into(),
+            ));
+        }
+        let events = match self.session.block_directions() {
+            ssh2::BlockDirections::Outbound => libc::POLLOUT,
+            ssh2::BlockDirections::Both => libc::POLLIN | libc::POLLOUT,
+            _ => libc::POLLIN,
+        };
+        let mut fd = libc::pollfd {
+            fd: self.socket.as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        let wait = (deadline - now).as_millis().min(100) as libc::c_int;
+        // SAFETY: one valid pollfd for the duration of the call.
+        unsafe { libc::poll(&mut fd, 1, wait) };
+        Ok(())
     }
 
     fn posix_rename(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError> {
@@ -334,11 +370,174 @@ impl SshTransport {
             }),
         }
     }
+
+    /// Reads several files with their requests in flight together.
+    ///
+    /// libssh2 keeps the state of an open and of a read per SFTP channel,
+    /// not per file, so at most one open and one read are in flight at once;
+    /// closes are per file. The pipeline is: while file i is read, file i+1
+    /// is opened and file i-1 closed. An operation that stops while still
+    /// sending (the socket would block outbound) is called again, alone,
+    /// until its request is out.
+    fn read_pipelined(&mut self, paths: &[RemotePath]) -> Vec<Result<FileBytes, TransportError>> {
+        enum State {
+            Opened(ssh2::File),
+            Reading(ssh2::File, Vec<u8>),
+            Closing(ssh2::File, Vec<u8>),
+            Done(Result<Vec<u8>, TransportError>),
+        }
+        const OPEN: usize = usize::MAX;
+        let eagain =
+            |e: &ssh2::Error| e.code() == ErrorCode::Session(libssh2_sys::LIBSSH2_ERROR_EAGAIN);
+        self.keepalive();
+        self.session.set_blocking(false);
+        let deadline = std::time::Instant::now() + self.timeout;
+        let mut chunk = vec![0u8; 256 * 1024];
+        let mut states: Vec<State> = Vec::with_capacity(paths.len());
+        let mut broken: Option<TransportError> = None;
+        let mut pinned: Option<usize> = None;
+        loop {
+            // One read at a time: the first opened file takes its turn.
+            if !states.iter().any(|s| matches!(s, State::Reading(..))) {
+                if let Some(i) = states.iter().position(|s| matches!(s, State::Opened(_))) {
+                    if let State::Opened(f) =
+                        std::mem::replace(&mut states[i], State::Done(Ok(Vec::new())))
+                    {
+                        states[i] = State::Reading(f, Vec::new());
+                    }
+                }
+            }
+            let order: Vec<usize> = match pinned {
+                Some(p) => vec![p],
+                None => std::iter::once(OPEN).chain(0..states.len()).collect(),
+            };
+            let mut progress = false;
+            for op in order {
+                // Some(true): progress; Some(false): waiting; None: nothing to do.
+                let step = if op == OPEN {
+                    if states.len() >= paths.len() {
+                        None
+                    } else if let Some(e) = &broken {
+                        states.push(State::Done(Err(e.clone())));
+                        Some(true)
+                    } else {
+                        let p = &paths[states.len()];
+                        match self.sftp.open(Path::new(p.as_sftp())) {
+                            Ok(f) => {
+                                states.push(State::Opened(f));
+                                Some(true)
+                            }
+                            Err(e) if eagain(&e) => Some(false),
+                            Err(e) => {
+                                let e = self.err(p, e);
+                                if e.is_disconnected() {
+                                    broken = Some(e.clone());
+                                }
+                                states.push(State::Done(Err(e)));
+                                Some(true)
+                            }
+                        }
+                    }
+                } else {
+                    let state = &mut states[op];
+                    match std::mem::replace(state, State::Done(Ok(Vec::new()))) {
+                        State::Reading(mut f, mut buf) => match f.read(&mut chunk) {
+                            Ok(0) => {
+                                *state = State::Closing(f, buf);
+                                Some(true)
+                            }
+                            Ok(n) => {
+                                buf.extend_from_slice(&chunk[..n]);
+                                *state = State::Reading(f, buf);
+                                Some(true)
+                            }
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                                *state = State::Reading(f, buf);
+                                Some(false)
+                            }
+                            Err(e) => {
+                                *state = State::Done(Err(TransportError::Io {
+                                    path: paths[op].clone(),
+                                    message: format!("read failed: {e}"),
+                                }));
+                                Some(true)
+                            }
+                        },
+                        State::Closing(mut f, buf) => match f.close() {
+                            Err(e) if eagain(&e) => {
+                                *state = State::Closing(f, buf);
+                                Some(false)
+                            }
+                            _ => {
+                                *state = State::Done(Ok(buf));
+                                Some(true)
+                            }
+                        },
+                        other => {
+                            *state = other;
+                            None
+                        }
+                    }
+                };
+                match step {
+                    None => {}
+                    Some(true) => {
+                        progress = true;
+                        pinned = None;
+                    }
+                    Some(false) => {
+                        let sending = matches!(
+                            self.session.block_directions(),
+                            ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both
+                        );
+                        pinned = sending.then_some(op);
+                        if sending {
+                            break;
+                        }
+                    }
+                }
+            }
+            if states.len() == paths.len() && states.iter().all(|s| matches!(s, State::Done(_))) {
+                break;
+            }
+            if !progress {
+                if let Err(e) = self.wait_socket(deadline) {
+                    for st in states.iter_mut() {
+                        if !matches!(st, State::Done(_)) {
+                            *st = State::Done(Err(e.clone()));
+                        }
+                    }
+                    while states.len() < paths.len() {
+                        states.push(State::Done(Err(e.clone())));
+                    }
+                    break;
+                }
+            }
+        }
+        zeroize::Zeroize::zeroize(&mut chunk);
+        self.session.set_blocking(true);
+        states
+            .into_iter()
+            .map(|st| match st {
+                State::Done(r) => r.map(FileBytes::new),
+                _ => Err(TransportError::Disconnected(
+                    "internal: unfinished read".into(),
+                )),
+            })
+            .collect()
+    }
 }
 
 impl Transport for SshTransport {
     fn describe(&self) -> String {
         self.describe.clone()
+    }
+
+    fn read_many(&mut self, paths: &[RemotePath]) -> Vec<Result<FileBytes, TransportError>> {
+        if paths.len() < 2 {
+            return paths.iter().map(|p| self.read(p)).collect();
+        }
+        self.read_pipelined(paths)
     }
 
     fn read(&mut self, path: &RemotePath) -> Result<FileBytes, TransportError> {
@@ -347,7 +546,8 @@ impl Transport for SshTransport {
             .sftp
             .open(Path::new(path.as_sftp()))
             .map_err(|e| self.err(path, e))?;
-        let mut buf = Vec::new();
+        // One large read lets libssh2 put many read requests in flight.
+        let mut buf = Vec::with_capacity(256 * 1024);
         if let Err(e) = file.read_to_end(&mut buf) {
             zeroize::Zeroize::zeroize(&mut buf);
             return Err(if e.kind() == std::io::ErrorKind::TimedOut {

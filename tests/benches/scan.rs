@@ -1,0 +1,267 @@
+//! Scan speed: `farmkey scan` against N real sshd servers behind delaying
+//! proxies, side by side with OpenSSH's own `sftp` fetching the same files
+//! from every server in parallel. Run with `cargo bench --bench scan`
+//! (as root, like the tests). Options: `--sizes 1,4,16,64 --delays 0,20`.
+
+#[path = "../support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::proxy::DelayProxy;
+use support::sshd::{Options, SshFarm, USER};
+
+/// The files a scan of a demo server reads.
+const FILES: &[&str] = &[
+    "/C:/Windows/System32/inetsrv/config/applicationHost.config",
+    "/C:/Windows/Microsoft.NET/Framework64/v4.0.30319/Config/machine.config",
+    "/C:/Windows/Microsoft.NET/Framework64/v4.0.30319/Config/web.config",
+    "/C:/Windows/Microsoft.NET/Framework/v4.0.30319/Config/machine.config",
+    "/C:/Windows/Microsoft.NET/Framework/v4.0.30319/Config/web.config",
+    "/C:/inetpub/wwwroot/web.config",
+    "/C:/inetpub/Cora/Flowtime/web.config",
+    "/D:/Cora/Administration/web.config",
+    "/C:/Program Files/PNMsoft/Process TOGO/web.config",
+];
+
+/// Round trips a scan of one server needs at the very least: TCP (1), SSH
+/// banners (1), key exchange (2), service request (1), authentication (2),
+/// channel, subsystem and SFTP init (3), then applicationHost.config opened
+/// and read (2), then every other file opened and read at once (2).
+const FLOOR_ROUND_TRIPS: u32 = 14;
+
+fn arg_list(name: &str, default: &[u64]) -> Vec<u64> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_else(|| default.to_vec())
+}
+
+struct Farm {
+    _demo: tempfile::TempDir,
+    ssh: SshFarm,
+    proxies: Vec<DelayProxy>,
+    inventory: PathBuf,
+}
+
+fn build(n: usize, delay: Duration) -> Farm {
+    let demo = tempfile::tempdir().unwrap();
+    farmkey::demo::lay_out(demo.path()).unwrap();
+    let trees: Vec<(String, PathBuf)> = (0..n)
+        .map(|i| {
+            (
+                format!("web{:02}", i + 1),
+                demo.path().join(farmkey::demo::SERVERS[i % 3]),
+            )
+        })
+        .collect();
+    let ssh = SshFarm::start(
+        &trees,
+        Options {
+            trust_host_keys: false,
+            ..Default::default()
+        },
+    );
+    let proxies: Vec<DelayProxy> = ssh
+        .servers
+        .iter()
+        .map(|s| DelayProxy::start(s.port, delay))
+        .collect();
+    let mut kh = String::new();
+    let mut inv = ssh
+        .defaults()
+        .replace("connect_timeout_secs = 3", "connect_timeout_secs = 30");
+    for (s, p) in ssh.servers.iter().zip(&proxies) {
+        kh.push_str(&format!("[127.0.0.1]:{} {}\n", p.port, s.host_key));
+        inv.push_str(&format!(
+            "\n[[servers]]\nname = \"{}\"\nhost = \"127.0.0.1\"\nport = {}\n",
+            s.name, p.port
+        ));
+    }
+    fs::write(&ssh.known_hosts, kh).unwrap();
+    let inventory = ssh.home.path().join("bench.toml");
+    fs::write(&inventory, inv).unwrap();
+    Farm {
+        _demo: demo,
+        ssh,
+        proxies,
+        inventory,
+    }
+}
+
+fn time_farmkey(farm: &Farm, jobs: usize) -> Duration {
+    let start = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_farmkey"))
+        .args([
+            "scan",
+            "--format",
+            "json",
+            "--batch",
+            "--ssh-config",
+            "/nonexistent",
+            "--jobs",
+        ])
+        .arg(jobs.to_string())
+        .arg("-i")
+        .arg(&farm.inventory)
+        .env("HOME", farm.ssh.home.path())
+        .env_remove("SSH_AUTH_SOCK")
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let took = start.elapsed();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("scan JSON");
+    let ok = json["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["reachable"] == true && s["error"].is_null());
+    assert!(ok, "a server was not read: {json}");
+    took
+}
+
+fn time_sftp(farm: &Farm) -> Duration {
+    let dir = farm.ssh.home.path().join("sftp-out");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let mut children = Vec::new();
+    let start = Instant::now();
+    for (i, p) in farm.proxies.iter().enumerate() {
+        let out = dir.join(i.to_string());
+        fs::create_dir_all(&out).unwrap();
+        let batch: String = FILES
+            .iter()
+            .enumerate()
+            .map(|(k, f)| format!("get \"{f}\" \"{}\"\n", out.join(k.to_string()).display()))
+            .collect();
+        let batch_file = out.join("batch");
+        fs::write(&batch_file, batch).unwrap();
+        let child = Command::new("sftp")
+            .arg("-q")
+            .arg("-b")
+            .arg(&batch_file)
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+            ])
+            .arg("-o")
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                farm.ssh.known_hosts.display()
+            ))
+            .arg("-i")
+            .arg(&farm.ssh.identity)
+            .arg("-P")
+            .arg(p.port.to_string())
+            .arg(format!("{USER}@127.0.0.1"))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        children.push(child);
+    }
+    for mut c in children {
+        assert!(c.wait().unwrap().success(), "sftp failed");
+    }
+    let took = start.elapsed();
+    for i in 0..farm.proxies.len() {
+        assert_eq!(
+            fs::read_dir(dir.join(i.to_string())).unwrap().count(),
+            FILES.len() + 1
+        );
+    }
+    took
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0}", d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    support::sshd::require_sshd();
+    let sizes = arg_list("--sizes", &[1, 4, 16, 64]);
+    let delays = arg_list("--delays", &[0, 20]);
+    let runs = arg_list("--runs", &[3])[0] as usize;
+    println!(
+        "farmkey scan vs OpenSSH sftp (batch mode, all servers in parallel); median of {runs} runs"
+    );
+    println!(
+        "{:>7} {:>9} {:>11} {:>9} {:>7} {:>10} {:>9} {:>12}",
+        "servers",
+        "delay ms",
+        "farmkey ms",
+        "sftp ms",
+        "ratio",
+        "floor ms",
+        "x floor",
+        "vs 1 server"
+    );
+    for &delay in &delays {
+        let mut one: Option<Duration> = None;
+        for &n in &sizes {
+            let n = n as usize;
+            let farm = build(n, Duration::from_millis(delay));
+            // Warm both: first connections pay for key loading and caches.
+            let _ = time_farmkey(&farm, n.max(1));
+            let _ = time_sftp(&farm);
+            let fk = median((0..runs).map(|_| time_farmkey(&farm, n.max(1))).collect());
+            let base = median((0..runs).map(|_| time_sftp(&farm)).collect());
+            let floor = Duration::from_millis(2 * delay * FLOOR_ROUND_TRIPS as u64);
+            if n == 1 {
+                one = Some(fk);
+            }
+            let vs_one = one.map_or("-".to_string(), |o| {
+                format!("{:.2}", fk.as_secs_f64() / o.as_secs_f64())
+            });
+            let x_floor = if delay == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.2}", fk.as_secs_f64() / floor.as_secs_f64())
+            };
+            println!(
+                "{:>7} {:>9} {:>11} {:>9} {:>7.2} {:>10} {:>9} {:>12}",
+                n,
+                delay,
+                ms(fk),
+                ms(base),
+                fk.as_secs_f64() / base.as_secs_f64(),
+                ms(floor),
+                x_floor,
+                vs_one
+            );
+            drop(farm);
+        }
+    }
+    println!(
+        "floor: {FLOOR_ROUND_TRIPS} round trips of 2 x delay (see FLOOR_ROUND_TRIPS); machine: {}",
+        machine()
+    );
+}
+
+fn machine() -> String {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    format!("{cores} cores, {cpu}")
+}
