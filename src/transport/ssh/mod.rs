@@ -398,14 +398,12 @@ impl SshTransport {
         let mut pinned: Option<usize> = None;
         loop {
             // One read at a time: the first opened file takes its turn.
-            if !states.iter().any(|s| matches!(s, State::Reading(..))) {
-                if let Some(i) = states.iter().position(|s| matches!(s, State::Opened(_))) {
-                    if let State::Opened(f) =
-                        std::mem::replace(&mut states[i], State::Done(Ok(Vec::new())))
-                    {
-                        states[i] = State::Reading(f, Vec::new());
-                    }
-                }
+            if !states.iter().any(|s| matches!(s, State::Reading(..)))
+                && let Some(i) = states.iter().position(|s| matches!(s, State::Opened(_)))
+                && let State::Opened(f) =
+                    std::mem::replace(&mut states[i], State::Done(Ok(Vec::new())))
+            {
+                states[i] = State::Reading(f, Vec::new());
             }
             let order: Vec<usize> = match pinned {
                 Some(p) => vec![p],
@@ -500,18 +498,16 @@ impl SshTransport {
             if states.len() == paths.len() && states.iter().all(|s| matches!(s, State::Done(_))) {
                 break;
             }
-            if !progress {
-                if let Err(e) = self.wait_socket(deadline) {
-                    for st in states.iter_mut() {
-                        if !matches!(st, State::Done(_)) {
-                            *st = State::Done(Err(e.clone()));
-                        }
+            if !progress && let Err(e) = self.wait_socket(deadline) {
+                for st in states.iter_mut() {
+                    if !matches!(st, State::Done(_)) {
+                        *st = State::Done(Err(e.clone()));
                     }
-                    while states.len() < paths.len() {
-                        states.push(State::Done(Err(e.clone())));
-                    }
-                    break;
                 }
+                while states.len() < paths.len() {
+                    states.push(State::Done(Err(e.clone())));
+                }
+                break;
             }
         }
         zeroize::Zeroize::zeroize(&mut chunk);
