@@ -4,7 +4,6 @@
 //! (as root, like the tests). Options: `--sizes 1,4,16,64 --delays 0,20`.
 
 #[path = "../support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::fs;
