@@ -172,12 +172,8 @@ fn themes_by_name_and_bad_theme_files() {
         p.send("q");
         assert_eq!(p.wait_exit(T), 0, "theme {theme}");
     }
-    let user = dir.path().join("mine.toml");
-    fs::write(
-        &user,
-        "inherits = \"light\"\n[styles]\n\"selection\" = { fg = \"red\", reversed = true }\n",
-    )
-    .unwrap();
+    let themes = support::fixtures().join("themes");
+    let user = themes.join("user-override.toml");
     let mut p = Pty::farmkey(
         &["demo", "--theme", user.to_str().unwrap()],
         &[],
@@ -191,22 +187,22 @@ fn themes_by_name_and_bad_theme_files() {
 
     let cases = [
         (
-            "[styles]\n\"text\" = {}\n\"matrix.matc\" = { fg = \"green\" }\n",
-            ":3: key `matrix.matc` is not a theme key",
+            "unknown-key.toml",
+            ":4: key `matrix.matc` is not a theme key",
         ),
         (
-            "[styles]\n\"danger\" = { fg = \"reddish\" }\n",
-            ":2: key `danger`: fg \"reddish\" is not a colour",
+            "bad-colour.toml",
+            ":3: key `danger`: fg \"reddish\" is not a colour",
         ),
-        ("[styles]\n\"danger\" = { bolt = true }\n", ":2:"),
+        ("bad-attribute.toml", ":3:"),
         (
-            "inherits = \"neon\"\n",
-            ":1: key `inherits`: no built-in theme \"neon\"",
+            "bad-inherits.toml",
+            ":2: key `inherits`: no built-in theme \"neon\"",
         ),
+        ("not-toml.toml", ":2:"),
     ];
-    for (i, (text, expected)) in cases.iter().enumerate() {
-        let path = dir.path().join(format!("bad{i}.toml"));
-        fs::write(&path, text).unwrap();
+    for (file, expected) in cases {
+        let path = themes.join(file);
         let out = assert_cmd::Command::cargo_bin("farmkey")
             .unwrap()
             .args(["demo", "--theme"])
@@ -217,7 +213,7 @@ fn themes_by_name_and_bad_theme_files() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains(&format!("theme {}", path.display())) && err.contains(expected),
-            "{err}"
+            "{file}: {err}"
         );
     }
 }

@@ -210,6 +210,13 @@ fn error_and_reveal_confirmation_dialogs() {
 }
 
 #[test]
+fn push_key_choice_dialog() {
+    both_themes("dialog_push_choice", |a| {
+        key(a, KeyCode::Char('p'));
+    });
+}
+
+#[test]
 fn read_only_banner() {
     let (_dir, inv) = fixed_demo();
     let a = App::new(

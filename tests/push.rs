@@ -706,3 +706,28 @@ fn injected_failures_at_each_step_restore_the_file() {
         }
     }
 }
+
+#[test]
+fn keep_partial_leaves_the_servers_already_changed() {
+    let s = setup();
+    let dir = s.file("web02", FLOWTIME).parent().unwrap().to_path_buf();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o555)).unwrap();
+    let report = s.report();
+    let mut sessions = s.sessions();
+    let mut req = request("Flowtime", generate());
+    req.keep_partial = true;
+    let plan = build_plan(&req, &report, &mut sessions).unwrap();
+    let outcome = apply(&plan, &mut sessions, &s.audit, &mut |_| {});
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let names: Vec<&str> = outcome.results.iter().map(|r| r.outcome.name()).collect();
+    assert_eq!(names, ["applied", "failed", "not-attempted"]);
+    assert!(!outcome.success());
+    assert!(
+        s.audit
+            .read_all()
+            .unwrap()
+            .iter()
+            .all(|r| r.action == "push")
+    );
+}

@@ -11,7 +11,9 @@ use crate::push::apply::{Progress, PushOutcome};
 use crate::push::{KeySource, Plan, PlanAction, PushRequest};
 use crate::scan::{ServerFailure, ServerScan, Stage};
 use crate::transport::{HostKeyDecision, HostKeyQuestion, SecretQuestion};
-use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use ratatui::crossterm::event::{
+    Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind,
+};
 use secrecy::SecretString;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant, SystemTime};
@@ -382,10 +384,27 @@ impl App {
 
     /// The analysis is recomputed when results change, never per frame.
     fn recompute(&mut self) {
+        let selected = self.selected_site().map(|s| s.site.clone());
         let scans: Vec<ServerScan> = self.servers.iter().filter_map(|r| r.scan.clone()).collect();
         self.report = analyze(&scans, &self.selection);
-        let rows = self.visible_sites().len();
-        self.matrix_row = self.matrix_row.min(rows.saturating_sub(1));
+        // Sites out of step come first, the worst first, so they are seen.
+        self.report.sites.sort_by(|a, b| {
+            (
+                a.consistent(),
+                std::cmp::Reverse(a.worst()),
+                a.site.to_lowercase(),
+            )
+                .cmp(&(
+                    b.consistent(),
+                    std::cmp::Reverse(b.worst()),
+                    b.site.to_lowercase(),
+                ))
+        });
+        let visible = self.visible_sites();
+        let keep = selected.and_then(|name| visible.iter().position(|s| s.site == name));
+        self.matrix_row = keep
+            .unwrap_or(self.matrix_row)
+            .min(visible.len().saturating_sub(1));
     }
 
     // ---- what the views show ----
@@ -644,6 +663,15 @@ impl App {
                     self.filter.push_str(&text);
                 }
                 Vec::new()
+            }
+            Msg::Input(Event::Mouse(m)) if self.dialogs.is_empty() => {
+                // Only with --mouse: the wheel moves the selection.
+                let code = match m.kind {
+                    MouseEventKind::ScrollUp => KeyCode::Up,
+                    MouseEventKind::ScrollDown => KeyCode::Down,
+                    _ => return Vec::new(),
+                };
+                self.on_screen_key(KeyEvent::new(code, KeyModifiers::NONE))
             }
             Msg::Input(_) => Vec::new(),
         }

@@ -297,6 +297,19 @@ mod tests {
     }
 
     #[test]
+    fn a_user_theme_overrides_only_the_keys_it_sets() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/themes/user-override.toml");
+        let user = Theme::load(&path, false).unwrap();
+        let light = Theme::built_in("light", false).unwrap();
+        assert_eq!(user.style("selection").fg, Some(Color::Red));
+        for k in KEYS.iter().filter(|k| **k != "selection") {
+            assert_eq!(user.style(k), light.style(k), "{k}");
+        }
+        user.defines_all().unwrap();
+    }
+
+    #[test]
     fn no_color_selects_mono_and_explicit_choices_win() {
         assert_eq!(Theme::select(None, true, false).unwrap().name, "mono");
         assert_eq!(Theme::select(None, false, false).unwrap().name, "default");

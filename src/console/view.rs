@@ -1178,7 +1178,8 @@ fn draw_dialog(f: &mut Frame, app: &App, dialog: &Dialog, area: Rect) {
         .iter()
         .map(|l| l.width().max(1).div_ceil(inner_w))
         .sum();
-    let h = (body_h + 4) as u16;
+    // Borders, and a blank line and the buttons when there are buttons.
+    let h = (body_h + if focus.is_some() { 4 } else { 2 }) as u16;
     let r = centered(area, width, h);
     f.render_widget(Clear, r);
     let border = if danger {
@@ -1195,11 +1196,14 @@ fn draw_dialog(f: &mut Frame, app: &App, dialog: &Dialog, area: Rect) {
         .style(t.style("dialog"));
     let inner = outer.inner(r);
     f.render_widget(outer, r);
-    let [body_area, buttons_area] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)])
-        .areas(inner.inner(ratatui::layout::Margin {
-            horizontal: 1,
-            vertical: 0,
-        }));
+    let buttons_h = u16::from(focus.is_some());
+    let [body_area, buttons_area] =
+        Layout::vertical([Constraint::Min(1), Constraint::Length(buttons_h)]).areas(inner.inner(
+            ratatui::layout::Margin {
+                horizontal: 1,
+                vertical: 0,
+            },
+        ));
     f.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), body_area);
     let mut spans = Vec::new();
     for (i, b) in dialog.buttons().iter().enumerate() {
