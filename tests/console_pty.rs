@@ -6,7 +6,7 @@ mod support;
 use std::fs;
 use std::time::{Duration, Instant};
 use support::pty::*;
-use support::sshd::{Options, SshFarm};
+use support::sshd::{Options, demo_over_ssh};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -291,12 +291,7 @@ fn revealing_a_key_asks_first_and_hides_again() {
 
 #[test]
 fn the_ui_answers_keys_while_a_server_hangs() {
-    let demo = farmkey::demo::DemoFarm::new().unwrap();
-    let trees: Vec<_> = farmkey::demo::SERVERS
-        .iter()
-        .map(|s| (s.to_string(), demo.path().join(s)))
-        .collect();
-    let farm = SshFarm::start(&trees, Options::default());
+    let (_demo, farm) = demo_over_ssh(Options::default());
     farm.server("web03").freeze();
     let defaults = farm
         .defaults()
@@ -349,18 +344,10 @@ fn the_ui_answers_keys_while_a_server_hangs() {
 
 #[test]
 fn unknown_host_keys_are_asked_about_and_stored_on_request() {
-    let demo = farmkey::demo::DemoFarm::new().unwrap();
-    let trees: Vec<_> = farmkey::demo::SERVERS
-        .iter()
-        .map(|s| (s.to_string(), demo.path().join(s)))
-        .collect();
-    let farm = SshFarm::start(
-        &trees,
-        Options {
-            trust_host_keys: false,
-            ..Default::default()
-        },
-    );
+    let (_demo, farm) = demo_over_ssh(Options {
+        trust_host_keys: false,
+        ..Default::default()
+    });
     let inv = farm.inventory("");
     let mut p = Pty::farmkey(
         &["-i", inv.to_str().unwrap(), "--ssh-config", "/nonexistent"],
@@ -407,18 +394,10 @@ fn unknown_host_keys_are_asked_about_and_stored_on_request() {
 
 #[test]
 fn passwords_are_asked_in_a_masked_dialog() {
-    let demo = farmkey::demo::DemoFarm::new().unwrap();
-    let trees: Vec<_> = farmkey::demo::SERVERS
-        .iter()
-        .map(|s| (s.to_string(), demo.path().join(s)))
-        .collect();
-    let farm = SshFarm::start(
-        &trees,
-        Options {
-            password_auth: true,
-            ..Default::default()
-        },
-    );
+    let (_demo, farm) = demo_over_ssh(Options {
+        password_auth: true,
+        ..Default::default()
+    });
     let defaults = farm
         .defaults()
         .replace(&farm.identity.display().to_string(), "/nonexistent/key");
@@ -509,12 +488,7 @@ fn read_only_refuses_a_push_where_actions_are_dispatched() {
 
 #[test]
 fn pushing_from_the_console_to_real_servers() {
-    let demo = farmkey::demo::DemoFarm::new().unwrap();
-    let trees: Vec<_> = farmkey::demo::SERVERS
-        .iter()
-        .map(|s| (s.to_string(), demo.path().join(s)))
-        .collect();
-    let farm = SshFarm::start(&trees, Options::default());
+    let (_demo, farm) = demo_over_ssh(Options::default());
     let inv = farm.inventory("");
     let audit = farm.home.path().join("audit.jsonl");
     let before: Vec<Vec<u8>> = farm

@@ -16,7 +16,7 @@ use farmkey::push::{
 use farmkey::transport::ConnectOptions;
 use std::fs;
 use std::path::{Path, PathBuf};
-use support::sshd::{Options, SshFarm};
+use support::sshd::{Options, SshFarm, demo_over_ssh};
 use support::*;
 
 const FLOWTIME: &str = "C:/inetpub/Cora/Flowtime/web.config";
@@ -38,12 +38,7 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let demo = farmkey::demo::DemoFarm::new().unwrap();
-    let trees: Vec<(String, PathBuf)> = farmkey::demo::SERVERS
-        .iter()
-        .map(|s| (s.to_string(), demo.path().join(s)))
-        .collect();
-    let farm = SshFarm::start(&trees, Options::default());
+    let (demo, farm) = demo_over_ssh(Options::default());
     let inventory = Inventory::load(&farm.inventory("")).unwrap();
     let state = tempfile::tempdir().unwrap();
     let audit = AuditLog::new(state.path().join("audit.jsonl"));

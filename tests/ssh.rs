@@ -14,7 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::sshd::{Options, PASSWORD, SshFarm};
+use support::sshd::{Options, PASSWORD, SshFarm, demo_over_ssh};
 use support::*;
 
 fn no_ssh_config() -> ConnectOptions {
@@ -24,20 +24,33 @@ fn no_ssh_config() -> ConnectOptions {
     }
 }
 
+/// `farmkey scan --format json` as a process, in the farm's client home.
+fn scan_json(
+    farm: &SshFarm,
+    args: &[&str],
+    inventory: &Path,
+    env: &[(&str, &Path)],
+) -> (i32, serde_json::Value) {
+    let mut cmd = farm.farmkey();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .args(["scan", "--format", "json", "--ssh-config", "/nonexistent"])
+        .args(args)
+        .arg("-i")
+        .arg(inventory)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_slice(&out.stdout).unwrap(),
+    )
+}
+
 fn scan_with(inventory: &Path, opts: ConnectOptions, selection: &Selection) -> FarmReport {
     let inv = Inventory::load(inventory).unwrap();
     analyze(&scan_all(&inv.servers, opts, 16), selection)
-}
-
-/// The demo farm laid out locally, and the same files behind three sshd.
-fn demo_over_ssh(opts: Options) -> (farmkey::demo::DemoFarm, SshFarm) {
-    let demo = farmkey::demo::DemoFarm::new().unwrap();
-    let trees: Vec<(String, PathBuf)> = farmkey::demo::SERVERS
-        .iter()
-        .map(|s| (s.to_string(), demo.path().join(s)))
-        .collect();
-    let farm = SshFarm::start(&trees, opts);
-    (demo, farm)
 }
 
 /// Site, server, key group and fingerprints of every instance.
@@ -95,21 +108,8 @@ fn unknown_host_is_refused_with_its_fingerprint_then_accepted_with_accept_new() 
         ..Default::default()
     });
     let inv = farm.inventory("");
-    let out = farm
-        .farmkey()
-        .args([
-            "scan",
-            "--format",
-            "json",
-            "--ssh-config",
-            "/nonexistent",
-            "-i",
-        ])
-        .arg(&inv)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, json) = scan_json(&farm, &[], &inv, &[]);
+    assert_eq!(code, 1);
     let findings = json["findings"].as_array().unwrap();
     assert_eq!(findings.len(), 3);
     let web01 = farm.server("web01");
@@ -148,21 +148,7 @@ fn unknown_host_is_refused_with_its_fingerprint_then_accepted_with_accept_new() 
         !farm.known_hosts.exists() || fs::read_to_string(&farm.known_hosts).unwrap().is_empty()
     );
 
-    let out = farm
-        .farmkey()
-        .args([
-            "scan",
-            "--format",
-            "json",
-            "--accept-new",
-            "--ssh-config",
-            "/nonexistent",
-            "-i",
-        ])
-        .arg(&inv)
-        .output()
-        .unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (_, json) = scan_json(&farm, &["--accept-new"], &inv, &[]);
     assert!(
         json["servers"]
             .as_array()
@@ -352,21 +338,7 @@ fn a_wrong_key_names_what_was_tried_and_what_the_server_offered() {
         &wrong.display().to_string(),
     );
     let inv = farm.inventory_with(&defaults, "");
-    let out = farm
-        .farmkey()
-        .args([
-            "scan",
-            "--batch",
-            "--format",
-            "json",
-            "--ssh-config",
-            "/nonexistent",
-            "-i",
-        ])
-        .arg(&inv)
-        .output()
-        .unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (_, json) = scan_json(&farm, &["--batch"], &inv, &[]);
     let err = json["servers"][0]["error"].as_str().unwrap();
     assert!(
         err.starts_with("authentication failed for farmkeytest@[127.0.0.1]:"),
@@ -500,24 +472,14 @@ fn agent_authentication_with_a_real_ssh_agent() {
         farm.known_hosts.display()
     );
     let inv = farm.inventory_with(&defaults, "");
-    let out = farm
-        .farmkey()
-        .env("SSH_AUTH_SOCK", &sock)
-        .args([
-            "scan",
-            "--batch",
-            "--format",
-            "json",
-            "--ssh-config",
-            "/nonexistent",
-            "-i",
-        ])
-        .arg(&inv)
-        .output()
-        .unwrap();
+    let (_, json) = scan_json(
+        &farm,
+        &["--batch"],
+        &inv,
+        &[("SSH_AUTH_SOCK", sock.as_path())],
+    );
     let _ = agent.kill();
     let _ = agent.wait();
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
         json["servers"]
             .as_array()
@@ -527,21 +489,7 @@ fn agent_authentication_with_a_real_ssh_agent() {
         "{json}"
     );
     // Without the agent the same inventory fails, and says what it tried.
-    let out = farm
-        .farmkey()
-        .args([
-            "scan",
-            "--batch",
-            "--format",
-            "json",
-            "--ssh-config",
-            "/nonexistent",
-            "-i",
-        ])
-        .arg(&inv)
-        .output()
-        .unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (_, json) = scan_json(&farm, &["--batch"], &inv, &[]);
     let err = json["servers"][0]["error"].as_str().unwrap();
     assert!(err.contains("tried nothing usable"), "{err}");
 }

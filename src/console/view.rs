@@ -771,44 +771,40 @@ fn instance_lines(app: &App, inst: &Instance, width: usize, lines: &mut Vec<Line
         }
     };
     let mk = &eff.machine_key;
-    kv(
-        app,
-        lines,
-        width,
-        "validation",
-        mk.validation.shown().into(),
-        mk.validation.source.to_string(),
-    );
-    kv(
-        app,
-        lines,
-        width,
-        "decryption",
-        mk.decryption.shown().into(),
-        mk.decryption.source.to_string(),
-    );
+    for (name, attr) in [
+        ("validation", &mk.validation),
+        ("decryption", &mk.decryption),
+    ] {
+        kv(
+            app,
+            lines,
+            width,
+            name,
+            attr.shown().into(),
+            attr.source.to_string(),
+        );
+    }
     if let Some((v, d)) = &inst.keys {
         for (name, state, src) in [
             ("validationKey", v, &mk.validation_key.source),
             ("decryptionKey", d, &mk.decryption_key.source),
         ] {
-            let mut value = format!("{} {}", state.name(), key_cell(state));
-            if let KeyState::Explicit { .. } = state {
-                value = format!("explicit {}", key_cell(state));
-            }
-            if let KeyState::Invalid { reason } = state {
-                value = format!("invalid: {reason}");
-            }
+            let value = match state {
+                KeyState::Invalid { reason } => format!("invalid: {reason}"),
+                KeyState::Explicit { .. } => format!("explicit {}", key_cell(state)),
+                other => key_cell(other),
+            };
             kv(app, lines, width, name, value, src.to_string());
         }
     }
+    let compat = &mk.compatibility_mode;
     kv(
         app,
         lines,
         width,
         "compatibility",
-        mk.compatibility_mode.shown().into(),
-        mk.compatibility_mode.source.to_string(),
+        compat.shown().into(),
+        compat.source.to_string(),
     );
     kv(
         app,

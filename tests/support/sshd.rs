@@ -475,3 +475,14 @@ fn wait_ready(server: &SshServer) {
         server.log()
     );
 }
+
+/// The demo farm laid out locally, and the same files behind three sshd.
+pub fn demo_over_ssh(opts: Options) -> (farmkey::demo::DemoFarm, SshFarm) {
+    let demo = farmkey::demo::DemoFarm::new().unwrap();
+    let trees: Vec<(String, PathBuf)> = farmkey::demo::SERVERS
+        .iter()
+        .map(|s| (s.to_string(), demo.path().join(s)))
+        .collect();
+    let farm = SshFarm::start(&trees, opts);
+    (demo, farm)
+}
