@@ -295,7 +295,7 @@ fn the_ui_answers_keys_while_a_server_hangs() {
     farm.server("web03").freeze();
     let defaults = farm
         .defaults()
-        .replace("connect_timeout_secs = 3", "connect_timeout_secs = 6");
+        .replace("connect_timeout_secs = 3", "connect_timeout_secs = 12");
     let inv = farm.inventory_with(&defaults, "");
     let mut p = Pty::farmkey(
         &["-i", inv.to_str().unwrap(), "--ssh-config", "/nonexistent"],
@@ -329,13 +329,13 @@ fn the_ui_answers_keys_while_a_server_hangs() {
         "{s}"
     );
     assert!(
-        started.elapsed() < Duration::from_secs(6),
+        started.elapsed() < Duration::from_secs(12),
         "web03 should still be hanging"
     );
-    p.wait_for("error", Duration::from_secs(15));
+    p.wait_for("error", Duration::from_secs(30));
     p.send(DOWN);
     p.send(DOWN);
-    let s = p.wait_for("within 6s", T);
+    let s = p.wait_for("within 12s", T);
     assert!(s.contains("did not complete the handshake"), "{s}");
     farm.server("web03").thaw();
     p.send("q");

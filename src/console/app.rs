@@ -311,6 +311,9 @@ pub struct App {
     pub generation: u64,
     /// A short message in the footer, until it expires.
     pub flash: Option<(String, Instant)>,
+    /// The operator has moved the matrix selection: it then follows its
+    /// site when the order changes; before, it stays on the first row.
+    pub cursor_moved: bool,
     pub quit: bool,
 }
 
@@ -361,6 +364,7 @@ impl App {
             tick: 0,
             generation: 0,
             flash: None,
+            cursor_moved: false,
             quit: false,
         };
         app.recompute();
@@ -969,7 +973,9 @@ impl App {
         match self.screen {
             Screen::Matrix => {
                 let rows = self.visible_sites().len();
-                self.matrix_row = step(self.matrix_row, rows);
+                let row = step(self.matrix_row, rows);
+                self.cursor_moved |= row != self.matrix_row;
+                self.matrix_row = row;
                 let cols = self.visible_servers().len();
                 if left {
                     self.matrix_col = self.matrix_col.saturating_sub(1);
@@ -1124,6 +1130,7 @@ impl App {
         self.filter.clear();
         if let Some(row) = self.visible_sites().iter().position(|s| s.site == site) {
             self.matrix_row = row;
+            self.cursor_moved = true;
             self.matrix_col = 0;
             self.screen = Screen::Matrix;
         }

@@ -95,9 +95,6 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
     let drifting = app.report.sites.iter().filter(|s| !s.consistent()).count();
     let sep = || Span::styled(format!(" {} ", app.symbols.sep), t.style("border"));
     let mut spans = vec![
-        Span::styled(" farmkey", t.style("header")),
-        sep(),
-        Span::styled(app.title.clone(), t.style("title")),
         sep(),
         Span::styled(format!("servers {ok} ok"), t.style("state.ok")),
     ];
@@ -125,7 +122,26 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
             t.style("site.drift"),
         ));
     }
-    f.render_widget(Paragraph::new(Line::from(spans)), area);
+    // The state of the farm always shows; the title gets what is left.
+    let used: usize = spans.iter().map(|s| s.width()).sum::<usize>() + " farmkey".len() + 3;
+    let room = (area.width as usize).saturating_sub(used).max(8);
+    let mut line = vec![
+        Span::styled(" farmkey", t.style("header")),
+        sep(),
+        Span::styled(truncate_left(app, &app.title, room), t.style("title")),
+    ];
+    line.extend(spans);
+    f.render_widget(Paragraph::new(Line::from(line)), area);
+}
+
+/// Keeps the end of a text (a path's file name matters most).
+fn truncate_left(app: &App, s: &str, width: usize) -> String {
+    let n = s.chars().count();
+    if n <= width {
+        return s.to_string();
+    }
+    let tail: String = s.chars().skip(n - width.saturating_sub(1)).collect();
+    format!("{}{tail}", app.symbols.ellipsis)
 }
 
 fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
