@@ -405,10 +405,15 @@ impl App {
                 ))
         });
         let visible = self.visible_sites();
-        let keep = selected.and_then(|name| visible.iter().position(|s| s.site == name));
-        self.matrix_row = keep
-            .unwrap_or(self.matrix_row)
-            .min(visible.len().saturating_sub(1));
+        let keep = selected
+            .filter(|_| self.cursor_moved)
+            .and_then(|name| visible.iter().position(|s| s.site == name));
+        let row = match (keep, self.cursor_moved) {
+            (Some(row), _) => row,
+            (None, true) => self.matrix_row,
+            (None, false) => 0,
+        };
+        self.matrix_row = row.min(visible.len().saturating_sub(1));
     }
 
     // ---- what the views show ----
