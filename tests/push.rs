@@ -726,3 +726,27 @@ fn keep_partial_leaves_the_servers_already_changed() {
             .all(|r| r.action == "push")
     );
 }
+
+#[test]
+fn two_pushes_in_one_second_keep_both_backups() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = Inventory::load(&farmkey::demo::lay_out(dir.path()).unwrap()).unwrap();
+    let audit = AuditLog::new(dir.path().join("audit.jsonl"));
+    let first = fs::read(dir.path().join("web03").join(FLOWTIME)).unwrap();
+    let mut stamps = Vec::new();
+    for _ in 0..2 {
+        let report = analyze(&scan_all(&inv.servers, opts(), 3), &Selection::default());
+        let mut sessions = Sessions::new(inv.servers.clone(), opts());
+        let plan = build_plan(&request("Flowtime", generate()), &report, &mut sessions).unwrap();
+        let outcome = apply(&plan, &mut sessions, &audit, &mut |_| {});
+        assert!(outcome.success(), "{outcome:?}");
+        stamps.push(plan.servers[2].backup.clone());
+    }
+    assert_ne!(stamps[0], stamps[1]);
+    let backups = backups_in(&dir.path().join("web03/C:/inetpub/Cora/Flowtime"));
+    assert_eq!(backups.len(), 2, "{backups:?}");
+    assert_eq!(
+        fs::read(dir.path().join("web03").join(&stamps[0].as_sftp()[1..])).unwrap(),
+        first
+    );
+}

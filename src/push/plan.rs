@@ -280,6 +280,13 @@ fn plan_server(
             return sp;
         }
     };
+    // Two pushes in one second: the second one's backup gets a suffix.
+    let mut n = 1;
+    while matches!(t.stat(&sp.backup), Ok(Some(_))) && n < 100 {
+        n += 1;
+        sp.backup = sibling(&sp.file, &format!("{stamp}-{n}"), "");
+        sp.staged = sibling(&sp.file, &format!("{stamp}-{n}"), "-new");
+    }
     let original = match t.read(&sp.file) {
         Ok(b) => Some(b),
         Err(e) if e.is_not_found() => None,
