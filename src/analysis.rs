@@ -216,11 +216,15 @@ fn list(names: &[String]) -> String {
 }
 
 /// Compares every selected site across the servers of the farm.
-pub fn analyze(scans: &[ServerScan], selection: &Selection) -> FarmReport {
+pub fn analyze<'a>(
+    scans: impl IntoIterator<Item = &'a ServerScan>,
+    selection: &Selection,
+) -> FarmReport {
+    let scans: Vec<&ServerScan> = scans.into_iter().collect();
     let mut findings = Vec::new();
     let mut servers = Vec::new();
     let mut readable: Vec<&str> = Vec::new();
-    for scan in scans {
+    for scan in &scans {
         let error = match &scan.result {
             Ok(_) => {
                 readable.push(&scan.name);
@@ -267,7 +271,7 @@ pub fn analyze(scans: &[ServerScan], selection: &Selection) -> FarmReport {
 
     // Group instances by site id, case-insensitively, in scan order.
     let mut by_site: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
-    for scan in scans {
+    for scan in &scans {
         let Ok(config) = &scan.result else { continue };
         for app in config.apps.iter().filter(|a| selection.includes(&a.app)) {
             let list = by_site.entry(app.app.id.to_ascii_lowercase()).or_default();

@@ -3,99 +3,152 @@
 
 use crate::analysis::{FarmReport, Finding, Instance, SiteReport};
 use crate::config::effective::{KeyState, Sourced};
-use serde_json::{Value, json};
+use serde::Serialize;
 use std::fmt::Write as _;
 
-fn key_json(state: &KeyState, source: &Sourced<crate::keys::KeyText>) -> Value {
-    let mut v = json!({
-        "state": state.name(),
-        "fingerprint": state.fingerprint(),
-        "source": source.source.to_string(),
-    });
-    if let KeyState::Invalid { reason } = state {
-        v["reason"] = json!(reason);
+/// The JSON of `scan --format json`, serialised straight from the report
+/// (a `serde_json::Value` tree of a large farm costs several times its size).
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    servers: &'a [crate::analysis::ServerStatus],
+    sites: Vec<JsonSite<'a>>,
+    findings: Vec<JsonFinding<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonSite<'a> {
+    site: &'a str,
+    component: Option<&'static str>,
+    consistent: bool,
+    absent_on: &'a [String],
+    instances: Vec<JsonInstance<'a>>,
+    findings: Vec<JsonFinding<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonFinding<'a> {
+    code: crate::analysis::Code,
+    severity: crate::analysis::Severity,
+    servers: &'a [String],
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonKey<'a> {
+    state: &'static str,
+    fingerprint: Option<String>,
+    source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    modifiers: &'a [String],
+}
+
+#[derive(Serialize)]
+struct JsonInstance<'a> {
+    server: &'a str,
+    config_path: Option<String>,
+    config_sha256: Option<&'a str>,
+    app_pool: &'a str,
+    bitness: &'static str,
+    site_id: Option<&'a str>,
+    physical_path: &'a str,
+    key_group: Option<String>,
+    validation: Option<&'a str>,
+    decryption: Option<&'a str>,
+    compatibility_mode: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    validation_source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decryption_source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compatibility_mode_source: Option<String>,
+    validation_key: Option<JsonKey<'a>>,
+    decryption_key: Option<JsonKey<'a>>,
+    session_token_handler: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_token_handler_source: Option<String>,
+    target_framework: Option<&'a str>,
+    encrypted_sections: &'a [crate::config::effective::EncryptedSection],
+    error: Option<String>,
+}
+
+fn key_json<'a>(state: &'a KeyState, source: &Sourced<crate::keys::KeyText>) -> JsonKey<'a> {
+    JsonKey {
+        state: state.name(),
+        fingerprint: state.fingerprint(),
+        source: source.source.to_string(),
+        reason: match state {
+            KeyState::Invalid { reason } => Some(reason),
+            _ => None,
+        },
+        modifiers: state.modifiers(),
     }
-    if !state.modifiers().is_empty() {
-        v["modifiers"] = json!(state.modifiers());
+}
+
+fn instance_json(i: &Instance) -> JsonInstance<'_> {
+    let eff = i.effective.as_ref().ok();
+    let mk = eff.map(|e| &e.machine_key);
+    let keys = i.keys.as_ref().zip(mk);
+    JsonInstance {
+        server: &i.server,
+        config_path: i.config_path.as_ref().map(|p| p.to_string()),
+        config_sha256: i.config_sha256.as_deref(),
+        app_pool: &i.app.app_pool,
+        bitness: i.app.bitness(),
+        site_id: i.app.site_id.as_deref(),
+        physical_path: &i.app.physical_path_raw,
+        key_group: i.key_group.map(|c| c.to_string()),
+        validation: mk.and_then(|m| m.validation.value()).map(String::as_str),
+        decryption: mk.and_then(|m| m.decryption.value()).map(String::as_str),
+        compatibility_mode: mk
+            .and_then(|m| m.compatibility_mode.value())
+            .map(String::as_str),
+        validation_source: mk.map(|m| m.validation.source.to_string()),
+        decryption_source: mk.map(|m| m.decryption.source.to_string()),
+        compatibility_mode_source: mk.map(|m| m.compatibility_mode.source.to_string()),
+        validation_key: keys.map(|((v, _), m)| key_json(v, &m.validation_key)),
+        decryption_key: keys.map(|((_, d), m)| key_json(d, &m.decryption_key)),
+        session_token_handler: eff.map(|e| e.handler.state.name()),
+        session_token_handler_source: eff
+            .and_then(|e| e.handler.source.as_ref().map(|p| p.to_string())),
+        target_framework: eff
+            .and_then(|e| e.target_framework.as_ref())
+            .and_then(|t| t.value())
+            .map(String::as_str),
+        encrypted_sections: eff.map_or(&[], |e| &e.encrypted_sections),
+        error: i.effective.as_ref().err().map(|p| p.to_string()),
     }
-    v
 }
 
-fn instance_json(i: &Instance) -> Value {
-    let mut v = json!({
-        "server": i.server,
-        "config_path": i.config_path.as_ref().map(|p| p.to_string()),
-        "config_sha256": i.config_sha256,
-        "app_pool": i.app.app_pool,
-        "bitness": i.app.bitness(),
-        "site_id": i.app.site_id,
-        "physical_path": i.app.physical_path_raw,
-        "key_group": i.key_group.map(|c| c.to_string()),
-    });
-    match &i.effective {
-        Ok(e) => {
-            let mk = &e.machine_key;
-            v["validation"] = json!(mk.validation.value());
-            v["decryption"] = json!(mk.decryption.value());
-            v["compatibility_mode"] = json!(mk.compatibility_mode.value());
-            v["validation_source"] = json!(mk.validation.source.to_string());
-            v["decryption_source"] = json!(mk.decryption.source.to_string());
-            v["compatibility_mode_source"] = json!(mk.compatibility_mode.source.to_string());
-            if let Some((vk, dk)) = &i.keys {
-                v["validation_key"] = key_json(vk, &mk.validation_key);
-                v["decryption_key"] = key_json(dk, &mk.decryption_key);
-            }
-            v["session_token_handler"] = json!(e.handler.state.name());
-            v["session_token_handler_source"] =
-                json!(e.handler.source.as_ref().map(|p| p.to_string()));
-            v["target_framework"] = json!(e.target_framework.as_ref().and_then(|t| t.value()));
-            v["encrypted_sections"] = json!(e.encrypted_sections);
-            v["error"] = Value::Null;
-        }
-        Err(p) => {
-            for k in [
-                "validation",
-                "decryption",
-                "compatibility_mode",
-                "validation_key",
-                "decryption_key",
-                "session_token_handler",
-            ] {
-                v[k] = Value::Null;
-            }
-            v["error"] = json!(p.to_string());
-        }
+fn finding_json(f: &Finding) -> JsonFinding<'_> {
+    JsonFinding {
+        code: f.code,
+        severity: f.severity,
+        servers: &f.servers,
+        message: &f.message,
     }
-    v
 }
 
-fn finding_json(f: &Finding) -> Value {
-    json!({
-        "code": f.code,
-        "severity": f.severity,
-        "servers": f.servers,
-        "message": f.message,
-    })
+fn site_json(s: &SiteReport) -> JsonSite<'_> {
+    JsonSite {
+        site: &s.site,
+        component: s.component.map(|c| c.name()),
+        consistent: s.consistent(),
+        absent_on: &s.absent_on,
+        instances: s.instances.iter().map(instance_json).collect(),
+        findings: s.findings.iter().map(finding_json).collect(),
+    }
 }
 
-fn site_json(s: &SiteReport) -> Value {
-    json!({
-        "site": s.site,
-        "component": s.component.map(|c| c.name()),
-        "consistent": s.consistent(),
-        "absent_on": s.absent_on,
-        "instances": s.instances.iter().map(instance_json).collect::<Vec<_>>(),
-        "findings": s.findings.iter().map(finding_json).collect::<Vec<_>>(),
-    })
-}
-
-/// The JSON contract of `farmkey scan --format json`.
-pub fn to_json(report: &FarmReport) -> Value {
-    json!({
-        "servers": report.servers,
-        "sites": report.sites.iter().map(site_json).collect::<Vec<_>>(),
-        "findings": report.findings.iter().map(finding_json).collect::<Vec<_>>(),
-    })
+/// Writes the JSON contract of `farmkey scan --format json`.
+pub fn write_json(report: &FarmReport, out: impl std::io::Write) -> serde_json::Result<()> {
+    let json = JsonReport {
+        servers: &report.servers,
+        sites: report.sites.iter().map(site_json).collect(),
+        findings: report.findings.iter().map(finding_json).collect(),
+    };
+    serde_json::to_writer_pretty(out, &json)
 }
 
 /// Short text of a key's state for tables: its fingerprint or what it is.

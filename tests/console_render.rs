@@ -64,6 +64,7 @@ fn app(theme: &str) -> (tempfile::TempDir, App) {
             },
         });
     }
+    app.settle();
     (dir, app)
 }
 

@@ -5,6 +5,7 @@ use crate::analysis::analyze;
 use crate::demo::DemoFarm;
 use crate::farm::scan_all;
 use crate::report;
+use std::io::Write;
 use std::process::ExitCode;
 
 pub fn run(console: &ConsoleArgs, args: &ScanArgs) -> ExitCode {
@@ -26,10 +27,12 @@ pub fn run(console: &ConsoleArgs, args: &ScanArgs) -> ExitCode {
     let report = analyze(&scans, &args.sites.selection());
     match args.format {
         ScanFormat::Table => print!("{}", report::to_table(&report)),
-        ScanFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report::to_json(&report)).expect("JSON of plain data")
-        ),
+        ScanFormat::Json => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            // A closed pipe (`| head`) is not an error of the scan.
+            let _ = report::write_json(&report, &mut out);
+            let _ = writeln!(out);
+        }
     }
     ExitCode::from(if report.has_problems() {
         exit::FINDINGS

@@ -311,6 +311,8 @@ pub struct App {
     pub generation: u64,
     /// A short message in the footer, until it expires.
     pub flash: Option<(String, Instant)>,
+    /// Scan results arrived since the analysis was last made.
+    pub stale: bool,
     /// The operator has moved the matrix selection: it then follows its
     /// site when the order changes; before, it stays on the first row.
     pub cursor_moved: bool,
@@ -341,7 +343,7 @@ impl App {
         let mut app = App {
             title,
             servers: rows,
-            report: analyze(&[], &Selection::default()),
+            report: analyze([], &Selection::default()),
             selection: Selection::default(),
             screen: Screen::Matrix,
             back: Screen::Matrix,
@@ -364,6 +366,7 @@ impl App {
             tick: 0,
             generation: 0,
             flash: None,
+            stale: false,
             cursor_moved: false,
             quit: false,
         };
@@ -386,11 +389,20 @@ impl App {
         self.flash = Some((text, Instant::now() + FLASH_FOR));
     }
 
+    /// Brings the analysis up to date with the results received; the event
+    /// loop calls it before drawing, and every key sees it done.
+    pub fn settle(&mut self) {
+        if self.stale {
+            self.recompute();
+        }
+    }
+
     /// The analysis is recomputed when results change, never per frame.
     fn recompute(&mut self) {
         let selected = self.selected_site().map(|s| s.site.clone());
-        let scans: Vec<ServerScan> = self.servers.iter().filter_map(|r| r.scan.clone()).collect();
-        self.report = analyze(&scans, &self.selection);
+        let scans = self.servers.iter().filter_map(|r| r.scan.as_ref());
+        self.report = analyze(scans, &self.selection);
+        self.stale = false;
         // Sites out of step come first, the worst first, so they are seen.
         self.report.sites.sort_by(|a, b| {
             (
@@ -514,6 +526,9 @@ impl App {
     }
 
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        if !matches!(msg, Msg::Scan { .. } | Msg::Tick) {
+            self.settle();
+        }
         match msg {
             Msg::Tick => {
                 self.tick = self.tick.wrapping_add(1);
@@ -727,7 +742,8 @@ impl App {
         }
         self.servers[index].scan = Some(scan);
         self.log(level, text);
-        self.recompute();
+        // Results of many servers arriving together make one analysis.
+        self.stale = true;
     }
 
     /// The one place where actions reach the outside world.

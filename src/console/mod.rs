@@ -274,6 +274,7 @@ pub fn run(opts: ConsoleOptions) -> io::Result<()> {
     let mut written = 0;
     let mut last_tick = Instant::now();
     let result = loop {
+        app.settle();
         if let Err(e) = terminal.draw(|f| view::draw(f, &app)) {
             break Err(e);
         }

@@ -5,7 +5,7 @@ use ratatui::style::{Color, Modifier, Style};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use toml::Spanned;
 
 /// Every semantic key a theme defines.
@@ -124,7 +124,7 @@ impl Theme {
     pub fn built_in(name: &str, truecolor: bool) -> Option<Theme> {
         let (_, text) = BUILT_IN.iter().find(|(n, _)| *n == name)?;
         Some(
-            parse(&format!("{name} (built in)"), text, None, truecolor)
+            parse(&format!("{name} (built in)"), text, false, truecolor)
                 .expect("built-in themes are valid"),
         )
     }
@@ -164,16 +164,12 @@ impl Theme {
                 e.to_string()
             },
         })?;
-        parse(&file, &text, Some(path.to_path_buf()), truecolor)
+        parse(&file, &text, true, truecolor)
     }
 }
 
-fn parse(
-    file: &str,
-    text: &str,
-    _path: Option<PathBuf>,
-    truecolor: bool,
-) -> Result<Theme, ThemeError> {
+/// Parses theme text; a `user` theme without `inherits` starts from `default`.
+fn parse(file: &str, text: &str, user: bool, truecolor: bool) -> Result<Theme, ThemeError> {
     let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
     let err = |offset: Option<usize>, message: String| ThemeError {
         file: file.to_string(),
@@ -191,7 +187,7 @@ fn parse(
             )
         })?;
         styles = parent.styles;
-    } else if _path.is_some() {
+    } else if user {
         styles = Theme::built_in("default", truecolor)
             .expect("default exists")
             .styles;

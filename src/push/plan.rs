@@ -199,11 +199,10 @@ fn plan_server(
     let file = inst.config_path.clone().unwrap_or_else(|| {
         crate::paths::RemotePath::parse("/C:/web.config").expect("constant path")
     });
-    let fps = |v: Option<String>, d: Option<String>| (v, d);
     let before = inst
         .keys
         .as_ref()
-        .map_or((None, None), |(v, d)| fps(v.fingerprint(), d.fingerprint()));
+        .map_or((None, None), |(v, d)| (v.fingerprint(), d.fingerprint()));
     let mut sp = ServerPlan {
         server: inst.server.clone(),
         backup: sibling(&file, stamp, ""),

@@ -195,13 +195,14 @@ fn main() {
     let delays = arg_list("--delays", &[0, 20]);
     let runs = arg_list("--runs", &[3])[0] as usize;
     println!(
-        "farmkey scan vs OpenSSH sftp (batch mode, all servers in parallel); median of {runs} runs"
+        "farmkey scan (--jobs N: all servers at once; also the default --jobs 16 above 16 servers) vs OpenSSH sftp (batch mode, all servers in parallel); median of {runs} runs"
     );
     println!(
-        "{:>7} {:>9} {:>11} {:>9} {:>7} {:>10} {:>9} {:>12}",
+        "{:>7} {:>9} {:>11} {:>12} {:>9} {:>7} {:>10} {:>9} {:>12}",
         "servers",
         "delay ms",
         "farmkey ms",
+        "(--jobs 16)",
         "sftp ms",
         "ratio",
         "floor ms",
@@ -217,6 +218,11 @@ fn main() {
             let _ = time_farmkey(&farm, n.max(1));
             let _ = time_sftp(&farm);
             let fk = median((0..runs).map(|_| time_farmkey(&farm, n.max(1))).collect());
+            let fk16 = if n > 16 {
+                Some(median((0..runs).map(|_| time_farmkey(&farm, 16)).collect()))
+            } else {
+                None
+            };
             let base = median((0..runs).map(|_| time_sftp(&farm)).collect());
             let floor = Duration::from_millis(2 * delay * FLOOR_ROUND_TRIPS as u64);
             if n == 1 {
@@ -231,10 +237,11 @@ fn main() {
                 format!("{:.2}", fk.as_secs_f64() / floor.as_secs_f64())
             };
             println!(
-                "{:>7} {:>9} {:>11} {:>9} {:>7.2} {:>10} {:>9} {:>12}",
+                "{:>7} {:>9} {:>11} {:>12} {:>9} {:>7.2} {:>10} {:>9} {:>12}",
                 n,
                 delay,
                 ms(fk),
+                fk16.map_or("-".to_string(), ms),
                 ms(base),
                 fk.as_secs_f64() / base.as_secs_f64(),
                 ms(floor),

@@ -136,14 +136,11 @@ unsafe extern "C" {
     fn libssh2_sftp_posix_rename_ex(
         sftp: *mut libssh2_sys::LIBSSH2_SFTP,
         source: *const std::ffi::c_char,
-        source_len: libc_size_t,
+        source_len: libc::size_t,
         dest: *const std::ffi::c_char,
-        dest_len: libc_size_t,
+        dest_len: libc::size_t,
     ) -> std::ffi::c_int;
 }
-
-#[allow(non_camel_case_types)]
-type libc_size_t = usize;
 
 pub struct SshTransport {
     describe: String,
