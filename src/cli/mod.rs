@@ -251,7 +251,14 @@ pub fn usage_error(message: impl std::fmt::Display) -> ExitCode {
 }
 
 pub fn load_inventory(path: &std::path::Path) -> Result<Inventory, ExitCode> {
-    Inventory::load(path).map_err(usage_error)
+    Inventory::load(path).map_err(|e| {
+        let hint = if e.line.is_none() && !path.exists() {
+            " (give one with --inventory FILE, write one with `farmkey import-ssh-config`, or try `farmkey demo`)"
+        } else {
+            ""
+        };
+        usage_error(format!("{e}{hint}"))
+    })
 }
 
 /// Runs a headless command.
