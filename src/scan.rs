@@ -210,6 +210,43 @@ fn ancestors<'a>(apps: &'a [Application], app: &'a Application) -> Vec<&'a Appli
     chain
 }
 
+/// The layers of an application's chain that exist, in merge order.
+fn chain_layers<'f>(
+    files: &'f FileSet<'_>,
+    chain: &[&'f Application],
+    app: &Application,
+    apphost_path: &RemotePath,
+    env: &WindowsEnv,
+) -> Result<Vec<Layer<'f>>, FileProblem> {
+    let dir = env.framework_config_dir(&app.runtime, app.bits32);
+    let mut machine_paths: Vec<RemotePath> = Vec::new();
+    machine_paths.extend(dir.join("machine.config"));
+    machine_paths.extend(dir.join("web.config"));
+    machine_paths.push(apphost_path.clone());
+    let mut layers = Vec::new();
+    for p in &machine_paths {
+        if let Some(file) = files.get(p).as_ref().map_err(Clone::clone)? {
+            layers.push(Layer {
+                file,
+                scope: Scope::Machine,
+            });
+        }
+    }
+    for a in chain {
+        let path = a.web_config().map_err(|e| FileProblem {
+            path: a.physical_path_raw.clone(),
+            message: format!("physical path of {} cannot be read: {e}", a.id),
+        })?;
+        if let Some(file) = files.get(&path).as_ref().map_err(Clone::clone)? {
+            layers.push(Layer {
+                file,
+                scope: Scope::App(&a.id),
+            });
+        }
+    }
+    Ok(layers)
+}
+
 fn resolve_app(
     files: &FileSet<'_>,
     apps: &[Application],
@@ -221,73 +258,28 @@ fn resolve_app(
     let web_config_sha256 = web_config
         .as_ref()
         .and_then(|p| files.sha.get(&p.key()).cloned());
-    let mut result = AppConfig {
+    let chain = ancestors(apps, app);
+    let mut identity_declared_above = false;
+    let effective = chain_layers(files, &chain, app, apphost_path, env).and_then(|layers| {
+        let own_is_last = web_config
+            .as_ref()
+            .is_some_and(|p| layers.last().is_some_and(|l| l.file.path.key() == p.key()));
+        let above = if own_is_last {
+            &layers[..layers.len() - 1]
+        } else {
+            &layers[..]
+        };
+        identity_declared_above = effective::identity_model_declared_in(above).is_some();
+        effective::resolve(&layers, &app.id).map_err(|p| FileProblem {
+            path: p.file.to_string(),
+            message: p.message,
+        })
+    });
+    AppConfig {
         app: app.clone(),
         web_config,
         web_config_sha256,
-        effective: Err(FileProblem {
-            path: String::new(),
-            message: String::new(),
-        }),
-        identity_declared_above: false,
-    };
-
-    let dir = env.framework_config_dir(&app.runtime, app.bits32);
-    let mut layers: Vec<Layer<'_>> = Vec::new();
-    let mut machine_paths: Vec<RemotePath> = Vec::new();
-    machine_paths.extend(dir.join("machine.config"));
-    machine_paths.extend(dir.join("web.config"));
-    machine_paths.push(apphost_path.clone());
-    for p in &machine_paths {
-        match files.get(p) {
-            Ok(Some(f)) => layers.push(Layer {
-                file: f,
-                scope: Scope::Machine,
-            }),
-            Ok(None) => {}
-            Err(e) => {
-                result.effective = Err(e.clone());
-                return result;
-            }
-        }
+        effective,
+        identity_declared_above,
     }
-    let chain = ancestors(apps, app);
-    for a in &chain {
-        let path = match a.web_config() {
-            Ok(p) => p,
-            Err(e) => {
-                result.effective = Err(FileProblem {
-                    path: a.physical_path_raw.clone(),
-                    message: format!("physical path of {} cannot be read: {e}", a.id),
-                });
-                return result;
-            }
-        };
-        match files.get(&path) {
-            Ok(Some(f)) => layers.push(Layer {
-                file: f,
-                scope: Scope::App(&a.id),
-            }),
-            Ok(None) => {}
-            Err(e) => {
-                result.effective = Err(e.clone());
-                return result;
-            }
-        }
-    }
-    let own_is_last = result
-        .web_config
-        .as_ref()
-        .is_some_and(|p| layers.last().is_some_and(|l| l.file.path.key() == p.key()));
-    let above = if own_is_last {
-        &layers[..layers.len() - 1]
-    } else {
-        &layers[..]
-    };
-    result.identity_declared_above = effective::identity_model_declared_in(above).is_some();
-    result.effective = effective::resolve(&layers, &app.id).map_err(|p| FileProblem {
-        path: p.file.to_string(),
-        message: p.message,
-    });
-    result
 }

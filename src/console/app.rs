@@ -265,12 +265,6 @@ pub enum Action {
     },
 }
 
-impl PartialEq for Action {
-    fn eq(&self, other: &Self) -> bool {
-        format!("{self:?}") == format!("{other:?}")
-    }
-}
-
 impl Action {
     /// Would it change a server? Such actions are refused under --read-only.
     pub fn changes_servers(&self) -> bool {
