@@ -699,6 +699,17 @@ fn injected_failures_at_each_step_restore_the_file() {
         for (i, n) in farmkey::demo::SERVERS.iter().enumerate() {
             assert_eq!(read(n), original[i], "{fail}/{after}: {n}");
         }
+        // No staged or partial file is left behind, only whole backups.
+        for n in farmkey::demo::SERVERS {
+            for f in backups_in(&dir.path().join(n).join("C:/inetpub/Cora/Flowtime")) {
+                let name = f.file_name().unwrap().to_string_lossy().to_string();
+                assert!(
+                    name.ends_with(".farmkey.config"),
+                    "{fail}/{after}: {name} left behind"
+                );
+                assert_eq!(fs::read(&f).unwrap(), original[1], "{fail}/{after}: {name}");
+            }
+        }
     }
 }
 

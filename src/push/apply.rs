@@ -192,12 +192,21 @@ fn write_checked(
             "{path} already exists; farmkey never overwrites it"
         ));
     }
-    t.write(path, bytes).map_err(|e| e.to_string())?;
-    let back = t.read(path).map_err(|e| e.to_string())?;
-    if back.sha256() != bytes.sha256() {
-        return Err(format!("{path} does not read back as written"));
+    let written = t
+        .write(path, bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            let back = t.read(path).map_err(|e| e.to_string())?;
+            if back.sha256() != bytes.sha256() {
+                return Err(format!("{path} does not read back as written"));
+            }
+            Ok(())
+        });
+    if written.is_err() {
+        // The file is ours (it did not exist): leave no partial copy behind.
+        let _ = t.remove(path);
     }
-    Ok(())
+    written
 }
 
 /// Puts `staged` in the place of `file`: posix-rename where the server has
@@ -349,7 +358,6 @@ fn attempt(
     }
     step(Step::Stage);
     if let Err(e) = write_checked(t, &sp.staged, new_bytes) {
-        let _ = t.remove(&sp.staged);
         return fail(Step::Stage, e, false);
     }
     step(Step::Swap);
