@@ -74,6 +74,22 @@ impl Setup {
         fs::read(self.file(server, path)).unwrap()
     }
 
+    /// The Flowtime web.config of every server.
+    fn flowtime_files(&self) -> Vec<Vec<u8>> {
+        farmkey::demo::SERVERS
+            .iter()
+            .map(|n| self.bytes(n, FLOWTIME))
+            .collect()
+    }
+
+    /// Scans and plans a push, with the sessions that will apply it.
+    fn plan(&self, req: PushRequest) -> (Sessions, farmkey::push::Plan) {
+        let report = self.report();
+        let mut sessions = self.sessions();
+        let plan = build_plan(&req, &report, &mut sessions).unwrap();
+        (sessions, plan)
+    }
+
     /// Every file of every server, for before/after comparisons.
     fn all_files(&self) -> Vec<(PathBuf, Vec<u8>)> {
         self.farm
@@ -272,13 +288,8 @@ fn adopting_leaves_the_adopted_server_untouched_and_fixes_the_handler() {
 #[test]
 fn a_file_changed_after_the_scan_is_skipped_and_the_rest_rolled_back() {
     let s = setup();
-    let original: Vec<Vec<u8>> = farmkey::demo::SERVERS
-        .iter()
-        .map(|n| s.bytes(n, FLOWTIME))
-        .collect();
-    let report = s.report();
-    let mut sessions = s.sessions();
-    let plan = build_plan(&request("Flowtime", generate()), &report, &mut sessions).unwrap();
+    let original = s.flowtime_files();
+    let (mut sessions, plan) = s.plan(request("Flowtime", generate()));
     // Someone edits web02 between the plan and the push.
     let edited = String::from_utf8(original[1].clone())
         .unwrap()
@@ -340,13 +351,8 @@ fn a_file_changed_after_the_scan_is_skipped_and_the_rest_rolled_back() {
 #[test]
 fn the_second_sshd_killed_mid_push_rolls_the_first_back_and_loses_nothing() {
     let s = setup();
-    let original: Vec<Vec<u8>> = farmkey::demo::SERVERS
-        .iter()
-        .map(|n| s.bytes(n, FLOWTIME))
-        .collect();
-    let report = s.report();
-    let mut sessions = s.sessions();
-    let plan = build_plan(&request("Flowtime", generate()), &report, &mut sessions).unwrap();
+    let original = s.flowtime_files();
+    let (mut sessions, plan) = s.plan(request("Flowtime", generate()));
     assert_eq!(plan.writes(), 3);
     let web02 = s.farm.server("web02");
     let mut on_progress = |p: Progress| {

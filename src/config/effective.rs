@@ -639,6 +639,18 @@ mod tests {
         }
     }
 
+    /// The effective configuration of a web.config on its own.
+    fn resolve_alone(f: &ConfigFile) -> Effective {
+        resolve(
+            &[Layer {
+                file: f,
+                scope: Scope::App("S"),
+            }],
+            "S",
+        )
+        .unwrap()
+    }
+
     const K1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
     const K2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 
@@ -770,14 +782,7 @@ mod tests {
             "/C:/site/web.config",
             r#"<configuration><system.web><httpRuntime targetFramework="4.7.2"/></system.web></configuration>"#,
         );
-        let eff = resolve(
-            &[Layer {
-                file: &f,
-                scope: Scope::App("S"),
-            }],
-            "S",
-        )
-        .unwrap();
+        let eff = resolve_alone(&f);
         assert_eq!(eff.machine_key.compatibility_mode.shown(), "Framework45");
         assert!(matches!(
             eff.machine_key.compatibility_mode.source,
@@ -792,14 +797,7 @@ mod tests {
             "/C:/site/web.config",
             r#"<configuration><system.web><machineKey configProtectionProvider="RsaProtectedConfigurationProvider"><EncryptedData/></machineKey></system.web></configuration>"#,
         );
-        let eff = resolve(
-            &[Layer {
-                file: &f,
-                scope: Scope::App("S"),
-            }],
-            "S",
-        )
-        .unwrap();
+        let eff = resolve_alone(&f);
         assert!(eff.machine_key.is_encrypted());
         assert_eq!(eff.machine_key.validation.shown(), "(encrypted)");
         assert_eq!(eff.encrypted_sections.len(), 1);
