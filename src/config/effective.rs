@@ -400,6 +400,24 @@ fn single_child(
     Ok(first)
 }
 
+/// A section kept in another file (`configSource`) is not read: say so
+/// rather than report the values of the levels around it.
+fn refuse_config_source(file: &ConfigFile, section: ElemId) -> Result<(), ConfigProblem> {
+    let doc = &file.doc;
+    match doc.attr(section, "configSource") {
+        Some(src) => Err(ConfigProblem {
+            file: file.path.clone(),
+            message: format!(
+                "<{}> at line {} keeps its content in {:?} (configSource), which farmkey does not read",
+                doc.name(section),
+                doc.line_of(doc.element(section).start_tag.start),
+                src.as_ref()
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 #[derive(Debug, Default)]
 struct IdentityConfig {
     name: String,
@@ -445,6 +463,7 @@ pub fn resolve(layers: &[Layer<'_>], target: &str) -> Result<Effective, ConfigPr
         for container in containers(doc, layer.scope, target) {
             if let Some(web) = single_child(file, container, "system.web")? {
                 if let Some(m) = single_child(file, web, "machineKey")? {
+                    refuse_config_source(file, m)?;
                     if is_encrypted(doc, m) {
                         for slot in [&mut mk.validation_key, &mut mk.decryption_key] {
                             *slot = Sourced {
@@ -510,6 +529,7 @@ pub fn resolve(layers: &[Layer<'_>], target: &str) -> Result<Effective, ConfigPr
             let Some(im) = single_child(file, container, "system.identityModel")? else {
                 continue;
             };
+            refuse_config_source(file, im)?;
             if is_encrypted(doc, im) {
                 identity_encrypted = Some(file.path.clone());
                 encrypted_sections.push(EncryptedSection {
@@ -801,6 +821,26 @@ mod tests {
         assert!(eff.machine_key.is_encrypted());
         assert_eq!(eff.machine_key.validation.shown(), "(encrypted)");
         assert_eq!(eff.encrypted_sections.len(), 1);
+    }
+
+    #[test]
+    fn sections_in_other_files_are_a_problem_not_defaults() {
+        let f = file(
+            "/C:/site/web.config",
+            "<configuration>\n<system.web>\n<machineKey configSource=\"mk.config\"/></system.web></configuration>",
+        );
+        let err = resolve(
+            &[Layer {
+                file: &f,
+                scope: Scope::App("S"),
+            }],
+            "S",
+        )
+        .unwrap_err();
+        assert!(
+            err.message.contains("<machineKey> at line 3") && err.message.contains("mk.config"),
+            "{err}"
+        );
     }
 
     #[test]
