@@ -107,6 +107,19 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// The judged state of one of its keys; `None` when unreadable.
+    pub fn key(&self, purpose: KeyPurpose) -> Option<&KeyState> {
+        self.keys.as_ref().map(|(v, d)| match purpose {
+            KeyPurpose::Validation => v,
+            KeyPurpose::Decryption => d,
+        })
+    }
+
+    /// Both key states, when readable.
+    fn key_states(&self) -> impl Iterator<Item = &KeyState> {
+        self.keys.iter().flat_map(|(v, d)| [v, d])
+    }
+
     fn new(server: &str, app: &crate::scan::AppConfig) -> Instance {
         let keys = app.effective.as_ref().ok().map(|e| {
             (
@@ -403,8 +416,7 @@ fn site_findings(report: &SiteReport) -> Vec<Finding> {
     // invalid-key: per server, naming the attribute and the rule broken.
     for (inst, eff) in &readable {
         for purpose in [KeyPurpose::Validation, KeyPurpose::Decryption] {
-            let state = eff.machine_key.key_state(purpose);
-            if let KeyState::Invalid { reason } = state {
+            if let Some(KeyState::Invalid { reason }) = inst.key(purpose) {
                 let source = match purpose {
                     KeyPurpose::Validation => &eff.machine_key.validation_key.source,
                     KeyPurpose::Decryption => &eff.machine_key.decryption_key.source,
@@ -444,16 +456,14 @@ fn site_findings(report: &SiteReport) -> Vec<Finding> {
         );
     }
 
-    let is_auto = |e: &Effective| {
-        matches!(
-            e.machine_key.validation_key_state(),
-            KeyState::AutoGenerate { .. }
-        ) || matches!(
-            e.machine_key.decryption_key_state(),
-            KeyState::AutoGenerate { .. }
-        )
-    };
-    let auto = servers_where(&is_auto);
+    let auto: Vec<String> = readable
+        .iter()
+        .filter(|(i, _)| {
+            i.key_states()
+                .any(|k| matches!(k, KeyState::AutoGenerate { .. }))
+        })
+        .map(|(i, _)| i.server.clone())
+        .collect();
     if !auto.is_empty() {
         let (severity, why) = if hosted >= 2 {
             (
@@ -488,7 +498,7 @@ fn site_findings(report: &SiteReport) -> Vec<Finding> {
         .filter(|&p| {
             let mut fps: Vec<String> = explicit
                 .iter()
-                .filter_map(|(_, e)| e.machine_key.key_state(p).fingerprint())
+                .filter_map(|(i, _)| i.key(p)?.fingerprint())
                 .collect();
             fps.sort();
             fps.dedup();
@@ -499,13 +509,16 @@ fn site_findings(report: &SiteReport) -> Vec<Finding> {
     if !differing.is_empty() {
         // Describe by key group, the majority's set (A) first.
         let mut sets: Vec<(char, String, Vec<String>)> = Vec::new();
-        for (inst, eff) in &explicit {
+        for (inst, _) in &explicit {
             let letter = inst.key_group.unwrap_or('?');
             match sets.iter_mut().find(|(l, _, _)| *l == letter) {
                 Some((_, _, servers)) => servers.push(inst.server.clone()),
                 None => {
-                    let mk = &eff.machine_key;
-                    let fp = |p| mk.key_state(p).fingerprint().unwrap_or_default();
+                    let fp = |p| {
+                        inst.key(p)
+                            .and_then(KeyState::fingerprint)
+                            .unwrap_or_default()
+                    };
                     let keys = format!(
                         "{}: validationKey {}, decryptionKey {}",
                         inst.set_fingerprint.as_deref().unwrap_or(""),
@@ -535,16 +548,12 @@ fn site_findings(report: &SiteReport) -> Vec<Finding> {
     }
     let by_app_id: Vec<&(&Instance, &Effective)> = explicit
         .iter()
-        .filter(|(_, e)| {
-            [KeyPurpose::Validation, KeyPurpose::Decryption]
-                .iter()
-                .any(|&p| {
-                    e.machine_key
-                        .key_state(p)
-                        .modifiers()
-                        .iter()
-                        .any(|m| m.eq_ignore_ascii_case("IsolateByAppId"))
-                })
+        .filter(|(i, _)| {
+            i.key_states().any(|k| {
+                k.modifiers()
+                    .iter()
+                    .any(|m| m.eq_ignore_ascii_case("IsolateByAppId"))
+            })
         })
         .collect();
     let mut site_ids: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -568,10 +577,7 @@ fn site_findings(report: &SiteReport) -> Vec<Finding> {
     }
     let isolated: Vec<String> = explicit
         .iter()
-        .filter(|(_, e)| {
-            !e.machine_key.validation_key_state().modifiers().is_empty()
-                || !e.machine_key.decryption_key_state().modifiers().is_empty()
-        })
+        .filter(|(i, _)| i.key_states().any(|k| !k.modifiers().is_empty()))
         .map(|(i, _)| i.server.clone())
         .collect();
     if !isolated.is_empty() {

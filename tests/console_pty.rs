@@ -422,8 +422,8 @@ fn passwords_are_asked_in_a_masked_dialog() {
     p.wait_exit(T);
 }
 
-#[test]
-fn pushing_from_the_console_on_the_demo_farm() {
+/// `farmkey demo` with its own audit log, the push dialog of Flowtime open.
+fn demo_with_push_choice() -> (tempfile::TempDir, std::path::PathBuf, Pty) {
     let dir = tmp();
     let audit = dir.path().join("audit.jsonl");
     let mut p = Pty::farmkey(
@@ -435,6 +435,12 @@ fn pushing_from_the_console_on_the_demo_farm() {
     );
     p.wait_for("servers 3 ok", T);
     p.send("p");
+    (dir, audit, p)
+}
+
+#[test]
+fn pushing_from_the_console_on_the_demo_farm() {
+    let (_dir, audit, mut p) = demo_with_push_choice();
     let s = p.wait_for("Push to Flowtime", T);
     assert!(
         s.contains("Adopt key set A from web01") && s.contains("Generate new keys: SHA1 + AES"),
@@ -567,17 +573,7 @@ fn a_headless_push_asks_on_the_terminal() {
 
 #[test]
 fn keys_pasted_into_the_console_are_validated_and_never_shown() {
-    let dir = tmp();
-    let audit = dir.path().join("audit.jsonl");
-    let mut p = Pty::farmkey(
-        &["demo", "--audit", audit.to_str().unwrap()],
-        &[],
-        100,
-        30,
-        dir.path(),
-    );
-    p.wait_for("servers 3 ok", T);
-    p.send("p");
+    let (_dir, _audit, mut p) = demo_with_push_choice();
     p.wait_for("Push to Flowtime", T);
     for _ in 0..4 {
         p.send(DOWN);

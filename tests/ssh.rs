@@ -53,6 +53,14 @@ fn scan_with(inventory: &Path, opts: ConnectOptions, selection: &Selection) -> F
     analyze(&scan_all(&inv.servers, opts, 16), selection)
 }
 
+fn assert_all_reachable(report: &FarmReport) {
+    assert!(
+        report.servers.iter().all(|s| s.reachable),
+        "{:?}",
+        report.servers
+    );
+}
+
 /// Site, server, key group and fingerprints of every instance.
 fn instances(report: &FarmReport) -> Vec<String> {
     report
@@ -233,11 +241,7 @@ fn hashed_known_hosts_entries_match() {
     let kh = fs::read_to_string(&farm.known_hosts).unwrap();
     assert!(kh.starts_with("|1|") && !kh.contains("127.0.0.1"), "{kh}");
     let report = scan_with(&farm.inventory(""), no_ssh_config(), &Selection::default());
-    assert!(
-        report.servers.iter().all(|s| s.reachable),
-        "{:?}",
-        report.servers
-    );
+    assert_all_reachable(&report);
 }
 
 #[test]
@@ -252,11 +256,7 @@ fn a_stored_rsa_key_is_preferred_over_a_newer_ed25519_one() {
             .contains("ssh-rsa")
     );
     let report = scan_with(&farm.inventory(""), no_ssh_config(), &Selection::default());
-    assert!(
-        report.servers.iter().all(|s| s.reachable),
-        "{:?}",
-        report.servers
-    );
+    assert_all_reachable(&report);
 }
 
 #[test]
@@ -533,11 +533,7 @@ fn passwords_are_asked_once_for_a_farm_and_wrong_ones_say_so() {
         ..no_ssh_config()
     };
     let report = scan_with(&inv, opts, &Selection::default());
-    assert!(
-        report.servers.iter().all(|s| s.reachable),
-        "{:?}",
-        report.servers
-    );
+    assert_all_reachable(&report);
     let asked = prompter.asked.lock().unwrap().clone();
     assert_eq!(
         asked.len(),
@@ -614,11 +610,7 @@ fn passphrase_protected_keys_are_asked_for_once() {
         },
         &Selection::default(),
     );
-    assert!(
-        report.servers.iter().all(|s| s.reachable),
-        "{:?}",
-        report.servers
-    );
+    assert_all_reachable(&report);
     let asked = prompter.asked.lock().unwrap().clone();
     assert_eq!(asked.len(), 2, "{asked:?}");
     assert!(asked[0].contains("passphrase for key"), "{asked:?}");

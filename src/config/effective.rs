@@ -660,7 +660,7 @@ mod tests {
     }
 
     /// The effective configuration of a web.config on its own.
-    fn resolve_alone(f: &ConfigFile) -> Effective {
+    fn resolve_alone(f: &ConfigFile) -> Result<Effective, ConfigProblem> {
         resolve(
             &[Layer {
                 file: f,
@@ -668,7 +668,6 @@ mod tests {
             }],
             "S",
         )
-        .unwrap()
     }
 
     const K1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
@@ -757,16 +756,7 @@ mod tests {
     fn handler_states() {
         let h = |xml: &str| {
             let f = file("/C:/site/web.config", xml);
-            resolve(
-                &[Layer {
-                    file: &f,
-                    scope: Scope::App("S"),
-                }],
-                "S",
-            )
-            .unwrap()
-            .handler
-            .state
+            resolve_alone(&f).unwrap().handler.state
         };
         assert_eq!(h("<configuration/>"), HandlerState::NotConfigured);
         assert_eq!(
@@ -802,7 +792,7 @@ mod tests {
             "/C:/site/web.config",
             r#"<configuration><system.web><httpRuntime targetFramework="4.7.2"/></system.web></configuration>"#,
         );
-        let eff = resolve_alone(&f);
+        let eff = resolve_alone(&f).unwrap();
         assert_eq!(eff.machine_key.compatibility_mode.shown(), "Framework45");
         assert!(matches!(
             eff.machine_key.compatibility_mode.source,
@@ -817,7 +807,7 @@ mod tests {
             "/C:/site/web.config",
             r#"<configuration><system.web><machineKey configProtectionProvider="RsaProtectedConfigurationProvider"><EncryptedData/></machineKey></system.web></configuration>"#,
         );
-        let eff = resolve_alone(&f);
+        let eff = resolve_alone(&f).unwrap();
         assert!(eff.machine_key.is_encrypted());
         assert_eq!(eff.machine_key.validation.shown(), "(encrypted)");
         assert_eq!(eff.encrypted_sections.len(), 1);
@@ -829,14 +819,7 @@ mod tests {
             "/C:/site/web.config",
             "<configuration>\n<system.web>\n<machineKey configSource=\"mk.config\"/></system.web></configuration>",
         );
-        let err = resolve(
-            &[Layer {
-                file: &f,
-                scope: Scope::App("S"),
-            }],
-            "S",
-        )
-        .unwrap_err();
+        let err = resolve_alone(&f).unwrap_err();
         assert!(
             err.message.contains("<machineKey> at line 3") && err.message.contains("mk.config"),
             "{err}"
@@ -849,14 +832,7 @@ mod tests {
             "/C:/site/web.config",
             "<configuration><system.web>\n<machineKey/>\n<machineKey/></system.web></configuration>",
         );
-        let err = resolve(
-            &[Layer {
-                file: &f,
-                scope: Scope::App("S"),
-            }],
-            "S",
-        )
-        .unwrap_err();
+        let err = resolve_alone(&f).unwrap_err();
         assert!(err.message.contains("lines 2 and 3"), "{err}");
     }
 

@@ -781,11 +781,8 @@ impl App {
             }
             Action::Reveal { site, server } => {
                 let keys = self.instance(&site, &server).and_then(|i| {
-                    let mk = &i.effective.as_ref().ok()?.machine_key;
-                    Some((
-                        mk.validation_key_state().key()?.clone(),
-                        mk.decryption_key_state().key()?.clone(),
-                    ))
+                    let (v, d) = i.keys.as_ref()?;
+                    Some((v.key()?.clone(), d.key()?.clone()))
                 });
                 match keys {
                     Some((v, d)) => {
