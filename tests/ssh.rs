@@ -14,7 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::sshd::{Options, PASSWORD, SshFarm, demo_over_ssh};
+use support::sshd::{Options, SshFarm, demo_over_ssh};
 use support::*;
 
 fn no_ssh_config() -> ConnectOptions {
@@ -524,7 +524,7 @@ fn passwords_are_asked_once_for_a_farm_and_wrong_ones_say_so() {
     );
     let inv = farm.inventory_with(&defaults, "");
     let prompter = Arc::new(Scripted {
-        answers: Mutex::new(vec![PASSWORD]),
+        answers: Mutex::new(vec![support::sshd::password()]),
         asked: Mutex::new(vec![]),
     });
     let opts = ConnectOptions {

@@ -21,7 +21,8 @@ use ratatui::crossterm::event::{
     self, DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
 };
 use ratatui::crossterm::terminal::{
-    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+    BeginSynchronizedUpdate, EndSynchronizedUpdate, EnterAlternateScreen, LeaveAlternateScreen,
+    disable_raw_mode, enable_raw_mode,
 };
 use ratatui::crossterm::{cursor, execute};
 use secrecy::SecretString;
@@ -226,6 +227,16 @@ fn write_log(file: &mut Option<File>, app: &App, written: &mut usize) {
     *written = app.log.len();
 }
 
+/// Draws one frame as a synchronized update (DEC mode 2026): terminals that
+/// know it (tmux, kitty, WezTerm, Windows Terminal...) show the frame whole,
+/// never half-drawn over a slow link; others ignore the two sequences.
+fn draw_frame(terminal: &mut Terminal<CrosstermBackend<io::Stdout>>, app: &App) -> io::Result<()> {
+    execute!(terminal.backend_mut(), BeginSynchronizedUpdate)?;
+    let drawn = terminal.draw(|f| view::draw(f, app)).map(|_| ());
+    execute!(terminal.backend_mut(), EndSynchronizedUpdate)?;
+    drawn
+}
+
 /// Runs the console until the operator quits.
 pub fn run(opts: ConsoleOptions) -> io::Result<()> {
     let mut log_file = match &opts.log_file {
@@ -275,7 +286,7 @@ pub fn run(opts: ConsoleOptions) -> io::Result<()> {
     let mut last_tick = Instant::now();
     let result = loop {
         app.settle();
-        if let Err(e) = terminal.draw(|f| view::draw(f, &app)) {
+        if let Err(e) = draw_frame(&mut terminal, &app) {
             break Err(e);
         }
         // Lets the tests check that a panic restores the terminal.

@@ -26,6 +26,61 @@ pub struct Pty {
     parser: Arc<Mutex<vt100::Parser>>,
     /// Everything the program wrote, for failure messages.
     raw: Arc<Mutex<Vec<u8>>>,
+    /// Signalled when the reader has seen the end of the output.
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+const BEGIN_FRAME: &[u8] = b"\x1b[?2026h";
+const END_FRAME: &[u8] = b"\x1b[?2026l";
+
+/// Holds back the bytes of a frame until the frame is complete, as a
+/// terminal with synchronized output (DEC mode 2026) does: the screen the
+/// tests read is never a frame drawn half-way.
+#[derive(Default)]
+pub struct FrameSplitter {
+    pending: Vec<u8>,
+    in_frame: bool,
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+impl FrameSplitter {
+    /// Takes new output; returns what may be shown now.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
+        self.pending.extend_from_slice(bytes);
+        let mut ready = Vec::new();
+        loop {
+            if self.in_frame {
+                let Some(i) = find(&self.pending, END_FRAME) else {
+                    break;
+                };
+                ready.extend_from_slice(&self.pending[..i]);
+                self.pending.drain(..i + END_FRAME.len());
+                self.in_frame = false;
+            } else if let Some(i) = find(&self.pending, BEGIN_FRAME) {
+                ready.extend_from_slice(&self.pending[..i]);
+                self.pending.drain(..i + BEGIN_FRAME.len());
+                self.in_frame = true;
+            } else {
+                // Keep a tail that may be the start of a split BEGIN_FRAME.
+                let keep = (1..BEGIN_FRAME.len())
+                    .rev()
+                    .find(|&k| self.pending.ends_with(&BEGIN_FRAME[..k]))
+                    .unwrap_or(0);
+                let cut = self.pending.len() - keep;
+                ready.extend(self.pending.drain(..cut));
+                break;
+            }
+        }
+        ready
+    }
+
+    /// The output has ended: whatever is held back is shown.
+    pub fn finish(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.pending)
+    }
 }
 
 impl Pty {
@@ -56,14 +111,18 @@ impl Pty {
         let parser = Arc::new(Mutex::new(vt100::Parser::new(nz(rows), nz(cols), 0)));
         let raw = Arc::new(Mutex::new(Vec::new()));
         let (p, r, w) = (parser.clone(), raw.clone(), writer.clone());
+        let (done_tx, done) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            let mut frames = FrameSplitter::default();
             let mut buf = [0u8; 8192];
             while let Ok(n) = reader.read(&mut buf) {
                 if n == 0 {
                     break;
                 }
+                r.lock().unwrap().extend_from_slice(&buf[..n]);
+                let ready = frames.push(&buf[..n]);
                 let mut parser = p.lock().unwrap();
-                parser.process(&buf[..n]);
+                parser.process(&ready);
                 // Answer cursor-position queries as a real terminal does.
                 if buf[..n].windows(4).any(|x| x == b"\x1b[6n") {
                     let (row, col) = parser.screen().cursor_position();
@@ -71,9 +130,10 @@ impl Pty {
                     let _ = write!(w, "\x1b[{};{}R", row + 1, col + 1);
                     let _ = w.flush();
                 }
-                drop(parser);
-                r.lock().unwrap().extend_from_slice(&buf[..n]);
             }
+            let rest = frames.finish();
+            p.lock().unwrap().process(&rest);
+            let _ = done_tx.send(());
         });
         Pty {
             child,
@@ -81,6 +141,7 @@ impl Pty {
             writer,
             parser,
             raw,
+            done,
         }
     }
 
@@ -138,8 +199,9 @@ impl Pty {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the reader thread drain the last bytes.
-                std::thread::sleep(Duration::from_millis(100));
+                // The screen is final once the reader has seen the end.
+                let left = deadline.saturating_duration_since(Instant::now());
+                let _ = self.done.recv_timeout(left.max(Duration::from_secs(5)));
                 return status.exit_code();
             }
             if Instant::now() > deadline {

@@ -20,8 +20,19 @@ use std::time::{Duration, Instant};
 pub const SSHD: &str = "/usr/sbin/sshd";
 /// The account SFTP sessions run as.
 pub const USER: &str = "farmkeytest";
-/// Its password, for the password-authentication tests.
-pub const PASSWORD: &str = "farmkey-test-password";
+/// The account's password while a password-authentication test runs: fresh
+/// and random for each test process, never published. Otherwise the
+/// account has no password at all.
+pub fn password() -> &'static str {
+    static PASSWORD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PASSWORD.get_or_init(|| {
+        let mut bytes = [0u8; 18];
+        fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut bytes))
+            .expect("read /dev/urandom");
+        hex::encode(bytes)
+    })
+}
 /// Chroot folders must be root-owned all the way up: /tmp is not.
 const BASE: &str = "/var/lib/farmkey-tests";
 
@@ -46,47 +57,93 @@ fn run(cmd: &mut Command) {
     );
 }
 
+/// Serialises what changes the account's password, across test threads and
+/// test processes (flock on one file).
+fn account_lock() -> fs::File {
+    fs::create_dir_all(BASE).unwrap();
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(Path::new(BASE).join("account.lock"))
+        .unwrap();
+    use std::os::fd::AsRawFd;
+    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
+    file
+}
+
+/// Sets the account's password field: `*` (no password can match, yet the
+/// account is not "locked" for sshd without PAM, so keys still work) or a
+/// password.
+fn set_password(password: Option<&str>) {
+    match password {
+        None => run(Command::new("usermod").args(["-p", "*", USER])),
+        Some(pw) => {
+            let mut chpasswd = Command::new("chpasswd")
+                .stdin(Stdio::piped())
+                .spawn()
+                .expect("chpasswd");
+            use std::io::Write;
+            chpasswd
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(format!("{USER}:{pw}\n").as_bytes())
+                .unwrap();
+            assert!(chpasswd.wait().unwrap().success());
+        }
+    }
+}
+
+/// The account exists, without a password (also when an earlier run was
+/// killed while a password was set).
 fn ensure_user() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        if Command::new("id")
-            .arg(USER)
-            .output()
-            .is_ok_and(|o| o.status.success())
-        {
-            return;
-        }
-        // useradd may race with another test binary creating it: check again after.
-        let _ = Command::new("useradd")
-            .args([
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                USER,
-            ])
-            .output();
-        assert!(
+        let _lock = account_lock();
+        let exists = || {
             Command::new("id")
                 .arg(USER)
                 .output()
-                .is_ok_and(|o| o.status.success()),
-            "could not create the test account {USER} (useradd from Debian's passwd package)"
-        );
+                .is_ok_and(|o| o.status.success())
+        };
+        if !exists() {
+            // useradd may race with another test binary creating it: check again after.
+            let _ = Command::new("useradd")
+                .args([
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    USER,
+                ])
+                .output();
+            assert!(
+                exists(),
+                "could not create the test account {USER} (useradd from Debian's passwd package)"
+            );
+        }
+        set_password(None);
     });
-    // An account with a password is not "locked" for sshd without PAM.
-    let mut chpasswd = Command::new("chpasswd")
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("chpasswd");
-    use std::io::Write;
-    chpasswd
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{USER}:{PASSWORD}\n").as_bytes())
-        .unwrap();
-    assert!(chpasswd.wait().unwrap().success());
+}
+
+/// While alive, the account has [`password`]; dropped, it has none again.
+pub struct PasswordWindow {
+    _lock: fs::File,
+}
+
+impl PasswordWindow {
+    fn open() -> PasswordWindow {
+        let lock = account_lock();
+        set_password(Some(password()));
+        PasswordWindow { _lock: lock }
+    }
+}
+
+impl Drop for PasswordWindow {
+    fn drop(&mut self) {
+        set_password(None);
+    }
 }
 
 fn uid_gid(user: &str) -> (u32, u32) {
@@ -266,6 +323,8 @@ pub struct SshFarm {
     /// The client key authorised on every server.
     pub identity: PathBuf,
     pub known_hosts: PathBuf,
+    /// Held by farms that accept passwords.
+    _password: Option<PasswordWindow>,
 }
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
@@ -284,6 +343,7 @@ impl SshFarm {
     pub fn start(trees: &[(String, PathBuf)], opts: Options) -> SshFarm {
         require_sshd();
         ensure_user();
+        let password = opts.password_auth.then(PasswordWindow::open);
         fs::create_dir_all("/run/sshd").unwrap();
         fs::create_dir_all(BASE).unwrap();
         fs::set_permissions(BASE, fs::Permissions::from_mode(0o755)).unwrap();
@@ -388,6 +448,7 @@ impl SshFarm {
             home,
             identity,
             known_hosts,
+            _password: password,
         }
     }
 
