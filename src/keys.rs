@@ -207,6 +207,85 @@ impl DecryptionAlg {
     }
 }
 
+/// The `<machineKey>` attributes whose values are enums. ASP.NET accepts
+/// exactly the spellings below (System.Web's MachineKeyValidationConverter,
+/// MachineKeySection.Decryption and the MachineKeyCompatibilityMode enum):
+/// `sha1` stops the application. This table is the one place that says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MachineKeyEnum {
+    Validation,
+    Decryption,
+    CompatibilityMode,
+}
+
+impl MachineKeyEnum {
+    pub const ALL: [MachineKeyEnum; 3] = [
+        MachineKeyEnum::Validation,
+        MachineKeyEnum::Decryption,
+        MachineKeyEnum::CompatibilityMode,
+    ];
+
+    pub fn attribute(self) -> &'static str {
+        match self {
+            MachineKeyEnum::Validation => "validation",
+            MachineKeyEnum::Decryption => "decryption",
+            MachineKeyEnum::CompatibilityMode => "compatibilityMode",
+        }
+    }
+
+    /// The spellings ASP.NET accepts, besides `alg:<name>` where allowed.
+    pub fn accepted(self) -> &'static [&'static str] {
+        match self {
+            MachineKeyEnum::Validation => &[
+                "MD5",
+                "SHA1",
+                "3DES",
+                "AES",
+                "HMACSHA256",
+                "HMACSHA384",
+                "HMACSHA512",
+            ],
+            MachineKeyEnum::Decryption => &["Auto", "DES", "3DES", "AES"],
+            MachineKeyEnum::CompatibilityMode => {
+                &["Framework20SP1", "Framework20SP2", "Framework45"]
+            }
+        }
+    }
+
+    /// `validation` and `decryption` also take a custom `alg:<name>`.
+    fn allows_custom(self) -> bool {
+        self != MachineKeyEnum::CompatibilityMode
+    }
+
+    /// Whether ASP.NET accepts the attribute value as written. `validation`
+    /// and `decryption` are trimmed first (WhiteSpaceTrimStringConverter);
+    /// `compatibilityMode` is not (its enum converter refuses white space).
+    pub fn accepts(self, raw: &str) -> bool {
+        let value = if self.allows_custom() {
+            raw.trim()
+        } else {
+            raw
+        };
+        self.accepted().contains(&value)
+            || (self.allows_custom() && value.starts_with("alg:") && value.len() > 4)
+    }
+
+    /// The accepted spelling of a value that differs from it only in case
+    /// or surrounding white space (`sha1` is `SHA1`), for writing.
+    pub fn canonical(self, value: &str) -> Option<String> {
+        let value = value.trim();
+        if let Some(name) = self
+            .accepted()
+            .iter()
+            .find(|a| a.eq_ignore_ascii_case(value))
+        {
+            return Some((*name).to_string());
+        }
+        let custom = value.get(..4)?.eq_ignore_ascii_case("alg:") && value.len() > 4;
+        (self.allows_custom() && custom).then(|| format!("alg:{}", &value[4..]))
+    }
+}
+
 /// A complete `<machineKey>` value set to write to servers.
 #[derive(Clone, Debug)]
 pub struct KeySet {
@@ -250,6 +329,25 @@ impl KeySet {
             out.push(format!("decryptionKey {p}"));
         }
         out
+    }
+
+    /// The set with `validation` and `decryption` spelled as ASP.NET
+    /// accepts them (`sha1` is `SHA1`), or why one cannot be.
+    pub fn canonical(&self) -> Result<KeySet, String> {
+        let canon = |e: MachineKeyEnum, v: &str| {
+            e.canonical(v).ok_or_else(|| {
+                format!(
+                    "{}=\"{v}\" is not a value ASP.NET accepts ({})",
+                    e.attribute(),
+                    e.accepted().join(", ")
+                )
+            })
+        };
+        Ok(KeySet {
+            validation: canon(MachineKeyEnum::Validation, &self.validation)?,
+            decryption: canon(MachineKeyEnum::Decryption, &self.decryption)?,
+            ..self.clone()
+        })
     }
 
     /// Short identity of the whole set: fingerprint over both keys.
@@ -351,5 +449,37 @@ mod tests {
         assert!(p(&"A".repeat(64), KeyPurpose::Decryption, "Auto").is_none());
         assert!(p(&"A".repeat(16), KeyPurpose::Decryption, "DES").is_none());
         assert!(p(&"A".repeat(10), KeyPurpose::Decryption, "alg:Custom").is_none());
+    }
+
+    #[test]
+    fn machine_key_enums_are_spelled_as_asp_net_spells_them() {
+        use MachineKeyEnum::*;
+        assert!(Validation.accepts("SHA1") && Validation.accepts(" HMACSHA256 "));
+        assert!(!Validation.accepts("sha1") && !Validation.accepts("Sha1"));
+        assert!(Validation.accepts("alg:MyHmac") && !Validation.accepts("ALG:MyHmac"));
+        assert!(Decryption.accepts("Auto") && !Decryption.accepts("auto"));
+        assert!(!Decryption.accepts("HMACSHA256") && !Decryption.accepts(""));
+        assert!(CompatibilityMode.accepts("Framework45"));
+        assert!(
+            !CompatibilityMode.accepts(" Framework45") && !CompatibilityMode.accepts("framework45")
+        );
+        assert!(!CompatibilityMode.accepts("alg:x"));
+        assert_eq!(Validation.canonical(" sha1 ").as_deref(), Some("SHA1"));
+        assert_eq!(Decryption.canonical("AUTO").as_deref(), Some("Auto"));
+        assert_eq!(
+            Validation.canonical("ALG:Custom").as_deref(),
+            Some("alg:Custom")
+        );
+        assert_eq!(
+            CompatibilityMode.canonical("framework20sp2").as_deref(),
+            Some("Framework20SP2")
+        );
+        assert_eq!(Validation.canonical("SHA256"), None);
+        assert_eq!(CompatibilityMode.canonical("alg:x"), None);
+        for e in MachineKeyEnum::ALL {
+            for name in e.accepted() {
+                assert!(e.accepts(name) && e.canonical(name).as_deref() == Some(*name));
+            }
+        }
     }
 }

@@ -1,9 +1,12 @@
 //! Reading one server: applicationHost.config, then every file of every
-//! application's chain, each read once, into effective configurations.
+//! application's chain, each read once, then (only when a section names
+//! one with `configSource`) the files those sections are kept in, into
+//! effective configurations.
 
 use crate::bytes::FileBytes;
 use crate::config::apphost::{self, Application};
 use crate::config::effective::{self, ConfigFile, Effective, Layer, Scope};
+use crate::config::section::{self, External, SourceFiles};
 use crate::config::xml::Document;
 use crate::paths::{RemotePath, WindowsEnv};
 use crate::transport::{Transport, TransportError, find_case_insensitive};
@@ -30,6 +33,9 @@ pub struct AppConfig {
     pub effective: Result<Effective, FileProblem>,
     /// `system.identityModel` is registered in a file above the app's own.
     pub identity_declared_above: bool,
+    /// The files the app's own web.config names with `configSource`, with
+    /// their SHA-256 as read (`None`: missing).
+    pub external_sha256: Vec<(RemotePath, Option<String>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +137,33 @@ impl<'t> FileSet<'t> {
     fn get(&self, path: &RemotePath) -> &Read {
         &self.files[&path.key()]
     }
+
+    /// The files named by `configSource` in the files read so far, not yet read.
+    fn config_sources(&self) -> Vec<RemotePath> {
+        let mut out: Vec<RemotePath> = Vec::new();
+        for read in self.files.values() {
+            if let Ok(Some(file)) = read {
+                for p in section::config_sources(file) {
+                    if !self.files.contains_key(&p.key()) && !out.contains(&p) {
+                        out.push(p);
+                    }
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+impl SourceFiles for FileSet<'_> {
+    fn external(&self, path: &RemotePath) -> External<'_> {
+        match self.files.get(&path.key()) {
+            None => External::NotRead,
+            Some(Ok(Some(file))) => External::Found(file),
+            Some(Ok(None)) => External::Missing,
+            Some(Err(p)) => External::Unreadable(p.message.clone()),
+        }
+    }
 }
 
 /// The reason of a transport error without repeating its path.
@@ -180,6 +213,11 @@ pub fn read_server(
         }
     }
     files.fetch(&wanted)?;
+    // Sections kept in other files: a second round, only when there are some.
+    let external = files.config_sources();
+    if !external.is_empty() {
+        files.fetch(&external)?;
+    }
 
     let mut out = Vec::with_capacity(apps.len());
     for app in &apps {
@@ -222,7 +260,6 @@ fn chain_layers<'f>(
     let mut machine_paths: Vec<RemotePath> = Vec::new();
     machine_paths.extend(dir.join("machine.config"));
     machine_paths.extend(dir.join("web.config"));
-    machine_paths.push(apphost_path.clone());
     let mut layers = Vec::new();
     for p in &machine_paths {
         if let Some(file) = files.get(p).as_ref().map_err(Clone::clone)? {
@@ -231,6 +268,13 @@ fn chain_layers<'f>(
                 scope: Scope::Machine,
             });
         }
+    }
+    // Not a level of ASP.NET's configuration: read for IIS's own sections.
+    if let Ok(Some(file)) = files.get(apphost_path) {
+        layers.push(Layer {
+            file,
+            scope: Scope::ApplicationHost,
+        });
     }
     for a in chain {
         let path = a.web_config().map_err(|e| FileProblem {
@@ -270,16 +314,27 @@ fn resolve_app(
             &layers[..]
         };
         identity_declared_above = effective::identity_model_declared_in(above).is_some();
-        effective::resolve(&layers, &app.id).map_err(|p| FileProblem {
+        effective::resolve(&layers, &app.id, files).map_err(|p| FileProblem {
             path: p.file.to_string(),
             message: p.message,
         })
     });
+    let external_sha256 = match web_config.as_ref().map(|p| files.get(p)) {
+        Some(Ok(Some(own))) => section::config_sources(own)
+            .into_iter()
+            .map(|p| {
+                let sha = files.sha.get(&p.key()).cloned();
+                (p, sha)
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     AppConfig {
         app: app.clone(),
         web_config,
         web_config_sha256,
         effective,
         identity_declared_above,
+        external_sha256,
     }
 }

@@ -77,6 +77,8 @@ fn keys_in_the_root_web_config_only() {
     );
 }
 
+/// applicationHost.config is IIS's own configuration: ASP.NET never reads
+/// it, so the key web01 keeps there is ignored and web01 makes up its own.
 #[test]
 fn keys_in_location_blocks_of_apphost_and_root_web_config() {
     let report = scan_inventory(
@@ -85,7 +87,12 @@ fn keys_in_location_blocks_of_apphost_and_root_web_config() {
     );
     assert_eq!(
         finding_rows(&report),
-        vec![row("weak-validation", "info", "Flowtime", "web01,web02")]
+        vec![
+            row("algorithm-mismatch", "error", "Flowtime", "web01,web02"),
+            row("apphost-ignored", "warning", "Flowtime", "web01"),
+            row("auto-generated", "error", "Flowtime", "web01"),
+            row("weak-validation", "info", "Flowtime", "web02"),
+        ]
     );
     let site = report.site("Flowtime").unwrap();
     let source = |server: &str| {
@@ -99,13 +106,22 @@ fn keys_in_location_blocks_of_apphost_and_root_web_config() {
             .source
             .to_string()
     };
-    assert_eq!(
-        source("web01"),
-        "C:\\Windows\\System32\\inetsrv\\config\\applicationHost.config"
-    );
+    assert_eq!(source("web01"), "(default)");
     assert_eq!(
         source("web02"),
         "C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\Config\\web.config"
+    );
+    let ignored = site
+        .findings
+        .iter()
+        .find(|f| f.code.name() == "apphost-ignored")
+        .unwrap();
+    assert!(
+        ignored.message.contains(
+            "<machineKey> in C:\\Windows\\System32\\inetsrv\\config\\applicationHost.config (line 20) is ignored"
+        ),
+        "{}",
+        ignored.message
     );
 }
 

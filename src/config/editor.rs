@@ -4,12 +4,14 @@
 //! as it was.
 
 use super::effective::{
-    self, ConfigFile, HandlerState, IDENTITY_MODEL_SECTION_TYPE, Layer, MACHINE_KEY_HANDLER,
+    self, ConfigFile, Effective, HandlerState, IDENTITY_MODEL_SECTION_TYPE, Layer,
     MACHINE_KEY_HANDLER_TYPE, SESSION_HANDLER, SESSION_HANDLER_TYPE, Scope, short_type_name,
 };
+use super::section::{External, NoSourceFiles, SourceFiles};
+use super::wif;
 use super::xml::{Document, ElemId, XmlError};
 use crate::bytes::FileBytes;
-use crate::keys::KeySet;
+use crate::keys::{KeySet, MachineKeyEnum};
 use crate::paths::RemotePath;
 use std::ops::Range;
 
@@ -40,7 +42,7 @@ pub enum EditError {
     )]
     EncryptedIdentityModel { line: usize },
     #[error(
-        "<{section}> at line {line} keeps its content in {source_file:?} (configSource); farmkey edits web.config itself only"
+        "<{section}> at line {line} keeps its content in {source_file:?} (configSource); that file is the one to edit"
     )]
     ExternalSource {
         section: String,
@@ -70,9 +72,49 @@ pub fn empty_web_config() -> FileBytes {
     )
 }
 
-/// Applies `req` to a file's bytes. Nothing is returned unless the result
-/// parses and reads back exactly as asked.
-pub fn edit(bytes: &FileBytes, req: &EditRequest) -> Result<Edited, EditError> {
+/// Where a web.config keeps a section of the application's own level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Home {
+    /// In the file itself (or to be created there).
+    InFile,
+    /// In the file its `configSource` names (relative to the web.config).
+    ConfigSource { value: String, line: usize },
+}
+
+/// Where a push's edits go, as the editor decides them for a web.config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Homes {
+    pub machine_key: Home,
+    pub identity_model: Home,
+    /// The `<identityConfiguration>` WIF uses (empty: the unnamed one).
+    pub identity_in_use: String,
+}
+
+/// The sections a web.config edit would touch, and whether they live in it.
+pub fn homes(bytes: &FileBytes) -> Result<Homes, EditError> {
+    let doc = Document::parse(bytes.clone())?;
+    let ed = Splicer::new(&doc);
+    let home = |found: Option<ElemId>| match found {
+        Some(el) => match doc.attr(el, "configSource") {
+            Some(v) => Home::ConfigSource {
+                value: v.into_owned(),
+                line: ed.line(el),
+            },
+            None => Home::InFile,
+        },
+        None => Home::InFile,
+    };
+    Ok(Homes {
+        machine_key: home(ed.machine_key().0),
+        identity_model: home(ed.identity_model()),
+        identity_in_use: ed.identity_in_use(),
+    })
+}
+
+/// The spellings ASP.NET accepts for what a request writes (`sha1` becomes
+/// `SHA1`); a value no spelling matches is refused.
+fn canonical_request(req: &EditRequest) -> Result<EditRequest, EditError> {
+    let mut req = req.clone();
     if let Some(keys) = &req.machine_key {
         let problems = keys.problems();
         if !problems.is_empty() {
@@ -81,7 +123,24 @@ pub fn edit(bytes: &FileBytes, req: &EditRequest) -> Result<Edited, EditError> {
                 problems.join("; ")
             )));
         }
+        req.machine_key = Some(keys.canonical().map_err(EditError::Invalid)?);
     }
+    if let Some(mode) = &req.compatibility_mode {
+        let e = MachineKeyEnum::CompatibilityMode;
+        req.compatibility_mode = Some(e.canonical(mode).ok_or_else(|| {
+            EditError::Invalid(format!(
+                "compatibilityMode=\"{mode}\" is not a value ASP.NET accepts ({})",
+                e.accepted().join(", ")
+            ))
+        })?);
+    }
+    Ok(req)
+}
+
+/// Applies `req` to a web.config's bytes. Nothing is returned unless the
+/// result parses and reads back exactly as asked.
+pub fn edit(bytes: &FileBytes, req: &EditRequest) -> Result<Edited, EditError> {
+    let req = canonical_request(req)?;
     let doc = Document::parse(bytes.clone())?;
     let mut ed = Splicer::new(&doc);
     if let Some(keys) = &req.machine_key {
@@ -92,27 +151,138 @@ pub fn edit(bytes: &FileBytes, req: &EditRequest) -> Result<Edited, EditError> {
     }
     let out = ed.finish();
     let changed = out[..] != bytes[..];
-    let out = FileBytes::new(out);
-    verify(&out, req)?;
+    verify_web_config(&out, &req)?;
     Ok(Edited {
         bytes: out,
         changed,
     })
 }
 
-/// Re-parses an edited file and checks that it says what was asked.
-fn verify(bytes: &FileBytes, req: &EditRequest) -> Result<(), EditError> {
+/// The sections a file named by `configSource` can hold for a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectionFile {
+    MachineKey,
+    /// `system.identityModel`, with the name of the configuration in use
+    /// (the web.config that names the file says which).
+    IdentityModel {
+        in_use: String,
+    },
+}
+
+impl SectionFile {
+    fn name(&self) -> &'static str {
+        match self {
+            SectionFile::MachineKey => "machineKey",
+            SectionFile::IdentityModel { .. } => "system.identityModel",
+        }
+    }
+}
+
+/// Applies `req` to a file whose root is the section (the target of a
+/// `configSource`), with the same promises as [`edit`].
+pub fn edit_section_file(
+    bytes: &FileBytes,
+    section: &SectionFile,
+    req: &EditRequest,
+) -> Result<Edited, EditError> {
+    let req = canonical_request(req)?;
+    let doc = Document::parse(bytes.clone())?;
+    let root = doc.root();
+    if doc.name(root) != section.name() {
+        return Err(EditError::Invalid(format!(
+            "its root element is <{}> where ASP.NET expects <{}>",
+            doc.name(root),
+            section.name()
+        )));
+    }
+    let mut ed = Splicer::new(&doc);
+    match section {
+        SectionFile::MachineKey => {
+            if let Some(keys) = &req.machine_key {
+                ed.update_machine_key(root, keys, req.compatibility_mode.as_deref())?;
+            }
+        }
+        SectionFile::IdentityModel { in_use } => {
+            if req.handler_swap {
+                ed.swap_in_identity_model(root, in_use)?;
+            }
+        }
+    }
+    let out = ed.finish();
+    let changed = out[..] != bytes[..];
+    verify_section_file(&out, section, &req)?;
+    Ok(Edited {
+        bytes: out,
+        changed,
+    })
+}
+
+/// The edited web.config read back as ASP.NET would read it on its own.
+fn verify_web_config(bytes: &FileBytes, req: &EditRequest) -> Result<(), EditError> {
     let doc = Document::parse(bytes.clone())
         .map_err(|e| EditError::Verification(format!("result does not parse: {e}")))?;
     let file = ConfigFile {
-        path: RemotePath::parse("/C:/web.config").expect("constant path"),
+        path: RemotePath::parse("/C:/app/web.config").expect("constant path"),
         doc,
     };
+    // Sections kept in other files are edited (and checked) apart.
+    let eff = resolve_alone(&file, &NoSourceFiles)?;
+    check(&eff, req)?;
+    if req.handler_swap
+        && !req.identity_section_declared_above
+        && eff.identity_model_declared.is_none()
+    {
+        return Err(EditError::Verification(
+            "system.identityModel is not registered in <configSections>".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// An edited section file read back through a web.config that names it.
+fn verify_section_file(
+    bytes: &FileBytes,
+    section: &SectionFile,
+    req: &EditRequest,
+) -> Result<(), EditError> {
+    let doc = Document::parse(bytes.clone())
+        .map_err(|e| EditError::Verification(format!("result does not parse: {e}")))?;
+    let external = ConfigFile {
+        path: RemotePath::parse("/C:/app/section.config").expect("constant path"),
+        doc,
+    };
+    let holder = match section {
+        SectionFile::MachineKey => {
+            "<configuration><system.web><machineKey configSource=\"section.config\"/></system.web></configuration>".to_string()
+        }
+        SectionFile::IdentityModel { in_use } => format!(
+            "<configuration><system.identityModel configSource=\"section.config\"/><system.identityModel.services><federationConfiguration identityConfigurationName=\"{}\"/></system.identityModel.services></configuration>",
+            escape_attr(in_use, '"')
+        ),
+    };
+    let web = ConfigFile {
+        path: RemotePath::parse("/C:/app/web.config").expect("constant path"),
+        doc: Document::parse(FileBytes::new(holder.into_bytes())).map_err(EditError::Xml)?,
+    };
+    struct Only<'f>(&'f ConfigFile);
+    impl SourceFiles for Only<'_> {
+        fn external(&self, _: &RemotePath) -> External<'_> {
+            External::Found(self.0)
+        }
+    }
+    check(&resolve_alone(&web, &Only(&external))?, req)
+}
+
+fn resolve_alone(file: &ConfigFile, sources: &dyn SourceFiles) -> Result<Effective, EditError> {
     let layers = [Layer {
-        file: &file,
+        file,
         scope: Scope::App("app"),
     }];
-    let eff = effective::resolve(&layers, "app").map_err(|e| EditError::Verification(e.message))?;
+    effective::resolve(&layers, "app", sources).map_err(|e| EditError::Verification(e.message))
+}
+
+/// Whether an effective configuration says what the request asked.
+fn check(eff: &Effective, req: &EditRequest) -> Result<(), EditError> {
     if let Some(keys) = &req.machine_key {
         let mk = &eff.machine_key;
         let same_key = |got: Option<&crate::keys::KeyText>, want: &crate::keys::KeyText| {
@@ -142,14 +312,6 @@ fn verify(bytes: &FileBytes, req: &EditRequest) -> Result<(), EditError> {
             eff.handler.state.name()
         )));
     }
-    if req.handler_swap
-        && !req.identity_section_declared_above
-        && eff.identity_model_declared.is_none()
-    {
-        return Err(EditError::Verification(
-            "system.identityModel is not registered in <configSections>".into(),
-        ));
-    }
     Ok(())
 }
 
@@ -178,14 +340,15 @@ impl<'d> Splicer<'d> {
         }
     }
 
-    fn finish(mut self) -> Vec<u8> {
+    /// The edited file, in the encoding of the original.
+    fn finish(mut self) -> FileBytes {
         let mut out = self.doc.bytes().to_vec();
         self.edits
             .sort_by_key(|(r, _)| std::cmp::Reverse((r.start, r.end)));
         for (range, text) in self.edits {
             out.splice(range, text.into_bytes());
         }
-        out
+        self.doc.encode(out)
     }
 
     fn line(&self, id: ElemId) -> usize {
@@ -369,21 +532,45 @@ impl<'d> Splicer<'d> {
         Ok(())
     }
 
-    fn set_machine_key(&mut self, keys: &KeySet, compat: Option<&str>) -> Result<(), EditError> {
+    /// The `<machineKey>` ASP.NET reads last at the application's own level,
+    /// and the last `<system.web>` there.
+    fn machine_key(&self) -> (Option<ElemId>, Option<ElemId>) {
         let doc = self.doc;
-        let containers = self.own_containers();
-        // The element ASP.NET reads last wins; edit that one.
         let mut existing = None;
         let mut web_home = None;
-        for &c in &containers {
+        for c in self.own_containers() {
             for web in doc.children_named(c, "system.web") {
-                self.refuse_config_source(web)?;
                 web_home = Some(web);
                 if let Some(mk) = doc.child_named(web, "machineKey") {
                     existing = Some(mk);
                 }
             }
         }
+        (existing, web_home)
+    }
+
+    /// The last `<system.identityModel>` at the application's own level.
+    fn identity_model(&self) -> Option<ElemId> {
+        self.own_containers()
+            .into_iter()
+            .rev()
+            .find_map(|c| self.doc.child_named(c, "system.identityModel"))
+    }
+
+    /// The `<identityConfiguration>` WIF uses, as this file says.
+    fn identity_in_use(&self) -> String {
+        let doc = self.doc;
+        let services = self
+            .own_containers()
+            .into_iter()
+            .filter_map(|c| doc.child_named(c, "system.identityModel.services"));
+        wif::identity_configuration_in_use(services.map(|s| ((), doc, s))).name
+    }
+
+    fn machine_key_values<'k>(
+        keys: &'k KeySet,
+        compat: Option<&'k str>,
+    ) -> Vec<(&'static str, &'k str)> {
         let mut values = vec![
             ("validationKey", keys.validation_key.expose()),
             ("decryptionKey", keys.decryption_key.expose()),
@@ -393,19 +580,39 @@ impl<'d> Splicer<'d> {
         if let Some(mode) = compat {
             values.push(("compatibilityMode", mode));
         }
+        values
+    }
+
+    /// Sets the values on an existing `<machineKey>`.
+    fn update_machine_key(
+        &mut self,
+        mk: ElemId,
+        keys: &KeySet,
+        compat: Option<&str>,
+    ) -> Result<(), EditError> {
+        if effective::is_encrypted(self.doc, mk) {
+            return Err(EditError::EncryptedMachineKey {
+                line: self.line(mk),
+            });
+        }
+        self.refuse_config_source(mk)?;
+        self.set_attrs(mk, &Self::machine_key_values(keys, compat));
+        Ok(())
+    }
+
+    fn set_machine_key(&mut self, keys: &KeySet, compat: Option<&str>) -> Result<(), EditError> {
+        let doc = self.doc;
+        let (existing, web_home) = self.machine_key();
+        if let Some(web) = web_home {
+            self.refuse_config_source(web)?;
+        }
+        // The element ASP.NET reads last wins; edit that one.
         if let Some(mk) = existing {
-            if effective::is_encrypted(doc, mk) {
-                return Err(EditError::EncryptedMachineKey {
-                    line: self.line(mk),
-                });
-            }
-            self.refuse_config_source(mk)?;
-            self.set_attrs(mk, &values);
-            return Ok(());
+            return self.update_machine_key(mk, keys, compat);
         }
         let element = format!(
             "<machineKey {} />",
-            values
+            Self::machine_key_values(keys, compat)
                 .iter()
                 .map(|(k, v)| format!("{k}=\"{}\"", escape_attr(v, '"')))
                 .collect::<Vec<_>>()
@@ -428,82 +635,77 @@ impl<'d> Splicer<'d> {
         Ok(())
     }
 
-    fn add_handler_swap(&mut self, declared_above: bool) -> Result<(), EditError> {
-        let doc = self.doc;
-        let containers = self.own_containers();
-        let root = doc.root();
+    fn handlers_block(d: usize) -> Vec<(usize, String)> {
+        vec![
+            (d, "<securityTokenHandlers>".to_string()),
+            (d + 1, format!("<remove type=\"{SESSION_HANDLER_TYPE}\" />")),
+            (
+                d + 1,
+                format!("<add type=\"{MACHINE_KEY_HANDLER_TYPE}\" />"),
+            ),
+            (d, "</securityTokenHandlers>".to_string()),
+        ]
+    }
 
-        // Which identityConfiguration WIF will use: the one named by
-        // federationConfiguration, else the unnamed one.
-        let mut active = String::new();
-        let mut identity_model = None;
-        let mut identity_config = None;
-        for &c in &containers {
-            if let Some(services) = doc.child_named(c, "system.identityModel.services")
-                && let Some(fc) = doc.child_named(services, "federationConfiguration")
-                && let Some(n) = doc.attr(fc, "identityConfigurationName")
-            {
-                active = n.trim().to_string();
-            }
-        }
-        for &c in &containers {
-            if let Some(im) = doc.child_named(c, "system.identityModel") {
-                if effective::is_encrypted(doc, im) {
-                    return Err(EditError::EncryptedIdentityModel {
-                        line: self.line(im),
-                    });
-                }
-                self.refuse_config_source(im)?;
-                identity_model = Some(im);
-                for ic in doc.children_named(im, "identityConfiguration") {
-                    let name = doc.attr(ic, "name").unwrap_or_default().trim().to_string();
-                    if name == active {
-                        identity_config = Some(ic);
-                    }
-                }
-            }
-        }
-
-        let remove = format!("<remove type=\"{SESSION_HANDLER_TYPE}\" />");
-        let add = format!("<add type=\"{MACHINE_KEY_HANDLER_TYPE}\" />");
-        let handlers_block = |d: usize| {
-            vec![
-                (d, "<securityTokenHandlers>".to_string()),
-                (d + 1, remove.clone()),
-                (d + 1, add.clone()),
-                (d, "</securityTokenHandlers>".to_string()),
-            ]
-        };
-        let ic_open = if active.is_empty() {
+    fn identity_configuration_block(in_use: &str, d: usize) -> Vec<(usize, String)> {
+        let open = if in_use.is_empty() {
             "<identityConfiguration>".to_string()
         } else {
             format!(
                 "<identityConfiguration name=\"{}\">",
-                escape_attr(&active, '"')
+                escape_attr(in_use, '"')
             )
         };
+        let mut lines = vec![(d, open)];
+        lines.extend(Self::handlers_block(d + 1));
+        lines.push((d, "</identityConfiguration>".into()));
+        lines
+    }
 
-        match (identity_config, identity_model) {
-            (Some(ic), _) => {
-                let handlers = doc
-                    .children_named(ic, "securityTokenHandlers")
-                    .filter(|&h| doc.attr(h, "name").is_none_or(|n| n.trim().is_empty()))
-                    .last();
-                match handlers {
-                    Some(h) => self.complete_handlers(ic, h, &remove, &add),
-                    None => self.append_child(ic, &handlers_block(0)),
-                }
+    /// Puts the swap into the configuration in use of a `<system.identityModel>`.
+    fn swap_in_identity_model(&mut self, im: ElemId, in_use: &str) -> Result<(), EditError> {
+        let doc = self.doc;
+        if effective::is_encrypted(doc, im) {
+            return Err(EditError::EncryptedIdentityModel {
+                line: self.line(im),
+            });
+        }
+        self.refuse_config_source(im)?;
+        let config = doc
+            .children_named(im, "identityConfiguration")
+            .filter(|&ic| wif::configuration_name(doc, ic) == in_use)
+            .last();
+        match config {
+            Some(ic) => match wif::default_collections(doc, ic).last() {
+                Some(h) => self.complete_handlers(h),
+                None => self.append_child(ic, &Self::handlers_block(0)),
+            },
+            // WIF throws ID7012 for a name that matches nothing: creating
+            // a configuration of that name would change more than handlers.
+            None if !in_use.is_empty() => {
+                return Err(EditError::Invalid(format!(
+                    "identityConfigurationName=\"{in_use}\" names no <identityConfiguration> (WIF fails at start-up with ID7012); correct the name first"
+                )));
             }
-            (None, Some(im)) => {
-                let mut lines = vec![(0, ic_open)];
-                lines.extend(handlers_block(1));
-                lines.push((0, "</identityConfiguration>".into()));
-                self.append_child(im, &lines);
+            None => self.append_child(im, &Self::identity_configuration_block(in_use, 0)),
+        }
+        Ok(())
+    }
+
+    fn add_handler_swap(&mut self, declared_above: bool) -> Result<(), EditError> {
+        let doc = self.doc;
+        let root = doc.root();
+        let in_use = self.identity_in_use();
+        match self.identity_model() {
+            Some(im) => self.swap_in_identity_model(im, &in_use)?,
+            None if !in_use.is_empty() => {
+                return Err(EditError::Invalid(format!(
+                    "identityConfigurationName=\"{in_use}\" names no <identityConfiguration> (WIF fails at start-up with ID7012); correct the name first"
+                )));
             }
-            (None, None) => {
-                let mut lines = vec![(0, "<system.identityModel>".to_string()), (1, ic_open)];
-                lines.extend(handlers_block(2));
-                lines.push((1, "</identityConfiguration>".into()));
+            None => {
+                let mut lines = vec![(0, "<system.identityModel>".to_string())];
+                lines.extend(Self::identity_configuration_block("", 1));
                 lines.push((0, "</system.identityModel>".into()));
                 let home = self.new_section_home();
                 self.append_child(home, &lines);
@@ -531,38 +733,22 @@ impl<'d> Splicer<'d> {
     }
 
     /// Adds whatever of the swap an existing `<securityTokenHandlers>` lacks.
-    fn complete_handlers(&mut self, _ic: ElemId, handlers: ElemId, remove: &str, add: &str) {
+    fn complete_handlers(&mut self, handlers: ElemId) {
         let doc = self.doc;
-        let session = short_type_name(SESSION_HANDLER);
-        let machine = short_type_name(MACHINE_KEY_HANDLER);
+        let remove = format!("<remove type=\"{SESSION_HANDLER_TYPE}\" />");
+        let add = format!("<add type=\"{MACHINE_KEY_HANDLER_TYPE}\" />");
         // Replay the collection as WIF builds it.
-        let mut set = vec![session.clone()];
-        let mut first_machine_add = None;
-        for &entry in doc.children(handlers) {
-            let ty = short_type_name(&doc.attr(entry, "type").unwrap_or_default());
-            match doc.name(entry) {
-                "clear" => set.clear(),
-                "remove" => set.retain(|h| *h != ty),
-                "add" => {
-                    if ty == machine && first_machine_add.is_none() {
-                        first_machine_add = Some(entry);
-                    }
-                    if !set.contains(&ty) {
-                        set.push(ty);
-                    }
-                }
-                _ => {}
-            }
-        }
-        let needs_remove = set.contains(&session);
-        let needs_add = !set.contains(&machine);
+        let (set, first_machine_add) =
+            wif::replay_collection(doc, handlers, vec![short_type_name(SESSION_HANDLER)]);
+        let needs_remove = set.contains(&short_type_name(SESSION_HANDLER));
+        let needs_add = !set.contains(&short_type_name(wif::MACHINE_KEY_HANDLER));
         match (needs_remove, needs_add, first_machine_add) {
-            (true, false, Some(add_el)) => self.insert_before(add_el, &[(0, remove.to_string())]),
+            (true, false, Some(add_el)) => self.insert_before(add_el, &[(0, remove)]),
             (true, true, _) | (true, false, None) => self.append_child(
                 handlers,
-                &[(0, remove.to_string()), (0, add.to_string())][..if needs_add { 2 } else { 1 }],
+                &[(0, remove), (0, add)][..if needs_add { 2 } else { 1 }],
             ),
-            (false, true, _) => self.append_child(handlers, &[(0, add.to_string())]),
+            (false, true, _) => self.append_child(handlers, &[(0, add)]),
             (false, false, _) => {}
         }
     }
@@ -750,13 +936,158 @@ mod tests {
         assert!(matches!(err, EditError::EncryptedMachineKey { line: 1 }));
         let bad = edit(&FileBytes::new(b"<configuration>".to_vec()), &mk_req()).unwrap_err();
         assert!(matches!(bad, EditError::Xml(_)));
-        let utf16 = edit(&FileBytes::new(b"\xFF\xFE<\0".to_vec()), &mk_req()).unwrap_err();
-        assert!(matches!(utf16, EditError::Xml(XmlError::Utf16)));
+        // UTF-16 bytes under a UTF-8 declaration: .NET cannot read it either.
+        let lying = crate::config::xml::TextEncoding::Utf16 {
+            big_endian: false,
+            bom: true,
+        }
+        .encode(b"<?xml version=\"1.0\" encoding=\"utf-8\"?><configuration/>");
+        let err = edit(&FileBytes::new(lying), &mk_req()).unwrap_err();
+        assert!(
+            matches!(err, EditError::Xml(XmlError::Encoding(_))),
+            "{err}"
+        );
         let ext = "<configuration><system.web><machineKey configSource=\"mk.config\"/></system.web></configuration>";
         assert!(matches!(
             edit(&FileBytes::new(ext.as_bytes().to_vec()), &mk_req()).unwrap_err(),
             EditError::ExternalSource { .. }
         ));
+    }
+
+    #[test]
+    fn utf16_files_are_written_back_in_utf16() {
+        use crate::config::xml::TextEncoding;
+        let src = "<?xml version=\"1.0\" encoding=\"utf-16\"?>\r\n<configuration>\r\n  <!-- \u{e9}t\u{e9} \u{1F511} -->\r\n  <system.web>\r\n    <machineKey validation=\"SHA1\" />\r\n  </system.web>\r\n</configuration>\r\n";
+        for big_endian in [false, true] {
+            let enc = TextEncoding::Utf16 {
+                big_endian,
+                bom: true,
+            };
+            let out = edit(&FileBytes::new(enc.encode(src.as_bytes())), &mk_req()).unwrap();
+            // The same edit on the same text, declared UTF-8 for the comparison.
+            let want = run(&src.replace("utf-16", "utf-8"), &mk_req()).replace("utf-8", "utf-16");
+            assert_eq!(&out.bytes[..], &enc.encode(want.as_bytes())[..]);
+            let bom: &[u8] = if big_endian { b"\xFE\xFF" } else { b"\xFF\xFE" };
+            assert!(out.bytes.starts_with(bom));
+        }
+    }
+
+    #[test]
+    fn writes_the_spelling_asp_net_accepts() {
+        let mut k = keys();
+        k.validation = "sha1".into();
+        k.decryption = "auto".into();
+        let req = EditRequest {
+            machine_key: Some(k),
+            compatibility_mode: Some("framework45".into()),
+            ..Default::default()
+        };
+        let out = run(
+            "<configuration><system.web><machineKey validation=\"sha1\"/></system.web></configuration>",
+            &req,
+        );
+        assert!(
+            out.contains("validation=\"SHA1\"") && out.contains("decryption=\"Auto\""),
+            "{out}"
+        );
+        assert!(out.contains("compatibilityMode=\"Framework45\""), "{out}");
+        let mut bad = keys();
+        bad.validation = "SHA256".into();
+        let req = EditRequest {
+            machine_key: Some(bad),
+            ..Default::default()
+        };
+        let err = edit(&FileBytes::new(b"<configuration/>".to_vec()), &req).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("validation=\"SHA256\" is not a value ASP.NET accepts"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sections_kept_elsewhere_are_edited_in_their_file() {
+        let web = FileBytes::new(
+            b"<configuration>\n  <system.web>\n    <machineKey configSource=\"App_Config\\mk.config\" />\n  </system.web>\n</configuration>\n".to_vec(),
+        );
+        let h = homes(&web).unwrap();
+        assert_eq!(
+            h.machine_key,
+            Home::ConfigSource {
+                value: "App_Config\\mk.config".into(),
+                line: 3
+            }
+        );
+        assert_eq!(h.identity_model, Home::InFile);
+        assert!(matches!(
+            edit(&web, &mk_req()).unwrap_err(),
+            EditError::ExternalSource { line: 3, .. }
+        ));
+        // The file itself: the root is the section.
+        let ext = FileBytes::new(
+            b"\xEF\xBB\xBF<!-- keys -->\r\n<machineKey validation=\"HMACSHA256\" />\r\n".to_vec(),
+        );
+        let out = edit_section_file(&ext, &SectionFile::MachineKey, &mk_req()).unwrap();
+        let text = String::from_utf8(out.bytes.to_vec()).unwrap();
+        assert!(
+            text.starts_with(
+                "\u{feff}<!-- keys -->\r\n<machineKey validation=\"SHA1\" validationKey=\""
+            ),
+            "{text}"
+        );
+        assert!(
+            !edit_section_file(&out.bytes, &SectionFile::MachineKey, &mk_req())
+                .unwrap()
+                .changed
+        );
+        let wrong = edit_section_file(&web, &SectionFile::MachineKey, &mk_req()).unwrap_err();
+        assert!(
+            wrong
+                .to_string()
+                .contains("root element is <configuration>"),
+            "{wrong}"
+        );
+        // system.identityModel kept elsewhere, with a named configuration in use.
+        let im = FileBytes::new(
+            b"<system.identityModel>\n  <identityConfiguration name=\"main\">\n    <audienceUris />\n  </identityConfiguration>\n</system.identityModel>\n".to_vec(),
+        );
+        let swap = EditRequest {
+            handler_swap: true,
+            ..Default::default()
+        };
+        let section = SectionFile::IdentityModel {
+            in_use: "main".into(),
+        };
+        let out = edit_section_file(&im, &section, &swap).unwrap();
+        let text = String::from_utf8(out.bytes.to_vec()).unwrap();
+        assert!(
+            text.contains("    <audienceUris />\n    <securityTokenHandlers>\n      <remove type="),
+            "{text}"
+        );
+        let none = SectionFile::IdentityModel {
+            in_use: "other".into(),
+        };
+        let err = edit_section_file(&im, &none, &swap).unwrap_err();
+        assert!(err.to_string().contains("ID7012"), "{err}");
+    }
+
+    #[test]
+    fn the_swap_goes_where_the_default_federation_configuration_points() {
+        let src = "<configuration>\n  <configSections>\n    <section name=\"system.identityModel\" type=\"x\" />\n  </configSections>\n  <system.identityModel>\n    <identityConfiguration>\n      <audienceUris />\n    </identityConfiguration>\n    <identityConfiguration name=\"b\">\n      <audienceUris />\n    </identityConfiguration>\n  </system.identityModel>\n  <system.identityModel.services>\n    <federationConfiguration name=\"a\" />\n    <federationConfiguration identityConfigurationName=\"b\" />\n  </system.identityModel.services>\n</configuration>";
+        let req = EditRequest {
+            handler_swap: true,
+            ..Default::default()
+        };
+        let out = run(src, &req);
+        let b = out.find("name=\"b\"").unwrap();
+        assert!(out[b..].contains("<securityTokenHandlers>"), "{out}");
+        assert!(!out[..b].contains("<securityTokenHandlers>"), "{out}");
+        let unknown = src.replace(
+            "identityConfigurationName=\"b\"",
+            "identityConfigurationName=\"c\"",
+        );
+        let err = edit(&FileBytes::new(unknown.into_bytes()), &req).unwrap_err();
+        assert!(err.to_string().contains("ID7012"), "{err}");
     }
 
     #[test]

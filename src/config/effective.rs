@@ -1,12 +1,23 @@
 //! The effective configuration of one application: the files of its chain
 //! merged attribute by attribute, later wins, each value with the file it
-//! came from (domain.md, "Where the effective value comes from").
+//! came from (domain.md, "Where the effective value comes from"). Sections
+//! kept in other files (`configSource`) are read from there, locks set by a
+//! parent refuse what a lower level sets, and applicationHost.config, which
+//! ASP.NET never reads, only counts for IIS's module registrations.
 
+use super::locks::{self, Lock, LockViolation};
+use super::section::{self, Section, SourceFiles, line_of, single_child};
+use super::wif::{self, Modules, Verdict};
 use super::xml::{Document, ElemId};
-use crate::keys::{KeyPurpose, KeyText};
+use crate::keys::{KeyPurpose, KeyText, MachineKeyEnum};
 use crate::paths::RemotePath;
 use serde::Serialize;
 use std::fmt;
+
+pub use super::wif::{
+    IDENTITY_MODEL_SECTION_TYPE, MACHINE_KEY_HANDLER, MACHINE_KEY_HANDLER_TYPE, SESSION_HANDLER,
+    SESSION_HANDLER_TYPE, short_type_name,
+};
 
 /// A parsed configuration file and where it lives.
 #[derive(Debug)]
@@ -15,12 +26,15 @@ pub struct ConfigFile {
     pub doc: Document,
 }
 
-/// How a file's `<location path>` values are read.
+/// How a file's `<location path>` values are read, and what of it counts.
 #[derive(Debug, Clone, Copy)]
 pub enum Scope<'a> {
-    /// machine.config, the root web.config, applicationHost.config: paths
-    /// start with the site name.
+    /// machine.config, the root web.config: paths start with the site name.
     Machine,
+    /// applicationHost.config: paths as for `Machine`, but ASP.NET never
+    /// reads this file; only IIS's `system.webServer/modules` count, and a
+    /// `<machineKey>` or `<system.identityModel>` there is reported ignored.
+    ApplicationHost,
     /// The web.config of the application with this id (`Site/app`): paths
     /// are relative to it.
     App(&'a str),
@@ -69,6 +83,8 @@ pub enum Setting<T> {
 pub struct Sourced<T> {
     pub setting: Setting<T>,
     pub source: Source,
+    /// Line of the element that set it, when a file did.
+    pub line: Option<usize>,
 }
 
 impl<T> Sourced<T> {
@@ -76,6 +92,7 @@ impl<T> Sourced<T> {
         Sourced {
             setting: Setting::Value(value),
             source: Source::Default,
+            line: None,
         }
     }
 
@@ -83,6 +100,14 @@ impl<T> Sourced<T> {
         match &self.setting {
             Setting::Value(v) => Some(v),
             Setting::Encrypted => None,
+        }
+    }
+
+    /// `C:\site\web.config line 4`, or the source alone.
+    pub fn located(&self) -> String {
+        match self.line {
+            Some(line) => format!("{} line {line}", self.source),
+            None => self.source.to_string(),
         }
     }
 }
@@ -99,8 +124,11 @@ impl Sourced<String> {
 pub struct MachineKey {
     pub validation_key: Sourced<KeyText>,
     pub decryption_key: Sourced<KeyText>,
+    /// As ASP.NET reads it: trimmed.
     pub validation: Sourced<String>,
+    /// As ASP.NET reads it: trimmed.
     pub decryption: Sourced<String>,
+    /// As written: ASP.NET does not trim it.
     pub compatibility_mode: Sourced<String>,
 }
 
@@ -166,6 +194,15 @@ impl KeyState {
     }
 }
 
+/// An enum attribute of `<machineKey>` written in a way ASP.NET refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidValue {
+    pub attribute: &'static str,
+    pub value: String,
+    /// `C:\site\web.config line 4`.
+    pub at: String,
+}
+
 impl MachineKey {
     pub fn validation_key_state(&self) -> KeyState {
         self.key_state(KeyPurpose::Validation)
@@ -201,8 +238,12 @@ impl MachineKey {
         if let Some(reason) = key.problem(purpose, alg_name) {
             return KeyState::Invalid { reason };
         }
-        let compat = self.compatibility_mode.value().map_or("", String::as_str);
-        if !modifiers.is_empty() && compat.eq_ignore_ascii_case("Framework45") {
+        if !modifiers.is_empty()
+            && self
+                .compatibility_mode
+                .value()
+                .is_some_and(|c| c == "Framework45")
+        {
             return KeyState::Invalid {
                 reason: format!(
                     "carries {} on an explicit key, which compatibilityMode Framework45 rejects",
@@ -213,16 +254,49 @@ impl MachineKey {
         KeyState::Explicit { key, modifiers }
     }
 
-    /// `validation`, upper-cased for comparison.
-    pub fn validation_normalised(&self) -> Option<String> {
-        self.validation
+    fn enum_setting(&self, e: MachineKeyEnum) -> &Sourced<String> {
+        match e {
+            MachineKeyEnum::Validation => &self.validation,
+            MachineKeyEnum::Decryption => &self.decryption,
+            MachineKeyEnum::CompatibilityMode => &self.compatibility_mode,
+        }
+    }
+
+    /// An enum value as ASP.NET accepts it; `None` when refused or unreadable.
+    pub fn accepted(&self, e: MachineKeyEnum) -> Option<&str> {
+        self.enum_setting(e)
             .value()
+            .map(String::as_str)
+            .filter(|v| e.accepts(v))
+    }
+
+    /// The enum values ASP.NET refuses (`validation="sha1"`): each stops
+    /// the application.
+    pub fn invalid_values(&self) -> Vec<InvalidValue> {
+        MachineKeyEnum::ALL
+            .into_iter()
+            .filter_map(|e| {
+                let s = self.enum_setting(e);
+                let value = s.value()?;
+                (!e.accepts(value)).then(|| InvalidValue {
+                    attribute: e.attribute(),
+                    value: value.clone(),
+                    at: s.located(),
+                })
+            })
+            .collect()
+    }
+
+    /// `validation`, upper-cased for comparison; `None` when ASP.NET
+    /// refuses it (it is then no algorithm at all).
+    pub fn validation_normalised(&self) -> Option<String> {
+        self.accepted(MachineKeyEnum::Validation)
             .map(|v| v.trim().to_ascii_uppercase())
     }
 
     /// `decryption`, upper-cased, with `Auto` read as the AES it means.
     pub fn decryption_normalised(&self) -> Option<String> {
-        self.decryption.value().map(|v| {
+        self.accepted(MachineKeyEnum::Decryption).map(|v| {
             let v = v.trim().to_ascii_uppercase();
             if v == "AUTO" { "AES".to_string() } else { v }
         })
@@ -241,12 +315,15 @@ pub enum HandlerState {
     /// MachineKeySessionSecurityTokenHandler added, SessionSecurityTokenHandler removed.
     #[serde(rename = "machinekey")]
     MachineKey,
-    /// An identityConfiguration without that swap: DPAPI, readable on one machine only.
+    /// The site uses WIF and the configuration in use keeps the DPAPI
+    /// handler (or is WIF's defaults): readable on one machine only.
     Dpapi,
-    /// No identityConfiguration in effect.
+    /// The site does not use WIF.
     NotConfigured,
     /// `system.identityModel` is encrypted.
     Encrypted,
+    /// WIF refuses the configuration at start-up (see [`Handler::fault`]).
+    Invalid,
 }
 
 impl HandlerState {
@@ -256,23 +333,55 @@ impl HandlerState {
             HandlerState::Dpapi => "dpapi",
             HandlerState::NotConfigured => "not-configured",
             HandlerState::Encrypted => "encrypted",
+            HandlerState::Invalid => "invalid",
         }
     }
+}
+
+/// A WIF configuration that makes the application fail at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WifFault {
+    /// `identityConfigurationName` names no `<identityConfiguration>` (ID7012).
+    UnknownConfiguration {
+        name: String,
+        file: RemotePath,
+        line: usize,
+    },
+    /// The swap's `add` without its `remove`: two handlers for session tokens.
+    DuplicateHandler { file: RemotePath, line: usize },
 }
 
 #[derive(Debug, Clone)]
 pub struct Handler {
     pub state: HandlerState,
-    /// The file that last shaped the active identityConfiguration.
+    /// The file that holds the configuration in use.
     pub source: Option<RemotePath>,
     /// A sentence for operators when the state needs explaining.
     pub detail: Option<String>,
+    pub fault: Option<WifFault>,
+}
+
+impl Handler {
+    /// Whether farmkey's handler swap is the fix: DPAPI, or the swap's
+    /// `remove` missing.
+    pub fn needs_swap(&self) -> bool {
+        self.state == HandlerState::Dpapi
+            || matches!(self.fault, Some(WifFault::DuplicateHandler { .. }))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EncryptedSection {
     pub section: &'static str,
     pub file: RemotePath,
+}
+
+/// A section written in applicationHost.config, which ASP.NET never reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IgnoredSection {
+    pub section: &'static str,
+    pub file: RemotePath,
+    pub line: usize,
 }
 
 /// Everything farmkey reads from an application's configuration chain.
@@ -282,8 +391,15 @@ pub struct Effective {
     pub target_framework: Option<Sourced<String>>,
     pub handler: Handler,
     pub encrypted_sections: Vec<EncryptedSection>,
-    /// Where `system.identityModel` is registered in `<configSections>`.
+    /// Where a WIF section is registered in `<configSections>`.
     pub identity_model_declared: Option<RemotePath>,
+    /// Sections in applicationHost.config that target the application.
+    pub ignored: Vec<IgnoredSection>,
+    /// Definitions a parent's lock refuses (the parent's values stay).
+    pub locked: Vec<LockViolation>,
+    /// The locks on the application's own level: what its web.config may
+    /// not set.
+    pub locks: Vec<Lock>,
 }
 
 /// A configuration the runtime itself would refuse.
@@ -292,27 +408,6 @@ pub struct Effective {
 pub struct ConfigProblem {
     pub file: RemotePath,
     pub message: String,
-}
-
-pub const SESSION_HANDLER: &str = "SessionSecurityTokenHandler";
-pub const MACHINE_KEY_HANDLER: &str = "MachineKeySessionSecurityTokenHandler";
-pub const SESSION_HANDLER_TYPE: &str = "System.IdentityModel.Tokens.SessionSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089";
-pub const MACHINE_KEY_HANDLER_TYPE: &str = "System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler, System.IdentityModel.Services, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089";
-pub const IDENTITY_MODEL_SECTION_TYPE: &str = "System.IdentityModel.Configuration.SystemIdentityModelSection, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=B77A5C561934E089";
-
-/// The class name of a type reference, ignoring namespace, assembly
-/// qualifiers, white space and case.
-pub fn short_type_name(type_ref: &str) -> String {
-    let before_comma = type_ref.split(',').next().unwrap_or("");
-    let compact: String = before_comma
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    compact
-        .rsplit('.')
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase()
 }
 
 /// `a/b/` and `\a\b` are `a/b`; `.` and empty are empty.
@@ -356,12 +451,12 @@ pub fn containers(doc: &Document, scope: Scope<'_>, target: &str) -> Vec<ElemId>
             .attr(loc, "inheritInChildApplications")
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
         let full = match scope {
-            Scope::Machine => rel,
+            Scope::Machine | Scope::ApplicationHost => rel,
             Scope::App(app) if rel.is_empty() => app.to_string(),
             Scope::App(app) => format!("{app}/{rel}"),
         };
         let applies = match (scope, full.is_empty()) {
-            (Scope::Machine, true) => true,
+            (Scope::Machine | Scope::ApplicationHost, true) => true,
             _ => same_path(&full, target) || (inherit && is_below(target, &full)),
         };
         if applies {
@@ -378,60 +473,14 @@ pub fn is_encrypted(doc: &Document, section: ElemId) -> bool {
         || doc.child_named(section, "EncryptedData").is_some()
 }
 
-/// The only child named `name`, or a problem when the runtime would see two.
-fn single_child(
-    file: &ConfigFile,
-    parent: ElemId,
-    name: &str,
-) -> Result<Option<ElemId>, ConfigProblem> {
-    let doc = &file.doc;
-    let mut it = doc.children_named(parent, name);
-    let first = it.next();
-    if let (Some(a), Some(b)) = (first, it.next()) {
-        return Err(ConfigProblem {
-            file: file.path.clone(),
-            message: format!(
-                "<{name}> appears twice in one place (lines {} and {}); ASP.NET refuses this file",
-                doc.line_of(doc.element(a).start_tag.start),
-                doc.line_of(doc.element(b).start_tag.start)
-            ),
-        });
-    }
-    Ok(first)
-}
-
-/// A section kept in another file (`configSource`) is not read: say so
-/// rather than report the values of the levels around it.
-fn refuse_config_source(file: &ConfigFile, section: ElemId) -> Result<(), ConfigProblem> {
-    let doc = &file.doc;
-    match doc.attr(section, "configSource") {
-        Some(src) => Err(ConfigProblem {
-            file: file.path.clone(),
-            message: format!(
-                "<{}> at line {} keeps its content in {:?} (configSource), which farmkey does not read",
-                doc.name(section),
-                doc.line_of(doc.element(section).start_tag.start),
-                src.as_ref()
-            ),
-        }),
-        None => Ok(()),
-    }
-}
-
-#[derive(Debug, Default)]
-struct IdentityConfig {
-    name: String,
-    handlers: Vec<String>,
-    source: Option<RemotePath>,
-}
-
-/// The last file of the chain that registers `system.identityModel` in its
-/// `<configSections>`.
+/// The last file of the chain that registers a WIF section in its
+/// `<configSections>` (applicationHost.config does not count).
 pub fn identity_model_declared_in(layers: &[Layer<'_>]) -> Option<RemotePath> {
     layers
         .iter()
         .rev()
-        .find(|layer| declares_identity_model(&layer.file.doc))
+        .filter(|layer| !matches!(layer.scope, Scope::ApplicationHost))
+        .find(|layer| wif::declared_section(&layer.file.doc).is_some())
         .map(|layer| layer.file.path.clone())
 }
 
@@ -446,131 +495,78 @@ pub fn declares_identity_model(doc: &Document) -> bool {
         })
 }
 
-/// Merges the layers for `target` (an application id, `Site/app`).
-pub fn resolve(layers: &[Layer<'_>], target: &str) -> Result<Effective, ConfigProblem> {
-    let mut mk = MachineKey::default();
-    let mut target_framework: Option<Sourced<String>> = None;
-    let mut encrypted_sections = Vec::new();
-    let identity_model_declared = identity_model_declared_in(layers);
-    let mut identity_encrypted: Option<RemotePath> = None;
-    let mut identities: Vec<IdentityConfig> = Vec::new();
-    let mut active_identity = String::new();
+/// What the chain says about WIF, gathered level by level.
+#[derive(Default)]
+struct WifReading<'a> {
+    declared: Option<(RemotePath, &'static str)>,
+    modules: Modules,
+    http_modules: Modules,
+    /// The module registrations' files, for messages.
+    modules_in: Option<RemotePath>,
+    element_in: Option<(RemotePath, &'static str)>,
+    services: Vec<(&'a ConfigFile, ElemId)>,
+    /// Every `<identityConfiguration>`, in chain order.
+    configurations: Vec<(&'a ConfigFile, ElemId)>,
+    encrypted_in: Option<RemotePath>,
+}
 
-    for layer in layers {
-        let file = layer.file;
-        let doc = &file.doc;
-        let src = || Source::File(file.path.clone());
-        for container in containers(doc, layer.scope, target) {
-            if let Some(web) = single_child(file, container, "system.web")? {
-                if let Some(m) = single_child(file, web, "machineKey")? {
-                    refuse_config_source(file, m)?;
-                    if is_encrypted(doc, m) {
-                        for slot in [&mut mk.validation_key, &mut mk.decryption_key] {
-                            *slot = Sourced {
-                                setting: Setting::Encrypted,
-                                source: src(),
-                            };
-                        }
-                        for slot in [
-                            &mut mk.validation,
-                            &mut mk.decryption,
-                            &mut mk.compatibility_mode,
-                        ] {
-                            *slot = Sourced {
-                                setting: Setting::Encrypted,
-                                source: src(),
-                            };
-                        }
-                        encrypted_sections.push(EncryptedSection {
-                            section: "machineKey",
-                            file: file.path.clone(),
-                        });
-                    }
-                    let set_text = |slot: &mut Sourced<String>, name: &str| {
-                        if let Some(v) = doc.attr(m, name) {
-                            *slot = Sourced {
-                                setting: Setting::Value(v.trim().to_string()),
-                                source: src(),
-                            };
-                        }
-                    };
-                    set_text(&mut mk.validation, "validation");
-                    set_text(&mut mk.decryption, "decryption");
-                    set_text(&mut mk.compatibility_mode, "compatibilityMode");
-                    for (slot, name) in [
-                        (&mut mk.validation_key, "validationKey"),
-                        (&mut mk.decryption_key, "decryptionKey"),
-                    ] {
-                        if let Some(v) = doc.attr(m, name) {
-                            *slot = Sourced {
-                                setting: Setting::Value(KeyText::new(v.into_owned())),
-                                source: src(),
-                            };
-                        }
-                    }
-                }
-                if let Some(rt) = single_child(file, web, "httpRuntime")?
-                    && let Some(tf) = doc.attr(rt, "targetFramework")
-                {
-                    target_framework = Some(Sourced {
-                        setting: Setting::Value(tf.trim().to_string()),
-                        source: src(),
-                    });
-                }
-            }
-            if let Some(services) = single_child(file, container, "system.identityModel.services")?
-                && let Some(fc) = doc
-                    .children_named(services, "federationConfiguration")
-                    .find(|&fc| doc.attr(fc, "name").is_none_or(|n| n.trim().is_empty()))
-                && let Some(name) = doc.attr(fc, "identityConfigurationName")
-            {
-                active_identity = name.trim().to_string();
-            }
-            let Some(im) = single_child(file, container, "system.identityModel")? else {
-                continue;
-            };
-            refuse_config_source(file, im)?;
-            if is_encrypted(doc, im) {
-                identity_encrypted = Some(file.path.clone());
-                encrypted_sections.push(EncryptedSection {
-                    section: "system.identityModel",
-                    file: file.path.clone(),
-                });
-                continue;
-            }
-            for ic in doc.children_named(im, "identityConfiguration") {
-                let name = doc.attr(ic, "name").unwrap_or_default().trim().to_string();
-                let idx = match identities.iter().position(|c| c.name == name) {
-                    Some(i) => i,
-                    None => {
-                        identities.push(IdentityConfig {
-                            name,
-                            // WIF's default collection includes the DPAPI handler.
-                            handlers: vec![short_type_name(SESSION_HANDLER)],
-                            source: None,
-                        });
-                        identities.len() - 1
-                    }
-                };
-                let config = &mut identities[idx];
-                config.source = Some(file.path.clone());
-                for sth in doc.children_named(ic, "securityTokenHandlers") {
-                    if doc.attr(sth, "name").is_some_and(|n| !n.trim().is_empty()) {
-                        continue; // named collections serve other token types
-                    }
-                    for &entry in doc.children(sth) {
-                        let ty = short_type_name(&doc.attr(entry, "type").unwrap_or_default());
-                        match doc.name(entry) {
-                            "clear" => config.handlers.clear(),
-                            "remove" => config.handlers.retain(|h| *h != ty),
-                            "add" if !config.handlers.contains(&ty) => config.handlers.push(ty),
-                            _ => {}
-                        }
-                    }
-                }
-            }
+impl WifReading<'_> {
+    /// Why the application uses WIF, if it does.
+    fn used_because(&self) -> Option<String> {
+        if let Some((file, section)) = &self.element_in {
+            return Some(format!("<{section}> is set in {file}"));
         }
+        if let Some(name) = self
+            .modules
+            .wif_module()
+            .or_else(|| self.http_modules.wif_module())
+        {
+            let file = self
+                .modules_in
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            return Some(format!("the {name} module is registered ({file})"));
+        }
+        self.declared
+            .as_ref()
+            .map(|(file, section)| format!("{section} is registered in <configSections> of {file}"))
     }
+}
+
+/// Merges the layers for `target` (an application id, `Site/app`); the
+/// files `configSource` names come from `sources`.
+pub fn resolve(
+    layers: &[Layer<'_>],
+    target: &str,
+    sources: &dyn SourceFiles,
+) -> Result<Effective, ConfigProblem> {
+    let mut m = Merge {
+        target,
+        sources,
+        mk: MachineKey::default(),
+        target_framework: None,
+        encrypted_sections: Vec::new(),
+        ignored: Vec::new(),
+        locked: Vec::new(),
+        locks: Vec::new(),
+        own_locks: None,
+        wif: WifReading::default(),
+    };
+    for layer in layers {
+        m.layer(layer)?;
+    }
+    let Merge {
+        mut mk,
+        target_framework,
+        encrypted_sections,
+        ignored,
+        locked,
+        locks,
+        own_locks,
+        wif,
+        ..
+    } = m;
 
     if matches!(mk.compatibility_mode.source, Source::Default)
         && let Some(tf) = &target_framework
@@ -583,59 +579,363 @@ pub fn resolve(layers: &[Layer<'_>], target: &str) -> Result<Effective, ConfigPr
                 tf.shown(),
                 tf.source
             )),
+            line: None,
         };
     }
 
-    let handler = if let Some(file) = identity_encrypted {
-        Handler {
-            state: HandlerState::Encrypted,
-            source: Some(file),
-            detail: Some("system.identityModel is encrypted; its handlers cannot be read".into()),
-        }
-    } else {
-        judge_handlers(&identities, &active_identity)
-    };
-
+    let handler = judge_wif(&wif);
     Ok(Effective {
         machine_key: mk,
         target_framework,
         handler,
         encrypted_sections,
-        identity_model_declared,
+        identity_model_declared: identity_model_declared_in(layers),
+        ignored,
+        locked,
+        locks: own_locks.unwrap_or(locks),
     })
 }
 
-fn judge_handlers(identities: &[IdentityConfig], active: &str) -> Handler {
-    let Some(config) = identities.iter().find(|c| c.name == active) else {
-        return Handler {
-            state: HandlerState::NotConfigured,
-            source: None,
-            detail: None,
+struct Merge<'a, 's> {
+    target: &'s str,
+    sources: &'a dyn SourceFiles,
+    mk: MachineKey,
+    target_framework: Option<Sourced<String>>,
+    encrypted_sections: Vec<EncryptedSection>,
+    ignored: Vec<IgnoredSection>,
+    locked: Vec<LockViolation>,
+    /// Locks set by the levels read so far.
+    locks: Vec<Lock>,
+    /// The locks when the application's own level began.
+    own_locks: Option<Vec<Lock>>,
+    wif: WifReading<'a>,
+}
+
+impl<'a> Merge<'a, '_> {
+    fn layer(&mut self, layer: &Layer<'a>) -> Result<(), ConfigProblem> {
+        let file = layer.file;
+        if let Scope::App(id) = layer.scope
+            && id.eq_ignore_ascii_case(self.target)
+            && self.own_locks.is_none()
+        {
+            self.own_locks = Some(self.locks.clone());
+        }
+        let iis_only = matches!(layer.scope, Scope::ApplicationHost);
+        if !iis_only
+            && self.wif.declared.is_none()
+            && let Some(section) = wif::declared_section(&file.doc)
+        {
+            self.wif.declared = Some((file.path.clone(), section));
+        }
+        // Locks bind the levels below this file, not this file itself.
+        let mut new_locks = Vec::new();
+        for container in containers(&file.doc, layer.scope, self.target) {
+            if iis_only {
+                self.ignored_sections(file, container)?;
+            } else {
+                self.system_web(file, container, &mut new_locks)?;
+                self.identity_model(file, container, &mut new_locks)?;
+            }
+            if let Some(ws) = single_child(file, container, "system.webServer")?
+                && let Some(s) = section::section(file, ws, "modules", self.sources)?
+            {
+                self.wif.modules.apply(&s.file.doc, s.elem);
+                self.wif.modules_in = Some(s.file.path.clone());
+            }
+        }
+        self.locks.extend(new_locks);
+        Ok(())
+    }
+
+    fn ignored_sections(
+        &mut self,
+        file: &ConfigFile,
+        container: ElemId,
+    ) -> Result<(), ConfigProblem> {
+        let doc = &file.doc;
+        if let Some(web) = single_child(file, container, "system.web")?
+            && let Some(mk) = single_child(file, web, "machineKey")?
+        {
+            self.ignored.push(IgnoredSection {
+                section: "machineKey",
+                file: file.path.clone(),
+                line: line_of(file, mk),
+            });
+        }
+        for name in wif::SECTIONS {
+            if let Some(im) = doc.child_named(container, name) {
+                self.ignored.push(IgnoredSection {
+                    section: name,
+                    file: file.path.clone(),
+                    line: line_of(file, im),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a section against the locks of the levels above; a refused
+    /// definition is recorded and not applied.
+    fn admitted(&mut self, name: &'static str, s: &Section<'_>) -> bool {
+        match locks::first_refusal(&self.locks, name, s) {
+            Some((lock, what)) => {
+                self.locked.push(LockViolation {
+                    section: name,
+                    file: s.file.path.clone(),
+                    line: s.line(),
+                    what,
+                    lock: lock.clone(),
+                });
+                false
+            }
+            None => true,
+        }
+    }
+
+    fn system_web(
+        &mut self,
+        file: &'a ConfigFile,
+        container: ElemId,
+        new_locks: &mut Vec<Lock>,
+    ) -> Result<(), ConfigProblem> {
+        let Some(web) = single_child(file, container, "system.web")? else {
+            return Ok(());
         };
-    };
-    let session = short_type_name(SESSION_HANDLER);
-    let machine = short_type_name(MACHINE_KEY_HANDLER);
-    let has_session = config.handlers.contains(&session);
-    let has_machine = config.handlers.contains(&machine);
-    let (state, detail) = match (has_machine, has_session) {
-        (true, false) => (HandlerState::MachineKey, None),
-        (true, true) => (
-            HandlerState::Dpapi,
-            Some("MachineKeySessionSecurityTokenHandler is added but SessionSecurityTokenHandler is not removed; WIF refuses two handlers for one token type".to_string()),
-        ),
-        (false, true) => (
-            HandlerState::Dpapi,
-            Some("session tokens use WIF's default SessionSecurityTokenHandler, protected with DPAPI".to_string()),
-        ),
-        (false, false) => (
-            HandlerState::Dpapi,
-            Some("SessionSecurityTokenHandler is removed but MachineKeySessionSecurityTokenHandler is not added".to_string()),
-        ),
-    };
-    Handler {
+        if let Some(s) = section::section(file, web, "machineKey", self.sources)? {
+            if self.admitted("machineKey", &s) {
+                self.machine_key(&s);
+            }
+            new_locks.extend(locks::locks_set_by("machineKey", &s, file, container));
+        }
+        if let Some(s) = section::section(file, web, "httpRuntime", self.sources)?
+            && let Some(tf) = s.file.doc.attr(s.elem, "targetFramework")
+        {
+            self.target_framework = Some(Sourced {
+                setting: Setting::Value(tf.trim().to_string()),
+                source: Source::File(s.file.path.clone()),
+                line: Some(s.line()),
+            });
+        }
+        if let Some(s) = section::section(file, web, "httpModules", self.sources)? {
+            self.wif.http_modules.apply(&s.file.doc, s.elem);
+            self.wif.modules_in = Some(s.file.path.clone());
+        }
+        Ok(())
+    }
+
+    fn machine_key(&mut self, s: &Section<'_>) {
+        let (doc, m) = (&s.file.doc, s.elem);
+        let src = || Source::File(s.file.path.clone());
+        let line = Some(s.line());
+        let mk = &mut self.mk;
+        if is_encrypted(doc, m) {
+            for slot in [&mut mk.validation_key, &mut mk.decryption_key] {
+                *slot = Sourced {
+                    setting: Setting::Encrypted,
+                    source: src(),
+                    line,
+                };
+            }
+            for slot in [
+                &mut mk.validation,
+                &mut mk.decryption,
+                &mut mk.compatibility_mode,
+            ] {
+                *slot = Sourced {
+                    setting: Setting::Encrypted,
+                    source: src(),
+                    line,
+                };
+            }
+            self.encrypted_sections.push(EncryptedSection {
+                section: "machineKey",
+                file: s.file.path.clone(),
+            });
+        }
+        let set_text = |slot: &mut Sourced<String>, name: &str, trim: bool| {
+            if let Some(v) = doc.attr(m, name) {
+                let v = if trim {
+                    v.trim().to_string()
+                } else {
+                    v.into_owned()
+                };
+                *slot = Sourced {
+                    setting: Setting::Value(v),
+                    source: src(),
+                    line,
+                };
+            }
+        };
+        set_text(&mut mk.validation, "validation", true);
+        set_text(&mut mk.decryption, "decryption", true);
+        set_text(&mut mk.compatibility_mode, "compatibilityMode", false);
+        for (slot, name) in [
+            (&mut mk.validation_key, "validationKey"),
+            (&mut mk.decryption_key, "decryptionKey"),
+        ] {
+            if let Some(v) = doc.attr(m, name) {
+                *slot = Sourced {
+                    setting: Setting::Value(KeyText::new(v.into_owned())),
+                    source: src(),
+                    line,
+                };
+            }
+        }
+    }
+
+    fn identity_model(
+        &mut self,
+        file: &'a ConfigFile,
+        container: ElemId,
+        new_locks: &mut Vec<Lock>,
+    ) -> Result<(), ConfigProblem> {
+        if let Some(s) = section::section(
+            file,
+            container,
+            "system.identityModel.services",
+            self.sources,
+        )? {
+            self.wif
+                .element_in
+                .get_or_insert((file.path.clone(), "system.identityModel.services"));
+            if !is_encrypted(&s.file.doc, s.elem) {
+                self.wif.services.push((s.file, s.elem));
+            }
+        }
+        let Some(s) = section::section(file, container, "system.identityModel", self.sources)?
+        else {
+            return Ok(());
+        };
+        self.wif
+            .element_in
+            .get_or_insert((file.path.clone(), "system.identityModel"));
+        let admitted = self.admitted("system.identityModel", &s);
+        new_locks.extend(locks::locks_set_by(
+            "system.identityModel",
+            &s,
+            file,
+            container,
+        ));
+        if !admitted {
+            return Ok(());
+        }
+        if is_encrypted(&s.file.doc, s.elem) {
+            self.wif.encrypted_in = Some(s.file.path.clone());
+            self.encrypted_sections.push(EncryptedSection {
+                section: "system.identityModel",
+                file: s.file.path.clone(),
+            });
+            return Ok(());
+        }
+        for ic in s.file.doc.children_named(s.elem, "identityConfiguration") {
+            self.wif.configurations.push((s.file, ic));
+        }
+        Ok(())
+    }
+}
+
+/// How WIF protects session tokens, from what the chain says about it.
+fn judge_wif(w: &WifReading<'_>) -> Handler {
+    let handler = |state, source: Option<&RemotePath>, detail: Option<String>, fault| Handler {
         state,
-        source: config.source.clone(),
+        source: source.cloned(),
         detail,
+        fault,
+    };
+    if let Some(file) = &w.encrypted_in {
+        return handler(
+            HandlerState::Encrypted,
+            Some(file),
+            Some("system.identityModel is encrypted; its handlers cannot be read".into()),
+            None,
+        );
+    }
+    let Some(why) = w.used_because() else {
+        return handler(HandlerState::NotConfigured, None, None, None);
+    };
+    let in_use =
+        wif::identity_configuration_in_use(w.services.iter().map(|&(f, s)| (f, &f.doc, s)));
+    let name_of = |&(f, ic): &(&ConfigFile, ElemId)| wif::configuration_name(&f.doc, ic);
+    let chosen = w
+        .configurations
+        .iter()
+        .rev()
+        .find(|c| name_of(c) == in_use.name);
+    // The trap: the swap sits in a configuration nothing uses.
+    let unused_swap = w
+        .configurations
+        .iter()
+        .filter(|c| name_of(c) != in_use.name)
+        .find(|&&(f, ic)| wif::judge(&wif::handlers_of(&f.doc, ic)) == Verdict::MachineKey)
+        .map(|&(f, ic)| {
+            format!(
+                "; the swap in <identityConfiguration name=\"{}\"> (line {} of {}) is not used: no <federationConfiguration> names it",
+                wif::configuration_name(&f.doc, ic),
+                line_of(f, ic),
+                f.path
+            )
+        })
+        .unwrap_or_default();
+    let Some(&(file, ic)) = chosen else {
+        if let Some((fc_file, fc)) = in_use.named_by {
+            let line = line_of(fc_file, fc);
+            return handler(
+                HandlerState::Invalid,
+                None,
+                Some(format!(
+                    "identityConfigurationName=\"{}\" (line {line} of {}) names no <identityConfiguration>; WIF throws ID7012 at start-up",
+                    in_use.name, fc_file.path
+                )),
+                Some(WifFault::UnknownConfiguration {
+                    name: in_use.name.clone(),
+                    file: fc_file.path.clone(),
+                    line,
+                }),
+            );
+        }
+        return handler(
+            HandlerState::Dpapi,
+            None,
+            Some(format!(
+                "the site uses WIF ({why}) but has no unnamed <identityConfiguration>, so WIF uses its defaults, whose SessionSecurityTokenHandler protects session tokens with DPAPI{unused_swap}"
+            )),
+            None,
+        );
+    };
+    let source = Some(&file.path);
+    match wif::judge(&wif::handlers_of(&file.doc, ic)) {
+        Verdict::MachineKey => handler(HandlerState::MachineKey, source, None, None),
+        Verdict::Duplicate => {
+            let line = line_of(file, ic);
+            handler(
+                HandlerState::Invalid,
+                source,
+                Some(format!(
+                    "MachineKeySessionSecurityTokenHandler is added but SessionSecurityTokenHandler is not removed (<identityConfiguration> at line {line} of {}); WIF refuses two handlers for one token type at start-up",
+                    file.path
+                )),
+                Some(WifFault::DuplicateHandler {
+                    file: file.path.clone(),
+                    line,
+                }),
+            )
+        }
+        Verdict::Dpapi => handler(
+            HandlerState::Dpapi,
+            source,
+            Some(format!(
+                "session tokens use WIF's default SessionSecurityTokenHandler, protected with DPAPI{unused_swap}"
+            )),
+            None,
+        ),
+        Verdict::NoHandler => handler(
+            HandlerState::Dpapi,
+            source,
+            Some(format!(
+                "SessionSecurityTokenHandler is removed but MachineKeySessionSecurityTokenHandler is not added{unused_swap}"
+            )),
+            None,
+        ),
     }
 }
 
@@ -659,14 +959,32 @@ mod tests {
         }
     }
 
+    /// Files named by configSource, by path.
+    struct Files(Vec<ConfigFile>);
+
+    impl SourceFiles for Files {
+        fn external(&self, path: &RemotePath) -> section::External<'_> {
+            match self.0.iter().find(|f| f.path.key() == path.key()) {
+                Some(f) => section::External::Found(f),
+                None => section::External::Missing,
+            }
+        }
+    }
+
     /// The effective configuration of a web.config on its own.
     fn resolve_alone(f: &ConfigFile) -> Result<Effective, ConfigProblem> {
+        resolve_with(f, &[])
+    }
+
+    fn resolve_with(f: &ConfigFile, external: &[(&str, &str)]) -> Result<Effective, ConfigProblem> {
+        let files = Files(external.iter().map(|(p, x)| file(p, x)).collect());
         resolve(
             &[Layer {
                 file: f,
                 scope: Scope::App("S"),
             }],
             "S",
+            &files,
         )
     }
 
@@ -696,7 +1014,7 @@ mod tests {
                 scope: Scope::App("Flowtime"),
             },
         ];
-        let api = resolve(&layers, "Flowtime/api").unwrap();
+        let api = resolve(&layers, "Flowtime/api", &section::NoSourceFiles).unwrap();
         let mk = &api.machine_key;
         assert_eq!(
             mk.validation.shown(),
@@ -712,7 +1030,7 @@ mod tests {
         );
         assert_eq!(mk.compatibility_mode.source, Source::Default);
 
-        let site_eff = resolve(&layers, "Flowtime").unwrap();
+        let site_eff = resolve(&layers, "Flowtime", &section::NoSourceFiles).unwrap();
         assert_eq!(site_eff.machine_key.validation.shown(), "HMACSHA256");
         assert_eq!(
             site_eff.machine_key.validation.source,
@@ -773,7 +1091,11 @@ mod tests {
         let add_only = format!(
             r#"<configuration><system.identityModel><identityConfiguration><securityTokenHandlers><add type="{MACHINE_KEY_HANDLER_TYPE}"/></securityTokenHandlers></identityConfiguration></system.identityModel></configuration>"#
         );
-        assert_eq!(h(&add_only), HandlerState::Dpapi);
+        assert_eq!(
+            h(&add_only),
+            HandlerState::Invalid,
+            "two handlers: WIF throws"
+        );
         let cleared = format!(
             r#"<configuration><system.identityModel><identityConfiguration><securityTokenHandlers><clear/><add type="{MACHINE_KEY_HANDLER_TYPE}"/></securityTokenHandlers></identityConfiguration></system.identityModel></configuration>"#
         );
@@ -784,6 +1106,64 @@ mod tests {
             ),
             HandlerState::Encrypted
         );
+    }
+
+    #[test]
+    fn wif_uses_the_configuration_its_default_federation_configuration_names() {
+        let eff = |xml: &str| {
+            resolve_alone(&file("/C:/site/web.config", xml))
+                .unwrap()
+                .handler
+        };
+        let swap = format!(
+            "<securityTokenHandlers><remove type=\"{SESSION_HANDLER_TYPE}\"/><add type=\"{MACHINE_KEY_HANDLER_TYPE}\"/></securityTokenHandlers>"
+        );
+        let declared =
+            "<configSections><section name=\"system.identityModel\" type=\"x\"/></configSections>";
+        // Declared, nothing else: WIF's defaults, DPAPI.
+        let h = eff(&format!("<configuration>{declared}</configuration>"));
+        assert_eq!(h.state, HandlerState::Dpapi);
+        assert!(h.detail.unwrap().contains("registered in <configSections>"));
+        // The trap: the swap in a named configuration nothing names.
+        let trap = format!(
+            "<configuration>{declared}\n<system.identityModel>\n<identityConfiguration name=\"swap\">{swap}</identityConfiguration></system.identityModel></configuration>"
+        );
+        let h = eff(&trap);
+        assert_eq!(h.state, HandlerState::Dpapi);
+        let detail = h.detail.unwrap();
+        assert!(
+            detail.contains("name=\"swap\"> (line 3 of C:\\site\\web.config) is not used"),
+            "{detail}"
+        );
+        // Named by the default federationConfiguration: used.
+        let named = trap.replace(
+            "</configuration>",
+            "<system.identityModel.services><federationConfiguration identityConfigurationName=\"swap\"/></system.identityModel.services></configuration>",
+        );
+        assert_eq!(eff(&named).state, HandlerState::MachineKey);
+        // A name that matches nothing: WIF throws ID7012.
+        let unknown = named.replace(
+            "identityConfigurationName=\"swap\"",
+            "identityConfigurationName=\"Swap\"",
+        );
+        let h = eff(&unknown);
+        assert_eq!(h.state, HandlerState::Invalid);
+        assert!(
+            matches!(h.fault, Some(WifFault::UnknownConfiguration { ref name, line: 3, .. }) if name == "Swap")
+        );
+        // A named federationConfiguration is not the default one.
+        let other = trap.replace(
+            "</configuration>",
+            "<system.identityModel.services><federationConfiguration name=\"x\" identityConfigurationName=\"swap\"/></system.identityModel.services></configuration>",
+        );
+        assert_eq!(eff(&other).state, HandlerState::Dpapi);
+        // No WIF at all.
+        assert_eq!(
+            eff("<configuration><system.web/></configuration>").state,
+            HandlerState::NotConfigured
+        );
+        let module = "<configuration><system.web><httpModules><add name=\"WSFAM\" type=\"System.IdentityModel.Services.WSFederationAuthenticationModule\"/></httpModules></system.web></configuration>";
+        assert_eq!(eff(module).state, HandlerState::Dpapi);
     }
 
     #[test]
@@ -814,15 +1194,211 @@ mod tests {
     }
 
     #[test]
-    fn sections_in_other_files_are_a_problem_not_defaults() {
+    fn sections_in_other_files_are_read_from_them() {
         let f = file(
             "/C:/site/web.config",
-            "<configuration>\n<system.web>\n<machineKey configSource=\"mk.config\"/></system.web></configuration>",
+            "<configuration>\n<system.web>\n<machineKey configSource=\"App_Config\\mk.config\"/></system.web></configuration>",
         );
+        let mk = format!(
+            "<!-- keys -->\n<machineKey validationKey=\"{K1}\" decryptionKey=\"{K2}\" validation=\"SHA1\" decryption=\"AES\" />"
+        );
+        let eff = resolve_with(&f, &[("/C:/site/App_Config/mk.config", &mk)]).unwrap();
+        let key = &eff.machine_key.validation_key;
+        assert_eq!(key.source.to_string(), "C:\\site\\App_Config\\mk.config");
+        assert_eq!(key.line, Some(2));
+        assert!(key.value().unwrap().same_key(&KeyText::new(K1)));
+        assert_eq!(eff.machine_key.validation.shown(), "SHA1");
+
+        // Missing, or refused as ASP.NET refuses it: a problem, never defaults.
         let err = resolve_alone(&f).unwrap_err();
         assert!(
-            err.message.contains("<machineKey> at line 3") && err.message.contains("mk.config"),
+            err.message
+                .contains("<machineKey configSource=\"App_Config\\mk.config\"> at line 3")
+                && err.message.contains("does not exist"),
             "{err}"
+        );
+        for (value, why) in [
+            ("..\\keys.config", "leaves the folder"),
+            ("App_Config/mk.config", "'/'"),
+            ("C:\\keys\\mk.config", "relative"),
+        ] {
+            let f = file(
+                "/C:/site/web.config",
+                &format!(
+                    "<configuration><system.web><machineKey configSource=\"{value}\"/></system.web></configuration>"
+                ),
+            );
+            let err = resolve_with(&f, &[("/C:/keys.config", &mk)]).unwrap_err();
+            assert!(
+                err.message.contains(why) && err.message.contains("ASP.NET refuses"),
+                "{err}"
+            );
+        }
+        let both = file(
+            "/C:/site/web.config",
+            "<configuration><system.web><machineKey configSource=\"mk.config\" validation=\"SHA1\"/></system.web></configuration>",
+        );
+        let err = resolve_with(&both, &[("/C:/site/mk.config", &mk)]).unwrap_err();
+        assert!(err.message.contains("no other attribute"), "{err}");
+        let wrong_root = resolve_with(
+            &file("/C:/site/web.config", "<configuration><system.web><machineKey configSource=\"mk.config\"/></system.web></configuration>"),
+            &[("/C:/site/mk.config", "<configuration/>")],
+        )
+        .unwrap_err();
+        assert!(
+            wrong_root
+                .message
+                .contains("root element is <configuration>"),
+            "{wrong_root}"
+        );
+    }
+
+    #[test]
+    fn enum_values_are_case_sensitive() {
+        let f = file(
+            "/C:/site/web.config",
+            &format!(
+                "<configuration>\n<system.web>\n<machineKey validationKey=\"{K1}\" decryptionKey=\"{K2}\" validation=\"sha1\" decryption=\" AES \" compatibilityMode=\"Framework45 \"/></system.web></configuration>"
+            ),
+        );
+        let mk = resolve_alone(&f).unwrap().machine_key;
+        let bad = mk.invalid_values();
+        assert_eq!(
+            bad.iter()
+                .map(|b| (b.attribute, b.value.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                ("validation", "sha1"),
+                ("compatibilityMode", "Framework45 ")
+            ]
+        );
+        assert_eq!(bad[0].at, "C:\\site\\web.config line 3");
+        assert_eq!(
+            mk.validation_normalised(),
+            None,
+            "sha1 is no algorithm at all"
+        );
+        assert_eq!(
+            mk.decryption_normalised().as_deref(),
+            Some("AES"),
+            "validation and decryption are trimmed"
+        );
+    }
+
+    fn layers_of<'a>(files: &'a [(ConfigFile, Scope<'a>)]) -> Vec<Layer<'a>> {
+        files
+            .iter()
+            .map(|(file, scope)| Layer {
+                file,
+                scope: *scope,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_parent_lock_refuses_the_child_and_keeps_its_value() {
+        let root = file(
+            "/C:/Windows/Microsoft.NET/Framework64/v4.0.30319/Config/web.config",
+            &format!(
+                "<configuration>\n<location path=\"Flowtime\" allowOverride=\"false\">\n<system.web><machineKey validationKey=\"{K1}\" decryptionKey=\"{K1}\"/></system.web></location></configuration>"
+            ),
+        );
+        let site = file(
+            "/C:/inetpub/Flowtime/web.config",
+            &format!(
+                "<configuration>\n<system.web>\n<machineKey validationKey=\"{K2}\"/></system.web></configuration>"
+            ),
+        );
+        let files = [(root, Scope::Machine), (site, Scope::App("Flowtime"))];
+        let eff = resolve(&layers_of(&files), "Flowtime", &section::NoSourceFiles).unwrap();
+        assert!(
+            eff.machine_key
+                .validation_key
+                .value()
+                .unwrap()
+                .same_key(&KeyText::new(K1))
+        );
+        assert_eq!(eff.locked.len(), 1);
+        let v = &eff.locked[0];
+        assert_eq!((v.what.as_str(), v.line), ("<machineKey>", 3));
+        assert_eq!(
+            v.lock.to_string(),
+            "allowOverride=\"false\" on the <location> at line 2 of C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\Config\\web.config"
+        );
+        assert_eq!(eff.locks.len(), 1, "the lock binds the site's own level");
+
+        // Attribute locks refuse only what they name.
+        let root = file(
+            "/C:/root/web.config",
+            "<configuration><system.web><machineKey lockAttributes=\"validation, decryption\" validation=\"SHA1\"/></system.web></configuration>",
+        );
+        let ok = file(
+            "/C:/site/web.config",
+            &format!(
+                "<configuration><system.web><machineKey validationKey=\"{K2}\"/></system.web></configuration>"
+            ),
+        );
+        let files = [(root, Scope::Machine), (ok, Scope::App("S"))];
+        let eff = resolve(&layers_of(&files), "S", &section::NoSourceFiles).unwrap();
+        assert!(eff.locked.is_empty());
+        assert!(
+            eff.machine_key
+                .validation_key
+                .value()
+                .unwrap()
+                .same_key(&KeyText::new(K2))
+        );
+        let root = file(
+            "/C:/root/web.config",
+            "<configuration><system.web><machineKey lockAllAttributesExcept=\"validation\"/></system.web></configuration>",
+        );
+        let child = file(
+            "/C:/site/web.config",
+            "<configuration><system.web><machineKey validation=\"SHA1\" decryption=\"AES\"/></system.web></configuration>",
+        );
+        let files = [(root, Scope::Machine), (child, Scope::App("S"))];
+        let eff = resolve(&layers_of(&files), "S", &section::NoSourceFiles).unwrap();
+        assert_eq!(eff.locked[0].what, "the attribute decryption");
+        assert_eq!(
+            eff.machine_key.validation.source,
+            Source::Default,
+            "the refused element is not applied"
+        );
+        // A lock in the same file binds only the levels below it.
+        let own = file(
+            "/C:/site/web.config",
+            "<configuration><location path=\".\" allowOverride=\"false\"><system.web><machineKey validation=\"SHA1\"/></system.web></location></configuration>",
+        );
+        let eff = resolve_alone(&own).unwrap();
+        assert!(eff.locked.is_empty() && eff.locks.is_empty());
+        assert_eq!(eff.machine_key.validation.shown(), "SHA1");
+    }
+
+    #[test]
+    fn application_host_is_not_read_by_asp_net() {
+        let apphost = file(
+            "/C:/Windows/System32/inetsrv/config/applicationHost.config",
+            &format!(
+                "<configuration>\n<location path=\"S\">\n<system.web><machineKey validationKey=\"{K1}\"/></system.web>\n<system.identityModel/>\n<system.webServer><modules><add name=\"SessionAuthenticationModule\" type=\"System.IdentityModel.Services.SessionAuthenticationModule, System.IdentityModel.Services\"/></modules></system.webServer></location></configuration>"
+            ),
+        );
+        let files = [(apphost, Scope::ApplicationHost)];
+        let eff = resolve(&layers_of(&files), "S", &section::NoSourceFiles).unwrap();
+        assert_eq!(eff.machine_key.validation_key.source, Source::Default);
+        assert_eq!(
+            eff.ignored
+                .iter()
+                .map(|i| (i.section, i.line))
+                .collect::<Vec<_>>(),
+            [("machineKey", 3), ("system.identityModel", 4)]
+        );
+        // IIS does load the modules it registers: the site uses WIF.
+        assert_eq!(eff.handler.state, HandlerState::Dpapi);
+        assert!(
+            eff.handler
+                .detail
+                .unwrap()
+                .contains("SessionAuthenticationModule module is registered")
         );
     }
 

@@ -6,4 +6,7 @@ pub mod apphost;
 pub mod editor;
 pub mod effective;
 pub mod import;
+pub mod locks;
+pub mod section;
+pub mod wif;
 pub mod xml;

@@ -4,7 +4,10 @@
 //!
 //! Parsing is quick-xml's; this module adds the byte positions and the
 //! well-formedness checks quick-xml leaves to its callers (a single root,
-//! nothing left open at the end, known entities only).
+//! nothing left open at the end, known entities only). UTF-16 files are
+//! parsed as their UTF-8 transcoding, and edits are encoded back into
+//! UTF-16: the two are the same text, so every byte outside an edit comes
+//! back as it was.
 
 use crate::bytes::FileBytes;
 use quick_xml::XmlVersion;
@@ -22,8 +25,9 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// Why a file could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum XmlError {
-    #[error("the file is UTF-16; farmkey reads and edits UTF-8 configuration files only")]
-    Utf16,
+    /// The bytes are not in the encoding they claim (or no text at all).
+    #[error("{0}")]
+    Encoding(String),
     #[error("the file is empty")]
     Empty,
     #[error("not well-formed XML at line {line}, column {column}: {message}")]
@@ -68,12 +72,148 @@ impl Element {
     }
 }
 
+/// How a file's text is stored, as .NET's XML reader detects it: from the
+/// byte order mark, else from the first character (`<` in UTF-16), else
+/// UTF-8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextEncoding {
+    Utf8 { bom: bool },
+    Utf16 { big_endian: bool, bom: bool },
+}
+
+impl TextEncoding {
+    pub fn detect(bytes: &[u8]) -> TextEncoding {
+        match bytes {
+            [0xFF, 0xFE, ..] => TextEncoding::Utf16 {
+                big_endian: false,
+                bom: true,
+            },
+            [0xFE, 0xFF, ..] => TextEncoding::Utf16 {
+                big_endian: true,
+                bom: true,
+            },
+            [b'<', 0, ..] => TextEncoding::Utf16 {
+                big_endian: false,
+                bom: false,
+            },
+            [0, b'<', ..] => TextEncoding::Utf16 {
+                big_endian: true,
+                bom: false,
+            },
+            _ => TextEncoding::Utf8 {
+                bom: bytes.starts_with(UTF8_BOM),
+            },
+        }
+    }
+
+    /// For messages: `UTF-16 (little-endian, with byte order mark)`.
+    pub fn describe(self) -> String {
+        match self {
+            TextEncoding::Utf8 { bom } => {
+                format!(
+                    "UTF-8 ({} byte order mark)",
+                    if bom { "with" } else { "no" }
+                )
+            }
+            TextEncoding::Utf16 { big_endian, bom } => format!(
+                "UTF-16 ({}-endian, {} byte order mark)",
+                if big_endian { "big" } else { "little" },
+                if bom { "with" } else { "no" }
+            ),
+        }
+    }
+
+    /// Whether an XML declaration's `encoding` agrees with the bytes, as
+    /// .NET's XmlTextReader decides: a UTF-16 name needs UTF-16 bytes
+    /// (else "there is no Unicode byte order mark"), and UTF-16 bytes
+    /// declared as anything else are decoded as that, which cannot work.
+    fn agrees_with(self, declared: &str) -> bool {
+        let d = declared.trim().to_ascii_lowercase();
+        let either = ["utf-16", "ucs-2", "iso-10646-ucs-2"];
+        match self {
+            TextEncoding::Utf8 { .. } => {
+                !either.contains(&d.as_str())
+                    && !["unicode", "utf-16le", "utf-16be", "unicodefffe"].contains(&d.as_str())
+            }
+            TextEncoding::Utf16 { big_endian, .. } => {
+                let own: &[&str] = if big_endian {
+                    &["utf-16be", "unicodefffe"]
+                } else {
+                    &["utf-16le", "unicode"]
+                };
+                either.contains(&d.as_str()) || own.contains(&d.as_str())
+            }
+        }
+    }
+
+    /// The text (UTF-8) as bytes of this encoding, byte order mark included.
+    pub fn encode(self, text: &[u8]) -> Vec<u8> {
+        match self {
+            TextEncoding::Utf8 { .. } => text.to_vec(),
+            TextEncoding::Utf16 { big_endian, bom } => {
+                let text = String::from_utf8_lossy(text);
+                let mut out = Vec::with_capacity(text.len() * 2 + 2);
+                let units = bom
+                    .then_some(0xFEFF_u16)
+                    .into_iter()
+                    .chain(text.encode_utf16());
+                for unit in units {
+                    out.extend(if big_endian {
+                        unit.to_be_bytes()
+                    } else {
+                        unit.to_le_bytes()
+                    });
+                }
+                out
+            }
+        }
+    }
+
+    /// The UTF-8 text of a file in this encoding (UTF-8 files as they are).
+    fn decode(self, bytes: &FileBytes) -> Result<FileBytes, XmlError> {
+        let TextEncoding::Utf16 { big_endian, bom } = self else {
+            return Ok(bytes.clone());
+        };
+        let body = &bytes[if bom { 2 } else { 0 }..];
+        if !body.len().is_multiple_of(2) {
+            return Err(XmlError::Encoding(format!(
+                "the file is {} but has an odd number of bytes",
+                self.describe()
+            )));
+        }
+        let units = body.chunks_exact(2).map(|c| {
+            let pair = [c[0], c[1]];
+            if big_endian {
+                u16::from_be_bytes(pair)
+            } else {
+                u16::from_le_bytes(pair)
+            }
+        });
+        let mut text = String::with_capacity(body.len());
+        for (i, c) in char::decode_utf16(units).enumerate() {
+            match c {
+                Ok(c) => text.push(c),
+                Err(_) => {
+                    return Err(XmlError::Encoding(format!(
+                        "the file is {} but holds an unpaired surrogate at character {}",
+                        self.describe(),
+                        i + 1
+                    )));
+                }
+            }
+        }
+        Ok(FileBytes::new(text.into_bytes()))
+    }
+}
+
 /// A parsed configuration file.
 pub struct Document {
+    /// The text as UTF-8: the file itself unless it is UTF-16. Every span
+    /// points into these bytes.
     bytes: FileBytes,
+    encoding: TextEncoding,
     elements: Vec<Element>,
     root: ElemId,
-    has_bom: bool,
 }
 
 impl fmt::Debug for Document {
@@ -89,21 +229,39 @@ impl fmt::Debug for Document {
 
 impl Document {
     pub fn parse(bytes: FileBytes) -> Result<Document, XmlError> {
-        let parsed = parse_elements(&bytes)?;
+        let encoding = TextEncoding::detect(&bytes);
+        let text = encoding.decode(&bytes)?;
+        let parsed = parse_elements(&text, encoding)?;
         Ok(Document {
-            has_bom: bytes.starts_with(UTF8_BOM),
-            bytes,
+            bytes: text,
+            encoding,
             elements: parsed.0,
             root: parsed.1,
         })
     }
 
+    /// The text as UTF-8 (see [`Document::encode`] for the file's bytes).
     pub fn bytes(&self) -> &FileBytes {
         &self.bytes
     }
 
+    pub fn encoding(&self) -> TextEncoding {
+        self.encoding
+    }
+
+    /// Edited text (UTF-8, spliced from [`Document::bytes`]) as the bytes
+    /// of a file in this document's encoding.
+    pub fn encode(&self, text: Vec<u8>) -> FileBytes {
+        match self.encoding {
+            TextEncoding::Utf8 { .. } => FileBytes::new(text),
+            other => FileBytes::new(other.encode(&text)),
+        }
+    }
+
     pub fn has_bom(&self) -> bool {
-        self.has_bom
+        match self.encoding {
+            TextEncoding::Utf8 { bom } | TextEncoding::Utf16 { bom, .. } => bom,
+        }
     }
 
     pub fn root(&self) -> ElemId {
@@ -212,23 +370,16 @@ fn malformed(bytes: &[u8], offset: usize, message: impl Into<String>) -> XmlErro
     }
 }
 
-fn is_utf16(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"\xFF\xFE")
-        || bytes.starts_with(b"\xFE\xFF")
-        || bytes.starts_with(b"<\0")
-        || bytes.starts_with(b"\0<")
-}
-
 /// Offset of `inner` inside `outer`, when `inner` borrows from it.
 fn offset_in(outer: &[u8], inner: &[u8]) -> Option<usize> {
     let start = (inner.as_ptr() as usize).checked_sub(outer.as_ptr() as usize)?;
     (start + inner.len() <= outer.len()).then_some(start)
 }
 
-fn parse_elements(bytes: &[u8]) -> Result<(Vec<Element>, ElemId), XmlError> {
-    if is_utf16(bytes) {
-        return Err(XmlError::Utf16);
-    }
+fn parse_elements(
+    bytes: &[u8],
+    encoding: TextEncoding,
+) -> Result<(Vec<Element>, ElemId), XmlError> {
     let body_start = if bytes.starts_with(UTF8_BOM) { 3 } else { 0 };
     let body = &bytes[body_start..];
     if body.iter().all(|b| b.is_ascii_whitespace()) {
@@ -345,7 +496,18 @@ fn parse_elements(bytes: &[u8]) -> Result<(Vec<Element>, ElemId), XmlError> {
                     return Err(malformed(bytes, tag.start, "unknown entity reference"));
                 }
             }
-            Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
+            Event::Decl(ref d) => {
+                if let Some(Ok(declared)) = d.encoding() {
+                    let declared = declared.into_owned();
+                    if !encoding.agrees_with(&declared) {
+                        return Err(XmlError::Encoding(format!(
+                            "the file is {} but its XML declaration says encoding=\"{declared}\"; .NET cannot read it either (save it again in the declared encoding, or correct the declaration)",
+                            encoding.describe()
+                        )));
+                    }
+                }
+            }
+            Event::Comment(_) | Event::PI(_) | Event::DocType(_) => {}
             Event::Eof => break,
         }
     }
@@ -413,8 +575,71 @@ mod tests {
             let err = parse(src).unwrap_err().to_string();
             assert!(err.contains(what), "{src:?}: {err}");
         }
-        let utf16 = FileBytes::new(b"\xFF\xFE<\0a\0/\0>\0".to_vec());
-        assert_eq!(Document::parse(utf16).unwrap_err(), XmlError::Utf16);
+    }
+
+    fn utf16(text: &str, big_endian: bool, bom: bool) -> FileBytes {
+        FileBytes::new(TextEncoding::Utf16 { big_endian, bom }.encode(text.as_bytes()))
+    }
+
+    #[test]
+    fn utf16_is_read_as_its_text_and_encoded_back() {
+        let src = "<?xml version=\"1.0\" encoding=\"utf-16\"?>\r\n<configuration>\r\n  <system.web><machineKey validation=\"SHA1\" /></system.web>\r\n</configuration>\r\n";
+        for (big_endian, bom) in [(false, true), (true, true), (false, false), (true, false)] {
+            let raw = utf16(src, big_endian, bom);
+            let doc = Document::parse(raw.clone()).unwrap();
+            assert_eq!(doc.encoding(), TextEncoding::Utf16 { big_endian, bom });
+            assert_eq!(&doc.bytes()[..], src.as_bytes());
+            let web = doc.child_named(doc.root(), "system.web").unwrap();
+            let mk = doc.child_named(web, "machineKey").unwrap();
+            assert_eq!(doc.attr(mk, "validation").unwrap(), "SHA1");
+            assert_eq!(doc.line_of(doc.element(mk).start_tag.start), 3);
+            assert_eq!(
+                doc.encode(doc.bytes().to_vec()),
+                raw,
+                "round trip is byte-identical"
+            );
+        }
+        // No declaration at all is fine too; "unicode" means little-endian.
+        assert!(Document::parse(utf16("<a/>", true, true)).is_ok());
+        assert!(
+            Document::parse(utf16(
+                "<?xml version=\"1.0\" encoding=\"unicode\"?><a/>",
+                false,
+                true
+            ))
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn bytes_that_contradict_the_declaration_are_refused() {
+        let says_utf8 = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<configuration/>";
+        let err = Document::parse(utf16(says_utf8, false, true)).unwrap_err();
+        assert!(
+            matches!(&err, XmlError::Encoding(m) if m.contains("UTF-16 (little-endian, with byte order mark)") && m.contains("encoding=\"utf-8\"")),
+            "{err}"
+        );
+        let says_utf16 = "<?xml version=\"1.0\" encoding=\"utf-16\"?><configuration/>";
+        let err = parse(says_utf16).unwrap_err();
+        assert!(
+            matches!(&err, XmlError::Encoding(m) if m.contains("UTF-8")),
+            "{err}"
+        );
+        let err = Document::parse(utf16(
+            "<?xml version=\"1.0\" encoding=\"unicode\"?><a/>",
+            true,
+            true,
+        ))
+        .unwrap_err();
+        assert!(matches!(err, XmlError::Encoding(_)));
+        let odd = FileBytes::new(b"\xFF\xFE<\0a\0/\0>".to_vec());
+        assert!(
+            matches!(Document::parse(odd).unwrap_err(), XmlError::Encoding(m) if m.contains("odd"))
+        );
+        let lone = FileBytes::new(b"\xFF\xFE<\0a\0\x00\xD8/\0>\0".to_vec());
+        assert!(
+            matches!(Document::parse(lone).unwrap_err(), XmlError::Encoding(m) if m.contains("surrogate"))
+        );
     }
 
     #[test]

@@ -97,15 +97,21 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Servers with at least one file to write.
     pub fn writes(&self) -> usize {
-        self.servers
+        let mut names: Vec<&str> = self
+            .servers
             .iter()
             .filter(|s| s.action == PlanAction::Write)
-            .count()
+            .map(|s| s.server.as_str())
+            .collect();
+        names.dedup();
+        names.len()
     }
 }
 
-/// Whether an effective configuration already holds exactly this key set.
+/// Whether an effective configuration already holds exactly this key set,
+/// algorithms spelled as ASP.NET accepts them (a `sha1` gets rewritten).
 pub(crate) fn same_keys(eff: &crate::config::effective::Effective, keys: &KeySet) -> bool {
     let mk = &eff.machine_key;
     let key_ok = |state: crate::config::effective::KeyState, want: &crate::keys::KeyText| {
@@ -113,14 +119,8 @@ pub(crate) fn same_keys(eff: &crate::config::effective::Effective, keys: &KeySet
     };
     key_ok(mk.validation_key_state(), &keys.validation_key)
         && key_ok(mk.decryption_key_state(), &keys.decryption_key)
-        && mk
-            .validation
-            .value()
-            .is_some_and(|v| v.eq_ignore_ascii_case(&keys.validation))
-        && mk
-            .decryption
-            .value()
-            .is_some_and(|v| v.eq_ignore_ascii_case(&keys.decryption))
+        && mk.validation.value() == Some(&keys.validation)
+        && mk.decryption.value() == Some(&keys.decryption)
 }
 
 /// `web.config` → `web.<stamp>.farmkey<suffix>.config` beside it.

@@ -5,9 +5,14 @@ use super::{
     utc_stamp,
 };
 use crate::analysis::{FarmReport, Instance};
-use crate::config::editor::{EditRequest, edit, empty_web_config};
-use crate::config::effective::HandlerState;
+use crate::config::editor::{
+    EditRequest, Home, SectionFile, edit, edit_section_file, empty_web_config, homes,
+};
+use crate::config::effective::{Effective, WifFault};
+use crate::config::section::config_source_path;
 use crate::keys::{KeySet, set_fingerprint};
+use crate::paths::RemotePath;
+use crate::transport::Transport;
 use rand::TryRng;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -162,12 +167,17 @@ pub fn build_plan(
         }
         KeySource::HandlerOnly => (None, "session-token handler swap only".to_string()),
     };
+    // Written as ASP.NET spells them, whatever the source said.
+    let keys = keys
+        .map(|k| k.canonical())
+        .transpose()
+        .map_err(PlanError::Keys)?;
 
     let stamp = utc_stamp();
     let push_id = format!("{stamp}-{}", short_id());
     let mut servers = Vec::new();
     for inst in targets {
-        servers.push(plan_server(inst, keys.as_ref(), &stamp, sessions));
+        servers.extend(plan_server(inst, keys.as_ref(), &stamp, sessions));
     }
     let unread = report
         .servers
@@ -190,12 +200,61 @@ pub fn build_plan(
     })
 }
 
+/// The attributes a push writes on `<machineKey>`.
+const WRITTEN: [&str; 4] = ["validationKey", "decryptionKey", "validation", "decryption"];
+
+/// Why a parent's lock forbids this push at the application's level.
+fn lock_refusal(eff: &Effective, set_keys: bool, swap: bool, file: &RemotePath) -> Option<String> {
+    eff.locks.iter().find_map(|lock| {
+        let refused = match lock.section {
+            "machineKey" if set_keys => lock.refuses_attributes(&WRITTEN),
+            "system.identityModel" if swap => lock.refuses(&[], &["identityConfiguration"]),
+            _ => None,
+        }?;
+        Some(format!(
+            "{refused} is locked at a parent level by {lock}: ASP.NET refuses it in {file}; it has to be set in {} (or the lock lifted there)",
+            lock.file
+        ))
+    })
+}
+
+/// A sibling backup and staging name that no earlier push used.
+fn free_names(t: &mut dyn Transport, sp: &mut ServerPlan, stamp: &str) {
+    // Two pushes in one second: the second one's backup gets a suffix.
+    let mut n = 1;
+    while matches!(t.stat(&sp.backup), Ok(Some(_))) && n < 100 {
+        n += 1;
+        sp.backup = sibling(&sp.file, &format!("{stamp}-{n}"), "");
+        sp.staged = sibling(&sp.file, &format!("{stamp}-{n}"), "-new");
+    }
+}
+
+/// Reads a file as it is now; `Err` is the reason to skip it.
+fn read_now(
+    t: &mut dyn Transport,
+    file: &RemotePath,
+    scanned: &Option<String>,
+) -> Result<Option<crate::bytes::FileBytes>, String> {
+    let original = match t.read(file) {
+        Ok(b) => Some(b),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(format!("cannot read {file}: {e}")),
+    };
+    if original.as_ref().map(|b| b.sha256()) != *scanned {
+        return Err(format!("{file} changed since the scan; scan again"));
+    }
+    Ok(original)
+}
+
+/// The plans of one server: its web.config, and the files its sections
+/// are kept in (`configSource`) where the push edits those; the file that
+/// takes the keys comes first, so that every step verifies a whole state.
 fn plan_server(
     inst: &Instance,
     keys: Option<&KeySet>,
     stamp: &str,
     sessions: &mut Sessions,
-) -> ServerPlan {
+) -> Vec<ServerPlan> {
     let file = inst.config_path.clone().unwrap_or_else(|| {
         crate::paths::RemotePath::parse("/C:/web.config").expect("constant path")
     });
@@ -221,19 +280,19 @@ fn plan_server(
     let eff = match (&inst.effective, &inst.config_path) {
         (Err(p), _) => {
             sp.action = PlanAction::Skip(format!("its configuration cannot be read: {p}"));
-            return sp;
+            return vec![sp];
         }
         (Ok(_), None) => {
             sp.action = PlanAction::Skip(format!(
                 "its physical path {:?} is not a path farmkey can write to",
                 inst.app.physical_path_raw
             ));
-            return sp;
+            return vec![sp];
         }
         (Ok(e), Some(_)) => e,
     };
     let set_keys = keys.filter(|k| !same_keys(eff, k));
-    sp.handler_swap = eff.handler.state == HandlerState::Dpapi;
+    sp.handler_swap = eff.handler.needs_swap();
     if let Some(k) = keys {
         let mk = &eff.machine_key;
         let (v, d) = inst.keys.clone().unzip();
@@ -267,49 +326,196 @@ fn plan_server(
             },
         ];
     }
+    if keys.is_none()
+        && let Some(WifFault::UnknownConfiguration { name, file, line }) = &eff.handler.fault
+    {
+        sp.action = PlanAction::Skip(format!(
+            "identityConfigurationName=\"{name}\" (line {line} of {file}) names no <identityConfiguration>: WIF fails at start-up; correct the name first"
+        ));
+        return vec![sp];
+    }
     if set_keys.is_none() && !sp.handler_swap {
         sp.action = PlanAction::Unchanged;
-        return sp;
+        return vec![sp];
     }
-    // Read the file as it is now, and edit it.
+    if let Some(why) = lock_refusal(eff, set_keys.is_some(), sp.handler_swap, &sp.file) {
+        sp.action = PlanAction::Skip(why);
+        return vec![sp];
+    }
+    // Read the files as they are now, and edit them.
     let t = match sessions.get(&inst.server) {
         Ok(t) => t,
         Err(e) => {
             sp.action = PlanAction::Skip(format!("cannot connect: {e}"));
-            return sp;
+            return vec![sp];
         }
     };
-    // Two pushes in one second: the second one's backup gets a suffix.
-    let mut n = 1;
-    while matches!(t.stat(&sp.backup), Ok(Some(_))) && n < 100 {
-        n += 1;
-        sp.backup = sibling(&sp.file, &format!("{stamp}-{n}"), "");
-        sp.staged = sibling(&sp.file, &format!("{stamp}-{n}"), "-new");
-    }
-    let original = match t.read(&sp.file) {
-        Ok(b) => Some(b),
-        Err(e) if e.is_not_found() => None,
-        Err(e) => {
-            sp.action = PlanAction::Skip(format!("cannot read {}: {e}", sp.file));
-            return sp;
+    free_names(t, &mut sp, stamp);
+    let original = match read_now(t, &sp.file, &sp.scanned_sha256) {
+        Ok(o) => o,
+        Err(why) => {
+            sp.action = PlanAction::Skip(why);
+            return vec![sp];
         }
-    };
-    let now_sha = original.as_ref().map(|b| b.sha256());
-    if now_sha != sp.scanned_sha256 {
-        sp.action = PlanAction::Skip(format!("{} changed since the scan; scan again", sp.file));
-        return sp;
-    }
-    let req = EditRequest {
-        machine_key: set_keys.cloned(),
-        compatibility_mode: None,
-        handler_swap: sp.handler_swap,
-        identity_section_declared_above: sp.identity_declared_above,
     };
     let base = original.clone().unwrap_or_else(empty_web_config);
-    match edit(&base, &req) {
-        Ok(out) if out.changed || original.is_none() => {
+    let homes = match homes(&base) {
+        Ok(h) => h,
+        Err(e) => {
+            sp.action = PlanAction::Skip(format!("{}: {e}", sp.file));
+            return vec![sp];
+        }
+    };
+    let keys_here = matches!(homes.machine_key, Home::InFile);
+    let swap_here = matches!(homes.identity_model, Home::InFile);
+
+    // The sections kept in other files: one plan each.
+    let mut external = Vec::new();
+    for (home, section, wanted) in [
+        (
+            &homes.machine_key,
+            SectionFile::MachineKey,
+            set_keys.is_some(),
+        ),
+        (
+            &homes.identity_model,
+            SectionFile::IdentityModel {
+                in_use: homes.identity_in_use.clone(),
+            },
+            sp.handler_swap,
+        ),
+    ] {
+        let Home::ConfigSource { value, line } = home else {
+            continue;
+        };
+        if !wanted {
+            continue;
+        }
+        let req = EditRequest {
+            machine_key: set_keys
+                .cloned()
+                .filter(|_| section == SectionFile::MachineKey),
+            handler_swap: section != SectionFile::MachineKey,
+            ..Default::default()
+        };
+        match config_source_path(&sp.file, value) {
+            Ok(path) => external.push(plan_section_file(t, inst, &sp, path, &section, &req, stamp)),
+            Err(why) => {
+                sp.action = PlanAction::Skip(format!(
+                    "{}: the configSource at line {line} {why}",
+                    sp.file
+                ));
+                return vec![sp];
+            }
+        }
+    }
+    if let Some(skip) = external.iter().find_map(|e| match &e.action {
+        PlanAction::Skip(why) => Some(why.clone()),
+        _ => None,
+    }) {
+        // One file of the server cannot be pushed: none is.
+        sp.action = PlanAction::Skip(skip);
+        return vec![sp];
+    }
+
+    let req = EditRequest {
+        machine_key: set_keys.cloned().filter(|_| keys_here),
+        compatibility_mode: None,
+        handler_swap: sp.handler_swap && swap_here,
+        identity_section_declared_above: sp.identity_declared_above,
+    };
+    let web_needed = req.machine_key.is_some() || req.handler_swap;
+    if web_needed {
+        match edit(&base, &req) {
+            Ok(out) if out.changed || original.is_none() => {
+                sp.action = PlanAction::Write;
+                sp.original = original;
+                sp.edited = Some(out.bytes);
+            }
+            Ok(_) => sp.action = PlanAction::Unchanged,
+            Err(e) => {
+                sp.action = PlanAction::Skip(format!("{}: {e}", sp.file));
+                return vec![sp];
+            }
+        }
+    }
+    if external.is_empty() {
+        return vec![sp];
+    }
+    // What each file of the push does.
+    sp.handler_swap = req.handler_swap;
+    let mut out = external;
+    if !keys_here {
+        // The keys file first; the web.config holds no key change.
+        sp.changes.clear();
+        sp.fingerprints_before = sp.fingerprints_after.clone();
+        if web_needed {
+            out.push(sp);
+        }
+    } else {
+        out.insert(0, sp);
+    }
+    out
+}
+
+/// The plan of a file a section is kept in (`configSource`).
+fn plan_section_file(
+    t: &mut dyn Transport,
+    inst: &Instance,
+    web: &ServerPlan,
+    path: RemotePath,
+    section: &SectionFile,
+    req: &EditRequest,
+    stamp: &str,
+) -> ServerPlan {
+    let scanned = inst
+        .external_sha256
+        .iter()
+        .find(|(p, _)| p.key() == path.key())
+        .and_then(|(_, sha)| sha.clone());
+    let is_keys = *section == SectionFile::MachineKey;
+    let mut sp = ServerPlan {
+        server: web.server.clone(),
+        backup: sibling(&path, stamp, ""),
+        staged: sibling(&path, stamp, "-new"),
+        file: path,
+        scanned_sha256: scanned,
+        changes: if is_keys {
+            web.changes.clone()
+        } else {
+            Vec::new()
+        },
+        handler_swap: !is_keys,
+        action: PlanAction::Unchanged,
+        fingerprints_before: if is_keys {
+            web.fingerprints_before.clone()
+        } else {
+            web.fingerprints_after.clone()
+        },
+        fingerprints_after: web.fingerprints_after.clone(),
+        original: None,
+        edited: None,
+        identity_declared_above: true,
+    };
+    free_names(t, &mut sp, stamp);
+    let original = match read_now(t, &sp.file, &sp.scanned_sha256) {
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            sp.action = PlanAction::Skip(format!(
+                "{}, named by configSource in {}, does not exist",
+                sp.file, web.file
+            ));
+            return sp;
+        }
+        Err(why) => {
+            sp.action = PlanAction::Skip(why);
+            return sp;
+        }
+    };
+    match edit_section_file(&original, section, req) {
+        Ok(out) if out.changed => {
             sp.action = PlanAction::Write;
-            sp.original = original;
+            sp.original = Some(original);
             sp.edited = Some(out.bytes);
         }
         Ok(_) => sp.action = PlanAction::Unchanged,

@@ -1,0 +1,275 @@
+//! Locks a parent level puts on a section for every level below it, as
+//! System.Configuration enforces them: `<location allowOverride="false">`
+//! (or `overrideMode="Deny"`) locks the sections it holds
+//! (BaseConfigurationRecord: "Config_section_locked"); `lockItem`,
+//! `lockAttributes`, `lockAllAttributesExcept`, `lockElements` and
+//! `lockAllElementsExcept` on a section element lock it, or some of its
+//! attributes or child elements (ConfigurationElement.DeserializeElement:
+//! "Config_base_element_locked", "Config_base_attribute_locked"). A lower
+//! level that sets what is locked is a configuration error: the application
+//! does not start.
+
+use super::effective::ConfigFile;
+use super::section::{Section, line_of};
+use super::xml::{Document, ElemId};
+use crate::paths::RemotePath;
+use serde::Serialize;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockKind {
+    /// `allowOverride="false"` / `overrideMode="Deny"` on a `<location>`.
+    Location(&'static str),
+    /// `lockItem="true"`.
+    Item,
+    Attributes(Vec<String>),
+    AllAttributesExcept(Vec<String>),
+    Elements(Vec<String>),
+    AllElementsExcept(Vec<String>),
+}
+
+/// One lock on a section, and where it is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lock {
+    pub section: &'static str,
+    pub file: RemotePath,
+    pub line: usize,
+    pub kind: LockKind,
+}
+
+/// The attributes that control locks themselves: never refused.
+const LOCK_ATTRIBUTES: [&str; 5] = [
+    "lockItem",
+    "lockAttributes",
+    "lockAllAttributesExcept",
+    "lockElements",
+    "lockAllElementsExcept",
+];
+
+impl Lock {
+    /// What of a definition this lock refuses (`None`: it is allowed).
+    pub fn refuses(&self, attributes: &[&str], children: &[&str]) -> Option<String> {
+        let listed = |list: &[String], name: &str| list.iter().any(|l| l == name || l == "*");
+        match &self.kind {
+            LockKind::Location(_) | LockKind::Item => Some(format!("<{}>", self.section)),
+            LockKind::Attributes(list) => attributes
+                .iter()
+                .find(|a| listed(list, a))
+                .map(|a| format!("the attribute {a}")),
+            LockKind::AllAttributesExcept(list) => attributes
+                .iter()
+                .find(|a| !list.iter().any(|l| l == *a))
+                .map(|a| format!("the attribute {a}")),
+            LockKind::Elements(list) => children
+                .iter()
+                .find(|c| listed(list, c))
+                .map(|c| format!("the element <{c}>")),
+            LockKind::AllElementsExcept(list) => children
+                .iter()
+                .find(|c| !list.iter().any(|l| l == *c))
+                .map(|c| format!("the element <{c}>")),
+        }
+    }
+
+    /// Whether the lock refuses a definition setting these attributes.
+    pub fn refuses_attributes(&self, attributes: &[&str]) -> Option<String> {
+        self.refuses(attributes, &[])
+    }
+}
+
+impl fmt::Display for Lock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |l: &[String]| l.join(",");
+        match &self.kind {
+            LockKind::Location(attr) => write!(f, "{attr} on the <location> at line {}", self.line),
+            LockKind::Item => write!(f, "lockItem=\"true\" at line {}", self.line),
+            LockKind::Attributes(l) => {
+                write!(f, "lockAttributes=\"{}\" at line {}", list(l), self.line)
+            }
+            LockKind::AllAttributesExcept(l) => {
+                write!(
+                    f,
+                    "lockAllAttributesExcept=\"{}\" at line {}",
+                    list(l),
+                    self.line
+                )
+            }
+            LockKind::Elements(l) => {
+                write!(f, "lockElements=\"{}\" at line {}", list(l), self.line)
+            }
+            LockKind::AllElementsExcept(l) => {
+                write!(
+                    f,
+                    "lockAllElementsExcept=\"{}\" at line {}",
+                    list(l),
+                    self.line
+                )
+            }
+        }?;
+        write!(f, " of {}", self.file)
+    }
+}
+
+/// A lower level setting what a parent locked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LockViolation {
+    pub section: &'static str,
+    pub file: RemotePath,
+    pub line: usize,
+    /// What is refused: `<machineKey>`, `the attribute validationKey`.
+    pub what: String,
+    #[serde(serialize_with = "lock_text")]
+    pub lock: Lock,
+}
+
+fn lock_text<S: serde::Serializer>(lock: &Lock, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(lock)
+}
+
+/// Whether a `<location>` locks the sections it holds, and with what.
+pub fn location_lock(doc: &Document, container: ElemId) -> Option<&'static str> {
+    if doc.name(container) != "location" {
+        return None;
+    }
+    // Exact spellings: XmlUtil.VerifyAndGetBooleanAttribute and
+    // OverrideModeSetting.ParseOverrideModeXmlValue are case-sensitive.
+    if doc.attr(container, "allowOverride").as_deref() == Some("false") {
+        Some("allowOverride=\"false\"")
+    } else if doc.attr(container, "overrideMode").as_deref() == Some("Deny") {
+        Some("overrideMode=\"Deny\"")
+    } else {
+        None
+    }
+}
+
+/// The locks a section sets for the levels below it: its `<location>`'s,
+/// then those on its element.
+pub fn locks_set_by(
+    section_name: &'static str,
+    section: &Section<'_>,
+    container_file: &ConfigFile,
+    container: ElemId,
+) -> Vec<Lock> {
+    let mut out = Vec::new();
+    if let Some(attr) = location_lock(&container_file.doc, container) {
+        out.push(Lock {
+            section: section_name,
+            file: container_file.path.clone(),
+            line: line_of(container_file, container),
+            kind: LockKind::Location(attr),
+        });
+    }
+    let (file, elem) = (section.file, section.elem);
+    let doc = &file.doc;
+    let lock = |kind| Lock {
+        section: section_name,
+        file: file.path.clone(),
+        line: line_of(file, elem),
+        kind,
+    };
+    let list = |name: &str| -> Option<Vec<String>> {
+        let v = doc.attr(elem, name)?;
+        let items: Vec<String> = v
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        (!items.is_empty()).then_some(items)
+    };
+    if doc
+        .attr(elem, "lockItem")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    {
+        out.push(lock(LockKind::Item));
+    }
+    if let Some(l) = list("lockAttributes") {
+        out.push(lock(LockKind::Attributes(l)));
+    }
+    if let Some(l) = list("lockAllAttributesExcept") {
+        out.push(lock(LockKind::AllAttributesExcept(l)));
+    }
+    if let Some(l) = list("lockElements") {
+        out.push(lock(LockKind::Elements(l)));
+    }
+    if let Some(l) = list("lockAllElementsExcept") {
+        out.push(lock(LockKind::AllElementsExcept(l)));
+    }
+    out
+}
+
+/// The attributes and child elements a section's content sets, as locks see
+/// them (the lock attributes themselves excluded).
+pub fn definition_of(doc: &Document, elem: ElemId) -> (Vec<&str>, Vec<&str>) {
+    let attrs = doc
+        .element(elem)
+        .attrs
+        .iter()
+        .map(|a| a.name.as_str())
+        .filter(|a| !LOCK_ATTRIBUTES.contains(a))
+        .collect();
+    let children = doc.children(elem).iter().map(|&c| doc.name(c)).collect();
+    (attrs, children)
+}
+
+/// The first lock that refuses a section's definition, with what it refuses.
+pub fn first_refusal<'l>(
+    locks: &'l [Lock],
+    section_name: &str,
+    section: &Section<'_>,
+) -> Option<(&'l Lock, String)> {
+    let (attrs, children) = definition_of(&section.file.doc, section.elem);
+    locks
+        .iter()
+        .filter(|l| l.section == section_name)
+        .find_map(|l| l.refuses(&attrs, &children).map(|what| (l, what)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lock(kind: LockKind) -> Lock {
+        Lock {
+            section: "machineKey",
+            file: RemotePath::parse("C:\\root\\web.config").unwrap(),
+            line: 4,
+            kind,
+        }
+    }
+
+    #[test]
+    fn what_each_lock_refuses() {
+        let attrs = ["validation", "validationKey"];
+        assert_eq!(
+            lock(LockKind::Location("allowOverride=\"false\"")).refuses(&[], &[]),
+            Some("<machineKey>".into()),
+            "a locked section refuses even an empty element"
+        );
+        assert_eq!(
+            lock(LockKind::Attributes(vec!["validationKey".into()])).refuses(&attrs, &[]),
+            Some("the attribute validationKey".into())
+        );
+        assert_eq!(
+            lock(LockKind::Attributes(vec!["decryptionKey".into()])).refuses(&attrs, &[]),
+            None
+        );
+        assert!(
+            lock(LockKind::Attributes(vec!["*".into()]))
+                .refuses(&attrs, &[])
+                .is_some()
+        );
+        assert_eq!(
+            lock(LockKind::AllAttributesExcept(vec!["validation".into()])).refuses(&attrs, &[]),
+            Some("the attribute validationKey".into())
+        );
+        assert_eq!(
+            lock(LockKind::Elements(vec!["identityConfiguration".into()]))
+                .refuses(&[], &["identityConfiguration"]),
+            Some("the element <identityConfiguration>".into())
+        );
+        assert_eq!(
+            lock(LockKind::Attributes(vec!["validationKey".into()])).to_string(),
+            "lockAttributes=\"validationKey\" at line 4 of C:\\root\\web.config"
+        );
+    }
+}

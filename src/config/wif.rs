@@ -1,0 +1,278 @@
+//! Windows Identity Foundation as it decides which handler protects the
+//! session cookie (System.IdentityModel.Configuration in the reference
+//! source; the `<federationConfiguration>` schema in Microsoft's docs):
+//!
+//! - the SAM and WSFAM read the default (unnamed) `<federationConfiguration>`;
+//!   its `identityConfigurationName` names the `<identityConfiguration>` in
+//!   use, the unnamed one when absent;
+//! - a name that matches no element throws ID7012
+//!   (IdentityConfigurationElementCollection.GetElement);
+//! - no element at all means WIF's defaults
+//!   (IdentityConfiguration.LoadConfiguration(null)), whose handler
+//!   collection holds the DPAPI `SessionSecurityTokenHandler`; so does the
+//!   start of every `<securityTokenHandlers>` (its Init);
+//! - two handlers for one token type make the collection throw.
+//!
+//! The reader (`effective`) and the editor choose the configuration in use
+//! through [`identity_configuration_in_use`].
+
+use super::xml::{Document, ElemId};
+
+pub const SESSION_HANDLER: &str = "SessionSecurityTokenHandler";
+pub const MACHINE_KEY_HANDLER: &str = "MachineKeySessionSecurityTokenHandler";
+pub const SESSION_HANDLER_TYPE: &str = "System.IdentityModel.Tokens.SessionSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089";
+pub const MACHINE_KEY_HANDLER_TYPE: &str = "System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler, System.IdentityModel.Services, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089";
+pub const IDENTITY_MODEL_SECTION_TYPE: &str = "System.IdentityModel.Configuration.SystemIdentityModelSection, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=B77A5C561934E089";
+
+/// The WIF sections a `<configSections>` can register.
+pub const SECTIONS: [&str; 2] = ["system.identityModel", "system.identityModel.services"];
+
+/// The modules that make an application use WIF when registered.
+const MODULES: [&str; 2] = [
+    "sessionauthenticationmodule",
+    "wsfederationauthenticationmodule",
+];
+
+/// The class name of a type reference, ignoring namespace, assembly
+/// qualifiers, white space and case.
+pub fn short_type_name(type_ref: &str) -> String {
+    let before_comma = type_ref.split(',').next().unwrap_or("");
+    let compact: String = before_comma
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    compact
+        .rsplit('.')
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+/// The WIF section a file's `<configSections>` registers, if any.
+pub fn declared_section(doc: &Document) -> Option<&'static str> {
+    let cs = doc.child_named(doc.root(), "configSections")?;
+    SECTIONS.into_iter().find(|name| {
+        doc.children_named(cs, "section")
+            .any(|s| doc.attr(s, "name").is_some_and(|n| n.trim() == *name))
+    })
+}
+
+/// A modules collection (`system.webServer/modules`, `system.web/httpModules`)
+/// replayed level by level: `add`, `remove` and `clear` by name.
+#[derive(Debug, Clone, Default)]
+pub struct Modules {
+    /// (name, short type name), names compared without regard to case.
+    entries: Vec<(String, String)>,
+}
+
+impl Modules {
+    pub fn apply(&mut self, doc: &Document, collection: ElemId) {
+        for &entry in doc.children(collection) {
+            let name = doc
+                .attr(entry, "name")
+                .unwrap_or_default()
+                .trim()
+                .to_string();
+            match doc.name(entry) {
+                "clear" => self.entries.clear(),
+                "remove" => self.entries.retain(|(n, _)| !n.eq_ignore_ascii_case(&name)),
+                "add" => {
+                    let ty = short_type_name(&doc.attr(entry, "type").unwrap_or_default());
+                    self.entries.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+                    self.entries.push((name, ty));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The name of a registered WIF module, if one is.
+    pub fn wif_module(&self) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(_, ty)| MODULES.contains(&ty.as_str()))
+            .map(|(n, _)| n.as_str())
+    }
+}
+
+/// The default `<federationConfiguration>` of a services section: the one
+/// without a name.
+pub fn default_federation(doc: &Document, services: ElemId) -> Option<ElemId> {
+    doc.children_named(services, "federationConfiguration")
+        .filter(|&fc| doc.attr(fc, "name").is_none_or(|n| n.is_empty()))
+        .last()
+}
+
+/// The `<identityConfiguration>` the SAM and WSFAM use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InUse<T> {
+    /// Its name; empty for the unnamed one.
+    pub name: String,
+    /// The `<federationConfiguration>` that names it, when one does.
+    pub named_by: Option<(T, ElemId)>,
+}
+
+/// Chooses the configuration in use from the `system.identityModel.services`
+/// sections that apply, in the order the runtime applies them: the last
+/// default `<federationConfiguration>` decides. `T` tags where each section
+/// comes from.
+pub fn identity_configuration_in_use<'a, T: Copy>(
+    services: impl IntoIterator<Item = (T, &'a Document, ElemId)>,
+) -> InUse<T> {
+    let mut in_use = InUse {
+        name: String::new(),
+        named_by: None,
+    };
+    for (tag, doc, section) in services {
+        if let Some(fc) = default_federation(doc, section) {
+            in_use = match doc.attr(fc, "identityConfigurationName") {
+                Some(n) if !n.is_empty() => InUse {
+                    name: n.into_owned(),
+                    named_by: Some((tag, fc)),
+                },
+                _ => InUse {
+                    name: String::new(),
+                    named_by: None,
+                },
+            };
+        }
+    }
+    in_use
+}
+
+/// The name of an `<identityConfiguration>`; empty when unnamed.
+pub fn configuration_name(doc: &Document, ic: ElemId) -> String {
+    doc.attr(ic, "name").unwrap_or_default().into_owned()
+}
+
+/// The unnamed `<securityTokenHandlers>` collections of a configuration:
+/// named ones serve other purposes.
+pub fn default_collections<'d>(doc: &'d Document, ic: ElemId) -> impl Iterator<Item = ElemId> + 'd {
+    doc.children_named(ic, "securityTokenHandlers")
+        .filter(move |&h| doc.attr(h, "name").is_none_or(|n| n.trim().is_empty()))
+}
+
+/// The handlers after one collection's `clear`/`remove`/`add` on `start`,
+/// and its first `add` of the MachineKey handler.
+pub fn replay_collection(
+    doc: &Document,
+    collection: ElemId,
+    mut handlers: Vec<String>,
+) -> (Vec<String>, Option<ElemId>) {
+    let machine = short_type_name(MACHINE_KEY_HANDLER);
+    let mut first_machine_add = None;
+    for &entry in doc.children(collection) {
+        let ty = short_type_name(&doc.attr(entry, "type").unwrap_or_default());
+        match doc.name(entry) {
+            "clear" => handlers.clear(),
+            "remove" => handlers.retain(|h| *h != ty),
+            "add" => {
+                if ty == machine && first_machine_add.is_none() {
+                    first_machine_add = Some(entry);
+                }
+                if !handlers.contains(&ty) {
+                    handlers.push(ty);
+                }
+            }
+            _ => {}
+        }
+    }
+    (handlers, first_machine_add)
+}
+
+/// The handlers an `<identityConfiguration>` ends with, starting from WIF's
+/// default collection (of which only the session handler matters here).
+pub fn handlers_of(doc: &Document, ic: ElemId) -> Vec<String> {
+    default_collections(doc, ic).fold(vec![short_type_name(SESSION_HANDLER)], |set, c| {
+        replay_collection(doc, c, set).0
+    })
+}
+
+/// What protects session tokens with a set of handlers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The swap: MachineKeySessionSecurityTokenHandler alone.
+    MachineKey,
+    /// Both session handlers: WIF throws at start-up.
+    Duplicate,
+    /// The default DPAPI handler.
+    Dpapi,
+    /// Neither: no handler for session tokens.
+    NoHandler,
+}
+
+pub fn judge(handlers: &[String]) -> Verdict {
+    let has = |h: &str| handlers.contains(&short_type_name(h));
+    match (has(MACHINE_KEY_HANDLER), has(SESSION_HANDLER)) {
+        (true, false) => Verdict::MachineKey,
+        (true, true) => Verdict::Duplicate,
+        (false, true) => Verdict::Dpapi,
+        (false, false) => Verdict::NoHandler,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bytes::FileBytes;
+
+    fn doc(xml: &str) -> Document {
+        Document::parse(FileBytes::new(xml.as_bytes().to_vec())).unwrap()
+    }
+
+    #[test]
+    fn the_default_federation_configuration_names_the_one_in_use() {
+        let d = doc(
+            r#"<s><federationConfiguration name="other" identityConfigurationName="x"/><federationConfiguration identityConfigurationName="swap"/></s>"#,
+        );
+        let in_use = identity_configuration_in_use([((), &d, d.root())]);
+        assert_eq!(in_use.name, "swap");
+        assert!(in_use.named_by.is_some());
+        let unnamed =
+            doc(r#"<s><federationConfiguration name="only" identityConfigurationName="x"/></s>"#);
+        let in_use = identity_configuration_in_use([((), &unnamed, unnamed.root())]);
+        assert_eq!(
+            in_use.name, "",
+            "a named federationConfiguration is not the default"
+        );
+        // A later level's default element decides, attribute or not.
+        let later = doc("<s><federationConfiguration/></s>");
+        let in_use = identity_configuration_in_use([(1, &d, d.root()), (2, &later, later.root())]);
+        assert_eq!((in_use.name.as_str(), in_use.named_by), ("", None));
+    }
+
+    #[test]
+    fn handlers_replay_on_the_default_collection() {
+        let d = doc(&format!(
+            r#"<ic><securityTokenHandlers name="ActAs"><clear/></securityTokenHandlers><securityTokenHandlers><add type="{MACHINE_KEY_HANDLER_TYPE}"/></securityTokenHandlers></ic>"#
+        ));
+        assert_eq!(judge(&handlers_of(&d, d.root())), Verdict::Duplicate);
+        let swap = doc(&format!(
+            r#"<ic><securityTokenHandlers><remove type="{SESSION_HANDLER_TYPE}"/><add type="{MACHINE_KEY_HANDLER_TYPE}"/></securityTokenHandlers></ic>"#
+        ));
+        assert_eq!(judge(&handlers_of(&swap, swap.root())), Verdict::MachineKey);
+        assert_eq!(judge(&handlers_of(&doc("<ic/>"), 0)), Verdict::Dpapi);
+        let cleared = doc("<ic><securityTokenHandlers><clear/></securityTokenHandlers></ic>");
+        assert_eq!(
+            judge(&handlers_of(&cleared, cleared.root())),
+            Verdict::NoHandler
+        );
+    }
+
+    #[test]
+    fn modules_replay_by_name() {
+        let d = doc(
+            r#"<m><add name="SessionAuthenticationModule" type="System.IdentityModel.Services.SessionAuthenticationModule, System.IdentityModel.Services"/></m>"#,
+        );
+        let mut m = Modules::default();
+        m.apply(&d, d.root());
+        assert_eq!(m.wif_module(), Some("SessionAuthenticationModule"));
+        let removed = doc(r#"<m><remove name="sessionauthenticationmodule"/></m>"#);
+        m.apply(&removed, removed.root());
+        assert_eq!(m.wif_module(), None);
+        assert_eq!(
+            short_type_name(" System.A.B . SessionSecurityTokenHandler , X"),
+            "sessionsecuritytokenhandler"
+        );
+    }
+}
