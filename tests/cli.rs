@@ -18,7 +18,25 @@ fn farmkey() -> Command {
 fn corpus_keys() -> Vec<String> {
     let mut keys = Vec::new();
     for (_, bytes) in snapshot_tree(&fixtures().join("farms")) {
-        let text = String::from_utf8_lossy(&bytes);
+        // UTF-16 files hold keys too.
+        let utf16 = |be: bool| {
+            let units: Vec<u16> = bytes[2..]
+                .chunks_exact(2)
+                .map(|c| {
+                    if be {
+                        u16::from_be_bytes([c[0], c[1]])
+                    } else {
+                        u16::from_le_bytes([c[0], c[1]])
+                    }
+                })
+                .collect();
+            String::from_utf16_lossy(&units)
+        };
+        let text = match bytes.get(..2) {
+            Some([0xFF, 0xFE]) => utf16(false),
+            Some([0xFE, 0xFF]) => utf16(true),
+            _ => String::from_utf8_lossy(&bytes).into_owned(),
+        };
         for word in text.split(|c: char| !c.is_ascii_hexdigit()) {
             if word.len() >= 32 && !keys.contains(&word.to_string()) {
                 keys.push(word.to_string());
@@ -80,6 +98,12 @@ fn scan_table_shows_fingerprints_sources_and_advice() {
         "malformed",
         "encrypted",
         "nested-apps",
+        "apphost-keys",
+        "wif",
+        "case",
+        "locks",
+        "config-source",
+        "utf16",
     ] {
         let out = farmkey()
             .args(["scan", "--all-sites", "-i"])

@@ -8,6 +8,7 @@ use farmkey::analysis::Selection;
 use farmkey::bytes::FileBytes;
 use farmkey::config::editor::{EditError, EditRequest, edit};
 use farmkey::config::effective::Source;
+use farmkey::config::xml::TextEncoding;
 use farmkey::keys::{DecryptionAlg, KeySet, ValidationAlg};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -407,6 +408,21 @@ fn key_set() -> KeySet {
     KeySet::generate(ValidationAlg::HmacSha256, DecryptionAlg::Aes).unwrap()
 }
 
+/// A configuration file's text as UTF-8, declared so (UTF-16 files included).
+fn as_utf8(bytes: &[u8]) -> Vec<u8> {
+    match TextEncoding::detect(bytes) {
+        TextEncoding::Utf8 { .. } => bytes.to_vec(),
+        _ => {
+            let doc =
+                farmkey::config::xml::Document::parse(FileBytes::new(bytes.to_vec())).unwrap();
+            String::from_utf8(doc.bytes().to_vec())
+                .unwrap()
+                .replace("encoding=\"utf-16\"", "encoding=\"utf-8\"")
+                .into_bytes()
+        }
+    }
+}
+
 fn lone_lf(bytes: &[u8]) -> usize {
     bytes
         .iter()
@@ -424,6 +440,7 @@ fn editor_keeps_every_byte_outside_the_edit_on_every_fixture() {
         configs.len()
     );
     let mut edited_count = 0;
+    let mut refused = 0;
     for path in configs {
         let original = fs::read(&path).unwrap();
         let req = EditRequest {
@@ -435,22 +452,27 @@ fn editor_keeps_every_byte_outside_the_edit_on_every_fixture() {
             Ok(out) => {
                 edited_count += 1;
                 assert!(out.changed);
-                edit_confined(&original, &out.bytes)
-                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                // UTF-16 files are checked as their text, and must stay UTF-16.
+                let encoding = |b: &[u8]| TextEncoding::detect(b);
                 assert_eq!(
-                    out.bytes.starts_with(b"\xEF\xBB\xBF"),
-                    original.starts_with(b"\xEF\xBB\xBF")
+                    encoding(&out.bytes),
+                    encoding(&original),
+                    "{}",
+                    path.display()
                 );
-                let crlf = original.windows(2).any(|w| w == b"\r\n");
+                let (old_text, new_text) = (as_utf8(&original), as_utf8(&out.bytes));
+                edit_confined(&old_text, &new_text)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let crlf = old_text.windows(2).any(|w| w == b"\r\n");
                 if crlf {
                     assert_eq!(
-                        lone_lf(&out.bytes),
-                        lone_lf(&original),
+                        lone_lf(&new_text),
+                        lone_lf(&old_text),
                         "{}: new lines must be CRLF",
                         path.display()
                     );
                 } else {
-                    assert!(!out.bytes.windows(2).any(|w| w == b"\r\n"));
+                    assert!(!new_text.windows(2).any(|w| w == b"\r\n"));
                 }
                 // Editing the result again changes nothing.
                 let again = edit(&out.bytes, &req).unwrap();
@@ -464,15 +486,36 @@ fn editor_keeps_every_byte_outside_the_edit_on_every_fixture() {
                 );
             }
             Err(EditError::Xml(_)) => {
+                let p = path.to_string_lossy();
                 assert!(
-                    path.to_string_lossy().contains("malformed"),
+                    p.contains("malformed") || p.contains("utf16/web0"),
                     "{}",
                     path.display()
                 );
+                refused += 1;
+            }
+            // Kept in another file: the push edits that one.
+            Err(EditError::ExternalSource { .. }) => {
+                assert!(
+                    path.to_string_lossy().contains("config-source"),
+                    "{}",
+                    path.display()
+                );
+                refused += 1;
+            }
+            // WIF would fail at start-up: farmkey does not guess the fix.
+            Err(EditError::Invalid(why)) => {
+                assert!(why.contains("ID7012"), "{}: {why}", path.display());
+                refused += 1;
             }
             Err(e) => panic!("{}: {e}", path.display()),
         }
     }
+    assert_eq!(
+        refused,
+        1 + 2 + 6 + 1,
+        "malformed, utf16, config-source, wif"
+    );
     assert!(edited_count > 20);
 }
 
@@ -557,4 +600,549 @@ fn the_confinement_check_catches_a_changed_byte() {
     assert!(edit_confined(before, inserted).is_ok());
     let grown = b"<configuration>\n  <appSettings>x</appSettings>\n  <system.web>\n  </system.web>\n</configuration>\n";
     assert!(edit_confined(before, grown).is_ok());
+}
+
+// ---- issue 10: ASP.NET and WIF as they really behave ----
+
+use farmkey::push::audit::AuditLog;
+use farmkey::push::{
+    KeySource, Plan, PlanAction, PushOutcome, PushRequest, Sessions, apply, build_plan,
+};
+
+/// Plans and applies a push on a local farm (a private copy), as
+/// `farmkey push --yes` would.
+fn push_local(dir: &Path, site: &str, source: KeySource) -> (Plan, PushOutcome) {
+    let inventory = farmkey::inventory::Inventory::load(&dir.join("farmkey.toml")).unwrap();
+    let report = scan_inventory(&dir.join("farmkey.toml"), &all_sites());
+    let mut sessions = Sessions::new(
+        inventory.servers.clone(),
+        farmkey::transport::ConnectOptions::default(),
+    );
+    let req = PushRequest {
+        site: site.into(),
+        source,
+        servers: None,
+        keep_partial: false,
+    };
+    let plan = build_plan(&req, &report, &mut sessions).unwrap();
+    let audit = AuditLog::new(dir.join("audit.jsonl"));
+    let outcome = apply(&plan, &mut sessions, &audit, &mut |_| {});
+    (plan, outcome)
+}
+
+fn generate_hmac() -> KeySource {
+    KeySource::Generate {
+        validation: ValidationAlg::HmacSha256,
+        decryption: DecryptionAlg::Aes,
+    }
+}
+
+/// (server, file, action) of every file a plan touches.
+fn plan_rows(plan: &Plan) -> Vec<(String, String, String)> {
+    plan.servers
+        .iter()
+        .map(|s| {
+            let action = match &s.action {
+                PlanAction::Write => "write".to_string(),
+                PlanAction::Unchanged => "unchanged".to_string(),
+                PlanAction::Skip(why) => format!("skip: {why}"),
+            };
+            (s.server.clone(), s.file.to_string(), action)
+        })
+        .collect()
+}
+
+fn site_messages(report: &farmkey::analysis::FarmReport, site: &str, code: &str) -> Vec<String> {
+    report
+        .site(site)
+        .unwrap()
+        .findings
+        .iter()
+        .filter(|f| f.code.name() == code)
+        .map(|f| f.message.clone())
+        .collect()
+}
+
+/// The files added, removed or changed under a folder since `before`.
+fn changed_since(before: &[(PathBuf, Vec<u8>)], dir: &Path) -> Vec<PathBuf> {
+    let after = snapshot_tree(dir);
+    let mut out: Vec<PathBuf> = after
+        .iter()
+        .filter(|(p, b)| !before.iter().any(|(q, c)| q == p && c == b))
+        .map(|(p, _)| p.clone())
+        .collect();
+    out.extend(
+        before
+            .iter()
+            .filter(|(p, _)| !after.iter().any(|(q, _)| q == p))
+            .map(|(p, _)| p.clone()),
+    );
+    out
+}
+
+fn file_of(dir: &Path, server: &str, windows_path: &str) -> PathBuf {
+    dir.join(server)
+        .join(windows_path.replace('\\', "/").trim_start_matches('/'))
+}
+
+const APPHOST: &str = "C:/Windows/System32/inetsrv/config/applicationHost.config";
+const ROOT_WEB: &str = "C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\Config\\web.config";
+
+#[test]
+fn application_host_sections_are_ignored_as_asp_net_ignores_them() {
+    let report = scan_inventory(
+        &farm_fixture("apphost-keys").join("farmkey.toml"),
+        &all_sites(),
+    );
+    assert_eq!(
+        finding_rows(&report),
+        vec![
+            row("apphost-ignored", "warning", "Flowtime", "web01"),
+            row("apphost-ignored", "warning", "Flowtime", "web02"),
+            row(
+                "apphost-ignored",
+                "warning",
+                "Sequence Administration",
+                "web01"
+            ),
+            row(
+                "apphost-ignored",
+                "warning",
+                "Sequence Administration",
+                "web02"
+            ),
+            row("auto-generated", "error", "Flowtime", "web01,web02"),
+            row(
+                "dpapi-session-tokens",
+                "error",
+                "Sequence Administration",
+                "web01,web02"
+            ),
+        ]
+    );
+    let flowtime = site_messages(&report, "Flowtime", "apphost-ignored");
+    assert!(
+        flowtime[0].starts_with("Flowtime on web01: <machineKey> in C:\\Windows\\System32\\inetsrv\\config\\applicationHost.config (line 26) is ignored"),
+        "{}",
+        flowtime[0]
+    );
+    let admin = site_messages(&report, "Sequence Administration", "apphost-ignored");
+    assert!(admin[0].contains("<system.identityModel> in C:\\Windows\\System32\\inetsrv\\config\\applicationHost.config (line 30)"), "{}", admin[0]);
+    let dpapi = site_messages(&report, "Sequence Administration", "dpapi-session-tokens");
+    assert!(
+        dpapi[0].contains("has no unnamed <identityConfiguration>, so WIF uses its defaults"),
+        "{}",
+        dpapi[0]
+    );
+
+    // A push writes the site's web.config, never applicationHost.config.
+    let dir = farm_copy("apphost-keys");
+    let apphost_before = fs::read(dir.path().join("web01").join(APPHOST)).unwrap();
+    let (plan, outcome) = push_local(dir.path(), "Flowtime", generate_hmac());
+    assert_eq!(
+        plan_rows(&plan),
+        ["web01", "web02"].map(|s| (
+            s.to_string(),
+            "C:\\inetpub\\Flowtime\\web.config".to_string(),
+            "write".to_string()
+        ))
+    );
+    assert!(outcome.success(), "{}", outcome.summary());
+    assert_eq!(
+        fs::read(dir.path().join("web01").join(APPHOST)).unwrap(),
+        apphost_before
+    );
+    let after = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    let codes: Vec<&str> = after
+        .site("Flowtime")
+        .unwrap()
+        .findings
+        .iter()
+        .map(|f| f.code.name())
+        .collect();
+    assert_eq!(
+        codes,
+        ["apphost-ignored", "apphost-ignored"],
+        "only the stale copy in applicationHost.config is left"
+    );
+}
+
+#[test]
+fn wif_uses_the_configuration_it_names_or_its_defaults() {
+    let report = scan_inventory(&farm_fixture("wif").join("farmkey.toml"), &all_sites());
+    assert_eq!(
+        finding_rows(&report),
+        vec![
+            row("dpapi-session-tokens", "error", "Flowtime", "web01"),
+            row(
+                "dpapi-session-tokens",
+                "error",
+                "Sequence Administration",
+                "web02"
+            ),
+            row("wif-duplicate-handler", "error", "Process TOGO", "web01"),
+            row(
+                "wif-unknown-configuration",
+                "error",
+                "Sequence Administration",
+                "web01"
+            ),
+        ]
+    );
+    let state = |site: &str, server: &str| {
+        report
+            .site(site)
+            .unwrap()
+            .instance(server)
+            .unwrap()
+            .effective
+            .as_ref()
+            .unwrap()
+            .handler
+            .state
+            .name()
+    };
+    assert_eq!(
+        [
+            state("Flowtime", "web01"),
+            state("Flowtime", "web02"),
+            state("Sequence Administration", "web01"),
+            state("Sequence Administration", "web02"),
+            state("Process TOGO", "web01"),
+            state("Process TOGO", "web02"),
+        ],
+        [
+            "dpapi",
+            "machinekey",
+            "invalid",
+            "dpapi",
+            "invalid",
+            "not-configured"
+        ]
+    );
+    let trap = &site_messages(&report, "Flowtime", "dpapi-session-tokens")[0];
+    assert!(
+        trap.contains("the swap in <identityConfiguration name=\"Cora\"> (line 21 of C:\\inetpub\\Flowtime\\web.config) is not used: no <federationConfiguration> names it"),
+        "{trap}"
+    );
+    let unknown = &site_messages(
+        &report,
+        "Sequence Administration",
+        "wif-unknown-configuration",
+    )[0];
+    assert!(
+        unknown.contains("identityConfigurationName=\"Sequence\" (line 27 of D:\\Cora\\Administration\\web.config) names no <identityConfiguration>; WIF throws ID7012"),
+        "{unknown}"
+    );
+    let modules = &site_messages(&report, "Sequence Administration", "dpapi-session-tokens")[0];
+    assert!(
+        modules.contains("the SessionAuthenticationModule module is registered in D:\\Cora\\Administration\\web.config"),
+        "{modules}"
+    );
+
+    // The handler swap fixes DPAPI and the missing remove; a name that
+    // matches nothing is refused, nothing written.
+    let dir = farm_copy("wif");
+    let before = snapshot_tree(dir.path());
+    let (plan, outcome) = push_local(
+        dir.path(),
+        "Sequence Administration",
+        KeySource::HandlerOnly,
+    );
+    let rows = plan_rows(&plan);
+    assert!(rows[0].2.starts_with("skip: identityConfigurationName=\"Sequence\" (line 27 of D:\\Cora\\Administration\\web.config) names no <identityConfiguration>"), "{rows:?}");
+    assert_eq!(rows[1].2, "write");
+    assert!(!outcome.success());
+    let changed = changed_since(&before, dir.path());
+    assert!(
+        changed.iter().all(|p| p
+            .to_string_lossy()
+            .contains("web02/D:/Cora/Administration/")
+            || p.ends_with("audit.jsonl")),
+        "{changed:?}"
+    );
+    for site in ["Flowtime", "Process TOGO"] {
+        let (plan, outcome) = push_local(dir.path(), site, KeySource::HandlerOnly);
+        assert_eq!(plan.writes(), 1, "{site}: {:?}", plan_rows(&plan));
+        assert!(outcome.success(), "{}", outcome.summary());
+    }
+    let after = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    assert_eq!(
+        finding_rows(&after),
+        vec![row(
+            "wif-unknown-configuration",
+            "error",
+            "Sequence Administration",
+            "web01"
+        )]
+    );
+}
+
+#[test]
+fn enum_values_are_spelled_as_asp_net_spells_them() {
+    let report = scan_inventory(&farm_fixture("case").join("farmkey.toml"), &all_sites());
+    assert_eq!(
+        finding_rows(&report),
+        vec![
+            row("invalid-config", "error", "Flowtime", "web01"),
+            row(
+                "invalid-config",
+                "error",
+                "Sequence Administration",
+                "web01"
+            ),
+            row(
+                "invalid-config",
+                "error",
+                "Sequence Administration",
+                "web01"
+            ),
+            row("weak-validation", "info", "Flowtime", "web02"),
+        ]
+    );
+    let flowtime = &site_messages(&report, "Flowtime", "invalid-config")[0];
+    assert!(
+        flowtime.starts_with("Flowtime on web01: <machineKey validation=\"sha1\"> (C:\\inetpub\\Flowtime\\web.config line 12) is not a value ASP.NET accepts"),
+        "{flowtime}"
+    );
+    let admin = site_messages(&report, "Sequence Administration", "invalid-config");
+    assert!(admin[0].contains("decryption=\"aes\""), "{}", admin[0]);
+    assert!(
+        admin[1].contains("compatibilityMode=\"framework45\""),
+        "{}",
+        admin[1]
+    );
+
+    // Adopting web02's keys writes them as ASP.NET spells them.
+    let dir = farm_copy("case");
+    for site in ["Flowtime", "Sequence Administration"] {
+        let (plan, outcome) = push_local(dir.path(), site, KeySource::Adopt(Some("web02".into())));
+        assert_eq!(plan.writes(), 1, "{site}: {:?}", plan_rows(&plan));
+        assert!(outcome.success(), "{}", outcome.summary());
+    }
+    let flowtime =
+        fs::read_to_string(dir.path().join("web01/C:/inetpub/Flowtime/web.config")).unwrap();
+    assert!(flowtime.contains("validation=\"SHA1\"") && !flowtime.contains("sha1"));
+    let admin =
+        fs::read_to_string(dir.path().join("web01/D:/Cora/Administration/web.config")).unwrap();
+    assert!(
+        admin.contains(
+            "validation=\"HMACSHA256\" decryption=\"AES\" compatibilityMode=\"Framework45\""
+        ),
+        "{admin}"
+    );
+    let after = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    assert_eq!(
+        finding_rows(&after),
+        vec![row("weak-validation", "info", "Flowtime", "web01,web02")]
+    );
+}
+
+#[test]
+fn a_parent_lock_is_a_configuration_error_and_stops_a_push() {
+    let report = scan_inventory(&farm_fixture("locks").join("farmkey.toml"), &all_sites());
+    assert_eq!(
+        finding_rows(&report),
+        vec![
+            row("locked-section", "error", "Flowtime", "web01"),
+            row(
+                "locked-section",
+                "error",
+                "Sequence Administration",
+                "web01"
+            ),
+        ]
+    );
+    let flowtime = &site_messages(&report, "Flowtime", "locked-section")[0];
+    assert!(
+        flowtime.starts_with(&format!("Flowtime on web01: <machineKey> in C:\\inetpub\\Flowtime\\web.config (line 12) is locked at a parent level by allowOverride=\"false\" on the <location> at line 10 of {ROOT_WEB}")),
+        "{flowtime}"
+    );
+    let admin = &site_messages(&report, "Sequence Administration", "locked-section")[0];
+    assert!(
+        admin.contains(&format!("the attribute validationKey in D:\\Cora\\Administration\\web.config (line 9) is locked at a parent level by lockAttributes=\"validationKey,decryptionKey\" at line 17 of {ROOT_WEB}")),
+        "{admin}"
+    );
+    // The parent's key stays in effect: no second key, no mismatch.
+    for site in ["Flowtime", "Sequence Administration"] {
+        for inst in &report.site(site).unwrap().instances {
+            let eff = inst.effective.as_ref().unwrap();
+            assert_eq!(eff.machine_key.validation_key.source.to_string(), ROOT_WEB);
+        }
+    }
+
+    let dir = farm_copy("locks");
+    let before = snapshot_tree(dir.path());
+    let (plan, _) = push_local(dir.path(), "Flowtime", generate_hmac());
+    for (server, _, action) in plan_rows(&plan) {
+        assert!(
+            action.starts_with(
+                "skip: <machineKey> is locked at a parent level by allowOverride=\"false\""
+            ) && action.contains(&format!("it has to be set in {ROOT_WEB}")),
+            "{server}: {action}"
+        );
+    }
+    let (plan, _) = push_local(dir.path(), "Sequence Administration", generate_hmac());
+    assert!(
+        plan_rows(&plan).iter().all(|r| r
+            .2
+            .starts_with("skip: the attribute validationKey is locked")),
+        "{:?}",
+        plan_rows(&plan)
+    );
+    let (plan, outcome) = push_local(dir.path(), "Process TOGO", generate_hmac());
+    let rows = plan_rows(&plan);
+    assert!(
+        rows[0]
+            .2
+            .starts_with("skip: <machineKey> is locked at a parent level by overrideMode=\"Deny\""),
+        "{rows:?}"
+    );
+    assert_eq!(rows[1].2, "write");
+    assert!(!outcome.success(), "a refused server is no success");
+    let changed = changed_since(&before, dir.path());
+    assert!(
+        changed.iter().all(|p| p
+            .to_string_lossy()
+            .contains("web02/C:/Program Files/PNMsoft/Process TOGO")
+            || p.ends_with("audit.jsonl")),
+        "{changed:?}"
+    );
+}
+
+#[test]
+fn config_source_sections_are_read_and_pushed_in_their_own_file() {
+    let report = scan_inventory(
+        &farm_fixture("config-source").join("farmkey.toml"),
+        &all_sites(),
+    );
+    assert_eq!(
+        finding_rows(&report),
+        vec![
+            row("dpapi-session-tokens", "error", "Process TOGO", "web02"),
+            row("key-mismatch", "error", "Flowtime", "web01,web02"),
+            row("unreadable", "error", "Sequence Administration", "web01"),
+            row("unreadable", "error", "Sequence Administration", "web02"),
+        ]
+    );
+    let flowtime = report.site("Flowtime").unwrap().instance("web01").unwrap();
+    let mk = &flowtime.effective.as_ref().unwrap().machine_key;
+    assert_eq!(
+        mk.validation_key.located(),
+        "C:\\inetpub\\Flowtime\\App_Config\\MachineKey.config line 3"
+    );
+    let unreadable = site_messages(&report, "Sequence Administration", "unreadable");
+    assert!(unreadable[0].contains("<machineKey configSource=\"..\\Shared\\machineKey.config\"> at line 9: the path leaves the folder D:\\Cora\\Administration"), "{}", unreadable[0]);
+    assert!(
+        unreadable[1]
+            .contains("D:\\Cora\\Administration\\App_Config\\machineKey.config does not exist"),
+        "{}",
+        unreadable[1]
+    );
+    let togo = report
+        .site("Process TOGO")
+        .unwrap()
+        .instance("web01")
+        .unwrap();
+    assert_eq!(
+        togo.effective
+            .as_ref()
+            .unwrap()
+            .handler
+            .source
+            .as_ref()
+            .unwrap()
+            .to_string(),
+        "C:\\Program Files\\PNMsoft\\Process TOGO\\App_Config\\identity.config"
+    );
+
+    // The push edits the file the key is kept in, with its backup beside it.
+    let dir = farm_copy("config-source");
+    let web = |s: &str| fs::read(file_of(dir.path(), s, "C:/inetpub/Flowtime/web.config")).unwrap();
+    let webs = [web("web01"), web("web02")];
+    let (plan, outcome) = push_local(dir.path(), "Flowtime", generate_hmac());
+    assert_eq!(
+        plan_rows(&plan),
+        ["web01", "web02"].map(|s| (
+            s.to_string(),
+            "C:\\inetpub\\Flowtime\\App_Config\\MachineKey.config".to_string(),
+            "write".to_string()
+        ))
+    );
+    assert!(outcome.success(), "{}", outcome.summary());
+    assert_eq!(
+        [web("web01"), web("web02")],
+        webs,
+        "web.config is not touched"
+    );
+    let backups: Vec<String> =
+        fs::read_dir(dir.path().join("web01/C:/inetpub/Flowtime/App_Config"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".farmkey"))
+            .collect();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert!(backups[0].starts_with("MachineKey.") && backups[0].ends_with(".farmkey.config"));
+    let (plan, outcome) = push_local(dir.path(), "Process TOGO", KeySource::HandlerOnly);
+    assert_eq!(
+        plan_rows(&plan)[1],
+        (
+            "web02".to_string(),
+            "C:\\Program Files\\PNMsoft\\Process TOGO\\App_Config\\identity.config".to_string(),
+            "write".to_string()
+        )
+    );
+    assert!(outcome.success(), "{}", outcome.summary());
+    let after = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    assert_eq!(
+        finding_rows(&after),
+        vec![
+            row("unreadable", "error", "Sequence Administration", "web01"),
+            row("unreadable", "error", "Sequence Administration", "web02"),
+        ]
+    );
+    // A path ASP.NET refuses is refused by the push too: nothing written.
+    let (plan, _) = push_local(dir.path(), "Sequence Administration", generate_hmac());
+    assert!(
+        plan_rows(&plan)
+            .iter()
+            .all(|r| r.2.starts_with("skip: its configuration cannot be read"))
+    );
+}
+
+#[test]
+fn utf16_files_are_read_and_written_back_in_utf16() {
+    let report = scan_inventory(&farm_fixture("utf16").join("farmkey.toml"), &all_sites());
+    assert_eq!(
+        finding_rows(&report),
+        vec![
+            row("unreadable", "error", "Sequence Administration", "web01"),
+            row("unreadable", "error", "Sequence Administration", "web02"),
+        ]
+    );
+    let unreadable = site_messages(&report, "Sequence Administration", "unreadable");
+    assert!(unreadable[0].contains("D:\\Cora\\Administration\\web.config: the file is UTF-16 (little-endian, with byte order mark) but its XML declaration says encoding=\"utf-8\""), "{}", unreadable[0]);
+    assert!(unreadable[1].contains("the file is UTF-8 (with byte order mark) but its XML declaration says encoding=\"utf-16\""), "{}", unreadable[1]);
+    assert!(report.site("Flowtime").unwrap().consistent());
+
+    let dir = farm_copy("utf16");
+    let path = |s: &str| file_of(dir.path(), s, "C:/inetpub/Flowtime/web.config");
+    let before = [
+        fs::read(path("web01")).unwrap(),
+        fs::read(path("web02")).unwrap(),
+    ];
+    let (plan, outcome) = push_local(dir.path(), "Flowtime", generate_hmac());
+    assert_eq!(plan.writes(), 2);
+    assert!(outcome.success(), "{}", outcome.summary());
+    for (i, server) in ["web01", "web02"].iter().enumerate() {
+        let after = fs::read(path(server)).unwrap();
+        assert_eq!(after[..2], before[i][..2], "{server}: same byte order mark");
+        assert_eq!(
+            TextEncoding::detect(&after),
+            TextEncoding::detect(&before[i])
+        );
+        edit_confined(&as_utf8(&before[i]), &as_utf8(&after)).unwrap();
+    }
+    let again = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    assert!(again.site("Flowtime").unwrap().consistent());
 }

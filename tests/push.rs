@@ -767,3 +767,104 @@ fn two_pushes_in_one_second_keep_both_backups() {
         first
     );
 }
+
+/// A `<machineKey configSource>`: the push backs up, stages, swaps and
+/// verifies the file the key is kept in, and rolls it back byte for byte.
+#[test]
+fn a_key_kept_in_a_config_source_file_is_pushed_and_rolled_back_there() {
+    const WEB: &str = "C:/inetpub/Flowtime/web.config";
+    const KEYS: &str = "C:/inetpub/Flowtime/App_Config/MachineKey.config";
+    let farm = SshFarm::from_fixture(
+        &farm_fixture("config-source"),
+        &["web01", "web02"],
+        Options::default(),
+    );
+    let inventory = Inventory::load(&farm.inventory("")).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let audit = AuditLog::new(state.path().join("audit.jsonl"));
+    let report = || {
+        analyze(
+            &scan_all(&inventory.servers, opts(), 8),
+            &Selection {
+                all_sites: true,
+                sites: vec![],
+            },
+        )
+    };
+    let read = |server: &str, path: &str| fs::read(farm.server(server).file(path)).unwrap();
+    let keys_before = [read("web01", KEYS), read("web02", KEYS)];
+    let webs = [read("web01", WEB), read("web02", WEB)];
+
+    // Someone edits web02's key file between the plan and the push.
+    let mut sessions = Sessions::new(inventory.servers.clone(), opts());
+    let plan = build_plan(&request("Flowtime", generate()), &report(), &mut sessions).unwrap();
+    let files: Vec<String> = plan.servers.iter().map(|p| p.file.to_string()).collect();
+    assert_eq!(
+        files,
+        ["C:\\inetpub\\Flowtime\\App_Config\\MachineKey.config"; 2]
+    );
+    let edited = String::from_utf8(keys_before[1].clone())
+        .unwrap()
+        .replace("kept out of", "kept apart from");
+    fs::write(farm.server("web02").file(KEYS), &edited).unwrap();
+    let outcome = apply(&plan, &mut sessions, &audit, &mut |_| {});
+    assert!(!outcome.success());
+    assert_eq!(outcome.results[0].outcome, ServerOutcome::RolledBack);
+    assert!(
+        matches!(&outcome.results[1].outcome, ServerOutcome::Skipped(w) if w.contains("MachineKey.config changed since the scan")),
+        "{:?}",
+        outcome.results[1].outcome
+    );
+    assert_eq!(
+        read("web01", KEYS),
+        keys_before[0],
+        "restored byte for byte"
+    );
+    assert_eq!(read("web02", KEYS), edited.as_bytes());
+    assert_eq!([read("web01", WEB), read("web02", WEB)], webs);
+
+    // Planned again, it goes through, and web.config is never touched.
+    let mut sessions = Sessions::new(inventory.servers.clone(), opts());
+    let plan = build_plan(&request("Flowtime", generate()), &report(), &mut sessions).unwrap();
+    let outcome = apply(&plan, &mut sessions, &audit, &mut |_| {});
+    assert!(outcome.success(), "{}", outcome.summary());
+    assert_eq!([read("web01", WEB), read("web02", WEB)], webs);
+    let dir = farm
+        .server("web01")
+        .file(KEYS)
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    // One backup per push, beside the key file, each the original bytes.
+    let backups = backups_in(&dir);
+    assert_eq!(backups.len(), 2, "{backups:?}");
+    for b in &backups {
+        assert_eq!(fs::read(b).unwrap(), keys_before[0]);
+        let name = b.file_name().unwrap().to_string_lossy();
+        assert!(name.starts_with("MachineKey.") && name.ends_with(".farmkey.config"));
+    }
+    let after = report();
+    let flowtime = after.site("Flowtime").unwrap();
+    assert!(flowtime.consistent(), "{:?}", flowtime.findings);
+    for inst in &flowtime.instances {
+        let source = &inst
+            .effective
+            .as_ref()
+            .unwrap()
+            .machine_key
+            .validation_key
+            .source;
+        assert_eq!(
+            source.to_string(),
+            "C:\\inetpub\\Flowtime\\App_Config\\MachineKey.config"
+        );
+    }
+    let records = audit.read_all().unwrap();
+    assert!(
+        records
+            .iter()
+            .all(|r| r.file == "C:\\inetpub\\Flowtime\\App_Config\\MachineKey.config"),
+        "{:?}",
+        records.iter().map(|r| &r.file).collect::<Vec<_>>()
+    );
+}

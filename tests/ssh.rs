@@ -732,3 +732,22 @@ fn pipelined_reads_return_exactly_the_bytes_of_every_file() {
     // The session is still usable for ordinary calls afterwards.
     assert!(t.stat(&paths[0]).unwrap().is_some());
 }
+
+/// Sections kept in other files (a second round of reads, only on the
+/// servers that name some) and UTF-16 files read over SFTP as locally.
+#[test]
+fn config_source_and_utf16_farms_over_ssh_match_local() {
+    for name in ["config-source", "utf16", "locks"] {
+        let fixture = farm_fixture(name);
+        let farm = SshFarm::from_fixture(&fixture, &["web01", "web02"], Options::default());
+        let local = scan_inventory(&fixture.join("farmkey.toml"), &all_sites());
+        let remote = scan_with(&farm.inventory(""), no_ssh_config(), &all_sites());
+        assert_all_reachable(&remote);
+        assert_eq!(finding_rows(&remote), finding_rows(&local), "{name}");
+        assert_eq!(instances(&remote), instances(&local), "{name}");
+        let messages = |r: &FarmReport| -> Vec<String> {
+            r.all_findings().map(|f| f.message.clone()).collect()
+        };
+        assert_eq!(messages(&remote), messages(&local), "{name}");
+    }
+}

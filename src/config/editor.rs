@@ -583,7 +583,8 @@ impl<'d> Splicer<'d> {
         values
     }
 
-    /// Sets the values on an existing `<machineKey>`.
+    /// Sets the values on an existing `<machineKey>`; a `compatibilityMode`
+    /// it keeps gets the spelling ASP.NET accepts (`framework45`).
     fn update_machine_key(
         &mut self,
         mk: ElemId,
@@ -596,6 +597,12 @@ impl<'d> Splicer<'d> {
             });
         }
         self.refuse_config_source(mk)?;
+        let e = MachineKeyEnum::CompatibilityMode;
+        let respelled = match (compat, self.doc.attr(mk, e.attribute())) {
+            (None, Some(v)) if !e.accepts(&v) => e.canonical(&v),
+            _ => None,
+        };
+        let compat = compat.or(respelled.as_deref());
         self.set_attrs(mk, &Self::machine_key_values(keys, compat));
         Ok(())
     }

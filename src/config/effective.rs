@@ -501,8 +501,6 @@ struct WifReading<'a> {
     declared: Option<(RemotePath, &'static str)>,
     modules: Modules,
     http_modules: Modules,
-    /// The module registrations' files, for messages.
-    modules_in: Option<RemotePath>,
     element_in: Option<(RemotePath, &'static str)>,
     services: Vec<(&'a ConfigFile, ElemId)>,
     /// Every `<identityConfiguration>`, in chain order.
@@ -516,17 +514,12 @@ impl WifReading<'_> {
         if let Some((file, section)) = &self.element_in {
             return Some(format!("<{section}> is set in {file}"));
         }
-        if let Some(name) = self
+        if let Some((name, file)) = self
             .modules
             .wif_module()
             .or_else(|| self.http_modules.wif_module())
         {
-            let file = self
-                .modules_in
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            return Some(format!("the {name} module is registered ({file})"));
+            return Some(format!("the {name} module is registered in {file}"));
         }
         self.declared
             .as_ref()
@@ -639,8 +632,9 @@ impl<'a> Merge<'a, '_> {
             if let Some(ws) = single_child(file, container, "system.webServer")?
                 && let Some(s) = section::section(file, ws, "modules", self.sources)?
             {
-                self.wif.modules.apply(&s.file.doc, s.elem);
-                self.wif.modules_in = Some(s.file.path.clone());
+                self.wif
+                    .modules
+                    .apply(&s.file.doc, s.elem, &s.file.path.to_string());
             }
         }
         self.locks.extend(new_locks);
@@ -717,8 +711,9 @@ impl<'a> Merge<'a, '_> {
             });
         }
         if let Some(s) = section::section(file, web, "httpModules", self.sources)? {
-            self.wif.http_modules.apply(&s.file.doc, s.elem);
-            self.wif.modules_in = Some(s.file.path.clone());
+            self.wif
+                .http_modules
+                .apply(&s.file.doc, s.elem, &s.file.path.to_string());
         }
         Ok(())
     }

@@ -61,12 +61,14 @@ pub fn declared_section(doc: &Document) -> Option<&'static str> {
 /// replayed level by level: `add`, `remove` and `clear` by name.
 #[derive(Debug, Clone, Default)]
 pub struct Modules {
-    /// (name, short type name), names compared without regard to case.
-    entries: Vec<(String, String)>,
+    /// (name, short type name, where it was added), names compared without
+    /// regard to case.
+    entries: Vec<(String, String, String)>,
 }
 
 impl Modules {
-    pub fn apply(&mut self, doc: &Document, collection: ElemId) {
+    /// Applies one level's collection; `origin` names its file in messages.
+    pub fn apply(&mut self, doc: &Document, collection: ElemId, origin: &str) {
         for &entry in doc.children(collection) {
             let name = doc
                 .attr(entry, "name")
@@ -75,23 +77,26 @@ impl Modules {
                 .to_string();
             match doc.name(entry) {
                 "clear" => self.entries.clear(),
-                "remove" => self.entries.retain(|(n, _)| !n.eq_ignore_ascii_case(&name)),
+                "remove" => self
+                    .entries
+                    .retain(|(n, _, _)| !n.eq_ignore_ascii_case(&name)),
                 "add" => {
                     let ty = short_type_name(&doc.attr(entry, "type").unwrap_or_default());
-                    self.entries.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
-                    self.entries.push((name, ty));
+                    self.entries
+                        .retain(|(n, _, _)| !n.eq_ignore_ascii_case(&name));
+                    self.entries.push((name, ty, origin.to_string()));
                 }
                 _ => {}
             }
         }
     }
 
-    /// The name of a registered WIF module, if one is.
-    pub fn wif_module(&self) -> Option<&str> {
+    /// A registered WIF module: its name and the file that adds it.
+    pub fn wif_module(&self) -> Option<(&str, &str)> {
         self.entries
             .iter()
-            .find(|(_, ty)| MODULES.contains(&ty.as_str()))
-            .map(|(n, _)| n.as_str())
+            .find(|(_, ty, _)| MODULES.contains(&ty.as_str()))
+            .map(|(n, _, origin)| (n.as_str(), origin.as_str()))
     }
 }
 
@@ -265,10 +270,10 @@ mod tests {
             r#"<m><add name="SessionAuthenticationModule" type="System.IdentityModel.Services.SessionAuthenticationModule, System.IdentityModel.Services"/></m>"#,
         );
         let mut m = Modules::default();
-        m.apply(&d, d.root());
-        assert_eq!(m.wif_module(), Some("SessionAuthenticationModule"));
+        m.apply(&d, d.root(), "a");
+        assert_eq!(m.wif_module(), Some(("SessionAuthenticationModule", "a")));
         let removed = doc(r#"<m><remove name="sessionauthenticationmodule"/></m>"#);
-        m.apply(&removed, removed.root());
+        m.apply(&removed, removed.root(), "b");
         assert_eq!(m.wif_module(), None);
         assert_eq!(
             short_type_name(" System.A.B . SessionSecurityTokenHandler , X"),

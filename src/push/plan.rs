@@ -452,7 +452,7 @@ fn plan_server(
         if web_needed {
             out.push(sp);
         }
-    } else {
+    } else if web_needed {
         out.insert(0, sp);
     }
     out
