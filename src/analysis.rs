@@ -501,69 +501,78 @@ fn unreadable(f: &SiteFacts<'_>) -> Vec<Raised> {
         .collect()
 }
 
+/// One error or warning per server and thing wrong there, each with its
+/// own message.
+fn per_server<T>(
+    f: &SiteFacts<'_>,
+    severity: Severity,
+    found: impl Fn(&Instance, &Effective) -> Vec<T>,
+    message: impl Fn(&str, T) -> String,
+) -> Vec<Raised> {
+    f.readable
+        .iter()
+        .flat_map(|(inst, eff)| {
+            found(inst, eff).into_iter().map(|item| {
+                let on = format!("{} on {}", f.site, inst.server);
+                raise(severity, vec![inst.server.clone()], message(&on, item))
+            })
+        })
+        .collect()
+}
+
 /// `validation="sha1"` and the like: per server and attribute.
 fn invalid_config(f: &SiteFacts<'_>) -> Vec<Raised> {
-    let mut out = Vec::new();
-    for (inst, eff) in &f.readable {
-        for bad in eff.machine_key.invalid_values() {
+    per_server(
+        f,
+        Severity::Error,
+        |_, eff| eff.machine_key.invalid_values(),
+        |on, bad| {
             let accepted = crate::keys::MachineKeyEnum::ALL
                 .into_iter()
                 .find(|e| e.attribute() == bad.attribute)
                 .map(|e| e.accepted().join(", "))
                 .unwrap_or_default();
-            out.push(raise(
-                Severity::Error,
-                vec![inst.server.clone()],
-                format!(
-                    "{} on {}: <machineKey {}=\"{}\"> ({}) is not a value ASP.NET accepts, so the application does not start. Values are case-sensitive: {accepted}{}. Push a key set (farmkey writes the exact spelling) or correct the value.",
-                    f.site,
-                    inst.server,
-                    bad.attribute,
-                    bad.value,
-                    bad.at,
-                    if bad.attribute == "compatibilityMode" { "" } else { ", or alg:<name>" }
-                ),
-            ));
-        }
-    }
-    out
+            let custom = if bad.attribute == "compatibilityMode" {
+                ""
+            } else {
+                ", or alg:<name>"
+            };
+            format!(
+                "{on}: <machineKey {}=\"{}\"> ({}) is not a value ASP.NET accepts, so the application does not start. Values are case-sensitive: {accepted}{custom}. Push a key set (farmkey writes the exact spelling) or correct the value.",
+                bad.attribute, bad.value, bad.at
+            )
+        },
+    )
 }
 
 /// A lower level setting what a parent locked.
 fn locked_section(f: &SiteFacts<'_>) -> Vec<Raised> {
-    let mut out = Vec::new();
-    for (inst, eff) in &f.readable {
-        for v in &eff.locked {
-            out.push(raise(
-                Severity::Error,
-                vec![inst.server.clone()],
-                format!(
-                    "{} on {}: {} in {} (line {}) is locked at a parent level by {}; ASP.NET refuses the configuration and the application does not start. The parent's <{}> stays in effect: remove the element from {}, or make the change at the lock's level in {}.",
-                    f.site, inst.server, v.what, v.file, v.line, v.lock, v.section, v.file, v.lock.file
-                ),
-            ));
-        }
-    }
-    out
+    per_server(
+        f,
+        Severity::Error,
+        |_, eff| eff.locked.clone(),
+        |on, v| {
+            format!(
+                "{on}: {} in {} (line {}) is locked at a parent level by {}; ASP.NET refuses the configuration and the application does not start. The parent's <{}> stays in effect: remove the element from {}, or make the change at the lock's level in {}.",
+                v.what, v.file, v.line, v.lock, v.section, v.file, v.lock.file
+            )
+        },
+    )
 }
 
 fn wif_fault(f: &SiteFacts<'_>, pick: fn(&WifFault) -> bool, advice: &str) -> Vec<Raised> {
-    f.readable
-        .iter()
-        .filter(|(_, e)| e.handler.fault.as_ref().is_some_and(pick))
-        .map(|(inst, eff)| {
-            raise(
-                Severity::Error,
-                vec![inst.server.clone()],
-                format!(
-                    "{} on {}: {}. {advice}",
-                    f.site,
-                    inst.server,
-                    eff.handler.detail.as_deref().unwrap_or_default()
-                ),
-            )
-        })
-        .collect()
+    per_server(
+        f,
+        Severity::Error,
+        |_, eff| {
+            let faulty = eff.handler.fault.as_ref().is_some_and(pick);
+            faulty
+                .then(|| eff.handler.detail.clone().unwrap_or_default())
+                .into_iter()
+                .collect()
+        },
+        |on, detail| format!("{on}: {detail}. {advice}"),
+    )
 }
 
 fn wif_unknown_configuration(f: &SiteFacts<'_>) -> Vec<Raised> {
@@ -584,6 +593,7 @@ fn wif_duplicate_handler(f: &SiteFacts<'_>) -> Vec<Raised> {
 
 /// Per server, naming the attribute and the rule broken.
 fn invalid_key(f: &SiteFacts<'_>) -> Vec<Raised> {
+    let site = f.site;
     let mut out = Vec::new();
     for (inst, eff) in &f.readable {
         for purpose in [KeyPurpose::Validation, KeyPurpose::Decryption] {
@@ -596,9 +606,8 @@ fn invalid_key(f: &SiteFacts<'_>) -> Vec<Raised> {
                     Severity::Error,
                     vec![inst.server.clone()],
                     format!(
-                        "{} of {} on {} {reason} (set in {source}); ASP.NET will refuse it. Push a valid key set.",
+                        "{} of {site} on {} {reason} (set in {source}); ASP.NET will refuse it. Push a valid key set.",
                         purpose.attribute(),
-                        f.site,
                         inst.server
                     ),
                 ));
@@ -853,20 +862,17 @@ fn dpapi_session_tokens(f: &SiteFacts<'_>) -> Vec<Raised> {
 /// A `<machineKey>` or WIF section in applicationHost.config: IIS Manager
 /// shows it, no application reads it.
 fn apphost_ignored(f: &SiteFacts<'_>) -> Vec<Raised> {
-    let mut out = Vec::new();
-    for (inst, eff) in &f.readable {
-        for ig in &eff.ignored {
-            out.push(raise(
-                Severity::Warning,
-                vec![inst.server.clone()],
-                format!(
-                    "{} on {}: <{}> in {} (line {}) is ignored: applicationHost.config is IIS's own configuration, which ASP.NET never reads. IIS Manager shows it, the application does not use it. Set it in the site's web.config (farmkey push does) and remove it from applicationHost.config.",
-                    f.site, inst.server, ig.section, ig.file, ig.line
-                ),
-            ));
-        }
-    }
-    out
+    per_server(
+        f,
+        Severity::Warning,
+        |_, eff| eff.ignored.clone(),
+        |on, ig| {
+            format!(
+                "{on}: <{}> in {} (line {}) is ignored: applicationHost.config is IIS's own configuration, which ASP.NET never reads. IIS Manager shows it, the application does not use it. Set it in the site's web.config (farmkey push does) and remove it from applicationHost.config.",
+                ig.section, ig.file, ig.line
+            )
+        },
+    )
 }
 
 fn site_missing(f: &SiteFacts<'_>) -> Vec<Raised> {

@@ -3,8 +3,8 @@
 mod support;
 
 use farmkey::bytes::FileBytes;
-use farmkey::config::editor::{EditRequest, edit};
-use farmkey::config::xml::Document;
+use farmkey::config::editor::{EditRequest, SectionFile, edit, edit_section_file};
+use farmkey::config::xml::{Document, TextEncoding};
 use farmkey::keys::{KeySet, KeyText};
 use proptest::prelude::*;
 
@@ -276,10 +276,29 @@ proptest! {
         prop_assert!(!b.contains("not me") || a.contains("not me"));
     }
 
+    /// A UTF-16 file gets the same edit as its UTF-8 text, encoded back in
+    /// its own byte order and byte order mark.
+    #[test]
+    fn utf16_documents_get_the_edit_of_their_text(bytes in file(), big_endian in proptest::bool::ANY, bom in proptest::bool::ANY) {
+        let text = String::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(&bytes).to_vec()).unwrap();
+        let declared_16 = |t: &str| t.replace("encoding=\"utf-8\"", "encoding=\"utf-16\"");
+        let encoding = TextEncoding::Utf16 { big_endian, bom };
+        let req = EditRequest { machine_key: Some(keys()), handler_swap: true, ..Default::default() };
+        let utf8 = edit(&FileBytes::new(text.clone().into_bytes()), &req).unwrap();
+        let utf16 = edit(&FileBytes::new(encoding.encode(declared_16(&text).as_bytes())), &req)
+            .map_err(|e| TestCaseError::fail(format!("{e}")))?;
+        let want = declared_16(std::str::from_utf8(&utf8.bytes).unwrap());
+        prop_assert_eq!(&utf16.bytes[..], &encoding.encode(want.as_bytes())[..]);
+        prop_assert!(!edit(&utf16.bytes, &req).unwrap().changed);
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
         let req = EditRequest { machine_key: Some(keys()), handler_swap: true, ..Default::default() };
-        let _ = edit(&FileBytes::new(bytes), &req);
+        let _ = edit(&FileBytes::new(bytes.clone()), &req);
+        for section in [SectionFile::MachineKey, SectionFile::IdentityModel { in_use: String::new() }] {
+            let _ = edit_section_file(&FileBytes::new(bytes.clone()), &section, &req);
+        }
     }
 
     #[test]

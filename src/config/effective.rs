@@ -391,7 +391,7 @@ pub struct Effective {
     pub target_framework: Option<Sourced<String>>,
     pub handler: Handler,
     pub encrypted_sections: Vec<EncryptedSection>,
-    /// Where a WIF section is registered in `<configSections>`.
+    /// Where `system.identityModel` is registered in `<configSections>`.
     pub identity_model_declared: Option<RemotePath>,
     /// Sections in applicationHost.config that target the application.
     pub ignored: Vec<IgnoredSection>,
@@ -473,26 +473,20 @@ pub fn is_encrypted(doc: &Document, section: ElemId) -> bool {
         || doc.child_named(section, "EncryptedData").is_some()
 }
 
-/// The last file of the chain that registers a WIF section in its
+/// The last file of the chain that registers `system.identityModel` in its
 /// `<configSections>` (applicationHost.config does not count).
 pub fn identity_model_declared_in(layers: &[Layer<'_>]) -> Option<RemotePath> {
     layers
         .iter()
         .rev()
         .filter(|layer| !matches!(layer.scope, Scope::ApplicationHost))
-        .find(|layer| wif::declared_section(&layer.file.doc).is_some())
+        .find(|layer| declares_identity_model(&layer.file.doc))
         .map(|layer| layer.file.path.clone())
 }
 
 /// Whether a file's `<configSections>` registers `system.identityModel`.
 pub fn declares_identity_model(doc: &Document) -> bool {
-    doc.child_named(doc.root(), "configSections")
-        .is_some_and(|cs| {
-            doc.children_named(cs, "section").any(|s| {
-                doc.attr(s, "name")
-                    .is_some_and(|n| n.trim() == "system.identityModel")
-            })
-        })
+    wif::declares(doc, "system.identityModel")
 }
 
 /// What the chain says about WIF, gathered level by level.

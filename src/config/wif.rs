@@ -48,13 +48,18 @@ pub fn short_type_name(type_ref: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// Whether a file's `<configSections>` registers this section.
+pub fn declares(doc: &Document, section: &str) -> bool {
+    doc.child_named(doc.root(), "configSections")
+        .is_some_and(|cs| {
+            doc.children_named(cs, "section")
+                .any(|s| doc.attr(s, "name").is_some_and(|n| n.trim() == section))
+        })
+}
+
 /// The WIF section a file's `<configSections>` registers, if any.
 pub fn declared_section(doc: &Document) -> Option<&'static str> {
-    let cs = doc.child_named(doc.root(), "configSections")?;
-    SECTIONS.into_iter().find(|name| {
-        doc.children_named(cs, "section")
-            .any(|s| doc.attr(s, "name").is_some_and(|n| n.trim() == *name))
-    })
+    SECTIONS.into_iter().find(|name| declares(doc, name))
 }
 
 /// A modules collection (`system.webServer/modules`, `system.web/httpModules`)
