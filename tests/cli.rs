@@ -358,3 +358,38 @@ fn demo_scan_runs_on_a_fresh_demo_farm() {
         .stdout(predicate::str::contains("Process TOGO"))
         .stdout(predicate::str::contains("dpapi-session-tokens"));
 }
+
+/// The dry run of a push to UTF-16 and configSource files: diffs as text,
+/// every key (old and new) a fingerprint, nothing written.
+#[test]
+fn dry_runs_show_no_key_in_utf16_or_config_source_files() {
+    for (farm, site) in [("utf16", "Flowtime"), ("config-source", "Flowtime")] {
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(&farm_fixture(farm), dir.path());
+        let before = snapshot_tree(dir.path());
+        let out = farmkey()
+            .args(["push", "--site", site, "--generate", "--dry-run", "--audit"])
+            .arg(dir.path().join("audit.jsonl"))
+            .arg("-i")
+            .arg(dir.path().join("farmkey.toml"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{farm}: {out:?}");
+        let text = String::from_utf8(out.stdout.clone()).unwrap();
+        assert_no_key(&out.stdout);
+        assert!(!text.contains('\0'), "{farm}: {text}");
+        let hex_run = text
+            .split(|c: char| !c.is_ascii_hexdigit())
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        assert!(hex_run < 32, "{farm}: a key in the output:\n{text}");
+        assert!(
+            text.contains("-    <machineKey validationKey=\"[key ")
+                || text.contains("-<machineKey validationKey=\"[key "),
+            "{farm}: {text}"
+        );
+        assert!(text.contains("Dry run: nothing was written."), "{text}");
+        assert_eq!(snapshot_tree(dir.path()), before, "{farm}: nothing written");
+    }
+}

@@ -27,10 +27,12 @@ pub fn mask_keys(text: &str) -> String {
     out
 }
 
-/// The unified diff of one file, keys masked.
+/// The unified diff of one file, keys masked (UTF-16 files as their text,
+/// so that no key escapes the mask between NUL bytes).
 pub fn masked_diff(path: &str, before: &[u8], after: &[u8]) -> String {
-    let old = mask_keys(&String::from_utf8_lossy(before));
-    let new = mask_keys(&String::from_utf8_lossy(after));
+    let text_of = crate::config::xml::text_of;
+    let old = mask_keys(&text_of(before));
+    let new = mask_keys(&text_of(after));
     similar::TextDiff::from_lines(&old, &new)
         .unified_diff()
         .context_radius(2)
@@ -60,5 +62,18 @@ mod tests {
             format!("<a>\n<m k=\"{key}\"/>\n</a>\n").as_bytes(),
         );
         assert!(d.contains("+<m k=\"[key ") && !d.contains(&key), "{d}");
+        // A UTF-16 file: masked as its text.
+        let utf16 = |t: &str| {
+            let mut b = vec![0xFF, 0xFE];
+            b.extend(t.encode_utf16().flat_map(u16::to_le_bytes));
+            b
+        };
+        let d = masked_diff(
+            "C:\\web.config",
+            &utf16("<a>\n</a>\n"),
+            &utf16(&format!("<a>\n<m k=\"{key}\"/>\n</a>\n")),
+        );
+        assert!(d.contains("+<m k=\"[key ") && !d.contains('\0'), "{d}");
+        assert!(!d.contains(&key[..8]), "{d}");
     }
 }
