@@ -113,14 +113,16 @@ pub(crate) fn same_keys(eff: &crate::config::effective::Effective, keys: &KeySet
     };
     key_ok(mk.validation_key_state(), &keys.validation_key)
         && key_ok(mk.decryption_key_state(), &keys.decryption_key)
+        // Names compare exactly: ASP.NET refuses `sha1`, so a file holding
+        // it is not already correct.
         && mk
             .validation
             .value()
-            .is_some_and(|v| v.eq_ignore_ascii_case(&keys.validation))
+            .is_some_and(|v| v.trim() == keys.validation.trim())
         && mk
             .decryption
             .value()
-            .is_some_and(|v| v.eq_ignore_ascii_case(&keys.decryption))
+            .is_some_and(|v| v.trim() == keys.decryption.trim())
 }
 
 /// `web.config` → `web.<stamp>.farmkey<suffix>.config` beside it.
