@@ -599,6 +599,14 @@ impl farmkey::transport::Transport for Faulty {
         self.maybe("write", p)?;
         self.inner.write(p, b)
     }
+    fn create_new(
+        &mut self,
+        p: &farmkey::paths::RemotePath,
+        b: &[u8],
+    ) -> Result<(), farmkey::transport::TransportError> {
+        self.maybe("write", p)?;
+        self.inner.create_new(p, b)
+    }
     fn rename(
         &mut self,
         a: &farmkey::paths::RemotePath,

@@ -302,6 +302,8 @@ pub struct Options {
     /// Give each server an RSA host key besides its ed25519 one, and store
     /// only the RSA key in known_hosts (a farm known since before ed25519).
     pub rsa_known_only: bool,
+    /// Extra flags of the SFTP server (` -u 0000`), with a leading space.
+    pub sftp_flags: &'static str,
 }
 
 impl Default for Options {
@@ -310,6 +312,7 @@ impl Default for Options {
             password_auth: false,
             trust_host_keys: true,
             rsa_known_only: false,
+            sftp_flags: "",
         }
     }
 }
@@ -407,11 +410,12 @@ impl SshFarm {
                 "Port {port}\nListenAddress 127.0.0.1\n{host_keys}PidFile none\nAuthorizedKeysFile {ak}\n\
                  PermitRootLogin no\nAllowUsers {USER}\nPubkeyAuthentication yes\nPasswordAuthentication {pw}\n\
                  KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nChrootDirectory {root}\n\
-                 ForceCommand internal-sftp\nSubsystem sftp internal-sftp\nAllowTcpForwarding no\n\
+                 ForceCommand internal-sftp{sftp}\nSubsystem sftp internal-sftp\nAllowTcpForwarding no\n\
                  X11Forwarding no\nMaxStartups 200\nMaxSessions 50\nLogLevel VERBOSE\n",
                 ak = dir.join("authorized_keys").display(),
                 pw = if opts.password_auth { "yes" } else { "no" },
                 root = root.display(),
+                sftp = opts.sftp_flags,
             );
             let config_path = dir.join("sshd_config");
             fs::write(&config_path, config).unwrap();
