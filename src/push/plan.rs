@@ -7,11 +7,15 @@ use super::{
 use crate::analysis::{FarmReport, Instance};
 use crate::config::editor::{EditRequest, edit, empty_web_config};
 use crate::config::effective::HandlerState;
+use super::lock::{lock_path, read_holder};
 use crate::keys::{KeySet, set_fingerprint};
+use crate::transport::ReplaceBehaviour;
 use rand::TryRng;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
+    #[error("{0} is not a server of the inventory")]
+    UnknownServer(String),
     #[error(
         "no site {0:?} in the scan (ids are `Site` or `Site/app`; `farmkey scan --all-sites` lists them)"
     )]
@@ -96,7 +100,11 @@ fn short_id() -> String {
 }
 
 /// Plans a push from a scan's report, reading the current bytes of every
-/// file to be written through `sessions`.
+/// file to be written (and the lock beside it) through `sessions`.
+///
+/// Fail closed: every server that hosts the site, and every server the scan
+/// could not read, is part of the push unless the request leaves it out by
+/// name; one that cannot be pushed blocks the whole push.
 pub fn build_plan(
     req: &PushRequest,
     report: &FarmReport,
@@ -112,23 +120,62 @@ pub fn build_plan(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let mut targets: Vec<&Instance> = Vec::new();
-    match &req.servers {
-        Some(names) => {
-            for n in names {
-                let inst = site
-                    .instances
-                    .iter()
-                    .find(|i| i.server.eq_ignore_ascii_case(n))
-                    .ok_or_else(|| PlanError::NotHosting {
-                        server: n.clone(),
-                        site: site.site.clone(),
-                        hosts: hosts(),
-                    })?;
-                targets.push(inst);
-            }
+    let known = |name: &str| {
+        report
+            .servers
+            .iter()
+            .any(|s| s.name.eq_ignore_ascii_case(name))
+    };
+    if let Some(name) = req.exclude.iter().find(|n| !known(n)) {
+        return Err(PlanError::UnknownServer(name.clone()));
+    }
+    let unread_scan: Vec<(String, String)> = report
+        .servers
+        .iter()
+        .filter_map(|s| s.error.as_ref().map(|e| (s.name.clone(), e.clone())))
+        .collect();
+    for n in req.servers.iter().flatten() {
+        let hosting = site
+            .instances
+            .iter()
+            .any(|i| i.server.eq_ignore_ascii_case(n));
+        let unread = unread_scan.iter().any(|(s, _)| s.eq_ignore_ascii_case(n));
+        if !known(n) {
+            return Err(PlanError::UnknownServer(n.clone()));
         }
-        None => targets.extend(site.instances.iter()),
+        if !hosting && !unread {
+            return Err(PlanError::NotHosting {
+                server: n.clone(),
+                site: site.site.clone(),
+                hosts: hosts(),
+            });
+        }
+    }
+    let named = |list: &[String], name: &str| list.iter().any(|n| n.eq_ignore_ascii_case(name));
+    // Why a server of the site is left out, if it is.
+    let left_out = |name: &str| -> Option<String> {
+        if named(&req.exclude, name) {
+            Some("left out by name".into())
+        } else if req.servers.as_ref().is_some_and(|l| !named(l, name)) {
+            Some("not among the servers named".into())
+        } else {
+            None
+        }
+    };
+    let mut excluded = Vec::new();
+    let mut targets: Vec<&Instance> = Vec::new();
+    for inst in &site.instances {
+        match left_out(&inst.server) {
+            Some(why) => excluded.push((inst.server.clone(), why)),
+            None => targets.push(inst),
+        }
+    }
+    let mut unread = Vec::new();
+    for (name, error) in unread_scan {
+        match left_out(&name) {
+            Some(why) => excluded.push((name, format!("{why}; the scan could not read it"))),
+            None => unread.push((name, error)),
+        }
     }
 
     let (keys, source) = match &req.source {
@@ -169,12 +216,6 @@ pub fn build_plan(
     for inst in targets {
         servers.push(plan_server(inst, keys.as_ref(), &stamp, sessions));
     }
-    let unread = report
-        .servers
-        .iter()
-        .filter(|s| s.error.is_some())
-        .map(|s| s.name.clone())
-        .collect();
     Ok(Plan {
         push_id,
         stamp,
@@ -186,7 +227,9 @@ pub fn build_plan(
         keys,
         servers,
         unread,
+        excluded,
         keep_partial: req.keep_partial,
+        break_lock: req.break_lock,
     })
 }
 
@@ -207,6 +250,9 @@ fn plan_server(
         server: inst.server.clone(),
         backup: sibling(&file, stamp, ""),
         staged: sibling(&file, stamp, "-new"),
+        lock: lock_path(&file),
+        lock_holder: None,
+        replace: ReplaceBehaviour::Atomic,
         file,
         scanned_sha256: inst.config_sha256.clone(),
         changes: Vec::new(),
@@ -220,11 +266,11 @@ fn plan_server(
     };
     let eff = match (&inst.effective, &inst.config_path) {
         (Err(p), _) => {
-            sp.action = PlanAction::Skip(format!("its configuration cannot be read: {p}"));
+            sp.action = PlanAction::Blocked(format!("its configuration cannot be read: {p}"));
             return sp;
         }
         (Ok(_), None) => {
-            sp.action = PlanAction::Skip(format!(
+            sp.action = PlanAction::Blocked(format!(
                 "its physical path {:?} is not a path farmkey can write to",
                 inst.app.physical_path_raw
             ));
@@ -267,18 +313,29 @@ fn plan_server(
             },
         ];
     }
+    // Every server of the push is locked while it runs, the ones already
+    // correct too: connect to each, learn how it replaces files, and look
+    // for a lock another push holds.
+    let t = match sessions.get(&inst.server) {
+        Ok(t) => t,
+        Err(e) => {
+            sp.action = PlanAction::Blocked(format!("cannot connect: {e}"));
+            return sp;
+        }
+    };
+    sp.replace = ReplaceBehaviour::from_banner(t.banner().as_deref());
+    match read_holder(t, &inst.server, &sp.lock) {
+        Ok(holder) => sp.lock_holder = holder,
+        Err(e) => {
+            sp.action = PlanAction::Blocked(format!("cannot read its lock file: {e}"));
+            return sp;
+        }
+    }
     if set_keys.is_none() && !sp.handler_swap {
         sp.action = PlanAction::Unchanged;
         return sp;
     }
     // Read the file as it is now, and edit it.
-    let t = match sessions.get(&inst.server) {
-        Ok(t) => t,
-        Err(e) => {
-            sp.action = PlanAction::Skip(format!("cannot connect: {e}"));
-            return sp;
-        }
-    };
     // Two pushes in one second: the second one's backup gets a suffix.
     let mut n = 1;
     while matches!(t.stat(&sp.backup), Ok(Some(_))) && n < 100 {
@@ -290,13 +347,13 @@ fn plan_server(
         Ok(b) => Some(b),
         Err(e) if e.is_not_found() => None,
         Err(e) => {
-            sp.action = PlanAction::Skip(format!("cannot read {}: {e}", sp.file));
+            sp.action = PlanAction::Blocked(format!("cannot read {}: {e}", sp.file));
             return sp;
         }
     };
     let now_sha = original.as_ref().map(|b| b.sha256());
     if now_sha != sp.scanned_sha256 {
-        sp.action = PlanAction::Skip(format!("{} changed since the scan; scan again", sp.file));
+        sp.action = PlanAction::Blocked(format!("{} changed since the scan; scan again", sp.file));
         return sp;
     }
     let req = EditRequest {
@@ -313,7 +370,7 @@ fn plan_server(
             sp.edited = Some(out.bytes);
         }
         Ok(_) => sp.action = PlanAction::Unchanged,
-        Err(e) => sp.action = PlanAction::Skip(format!("{}: {e}", sp.file)),
+        Err(e) => sp.action = PlanAction::Blocked(format!("{}: {e}", sp.file)),
     }
     sp
 }
