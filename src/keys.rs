@@ -243,10 +243,9 @@ impl EnumProblem {
     pub fn describe(self, attr: MachineKeyEnum, value: &str) -> String {
         let name = attr.attribute();
         match self {
-            EnumProblem::Empty => format!(
-                "{name} is empty; ASP.NET accepts {}",
-                attr.accepted_list()
-            ),
+            EnumProblem::Empty => {
+                format!("{name} is empty; ASP.NET accepts {}", attr.accepted_list())
+            }
             EnumProblem::WrongCase { right } => format!(
                 "{name}=\"{}\" is not spelled as ASP.NET requires: names are case-sensitive, write \"{right}\"",
                 value.trim()
@@ -531,10 +530,7 @@ mod tests {
         assert_eq!(Validation.check("BOGUS"), Err(EnumProblem::Unknown));
         assert_eq!(Decryption.check("HMACSHA256"), Err(EnumProblem::Unknown));
         assert_eq!(Decryption.check("alg:"), Err(EnumProblem::NoCustomName));
-        assert_eq!(
-            CompatibilityMode.check("alg:x"),
-            Err(EnumProblem::Unknown)
-        );
+        assert_eq!(CompatibilityMode.check("alg:x"), Err(EnumProblem::Unknown));
         assert_eq!(Validation.check("é"), Err(EnumProblem::Unknown));
         let msg = EnumProblem::Unknown.describe(Validation, "BOGUS");
         assert!(

@@ -769,8 +769,11 @@ fn create_new_is_exclusive_never_follows_links_and_sends_no_mode() {
     assert!(!local.join("target.config").exists());
     // No attributes go with the open: the server applies its own default
     // mode, never one farmkey chose.
-    t.write(&RemotePath::parse("/C:/inetpub/other.config").unwrap(), b"y")
-        .unwrap();
+    t.write(
+        &RemotePath::parse("/C:/inetpub/other.config").unwrap(),
+        b"y",
+    )
+    .unwrap();
     use std::os::unix::fs::PermissionsExt;
     for name in ["new.farmkey-lock.config", "other.config"] {
         let mode = fs::metadata(local.join(name)).unwrap().permissions().mode() & 0o777;

@@ -45,7 +45,9 @@ fn start(args: &ConsoleArgs, title: String, inventory: &Inventory) -> ExitCode {
                     ExitCode::from(super::push::push_exit_code(&outcome))
                 }
                 (None, Some(sig)) => {
-                    say(format!("{sig}: the console was closed; no push was running"));
+                    say(format!(
+                        "{sig}: the console was closed; no push was running"
+                    ));
                     ExitCode::from(exit::FINDINGS)
                 }
                 (None, None) => ExitCode::from(exit::OK),

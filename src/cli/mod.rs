@@ -185,6 +185,9 @@ pub struct RollbackArgs {
     /// Restore without asking
     #[arg(long)]
     pub yes: bool,
+    /// Break a lock a push that no longer runs left on the site
+    #[arg(long)]
+    pub break_lock: bool,
 }
 
 #[derive(Args, Debug)]
@@ -257,10 +260,7 @@ fn parse_jobs(text: &str) -> Result<usize, String> {
 /// Prints an error for the operator and returns the usage exit code.
 pub fn usage_error(message: impl std::fmt::Display) -> ExitCode {
     // Never panics, also with standard error closed.
-    let _ = std::io::Write::write_fmt(
-        &mut std::io::stderr(),
-        format_args!("farmkey: {message}\n"),
-    );
+    let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("farmkey: {message}\n"));
     ExitCode::from(exit::USAGE)
 }
 

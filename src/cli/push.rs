@@ -285,7 +285,10 @@ pub fn run_history(console: &ConsoleArgs, args: &HistoryArgs) -> ExitCode {
     }
     for (id, recs) in list {
         let first = &recs[0];
-        out.line(&format!("{id}  {}  {}  {}", first.time, first.user, first.site));
+        out.line(&format!(
+            "{id}  {}  {}  {}",
+            first.time, first.user, first.site
+        ));
         let pushed: Vec<String> = last_push_records(&recs)
             .iter()
             .map(|r| match r.outcome.as_str() {
@@ -384,11 +387,11 @@ pub fn run_rollback(console: &ConsoleArgs, args: &RollbackArgs) -> ExitCode {
         inventory.servers.clone(),
         console.connect.headless_options(),
     );
-    let results = rollback_push(&applied, &mut sessions, &audit);
+    let results = rollback_push(&applied, &mut sessions, &audit, args.break_lock);
     let mut refused = Vec::new();
     for (server, r) in &results {
         match r {
-            Ok(()) => out.line(&format!("  {server:<10} restored and verified")),
+            Ok(note) => out.line(&format!("  {server:<10} restored and verified{note}")),
             Err(e) => {
                 refused.push(server.clone());
                 out.line(&format!("  {server:<10} refused: {e}"));

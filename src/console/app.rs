@@ -1212,7 +1212,11 @@ impl App {
                 for s in &servers {
                     self.log(
                         Level::Warn,
-                        format!("{s} left out of the push to {}: {}", request.site, exclusion_effect(s)),
+                        format!(
+                            "{s} left out of the push to {}: {}",
+                            request.site,
+                            exclusion_effect(s)
+                        ),
                     );
                 }
                 request.exclude.extend(servers);

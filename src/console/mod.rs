@@ -10,9 +10,7 @@ pub mod view;
 use crate::farm;
 use crate::inventory::Server;
 use crate::push::audit::AuditLog;
-use crate::push::{
-    Interrupt, PushOutcome, PushRequest, Sessions, StopReason, apply, build_plan,
-};
+use crate::push::{Interrupt, PushOutcome, PushRequest, Sessions, StopReason, apply, build_plan};
 use crate::transport::{
     ConnectOptions, HostKeyDecision, HostKeyQuestion, Prompter, SecretQuestion,
 };

@@ -1165,7 +1165,10 @@ fn draw_dialog(f: &mut Frame, app: &App, dialog: &Dialog, area: Rect) {
                 .map(|(server, status)| Line::raw(format!("{server:<12} {status}")))
                 .collect();
             if let Some(n) = note {
-                body.push(Line::styled(format!("{} {n}", app.spinner()), t.style("text.dim")));
+                body.push(Line::styled(
+                    format!("{} {n}", app.spinner()),
+                    t.style("text.dim"),
+                ));
             }
             body.push(Line::raw(""));
             if *interrupting {
@@ -1202,10 +1205,7 @@ fn draw_dialog(f: &mut Frame, app: &App, dialog: &Dialog, area: Rect) {
                 crate::console::app::Offer::Exclude(servers) => {
                     for s in servers {
                         body.push(Line::styled(
-                            format!(
-                                "Leaving {s} out: {}.",
-                                crate::push::exclusion_effect(s)
-                            ),
+                            format!("Leaving {s} out: {}.", crate::push::exclusion_effect(s)),
                             t.style("warning"),
                         ));
                     }
@@ -1213,9 +1213,7 @@ fn draw_dialog(f: &mut Frame, app: &App, dialog: &Dialog, area: Rect) {
                 crate::console::app::Offer::BreakLock => {
                     for h in plan.locks_held() {
                         body.push(Line::styled(
-                            format!(
-                                "Break the lock only if that push no longer runs: {h}."
-                            ),
+                            format!("Break the lock only if that push no longer runs: {h}."),
                             t.style("warning"),
                         ));
                     }

@@ -141,7 +141,10 @@ pub enum FinalState {
     Correct,
     /// Bytes this push did not write.
     Foreign,
-    /// Could not be re-read.
+    /// Could not be re-read, and this push never wrote it: it holds what
+    /// it held before (its original bytes, or the correct ones).
+    NotWritten(String),
+    /// Could not be re-read after this push wrote it.
     Unknown(String),
 }
 
@@ -168,8 +171,9 @@ pub struct PushOutcome {
     pub refused: Option<String>,
     /// The interruption the push honoured, if any.
     pub interrupted: Option<StopReason>,
-    /// Lock files that could not be removed, with why.
-    pub locks_left: Vec<String>,
+    /// Lock files and staged copies left on servers that could not be
+    /// reached to remove them, with why.
+    pub leftovers: Vec<String>,
     /// Every server of the push as re-read at the end.
     pub final_state: Vec<(String, FinalState)>,
     /// Servers left out by name.
@@ -183,9 +187,15 @@ impl PushOutcome {
             return Verdict::AsBefore;
         }
         let all = |ok: fn(&FinalState) -> bool| self.final_state.iter().all(|(_, s)| ok(s));
+        let was = |s: &FinalState| {
+            matches!(
+                s,
+                FinalState::Original | FinalState::Correct | FinalState::NotWritten(_)
+            )
+        };
         if all(|s| matches!(s, FinalState::Pushed | FinalState::Correct)) {
             Verdict::InStep
-        } else if all(|s| matches!(s, FinalState::Original | FinalState::Correct)) {
+        } else if all(was) {
             Verdict::AsBefore
         } else {
             Verdict::OutOfStep
@@ -240,31 +250,42 @@ impl PushOutcome {
         let mut line = match self.verdict() {
             Verdict::InStep => {
                 let written = self.servers_where(|o| *o == ServerOutcome::Applied).len();
-                let correct = self
-                    .servers_where(|o| *o == ServerOutcome::Unchanged)
-                    .len();
+                let correct = self.servers_where(|o| *o == ServerOutcome::Unchanged).len();
                 let mut s = format!(
                     "Push {id}: {site} is in step on every server of the push ({written} written, {correct} already correct; re-read from each server)."
                 );
                 if let Some(r) = self.interrupted {
-                    s.push_str(&format!(
-                        " {r} came after the last server was written."
-                    ));
+                    s.push_str(&format!(" {r} came after the last server was written."));
                 }
                 s
             }
             Verdict::AsBefore => {
                 let rolled = self.servers_where(|o| *o == ServerOutcome::RolledBack);
-                let mut s = format!("Push {id} NOT made: {}; {site} is as it was", self.why_not());
+                let mut s = format!(
+                    "Push {id} NOT made: {}; {site} is as it was",
+                    self.why_not()
+                );
+                let unread: Vec<&str> =
+                    self.final_where(|s| matches!(s, FinalState::NotWritten(_)));
                 if self.refused.is_some() {
                     s.push_str(": nothing was written.");
                 } else if rolled.is_empty() {
-                    s.push_str(" on every server (re-read from each).");
+                    s.push_str(" on every server (re-read from each");
                 } else {
                     s.push_str(&format!(
-                        " on every server: {} rolled back (re-read from each).",
+                        " on every server: {} rolled back (re-read from each",
                         and_list(&rolled)
                     ));
+                }
+                if self.refused.is_none() {
+                    if unread.is_empty() {
+                        s.push_str(").");
+                    } else {
+                        s.push_str(&format!(
+                            " but {}, which could not be reached again; this push never wrote there).",
+                            and_list(&unread)
+                        ));
+                    }
                 }
                 s
             }
@@ -286,8 +307,14 @@ impl PushOutcome {
                     ));
                 }
                 for (n, s) in &self.final_state {
-                    if let FinalState::Unknown(e) = s {
-                        parts.push(format!("{n} could not be re-read ({e})"));
+                    match s {
+                        FinalState::Unknown(e) => {
+                            parts.push(format!("{n} could not be re-read ({e})"))
+                        }
+                        FinalState::NotWritten(e) => parts.push(format!(
+                            "{n} could not be re-read ({e}), but this push never wrote it"
+                        )),
+                        _ => {}
                     }
                 }
                 let advice = if self.keep_partial && self.interrupted.is_none() {
@@ -317,10 +344,10 @@ impl PushOutcome {
                 and_list(&self.excluded)
             ));
         }
-        if !self.locks_left.is_empty() {
+        if !self.leftovers.is_empty() {
             line.push_str(&format!(
-                " Lock file(s) left: {}; remove them once the server answers.",
-                self.locks_left.join("; ")
+                " Left on servers that could not be reached: {}; remove them once the server answers.",
+                self.leftovers.join("; ")
             ));
         }
         line
@@ -330,7 +357,10 @@ impl PushOutcome {
 /// Progress of a push, for live displays.
 #[derive(Debug, Clone)]
 pub enum Progress {
-    Step { server: String, step: Step },
+    Step {
+        server: String,
+        step: Step,
+    },
     Done(ServerResult),
     /// A stage of the whole push (locks, rollback, re-reading).
     Note(String),
@@ -536,9 +566,15 @@ impl Undo<'_> {
 }
 
 /// Settles a server, reconnecting when its session broke: a fresh session
-/// (bounded attempts) before declaring failure.
-fn settle_server(sessions: &mut Sessions, server: &str, undo: &Undo, mut broken: bool) -> Restore {
-    let mut swapped = false;
+/// (bounded attempts) before declaring failure. `swapped`: a swap onto the
+/// file was already attempted.
+fn settle_server(
+    sessions: &mut Sessions,
+    server: &str,
+    undo: &Undo,
+    mut broken: bool,
+    mut swapped: bool,
+) -> Restore {
     let mut last = String::new();
     for _ in 0..3 {
         let t = if broken {
@@ -723,27 +759,34 @@ fn attempt(
     };
     // Failed before the swap: the file is untouched; remove what this
     // attempt created, unless the session is gone (then settle does).
-    let before_swap = |t: &mut dyn Transport, step: Step, e: TransportError, made: &[&RemotePath]| {
-        if e.is_disconnected() {
-            return Attempt::Touched {
+    let before_swap =
+        |t: &mut dyn Transport, step: Step, e: TransportError, made: &[&RemotePath]| {
+            if e.is_disconnected() {
+                return Attempt::Touched {
+                    step,
+                    error: e.to_string(),
+                    swapped: false,
+                    broken: true,
+                };
+            }
+            for p in made {
+                let _ = t.remove(p);
+            }
+            Attempt::Untouched {
                 step,
                 error: e.to_string(),
-                swapped: false,
-                broken: true,
-            };
-        }
-        for p in made {
-            let _ = t.remove(p);
-        }
-        Attempt::Untouched {
-            step,
-            error: e.to_string(),
-        }
-    };
+            }
+        };
     step(Step::Reread);
     let current = match read_opt(t, &sp.file) {
         Ok(c) => c,
-        Err(e) => return before_swap(t, Step::Reread, e, &[]),
+        // Nothing was created yet, whatever became of the session.
+        Err(e) => {
+            return Attempt::Untouched {
+                step: Step::Reread,
+                error: e.to_string(),
+            };
+        }
     };
     if current.as_ref().map(|b| b.sha256()) != sp.scanned_sha256 {
         return Attempt::Untouched {
@@ -792,7 +835,12 @@ fn attempt(
         return Attempt::AuditFailed(e.to_string());
     }
     step(Step::Swap);
-    if let Err(e) = swap(t, &sp.staged, &sp.file, &sibling(&sp.file, &plan.stamp, "-old")) {
+    if let Err(e) = swap(
+        t,
+        &sp.staged,
+        &sp.file,
+        &sibling(&sp.file, &plan.stamp, "-old"),
+    ) {
         return Attempt::Touched {
             step: Step::Swap,
             broken: e.is_disconnected(),
@@ -836,7 +884,9 @@ struct Run<'a> {
     audit_errors: Vec<String>,
     /// Servers (indices) whose lock this push holds.
     locked: Vec<usize>,
-    locks_left: Vec<String>,
+    /// Servers (indices) where a swap onto web.config was issued.
+    swapped: Vec<bool>,
+    leftovers: Vec<String>,
 }
 
 impl Run<'_> {
@@ -960,8 +1010,8 @@ impl Run<'_> {
                 Err(e) => Err(e),
             });
             if let Err(e) = released {
-                self.locks_left
-                    .push(format!("{} on {} ({e})", sp.lock, sp.server));
+                self.leftovers
+                    .push(format!("the lock {} on {} ({e})", sp.lock, sp.server));
             }
         }
     }
@@ -991,14 +1041,18 @@ impl Run<'_> {
         let sp = &plan.servers[i];
         let written = sp.edited.as_ref().map(|b| b.sha256());
         let attempted = match self.sessions.get(&sp.server) {
-            Err(e) => Attempt::Touched {
+            Err(e) => Attempt::Untouched {
                 step: Step::Reread,
                 error: e,
-                swapped: false,
-                broken: true,
             },
             Ok(t) => attempt(t, plan, sp, self.audit, self.stop, &mut *self.progress),
         };
+        if matches!(
+            attempted,
+            Attempt::Done | Attempt::Touched { swapped: true, .. }
+        ) {
+            self.swapped[i] = true;
+        }
         let (outcome, sha_after) = match attempted {
             Attempt::Done => (ServerOutcome::Applied, written.clone()),
             Attempt::Untouched { step, error } => (
@@ -1034,7 +1088,15 @@ impl Run<'_> {
                 if swapped {
                     undo.leftovers.push(undo.aside.clone());
                 }
-                let restore = settle_server(self.sessions, &sp.server, &undo, broken);
+                let mut restore = settle_server(self.sessions, &sp.server, &undo, broken, swapped);
+                if !swapped && let Restore::Failed(why) = &restore {
+                    // web.config was never swapped: only copies may remain.
+                    self.leftovers.push(format!(
+                        "maybe {} and {} on {} ({why})",
+                        sp.staged, sp.backup, sp.server
+                    ));
+                    restore = Restore::Untouched;
+                }
                 let after = match &restore {
                     Restore::Untouched | Restore::Restored => sp.scanned_sha256.clone(),
                     _ => None,
@@ -1096,7 +1158,7 @@ impl Run<'_> {
             self.note(format!("rolling back {}", sp.server));
             let written = self.results[i].sha_after.clone();
             let undo = undo_for(plan, sp, written.as_deref());
-            let outcome = match settle_server(self.sessions, &sp.server, &undo, false) {
+            let outcome = match settle_server(self.sessions, &sp.server, &undo, false, false) {
                 Restore::Untouched | Restore::Restored => ServerOutcome::RolledBack,
                 Restore::LeftAlone(why) => ServerOutcome::LeftAlone(why),
                 Restore::Failed(why) => ServerOutcome::RollbackFailed(why),
@@ -1138,14 +1200,13 @@ impl Run<'_> {
             let sp = &plan.servers[i];
             let written = sp.edited.as_ref().map(|b| b.sha256());
             let state = match self.on_server(&sp.server, |t| read_opt(t, &sp.file)) {
+                Err(e) if !self.swapped[i] => FinalState::NotWritten(e),
                 Err(e) => FinalState::Unknown(e),
                 Ok(now) => {
                     let now = now.map(|b| b.sha256());
                     match sp.action {
                         PlanAction::Unchanged if now == sp.scanned_sha256 => FinalState::Correct,
-                        PlanAction::Write if now.is_some() && now == written => {
-                            FinalState::Pushed
-                        }
+                        PlanAction::Write if now.is_some() && now == written => FinalState::Pushed,
                         PlanAction::Write if now == sp.scanned_sha256 => FinalState::Original,
                         _ => FinalState::Foreign,
                     }
@@ -1168,7 +1229,7 @@ impl Run<'_> {
             audit_errors: self.audit_errors,
             refused: None,
             interrupted,
-            locks_left: self.locks_left,
+            leftovers: self.leftovers,
             final_state,
             excluded: self.plan.excluded.iter().map(|(s, _)| s.clone()).collect(),
             keep_partial: self.plan.keep_partial,
@@ -1209,7 +1270,8 @@ pub fn apply(
         results,
         audit_errors: Vec::new(),
         locked: Vec::new(),
-        locks_left: Vec::new(),
+        swapped: vec![false; plan.servers.len()],
+        leftovers: Vec::new(),
     };
     let blocked = plan.blocked();
     if !blocked.is_empty() {
@@ -1284,52 +1346,73 @@ pub fn apply(
 /// Restores the files a past push wrote, after checking that they still
 /// hold what it wrote. Servers whose push record is only an intent (the
 /// push was cut short) are included: a file still holding its original
-/// bytes is left as it is. Each server is locked while it is restored.
+/// bytes is left as it is. Each server is locked while it is restored;
+/// `break_lock` breaks a lock found there unless a process of this machine
+/// that still runs holds it (what was broken is in the result).
 pub fn rollback_push(
     records: &[AuditRecord],
     sessions: &mut Sessions,
     audit: &AuditLog,
-) -> Vec<(String, Result<(), String>)> {
+    break_lock: bool,
+) -> Vec<(String, Result<String, String>)> {
     let mut out = Vec::new();
     let stamp = super::utc_stamp();
     let id = format!("rollback-{stamp}");
     for rec in records {
-        let result = (|| -> Result<(), String> {
-            let file = RemotePath::parse(&rec.file).map_err(|e| e.to_string())?;
-            let backup = match &rec.backup {
-                Some(b) => Some(RemotePath::parse(b).map_err(|e| e.to_string())?),
-                None => None,
-            };
-            let lock_path = lock::lock_path(&file);
-            let mine = LockInfo::mine(&id, &rec.site);
-            let t = sessions.get(&rec.server)?;
-            lock::acquire(t, &rec.server, &lock_path, &mine, None).map_err(|e| e.to_string())?;
-            let undo = Undo {
-                file: &file,
-                backup: backup.as_ref(),
-                original: rec.sha256_before.as_deref(),
-                written: rec.sha256_after.as_deref(),
-                leftovers: Vec::new(),
-                restore: sibling(&file, &stamp, "-restore"),
-                aside: sibling(&file, &stamp, "-old"),
-            };
-            let restored = settle_server(sessions, &rec.server, &undo, false);
-            let released = match sessions.get(&rec.server) {
-                Ok(t) => lock::release(t, &rec.server, &lock_path, &id),
-                Err(e) => Err(e),
-            };
-            match restored {
-                Restore::Restored | Restore::Untouched => {}
-                Restore::LeftAlone(why) => {
-                    return Err(format!(
-                        "{file} changed since push {} ({why}); refusing to overwrite it",
-                        rec.push_id
-                    ));
+        let result =
+            (|| -> Result<String, String> {
+                let file = RemotePath::parse(&rec.file).map_err(|e| e.to_string())?;
+                let backup = match &rec.backup {
+                    Some(b) => Some(RemotePath::parse(b).map_err(|e| e.to_string())?),
+                    None => None,
+                };
+                let lock_path = lock::lock_path(&file);
+                let mine = LockInfo::mine(&id, &rec.site);
+                let t = sessions.get(&rec.server)?;
+                let found = if break_lock {
+                    lock::read_holder(t, &rec.server, &lock_path).map_err(|e| e.to_string())?
+                } else {
+                    None
+                };
+                let taken = lock::acquire(t, &rec.server, &lock_path, &mine, found.as_ref())
+                    .map_err(|e| match e {
+                        lock::LockError::Held(_) if !break_lock => {
+                            format!("{e}; if that push no longer runs, roll back with --break-lock")
+                        }
+                        e => e.to_string(),
+                    })?;
+                let note = match taken {
+                    Taken::Broke(h) => format!(" (broke the stale lock: {h})"),
+                    Taken::Fresh => String::new(),
+                };
+                let undo = Undo {
+                    file: &file,
+                    backup: backup.as_ref(),
+                    original: rec.sha256_before.as_deref(),
+                    written: rec.sha256_after.as_deref(),
+                    leftovers: Vec::new(),
+                    restore: sibling(&file, &stamp, "-restore"),
+                    aside: sibling(&file, &stamp, "-old"),
+                };
+                let restored = settle_server(sessions, &rec.server, &undo, false, false);
+                let released = match sessions.get(&rec.server) {
+                    Ok(t) => lock::release(t, &rec.server, &lock_path, &id),
+                    Err(e) => Err(e),
+                };
+                match restored {
+                    Restore::Restored | Restore::Untouched => {}
+                    Restore::LeftAlone(why) => {
+                        return Err(format!(
+                            "{file} changed since push {} ({why}); refusing to overwrite it",
+                            rec.push_id
+                        ));
+                    }
+                    Restore::Failed(why) => return Err(why),
                 }
-                Restore::Failed(why) => return Err(why),
-            }
-            released.map_err(|e| format!("restored, but its lock {lock_path} is left: {e}"))
-        })();
+                released
+                    .map(|()| note)
+                    .map_err(|e| format!("restored, but its lock {lock_path} is left: {e}"))
+            })();
         let mut line = rec.clone();
         line.time = now();
         line.action = "rollback".into();
@@ -1337,7 +1420,7 @@ pub fn rollback_push(
         std::mem::swap(&mut line.sha256_before, &mut line.sha256_after);
         std::mem::swap(&mut line.fingerprints_before, &mut line.fingerprints_after);
         match &result {
-            Ok(()) => {
+            Ok(_) => {
                 line.outcome = "rolled-back".into();
                 line.message = String::new();
             }

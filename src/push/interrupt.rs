@@ -48,7 +48,7 @@ impl fmt::Display for StopReason {
                 f.write_str("SIGHUP (the terminal went away)")
             }
             StopReason::Signal(n) => write!(f, "signal {n}"),
-            StopReason::OutputClosed => f.write_str("standard output was closed"),
+            StopReason::OutputClosed => f.write_str("the closing of standard output"),
             StopReason::Operator => f.write_str("the operator"),
         }
     }

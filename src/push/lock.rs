@@ -188,19 +188,15 @@ pub fn acquire(
     match t.create_new(path, &mine.bytes()) {
         Ok(()) => return Ok(Taken::Fresh),
         Err(TransportError::Exists { .. }) => {}
-        Err(e) => {
-            let _ = t.remove(path); // ours, if created at all
-            return Err(fail(e));
-        }
+        // Whatever is there is not known to be ours: never removed here.
+        Err(e) => return Err(fail(e)),
     }
-    let holder = read_holder(t, server, path)
-        .map_err(fail)?
-        .ok_or_else(|| {
-            fail(TransportError::Io {
-                path: path.clone(),
-                message: "the lock vanished while farmkey read it; try again".into(),
-            })
-        })?;
+    let holder = read_holder(t, server, path).map_err(fail)?.ok_or_else(|| {
+        fail(TransportError::Io {
+            path: path.clone(),
+            message: "the lock vanished while farmkey read it; try again".into(),
+        })
+    })?;
     if holder.push_id() == Some(mine.push_id.as_str()) {
         return Ok(Taken::Fresh); // ours: taken before a reconnection
     }

@@ -158,7 +158,10 @@ impl Plan {
         for (server, why) in &self.unread {
             out.push((
                 server.clone(),
-                format!("could not be read by the scan ({why}); it may host {}", self.site),
+                format!(
+                    "could not be read by the scan ({why}); it may host {}",
+                    self.site
+                ),
             ));
         }
         out

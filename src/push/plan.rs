@@ -1,5 +1,6 @@
 //! Building the plan: which servers change, how, and the bytes they get.
 
+use super::lock::{lock_path, read_holder};
 use super::{
     Change, KeySource, Plan, PlanAction, PushRequest, ServerPlan, Sessions, same_keys, sibling,
     utc_stamp,
@@ -7,7 +8,6 @@ use super::{
 use crate::analysis::{FarmReport, Instance};
 use crate::config::editor::{EditRequest, edit, empty_web_config};
 use crate::config::effective::HandlerState;
-use super::lock::{lock_path, read_holder};
 use crate::keys::{KeySet, set_fingerprint};
 use crate::transport::ReplaceBehaviour;
 use rand::TryRng;

@@ -294,12 +294,21 @@ mod tests {
             b("SSH-2.0-OpenSSH_for_Windows_7.7"),
             ReplaceBehaviour::DeleteThenRename { .. }
         ));
-        assert_eq!(b("SSH-2.0-OpenSSH_for_Windows_8.6"), ReplaceBehaviour::Atomic);
-        assert_eq!(b("SSH-2.0-OpenSSH_for_Windows_9.5"), ReplaceBehaviour::Atomic);
+        assert_eq!(
+            b("SSH-2.0-OpenSSH_for_Windows_8.6"),
+            ReplaceBehaviour::Atomic
+        );
+        assert_eq!(
+            b("SSH-2.0-OpenSSH_for_Windows_9.5"),
+            ReplaceBehaviour::Atomic
+        );
         assert_eq!(
             b("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3"),
             ReplaceBehaviour::Atomic
         );
-        assert_eq!(ReplaceBehaviour::from_banner(None), ReplaceBehaviour::Atomic);
+        assert_eq!(
+            ReplaceBehaviour::from_banner(None),
+            ReplaceBehaviour::Atomic
+        );
     }
 }

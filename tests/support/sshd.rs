@@ -257,6 +257,31 @@ impl SshServer {
         children_of(self.pid() as i32)
     }
 
+    /// Every process serving a connection (the per-connection sshd and the
+    /// session it runs), not the listener.
+    pub fn session_tree(&self) -> Vec<i32> {
+        let mut pids = self.session_pids();
+        let mut i = 0;
+        while i < pids.len() {
+            let parent = pids[i];
+            pids.extend(children_of(parent));
+            i += 1;
+        }
+        pids
+    }
+
+    /// Signals the processes of the open connections; new connections are
+    /// still accepted.
+    pub fn signal_sessions(&self, sig: i32) -> Vec<i32> {
+        let pids = self.session_tree();
+        for &pid in &pids {
+            unsafe {
+                libc::kill(pid, sig);
+            }
+        }
+        pids
+    }
+
     /// The sshd log, for failure messages.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
