@@ -1245,33 +1245,16 @@ fn push_args(farm: &SshFarm, audit: &Path) -> Vec<String> {
     v
 }
 
-/// Holds a farmkey process at one step (see `FARMKEY_TEST_PAUSE`).
-struct Pause {
-    dir: tempfile::TempDir,
+/// A `Pause` set on `cmd`.
+fn pause_at(cmd: &mut std::process::Command, point: &str) -> Pause {
+    let p = Pause::new(point);
+    p.set(cmd);
+    p
 }
 
-impl Pause {
-    fn at(cmd: &mut std::process::Command, point: &str) -> Pause {
-        let dir = tempfile::tempdir().unwrap();
-        cmd.env("FARMKEY_TEST_PAUSE", point)
-            .env("FARMKEY_TEST_PAUSE_DIR", dir.path());
-        Pause { dir }
-    }
-
-    fn wait(&self, child: &mut Child) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !self.dir.path().join("ready").exists() {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("farmkey ended ({status}) before the pause point");
-            }
-            assert!(Instant::now() < deadline, "the pause point was not reached");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn go(&self) {
-        fs::write(self.dir.path().join("go"), b"").unwrap();
-    }
+/// Waits for `child` to reach `pause`.
+fn reach(pause: &Pause, child: &mut Child) {
+    pause.wait(|| child.try_wait().unwrap().is_some());
 }
 
 fn last_line(text: &str) -> &str {
@@ -1567,12 +1550,12 @@ fn two_operators_pushing_the_same_site_at_once_never_split_it() {
             cmd.args(push_args(&s.farm, &audit))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
-            let pause = Pause::at(&mut cmd, "start");
+            let pause = pause_at(&mut cmd, "start");
             runs.push((cmd.spawn().unwrap(), pause));
         }
         // Both have planned from the same files; let them race for the locks.
         for (child, pause) in &mut runs {
-            pause.wait(child);
+            reach(pause, child);
         }
         for (_, pause) in &runs {
             pause.go();
@@ -1640,9 +1623,9 @@ fn a_signal_between_a_swap_and_its_record_rolls_back_and_says_so() {
         cmd.args(push_args(&s.farm, &audit))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let pause = Pause::at(&mut cmd, "swapped:web01");
+        let pause = pause_at(&mut cmd, "swapped:web01");
         let mut child = cmd.spawn().unwrap();
-        pause.wait(&mut child);
+        reach(&pause, &mut child);
         unsafe { libc::kill(child.id() as i32, sig) };
         pause.go();
         let out = child.wait_with_output().unwrap();
@@ -1686,13 +1669,13 @@ fn a_closed_output_mid_push_never_panics_and_rolls_back() {
     cmd.args(push_args(&s.farm, &audit))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let pause = Pause::at(&mut cmd, "applied:web01");
+    let pause = pause_at(&mut cmd, "applied:web01");
     let mut child = cmd.spawn().unwrap();
     let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     std::io::BufRead::read_line(&mut reader, &mut first).unwrap();
     assert!(first.starts_with("Push "), "{first}");
-    pause.wait(&mut child);
+    reach(&pause, &mut child);
     drop(reader);
     pause.go();
     let out = child.wait_with_output().unwrap();
@@ -1769,9 +1752,9 @@ fn rollback_finds_a_push_cut_short_after_its_intent() {
     cmd.args(push_args(&s.farm, &audit))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let pause = Pause::at(&mut cmd, "swapped:web01");
+    let pause = pause_at(&mut cmd, "swapped:web01");
     let mut child = cmd.spawn().unwrap();
-    pause.wait(&mut child);
+    reach(&pause, &mut child);
     child.kill().unwrap();
     child.wait().unwrap();
     assert_ne!(s.bytes("web01", FLOWTIME), original[0]);

@@ -96,12 +96,7 @@ impl fmt::Display for Holder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let age = self.age().map_or_else(
             || "age unknown".to_string(),
-            |d| {
-                format!(
-                    "{} ago",
-                    humantime::format_duration(Duration::from_secs(d.as_secs()))
-                )
-            },
+            |d| format!("{} ago", age_text(d)),
         );
         match &self.info {
             Some(i) => {
@@ -238,6 +233,17 @@ pub fn release(
     }
 }
 
+/// `42s`, `5m`, `3h 20m`, `12d 4h`: precise enough to judge a lock.
+fn age_text(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
 /// This machine's name, as written in locks.
 pub fn host_name() -> String {
     let mut buf = [0u8; 256];
@@ -271,6 +277,20 @@ mod tests {
         let t = LocalTransport::new(dir.path());
         let file = RemotePath::parse("C:\\site\\web.config").unwrap();
         (dir, t, lock_path(&file))
+    }
+
+    #[test]
+    fn ages_are_short() {
+        let t = |s| age_text(Duration::from_secs(s));
+        assert_eq!(
+            [
+                t(5),
+                t(300),
+                t(3 * 3600 + 1200),
+                t(12 * 86400 + 4 * 3600 + 7)
+            ],
+            ["5s", "5m", "3h 20m", "12d 4h"]
+        );
     }
 
     #[test]
