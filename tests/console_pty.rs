@@ -412,6 +412,26 @@ fn passwords_are_asked_in_a_masked_dialog() {
     p.wait_exit(T);
 }
 
+/// The console on an sshd farm, its audit log in the farm's home.
+fn console_on(farm: &support::sshd::SshFarm, env: &[(&str, &str)], cols: u16, rows: u16) -> Pty {
+    let inv = farm.inventory("");
+    let audit = farm.home.path().join("audit.jsonl");
+    Pty::farmkey(
+        &[
+            "-i",
+            inv.to_str().unwrap(),
+            "--ssh-config",
+            "/nonexistent",
+            "--audit",
+            audit.to_str().unwrap(),
+        ],
+        env,
+        cols,
+        rows,
+        farm.home.path(),
+    )
+}
+
 /// `farmkey demo` with its own audit log, the push dialog of Flowtime open.
 fn demo_with_push_choice() -> (tempfile::TempDir, std::path::PathBuf, Pty) {
     let dir = tmp();
@@ -486,27 +506,12 @@ fn read_only_refuses_a_push_where_actions_are_dispatched() {
 #[test]
 fn pushing_from_the_console_to_real_servers() {
     let (_demo, farm) = demo_over_ssh(Options::default());
-    let inv = farm.inventory("");
-    let audit = farm.home.path().join("audit.jsonl");
     let before: Vec<Vec<u8>> = farm
         .servers
         .iter()
         .map(|s| fs::read(s.file("C:/inetpub/Cora/Flowtime/web.config")).unwrap())
         .collect();
-    let mut p = Pty::farmkey(
-        &[
-            "-i",
-            inv.to_str().unwrap(),
-            "--ssh-config",
-            "/nonexistent",
-            "--audit",
-            audit.to_str().unwrap(),
-        ],
-        &[],
-        100,
-        30,
-        farm.home.path(),
-    );
+    let mut p = console_on(&farm, &[], 100, 30);
     p.wait_for("servers 3 ok", T);
     p.send("p");
     p.wait_for("Push to Flowtime", T);
@@ -660,26 +665,11 @@ fn assert_clean(farm: &support::sshd::SshFarm) {
 
 fn console_push_held(pause: &str) -> ConsolePush {
     let (demo, farm) = demo_over_ssh(Options::default());
-    let inv = farm.inventory("");
-    let audit = farm.home.path().join("audit.jsonl");
     let original = flowtime_files(&farm);
     let pause = support::Pause::new(pause);
     let env = pause.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let mut p = Pty::farmkey(
-        &[
-            "-i",
-            inv.to_str().unwrap(),
-            "--ssh-config",
-            "/nonexistent",
-            "--audit",
-            audit.to_str().unwrap(),
-        ],
-        &env,
-        120,
-        40,
-        farm.home.path(),
-    );
+    let mut p = console_on(&farm, &env, 120, 40);
     p.wait_for("servers 3 ok", T);
     p.send("p");
     p.wait_for("Push to Flowtime", T);
@@ -743,32 +733,13 @@ fn sighup_during_a_console_push_rolls_back_before_the_console_ends() {
 #[test]
 fn the_console_shows_why_a_push_is_blocked_and_acts_only_on_request() {
     let (_demo, mut farm) = demo_over_ssh(Options::default());
-    let inv = farm.inventory("");
-    let audit = farm.home.path().join("audit.jsonl");
     farm.server_mut("web03").kill();
     let lock = farm
         .server("web02")
         .file("C:/inetpub/Cora/Flowtime/web.farmkey-lock.config");
-    fs::write(
-        &lock,
-        r#"{"push_id":"20200101T000000Z-dead","site":"Flowtime","user":"alice","host":"jump9","pid":4242,"time":"2020-01-01T00:00:00Z"}"#,
-    )
-    .unwrap();
+    fs::write(&lock, support::STALE_LOCK).unwrap();
     let original = flowtime_files(&farm);
-    let mut p = Pty::farmkey(
-        &[
-            "-i",
-            inv.to_str().unwrap(),
-            "--ssh-config",
-            "/nonexistent",
-            "--audit",
-            audit.to_str().unwrap(),
-        ],
-        &[],
-        120,
-        50,
-        farm.home.path(),
-    );
+    let mut p = console_on(&farm, &[], 120, 50);
     p.wait_for("servers 2 ok", T);
     // Flowtime looks in step without web03: select it by filtering.
     p.send("/Flowtime");
@@ -801,7 +772,7 @@ fn the_console_shows_why_a_push_is_blocked_and_acts_only_on_request() {
     assert!(
         s.contains("web02 is locked by push")
             && s.contains("20200101T000000Z-dead of alice on jump9")
-            && s.contains("d 0h ago") | s.contains("h ago"),
+            && s.contains("h ago"),
         "{s}"
     );
     assert!(s.contains("web03      left out"), "{s}");

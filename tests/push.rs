@@ -53,6 +53,23 @@ fn run(plan: &Plan, sessions: &mut Sessions, audit: &AuditLog) -> PushOutcome {
     apply(plan, sessions, audit, &Interrupt::new(), &mut |_| {})
 }
 
+/// Applies `plan`, running `then` once web01 is applied and reported.
+fn run_then(
+    plan: &Plan,
+    sessions: &mut Sessions,
+    audit: &AuditLog,
+    mut then: impl FnMut(),
+) -> PushOutcome {
+    apply(plan, sessions, audit, &Interrupt::new(), &mut |p| {
+        if let Progress::Done(r) = &p
+            && r.server == "web01"
+            && r.outcome == ServerOutcome::Applied
+        {
+            then();
+        }
+    })
+}
+
 fn by<'a>(outcome: &'a PushOutcome, server: &str) -> &'a ServerOutcome {
     &outcome
         .results
@@ -288,12 +305,7 @@ impl Faulty {
 }
 
 /// Fails the `nth` call of `op` on a path containing `within`.
-fn fail_nth(
-    op: &'static str,
-    within: &'static str,
-    nth: usize,
-    error: fn(&RemotePath) -> TransportError,
-) -> Before {
+fn fail_nth(op: &'static str, within: &'static str, nth: usize, error: MakeError) -> Before {
     let mut n = 0;
     Box::new(move |o, p| {
         if o == op && p.as_sftp().contains(within) {
@@ -305,6 +317,8 @@ fn fail_nth(
         Ok(())
     })
 }
+
+type MakeError = fn(&RemotePath) -> TransportError;
 
 fn injected(p: &RemotePath) -> TransportError {
     TransportError::Io {
@@ -650,7 +664,7 @@ fn a_lock_held_by_another_push_blocks_and_a_stale_one_is_broken_only_on_request(
     let s = setup();
     let original = s.flowtime_files();
     let lock = s.file("web02", "C:/inetpub/Cora/Flowtime/web.farmkey-lock.config");
-    let stale = r#"{"push_id":"20200101T000000Z-dead","site":"Flowtime","user":"alice","host":"jump9","pid":4242,"time":"2020-01-01T00:00:00Z"}"#;
+    let stale = STALE_LOCK;
     fs::write(&lock, stale).unwrap();
     let (mut sessions, plan) = s.plan(request("Flowtime", generate()));
     let text = plan.to_string();
@@ -728,20 +742,9 @@ fn the_second_sshd_killed_mid_push_rolls_the_first_back_and_loses_nothing() {
     let (mut sessions, plan) = s.plan(request("Flowtime", generate()));
     assert_eq!(plan.writes(), 3);
     let web02 = s.farm.server("web02");
-    let mut on_progress = |p: Progress| {
-        if let Progress::Done(r) = &p
-            && r.server == "web01"
-        {
-            web02.crash();
-        }
-    };
-    let outcome = apply(
-        &plan,
-        &mut sessions,
-        &s.audit,
-        &Interrupt::new(),
-        &mut on_progress,
-    );
+    let outcome = run_then(&plan, &mut sessions, &s.audit, || {
+        web02.crash();
+    });
     assert_eq!(
         *by(&outcome, "web01"),
         ServerOutcome::RolledBack,
@@ -813,7 +816,7 @@ fn a_server_without_write_permission_stops_the_push_before_anything_is_written()
 #[test]
 fn injected_failures_at_each_step_restore_the_file_and_leave_nothing_behind() {
     // (operation, on a path containing, which call fails, the error) on web02.
-    let cases: [(&str, &str, usize, fn(&RemotePath) -> TransportError, Step); 8] = [
+    let cases: [(&str, &str, usize, MakeError, Step); 8] = [
         ("create_new", ".farmkey.config", 1, injected, Step::Backup),
         ("create_new", "-new.config", 1, injected, Step::Stage),
         ("create_new", "-new.config", 1, lost, Step::Stage),
@@ -985,22 +988,10 @@ fn the_audit_log_filling_up_stops_the_push_and_rolls_back() {
     let (mut sessions, plan) = s.plan(request("Flowtime", generate()));
     let path = s.audit.path.clone();
     // After web01, the audit log's disk is full.
-    let mut on_progress = |p: Progress| {
-        if let Progress::Done(r) = &p
-            && r.server == "web01"
-            && r.outcome == ServerOutcome::Applied
-        {
-            fs::rename(&path, path.with_extension("kept")).unwrap();
-            std::os::unix::fs::symlink("/dev/full", &path).unwrap();
-        }
-    };
-    let outcome = apply(
-        &plan,
-        &mut sessions,
-        &s.audit,
-        &Interrupt::new(),
-        &mut on_progress,
-    );
+    let outcome = run_then(&plan, &mut sessions, &s.audit, || {
+        fs::rename(&path, path.with_extension("kept")).unwrap();
+        std::os::unix::fs::symlink("/dev/full", &path).unwrap();
+    });
     match by(&outcome, "web02") {
         ServerOutcome::Failed { step, restore, .. } => {
             assert_eq!((*step, restore), (Step::Audit, &Restore::Untouched));
@@ -1056,22 +1047,10 @@ fn the_rollback_reconnects_to_a_server_whose_session_dropped() {
     let plan = build_plan(&request("Flowtime", generate()), &s.report(), &mut sessions).unwrap();
     let web01 = s.farm.server("web01");
     let mut killed = Vec::new();
-    let mut on_progress = |p: Progress| {
-        if let Progress::Done(r) = &p
-            && r.server == "web01"
-            && r.outcome == ServerOutcome::Applied
-        {
-            // web01's session drops; the server itself stays up.
-            killed = web01.signal_sessions(libc::SIGKILL);
-        }
-    };
-    let outcome = apply(
-        &plan,
-        &mut sessions,
-        &s.audit,
-        &Interrupt::new(),
-        &mut on_progress,
-    );
+    let outcome = run_then(&plan, &mut sessions, &s.audit, || {
+        // web01's session drops; the server itself stays up.
+        killed = web01.signal_sessions(libc::SIGKILL);
+    });
     assert!(!killed.is_empty(), "a session was killed");
     assert_eq!(
         *by(&outcome, "web01"),
@@ -1502,11 +1481,7 @@ fn headless_a_stale_lock_is_shown_and_broken_only_with_break_lock() {
     let audit = s.farm.home.path().join("audit.jsonl");
     let original = s.flowtime_files();
     let lock = s.file("web01", "C:/inetpub/Cora/Flowtime/web.farmkey-lock.config");
-    fs::write(
-        &lock,
-        r#"{"push_id":"20200101T000000Z-dead","site":"Flowtime","user":"alice","host":"jump9","pid":4242,"time":"2020-01-01T00:00:00Z"}"#,
-    )
-    .unwrap();
+    fs::write(&lock, STALE_LOCK).unwrap();
     let out = bin(&s.farm)
         .args(push_args(&s.farm, &audit))
         .output()

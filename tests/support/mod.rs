@@ -205,3 +205,6 @@ impl Pause {
         fs::write(self.dir.path().join("go"), b"").unwrap();
     }
 }
+
+/// A farmkey lock left by a push of another machine, years ago.
+pub const STALE_LOCK: &str = r#"{"push_id":"20200101T000000Z-dead","site":"Flowtime","user":"alice","host":"jump9","pid":4242,"time":"2020-01-01T00:00:00Z"}"#;
