@@ -872,6 +872,30 @@ fn without_posix_rename_the_swap_takes_two_renames() {
     let left = backups_in(l.path("web02").parent().unwrap());
     assert_eq!(left.len(), 1, "only the backup remains: {left:?}");
     l.assert_clean();
+
+    // The connection is lost between the two renames: web.config is
+    // missing, the original moved aside; it is restored, nothing is left.
+    let l = local();
+    let original = l.originals();
+    let mut renames = fail_nth("rename", "-new", 1, lost);
+    let wrap = Faulty::failing(
+        l.transport("web02"),
+        Box::new(move |op, p| match op {
+            "replace" => Err(TransportError::Unsupported("posix-rename@openssh.com")),
+            _ => renames(op, p),
+        }),
+    );
+    let (mut sessions, plan) = l.plan_with(wrap, request("Flowtime", generate()));
+    let outcome = run(&plan, &mut sessions, &l.audit);
+    match by(&outcome, "web02") {
+        ServerOutcome::Failed { step, restore, .. } => {
+            assert_eq!((*step, restore), (Step::Swap, &Restore::Restored));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(l.originals(), original);
+    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    l.assert_clean();
 }
 
 #[test]

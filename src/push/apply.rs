@@ -468,7 +468,8 @@ struct Undo<'a> {
     /// none can land late (a rename a broken session still carries out).
     leftovers: Vec<RemotePath>,
     /// Names for the restore's own staged copy and for the old file moved
-    /// aside (servers without posix-rename).
+    /// aside (servers without posix-rename; it holds the original bytes,
+    /// so it goes only once the file is settled).
     restore: RemotePath,
     aside: RemotePath,
 }
@@ -486,14 +487,23 @@ impl Undo<'_> {
     /// else alone. `swapped`: a swap onto the file was attempted, so a
     /// missing file is this push's doing.
     fn settle(&self, t: &mut dyn Transport, swapped: &mut bool) -> Result<Restore, TransportError> {
+        let settled = self.settle_file(t, swapped)?;
+        if !matches!(settled, Restore::Failed(_)) {
+            remove_if_there(t, &self.aside)?;
+        }
+        Ok(settled)
+    }
+
+    fn settle_file(
+        &self,
+        t: &mut dyn Transport,
+        swapped: &mut bool,
+    ) -> Result<Restore, TransportError> {
         for name in self.leftovers.iter().chain([&self.restore]) {
             remove_if_there(t, name)?;
         }
         let now = read_opt(t, self.file)?.map(|b| b.sha256());
         if now.as_deref() == self.original {
-            if self.original.is_some() {
-                remove_if_there(t, &self.aside)?;
-            }
             return Ok(Restore::Untouched);
         }
         let ours = match (&now, self.written) {
@@ -1084,10 +1094,7 @@ impl Run<'_> {
                 swapped,
                 broken,
             } => {
-                let mut undo = undo_for(plan, sp, written.as_deref());
-                if swapped {
-                    undo.leftovers.push(undo.aside.clone());
-                }
+                let undo = undo_for(plan, sp, written.as_deref());
                 let mut restore = settle_server(self.sessions, &sp.server, &undo, broken, swapped);
                 if !swapped && let Restore::Failed(why) = &restore {
                     // web.config was never swapped: only copies may remain.

@@ -150,7 +150,7 @@ impl Plan {
             if let PlanAction::Blocked(why) = &s.action {
                 out.push((s.server.clone(), why.clone()));
             } else if let Some(h) = &s.lock_holder
-                && !self.break_lock
+                && (!self.break_lock || h.alive_here())
             {
                 out.push((s.server.clone(), h.to_string()));
             }
@@ -297,7 +297,13 @@ impl fmt::Display for Plan {
                 )?;
             }
             if let Some(h) = &s.lock_holder {
-                if self.break_lock {
+                if h.alive_here() {
+                    writeln!(
+                        f,
+                        "  {:<10}   {:<14} {h} (a push of this machine that still runs: never broken)",
+                        "", "LOCKED"
+                    )?;
+                } else if self.break_lock {
                     writeln!(f, "  {:<10}   {:<14} {h}: broken, as asked", "", "lock")?;
                 } else {
                     writeln!(f, "  {:<10}   {:<14} {h}", "", "LOCKED")?;
@@ -321,7 +327,10 @@ impl fmt::Display for Plan {
         let blocked = self.blocked();
         if !blocked.is_empty() {
             let names: Vec<&str> = blocked.iter().map(|(s, _)| s.as_str()).collect();
-            let locked = !self.locks_held().is_empty() && !self.break_lock;
+            let locked = self
+                .locks_held()
+                .iter()
+                .any(|h| !self.break_lock || h.alive_here());
             write!(
                 f,
                 "Blocked: nothing is written while {} cannot be pushed.",
