@@ -699,6 +699,7 @@ fn ctrl_c_during_a_console_push_rolls_back_and_the_dialog_says_so() {
     assert!(s.contains("Ctrl-C stops the push"), "{s}");
     c.p.send("\x03");
     c.p.wait_for("Interrupting", T);
+    c.pause.wait_stopping();
     c.pause.go();
     let s = c.p.wait_for("Push interrupted", T);
     assert!(
@@ -717,6 +718,8 @@ fn sighup_during_a_console_push_rolls_back_before_the_console_ends() {
     let mut c = console_push_held("swapped:web01");
     c.p.wait_for("Pushing to Flowtime", T);
     unsafe { libc::kill(c.p.pid() as i32, libc::SIGHUP) };
+    c.p.wait_for("Interrupting", T);
+    c.pause.wait_stopping();
     c.pause.go();
     let code = c.p.wait_exit(T);
     assert_eq!(code, 1, "{}", c.p.output());

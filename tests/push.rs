@@ -1626,6 +1626,7 @@ fn a_signal_between_a_swap_and_its_record_rolls_back_and_says_so() {
         let mut child = cmd.spawn().unwrap();
         reach(&pause, &mut child);
         unsafe { libc::kill(child.id() as i32, sig) };
+        pause.wait_stopping();
         pause.go();
         let out = child.wait_with_output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);

@@ -326,7 +326,11 @@ pub fn run(opts: ConsoleOptions) -> io::Result<ConsoleEnd> {
             end.signal = Some(sig);
             app.log(app::Level::Warn, format!("{sig}: closing the console"));
             if app.pushing() {
+                // The signal is the reason given; the dialog shows it is
+                // being honoured.
                 push_stop.request(sig);
+                let effects = app.perform(app::Action::InterruptPush);
+                run_effects(effects, &app, &opts, &connect, &tx, &push_stop);
             }
         }
         if end.signal.is_some() && !app.pushing() {

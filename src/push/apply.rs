@@ -666,8 +666,9 @@ fn verify_effective(t: &mut dyn Transport, plan: &Plan, sp: &ServerPlan) -> Resu
 /// change a file at exactly that step. Points: `start` (before the locks),
 /// `swapped:SERVER` (after the swap, before its verification and outcome
 /// record), `applied:SERVER` (after its outcome record, before it is
-/// reported).
-fn test_pause(point: &str, server: Option<&str>) {
+/// reported). While held, it creates `DIR/stopping` once a stop is asked,
+/// so that the test knows a signal was taken before it lets it go on.
+fn test_pause(point: &str, server: Option<&str>, stop: &Interrupt) {
     #[cfg(debug_assertions)]
     {
         use std::path::PathBuf;
@@ -689,11 +690,14 @@ fn test_pause(point: &str, server: Option<&str>) {
         let _ = std::fs::write(dir.join("ready"), b"");
         let deadline = Instant::now() + Duration::from_secs(60);
         while !dir.join("go").exists() && Instant::now() < deadline {
+            if stop.reason().is_some() && !dir.join("stopping").exists() {
+                let _ = std::fs::write(dir.join("stopping"), b"");
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
     }
     #[cfg(not(debug_assertions))]
-    let _ = (point, server);
+    let _ = (point, server, stop);
 }
 
 enum Attempt {
@@ -858,7 +862,7 @@ fn attempt(
             swapped: true,
         };
     }
-    test_pause("swapped", Some(&sp.server));
+    test_pause("swapped", Some(&sp.server), stop);
     // Mandatory, also where the swap is not atomic.
     step(Step::Verify);
     let touched = |error: String, broken: bool| Attempt::Touched {
@@ -1149,7 +1153,7 @@ impl Run<'_> {
         // The outcome is recorded before it is reported: a push is only made
         // with its audit record.
         self.log(&rec);
-        test_pause("applied", Some(&sp.server));
+        test_pause("applied", Some(&sp.server), self.stop);
         let result = self.results[i].clone();
         (self.progress)(Progress::Done(result.clone()));
         result.outcome
@@ -1289,7 +1293,7 @@ pub fn apply(
             .join("; ");
         return run.refuse(format!("the push is blocked ({why})"), None);
     }
-    test_pause("start", None);
+    test_pause("start", None, stop);
     if let Some(r) = stop.reason() {
         return run.refuse(
             format!("interrupted by {r} before anything was written"),

@@ -201,6 +201,20 @@ impl Pause {
         }
     }
 
+    /// Waits until the held process has taken a request to stop (a
+    /// signal): it then stops at its next step, whatever the timing.
+    pub fn wait_stopping(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !self.dir.path().join("stopping").exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the stop request was not taken at {}",
+                self.point
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     pub fn go(&self) {
         fs::write(self.dir.path().join("go"), b"").unwrap();
     }
