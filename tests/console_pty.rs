@@ -414,7 +414,7 @@ fn passwords_are_asked_in_a_masked_dialog() {
 
 /// The console on an sshd farm, its audit log in the farm's home.
 fn console_on(farm: &support::sshd::SshFarm, env: &[(&str, &str)], cols: u16, rows: u16) -> Pty {
-    let inv = farm.inventory("");
+    let inv = farm.inventory_timeout(20);
     let audit = farm.home.path().join("audit.jsonl");
     Pty::farmkey(
         &[

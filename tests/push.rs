@@ -113,9 +113,18 @@ struct Setup {
     _state: tempfile::TempDir,
 }
 
+/// Connections wait this long: a loaded machine is not a server that does
+/// not answer (which the plan would rightly refuse to push around).
+const PATIENT_SECS: u64 = 20;
+
 fn setup() -> Setup {
+    setup_waiting(PATIENT_SECS)
+}
+
+/// With connections that give up after `secs`.
+fn setup_waiting(secs: u64) -> Setup {
     let (demo, farm) = demo_over_ssh(Options::default());
-    let inventory = Inventory::load(&farm.inventory("")).unwrap();
+    let inventory = Inventory::load(&farm.inventory_timeout(secs)).unwrap();
     let state = tempfile::tempdir().unwrap();
     let audit = AuditLog::new(state.path().join("audit.jsonl"));
     Setup {
@@ -1103,7 +1112,8 @@ fn wait_gone(pids: &[i32]) {
 
 #[test]
 fn a_rename_the_server_carries_out_late_cannot_land_the_new_file() {
-    let s = setup();
+    // The frozen session is given up after 3 s.
+    let s = setup_waiting(3);
     let original = s.flowtime_files();
     let inner = farmkey::transport::connect(&s.inventory.servers[1], &opts()).unwrap();
     let frozen = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -1226,7 +1236,7 @@ fn bin(farm: &SshFarm) -> std::process::Command {
 }
 
 fn common_args(farm: &SshFarm, audit: &Path) -> Vec<String> {
-    let inv = farm.inventory("");
+    let inv = farm.inventory_timeout(PATIENT_SECS);
     [
         "--batch",
         "--ssh-config",

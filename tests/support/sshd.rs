@@ -503,6 +503,17 @@ impl SshFarm {
         )
     }
 
+    /// An inventory of every server whose connections wait `secs` for an
+    /// answer: for tests that must not mistake a loaded machine for a
+    /// server that does not answer.
+    pub fn inventory_timeout(&self, secs: u64) -> PathBuf {
+        let defaults = self.defaults().replace(
+            "connect_timeout_secs = 3\n",
+            &format!("connect_timeout_secs = {secs}\n"),
+        );
+        self.inventory_with(&defaults, "")
+    }
+
     pub fn inventory_with(&self, defaults: &str, extra: &str) -> PathBuf {
         let mut text = defaults.to_string();
         for s in &self.servers {
