@@ -630,7 +630,7 @@ fn an_unreachable_server_or_a_changed_host_key_blocks_the_push_until_left_out_by
     assert!(plan.blocked().is_empty(), "{plan}");
     let text = plan.to_string();
     assert!(
-        text.contains("web03      left out (left out by name; the scan could not read it)")
+        text.contains("web03      left out (by name; the scan could not read it)")
             && text.contains("signed out"),
         "{text}"
     );

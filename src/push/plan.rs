@@ -155,7 +155,7 @@ pub fn build_plan(
     // Why a server of the site is left out, if it is.
     let left_out = |name: &str| -> Option<String> {
         if named(&req.exclude, name) {
-            Some("left out by name".into())
+            Some("by name".into())
         } else if req.servers.as_ref().is_some_and(|l| !named(l, name)) {
             Some("not among the servers named".into())
         } else {
