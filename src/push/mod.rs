@@ -9,16 +9,19 @@ pub mod audit;
 pub mod diff;
 pub mod interrupt;
 pub mod lock;
+pub mod outcome;
 pub mod plan;
 pub mod sessions;
+mod undo;
 
 use crate::keys::{DecryptionAlg, KeySet, ValidationAlg};
 use crate::paths::RemotePath;
 use crate::transport::ReplaceBehaviour;
 use std::fmt;
 
-pub use apply::{PushOutcome, ServerOutcome, ServerResult, Verdict, apply};
+pub use apply::apply;
 pub use interrupt::{Interrupt, StopReason};
+pub use outcome::{PushOutcome, ServerOutcome, ServerResult, Verdict};
 pub use plan::{PlanError, build_plan};
 pub use sessions::Sessions;
 

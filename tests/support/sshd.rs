@@ -524,7 +524,14 @@ impl SshFarm {
         }
         text.push_str(extra);
         let path = self.home.path().join("farmkey.toml");
-        fs::write(&path, text).unwrap();
+        // Whole or not at all: a farmkey process started before may be
+        // reading it.
+        let tmp = self.home.path().join(format!(
+            "farmkey.toml.{}",
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
+        fs::write(&tmp, text).unwrap();
+        fs::rename(&tmp, &path).unwrap();
         path
     }
 
