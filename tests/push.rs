@@ -1836,3 +1836,80 @@ fn rollback_finds_a_push_cut_short_after_its_intent() {
     );
     s.assert_clean();
 }
+
+#[test]
+fn headless_someone_elses_write_mid_push_is_kept_and_the_exit_code_says_out_of_step() {
+    let s = setup();
+    let audit = s.farm.home.path().join("audit.jsonl");
+    let original = s.flowtime_files();
+    let mut cmd = bin(&s.farm);
+    cmd.args(push_args(&s.farm, &audit))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let pause = pause_at(&mut cmd, "swapped:web02");
+    let mut child = cmd.spawn().unwrap();
+    reach(&pause, &mut child);
+    // A deploy writes web02 between farmkey's swap and its verification.
+    let theirs = String::from_utf8(original[1].clone())
+        .unwrap()
+        .replace("Production", "Deployed meanwhile");
+    fs::write(s.file("web02", FLOWTIME), &theirs).unwrap();
+    pause.go();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.contains("web02      FAILED verifying the result")
+            && stdout.contains("web.config left as it is")
+            && stdout.contains("web01      rolled back"),
+        "{stdout}"
+    );
+    let last = last_line(&stdout);
+    assert!(
+        last.contains("Flowtime is OUT OF STEP")
+            && last.contains("web02 a web.config farmkey did not write"),
+        "{stdout}"
+    );
+    assert_eq!(s.bytes("web01", FLOWTIME), original[0]);
+    assert_eq!(
+        fs::read_to_string(s.file("web02", FLOWTIME)).unwrap(),
+        theirs
+    );
+    assert_eq!(s.bytes("web03", FLOWTIME), original[2]);
+    s.assert_clean();
+}
+
+#[test]
+fn headless_a_full_audit_disk_mid_push_stops_and_rolls_back() {
+    let s = setup();
+    let audit = s.farm.home.path().join("audit.jsonl");
+    let original = s.flowtime_files();
+    let mut cmd = bin(&s.farm);
+    cmd.args(push_args(&s.farm, &audit))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let pause = pause_at(&mut cmd, "applied:web01");
+    let mut child = cmd.spawn().unwrap();
+    reach(&pause, &mut child);
+    fs::rename(&audit, audit.with_extension("kept")).unwrap();
+    std::os::unix::fs::symlink("/dev/full", &audit).unwrap();
+    pause.go();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("web02      FAILED recording it in the audit log")
+            && last_line(&stdout)
+                .contains("Flowtime is as it was on every server: web01 rolled back"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("the audit log did not take a record") && stderr.contains("No space left"),
+        "{stderr}"
+    );
+    assert_eq!(s.flowtime_files(), original);
+    s.assert_clean();
+}
