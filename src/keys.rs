@@ -126,6 +126,177 @@ fn key_problem(key: &str, purpose: KeyPurpose, alg: &str) -> Option<String> {
     }
 }
 
+/// A `<machineKey>` attribute whose value ASP.NET checks against a fixed
+/// list of names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MachineKeyEnum {
+    /// `validation`
+    Validation,
+    /// `decryption`
+    Decryption,
+    /// `compatibilityMode`
+    CompatibilityMode,
+}
+
+/// The prefix of a custom algorithm (`alg:HMACSHA256`, `alg:MyCompany.Aes`).
+pub const CUSTOM_ALGORITHM_PREFIX: &str = "alg:";
+
+impl MachineKeyEnum {
+    pub const ALL: [MachineKeyEnum; 3] = [
+        MachineKeyEnum::Validation,
+        MachineKeyEnum::Decryption,
+        MachineKeyEnum::CompatibilityMode,
+    ];
+
+    /// The attribute's name in `<machineKey>`.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            MachineKeyEnum::Validation => "validation",
+            MachineKeyEnum::Decryption => "decryption",
+            MachineKeyEnum::CompatibilityMode => "compatibilityMode",
+        }
+    }
+
+    /// The values ASP.NET accepts, spelled as it requires them (besides
+    /// `alg:NAME` where [`Self::allows_custom`]). From the .NET Framework
+    /// reference source: `MachineKeyValidationConverter`,
+    /// `MachineKeySection.Decryption`, `MachineKeyCompatibilityMode`.
+    pub fn accepted(self) -> &'static [&'static str] {
+        match self {
+            MachineKeyEnum::Validation => &[
+                "SHA1",
+                "MD5",
+                "3DES",
+                "AES",
+                "HMACSHA256",
+                "HMACSHA384",
+                "HMACSHA512",
+            ],
+            MachineKeyEnum::Decryption => &["Auto", "DES", "3DES", "AES"],
+            MachineKeyEnum::CompatibilityMode => {
+                &["Framework20SP1", "Framework20SP2", "Framework45"]
+            }
+        }
+    }
+
+    /// Whether `alg:NAME` (a .NET algorithm by name) is accepted.
+    pub fn allows_custom(self) -> bool {
+        !matches!(self, MachineKeyEnum::CompatibilityMode)
+    }
+
+    /// Whether ASP.NET accepts `value` for this attribute, and why not.
+    /// `validation` and `decryption` are trimmed first
+    /// (WhiteSpaceTrimStringConverter); `compatibilityMode` is not (its enum
+    /// converter refuses white space). Names are then compared exactly:
+    /// `sha1` stops the application at start-up.
+    pub fn check(self, value: &str) -> Result<(), EnumProblem> {
+        let v = if self.allows_custom() {
+            value.trim()
+        } else {
+            value
+        };
+        if v.is_empty() {
+            return Err(EnumProblem::Empty);
+        }
+        if self.accepted().contains(&v) {
+            return Ok(());
+        }
+        if self.allows_custom()
+            && let Some(name) = v.strip_prefix(CUSTOM_ALGORITHM_PREFIX)
+        {
+            return if name.trim().is_empty() {
+                Err(EnumProblem::NoCustomName)
+            } else {
+                Ok(())
+            };
+        }
+        match self
+            .accepted()
+            .iter()
+            .find(|a| a.eq_ignore_ascii_case(v))
+            .copied()
+            .or_else(|| {
+                let prefix = v.get(..CUSTOM_ALGORITHM_PREFIX.len())?;
+                (self.allows_custom() && prefix.eq_ignore_ascii_case(CUSTOM_ALGORITHM_PREFIX))
+                    .then_some(CUSTOM_ALGORITHM_PREFIX)
+            }) {
+            Some(right) => Err(EnumProblem::WrongCase { right }),
+            None => Err(EnumProblem::Unknown),
+        }
+    }
+
+    /// Whether ASP.NET accepts the attribute value as written.
+    pub fn accepts(self, raw: &str) -> bool {
+        self.check(raw).is_ok()
+    }
+
+    /// The accepted spelling of a value that differs from it only in case
+    /// or surrounding white space (`sha1` is `SHA1`), for writing.
+    pub fn canonical(self, value: &str) -> Option<String> {
+        let value = value.trim();
+        if let Some(name) = self
+            .accepted()
+            .iter()
+            .find(|a| a.eq_ignore_ascii_case(value))
+        {
+            return Some((*name).to_string());
+        }
+        let prefix = CUSTOM_ALGORITHM_PREFIX;
+        let custom =
+            value.get(..prefix.len())?.eq_ignore_ascii_case(prefix) && value.len() > prefix.len();
+        (self.allows_custom() && custom).then(|| format!("{prefix}{}", &value[prefix.len()..]))
+    }
+
+    /// The accepted values as a sentence: `SHA1, MD5, ... or alg:NAME`.
+    pub fn accepted_list(self) -> String {
+        let mut all: Vec<&str> = self.accepted().to_vec();
+        if self.allows_custom() {
+            all.push("alg:NAME");
+        }
+        let (last, rest) = all.split_last().expect("never empty");
+        format!("{} or {last}", rest.join(", "))
+    }
+}
+
+/// Why a value of a [`MachineKeyEnum`] attribute is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnumProblem {
+    /// Empty or only whitespace.
+    Empty,
+    /// An accepted name in other letter case; `right` is the spelling
+    /// ASP.NET requires (`alg:` for a custom algorithm prefix).
+    WrongCase { right: &'static str },
+    /// `alg:` with no algorithm name.
+    NoCustomName,
+    /// Not a name ASP.NET knows.
+    Unknown,
+}
+
+impl EnumProblem {
+    /// A sentence naming the attribute, the value and what would be right.
+    /// The value is an algorithm name, never a key.
+    pub fn describe(self, attr: MachineKeyEnum, value: &str) -> String {
+        let name = attr.attribute();
+        match self {
+            EnumProblem::Empty => {
+                format!("{name} is empty; ASP.NET accepts {}", attr.accepted_list())
+            }
+            EnumProblem::WrongCase { right } => format!(
+                "{name}=\"{}\" is not spelled as ASP.NET requires: names are case-sensitive, write \"{right}\"",
+                value.trim()
+            ),
+            EnumProblem::NoCustomName => {
+                format!("{name}=\"{}\" names no algorithm after alg:", value.trim())
+            }
+            EnumProblem::Unknown => format!(
+                "{name}=\"{}\" is not a value ASP.NET accepts ({})",
+                value.trim(),
+                attr.accepted_list()
+            ),
+        }
+    }
+}
+
 fn display_decryption(alg: &str) -> &str {
     if alg == "AUTO" { "Auto (AES)" } else { alg }
 }
@@ -207,85 +378,6 @@ impl DecryptionAlg {
     }
 }
 
-/// The `<machineKey>` attributes whose values are enums. ASP.NET accepts
-/// exactly the spellings below (System.Web's MachineKeyValidationConverter,
-/// MachineKeySection.Decryption and the MachineKeyCompatibilityMode enum):
-/// `sha1` stops the application. This table is the one place that says so.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MachineKeyEnum {
-    Validation,
-    Decryption,
-    CompatibilityMode,
-}
-
-impl MachineKeyEnum {
-    pub const ALL: [MachineKeyEnum; 3] = [
-        MachineKeyEnum::Validation,
-        MachineKeyEnum::Decryption,
-        MachineKeyEnum::CompatibilityMode,
-    ];
-
-    pub fn attribute(self) -> &'static str {
-        match self {
-            MachineKeyEnum::Validation => "validation",
-            MachineKeyEnum::Decryption => "decryption",
-            MachineKeyEnum::CompatibilityMode => "compatibilityMode",
-        }
-    }
-
-    /// The spellings ASP.NET accepts, besides `alg:<name>` where allowed.
-    pub fn accepted(self) -> &'static [&'static str] {
-        match self {
-            MachineKeyEnum::Validation => &[
-                "MD5",
-                "SHA1",
-                "3DES",
-                "AES",
-                "HMACSHA256",
-                "HMACSHA384",
-                "HMACSHA512",
-            ],
-            MachineKeyEnum::Decryption => &["Auto", "DES", "3DES", "AES"],
-            MachineKeyEnum::CompatibilityMode => {
-                &["Framework20SP1", "Framework20SP2", "Framework45"]
-            }
-        }
-    }
-
-    /// `validation` and `decryption` also take a custom `alg:<name>`.
-    fn allows_custom(self) -> bool {
-        self != MachineKeyEnum::CompatibilityMode
-    }
-
-    /// Whether ASP.NET accepts the attribute value as written. `validation`
-    /// and `decryption` are trimmed first (WhiteSpaceTrimStringConverter);
-    /// `compatibilityMode` is not (its enum converter refuses white space).
-    pub fn accepts(self, raw: &str) -> bool {
-        let value = if self.allows_custom() {
-            raw.trim()
-        } else {
-            raw
-        };
-        self.accepted().contains(&value)
-            || (self.allows_custom() && value.starts_with("alg:") && value.len() > 4)
-    }
-
-    /// The accepted spelling of a value that differs from it only in case
-    /// or surrounding white space (`sha1` is `SHA1`), for writing.
-    pub fn canonical(self, value: &str) -> Option<String> {
-        let value = value.trim();
-        if let Some(name) = self
-            .accepted()
-            .iter()
-            .find(|a| a.eq_ignore_ascii_case(value))
-        {
-            return Some((*name).to_string());
-        }
-        let custom = value.get(..4)?.eq_ignore_ascii_case("alg:") && value.len() > 4;
-        (self.allows_custom() && custom).then(|| format!("alg:{}", &value[4..]))
-    }
-}
-
 /// A complete `<machineKey>` value set to write to servers.
 #[derive(Clone, Debug)]
 pub struct KeySet {
@@ -313,9 +405,19 @@ impl KeySet {
         })
     }
 
-    /// Problems that would make ASP.NET reject this set, one line each.
+    /// Problems that would make ASP.NET reject this set, one line each:
+    /// algorithm names it does not accept (spelled exactly), and keys that
+    /// do not fit their algorithm.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
+        for (attr, value) in [
+            (MachineKeyEnum::Validation, &self.validation),
+            (MachineKeyEnum::Decryption, &self.decryption),
+        ] {
+            if let Err(p) = attr.check(value) {
+                out.push(p.describe(attr, value));
+            }
+        }
         if let Some(p) = self
             .validation_key
             .problem(KeyPurpose::Validation, &self.validation)
@@ -481,5 +583,59 @@ mod tests {
                 assert!(e.accepts(name) && e.canonical(name).as_deref() == Some(*name));
             }
         }
+    }
+
+    #[test]
+    fn algorithm_names_are_what_asp_net_accepts_spelled_exactly() {
+        use MachineKeyEnum::*;
+        for (attr, ok) in [
+            (Validation, "SHA1"),
+            (Validation, " HMACSHA512 "),
+            (Validation, "3DES"),
+            (Validation, "alg:HMACSHA256"),
+            (Decryption, "Auto"),
+            (Decryption, "DES"),
+            (Decryption, "alg:Rijndael"),
+            (CompatibilityMode, "Framework45"),
+        ] {
+            assert_eq!(attr.check(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(
+            Validation.check("sha1"),
+            Err(EnumProblem::WrongCase { right: "SHA1" })
+        );
+        assert_eq!(
+            Decryption.check("AUTO"),
+            Err(EnumProblem::WrongCase { right: "Auto" })
+        );
+        assert_eq!(
+            Validation.check("ALG:HMACSHA256"),
+            Err(EnumProblem::WrongCase { right: "alg:" })
+        );
+        assert_eq!(Validation.check("  "), Err(EnumProblem::Empty));
+        assert_eq!(Validation.check("BOGUS"), Err(EnumProblem::Unknown));
+        assert_eq!(Decryption.check("HMACSHA256"), Err(EnumProblem::Unknown));
+        assert_eq!(Decryption.check("alg:"), Err(EnumProblem::NoCustomName));
+        assert_eq!(CompatibilityMode.check("alg:x"), Err(EnumProblem::Unknown));
+        assert_eq!(Validation.check("é"), Err(EnumProblem::Unknown));
+        let msg = EnumProblem::Unknown.describe(Validation, "BOGUS");
+        assert!(
+            msg.contains("validation=\"BOGUS\"") && msg.contains("HMACSHA512 or alg:NAME"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_set_with_a_bad_algorithm_name_has_problems() {
+        let mut set = KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes).unwrap();
+        set.validation = "BOGUS".into();
+        set.decryption = String::new();
+        let p = set.problems();
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].contains("validation=\"BOGUS\""), "{p:?}");
+        assert!(p[1].contains("decryption is empty"), "{p:?}");
+        set.validation = "sha1".into();
+        set.decryption = "AES".into();
+        assert!(set.problems()[0].contains("case-sensitive"));
     }
 }

@@ -1,6 +1,7 @@
 //! Pushing against real sshd servers: exact outcomes, byte-identity outside
-//! the edit, backups, skips, failures mid-push, rollback, and no key in any
-//! output. A fault-injecting wrapper adds cases on top.
+//! the edit, backups, failures mid-push, rollback, and no key in any
+//! output. A fault-injecting wrapper adds cases on top; the interruption
+//! and concurrency cases run the real binary.
 
 mod support;
 
@@ -8,19 +9,27 @@ use farmkey::analysis::{FarmReport, Selection, analyze};
 use farmkey::farm::scan_all;
 use farmkey::inventory::Inventory;
 use farmkey::keys::{DecryptionAlg, ValidationAlg};
-use farmkey::push::apply::Progress;
+use farmkey::paths::RemotePath;
+use farmkey::push::apply::{FinalState, Progress, Restore, Step};
 use farmkey::push::audit::AuditLog;
 use farmkey::push::{
-    KeySource, PlanAction, PushRequest, ServerOutcome, Sessions, apply, build_plan,
+    Interrupt, KeySource, Plan, PlanAction, PushOutcome, PushRequest, ServerOutcome, Sessions,
+    Verdict, apply, build_plan,
 };
-use farmkey::transport::ConnectOptions;
+use farmkey::transport::{ConnectOptions, DirEntry, FileStat, Transport, TransportError};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 use support::sshd::{Options, SshFarm, demo_over_ssh};
 use support::*;
 
 const FLOWTIME: &str = "C:/inetpub/Cora/Flowtime/web.config";
+const FLOWTIME_DIR: &str = "C:/inetpub/Cora/Flowtime";
 const TOGO: &str = "C:/Program Files/PNMsoft/Process TOGO/web.config";
+const SERVERS: [&str; 3] = farmkey::demo::SERVERS;
 
 fn opts() -> ConnectOptions {
     ConnectOptions {
@@ -29,6 +38,73 @@ fn opts() -> ConnectOptions {
     }
 }
 
+fn request(site: &str, source: KeySource) -> PushRequest {
+    PushRequest::new(site, source)
+}
+
+fn generate() -> KeySource {
+    KeySource::Generate {
+        validation: ValidationAlg::HmacSha256,
+        decryption: DecryptionAlg::Aes,
+    }
+}
+
+fn run(plan: &Plan, sessions: &mut Sessions, audit: &AuditLog) -> PushOutcome {
+    apply(plan, sessions, audit, &Interrupt::new(), &mut |_| {})
+}
+
+/// Applies `plan`, running `then` once web01 is applied and reported.
+fn run_then(
+    plan: &Plan,
+    sessions: &mut Sessions,
+    audit: &AuditLog,
+    mut then: impl FnMut(),
+) -> PushOutcome {
+    apply(plan, sessions, audit, &Interrupt::new(), &mut |p| {
+        if let Progress::Done(r) = &p
+            && r.server == "web01"
+            && r.outcome == ServerOutcome::Applied
+        {
+            then();
+        }
+    })
+}
+
+fn by<'a>(outcome: &'a PushOutcome, server: &str) -> &'a ServerOutcome {
+    &outcome
+        .results
+        .iter()
+        .find(|r| r.server == server)
+        .unwrap()
+        .outcome
+}
+
+fn backups_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .contains(".farmkey")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Files farmkey must never leave behind: staged copies, restore copies,
+/// files moved aside, locks (backups end in `.farmkey.config`).
+fn leftovers_in(dir: &Path) -> Vec<String> {
+    backups_in(dir)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
+        .filter(|n| !n.ends_with(".farmkey.config"))
+        .collect()
+}
+
+/// The demo farm behind three sshd.
 struct Setup {
     _demo: farmkey::demo::DemoFarm,
     farm: SshFarm,
@@ -37,9 +113,18 @@ struct Setup {
     _state: tempfile::TempDir,
 }
 
+/// Connections wait this long: a loaded machine is not a server that does
+/// not answer (which the plan would rightly refuse to push around).
+const PATIENT_SECS: u64 = 20;
+
 fn setup() -> Setup {
+    setup_waiting(PATIENT_SECS)
+}
+
+/// With connections that give up after `secs`.
+fn setup_waiting(secs: u64) -> Setup {
     let (demo, farm) = demo_over_ssh(Options::default());
-    let inventory = Inventory::load(&farm.inventory("")).unwrap();
+    let inventory = Inventory::load(&farm.inventory_timeout(secs)).unwrap();
     let state = tempfile::tempdir().unwrap();
     let audit = AuditLog::new(state.path().join("audit.jsonl"));
     Setup {
@@ -76,14 +161,11 @@ impl Setup {
 
     /// The Flowtime web.config of every server.
     fn flowtime_files(&self) -> Vec<Vec<u8>> {
-        farmkey::demo::SERVERS
-            .iter()
-            .map(|n| self.bytes(n, FLOWTIME))
-            .collect()
+        SERVERS.iter().map(|n| self.bytes(n, FLOWTIME)).collect()
     }
 
     /// Scans and plans a push, with the sessions that will apply it.
-    fn plan(&self, req: PushRequest) -> (Sessions, farmkey::push::Plan) {
+    fn plan(&self, req: PushRequest) -> (Sessions, Plan) {
         let report = self.report();
         let mut sessions = self.sessions();
         let plan = build_plan(&req, &report, &mut sessions).unwrap();
@@ -98,56 +180,232 @@ impl Setup {
             .flat_map(|s| snapshot_tree(&s.root))
             .collect()
     }
-}
 
-fn request(site: &str, source: KeySource) -> PushRequest {
-    PushRequest {
-        site: site.into(),
-        source,
-        servers: None,
-        keep_partial: false,
+    /// No staged, restore, aside or lock file on any server.
+    fn assert_clean(&self) {
+        for n in SERVERS {
+            let dir = self.file(n, FLOWTIME_DIR);
+            assert_eq!(leftovers_in(&dir), Vec::<String>::new(), "{n}");
+        }
+    }
+
+    /// The Flowtime key set fingerprint of every server, as scanned.
+    fn key_sets(&self) -> Vec<Option<String>> {
+        let report = self.report();
+        let site = report.site("Flowtime").unwrap();
+        SERVERS
+            .iter()
+            .map(|n| site.instance(n).unwrap().set_fingerprint.clone())
+            .collect()
     }
 }
 
-fn generate() -> KeySource {
-    KeySource::Generate {
-        validation: ValidationAlg::HmacSha256,
-        decryption: DecryptionAlg::Aes,
+/// The demo farm laid out locally (fast, for the wrapper's cases).
+struct Local {
+    dir: tempfile::TempDir,
+    inv: Inventory,
+    audit: AuditLog,
+}
+
+fn local() -> Local {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = Inventory::load(&farmkey::demo::lay_out(dir.path()).unwrap()).unwrap();
+    let audit = AuditLog::new(dir.path().join("audit.jsonl"));
+    Local { dir, inv, audit }
+}
+
+impl Local {
+    fn path(&self, server: &str) -> PathBuf {
+        self.dir.path().join(server).join(FLOWTIME)
+    }
+
+    fn read(&self, server: &str) -> Vec<u8> {
+        fs::read(self.path(server)).unwrap()
+    }
+
+    fn originals(&self) -> Vec<Vec<u8>> {
+        SERVERS.iter().map(|n| self.read(n)).collect()
+    }
+
+    fn report(&self) -> FarmReport {
+        analyze(
+            &scan_all(&self.inv.servers, opts(), 3),
+            &Selection::default(),
+        )
+    }
+
+    fn sessions(&self) -> Sessions {
+        Sessions::new(self.inv.servers.clone(), opts())
+    }
+
+    /// web02 behind `wrap` from the plan on (so that its banner counts).
+    fn plan_with(&self, wrap: Faulty, req: PushRequest) -> (Sessions, Plan) {
+        let mut sessions = self.sessions();
+        sessions.insert("web02", Box::new(wrap));
+        let plan = build_plan(&req, &self.report(), &mut sessions).unwrap();
+        (sessions, plan)
+    }
+
+    fn transport(&self, server: &str) -> Box<dyn Transport> {
+        let s = self.inv.servers.iter().find(|s| s.name == server).unwrap();
+        farmkey::transport::connect(s, &opts()).unwrap()
+    }
+
+    fn assert_clean(&self) {
+        for n in SERVERS {
+            let dir = self.path(n).parent().unwrap().to_path_buf();
+            assert_eq!(leftovers_in(&dir), Vec::<String>::new(), "{n}");
+        }
     }
 }
 
-fn backups_in(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .contains(".farmkey")
-        })
-        .collect();
-    v.sort();
-    v
+type Before = Box<dyn FnMut(&str, &RemotePath) -> Result<(), TransportError> + Send>;
+type After = Box<dyn FnMut(&str, &RemotePath) + Send>;
+
+/// A transport on top of a real one that injects faults: `before` runs
+/// ahead of every operation (its error is what the operation returns),
+/// `after` after every successful one. It can also present a banner and
+/// replace files the way Win32-OpenSSH before 8.6 does.
+struct Faulty {
+    inner: Box<dyn Transport>,
+    before: Before,
+    after: After,
+    banner: Option<String>,
+    /// posix-rename as Win32-OpenSSH 8.1: delete the target, then rename
+    /// (`replace-rename` is the moment between the two).
+    delete_then_rename: bool,
+    /// Set when a rename onto the file's own name was asked (which deletes
+    /// the file on those servers).
+    renamed_onto_itself: Arc<AtomicBool>,
 }
+
+impl Faulty {
+    fn new(inner: Box<dyn Transport>) -> Faulty {
+        Faulty {
+            inner,
+            before: Box::new(|_, _| Ok(())),
+            after: Box::new(|_, _| {}),
+            banner: None,
+            delete_then_rename: false,
+            renamed_onto_itself: Arc::default(),
+        }
+    }
+
+    fn failing(inner: Box<dyn Transport>, before: Before) -> Faulty {
+        Faulty {
+            before,
+            ..Faulty::new(inner)
+        }
+    }
+
+    fn op<T>(
+        &mut self,
+        name: &str,
+        p: &RemotePath,
+        f: impl FnOnce(&mut dyn Transport) -> Result<T, TransportError>,
+    ) -> Result<T, TransportError> {
+        (self.before)(name, p)?;
+        let r = f(self.inner.as_mut());
+        if r.is_ok() {
+            (self.after)(name, p);
+        }
+        r
+    }
+}
+
+/// Fails the `nth` call of `op` on a path containing `within`.
+fn fail_nth(op: &'static str, within: &'static str, nth: usize, error: MakeError) -> Before {
+    let mut n = 0;
+    Box::new(move |o, p| {
+        if o == op && p.as_sftp().contains(within) {
+            n += 1;
+            if n == nth {
+                return Err(error(p));
+            }
+        }
+        Ok(())
+    })
+}
+
+type MakeError = fn(&RemotePath) -> TransportError;
+
+fn injected(p: &RemotePath) -> TransportError {
+    TransportError::Io {
+        path: p.clone(),
+        message: "injected failure".into(),
+    }
+}
+
+fn lost(_: &RemotePath) -> TransportError {
+    TransportError::Disconnected("injected: connection lost".into())
+}
+
+impl Transport for Faulty {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn read(&mut self, p: &RemotePath) -> Result<farmkey::bytes::FileBytes, TransportError> {
+        self.op("read", p, |t| t.read(p))
+    }
+    fn stat(&mut self, p: &RemotePath) -> Result<Option<FileStat>, TransportError> {
+        self.op("stat", p, |t| t.stat(p))
+    }
+    fn write(&mut self, p: &RemotePath, b: &[u8]) -> Result<(), TransportError> {
+        self.op("write", p, |t| t.write(p, b))
+    }
+    fn create_new(&mut self, p: &RemotePath, b: &[u8]) -> Result<(), TransportError> {
+        self.op("create_new", p, |t| t.create_new(p, b))
+    }
+    fn rename(&mut self, a: &RemotePath, b: &RemotePath) -> Result<(), TransportError> {
+        self.op("rename", a, |t| t.rename(a, b))
+    }
+    fn replace(&mut self, a: &RemotePath, b: &RemotePath) -> Result<(), TransportError> {
+        if !self.delete_then_rename {
+            return self.op("replace", a, |t| t.replace(a, b));
+        }
+        (self.before)("replace", a)?;
+        if a.key() == b.key() {
+            // Win32-OpenSSH #1849: the file is gone.
+            self.renamed_onto_itself.store(true, Ordering::SeqCst);
+            return self.inner.remove(b);
+        }
+        match self.inner.remove(b) {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        (self.before)("replace-rename", a)?;
+        self.inner.rename(a, b)?;
+        (self.after)("replace", a);
+        Ok(())
+    }
+    fn remove(&mut self, p: &RemotePath) -> Result<(), TransportError> {
+        self.op("remove", p, |t| t.remove(p))
+    }
+    fn list(&mut self, p: &RemotePath) -> Result<Vec<DirEntry>, TransportError> {
+        self.op("list", p, |t| t.list(p))
+    }
+    fn banner(&self) -> Option<String> {
+        self.banner.clone().or_else(|| self.inner.banner())
+    }
+}
+
+// ---------------------------------------------------------------------
+// The push as it should go, and the plan.
 
 #[test]
 fn a_generated_push_brings_the_site_into_step_touching_nothing_else() {
     let s = setup();
-    let before: Vec<Vec<u8>> = farmkey::demo::SERVERS
-        .iter()
-        .map(|n| s.bytes(n, FLOWTIME))
-        .collect();
+    let before = s.flowtime_files();
     let others_before: Vec<_> = s
         .all_files()
         .into_iter()
         .filter(|(p, _)| !p.ends_with("Flowtime/web.config"))
         .collect();
-    let report = s.report();
-    let mut sessions = s.sessions();
-    let plan = build_plan(&request("Flowtime", generate()), &report, &mut sessions).unwrap();
+    let (mut sessions, plan) = s.plan(request("Flowtime", generate()));
     assert_eq!(plan.writes(), 3);
-    let outcome = apply(&plan, &mut sessions, &s.audit, &mut |_| {});
+    assert!(plan.blocked().is_empty(), "{plan}");
+    let outcome = run(&plan, &mut sessions, &s.audit);
     assert!(outcome.success(), "{outcome:?}");
     assert!(
         outcome
@@ -155,12 +413,27 @@ fn a_generated_push_brings_the_site_into_step_touching_nothing_else() {
             .iter()
             .all(|r| r.outcome == ServerOutcome::Applied)
     );
+    assert!(
+        outcome
+            .final_state
+            .iter()
+            .all(|(_, f)| *f == FinalState::Pushed),
+        "re-read from every server: {:?}",
+        outcome.final_state
+    );
+    assert!(
+        outcome
+            .summary()
+            .contains("Flowtime is in step on every server"),
+        "{}",
+        outcome.summary()
+    );
 
     let after = s.report();
     let site = after.site("Flowtime").unwrap();
     assert!(site.findings.is_empty(), "{:?}", site.findings);
     assert!(site.instances.iter().all(|i| i.key_group == Some('A')));
-    for (i, name) in farmkey::demo::SERVERS.iter().enumerate() {
+    for (i, name) in SERVERS.iter().enumerate() {
         let now = s.bytes(name, FLOWTIME);
         edit_confined(&before[i], &now).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(now.starts_with(b"\xEF\xBB\xBF"), "BOM kept");
@@ -172,7 +445,7 @@ fn a_generated_push_brings_the_site_into_step_touching_nothing_else() {
         );
         let dir = s.file(name, FLOWTIME).parent().unwrap().to_path_buf();
         let backups = backups_in(&dir);
-        assert_eq!(backups.len(), 1, "{backups:?}");
+        assert_eq!(backups.len(), 1, "only the backup remains: {backups:?}");
         let backup_name = backups[0]
             .file_name()
             .unwrap()
@@ -194,16 +467,29 @@ fn a_generated_push_brings_the_site_into_step_touching_nothing_else() {
         })
         .collect();
     assert_eq!(others_before, others_after);
-    // The audit log: one line per server, fingerprints only.
+    // The audit log: per server the intent, then the outcome; fingerprints only.
     let records = s.audit.read_all().unwrap();
-    assert_eq!(records.len(), 3);
+    let outcomes: Vec<(String, String)> = records
+        .iter()
+        .map(|r| (r.server.clone(), r.outcome.clone()))
+        .collect();
+    let expected: Vec<(String, String)> = SERVERS
+        .iter()
+        .flat_map(|n| {
+            [
+                (n.to_string(), "intent".into()),
+                (n.to_string(), "applied".into()),
+            ]
+        })
+        .collect();
+    assert_eq!(outcomes, expected);
     assert!(
         records
             .iter()
-            .all(|r| r.outcome == "applied" && r.action == "push" && r.push_id == plan.push_id)
+            .all(|r| r.action == "push" && r.push_id == plan.push_id)
     );
     assert_eq!(
-        records[0].fingerprints_after.validation_key,
+        records[1].fingerprints_after.validation_key,
         plan.keys.as_ref().map(|k| k.validation_key.fingerprint())
     );
 }
@@ -212,18 +498,8 @@ fn a_generated_push_brings_the_site_into_step_touching_nothing_else() {
 fn adopting_leaves_the_adopted_server_untouched_and_fixes_the_handler() {
     let s = setup();
     let web01_before = s.bytes("web01", FLOWTIME);
-    let togo_before: Vec<Vec<u8>> = farmkey::demo::SERVERS
-        .iter()
-        .map(|n| s.bytes(n, TOGO))
-        .collect();
-    let report = s.report();
-    let mut sessions = s.sessions();
-    let plan = build_plan(
-        &request("Flowtime", KeySource::Adopt(None)),
-        &report,
-        &mut sessions,
-    )
-    .unwrap();
+    let togo_before: Vec<Vec<u8>> = SERVERS.iter().map(|n| s.bytes(n, TOGO)).collect();
+    let (mut sessions, plan) = s.plan(request("Flowtime", KeySource::Adopt(None)));
     assert!(
         plan.source.contains("adopt set A from web01"),
         "{}",
@@ -238,14 +514,23 @@ fn adopting_leaves_the_adopted_server_untouched_and_fixes_the_handler() {
             PlanAction::Write
         ]
     );
-    let outcome = apply(&plan, &mut sessions, &s.audit, &mut |_| {});
-    assert!(outcome.success());
+    let outcome = run(&plan, &mut sessions, &s.audit);
+    assert!(outcome.success(), "{}", outcome.summary());
+    assert_eq!(
+        outcome
+            .final_state
+            .iter()
+            .map(|(_, f)| f.clone())
+            .collect::<Vec<_>>(),
+        [FinalState::Correct, FinalState::Correct, FinalState::Pushed]
+    );
     assert_eq!(
         s.bytes("web01", FLOWTIME),
         web01_before,
         "the adopted server's file is untouched"
     );
     assert!(backups_in(s.file("web01", FLOWTIME).parent().unwrap()).is_empty());
+    s.assert_clean();
     assert!(
         s.report()
             .site("Flowtime")
@@ -265,7 +550,7 @@ fn adopting_leaves_the_adopted_server_untouched_and_fixes_the_handler() {
     .unwrap();
     assert_eq!(plan.writes(), 1);
     assert!(plan.servers[2].handler_swap);
-    let outcome = apply(&plan, &mut sessions, &s.audit, &mut |_| {});
+    let outcome = run(&plan, &mut sessions, &s.audit);
     assert!(outcome.success());
     assert_eq!(s.bytes("web01", TOGO), togo_before[0]);
     edit_confined(&togo_before[2], &s.bytes("web03", TOGO)).unwrap();
@@ -286,7 +571,7 @@ fn adopting_leaves_the_adopted_server_untouched_and_fixes_the_handler() {
 }
 
 #[test]
-fn a_file_changed_after_the_scan_is_skipped_and_the_rest_rolled_back() {
+fn a_file_changed_after_the_plan_stops_the_push_before_anything_is_written() {
     let s = setup();
     let original = s.flowtime_files();
     let (mut sessions, plan) = s.plan(request("Flowtime", generate()));
@@ -295,58 +580,169 @@ fn a_file_changed_after_the_scan_is_skipped_and_the_rest_rolled_back() {
         .unwrap()
         .replace("Production", "Staging");
     fs::write(s.file("web02", FLOWTIME), &edited).unwrap();
-    let outcome = apply(&plan, &mut sessions, &s.audit, &mut |_| {});
-    assert!(!outcome.success());
-    let by = |n: &str| {
-        outcome
-            .results
-            .iter()
-            .find(|r| r.server == n)
-            .unwrap()
-            .outcome
-            .clone()
-    };
-    assert_eq!(by("web01"), ServerOutcome::RolledBack);
+    let outcome = run(&plan, &mut sessions, &s.audit);
+    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    let refused = outcome.refused.clone().unwrap();
     assert!(
-        matches!(by("web02"), ServerOutcome::Skipped(ref w) if w.contains("changed since the scan")),
-        "{:?}",
-        by("web02")
+        refused.contains("web02") && refused.contains("changed since the plan"),
+        "{refused}"
     );
-    assert!(matches!(by("web03"), ServerOutcome::NotAttempted(_)));
-    assert_eq!(
-        s.bytes("web01", FLOWTIME),
-        original[0],
-        "web01 is back to its original bytes"
-    );
-    assert_eq!(
-        s.bytes("web02", FLOWTIME),
-        edited.as_bytes(),
-        "the other edit is kept"
-    );
+    assert!(outcome.summary().contains("nothing was written"));
+    assert_eq!(s.bytes("web01", FLOWTIME), original[0]);
+    assert_eq!(s.bytes("web02", FLOWTIME), edited.as_bytes());
     assert_eq!(s.bytes("web03", FLOWTIME), original[2]);
+    s.assert_clean();
+    assert!(s.audit.read_all().unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------
+// Row 1: fail closed.
+
+#[test]
+fn an_unreachable_server_or_a_changed_host_key_blocks_the_push_until_left_out_by_name() {
+    let mut s = setup();
+    let original = s.flowtime_files();
+    s.farm.server_mut("web03").kill();
+    let (mut sessions, plan) = s.plan(request("Flowtime", generate()));
+    let blocked = plan.blocked();
+    assert_eq!(blocked.len(), 1, "{plan}");
+    assert_eq!(blocked[0].0, "web03");
+    let text = plan.to_string();
     assert!(
-        outcome.summary().contains("rolled back"),
-        "{}",
-        outcome.summary()
+        text.contains("web03      CANNOT BE PUSHED: could not be read by the scan"),
+        "{text}"
     );
-    let actions: Vec<(String, String)> = s
-        .audit
-        .read_all()
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.server, format!("{} {}", r.action, r.outcome)))
+    assert!(text.contains("Blocked: nothing is written"), "{text}");
+    let outcome = run(&plan, &mut sessions, &s.audit);
+    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    assert!(
+        outcome.refused.as_deref().unwrap().contains("web03"),
+        "{outcome:?}"
+    );
+    assert_eq!(s.bytes("web01", FLOWTIME), original[0]);
+    assert_eq!(s.bytes("web02", FLOWTIME), original[1]);
+    s.assert_clean();
+
+    // Named, it is left out, and the plan says what that means.
+    let mut req = request("Flowtime", generate());
+    req.exclude = vec!["web03".into()];
+    let (mut sessions, plan) = s.plan(req);
+    assert!(plan.blocked().is_empty(), "{plan}");
+    let text = plan.to_string();
+    assert!(
+        text.contains("web03      left out (by name; the scan could not read it)")
+            && text.contains("signed out"),
+        "{text}"
+    );
+    let outcome = run(&plan, &mut sessions, &s.audit);
+    assert!(outcome.success(), "{}", outcome.summary());
+    assert!(outcome.summary().contains("Left out by name: web03"));
+    assert_ne!(s.bytes("web01", FLOWTIME), original[0]);
+
+    // A changed host key blocks too.
+    let s = setup();
+    let kh = fs::read_to_string(&s.farm.known_hosts).unwrap();
+    let port = s.farm.server("web02").port;
+    let other = s.farm.server("web01").host_key.clone();
+    let changed: String = kh
+        .lines()
+        .map(|l| {
+            if l.starts_with(&format!("[127.0.0.1]:{port} ")) {
+                format!("[127.0.0.1]:{port} {other}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
         .collect();
-    assert_eq!(
-        actions,
-        [
-            ("web01", "push applied"),
-            ("web02", "push skipped"),
-            ("web03", "push not-attempted"),
-            ("web01", "rollback rolled-back"),
-        ]
-        .map(|(a, b)| (a.to_string(), b.to_string()))
+    fs::write(&s.farm.known_hosts, changed).unwrap();
+    let (_sessions, plan) = s.plan(request("Flowtime", generate()));
+    let blocked = plan.blocked();
+    assert!(
+        blocked.len() == 1
+            && blocked[0].0 == "web02"
+            && blocked[0].1.contains("HOST IDENTIFICATION HAS CHANGED"),
+        "{blocked:?}"
     );
 }
+
+// ---------------------------------------------------------------------
+// Row 2 and item 2: one pusher per site.
+
+#[test]
+fn a_lock_held_by_another_push_blocks_and_a_stale_one_is_broken_only_on_request() {
+    let s = setup();
+    let original = s.flowtime_files();
+    let lock = s.file("web02", "C:/inetpub/Cora/Flowtime/web.farmkey-lock.config");
+    let stale = STALE_LOCK;
+    fs::write(&lock, stale).unwrap();
+    let (mut sessions, plan) = s.plan(request("Flowtime", generate()));
+    let text = plan.to_string();
+    assert!(
+        text.contains("LOCKED")
+            && text.contains(
+                "web02 is locked by push 20200101T000000Z-dead of alice on jump9 (pid 4242)"
+            )
+            && text.contains("ago")
+            && text.contains("--break-lock"),
+        "{text}"
+    );
+    let outcome = run(&plan, &mut sessions, &s.audit);
+    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    assert_eq!(s.flowtime_files(), original);
+    assert_eq!(
+        fs::read_to_string(&lock).unwrap(),
+        stale,
+        "never broken unasked"
+    );
+
+    let mut req = request("Flowtime", generate());
+    req.break_lock = true;
+    let (mut sessions, plan) = s.plan(req);
+    assert!(plan.blocked().is_empty());
+    assert!(plan.to_string().contains("broken, as asked"), "{plan}");
+    let mut notes = Vec::new();
+    let outcome = apply(
+        &plan,
+        &mut sessions,
+        &s.audit,
+        &Interrupt::new(),
+        &mut |p| {
+            if let Progress::Note(n) = p {
+                notes.push(n)
+            }
+        },
+    );
+    assert!(outcome.success(), "{}", outcome.summary());
+    assert!(
+        notes.iter().any(|n| n.contains("broke the stale lock")),
+        "{notes:?}"
+    );
+    s.assert_clean();
+
+    // A lock taken after the plan (another push started since) is never
+    // broken, even with --break-lock: the push stops before writing.
+    let before = s.flowtime_files();
+    let mut req = request("Flowtime", generate());
+    req.break_lock = true;
+    let (mut sessions, plan) = s.plan(req);
+    let other = stale
+        .replace("dead", "live")
+        .replace("2020-01-01", "2030-01-01");
+    fs::write(&lock, &other).unwrap();
+    let outcome = run(&plan, &mut sessions, &s.audit);
+    let refused = outcome.refused.clone().unwrap_or_default();
+    assert!(
+        refused.contains("locked by push 20200101T000000Z-live"),
+        "{refused}"
+    );
+    assert_eq!(s.flowtime_files(), before);
+    assert_eq!(fs::read_to_string(&lock).unwrap(), other);
+    fs::remove_file(&lock).unwrap();
+    s.assert_clean();
+}
+
+// ---------------------------------------------------------------------
+// Failures mid-push.
 
 #[test]
 fn the_second_sshd_killed_mid_push_rolls_the_first_back_and_loses_nothing() {
@@ -355,110 +751,539 @@ fn the_second_sshd_killed_mid_push_rolls_the_first_back_and_loses_nothing() {
     let (mut sessions, plan) = s.plan(request("Flowtime", generate()));
     assert_eq!(plan.writes(), 3);
     let web02 = s.farm.server("web02");
-    let mut on_progress = |p: Progress| {
-        if let Progress::Done(r) = &p
-            && r.server == "web01"
-        {
-            web02.crash();
+    let outcome = run_then(&plan, &mut sessions, &s.audit, || {
+        web02.crash();
+    });
+    assert_eq!(
+        *by(&outcome, "web01"),
+        ServerOutcome::RolledBack,
+        "{outcome:?}"
+    );
+    match by(&outcome, "web02") {
+        ServerOutcome::Failed { error, restore, .. } => {
+            assert!(
+                error.contains("connection") || error.contains("stopped answering"),
+                "{error}"
+            );
+            assert_eq!(*restore, Restore::Untouched);
         }
-    };
-    let outcome = apply(&plan, &mut sessions, &s.audit, &mut on_progress);
-    let by = |n: &str| {
-        outcome
-            .results
-            .iter()
-            .find(|r| r.server == n)
-            .unwrap()
-            .outcome
-            .clone()
-    };
-    assert_eq!(by("web01"), ServerOutcome::RolledBack, "{outcome:?}");
-    assert!(
-        matches!(by("web02"), ServerOutcome::Failed { .. }),
-        "{:?}",
-        by("web02")
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        by(&outcome, "web03"),
+        ServerOutcome::NotAttempted(_)
+    ));
+    // Nothing changed, and farmkey says so; web02 could not be re-read, but
+    // it was never written; its lock could not be removed, and that is said.
+    assert_eq!(
+        outcome.verdict(),
+        Verdict::AsBefore,
+        "{}",
+        outcome.summary()
     );
-    assert!(matches!(by("web03"), ServerOutcome::NotAttempted(_)));
-    assert!(!outcome.success());
-    let text: Vec<String> = outcome
-        .results
-        .iter()
-        .map(|r| format!("{}: {}", r.server, r.outcome))
-        .collect();
+    let summary = outcome.summary();
     assert!(
-        text[0].contains("rolled back: original bytes restored"),
-        "{text:?}"
+        summary.contains("web01 rolled back")
+            && summary.contains("web02, which could not be reached"),
+        "{summary}"
     );
     assert!(
-        text[1].contains("connection") || text[1].contains("stopped answering"),
-        "{text:?}"
+        summary.contains("web.farmkey-lock.config on web02"),
+        "{summary}"
     );
-    for (i, n) in farmkey::demo::SERVERS.iter().enumerate() {
+    for (i, n) in SERVERS.iter().enumerate() {
         assert_eq!(
             s.bytes(n, FLOWTIME),
             original[i],
             "{n} holds its original bytes"
         );
     }
+    for n in ["web01", "web03"] {
+        assert!(leftovers_in(&s.file(n, FLOWTIME_DIR)).is_empty(), "{n}");
+    }
 }
 
 #[test]
-fn a_server_without_write_permission_fails_cleanly_and_the_first_is_rolled_back() {
+fn a_server_without_write_permission_stops_the_push_before_anything_is_written() {
     let s = setup();
-    let original: Vec<Vec<u8>> = farmkey::demo::SERVERS
-        .iter()
-        .map(|n| s.bytes(n, FLOWTIME))
-        .collect();
-    let dir = s.file("web02", FLOWTIME).parent().unwrap().to_path_buf();
+    let original = s.flowtime_files();
+    let dir = s.file("web02", FLOWTIME_DIR);
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o555)).unwrap();
-    let report = s.report();
-    let mut sessions = s.sessions();
-    let plan = build_plan(&request("Flowtime", generate()), &report, &mut sessions).unwrap();
-    let outcome = apply(&plan, &mut sessions, &s.audit, &mut |_| {});
+    let (mut sessions, plan) = s.plan(request("Flowtime", generate()));
+    let outcome = run(&plan, &mut sessions, &s.audit);
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-    let by = |n: &str| {
-        outcome
-            .results
-            .iter()
-            .find(|r| r.server == n)
-            .unwrap()
-            .outcome
-            .clone()
-    };
-    assert_eq!(by("web01"), ServerOutcome::RolledBack);
-    match by("web02") {
-        ServerOutcome::Failed { error, restore, .. } => {
-            assert!(error.contains("permission denied"), "{error}");
-            assert_eq!(restore, farmkey::push::apply::Restore::Untouched);
+    let refused = outcome.refused.clone().unwrap_or_default();
+    assert!(
+        refused.contains("web.farmkey-lock.config") && refused.contains("permission denied"),
+        "{refused}"
+    );
+    assert_eq!(s.flowtime_files(), original);
+    s.assert_clean();
+}
+
+#[test]
+fn injected_failures_at_each_step_restore_the_file_and_leave_nothing_behind() {
+    // (operation, on a path containing, which call fails, the error) on web02.
+    let cases: [(&str, &str, usize, MakeError, Step); 8] = [
+        ("create_new", ".farmkey.config", 1, injected, Step::Backup),
+        ("create_new", "-new.config", 1, injected, Step::Stage),
+        ("create_new", "-new.config", 1, lost, Step::Stage),
+        ("replace", "-new", 1, injected, Step::Swap),
+        ("replace", "-new", 1, lost, Step::Swap),
+        // web.config is read by the plan, by the check under the locks, by
+        // the re-read (3rd), then by the verification (4th).
+        ("read", "Flowtime/web.config", 3, injected, Step::Reread),
+        ("read", "Flowtime/web.config", 4, injected, Step::Verify),
+        ("read", "Flowtime/web.config", 4, lost, Step::Verify),
+    ];
+    for (op, within, nth, error, step) in cases {
+        let l = local();
+        let original = l.originals();
+        let wrap = Faulty::failing(l.transport("web02"), fail_nth(op, within, nth, error));
+        let (mut sessions, plan) = l.plan_with(wrap, request("Flowtime", generate()));
+        let outcome = run(&plan, &mut sessions, &l.audit);
+        let case = format!("{op} {within} #{nth}");
+        match by(&outcome, "web02") {
+            ServerOutcome::Failed { step: got, .. } => assert_eq!(*got, step, "{case}"),
+            other => panic!("{case}: {other:?}"),
+        }
+        assert_eq!(*by(&outcome, "web01"), ServerOutcome::RolledBack, "{case}");
+        assert_eq!(
+            outcome.verdict(),
+            Verdict::AsBefore,
+            "{case}: {}",
+            outcome.summary()
+        );
+        for (i, n) in SERVERS.iter().enumerate() {
+            assert_eq!(l.read(n), original[i], "{case}: {n}");
+            for f in backups_in(l.path(n).parent().unwrap()) {
+                assert_eq!(fs::read(&f).unwrap(), original[i], "{case}: {f:?}");
+            }
+        }
+        l.assert_clean();
+    }
+}
+
+#[test]
+fn without_posix_rename_the_swap_takes_two_renames() {
+    let l = local();
+    let wrap = Faulty::failing(
+        l.transport("web02"),
+        Box::new(|op, _| match op {
+            "replace" => Err(TransportError::Unsupported("posix-rename@openssh.com")),
+            _ => Ok(()),
+        }),
+    );
+    let (mut sessions, plan) = l.plan_with(wrap, request("Flowtime", generate()));
+    let outcome = run(&plan, &mut sessions, &l.audit);
+    assert!(outcome.success(), "{}", outcome.summary());
+    let left = backups_in(l.path("web02").parent().unwrap());
+    assert_eq!(left.len(), 1, "only the backup remains: {left:?}");
+    l.assert_clean();
+
+    // The connection is lost between the two renames: web.config is
+    // missing, the original moved aside; it is restored, nothing is left.
+    let l = local();
+    let original = l.originals();
+    let mut renames = fail_nth("rename", "-new", 1, lost);
+    let wrap = Faulty::failing(
+        l.transport("web02"),
+        Box::new(move |op, p| match op {
+            "replace" => Err(TransportError::Unsupported("posix-rename@openssh.com")),
+            _ => renames(op, p),
+        }),
+    );
+    let (mut sessions, plan) = l.plan_with(wrap, request("Flowtime", generate()));
+    let outcome = run(&plan, &mut sessions, &l.audit);
+    match by(&outcome, "web02") {
+        ServerOutcome::Failed { step, restore, .. } => {
+            assert_eq!((*step, restore), (Step::Swap, &Restore::Restored));
         }
         other => panic!("{other:?}"),
     }
-    for (i, n) in farmkey::demo::SERVERS.iter().enumerate() {
-        assert_eq!(s.bytes(n, FLOWTIME), original[i], "{n}");
+    assert_eq!(l.originals(), original);
+    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    l.assert_clean();
+}
+
+#[test]
+fn keep_partial_leaves_the_servers_already_changed_and_says_so() {
+    let l = local();
+    let wrap = Faulty::failing(
+        l.transport("web02"),
+        fail_nth("create_new", "-new.config", 1, injected),
+    );
+    let mut req = request("Flowtime", generate());
+    req.keep_partial = true;
+    let (mut sessions, plan) = l.plan_with(wrap, req);
+    let outcome = run(&plan, &mut sessions, &l.audit);
+    let names: Vec<&str> = outcome.results.iter().map(|r| r.outcome.name()).collect();
+    assert_eq!(names, ["applied", "failed", "not-attempted"]);
+    assert_eq!(outcome.verdict(), Verdict::OutOfStep);
+    let summary = outcome.summary();
+    assert!(
+        summary.contains("OUT OF STEP")
+            && summary.contains("web01 hold the new configuration")
+            && summary.contains("--keep-partial"),
+        "{summary}"
+    );
+    assert!(
+        l.audit
+            .read_all()
+            .unwrap()
+            .iter()
+            .all(|r| r.action == "push")
+    );
+    l.assert_clean();
+}
+
+#[test]
+fn two_pushes_in_one_second_keep_both_backups() {
+    let l = local();
+    let first = l.read("web03");
+    let mut stamps = Vec::new();
+    for _ in 0..2 {
+        let mut sessions = l.sessions();
+        let plan =
+            build_plan(&request("Flowtime", generate()), &l.report(), &mut sessions).unwrap();
+        let outcome = run(&plan, &mut sessions, &l.audit);
+        assert!(outcome.success(), "{outcome:?}");
+        stamps.push(plan.servers[2].backup.clone());
     }
-    assert!(backups_in(&dir).is_empty());
+    assert_ne!(stamps[0], stamps[1]);
+    let backups = backups_in(l.path("web03").parent().unwrap());
+    assert_eq!(backups.len(), 2, "{backups:?}");
+    assert_eq!(
+        fs::read(l.dir.path().join("web03").join(&stamps[0].as_sftp()[1..])).unwrap(),
+        first
+    );
+}
+
+// ---------------------------------------------------------------------
+// Row 3: restore only what the push wrote.
+
+#[test]
+fn someone_elses_write_between_the_swap_and_its_verification_is_left_alone() {
+    let s = setup();
+    let original = s.flowtime_files();
+    let theirs = String::from_utf8(original[1].clone())
+        .unwrap()
+        .replace("Production", "Deployed by someone else");
+    let target = s.file("web02", FLOWTIME);
+    let inner = farmkey::transport::connect(&s.inventory.servers[1], &opts()).unwrap();
+    let mut wrap = Faulty::new(inner);
+    let (t2, theirs2) = (target.clone(), theirs.clone());
+    // A deploy lands right after farmkey's swap.
+    wrap.after = Box::new(move |op, _| {
+        if op == "replace" {
+            fs::write(&t2, &theirs2).unwrap();
+        }
+    });
+    let mut sessions = s.sessions();
+    sessions.insert("web02", Box::new(wrap));
+    let plan = build_plan(&request("Flowtime", generate()), &s.report(), &mut sessions).unwrap();
+    let outcome = run(&plan, &mut sessions, &s.audit);
+    match by(&outcome, "web02") {
+        ServerOutcome::Failed { step, restore, .. } => {
+            assert_eq!(*step, Step::Verify);
+            assert!(
+                matches!(restore, Restore::LeftAlone(w) if w.contains("did not write")),
+                "{restore:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(*by(&outcome, "web01"), ServerOutcome::RolledBack);
+    assert_eq!(
+        fs::read_to_string(&target).unwrap(),
+        theirs,
+        "their file is kept"
+    );
+    assert_eq!(s.bytes("web01", FLOWTIME), original[0]);
+    assert_eq!(s.bytes("web03", FLOWTIME), original[2]);
+    assert_eq!(outcome.verdict(), Verdict::OutOfStep);
+    let summary = outcome.summary();
+    assert!(
+        summary.contains("web02 a web.config farmkey did not write"),
+        "{summary}"
+    );
+    s.assert_clean();
+}
+
+// ---------------------------------------------------------------------
+// Row 6: the audit log.
+
+#[test]
+fn the_audit_log_filling_up_stops_the_push_and_rolls_back() {
+    let s = setup();
+    let original = s.flowtime_files();
+    let (mut sessions, plan) = s.plan(request("Flowtime", generate()));
+    let path = s.audit.path.clone();
+    // After web01, the audit log's disk is full.
+    let outcome = run_then(&plan, &mut sessions, &s.audit, || {
+        fs::rename(&path, path.with_extension("kept")).unwrap();
+        std::os::unix::fs::symlink("/dev/full", &path).unwrap();
+    });
+    match by(&outcome, "web02") {
+        ServerOutcome::Failed { step, restore, .. } => {
+            assert_eq!((*step, restore), (Step::Audit, &Restore::Untouched));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(*by(&outcome, "web01"), ServerOutcome::RolledBack);
+    assert!(!outcome.audit_errors.is_empty());
+    assert_eq!(
+        outcome.verdict(),
+        Verdict::AsBefore,
+        "{}",
+        outcome.summary()
+    );
+    assert_eq!(s.flowtime_files(), original);
+    s.assert_clean();
+    // What the log took before the disk filled: web01's intent and outcome.
+    let kept = AuditLog::new(path.with_extension("kept"))
+        .read_all()
+        .unwrap();
+    let kept: Vec<_> = kept
+        .iter()
+        .map(|r| (r.server.as_str(), r.outcome.as_str()))
+        .collect();
+    assert_eq!(kept, [("web01", "intent"), ("web01", "applied")]);
+
+    // Full from the start: not a single write.
+    let (mut sessions, plan) = s.plan(request("Flowtime", generate()));
+    let outcome = run(&plan, &mut sessions, &AuditLog::new("/dev/full".into()));
+    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    assert!(matches!(
+        by(&outcome, "web01"),
+        ServerOutcome::Failed {
+            step: Step::Audit,
+            ..
+        }
+    ));
+    assert_eq!(s.flowtime_files(), original);
+    s.assert_clean();
+}
+
+// ---------------------------------------------------------------------
+// Row 7: rollback reconnects.
+
+#[test]
+fn the_rollback_reconnects_to_a_server_whose_session_dropped() {
+    let s = setup();
+    let original = s.flowtime_files();
+    let inner = farmkey::transport::connect(&s.inventory.servers[1], &opts()).unwrap();
+    let wrap = Faulty::failing(inner, fail_nth("create_new", "-new.config", 1, injected));
+    let mut sessions = s.sessions();
+    sessions.insert("web02", Box::new(wrap));
+    let plan = build_plan(&request("Flowtime", generate()), &s.report(), &mut sessions).unwrap();
+    let web01 = s.farm.server("web01");
+    let mut killed = Vec::new();
+    let outcome = run_then(&plan, &mut sessions, &s.audit, || {
+        // web01's session drops; the server itself stays up.
+        killed = web01.signal_sessions(libc::SIGKILL);
+    });
+    assert!(!killed.is_empty(), "a session was killed");
+    assert_eq!(
+        *by(&outcome, "web01"),
+        ServerOutcome::RolledBack,
+        "{}",
+        outcome.summary()
+    );
+    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    assert_eq!(s.flowtime_files(), original);
+    s.assert_clean();
+}
+
+// ---------------------------------------------------------------------
+// Row 8: a rename still under way when the connection breaks.
+
+fn wait_gone(pids: &[i32]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pids
+        .iter()
+        .any(|p| Path::new(&format!("/proc/{p}")).exists())
+    {
+        assert!(Instant::now() < deadline, "processes {pids:?} did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_rename_the_server_carries_out_late_cannot_land_the_new_file() {
+    // The frozen session is given up after 3 s.
+    let s = setup_waiting(3);
+    let original = s.flowtime_files();
+    let inner = farmkey::transport::connect(&s.inventory.servers[1], &opts()).unwrap();
+    let frozen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let web02 = s.farm.server("web02");
+    let (pids, tree) = (frozen.clone(), web02.session_tree());
+    assert!(!tree.is_empty());
+    // The server's session stops answering just as the rename is sent: the
+    // client times out, the server would carry the rename out later.
+    let wrap = Faulty::failing(
+        inner,
+        Box::new(move |op, _| {
+            if op == "replace" {
+                for &p in &tree {
+                    unsafe { libc::kill(p, libc::SIGSTOP) };
+                }
+                pids.lock().unwrap().extend(tree.iter().copied());
+            }
+            Ok(())
+        }),
+    );
+    let mut sessions = s.sessions();
+    sessions.insert("web02", Box::new(wrap));
+    let plan = build_plan(&request("Flowtime", generate()), &s.report(), &mut sessions).unwrap();
+    let outcome = run(&plan, &mut sessions, &s.audit);
+    match by(&outcome, "web02") {
+        ServerOutcome::Failed { step, restore, .. } => {
+            assert_eq!(*step, Step::Swap);
+            assert_eq!(*restore, Restore::Untouched, "the rename had not landed");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(*by(&outcome, "web01"), ServerOutcome::RolledBack);
+    // The old session wakes up and carries out its rename: the staged file
+    // is gone, so nothing lands.
+    let frozen = frozen.lock().unwrap().clone();
+    for &p in &frozen {
+        unsafe { libc::kill(p, libc::SIGCONT) };
+    }
+    wait_gone(&frozen);
+    assert_eq!(s.flowtime_files(), original);
+    s.assert_clean();
+    assert_eq!(
+        outcome.verdict(),
+        Verdict::AsBefore,
+        "{}",
+        outcome.summary()
+    );
+}
+
+// ---------------------------------------------------------------------
+// Item 8: Windows servers whose posix-rename deletes first.
+
+#[test]
+fn openssh_for_windows_8_1_replaces_by_delete_then_rename_and_is_verified() {
+    // Succeeds: said in the plan, verified after the swap.
+    let l = local();
+    let mut wrap = Faulty::new(l.transport("web02"));
+    wrap.banner = Some("SSH-2.0-OpenSSH_for_Windows_8.1".into());
+    wrap.delete_then_rename = true;
+    let onto_itself = wrap.renamed_onto_itself.clone();
+    let (mut sessions, plan) = l.plan_with(wrap, request("Flowtime", generate()));
+    let text = plan.to_string();
+    assert!(
+        text.contains("OpenSSH_for_Windows_8.1 replaces a file by deleting it")
+            && text.matches("not atomic").count() == 1,
+        "{text}"
+    );
+    let mut steps = Vec::new();
+    let outcome = apply(
+        &plan,
+        &mut sessions,
+        &l.audit,
+        &Interrupt::new(),
+        &mut |p| {
+            if let Progress::Step { server, step } = p
+                && server == "web02"
+            {
+                steps.push(step)
+            }
+        },
+    );
+    assert!(outcome.success(), "{}", outcome.summary());
+    assert!(steps.ends_with(&[Step::Swap, Step::Verify]), "{steps:?}");
+    assert!(!onto_itself.load(Ordering::SeqCst));
+    l.assert_clean();
+
+    // The connection breaks between the delete and the rename: web.config
+    // is missing; it is restored from the backup.
+    let l = local();
+    let original = l.originals();
+    let mut wrap = Faulty::failing(
+        l.transport("web02"),
+        fail_nth("replace-rename", "-new", 1, lost),
+    );
+    wrap.banner = Some("SSH-2.0-OpenSSH_for_Windows_8.1".into());
+    wrap.delete_then_rename = true;
+    let (mut sessions, plan) = l.plan_with(wrap, request("Flowtime", generate()));
+    let outcome = run(&plan, &mut sessions, &l.audit);
+    match by(&outcome, "web02") {
+        ServerOutcome::Failed { step, restore, .. } => {
+            assert_eq!((*step, restore), (Step::Swap, &Restore::Restored));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(l.originals(), original);
+    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    l.assert_clean();
+}
+
+// ---------------------------------------------------------------------
+// The command line, as processes.
+
+fn bin(farm: &SshFarm) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_farmkey"));
+    cmd.env_clear()
+        .env("HOME", farm.home.path())
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("USER", "operator");
+    cmd
+}
+
+fn common_args(farm: &SshFarm, audit: &Path) -> Vec<String> {
+    let inv = farm.inventory_timeout(PATIENT_SECS);
+    [
+        "--batch",
+        "--ssh-config",
+        "/nonexistent",
+        "--audit",
+        audit.to_str().unwrap(),
+        "-i",
+        inv.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn push_args(farm: &SshFarm, audit: &Path) -> Vec<String> {
+    let mut v: Vec<String> = ["push", "--site", "Flowtime", "--generate", "--yes"]
+        .map(String::from)
+        .to_vec();
+    v.extend(common_args(farm, audit));
+    v
+}
+
+/// A `Pause` set on `cmd`.
+fn pause_at(cmd: &mut std::process::Command, point: &str) -> Pause {
+    let p = Pause::new(point);
+    p.set(cmd);
+    p
+}
+
+/// Waits for `child` to reach `pause`.
+fn reach(pause: &Pause, child: &mut Child) {
+    pause.wait(|| child.try_wait().unwrap().is_some());
+}
+
+fn last_line(text: &str) -> &str {
+    text.lines().last().unwrap_or("")
 }
 
 #[test]
 fn headless_push_rollback_dry_run_and_no_key_anywhere() {
     let s = setup();
-    let inv = s.farm.inventory("");
     let audit = s.farm.home.path().join("audit.jsonl");
     let run = |args: &[&str]| {
         let out = s
             .farm
             .farmkey()
             .args(args)
-            .args([
-                "--batch",
-                "--ssh-config",
-                "/nonexistent",
-                "--audit",
-                audit.to_str().unwrap(),
-                "-i",
-                inv.to_str().unwrap(),
-            ])
+            .args(common_args(&s.farm, &audit))
             .output()
             .unwrap();
         (
@@ -503,12 +1328,27 @@ fn headless_push_rollback_dry_run_and_no_key_anywhere() {
         run(&["push", "--site", "Flowtime", "--adopt", "web09", "--yes"]).0,
         2
     );
+    let (code, out) = run(&[
+        "push",
+        "--site",
+        "Flowtime",
+        "--generate",
+        "--exclude",
+        "web09",
+        "--yes",
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("web09 is not a server of the inventory"),
+        "{out}"
+    );
 
     let original = s.bytes("web02", FLOWTIME);
     let (code, out) = run(&["push", "--site", "Flowtime", "--generate", "--yes"]);
     assert_eq!(code, 0, "{out}");
+    assert!(out.contains("applied and verified"), "{out}");
     assert!(
-        out.contains("applied and verified") && out.contains("in step on every targeted server"),
+        last_line(&out).contains("Flowtime is in step on every server of the push (3 written"),
         "{out}"
     );
     outputs.push_str(&out);
@@ -529,6 +1369,7 @@ fn headless_push_rollback_dry_run_and_no_key_anywhere() {
         "rollback restores the original bytes"
     );
     outputs.push_str(&out);
+    s.assert_clean();
 
     // Push again, then change a file: rollback refuses that server.
     let (code, out) = run(&["push", "--site", "Flowtime", "--generate", "--yes"]);
@@ -551,6 +1392,7 @@ fn headless_push_rollback_dry_run_and_no_key_anywhere() {
         "a changed file is never overwritten"
     );
     outputs.push_str(&out);
+    s.assert_clean();
 
     // No key, old or new, in any output or in the audit log.
     let audit_text = fs::read_to_string(&audit).unwrap();
@@ -566,206 +1408,510 @@ fn headless_push_rollback_dry_run_and_no_key_anywhere() {
     }
 }
 
-/// A transport that fails one chosen operation, on top of a real one.
-struct Faulty {
-    inner: Box<dyn farmkey::transport::Transport>,
-    fail: &'static str,
-    after: usize,
-    calls: usize,
-}
-
-impl farmkey::transport::Transport for Faulty {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    fn read(
-        &mut self,
-        p: &farmkey::paths::RemotePath,
-    ) -> Result<farmkey::bytes::FileBytes, farmkey::transport::TransportError> {
-        self.maybe("read", p)?;
-        self.inner.read(p)
-    }
-    fn stat(
-        &mut self,
-        p: &farmkey::paths::RemotePath,
-    ) -> Result<Option<farmkey::transport::FileStat>, farmkey::transport::TransportError> {
-        self.inner.stat(p)
-    }
-    fn write(
-        &mut self,
-        p: &farmkey::paths::RemotePath,
-        b: &[u8],
-    ) -> Result<(), farmkey::transport::TransportError> {
-        self.maybe("write", p)?;
-        self.inner.write(p, b)
-    }
-    fn rename(
-        &mut self,
-        a: &farmkey::paths::RemotePath,
-        b: &farmkey::paths::RemotePath,
-    ) -> Result<(), farmkey::transport::TransportError> {
-        self.maybe("rename", a)?;
-        self.inner.rename(a, b)
-    }
-    fn replace(
-        &mut self,
-        a: &farmkey::paths::RemotePath,
-        b: &farmkey::paths::RemotePath,
-    ) -> Result<(), farmkey::transport::TransportError> {
-        if self.fail == "no-posix-rename" {
-            return Err(farmkey::transport::TransportError::Unsupported(
-                "posix-rename@openssh.com",
-            ));
-        }
-        self.maybe("replace", a)?;
-        self.inner.replace(a, b)
-    }
-    fn remove(
-        &mut self,
-        p: &farmkey::paths::RemotePath,
-    ) -> Result<(), farmkey::transport::TransportError> {
-        self.inner.remove(p)
-    }
-    fn list(
-        &mut self,
-        p: &farmkey::paths::RemotePath,
-    ) -> Result<Vec<farmkey::transport::DirEntry>, farmkey::transport::TransportError> {
-        self.inner.list(p)
-    }
-}
-
-impl Faulty {
-    fn maybe(
-        &mut self,
-        op: &str,
-        p: &farmkey::paths::RemotePath,
-    ) -> Result<(), farmkey::transport::TransportError> {
-        if op == self.fail {
-            self.calls += 1;
-            if self.calls == self.after {
-                return Err(farmkey::transport::TransportError::Io {
-                    path: p.clone(),
-                    message: format!("injected {op} failure"),
-                });
-            }
-        }
-        Ok(())
-    }
+#[test]
+fn headless_an_unreachable_server_exits_1_with_the_plan_saying_why() {
+    let mut s = setup();
+    let audit = s.farm.home.path().join("audit.jsonl");
+    let original = s.flowtime_files();
+    s.farm.server_mut("web03").kill();
+    let out = bin(&s.farm)
+        .args(push_args(&s.farm, &audit))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("web03      CANNOT BE PUSHED: could not be read by the scan")
+            && stdout.contains("connection refused"),
+        "{stdout}"
+    );
+    assert!(
+        last_line(&stdout).contains("NOT made: blocked by web03; nothing was written"),
+        "{stdout}"
+    );
+    assert_eq!(s.flowtime_files()[..2], original[..2]);
+    let mut args = push_args(&s.farm, &audit);
+    args.extend(["--exclude".to_string(), "web03".to_string()]);
+    let out = bin(&s.farm).args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("web03      left out")
+            && last_line(&stdout).contains("Left out by name: web03"),
+        "{stdout}"
+    );
 }
 
 #[test]
-fn injected_failures_at_each_step_restore_the_file() {
-    // (operation, which call fails) on web02 of a local copy of the demo farm.
-    for (fail, after) in [
-        ("write", 1),
-        ("write", 2),
-        ("replace", 1),
-        ("read", 4),
-        ("read", 5),
-        ("no-posix-rename", 0),
+fn headless_only_values_asp_net_accepts_are_written() {
+    let s = setup();
+    let audit = s.farm.home.path().join("audit.jsonl");
+    let before = s.all_files();
+    let v = "0123456789ABCDEF".repeat(8);
+    let d = "FEDCBA9876543210".repeat(4);
+    for (validation, decryption, why) in [
+        (
+            "BOGUS",
+            "AES",
+            "validation=\"BOGUS\" is not a value ASP.NET accepts",
+        ),
+        ("", "", "validation is empty"),
+        ("sha1", "AES", "write \"SHA1\""),
+        ("SHA1", "aes", "write \"AES\""),
+        ("SHA1", "3DES", "3DES needs 48"),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let inv_path = farmkey::demo::lay_out(dir.path()).unwrap();
-        let inv = Inventory::load(&inv_path).unwrap();
-        let read = |n: &str| fs::read(dir.path().join(n).join(FLOWTIME)).unwrap();
-        let original: Vec<Vec<u8>> = farmkey::demo::SERVERS.iter().map(|n| read(n)).collect();
-        let report = analyze(&scan_all(&inv.servers, opts(), 3), &Selection::default());
-        let mut sessions = Sessions::new(inv.servers.clone(), opts());
-        let plan = build_plan(&request("Flowtime", generate()), &report, &mut sessions).unwrap();
-        let inner = farmkey::transport::connect(&inv.servers[1], &opts()).unwrap();
-        sessions.insert(
-            "web02",
-            Box::new(Faulty {
-                inner,
-                fail,
-                after,
-                calls: 0,
-            }),
-        );
-        let audit = AuditLog::new(dir.path().join("audit.jsonl"));
-        let outcome = apply(&plan, &mut sessions, &audit, &mut |_| {});
-        let web02 = &outcome.results[1];
-        if fail == "no-posix-rename" {
-            // Without posix-rename the file is swapped by two renames.
-            assert!(outcome.success(), "{outcome:?}");
-            let left: Vec<_> = backups_in(&dir.path().join("web02/C:/inetpub/Cora/Flowtime"));
-            assert_eq!(left.len(), 1, "only the backup remains: {left:?}");
-            continue;
-        }
-        assert!(
-            matches!(web02.outcome, ServerOutcome::Failed { .. }),
-            "{fail}/{after}: {:?}",
-            web02.outcome
+        let file = s.farm.home.path().join("keys.xml");
+        fs::write(
+            &file,
+            format!(
+                "<machineKey validationKey=\"{v}\" decryptionKey=\"{d}\" validation=\"{validation}\" decryption=\"{decryption}\" />"
+            ),
+        )
+        .unwrap();
+        let mut args: Vec<String> = ["push", "--site", "Flowtime", "--yes", "--keys"]
+            .map(String::from)
+            .to_vec();
+        args.push(file.to_str().unwrap().into());
+        args.extend(common_args(&s.farm, &audit));
+        let out = bin(&s.farm).args(args).output().unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
         );
         assert_eq!(
-            outcome.results[0].outcome,
-            ServerOutcome::RolledBack,
-            "{fail}/{after}"
+            out.status.code(),
+            Some(2),
+            "{validation}/{decryption}: {stderr}"
         );
-        for (i, n) in farmkey::demo::SERVERS.iter().enumerate() {
-            assert_eq!(read(n), original[i], "{fail}/{after}: {n}");
+        assert!(stdout.is_empty(), "no plan: {stdout}");
+        assert!(stderr.contains(why), "{stderr}");
+        assert!(!stderr.contains(&v[..32]));
+    }
+    // Adopting a server whose spelling ASP.NET refuses is refused too.
+    let path = s.file("web01", FLOWTIME);
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.contains("validation=\"SHA1\""));
+    fs::write(
+        &path,
+        text.replace("validation=\"SHA1\"", "validation=\"sha1\""),
+    )
+    .unwrap();
+    let mut args: Vec<String> = ["push", "--site", "Flowtime", "--yes", "--adopt", "web01"]
+        .map(String::from)
+        .to_vec();
+    args.extend(common_args(&s.farm, &audit));
+    let out = bin(&s.farm).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("case-sensitive"), "{stderr}");
+    fs::write(&path, text).unwrap();
+    assert_eq!(s.all_files(), before);
+    assert!(!audit.exists() || fs::read_to_string(&audit).unwrap().is_empty());
+}
+
+#[test]
+fn headless_a_stale_lock_is_shown_and_broken_only_with_break_lock() {
+    let s = setup();
+    let audit = s.farm.home.path().join("audit.jsonl");
+    let original = s.flowtime_files();
+    let lock = s.file("web01", "C:/inetpub/Cora/Flowtime/web.farmkey-lock.config");
+    fs::write(&lock, STALE_LOCK).unwrap();
+    let out = bin(&s.farm)
+        .args(push_args(&s.farm, &audit))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("web01 is locked by push 20200101T000000Z-dead of alice on jump9")
+            && stdout.contains("ago")
+            && last_line(&stdout).contains("NOT made: blocked by web01"),
+        "{stdout}"
+    );
+    assert_eq!(s.flowtime_files(), original);
+    assert!(lock.exists());
+    let mut args = push_args(&s.farm, &audit);
+    args.push("--break-lock".into());
+    let out = bin(&s.farm).args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("broke the stale lock"), "{stdout}");
+    s.assert_clean();
+}
+
+/// The key set a push's plan announces.
+fn key_set_of(stdout: &str) -> Option<String> {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Key set "))
+        .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+}
+
+#[test]
+fn two_operators_pushing_the_same_site_at_once_never_split_it() {
+    let s = setup();
+    let audit = s.farm.home.path().join("audit.jsonl");
+    for trial in 0..3 {
+        let before = s.flowtime_files();
+        let mut runs = Vec::new();
+        for _ in 0..2 {
+            let mut cmd = bin(&s.farm);
+            cmd.args(push_args(&s.farm, &audit))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let pause = pause_at(&mut cmd, "start");
+            runs.push((cmd.spawn().unwrap(), pause));
         }
-        // No staged or partial file is left behind, only whole backups.
-        for n in farmkey::demo::SERVERS {
-            for f in backups_in(&dir.path().join(n).join("C:/inetpub/Cora/Flowtime")) {
-                let name = f.file_name().unwrap().to_string_lossy().to_string();
+        // Both have planned from the same files; let them race for the locks.
+        for (child, pause) in &mut runs {
+            reach(pause, child);
+        }
+        for (_, pause) in &runs {
+            pause.go();
+        }
+        let outs: Vec<(i32, String)> = runs
+            .into_iter()
+            .map(|(child, _)| {
+                let out = child.wait_with_output().unwrap();
+                (
+                    out.status.code().unwrap(),
+                    String::from_utf8_lossy(&out.stdout).to_string(),
+                )
+            })
+            .collect();
+        let winners: Vec<&(i32, String)> = outs.iter().filter(|(c, _)| *c == 0).collect();
+        assert!(winners.len() <= 1, "trial {trial}: {outs:?}");
+        let sets = s.key_sets();
+        match winners.first() {
+            Some((_, out)) => {
+                let set = key_set_of(out);
+                assert!(set.is_some());
                 assert!(
-                    name.ends_with(".farmkey.config"),
-                    "{fail}/{after}: {name} left behind"
+                    sets.iter().all(|k| *k == set),
+                    "trial {trial}: {sets:?} vs {set:?}"
                 );
-                assert_eq!(fs::read(&f).unwrap(), original[1], "{fail}/{after}: {name}");
+            }
+            None => assert_eq!(s.flowtime_files(), before, "trial {trial}"),
+        }
+        for (code, out) in &outs {
+            if *code != 0 {
+                assert_eq!(*code, 1, "trial {trial}: {out}");
+                let last = last_line(out);
+                assert!(
+                    last.contains("NOT made")
+                        && (last.contains("is locked by push")
+                            || last.contains("changed since the plan")),
+                    "trial {trial}: {out}"
+                );
             }
         }
+        s.assert_clean();
     }
 }
 
+fn audit_outcomes(audit: &Path) -> Vec<(String, String, String)> {
+    AuditLog::new(audit.to_path_buf())
+        .read_all()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.server, r.action, r.outcome))
+        .collect()
+}
+
 #[test]
-fn keep_partial_leaves_the_servers_already_changed() {
+fn a_signal_between_a_swap_and_its_record_rolls_back_and_says_so() {
     let s = setup();
-    let dir = s.file("web02", FLOWTIME).parent().unwrap().to_path_buf();
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o555)).unwrap();
-    let report = s.report();
-    let mut sessions = s.sessions();
-    let mut req = request("Flowtime", generate());
-    req.keep_partial = true;
-    let plan = build_plan(&req, &report, &mut sessions).unwrap();
-    let outcome = apply(&plan, &mut sessions, &s.audit, &mut |_| {});
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-    let names: Vec<&str> = outcome.results.iter().map(|r| r.outcome.name()).collect();
-    assert_eq!(names, ["applied", "failed", "not-attempted"]);
-    assert!(!outcome.success());
-    assert!(
-        s.audit
-            .read_all()
-            .unwrap()
+    let original = s.flowtime_files();
+    for (sig, name) in [
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGHUP, "SIGHUP"),
+    ] {
+        let audit = s.farm.home.path().join(format!("audit-{name}.jsonl"));
+        let mut cmd = bin(&s.farm);
+        cmd.args(push_args(&s.farm, &audit))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let pause = pause_at(&mut cmd, "swapped:web01");
+        let mut child = cmd.spawn().unwrap();
+        reach(&pause, &mut child);
+        unsafe { libc::kill(child.id() as i32, sig) };
+        pause.wait_stopping();
+        pause.go();
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stdout}");
+        let last = last_line(&stdout);
+        assert!(
+            last.contains(&format!("interrupted by {name}"))
+                && last.contains("Flowtime is as it was on every server: web01 rolled back"),
+            "{name}: {stdout}"
+        );
+        assert_eq!(s.flowtime_files(), original, "{name}");
+        s.assert_clean();
+        let rows = audit_outcomes(&audit);
+        let rows: Vec<(&str, &str, &str)> = rows
             .iter()
-            .all(|r| r.action == "push")
-    );
+            .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("web01", "push", "intent"),
+                ("web01", "push", "applied"),
+                ("web02", "push", "not-attempted"),
+                ("web03", "push", "not-attempted"),
+                ("web01", "rollback", "rolled-back"),
+            ],
+            "{name}"
+        );
+    }
 }
 
 #[test]
-fn two_pushes_in_one_second_keep_both_backups() {
-    let dir = tempfile::tempdir().unwrap();
-    let inv = Inventory::load(&farmkey::demo::lay_out(dir.path()).unwrap()).unwrap();
-    let audit = AuditLog::new(dir.path().join("audit.jsonl"));
-    let first = fs::read(dir.path().join("web03").join(FLOWTIME)).unwrap();
-    let mut stamps = Vec::new();
-    for _ in 0..2 {
-        let report = analyze(&scan_all(&inv.servers, opts(), 3), &Selection::default());
-        let mut sessions = Sessions::new(inv.servers.clone(), opts());
-        let plan = build_plan(&request("Flowtime", generate()), &report, &mut sessions).unwrap();
-        let outcome = apply(&plan, &mut sessions, &audit, &mut |_| {});
-        assert!(outcome.success(), "{outcome:?}");
-        stamps.push(plan.servers[2].backup.clone());
-    }
-    assert_ne!(stamps[0], stamps[1]);
-    let backups = backups_in(&dir.path().join("web03/C:/inetpub/Cora/Flowtime"));
-    assert_eq!(backups.len(), 2, "{backups:?}");
-    assert_eq!(
-        fs::read(dir.path().join("web03").join(&stamps[0].as_sftp()[1..])).unwrap(),
-        first
+fn a_closed_output_mid_push_never_panics_and_rolls_back() {
+    let s = setup();
+    let audit = s.farm.home.path().join("audit.jsonl");
+    let original = s.flowtime_files();
+    // What `| head -1` does, at a known moment: the reader takes the first
+    // line and goes away once web01 is written, before its line is printed.
+    let mut cmd = bin(&s.farm);
+    cmd.args(push_args(&s.farm, &audit))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let pause = pause_at(&mut cmd, "applied:web01");
+    let mut child = cmd.spawn().unwrap();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut first).unwrap();
+    assert!(first.starts_with("Push "), "{first}");
+    reach(&pause, &mut child);
+    drop(reader);
+    pause.go();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = last_line(&stderr);
+    assert!(
+        last.contains("interrupted by the closing of standard output")
+            && last.contains("Flowtime is as it was on every server: web01 rolled back"),
+        "{stderr}"
     );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(s.flowtime_files(), original);
+    s.assert_clean();
+}
+
+#[test]
+fn farmkey_push_piped_into_head_ends_consistent_and_says_so() {
+    // The literal pipeline: wherever head happens to go away (during the
+    // plan, or mid-push), the site ends as it was or fully pushed, and the
+    // exit code and last line say which.
+    let s = setup();
+    let audit = s.farm.home.path().join("audit.jsonl");
+    let original = s.flowtime_files();
+    let args: Vec<String> = push_args(&s.farm, &audit)
+        .iter()
+        .map(|a| format!("'{a}'"))
+        .collect();
+    let line = format!(
+        "'{}' {} | head -1; exit ${{PIPESTATUS[0]}}",
+        env!("CARGO_BIN_EXE_farmkey"),
+        args.join(" ")
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &line])
+        .env_clear()
+        .env("HOME", s.farm.home.path())
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("USER", "operator")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(stdout.starts_with("Push "), "{stdout}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let sets = s.key_sets();
+    match out.status.code() {
+        Some(0) => {
+            assert!(
+                sets.iter().all(|k| k.is_some() && *k == sets[0]),
+                "{sets:?}"
+            );
+            assert_ne!(s.flowtime_files(), original);
+        }
+        Some(1) => {
+            assert_eq!(s.flowtime_files(), original, "{stderr}");
+            assert!(last_line(&stderr).contains("as it was"), "{stderr}");
+        }
+        other => panic!("exit {other:?}: {stderr}"),
+    }
+    s.assert_clean();
+}
+
+#[test]
+fn rollback_finds_a_push_cut_short_after_its_intent() {
+    // A push killed (SIGKILL: nothing can be honoured) right after web01's
+    // swap: only the intent is recorded; `farmkey rollback` finds it.
+    let s = setup();
+    let audit = s.farm.home.path().join("audit.jsonl");
+    let original = s.flowtime_files();
+    let mut cmd = bin(&s.farm);
+    cmd.args(push_args(&s.farm, &audit))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let pause = pause_at(&mut cmd, "swapped:web01");
+    let mut child = cmd.spawn().unwrap();
+    reach(&pause, &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_ne!(s.bytes("web01", FLOWTIME), original[0]);
+    let lock = s.file("web01", "C:/inetpub/Cora/Flowtime/web.farmkey-lock.config");
+    assert!(lock.exists(), "the killed push's lock stays");
+    let history = s
+        .farm
+        .farmkey()
+        .args(["history"])
+        .args(common_args(&s.farm, &audit))
+        .output()
+        .unwrap();
+    let history = String::from_utf8_lossy(&history.stdout);
+    assert!(history.contains("web01 intent (cut short"), "{history}");
+    // The lock of the dead push of this machine is stale: the rollback is
+    // refused by it, and says how to go on.
+    let rollback = |extra: &[&str]| {
+        let out = s
+            .farm
+            .farmkey()
+            .args(["rollback", "--site", "Flowtime", "--yes"])
+            .args(extra)
+            .args(common_args(&s.farm, &audit))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (code, text) = rollback(&[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("no longer running: the lock is stale") && text.contains("--break-lock"),
+        "{text}"
+    );
+    assert_ne!(s.bytes("web01", FLOWTIME), original[0]);
+    let (code, text) = rollback(&["--break-lock"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("web01      restored and verified (broke the stale lock"),
+        "{text}"
+    );
+    assert_eq!(s.flowtime_files(), original);
+    // Its other locks stay until broken on request: the next push shows
+    // them as stale and goes on only with --break-lock.
+    let out = bin(&s.farm)
+        .args(push_args(&s.farm, &audit))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout
+            .matches("no longer running: the lock is stale")
+            .count()
+            == 2
+            && last_line(&stdout).contains("blocked by web02 and web03"),
+        "{stdout}"
+    );
+    let mut args = push_args(&s.farm, &audit);
+    args.push("--break-lock".into());
+    let out = bin(&s.farm).args(args).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    s.assert_clean();
+}
+
+#[test]
+fn headless_someone_elses_write_mid_push_is_kept_and_the_exit_code_says_out_of_step() {
+    let s = setup();
+    let audit = s.farm.home.path().join("audit.jsonl");
+    let original = s.flowtime_files();
+    let mut cmd = bin(&s.farm);
+    cmd.args(push_args(&s.farm, &audit))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let pause = pause_at(&mut cmd, "swapped:web02");
+    let mut child = cmd.spawn().unwrap();
+    reach(&pause, &mut child);
+    // A deploy writes web02 between farmkey's swap and its verification.
+    let theirs = String::from_utf8(original[1].clone())
+        .unwrap()
+        .replace("Production", "Deployed meanwhile");
+    fs::write(s.file("web02", FLOWTIME), &theirs).unwrap();
+    pause.go();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.contains("web02      FAILED verifying the result")
+            && stdout.contains("web.config left as it is")
+            && stdout.contains("web01      rolled back"),
+        "{stdout}"
+    );
+    let last = last_line(&stdout);
+    assert!(
+        last.contains("Flowtime is OUT OF STEP")
+            && last.contains("web02 a web.config farmkey did not write"),
+        "{stdout}"
+    );
+    assert_eq!(s.bytes("web01", FLOWTIME), original[0]);
+    assert_eq!(
+        fs::read_to_string(s.file("web02", FLOWTIME)).unwrap(),
+        theirs
+    );
+    assert_eq!(s.bytes("web03", FLOWTIME), original[2]);
+    s.assert_clean();
+}
+
+#[test]
+fn headless_a_full_audit_disk_mid_push_stops_and_rolls_back() {
+    let s = setup();
+    let audit = s.farm.home.path().join("audit.jsonl");
+    let original = s.flowtime_files();
+    let mut cmd = bin(&s.farm);
+    cmd.args(push_args(&s.farm, &audit))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let pause = pause_at(&mut cmd, "applied:web01");
+    let mut child = cmd.spawn().unwrap();
+    reach(&pause, &mut child);
+    fs::rename(&audit, audit.with_extension("kept")).unwrap();
+    std::os::unix::fs::symlink("/dev/full", &audit).unwrap();
+    pause.go();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("web02      FAILED recording it in the audit log")
+            && last_line(&stdout)
+                .contains("Flowtime is as it was on every server: web01 rolled back"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("the audit log did not take a record") && stderr.contains("No space left"),
+        "{stderr}"
+    );
+    assert_eq!(s.flowtime_files(), original);
+    s.assert_clean();
 }
 
 /// A `<machineKey configSource>`: the push backs up, stages, swaps and
@@ -807,26 +1953,21 @@ fn a_key_kept_in_a_config_source_file_is_pushed_and_rolled_back_there() {
         .unwrap()
         .replace("kept out of", "kept apart from");
     fs::write(farm.server("web02").file(KEYS), &edited).unwrap();
-    let outcome = apply(&plan, &mut sessions, &audit, &mut |_| {});
-    assert!(!outcome.success());
-    assert_eq!(outcome.results[0].outcome, ServerOutcome::RolledBack);
+    let outcome = apply(&plan, &mut sessions, &audit, &Interrupt::new(), &mut |_| {});
+    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    let refused = outcome.refused.clone().unwrap();
     assert!(
-        matches!(&outcome.results[1].outcome, ServerOutcome::Skipped(w) if w.contains("MachineKey.config changed since the scan")),
-        "{:?}",
-        outcome.results[1].outcome
+        refused.contains("web02") && refused.contains("changed since the plan"),
+        "{refused}"
     );
-    assert_eq!(
-        read("web01", KEYS),
-        keys_before[0],
-        "restored byte for byte"
-    );
+    assert_eq!(read("web01", KEYS), keys_before[0], "never written");
     assert_eq!(read("web02", KEYS), edited.as_bytes());
     assert_eq!([read("web01", WEB), read("web02", WEB)], webs);
 
     // Planned again, it goes through, and web.config is never touched.
     let mut sessions = Sessions::new(inventory.servers.clone(), opts());
     let plan = build_plan(&request("Flowtime", generate()), &report(), &mut sessions).unwrap();
-    let outcome = apply(&plan, &mut sessions, &audit, &mut |_| {});
+    let outcome = apply(&plan, &mut sessions, &audit, &Interrupt::new(), &mut |_| {});
     assert!(outcome.success(), "{}", outcome.summary());
     assert_eq!([read("web01", WEB), read("web02", WEB)], webs);
     let dir = farm
@@ -835,9 +1976,10 @@ fn a_key_kept_in_a_config_source_file_is_pushed_and_rolled_back_there() {
         .parent()
         .unwrap()
         .to_path_buf();
-    // One backup per push, beside the key file, each the original bytes.
+    // One backup (the refused push wrote none), beside the key file,
+    // holding the original bytes.
     let backups = backups_in(&dir);
-    assert_eq!(backups.len(), 2, "{backups:?}");
+    assert_eq!(backups.len(), 1, "{backups:?}");
     for b in &backups {
         assert_eq!(fs::read(b).unwrap(), keys_before[0]);
         let name = b.file_name().unwrap().to_string_lossy();
@@ -867,4 +2009,33 @@ fn a_key_kept_in_a_config_source_file_is_pushed_and_rolled_back_there() {
         "{:?}",
         records.iter().map(|r| &r.file).collect::<Vec<_>>()
     );
+
+    // `farmkey rollback` restores the key files byte for byte, and leaves
+    // web.config alone.
+    let out = farm
+        .farmkey()
+        .args([
+            "rollback",
+            "--site",
+            "Flowtime",
+            "--yes",
+            "--ssh-config",
+            "/nonexistent",
+        ])
+        .arg("-i")
+        .arg(farm.inventory(""))
+        .arg("--audit")
+        .arg(&audit.path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches("restored and verified").count(), 2, "{text}");
+    assert_eq!(read("web01", KEYS), keys_before[0]);
+    assert_eq!(read("web02", KEYS), edited.as_bytes());
+    assert_eq!([read("web01", WEB), read("web02", WEB)], webs);
 }

@@ -751,3 +751,51 @@ fn config_source_and_utf16_farms_over_ssh_match_local() {
         assert_eq!(messages(&remote), messages(&local), "{name}");
     }
 }
+
+#[test]
+fn create_new_is_exclusive_never_follows_links_and_sends_no_mode() {
+    use farmkey::paths::RemotePath;
+    use farmkey::transport::ssh::SshTransport;
+    use farmkey::transport::{Transport, TransportError};
+    // With the server's umask at 0, a file created without a mode gets the
+    // server's own default (0666); one created with a mode keeps it.
+    let (_demo, farm) = demo_over_ssh(Options {
+        sftp_flags: " -u 0000",
+        ..Options::default()
+    });
+    let server = farm.server("web01");
+    let inv = Inventory::load(&farm.inventory("")).unwrap();
+    let farmkey::inventory::Target::Ssh { host, settings } = &inv.servers[0].target else {
+        panic!()
+    };
+    let mut t = SshTransport::connect("web01", host, settings, &no_ssh_config()).unwrap();
+    assert!(
+        t.banner().is_some_and(|b| b.starts_with("SSH-2.0-OpenSSH")),
+        "{:?}",
+        t.banner()
+    );
+    let p = RemotePath::parse("/C:/inetpub/new.farmkey-lock.config").unwrap();
+    t.create_new(&p, b"first").unwrap();
+    let err = t.create_new(&p, b"second").unwrap_err();
+    assert!(matches!(err, TransportError::Exists { .. }), "{err}");
+    assert_eq!(&t.read(&p).unwrap()[..], b"first");
+    // A dangling link is neither followed nor replaced.
+    let local = server.root.join("C:/inetpub");
+    std::os::unix::fs::symlink("/C:/inetpub/target.config", local.join("link.config")).unwrap();
+    let link = RemotePath::parse("/C:/inetpub/link.config").unwrap();
+    let err = t.create_new(&link, b"x").unwrap_err();
+    assert!(matches!(err, TransportError::Exists { .. }), "{err}");
+    assert!(!local.join("target.config").exists());
+    // No attributes go with the open: the server applies its own default
+    // mode, never one farmkey chose.
+    t.write(
+        &RemotePath::parse("/C:/inetpub/other.config").unwrap(),
+        b"y",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    for name in ["new.farmkey-lock.config", "other.config"] {
+        let mode = fs::metadata(local.join(name)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666, "{name}: {mode:o}");
+    }
+}

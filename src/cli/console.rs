@@ -5,7 +5,7 @@ use crate::console::theme::{Theme, truecolor_from_env};
 use crate::console::{self, ConsoleOptions};
 use crate::demo::DemoFarm;
 use crate::inventory::Inventory;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 fn start(args: &ConsoleArgs, title: String, inventory: &Inventory) -> ExitCode {
@@ -35,7 +35,24 @@ fn start(args: &ConsoleArgs, title: String, inventory: &Inventory) -> ExitCode {
             .unwrap_or_else(crate::push::audit::default_path),
     };
     match console::run(opts) {
-        Ok(()) => ExitCode::from(exit::OK),
+        Ok(end) => {
+            let say = |text: String| {
+                let _ = writeln!(std::io::stderr(), "farmkey: {text}");
+            };
+            match (end.push, end.signal) {
+                (Some(outcome), _) => {
+                    say(outcome.summary());
+                    ExitCode::from(super::push::push_exit_code(&outcome))
+                }
+                (None, Some(sig)) => {
+                    say(format!(
+                        "{sig}: the console was closed; no push was running"
+                    ));
+                    ExitCode::from(exit::FINDINGS)
+                }
+                (None, None) => ExitCode::from(exit::OK),
+            }
+        }
         Err(e) => usage_error(e),
     }
 }

@@ -22,6 +22,8 @@ pub mod exit {
     pub const OK: u8 = 0;
     pub const FINDINGS: u8 = 1;
     pub const USAGE: u8 = 2;
+    /// A push left the site out of step (or cannot tell): see its last line.
+    pub const OUT_OF_STEP: u8 = 3;
 }
 
 #[derive(Parser, Debug)]
@@ -140,9 +142,17 @@ pub struct PushArgs {
     /// Import the <machineKey> element of FILE
     #[arg(long, value_name = "FILE")]
     pub keys: Option<PathBuf>,
-    /// Only these servers (comma-separated)
+    /// Only these servers (comma-separated); the others are left out
     #[arg(long, value_delimiter = ',')]
     pub servers: Option<Vec<String>>,
+    /// Leave SERVER out of the push (repeatable, or comma-separated): it
+    /// keeps its old keys, so users moved to it are signed out
+    #[arg(long, value_name = "SERVER", value_delimiter = ',')]
+    pub exclude: Vec<String>,
+    /// Break the lock another push left on the site (shown with its owner
+    /// and age), when that push no longer runs
+    #[arg(long)]
+    pub break_lock: bool,
     /// Only the session-token handler swap
     #[arg(long)]
     pub handler_only: bool,
@@ -175,6 +185,9 @@ pub struct RollbackArgs {
     /// Restore without asking
     #[arg(long)]
     pub yes: bool,
+    /// Break a lock a push that no longer runs left on the site
+    #[arg(long)]
+    pub break_lock: bool,
 }
 
 #[derive(Args, Debug)]
@@ -246,7 +259,8 @@ fn parse_jobs(text: &str) -> Result<usize, String> {
 
 /// Prints an error for the operator and returns the usage exit code.
 pub fn usage_error(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("farmkey: {message}");
+    // Never panics, also with standard error closed.
+    let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("farmkey: {message}\n"));
     ExitCode::from(exit::USAGE)
 }
 

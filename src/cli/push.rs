@@ -5,9 +5,12 @@ use crate::analysis::{Selection, analyze};
 use crate::config::import::key_set_from_xml;
 use crate::farm::scan_all;
 use crate::push::apply::{Progress, rollback_push};
-use crate::push::audit::{AuditLog, default_path, pushes};
+use crate::push::audit::{AuditLog, AuditRecord, default_path, pushes};
 use crate::push::diff::masked_diff;
-use crate::push::{KeySource, PlanAction, PushRequest, Sessions, apply, build_plan};
+use crate::push::{
+    Interrupt, KeySource, PlanAction, PushOutcome, PushRequest, Sessions, StopReason, Verdict,
+    and_list, apply, build_plan,
+};
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
@@ -60,6 +63,70 @@ fn key_source(args: &PushArgs) -> Result<KeySource, String> {
     Err("choose the keys: --generate, --adopt [SERVER], --keys FILE, or --handler-only".into())
 }
 
+/// Standard output that never panics: a closed output (`| head -1`) is
+/// noted, asks a running push to stop between steps, and the last line goes
+/// to standard error instead.
+struct Out {
+    stop: Interrupt,
+    closed: bool,
+}
+
+impl Out {
+    fn new(stop: Interrupt) -> Out {
+        Out {
+            stop,
+            closed: false,
+        }
+    }
+
+    fn line(&mut self, text: &str) {
+        if self.closed {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, "{text}").and_then(|()| out.flush()).is_err() {
+            self.closed = true;
+            self.stop.request(StopReason::OutputClosed);
+        }
+    }
+
+    fn text(&mut self, text: &str) {
+        for l in text.lines() {
+            self.line(l);
+        }
+    }
+
+    /// The verdict: seen on standard output, or on standard error when
+    /// nobody reads the output any more.
+    fn last(&mut self, text: &str) {
+        self.line(text);
+        if self.closed {
+            let _ = writeln!(std::io::stderr(), "farmkey: {text}");
+        }
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP (the operator's session dropping) ask the
+/// push to stop between steps instead of killing it half-way.
+fn catch_signals(stop: &Interrupt) {
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        let _ = signal_hook::flag::register_usize(sig, stop.flag(), sig as usize);
+    }
+}
+
+/// Exit code of a push: 0 in step, 1 as it was, 3 out of step.
+pub(super) fn push_exit_code(outcome: &PushOutcome) -> u8 {
+    match outcome.verdict() {
+        Verdict::InStep => exit::OK,
+        Verdict::AsBefore => exit::FINDINGS,
+        Verdict::OutOfStep => exit::OUT_OF_STEP,
+    }
+}
+
 pub fn run_push(console: &ConsoleArgs, args: &PushArgs) -> ExitCode {
     let source = match key_source(args) {
         Ok(s) => s,
@@ -95,18 +162,19 @@ pub fn run_push(console: &ConsoleArgs, args: &PushArgs) -> ExitCode {
         site: args.site.clone(),
         source,
         servers: args.servers.clone(),
+        exclude: args.exclude.clone(),
         keep_partial: args.keep_partial,
+        break_lock: args.break_lock,
     };
     let mut sessions = Sessions::new(inventory.servers.clone(), opts);
     let plan = match build_plan(&request, &report, &mut sessions) {
         Ok(p) => p,
         Err(e) => return usage_error(e),
     };
-    print!("{plan}");
-    let skipped = plan
-        .servers
-        .iter()
-        .any(|s| matches!(s.action, PlanAction::Skip(_)));
+    let stop = Interrupt::new();
+    let mut out = Out::new(stop.clone());
+    out.text(&plan.to_string());
+    let blocked: Vec<String> = plan.blocked().into_iter().map(|(s, _)| s).collect();
     if args.dry_run {
         for s in plan
             .servers
@@ -115,44 +183,92 @@ pub fn run_push(console: &ConsoleArgs, args: &PushArgs) -> ExitCode {
         {
             let before = s.original.as_deref().unwrap_or_default();
             let after = s.edited.as_deref().unwrap_or_default();
-            println!(
-                "\n{}",
-                masked_diff(&format!("{}:{}", s.server, s.file), before, after)
-            );
+            out.line("");
+            out.text(&masked_diff(
+                &format!("{}:{}", s.server, s.file),
+                before,
+                after,
+            ));
         }
-        println!("Dry run: nothing was written.");
-        return ExitCode::from(if skipped { exit::FINDINGS } else { exit::OK });
+        if blocked.is_empty() {
+            out.last("Dry run: nothing was written.");
+            return ExitCode::from(exit::OK);
+        }
+        out.last(&format!(
+            "Dry run: nothing was written; the push is blocked by {}.",
+            and_list(&blocked)
+        ));
+        return ExitCode::from(exit::FINDINGS);
+    }
+    if !blocked.is_empty() {
+        out.last(&format!(
+            "Push {} NOT made: blocked by {}; nothing was written.",
+            plan.push_id,
+            and_list(&blocked)
+        ));
+        return ExitCode::from(exit::FINDINGS);
     }
     if plan.writes() == 0 {
-        println!("Nothing to write.");
-        return ExitCode::from(if skipped { exit::FINDINGS } else { exit::OK });
+        out.last(&format!(
+            "Nothing to write: {} is already correct on every server of the push.",
+            plan.site
+        ));
+        return ExitCode::from(exit::OK);
     }
     if !args.yes {
         let question = format!("Write {} on {} server(s)?", plan.site, plan.writes());
         match confirm(&question) {
             Ok(true) => {}
             Ok(false) => {
-                println!("Cancelled: nothing was written.");
+                out.last("Cancelled: nothing was written.");
                 return ExitCode::from(exit::FINDINGS);
             }
             Err(e) => return usage_error(e),
         }
     }
-    let mut show = |p: Progress| {
-        if let Progress::Done(r) = p {
-            println!("  {:<10} {}", r.server, r.outcome);
-        }
+    // From the first lock on, an interruption is honoured between steps.
+    catch_signals(&stop);
+    let mut show = |p: Progress| match p {
+        Progress::Done(r) => out.line(&format!("  {:<10} {}", r.server, r.outcome)),
+        Progress::Note(n) => out.line(&format!("  ({n})")),
+        Progress::Step { .. } => {}
     };
-    let outcome = apply(&plan, &mut sessions, &audit, &mut show);
-    println!("{}", outcome.summary());
+    let outcome = apply(&plan, &mut sessions, &audit, &stop, &mut show);
     for e in &outcome.audit_errors {
-        eprintln!("farmkey: the audit log did not take a record: {e}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "farmkey: the audit log did not take a record: {e}"
+        );
     }
-    ExitCode::from(if outcome.success() {
-        exit::OK
-    } else {
-        exit::FINDINGS
-    })
+    out.last(&outcome.summary());
+    ExitCode::from(push_exit_code(&outcome))
+}
+
+/// Per server of a push, its last `push` record (the outcome, or only the
+/// intent when the push was cut short before recording one).
+fn last_push_records(recs: &[AuditRecord]) -> Vec<&AuditRecord> {
+    let mut out: Vec<&AuditRecord> = Vec::new();
+    for r in recs.iter().filter(|r| r.action == "push") {
+        match out.iter_mut().find(|x| x.server == r.server) {
+            Some(x) => *x = r,
+            None => out.push(r),
+        }
+    }
+    out
+}
+
+/// The servers a push changed (or may have: an intent without an outcome)
+/// and that were not rolled back since.
+fn changed_by(recs: &[AuditRecord]) -> Vec<AuditRecord> {
+    let rolled_back = |server: &str| {
+        recs.iter()
+            .any(|r| r.action == "rollback" && r.outcome == "rolled-back" && r.server == server)
+    };
+    last_push_records(recs)
+        .into_iter()
+        .filter(|r| matches!(r.outcome.as_str(), "applied" | "intent") && !rolled_back(&r.server))
+        .cloned()
+        .collect()
 }
 
 pub fn run_history(console: &ConsoleArgs, args: &HistoryArgs) -> ExitCode {
@@ -161,23 +277,35 @@ pub fn run_history(console: &ConsoleArgs, args: &HistoryArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return usage_error(e),
     };
+    let mut out = Out::new(Interrupt::new());
     let list = pushes(&records, args.site.as_deref());
     if list.is_empty() {
-        println!("No pushes recorded in {}.", audit.path.display());
+        out.last(&format!("No pushes recorded in {}.", audit.path.display()));
         return ExitCode::from(exit::OK);
     }
     for (id, recs) in list {
         let first = &recs[0];
-        println!("{id}  {}  {}  {}", first.time, first.user, first.site);
-        for action in ["push", "rollback"] {
-            let servers: Vec<String> = recs
-                .iter()
-                .filter(|r| r.action == action)
-                .map(|r| format!("{} {}", r.server, r.outcome))
-                .collect();
-            if !servers.is_empty() {
-                println!("    {action:<9} {}", servers.join(", "));
-            }
+        out.line(&format!(
+            "{id}  {}  {}  {}",
+            first.time, first.user, first.site
+        ));
+        let pushed: Vec<String> = last_push_records(&recs)
+            .iter()
+            .map(|r| match r.outcome.as_str() {
+                "intent" => format!("{} intent (cut short: no outcome recorded)", r.server),
+                o => format!("{} {o}", r.server),
+            })
+            .collect();
+        if !pushed.is_empty() {
+            out.line(&format!("    {:<9} {}", "push", pushed.join(", ")));
+        }
+        let rolled: Vec<String> = recs
+            .iter()
+            .filter(|r| r.action == "rollback")
+            .map(|r| format!("{} {}", r.server, r.outcome))
+            .collect();
+        if !rolled.is_empty() {
+            out.line(&format!("    {:<9} {}", "rollback", rolled.join(", ")));
         }
     }
     ExitCode::from(exit::OK)
@@ -192,15 +320,10 @@ pub fn run_rollback(console: &ConsoleArgs, args: &RollbackArgs) -> ExitCode {
     let list = pushes(&records, Some(&args.site));
     let chosen = match &args.push {
         Some(id) => list.into_iter().find(|(p, _)| p == id),
-        None => list.into_iter().rev().find(|(_, recs)| {
-            recs.iter().any(|r| {
-                r.action == "push"
-                    && r.outcome == "applied"
-                    && !recs.iter().any(|x| {
-                        x.action == "rollback" && x.outcome == "rolled-back" && x.server == r.server
-                    })
-            })
-        }),
+        None => list
+            .into_iter()
+            .rev()
+            .find(|(_, recs)| !changed_by(recs).is_empty()),
     };
     let Some((id, recs)) = chosen else {
         return usage_error(format!(
@@ -213,31 +336,31 @@ pub fn run_rollback(console: &ConsoleArgs, args: &RollbackArgs) -> ExitCode {
             audit.path.display()
         ));
     };
-    let rolled_back = |server: &str| {
-        recs.iter()
-            .any(|r| r.action == "rollback" && r.outcome == "rolled-back" && r.server == server)
-    };
-    let applied: Vec<_> = recs
-        .iter()
-        .filter(|r| r.action == "push" && r.outcome == "applied" && !rolled_back(&r.server))
-        .cloned()
-        .collect();
-    println!(
+    let applied = changed_by(&recs);
+    let mut out = Out::new(Interrupt::new());
+    out.line(&format!(
         "Rollback of push {id} to {}: restore the backups on",
         args.site
-    );
+    ));
     for r in &applied {
-        println!(
-            "  {:<10} {} from {}",
+        out.line(&format!(
+            "  {:<10} {} from {}{}",
             r.server,
             r.file,
             r.backup
                 .as_deref()
-                .unwrap_or("(remove: the push created it)")
-        );
+                .unwrap_or("(remove: the push created it)"),
+            if r.outcome == "intent" {
+                " (if the cut-short push changed it)"
+            } else {
+                ""
+            }
+        ));
     }
     if applied.is_empty() {
-        println!("Nothing to roll back: every change of push {id} was already rolled back.");
+        out.last(&format!(
+            "Nothing to roll back: every change of push {id} was already rolled back."
+        ));
         return ExitCode::from(exit::OK);
     }
     if let Err(e) = audit.check_writable() {
@@ -250,7 +373,7 @@ pub fn run_rollback(console: &ConsoleArgs, args: &RollbackArgs) -> ExitCode {
         match confirm("Restore these files?") {
             Ok(true) => {}
             Ok(false) => {
-                println!("Cancelled: nothing was written.");
+                out.last("Cancelled: nothing was written.");
                 return ExitCode::from(exit::FINDINGS);
             }
             Err(e) => return usage_error(e),
@@ -264,16 +387,27 @@ pub fn run_rollback(console: &ConsoleArgs, args: &RollbackArgs) -> ExitCode {
         inventory.servers.clone(),
         console.connect.headless_options(),
     );
-    let results = rollback_push(&applied, &mut sessions, &audit);
-    let mut ok = true;
+    let results = rollback_push(&applied, &mut sessions, &audit, args.break_lock);
+    let mut refused = Vec::new();
     for (server, r) in &results {
         match r {
-            Ok(()) => println!("  {server:<10} restored and verified"),
+            Ok(note) => out.line(&format!("  {server:<10} restored and verified{note}")),
             Err(e) => {
-                ok = false;
-                println!("  {server:<10} refused: {e}");
+                refused.push(server.clone());
+                out.line(&format!("  {server:<10} refused: {e}"));
             }
         }
     }
-    ExitCode::from(if ok { exit::OK } else { exit::FINDINGS })
+    if refused.is_empty() {
+        out.last(&format!(
+            "Push {id} rolled back: every server it changed holds its original bytes again."
+        ));
+        ExitCode::from(exit::OK)
+    } else {
+        out.last(&format!(
+            "Push {id} NOT fully rolled back: {} refused (see above).",
+            and_list(&refused)
+        ));
+        ExitCode::from(exit::FINDINGS)
+    }
 }

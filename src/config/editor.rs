@@ -116,6 +116,7 @@ pub fn homes(bytes: &FileBytes) -> Result<Homes, EditError> {
 fn canonical_request(req: &EditRequest) -> Result<EditRequest, EditError> {
     let mut req = req.clone();
     if let Some(keys) = &req.machine_key {
+        let keys = keys.canonical().map_err(EditError::Invalid)?;
         let problems = keys.problems();
         if !problems.is_empty() {
             return Err(EditError::Invalid(format!(
@@ -123,7 +124,7 @@ fn canonical_request(req: &EditRequest) -> Result<EditRequest, EditError> {
                 problems.join("; ")
             )));
         }
-        req.machine_key = Some(keys.canonical().map_err(EditError::Invalid)?);
+        req.machine_key = Some(keys);
     }
     if let Some(mode) = &req.compatibility_mode {
         let e = MachineKeyEnum::CompatibilityMode;

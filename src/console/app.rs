@@ -8,7 +8,7 @@ use crate::farm::ScanEvent;
 use crate::inventory::Server;
 use crate::keys::{DecryptionAlg, KeyText, ValidationAlg};
 use crate::push::apply::{Progress, PushOutcome};
-use crate::push::{KeySource, Plan, PlanAction, PushRequest};
+use crate::push::{KeySource, Plan, PlanAction, PushRequest, Verdict, exclusion_effect};
 use crate::scan::{ServerFailure, ServerScan, Stage};
 use crate::transport::{HostKeyDecision, HostKeyQuestion, SecretQuestion};
 use ratatui::crossterm::event::{
@@ -62,6 +62,8 @@ pub enum Effect {
     },
     /// Read the files and plan a push; the answer comes as `Msg::Planned`.
     Plan(PushRequest),
+    /// Ask the running push to stop between steps and undo what it did.
+    InterruptPush,
 }
 
 /// A way to choose the key set, as offered in the console.
@@ -221,10 +223,30 @@ pub enum Dialog {
         go: Sender<bool>,
         focus: usize,
     },
+    /// A plan that cannot be pushed as it is: why, and what may be done.
+    Blocked {
+        plan: Box<Plan>,
+        offer: Offer,
+        focus: usize,
+    },
     Pushing {
         site: String,
         lines: Vec<(String, String)>,
+        /// The latest stage of the whole push (locks, rollback...).
+        note: Option<String>,
+        /// Set once the operator asked to stop.
+        interrupting: bool,
     },
+}
+
+/// What a blocked plan lets the operator do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Offer {
+    /// Plan again without these servers (they cannot be reached or read).
+    Exclude(Vec<String>),
+    /// Plan again, breaking the locks shown.
+    BreakLock,
+    Nothing,
 }
 
 impl Dialog {
@@ -237,6 +259,11 @@ impl Dialog {
             Dialog::ChooseKeys { .. } => &["Cancel", "Choose"],
             Dialog::Paste { .. } => &["Cancel", "Use these keys"],
             Dialog::ConfirmPush { .. } => &["Cancel", "Push"],
+            Dialog::Blocked { offer, .. } => match offer {
+                Offer::Exclude(_) => &["Cancel", "Leave out and plan again"],
+                Offer::BreakLock => &["Cancel", "Break the lock and plan again"],
+                Offer::Nothing => &["OK"],
+            },
             Dialog::Planning { .. } | Dialog::Pushing { .. } => &[],
         }
     }
@@ -263,6 +290,8 @@ pub enum Action {
         go: Sender<bool>,
         start: bool,
     },
+    /// Stop the running push between steps; it undoes what it changed.
+    InterruptPush,
 }
 
 impl Action {
@@ -271,7 +300,10 @@ impl Action {
         match self {
             Action::ChoosePush { .. } | Action::PlanPush(_) => true,
             Action::StartPush { start, .. } => *start,
-            Action::RescanAll | Action::RescanServer(_) | Action::Reveal { .. } => false,
+            Action::RescanAll
+            | Action::RescanServer(_)
+            | Action::Reveal { .. }
+            | Action::InterruptPush => false,
         }
     }
 }
@@ -310,6 +342,9 @@ pub struct App {
     /// The operator has moved the matrix selection: it then follows its
     /// site when the order changes; before, it stays on the first row.
     pub cursor_moved: bool,
+    /// The request of the plan being made or shown, to plan it again with
+    /// servers left out or a lock broken.
+    pub push_request: Option<PushRequest>,
     pub quit: bool,
 }
 
@@ -362,6 +397,7 @@ impl App {
             flash: None,
             stale: false,
             cursor_moved: false,
+            push_request: None,
             quit: false,
         };
         app.recompute();
@@ -567,6 +603,28 @@ impl App {
                 self.dialogs
                     .retain(|d| !matches!(d, Dialog::Planning { .. }));
                 match (result, go) {
+                    (Ok(plan), go) if !plan.blocked().is_empty() => {
+                        if let Some(go) = go {
+                            let _ = go.send(false);
+                        }
+                        self.log(
+                            Level::Warn,
+                            format!("plan {} blocked: nothing is written", plan.push_id),
+                        );
+                        let unreadable = plan.blocked_servers();
+                        let offer = if !unreadable.is_empty() {
+                            Offer::Exclude(unreadable)
+                        } else if plan.locks_held().iter().all(|h| !h.alive_here()) {
+                            Offer::BreakLock
+                        } else {
+                            Offer::Nothing
+                        };
+                        self.dialogs.push(Dialog::Blocked {
+                            plan: Box::new(plan),
+                            offer,
+                            focus: 0,
+                        });
+                    }
                     (Ok(plan), Some(go)) if plan.writes() > 0 => {
                         self.log(
                             Level::Info,
@@ -610,6 +668,13 @@ impl App {
                         (server.clone(), format!("{} {step}", self.spinner()))
                     }
                     Progress::Done(r) => (r.server.clone(), r.outcome.to_string()),
+                    Progress::Note(text) => {
+                        self.log(Level::Info, format!("push: {text}"));
+                        if let Some(Dialog::Pushing { note, .. }) = self.dialogs.last_mut() {
+                            *note = Some(text.clone());
+                        }
+                        return Vec::new();
+                    }
                 };
                 if let Progress::Done(r) = &p {
                     let level =
@@ -651,12 +716,15 @@ impl App {
                             },
                             outcome.summary(),
                         );
-                        let title = if outcome.success() {
-                            "Push done"
-                        } else {
-                            "Push failed"
+                        let title = match (outcome.verdict(), outcome.interrupted) {
+                            (Verdict::InStep, _) => "Push done".to_string(),
+                            (Verdict::AsBefore, Some(r)) => {
+                                format!("Push interrupted ({r}): rolled back")
+                            }
+                            (Verdict::AsBefore, None) => "Push not made".to_string(),
+                            (Verdict::OutOfStep, _) => "Push left the site OUT OF STEP".to_string(),
                         };
-                        (title.to_string(), text, !outcome.success())
+                        (title, text, !outcome.success())
                     }
                     Err(e) => {
                         self.log(Level::Error, format!("push not started: {e}"));
@@ -770,6 +838,7 @@ impl App {
             }
             Action::PlanPush(request) => {
                 self.log(Level::Info, format!("planning a push to {}", request.site));
+                self.push_request = Some(request.clone());
                 self.dialogs.push(Dialog::Planning {
                     site: request.site.clone(),
                 });
@@ -778,6 +847,26 @@ impl App {
             Action::StartPush { go, start } => {
                 let _ = go.send(start);
                 Vec::new()
+            }
+            Action::InterruptPush => {
+                let mut asked = false;
+                if let Some(Dialog::Pushing { interrupting, .. }) = self
+                    .dialogs
+                    .iter_mut()
+                    .rev()
+                    .find(|d| matches!(d, Dialog::Pushing { .. }))
+                {
+                    asked = !*interrupting;
+                    *interrupting = true;
+                }
+                if !asked {
+                    return Vec::new();
+                }
+                self.log(
+                    Level::Warn,
+                    "push interrupted: finishing the server in progress, then rolling back",
+                );
+                vec![Effect::InterruptPush]
             }
             Action::Reveal { site, server } => {
                 let keys = self.instance(&site, &server).and_then(|i| {
@@ -834,6 +923,11 @@ impl App {
         let ctrl_c =
             key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
         if ctrl_c {
+            // A push is never left half-way: Ctrl-C stops it between steps,
+            // and it undoes what it changed.
+            if self.pushing() {
+                return self.perform(Action::InterruptPush);
+            }
             self.quit_now();
             return Vec::new();
         }
@@ -1094,12 +1188,43 @@ impl App {
     }
 
     fn plan_request(site: String, source: KeySource) -> PushRequest {
-        PushRequest {
-            site,
-            source,
-            servers: None,
-            keep_partial: false,
+        PushRequest::new(site, source)
+    }
+
+    /// A push is running (its progress dialog is open).
+    pub fn pushing(&self) -> bool {
+        self.dialogs
+            .iter()
+            .any(|d| matches!(d, Dialog::Pushing { .. }))
+    }
+
+    /// Closes a blocked plan; `again`: plan once more, leaving out the
+    /// servers that blocked it, or breaking the locks shown.
+    fn replan_blocked(&mut self, again: bool) -> Vec<Effect> {
+        let Some(Dialog::Blocked { offer, .. }) = self.dialogs.pop() else {
+            return Vec::new();
+        };
+        let Some(mut request) = self.push_request.clone().filter(|_| again) else {
+            return Vec::new();
+        };
+        match offer {
+            Offer::Exclude(servers) => {
+                for s in &servers {
+                    self.log(
+                        Level::Warn,
+                        format!(
+                            "{s} left out of the push to {}: {}",
+                            request.site,
+                            exclusion_effect(s)
+                        ),
+                    );
+                }
+                request.exclude.extend(servers);
+            }
+            Offer::BreakLock => request.break_lock = true,
+            Offer::Nothing => return Vec::new(),
         }
+        self.perform(Action::PlanPush(request))
     }
 
     /// About how many lines the detail view has, to stop scrolling past them.
@@ -1203,7 +1328,28 @@ impl App {
                 KeyCode::Char(c) => input.push(c),
                 _ => {}
             },
-            Dialog::Planning { .. } | Dialog::Pushing { .. } => {} // wait for the workers
+            Dialog::Pushing { .. } => {
+                if matches!(key.code, KeyCode::Char('q') | KeyCode::Esc) {
+                    return self.perform(Action::InterruptPush);
+                }
+            }
+            Dialog::Planning { .. } => {} // wait for the worker
+            Dialog::Blocked { focus, .. } => match key.code {
+                KeyCode::Left | KeyCode::Char('h') | KeyCode::BackTab => {
+                    *focus = focus.saturating_sub(1)
+                }
+                KeyCode::Right | KeyCode::Char('l') | KeyCode::Tab => {
+                    *focus = (*focus + 1).min(buttons - 1)
+                }
+                KeyCode::Esc => {
+                    self.dialogs.pop();
+                }
+                KeyCode::Enter | KeyCode::Char(' ') => {
+                    let again = *focus == 1;
+                    return self.replan_blocked(again);
+                }
+                _ => {}
+            },
             Dialog::ChooseKeys { focus, choices, .. } => match key.code {
                 KeyCode::Up | KeyCode::Char('k') => *focus = focus.saturating_sub(1),
                 KeyCode::Down | KeyCode::Char('j') => {
@@ -1325,7 +1471,7 @@ impl App {
                 let status = match &s.action {
                     PlanAction::Write => "waiting".to_string(),
                     PlanAction::Unchanged => "unchanged".to_string(),
-                    PlanAction::Skip(why) => format!("skipped: {why}"),
+                    PlanAction::Blocked(why) => format!("cannot be pushed: {why}"),
                 };
                 (s.server.clone(), status)
             })
@@ -1337,6 +1483,8 @@ impl App {
         self.dialogs.push(Dialog::Pushing {
             site: plan.site.clone(),
             lines,
+            note: None,
+            interrupting: false,
         });
         self.perform(Action::StartPush { go, start: true })
     }

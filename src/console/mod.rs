@@ -10,7 +10,7 @@ pub mod view;
 use crate::farm;
 use crate::inventory::Server;
 use crate::push::audit::AuditLog;
-use crate::push::{PushRequest, Sessions, apply, build_plan};
+use crate::push::{Interrupt, PushOutcome, PushRequest, Sessions, StopReason, apply, build_plan};
 use crate::transport::{
     ConnectOptions, HostKeyDecision, HostKeyQuestion, Prompter, SecretQuestion,
 };
@@ -141,6 +141,7 @@ fn run_effects(
     opts: &ConsoleOptions,
     connect: &ConnectOptions,
     tx: &Sender<Msg>,
+    push_stop: &Interrupt,
 ) {
     for effect in effects {
         match effect {
@@ -156,7 +157,13 @@ fn run_effects(
                     Msg::Scan { generation, event }
                 });
             }
-            Effect::Plan(request) => spawn_push(request, app, opts, connect, tx.clone()),
+            Effect::Plan(request) => {
+                // One push at a time (the dialogs are modal): a new plan
+                // starts with no stop asked.
+                push_stop.reset();
+                spawn_push(request, app, opts, connect, tx.clone(), push_stop.clone())
+            }
+            Effect::InterruptPush => push_stop.request(StopReason::Operator),
         }
     }
 }
@@ -169,6 +176,7 @@ fn spawn_push(
     opts: &ConsoleOptions,
     connect: &ConnectOptions,
     tx: Sender<Msg>,
+    stop: Interrupt,
 ) {
     let report = app.report.clone();
     let servers: Vec<Server> = app.servers.iter().map(|r| r.server.clone()).collect();
@@ -207,7 +215,7 @@ fn spawn_push(
         let mut progress = move |p| {
             let _ = progress_tx.send(Msg::PushProgress(p));
         };
-        let outcome = apply(&plan, &mut sessions, &audit, &mut progress);
+        let outcome = apply(&plan, &mut sessions, &audit, &stop, &mut progress);
         let _ = tx.send(Msg::PushDone(Ok(outcome)));
     });
 }
@@ -237,8 +245,18 @@ fn draw_frame(terminal: &mut Terminal<CrosstermBackend<io::Stdout>>, app: &App) 
     drawn
 }
 
-/// Runs the console until the operator quits.
-pub fn run(opts: ConsoleOptions) -> io::Result<()> {
+/// How the console ended, beyond the operator quitting.
+#[derive(Debug, Default)]
+pub struct ConsoleEnd {
+    /// A signal (SIGINT, SIGTERM, SIGHUP) closed the console.
+    pub signal: Option<StopReason>,
+    /// The push that signal interrupted, as it ended.
+    pub push: Option<PushOutcome>,
+}
+
+/// Runs the console until the operator quits or a signal closes it. A
+/// push running then is stopped between steps and rolled back first.
+pub fn run(opts: ConsoleOptions) -> io::Result<ConsoleEnd> {
     let mut log_file = match &opts.log_file {
         Some(p) => Some(
             std::fs::OpenOptions::new()
@@ -275,19 +293,55 @@ pub fn run(opts: ConsoleOptions) -> io::Result<()> {
         );
     }
 
+    // SIGINT, SIGTERM and SIGHUP (the operator's session dropping) close
+    // the console in order, never in the middle of a push.
+    let signals = Interrupt::new();
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        let _ = signal_hook::flag::register_usize(sig, signals.flag(), sig as usize);
+    }
+    let push_stop = Interrupt::new();
+    let mut end = ConsoleEnd::default();
+
     let guard = TerminalGuard::enter(opts.mouse)?;
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
     terminal.clear()?;
     spawn_input(tx.clone());
     let effects = app.start();
-    run_effects(effects, &app, &opts, &connect, &tx);
+    run_effects(effects, &app, &opts, &connect, &tx, &push_stop);
 
     let mut written = 0;
     let mut last_tick = Instant::now();
+    // Once the terminal is gone, a running push still ends before the
+    // console does; nothing is drawn any more.
+    let mut terminal_gone = false;
     let result = loop {
         app.settle();
-        if let Err(e) = draw_frame(&mut terminal, &app) {
-            break Err(e);
+        if let Some(sig) = signals.reason()
+            && end.signal.is_none()
+        {
+            end.signal = Some(sig);
+            app.log(app::Level::Warn, format!("{sig}: closing the console"));
+            if app.pushing() {
+                // The signal is the reason given; the dialog shows it is
+                // being honoured.
+                push_stop.request(sig);
+                let effects = app.perform(app::Action::InterruptPush);
+                run_effects(effects, &app, &opts, &connect, &tx, &push_stop);
+            }
+        }
+        if end.signal.is_some() && !app.pushing() {
+            break Ok(());
+        }
+        if !terminal_gone && let Err(e) = draw_frame(&mut terminal, &app) {
+            if !app.pushing() {
+                break Err(e);
+            }
+            terminal_gone = true;
+            push_stop.request(end.signal.unwrap_or(StopReason::Signal(libc::SIGHUP)));
         }
         // Lets the tests check that a panic restores the terminal.
         #[cfg(debug_assertions)]
@@ -305,19 +359,31 @@ pub fn run(opts: ConsoleOptions) -> io::Result<()> {
             .into_iter()
             .chain(std::iter::from_fn(|| rx.try_recv().ok()))
         {
+            if let Msg::PushDone(Ok(outcome)) = &msg
+                && (end.signal.is_some() || terminal_gone)
+            {
+                end.push = Some(outcome.clone());
+            }
             effects.extend(app.update(msg));
         }
         if last_tick.elapsed() >= TICK {
             effects.extend(app.update(Msg::Tick));
             last_tick = Instant::now();
         }
-        run_effects(effects, &app, &opts, &connect, &tx);
+        if end.signal.is_some() || terminal_gone {
+            // Closing: start nothing new (the rescan after a push, say).
+            effects.retain(|e| matches!(e, Effect::InterruptPush));
+        }
+        run_effects(effects, &app, &opts, &connect, &tx, &push_stop);
         write_log(&mut log_file, &app, &mut written);
+        if terminal_gone && !app.pushing() {
+            break Ok(());
+        }
         if app.quit {
             break Ok(());
         }
     };
     drop(terminal);
     drop(guard);
-    result
+    result.map(|()| end)
 }

@@ -186,6 +186,10 @@ fn footer_keys(app: &App) -> Vec<(&'static str, &'static str)> {
                 ("Enter", "use it"),
                 ("Esc", "cancel"),
             ],
+            Dialog::Pushing {
+                interrupting: false,
+                ..
+            } => vec![("Ctrl-C", "stop and roll back")],
             Dialog::Planning { .. } | Dialog::Pushing { .. } => vec![("", "working...")],
             _ => vec![
                 (app.symbols.arrows, "choose"),
@@ -1150,12 +1154,80 @@ fn draw_dialog(f: &mut Frame, app: &App, dialog: &Dialog, area: Rect) {
                 Some(*focus),
             )
         }
-        Dialog::Pushing { site, lines } => {
-            let body = lines
+        Dialog::Pushing {
+            site,
+            lines,
+            note,
+            interrupting,
+        } => {
+            let mut body: Vec<Line> = lines
                 .iter()
                 .map(|(server, status)| Line::raw(format!("{server:<12} {status}")))
                 .collect();
+            if let Some(n) = note {
+                body.push(Line::styled(
+                    format!("{} {n}", app.spinner()),
+                    t.style("text.dim"),
+                ));
+            }
+            body.push(Line::raw(""));
+            if *interrupting {
+                body.push(Line::styled(
+                    "Interrupting: the server in progress is finished or restored, then the servers already changed are rolled back.",
+                    t.style("warning"),
+                ));
+            } else {
+                body.push(Line::styled(
+                    "Ctrl-C stops the push between steps and rolls back what it changed.",
+                    t.style("text.dim"),
+                ));
+            }
             (format!("Pushing to {site}"), body, true, None)
+        }
+        Dialog::Blocked { plan, offer, focus } => {
+            let mut body: Vec<Line> = plan
+                .to_string()
+                .lines()
+                .map(|l| {
+                    let style = if l.contains("CANNOT BE PUSHED")
+                        || l.contains("LOCKED")
+                        || l.starts_with("Blocked")
+                    {
+                        t.style("warning")
+                    } else {
+                        t.style("text")
+                    };
+                    Line::styled(l.to_string(), style)
+                })
+                .collect();
+            body.push(Line::raw(""));
+            match offer {
+                crate::console::app::Offer::Exclude(servers) => {
+                    for s in servers {
+                        body.push(Line::styled(
+                            format!("Leaving {s} out: {}.", crate::push::exclusion_effect(s)),
+                            t.style("warning"),
+                        ));
+                    }
+                }
+                crate::console::app::Offer::BreakLock => {
+                    for h in plan.locks_held() {
+                        body.push(Line::styled(
+                            format!("Break the lock only if that push no longer runs: {h}."),
+                            t.style("warning"),
+                        ));
+                    }
+                }
+                crate::console::app::Offer::Nothing => body.push(Line::raw(
+                    "Nothing was written. Wait for the push that holds the lock to end.",
+                )),
+            }
+            (
+                format!("Push {} blocked: nothing written", plan.push_id),
+                body,
+                true,
+                Some(*focus),
+            )
         }
         Dialog::Revealed {
             site,

@@ -1,287 +1,27 @@
-//! Applying a plan, one server after the other, never racing on one file:
-//! re-read, back up, stage, swap, verify; restore on failure; roll back the
-//! servers already changed when one fails.
+//! Applying a plan, one server after the other, never racing on one file.
+//!
+//! A push refuses to start when its plan is blocked. Otherwise it takes the
+//! lock of every server of the site, checks under the locks that no file
+//! changed since the plan, then per server: re-read, back up, stage, record
+//! the intent in the audit log, swap, verify, record the outcome. A server
+//! that fails is restored (only if it still holds what this push wrote);
+//! the servers already changed are rolled back when one fails, the audit
+//! log fails, or the push is interrupted. The locks are released and every
+//! file is re-read before the result is reported.
 
 use super::audit::{AuditLog, AuditRecord, Fingerprints, local_user, now};
+use super::interrupt::{Interrupt, StopReason};
+use super::lock::{self, LockInfo, Taken};
+use super::undo::{Undo, create_checked, read_opt, settle_server, swap, undo_for};
 use super::{Plan, PlanAction, ServerPlan, Sessions, sibling};
-use crate::bytes::FileBytes;
 use crate::config::effective::HandlerState;
 use crate::paths::{RemotePath, WindowsEnv};
 use crate::scan::read_server;
 use crate::transport::{Transport, TransportError};
-use std::fmt;
 
-/// The step a server failed at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    Reread,
-    Backup,
-    Stage,
-    Swap,
-    Verify,
-}
-
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Step::Reread => "re-reading the file",
-            Step::Backup => "writing the backup",
-            Step::Stage => "uploading the new file",
-            Step::Swap => "swapping it into place",
-            Step::Verify => "verifying the result",
-        })
-    }
-}
-
-/// What became of the file after a failure.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Restore {
-    /// The file was never touched.
-    Untouched,
-    /// Restored from its backup and verified.
-    Restored,
-    /// Could not be restored: the reason, and where the backup is.
-    Failed(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServerOutcome {
-    Applied,
-    Unchanged,
-    Skipped(String),
-    /// Not tried because an earlier server failed.
-    NotAttempted(String),
-    Failed {
-        step: Step,
-        error: String,
-        restore: Restore,
-    },
-    /// Applied, then restored because another server failed.
-    RolledBack,
-    /// Applied, and could not be restored.
-    RollbackFailed(String),
-}
-
-impl ServerOutcome {
-    pub fn name(&self) -> &'static str {
-        match self {
-            ServerOutcome::Applied => "applied",
-            ServerOutcome::Unchanged => "unchanged",
-            ServerOutcome::Skipped(_) => "skipped",
-            ServerOutcome::NotAttempted(_) => "not-attempted",
-            ServerOutcome::Failed { .. } => "failed",
-            ServerOutcome::RolledBack => "rolled-back",
-            ServerOutcome::RollbackFailed(_) => "rollback-failed",
-        }
-    }
-}
-
-impl fmt::Display for ServerOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ServerOutcome::Applied => f.write_str("applied and verified"),
-            ServerOutcome::Unchanged => f.write_str("unchanged (already correct)"),
-            ServerOutcome::Skipped(why) => write!(f, "skipped: {why}"),
-            ServerOutcome::NotAttempted(why) => write!(f, "not attempted: {why}"),
-            ServerOutcome::Failed {
-                step,
-                error,
-                restore,
-            } => {
-                write!(f, "FAILED {step}: {error}; ")?;
-                match restore {
-                    Restore::Untouched => f.write_str("web.config was not touched"),
-                    Restore::Restored => {
-                        f.write_str("web.config restored from its backup and verified")
-                    }
-                    Restore::Failed(why) => write!(f, "web.config could NOT be restored: {why}"),
-                }
-            }
-            ServerOutcome::RolledBack => {
-                f.write_str("rolled back: original bytes restored and verified")
-            }
-            ServerOutcome::RollbackFailed(why) => write!(f, "ROLLBACK FAILED: {why}"),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ServerResult {
-    pub server: String,
-    pub file: RemotePath,
-    pub outcome: ServerOutcome,
-    pub sha_before: Option<String>,
-    pub sha_after: Option<String>,
-    pub backup: Option<RemotePath>,
-}
-
-#[derive(Debug, Clone)]
-pub struct PushOutcome {
-    pub push_id: String,
-    pub site: String,
-    pub results: Vec<ServerResult>,
-    /// Records the audit log could not take.
-    pub audit_errors: Vec<String>,
-}
-
-impl PushOutcome {
-    /// Every targeted server ends correct.
-    pub fn success(&self) -> bool {
-        self.results
-            .iter()
-            .all(|r| matches!(r.outcome, ServerOutcome::Applied | ServerOutcome::Unchanged))
-    }
-
-    pub fn summary(&self) -> String {
-        let count = |n: &str| {
-            self.results
-                .iter()
-                .filter(|r| r.outcome.name() == n)
-                .count()
-        };
-        let rolled = count("rolled-back");
-        let mut parts = vec![
-            format!("{} applied", count("applied")),
-            format!("{} unchanged", count("unchanged")),
-        ];
-        for (n, label) in [
-            ("skipped", "skipped"),
-            ("failed", "failed"),
-            ("not-attempted", "not attempted"),
-            ("rolled-back", "rolled back"),
-            ("rollback-failed", "could not be rolled back"),
-        ] {
-            if count(n) > 0 {
-                parts.push(format!("{} {label}", count(n)));
-            }
-        }
-        let verdict = if self.success() {
-            format!("{} is in step on every targeted server", self.site)
-        } else if rolled > 0 {
-            "the servers already changed were rolled back".to_string()
-        } else {
-            format!("{} is NOT in step", self.site)
-        };
-        format!("Push {}: {}; {verdict}.", self.push_id, parts.join(", "))
-    }
-}
-
-/// Progress of a push, for live displays.
-#[derive(Debug, Clone)]
-pub enum Progress {
-    Step { server: String, step: Step },
-    Done(ServerResult),
-}
-
-fn read_opt(t: &mut dyn Transport, path: &RemotePath) -> Result<Option<FileBytes>, TransportError> {
-    match t.read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// Writes `bytes` to `path` and reads them back.
-fn write_checked(
-    t: &mut dyn Transport,
-    path: &RemotePath,
-    bytes: &FileBytes,
-) -> Result<(), String> {
-    if t.stat(path).map_err(|e| e.to_string())?.is_some() {
-        return Err(format!(
-            "{path} already exists; farmkey never overwrites it"
-        ));
-    }
-    let written = t
-        .write(path, bytes)
-        .map_err(|e| e.to_string())
-        .and_then(|()| {
-            let back = t.read(path).map_err(|e| e.to_string())?;
-            if back.sha256() != bytes.sha256() {
-                return Err(format!("{path} does not read back as written"));
-            }
-            Ok(())
-        });
-    if written.is_err() {
-        // The file is ours (it did not exist): leave no partial copy behind.
-        let _ = t.remove(path);
-    }
-    written
-}
-
-/// Puts `staged` in the place of `file`: posix-rename where the server has
-/// it; otherwise move the old file aside and the new one in, undoing the
-/// first move if the second fails.
-fn swap(
-    t: &mut dyn Transport,
-    staged: &RemotePath,
-    file: &RemotePath,
-    stamp: &str,
-) -> Result<(), String> {
-    match t.replace(staged, file) {
-        Ok(()) => return Ok(()),
-        Err(TransportError::Unsupported(_)) => {}
-        Err(e) => return Err(e.to_string()),
-    }
-    if t.stat(file).map_err(|e| e.to_string())?.is_none() {
-        return t.rename(staged, file).map_err(|e| e.to_string());
-    }
-    let aside = sibling(file, stamp, "-old");
-    t.rename(file, &aside).map_err(|e| e.to_string())?;
-    if let Err(e) = t.rename(staged, file) {
-        let undo = t
-            .rename(&aside, file)
-            .map_err(|u| format!("; moving it back failed too: {u}"));
-        return Err(format!("{e}{}", undo.err().unwrap_or_default()));
-    }
-    let _ = t.remove(&aside);
-    Ok(())
-}
-
-/// Puts the original bytes back: from the backup, or by removing a file
-/// the push created. Verifies the result.
-fn restore(
-    t: &mut dyn Transport,
-    file: &RemotePath,
-    backup: Option<&RemotePath>,
-    original_sha: Option<&str>,
-    stamp: &str,
-) -> Result<(), String> {
-    match (backup, original_sha) {
-        (Some(backup), Some(sha)) => {
-            let bytes = t
-                .read(backup)
-                .map_err(|e| format!("reading the backup: {e}"))?;
-            if bytes.sha256() != sha {
-                return Err(format!(
-                    "the backup {backup} does not hold the original bytes"
-                ));
-            }
-            let staged = sibling(file, stamp, "-restore");
-            let _ = t.remove(&staged);
-            write_checked(t, &staged, &bytes)?;
-            swap(t, &staged, file, stamp)?;
-            let now = t.read(file).map_err(|e| format!("reading back: {e}"))?;
-            if now.sha256() != sha {
-                return Err("web.config does not read back as the original".into());
-            }
-            Ok(())
-        }
-        _ => {
-            // The push created the file: the original state is no file.
-            match t.remove(file) {
-                Ok(()) => {}
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e.to_string()),
-            }
-            match t.stat(file) {
-                Ok(None) => Ok(()),
-                Ok(Some(_)) => Err("web.config is still there".into()),
-                Err(e) => Err(e.to_string()),
-            }
-        }
-    }
-}
+pub use super::outcome::{
+    FinalState, Progress, PushOutcome, Restore, ServerOutcome, ServerResult, Step, Verdict,
+};
 
 /// Whether the server's effective configuration of the site is what the
 /// plan asked for.
@@ -309,88 +49,75 @@ fn verify_effective(t: &mut dyn Transport, plan: &Plan, sp: &ServerPlan) -> Resu
     Ok(())
 }
 
+/// Debug builds only: `FARMKEY_TEST_PAUSE=POINT[:SERVER]` and
+/// `FARMKEY_TEST_PAUSE_DIR=DIR` hold a real farmkey process at one step of
+/// a push: it creates `DIR/ready` and waits (at most a minute) for
+/// `DIR/go`, so that an end-to-end test can signal it, close its output or
+/// change a file at exactly that step. Points: `start` (before the locks),
+/// `swapped:SERVER` (after the swap, before its verification and outcome
+/// record), `applied:SERVER` (after its outcome record, before it is
+/// reported). While held, it creates `DIR/stopping` once a stop is asked,
+/// so that the test knows a signal was taken before it lets it go on.
+fn test_pause(point: &str, server: Option<&str>, stop: &Interrupt) {
+    #[cfg(debug_assertions)]
+    {
+        use std::path::PathBuf;
+        use std::time::{Duration, Instant};
+        let (Some(want), Some(dir)) = (
+            std::env::var_os("FARMKEY_TEST_PAUSE"),
+            std::env::var_os("FARMKEY_TEST_PAUSE_DIR"),
+        ) else {
+            return;
+        };
+        let here = match server {
+            Some(s) => format!("{point}:{s}"),
+            None => point.to_string(),
+        };
+        if want.to_string_lossy() != here {
+            return;
+        }
+        let dir = PathBuf::from(dir);
+        let _ = std::fs::write(dir.join("ready"), b"");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !dir.join("go").exists() && Instant::now() < deadline {
+            if stop.reason().is_some() && !dir.join("stopping").exists() {
+                let _ = std::fs::write(dir.join("stopping"), b"");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = (point, server, stop);
+}
+
 enum Attempt {
-    Done(String),
-    Skip(String),
-    Fail {
+    /// Applied and verified.
+    Done,
+    /// Failed before anything changed; whatever it created is removed.
+    Untouched { step: Step, error: String },
+    /// Stopped before the swap; whatever it created is removed.
+    Interrupted(StopReason),
+    /// The intent could not be recorded; nothing changed.
+    AuditFailed(String),
+    /// Failed at or after the swap, or lost the session on the way: the
+    /// file must be settled.
+    Touched {
         step: Step,
         error: String,
-        touched: bool,
+        swapped: bool,
+        broken: bool,
     },
 }
 
-fn attempt(
-    t: &mut dyn Transport,
+fn record(
     plan: &Plan,
     sp: &ServerPlan,
-    progress: &mut dyn FnMut(Progress),
-) -> Attempt {
-    let mut step = |s: Step| {
-        progress(Progress::Step {
-            server: sp.server.clone(),
-            step: s,
-        })
-    };
-    let fail = |step: Step, error: String, touched: bool| Attempt::Fail {
-        step,
-        error,
-        touched,
-    };
-    step(Step::Reread);
-    let current = match read_opt(t, &sp.file) {
-        Ok(c) => c,
-        Err(e) => return fail(Step::Reread, e.to_string(), false),
-    };
-    if current.as_ref().map(|b| b.sha256()) != sp.scanned_sha256 {
-        return Attempt::Skip(format!(
-            "{} changed since the scan: someone else edited it",
-            sp.file
-        ));
-    }
-    let Some(new_bytes) = &sp.edited else {
-        return fail(Step::Reread, "the plan has no new content".into(), false);
-    };
-    if let Some(old) = &current {
-        step(Step::Backup);
-        if let Err(e) = write_checked(t, &sp.backup, old) {
-            return fail(Step::Backup, e, false);
-        }
-    }
-    step(Step::Stage);
-    if let Err(e) = write_checked(t, &sp.staged, new_bytes) {
-        return fail(Step::Stage, e, false);
-    }
-    step(Step::Swap);
-    if let Err(e) = swap(t, &sp.staged, &sp.file, &plan.stamp) {
-        let _ = t.remove(&sp.staged);
-        return fail(Step::Swap, e, true);
-    }
-    step(Step::Verify);
-    match t.read(&sp.file) {
-        Ok(b) if b.sha256() == new_bytes.sha256() => {}
-        Ok(_) => {
-            return fail(
-                Step::Verify,
-                "web.config does not read back as written".into(),
-                true,
-            );
-        }
-        Err(e) => return fail(Step::Verify, e.to_string(), true),
-    }
-    if let Err(e) = verify_effective(t, plan, sp) {
-        return fail(Step::Verify, e, true);
-    }
-    Attempt::Done(new_bytes.sha256())
-}
-
-fn record(plan: &Plan, sp: &ServerPlan, action: &str, result: &ServerResult) -> AuditRecord {
-    let message = match &result.outcome {
-        ServerOutcome::Applied | ServerOutcome::Unchanged | ServerOutcome::RolledBack => {
-            String::new()
-        }
-        other => other.to_string(),
-    };
-    let applied = matches!(result.outcome, ServerOutcome::Applied);
+    action: &str,
+    outcome: &str,
+    message: String,
+    sha_after: Option<String>,
+    applied: bool,
+) -> AuditRecord {
     AuditRecord {
         time: now(),
         push_id: plan.push_id.clone(),
@@ -399,212 +126,694 @@ fn record(plan: &Plan, sp: &ServerPlan, action: &str, result: &ServerResult) -> 
         server: sp.server.clone(),
         site: plan.site.clone(),
         file: sp.file.to_string(),
-        sha256_before: result.sha_before.clone(),
-        sha256_after: result.sha_after.clone(),
+        sha256_before: sp.scanned_sha256.clone(),
+        sha256_after: sha_after,
         fingerprints_before: Fingerprints::from(&sp.fingerprints_before),
         fingerprints_after: if applied {
             Fingerprints::from(&sp.fingerprints_after)
         } else {
             Fingerprints::from(&sp.fingerprints_before)
         },
-        backup: result.backup.as_ref().map(|b| b.to_string()),
-        outcome: result.outcome.name().to_string(),
+        backup: sp.scanned_sha256.as_ref().map(|_| sp.backup.to_string()),
+        outcome: outcome.to_string(),
         message,
     }
 }
 
-/// Applies a plan. Every server's outcome goes to the audit log (and to
-/// `progress` as it happens).
+/// One server: re-read, back up, stage, record the intent, swap, verify.
+fn attempt(
+    t: &mut dyn Transport,
+    plan: &Plan,
+    sp: &ServerPlan,
+    audit: &AuditLog,
+    stop: &Interrupt,
+    progress: &mut dyn FnMut(Progress),
+) -> Attempt {
+    let mut step = |s: Step| {
+        progress(Progress::Step {
+            server: sp.server.clone(),
+            step: s,
+        })
+    };
+    let Some(new_bytes) = &sp.edited else {
+        return Attempt::Untouched {
+            step: Step::Reread,
+            error: "the plan has no new content".into(),
+        };
+    };
+    // Failed before the swap: the file is untouched; remove what this
+    // attempt created, unless the session is gone (then settle does).
+    let before_swap =
+        |t: &mut dyn Transport, step: Step, e: TransportError, made: &[&RemotePath]| {
+            if e.is_disconnected() {
+                return Attempt::Touched {
+                    step,
+                    error: e.to_string(),
+                    swapped: false,
+                    broken: true,
+                };
+            }
+            for p in made {
+                let _ = t.remove(p);
+            }
+            Attempt::Untouched {
+                step,
+                error: e.to_string(),
+            }
+        };
+    step(Step::Reread);
+    let current = match read_opt(t, &sp.file) {
+        Ok(c) => c,
+        // Nothing was created yet, whatever became of the session.
+        Err(e) => {
+            return Attempt::Untouched {
+                step: Step::Reread,
+                error: e.to_string(),
+            };
+        }
+    };
+    if current.as_ref().map(|b| b.sha256()) != sp.scanned_sha256 {
+        return Attempt::Untouched {
+            step: Step::Reread,
+            error: format!(
+                "{} changed since the plan: someone else wrote it; left as it is",
+                sp.file
+            ),
+        };
+    }
+    let mut made: Vec<&RemotePath> = Vec::new();
+    if let Some(old) = &current {
+        step(Step::Backup);
+        if let Err(e) = create_checked(t, &sp.backup, old) {
+            return before_swap(t, Step::Backup, e, &made);
+        }
+        made.push(&sp.backup);
+    }
+    step(Step::Stage);
+    if let Err(e) = create_checked(t, &sp.staged, new_bytes) {
+        return before_swap(t, Step::Stage, e, &made);
+    }
+    made.push(&sp.staged);
+    if let Some(reason) = stop.reason() {
+        for p in &made {
+            let _ = t.remove(p);
+        }
+        return Attempt::Interrupted(reason);
+    }
+    // The intent, flushed before the swap: `rollback` always finds what a
+    // push may have changed.
+    step(Step::Audit);
+    let intent = record(
+        plan,
+        sp,
+        "push",
+        "intent",
+        String::new(),
+        Some(new_bytes.sha256()),
+        true,
+    );
+    if let Err(e) = audit.append(&intent) {
+        for p in &made {
+            let _ = t.remove(p);
+        }
+        return Attempt::AuditFailed(e.to_string());
+    }
+    step(Step::Swap);
+    if let Err(e) = swap(
+        t,
+        &sp.staged,
+        &sp.file,
+        &sibling(&sp.file, &plan.stamp, "-old"),
+    ) {
+        return Attempt::Touched {
+            step: Step::Swap,
+            broken: e.is_disconnected(),
+            error: e.to_string(),
+            swapped: true,
+        };
+    }
+    test_pause("swapped", Some(&sp.server), stop);
+    // Mandatory, also where the swap is not atomic.
+    step(Step::Verify);
+    let touched = |error: String, broken: bool| Attempt::Touched {
+        step: Step::Verify,
+        error,
+        swapped: true,
+        broken,
+    };
+    match t.read(&sp.file) {
+        Ok(b) if b.sha256() == new_bytes.sha256() => {}
+        Ok(_) => {
+            return touched(
+                "web.config does not read back as written (someone else wrote it?)".into(),
+                false,
+            );
+        }
+        Err(e) => return touched(e.to_string(), e.is_disconnected()),
+    }
+    if let Err(e) = verify_effective(t, plan, sp) {
+        return touched(e, false);
+    }
+    Attempt::Done
+}
+
+/// A push in progress.
+struct Run<'a> {
+    plan: &'a Plan,
+    sessions: &'a mut Sessions,
+    audit: &'a AuditLog,
+    stop: &'a Interrupt,
+    progress: &'a mut dyn FnMut(Progress),
+    results: Vec<ServerResult>,
+    audit_errors: Vec<String>,
+    /// Servers (indices) whose lock this push holds.
+    locked: Vec<usize>,
+    /// Servers (indices) where a swap onto web.config was issued.
+    swapped: Vec<bool>,
+    leftovers: Vec<String>,
+}
+
+impl Run<'_> {
+    /// Indices of the servers the push covers.
+    fn targets(&self) -> Vec<usize> {
+        (0..self.plan.servers.len())
+            .filter(|&i| {
+                matches!(
+                    self.plan.servers[i].action,
+                    PlanAction::Write | PlanAction::Unchanged
+                )
+            })
+            .collect()
+    }
+
+    fn note(&mut self, text: String) {
+        (self.progress)(Progress::Note(text));
+    }
+
+    fn log(&mut self, rec: &AuditRecord) -> bool {
+        match self.audit.append(rec) {
+            Ok(()) => true,
+            Err(e) => {
+                self.audit_errors.push(e.to_string());
+                false
+            }
+        }
+    }
+
+    /// Runs `op` on a server, once more on a fresh session if the session
+    /// broke.
+    fn on_server<T>(
+        &mut self,
+        server: &str,
+        mut op: impl FnMut(&mut dyn Transport) -> Result<T, TransportError>,
+    ) -> Result<T, String> {
+        let first = match self.sessions.get(server) {
+            Ok(t) => op(t),
+            Err(e) => Err(TransportError::Disconnected(e)),
+        };
+        match first {
+            Err(e) if e.is_disconnected() => {
+                let t = self.sessions.reconnect(server)?;
+                op(t).map_err(|e| e.to_string())
+            }
+            other => other.map_err(|e| e.to_string()),
+        }
+    }
+
+    fn refuse(mut self, why: String, interrupted: Option<StopReason>) -> PushOutcome {
+        for r in &mut self.results {
+            if r.outcome != ServerOutcome::Unchanged {
+                r.outcome = ServerOutcome::NotAttempted("the push did not start".into());
+            }
+        }
+        self.release_locks();
+        let mut out = self.finish(Vec::new(), interrupted);
+        out.refused = Some(why);
+        out
+    }
+
+    fn take_locks(&mut self) -> Result<(), String> {
+        let plan = self.plan;
+        let mine = LockInfo::mine(&plan.push_id, &plan.site);
+        for i in self.targets() {
+            if let Some(r) = self.stop.reason() {
+                return Err(format!("interrupted by {r} before anything was written"));
+            }
+            let sp = &plan.servers[i];
+            let breakable = sp.lock_holder.as_ref().filter(|_| plan.break_lock);
+            let mut taken = None;
+            for fresh in [false, true] {
+                let t = if fresh {
+                    self.sessions.reconnect(&sp.server)
+                } else {
+                    self.sessions.get(&sp.server)
+                };
+                let t = match t {
+                    Ok(t) => t,
+                    Err(e) => {
+                        taken = Some(Err(format!("cannot lock {}: {e}", sp.server)));
+                        continue;
+                    }
+                };
+                match lock::acquire(t, &sp.server, &sp.lock, &mine, breakable) {
+                    Err(e) if e.is_disconnected() && !fresh => continue,
+                    Err(e) => {
+                        taken = Some(Err(e.to_string()));
+                        break;
+                    }
+                    Ok(how) => {
+                        taken = Some(Ok(how));
+                        break;
+                    }
+                }
+            }
+            match taken {
+                Some(Ok(how)) => {
+                    self.locked.push(i);
+                    if let Taken::Broke(h) = how {
+                        self.note(format!("{}: broke the stale lock ({h})", sp.server));
+                    }
+                }
+                Some(Err(e)) => return Err(e),
+                None => return Err(format!("cannot lock {}", sp.server)),
+            }
+        }
+        Ok(())
+    }
+
+    fn release_locks(&mut self) {
+        let plan = self.plan;
+        for i in std::mem::take(&mut self.locked) {
+            let sp = &plan.servers[i];
+            let released = match self.sessions.get(&sp.server) {
+                Ok(t) => lock::release(t, &sp.server, &sp.lock, &plan.push_id),
+                Err(e) => Err(e),
+            };
+            let released = released.or_else(|_| match self.sessions.reconnect(&sp.server) {
+                Ok(t) => lock::release(t, &sp.server, &sp.lock, &plan.push_id),
+                Err(e) => Err(e),
+            });
+            if let Err(e) = released {
+                self.leftovers
+                    .push(format!("the lock {} on {} ({e})", sp.lock, sp.server));
+            }
+        }
+    }
+
+    /// Under the locks: every file still holds what the plan read.
+    fn check_unchanged(&mut self) -> Result<(), String> {
+        let plan = self.plan;
+        for i in self.targets() {
+            let sp = &plan.servers[i];
+            let now = self
+                .on_server(&sp.server, |t| read_opt(t, &sp.file))
+                .map_err(|e| format!("cannot re-read {} on {}: {e}", sp.file, sp.server))?;
+            if now.map(|b| b.sha256()) != sp.scanned_sha256 {
+                return Err(format!(
+                    "{}'s {} changed since the plan (another push or someone else wrote it); scan again",
+                    sp.server, sp.file
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Pushes one server, settles it if it failed half-way, records and
+    /// reports its outcome.
+    fn push_server(&mut self, i: usize) -> ServerOutcome {
+        let plan = self.plan;
+        let sp = &plan.servers[i];
+        let written = sp.edited.as_ref().map(|b| b.sha256());
+        let attempted = match self.sessions.get(&sp.server) {
+            Err(e) => Attempt::Untouched {
+                step: Step::Reread,
+                error: e,
+            },
+            Ok(t) => attempt(t, plan, sp, self.audit, self.stop, &mut *self.progress),
+        };
+        if matches!(
+            attempted,
+            Attempt::Done | Attempt::Touched { swapped: true, .. }
+        ) {
+            self.swapped[i] = true;
+        }
+        let (outcome, sha_after) = match attempted {
+            Attempt::Done => (ServerOutcome::Applied, written.clone()),
+            Attempt::Untouched { step, error } => (
+                ServerOutcome::Failed {
+                    step,
+                    error,
+                    restore: Restore::Untouched,
+                },
+                sp.scanned_sha256.clone(),
+            ),
+            Attempt::Interrupted(r) => (
+                ServerOutcome::NotAttempted(format!("interrupted by {r} before its swap")),
+                sp.scanned_sha256.clone(),
+            ),
+            Attempt::AuditFailed(e) => {
+                self.audit_errors.push(e.clone());
+                (
+                    ServerOutcome::Failed {
+                        step: Step::Audit,
+                        error: e,
+                        restore: Restore::Untouched,
+                    },
+                    sp.scanned_sha256.clone(),
+                )
+            }
+            Attempt::Touched {
+                step,
+                error,
+                swapped,
+                broken,
+            } => {
+                let undo = undo_for(plan, sp, written.as_deref());
+                let mut restore = settle_server(self.sessions, &sp.server, &undo, broken, swapped);
+                if !swapped && let Restore::Failed(why) = &restore {
+                    // web.config was never swapped: only copies may remain.
+                    self.leftovers.push(format!(
+                        "maybe {} and {} on {} ({why})",
+                        sp.staged, sp.backup, sp.server
+                    ));
+                    restore = Restore::Untouched;
+                }
+                let after = match &restore {
+                    Restore::Untouched | Restore::Restored => sp.scanned_sha256.clone(),
+                    _ => None,
+                };
+                (
+                    ServerOutcome::Failed {
+                        step,
+                        error,
+                        restore,
+                    },
+                    after,
+                )
+            }
+        };
+        let applied = outcome == ServerOutcome::Applied;
+        let message = if applied {
+            String::new()
+        } else {
+            outcome.to_string()
+        };
+        let rec = record(
+            plan,
+            sp,
+            "push",
+            outcome.name(),
+            message,
+            sha_after.clone(),
+            applied,
+        );
+        let r = &mut self.results[i];
+        r.outcome = outcome;
+        r.sha_after = sha_after;
+        if !matches!(
+            r.outcome,
+            ServerOutcome::NotAttempted(_)
+                | ServerOutcome::Failed {
+                    restore: Restore::Untouched,
+                    ..
+                }
+        ) {
+            r.backup = sp.scanned_sha256.as_ref().map(|_| sp.backup.clone());
+        }
+        // The outcome is recorded before it is reported: a push is only made
+        // with its audit record.
+        self.log(&rec);
+        test_pause("applied", Some(&sp.server), self.stop);
+        let result = self.results[i].clone();
+        (self.progress)(Progress::Done(result.clone()));
+        result.outcome
+    }
+
+    fn roll_back(&mut self) {
+        let plan = self.plan;
+        for i in 0..plan.servers.len() {
+            if self.results[i].outcome != ServerOutcome::Applied {
+                continue;
+            }
+            let sp = &plan.servers[i];
+            self.note(format!("rolling back {}", sp.server));
+            let written = self.results[i].sha_after.clone();
+            let undo = undo_for(plan, sp, written.as_deref());
+            let outcome = match settle_server(self.sessions, &sp.server, &undo, false, false) {
+                Restore::Untouched | Restore::Restored => ServerOutcome::RolledBack,
+                Restore::LeftAlone(why) => ServerOutcome::LeftAlone(why),
+                Restore::Failed(why) => ServerOutcome::RollbackFailed(why),
+            };
+            let rolled = outcome == ServerOutcome::RolledBack;
+            let message = if rolled {
+                String::new()
+            } else {
+                outcome.to_string()
+            };
+            let after = if rolled {
+                sp.scanned_sha256.clone()
+            } else {
+                written
+            };
+            let rec = record(
+                plan,
+                sp,
+                "rollback",
+                outcome.name(),
+                message,
+                after.clone(),
+                !rolled,
+            );
+            let r = &mut self.results[i];
+            r.outcome = outcome;
+            r.sha_after = after;
+            self.log(&rec);
+            let result = self.results[i].clone();
+            (self.progress)(Progress::Done(result));
+        }
+    }
+
+    /// Re-reads every server of the push.
+    fn final_state(&mut self) -> Vec<(String, FinalState)> {
+        let plan = self.plan;
+        let mut out = Vec::new();
+        for i in self.targets() {
+            let sp = &plan.servers[i];
+            let written = sp.edited.as_ref().map(|b| b.sha256());
+            let state = match self.on_server(&sp.server, |t| read_opt(t, &sp.file)) {
+                Err(e) if !self.swapped[i] => FinalState::NotWritten(e),
+                Err(e) => FinalState::Unknown(e),
+                Ok(now) => {
+                    let now = now.map(|b| b.sha256());
+                    match sp.action {
+                        PlanAction::Unchanged if now == sp.scanned_sha256 => FinalState::Correct,
+                        PlanAction::Write if now.is_some() && now == written => FinalState::Pushed,
+                        PlanAction::Write if now == sp.scanned_sha256 => FinalState::Original,
+                        _ => FinalState::Foreign,
+                    }
+                }
+            };
+            out.push((sp.server.clone(), state));
+        }
+        out
+    }
+
+    fn finish(
+        self,
+        final_state: Vec<(String, FinalState)>,
+        interrupted: Option<StopReason>,
+    ) -> PushOutcome {
+        PushOutcome {
+            push_id: self.plan.push_id.clone(),
+            site: self.plan.site.clone(),
+            results: self.results,
+            audit_errors: self.audit_errors,
+            refused: None,
+            interrupted,
+            leftovers: self.leftovers,
+            final_state,
+            excluded: self.plan.excluded.iter().map(|(s, _)| s.clone()).collect(),
+            keep_partial: self.plan.keep_partial,
+        }
+    }
+}
+
+/// Applies a plan. Every server's intent and outcome go to the audit log
+/// (and to `progress` as they happen); `stop` is honoured between steps.
 pub fn apply(
     plan: &Plan,
     sessions: &mut Sessions,
     audit: &AuditLog,
+    stop: &Interrupt,
     progress: &mut dyn FnMut(Progress),
 ) -> PushOutcome {
-    let mut results: Vec<ServerResult> = Vec::new();
-    let mut stop: Option<String> = None;
-    let mut audit_errors = Vec::new();
-    let mut log = |rec: AuditRecord| {
-        if let Err(e) = audit.append(&rec) {
-            audit_errors.push(e.to_string());
-        }
-    };
-
-    for sp in &plan.servers {
-        let mut result = ServerResult {
+    let results = plan
+        .servers
+        .iter()
+        .map(|sp| ServerResult {
             server: sp.server.clone(),
             file: sp.file.clone(),
-            outcome: ServerOutcome::Unchanged,
+            outcome: match sp.action {
+                PlanAction::Unchanged => ServerOutcome::Unchanged,
+                _ => ServerOutcome::NotAttempted("the push did not start".into()),
+            },
             sha_before: sp.scanned_sha256.clone(),
             sha_after: sp.scanned_sha256.clone(),
             backup: None,
-        };
-        result.outcome = match (&sp.action, &stop) {
-            (PlanAction::Unchanged, _) => ServerOutcome::Unchanged,
-            (PlanAction::Skip(why), _) => ServerOutcome::Skipped(why.clone()),
-            (PlanAction::Write, Some(why)) => ServerOutcome::NotAttempted(why.clone()),
-            (PlanAction::Write, None) => {
-                let outcome = match sessions.get(&sp.server) {
-                    Err(e) => Attempt::Fail {
-                        step: Step::Reread,
-                        error: e,
-                        touched: false,
-                    },
-                    Ok(t) => attempt(t, plan, sp, progress),
-                };
-                match outcome {
-                    Attempt::Done(sha) => {
-                        result.sha_after = Some(sha);
-                        result.backup = sp.scanned_sha256.as_ref().map(|_| sp.backup.clone());
-                        ServerOutcome::Applied
-                    }
-                    Attempt::Skip(why) => {
-                        stop = Some(format!("{} was changed by someone else", sp.server));
-                        ServerOutcome::Skipped(why)
-                    }
-                    Attempt::Fail {
-                        step,
-                        error,
-                        touched,
-                    } => {
-                        stop = Some(format!("{} failed", sp.server));
-                        let restore = if touched {
-                            restore_server(sessions, sp, plan)
-                        } else {
-                            Restore::Untouched
-                        };
-                        if restore != Restore::Untouched {
-                            result.backup = sp.scanned_sha256.as_ref().map(|_| sp.backup.clone());
-                        }
-                        ServerOutcome::Failed {
-                            step,
-                            error,
-                            restore,
-                        }
-                    }
-                }
-            }
-        };
-        log(record(plan, sp, "push", &result));
-        progress(Progress::Done(result.clone()));
-        results.push(result);
-    }
-
-    if stop.is_some() && !plan.keep_partial {
-        for (i, sp) in plan.servers.iter().enumerate() {
-            if results[i].outcome != ServerOutcome::Applied {
-                continue;
-            }
-            let written = results[i].sha_after.clone();
-            let outcome = match sessions.get(&sp.server) {
-                Err(e) => ServerOutcome::RollbackFailed(format!("cannot connect: {e}")),
-                Ok(t) => match read_opt(t, &sp.file) {
-                    Ok(now) if now.as_ref().map(|b| b.sha256()) != written => {
-                        ServerOutcome::RollbackFailed(format!(
-                            "{} changed since the push; left as it is",
-                            sp.file
-                        ))
-                    }
-                    Ok(_) => match restore(
-                        t,
-                        &sp.file,
-                        Some(&sp.backup).filter(|_| sp.scanned_sha256.is_some()),
-                        sp.scanned_sha256.as_deref(),
-                        &plan.stamp,
-                    ) {
-                        Ok(()) => ServerOutcome::RolledBack,
-                        Err(e) => ServerOutcome::RollbackFailed(format!(
-                            "{e}; the backup is {}",
-                            sp.backup
-                        )),
-                    },
-                    Err(e) => ServerOutcome::RollbackFailed(e.to_string()),
-                },
-            };
-            let r = &mut results[i];
-            if outcome == ServerOutcome::RolledBack {
-                r.sha_after = r.sha_before.clone();
-            }
-            r.outcome = outcome;
-            let rec = record(plan, sp, "rollback", r);
-            log(rec);
-            progress(Progress::Done(r.clone()));
-        }
-    }
-
-    PushOutcome {
-        push_id: plan.push_id.clone(),
-        site: plan.site.clone(),
+        })
+        .collect();
+    let mut run = Run {
+        plan,
+        sessions,
+        audit,
+        stop,
+        progress,
         results,
-        audit_errors,
-    }
-}
-
-/// Restores one server after a failed attempt, reconnecting once if the
-/// session broke.
-fn restore_server(sessions: &mut Sessions, sp: &ServerPlan, plan: &Plan) -> Restore {
-    let backup = sp.scanned_sha256.as_ref().map(|_| &sp.backup);
-    let mut last = String::new();
-    for attempt in 0..2 {
-        if attempt == 1 {
-            sessions.forget(&sp.server);
-        }
-        match sessions.get(&sp.server) {
-            Ok(t) => match restore(
-                t,
-                &sp.file,
-                backup,
-                sp.scanned_sha256.as_deref(),
-                &plan.stamp,
-            ) {
-                Ok(()) => return Restore::Restored,
-                Err(e) => last = e,
-            },
-            Err(e) => last = format!("cannot reconnect: {e}"),
-        }
-    }
-    let keep = match backup {
-        Some(b) => format!("the original is kept in {b}"),
-        None => "the file did not exist before the push".to_string(),
+        audit_errors: Vec::new(),
+        locked: Vec::new(),
+        swapped: vec![false; plan.servers.len()],
+        leftovers: Vec::new(),
     };
-    Restore::Failed(format!("{last}; {keep}"))
+    let blocked = plan.blocked();
+    if !blocked.is_empty() {
+        let why = blocked
+            .iter()
+            .map(|(s, w)| format!("{s}: {w}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return run.refuse(format!("the push is blocked ({why})"), None);
+    }
+    test_pause("start", None, stop);
+    if let Some(r) = stop.reason() {
+        return run.refuse(
+            format!("interrupted by {r} before anything was written"),
+            Some(r),
+        );
+    }
+    run.note(format!("locking {} on every server of the push", plan.site));
+    if let Err(why) = run.take_locks() {
+        return run.refuse(why, stop.reason());
+    }
+    if let Err(why) = run.check_unchanged() {
+        return run.refuse(why, stop.reason());
+    }
+    if let Some(r) = stop.reason() {
+        return run.refuse(
+            format!("interrupted by {r} before anything was written"),
+            Some(r),
+        );
+    }
+
+    let mut halted = false;
+    for i in 0..plan.servers.len() {
+        if plan.servers[i].action != PlanAction::Write {
+            continue;
+        }
+        if halted {
+            let why = match stop.reason() {
+                Some(r) => format!("interrupted by {r}"),
+                None => "an earlier step of the push failed".into(),
+            };
+            run.results[i].outcome = ServerOutcome::NotAttempted(why);
+            let rec = record(
+                plan,
+                &plan.servers[i],
+                "push",
+                "not-attempted",
+                run.results[i].outcome.to_string(),
+                plan.servers[i].scanned_sha256.clone(),
+                false,
+            );
+            run.log(&rec);
+            continue;
+        }
+        let outcome = run.push_server(i);
+        // Checked after the server is reported: a closed output shows here.
+        halted = outcome != ServerOutcome::Applied
+            || !run.audit_errors.is_empty()
+            || stop.reason().is_some();
+    }
+    let interrupted = stop.reason().filter(|_| halted);
+    if halted && !plan.keep_partial {
+        run.roll_back();
+    }
+    run.note("releasing the locks and re-reading every server".into());
+    run.release_locks();
+    let final_state = run.final_state();
+    let late = stop.reason().filter(|_| !halted);
+    run.finish(final_state, interrupted.or(late))
 }
 
 /// Restores the files a past push wrote, after checking that they still
-/// hold what it wrote.
+/// hold what it wrote. Servers whose push record is only an intent (the
+/// push was cut short) are included: a file still holding its original
+/// bytes is left as it is. Each server is locked while it is restored;
+/// `break_lock` breaks a lock found there unless a process of this machine
+/// that still runs holds it (what was broken is in the result).
 pub fn rollback_push(
     records: &[AuditRecord],
     sessions: &mut Sessions,
     audit: &AuditLog,
-) -> Vec<(String, Result<(), String>)> {
+    break_lock: bool,
+) -> Vec<(String, Result<String, String>)> {
     let mut out = Vec::new();
-    for rec in records
-        .iter()
-        .filter(|r| r.action == "push" && r.outcome == "applied")
-    {
-        let result = (|| -> Result<(), String> {
-            let file = RemotePath::parse(&rec.file).map_err(|e| e.to_string())?;
-            let backup = match &rec.backup {
-                Some(b) => Some(RemotePath::parse(b).map_err(|e| e.to_string())?),
-                None => None,
-            };
-            let t = sessions.get(&rec.server)?;
-            let now = read_opt(t, &file).map_err(|e| e.to_string())?;
-            if now.as_ref().map(|b| b.sha256()) != rec.sha256_after {
-                return Err(format!(
-                    "{file} changed since push {} (it no longer holds what the push wrote); refusing to overwrite it",
-                    rec.push_id
-                ));
-            }
-            let stamp = super::utc_stamp();
-            restore(
-                t,
-                &file,
-                backup.as_ref(),
-                rec.sha256_before.as_deref(),
-                &stamp,
-            )
-        })();
+    let stamp = super::utc_stamp();
+    let id = format!("rollback-{stamp}");
+    for rec in records {
+        let result =
+            (|| -> Result<String, String> {
+                let file = RemotePath::parse(&rec.file).map_err(|e| e.to_string())?;
+                let backup = match &rec.backup {
+                    Some(b) => Some(RemotePath::parse(b).map_err(|e| e.to_string())?),
+                    None => None,
+                };
+                let lock_path = lock::lock_path(&file);
+                let mine = LockInfo::mine(&id, &rec.site);
+                let t = sessions.get(&rec.server)?;
+                let found = if break_lock {
+                    lock::read_holder(t, &rec.server, &lock_path).map_err(|e| e.to_string())?
+                } else {
+                    None
+                };
+                let taken = lock::acquire(t, &rec.server, &lock_path, &mine, found.as_ref())
+                    .map_err(|e| match e {
+                        lock::LockError::Held(_) if !break_lock => {
+                            format!("{e}; if that push no longer runs, roll back with --break-lock")
+                        }
+                        e => e.to_string(),
+                    })?;
+                let note = match taken {
+                    Taken::Broke(h) => format!(" (broke the stale lock: {h})"),
+                    Taken::Fresh => String::new(),
+                };
+                let undo = Undo {
+                    file: &file,
+                    backup: backup.as_ref(),
+                    original: rec.sha256_before.as_deref(),
+                    written: rec.sha256_after.as_deref(),
+                    leftovers: Vec::new(),
+                    restore: sibling(&file, &stamp, "-restore"),
+                    aside: sibling(&file, &stamp, "-old"),
+                };
+                let restored = settle_server(sessions, &rec.server, &undo, false, false);
+                let released = match sessions.get(&rec.server) {
+                    Ok(t) => lock::release(t, &rec.server, &lock_path, &id),
+                    Err(e) => Err(e),
+                };
+                match restored {
+                    Restore::Restored | Restore::Untouched => {}
+                    Restore::LeftAlone(why) => {
+                        return Err(format!(
+                            "{file} changed since push {} ({why}); refusing to overwrite it",
+                            rec.push_id
+                        ));
+                    }
+                    Restore::Failed(why) => return Err(why),
+                }
+                released
+                    .map(|()| note)
+                    .map_err(|e| format!("restored, but its lock {lock_path} is left: {e}"))
+            })();
         let mut line = rec.clone();
         line.time = now();
         line.action = "rollback".into();
@@ -612,7 +821,7 @@ pub fn rollback_push(
         std::mem::swap(&mut line.sha256_before, &mut line.sha256_after);
         std::mem::swap(&mut line.fingerprints_before, &mut line.fingerprints_after);
         match &result {
-            Ok(()) => {
+            Ok(_) => {
                 line.outcome = "rolled-back".into();
                 line.message = String::new();
             }

@@ -46,8 +46,9 @@ pub struct AuditRecord {
     pub fingerprints_before: Fingerprints,
     pub fingerprints_after: Fingerprints,
     pub backup: Option<String>,
-    /// `applied`, `unchanged`, `skipped`, `not-attempted`, `failed`,
-    /// `rolled-back`, `rollback-failed`, `refused`.
+    /// `intent` (written and flushed before the swap), then `applied`,
+    /// `unchanged`, `not-attempted`, `failed`; for rollbacks `rolled-back`,
+    /// `left-alone`, `rollback-failed`, `refused`.
     pub outcome: String,
     pub message: String,
 }

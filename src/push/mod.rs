@@ -1,18 +1,27 @@
-//! Pushing one key set to a site on every server that hosts it: the plan,
-//! then per server re-read, edit, backup, stage, swap, verify, and restore
-//! on failure; servers already changed are rolled back when one fails.
+//! Pushing one key set to a site on every server that hosts it: the plan
+//! (fail closed: every server of the site, or none), a lock on every
+//! server, then per server re-read, backup, stage, swap, verify, and restore
+//! on failure; servers already changed are rolled back when one fails or
+//! the push is interrupted; the result is re-read from every server.
 
 pub mod apply;
 pub mod audit;
 pub mod diff;
+pub mod interrupt;
+pub mod lock;
+pub mod outcome;
 pub mod plan;
 pub mod sessions;
+mod undo;
 
 use crate::keys::{DecryptionAlg, KeySet, ValidationAlg};
 use crate::paths::RemotePath;
+use crate::transport::ReplaceBehaviour;
 use std::fmt;
 
-pub use apply::{PushOutcome, ServerOutcome, ServerResult, apply};
+pub use apply::apply;
+pub use interrupt::{Interrupt, StopReason};
+pub use outcome::{PushOutcome, ServerOutcome, ServerResult, Verdict};
 pub use plan::{PlanError, build_plan};
 pub use sessions::Sessions;
 
@@ -36,10 +45,29 @@ pub enum KeySource {
 pub struct PushRequest {
     pub site: String,
     pub source: KeySource,
-    /// Only these servers (default: every server hosting the site).
+    /// Only these servers (default: every server hosting the site, and
+    /// every server that could not be read).
     pub servers: Option<Vec<String>>,
+    /// Servers left out by name.
+    pub exclude: Vec<String>,
     /// Keep servers already changed when a later one fails.
     pub keep_partial: bool,
+    /// Break the locks the plan shows (left by a push that no longer runs).
+    pub break_lock: bool,
+}
+
+impl PushRequest {
+    /// Every server of the site, nothing left out, no lock broken.
+    pub fn new(site: impl Into<String>, source: KeySource) -> PushRequest {
+        PushRequest {
+            site: site.into(),
+            source,
+            servers: None,
+            exclude: Vec::new(),
+            keep_partial: false,
+            break_lock: false,
+        }
+    }
 }
 
 /// One attribute before and after, as fingerprints or algorithm names.
@@ -54,10 +82,12 @@ pub struct Change {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlanAction {
     Write,
-    /// Already correct: not written.
+    /// Already correct: not written (but locked and checked, so that no
+    /// one changes it while the others are written).
     Unchanged,
-    /// Cannot be pushed; the reason says why.
-    Skip(String),
+    /// Cannot be pushed, for the reason given: nothing is written anywhere
+    /// until it can, or the operator leaves it out by name.
+    Blocked(String),
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +100,11 @@ pub struct ServerPlan {
     pub handler_swap: bool,
     pub backup: RemotePath,
     pub staged: RemotePath,
+    /// The lock file beside `file`, and the lock found there while planning.
+    pub lock: RemotePath,
+    pub lock_holder: Option<lock::Holder>,
+    /// How the server replaces a file (from its SSH banner).
+    pub replace: ReplaceBehaviour,
     pub action: PlanAction,
     /// Key fingerprints before and after (validation, decryption).
     pub fingerprints_before: (Option<String>, Option<String>),
@@ -91,9 +126,14 @@ pub struct Plan {
     pub keys: Option<KeySet>,
     pub set_fingerprint: Option<String>,
     pub servers: Vec<ServerPlan>,
-    /// Servers that could not be read: the site may be there too.
-    pub unread: Vec<String>,
+    /// Servers the scan could not read (the site may be there too), with
+    /// the reason: they block the push unless left out by name.
+    pub unread: Vec<(String, String)>,
+    /// Servers left out by name, and why they are out.
+    pub excluded: Vec<(String, String)>,
     pub keep_partial: bool,
+    /// The operator asked to break the locks shown.
+    pub break_lock: bool,
 }
 
 impl Plan {
@@ -108,6 +148,70 @@ impl Plan {
         names.dedup();
         names.len()
     }
+
+    /// Why the push cannot be made as planned, one (server, reason) each:
+    /// a server that cannot be pushed or read, or a lock held by another
+    /// push (unless the operator asked to break it).
+    pub fn blocked(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for s in &self.servers {
+            if let PlanAction::Blocked(why) = &s.action {
+                out.push((s.server.clone(), why.clone()));
+            } else if let Some(h) = &s.lock_holder
+                && (!self.break_lock || h.alive_here())
+            {
+                out.push((s.server.clone(), h.to_string()));
+            }
+        }
+        for (server, why) in &self.unread {
+            out.push((
+                server.clone(),
+                format!(
+                    "could not be read by the scan ({why}); it may host {}",
+                    self.site
+                ),
+            ));
+        }
+        out
+    }
+
+    /// Blocked only by servers that cannot be reached or read (which the
+    /// operator may leave out), not by locks.
+    pub fn blocked_servers(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .servers
+            .iter()
+            .filter(|s| matches!(s.action, PlanAction::Blocked(_)))
+            .map(|s| s.server.clone())
+            .collect();
+        out.extend(self.unread.iter().map(|(s, _)| s.clone()));
+        out
+    }
+
+    /// The locks other pushes hold on servers of this push.
+    pub fn locks_held(&self) -> Vec<&lock::Holder> {
+        self.servers
+            .iter()
+            .filter_map(|s| s.lock_holder.as_ref())
+            .collect()
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+pub(crate) fn and_list<S: AsRef<str>>(names: &[S]) -> String {
+    let names: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
+    match names.as_slice() {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// What leaving a server out means for the people using the site.
+pub fn exclusion_effect(server: &str) -> String {
+    format!(
+        "it keeps its current keys: users the load balancer moves between {server} and the other servers get a CryptographicException (signed out) until it has the same keys"
+    )
 }
 
 /// Whether an effective configuration already holds exactly this key set,
@@ -119,8 +223,16 @@ pub(crate) fn same_keys(eff: &crate::config::effective::Effective, keys: &KeySet
     };
     key_ok(mk.validation_key_state(), &keys.validation_key)
         && key_ok(mk.decryption_key_state(), &keys.decryption_key)
-        && mk.validation.value() == Some(&keys.validation)
-        && mk.decryption.value() == Some(&keys.decryption)
+        // Names compare exactly: ASP.NET refuses `sha1`, so a file holding
+        // it is not already correct.
+        && mk
+            .validation
+            .value()
+            .is_some_and(|v| v.trim() == keys.validation.trim())
+        && mk
+            .decryption
+            .value()
+            .is_some_and(|v| v.trim() == keys.decryption.trim())
 }
 
 /// `web.config` → `web.<stamp>.farmkey<suffix>.config` beside it.
@@ -152,7 +264,9 @@ impl fmt::Display for Plan {
                         s.server
                     )?;
                 }
-                PlanAction::Skip(why) => writeln!(f, "  {:<10} skipped: {why}", s.server)?,
+                PlanAction::Blocked(why) => {
+                    writeln!(f, "  {:<10} CANNOT BE PUSHED: {why}", s.server)?
+                }
                 PlanAction::Write => {
                     writeln!(f, "  {:<10} {}", s.server, s.file)?;
                     for c in &s.changes {
@@ -182,15 +296,69 @@ impl fmt::Display for Plan {
                     writeln!(f, "  {:<10}   {:<14} {backup}", "", "backup")?;
                 }
             }
+            if let ReplaceBehaviour::DeleteThenRename { version } = &s.replace
+                && s.action != PlanAction::Unchanged
+            {
+                writeln!(
+                    f,
+                    "  {:<10}   {:<14} {version} replaces a file by deleting it, then renaming: web.config is absent for a moment (not atomic); farmkey verifies it after the swap",
+                    "", "swap"
+                )?;
+            }
+            if let Some(h) = &s.lock_holder {
+                if h.alive_here() {
+                    writeln!(
+                        f,
+                        "  {:<10}   {:<14} {h} (a push of this machine that still runs: never broken)",
+                        "", "LOCKED"
+                    )?;
+                } else if self.break_lock {
+                    writeln!(f, "  {:<10}   {:<14} {h}: broken, as asked", "", "lock")?;
+                } else {
+                    writeln!(f, "  {:<10}   {:<14} {h}", "", "LOCKED")?;
+                }
+            }
         }
-        for u in &self.unread {
+        for (server, why) in &self.unread {
             writeln!(
                 f,
-                "  {u:<10} not read by the scan: if it hosts {}, it is not pushed",
+                "  {server:<10} CANNOT BE PUSHED: could not be read by the scan ({why}); it may host {}",
                 self.site
             )?;
         }
-        if self.writes() > 0 {
+        for (server, why) in &self.excluded {
+            writeln!(
+                f,
+                "  {server:<10} left out ({why}): {}",
+                exclusion_effect(server)
+            )?;
+        }
+        let blocked = self.blocked();
+        if !blocked.is_empty() {
+            let names: Vec<&str> = blocked.iter().map(|(s, _)| s.as_str()).collect();
+            let locked = self
+                .locks_held()
+                .iter()
+                .any(|h| !self.break_lock || h.alive_here());
+            write!(
+                f,
+                "Blocked: nothing is written while {} cannot be pushed.",
+                and_list(&names)
+            )?;
+            if !self.blocked_servers().is_empty() {
+                write!(
+                    f,
+                    " Fix the connection and scan again, or leave a server out by name (--exclude SERVER): it then keeps its old keys."
+                )?;
+            }
+            if locked {
+                write!(
+                    f,
+                    " A lock means another push of this site runs or was cut short: wait for it, or, if it no longer runs, break the lock (--break-lock)."
+                )?;
+            }
+            writeln!(f)?;
+        } else if self.writes() > 0 {
             writeln!(
                 f,
                 "Saving web.config restarts the application on {} server{}: in-process sessions there are lost once.",

@@ -1,5 +1,6 @@
 //! Building the plan: which servers change, how, and the bytes they get.
 
+use super::lock::{lock_path, read_holder};
 use super::{
     Change, KeySource, Plan, PlanAction, PushRequest, ServerPlan, Sessions, same_keys, sibling,
     utc_stamp,
@@ -12,11 +13,13 @@ use crate::config::effective::{Effective, WifFault};
 use crate::config::section::config_source_path;
 use crate::keys::{KeySet, set_fingerprint};
 use crate::paths::RemotePath;
-use crate::transport::Transport;
+use crate::transport::{ReplaceBehaviour, Transport};
 use rand::TryRng;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
+    #[error("{0} is not a server of the inventory")]
+    UnknownServer(String),
     #[error(
         "no site {0:?} in the scan (ids are `Site` or `Site/app`; `farmkey scan --all-sites` lists them)"
     )]
@@ -101,7 +104,11 @@ fn short_id() -> String {
 }
 
 /// Plans a push from a scan's report, reading the current bytes of every
-/// file to be written through `sessions`.
+/// file to be written (and the lock beside it) through `sessions`.
+///
+/// Fail closed: every server that hosts the site, and every server the scan
+/// could not read, is part of the push unless the request leaves it out by
+/// name; one that cannot be pushed blocks the whole push.
 pub fn build_plan(
     req: &PushRequest,
     report: &FarmReport,
@@ -117,23 +124,62 @@ pub fn build_plan(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let mut targets: Vec<&Instance> = Vec::new();
-    match &req.servers {
-        Some(names) => {
-            for n in names {
-                let inst = site
-                    .instances
-                    .iter()
-                    .find(|i| i.server.eq_ignore_ascii_case(n))
-                    .ok_or_else(|| PlanError::NotHosting {
-                        server: n.clone(),
-                        site: site.site.clone(),
-                        hosts: hosts(),
-                    })?;
-                targets.push(inst);
-            }
+    let known = |name: &str| {
+        report
+            .servers
+            .iter()
+            .any(|s| s.name.eq_ignore_ascii_case(name))
+    };
+    if let Some(name) = req.exclude.iter().find(|n| !known(n)) {
+        return Err(PlanError::UnknownServer(name.clone()));
+    }
+    let unread_scan: Vec<(String, String)> = report
+        .servers
+        .iter()
+        .filter_map(|s| s.error.as_ref().map(|e| (s.name.clone(), e.clone())))
+        .collect();
+    for n in req.servers.iter().flatten() {
+        let hosting = site
+            .instances
+            .iter()
+            .any(|i| i.server.eq_ignore_ascii_case(n));
+        let unread = unread_scan.iter().any(|(s, _)| s.eq_ignore_ascii_case(n));
+        if !known(n) {
+            return Err(PlanError::UnknownServer(n.clone()));
         }
-        None => targets.extend(site.instances.iter()),
+        if !hosting && !unread {
+            return Err(PlanError::NotHosting {
+                server: n.clone(),
+                site: site.site.clone(),
+                hosts: hosts(),
+            });
+        }
+    }
+    let named = |list: &[String], name: &str| list.iter().any(|n| n.eq_ignore_ascii_case(name));
+    // Why a server of the site is left out, if it is.
+    let left_out = |name: &str| -> Option<String> {
+        if named(&req.exclude, name) {
+            Some("by name".into())
+        } else if req.servers.as_ref().is_some_and(|l| !named(l, name)) {
+            Some("not among the servers named".into())
+        } else {
+            None
+        }
+    };
+    let mut excluded = Vec::new();
+    let mut targets: Vec<&Instance> = Vec::new();
+    for inst in &site.instances {
+        match left_out(&inst.server) {
+            Some(why) => excluded.push((inst.server.clone(), why)),
+            None => targets.push(inst),
+        }
+    }
+    let mut unread = Vec::new();
+    for (name, error) in unread_scan {
+        match left_out(&name) {
+            Some(why) => excluded.push((name, format!("{why}; the scan could not read it"))),
+            None => unread.push((name, error)),
+        }
     }
 
     let (keys, source) = match &req.source {
@@ -179,12 +225,6 @@ pub fn build_plan(
     for inst in targets {
         servers.extend(plan_server(inst, keys.as_ref(), &stamp, sessions));
     }
-    let unread = report
-        .servers
-        .iter()
-        .filter(|s| s.error.is_some())
-        .map(|s| s.name.clone())
-        .collect();
     Ok(Plan {
         push_id,
         stamp,
@@ -196,7 +236,9 @@ pub fn build_plan(
         keys,
         servers,
         unread,
+        excluded,
         keep_partial: req.keep_partial,
+        break_lock: req.break_lock,
     })
 }
 
@@ -262,6 +304,7 @@ fn plan_server(
         .keys
         .as_ref()
         .map_or((None, None), |(v, d)| (v.fingerprint(), d.fingerprint()));
+    let file_for_lock = file.clone();
     let mut sp = ServerPlan {
         server: inst.server.clone(),
         backup: sibling(&file, stamp, ""),
@@ -276,14 +319,17 @@ fn plan_server(
         original: None,
         edited: None,
         identity_declared_above: inst.identity_declared_above,
+        lock: lock_path(&file_for_lock),
+        lock_holder: None,
+        replace: ReplaceBehaviour::Atomic,
     };
     let eff = match (&inst.effective, &inst.config_path) {
         (Err(p), _) => {
-            sp.action = PlanAction::Skip(format!("its configuration cannot be read: {p}"));
+            sp.action = PlanAction::Blocked(format!("its configuration cannot be read: {p}"));
             return vec![sp];
         }
         (Ok(_), None) => {
-            sp.action = PlanAction::Skip(format!(
+            sp.action = PlanAction::Blocked(format!(
                 "its physical path {:?} is not a path farmkey can write to",
                 inst.app.physical_path_raw
             ));
@@ -329,32 +375,43 @@ fn plan_server(
     if keys.is_none()
         && let Some(WifFault::UnknownConfiguration { name, file, line }) = &eff.handler.fault
     {
-        sp.action = PlanAction::Skip(format!(
+        sp.action = PlanAction::Blocked(format!(
             "identityConfigurationName=\"{name}\" (line {line} of {file}) names no <identityConfiguration>: WIF fails at start-up; correct the name first"
         ));
         return vec![sp];
+    }
+    // Every server of the push is locked while it runs, the ones already
+    // correct too: connect to each, learn how it replaces files, and look
+    // for a lock another push holds.
+    let t = match sessions.get(&inst.server) {
+        Ok(t) => t,
+        Err(e) => {
+            sp.action = PlanAction::Blocked(format!("cannot connect: {e}"));
+            return vec![sp];
+        }
+    };
+    sp.replace = ReplaceBehaviour::from_banner(t.banner().as_deref());
+    match read_holder(t, &inst.server, &sp.lock) {
+        Ok(holder) => sp.lock_holder = holder,
+        Err(e) => {
+            sp.action = PlanAction::Blocked(format!("cannot read its lock file: {e}"));
+            return vec![sp];
+        }
     }
     if set_keys.is_none() && !sp.handler_swap {
         sp.action = PlanAction::Unchanged;
         return vec![sp];
     }
     if let Some(why) = lock_refusal(eff, set_keys.is_some(), sp.handler_swap, &sp.file) {
-        sp.action = PlanAction::Skip(why);
+        sp.action = PlanAction::Blocked(why);
         return vec![sp];
     }
     // Read the files as they are now, and edit them.
-    let t = match sessions.get(&inst.server) {
-        Ok(t) => t,
-        Err(e) => {
-            sp.action = PlanAction::Skip(format!("cannot connect: {e}"));
-            return vec![sp];
-        }
-    };
     free_names(t, &mut sp, stamp);
     let original = match read_now(t, &sp.file, &sp.scanned_sha256) {
         Ok(o) => o,
         Err(why) => {
-            sp.action = PlanAction::Skip(why);
+            sp.action = PlanAction::Blocked(why);
             return vec![sp];
         }
     };
@@ -362,7 +419,7 @@ fn plan_server(
     let homes = match homes(&base) {
         Ok(h) => h,
         Err(e) => {
-            sp.action = PlanAction::Skip(format!("{}: {e}", sp.file));
+            sp.action = PlanAction::Blocked(format!("{}: {e}", sp.file));
             return vec![sp];
         }
     };
@@ -401,7 +458,7 @@ fn plan_server(
         match config_source_path(&sp.file, value) {
             Ok(path) => external.push(plan_section_file(t, inst, &sp, path, &section, &req, stamp)),
             Err(why) => {
-                sp.action = PlanAction::Skip(format!(
+                sp.action = PlanAction::Blocked(format!(
                     "{}: the configSource at line {line} {why}",
                     sp.file
                 ));
@@ -410,11 +467,11 @@ fn plan_server(
         }
     }
     if let Some(skip) = external.iter().find_map(|e| match &e.action {
-        PlanAction::Skip(why) => Some(why.clone()),
+        PlanAction::Blocked(why) => Some(why.clone()),
         _ => None,
     }) {
         // One file of the server cannot be pushed: none is.
-        sp.action = PlanAction::Skip(skip);
+        sp.action = PlanAction::Blocked(skip);
         return vec![sp];
     }
 
@@ -434,7 +491,7 @@ fn plan_server(
             }
             Ok(_) => sp.action = PlanAction::Unchanged,
             Err(e) => {
-                sp.action = PlanAction::Skip(format!("{}: {e}", sp.file));
+                sp.action = PlanAction::Blocked(format!("{}: {e}", sp.file));
                 return vec![sp];
             }
         }
@@ -474,6 +531,7 @@ fn plan_section_file(
         .find(|(p, _)| p.key() == path.key())
         .and_then(|(_, sha)| sha.clone());
     let is_keys = *section == SectionFile::MachineKey;
+    let lock_beside = path.clone();
     let mut sp = ServerPlan {
         server: web.server.clone(),
         backup: sibling(&path, stamp, ""),
@@ -496,19 +554,29 @@ fn plan_section_file(
         original: None,
         edited: None,
         identity_declared_above: true,
+        lock: lock_path(&lock_beside),
+        lock_holder: None,
+        replace: web.replace.clone(),
     };
+    match read_holder(t, &web.server, &sp.lock) {
+        Ok(holder) => sp.lock_holder = holder,
+        Err(e) => {
+            sp.action = PlanAction::Blocked(format!("cannot read its lock file: {e}"));
+            return sp;
+        }
+    }
     free_names(t, &mut sp, stamp);
     let original = match read_now(t, &sp.file, &sp.scanned_sha256) {
         Ok(Some(o)) => o,
         Ok(None) => {
-            sp.action = PlanAction::Skip(format!(
+            sp.action = PlanAction::Blocked(format!(
                 "{}, named by configSource in {}, does not exist",
                 sp.file, web.file
             ));
             return sp;
         }
         Err(why) => {
-            sp.action = PlanAction::Skip(why);
+            sp.action = PlanAction::Blocked(why);
             return sp;
         }
     };
@@ -519,7 +587,7 @@ fn plan_section_file(
             sp.edited = Some(out.bytes);
         }
         Ok(_) => sp.action = PlanAction::Unchanged,
-        Err(e) => sp.action = PlanAction::Skip(format!("{}: {e}", sp.file)),
+        Err(e) => sp.action = PlanAction::Blocked(format!("{}: {e}", sp.file)),
     }
     sp
 }

@@ -40,6 +40,45 @@ impl Sessions {
         self.open.insert(name.to_string(), transport);
     }
 
+    /// A fresh session to a server whose session broke: a few attempts,
+    /// none started after the server's connect timeout has passed.
+    pub fn reconnect(&mut self, name: &str) -> Result<&mut dyn Transport, String> {
+        const ATTEMPTS: u32 = 3;
+        self.forget(name);
+        let server = self
+            .servers
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| format!("{name} is not in the inventory"))?;
+        let budget = match &server.target {
+            crate::inventory::Target::Ssh { settings, .. } => settings
+                .connect_timeout
+                .unwrap_or(std::time::Duration::from_secs(10)),
+            crate::inventory::Target::Local { .. } => std::time::Duration::from_secs(1),
+        };
+        let start = std::time::Instant::now();
+        let mut last = String::new();
+        let mut tried = 0;
+        while tried < ATTEMPTS && (tried == 0 || start.elapsed() < budget) {
+            if tried > 0 {
+                let pause = std::time::Duration::from_millis(200 * u64::from(tried));
+                std::thread::sleep(pause.min(budget.saturating_sub(start.elapsed())));
+            }
+            tried += 1;
+            match transport::connect(server, &self.opts) {
+                Ok(t) => {
+                    self.open.insert(name.to_string(), t);
+                    return Ok(self.open.get_mut(name).expect("just inserted").as_mut());
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(format!(
+            "cannot reconnect to {name} ({tried} attempt{}): {last}",
+            if tried == 1 { "" } else { "s" }
+        ))
+    }
+
     /// Drops a broken session so that the next use reconnects.
     pub fn forget(&mut self, name: &str) {
         if let Some(t) = self.open.remove(name) {

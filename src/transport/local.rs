@@ -113,6 +113,18 @@ impl Transport for LocalTransport {
         f.sync_all().map_err(|e| map_err(path, e))
     }
 
+    fn create_new(&mut self, path: &RemotePath, bytes: &[u8]) -> Result<(), TransportError> {
+        let local = self.local(path)?;
+        // O_CREAT|O_EXCL: fails on anything there, a dangling link included.
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&local)
+            .map_err(|e| map_err(path, e))?;
+        f.write_all(bytes).map_err(|e| map_err(path, e))?;
+        f.sync_all().map_err(|e| map_err(path, e))
+    }
+
     fn rename(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError> {
         let (a, b) = (self.local(from)?, self.local(to)?);
         if b.exists() {
@@ -202,6 +214,29 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn create_new_never_replaces_or_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("C:")).unwrap();
+        let mut t = LocalTransport::new(dir.path());
+        let a = RemotePath::parse("/C:/a.config").unwrap();
+        t.create_new(&a, b"mine").unwrap();
+        assert!(matches!(
+            t.create_new(&a, b"again"),
+            Err(TransportError::Exists { .. })
+        ));
+        assert_eq!(&t.read(&a).unwrap()[..], b"mine");
+        // A dangling link is not followed: its target is not created.
+        let target = dir.path().join("C:").join("elsewhere");
+        std::os::unix::fs::symlink(&target, dir.path().join("C:").join("link.config")).unwrap();
+        let link = RemotePath::parse("/C:/link.config").unwrap();
+        assert!(matches!(
+            t.create_new(&link, b"x"),
+            Err(TransportError::Exists { .. })
+        ));
+        assert!(!target.exists());
     }
 
     #[test]

@@ -69,6 +69,15 @@ pub trait Transport: Send {
     /// Creates or truncates `path` and writes `bytes` to it.
     fn write(&mut self, path: &RemotePath, bytes: &[u8]) -> Result<(), TransportError>;
 
+    /// Creates `path` as a new file holding `bytes`, only if nothing exists
+    /// there: an existing file, folder or link (even a dangling one) fails
+    /// with [`TransportError::Exists`] and is never followed or touched.
+    /// Lock files, backups and staged copies are made this way, so that
+    /// farmkey never writes through a name it did not just create. When
+    /// writing fails after the file was created, the partial file is left
+    /// for the caller (who created it) to remove.
+    fn create_new(&mut self, path: &RemotePath, bytes: &[u8]) -> Result<(), TransportError>;
+
     /// Renames; fails with [`TransportError::Exists`] if `to` exists (SFTP's
     /// own rename semantics).
     fn rename(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError>;
@@ -80,6 +89,52 @@ pub trait Transport: Send {
     fn remove(&mut self, path: &RemotePath) -> Result<(), TransportError>;
 
     fn list(&mut self, dir: &RemotePath) -> Result<Vec<DirEntry>, TransportError>;
+
+    /// The server's SSH identification (`SSH-2.0-OpenSSH_for_Windows_8.1`),
+    /// when there is one: some server versions need handling of their own.
+    fn banner(&self) -> Option<String> {
+        None
+    }
+}
+
+/// What replacing a file with `posix-rename@openssh.com` does on a server,
+/// known from its SSH banner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplaceBehaviour {
+    /// One atomic step (OpenSSH on POSIX; Win32-OpenSSH 8.6 and later use
+    /// `MoveFileExW(MOVEFILE_REPLACE_EXISTING)`).
+    Atomic,
+    /// Win32-OpenSSH before 8.6 (7.7 and 8.1 ship with Windows): deletes
+    /// the target, then renames; the file is briefly absent, and renaming a
+    /// file onto its own name deletes it (Win32-OpenSSH #1849).
+    DeleteThenRename { version: String },
+}
+
+impl ReplaceBehaviour {
+    pub fn from_banner(banner: Option<&str>) -> ReplaceBehaviour {
+        let Some(rest) = banner.and_then(|b| b.split("OpenSSH_for_Windows_").nth(1)) else {
+            return ReplaceBehaviour::Atomic;
+        };
+        let version: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '.')
+            .collect();
+        let mut parts = version.split('.').map(|p| {
+            p.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse::<u32>()
+                .ok()
+        });
+        let (major, minor) = (parts.next().flatten(), parts.next().flatten().unwrap_or(0));
+        match major {
+            Some(m) if (m, minor) >= (8, 6) => ReplaceBehaviour::Atomic,
+            // Unknown or older: assume the unsafe behaviour.
+            _ => ReplaceBehaviour::DeleteThenRename {
+                version: format!("OpenSSH_for_Windows_{version}"),
+            },
+        }
+    }
 }
 
 /// Finds a path the way Windows would, without regard to case, when the exact
@@ -219,5 +274,41 @@ pub fn connect(
             let t = ssh::SshTransport::connect(&server.name, host, settings, opts)?;
             Ok(Box::new(t))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReplaceBehaviour;
+
+    #[test]
+    fn windows_openssh_before_8_6_replaces_by_delete_then_rename() {
+        let b = |s: &str| ReplaceBehaviour::from_banner(Some(s));
+        assert_eq!(
+            b("SSH-2.0-OpenSSH_for_Windows_8.1"),
+            ReplaceBehaviour::DeleteThenRename {
+                version: "OpenSSH_for_Windows_8.1".into()
+            }
+        );
+        assert!(matches!(
+            b("SSH-2.0-OpenSSH_for_Windows_7.7"),
+            ReplaceBehaviour::DeleteThenRename { .. }
+        ));
+        assert_eq!(
+            b("SSH-2.0-OpenSSH_for_Windows_8.6"),
+            ReplaceBehaviour::Atomic
+        );
+        assert_eq!(
+            b("SSH-2.0-OpenSSH_for_Windows_9.5"),
+            ReplaceBehaviour::Atomic
+        );
+        assert_eq!(
+            b("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3"),
+            ReplaceBehaviour::Atomic
+        );
+        assert_eq!(
+            ReplaceBehaviour::from_banner(None),
+            ReplaceBehaviour::Atomic
+        );
     }
 }

@@ -153,3 +153,72 @@ pub fn edit_confined(original: &[u8], edited: &[u8]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Holds a real farmkey process at one step of a push (its debug-build
+/// hook `FARMKEY_TEST_PAUSE`): the test waits until it is there, acts
+/// (signals it, closes its output, changes a file), then lets it go on.
+pub struct Pause {
+    point: String,
+    dir: tempfile::TempDir,
+}
+
+impl Pause {
+    /// `start`, `swapped:SERVER` or `applied:SERVER`.
+    pub fn new(point: &str) -> Pause {
+        Pause {
+            point: point.to_string(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// The environment that sets the hook.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("FARMKEY_TEST_PAUSE".into(), self.point.clone()),
+            (
+                "FARMKEY_TEST_PAUSE_DIR".into(),
+                self.dir.path().display().to_string(),
+            ),
+        ]
+    }
+
+    pub fn set(&self, cmd: &mut std::process::Command) {
+        cmd.envs(self.env());
+    }
+
+    /// Waits until the process is held there; `ended` tells whether it
+    /// ended instead.
+    pub fn wait(&self, mut ended: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !self.dir.path().join("ready").exists() {
+            assert!(!ended(), "farmkey ended before {}", self.point);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "farmkey did not reach {}",
+                self.point
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// Waits until the held process has taken a request to stop (a
+    /// signal): it then stops at its next step, whatever the timing.
+    pub fn wait_stopping(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !self.dir.path().join("stopping").exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the stop request was not taken at {}",
+                self.point
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    pub fn go(&self) {
+        fs::write(self.dir.path().join("go"), b"").unwrap();
+    }
+}
+
+/// A farmkey lock left by a push of another machine, years ago.
+pub const STALE_LOCK: &str = r#"{"push_id":"20200101T000000Z-dead","site":"Flowtime","user":"alice","host":"jump9","pid":4242,"time":"2020-01-01T00:00:00Z"}"#;

@@ -212,6 +212,16 @@ impl Pty {
         }
     }
 
+    /// The farmkey process, to signal it.
+    pub fn pid(&self) -> u32 {
+        self.child.process_id().expect("a running process")
+    }
+
+    /// Whether the process has ended.
+    pub fn ended(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
+    }
+
     pub fn output(&self) -> String {
         String::from_utf8_lossy(&self.raw.lock().unwrap()).into_owned()
     }

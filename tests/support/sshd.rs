@@ -257,6 +257,31 @@ impl SshServer {
         children_of(self.pid() as i32)
     }
 
+    /// Every process serving a connection (the per-connection sshd and the
+    /// session it runs), not the listener.
+    pub fn session_tree(&self) -> Vec<i32> {
+        let mut pids = self.session_pids();
+        let mut i = 0;
+        while i < pids.len() {
+            let parent = pids[i];
+            pids.extend(children_of(parent));
+            i += 1;
+        }
+        pids
+    }
+
+    /// Signals the processes of the open connections; new connections are
+    /// still accepted.
+    pub fn signal_sessions(&self, sig: i32) -> Vec<i32> {
+        let pids = self.session_tree();
+        for &pid in &pids {
+            unsafe {
+                libc::kill(pid, sig);
+            }
+        }
+        pids
+    }
+
     /// The sshd log, for failure messages.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
@@ -302,6 +327,8 @@ pub struct Options {
     /// Give each server an RSA host key besides its ed25519 one, and store
     /// only the RSA key in known_hosts (a farm known since before ed25519).
     pub rsa_known_only: bool,
+    /// Extra flags of the SFTP server (` -u 0000`), with a leading space.
+    pub sftp_flags: &'static str,
 }
 
 impl Default for Options {
@@ -310,6 +337,7 @@ impl Default for Options {
             password_auth: false,
             trust_host_keys: true,
             rsa_known_only: false,
+            sftp_flags: "",
         }
     }
 }
@@ -407,11 +435,12 @@ impl SshFarm {
                 "Port {port}\nListenAddress 127.0.0.1\n{host_keys}PidFile none\nAuthorizedKeysFile {ak}\n\
                  PermitRootLogin no\nAllowUsers {USER}\nPubkeyAuthentication yes\nPasswordAuthentication {pw}\n\
                  KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nChrootDirectory {root}\n\
-                 ForceCommand internal-sftp\nSubsystem sftp internal-sftp\nAllowTcpForwarding no\n\
+                 ForceCommand internal-sftp{sftp}\nSubsystem sftp internal-sftp\nAllowTcpForwarding no\n\
                  X11Forwarding no\nMaxStartups 200\nMaxSessions 50\nLogLevel VERBOSE\n",
                 ak = dir.join("authorized_keys").display(),
                 pw = if opts.password_auth { "yes" } else { "no" },
                 root = root.display(),
+                sftp = opts.sftp_flags,
             );
             let config_path = dir.join("sshd_config");
             fs::write(&config_path, config).unwrap();
@@ -474,6 +503,17 @@ impl SshFarm {
         )
     }
 
+    /// An inventory of every server whose connections wait `secs` for an
+    /// answer: for tests that must not mistake a loaded machine for a
+    /// server that does not answer.
+    pub fn inventory_timeout(&self, secs: u64) -> PathBuf {
+        let defaults = self.defaults().replace(
+            "connect_timeout_secs = 3\n",
+            &format!("connect_timeout_secs = {secs}\n"),
+        );
+        self.inventory_with(&defaults, "")
+    }
+
     pub fn inventory_with(&self, defaults: &str, extra: &str) -> PathBuf {
         let mut text = defaults.to_string();
         for s in &self.servers {
@@ -484,7 +524,14 @@ impl SshFarm {
         }
         text.push_str(extra);
         let path = self.home.path().join("farmkey.toml");
-        fs::write(&path, text).unwrap();
+        // Whole or not at all: a farmkey process started before may be
+        // reading it.
+        let tmp = self.home.path().join(format!(
+            "farmkey.toml.{}",
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
+        fs::write(&tmp, text).unwrap();
+        fs::rename(&tmp, &path).unwrap();
         path
     }
 

@@ -12,9 +12,9 @@ use crate::bytes::FileBytes;
 use crate::inventory::SshSettings;
 use crate::paths::RemotePath;
 use secrecy::SecretString;
-use ssh2::{ErrorCode, OpenFlags, OpenType, Session, Sftp};
+use ssh2::{ErrorCode, Session, Sftp};
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -133,6 +133,15 @@ struct RawSftp(*mut libssh2_sys::LIBSSH2_SFTP);
 unsafe impl Send for RawSftp {}
 
 unsafe extern "C" {
+    fn libssh2_sftp_open_ex_r(
+        sftp: *mut libssh2_sys::LIBSSH2_SFTP,
+        filename: *const std::ffi::c_char,
+        filename_len: libc::size_t,
+        flags: std::ffi::c_ulong,
+        mode: std::ffi::c_long,
+        open_type: std::ffi::c_int,
+        attrs: *mut libssh2_sys::LIBSSH2_SFTP_ATTRIBUTES,
+    ) -> *mut libssh2_sys::LIBSSH2_SFTP_HANDLE;
     fn libssh2_sftp_posix_rename_ex(
         sftp: *mut libssh2_sys::LIBSSH2_SFTP,
         source: *const std::ffi::c_char,
@@ -142,8 +151,28 @@ unsafe extern "C" {
     ) -> std::ffi::c_int;
 }
 
+/// The second SFTP channel, opened on first use. Call with the session's
+/// lock held.
+unsafe fn raw_channel(
+    slot: &mut Option<RawSftp>,
+    session_ptr: *mut libssh2_sys::LIBSSH2_SESSION,
+) -> Result<*mut libssh2_sys::LIBSSH2_SFTP, TransportError> {
+    if slot.is_none() {
+        let raw = unsafe { libssh2_sys::libssh2_sftp_init(session_ptr) };
+        if raw.is_null() {
+            return Err(TransportError::Disconnected(
+                "cannot open a second SFTP channel".into(),
+            ));
+        }
+        *slot = Some(RawSftp(raw));
+    }
+    Ok(slot.as_ref().map_or(std::ptr::null_mut(), |r| r.0))
+}
+
 pub struct SshTransport {
     describe: String,
+    /// The server's identification string, read at the handshake.
+    banner: Option<String>,
     /// The session's socket, to wait on while requests are in flight.
     socket: TcpStream,
     timeout: std::time::Duration,
@@ -251,6 +280,7 @@ impl SshTransport {
             .map_err(|e| ConnectError::Sftp(e.message().to_string()))?;
         Ok(SshTransport {
             describe: format!("sftp {}@{}", r.user, r.known_hosts_name()),
+            banner: session.banner().map(str::to_string),
             socket,
             timeout: r.connect_timeout,
             raw_sftp: None,
@@ -308,6 +338,104 @@ impl SshTransport {
         Ok(())
     }
 
+    /// Opens `path` for writing with `flags` and writes `bytes`, sending
+    /// no file attributes at all: the ssh2 crate's open always sends a
+    /// mode, which Windows servers turn into the read-only attribute.
+    fn write_raw(
+        &mut self,
+        path: &RemotePath,
+        bytes: &[u8],
+        flags: std::ffi::c_ulong,
+    ) -> Result<(), TransportError> {
+        let name = std::ffi::CString::new(path.as_sftp()).map_err(|_| TransportError::Refused {
+            path: path.to_string(),
+            reason: "NUL in path".into(),
+        })?;
+        let guard = self.session.raw();
+        let session_ptr =
+            &*guard as *const libssh2_sys::LIBSSH2_SESSION as *mut libssh2_sys::LIBSSH2_SESSION;
+        // SAFETY: the session's lock is held for every libssh2 call below,
+        // and the handle is closed before it is released.
+        let status = unsafe {
+            let raw = raw_channel(&mut self.raw_sftp, session_ptr)?;
+            let last = |rc: std::ffi::c_int| -> i32 {
+                if rc == libssh2_sys::LIBSSH2_ERROR_SFTP_PROTOCOL {
+                    libssh2_sys::libssh2_sftp_last_error(raw) as i32
+                } else {
+                    rc
+                }
+            };
+            // No attribute flags: nothing but the open flags is sent.
+            let mut attrs: libssh2_sys::LIBSSH2_SFTP_ATTRIBUTES = std::mem::zeroed();
+            let handle = libssh2_sftp_open_ex_r(
+                raw,
+                name.as_ptr(),
+                name.as_bytes().len(),
+                flags,
+                0,
+                libssh2_sys::LIBSSH2_SFTP_OPENFILE,
+                &mut attrs,
+            );
+            if handle.is_null() {
+                Err(last(libssh2_sys::libssh2_session_last_errno(session_ptr)))
+            } else {
+                let mut rest = bytes;
+                let mut failed = None;
+                while !rest.is_empty() {
+                    let n = libssh2_sys::libssh2_sftp_write(
+                        handle,
+                        rest.as_ptr() as *const std::ffi::c_char,
+                        rest.len(),
+                    );
+                    if n <= 0 {
+                        failed = Some(last(n as std::ffi::c_int));
+                        break;
+                    }
+                    rest = &rest[n as usize..];
+                }
+                if failed.is_none() {
+                    // fsync@openssh.com where offered; its absence is not an error.
+                    let _ = libssh2_sys::libssh2_sftp_fsync(handle);
+                }
+                let closed = libssh2_sys::libssh2_sftp_close_handle(handle);
+                match (failed, closed) {
+                    (Some(code), _) => Err(code),
+                    (None, 0) => Ok(()),
+                    (None, rc) => Err(last(rc)),
+                }
+            }
+        };
+        drop(guard);
+        status.map_err(|code| match self.raw_error(path, code) {
+            // OpenSSH reports an existing file under O_EXCL as a plain
+            // failure: look whether something is there.
+            TransportError::Io { .. }
+                if flags & libssh2_sys::LIBSSH2_FXF_EXCL != 0
+                    && self.sftp.lstat(Path::new(path.as_sftp())).is_ok() =>
+            {
+                TransportError::Exists { path: path.clone() }
+            }
+            other => other,
+        })
+    }
+
+    /// A libssh2 return code or SFTP status from the raw channel.
+    fn raw_error(&self, path: &RemotePath, code: i32) -> TransportError {
+        match code {
+            2 | 10 => TransportError::NotFound { path: path.clone() },
+            3 => TransportError::PermissionDenied { path: path.clone() },
+            11 => TransportError::Exists { path: path.clone() },
+            libssh2_sys::LIBSSH2_ERROR_TIMEOUT => {
+                TransportError::Disconnected("the server stopped answering (timeout)".into())
+            }
+            code if code < 0 => TransportError::Disconnected(format!("libssh2 error {code}")),
+            code => TransportError::Io {
+                path: path.clone(),
+                message: format!("SFTP status {code}"),
+            },
+        }
+    }
+
     fn posix_rename(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError> {
         let src = std::ffi::CString::new(from.as_sftp()).map_err(|_| TransportError::Refused {
             path: from.to_string(),
@@ -321,20 +449,7 @@ impl SshTransport {
         let session_ptr =
             &*guard as *const libssh2_sys::LIBSSH2_SESSION as *mut libssh2_sys::LIBSSH2_SESSION;
         let rc = unsafe {
-            if self.raw_sftp.is_none() {
-                let raw = libssh2_sys::libssh2_sftp_init(session_ptr);
-                if raw.is_null() {
-                    return Err(TransportError::Disconnected(
-                        "cannot open a second SFTP channel".into(),
-                    ));
-                }
-                self.raw_sftp = Some(RawSftp(raw));
-            }
-            let raw = self
-                .raw_sftp
-                .as_ref()
-                .map(|r| r.0)
-                .unwrap_or(std::ptr::null_mut());
+            let raw = raw_channel(&mut self.raw_sftp, session_ptr)?;
             let rc = libssh2_sftp_posix_rename_ex(
                 raw,
                 src.as_ptr(),
@@ -572,20 +687,28 @@ impl Transport for SshTransport {
 
     fn write(&mut self, path: &RemotePath, bytes: &[u8]) -> Result<(), TransportError> {
         self.keepalive();
-        let mut file = self
-            .sftp
-            .open_mode(
-                Path::new(path.as_sftp()),
-                OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE,
-                0o644,
-                OpenType::File,
-            )
-            .map_err(|e| self.err(path, e))?;
-        file.write_all(bytes)
-            .map_err(|e| TransportError::Disconnected(format!("writing {path}: {e}")))?;
-        // fsync@openssh.com where offered; its absence is not an error.
-        let _ = file.fsync();
-        file.close().map_err(|e| self.err(path, e))
+        use libssh2_sys::{LIBSSH2_FXF_CREAT, LIBSSH2_FXF_TRUNC, LIBSSH2_FXF_WRITE};
+        self.write_raw(
+            path,
+            bytes,
+            LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC,
+        )
+    }
+
+    fn create_new(&mut self, path: &RemotePath, bytes: &[u8]) -> Result<(), TransportError> {
+        self.keepalive();
+        use libssh2_sys::{LIBSSH2_FXF_CREAT, LIBSSH2_FXF_EXCL, LIBSSH2_FXF_WRITE};
+        // O_CREAT|O_EXCL on OpenSSH, CREATE_NEW on Windows: never follows
+        // or replaces what is there.
+        self.write_raw(
+            path,
+            bytes,
+            LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_EXCL,
+        )
+    }
+
+    fn banner(&self) -> Option<String> {
+        self.banner.clone()
     }
 
     fn rename(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError> {

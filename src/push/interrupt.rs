@@ -1,0 +1,106 @@
+//! A request to stop a push early, from a signal handler, a closed output
+//! or the operator. The push checks it between steps: it never stops
+//! half-way through a server, and undoes what it changed before it ends.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Why a push was asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// A signal, by number (SIGINT, SIGTERM, SIGHUP).
+    Signal(i32),
+    /// Standard output was closed (`| head -1`): nobody sees the results.
+    OutputClosed,
+    /// The operator asked, in the console.
+    Operator,
+}
+
+const OUTPUT_CLOSED: usize = 1000;
+const OPERATOR: usize = 1001;
+
+impl StopReason {
+    fn code(self) -> usize {
+        match self {
+            StopReason::Signal(n) => n.max(1) as usize,
+            StopReason::OutputClosed => OUTPUT_CLOSED,
+            StopReason::Operator => OPERATOR,
+        }
+    }
+
+    fn from_code(code: usize) -> Option<StopReason> {
+        match code {
+            0 => None,
+            OUTPUT_CLOSED => Some(StopReason::OutputClosed),
+            OPERATOR => Some(StopReason::Operator),
+            n => Some(StopReason::Signal(n as i32)),
+        }
+    }
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopReason::Signal(n) if *n == libc::SIGINT => f.write_str("SIGINT (Ctrl-C)"),
+            StopReason::Signal(n) if *n == libc::SIGTERM => f.write_str("SIGTERM"),
+            StopReason::Signal(n) if *n == libc::SIGHUP => {
+                f.write_str("SIGHUP (the terminal went away)")
+            }
+            StopReason::Signal(n) => write!(f, "signal {n}"),
+            StopReason::OutputClosed => f.write_str("the closing of standard output"),
+            StopReason::Operator => f.write_str("the operator"),
+        }
+    }
+}
+
+/// Shared between the push and whoever may ask it to stop. Cloning shares.
+#[derive(Clone, Debug, Default)]
+pub struct Interrupt(Arc<AtomicUsize>);
+
+impl Interrupt {
+    pub fn new() -> Interrupt {
+        Interrupt::default()
+    }
+
+    /// Asks the push to stop; the first reason given is kept.
+    pub fn request(&self, reason: StopReason) {
+        let _ = self
+            .0
+            .compare_exchange(0, reason.code(), Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    pub fn reason(&self) -> Option<StopReason> {
+        StopReason::from_code(self.0.load(Ordering::SeqCst))
+    }
+
+    /// The value a signal handler stores the signal's number in
+    /// (`signal_hook::flag::register_usize`).
+    pub fn flag(&self) -> Arc<AtomicUsize> {
+        self.0.clone()
+    }
+
+    /// Forgets an earlier request, for the next push of a console session.
+    pub fn reset(&self) {
+        self.0.store(0, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_reason_is_kept_and_shared() {
+        let i = Interrupt::new();
+        assert_eq!(i.reason(), None);
+        let j = i.clone();
+        j.request(StopReason::OutputClosed);
+        i.request(StopReason::Operator);
+        assert_eq!(i.reason(), Some(StopReason::OutputClosed));
+        i.reset();
+        i.flag().store(libc::SIGHUP as usize, Ordering::SeqCst);
+        assert_eq!(j.reason(), Some(StopReason::Signal(libc::SIGHUP)));
+        assert!(j.reason().unwrap().to_string().contains("SIGHUP"));
+    }
+}

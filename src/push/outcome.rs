@@ -1,0 +1,353 @@
+//! What a push did: per server, and where the site stands in the end, with
+//! the last line that says so.
+
+use super::and_list;
+use super::interrupt::StopReason;
+use crate::paths::RemotePath;
+use std::fmt;
+
+/// The step a server failed at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Reread,
+    Backup,
+    Stage,
+    Audit,
+    Swap,
+    Verify,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Step::Reread => "re-reading the file",
+            Step::Backup => "writing the backup",
+            Step::Stage => "uploading the new file",
+            Step::Audit => "recording it in the audit log",
+            Step::Swap => "swapping it into place",
+            Step::Verify => "verifying the result",
+        })
+    }
+}
+
+/// What became of the file after a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restore {
+    /// It holds its original bytes: the change never landed.
+    Untouched,
+    /// Restored from its backup and verified.
+    Restored,
+    /// It holds bytes this push did not write: left as it is.
+    LeftAlone(String),
+    /// Could not be restored: the reason, and where the backup is.
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerOutcome {
+    Applied,
+    Unchanged,
+    /// Not tried: the push was refused, or stopped before this server.
+    NotAttempted(String),
+    Failed {
+        step: Step,
+        error: String,
+        restore: Restore,
+    },
+    /// Applied, then restored because the push did not complete.
+    RolledBack,
+    /// Applied, then found holding bytes this push did not write: left alone.
+    LeftAlone(String),
+    /// Applied, and could not be restored.
+    RollbackFailed(String),
+}
+
+impl ServerOutcome {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ServerOutcome::Applied => "applied",
+            ServerOutcome::Unchanged => "unchanged",
+            ServerOutcome::NotAttempted(_) => "not-attempted",
+            ServerOutcome::Failed { .. } => "failed",
+            ServerOutcome::RolledBack => "rolled-back",
+            ServerOutcome::LeftAlone(_) => "left-alone",
+            ServerOutcome::RollbackFailed(_) => "rollback-failed",
+        }
+    }
+}
+
+impl fmt::Display for ServerOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerOutcome::Applied => f.write_str("applied and verified"),
+            ServerOutcome::Unchanged => f.write_str("unchanged (already correct)"),
+            ServerOutcome::NotAttempted(why) => write!(f, "not attempted: {why}"),
+            ServerOutcome::Failed {
+                step,
+                error,
+                restore,
+            } => {
+                write!(f, "FAILED {step}: {error}; ")?;
+                match restore {
+                    Restore::Untouched => f.write_str("web.config holds its original bytes"),
+                    Restore::Restored => {
+                        f.write_str("web.config restored from its backup and verified")
+                    }
+                    Restore::LeftAlone(why) => write!(f, "web.config left as it is: {why}"),
+                    Restore::Failed(why) => write!(f, "web.config could NOT be restored: {why}"),
+                }
+            }
+            ServerOutcome::RolledBack => {
+                f.write_str("rolled back: original bytes restored and verified")
+            }
+            ServerOutcome::LeftAlone(why) => write!(f, "NOT rolled back: {why}"),
+            ServerOutcome::RollbackFailed(why) => write!(f, "ROLLBACK FAILED: {why}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerResult {
+    pub server: String,
+    pub file: RemotePath,
+    pub outcome: ServerOutcome,
+    pub sha_before: Option<String>,
+    pub sha_after: Option<String>,
+    pub backup: Option<RemotePath>,
+}
+
+/// What a server of the push holds at the end, re-read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FinalState {
+    /// The bytes this push wrote.
+    Pushed,
+    /// Its bytes from before the push.
+    Original,
+    /// A server the plan left unchanged, still holding what was planned.
+    Correct,
+    /// Bytes this push did not write.
+    Foreign,
+    /// Could not be re-read, and this push never wrote it: it holds what
+    /// it held before (its original bytes, or the correct ones).
+    NotWritten(String),
+    /// Could not be re-read after this push wrote it.
+    Unknown(String),
+}
+
+/// Where the site stands after a push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every server of the push holds the new configuration.
+    InStep,
+    /// Every server holds what it held before: nothing changed.
+    AsBefore,
+    /// Anything else: some servers changed, or cannot be told.
+    OutOfStep,
+}
+
+#[derive(Debug, Clone)]
+pub struct PushOutcome {
+    pub push_id: String,
+    pub site: String,
+    pub results: Vec<ServerResult>,
+    /// Records the audit log could not take.
+    pub audit_errors: Vec<String>,
+    /// Why the push did not start writing (blocked plan, lock held, a file
+    /// changed since the plan, interrupted before the first write).
+    pub refused: Option<String>,
+    /// The interruption the push honoured, if any.
+    pub interrupted: Option<StopReason>,
+    /// Lock files and staged copies left on servers that could not be
+    /// reached to remove them, with why.
+    pub leftovers: Vec<String>,
+    /// Every server of the push as re-read at the end.
+    pub final_state: Vec<(String, FinalState)>,
+    /// Servers left out by name.
+    pub excluded: Vec<String>,
+    pub keep_partial: bool,
+}
+
+impl PushOutcome {
+    pub fn verdict(&self) -> Verdict {
+        if self.refused.is_some() || self.final_state.is_empty() {
+            return Verdict::AsBefore;
+        }
+        let all = |ok: fn(&FinalState) -> bool| self.final_state.iter().all(|(_, s)| ok(s));
+        let was = |s: &FinalState| {
+            matches!(
+                s,
+                FinalState::Original | FinalState::Correct | FinalState::NotWritten(_)
+            )
+        };
+        if all(|s| matches!(s, FinalState::Pushed | FinalState::Correct)) {
+            Verdict::InStep
+        } else if all(was) {
+            Verdict::AsBefore
+        } else {
+            Verdict::OutOfStep
+        }
+    }
+
+    /// Every server of the push ends correct.
+    pub fn success(&self) -> bool {
+        self.verdict() == Verdict::InStep
+    }
+
+    fn servers_where(&self, pred: impl Fn(&ServerOutcome) -> bool) -> Vec<&str> {
+        self.results
+            .iter()
+            .filter(|r| pred(&r.outcome))
+            .map(|r| r.server.as_str())
+            .collect()
+    }
+
+    fn final_where(&self, pred: impl Fn(&FinalState) -> bool) -> Vec<&str> {
+        self.final_state
+            .iter()
+            .filter(|(_, s)| pred(s))
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
+    /// Why the push did not complete, in a few words.
+    fn why_not(&self) -> String {
+        if let Some(r) = &self.refused {
+            return r.clone();
+        }
+        let mut why = Vec::new();
+        if let Some(r) = self.interrupted {
+            why.push(format!("interrupted by {r}"));
+        }
+        for r in &self.results {
+            if let ServerOutcome::Failed { step, error, .. } = &r.outcome {
+                why.push(format!("{} failed {step}: {error}", r.server));
+            }
+        }
+        if !self.audit_errors.is_empty() && why.is_empty() {
+            why.push("the audit log could not take a record".into());
+        }
+        why.join("; ")
+    }
+
+    /// The last line: where the site stands, and what to do.
+    pub fn summary(&self) -> String {
+        let id = &self.push_id;
+        let site = &self.site;
+        let mut line = match self.verdict() {
+            Verdict::InStep => {
+                let written = self.servers_where(|o| *o == ServerOutcome::Applied).len();
+                let correct = self.servers_where(|o| *o == ServerOutcome::Unchanged).len();
+                let mut s = format!(
+                    "Push {id}: {site} is in step on every server of the push ({written} written, {correct} already correct; re-read from each server)."
+                );
+                if let Some(r) = self.interrupted {
+                    s.push_str(&format!(" {r} came after the last server was written."));
+                }
+                s
+            }
+            Verdict::AsBefore => {
+                let rolled = self.servers_where(|o| *o == ServerOutcome::RolledBack);
+                let mut s = format!(
+                    "Push {id} NOT made: {}; {site} is as it was",
+                    self.why_not()
+                );
+                let unread: Vec<&str> =
+                    self.final_where(|s| matches!(s, FinalState::NotWritten(_)));
+                if self.refused.is_some() {
+                    s.push_str(": nothing was written.");
+                } else if rolled.is_empty() {
+                    s.push_str(" on every server (re-read from each");
+                } else {
+                    s.push_str(&format!(
+                        " on every server: {} rolled back (re-read from each",
+                        and_list(&rolled)
+                    ));
+                }
+                if self.refused.is_none() {
+                    if unread.is_empty() {
+                        s.push_str(").");
+                    } else {
+                        s.push_str(&format!(
+                            " but {}, which could not be reached again; this push never wrote there).",
+                            and_list(&unread)
+                        ));
+                    }
+                }
+                s
+            }
+            Verdict::OutOfStep => {
+                let mut parts = Vec::new();
+                let pushed = self.final_where(|s| *s == FinalState::Pushed);
+                if !pushed.is_empty() {
+                    parts.push(format!("{} hold the new configuration", and_list(&pushed)));
+                }
+                let old = self.final_where(|s| *s == FinalState::Original);
+                if !old.is_empty() {
+                    parts.push(format!("{} the one from before", and_list(&old)));
+                }
+                let foreign = self.final_where(|s| *s == FinalState::Foreign);
+                if !foreign.is_empty() {
+                    parts.push(format!(
+                        "{} a web.config farmkey did not write (someone else changed it; left alone)",
+                        and_list(&foreign)
+                    ));
+                }
+                for (n, s) in &self.final_state {
+                    match s {
+                        FinalState::Unknown(e) => {
+                            parts.push(format!("{n} could not be re-read ({e})"))
+                        }
+                        FinalState::NotWritten(e) => parts.push(format!(
+                            "{n} could not be re-read ({e}), but this push never wrote it"
+                        )),
+                        _ => {}
+                    }
+                }
+                let advice = if self.keep_partial && self.interrupted.is_none() {
+                    format!(
+                        "--keep-partial kept the servers already changed; fix the cause and push again, or undo with `farmkey rollback --site \"{site}\" --push {id}`"
+                    )
+                } else {
+                    format!(
+                        "check those servers, then push again or undo with `farmkey rollback --site \"{site}\" --push {id}`"
+                    )
+                };
+                let why = self.why_not();
+                let why = if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({why})")
+                };
+                format!(
+                    "Push {id}: {site} is OUT OF STEP{why}: {}. Users moved between these servers are signed out: {advice}.",
+                    parts.join("; ")
+                )
+            }
+        };
+        if !self.excluded.is_empty() {
+            line.push_str(&format!(
+                " Left out by name: {} (not pushed).",
+                and_list(&self.excluded)
+            ));
+        }
+        if !self.leftovers.is_empty() {
+            line.push_str(&format!(
+                " Left on servers that could not be reached: {}; remove them once the server answers.",
+                self.leftovers.join("; ")
+            ));
+        }
+        line
+    }
+}
+
+/// Progress of a push, for live displays.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    Step {
+        server: String,
+        step: Step,
+    },
+    Done(ServerResult),
+    /// A stage of the whole push (locks, rollback, re-reading).
+    Note(String),
+}

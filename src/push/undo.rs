@@ -1,0 +1,286 @@
+//! The file operations of a push on one server: exclusive copies read back,
+//! the swap, and bringing a file back to its original bytes, only when it
+//! still holds what the push wrote.
+
+use super::outcome::Restore;
+use super::{Plan, ServerPlan, Sessions, sibling};
+use crate::bytes::FileBytes;
+use crate::paths::RemotePath;
+use crate::transport::{Transport, TransportError};
+
+pub(super) fn read_opt(
+    t: &mut dyn Transport,
+    path: &RemotePath,
+) -> Result<Option<FileBytes>, TransportError> {
+    match t.read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub(super) fn remove_if_there(
+    t: &mut dyn Transport,
+    path: &RemotePath,
+) -> Result<(), TransportError> {
+    match t.remove(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates `path` (it must not exist) with `bytes` and reads them back. A
+/// file this created is removed again when that fails.
+pub(super) fn create_checked(
+    t: &mut dyn Transport,
+    path: &RemotePath,
+    bytes: &FileBytes,
+) -> Result<(), TransportError> {
+    match t.create_new(path, bytes) {
+        Ok(()) => {}
+        // Not ours: never touched.
+        Err(e @ TransportError::Exists { .. }) => return Err(e),
+        Err(e) => {
+            let _ = t.remove(path);
+            return Err(e);
+        }
+    }
+    let back = t.read(path).and_then(|back| {
+        if back.sha256() == bytes.sha256() {
+            Ok(())
+        } else {
+            Err(TransportError::Io {
+                path: path.clone(),
+                message: "does not read back as written".into(),
+            })
+        }
+    });
+    if back.is_err() {
+        let _ = t.remove(path);
+    }
+    back
+}
+
+/// Puts `staged` in the place of `file`: posix-rename where the server has
+/// it; otherwise move the old file aside and the new one in, undoing the
+/// first move if the second fails. Never renames a file onto its own name
+/// (on Win32-OpenSSH before 8.6 that deletes it).
+pub(super) fn swap(
+    t: &mut dyn Transport,
+    staged: &RemotePath,
+    file: &RemotePath,
+    aside: &RemotePath,
+) -> Result<(), TransportError> {
+    if staged.key() == file.key() {
+        return Err(TransportError::Refused {
+            path: file.to_string(),
+            reason: "farmkey never renames a file onto its own name".into(),
+        });
+    }
+    match t.replace(staged, file) {
+        Ok(()) => return Ok(()),
+        Err(TransportError::Unsupported(_)) => {}
+        Err(e) => return Err(e),
+    }
+    if t.stat(file)?.is_none() {
+        return t.rename(staged, file);
+    }
+    t.rename(file, aside)?;
+    if let Err(e) = t.rename(staged, file) {
+        if e.is_disconnected() {
+            return Err(e);
+        }
+        return match t.rename(aside, file) {
+            Ok(()) => Err(e),
+            Err(u) => Err(TransportError::Io {
+                path: file.clone(),
+                message: format!("{e}; moving the original back failed too: {u}"),
+            }),
+        };
+    }
+    let _ = t.remove(aside);
+    Ok(())
+}
+
+/// What farmkey knows of one server's file when it must undo a change.
+pub(super) struct Undo<'a> {
+    pub(super) file: &'a RemotePath,
+    /// The backup, when the file existed before.
+    pub(super) backup: Option<&'a RemotePath>,
+    /// SHA-256 before the push (`None`: there was no file).
+    pub(super) original: Option<&'a str>,
+    /// SHA-256 of what the push wrote.
+    pub(super) written: Option<&'a str>,
+    /// Copies farmkey may have left beside the file: removed first, so that
+    /// none can land late (a rename a broken session still carries out).
+    pub(super) leftovers: Vec<RemotePath>,
+    /// Names for the restore's own staged copy and for the old file moved
+    /// aside (servers without posix-rename; it holds the original bytes,
+    /// so it goes only once the file is settled).
+    pub(super) restore: RemotePath,
+    pub(super) aside: RemotePath,
+}
+
+impl Undo<'_> {
+    fn keep_note(&self) -> String {
+        match self.backup {
+            Some(b) => format!("the original is kept in {b}"),
+            None => "the file did not exist before the push".to_string(),
+        }
+    }
+
+    /// Brings the file back to its original bytes if it holds what the push
+    /// wrote (or is missing after the push's own swap); leaves anything
+    /// else alone. `swapped`: a swap onto the file was attempted, so a
+    /// missing file is this push's doing.
+    pub(super) fn settle(
+        &self,
+        t: &mut dyn Transport,
+        swapped: &mut bool,
+    ) -> Result<Restore, TransportError> {
+        let settled = self.settle_file(t, swapped)?;
+        if !matches!(settled, Restore::Failed(_)) {
+            remove_if_there(t, &self.aside)?;
+        }
+        Ok(settled)
+    }
+
+    fn settle_file(
+        &self,
+        t: &mut dyn Transport,
+        swapped: &mut bool,
+    ) -> Result<Restore, TransportError> {
+        for name in self.leftovers.iter().chain([&self.restore]) {
+            remove_if_there(t, name)?;
+        }
+        let now = read_opt(t, self.file)?.map(|b| b.sha256());
+        if now.as_deref() == self.original {
+            return Ok(Restore::Untouched);
+        }
+        let ours = match (&now, self.written) {
+            (Some(n), Some(w)) => n == w,
+            (None, _) => *swapped && self.original.is_some(),
+            _ => false,
+        };
+        if !ours {
+            return Ok(Restore::LeftAlone(match &now {
+                Some(sha) => format!(
+                    "it holds bytes this push did not write (sha256 {}…): someone else changed it",
+                    &sha[..12.min(sha.len())]
+                ),
+                None => "it was removed by someone else".to_string(),
+            }));
+        }
+        let Some(original) = self.original else {
+            // The push created the file: its original state is no file.
+            remove_if_there(t, self.file)?;
+            return Ok(match t.stat(self.file)? {
+                None => Restore::Restored,
+                Some(_) => Restore::Failed("web.config is still there".into()),
+            });
+        };
+        let Some(backup) = self.backup else {
+            return Ok(Restore::Failed("no backup was made".into()));
+        };
+        let bytes = match t.read(backup) {
+            Ok(b) => b,
+            Err(e) if e.is_disconnected() => return Err(e),
+            Err(e) => return Ok(Restore::Failed(format!("reading the backup: {e}"))),
+        };
+        if bytes.sha256() != original {
+            return Ok(Restore::Failed(format!(
+                "the backup {backup} does not hold the original bytes"
+            )));
+        }
+        if let Err(e) = create_checked(t, &self.restore, &bytes) {
+            return if e.is_disconnected() {
+                Err(e)
+            } else {
+                Ok(Restore::Failed(e.to_string()))
+            };
+        }
+        // A last look right before the swap: only what this push wrote is
+        // ever replaced.
+        let again = read_opt(t, self.file)?.map(|b| b.sha256());
+        if again != now {
+            remove_if_there(t, &self.restore)?;
+            return Ok(Restore::LeftAlone(
+                "it changed while farmkey restored it: someone else writes it".into(),
+            ));
+        }
+        *swapped = true;
+        if let Err(e) = swap(t, &self.restore, self.file, &self.aside) {
+            if e.is_disconnected() {
+                return Err(e);
+            }
+            let _ = t.remove(&self.restore);
+            return Ok(Restore::Failed(e.to_string()));
+        }
+        let back = t.read(self.file)?;
+        if back.sha256() != original {
+            return Ok(Restore::Failed(
+                "web.config does not read back as the original".into(),
+            ));
+        }
+        Ok(Restore::Restored)
+    }
+}
+
+/// Settles a server, reconnecting when its session broke: a fresh session
+/// (bounded attempts) before declaring failure. `swapped`: a swap onto the
+/// file was already attempted.
+pub(super) fn settle_server(
+    sessions: &mut Sessions,
+    server: &str,
+    undo: &Undo,
+    mut broken: bool,
+    mut swapped: bool,
+) -> Restore {
+    let mut last = String::new();
+    for _ in 0..3 {
+        let t = if broken {
+            sessions.reconnect(server)
+        } else {
+            sessions.get(server)
+        };
+        let t = match t {
+            Ok(t) => t,
+            Err(e) => {
+                last = e;
+                if broken {
+                    break;
+                }
+                broken = true;
+                continue;
+            }
+        };
+        match undo.settle(t, &mut swapped) {
+            Ok(Restore::Failed(why)) => {
+                return Restore::Failed(format!("{why}; {}", undo.keep_note()));
+            }
+            Ok(r) => return r,
+            Err(e) if e.is_disconnected() => {
+                last = e.to_string();
+                broken = true;
+            }
+            Err(e) => {
+                last = e.to_string();
+                break;
+            }
+        }
+    }
+    Restore::Failed(format!("{last}; {}", undo.keep_note()))
+}
+
+pub(super) fn undo_for<'a>(plan: &Plan, sp: &'a ServerPlan, written: Option<&'a str>) -> Undo<'a> {
+    Undo {
+        file: &sp.file,
+        backup: sp.scanned_sha256.as_ref().map(|_| &sp.backup),
+        original: sp.scanned_sha256.as_deref(),
+        written,
+        leftovers: vec![sp.staged.clone()],
+        restore: sibling(&sp.file, &plan.stamp, "-restore"),
+        aside: sibling(&sp.file, &plan.stamp, "-old"),
+    }
+}
