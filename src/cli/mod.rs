@@ -97,6 +97,7 @@ impl ConnectArgs {
             prompter,
             ssh_config: self.ssh_config.clone(),
             secrets: Default::default(),
+            jumps: Default::default(),
         }
     }
 }
