@@ -426,6 +426,15 @@ fn merge(defaults: &RawSettings, own: &RawSettings) -> Result<SshSettings, (usiz
     })
 }
 
+/// An XDG base directory: `$VAR` when it is an absolute path, else
+/// `fallback` (`~/...`).
+pub fn xdg_dir(var: &str, fallback: &str) -> PathBuf {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| expand_tilde(Path::new(fallback)))
+}
+
 /// `~/x` is `$HOME/x`, as in OpenSSH's files.
 pub fn expand_tilde(p: &Path) -> PathBuf {
     match p.strip_prefix("~") {

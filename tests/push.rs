@@ -512,7 +512,18 @@ fn headless_push_rollback_dry_run_and_no_key_anywhere() {
         "{out}"
     );
     outputs.push_str(&out);
-    let (code, out) = run(&["history", "--site", "Flowtime"]);
+    // history reads only the audit log: it takes no connection options.
+    let out = s
+        .farm
+        .farmkey()
+        .args(["history", "--site", "Flowtime", "--audit"])
+        .arg(&audit)
+        .output()
+        .unwrap();
+    let (code, out) = (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    );
     assert_eq!(code, 0);
     assert!(
         out.contains("web01 applied, web02 applied, web03 applied"),
