@@ -104,6 +104,14 @@ fn scan_json(farm: &SshFarm, inventory: &Path, args: &[&str]) -> serde_json::Val
     })
 }
 
+fn all_reachable(json: &serde_json::Value) -> bool {
+    json["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["reachable"] == true)
+}
+
 fn flowtime_codes(json: &serde_json::Value) -> Vec<String> {
     json["sites"]
         .as_array()
@@ -184,14 +192,7 @@ fn scan_and_push_through_one_bastion_that_alone_reaches_the_servers() {
     // One session to the bastion served the three servers.
     let log_before = gate.log().matches("Accepted publickey").count();
     let json = scan_json(&farm, &inventory, &["--ssh-config", "/nonexistent"]);
-    assert!(
-        json["servers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|s| s["reachable"] == true),
-        "{json}"
-    );
+    assert!(all_reachable(&json), "{json}");
     assert_eq!(
         gate.log().matches("Accepted publickey").count(),
         log_before + 1,
@@ -240,11 +241,7 @@ fn scan_and_push_through_a_chain_of_two_from_the_ssh_config() {
 
     let json = scan_json(&farm, &inventory, &[]);
     assert!(
-        json["servers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|s| s["reachable"] == true),
+        all_reachable(&json),
         "{json}\n{}\n{}",
         hop1.log(),
         hop2.log()
@@ -359,14 +356,7 @@ fn a_bastion_with_an_unknown_host_key_is_refused_asked_once_and_accepted() {
         &inventory,
         &["--accept-new", "--ssh-config", "/nonexistent"],
     );
-    assert!(
-        json["servers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|s| s["reachable"] == true),
-        "{json}"
-    );
+    assert!(all_reachable(&json), "{json}");
     assert!(
         fs::read_to_string(&farm.known_hosts)
             .unwrap()
@@ -432,9 +422,6 @@ fn frozen_and_refusing_bastions_end_as_unreachable_naming_the_hop_within_the_tim
         assert!(e.starts_with(&frozen_label), "{e}");
         assert!(e.contains("within 3s"), "{e}");
     }
-    eprintln!("MSG {}", error_of(&scans, "web02"));
-    eprintln!("MSG {}", error_of(&scans, "web03"));
-    eprintln!("MSG {}", error_of(&scans, "web03b"));
     let e = error_of(&scans, "web03");
     assert!(
         e.contains(&format!(
@@ -537,7 +524,6 @@ fn a_server_the_bastion_cannot_connect_to_does_not_hold_up_the_others() {
         rest_done - waited
     );
     let e = error_of(&hole_scan, "hole");
-    eprintln!("MSG {e}");
     assert!(
         e.contains(&format!(
             "could not open a connection to 127.0.0.1:{black_hole}: no answer within {timeout}s"
@@ -566,7 +552,47 @@ fn a_bastion_that_freezes_after_serving_a_scan_fails_the_next_one_within_the_tim
     let label = format!("jump host 127.0.0.1 ({USER}@[127.0.0.1]:{})", relay.port);
     for name in ["web01", "web02", "web03"] {
         let e = error_of(&second, name);
-        eprintln!("MSG {e}");
         assert!(e.starts_with(&label) && e.contains("within 3s"), "{e}");
     }
+}
+
+#[test]
+fn the_console_asks_about_an_unknown_bastion_once_and_reads_the_servers_behind_it() {
+    use support::pty::{ENTER, Pty, RIGHT};
+    let ns = Netns::new();
+    let (_demo, farm) = hidden_farm(&ns);
+    let (gate, relay) = bastion(&farm, "gate", &ns, false);
+    let inventory = inventory_via(&farm, &jump_to(&relay));
+    let t = Duration::from_secs(20);
+    let mut p = Pty::farmkey(
+        &[
+            "-i",
+            inventory.to_str().unwrap(),
+            "--ssh-config",
+            "/nonexistent",
+        ],
+        &[],
+        100,
+        30,
+        farm.home.path(),
+    );
+    let s = p.wait_until("the bastion's host key dialog", t, |s| {
+        s.contains("Unknown host key") && s.contains("jump host 127.0.0.1")
+    });
+    assert!(
+        s.contains(&format!("[127.0.0.1]:{}", relay.port)) && s.contains("SHA256:"),
+        "{s}"
+    );
+    // Accept and store: one question for the three servers behind it.
+    p.send(RIGHT);
+    p.send(RIGHT);
+    p.send(ENTER);
+    p.wait_for("servers 3 ok", t);
+    p.send("q");
+    p.wait_exit(t);
+    assert!(
+        fs::read_to_string(&farm.known_hosts)
+            .unwrap()
+            .contains(&gate.host_key)
+    );
 }

@@ -332,15 +332,15 @@ mod tests {
 
     const CONFIG: &str = "Host web01 web02\n    HostName 10.0.0.%h\n    User svc-ops\n    Port 2222\n    IdentityFile ~/.ssh/farm_ed25519\n    ConnectTimeout 3\n\nHost *.corp\n    User corp\n\nHost !bad *\n    IdentityFile ~/.ssh/id_other\n";
 
-    fn write_config() -> tempfile::NamedTempFile {
+    fn config_file(text: &str) -> tempfile::NamedTempFile {
         let f = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(f.path(), CONFIG).unwrap();
+        std::fs::write(f.path(), text).unwrap();
         f
     }
 
     #[test]
     fn inventory_wins_over_ssh_config() {
-        let f = write_config();
+        let f = config_file(CONFIG);
         let r = resolve("web01", &SshSettings::default(), Some(f.path())).unwrap();
         assert_eq!(r.host_name, "10.0.0.web01");
         assert_eq!((r.port, r.user.as_str()), (2222, "svc-ops"));
@@ -362,15 +362,9 @@ mod tests {
 
     const JUMPS: &str = "Host bastion\n    ProxyJump none\n    HostName 10.9.0.1\n    User jumper\n    Port 2200\n    IdentityFile ~/.ssh/jump_key\n    ConnectTimeout 4\n\nHost inner\n    HostName 10.9.1.1\n    ProxyJump bastion\n\nHost web01 web02\n    HostName %h.farm.local\n    ProxyJump ops@inner:2222\n\nHost direct\n    ProxyJump none\n\nHost old\n    ProxyCommand ssh -W %h:%p bastion\n\nHost loop\n    ProxyJump loop\n\nHost *\n    ProxyJump bastion\n";
 
-    fn jumps_config() -> tempfile::NamedTempFile {
-        let f = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(f.path(), JUMPS).unwrap();
-        f
-    }
-
     #[test]
     fn proxyjump_chains_resolve_like_openssh() {
-        let f = jumps_config();
+        let f = config_file(JUMPS);
         let settings = SshSettings {
             identity_file: Some("/keys/farm".into()),
             connect_timeout: Some(Duration::from_secs(7)),
@@ -429,7 +423,7 @@ mod tests {
 
     #[test]
     fn import_carries_proxyjump_and_leaves_jump_hosts_out() {
-        let f = jumps_config();
+        let f = config_file(JUMPS);
         let out = import(f.path(), None).unwrap();
         assert!(
             out.contains("name = \"web01\"\nhost = \"web01\"  # HostName %h.farm.local\njump = \"ops@inner:2222\"\n"),
@@ -453,7 +447,7 @@ mod tests {
 
     #[test]
     fn imports_concrete_hosts_only() {
-        let f = write_config();
+        let f = config_file(CONFIG);
         let out = import(f.path(), None).unwrap();
         assert!(
             out.contains(

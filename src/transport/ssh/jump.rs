@@ -39,7 +39,8 @@ use std::time::{Duration, Instant};
 const SPILL_AFTER: Duration = Duration::from_secs(1);
 /// Bytes buffered per direction per channel.
 const BUF: usize = 64 * 1024;
-/// Upper bound of one wait, so that deadlines are looked at.
+/// Upper bound of one wait while the session is in use, so that deadlines
+/// are looked at.
 const MAX_WAIT: Duration = Duration::from_secs(1);
 /// Sessions tried for one open before giving up (a session may end while
 /// an open waits in it).
@@ -702,7 +703,13 @@ impl Worker {
                 };
                 wait = wait.min(next.saturating_duration_since(Instant::now()));
             }
-            let millis = wait.as_millis().max(1) as libc::c_int;
+            // An idle session waits for a request or its jump host alone.
+            let idle = pumps.is_empty() && closing.is_empty() && opening.is_none();
+            let millis = if idle {
+                -1
+            } else {
+                wait.as_millis().max(1) as libc::c_int
+            };
             // SAFETY: fds is a valid array of pollfd for the whole call.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
             if n <= 0 {
@@ -735,5 +742,46 @@ fn refusal(message: &str) -> String {
         "the jump host could not connect to it (nothing listening there, or no route)".into()
     } else {
         message.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_and_refusals_read_as_an_operator_would_write_them() {
+        assert_eq!(target_name("10.0.0.11", 22), "10.0.0.11:22");
+        assert_eq!(target_name("fe80::1", 2222), "[fe80::1]:2222");
+        assert!(
+            refusal("Channel open failure (administratively prohibited)")
+                .contains("AllowTcpForwarding")
+        );
+        assert!(refusal("Channel open failure (connect failed)").contains("could not connect"));
+        assert_eq!(refusal("something else"), "something else");
+    }
+
+    #[test]
+    fn channel_errors_are_told_from_session_errors() {
+        use libssh2_sys as raw;
+        for code in [
+            raw::LIBSSH2_ERROR_CHANNEL_FAILURE,
+            raw::LIBSSH2_ERROR_CHANNEL_CLOSED,
+            raw::LIBSSH2_ERROR_CHANNEL_EOF_SENT,
+            raw::LIBSSH2_ERROR_CHANNEL_OUTOFORDER,
+            raw::LIBSSH2_ERROR_CHANNEL_WINDOW_FULL,
+        ] {
+            assert!(channel_level(ErrorCode::Session(code)), "{code}");
+        }
+        for code in [
+            raw::LIBSSH2_ERROR_SOCKET_DISCONNECT,
+            raw::LIBSSH2_ERROR_SOCKET_RECV,
+            raw::LIBSSH2_ERROR_TIMEOUT,
+            raw::LIBSSH2_ERROR_DECRYPT,
+            raw::LIBSSH2_ERROR_EAGAIN,
+        ] {
+            assert!(!channel_level(ErrorCode::Session(code)), "{code}");
+        }
+        assert!(!channel_level(ErrorCode::SFTP(4)));
     }
 }
