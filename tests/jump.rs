@@ -373,6 +373,9 @@ fn frozen_and_refusing_bastions_end_as_unreachable_naming_the_hop_within_the_tim
     let no_forwarding = farm.bastion("walled", Some(&ns), false);
     let to_walled = Relay::start(None, &ns, no_forwarding.port);
     farm.trust(to_walled.port, &no_forwarding.host_key);
+    // A bastion that does not know the client's key.
+    let (locked, to_locked) = bastion(&farm, "locked", &ns, true);
+    fs::write(locked.file("authorized_keys"), "").unwrap();
     let closed = support::netns::unique_port(None);
     frozen.freeze();
 
@@ -394,6 +397,7 @@ fn frozen_and_refusing_bastions_end_as_unreachable_naming_the_hop_within_the_tim
         format!("{USER}@127.0.0.1:{closed}"),
     ));
     inv.push_str(&server("web03c", "web03", jump_to(&good)));
+    inv.push_str(&server("web03d", "web03", jump_to(&to_locked)));
     let inventory = farm.home.path().join("mixed.toml");
     fs::write(&inventory, inv).unwrap();
 
@@ -443,7 +447,18 @@ fn frozen_and_refusing_bastions_end_as_unreachable_naming_the_hop_within_the_tim
         .filter(|r| r.0 == "unreachable")
         .map(|r| r.3)
         .collect();
-    assert_eq!(unreachable, ["web02", "web02b", "web03", "web03b"]);
+    let e = error_of(&scans, "web03d");
+    assert!(
+        e.starts_with(&format!(
+            "jump host 127.0.0.1 ({USER}@[127.0.0.1]:{}): authentication failed for {USER}@[127.0.0.1]:{}",
+            to_locked.port, to_locked.port
+        )),
+        "{e}"
+    );
+    assert_eq!(
+        unreachable,
+        ["web02", "web02b", "web03", "web03b", "web03d"]
+    );
 }
 
 #[test]
