@@ -496,7 +496,7 @@ fn a_server_the_bastion_cannot_connect_to_does_not_hold_up_the_others() {
         let queued = std::net::TcpStream::connect(("127.0.0.1", black_hole)).unwrap();
         (fd, queued)
     });
-    let timeout = 6;
+    let timeout = 8;
     let defaults = farm.defaults().replace(
         "connect_timeout_secs = 3",
         &format!("connect_timeout_secs = {timeout}"),
@@ -609,5 +609,70 @@ fn the_console_asks_about_an_unknown_bastion_once_and_reads_the_servers_behind_i
         fs::read_to_string(&farm.known_hosts)
             .unwrap()
             .contains(&gate.host_key)
+    );
+}
+
+#[test]
+fn large_files_cross_one_bastion_session_byte_for_byte_for_servers_in_parallel() {
+    use farmkey::paths::RemotePath;
+    let ns = Netns::new();
+    let (_demo, farm) = hidden_farm(&ns);
+    let (gate, relay) = bastion(&farm, "gate", &ns, true);
+    let uid = std::process::Command::new("id")
+        .args(["-u", USER])
+        .output()
+        .unwrap();
+    let uid: u32 = String::from_utf8_lossy(&uid.stdout).trim().parse().unwrap();
+    let sizes = [0usize, 1, 30_001, 65_536, 262_145, 1_600_000, 3_000_000];
+    for (n, server) in farm.servers.iter().enumerate() {
+        let dir = server.root.join("C:/big");
+        fs::create_dir_all(&dir).unwrap();
+        for (i, size) in sizes.iter().enumerate() {
+            let bytes: Vec<u8> = (0..*size).map(|k| (k * 7 + i + n) as u8).collect();
+            fs::write(dir.join(format!("f{i}.bin")), bytes).unwrap();
+        }
+        for path in [dir.clone()]
+            .into_iter()
+            .chain(fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()))
+        {
+            std::os::unix::fs::chown(path, Some(uid), None).unwrap();
+        }
+    }
+    let paths: Vec<RemotePath> = (0..sizes.len())
+        .map(|i| RemotePath::parse(&format!("/C:/big/f{i}.bin")).unwrap())
+        .collect();
+    let inventory = Inventory::load(&inventory_via(&farm, &jump_to(&relay))).unwrap();
+    let opts = no_ssh_config();
+    std::thread::scope(|s| {
+        for server in &inventory.servers {
+            let (opts, paths) = (&opts, &paths);
+            let root = farm.server(&server.name).root.clone();
+            s.spawn(move || {
+                let mut t = farmkey::transport::connect(server, opts).unwrap();
+                for round in 0..3 {
+                    for (p, r) in paths.iter().zip(t.read_many(paths)) {
+                        let local = fs::read(root.join(&p.as_sftp()[1..])).unwrap();
+                        assert!(
+                            r.unwrap()[..] == local[..],
+                            "{} round {round}: {p}",
+                            server.name
+                        );
+                    }
+                }
+                // Upward too: a large write, read back.
+                let upload: Vec<u8> = (0..2_500_000usize).map(|k| (k * 13) as u8).collect();
+                let target = RemotePath::parse("/C:/big/upload.bin").unwrap();
+                t.write(&target, &upload).unwrap();
+                assert!(t.read(&target).unwrap()[..] == upload[..]);
+                assert_eq!(fs::read(root.join("C:/big/upload.bin")).unwrap(), upload);
+            });
+        }
+    });
+    // All of it through one session.
+    assert_eq!(
+        gate.log().matches("Accepted publickey").count(),
+        1,
+        "{}",
+        gate.log()
     );
 }

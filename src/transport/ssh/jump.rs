@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 /// How long an open may keep the ones queued behind it waiting before they
 /// move to a new session.
-const SPILL_AFTER: Duration = Duration::from_secs(1);
+const SPILL_AFTER: Duration = Duration::from_secs(2);
 /// Bytes buffered per direction per channel.
 const BUF: usize = 64 * 1024;
 /// Upper bound of one wait while the session is in use, so that deadlines
