@@ -5,7 +5,6 @@
 use crate::inventory::Server;
 use crate::paths::WindowsEnv;
 use crate::scan::{ServerFailure, ServerScan, Stage, read_server};
-use crate::transport::ssh::ConnectError;
 use crate::transport::{self, ConnectOptions};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,7 +37,7 @@ pub fn scan_one(server: &Server, opts: &ConnectOptions, index: usize, emit: &dyn
             });
             (read_server(t.as_mut(), &WindowsEnv::default()), Some(t))
         }
-        Err(e @ ConnectError::HostKeyChanged { .. }) => {
+        Err(e) if e.is_host_key_changed() => {
             (Err(ServerFailure::HostKeyChanged(e.to_string())), None)
         }
         Err(e) => (Err(ServerFailure::Unreachable(e.to_string())), None),
@@ -70,6 +69,9 @@ pub fn spawn_scan<M, W>(
     M: Send + 'static,
     W: Fn(ScanEvent) -> M + Send + Sync + 'static,
 {
+    // A jump host that failed in an earlier scan gets another chance; in
+    // this scan, every server behind it shares one attempt.
+    opts.jumps.forget_failures();
     let count = servers.len();
     let servers = Arc::new(servers);
     let next = Arc::new(AtomicUsize::new(0));

@@ -32,6 +32,124 @@ pub struct SshSettings {
     pub identity_file: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
     pub connect_timeout: Option<Duration>,
+    /// `jump`: the jump hosts to go through; wins over `ProxyJump` of
+    /// `~/.ssh/config`.
+    pub jump: Option<Jump>,
+}
+
+/// One hop of a jump chain: `[user@]host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct JumpHop {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+/// A `jump` setting or a `ProxyJump` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Jump {
+    /// `none`: connect directly, whatever else says otherwise.
+    Direct,
+    /// Through these hosts, the first one first.
+    Via(Vec<JumpHop>),
+}
+
+impl Jump {
+    /// Parses OpenSSH's `ProxyJump` syntax: `none`, or a comma-separated
+    /// list of `[user@]host[:port]` or `ssh://[user@]host[:port]`, with
+    /// `[...]` around an IPv6 address that has a port.
+    pub fn parse(text: &str) -> Result<Jump, String> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("none") {
+            return Ok(Jump::Direct);
+        }
+        if text.is_empty() {
+            return Err(
+                "empty: give [user@]host[:port], a comma-separated chain, or \"none\"".into(),
+            );
+        }
+        text.split(',')
+            .map(JumpHop::parse)
+            .collect::<Result<_, _>>()
+            .map(Jump::Via)
+    }
+}
+
+impl JumpHop {
+    fn parse(text: &str) -> Result<JumpHop, String> {
+        let item = text.trim();
+        let bad = |why: &str| Err(format!("{item:?}: {why}"));
+        let rest = item
+            .strip_prefix("ssh://")
+            .map_or(item, |r| r.trim_end_matches('/'));
+        let (user, hostport) = match rest.rsplit_once('@') {
+            Some(("", _)) => return bad("empty user name before @"),
+            Some((u, h)) => (Some(u.to_string()), h),
+            None => (None, rest),
+        };
+        let (host, port) = if let Some(bracketed) = hostport.strip_prefix('[') {
+            match bracketed.split_once(']') {
+                Some((h, "")) => (h, None),
+                Some((h, p)) => match p.strip_prefix(':') {
+                    Some(p) => (h, Some(p)),
+                    None => return bad("expected :port after ]"),
+                },
+                None => return bad("missing ]"),
+            }
+        } else if hostport.matches(':').count() == 1 {
+            let (h, p) = hostport.split_once(':').expect("one colon");
+            (h, Some(p))
+        } else {
+            // No port, or a bare IPv6 address.
+            (hostport, None)
+        };
+        if host.is_empty() {
+            return bad("no host name");
+        }
+        if host
+            .chars()
+            .any(|c| c.is_whitespace() || c == '/' || c == '@')
+        {
+            return bad("not a host name");
+        }
+        let port = match port {
+            None => None,
+            Some(p) => match p.parse::<u16>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => return bad("the port must be a number from 1 to 65535"),
+            },
+        };
+        Ok(JumpHop {
+            user,
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl std::fmt::Display for JumpHop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(u) = &self.user {
+            write!(f, "{u}@")?;
+        }
+        match self.port {
+            Some(p) if self.host.contains(':') => write!(f, "[{}]:{p}", self.host),
+            Some(p) => write!(f, "{}:{p}", self.host),
+            None => write!(f, "{}", self.host),
+        }
+    }
+}
+
+impl std::fmt::Display for Jump {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Jump::Direct => write!(f, "none"),
+            Jump::Via(hops) => {
+                let list: Vec<String> = hops.iter().map(ToString::to_string).collect();
+                write!(f, "{}", list.join(","))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +193,7 @@ struct RawSettings {
     identity_file: Option<PathBuf>,
     known_hosts: Option<PathBuf>,
     connect_timeout_secs: Option<Spanned<u64>>,
+    jump: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -83,8 +202,27 @@ struct RawServer {
     name: Spanned<String>,
     host: Option<Spanned<String>>,
     local_root: Option<Spanned<PathBuf>>,
-    #[serde(flatten)]
-    settings: RawSettings,
+    // The settings again rather than a flattened RawSettings: serde's
+    // flatten loses the spans that errors point at.
+    user: Option<String>,
+    port: Option<u16>,
+    identity_file: Option<PathBuf>,
+    known_hosts: Option<PathBuf>,
+    connect_timeout_secs: Option<Spanned<u64>>,
+    jump: Option<Spanned<String>>,
+}
+
+impl RawServer {
+    fn settings(&self) -> RawSettings {
+        RawSettings {
+            user: self.user.clone(),
+            port: self.port,
+            identity_file: self.identity_file.clone(),
+            known_hosts: self.known_hosts.clone(),
+            connect_timeout_secs: self.connect_timeout_secs.clone(),
+            jump: self.jump.clone(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -130,7 +268,7 @@ impl Inventory {
             let at = spanned.span().start;
             let s = spanned.into_inner();
             let name_at = s.name.span().start;
-            let name = s.name.into_inner().trim().to_string();
+            let name = s.name.get_ref().trim().to_string();
             if name.is_empty() {
                 return Err(err(
                     Some(name_at),
@@ -149,7 +287,8 @@ impl Inventory {
                 ));
             }
             first_seen.push((name.clone(), line_of(name_at)));
-            let settings = merge(&raw.defaults, &s.settings).map_err(|(o, m)| err(Some(o), m))?;
+            let own = s.settings();
+            let settings = merge(&raw.defaults, &own).map_err(|(o, m)| err(Some(o), m))?;
             let target = match (s.host, s.local_root) {
                 (Some(h), None) => {
                     let host_at = h.span().start;
@@ -197,12 +336,13 @@ impl Inventory {
     }
 }
 
-const SETTING_KEYS: [&str; 5] = [
+const SETTING_KEYS: [&str; 6] = [
     "user",
     "port",
     "identity_file",
     "known_hosts",
     "connect_timeout_secs",
+    "jump",
 ];
 
 fn check_keys(table: &toml::Table, text: &str, path: &Path) -> Result<(), InventoryError> {
@@ -264,6 +404,12 @@ fn merge(defaults: &RawSettings, own: &RawSettings) -> Result<SshSettings, (usiz
         Some(t) => Some(Duration::from_secs(*t.get_ref())),
         None => None,
     };
+    let jump = match own.jump.as_ref().or(defaults.jump.as_ref()) {
+        Some(j) => Some(
+            Jump::parse(j.get_ref()).map_err(|e| (j.span().start, format!("key `jump`: {e}")))?,
+        ),
+        None => None,
+    };
     Ok(SshSettings {
         user: own.user.clone().or_else(|| defaults.user.clone()),
         port: own.port.or(defaults.port),
@@ -276,7 +422,17 @@ fn merge(defaults: &RawSettings, own: &RawSettings) -> Result<SshSettings, (usiz
             .clone()
             .or_else(|| defaults.known_hosts.clone()),
         connect_timeout,
+        jump,
     })
+}
+
+/// An XDG base directory: `$VAR` when it is an absolute path, else
+/// `fallback` (`~/...`).
+pub fn xdg_dir(var: &str, fallback: &str) -> PathBuf {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| expand_tilde(Path::new(fallback)))
 }
 
 /// `~/x` is `$HOME/x`, as in OpenSSH's files.
@@ -376,6 +532,9 @@ local_root = "./lab"
         let e = parse("[[servers]]\nhost = \"h\"\n").unwrap_err();
         assert!(e.message.contains("name"), "{e}");
 
+        let e = parse("[[servers]]\nname='a'\nhost='h'\nconnect_timeout_secs = 0\n").unwrap_err();
+        assert_eq!(e.line, Some(4), "{e}");
+
         let e = parse("[defaults]\nport = 99999\n[[servers]]\nname='a'\nhost='h'\n").unwrap_err();
         assert_eq!(e.line, Some(2), "{e}");
 
@@ -390,5 +549,53 @@ local_root = "./lab"
         assert_eq!(e.line, Some(1), "{e}");
 
         assert!(parse("").unwrap_err().message.contains("no servers"));
+    }
+
+    #[test]
+    fn jump_chains_parse_like_proxyjump() {
+        let hop = |user: Option<&str>, host: &str, port: Option<u16>| JumpHop {
+            user: user.map(str::to_string),
+            host: host.into(),
+            port,
+        };
+        assert_eq!(Jump::parse("none"), Ok(Jump::Direct));
+        assert_eq!(
+            Jump::parse("ops@bastion:2222, gw ,ssh://me@[::1]:22/,[fe80::1],::1"),
+            Ok(Jump::Via(vec![
+                hop(Some("ops"), "bastion", Some(2222)),
+                hop(None, "gw", None),
+                hop(Some("me"), "::1", Some(22)),
+                hop(None, "fe80::1", None),
+                hop(None, "::1", None),
+            ]))
+        );
+        let chain = Jump::parse("ops@bastion:2222,gw,[::1]:22").unwrap();
+        assert_eq!(chain.to_string(), "ops@bastion:2222,gw,[::1]:22");
+        for bad in [
+            "", "a,,b", "@h", "h:0", "h:x", "[::1", "[::1]x", "a b", "u@",
+        ] {
+            assert!(Jump::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn jump_is_a_setting_that_servers_override() {
+        let inv = parse(
+            "[defaults]\njump = \"ops@bastion:2222\"\n\n[[servers]]\nname = \"a\"\nhost = \"h\"\n\n[[servers]]\nname = \"b\"\nhost = \"h2\"\njump = \"none\"\n",
+        )
+        .unwrap();
+        let jump = |i: usize| match &inv.servers[i].target {
+            Target::Ssh { settings, .. } => settings.jump.clone(),
+            _ => panic!(),
+        };
+        assert_eq!(jump(0).unwrap().to_string(), "ops@bastion:2222");
+        assert_eq!(jump(1), Some(Jump::Direct));
+        let e = parse("[[servers]]\nname = \"a\"\nhost = \"h\"\njump = \"bastion:99999\"\n")
+            .unwrap_err();
+        assert_eq!(e.line, Some(4), "{e}");
+        assert!(
+            e.message.starts_with("key `jump`: \"bastion:99999\""),
+            "{e}"
+        );
     }
 }

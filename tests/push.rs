@@ -1352,7 +1352,18 @@ fn headless_push_rollback_dry_run_and_no_key_anywhere() {
         "{out}"
     );
     outputs.push_str(&out);
-    let (code, out) = run(&["history", "--site", "Flowtime"]);
+    // history reads only the audit log: it takes no connection options.
+    let out = s
+        .farm
+        .farmkey()
+        .args(["history", "--site", "Flowtime", "--audit"])
+        .arg(&audit)
+        .output()
+        .unwrap();
+    let (code, out) = (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    );
     assert_eq!(code, 0);
     assert!(
         out.contains("web01 applied, web02 applied, web03 applied"),
@@ -1773,8 +1784,8 @@ fn rollback_finds_a_push_cut_short_after_its_intent() {
     let history = s
         .farm
         .farmkey()
-        .args(["history"])
-        .args(common_args(&s.farm, &audit))
+        .args(["history", "--audit"])
+        .arg(&audit)
         .output()
         .unwrap();
     let history = String::from_utf8_lossy(&history.stdout);

@@ -1,6 +1,6 @@
 //! `farmkey` and `farmkey demo`: start the console.
 
-use super::{ConsoleArgs, exit, load_inventory, usage_error};
+use super::{AuditArg, ConsoleArgs, DemoArgs, DisplayArgs, exit, load_inventory, usage_error};
 use crate::console::theme::{Theme, truecolor_from_env};
 use crate::console::{self, ConsoleOptions};
 use crate::demo::DemoFarm;
@@ -8,7 +8,14 @@ use crate::inventory::Inventory;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-fn start(args: &ConsoleArgs, title: String, inventory: &Inventory) -> ExitCode {
+fn start(
+    args: &DisplayArgs,
+    audit: &AuditArg,
+    mut connect: crate::transport::ConnectOptions,
+    jobs: usize,
+    title: String,
+    inventory: &Inventory,
+) -> ExitCode {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let theme = match Theme::select(args.theme.as_deref(), no_color, truecolor_from_env()) {
         Ok(t) => t,
@@ -17,7 +24,6 @@ fn start(args: &ConsoleArgs, title: String, inventory: &Inventory) -> ExitCode {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return usage_error("the console needs a terminal; use `farmkey scan` in scripts");
     }
-    let mut connect = args.connect.headless_options();
     connect.prompter = None;
     let opts = ConsoleOptions {
         title,
@@ -28,11 +34,8 @@ fn start(args: &ConsoleArgs, title: String, inventory: &Inventory) -> ExitCode {
         mouse: args.mouse,
         log_file: args.log.clone(),
         connect,
-        jobs: args.connect.jobs,
-        audit: args
-            .audit
-            .clone()
-            .unwrap_or_else(crate::push::audit::default_path),
+        jobs,
+        audit: audit.path(),
     };
     match console::run(opts) {
         Ok(end) => {
@@ -58,15 +61,29 @@ fn start(args: &ConsoleArgs, title: String, inventory: &Inventory) -> ExitCode {
 }
 
 pub fn run_inventory(args: &ConsoleArgs) -> ExitCode {
-    match load_inventory(&args.inventory) {
-        Ok(inv) => start(args, inv.path.display().to_string(), &inv),
+    match load_inventory(args.farm.inventory.as_deref()) {
+        Ok(inv) => start(
+            &args.display,
+            &args.audit,
+            args.farm.connect.headless_options(),
+            args.jobs.jobs,
+            inv.path.display().to_string(),
+            &inv,
+        ),
         Err(code) => code,
     }
 }
 
-pub fn run_demo(args: &ConsoleArgs) -> ExitCode {
+pub fn run_demo(args: &DemoArgs) -> ExitCode {
     match DemoFarm::new() {
-        Ok(demo) => start(args, "demo farm".to_string(), &demo.inventory),
+        Ok(demo) => start(
+            &args.display,
+            &args.audit,
+            Default::default(),
+            crate::farm::DEFAULT_JOBS,
+            "demo farm".to_string(),
+            &demo.inventory,
+        ),
         Err(e) => usage_error(e),
     }
 }

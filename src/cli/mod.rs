@@ -11,8 +11,8 @@ use crate::farm::DEFAULT_JOBS;
 use crate::inventory::Inventory;
 use crate::keys::{DecryptionAlg, ValidationAlg};
 use crate::transport::ConnectOptions;
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::path::PathBuf;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 pub use prompt::TerminalPrompter;
@@ -31,7 +31,10 @@ pub mod exit {
     name = "farmkey",
     version,
     about = "Keep ASP.NET machine keys in step across the servers of an IIS web farm",
-    long_about = "Keep ASP.NET machine keys in step across the servers of an IIS web farm.\n\nWithout a subcommand, opens the console on the inventory (default ./farmkey.toml).\nStart with `farmkey demo` to see it on a built-in demo farm."
+    long_about = "Keep ASP.NET machine keys in step across the servers of an IIS web farm.\n\nWithout a subcommand, opens the console on the inventory. Start with `farmkey demo` to see it on a built-in demo farm.",
+    after_help = INVENTORY_HELP,
+    // Console options given before a subcommand would be ignored by it.
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -41,48 +44,97 @@ pub struct Cli {
     pub console: ConsoleArgs,
 }
 
+const INVENTORY_HELP: &str = "The inventory is --inventory FILE, else the first of ./farmkey.toml, $FARMKEY_INVENTORY and $XDG_CONFIG_HOME/farmkey/farmkey.toml (~/.config/farmkey/farmkey.toml) that exists. `farmkey import-ssh-config` writes one from ~/.ssh/config.";
+
+/// The console: the farm, how to reach it, and how to show it.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ConsoleArgs {
-    /// The inventory file
-    #[arg(long, short = 'i', global = true, default_value = "farmkey.toml")]
-    pub inventory: PathBuf,
     #[command(flatten)]
-    pub connect: ConnectArgs,
+    pub farm: FarmArgs,
+    #[command(flatten)]
+    pub jobs: JobsArg,
+    #[command(flatten)]
+    pub audit: AuditArg,
+    #[command(flatten)]
+    pub display: DisplayArgs,
+}
+
+/// Options of the console alone.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DisplayArgs {
     /// Console theme: default, mono, light, high-contrast, nord, or a TOML file
-    #[arg(long, global = true, value_name = "NAME|PATH")]
+    #[arg(long, value_name = "NAME|PATH")]
     pub theme: Option<String>,
     /// ASCII symbols only, for terminals without Unicode
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub ascii: bool,
     /// Disable every action that would change a server
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub read_only: bool,
     /// Write the session log to this file
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
     /// Let the mouse wheel scroll (off by default, so the terminal keeps text selection)
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub mouse: bool,
-    /// The audit log (default $XDG_STATE_HOME/farmkey/audit.jsonl)
-    #[arg(long, global = true, value_name = "FILE")]
-    pub audit: Option<PathBuf>,
+}
+
+/// Where the farm is and how to reach its servers.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FarmArgs {
+    /// The inventory file [default: ./farmkey.toml, $FARMKEY_INVENTORY, $XDG_CONFIG_HOME/farmkey/farmkey.toml]
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct JobsArg {
+    /// Servers read at once
+    #[arg(long, short = 'j', default_value_t = DEFAULT_JOBS, value_parser = parse_jobs)]
+    pub jobs: usize,
+}
+
+impl Default for JobsArg {
+    fn default() -> Self {
+        JobsArg { jobs: DEFAULT_JOBS }
+    }
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct AuditArg {
+    /// The audit log [default: $XDG_STATE_HOME/farmkey/audit.jsonl]
+    #[arg(id = "audit", long = "audit", value_name = "FILE")]
+    pub path: Option<PathBuf>,
+}
+
+impl AuditArg {
+    pub fn path(&self) -> PathBuf {
+        self.path
+            .clone()
+            .unwrap_or_else(crate::push::audit::default_path)
+    }
 }
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct ConnectArgs {
     /// Never prompt for passwords, passphrases or host keys; fail clearly instead
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub batch: bool,
     /// Trust unknown host keys on first use and store them in known_hosts
     /// (like StrictHostKeyChecking=accept-new)
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub accept_new: bool,
-    /// Servers read at once
-    #[arg(long, short = 'j', global = true, default_value_t = DEFAULT_JOBS, value_parser = parse_jobs)]
-    pub jobs: usize,
-    /// OpenSSH client configuration to honour (default ~/.ssh/config)
-    #[arg(long, global = true, value_name = "FILE")]
-    pub ssh_config: Option<PathBuf>,
+    #[command(flatten)]
+    pub ssh_config: SshConfigArg,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct SshConfigArg {
+    /// OpenSSH client configuration to honour [default: ~/.ssh/config]
+    #[arg(id = "ssh_config", long = "ssh-config", value_name = "FILE")]
+    pub path: Option<PathBuf>,
 }
 
 impl ConnectArgs {
@@ -97,8 +149,9 @@ impl ConnectArgs {
             batch: self.batch,
             accept_new: self.accept_new,
             prompter,
-            ssh_config: self.ssh_config.clone(),
+            ssh_config: self.ssh_config.path.clone(),
             secrets: Default::default(),
+            jumps: Default::default(),
         }
     }
 }
@@ -106,7 +159,7 @@ impl ConnectArgs {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Open the console on a built-in demo farm (three servers, realistic drift)
-    Demo,
+    Demo(DemoArgs),
     /// Read every server and report machine-key drift (exit 0: in step, 1: findings, 2: bad usage)
     Scan(ScanArgs),
     /// Print a fresh <machineKey> from the operating system's random generator
@@ -119,11 +172,42 @@ pub enum Command {
     History(HistoryArgs),
     /// Restore the backups of a push, if the files still hold what it wrote
     Rollback(RollbackArgs),
+    /// Print a shell completion script (bash: `farmkey completions bash > /etc/bash_completion.d/farmkey`)
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write one page per command into a folder
+    Man(ManArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Write farmkey.1 and a page per command (farmkey-scan.1, ...) into DIR
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub audit: AuditArg,
+    #[command(flatten)]
+    pub display: DisplayArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("key_source").args(["generate", "adopt", "keys", "handler_only"]).required(true)))]
 pub struct PushArgs {
+    #[command(flatten)]
+    pub farm: FarmArgs,
+    #[command(flatten)]
+    pub jobs: JobsArg,
+    #[command(flatten)]
+    pub audit: AuditArg,
     /// The site (`Site` or `Site/app`)
     #[arg(long)]
     pub site: String,
@@ -169,6 +253,8 @@ pub struct PushArgs {
 
 #[derive(Args, Debug)]
 pub struct HistoryArgs {
+    #[command(flatten)]
+    pub audit: AuditArg,
     /// Only pushes of this site
     #[arg(long)]
     pub site: Option<String>,
@@ -176,6 +262,10 @@ pub struct HistoryArgs {
 
 #[derive(Args, Debug)]
 pub struct RollbackArgs {
+    #[command(flatten)]
+    pub farm: FarmArgs,
+    #[command(flatten)]
+    pub audit: AuditArg,
     /// The site whose push to undo
     #[arg(long)]
     pub site: String,
@@ -217,6 +307,10 @@ pub enum ScanFormat {
 
 #[derive(Args, Debug)]
 pub struct ScanArgs {
+    #[command(flatten)]
+    pub farm: FarmArgs,
+    #[command(flatten)]
+    pub jobs: JobsArg,
     /// Output format
     #[arg(long, value_enum, default_value = "table")]
     pub format: ScanFormat,
@@ -245,6 +339,8 @@ pub struct KeygenArgs {
 
 #[derive(Args, Debug)]
 pub struct ImportArgs {
+    #[command(flatten)]
+    pub ssh_config: SshConfigArg,
     /// Only Host entries whose name matches this pattern (`*` and `?`)
     #[arg(long = "match", value_name = "PATTERN")]
     pub pattern: Option<String>,
@@ -264,10 +360,40 @@ pub fn usage_error(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(exit::USAGE)
 }
 
-pub fn load_inventory(path: &std::path::Path) -> Result<Inventory, ExitCode> {
-    Inventory::load(path).map_err(|e| {
+/// Finds and loads the inventory: `--inventory` if given, else the first
+/// of `./farmkey.toml`, `$FARMKEY_INVENTORY` and
+/// `$XDG_CONFIG_HOME/farmkey/farmkey.toml` that exists. Errors are printed;
+/// the exit code is returned.
+pub fn load_inventory(given: Option<&Path>) -> Result<Inventory, ExitCode> {
+    let path = match given {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let places = inventory_places();
+            match places
+                .iter()
+                .find_map(|(_, p)| p.as_ref().filter(|p| p.is_file()))
+            {
+                Some(p) => p.clone(),
+                None => {
+                    let looked: Vec<String> = places
+                        .iter()
+                        .map(|(what, p)| match p {
+                            Some(p) if what.is_empty() => p.display().to_string(),
+                            Some(p) => format!("{what} ({})", p.display()),
+                            None => format!("{what} (not set)"),
+                        })
+                        .collect();
+                    return Err(usage_error(format!(
+                        "no inventory: looked for {}. Write one with `farmkey import-ssh-config > farmkey.toml` (from ~/.ssh/config), give one with --inventory FILE, or try `farmkey demo`",
+                        looked.join(", ")
+                    )));
+                }
+            }
+        }
+    };
+    Inventory::load(&path).map_err(|e| {
         let hint = if e.line.is_none() && !path.exists() {
-            " (give one with --inventory FILE, write one with `farmkey import-ssh-config`, or try `farmkey demo`)"
+            " (write one with `farmkey import-ssh-config`, or try `farmkey demo`)"
         } else {
             ""
         };
@@ -275,16 +401,67 @@ pub fn load_inventory(path: &std::path::Path) -> Result<Inventory, ExitCode> {
     })
 }
 
+/// Where an inventory is looked for when none is given, in order: how the
+/// place is named (empty when the path says it) and the path, if any.
+fn inventory_places() -> Vec<(&'static str, Option<PathBuf>)> {
+    let env = std::env::var_os("FARMKEY_INVENTORY")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let config = crate::inventory::xdg_dir("XDG_CONFIG_HOME", "~/.config")
+        .join("farmkey")
+        .join("farmkey.toml");
+    vec![
+        ("", Some(PathBuf::from("./farmkey.toml"))),
+        ("$FARMKEY_INVENTORY", env),
+        ("", Some(config)),
+    ]
+}
+
+/// `farmkey completions SHELL` and `farmkey man`: generated from the
+/// command definitions, so they cannot drift from them.
+fn print_completions(shell: clap_complete::Shell) -> ExitCode {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "farmkey", &mut script);
+    print_bytes(&script)
+}
+
+/// Prints generated text; a closed pipe (`| head`) is not an error.
+fn print_bytes(bytes: &[u8]) -> ExitCode {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(bytes) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            usage_error(format!("cannot write to standard output: {e}"))
+        }
+        _ => ExitCode::from(exit::OK),
+    }
+}
+
+fn print_man(args: &ManArgs) -> ExitCode {
+    let man = clap_mangen::Man::new(Cli::command());
+    let mut page = Vec::new();
+    let done = match &args.dir {
+        Some(dir) => clap_mangen::generate_to(Cli::command(), dir)
+            .map_err(|e| format!("cannot write the manual pages into {}: {e}", dir.display())),
+        None => man
+            .render(&mut page)
+            .map_err(|e| format!("cannot render the manual page: {e}")),
+    };
+    match done {
+        Ok(()) if args.dir.is_none() => print_bytes(&page),
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => usage_error(e),
+    }
+}
+
 /// Runs a headless command.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Some(Command::Scan(args)) => scan::run(&cli.console, &args),
+        Some(Command::Scan(args)) => scan::run(&args),
         Some(Command::Keygen(args)) => keygen::run(&args),
         Some(Command::ImportSshConfig(args)) => {
-            let path = cli
-                .console
-                .connect
+            let path = args
                 .ssh_config
+                .path
                 .clone()
                 .unwrap_or_else(crate::transport::ssh::config::default_ssh_config);
             match crate::transport::ssh::config::import(&path, args.pattern.as_deref()) {
@@ -295,10 +472,12 @@ pub fn run(cli: Cli) -> ExitCode {
                 Err(e) => usage_error(e),
             }
         }
-        Some(Command::Demo) => console::run_demo(&cli.console),
-        Some(Command::Push(args)) => push::run_push(&cli.console, &args),
-        Some(Command::History(args)) => push::run_history(&cli.console, &args),
-        Some(Command::Rollback(args)) => push::run_rollback(&cli.console, &args),
+        Some(Command::Demo(args)) => console::run_demo(&args),
+        Some(Command::Push(args)) => push::run_push(&args),
+        Some(Command::History(args)) => push::run_history(&args),
+        Some(Command::Rollback(args)) => push::run_rollback(&args),
+        Some(Command::Completions(args)) => print_completions(args.shell),
+        Some(Command::Man(args)) => print_man(&args),
         None => console::run_inventory(&cli.console),
     }
 }

@@ -1,11 +1,11 @@
 //! `farmkey push`, `farmkey history`, `farmkey rollback`.
 
-use super::{ConsoleArgs, HistoryArgs, PushArgs, RollbackArgs, exit, load_inventory, usage_error};
+use super::{AuditArg, HistoryArgs, PushArgs, RollbackArgs, exit, load_inventory, usage_error};
 use crate::analysis::{Selection, analyze};
 use crate::config::import::key_set_from_xml;
 use crate::farm::scan_all;
 use crate::push::apply::{Progress, rollback_push};
-use crate::push::audit::{AuditLog, AuditRecord, default_path, pushes};
+use crate::push::audit::{AuditLog, AuditRecord, pushes};
 use crate::push::diff::masked_diff;
 use crate::push::{
     Interrupt, KeySource, PlanAction, PushOutcome, PushRequest, Sessions, StopReason, Verdict,
@@ -14,8 +14,8 @@ use crate::push::{
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
-fn audit_log(args: &ConsoleArgs) -> AuditLog {
-    AuditLog::new(args.audit.clone().unwrap_or_else(default_path))
+fn audit_log(audit: &AuditArg) -> AuditLog {
+    AuditLog::new(audit.path())
 }
 
 /// Asks on the controlling terminal; `Err` when there is none.
@@ -127,30 +127,30 @@ pub(super) fn push_exit_code(outcome: &PushOutcome) -> u8 {
     }
 }
 
-pub fn run_push(console: &ConsoleArgs, args: &PushArgs) -> ExitCode {
+pub fn run_push(args: &PushArgs) -> ExitCode {
     let source = match key_source(args) {
         Ok(s) => s,
         Err(e) => return usage_error(e),
     };
-    let inventory = match load_inventory(&console.inventory) {
+    let inventory = match load_inventory(args.farm.inventory.as_deref()) {
         Ok(i) => i,
         Err(code) => return code,
     };
-    let audit = audit_log(console);
+    let audit = audit_log(&args.audit);
     if !args.dry_run {
         if let Err(e) = audit.check_writable() {
             return usage_error(format!(
                 "{e}; a push is only made with its audit record (--audit FILE)"
             ));
         }
-        if console.connect.batch && !args.yes {
+        if args.farm.connect.batch && !args.yes {
             return usage_error(
                 "--batch never asks: add --yes to apply, or --dry-run to see the plan",
             );
         }
     }
-    let opts = console.connect.headless_options();
-    let scans = scan_all(&inventory.servers, opts.clone(), console.connect.jobs);
+    let opts = args.farm.connect.headless_options();
+    let scans = scan_all(&inventory.servers, opts.clone(), args.jobs.jobs);
     let report = analyze(
         &scans,
         &Selection {
@@ -271,8 +271,8 @@ fn changed_by(recs: &[AuditRecord]) -> Vec<AuditRecord> {
         .collect()
 }
 
-pub fn run_history(console: &ConsoleArgs, args: &HistoryArgs) -> ExitCode {
-    let audit = audit_log(console);
+pub fn run_history(args: &HistoryArgs) -> ExitCode {
+    let audit = audit_log(&args.audit);
     let records = match audit.read_all() {
         Ok(r) => r,
         Err(e) => return usage_error(e),
@@ -311,8 +311,8 @@ pub fn run_history(console: &ConsoleArgs, args: &HistoryArgs) -> ExitCode {
     ExitCode::from(exit::OK)
 }
 
-pub fn run_rollback(console: &ConsoleArgs, args: &RollbackArgs) -> ExitCode {
-    let audit = audit_log(console);
+pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
+    let audit = audit_log(&args.audit);
     let records = match audit.read_all() {
         Ok(r) => r,
         Err(e) => return usage_error(e),
@@ -367,7 +367,7 @@ pub fn run_rollback(console: &ConsoleArgs, args: &RollbackArgs) -> ExitCode {
         return usage_error(e);
     }
     if !args.yes {
-        if console.connect.batch {
+        if args.farm.connect.batch {
             return usage_error("--batch never asks: add --yes to roll back");
         }
         match confirm("Restore these files?") {
@@ -379,13 +379,13 @@ pub fn run_rollback(console: &ConsoleArgs, args: &RollbackArgs) -> ExitCode {
             Err(e) => return usage_error(e),
         }
     }
-    let inventory = match load_inventory(&console.inventory) {
+    let inventory = match load_inventory(args.farm.inventory.as_deref()) {
         Ok(i) => i,
         Err(code) => return code,
     };
     let mut sessions = Sessions::new(
         inventory.servers.clone(),
-        console.connect.headless_options(),
+        args.farm.connect.headless_options(),
     );
     let results = rollback_push(&applied, &mut sessions, &audit, args.break_lock);
     let mut refused = Vec::new();

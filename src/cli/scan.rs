@@ -1,6 +1,6 @@
 //! `farmkey scan`: read every server, print drift, exit 0/1/2.
 
-use super::{ConsoleArgs, ScanArgs, ScanFormat, exit, load_inventory, usage_error};
+use super::{ScanArgs, ScanFormat, exit, load_inventory, usage_error};
 use crate::analysis::analyze;
 use crate::demo::DemoFarm;
 use crate::farm::scan_all;
@@ -8,7 +8,7 @@ use crate::report;
 use std::io::Write;
 use std::process::ExitCode;
 
-pub fn run(console: &ConsoleArgs, args: &ScanArgs) -> ExitCode {
+pub fn run(args: &ScanArgs) -> ExitCode {
     let demo;
     let inventory = if args.demo {
         demo = match DemoFarm::new() {
@@ -17,13 +17,13 @@ pub fn run(console: &ConsoleArgs, args: &ScanArgs) -> ExitCode {
         };
         demo.inventory.clone()
     } else {
-        match load_inventory(&console.inventory) {
+        match load_inventory(args.farm.inventory.as_deref()) {
             Ok(i) => i,
             Err(code) => return code,
         }
     };
-    let opts = console.connect.headless_options();
-    let scans = scan_all(&inventory.servers, opts, console.connect.jobs);
+    let opts = args.farm.connect.headless_options();
+    let scans = scan_all(&inventory.servers, opts, args.jobs.jobs);
     let report = analyze(&scans, &args.sites.selection());
     match args.format {
         ScanFormat::Table => print!("{}", report::to_table(&report)),

@@ -3,15 +3,13 @@
 use serde::{Deserialize, Serialize};
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// `$XDG_STATE_HOME/farmkey/audit.jsonl`, else `~/.local/state/farmkey/audit.jsonl`.
 pub fn default_path() -> PathBuf {
-    let state = std::env::var_os("XDG_STATE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::inventory::expand_tilde(Path::new("~/.local/state")));
-    state.join("farmkey").join("audit.jsonl")
+    crate::inventory::xdg_dir("XDG_STATE_HOME", "~/.local/state")
+        .join("farmkey")
+        .join("audit.jsonl")
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -244,6 +244,8 @@ pub struct ConnectOptions {
     /// Passphrases and passwords given this run, so a farm of servers with
     /// one service account asks once.
     pub secrets: std::sync::Arc<ssh::SecretCache>,
+    /// Sessions to jump hosts, shared by every server behind them.
+    pub jumps: std::sync::Arc<ssh::jump::JumpPool>,
 }
 
 impl Default for ConnectOptions {
@@ -254,6 +256,7 @@ impl Default for ConnectOptions {
             prompter: None,
             ssh_config: None,
             secrets: Default::default(),
+            jumps: Default::default(),
         }
     }
 }

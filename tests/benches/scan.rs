@@ -1,7 +1,9 @@
 //! Scan speed: `farmkey scan` against N real sshd servers behind delaying
 //! proxies, side by side with OpenSSH's own `sftp` fetching the same files
-//! from every server in parallel. Run with `cargo bench --bench scan`
-//! (as root, like the tests). Options: `--sizes 1,4,16,64 --delays 0,20`.
+//! from every server in parallel; then the same through a bastion (the
+//! delay between the client and the bastion, the servers next to it),
+//! against `sftp -J`. Run with `cargo bench --bench scan` (as root, like the
+//! tests). Options: `--sizes 1,4,16,64 --delays 0,20 --bastion-sizes 1,16,64`.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -11,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::proxy::DelayProxy;
-use support::sshd::{Options, SshFarm, USER};
+use support::sshd::{Options, SshFarm, SshServer, USER};
 
 /// The files a scan of a demo server reads.
 const FILES: &[&str] = &[
@@ -32,6 +34,11 @@ const FILES: &[&str] = &[
 /// and read (2), then every other file opened and read at once (2).
 const FLOOR_ROUND_TRIPS: u32 = 14;
 
+/// Through a bastion: its session first (TCP, banners, key exchange,
+/// service, authentication: 7), then per server a channel instead of TCP
+/// and the 13 round trips that follow it.
+const BASTION_FLOOR_ROUND_TRIPS: u32 = 7 + 1 + 13;
+
 fn arg_list(name: &str, default: &[u64]) -> Vec<u64> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -44,11 +51,27 @@ fn arg_list(name: &str, default: &[u64]) -> Vec<u64> {
 struct Farm {
     _demo: tempfile::TempDir,
     ssh: SshFarm,
+    /// One per server, or one in front of the bastion.
     proxies: Vec<DelayProxy>,
+    /// Where the client dials each server.
+    ports: Vec<u16>,
+    bastion: Option<SshServer>,
     inventory: PathBuf,
+    /// An OpenSSH client configuration for the sftp baseline (passed on
+    /// to the ssh that `-J` starts for the bastion).
+    ssh_config: PathBuf,
 }
 
-fn build(n: usize, delay: Duration) -> Farm {
+impl Farm {
+    /// `-J user@127.0.0.1:port` for sftp, when through a bastion.
+    fn jump(&self) -> Option<String> {
+        self.bastion
+            .as_ref()
+            .map(|_| format!("{USER}@127.0.0.1:{}", self.proxies[0].port))
+    }
+}
+
+fn build(n: usize, delay: Duration, through_bastion: bool) -> Farm {
     let demo = tempfile::tempdir().unwrap();
     farmkey::demo::lay_out(demo.path()).unwrap();
     let trees: Vec<(String, PathBuf)> = (0..n)
@@ -66,30 +89,57 @@ fn build(n: usize, delay: Duration) -> Farm {
             ..Default::default()
         },
     );
-    let proxies: Vec<DelayProxy> = ssh
-        .servers
-        .iter()
-        .map(|s| DelayProxy::start(s.port, delay))
-        .collect();
     let mut kh = String::new();
     let mut inv = ssh
         .defaults()
         .replace("connect_timeout_secs = 3", "connect_timeout_secs = 30");
-    for (s, p) in ssh.servers.iter().zip(&proxies) {
-        kh.push_str(&format!("[127.0.0.1]:{} {}\n", p.port, s.host_key));
+    let (proxies, ports, bastion) = if through_bastion {
+        let bastion = ssh.bastion("bastion", None, true);
+        let proxy = DelayProxy::start(bastion.port, delay);
+        kh.push_str(&format!(
+            "[127.0.0.1]:{} {}\n",
+            proxy.port, bastion.host_key
+        ));
+        inv.push_str(&format!("jump = \"{USER}@127.0.0.1:{}\"\n", proxy.port));
+        let ports = ssh.servers.iter().map(|s| s.port).collect();
+        (vec![proxy], ports, Some(bastion))
+    } else {
+        let proxies: Vec<DelayProxy> = ssh
+            .servers
+            .iter()
+            .map(|s| DelayProxy::start(s.port, delay))
+            .collect();
+        let ports = proxies.iter().map(|p| p.port).collect();
+        (proxies, ports, None)
+    };
+    for (s, port) in ssh.servers.iter().zip(&ports) {
+        kh.push_str(&format!("[127.0.0.1]:{port} {}\n", s.host_key));
         inv.push_str(&format!(
-            "\n[[servers]]\nname = \"{}\"\nhost = \"127.0.0.1\"\nport = {}\n",
-            s.name, p.port
+            "\n[[servers]]\nname = \"{}\"\nhost = \"127.0.0.1\"\nport = {port}\n",
+            s.name
         ));
     }
     fs::write(&ssh.known_hosts, kh).unwrap();
     let inventory = ssh.home.path().join("bench.toml");
     fs::write(&inventory, inv).unwrap();
+    let ssh_config = ssh.home.path().join("sftp_config");
+    fs::write(
+        &ssh_config,
+        format!(
+            "Host *\n    BatchMode yes\n    StrictHostKeyChecking yes\n    UserKnownHostsFile {}\n    IdentityFile {}\n    IdentitiesOnly yes\n",
+            ssh.known_hosts.display(),
+            ssh.identity.display()
+        ),
+    )
+    .unwrap();
     Farm {
         _demo: demo,
         ssh,
         proxies,
+        ports,
+        bastion,
         inventory,
+        ssh_config,
     }
 }
 
@@ -130,7 +180,7 @@ fn time_sftp(farm: &Farm) -> Duration {
     fs::create_dir_all(&dir).unwrap();
     let mut children = Vec::new();
     let start = Instant::now();
-    for (i, p) in farm.proxies.iter().enumerate() {
+    for (i, port) in farm.ports.iter().enumerate() {
         let out = dir.join(i.to_string());
         fs::create_dir_all(&out).unwrap();
         let batch: String = FILES
@@ -140,27 +190,18 @@ fn time_sftp(farm: &Farm) -> Duration {
             .collect();
         let batch_file = out.join("batch");
         fs::write(&batch_file, batch).unwrap();
-        let child = Command::new("sftp")
-            .arg("-q")
+        let mut cmd = Command::new("sftp");
+        cmd.arg("-q")
             .arg("-b")
             .arg(&batch_file)
-            .args([
-                "-F",
-                "/dev/null",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=yes",
-            ])
-            .arg("-o")
-            .arg(format!(
-                "UserKnownHostsFile={}",
-                farm.ssh.known_hosts.display()
-            ))
-            .arg("-i")
-            .arg(&farm.ssh.identity)
+            .arg("-F")
+            .arg(&farm.ssh_config);
+        if let Some(jump) = farm.jump() {
+            cmd.arg("-J").arg(jump);
+        }
+        let child = cmd
             .arg("-P")
-            .arg(p.port.to_string())
+            .arg(port.to_string())
             .arg(format!("{USER}@127.0.0.1"))
             .stdout(Stdio::null())
             .spawn()
@@ -171,7 +212,7 @@ fn time_sftp(farm: &Farm) -> Duration {
         assert!(c.wait().unwrap().success(), "sftp failed");
     }
     let took = start.elapsed();
-    for i in 0..farm.proxies.len() {
+    for i in 0..farm.ports.len() {
         assert_eq!(
             fs::read_dir(dir.join(i.to_string())).unwrap().count(),
             FILES.len() + 1
@@ -193,27 +234,51 @@ fn main() {
     support::sshd::require_sshd();
     let sizes = arg_list("--sizes", &[1, 4, 16, 64]);
     let delays = arg_list("--delays", &[0, 20]);
+    let bastion_sizes = arg_list("--bastion-sizes", &[1, 16, 64]);
     let runs = arg_list("--runs", &[3])[0] as usize;
     println!(
         "farmkey scan (--jobs N: all servers at once; also the default --jobs 16 above 16 servers) vs OpenSSH sftp (batch mode, all servers in parallel); median of {runs} runs"
     );
+    table(&sizes, &delays, runs, false);
+    if !bastion_sizes.is_empty() {
+        println!(
+            "\nthrough a bastion: the delay between the client and the bastion, the servers next to it; farmkey (one session to the bastion) vs sftp -J (one per server)"
+        );
+        table(&bastion_sizes, &delays, runs, true);
+    }
+    println!(
+        "floor: {FLOOR_ROUND_TRIPS} round trips of 2 x delay, {BASTION_FLOOR_ROUND_TRIPS} through a bastion (see FLOOR_ROUND_TRIPS); machine: {}",
+        machine()
+    );
+}
+
+fn table(sizes: &[u64], delays: &[u64], runs: usize, through_bastion: bool) {
     println!(
         "{:>7} {:>9} {:>11} {:>12} {:>9} {:>7} {:>10} {:>9} {:>12}",
         "servers",
         "delay ms",
         "farmkey ms",
         "(--jobs 16)",
-        "sftp ms",
+        if through_bastion {
+            "sftp -J"
+        } else {
+            "sftp ms"
+        },
         "ratio",
         "floor ms",
         "x floor",
         "vs 1 server"
     );
-    for &delay in &delays {
+    let round_trips = if through_bastion {
+        BASTION_FLOOR_ROUND_TRIPS
+    } else {
+        FLOOR_ROUND_TRIPS
+    };
+    for &delay in delays {
         let mut one: Option<Duration> = None;
-        for &n in &sizes {
+        for &n in sizes {
             let n = n as usize;
-            let farm = build(n, Duration::from_millis(delay));
+            let farm = build(n, Duration::from_millis(delay), through_bastion);
             // Warm both: first connections pay for key loading and caches.
             let _ = time_farmkey(&farm, n.max(1));
             let _ = time_sftp(&farm);
@@ -224,7 +289,7 @@ fn main() {
                 None
             };
             let base = median((0..runs).map(|_| time_sftp(&farm)).collect());
-            let floor = Duration::from_millis(2 * delay * FLOOR_ROUND_TRIPS as u64);
+            let floor = Duration::from_millis(2 * delay * round_trips as u64);
             if n == 1 {
                 one = Some(fk);
             }
@@ -251,10 +316,6 @@ fn main() {
             drop(farm);
         }
     }
-    println!(
-        "floor: {FLOOR_ROUND_TRIPS} round trips of 2 x delay (see FLOOR_ROUND_TRIPS); machine: {}",
-        machine()
-    );
 }
 
 fn machine() -> String {

@@ -1,6 +1,7 @@
 //! Shared helpers of the end-to-end tests.
 #![allow(dead_code)]
 
+pub mod netns;
 pub mod proxy;
 pub mod pty;
 pub mod sshd;

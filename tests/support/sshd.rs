@@ -14,8 +14,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use super::netns::{Netns, unique_port};
 
 pub const SSHD: &str = "/usr/sbin/sshd";
 /// The account SFTP sessions run as.
@@ -196,6 +199,8 @@ pub struct SshServer {
     child: Option<Child>,
     /// `ssh-ed25519 AAAA...` of its host key.
     pub host_key: String,
+    /// Where it listens, when not in this network namespace.
+    netns: Option<Arc<Netns>>,
 }
 
 impl SshServer {
@@ -329,6 +334,9 @@ pub struct Options {
     pub rsa_known_only: bool,
     /// Extra flags of the SFTP server (` -u 0000`), with a leading space.
     pub sftp_flags: &'static str,
+    /// Run the servers in this network namespace: on its 127.0.0.1, which
+    /// only a jump host inside it reaches.
+    pub netns: Option<Arc<Netns>>,
 }
 
 impl Default for Options {
@@ -338,6 +346,7 @@ impl Default for Options {
             trust_host_keys: true,
             rsa_known_only: false,
             sftp_flags: "",
+            netns: None,
         }
     }
 }
@@ -430,7 +439,7 @@ impl SshFarm {
                     .join(" ");
             }
             fs::write(dir.join("authorized_keys"), &client_pub).unwrap();
-            let port = free_port();
+            let port = unique_port(opts.netns.as_deref());
             let config = format!(
                 "Port {port}\nListenAddress 127.0.0.1\n{host_keys}PidFile none\nAuthorizedKeysFile {ak}\n\
                  PermitRootLogin no\nAllowUsers {USER}\nPubkeyAuthentication yes\nPasswordAuthentication {pw}\n\
@@ -442,29 +451,15 @@ impl SshFarm {
                 root = root.display(),
                 sftp = opts.sftp_flags,
             );
-            let config_path = dir.join("sshd_config");
-            fs::write(&config_path, config).unwrap();
-            let child = Command::new(SSHD)
-                .arg("-D")
-                .arg("-f")
-                .arg(&config_path)
-                .arg("-E")
-                .arg(dir.join("sshd.log"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .process_group(0)
-                .spawn()
-                .expect("start sshd");
-            let server = SshServer {
-                name: name.clone(),
+            let server = spawn(
+                name,
                 port,
                 root,
                 dir,
-                child: Some(child),
-                host_key: host_pub.clone(),
-            };
-            wait_ready(&server);
+                &config,
+                host_pub.clone(),
+                &opts.netns,
+            );
             kh.push_str(&format!("[127.0.0.1]:{port} {host_pub}\n"));
             servers.push(server);
         }
@@ -564,15 +559,115 @@ impl Drop for SshFarm {
     }
 }
 
+/// Starts sshd with `config` in `dir` and waits until it answers.
+fn spawn(
+    name: &str,
+    port: u16,
+    root: PathBuf,
+    dir: PathBuf,
+    config: &str,
+    host_key: String,
+    netns: &Option<Arc<Netns>>,
+) -> SshServer {
+    let config_path = dir.join("sshd_config");
+    fs::write(&config_path, config).unwrap();
+    let mut cmd = Command::new(SSHD);
+    cmd.arg("-D")
+        .arg("-f")
+        .arg(&config_path)
+        .arg("-E")
+        .arg(dir.join("sshd.log"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    if let Some(ns) = netns {
+        ns.spawn_inside(&mut cmd);
+    }
+    let child = cmd.spawn().expect("start sshd");
+    let server = SshServer {
+        name: name.to_string(),
+        port,
+        root,
+        dir,
+        child: Some(child),
+        host_key,
+        netns: netns.clone(),
+    };
+    wait_ready(&server);
+    server
+}
+
+impl SshFarm {
+    /// A jump host: an sshd that lets the farm's client key log in and
+    /// forwards TCP connections (`direct-tcpip`) unless `forwarding` is
+    /// false, running in `netns` (or here). It serves no shell and no SFTP;
+    /// its log (DEBUG1) records every forwarded connection.
+    /// Its host key is not added to known_hosts: see [`SshFarm::trust`].
+    pub fn bastion(&self, name: &str, netns: Option<&Arc<Netns>>, forwarding: bool) -> SshServer {
+        let dir = self.base.join(format!("bastion-{name}"));
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let host_key = dir.join("ssh_host_ed25519_key");
+        keygen(&host_key, "ed25519", "");
+        let host_pub = fs::read_to_string(host_key.with_extension("pub")).unwrap();
+        let host_pub: String = host_pub
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let client_pub = fs::read_to_string(self.identity.with_extension("pub")).unwrap();
+        fs::write(dir.join("authorized_keys"), client_pub).unwrap();
+        let port = unique_port(netns.map(|n| &**n));
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile none\nAuthorizedKeysFile {ak}\n\
+             PermitRootLogin no\nAllowUsers {USER}\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nAllowTcpForwarding {fw}\n\
+             PermitTTY no\nForceCommand /bin/false\nX11Forwarding no\nMaxStartups 200\nLogLevel DEBUG1\n",
+            hk = host_key.display(),
+            ak = dir.join("authorized_keys").display(),
+            fw = if forwarding { "local" } else { "no" },
+        );
+        spawn(
+            name,
+            port,
+            dir.clone(),
+            dir,
+            &config,
+            host_pub,
+            &netns.cloned(),
+        )
+    }
+
+    /// Adds `[127.0.0.1]:port key` to the client's known_hosts.
+    pub fn trust(&self, port: u16, host_key: &str) {
+        use std::io::Write;
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.known_hosts)
+            .unwrap();
+        writeln!(f, "[127.0.0.1]:{port} {host_key}").unwrap();
+    }
+}
+
 fn wait_ready(server: &SshServer) {
+    let answers = || {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", server.port)) else {
+            return false;
+        };
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 8];
+        s.read(&mut buf).is_ok_and(|n| n >= 4) && buf.starts_with(b"SSH-")
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", server.port)) {
-            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-            let mut buf = [0u8; 8];
-            if s.read(&mut buf).is_ok_and(|n| n >= 4) && buf.starts_with(b"SSH-") {
-                return;
-            }
+        let ready = match &server.netns {
+            Some(ns) => ns.run(answers),
+            None => answers(),
+        };
+        if ready {
+            return;
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod jump;
 pub mod known_hosts;
 
 use super::{
@@ -16,6 +17,7 @@ use ssh2::{ErrorCode, Session, Sftp};
 use std::collections::HashMap;
 use std::io::Read;
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -81,6 +83,30 @@ pub enum ConnectError {
     },
     #[error("the SFTP subsystem did not start: {0} (is `Subsystem sftp` enabled in sshd_config?)")]
     Sftp(String),
+    /// A jump host could not be reached or logged in to.
+    #[error("{hop}: {error}")]
+    Jump {
+        hop: String,
+        error: Box<ConnectError>,
+    },
+    /// A jump host did not open the connection to the next hop or server.
+    #[error("{hop} could not open a connection to {target}: {reason}")]
+    JumpChannel {
+        hop: String,
+        target: String,
+        reason: String,
+    },
+}
+
+impl ConnectError {
+    /// A stored host key differs, here or at a jump host on the way.
+    pub fn is_host_key_changed(&self) -> bool {
+        match self {
+            ConnectError::HostKeyChanged { .. } => true,
+            ConnectError::Jump { error, .. } => error.is_host_key_changed(),
+            _ => false,
+        }
+    }
 }
 
 /// Passphrases and passwords given during this run, in memory only.
@@ -173,8 +199,9 @@ pub struct SshTransport {
     describe: String,
     /// The server's identification string, read at the handshake.
     banner: Option<String>,
-    /// The session's socket, to wait on while requests are in flight.
-    socket: TcpStream,
+    /// The session's socket (TCP, or a socket pair through a jump host), to
+    /// wait on while requests are in flight.
+    socket: OwnedFd,
     timeout: std::time::Duration,
     raw_sftp: Option<RawSftp>,
     sftp: Sftp,
@@ -233,6 +260,61 @@ fn is_timeout(e: &ssh2::Error) -> bool {
     e.code() == ErrorCode::Session(libssh2_sys::LIBSSH2_ERROR_TIMEOUT)
 }
 
+/// A session over `stream`, handshaken, host key verified, authenticated:
+/// the same for a server and for a jump host. `who` names it in questions.
+/// Returns the session and a handle on its socket.
+fn start_session(
+    who: &str,
+    r: &config::Resolved,
+    stream: OwnedFd,
+    opts: &ConnectOptions,
+) -> Result<(Session, OwnedFd), ConnectError> {
+    let socket = stream.try_clone().map_err(|e| ConnectError::Network {
+        addr: r.known_hosts_name(),
+        message: e.to_string(),
+    })?;
+    let secs = r.connect_timeout.as_secs();
+    let mut session = Session::new().map_err(|e| ConnectError::Handshake(e.to_string()))?;
+    session.set_timeout(r.connect_timeout.as_millis().min(u32::MAX as u128) as u32);
+    session.set_tcp_stream(stream);
+
+    let known = known_hosts::KnownHostsFile::load(&r.known_hosts)
+        .map_err(|e| ConnectError::Config(format!("{}: {e}", r.known_hosts.display())))?;
+    if let Some(pref) = known.preference(&session, &r.host_name, r.port) {
+        let _ = session.method_pref(ssh2::MethodType::HostKey, &pref);
+    }
+    session.handshake().map_err(|e| {
+        if is_timeout(&e) {
+            ConnectError::Handshake(format!(
+                "{}:{} did not complete the handshake within {secs}s (server hung or overloaded?)",
+                r.host_name, r.port
+            ))
+        } else {
+            ConnectError::Handshake(format!("{}:{}: {}", r.host_name, r.port, e.message()))
+        }
+    })?;
+    verify_host_key(&session, who, r, &known, opts)?;
+    auth::authenticate(&session, who, r, opts).map_err(|e| match e {
+        ConnectError::Handshake(m) if m.contains("imed out") || m.contains("timeout") => {
+            ConnectError::Handshake(format!("authentication timed out after {secs}s"))
+        }
+        other => other,
+    })?;
+    Ok((session, socket))
+}
+
+/// The stream to a server: straight over TCP, or through its jump hosts.
+fn open_stream(r: &config::Resolved, opts: &ConnectOptions) -> Result<OwnedFd, ConnectError> {
+    if r.jumps.is_empty() {
+        let tcp = tcp_connect(r)?;
+        let _ = tcp.set_nodelay(true);
+        return Ok(tcp.into());
+    }
+    opts.jumps
+        .open(&r.jumps, &r.host_name, r.port, r.connect_timeout, opts)
+        .map(OwnedFd::from)
+}
+
 impl SshTransport {
     pub fn connect(
         server: &str,
@@ -241,39 +323,8 @@ impl SshTransport {
         opts: &ConnectOptions,
     ) -> Result<SshTransport, ConnectError> {
         let r = config::resolve(host, settings, opts.ssh_config.as_deref())?;
-        let tcp = tcp_connect(&r)?;
-        let _ = tcp.set_nodelay(true);
-        let socket = tcp.try_clone().map_err(|e| ConnectError::Network {
-            addr: r.known_hosts_name(),
-            message: e.to_string(),
-        })?;
-        let secs = r.connect_timeout.as_secs();
-        let mut session = Session::new().map_err(|e| ConnectError::Handshake(e.to_string()))?;
-        session.set_timeout(r.connect_timeout.as_millis().min(u32::MAX as u128) as u32);
-        session.set_tcp_stream(tcp);
-
-        let known = known_hosts::KnownHostsFile::load(&r.known_hosts)
-            .map_err(|e| ConnectError::Config(format!("{}: {e}", r.known_hosts.display())))?;
-        if let Some(pref) = known.preference(&session, &r.host_name, r.port) {
-            let _ = session.method_pref(ssh2::MethodType::HostKey, &pref);
-        }
-        session.handshake().map_err(|e| {
-            if is_timeout(&e) {
-                ConnectError::Handshake(format!(
-                    "{}:{} did not complete the handshake within {secs}s (server hung or overloaded?)",
-                    r.host_name, r.port
-                ))
-            } else {
-                ConnectError::Handshake(format!("{}:{}: {}", r.host_name, r.port, e.message()))
-            }
-        })?;
-        verify_host_key(&session, server, &r, &known, opts)?;
-        auth::authenticate(&session, server, &r, opts).map_err(|e| match e {
-            ConnectError::Handshake(m) if m.contains("imed out") || m.contains("timeout") => {
-                ConnectError::Handshake(format!("authentication timed out after {secs}s"))
-            }
-            other => other,
-        })?;
+        let stream = open_stream(&r, opts)?;
+        let (session, socket) = start_session(server, &r, stream, opts)?;
         session.set_keepalive(false, 15);
         let sftp = session
             .sftp()
@@ -315,7 +366,6 @@ impl SshTransport {
     /// In non-blocking mode: waits until the socket is ready in the
     /// direction libssh2 waits for, or until `deadline`.
     fn wait_socket(&self, deadline: std::time::Instant) -> Result<(), TransportError> {
-        use std::os::fd::AsRawFd;
         let now = std::time::Instant::now();
         if now >= deadline {
             return Err(TransportError::Disconnected(

@@ -1,0 +1,787 @@
+//! Jump hosts (`ProxyJump`, the inventory's `jump`).
+//!
+//! A server behind a jump host is reached through a `direct-tcpip` channel
+//! of the jump host's session: the server's own session runs over one end
+//! of a Unix socket pair, and the jump host's thread copies between the
+//! other end and the channel. libssh2 locks a whole session on every call,
+//! so each jump session is driven by one thread, non-blocking, with one
+//! poll loop serving all its channels. One session to a jump host serves
+//! every server behind it; in a chain, each hop is reached through the
+//! session of the hop before it.
+//!
+//! libssh2 opens one channel at a time per session. A server the jump host
+//! cannot connect to (a black-holed address) would hold up every open
+//! behind it, so the opens still waiting after [`SPILL_AFTER`] move to a new
+//! session; one that waits out its timeout retires the session, so that a
+//! hung jump host fails the next connection to it (and, shared, everything
+//! waiting on that).
+//!
+//! libssh2 in non-blocking mode completes a half-sent packet only when the
+//! call that started it is made again, and sends nothing else meanwhile; so
+//! every call that may have started a packet (a channel's write, an open,
+//! even one whose requester gave up) is repeated until it completes.
+
+use super::config::Resolved;
+use super::{ConnectError, start_session, tcp_connect};
+use crate::transport::ConnectOptions;
+use ssh2::{BlockDirections, Channel, ErrorCode, Session};
+use std::collections::{HashMap, VecDeque};
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How long an open may keep the ones queued behind it waiting before they
+/// move to a new session.
+const SPILL_AFTER: Duration = Duration::from_secs(2);
+/// Bytes buffered per direction per channel.
+const BUF: usize = 64 * 1024;
+/// Upper bound of one wait while the session is in use, so that deadlines
+/// are looked at.
+const MAX_WAIT: Duration = Duration::from_secs(1);
+/// Sessions tried for one open before giving up (a session may end while
+/// an open waits in it).
+const ATTEMPTS: usize = 3;
+
+/// Sessions to jump hosts, keyed by the chain that reaches them.
+#[derive(Default)]
+pub struct JumpPool {
+    slots: Mutex<HashMap<Vec<Resolved>, Arc<Slot>>>,
+    /// Failures are remembered for the round they happened in.
+    round: AtomicU64,
+}
+
+#[derive(Default)]
+struct Slot {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+enum State {
+    #[default]
+    Empty,
+    Connecting,
+    Ready(Arc<Lane>),
+    Failed {
+        error: ConnectError,
+        round: u64,
+    },
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `host:port`, as messages show where a channel goes.
+fn target_name(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+impl JumpPool {
+    /// Lets the next connection retry jump hosts that failed before (a new
+    /// scan); until then every server behind a failed one fails at once
+    /// with its error.
+    pub fn forget_failures(&self) {
+        self.round.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A stream to `host:port` through `hops` (first hop first).
+    pub(super) fn open(
+        &self,
+        hops: &[Resolved],
+        host: &str,
+        port: u16,
+        timeout: Duration,
+        opts: &ConnectOptions,
+    ) -> Result<UnixStream, ConnectError> {
+        let mut lost = String::new();
+        for _ in 0..ATTEMPTS {
+            let lane = self.lane(hops, opts)?;
+            match lane.open(host, port, timeout) {
+                Opened::Stream(s) => return Ok(s),
+                Opened::Failed(e) => return Err(e),
+                Opened::Retry(why) => lost = why,
+            }
+        }
+        let hop = hops.last().expect("a chain has hops");
+        Err(ConnectError::JumpChannel {
+            hop: hop.hop_label(),
+            target: target_name(host, port),
+            reason: format!("its session kept ending ({lost})"),
+        })
+    }
+
+    /// The session to the last hop of `hops`, connecting it if needed.
+    /// Callers that arrive while it connects share the outcome.
+    fn lane(&self, hops: &[Resolved], opts: &ConnectOptions) -> Result<Arc<Lane>, ConnectError> {
+        let slot = lock(&self.slots).entry(hops.to_vec()).or_default().clone();
+        let round = self.round.load(Ordering::SeqCst);
+        let mut state = lock(&slot.state);
+        loop {
+            match &*state {
+                State::Ready(lane) if lane.usable() => return Ok(lane.clone()),
+                State::Failed { error, round: r } if *r == round => return Err(error.clone()),
+                State::Connecting => {
+                    state = slot
+                        .changed
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                _ => break,
+            }
+        }
+        *state = State::Connecting;
+        drop(state);
+        let mut attempt = Attempt {
+            slot: &slot,
+            outcome: None,
+        };
+        let result = self.connect(hops, opts);
+        attempt.outcome = Some(match &result {
+            Ok(lane) => State::Ready(lane.clone()),
+            Err(error) => State::Failed {
+                error: error.clone(),
+                round,
+            },
+        });
+        result
+    }
+
+    fn connect(&self, hops: &[Resolved], opts: &ConnectOptions) -> Result<Arc<Lane>, ConnectError> {
+        let (hop, before) = hops.split_last().expect("a chain has hops");
+        let label = hop.hop_label();
+        let wrap = |error| ConnectError::Jump {
+            hop: label.clone(),
+            error: Box::new(error),
+        };
+        let stream: OwnedFd = if before.is_empty() {
+            let tcp = tcp_connect(hop).map_err(wrap)?;
+            let _ = tcp.set_nodelay(true);
+            tcp.into()
+        } else {
+            self.open(before, &hop.host_name, hop.port, hop.connect_timeout, opts)?
+                .into()
+        };
+        let who = format!("jump host {}", hop.alias);
+        let (session, socket) = start_session(&who, hop, stream, opts).map_err(wrap)?;
+        Lane::start(hop.hop_label(), session, socket).map_err(|e| {
+            wrap(ConnectError::Network {
+                addr: hop.known_hosts_name(),
+                message: e.to_string(),
+            })
+        })
+    }
+}
+
+/// Publishes the outcome of a connection attempt to those waiting for it,
+/// also when the attempt panicked.
+struct Attempt<'a> {
+    slot: &'a Slot,
+    outcome: Option<State>,
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        *lock(&self.slot.state) = self.outcome.take().unwrap_or_default();
+        self.slot.changed.notify_all();
+    }
+}
+
+enum Opened {
+    Stream(UnixStream),
+    Failed(ConnectError),
+    /// The session ended or can open no more: try a new one.
+    Retry(String),
+}
+
+struct Request {
+    host: String,
+    port: u16,
+    timeout: Duration,
+    reply: Sender<Opened>,
+}
+
+/// A handle on one session's thread.
+struct Lane {
+    requests: Sender<Request>,
+    wake: UnixStream,
+    /// Set by the thread when the session opens no more channels.
+    retired: Arc<AtomicBool>,
+}
+
+impl Lane {
+    fn start(label: String, session: Session, socket: OwnedFd) -> std::io::Result<Arc<Lane>> {
+        let (wake, wake_rx) = UnixStream::pair()?;
+        wake.set_nonblocking(true)?;
+        wake_rx.set_nonblocking(true)?;
+        let (requests, rx) = mpsc::channel();
+        let retired = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            label,
+            session,
+            socket,
+            requests: rx,
+            wake: wake_rx,
+            retired: retired.clone(),
+        };
+        std::thread::Builder::new()
+            .name("farmkey-jump".into())
+            .spawn(move || worker.run())?;
+        Ok(Arc::new(Lane {
+            requests,
+            wake,
+            retired,
+        }))
+    }
+
+    fn usable(&self) -> bool {
+        !self.retired.load(Ordering::SeqCst)
+    }
+
+    fn open(&self, host: &str, port: u16, timeout: Duration) -> Opened {
+        let (reply, answer) = mpsc::channel();
+        let request = Request {
+            host: host.to_string(),
+            port,
+            timeout,
+            reply,
+        };
+        if self.requests.send(request).is_err() {
+            return Opened::Retry("the session had ended".into());
+        }
+        let _ = (&self.wake).write(&[1]);
+        // The thread answers every request or drops it when it ends; it
+        // never blocks, and looks at deadlines at least every MAX_WAIT.
+        answer
+            .recv()
+            .unwrap_or_else(|_| Opened::Retry("the session ended".into()))
+    }
+}
+
+/// An open in progress. libssh2 must be called again with the same
+/// arguments until it completes, also once its requester has given up.
+struct InFlight {
+    host: String,
+    port: u16,
+    timeout: Duration,
+    /// None once answered (the requester got a timeout).
+    reply: Option<Sender<Opened>>,
+    started: Instant,
+}
+
+/// One forwarded connection: a channel and the local end of its pair.
+struct Pump {
+    channel: Channel,
+    local: UnixStream,
+    /// From the local end, to send on the channel.
+    up: Vec<u8>,
+    /// From the channel, to write to the local end.
+    down: Vec<u8>,
+    local_eof: bool,
+    /// The local end is gone: nothing more can be delivered to it.
+    local_gone: bool,
+    eof_sent: bool,
+    remote_eof: bool,
+    shut: bool,
+}
+
+/// A libssh2 error that ends the whole session (not just one channel).
+struct SessionLost(String);
+
+fn eagain(e: &ssh2::Error) -> bool {
+    e.code() == ErrorCode::Session(libssh2_sys::LIBSSH2_ERROR_EAGAIN)
+}
+
+/// Errors that concern one channel only: it was closed, refused, or
+/// already at EOF.
+fn channel_level(code: ErrorCode) -> bool {
+    use libssh2_sys::{
+        LIBSSH2_ERROR_CHANNEL_EOF_SENT as FIRST, LIBSSH2_ERROR_CHANNEL_OUTOFORDER as LAST,
+        LIBSSH2_ERROR_CHANNEL_WINDOW_FULL,
+    };
+    matches!(code, ErrorCode::Session(c) if (FIRST..=LAST).contains(&c) || c == LIBSSH2_ERROR_CHANNEL_WINDOW_FULL)
+}
+
+impl Pump {
+    fn new(channel: Channel, local: UnixStream) -> Pump {
+        Pump {
+            channel,
+            local,
+            up: Vec::new(),
+            down: Vec::new(),
+            local_eof: false,
+            local_gone: false,
+            eof_sent: false,
+            remote_eof: false,
+            shut: false,
+        }
+    }
+
+    /// Why the last channel call failed: the channel's end, or the session's.
+    fn failed(&mut self, session: &Session) -> Result<(), SessionLost> {
+        match ssh2::Error::last_session_error(session) {
+            Some(e) if !channel_level(e.code()) => Err(SessionLost(e.message().to_string())),
+            _ => {
+                // This channel is over; the server behind it sees EOF.
+                self.up.clear();
+                self.local_eof = true;
+                self.local_gone = true;
+                self.remote_eof = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// Moves what can move without waiting. `Ok(true)` when something moved.
+    fn step(&mut self, session: &Session, chunk: &mut [u8]) -> Result<bool, SessionLost> {
+        let mut moved = false;
+        if !self.local_eof && self.up.len() < BUF {
+            let room = (BUF - self.up.len()).min(chunk.len());
+            match self.local.read(&mut chunk[..room]) {
+                Ok(0) => {
+                    self.local_eof = true;
+                    moved = true;
+                }
+                Ok(n) => {
+                    self.up.extend_from_slice(&chunk[..n]);
+                    moved = true;
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                Err(_) => {
+                    self.local_eof = true;
+                    self.local_gone = true;
+                    moved = true;
+                }
+            }
+        }
+        // Flushed even when the local end is gone: libssh2 may hold half of
+        // a packet that only this channel's next write completes.
+        while !self.up.is_empty() {
+            match self.channel.write(&self.up) {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.up.drain(..n);
+                    moved = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    self.failed(session)?;
+                    moved = true;
+                }
+            }
+        }
+        if self.local_eof && self.up.is_empty() && !self.eof_sent {
+            match self.channel.send_eof() {
+                Ok(()) => {
+                    self.eof_sent = true;
+                    moved = true;
+                }
+                Err(e) if eagain(&e) => {}
+                Err(e) if channel_level(e.code()) => {
+                    self.eof_sent = true;
+                    moved = true;
+                }
+                Err(e) => return Err(SessionLost(e.message().to_string())),
+            }
+        }
+        if !self.remote_eof && self.down.len() < BUF {
+            let room = (BUF - self.down.len()).min(chunk.len());
+            match self.channel.read(&mut chunk[..room]) {
+                Ok(0) => {
+                    self.remote_eof = true;
+                    moved = true;
+                }
+                Ok(n) => {
+                    self.down.extend_from_slice(&chunk[..n]);
+                    moved = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    self.failed(session)?;
+                    moved = true;
+                }
+            }
+        }
+        if !self.down.is_empty() && !self.local_gone {
+            match self.local.write(&self.down) {
+                Ok(n) => {
+                    self.down.drain(..n);
+                    moved = n > 0 || moved;
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                Err(_) => {
+                    self.local_gone = true;
+                    self.local_eof = true;
+                    moved = true;
+                }
+            }
+        }
+        if self.remote_eof && (self.down.is_empty() || self.local_gone) && !self.shut {
+            let _ = self.local.shutdown(std::net::Shutdown::Write);
+            self.shut = true;
+            moved = true;
+        }
+        Ok(moved)
+    }
+
+    /// Both directions are over: the channel can be closed.
+    fn finished(&self) -> bool {
+        self.eof_sent && self.shut
+    }
+
+    /// Whether libssh2 already holds something for this channel that a
+    /// poll on the socket would not announce.
+    fn held_by_libssh2(&self) -> bool {
+        let readable = !self.remote_eof
+            && self.down.len() < BUF
+            && (self.channel.read_window().available > 0 || self.channel.eof());
+        let writable = !self.up.is_empty() && self.channel.write_window().remaining > 0;
+        readable || writable
+    }
+
+    /// Whether this channel waits for data from the jump host.
+    fn wants_remote(&self) -> bool {
+        (!self.remote_eof && self.down.len() < BUF) || !self.up.is_empty()
+    }
+
+    fn poll_events(&self) -> libc::c_short {
+        let mut events = 0;
+        if !self.local_eof && self.up.len() < BUF {
+            events |= libc::POLLIN;
+        }
+        if !self.down.is_empty() && !self.local_gone {
+            events |= libc::POLLOUT;
+        }
+        events
+    }
+}
+
+/// How a session's thread ended.
+enum End {
+    /// Nobody needs it any more.
+    Done,
+    /// The session broke: those waiting may try a new one.
+    Lost(String),
+}
+
+/// The thread that drives one jump session.
+struct Worker {
+    label: String,
+    session: Session,
+    socket: OwnedFd,
+    requests: Receiver<Request>,
+    wake: UnixStream,
+    retired: Arc<AtomicBool>,
+}
+
+impl Worker {
+    fn channel_error(&self, f: &InFlight, reason: String) -> ConnectError {
+        ConnectError::JumpChannel {
+            hop: self.label.clone(),
+            target: target_name(&f.host, f.port),
+            reason,
+        }
+    }
+
+    fn run(self) {
+        self.session.set_blocking(false);
+        let mut queue: VecDeque<Request> = VecDeque::new();
+        let mut opening: Option<InFlight> = None;
+        let end = self.serve(&mut queue, &mut opening);
+        self.retired.store(true, Ordering::SeqCst);
+        let waiting = queue
+            .into_iter()
+            .map(|r| r.reply)
+            .chain(opening.and_then(|f| f.reply))
+            .chain(self.requests.try_iter().map(|r| r.reply));
+        for reply in waiting {
+            let answer = match &end {
+                End::Lost(why) => Opened::Retry(why.clone()),
+                End::Done => Opened::Retry("the session was closed".into()),
+            };
+            let _ = reply.send(answer);
+        }
+        // Dropping the session here, off every caller's thread: a
+        // non-blocking session is freed without waiting.
+    }
+
+    fn serve(&self, queue: &mut VecDeque<Request>, opening: &mut Option<InFlight>) -> End {
+        let mut pumps: Vec<Pump> = Vec::new();
+        let mut closing: Vec<Channel> = Vec::new();
+        let mut chunk = vec![0u8; 32 * 1024];
+        let mut owners = true;
+        let mut idle_passes = 0;
+        loop {
+            loop {
+                match self.requests.try_recv() {
+                    Ok(r) => queue.push_back(r),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        owners = false;
+                        break;
+                    }
+                }
+            }
+            let mut drain = [0u8; 64];
+            while matches!((&self.wake).read(&mut drain), Ok(n) if n > 0) {}
+            if self.retired.load(Ordering::SeqCst) {
+                for r in queue.drain(..) {
+                    let _ = r.reply.send(Opened::Retry("moved to a new session".into()));
+                }
+            }
+
+            let mut moved = false;
+            for p in pumps.iter_mut() {
+                match p.step(&self.session, &mut chunk) {
+                    Ok(m) => moved |= m,
+                    Err(SessionLost(why)) => return End::Lost(why),
+                }
+            }
+            let mut i = 0;
+            while i < pumps.len() {
+                if pumps[i].finished() {
+                    closing.push(pumps.swap_remove(i).channel);
+                    moved = true;
+                } else {
+                    i += 1;
+                }
+            }
+            closing.retain_mut(|c| match c.close() {
+                Err(e) if eagain(&e) => true,
+                _ => {
+                    moved = true;
+                    false
+                }
+            });
+
+            // The open goes last: what it reads for the channels is found
+            // by held_by_libssh2 below.
+            let now = Instant::now();
+            if opening.is_none()
+                && !self.retired.load(Ordering::SeqCst)
+                && let Some(r) = queue.pop_front()
+            {
+                *opening = Some(InFlight {
+                    host: r.host,
+                    port: r.port,
+                    timeout: r.timeout,
+                    reply: Some(r.reply),
+                    started: now,
+                });
+            }
+            if let Some(f) = opening.as_ref() {
+                match self.session.channel_direct_tcpip(&f.host, f.port, None) {
+                    Err(e) if eagain(&e) => {}
+                    result => {
+                        moved = true;
+                        let f = opening.take().expect("in flight");
+                        match (result, f.reply.as_ref()) {
+                            (Ok(channel), None) => closing.push(channel),
+                            (Ok(channel), Some(reply)) => match UnixStream::pair() {
+                                Ok((theirs, ours)) if ours.set_nonblocking(true).is_ok() => {
+                                    if reply.send(Opened::Stream(theirs)).is_ok() {
+                                        pumps.push(Pump::new(channel, ours));
+                                    } else {
+                                        closing.push(channel);
+                                    }
+                                }
+                                _ => {
+                                    let reason = "cannot create a local socket pair".into();
+                                    let e = self.channel_error(&f, reason);
+                                    let _ = reply.send(Opened::Failed(e));
+                                    closing.push(channel);
+                                }
+                            },
+                            (Err(e), reply) if channel_level(e.code()) => {
+                                if let Some(reply) = reply {
+                                    let e = self.channel_error(&f, refusal(e.message()));
+                                    let _ = reply.send(Opened::Failed(e));
+                                }
+                            }
+                            (Err(e), reply) => {
+                                let why = e.message().to_string();
+                                if let Some(reply) = reply {
+                                    let _ = reply.send(Opened::Retry(why.clone()));
+                                }
+                                return End::Lost(why);
+                            }
+                        }
+                    }
+                }
+            }
+            if let Some(f) = opening.as_mut()
+                && f.reply.is_some()
+            {
+                if now >= f.started + f.timeout {
+                    let reply = f.reply.take().expect("answered once");
+                    let reason = format!(
+                        "no answer within {}s (the jump host did not connect to it, or does not answer at all)",
+                        f.timeout.as_secs()
+                    );
+                    let _ = reply.send(Opened::Failed(self.channel_error(f, reason)));
+                    // libssh2 keeps waiting for that open: this session
+                    // can open no more channels. A jump host that is hung
+                    // fails the next connection to it.
+                    self.retired.store(true, Ordering::SeqCst);
+                    moved = true;
+                } else if !queue.is_empty() && now >= f.started + SPILL_AFTER {
+                    // The ones waiting behind it take a new session.
+                    self.retired.store(true, Ordering::SeqCst);
+                    moved = true;
+                }
+            }
+
+            // Unused: no channel carries a connection and no open is awaited
+            // (closing channels and an abandoned open go with the session).
+            let unused = pumps.is_empty()
+                && queue.is_empty()
+                && opening.as_ref().is_none_or(|f| f.reply.is_none());
+            if unused && (!owners || self.retired.load(Ordering::SeqCst)) {
+                return End::Done;
+            }
+            if moved {
+                idle_passes = 0;
+                continue;
+            }
+            let sending = matches!(
+                self.session.block_directions(),
+                BlockDirections::Outbound | BlockDirections::Both
+            );
+            // Bounded, in case libssh2 holds data it cannot hand over yet.
+            if !sending && idle_passes < 2 && pumps.iter().any(Pump::held_by_libssh2) {
+                idle_passes += 1;
+                continue;
+            }
+            idle_passes = 0;
+
+            // Wait for the socket, the local ends, a new request, or a deadline.
+            let wants_remote =
+                opening.is_some() || !closing.is_empty() || pumps.iter().any(Pump::wants_remote);
+            let mut hop_events = libc::POLLRDHUP;
+            if wants_remote {
+                hop_events |= libc::POLLIN;
+            }
+            if sending {
+                hop_events |= libc::POLLOUT;
+            }
+            let mut fds = vec![
+                libc::pollfd {
+                    fd: self.socket.as_raw_fd(),
+                    events: hop_events,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.wake.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            for p in &pumps {
+                let events = p.poll_events();
+                fds.push(libc::pollfd {
+                    // A negative fd is skipped, so a closed local end that
+                    // nobody reads does not wake the loop again and again.
+                    fd: if events == 0 { -1 } else { p.local.as_raw_fd() },
+                    events,
+                    revents: 0,
+                });
+            }
+            let mut wait = MAX_WAIT;
+            if let Some(f) = opening.as_ref().filter(|f| f.reply.is_some()) {
+                let next = if queue.is_empty() {
+                    f.started + f.timeout
+                } else {
+                    f.started + SPILL_AFTER
+                };
+                wait = wait.min(next.saturating_duration_since(Instant::now()));
+            }
+            // An idle session waits for a request or its jump host alone.
+            let idle = pumps.is_empty() && closing.is_empty() && opening.is_none();
+            let millis = if idle {
+                -1
+            } else {
+                wait.as_millis().max(1) as libc::c_int
+            };
+            // SAFETY: fds is a valid array of pollfd for the whole call.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
+            if n <= 0 {
+                continue;
+            }
+            let hop = fds[0].revents;
+            if hop & (libc::POLLHUP | libc::POLLERR) != 0
+                || (hop & libc::POLLRDHUP != 0 && !wants_remote)
+            {
+                return End::Lost("the jump host closed the session".into());
+            }
+            for (p, fd) in pumps.iter_mut().zip(&fds[2..]) {
+                if fd.revents & (libc::POLLHUP | libc::POLLERR) != 0
+                    && fd.revents & libc::POLLIN == 0
+                {
+                    p.local_eof = true;
+                    p.local_gone = true;
+                }
+            }
+        }
+    }
+}
+
+/// What a refused `direct-tcpip` open means, in an operator's words.
+fn refusal(message: &str) -> String {
+    if message.contains("administratively prohibited") {
+        "the jump host refuses to forward (AllowTcpForwarding or PermitOpen in its sshd_config)"
+            .into()
+    } else if message.contains("connect failed") {
+        "the jump host could not connect to it (nothing listening there, or no route)".into()
+    } else {
+        message.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_and_refusals_read_as_an_operator_would_write_them() {
+        assert_eq!(target_name("10.0.0.11", 22), "10.0.0.11:22");
+        assert_eq!(target_name("fe80::1", 2222), "[fe80::1]:2222");
+        assert!(
+            refusal("Channel open failure (administratively prohibited)")
+                .contains("AllowTcpForwarding")
+        );
+        assert!(refusal("Channel open failure (connect failed)").contains("could not connect"));
+        assert_eq!(refusal("something else"), "something else");
+    }
+
+    #[test]
+    fn channel_errors_are_told_from_session_errors() {
+        use libssh2_sys as raw;
+        for code in [
+            raw::LIBSSH2_ERROR_CHANNEL_FAILURE,
+            raw::LIBSSH2_ERROR_CHANNEL_CLOSED,
+            raw::LIBSSH2_ERROR_CHANNEL_EOF_SENT,
+            raw::LIBSSH2_ERROR_CHANNEL_OUTOFORDER,
+            raw::LIBSSH2_ERROR_CHANNEL_WINDOW_FULL,
+        ] {
+            assert!(channel_level(ErrorCode::Session(code)), "{code}");
+        }
+        for code in [
+            raw::LIBSSH2_ERROR_SOCKET_DISCONNECT,
+            raw::LIBSSH2_ERROR_SOCKET_RECV,
+            raw::LIBSSH2_ERROR_TIMEOUT,
+            raw::LIBSSH2_ERROR_DECRYPT,
+            raw::LIBSSH2_ERROR_EAGAIN,
+        ] {
+            assert!(!channel_level(ErrorCode::Session(code)), "{code}");
+        }
+        assert!(!channel_level(ErrorCode::SFTP(4)));
+    }
+}

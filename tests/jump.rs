@@ -1,0 +1,681 @@
+//! Through jump hosts (ProxyJump) against real OpenSSH servers: the farm's
+//! servers listen on 127.0.0.1 of a network namespace of their own, which
+//! the test (and farmkey) cannot reach; only a bastion inside it can. A
+//! relay carries connections from here to the bastion, as a route would.
+
+mod support;
+
+use farmkey::analysis::{Selection, analyze};
+use farmkey::farm::scan_all;
+use farmkey::inventory::Inventory;
+use farmkey::scan::ServerScan;
+use farmkey::transport::{
+    ConnectOptions, HostKeyDecision, HostKeyQuestion, Prompter, SecretQuestion,
+};
+use secrecy::SecretString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::netns::{Netns, Relay};
+use support::sshd::{Options, SshFarm, SshServer, USER, demo_over_ssh};
+use support::*;
+
+fn no_ssh_config() -> ConnectOptions {
+    ConnectOptions {
+        ssh_config: Some(PathBuf::from("/nonexistent/ssh_config")),
+        ..Default::default()
+    }
+}
+
+/// The demo farm served from inside `ns`.
+fn hidden_farm(ns: &Arc<Netns>) -> (farmkey::demo::DemoFarm, SshFarm) {
+    demo_over_ssh(Options {
+        netns: Some(ns.clone()),
+        ..Default::default()
+    })
+}
+
+/// A bastion inside `ns`, reached from here through a relay, its host key
+/// trusted unless `trusted` is false.
+fn bastion(farm: &SshFarm, name: &str, ns: &Arc<Netns>, trusted: bool) -> (SshServer, Relay) {
+    let b = farm.bastion(name, Some(ns), true);
+    let relay = Relay::start(None, ns, b.port);
+    if trusted {
+        farm.trust(relay.port, &b.host_key);
+    }
+    (b, relay)
+}
+
+fn jump_to(relay: &Relay) -> String {
+    format!("{USER}@127.0.0.1:{}", relay.port)
+}
+
+/// The farm's inventory with `jump` in its defaults.
+fn inventory_via(farm: &SshFarm, jump: &str) -> PathBuf {
+    farm.inventory_with(&format!("{}jump = \"{jump}\"\n", farm.defaults()), "")
+}
+
+fn scan(inventory: &Path, opts: ConnectOptions) -> Vec<ServerScan> {
+    let inv = Inventory::load(inventory).unwrap();
+    scan_all(&inv.servers, opts, 16)
+}
+
+fn error_of(scans: &[ServerScan], name: &str) -> String {
+    match &scans.iter().find(|s| s.name == name).unwrap().result {
+        Ok(_) => panic!("{name} was reached"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Whether the bastion's log records a connection forwarded to `port`.
+fn forwarded(bastion: &SshServer, port: u16) -> bool {
+    let wanted = format!("target 127.0.0.1 port {port}");
+    bastion
+        .log()
+        .lines()
+        .any(|l| l.trim_end().ends_with(&wanted))
+}
+
+fn reached(scans: &[ServerScan], name: &str) -> bool {
+    scans
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap()
+        .result
+        .is_ok()
+}
+
+/// `farmkey scan --format json` as a process in the farm's client home.
+fn scan_json(farm: &SshFarm, inventory: &Path, args: &[&str]) -> serde_json::Value {
+    let out = farm
+        .farmkey()
+        .args(["scan", "--format", "json", "--batch", "-i"])
+        .arg(inventory)
+        .args(args)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn all_reachable(json: &serde_json::Value) -> bool {
+    json["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["reachable"] == true)
+}
+
+fn flowtime_codes(json: &serde_json::Value) -> Vec<String> {
+    json["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["site"] == "Flowtime")
+        .unwrap()["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Pushes Flowtime's majority key set to every server through whatever
+/// route the inventory gives, and checks that the farm is in step after.
+fn push_and_check(farm: &SshFarm, inventory: &Path, args: &[&str]) {
+    let before = scan_json(farm, inventory, args);
+    assert!(flowtime_codes(&before).contains(&"key-mismatch".to_string()));
+    let web03 = farm
+        .server("web03")
+        .file("C:/inetpub/Cora/Flowtime/web.config");
+    let web03_before = fs::read(&web03).unwrap();
+    let out = farm
+        .farmkey()
+        .args([
+            "push", "--site", "Flowtime", "--adopt", "--yes", "--batch", "-i",
+        ])
+        .arg(inventory)
+        .args(args)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("in step on every server of the push"),
+        "{text}"
+    );
+    assert_ne!(
+        fs::read(&web03).unwrap(),
+        web03_before,
+        "web03 was not written"
+    );
+    let after = scan_json(farm, inventory, args);
+    assert!(
+        !flowtime_codes(&after).contains(&"key-mismatch".to_string()),
+        "{after}"
+    );
+}
+
+#[test]
+fn scan_and_push_through_one_bastion_that_alone_reaches_the_servers() {
+    let ns = Netns::new();
+    let (demo, farm) = hidden_farm(&ns);
+    let (gate, relay) = bastion(&farm, "gate", &ns, true);
+
+    // Directly, nothing answers: the servers are not reachable from here.
+    let direct = scan(&farm.inventory(""), no_ssh_config());
+    assert!(
+        direct.iter().all(|s| s.result.is_err()),
+        "a server was reached directly"
+    );
+
+    // Through the bastion: the same findings as the same farm read locally.
+    let inventory = inventory_via(&farm, &jump_to(&relay));
+    let local = scan_inventory(&demo.inventory.path, &all_sites());
+    let remote = analyze(&scan(&inventory, no_ssh_config()), &all_sites());
+    assert!(
+        remote.servers.iter().all(|s| s.reachable),
+        "{:?}\n{}\n{}",
+        remote.servers,
+        gate.log(),
+        farm.logs()
+    );
+    assert_eq!(finding_rows(&remote), finding_rows(&local));
+    for s in &farm.servers {
+        assert!(forwarded(&gate, s.port), "{}", gate.log());
+    }
+
+    // One session to the bastion served the three servers.
+    let log_before = gate.log().matches("Accepted publickey").count();
+    let json = scan_json(&farm, &inventory, &["--ssh-config", "/nonexistent"]);
+    assert!(all_reachable(&json), "{json}");
+    assert_eq!(
+        gate.log().matches("Accepted publickey").count(),
+        log_before + 1,
+        "{}",
+        gate.log()
+    );
+
+    push_and_check(&farm, &inventory, &["--ssh-config", "/nonexistent"]);
+}
+
+#[test]
+fn scan_and_push_through_a_chain_of_two_from_the_ssh_config() {
+    // outer holds the first hop; inner holds the second hop and the servers.
+    let outer = Netns::new();
+    let inner = Netns::new();
+    let (_demo, farm) = hidden_farm(&inner);
+    let hop1 = farm.bastion("hop1", Some(&outer), true);
+    let to_hop1 = Relay::start(None, &outer, hop1.port);
+    let hop2 = farm.bastion("hop2", Some(&inner), true);
+    // hop2 is reachable only from inside outer, where hop1 runs.
+    let to_hop2 = Relay::start(Some(&outer), &inner, hop2.port);
+    farm.trust(to_hop1.port, &hop1.host_key);
+    farm.trust(to_hop2.port, &hop2.host_key);
+
+    // As an operator writes it: the servers jump through hop2, and hop2's
+    // own entry says it is reached through hop1.
+    let config = format!(
+        "Host hop1\n    HostName 127.0.0.1\n    Port {p1}\n    User {USER}\n    IdentityFile {id}\n\n\
+         Host hop2\n    HostName 127.0.0.1\n    Port {p2}\n    User {USER}\n    IdentityFile {id}\n    ProxyJump hop1\n\n\
+         Host *.farm\n    HostName 127.0.0.1\n    ProxyJump hop2\n",
+        p1 = to_hop1.port,
+        p2 = to_hop2.port,
+        id = farm.identity.display(),
+    );
+    fs::write(farm.home.path().join(".ssh").join("config"), config).unwrap();
+    let mut inv = farm.defaults();
+    for s in &farm.servers {
+        inv.push_str(&format!(
+            "\n[[servers]]\nname = \"{n}\"\nhost = \"{n}.farm\"\nport = {p}\n",
+            n = s.name,
+            p = s.port
+        ));
+    }
+    let inventory = farm.home.path().join("chain.toml");
+    fs::write(&inventory, inv).unwrap();
+
+    let json = scan_json(&farm, &inventory, &[]);
+    assert!(
+        all_reachable(&json),
+        "{json}\n{}\n{}",
+        hop1.log(),
+        hop2.log()
+    );
+    // hop1 is reached directly, hop2 only through hop1.
+    assert_eq!(
+        hop1.log().matches("Accepted publickey").count(),
+        1,
+        "{}",
+        hop1.log()
+    );
+    assert_eq!(
+        hop2.log().matches("Accepted publickey").count(),
+        1,
+        "{}",
+        hop2.log()
+    );
+
+    // The same chain written in the inventory, without the ssh config.
+    let written = farm.inventory_with(
+        &format!(
+            "{}jump = \"{},{}\"\n",
+            farm.defaults(),
+            jump_to(&to_hop1),
+            jump_to(&to_hop2)
+        ),
+        "",
+    );
+    let report = analyze(&scan(&written, no_ssh_config()), &Selection::default());
+    assert!(
+        report.servers.iter().all(|s| s.reachable),
+        "{:?}",
+        report.servers
+    );
+
+    push_and_check(&farm, &inventory, &[]);
+}
+
+/// Answers host-key questions with `answer` and records them.
+struct HostKeyAnswers {
+    answer: HostKeyDecision,
+    asked: Mutex<Vec<HostKeyQuestion>>,
+}
+
+impl Prompter for HostKeyAnswers {
+    fn secret(&self, _q: &SecretQuestion) -> Option<SecretString> {
+        None
+    }
+    fn unknown_host(&self, q: &HostKeyQuestion) -> Option<HostKeyDecision> {
+        self.asked.lock().unwrap().push(q.clone());
+        Some(self.answer)
+    }
+}
+
+#[test]
+fn a_bastion_with_an_unknown_host_key_is_refused_asked_once_and_accepted() {
+    let ns = Netns::new();
+    let (_demo, farm) = hidden_farm(&ns);
+    let (gate, relay) = bastion(&farm, "gate", &ns, false);
+    let inventory = inventory_via(&farm, &jump_to(&relay));
+
+    // Strict by default: every server is unreachable, and says why.
+    let scans = scan(&inventory, no_ssh_config());
+    for name in ["web01", "web02", "web03"] {
+        let e = error_of(&scans, name);
+        assert!(
+            e.starts_with(&format!(
+                "jump host 127.0.0.1 ({USER}@[127.0.0.1]:{}): host key of [127.0.0.1]:{} is not in",
+                relay.port, relay.port
+            )),
+            "{e}"
+        );
+        assert!(e.contains("SHA256:") && e.contains("--accept-new"), "{e}");
+    }
+
+    // The console's dialog (a Prompter) is asked once for the three servers.
+    for (answer, reachable) in [
+        (HostKeyDecision::Refuse, false),
+        (HostKeyDecision::AcceptOnce, true),
+    ] {
+        let prompter = Arc::new(HostKeyAnswers {
+            answer,
+            asked: Mutex::new(Vec::new()),
+        });
+        let opts = ConnectOptions {
+            batch: false,
+            prompter: Some(prompter.clone()),
+            ..no_ssh_config()
+        };
+        let scans = scan(&inventory, opts);
+        let asked = prompter.asked.lock().unwrap().clone();
+        assert_eq!(asked.len(), 1, "{asked:?}");
+        assert_eq!(asked[0].server, "jump host 127.0.0.1");
+        assert_eq!(asked[0].host, format!("[127.0.0.1]:{}", relay.port));
+        assert!(
+            scans.iter().all(|s| s.result.is_ok() == reachable),
+            "{answer:?}"
+        );
+        if !reachable {
+            assert!(error_of(&scans, "web02").contains("was refused"));
+        }
+    }
+    assert!(
+        !fs::read_to_string(&farm.known_hosts)
+            .unwrap()
+            .contains(&gate.host_key)
+    );
+
+    // --accept-new stores it, as for a server.
+    let json = scan_json(
+        &farm,
+        &inventory,
+        &["--accept-new", "--ssh-config", "/nonexistent"],
+    );
+    assert!(all_reachable(&json), "{json}");
+    assert!(
+        fs::read_to_string(&farm.known_hosts)
+            .unwrap()
+            .contains(&gate.host_key)
+    );
+}
+
+#[test]
+fn frozen_and_refusing_bastions_end_as_unreachable_naming_the_hop_within_the_timeout() {
+    let ns = Netns::new();
+    let (_demo, farm) = hidden_farm(&ns);
+    let (_good, good) = bastion(&farm, "good", &ns, true);
+    let (frozen, to_frozen) = bastion(&farm, "frozen", &ns, true);
+    let no_forwarding = farm.bastion("walled", Some(&ns), false);
+    let to_walled = Relay::start(None, &ns, no_forwarding.port);
+    farm.trust(to_walled.port, &no_forwarding.host_key);
+    // A bastion that does not know the client's key.
+    let (locked, to_locked) = bastion(&farm, "locked", &ns, true);
+    fs::write(locked.file("authorized_keys"), "").unwrap();
+    let closed = support::netns::unique_port(None);
+    frozen.freeze();
+
+    let port = |n: &str| farm.server(n).port;
+    let server = |name: &str, target: &str, jump: String| {
+        format!(
+            "\n[[servers]]\nname = \"{name}\"\nhost = \"127.0.0.1\"\nport = {}\njump = \"{jump}\"\n",
+            port(target)
+        )
+    };
+    let mut inv = farm.defaults();
+    inv.push_str(&server("web01", "web01", jump_to(&good)));
+    inv.push_str(&server("web02", "web02", jump_to(&to_frozen)));
+    inv.push_str(&server("web02b", "web02", jump_to(&to_frozen)));
+    inv.push_str(&server("web03", "web03", jump_to(&to_walled)));
+    inv.push_str(&server(
+        "web03b",
+        "web03",
+        format!("{USER}@127.0.0.1:{closed}"),
+    ));
+    inv.push_str(&server("web03c", "web03", jump_to(&good)));
+    inv.push_str(&server("web03d", "web03", jump_to(&to_locked)));
+    let inventory = farm.home.path().join("mixed.toml");
+    fs::write(&inventory, inv).unwrap();
+
+    let start = Instant::now();
+    let scans = scan(&inventory, no_ssh_config());
+    let took = start.elapsed();
+    frozen.thaw();
+    // connect_timeout_secs = 3: the frozen bastion costs one timeout, shared.
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    assert!(reached(&scans, "web01") && reached(&scans, "web03c"));
+    let elapsed = |n: &str| scans.iter().find(|s| s.name == n).unwrap().elapsed;
+    // Servers behind the good bastion did not wait for the frozen one.
+    assert!(
+        elapsed("web01") < elapsed("web02"),
+        "{:?} {:?}",
+        elapsed("web01"),
+        elapsed("web02")
+    );
+
+    let frozen_label = format!(
+        "jump host 127.0.0.1 ({USER}@[127.0.0.1]:{})",
+        to_frozen.port
+    );
+    for name in ["web02", "web02b"] {
+        let e = error_of(&scans, name);
+        assert!(e.starts_with(&frozen_label), "{e}");
+        assert!(e.contains("within 3s"), "{e}");
+    }
+    let e = error_of(&scans, "web03");
+    assert!(
+        e.contains(&format!(
+            "could not open a connection to 127.0.0.1:{}",
+            port("web03")
+        )) && e.contains("refuses to forward"),
+        "{e}"
+    );
+    let e = error_of(&scans, "web03b");
+    assert!(
+        e.starts_with(&format!(
+            "jump host 127.0.0.1 ({USER}@[127.0.0.1]:{closed}): connection refused"
+        )),
+        "{e}"
+    );
+    let report = analyze(&scans, &Selection::default());
+    let unreachable: Vec<_> = finding_rows(&report)
+        .into_iter()
+        .filter(|r| r.0 == "unreachable")
+        .map(|r| r.3)
+        .collect();
+    let e = error_of(&scans, "web03d");
+    assert!(
+        e.starts_with(&format!(
+            "jump host 127.0.0.1 ({USER}@[127.0.0.1]:{}): authentication failed for {USER}@[127.0.0.1]:{}",
+            to_locked.port, to_locked.port
+        )),
+        "{e}"
+    );
+    assert_eq!(
+        unreachable,
+        ["web02", "web02b", "web03", "web03b", "web03d"]
+    );
+}
+
+#[test]
+fn a_server_the_bastion_cannot_connect_to_does_not_hold_up_the_others() {
+    let ns = Netns::new();
+    let (_demo, farm) = hidden_farm(&ns);
+    let (gate, relay) = bastion(&farm, "gate", &ns, true);
+    // A listener whose backlog is full drops new connections silently, as
+    // a firewall or a powered-off host does: the bastion's connect hangs.
+    let black_hole = support::netns::unique_port(Some(&ns));
+    let (_listener, _queued) = ns.run(|| {
+        // SAFETY: a socket of our own, bound and listening with backlog 0.
+        let fd = unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            let addr = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: black_hole.to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            assert_eq!(
+                libc::bind(
+                    fd,
+                    &addr as *const _ as *const libc::sockaddr,
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
+                ),
+                0
+            );
+            assert_eq!(libc::listen(fd, 0), 0);
+            <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+        };
+        // One connection fills a backlog of 0; later ones hang.
+        let queued = std::net::TcpStream::connect(("127.0.0.1", black_hole)).unwrap();
+        (fd, queued)
+    });
+    let timeout = 8;
+    let defaults = farm.defaults().replace(
+        "connect_timeout_secs = 3",
+        &format!("connect_timeout_secs = {timeout}"),
+    );
+    let inventory = farm.inventory_with(
+        &format!("{defaults}jump = \"{}\"\n", jump_to(&relay)),
+        &format!("\n[[servers]]\nname = \"hole\"\nhost = \"127.0.0.1\"\nport = {black_hole}\n"),
+    );
+    let inv = Inventory::load(&inventory).unwrap();
+    let opts = no_ssh_config();
+    let (hole, rest): (Vec<_>, Vec<_>) = inv.servers.into_iter().partition(|s| s.name == "hole");
+
+    // The hole's channel open goes first and hangs in the bastion's session...
+    let first = {
+        let opts = opts.clone();
+        let hole = hole.clone();
+        std::thread::spawn(move || {
+            let scans = scan_all(&hole, opts, 1);
+            (Instant::now(), scans)
+        })
+    };
+    let mut waited = Instant::now();
+    while !forwarded(&gate, black_hole) {
+        assert!(waited.elapsed() < Duration::from_secs(20), "{}", gate.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    waited = Instant::now();
+    // ...and the servers that come after it are read before it times out.
+    let scans = scan_all(&rest, opts, 16);
+    let rest_done = Instant::now();
+    let (hole_done, hole_scan) = first.join().unwrap();
+    assert!(
+        scans.iter().all(|s| s.result.is_ok()),
+        "{:?}",
+        scans.iter().map(|s| &s.result).collect::<Vec<_>>()
+    );
+    assert!(
+        rest_done < hole_done,
+        "the others waited {:?}",
+        rest_done - waited
+    );
+    let e = error_of(&hole_scan, "hole");
+    assert!(
+        e.contains(&format!(
+            "could not open a connection to 127.0.0.1:{black_hole}: no answer within {timeout}s"
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_bastion_that_freezes_after_serving_a_scan_fails_the_next_one_within_the_timeout() {
+    let ns = Netns::new();
+    let (_demo, farm) = hidden_farm(&ns);
+    let (gate, relay) = bastion(&farm, "gate", &ns, true);
+    let inventory = inventory_via(&farm, &jump_to(&relay));
+    // One set of options, as the console keeps: the session to the bastion
+    // stays open between scans.
+    let opts = no_ssh_config();
+    let first = scan(&inventory, opts.clone());
+    assert!(first.iter().all(|s| s.result.is_ok()));
+    gate.freeze();
+    let start = Instant::now();
+    let second = scan(&inventory, opts);
+    let took = start.elapsed();
+    gate.thaw();
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    let label = format!("jump host 127.0.0.1 ({USER}@[127.0.0.1]:{})", relay.port);
+    for name in ["web01", "web02", "web03"] {
+        let e = error_of(&second, name);
+        assert!(e.starts_with(&label) && e.contains("within 3s"), "{e}");
+    }
+}
+
+#[test]
+fn the_console_asks_about_an_unknown_bastion_once_and_reads_the_servers_behind_it() {
+    use support::pty::{ENTER, Pty, RIGHT};
+    let ns = Netns::new();
+    let (_demo, farm) = hidden_farm(&ns);
+    let (gate, relay) = bastion(&farm, "gate", &ns, false);
+    let inventory = inventory_via(&farm, &jump_to(&relay));
+    let t = Duration::from_secs(20);
+    let mut p = Pty::farmkey(
+        &[
+            "-i",
+            inventory.to_str().unwrap(),
+            "--ssh-config",
+            "/nonexistent",
+        ],
+        &[],
+        100,
+        30,
+        farm.home.path(),
+    );
+    let s = p.wait_until("the bastion's host key dialog", t, |s| {
+        s.contains("Unknown host key") && s.contains("jump host 127.0.0.1")
+    });
+    assert!(
+        s.contains(&format!("[127.0.0.1]:{}", relay.port)) && s.contains("SHA256:"),
+        "{s}"
+    );
+    // Accept and store: one question for the three servers behind it.
+    p.send(RIGHT);
+    p.send(RIGHT);
+    p.send(ENTER);
+    p.wait_for("servers 3 ok", t);
+    p.send("q");
+    p.wait_exit(t);
+    assert!(
+        fs::read_to_string(&farm.known_hosts)
+            .unwrap()
+            .contains(&gate.host_key)
+    );
+}
+
+#[test]
+fn large_files_cross_one_bastion_session_byte_for_byte_for_servers_in_parallel() {
+    use farmkey::paths::RemotePath;
+    let ns = Netns::new();
+    let (_demo, farm) = hidden_farm(&ns);
+    let (gate, relay) = bastion(&farm, "gate", &ns, true);
+    let uid = std::process::Command::new("id")
+        .args(["-u", USER])
+        .output()
+        .unwrap();
+    let uid: u32 = String::from_utf8_lossy(&uid.stdout).trim().parse().unwrap();
+    let sizes = [0usize, 1, 30_001, 65_536, 262_145, 1_600_000, 3_000_000];
+    for (n, server) in farm.servers.iter().enumerate() {
+        let dir = server.root.join("C:/big");
+        fs::create_dir_all(&dir).unwrap();
+        for (i, size) in sizes.iter().enumerate() {
+            let bytes: Vec<u8> = (0..*size).map(|k| (k * 7 + i + n) as u8).collect();
+            fs::write(dir.join(format!("f{i}.bin")), bytes).unwrap();
+        }
+        for path in [dir.clone()]
+            .into_iter()
+            .chain(fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()))
+        {
+            std::os::unix::fs::chown(path, Some(uid), None).unwrap();
+        }
+    }
+    let paths: Vec<RemotePath> = (0..sizes.len())
+        .map(|i| RemotePath::parse(&format!("/C:/big/f{i}.bin")).unwrap())
+        .collect();
+    let inventory = Inventory::load(&inventory_via(&farm, &jump_to(&relay))).unwrap();
+    let opts = no_ssh_config();
+    std::thread::scope(|s| {
+        for server in &inventory.servers {
+            let (opts, paths) = (&opts, &paths);
+            let root = farm.server(&server.name).root.clone();
+            s.spawn(move || {
+                let mut t = farmkey::transport::connect(server, opts).unwrap();
+                for round in 0..3 {
+                    for (p, r) in paths.iter().zip(t.read_many(paths)) {
+                        let local = fs::read(root.join(&p.as_sftp()[1..])).unwrap();
+                        assert!(
+                            r.unwrap()[..] == local[..],
+                            "{} round {round}: {p}",
+                            server.name
+                        );
+                    }
+                }
+                // Upward too: a large write, read back.
+                let upload: Vec<u8> = (0..2_500_000usize).map(|k| (k * 13) as u8).collect();
+                let target = RemotePath::parse("/C:/big/upload.bin").unwrap();
+                t.write(&target, &upload).unwrap();
+                assert!(t.read(&target).unwrap()[..] == upload[..]);
+                assert_eq!(fs::read(root.join("C:/big/upload.bin")).unwrap(), upload);
+            });
+        }
+    });
+    // All of it through one session.
+    assert_eq!(
+        gate.log().matches("Accepted publickey").count(),
+        1,
+        "{}",
+        gate.log()
+    );
+}
