@@ -327,7 +327,7 @@ mod tests {
         let shown = DisclosedKeys::with_lists(&[bad]).unwrap_err().to_string();
         assert!(shown.contains(":1: expected two hashes"), "{shown}");
         let missing = dir.path().join("missing.csv");
-        let shown = DisclosedKeys::with_lists(&[missing.clone()])
+        let shown = DisclosedKeys::with_lists(std::slice::from_ref(&missing))
             .unwrap_err()
             .to_string();
         assert!(shown.starts_with(&missing.display().to_string()), "{shown}");
