@@ -13,15 +13,21 @@
 //! validation and decryption keys are checked separately, each against every
 //! hash of the list (a key published in either role is public).
 
-use sha2::{Digest, Sha256};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One SHA-256 hash.
 pub type Hash = [u8; 32];
 
 /// The shipped table (see the module documentation).
 static SHIPPED: &[u8] = include_bytes!("machine-keys.bin");
+
+/// Rows (key pairs) of the CSV the shipped table was converted from.
+pub const SHIPPED_ROWS: usize = 3713;
+
+/// Where the shipped list comes from, in a line.
+pub const SHIPPED_SOURCE: &str = "Microsoft Threat Intelligence, github.com/microsoft/mstic RapidReleaseTI/MachineKeys.csv (2025-02-06)";
 
 /// The attribution the licence asks for, shown by `farmkey disclosed`.
 pub const ATTRIBUTION: &str = "The list of publicly disclosed machine keys is derived from \
@@ -43,7 +49,8 @@ pub fn shipped() -> &'static [Hash] {
     hashes
 }
 
-/// The hash a key is listed under: trimmed, modifier dropped, upper-cased.
+/// The hash a key is listed under: trimmed, modifier dropped, upper-cased
+/// (the digest fingerprints are cut from).
 pub fn key_hash(key: &str) -> Hash {
     let key = key.trim();
     let key = ["IsolateApps", "IsolateByAppId"]
@@ -52,9 +59,8 @@ pub fn key_hash(key: &str) -> Hash {
             let (base, modifier) = key.rsplit_once(',')?;
             modifier.trim().eq_ignore_ascii_case(m).then_some(base)
         })
-        .unwrap_or(key)
-        .trim();
-    Sha256::digest(key.to_ascii_uppercase().as_bytes()).into()
+        .unwrap_or(key);
+    crate::keys::key_digest(key)
 }
 
 /// A bad line in an additional hash list.
@@ -140,13 +146,34 @@ fn describe_field(field: &str) -> String {
     }
 }
 
-/// The lists a scan checks keys against: the shipped one and any given with
-/// `--disclosed-list`.
-#[derive(Debug, Clone, Default)]
+/// An additional list given by the operator, as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraList {
+    pub file: PathBuf,
+    /// Distinct hashes in the file.
+    pub hashes: usize,
+    /// Of those, how many the shipped list (and earlier files) lack.
+    pub new: usize,
+}
+
+/// The lists keys are checked against: the shipped one and any given with
+/// `--disclosed-list`. Cheap to clone.
+#[derive(Clone, Default)]
 pub struct DisclosedKeys {
-    extra: Vec<Hash>,
-    /// The files the extra hashes came from, for messages.
-    pub extra_files: Vec<PathBuf>,
+    /// Hashes of the extra lists that the shipped list lacks, sorted.
+    extra: Arc<[Hash]>,
+    pub lists: Vec<ExtraList>,
+}
+
+impl fmt::Debug for DisclosedKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "DisclosedKeys({} hashes, lists {:?})",
+            self.len(),
+            self.lists
+        )
+    }
 }
 
 impl DisclosedKeys {
@@ -157,18 +184,42 @@ impl DisclosedKeys {
 
     /// The shipped list plus the lists in these files.
     pub fn with_lists(files: &[PathBuf]) -> Result<Self, LoadError> {
-        let mut keys = DisclosedKeys::default();
+        let mut extra: Vec<Hash> = Vec::new();
+        let mut lists = Vec::new();
         for file in files {
-            let text = std::fs::read_to_string(file).map_err(|e| LoadError::Read {
+            let bytes = std::fs::read(file).map_err(|e| LoadError::Read {
                 file: file.clone(),
                 reason: e.to_string(),
             })?;
-            keys.extra.extend(parse_list(&text, file)?);
-            keys.extra_files.push(file.clone());
+            let text = String::from_utf8(bytes).map_err(|e| LoadError::Read {
+                file: file.clone(),
+                reason: format!(
+                    "not UTF-8 text (byte {}); expected the CSV format of MachineKeys.csv",
+                    e.utf8_error().valid_up_to()
+                ),
+            })?;
+            let hashes = parse_list(&text, file)?;
+            if hashes.is_empty() {
+                return Err(LoadError::Empty { file: file.clone() });
+            }
+            // `extra` is kept sorted: both lookups are binary searches.
+            let new: Vec<Hash> = hashes
+                .iter()
+                .filter(|h| shipped().binary_search(h).is_err() && extra.binary_search(h).is_err())
+                .copied()
+                .collect();
+            lists.push(ExtraList {
+                file: file.clone(),
+                hashes: hashes.len(),
+                new: new.len(),
+            });
+            extra.extend(new);
+            extra.sort_unstable();
         }
-        keys.extra.sort_unstable();
-        keys.extra.dedup();
-        Ok(keys)
+        Ok(DisclosedKeys {
+            extra: extra.into(),
+            lists,
+        })
     }
 
     /// Whether a key's text is on a list.
@@ -195,16 +246,11 @@ pub enum LoadError {
     Read { file: PathBuf, reason: String },
     #[error(transparent)]
     Bad(#[from] ListError),
-}
-
-impl fmt::Display for DisclosedKeys {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} hashes shipped", shipped().len())?;
-        for file in &self.extra_files {
-            write!(f, ", plus {}", file.display())?;
-        }
-        Ok(())
-    }
+    #[error(
+        "{}: no hashes in the file; expected rows of `validationKey, decryptionKey` SHA-256 hashes as in MachineKeys.csv",
+        file.display()
+    )]
+    Empty { file: PathBuf },
 }
 
 #[cfg(test)]
@@ -213,7 +259,8 @@ mod tests {
 
     /// Microsoft's sample from "How To: Configure MachineKey in ASP.NET 2.0"
     /// (Web Farm Deployment Considerations), copied into countless
-    /// web.config files: public, and on the list.
+    /// web.config files: public, and on the list. The validation key is 127
+    /// hex characters as published (ASP.NET refuses an odd length).
     const SAMPLE_VALIDATION: &str = "21F090935F6E49C2C797F69BBAAD8402ABD2EE0B667A8B44EA7DD4374267A75D7AD972A119482D15A4127461DB1DC347C1A63AE5F1CCFAACFF1B72A7F0A281B";
     const SAMPLE_DECRYPTION: &str =
         "ABAA84D7EC4BB56D75D217CECFFB9628809BDB8BF91CFCD64568A145BE59719F";
@@ -266,7 +313,7 @@ mod tests {
             rows += 1;
         }
         assert_eq!(text.lines().next(), Some("validationKey, decryptionKey"));
-        assert_eq!(rows, 3713);
+        assert_eq!(rows, SHIPPED_ROWS);
     }
 
     #[test]
@@ -305,6 +352,42 @@ mod tests {
         assert!(keys.is_disclosed(&fresh));
         assert!(keys.is_disclosed(SAMPLE_DECRYPTION));
         assert_eq!(keys.len(), shipped().len() + 1);
+        assert_eq!(
+            keys.lists,
+            vec![ExtraList {
+                file: list.clone(),
+                hashes: 1,
+                new: 1
+            }]
+        );
+
+        // A newer list repeats the shipped hashes: each is counted once.
+        let newer = dir.path().join("newer-still.csv");
+        std::fs::write(
+            &newer,
+            format!(
+                "{}, {}\n",
+                hex::encode(key_hash(SAMPLE_VALIDATION)).to_uppercase(),
+                hex::encode(key_hash(&fresh))
+            ),
+        )
+        .unwrap();
+        let keys = DisclosedKeys::with_lists(&[list.clone(), newer.clone()]).unwrap();
+        assert_eq!(keys.len(), shipped().len() + 1);
+        assert_eq!((keys.lists[1].hashes, keys.lists[1].new), (2, 0));
+
+        // Nothing usable in the file: refused, not silently ignored.
+        let empty = dir.path().join("empty.csv");
+        std::fs::write(&empty, "validationKey, decryptionKey\n\n").unwrap();
+        let shown = DisclosedKeys::with_lists(std::slice::from_ref(&empty))
+            .unwrap_err()
+            .to_string();
+        assert!(shown.contains("empty.csv: no hashes"), "{shown}");
+        std::fs::write(&empty, b"\xff\xfe v\x00").unwrap();
+        let shown = DisclosedKeys::with_lists(std::slice::from_ref(&empty))
+            .unwrap_err()
+            .to_string();
+        assert!(shown.contains("empty.csv: not UTF-8"), "{shown}");
 
         let bad = dir.path().join("bad.csv");
         std::fs::write(
