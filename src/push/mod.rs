@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod audit;
 pub mod diff;
+pub mod disclosed;
 pub mod plan;
 pub mod sessions;
 
@@ -13,6 +14,7 @@ use crate::paths::RemotePath;
 use std::fmt;
 
 pub use apply::{PushOutcome, ServerOutcome, ServerResult, apply};
+pub use disclosed::refuse_disclosed;
 pub use plan::{PlanError, build_plan};
 pub use sessions::Sessions;
 
