@@ -601,7 +601,7 @@ fn disclosed_key(f: &SiteFacts<'_>) -> Vec<Raised> {
         String::new()
     } else {
         format!(
-            " The key is inherited from {}: a push writes the new keys into the site's own configuration; replace the key there too, or every application that inherits it stays exposed.",
+            " It is inherited from {}: the push overrides it in the site's own configuration; replace it there too, for the other applications that inherit it.",
             inherited.join(" and ")
         )
     };

@@ -14,6 +14,10 @@ fn start(args: &ConsoleArgs, title: String, inventory: &Inventory) -> ExitCode {
         Ok(t) => t,
         Err(e) => return usage_error(e),
     };
+    let disclosed = match args.disclosed.load() {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return usage_error("the console needs a terminal; use `farmkey scan` in scripts");
     }
@@ -33,6 +37,7 @@ fn start(args: &ConsoleArgs, title: String, inventory: &Inventory) -> ExitCode {
             .audit
             .clone()
             .unwrap_or_else(crate::push::audit::default_path),
+        disclosed,
     };
     match console::run(opts) {
         Ok(()) => ExitCode::from(exit::OK),

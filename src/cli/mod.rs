@@ -1,6 +1,7 @@
 //! The command line: argument definitions and the headless commands.
 
 mod console;
+mod disclosed;
 mod keygen;
 mod prompt;
 mod push;
@@ -64,6 +65,31 @@ pub struct ConsoleArgs {
     /// The audit log (default $XDG_STATE_HOME/farmkey/audit.jsonl)
     #[arg(long, global = true, value_name = "FILE")]
     pub audit: Option<PathBuf>,
+    #[command(flatten)]
+    pub disclosed: DisclosedListArg,
+}
+
+/// Lists of publicly disclosed keys checked besides the shipped one.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DisclosedListArg {
+    /// Also check keys against this list of publicly disclosed keys (SHA-256
+    /// hashes in the CSV format of Microsoft's MachineKeys.csv); repeatable
+    #[arg(
+        id = "disclosed_list",
+        long = "disclosed-list",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub files: Vec<PathBuf>,
+}
+
+impl DisclosedListArg {
+    /// The shipped list and the given files; a file that cannot be used is
+    /// reported (file and line) and ends the command with exit code 2.
+    pub fn load(&self) -> Result<crate::disclosed::DisclosedKeys, ExitCode> {
+        crate::disclosed::DisclosedKeys::with_lists(&self.files)
+            .map_err(|e| usage_error(format!("--disclosed-list {e}")))
+    }
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -117,6 +143,8 @@ pub enum Command {
     History(HistoryArgs),
     /// Restore the backups of a push, if the files still hold what it wrote
     Rollback(RollbackArgs),
+    /// Show the lists of publicly disclosed keys that scan, push and the console check (and validate --disclosed-list files)
+    Disclosed,
 }
 
 #[derive(Args, Debug)]
@@ -285,6 +313,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Push(args)) => push::run_push(&cli.console, &args),
         Some(Command::History(args)) => push::run_history(&cli.console, &args),
         Some(Command::Rollback(args)) => push::run_rollback(&cli.console, &args),
+        Some(Command::Disclosed) => disclosed::run(&cli.console.disclosed),
         None => console::run_inventory(&cli.console),
     }
 }

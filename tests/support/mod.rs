@@ -153,3 +153,29 @@ pub fn edit_confined(original: &[u8], edited: &[u8]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Every hex run of 32+ characters in a fixture farm's files, upper-cased:
+/// its keys.
+pub fn farm_keys(farm: &str) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for (_, bytes) in snapshot_tree(&farm_fixture(farm)) {
+        for word in String::from_utf8_lossy(&bytes).split(|c: char| !c.is_ascii_hexdigit()) {
+            if word.len() >= 32 && !keys.contains(&word.to_ascii_uppercase()) {
+                keys.push(word.to_ascii_uppercase());
+            }
+        }
+    }
+    keys
+}
+
+/// No key of a fixture farm, in any case, in `text`: fingerprints only.
+pub fn assert_no_farm_key(farm: &str, text: &str) {
+    let upper = text.to_ascii_uppercase();
+    for key in farm_keys(farm) {
+        assert!(
+            !upper.contains(&key[..24]),
+            "key material in the output: {}",
+            &key[..24]
+        );
+    }
+}
