@@ -2,7 +2,8 @@
 //! producing findings an operator can act on.
 
 use crate::config::apphost::{Application, Component};
-use crate::config::effective::{Effective, HandlerState, KeyState, WifFault};
+use crate::config::effective::{Effective, HandlerState, KeyState, Source, WifFault};
+use crate::disclosed::DisclosedKeys;
 use crate::keys::{KeyPurpose, set_fingerprint};
 use crate::paths::RemotePath;
 use crate::scan::{FileProblem, ServerFailure, ServerScan};
@@ -37,6 +38,7 @@ impl Severity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Code {
+    DisclosedKey,
     Unreachable,
     Unreadable,
     InvalidKey,
@@ -60,6 +62,7 @@ pub enum Code {
 impl Code {
     pub fn name(self) -> &'static str {
         match self {
+            Code::DisclosedKey => "disclosed-key",
             Code::Unreachable => "unreachable",
             Code::Unreadable => "unreadable",
             Code::InvalidKey => "invalid-key",
@@ -99,6 +102,21 @@ pub struct Finding {
     pub message: String,
 }
 
+impl Finding {
+    /// How urgently it needs the operator: the severity, and among errors
+    /// a publicly disclosed key first. Views sort by it, most urgent first.
+    pub fn urgency(&self) -> (Severity, bool) {
+        (self.severity, self.code == Code::DisclosedKey)
+    }
+}
+
+/// A key of an instance that is on a list of publicly disclosed keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisclosedKey {
+    pub purpose: KeyPurpose,
+    pub fingerprint: String,
+}
+
 /// One site on one server.
 #[derive(Debug, Clone)]
 pub struct Instance {
@@ -117,6 +135,8 @@ pub struct Instance {
     pub set_fingerprint: Option<String>,
     /// Same letter, same key set (explicit keys only), `A` the most common.
     pub key_group: Option<char>,
+    /// Its keys that are on a list of publicly disclosed keys.
+    pub disclosed: Vec<DisclosedKey>,
 }
 
 impl Instance {
@@ -133,7 +153,17 @@ impl Instance {
         self.keys.iter().flat_map(|(v, d)| [v, d])
     }
 
-    fn new(server: &str, app: &crate::scan::AppConfig) -> Instance {
+    /// Whether one of its keys is publicly disclosed.
+    pub fn is_disclosed(&self) -> bool {
+        !self.disclosed.is_empty()
+    }
+
+    /// Whether this key of it is publicly disclosed.
+    pub fn disclosed_key(&self, purpose: KeyPurpose) -> bool {
+        self.disclosed.iter().any(|d| d.purpose == purpose)
+    }
+
+    fn new(server: &str, app: &crate::scan::AppConfig, lists: &DisclosedKeys) -> Instance {
         let keys = app.effective.as_ref().ok().map(|e| {
             (
                 e.machine_key.validation_key_state(),
@@ -143,6 +173,10 @@ impl Instance {
         let set_fingerprint = keys
             .as_ref()
             .and_then(|(v, d)| Some(set_fingerprint(v.key()?, d.key()?)));
+        let disclosed = match (&app.effective, &keys) {
+            (Ok(e), Some((v, d))) => disclosed_keys(&e.machine_key, [v, d], lists),
+            _ => Vec::new(),
+        };
         Instance {
             server: server.to_string(),
             app: app.app.clone(),
@@ -154,8 +188,31 @@ impl Instance {
             keys,
             set_fingerprint,
             key_group: None,
+            disclosed,
         }
     }
+}
+
+/// The keys written in the configuration (explicit ones, and invalid ones
+/// too: a published key stays public when ASP.NET refuses its length) that
+/// are on a list.
+fn disclosed_keys(
+    mk: &crate::config::effective::MachineKey,
+    states: [&KeyState; 2],
+    lists: &DisclosedKeys,
+) -> Vec<DisclosedKey> {
+    [KeyPurpose::Validation, KeyPurpose::Decryption]
+        .into_iter()
+        .zip(states)
+        .filter(|(_, state)| matches!(state, KeyState::Explicit { .. } | KeyState::Invalid { .. }))
+        .filter_map(|(purpose, _)| {
+            let text = mk.key(purpose).value()?.expose();
+            lists.is_disclosed(text).then(|| DisclosedKey {
+                purpose,
+                fingerprint: hex::encode(&crate::disclosed::key_hash(text)[..4]),
+            })
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -181,6 +238,11 @@ impl SiteReport {
     pub fn instance(&self, server: &str) -> Option<&Instance> {
         self.instances.iter().find(|i| i.server == server)
     }
+
+    /// A server of the site uses a publicly disclosed key.
+    pub fn has_disclosed_key(&self) -> bool {
+        self.instances.iter().any(Instance::is_disclosed)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -198,6 +260,9 @@ pub struct FarmReport {
     pub sites: Vec<SiteReport>,
     /// Farm-level findings (servers that could not be read, unknown sites).
     pub findings: Vec<Finding>,
+    /// The lists of publicly disclosed keys the keys were checked against;
+    /// a push checks the keys it writes against the same.
+    pub disclosed: DisclosedKeys,
 }
 
 impl FarmReport {
@@ -242,10 +307,21 @@ fn list(names: &[String]) -> String {
     }
 }
 
-/// Compares every selected site across the servers of the farm.
+/// Compares every selected site across the servers of the farm, checking
+/// keys against the shipped list of publicly disclosed keys.
 pub fn analyze<'a>(
     scans: impl IntoIterator<Item = &'a ServerScan>,
     selection: &Selection,
+) -> FarmReport {
+    analyze_against(scans, selection, &DisclosedKeys::shipped())
+}
+
+/// [`analyze`], checking keys against `disclosed` (the shipped list and the
+/// operator's `--disclosed-list` files).
+pub fn analyze_against<'a>(
+    scans: impl IntoIterator<Item = &'a ServerScan>,
+    selection: &Selection,
+    disclosed: &DisclosedKeys,
 ) -> FarmReport {
     let scans: Vec<&ServerScan> = scans.into_iter().collect();
     let mut findings = Vec::new();
@@ -305,7 +381,7 @@ pub fn analyze<'a>(
             if list.iter().any(|i| i.server == scan.name) {
                 continue; // the same id twice on one server: IIS would not start
             }
-            list.push(Instance::new(&scan.name, app));
+            list.push(Instance::new(&scan.name, app, disclosed));
         }
     }
 
@@ -332,6 +408,7 @@ pub fn analyze<'a>(
         servers,
         sites,
         findings,
+        disclosed: disclosed.clone(),
     }
 }
 
@@ -432,7 +509,8 @@ type Rule = fn(&SiteFacts<'_>) -> Vec<Raised>;
 
 /// Every site finding code and the one rule that decides it, in the order
 /// findings are reported.
-const RULES: [(Code, Rule); 17] = [
+const RULES: [(Code, Rule); 18] = [
+    (Code::DisclosedKey, disclosed_key),
     (Code::Unreadable, unreadable),
     (Code::InvalidConfig, invalid_config),
     (Code::LockedSection, locked_section),
@@ -481,6 +559,58 @@ fn site_findings(report: &SiteReport) -> Vec<Finding> {
             })
         })
         .collect()
+}
+
+/// Keys on a list of publicly disclosed keys, wherever they were set; one
+/// finding per site, the keys and their files grouped by server.
+fn disclosed_key(f: &SiteFacts<'_>) -> Vec<Raised> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    let mut inherited: Vec<String> = Vec::new();
+    for (inst, eff) in f.readable.iter().filter(|(i, _)| i.is_disclosed()) {
+        let mut keys = Vec::new();
+        let mut places: Vec<String> = Vec::new();
+        for d in &inst.disclosed {
+            let set = eff.machine_key.key(d.purpose);
+            keys.push(format!("{} {}", d.purpose.attribute(), d.fingerprint));
+            if !places.contains(&set.located()) {
+                places.push(set.located());
+            }
+            if let Source::File(file) = &set.source {
+                let own = inst.config_path.as_ref() == Some(file)
+                    || inst.external_sha256.iter().any(|(p, _)| p == file);
+                if !own && !inherited.contains(&file.to_string()) {
+                    inherited.push(file.to_string());
+                }
+            }
+        }
+        let what = format!("{} (set in {})", keys.join(" and "), places.join(" and "));
+        match groups.iter_mut().find(|(w, _)| *w == what) {
+            Some((_, servers)) => servers.push(inst.server.clone()),
+            None => groups.push((what, vec![inst.server.clone()])),
+        }
+    }
+    if groups.is_empty() {
+        return Vec::new();
+    }
+    let servers: Vec<String> = groups.iter().flat_map(|(_, s)| s.clone()).collect();
+    let described: Vec<String> = groups
+        .iter()
+        .map(|(what, servers)| format!("{what} on {}", list(servers)))
+        .collect();
+    let inherited = if inherited.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " It is inherited from {}: the push overrides it in the site's own configuration; replace it there too, for the other applications that inherit it.",
+            inherited.join(" and ")
+        )
+    };
+    let message = format!(
+        "{site} uses a publicly disclosed machine key: {}. It is on the list of machine keys published online and used in attacks: anyone can forge the ViewState (and so run code on the server) and the authentication cookies of {site}. Push a generated key set (farmkey push --site \"{site}\" --generate); adopting a key set in use is not a fix.{inherited} A new key does not undo a past compromise: check these servers.",
+        described.join("; "),
+        site = f.site
+    );
+    vec![raise(Severity::Error, servers, message)]
 }
 
 fn unreadable(f: &SiteFacts<'_>) -> Vec<Raised> {
@@ -598,10 +728,7 @@ fn invalid_key(f: &SiteFacts<'_>) -> Vec<Raised> {
     for (inst, eff) in &f.readable {
         for purpose in [KeyPurpose::Validation, KeyPurpose::Decryption] {
             if let Some(KeyState::Invalid { reason }) = inst.key(purpose) {
-                let source = match purpose {
-                    KeyPurpose::Validation => &eff.machine_key.validation_key.source,
-                    KeyPurpose::Decryption => &eff.machine_key.decryption_key.source,
-                };
+                let source = &eff.machine_key.key(purpose).source;
                 out.push(raise(
                     Severity::Error,
                     vec![inst.server.clone()],
@@ -623,7 +750,7 @@ fn encrypted_section(f: &SiteFacts<'_>) -> Vec<Raised> {
         return Vec::new();
     }
     let message = format!(
-        "<machineKey> of {} is encrypted on {}; farmkey cannot read or compare it. Decrypt it (aspnet_regiis -pdf) or compare on the server.",
+        "<machineKey> of {} is encrypted on {}; farmkey cannot read or compare it, nor check it against the list of publicly disclosed keys. Decrypt it (aspnet_regiis -pdf) or compare on the server.",
         f.site,
         list(&encrypted)
     );

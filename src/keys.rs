@@ -53,8 +53,13 @@ impl fmt::Debug for KeyText {
 
 /// Fingerprint of a key text (see [`KeyText::fingerprint`]).
 pub fn fingerprint(key: &str) -> String {
-    let digest = Sha256::digest(key.trim().to_ascii_uppercase().as_bytes());
-    hex::encode(&digest[..4])
+    hex::encode(&key_digest(key)[..4])
+}
+
+/// SHA-256 over the trimmed, upper-cased key text: what fingerprints show
+/// the start of, and what lists of disclosed keys hold.
+pub fn key_digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.trim().to_ascii_uppercase().as_bytes()).into()
 }
 
 /// Lower-case hex SHA-256 of some bytes (file hashes).

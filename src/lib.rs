@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod demo;
+pub mod disclosed;
 pub mod farm;
 pub mod inventory;
 pub mod keys;

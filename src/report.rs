@@ -3,6 +3,7 @@
 
 use crate::analysis::{FarmReport, Finding, Instance, SiteReport};
 use crate::config::effective::{KeyState, Sourced};
+use crate::keys::KeyPurpose;
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -42,6 +43,8 @@ struct JsonKey<'a> {
     reason: Option<&'a str>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     modifiers: &'a [String],
+    /// On a list of publicly disclosed keys.
+    disclosed: bool,
 }
 
 #[derive(Serialize)]
@@ -73,7 +76,11 @@ struct JsonInstance<'a> {
     error: Option<String>,
 }
 
-fn key_json<'a>(state: &'a KeyState, source: &Sourced<crate::keys::KeyText>) -> JsonKey<'a> {
+fn key_json<'a>(
+    state: &'a KeyState,
+    source: &Sourced<crate::keys::KeyText>,
+    disclosed: bool,
+) -> JsonKey<'a> {
     JsonKey {
         state: state.name(),
         fingerprint: state.fingerprint(),
@@ -83,6 +90,7 @@ fn key_json<'a>(state: &'a KeyState, source: &Sourced<crate::keys::KeyText>) -> 
             _ => None,
         },
         modifiers: state.modifiers(),
+        disclosed,
     }
 }
 
@@ -107,8 +115,20 @@ fn instance_json(i: &Instance) -> JsonInstance<'_> {
         validation_source: mk.map(|m| m.validation.source.to_string()),
         decryption_source: mk.map(|m| m.decryption.source.to_string()),
         compatibility_mode_source: mk.map(|m| m.compatibility_mode.source.to_string()),
-        validation_key: keys.map(|((v, _), m)| key_json(v, &m.validation_key)),
-        decryption_key: keys.map(|((_, d), m)| key_json(d, &m.decryption_key)),
+        validation_key: keys.map(|((v, _), m)| {
+            key_json(
+                v,
+                &m.validation_key,
+                i.disclosed_key(KeyPurpose::Validation),
+            )
+        }),
+        decryption_key: keys.map(|((_, d), m)| {
+            key_json(
+                d,
+                &m.decryption_key,
+                i.disclosed_key(KeyPurpose::Decryption),
+            )
+        }),
         session_token_handler: eff.map(|e| e.handler.state.name()),
         session_token_handler_source: eff
             .and_then(|e| e.handler.source.as_ref().map(|p| p.to_string())),
@@ -243,10 +263,22 @@ pub fn to_table(report: &FarmReport) -> String {
                 match &i.effective {
                     Ok(e) => {
                         let mk = &e.machine_key;
+                        let cell = |state: &KeyState, purpose| {
+                            let text = key_cell(state);
+                            if i.disclosed_key(purpose) {
+                                format!("{text} DISCLOSED")
+                            } else {
+                                text
+                            }
+                        };
                         row.extend([
                             i.key_group.map_or("-".into(), |c| c.to_string()),
-                            i.keys.as_ref().map_or_else(String::new, |k| key_cell(&k.0)),
-                            i.keys.as_ref().map_or_else(String::new, |k| key_cell(&k.1)),
+                            i.keys
+                                .as_ref()
+                                .map_or_else(String::new, |k| cell(&k.0, KeyPurpose::Validation)),
+                            i.keys
+                                .as_ref()
+                                .map_or_else(String::new, |k| cell(&k.1, KeyPurpose::Decryption)),
                             mk.validation.shown().to_string(),
                             mk.decryption.shown().to_string(),
                             mk.compatibility_mode.shown().to_string(),
@@ -276,7 +308,7 @@ pub fn to_table(report: &FarmReport) -> String {
     } else {
         out.push_str("FINDINGS\n");
         let mut sorted = findings;
-        sorted.sort_by_key(|f| std::cmp::Reverse(f.severity));
+        sorted.sort_by_key(|f| std::cmp::Reverse(f.urgency()));
         for f in sorted {
             let _ = writeln!(
                 out,

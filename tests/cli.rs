@@ -393,3 +393,298 @@ fn dry_runs_show_no_key_in_utf16_or_config_source_files() {
         assert_eq!(snapshot_tree(dir.path()), before, "{farm}: nothing written");
     }
 }
+
+// ---- publicly disclosed keys ----
+
+/// A list in the format of MachineKeys.csv holding the hashes of `keys`.
+fn hash_list(path: &std::path::Path, keys: [&str; 2]) {
+    fs::write(
+        path,
+        format!(
+            "validationKey, decryptionKey\n{}, {}\n",
+            hex::encode(farmkey::disclosed::key_hash(keys[0])),
+            hex::encode(farmkey::disclosed::key_hash(keys[1]))
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn disclosed_keys_come_first_in_the_table_and_json() {
+    let inv = farm_fixture("disclosed").join("farmkey.toml");
+    let out = farmkey()
+        .args(["scan", "--all-sites", "-i"])
+        .arg(&inv)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_no_key(&out.stdout);
+    assert_no_key(&out.stderr);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let findings: Vec<&str> = text
+        .split("FINDINGS\n")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with(' '))
+        .collect();
+    assert_eq!(findings.len(), 9, "{text}");
+    assert!(
+        findings[..5]
+            .iter()
+            .all(|l| l.starts_with("error    disclosed-key")),
+        "{text}"
+    );
+    assert!(
+        text.contains("51ef2ec8 DISCLOSED") && text.contains("Flowtime !"),
+        "{text}"
+    );
+
+    let out = farmkey()
+        .args(["scan", "--format", "json", "--all-sites", "-i"])
+        .arg(&inv)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_no_key(&out.stdout);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let site = |name: &str| {
+        json["sites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["site"] == name)
+            .unwrap()
+            .clone()
+    };
+    let flowtime = site("Flowtime");
+    // The same key set on both servers, and still not consistent.
+    assert_eq!(flowtime["consistent"], false);
+    assert_eq!(flowtime["findings"].as_array().unwrap().len(), 1);
+    assert_eq!(flowtime["findings"][0]["code"], "disclosed-key");
+    assert_eq!(flowtime["findings"][0]["severity"], "error");
+    assert_eq!(
+        flowtime["findings"][0]["servers"],
+        serde_json::json!(["web01", "web02"])
+    );
+    for inst in flowtime["instances"].as_array().unwrap() {
+        assert_eq!(inst["key_group"], "A");
+        assert_eq!(inst["validation_key"]["disclosed"], false);
+        assert_eq!(inst["decryption_key"]["disclosed"], true);
+        assert_eq!(inst["decryption_key"]["fingerprint"], "51ef2ec8");
+    }
+    assert_eq!(site("Reports")["findings"][0]["code"], "disclosed-key");
+    assert_eq!(site("Intranet")["consistent"], true);
+    assert_eq!(
+        site("Vault")["instances"][0]["validation_key"]["disclosed"],
+        false
+    );
+}
+
+#[test]
+fn the_disclosed_command_says_what_is_checked_and_validates_extra_lists() {
+    let out = farmkey().arg("disclosed").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(&format!(
+            "shipped  {} hashes of 3713 key pairs",
+            farmkey::disclosed::shipped().len()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"MachineKeys.csv\" © Microsoft Corporation")
+            && text.contains("CC BY 4.0")
+            && text.contains("converted"),
+        "the attribution the licence asks for: {text}"
+    );
+    assert!(text.contains("a key that is not listed may still be public"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = farmkey::keys::KeySet::generate(
+        farmkey::keys::ValidationAlg::Sha1,
+        farmkey::keys::DecryptionAlg::Aes,
+    )
+    .unwrap();
+    let (v, d) = (fresh.validation_key.expose(), fresh.decryption_key.expose());
+    let list = dir.path().join("newer.csv");
+    hash_list(&list, [v, d]);
+    let out = farmkey()
+        .args(["disclosed", "--disclosed-list"])
+        .arg(&list)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(&format!(
+            "extra    {}: 2 hashes, 2 not in the lists above",
+            list.display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains(&format!(
+        "total    {} distinct hashes",
+        farmkey::disclosed::shipped().len() + 2
+    )));
+
+    // A malformed list: file and line, exit 2, the bad field never echoed;
+    // scan, push and the console refuse it the same way before any work.
+    let bad = dir.path().join("bad.csv");
+    fs::write(&bad, format!("validationKey, decryptionKey\n{v}, {d}\n")).unwrap();
+    let inv = farm_fixture("disclosed").join("farmkey.toml");
+    for args in [
+        vec!["disclosed"],
+        vec!["scan", "-i", inv.to_str().unwrap()],
+        vec![
+            "push",
+            "--site",
+            "Flowtime",
+            "--generate",
+            "--dry-run",
+            "-i",
+            inv.to_str().unwrap(),
+        ],
+        // The console, before it needs a terminal.
+        vec!["-i", inv.to_str().unwrap()],
+    ] {
+        let out = farmkey()
+            .args(&args)
+            .arg("--disclosed-list")
+            .arg(&bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.contains(&format!(
+                "--disclosed-list {}:2: the validationKey column is not a SHA-256 hash (64 hex characters): 128 hex characters",
+                bad.display()
+            )),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains(&v[..16]) && !err.contains(&d[..16]), "{err}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing scanned");
+    }
+}
+
+#[test]
+fn pushes_of_disclosed_keys_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&farm_fixture("disclosed"), dir.path());
+    let inv = dir.path().join("farmkey.toml");
+    let audit = dir.path().join("audit.jsonl");
+    let servers = || {
+        [
+            snapshot_tree(&dir.path().join("web01")),
+            snapshot_tree(&dir.path().join("web02")),
+        ]
+    };
+    let before = servers();
+    let push = |args: &[&str]| {
+        farmkey()
+            .args(["push", "--yes", "--batch", "--audit"])
+            .arg(&audit)
+            .arg("-i")
+            .arg(&inv)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // A fresh pair that only the operator's newer list holds.
+    let fresh = farmkey::keys::KeySet::generate(
+        farmkey::keys::ValidationAlg::HmacSha256,
+        farmkey::keys::DecryptionAlg::Aes,
+    )
+    .unwrap();
+    // Microsoft's "How To" sample decryption key with a fresh validation key
+    // (the sample's validation key is 127 hex characters: refused anyway).
+    let sample = dir.path().join("sample.xml");
+    fs::write(
+        &sample,
+        format!(
+            "<machineKey validationKey=\"{}\" decryptionKey=\"ABAA84D7EC4BB56D75D217CECFFB9628809BDB8BF91CFCD64568A145BE59719F\" validation=\"HMACSHA256\" decryption=\"AES\" />",
+            fresh.validation_key.expose()
+        ),
+    )
+    .unwrap();
+    let fresh_xml = dir.path().join("fresh.xml");
+    fs::write(&fresh_xml, fresh.to_xml_element()).unwrap();
+    let newer = dir.path().join("newer.csv");
+    hash_list(
+        &newer,
+        [fresh.validation_key.expose(), fresh.decryption_key.expose()],
+    );
+    let sample_arg = sample.to_str().unwrap().to_string();
+    let fresh_arg = fresh_xml.to_str().unwrap().to_string();
+    let newer_arg = newer.to_str().unwrap().to_string();
+    let fresh_listed = format!(
+        "its validationKey {} and decryptionKey {} are publicly disclosed",
+        fresh.validation_key.fingerprint(),
+        fresh.decryption_key.fingerprint()
+    );
+    for (args, why) in [
+        (
+            vec!["--site", "Flowtime", "--adopt"],
+            "refused to push this key set (adopt set A from web01): its decryptionKey 51ef2ec8 is publicly disclosed",
+        ),
+        (
+            vec!["--site", "Default Web Site", "--adopt", "web02"],
+            "refused to push this key set (adopt set A from web02): its validationKey 1ab894ca and decryptionKey 5fdebde8 are publicly disclosed",
+        ),
+        (
+            vec!["--site", "Intranet", "--keys", &sample_arg],
+            "its decryptionKey 51ef2ec8 is publicly disclosed",
+        ),
+        (
+            vec![
+                "--site",
+                "Intranet",
+                "--keys",
+                &fresh_arg,
+                "--disclosed-list",
+                &newer_arg,
+            ],
+            &fresh_listed,
+        ),
+    ] {
+        let out = push(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = String::from_utf8(out.stderr.clone()).unwrap();
+        assert!(err.contains(why), "{args:?}: {err}");
+        assert!(err.contains("Generate a new key set instead"), "{err}");
+        assert_no_key(&out.stdout);
+        assert_no_key(&out.stderr);
+        assert!(!err.contains(&fresh.validation_key.expose()[..16]));
+    }
+    // The refused --keys of the sample is refused before any server is read.
+    let out = push(&["--site", "Intranet", "--keys", &sample_arg]);
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains(&format!("(--keys {sample_arg})")),
+    );
+    assert!(out.stdout.is_empty());
+    assert!(servers() == before, "a refused push wrote to a server");
+    assert!(fs::read_to_string(&audit).unwrap_or_default().is_empty());
+
+    // Without the newer list the fresh set is accepted; generating always is.
+    let out = push(&["--site", "Intranet", "--keys", &fresh_arg]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = push(&["--site", "Flowtime", "--generate"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = farmkey()
+        .args(["scan", "--format", "json", "-i"])
+        .arg(&inv)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let flowtime = json["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["site"] == "Flowtime")
+        .unwrap();
+    assert_eq!(flowtime["consistent"], true, "{flowtime}");
+}

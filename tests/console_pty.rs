@@ -799,3 +799,112 @@ fn the_console_shows_why_a_push_is_blocked_and_acts_only_on_request() {
     assert_eq!(now[2], original[2], "web03 left out");
     assert!(!lock.exists(), "the stale lock was broken, ours released");
 }
+
+/// The fixture farm whose sites use Microsoft's published sample keys: its
+/// own mark in the matrix (and in ASCII), generation offered first, and a
+/// disclosed key refused whether pasted or adopted, with the reason.
+#[test]
+fn disclosed_keys_are_marked_and_never_pushed_from_the_console() {
+    let dir = tmp();
+    support::copy_tree(&support::farm_fixture("disclosed"), dir.path());
+    let inv = dir.path().join("farmkey.toml");
+    let audit = dir.path().join("audit.jsonl");
+    let args = [
+        "-i",
+        inv.to_str().unwrap(),
+        "--audit",
+        audit.to_str().unwrap(),
+    ];
+    let mut p = Pty::farmkey(&args, &[], 100, 30, dir.path());
+    let s = p.wait_until("the analysis of both servers", T, |s| {
+        s.contains("servers 2 ok") && s.contains("☠ 3 disclosed")
+    });
+    assert!(pointed_line(&s).contains("☠ Flowtime"), "{s}");
+    assert_eq!(s.matches("A 03eb02f6 ☠").count(), 2, "{s}");
+    assert!(s.contains("disclosed-key Flowtime uses a publicly disclosed machine key"));
+
+    p.send("p");
+    let s = p.wait_for("Push to Flowtime", T);
+    assert!(
+        s.contains("A key of this site is publicly disclosed: generate a new key set."),
+        "{s}"
+    );
+    assert!(
+        s.lines()
+            .any(|l| l.contains("▶ Generate new keys: SHA1 + AES")),
+        "generation first: {s}"
+    );
+    assert!(
+        s.contains("Adopt key set A from web01: refused, its keys are public"),
+        "{s}"
+    );
+    // Import (third) and paste Microsoft's "How To" decryption key.
+    p.send(DOWN);
+    p.send(DOWN);
+    p.wait_until("import selected", T, |s| {
+        s.lines().any(|l| l.contains("▶ Import a <machineKey>"))
+    });
+    p.send(ENTER);
+    p.wait_for("Paste the <machineKey> element", T);
+    let v = "0123456789ABCDEF".repeat(8);
+    let d = "ABAA84D7EC4BB56D75D217CECFFB9628809BDB8BF91CFCD64568A145BE59719F";
+    p.send(&format!(
+        "\x1b[200~<machineKey validationKey=\"{v}\" decryptionKey=\"{d}\" validation=\"HMACSHA256\" decryption=\"AES\" />\x1b[201~"
+    ));
+    p.wait_for("[key ", T);
+    p.send(ENTER);
+    let s = p.wait_for("These keys cannot be used", T);
+    assert!(
+        s.contains("(the pasted keys): its decryptionKey")
+            && s.contains("51ef2ec8 is publicly disclosed"),
+        "{s}"
+    );
+    p.send(ENTER);
+    p.wait_until("the dialog closed", T, |s| !s.contains("These keys cannot"));
+
+    // The disclosed set, chosen anyway: the plan refuses it with the reason.
+    p.send("p");
+    p.wait_for("Push to Flowtime", T);
+    for _ in 0..3 {
+        p.send(DOWN);
+    }
+    p.wait_until("the refused adopt selected", T, |s| {
+        s.lines()
+            .any(|l| l.contains("▶ Adopt key set A from web01: refused"))
+    });
+    p.send(ENTER);
+    let s = p.wait_for("Cannot plan the push", T);
+    assert!(s.contains("(adopt set A from web01)"), "{s}");
+    p.send(ENTER);
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
+    assert!(fs::read_to_string(&audit).unwrap_or_default().is_empty());
+    let out = p.output();
+    assert!(!out.contains(&v[..24]), "the pasted key on the screen");
+    support::assert_no_farm_key("disclosed", &out);
+
+    // Without Unicode: the ASCII mark, in the matrix and in the help.
+    let mut p = Pty::farmkey(
+        &[&args[..], &["--ascii"]].concat(),
+        &[],
+        100,
+        30,
+        dir.path(),
+    );
+    let s = p.wait_until("the ASCII matrix", T, |s| {
+        s.contains("servers 2 ok") && s.contains("P 3 disclosed")
+    });
+    assert!(
+        s.contains("P Flowtime") && s.contains("A 03eb02f6 P"),
+        "{s}"
+    );
+    p.send("?");
+    let s = p.wait_for("publicly disclosed key", T);
+    assert!(s.contains("P   publicly disclosed key"), "{s}");
+    p.send(ENTER);
+    p.wait_until("the help closed", T, |s| {
+        !s.contains("Help: any key closes")
+    });
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
+}

@@ -2,6 +2,8 @@
 //! 80x24 and 120x40, default and mono themes. Snapshots hold screens (and,
 //! in the styled ones, styles): fingerprints only, never a key.
 
+mod support;
+
 use farmkey::console::app::{App, Ask, Dialog, Msg};
 use farmkey::console::symbols;
 use farmkey::console::theme::Theme;
@@ -16,6 +18,7 @@ use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use std::path::PathBuf;
 use std::sync::mpsc::channel;
 use std::time::Duration;
+use support::assert_no_farm_key;
 
 /// The demo farm with fixed, obviously fake keys, so that fingerprints are
 /// the same every run.
@@ -240,5 +243,71 @@ fn too_small() {
         let text = format!("{}", t.backend());
         assert!(text.contains("Terminal too small"), "{text}");
         insta::assert_snapshot!(format!("too_small_{theme}"), text);
+    }
+}
+
+/// The fixture farm whose sites use Microsoft's published sample keys,
+/// every IIS application shown.
+fn disclosed_app(theme: &str, symbols: symbols::Symbols) -> App {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/farms/disclosed/farmkey.toml");
+    let inv = Inventory::load(&path).unwrap();
+    let mut app = App::new(
+        "disclosed farm".into(),
+        inv.servers.clone(),
+        Theme::built_in(theme, false).unwrap(),
+        symbols,
+        false,
+    );
+    app.start();
+    for (index, mut scan) in scan_all(&inv.servers, ConnectOptions::default(), 2)
+        .into_iter()
+        .enumerate()
+    {
+        scan.elapsed = Duration::from_millis(100);
+        app.update(Msg::Scan {
+            generation: 1,
+            event: ScanEvent::Finished {
+                index,
+                scan: Box::new(scan),
+            },
+        });
+    }
+    key(&mut app, KeyCode::Char('a'));
+    app
+}
+
+#[test]
+fn a_disclosed_key_has_its_own_mark_and_comes_first() {
+    for theme in ["default", "mono"] {
+        let a = disclosed_app(theme, symbols::UNICODE);
+        assert_no_farm_key("disclosed", &format!("{}", render(&a, 120, 40).backend()));
+        snap("disclosed_matrix", &a);
+    }
+    let mut a = disclosed_app("default", symbols::ASCII);
+    let text = format!("{}", render(&a, 80, 24).backend());
+    assert!(text.contains("P Default Web Site"), "{text}");
+    insta::assert_snapshot!("disclosed_matrix_80x24_ascii", text);
+    // Findings: the disclosed keys first.
+    key(&mut a, KeyCode::Char('3'));
+    let text = format!("{}", render(&a, 120, 40).backend());
+    assert_no_farm_key("disclosed", &text);
+    insta::assert_snapshot!("disclosed_findings_120x40_ascii", text);
+}
+
+#[test]
+fn the_push_choice_for_a_disclosed_key_offers_generation_first() {
+    both_themes_of("disclosed_push_choice", |theme| {
+        let mut a = disclosed_app(theme, symbols::UNICODE);
+        key(&mut a, KeyCode::Char('p'));
+        a
+    });
+}
+
+fn both_themes_of(name: &str, make: impl Fn(&str) -> App) {
+    for theme in ["default", "mono"] {
+        let a = make(theme);
+        assert_no_farm_key("disclosed", &format!("{}", render(&a, 120, 40).backend()));
+        snap(name, &a);
     }
 }

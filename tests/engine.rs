@@ -479,8 +479,9 @@ fn editor_keeps_every_byte_outside_the_edit_on_every_fixture() {
                 assert!(!again.changed, "{}", path.display());
             }
             Err(EditError::EncryptedMachineKey { .. }) => {
+                let p = path.to_string_lossy();
                 assert!(
-                    path.to_string_lossy().contains("encrypted"),
+                    p.contains("encrypted") || p.contains("disclosed/web0"),
                     "{}",
                     path.display()
                 );
@@ -496,8 +497,9 @@ fn editor_keeps_every_byte_outside_the_edit_on_every_fixture() {
             }
             // Kept in another file: the push edits that one.
             Err(EditError::ExternalSource { .. }) => {
+                let p = path.to_string_lossy();
                 assert!(
-                    path.to_string_lossy().contains("config-source"),
+                    p.contains("config-source") || p.contains("disclosed/web0"),
                     "{}",
                     path.display()
                 );
@@ -513,8 +515,8 @@ fn editor_keeps_every_byte_outside_the_edit_on_every_fixture() {
     }
     assert_eq!(
         refused,
-        1 + 2 + 6 + 1,
-        "malformed, utf16, config-source, wif"
+        1 + 2 + 6 + 2 + 1,
+        "malformed, utf16, config-source, disclosed (configSource), wif"
     );
     assert!(edited_count > 20);
 }
@@ -609,9 +611,12 @@ use farmkey::push::{
     Interrupt, KeySource, Plan, PlanAction, PushOutcome, PushRequest, Sessions, apply, build_plan,
 };
 
-/// Plans and applies a push on a local farm (a private copy), as
-/// `farmkey push --yes` would.
-fn push_local(dir: &Path, site: &str, source: KeySource) -> (Plan, PushOutcome) {
+/// Plans a push on a local farm, with the sessions to apply it through.
+fn plan_local(
+    dir: &Path,
+    site: &str,
+    source: KeySource,
+) -> (Result<Plan, farmkey::push::PlanError>, Sessions) {
     let inventory = farmkey::inventory::Inventory::load(&dir.join("farmkey.toml")).unwrap();
     let report = scan_inventory(&dir.join("farmkey.toml"), &all_sites());
     let mut sessions = Sessions::new(
@@ -619,7 +624,14 @@ fn push_local(dir: &Path, site: &str, source: KeySource) -> (Plan, PushOutcome) 
         farmkey::transport::ConnectOptions::default(),
     );
     let req = PushRequest::new(site, source);
-    let plan = build_plan(&req, &report, &mut sessions).unwrap();
+    (build_plan(&req, &report, &mut sessions), sessions)
+}
+
+/// Plans and applies a push on a local farm (a private copy), as
+/// `farmkey push --yes` would.
+fn push_local(dir: &Path, site: &str, source: KeySource) -> (Plan, PushOutcome) {
+    let (plan, mut sessions) = plan_local(dir, site, source);
+    let plan = plan.unwrap();
     let audit = AuditLog::new(dir.join("audit.jsonl"));
     let outcome = apply(&plan, &mut sessions, &audit, &Interrupt::new(), &mut |_| {});
     (plan, outcome)
@@ -1146,4 +1158,223 @@ fn utf16_files_are_read_and_written_back_in_utf16() {
     }
     let again = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
     assert!(again.site("Flowtime").unwrap().consistent());
+}
+
+// ---- issue 12: publicly disclosed keys ----
+
+const MACHINE_64: &str =
+    "C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\Config\\machine.config";
+const ROOT_WEB_32: &str = "C:\\Windows\\Microsoft.NET\\Framework\\v4.0.30319\\Config\\web.config";
+
+#[test]
+fn disclosed_keys_are_found_wherever_asp_net_takes_them_from() {
+    let report = scan_inventory(
+        &farm_fixture("disclosed").join("farmkey.toml"),
+        &all_sites(),
+    );
+    assert_eq!(
+        finding_rows(&report),
+        vec![
+            row("disclosed-key", "error", "Default Web Site", "web01,web02"),
+            row("disclosed-key", "error", "Flowtime", "web01,web02"),
+            row("disclosed-key", "error", "Process TOGO", "web01,web02"),
+            row("disclosed-key", "error", "Reports", "web01,web02"),
+            row(
+                "disclosed-key",
+                "error",
+                "Sequence Administration",
+                "web01,web02"
+            ),
+            row("encrypted-section", "warning", "Vault", "web01,web02"),
+            row("invalid-key", "error", "Reports", "web01"),
+            row("invalid-key", "error", "Reports", "web02"),
+            row("weak-validation", "info", "Reports", "web01,web02"),
+        ]
+    );
+    // Reported first, each with the key's file, servers and fingerprints.
+    for site in &report.sites {
+        if site.has_disclosed_key() {
+            assert_eq!(
+                site.findings[0].code.name(),
+                "disclosed-key",
+                "{}",
+                site.site
+            );
+            assert!(!site.consistent(), "{}", site.site);
+        }
+    }
+    let message = |site: &str| site_messages(&report, site, "disclosed-key").remove(0);
+    assert_eq!(
+        message("Flowtime"),
+        "Flowtime uses a publicly disclosed machine key: decryptionKey 51ef2ec8 (set in C:\\inetpub\\Flowtime\\web.config line 9) on web01 and web02. It is on the list of machine keys published online and used in attacks: anyone can forge the ViewState (and so run code on the server) and the authentication cookies of Flowtime. Push a generated key set (farmkey push --site \"Flowtime\" --generate); adopting a key set in use is not a fix. A new key does not undo a past compromise: check these servers."
+    );
+    // machine.config on web01, the 64-bit root web.config on web02.
+    let default_site = message("Default Web Site");
+    assert!(
+        default_site.contains(&format!(
+            "validationKey 1ab894ca and decryptionKey 5fdebde8 (set in {MACHINE_64} line 10) on web01; validationKey 1ab894ca and decryptionKey 5fdebde8 (set in {ROOT_WEB} line 9) on web02"
+        )),
+        "{default_site}"
+    );
+    assert!(
+        default_site.contains(&format!(
+            "It is inherited from {MACHINE_64} and {ROOT_WEB}: the push overrides it in the site's own configuration"
+        )),
+        "{default_site}"
+    );
+    // A <location path> block of the root web.config.
+    assert!(
+        message("Sequence Administration").contains(&format!(
+            "validationKey 1ab894ca (set in {ROOT_WEB} line 12) on web01; validationKey 1ab894ca (set in {ROOT_WEB} line 13) on web02"
+        )),
+        "{}",
+        message("Sequence Administration")
+    );
+    // The file configSource names.
+    assert!(
+        message("Process TOGO").contains(
+            "decryptionKey 51ef2ec8 (set in C:\\Program Files\\PNMsoft\\Process TOGO\\App_Config\\MachineKey.config line 3) on web01 and web02"
+        ),
+        "{}",
+        message("Process TOGO")
+    );
+    assert!(!message("Process TOGO").contains("inherited"));
+    // The 32-bit root web.config, for the 32-bit pool; the published
+    // validation key is refused by ASP.NET and still public.
+    assert!(
+        message("Reports").contains(&format!(
+            "validationKey fae46bc3 and decryptionKey 51ef2ec8 (set in {ROOT_WEB_32} line 9) on web01 and web02"
+        )),
+        "{}",
+        message("Reports")
+    );
+    // The same keys on every server: in step, and still not consistent.
+    let flowtime = report.site("Flowtime").unwrap();
+    assert_eq!(
+        flowtime
+            .instances
+            .iter()
+            .map(|i| i.key_group)
+            .collect::<Vec<_>>(),
+        [Some('A'), Some('A')]
+    );
+    assert!(!flowtime.consistent());
+    // Fresh keys are not listed; an encrypted section cannot be checked.
+    assert!(report.site("Intranet").unwrap().consistent());
+    let vault = site_messages(&report, "Vault", "encrypted-section").remove(0);
+    assert!(
+        vault.contains("nor check it against the list of publicly disclosed keys"),
+        "{vault}"
+    );
+    for f in report.all_findings() {
+        assert_no_farm_key("disclosed", &f.message);
+    }
+}
+
+#[test]
+fn an_extra_list_finds_keys_the_shipped_list_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("newer.csv");
+    // Intranet's keys, published since the shipped list was made.
+    let report = scan_inventory(
+        &farm_fixture("disclosed").join("farmkey.toml"),
+        &all_sites(),
+    );
+    let intranet = report.site("Intranet").unwrap().instance("web01").unwrap();
+    let mk = &intranet.effective.as_ref().unwrap().machine_key;
+    let hash = |k: &farmkey::keys::KeyText| hex::encode(farmkey::disclosed::key_hash(k.expose()));
+    fs::write(
+        &list,
+        format!(
+            "validationKey, decryptionKey\n{}, {}\n",
+            hash(mk.validation_key.value().unwrap()),
+            hash(mk.decryption_key.value().unwrap())
+        ),
+    )
+    .unwrap();
+    let lists = farmkey::disclosed::DisclosedKeys::with_lists(&[list]).unwrap();
+    let inventory =
+        farmkey::inventory::Inventory::load(&farm_fixture("disclosed").join("farmkey.toml"))
+            .unwrap();
+    let scans = farmkey::farm::scan_all(
+        &inventory.servers,
+        farmkey::transport::ConnectOptions::default(),
+        2,
+    );
+    let report = farmkey::analysis::analyze_against(&scans, &all_sites(), &lists);
+    assert_eq!(
+        report
+            .site("Intranet")
+            .unwrap()
+            .findings
+            .iter()
+            .map(|f| f.code.name())
+            .collect::<Vec<_>>(),
+        ["disclosed-key"]
+    );
+    assert!(
+        report.site("Flowtime").unwrap().has_disclosed_key(),
+        "the shipped list still counts"
+    );
+}
+
+#[test]
+fn a_disclosed_key_set_is_never_pushed_and_a_generated_one_clears_the_finding() {
+    let dir = farm_copy("disclosed");
+    let before = snapshot_tree(dir.path());
+    let sample = farmkey::config::import::key_set_from_xml(
+        "<machineKey validationKey=\"C50B3C89CB21F4F1422FF158A5B42D0E8DB8CB5CDA1742572A487D9401E3400267682B202B746511891C1BAF47F8D25C07F6C39A104696DB51F17C529AD3CABE\" decryptionKey=\"8A9BE8FD67AF6979E7D20198CFEA50DD3D3799C77AF2B72F\" validation=\"SHA1\" decryption=\"AES\" />",
+    )
+    .unwrap();
+    for (site, source, what) in [
+        ("Flowtime", KeySource::Adopt(None), "adopt set A from web01"),
+        (
+            "Flowtime",
+            KeySource::Adopt(Some("web02".into())),
+            "adopt set A from web02",
+        ),
+        (
+            "Sequence Administration",
+            KeySource::Adopt(None),
+            "adopt set A from web01",
+        ),
+        (
+            "Intranet",
+            KeySource::Import(sample.clone()),
+            "imported keys (SHA1 + AES)",
+        ),
+    ] {
+        let e = plan_local(dir.path(), site, source)
+            .0
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("refused to push this key set ({what}): its ")),
+            "{site}: {e}"
+        );
+        assert!(e.contains("publicly disclosed"), "{e}");
+        assert_no_farm_key("disclosed", &e);
+    }
+    assert!(changed_since(&before, dir.path()).is_empty());
+
+    // Intranet's own set is not listed: adopting it is planned.
+    assert!(
+        plan_local(dir.path(), "Intranet", KeySource::Adopt(None))
+            .0
+            .is_ok()
+    );
+
+    // Generated keys replace the disclosed ones where the site keeps them.
+    let (plan, outcome) = push_local(dir.path(), "Process TOGO", generate_hmac());
+    assert!(outcome.success(), "{}", outcome.summary());
+    assert_eq!(
+        plan_rows(&plan)[0].1,
+        "C:\\Program Files\\PNMsoft\\Process TOGO\\App_Config\\MachineKey.config"
+    );
+    let (_, outcome) = push_local(dir.path(), "Default Web Site", generate_hmac());
+    assert!(outcome.success(), "{}", outcome.summary());
+    let after = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    assert!(after.site("Process TOGO").unwrap().consistent());
+    assert!(after.site("Default Web Site").unwrap().consistent());
+    assert!(after.site("Flowtime").unwrap().has_disclosed_key());
 }

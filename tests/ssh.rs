@@ -799,3 +799,55 @@ fn create_new_is_exclusive_never_follows_links_and_sends_no_mode() {
         assert_eq!(mode, 0o666, "{name}: {mode:o}");
     }
 }
+
+/// Publicly disclosed keys read over SFTP wherever they are set (machine
+/// and root web.config of both bitnesses, `<location>`, web.config, a
+/// configSource file): the same findings, messages and JSON as locally.
+#[test]
+fn disclosed_keys_over_ssh_match_local() {
+    let fixture = farm_fixture("disclosed");
+    let farm = SshFarm::from_fixture(&fixture, &["web01", "web02"], Options::default());
+    let local = scan_inventory(&fixture.join("farmkey.toml"), &all_sites());
+    let remote = scan_with(&farm.inventory(""), no_ssh_config(), &all_sites());
+    assert_all_reachable(&remote);
+    assert_eq!(finding_rows(&remote), finding_rows(&local));
+    assert_eq!(instances(&remote), instances(&local));
+    let messages =
+        |r: &FarmReport| -> Vec<String> { r.all_findings().map(|f| f.message.clone()).collect() };
+    assert_eq!(messages(&remote), messages(&local));
+    let disclosed: Vec<&str> = remote
+        .sites
+        .iter()
+        .filter(|s| {
+            s.findings
+                .first()
+                .is_some_and(|f| f.code.name() == "disclosed-key")
+        })
+        .map(|s| s.site.as_str())
+        .collect();
+    assert_eq!(
+        disclosed,
+        [
+            "Default Web Site",
+            "Flowtime",
+            "Process TOGO",
+            "Reports",
+            "Sequence Administration"
+        ]
+    );
+
+    // The process: exit 1, the key flags in the JSON, no key text.
+    let inv = farm.inventory("");
+    let (code, json) = scan_json(&farm, &["--all-sites"], &inv, &[]);
+    assert_eq!(code, 1);
+    assert_no_farm_key("disclosed", &json.to_string());
+    let togo = json["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["site"] == "Process TOGO")
+        .unwrap();
+    assert_eq!(togo["consistent"], false);
+    assert_eq!(togo["findings"][0]["code"], "disclosed-key");
+    assert_eq!(togo["instances"][1]["decryption_key"]["disclosed"], true);
+}

@@ -1,6 +1,9 @@
 //! `farmkey` and `farmkey demo`: start the console.
 
-use super::{AuditArg, ConsoleArgs, DemoArgs, DisplayArgs, exit, load_inventory, usage_error};
+use super::{
+    AuditArg, ConsoleArgs, DemoArgs, DisclosedListArg, DisplayArgs, exit, load_inventory,
+    usage_error,
+};
 use crate::console::theme::{Theme, truecolor_from_env};
 use crate::console::{self, ConsoleOptions};
 use crate::demo::DemoFarm;
@@ -11,6 +14,7 @@ use std::process::ExitCode;
 fn start(
     args: &DisplayArgs,
     audit: &AuditArg,
+    disclosed: &DisclosedListArg,
     mut connect: crate::transport::ConnectOptions,
     jobs: usize,
     title: String,
@@ -20,6 +24,10 @@ fn start(
     let theme = match Theme::select(args.theme.as_deref(), no_color, truecolor_from_env()) {
         Ok(t) => t,
         Err(e) => return usage_error(e),
+    };
+    let disclosed = match disclosed.load() {
+        Ok(d) => d,
+        Err(code) => return code,
     };
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return usage_error("the console needs a terminal; use `farmkey scan` in scripts");
@@ -36,6 +44,7 @@ fn start(
         connect,
         jobs,
         audit: audit.path(),
+        disclosed,
     };
     match console::run(opts) {
         Ok(end) => {
@@ -65,6 +74,7 @@ pub fn run_inventory(args: &ConsoleArgs) -> ExitCode {
         Ok(inv) => start(
             &args.display,
             &args.audit,
+            &args.disclosed,
             args.farm.connect.headless_options(),
             args.jobs.jobs,
             inv.path.display().to_string(),
@@ -79,6 +89,7 @@ pub fn run_demo(args: &DemoArgs) -> ExitCode {
         Ok(demo) => start(
             &args.display,
             &args.audit,
+            &args.disclosed,
             Default::default(),
             crate::farm::DEFAULT_JOBS,
             "demo farm".to_string(),

@@ -1,6 +1,7 @@
 //! The command line: argument definitions and the headless commands.
 
 mod console;
+mod disclosed;
 mod keygen;
 mod prompt;
 mod push;
@@ -55,6 +56,8 @@ pub struct ConsoleArgs {
     pub jobs: JobsArg,
     #[command(flatten)]
     pub audit: AuditArg,
+    #[command(flatten)]
+    pub disclosed: DisclosedListArg,
     #[command(flatten)]
     pub display: DisplayArgs,
 }
@@ -117,6 +120,24 @@ impl AuditArg {
     }
 }
 
+/// Lists of publicly disclosed keys checked besides the shipped one.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DisclosedListArg {
+    /// Also check keys against this list of publicly disclosed keys (SHA-256
+    /// hashes in the CSV format of Microsoft's MachineKeys.csv); repeatable
+    #[arg(id = "disclosed_list", long = "disclosed-list", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+impl DisclosedListArg {
+    /// The shipped list and the given files; a file that cannot be used is
+    /// reported (file and line) and ends the command with exit code 2.
+    pub fn load(&self) -> Result<crate::disclosed::DisclosedKeys, ExitCode> {
+        crate::disclosed::DisclosedKeys::with_lists(&self.files)
+            .map_err(|e| usage_error(format!("--disclosed-list {e}")))
+    }
+}
+
 #[derive(Args, Debug, Clone, Default)]
 pub struct ConnectArgs {
     /// Never prompt for passwords, passphrases or host keys; fail clearly instead
@@ -176,6 +197,14 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the manual page (roff), or write one page per command into a folder
     Man(ManArgs),
+    /// Show the lists of publicly disclosed keys that scan, push and the console check (and validate --disclosed-list files)
+    Disclosed(DisclosedArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DisclosedArgs {
+    #[command(flatten)]
+    pub disclosed: DisclosedListArg,
 }
 
 #[derive(Args, Debug)]
@@ -189,6 +218,8 @@ pub struct ManArgs {
 pub struct DemoArgs {
     #[command(flatten)]
     pub audit: AuditArg,
+    #[command(flatten)]
+    pub disclosed: DisclosedListArg,
     #[command(flatten)]
     pub display: DisplayArgs,
 }
@@ -208,6 +239,8 @@ pub struct PushArgs {
     pub jobs: JobsArg,
     #[command(flatten)]
     pub audit: AuditArg,
+    #[command(flatten)]
+    pub disclosed: DisclosedListArg,
     /// The site (`Site` or `Site/app`)
     #[arg(long)]
     pub site: String,
@@ -311,6 +344,8 @@ pub struct ScanArgs {
     pub farm: FarmArgs,
     #[command(flatten)]
     pub jobs: JobsArg,
+    #[command(flatten)]
+    pub disclosed: DisclosedListArg,
     /// Output format
     #[arg(long, value_enum, default_value = "table")]
     pub format: ScanFormat,
@@ -478,6 +513,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Rollback(args)) => push::run_rollback(&args),
         Some(Command::Completions(args)) => print_completions(args.shell),
         Some(Command::Man(args)) => print_man(&args),
+        Some(Command::Disclosed(args)) => disclosed::run(&args.disclosed),
         None => console::run_inventory(&cli.console),
     }
 }

@@ -1,15 +1,16 @@
 //! `farmkey push`, `farmkey history`, `farmkey rollback`.
 
 use super::{AuditArg, HistoryArgs, PushArgs, RollbackArgs, exit, load_inventory, usage_error};
-use crate::analysis::{Selection, analyze};
+use crate::analysis::{Selection, analyze_against};
 use crate::config::import::key_set_from_xml;
+use crate::disclosed::DisclosedKeys;
 use crate::farm::scan_all;
 use crate::push::apply::{Progress, rollback_push};
 use crate::push::audit::{AuditLog, AuditRecord, pushes};
 use crate::push::diff::masked_diff;
 use crate::push::{
     Interrupt, KeySource, PlanAction, PushOutcome, PushRequest, Sessions, StopReason, Verdict,
-    and_list, apply, build_plan,
+    and_list, apply, build_plan, refuse_disclosed,
 };
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
@@ -38,7 +39,7 @@ fn confirm(question: &str) -> Result<bool, String> {
     ))
 }
 
-fn key_source(args: &PushArgs) -> Result<KeySource, String> {
+fn key_source(args: &PushArgs, disclosed: &DisclosedKeys) -> Result<KeySource, String> {
     if args.handler_only {
         return Ok(KeySource::HandlerOnly);
     }
@@ -56,9 +57,12 @@ fn key_source(args: &PushArgs) -> Result<KeySource, String> {
     if let Some(path) = &args.keys {
         let text =
             std::fs::read_to_string(path).map_err(|e| format!("--keys {}: {e}", path.display()))?;
-        return key_set_from_xml(&text)
-            .map(KeySource::Import)
-            .map_err(|e| format!("--keys {}: {e}", path.display()));
+        let keys =
+            key_set_from_xml(&text).map_err(|e| format!("--keys {}: {e}", path.display()))?;
+        // Refused before the farm is read: nothing to scan for.
+        refuse_disclosed(&keys, &format!("--keys {}", path.display()), disclosed)
+            .map_err(|e| e.to_string())?;
+        return Ok(KeySource::Import(keys));
     }
     Err("choose the keys: --generate, --adopt [SERVER], --keys FILE, or --handler-only".into())
 }
@@ -128,7 +132,11 @@ pub(super) fn push_exit_code(outcome: &PushOutcome) -> u8 {
 }
 
 pub fn run_push(args: &PushArgs) -> ExitCode {
-    let source = match key_source(args) {
+    let disclosed = match args.disclosed.load() {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let source = match key_source(args, &disclosed) {
         Ok(s) => s,
         Err(e) => return usage_error(e),
     };
@@ -151,12 +159,13 @@ pub fn run_push(args: &PushArgs) -> ExitCode {
     }
     let opts = args.farm.connect.headless_options();
     let scans = scan_all(&inventory.servers, opts.clone(), args.jobs.jobs);
-    let report = analyze(
+    let report = analyze_against(
         &scans,
         &Selection {
             all_sites: true,
             sites: vec![],
         },
+        &disclosed,
     );
     let request = PushRequest {
         site: args.site.clone(),

@@ -1,7 +1,7 @@
 //! `farmkey scan`: read every server, print drift, exit 0/1/2.
 
 use super::{ScanArgs, ScanFormat, exit, load_inventory, usage_error};
-use crate::analysis::analyze;
+use crate::analysis::analyze_against;
 use crate::demo::DemoFarm;
 use crate::farm::scan_all;
 use crate::report;
@@ -9,6 +9,10 @@ use std::io::Write;
 use std::process::ExitCode;
 
 pub fn run(args: &ScanArgs) -> ExitCode {
+    let disclosed = match args.disclosed.load() {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
     let demo;
     let inventory = if args.demo {
         demo = match DemoFarm::new() {
@@ -24,7 +28,7 @@ pub fn run(args: &ScanArgs) -> ExitCode {
     };
     let opts = args.farm.connect.headless_options();
     let scans = scan_all(&inventory.servers, opts, args.jobs.jobs);
-    let report = analyze(&scans, &args.sites.selection());
+    let report = analyze_against(&scans, &args.sites.selection(), &disclosed);
     match args.format {
         ScanFormat::Table => print!("{}", report::to_table(&report)),
         ScanFormat::Json => {

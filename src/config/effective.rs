@@ -212,10 +212,19 @@ impl MachineKey {
         self.key_state(KeyPurpose::Decryption)
     }
 
+    /// The validationKey or decryptionKey attribute, with its source.
+    pub fn key(&self, purpose: KeyPurpose) -> &Sourced<KeyText> {
+        match purpose {
+            KeyPurpose::Validation => &self.validation_key,
+            KeyPurpose::Decryption => &self.decryption_key,
+        }
+    }
+
     pub fn key_state(&self, purpose: KeyPurpose) -> KeyState {
-        let (key, alg) = match purpose {
-            KeyPurpose::Validation => (&self.validation_key, &self.validation),
-            KeyPurpose::Decryption => (&self.decryption_key, &self.decryption),
+        let key = self.key(purpose);
+        let alg = match purpose {
+            KeyPurpose::Validation => &self.validation,
+            KeyPurpose::Decryption => &self.decryption,
         };
         let Setting::Value(text) = &key.setting else {
             return KeyState::Encrypted;

@@ -3,7 +3,10 @@
 
 use super::symbols::Symbols;
 use super::theme::Theme;
-use crate::analysis::{FarmReport, Finding, Instance, Selection, Severity, SiteReport, analyze};
+use crate::analysis::{
+    FarmReport, Finding, Instance, Selection, Severity, SiteReport, analyze, analyze_against,
+};
+use crate::disclosed::DisclosedKeys;
 use crate::farm::ScanEvent;
 use crate::inventory::Server;
 use crate::keys::{DecryptionAlg, KeyText, ValidationAlg};
@@ -77,6 +80,12 @@ pub enum KeyChoice {
     Generate(ValidationAlg, DecryptionAlg),
     Import,
     HandlerOnly,
+    /// A key set in use whose keys are publicly disclosed: shown, but a
+    /// push of it is refused.
+    AdoptDisclosed {
+        server: String,
+        group: char,
+    },
 }
 
 impl KeyChoice {
@@ -101,7 +110,15 @@ impl KeyChoice {
             }
             KeyChoice::Import => "Import a <machineKey> element (paste it)".into(),
             KeyChoice::HandlerOnly => "Only fix the session-token handler (DPAPI)".into(),
+            KeyChoice::AdoptDisclosed { server, group } => {
+                format!("Adopt key set {group} from {server}: refused, its keys are public")
+            }
         }
+    }
+
+    /// Offered, but refused when chosen.
+    pub fn disabled(&self) -> bool {
+        matches!(self, KeyChoice::AdoptDisclosed { .. })
     }
 }
 
@@ -313,6 +330,8 @@ pub struct App {
     pub servers: Vec<ServerRow>,
     pub report: FarmReport,
     pub selection: Selection,
+    /// The lists of publicly disclosed keys the analysis checks.
+    pub disclosed: DisclosedKeys,
     pub screen: Screen,
     /// The screen Esc returns to from the detail view.
     pub back: Screen,
@@ -374,6 +393,7 @@ impl App {
             servers: rows,
             report: analyze([], &Selection::default()),
             selection: Selection::default(),
+            disclosed: DisclosedKeys::shipped(),
             screen: Screen::Matrix,
             back: Screen::Matrix,
             matrix_row: 0,
@@ -419,6 +439,12 @@ impl App {
         self.flash = Some((text, Instant::now() + FLASH_FOR));
     }
 
+    /// Checks keys against these lists (the shipped one and the operator's).
+    pub fn set_disclosed(&mut self, disclosed: DisclosedKeys) {
+        self.disclosed = disclosed;
+        self.recompute();
+    }
+
     /// Brings the analysis up to date with the results received; the event
     /// loop calls it before drawing, and every key sees it done.
     pub fn settle(&mut self) {
@@ -431,21 +457,19 @@ impl App {
     fn recompute(&mut self) {
         let selected = self.selected_site().map(|s| s.site.clone());
         let scans = self.servers.iter().filter_map(|r| r.scan.as_ref());
-        self.report = analyze(scans, &self.selection);
+        self.report = analyze_against(scans, &self.selection, &self.disclosed);
         self.stale = false;
-        // Sites out of step come first, the worst first, so they are seen.
-        self.report.sites.sort_by(|a, b| {
+        // Sites with a publicly disclosed key come first, then those out of
+        // step, the worst first, so they are seen.
+        let rank = |s: &SiteReport| {
             (
-                a.consistent(),
-                std::cmp::Reverse(a.worst()),
-                a.site.to_lowercase(),
+                !s.has_disclosed_key(),
+                s.consistent(),
+                std::cmp::Reverse(s.worst()),
+                s.site.to_lowercase(),
             )
-                .cmp(&(
-                    b.consistent(),
-                    std::cmp::Reverse(b.worst()),
-                    b.site.to_lowercase(),
-                ))
-        });
+        };
+        self.report.sites.sort_by_key(rank);
         let visible = self.visible_sites();
         let keep = selected
             .filter(|_| self.cursor_moved)
@@ -523,11 +547,12 @@ impl App {
                     || x.code.name().contains(&f)
             })
             .collect();
-        // Stable sorts: report order within a severity.
+        // Stable sorts: report order within a severity, a disclosed key
+        // the most urgent of errors.
         if self.findings_worst_first {
-            all.sort_by_key(|x| std::cmp::Reverse(x.severity));
+            all.sort_by_key(|x| std::cmp::Reverse(x.urgency()));
         } else {
-            all.sort_by_key(|x| x.severity);
+            all.sort_by_key(|x| x.urgency());
         }
         all
     }
@@ -1149,32 +1174,39 @@ impl App {
 
     /// The ways to choose the keys for a push to `site`: adopting each key
     /// set in use (most used first), generating, importing, and the handler
-    /// swap alone when a server needs it.
+    /// swap alone when a server needs it. Where a key is publicly disclosed,
+    /// generating comes first and its sets are shown refused, last.
     fn key_choices(&self, site: &str) -> Vec<KeyChoice> {
         let mut out = Vec::new();
         if let Some(report) = self.report.site(site) {
-            let mut groups: Vec<(char, String, usize)> = Vec::new();
+            let mut groups: Vec<(char, String, usize, bool)> = Vec::new();
             for inst in &report.instances {
                 if let Some(g) = inst.key_group {
-                    match groups.iter_mut().find(|(l, _, _)| *l == g) {
-                        Some((_, _, n)) => *n += 1,
-                        None => groups.push((g, inst.server.clone(), 1)),
+                    match groups.iter_mut().find(|(l, _, _, _)| *l == g) {
+                        Some((_, _, n, _)) => *n += 1,
+                        None => groups.push((g, inst.server.clone(), 1, inst.is_disclosed())),
                     }
                 }
             }
-            groups.sort_by_key(|(g, _, _)| *g);
-            for (group, server, servers) in groups {
+            groups.sort_by_key(|(g, _, _, _)| *g);
+            let generate = [
+                KeyChoice::Generate(ValidationAlg::Sha1, DecryptionAlg::Aes),
+                KeyChoice::Generate(ValidationAlg::HmacSha256, DecryptionAlg::Aes),
+            ];
+            let disclosed = report.has_disclosed_key();
+            if disclosed {
+                out.extend(generate.clone());
+            }
+            for (group, server, servers, _) in groups.iter().filter(|g| !g.3) {
                 out.push(KeyChoice::Adopt {
-                    server,
-                    group,
-                    servers,
+                    server: server.clone(),
+                    group: *group,
+                    servers: *servers,
                 });
             }
-            out.push(KeyChoice::Generate(ValidationAlg::Sha1, DecryptionAlg::Aes));
-            out.push(KeyChoice::Generate(
-                ValidationAlg::HmacSha256,
-                DecryptionAlg::Aes,
-            ));
+            if !disclosed {
+                out.extend(generate);
+            }
             out.push(KeyChoice::Import);
             if report
                 .findings
@@ -1182,6 +1214,9 @@ impl App {
                 .any(|f| f.code == crate::analysis::Code::DpapiSessionTokens)
             {
                 out.push(KeyChoice::HandlerOnly);
+            }
+            for (group, server, _, _) in groups.into_iter().filter(|g| g.3) {
+                out.push(KeyChoice::AdoptDisclosed { server, group });
             }
         }
         out
@@ -1379,15 +1414,27 @@ impl App {
                         || text.trim_end().ends_with('>') =>
                 {
                     if let Some(Dialog::Paste { site, text }) = self.dialogs.pop() {
-                        return match crate::config::import::key_set_from_xml(&text) {
+                        let keys = crate::config::import::key_set_from_xml(&text)
+                            .map_err(|e| e.to_string())
+                            .and_then(|set| {
+                                crate::push::refuse_disclosed(
+                                    &set,
+                                    "the pasted keys",
+                                    &self.report.disclosed,
+                                )
+                                .map_err(|e| e.to_string())?;
+                                Ok(set)
+                            });
+                        return match keys {
                             Ok(set) => self.perform(Action::PlanPush(Self::plan_request(
                                 site,
                                 KeySource::Import(set),
                             ))),
                             Err(e) => {
+                                self.log(Level::Warn, format!("pasted keys refused: {e}"));
                                 self.dialogs.push(Dialog::Message {
                                     title: "These keys cannot be used".into(),
-                                    text: e.to_string(),
+                                    text: e,
                                     danger: true,
                                 });
                                 Vec::new()
@@ -1434,7 +1481,11 @@ impl App {
 
     fn choose(&mut self, site: String, choice: KeyChoice) -> Vec<Effect> {
         let source = match choice {
-            KeyChoice::Adopt { server, .. } => KeySource::Adopt(Some(server)),
+            // The plan refuses it, with the reason, as it refuses any
+            // disclosed key.
+            KeyChoice::Adopt { server, .. } | KeyChoice::AdoptDisclosed { server, .. } => {
+                KeySource::Adopt(Some(server))
+            }
             KeyChoice::Generate(validation, decryption) => KeySource::Generate {
                 validation,
                 decryption,

@@ -48,6 +48,8 @@ pub struct ConsoleOptions {
     pub jobs: usize,
     /// Where pushes are recorded.
     pub audit: PathBuf,
+    /// The lists of publicly disclosed keys checked.
+    pub disclosed: crate::disclosed::DisclosedKeys,
 }
 
 /// Questions from connection workers become dialogs; the worker waits for
@@ -286,6 +288,7 @@ pub fn run(opts: ConsoleOptions) -> io::Result<ConsoleEnd> {
         symbols,
         opts.read_only,
     );
+    app.set_disclosed(opts.disclosed.clone());
     if opts.read_only {
         app.log(
             app::Level::Info,

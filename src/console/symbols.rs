@@ -8,6 +8,8 @@ pub struct Symbols {
     pub error: &'static str,
     pub warning: &'static str,
     pub info: &'static str,
+    /// A key on a list of publicly disclosed keys.
+    pub disclosed: &'static str,
     pub auto: &'static str,
     pub dpapi: &'static str,
     pub algorithm: &'static str,
@@ -34,6 +36,7 @@ pub const UNICODE: Symbols = Symbols {
     error: "✗",
     warning: "▲",
     info: "•",
+    disclosed: "☠",
     auto: "↻",
     dpapi: "⊘",
     algorithm: "≈",
@@ -60,6 +63,7 @@ pub const ASCII: Symbols = Symbols {
     error: "X",
     warning: "!",
     info: "i",
+    disclosed: "P",
     auto: "~",
     dpapi: "D",
     algorithm: "%",
@@ -92,6 +96,7 @@ pub const ASCII: Symbols = Symbols {
 /// The legend of the cell marks, for help and the footer.
 pub fn legend(s: &Symbols) -> Vec<(&'static str, &'static str)> {
     vec![
+        (s.disclosed, "publicly disclosed key"),
         (s.auto, "auto-generated key"),
         (s.dpapi, "DPAPI session tokens"),
         (s.algorithm, "algorithm differs"),

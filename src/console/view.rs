@@ -4,6 +4,7 @@
 use super::app::{App, Dialog, Level, Phase, Screen};
 use crate::analysis::{Code, Instance, Severity, SiteReport};
 use crate::config::effective::{HandlerState, KeyState};
+use crate::keys::KeyPurpose;
 use crate::report::key_cell;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -93,6 +94,12 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
     let failed = app.servers.iter().filter(|r| r.ok() == Some(false)).count();
     let busy = app.scanning();
     let drifting = app.report.sites.iter().filter(|s| !s.consistent()).count();
+    let disclosed = app
+        .report
+        .sites
+        .iter()
+        .filter(|s| s.has_disclosed_key())
+        .count();
     let sep = || Span::styled(format!(" {} ", app.symbols.sep), t.style("border"));
     let mut spans = vec![
         sep(),
@@ -120,6 +127,12 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
         spans.push(Span::styled(
             format!(", {drifting} out of step"),
             t.style("site.drift"),
+        ));
+    }
+    if disclosed > 0 {
+        spans.push(Span::styled(
+            format!(", {} {disclosed} disclosed", app.symbols.disclosed),
+            t.style("danger"),
         ));
     }
     // The state of the farm always shows; the title gets what is left.
@@ -307,6 +320,9 @@ fn cell(app: &App, site: &SiteReport, server: usize) -> (String, Style) {
         );
     };
     let mut marks = String::new();
+    if inst.is_disclosed() {
+        marks.push_str(s.disclosed);
+    }
     if eff.handler.state == HandlerState::Dpapi {
         marks.push_str(s.dpapi);
     }
@@ -351,7 +367,9 @@ fn cell(app: &App, site: &SiteReport, server: usize) -> (String, Style) {
     } else {
         format!("{text} {marks}")
     };
-    let style = if marks.is_empty() {
+    let style = if inst.is_disclosed() {
+        style.patch(t.style("danger"))
+    } else if marks.is_empty() {
         style
     } else {
         style.patch(t.style("matrix.problem"))
@@ -464,7 +482,9 @@ fn draw_matrix(f: &mut Frame, app: &App, area: Rect) {
     }
     for (r, site) in sites.iter().enumerate().skip(first_row).take(body_rows) {
         let selected_row = r == app.matrix_row;
-        let (sym, style) = if site.consistent() {
+        let (sym, style) = if site.has_disclosed_key() {
+            (app.symbols.disclosed, t.style("danger"))
+        } else if site.consistent() {
             (app.symbols.ok, t.style("site.ok"))
         } else {
             (app.symbols.drift, t.style("site.drift"))
@@ -524,7 +544,7 @@ fn severity_style(app: &App, s: Severity) -> Style {
 
 fn findings_text<'a>(app: &App, site: &'a SiteReport, _width: u16) -> Text<'a> {
     let mut findings: Vec<_> = site.findings.iter().collect();
-    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.urgency()));
     if findings.is_empty() {
         return Text::styled(
             format!("{} In step on every server.", app.symbols.ok),
@@ -805,15 +825,28 @@ fn instance_lines(app: &App, inst: &Instance, width: usize, lines: &mut Vec<Line
         );
     }
     if let Some((v, d)) = &inst.keys {
-        for (name, state, src) in [
-            ("validationKey", v, &mk.validation_key.source),
-            ("decryptionKey", d, &mk.decryption_key.source),
+        for (name, state, src, purpose) in [
+            (
+                "validationKey",
+                v,
+                &mk.validation_key.source,
+                KeyPurpose::Validation,
+            ),
+            (
+                "decryptionKey",
+                d,
+                &mk.decryption_key.source,
+                KeyPurpose::Decryption,
+            ),
         ] {
-            let value = match state {
+            let mut value = match state {
                 KeyState::Invalid { reason } => format!("invalid: {reason}"),
                 KeyState::Explicit { .. } => format!("explicit {}", key_cell(state)),
                 other => key_cell(other),
             };
+            if inst.disclosed_key(purpose) {
+                value.push_str(&format!(" {} publicly disclosed", app.symbols.disclosed));
+            }
             kv(app, lines, width, name, value, src.to_string());
         }
     }
@@ -1093,10 +1126,24 @@ fn draw_dialog(f: &mut Frame, app: &App, dialog: &Dialog, area: Rect) {
                 Line::raw("Which keys should every server of this site use?"),
                 Line::raw(""),
             ];
+            if app.report.site(site).is_some_and(|s| s.has_disclosed_key()) {
+                body.insert(
+                    0,
+                    Line::styled(
+                        format!(
+                            "{} A key of this site is publicly disclosed: generate a new key set.",
+                            app.symbols.disclosed
+                        ),
+                        t.style("danger"),
+                    ),
+                );
+            }
             for (i, c) in choices.iter().enumerate() {
                 let selected = i == *focus;
                 let style = if selected {
                     t.style("selection")
+                } else if c.disabled() {
+                    t.style("text.dim")
                 } else {
                     t.style("text")
                 };

@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod audit;
 pub mod diff;
+pub mod disclosed;
 pub mod interrupt;
 pub mod lock;
 pub mod outcome;
@@ -20,6 +21,7 @@ use crate::transport::ReplaceBehaviour;
 use std::fmt;
 
 pub use apply::apply;
+pub use disclosed::refuse_disclosed;
 pub use interrupt::{Interrupt, StopReason};
 pub use outcome::{PushOutcome, ServerOutcome, ServerResult, Verdict};
 pub use plan::{PlanError, build_plan};

@@ -34,6 +34,9 @@ pub enum PlanError {
     Adopt { server: String, why: String },
     #[error("{0}")]
     Keys(String),
+    /// A key of the set is publicly disclosed.
+    #[error("{0}")]
+    Disclosed(String),
 }
 
 fn adopt(
@@ -218,6 +221,9 @@ pub fn build_plan(
         .map(|k| k.canonical())
         .transpose()
         .map_err(PlanError::Keys)?;
+    if let Some(k) = &keys {
+        super::refuse_disclosed(k, &source, &report.disclosed)?;
+    }
 
     let stamp = utc_stamp();
     let push_id = format!("{stamp}-{}", short_id());

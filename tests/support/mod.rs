@@ -223,3 +223,29 @@ impl Pause {
 
 /// A farmkey lock left by a push of another machine, years ago.
 pub const STALE_LOCK: &str = r#"{"push_id":"20200101T000000Z-dead","site":"Flowtime","user":"alice","host":"jump9","pid":4242,"time":"2020-01-01T00:00:00Z"}"#;
+
+/// Every hex run of 32+ characters in a fixture farm's files, upper-cased:
+/// its keys.
+pub fn farm_keys(farm: &str) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for (_, bytes) in snapshot_tree(&farm_fixture(farm)) {
+        for word in String::from_utf8_lossy(&bytes).split(|c: char| !c.is_ascii_hexdigit()) {
+            if word.len() >= 32 && !keys.contains(&word.to_ascii_uppercase()) {
+                keys.push(word.to_ascii_uppercase());
+            }
+        }
+    }
+    keys
+}
+
+/// No key of a fixture farm, in any case, in `text`: fingerprints only.
+pub fn assert_no_farm_key(farm: &str, text: &str) {
+    let upper = text.to_ascii_uppercase();
+    for key in farm_keys(farm) {
+        assert!(
+            !upper.contains(&key[..24]),
+            "key material in the output: {}",
+            &key[..24]
+        );
+    }
+}
