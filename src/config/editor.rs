@@ -92,8 +92,12 @@ pub struct Homes {
 
 /// The sections a web.config edit would touch, and whether they live in it.
 pub fn homes(bytes: &FileBytes) -> Result<Homes, EditError> {
-    let doc = Document::parse(bytes.clone())?;
-    let ed = Splicer::new(&doc);
+    Ok(homes_in(&Document::parse(bytes.clone())?))
+}
+
+/// [`homes`] of a parsed web.config.
+pub fn homes_in(doc: &Document) -> Homes {
+    let ed = Splicer::new(doc);
     let home = |found: Option<ElemId>| match found {
         Some(el) => match doc.attr(el, "configSource") {
             Some(v) => Home::ConfigSource {
@@ -104,11 +108,11 @@ pub fn homes(bytes: &FileBytes) -> Result<Homes, EditError> {
         },
         None => Home::InFile,
     };
-    Ok(Homes {
+    Homes {
         machine_key: home(ed.machine_key().0),
         identity_model: home(ed.identity_model()),
         identity_in_use: ed.identity_in_use(),
-    })
+    }
 }
 
 /// The spellings ASP.NET accepts for what a request writes (`sha1` becomes
@@ -141,9 +145,14 @@ fn canonical_request(req: &EditRequest) -> Result<EditRequest, EditError> {
 /// Applies `req` to a web.config's bytes. Nothing is returned unless the
 /// result parses and reads back exactly as asked.
 pub fn edit(bytes: &FileBytes, req: &EditRequest) -> Result<Edited, EditError> {
+    edit_in(&Document::parse(bytes.clone())?, req)
+}
+
+/// [`edit`] of a parsed web.config (parsed once for [`homes_in`] and this).
+pub fn edit_in(doc: &Document, req: &EditRequest) -> Result<Edited, EditError> {
     let req = canonical_request(req)?;
-    let doc = Document::parse(bytes.clone())?;
-    let mut ed = Splicer::new(&doc);
+    let bytes = doc.encode(doc.bytes().to_vec());
+    let mut ed = Splicer::new(doc);
     if let Some(keys) = &req.machine_key {
         ed.set_machine_key(keys, req.compatibility_mode.as_deref())?;
     }
@@ -320,25 +329,42 @@ fn check(eff: &Effective, req: &EditRequest) -> Result<(), EditError> {
 struct Splicer<'d> {
     doc: &'d Document,
     edits: Vec<(Range<usize>, String)>,
-    nl: &'static str,
-    unit: String,
+    /// The file's line ending and indentation unit, learnt on first use
+    /// (only edits that add lines need them).
+    style: std::cell::OnceCell<(&'static str, String)>,
 }
 
 impl<'d> Splicer<'d> {
     fn new(doc: &'d Document) -> Self {
-        let bytes = &doc.bytes()[..];
-        let crlf = bytes.windows(2).filter(|w| w == b"\r\n").count();
-        let lf = bytes.iter().filter(|&&b| b == b'\n').count();
         Splicer {
             doc,
             edits: Vec::new(),
-            nl: if crlf * 2 >= lf && crlf > 0 {
+            style: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn style(&self) -> &(&'static str, String) {
+        self.style.get_or_init(|| {
+            let bytes = &self.doc.bytes()[..];
+            let crlf = bytes.windows(2).filter(|w| w == b"\r\n").count();
+            let lf = bytes.iter().filter(|&&b| b == b'\n').count();
+            let nl = if crlf * 2 >= lf && crlf > 0 {
                 "\r\n"
             } else {
                 "\n"
-            },
-            unit: indent_unit(doc),
-        }
+            };
+            (nl, indent_unit(self.doc))
+        })
+    }
+
+    /// The file's line ending.
+    fn nl(&self) -> &'static str {
+        self.style().0
+    }
+
+    /// The file's indentation unit.
+    fn unit(&self) -> &str {
+        &self.style().1
     }
 
     /// The edited file, in the encoding of the original.
@@ -353,25 +379,15 @@ impl<'d> Splicer<'d> {
     }
 
     fn line(&self, id: ElemId) -> usize {
-        self.doc.line_of(self.doc.element(id).start_tag.start)
+        self.doc.line_of(self.doc.element(id).start_tag().start)
     }
 
     /// White space between the start of the element's line and its tag, if
     /// the tag starts its line.
     fn indent_of(&self, id: ElemId) -> Option<String> {
-        let start = self.doc.element(id).start_tag.start;
-        let bytes = &self.doc.bytes()[..];
-        let line_start = bytes[..start]
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |p| p + 1);
-        let lead = &bytes[line_start..start];
-        let lead = lead
-            .strip_prefix(b"\xEF\xBB\xBF".as_slice())
-            .unwrap_or(lead);
-        lead.iter()
-            .all(|&b| b == b' ' || b == b'\t')
-            .then(|| String::from_utf8_lossy(lead).into_owned())
+        let start = self.doc.element(id).start_tag().start;
+        leading_blanks(&self.doc.bytes()[..], start, true)
+            .map(|lead| String::from_utf8_lossy(lead).into_owned())
     }
 
     fn depth(&self, id: ElemId) -> usize {
@@ -386,7 +402,7 @@ impl<'d> Splicer<'d> {
 
     fn own_indent(&self, id: ElemId) -> String {
         self.indent_of(id)
-            .unwrap_or_else(|| self.unit.repeat(self.depth(id)))
+            .unwrap_or_else(|| self.unit().repeat(self.depth(id)))
     }
 
     /// The indentation a new child of `id` gets: that of its existing
@@ -397,16 +413,16 @@ impl<'d> Splicer<'d> {
             .iter()
             .rev()
             .find_map(|&c| self.indent_of(c))
-            .unwrap_or_else(|| format!("{}{}", self.own_indent(id), self.unit))
+            .unwrap_or_else(|| format!("{}{}", self.own_indent(id), self.unit()))
     }
 
     /// Renders nested lines: each line is (relative depth, text).
     fn block(&self, base: &str, lines: &[(usize, String)]) -> String {
         lines
             .iter()
-            .map(|(d, text)| format!("{base}{}{text}", self.unit.repeat(*d)))
+            .map(|(d, text)| format!("{base}{}{text}", self.unit().repeat(*d)))
             .collect::<Vec<_>>()
-            .join(self.nl)
+            .join(self.nl())
     }
 
     /// Adds a block of lines as the last child of `parent`.
@@ -416,35 +432,30 @@ impl<'d> Splicer<'d> {
         let indent = self.child_indent(parent);
         let own = self.own_indent(parent);
         let block = self.block(&indent, lines);
-        match &el.end_tag {
+        match el.end_tag() {
             None => {
                 // <a/> becomes <a>\n  child\n</a>
-                let tag = doc.text(el.start_tag.clone());
+                let tag = doc.text(el.start_tag());
                 let open = tag.trim_end_matches("/>").trim_end();
                 let text = format!(
                     "{open}>{nl}{block}{nl}{own}</{name}>",
-                    nl = self.nl,
-                    name = el.name
+                    nl = self.nl(),
+                    name = doc.name(parent)
                 );
-                self.edits.push((el.start_tag.clone(), text));
+                self.edits.push((el.start_tag(), text));
             }
             Some(end) => {
                 let bytes = &doc.bytes()[..];
-                let line_start = bytes[..end.start]
-                    .iter()
-                    .rposition(|&b| b == b'\n')
-                    .map_or(0, |p| p + 1);
-                let own_line = bytes[line_start..end.start]
-                    .iter()
-                    .all(|&b| b == b' ' || b == b'\t')
-                    && line_start > el.start_tag.end;
+                let lead = leading_blanks(bytes, end.start, false);
+                let line_start = end.start - lead.map_or(0, <[u8]>::len);
+                let own_line = lead.is_some() && line_start > el.start_tag().end;
                 if own_line {
                     self.edits
-                        .push((line_start..line_start, format!("{block}{}", self.nl)));
+                        .push((line_start..line_start, format!("{block}{}", self.nl())));
                 } else {
                     self.edits.push((
                         end.start..end.start,
-                        format!("{nl}{block}{nl}{own}", nl = self.nl),
+                        format!("{nl}{block}{nl}{own}", nl = self.nl()),
                     ));
                 }
             }
@@ -458,20 +469,20 @@ impl<'d> Splicer<'d> {
             return self.append_child(parent, lines);
         }
         let block = self.block(&self.child_indent(parent), lines);
-        let at = el.start_tag.end;
-        self.edits.push((at..at, format!("{}{block}", self.nl)));
+        let at = el.start_tag().end;
+        self.edits.push((at..at, format!("{}{block}", self.nl())));
     }
 
     /// Inserts a block of lines just before the sibling element `before`.
     fn insert_before(&mut self, before: ElemId, lines: &[(usize, String)]) {
-        let start = self.doc.element(before).start_tag.start;
+        let start = self.doc.element(before).start_tag().start;
         match self.indent_of(before) {
             Some(indent) => {
                 // The tag's own indentation stays in front of the new block.
                 let block = self.block(&indent, lines);
                 let block = block.strip_prefix(indent.as_str()).unwrap_or(&block);
                 self.edits
-                    .push((start..start, format!("{block}{}{indent}", self.nl)));
+                    .push((start..start, format!("{block}{}{indent}", self.nl())));
             }
             None => {
                 let block = self.block("", lines);
@@ -484,19 +495,19 @@ impl<'d> Splicer<'d> {
     fn set_attrs(&mut self, id: ElemId, values: &[(&str, &str)]) {
         let doc = self.doc;
         let el = doc.element(id);
-        let quote = el.attrs.first().map_or(b'"', |a| a.quote) as char;
-        let insert_at = el
-            .attrs
-            .last()
-            .map_or_else(|| el.start_tag.start + 1 + el.name.len(), |a| a.span.end);
+        let attrs = doc.attrs(id);
+        let quote = attrs.first().map_or(b'"', |a| a.quote()) as char;
+        let insert_at = attrs.last().map_or_else(
+            || el.start_tag().start + 1 + doc.name(id).len(),
+            |a| a.span().end,
+        );
         let mut added = String::new();
         for (name, value) in values {
-            match el.attrs.iter().find(|a| a.name == *name) {
+            match doc.find_attr(id, name) {
                 Some(a) => {
                     if doc.attr_value(a) != *value {
-                        let q = a.quote as char;
-                        self.edits
-                            .push((a.value_span.clone(), escape_attr(value, q)));
+                        let q = a.quote() as char;
+                        self.edits.push((a.value_span(), escape_attr(value, q)));
                     }
                 }
                 None => added.push_str(&format!(
@@ -778,27 +789,35 @@ fn escape_attr(value: &str, quote: char) -> String {
 
 /// The file's own indentation step: the most common difference between a
 /// child's indentation and its parent's; two spaces when there is none.
+/// The spaces and tabs between the start of its line and `start`, when
+/// nothing else is there (`after_bom`: the byte order mark that starts a
+/// file counts as nothing). Scans back over those blanks only, never to the
+/// start of a long line: a one-line file of many elements stays linear.
+fn leading_blanks(bytes: &[u8], start: usize, after_bom: bool) -> Option<&[u8]> {
+    let mut i = start;
+    while i > 0 && matches!(bytes[i - 1], b' ' | b'\t') {
+        i -= 1;
+    }
+    let line_start = i == 0
+        || bytes[i - 1] == b'\n'
+        || (after_bom && i == UTF8_BOM.len() && bytes.starts_with(UTF8_BOM));
+    line_start.then(|| &bytes[i..start])
+}
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 fn indent_unit(doc: &Document) -> String {
     let bytes = &doc.bytes()[..];
-    let indent = |start: usize| -> Option<&[u8]> {
-        let line_start = bytes[..start]
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |p| p + 1);
-        let lead = &bytes[line_start..start];
-        lead.iter()
-            .all(|&b| b == b' ' || b == b'\t')
-            .then_some(lead)
-    };
+    let indent = |start: usize| leading_blanks(bytes, start, false);
     let mut counts: Vec<(Vec<u8>, usize)> = Vec::new();
     let mut stack = vec![doc.root()];
     while let Some(id) = stack.pop() {
-        let Some(parent_indent) = indent(doc.element(id).start_tag.start) else {
+        let Some(parent_indent) = indent(doc.element(id).start_tag().start) else {
             stack.extend_from_slice(doc.children(id));
             continue;
         };
         for &child in doc.children(id) {
-            if let Some(ci) = indent(doc.element(child).start_tag.start)
+            if let Some(ci) = indent(doc.element(child).start_tag().start)
                 && ci.len() > parent_indent.len()
                 && ci.starts_with(parent_indent)
             {

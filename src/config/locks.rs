@@ -201,10 +201,9 @@ pub fn locks_set_by(
 /// them (the lock attributes themselves excluded).
 pub fn definition_of(doc: &Document, elem: ElemId) -> (Vec<&str>, Vec<&str>) {
     let attrs = doc
-        .element(elem)
-        .attrs
+        .attrs(elem)
         .iter()
-        .map(|a| a.name.as_str())
+        .map(|a| doc.attr_name(a))
         .filter(|a| !LOCK_ATTRIBUTES.contains(a))
         .collect();
     let children = doc.children(elem).iter().map(|&c| doc.name(c)).collect();

@@ -72,7 +72,7 @@ impl Section<'_> {
 }
 
 pub(crate) fn line_of(file: &ConfigFile, id: ElemId) -> usize {
-    file.doc.line_of(file.doc.element(id).start_tag.start)
+    file.doc.line_of(file.doc.element(id).start_tag().start)
 }
 
 /// The file a `configSource` value names, or why ASP.NET refuses it.
@@ -167,7 +167,7 @@ pub fn section<'a>(
             here.declared_line()
         ),
     };
-    if doc.element(elem).attrs.len() != 1 {
+    if doc.attrs(elem).len() != 1 {
         return Err(refuse(
             "an element with configSource must have no other attribute".into(),
         ));

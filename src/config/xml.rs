@@ -38,37 +38,91 @@ pub enum XmlError {
     },
 }
 
+/// Byte positions are kept as `u32` (a file over 4 GiB is refused): a
+/// file of many small elements then takes a few times its size in memory,
+/// not ten.
+type Pos = u32;
+const NO_POS: Pos = Pos::MAX;
+
+fn range(start: Pos, end: Pos) -> Range<usize> {
+    start as usize..end as usize
+}
+
 #[derive(Debug, Clone)]
 pub struct Attr {
-    pub name: String,
+    name: Pos,
+    name_end: Pos,
+    value: Pos,
+    value_end: Pos,
+    quote: u8,
+}
+
+impl Attr {
     /// The whole `name="value"` text.
-    pub span: Range<usize>,
+    pub fn span(&self) -> Range<usize> {
+        range(self.name, self.value_end + 1)
+    }
+
     /// The raw value between the quotes (still escaped).
-    pub value_span: Range<usize>,
-    pub quote: u8,
+    pub fn value_span(&self) -> Range<usize> {
+        range(self.value, self.value_end)
+    }
+
+    pub fn quote(&self) -> u8 {
+        self.quote
+    }
+
+    fn name_span(&self) -> Range<usize> {
+        range(self.name, self.name_end)
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Element {
-    pub name: String,
-    /// `<name ...>` or `<name ... />`.
-    pub start_tag: Range<usize>,
-    /// `</name>`; `None` for a self-closing element.
-    pub end_tag: Option<Range<usize>>,
-    pub attrs: Vec<Attr>,
-    pub children: Vec<ElemId>,
-    pub parent: Option<ElemId>,
+    start: Pos,
+    start_end: Pos,
+    /// `NO_POS` for a self-closing element.
+    end: Pos,
+    end_end: Pos,
+    /// The name follows the `<` of the start tag.
+    name_len: Pos,
+    /// Its attributes in the document's list.
+    first_attr: Pos,
+    attr_count: Pos,
+    parent: Pos,
 }
 
 impl Element {
+    /// `<name ...>` or `<name ... />`.
+    pub fn start_tag(&self) -> Range<usize> {
+        range(self.start, self.start_end)
+    }
+
+    /// `</name>`; `None` for a self-closing element.
+    pub fn end_tag(&self) -> Option<Range<usize>> {
+        (self.end != NO_POS).then(|| range(self.end, self.end_end))
+    }
+
     /// From the `<` of the start tag to the `>` of the end tag.
     pub fn outer(&self) -> Range<usize> {
-        let end = self.end_tag.as_ref().map_or(self.start_tag.end, |e| e.end);
-        self.start_tag.start..end
+        let end = self.end_tag().map_or(self.start_end, |e| e.end as Pos);
+        range(self.start, end)
     }
 
     pub fn is_self_closing(&self) -> bool {
-        self.end_tag.is_none()
+        self.end == NO_POS
+    }
+
+    pub fn parent(&self) -> Option<ElemId> {
+        (self.parent != NO_POS).then_some(self.parent as ElemId)
+    }
+
+    fn name_span(&self) -> Range<usize> {
+        range(self.start + 1, self.start + 1 + self.name_len)
+    }
+
+    fn attrs(&self) -> Range<usize> {
+        range(self.first_attr, self.first_attr + self.attr_count)
     }
 }
 
@@ -239,9 +293,23 @@ pub struct Document {
     /// points into these bytes.
     bytes: FileBytes,
     encoding: TextEncoding,
+    /// Elements in document order; names and attributes point into
+    /// `bytes` and one shared list, so that a file of many elements costs
+    /// few allocations.
     elements: Vec<Element>,
+    attrs: Vec<Attr>,
+    /// The children of element `i` are `children[child_starts[i]..child_starts[i + 1]]`.
+    children: Vec<ElemId>,
+    child_starts: Vec<usize>,
     root: ElemId,
+    /// Lines begun before every [`LINE_STRIDE`] bytes, made on the first
+    /// [`Document::line_of`]: a line number costs at most one stride, so
+    /// naming the lines of many elements stays linear.
+    lines_at: std::sync::OnceLock<Vec<usize>>,
 }
+
+/// Bytes between two entries of [`Document::lines_at`].
+const LINE_STRIDE: usize = 4096;
 
 impl fmt::Debug for Document {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -259,11 +327,16 @@ impl Document {
         let encoding = TextEncoding::detect(&bytes);
         let text = encoding.decode(&bytes)?;
         let parsed = parse_elements(&text, encoding)?;
+        let (children, child_starts) = children_lists(&parsed.elements);
         Ok(Document {
             bytes: text,
             encoding,
-            elements: parsed.0,
-            root: parsed.1,
+            elements: parsed.elements,
+            attrs: parsed.attrs,
+            children,
+            child_starts,
+            root: parsed.root,
+            lines_at: std::sync::OnceLock::new(),
         })
     }
 
@@ -300,15 +373,24 @@ impl Document {
     }
 
     pub fn name(&self, id: ElemId) -> &str {
-        &self.elements[id].name
+        self.text(self.elements[id].name_span())
+    }
+
+    /// The attributes of an element, in the order written.
+    pub fn attrs(&self, id: ElemId) -> &[Attr] {
+        &self.attrs[self.elements[id].attrs()]
+    }
+
+    pub fn attr_name(&self, attr: &Attr) -> &str {
+        self.text(attr.name_span())
     }
 
     pub fn parent(&self, id: ElemId) -> Option<ElemId> {
-        self.elements[id].parent
+        self.elements[id].parent()
     }
 
     pub fn children(&self, id: ElemId) -> &[ElemId] {
-        &self.elements[id].children
+        &self.children[self.child_starts[id]..self.child_starts[id + 1]]
     }
 
     /// Child elements with this name, in document order.
@@ -320,7 +402,7 @@ impl Document {
         self.children(id)
             .iter()
             .copied()
-            .filter(move |&c| self.elements[c].name == name)
+            .filter(move |&c| self.name(c) == name)
     }
 
     pub fn child_named(&self, id: ElemId, name: &str) -> Option<ElemId> {
@@ -328,7 +410,7 @@ impl Document {
     }
 
     pub fn find_attr(&self, id: ElemId, name: &str) -> Option<&Attr> {
-        self.elements[id].attrs.iter().find(|a| a.name == name)
+        self.attrs(id).iter().find(|a| self.attr_name(a) == name)
     }
 
     /// An attribute's value as the XML parser of .NET sees it: entities
@@ -339,9 +421,9 @@ impl Document {
     }
 
     pub fn attr_value(&self, attr: &Attr) -> Cow<'_, str> {
-        let raw = self.text(attr.value_span.clone());
+        let raw = self.text(attr.value_span());
         let a = Attribute {
-            key: QName(&attr.name),
+            key: QName(self.attr_name(attr)),
             value: Cow::Borrowed(raw),
         };
         // Entities were checked while parsing, so this cannot fail.
@@ -358,7 +440,21 @@ impl Document {
 
     /// 1-based line of a byte offset, for messages.
     pub fn line_of(&self, offset: usize) -> usize {
-        line_col(&self.bytes, offset).0
+        let bytes = &self.bytes[..];
+        let offset = offset.min(bytes.len());
+        let table = self.lines_at.get_or_init(|| {
+            let mut newlines = 0;
+            let mut table = Vec::with_capacity(bytes.len() / LINE_STRIDE + 2);
+            table.push(0);
+            for chunk in bytes.chunks(LINE_STRIDE) {
+                newlines += chunk.iter().filter(|&&b| b == b'\n').count();
+                table.push(newlines);
+            }
+            table
+        });
+        let stride = offset / LINE_STRIDE;
+        let from = stride * LINE_STRIDE;
+        table[stride] + bytes[from..offset].iter().filter(|&&b| b == b'\n').count() + 1
     }
 
     /// Elements from the root down to `id`, as names: `configuration/system.web`.
@@ -403,10 +499,61 @@ fn offset_in(outer: &[u8], inner: &[u8]) -> Option<usize> {
     (start + inner.len() <= outer.len()).then_some(start)
 }
 
-fn parse_elements(
-    bytes: &[u8],
-    encoding: TextEncoding,
-) -> Result<(Vec<Element>, ElemId), XmlError> {
+/// What parsing finds, before the children lists are made.
+struct Parsed {
+    elements: Vec<Element>,
+    attrs: Vec<Attr>,
+    root: ElemId,
+}
+
+/// Every element's children in document order, as one list and where each
+/// element's part of it starts (elements come in document order, so a
+/// counting pass and a filling pass make it).
+fn children_lists(elements: &[Element]) -> (Vec<ElemId>, Vec<usize>) {
+    let mut starts = vec![0usize; elements.len() + 1];
+    for e in elements {
+        if let Some(p) = e.parent() {
+            starts[p + 1] += 1;
+        }
+    }
+    for i in 0..elements.len() {
+        starts[i + 1] += starts[i];
+    }
+    let mut next = starts.clone();
+    let mut children = vec![0; starts[elements.len()]];
+    for (id, e) in elements.iter().enumerate() {
+        if let Some(p) = e.parent() {
+            children[next[p]] = id;
+            next[p] += 1;
+        }
+    }
+    (children, starts)
+}
+
+/// Whether two attributes of one element share a name: pairwise for a
+/// few, by hashing for many (an element of 100,000 attributes must not
+/// take quadratic time).
+fn duplicate_attr<'b>(bytes: &'b [u8], attrs: &[Attr]) -> Option<&'b [u8]> {
+    let name = |a: &Attr| &bytes[a.name_span()];
+    if attrs.len() <= 16 {
+        for (i, a) in attrs.iter().enumerate() {
+            if attrs[..i].iter().any(|b| name(a) == name(b)) {
+                return Some(name(a));
+            }
+        }
+        return None;
+    }
+    let mut seen = std::collections::HashSet::with_capacity(attrs.len());
+    attrs.iter().map(name).find(|n| !seen.insert(*n))
+}
+
+fn parse_elements(bytes: &[u8], encoding: TextEncoding) -> Result<Parsed, XmlError> {
+    if bytes.len() >= NO_POS as usize {
+        return Err(XmlError::Encoding(format!(
+            "the file is {} bytes: farmkey reads configuration files below 4 GiB",
+            bytes.len()
+        )));
+    }
     let body_start = if bytes.starts_with(UTF8_BOM) { 3 } else { 0 };
     let body = &bytes[body_start..];
     if body.iter().all(|b| b.is_ascii_whitespace()) {
@@ -427,7 +574,11 @@ fn parse_elements(
     cfg.expand_empty_elements = false;
     cfg.trim_text(false);
 
-    let mut elements: Vec<Element> = Vec::new();
+    // Room for every element and attribute at once (each has its `<` or
+    // its `=`), so that the lists of a large file are never copied while
+    // they grow; room not used is never touched.
+    let mut elements: Vec<Element> = Vec::with_capacity(memchr_count(b'<', body));
+    let mut attrs: Vec<Attr> = Vec::with_capacity(memchr_count(b'=', body));
     let mut stack: Vec<ElemId> = Vec::new();
     let mut root: Option<ElemId> = None;
 
@@ -445,17 +596,22 @@ fn parse_elements(
                 if stack.is_empty() && root.is_some() {
                     return Err(malformed(bytes, tag.start, "more than one root element"));
                 }
-                let name = e.name().as_ref().to_string();
-                let mut attrs = Vec::new();
-                for a in e.attributes().with_checks(true) {
+                let pos = |at: usize| (body_start + at) as Pos;
+                let first_attr = attrs.len();
+                // Duplicates are found below, in linear time.
+                for a in e.attributes().with_checks(false) {
                     let a = a.map_err(|err| malformed(bytes, tag.start, err.to_string()))?;
-                    let key_at = offset_in(body, a.key.as_ref().as_bytes())
+                    let key = a.key.as_ref();
+                    let key_at = offset_in(body, key.as_bytes())
                         .ok_or_else(|| malformed(bytes, tag.start, "attribute position unknown"))?;
                     let value_at = offset_in(body, a.value.as_bytes())
                         .ok_or_else(|| malformed(bytes, tag.start, "attribute position unknown"))?;
                     let value_end = value_at + a.value.len();
                     let quote = body.get(value_end).copied().unwrap_or(b'"');
-                    if let Err(err) = a.normalized_value(XmlVersion::Implicit1_0) {
+                    // Only a reference can make a value fail.
+                    if a.value.contains('&')
+                        && let Err(err) = a.normalized_value(XmlVersion::Implicit1_0)
+                    {
                         return Err(malformed(
                             bytes,
                             body_start + value_at,
@@ -463,25 +619,34 @@ fn parse_elements(
                         ));
                     }
                     attrs.push(Attr {
-                        name: a_name(&a),
-                        span: body_start + key_at..body_start + value_end + 1,
-                        value_span: body_start + value_at..body_start + value_end,
+                        name: pos(key_at),
+                        name_end: pos(key_at + key.len()),
+                        value: pos(value_at),
+                        value_end: pos(value_end),
                         quote,
                     });
+                }
+                if let Some(dup) = duplicate_attr(bytes, &attrs[first_attr..]) {
+                    return Err(malformed(
+                        bytes,
+                        tag.start,
+                        format!("attribute {} is given twice", String::from_utf8_lossy(dup)),
+                    ));
                 }
                 let id = elements.len();
                 let parent = stack.last().copied();
                 elements.push(Element {
-                    name,
-                    start_tag: tag,
-                    end_tag: None,
-                    attrs,
-                    children: Vec::new(),
-                    parent,
+                    start: pos(before),
+                    start_end: pos(after),
+                    end: NO_POS,
+                    end_end: NO_POS,
+                    name_len: e.name().as_ref().len() as Pos,
+                    first_attr: first_attr as Pos,
+                    attr_count: (attrs.len() - first_attr) as Pos,
+                    parent: parent.map_or(NO_POS, |p| p as Pos),
                 });
-                match parent {
-                    Some(p) => elements[p].children.push(id),
-                    None => root = Some(id),
+                if parent.is_none() {
+                    root = Some(id);
                 }
                 if !self_closing {
                     stack.push(id);
@@ -491,7 +656,8 @@ fn parse_elements(
                 let id = stack.pop().ok_or_else(|| {
                     malformed(bytes, tag.start, "closing tag without opening tag")
                 })?;
-                elements[id].end_tag = Some(tag);
+                elements[id].end = tag.start as Pos;
+                elements[id].end_end = tag.end as Pos;
             }
             Event::Text(ref t) => {
                 if stack.is_empty() && !t.bytes().all(|b| b.is_ascii_whitespace()) {
@@ -542,11 +708,23 @@ fn parse_elements(
         return Err(malformed(
             bytes,
             bytes.len(),
-            format!("element <{}> is never closed", elements[open].name),
+            format!(
+                "element <{}> is never closed",
+                String::from_utf8_lossy(&bytes[elements[open].name_span()])
+            ),
         ));
     }
     let root = root.ok_or_else(|| malformed(bytes, bytes.len(), "no root element"))?;
-    Ok((elements, root))
+    Ok(Parsed {
+        elements,
+        attrs,
+        root,
+    })
+}
+
+/// How many times `needle` occurs in `haystack`.
+fn memchr_count(needle: u8, haystack: &[u8]) -> usize {
+    haystack.iter().filter(|&&b| b == needle).count()
 }
 
 fn a_name(a: &Attribute<'_>) -> String {
@@ -572,19 +750,19 @@ mod tests {
         let mk = doc.child_named(sw, "machineKey").unwrap();
         let e = doc.element(mk);
         assert!(e.is_self_closing());
-        assert!(doc.text(e.start_tag.clone()).starts_with("<machineKey"));
-        assert!(doc.text(e.start_tag.clone()).ends_with("/>"));
+        assert!(doc.text(e.start_tag()).starts_with("<machineKey"));
+        assert!(doc.text(e.start_tag()).ends_with("/>"));
         let a = doc.find_attr(mk, "validationKey").unwrap();
-        assert_eq!(doc.text(a.value_span.clone()), "AB&amp;");
-        assert_eq!(a.quote, b'\'');
-        assert_eq!(doc.text(a.span.clone()), "validationKey='AB&amp;'");
+        assert_eq!(doc.text(a.value_span()), "AB&amp;");
+        assert_eq!(a.quote(), b'\'');
+        assert_eq!(doc.text(a.span()), "validationKey='AB&amp;'");
         assert_eq!(doc.attr(mk, "validationKey").unwrap(), "AB&");
         assert_eq!(
-            doc.text(doc.element(sw).end_tag.clone().unwrap()),
+            doc.text(doc.element(sw).end_tag().unwrap()),
             "</system.web>"
         );
         assert_eq!(doc.path_of(mk), "configuration/system.web/machineKey");
-        assert_eq!(doc.line_of(e.start_tag.start), 4);
+        assert_eq!(doc.line_of(e.start_tag().start), 4);
     }
 
     #[test]
@@ -619,7 +797,7 @@ mod tests {
             let web = doc.child_named(doc.root(), "system.web").unwrap();
             let mk = doc.child_named(web, "machineKey").unwrap();
             assert_eq!(doc.attr(mk, "validation").unwrap(), "SHA1");
-            assert_eq!(doc.line_of(doc.element(mk).start_tag.start), 3);
+            assert_eq!(doc.line_of(doc.element(mk).start_tag().start), 3);
             assert_eq!(
                 doc.encode(doc.bytes().to_vec()),
                 raw,
@@ -667,6 +845,58 @@ mod tests {
         assert!(
             matches!(Document::parse(lone).unwrap_err(), XmlError::Encoding(m) if m.contains("surrogate"))
         );
+    }
+
+    #[test]
+    fn a_repeated_attribute_is_refused_among_few_or_many() {
+        for count in [3, 40] {
+            let mut src = String::from("<a");
+            for i in 0..count {
+                src.push_str(&format!(" k{i}=\"{i}\""));
+            }
+            assert!(parse(&format!("{src}/>")).is_ok());
+            let err = parse(&format!("{src} k1=\"again\"/>")).unwrap_err();
+            assert!(
+                err.to_string().contains("attribute k1 is given twice"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_and_children_are_read_from_the_text() {
+        let doc = parse("<r><a x='1'/><b><c/></b><a/></r>").unwrap();
+        let kids: Vec<&str> = doc
+            .children(doc.root())
+            .iter()
+            .map(|&c| doc.name(c))
+            .collect();
+        assert_eq!(kids, ["a", "b", "a"]);
+        let b = doc.child_named(doc.root(), "b").unwrap();
+        let c = doc.children(b)[0];
+        assert_eq!((doc.name(c), doc.parent(c)), ("c", Some(b)));
+        let a = doc.child_named(doc.root(), "a").unwrap();
+        assert_eq!(doc.attrs(a).len(), 1);
+        assert_eq!(doc.attr_name(&doc.attrs(a)[0]), "x");
+        assert!(doc.children(c).is_empty() && doc.element(c).is_self_closing());
+    }
+
+    #[test]
+    fn line_numbers_hold_across_strides() {
+        let mut src = String::from("<a>");
+        for i in 0..3000 {
+            src.push_str(if i % 3 == 0 { "\n<b/>" } else { "<c/>" });
+        }
+        src.push_str("</a>");
+        let doc = parse(&src).unwrap();
+        for offset in [0, 1, 4095, 4096, 4097, 8191, 8192, src.len() - 1, src.len()] {
+            let naive = src.as_bytes()[..offset]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            assert_eq!(doc.line_of(offset), naive, "offset {offset}");
+        }
     }
 
     #[test]

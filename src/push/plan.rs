@@ -7,7 +7,7 @@ use super::{
 };
 use crate::analysis::{FarmReport, Instance};
 use crate::config::editor::{
-    EditRequest, Home, SectionFile, edit, edit_section_file, empty_web_config, homes,
+    EditRequest, Home, SectionFile, edit_in, edit_section_file, empty_web_config, homes_in,
 };
 use crate::config::effective::{Effective, WifFault};
 use crate::config::section::config_source_path;
@@ -422,13 +422,15 @@ fn plan_server(
         }
     };
     let base = original.clone().unwrap_or_else(empty_web_config);
-    let homes = match homes(&base) {
-        Ok(h) => h,
+    // Parsed once, for where the sections live and for the edit.
+    let doc = match crate::config::xml::Document::parse(base) {
+        Ok(d) => d,
         Err(e) => {
             sp.action = PlanAction::Blocked(format!("{}: {e}", sp.file));
             return vec![sp];
         }
     };
+    let homes = homes_in(&doc);
     let keys_here = matches!(homes.machine_key, Home::InFile);
     let swap_here = matches!(homes.identity_model, Home::InFile);
 
@@ -489,7 +491,7 @@ fn plan_server(
     };
     let web_needed = req.machine_key.is_some() || req.handler_swap;
     if web_needed {
-        match edit(&base, &req) {
+        match edit_in(&doc, &req) {
             Ok(out) if out.changed || original.is_none() => {
                 sp.action = PlanAction::Write;
                 sp.original = original;

@@ -116,8 +116,8 @@ pub fn edit_confined(original: &[u8], edited: &[u8]) -> Result<(), String> {
     let mut stack = vec![doc.root()];
     while let Some(id) = stack.pop() {
         let el = doc.element(id);
-        if el.name == "machineKey" || el.is_self_closing() {
-            allowed.push(el.start_tag.clone());
+        if doc.name(id) == "machineKey" || el.is_self_closing() {
+            allowed.push(el.start_tag());
         }
         stack.extend_from_slice(doc.children(id));
     }
