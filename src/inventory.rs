@@ -164,6 +164,9 @@ pub enum Target {
 pub struct Server {
     pub name: String,
     pub target: Target,
+    /// Configuration files larger than this are reported unreadable, with
+    /// their size, and never read (`max_config_bytes`).
+    pub max_config_bytes: u64,
 }
 
 impl Server {
@@ -194,6 +197,7 @@ struct RawSettings {
     known_hosts: Option<PathBuf>,
     connect_timeout_secs: Option<Spanned<u64>>,
     jump: Option<Spanned<String>>,
+    max_config_bytes: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -210,6 +214,7 @@ struct RawServer {
     known_hosts: Option<PathBuf>,
     connect_timeout_secs: Option<Spanned<u64>>,
     jump: Option<Spanned<String>>,
+    max_config_bytes: Option<Spanned<u64>>,
 }
 
 impl RawServer {
@@ -221,6 +226,7 @@ impl RawServer {
             known_hosts: self.known_hosts.clone(),
             connect_timeout_secs: self.connect_timeout_secs.clone(),
             jump: self.jump.clone(),
+            max_config_bytes: self.max_config_bytes.clone(),
         }
     }
 }
@@ -289,6 +295,8 @@ impl Inventory {
             first_seen.push((name.clone(), line_of(name_at)));
             let own = s.settings();
             let settings = merge(&raw.defaults, &own).map_err(|(o, m)| err(Some(o), m))?;
+            let max_config_bytes =
+                max_config_bytes(&raw.defaults, &own).map_err(|(o, m)| err(Some(o), m))?;
             let target = match (s.host, s.local_root) {
                 (Some(h), None) => {
                     let host_at = h.span().start;
@@ -321,7 +329,11 @@ impl Inventory {
                     ));
                 }
             };
-            servers.push(Server { name, target });
+            servers.push(Server {
+                name,
+                target,
+                max_config_bytes,
+            });
         }
         if servers.is_empty() {
             return Err(err(
@@ -336,14 +348,37 @@ impl Inventory {
     }
 }
 
-const SETTING_KEYS: [&str; 6] = [
+const SETTING_KEYS: [&str; 7] = [
     "user",
     "port",
     "identity_file",
     "known_hosts",
     "connect_timeout_secs",
     "jump",
+    "max_config_bytes",
 ];
+
+/// The largest `max_config_bytes`: farmkey keeps positions in a file as
+/// 32-bit numbers.
+const MAX_CONFIG_BYTES_LIMIT: u64 = 1 << 30;
+
+fn max_config_bytes(defaults: &RawSettings, own: &RawSettings) -> Result<u64, (usize, String)> {
+    match own
+        .max_config_bytes
+        .as_ref()
+        .or(defaults.max_config_bytes.as_ref())
+    {
+        None => Ok(crate::transport::DEFAULT_MAX_CONFIG_BYTES),
+        Some(n) if (1024..=MAX_CONFIG_BYTES_LIMIT).contains(n.get_ref()) => Ok(*n.get_ref()),
+        Some(n) => Err((
+            n.span().start,
+            format!(
+                "key `max_config_bytes` must be from 1024 to {MAX_CONFIG_BYTES_LIMIT} (bytes; the default is {})",
+                crate::transport::DEFAULT_MAX_CONFIG_BYTES
+            ),
+        )),
+    }
+}
 
 fn check_keys(table: &toml::Table, text: &str, path: &Path) -> Result<(), InventoryError> {
     let unknown = |key: &str, section: &str, allowed: &[&str]| {
@@ -494,6 +529,10 @@ local_root = "./lab"
         );
         assert_eq!(inv.servers[1].address(), "10.0.0.12:2222");
         assert_eq!(
+            inv.servers[0].max_config_bytes,
+            crate::transport::DEFAULT_MAX_CONFIG_BYTES
+        );
+        assert_eq!(
             inv.servers[2].target,
             Target::Local {
                 root: PathBuf::from("/farm/./lab")
@@ -545,6 +584,10 @@ local_root = "./lab"
             "{e}"
         );
 
+        let e = parse("[[servers]]\nname='a'\nhost='h'\nmax_config_bytes = 10\n").unwrap_err();
+        assert_eq!(e.line, Some(4), "{e}");
+        assert!(e.message.contains("max_config_bytes"), "{e}");
+
         let e = parse("[[servers]\n").unwrap_err();
         assert_eq!(e.line, Some(1), "{e}");
 
@@ -576,6 +619,16 @@ local_root = "./lab"
         ] {
             assert!(Jump::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_size_cap_is_a_setting_that_servers_override() {
+        let inv = parse(
+            "[defaults]\nmax_config_bytes = 65536\n\n[[servers]]\nname = \"a\"\nhost = \"h\"\n\n[[servers]]\nname = \"b\"\nlocal_root = \"b\"\nmax_config_bytes = 1048576\n",
+        )
+        .unwrap();
+        assert_eq!(inv.servers[0].max_config_bytes, 65536);
+        assert_eq!(inv.servers[1].max_config_bytes, 1048576);
     }
 
     #[test]

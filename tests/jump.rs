@@ -665,7 +665,7 @@ fn large_files_cross_one_bastion_session_byte_for_byte_for_servers_in_parallel()
                 // Upward too: a large write, read back.
                 let upload: Vec<u8> = (0..2_500_000usize).map(|k| (k * 13) as u8).collect();
                 let target = RemotePath::parse("/C:/big/upload.bin").unwrap();
-                t.write(&target, &upload).unwrap();
+                t.create_new(&target, &upload, &Default::default()).unwrap();
                 assert!(t.read(&target).unwrap()[..] == upload[..]);
                 assert_eq!(fs::read(root.join("C:/big/upload.bin")).unwrap(), upload);
             });

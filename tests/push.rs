@@ -16,7 +16,7 @@ use farmkey::push::{
     Interrupt, KeySource, Plan, PlanAction, PushOutcome, PushRequest, ServerOutcome, Sessions,
     Verdict, apply, build_plan,
 };
-use farmkey::transport::{ConnectOptions, DirEntry, FileStat, Transport, TransportError};
+use farmkey::transport::{ConnectOptions, DirEntry, FileStat, NewFile, Transport, TransportError};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -350,11 +350,16 @@ impl Transport for Faulty {
     fn stat(&mut self, p: &RemotePath) -> Result<Option<FileStat>, TransportError> {
         self.op("stat", p, |t| t.stat(p))
     }
-    fn write(&mut self, p: &RemotePath, b: &[u8]) -> Result<(), TransportError> {
-        self.op("write", p, |t| t.write(p, b))
+    fn set_read_limit(&mut self, max_bytes: u64) {
+        self.inner.set_read_limit(max_bytes)
     }
-    fn create_new(&mut self, p: &RemotePath, b: &[u8]) -> Result<(), TransportError> {
-        self.op("create_new", p, |t| t.create_new(p, b))
+    fn create_new(
+        &mut self,
+        p: &RemotePath,
+        b: &[u8],
+        new: &NewFile,
+    ) -> Result<(), TransportError> {
+        self.op("create_new", p, |t| t.create_new(p, b, new))
     }
     fn rename(&mut self, a: &RemotePath, b: &RemotePath) -> Result<(), TransportError> {
         self.op("rename", a, |t| t.rename(a, b))

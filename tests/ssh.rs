@@ -753,10 +753,10 @@ fn config_source_and_utf16_farms_over_ssh_match_local() {
 }
 
 #[test]
-fn create_new_is_exclusive_never_follows_links_and_sends_no_mode() {
+fn create_new_is_exclusive_never_follows_links_and_sends_only_the_mode_asked() {
     use farmkey::paths::RemotePath;
     use farmkey::transport::ssh::SshTransport;
-    use farmkey::transport::{Transport, TransportError};
+    use farmkey::transport::{NewFile, Transport, TransportError};
     // With the server's umask at 0, a file created without a mode gets the
     // server's own default (0666); one created with a mode keeps it.
     let (_demo, farm) = demo_over_ssh(Options {
@@ -775,28 +775,50 @@ fn create_new_is_exclusive_never_follows_links_and_sends_no_mode() {
         t.banner()
     );
     let p = RemotePath::parse("/C:/inetpub/new.farmkey-lock.config").unwrap();
-    t.create_new(&p, b"first").unwrap();
-    let err = t.create_new(&p, b"second").unwrap_err();
+    t.create_new(&p, b"first", &NewFile::default()).unwrap();
+    let err = t
+        .create_new(&p, b"second", &NewFile::OWNER_ONLY)
+        .unwrap_err();
     assert!(matches!(err, TransportError::Exists { .. }), "{err}");
     assert_eq!(&t.read(&p).unwrap()[..], b"first");
     // A dangling link is neither followed nor replaced.
     let local = server.root.join("C:/inetpub");
     std::os::unix::fs::symlink("/C:/inetpub/target.config", local.join("link.config")).unwrap();
     let link = RemotePath::parse("/C:/inetpub/link.config").unwrap();
-    let err = t.create_new(&link, b"x").unwrap_err();
+    let err = t.create_new(&link, b"x", &NewFile::OWNER_ONLY).unwrap_err();
     assert!(matches!(err, TransportError::Exists { .. }), "{err}");
     assert!(!local.join("target.config").exists());
-    // No attributes go with the open: the server applies its own default
-    // mode, never one farmkey chose.
-    t.write(
-        &RemotePath::parse("/C:/inetpub/other.config").unwrap(),
-        b"y",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    for name in ["new.farmkey-lock.config", "other.config"] {
+    // No attributes go with a plain open: the server applies its own
+    // default mode. A mode asked is set exactly (0640, not the 0666 the
+    // umask would leave), and the owner where the account may: this one
+    // may not give files away, so the file stays its own.
+    let me = fs::metadata(local.join("new.farmkey-lock.config")).unwrap();
+    let staged = NewFile {
+        mode: Some(0o640),
+        owner: Some((0, 0)),
+    };
+    for (name, new) in [
+        ("backup.config", NewFile::OWNER_ONLY),
+        ("staged.config", staged),
+    ] {
+        let path = RemotePath::parse(&format!("/C:/inetpub/{name}")).unwrap();
+        t.create_new(&path, b"keys", &new).unwrap();
+        let st = t.stat(&path).unwrap().unwrap();
+        assert_eq!((st.uid, st.gid), (Some(me.uid()), Some(me.gid())));
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for (name, want) in [
+        ("new.farmkey-lock.config", 0o666),
+        ("backup.config", 0o600),
+        ("staged.config", 0o640),
+    ] {
         let mode = fs::metadata(local.join(name)).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o666, "{name}: {mode:o}");
+        assert_eq!(mode, want, "{name}: {mode:o}");
+        let st = t
+            .stat(&RemotePath::parse(&format!("/C:/inetpub/{name}")).unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(st.mode, Some(want), "{name}");
     }
 }
 

@@ -12,7 +12,9 @@
 use super::audit::{AuditLog, AuditRecord, Fingerprints, local_user, now};
 use super::interrupt::{Interrupt, StopReason};
 use super::lock::{self, LockInfo, Taken};
-use super::undo::{Undo, create_checked, read_opt, settle_server, swap, undo_for};
+use super::undo::{
+    Undo, create_checked, private, read_opt, replacing, settle_server, swap, undo_for,
+};
 use super::{Plan, PlanAction, ServerPlan, Sessions, sibling};
 use crate::config::effective::HandlerState;
 use crate::paths::{RemotePath, WindowsEnv};
@@ -149,7 +151,7 @@ fn attempt(
     stop: &Interrupt,
     progress: &mut dyn FnMut(Progress),
 ) -> Attempt {
-    let mut step = |s: Step| {
+    let step = |progress: &mut dyn FnMut(Progress), s: Step| {
         progress(Progress::Step {
             server: sp.server.clone(),
             step: s,
@@ -181,7 +183,7 @@ fn attempt(
                 error: e.to_string(),
             }
         };
-    step(Step::Reread);
+    step(progress, Step::Reread);
     let current = match read_opt(t, &sp.file) {
         Ok(c) => c,
         // Nothing was created yet, whatever became of the session.
@@ -201,19 +203,38 @@ fn attempt(
             ),
         };
     }
+    // The new file gets the original's mode and owner; the backup, which
+    // holds the old keys, is owner-only.
+    let attrs = match replacing(t, &sp.file) {
+        Ok(a) => a,
+        Err(e) => return before_swap(t, Step::Reread, e, &[]),
+    };
     let mut made: Vec<&RemotePath> = Vec::new();
     if let Some(old) = &current {
-        step(Step::Backup);
-        if let Err(e) = create_checked(t, &sp.backup, old) {
+        step(progress, Step::Backup);
+        let owner_only = private(t);
+        if let Err(e) = create_checked(t, &sp.backup, old, &owner_only) {
             return before_swap(t, Step::Backup, e, &made);
         }
         made.push(&sp.backup);
     }
-    step(Step::Stage);
-    if let Err(e) = create_checked(t, &sp.staged, new_bytes) {
+    step(progress, Step::Stage);
+    if let Err(e) = create_checked(t, &sp.staged, new_bytes, &attrs) {
         return before_swap(t, Step::Stage, e, &made);
     }
     made.push(&sp.staged);
+    if let Some((uid, gid)) = attrs.owner
+        && let Ok(Some(st)) = t.stat(&sp.staged)
+        && st.uid.zip(st.gid) != Some((uid, gid))
+    {
+        progress(Progress::Note(format!(
+            "{}: the new {} is owned by uid {} gid {}, not uid {uid} gid {gid} as the original (this account may not give files away)",
+            sp.server,
+            sp.file,
+            st.uid.unwrap_or_default(),
+            st.gid.unwrap_or_default()
+        )));
+    }
     if let Some(reason) = stop.reason() {
         for p in &made {
             let _ = t.remove(p);
@@ -222,7 +243,7 @@ fn attempt(
     }
     // The intent, flushed before the swap: `rollback` always finds what a
     // push may have changed.
-    step(Step::Audit);
+    step(progress, Step::Audit);
     let intent = record(
         plan,
         sp,
@@ -238,7 +259,7 @@ fn attempt(
         }
         return Attempt::AuditFailed(e.to_string());
     }
-    step(Step::Swap);
+    step(progress, Step::Swap);
     if let Err(e) = swap(
         t,
         &sp.staged,
@@ -254,7 +275,7 @@ fn attempt(
     }
     test_pause("swapped", Some(&sp.server), stop);
     // Mandatory, also where the swap is not atomic.
-    step(Step::Verify);
+    step(progress, Step::Verify);
     let touched = |error: String, broken: bool| Attempt::Touched {
         step: Step::Verify,
         error,
@@ -757,8 +778,8 @@ pub fn rollback_push(
     break_lock: bool,
 ) -> Vec<(String, Result<String, String>)> {
     let mut out = Vec::new();
-    let stamp = super::utc_stamp();
-    let id = format!("rollback-{stamp}");
+    let stamp = super::file_stamp();
+    let id = format!("rollback-{}", &stamp[..16]);
     for rec in records {
         let result =
             (|| -> Result<String, String> {

@@ -3,7 +3,7 @@
 //! at the end. Its name ends in `.config`, which IIS refuses to serve.
 
 use crate::paths::RemotePath;
-use crate::transport::{Transport, TransportError};
+use crate::transport::{NewFile, Transport, TransportError};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -180,7 +180,7 @@ pub fn acquire(
         path: path.clone(),
         error,
     };
-    match t.create_new(path, &mine.bytes()) {
+    match t.create_new(path, &mine.bytes(), &NewFile::default()) {
         Ok(()) => return Ok(Taken::Fresh),
         Err(TransportError::Exists { .. }) => {}
         // Whatever is there is not known to be ours: never removed here.
@@ -203,7 +203,7 @@ pub fn acquire(
         return Err(LockError::Alive(Box::new(holder)));
     }
     t.remove(path).map_err(fail)?;
-    match t.create_new(path, &mine.bytes()) {
+    match t.create_new(path, &mine.bytes(), &NewFile::default()) {
         Ok(()) => Ok(Taken::Broke(Box::new(holder))),
         Err(TransportError::Exists { .. }) => {
             let now = read_holder(t, server, path).map_err(fail)?;
@@ -330,7 +330,8 @@ mod tests {
         let mut stale = LockInfo::mine("old", "Flowtime");
         stale.host = "jump9".into();
         stale.time = "2020-01-01T00:00:00Z".into();
-        t.create_new(&path, &stale.bytes()).unwrap();
+        t.create_new(&path, &stale.bytes(), &NewFile::default())
+            .unwrap();
         let shown = read_holder(&mut t, "web01", &path).unwrap().unwrap();
         assert!(shown.to_string().contains("on jump9"), "{shown}");
         let me = LockInfo::mine("new", "Flowtime");
@@ -347,7 +348,8 @@ mod tests {
         release(&mut t, "web01", &path, "new").unwrap();
         // A lock of a process of this machine that still runs is never broken.
         let live = LockInfo::mine("live", "Flowtime");
-        t.create_new(&path, &live.bytes()).unwrap();
+        t.create_new(&path, &live.bytes(), &NewFile::default())
+            .unwrap();
         let shown = read_holder(&mut t, "web01", &path).unwrap().unwrap();
         assert!(shown.alive_here());
         assert!(matches!(

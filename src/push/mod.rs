@@ -121,7 +121,9 @@ pub struct ServerPlan {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub push_id: String,
-    /// UTC stamp in backup names: `20261126T112045Z`.
+    /// In the names of the files the push makes: the UTC time and a random
+    /// part (`20261126T112045Z-3fa9c1d2`), so that no one can plant a link
+    /// or a file at a name before the push creates it.
     pub stamp: String,
     pub site: String,
     pub source: String,
@@ -249,6 +251,21 @@ pub fn sibling(file: &RemotePath, stamp: &str, suffix: &str) -> RemotePath {
 pub fn utc_stamp() -> String {
     let t = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     t.replace(['-', ':'], "")
+}
+
+/// `bytes` random bytes from the OS CSPRNG, as hex.
+pub(crate) fn random_hex(bytes: usize) -> String {
+    use rand::TryRng;
+    let mut b = vec![0u8; bytes];
+    let _ = rand::rngs::SysRng.try_fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// For the names of the files a push or a rollback makes beside a
+/// configuration file: `20261126T112045Z-3fa9c1d2` (time, then 32 random
+/// bits that cannot be guessed ahead).
+pub fn file_stamp() -> String {
+    format!("{}-{}", utc_stamp(), random_hex(4))
 }
 
 impl fmt::Display for Plan {
@@ -390,5 +407,8 @@ mod tests {
         let stamp = utc_stamp();
         assert_eq!(stamp.len(), 16, "{stamp}");
         assert!(stamp.ends_with('Z') && stamp.as_bytes()[8] == b'T');
+        let (a, b) = (file_stamp(), file_stamp());
+        assert!(a.starts_with(&stamp[..8]) && a.len() == 25, "{a}");
+        assert_ne!(a[17..], b[17..], "the random part differs");
     }
 }

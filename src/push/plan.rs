@@ -2,8 +2,8 @@
 
 use super::lock::{lock_path, read_holder};
 use super::{
-    Change, KeySource, Plan, PlanAction, PushRequest, ServerPlan, Sessions, same_keys, sibling,
-    utc_stamp,
+    Change, KeySource, Plan, PlanAction, PushRequest, ServerPlan, Sessions, file_stamp, random_hex,
+    same_keys, sibling,
 };
 use crate::analysis::{FarmReport, Instance};
 use crate::config::editor::{
@@ -14,7 +14,6 @@ use crate::config::section::config_source_path;
 use crate::keys::{KeySet, set_fingerprint};
 use crate::paths::RemotePath;
 use crate::transport::{ReplaceBehaviour, Transport};
-use rand::TryRng;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
@@ -98,12 +97,6 @@ fn adopt(
         .key_group
         .map_or(String::new(), |g| format!("set {g} "));
     Ok((set, format!("adopt {group}from {}", inst.server)))
-}
-
-fn short_id() -> String {
-    let mut b = [0u8; 2];
-    let _ = rand::rngs::SysRng.try_fill_bytes(&mut b);
-    hex::encode(b)
 }
 
 /// Plans a push from a scan's report, reading the current bytes of every
@@ -225,8 +218,8 @@ pub fn build_plan(
         super::refuse_disclosed(k, &source, &report.disclosed)?;
     }
 
-    let stamp = utc_stamp();
-    let push_id = format!("{stamp}-{}", short_id());
+    let stamp = file_stamp();
+    let push_id = format!("{}-{}", &stamp[..16], random_hex(2));
     let mut servers = Vec::new();
     for inst in targets {
         servers.extend(plan_server(inst, keys.as_ref(), &stamp, sessions));

@@ -6,7 +6,7 @@ use super::outcome::Restore;
 use super::{Plan, ServerPlan, Sessions, sibling};
 use crate::bytes::FileBytes;
 use crate::paths::RemotePath;
-use crate::transport::{Transport, TransportError};
+use crate::transport::{NewFile, Transport, TransportError, honours_modes};
 
 pub(super) fn read_opt(
     t: &mut dyn Transport,
@@ -30,14 +30,46 @@ pub(super) fn remove_if_there(
     }
 }
 
+/// What a copy holding keys gets where the server applies modes:
+/// owner-only (backups). Nothing is sent to a Windows server.
+pub(super) fn private(t: &dyn Transport) -> NewFile {
+    if honours_modes(t.banner().as_deref()) {
+        NewFile::OWNER_ONLY
+    } else {
+        NewFile::default()
+    }
+}
+
+/// What the file that takes the place of `file` gets where the server
+/// applies modes: the mode and owner `file` has now (the original's, or
+/// what this push gave it from the original), owner-only when there is no
+/// such file. Nothing is sent to a Windows server (the file takes its
+/// folder's inherited ACL there).
+pub(super) fn replacing(
+    t: &mut dyn Transport,
+    file: &RemotePath,
+) -> Result<NewFile, TransportError> {
+    if !honours_modes(t.banner().as_deref()) {
+        return Ok(NewFile::default());
+    }
+    Ok(match t.stat(file)? {
+        Some(st) => NewFile {
+            mode: st.mode.or(NewFile::OWNER_ONLY.mode),
+            owner: st.uid.zip(st.gid),
+        },
+        None => NewFile::OWNER_ONLY,
+    })
+}
+
 /// Creates `path` (it must not exist) with `bytes` and reads them back. A
 /// file this created is removed again when that fails.
 pub(super) fn create_checked(
     t: &mut dyn Transport,
     path: &RemotePath,
     bytes: &FileBytes,
+    new: &NewFile,
 ) -> Result<(), TransportError> {
-    match t.create_new(path, bytes) {
+    match t.create_new(path, bytes, new) {
         Ok(()) => {}
         // Not ours: never touched.
         Err(e @ TransportError::Exists { .. }) => return Err(e),
@@ -193,7 +225,10 @@ impl Undo<'_> {
                 "the backup {backup} does not hold the original bytes"
             )));
         }
-        if let Err(e) = create_checked(t, &self.restore, &bytes) {
+        // The file now holds what this push wrote, with the original's mode
+        // and owner: the restored file gets them again.
+        let attrs = replacing(t, self.file)?;
+        if let Err(e) = create_checked(t, &self.restore, &bytes, &attrs) {
             return if e.is_disconnected() {
                 Err(e)
             } else {

@@ -1,25 +1,48 @@
 //! A server's drives copied into a local folder: `/C:/x` is `<root>/C:/x`.
+//!
+//! Nothing is written outside the root: every write goes through the folder
+//! it lands in, opened first and checked to lie below the root (by walking
+//! up its `..` entries, so that a link swapped in between a check and the
+//! write cannot redirect it), and names within that folder are created,
+//! renamed and removed without following links.
 
-use super::{DirEntry, FileStat, Transport, TransportError};
+use super::{DirEntry, FileStat, NewFile, Transport, TransportError};
 use crate::bytes::FileBytes;
 use crate::paths::RemotePath;
-use std::fs;
-use std::io::{self, Write};
+use std::ffi::{CStr, CString};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 pub struct LocalTransport {
     root: PathBuf,
     canonical_root: Option<PathBuf>,
+    /// Device and inode of the root, to recognise it from below.
+    root_id: Option<(u64, u64)>,
+    max_read: u64,
 }
 
 impl LocalTransport {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
         let canonical_root = fs::canonicalize(&root).ok();
+        let root_id = fs::metadata(&root).ok().map(|m| (m.dev(), m.ino()));
         LocalTransport {
             root,
             canonical_root,
+            root_id,
+            max_read: super::DEFAULT_MAX_CONFIG_BYTES,
+        }
+    }
+
+    fn outside(&self, path: &RemotePath) -> TransportError {
+        TransportError::Refused {
+            path: path.to_string(),
+            reason: format!("leads outside {}", self.root.display()),
         }
     }
 
@@ -43,10 +66,7 @@ impl LocalTransport {
         loop {
             if let Ok(real) = fs::canonicalize(probe) {
                 if !real.starts_with(canonical_root) {
-                    return Err(TransportError::Refused {
-                        path: path.to_string(),
-                        reason: format!("leads outside {}", self.root.display()),
-                    });
+                    return Err(self.outside(path));
                 }
                 break;
             }
@@ -57,13 +77,94 @@ impl LocalTransport {
         }
         Ok(out)
     }
+
+    /// The folder that holds `path`, opened and found to lie below the
+    /// root, and the name of `path` in it: writes go through these, never
+    /// through a path a link could carry elsewhere.
+    fn parent_of(&self, path: &RemotePath) -> Result<(File, CString), TransportError> {
+        let local = self.local(path)?;
+        let (Some(parent), Some(name)) = (local.parent(), local.file_name()) else {
+            return Err(TransportError::Refused {
+                path: path.to_string(),
+                reason: "not a file name".into(),
+            });
+        };
+        let dir = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(parent)
+            .map_err(|e| map_err(path, e))?;
+        if !self.is_inside(&dir).map_err(|e| map_err(path, e))? {
+            return Err(self.outside(path));
+        }
+        let name = CString::new(name.as_bytes()).map_err(|_| TransportError::Refused {
+            path: path.to_string(),
+            reason: "NUL in the name".into(),
+        })?;
+        Ok((dir, name))
+    }
+
+    /// Whether an open folder is the root or below it: up its `..`
+    /// entries until the root (inside) or the top of the file system.
+    fn is_inside(&self, dir: &File) -> io::Result<bool> {
+        let Some(root) = self.root_id else {
+            return Ok(false);
+        };
+        let id = |f: &File| f.metadata().map(|m| (m.dev(), m.ino()));
+        let mut cur = dir.try_clone()?;
+        let mut here = id(&cur)?;
+        // Deeper than any real copy of a drive; a loop cannot occur.
+        for _ in 0..4096 {
+            if here == root {
+                return Ok(true);
+            }
+            let up = openat(&cur, c"..", libc::O_DIRECTORY | libc::O_RDONLY, 0)?;
+            let above = id(&up)?;
+            if above == here {
+                return Ok(false);
+            }
+            (cur, here) = (up, above);
+        }
+        Ok(false)
+    }
+}
+
+/// `openat(2)`, close-on-exec.
+fn openat(dir: &File, name: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<File> {
+    // SAFETY: a valid folder descriptor and a NUL-terminated name; the new
+    // descriptor is owned by the File returned.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just opened and is not owned elsewhere.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 fn map_err(path: &RemotePath, e: io::Error) -> TransportError {
-    match e.kind() {
-        io::ErrorKind::NotFound => TransportError::NotFound { path: path.clone() },
-        io::ErrorKind::PermissionDenied => TransportError::PermissionDenied { path: path.clone() },
-        io::ErrorKind::AlreadyExists => TransportError::Exists { path: path.clone() },
+    match (e.kind(), e.raw_os_error()) {
+        (io::ErrorKind::NotFound, _) => TransportError::NotFound { path: path.clone() },
+        (io::ErrorKind::PermissionDenied, _) => {
+            TransportError::PermissionDenied { path: path.clone() }
+        }
+        (io::ErrorKind::AlreadyExists, _) => TransportError::Exists { path: path.clone() },
+        (_, Some(libc::ENOSPC | libc::EDQUOT)) => TransportError::NoSpace { path: path.clone() },
+        (_, Some(libc::EROFS)) => TransportError::ReadOnly { path: path.clone() },
         _ => TransportError::Io {
             path: path.clone(),
             message: e.to_string(),
@@ -78,15 +179,36 @@ impl Transport for LocalTransport {
 
     fn read(&mut self, path: &RemotePath) -> Result<FileBytes, TransportError> {
         let local = self.local(path)?;
-        if local.is_dir() {
+        let mut f = File::open(&local).map_err(|e| map_err(path, e))?;
+        let meta = f.metadata().map_err(|e| map_err(path, e))?;
+        if meta.is_dir() {
             return Err(TransportError::Io {
                 path: path.clone(),
                 message: "is a folder".into(),
             });
         }
-        fs::read(&local)
-            .map(FileBytes::new)
-            .map_err(|e| map_err(path, e))
+        let too_large = |size| TransportError::TooLarge {
+            path: path.clone(),
+            size,
+            max: self.max_read,
+        };
+        // The size first; and never more than the limit, whatever it says.
+        if meta.len() > self.max_read {
+            return Err(too_large(meta.len()));
+        }
+        let mut buf = Vec::with_capacity(meta.len() as usize);
+        let read = (&mut f)
+            .take(self.max_read + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| map_err(path, e));
+        let bytes = FileBytes::new(buf);
+        read?;
+        if bytes.len() as u64 > self.max_read {
+            return Err(too_large(
+                f.metadata().map_or(bytes.len() as u64, |m| m.len()),
+            ));
+        }
+        Ok(bytes)
     }
 
     fn stat(&mut self, path: &RemotePath) -> Result<Option<FileStat>, TransportError> {
@@ -100,47 +222,88 @@ impl Transport for LocalTransport {
                     .ok()
                     .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                     .map(|d| d.as_secs()),
+                mode: Some(m.mode() & 0o7777),
+                uid: Some(m.uid()),
+                gid: Some(m.gid()),
             })),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(map_err(path, e)),
         }
     }
 
-    fn write(&mut self, path: &RemotePath, bytes: &[u8]) -> Result<(), TransportError> {
-        let local = self.local(path)?;
-        let mut f = fs::File::create(&local).map_err(|e| map_err(path, e))?;
-        f.write_all(bytes).map_err(|e| map_err(path, e))?;
-        f.sync_all().map_err(|e| map_err(path, e))
+    fn set_read_limit(&mut self, max_bytes: u64) {
+        self.max_read = max_bytes;
     }
 
-    fn create_new(&mut self, path: &RemotePath, bytes: &[u8]) -> Result<(), TransportError> {
-        let local = self.local(path)?;
-        // O_CREAT|O_EXCL: fails on anything there, a dangling link included.
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&local)
-            .map_err(|e| map_err(path, e))?;
+    fn create_new(
+        &mut self,
+        path: &RemotePath,
+        bytes: &[u8],
+        new: &NewFile,
+    ) -> Result<(), TransportError> {
+        let (dir, name) = self.parent_of(path)?;
+        // O_CREAT|O_EXCL|O_NOFOLLOW: fails on anything there, a dangling
+        // link included; owner-only while written when a mode is asked.
+        let mode = if new.mode.is_some() { 0o600 } else { 0o666 };
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+        let mut f = openat(&dir, &name, flags, mode).map_err(|e| map_err(path, e))?;
         f.write_all(bytes).map_err(|e| map_err(path, e))?;
-        f.sync_all().map_err(|e| map_err(path, e))
+        f.sync_all().map_err(|e| map_err(path, e))?;
+        if let Some((uid, gid)) = new.owner {
+            // Only where this account may give files away; else it stays its own.
+            // SAFETY: a valid descriptor.
+            let _ = check(unsafe { libc::fchown(f.as_raw_fd(), uid, gid) });
+        }
+        if let Some(mode) = new.mode {
+            // SAFETY: a valid descriptor.
+            check(unsafe { libc::fchmod(f.as_raw_fd(), mode as libc::mode_t) })
+                .map_err(|e| map_err(path, e))?;
+        }
+        Ok(())
     }
 
     fn rename(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError> {
-        let (a, b) = (self.local(from)?, self.local(to)?);
-        if b.exists() {
-            return Err(TransportError::Exists { path: to.clone() });
+        let ((a_dir, a), (b_dir, b)) = (self.parent_of(from)?, self.parent_of(to)?);
+        // SAFETY: valid folder descriptors and NUL-terminated names.
+        let rc = unsafe {
+            libc::renameat2(
+                a_dir.as_raw_fd(),
+                a.as_ptr(),
+                b_dir.as_raw_fd(),
+                b.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        match check(rc) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                Err(TransportError::Exists { path: to.clone() })
+            }
+            // File systems without RENAME_NOREPLACE: look first.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+                if self.stat(to)?.is_some() {
+                    return Err(TransportError::Exists { path: to.clone() });
+                }
+                self.replace(from, to)
+            }
+            Err(e) => Err(map_err(from, e)),
         }
-        fs::rename(a, b).map_err(|e| map_err(from, e))
     }
 
     fn replace(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError> {
-        let (a, b) = (self.local(from)?, self.local(to)?);
-        fs::rename(a, b).map_err(|e| map_err(from, e))
+        let ((a_dir, a), (b_dir, b)) = (self.parent_of(from)?, self.parent_of(to)?);
+        // SAFETY: valid folder descriptors and NUL-terminated names.
+        check(unsafe {
+            libc::renameat(a_dir.as_raw_fd(), a.as_ptr(), b_dir.as_raw_fd(), b.as_ptr())
+        })
+        .map_err(|e| map_err(from, e))
     }
 
     fn remove(&mut self, path: &RemotePath) -> Result<(), TransportError> {
-        let local = self.local(path)?;
-        fs::remove_file(local).map_err(|e| map_err(path, e))
+        let (dir, name) = self.parent_of(path)?;
+        // SAFETY: a valid folder descriptor and a NUL-terminated name.
+        check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) })
+            .map_err(|e| map_err(path, e))
     }
 
     fn list(&mut self, dir: &RemotePath) -> Result<Vec<DirEntry>, TransportError> {
@@ -199,8 +362,8 @@ mod tests {
         let mut t = LocalTransport::new(dir.path());
         let a = RemotePath::parse("/C:/a").unwrap();
         let b = RemotePath::parse("/C:/b").unwrap();
-        t.write(&a, b"1").unwrap();
-        t.write(&b, b"2").unwrap();
+        t.create_new(&a, b"1", &NewFile::default()).unwrap();
+        t.create_new(&b, b"2", &NewFile::default()).unwrap();
         assert!(matches!(
             t.rename(&a, &b),
             Err(TransportError::Exists { .. })
@@ -222,9 +385,9 @@ mod tests {
         fs::create_dir_all(dir.path().join("C:")).unwrap();
         let mut t = LocalTransport::new(dir.path());
         let a = RemotePath::parse("/C:/a.config").unwrap();
-        t.create_new(&a, b"mine").unwrap();
+        t.create_new(&a, b"mine", &NewFile::default()).unwrap();
         assert!(matches!(
-            t.create_new(&a, b"again"),
+            t.create_new(&a, b"again", &NewFile::default()),
             Err(TransportError::Exists { .. })
         ));
         assert_eq!(&t.read(&a).unwrap()[..], b"mine");
@@ -233,10 +396,122 @@ mod tests {
         std::os::unix::fs::symlink(&target, dir.path().join("C:").join("link.config")).unwrap();
         let link = RemotePath::parse("/C:/link.config").unwrap();
         assert!(matches!(
-            t.create_new(&link, b"x"),
+            t.create_new(&link, b"x", &NewFile::OWNER_ONLY),
             Err(TransportError::Exists { .. })
         ));
         assert!(!target.exists());
+    }
+
+    #[test]
+    fn nothing_is_written_through_a_folder_that_leads_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("C:/site")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("C:/linked")).unwrap();
+        let mut t = LocalTransport::new(dir.path());
+        let through = RemotePath::parse("/C:/linked/web.farmkey.config").unwrap();
+        let err = t
+            .create_new(&through, b"keys", &NewFile::OWNER_ONLY)
+            .unwrap_err();
+        assert!(matches!(err, TransportError::Refused { .. }), "{err}");
+        let inside = RemotePath::parse("/C:/site/a.config").unwrap();
+        t.create_new(&inside, b"x", &NewFile::default()).unwrap();
+        for (from, to) in [(&inside, &through), (&through, &inside)] {
+            assert!(matches!(
+                t.rename(from, to),
+                Err(TransportError::Refused { .. })
+            ));
+            assert!(matches!(
+                t.replace(from, to),
+                Err(TransportError::Refused { .. })
+            ));
+        }
+        assert!(matches!(
+            t.remove(&through),
+            Err(TransportError::Refused { .. })
+        ));
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+        // The folder a write lands in is what is checked, not its path: a
+        // folder opened outside is outside, whatever name led to it.
+        let opened = File::open(outside.path()).unwrap();
+        assert!(!t.is_inside(&opened).unwrap());
+        let opened = File::open(dir.path().join("C:/site")).unwrap();
+        assert!(t.is_inside(&opened).unwrap());
+    }
+
+    #[test]
+    fn new_files_get_the_mode_asked_and_are_owner_only_meanwhile() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("C:")).unwrap();
+        let mut t = LocalTransport::new(dir.path());
+        let mode = |t: &mut LocalTransport, name: &str, new: NewFile| {
+            let p = RemotePath::parse(&format!("/C:/{name}")).unwrap();
+            t.create_new(&p, b"x", &new).unwrap();
+            let st = t.stat(&p).unwrap().unwrap();
+            assert_eq!(
+                fs::metadata(dir.path().join("C:").join(name))
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o7777,
+                st.mode.unwrap()
+            );
+            st.mode.unwrap()
+        };
+        assert_eq!(mode(&mut t, "backup", NewFile::OWNER_ONLY), 0o600);
+        let exact = NewFile {
+            mode: Some(0o664),
+            owner: None,
+        };
+        assert_eq!(
+            mode(&mut t, "staged", exact),
+            0o664,
+            "not reduced by the umask"
+        );
+        let umask = mode(&mut t, "lock", NewFile::default());
+        assert_eq!(umask & 0o600, 0o600, "{umask:o}");
+    }
+
+    #[test]
+    fn files_above_the_limit_are_refused_from_their_size() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("C:")).unwrap();
+        fs::write(dir.path().join("C:/big.config"), vec![b'<'; 4096]).unwrap();
+        fs::write(dir.path().join("C:/fits.config"), vec![b'<'; 1024]).unwrap();
+        let mut t = LocalTransport::new(dir.path());
+        t.set_read_limit(1024);
+        let big = RemotePath::parse("/C:/big.config").unwrap();
+        let err = t.read(&big).unwrap_err();
+        assert_eq!(
+            err,
+            TransportError::TooLarge {
+                path: big,
+                size: 4096,
+                max: 1024
+            }
+        );
+        assert!(
+            err.to_string()
+                .contains("4096 bytes, more than max_config_bytes allows (1024 bytes)"),
+            "{err}"
+        );
+        let fits = RemotePath::parse("/C:/fits.config").unwrap();
+        assert_eq!(t.read(&fits).unwrap().len(), 1024);
+    }
+
+    #[test]
+    fn a_full_or_read_only_disk_is_named_as_such() {
+        let p = RemotePath::parse("/C:/web.farmkey.config").unwrap();
+        let e = |code| map_err(&p, io::Error::from_raw_os_error(code)).to_string();
+        assert_eq!(
+            e(libc::ENOSPC),
+            "C:\\web.farmkey.config: no space left on the server's disk"
+        );
+        assert_eq!(
+            e(libc::EROFS),
+            "C:\\web.farmkey.config: the server's file system is read-only"
+        );
     }
 
     #[test]

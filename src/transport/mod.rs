@@ -19,6 +19,21 @@ pub enum TransportError {
     Refused { path: String, reason: String },
     #[error("{path}: already exists")]
     Exists { path: RemotePath },
+    #[error("{path}: no space left on the server's disk")]
+    NoSpace { path: RemotePath },
+    #[error("{path}: the server's file system is read-only")]
+    ReadOnly { path: RemotePath },
+    /// Larger than the inventory's `max_config_bytes`: not read.
+    #[error(
+        "{path}: {}, more than max_config_bytes allows ({}): not read",
+        size_text(*size),
+        size_text(*max)
+    )]
+    TooLarge {
+        path: RemotePath,
+        size: u64,
+        max: u64,
+    },
     #[error("the server does not support {0}")]
     Unsupported(&'static str),
     #[error("connection lost: {0}")]
@@ -36,12 +51,59 @@ impl TransportError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `226.0 MB (226000000 bytes)`, for messages about sizes.
+pub fn size_text(bytes: u64) -> String {
+    if bytes < 10_000 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{:.1} MB ({bytes} bytes)", bytes as f64 / 1e6)
+    }
+}
+
+/// What a configuration file may weigh unless the inventory says otherwise
+/// (`max_config_bytes`): real ones are kilobytes; a larger one is refused
+/// from its size, never read.
+pub const DEFAULT_MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FileStat {
     pub size: u64,
     pub is_dir: bool,
     /// Seconds since the Unix epoch, when the server tells.
     pub modified: Option<u64>,
+    /// Permission bits (`0o640`), owner and group, when the server tells.
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+/// The attributes farmkey gives a file it creates, on servers that apply
+/// POSIX modes (see [`honours_modes`]); the default sends nothing, and
+/// the server applies its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NewFile {
+    /// Permission bits, set exactly (not reduced by the server's umask).
+    /// The file is owner-only while it is written, whatever they are.
+    pub mode: Option<u32>,
+    /// Owner and group, set where the account may (a refusal is not an
+    /// error: the file stays the account's).
+    pub owner: Option<(u32, u32)>,
+}
+
+impl NewFile {
+    /// Only the account that wrote it can read it: backups and staged
+    /// copies hold keys.
+    pub const OWNER_ONLY: NewFile = NewFile {
+        mode: Some(0o600),
+        owner: None,
+    };
+}
+
+/// Whether a server applies POSIX file modes. OpenSSH for Windows does
+/// not: files take their folder's inherited ACL, and a mode sent only
+/// toggles the read-only attribute, so farmkey never sends one there.
+pub fn honours_modes(banner: Option<&str>) -> bool {
+    !banner.is_some_and(|b| b.contains("OpenSSH_for_Windows"))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,17 +128,25 @@ pub trait Transport: Send {
     /// `Ok(None)` when the path does not exist.
     fn stat(&mut self, path: &RemotePath) -> Result<Option<FileStat>, TransportError>;
 
-    /// Creates or truncates `path` and writes `bytes` to it.
-    fn write(&mut self, path: &RemotePath, bytes: &[u8]) -> Result<(), TransportError>;
+    /// Refuses to read files larger than `max_bytes` from now on
+    /// ([`TransportError::TooLarge`]); never more than that is read.
+    fn set_read_limit(&mut self, max_bytes: u64);
 
     /// Creates `path` as a new file holding `bytes`, only if nothing exists
     /// there: an existing file, folder or link (even a dangling one) fails
     /// with [`TransportError::Exists`] and is never followed or touched.
-    /// Lock files, backups and staged copies are made this way, so that
-    /// farmkey never writes through a name it did not just create. When
-    /// writing fails after the file was created, the partial file is left
-    /// for the caller (who created it) to remove.
-    fn create_new(&mut self, path: &RemotePath, bytes: &[u8]) -> Result<(), TransportError>;
+    /// Every file farmkey writes (locks, backups, staged copies) is made
+    /// this way, so that it never writes through a name it did not just
+    /// create; there is no other way to write. `new` says what mode and
+    /// owner the file gets ([`NewFile::default`]: none sent). When writing
+    /// fails after the file was created, the partial file is left for the
+    /// caller (who created it) to remove.
+    fn create_new(
+        &mut self,
+        path: &RemotePath,
+        bytes: &[u8],
+        new: &NewFile,
+    ) -> Result<(), TransportError>;
 
     /// Renames; fails with [`TransportError::Exists`] if `to` exists (SFTP's
     /// own rename semantics).
@@ -271,10 +341,13 @@ pub fn connect(
             if !root.is_dir() {
                 return Err(ssh::ConnectError::LocalRoot(root.clone()));
             }
-            Ok(Box::new(local::LocalTransport::new(root)))
+            let mut t = local::LocalTransport::new(root);
+            t.set_read_limit(server.max_config_bytes);
+            Ok(Box::new(t))
         }
         crate::inventory::Target::Ssh { host, settings } => {
-            let t = ssh::SshTransport::connect(&server.name, host, settings, opts)?;
+            let mut t = ssh::SshTransport::connect(&server.name, host, settings, opts)?;
+            t.set_read_limit(server.max_config_bytes);
             Ok(Box::new(t))
         }
     }
@@ -282,7 +355,19 @@ pub fn connect(
 
 #[cfg(test)]
 mod tests {
-    use super::ReplaceBehaviour;
+    use super::{ReplaceBehaviour, honours_modes, size_text};
+
+    #[test]
+    fn windows_servers_are_never_sent_a_mode() {
+        assert!(!honours_modes(Some("SSH-2.0-OpenSSH_for_Windows_8.1")));
+        assert!(!honours_modes(Some("SSH-2.0-OpenSSH_for_Windows_9.5p1")));
+        assert!(honours_modes(Some(
+            "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3"
+        )));
+        assert!(honours_modes(None));
+        assert_eq!(size_text(512), "512 bytes");
+        assert_eq!(size_text(226_000_000), "226.0 MB (226000000 bytes)");
+    }
 
     #[test]
     fn windows_openssh_before_8_6_replaces_by_delete_then_rename() {

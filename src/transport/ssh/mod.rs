@@ -7,7 +7,8 @@ pub mod jump;
 pub mod known_hosts;
 
 use super::{
-    ConnectOptions, DirEntry, FileStat, HostKeyDecision, HostKeyQuestion, Transport, TransportError,
+    ConnectOptions, DirEntry, FileStat, HostKeyDecision, HostKeyQuestion, NewFile, Transport,
+    TransportError,
 };
 use crate::bytes::FileBytes;
 use crate::inventory::SshSettings;
@@ -175,6 +176,47 @@ unsafe extern "C" {
         dest: *const std::ffi::c_char,
         dest_len: libc::size_t,
     ) -> std::ffi::c_int;
+    fn libssh2_sftp_statvfs(
+        sftp: *mut libssh2_sys::LIBSSH2_SFTP,
+        path: *const std::ffi::c_char,
+        path_len: libc::size_t,
+        st: *mut libssh2_sys::LIBSSH2_SFTP_STATVFS,
+    ) -> std::ffi::c_int;
+}
+
+/// SFTP status codes (draft-ietf-secsh-filexfer; 12 and up are of later
+/// drafts, which some servers send).
+mod status {
+    pub const NO_SUCH_FILE: i32 = 2;
+    pub const PERMISSION_DENIED: i32 = 3;
+    pub const FAILURE: i32 = 4;
+    pub const OP_UNSUPPORTED: i32 = 8;
+    pub const NO_SUCH_PATH: i32 = 10;
+    pub const FILE_ALREADY_EXISTS: i32 = 11;
+    pub const WRITE_PROTECT: i32 = 12;
+    pub const NO_SPACE_ON_FILESYSTEM: i32 = 14;
+    pub const QUOTA_EXCEEDED: i32 = 15;
+}
+
+/// What an SFTP status means for `path`.
+fn status_error(path: &RemotePath, code: i32) -> TransportError {
+    use status::*;
+    match code {
+        NO_SUCH_FILE | NO_SUCH_PATH => TransportError::NotFound { path: path.clone() },
+        PERMISSION_DENIED => TransportError::PermissionDenied { path: path.clone() },
+        FILE_ALREADY_EXISTS => TransportError::Exists { path: path.clone() },
+        OP_UNSUPPORTED => TransportError::Unsupported("this SFTP operation"),
+        WRITE_PROTECT => TransportError::ReadOnly { path: path.clone() },
+        NO_SPACE_ON_FILESYSTEM | QUOTA_EXCEEDED => TransportError::NoSpace { path: path.clone() },
+        FAILURE => TransportError::Io {
+            path: path.clone(),
+            message: "the server answered \"failure\" (SFTP status 4)".into(),
+        },
+        code => TransportError::Io {
+            path: path.clone(),
+            message: format!("SFTP status {code}"),
+        },
+    }
 }
 
 /// The second SFTP channel, opened on first use. Call with the session's
@@ -203,6 +245,8 @@ pub struct SshTransport {
     /// wait on while requests are in flight.
     socket: OwnedFd,
     timeout: std::time::Duration,
+    /// Files larger than this are not read.
+    max_read: u64,
     raw_sftp: Option<RawSftp>,
     sftp: Sftp,
     session: Session,
@@ -334,6 +378,7 @@ impl SshTransport {
             banner: session.banner().map(str::to_string),
             socket,
             timeout: r.connect_timeout,
+            max_read: super::DEFAULT_MAX_CONFIG_BYTES,
             raw_sftp: None,
             sftp,
             session,
@@ -342,16 +387,7 @@ impl SshTransport {
 
     fn err(&self, path: &RemotePath, e: ssh2::Error) -> TransportError {
         match e.code() {
-            ErrorCode::SFTP(2) | ErrorCode::SFTP(10) => {
-                TransportError::NotFound { path: path.clone() }
-            }
-            ErrorCode::SFTP(3) => TransportError::PermissionDenied { path: path.clone() },
-            ErrorCode::SFTP(11) => TransportError::Exists { path: path.clone() },
-            ErrorCode::SFTP(8) => TransportError::Unsupported("this SFTP operation"),
-            ErrorCode::SFTP(code) => TransportError::Io {
-                path: path.clone(),
-                message: format!("SFTP status {code}: {}", e.message()),
-            },
+            ErrorCode::SFTP(code) => status_error(path, code),
             ErrorCode::Session(_) if is_timeout(&e) => {
                 TransportError::Disconnected("the server stopped answering (timeout)".into())
             }
@@ -388,14 +424,17 @@ impl SshTransport {
         Ok(())
     }
 
-    /// Opens `path` for writing with `flags` and writes `bytes`, sending
-    /// no file attributes at all: the ssh2 crate's open always sends a
-    /// mode, which Windows servers turn into the read-only attribute.
+    /// Opens `path` for writing with `flags` and writes `bytes`. File
+    /// attributes are sent only as `new` asks (the ssh2 crate's open always
+    /// sends a mode, which Windows servers turn into the read-only
+    /// attribute): with a mode, the file is opened owner-only, written,
+    /// then given its owner (where the account may) and exact mode.
     fn write_raw(
         &mut self,
         path: &RemotePath,
         bytes: &[u8],
         flags: std::ffi::c_ulong,
+        new: &NewFile,
     ) -> Result<(), TransportError> {
         let name = std::ffi::CString::new(path.as_sftp()).map_err(|_| TransportError::Refused {
             path: path.to_string(),
@@ -415,14 +454,21 @@ impl SshTransport {
                     rc
                 }
             };
-            // No attribute flags: nothing but the open flags is sent.
+            // No attribute flags unless a mode is asked: nothing but the
+            // open flags is sent.
             let mut attrs: libssh2_sys::LIBSSH2_SFTP_ATTRIBUTES = std::mem::zeroed();
+            let open_mode = if new.mode.is_some() {
+                attrs.flags = libssh2_sys::LIBSSH2_SFTP_ATTR_PERMISSIONS;
+                0o600
+            } else {
+                0
+            };
             let handle = libssh2_sftp_open_ex_r(
                 raw,
                 name.as_ptr(),
                 name.as_bytes().len(),
                 flags,
-                0,
+                open_mode,
                 libssh2_sys::LIBSSH2_SFTP_OPENFILE,
                 &mut attrs,
             );
@@ -446,6 +492,29 @@ impl SshTransport {
                 if failed.is_none() {
                     // fsync@openssh.com where offered; its absence is not an error.
                     let _ = libssh2_sys::libssh2_sftp_fsync(handle);
+                    let set = |flags, fill: &dyn Fn(&mut libssh2_sys::LIBSSH2_SFTP_ATTRIBUTES)| {
+                        let mut a: libssh2_sys::LIBSSH2_SFTP_ATTRIBUTES = std::mem::zeroed();
+                        a.flags = flags;
+                        fill(&mut a);
+                        libssh2_sys::libssh2_sftp_fstat_ex(handle, &mut a, 1)
+                    };
+                    if let Some((uid, gid)) = new.owner {
+                        // Refused unless the account may give files away:
+                        // the file then stays its own.
+                        let _ = set(libssh2_sys::LIBSSH2_SFTP_ATTR_UIDGID, &|a| {
+                            a.uid = uid as std::ffi::c_ulong;
+                            a.gid = gid as std::ffi::c_ulong;
+                        });
+                    }
+                    if let Some(mode) = new.mode {
+                        // Exact, unlike a mode at the open (the server's umask).
+                        let rc = set(libssh2_sys::LIBSSH2_SFTP_ATTR_PERMISSIONS, &|a| {
+                            a.permissions = mode as std::ffi::c_ulong;
+                        });
+                        if rc != 0 {
+                            failed = Some(last(rc));
+                        }
+                    }
                 }
                 let closed = libssh2_sys::libssh2_sftp_close_handle(handle);
                 match (failed, closed) {
@@ -465,24 +534,59 @@ impl SshTransport {
             {
                 TransportError::Exists { path: path.clone() }
             }
+            // OpenSSH answers a full disk or a read-only file system with
+            // a plain failure too: ask the file system.
+            TransportError::Io { .. } if code == status::FAILURE => {
+                self.why_not_written(path, bytes.len() as u64)
+            }
             other => other,
         })
+    }
+
+    /// Why the server failed a write without saying (`statvfs@openssh.com`
+    /// on the folder): a read-only file system, no space left, or just
+    /// "failure" when it cannot tell.
+    fn why_not_written(&mut self, path: &RemotePath, wanted: u64) -> TransportError {
+        let failure = status_error(path, status::FAILURE);
+        let Some(folder) = path.parent() else {
+            return failure;
+        };
+        let Ok(name) = std::ffi::CString::new(folder.as_sftp()) else {
+            return failure;
+        };
+        let guard = self.session.raw();
+        let session_ptr =
+            &*guard as *const libssh2_sys::LIBSSH2_SESSION as *mut libssh2_sys::LIBSSH2_SESSION;
+        // SAFETY: the session's lock is held for the call; `st` is valid.
+        let st = unsafe {
+            let Ok(raw) = raw_channel(&mut self.raw_sftp, session_ptr) else {
+                return failure;
+            };
+            let mut st: libssh2_sys::LIBSSH2_SFTP_STATVFS = std::mem::zeroed();
+            let rc = libssh2_sftp_statvfs(raw, name.as_ptr(), name.as_bytes().len(), &mut st);
+            (rc == 0).then_some(st)
+        };
+        drop(guard);
+        const ST_RDONLY: u64 = 0x1;
+        match st {
+            Some(st) if st.f_flag & ST_RDONLY != 0 => {
+                TransportError::ReadOnly { path: path.clone() }
+            }
+            Some(st) if st.f_bavail.saturating_mul(st.f_frsize.max(1)) < wanted.max(1) => {
+                TransportError::NoSpace { path: path.clone() }
+            }
+            _ => failure,
+        }
     }
 
     /// A libssh2 return code or SFTP status from the raw channel.
     fn raw_error(&self, path: &RemotePath, code: i32) -> TransportError {
         match code {
-            2 | 10 => TransportError::NotFound { path: path.clone() },
-            3 => TransportError::PermissionDenied { path: path.clone() },
-            11 => TransportError::Exists { path: path.clone() },
             libssh2_sys::LIBSSH2_ERROR_TIMEOUT => {
                 TransportError::Disconnected("the server stopped answering (timeout)".into())
             }
             code if code < 0 => TransportError::Disconnected(format!("libssh2 error {code}")),
-            code => TransportError::Io {
-                path: path.clone(),
-                message: format!("SFTP status {code}"),
-            },
+            code => status_error(path, code),
         }
     }
 
@@ -526,9 +630,12 @@ impl SshTransport {
             code if code < 0 => Err(TransportError::Disconnected(format!(
                 "libssh2 error {code}"
             ))),
-            code => Err(TransportError::Io {
-                path: to.clone(),
-                message: format!("posix-rename failed with SFTP status {code}"),
+            code => Err(match status_error(to, code) {
+                TransportError::Io { path, message } => TransportError::Io {
+                    path,
+                    message: format!("posix-rename failed: {message}"),
+                },
+                other => other,
             }),
         }
     }
@@ -558,6 +665,8 @@ impl SshTransport {
         let mut states: Vec<State> = Vec::with_capacity(paths.len());
         let mut broken: Option<TransportError> = None;
         let mut pinned: Option<usize> = None;
+        // Files found above the read limit, by index.
+        let mut too_large: Vec<usize> = Vec::new();
         loop {
             // One read at a time: the first opened file takes its turn.
             if !states.iter().any(|s| matches!(s, State::Reading(..)))
@@ -608,7 +717,14 @@ impl SshTransport {
                             }
                             Ok(n) => {
                                 buf.extend_from_slice(&chunk[..n]);
-                                *state = State::Reading(f, buf);
+                                if buf.len() as u64 > self.max_read {
+                                    // Not one byte more: its size is asked after.
+                                    zeroize::Zeroize::zeroize(&mut buf);
+                                    too_large.push(op);
+                                    *state = State::Closing(f, Vec::new());
+                                } else {
+                                    *state = State::Reading(f, buf);
+                                }
                                 Some(true)
                             }
                             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -676,13 +792,32 @@ impl SshTransport {
         self.session.set_blocking(true);
         states
             .into_iter()
-            .map(|st| match st {
+            .enumerate()
+            .map(|(i, st)| match st {
+                State::Done(_) if too_large.contains(&i) => Err(self.too_large(&paths[i], None)),
                 State::Done(r) => r.map(FileBytes::new),
                 _ => Err(TransportError::Disconnected(
                     "internal: unfinished read".into(),
                 )),
             })
             .collect()
+    }
+
+    /// A file found larger than the read limit, with its size (from the
+    /// open `file`, or asked by name).
+    fn too_large(&self, path: &RemotePath, file: Option<&mut ssh2::File>) -> TransportError {
+        let stat = match file {
+            Some(f) => f.stat().ok(),
+            None => self.sftp.stat(Path::new(path.as_sftp())).ok(),
+        };
+        TransportError::TooLarge {
+            path: path.clone(),
+            size: stat
+                .and_then(|s| s.size)
+                .unwrap_or(self.max_read + 1)
+                .max(self.max_read + 1),
+            max: self.max_read,
+        }
     }
 }
 
@@ -704,9 +839,10 @@ impl Transport for SshTransport {
             .sftp
             .open(Path::new(path.as_sftp()))
             .map_err(|e| self.err(path, e))?;
-        // One large read lets libssh2 put many read requests in flight.
+        // One large read lets libssh2 put many read requests in flight;
+        // never more than the limit (and one byte, to see it passed).
         let mut buf = Vec::with_capacity(256 * 1024);
-        if let Err(e) = file.read_to_end(&mut buf) {
+        if let Err(e) = (&mut file).take(self.max_read + 1).read_to_end(&mut buf) {
             zeroize::Zeroize::zeroize(&mut buf);
             return Err(if e.kind() == std::io::ErrorKind::TimedOut {
                 TransportError::Disconnected("the server stopped answering (timeout)".into())
@@ -717,7 +853,11 @@ impl Transport for SshTransport {
                 }
             });
         }
-        Ok(FileBytes::new(buf))
+        let bytes = FileBytes::new(buf);
+        if bytes.len() as u64 > self.max_read {
+            return Err(self.too_large(path, Some(&mut file)));
+        }
+        Ok(bytes)
     }
 
     fn stat(&mut self, path: &RemotePath) -> Result<Option<FileStat>, TransportError> {
@@ -727,6 +867,9 @@ impl Transport for SshTransport {
                 size: st.size.unwrap_or(0),
                 is_dir: st.is_dir(),
                 modified: st.mtime,
+                mode: st.perm.map(|p| p & 0o7777),
+                uid: st.uid,
+                gid: st.gid,
             })),
             Err(e) => match self.err(path, e) {
                 TransportError::NotFound { .. } => Ok(None),
@@ -735,17 +878,16 @@ impl Transport for SshTransport {
         }
     }
 
-    fn write(&mut self, path: &RemotePath, bytes: &[u8]) -> Result<(), TransportError> {
-        self.keepalive();
-        use libssh2_sys::{LIBSSH2_FXF_CREAT, LIBSSH2_FXF_TRUNC, LIBSSH2_FXF_WRITE};
-        self.write_raw(
-            path,
-            bytes,
-            LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC,
-        )
+    fn set_read_limit(&mut self, max_bytes: u64) {
+        self.max_read = max_bytes;
     }
 
-    fn create_new(&mut self, path: &RemotePath, bytes: &[u8]) -> Result<(), TransportError> {
+    fn create_new(
+        &mut self,
+        path: &RemotePath,
+        bytes: &[u8],
+        new: &NewFile,
+    ) -> Result<(), TransportError> {
         self.keepalive();
         use libssh2_sys::{LIBSSH2_FXF_CREAT, LIBSSH2_FXF_EXCL, LIBSSH2_FXF_WRITE};
         // O_CREAT|O_EXCL on OpenSSH, CREATE_NEW on Windows: never follows
@@ -754,6 +896,7 @@ impl Transport for SshTransport {
             path,
             bytes,
             LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_EXCL,
+            new,
         )
     }
 
