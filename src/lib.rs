@@ -7,7 +7,8 @@
 //! - [`transport`]: reaching a server's files (local folder, SFTP);
 //! - [`scan`] and [`farm`]: reading one server, and many at once;
 //! - [`push`]: planning and applying a key set, with backups and rollback;
-//! - [`report`], [`cli`]: what the command line prints;
+//! - [`report`], [`cli`]: what the command line prints, through
+//!   [`safe_text`] (nothing from a server reaches the terminal raw);
 //! - [`console`]: the terminal user interface.
 
 pub mod analysis;
@@ -23,5 +24,6 @@ pub mod keys;
 pub mod paths;
 pub mod push;
 pub mod report;
+pub mod safe_text;
 pub mod scan;
 pub mod transport;

@@ -1,9 +1,11 @@
 //! `scan` output: a table for people, JSON for programs. Keys appear as
-//! fingerprints only.
+//! fingerprints only; the table shows what servers sent through
+//! [`escape`](crate::safe_text::escape), the JSON exactly.
 
 use crate::analysis::{FarmReport, Finding, Instance, SiteReport};
 use crate::config::effective::{KeyState, Sourced};
 use crate::keys::KeyPurpose;
+use crate::safe_text::escape;
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -182,7 +184,13 @@ pub fn key_cell(state: &KeyState) -> String {
     }
 }
 
+/// Columns of cells, each made safe for a terminal (escapes are wider than
+/// what they replace, so before the widths are taken).
 fn render_table(rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| escape(c).into_owned()).collect())
+        .collect();
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
         .map(|c| {
@@ -193,7 +201,7 @@ fn render_table(rows: &[Vec<String>]) -> String {
         })
         .collect();
     let mut out = String::new();
-    for row in rows {
+    for row in &rows {
         let mut line = String::new();
         for (c, cell) in row.iter().enumerate() {
             if c + 1 == row.len() {
@@ -315,10 +323,10 @@ pub fn to_table(report: &FarmReport) -> String {
                 "{:<8} {:<28} {:<24} {}",
                 f.severity.name(),
                 f.code.name(),
-                f.site.as_deref().unwrap_or("(farm)"),
-                f.servers.join(", ")
+                escape(f.site.as_deref().unwrap_or("(farm)")),
+                escape(&f.servers.join(", "))
             );
-            let _ = writeln!(out, "         {}", f.message);
+            let _ = writeln!(out, "         {}", escape(&f.message));
         }
     }
     out

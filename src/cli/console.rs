@@ -49,7 +49,11 @@ fn start(
     match console::run(opts) {
         Ok(end) => {
             let say = |text: String| {
-                let _ = writeln!(std::io::stderr(), "farmkey: {text}");
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "farmkey: {}",
+                    crate::safe_text::escape(&text)
+                );
             };
             match (end.push, end.signal) {
                 (Some(outcome), _) => {

@@ -19,7 +19,7 @@ pub fn run(args: &DisclosedListArg) -> ExitCode {
     for l in &lists.lists {
         println!(
             "  extra    {}: {} hashes, {} not in the lists above",
-            l.file.display(),
+            crate::safe_text::escape(&l.file.display().to_string()),
             l.hashes,
             l.new
         );

@@ -388,10 +388,16 @@ fn parse_jobs(text: &str) -> Result<usize, String> {
     }
 }
 
-/// Prints an error for the operator and returns the usage exit code.
+/// Prints an error for the operator and returns the usage exit code. The
+/// message may quote what a server or a file said: it is made safe for a
+/// terminal.
 pub fn usage_error(message: impl std::fmt::Display) -> ExitCode {
+    let message = message.to_string();
     // Never panics, also with standard error closed.
-    let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("farmkey: {message}\n"));
+    let _ = std::io::Write::write_fmt(
+        &mut std::io::stderr(),
+        format_args!("farmkey: {}\n", crate::safe_text::escape(&message)),
+    );
     ExitCode::from(exit::USAGE)
 }
 

@@ -22,7 +22,7 @@ impl TerminalPrompter {
 
 impl Prompter for TerminalPrompter {
     fn secret(&self, question: &SecretQuestion) -> Option<SecretString> {
-        rpassword::prompt_password(question.prompt())
+        rpassword::prompt_password(crate::safe_text::escape(&question.prompt()))
             .ok()
             .map(SecretString::from)
     }

@@ -12,6 +12,7 @@ use crate::push::{
     Interrupt, KeySource, PlanAction, PushOutcome, PushRequest, Sessions, StopReason, Verdict,
     and_list, apply, build_plan, refuse_disclosed,
 };
+use crate::safe_text::escape;
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
@@ -27,7 +28,7 @@ fn confirm(question: &str) -> Result<bool, String> {
         .open("/dev/tty")
         .map_err(|_| "no terminal to ask on: add --yes to apply without asking".to_string())?;
     let mut out = tty.try_clone().map_err(|e| e.to_string())?;
-    write!(out, "{question} [y/N] ").map_err(|e| e.to_string())?;
+    write!(out, "{} [y/N] ", escape(question)).map_err(|e| e.to_string())?;
     out.flush().map_err(|e| e.to_string())?;
     let mut answer = String::new();
     std::io::BufReader::new(tty)
@@ -69,7 +70,8 @@ fn key_source(args: &PushArgs, disclosed: &DisclosedKeys) -> Result<KeySource, S
 
 /// Standard output that never panics: a closed output (`| head -1`) is
 /// noted, asks a running push to stop between steps, and the last line goes
-/// to standard error instead.
+/// to standard error instead. Every line is made safe for a terminal: names
+/// and messages come from servers.
 struct Out {
     stop: Interrupt,
     closed: bool,
@@ -88,7 +90,10 @@ impl Out {
             return;
         }
         let mut out = std::io::stdout().lock();
-        if writeln!(out, "{text}").and_then(|()| out.flush()).is_err() {
+        if writeln!(out, "{}", escape(text))
+            .and_then(|()| out.flush())
+            .is_err()
+        {
             self.closed = true;
             self.stop.request(StopReason::OutputClosed);
         }
@@ -105,7 +110,7 @@ impl Out {
     fn last(&mut self, text: &str) {
         self.line(text);
         if self.closed {
-            let _ = writeln!(std::io::stderr(), "farmkey: {text}");
+            let _ = writeln!(std::io::stderr(), "farmkey: {}", escape(text));
         }
     }
 }
@@ -246,7 +251,8 @@ pub fn run_push(args: &PushArgs) -> ExitCode {
     for e in &outcome.audit_errors {
         let _ = writeln!(
             std::io::stderr(),
-            "farmkey: the audit log did not take a record: {e}"
+            "farmkey: the audit log did not take a record: {}",
+            escape(e)
         );
     }
     out.last(&outcome.summary());

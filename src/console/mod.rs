@@ -225,12 +225,13 @@ fn spawn_push(
 fn write_log(file: &mut Option<File>, app: &App, written: &mut usize) {
     if let Some(f) = file {
         for e in &app.log[*written..] {
+            // Read later on a terminal: what servers said is made safe.
             let _ = writeln!(
                 f,
                 "{} {:?} {}",
                 humantime::format_rfc3339_seconds(e.at),
                 e.level,
-                e.text
+                crate::safe_text::escape(&e.text)
             );
         }
     }
@@ -242,9 +243,30 @@ fn write_log(file: &mut Option<File>, app: &App, written: &mut usize) {
 /// never half-drawn over a slow link; others ignore the two sequences.
 fn draw_frame(terminal: &mut Terminal<CrosstermBackend<io::Stdout>>, app: &App) -> io::Result<()> {
     execute!(terminal.backend_mut(), BeginSynchronizedUpdate)?;
-    let drawn = terminal.draw(|f| view::draw(f, app)).map(|_| ());
+    let drawn = terminal
+        .draw(|f| {
+            view::draw(f, app);
+            scrub(f.buffer_mut());
+        })
+        .map(|_| ());
     execute!(terminal.backend_mut(), EndSynchronizedUpdate)?;
     drawn
+}
+
+/// No cell of a frame holds a character that is unsafe on a terminal
+/// (names and values come from servers). ratatui already drops control
+/// characters and zero-width ones; this holds whatever a widget does.
+fn scrub(buf: &mut ratatui::buffer::Buffer) {
+    for cell in buf.content.iter_mut() {
+        if cell.symbol().chars().any(crate::safe_text::is_unsafe) {
+            let kept: String = cell
+                .symbol()
+                .chars()
+                .filter(|&c| !crate::safe_text::is_unsafe(c))
+                .collect();
+            cell.set_symbol(if kept.is_empty() { " " } else { &kept });
+        }
+    }
 }
 
 /// How the console ended, beyond the operator quitting.

@@ -17,6 +17,7 @@ mod undo;
 
 use crate::keys::{DecryptionAlg, KeySet, ValidationAlg};
 use crate::paths::RemotePath;
+use crate::safe_text::escape;
 use crate::transport::ReplaceBehaviour;
 use std::fmt;
 
@@ -269,25 +270,31 @@ pub fn file_stamp() -> String {
 }
 
 impl fmt::Display for Plan {
+    /// Names, paths and values from servers are made safe for a terminal
+    /// here, so that none can start a line of its own either.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "Push {} to {}: {}", self.push_id, self.site, self.source)?;
+        let e = |text: &str| escape(text).into_owned();
+        writeln!(
+            f,
+            "Push {} to {}: {}",
+            self.push_id,
+            e(&self.site),
+            e(&self.source)
+        )?;
         if let Some(fp) = &self.set_fingerprint {
             writeln!(f, "Key set {fp} (fingerprints only; keys are never shown)")?;
         }
         for s in &self.servers {
+            let server = e(&s.server);
             match &s.action {
                 PlanAction::Unchanged => {
-                    writeln!(
-                        f,
-                        "  {:<10} unchanged: already correct, not written",
-                        s.server
-                    )?;
+                    writeln!(f, "  {server:<10} unchanged: already correct, not written")?;
                 }
                 PlanAction::Blocked(why) => {
-                    writeln!(f, "  {:<10} CANNOT BE PUSHED: {why}", s.server)?
+                    writeln!(f, "  {server:<10} CANNOT BE PUSHED: {}", e(why))?
                 }
                 PlanAction::Write => {
-                    writeln!(f, "  {:<10} {}", s.server, s.file)?;
+                    writeln!(f, "  {server:<10} {}", e(&s.file.to_string()))?;
                     for c in &s.changes {
                         let same = if c.before == c.after {
                             "  (unchanged)"
@@ -297,7 +304,10 @@ impl fmt::Display for Plan {
                         writeln!(
                             f,
                             "  {:<10}   {:<14} {} -> {}{same}",
-                            "", c.what, c.before, c.after
+                            "",
+                            c.what,
+                            e(&c.before),
+                            e(&c.after)
                         )?;
                     }
                     if s.handler_swap {
@@ -308,7 +318,7 @@ impl fmt::Display for Plan {
                         )?;
                     }
                     let backup = if s.scanned_sha256.is_some() {
-                        s.backup.to_string()
+                        e(&s.backup.to_string())
                     } else {
                         "(none: the file is created)".to_string()
                     };
@@ -320,12 +330,15 @@ impl fmt::Display for Plan {
             {
                 writeln!(
                     f,
-                    "  {:<10}   {:<14} {version} replaces a file by deleting it, then renaming: web.config is absent for a moment (not atomic); farmkey verifies it after the swap",
-                    "", "swap"
+                    "  {:<10}   {:<14} {} replaces a file by deleting it, then renaming: web.config is absent for a moment (not atomic); farmkey verifies it after the swap",
+                    "",
+                    "swap",
+                    e(version)
                 )?;
             }
             if let Some(h) = &s.lock_holder {
-                if h.alive_here() {
+                let h = e(&h.to_string());
+                if s.lock_holder.as_ref().is_some_and(|h| h.alive_here()) {
                     writeln!(
                         f,
                         "  {:<10}   {:<14} {h} (a push of this machine that still runs: never broken)",
@@ -341,20 +354,24 @@ impl fmt::Display for Plan {
         for (server, why) in &self.unread {
             writeln!(
                 f,
-                "  {server:<10} CANNOT BE PUSHED: could not be read by the scan ({why}); it may host {}",
-                self.site
+                "  {:<10} CANNOT BE PUSHED: could not be read by the scan ({}); it may host {}",
+                e(server),
+                e(why),
+                e(&self.site)
             )?;
         }
         for (server, why) in &self.excluded {
             writeln!(
                 f,
-                "  {server:<10} left out ({why}): {}",
-                exclusion_effect(server)
+                "  {:<10} left out ({}): {}",
+                e(server),
+                e(why),
+                e(&exclusion_effect(server))
             )?;
         }
         let blocked = self.blocked();
         if !blocked.is_empty() {
-            let names: Vec<&str> = blocked.iter().map(|(s, _)| s.as_str()).collect();
+            let names: Vec<String> = blocked.iter().map(|(s, _)| e(s)).collect();
             let locked = self
                 .locks_held()
                 .iter()
