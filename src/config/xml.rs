@@ -368,6 +368,11 @@ impl Document {
         self.root
     }
 
+    /// Every element, in document order.
+    pub fn element_ids(&self) -> Range<ElemId> {
+        0..self.elements.len()
+    }
+
     pub fn element(&self, id: ElemId) -> &Element {
         &self.elements[id]
     }
