@@ -57,6 +57,7 @@ pub enum Code {
     LockedSection,
     WifUnknownConfiguration,
     WifDuplicateHandler,
+    DuplicateSiteName,
 }
 
 impl Code {
@@ -81,6 +82,7 @@ impl Code {
             Code::LockedSection => "locked-section",
             Code::WifUnknownConfiguration => "wif-unknown-configuration",
             Code::WifDuplicateHandler => "wif-duplicate-handler",
+            Code::DuplicateSiteName => "duplicate-site-name",
         }
     }
 }
@@ -277,8 +279,25 @@ impl FarmReport {
         self.all_findings().any(|f| f.severity.is_problem())
     }
 
+    /// The site of this id: spelled exactly, else the one site spelled so
+    /// without regard to case (`None` when several are: see
+    /// [`FarmReport::sites_named`]).
     pub fn site(&self, id: &str) -> Option<&SiteReport> {
-        self.sites.iter().find(|s| s.site.eq_ignore_ascii_case(id))
+        if let Some(exact) = self.sites.iter().find(|s| s.site == id) {
+            return Some(exact);
+        }
+        match self.sites_named(id).as_slice() {
+            [one] => Some(one),
+            _ => None,
+        }
+    }
+
+    /// Every site whose id is `id` without regard to case.
+    pub fn sites_named(&self, id: &str) -> Vec<&SiteReport> {
+        self.sites
+            .iter()
+            .filter(|s| s.site.eq_ignore_ascii_case(id))
+            .collect()
     }
 }
 
@@ -372,21 +391,49 @@ pub fn analyze_against<'a>(
         });
     }
 
-    // Group instances by site id, case-insensitively, in scan order.
-    let mut by_site: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
+    // Group instances by site id, case-insensitively, in scan order; but
+    // where a server holds one id in several spellings (`Flowtime` and
+    // `FLOWTIME`), each spelling is a site of its own: none is hidden.
+    let mut spellings: BTreeMap<String, BTreeMap<&str, Vec<&str>>> = BTreeMap::new();
     for scan in &scans {
         let Ok(config) = &scan.result else { continue };
         for app in config.apps.iter().filter(|a| selection.includes(&a.app)) {
-            let list = by_site.entry(app.app.id.to_ascii_lowercase()).or_default();
+            let names = spellings
+                .entry(app.app.id.to_ascii_lowercase())
+                .or_default()
+                .entry(&scan.name)
+                .or_default();
+            if !names.contains(&app.app.id.as_str()) {
+                names.push(&app.app.id);
+            }
+        }
+    }
+    let split = |lower: &str| {
+        spellings
+            .get(lower)
+            .is_some_and(|by_server| by_server.values().any(|n| n.len() > 1))
+    };
+    let mut by_site: BTreeMap<(String, String), Vec<Instance>> = BTreeMap::new();
+    for scan in &scans {
+        let Ok(config) = &scan.result else { continue };
+        for app in config.apps.iter().filter(|a| selection.includes(&a.app)) {
+            let lower = app.app.id.to_ascii_lowercase();
+            let exact = if split(&lower) {
+                app.app.id.clone()
+            } else {
+                String::new()
+            };
+            let list = by_site.entry((lower, exact)).or_default();
             if list.iter().any(|i| i.server == scan.name) {
-                continue; // the same id twice on one server: IIS would not start
+                continue; // the very same id twice on one server: IIS would not start
             }
             list.push(Instance::new(&scan.name, app, disclosed));
         }
     }
 
     for wanted in &selection.sites {
-        if !by_site.contains_key(&wanted.to_ascii_lowercase()) && !readable.is_empty() {
+        let lower = wanted.to_ascii_lowercase();
+        if !by_site.keys().any(|(l, _)| *l == lower) && !readable.is_empty() {
             findings.push(Finding {
                 code: Code::SiteMissing,
                 severity: Severity::Warning,
@@ -401,8 +448,16 @@ pub fn analyze_against<'a>(
     }
 
     let sites = by_site
-        .into_values()
-        .map(|instances| site_report(instances, &readable))
+        .into_iter()
+        .map(|((lower, _), instances)| {
+            let mut report = site_report(instances, &readable);
+            if split(&lower) {
+                report
+                    .findings
+                    .push(duplicate_site_name(&report.site, &spellings[&lower]));
+            }
+            report
+        })
         .collect();
     FarmReport {
         servers,
@@ -430,6 +485,27 @@ fn site_report(mut instances: Vec<Instance>, readable: &[&str]) -> SiteReport {
     };
     report.findings = site_findings(&report);
     report
+}
+
+/// A site whose name a server also holds in another spelling.
+fn duplicate_site_name(site: &str, by_server: &BTreeMap<&str, Vec<&str>>) -> Finding {
+    let mut servers = Vec::new();
+    let mut held = Vec::new();
+    for (server, names) in by_server.iter().filter(|(_, n)| n.len() > 1) {
+        servers.push(server.to_string());
+        let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+        held.push(format!("{server} has {}", list(&quoted)));
+    }
+    Finding {
+        code: Code::DuplicateSiteName,
+        severity: Severity::Warning,
+        site: Some(site.to_string()),
+        servers,
+        message: format!(
+            "{}: site names that differ only in case. IIS compares them without regard to case (its configuration schema's default), so applicationHost.config holds one site twice, which IIS reports as a duplicate entry. farmkey shows each spelling as a site of its own; a push names one exactly (--site {site:?}).",
+            held.join("; ")
+        ),
+    }
 }
 
 /// Letters by descending popularity; ties go to the first server's set.

@@ -852,7 +852,16 @@ pub fn rollback_push(
                 line.sha256_after = line.sha256_before.clone();
             }
         }
-        let _ = audit.append(&line);
+        // Not silent: the operator learns which record is missing, and where.
+        let result = match (audit.append(&line), result) {
+            (Ok(()), r) => r,
+            (Err(e), Ok(note)) => Ok(format!(
+                "{note}; but the audit log did not take its record: {e}"
+            )),
+            (Err(e), Err(why)) => Err(format!(
+                "{why}; and the audit log did not take its record: {e}"
+            )),
+        };
         out.push((rec.server.clone(), result));
     }
     out

@@ -90,31 +90,36 @@ impl AuditLog {
         self.open().map(|_| ())
     }
 
+    /// An error about the log, naming it (every error does).
+    fn named(&self, e: io::Error) -> io::Error {
+        io::Error::new(e.kind(), format!("audit log {}: {e}", self.path.display()))
+    }
+
     fn open(&self) -> io::Result<fs::File> {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty())
             && !dir.exists()
         {
-            fs::create_dir_all(dir)?;
+            fs::create_dir_all(dir).map_err(|e| self.named(e))?;
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
-                fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+                fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                    .map_err(|e| self.named(e))?;
             }
         }
         OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)
-            .map_err(|e| {
-                io::Error::new(e.kind(), format!("audit log {}: {e}", self.path.display()))
-            })
+            .map_err(|e| self.named(e))
     }
 
     pub fn append(&self, record: &AuditRecord) -> io::Result<()> {
         let mut f = self.open()?;
         let line = serde_json::to_string(record).map_err(io::Error::other)?;
-        writeln!(f, "{line}")?;
-        f.sync_data()
+        writeln!(f, "{line}")
+            .and_then(|()| f.sync_data())
+            .map_err(|e| self.named(e))
     }
 
     /// Every record; lines that do not parse are reported with their number.
@@ -122,11 +127,16 @@ impl AuditLog {
         let f = match fs::File::open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
+            Err(e) => return Err(self.named(e)),
         };
         let mut out = Vec::new();
         for (n, line) in io::BufReader::new(f).lines().enumerate() {
-            let line = line?;
+            let line = line.map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("audit log {}:{}: {e}", self.path.display(), n + 1),
+                )
+            })?;
             if line.trim().is_empty() {
                 continue;
             }
@@ -201,5 +211,45 @@ mod tests {
         std::fs::write(&log.path, "{not json}\n").unwrap();
         let err = log.read_all().unwrap_err().to_string();
         assert!(err.contains("audit.jsonl:1:"), "{err}");
+    }
+
+    #[test]
+    fn every_error_names_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        // A full disk: the record is refused, naming the file.
+        let full = dir.path().join("audit.jsonl");
+        std::os::unix::fs::symlink("/dev/full", &full).unwrap();
+        let err = AuditLog::new(full.clone())
+            .append(&record("p1", "Flowtime", "intent"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("audit log {}: ", full.display()))
+                && err.contains("No space left"),
+            "{err}"
+        );
+        // A folder where the log should be, and a log that is not UTF-8.
+        let folder = dir.path().join("folder.jsonl");
+        std::fs::create_dir(&folder).unwrap();
+        for e in [
+            AuditLog::new(folder.clone()).check_writable().unwrap_err(),
+            AuditLog::new(folder.clone()).read_all().unwrap_err(),
+        ] {
+            assert!(e.to_string().contains(&folder.display().to_string()), "{e}");
+        }
+        let binary = dir.path().join("binary.jsonl");
+        std::fs::write(&binary, b"\xff\xfe\n").unwrap();
+        let e = AuditLog::new(binary.clone()).read_all().unwrap_err();
+        assert!(
+            e.to_string().contains(&format!("{}:1:", binary.display())),
+            "{e}"
+        );
+        // Its folder cannot be made.
+        let blocked = dir.path().join("file-not-dir");
+        std::fs::write(&blocked, b"").unwrap();
+        let e = AuditLog::new(blocked.join("audit.jsonl"))
+            .check_writable()
+            .unwrap_err();
+        assert!(e.to_string().contains("file-not-dir"), "{e}");
     }
 }

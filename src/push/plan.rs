@@ -33,6 +33,9 @@ pub enum PlanError {
     Adopt { server: String, why: String },
     #[error("{0}")]
     Keys(String),
+    /// Several sites are named so without regard to case.
+    #[error("{asked:?} names several sites that differ only in case ({}): give the name exactly", names.join(", "))]
+    AmbiguousSite { asked: String, names: Vec<String> },
     /// A key of the set is publicly disclosed.
     #[error("{0}")]
     Disclosed(String),
@@ -110,9 +113,21 @@ pub fn build_plan(
     report: &FarmReport,
     sessions: &mut Sessions,
 ) -> Result<Plan, PlanError> {
-    let site = report
-        .site(&req.site)
-        .ok_or_else(|| PlanError::UnknownSite(req.site.clone()))?;
+    let site = report.site(&req.site).ok_or_else(|| {
+        let names: Vec<String> = report
+            .sites_named(&req.site)
+            .iter()
+            .map(|s| format!("{:?}", s.site))
+            .collect();
+        if names.len() > 1 {
+            PlanError::AmbiguousSite {
+                asked: req.site.clone(),
+                names,
+            }
+        } else {
+            PlanError::UnknownSite(req.site.clone())
+        }
+    })?;
     let hosts = || {
         site.instances
             .iter()
