@@ -173,9 +173,8 @@ fn short_reason(e: &TransportError) -> String {
         TransportError::PermissionDenied { .. } => "permission denied".into(),
         TransportError::Io { message, .. } => message.clone(),
         TransportError::TooLarge { size, max, .. } => format!(
-            "{}, more than max_config_bytes allows ({}): not read (raise max_config_bytes in the inventory to read it)",
-            crate::transport::size_text(*size),
-            crate::transport::size_text(*max)
+            "{}, more than max_config_bytes = {max} allows: not read (raise max_config_bytes in the inventory to read it)",
+            crate::transport::size_text(*size)
         ),
         other => other.to_string(),
     }

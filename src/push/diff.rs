@@ -80,7 +80,7 @@ fn key_spans_unparsed(text: &str) -> Vec<(Range<usize>, String)> {
                 .find(quote as char)
                 .map_or(text.len(), |n| start + n);
             let raw = &text[start..end];
-            let value = quick_xml::escape::unescape(raw).map_or_else(|_| raw.into(), |v| v);
+            let value = quick_xml::escape::unescape(raw).unwrap_or_else(|_| raw.into());
             spans.push((start..end, placeholder(&value)));
         }
     }

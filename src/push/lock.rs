@@ -183,8 +183,16 @@ pub fn acquire(
     match t.create_new(path, &mine.bytes(), &NewFile::default()) {
         Ok(()) => return Ok(Taken::Fresh),
         Err(TransportError::Exists { .. }) => {}
-        // Whatever is there is not known to be ours: never removed here.
-        Err(e) => return Err(fail(e)),
+        Err(e) => {
+            // Created, then not written (a full disk): an unreadable lock
+            // would stop the next push. A lock someone holds is never removed.
+            if !e.is_disconnected()
+                && matches!(read_holder(t, server, path), Ok(Some(h)) if h.info.is_none())
+            {
+                let _ = t.remove(path);
+            }
+            return Err(fail(e));
+        }
     }
     let holder = read_holder(t, server, path).map_err(fail)?.ok_or_else(|| {
         fail(TransportError::Io {

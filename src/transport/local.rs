@@ -493,7 +493,7 @@ mod tests {
         );
         assert!(
             err.to_string()
-                .contains("4096 bytes, more than max_config_bytes allows (1024 bytes)"),
+                .contains("4096 bytes, more than max_config_bytes = 1024 allows: not read"),
             "{err}"
         );
         let fits = RemotePath::parse("/C:/fits.config").unwrap();

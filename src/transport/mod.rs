@@ -25,9 +25,8 @@ pub enum TransportError {
     ReadOnly { path: RemotePath },
     /// Larger than the inventory's `max_config_bytes`: not read.
     #[error(
-        "{path}: {}, more than max_config_bytes allows ({}): not read",
-        size_text(*size),
-        size_text(*max)
+        "{path}: {}, more than max_config_bytes = {max} allows: not read",
+        size_text(*size)
     )]
     TooLarge {
         path: RemotePath,
@@ -51,12 +50,12 @@ impl TransportError {
     }
 }
 
-/// `226.0 MB (226000000 bytes)`, for messages about sizes.
+/// `226000000 bytes (226.0 MB)`, for messages about sizes.
 pub fn size_text(bytes: u64) -> String {
-    if bytes < 10_000 {
+    if bytes < 100_000 {
         format!("{bytes} bytes")
     } else {
-        format!("{:.1} MB ({bytes} bytes)", bytes as f64 / 1e6)
+        format!("{bytes} bytes ({:.1} MB)", bytes as f64 / 1e6)
     }
 }
 
@@ -366,7 +365,7 @@ mod tests {
         )));
         assert!(honours_modes(None));
         assert_eq!(size_text(512), "512 bytes");
-        assert_eq!(size_text(226_000_000), "226.0 MB (226000000 bytes)");
+        assert_eq!(size_text(226_000_000), "226000000 bytes (226.0 MB)");
     }
 
     #[test]

@@ -473,7 +473,10 @@ impl SshTransport {
                 &mut attrs,
             );
             if handle.is_null() {
-                Err(last(libssh2_sys::libssh2_session_last_errno(session_ptr)))
+                Err((
+                    last(libssh2_sys::libssh2_session_last_errno(session_ptr)),
+                    true,
+                ))
             } else {
                 let mut rest = bytes;
                 let mut failed = None;
@@ -518,18 +521,21 @@ impl SshTransport {
                 }
                 let closed = libssh2_sys::libssh2_sftp_close_handle(handle);
                 match (failed, closed) {
-                    (Some(code), _) => Err(code),
+                    (Some(code), _) => Err((code, false)),
                     (None, 0) => Ok(()),
-                    (None, rc) => Err(last(rc)),
+                    (None, rc) => Err((last(rc), false)),
                 }
             }
         };
         drop(guard);
-        status.map_err(|code| match self.raw_error(path, code) {
+        // `opening`: the open failed (nothing was created); else the file
+        // was created and a write failed.
+        status.map_err(|(code, opening)| match self.raw_error(path, code) {
             // OpenSSH reports an existing file under O_EXCL as a plain
             // failure: look whether something is there.
             TransportError::Io { .. }
-                if flags & libssh2_sys::LIBSSH2_FXF_EXCL != 0
+                if opening
+                    && flags & libssh2_sys::LIBSSH2_FXF_EXCL != 0
                     && self.sftp.lstat(Path::new(path.as_sftp())).is_ok() =>
             {
                 TransportError::Exists { path: path.clone() }

@@ -1,0 +1,1103 @@
+//! Hostile servers and careless files: every test feeds one and checks
+//! what reaches the terminal, the disk and the exit code. No key text may
+//! appear in any output, log, audit record or file outside a server's own
+//! folder in any of them.
+//!
+//! The items of the issue, in order: terminal escapes in names, paths and
+//! values; keys spelled with character references; the modes and owners
+//! of files that hold keys; links planted where a push writes; files too
+//! large, or too long on one line; full and read-only disks, the audit
+//! log's errors, and site names that differ only in case.
+
+mod support;
+
+use farmkey::analysis::{Selection, analyze};
+use farmkey::farm::scan_all;
+use farmkey::inventory::Inventory;
+use farmkey::keys::{DecryptionAlg, KeySet, ValidationAlg, fingerprint};
+use farmkey::paths::RemotePath;
+use farmkey::push::apply::{Restore, Step};
+use farmkey::push::audit::AuditLog;
+use farmkey::push::{
+    Interrupt, KeySource, Plan, PushOutcome, PushRequest, ServerOutcome, Sessions, Verdict, apply,
+    build_plan,
+};
+use farmkey::transport::{ConnectOptions, DirEntry, FileStat, NewFile, Transport, TransportError};
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use support::pty::Pty;
+use support::sshd::{Options, SshFarm};
+use support::*;
+
+const FLOWTIME: &str = "C:/inetpub/Cora/Flowtime/web.config";
+const FLOWTIME_DIR: &str = "C:/inetpub/Cora/Flowtime";
+const SERVERS: [&str; 3] = farmkey::demo::SERVERS;
+
+/// The demo farm in a folder, with the key sets it was made with: every
+/// test checks that none of their text leaks.
+struct Farm {
+    dir: tempfile::TempDir,
+    keys: Vec<String>,
+}
+
+fn farm() -> Farm {
+    let dir = tempfile::tempdir().unwrap();
+    let mut keys = Vec::new();
+    farmkey::demo::lay_out_with(dir.path(), |_| {
+        let set = KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes).unwrap();
+        keys.push(set.validation_key.expose().to_string());
+        keys.push(set.decryption_key.expose().to_string());
+        Ok(set)
+    })
+    .unwrap();
+    Farm { dir, keys }
+}
+
+impl Farm {
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn inventory(&self) -> PathBuf {
+        self.path().join("farmkey.toml")
+    }
+
+    fn file(&self, server: &str, rel: &str) -> PathBuf {
+        self.path().join(server).join(rel)
+    }
+
+    fn edit(&self, server: &str, rel: &str, f: impl FnOnce(String) -> String) {
+        let p = self.file(server, rel);
+        let text = fs::read_to_string(&p).unwrap();
+        fs::write(&p, f(text)).unwrap();
+    }
+
+    fn audit(&self) -> PathBuf {
+        self.path().join("state").join("audit.jsonl")
+    }
+
+    /// `farmkey COMMAND ARGS`, with the farm's inventory and audit log.
+    fn run(&self, command: &str, args: &[&str]) -> Out {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_farmkey"));
+        cmd.env_clear()
+            .env("HOME", self.path())
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("USER", "operator")
+            .arg(command);
+        if command != "history" {
+            cmd.arg("--inventory").arg(self.inventory());
+        }
+        if matches!(command, "push" | "rollback" | "history") {
+            cmd.arg("--audit").arg(self.audit());
+        }
+        if command == "push" || command == "scan" {
+            cmd.arg("--batch");
+        }
+        let out = cmd.args(args).output().unwrap();
+        let out = Out {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        self.assert_no_key(&out.stdout);
+        self.assert_no_key(&out.stderr);
+        out
+    }
+
+    fn report(&self) -> farmkey::analysis::FarmReport {
+        let inv = Inventory::load(&self.inventory()).unwrap();
+        analyze(
+            &scan_all(&inv.servers, ConnectOptions::default(), 3),
+            &Selection {
+                all_sites: true,
+                sites: vec![],
+            },
+        )
+    }
+
+    fn sessions(&self) -> Sessions {
+        let inv = Inventory::load(&self.inventory()).unwrap();
+        Sessions::new(inv.servers, ConnectOptions::default())
+    }
+
+    fn plan(&self, site: &str) -> (Sessions, Plan) {
+        let mut sessions = self.sessions();
+        let plan = build_plan(&request(site), &self.report(), &mut sessions).unwrap();
+        (sessions, plan)
+    }
+
+    /// No key of the farm in `text`, in any case.
+    fn assert_no_key(&self, text: &str) {
+        no_key(&self.keys, text);
+    }
+
+    /// The audit log holds no key either.
+    fn assert_clean_audit(&self) {
+        if let Ok(text) = fs::read_to_string(self.audit()) {
+            self.assert_no_key(&text);
+        }
+    }
+}
+
+fn no_key(keys: &[String], text: &str) {
+    let upper = text.to_ascii_uppercase();
+    for key in keys {
+        let probe = key.to_ascii_uppercase();
+        assert!(
+            !upper.contains(&probe[..16]),
+            "key material in the output: {}",
+            &probe[..16]
+        );
+    }
+}
+
+struct Out {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Debug for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+fn request(site: &str) -> PushRequest {
+    PushRequest::new(
+        site,
+        KeySource::Generate {
+            validation: ValidationAlg::HmacSha256,
+            decryption: DecryptionAlg::Aes,
+        },
+    )
+}
+
+fn by<'a>(outcome: &'a PushOutcome, server: &str) -> &'a ServerOutcome {
+    &outcome
+        .results
+        .iter()
+        .find(|r| r.server == server)
+        .unwrap()
+        .outcome
+}
+
+fn apply_plan(plan: &Plan, sessions: &mut Sessions, audit: &Path) -> PushOutcome {
+    apply(
+        plan,
+        sessions,
+        &AuditLog::new(audit.to_path_buf()),
+        &Interrupt::new(),
+        &mut |_| {},
+    )
+}
+
+/// Files farmkey leaves beside web.config: only backups may stay.
+fn leftovers(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".farmkey") && !n.ends_with(".farmkey.config"))
+        .collect()
+}
+
+fn backups(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".farmkey.config"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn mode_of(p: &Path) -> u32 {
+    fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+// ---------------------------------------------------------------------
+// 1. Terminal escapes.
+
+/// OSC 52 (writes the clipboard), a screen clear, OSC 0 (the window title)
+/// and a right-to-left override, in one site name.
+const HOSTILE: &str = "\u{1b}]52;c;SEVMTE8=\u{7}\u{1b}[2J\u{1b}]0;pwned\u{7}\u{202e}gpj.exe\u{9b}";
+
+/// What must never reach a terminal raw.
+fn assert_terminal_safe(what: &str, text: &str) {
+    for bad in ['\u{1b}', '\u{7}', '\u{9b}', '\u{202e}'] {
+        assert!(
+            !text.contains(bad),
+            "{what}: {bad:?} reached the terminal:\n{text}"
+        );
+    }
+}
+
+/// A farm whose Flowtime site is named `Flowtime` + [`HOSTILE`] on every
+/// server, whose physical path on web02 holds a right-to-left override, and
+/// whose web03 spells `validation` with escapes (ASP.NET refuses it: the
+/// finding quotes it).
+fn hostile_farm() -> (Farm, String) {
+    let f = farm();
+    let name = format!("Flowtime{HOSTILE}");
+    for s in SERVERS {
+        f.edit(
+            s,
+            "C:/Windows/System32/inetsrv/config/applicationHost.config",
+            |t| t.replace("<site name=\"Flowtime\"", &format!("<site name=\"{name}\"")),
+        );
+    }
+    let odd = "Flow\u{202e}time";
+    fs::rename(
+        f.file("web02", FLOWTIME_DIR),
+        f.file("web02", &format!("C:/inetpub/Cora/{odd}")),
+    )
+    .unwrap();
+    f.edit(
+        "web02",
+        "C:/Windows/System32/inetsrv/config/applicationHost.config",
+        |t| t.replace("inetpub\\Cora\\Flowtime", &format!("inetpub\\Cora\\{odd}")),
+    );
+    f.edit("web03", FLOWTIME, |t| {
+        t.replace(
+            "validation=\"SHA1\"",
+            "validation=\"SHA1\u{1b}]0;pwned\u{7}\"",
+        )
+    });
+    (f, name)
+}
+
+#[test]
+fn escapes_from_servers_never_reach_the_terminal_and_json_stays_exact() {
+    let (f, name) = hostile_farm();
+    let scan = f.run("scan", &[]);
+    assert_eq!(scan.code, Some(1), "{scan:?}");
+    assert_terminal_safe("scan", &scan.stdout);
+    assert!(
+        scan.stdout.contains(
+            "Flowtime\\x1b]52;c;SEVMTE8=\\x07\\x1b[2J\\x1b]0;pwned\\x07\\u{202e}gpj.exe\\u{9b}"
+        ),
+        "shown as visible escapes:\n{}",
+        scan.stdout
+    );
+    assert!(
+        scan.stdout.contains("invalid-config") && scan.stdout.contains("SHA1\\x1b]0;pwned\\x07"),
+        "the finding quotes the value, escaped:\n{}",
+        scan.stdout
+    );
+
+    // JSON is for programs: exact, with JSON's own escaping.
+    let json = f.run("scan", &["--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let sites: Vec<&str> = v["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["site"].as_str().unwrap())
+        .collect();
+    assert!(sites.contains(&name.as_str()), "{sites:?}");
+    assert!(!json.stdout.contains('\u{1b}'), "escaped by JSON");
+
+    // The plan, the dry-run diff, the push, history and rollback.
+    let dry = f.run("push", &["--site", &name, "--generate", "--dry-run"]);
+    assert_eq!(dry.code, Some(0), "{dry:?}");
+    assert_terminal_safe("dry run", &dry.stdout);
+    assert!(
+        dry.stdout.contains("Push ") && dry.stdout.contains("\\u{202e}"),
+        "{}",
+        dry.stdout
+    );
+    assert!(dry.stdout.contains("+++ web03:"), "{}", dry.stdout);
+    let push = f.run("push", &["--site", &name, "--generate", "--yes"]);
+    assert_eq!(push.code, Some(0), "{push:?}");
+    assert_terminal_safe("push", &push.stdout);
+    assert_terminal_safe("push", &push.stderr);
+    let history = f.run("history", &[]);
+    assert_eq!(history.code, Some(0), "{history:?}");
+    assert_terminal_safe("history", &history.stdout);
+    assert!(
+        history.stdout.contains("Flowtime\\x1b]52"),
+        "{}",
+        history.stdout
+    );
+    let rollback = f.run("rollback", &["--site", &name, "--yes", "--batch"]);
+    assert_eq!(rollback.code, Some(0), "{rollback:?}");
+    assert_terminal_safe("rollback", &rollback.stdout);
+    assert_terminal_safe("rollback", &rollback.stderr);
+
+    // Error messages quote what they were given: escaped too.
+    let err = f.run(
+        "push",
+        &["--site", "Nope\u{1b}]0;x\u{7}", "--generate", "--dry-run"],
+    );
+    assert_eq!(err.code, Some(2), "{err:?}");
+    assert_terminal_safe("error", &err.stderr);
+    let keys = f.path().join("keys.xml");
+    let set = KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes).unwrap();
+    fs::write(
+        &keys,
+        set.to_xml_element()
+            .replace("validation=\"SHA1\"", "validation=\"SHA1\u{1b}[2J\""),
+    )
+    .unwrap();
+    let err = f.run(
+        "push",
+        &[
+            "--site",
+            &name,
+            "--keys",
+            keys.to_str().unwrap(),
+            "--dry-run",
+        ],
+    );
+    assert_eq!(err.code, Some(2), "{err:?}");
+    assert_terminal_safe("error", &err.stderr);
+    assert!(err.stderr.contains("[2J"), "{}", err.stderr);
+    no_key(
+        &[
+            set.validation_key.expose().to_string(),
+            set.decryption_key.expose().to_string(),
+        ],
+        &err.stderr,
+    );
+    f.assert_clean_audit();
+}
+
+#[test]
+fn the_console_shows_hostile_names_without_their_escapes() {
+    let (f, _) = hostile_farm();
+    let log = f.path().join("session.log");
+    let mut p = Pty::farmkey(
+        &[
+            "--inventory",
+            f.inventory().to_str().unwrap(),
+            "--log",
+            log.to_str().unwrap(),
+        ],
+        &[],
+        120,
+        30,
+        f.path(),
+    );
+    // The escape characters are dropped; the rest is text (a terminal
+    // given ESC ] 52 would have taken the rest as a command, not shown it).
+    p.wait_until(
+        "the hostile site, shown as text",
+        Duration::from_secs(20),
+        |s| s.contains("servers 3 ok") && s.contains("Flowtime]52;c;SEVMTE8="),
+    );
+    p.send("q");
+    assert_eq!(p.wait_exit(Duration::from_secs(20)), 0);
+    let raw = p.output();
+    for bad in ["\u{1b}]52", "\u{1b}]0;pwned", "\u{7}", "\u{202e}", "\u{9b}"] {
+        assert!(!raw.contains(bad), "{bad:?} reached the terminal");
+    }
+    f.assert_no_key(&raw);
+    let logged = fs::read_to_string(&log).unwrap_or_default();
+    assert_terminal_safe("session log", &logged);
+}
+
+// ---------------------------------------------------------------------
+// 2. Keys spelled with character references.
+
+#[test]
+fn a_key_spelled_with_character_references_is_masked_in_the_dry_run() {
+    let f = farm();
+    // web01's Flowtime keys as hexadecimal references; web02's with every
+    // other character a decimal reference and an entity-split tail.
+    let mut spelled = Vec::new();
+    for (server, style) in [("web01", 0), ("web02", 1)] {
+        f.edit(server, FLOWTIME, |t| {
+            let mut t = t;
+            for attr in ["validationKey", "decryptionKey"] {
+                let at = t.find(&format!("{attr}=\"")).unwrap() + attr.len() + 2;
+                let end = at + t[at..].find('"').unwrap();
+                let key = t[at..end].to_string();
+                let refs: String = key
+                    .chars()
+                    .enumerate()
+                    .map(|(i, c)| match style {
+                        0 => format!("&#x{:x};", c as u32),
+                        _ if i % 2 == 0 => format!("&#{};", c as u32),
+                        _ => c.to_string(),
+                    })
+                    .collect();
+                spelled.push((key.clone(), refs.clone()));
+                t.replace_range(at..end, &refs);
+            }
+            t
+        });
+    }
+    // farmkey reads them as the keys they are.
+    let scan = f.run("scan", &["--format", "json"]);
+    for (key, _) in &spelled {
+        assert!(
+            scan.stdout.contains(&fingerprint(key)),
+            "fingerprint of a spelled key: {}",
+            scan.stdout
+        );
+    }
+    let dry = f.run("push", &["--site", "Flowtime", "--generate", "--dry-run"]);
+    assert_eq!(dry.code, Some(0), "{dry:?}");
+    for (key, refs) in &spelled {
+        assert!(!dry.stdout.contains(refs.as_str()), "{}", dry.stdout);
+        assert!(
+            dry.stdout.contains(&format!("[key {}]", fingerprint(key))),
+            "{}",
+            dry.stdout
+        );
+        no_key(std::slice::from_ref(key), &dry.stdout);
+    }
+    assert!(!dry.stdout.contains("&#"), "{}", dry.stdout);
+    f.assert_clean_audit();
+}
+
+// ---------------------------------------------------------------------
+// 3. The files that hold keys: modes and owners.
+
+#[test]
+fn local_pushes_keep_the_mode_and_owner_and_backups_are_owner_only() {
+    assert_eq!(unsafe { libc::geteuid() }, 0, "these tests run as root");
+    let f = farm();
+    let web = f.file("web01", FLOWTIME);
+    fs::set_permissions(&web, fs::Permissions::from_mode(0o640)).unwrap();
+    std::os::unix::fs::chown(&web, Some(4321), Some(4322)).unwrap();
+    let push = f.run("push", &["--site", "Flowtime", "--generate", "--yes"]);
+    assert_eq!(push.code, Some(0), "{push:?}");
+    let after = fs::metadata(&web).unwrap();
+    assert_eq!(
+        (after.mode() & 0o7777, after.uid(), after.gid()),
+        (0o640, 4321, 4322)
+    );
+    for s in SERVERS {
+        let dir = f.file(s, FLOWTIME_DIR);
+        let b = backups(&dir);
+        assert_eq!(b.len(), 1, "{s}");
+        assert_eq!(mode_of(&b[0]), 0o600, "{s}: the backup is owner-only");
+        assert_eq!(leftovers(&dir), Vec::<String>::new());
+    }
+    // Rollback puts the original back with its mode and owner.
+    let back = f.run("rollback", &["--site", "Flowtime", "--yes", "--batch"]);
+    assert_eq!(back.code, Some(0), "{back:?}");
+    let restored = fs::metadata(&web).unwrap();
+    assert_eq!(
+        (restored.mode() & 0o7777, restored.uid(), restored.gid()),
+        (0o640, 4321, 4322)
+    );
+    f.assert_clean_audit();
+}
+
+/// A transport that presents another banner (a Windows server's).
+struct Banner(Box<dyn Transport>, &'static str);
+
+impl Transport for Banner {
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+    fn read(&mut self, p: &RemotePath) -> Result<farmkey::bytes::FileBytes, TransportError> {
+        self.0.read(p)
+    }
+    fn stat(&mut self, p: &RemotePath) -> Result<Option<FileStat>, TransportError> {
+        self.0.stat(p)
+    }
+    fn set_read_limit(&mut self, max: u64) {
+        self.0.set_read_limit(max)
+    }
+    fn create_new(&mut self, p: &RemotePath, b: &[u8], n: &NewFile) -> Result<(), TransportError> {
+        self.0.create_new(p, b, n)
+    }
+    fn rename(&mut self, a: &RemotePath, b: &RemotePath) -> Result<(), TransportError> {
+        self.0.rename(a, b)
+    }
+    fn replace(&mut self, a: &RemotePath, b: &RemotePath) -> Result<(), TransportError> {
+        self.0.replace(a, b)
+    }
+    fn remove(&mut self, p: &RemotePath) -> Result<(), TransportError> {
+        self.0.remove(p)
+    }
+    fn list(&mut self, p: &RemotePath) -> Result<Vec<DirEntry>, TransportError> {
+        self.0.list(p)
+    }
+    fn banner(&self) -> Option<String> {
+        Some(self.1.to_string())
+    }
+}
+
+#[test]
+fn over_sftp_modes_are_kept_on_linux_servers_and_never_sent_to_windows_ones() {
+    let demo = farmkey::demo::DemoFarm::new().unwrap();
+    let trees: Vec<(String, PathBuf)> = SERVERS
+        .iter()
+        .map(|s| (s.to_string(), demo.path().join(s)))
+        .collect();
+    // The SFTP server's umask is 0: whatever farmkey does not set is 0666.
+    let farm = SshFarm::start(
+        &trees,
+        Options {
+            sftp_flags: " -u 0000",
+            ..Options::default()
+        },
+    );
+    let file = |s: &str, rel: &str| farm.server(s).file(rel);
+    fs::set_permissions(file("web01", FLOWTIME), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::set_permissions(file("web02", FLOWTIME), fs::Permissions::from_mode(0o644)).unwrap();
+    let inv = Inventory::load(&farm.inventory_timeout(20)).unwrap();
+    let opts = ConnectOptions {
+        ssh_config: Some(PathBuf::from("/nonexistent/ssh_config")),
+        ..Default::default()
+    };
+    let report = analyze(
+        &scan_all(&inv.servers, opts.clone(), 3),
+        &Selection {
+            all_sites: true,
+            sites: vec![],
+        },
+    );
+    let mut sessions = Sessions::new(inv.servers.clone(), opts.clone());
+    // web03 says it is OpenSSH for Windows.
+    let web03 = inv.servers.iter().find(|s| s.name == "web03").unwrap();
+    let inner = farmkey::transport::connect(web03, &opts).unwrap();
+    sessions.insert(
+        "web03",
+        Box::new(Banner(inner, "SSH-2.0-OpenSSH_for_Windows_9.5")),
+    );
+    let plan = build_plan(&request("Flowtime"), &report, &mut sessions).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let audit = state.path().join("audit.jsonl");
+    let outcome = apply_plan(&plan, &mut sessions, &audit);
+    assert!(outcome.success(), "{}", outcome.summary());
+    assert_eq!(mode_of(&file("web01", FLOWTIME)), 0o600);
+    assert_eq!(mode_of(&file("web02", FLOWTIME)), 0o644);
+    assert_eq!(
+        mode_of(&file("web03", FLOWTIME)),
+        0o666,
+        "no mode sent to a Windows server: the server's own default"
+    );
+    for (s, backup_mode) in [("web01", 0o600), ("web02", 0o600), ("web03", 0o666)] {
+        let b = backups(&file(s, FLOWTIME_DIR));
+        assert_eq!(mode_of(&b[0]), backup_mode, "{s}");
+    }
+    // Rolled back: the original mode again (and nothing sent to web03).
+    let records = AuditLog::new(audit.clone()).read_all().unwrap();
+    let applied: Vec<_> = records
+        .into_iter()
+        .filter(|r| r.outcome == "applied")
+        .collect();
+    let results = farmkey::push::apply::rollback_push(
+        &applied,
+        &mut sessions,
+        &AuditLog::new(audit.clone()),
+        false,
+    );
+    assert!(results.iter().all(|(_, r)| r.is_ok()), "{results:?}");
+    assert_eq!(mode_of(&file("web01", FLOWTIME)), 0o600);
+    assert_eq!(mode_of(&file("web02", FLOWTIME)), 0o644);
+    assert_eq!(mode_of(&file("web03", FLOWTIME)), 0o666);
+}
+
+// ---------------------------------------------------------------------
+// 4. Writes never leave the server's folder.
+
+#[test]
+fn a_link_planted_at_a_backup_or_staged_name_takes_no_write_outside() {
+    for target in ["backup", "staged"] {
+        let f = farm();
+        let outside = tempfile::tempdir().unwrap();
+        let original = fs::read(f.file("web02", FLOWTIME)).unwrap();
+        let (mut sessions, plan) = f.plan("Flowtime");
+        // The names are not predictable: the plan is the only way to know them.
+        let sp = plan.servers.iter().find(|s| s.server == "web02").unwrap();
+        let name = if target == "backup" {
+            &sp.backup
+        } else {
+            &sp.staged
+        };
+        assert!(name.file_name().unwrap().len() > "web.20261126T112045Z.farmkey.config".len());
+        let planted = f.path().join("web02").join(&name.as_sftp()[1..]);
+        std::os::unix::fs::symlink(outside.path().join("stolen.config"), &planted).unwrap();
+        let outcome = apply_plan(&plan, &mut sessions, &f.audit());
+        let want = if target == "backup" {
+            Step::Backup
+        } else {
+            Step::Stage
+        };
+        match by(&outcome, "web02") {
+            ServerOutcome::Failed {
+                step,
+                restore,
+                error,
+            } => {
+                assert_eq!((*step, restore), (want, &Restore::Untouched), "{error}");
+                assert!(error.contains("already exists"), "{error}");
+            }
+            other => panic!("{target}: {other:?}"),
+        }
+        assert_eq!(
+            outcome.verdict(),
+            Verdict::AsBefore,
+            "{}",
+            outcome.summary()
+        );
+        assert_eq!(*by(&outcome, "web01"), ServerOutcome::RolledBack);
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0, "{target}");
+        assert_eq!(fs::read(f.file("web02", FLOWTIME)).unwrap(), original);
+        // The planted link is left as it was, not followed, not removed.
+        assert!(fs::symlink_metadata(&planted).unwrap().is_symlink());
+        f.assert_no_key(&outcome.summary());
+        f.assert_clean_audit();
+    }
+}
+
+#[test]
+fn a_site_folder_linked_outside_the_root_is_never_read_or_written() {
+    let f = farm();
+    let outside = tempfile::tempdir().unwrap();
+    // web02's Flowtime folder is a link to a copy of it elsewhere.
+    let dir = f.file("web02", FLOWTIME_DIR);
+    copy_tree(&dir, outside.path());
+    fs::remove_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(outside.path(), &dir).unwrap();
+    let before = snapshot_tree(outside.path());
+    let scan = f.run("scan", &[]);
+    assert_eq!(scan.code, Some(1), "{scan:?}");
+    assert!(scan.stdout.contains("leads outside"), "{}", scan.stdout);
+    let push = f.run("push", &["--site", "Flowtime", "--generate", "--yes"]);
+    assert_eq!(push.code, Some(1), "{push:?}");
+    assert!(
+        push.stdout.contains("web02      CANNOT BE PUSHED")
+            && push.stdout.contains("leads outside"),
+        "{}",
+        push.stdout
+    );
+    assert_eq!(
+        snapshot_tree(outside.path()),
+        before,
+        "nothing written outside"
+    );
+
+    // Swapped in after the plan: the push re-reads, and refuses.
+    let f = farm();
+    let dir = f.file("web02", FLOWTIME_DIR);
+    let (mut sessions, plan) = f.plan("Flowtime");
+    let outside = tempfile::tempdir().unwrap();
+    copy_tree(&dir, outside.path());
+    fs::rename(&dir, f.file("web02", "C:/inetpub/Cora/moved")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), &dir).unwrap();
+    let before = snapshot_tree(outside.path());
+    let outcome = apply_plan(&plan, &mut sessions, &f.audit());
+    assert_eq!(
+        outcome.verdict(),
+        Verdict::AsBefore,
+        "{}",
+        outcome.summary()
+    );
+    // Its lock would land outside: the push stops before anything is written.
+    assert!(
+        outcome
+            .refused
+            .as_deref()
+            .is_some_and(|r| r.contains("web.farmkey-lock.config") && r.contains("leads outside")),
+        "{}",
+        outcome.summary()
+    );
+    assert_eq!(
+        snapshot_tree(outside.path()),
+        before,
+        "nothing written outside"
+    );
+    f.assert_clean_audit();
+}
+
+#[test]
+fn a_link_at_the_lock_name_stops_the_push_before_anything_is_written() {
+    let f = farm();
+    let outside = tempfile::tempdir().unwrap();
+    let lock = f.file("web03", "C:/inetpub/Cora/Flowtime/web.farmkey-lock.config");
+    std::os::unix::fs::symlink(outside.path().join("lock"), &lock).unwrap();
+    let before: Vec<_> = SERVERS
+        .iter()
+        .map(|s| fs::read(f.file(s, FLOWTIME)).unwrap())
+        .collect();
+    let push = f.run("push", &["--site", "Flowtime", "--generate", "--yes"]);
+    assert_eq!(push.code, Some(1), "{push:?}");
+    assert!(push.stdout.contains("NOT made"), "{}", push.stdout);
+    assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+    for (i, s) in SERVERS.iter().enumerate() {
+        assert_eq!(fs::read(f.file(s, FLOWTIME)).unwrap(), before[i], "{s}");
+        assert!(backups(&f.file(s, FLOWTIME_DIR)).is_empty(), "{s}");
+    }
+    assert!(
+        fs::symlink_metadata(&lock).unwrap().is_symlink(),
+        "left alone"
+    );
+}
+
+// ---------------------------------------------------------------------
+// 5. No file stops the tool.
+
+#[test]
+fn a_long_one_line_web_config_is_planned_and_pushed() {
+    let f = farm();
+    // 60,000 elements on one line before the <machineKey>.
+    f.edit("web01", FLOWTIME, |t| {
+        let adds: String = (0..60_000)
+            .map(|i| format!("<add key=\"k{i}\" value=\"v\" />"))
+            .collect();
+        t.replace("\r\n", "")
+            .replace("<appSettings>", &format!("<appSettings>{adds}"))
+    });
+    let dry = f.run("push", &["--site", "Flowtime", "--generate", "--dry-run"]);
+    assert_eq!(dry.code, Some(0), "{dry:?}");
+    let push = f.run("push", &["--site", "Flowtime", "--generate", "--yes"]);
+    assert_eq!(push.code, Some(0), "{push:?}");
+    let after = fs::read_to_string(f.file("web01", FLOWTIME)).unwrap();
+    assert_eq!(after.lines().count(), 1);
+    assert_eq!(after.matches("<add key=").count(), 60_001);
+}
+
+#[test]
+fn a_file_above_the_size_cap_is_unreadable_with_its_size_and_never_read() {
+    let f = farm();
+    // A sparse 226 MB web.config: reading it would take that much memory.
+    fs::OpenOptions::new()
+        .write(true)
+        .open(f.file("web02", FLOWTIME))
+        .unwrap()
+        .set_len(226_000_000)
+        .unwrap();
+    let scan = f.run("scan", &[]);
+    assert_eq!(scan.code, Some(1), "{scan:?}");
+    assert!(
+        scan.stdout.contains("unreadable")
+            && scan.stdout.contains("C:\\inetpub\\Cora\\Flowtime\\web.config: 226000000 bytes (226.0 MB), more than max_config_bytes = 16777216 allows: not read"),
+        "{}",
+        scan.stdout
+    );
+    let push = f.run("push", &["--site", "Flowtime", "--generate", "--yes"]);
+    assert_eq!(push.code, Some(1), "{push:?}");
+    assert!(
+        push.stdout.contains("web02      CANNOT BE PUSHED"),
+        "{}",
+        push.stdout
+    );
+    // The cap is the inventory's to set.
+    let inv = fs::read_to_string(f.inventory()).unwrap();
+    fs::write(
+        f.inventory(),
+        format!("[defaults]\nmax_config_bytes = 1024\n{inv}"),
+    )
+    .unwrap();
+    let scan = f.run("scan", &["--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&scan.stdout).unwrap();
+    // applicationHost.config itself is larger than that: no server is read.
+    let errors: Vec<&str> = v["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["error"].as_str())
+        .collect();
+    assert_eq!(errors.len(), 3, "{}", scan.stdout);
+    assert!(
+        errors.iter().all(|e| e.contains("applicationHost.config")
+            && e.contains("more than max_config_bytes = 1024 allows")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn over_sftp_a_file_above_the_cap_is_named_and_the_others_are_read() {
+    let demo = farmkey::demo::DemoFarm::new().unwrap();
+    let big = demo.path().join("web02").join(FLOWTIME);
+    let text = fs::read_to_string(&big).unwrap();
+    let padding = "<!-- padding -->".repeat(10_000);
+    fs::write(
+        &big,
+        text.replace("<appSettings>", &format!("<appSettings>{padding}")),
+    )
+    .unwrap();
+    let trees: Vec<(String, PathBuf)> = SERVERS
+        .iter()
+        .map(|s| (s.to_string(), demo.path().join(s)))
+        .collect();
+    let farm = SshFarm::start(&trees, Options::default());
+    let defaults = format!("{}max_config_bytes = 65536\n", farm.defaults());
+    let inv = farm.inventory_with(&defaults, "");
+    let out = farm
+        .farmkey()
+        .args(["scan", "--batch", "--ssh-config", "/nonexistent", "-i"])
+        .arg(&inv)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(
+            "web.config: 162049 bytes (0.2 MB), more than max_config_bytes = 65536 allows: not read"
+        ),
+        "{stdout}"
+    );
+    // Every server was read, and web02's other sites.
+    let ok = stdout
+        .lines()
+        .filter(|l| l.starts_with("web0") && l.contains(" ok "))
+        .count();
+    assert_eq!(ok, 3, "{stdout}");
+    let togo_web02 = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Process TOGO"))
+        .find(|l| l.contains("web02"))
+        .unwrap_or("");
+    assert!(!togo_web02.contains("unreadable"), "{stdout}");
+}
+
+// ---------------------------------------------------------------------
+// 6. Honest errors.
+
+/// A tmpfs over a folder, holding what the folder held; unmounted when
+/// dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn over(dir: &Path, bytes: u64) -> Tmpfs {
+        let files: Vec<(PathBuf, Vec<u8>)> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .map(|p| (p.clone(), fs::read(&p).unwrap()))
+            .collect();
+        let meta = fs::metadata(dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!(
+                "size={bytes},mode=0755,uid={},gid={}",
+                meta.uid(),
+                meta.gid()
+            ))
+            .arg("farmkey-test")
+            .arg(dir)
+            .status()
+            .expect("mount");
+        assert!(status.success(), "these tests mount a tmpfs and need root");
+        for (p, b) in files {
+            fs::write(&p, b).unwrap();
+            std::os::unix::fs::chown(&p, Some(meta.uid()), Some(meta.gid())).unwrap();
+        }
+        Tmpfs(dir.to_path_buf())
+    }
+
+    /// Fills it, leaving `left` bytes free.
+    fn fill(&self, left: u64) {
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        let c = std::ffi::CString::new(self.0.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+        let free = st.f_bavail * st.f_frsize;
+        fs::write(self.0.join("filler"), vec![0u8; (free - left) as usize]).unwrap();
+    }
+
+    fn read_only(&self) {
+        let status = Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_or_read_only_disk_on_a_server_is_named_as_such() {
+    let demo = farmkey::demo::DemoFarm::new().unwrap();
+    let trees: Vec<(String, PathBuf)> = SERVERS
+        .iter()
+        .map(|s| (s.to_string(), demo.path().join(s)))
+        .collect();
+    let farm = SshFarm::start(&trees, Options::default());
+    let dir = |s: &str| farm.server(s).file(FLOWTIME_DIR);
+    // web02's site folder has room for the lock, not for a backup.
+    let full = Tmpfs::over(&dir("web02"), 64 * 1024);
+    full.fill(4096);
+    // web03's is read-only.
+    let ro = Tmpfs::over(&dir("web03"), 64 * 1024);
+    ro.read_only();
+    let audit = farm.home.path().join("audit.jsonl");
+    let before: Vec<Vec<u8>> = SERVERS
+        .iter()
+        .map(|s| fs::read(farm.server(s).file(FLOWTIME)).unwrap())
+        .collect();
+    let push = |args: &[&str]| {
+        let out = farm
+            .farmkey()
+            .args([
+                "push",
+                "--site",
+                "Flowtime",
+                "--generate",
+                "--yes",
+                "--batch",
+            ])
+            .args(["--ssh-config", "/nonexistent", "--audit"])
+            .arg(&audit)
+            .arg("-i")
+            .arg(farm.inventory_timeout(20))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, stdout) = push(&["--servers", "web01,web02"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("no space left on the server's disk")
+            && !stdout.contains("connection lost"),
+        "{stdout}"
+    );
+    let (code, stdout) = push(&["--servers", "web01,web03"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("the server's file system is read-only")
+            && !stdout.contains("connection lost"),
+        "{stdout}"
+    );
+    for (i, s) in SERVERS.iter().enumerate() {
+        assert_eq!(
+            fs::read(farm.server(s).file(FLOWTIME)).unwrap(),
+            before[i],
+            "{s}"
+        );
+        assert_eq!(leftovers(&dir(s)), Vec::<String>::new(), "{s}");
+    }
+    drop(ro);
+    drop(full);
+}
+
+#[test]
+fn a_full_local_disk_is_named_as_such() {
+    let f = farm();
+    let full = Tmpfs::over(&f.file("web01", FLOWTIME_DIR), 64 * 1024);
+    full.fill(0);
+    let before = fs::read(f.file("web01", FLOWTIME)).unwrap();
+    let push = f.run("push", &["--site", "Flowtime", "--generate", "--yes"]);
+    assert_eq!(push.code, Some(1), "{push:?}");
+    assert!(
+        push.stdout
+            .contains("web.farmkey-lock.config: no space left on the server's disk"),
+        "{}",
+        push.stdout
+    );
+    assert_eq!(fs::read(f.file("web01", FLOWTIME)).unwrap(), before);
+    drop(full);
+}
+
+#[test]
+fn audit_log_errors_name_the_log() {
+    let f = farm();
+    // A push whose log is a folder: refused before anything, naming it.
+    fs::create_dir_all(f.audit()).unwrap();
+    let push = f.run("push", &["--site", "Flowtime", "--generate", "--yes"]);
+    assert_eq!(push.code, Some(2), "{push:?}");
+    assert!(
+        push.stderr
+            .contains(&format!("audit log {}", f.audit().display())),
+        "{}",
+        push.stderr
+    );
+    let history = f.run("history", &[]);
+    assert_eq!(history.code, Some(2), "{history:?}");
+    assert!(
+        history
+            .stderr
+            .contains(&format!("audit log {}", f.audit().display())),
+        "{}",
+        history.stderr
+    );
+    // Full while the push runs: the message names it too.
+    fs::remove_dir(f.audit()).unwrap();
+    let (mut sessions, plan) = f.plan("Flowtime");
+    std::os::unix::fs::symlink("/dev/full", f.audit()).unwrap();
+    let outcome = apply_plan(&plan, &mut sessions, &f.audit());
+    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    assert!(
+        outcome
+            .audit_errors
+            .iter()
+            .all(|e| e.starts_with(&format!("audit log {}: ", f.audit().display()))),
+        "{:?}",
+        outcome.audit_errors
+    );
+    assert!(!outcome.audit_errors.is_empty());
+}
+
+#[test]
+fn sites_whose_names_differ_only_in_case_are_both_shown() {
+    let f = farm();
+    // web01 holds Flowtime twice, the second spelled FLOWTIME.
+    f.edit(
+        "web01",
+        "C:/Windows/System32/inetsrv/config/applicationHost.config",
+        |t| {
+            t.replace(
+                "<site name=\"Sequence Administration\" id=\"3\">",
+                "<site name=\"FLOWTIME\" id=\"9\">\n<application path=\"/\" applicationPool=\"Flowtime\"><virtualDirectory path=\"/\" physicalPath=\"%SystemDrive%\\inetpub\\Cora\\Flowtime\" /></application></site>\n<site name=\"Sequence Administration\" id=\"3\">",
+            )
+        },
+    );
+    let scan = f.run("scan", &["--format", "json"]);
+    assert_eq!(scan.code, Some(1), "{scan:?}");
+    let v: serde_json::Value = serde_json::from_str(&scan.stdout).unwrap();
+    let site = |name: &str| {
+        v["sites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["site"] == name)
+            .cloned()
+    };
+    let upper = site("FLOWTIME").expect("FLOWTIME is shown");
+    let mixed = site("Flowtime").expect("Flowtime is shown");
+    for s in [&upper, &mixed] {
+        assert!(
+            s["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["code"] == "duplicate-site-name" && f["servers"][0] == "web01"),
+            "{s}"
+        );
+    }
+    let table = f.run("scan", &[]);
+    assert!(
+        table.stdout.contains("FLOWTIME") && table.stdout.contains("duplicate-site-name"),
+        "{}",
+        table.stdout
+    );
+    // A push must name one exactly.
+    let vague = f.run("push", &["--site", "flowtime", "--generate", "--dry-run"]);
+    assert_eq!(vague.code, Some(2), "{vague:?}");
+    assert!(
+        vague.stderr.contains("differ only in case"),
+        "{}",
+        vague.stderr
+    );
+    let exact = f.run("push", &["--site", "FLOWTIME", "--generate", "--dry-run"]);
+    assert_eq!(exact.code, Some(0), "{exact:?}");
+    assert!(
+        exact.stdout.contains("Push ") && exact.stdout.contains("FLOWTIME"),
+        "{}",
+        exact.stdout
+    );
+}
