@@ -136,25 +136,28 @@ fn masked_file(bytes: &[u8]) -> String {
 /// Runs of 32 or more hex digits (a key, or part of one) become
 /// `[key <fingerprint>]`.
 fn mask_hex_runs(text: &str) -> String {
+    let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
-    let mut run = String::new();
-    let flush = |run: &mut String, out: &mut String| {
-        if run.len() >= 32 {
-            out.push_str(&format!("[key {}]", fingerprint(run)));
+    let mut at = 0;
+    while at < bytes.len() {
+        let Some(start) = bytes[at..].iter().position(u8::is_ascii_hexdigit) else {
+            break;
+        };
+        let start = at + start;
+        let end = bytes[start..]
+            .iter()
+            .position(|b| !b.is_ascii_hexdigit())
+            .map_or(bytes.len(), |n| start + n);
+        // Hex digits are ASCII: these are character boundaries.
+        out.push_str(&text[at..start]);
+        if end - start >= 32 {
+            out.push_str(&format!("[key {}]", fingerprint(&text[start..end])));
         } else {
-            out.push_str(run);
+            out.push_str(&text[start..end]);
         }
-        run.clear();
-    };
-    for c in text.chars() {
-        if c.is_ascii_hexdigit() {
-            run.push(c);
-        } else {
-            flush(&mut run, &mut out);
-            out.push(c);
-        }
+        at = end;
     }
-    flush(&mut run, &mut out);
+    out.push_str(&text[at..]);
     out
 }
 

@@ -279,7 +279,8 @@ pub fn import(config_path: &Path, pattern: Option<&str>) -> Result<String, Conne
     {
         if jump_hosts.contains(alias) {
             out.push_str(&format!(
-                "\n# {alias}: a jump host (ProxyJump), not imported\n"
+                "\n# {}: a jump host (ProxyJump), not imported\n",
+                escape(alias)
             ));
             continue;
         }
@@ -298,7 +299,7 @@ pub fn import(config_path: &Path, pattern: Option<&str>) -> Result<String, Conne
         let jump = match config_jump(config_path, &config, alias) {
             Ok(Some(j @ Jump::Via(_))) => format!("jump = {}\n", toml_string(&j.to_string())),
             Ok(_) => String::new(),
-            Err(ConnectError::Config(e)) => format!("# {e}\n"),
+            Err(ConnectError::Config(e)) => format!("# {}\n", escape(&e)),
             Err(e) => return Err(e),
         };
         out.push_str(&format!(
@@ -308,7 +309,8 @@ pub fn import(config_path: &Path, pattern: Option<&str>) -> Result<String, Conne
             if notes.is_empty() {
                 String::new()
             } else {
-                format!("  # {}", notes.join(", "))
+                // Comments are free text: made safe, as TOML wants them.
+                format!("  # {}", escape(&notes.join(", ")))
             }
         ));
     }
@@ -321,6 +323,8 @@ pub fn import(config_path: &Path, pattern: Option<&str>) -> Result<String, Conne
     }
     Ok(out)
 }
+
+use crate::safe_text::escape;
 
 fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
