@@ -24,4 +24,5 @@ pub mod paths;
 pub mod push;
 pub mod report;
 pub mod scan;
+mod spelled;
 pub mod transport;

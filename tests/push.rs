@@ -11,7 +11,7 @@ use farmkey::inventory::Inventory;
 use farmkey::keys::{DecryptionAlg, ValidationAlg};
 use farmkey::paths::RemotePath;
 use farmkey::push::apply::{FinalState, Progress, Restore, Step};
-use farmkey::push::audit::AuditLog;
+use farmkey::push::audit::{Action, AuditLog};
 use farmkey::push::{
     Interrupt, KeySource, Plan, PlanAction, PushOutcome, PushRequest, ServerOutcome, Sessions,
     Verdict, apply, build_plan,
@@ -471,7 +471,7 @@ fn a_generated_push_brings_the_site_into_step_touching_nothing_else() {
     let records = s.audit.read_all().unwrap();
     let outcomes: Vec<(String, String)> = records
         .iter()
-        .map(|r| (r.server.clone(), r.outcome.clone()))
+        .map(|r| (r.server.clone(), r.outcome.to_string()))
         .collect();
     let expected: Vec<(String, String)> = SERVERS
         .iter()
@@ -486,7 +486,7 @@ fn a_generated_push_brings_the_site_into_step_touching_nothing_else() {
     assert!(
         records
             .iter()
-            .all(|r| r.action == "push" && r.push_id == plan.push_id)
+            .all(|r| r.action == Action::Push && r.push_id == plan.push_id)
     );
     assert_eq!(
         records[1].fingerprints_after.validation_key,
@@ -918,7 +918,11 @@ fn keep_partial_leaves_the_servers_already_changed_and_says_so() {
     req.keep_partial = true;
     let (mut sessions, plan) = l.plan_with(wrap, req);
     let outcome = run(&plan, &mut sessions, &l.audit);
-    let names: Vec<&str> = outcome.results.iter().map(|r| r.outcome.name()).collect();
+    let names: Vec<&str> = outcome
+        .results
+        .iter()
+        .map(|r| r.outcome.recorded().name())
+        .collect();
     assert_eq!(names, ["applied", "failed", "not-attempted"]);
     assert_eq!(outcome.verdict(), Verdict::OutOfStep);
     let summary = outcome.summary();
@@ -933,7 +937,7 @@ fn keep_partial_leaves_the_servers_already_changed_and_says_so() {
             .read_all()
             .unwrap()
             .iter()
-            .all(|r| r.action == "push")
+            .all(|r| r.action == Action::Push)
     );
     l.assert_clean();
 }
@@ -1047,7 +1051,7 @@ fn the_audit_log_filling_up_stops_the_push_and_rolls_back() {
         .unwrap();
     let kept: Vec<_> = kept
         .iter()
-        .map(|r| (r.server.as_str(), r.outcome.as_str()))
+        .map(|r| (r.server.as_str(), r.outcome.name()))
         .collect();
     assert_eq!(kept, [("web01", "intent"), ("web01", "applied")]);
 
@@ -1625,7 +1629,7 @@ fn audit_outcomes(audit: &Path) -> Vec<(String, String, String)> {
         .read_all()
         .unwrap()
         .into_iter()
-        .map(|r| (r.server, r.action, r.outcome))
+        .map(|r| (r.server, r.action.to_string(), r.outcome.to_string()))
         .collect()
 }
 

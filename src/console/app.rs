@@ -702,12 +702,11 @@ impl App {
                     }
                 };
                 if let Progress::Done(r) = &p {
-                    let level =
-                        if matches!(r.outcome.name(), "applied" | "unchanged" | "rolled-back") {
-                            Level::Info
-                        } else {
-                            Level::Error
-                        };
+                    let level = if r.outcome.recorded().is_fine() {
+                        Level::Info
+                    } else {
+                        Level::Error
+                    };
                     self.log(level, format!("push {}: {}", r.server, r.outcome));
                 }
                 if let Some(Dialog::Pushing { lines, .. }) = self.dialogs.last_mut() {

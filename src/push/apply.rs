@@ -9,7 +9,7 @@
 //! log fails, or the push is interrupted. The locks are released and every
 //! file is re-read before the result is reported.
 
-use super::audit::{AuditLog, AuditRecord, Fingerprints, local_user, now};
+use super::audit::{self, AuditLog, AuditRecord, local_user, now};
 use super::interrupt::{Interrupt, StopReason};
 use super::lock::{self, LockInfo, Taken};
 use super::undo::{Undo, create_checked, read_opt, settle_server, swap, undo_for};
@@ -112,8 +112,8 @@ enum Attempt {
 fn record(
     plan: &Plan,
     sp: &ServerPlan,
-    action: &str,
-    outcome: &str,
+    action: audit::Action,
+    outcome: audit::Outcome,
     message: String,
     sha_after: Option<String>,
     applied: bool,
@@ -121,21 +121,21 @@ fn record(
     AuditRecord {
         time: now(),
         push_id: plan.push_id.clone(),
-        action: action.to_string(),
+        action,
         user: local_user(),
         server: sp.server.clone(),
         site: plan.site.clone(),
         file: sp.file.to_string(),
         sha256_before: sp.scanned_sha256.clone(),
         sha256_after: sha_after,
-        fingerprints_before: Fingerprints::from(&sp.fingerprints_before),
+        fingerprints_before: sp.fingerprints_before.clone(),
         fingerprints_after: if applied {
-            Fingerprints::from(&sp.fingerprints_after)
+            sp.fingerprints_after.clone()
         } else {
-            Fingerprints::from(&sp.fingerprints_before)
+            sp.fingerprints_before.clone()
         },
         backup: sp.scanned_sha256.as_ref().map(|_| sp.backup.to_string()),
-        outcome: outcome.to_string(),
+        outcome,
         message,
     }
 }
@@ -226,8 +226,8 @@ fn attempt(
     let intent = record(
         plan,
         sp,
-        "push",
-        "intent",
+        audit::Action::Push,
+        audit::Outcome::Intent,
         String::new(),
         Some(new_bytes.sha256()),
         true,
@@ -521,8 +521,8 @@ impl Run<'_> {
         let rec = record(
             plan,
             sp,
-            "push",
-            outcome.name(),
+            audit::Action::Push,
+            outcome.recorded(),
             message,
             sha_after.clone(),
             applied,
@@ -578,8 +578,8 @@ impl Run<'_> {
             let rec = record(
                 plan,
                 sp,
-                "rollback",
-                outcome.name(),
+                audit::Action::Rollback,
+                outcome.recorded(),
                 message,
                 after.clone(),
                 !rolled,
@@ -718,8 +718,8 @@ pub fn apply(
             let rec = record(
                 plan,
                 &plan.servers[i],
-                "push",
-                "not-attempted",
+                audit::Action::Push,
+                audit::Outcome::NotAttempted,
                 run.results[i].outcome.to_string(),
                 plan.servers[i].scanned_sha256.clone(),
                 false,
@@ -816,17 +816,17 @@ pub fn rollback_push(
             })();
         let mut line = rec.clone();
         line.time = now();
-        line.action = "rollback".into();
+        line.action = audit::Action::Rollback;
         line.user = local_user();
         std::mem::swap(&mut line.sha256_before, &mut line.sha256_after);
         std::mem::swap(&mut line.fingerprints_before, &mut line.fingerprints_after);
         match &result {
             Ok(_) => {
-                line.outcome = "rolled-back".into();
+                line.outcome = audit::Outcome::RolledBack;
                 line.message = String::new();
             }
             Err(e) => {
-                line.outcome = "refused".into();
+                line.outcome = audit::Outcome::Refused;
                 line.message = e.clone();
                 line.sha256_after = line.sha256_before.clone();
             }

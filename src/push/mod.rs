@@ -8,6 +8,7 @@ pub mod apply;
 pub mod audit;
 pub mod diff;
 pub mod disclosed;
+pub mod history;
 pub mod interrupt;
 pub mod lock;
 pub mod outcome;
@@ -108,9 +109,9 @@ pub struct ServerPlan {
     /// How the server replaces a file (from its SSH banner).
     pub replace: ReplaceBehaviour,
     pub action: PlanAction,
-    /// Key fingerprints before and after (validation, decryption).
-    pub fingerprints_before: (Option<String>, Option<String>),
-    pub fingerprints_after: (Option<String>, Option<String>),
+    /// Key fingerprints before and after.
+    pub fingerprints_before: audit::Fingerprints,
+    pub fingerprints_after: audit::Fingerprints,
     /// The bytes read while planning and what they become (for diffs).
     pub original: Option<crate::bytes::FileBytes>,
     pub edited: Option<crate::bytes::FileBytes>,

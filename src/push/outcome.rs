@@ -2,6 +2,7 @@
 //! the last line that says so.
 
 use super::and_list;
+use super::audit::Outcome;
 use super::interrupt::StopReason;
 use crate::paths::RemotePath;
 use std::fmt;
@@ -63,15 +64,16 @@ pub enum ServerOutcome {
 }
 
 impl ServerOutcome {
-    pub fn name(&self) -> &'static str {
+    /// As the audit log records it.
+    pub fn recorded(&self) -> Outcome {
         match self {
-            ServerOutcome::Applied => "applied",
-            ServerOutcome::Unchanged => "unchanged",
-            ServerOutcome::NotAttempted(_) => "not-attempted",
-            ServerOutcome::Failed { .. } => "failed",
-            ServerOutcome::RolledBack => "rolled-back",
-            ServerOutcome::LeftAlone(_) => "left-alone",
-            ServerOutcome::RollbackFailed(_) => "rollback-failed",
+            ServerOutcome::Applied => Outcome::Applied,
+            ServerOutcome::Unchanged => Outcome::Unchanged,
+            ServerOutcome::NotAttempted(_) => Outcome::NotAttempted,
+            ServerOutcome::Failed { .. } => Outcome::Failed,
+            ServerOutcome::RolledBack => Outcome::RolledBack,
+            ServerOutcome::LeftAlone(_) => Outcome::LeftAlone,
+            ServerOutcome::RollbackFailed(_) => Outcome::RollbackFailed,
         }
     }
 }
