@@ -4,7 +4,8 @@
 
 mod support;
 
-use farmkey::console::app::{App, Ask, Dialog, Msg};
+use farmkey::console::app::{App, Ask, Msg};
+use farmkey::console::dialogs::message::Message;
 use farmkey::console::symbols;
 use farmkey::console::theme::Theme;
 use farmkey::console::view;
@@ -90,10 +91,10 @@ fn snap(name: &str, app: &App) {
         let t = render(app, w, h);
         let text = format!("{}", t.backend());
         assert!(!text.contains(&"A".repeat(40)), "a key reached the screen");
-        insta::assert_snapshot!(format!("{name}_{w}x{h}_{}", app.theme.name), text);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}_{}", app.ui.theme.name), text);
         if w == 80 {
             insta::assert_debug_snapshot!(
-                format!("{name}_{w}x{h}_{}_styled", app.theme.name),
+                format!("{name}_{w}x{h}_{}_styled", app.ui.theme.name),
                 t.backend().buffer()
             );
         }
@@ -201,11 +202,11 @@ fn password_dialog_masks_input() {
 #[test]
 fn error_and_reveal_confirmation_dialogs() {
     both_themes("dialog_message", |a| {
-        a.dialogs.push(Dialog::Message {
-            title: "web02: host key changed, refused".into(),
-            text: "WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED for [10.0.0.12]:22: it now presents ssh-ed25519 key SHA256:abc. farmkey refuses to connect.".into(),
-            danger: true,
-        });
+        a.open(Box::new(Message::new(
+            "web02: host key changed, refused",
+            "WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED for [10.0.0.12]:22: it now presents ssh-ed25519 key SHA256:abc. farmkey refuses to connect.",
+            true,
+        )));
     });
     both_themes("dialog_reveal", |a| {
         key(a, KeyCode::Right);

@@ -373,7 +373,13 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
         inventory.servers.clone(),
         args.farm.connect.headless_options(),
     );
-    let results = rollback_push(&applied, &mut sessions, &audit, args.break_lock);
+    let results = rollback_push(
+        &applied,
+        &mut sessions,
+        &audit,
+        args.break_lock,
+        &mut |_| {},
+    );
     let mut refused = Vec::new();
     for (server, r) in &results {
         match r {

@@ -744,76 +744,139 @@ pub fn apply(
     run.finish(final_state, interrupted.or(late))
 }
 
+/// A server a rollback restored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolledBack {
+    /// The stale lock it broke to do so, as asked.
+    pub broke: Option<Box<lock::Holder>>,
+}
+
+/// Reads as a note after "restored and verified".
+impl std::fmt::Display for RolledBack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.broke {
+            Some(h) => write!(f, " (broke the stale lock: {h})"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Why a server was not rolled back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RollbackError {
+    /// The audit record names a path farmkey does not write to.
+    #[error("{0}")]
+    Path(#[from] crate::paths::PathError),
+    #[error("{0}")]
+    Connect(String),
+    #[error("{0}")]
+    ReadLock(TransportError),
+    /// Another push holds the lock, and breaking it was not asked.
+    #[error("{0}; if that push no longer runs, roll back with --break-lock")]
+    Locked(Box<lock::Holder>),
+    #[error("{0}")]
+    Lock(lock::LockError),
+    /// The file holds bytes the push did not write: left alone.
+    #[error("{file} changed since push {push_id} ({why}); refusing to overwrite it")]
+    Changed {
+        file: RemotePath,
+        push_id: String,
+        why: String,
+    },
+    /// The restore itself failed: why, and where the original is.
+    #[error("{0}")]
+    Failed(String),
+    #[error("restored, but its lock {path} is left: {error}")]
+    LockLeft { path: RemotePath, error: String },
+}
+
+impl RollbackError {
+    /// A lock left by a push that no longer runs here, which the operator
+    /// may break (a lock of another machine is shown too: only the operator
+    /// can tell whether that push still runs).
+    pub fn breakable_lock(&self) -> Option<&lock::Holder> {
+        match self {
+            RollbackError::Locked(h) if !h.alive_here() => Some(h),
+            _ => None,
+        }
+    }
+}
+
+/// One server of a rollback, as it ended.
+pub type RollbackResult = (String, Result<RolledBack, RollbackError>);
+
 /// Restores the files a past push wrote, after checking that they still
 /// hold what it wrote. Servers whose push record is only an intent (the
 /// push was cut short) are included: a file still holding its original
 /// bytes is left as it is. Each server is locked while it is restored;
 /// `break_lock` breaks a lock found there unless a process of this machine
-/// that still runs holds it (what was broken is in the result).
+/// that still runs holds it (what was broken is in the result). Each
+/// server's result goes to `progress` as it ends.
 pub fn rollback_push(
     records: &[AuditRecord],
     sessions: &mut Sessions,
     audit: &AuditLog,
     break_lock: bool,
-) -> Vec<(String, Result<String, String>)> {
+    progress: &mut dyn FnMut(&RollbackResult),
+) -> Vec<RollbackResult> {
     let mut out = Vec::new();
     let stamp = super::utc_stamp();
     let id = format!("rollback-{stamp}");
     for rec in records {
-        let result =
-            (|| -> Result<String, String> {
-                let file = RemotePath::parse(&rec.file).map_err(|e| e.to_string())?;
-                let backup = match &rec.backup {
-                    Some(b) => Some(RemotePath::parse(b).map_err(|e| e.to_string())?),
-                    None => None,
-                };
-                let lock_path = lock::lock_path(&file);
-                let mine = LockInfo::mine(&id, &rec.site);
-                let t = sessions.get(&rec.server)?;
-                let found = if break_lock {
-                    lock::read_holder(t, &rec.server, &lock_path).map_err(|e| e.to_string())?
-                } else {
-                    None
-                };
-                let taken = lock::acquire(t, &rec.server, &lock_path, &mine, found.as_ref())
-                    .map_err(|e| match e {
-                        lock::LockError::Held(_) if !break_lock => {
-                            format!("{e}; if that push no longer runs, roll back with --break-lock")
-                        }
-                        e => e.to_string(),
-                    })?;
-                let note = match taken {
-                    Taken::Broke(h) => format!(" (broke the stale lock: {h})"),
-                    Taken::Fresh => String::new(),
-                };
-                let undo = Undo {
-                    file: &file,
-                    backup: backup.as_ref(),
-                    original: rec.sha256_before.as_deref(),
-                    written: rec.sha256_after.as_deref(),
-                    leftovers: Vec::new(),
-                    restore: sibling(&file, &stamp, "-restore"),
-                    aside: sibling(&file, &stamp, "-old"),
-                };
-                let restored = settle_server(sessions, &rec.server, &undo, false, false);
-                let released = match sessions.get(&rec.server) {
-                    Ok(t) => lock::release(t, &rec.server, &lock_path, &id),
-                    Err(e) => Err(e),
-                };
-                match restored {
-                    Restore::Restored | Restore::Untouched => {}
-                    Restore::LeftAlone(why) => {
-                        return Err(format!(
-                            "{file} changed since push {} ({why}); refusing to overwrite it",
-                            rec.push_id
-                        ));
+        let result = (|| -> Result<RolledBack, RollbackError> {
+            let file = RemotePath::parse(&rec.file)?;
+            let backup = rec.backup.as_deref().map(RemotePath::parse).transpose()?;
+            let lock_path = lock::lock_path(&file);
+            let mine = LockInfo::mine(&id, &rec.site);
+            let t = sessions.get(&rec.server).map_err(RollbackError::Connect)?;
+            let found = if break_lock {
+                lock::read_holder(t, &rec.server, &lock_path).map_err(RollbackError::ReadLock)?
+            } else {
+                None
+            };
+            let taken =
+                lock::acquire(t, &rec.server, &lock_path, &mine, found.as_ref()).map_err(|e| {
+                    match e {
+                        lock::LockError::Held(h) if !break_lock => RollbackError::Locked(h),
+                        e => RollbackError::Lock(e),
                     }
-                    Restore::Failed(why) => return Err(why),
+                })?;
+            let broke = match taken {
+                Taken::Broke(h) => Some(h),
+                Taken::Fresh => None,
+            };
+            let undo = Undo {
+                file: &file,
+                backup: backup.as_ref(),
+                original: rec.sha256_before.as_deref(),
+                written: rec.sha256_after.as_deref(),
+                leftovers: Vec::new(),
+                restore: sibling(&file, &stamp, "-restore"),
+                aside: sibling(&file, &stamp, "-old"),
+            };
+            let restored = settle_server(sessions, &rec.server, &undo, false, false);
+            let released = match sessions.get(&rec.server) {
+                Ok(t) => lock::release(t, &rec.server, &lock_path, &id),
+                Err(e) => Err(e),
+            };
+            match restored {
+                Restore::Restored | Restore::Untouched => {}
+                Restore::LeftAlone(why) => {
+                    return Err(RollbackError::Changed {
+                        file,
+                        push_id: rec.push_id.clone(),
+                        why,
+                    });
                 }
-                released
-                    .map(|()| note)
-                    .map_err(|e| format!("restored, but its lock {lock_path} is left: {e}"))
-            })();
+                Restore::Failed(why) => return Err(RollbackError::Failed(why)),
+            }
+            released
+                .map(|()| RolledBack { broke })
+                .map_err(|error| RollbackError::LockLeft {
+                    path: lock_path,
+                    error,
+                })
+        })();
         let mut line = rec.clone();
         line.time = now();
         line.action = audit::Action::Rollback;
@@ -827,12 +890,14 @@ pub fn rollback_push(
             }
             Err(e) => {
                 line.outcome = audit::Outcome::Refused;
-                line.message = e.clone();
+                line.message = e.to_string();
                 line.sha256_after = line.sha256_before.clone();
             }
         }
         let _ = audit.append(&line);
-        out.push((rec.server.clone(), result));
+        let done = (rec.server.clone(), result);
+        progress(&done);
+        out.push(done);
     }
     out
 }

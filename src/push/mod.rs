@@ -252,89 +252,112 @@ pub fn utc_stamp() -> String {
     t.replace(['-', ':'], "")
 }
 
-impl fmt::Display for Plan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "Push {} to {}: {}", self.push_id, self.site, self.source)?;
+impl Plan {
+    /// The plan as lines of text, each marked when it needs the operator's
+    /// attention (a server that cannot be pushed, a lock, why nothing is
+    /// written, the restart).
+    pub fn lines(&self) -> Vec<(bool, String)> {
+        let mut out: Vec<(bool, String)> = Vec::new();
+        let mut say = |attention: bool, text: String| out.push((attention, text));
+        say(
+            false,
+            format!("Push {} to {}: {}", self.push_id, self.site, self.source),
+        );
         if let Some(fp) = &self.set_fingerprint {
-            writeln!(f, "Key set {fp} (fingerprints only; keys are never shown)")?;
+            say(
+                false,
+                format!("Key set {fp} (fingerprints only; keys are never shown)"),
+            );
         }
         for s in &self.servers {
             match &s.action {
-                PlanAction::Unchanged => {
-                    writeln!(
-                        f,
-                        "  {:<10} unchanged: already correct, not written",
-                        s.server
-                    )?;
-                }
+                PlanAction::Unchanged => say(
+                    false,
+                    format!("  {:<10} unchanged: already correct, not written", s.server),
+                ),
                 PlanAction::Blocked(why) => {
-                    writeln!(f, "  {:<10} CANNOT BE PUSHED: {why}", s.server)?
+                    say(true, format!("  {:<10} CANNOT BE PUSHED: {why}", s.server))
                 }
                 PlanAction::Write => {
-                    writeln!(f, "  {:<10} {}", s.server, s.file)?;
+                    say(false, format!("  {:<10} {}", s.server, s.file));
                     for c in &s.changes {
                         let same = if c.before == c.after {
                             "  (unchanged)"
                         } else {
                             ""
                         };
-                        writeln!(
-                            f,
-                            "  {:<10}   {:<14} {} -> {}{same}",
-                            "", c.what, c.before, c.after
-                        )?;
+                        say(
+                            false,
+                            format!(
+                                "  {:<10}   {:<14} {} -> {}{same}",
+                                "", c.what, c.before, c.after
+                            ),
+                        );
                     }
                     if s.handler_swap {
-                        writeln!(
-                            f,
-                            "  {:<10}   {:<14} MachineKeySessionSecurityTokenHandler swap added",
-                            "", "session tokens"
-                        )?;
+                        say(
+                            false,
+                            format!(
+                                "  {:<10}   {:<14} MachineKeySessionSecurityTokenHandler swap added",
+                                "", "session tokens"
+                            ),
+                        );
                     }
                     let backup = if s.scanned_sha256.is_some() {
                         s.backup.to_string()
                     } else {
                         "(none: the file is created)".to_string()
                     };
-                    writeln!(f, "  {:<10}   {:<14} {backup}", "", "backup")?;
+                    say(false, format!("  {:<10}   {:<14} {backup}", "", "backup"));
                 }
             }
             if let ReplaceBehaviour::DeleteThenRename { version } = &s.replace
                 && s.action != PlanAction::Unchanged
             {
-                writeln!(
-                    f,
-                    "  {:<10}   {:<14} {version} replaces a file by deleting it, then renaming: web.config is absent for a moment (not atomic); farmkey verifies it after the swap",
-                    "", "swap"
-                )?;
+                say(
+                    false,
+                    format!(
+                        "  {:<10}   {:<14} {version} replaces a file by deleting it, then renaming: web.config is absent for a moment (not atomic); farmkey verifies it after the swap",
+                        "", "swap"
+                    ),
+                );
             }
             if let Some(h) = &s.lock_holder {
                 if h.alive_here() {
-                    writeln!(
-                        f,
-                        "  {:<10}   {:<14} {h} (a push of this machine that still runs: never broken)",
-                        "", "LOCKED"
-                    )?;
+                    say(
+                        true,
+                        format!(
+                            "  {:<10}   {:<14} {h} (a push of this machine that still runs: never broken)",
+                            "", "LOCKED"
+                        ),
+                    );
                 } else if self.break_lock {
-                    writeln!(f, "  {:<10}   {:<14} {h}: broken, as asked", "", "lock")?;
+                    say(
+                        false,
+                        format!("  {:<10}   {:<14} {h}: broken, as asked", "", "lock"),
+                    );
                 } else {
-                    writeln!(f, "  {:<10}   {:<14} {h}", "", "LOCKED")?;
+                    say(true, format!("  {:<10}   {:<14} {h}", "", "LOCKED"));
                 }
             }
         }
         for (server, why) in &self.unread {
-            writeln!(
-                f,
-                "  {server:<10} CANNOT BE PUSHED: could not be read by the scan ({why}); it may host {}",
-                self.site
-            )?;
+            say(
+                true,
+                format!(
+                    "  {server:<10} CANNOT BE PUSHED: could not be read by the scan ({why}); it may host {}",
+                    self.site
+                ),
+            );
         }
         for (server, why) in &self.excluded {
-            writeln!(
-                f,
-                "  {server:<10} left out ({why}): {}",
-                exclusion_effect(server)
-            )?;
+            say(
+                false,
+                format!(
+                    "  {server:<10} left out ({why}): {}",
+                    exclusion_effect(server)
+                ),
+            );
         }
         let blocked = self.blocked();
         if !blocked.is_empty() {
@@ -343,31 +366,39 @@ impl fmt::Display for Plan {
                 .locks_held()
                 .iter()
                 .any(|h| !self.break_lock || h.alive_here());
-            write!(
-                f,
+            let mut text = format!(
                 "Blocked: nothing is written while {} cannot be pushed.",
                 and_list(&names)
-            )?;
+            );
             if !self.blocked_servers().is_empty() {
-                write!(
-                    f,
-                    " Fix the connection and scan again, or leave a server out by name (--exclude SERVER): it then keeps its old keys."
-                )?;
+                text.push_str(
+                    " Fix the connection and scan again, or leave a server out by name (--exclude SERVER): it then keeps its old keys.",
+                );
             }
             if locked {
-                write!(
-                    f,
-                    " A lock means another push of this site runs or was cut short: wait for it, or, if it no longer runs, break the lock (--break-lock)."
-                )?;
+                text.push_str(
+                    " A lock means another push of this site runs or was cut short: wait for it, or, if it no longer runs, break the lock (--break-lock).",
+                );
             }
-            writeln!(f)?;
+            say(true, text);
         } else if self.writes() > 0 {
-            writeln!(
-                f,
-                "Saving web.config restarts the application on {} server{}: in-process sessions there are lost once.",
-                self.writes(),
-                if self.writes() == 1 { "" } else { "s" }
-            )?;
+            say(
+                true,
+                format!(
+                    "Saving web.config restarts the application on {} server{}: in-process sessions there are lost once.",
+                    self.writes(),
+                    if self.writes() == 1 { "" } else { "s" }
+                ),
+            );
+        }
+        out
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (_, line) in self.lines() {
+            writeln!(f, "{line}")?;
         }
         Ok(())
     }
