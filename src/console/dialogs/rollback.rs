@@ -141,9 +141,9 @@ impl Dialog for Rollback {
                     } else {
                         ""
                     };
-                    body.push(Line::raw(format!("{:<10} {}", r.server, r.file)));
+                    body.push(Line::raw(format!("{}: {}", r.server, r.file)));
                     body.push(Line::styled(
-                        format!("{:<10} from {from}{maybe}", ""),
+                        format!("  from {from}{maybe}"),
                         ui.style(StyleKey::TextDim),
                     ));
                 }

@@ -109,6 +109,8 @@ impl History {
             ui.style(StyleKey::TextDim),
         )];
         let height = inner.height.saturating_sub(1) as usize;
+        // What the columns before OUTCOME take.
+        let room = (inner.width as usize).saturating_sub(67);
         for (k, &i) in self
             .rows
             .iter()
@@ -132,7 +134,7 @@ impl History {
                     ui.pad(push.site(), 14),
                     ui.pad(&key_sets(push, ui.symbols.to), 19),
                     push.pushed().len(),
-                    outcome_summary(push)
+                    ui.truncate(&outcome_summary(push), room)
                 ),
                 style,
             ));
