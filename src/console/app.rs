@@ -20,7 +20,7 @@ use crate::inventory::Server;
 use crate::push::apply::{Progress, PushOutcome, RollbackResult};
 use crate::push::audit::AuditRecord;
 use crate::push::history::{PastPush, pushes};
-use crate::push::{Plan, PushRequest};
+use crate::push::{Plan, PlanError, PushRequest};
 use crate::scan::{ServerFailure, ServerScan, Stage};
 use crate::transport::{HostKeyDecision, HostKeyQuestion, SecretQuestion};
 use ratatui::crossterm::event::{
@@ -43,7 +43,7 @@ pub enum Msg {
     /// The audit log, read.
     History {
         path: PathBuf,
-        result: Result<Vec<AuditRecord>, String>,
+        result: Result<Vec<AuditRecord>, std::io::Error>,
     },
     Tick,
 }
@@ -65,11 +65,13 @@ pub enum Ask {
 pub enum Work {
     /// A push plan is ready (or could not be made); `go` starts or cancels it.
     Planned {
-        result: Result<Box<Plan>, String>,
+        result: Result<Box<Plan>, PlanError>,
         go: Option<Sender<bool>>,
     },
     PushProgress(Progress),
-    PushDone(Result<PushOutcome, String>),
+    /// The push ended; `Err`: it did not start (its audit record could not
+    /// be written).
+    PushDone(Result<PushOutcome, std::io::Error>),
     RollbackProgress(RollbackResult),
     RollbackDone(Vec<RollbackResult>),
 }
@@ -495,7 +497,7 @@ impl App {
                         h.pushes = pushes(&records, None);
                         h.error = None;
                     }
-                    Err(e) => h.error = Some(e),
+                    Err(e) => h.error = Some(e.to_string()),
                 }
                 self.data.changed = true;
                 Vec::new()

@@ -12,7 +12,9 @@ use super::ui::{KeyHelp, Ui};
 use crate::analysis::{Code, FarmReport};
 use crate::keys::{DecryptionAlg, ValidationAlg};
 use crate::push::apply::{Progress, Step};
-use crate::push::{KeySource, Plan, PlanAction, PushRequest, Verdict, exclusion_effect};
+use crate::push::{
+    KeySource, Plan, PlanAction, PlanError, PushOutcome, PushRequest, Verdict, exclusion_effect,
+};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::text::Line;
 use std::sync::mpsc::Sender;
@@ -327,7 +329,7 @@ impl PushFlow {
 
     fn planned(
         &mut self,
-        result: Result<Box<Plan>, String>,
+        result: Result<Box<Plan>, PlanError>,
         go: Option<Sender<bool>>,
         data: &mut Data,
     ) {
@@ -335,7 +337,7 @@ impl PushFlow {
             Ok(plan) => plan,
             Err(e) => {
                 data.log(Level::Error, format!("no plan: {e}"));
-                return self.tell("Cannot plan the push", e, true);
+                return self.tell("Cannot plan the push", e.to_string(), true);
             }
         };
         let go = match go {
@@ -410,7 +412,7 @@ impl PushFlow {
         }
     }
 
-    fn done(&mut self, result: Result<crate::push::PushOutcome, String>, data: &mut Data) {
+    fn done(&mut self, result: Result<PushOutcome, std::io::Error>, data: &mut Data) {
         match result {
             Ok(outcome) => {
                 let mut text = outcome
@@ -438,8 +440,9 @@ impl PushFlow {
                 self.tell(title, text, !outcome.success());
             }
             Err(e) => {
-                data.log(Level::Error, format!("push not started: {e}"));
-                self.tell("Push not started", e, true);
+                let why = format!("{e}; nothing was written");
+                data.log(Level::Error, format!("push not started: {why}"));
+                self.tell("Push not started", why, true);
             }
         }
     }

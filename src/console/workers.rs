@@ -29,7 +29,7 @@ pub fn spawn_push(
             Ok(p) => p,
             Err(e) => {
                 send(Work::Planned {
-                    result: Err(e.to_string()),
+                    result: Err(e),
                     go: None,
                 });
                 return;
@@ -46,7 +46,7 @@ pub fn spawn_push(
             return;
         }
         if let Err(e) = audit.check_writable() {
-            send(Work::PushDone(Err(format!("{e}; nothing was written"))));
+            send(Work::PushDone(Err(e)));
             return;
         }
         let mut progress = |p| {
@@ -96,7 +96,7 @@ pub fn spawn_rollback(
 /// the UI thread).
 pub fn load_history(audit: AuditLog, tx: Sender<Msg>) {
     std::thread::spawn(move || {
-        let result = audit.read_all().map_err(|e| e.to_string());
+        let result = audit.read_all();
         let _ = tx.send(Msg::History {
             path: audit.path.clone(),
             result,

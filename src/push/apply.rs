@@ -10,6 +10,7 @@
 //! file is re-read before the result is reported.
 
 use super::audit::{self, AuditLog, AuditRecord, local_user, now};
+use super::error::{Refusal, StepError, VerifyError};
 use super::interrupt::{Interrupt, StopReason};
 use super::lock::{self, LockInfo, Taken};
 use super::undo::{Undo, create_checked, read_opt, settle_server, swap, undo_for};
@@ -25,26 +26,28 @@ pub use super::outcome::{
 
 /// Whether the server's effective configuration of the site is what the
 /// plan asked for.
-fn verify_effective(t: &mut dyn Transport, plan: &Plan, sp: &ServerPlan) -> Result<(), String> {
-    let config = read_server(t, &WindowsEnv::default()).map_err(|e| e.to_string())?;
+fn verify_effective(
+    t: &mut dyn Transport,
+    plan: &Plan,
+    sp: &ServerPlan,
+) -> Result<(), VerifyError> {
+    let config = read_server(t, &WindowsEnv::default()).map_err(VerifyError::Read)?;
     let app = config
         .apps
         .iter()
         .find(|a| a.app.id.eq_ignore_ascii_case(&plan.site))
-        .ok_or_else(|| format!("{} is no longer in applicationHost.config", plan.site))?;
-    let eff = app.effective.as_ref().map_err(|e| e.to_string())?;
+        .ok_or_else(|| VerifyError::SiteGone(plan.site.clone()))?;
+    let eff = app
+        .effective
+        .as_ref()
+        .map_err(|e| VerifyError::Unreadable(e.clone()))?;
     if let Some(keys) = &plan.keys
         && !super::same_keys(eff, keys)
     {
-        return Err(
-            "the effective machine key is not the one pushed (a file above may override it)".into(),
-        );
+        return Err(VerifyError::KeysDiffer);
     }
     if sp.handler_swap && eff.handler.state != HandlerState::MachineKey {
-        return Err(format!(
-            "the session-token handler is {}",
-            eff.handler.state.name()
-        ));
+        return Err(VerifyError::Handler(eff.handler.state));
     }
     Ok(())
 }
@@ -94,7 +97,7 @@ enum Attempt {
     /// Applied and verified.
     Done,
     /// Failed before anything changed; whatever it created is removed.
-    Untouched { step: Step, error: String },
+    Untouched { step: Step, error: StepError },
     /// Stopped before the swap; whatever it created is removed.
     Interrupted(StopReason),
     /// The intent could not be recorded; nothing changed.
@@ -103,7 +106,7 @@ enum Attempt {
     /// file must be settled.
     Touched {
         step: Step,
-        error: String,
+        error: StepError,
         swapped: bool,
         broken: bool,
     },
@@ -158,7 +161,7 @@ fn attempt(
     let Some(new_bytes) = &sp.edited else {
         return Attempt::Untouched {
             step: Step::Reread,
-            error: "the plan has no new content".into(),
+            error: StepError::NoContent,
         };
     };
     // Failed before the swap: the file is untouched; remove what this
@@ -168,7 +171,7 @@ fn attempt(
             if e.is_disconnected() {
                 return Attempt::Touched {
                     step,
-                    error: e.to_string(),
+                    error: e.into(),
                     swapped: false,
                     broken: true,
                 };
@@ -178,7 +181,7 @@ fn attempt(
             }
             Attempt::Untouched {
                 step,
-                error: e.to_string(),
+                error: e.into(),
             }
         };
     step(Step::Reread);
@@ -188,17 +191,14 @@ fn attempt(
         Err(e) => {
             return Attempt::Untouched {
                 step: Step::Reread,
-                error: e.to_string(),
+                error: e.into(),
             };
         }
     };
     if current.as_ref().map(|b| b.sha256()) != sp.scanned_sha256 {
         return Attempt::Untouched {
             step: Step::Reread,
-            error: format!(
-                "{} changed since the plan: someone else wrote it; left as it is",
-                sp.file
-            ),
+            error: StepError::ChangedSincePlan(sp.file.clone()),
         };
     }
     let mut made: Vec<&RemotePath> = Vec::new();
@@ -248,14 +248,14 @@ fn attempt(
         return Attempt::Touched {
             step: Step::Swap,
             broken: e.is_disconnected(),
-            error: e.to_string(),
+            error: e.into(),
             swapped: true,
         };
     }
     test_pause("swapped", Some(&sp.server), stop);
     // Mandatory, also where the swap is not atomic.
     step(Step::Verify);
-    let touched = |error: String, broken: bool| Attempt::Touched {
+    let touched = |error: StepError, broken: bool| Attempt::Touched {
         step: Step::Verify,
         error,
         swapped: true,
@@ -263,16 +263,14 @@ fn attempt(
     };
     match t.read(&sp.file) {
         Ok(b) if b.sha256() == new_bytes.sha256() => {}
-        Ok(_) => {
-            return touched(
-                "web.config does not read back as written (someone else wrote it?)".into(),
-                false,
-            );
+        Ok(_) => return touched(StepError::ReadBack, false),
+        Err(e) => {
+            let broken = e.is_disconnected();
+            return touched(e.into(), broken);
         }
-        Err(e) => return touched(e.to_string(), e.is_disconnected()),
     }
     if let Err(e) = verify_effective(t, plan, sp) {
-        return touched(e, false);
+        return touched(e.into(), false);
     }
     Attempt::Done
 }
@@ -326,21 +324,24 @@ impl Run<'_> {
         &mut self,
         server: &str,
         mut op: impl FnMut(&mut dyn Transport) -> Result<T, TransportError>,
-    ) -> Result<T, String> {
+    ) -> Result<T, StepError> {
         let first = match self.sessions.get(server) {
-            Ok(t) => op(t),
-            Err(e) => Err(TransportError::Disconnected(e)),
+            Ok(t) => op(t).map_err(StepError::from),
+            Err(e) => Err(StepError::Session(e)),
         };
         match first {
             Err(e) if e.is_disconnected() => {
-                let t = self.sessions.reconnect(server)?;
-                op(t).map_err(|e| e.to_string())
+                let t = self
+                    .sessions
+                    .reconnect(server)
+                    .map_err(StepError::Session)?;
+                Ok(op(t)?)
             }
-            other => other.map_err(|e| e.to_string()),
+            other => other,
         }
     }
 
-    fn refuse(mut self, why: String, interrupted: Option<StopReason>) -> PushOutcome {
+    fn refuse(mut self, why: Refusal, interrupted: Option<StopReason>) -> PushOutcome {
         for r in &mut self.results {
             if r.outcome != ServerOutcome::Unchanged {
                 r.outcome = ServerOutcome::NotAttempted("the push did not start".into());
@@ -352,12 +353,12 @@ impl Run<'_> {
         out
     }
 
-    fn take_locks(&mut self) -> Result<(), String> {
+    fn take_locks(&mut self) -> Result<(), Refusal> {
         let plan = self.plan;
         let mine = LockInfo::mine(&plan.push_id, &plan.site);
         for i in self.targets() {
             if let Some(r) = self.stop.reason() {
-                return Err(format!("interrupted by {r} before anything was written"));
+                return Err(Refusal::Interrupted(r));
             }
             let sp = &plan.servers[i];
             let breakable = sp.lock_holder.as_ref().filter(|_| plan.break_lock);
@@ -370,15 +371,18 @@ impl Run<'_> {
                 };
                 let t = match t {
                     Ok(t) => t,
-                    Err(e) => {
-                        taken = Some(Err(format!("cannot lock {}: {e}", sp.server)));
+                    Err(error) => {
+                        taken = Some(Err(Refusal::Unreachable {
+                            server: sp.server.clone(),
+                            error,
+                        }));
                         continue;
                     }
                 };
                 match lock::acquire(t, &sp.server, &sp.lock, &mine, breakable) {
                     Err(e) if e.is_disconnected() && !fresh => continue,
                     Err(e) => {
-                        taken = Some(Err(e.to_string()));
+                        taken = Some(Err(Refusal::Lock(e)));
                         break;
                     }
                     Ok(how) => {
@@ -395,7 +399,7 @@ impl Run<'_> {
                     }
                 }
                 Some(Err(e)) => return Err(e),
-                None => return Err(format!("cannot lock {}", sp.server)),
+                None => unreachable!("a lock is tried at least once"),
             }
         }
         Ok(())
@@ -407,11 +411,11 @@ impl Run<'_> {
             let sp = &plan.servers[i];
             let released = match self.sessions.get(&sp.server) {
                 Ok(t) => lock::release(t, &sp.server, &sp.lock, &plan.push_id),
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             };
             let released = released.or_else(|_| match self.sessions.reconnect(&sp.server) {
                 Ok(t) => lock::release(t, &sp.server, &sp.lock, &plan.push_id),
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             });
             if let Err(e) = released {
                 self.leftovers
@@ -421,18 +425,22 @@ impl Run<'_> {
     }
 
     /// Under the locks: every file still holds what the plan read.
-    fn check_unchanged(&mut self) -> Result<(), String> {
+    fn check_unchanged(&mut self) -> Result<(), Refusal> {
         let plan = self.plan;
         for i in self.targets() {
             let sp = &plan.servers[i];
             let now = self
                 .on_server(&sp.server, |t| read_opt(t, &sp.file))
-                .map_err(|e| format!("cannot re-read {} on {}: {e}", sp.file, sp.server))?;
+                .map_err(|error| Refusal::Reread {
+                    server: sp.server.clone(),
+                    file: sp.file.clone(),
+                    error,
+                })?;
             if now.map(|b| b.sha256()) != sp.scanned_sha256 {
-                return Err(format!(
-                    "{}'s {} changed since the plan (another push or someone else wrote it); scan again",
-                    sp.server, sp.file
-                ));
+                return Err(Refusal::Changed {
+                    server: sp.server.clone(),
+                    file: sp.file.clone(),
+                });
             }
         }
         Ok(())
@@ -447,7 +455,7 @@ impl Run<'_> {
         let attempted = match self.sessions.get(&sp.server) {
             Err(e) => Attempt::Untouched {
                 step: Step::Reread,
-                error: e,
+                error: StepError::Session(e),
             },
             Ok(t) => attempt(t, plan, sp, self.audit, self.stop, &mut *self.progress),
         };
@@ -476,7 +484,7 @@ impl Run<'_> {
                 (
                     ServerOutcome::Failed {
                         step: Step::Audit,
-                        error: e,
+                        error: StepError::Audit(e),
                         restore: Restore::Untouched,
                     },
                     sp.scanned_sha256.clone(),
@@ -676,19 +684,11 @@ pub fn apply(
     };
     let blocked = plan.blocked();
     if !blocked.is_empty() {
-        let why = blocked
-            .iter()
-            .map(|(s, w)| format!("{s}: {w}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        return run.refuse(format!("the push is blocked ({why})"), None);
+        return run.refuse(Refusal::Blocked(blocked), None);
     }
     test_pause("start", None, stop);
     if let Some(r) = stop.reason() {
-        return run.refuse(
-            format!("interrupted by {r} before anything was written"),
-            Some(r),
-        );
+        return run.refuse(Refusal::Interrupted(r), Some(r));
     }
     run.note(format!("locking {} on every server of the push", plan.site));
     if let Err(why) = run.take_locks() {
@@ -698,10 +698,7 @@ pub fn apply(
         return run.refuse(why, stop.reason());
     }
     if let Some(r) = stop.reason() {
-        return run.refuse(
-            format!("interrupted by {r} before anything was written"),
-            Some(r),
-        );
+        return run.refuse(Refusal::Interrupted(r), Some(r));
     }
 
     let mut halted = false;
@@ -768,7 +765,7 @@ pub enum RollbackError {
     #[error("{0}")]
     Path(#[from] crate::paths::PathError),
     #[error("{0}")]
-    Connect(String),
+    Connect(super::error::SessionError),
     #[error("{0}")]
     ReadLock(TransportError),
     /// Another push holds the lock, and breaking it was not asked.
@@ -787,7 +784,10 @@ pub enum RollbackError {
     #[error("{0}")]
     Failed(String),
     #[error("restored, but its lock {path} is left: {error}")]
-    LockLeft { path: RemotePath, error: String },
+    LockLeft {
+        path: RemotePath,
+        error: lock::ReleaseError,
+    },
 }
 
 impl RollbackError {
@@ -857,7 +857,7 @@ pub fn rollback_push(
             let restored = settle_server(sessions, &rec.server, &undo, false, false);
             let released = match sessions.get(&rec.server) {
                 Ok(t) => lock::release(t, &rec.server, &lock_path, &id),
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             };
             match restored {
                 Restore::Restored | Restore::Untouched => {}

@@ -8,6 +8,7 @@ pub mod apply;
 pub mod audit;
 pub mod diff;
 pub mod disclosed;
+pub mod error;
 pub mod history;
 pub mod interrupt;
 pub mod lock;
@@ -23,6 +24,7 @@ use std::fmt;
 
 pub use apply::apply;
 pub use disclosed::refuse_disclosed;
+pub use error::{Refusal, SessionError, StepError, VerifyError};
 pub use interrupt::{Interrupt, StopReason};
 pub use outcome::{PushOutcome, ServerOutcome, ServerResult, Verdict};
 pub use plan::{PlanError, build_plan};

@@ -14,6 +14,19 @@ use crate::inventory::SshSettings;
 use crate::paths::RemotePath;
 use secrecy::SecretString;
 use ssh2::{ErrorCode, Session, Sftp};
+
+/// libssh2's generic error code, which libssh2-sys does not name.
+const LIBSSH2_ERROR_SOCKET_NONE: std::ffi::c_int = -1;
+
+/// SFTP status codes (draft-ietf-secsh-filexfer), by name.
+mod fx {
+    pub use libssh2_sys::{
+        LIBSSH2_FX_FILE_ALREADY_EXISTS as FILE_ALREADY_EXISTS,
+        LIBSSH2_FX_NO_SUCH_FILE as NO_SUCH_FILE, LIBSSH2_FX_NO_SUCH_PATH as NO_SUCH_PATH,
+        LIBSSH2_FX_OP_UNSUPPORTED as OP_UNSUPPORTED,
+        LIBSSH2_FX_PERMISSION_DENIED as PERMISSION_DENIED,
+    };
+}
 use std::collections::HashMap;
 use std::io::Read;
 use std::net::{TcpStream, ToSocketAddrs};
@@ -294,12 +307,7 @@ fn start_session(
         }
     })?;
     verify_host_key(&session, who, r, &known, opts)?;
-    auth::authenticate(&session, who, r, opts).map_err(|e| match e {
-        ConnectError::Handshake(m) if m.contains("imed out") || m.contains("timeout") => {
-            ConnectError::Handshake(format!("authentication timed out after {secs}s"))
-        }
-        other => other,
-    })?;
+    auth::authenticate(&session, who, r, opts)?;
     Ok((session, socket))
 }
 
@@ -342,12 +350,18 @@ impl SshTransport {
 
     fn err(&self, path: &RemotePath, e: ssh2::Error) -> TransportError {
         match e.code() {
-            ErrorCode::SFTP(2) | ErrorCode::SFTP(10) => {
+            ErrorCode::SFTP(fx::NO_SUCH_FILE | fx::NO_SUCH_PATH) => {
                 TransportError::NotFound { path: path.clone() }
             }
-            ErrorCode::SFTP(3) => TransportError::PermissionDenied { path: path.clone() },
-            ErrorCode::SFTP(11) => TransportError::Exists { path: path.clone() },
-            ErrorCode::SFTP(8) => TransportError::Unsupported("this SFTP operation"),
+            ErrorCode::SFTP(fx::PERMISSION_DENIED) => {
+                TransportError::PermissionDenied { path: path.clone() }
+            }
+            ErrorCode::SFTP(fx::FILE_ALREADY_EXISTS) => {
+                TransportError::Exists { path: path.clone() }
+            }
+            ErrorCode::SFTP(fx::OP_UNSUPPORTED) => {
+                TransportError::Unsupported("this SFTP operation")
+            }
             ErrorCode::SFTP(code) => TransportError::Io {
                 path: path.clone(),
                 message: format!("SFTP status {code}: {}", e.message()),
@@ -472,9 +486,9 @@ impl SshTransport {
     /// A libssh2 return code or SFTP status from the raw channel.
     fn raw_error(&self, path: &RemotePath, code: i32) -> TransportError {
         match code {
-            2 | 10 => TransportError::NotFound { path: path.clone() },
-            3 => TransportError::PermissionDenied { path: path.clone() },
-            11 => TransportError::Exists { path: path.clone() },
+            fx::NO_SUCH_FILE | fx::NO_SUCH_PATH => TransportError::NotFound { path: path.clone() },
+            fx::PERMISSION_DENIED => TransportError::PermissionDenied { path: path.clone() },
+            fx::FILE_ALREADY_EXISTS => TransportError::Exists { path: path.clone() },
             libssh2_sys::LIBSSH2_ERROR_TIMEOUT => {
                 TransportError::Disconnected("the server stopped answering (timeout)".into())
             }
@@ -516,10 +530,15 @@ impl SshTransport {
         drop(guard);
         match rc {
             0 => Ok(()),
-            // libssh2 answers "unsupported" when the server did not announce it
-            -1 | 8 => Err(TransportError::Unsupported("posix-rename@openssh.com")),
-            2 | 10 => Err(TransportError::NotFound { path: from.clone() }),
-            3 => Err(TransportError::PermissionDenied { path: to.clone() }),
+            // libssh2 answers "unsupported" when the server did not announce
+            // it (older versions with their generic error)
+            LIBSSH2_ERROR_SOCKET_NONE | fx::OP_UNSUPPORTED => {
+                Err(TransportError::Unsupported("posix-rename@openssh.com"))
+            }
+            fx::NO_SUCH_FILE | fx::NO_SUCH_PATH => {
+                Err(TransportError::NotFound { path: from.clone() })
+            }
+            fx::PERMISSION_DENIED => Err(TransportError::PermissionDenied { path: to.clone() }),
             libssh2_sys::LIBSSH2_ERROR_TIMEOUT => Err(TransportError::Disconnected(
                 "the server stopped answering (timeout)".into(),
             )),
