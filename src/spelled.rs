@@ -5,7 +5,7 @@
 
 /// Declares an enum with one spelling per variant:
 ///
-/// ```ignore
+/// ```text
 /// spelled! {
 ///     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 ///     pub enum Action { Push = "push", Rollback = "rollback" }

@@ -490,15 +490,50 @@ fn pushing_from_the_console_on_the_demo_farm() {
     assert_eq!(records.lines().count(), 2, "{records}");
 }
 
+/// `p` and `u` under --read-only: refused where actions are dispatched,
+/// before any dialog that could lead to a write opens.
 #[test]
-fn read_only_refuses_a_push_where_actions_are_dispatched() {
+fn read_only_refuses_a_push_and_a_rollback_where_actions_are_dispatched() {
+    use farmkey::push::audit::{Action, AuditLog, AuditRecord, Fingerprints, Outcome};
     let dir = tmp();
-    let mut p = Pty::farmkey(&["demo", "--read-only"], &[], 100, 30, dir.path());
+    let audit = AuditLog::new(dir.path().join("audit.jsonl"));
+    audit
+        .append(&AuditRecord {
+            time: "2026-11-26T11:20:45Z".into(),
+            push_id: "20261126T112045Z-ab12".into(),
+            action: Action::Push,
+            user: "alice".into(),
+            server: "web03".into(),
+            site: "Flowtime".into(),
+            file: "C:\\inetpub\\Cora\\Flowtime\\web.config".into(),
+            sha256_before: None,
+            sha256_after: None,
+            fingerprints_before: Fingerprints::default(),
+            fingerprints_after: Fingerprints::default(),
+            backup: None,
+            outcome: Outcome::Applied,
+            message: String::new(),
+        })
+        .unwrap();
+    let args = [
+        "demo",
+        "--read-only",
+        "--audit",
+        audit.path.to_str().unwrap(),
+    ];
+    let mut p = Pty::farmkey(&args, &[], 100, 30, dir.path());
     p.wait_for("servers 3 ok", T);
-    p.send("p");
-    let s = p.wait_for("Read-only", T);
-    assert!(!s.contains("Push to Flowtime"), "{s}");
-    p.send(ENTER);
+    for (screen, key, opened) in [("1", "p", "Push to Flowtime"), ("5", "u", "Roll back push")] {
+        p.send(screen);
+        if screen == "5" {
+            p.wait_for("1 applied", T);
+        }
+        p.send(key);
+        let s = p.wait_for("Read-only", T);
+        assert!(!s.contains(opened), "{s}");
+        p.send(ENTER);
+        p.wait_until("the refusal closed", T, |s| !s.contains("Read-only"));
+    }
     p.send("q");
     assert_eq!(p.wait_exit(T), 0);
 }
@@ -1083,52 +1118,6 @@ fn the_history_screen_finds_a_push_cut_short_and_breaks_its_stale_lock_on_reques
     });
     assert!(s.contains("rolled back: every server it changed"), "{s}");
     assert_eq!(flowtime_files(&farm)[0], original[0]);
-    p.send(ENTER);
-    p.send("q");
-    assert_eq!(p.wait_exit(T), 0);
-}
-
-#[test]
-fn read_only_refuses_a_rollback_where_actions_are_dispatched() {
-    use farmkey::push::audit::{Action, AuditLog, AuditRecord, Fingerprints, Outcome};
-    let dir = tmp();
-    let audit = AuditLog::new(dir.path().join("audit.jsonl"));
-    audit
-        .append(&AuditRecord {
-            time: "2026-11-26T11:20:45Z".into(),
-            push_id: "20261126T112045Z-ab12".into(),
-            action: Action::Push,
-            user: "alice".into(),
-            server: "web03".into(),
-            site: "Flowtime".into(),
-            file: "C:\\inetpub\\Cora\\Flowtime\\web.config".into(),
-            sha256_before: None,
-            sha256_after: None,
-            fingerprints_before: Fingerprints::default(),
-            fingerprints_after: Fingerprints::default(),
-            backup: None,
-            outcome: Outcome::Applied,
-            message: String::new(),
-        })
-        .unwrap();
-    let mut p = Pty::farmkey(
-        &[
-            "demo",
-            "--read-only",
-            "--audit",
-            audit.path.to_str().unwrap(),
-        ],
-        &[],
-        100,
-        30,
-        dir.path(),
-    );
-    p.wait_for("servers 3 ok", T);
-    p.send("5");
-    p.wait_for("1 applied", T);
-    p.send("u");
-    let s = p.wait_for("Read-only", T);
-    assert!(!s.contains("Roll back push"), "{s}");
     p.send(ENTER);
     p.send("q");
     assert_eq!(p.wait_exit(T), 0);

@@ -409,11 +409,6 @@ impl App {
         self.stale = false;
     }
 
-    /// The site the matrix cursor is on.
-    pub fn selected_site(&self) -> Option<&SiteReport> {
-        self.screens.matrix.selected_site(&self.data)
-    }
-
     /// Which long operation a dialog shows, if any.
     pub fn activity(&self) -> Activity {
         self.dialogs

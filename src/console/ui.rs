@@ -4,10 +4,11 @@
 use super::symbols::Symbols;
 use super::theme::{StyleKey, Theme};
 use crate::analysis::Severity;
+use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::Line;
-use ratatui::widgets::Block;
+use ratatui::widgets::{Block, Paragraph, Wrap};
 
 pub struct Ui {
     pub theme: Theme,
@@ -84,6 +85,19 @@ impl Ui {
             .title(title)
             .border_style(self.style(StyleKey::BorderFocus))
             .title_style(self.style(StyleKey::Title))
+    }
+}
+
+impl Ui {
+    /// A page of text in a panel, wrapped, scrolled down `scroll` lines.
+    pub fn page(&self, f: &mut Frame, area: Rect, title: String, lines: Vec<Line>, scroll: u16) {
+        f.render_widget(
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: false })
+                .scroll((scroll, 0))
+                .block(self.block(title)),
+            area,
+        );
     }
 }
 

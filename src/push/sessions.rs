@@ -25,7 +25,8 @@ impl Sessions {
     pub fn get(&mut self, name: &str) -> Result<&mut dyn Transport, SessionError> {
         if !self.open.contains_key(name) {
             let server = self.server(name)?;
-            let t = transport::connect(server, &self.opts).map_err(|e| SessionError::Connect(Box::new(e)))?;
+            let t = transport::connect(server, &self.opts)
+                .map_err(|e| SessionError::Connect(Box::new(e)))?;
             self.open.insert(name.to_string(), t);
         }
         Ok(self.open.get_mut(name).expect("just inserted").as_mut())

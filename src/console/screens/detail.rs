@@ -15,7 +15,7 @@ use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::widgets::Paragraph;
 
 #[derive(Default)]
 pub struct Detail {
@@ -173,13 +173,7 @@ impl Screen for Detail {
                 Span::styled(x.message.clone(), ui.style(StyleKey::Text)),
             ]));
         }
-        f.render_widget(
-            Paragraph::new(lines)
-                .wrap(Wrap { trim: false })
-                .scroll((self.scroll, 0))
-                .block(ui.block(title)),
-            area,
-        );
+        ui.page(f, area, title, lines, self.scroll);
     }
 }
 

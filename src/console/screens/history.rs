@@ -246,13 +246,7 @@ impl History {
             }
         }
         let title = format!(" Push {} to {} ", push.id, push.site());
-        f.render_widget(
-            Paragraph::new(lines)
-                .wrap(Wrap { trim: false })
-                .scroll((self.scroll, 0))
-                .block(ui.block(title)),
-            area,
-        );
+        ui.page(f, area, title, lines, self.scroll);
     }
 }
 
