@@ -1154,3 +1154,55 @@ fn the_servers_screen_filtered_rescans_the_server_shown() {
     p.send("q");
     assert_eq!(p.wait_exit(T), 0);
 }
+
+/// A host key accepted once is asked about again by the next connection:
+/// the plan's. Its question comes on top of the dialog that waits for the
+/// plan (it used to wait behind it, and the plan waited for its answer).
+#[test]
+fn a_host_key_question_while_planning_comes_on_top_of_the_plan() {
+    let (_demo, farm) = demo_over_ssh(Options {
+        trust_host_keys: false,
+        ..Default::default()
+    });
+    let mut p = console_on(&farm, &[], 120, 40);
+    let answer_all_once = |p: &mut Pty| {
+        let mut answered: Vec<String> = Vec::new();
+        while answered.len() < 3 {
+            let s = p.wait_until("a new question", LONG, |s| {
+                s.contains("Unknown host key")
+                    && farmkey::demo::SERVERS.iter().any(|n| {
+                        s.contains(&format!("{n} ([127")) && !answered.contains(&n.to_string())
+                    })
+            });
+            let server = farmkey::demo::SERVERS
+                .iter()
+                .find(|n| s.contains(&format!("{n} ([127")) && !answered.contains(&n.to_string()))
+                .unwrap()
+                .to_string();
+            p.send(RIGHT);
+            p.send(ENTER);
+            answered.push(server);
+        }
+    };
+    answer_all_once(&mut p);
+    p.wait_for("servers 3 ok", LONG);
+    p.send("p");
+    p.wait_for("Push to Flowtime", T);
+    p.send(DOWN);
+    p.send(DOWN);
+    p.wait_until("generate selected", T, |s| {
+        s.lines().any(|l| l.contains("▶ Generate new keys: SHA1"))
+    });
+    p.send(ENTER);
+    answer_all_once(&mut p);
+    let s = p.wait_for("Confirm push", LONG);
+    assert!(s.contains("restarts the application"), "{s}");
+    p.send(ESC);
+    p.wait_until("cancelled", T, |s| !s.contains("Confirm push"));
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
+    assert!(
+        !farm.known_hosts.exists() || fs::read_to_string(&farm.known_hosts).unwrap().is_empty(),
+        "accepted once: nothing stored"
+    );
+}

@@ -593,3 +593,37 @@ fn read_only_refuses_a_rollback_where_actions_are_dispatched() {
     );
     drop(dir);
 }
+
+/// A worker's question waits behind what the operator is choosing, and
+/// comes on top once that waits for a worker itself (which may need the
+/// answer: workers take turns with questions).
+#[test]
+fn a_question_waits_behind_a_choice_and_comes_on_top_of_a_wait() {
+    let (_dir, mut a) = app("default");
+    keys(&mut a, "p");
+    let (reply, _answer) = channel();
+    a.update(Msg::Ask(Ask::HostKey {
+        question: HostKeyQuestion {
+            server: "web04".into(),
+            host: "[10.0.0.14]:22".into(),
+            key_type: "ssh-ed25519".into(),
+            fingerprint: "SHA256:Xk2m6n0QeJrq8u1v4y7B9c3D5f7H9j1L3n5P7r9T1v3".into(),
+            known_hosts: PathBuf::from("/home/op/.ssh/known_hosts"),
+            other_types: vec![],
+        },
+        reply,
+    }));
+    let text = format!("{}", render(&a, 80, 24).backend());
+    assert!(
+        text.contains("Push to Flowtime") && !text.contains("Unknown host key"),
+        "{text}"
+    );
+    // Enter: plan (the worker would now read the servers).
+    let effects = keys(&mut a, "\n");
+    assert!(
+        matches!(&effects[..], [farmkey::console::app::Effect::Plan(_)]),
+        "{effects:?}"
+    );
+    let text = format!("{}", render(&a, 80, 24).backend());
+    assert!(text.contains("Unknown host key"), "{text}");
+}

@@ -433,13 +433,23 @@ impl App {
         self.dialogs.push(dialog);
     }
 
-    /// A worker's question: behind what the operator is looking at, unless
-    /// that waits for a worker (maybe the one asking).
+    /// A worker's question waits behind what the operator is looking at,
+    /// so that no key meant for that answers it.
     fn ask(&mut self, dialog: Box<dyn Dialog>) {
-        if self.dialogs.last().is_none_or(|d| d.waiting()) {
-            self.dialogs.push(dialog);
-        } else {
-            self.dialogs.insert(0, dialog);
+        self.dialogs.insert(0, dialog);
+        self.surface_questions();
+    }
+
+    /// Questions come on top of a dialog that waits for a worker: that
+    /// worker may be the one asking, or wait for its turn to ask (workers
+    /// take turns with questions), so the question must be answered first.
+    fn surface_questions(&mut self) {
+        while self.dialogs.last().is_some_and(|d| d.waiting()) {
+            let Some(i) = self.dialogs.iter().position(|d| d.question()) else {
+                break;
+            };
+            let question = self.dialogs.remove(i);
+            self.dialogs.push(question);
         }
     }
 
@@ -521,6 +531,7 @@ impl App {
         if !batched {
             self.settle();
         }
+        self.surface_questions();
         effects
     }
 

@@ -99,6 +99,10 @@ impl Dialog for HostKey {
         Reply::Close
     }
 
+    fn question(&self) -> bool {
+        true
+    }
+
     fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
         button_keys(ui)
     }

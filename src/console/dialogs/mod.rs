@@ -69,8 +69,13 @@ pub trait Dialog {
         Reply::Stay
     }
     /// It waits for a worker, not for the operator: a worker's question
-    /// comes on top of it (the worker it waits for may be the one asking).
+    /// comes on top of it (the worker it waits for may be the one asking,
+    /// or wait for its turn to ask).
     fn waiting(&self) -> bool {
+        false
+    }
+    /// It is a worker's question (a host key, a password).
+    fn question(&self) -> bool {
         false
     }
     fn activity(&self) -> Activity {

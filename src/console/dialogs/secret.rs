@@ -75,6 +75,10 @@ impl Dialog for Secret {
         self.input.push_str(text.trim_end_matches(['\r', '\n']));
     }
 
+    fn question(&self) -> bool {
+        true
+    }
+
     fn keys(&self, _ui: &Ui) -> Vec<KeyHelp> {
         vec![("Enter", "submit"), ("Esc", "cancel")]
     }
