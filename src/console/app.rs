@@ -377,16 +377,16 @@ impl App {
         self.settle();
     }
 
-    /// Brings the analysis and the rows of every screen up to date; the
-    /// event loop calls it before drawing, and every key sees it done.
+    /// Brings the analysis and the rows of the screen shown up to date;
+    /// the event loop calls it before drawing, and every key sees it done.
     pub fn settle(&mut self) {
         if self.stale {
             self.recompute();
         }
-        if self.data.changed {
-            self.screens.refresh_all(&self.data);
-            self.data.changed = false;
+        if std::mem::take(&mut self.data.changed) {
+            self.screens.data_changed();
         }
+        self.screens.refresh(self.screen, &self.data);
     }
 
     /// The analysis is recomputed when results change, never per frame.
@@ -846,6 +846,7 @@ impl App {
                 self.data.filter.clear();
                 self.data.changed = true;
                 self.settle();
+                self.screens.refresh(ScreenId::Matrix, &self.data);
                 if self.screens.matrix.select_site(&self.data, &site) {
                     self.screen = ScreenId::Matrix;
                 }

@@ -13,8 +13,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
 pub struct Findings {
-    /// The rows shown, in the chosen order.
-    rows: Vec<Finding>,
+    /// The rows shown, in the chosen order: indices into the report's
+    /// findings (as `all_findings` lists them).
+    rows: Vec<usize>,
     cursor: usize,
     worst_first: bool,
 }
@@ -29,25 +30,37 @@ impl Default for Findings {
     }
 }
 
+/// The farm's findings, in the report's order.
+fn all_findings(data: &Data) -> Vec<&Finding> {
+    data.report.all_findings().collect()
+}
+
+impl Findings {
+    fn selected<'a>(&self, data: &'a Data) -> Option<&'a Finding> {
+        let k = *self.rows.get(self.cursor)?;
+        data.report.all_findings().nth(k)
+    }
+}
+
 impl Screen for Findings {
     fn refresh(&mut self, data: &Data) {
         let f = &data.filter;
-        self.rows = data
-            .report
-            .all_findings()
-            .filter(|x| {
+        let all = all_findings(data);
+        self.rows = (0..all.len())
+            .filter(|&i| {
+                let x = all[i];
                 f.matches(x.site.as_deref().unwrap_or(""))
                     || x.servers.iter().any(|s| f.matches(s))
                     || f.matches(x.code.name())
             })
-            .cloned()
             .collect();
         // Stable sorts: report order within a severity, a disclosed key
         // the most urgent of errors.
         if self.worst_first {
-            self.rows.sort_by_key(|x| std::cmp::Reverse(x.urgency()));
+            self.rows
+                .sort_by_key(|&i| std::cmp::Reverse(all[i].urgency()));
         } else {
-            self.rows.sort_by_key(|x| x.urgency());
+            self.rows.sort_by_key(|&i| all[i].urgency());
         }
         self.cursor = self.cursor.min(self.rows.len().saturating_sub(1));
     }
@@ -63,7 +76,7 @@ impl Screen for Findings {
                 self.refresh(data);
                 Reply::Done
             }
-            KeyCode::Enter => match self.rows.get(self.cursor).and_then(|f| f.site.clone()) {
+            KeyCode::Enter => match self.selected(data).and_then(|f| f.site.clone()) {
                 Some(site) => Reply::ShowSite(site),
                 None => Reply::Done,
             },
@@ -79,7 +92,8 @@ impl Screen for Findings {
         ]
     }
 
-    fn draw(&self, f: &mut Frame, area: Rect, _data: &Data, ui: &Ui) {
+    fn draw(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui) {
+        let all = all_findings(data);
         let [list_area, panel_area] =
             Layout::vertical([Constraint::Min(4), Constraint::Length(7)]).areas(area);
         let order = if self.worst_first {
@@ -96,7 +110,8 @@ impl Screen for Findings {
         )];
         let height = inner.height.saturating_sub(1) as usize;
         let first = first_shown(self.cursor, height);
-        for (i, x) in self.rows.iter().enumerate().skip(first).take(height) {
+        for (i, &k) in self.rows.iter().enumerate().skip(first).take(height) {
+            let Some(x) = all.get(k) else { continue };
             let selected = i == self.cursor;
             let style = if selected {
                 ui.style(StyleKey::Selection)
@@ -129,8 +144,7 @@ impl Screen for Findings {
         }
         f.render_widget(Paragraph::new(lines), inner);
         let message = self
-            .rows
-            .get(self.cursor)
+            .selected(data)
             .map(|x| x.message.clone())
             .unwrap_or_default();
         f.render_widget(

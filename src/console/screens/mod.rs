@@ -97,6 +97,9 @@ pub struct Screens {
     pub log: log::Log,
     pub history: history::History,
     pub detail: detail::Detail,
+    /// Screens whose rows were built from older data: built again when
+    /// shown, so that a change costs only the screen on view.
+    outdated: [bool; 6],
 }
 
 impl Screens {
@@ -122,8 +125,14 @@ impl Screens {
         }
     }
 
-    pub fn refresh_all(&mut self, data: &Data) {
-        for id in ScreenId::TABS.into_iter().chain([ScreenId::Detail]) {
+    /// The data changed: every screen's rows are out of date.
+    pub fn data_changed(&mut self) {
+        self.outdated = [true; 6];
+    }
+
+    /// Builds a screen's rows again if the data changed since it last did.
+    pub fn refresh(&mut self, id: ScreenId, data: &Data) {
+        if std::mem::take(&mut self.outdated[id as usize]) {
             self.get_mut(id).refresh(data);
         }
     }
