@@ -26,4 +26,5 @@ pub mod push;
 pub mod report;
 pub mod safe_text;
 pub mod scan;
+mod spelled;
 pub mod transport;

@@ -490,15 +490,50 @@ fn pushing_from_the_console_on_the_demo_farm() {
     assert_eq!(records.lines().count(), 2, "{records}");
 }
 
+/// `p` and `u` under --read-only: refused where actions are dispatched,
+/// before any dialog that could lead to a write opens.
 #[test]
-fn read_only_refuses_a_push_where_actions_are_dispatched() {
+fn read_only_refuses_a_push_and_a_rollback_where_actions_are_dispatched() {
+    use farmkey::push::audit::{Action, AuditLog, AuditRecord, Fingerprints, Outcome};
     let dir = tmp();
-    let mut p = Pty::farmkey(&["demo", "--read-only"], &[], 100, 30, dir.path());
+    let audit = AuditLog::new(dir.path().join("audit.jsonl"));
+    audit
+        .append(&AuditRecord {
+            time: "2026-11-26T11:20:45Z".into(),
+            push_id: "20261126T112045Z-ab12".into(),
+            action: Action::Push,
+            user: "alice".into(),
+            server: "web03".into(),
+            site: "Flowtime".into(),
+            file: "C:\\inetpub\\Cora\\Flowtime\\web.config".into(),
+            sha256_before: None,
+            sha256_after: None,
+            fingerprints_before: Fingerprints::default(),
+            fingerprints_after: Fingerprints::default(),
+            backup: None,
+            outcome: Outcome::Applied,
+            message: String::new(),
+        })
+        .unwrap();
+    let args = [
+        "demo",
+        "--read-only",
+        "--audit",
+        audit.path.to_str().unwrap(),
+    ];
+    let mut p = Pty::farmkey(&args, &[], 100, 30, dir.path());
     p.wait_for("servers 3 ok", T);
-    p.send("p");
-    let s = p.wait_for("Read-only", T);
-    assert!(!s.contains("Push to Flowtime"), "{s}");
-    p.send(ENTER);
+    for (screen, key, opened) in [("1", "p", "Push to Flowtime"), ("5", "u", "Roll back push")] {
+        p.send(screen);
+        if screen == "5" {
+            p.wait_for("1 applied", T);
+        }
+        p.send(key);
+        let s = p.wait_for("Read-only", T);
+        assert!(!s.contains(opened), "{s}");
+        p.send(ENTER);
+        p.wait_until("the refusal closed", T, |s| !s.contains("Read-only"));
+    }
     p.send("q");
     assert_eq!(p.wait_exit(T), 0);
 }
@@ -907,4 +942,267 @@ fn disclosed_keys_are_marked_and_never_pushed_from_the_console() {
     });
     p.send("q");
     assert_eq!(p.wait_exit(T), 0);
+}
+
+/// Long enough for a rollback over sshd on a loaded machine; waits end
+/// as soon as the screen shows the result.
+const LONG: Duration = Duration::from_secs(60);
+
+/// A push from the console to Flowtime on every server (generated keys),
+/// its result dialog closed.
+fn push_generated_keys(p: &mut Pty) {
+    p.send("p");
+    p.wait_for("Push to Flowtime", T);
+    p.send(DOWN);
+    p.send(DOWN);
+    p.wait_until("generate selected", T, |s| {
+        s.lines().any(|l| l.contains("▶ Generate new keys: SHA1"))
+    });
+    p.send(ENTER);
+    p.wait_for("Confirm push", T);
+    p.send(RIGHT);
+    p.send(ENTER);
+    p.wait_for("Push done", LONG);
+    p.send(ENTER);
+    p.wait_until("the result closed", T, |s| !s.contains("Push done"));
+}
+
+#[test]
+fn the_history_screen_rolls_a_push_back_and_leaves_a_file_changed_since_alone() {
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    let original = flowtime_files(&farm);
+    let mut p = console_on(&farm, &[], 120, 40);
+    p.wait_for("servers 3 ok", T);
+    push_generated_keys(&mut p);
+    let pushed = flowtime_files(&farm);
+    assert!(pushed.iter().zip(&original).all(|(a, b)| a != b));
+    // A deploy writes web02 after the push.
+    let theirs = String::from_utf8(pushed[1].clone()).unwrap().replace(
+        "</configuration>",
+        "<!-- deployed meanwhile --></configuration>",
+    );
+    fs::write(farm.server("web02").file(FLOWTIME), &theirs).unwrap();
+
+    p.send("5");
+    let s = p.wait_until("the push in the history", T, |s| {
+        s.contains("Pushes in") && s.contains("3 applied")
+    });
+    assert!(
+        s.contains("Flowtime") && s.contains("u rolls back web01, web02, web03."),
+        "{s}"
+    );
+    // Enter: server by server.
+    p.send(ENTER);
+    let s = p.wait_until("the push server by server", T, |s| {
+        s.contains(" to Flowtime ") && s.contains("keys after")
+    });
+    assert!(
+        s.contains("web01  applied")
+            && s.contains("web03  applied")
+            && s.contains("farmkey.config"),
+        "{s}"
+    );
+    p.send(ESC);
+    p.wait_for("Pushes in", T);
+
+    // Cancel is the default: nothing is restored.
+    p.send("u");
+    let s = p.wait_for("Roll back push", T);
+    assert!(
+        s.contains("[ Cancel ]") && s.contains("web02: C:\\inetpub\\Cora\\Flowtime\\web.config"),
+        "{s}"
+    );
+    p.send(ENTER);
+    p.wait_until("the confirmation closed", T, |s| {
+        !s.contains("Roll back push")
+    });
+    assert_eq!(flowtime_files(&farm)[0], pushed[0]);
+
+    p.send("u");
+    p.wait_for("Roll back push", T);
+    p.send(RIGHT);
+    p.send(ENTER);
+    let s = p.wait_for("NOT fully rolled back", LONG);
+    assert!(
+        s.contains("web01        restored and verified")
+            && s.contains("web03        restored and verified")
+            && s.contains("web02        refused:"),
+        "{s}"
+    );
+    let now = flowtime_files(&farm);
+    assert_eq!(now[0], original[0]);
+    assert_eq!(now[2], original[2]);
+    assert_eq!(
+        fs::read_to_string(farm.server("web02").file(FLOWTIME)).unwrap(),
+        theirs,
+        "the file changed since the push is left alone"
+    );
+    assert_clean(&farm);
+    p.send(ENTER);
+    // The history, read again: where each server now stands.
+    p.wait_for("2 rolled-back, 1 refused", T);
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
+    let audit = farmkey::push::audit::AuditLog::new(farm.home.path().join("audit.jsonl"));
+    let refused: Vec<_> = audit
+        .read_all()
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.outcome == farmkey::push::audit::Outcome::Refused)
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0].server == "web02"
+            && refused[0].message.contains("changed since push")
+            && refused[0].message.contains("refusing to overwrite it"),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn the_history_screen_finds_a_push_cut_short_and_breaks_its_stale_lock_on_request() {
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    let original = flowtime_files(&farm);
+    let audit = farm.home.path().join("audit.jsonl");
+    let inv = farm.inventory_timeout(20);
+    // A headless push killed (SIGKILL: nothing can be honoured) right after
+    // web01's swap: only its intent is recorded, its locks stay.
+    let pause = support::Pause::new("swapped:web01");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_farmkey"));
+    cmd.env_clear()
+        .env("HOME", farm.home.path())
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .args([
+            "push",
+            "--site",
+            "Flowtime",
+            "--generate",
+            "--yes",
+            "--batch",
+        ])
+        .args(["--ssh-config", "/nonexistent", "--audit"])
+        .arg(&audit)
+        .arg("-i")
+        .arg(&inv)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    pause.set(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    pause.wait(|| child.try_wait().unwrap().is_some());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_ne!(flowtime_files(&farm)[0], original[0]);
+
+    let mut p = console_on(&farm, &[], 120, 40);
+    p.wait_for("servers 3 ok", T);
+    p.send("5");
+    p.wait_for("1 cut short", T);
+    p.send("u");
+    let s = p.wait_for("Roll back push", T);
+    assert!(s.contains("the cut-short push changed it)"), "{s}");
+    p.send(RIGHT);
+    p.send(ENTER);
+    // The dead push's lock refuses the rollback; breaking it is offered.
+    let s = p.wait_for("NOT fully rolled back", LONG);
+    assert!(
+        s.contains("web01        refused:")
+            && s.contains("Break the lock only if that push no longer runs")
+            && s.contains("[ Break the lock and roll back again ]"),
+        "{s}"
+    );
+    assert_ne!(flowtime_files(&farm)[0], original[0]);
+    p.send(RIGHT);
+    p.send(ENTER);
+    let s = p.wait_until("rolled back, the lock broken", LONG, |s| {
+        s.contains("restored and verified (broke the stale lock")
+    });
+    assert!(s.contains("rolled back: every server it changed"), "{s}");
+    assert_eq!(flowtime_files(&farm)[0], original[0]);
+    p.send(ENTER);
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
+}
+
+/// The Servers screen filtered: the cursor stays on the rows shown, and
+/// `R` rescans the server the panel shows.
+#[test]
+fn the_servers_screen_filtered_rescans_the_server_shown() {
+    let dir = tmp();
+    let mut p = Pty::farmkey(&["demo"], &[], 100, 30, dir.path());
+    p.wait_for("servers 3 ok", T);
+    p.send("2");
+    p.wait_for("ADDRESS", T);
+    p.send("/web03");
+    p.send(ENTER);
+    p.send(DOWN);
+    p.send(DOWN);
+    let s = p.wait_until("the filtered list", T, |s| {
+        s.contains("/ web03") && !s.contains("web01") && s.contains("web03 via")
+    });
+    assert!(!s.contains("web02"), "{s}");
+    p.send("R");
+    // The log, filtered the same way, says which server was rescanned.
+    p.send("4");
+    let rescanned = |s: &str, server: &str| {
+        s.lines().any(|l| {
+            l.trim_end_matches(['│', ' '])
+                .ends_with(&format!("scanning {server}"))
+        })
+    };
+    let s = p.wait_until("web03 rescanned", T, |s| rescanned(s, "web03"));
+    assert!(!rescanned(&s, "web02") && !rescanned(&s, "web01"), "{s}");
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
+}
+
+/// A host key accepted once is asked about again by the next connection:
+/// the plan's. Its question comes on top of the dialog that waits for the
+/// plan (it used to wait behind it, and the plan waited for its answer).
+#[test]
+fn a_host_key_question_while_planning_comes_on_top_of_the_plan() {
+    let (_demo, farm) = demo_over_ssh(Options {
+        trust_host_keys: false,
+        ..Default::default()
+    });
+    let mut p = console_on(&farm, &[], 120, 40);
+    let answer_all_once = |p: &mut Pty| {
+        let mut answered: Vec<String> = Vec::new();
+        while answered.len() < 3 {
+            let s = p.wait_until("a new question", LONG, |s| {
+                s.contains("Unknown host key")
+                    && farmkey::demo::SERVERS.iter().any(|n| {
+                        s.contains(&format!("{n} ([127")) && !answered.contains(&n.to_string())
+                    })
+            });
+            let server = farmkey::demo::SERVERS
+                .iter()
+                .find(|n| s.contains(&format!("{n} ([127")) && !answered.contains(&n.to_string()))
+                .unwrap()
+                .to_string();
+            p.send(RIGHT);
+            p.send(ENTER);
+            answered.push(server);
+        }
+    };
+    answer_all_once(&mut p);
+    p.wait_for("servers 3 ok", LONG);
+    p.send("p");
+    p.wait_for("Push to Flowtime", T);
+    p.send(DOWN);
+    p.send(DOWN);
+    p.wait_until("generate selected", T, |s| {
+        s.lines().any(|l| l.contains("▶ Generate new keys: SHA1"))
+    });
+    p.send(ENTER);
+    answer_all_once(&mut p);
+    let s = p.wait_for("Confirm push", LONG);
+    assert!(s.contains("restarts the application"), "{s}");
+    p.send(ESC);
+    p.wait_until("cancelled", T, |s| !s.contains("Confirm push"));
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
+    assert!(
+        !farm.known_hosts.exists() || fs::read_to_string(&farm.known_hosts).unwrap().is_empty(),
+        "accepted once: nothing stored"
+    );
 }

@@ -4,7 +4,8 @@
 
 mod support;
 
-use farmkey::console::app::{App, Ask, Dialog, Msg};
+use farmkey::console::app::{App, Ask, Msg};
+use farmkey::console::dialogs::message::Message;
 use farmkey::console::symbols;
 use farmkey::console::theme::Theme;
 use farmkey::console::view;
@@ -90,10 +91,10 @@ fn snap(name: &str, app: &App) {
         let t = render(app, w, h);
         let text = format!("{}", t.backend());
         assert!(!text.contains(&"A".repeat(40)), "a key reached the screen");
-        insta::assert_snapshot!(format!("{name}_{w}x{h}_{}", app.theme.name), text);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}_{}", app.ui.theme.name), text);
         if w == 80 {
             insta::assert_debug_snapshot!(
-                format!("{name}_{w}x{h}_{}_styled", app.theme.name),
+                format!("{name}_{w}x{h}_{}_styled", app.ui.theme.name),
                 t.backend().buffer()
             );
         }
@@ -201,11 +202,11 @@ fn password_dialog_masks_input() {
 #[test]
 fn error_and_reveal_confirmation_dialogs() {
     both_themes("dialog_message", |a| {
-        a.dialogs.push(Dialog::Message {
-            title: "web02: host key changed, refused".into(),
-            text: "WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED for [10.0.0.12]:22: it now presents ssh-ed25519 key SHA256:abc. farmkey refuses to connect.".into(),
-            danger: true,
-        });
+        a.open(Box::new(Message::new(
+            "web02: host key changed, refused",
+            "WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED for [10.0.0.12]:22: it now presents ssh-ed25519 key SHA256:abc. farmkey refuses to connect.",
+            true,
+        )));
     });
     both_themes("dialog_reveal", |a| {
         key(a, KeyCode::Right);
@@ -310,4 +311,319 @@ fn both_themes_of(name: &str, make: impl Fn(&str) -> App) {
         assert_no_farm_key("disclosed", &format!("{}", render(&a, 120, 40).backend()));
         snap(name, &a);
     }
+}
+
+/// Types keys as an operator would.
+fn keys(app: &mut App, text: &str) -> Vec<farmkey::console::app::Effect> {
+    let mut effects = Vec::new();
+    for c in text.chars() {
+        let code = match c {
+            '\n' => KeyCode::Enter,
+            '\u{1b}' => KeyCode::Esc,
+            '↓' => KeyCode::Down,
+            '↑' => KeyCode::Up,
+            '→' => KeyCode::Right,
+            c => KeyCode::Char(c),
+        };
+        effects.extend(app.update(Msg::Input(Event::Key(KeyEvent::new(
+            code,
+            KeyModifiers::NONE,
+        )))));
+    }
+    effects
+}
+
+/// The Servers screen filtered to web03: the cursor cannot leave the rows
+/// shown, so Down keeps web03, its panel shows web03, and `R` rescans
+/// web03 (it used to select the hidden web02, show it, and rescan it).
+#[test]
+fn the_servers_screen_filtered_keeps_the_cursor_on_a_row_shown() {
+    use farmkey::console::app::Effect;
+    let (_dir, mut a) = app("default");
+    // Addresses as an inventory of SSH servers has them (the demo's are
+    // temporary folders).
+    for (i, row) in a.data.servers.iter_mut().enumerate() {
+        row.server.target = farmkey::inventory::Target::Ssh {
+            host: format!("10.0.0.{}", 11 + i),
+            settings: Default::default(),
+        };
+    }
+    keys(&mut a, "2/web03\n↓↓");
+    assert_eq!(a.screens.servers.selected(), Some(2));
+    let text = format!("{}", render(&a, 80, 24).backend());
+    let shown: Vec<&str> = text.lines().filter(|l| l.contains("web0")).collect();
+    assert!(
+        shown
+            .iter()
+            .all(|l| !l.contains("web01") && !l.contains("web02")),
+        "{text}"
+    );
+    assert!(text.contains("web03 via 10.0.0.13"), "{text}");
+    insta::assert_snapshot!("servers_filtered_80x24_default", text);
+    let effects = keys(&mut a, "R");
+    assert!(
+        matches!(&effects[..], [Effect::Scan { servers, .. }] if servers == &[2]),
+        "{effects:?}"
+    );
+    // Up stays on the only row too.
+    keys(&mut a, "↑");
+    assert_eq!(a.screens.servers.selected(), Some(2));
+}
+
+/// An audit log with three pushes: one rolled back on one server and
+/// refused on another, one cut short after its intent, one applied.
+fn audit_records() -> Vec<farmkey::push::audit::AuditRecord> {
+    use farmkey::push::audit::{Action, AuditRecord, Fingerprints, Outcome};
+    let fp = |v: &str, d: &str, set: &str| Fingerprints {
+        validation_key: Some(v.into()),
+        decryption_key: Some(d.into()),
+        key_set: Some(set.into()),
+    };
+    let rec = |time: &str,
+               id: &str,
+               site: &str,
+               server: &str,
+               action: Action,
+               outcome: Outcome,
+               message: &str| AuditRecord {
+        time: time.into(),
+        push_id: id.into(),
+        action,
+        user: "alice".into(),
+        server: server.into(),
+        site: site.into(),
+        file: format!("C:\\inetpub\\Cora\\{site}\\web.config"),
+        sha256_before: Some("1f2e3d4c5b6a79881f2e3d4c".into()),
+        sha256_after: Some("9a8b7c6d5e4f30219a8b7c6d".into()),
+        fingerprints_before: if server == "web03" {
+            fp("ec2715e0", "5e1298ac", "6ff92548")
+        } else {
+            fp("cf5c41db", "ca62f488", "507f8fce")
+        },
+        fingerprints_after: fp("0b1c2d3e", "4f5a6b7c", "1a2b3c4d"),
+        backup: Some(format!(
+            "C:\\inetpub\\Cora\\{site}\\web.20261126T112045Z.farmkey.config"
+        )),
+        outcome,
+        message: message.into(),
+    };
+    use Action::*;
+    use Outcome::*;
+    let p1 = "20261126T112045Z-ab12";
+    let p2 = "20261127T090000Z-cd34";
+    let p3 = "20261128T141500Z-ef56";
+    vec![
+        rec(
+            "2026-11-26T11:20:45Z",
+            p1,
+            "Flowtime",
+            "web01",
+            Push,
+            Intent,
+            "",
+        ),
+        rec(
+            "2026-11-26T11:20:46Z",
+            p1,
+            "Flowtime",
+            "web01",
+            Push,
+            Applied,
+            "",
+        ),
+        rec(
+            "2026-11-26T11:20:48Z",
+            p1,
+            "Flowtime",
+            "web03",
+            Push,
+            Intent,
+            "",
+        ),
+        rec(
+            "2026-11-26T11:20:49Z",
+            p1,
+            "Flowtime",
+            "web03",
+            Push,
+            Applied,
+            "",
+        ),
+        rec(
+            "2026-11-26T12:00:00Z",
+            p1,
+            "Flowtime",
+            "web01",
+            Rollback,
+            RolledBack,
+            "",
+        ),
+        rec(
+            "2026-11-26T12:00:01Z",
+            p1,
+            "Flowtime",
+            "web03",
+            Rollback,
+            Refused,
+            "C:\\inetpub\\Cora\\Flowtime\\web.config changed since push 20261126T112045Z-ab12 (it holds bytes this push did not write (sha256 77aa…): someone else changed it); refusing to overwrite it",
+        ),
+        rec(
+            "2026-11-27T09:00:00Z",
+            p2,
+            "Process TOGO",
+            "web03",
+            Push,
+            Intent,
+            "",
+        ),
+        rec(
+            "2026-11-28T14:15:00Z",
+            p3,
+            "Flowtime",
+            "web03",
+            Push,
+            Intent,
+            "",
+        ),
+        rec(
+            "2026-11-28T14:15:01Z",
+            p3,
+            "Flowtime",
+            "web03",
+            Push,
+            Applied,
+            "",
+        ),
+    ]
+}
+
+fn with_history(a: &mut App) {
+    keys(a, "5");
+    a.update(Msg::History {
+        path: PathBuf::from("/home/op/.local/state/farmkey/audit.jsonl"),
+        result: Ok(audit_records()),
+    });
+}
+
+#[test]
+fn history_screen_lists_pushes_newest_first() {
+    both_themes("history", with_history);
+    let (_dir, mut a) = app("default");
+    with_history(&mut a);
+    let text = format!("{}", render(&a, 120, 40).backend());
+    let at = |id: &str| text.find(id).unwrap_or(usize::MAX);
+    assert!(
+        at("2026-11-28 14:15") < at("2026-11-27 09:00")
+            && at("2026-11-27 09:00") < at("2026-11-26 11:20"),
+        "newest first: {text}"
+    );
+    assert!(text.contains("1 cut short"), "{text}");
+    // The filter narrows the list like every other screen's.
+    keys(&mut a, "/TOGO\n");
+    let text = format!("{}", render(&a, 120, 40).backend());
+    assert!(
+        text.contains("Process TOGO") && !text.contains("2026-11-28"),
+        "{text}"
+    );
+}
+
+#[test]
+fn history_shows_one_push_server_by_server() {
+    both_themes("history_push", |a| {
+        with_history(a);
+        keys(a, "↓↓\n");
+    });
+}
+
+#[test]
+fn history_rollback_asks_first_with_cancel_the_default() {
+    both_themes("history_rollback_confirm", |a| {
+        with_history(a);
+        // The newest push: web03 applied.
+        let effects = keys(a, "u");
+        assert!(effects.is_empty(), "nothing runs before the confirmation");
+    });
+    let (_dir, mut a) = app("default");
+    with_history(&mut a);
+    keys(&mut a, "u");
+    assert!(format!("{}", render(&a, 80, 24).backend()).contains("Roll back push"));
+    // Enter on the default button cancels: no effect, the dialog closes.
+    let effects = keys(&mut a, "\n");
+    assert!(effects.is_empty(), "{effects:?}");
+    assert!(a.dialogs.is_empty());
+    // Right, Enter: the rollback runs on a worker.
+    keys(&mut a, "u→");
+    let effects = keys(&mut a, "\n");
+    assert!(
+        matches!(&effects[..], [farmkey::console::app::Effect::Rollback { records, break_lock: false }]
+            if records.len() == 1 && records[0].server == "web03"),
+        "{effects:?}"
+    );
+    // The oldest push: web01 was rolled back already, web03 refused: only
+    // web03 remains to roll back.
+    let (_dir, mut a) = app("default");
+    with_history(&mut a);
+    keys(&mut a, "Gu→");
+    let text = format!("{}", render(&a, 120, 40).backend());
+    assert!(
+        text.contains("Roll back push 20261126T112045Z-ab12?")
+            && text.contains("web03: C:\\inetpub")
+            && !text.contains("web01: C:\\inetpub"),
+        "{text}"
+    );
+}
+
+#[test]
+fn read_only_refuses_a_rollback_where_actions_are_dispatched() {
+    let (dir, inv) = fixed_demo();
+    let mut a = App::new(
+        "demo farm".into(),
+        inv.servers,
+        Theme::built_in("default", false).unwrap(),
+        symbols::UNICODE,
+        true,
+    );
+    with_history(&mut a);
+    let effects = keys(&mut a, "u");
+    assert!(effects.is_empty());
+    let text = format!("{}", render(&a, 80, 24).backend());
+    assert!(
+        text.contains("Read-only") && !text.contains("Roll back push"),
+        "{text}"
+    );
+    drop(dir);
+}
+
+/// A worker's question waits behind what the operator is choosing, and
+/// comes on top once that waits for a worker itself (which may need the
+/// answer: workers take turns with questions).
+#[test]
+fn a_question_waits_behind_a_choice_and_comes_on_top_of_a_wait() {
+    let (_dir, mut a) = app("default");
+    keys(&mut a, "p");
+    let (reply, _answer) = channel();
+    a.update(Msg::Ask(Ask::HostKey {
+        question: HostKeyQuestion {
+            server: "web04".into(),
+            host: "[10.0.0.14]:22".into(),
+            key_type: "ssh-ed25519".into(),
+            fingerprint: "SHA256:Xk2m6n0QeJrq8u1v4y7B9c3D5f7H9j1L3n5P7r9T1v3".into(),
+            known_hosts: PathBuf::from("/home/op/.ssh/known_hosts"),
+            other_types: vec![],
+        },
+        reply,
+    }));
+    let text = format!("{}", render(&a, 80, 24).backend());
+    assert!(
+        text.contains("Push to Flowtime") && !text.contains("Unknown host key"),
+        "{text}"
+    );
+    // Enter: plan (the worker would now read the servers).
+    let effects = keys(&mut a, "\n");
+    assert!(
+        matches!(&effects[..], [farmkey::console::app::Effect::Plan(_)]),
+        "{effects:?}"
+    );
+    let text = format!("{}", render(&a, 80, 24).backend());
+    assert!(text.contains("Unknown host key"), "{text}");
 }

@@ -6,8 +6,9 @@ use crate::config::import::key_set_from_xml;
 use crate::disclosed::DisclosedKeys;
 use crate::farm::scan_all;
 use crate::push::apply::{Progress, rollback_push};
-use crate::push::audit::{AuditLog, AuditRecord, pushes};
+use crate::push::audit::{AuditLog, Outcome};
 use crate::push::diff::masked_diff;
+use crate::push::history::pushes;
 use crate::push::{
     Interrupt, KeySource, PlanAction, PushOutcome, PushRequest, Sessions, StopReason, Verdict,
     and_list, apply, build_plan, refuse_disclosed,
@@ -259,33 +260,6 @@ pub fn run_push(args: &PushArgs) -> ExitCode {
     ExitCode::from(push_exit_code(&outcome))
 }
 
-/// Per server of a push, its last `push` record (the outcome, or only the
-/// intent when the push was cut short before recording one).
-fn last_push_records(recs: &[AuditRecord]) -> Vec<&AuditRecord> {
-    let mut out: Vec<&AuditRecord> = Vec::new();
-    for r in recs.iter().filter(|r| r.action == "push") {
-        match out.iter_mut().find(|x| x.server == r.server) {
-            Some(x) => *x = r,
-            None => out.push(r),
-        }
-    }
-    out
-}
-
-/// The servers a push changed (or may have: an intent without an outcome)
-/// and that were not rolled back since.
-fn changed_by(recs: &[AuditRecord]) -> Vec<AuditRecord> {
-    let rolled_back = |server: &str| {
-        recs.iter()
-            .any(|r| r.action == "rollback" && r.outcome == "rolled-back" && r.server == server)
-    };
-    last_push_records(recs)
-        .into_iter()
-        .filter(|r| matches!(r.outcome.as_str(), "applied" | "intent") && !rolled_back(&r.server))
-        .cloned()
-        .collect()
-}
-
 pub fn run_history(args: &HistoryArgs) -> ExitCode {
     let audit = audit_log(&args.audit);
     let records = match audit.read_all() {
@@ -298,25 +272,27 @@ pub fn run_history(args: &HistoryArgs) -> ExitCode {
         out.last(&format!("No pushes recorded in {}.", audit.path.display()));
         return ExitCode::from(exit::OK);
     }
-    for (id, recs) in list {
-        let first = &recs[0];
+    for push in list {
         out.line(&format!(
-            "{id}  {}  {}  {}",
-            first.time, first.user, first.site
+            "{}  {}  {}  {}",
+            push.id,
+            push.time(),
+            push.user(),
+            push.site()
         ));
-        let pushed: Vec<String> = last_push_records(&recs)
+        let pushed: Vec<String> = push
+            .pushed()
             .iter()
-            .map(|r| match r.outcome.as_str() {
-                "intent" => format!("{} intent (cut short: no outcome recorded)", r.server),
+            .map(|r| match r.outcome {
+                Outcome::Intent => format!("{} intent (cut short: no outcome recorded)", r.server),
                 o => format!("{} {o}", r.server),
             })
             .collect();
         if !pushed.is_empty() {
             out.line(&format!("    {:<9} {}", "push", pushed.join(", ")));
         }
-        let rolled: Vec<String> = recs
-            .iter()
-            .filter(|r| r.action == "rollback")
+        let rolled: Vec<String> = push
+            .rollbacks()
             .map(|r| format!("{} {}", r.server, r.outcome))
             .collect();
         if !rolled.is_empty() {
@@ -334,13 +310,13 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
     };
     let list = pushes(&records, Some(&args.site));
     let chosen = match &args.push {
-        Some(id) => list.into_iter().find(|(p, _)| p == id),
+        Some(id) => list.into_iter().find(|p| p.id == *id),
         None => list
             .into_iter()
             .rev()
-            .find(|(_, recs)| !changed_by(recs).is_empty()),
+            .find(|p| !p.to_roll_back().is_empty()),
     };
-    let Some((id, recs)) = chosen else {
+    let Some(push) = chosen else {
         return usage_error(format!(
             "no push of {}{} with applied changes in {}",
             args.site,
@@ -351,7 +327,8 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
             audit.path.display()
         ));
     };
-    let applied = changed_by(&recs);
+    let id = &push.id;
+    let applied = push.to_roll_back();
     let mut out = Out::new(Interrupt::new());
     out.line(&format!(
         "Rollback of push {id} to {}: restore the backups on",
@@ -365,7 +342,7 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
             r.backup
                 .as_deref()
                 .unwrap_or("(remove: the push created it)"),
-            if r.outcome == "intent" {
+            if r.outcome == Outcome::Intent {
                 " (if the cut-short push changed it)"
             } else {
                 ""
@@ -402,7 +379,13 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
         inventory.servers.clone(),
         args.farm.connect.headless_options(),
     );
-    let results = rollback_push(&applied, &mut sessions, &audit, args.break_lock);
+    let results = rollback_push(
+        &applied,
+        &mut sessions,
+        &audit,
+        args.break_lock,
+        &mut |_| {},
+    );
     let mut refused = Vec::new();
     for (server, r) in &results {
         match r {

@@ -317,33 +317,21 @@ impl MachineKey {
     }
 }
 
-/// How WIF protects session tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum HandlerState {
-    /// MachineKeySessionSecurityTokenHandler added, SessionSecurityTokenHandler removed.
-    #[serde(rename = "machinekey")]
-    MachineKey,
-    /// The site uses WIF and the configuration in use keeps the DPAPI
-    /// handler (or is WIF's defaults): readable on one machine only.
-    Dpapi,
-    /// The site does not use WIF.
-    NotConfigured,
-    /// `system.identityModel` is encrypted.
-    Encrypted,
-    /// WIF refuses the configuration at start-up (see [`Handler::fault`]).
-    Invalid,
-}
-
-impl HandlerState {
-    pub fn name(self) -> &'static str {
-        match self {
-            HandlerState::MachineKey => "machinekey",
-            HandlerState::Dpapi => "dpapi",
-            HandlerState::NotConfigured => "not-configured",
-            HandlerState::Encrypted => "encrypted",
-            HandlerState::Invalid => "invalid",
-        }
+crate::spelled::spelled! {
+    /// How WIF protects session tokens.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum HandlerState {
+        /// MachineKeySessionSecurityTokenHandler added, SessionSecurityTokenHandler removed.
+        MachineKey = "machinekey",
+        /// The site uses WIF and the configuration in use keeps the DPAPI
+        /// handler (or is WIF's defaults): readable on one machine only.
+        Dpapi = "dpapi",
+        /// The site does not use WIF.
+        NotConfigured = "not-configured",
+        /// `system.identityModel` is encrypted.
+        Encrypted = "encrypted",
+        /// WIF refuses the configuration at start-up (see [`Handler::fault`]).
+        Invalid = "invalid",
     }
 }
 

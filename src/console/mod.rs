@@ -1,20 +1,27 @@
-//! The terminal console: an event loop fed by an input thread and by scan
-//! workers over one channel; state and updates in [`app`], drawing in
-//! [`view`]. The terminal is restored on exit, on error and on panic.
+//! The terminal console: an event loop fed by an input thread and by
+//! workers over one channel. State and updates in [`app`]; each screen in
+//! [`screens`], each dialog in [`dialogs`], a push in [`push_flow`]; the
+//! frame around them in [`view`]; the workers in [`workers`]. The terminal
+//! is restored on exit, on error and on panic.
 
 pub mod app;
+pub mod dialogs;
+pub mod push_flow;
+pub mod screens;
 pub mod symbols;
 pub mod theme;
+pub mod ui;
 pub mod view;
+mod workers;
 
 use crate::farm;
 use crate::inventory::Server;
 use crate::push::audit::AuditLog;
-use crate::push::{Interrupt, PushOutcome, PushRequest, Sessions, StopReason, apply, build_plan};
+use crate::push::{Interrupt, PushOutcome, StopReason};
 use crate::transport::{
     ConnectOptions, HostKeyDecision, HostKeyQuestion, Prompter, SecretQuestion,
 };
-use app::{App, Ask, Effect, Msg};
+use app::{App, Ask, Effect, Msg, Work};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{
@@ -145,6 +152,8 @@ fn run_effects(
     tx: &Sender<Msg>,
     push_stop: &Interrupt,
 ) {
+    let servers = || app.data.servers.iter().map(|r| r.server.clone()).collect();
+    let audit = || AuditLog::new(opts.audit.clone());
     for effect in effects {
         match effect {
             Effect::Scan {
@@ -153,7 +162,7 @@ fn run_effects(
             } => {
                 let list = servers
                     .into_iter()
-                    .filter_map(|i| app.servers.get(i).map(|r| (i, r.server.clone())))
+                    .filter_map(|i| app.data.servers.get(i).map(|r| (i, r.server.clone())))
                     .collect();
                 farm::spawn_scan(list, connect.clone(), opts.jobs, tx.clone(), move |event| {
                     Msg::Scan { generation, event }
@@ -163,68 +172,36 @@ fn run_effects(
                 // One push at a time (the dialogs are modal): a new plan
                 // starts with no stop asked.
                 push_stop.reset();
-                spawn_push(request, app, opts, connect, tx.clone(), push_stop.clone())
+                workers::spawn_push(
+                    request,
+                    app.data.report.clone(),
+                    servers(),
+                    connect.clone(),
+                    audit(),
+                    tx.clone(),
+                    push_stop.clone(),
+                )
             }
             Effect::InterruptPush => push_stop.request(StopReason::Operator),
+            Effect::LoadHistory => workers::load_history(audit(), tx.clone()),
+            Effect::Rollback {
+                records,
+                break_lock,
+            } => workers::spawn_rollback(
+                records,
+                break_lock,
+                servers(),
+                connect.clone(),
+                audit(),
+                tx.clone(),
+            ),
         }
     }
 }
 
-/// Plans a push on a worker thread; the same sessions then apply it if the
-/// operator confirms. The UI thread only sees messages.
-fn spawn_push(
-    request: PushRequest,
-    app: &App,
-    opts: &ConsoleOptions,
-    connect: &ConnectOptions,
-    tx: Sender<Msg>,
-    stop: Interrupt,
-) {
-    let report = app.report.clone();
-    let servers: Vec<Server> = app.servers.iter().map(|r| r.server.clone()).collect();
-    let connect = connect.clone();
-    let audit = AuditLog::new(opts.audit.clone());
-    std::thread::spawn(move || {
-        let mut sessions = Sessions::new(servers, connect);
-        let plan = match build_plan(&request, &report, &mut sessions) {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = tx.send(Msg::Planned {
-                    result: Err(e.to_string()),
-                    go: None,
-                });
-                return;
-            }
-        };
-        let (go, decision) = channel();
-        if tx
-            .send(Msg::Planned {
-                result: Ok(plan.clone()),
-                go: Some(go),
-            })
-            .is_err()
-        {
-            return;
-        }
-        if decision.recv() != Ok(true) {
-            return;
-        }
-        if let Err(e) = audit.check_writable() {
-            let _ = tx.send(Msg::PushDone(Err(format!("{e}; nothing was written"))));
-            return;
-        }
-        let progress_tx = tx.clone();
-        let mut progress = move |p| {
-            let _ = progress_tx.send(Msg::PushProgress(p));
-        };
-        let outcome = apply(&plan, &mut sessions, &audit, &stop, &mut progress);
-        let _ = tx.send(Msg::PushDone(Ok(outcome)));
-    });
-}
-
 fn write_log(file: &mut Option<File>, app: &App, written: &mut usize) {
     if let Some(f) = file {
-        for e in &app.log[*written..] {
+        for e in &app.data.log[*written..] {
             // Read later on a terminal: what servers said is made safe.
             let _ = writeln!(
                 f,
@@ -235,7 +212,7 @@ fn write_log(file: &mut Option<File>, app: &App, written: &mut usize) {
             );
         }
     }
-    *written = app.log.len();
+    *written = app.data.log.len();
 }
 
 /// Draws one frame as a synchronized update (DEC mode 2026): terminals that
@@ -354,15 +331,16 @@ pub fn run(opts: ConsoleOptions) -> io::Result<ConsoleEnd> {
                 // The signal is the reason given; the dialog shows it is
                 // being honoured.
                 push_stop.request(sig);
-                let effects = app.perform(app::Action::InterruptPush);
+                let effects = app.interrupt_push();
                 run_effects(effects, &app, &opts, &connect, &tx, &push_stop);
             }
         }
-        if end.signal.is_some() && !app.pushing() {
+        // A running rollback is never interrupted: the console waits for it.
+        if end.signal.is_some() && !app.working() {
             break Ok(());
         }
         if !terminal_gone && let Err(e) = draw_frame(&mut terminal, &app) {
-            if !app.pushing() {
+            if !app.working() {
                 break Err(e);
             }
             terminal_gone = true;
@@ -384,7 +362,7 @@ pub fn run(opts: ConsoleOptions) -> io::Result<ConsoleEnd> {
             .into_iter()
             .chain(std::iter::from_fn(|| rx.try_recv().ok()))
         {
-            if let Msg::PushDone(Ok(outcome)) = &msg
+            if let Msg::Work(Work::PushDone(Ok(outcome))) = &msg
                 && (end.signal.is_some() || terminal_gone)
             {
                 end.push = Some(outcome.clone());
@@ -401,7 +379,7 @@ pub fn run(opts: ConsoleOptions) -> io::Result<ConsoleEnd> {
         }
         run_effects(effects, &app, &opts, &connect, &tx, &push_stop);
         write_log(&mut log_file, &app, &mut written);
-        if terminal_gone && !app.pushing() {
+        if terminal_gone && !app.working() {
             break Ok(());
         }
         if app.quit {

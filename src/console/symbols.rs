@@ -27,6 +27,8 @@ pub struct Symbols {
     pub ellipsis: &'static str,
     pub arrows: &'static str,
     pub updown: &'static str,
+    /// Before, then after.
+    pub to: &'static str,
     pub border: ratatui::symbols::border::Set<'static>,
 }
 
@@ -54,6 +56,7 @@ pub const UNICODE: Symbols = Symbols {
     ellipsis: "…",
     arrows: "↑↓←→",
     updown: "↑↓",
+    to: "→",
     border: ratatui::symbols::border::PLAIN,
 };
 
@@ -81,6 +84,7 @@ pub const ASCII: Symbols = Symbols {
     ellipsis: "~",
     arrows: "arrows",
     updown: "up/down",
+    to: "->",
     border: ratatui::symbols::border::Set {
         top_left: "+",
         top_right: "+",

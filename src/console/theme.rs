@@ -3,46 +3,52 @@
 
 use ratatui::style::{Color, Modifier, Style};
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use toml::Spanned;
 
-/// Every semantic key a theme defines.
-pub const KEYS: &[&str] = &[
-    "text",
-    "text.dim",
-    "title",
-    "header",
-    "border",
-    "border.focus",
-    "selection",
-    "footer",
-    "footer.key",
-    "banner.readonly",
-    "matrix.match",
-    "matrix.mismatch",
-    "matrix.mismatch.alt",
-    "matrix.missing",
-    "matrix.pending",
-    "matrix.problem",
-    "site.drift",
-    "site.ok",
-    "state.ok",
-    "state.error",
-    "state.busy",
-    "danger",
-    "warning",
-    "info",
-    "dialog",
-    "dialog.title",
-    "button",
-    "button.focus",
-    "log.error",
-    "log.warn",
-    "log.info",
-    "reveal",
-];
+crate::spelled::spelled! {
+    /// Every semantic key a theme defines, spelled as in the theme files:
+    /// code names a style by this enum, so that a typo does not compile.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum StyleKey {
+        Text = "text",
+        TextDim = "text.dim",
+        Title = "title",
+        Header = "header",
+        Border = "border",
+        BorderFocus = "border.focus",
+        Selection = "selection",
+        Footer = "footer",
+        FooterKey = "footer.key",
+        BannerReadonly = "banner.readonly",
+        MatrixMatch = "matrix.match",
+        MatrixMismatch = "matrix.mismatch",
+        MatrixMismatchAlt = "matrix.mismatch.alt",
+        MatrixMissing = "matrix.missing",
+        MatrixPending = "matrix.pending",
+        MatrixProblem = "matrix.problem",
+        SiteDrift = "site.drift",
+        SiteOk = "site.ok",
+        StateOk = "state.ok",
+        StateError = "state.error",
+        StateBusy = "state.busy",
+        Danger = "danger",
+        Warning = "warning",
+        Info = "info",
+        Dialog = "dialog",
+        DialogTitle = "dialog.title",
+        Button = "button",
+        ButtonFocus = "button.focus",
+        LogError = "log.error",
+        LogWarn = "log.warn",
+        LogInfo = "log.info",
+        Reveal = "reveal",
+    }
+}
+
+const COUNT: usize = StyleKey::ALL.len();
 
 /// The themes shipped in `themes/`.
 pub const BUILT_IN: &[(&str, &str)] = &[
@@ -105,17 +111,21 @@ pub fn truecolor_from_env() -> bool {
 #[derive(Debug, Clone)]
 pub struct Theme {
     pub name: String,
-    styles: HashMap<&'static str, Style>,
+    /// Indexed by [`StyleKey`]; `None` where the theme does not set it.
+    styles: [Option<Style>; COUNT],
 }
 
 impl Theme {
-    pub fn style(&self, key: &str) -> Style {
-        self.styles.get(key).copied().unwrap_or_default()
+    pub fn style(&self, key: StyleKey) -> Style {
+        self.styles[key as usize].unwrap_or_default()
     }
 
     /// Every key is set (theme files must define all of them).
     pub fn defines_all(&self) -> Result<(), String> {
-        match KEYS.iter().find(|k| !self.styles.contains_key(*k)) {
+        match StyleKey::ALL
+            .iter()
+            .find(|k| self.styles[**k as usize].is_none())
+        {
             Some(k) => Err(format!("key `{k}` is not defined")),
             None => Ok(()),
         }
@@ -178,7 +188,7 @@ fn parse(file: &str, text: &str, user: bool, truecolor: bool) -> Result<Theme, T
     };
     let raw: RawTheme = toml::from_str(text)
         .map_err(|e| err(e.span().map(|s| s.start), e.message().to_string()))?;
-    let mut styles: HashMap<&'static str, Style> = HashMap::new();
+    let mut styles: [Option<Style>; COUNT] = [None; COUNT];
     if let Some(base) = &raw.inherits {
         let parent = Theme::built_in(base.get_ref(), truecolor).ok_or_else(|| {
             err(
@@ -194,7 +204,7 @@ fn parse(file: &str, text: &str, user: bool, truecolor: bool) -> Result<Theme, T
     }
     for (key, value) in raw.styles {
         let at = key.span().start;
-        let Some(&known) = KEYS.iter().find(|k| **k == key.get_ref()) else {
+        let Some(known) = StyleKey::from_name(key.get_ref()) else {
             return Err(err(
                 Some(at),
                 format!("key `{}` is not a theme key", key.get_ref()),
@@ -240,7 +250,7 @@ fn parse(file: &str, text: &str, user: bool, truecolor: bool) -> Result<Theme, T
                 style = style.add_modifier(m);
             }
         }
-        styles.insert(known, style);
+        styles[known as usize] = Some(style);
     }
     Ok(Theme {
         name: raw.name.unwrap_or_else(|| file.to_string()),
@@ -265,7 +275,7 @@ mod tests {
     #[test]
     fn the_default_theme_uses_the_16_ansi_colours_only() {
         let t = Theme::built_in("default", true).unwrap();
-        for k in KEYS {
+        for &k in StyleKey::ALL {
             let s = t.style(k);
             for c in [s.fg, s.bg].into_iter().flatten() {
                 assert!(
@@ -276,18 +286,19 @@ mod tests {
         }
         let mono = Theme::built_in("mono", true).unwrap();
         assert!(
-            KEYS.iter()
-                .all(|k| mono.style(k).fg.is_none() && mono.style(k).bg.is_none())
+            StyleKey::ALL
+                .iter()
+                .all(|&k| mono.style(k).fg.is_none() && mono.style(k).bg.is_none())
         );
     }
 
     #[test]
     fn truecolor_themes_fall_back_to_256_colours() {
         let t = Theme::built_in("nord", false).unwrap();
-        assert_eq!(t.style("matrix.match").fg, Some(Color::Indexed(144)));
+        assert_eq!(t.style(StyleKey::MatrixMatch).fg, Some(Color::Indexed(144)));
         let t = Theme::built_in("nord", true).unwrap();
         assert_eq!(
-            t.style("matrix.match").fg,
+            t.style(StyleKey::MatrixMatch).fg,
             Some(Color::Rgb(0xa3, 0xbe, 0x8c))
         );
     }
@@ -298,8 +309,8 @@ mod tests {
             .join("tests/fixtures/themes/user-override.toml");
         let user = Theme::load(&path, false).unwrap();
         let light = Theme::built_in("light", false).unwrap();
-        assert_eq!(user.style("selection").fg, Some(Color::Red));
-        for k in KEYS.iter().filter(|k| **k != "selection") {
+        assert_eq!(user.style(StyleKey::Selection).fg, Some(Color::Red));
+        for &k in StyleKey::ALL.iter().filter(|&&k| k != StyleKey::Selection) {
             assert_eq!(user.style(k), light.style(k), "{k}");
         }
         user.defines_all().unwrap();

@@ -9,7 +9,8 @@
 //! log fails, or the push is interrupted. The locks are released and every
 //! file is re-read before the result is reported.
 
-use super::audit::{AuditLog, AuditRecord, Fingerprints, local_user, now};
+use super::audit::{self, AuditLog, AuditRecord, local_user, now};
+use super::error::{Refusal, StepError, VerifyError};
 use super::interrupt::{Interrupt, StopReason};
 use super::lock::{self, LockInfo, Taken};
 use super::undo::{
@@ -27,26 +28,28 @@ pub use super::outcome::{
 
 /// Whether the server's effective configuration of the site is what the
 /// plan asked for.
-fn verify_effective(t: &mut dyn Transport, plan: &Plan, sp: &ServerPlan) -> Result<(), String> {
-    let config = read_server(t, &WindowsEnv::default()).map_err(|e| e.to_string())?;
+fn verify_effective(
+    t: &mut dyn Transport,
+    plan: &Plan,
+    sp: &ServerPlan,
+) -> Result<(), VerifyError> {
+    let config = read_server(t, &WindowsEnv::default()).map_err(VerifyError::Read)?;
     let app = config
         .apps
         .iter()
         .find(|a| a.app.id.eq_ignore_ascii_case(&plan.site))
-        .ok_or_else(|| format!("{} is no longer in applicationHost.config", plan.site))?;
-    let eff = app.effective.as_ref().map_err(|e| e.to_string())?;
+        .ok_or_else(|| VerifyError::SiteGone(plan.site.clone()))?;
+    let eff = app
+        .effective
+        .as_ref()
+        .map_err(|e| VerifyError::Unreadable(e.clone()))?;
     if let Some(keys) = &plan.keys
         && !super::same_keys(eff, keys)
     {
-        return Err(
-            "the effective machine key is not the one pushed (a file above may override it)".into(),
-        );
+        return Err(VerifyError::KeysDiffer);
     }
     if sp.handler_swap && eff.handler.state != HandlerState::MachineKey {
-        return Err(format!(
-            "the session-token handler is {}",
-            eff.handler.state.name()
-        ));
+        return Err(VerifyError::Handler(eff.handler.state));
     }
     Ok(())
 }
@@ -96,7 +99,7 @@ enum Attempt {
     /// Applied and verified.
     Done,
     /// Failed before anything changed; whatever it created is removed.
-    Untouched { step: Step, error: String },
+    Untouched { step: Step, error: StepError },
     /// Stopped before the swap; whatever it created is removed.
     Interrupted(StopReason),
     /// The intent could not be recorded; nothing changed.
@@ -105,7 +108,7 @@ enum Attempt {
     /// file must be settled.
     Touched {
         step: Step,
-        error: String,
+        error: StepError,
         swapped: bool,
         broken: bool,
     },
@@ -114,8 +117,8 @@ enum Attempt {
 fn record(
     plan: &Plan,
     sp: &ServerPlan,
-    action: &str,
-    outcome: &str,
+    action: audit::Action,
+    outcome: audit::Outcome,
     message: String,
     sha_after: Option<String>,
     applied: bool,
@@ -123,21 +126,21 @@ fn record(
     AuditRecord {
         time: now(),
         push_id: plan.push_id.clone(),
-        action: action.to_string(),
+        action,
         user: local_user(),
         server: sp.server.clone(),
         site: plan.site.clone(),
         file: sp.file.to_string(),
         sha256_before: sp.scanned_sha256.clone(),
         sha256_after: sha_after,
-        fingerprints_before: Fingerprints::from(&sp.fingerprints_before),
+        fingerprints_before: sp.fingerprints_before.clone(),
         fingerprints_after: if applied {
-            Fingerprints::from(&sp.fingerprints_after)
+            sp.fingerprints_after.clone()
         } else {
-            Fingerprints::from(&sp.fingerprints_before)
+            sp.fingerprints_before.clone()
         },
         backup: sp.scanned_sha256.as_ref().map(|_| sp.backup.to_string()),
-        outcome: outcome.to_string(),
+        outcome,
         message,
     }
 }
@@ -160,7 +163,7 @@ fn attempt(
     let Some(new_bytes) = &sp.edited else {
         return Attempt::Untouched {
             step: Step::Reread,
-            error: "the plan has no new content".into(),
+            error: StepError::NoContent,
         };
     };
     // Failed before the swap: the file is untouched; remove what this
@@ -170,7 +173,7 @@ fn attempt(
             if e.is_disconnected() {
                 return Attempt::Touched {
                     step,
-                    error: e.to_string(),
+                    error: e.into(),
                     swapped: false,
                     broken: true,
                 };
@@ -180,7 +183,7 @@ fn attempt(
             }
             Attempt::Untouched {
                 step,
-                error: e.to_string(),
+                error: e.into(),
             }
         };
     step(progress, Step::Reread);
@@ -190,17 +193,14 @@ fn attempt(
         Err(e) => {
             return Attempt::Untouched {
                 step: Step::Reread,
-                error: e.to_string(),
+                error: e.into(),
             };
         }
     };
     if current.as_ref().map(|b| b.sha256()) != sp.scanned_sha256 {
         return Attempt::Untouched {
             step: Step::Reread,
-            error: format!(
-                "{} changed since the plan: someone else wrote it; left as it is",
-                sp.file
-            ),
+            error: StepError::ChangedSincePlan(sp.file.clone()),
         };
     }
     // The new file gets the original's mode and owner; the backup, which
@@ -247,8 +247,8 @@ fn attempt(
     let intent = record(
         plan,
         sp,
-        "push",
-        "intent",
+        audit::Action::Push,
+        audit::Outcome::Intent,
         String::new(),
         Some(new_bytes.sha256()),
         true,
@@ -269,14 +269,14 @@ fn attempt(
         return Attempt::Touched {
             step: Step::Swap,
             broken: e.is_disconnected(),
-            error: e.to_string(),
+            error: e.into(),
             swapped: true,
         };
     }
     test_pause("swapped", Some(&sp.server), stop);
     // Mandatory, also where the swap is not atomic.
     step(progress, Step::Verify);
-    let touched = |error: String, broken: bool| Attempt::Touched {
+    let touched = |error: StepError, broken: bool| Attempt::Touched {
         step: Step::Verify,
         error,
         swapped: true,
@@ -284,16 +284,14 @@ fn attempt(
     };
     match t.read(&sp.file) {
         Ok(b) if b.sha256() == new_bytes.sha256() => {}
-        Ok(_) => {
-            return touched(
-                "web.config does not read back as written (someone else wrote it?)".into(),
-                false,
-            );
+        Ok(_) => return touched(StepError::ReadBack, false),
+        Err(e) => {
+            let broken = e.is_disconnected();
+            return touched(e.into(), broken);
         }
-        Err(e) => return touched(e.to_string(), e.is_disconnected()),
     }
     if let Err(e) = verify_effective(t, plan, sp) {
-        return touched(e, false);
+        return touched(e.into(), false);
     }
     Attempt::Done
 }
@@ -347,21 +345,24 @@ impl Run<'_> {
         &mut self,
         server: &str,
         mut op: impl FnMut(&mut dyn Transport) -> Result<T, TransportError>,
-    ) -> Result<T, String> {
+    ) -> Result<T, StepError> {
         let first = match self.sessions.get(server) {
-            Ok(t) => op(t),
-            Err(e) => Err(TransportError::Disconnected(e)),
+            Ok(t) => op(t).map_err(StepError::from),
+            Err(e) => Err(StepError::Session(e)),
         };
         match first {
             Err(e) if e.is_disconnected() => {
-                let t = self.sessions.reconnect(server)?;
-                op(t).map_err(|e| e.to_string())
+                let t = self
+                    .sessions
+                    .reconnect(server)
+                    .map_err(StepError::Session)?;
+                Ok(op(t)?)
             }
-            other => other.map_err(|e| e.to_string()),
+            other => other,
         }
     }
 
-    fn refuse(mut self, why: String, interrupted: Option<StopReason>) -> PushOutcome {
+    fn refuse(mut self, why: Refusal, interrupted: Option<StopReason>) -> PushOutcome {
         for r in &mut self.results {
             if r.outcome != ServerOutcome::Unchanged {
                 r.outcome = ServerOutcome::NotAttempted("the push did not start".into());
@@ -373,12 +374,12 @@ impl Run<'_> {
         out
     }
 
-    fn take_locks(&mut self) -> Result<(), String> {
+    fn take_locks(&mut self) -> Result<(), Refusal> {
         let plan = self.plan;
         let mine = LockInfo::mine(&plan.push_id, &plan.site);
         for i in self.targets() {
             if let Some(r) = self.stop.reason() {
-                return Err(format!("interrupted by {r} before anything was written"));
+                return Err(Refusal::Interrupted(r));
             }
             let sp = &plan.servers[i];
             let breakable = sp.lock_holder.as_ref().filter(|_| plan.break_lock);
@@ -391,15 +392,18 @@ impl Run<'_> {
                 };
                 let t = match t {
                     Ok(t) => t,
-                    Err(e) => {
-                        taken = Some(Err(format!("cannot lock {}: {e}", sp.server)));
+                    Err(error) => {
+                        taken = Some(Err(Refusal::Unreachable {
+                            server: sp.server.clone(),
+                            error,
+                        }));
                         continue;
                     }
                 };
                 match lock::acquire(t, &sp.server, &sp.lock, &mine, breakable) {
                     Err(e) if e.is_disconnected() && !fresh => continue,
                     Err(e) => {
-                        taken = Some(Err(e.to_string()));
+                        taken = Some(Err(Refusal::Lock(e)));
                         break;
                     }
                     Ok(how) => {
@@ -416,7 +420,7 @@ impl Run<'_> {
                     }
                 }
                 Some(Err(e)) => return Err(e),
-                None => return Err(format!("cannot lock {}", sp.server)),
+                None => unreachable!("a lock is tried at least once"),
             }
         }
         Ok(())
@@ -428,11 +432,11 @@ impl Run<'_> {
             let sp = &plan.servers[i];
             let released = match self.sessions.get(&sp.server) {
                 Ok(t) => lock::release(t, &sp.server, &sp.lock, &plan.push_id),
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             };
             let released = released.or_else(|_| match self.sessions.reconnect(&sp.server) {
                 Ok(t) => lock::release(t, &sp.server, &sp.lock, &plan.push_id),
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             });
             if let Err(e) = released {
                 self.leftovers
@@ -442,18 +446,22 @@ impl Run<'_> {
     }
 
     /// Under the locks: every file still holds what the plan read.
-    fn check_unchanged(&mut self) -> Result<(), String> {
+    fn check_unchanged(&mut self) -> Result<(), Refusal> {
         let plan = self.plan;
         for i in self.targets() {
             let sp = &plan.servers[i];
             let now = self
                 .on_server(&sp.server, |t| read_opt(t, &sp.file))
-                .map_err(|e| format!("cannot re-read {} on {}: {e}", sp.file, sp.server))?;
+                .map_err(|error| Refusal::Reread {
+                    server: sp.server.clone(),
+                    file: sp.file.clone(),
+                    error,
+                })?;
             if now.map(|b| b.sha256()) != sp.scanned_sha256 {
-                return Err(format!(
-                    "{}'s {} changed since the plan (another push or someone else wrote it); scan again",
-                    sp.server, sp.file
-                ));
+                return Err(Refusal::Changed {
+                    server: sp.server.clone(),
+                    file: sp.file.clone(),
+                });
             }
         }
         Ok(())
@@ -468,7 +476,7 @@ impl Run<'_> {
         let attempted = match self.sessions.get(&sp.server) {
             Err(e) => Attempt::Untouched {
                 step: Step::Reread,
-                error: e,
+                error: StepError::Session(e),
             },
             Ok(t) => attempt(t, plan, sp, self.audit, self.stop, &mut *self.progress),
         };
@@ -497,7 +505,7 @@ impl Run<'_> {
                 (
                     ServerOutcome::Failed {
                         step: Step::Audit,
-                        error: e,
+                        error: StepError::Audit(e),
                         restore: Restore::Untouched,
                     },
                     sp.scanned_sha256.clone(),
@@ -542,8 +550,8 @@ impl Run<'_> {
         let rec = record(
             plan,
             sp,
-            "push",
-            outcome.name(),
+            audit::Action::Push,
+            outcome.recorded(),
             message,
             sha_after.clone(),
             applied,
@@ -599,8 +607,8 @@ impl Run<'_> {
             let rec = record(
                 plan,
                 sp,
-                "rollback",
-                outcome.name(),
+                audit::Action::Rollback,
+                outcome.recorded(),
                 message,
                 after.clone(),
                 !rolled,
@@ -697,19 +705,11 @@ pub fn apply(
     };
     let blocked = plan.blocked();
     if !blocked.is_empty() {
-        let why = blocked
-            .iter()
-            .map(|(s, w)| format!("{s}: {w}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        return run.refuse(format!("the push is blocked ({why})"), None);
+        return run.refuse(Refusal::Blocked(blocked), None);
     }
     test_pause("start", None, stop);
     if let Some(r) = stop.reason() {
-        return run.refuse(
-            format!("interrupted by {r} before anything was written"),
-            Some(r),
-        );
+        return run.refuse(Refusal::Interrupted(r), Some(r));
     }
     run.note(format!("locking {} on every server of the push", plan.site));
     if let Err(why) = run.take_locks() {
@@ -719,10 +719,7 @@ pub fn apply(
         return run.refuse(why, stop.reason());
     }
     if let Some(r) = stop.reason() {
-        return run.refuse(
-            format!("interrupted by {r} before anything was written"),
-            Some(r),
-        );
+        return run.refuse(Refusal::Interrupted(r), Some(r));
     }
 
     let mut halted = false;
@@ -739,8 +736,8 @@ pub fn apply(
             let rec = record(
                 plan,
                 &plan.servers[i],
-                "push",
-                "not-attempted",
+                audit::Action::Push,
+                audit::Outcome::NotAttempted,
                 run.results[i].outcome.to_string(),
                 plan.servers[i].scanned_sha256.clone(),
                 false,
@@ -765,104 +762,189 @@ pub fn apply(
     run.finish(final_state, interrupted.or(late))
 }
 
+/// A server a rollback restored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolledBack {
+    /// The stale lock it broke to do so, as asked.
+    pub broke: Option<Box<lock::Holder>>,
+    /// Why the audit log did not take the rollback's record (it names the log).
+    pub unrecorded: Option<String>,
+}
+
+/// Reads as a note after "restored and verified".
+impl std::fmt::Display for RolledBack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(h) = &self.broke {
+            write!(f, " (broke the stale lock: {h})")?;
+        }
+        if let Some(e) = &self.unrecorded {
+            write!(f, "; but the audit log did not take its record: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a server was not rolled back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RollbackError {
+    /// The audit record names a path farmkey does not write to.
+    #[error("{0}")]
+    Path(#[from] crate::paths::PathError),
+    #[error("{0}")]
+    Connect(super::error::SessionError),
+    #[error("{0}")]
+    ReadLock(TransportError),
+    /// Another push holds the lock, and breaking it was not asked.
+    #[error("{0}; if that push no longer runs, roll back with --break-lock")]
+    Locked(Box<lock::Holder>),
+    #[error("{0}")]
+    Lock(lock::LockError),
+    /// The file holds bytes the push did not write: left alone.
+    #[error("{file} changed since push {push_id} ({why}); refusing to overwrite it")]
+    Changed {
+        file: RemotePath,
+        push_id: String,
+        why: String,
+    },
+    /// The restore itself failed: why, and where the original is.
+    #[error("{0}")]
+    Failed(String),
+    #[error("restored, but its lock {path} is left: {error}")]
+    LockLeft {
+        path: RemotePath,
+        error: lock::ReleaseError,
+    },
+    /// Refused, and the audit log did not take the record saying so.
+    #[error("{why}; and the audit log did not take its record: {audit}")]
+    Unrecorded {
+        why: Box<RollbackError>,
+        audit: String,
+    },
+}
+
+impl RollbackError {
+    /// A lock left by a push that no longer runs here, which the operator
+    /// may break (a lock of another machine is shown too: only the operator
+    /// can tell whether that push still runs).
+    pub fn breakable_lock(&self) -> Option<&lock::Holder> {
+        match self {
+            RollbackError::Locked(h) if !h.alive_here() => Some(h),
+            RollbackError::Unrecorded { why, .. } => why.breakable_lock(),
+            _ => None,
+        }
+    }
+}
+
+/// One server of a rollback, as it ended.
+pub type RollbackResult = (String, Result<RolledBack, RollbackError>);
+
 /// Restores the files a past push wrote, after checking that they still
 /// hold what it wrote. Servers whose push record is only an intent (the
 /// push was cut short) are included: a file still holding its original
 /// bytes is left as it is. Each server is locked while it is restored;
 /// `break_lock` breaks a lock found there unless a process of this machine
-/// that still runs holds it (what was broken is in the result).
+/// that still runs holds it (what was broken is in the result). Each
+/// server's result goes to `progress` as it ends.
 pub fn rollback_push(
     records: &[AuditRecord],
     sessions: &mut Sessions,
     audit: &AuditLog,
     break_lock: bool,
-) -> Vec<(String, Result<String, String>)> {
+    progress: &mut dyn FnMut(&RollbackResult),
+) -> Vec<RollbackResult> {
     let mut out = Vec::new();
     let stamp = super::file_stamp();
     let id = format!("rollback-{}", &stamp[..16]);
     for rec in records {
-        let result =
-            (|| -> Result<String, String> {
-                let file = RemotePath::parse(&rec.file).map_err(|e| e.to_string())?;
-                let backup = match &rec.backup {
-                    Some(b) => Some(RemotePath::parse(b).map_err(|e| e.to_string())?),
-                    None => None,
-                };
-                let lock_path = lock::lock_path(&file);
-                let mine = LockInfo::mine(&id, &rec.site);
-                let t = sessions.get(&rec.server)?;
-                let found = if break_lock {
-                    lock::read_holder(t, &rec.server, &lock_path).map_err(|e| e.to_string())?
-                } else {
-                    None
-                };
-                let taken = lock::acquire(t, &rec.server, &lock_path, &mine, found.as_ref())
-                    .map_err(|e| match e {
-                        lock::LockError::Held(_) if !break_lock => {
-                            format!("{e}; if that push no longer runs, roll back with --break-lock")
-                        }
-                        e => e.to_string(),
-                    })?;
-                let note = match taken {
-                    Taken::Broke(h) => format!(" (broke the stale lock: {h})"),
-                    Taken::Fresh => String::new(),
-                };
-                let undo = Undo {
-                    file: &file,
-                    backup: backup.as_ref(),
-                    original: rec.sha256_before.as_deref(),
-                    written: rec.sha256_after.as_deref(),
-                    leftovers: Vec::new(),
-                    restore: sibling(&file, &stamp, "-restore"),
-                    aside: sibling(&file, &stamp, "-old"),
-                };
-                let restored = settle_server(sessions, &rec.server, &undo, false, false);
-                let released = match sessions.get(&rec.server) {
-                    Ok(t) => lock::release(t, &rec.server, &lock_path, &id),
-                    Err(e) => Err(e),
-                };
-                match restored {
-                    Restore::Restored | Restore::Untouched => {}
-                    Restore::LeftAlone(why) => {
-                        return Err(format!(
-                            "{file} changed since push {} ({why}); refusing to overwrite it",
-                            rec.push_id
-                        ));
+        let result = (|| -> Result<RolledBack, RollbackError> {
+            let file = RemotePath::parse(&rec.file)?;
+            let backup = rec.backup.as_deref().map(RemotePath::parse).transpose()?;
+            let lock_path = lock::lock_path(&file);
+            let mine = LockInfo::mine(&id, &rec.site);
+            let t = sessions.get(&rec.server).map_err(RollbackError::Connect)?;
+            let found = if break_lock {
+                lock::read_holder(t, &rec.server, &lock_path).map_err(RollbackError::ReadLock)?
+            } else {
+                None
+            };
+            let taken =
+                lock::acquire(t, &rec.server, &lock_path, &mine, found.as_ref()).map_err(|e| {
+                    match e {
+                        lock::LockError::Held(h) if !break_lock => RollbackError::Locked(h),
+                        e => RollbackError::Lock(e),
                     }
-                    Restore::Failed(why) => return Err(why),
+                })?;
+            let broke = match taken {
+                Taken::Broke(h) => Some(h),
+                Taken::Fresh => None,
+            };
+            let undo = Undo {
+                file: &file,
+                backup: backup.as_ref(),
+                original: rec.sha256_before.as_deref(),
+                written: rec.sha256_after.as_deref(),
+                leftovers: Vec::new(),
+                restore: sibling(&file, &stamp, "-restore"),
+                aside: sibling(&file, &stamp, "-old"),
+            };
+            let restored = settle_server(sessions, &rec.server, &undo, false, false);
+            let released = match sessions.get(&rec.server) {
+                Ok(t) => lock::release(t, &rec.server, &lock_path, &id),
+                Err(e) => Err(e.into()),
+            };
+            match restored {
+                Restore::Restored | Restore::Untouched => {}
+                Restore::LeftAlone(why) => {
+                    return Err(RollbackError::Changed {
+                        file,
+                        push_id: rec.push_id.clone(),
+                        why,
+                    });
                 }
-                released
-                    .map(|()| note)
-                    .map_err(|e| format!("restored, but its lock {lock_path} is left: {e}"))
-            })();
+                Restore::Failed(why) => return Err(RollbackError::Failed(why)),
+            }
+            released
+                .map(|()| RolledBack {
+                    broke,
+                    unrecorded: None,
+                })
+                .map_err(|error| RollbackError::LockLeft {
+                    path: lock_path,
+                    error,
+                })
+        })();
         let mut line = rec.clone();
         line.time = now();
-        line.action = "rollback".into();
+        line.action = audit::Action::Rollback;
         line.user = local_user();
         std::mem::swap(&mut line.sha256_before, &mut line.sha256_after);
         std::mem::swap(&mut line.fingerprints_before, &mut line.fingerprints_after);
         match &result {
             Ok(_) => {
-                line.outcome = "rolled-back".into();
+                line.outcome = audit::Outcome::RolledBack;
                 line.message = String::new();
             }
             Err(e) => {
-                line.outcome = "refused".into();
-                line.message = e.clone();
+                line.outcome = audit::Outcome::Refused;
+                line.message = e.to_string();
                 line.sha256_after = line.sha256_before.clone();
             }
         }
         // Not silent: the operator learns which record is missing, and where.
         let result = match (audit.append(&line), result) {
             (Ok(()), r) => r,
-            (Err(e), Ok(note)) => Ok(format!(
-                "{note}; but the audit log did not take its record: {e}"
-            )),
-            (Err(e), Err(why)) => Err(format!(
-                "{why}; and the audit log did not take its record: {e}"
-            )),
+            (Err(e), Ok(done)) => Ok(RolledBack {
+                unrecorded: Some(e.to_string()),
+                ..done
+            }),
+            (Err(e), Err(why)) => Err(RollbackError::Unrecorded {
+                why: Box::new(why),
+                audit: e.to_string(),
+            }),
         };
-        out.push((rec.server.clone(), result));
+        let done = (rec.server.clone(), result);
+        progress(&done);
+        out.push(done);
     }
     out
 }

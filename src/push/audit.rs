@@ -12,20 +12,51 @@ pub fn default_path() -> PathBuf {
         .join("audit.jsonl")
 }
 
+/// Key fingerprints: each key's, and the key set's (as the console's
+/// matrix shows it). Records written before the set was recorded lack it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fingerprints {
     #[serde(rename = "validationKey")]
     pub validation_key: Option<String>,
     #[serde(rename = "decryptionKey")]
     pub decryption_key: Option<String>,
+    #[serde(rename = "keySet", default, skip_serializing_if = "Option::is_none")]
+    pub key_set: Option<String>,
 }
 
-impl From<&(Option<String>, Option<String>)> for Fingerprints {
-    fn from((v, d): &(Option<String>, Option<String>)) -> Self {
-        Fingerprints {
-            validation_key: v.clone(),
-            decryption_key: d.clone(),
-        }
+crate::spelled::spelled! {
+    /// What a record is about.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Action {
+        Push = "push",
+        Rollback = "rollback",
+    }
+}
+
+crate::spelled::spelled! {
+    /// How a step on one server ended.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Outcome {
+        /// Written and flushed before the swap: the push may change the file.
+        Intent = "intent",
+        Applied = "applied",
+        Unchanged = "unchanged",
+        NotAttempted = "not-attempted",
+        Failed = "failed",
+        RolledBack = "rolled-back",
+        LeftAlone = "left-alone",
+        RollbackFailed = "rollback-failed",
+        Refused = "refused",
+    }
+}
+
+impl Outcome {
+    /// The server holds what it should: nothing for the operator to do.
+    pub fn is_fine(self) -> bool {
+        matches!(
+            self,
+            Outcome::Applied | Outcome::Unchanged | Outcome::RolledBack
+        )
     }
 }
 
@@ -33,8 +64,7 @@ impl From<&(Option<String>, Option<String>)> for Fingerprints {
 pub struct AuditRecord {
     pub time: String,
     pub push_id: String,
-    /// `push` or `rollback`.
-    pub action: String,
+    pub action: Action,
     pub user: String,
     pub server: String,
     pub site: String,
@@ -47,7 +77,7 @@ pub struct AuditRecord {
     /// `intent` (written and flushed before the swap), then `applied`,
     /// `unchanged`, `not-attempted`, `failed`; for rollbacks `rolled-back`,
     /// `left-alone`, `rollback-failed`, `refused`.
-    pub outcome: String,
+    pub outcome: Outcome,
     pub message: String,
 }
 
@@ -156,30 +186,15 @@ impl AuditLog {
     }
 }
 
-/// Pushes in the order they were made, each with its records.
-pub fn pushes(records: &[AuditRecord], site: Option<&str>) -> Vec<(String, Vec<AuditRecord>)> {
-    let mut out: Vec<(String, Vec<AuditRecord>)> = Vec::new();
-    for r in records {
-        if site.is_some_and(|s| !s.eq_ignore_ascii_case(&r.site)) {
-            continue;
-        }
-        match out.iter_mut().find(|(id, _)| *id == r.push_id) {
-            Some((_, list)) => list.push(r.clone()),
-            None => out.push((r.push_id.clone(), vec![r.clone()])),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn record(push: &str, site: &str, outcome: &str) -> AuditRecord {
+    fn record(push: &str, site: &str, outcome: Outcome) -> AuditRecord {
         AuditRecord {
             time: now(),
             push_id: push.into(),
-            action: "push".into(),
+            action: Action::Push,
             user: "op".into(),
             server: "web01".into(),
             site: site.into(),
@@ -189,7 +204,7 @@ mod tests {
             fingerprints_before: Fingerprints::default(),
             fingerprints_after: Fingerprints::default(),
             backup: None,
-            outcome: outcome.into(),
+            outcome,
             message: String::new(),
         }
     }
@@ -199,15 +214,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = AuditLog::new(dir.path().join("state").join("farmkey").join("audit.jsonl"));
         log.check_writable().unwrap();
-        log.append(&record("p1", "Flowtime", "applied")).unwrap();
-        log.append(&record("p2", "Process TOGO", "applied"))
+        log.append(&record("p1", "Flowtime", Outcome::Applied))
             .unwrap();
-        log.append(&record("p1", "Flowtime", "unchanged")).unwrap();
+        log.append(&record("p2", "Process TOGO", Outcome::Applied))
+            .unwrap();
+        log.append(&record("p1", "Flowtime", Outcome::Unchanged))
+            .unwrap();
         let all = log.read_all().unwrap();
         assert_eq!(all.len(), 3);
-        let p = pushes(&all, None);
-        assert_eq!((p.len(), p[0].1.len()), (2, 2));
-        assert_eq!(pushes(&all, Some("flowtime")).len(), 1);
+        // The vocabulary is written as it always was.
+        let text = std::fs::read_to_string(&log.path).unwrap();
+        assert!(
+            text.contains(r#""action":"push""#) && text.contains(r#""outcome":"unchanged""#),
+            "{text}"
+        );
+        assert!(
+            !text.contains("keySet"),
+            "no key set recorded: none written"
+        );
         std::fs::write(&log.path, "{not json}\n").unwrap();
         let err = log.read_all().unwrap_err().to_string();
         assert!(err.contains("audit.jsonl:1:"), "{err}");
@@ -220,7 +244,7 @@ mod tests {
         let full = dir.path().join("audit.jsonl");
         std::os::unix::fs::symlink("/dev/full", &full).unwrap();
         let err = AuditLog::new(full.clone())
-            .append(&record("p1", "Flowtime", "intent"))
+            .append(&record("p1", "Flowtime", Outcome::Intent))
             .unwrap_err()
             .to_string();
         assert!(

@@ -221,6 +221,18 @@ pub fn acquire(
     }
 }
 
+/// Why a lock of this push could not be removed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReleaseError {
+    /// Someone broke it and took it: theirs now.
+    #[error("left alone: it is no longer this push's ({0})")]
+    NotOurs(Box<Holder>),
+    #[error("{0}")]
+    Transport(#[from] TransportError),
+    #[error("{0}")]
+    Session(#[from] super::error::SessionError),
+}
+
 /// Removes the lock if it is still this push's. `Ok` when no lock of this
 /// push is left.
 pub fn release(
@@ -228,16 +240,15 @@ pub fn release(
     server: &str,
     path: &RemotePath,
     push_id: &str,
-) -> Result<(), String> {
-    match read_holder(t, server, path) {
-        Ok(None) => Ok(()),
-        Ok(Some(h)) if h.push_id() == Some(push_id) => match t.remove(path) {
+) -> Result<(), ReleaseError> {
+    match read_holder(t, server, path)? {
+        None => Ok(()),
+        Some(h) if h.push_id() == Some(push_id) => match t.remove(path) {
             Ok(()) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
         },
-        Ok(Some(h)) => Err(format!("left alone: it is no longer this push's ({h})")),
-        Err(e) => Err(e.to_string()),
+        Some(h) => Err(ReleaseError::NotOurs(Box::new(h))),
     }
 }
 

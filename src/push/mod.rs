@@ -8,6 +8,8 @@ pub mod apply;
 pub mod audit;
 pub mod diff;
 pub mod disclosed;
+pub mod error;
+pub mod history;
 pub mod interrupt;
 pub mod lock;
 pub mod outcome;
@@ -23,6 +25,7 @@ use std::fmt;
 
 pub use apply::apply;
 pub use disclosed::refuse_disclosed;
+pub use error::{Refusal, SessionError, StepError, VerifyError};
 pub use interrupt::{Interrupt, StopReason};
 pub use outcome::{PushOutcome, ServerOutcome, ServerResult, Verdict};
 pub use plan::{PlanError, build_plan};
@@ -109,9 +112,9 @@ pub struct ServerPlan {
     /// How the server replaces a file (from its SSH banner).
     pub replace: ReplaceBehaviour,
     pub action: PlanAction,
-    /// Key fingerprints before and after (validation, decryption).
-    pub fingerprints_before: (Option<String>, Option<String>),
-    pub fingerprints_after: (Option<String>, Option<String>),
+    /// Key fingerprints before and after.
+    pub fingerprints_before: audit::Fingerprints,
+    pub fingerprints_after: audit::Fingerprints,
     /// The bytes read while planning and what they become (for diffs).
     pub original: Option<crate::bytes::FileBytes>,
     pub edited: Option<crate::bytes::FileBytes>,
@@ -269,138 +272,156 @@ pub fn file_stamp() -> String {
     format!("{}-{}", utc_stamp(), random_hex(4))
 }
 
-impl fmt::Display for Plan {
-    /// Names, paths and values from servers are made safe for a terminal
-    /// here, so that none can start a line of its own either.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let e = |text: &str| escape(text).into_owned();
-        writeln!(
-            f,
-            "Push {} to {}: {}",
-            self.push_id,
-            e(&self.site),
-            e(&self.source)
-        )?;
+impl Plan {
+    /// The plan as lines of text, each marked when it needs the operator's
+    /// attention (a server that cannot be pushed, a lock, why nothing is
+    /// written, the restart).
+    pub fn lines(&self) -> Vec<(bool, String)> {
+        let mut out: Vec<(bool, String)> = Vec::new();
+        // Names, paths and values from servers are made safe for a
+        // terminal, line by line: none can start a line of its own either.
+        let mut say =
+            |attention: bool, text: String| out.push((attention, escape(&text).into_owned()));
+        say(
+            false,
+            format!("Push {} to {}: {}", self.push_id, self.site, self.source),
+        );
         if let Some(fp) = &self.set_fingerprint {
-            writeln!(f, "Key set {fp} (fingerprints only; keys are never shown)")?;
+            say(
+                false,
+                format!("Key set {fp} (fingerprints only; keys are never shown)"),
+            );
         }
         for s in &self.servers {
-            let server = e(&s.server);
             match &s.action {
-                PlanAction::Unchanged => {
-                    writeln!(f, "  {server:<10} unchanged: already correct, not written")?;
-                }
+                PlanAction::Unchanged => say(
+                    false,
+                    format!("  {:<10} unchanged: already correct, not written", s.server),
+                ),
                 PlanAction::Blocked(why) => {
-                    writeln!(f, "  {server:<10} CANNOT BE PUSHED: {}", e(why))?
+                    say(true, format!("  {:<10} CANNOT BE PUSHED: {why}", s.server))
                 }
                 PlanAction::Write => {
-                    writeln!(f, "  {server:<10} {}", e(&s.file.to_string()))?;
+                    say(false, format!("  {:<10} {}", s.server, s.file));
                     for c in &s.changes {
                         let same = if c.before == c.after {
                             "  (unchanged)"
                         } else {
                             ""
                         };
-                        writeln!(
-                            f,
-                            "  {:<10}   {:<14} {} -> {}{same}",
-                            "",
-                            c.what,
-                            e(&c.before),
-                            e(&c.after)
-                        )?;
+                        say(
+                            false,
+                            format!(
+                                "  {:<10}   {:<14} {} -> {}{same}",
+                                "", c.what, c.before, c.after
+                            ),
+                        );
                     }
                     if s.handler_swap {
-                        writeln!(
-                            f,
-                            "  {:<10}   {:<14} MachineKeySessionSecurityTokenHandler swap added",
-                            "", "session tokens"
-                        )?;
+                        say(
+                            false,
+                            format!(
+                                "  {:<10}   {:<14} MachineKeySessionSecurityTokenHandler swap added",
+                                "", "session tokens"
+                            ),
+                        );
                     }
                     let backup = if s.scanned_sha256.is_some() {
-                        e(&s.backup.to_string())
+                        s.backup.to_string()
                     } else {
                         "(none: the file is created)".to_string()
                     };
-                    writeln!(f, "  {:<10}   {:<14} {backup}", "", "backup")?;
+                    say(false, format!("  {:<10}   {:<14} {backup}", "", "backup"));
                 }
             }
             if let ReplaceBehaviour::DeleteThenRename { version } = &s.replace
                 && s.action != PlanAction::Unchanged
             {
-                writeln!(
-                    f,
-                    "  {:<10}   {:<14} {} replaces a file by deleting it, then renaming: web.config is absent for a moment (not atomic); farmkey verifies it after the swap",
-                    "",
-                    "swap",
-                    e(version)
-                )?;
+                say(
+                    false,
+                    format!(
+                        "  {:<10}   {:<14} {version} replaces a file by deleting it, then renaming: web.config is absent for a moment (not atomic); farmkey verifies it after the swap",
+                        "", "swap"
+                    ),
+                );
             }
             if let Some(h) = &s.lock_holder {
-                let h = e(&h.to_string());
-                if s.lock_holder.as_ref().is_some_and(|h| h.alive_here()) {
-                    writeln!(
-                        f,
-                        "  {:<10}   {:<14} {h} (a push of this machine that still runs: never broken)",
-                        "", "LOCKED"
-                    )?;
+                if h.alive_here() {
+                    say(
+                        true,
+                        format!(
+                            "  {:<10}   {:<14} {h} (a push of this machine that still runs: never broken)",
+                            "", "LOCKED"
+                        ),
+                    );
                 } else if self.break_lock {
-                    writeln!(f, "  {:<10}   {:<14} {h}: broken, as asked", "", "lock")?;
+                    say(
+                        false,
+                        format!("  {:<10}   {:<14} {h}: broken, as asked", "", "lock"),
+                    );
                 } else {
-                    writeln!(f, "  {:<10}   {:<14} {h}", "", "LOCKED")?;
+                    say(true, format!("  {:<10}   {:<14} {h}", "", "LOCKED"));
                 }
             }
         }
         for (server, why) in &self.unread {
-            writeln!(
-                f,
-                "  {:<10} CANNOT BE PUSHED: could not be read by the scan ({}); it may host {}",
-                e(server),
-                e(why),
-                e(&self.site)
-            )?;
+            say(
+                true,
+                format!(
+                    "  {server:<10} CANNOT BE PUSHED: could not be read by the scan ({why}); it may host {}",
+                    self.site
+                ),
+            );
         }
         for (server, why) in &self.excluded {
-            writeln!(
-                f,
-                "  {:<10} left out ({}): {}",
-                e(server),
-                e(why),
-                e(&exclusion_effect(server))
-            )?;
+            say(
+                false,
+                format!(
+                    "  {server:<10} left out ({why}): {}",
+                    exclusion_effect(server)
+                ),
+            );
         }
         let blocked = self.blocked();
         if !blocked.is_empty() {
-            let names: Vec<String> = blocked.iter().map(|(s, _)| e(s)).collect();
+            let names: Vec<&str> = blocked.iter().map(|(s, _)| s.as_str()).collect();
             let locked = self
                 .locks_held()
                 .iter()
                 .any(|h| !self.break_lock || h.alive_here());
-            write!(
-                f,
+            let mut text = format!(
                 "Blocked: nothing is written while {} cannot be pushed.",
                 and_list(&names)
-            )?;
+            );
             if !self.blocked_servers().is_empty() {
-                write!(
-                    f,
-                    " Fix the connection and scan again, or leave a server out by name (--exclude SERVER): it then keeps its old keys."
-                )?;
+                text.push_str(
+                    " Fix the connection and scan again, or leave a server out by name (--exclude SERVER): it then keeps its old keys.",
+                );
             }
             if locked {
-                write!(
-                    f,
-                    " A lock means another push of this site runs or was cut short: wait for it, or, if it no longer runs, break the lock (--break-lock)."
-                )?;
+                text.push_str(
+                    " A lock means another push of this site runs or was cut short: wait for it, or, if it no longer runs, break the lock (--break-lock).",
+                );
             }
-            writeln!(f)?;
+            say(true, text);
         } else if self.writes() > 0 {
-            writeln!(
-                f,
-                "Saving web.config restarts the application on {} server{}: in-process sessions there are lost once.",
-                self.writes(),
-                if self.writes() == 1 { "" } else { "s" }
-            )?;
+            say(
+                true,
+                format!(
+                    "Saving web.config restarts the application on {} server{}: in-process sessions there are lost once.",
+                    self.writes(),
+                    if self.writes() == 1 { "" } else { "s" }
+                ),
+            );
+        }
+        out
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (_, line) in self.lines() {
+            writeln!(f, "{line}")?;
         }
         Ok(())
     }

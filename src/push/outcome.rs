@@ -2,6 +2,8 @@
 //! the last line that says so.
 
 use super::and_list;
+use super::audit::Outcome;
+use super::error::{Refusal, StepError};
 use super::interrupt::StopReason;
 use crate::paths::RemotePath;
 use std::fmt;
@@ -51,7 +53,7 @@ pub enum ServerOutcome {
     NotAttempted(String),
     Failed {
         step: Step,
-        error: String,
+        error: StepError,
         restore: Restore,
     },
     /// Applied, then restored because the push did not complete.
@@ -63,15 +65,16 @@ pub enum ServerOutcome {
 }
 
 impl ServerOutcome {
-    pub fn name(&self) -> &'static str {
+    /// As the audit log records it.
+    pub fn recorded(&self) -> Outcome {
         match self {
-            ServerOutcome::Applied => "applied",
-            ServerOutcome::Unchanged => "unchanged",
-            ServerOutcome::NotAttempted(_) => "not-attempted",
-            ServerOutcome::Failed { .. } => "failed",
-            ServerOutcome::RolledBack => "rolled-back",
-            ServerOutcome::LeftAlone(_) => "left-alone",
-            ServerOutcome::RollbackFailed(_) => "rollback-failed",
+            ServerOutcome::Applied => Outcome::Applied,
+            ServerOutcome::Unchanged => Outcome::Unchanged,
+            ServerOutcome::NotAttempted(_) => Outcome::NotAttempted,
+            ServerOutcome::Failed { .. } => Outcome::Failed,
+            ServerOutcome::RolledBack => Outcome::RolledBack,
+            ServerOutcome::LeftAlone(_) => Outcome::LeftAlone,
+            ServerOutcome::RollbackFailed(_) => Outcome::RollbackFailed,
         }
     }
 }
@@ -129,9 +132,9 @@ pub enum FinalState {
     Foreign,
     /// Could not be re-read, and this push never wrote it: it holds what
     /// it held before (its original bytes, or the correct ones).
-    NotWritten(String),
+    NotWritten(StepError),
     /// Could not be re-read after this push wrote it.
-    Unknown(String),
+    Unknown(StepError),
 }
 
 /// Where the site stands after a push.
@@ -154,7 +157,7 @@ pub struct PushOutcome {
     pub audit_errors: Vec<String>,
     /// Why the push did not start writing (blocked plan, lock held, a file
     /// changed since the plan, interrupted before the first write).
-    pub refused: Option<String>,
+    pub refused: Option<Refusal>,
     /// The interruption the push honoured, if any.
     pub interrupted: Option<StopReason>,
     /// Lock files and staged copies left on servers that could not be
@@ -212,7 +215,7 @@ impl PushOutcome {
     /// Why the push did not complete, in a few words.
     fn why_not(&self) -> String {
         if let Some(r) = &self.refused {
-            return r.clone();
+            return r.to_string();
         }
         let mut why = Vec::new();
         if let Some(r) = self.interrupted {

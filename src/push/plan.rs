@@ -1,5 +1,6 @@
 //! Building the plan: which servers change, how, and the bytes they get.
 
+use super::audit::Fingerprints;
 use super::lock::{lock_path, read_holder};
 use super::{
     Change, KeySource, Plan, PlanAction, PushRequest, ServerPlan, Sessions, file_stamp, random_hex,
@@ -317,7 +318,11 @@ fn plan_server(
     let before = inst
         .keys
         .as_ref()
-        .map_or((None, None), |(v, d)| (v.fingerprint(), d.fingerprint()));
+        .map_or_else(Fingerprints::default, |(v, d)| Fingerprints {
+            validation_key: v.fingerprint(),
+            decryption_key: d.fingerprint(),
+            key_set: inst.set_fingerprint.clone(),
+        });
     let file_for_lock = file.clone();
     let mut sp = ServerPlan {
         server: inst.server.clone(),
@@ -356,10 +361,11 @@ fn plan_server(
     if let Some(k) = keys {
         let mk = &eff.machine_key;
         let (v, d) = inst.keys.clone().unzip();
-        sp.fingerprints_after = (
-            Some(k.validation_key.fingerprint()),
-            Some(k.decryption_key.fingerprint()),
-        );
+        sp.fingerprints_after = Fingerprints {
+            validation_key: Some(k.validation_key.fingerprint()),
+            decryption_key: Some(k.decryption_key.fingerprint()),
+            key_set: Some(k.set_fingerprint()),
+        };
         let shown = |s: Option<crate::config::effective::KeyState>| {
             s.map_or("?".into(), |s| crate::report::key_cell(&s))
         };

@@ -1,6 +1,7 @@
 //! One open transport per server for the whole push: the files read while
 //! planning are written through the same session.
 
+use super::error::SessionError;
 use crate::inventory::Server;
 use crate::transport::{self, ConnectOptions, Transport};
 use std::collections::HashMap;
@@ -21,14 +22,11 @@ impl Sessions {
     }
 
     /// The server's transport, connecting on first use.
-    pub fn get(&mut self, name: &str) -> Result<&mut dyn Transport, String> {
+    pub fn get(&mut self, name: &str) -> Result<&mut dyn Transport, SessionError> {
         if !self.open.contains_key(name) {
-            let server = self
-                .servers
-                .iter()
-                .find(|s| s.name == name)
-                .ok_or_else(|| format!("{name} is not in the inventory"))?;
-            let t = transport::connect(server, &self.opts).map_err(|e| e.to_string())?;
+            let server = self.server(name)?;
+            let t = transport::connect(server, &self.opts)
+                .map_err(|e| SessionError::Connect(Box::new(e)))?;
             self.open.insert(name.to_string(), t);
         }
         Ok(self.open.get_mut(name).expect("just inserted").as_mut())
@@ -42,14 +40,11 @@ impl Sessions {
 
     /// A fresh session to a server whose session broke: a few attempts,
     /// none started after the server's connect timeout has passed.
-    pub fn reconnect(&mut self, name: &str) -> Result<&mut dyn Transport, String> {
+    pub fn reconnect(&mut self, name: &str) -> Result<&mut dyn Transport, SessionError> {
         const ATTEMPTS: u32 = 3;
         self.forget(name);
-        let server = self
-            .servers
-            .iter()
-            .find(|s| s.name == name)
-            .ok_or_else(|| format!("{name} is not in the inventory"))?;
+        let server = self.server(name)?.clone();
+        let server = &server;
         let budget = match &server.target {
             crate::inventory::Target::Ssh { settings, .. } => settings
                 .connect_timeout
@@ -57,7 +52,7 @@ impl Sessions {
             crate::inventory::Target::Local { .. } => std::time::Duration::from_secs(1),
         };
         let start = std::time::Instant::now();
-        let mut last = String::new();
+        let mut last = None;
         let mut tried = 0;
         while tried < ATTEMPTS && (tried == 0 || start.elapsed() < budget) {
             if tried > 0 {
@@ -70,13 +65,22 @@ impl Sessions {
                     self.open.insert(name.to_string(), t);
                     return Ok(self.open.get_mut(name).expect("just inserted").as_mut());
                 }
-                Err(e) => last = e.to_string(),
+                Err(e) => last = Some(Box::new(e)),
             }
         }
-        Err(format!(
-            "cannot reconnect to {name} ({tried} attempt{}): {last}",
-            if tried == 1 { "" } else { "s" }
-        ))
+        let last = last.expect("at least one attempt is made");
+        Err(SessionError::Reconnect {
+            server: name.to_string(),
+            attempts: tried,
+            last,
+        })
+    }
+
+    fn server(&self, name: &str) -> Result<&Server, SessionError> {
+        self.servers
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| SessionError::NotInInventory(name.to_string()))
     }
 
     /// Drops a broken session so that the next use reconnects.

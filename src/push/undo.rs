@@ -282,7 +282,7 @@ pub(super) fn settle_server(
         let t = match t {
             Ok(t) => t,
             Err(e) => {
-                last = e;
+                last = e.to_string();
                 if broken {
                     break;
                 }

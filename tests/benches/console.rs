@@ -158,8 +158,14 @@ fn main() {
         "{SERVERS} results into the console, then one analysis: {:.0} ms",
         t.elapsed().as_secs_f64() * 1e3
     );
-    let drifting = app.report.sites.iter().filter(|s| !s.consistent()).count();
-    assert_eq!(app.report.sites.len(), SITES);
+    let drifting = app
+        .data
+        .report
+        .sites
+        .iter()
+        .filter(|s| !s.consistent())
+        .count();
+    assert_eq!(app.data.report.sites.len(), SITES);
 
     for (w, h) in [(80u16, 24u16), (200, 60)] {
         let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();

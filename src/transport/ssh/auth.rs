@@ -74,6 +74,12 @@ pub fn authenticate(
     let offered = match session.auth_methods(user) {
         Ok(m) => m.to_string(),
         Err(_) if session.authenticated() => return Ok(()),
+        Err(e) if super::is_timeout(&e) => {
+            return Err(ConnectError::Handshake(format!(
+                "authentication timed out after {}s",
+                r.connect_timeout.as_secs()
+            )));
+        }
         Err(e) => {
             return Err(ConnectError::Handshake(format!(
                 "asking for authentication methods: {e}"
@@ -192,7 +198,10 @@ fn passphrase_auth(
                 cache.remember_passphrase(key, pass);
                 return Ok(());
             }
-            Err(e) if e.code() == ssh2::ErrorCode::Session(-16) => continue, // wrong passphrase (LIBSSH2_ERROR_FILE)
+            // A wrong passphrase: the key file cannot be decrypted.
+            Err(e) if e.code() == ssh2::ErrorCode::Session(libssh2_sys::LIBSSH2_ERROR_FILE) => {
+                continue;
+            }
             _ => return Err("refused".into()),
         }
     }

@@ -602,7 +602,7 @@ impl Worker {
                             },
                             (Err(e), reply) if channel_level(e.code()) => {
                                 if let Some(reply) = reply {
-                                    let e = self.channel_error(&f, refusal(e.message()));
+                                    let e = self.channel_error(&f, refusal(&e));
                                     let _ = reply.send(Opened::Failed(e));
                                 }
                             }
@@ -733,15 +733,60 @@ impl Worker {
     }
 }
 
+/// Why a jump host refused a `direct-tcpip` channel: the reason codes of
+/// RFC 4254 (5.1). libssh2 does not hand the code over; it renders each as
+/// a fixed message (its channel.c), which [`OpenFailure::of`] maps back
+/// through this one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpenFailure {
+    AdministrativelyProhibited,
+    ConnectFailed,
+    UnknownChannelType,
+    ResourceShortage,
+}
+
+impl OpenFailure {
+    const RENDERED: [(OpenFailure, &'static str); 4] = [
+        (
+            OpenFailure::AdministrativelyProhibited,
+            "Channel open failure (administratively prohibited)",
+        ),
+        (
+            OpenFailure::ConnectFailed,
+            "Channel open failure (connect failed)",
+        ),
+        (
+            OpenFailure::UnknownChannelType,
+            "Channel open failure (unknown channel type)",
+        ),
+        (
+            OpenFailure::ResourceShortage,
+            "Channel open failure (resource shortage)",
+        ),
+    ];
+
+    fn of(e: &ssh2::Error) -> Option<OpenFailure> {
+        if e.code() != ErrorCode::Session(libssh2_sys::LIBSSH2_ERROR_CHANNEL_FAILURE) {
+            return None;
+        }
+        Self::RENDERED
+            .iter()
+            .find(|(_, rendered)| *rendered == e.message())
+            .map(|(reason, _)| *reason)
+    }
+}
+
 /// What a refused `direct-tcpip` open means, in an operator's words.
-fn refusal(message: &str) -> String {
-    if message.contains("administratively prohibited") {
-        "the jump host refuses to forward (AllowTcpForwarding or PermitOpen in its sshd_config)"
-            .into()
-    } else if message.contains("connect failed") {
-        "the jump host could not connect to it (nothing listening there, or no route)".into()
-    } else {
-        message.to_string()
+fn refusal(e: &ssh2::Error) -> String {
+    match OpenFailure::of(e) {
+        Some(OpenFailure::AdministrativelyProhibited) => {
+            "the jump host refuses to forward (AllowTcpForwarding or PermitOpen in its sshd_config)"
+                .into()
+        }
+        Some(OpenFailure::ConnectFailed) => {
+            "the jump host could not connect to it (nothing listening there, or no route)".into()
+        }
+        _ => e.message().to_string(),
     }
 }
 
@@ -753,12 +798,33 @@ mod tests {
     fn targets_and_refusals_read_as_an_operator_would_write_them() {
         assert_eq!(target_name("10.0.0.11", 22), "10.0.0.11:22");
         assert_eq!(target_name("fe80::1", 2222), "[fe80::1]:2222");
+        let refused = |message: &'static str| {
+            refusal(&ssh2::Error::new(
+                ErrorCode::Session(libssh2_sys::LIBSSH2_ERROR_CHANNEL_FAILURE),
+                message,
+            ))
+        };
         assert!(
-            refusal("Channel open failure (administratively prohibited)")
+            refused("Channel open failure (administratively prohibited)")
                 .contains("AllowTcpForwarding")
         );
-        assert!(refusal("Channel open failure (connect failed)").contains("could not connect"));
-        assert_eq!(refusal("something else"), "something else");
+        assert!(refused("Channel open failure (connect failed)").contains("could not connect"));
+        assert_eq!(refused("something else"), "something else");
+        assert_eq!(
+            OpenFailure::of(&ssh2::Error::new(
+                ErrorCode::Session(libssh2_sys::LIBSSH2_ERROR_CHANNEL_FAILURE),
+                "Channel open failure (resource shortage)",
+            )),
+            Some(OpenFailure::ResourceShortage)
+        );
+        // Another error code with the same words is not a refusal.
+        assert_eq!(
+            OpenFailure::of(&ssh2::Error::new(
+                ErrorCode::Session(libssh2_sys::LIBSSH2_ERROR_SOCKET_RECV),
+                "Channel open failure (connect failed)",
+            )),
+            None
+        );
     }
 
     #[test]

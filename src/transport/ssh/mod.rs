@@ -15,6 +15,22 @@ use crate::inventory::SshSettings;
 use crate::paths::RemotePath;
 use secrecy::SecretString;
 use ssh2::{ErrorCode, Session, Sftp};
+
+/// libssh2's generic error code, which libssh2-sys does not name.
+const LIBSSH2_ERROR_SOCKET_NONE: std::ffi::c_int = -1;
+
+/// SFTP status codes (draft-ietf-secsh-filexfer), by name.
+/// (12 and up are of later drafts, which some servers send.)
+mod fx {
+    pub use libssh2_sys::{
+        LIBSSH2_FX_FAILURE as FAILURE, LIBSSH2_FX_FILE_ALREADY_EXISTS as FILE_ALREADY_EXISTS,
+        LIBSSH2_FX_NO_SPACE_ON_FILESYSTEM as NO_SPACE_ON_FILESYSTEM,
+        LIBSSH2_FX_NO_SUCH_FILE as NO_SUCH_FILE, LIBSSH2_FX_NO_SUCH_PATH as NO_SUCH_PATH,
+        LIBSSH2_FX_OP_UNSUPPORTED as OP_UNSUPPORTED,
+        LIBSSH2_FX_PERMISSION_DENIED as PERMISSION_DENIED,
+        LIBSSH2_FX_QUOTA_EXCEEDED as QUOTA_EXCEEDED, LIBSSH2_FX_WRITE_PROTECT as WRITE_PROTECT,
+    };
+}
 use std::collections::HashMap;
 use std::io::Read;
 use std::net::{TcpStream, ToSocketAddrs};
@@ -184,23 +200,9 @@ unsafe extern "C" {
     ) -> std::ffi::c_int;
 }
 
-/// SFTP status codes (draft-ietf-secsh-filexfer; 12 and up are of later
-/// drafts, which some servers send).
-mod status {
-    pub const NO_SUCH_FILE: i32 = 2;
-    pub const PERMISSION_DENIED: i32 = 3;
-    pub const FAILURE: i32 = 4;
-    pub const OP_UNSUPPORTED: i32 = 8;
-    pub const NO_SUCH_PATH: i32 = 10;
-    pub const FILE_ALREADY_EXISTS: i32 = 11;
-    pub const WRITE_PROTECT: i32 = 12;
-    pub const NO_SPACE_ON_FILESYSTEM: i32 = 14;
-    pub const QUOTA_EXCEEDED: i32 = 15;
-}
-
 /// What an SFTP status means for `path`.
 fn status_error(path: &RemotePath, code: i32) -> TransportError {
-    use status::*;
+    use fx::*;
     match code {
         NO_SUCH_FILE | NO_SUCH_PATH => TransportError::NotFound { path: path.clone() },
         PERMISSION_DENIED => TransportError::PermissionDenied { path: path.clone() },
@@ -338,12 +340,7 @@ fn start_session(
         }
     })?;
     verify_host_key(&session, who, r, &known, opts)?;
-    auth::authenticate(&session, who, r, opts).map_err(|e| match e {
-        ConnectError::Handshake(m) if m.contains("imed out") || m.contains("timeout") => {
-            ConnectError::Handshake(format!("authentication timed out after {secs}s"))
-        }
-        other => other,
-    })?;
+    auth::authenticate(&session, who, r, opts)?;
     Ok((session, socket))
 }
 
@@ -542,7 +539,7 @@ impl SshTransport {
             }
             // OpenSSH answers a full disk or a read-only file system with
             // a plain failure too: ask the file system.
-            TransportError::Io { .. } if code == status::FAILURE => {
+            TransportError::Io { .. } if code == fx::FAILURE => {
                 self.why_not_written(path, bytes.len() as u64)
             }
             other => other,
@@ -553,7 +550,7 @@ impl SshTransport {
     /// on the folder): a read-only file system, no space left, or just
     /// "failure" when it cannot tell.
     fn why_not_written(&mut self, path: &RemotePath, wanted: u64) -> TransportError {
-        let failure = status_error(path, status::FAILURE);
+        let failure = status_error(path, fx::FAILURE);
         let Some(folder) = path.parent() else {
             return failure;
         };
@@ -626,10 +623,15 @@ impl SshTransport {
         drop(guard);
         match rc {
             0 => Ok(()),
-            // libssh2 answers "unsupported" when the server did not announce it
-            -1 | 8 => Err(TransportError::Unsupported("posix-rename@openssh.com")),
-            2 | 10 => Err(TransportError::NotFound { path: from.clone() }),
-            3 => Err(TransportError::PermissionDenied { path: to.clone() }),
+            // libssh2 answers "unsupported" when the server did not announce
+            // it (older versions with their generic error)
+            LIBSSH2_ERROR_SOCKET_NONE | fx::OP_UNSUPPORTED => {
+                Err(TransportError::Unsupported("posix-rename@openssh.com"))
+            }
+            fx::NO_SUCH_FILE | fx::NO_SUCH_PATH => {
+                Err(TransportError::NotFound { path: from.clone() })
+            }
+            fx::PERMISSION_DENIED => Err(TransportError::PermissionDenied { path: to.clone() }),
             libssh2_sys::LIBSSH2_ERROR_TIMEOUT => Err(TransportError::Disconnected(
                 "the server stopped answering (timeout)".into(),
             )),

@@ -1,0 +1,334 @@
+//! Rolling back a push of the History screen: what would be restored,
+//! asked first (Cancel is the default); the rollback runs on a worker with
+//! the checks of `farmkey rollback` (a file changed since the push is left
+//! alone and named, each server locked while it is restored, a cut-short
+//! push found by its intent record); the result, server by server. A
+//! server refused because a push that no longer runs left its lock may be
+//! rolled back again, breaking that lock.
+
+use super::{Activity, Button, Buttons, Dialog, Reply, View, button_keys};
+use crate::console::app::{Action, Data, Level, Work};
+use crate::console::theme::StyleKey;
+use crate::console::ui::{KeyHelp, Ui};
+use crate::push::apply::{RollbackError, RollbackResult};
+use crate::push::audit::{AuditRecord, Outcome};
+use ratatui::crossterm::event::KeyEvent;
+use ratatui::text::Line;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfirmButton {
+    Cancel,
+    RollBack,
+}
+
+impl Button for ConfirmButton {
+    fn label(self) -> &'static str {
+        match self {
+            ConfirmButton::Cancel => "Cancel",
+            ConfirmButton::RollBack => "Roll back",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DoneButton {
+    Ok,
+    BreakLock,
+}
+
+impl Button for DoneButton {
+    fn label(self) -> &'static str {
+        match self {
+            DoneButton::Ok => "OK",
+            DoneButton::BreakLock => "Break the lock and roll back again",
+        }
+    }
+}
+
+enum Stage {
+    Confirm(Buttons<ConfirmButton>),
+    Running {
+        /// Per server, its result once it has one.
+        lines: Vec<(String, Option<RollbackResult>)>,
+    },
+    Done {
+        results: Vec<RollbackResult>,
+        /// The servers refused because of a lock that may be broken.
+        retry: Vec<AuditRecord>,
+        buttons: Buttons<DoneButton>,
+    },
+}
+
+pub struct Rollback {
+    push_id: String,
+    site: String,
+    /// What this push changed and was not rolled back since.
+    targets: Vec<AuditRecord>,
+    stage: Stage,
+}
+
+impl Rollback {
+    pub fn new(push_id: String, site: String, targets: Vec<AuditRecord>) -> Rollback {
+        Rollback {
+            push_id,
+            site,
+            targets,
+            stage: Stage::Confirm(Buttons::new(&[
+                ConfirmButton::Cancel,
+                ConfirmButton::RollBack,
+            ])),
+        }
+    }
+
+    fn run(&mut self, records: Vec<AuditRecord>, break_lock: bool) -> Reply {
+        self.stage = Stage::Running {
+            lines: records.iter().map(|r| (r.server.clone(), None)).collect(),
+        };
+        Reply::Act(Action::Rollback {
+            push_id: self.push_id.clone(),
+            site: self.site.clone(),
+            records,
+            break_lock,
+        })
+    }
+
+    fn done(&mut self, results: Vec<RollbackResult>) {
+        let retry: Vec<AuditRecord> = results
+            .iter()
+            .filter(|(_, r)| r.as_ref().err().and_then(|e| e.breakable_lock()).is_some())
+            .filter_map(|(server, _)| self.targets.iter().find(|t| t.server == *server))
+            .cloned()
+            .collect();
+        let buttons = Buttons::new(if retry.is_empty() {
+            &[DoneButton::Ok]
+        } else {
+            &[DoneButton::Ok, DoneButton::BreakLock]
+        });
+        self.stage = Stage::Done {
+            results,
+            retry,
+            buttons,
+        };
+    }
+}
+
+/// A server's result, as one line.
+fn result_text(result: &Result<crate::push::apply::RolledBack, RollbackError>) -> String {
+    match result {
+        Ok(note) => format!("restored and verified{note}"),
+        // The console has no --break-lock: say what it offers instead.
+        Err(RollbackError::Locked(h)) => format!("refused: {h}"),
+        Err(e) => format!("refused: {e}"),
+    }
+}
+
+impl Dialog for Rollback {
+    fn view(&self, ui: &Ui) -> View {
+        let (id, site) = (&self.push_id, &self.site);
+        match &self.stage {
+            Stage::Confirm(buttons) => {
+                let mut body = vec![
+                    Line::raw(format!("Restore the backups of push {id} to {site} on:")),
+                    Line::raw(""),
+                ];
+                for r in &self.targets {
+                    let from = r
+                        .backup
+                        .as_deref()
+                        .unwrap_or("(remove: the push created it)");
+                    let maybe = if r.outcome == Outcome::Intent {
+                        " (if the cut-short push changed it)"
+                    } else {
+                        ""
+                    };
+                    body.push(Line::raw(format!("{}: {}", r.server, r.file)));
+                    body.push(Line::styled(
+                        format!("  from {from}{maybe}"),
+                        ui.style(StyleKey::TextDim),
+                    ));
+                }
+                body.push(Line::raw(""));
+                body.push(Line::raw(
+                    "A file that changed since the push is left alone and named. Each server is locked while it is restored.",
+                ));
+                body.push(Line::styled(
+                    "Saving web.config restarts the application on each server restored.",
+                    ui.style(StyleKey::Warning),
+                ));
+                View {
+                    title: format!("Roll back push {id}?"),
+                    body,
+                    danger: true,
+                    buttons: buttons.view(),
+                }
+            }
+            Stage::Running { lines } => {
+                let mut body: Vec<Line> = lines
+                    .iter()
+                    .map(|(server, result)| {
+                        Line::raw(match result {
+                            Some((_, r)) => format!("{server:<12} {}", result_text(r)),
+                            None => format!("{server:<12} {} restoring", ui.spinner()),
+                        })
+                    })
+                    .collect();
+                body.push(Line::raw(""));
+                body.push(Line::styled(
+                    "A rollback is not interrupted: each server is restored or left as it is.",
+                    ui.style(StyleKey::TextDim),
+                ));
+                View {
+                    title: format!("Rolling back push {id}"),
+                    body,
+                    danger: true,
+                    buttons: None,
+                }
+            }
+            Stage::Done {
+                results,
+                retry,
+                buttons,
+            } => {
+                let refused = results.iter().filter(|(_, r)| r.is_err()).count();
+                let mut body: Vec<Line> = results
+                    .iter()
+                    .map(|(server, r)| {
+                        let style = if r.is_ok() {
+                            StyleKey::Text
+                        } else {
+                            StyleKey::Warning
+                        };
+                        Line::styled(format!("{server:<12} {}", result_text(r)), ui.style(style))
+                    })
+                    .collect();
+                body.push(Line::raw(""));
+                body.push(Line::raw(if refused == 0 {
+                    format!(
+                        "Push {id} rolled back: every server it changed holds its original bytes again."
+                    )
+                } else {
+                    format!("Push {id} NOT fully rolled back: {refused} server(s) refused.")
+                }));
+                for r in results {
+                    if let Some(h) = r.1.as_ref().err().and_then(|e| e.breakable_lock())
+                        && retry.iter().any(|t| t.server == r.0)
+                    {
+                        body.push(Line::styled(
+                            format!("Break the lock only if that push no longer runs: {h}."),
+                            ui.style(StyleKey::Warning),
+                        ));
+                    }
+                }
+                View {
+                    title: if refused == 0 {
+                        format!("Push {id} rolled back")
+                    } else {
+                        format!("Push {id} NOT fully rolled back")
+                    },
+                    body,
+                    danger: refused > 0,
+                    buttons: buttons.view(),
+                }
+            }
+        }
+    }
+
+    fn on_key(&mut self, key: &KeyEvent, data: &mut Data) -> Reply {
+        match &mut self.stage {
+            Stage::Confirm(buttons) => match buttons.on_key(key) {
+                None => Reply::Stay,
+                Some(ConfirmButton::Cancel) => {
+                    data.log(
+                        Level::Info,
+                        format!(
+                            "rollback of push {} cancelled: nothing was written",
+                            self.push_id
+                        ),
+                    );
+                    Reply::Close
+                }
+                Some(ConfirmButton::RollBack) => {
+                    data.log(
+                        Level::Warn,
+                        format!("rollback of push {} to {} started", self.push_id, self.site),
+                    );
+                    self.run(self.targets.clone(), false)
+                }
+            },
+            Stage::Running { .. } => Reply::Stay,
+            Stage::Done { retry, buttons, .. } => match buttons.on_key(key) {
+                None => Reply::Stay,
+                Some(DoneButton::Ok) => Reply::Close,
+                Some(DoneButton::BreakLock) => {
+                    let records = std::mem::take(retry);
+                    data.log(
+                        Level::Warn,
+                        format!(
+                            "rollback of push {}: breaking the stale lock on {}",
+                            self.push_id,
+                            records
+                                .iter()
+                                .map(|r| r.server.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    );
+                    self.run(records, true)
+                }
+            },
+        }
+    }
+
+    fn takes(&self, work: &Work) -> bool {
+        matches!(work, Work::RollbackProgress(_) | Work::RollbackDone(_))
+    }
+
+    fn on_work(&mut self, work: Work, data: &mut Data) -> Reply {
+        match work {
+            Work::RollbackProgress(done) => {
+                let (server, result) = &done;
+                let level = if result.is_ok() {
+                    Level::Info
+                } else {
+                    Level::Error
+                };
+                data.log(
+                    level,
+                    format!(
+                        "rollback of push {}: {server} {}",
+                        self.push_id,
+                        result_text(result)
+                    ),
+                );
+                if let Stage::Running { lines } = &mut self.stage
+                    && let Some(line) = lines.iter_mut().find(|(s, _)| s == server)
+                {
+                    line.1 = Some(done);
+                }
+            }
+            Work::RollbackDone(results) => self.done(results),
+            Work::Planned { .. } | Work::PushProgress(_) | Work::PushDone(_) => {}
+        }
+        Reply::Stay
+    }
+
+    fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
+        match &self.stage {
+            Stage::Confirm(_) => button_keys(ui),
+            Stage::Running { .. } => vec![("", "working...")],
+            Stage::Done { retry, .. } if !retry.is_empty() => button_keys(ui),
+            Stage::Done { .. } => vec![("Enter", "close")],
+        }
+    }
+
+    fn waiting(&self) -> bool {
+        matches!(self.stage, Stage::Running { .. })
+    }
+
+    fn activity(&self) -> Activity {
+        match self.stage {
+            Stage::Running { .. } => Activity::RollingBack,
+            _ => Activity::Idle,
+        }
+    }
+}

@@ -1,0 +1,792 @@
+//! A push from the console, as one state machine: choose the keys (or paste
+//! them), plan (a blocked plan says why, and may offer to leave servers
+//! out or break a stale lock, then plan again), confirm (Cancel is the
+//! default), push (Ctrl-C stops it between steps and rolls back), and the
+//! result. It is a dialog; the planning and the push run on a worker that
+//! reports with [`Work`] messages.
+
+use super::app::{Action, Data, Level, Work};
+use super::dialogs::{Activity, Button, Buttons, Dialog, Reply, View, button_keys};
+use super::theme::StyleKey;
+use super::ui::{KeyHelp, Ui};
+use crate::analysis::{Code, FarmReport};
+use crate::keys::{DecryptionAlg, ValidationAlg};
+use crate::push::apply::{Progress, Step};
+use crate::push::{
+    KeySource, Plan, PlanAction, PlanError, PushOutcome, PushRequest, Verdict, exclusion_effect,
+};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::text::Line;
+use std::sync::mpsc::Sender;
+use zeroize::Zeroizing;
+
+/// A way to choose the key set, as offered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyChoice {
+    Adopt {
+        server: String,
+        group: char,
+        servers: usize,
+    },
+    Generate(ValidationAlg, DecryptionAlg),
+    Import,
+    HandlerOnly,
+    /// A key set in use whose keys are publicly disclosed: shown, but a
+    /// push of it is refused.
+    AdoptDisclosed {
+        server: String,
+        group: char,
+    },
+}
+
+impl KeyChoice {
+    pub fn label(&self) -> String {
+        match self {
+            KeyChoice::Adopt {
+                server,
+                group,
+                servers,
+            } => format!(
+                "Adopt key set {group} from {server} (its {servers} server{} keep{} signed-in users)",
+                if *servers == 1 { "" } else { "s" },
+                if *servers == 1 { "s its" } else { " their" }
+            ),
+            KeyChoice::Generate(v, d) => {
+                let why = if *v == ValidationAlg::Sha1 {
+                    "the vendor's choice"
+                } else {
+                    "the DISA IIS 10 STIG asks for it"
+                };
+                format!("Generate new keys: {} + {} ({why})", v.name(), d.name())
+            }
+            KeyChoice::Import => "Import a <machineKey> element (paste it)".into(),
+            KeyChoice::HandlerOnly => "Only fix the session-token handler (DPAPI)".into(),
+            KeyChoice::AdoptDisclosed { server, group } => {
+                format!("Adopt key set {group} from {server}: refused, its keys are public")
+            }
+        }
+    }
+
+    /// Offered, but refused when chosen.
+    pub fn disabled(&self) -> bool {
+        matches!(self, KeyChoice::AdoptDisclosed { .. })
+    }
+}
+
+/// The ways to choose the keys for a push to `site`: adopting each key set
+/// in use (most used first), generating, importing, and the handler swap
+/// alone when a server needs it. Where a key is publicly disclosed,
+/// generating comes first and its sets are shown refused, last.
+pub fn key_choices(report: &FarmReport, site: &str) -> Vec<KeyChoice> {
+    let mut out = Vec::new();
+    let Some(report) = report.site(site) else {
+        return out;
+    };
+    let mut groups: Vec<(char, String, usize, bool)> = Vec::new();
+    for inst in &report.instances {
+        if let Some(g) = inst.key_group {
+            match groups.iter_mut().find(|(l, _, _, _)| *l == g) {
+                Some((_, _, n, _)) => *n += 1,
+                None => groups.push((g, inst.server.clone(), 1, inst.is_disclosed())),
+            }
+        }
+    }
+    groups.sort_by_key(|(g, _, _, _)| *g);
+    let generate = [
+        KeyChoice::Generate(ValidationAlg::Sha1, DecryptionAlg::Aes),
+        KeyChoice::Generate(ValidationAlg::HmacSha256, DecryptionAlg::Aes),
+    ];
+    let disclosed = report.has_disclosed_key();
+    if disclosed {
+        out.extend(generate.clone());
+    }
+    for (group, server, servers, _) in groups.iter().filter(|g| !g.3) {
+        out.push(KeyChoice::Adopt {
+            server: server.clone(),
+            group: *group,
+            servers: *servers,
+        });
+    }
+    if !disclosed {
+        out.extend(generate);
+    }
+    out.push(KeyChoice::Import);
+    if report
+        .findings
+        .iter()
+        .any(|f| f.code == Code::DpapiSessionTokens)
+    {
+        out.push(KeyChoice::HandlerOnly);
+    }
+    for (group, server, _, _) in groups.into_iter().filter(|g| g.3) {
+        out.push(KeyChoice::AdoptDisclosed { server, group });
+    }
+    out
+}
+
+/// What a blocked plan lets the operator do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Offer {
+    /// Plan again without these servers (they cannot be reached or read).
+    Exclude(Vec<String>),
+    /// Plan again, breaking the locks shown.
+    BreakLock,
+    Nothing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockedButton {
+    Cancel,
+    LeaveOut,
+    BreakLock,
+    Ok,
+}
+
+impl Button for BlockedButton {
+    fn label(self) -> &'static str {
+        match self {
+            BlockedButton::Cancel => "Cancel",
+            BlockedButton::LeaveOut => "Leave out and plan again",
+            BlockedButton::BreakLock => "Break the lock and plan again",
+            BlockedButton::Ok => "OK",
+        }
+    }
+}
+
+impl Offer {
+    fn buttons(&self) -> Buttons<BlockedButton> {
+        Buttons::new(match self {
+            Offer::Exclude(_) => &[BlockedButton::Cancel, BlockedButton::LeaveOut],
+            Offer::BreakLock => &[BlockedButton::Cancel, BlockedButton::BreakLock],
+            Offer::Nothing => &[BlockedButton::Ok],
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfirmButton {
+    Cancel,
+    Push,
+}
+
+impl Button for ConfirmButton {
+    fn label(self) -> &'static str {
+        match self {
+            ConfirmButton::Cancel => "Cancel",
+            ConfirmButton::Push => "Push",
+        }
+    }
+}
+
+enum Stage {
+    Choose {
+        choices: Vec<KeyChoice>,
+        focus: usize,
+        /// A key of the site is publicly disclosed.
+        disclosed: bool,
+    },
+    Paste {
+        text: Zeroizing<String>,
+    },
+    /// The worker reads the files and plans.
+    Planning,
+    /// A plan that cannot be pushed as it is: why, and what may be done.
+    Blocked {
+        plan: Box<Plan>,
+        offer: Offer,
+        buttons: Buttons<BlockedButton>,
+    },
+    /// The plan, before anything is written; the worker waits on `go`.
+    Confirm {
+        plan: Box<Plan>,
+        go: Sender<bool>,
+        buttons: Buttons<ConfirmButton>,
+    },
+    Pushing {
+        lines: Vec<(String, Status)>,
+        /// The latest stage of the whole push (locks, rollback...).
+        note: Option<String>,
+        /// Set once the operator asked to stop.
+        interrupting: bool,
+    },
+    /// How it ended: nothing to write, no plan, keys refused, the result.
+    Told {
+        title: String,
+        text: String,
+        danger: bool,
+    },
+}
+
+/// Where a server of a running push is.
+enum Status {
+    Said(String),
+    /// At this step now (drawn with the spinner).
+    At(Step),
+}
+
+pub struct PushFlow {
+    site: String,
+    /// The request planned last, to plan it again with servers left out
+    /// or a lock broken.
+    request: Option<PushRequest>,
+    stage: Stage,
+}
+
+impl PushFlow {
+    /// Starts with the choice of keys.
+    pub fn new(site: String, report: &FarmReport) -> PushFlow {
+        PushFlow {
+            stage: Stage::Choose {
+                choices: key_choices(report, &site),
+                focus: 0,
+                disclosed: report.site(&site).is_some_and(|s| s.has_disclosed_key()),
+            },
+            site,
+            request: None,
+        }
+    }
+
+    fn plan(&mut self, request: PushRequest) -> Reply {
+        self.request = Some(request.clone());
+        self.stage = Stage::Planning;
+        Reply::Act(Action::PlanPush(request))
+    }
+
+    fn tell(&mut self, title: impl Into<String>, text: impl Into<String>, danger: bool) {
+        self.stage = Stage::Told {
+            title: title.into(),
+            text: text.into(),
+            danger,
+        };
+    }
+
+    fn choose(&mut self, choice: KeyChoice) -> Reply {
+        let source = match choice {
+            // The plan refuses it, with the reason, as it refuses any
+            // disclosed key.
+            KeyChoice::Adopt { server, .. } | KeyChoice::AdoptDisclosed { server, .. } => {
+                KeySource::Adopt(Some(server))
+            }
+            KeyChoice::Generate(validation, decryption) => KeySource::Generate {
+                validation,
+                decryption,
+            },
+            KeyChoice::HandlerOnly => KeySource::HandlerOnly,
+            KeyChoice::Import => {
+                self.stage = Stage::Paste {
+                    text: Zeroizing::new(String::new()),
+                };
+                return Reply::Stay;
+            }
+        };
+        self.plan(PushRequest::new(self.site.clone(), source))
+    }
+
+    /// The pasted element, checked: keys ASP.NET accepts, none disclosed.
+    fn use_pasted(&mut self, text: &str, data: &mut Data) -> Reply {
+        let keys = crate::config::import::key_set_from_xml(text)
+            .map_err(|e| e.to_string())
+            .and_then(|set| {
+                crate::push::refuse_disclosed(&set, "the pasted keys", &data.report.disclosed)
+                    .map_err(|e| e.to_string())?;
+                Ok(set)
+            });
+        match keys {
+            Ok(set) => self.plan(PushRequest::new(self.site.clone(), KeySource::Import(set))),
+            Err(e) => {
+                data.log(Level::Warn, format!("pasted keys refused: {e}"));
+                self.tell("These keys cannot be used", e, true);
+                Reply::Stay
+            }
+        }
+    }
+
+    /// Plans once more, leaving out the servers that blocked the plan, or
+    /// breaking the locks shown.
+    fn plan_again(&mut self, offer: Offer, data: &mut Data) -> Reply {
+        let Some(mut request) = self.request.clone() else {
+            return Reply::Close;
+        };
+        match offer {
+            Offer::Exclude(servers) => {
+                for s in &servers {
+                    data.log(
+                        Level::Warn,
+                        format!(
+                            "{s} left out of the push to {}: {}",
+                            request.site,
+                            exclusion_effect(s)
+                        ),
+                    );
+                }
+                request.exclude.extend(servers);
+            }
+            Offer::BreakLock => request.break_lock = true,
+            Offer::Nothing => return Reply::Close,
+        }
+        self.plan(request)
+    }
+
+    fn planned(
+        &mut self,
+        result: Result<Box<Plan>, PlanError>,
+        go: Option<Sender<bool>>,
+        data: &mut Data,
+    ) {
+        let plan = match result {
+            Ok(plan) => plan,
+            Err(e) => {
+                data.log(Level::Error, format!("no plan: {e}"));
+                return self.tell("Cannot plan the push", e.to_string(), true);
+            }
+        };
+        let go = match go {
+            Some(go) if plan.blocked().is_empty() && plan.writes() > 0 => go,
+            go => {
+                if let Some(go) = go {
+                    let _ = go.send(false);
+                }
+                if plan.blocked().is_empty() {
+                    let title = format!("Nothing to write on {}", plan.site);
+                    return self.tell(title, plan.to_string(), false);
+                }
+                data.log(
+                    Level::Warn,
+                    format!("plan {} blocked: nothing is written", plan.push_id),
+                );
+                let unreadable = plan.blocked_servers();
+                let offer = if !unreadable.is_empty() {
+                    Offer::Exclude(unreadable)
+                } else if plan.locks_held().iter().all(|h| !h.alive_here()) {
+                    Offer::BreakLock
+                } else {
+                    Offer::Nothing
+                };
+                self.stage = Stage::Blocked {
+                    plan,
+                    buttons: offer.buttons(),
+                    offer,
+                };
+                return;
+            }
+        };
+        data.log(
+            Level::Info,
+            format!(
+                "plan {} ready: {} server(s) to write",
+                plan.push_id,
+                plan.writes()
+            ),
+        );
+        self.stage = Stage::Confirm {
+            plan,
+            go,
+            buttons: Buttons::new(&[ConfirmButton::Cancel, ConfirmButton::Push]),
+        };
+    }
+
+    fn progress(&mut self, p: Progress, data: &mut Data) {
+        let Stage::Pushing { lines, note, .. } = &mut self.stage else {
+            return;
+        };
+        let (server, status) = match p {
+            Progress::Step { server, step } => (server, Status::At(step)),
+            Progress::Done(r) => {
+                let level = if r.outcome.recorded().is_fine() {
+                    Level::Info
+                } else {
+                    Level::Error
+                };
+                data.log(level, format!("push {}: {}", r.server, r.outcome));
+                (r.server, Status::Said(r.outcome.to_string()))
+            }
+            Progress::Note(text) => {
+                data.log(Level::Info, format!("push: {text}"));
+                *note = Some(text);
+                return;
+            }
+        };
+        match lines.iter_mut().find(|(s, _)| *s == server) {
+            Some(line) => line.1 = status,
+            None => lines.push((server, status)),
+        }
+    }
+
+    fn done(&mut self, result: Result<PushOutcome, std::io::Error>, data: &mut Data) {
+        match result {
+            Ok(outcome) => {
+                let mut text = outcome
+                    .results
+                    .iter()
+                    .map(|r| format!("{}: {}", r.server, r.outcome))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                text.push_str(&format!("\n\n{}", outcome.summary()));
+                for e in &outcome.audit_errors {
+                    text.push_str(&format!("\nThe audit log did not take a record: {e}"));
+                }
+                let level = if outcome.success() {
+                    Level::Info
+                } else {
+                    Level::Error
+                };
+                data.log(level, outcome.summary());
+                let title = match (outcome.verdict(), outcome.interrupted) {
+                    (Verdict::InStep, _) => "Push done".to_string(),
+                    (Verdict::AsBefore, Some(r)) => format!("Push interrupted ({r}): rolled back"),
+                    (Verdict::AsBefore, None) => "Push not made".to_string(),
+                    (Verdict::OutOfStep, _) => "Push left the site OUT OF STEP".to_string(),
+                };
+                self.tell(title, text, !outcome.success());
+            }
+            Err(e) => {
+                let why = format!("{e}; nothing was written");
+                data.log(Level::Error, format!("push not started: {why}"));
+                self.tell("Push not started", why, true);
+            }
+        }
+    }
+
+    fn confirm(&mut self, start: bool, data: &mut Data) -> Reply {
+        let Stage::Confirm { plan, go, .. } = std::mem::replace(&mut self.stage, Stage::Planning)
+        else {
+            return Reply::Stay;
+        };
+        if !start {
+            data.log(
+                Level::Info,
+                format!("push {} cancelled: nothing was written", plan.push_id),
+            );
+            let _ = go.send(false);
+            return Reply::Close;
+        }
+        let lines = plan
+            .servers
+            .iter()
+            .map(|s| {
+                let status = match &s.action {
+                    PlanAction::Write => "waiting".to_string(),
+                    PlanAction::Unchanged => "unchanged".to_string(),
+                    PlanAction::Blocked(why) => format!("cannot be pushed: {why}"),
+                };
+                (s.server.clone(), Status::Said(status))
+            })
+            .collect();
+        data.log(
+            Level::Warn,
+            format!("push {} to {} started", plan.push_id, plan.site),
+        );
+        self.stage = Stage::Pushing {
+            lines,
+            note: None,
+            interrupting: false,
+        };
+        Reply::Act(Action::StartPush { go, start: true })
+    }
+}
+
+/// A plan's text, the lines that need attention marked.
+fn plan_lines(plan: &Plan, ui: &Ui) -> Vec<Line<'static>> {
+    plan.lines()
+        .into_iter()
+        .map(|(attention, l)| {
+            let style = if attention {
+                StyleKey::Warning
+            } else {
+                StyleKey::Text
+            };
+            Line::styled(l, ui.style(style))
+        })
+        .collect()
+}
+
+impl Dialog for PushFlow {
+    fn view(&self, ui: &Ui) -> View {
+        let site = &self.site;
+        let view = |title: String, body, danger, buttons| View {
+            title,
+            body,
+            danger,
+            buttons,
+        };
+        match &self.stage {
+            Stage::Choose {
+                choices,
+                focus,
+                disclosed,
+            } => {
+                let mut body = Vec::new();
+                if *disclosed {
+                    body.push(Line::styled(
+                        format!(
+                            "{} A key of this site is publicly disclosed: generate a new key set.",
+                            ui.symbols.disclosed
+                        ),
+                        ui.style(StyleKey::Danger),
+                    ));
+                }
+                body.push(Line::raw(
+                    "Which keys should every server of this site use?",
+                ));
+                body.push(Line::raw(""));
+                for (i, c) in choices.iter().enumerate() {
+                    let selected = i == *focus;
+                    let style = ui.style(if selected {
+                        StyleKey::Selection
+                    } else if c.disabled() {
+                        StyleKey::TextDim
+                    } else {
+                        StyleKey::Text
+                    });
+                    let pointer = if selected { ui.symbols.pointer } else { " " };
+                    body.push(Line::styled(format!("{pointer} {}", c.label()), style));
+                }
+                body.push(Line::raw(""));
+                body.push(Line::styled(
+                    "The plan is shown before anything is written.",
+                    ui.style(StyleKey::TextDim),
+                ));
+                view(format!("Push to {site}"), body, false, None)
+            }
+            Stage::Paste { text } => {
+                let shown = crate::push::diff::mask_keys(text);
+                let mut body = vec![
+                    Line::raw(format!(
+                        "Paste the <machineKey> element for {site} (the terminal's paste),"
+                    )),
+                    Line::raw("then Enter. Keys are shown as fingerprints."),
+                    Line::raw(""),
+                ];
+                for l in shown.lines().take(6) {
+                    body.push(Line::styled(l.to_string(), ui.style(StyleKey::Title)));
+                }
+                body.push(Line::styled("_", ui.style(StyleKey::Title)));
+                view("Import keys".into(), body, false, None)
+            }
+            Stage::Planning => view(
+                format!("Push to {site}"),
+                vec![Line::raw(format!(
+                    "{} Reading the web.config of {site} on every server...",
+                    ui.spinner()
+                ))],
+                false,
+                None,
+            ),
+            Stage::Confirm { plan, buttons, .. } => view(
+                format!("Confirm push {}", plan.push_id),
+                plan_lines(plan, ui),
+                true,
+                buttons.view(),
+            ),
+            Stage::Blocked {
+                plan,
+                offer,
+                buttons,
+            } => {
+                let mut body = plan_lines(plan, ui);
+                body.push(Line::raw(""));
+                let warn = |text: String| Line::styled(text, ui.style(StyleKey::Warning));
+                match offer {
+                    Offer::Exclude(servers) => {
+                        for s in servers {
+                            body.push(warn(format!("Leaving {s} out: {}.", exclusion_effect(s))));
+                        }
+                    }
+                    Offer::BreakLock => {
+                        for h in plan.locks_held() {
+                            body.push(warn(format!(
+                                "Break the lock only if that push no longer runs: {h}."
+                            )));
+                        }
+                    }
+                    Offer::Nothing => body.push(Line::raw(
+                        "Nothing was written. Wait for the push that holds the lock to end.",
+                    )),
+                }
+                view(
+                    format!("Push {} blocked: nothing written", plan.push_id),
+                    body,
+                    true,
+                    buttons.view(),
+                )
+            }
+            Stage::Pushing {
+                lines,
+                note,
+                interrupting,
+            } => {
+                let mut body: Vec<Line> = lines
+                    .iter()
+                    .map(|(server, status)| {
+                        Line::raw(match status {
+                            Status::Said(text) => format!("{server:<12} {text}"),
+                            Status::At(step) => format!("{server:<12} {} {step}", ui.spinner()),
+                        })
+                    })
+                    .collect();
+                if let Some(n) = note {
+                    body.push(Line::styled(
+                        format!("{} {n}", ui.spinner()),
+                        ui.style(StyleKey::TextDim),
+                    ));
+                }
+                body.push(Line::raw(""));
+                body.push(if *interrupting {
+                    Line::styled(
+                        "Interrupting: the server in progress is finished or restored, then the servers already changed are rolled back.",
+                        ui.style(StyleKey::Warning),
+                    )
+                } else {
+                    Line::styled(
+                        "Ctrl-C stops the push between steps and rolls back what it changed.",
+                        ui.style(StyleKey::TextDim),
+                    )
+                });
+                view(format!("Pushing to {site}"), body, true, None)
+            }
+            Stage::Told {
+                title,
+                text,
+                danger,
+            } => view(
+                title.clone(),
+                text.lines().map(|l| Line::raw(l.to_string())).collect(),
+                *danger,
+                Some((vec!["OK"], 0)),
+            ),
+        }
+    }
+
+    fn on_key(&mut self, key: &KeyEvent, data: &mut Data) -> Reply {
+        match &mut self.stage {
+            Stage::Choose { choices, focus, .. } => match key.code {
+                KeyCode::Up | KeyCode::Char('k') => *focus = focus.saturating_sub(1),
+                KeyCode::Down | KeyCode::Char('j') => {
+                    *focus = (*focus + 1).min(choices.len().saturating_sub(1))
+                }
+                KeyCode::Esc => return Reply::Close,
+                KeyCode::Enter => {
+                    if let Some(choice) = choices.get(*focus).cloned() {
+                        return self.choose(choice);
+                    }
+                }
+                _ => {}
+            },
+            Stage::Paste { text } => match key.code {
+                KeyCode::Esc => return Reply::Close,
+                KeyCode::Enter
+                    if key.modifiers.contains(KeyModifiers::ALT)
+                        || text.trim_end().ends_with('>') =>
+                {
+                    let text = std::mem::take(text);
+                    return self.use_pasted(&text, data);
+                }
+                KeyCode::Enter => text.push('\n'),
+                KeyCode::Backspace => {
+                    text.pop();
+                }
+                KeyCode::Char(c) => text.push(c),
+                _ => {}
+            },
+            Stage::Planning => {} // the worker answers
+            Stage::Blocked { offer, buttons, .. } => match buttons.on_key(key) {
+                None => {}
+                Some(BlockedButton::Cancel | BlockedButton::Ok) => return Reply::Close,
+                Some(BlockedButton::LeaveOut | BlockedButton::BreakLock) => {
+                    let offer = offer.clone();
+                    return self.plan_again(offer, data);
+                }
+            },
+            Stage::Confirm { buttons, .. } => match buttons.on_key(key) {
+                None => {}
+                Some(b) => return self.confirm(b == ConfirmButton::Push, data),
+            },
+            Stage::Pushing { .. } => {
+                if matches!(key.code, KeyCode::Char('q') | KeyCode::Esc) && self.interrupt() {
+                    return Reply::Act(Action::InterruptPush);
+                }
+            }
+            Stage::Told { .. } => {
+                if matches!(
+                    key.code,
+                    KeyCode::Enter | KeyCode::Esc | KeyCode::Char(' ') | KeyCode::Char('q')
+                ) {
+                    return Reply::Close;
+                }
+            }
+        }
+        Reply::Stay
+    }
+
+    fn on_paste(&mut self, pasted: &str) {
+        if let Stage::Paste { text } = &mut self.stage {
+            text.push_str(pasted);
+        }
+    }
+
+    fn takes(&self, work: &Work) -> bool {
+        matches!(
+            work,
+            Work::Planned { .. } | Work::PushProgress(_) | Work::PushDone(_)
+        )
+    }
+
+    fn on_work(&mut self, work: Work, data: &mut Data) -> Reply {
+        match work {
+            Work::Planned { result, go } => self.planned(result, go, data),
+            Work::PushProgress(progress) => self.progress(progress, data),
+            Work::PushDone(result) => self.done(result, data),
+            Work::RollbackProgress(_) | Work::RollbackDone(_) => {}
+        }
+        Reply::Stay
+    }
+
+    fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
+        match &self.stage {
+            Stage::Choose { .. } => vec![
+                (ui.symbols.updown, "choose"),
+                ("Enter", "plan"),
+                ("Esc", "cancel"),
+            ],
+            Stage::Paste { .. } => vec![
+                ("paste", "the element"),
+                ("Enter", "use it"),
+                ("Esc", "cancel"),
+            ],
+            Stage::Pushing {
+                interrupting: false,
+                ..
+            } => vec![("Ctrl-C", "stop and roll back")],
+            Stage::Planning | Stage::Pushing { .. } => vec![("", "working...")],
+            Stage::Told { .. } => vec![("Enter", "close")],
+            Stage::Blocked { .. } | Stage::Confirm { .. } => button_keys(ui),
+        }
+    }
+
+    fn waiting(&self) -> bool {
+        matches!(self.stage, Stage::Planning | Stage::Pushing { .. })
+    }
+
+    fn activity(&self) -> Activity {
+        match self.stage {
+            Stage::Pushing { .. } => Activity::Pushing,
+            _ => Activity::Idle,
+        }
+    }
+
+    fn interrupt(&mut self) -> bool {
+        match &mut self.stage {
+            Stage::Pushing { interrupting, .. } if !*interrupting => {
+                *interrupting = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn abandon(&mut self) {
+        if let Stage::Confirm { go, .. } = &self.stage {
+            let _ = go.send(false);
+        }
+    }
+}

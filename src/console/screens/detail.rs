@@ -1,0 +1,326 @@
+//! The detail of a site (Enter on the matrix): every value of its
+//! configuration with the file and line it comes from, per server or on
+//! one server, and its findings.
+
+use super::{Nav, Reply, Screen, ScreenId};
+use crate::analysis::Instance;
+use crate::config::effective::KeyState;
+use crate::console::app::{Action, Data};
+use crate::console::dialogs::reveal::ConfirmReveal;
+use crate::console::theme::StyleKey;
+use crate::console::ui::{KeyHelp, Ui};
+use crate::keys::KeyPurpose;
+use crate::report::key_cell;
+use ratatui::Frame;
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+#[derive(Default)]
+pub struct Detail {
+    /// The site, and the server when it is the site on one server.
+    target: Option<(String, Option<String>)>,
+    scroll: u16,
+    /// The screen it was opened from, where Esc returns.
+    pub back: Option<ScreenId>,
+}
+
+impl Detail {
+    pub fn open(&mut self, site: String, server: Option<String>, back: ScreenId) {
+        self.target = Some((site, server));
+        self.scroll = 0;
+        self.back = Some(back);
+    }
+
+    /// About how many lines it has, to stop scrolling past them.
+    fn len(&self, data: &Data) -> u16 {
+        let Some((site, server)) = &self.target else {
+            return 0;
+        };
+        let Some(site) = data.report.site(site) else {
+            return 0;
+        };
+        let instances = if server.is_some() {
+            1
+        } else {
+            site.instances.len() + site.absent_on.len()
+        };
+        (4 + instances * 18 + site.findings.len() * 3) as u16
+    }
+}
+
+impl Screen for Detail {
+    fn refresh(&mut self, _data: &Data) {}
+
+    fn on_key(&mut self, key: &KeyEvent, data: &Data) -> Reply {
+        if let Some(nav) = Nav::of(key) {
+            let len = usize::from(self.len(data)) + 1;
+            self.scroll = nav.step(usize::from(self.scroll), len) as u16;
+            return Reply::Done;
+        }
+        let Some((site, server)) = self.target.clone() else {
+            return Reply::Unhandled;
+        };
+        match key.code {
+            KeyCode::Esc => Reply::Back,
+            KeyCode::Char('p') => Reply::Act(Action::ChoosePush { site }),
+            KeyCode::Char('v') => match server {
+                Some(server) => Reply::Open(Box::new(ConfirmReveal::new(site, server))),
+                None => Reply::Flash(
+                    "select a site on one server (a cell of the matrix) to reveal its keys".into(),
+                ),
+            },
+            _ => Reply::Unhandled,
+        }
+    }
+
+    fn focused_server(&self, data: &Data) -> Option<usize> {
+        let server = self.target.as_ref()?.1.as_ref()?;
+        data.servers.iter().position(|r| r.server.name == *server)
+    }
+
+    fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
+        vec![
+            (ui.symbols.updown, "scroll"),
+            ("Esc", "back"),
+            ("p", "push"),
+            ("v", "reveal"),
+        ]
+    }
+
+    fn draw(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui) {
+        let Some((site_name, server)) = &self.target else {
+            return;
+        };
+        let Some(site) = data.report.site(site_name) else {
+            f.render_widget(
+                Paragraph::new(" This site is no longer reported.").block(ui.block(" Detail ")),
+                area,
+            );
+            return;
+        };
+        let title = match server {
+            Some(s) => format!(" {} on {s} ", site.site),
+            None => format!(" {} on every server ", site.site),
+        };
+        let mut lines: Vec<Line> = Vec::new();
+        let state = if site.consistent() {
+            Span::styled(
+                format!("{} in step", ui.symbols.ok),
+                ui.style(StyleKey::SiteOk),
+            )
+        } else {
+            Span::styled(
+                format!("{} out of step", ui.symbols.drift),
+                ui.style(StyleKey::SiteDrift),
+            )
+        };
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!(
+                    " component {}  ",
+                    site.component.map_or("(not Cora)", |c| c.name())
+                ),
+                ui.style(StyleKey::Text),
+            ),
+            state,
+        ]));
+        let instances: Vec<&Instance> = site
+            .instances
+            .iter()
+            .filter(|i| server.as_ref().is_none_or(|s| *s == i.server))
+            .collect();
+        for inst in instances {
+            lines.push(Line::raw(""));
+            let group = inst
+                .key_group
+                .map_or(String::new(), |g| format!("  key set {g}"));
+            lines.push(Line::styled(
+                format!(" {}{group}", inst.server),
+                ui.style(StyleKey::Header),
+            ));
+            instance_lines(ui, inst, area.width.saturating_sub(2) as usize, &mut lines);
+        }
+        for absent in &site.absent_on {
+            if server.as_ref().is_none_or(|s| s == absent) {
+                lines.push(Line::raw(""));
+                lines.push(Line::styled(
+                    format!(" {absent}  {} site absent", ui.symbols.absent),
+                    ui.style(StyleKey::MatrixMissing),
+                ));
+            }
+        }
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(" Findings", ui.style(StyleKey::Title)));
+        let relevant: Vec<_> = site
+            .findings
+            .iter()
+            .filter(|x| server.as_ref().is_none_or(|s| x.servers.contains(s)))
+            .collect();
+        if relevant.is_empty() {
+            lines.push(Line::styled(
+                format!(" {} none", ui.symbols.ok),
+                ui.style(StyleKey::SiteOk),
+            ));
+        }
+        for x in relevant {
+            lines.push(Line::from(vec![
+                Span::styled(
+                    format!(" {} {} ", ui.severity_symbol(Some(x.severity)), x.code),
+                    ui.severity_style(x.severity),
+                ),
+                Span::styled(x.message.clone(), ui.style(StyleKey::Text)),
+            ]));
+        }
+        ui.page(f, area, title, lines, self.scroll);
+    }
+}
+
+/// A `key value source` line; the source goes on a line of its own when
+/// the three do not fit.
+pub(super) fn kv(
+    ui: &Ui,
+    lines: &mut Vec<Line<'_>>,
+    width: usize,
+    key: &str,
+    value: String,
+    source: String,
+) {
+    let head = vec![
+        Span::styled(format!(" {key:<16}"), ui.style(StyleKey::TextDim)),
+        Span::styled(format!("{value:<19} "), ui.style(StyleKey::Text)),
+    ];
+    let used = 17 + value.chars().count().max(19) + 1;
+    if used + source.chars().count() <= width {
+        let mut spans = head;
+        spans.push(Span::styled(source, ui.style(StyleKey::TextDim)));
+        lines.push(Line::from(spans));
+    } else {
+        lines.push(Line::from(head));
+        lines.push(Line::styled(
+            format!("{:17}{source}", ""),
+            ui.style(StyleKey::TextDim),
+        ));
+    }
+}
+
+fn instance_lines(ui: &Ui, inst: &Instance, width: usize, lines: &mut Vec<Line<'_>>) {
+    let app_info = &inst.app;
+    kv(
+        ui,
+        lines,
+        width,
+        "application",
+        format!("site id {}", app_info.site_id.as_deref().unwrap_or("?")),
+        format!(
+            "pool {} ({}, {})",
+            app_info.app_pool,
+            app_info.runtime,
+            app_info.bitness()
+        ),
+    );
+    kv(
+        ui,
+        lines,
+        width,
+        "web.config",
+        match &inst.config_sha256 {
+            Some(sha) => format!("sha256 {}", &sha[..8]),
+            None => "(none)".into(),
+        },
+        inst.config_path
+            .as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| app_info.physical_path_raw.clone()),
+    );
+    let eff = match &inst.effective {
+        Ok(e) => e,
+        Err(p) => {
+            lines.push(Line::styled(
+                format!(" {} {p}", ui.symbols.unreadable),
+                ui.style(StyleKey::Danger),
+            ));
+            return;
+        }
+    };
+    let mk = &eff.machine_key;
+    for (name, attr) in [
+        ("validation", &mk.validation),
+        ("decryption", &mk.decryption),
+    ] {
+        kv(
+            ui,
+            lines,
+            width,
+            name,
+            attr.shown().into(),
+            attr.source.to_string(),
+        );
+    }
+    if let Some((v, d)) = &inst.keys {
+        for (name, state, src, purpose) in [
+            (
+                "validationKey",
+                v,
+                &mk.validation_key.source,
+                KeyPurpose::Validation,
+            ),
+            (
+                "decryptionKey",
+                d,
+                &mk.decryption_key.source,
+                KeyPurpose::Decryption,
+            ),
+        ] {
+            let mut value = match state {
+                KeyState::Invalid { reason } => format!("invalid: {reason}"),
+                KeyState::Explicit { .. } => format!("explicit {}", key_cell(state)),
+                other => key_cell(other),
+            };
+            if inst.disclosed_key(purpose) {
+                value.push_str(&format!(" {} publicly disclosed", ui.symbols.disclosed));
+            }
+            kv(ui, lines, width, name, value, src.to_string());
+        }
+    }
+    let compat = &mk.compatibility_mode;
+    kv(
+        ui,
+        lines,
+        width,
+        "compatibility",
+        compat.shown().into(),
+        compat.source.to_string(),
+    );
+    kv(
+        ui,
+        lines,
+        width,
+        "targetFramework",
+        eff.target_framework
+            .as_ref()
+            .map_or("(not set)".into(), |t| t.shown().to_string()),
+        eff.target_framework
+            .as_ref()
+            .map_or(String::new(), |t| t.source.to_string()),
+    );
+    kv(
+        ui,
+        lines,
+        width,
+        "session tokens",
+        eff.handler.state.name().into(),
+        eff.handler
+            .source
+            .as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+    );
+    if let Some(d) = &eff.handler.detail {
+        lines.push(Line::styled(
+            format!("                {d}"),
+            ui.style(StyleKey::TextDim),
+        ));
+    }
+}

@@ -1,0 +1,157 @@
+//! Findings (`3`): every finding of the farm, the most urgent first (or
+//! the least, with `s`); what to do about the selected one below.
+
+use super::{Nav, Reply, Screen, first_shown};
+use crate::analysis::Finding;
+use crate::console::app::Data;
+use crate::console::theme::StyleKey;
+use crate::console::ui::{KeyHelp, Ui};
+use ratatui::Frame;
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+
+pub struct Findings {
+    /// The rows shown, in the chosen order: indices into the report's
+    /// findings (as `all_findings` lists them).
+    rows: Vec<usize>,
+    cursor: usize,
+    worst_first: bool,
+}
+
+impl Default for Findings {
+    fn default() -> Findings {
+        Findings {
+            rows: Vec::new(),
+            cursor: 0,
+            worst_first: true,
+        }
+    }
+}
+
+/// The farm's findings, in the report's order.
+fn all_findings(data: &Data) -> Vec<&Finding> {
+    data.report.all_findings().collect()
+}
+
+impl Findings {
+    fn selected<'a>(&self, data: &'a Data) -> Option<&'a Finding> {
+        let k = *self.rows.get(self.cursor)?;
+        data.report.all_findings().nth(k)
+    }
+}
+
+impl Screen for Findings {
+    fn refresh(&mut self, data: &Data) {
+        let f = &data.filter;
+        let all = all_findings(data);
+        self.rows = (0..all.len())
+            .filter(|&i| {
+                let x = all[i];
+                f.matches(x.site.as_deref().unwrap_or(""))
+                    || x.servers.iter().any(|s| f.matches(s))
+                    || f.matches(x.code.name())
+            })
+            .collect();
+        // Stable sorts: report order within a severity, a disclosed key
+        // the most urgent of errors.
+        if self.worst_first {
+            self.rows
+                .sort_by_key(|&i| std::cmp::Reverse(all[i].urgency()));
+        } else {
+            self.rows.sort_by_key(|&i| all[i].urgency());
+        }
+        self.cursor = self.cursor.min(self.rows.len().saturating_sub(1));
+    }
+
+    fn on_key(&mut self, key: &KeyEvent, data: &Data) -> Reply {
+        if let Some(nav) = Nav::of(key) {
+            self.cursor = nav.step(self.cursor, self.rows.len());
+            return Reply::Done;
+        }
+        match key.code {
+            KeyCode::Char('s') => {
+                self.worst_first = !self.worst_first;
+                self.refresh(data);
+                Reply::Done
+            }
+            KeyCode::Enter => match self.selected(data).and_then(|f| f.site.clone()) {
+                Some(site) => Reply::ShowSite(site),
+                None => Reply::Done,
+            },
+            _ => Reply::Unhandled,
+        }
+    }
+
+    fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
+        vec![
+            (ui.symbols.updown, "move"),
+            ("Enter", "go to site"),
+            ("s", "sort"),
+        ]
+    }
+
+    fn draw(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui) {
+        let all = all_findings(data);
+        let [list_area, panel_area] =
+            Layout::vertical([Constraint::Min(4), Constraint::Length(7)]).areas(area);
+        let order = if self.worst_first {
+            "worst first"
+        } else {
+            "least first"
+        };
+        let outer = ui.block(format!(" Findings ({order}) "));
+        let inner = outer.inner(list_area);
+        f.render_widget(outer, list_area);
+        let mut lines = vec![Line::styled(
+            format!("   {:<8} {:<28} {:<22} SERVERS", "SEVERITY", "CODE", "SITE"),
+            ui.style(StyleKey::TextDim),
+        )];
+        let height = inner.height.saturating_sub(1) as usize;
+        let first = first_shown(self.cursor, height);
+        for (i, &k) in self.rows.iter().enumerate().skip(first).take(height) {
+            let Some(x) = all.get(k) else { continue };
+            let selected = i == self.cursor;
+            let style = if selected {
+                ui.style(StyleKey::Selection)
+            } else {
+                ui.severity_style(x.severity)
+            };
+            lines.push(Line::from(vec![
+                Span::styled(format!(" {} ", ui.severity_symbol(Some(x.severity))), style),
+                Span::styled(
+                    format!(
+                        "{} {} {} {}",
+                        ui.pad(x.severity.name(), 8),
+                        ui.pad(x.code.name(), 28),
+                        ui.pad(x.site.as_deref().unwrap_or("(farm)"), 22),
+                        x.servers.join(", ")
+                    ),
+                    if selected {
+                        style
+                    } else {
+                        ui.style(StyleKey::Text)
+                    },
+                ),
+            ]));
+        }
+        if self.rows.is_empty() {
+            lines.push(Line::styled(
+                format!(" {} No findings.", ui.symbols.ok),
+                ui.style(StyleKey::SiteOk),
+            ));
+        }
+        f.render_widget(Paragraph::new(lines), inner);
+        let message = self
+            .selected(data)
+            .map(|x| x.message.clone())
+            .unwrap_or_default();
+        f.render_widget(
+            Paragraph::new(message)
+                .wrap(Wrap { trim: true })
+                .block(ui.block(" What to do ")),
+            panel_area,
+        );
+    }
+}

@@ -1,0 +1,396 @@
+//! History (`5`): the pushes of the audit log, newest first; Enter shows
+//! one push server by server; `u` rolls it back (after a confirmation).
+
+use super::detail::kv;
+use super::{Nav, Reply, Screen, first_shown};
+use crate::console::app::{Action, Data};
+use crate::console::theme::StyleKey;
+use crate::console::ui::{KeyHelp, Ui};
+use crate::push::audit::{AuditRecord, Fingerprints, Outcome};
+use crate::push::history::PastPush;
+use ratatui::Frame;
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+
+#[derive(Default)]
+pub struct History {
+    /// The rows shown, newest first: indices into the pushes read.
+    rows: Vec<usize>,
+    cursor: usize,
+    /// The push shown server by server (Enter), by id.
+    open: Option<String>,
+    scroll: u16,
+}
+
+/// `2026-11-26 11:20` of an RFC 3339 time.
+fn short_time(time: &str) -> String {
+    time.get(..16).unwrap_or(time).replacen('T', " ", 1)
+}
+
+/// `507f8fce → 1a2b3c4d`: the key sets found and the one written.
+fn key_sets(push: &PastPush, arrow: &str) -> String {
+    let (before, after) = push.key_sets();
+    let side = |sets: &[&str]| match sets {
+        [] => "?".to_string(),
+        [one] => one.to_string(),
+        more => format!("{} sets", more.len()),
+    };
+    if before == after {
+        format!("{} (kept)", side(&before))
+    } else {
+        format!("{} {arrow} {}", side(&before), side(&after))
+    }
+}
+
+/// `2 applied, 1 unchanged`: where the servers of a push stand.
+fn outcome_summary(push: &PastPush) -> String {
+    let mut counts: Vec<(Outcome, usize)> = Vec::new();
+    for (_, o) in push.standing() {
+        match counts.iter_mut().find(|(x, _)| *x == o) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((o, 1)),
+        }
+    }
+    counts
+        .iter()
+        .map(|(o, n)| match o {
+            Outcome::Intent => format!("{n} cut short"),
+            o => format!("{n} {o}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn fingerprint_text(f: &Fingerprints) -> String {
+    let or = |x: &Option<String>| x.clone().unwrap_or_else(|| "?".into());
+    match &f.key_set {
+        Some(set) => format!(
+            "{set} (validationKey {}, decryptionKey {})",
+            or(&f.validation_key),
+            or(&f.decryption_key)
+        ),
+        None => format!(
+            "validationKey {}, decryptionKey {}",
+            or(&f.validation_key),
+            or(&f.decryption_key)
+        ),
+    }
+}
+
+impl History {
+    fn selected<'a>(&self, data: &'a Data) -> Option<&'a PastPush> {
+        self.rows
+            .get(self.cursor)
+            .and_then(|&i| data.history.pushes.get(i))
+    }
+
+    fn shown<'a>(&self, data: &'a Data) -> Option<&'a PastPush> {
+        let id = self.open.as_ref()?;
+        data.history.pushes.iter().find(|p| p.id == *id)
+    }
+
+    fn draw_list(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui) {
+        let [list_area, panel_area] =
+            Layout::vertical([Constraint::Min(4), Constraint::Length(7)]).areas(area);
+        let title = match &data.history.path {
+            Some(p) => format!(" Pushes in {} ", p.display()),
+            None => " Pushes ".to_string(),
+        };
+        let outer = ui.block(ui.truncate_left(&title, list_area.width.saturating_sub(4) as usize));
+        let inner = outer.inner(list_area);
+        f.render_widget(outer, list_area);
+        let mut lines = vec![Line::styled(
+            format!(
+                " {:<16} {:<8} {:<14} {:<19} {:>3}  OUTCOME",
+                "TIME", "USER", "SITE", "KEY SETS", "SRV"
+            ),
+            ui.style(StyleKey::TextDim),
+        )];
+        let height = inner.height.saturating_sub(1) as usize;
+        // What the columns before OUTCOME take.
+        let room = (inner.width as usize).saturating_sub(67);
+        for (k, &i) in self
+            .rows
+            .iter()
+            .enumerate()
+            .skip(first_shown(self.cursor, height))
+            .take(height)
+        {
+            let push = &data.history.pushes[i];
+            let selected = k == self.cursor;
+            let fine = push.standing().iter().all(|(_, o)| o.is_fine());
+            let style = ui.style(match (selected, fine) {
+                (true, _) => StyleKey::Selection,
+                (false, true) => StyleKey::Text,
+                (false, false) => StyleKey::Warning,
+            });
+            lines.push(Line::styled(
+                format!(
+                    " {} {} {} {} {:>3}  {}",
+                    ui.pad(&short_time(push.time()), 16),
+                    ui.pad(push.user(), 8),
+                    ui.pad(push.site(), 14),
+                    ui.pad(&key_sets(push, ui.symbols.to), 19),
+                    push.pushed().len(),
+                    ui.truncate(&outcome_summary(push), room)
+                ),
+                style,
+            ));
+        }
+        if self.rows.is_empty() {
+            let text = if data.history.loading {
+                format!(" {} reading the audit log…", ui.spinner())
+            } else if let Some(e) = &data.history.error {
+                format!(" {} {e}", ui.symbols.error)
+            } else if data.history.pushes.is_empty() {
+                " No pushes recorded yet.".to_string()
+            } else {
+                " No push matches the filter.".to_string()
+            };
+            lines.push(Line::styled(text, ui.style(StyleKey::TextDim)));
+        }
+        f.render_widget(Paragraph::new(lines), inner);
+
+        // The selected push's servers, and what `u` would do.
+        let (title, lines) = match self.selected(data) {
+            Some(push) => {
+                let mut lines: Vec<Line> = push
+                    .standing()
+                    .into_iter()
+                    .map(|(server, o)| {
+                        let style = if o.is_fine() {
+                            StyleKey::Text
+                        } else {
+                            StyleKey::Warning
+                        };
+                        Line::styled(format!("{server:<12} {o}"), ui.style(style))
+                    })
+                    .collect();
+                let undo = push.to_roll_back();
+                lines.insert(
+                    0,
+                    Line::styled(
+                        if undo.is_empty() {
+                            "Nothing to roll back.".to_string()
+                        } else {
+                            format!(
+                                "u rolls back {}.",
+                                undo.iter()
+                                    .map(|r| r.server.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        },
+                        ui.style(StyleKey::TextDim),
+                    ),
+                );
+                (format!(" Push {} ", push.id), lines)
+            }
+            None => (" Push ".to_string(), Vec::new()),
+        };
+        f.render_widget(
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: true })
+                .block(ui.block(title)),
+            panel_area,
+        );
+    }
+
+    fn draw_push(&self, f: &mut Frame, area: Rect, push: &PastPush, ui: &Ui) {
+        let width = area.width.saturating_sub(2) as usize;
+        let mut lines = vec![Line::styled(
+            format!(
+                " {} by {}: {}",
+                short_time(push.time()),
+                push.user(),
+                outcome_summary(push)
+            ),
+            ui.style(StyleKey::Text),
+        )];
+        let arrow = ui.symbols.to;
+        for rec in push.pushed() {
+            lines.push(Line::raw(""));
+            let style = if rec.outcome.is_fine() {
+                StyleKey::Header
+            } else {
+                StyleKey::Warning
+            };
+            let outcome = match rec.outcome {
+                Outcome::Intent => "intent (cut short: no outcome recorded)".to_string(),
+                o => o.to_string(),
+            };
+            lines.push(Line::styled(
+                format!(" {}  {outcome}", rec.server),
+                ui.style(style),
+            ));
+            server_lines(ui, rec, width, arrow, &mut lines);
+            for r in push.rollbacks().filter(|r| r.server == rec.server) {
+                let what = if r.message.is_empty() {
+                    format!("{} at {}", r.outcome, short_time(&r.time))
+                } else {
+                    format!("{} at {}: {}", r.outcome, short_time(&r.time), r.message)
+                };
+                lines.push(Line::from(vec![
+                    Span::styled(format!(" {:<16}", "rollback"), ui.style(StyleKey::TextDim)),
+                    Span::styled(
+                        what,
+                        ui.style(if r.outcome.is_fine() {
+                            StyleKey::Text
+                        } else {
+                            StyleKey::Warning
+                        }),
+                    ),
+                ]));
+            }
+        }
+        let title = format!(" Push {} to {} ", push.id, push.site());
+        ui.page(f, area, title, lines, self.scroll);
+    }
+}
+
+/// One server of a push: its file, keys, bytes and backup.
+fn server_lines(ui: &Ui, rec: &AuditRecord, width: usize, arrow: &str, lines: &mut Vec<Line>) {
+    kv(ui, lines, width, "file", rec.file.clone(), String::new());
+    kv(
+        ui,
+        lines,
+        width,
+        "keys before",
+        fingerprint_text(&rec.fingerprints_before),
+        String::new(),
+    );
+    kv(
+        ui,
+        lines,
+        width,
+        "keys after",
+        fingerprint_text(&rec.fingerprints_after),
+        String::new(),
+    );
+    let sha = |s: &Option<String>| {
+        s.as_deref().map_or("(none)".to_string(), |s| {
+            s.get(..12).unwrap_or(s).to_string()
+        })
+    };
+    kv(
+        ui,
+        lines,
+        width,
+        "sha256",
+        format!(
+            "{} {arrow} {}",
+            sha(&rec.sha256_before),
+            sha(&rec.sha256_after)
+        ),
+        String::new(),
+    );
+    kv(
+        ui,
+        lines,
+        width,
+        "backup",
+        rec.backup
+            .clone()
+            .unwrap_or_else(|| "(none: the push created the file)".into()),
+        String::new(),
+    );
+    if !rec.message.is_empty() {
+        kv(
+            ui,
+            lines,
+            width,
+            "message",
+            rec.message.clone(),
+            String::new(),
+        );
+    }
+}
+
+impl Screen for History {
+    fn refresh(&mut self, data: &Data) {
+        let was = self.selected(data).map(|p| p.id.clone());
+        let f = &data.filter;
+        let pushes = &data.history.pushes;
+        self.rows = (0..pushes.len())
+            .rev()
+            .filter(|&i| {
+                let p = &pushes[i];
+                f.matches(p.site())
+                    || f.matches(p.user())
+                    || f.matches(&p.id)
+                    || p.records.iter().any(|r| f.matches(&r.server))
+            })
+            .collect();
+        self.cursor = was
+            .and_then(|id| self.rows.iter().position(|&i| pushes[i].id == id))
+            .unwrap_or(self.cursor)
+            .min(self.rows.len().saturating_sub(1));
+        if self.shown(data).is_none() {
+            self.open = None;
+        }
+    }
+
+    fn on_key(&mut self, key: &KeyEvent, data: &Data) -> Reply {
+        if self.open.is_some() {
+            if let Some(nav) = Nav::of(key) {
+                let len = self.shown(data).map_or(0, |p| p.records.len() * 8 + 2);
+                self.scroll = nav.step(usize::from(self.scroll), len) as u16;
+                return Reply::Done;
+            }
+            return match key.code {
+                KeyCode::Esc => {
+                    self.open = None;
+                    Reply::Done
+                }
+                KeyCode::Char('u') => match self.open.clone() {
+                    Some(push_id) => Reply::Act(Action::ChooseRollback { push_id }),
+                    None => Reply::Done,
+                },
+                _ => Reply::Unhandled,
+            };
+        }
+        if let Some(nav) = Nav::of(key) {
+            self.cursor = nav.step(self.cursor, self.rows.len());
+            return Reply::Done;
+        }
+        let Some(push) = self.selected(data) else {
+            return Reply::Unhandled;
+        };
+        match key.code {
+            KeyCode::Enter => {
+                self.open = Some(push.id.clone());
+                self.scroll = 0;
+                Reply::Done
+            }
+            KeyCode::Char('u') => Reply::Act(Action::ChooseRollback {
+                push_id: push.id.clone(),
+            }),
+            _ => Reply::Unhandled,
+        }
+    }
+
+    fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
+        if self.open.is_some() {
+            vec![
+                (ui.symbols.updown, "scroll"),
+                ("Esc", "back"),
+                ("u", "roll back"),
+            ]
+        } else {
+            vec![
+                (ui.symbols.updown, "move"),
+                ("Enter", "servers"),
+                ("u", "roll back"),
+            ]
+        }
+    }
+
+    fn draw(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui) {
+        match self.shown(data) {
+            Some(push) => self.draw_push(f, area, push, ui),
+            None => self.draw_list(f, area, data, ui),
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Log (`4`): what the session did, newest at the bottom; the filter keeps
+//! the lines that mention it.
+
+use super::{Nav, Reply, Screen};
+use crate::console::app::{Data, Level};
+use crate::console::theme::StyleKey;
+use crate::console::ui::{KeyHelp, Ui};
+use ratatui::Frame;
+use ratatui::crossterm::event::KeyEvent;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+#[derive(Default)]
+pub struct Log {
+    /// The lines shown: indices into the log.
+    rows: Vec<usize>,
+    /// How many rows up from the newest the view is scrolled.
+    offset: usize,
+}
+
+/// `11:20:45` of a time.
+fn time_of(at: std::time::SystemTime) -> String {
+    let text = humantime::format_rfc3339_seconds(at).to_string();
+    text.get(11..19).unwrap_or("").to_string()
+}
+
+impl Screen for Log {
+    fn refresh(&mut self, data: &Data) {
+        self.rows = (0..data.log.len())
+            .filter(|&i| data.filter.matches(&data.log[i].text))
+            .collect();
+        self.offset = self.offset.min(self.rows.len().saturating_sub(1));
+    }
+
+    fn on_key(&mut self, key: &KeyEvent, _data: &Data) -> Reply {
+        let Some(nav) = Nav::of(key) else {
+            return Reply::Unhandled;
+        };
+        // The offset counts up from the newest row, the newest being last.
+        let last = self.rows.len().saturating_sub(1);
+        let at = nav.step(last.saturating_sub(self.offset), self.rows.len());
+        self.offset = last - at;
+        Reply::Done
+    }
+
+    fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
+        vec![(ui.symbols.updown, "scroll"), ("G", "newest")]
+    }
+
+    fn draw(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui) {
+        let outer = ui.block(" Log ");
+        let inner = outer.inner(area);
+        f.render_widget(outer, area);
+        let height = inner.height as usize;
+        let end = self.rows.len().saturating_sub(self.offset);
+        let start = end.saturating_sub(height);
+        let lines: Vec<Line> = self.rows[start..end]
+            .iter()
+            .filter_map(|&i| data.log.get(i))
+            .map(|e| {
+                let style = ui.style(match e.level {
+                    Level::Info => StyleKey::LogInfo,
+                    Level::Warn => StyleKey::LogWarn,
+                    Level::Error => StyleKey::LogError,
+                });
+                Line::from(vec![
+                    Span::styled(format!(" {} ", time_of(e.at)), ui.style(StyleKey::TextDim)),
+                    Span::styled(e.text.clone(), style),
+                ])
+            })
+            .collect();
+        f.render_widget(Paragraph::new(lines), inner);
+    }
+}

@@ -1,0 +1,428 @@
+//! The Matrix (`1`): sites down, servers across, a cell per site and
+//! server; the findings of the selected site below.
+
+use super::{Nav, Reply, Screen, first_shown, servers_shown};
+use crate::analysis::{Code, Instance, SiteReport};
+use crate::config::effective::{HandlerState, KeyState};
+use crate::console::app::{Action, Data, Phase};
+use crate::console::dialogs::reveal::ConfirmReveal;
+use crate::console::theme::StyleKey;
+use crate::console::ui::{KeyHelp, Ui};
+use ratatui::Frame;
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Paragraph, Wrap};
+
+const CELL: usize = 13;
+
+#[derive(Default)]
+pub struct Matrix {
+    /// The rows shown: indices into the report's sites.
+    sites: Vec<usize>,
+    /// The columns shown: indices into the servers.
+    servers: Vec<usize>,
+    row: usize,
+    /// 0: the site as a whole; k: the k-th server shown.
+    col: usize,
+    /// The site the cursor is on. Once the operator has moved the cursor it
+    /// follows its site when the order changes; before, it stays on the
+    /// first row.
+    selected: Option<String>,
+    moved: bool,
+}
+
+/// Sites shown: those matching the filter, or all when none does but a
+/// server does (the filter then names servers).
+fn sites_shown(data: &Data) -> Vec<usize> {
+    let sites = &data.report.sites;
+    let matching: Vec<usize> = (0..sites.len())
+        .filter(|&i| data.filter.matches(&sites[i].site))
+        .collect();
+    if matching.is_empty()
+        && data
+            .servers
+            .iter()
+            .any(|r| data.filter.matches(&r.server.name))
+    {
+        return (0..sites.len()).collect();
+    }
+    matching
+}
+
+impl Matrix {
+    pub fn selected_site<'a>(&self, data: &'a Data) -> Option<&'a SiteReport> {
+        self.sites
+            .get(self.row)
+            .and_then(|&i| data.report.sites.get(i))
+    }
+
+    /// The server of the selected cell (index into the servers).
+    pub fn selected_server(&self) -> Option<usize> {
+        self.col
+            .checked_sub(1)
+            .and_then(|k| self.servers.get(k).copied())
+    }
+
+    /// Puts the cursor on a site's row (the filter already cleared).
+    pub fn select_site(&mut self, data: &Data, site: &str) -> bool {
+        let Some(row) = self
+            .sites
+            .iter()
+            .position(|&i| data.report.sites[i].site == site)
+        else {
+            return false;
+        };
+        self.row = row;
+        self.col = 0;
+        self.moved = true;
+        self.selected = Some(site.to_string());
+        true
+    }
+}
+
+impl Screen for Matrix {
+    fn refresh(&mut self, data: &Data) {
+        let follow = self.selected.take().filter(|_| self.moved);
+        self.sites = sites_shown(data);
+        self.servers = servers_shown(data);
+        let found = follow.and_then(|name| {
+            self.sites
+                .iter()
+                .position(|&i| data.report.sites[i].site == name)
+        });
+        if let Some(row) = found {
+            self.row = row;
+        } else if !self.moved {
+            self.row = 0;
+        }
+        self.row = self.row.min(self.sites.len().saturating_sub(1));
+        self.col = self.col.min(self.servers.len());
+        self.selected = self.selected_site(data).map(|s| s.site.clone());
+    }
+
+    fn on_key(&mut self, key: &KeyEvent, data: &Data) -> Reply {
+        if let Some(nav) = Nav::of(key) {
+            match nav {
+                Nav::Left => self.col = self.col.saturating_sub(1),
+                Nav::Right => self.col = (self.col + 1).min(self.servers.len()),
+                _ => {
+                    let row = nav.step(self.row, self.sites.len());
+                    self.moved |= row != self.row;
+                    self.row = row;
+                    self.selected = self.selected_site(data).map(|s| s.site.clone());
+                }
+            }
+            return Reply::Done;
+        }
+        let Some(site) = self.selected_site(data).map(|s| s.site.clone()) else {
+            return Reply::Unhandled;
+        };
+        let server = self
+            .selected_server()
+            .map(|i| data.servers[i].server.name.clone());
+        match key.code {
+            KeyCode::Enter => Reply::Detail { site, server },
+            KeyCode::Char('v') => match server {
+                Some(server) => Reply::Open(Box::new(ConfirmReveal::new(site, server))),
+                None => Reply::Flash(
+                    "select a site on one server (a cell of the matrix) to reveal its keys".into(),
+                ),
+            },
+            KeyCode::Char('p') => Reply::Act(Action::ChoosePush { site }),
+            _ => Reply::Unhandled,
+        }
+    }
+
+    fn focused_server(&self, _data: &Data) -> Option<usize> {
+        self.selected_server()
+    }
+
+    fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
+        vec![
+            (ui.symbols.arrows, "move"),
+            ("Enter", "detail"),
+            ("p", "push"),
+            ("v", "reveal"),
+            ("r/R", "rescan"),
+        ]
+    }
+
+    fn draw(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui) {
+        let sites: Vec<&SiteReport> = self
+            .sites
+            .iter()
+            .filter_map(|&i| data.report.sites.get(i))
+            .collect();
+        // The table takes what its rows need; the findings panel the rest.
+        let table_h =
+            (sites.len().max(1) as u16 + 3).clamp(5, area.height.saturating_sub(7).max(5));
+        let [table_area, panel_area] =
+            Layout::vertical([Constraint::Length(table_h), Constraint::Min(5)]).areas(area);
+        let outer = ui.block(format!(" Sites {} servers ", ui.symbols.times));
+        let inner = outer.inner(table_area);
+        f.render_widget(outer, table_area);
+
+        let site_w = sites
+            .iter()
+            .map(|s| s.site.chars().count() + 3)
+            .max()
+            .unwrap_or(10)
+            .clamp(14, 28);
+        let width = inner.width as usize;
+        let fit = ((width.saturating_sub(site_w + 1)) / (CELL + 1)).max(1);
+        // Keep the selected column in view.
+        let sel_col = self.col.saturating_sub(1);
+        let first_col = if self.col == 0 {
+            0
+        } else {
+            sel_col.saturating_sub(fit - 1).min(sel_col)
+        };
+        let shown: Vec<usize> = self
+            .servers
+            .iter()
+            .copied()
+            .skip(first_col)
+            .take(fit)
+            .collect();
+
+        let mut lines: Vec<Line> = Vec::new();
+        let mut head = vec![Span::styled(
+            ui.pad(" SITE", site_w),
+            ui.style(StyleKey::TextDim),
+        )];
+        for (k, &i) in shown.iter().enumerate() {
+            let row = &data.servers[i];
+            let mark = match row.phase {
+                Phase::Done if row.ok() == Some(false) => ui.symbols.unreachable,
+                Phase::Done => "",
+                _ => ui.spinner(),
+            };
+            let style = if self.col == first_col + k + 1 {
+                ui.style(StyleKey::BorderFocus)
+            } else {
+                ui.style(StyleKey::TextDim)
+            };
+            head.push(Span::raw(" "));
+            head.push(Span::styled(
+                ui.pad(&format!("{}{mark}", row.server.name), CELL),
+                style,
+            ));
+        }
+        if self.servers.len() > shown.len() {
+            head.push(Span::styled(
+                format!(" +{}", self.servers.len() - shown.len()),
+                ui.style(StyleKey::TextDim),
+            ));
+        }
+        lines.push(Line::from(head));
+
+        let body_rows = inner.height.saturating_sub(1) as usize;
+        if sites.is_empty() {
+            let msg = if data.scanning() > 0 {
+                format!(" {} reading the servers…", ui.spinner())
+            } else if data.selection.all_sites {
+                " No IIS applications found.".to_string()
+            } else {
+                " No Cora sites found. Press a to show every IIS application.".to_string()
+            };
+            lines.push(Line::styled(msg, ui.style(StyleKey::TextDim)));
+        }
+        let first_row = first_shown(self.row, body_rows);
+        for (r, site) in sites.iter().enumerate().skip(first_row).take(body_rows) {
+            let selected_row = r == self.row;
+            let (sym, style) = if site.has_disclosed_key() {
+                (ui.symbols.disclosed, ui.style(StyleKey::Danger))
+            } else if site.consistent() {
+                (ui.symbols.ok, ui.style(StyleKey::SiteOk))
+            } else {
+                (ui.symbols.drift, ui.style(StyleKey::SiteDrift))
+            };
+            let pointer = if selected_row {
+                ui.symbols.pointer
+            } else {
+                " "
+            };
+            let name_style = if selected_row && self.col == 0 {
+                ui.style(StyleKey::Selection)
+            } else {
+                style
+            };
+            let mut spans = vec![
+                Span::styled(pointer.to_string(), ui.style(StyleKey::BorderFocus)),
+                Span::styled(
+                    ui.pad(&format!("{sym} {}", site.site), site_w - 1),
+                    name_style,
+                ),
+            ];
+            for (k, &i) in shown.iter().enumerate() {
+                let (text, mut style) = cell(data, ui, site, i);
+                if selected_row && self.col == first_col + k + 1 {
+                    style = ui.style(StyleKey::Selection);
+                }
+                spans.push(Span::raw(" "));
+                spans.push(Span::styled(ui.pad(&text, CELL), style));
+            }
+            lines.push(Line::from(spans));
+        }
+        f.render_widget(Paragraph::new(lines), inner);
+
+        // Why the selected site is out of step.
+        let (title, text) = match self.selected_site(data) {
+            Some(site) => (format!(" {} ", site.site), findings_text(ui, site)),
+            None => (" Findings ".to_string(), Text::raw("")),
+        };
+        f.render_widget(
+            Paragraph::new(text)
+                .wrap(Wrap { trim: true })
+                .block(ui.block(title)),
+            panel_area,
+        );
+    }
+}
+
+/// The matrix cell of a site on one server: text and style.
+fn cell(data: &Data, ui: &Ui, site: &SiteReport, server: usize) -> (String, Style) {
+    let s = &ui.symbols;
+    let row = &data.servers[server];
+    let name = &row.server.name;
+    let Some(scan) = &row.scan else {
+        return (
+            format!("{} scanning", ui.spinner()),
+            ui.style(StyleKey::MatrixPending),
+        );
+    };
+    if scan.result.is_err() {
+        return (
+            format!("{} unreachable", s.unreachable),
+            ui.style(StyleKey::MatrixProblem),
+        );
+    }
+    let Some(inst) = site.instance(name) else {
+        return (
+            format!("{} absent", s.absent),
+            ui.style(StyleKey::MatrixMissing),
+        );
+    };
+    let Ok(eff) = &inst.effective else {
+        return (
+            format!("{} unreadable", s.unreadable),
+            ui.style(StyleKey::MatrixProblem),
+        );
+    };
+    let mut marks = String::new();
+    if inst.is_disclosed() {
+        marks.push_str(s.disclosed);
+    }
+    if eff.handler.state == HandlerState::Dpapi {
+        marks.push_str(s.dpapi);
+    }
+    if algorithms_differ(site, inst) {
+        marks.push_str(s.algorithm);
+    }
+    let (text, style) = match (inst.key_group, &inst.keys) {
+        (Some(g), _) => {
+            let fp = inst.set_fingerprint.as_deref().unwrap_or("");
+            let style = match g {
+                'A' => ui.style(StyleKey::MatrixMatch),
+                'B' => ui.style(StyleKey::MatrixMismatch),
+                _ => ui.style(StyleKey::MatrixMismatchAlt),
+            };
+            (format!("{g} {fp}"), style)
+        }
+        (None, Some((v, d))) => {
+            let worst = [v, d]
+                .into_iter()
+                .find(|k| matches!(k, KeyState::Invalid { .. }))
+                .or_else(|| {
+                    [v, d]
+                        .into_iter()
+                        .find(|k| matches!(k, KeyState::Encrypted))
+                })
+                .unwrap_or(v);
+            let (sym, word) = match worst {
+                KeyState::Invalid { .. } => (s.invalid, "invalid"),
+                KeyState::Encrypted => (s.encrypted, "encrypted"),
+                KeyState::AutoGenerate { .. } => (s.auto, "auto"),
+                KeyState::Explicit { .. } => (s.auto, "auto"), // the other key is auto-generated
+            };
+            (format!("{sym} {word}"), ui.style(StyleKey::MatrixProblem))
+        }
+        (None, None) => (
+            format!("{} unreadable", s.unreadable),
+            ui.style(StyleKey::MatrixProblem),
+        ),
+    };
+    let text = if marks.is_empty() {
+        text
+    } else {
+        format!("{text} {marks}")
+    };
+    let style = if inst.is_disclosed() {
+        style.patch(ui.style(StyleKey::Danger))
+    } else if marks.is_empty() {
+        style
+    } else {
+        style.patch(ui.style(StyleKey::MatrixProblem))
+    };
+    (text, style)
+}
+
+/// Whether an instance's algorithms differ from the site's most common ones.
+fn algorithms_differ(site: &SiteReport, inst: &Instance) -> bool {
+    if !site
+        .findings
+        .iter()
+        .any(|f| f.code == Code::AlgorithmMismatch)
+    {
+        return false;
+    }
+    let algs = |i: &Instance| {
+        i.effective.as_ref().ok().map(|e| {
+            (
+                e.machine_key.validation_normalised(),
+                e.machine_key.decryption_normalised(),
+            )
+        })
+    };
+    let Some(mine) = algs(inst) else { return false };
+    let mut counts: Vec<(_, usize)> = Vec::new();
+    for pair in site.instances.iter().filter_map(algs) {
+        match counts.iter_mut().find(|(p, _)| *p == pair) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((pair, 1)),
+        }
+    }
+    // The first of the most common pairs counts as the norm.
+    let best = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    counts
+        .iter()
+        .find(|(_, n)| *n == best)
+        .is_some_and(|(p, _)| *p != mine)
+}
+
+/// A site's findings, the most urgent first.
+fn findings_text<'a>(ui: &Ui, site: &'a SiteReport) -> Text<'a> {
+    let mut findings: Vec<_> = site.findings.iter().collect();
+    findings.sort_by_key(|f| std::cmp::Reverse(f.urgency()));
+    if findings.is_empty() {
+        return Text::styled(
+            format!("{} In step on every server.", ui.symbols.ok),
+            ui.style(StyleKey::SiteOk),
+        );
+    }
+    let lines: Vec<Line> = findings
+        .into_iter()
+        .map(|f| {
+            Line::from(vec![
+                Span::styled(
+                    format!("{} {} ", ui.severity_symbol(Some(f.severity)), f.code),
+                    ui.severity_style(f.severity),
+                ),
+                Span::styled(f.message.clone(), ui.style(StyleKey::Text)),
+            ])
+        })
+        .collect();
+    Text::from(lines)
+}

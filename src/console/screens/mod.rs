@@ -1,0 +1,200 @@
+//! The screens, one module each. A screen owns its cursor and the rows it
+//! shows: [`Screen::refresh`] builds them once from the data, and both its
+//! keys and its drawing use that one list, so the cursor can only ever be
+//! on a row that is on screen. Each module also lists its keys, for the
+//! footer and the help.
+
+pub mod detail;
+pub mod findings;
+pub mod history;
+pub mod log;
+pub mod matrix;
+pub mod servers;
+
+use super::app::{Action, Data};
+use super::dialogs::Dialog;
+use super::ui::{KeyHelp, Ui};
+use ratatui::Frame;
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::layout::Rect;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScreenId {
+    Matrix,
+    Servers,
+    Findings,
+    Log,
+    History,
+    /// A site, or a site on one server: opened from the matrix.
+    Detail,
+}
+
+impl ScreenId {
+    /// The screens with a number key and a tab, in that order.
+    pub const TABS: [ScreenId; 5] = [
+        ScreenId::Matrix,
+        ScreenId::Servers,
+        ScreenId::Findings,
+        ScreenId::Log,
+        ScreenId::History,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            ScreenId::Matrix => "Matrix",
+            ScreenId::Servers => "Servers",
+            ScreenId::Findings => "Findings",
+            ScreenId::Log => "Log",
+            ScreenId::History => "History",
+            ScreenId::Detail => "Detail",
+        }
+    }
+}
+
+/// What a key on a screen asks of the console.
+pub enum Reply {
+    /// Not a key of this screen: the console's own keys apply (Esc clears
+    /// the filter).
+    Unhandled,
+    Done,
+    /// An action that reaches the outside world (where --read-only is
+    /// enforced).
+    Act(Action),
+    Open(Box<dyn Dialog>),
+    /// A short word in the footer.
+    Flash(String),
+    /// The detail of a site, or of a site on one server.
+    Detail {
+        site: String,
+        server: Option<String>,
+    },
+    /// Back to the screen the detail was opened from.
+    Back,
+    /// The site's row in the matrix.
+    ShowSite(String),
+}
+
+pub trait Screen {
+    /// Rebuilds the rows shown from the data; the cursor stays on its row
+    /// when that is still shown.
+    fn refresh(&mut self, data: &Data);
+    fn on_key(&mut self, key: &KeyEvent, data: &Data) -> Reply;
+    fn draw(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui);
+    /// Its keys, for the footer and the help.
+    fn keys(&self, ui: &Ui) -> Vec<KeyHelp>;
+    /// The server the cursor is on (index into the data's servers), for `R`.
+    fn focused_server(&self, _data: &Data) -> Option<usize> {
+        None
+    }
+}
+
+/// Every screen's state.
+#[derive(Default)]
+pub struct Screens {
+    pub matrix: matrix::Matrix,
+    pub servers: servers::Servers,
+    pub findings: findings::Findings,
+    pub log: log::Log,
+    pub history: history::History,
+    pub detail: detail::Detail,
+    /// Screens whose rows were built from older data: built again when
+    /// shown, so that a change costs only the screen on view.
+    outdated: [bool; 6],
+}
+
+impl Screens {
+    pub fn get(&self, id: ScreenId) -> &dyn Screen {
+        match id {
+            ScreenId::Matrix => &self.matrix,
+            ScreenId::Servers => &self.servers,
+            ScreenId::Findings => &self.findings,
+            ScreenId::Log => &self.log,
+            ScreenId::History => &self.history,
+            ScreenId::Detail => &self.detail,
+        }
+    }
+
+    pub fn get_mut(&mut self, id: ScreenId) -> &mut dyn Screen {
+        match id {
+            ScreenId::Matrix => &mut self.matrix,
+            ScreenId::Servers => &mut self.servers,
+            ScreenId::Findings => &mut self.findings,
+            ScreenId::Log => &mut self.log,
+            ScreenId::History => &mut self.history,
+            ScreenId::Detail => &mut self.detail,
+        }
+    }
+
+    /// The data changed: every screen's rows are out of date.
+    pub fn data_changed(&mut self) {
+        self.outdated = [true; 6];
+    }
+
+    /// Builds a screen's rows again if the data changed since it last did.
+    pub fn refresh(&mut self, id: ScreenId, data: &Data) {
+        if std::mem::take(&mut self.outdated[id as usize]) {
+            self.get_mut(id).refresh(data);
+        }
+    }
+}
+
+/// Moving through a list or a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nav {
+    Up,
+    Down,
+    Left,
+    Right,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+}
+
+impl Nav {
+    pub fn of(key: &KeyEvent) -> Option<Nav> {
+        Some(match key.code {
+            KeyCode::Up | KeyCode::Char('k') => Nav::Up,
+            KeyCode::Down | KeyCode::Char('j') => Nav::Down,
+            KeyCode::Left | KeyCode::Char('h') => Nav::Left,
+            KeyCode::Right | KeyCode::Char('l') => Nav::Right,
+            KeyCode::PageUp => Nav::PageUp,
+            KeyCode::PageDown => Nav::PageDown,
+            KeyCode::Char('g') | KeyCode::Home => Nav::Top,
+            KeyCode::Char('G') | KeyCode::End => Nav::Bottom,
+            _ => return None,
+        })
+    }
+
+    /// The row a cursor on row `at` of `len` rows moves to.
+    pub fn step(self, at: usize, len: usize) -> usize {
+        let last = len.saturating_sub(1);
+        match self {
+            Nav::Up => at.saturating_sub(1),
+            Nav::Down => (at + 1).min(last),
+            Nav::PageUp => at.saturating_sub(10),
+            Nav::PageDown => (at + 10).min(last),
+            Nav::Top => 0,
+            Nav::Bottom => last,
+            Nav::Left | Nav::Right => at,
+        }
+    }
+}
+
+/// The first row to draw so that row `at` shows in `height` rows.
+pub fn first_shown(at: usize, height: usize) -> usize {
+    at.saturating_sub(height.saturating_sub(1))
+}
+
+/// Server indices shown: those whose name matches the filter, or all when
+/// none does (the filter then names sites).
+pub fn servers_shown(data: &Data) -> Vec<usize> {
+    let matching: Vec<usize> = (0..data.servers.len())
+        .filter(|&i| data.filter.matches(&data.servers[i].server.name))
+        .collect();
+    if matching.is_empty() {
+        (0..data.servers.len()).collect()
+    } else {
+        matching
+    }
+}

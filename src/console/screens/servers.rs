@@ -1,0 +1,129 @@
+//! Servers (`2`): one row per server of the inventory, its scan state, time
+//! and error; the selected server below.
+
+use super::{Nav, Reply, Screen, first_shown, servers_shown};
+use crate::console::app::{Data, Phase};
+use crate::console::theme::StyleKey;
+use crate::console::ui::{KeyHelp, Ui};
+use ratatui::Frame;
+use ratatui::crossterm::event::KeyEvent;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Paragraph, Wrap};
+
+#[derive(Default)]
+pub struct Servers {
+    /// The rows shown: indices into the servers.
+    rows: Vec<usize>,
+    cursor: usize,
+}
+
+impl Servers {
+    /// The server the cursor is on.
+    pub fn selected(&self) -> Option<usize> {
+        self.rows.get(self.cursor).copied()
+    }
+}
+
+impl Screen for Servers {
+    fn refresh(&mut self, data: &Data) {
+        let was = self.selected();
+        self.rows = servers_shown(data);
+        self.cursor = was
+            .and_then(|s| self.rows.iter().position(|&i| i == s))
+            .unwrap_or(self.cursor)
+            .min(self.rows.len().saturating_sub(1));
+    }
+
+    fn on_key(&mut self, key: &KeyEvent, _data: &Data) -> Reply {
+        match Nav::of(key) {
+            Some(nav) => {
+                self.cursor = nav.step(self.cursor, self.rows.len());
+                Reply::Done
+            }
+            None => Reply::Unhandled,
+        }
+    }
+
+    fn focused_server(&self, _data: &Data) -> Option<usize> {
+        self.selected()
+    }
+
+    fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
+        vec![
+            (ui.symbols.updown, "move"),
+            ("R", "rescan server"),
+            ("r", "rescan all"),
+        ]
+    }
+
+    fn draw(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui) {
+        let [list_area, panel_area] =
+            Layout::vertical([Constraint::Min(4), Constraint::Length(6)]).areas(area);
+        let outer = ui.block(" Servers ");
+        let inner = outer.inner(list_area);
+        f.render_widget(outer, list_area);
+        let mut lines = vec![Line::styled(
+            format!(
+                " {:<14} {:<22} {:<14} {:>7}  ERROR",
+                "NAME", "ADDRESS", "STATE", "TIME"
+            ),
+            ui.style(StyleKey::TextDim),
+        )];
+        let height = inner.height.saturating_sub(1) as usize;
+        let first = first_shown(self.cursor, height);
+        for (k, &i) in self.rows.iter().enumerate().skip(first).take(height) {
+            let row = &data.servers[i];
+            let busy = |word: &str| (format!("{} {word}", ui.spinner()), StyleKey::StateBusy);
+            let (state, style) = match (row.phase, row.ok()) {
+                (Phase::Waiting, _) => busy("waiting"),
+                (Phase::Connecting, _) => busy("connecting"),
+                (Phase::Reading, _) => busy("reading"),
+                (Phase::Done, Some(true)) => (format!("{} ok", ui.symbols.ok), StyleKey::StateOk),
+                (Phase::Done, _) => (format!("{} error", ui.symbols.error), StyleKey::StateError),
+            };
+            let elapsed = match (&row.scan, row.started, row.phase) {
+                (Some(s), _, Phase::Done) => format!("{:.2}s", s.elapsed.as_secs_f64()),
+                (_, Some(start), _) => format!("{:.1}s", start.elapsed().as_secs_f64()),
+                _ => String::new(),
+            };
+            let selected = k == self.cursor;
+            let base = ui.style(if selected {
+                StyleKey::Selection
+            } else {
+                StyleKey::Text
+            });
+            let unless_selected = |key| if selected { base } else { ui.style(key) };
+            lines.push(Line::from(vec![
+                Span::styled(format!(" {} ", ui.pad(&row.server.name, 14)), base),
+                Span::styled(format!("{} ", ui.pad(&row.server.address(), 22)), base),
+                Span::styled(format!("{} ", ui.pad(&state, 14)), unless_selected(style)),
+                Span::styled(format!("{elapsed:>7}  "), base),
+                Span::styled(
+                    row.error().unwrap_or_default(),
+                    unless_selected(StyleKey::StateError),
+                ),
+            ]));
+        }
+        f.render_widget(Paragraph::new(lines), inner);
+        let detail = self
+            .selected()
+            .map(|i| {
+                let r = &data.servers[i];
+                match r.error() {
+                    Some(e) => Text::styled(e, ui.style(StyleKey::StateError)),
+                    None => Text::styled(
+                        format!("{} via {}", r.server.name, r.server.address()),
+                        ui.style(StyleKey::Text),
+                    ),
+                }
+            })
+            .unwrap_or_default();
+        f.render_widget(
+            Paragraph::new(detail)
+                .wrap(Wrap { trim: true })
+                .block(ui.block(" Server ")),
+            panel_area,
+        );
+    }
+}

@@ -1,0 +1,114 @@
+//! What every screen and dialog draws with: the theme, the symbols, the
+//! spinner's tick, and the small helpers they share.
+
+use super::symbols::Symbols;
+use super::theme::{StyleKey, Theme};
+use crate::analysis::Severity;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Paragraph, Wrap};
+
+pub struct Ui {
+    pub theme: Theme,
+    pub symbols: Symbols,
+    /// Advances every tick, for the spinner.
+    pub tick: u64,
+}
+
+/// A key and what it does, for the footer and the help.
+pub type KeyHelp = (&'static str, &'static str);
+
+impl Ui {
+    pub fn style(&self, key: StyleKey) -> Style {
+        self.theme.style(key)
+    }
+
+    pub fn spinner(&self) -> &'static str {
+        let frames = self.symbols.spinner;
+        frames[(self.tick as usize) % frames.len()]
+    }
+
+    /// Shortest text for a worst severity, for row marks.
+    pub fn severity_symbol(&self, s: Option<Severity>) -> &'static str {
+        match s {
+            Some(Severity::Error) => self.symbols.error,
+            Some(Severity::Warning) => self.symbols.warning,
+            Some(Severity::Info) => self.symbols.info,
+            None => self.symbols.ok,
+        }
+    }
+
+    pub fn severity_style(&self, s: Severity) -> Style {
+        self.style(match s {
+            Severity::Error => StyleKey::Danger,
+            Severity::Warning => StyleKey::Warning,
+            Severity::Info => StyleKey::Info,
+        })
+    }
+
+    /// At most `width` characters, an ellipsis where cut.
+    pub fn truncate(&self, s: &str, width: usize) -> String {
+        if s.chars().count() <= width {
+            return s.to_string();
+        }
+        if width == 0 {
+            return String::new();
+        }
+        let mut out: String = s.chars().take(width.saturating_sub(1)).collect();
+        out.push_str(self.symbols.ellipsis);
+        out
+    }
+
+    /// Exactly `width` characters: cut or padded.
+    pub fn pad(&self, s: &str, width: usize) -> String {
+        let t = self.truncate(s, width);
+        let n = t.chars().count();
+        format!("{t}{}", " ".repeat(width.saturating_sub(n)))
+    }
+
+    /// Keeps the end of a text (a path's file name matters most).
+    pub fn truncate_left(&self, s: &str, width: usize) -> String {
+        let n = s.chars().count();
+        if n <= width {
+            return s.to_string();
+        }
+        let tail: String = s.chars().skip(n - width.saturating_sub(1)).collect();
+        format!("{}{tail}", self.symbols.ellipsis)
+    }
+
+    /// The bordered panel every screen draws in.
+    pub fn block<'a>(&self, title: impl Into<Line<'a>>) -> Block<'a> {
+        Block::bordered()
+            .border_set(self.symbols.border)
+            .title(title)
+            .border_style(self.style(StyleKey::BorderFocus))
+            .title_style(self.style(StyleKey::Title))
+    }
+}
+
+impl Ui {
+    /// A page of text in a panel, wrapped, scrolled down `scroll` lines.
+    pub fn page(&self, f: &mut Frame, area: Rect, title: String, lines: Vec<Line>, scroll: u16) {
+        f.render_widget(
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: false })
+                .scroll((scroll, 0))
+                .block(self.block(title)),
+            area,
+        );
+    }
+}
+
+/// A `width` x `height` rectangle in the middle of `area`.
+pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let w = width.min(area.width.saturating_sub(2));
+    let h = height.min(area.height.saturating_sub(2));
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}

@@ -1,0 +1,105 @@
+//! The console's workers: planning and applying a push, rolling one back,
+//! reading the audit log. Each runs on a thread of its own and reports over
+//! the event loop's channel; the UI thread only sees messages.
+
+use super::app::{Msg, Work};
+use crate::analysis::FarmReport;
+use crate::inventory::Server;
+use crate::push::apply::rollback_push;
+use crate::push::audit::{AuditLog, AuditRecord};
+use crate::push::{Interrupt, PushRequest, Sessions, apply, build_plan};
+use crate::transport::ConnectOptions;
+use std::sync::mpsc::{Sender, channel};
+
+/// Plans a push; the same sessions then apply it if the operator confirms
+/// (the plan's dialog sends on `go`).
+pub fn spawn_push(
+    request: PushRequest,
+    report: FarmReport,
+    servers: Vec<Server>,
+    connect: ConnectOptions,
+    audit: AuditLog,
+    tx: Sender<Msg>,
+    stop: Interrupt,
+) {
+    std::thread::spawn(move || {
+        let send = |work: Work| tx.send(Msg::Work(work)).is_ok();
+        let mut sessions = Sessions::new(servers, connect);
+        let plan = match build_plan(&request, &report, &mut sessions) {
+            Ok(p) => p,
+            Err(e) => {
+                send(Work::Planned {
+                    result: Err(e),
+                    go: None,
+                });
+                return;
+            }
+        };
+        let (go, decision) = channel();
+        if !send(Work::Planned {
+            result: Ok(Box::new(plan.clone())),
+            go: Some(go),
+        }) {
+            return;
+        }
+        if decision.recv() != Ok(true) {
+            return;
+        }
+        if let Err(e) = audit.check_writable() {
+            send(Work::PushDone(Err(e)));
+            return;
+        }
+        let mut progress = |p| {
+            send(Work::PushProgress(p));
+        };
+        let outcome = apply(&plan, &mut sessions, &audit, &stop, &mut progress);
+        send(Work::PushDone(Ok(outcome)));
+    });
+}
+
+/// Restores what a past push changed, with `farmkey rollback`'s checks.
+pub fn spawn_rollback(
+    records: Vec<AuditRecord>,
+    break_lock: bool,
+    servers: Vec<Server>,
+    connect: ConnectOptions,
+    audit: AuditLog,
+    tx: Sender<Msg>,
+) {
+    std::thread::spawn(move || {
+        let send = |work: Work| {
+            let _ = tx.send(Msg::Work(work));
+        };
+        if let Err(e) = audit.check_writable() {
+            // A rollback is only made with its audit record.
+            let results = records
+                .iter()
+                .map(|r| {
+                    let why = crate::push::apply::RollbackError::Failed(format!(
+                        "{e}; nothing was written"
+                    ));
+                    (r.server.clone(), Err(why))
+                })
+                .collect();
+            send(Work::RollbackDone(results));
+            return;
+        }
+        let mut sessions = Sessions::new(servers, connect);
+        let results = rollback_push(&records, &mut sessions, &audit, break_lock, &mut |r| {
+            send(Work::RollbackProgress(r.clone()))
+        });
+        send(Work::RollbackDone(results));
+    });
+}
+
+/// Reads the audit log (a local file, but possibly a large one: not on
+/// the UI thread).
+pub fn load_history(audit: AuditLog, tx: Sender<Msg>) {
+    std::thread::spawn(move || {
+        let result = audit.read_all();
+        let _ = tx.send(Msg::History {
+            path: audit.path.clone(),
+            result,
+        });
+    });
+}

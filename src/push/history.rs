@@ -1,0 +1,194 @@
+//! The pushes of the audit log, and which of their changes a rollback
+//! concerns. `farmkey history`, `farmkey rollback` and the console's
+//! History screen read the log through this one module.
+
+use super::audit::{Action, AuditRecord, Outcome};
+
+/// One push as the audit log tells it: every record of its id (its
+/// intents, outcomes and later rollbacks), in the order written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastPush {
+    pub id: String,
+    pub records: Vec<AuditRecord>,
+}
+
+impl PastPush {
+    fn first(&self) -> &AuditRecord {
+        &self.records[0]
+    }
+
+    pub fn site(&self) -> &str {
+        &self.first().site
+    }
+
+    /// When it started (RFC 3339, UTC).
+    pub fn time(&self) -> &str {
+        &self.first().time
+    }
+
+    pub fn user(&self) -> &str {
+        &self.first().user
+    }
+
+    /// Per server, its last push record: the outcome, or only the intent
+    /// when the push was cut short before recording one.
+    pub fn pushed(&self) -> Vec<&AuditRecord> {
+        let mut out: Vec<&AuditRecord> = Vec::new();
+        for r in self.records.iter().filter(|r| r.action == Action::Push) {
+            match out.iter_mut().find(|x| x.server == r.server) {
+                Some(x) => *x = r,
+                None => out.push(r),
+            }
+        }
+        out
+    }
+
+    /// Its rollbacks' records, in order.
+    pub fn rollbacks(&self) -> impl Iterator<Item = &AuditRecord> {
+        self.records.iter().filter(|r| r.action == Action::Rollback)
+    }
+
+    /// What a rollback restores: the servers this push changed (or may
+    /// have: an intent without an outcome) and that were not rolled back
+    /// since. Each record names the file, its backup, and the SHA-256
+    /// before and after, for the checks the rollback makes.
+    pub fn to_roll_back(&self) -> Vec<AuditRecord> {
+        let rolled_back = |server: &str| {
+            self.rollbacks()
+                .any(|r| r.outcome == Outcome::RolledBack && r.server == server)
+        };
+        self.pushed()
+            .into_iter()
+            .filter(|r| {
+                matches!(r.outcome, Outcome::Applied | Outcome::Intent) && !rolled_back(&r.server)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Per server, where it stands after the push and its rollbacks: the
+    /// outcome of its last record.
+    pub fn standing(&self) -> Vec<(&str, Outcome)> {
+        let mut out: Vec<(&str, Outcome)> = Vec::new();
+        for r in &self.records {
+            match out.iter_mut().find(|(s, _)| *s == r.server) {
+                Some(x) => x.1 = r.outcome,
+                None => out.push((&r.server, r.outcome)),
+            }
+        }
+        out
+    }
+
+    /// The key sets the push found and the ones it wrote, each once, as
+    /// fingerprints (a key set's when recorded, else the validationKey's).
+    pub fn key_sets(&self) -> (Vec<&str>, Vec<&str>) {
+        let pushed = self.pushed();
+        let sets = |before: bool| {
+            let mut out: Vec<&str> = Vec::new();
+            for r in &pushed {
+                let fp = if before {
+                    &r.fingerprints_before
+                } else {
+                    &r.fingerprints_after
+                };
+                if let Some(s) = fp.key_set.as_deref().or(fp.validation_key.as_deref())
+                    && !out.contains(&s)
+                {
+                    out.push(s);
+                }
+            }
+            out
+        };
+        (sets(true), sets(false))
+    }
+}
+
+/// Pushes in the order they were made, each with its records; only those
+/// of `site` (any case) when given.
+pub fn pushes(records: &[AuditRecord], site: Option<&str>) -> Vec<PastPush> {
+    let mut out: Vec<PastPush> = Vec::new();
+    for r in records {
+        if site.is_some_and(|s| !s.eq_ignore_ascii_case(&r.site)) {
+            continue;
+        }
+        match out.iter_mut().find(|p| p.id == r.push_id) {
+            Some(p) => p.records.push(r.clone()),
+            None => out.push(PastPush {
+                id: r.push_id.clone(),
+                records: vec![r.clone()],
+            }),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::push::audit::Fingerprints;
+
+    fn rec(push: &str, server: &str, action: Action, outcome: Outcome) -> AuditRecord {
+        AuditRecord {
+            time: "2026-11-26T11:20:45Z".into(),
+            push_id: push.into(),
+            action,
+            user: "op".into(),
+            server: server.into(),
+            site: "Flowtime".into(),
+            file: "C:\\inetpub\\Flowtime\\web.config".into(),
+            sha256_before: Some("aa".into()),
+            sha256_after: Some("bb".into()),
+            fingerprints_before: Fingerprints {
+                key_set: Some(format!("before{server}")),
+                ..Default::default()
+            },
+            fingerprints_after: Fingerprints {
+                key_set: Some("after".into()),
+                ..Default::default()
+            },
+            backup: Some("C:\\inetpub\\Flowtime\\web.x.farmkey.config".into()),
+            outcome,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_rollback_concerns_what_was_changed_and_not_rolled_back_since() {
+        use Action::*;
+        use Outcome::*;
+        let records = vec![
+            rec("p1", "web01", Push, Intent),
+            rec("p1", "web01", Push, Applied),
+            rec("p1", "web02", Push, Unchanged),
+            rec("p1", "web03", Push, Intent),
+            rec("p2", "web01", Push, Intent),
+            rec("p2", "web01", Push, Applied),
+            rec("p2", "web01", Rollback, RolledBack),
+        ];
+        let list = pushes(&records, Some("flowtime"));
+        assert_eq!(list.len(), 2);
+        let p1 = &list[0];
+        assert_eq!(
+            p1.pushed()
+                .iter()
+                .map(|r| (r.server.as_str(), r.outcome))
+                .collect::<Vec<_>>(),
+            [("web01", Applied), ("web02", Unchanged), ("web03", Intent)]
+        );
+        // web03 was cut short after its intent: it may have changed.
+        let servers: Vec<String> = p1.to_roll_back().into_iter().map(|r| r.server).collect();
+        assert_eq!(servers, ["web01", "web03"]);
+        let (before, after) = p1.key_sets();
+        assert_eq!(
+            (before, after),
+            (
+                vec!["beforeweb01", "beforeweb02", "beforeweb03"],
+                vec!["after"]
+            )
+        );
+        let p2 = &list[1];
+        assert!(p2.to_roll_back().is_empty(), "already rolled back");
+        assert_eq!(p2.standing(), [("web01", RolledBack)]);
+        assert!(pushes(&records, Some("Process TOGO")).is_empty());
+    }
+}
