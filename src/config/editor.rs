@@ -151,7 +151,6 @@ pub fn edit(bytes: &FileBytes, req: &EditRequest) -> Result<Edited, EditError> {
 /// [`edit`] of a parsed web.config (parsed once for [`homes_in`] and this).
 pub fn edit_in(doc: &Document, req: &EditRequest) -> Result<Edited, EditError> {
     let req = canonical_request(req)?;
-    let bytes = doc.encode(doc.bytes().to_vec());
     let mut ed = Splicer::new(doc);
     if let Some(keys) = &req.machine_key {
         ed.set_machine_key(keys, req.compatibility_mode.as_deref())?;
@@ -160,7 +159,11 @@ pub fn edit_in(doc: &Document, req: &EditRequest) -> Result<Edited, EditError> {
         ed.add_handler_swap(req.identity_section_declared_above)?;
     }
     let out = ed.finish();
-    let changed = out[..] != bytes[..];
+    // A UTF-8 file is its text; a UTF-16 one is compared as its bytes.
+    let changed = match doc.encoding() {
+        super::xml::TextEncoding::Utf8 { .. } => out[..] != doc.bytes()[..],
+        _ => out[..] != doc.encode(doc.bytes().to_vec())[..],
+    };
     verify_web_config(&out, &req)?;
     Ok(Edited {
         bytes: out,
