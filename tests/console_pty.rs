@@ -935,7 +935,7 @@ fn disclosed_keys_are_marked_and_never_pushed_from_the_console() {
     );
     p.send("?");
     let s = p.wait_for("publicly disclosed key", T);
-    assert!(s.contains("P   publicly disclosed key"), "{s}");
+    assert!(s.contains("P  publicly disclosed key"), "{s}");
     p.send(ENTER);
     p.wait_until("the help closed", T, |s| {
         !s.contains("Help: any key closes")

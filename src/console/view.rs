@@ -233,11 +233,21 @@ fn draw_help(f: &mut Frame, app: &App, area: Rect) {
     lines.push(key_line("a", "Cora sites only / every IIS application"));
     lines.push(Line::raw(""));
     lines.push(Line::styled(" Marks", ui.style(StyleKey::Title)));
-    for (sym, what) in super::symbols::legend(&ui.symbols) {
-        lines.push(Line::from(vec![
-            Span::styled(format!("  {sym:<4}"), ui.style(StyleKey::MatrixProblem)),
-            Span::styled(what, ui.style(StyleKey::Text)),
-        ]));
+    // Two marks a line, so that the whole help fits an 80x24 terminal.
+    let legend = super::symbols::legend(&ui.symbols);
+    for pair in legend.chunks(2) {
+        let mut spans = Vec::new();
+        for (sym, what) in pair {
+            spans.push(Span::styled(
+                format!("  {sym:<3}"),
+                ui.style(StyleKey::MatrixProblem),
+            ));
+            spans.push(Span::styled(
+                format!("{what:<24}"),
+                ui.style(StyleKey::Text),
+            ));
+        }
+        lines.push(Line::from(spans));
     }
     lines.push(Line::styled(
         "  A, B…  key set: same letter, same keys",
