@@ -688,3 +688,42 @@ fn pushes_of_disclosed_keys_are_refused_with_the_reason() {
         .unwrap();
     assert_eq!(flowtime["consistent"], true, "{flowtime}");
 }
+
+/// Standard output closed before a byte is written (`| head -0`, a reader
+/// gone): every printing command ends without a panic, with the exit code
+/// its work decides, and says nothing of the closed pipe.
+#[test]
+fn a_closed_output_never_panics_a_command() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("ssh_config"), "Host web01\n  HostName 10.0.0.11\n").unwrap();
+    let ssh_config = dir.path().join("ssh_config");
+    let cases: Vec<(Vec<&str>, i32)> = vec![
+        (vec!["keygen"], 0),
+        (vec!["keygen", "--format", "json"], 0),
+        (vec!["scan", "--demo"], 1),
+        (vec!["scan", "--demo", "--format", "json"], 1),
+        (vec!["disclosed"], 0),
+        (vec!["completions", "bash"], 0),
+        (vec!["man"], 0),
+        (
+            vec!["import-ssh-config", "--ssh-config", ssh_config.to_str().unwrap()],
+            0,
+        ),
+    ];
+    for (args, want) in cases {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_farmkey"))
+            .args(&args)
+            .env_remove("SSH_AUTH_SOCK")
+            .env("HOME", dir.path())
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(want), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_no_key(&out.stderr);
+    }
+}

@@ -3,6 +3,7 @@
 
 use super::{DisclosedListArg, exit};
 use crate::disclosed::{self, ATTRIBUTION, SHIPPED_ROWS, SHIPPED_SOURCE};
+use std::fmt::Write;
 use std::process::ExitCode;
 
 pub fn run(args: &DisclosedListArg) -> ExitCode {
@@ -10,30 +11,40 @@ pub fn run(args: &DisclosedListArg) -> ExitCode {
         Ok(l) => l,
         Err(code) => return code,
     };
-    println!("Publicly disclosed machine keys checked by scan, push and the console:");
-    println!(
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Publicly disclosed machine keys checked by scan, push and the console:"
+    );
+    let _ = writeln!(
+        out,
         "  shipped  {} hashes of {} key pairs: {SHIPPED_SOURCE}",
         disclosed::shipped().len(),
         SHIPPED_ROWS
     );
     for l in &lists.lists {
-        println!(
+        let _ = writeln!(
+            out,
             "  extra    {}: {} hashes, {} not in the lists above",
             crate::safe_text::escape(&l.file.display().to_string()),
             l.hashes,
             l.new
         );
     }
-    println!("  total    {} distinct hashes", lists.len());
-    println!();
-    println!(
+    let _ = writeln!(out, "  total    {} distinct hashes", lists.len());
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
         "A key is listed when the SHA-256 of its text (trimmed, without ,IsolateApps or \
 ,IsolateByAppId, upper-cased) is; the validationKey and the decryptionKey are checked \
 separately. It is an exact-hash list: a key that is not listed may still be public. \
 Keys in an encrypted <machineKey> cannot be checked. Add a newer list with \
 --disclosed-list FILE (same CSV format as MachineKeys.csv)."
     );
-    println!();
-    println!("Third-party data: {ATTRIBUTION}");
-    ExitCode::from(exit::OK)
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Third-party data: {ATTRIBUTION}");
+    match super::write_stdout(out.as_bytes()) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(code) => code,
+    }
 }

@@ -2,29 +2,31 @@
 
 use super::{KeyFormat, KeygenArgs, exit};
 use crate::keys::KeySet;
+use std::io::Write;
 use std::process::ExitCode;
 
 pub fn run(args: &KeygenArgs) -> ExitCode {
     let set = match KeySet::generate(args.validation, args.decryption) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("farmkey: {e}");
+            let _ = writeln!(std::io::stderr(), "farmkey: {e}");
             return ExitCode::from(exit::FINDINGS);
         }
     };
-    match args.format {
-        KeyFormat::Xml => println!("{}", set.to_xml_element()),
-        KeyFormat::Json => println!(
-            "{}",
-            serde_json::json!({
+    let text = match args.format {
+        KeyFormat::Xml => set.to_xml_element(),
+        KeyFormat::Json => serde_json::json!({
                 "validation": set.validation,
                 "decryption": set.decryption,
                 "validationKey": set.validation_key.expose(),
                 "decryptionKey": set.decryption_key.expose(),
                 "validationKeyFingerprint": set.validation_key.fingerprint(),
-                "decryptionKeyFingerprint": set.decryption_key.fingerprint(),
-            })
-        ),
+            "decryptionKeyFingerprint": set.decryption_key.fingerprint(),
+        })
+        .to_string(),
+    };
+    match super::write_stdout(format!("{text}\n").as_bytes()) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(code) => code,
     }
-    ExitCode::from(exit::OK)
 }

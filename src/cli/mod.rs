@@ -466,14 +466,24 @@ fn print_completions(shell: clap_complete::Shell) -> ExitCode {
     print_bytes(&script)
 }
 
-/// Prints generated text; a closed pipe (`| head`) is not an error.
-fn print_bytes(bytes: &[u8]) -> ExitCode {
+/// Writes to standard output without ever panicking: a closed pipe
+/// (`| head`) is not an error of the command; another failure is one.
+pub(super) fn write_stdout(bytes: &[u8]) -> Result<(), ExitCode> {
     use std::io::Write;
-    match std::io::stdout().lock().write_all(bytes) {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            usage_error(format!("cannot write to standard output: {e}"))
+            Err(usage_error(format!("cannot write to standard output: {e}")))
         }
-        _ => ExitCode::from(exit::OK),
+        _ => Ok(()),
+    }
+}
+
+/// Prints generated text; exit 0 unless standard output failed.
+fn print_bytes(bytes: &[u8]) -> ExitCode {
+    match write_stdout(bytes) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(code) => code,
     }
 }
 
@@ -506,10 +516,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 .clone()
                 .unwrap_or_else(crate::transport::ssh::config::default_ssh_config);
             match crate::transport::ssh::config::import(&path, args.pattern.as_deref()) {
-                Ok(text) => {
-                    print!("{text}");
-                    ExitCode::from(exit::OK)
-                }
+                Ok(text) => print_bytes(text.as_bytes()),
                 Err(e) => usage_error(e),
             }
         }

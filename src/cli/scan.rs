@@ -30,7 +30,11 @@ pub fn run(args: &ScanArgs) -> ExitCode {
     let scans = scan_all(&inventory.servers, opts, args.jobs.jobs);
     let report = analyze_against(&scans, &args.sites.selection(), &disclosed);
     match args.format {
-        ScanFormat::Table => print!("{}", report::to_table(&report)),
+        ScanFormat::Table => {
+            if let Err(code) = super::write_stdout(report::to_table(&report).as_bytes()) {
+                return code;
+            }
+        }
         ScanFormat::Json => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             // A closed pipe (`| head`) is not an error of the scan.
