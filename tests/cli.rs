@@ -695,7 +695,11 @@ fn pushes_of_disclosed_keys_are_refused_with_the_reason() {
 #[test]
 fn a_closed_output_never_panics_a_command() {
     let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("ssh_config"), "Host web01\n  HostName 10.0.0.11\n").unwrap();
+    fs::write(
+        dir.path().join("ssh_config"),
+        "Host web01\n  HostName 10.0.0.11\n",
+    )
+    .unwrap();
     let ssh_config = dir.path().join("ssh_config");
     let cases: Vec<(Vec<&str>, i32)> = vec![
         (vec!["keygen"], 0),
@@ -706,7 +710,11 @@ fn a_closed_output_never_panics_a_command() {
         (vec!["completions", "bash"], 0),
         (vec!["man"], 0),
         (
-            vec!["import-ssh-config", "--ssh-config", ssh_config.to_str().unwrap()],
+            vec![
+                "import-ssh-config",
+                "--ssh-config",
+                ssh_config.to_str().unwrap(),
+            ],
             0,
         ),
     ];
