@@ -56,10 +56,6 @@ pub struct Section<'a> {
 }
 
 impl Section<'_> {
-    pub fn is_external(&self) -> bool {
-        !std::ptr::eq(self.file, self.declared_in)
-    }
-
     /// Line of the content's start tag in its file.
     pub fn line(&self) -> usize {
         line_of(self.file, self.elem)

@@ -260,33 +260,6 @@ impl TextEncoding {
     }
 }
 
-/// A file's text for people (diffs), whatever its encoding; bytes that do
-/// not decode become U+FFFD, never raw digits between NULs.
-pub fn text_of(bytes: &[u8]) -> String {
-    let encoding = TextEncoding::detect(bytes);
-    match encoding.decode(&FileBytes::new(bytes.to_vec())) {
-        Ok(text) => String::from_utf8_lossy(&text).into_owned(),
-        Err(_) => match encoding {
-            TextEncoding::Utf16 { big_endian, bom } => {
-                let body = &bytes[if bom { 2 } else { 0 }..];
-                let units: Vec<u16> = body
-                    .chunks_exact(2)
-                    .map(|c| {
-                        let pair = [c[0], c[1]];
-                        if big_endian {
-                            u16::from_be_bytes(pair)
-                        } else {
-                            u16::from_le_bytes(pair)
-                        }
-                    })
-                    .collect();
-                String::from_utf16_lossy(&units)
-            }
-            TextEncoding::Utf8 { .. } => String::from_utf8_lossy(bytes).into_owned(),
-        },
-    }
-}
-
 /// A parsed configuration file.
 pub struct Document {
     /// The text as UTF-8: the file itself unless it is UTF-16. Every span
