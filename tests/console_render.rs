@@ -12,6 +12,7 @@ use farmkey::console::view;
 use farmkey::farm::{ScanEvent, scan_all};
 use farmkey::inventory::Inventory;
 use farmkey::keys::{KeySet, KeyText};
+use farmkey::push::history::pushes;
 use farmkey::transport::{ConnectOptions, HostKeyQuestion, SecretQuestion};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -501,7 +502,7 @@ fn with_history(a: &mut App) {
     keys(a, "5");
     a.update(Msg::History {
         path: PathBuf::from("/home/op/.local/state/farmkey/audit.jsonl"),
-        result: Ok(audit_records()),
+        result: Ok(pushes(&audit_records(), None)),
     });
 }
 

@@ -19,7 +19,7 @@ use crate::farm::ScanEvent;
 use crate::inventory::Server;
 use crate::push::apply::{Progress, PushOutcome, RollbackResult};
 use crate::push::audit::AuditRecord;
-use crate::push::history::{PastPush, pushes};
+use crate::push::history::PastPush;
 use crate::push::{Plan, PlanError, PushRequest};
 use crate::scan::{ServerFailure, ServerScan, Stage};
 use crate::transport::{HostKeyDecision, HostKeyQuestion, SecretQuestion};
@@ -40,10 +40,10 @@ pub enum Msg {
     },
     Ask(Ask),
     Work(Work),
-    /// The audit log, read.
+    /// The audit log, read and grouped into pushes (oldest first).
     History {
         path: PathBuf,
-        result: Result<Vec<AuditRecord>, std::io::Error>,
+        result: Result<Vec<PastPush>, std::io::Error>,
     },
     Tick,
 }
@@ -498,8 +498,8 @@ impl App {
                 h.path = Some(path);
                 h.loading = false;
                 match result {
-                    Ok(records) => {
-                        h.pushes = pushes(&records, None);
+                    Ok(list) => {
+                        h.pushes = list;
                         h.error = None;
                     }
                     Err(e) => h.error = Some(e.to_string()),

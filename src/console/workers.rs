@@ -7,6 +7,7 @@ use crate::analysis::FarmReport;
 use crate::inventory::Server;
 use crate::push::apply::rollback_push;
 use crate::push::audit::{AuditLog, AuditRecord};
+use crate::push::history::pushes;
 use crate::push::{Interrupt, PushRequest, Sessions, apply, build_plan};
 use crate::transport::ConnectOptions;
 use std::sync::mpsc::{Sender, channel};
@@ -92,11 +93,11 @@ pub fn spawn_rollback(
     });
 }
 
-/// Reads the audit log (a local file, but possibly a large one: not on
-/// the UI thread).
+/// Reads the audit log and groups it into pushes (a local file, but
+/// possibly a large one: not on the UI thread).
 pub fn load_history(audit: AuditLog, tx: Sender<Msg>) {
     std::thread::spawn(move || {
-        let result = audit.read_all();
+        let result = audit.read_all().map(|records| pushes(&records, None));
         let _ = tx.send(Msg::History {
             path: audit.path.clone(),
             result,

@@ -3,6 +3,8 @@
 //! History screen read the log through this one module.
 
 use super::audit::{Action, AuditRecord, Outcome};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 /// One push as the audit log tells it: every record of its id (its
 /// intents, outcomes and later rollbacks), in the order written.
@@ -104,19 +106,23 @@ impl PastPush {
 }
 
 /// Pushes in the order they were made, each with its records; only those
-/// of `site` (any case) when given.
+/// of `site` (any case) when given. Linear in the log: it only grows.
 pub fn pushes(records: &[AuditRecord], site: Option<&str>) -> Vec<PastPush> {
     let mut out: Vec<PastPush> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
     for r in records {
         if site.is_some_and(|s| !s.eq_ignore_ascii_case(&r.site)) {
             continue;
         }
-        match out.iter_mut().find(|p| p.id == r.push_id) {
-            Some(p) => p.records.push(r.clone()),
-            None => out.push(PastPush {
-                id: r.push_id.clone(),
-                records: vec![r.clone()],
-            }),
+        match index.entry(&r.push_id) {
+            Entry::Occupied(at) => out[*at.get()].records.push(r.clone()),
+            Entry::Vacant(slot) => {
+                slot.insert(out.len());
+                out.push(PastPush {
+                    id: r.push_id.clone(),
+                    records: vec![r.clone()],
+                });
+            }
         }
     }
     out
