@@ -6,9 +6,9 @@ use crate::config::import::key_set_from_xml;
 use crate::disclosed::DisclosedKeys;
 use crate::farm::scan_all;
 use crate::push::apply::{Progress, rollback_push};
-use crate::push::audit::{AuditLog, Outcome};
+use crate::push::audit::AuditLog;
 use crate::push::diff::masked_diff;
-use crate::push::history::pushes;
+use crate::push::history::{pushed_text, pushes, restored_from};
 use crate::push::{
     Interrupt, KeySource, PlanAction, PushOutcome, PushRequest, Sessions, StopReason, Verdict,
     and_list, apply, build_plan, refuse_disclosed,
@@ -283,10 +283,7 @@ pub fn run_history(args: &HistoryArgs) -> ExitCode {
         let pushed: Vec<String> = push
             .pushed()
             .iter()
-            .map(|r| match r.outcome {
-                Outcome::Intent => format!("{} intent (cut short: no outcome recorded)", r.server),
-                o => format!("{} {o}", r.server),
-            })
+            .map(|r| format!("{} {}", r.server, pushed_text(r.outcome)))
             .collect();
         if !pushed.is_empty() {
             out.line(&format!("    {:<9} {}", "push", pushed.join(", ")));
@@ -336,17 +333,10 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
     ));
     for r in &applied {
         out.line(&format!(
-            "  {:<10} {} from {}{}",
+            "  {:<10} {} {}",
             r.server,
             r.file,
-            r.backup
-                .as_deref()
-                .unwrap_or("(remove: the push created it)"),
-            if r.outcome == Outcome::Intent {
-                " (if the cut-short push changed it)"
-            } else {
-                ""
-            }
+            restored_from(r)
         ));
     }
     if applied.is_empty() {

@@ -128,6 +128,30 @@ pub fn pushes(records: &[AuditRecord], site: Option<&str>) -> Vec<PastPush> {
     out
 }
 
+/// How a server's push record reads: its outcome, or, for an intent
+/// alone, a push cut short before it recorded one.
+pub fn pushed_text(outcome: Outcome) -> String {
+    match outcome {
+        Outcome::Intent => "intent (cut short: no outcome recorded)".to_string(),
+        o => o.to_string(),
+    }
+}
+
+/// What a rollback restores a record's file from: `from BACKUP`, or its
+/// removal where the push created it; only maybe for a cut-short push.
+pub fn restored_from(r: &AuditRecord) -> String {
+    let from = r
+        .backup
+        .as_deref()
+        .unwrap_or("(remove: the push created it)");
+    let maybe = if r.outcome == Outcome::Intent {
+        " (if the cut-short push changed it)"
+    } else {
+        ""
+    };
+    format!("from {from}{maybe}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

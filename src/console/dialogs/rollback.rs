@@ -11,7 +11,8 @@ use crate::console::app::{Action, Data, Level, Work};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
 use crate::push::apply::{RollbackError, RollbackResult};
-use crate::push::audit::{AuditRecord, Outcome};
+use crate::push::audit::AuditRecord;
+use crate::push::history::restored_from;
 use ratatui::crossterm::event::KeyEvent;
 use ratatui::text::Line;
 
@@ -132,18 +133,9 @@ impl Dialog for Rollback {
                     Line::raw(""),
                 ];
                 for r in &self.targets {
-                    let from = r
-                        .backup
-                        .as_deref()
-                        .unwrap_or("(remove: the push created it)");
-                    let maybe = if r.outcome == Outcome::Intent {
-                        " (if the cut-short push changed it)"
-                    } else {
-                        ""
-                    };
                     body.push(Line::raw(format!("{}: {}", r.server, r.file)));
                     body.push(Line::styled(
-                        format!("  from {from}{maybe}"),
+                        format!("  {}", restored_from(r)),
                         ui.style(StyleKey::TextDim),
                     ));
                 }

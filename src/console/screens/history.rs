@@ -7,7 +7,7 @@ use crate::console::app::{Action, Data};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
 use crate::push::audit::{AuditRecord, Fingerprints, Outcome};
-use crate::push::history::PastPush;
+use crate::push::history::{PastPush, pushed_text};
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -217,12 +217,8 @@ impl History {
             } else {
                 StyleKey::Warning
             };
-            let outcome = match rec.outcome {
-                Outcome::Intent => "intent (cut short: no outcome recorded)".to_string(),
-                o => o.to_string(),
-            };
             lines.push(Line::styled(
-                format!(" {}  {outcome}", rec.server),
+                format!(" {}  {}", rec.server, pushed_text(rec.outcome)),
                 ui.style(style),
             ));
             server_lines(ui, rec, width, arrow, &mut lines);
