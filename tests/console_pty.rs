@@ -1064,26 +1064,11 @@ fn the_history_screen_finds_a_push_cut_short_and_breaks_its_stale_lock_on_reques
     let (_demo, farm) = demo_over_ssh(Options::default());
     let original = flowtime_files(&farm);
     let audit = farm.home.path().join("audit.jsonl");
-    let inv = farm.inventory_timeout(20);
     // A headless push killed (SIGKILL: nothing can be honoured) right after
     // web01's swap: only its intent is recorded, its locks stay.
     let pause = support::Pause::new("swapped:web01");
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_farmkey"));
-    cmd.env_clear()
-        .env("HOME", farm.home.path())
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .args([
-            "push",
-            "--site",
-            "Flowtime",
-            "--generate",
-            "--yes",
-            "--batch",
-        ])
-        .args(["--ssh-config", "/nonexistent", "--audit"])
-        .arg(&audit)
-        .arg("-i")
-        .arg(&inv)
+    let mut cmd = farm.farmkey_process();
+    cmd.args(farm.push_flowtime_args(&audit))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     pause.set(&mut cmd);

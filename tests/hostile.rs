@@ -81,12 +81,8 @@ impl Farm {
 
     /// `farmkey COMMAND ARGS`, with the farm's inventory and audit log.
     fn run(&self, command: &str, args: &[&str]) -> Out {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_farmkey"));
-        cmd.env_clear()
-            .env("HOME", self.path())
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("USER", "operator")
-            .arg(command);
+        let mut cmd = farmkey_command(self.path());
+        cmd.arg(command);
         if command != "history" {
             cmd.arg("--inventory").arg(self.inventory());
         }
@@ -178,15 +174,6 @@ fn request(site: &str) -> PushRequest {
             decryption: DecryptionAlg::Aes,
         },
     )
-}
-
-fn by<'a>(outcome: &'a PushOutcome, server: &str) -> &'a ServerOutcome {
-    &outcome
-        .results
-        .iter()
-        .find(|r| r.server == server)
-        .unwrap()
-        .outcome
 }
 
 fn apply_plan(plan: &Plan, sessions: &mut Sessions, audit: &Path) -> PushOutcome {
@@ -940,18 +927,7 @@ fn a_full_or_read_only_disk_on_a_server_is_named_as_such() {
     let push = |args: &[&str]| {
         let out = farm
             .farmkey()
-            .args([
-                "push",
-                "--site",
-                "Flowtime",
-                "--generate",
-                "--yes",
-                "--batch",
-            ])
-            .args(["--ssh-config", "/nonexistent", "--audit"])
-            .arg(&audit)
-            .arg("-i")
-            .arg(farm.inventory_timeout(20))
+            .args(farm.push_flowtime_args(&audit))
             .args(args)
             .output()
             .unwrap();

@@ -71,15 +71,6 @@ fn run_then(
     })
 }
 
-fn by<'a>(outcome: &'a PushOutcome, server: &str) -> &'a ServerOutcome {
-    &outcome
-        .results
-        .iter()
-        .find(|r| r.server == server)
-        .unwrap()
-        .outcome
-}
-
 fn backups_in(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir)
         .unwrap()
@@ -1245,36 +1236,15 @@ fn openssh_for_windows_8_1_replaces_by_delete_then_rename_and_is_verified() {
 // ---------------------------------------------------------------------
 // The command line, as processes.
 
-fn bin(farm: &SshFarm) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_farmkey"));
-    cmd.env_clear()
-        .env("HOME", farm.home.path())
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("USER", "operator");
-    cmd
-}
-
-fn common_args(farm: &SshFarm, audit: &Path) -> Vec<String> {
-    let inv = farm.inventory_timeout(PATIENT_SECS);
-    [
-        "--batch",
-        "--ssh-config",
-        "/nonexistent",
-        "--audit",
-        audit.to_str().unwrap(),
-        "-i",
-        inv.to_str().unwrap(),
-    ]
-    .map(String::from)
-    .to_vec()
-}
-
-fn push_args(farm: &SshFarm, audit: &Path) -> Vec<String> {
-    let mut v: Vec<String> = ["push", "--site", "Flowtime", "--generate", "--yes"]
-        .map(String::from)
-        .to_vec();
-    v.extend(common_args(farm, audit));
-    v
+/// `farmkey push --site Flowtime --generate --yes` on the farm, held at
+/// `point` (piped output); wait for it with [`reach`].
+fn spawn_push_paused(farm: &SshFarm, audit: &Path, point: &str) -> (Child, Pause) {
+    let mut cmd = farm.farmkey_process();
+    cmd.args(farm.push_flowtime_args(audit))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let pause = pause_at(&mut cmd, point);
+    (cmd.spawn().unwrap(), pause)
 }
 
 /// A `Pause` set on `cmd`.
@@ -1302,7 +1272,7 @@ fn headless_push_rollback_dry_run_and_no_key_anywhere() {
             .farm
             .farmkey()
             .args(args)
-            .args(common_args(&s.farm, &audit))
+            .args(s.farm.headless_args(&audit))
             .output()
             .unwrap();
         (
@@ -1444,8 +1414,10 @@ fn headless_an_unreachable_server_exits_1_with_the_plan_saying_why() {
     let audit = s.farm.home.path().join("audit.jsonl");
     let original = s.flowtime_files();
     s.farm.server_mut("web03").kill();
-    let out = bin(&s.farm)
-        .args(push_args(&s.farm, &audit))
+    let out = s
+        .farm
+        .farmkey_process()
+        .args(s.farm.push_flowtime_args(&audit))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -1460,9 +1432,9 @@ fn headless_an_unreachable_server_exits_1_with_the_plan_saying_why() {
         "{stdout}"
     );
     assert_eq!(s.flowtime_files()[..2], original[..2]);
-    let mut args = push_args(&s.farm, &audit);
+    let mut args = s.farm.push_flowtime_args(&audit);
     args.extend(["--exclude".to_string(), "web03".to_string()]);
-    let out = bin(&s.farm).args(args).output().unwrap();
+    let out = s.farm.farmkey_process().args(args).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(
@@ -1502,8 +1474,8 @@ fn headless_only_values_asp_net_accepts_are_written() {
             .map(String::from)
             .to_vec();
         args.push(file.to_str().unwrap().into());
-        args.extend(common_args(&s.farm, &audit));
-        let out = bin(&s.farm).args(args).output().unwrap();
+        args.extend(s.farm.headless_args(&audit));
+        let out = s.farm.farmkey_process().args(args).output().unwrap();
         let (stdout, stderr) = (
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),
@@ -1529,8 +1501,8 @@ fn headless_only_values_asp_net_accepts_are_written() {
     let mut args: Vec<String> = ["push", "--site", "Flowtime", "--yes", "--adopt", "web01"]
         .map(String::from)
         .to_vec();
-    args.extend(common_args(&s.farm, &audit));
-    let out = bin(&s.farm).args(args).output().unwrap();
+    args.extend(s.farm.headless_args(&audit));
+    let out = s.farm.farmkey_process().args(args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("case-sensitive"), "{stderr}");
@@ -1546,8 +1518,10 @@ fn headless_a_stale_lock_is_shown_and_broken_only_with_break_lock() {
     let original = s.flowtime_files();
     let lock = s.file("web01", "C:/inetpub/Cora/Flowtime/web.farmkey-lock.config");
     fs::write(&lock, STALE_LOCK).unwrap();
-    let out = bin(&s.farm)
-        .args(push_args(&s.farm, &audit))
+    let out = s
+        .farm
+        .farmkey_process()
+        .args(s.farm.push_flowtime_args(&audit))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -1560,9 +1534,9 @@ fn headless_a_stale_lock_is_shown_and_broken_only_with_break_lock() {
     );
     assert_eq!(s.flowtime_files(), original);
     assert!(lock.exists());
-    let mut args = push_args(&s.farm, &audit);
+    let mut args = s.farm.push_flowtime_args(&audit);
     args.push("--break-lock".into());
-    let out = bin(&s.farm).args(args).output().unwrap();
+    let out = s.farm.farmkey_process().args(args).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("broke the stale lock"), "{stdout}");
@@ -1585,12 +1559,7 @@ fn two_operators_pushing_the_same_site_at_once_never_split_it() {
         let before = s.flowtime_files();
         let mut runs = Vec::new();
         for _ in 0..2 {
-            let mut cmd = bin(&s.farm);
-            cmd.args(push_args(&s.farm, &audit))
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            let pause = pause_at(&mut cmd, "start");
-            runs.push((cmd.spawn().unwrap(), pause));
+            runs.push(spawn_push_paused(&s.farm, &audit, "start"));
         }
         // Both have planned from the same files; let them race for the locks.
         for (child, pause) in &mut runs {
@@ -1658,12 +1627,7 @@ fn a_signal_between_a_swap_and_its_record_rolls_back_and_says_so() {
         (libc::SIGHUP, "SIGHUP"),
     ] {
         let audit = s.farm.home.path().join(format!("audit-{name}.jsonl"));
-        let mut cmd = bin(&s.farm);
-        cmd.args(push_args(&s.farm, &audit))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let pause = pause_at(&mut cmd, "swapped:web01");
-        let mut child = cmd.spawn().unwrap();
+        let (mut child, pause) = spawn_push_paused(&s.farm, &audit, "swapped:web01");
         reach(&pause, &mut child);
         unsafe { libc::kill(child.id() as i32, sig) };
         pause.wait_stopping();
@@ -1705,12 +1669,7 @@ fn a_closed_output_mid_push_never_panics_and_rolls_back() {
     let original = s.flowtime_files();
     // What `| head -1` does, at a known moment: the reader takes the first
     // line and goes away once web01 is written, before its line is printed.
-    let mut cmd = bin(&s.farm);
-    cmd.args(push_args(&s.farm, &audit))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let pause = pause_at(&mut cmd, "applied:web01");
-    let mut child = cmd.spawn().unwrap();
+    let (mut child, pause) = spawn_push_paused(&s.farm, &audit, "applied:web01");
     let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     std::io::BufRead::read_line(&mut reader, &mut first).unwrap();
@@ -1740,7 +1699,9 @@ fn farmkey_push_piped_into_head_ends_consistent_and_says_so() {
     let s = setup();
     let audit = s.farm.home.path().join("audit.jsonl");
     let original = s.flowtime_files();
-    let args: Vec<String> = push_args(&s.farm, &audit)
+    let args: Vec<String> = s
+        .farm
+        .push_flowtime_args(&audit)
         .iter()
         .map(|a| format!("'{a}'"))
         .collect();
@@ -1788,12 +1749,7 @@ fn rollback_finds_a_push_cut_short_after_its_intent() {
     let s = setup();
     let audit = s.farm.home.path().join("audit.jsonl");
     let original = s.flowtime_files();
-    let mut cmd = bin(&s.farm);
-    cmd.args(push_args(&s.farm, &audit))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let pause = pause_at(&mut cmd, "swapped:web01");
-    let mut child = cmd.spawn().unwrap();
+    let (mut child, pause) = spawn_push_paused(&s.farm, &audit, "swapped:web01");
     reach(&pause, &mut child);
     child.kill().unwrap();
     child.wait().unwrap();
@@ -1817,7 +1773,7 @@ fn rollback_finds_a_push_cut_short_after_its_intent() {
             .farmkey()
             .args(["rollback", "--site", "Flowtime", "--yes"])
             .args(extra)
-            .args(common_args(&s.farm, &audit))
+            .args(s.farm.headless_args(&audit))
             .output()
             .unwrap();
         (
@@ -1841,8 +1797,10 @@ fn rollback_finds_a_push_cut_short_after_its_intent() {
     assert_eq!(s.flowtime_files(), original);
     // Its other locks stay until broken on request: the next push shows
     // them as stale and goes on only with --break-lock.
-    let out = bin(&s.farm)
-        .args(push_args(&s.farm, &audit))
+    let out = s
+        .farm
+        .farmkey_process()
+        .args(s.farm.push_flowtime_args(&audit))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -1855,9 +1813,9 @@ fn rollback_finds_a_push_cut_short_after_its_intent() {
             && last_line(&stdout).contains("blocked by web02 and web03"),
         "{stdout}"
     );
-    let mut args = push_args(&s.farm, &audit);
+    let mut args = s.farm.push_flowtime_args(&audit);
     args.push("--break-lock".into());
-    let out = bin(&s.farm).args(args).output().unwrap();
+    let out = s.farm.farmkey_process().args(args).output().unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -1872,12 +1830,7 @@ fn headless_someone_elses_write_mid_push_is_kept_and_the_exit_code_says_out_of_s
     let s = setup();
     let audit = s.farm.home.path().join("audit.jsonl");
     let original = s.flowtime_files();
-    let mut cmd = bin(&s.farm);
-    cmd.args(push_args(&s.farm, &audit))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let pause = pause_at(&mut cmd, "swapped:web02");
-    let mut child = cmd.spawn().unwrap();
+    let (mut child, pause) = spawn_push_paused(&s.farm, &audit, "swapped:web02");
     reach(&pause, &mut child);
     // A deploy writes web02 between farmkey's swap and its verification.
     let theirs = String::from_utf8(original[1].clone())
@@ -1914,12 +1867,7 @@ fn headless_a_full_audit_disk_mid_push_stops_and_rolls_back() {
     let s = setup();
     let audit = s.farm.home.path().join("audit.jsonl");
     let original = s.flowtime_files();
-    let mut cmd = bin(&s.farm);
-    cmd.args(push_args(&s.farm, &audit))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let pause = pause_at(&mut cmd, "applied:web01");
-    let mut child = cmd.spawn().unwrap();
+    let (mut child, pause) = spawn_push_paused(&s.farm, &audit, "applied:web01");
     reach(&pause, &mut child);
     fs::rename(&audit, audit.with_extension("kept")).unwrap();
     std::os::unix::fs::symlink("/dev/full", &audit).unwrap();

@@ -13,6 +13,30 @@ use farmkey::transport::ConnectOptions;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+/// The farmkey binary with a clean environment: HOME as given, PATH kept,
+/// USER `operator` (the user audit records name), no agent.
+pub fn farmkey_command(home: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_farmkey"));
+    cmd.env_clear()
+        .env("HOME", home)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("USER", "operator");
+    cmd
+}
+
+/// How a server of a push ended.
+pub fn by<'a>(
+    outcome: &'a farmkey::push::PushOutcome,
+    server: &str,
+) -> &'a farmkey::push::apply::ServerOutcome {
+    &outcome
+        .results
+        .iter()
+        .find(|r| r.server == server)
+        .unwrap()
+        .outcome
+}
+
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")

@@ -533,13 +533,41 @@ impl SshFarm {
     /// A command for the farmkey binary with a clean environment: HOME is
     /// the farm's client home, no agent.
     pub fn farmkey(&self) -> assert_cmd::Command {
-        let mut cmd = assert_cmd::Command::cargo_bin("farmkey").unwrap();
-        cmd.env_clear()
-            .env("HOME", self.home.path())
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("USER", "operator")
-            .timeout(Duration::from_secs(60));
+        let mut cmd = assert_cmd::Command::from_std(self.farmkey_process());
+        cmd.timeout(Duration::from_secs(60));
         cmd
+    }
+
+    /// The same command as a process to spawn and hold (no timeout).
+    pub fn farmkey_process(&self) -> Command {
+        super::farmkey_command(self.home.path())
+    }
+
+    /// What a headless command needs on this farm: `--batch`, no ssh
+    /// config, the audit log, and an inventory patient enough (20 s) not
+    /// to take a loaded machine for a server that does not answer.
+    pub fn headless_args(&self, audit: &Path) -> Vec<String> {
+        let inv = self.inventory_timeout(20);
+        [
+            "--batch",
+            "--ssh-config",
+            "/nonexistent",
+            "--audit",
+            audit.to_str().unwrap(),
+            "-i",
+            inv.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    /// `farmkey push --site Flowtime --generate --yes` on this farm.
+    pub fn push_flowtime_args(&self, audit: &Path) -> Vec<String> {
+        let mut v: Vec<String> = ["push", "--site", "Flowtime", "--generate", "--yes"]
+            .map(String::from)
+            .to_vec();
+        v.extend(self.headless_args(audit));
+        v
     }
 
     pub fn logs(&self) -> String {
