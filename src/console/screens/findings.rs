@@ -1,7 +1,7 @@
 //! Findings (`3`): every finding of the farm, the most urgent first (or
 //! the least, with `s`); what to do about the selected one below.
 
-use super::{Nav, Reply, Screen, first_shown};
+use super::{Nav, Reply, Rows, Screen};
 use crate::analysis::Finding;
 use crate::console::app::Data;
 use crate::console::theme::StyleKey;
@@ -15,16 +15,14 @@ use ratatui::widgets::{Paragraph, Wrap};
 pub struct Findings {
     /// The rows shown, in the chosen order: indices into the report's
     /// findings (as `all_findings` lists them).
-    rows: Vec<usize>,
-    cursor: usize,
+    rows: Rows,
     worst_first: bool,
 }
 
 impl Default for Findings {
     fn default() -> Findings {
         Findings {
-            rows: Vec::new(),
-            cursor: 0,
+            rows: Rows::default(),
             worst_first: true,
         }
     }
@@ -37,8 +35,7 @@ fn all_findings(data: &Data) -> Vec<&Finding> {
 
 impl Findings {
     fn selected<'a>(&self, data: &'a Data) -> Option<&'a Finding> {
-        let k = *self.rows.get(self.cursor)?;
-        data.report.all_findings().nth(k)
+        data.report.all_findings().nth(self.rows.selected()?)
     }
 }
 
@@ -46,7 +43,7 @@ impl Screen for Findings {
     fn refresh(&mut self, data: &Data) {
         let f = &data.filter;
         let all = all_findings(data);
-        self.rows = (0..all.len())
+        let mut rows: Vec<usize> = (0..all.len())
             .filter(|&i| {
                 let x = all[i];
                 f.matches(x.site.as_deref().unwrap_or(""))
@@ -57,17 +54,17 @@ impl Screen for Findings {
         // Stable sorts: report order within a severity, a disclosed key
         // the most urgent of errors.
         if self.worst_first {
-            self.rows
-                .sort_by_key(|&i| std::cmp::Reverse(all[i].urgency()));
+            rows.sort_by_key(|&i| std::cmp::Reverse(all[i].urgency()));
         } else {
-            self.rows.sort_by_key(|&i| all[i].urgency());
+            rows.sort_by_key(|&i| all[i].urgency());
         }
-        self.cursor = self.cursor.min(self.rows.len().saturating_sub(1));
+        // The cursor keeps its place, not its finding.
+        self.rows.set(rows, |_| false);
     }
 
     fn on_key(&mut self, key: &KeyEvent, data: &Data) -> Reply {
         if let Some(nav) = Nav::of(key) {
-            self.cursor = nav.step(self.cursor, self.rows.len());
+            self.rows.step(nav);
             return Reply::Done;
         }
         match key.code {
@@ -109,10 +106,8 @@ impl Screen for Findings {
             ui.style(StyleKey::TextDim),
         )];
         let height = inner.height.saturating_sub(1) as usize;
-        let first = first_shown(self.cursor, height);
-        for (i, &k) in self.rows.iter().enumerate().skip(first).take(height) {
+        for (k, selected) in self.rows.shown(height) {
             let Some(x) = all.get(k) else { continue };
-            let selected = i == self.cursor;
             let style = if selected {
                 ui.style(StyleKey::Selection)
             } else {

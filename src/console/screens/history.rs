@@ -2,7 +2,7 @@
 //! one push server by server; `u` rolls it back (after a confirmation).
 
 use super::detail::kv;
-use super::{Nav, Reply, Screen, first_shown};
+use super::{Nav, Reply, Rows, Screen};
 use crate::console::app::{Action, Data};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
@@ -17,8 +17,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 #[derive(Default)]
 pub struct History {
     /// The rows shown, newest first: indices into the pushes read.
-    rows: Vec<usize>,
-    cursor: usize,
+    rows: Rows,
     /// The push shown server by server (Enter), by id.
     open: Option<String>,
     scroll: u16,
@@ -82,8 +81,8 @@ fn fingerprint_text(f: &Fingerprints) -> String {
 impl History {
     fn selected<'a>(&self, data: &'a Data) -> Option<&'a PastPush> {
         self.rows
-            .get(self.cursor)
-            .and_then(|&i| data.history.pushes.get(i))
+            .selected()
+            .and_then(|i| data.history.pushes.get(i))
     }
 
     fn shown<'a>(&self, data: &'a Data) -> Option<&'a PastPush> {
@@ -111,15 +110,8 @@ impl History {
         let height = inner.height.saturating_sub(1) as usize;
         // What the columns before OUTCOME take.
         let room = (inner.width as usize).saturating_sub(67);
-        for (k, &i) in self
-            .rows
-            .iter()
-            .enumerate()
-            .skip(first_shown(self.cursor, height))
-            .take(height)
-        {
+        for (i, selected) in self.rows.shown(height) {
             let push = &data.history.pushes[i];
-            let selected = k == self.cursor;
             let fine = push.standing().iter().all(|(_, o)| o.is_fine());
             let style = ui.style(match (selected, fine) {
                 (true, _) => StyleKey::Selection,
@@ -309,7 +301,7 @@ impl Screen for History {
         let was = self.selected(data).map(|p| p.id.clone());
         let f = &data.filter;
         let pushes = &data.history.pushes;
-        self.rows = (0..pushes.len())
+        let rows = (0..pushes.len())
             .rev()
             .filter(|&i| {
                 let p = &pushes[i];
@@ -319,10 +311,8 @@ impl Screen for History {
                     || p.records.iter().any(|r| f.matches(&r.server))
             })
             .collect();
-        self.cursor = was
-            .and_then(|id| self.rows.iter().position(|&i| pushes[i].id == id))
-            .unwrap_or(self.cursor)
-            .min(self.rows.len().saturating_sub(1));
+        self.rows
+            .set(rows, |i| was.as_ref().is_some_and(|id| pushes[i].id == *id));
         if self.shown(data).is_none() {
             self.open = None;
         }
@@ -348,7 +338,7 @@ impl Screen for History {
             };
         }
         if let Some(nav) = Nav::of(key) {
-            self.cursor = nav.step(self.cursor, self.rows.len());
+            self.rows.step(nav);
             return Reply::Done;
         }
         let Some(push) = self.selected(data) else {

@@ -186,6 +186,52 @@ pub fn first_shown(at: usize, height: usize) -> usize {
     at.saturating_sub(height.saturating_sub(1))
 }
 
+/// The rows a list screen shows (indices into its data, in the order
+/// shown) and the cursor on them.
+#[derive(Debug, Default)]
+pub struct Rows {
+    list: Vec<usize>,
+    cursor: usize,
+}
+
+impl Rows {
+    /// The row the cursor is on (index into the data).
+    pub fn selected(&self) -> Option<usize> {
+        self.list.get(self.cursor).copied()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Shows `list`; the cursor goes to the first row `same` says is the
+    /// one it was on, else stays where it was (within the rows).
+    pub fn set(&mut self, list: Vec<usize>, same: impl Fn(usize) -> bool) {
+        self.list = list;
+        self.cursor = self
+            .list
+            .iter()
+            .position(|&i| same(i))
+            .unwrap_or(self.cursor)
+            .min(self.list.len().saturating_sub(1));
+    }
+
+    pub fn step(&mut self, nav: Nav) {
+        self.cursor = nav.step(self.cursor, self.list.len());
+    }
+
+    /// The rows that fit in `height` lines with the cursor's among them:
+    /// each with whether the cursor is on it.
+    pub fn shown(&self, height: usize) -> impl Iterator<Item = (usize, bool)> + '_ {
+        self.list
+            .iter()
+            .enumerate()
+            .skip(first_shown(self.cursor, height))
+            .take(height)
+            .map(|(k, &i)| (i, k == self.cursor))
+    }
+}
+
 /// Server indices shown: those whose name matches the filter, or all when
 /// none does (the filter then names sites).
 pub fn servers_shown(data: &Data) -> Vec<usize> {

@@ -1,7 +1,7 @@
 //! Servers (`2`): one row per server of the inventory, its scan state, time
 //! and error; the selected server below.
 
-use super::{Nav, Reply, Screen, first_shown, servers_shown};
+use super::{Nav, Reply, Rows, Screen, servers_shown};
 use crate::console::app::{Data, Phase};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
@@ -14,31 +14,26 @@ use ratatui::widgets::{Paragraph, Wrap};
 #[derive(Default)]
 pub struct Servers {
     /// The rows shown: indices into the servers.
-    rows: Vec<usize>,
-    cursor: usize,
+    rows: Rows,
 }
 
 impl Servers {
     /// The server the cursor is on.
     pub fn selected(&self) -> Option<usize> {
-        self.rows.get(self.cursor).copied()
+        self.rows.selected()
     }
 }
 
 impl Screen for Servers {
     fn refresh(&mut self, data: &Data) {
         let was = self.selected();
-        self.rows = servers_shown(data);
-        self.cursor = was
-            .and_then(|s| self.rows.iter().position(|&i| i == s))
-            .unwrap_or(self.cursor)
-            .min(self.rows.len().saturating_sub(1));
+        self.rows.set(servers_shown(data), |i| Some(i) == was);
     }
 
     fn on_key(&mut self, key: &KeyEvent, _data: &Data) -> Reply {
         match Nav::of(key) {
             Some(nav) => {
-                self.cursor = nav.step(self.cursor, self.rows.len());
+                self.rows.step(nav);
                 Reply::Done
             }
             None => Reply::Unhandled,
@@ -71,8 +66,7 @@ impl Screen for Servers {
             ui.style(StyleKey::TextDim),
         )];
         let height = inner.height.saturating_sub(1) as usize;
-        let first = first_shown(self.cursor, height);
-        for (k, &i) in self.rows.iter().enumerate().skip(first).take(height) {
+        for (i, selected) in self.rows.shown(height) {
             let row = &data.servers[i];
             let busy = |word: &str| (format!("{} {word}", ui.spinner()), StyleKey::StateBusy);
             let (state, style) = match (row.phase, row.ok()) {
@@ -87,7 +81,6 @@ impl Screen for Servers {
                 (_, Some(start), _) => format!("{:.1}s", start.elapsed().as_secs_f64()),
                 _ => String::new(),
             };
-            let selected = k == self.cursor;
             let base = ui.style(if selected {
                 StyleKey::Selection
             } else {
