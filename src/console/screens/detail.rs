@@ -6,7 +6,6 @@ use super::{Nav, Reply, Screen, ScreenId};
 use crate::analysis::Instance;
 use crate::config::effective::KeyState;
 use crate::console::app::{Action, Data};
-use crate::console::dialogs::reveal::ConfirmReveal;
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
 use crate::keys::KeyPurpose;
@@ -65,12 +64,7 @@ impl Screen for Detail {
         match key.code {
             KeyCode::Esc => Reply::Back,
             KeyCode::Char('p') => Reply::Act(Action::ChoosePush { site }),
-            KeyCode::Char('v') => match server {
-                Some(server) => Reply::Open(Box::new(ConfirmReveal::new(site, server))),
-                None => Reply::Flash(
-                    "select a site on one server (a cell of the matrix) to reveal its keys".into(),
-                ),
-            },
+            KeyCode::Char('v') => Reply::reveal(site, server),
             _ => Reply::Unhandled,
         }
     }

@@ -5,7 +5,6 @@ use super::{Nav, Reply, Screen, first_shown, servers_shown};
 use crate::analysis::{Code, Instance, SiteReport};
 use crate::config::effective::{HandlerState, KeyState};
 use crate::console::app::{Action, Data, Phase};
-use crate::console::dialogs::reveal::ConfirmReveal;
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
 use ratatui::Frame;
@@ -124,12 +123,7 @@ impl Screen for Matrix {
             .map(|i| data.servers[i].server.name.clone());
         match key.code {
             KeyCode::Enter => Reply::Detail { site, server },
-            KeyCode::Char('v') => match server {
-                Some(server) => Reply::Open(Box::new(ConfirmReveal::new(site, server))),
-                None => Reply::Flash(
-                    "select a site on one server (a cell of the matrix) to reveal its keys".into(),
-                ),
-            },
+            KeyCode::Char('v') => Reply::reveal(site, server),
             KeyCode::Char('p') => Reply::Act(Action::ChoosePush { site }),
             _ => Reply::Unhandled,
         }

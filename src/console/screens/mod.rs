@@ -13,6 +13,7 @@ pub mod servers;
 
 use super::app::{Action, Data};
 use super::dialogs::Dialog;
+use super::dialogs::reveal::ConfirmReveal;
 use super::ui::{KeyHelp, Ui};
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
@@ -72,6 +73,19 @@ pub enum Reply {
     Back,
     /// The site's row in the matrix.
     ShowSite(String),
+}
+
+impl Reply {
+    /// `v` on a site, or on a site on one server: only the latter has keys
+    /// to reveal (after a confirmation).
+    pub fn reveal(site: String, server: Option<String>) -> Reply {
+        match server {
+            Some(server) => Reply::Open(Box::new(ConfirmReveal::new(site, server))),
+            None => Reply::Flash(
+                "select a site on one server (a cell of the matrix) to reveal its keys".into(),
+            ),
+        }
+    }
 }
 
 pub trait Screen {
