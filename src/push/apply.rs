@@ -541,20 +541,14 @@ impl Run<'_> {
                 )
             }
         };
-        let applied = outcome == ServerOutcome::Applied;
-        let message = if applied {
-            String::new()
-        } else {
-            outcome.to_string()
-        };
         let rec = record(
             plan,
             sp,
             audit::Action::Push,
             outcome.recorded(),
-            message,
+            outcome.audit_message(),
             sha_after.clone(),
-            applied,
+            outcome == ServerOutcome::Applied,
         );
         let r = &mut self.results[i];
         r.outcome = outcome;
@@ -594,11 +588,6 @@ impl Run<'_> {
                 Restore::Failed(why) => ServerOutcome::RollbackFailed(why),
             };
             let rolled = outcome == ServerOutcome::RolledBack;
-            let message = if rolled {
-                String::new()
-            } else {
-                outcome.to_string()
-            };
             let after = if rolled {
                 sp.scanned_sha256.clone()
             } else {
@@ -609,7 +598,7 @@ impl Run<'_> {
                 sp,
                 audit::Action::Rollback,
                 outcome.recorded(),
-                message,
+                outcome.audit_message(),
                 after.clone(),
                 !rolled,
             );
@@ -738,7 +727,7 @@ pub fn apply(
                 &plan.servers[i],
                 audit::Action::Push,
                 audit::Outcome::NotAttempted,
-                run.results[i].outcome.to_string(),
+                run.results[i].outcome.audit_message(),
                 plan.servers[i].scanned_sha256.clone(),
                 false,
             );

@@ -77,6 +77,15 @@ impl ServerOutcome {
             ServerOutcome::RollbackFailed(_) => Outcome::RollbackFailed,
         }
     }
+
+    /// What its audit record says besides the outcome: nothing when the
+    /// server ended as asked (applied, or rolled back), else this text.
+    pub fn audit_message(&self) -> String {
+        match self {
+            ServerOutcome::Applied | ServerOutcome::RolledBack => String::new(),
+            other => other.to_string(),
+        }
+    }
 }
 
 impl fmt::Display for ServerOutcome {
