@@ -1191,3 +1191,48 @@ fn a_host_key_question_while_planning_comes_on_top_of_the_plan() {
         "accepted once: nothing stored"
     );
 }
+
+/// The audit log turned unwritable after the history was read: the
+/// rollback is refused before any server is touched, naming the log, as
+/// `farmkey rollback` does (not reported as each server's restore failing).
+#[test]
+fn a_rollback_without_a_writable_audit_log_is_refused_before_anything() {
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    let mut p = console_on(&farm, &[], 120, 40);
+    p.wait_for("servers 3 ok", T);
+    push_generated_keys(&mut p);
+    let pushed = flowtime_files(&farm);
+    p.send("5");
+    p.wait_until("the push in the history", T, |s| {
+        s.contains("Pushes in") && s.contains("3 applied")
+    });
+    // A folder where the log was: it can no longer take a record.
+    let audit = farm.home.path().join("audit.jsonl");
+    fs::rename(&audit, farm.home.path().join("audit.jsonl.moved")).unwrap();
+    fs::create_dir(&audit).unwrap();
+    p.send("u");
+    p.wait_for("Roll back push", T);
+    p.send(RIGHT);
+    p.send(ENTER);
+    let s = p.wait_for("Rollback not started", LONG);
+    // The dialog wraps its text: compared without spaces and borders.
+    let bare = |t: &str| -> String {
+        t.chars()
+            .filter(|c| !c.is_whitespace() && *c != '│')
+            .collect()
+    };
+    assert!(
+        bare(&s).contains(&bare(&format!("audit log {}", audit.display())))
+            && bare(&s).contains(&bare("nothing was attempted"))
+            && !s.contains("refused:"),
+        "{s}"
+    );
+    assert_eq!(flowtime_files(&farm), pushed, "no server was touched");
+    assert_clean(&farm);
+    p.send(ENTER);
+    p.wait_until("the refusal closed", T, |s| {
+        !s.contains("Rollback not started")
+    });
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
+}

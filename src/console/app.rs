@@ -73,7 +73,9 @@ pub enum Work {
     /// be written).
     PushDone(Result<PushOutcome, std::io::Error>),
     RollbackProgress(RollbackResult),
-    RollbackDone(Vec<RollbackResult>),
+    /// The rollback ended; `Err`: it did not start (the audit log cannot
+    /// take its records), and no server was touched.
+    RollbackDone(Result<Vec<RollbackResult>, std::io::Error>),
 }
 
 /// What the runtime must do after an update.
