@@ -574,6 +574,47 @@ fn history_rollback_asks_first_with_cancel_the_default() {
     );
 }
 
+/// A server refused by a lock, its refusal not recorded either: the
+/// console names the lock and offers its button, never the command line's
+/// `--break-lock`.
+#[test]
+fn a_rollback_refused_by_a_lock_offers_the_console_s_way_to_break_it() {
+    use farmkey::console::app::Work;
+    use farmkey::push::apply::RollbackError;
+    use farmkey::push::lock::{Holder, LockInfo};
+    let mut info = LockInfo::mine("20261128T141500Z-cd34", "Flowtime");
+    info.host = "another-jump-host".into();
+    let locked = RollbackError::Locked(Box::new(Holder {
+        server: "web03".into(),
+        path: farmkey::paths::RemotePath::parse(
+            "C:\\inetpub\\Cora\\Flowtime\\web.farmkey-lock.config",
+        )
+        .unwrap(),
+        info: Some(info),
+        modified: None,
+    }));
+    let unrecorded = RollbackError::Unrecorded {
+        why: Box::new(locked.clone()),
+        audit: "audit log /home/op/audit.jsonl: No space left on device".into(),
+    };
+    for why in [locked, unrecorded] {
+        let (_dir, mut a) = app("default");
+        with_history(&mut a);
+        keys(&mut a, "u→\n");
+        a.update(Msg::Work(Work::RollbackDone(Ok(vec![(
+            "web03".into(),
+            Err(why),
+        )]))));
+        let text = format!("{}", render(&a, 120, 40).backend());
+        assert!(
+            text.contains("web03 is locked by push 20261128T141500Z-cd34")
+                && text.contains("Break the lock and roll back again")
+                && !text.contains("--break-lock"),
+            "{text}"
+        );
+    }
+}
+
 #[test]
 fn read_only_refuses_a_rollback_where_actions_are_dispatched() {
     let (dir, inv) = fixed_demo();

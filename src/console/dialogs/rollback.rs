@@ -123,8 +123,7 @@ impl Rollback {
 fn result_text(result: &Result<crate::push::apply::RolledBack, RollbackError>) -> String {
     match result {
         Ok(note) => format!("restored and verified{note}"),
-        // The console has no --break-lock: say what it offers instead.
-        Err(RollbackError::Locked(h)) => format!("refused: {h}"),
+        // The facts: what the console offers for a lock is said below them.
         Err(e) => format!("refused: {e}"),
     }
 }
