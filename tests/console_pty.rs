@@ -1236,3 +1236,53 @@ fn a_rollback_without_a_writable_audit_log_is_refused_before_anything() {
     p.send("q");
     assert_eq!(p.wait_exit(T), 0);
 }
+
+/// The rows inside the page's panel: between the border below the tabs
+/// and the one above the footer.
+fn page_rows(screen: &str) -> Vec<String> {
+    let lines: Vec<&str> = screen.lines().collect();
+    let bottom = lines.iter().rposition(|l| l.starts_with('└')).unwrap_or(0);
+    lines
+        .get(3..bottom)
+        .unwrap_or_default()
+        .iter()
+        .map(|l| {
+            let row = l.trim_end().trim_end_matches('│').trim_start_matches('│');
+            row.trim_end().to_string()
+        })
+        .collect()
+}
+
+/// On 80x24 the detail's findings wrap: End reaches the last wrapped line,
+/// on the panel's last row, and the scroll follows the terminal's size.
+#[test]
+fn the_detail_scrolls_to_its_last_wrapped_line_at_any_size() {
+    let dir = tmp();
+    let mut p = Pty::farmkey(&["demo"], &[], 80, 24, dir.path());
+    p.wait_for("servers 3 ok", T);
+    p.send(ENTER);
+    p.wait_for("Flowtime on every server", T);
+    // The last finding's message ends the page.
+    let at_end = |s: &str| {
+        page_rows(s)
+            .last()
+            .is_some_and(|r| r.ends_with("Choose one policy for the farm."))
+    };
+    p.send("G");
+    let s = p.wait_until("the end of the detail", T, at_end);
+    assert_eq!(page_rows(&s).len(), 24 - 5, "{s}");
+    // Taller: the end stays on the last row, no blank space below it.
+    p.resize(80, 30);
+    p.wait_until("the end on the taller panel", T, |s| {
+        page_rows(s).len() == 30 - 5 && at_end(s)
+    });
+    // Tall enough for the whole page: back at its top.
+    p.resize(80, 100);
+    p.wait_until("the whole detail", T, |s| {
+        page_rows(s)
+            .first()
+            .is_some_and(|r| r.contains("component Flowtime"))
+    });
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
+}
