@@ -1191,3 +1191,98 @@ fn a_host_key_question_while_planning_comes_on_top_of_the_plan() {
         "accepted once: nothing stored"
     );
 }
+
+/// The audit log turned unwritable after the history was read: the
+/// rollback is refused before any server is touched, naming the log, as
+/// `farmkey rollback` does (not reported as each server's restore failing).
+#[test]
+fn a_rollback_without_a_writable_audit_log_is_refused_before_anything() {
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    let mut p = console_on(&farm, &[], 120, 40);
+    p.wait_for("servers 3 ok", T);
+    push_generated_keys(&mut p);
+    let pushed = flowtime_files(&farm);
+    p.send("5");
+    p.wait_until("the push in the history", T, |s| {
+        s.contains("Pushes in") && s.contains("3 applied")
+    });
+    // A folder where the log was: it can no longer take a record.
+    let audit = farm.home.path().join("audit.jsonl");
+    fs::rename(&audit, farm.home.path().join("audit.jsonl.moved")).unwrap();
+    fs::create_dir(&audit).unwrap();
+    p.send("u");
+    p.wait_for("Roll back push", T);
+    p.send(RIGHT);
+    p.send(ENTER);
+    let s = p.wait_for("Rollback not started", LONG);
+    // The dialog wraps its text: compared without spaces and borders.
+    let bare = |t: &str| -> String {
+        t.chars()
+            .filter(|c| !c.is_whitespace() && *c != '│')
+            .collect()
+    };
+    assert!(
+        bare(&s).contains(&bare(&format!("audit log {}", audit.display())))
+            && bare(&s).contains(&bare("nothing was attempted"))
+            && !s.contains("refused:"),
+        "{s}"
+    );
+    assert_eq!(flowtime_files(&farm), pushed, "no server was touched");
+    assert_clean(&farm);
+    p.send(ENTER);
+    p.wait_until("the refusal closed", T, |s| {
+        !s.contains("Rollback not started")
+    });
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
+}
+
+/// The rows inside the page's panel: between the border below the tabs
+/// and the one above the footer.
+fn page_rows(screen: &str) -> Vec<String> {
+    let lines: Vec<&str> = screen.lines().collect();
+    let bottom = lines.iter().rposition(|l| l.starts_with('└')).unwrap_or(0);
+    lines
+        .get(3..bottom)
+        .unwrap_or_default()
+        .iter()
+        .map(|l| {
+            let row = l.trim_end().trim_end_matches('│').trim_start_matches('│');
+            row.trim_end().to_string()
+        })
+        .collect()
+}
+
+/// On 80x24 the detail's findings wrap: End reaches the last wrapped line,
+/// on the panel's last row, and the scroll follows the terminal's size.
+#[test]
+fn the_detail_scrolls_to_its_last_wrapped_line_at_any_size() {
+    let dir = tmp();
+    let mut p = Pty::farmkey(&["demo"], &[], 80, 24, dir.path());
+    p.wait_for("servers 3 ok", T);
+    p.send(ENTER);
+    p.wait_for("Flowtime on every server", T);
+    // The last finding's message ends the page.
+    let at_end = |s: &str| {
+        page_rows(s)
+            .last()
+            .is_some_and(|r| r.ends_with("Choose one policy for the farm."))
+    };
+    p.send("G");
+    let s = p.wait_until("the end of the detail", T, at_end);
+    assert_eq!(page_rows(&s).len(), 24 - 5, "{s}");
+    // Taller: the end stays on the last row, no blank space below it.
+    p.resize(80, 30);
+    p.wait_until("the end on the taller panel", T, |s| {
+        page_rows(s).len() == 30 - 5 && at_end(s)
+    });
+    // Tall enough for the whole page: back at its top.
+    p.resize(80, 100);
+    p.wait_until("the whole detail", T, |s| {
+        page_rows(s)
+            .first()
+            .is_some_and(|r| r.contains("component Flowtime"))
+    });
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
+}

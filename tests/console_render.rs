@@ -574,6 +574,47 @@ fn history_rollback_asks_first_with_cancel_the_default() {
     );
 }
 
+/// A server refused by a lock, its refusal not recorded either: the
+/// console names the lock and offers its button, never the command line's
+/// `--break-lock`.
+#[test]
+fn a_rollback_refused_by_a_lock_offers_the_console_s_way_to_break_it() {
+    use farmkey::console::app::Work;
+    use farmkey::push::apply::RollbackError;
+    use farmkey::push::lock::{Holder, LockInfo};
+    let mut info = LockInfo::mine("20261128T141500Z-cd34", "Flowtime");
+    info.host = "another-jump-host".into();
+    let locked = RollbackError::Locked(Box::new(Holder {
+        server: "web03".into(),
+        path: farmkey::paths::RemotePath::parse(
+            "C:\\inetpub\\Cora\\Flowtime\\web.farmkey-lock.config",
+        )
+        .unwrap(),
+        info: Some(info),
+        modified: None,
+    }));
+    let unrecorded = RollbackError::Unrecorded {
+        why: Box::new(locked.clone()),
+        audit: "audit log /home/op/audit.jsonl: No space left on device".into(),
+    };
+    for why in [locked, unrecorded] {
+        let (_dir, mut a) = app("default");
+        with_history(&mut a);
+        keys(&mut a, "u→\n");
+        a.update(Msg::Work(Work::RollbackDone(Ok(vec![(
+            "web03".into(),
+            Err(why),
+        )]))));
+        let text = format!("{}", render(&a, 120, 40).backend());
+        assert!(
+            text.contains("web03 is locked by push 20261128T141500Z-cd34")
+                && text.contains("Break the lock and roll back again")
+                && !text.contains("--break-lock"),
+            "{text}"
+        );
+    }
+}
+
 #[test]
 fn read_only_refuses_a_rollback_where_actions_are_dispatched() {
     let (dir, inv) = fixed_demo();
@@ -627,4 +668,108 @@ fn a_question_waits_behind_a_choice_and_comes_on_top_of_a_wait() {
     );
     let text = format!("{}", render(&a, 80, 24).backend());
     assert!(text.contains("Unknown host key"), "{text}");
+}
+
+/// The rows inside the page's panel (below the header and tabs, above the
+/// footer), as drawn on a `w` x `h` terminal; trailing spaces dropped.
+fn panel_rows(a: &App, w: u16, h: u16) -> Vec<String> {
+    let buf = render(a, w, h).backend().buffer().clone();
+    (3..h - 2)
+        .map(|y| {
+            let row: String = (1..w - 1).map(|x| buf[(x, y)].symbol()).collect();
+            row.trim_end().to_string()
+        })
+        .collect()
+}
+
+fn resize(a: &mut App, w: u16, h: u16) {
+    a.update(Msg::Input(Event::Resize(w, h)));
+}
+
+/// Every line of a page `w` wide: drawn on a terminal tall enough for all
+/// of them (a fresh console opened the same way, never scrolled).
+fn whole_page(open: &dyn Fn(&mut App), w: u16) -> Vec<String> {
+    let (_dir, mut a) = app("default");
+    open(&mut a);
+    resize(&mut a, w, 500);
+    let mut rows = panel_rows(&a, w, 500);
+    while rows.last().is_some_and(|r| r.is_empty()) {
+        rows.pop();
+    }
+    rows
+}
+
+/// What a panel of `rows` rows shows of a page scrolled to its end: its
+/// last `rows` lines, or all of them from the top when they fit.
+fn at_end(whole: &[String], rows: usize) -> Vec<String> {
+    let mut shown = whole[whole.len().saturating_sub(rows)..].to_vec();
+    shown.resize(rows, String::new());
+    shown
+}
+
+/// A page scrolls exactly to its end at 80x24: End (`G`) and Down repeated
+/// both stop where its last wrapped line is on the panel's last row, Down
+/// past it moves nothing, and a larger or wider terminal takes the scroll
+/// back within the page.
+fn assert_scrolls_to_its_end(open: &dyn Fn(&mut App)) {
+    let whole = whole_page(open, 80);
+    // The panel's rows: the terminal's less header, tabs, footer, borders.
+    let inner = |h: u16| usize::from(h) - 5;
+    assert!(
+        whole.len() > inner(24),
+        "the page must be longer than the panel"
+    );
+    let (_dir, mut a) = app("default");
+    open(&mut a);
+    resize(&mut a, 80, 24);
+    assert_eq!(
+        panel_rows(&a, 80, 24),
+        whole[..inner(24)],
+        "it opens at its top"
+    );
+    keys(&mut a, "G");
+    assert_eq!(panel_rows(&a, 80, 24), at_end(&whole, inner(24)), "End");
+    keys(&mut a, "jjj");
+    assert_eq!(
+        panel_rows(&a, 80, 24),
+        at_end(&whole, inner(24)),
+        "Down past the end"
+    );
+    keys(&mut a, "g");
+    assert_eq!(panel_rows(&a, 80, 24), whole[..inner(24)], "Home");
+    for _ in 0..whole.len() {
+        keys(&mut a, "j");
+    }
+    assert_eq!(
+        panel_rows(&a, 80, 24),
+        at_end(&whole, inner(24)),
+        "Down repeated"
+    );
+    // Taller: still at its end, with no blank row below it.
+    resize(&mut a, 80, 30);
+    assert_eq!(panel_rows(&a, 80, 30), at_end(&whole, inner(30)), "taller");
+    // Wider: fewer lines wrap, and the end moves up with them.
+    resize(&mut a, 120, 30);
+    let wide = whole_page(open, 120);
+    assert_eq!(panel_rows(&a, 120, 30), at_end(&wide, inner(30)), "wider");
+    // Tall enough for all of it: back at its top.
+    resize(&mut a, 80, 200);
+    assert_eq!(panel_rows(&a, 80, 200), at_end(&whole, inner(200)), "tall");
+}
+
+#[test]
+fn the_detail_scrolls_exactly_to_its_last_wrapped_line() {
+    // Flowtime on every server: findings long enough to wrap at 80.
+    assert_scrolls_to_its_end(&|a| {
+        keys(a, "\n");
+    });
+}
+
+#[test]
+fn a_push_server_by_server_scrolls_exactly_to_its_last_wrapped_line() {
+    // The oldest push: two servers and a long refusal, wrapped at 80.
+    assert_scrolls_to_its_end(&|a| {
+        with_history(a);
+        keys(a, "G\n");
+    });
 }

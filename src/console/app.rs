@@ -13,6 +13,7 @@ use super::screens::{Reply, ScreenId, Screens};
 use super::symbols::Symbols;
 use super::theme::Theme;
 use super::ui::Ui;
+use super::view;
 use crate::analysis::{FarmReport, Selection, SiteReport, analyze, analyze_against};
 use crate::disclosed::DisclosedKeys;
 use crate::farm::ScanEvent;
@@ -26,6 +27,7 @@ use crate::transport::{HostKeyDecision, HostKeyQuestion, SecretQuestion};
 use ratatui::crossterm::event::{
     Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind,
 };
+use ratatui::layout::Size;
 use secrecy::SecretString;
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;
@@ -73,7 +75,9 @@ pub enum Work {
     /// be written).
     PushDone(Result<PushOutcome, std::io::Error>),
     RollbackProgress(RollbackResult),
-    RollbackDone(Vec<RollbackResult>),
+    /// The rollback ended; `Err`: it did not start (the audit log cannot
+    /// take its records), and no server was touched.
+    RollbackDone(Result<Vec<RollbackResult>, std::io::Error>),
 }
 
 /// What the runtime must do after an update.
@@ -302,6 +306,8 @@ pub struct App {
     pub generation: u64,
     /// A short message in the footer, until it expires.
     pub flash: Option<(String, Instant)>,
+    /// The terminal's size, as last reported: pages are fitted to it.
+    pub size: Size,
     /// Scan results arrived since the analysis was last made.
     stale: bool,
     pub quit: bool,
@@ -352,6 +358,8 @@ impl App {
             read_only,
             generation: 0,
             flash: None,
+            // Until the terminal's is known (the runtime says it first).
+            size: Size::new(view::MIN_WIDTH, view::MIN_HEIGHT),
             stale: true,
             quit: false,
         };
@@ -377,8 +385,9 @@ impl App {
         self.settle();
     }
 
-    /// Brings the analysis and the rows of the screen shown up to date;
-    /// the event loop calls it before drawing, and every key sees it done.
+    /// Brings the analysis and the rows of the screen shown up to date,
+    /// and fits it to the terminal (a page's scroll within its lines); the
+    /// event loop calls it before drawing, and every key sees it done.
     pub fn settle(&mut self) {
         if self.stale {
             self.recompute();
@@ -387,6 +396,16 @@ impl App {
             self.screens.data_changed();
         }
         self.screens.refresh(self.screen, &self.data);
+        let body = view::body(self.size, self.read_only);
+        self.screens
+            .get_mut(self.screen)
+            .fit(body, &self.data, &self.ui);
+    }
+
+    /// The terminal's size changed (or is first known).
+    pub fn resize(&mut self, size: Size) {
+        self.size = size;
+        self.settle();
     }
 
     /// The analysis is recomputed when results change, never per frame.
@@ -525,6 +544,10 @@ impl App {
                     _ => return Vec::new(),
                 };
                 self.on_screen_key(&KeyEvent::new(code, KeyModifiers::NONE))
+            }
+            Msg::Input(Event::Resize(width, height)) => {
+                self.resize(Size::new(width, height));
+                Vec::new()
             }
             Msg::Input(_) => Vec::new(),
         };

@@ -311,6 +311,7 @@ pub fn run(opts: ConsoleOptions) -> io::Result<ConsoleEnd> {
     let guard = TerminalGuard::enter(opts.mouse)?;
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
     terminal.clear()?;
+    app.resize(terminal.size()?);
     spawn_input(tx.clone());
     let effects = app.start();
     run_effects(effects, &app, &opts, &connect, &tx, &push_stop);

@@ -92,13 +92,26 @@ impl Ui {
     /// A page of text in a panel, wrapped, scrolled down `scroll` lines.
     pub fn page(&self, f: &mut Frame, area: Rect, title: String, lines: Vec<Line>, scroll: u16) {
         f.render_widget(
-            Paragraph::new(lines)
-                .wrap(Wrap { trim: false })
+            page_text(lines)
                 .scroll((scroll, 0))
                 .block(self.block(title)),
             area,
         );
     }
+
+    /// How far a [page](Ui::page) of `lines` in `area` scrolls: until its
+    /// last line, wrapped as drawn, is on the panel's last row.
+    pub fn page_end(&self, area: Rect, lines: Vec<Line>) -> u16 {
+        let inner = self.block("").inner(area);
+        let wrapped = page_text(lines).line_count(inner.width);
+        let end = wrapped.saturating_sub(usize::from(inner.height));
+        u16::try_from(end).unwrap_or(u16::MAX)
+    }
+}
+
+/// A page's text, wrapped the one way it is drawn and counted.
+fn page_text(lines: Vec<Line>) -> Paragraph {
+    Paragraph::new(lines).wrap(Wrap { trim: false })
 }
 
 /// A `width` x `height` rectangle in the middle of `area`.

@@ -9,7 +9,7 @@ use super::screens::ScreenId;
 use super::theme::StyleKey;
 use super::ui::{KeyHelp, centered};
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Layout, Position, Rect, Size};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
@@ -22,15 +22,7 @@ pub fn draw(f: &mut Frame, app: &App) {
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         return too_small(f, app, area);
     }
-    let banner = u16::from(app.read_only);
-    let [banner_area, header, tabs, body, footer] = Layout::vertical([
-        Constraint::Length(banner),
-        Constraint::Length(1),
-        Constraint::Length(1),
-        Constraint::Min(5),
-        Constraint::Length(1),
-    ])
-    .areas(area);
+    let [banner_area, header, tabs, body, footer] = areas(area, app.read_only);
     if app.read_only {
         f.render_widget(
             Paragraph::new(" READ-ONLY: nothing on the servers can be changed in this session")
@@ -50,6 +42,23 @@ pub fn draw(f: &mut Frame, app: &App) {
     if let Some(d) = app.dialogs.last() {
         dialogs::draw(f, area, d.as_ref(), &app.ui);
     }
+}
+
+/// The banner (under --read-only), header, tabs, body and footer.
+fn areas(area: Rect, read_only: bool) -> [Rect; 5] {
+    Layout::vertical([
+        Constraint::Length(u16::from(read_only)),
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(5),
+        Constraint::Length(1),
+    ])
+    .areas(area)
+}
+
+/// Where the screen shown is drawn on a terminal of `size`.
+pub fn body(size: Size, read_only: bool) -> Rect {
+    areas(Rect::from((Position::ORIGIN, size)), read_only)[3]
 }
 
 fn too_small(f: &mut Frame, app: &App, area: Rect) {

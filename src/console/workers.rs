@@ -71,25 +71,17 @@ pub fn spawn_rollback(
         let send = |work: Work| {
             let _ = tx.send(Msg::Work(work));
         };
+        // A rollback is only made with its audit record: without one it
+        // does not start, and no server is touched.
         if let Err(e) = audit.check_writable() {
-            // A rollback is only made with its audit record.
-            let results = records
-                .iter()
-                .map(|r| {
-                    let why = crate::push::apply::RollbackError::Failed(format!(
-                        "{e}; nothing was written"
-                    ));
-                    (r.server.clone(), Err(why))
-                })
-                .collect();
-            send(Work::RollbackDone(results));
+            send(Work::RollbackDone(Err(e)));
             return;
         }
         let mut sessions = Sessions::new(servers, connect);
         let results = rollback_push(&records, &mut sessions, &audit, break_lock, &mut |r| {
             send(Work::RollbackProgress(r.clone()))
         });
-        send(Work::RollbackDone(results));
+        send(Work::RollbackDone(Ok(results)));
     });
 }
 

@@ -783,8 +783,10 @@ pub enum RollbackError {
     Connect(super::error::SessionError),
     #[error("{0}")]
     ReadLock(TransportError),
-    /// Another push holds the lock, and breaking it was not asked.
-    #[error("{0}; if that push no longer runs, roll back with --break-lock")]
+    /// Another push holds the lock, and breaking it was not asked. The
+    /// facts only: each front end says how it breaks a lock (see
+    /// [`RollbackError::breakable_lock`]).
+    #[error("{0}")]
     Locked(Box<lock::Holder>),
     #[error("{0}")]
     Lock(lock::LockError),
@@ -812,15 +814,20 @@ pub enum RollbackError {
 }
 
 impl RollbackError {
-    /// A lock left by a push that no longer runs here, which the operator
-    /// may break (a lock of another machine is shown too: only the operator
-    /// can tell whether that push still runs).
-    pub fn breakable_lock(&self) -> Option<&lock::Holder> {
+    /// The lock of another push that refused the server, if one did.
+    pub fn locked_by(&self) -> Option<&lock::Holder> {
         match self {
-            RollbackError::Locked(h) if !h.alive_here() => Some(h),
-            RollbackError::Unrecorded { why, .. } => why.breakable_lock(),
+            RollbackError::Locked(h) => Some(h),
+            RollbackError::Unrecorded { why, .. } => why.locked_by(),
             _ => None,
         }
+    }
+
+    /// A lock the operator may break: any but one of a push of this machine
+    /// that still runs (a lock of another machine is offered too: only the
+    /// operator can tell whether that push still runs).
+    pub fn breakable_lock(&self) -> Option<&lock::Holder> {
+        self.locked_by().filter(|h| !h.alive_here())
     }
 }
 

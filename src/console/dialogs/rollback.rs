@@ -2,7 +2,8 @@
 //! asked first (Cancel is the default); the rollback runs on a worker with
 //! the checks of `farmkey rollback` (a file changed since the push is left
 //! alone and named, each server locked while it is restored, a cut-short
-//! push found by its intent record); the result, server by server. A
+//! push found by its intent record); the result, server by server (or,
+//! when the audit log cannot take its records, why it did not start). A
 //! server refused because a push that no longer runs left its lock may be
 //! rolled back again, breaking that lock.
 
@@ -56,6 +57,11 @@ enum Stage {
         results: Vec<RollbackResult>,
         /// The servers refused because of a lock that may be broken.
         retry: Vec<AuditRecord>,
+        buttons: Buttons<DoneButton>,
+    },
+    /// Refused before any server was touched: why (the audit log, named).
+    NotStarted {
+        why: String,
         buttons: Buttons<DoneButton>,
     },
 }
@@ -117,8 +123,7 @@ impl Rollback {
 fn result_text(result: &Result<crate::push::apply::RolledBack, RollbackError>) -> String {
     match result {
         Ok(note) => format!("restored and verified{note}"),
-        // The console has no --break-lock: say what it offers instead.
-        Err(RollbackError::Locked(h)) => format!("refused: {h}"),
+        // The facts: what the console offers for a lock is said below them.
         Err(e) => format!("refused: {e}"),
     }
 }
@@ -176,6 +181,18 @@ impl Dialog for Rollback {
                     buttons: None,
                 }
             }
+            Stage::NotStarted { why, buttons } => View {
+                title: "Rollback not started".to_string(),
+                body: vec![
+                    Line::raw(format!("Push {id} to {site} was not rolled back: {why}.")),
+                    Line::raw(""),
+                    Line::raw(
+                        "A rollback is only made with its audit record: give a writable log with --audit FILE.",
+                    ),
+                ],
+                danger: true,
+                buttons: buttons.view(),
+            },
             Stage::Done {
                 results,
                 retry,
@@ -248,6 +265,10 @@ impl Dialog for Rollback {
                 }
             },
             Stage::Running { .. } => Reply::Stay,
+            Stage::NotStarted { buttons, .. } => match buttons.on_key(key) {
+                None => Reply::Stay,
+                Some(_) => Reply::Close,
+            },
             Stage::Done { retry, buttons, .. } => match buttons.on_key(key) {
                 None => Reply::Stay,
                 Some(DoneButton::Ok) => Reply::Close,
@@ -298,7 +319,18 @@ impl Dialog for Rollback {
                     line.1 = Some(done);
                 }
             }
-            Work::RollbackDone(results) => self.done(results),
+            Work::RollbackDone(Ok(results)) => self.done(results),
+            Work::RollbackDone(Err(e)) => {
+                let why = format!("{e}; nothing was attempted");
+                data.log(
+                    Level::Error,
+                    format!("rollback of push {} not started: {why}", self.push_id),
+                );
+                self.stage = Stage::NotStarted {
+                    why,
+                    buttons: Buttons::new(&[DoneButton::Ok]),
+                };
+            }
             Work::Planned { .. } | Work::PushProgress(_) | Work::PushDone(_) => {}
         }
         Reply::Stay
@@ -309,7 +341,7 @@ impl Dialog for Rollback {
             Stage::Confirm(_) => button_keys(ui),
             Stage::Running { .. } => vec![("", "working...")],
             Stage::Done { retry, .. } if !retry.is_empty() => button_keys(ui),
-            Stage::Done { .. } => vec![("Enter", "close")],
+            Stage::Done { .. } | Stage::NotStarted { .. } => vec![("Enter", "close")],
         }
     }
 

@@ -2,7 +2,7 @@
 //! configuration with the file and line it comes from, per server or on
 //! one server, and its findings.
 
-use super::{Nav, Reply, Screen, ScreenId};
+use super::{Nav, Reply, Screen, ScreenId, Scroll};
 use crate::analysis::Instance;
 use crate::config::effective::KeyState;
 use crate::console::app::{Action, Data};
@@ -20,7 +20,7 @@ use ratatui::widgets::Paragraph;
 pub struct Detail {
     /// The site, and the server when it is the site on one server.
     target: Option<(String, Option<String>)>,
-    scroll: u16,
+    scroll: Scroll,
     /// The screen it was opened from, where Esc returns.
     pub back: Option<ScreenId>,
 }
@@ -28,34 +28,17 @@ pub struct Detail {
 impl Detail {
     pub fn open(&mut self, site: String, server: Option<String>, back: ScreenId) {
         self.target = Some((site, server));
-        self.scroll = 0;
+        self.scroll.top();
         self.back = Some(back);
-    }
-
-    /// About how many lines it has, to stop scrolling past them.
-    fn len(&self, data: &Data) -> u16 {
-        let Some((site, server)) = &self.target else {
-            return 0;
-        };
-        let Some(site) = data.report.site(site) else {
-            return 0;
-        };
-        let instances = if server.is_some() {
-            1
-        } else {
-            site.instances.len() + site.absent_on.len()
-        };
-        (4 + instances * 18 + site.findings.len() * 3) as u16
     }
 }
 
 impl Screen for Detail {
     fn refresh(&mut self, _data: &Data) {}
 
-    fn on_key(&mut self, key: &KeyEvent, data: &Data) -> Reply {
+    fn on_key(&mut self, key: &KeyEvent, _data: &Data) -> Reply {
         if let Some(nav) = Nav::of(key) {
-            let len = usize::from(self.len(data)) + 1;
-            self.scroll = nav.step(usize::from(self.scroll), len) as u16;
+            self.scroll.step(nav);
             return Reply::Done;
         }
         let Some((site, server)) = self.target.clone() else {
@@ -83,17 +66,34 @@ impl Screen for Detail {
         ]
     }
 
+    fn fit(&mut self, area: Rect, data: &Data, ui: &Ui) {
+        let end = self
+            .page(data, ui, area.width)
+            .map_or(0, |(_, lines)| ui.page_end(area, lines));
+        self.scroll.fit(end);
+    }
+
     fn draw(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui) {
-        let Some((site_name, server)) = &self.target else {
+        if self.target.is_none() {
             return;
-        };
-        let Some(site) = data.report.site(site_name) else {
-            f.render_widget(
+        }
+        match self.page(data, ui, area.width) {
+            Some((title, lines)) => ui.page(f, area, title, lines, self.scroll.at()),
+            None => f.render_widget(
                 Paragraph::new(" This site is no longer reported.").block(ui.block(" Detail ")),
                 area,
-            );
-            return;
-        };
+            ),
+        }
+    }
+}
+
+impl Detail {
+    /// Its title and lines for a panel `width` wide: what is drawn, and
+    /// what the scroll's end is counted from. `None`: no site, or one no
+    /// longer reported.
+    fn page<'a>(&self, data: &'a Data, ui: &Ui, width: u16) -> Option<(String, Vec<Line<'a>>)> {
+        let (site_name, server) = self.target.as_ref()?;
+        let site = data.report.site(site_name)?;
         let title = match server {
             Some(s) => format!(" {} on {s} ", site.site),
             None => format!(" {} on every server ", site.site),
@@ -134,7 +134,7 @@ impl Screen for Detail {
                 format!(" {}{group}", inst.server),
                 ui.style(StyleKey::Header),
             ));
-            instance_lines(ui, inst, area.width.saturating_sub(2) as usize, &mut lines);
+            instance_lines(ui, inst, width.saturating_sub(2) as usize, &mut lines);
         }
         for absent in &site.absent_on {
             if server.as_ref().is_none_or(|s| s == absent) {
@@ -167,7 +167,7 @@ impl Screen for Detail {
                 Span::styled(x.message.clone(), ui.style(StyleKey::Text)),
             ]));
         }
-        ui.page(f, area, title, lines, self.scroll);
+        Some((title, lines))
     }
 }
 

@@ -2,7 +2,7 @@
 //! one push server by server; `u` rolls it back (after a confirmation).
 
 use super::detail::kv;
-use super::{Nav, Reply, Rows, Screen};
+use super::{Nav, Reply, Rows, Screen, Scroll};
 use crate::console::app::{Action, Data};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
@@ -20,7 +20,7 @@ pub struct History {
     rows: Rows,
     /// The push shown server by server (Enter), by id.
     open: Option<String>,
-    scroll: u16,
+    scroll: Scroll,
 }
 
 /// `2026-11-26 11:20` of an RFC 3339 time.
@@ -190,8 +190,10 @@ impl History {
         );
     }
 
-    fn draw_push(&self, f: &mut Frame, area: Rect, push: &PastPush, ui: &Ui) {
-        let width = area.width.saturating_sub(2) as usize;
+    /// The push server by server, for a panel `width` wide: its title and
+    /// lines, what is drawn and what the scroll's end is counted from.
+    fn push_page<'a>(push: &'a PastPush, ui: &Ui, width: u16) -> (String, Vec<Line<'a>>) {
+        let width = width.saturating_sub(2) as usize;
         let mut lines = vec![Line::styled(
             format!(
                 " {} by {}: {}",
@@ -234,7 +236,7 @@ impl History {
             }
         }
         let title = format!(" Push {} to {} ", push.id, push.site());
-        ui.page(f, area, title, lines, self.scroll);
+        (title, lines)
     }
 }
 
@@ -321,8 +323,7 @@ impl Screen for History {
     fn on_key(&mut self, key: &KeyEvent, data: &Data) -> Reply {
         if self.open.is_some() {
             if let Some(nav) = Nav::of(key) {
-                let len = self.shown(data).map_or(0, |p| p.records.len() * 8 + 2);
-                self.scroll = nav.step(usize::from(self.scroll), len) as u16;
+                self.scroll.step(nav);
                 return Reply::Done;
             }
             return match key.code {
@@ -347,7 +348,7 @@ impl Screen for History {
         match key.code {
             KeyCode::Enter => {
                 self.open = Some(push.id.clone());
-                self.scroll = 0;
+                self.scroll.top();
                 Reply::Done
             }
             KeyCode::Char('u') => Reply::Act(Action::ChooseRollback {
@@ -373,9 +374,20 @@ impl Screen for History {
         }
     }
 
+    fn fit(&mut self, area: Rect, data: &Data, ui: &Ui) {
+        let end = self.shown(data).map_or(0, |push| {
+            let (_, lines) = Self::push_page(push, ui, area.width);
+            ui.page_end(area, lines)
+        });
+        self.scroll.fit(end);
+    }
+
     fn draw(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui) {
         match self.shown(data) {
-            Some(push) => self.draw_push(f, area, push, ui),
+            Some(push) => {
+                let (title, lines) = Self::push_page(push, ui, area.width);
+                ui.page(f, area, title, lines, self.scroll.at());
+            }
             None => self.draw_list(f, area, data, ui),
         }
     }

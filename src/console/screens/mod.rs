@@ -94,6 +94,9 @@ pub trait Screen {
     fn refresh(&mut self, data: &Data);
     fn on_key(&mut self, key: &KeyEvent, data: &Data) -> Reply;
     fn draw(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui);
+    /// Called after every change (a key, new data, a resize) with the
+    /// area it is drawn in: a page keeps its scroll within its lines.
+    fn fit(&mut self, _area: Rect, _data: &Data, _ui: &Ui) {}
     /// Its keys, for the footer and the help.
     fn keys(&self, ui: &Ui) -> Vec<KeyHelp>;
     /// The server the cursor is on (index into the data's servers), for `R`.
@@ -198,6 +201,35 @@ impl Nav {
 /// The first row to draw so that row `at` shows in `height` rows.
 pub fn first_shown(at: usize, height: usize) -> usize {
     at.saturating_sub(height.saturating_sub(1))
+}
+
+/// How far a page (the detail, a push) is scrolled, kept within its lines
+/// as drawn: the end is where its last line is on the panel's last row.
+#[derive(Debug, Default)]
+pub struct Scroll {
+    at: u16,
+    end: u16,
+}
+
+impl Scroll {
+    /// The lines scrolled past.
+    pub fn at(&self) -> u16 {
+        self.at
+    }
+
+    pub fn top(&mut self) {
+        self.at = 0;
+    }
+
+    pub fn step(&mut self, nav: Nav) {
+        self.at = nav.step(usize::from(self.at), usize::from(self.end) + 1) as u16;
+    }
+
+    /// The page's end, counted for the area it is drawn in.
+    pub fn fit(&mut self, end: u16) {
+        self.end = end;
+        self.at = self.at.min(end);
+    }
 }
 
 /// The rows a list screen shows (indices into its data, in the order
