@@ -8,8 +8,8 @@
 //! "MachineKeys.csv" © Microsoft Corporation, CC BY 4.0, converted to a
 //! sorted binary table: see `NOTICE.md` beside this file.
 //!
-//! A key is hashed as Microsoft's scanner does: trimmed, an `,IsolateApps` /
-//! `,IsolateByAppId` modifier dropped, upper-cased, SHA-256 over UTF-8. The
+//! A key is hashed as Microsoft's scanner does: trimmed, its `,IsolateApps` /
+//! `,IsolateByAppId` modifiers dropped, upper-cased, SHA-256 over UTF-8. The
 //! validation and decryption keys are checked separately, each against every
 //! hash of the list (a key published in either role is public).
 
@@ -49,18 +49,13 @@ pub fn shipped() -> &'static [Hash] {
     hashes
 }
 
-/// The hash a key is listed under: trimmed, modifier dropped, upper-cased
-/// (the digest fingerprints are cut from).
+/// The hash a key is listed under: trimmed, modifiers dropped, upper-cased
+/// (the digest fingerprints are cut from). ASP.NET splits the value at
+/// its commas and the key is the first part, however many modifiers
+/// follow (an unknown one makes the key invalid, not less public).
 pub fn key_hash(key: &str) -> Hash {
-    let key = key.trim();
-    let key = ["IsolateApps", "IsolateByAppId"]
-        .iter()
-        .find_map(|m| {
-            let (base, modifier) = key.rsplit_once(',')?;
-            modifier.trim().eq_ignore_ascii_case(m).then_some(base)
-        })
-        .unwrap_or(key);
-    crate::keys::key_digest(key)
+    let base = key.split(',').next().unwrap_or_default();
+    crate::keys::key_digest(base)
 }
 
 /// A bad line in an additional hash list.
@@ -326,6 +321,12 @@ mod tests {
         assert!(keys.is_disclosed(&format!("  {SAMPLE_VALIDATION}\n ")));
         assert!(keys.is_disclosed(&format!("{SAMPLE_VALIDATION},IsolateApps")));
         assert!(keys.is_disclosed(&format!("{SAMPLE_DECRYPTION},isolatebyappid")));
+        assert!(keys.is_disclosed(&format!(
+            "{SAMPLE_DECRYPTION},IsolateApps,IsolateByAppId"
+        )));
+        assert!(keys.is_disclosed(&format!("{SAMPLE_VALIDATION} , IsolateApps")));
+        // An unknown modifier makes the key invalid, not less public.
+        assert!(keys.is_disclosed(&format!("{SAMPLE_VALIDATION},Foo")));
         // A fresh key, the empty string and AutoGenerate are not listed.
         let fresh = fresh_key();
         assert!(!keys.is_disclosed(&fresh));
