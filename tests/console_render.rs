@@ -405,6 +405,7 @@ fn audit_records() -> Vec<farmkey::push::audit::AuditRecord> {
         backup: Some(format!(
             "C:\\inetpub\\Cora\\{site}\\web.20261126T112045Z.farmkey.config"
         )),
+        lock: None,
         outcome,
         message: message.into(),
     };

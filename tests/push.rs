@@ -1892,30 +1892,79 @@ fn headless_a_full_audit_disk_mid_push_stops_and_rolls_back() {
     s.assert_clean();
 }
 
+/// The `config-source` fixture farm (web01, web02) over SSH, with an
+/// audit log of its own.
+struct SourceFarm {
+    farm: SshFarm,
+    inventory: Inventory,
+    audit: AuditLog,
+    _state: tempfile::TempDir,
+}
+
+impl SourceFarm {
+    fn new() -> SourceFarm {
+        let farm = SshFarm::from_fixture(
+            &farm_fixture("config-source"),
+            &["web01", "web02"],
+            Options::default(),
+        );
+        let inventory = Inventory::load(&farm.inventory("")).unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let audit = AuditLog::new(state.path().join("audit.jsonl"));
+        SourceFarm {
+            farm,
+            inventory,
+            audit,
+            _state: state,
+        }
+    }
+
+    fn report(&self) -> FarmReport {
+        analyze(
+            &scan_all(&self.inventory.servers, opts(), 8),
+            &Selection {
+                all_sites: true,
+                sites: vec![],
+            },
+        )
+    }
+
+    fn sessions(&self) -> Sessions {
+        Sessions::new(self.inventory.servers.clone(), opts())
+    }
+
+    fn read(&self, server: &str, path: &str) -> Vec<u8> {
+        fs::read(self.farm.server(server).file(path)).unwrap()
+    }
+
+    /// `farmkey ARGS` with this farm's audit log, and its inventory for
+    /// the commands that reach servers (`history` reads only the log).
+    fn farmkey(&self, args: &[&str]) -> (bool, String) {
+        let mut cmd = self.farm.farmkey();
+        cmd.args(args).arg("--audit").arg(&self.audit.path);
+        if args.first() != Some(&"history") {
+            cmd.args(["--ssh-config", "/nonexistent", "-i"])
+                .arg(self.farm.inventory(""));
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    }
+}
+
 /// A `<machineKey configSource>`: the push backs up, stages, swaps and
 /// verifies the file the key is kept in, and rolls it back byte for byte.
 #[test]
 fn a_key_kept_in_a_config_source_file_is_pushed_and_rolled_back_there() {
     const WEB: &str = "C:/inetpub/Flowtime/web.config";
     const KEYS: &str = "C:/inetpub/Flowtime/App_Config/MachineKey.config";
-    let farm = SshFarm::from_fixture(
-        &farm_fixture("config-source"),
-        &["web01", "web02"],
-        Options::default(),
-    );
-    let inventory = Inventory::load(&farm.inventory("")).unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let audit = AuditLog::new(state.path().join("audit.jsonl"));
-    let report = || {
-        analyze(
-            &scan_all(&inventory.servers, opts(), 8),
-            &Selection {
-                all_sites: true,
-                sites: vec![],
-            },
-        )
-    };
-    let read = |server: &str, path: &str| fs::read(farm.server(server).file(path)).unwrap();
+    let sf = SourceFarm::new();
+    let (farm, inventory, audit) = (&sf.farm, &sf.inventory, &sf.audit);
+    let report = || sf.report();
+    let read = |server: &str, path: &str| sf.read(server, path);
     let keys_before = [read("web01", KEYS), read("web02", KEYS)];
     let webs = [read("web01", WEB), read("web02", WEB)];
 
@@ -1931,7 +1980,7 @@ fn a_key_kept_in_a_config_source_file_is_pushed_and_rolled_back_there() {
         .unwrap()
         .replace("kept out of", "kept apart from");
     fs::write(farm.server("web02").file(KEYS), &edited).unwrap();
-    let outcome = apply(&plan, &mut sessions, &audit, &Interrupt::new(), &mut |_| {});
+    let outcome = apply(&plan, &mut sessions, audit, &Interrupt::new(), &mut |_| {});
     assert_eq!(outcome.verdict(), Verdict::AsBefore);
     let refused = outcome.refused.clone().unwrap();
     assert!(
@@ -1945,7 +1994,7 @@ fn a_key_kept_in_a_config_source_file_is_pushed_and_rolled_back_there() {
     // Planned again, it goes through, and web.config is never touched.
     let mut sessions = Sessions::new(inventory.servers.clone(), opts());
     let plan = build_plan(&request("Flowtime", generate()), &report(), &mut sessions).unwrap();
-    let outcome = apply(&plan, &mut sessions, &audit, &Interrupt::new(), &mut |_| {});
+    let outcome = apply(&plan, &mut sessions, audit, &Interrupt::new(), &mut |_| {});
     assert!(outcome.success(), "{}", outcome.summary());
     assert_eq!([read("web01", WEB), read("web02", WEB)], webs);
     let dir = farm
@@ -1990,30 +2039,197 @@ fn a_key_kept_in_a_config_source_file_is_pushed_and_rolled_back_there() {
 
     // `farmkey rollback` restores the key files byte for byte, and leaves
     // web.config alone.
-    let out = farm
-        .farmkey()
-        .args([
-            "rollback",
-            "--site",
-            "Flowtime",
-            "--yes",
-            "--ssh-config",
-            "/nonexistent",
-        ])
-        .arg("-i")
-        .arg(farm.inventory(""))
-        .arg("--audit")
-        .arg(&audit.path)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, text) = sf.farmkey(&["rollback", "--site", "Flowtime", "--yes"]);
+    assert!(ok, "{text}");
     assert_eq!(text.matches("restored and verified").count(), 2, "{text}");
     assert_eq!(read("web01", KEYS), keys_before[0]);
     assert_eq!(read("web02", KEYS), edited.as_bytes());
     assert_eq!([read("web01", WEB), read("web02", WEB)], webs);
+}
+
+/// Two operators push a site whose keys are kept in a `configSource` file,
+/// each adopting another server's keys: each push leaves one server
+/// unchanged and writes the other's key file. They meet at one lock per
+/// server (beside web.config, whichever file is written), every file a plan
+/// read is checked under the lock and at the end (the key file of a server
+/// left unchanged too), so the site is never split with a claim of "in step".
+#[test]
+fn pushes_of_a_config_source_site_meet_at_one_lock_and_never_split_it() {
+    const KEYS: &str = "C:/inetpub/Flowtime/App_Config/MachineKey.config";
+    const LOCK: &str = "C:/inetpub/Flowtime/web.farmkey-lock.config";
+    let sf = SourceFarm::new();
+    let keys_before = [sf.read("web01", KEYS), sf.read("web02", KEYS)];
+    let adopt = |server: &str, sessions: &mut Sessions| {
+        let req = request("Flowtime", KeySource::Adopt(Some(server.into())));
+        build_plan(&req, &sf.report(), sessions).unwrap()
+    };
+    let actions = |plan: &Plan| -> Vec<(String, String, PlanAction)> {
+        plan.servers
+            .iter()
+            .map(|sp| {
+                assert_eq!(
+                    sp.lock.to_string(),
+                    "C:\\inetpub\\Flowtime\\web.farmkey-lock.config"
+                );
+                let file = sp.file.to_string();
+                let name = file.rsplit('\\').next().unwrap().to_string();
+                (sp.server.clone(), name, sp.action.clone())
+            })
+            .collect()
+    };
+
+    // Someone else writes web01's key file while a push that leaves web01
+    // unchanged writes web02: the end's re-read sees it.
+    let mut sessions = sf.sessions();
+    let plan = adopt("web01", &mut sessions);
+    assert_eq!(
+        actions(&plan),
+        [
+            ("web01".into(), "web.config".into(), PlanAction::Unchanged),
+            (
+                "web02".into(),
+                "MachineKey.config".into(),
+                PlanAction::Write
+            ),
+        ]
+    );
+    let foreign = String::from_utf8(keys_before[0].clone())
+        .unwrap()
+        .replace("kept out of", "kept apart from");
+    assert_ne!(foreign.as_bytes(), keys_before[0]);
+    let web01_keys = sf.farm.server("web01").file(KEYS);
+    let outcome = apply(
+        &plan,
+        &mut sessions,
+        &sf.audit,
+        &Interrupt::new(),
+        &mut |p| {
+            if let Progress::Done(r) = p
+                && r.server == "web02"
+            {
+                fs::write(&web01_keys, &foreign).unwrap();
+            }
+        },
+    );
+    assert_eq!(
+        outcome.verdict(),
+        Verdict::OutOfStep,
+        "{}",
+        outcome.summary()
+    );
+    assert!(
+        outcome
+            .final_state
+            .contains(&("web01".to_string(), FinalState::Foreign)),
+        "{:?}",
+        outcome.final_state
+    );
+    // Back to the fixture's files for the two operators.
+    fs::write(&web01_keys, &keys_before[0]).unwrap();
+    fs::write(sf.farm.server("web02").file(KEYS), &keys_before[1]).unwrap();
+
+    // Both plan from the same files.
+    let (mut sa, mut sb) = (sf.sessions(), sf.sessions());
+    let plan_a = adopt("web01", &mut sa);
+    let plan_b = adopt("web02", &mut sb);
+    assert_eq!(
+        actions(&plan_b),
+        [
+            (
+                "web01".into(),
+                "MachineKey.config".into(),
+                PlanAction::Write
+            ),
+            ("web02".into(), "web.config".into(), PlanAction::Unchanged),
+        ]
+    );
+
+    // While B holds web02 (which it leaves unchanged), A cannot write
+    // web02's key file.
+    let lock = sf.farm.server("web02").file(LOCK);
+    let held = STALE_LOCK
+        .replace("dead", "live")
+        .replace("2020-01-01", "2030-01-01");
+    fs::write(&lock, &held).unwrap();
+    let outcome = apply(&plan_a, &mut sa, &sf.audit, &Interrupt::new(), &mut |_| {});
+    assert_eq!(
+        outcome.verdict(),
+        Verdict::AsBefore,
+        "{}",
+        outcome.summary()
+    );
+    assert!(
+        matches!(&outcome.refused, Some(Refusal::Lock(_))),
+        "{:?}",
+        outcome.refused
+    );
+    assert_eq!(
+        [sf.read("web01", KEYS), sf.read("web02", KEYS)],
+        keys_before
+    );
+    fs::remove_file(&lock).unwrap();
+
+    // A goes through; B, planned before, finds the key file of web02 (a
+    // server it leaves unchanged) changed and writes nothing.
+    let outcome = apply(&plan_a, &mut sa, &sf.audit, &Interrupt::new(), &mut |_| {});
+    assert!(outcome.success(), "{}", outcome.summary());
+    let after_a = [sf.read("web01", KEYS), sf.read("web02", KEYS)];
+    let outcome = apply(&plan_b, &mut sb, &sf.audit, &Interrupt::new(), &mut |_| {});
+    assert_eq!(
+        outcome.verdict(),
+        Verdict::AsBefore,
+        "{}",
+        outcome.summary()
+    );
+    assert!(
+        matches!(&outcome.refused, Some(Refusal::Changed { server, file })
+            if server == "web02" && file.to_string().ends_with("MachineKey.config")),
+        "{:?}",
+        outcome.refused
+    );
+    assert_eq!([sf.read("web01", KEYS), sf.read("web02", KEYS)], after_a);
+    let report = sf.report();
+    let flowtime = report.site("Flowtime").unwrap();
+    assert!(flowtime.consistent(), "{:?}", flowtime.findings);
+}
+
+/// A push that writes two files of one server (the keys in web.config, the
+/// handler in the `configSource` file of system.identityModel) is recorded,
+/// shown and rolled back file by file.
+#[test]
+fn a_push_of_two_files_on_a_server_is_rolled_back_file_by_file() {
+    const WEB: &str = "C:/Program Files/PNMsoft/Process TOGO/web.config";
+    const IDENTITY: &str = "C:/Program Files/PNMsoft/Process TOGO/App_Config/identity.config";
+    let sf = SourceFarm::new();
+    let files = |server: &str| [sf.read(server, WEB), sf.read(server, IDENTITY)];
+    let before = [files("web01"), files("web02")];
+    let (ok, text) = sf.farmkey(&["push", "--site", "Process TOGO", "--generate", "--yes"]);
+    assert!(ok, "{text}");
+    let records = sf.audit.read_all().unwrap();
+    let applied: Vec<(&str, &str)> = records
+        .iter()
+        .filter(|r| r.outcome == farmkey::push::audit::Outcome::Applied)
+        .map(|r| (r.server.as_str(), r.file.rsplit('\\').next().unwrap()))
+        .collect();
+    assert!(
+        applied.contains(&("web02", "web.config"))
+            && applied.contains(&("web02", "identity.config")),
+        "{applied:?}"
+    );
+    assert_ne!(files("web02"), before[1]);
+    let (ok, text) = sf.farmkey(&["history", "--site", "Process TOGO"]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("web02 web.config applied") && text.contains("web02 identity.config applied"),
+        "{text}"
+    );
+
+    let (ok, text) = sf.farmkey(&["rollback", "--site", "Process TOGO", "--yes"]);
+    assert!(ok, "{text}");
+    assert_eq!([files("web01"), files("web02")], before, "{text}");
+    let (_, text) = sf.farmkey(&["rollback", "--site", "Process TOGO", "--yes"]);
+    assert!(
+        text.contains("no push of Process TOGO with applied changes"),
+        "{text}"
+    );
 }

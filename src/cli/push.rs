@@ -283,14 +283,14 @@ pub fn run_history(args: &HistoryArgs) -> ExitCode {
         let pushed: Vec<String> = push
             .pushed()
             .iter()
-            .map(|r| format!("{} {}", r.server, pushed_text(r.outcome)))
+            .map(|r| format!("{} {}", push.label(r), pushed_text(r.outcome)))
             .collect();
         if !pushed.is_empty() {
             out.line(&format!("    {:<9} {}", "push", pushed.join(", ")));
         }
         let rolled: Vec<String> = push
             .rollbacks()
-            .map(|r| format!("{} {}", r.server, r.outcome))
+            .map(|r| format!("{} {}", push.label(r), r.outcome))
             .collect();
         if !rolled.is_empty() {
             out.line(&format!("    {:<9} {}", "rollback", rolled.join(", ")));

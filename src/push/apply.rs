@@ -140,6 +140,7 @@ fn record(
             sp.fingerprints_before.clone()
         },
         backup: sp.scanned_sha256.as_ref().map(|_| sp.backup.to_string()),
+        lock: Some(sp.lock.to_string()),
         outcome,
         message,
     }
@@ -382,6 +383,13 @@ impl Run<'_> {
                 return Err(Refusal::Interrupted(r));
             }
             let sp = &plan.servers[i];
+            // The plans of one server share its lock.
+            if self.locked.iter().any(|&j| {
+                let held = &plan.servers[j];
+                held.server == sp.server && held.lock.key() == sp.lock.key()
+            }) {
+                continue;
+            }
             let breakable = sp.lock_holder.as_ref().filter(|_| plan.break_lock);
             let mut taken = None;
             for fresh in [false, true] {
@@ -445,26 +453,44 @@ impl Run<'_> {
         }
     }
 
-    /// Under the locks: every file still holds what the plan read.
+    /// Under the locks: every file still holds what the plan read, the
+    /// ones the push writes and the ones it only read.
     fn check_unchanged(&mut self) -> Result<(), Refusal> {
         let plan = self.plan;
         for i in self.targets() {
             let sp = &plan.servers[i];
-            let now = self
-                .on_server(&sp.server, |t| read_opt(t, &sp.file))
-                .map_err(|error| Refusal::Reread {
-                    server: sp.server.clone(),
-                    file: sp.file.clone(),
-                    error,
-                })?;
-            if now.map(|b| b.sha256()) != sp.scanned_sha256 {
-                return Err(Refusal::Changed {
-                    server: sp.server.clone(),
-                    file: sp.file.clone(),
-                });
+            let files = std::iter::once((&sp.file, &sp.scanned_sha256))
+                .chain(sp.watched.iter().map(|(f, sha)| (f, sha)));
+            for (file, scanned) in files {
+                let now = self
+                    .on_server(&sp.server, |t| read_opt(t, file))
+                    .map_err(|error| Refusal::Reread {
+                        server: sp.server.clone(),
+                        file: file.clone(),
+                        error,
+                    })?;
+                if now.map(|b| b.sha256()) != *scanned {
+                    return Err(Refusal::Changed {
+                        server: sp.server.clone(),
+                        file: file.clone(),
+                    });
+                }
             }
         }
         Ok(())
+    }
+
+    /// Whether a file the plan of server `i` only read holds other bytes
+    /// than the scan read.
+    fn watched_changed(&mut self, i: usize) -> Result<bool, StepError> {
+        let sp = &self.plan.servers[i];
+        for (file, scanned) in &sp.watched {
+            let now = self.on_server(&sp.server, |t| read_opt(t, file))?;
+            if now.map(|b| b.sha256()) != *scanned {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Pushes one server, settles it if it failed half-way, records and
@@ -618,10 +644,14 @@ impl Run<'_> {
         for i in self.targets() {
             let sp = &plan.servers[i];
             let written = sp.edited.as_ref().map(|b| b.sha256());
-            let state = match self.on_server(&sp.server, |t| read_opt(t, &sp.file)) {
+            let read = self
+                .on_server(&sp.server, |t| read_opt(t, &sp.file))
+                .and_then(|now| Ok((now, self.watched_changed(i)?)));
+            let state = match read {
                 Err(e) if !self.swapped[i] => FinalState::NotWritten(e),
                 Err(e) => FinalState::Unknown(e),
-                Ok(now) => {
+                Ok((_, true)) => FinalState::Foreign,
+                Ok((now, false)) => {
                     let now = now.map(|b| b.sha256());
                     match sp.action {
                         PlanAction::Unchanged if now == sp.scanned_sha256 => FinalState::Correct,
@@ -855,7 +885,10 @@ pub fn rollback_push(
         let result = (|| -> Result<RolledBack, RollbackError> {
             let file = RemotePath::parse(&rec.file)?;
             let backup = rec.backup.as_deref().map(RemotePath::parse).transpose()?;
-            let lock_path = lock::lock_path(&file);
+            let lock_path = match &rec.lock {
+                Some(l) => RemotePath::parse(l)?,
+                None => lock::lock_path(&file),
+            };
             let mine = LockInfo::mine(&id, &rec.site);
             let t = sessions.get(&rec.server).map_err(RollbackError::Connect)?;
             let found = if break_lock {

@@ -74,6 +74,12 @@ pub struct AuditRecord {
     pub fingerprints_before: Fingerprints,
     pub fingerprints_after: Fingerprints,
     pub backup: Option<String>,
+    /// The server's lock for the site that the push held (beside the
+    /// application's web.config, also when `file` is a `configSource`
+    /// file): a rollback takes the same one. Older records lack it: their
+    /// lock was beside `file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
     /// `intent` (written and flushed before the swap), then `applied`,
     /// `unchanged`, `not-attempted`, `failed`; for rollbacks `rolled-back`,
     /// `left-alone`, `rollback-failed`, `refused`.
@@ -204,6 +210,7 @@ mod tests {
             fingerprints_before: Fingerprints::default(),
             fingerprints_after: Fingerprints::default(),
             backup: None,
+            lock: None,
             outcome,
             message: String::new(),
         }

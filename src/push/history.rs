@@ -32,12 +32,13 @@ impl PastPush {
         &self.first().user
     }
 
-    /// Per server, its last push record: the outcome, or only the intent
-    /// when the push was cut short before recording one.
+    /// Per file of a server (a push may write a server's web.config and
+    /// a `configSource` file), its last push record: the outcome, or only
+    /// the intent when the push was cut short before recording one.
     pub fn pushed(&self) -> Vec<&AuditRecord> {
         let mut out: Vec<&AuditRecord> = Vec::new();
         for r in self.records.iter().filter(|r| r.action == Action::Push) {
-            match out.iter_mut().find(|x| x.server == r.server) {
+            match out.iter_mut().find(|x| same_file(x, r)) {
                 Some(x) => *x = r,
                 None => out.push(r),
             }
@@ -50,35 +51,67 @@ impl PastPush {
         self.records.iter().filter(|r| r.action == Action::Rollback)
     }
 
-    /// What a rollback restores: the servers this push changed (or may
+    /// The rollbacks' records of the file of `rec`, in order.
+    pub fn rollbacks_of<'a>(
+        &'a self,
+        rec: &'a AuditRecord,
+    ) -> impl Iterator<Item = &'a AuditRecord> {
+        self.rollbacks().filter(move |r| same_file(r, rec))
+    }
+
+    /// What a rollback restores: the files this push changed (or may
     /// have: an intent without an outcome) and that were not rolled back
     /// since. Each record names the file, its backup, and the SHA-256
     /// before and after, for the checks the rollback makes.
     pub fn to_roll_back(&self) -> Vec<AuditRecord> {
-        let rolled_back = |server: &str| {
+        let rolled_back = |rec: &AuditRecord| {
             self.rollbacks()
-                .any(|r| r.outcome == Outcome::RolledBack && r.server == server)
+                .any(|r| r.outcome == Outcome::RolledBack && same_file(r, rec))
         };
         self.pushed()
             .into_iter()
-            .filter(|r| {
-                matches!(r.outcome, Outcome::Applied | Outcome::Intent) && !rolled_back(&r.server)
-            })
+            .filter(|r| matches!(r.outcome, Outcome::Applied | Outcome::Intent) && !rolled_back(r))
             .cloned()
             .collect()
     }
 
-    /// Per server, where it stands after the push and its rollbacks: the
-    /// outcome of its last record.
-    pub fn standing(&self) -> Vec<(&str, Outcome)> {
-        let mut out: Vec<(&str, Outcome)> = Vec::new();
+    /// Per file of a server, where it stands after the push and its
+    /// rollbacks: the outcome of its last record.
+    pub fn standing(&self) -> Vec<(&AuditRecord, Outcome)> {
+        let mut out: Vec<(&AuditRecord, Outcome)> = Vec::new();
         for r in &self.records {
-            match out.iter_mut().find(|(s, _)| *s == r.server) {
+            match out.iter_mut().find(|(x, _)| same_file(x, r)) {
                 Some(x) => x.1 = r.outcome,
-                None => out.push((&r.server, r.outcome)),
+                None => out.push((r, r.outcome)),
             }
         }
         out
+    }
+
+    /// The servers it concerns, each once, in the order of its records.
+    pub fn servers(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for r in &self.records {
+            if !out.contains(&r.server.as_str()) {
+                out.push(&r.server);
+            }
+        }
+        out
+    }
+
+    /// How a record's file is named to the operator: the server alone,
+    /// or with the file's name where the push wrote several files there.
+    pub fn label(&self, rec: &AuditRecord) -> String {
+        let several = self
+            .records
+            .iter()
+            .any(|r| r.server == rec.server && !same_file(r, rec));
+        if several {
+            let name = rec.file.rsplit(['\\', '/']).next().unwrap_or(&rec.file);
+            format!("{} {name}", rec.server)
+        } else {
+            rec.server.clone()
+        }
     }
 
     /// The key sets the push found and the ones it wrote, each once, as
@@ -103,6 +136,11 @@ impl PastPush {
         };
         (sets(true), sets(false))
     }
+}
+
+/// Whether two records are about the same file of the same server.
+fn same_file(a: &AuditRecord, b: &AuditRecord) -> bool {
+    a.server == b.server && a.file.eq_ignore_ascii_case(&b.file)
 }
 
 /// Pushes in the order they were made, each with its records; only those
@@ -177,6 +215,7 @@ mod tests {
                 ..Default::default()
             },
             backup: Some("C:\\inetpub\\Flowtime\\web.x.farmkey.config".into()),
+            lock: None,
             outcome,
             message: String::new(),
         }
@@ -218,7 +257,50 @@ mod tests {
         );
         let p2 = &list[1];
         assert!(p2.to_roll_back().is_empty(), "already rolled back");
-        assert_eq!(p2.standing(), [("web01", RolledBack)]);
+        let standing: Vec<_> = p2
+            .standing()
+            .into_iter()
+            .map(|(r, o)| (r.server.as_str(), o))
+            .collect();
+        assert_eq!(standing, [("web01", RolledBack)]);
         assert!(pushes(&records, Some("Process TOGO")).is_empty());
+    }
+
+    #[test]
+    fn a_server_whose_push_wrote_two_files_is_rolled_back_file_by_file() {
+        use Action::*;
+        use Outcome::*;
+        let keys_file = |mut r: AuditRecord| {
+            r.file = "C:\\inetpub\\Flowtime\\App_Config\\keys.config".into();
+            r
+        };
+        let records = vec![
+            keys_file(rec("p1", "web02", Push, Intent)),
+            keys_file(rec("p1", "web02", Push, Applied)),
+            rec("p1", "web02", Push, Intent),
+            rec("p1", "web02", Push, Applied),
+            rec("p1", "web01", Push, Unchanged),
+            rec("p1", "web02", Rollback, RolledBack),
+        ];
+        let p1 = &pushes(&records, None)[0];
+        let pushed: Vec<_> = p1.pushed().iter().map(|r| p1.label(r)).collect();
+        assert_eq!(pushed, ["web02 keys.config", "web02 web.config", "web01"]);
+        // The web.config was rolled back; the keys file was not.
+        let undo: Vec<_> = p1.to_roll_back().iter().map(|r| p1.label(r)).collect();
+        assert_eq!(undo, ["web02 keys.config"]);
+        assert_eq!(p1.servers(), ["web02", "web01"]);
+        let standing: Vec<_> = p1
+            .standing()
+            .into_iter()
+            .map(|(r, o)| (p1.label(r), o))
+            .collect();
+        assert_eq!(
+            standing,
+            [
+                ("web02 keys.config".to_string(), Applied),
+                ("web02 web.config".to_string(), RolledBack),
+                ("web01".to_string(), Unchanged)
+            ]
+        );
     }
 }

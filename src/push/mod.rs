@@ -106,7 +106,10 @@ pub struct ServerPlan {
     pub handler_swap: bool,
     pub backup: RemotePath,
     pub staged: RemotePath,
-    /// The lock file beside `file`, and the lock found there while planning.
+    /// The server's lock for this site, beside the application's
+    /// web.config whichever file is written (one lock per server, so that
+    /// two pushes of the site always meet), and the lock found there while
+    /// planning.
     pub lock: RemotePath,
     pub lock_holder: Option<lock::Holder>,
     /// How the server replaces a file (from its SSH banner).
@@ -119,6 +122,11 @@ pub struct ServerPlan {
     pub original: Option<crate::bytes::FileBytes>,
     pub edited: Option<crate::bytes::FileBytes>,
     pub identity_declared_above: bool,
+    /// The other files the site's keys and handler were read from on this
+    /// server (its web.config, `configSource` files) that no plan of the
+    /// server writes, with their SHA-256 at scan time: checked under the
+    /// lock and again at the end, as `file` is.
+    pub watched: Vec<(RemotePath, Option<String>)>,
 }
 
 /// Everything that will be done, shown before anything is written.

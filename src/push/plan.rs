@@ -306,7 +306,29 @@ fn read_now(
 /// The plans of one server: its web.config, and the files its sections
 /// are kept in (`configSource`) where the push edits those; the file that
 /// takes the keys comes first, so that every step verifies a whole state.
+/// Each plan watches the files the scan read that no plan writes.
 fn plan_server(
+    inst: &Instance,
+    keys: Option<&KeySet>,
+    stamp: &str,
+    sessions: &mut Sessions,
+) -> Vec<ServerPlan> {
+    let mut plans = plan_files(inst, keys, stamp, sessions);
+    let read = inst
+        .config_path
+        .iter()
+        .map(|p| (p.clone(), inst.config_sha256.clone()))
+        .chain(inst.external_sha256.iter().cloned());
+    let watched: Vec<_> = read
+        .filter(|(f, _)| !plans.iter().any(|p| p.file.key() == f.key()))
+        .collect();
+    for p in &mut plans {
+        p.watched = watched.clone();
+    }
+    plans
+}
+
+fn plan_files(
     inst: &Instance,
     keys: Option<&KeySet>,
     stamp: &str,
@@ -323,7 +345,7 @@ fn plan_server(
             decryption_key: d.fingerprint(),
             key_set: inst.set_fingerprint.clone(),
         });
-    let file_for_lock = file.clone();
+    let lock = lock_path(&file);
     let mut sp = ServerPlan {
         server: inst.server.clone(),
         backup: sibling(&file, stamp, ""),
@@ -338,9 +360,10 @@ fn plan_server(
         original: None,
         edited: None,
         identity_declared_above: inst.identity_declared_above,
-        lock: lock_path(&file_for_lock),
+        lock,
         lock_holder: None,
         replace: ReplaceBehaviour::Atomic,
+        watched: Vec::new(),
     };
     let eff = match (&inst.effective, &inst.config_path) {
         (Err(p), _) => {
@@ -553,7 +576,6 @@ fn plan_section_file(
         .find(|(p, _)| p.key() == path.key())
         .and_then(|(_, sha)| sha.clone());
     let is_keys = *section == SectionFile::MachineKey;
-    let lock_beside = path.clone();
     let mut sp = ServerPlan {
         server: web.server.clone(),
         backup: sibling(&path, stamp, ""),
@@ -576,17 +598,11 @@ fn plan_section_file(
         original: None,
         edited: None,
         identity_declared_above: true,
-        lock: lock_path(&lock_beside),
-        lock_holder: None,
+        lock: web.lock.clone(),
+        lock_holder: web.lock_holder.clone(),
         replace: web.replace.clone(),
+        watched: Vec::new(),
     };
-    match read_holder(t, &web.server, &sp.lock) {
-        Ok(holder) => sp.lock_holder = holder,
-        Err(e) => {
-            sp.action = PlanAction::Blocked(format!("cannot read its lock file: {e}"));
-            return sp;
-        }
-    }
     free_names(t, &mut sp, stamp);
     let original = match read_now(t, &sp.file, &sp.scanned_sha256) {
         Ok(Some(o)) => o,

@@ -125,7 +125,7 @@ impl History {
                     ui.pad(push.user(), 8),
                     ui.pad(push.site(), 14),
                     ui.pad(&key_sets(push, ui.symbols.to), 19),
-                    push.pushed().len(),
+                    push.servers().len(),
                     ui.truncate(&outcome_summary(push), room)
                 ),
                 style,
@@ -151,13 +151,13 @@ impl History {
                 let mut lines: Vec<Line> = push
                     .standing()
                     .into_iter()
-                    .map(|(server, o)| {
+                    .map(|(rec, o)| {
                         let style = if o.is_fine() {
                             StyleKey::Text
                         } else {
                             StyleKey::Warning
                         };
-                        Line::styled(format!("{server:<12} {o}"), ui.style(style))
+                        Line::styled(format!("{:<12} {o}", push.label(rec)), ui.style(style))
                     })
                     .collect();
                 let undo = push.to_roll_back();
@@ -170,7 +170,7 @@ impl History {
                             format!(
                                 "u rolls back {}.",
                                 undo.iter()
-                                    .map(|r| r.server.as_str())
+                                    .map(|r| push.label(r))
                                     .collect::<Vec<_>>()
                                     .join(", ")
                             )
@@ -212,11 +212,11 @@ impl History {
                 StyleKey::Warning
             };
             lines.push(Line::styled(
-                format!(" {}  {}", rec.server, pushed_text(rec.outcome)),
+                format!(" {}  {}", push.label(rec), pushed_text(rec.outcome)),
                 ui.style(style),
             ));
             server_lines(ui, rec, width, arrow, &mut lines);
-            for r in push.rollbacks().filter(|r| r.server == rec.server) {
+            for r in push.rollbacks_of(rec) {
                 let what = if r.message.is_empty() {
                     format!("{} at {}", r.outcome, short_time(&r.time))
                 } else {
