@@ -319,3 +319,30 @@ pub(super) fn undo_for<'a>(plan: &Plan, sp: &'a ServerPlan, written: Option<&'a 
         aside: sibling(&sp.file, &plan.stamp, "-old"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::local::LocalTransport;
+
+    /// On Win32-OpenSSH before 8.6 a rename onto the same name deletes the
+    /// file: the swap refuses it before asking the server anything, in any
+    /// spelling of the name.
+    #[test]
+    fn a_file_is_never_renamed_onto_its_own_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("C:/site")).unwrap();
+        std::fs::write(dir.path().join("C:/site/web.config"), b"<configuration/>").unwrap();
+        let mut t = LocalTransport::new(dir.path());
+        let file = RemotePath::parse("C:\\site\\web.config").unwrap();
+        let same = RemotePath::parse("c:/SITE/Web.Config").unwrap();
+        let aside = RemotePath::parse("C:\\site\\web.old.config").unwrap();
+        let e = swap(&mut t, &same, &file, &aside).unwrap_err();
+        assert!(matches!(e, TransportError::Refused { .. }), "{e}");
+        assert_eq!(
+            std::fs::read(dir.path().join("C:/site/web.config")).unwrap(),
+            b"<configuration/>"
+        );
+        assert!(!dir.path().join("C:/site/web.old.config").exists());
+    }
+}
