@@ -1021,6 +1021,57 @@ fn someone_elses_write_between_the_swap_and_its_verification_is_left_alone() {
     s.assert_clean();
 }
 
+/// The automatic rollback of a server already pushed checks its file too:
+/// a deploy that lands on web01 after its swap, before the push is stopped,
+/// is kept, and the push says the site is out of step.
+#[test]
+fn the_rollback_of_a_pushed_server_leaves_someone_elses_write_alone() {
+    let s = setup();
+    let original = s.flowtime_files();
+    let theirs = String::from_utf8(original[0].clone())
+        .unwrap()
+        .replace("Production", "Deployed by someone else");
+    let web01 = s.file("web01", FLOWTIME);
+    let (mut sessions, plan) = s.plan(request("Flowtime", generate()));
+    let stop = Interrupt::new();
+    let outcome = apply(&plan, &mut sessions, &s.audit, &stop, &mut |p| {
+        if let Progress::Done(r) = p
+            && r.server == "web01"
+            && r.outcome == ServerOutcome::Applied
+        {
+            fs::write(&web01, &theirs).unwrap();
+            stop.request(farmkey::push::StopReason::Operator);
+        }
+    });
+    assert!(
+        matches!(by(&outcome, "web01"), ServerOutcome::LeftAlone(w) if w.contains("did not write")),
+        "{:?}",
+        by(&outcome, "web01")
+    );
+    assert_eq!(
+        fs::read_to_string(&web01).unwrap(),
+        theirs,
+        "their file is kept"
+    );
+    assert_eq!(s.flowtime_files()[1..], original[1..]);
+    assert_eq!(outcome.verdict(), Verdict::OutOfStep);
+    let summary = outcome.summary();
+    assert!(summary.contains("OUT OF STEP"), "{summary}");
+    let rolled: Vec<_> = audit_outcomes(&s.audit.path)
+        .into_iter()
+        .filter(|(_, action, _)| action == "rollback")
+        .collect();
+    assert_eq!(
+        rolled,
+        [(
+            "web01".to_string(),
+            "rollback".to_string(),
+            "left-alone".to_string()
+        )]
+    );
+    s.assert_clean();
+}
+
 // ---------------------------------------------------------------------
 // Row 6: the audit log.
 
