@@ -300,11 +300,18 @@ fn the_inventory_is_looked_for_where_operators_keep_it() {
     ] {
         assert!(err.contains(place), "{place}: {err}");
     }
+    // $FARMKEY_INVENTORY naming no file is an error, never a fall through
+    // to another inventory (the one in ~/.config, written below, too).
     let named = home.path().join("named.toml");
+    inventory_named(&default_config, "from-home-config");
     let out = scan(&[("FARMKEY_INVENTORY", &named)], &[]);
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(&format!("$FARMKEY_INVENTORY ({})", named.display())),
+        err.contains(&format!(
+            "$FARMKEY_INVENTORY names {}, which is not a file",
+            named.display()
+        )),
         "{err}"
     );
 

@@ -45,7 +45,7 @@ pub struct Cli {
     pub console: ConsoleArgs,
 }
 
-const INVENTORY_HELP: &str = "The inventory is --inventory FILE, else the first of ./farmkey.toml, $FARMKEY_INVENTORY and $XDG_CONFIG_HOME/farmkey/farmkey.toml (~/.config/farmkey/farmkey.toml) that exists. `farmkey import-ssh-config` writes one from ~/.ssh/config.";
+const INVENTORY_HELP: &str = "The inventory is --inventory FILE, else the first of ./farmkey.toml, $FARMKEY_INVENTORY and $XDG_CONFIG_HOME/farmkey/farmkey.toml (~/.config/farmkey/farmkey.toml) that exists; a $FARMKEY_INVENTORY naming no file is an error. `farmkey import-ssh-config` writes one from ~/.ssh/config.";
 
 /// The console: the farm, how to reach it, and how to show it.
 #[derive(Args, Debug, Clone, Default)]
@@ -410,17 +410,26 @@ pub fn load_inventory(given: Option<&Path>) -> Result<Inventory, ExitCode> {
         Some(p) => p.to_path_buf(),
         None => {
             let places = inventory_places();
-            match places
-                .iter()
-                .find_map(|(_, p)| p.as_ref().filter(|p| p.is_file()))
-            {
+            // A place named by the operator ($FARMKEY_INVENTORY) that holds
+            // nothing is an error: quietly reading another farm's inventory
+            // could scan or push the wrong farm.
+            let first = places.iter().find_map(|(what, p)| {
+                let p = p.as_ref()?;
+                (p.is_file() || !what.is_empty()).then_some(p)
+            });
+            if let Some(p) = first.filter(|p| !p.is_file()) {
+                return Err(usage_error(format!(
+                    "$FARMKEY_INVENTORY names {}, which is not a file",
+                    p.display()
+                )));
+            }
+            match first {
                 Some(p) => p.clone(),
                 None => {
                     let looked: Vec<String> = places
                         .iter()
                         .map(|(what, p)| match p {
-                            Some(p) if what.is_empty() => p.display().to_string(),
-                            Some(p) => format!("{what} ({})", p.display()),
+                            Some(p) => p.display().to_string(),
                             None => format!("{what} (not set)"),
                         })
                         .collect();
