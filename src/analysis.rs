@@ -2,7 +2,7 @@
 //! producing findings an operator can act on.
 
 use crate::config::apphost::{Application, Component};
-use crate::config::effective::{Effective, HandlerState, KeyState, Source, WifFault};
+use crate::config::effective::{Effective, HandlerState, KeyState, Level, Source, WifFault};
 use crate::disclosed::DisclosedKeys;
 use crate::keys::{KeyPurpose, set_fingerprint};
 use crate::paths::RemotePath;
@@ -1013,9 +1013,27 @@ fn dpapi_session_tokens(f: &SiteFacts<'_>) -> Vec<Raised> {
     else {
         return Vec::new();
     };
-    let detail = first.1.handler.detail.clone().unwrap_or_default();
+    let handler = &first.1.handler;
+    let detail = handler.detail.clone().unwrap_or_default();
+    // The swap goes where the configuration in use is, and a push writes
+    // only the application's own files.
+    let advice = match handler
+        .in_use
+        .element
+        .as_ref()
+        .filter(|at| at.level == Level::Parent)
+    {
+        Some(at) => format!(
+            "Add the MachineKeySessionSecurityTokenHandler swap to the {} at line {} of {}, where WIF reads it (farmkey push does not write that level).",
+            handler.in_use.tag(),
+            at.line,
+            at.file
+        ),
+        None => "Add the MachineKeySessionSecurityTokenHandler swap (farmkey push --handler-only)."
+            .into(),
+    };
     let message = format!(
-        "Session tokens of {} on {} are protected with DPAPI, which only the server that wrote them can read ({detail}); users get ID1073 after a move. Add the MachineKeySessionSecurityTokenHandler swap (farmkey push --handler-only).",
+        "Session tokens of {} on {} are protected with DPAPI, which only the server that wrote them can read ({detail}); users get ID1073 after a move. {advice}",
         f.site,
         list(&dpapi)
     );

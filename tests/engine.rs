@@ -7,7 +7,7 @@ mod support;
 use farmkey::analysis::Selection;
 use farmkey::bytes::FileBytes;
 use farmkey::config::editor::{EditError, EditRequest, edit};
-use farmkey::config::effective::Source;
+use farmkey::config::effective::{Level, Source};
 use farmkey::config::xml::TextEncoding;
 use farmkey::keys::{DecryptionAlg, KeySet, ValidationAlg};
 use std::fs;
@@ -404,6 +404,33 @@ fn all_web_configs() -> Vec<PathBuf> {
         .collect()
 }
 
+/// The `<identityConfiguration>` the scan says an instance uses: what a
+/// push passes to the editor.
+fn in_use_name(inst: &farmkey::analysis::Instance) -> String {
+    inst.effective
+        .as_ref()
+        .map(|e| e.handler.in_use.name.clone())
+        .unwrap_or_default()
+}
+
+/// The configuration in use of every web.config of the corpus the scans
+/// read, by local path.
+fn in_use_by_file() -> Vec<(PathBuf, String)> {
+    let farms = fixtures().join("farms");
+    let mut out = Vec::new();
+    for farm in fs::read_dir(&farms).unwrap() {
+        let dir = farm.unwrap().path();
+        let report = scan_inventory(&dir.join("farmkey.toml"), &all_sites());
+        for inst in report.sites.iter().flat_map(|s| &s.instances) {
+            if let Some(path) = &inst.config_path {
+                let local = dir.join(&inst.server).join(&path.as_sftp()[1..]);
+                out.push((local, in_use_name(inst)));
+            }
+        }
+    }
+    out
+}
+
 fn key_set() -> KeySet {
     KeySet::generate(ValidationAlg::HmacSha256, DecryptionAlg::Aes).unwrap()
 }
@@ -439,6 +466,7 @@ fn editor_keeps_every_byte_outside_the_edit_on_every_fixture() {
         "the corpus has {} web.config files",
         configs.len()
     );
+    let in_use = in_use_by_file();
     let mut edited_count = 0;
     let mut refused = 0;
     for path in configs {
@@ -446,6 +474,11 @@ fn editor_keeps_every_byte_outside_the_edit_on_every_fixture() {
         let req = EditRequest {
             machine_key: Some(key_set()),
             handler_swap: true,
+            identity_in_use: in_use
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map(|(_, name)| name.clone())
+                .unwrap_or_default(),
             ..Default::default()
         };
         match edit(&FileBytes::new(original.clone()), &req) {
@@ -499,15 +532,23 @@ fn editor_keeps_every_byte_outside_the_edit_on_every_fixture() {
             Err(EditError::ExternalSource { .. }) => {
                 let p = path.to_string_lossy();
                 assert!(
-                    p.contains("config-source") || p.contains("disclosed/web0"),
+                    p.contains("config-source")
+                        || p.contains("disclosed/web0")
+                        || p.contains("wif-chain/web02/C:/inetpub/Flowtime"),
                     "{}",
                     path.display()
                 );
                 refused += 1;
             }
-            // WIF would fail at start-up: farmkey does not guess the fix.
+            // The named configuration in use is not in the file (WIF would
+            // fail at start-up, or it is at a parent level): farmkey does
+            // not create one.
             Err(EditError::Invalid(why)) => {
-                assert!(why.contains("ID7012"), "{}: {why}", path.display());
+                assert!(
+                    why.starts_with("<identityConfiguration name=") && why.contains("ID7012"),
+                    "{}: {why}",
+                    path.display()
+                );
                 refused += 1;
             }
             Err(e) => panic!("{}: {e}", path.display()),
@@ -515,8 +556,8 @@ fn editor_keeps_every_byte_outside_the_edit_on_every_fixture() {
     }
     assert_eq!(
         refused,
-        1 + 2 + 6 + 2 + 1,
-        "malformed, utf16, config-source, disclosed (configSource), wif"
+        1 + 2 + 6 + 2 + 1 + 3,
+        "malformed, utf16, config-source, disclosed (configSource), wif, wif-chain (configSource, Cora in the root web.config)"
     );
     assert!(edited_count > 20);
 }
@@ -536,6 +577,7 @@ fn fix_site(farm_dir: &Path, site: &str, keys: &KeySet) {
             machine_key: Some(keys.clone()),
             compatibility_mode: Some("Framework45".into()),
             handler_swap: true,
+            identity_in_use: in_use_name(inst),
             identity_section_declared_above: inst.identity_declared_above,
         };
         let out = edit(&before, &req).unwrap();
@@ -889,6 +931,181 @@ fn wif_uses_the_configuration_it_names_or_its_defaults() {
             )
         ]
     );
+}
+
+/// (state, name in use, (level, file, line) of its element).
+type InUseRow = (String, String, Option<(Level, String, usize)>);
+
+/// Each server's configuration in use, as the scan decides it.
+fn in_use_rows(report: &farmkey::analysis::FarmReport, site: &str) -> Vec<InUseRow> {
+    report
+        .site(site)
+        .unwrap()
+        .instances
+        .iter()
+        .map(|inst| {
+            let h = &inst.effective.as_ref().unwrap().handler;
+            let at = h
+                .in_use
+                .element
+                .as_ref()
+                .map(|at| (at.level, at.file.to_string(), at.line));
+            (h.state.name().to_string(), h.in_use.name.clone(), at)
+        })
+        .collect()
+}
+
+#[test]
+fn the_swap_goes_where_the_chain_says_wif_reads_it() {
+    // Flowtime names Cora from a configSource file (web02 keeps Cora in
+    // one too), Sequence Administration from a <location> of the root
+    // web.config, and Process TOGO's Cora is defined in the root web.config.
+    let report = scan_inventory(
+        &farm_fixture("wif-chain").join("farmkey.toml"),
+        &all_sites(),
+    );
+    assert_eq!(
+        finding_rows(&report),
+        vec![
+            row("dpapi-session-tokens", "error", "Flowtime", "web01,web02"),
+            row(
+                "dpapi-session-tokens",
+                "error",
+                "Process TOGO",
+                "web01,web02"
+            ),
+            row(
+                "dpapi-session-tokens",
+                "error",
+                "Sequence Administration",
+                "web01,web02"
+            ),
+        ]
+    );
+    let dpapi = |file: &str, line| {
+        (
+            "dpapi".to_string(),
+            "Cora".to_string(),
+            Some((Level::Own, file.to_string(), line)),
+        )
+    };
+    let flowtime_web = "C:\\inetpub\\Flowtime\\web.config";
+    let flowtime_identity = "C:\\inetpub\\Flowtime\\App_Config\\identity.config";
+    let admin_web = "D:\\Cora\\Administration\\web.config";
+    let flowtime_before = vec![
+        dpapi(flowtime_web, 12),
+        (
+            "dpapi".to_string(),
+            "Cora".to_string(),
+            Some((Level::OwnConfigSource, flowtime_identity.to_string(), 2)),
+        ),
+    ];
+    assert_eq!(in_use_rows(&report, "Flowtime"), flowtime_before);
+    assert_eq!(
+        in_use_rows(&report, "Sequence Administration"),
+        vec![dpapi(admin_web, 12), dpapi(admin_web, 12)]
+    );
+    let togo = (
+        "dpapi".to_string(),
+        "Cora".to_string(),
+        Some((Level::Parent, ROOT_WEB.to_string(), 21)),
+    );
+    assert_eq!(
+        in_use_rows(&report, "Process TOGO"),
+        vec![togo.clone(), togo]
+    );
+    let advice = &site_messages(&report, "Process TOGO", "dpapi-session-tokens")[0];
+    assert!(
+        advice.ends_with(&format!("Add the MachineKeySessionSecurityTokenHandler swap to the <identityConfiguration name=\"Cora\"> at line 21 of {ROOT_WEB}, where WIF reads it (farmkey push does not write that level).")),
+        "{advice}"
+    );
+
+    // Cora at a parent level: no push can fix it (pushes never write the
+    // root web.config, and a second Cora makes WIF throw ID7029), so every
+    // server is refused, naming the file and line, and nothing is written.
+    let dir = farm_copy("wif-chain");
+    let before = snapshot_tree(dir.path());
+    let refused = format!(
+        "blocked: the <identityConfiguration name=\"Cora\"> WIF uses is at line 21 of {ROOT_WEB}, a level a push does not write: the handler swap has to be added there (the same element in C:\\Program Files\\PNMsoft\\Process TOGO\\web.config would make WIF fail at start-up, ID7029)"
+    );
+    for source in [KeySource::HandlerOnly, generate_hmac()] {
+        let (plan, outcome) = push_local(dir.path(), "Process TOGO", source);
+        assert_eq!(
+            plan_rows(&plan),
+            ["web01", "web02"].map(|s| (
+                s.to_string(),
+                "C:\\Program Files\\PNMsoft\\Process TOGO\\web.config".to_string(),
+                refused.clone()
+            ))
+        );
+        assert!(!outcome.success());
+    }
+    let changed = changed_since(&before, dir.path());
+    assert!(
+        changed.iter().all(|p| p.ends_with("audit.jsonl")),
+        "{changed:?}"
+    );
+
+    // Cora in the site's own files: the swap goes into Cora, in the file
+    // that holds it, and the verification that re-reads the whole chain
+    // agrees.
+    let (plan, outcome) = push_local(dir.path(), "Flowtime", KeySource::HandlerOnly);
+    assert_eq!(
+        plan_rows(&plan),
+        vec![
+            (
+                "web01".to_string(),
+                flowtime_web.to_string(),
+                "write".to_string()
+            ),
+            (
+                "web02".to_string(),
+                flowtime_identity.to_string(),
+                "write".to_string()
+            ),
+        ]
+    );
+    assert!(outcome.success(), "{}", outcome.summary());
+    let (plan, outcome) = push_local(dir.path(), "Sequence Administration", generate_hmac());
+    assert_eq!(
+        plan_rows(&plan),
+        ["web01", "web02"].map(|s| (s.to_string(), admin_web.to_string(), "write".to_string()))
+    );
+    assert!(plan.servers.iter().all(|s| s.handler_swap));
+    assert!(outcome.success(), "{}", outcome.summary());
+
+    let after = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    assert_eq!(
+        finding_rows(&after),
+        vec![row(
+            "dpapi-session-tokens",
+            "error",
+            "Process TOGO",
+            "web01,web02"
+        )]
+    );
+    // The element the push edited is the one the scan chose: same file,
+    // same line, now swapped; no unnamed configuration was added.
+    let swapped = |rows: Vec<InUseRow>| {
+        rows.into_iter()
+            .map(|(_, name, at)| ("machinekey".to_string(), name, at))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(in_use_rows(&after, "Flowtime"), swapped(flowtime_before));
+    assert_eq!(
+        in_use_rows(&after, "Sequence Administration"),
+        swapped(vec![dpapi(admin_web, 12), dpapi(admin_web, 12)])
+    );
+    for (server, file) in [
+        ("web01", "C:/inetpub/Flowtime/web.config"),
+        ("web02", "C:/inetpub/Flowtime/App_Config/identity.config"),
+        ("web01", "D:/Cora/Administration/web.config"),
+        ("web02", "D:/Cora/Administration/web.config"),
+    ] {
+        let text = fs::read_to_string(file_of(dir.path(), server, file)).unwrap();
+        assert!(!text.contains("<identityConfiguration>"), "{server} {file}");
+        assert_eq!(text.matches("<securityTokenHandlers>").count(), 1);
+    }
 }
 
 #[test]

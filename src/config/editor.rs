@@ -23,6 +23,11 @@ pub struct EditRequest {
     pub compatibility_mode: Option<String>,
     /// Add the MachineKeySessionSecurityTokenHandler swap.
     pub handler_swap: bool,
+    /// The `<identityConfiguration>` the swap goes into (empty: the unnamed
+    /// one): the scan's choice from the whole chain
+    /// ([`ConfigurationInUse`](super::effective::ConfigurationInUse)), which
+    /// one file alone cannot tell.
+    pub identity_in_use: String,
     /// `system.identityModel` is already registered by a file above this one
     /// (machine.config, root or parent web.config): registering it again
     /// would be an error.
@@ -86,8 +91,6 @@ pub enum Home {
 pub struct Homes {
     pub machine_key: Home,
     pub identity_model: Home,
-    /// The `<identityConfiguration>` WIF uses (empty: the unnamed one).
-    pub identity_in_use: String,
 }
 
 /// The sections a web.config edit would touch, and whether they live in it.
@@ -111,7 +114,6 @@ pub fn homes_in(doc: &Document) -> Homes {
     Homes {
         machine_key: home(ed.machine_key().0),
         identity_model: home(ed.identity_model()),
-        identity_in_use: ed.identity_in_use(),
     }
 }
 
@@ -156,7 +158,7 @@ pub fn edit_in(doc: &Document, req: &EditRequest) -> Result<Edited, EditError> {
         ed.set_machine_key(keys, req.compatibility_mode.as_deref())?;
     }
     if req.handler_swap {
-        ed.add_handler_swap(req.identity_section_declared_above)?;
+        ed.add_handler_swap(&req.identity_in_use, req.identity_section_declared_above)?;
     }
     let out = ed.finish();
     // A UTF-8 file is its text; a UTF-16 one is compared as its bytes.
@@ -176,7 +178,7 @@ pub fn edit_in(doc: &Document, req: &EditRequest) -> Result<Edited, EditError> {
 pub enum SectionFile {
     MachineKey,
     /// `system.identityModel`, with the name of the configuration in use
-    /// (the web.config that names the file says which).
+    /// (the scan's choice from the whole chain).
     IdentityModel {
         in_use: String,
     },
@@ -230,7 +232,18 @@ pub fn edit_section_file(
     })
 }
 
-/// The edited web.config read back as ASP.NET would read it on its own.
+/// A `<system.identityModel.services>` that names the configuration in use:
+/// what the rest of the chain says, for reading one file back.
+fn services_naming(in_use: &str) -> String {
+    format!(
+        "<system.identityModel.services><federationConfiguration identityConfigurationName=\"{}\"/></system.identityModel.services>",
+        escape_attr(in_use, '"')
+    )
+}
+
+/// The edited web.config read back as ASP.NET would read it, under a parent
+/// that names the configuration in use (the file's own choice, if it makes
+/// one, comes later and wins, as in the chain).
 fn verify_web_config(bytes: &FileBytes, req: &EditRequest) -> Result<(), EditError> {
     let doc = Document::parse(bytes.clone())
         .map_err(|e| EditError::Verification(format!("result does not parse: {e}")))?;
@@ -238,8 +251,28 @@ fn verify_web_config(bytes: &FileBytes, req: &EditRequest) -> Result<(), EditErr
         path: RemotePath::parse("/C:/app/web.config").expect("constant path"),
         doc,
     };
+    let parent = ConfigFile {
+        path: RemotePath::parse("/C:/parent/web.config").expect("constant path"),
+        doc: Document::parse(FileBytes::new(
+            format!(
+                "<configuration>{}</configuration>",
+                services_naming(&req.identity_in_use)
+            )
+            .into_bytes(),
+        ))?,
+    };
+    let layers = [
+        Layer {
+            file: &parent,
+            scope: Scope::Machine,
+        },
+        Layer {
+            file: &file,
+            scope: Scope::App("app"),
+        },
+    ];
     // Sections kept in other files are edited (and checked) apart.
-    let eff = resolve_alone(&file, &NoSourceFiles)?;
+    let eff = read_back(&layers, &NoSourceFiles)?;
     check(&eff, req)?;
     if req.handler_swap
         && !req.identity_section_declared_above
@@ -269,8 +302,8 @@ fn verify_section_file(
             "<configuration><system.web><machineKey configSource=\"section.config\"/></system.web></configuration>".to_string()
         }
         SectionFile::IdentityModel { in_use } => format!(
-            "<configuration><system.identityModel configSource=\"section.config\"/><system.identityModel.services><federationConfiguration identityConfigurationName=\"{}\"/></system.identityModel.services></configuration>",
-            escape_attr(in_use, '"')
+            "<configuration><system.identityModel configSource=\"section.config\"/>{}</configuration>",
+            services_naming(in_use)
         ),
     };
     let web = ConfigFile {
@@ -283,15 +316,15 @@ fn verify_section_file(
             External::Found(self.0)
         }
     }
-    check(&resolve_alone(&web, &Only(&external))?, req)
-}
-
-fn resolve_alone(file: &ConfigFile, sources: &dyn SourceFiles) -> Result<Effective, EditError> {
     let layers = [Layer {
-        file,
+        file: &web,
         scope: Scope::App("app"),
     }];
-    effective::resolve(&layers, "app", sources).map_err(|e| EditError::Verification(e.message))
+    check(&read_back(&layers, &Only(&external))?, req)
+}
+
+fn read_back(layers: &[Layer<'_>], sources: &dyn SourceFiles) -> Result<Effective, EditError> {
+    effective::resolve(layers, "app", sources).map_err(|e| EditError::Verification(e.message))
 }
 
 /// Whether an effective configuration says what the request asked.
@@ -572,14 +605,16 @@ impl<'d> Splicer<'d> {
             .find_map(|c| self.doc.child_named(c, "system.identityModel"))
     }
 
-    /// The `<identityConfiguration>` WIF uses, as this file says.
-    fn identity_in_use(&self) -> String {
+    /// The last `<identityConfiguration>` of this name at the application's
+    /// own level: the element the scan finds in this file.
+    fn configuration_named(&self, name: &str) -> Option<ElemId> {
         let doc = self.doc;
-        let services = self
-            .own_containers()
+        self.own_containers()
             .into_iter()
-            .filter_map(|c| doc.child_named(c, "system.identityModel.services"));
-        wif::identity_configuration_in_use(services.map(|s| ((), doc, s))).name
+            .filter_map(|c| doc.child_named(c, "system.identityModel"))
+            .flat_map(|im| doc.children_named(im, "identityConfiguration"))
+            .filter(|&ic| wif::configuration_name(doc, ic) == name)
+            .last()
     }
 
     fn machine_key_values<'k>(
@@ -684,6 +719,23 @@ impl<'d> Splicer<'d> {
         lines
     }
 
+    /// Puts the swap into an `<identityConfiguration>`.
+    fn swap_into(&mut self, ic: ElemId) {
+        match wif::default_collections(self.doc, ic).last() {
+            Some(h) => self.complete_handlers(h),
+            None => self.append_child(ic, &Self::handlers_block(0)),
+        }
+    }
+
+    /// A named configuration is never created: with no element of that
+    /// name anywhere WIF throws ID7012, and with one in a parent level a
+    /// second one throws ID7029; either way more than handlers would change.
+    fn not_here(in_use: &str) -> EditError {
+        EditError::Invalid(format!(
+            "<identityConfiguration name=\"{in_use}\"> is not in this file, and farmkey does not create a named configuration (identityConfigurationName naming no element makes WIF fail at start-up with ID7012)"
+        ))
+    }
+
     /// Puts the swap into the configuration in use of a `<system.identityModel>`.
     fn swap_in_identity_model(&mut self, im: ElemId, in_use: &str) -> Result<(), EditError> {
         let doc = self.doc;
@@ -698,34 +750,22 @@ impl<'d> Splicer<'d> {
             .filter(|&ic| wif::configuration_name(doc, ic) == in_use)
             .last();
         match config {
-            Some(ic) => match wif::default_collections(doc, ic).last() {
-                Some(h) => self.complete_handlers(h),
-                None => self.append_child(ic, &Self::handlers_block(0)),
-            },
-            // WIF throws ID7012 for a name that matches nothing: creating
-            // a configuration of that name would change more than handlers.
-            None if !in_use.is_empty() => {
-                return Err(EditError::Invalid(format!(
-                    "identityConfigurationName=\"{in_use}\" names no <identityConfiguration> (WIF fails at start-up with ID7012); correct the name first"
-                )));
-            }
+            Some(ic) => self.swap_into(ic),
+            None if !in_use.is_empty() => return Err(Self::not_here(in_use)),
             None => self.append_child(im, &Self::identity_configuration_block(in_use, 0)),
         }
         Ok(())
     }
 
-    fn add_handler_swap(&mut self, declared_above: bool) -> Result<(), EditError> {
+    fn add_handler_swap(&mut self, in_use: &str, declared_above: bool) -> Result<(), EditError> {
         let doc = self.doc;
         let root = doc.root();
-        let in_use = self.identity_in_use();
-        match self.identity_model() {
-            Some(im) => self.swap_in_identity_model(im, &in_use)?,
-            None if !in_use.is_empty() => {
-                return Err(EditError::Invalid(format!(
-                    "identityConfigurationName=\"{in_use}\" names no <identityConfiguration> (WIF fails at start-up with ID7012); correct the name first"
-                )));
-            }
-            None => {
+        match (self.configuration_named(in_use), self.identity_model()) {
+            // Found as the scan finds it, whichever own section holds it.
+            (Some(ic), _) => self.swap_into(ic),
+            (None, Some(im)) => self.swap_in_identity_model(im, in_use)?,
+            (None, None) if !in_use.is_empty() => return Err(Self::not_here(in_use)),
+            (None, None) => {
                 let mut lines = vec![(0, "<system.identityModel>".to_string())];
                 lines.extend(Self::identity_configuration_block("", 1));
                 lines.push((0, "</system.identityModel>".into()));
@@ -1101,13 +1141,29 @@ mod tests {
         assert!(err.to_string().contains("ID7012"), "{err}");
     }
 
+    /// The name the scan of a lone web.config decides, as a push passes it.
+    fn scanned_in_use(src: &str) -> String {
+        let file = ConfigFile {
+            path: RemotePath::parse("/C:/app/web.config").unwrap(),
+            doc: Document::parse(FileBytes::new(src.as_bytes().to_vec())).unwrap(),
+        };
+        let layers = [Layer {
+            file: &file,
+            scope: Scope::App("app"),
+        }];
+        let eff = effective::resolve(&layers, "app", &NoSourceFiles).unwrap();
+        eff.handler.in_use.name
+    }
+
     #[test]
     fn the_swap_goes_where_the_default_federation_configuration_points() {
         let src = "<configuration>\n  <configSections>\n    <section name=\"system.identityModel\" type=\"x\" />\n  </configSections>\n  <system.identityModel>\n    <identityConfiguration>\n      <audienceUris />\n    </identityConfiguration>\n    <identityConfiguration name=\"b\">\n      <audienceUris />\n    </identityConfiguration>\n  </system.identityModel>\n  <system.identityModel.services>\n    <federationConfiguration name=\"a\" />\n    <federationConfiguration identityConfigurationName=\"b\" />\n  </system.identityModel.services>\n</configuration>";
         let req = EditRequest {
             handler_swap: true,
+            identity_in_use: scanned_in_use(src),
             ..Default::default()
         };
+        assert_eq!(req.identity_in_use, "b");
         let out = run(src, &req);
         let b = out.find("name=\"b\"").unwrap();
         assert!(out[b..].contains("<securityTokenHandlers>"), "{out}");
@@ -1116,8 +1172,50 @@ mod tests {
             "identityConfigurationName=\"b\"",
             "identityConfigurationName=\"c\"",
         );
+        let req = EditRequest {
+            identity_in_use: scanned_in_use(&unknown),
+            ..req
+        };
         let err = edit(&FileBytes::new(unknown.into_bytes()), &req).unwrap_err();
         assert!(err.to_string().contains("ID7012"), "{err}");
+    }
+
+    #[test]
+    fn the_swap_goes_into_the_configuration_the_chain_names() {
+        // The services section is elsewhere (configSource, or a parent
+        // level): the file alone would say the unnamed configuration.
+        let src = "<configuration>\n  <configSections>\n    <section name=\"system.identityModel\" type=\"x\" />\n  </configSections>\n  <system.identityModel>\n    <identityConfiguration name=\"Cora\">\n      <audienceUris />\n    </identityConfiguration>\n  </system.identityModel>\n  <system.identityModel.services configSource=\"services.config\" />\n</configuration>";
+        assert_eq!(scanned_in_use(src), "");
+        let req = EditRequest {
+            handler_swap: true,
+            identity_in_use: "Cora".into(),
+            ..Default::default()
+        };
+        let out = run(src, &req);
+        assert_eq!(
+            out,
+            src.replace(
+                "      <audienceUris />\n",
+                &format!(
+                    "      <audienceUris />\n      <securityTokenHandlers>\n        <remove type=\"{SESSION_HANDLER_TYPE}\" />\n        <add type=\"{MACHINE_KEY_HANDLER_TYPE}\" />\n      </securityTokenHandlers>\n"
+                )
+            )
+        );
+        // The unnamed one is not what the chain uses: no unnamed element
+        // is added, and the verification reads the named one.
+        assert!(!out.contains("<identityConfiguration>"), "{out}");
+        // A name this file does not hold is never created (ID7012 if none
+        // exists anywhere, ID7029 if a parent holds it).
+        let req = EditRequest {
+            identity_in_use: "Elsewhere".into(),
+            ..req
+        };
+        let err = edit(&FileBytes::new(src.as_bytes().to_vec()), &req).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("<identityConfiguration name=\"Elsewhere\"> is not in this file"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -348,6 +348,52 @@ pub enum WifFault {
     DuplicateHandler { file: RemotePath, line: usize },
 }
 
+/// Where in the chain an element is, as a push sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// The application's own web.config.
+    Own,
+    /// The file the application's own `configSource` names for the section.
+    OwnConfigSource,
+    /// A level above the application (machine.config, the root web.config,
+    /// a parent application's web.config, with their `<location>` blocks
+    /// and configSource files): a push never writes there.
+    Parent,
+}
+
+/// An `<identityConfiguration>` element of the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElementAt {
+    pub level: Level,
+    pub file: RemotePath,
+    pub line: usize,
+}
+
+/// The `<identityConfiguration>` WIF uses, decided once from the whole
+/// chain (every `<system.identityModel.services>` and every
+/// `<identityConfiguration>` of every level): the scan judges it and the
+/// push puts the swap into it, so that both always mean the same one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConfigurationInUse {
+    /// Its name; empty for the unnamed one.
+    pub name: String,
+    /// Its element; `None` when there is none (WIF's defaults for the
+    /// unnamed one, ID7012 for a name).
+    pub element: Option<ElementAt>,
+}
+
+impl ConfigurationInUse {
+    /// `<identityConfiguration name="Cora">`, or the unnamed
+    /// `<identityConfiguration>`.
+    pub fn tag(&self) -> String {
+        if self.name.is_empty() {
+            "unnamed <identityConfiguration>".into()
+        } else {
+            format!("<identityConfiguration name=\"{}\">", self.name)
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Handler {
     pub state: HandlerState,
@@ -356,6 +402,8 @@ pub struct Handler {
     /// A sentence for operators when the state needs explaining.
     pub detail: Option<String>,
     pub fault: Option<WifFault>,
+    /// The configuration in use and where its element is.
+    pub in_use: ConfigurationInUse,
 }
 
 impl Handler {
@@ -494,8 +542,8 @@ struct WifReading<'a> {
     http_modules: Modules,
     element_in: Option<(RemotePath, &'static str)>,
     services: Vec<(&'a ConfigFile, ElemId)>,
-    /// Every `<identityConfiguration>`, in chain order.
-    configurations: Vec<(&'a ConfigFile, ElemId)>,
+    /// Every `<identityConfiguration>`, in chain order, with its level.
+    configurations: Vec<(Level, &'a ConfigFile, ElemId)>,
     encrypted_in: Option<RemotePath>,
 }
 
@@ -598,10 +646,8 @@ struct Merge<'a, 's> {
 impl<'a> Merge<'a, '_> {
     fn layer(&mut self, layer: &Layer<'a>) -> Result<(), ConfigProblem> {
         let file = layer.file;
-        if let Scope::App(id) = layer.scope
-            && id.eq_ignore_ascii_case(self.target)
-            && self.own_locks.is_none()
-        {
+        let own = matches!(layer.scope, Scope::App(id) if id.eq_ignore_ascii_case(self.target));
+        if own && self.own_locks.is_none() {
             self.own_locks = Some(self.locks.clone());
         }
         let iis_only = matches!(layer.scope, Scope::ApplicationHost);
@@ -618,7 +664,7 @@ impl<'a> Merge<'a, '_> {
                 self.ignored_sections(file, container)?;
             } else {
                 self.system_web(file, container, &mut new_locks)?;
-                self.identity_model(file, container, &mut new_locks)?;
+                self.identity_model(file, container, own, &mut new_locks)?;
             }
             if let Some(ws) = single_child(file, container, "system.webServer")?
                 && let Some(s) = section::section(file, ws, "modules", self.sources)?
@@ -769,10 +815,12 @@ impl<'a> Merge<'a, '_> {
         }
     }
 
+    /// `own`: the file is the application's own web.config.
     fn identity_model(
         &mut self,
         file: &'a ConfigFile,
         container: ElemId,
+        own: bool,
         new_locks: &mut Vec<Lock>,
     ) -> Result<(), ConfigProblem> {
         if let Some(s) = section::section(
@@ -813,8 +861,13 @@ impl<'a> Merge<'a, '_> {
             });
             return Ok(());
         }
+        let level = match (own, std::ptr::eq(s.file, file)) {
+            (false, _) => Level::Parent,
+            (true, true) => Level::Own,
+            (true, false) => Level::OwnConfigSource,
+        };
         for ic in s.file.doc.children_named(s.elem, "identityConfiguration") {
-            self.wif.configurations.push((s.file, ic));
+            self.wif.configurations.push((level, s.file, ic));
         }
         Ok(())
     }
@@ -822,11 +875,27 @@ impl<'a> Merge<'a, '_> {
 
 /// How WIF protects session tokens, from what the chain says about it.
 fn judge_wif(w: &WifReading<'_>) -> Handler {
+    let named = wif::identity_configuration_in_use(w.services.iter().map(|&(f, s)| (f, &f.doc, s)));
+    let name_of = |&(_, f, ic): &(Level, &ConfigFile, ElemId)| wif::configuration_name(&f.doc, ic);
+    let chosen = w
+        .configurations
+        .iter()
+        .rev()
+        .find(|c| name_of(c) == named.name);
+    let in_use = ConfigurationInUse {
+        name: named.name.clone(),
+        element: chosen.map(|&(level, f, ic)| ElementAt {
+            level,
+            file: f.path.clone(),
+            line: line_of(f, ic),
+        }),
+    };
     let handler = |state, source: Option<&RemotePath>, detail: Option<String>, fault| Handler {
         state,
         source: source.cloned(),
         detail,
         fault,
+        in_use: in_use.clone(),
     };
     if let Some(file) = &w.encrypted_in {
         return handler(
@@ -839,21 +908,13 @@ fn judge_wif(w: &WifReading<'_>) -> Handler {
     let Some(why) = w.used_because() else {
         return handler(HandlerState::NotConfigured, None, None, None);
     };
-    let in_use =
-        wif::identity_configuration_in_use(w.services.iter().map(|&(f, s)| (f, &f.doc, s)));
-    let name_of = |&(f, ic): &(&ConfigFile, ElemId)| wif::configuration_name(&f.doc, ic);
-    let chosen = w
-        .configurations
-        .iter()
-        .rev()
-        .find(|c| name_of(c) == in_use.name);
     // The trap: the swap sits in a configuration nothing uses.
     let unused_swap = w
         .configurations
         .iter()
-        .filter(|c| name_of(c) != in_use.name)
-        .find(|&&(f, ic)| wif::judge(&wif::handlers_of(&f.doc, ic)) == Verdict::MachineKey)
-        .map(|&(f, ic)| {
+        .filter(|c| name_of(c) != named.name)
+        .find(|&&(_, f, ic)| wif::judge(&wif::handlers_of(&f.doc, ic)) == Verdict::MachineKey)
+        .map(|&(_, f, ic)| {
             format!(
                 "; the swap in <identityConfiguration name=\"{}\"> (line {} of {}) is not used: no <federationConfiguration> names it",
                 wif::configuration_name(&f.doc, ic),
@@ -862,18 +923,18 @@ fn judge_wif(w: &WifReading<'_>) -> Handler {
             )
         })
         .unwrap_or_default();
-    let Some(&(file, ic)) = chosen else {
-        if let Some((fc_file, fc)) = in_use.named_by {
+    let Some(&(_, file, ic)) = chosen else {
+        if let Some((fc_file, fc)) = named.named_by {
             let line = line_of(fc_file, fc);
             return handler(
                 HandlerState::Invalid,
                 None,
                 Some(format!(
                     "identityConfigurationName=\"{}\" (line {line} of {}) names no <identityConfiguration>; WIF throws ID7012 at start-up",
-                    in_use.name, fc_file.path
+                    named.name, fc_file.path
                 )),
                 Some(WifFault::UnknownConfiguration {
-                    name: in_use.name.clone(),
+                    name: named.name.clone(),
                     file: fc_file.path.clone(),
                     line,
                 }),
@@ -1150,6 +1211,78 @@ mod tests {
         );
         let module = "<configuration><system.web><httpModules><add name=\"WSFAM\" type=\"System.IdentityModel.Services.WSFederationAuthenticationModule\"/></httpModules></system.web></configuration>";
         assert_eq!(eff(module).state, HandlerState::Dpapi);
+    }
+
+    #[test]
+    fn the_configuration_in_use_is_found_at_its_level() {
+        let at = |eff: &Effective| {
+            let u = &eff.handler.in_use;
+            let e = u
+                .element
+                .as_ref()
+                .map(|e| (e.level, e.file.to_string(), e.line));
+            (u.name.clone(), e)
+        };
+        let root = file(
+            "/C:/root/web.config",
+            "<configuration>\n<location path=\"S\">\n<system.identityModel>\n<identityConfiguration name=\"P\"/></system.identityModel>\n<system.identityModel.services><federationConfiguration identityConfigurationName=\"C\"/></system.identityModel.services></location></configuration>",
+        );
+        // Named by a parent's <location>, defined in the site's own file.
+        let own = file(
+            "/C:/site/web.config",
+            "<configuration>\n<system.identityModel>\n<identityConfiguration name=\"C\"/></system.identityModel></configuration>",
+        );
+        let files = [(root, Scope::Machine), (own, Scope::App("S"))];
+        let eff = resolve(&layers_of(&files), "S", &section::NoSourceFiles).unwrap();
+        assert_eq!(
+            at(&eff),
+            (
+                "C".into(),
+                Some((Level::Own, "C:\\site\\web.config".into(), 3))
+            )
+        );
+        // Defined in the parent, named by the site.
+        let [(root, _), _] = files;
+        let naming = file(
+            "/C:/site/web.config",
+            "<configuration><system.identityModel.services><federationConfiguration identityConfigurationName=\"P\"/></system.identityModel.services></configuration>",
+        );
+        let files = [(root, Scope::Machine), (naming, Scope::App("S"))];
+        let eff = resolve(&layers_of(&files), "S", &section::NoSourceFiles).unwrap();
+        assert_eq!(
+            at(&eff),
+            (
+                "P".into(),
+                Some((Level::Parent, "C:\\root\\web.config".into(), 4))
+            )
+        );
+        // Kept in the file the site's configSource names.
+        let sourced = file(
+            "/C:/site/web.config",
+            "<configuration><system.identityModel configSource=\"im.config\"/></configuration>",
+        );
+        let eff = resolve_with(
+            &sourced,
+            &[(
+                "/C:/site/im.config",
+                "<system.identityModel>\n<identityConfiguration/></system.identityModel>",
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            at(&eff),
+            (
+                String::new(),
+                Some((Level::OwnConfigSource, "C:\\site\\im.config".into(), 2))
+            )
+        );
+        // None at all: WIF's defaults.
+        let eff = resolve_alone(&file(
+            "/C:/site/web.config",
+            "<configuration><system.identityModel/></configuration>",
+        ))
+        .unwrap();
+        assert_eq!(at(&eff), (String::new(), None));
     }
 
     #[test]

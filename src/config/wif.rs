@@ -13,8 +13,9 @@
 //!   start of every `<securityTokenHandlers>` (its Init);
 //! - two handlers for one token type make the collection throw.
 //!
-//! The reader (`effective`) and the editor choose the configuration in use
-//! through [`identity_configuration_in_use`].
+//! The reader (`effective`) chooses the configuration in use through
+//! [`identity_configuration_in_use`], once, from the whole chain; the push
+//! hands that choice to the editor, which never works it out from one file.
 
 use super::xml::{Document, ElemId};
 

@@ -10,7 +10,7 @@ use crate::analysis::{FarmReport, Instance};
 use crate::config::editor::{
     EditRequest, Home, SectionFile, edit_in, edit_section_file, empty_web_config, homes_in,
 };
-use crate::config::effective::{Effective, WifFault};
+use crate::config::effective::{Effective, Level, WifFault};
 use crate::config::section::config_source_path;
 use crate::keys::{KeySet, set_fingerprint};
 use crate::paths::RemotePath;
@@ -275,6 +275,25 @@ fn lock_refusal(eff: &Effective, set_keys: bool, swap: bool, file: &RemotePath) 
     })
 }
 
+/// Why the swap cannot go where WIF reads it: the configuration in use is
+/// at a level a push never writes, and an element of the same name in the
+/// application's own file would make WIF throw ID7029 (a BasicMap
+/// collection whose BaseAdd refuses a key it already holds, inherited ones
+/// included: IdentityConfigurationElementCollection in the reference source).
+fn swap_refusal(eff: &Effective, file: &RemotePath) -> Option<String> {
+    let in_use = &eff.handler.in_use;
+    let at = in_use
+        .element
+        .as_ref()
+        .filter(|at| at.level == Level::Parent)?;
+    Some(format!(
+        "the {} WIF uses is at line {} of {}, a level a push does not write: the handler swap has to be added there (the same element in {file} would make WIF fail at start-up, ID7029)",
+        in_use.tag(),
+        at.line,
+        at.file
+    ))
+}
+
 /// A sibling backup and staging name that no earlier push used.
 fn free_names(t: &mut dyn Transport, sp: &mut ServerPlan, stamp: &str) {
     // Two pushes in one second: the second one's backup gets a suffix.
@@ -445,7 +464,12 @@ fn plan_files(
         sp.action = PlanAction::Unchanged;
         return vec![sp];
     }
-    if let Some(why) = lock_refusal(eff, set_keys.is_some(), sp.handler_swap, &sp.file) {
+    let refusal = lock_refusal(eff, set_keys.is_some(), sp.handler_swap, &sp.file).or_else(|| {
+        sp.handler_swap
+            .then(|| swap_refusal(eff, &sp.file))
+            .flatten()
+    });
+    if let Some(why) = refusal {
         sp.action = PlanAction::Blocked(why);
         return vec![sp];
     }
@@ -468,31 +492,51 @@ fn plan_files(
         }
     };
     let homes = homes_in(&doc);
-    let keys_here = matches!(homes.machine_key, Home::InFile);
-    let swap_here = matches!(homes.identity_model, Home::InFile);
+    let in_use = &eff.handler.in_use;
+    // The file of each section: the keys' from this web.config; the swap's
+    // from the scan, which found the configuration in use in the whole
+    // chain (a new unnamed one goes where this file keeps the section).
+    let home_file = |home: &Home| match home {
+        Home::InFile => Ok(None),
+        Home::ConfigSource { value, line } => config_source_path(&sp.file, value)
+            .map(Some)
+            .map_err(|why| format!("{}: the configSource at line {line} {why}", sp.file)),
+    };
+    let keys_file = home_file(&homes.machine_key);
+    let swap_file = match &in_use.element {
+        Some(at) => match at.level {
+            Level::OwnConfigSource => Ok(Some(at.file.clone())),
+            // A swap at a parent level was refused above.
+            Level::Own | Level::Parent => Ok(None),
+        },
+        None => home_file(&homes.identity_model),
+    };
+    let keys_here = matches!(keys_file, Ok(None));
+    let swap_here = matches!(swap_file, Ok(None));
 
     // The sections kept in other files: one plan each.
     let mut external = Vec::new();
-    for (home, section, wanted) in [
+    for (target, section, wanted) in [
+        (keys_file, SectionFile::MachineKey, set_keys.is_some()),
         (
-            &homes.machine_key,
-            SectionFile::MachineKey,
-            set_keys.is_some(),
-        ),
-        (
-            &homes.identity_model,
+            swap_file,
             SectionFile::IdentityModel {
-                in_use: homes.identity_in_use.clone(),
+                in_use: in_use.name.clone(),
             },
             sp.handler_swap,
         ),
     ] {
-        let Home::ConfigSource { value, line } = home else {
-            continue;
-        };
         if !wanted {
             continue;
         }
+        let path = match target {
+            Ok(Some(path)) => path,
+            Ok(None) => continue,
+            Err(why) => {
+                sp.action = PlanAction::Blocked(why);
+                return vec![sp];
+            }
+        };
         let req = EditRequest {
             machine_key: set_keys
                 .cloned()
@@ -500,16 +544,7 @@ fn plan_files(
             handler_swap: section != SectionFile::MachineKey,
             ..Default::default()
         };
-        match config_source_path(&sp.file, value) {
-            Ok(path) => external.push(plan_section_file(t, inst, &sp, path, &section, &req, stamp)),
-            Err(why) => {
-                sp.action = PlanAction::Blocked(format!(
-                    "{}: the configSource at line {line} {why}",
-                    sp.file
-                ));
-                return vec![sp];
-            }
-        }
+        external.push(plan_section_file(t, inst, &sp, path, &section, &req, stamp));
     }
     if let Some(skip) = external.iter().find_map(|e| match &e.action {
         PlanAction::Blocked(why) => Some(why.clone()),
@@ -524,6 +559,7 @@ fn plan_files(
         machine_key: set_keys.cloned().filter(|_| keys_here),
         compatibility_mode: None,
         handler_swap: sp.handler_swap && swap_here,
+        identity_in_use: in_use.name.clone(),
         identity_section_declared_above: sp.identity_declared_above,
     };
     let web_needed = req.machine_key.is_some() || req.handler_swap;

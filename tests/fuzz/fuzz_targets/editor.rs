@@ -19,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
         }),
         compatibility_mode: (flags & 2 != 0).then(|| "Framework45".to_string()),
         handler_swap: flags & 4 != 0,
+        identity_in_use: String::new(),
         identity_section_declared_above: flags & 8 != 0,
     };
     if let Ok(out) = edit(&FileBytes::new(body.to_vec()), &req) {
