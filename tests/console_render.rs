@@ -773,3 +773,108 @@ fn a_push_server_by_server_scrolls_exactly_to_its_last_wrapped_line() {
         keys(a, "G\n");
     });
 }
+
+/// A lock beside web03's Flowtime web.config that farmkey cannot read (no
+/// holder, no age: the same text every run); the console may break it.
+fn unreadable_lock() -> farmkey::push::lock::Holder {
+    farmkey::push::lock::Holder {
+        server: "web03".into(),
+        path: farmkey::paths::RemotePath::parse(
+            "C:\\inetpub\\Cora\\Flowtime\\web.farmkey-lock.config",
+        )
+        .unwrap(),
+        info: None,
+        modified: None,
+    }
+}
+
+/// The dialog titled `title`, its rows inside the frame and margins
+/// (trailing spaces dropped), as drawn on a `w` x `h` terminal.
+fn dialog_rows(a: &App, w: u16, h: u16, title: &str) -> Vec<String> {
+    let t = render(a, w, h);
+    let buf = t.backend().buffer();
+    let cell = |x: u16, y: u16| buf[(x, y)].symbol().to_string();
+    let titled = |x: u16, y: u16| {
+        cell(x, y) == "┌"
+            && format!(" {title} ")
+                .chars()
+                .enumerate()
+                .all(|(i, c)| x + 1 + (i as u16) < w && cell(x + 1 + i as u16, y) == c.to_string())
+    };
+    let (left, top) = (0..h)
+        .flat_map(|y| (0..w).map(move |x| (x, y)))
+        .find(|&(x, y)| titled(x, y))
+        .unwrap_or_else(|| panic!("no dialog {title:?} at {w}x{h}:\n{}", t.backend()));
+    let right = (left + 1..w).find(|&x| cell(x, top) == "┐").unwrap();
+    let bottom = (top + 1..h).find(|&y| cell(left, y) == "└").unwrap();
+    (top + 1..bottom)
+        .map(|y| {
+            let row: String = (left + 2..right - 1).map(|x| cell(x, y)).collect();
+            row.trim_end().to_string()
+        })
+        .collect()
+}
+
+/// A dialog with buttons shows all of its body, however it wraps: its
+/// last row holds the buttons, the one above is blank, and the body above
+/// that ends with `last`.
+fn assert_whole_dialog(a: &App, w: u16, h: u16, title: &str, last: &str) -> Vec<String> {
+    let rows = dialog_rows(a, w, h, title);
+    let n = rows.len();
+    assert!(
+        n >= 3
+            && rows[n - 1].starts_with("[ ")
+            && rows[n - 2].is_empty()
+            && rows[..n - 2].join(" ").ends_with(last),
+        "{w}x{h}: the body must end with {last:?}, then a blank row and the buttons: {rows:#?}"
+    );
+    rows
+}
+
+/// Dialogs are as tall as their body wrapped word by word: at every width
+/// its last line is shown (they were sized by each line's width divided
+/// by the dialog's, which word wrapping exceeds, and lost their last
+/// line, e.g. a lock's "the lock is stale.").
+#[test]
+fn a_dialog_shows_its_last_wrapped_line_at_any_width() {
+    use farmkey::console::app::Work;
+    use farmkey::push::apply::RollbackError;
+    use farmkey::push::lock::{Holder, LockInfo};
+    // Words of every length, wrapped in a different place at each width.
+    let text = "farmkey refused to write web02 because C:\\inetpub\\Cora\\Flowtime\\web.farmkey-lock.config is held by push 20261126T112045Z-ab12 of svc-deploy on jump-host-with-a-long-name (pid 4242) since 2026-11-26T11:20:45Z; that process is no longer running: the lock is stale.";
+    let (_dir, mut a) = app("default");
+    a.open(Box::new(Message::new("Refused", text, true)));
+    for w in view::MIN_WIDTH..=120 {
+        let rows = assert_whole_dialog(&a, w, 40, "Refused", "the lock is stale.");
+        let body = rows[..rows.len() - 2].join(" ");
+        assert_eq!(
+            body.split_whitespace().collect::<Vec<_>>(),
+            text.split_whitespace().collect::<Vec<_>>(),
+            "{w}x40"
+        );
+    }
+    // The break-lock warning, its lock stale on this machine (a pid no
+    // process has): the audit saw its last line lost at 100x40.
+    let mut info = LockInfo::mine("20261127T151748Z-42b1", "Flowtime");
+    info.pid = u32::MAX;
+    let locked = RollbackError::Locked(Box::new(Holder {
+        info: Some(info),
+        ..unreadable_lock()
+    }));
+    let (_dir, mut a) = app("default");
+    with_history(&mut a);
+    keys(&mut a, "u→\n");
+    a.update(Msg::Work(Work::RollbackDone(Ok(vec![(
+        "web03".into(),
+        Err(locked),
+    )]))));
+    for w in view::MIN_WIDTH..=120 {
+        assert_whole_dialog(
+            &a,
+            w,
+            40,
+            "Push 20261128T141500Z-ef56 NOT fully rolled back",
+            "the lock is stale.",
+        );
+    }
+}
