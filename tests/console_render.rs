@@ -878,3 +878,118 @@ fn a_dialog_shows_its_last_wrapped_line_at_any_width() {
         );
     }
 }
+
+/// Push 20261126T112045Z-ab12 as if it had reached web01, web02 and web03,
+/// every server applied, and nothing rolled back: the History screen
+/// shows it alone.
+fn one_push_on_three_servers(a: &mut App) {
+    use farmkey::push::audit::Action;
+    let web01: Vec<_> = audit_records()
+        .into_iter()
+        .filter(|r| {
+            r.push_id == "20261126T112045Z-ab12" && r.action == Action::Push && r.server == "web01"
+        })
+        .collect();
+    let records: Vec<_> = ["web01", "web02", "web03"]
+        .into_iter()
+        .flat_map(|server| {
+            web01.iter().cloned().map(move |mut r| {
+                r.server = server.into();
+                r
+            })
+        })
+        .collect();
+    keys(a, "5");
+    a.update(Msg::History {
+        path: PathBuf::from("/home/op/.local/state/farmkey/audit.jsonl"),
+        result: Ok(pushes(&records, None)),
+    });
+}
+
+/// Rolls back the push of [`one_push_on_three_servers`]: web01 restored,
+/// web02 refused (its file changed since the push), web03 refused by a
+/// lock, which the operator then breaks; web03 is restored.
+fn roll_back_and_break_the_lock(a: &mut App) {
+    use farmkey::console::app::{Effect, Work};
+    use farmkey::push::apply::{RollbackError, RolledBack};
+    one_push_on_three_servers(a);
+    let effects = keys(a, "u→\n");
+    assert!(
+        matches!(&effects[..], [Effect::Rollback { records, break_lock: false }] if records.len() == 3),
+        "{effects:?}"
+    );
+    let restored = || RolledBack {
+        broke: None,
+        unrecorded: None,
+    };
+    a.update(Msg::Work(Work::RollbackDone(Ok(vec![
+        ("web01".into(), Ok(restored())),
+        (
+            "web02".into(),
+            Err(RollbackError::Changed {
+                file: farmkey::paths::RemotePath::parse("C:\\inetpub\\Cora\\Flowtime\\web.config")
+                    .unwrap(),
+                push_id: "20261126T112045Z-ab12".into(),
+                why:
+                    "it holds bytes this push did not write (sha256 77aa…): someone else changed it"
+                        .into(),
+            }),
+        ),
+        (
+            "web03".into(),
+            Err(RollbackError::Locked(Box::new(unreadable_lock()))),
+        ),
+    ]))));
+    let text = format!("{}", render(a, 120, 40).backend());
+    assert!(
+        text.contains("NOT fully rolled back: 2 server(s) refused")
+            && text.contains("[ Break the lock and roll back again ]"),
+        "{text}"
+    );
+    // Only the locked server is tried again.
+    let effects = keys(a, "→\n");
+    assert!(
+        matches!(&effects[..], [Effect::Rollback { records, break_lock: true }]
+            if records.len() == 1 && records[0].server == "web03"),
+        "{effects:?}"
+    );
+    // While it runs, the others' results stay in view.
+    let text = format!("{}", render(a, 120, 40).backend());
+    assert!(
+        text.contains("web01        restored and verified")
+            && text.contains("web02        refused:")
+            && text.contains("web03        ")
+            && text.contains(" restoring"),
+        "{text}"
+    );
+    a.update(Msg::Work(Work::RollbackDone(Ok(vec![(
+        "web03".into(),
+        Ok(RolledBack {
+            broke: Some(Box::new(unreadable_lock())),
+            unrecorded: None,
+        }),
+    )]))));
+}
+
+/// Breaking a lock and rolling back again judges the push on every server:
+/// web02, refused before because its file changed since the push, is still
+/// refused, and the dialog says the push is NOT fully rolled back (it used
+/// to keep the retried server's result alone and claim a full rollback).
+#[test]
+fn breaking_a_lock_and_rolling_back_again_keeps_the_other_servers_refusals() {
+    both_themes("history_rollback_lock_broken", roll_back_and_break_the_lock);
+    let (_dir, mut a) = app("default");
+    roll_back_and_break_the_lock(&mut a);
+    let text = format!("{}", render(&a, 120, 40).backend());
+    assert!(
+        text.contains("Push 20261126T112045Z-ab12 NOT fully rolled back ")
+            && text.contains("NOT fully rolled back: 1 server(s) refused.")
+            && text.contains("web01        restored and verified")
+            && text
+                .contains("web02        refused: C:\\inetpub\\Cora\\Flowtime\\web.config changed")
+            && text.contains("web03        restored and verified (broke the stale lock")
+            && !text.contains("every server it changed holds its original bytes again")
+            && !text.contains("Break the lock and roll back again"),
+        "{text}"
+    );
+}
