@@ -1140,8 +1140,9 @@ fn the_history_screen_finds_a_push_cut_short_and_breaks_its_stale_lock_on_reques
     assert_ne!(flowtime_files(&farm)[0], original[0]);
     p.send(RIGHT);
     p.send(ENTER);
+    // The result, not the progress (which shows web01's line first).
     let s = p.wait_until("rolled back, the lock broken", LONG, |s| {
-        s.contains("restored and verified (broke the stale lock")
+        s.contains("restored and verified (broke the stale lock") && s.contains("[ OK ]")
     });
     assert!(s.contains("rolled back: every server it changed"), "{s}");
     assert_eq!(flowtime_files(&farm)[0], original[0]);
@@ -1232,6 +1233,7 @@ fn breaking_a_stale_lock_leaves_a_server_refused_before_refused() {
 
     p.send(RIGHT);
     p.send(ENTER);
+    // The result, not the progress (which shows web03's line first).
     let s = p.wait_until("the lock broken and web03 rolled back", LONG, |s| {
         s.contains("(broke the stale lock") && s.contains("[ OK ]")
     });
