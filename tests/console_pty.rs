@@ -968,21 +968,75 @@ fn push_generated_keys(p: &mut Pty) {
     p.wait_until("the result closed", T, |s| !s.contains("Push done"));
 }
 
-#[test]
-fn the_history_screen_rolls_a_push_back_and_leaves_a_file_changed_since_alone() {
-    let (_demo, farm) = demo_over_ssh(Options::default());
+/// Flowtime pushed from the console (generated keys) to web01-03 over
+/// sshd, then web02's file written by a deploy.
+struct Deployed {
+    _demo: farmkey::demo::DemoFarm,
+    farm: support::sshd::SshFarm,
+    p: Pty,
+    /// Each server's file before the push, and as the push left it.
+    original: Vec<Vec<u8>>,
+    pushed: Vec<Vec<u8>>,
+    /// What the deploy wrote on web02.
+    theirs: String,
+}
+
+fn pushed_then_deployed(cols: u16, rows: u16) -> Deployed {
+    let (demo, farm) = demo_over_ssh(Options::default());
     let original = flowtime_files(&farm);
-    let mut p = console_on(&farm, &[], 120, 40);
+    let mut p = console_on(&farm, &[], cols, rows);
     p.wait_for("servers 3 ok", T);
     push_generated_keys(&mut p);
     let pushed = flowtime_files(&farm);
     assert!(pushed.iter().zip(&original).all(|(a, b)| a != b));
-    // A deploy writes web02 after the push.
     let theirs = String::from_utf8(pushed[1].clone()).unwrap().replace(
         "</configuration>",
         "<!-- deployed meanwhile --></configuration>",
     );
     fs::write(farm.server("web02").file(FLOWTIME), &theirs).unwrap();
+    Deployed {
+        _demo: demo,
+        farm,
+        p,
+        original,
+        pushed,
+        theirs,
+    }
+}
+
+/// After a rollback: web01 and web03 hold their original bytes again,
+/// web02 still holds the deploy's, and no lock or staged file is left.
+fn assert_restored_but_web02(farm: &support::sshd::SshFarm, original: &[Vec<u8>], theirs: &str) {
+    let now = flowtime_files(farm);
+    assert_eq!(now[0], original[0]);
+    assert_eq!(now[2], original[2]);
+    assert_eq!(
+        fs::read_to_string(farm.server("web02").file(FLOWTIME)).unwrap(),
+        theirs,
+        "the file changed since the push is left alone"
+    );
+    assert_clean(farm);
+}
+
+/// Closes the rollback's result: the history, read again, says where each
+/// server now stands (web02 refused, the others rolled back); then quits.
+fn close_and_quit_on_web02_refused(p: &mut Pty) {
+    p.send(ENTER);
+    p.wait_for("2 rolled-back, 1 refused", T);
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
+}
+
+#[test]
+fn the_history_screen_rolls_a_push_back_and_leaves_a_file_changed_since_alone() {
+    let Deployed {
+        _demo,
+        farm,
+        mut p,
+        original,
+        pushed,
+        theirs,
+    } = pushed_then_deployed(120, 40);
 
     p.send("5");
     let s = p.wait_until("the push in the history", T, |s| {
@@ -1030,20 +1084,8 @@ fn the_history_screen_rolls_a_push_back_and_leaves_a_file_changed_since_alone() 
             && s.contains("web02        refused:"),
         "{s}"
     );
-    let now = flowtime_files(&farm);
-    assert_eq!(now[0], original[0]);
-    assert_eq!(now[2], original[2]);
-    assert_eq!(
-        fs::read_to_string(farm.server("web02").file(FLOWTIME)).unwrap(),
-        theirs,
-        "the file changed since the push is left alone"
-    );
-    assert_clean(&farm);
-    p.send(ENTER);
-    // The history, read again: where each server now stands.
-    p.wait_for("2 rolled-back, 1 refused", T);
-    p.send("q");
-    assert_eq!(p.wait_exit(T), 0);
+    assert_restored_but_web02(&farm, &original, &theirs);
+    close_and_quit_on_web02_refused(&mut p);
     let audit = farmkey::push::audit::AuditLog::new(farm.home.path().join("audit.jsonl"));
     let refused: Vec<_> = audit
         .read_all()
@@ -1099,14 +1141,114 @@ fn the_history_screen_finds_a_push_cut_short_and_breaks_its_stale_lock_on_reques
     assert_ne!(flowtime_files(&farm)[0], original[0]);
     p.send(RIGHT);
     p.send(ENTER);
+    // The result, not the progress (which shows web01's line first).
     let s = p.wait_until("rolled back, the lock broken", LONG, |s| {
-        s.contains("restored and verified (broke the stale lock")
+        s.contains("restored and verified (broke the stale lock") && s.contains("[ OK ]")
     });
     assert!(s.contains("rolled back: every server it changed"), "{s}");
     assert_eq!(flowtime_files(&farm)[0], original[0]);
     p.send(ENTER);
     p.send("q");
     assert_eq!(p.wait_exit(T), 0);
+}
+
+/// The text of the dialog whose title holds `title`: its rows inside the
+/// frame, words separated by single spaces.
+fn dialog_text(screen: &str, title: &str) -> String {
+    let rows: Vec<Vec<char>> = screen.lines().map(|l| l.chars().collect()).collect();
+    let at = |y: usize, x: usize| rows[y].get(x).copied().unwrap_or(' ');
+    let Some(top) = screen.lines().position(|l| l.contains(title)) else {
+        return String::new();
+    };
+    let start = rows[top]
+        .windows(title.chars().count())
+        .position(|w| w.iter().copied().eq(title.chars()))
+        .unwrap_or(0);
+    let left = (0..start).rev().find(|&x| at(top, x) == '┌').unwrap_or(0);
+    let right = (start..rows[top].len())
+        .find(|&x| at(top, x) == '┐')
+        .unwrap_or(rows[top].len());
+    let mut words = Vec::new();
+    for y in top + 1..rows.len() {
+        if at(y, left) == '└' {
+            break;
+        }
+        let row: String = (left + 1..right).map(|x| at(y, x)).collect();
+        words.extend(row.split_whitespace().map(str::to_string));
+    }
+    words.join(" ")
+}
+
+/// Two servers refuse a rollback, web02 because its file changed since
+/// the push and web03 because a push that ended left its lock: breaking
+/// the lock rolls web03 back, and the dialog still says the push is NOT
+/// fully rolled back (it used to judge the push on web03 alone and say
+/// every server held its original bytes again). At 100x40, where the
+/// break-lock warning used to lose its last wrapped line.
+#[test]
+fn breaking_a_stale_lock_leaves_a_server_refused_before_refused() {
+    let Deployed {
+        _demo,
+        farm,
+        mut p,
+        original,
+        pushed,
+        theirs,
+    } = pushed_then_deployed(100, 40);
+    // A push of this machine that has ended left its lock on web03 (a pid
+    // no process can have: the lock is stale whatever runs meanwhile).
+    let mut stale = farmkey::push::lock::LockInfo::mine("20261127T151748Z-42b1", "Flowtime");
+    stale.pid = u32::MAX;
+    fs::write(
+        farm.server("web03")
+            .file("C:/inetpub/Cora/Flowtime/web.farmkey-lock.config"),
+        serde_json::to_vec(&stale).unwrap(),
+    )
+    .unwrap();
+
+    p.send("5");
+    p.wait_until("the push in the history", T, |s| {
+        s.contains("Pushes in") && s.contains("3 applied")
+    });
+    p.send("u");
+    p.wait_for("Roll back push", T);
+    p.send(RIGHT);
+    p.send(ENTER);
+    let s = p.wait_for("NOT fully rolled back", LONG);
+    let text = dialog_text(&s, "NOT fully rolled back");
+    assert!(
+        text.contains("web01 restored and verified")
+            && text.contains("web02 refused: C:\\inetpub\\Cora\\Flowtime\\web.config changed")
+            && text.contains("web03 refused: web03 is locked by push 20261127T151748Z-42b1")
+            && text.contains("NOT fully rolled back: 2 server(s) refused."),
+        "{s}"
+    );
+    // The warning's last line, then the buttons.
+    assert!(
+        text.ends_with(
+            "that process is no longer running: the lock is stale. [ OK ] [ Break the lock and roll back again ]"
+        ),
+        "{s}"
+    );
+    assert_eq!(flowtime_files(&farm)[2], pushed[2]);
+
+    p.send(RIGHT);
+    p.send(ENTER);
+    // The result, not the progress (which shows web03's line first).
+    let s = p.wait_until("the lock broken and web03 rolled back", LONG, |s| {
+        s.contains("(broke the stale lock") && s.contains("[ OK ]")
+    });
+    let text = dialog_text(&s, "NOT fully rolled back");
+    assert!(
+        text.contains("web01 restored and verified")
+            && text.contains("web02 refused: C:\\inetpub\\Cora\\Flowtime\\web.config changed")
+            && text.contains("web03 restored and verified (broke the stale lock")
+            && text.ends_with("NOT fully rolled back: 1 server(s) refused. [ OK ]")
+            && !s.contains("every server it changed"),
+        "{s}"
+    );
+    assert_restored_but_web02(&farm, &original, &theirs);
+    close_and_quit_on_web02_refused(&mut p);
 }
 
 /// The Servers screen filtered: the cursor stays on the rows shown, and

@@ -774,3 +774,223 @@ fn a_push_server_by_server_scrolls_exactly_to_its_last_wrapped_line() {
         keys(a, "G\n");
     });
 }
+
+/// A lock beside web03's Flowtime web.config that farmkey cannot read (no
+/// holder, no age: the same text every run); the console may break it.
+fn unreadable_lock() -> farmkey::push::lock::Holder {
+    farmkey::push::lock::Holder {
+        server: "web03".into(),
+        path: farmkey::paths::RemotePath::parse(
+            "C:\\inetpub\\Cora\\Flowtime\\web.farmkey-lock.config",
+        )
+        .unwrap(),
+        info: None,
+        modified: None,
+    }
+}
+
+/// The dialog titled `title`, its rows inside the frame and margins
+/// (trailing spaces dropped), as drawn on a `w` x `h` terminal.
+fn dialog_rows(a: &App, w: u16, h: u16, title: &str) -> Vec<String> {
+    let t = render(a, w, h);
+    let buf = t.backend().buffer();
+    let cell = |x: u16, y: u16| buf[(x, y)].symbol().to_string();
+    let titled = |x: u16, y: u16| {
+        cell(x, y) == "┌"
+            && format!(" {title} ")
+                .chars()
+                .enumerate()
+                .all(|(i, c)| x + 1 + (i as u16) < w && cell(x + 1 + i as u16, y) == c.to_string())
+    };
+    let (left, top) = (0..h)
+        .flat_map(|y| (0..w).map(move |x| (x, y)))
+        .find(|&(x, y)| titled(x, y))
+        .unwrap_or_else(|| panic!("no dialog {title:?} at {w}x{h}:\n{}", t.backend()));
+    let right = (left + 1..w).find(|&x| cell(x, top) == "┐").unwrap();
+    let bottom = (top + 1..h).find(|&y| cell(left, y) == "└").unwrap();
+    (top + 1..bottom)
+        .map(|y| {
+            let row: String = (left + 2..right - 1).map(|x| cell(x, y)).collect();
+            row.trim_end().to_string()
+        })
+        .collect()
+}
+
+/// A dialog with buttons shows all of its body, however it wraps: its
+/// last row holds the buttons, the one above is blank, and the body above
+/// that ends with `last`.
+fn assert_whole_dialog(a: &App, w: u16, h: u16, title: &str, last: &str) -> Vec<String> {
+    let rows = dialog_rows(a, w, h, title);
+    let n = rows.len();
+    assert!(
+        n >= 3
+            && rows[n - 1].starts_with("[ ")
+            && rows[n - 2].is_empty()
+            && rows[..n - 2].join(" ").ends_with(last),
+        "{w}x{h}: the body must end with {last:?}, then a blank row and the buttons: {rows:#?}"
+    );
+    rows
+}
+
+/// Dialogs are as tall as their body wrapped word by word: at every width
+/// its last line is shown (they were sized by each line's width divided
+/// by the dialog's, which word wrapping exceeds, and lost their last
+/// line, e.g. a lock's "the lock is stale.").
+#[test]
+fn a_dialog_shows_its_last_wrapped_line_at_any_width() {
+    use farmkey::console::app::Work;
+    use farmkey::push::apply::RollbackError;
+    use farmkey::push::lock::{Holder, LockInfo};
+    // Words of every length, wrapped in a different place at each width.
+    let text = "farmkey refused to write web02 because C:\\inetpub\\Cora\\Flowtime\\web.farmkey-lock.config is held by push 20261126T112045Z-ab12 of svc-deploy on jump-host-with-a-long-name (pid 4242) since 2026-11-26T11:20:45Z; that process is no longer running: the lock is stale.";
+    let (_dir, mut a) = app("default");
+    a.open(Box::new(Message::new("Refused", text, true)));
+    for w in view::MIN_WIDTH..=120 {
+        let rows = assert_whole_dialog(&a, w, 40, "Refused", "the lock is stale.");
+        let body = rows[..rows.len() - 2].join(" ");
+        assert_eq!(
+            body.split_whitespace().collect::<Vec<_>>(),
+            text.split_whitespace().collect::<Vec<_>>(),
+            "{w}x40"
+        );
+    }
+    // The break-lock warning, its lock stale on this machine (a pid no
+    // process has): the audit saw its last line lost at 100x40.
+    let mut info = LockInfo::mine("20261127T151748Z-42b1", "Flowtime");
+    info.pid = u32::MAX;
+    let locked = RollbackError::Locked(Box::new(Holder {
+        info: Some(info),
+        ..unreadable_lock()
+    }));
+    let (_dir, mut a) = app("default");
+    with_history(&mut a);
+    keys(&mut a, "u→\n");
+    a.update(Msg::Work(Work::RollbackDone(Ok(vec![(
+        "web03".into(),
+        Err(locked),
+    )]))));
+    for w in view::MIN_WIDTH..=120 {
+        assert_whole_dialog(
+            &a,
+            w,
+            40,
+            "Push 20261128T141500Z-ef56 NOT fully rolled back",
+            "the lock is stale.",
+        );
+    }
+}
+
+/// Push 20261126T112045Z-ab12 as if it had reached web01, web02 and web03,
+/// every server applied, and nothing rolled back: the History screen
+/// shows it alone.
+fn one_push_on_three_servers(a: &mut App) {
+    use farmkey::push::audit::Action;
+    let web01: Vec<_> = audit_records()
+        .into_iter()
+        .filter(|r| {
+            r.push_id == "20261126T112045Z-ab12" && r.action == Action::Push && r.server == "web01"
+        })
+        .collect();
+    let records: Vec<_> = ["web01", "web02", "web03"]
+        .into_iter()
+        .flat_map(|server| {
+            web01.iter().cloned().map(move |mut r| {
+                r.server = server.into();
+                r
+            })
+        })
+        .collect();
+    keys(a, "5");
+    a.update(Msg::History {
+        path: PathBuf::from("/home/op/.local/state/farmkey/audit.jsonl"),
+        result: Ok(pushes(&records, None)),
+    });
+}
+
+/// Rolls back the push of [`one_push_on_three_servers`]: web01 restored,
+/// web02 refused (its file changed since the push), web03 refused by a
+/// lock, which the operator then breaks; web03 is restored.
+fn roll_back_and_break_the_lock(a: &mut App) {
+    use farmkey::console::app::{Effect, Work};
+    use farmkey::push::apply::{RollbackError, RolledBack};
+    one_push_on_three_servers(a);
+    let effects = keys(a, "u→\n");
+    assert!(
+        matches!(&effects[..], [Effect::Rollback { records, break_lock: false }] if records.len() == 3),
+        "{effects:?}"
+    );
+    let restored = || RolledBack {
+        broke: None,
+        unrecorded: None,
+    };
+    a.update(Msg::Work(Work::RollbackDone(Ok(vec![
+        ("web01".into(), Ok(restored())),
+        (
+            "web02".into(),
+            Err(RollbackError::Changed {
+                file: farmkey::paths::RemotePath::parse("C:\\inetpub\\Cora\\Flowtime\\web.config")
+                    .unwrap(),
+                push_id: "20261126T112045Z-ab12".into(),
+                why:
+                    "it holds bytes this push did not write (sha256 77aa…): someone else changed it"
+                        .into(),
+            }),
+        ),
+        (
+            "web03".into(),
+            Err(RollbackError::Locked(Box::new(unreadable_lock()))),
+        ),
+    ]))));
+    let text = format!("{}", render(a, 120, 40).backend());
+    assert!(
+        text.contains("NOT fully rolled back: 2 server(s) refused")
+            && text.contains("[ Break the lock and roll back again ]"),
+        "{text}"
+    );
+    // Only the locked server is tried again.
+    let effects = keys(a, "→\n");
+    assert!(
+        matches!(&effects[..], [Effect::Rollback { records, break_lock: true }]
+            if records.len() == 1 && records[0].server == "web03"),
+        "{effects:?}"
+    );
+    // While it runs, the others' results stay in view.
+    let text = format!("{}", render(a, 120, 40).backend());
+    assert!(
+        text.contains("web01        restored and verified")
+            && text.contains("web02        refused:")
+            && text.contains("web03        ")
+            && text.contains(" restoring"),
+        "{text}"
+    );
+    a.update(Msg::Work(Work::RollbackDone(Ok(vec![(
+        "web03".into(),
+        Ok(RolledBack {
+            broke: Some(Box::new(unreadable_lock())),
+            unrecorded: None,
+        }),
+    )]))));
+}
+
+/// Breaking a lock and rolling back again judges the push on every server:
+/// web02, refused before because its file changed since the push, is still
+/// refused, and the dialog says the push is NOT fully rolled back (it used
+/// to keep the retried server's result alone and claim a full rollback).
+#[test]
+fn breaking_a_lock_and_rolling_back_again_keeps_the_other_servers_refusals() {
+    both_themes("history_rollback_lock_broken", roll_back_and_break_the_lock);
+    let (_dir, mut a) = app("default");
+    roll_back_and_break_the_lock(&mut a);
+    let text = format!("{}", render(&a, 120, 40).backend());
+    assert!(
+        text.contains("Push 20261126T112045Z-ab12 NOT fully rolled back ")
+            && text.contains("NOT fully rolled back: 1 server(s) refused.")
+            && text.contains("web01        restored and verified")
+            && text
+                .contains("web02        refused: C:\\inetpub\\Cora\\Flowtime\\web.config changed")
+            && text.contains("web03        restored and verified (broke the stale lock")
+            && !text.contains("every server it changed holds its original bytes again")
+            && !text.contains("Break the lock and roll back again"),
+        "{text}"
+    );
+}

@@ -92,9 +92,7 @@ impl Ui {
     /// A page of text in a panel, wrapped, scrolled down `scroll` lines.
     pub fn page(&self, f: &mut Frame, area: Rect, title: String, lines: Vec<Line>, scroll: u16) {
         f.render_widget(
-            page_text(lines)
-                .scroll((scroll, 0))
-                .block(self.block(title)),
+            wrapped(lines).scroll((scroll, 0)).block(self.block(title)),
             area,
         );
     }
@@ -103,14 +101,15 @@ impl Ui {
     /// last line, wrapped as drawn, is on the panel's last row.
     pub fn page_end(&self, area: Rect, lines: Vec<Line>) -> u16 {
         let inner = self.block("").inner(area);
-        let wrapped = page_text(lines).line_count(inner.width);
-        let end = wrapped.saturating_sub(usize::from(inner.height));
+        let rows = wrapped(lines).line_count(inner.width);
+        let end = rows.saturating_sub(usize::from(inner.height));
         u16::try_from(end).unwrap_or(u16::MAX)
     }
 }
 
-/// A page's text, wrapped the one way it is drawn and counted.
-fn page_text(lines: Vec<Line>) -> Paragraph {
+/// Text wrapped word by word, the one way pages and dialogs draw it and
+/// count its rows ([`Paragraph::line_count`]).
+pub fn wrapped(lines: Vec<Line>) -> Paragraph {
     Paragraph::new(lines).wrap(Wrap { trim: false })
 }
 

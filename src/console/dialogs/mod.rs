@@ -12,12 +12,12 @@ pub mod secret;
 
 use super::app::{Action, Data, Work};
 use super::theme::StyleKey;
-use super::ui::{KeyHelp, Ui, centered};
+use super::ui::{KeyHelp, Ui, centered, wrapped};
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Margin, Rect};
-use ratatui::text::{Line, Span, Text};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 /// What a dialog asks of the console after a key or a message.
 pub enum Reply {
@@ -152,15 +152,12 @@ pub fn draw(f: &mut Frame, area: Rect, dialog: &dyn Dialog, ui: &Ui) {
         buttons,
     } = dialog.view(ui);
     let width = 76u16.min(area.width.saturating_sub(2));
-    let text = Text::from(body);
-    let inner_w = width.saturating_sub(4).max(1) as usize;
-    let body_h: usize = text
-        .lines
-        .iter()
-        .map(|l| l.width().max(1).div_ceil(inner_w))
-        .sum();
+    let body = wrapped(body);
+    // As tall as the body wrapped word by word inside the borders and margins.
+    let body_h = body.line_count(width.saturating_sub(4).max(1));
     // Borders, and a blank line and the buttons when there are buttons.
-    let h = (body_h + if buttons.is_some() { 4 } else { 2 }) as u16;
+    let frame_h = if buttons.is_some() { 4 } else { 2 };
+    let h = u16::try_from(body_h + frame_h).unwrap_or(u16::MAX);
     let r = centered(area, width, h);
     f.render_widget(Clear, r);
     let border = ui.style(if danger {
@@ -185,7 +182,7 @@ pub fn draw(f: &mut Frame, area: Rect, dialog: &dyn Dialog, ui: &Ui) {
                 vertical: 0,
             },
         ));
-    f.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), body_area);
+    f.render_widget(body, body_area);
     let mut spans = Vec::new();
     if let Some((labels, focus)) = buttons {
         for (i, b) in labels.iter().enumerate() {

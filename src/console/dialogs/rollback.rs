@@ -47,11 +47,21 @@ impl Button for DoneButton {
     }
 }
 
+/// Per server, its result once it has one.
+type Lines = Vec<(String, Option<RollbackResult>)>;
+
+/// Sets `server`'s line, added at the end when it has none.
+fn set_line(lines: &mut Lines, server: &str, result: Option<RollbackResult>) {
+    match lines.iter_mut().find(|(s, _)| s == server) {
+        Some(line) => line.1 = result,
+        None => lines.push((server.to_string(), result)),
+    }
+}
+
 enum Stage {
     Confirm(Buttons<ConfirmButton>),
     Running {
-        /// Per server, its result once it has one.
-        lines: Vec<(String, Option<RollbackResult>)>,
+        lines: Lines,
     },
     Done {
         results: Vec<RollbackResult>,
@@ -87,10 +97,22 @@ impl Rollback {
         }
     }
 
+    /// Rolls back `records`. Run again (a lock broken), it keeps the
+    /// results of the servers it does not run again: the push is judged on
+    /// all of them.
     fn run(&mut self, records: Vec<AuditRecord>, break_lock: bool) -> Reply {
-        self.stage = Stage::Running {
-            lines: records.iter().map(|r| (r.server.clone(), None)).collect(),
+        let earlier = match &mut self.stage {
+            Stage::Done { results, .. } => std::mem::take(results),
+            _ => Vec::new(),
         };
+        let mut lines: Lines = earlier
+            .into_iter()
+            .map(|result| (result.0.clone(), Some(result)))
+            .collect();
+        for r in &records {
+            set_line(&mut lines, &r.server, None);
+        }
+        self.stage = Stage::Running { lines };
         Reply::Act(Action::Rollback {
             push_id: self.push_id.clone(),
             site: self.site.clone(),
@@ -99,7 +121,18 @@ impl Rollback {
         })
     }
 
+    /// The worker's results, merged by server (a push writes one file on
+    /// each) into those the dialog already shows: an earlier run's.
     fn done(&mut self, results: Vec<RollbackResult>) {
+        let mut lines = match &mut self.stage {
+            Stage::Running { lines } => std::mem::take(lines),
+            _ => Vec::new(),
+        };
+        for result in results {
+            let server = result.0.clone();
+            set_line(&mut lines, &server, Some(result));
+        }
+        let results: Vec<RollbackResult> = lines.into_iter().filter_map(|(_, r)| r).collect();
         let retry: Vec<AuditRecord> = results
             .iter()
             .filter(|(_, r)| r.as_ref().err().and_then(|e| e.breakable_lock()).is_some())
@@ -313,10 +346,9 @@ impl Dialog for Rollback {
                         result_text(result)
                     ),
                 );
-                if let Stage::Running { lines } = &mut self.stage
-                    && let Some(line) = lines.iter_mut().find(|(s, _)| s == server)
-                {
-                    line.1 = Some(done);
+                if let Stage::Running { lines } = &mut self.stage {
+                    let server = server.clone();
+                    set_line(lines, &server, Some(done));
                 }
             }
             Work::RollbackDone(Ok(results)) => self.done(results),
