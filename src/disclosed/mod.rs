@@ -321,9 +321,7 @@ mod tests {
         assert!(keys.is_disclosed(&format!("  {SAMPLE_VALIDATION}\n ")));
         assert!(keys.is_disclosed(&format!("{SAMPLE_VALIDATION},IsolateApps")));
         assert!(keys.is_disclosed(&format!("{SAMPLE_DECRYPTION},isolatebyappid")));
-        assert!(keys.is_disclosed(&format!(
-            "{SAMPLE_DECRYPTION},IsolateApps,IsolateByAppId"
-        )));
+        assert!(keys.is_disclosed(&format!("{SAMPLE_DECRYPTION},IsolateApps,IsolateByAppId")));
         assert!(keys.is_disclosed(&format!("{SAMPLE_VALIDATION} , IsolateApps")));
         // An unknown modifier makes the key invalid, not less public.
         assert!(keys.is_disclosed(&format!("{SAMPLE_VALIDATION},Foo")));
