@@ -715,6 +715,14 @@ fn a_link_at_the_lock_name_stops_the_push_before_anything_is_written() {
     let push = f.run("push", &["--site", "Flowtime", "--generate", "--yes"]);
     assert_eq!(push.code, Some(1), "{push:?}");
     assert!(push.stdout.contains("NOT made"), "{}", push.stdout);
+    // Named as what it is: trying again cannot help.
+    let all = format!("{}{}", push.stdout, push.stderr);
+    assert!(
+        all.contains("cannot take the lock on web03")
+            && all.contains("C:\\inetpub\\Cora\\Flowtime\\web.farmkey-lock.config is at the lock's name but is no file")
+            && !all.contains("try again"),
+        "{push:?}"
+    );
     assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
     for (i, s) in SERVERS.iter().enumerate() {
         assert_eq!(fs::read(f.file(s, FLOWTIME)).unwrap(), before[i], "{s}");
