@@ -385,7 +385,9 @@ pub fn analyze_against<'a>(
             };
             let list = by_site.entry((lower, exact)).or_default();
             if list.iter().any(|i| i.server == scan.name) {
-                continue; // the very same id twice on one server: IIS would not start
+                // The very same id twice on one server: the scan made each
+                // unreadable, saying why; one finding is enough.
+                continue;
             }
             list.push(Instance::new(&scan.name, app, disclosed));
         }
@@ -462,7 +464,7 @@ fn duplicate_site_name(site: &str, by_server: &BTreeMap<&str, Vec<&str>>) -> Fin
         site: Some(site.to_string()),
         servers,
         message: format!(
-            "{}: site names that differ only in case. IIS compares them without regard to case (its configuration schema's default), so applicationHost.config holds one site twice, which IIS reports as a duplicate entry. farmkey shows each spelling as a site of its own; a push names one exactly (--site {site:?}).",
+            "{}: names that differ only in case. IIS compares site names and application paths without regard to case (its configuration schema's default), so applicationHost.config holds one site or application twice, which IIS reports as a duplicate entry. farmkey shows each spelling as a site of its own, each read from its own entry; a push names one exactly (--site {site:?}).",
             held.join("; ")
         ),
     }

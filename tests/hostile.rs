@@ -1086,3 +1086,231 @@ fn sites_whose_names_differ_only_in_case_are_both_shown() {
         exact.stdout
     );
 }
+
+// ---------------------------------------------------------------------
+// Sites and applications named twice: each read from its own entry, or
+// reported; never another's keys, never a panic.
+
+const APPHOST: &str = "C:/Windows/System32/inetsrv/config/applicationHost.config";
+
+/// The value of the first `attr="…"` of a text.
+fn attr_in(text: &str, attr: &str) -> String {
+    let at = text.find(&format!("{attr}=\"")).unwrap() + attr.len() + 2;
+    text[at..at + text[at..].find('"').unwrap()].to_string()
+}
+
+impl Farm {
+    /// A folder on `server` whose web.config is Flowtime's with a key set of
+    /// its own, which joins the keys no output may show.
+    fn own_folder(&mut self, server: &str, dir: &str) -> KeySet {
+        let set = KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes).unwrap();
+        let text = fs::read_to_string(self.file(server, FLOWTIME)).unwrap();
+        let text = text
+            .replace(
+                &attr_in(&text, "validationKey"),
+                set.validation_key.expose(),
+            )
+            .replace(
+                &attr_in(&text, "decryptionKey"),
+                set.decryption_key.expose(),
+            );
+        fs::create_dir_all(self.file(server, dir)).unwrap();
+        fs::write(self.file(server, &format!("{dir}/web.config")), text).unwrap();
+        self.keys.push(set.validation_key.expose().to_string());
+        self.keys.push(set.decryption_key.expose().to_string());
+        set
+    }
+
+    /// `xml` put into a server's applicationHost.config after `after`.
+    fn add_to_apphost(&self, server: &str, after: &str, xml: &str) {
+        self.edit(server, APPHOST, |t| {
+            assert!(t.contains(after), "{after}");
+            t.replacen(after, &format!("{after}\n{xml}"), 1)
+        });
+    }
+
+    /// The fingerprint of a key attribute of a file of a server.
+    fn key_fingerprint(&self, server: &str, rel: &str, attr: &str) -> String {
+        fingerprint(&attr_in(
+            &fs::read_to_string(self.file(server, rel)).unwrap(),
+            attr,
+        ))
+    }
+}
+
+/// The JSON instance of `site` on `server`.
+fn instance<'a>(v: &'a serde_json::Value, site: &str, server: &str) -> &'a serde_json::Value {
+    v["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["site"] == site)
+        .unwrap_or_else(|| panic!("{site} is shown"))["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["server"] == server)
+        .unwrap_or_else(|| panic!("{site} on {server}"))
+}
+
+/// A scan that ends normally: every server read, no panic.
+fn scan_json(f: &Farm) -> serde_json::Value {
+    let scan = f.run("scan", &["--format", "json", "--all-sites"]);
+    assert_eq!(scan.code, Some(1), "{scan:?}");
+    assert!(!scan.stderr.contains("panicked"), "{scan:?}");
+    let v: serde_json::Value = serde_json::from_str(&scan.stdout).unwrap();
+    for s in v["servers"].as_array().unwrap() {
+        assert_eq!(s["error"], serde_json::Value::Null, "{s}");
+    }
+    v
+}
+
+#[test]
+fn a_site_named_again_in_another_case_is_read_from_its_own_entry() {
+    let mut f = farm();
+    // web01: FLOWTIME in a folder of its own, with keys of its own; web03:
+    // FLOWTIME in Sequence Administration's folder, read anyway.
+    let upper = f.own_folder("web01", "D:/Cora/Upper");
+    let admin = "D:/Cora/Administration/web.config";
+    for (server, folder) in [
+        ("web01", "D:\\Cora\\Upper"),
+        ("web03", "D:\\Cora\\Administration"),
+    ] {
+        f.add_to_apphost(
+            server,
+            "<sites>",
+            &format!(
+                "<site name=\"FLOWTIME\" id=\"9\"><application path=\"/\" applicationPool=\"Flowtime\"><virtualDirectory path=\"/\" physicalPath=\"{folder}\" /></application></site>"
+            ),
+        );
+    }
+    let v = scan_json(&f);
+    let key = |site, server| instance(&v, site, server)["validation_key"]["fingerprint"].clone();
+    assert_eq!(key("FLOWTIME", "web01"), upper.validation_key.fingerprint());
+    assert_eq!(
+        instance(&v, "FLOWTIME", "web01")["config_path"],
+        "D:\\Cora\\Upper\\web.config"
+    );
+    assert_eq!(
+        key("FLOWTIME", "web03"),
+        f.key_fingerprint("web03", admin, "validationKey")
+    );
+    for server in SERVERS {
+        assert_eq!(
+            key("Flowtime", server),
+            f.key_fingerprint(server, FLOWTIME, "validationKey"),
+            "{server}"
+        );
+    }
+    // The push writes each site's own file.
+    let dry = f.run("push", &["--site", "FLOWTIME", "--generate", "--dry-run"]);
+    assert_eq!(dry.code, Some(0), "{dry:?}");
+    assert!(
+        dry.stdout.contains("D:\\Cora\\Upper\\web.config")
+            && dry.stdout.contains("D:\\Cora\\Administration\\web.config")
+            && !dry.stdout.contains("inetpub\\Cora\\Flowtime")
+            && dry.stdout.contains(&format!(
+                "validationKey  {} ->",
+                upper.validation_key.fingerprint()
+            )),
+        "{}",
+        dry.stdout
+    );
+}
+
+#[test]
+fn a_site_name_given_twice_is_reported_and_never_mixed() {
+    let mut f = farm();
+    let second = f.own_folder("web01", "D:/Cora/Second");
+    f.add_to_apphost(
+        "web01",
+        "<sites>",
+        "<site name=\"Flowtime\" id=\"9\"><application path=\"/\" applicationPool=\"Flowtime\"><virtualDirectory path=\"/\" physicalPath=\"D:\\Cora\\Second\" /></application></site>",
+    );
+    let v = scan_json(&f);
+    let web01 = instance(&v, "Flowtime", "web01");
+    let error = web01["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("applicationHost.config")
+            && error.contains("\"Flowtime\" is defined 2 times (site ids 9, 2)"),
+        "{web01}"
+    );
+    assert_eq!(web01["validation_key"], serde_json::Value::Null);
+    for server in ["web02", "web03"] {
+        assert_eq!(
+            instance(&v, "Flowtime", server)["validation_key"]["fingerprint"],
+            f.key_fingerprint(server, FLOWTIME, "validationKey")
+        );
+    }
+    let table = f.run("scan", &[]);
+    assert!(
+        !table.stdout.contains(&second.validation_key.fingerprint())
+            && table.stdout.contains("unreadable")
+            && table.stdout.contains("defined 2 times"),
+        "{}",
+        table.stdout
+    );
+    // A push is blocked on web01, naming why; nothing is written.
+    let before = fs::read(f.file("web01", FLOWTIME)).unwrap();
+    let push = f.run("push", &["--site", "Flowtime", "--generate", "--yes"]);
+    assert_eq!(push.code, Some(1), "{push:?}");
+    assert!(
+        push.stdout.contains("CANNOT BE PUSHED") && push.stdout.contains("defined 2 times"),
+        "{push:?}"
+    );
+    assert_eq!(fs::read(f.file("web01", FLOWTIME)).unwrap(), before);
+    assert!(backups(&f.file("web01", "D:/Cora/Second")).is_empty());
+}
+
+#[test]
+fn an_application_path_given_twice_in_a_site_is_reported_and_never_mixed() {
+    let mut f = farm();
+    let mut planted = Vec::new();
+    let mut xml = String::new();
+    for (path, dir) in [
+        ("/App", "AppUpper"),
+        ("/app", "AppLower"),
+        ("/APP/api", "AppApi"),
+    ] {
+        planted.push(f.own_folder("web01", &format!("D:/Cora/{dir}")));
+        xml.push_str(&format!(
+            "<application path=\"{path}\"><virtualDirectory path=\"/\" physicalPath=\"D:\\Cora\\{dir}\" /></application>"
+        ));
+    }
+    f.add_to_apphost("web01", "<site name=\"Flowtime\" id=\"2\">", &xml);
+    let v = scan_json(&f);
+    for app in ["Flowtime/App", "Flowtime/app", "Flowtime/APP/api"] {
+        let i = instance(&v, app, "web01");
+        let error = i["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("applicationHost.config")
+                && error.contains(
+                    "holds the application path /App more than once (\"/App\", \"/app\")"
+                ),
+            "{app}: {i}"
+        );
+        assert_eq!(i["validation_key"], serde_json::Value::Null, "{app}");
+    }
+    // The site's root is unaffected.
+    assert_eq!(
+        instance(&v, "Flowtime", "web01")["validation_key"]["fingerprint"],
+        f.key_fingerprint("web01", FLOWTIME, "validationKey")
+    );
+    let table = f.run("scan", &["--all-sites"]);
+    for set in &planted {
+        assert!(
+            !table.stdout.contains(&set.validation_key.fingerprint()),
+            "{}",
+            table.stdout
+        );
+    }
+    let dry = f.run(
+        "push",
+        &["--site", "Flowtime/app", "--generate", "--dry-run"],
+    );
+    assert_eq!(dry.code, Some(1), "{dry:?}");
+    assert!(
+        dry.stdout.contains("CANNOT BE PUSHED") && dry.stdout.contains("more than once"),
+        "{dry:?}"
+    );
+}
