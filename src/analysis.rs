@@ -707,10 +707,22 @@ fn invalid_config(f: &SiteFacts<'_>) -> Vec<Raised> {
             };
             format!(
                 "{on}: <machineKey {}=\"{}\"> ({}) is not a value ASP.NET accepts, so the application does not start. Values are case-sensitive: {accepted}{custom}. Push a key set (farmkey writes the exact spelling) or correct the value.",
-                bad.attribute, bad.value, bad.at
+                bad.attribute,
+                bounded(&bad.value),
+                bad.at
             )
         },
     )
+}
+
+/// A value quoted in a message, cut after 40 characters: enough to
+/// recognise a typo, never a page of pasted text.
+fn bounded(value: &str) -> String {
+    const SHOWN: usize = 40;
+    match value.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+        None => value.to_string(),
+    }
 }
 
 /// A lower level setting what a parent locked.

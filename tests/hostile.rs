@@ -7,7 +7,8 @@
 //! values; keys spelled with character references; the modes and owners
 //! of files that hold keys; links planted where a push writes; files too
 //! large, or too long on one line; full and read-only disks, the audit
-//! log's errors, and site names that differ only in case.
+//! log's errors, site names that differ only in case; and after them, sites
+//! and applications named twice, and key text quoted from files.
 
 mod support;
 
@@ -123,6 +124,19 @@ impl Farm {
         let mut sessions = self.sessions();
         let plan = build_plan(&request(site), &self.report(), &mut sessions).unwrap();
         (sessions, plan)
+    }
+
+    /// The console on the farm, in a pseudo-terminal, and its session log.
+    fn console(&self, cols: u16, rows: u16) -> (Pty, PathBuf) {
+        let log = self.path().join("session.log");
+        let inventory = self.inventory();
+        let args = [
+            "--inventory",
+            inventory.to_str().unwrap(),
+            "--log",
+            log.to_str().unwrap(),
+        ];
+        (Pty::farmkey(&args, &[], cols, rows, self.path()), log)
     }
 
     /// No key of the farm in `text`, in any case.
@@ -359,19 +373,7 @@ fn escapes_from_servers_never_reach_the_terminal_and_json_stays_exact() {
 #[test]
 fn the_console_shows_hostile_names_without_their_escapes() {
     let (f, _) = hostile_farm();
-    let log = f.path().join("session.log");
-    let mut p = Pty::farmkey(
-        &[
-            "--inventory",
-            f.inventory().to_str().unwrap(),
-            "--log",
-            log.to_str().unwrap(),
-        ],
-        &[],
-        120,
-        30,
-        f.path(),
-    );
+    let (mut p, log) = f.console(120, 30);
     // The escape characters are dropped; the rest is text (a terminal
     // given ESC ] 52 would have taken the rest as a command, not shown it).
     p.wait_until(
@@ -421,6 +423,17 @@ fn a_key_spelled_with_character_references_is_masked_in_the_dry_run() {
             t
         });
     }
+    // web03 keeps an old key in a comment, spelled with references.
+    let old = KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes).unwrap();
+    let old = old.validation_key.expose().to_string();
+    let old_refs = hex_refs(&old);
+    f.edit("web03", FLOWTIME, |t| {
+        t.replacen(
+            "<machineKey",
+            &format!("<!-- previous: validationKey=\"{old_refs}\" -->\n<machineKey"),
+            1,
+        )
+    });
     // farmkey reads them as the keys they are.
     let scan = f.run("scan", &["--format", "json"]);
     for (key, _) in &spelled {
@@ -442,7 +455,105 @@ fn a_key_spelled_with_character_references_is_masked_in_the_dry_run() {
         no_key(std::slice::from_ref(key), &dry.stdout);
     }
     assert!(!dry.stdout.contains("&#"), "{}", dry.stdout);
+    // The comment is masked by what it means: the old key's fingerprint.
+    assert!(
+        dry.stdout.contains(&format!(
+            "<!-- previous: validationKey=\"[key {}]\" -->",
+            fingerprint(&old)
+        )),
+        "{}",
+        dry.stdout
+    );
+    no_key(std::slice::from_ref(&old), &dry.stdout);
     f.assert_clean_audit();
+}
+
+/// A key spelled as hexadecimal character references, one per digit.
+fn hex_refs(key: &str) -> String {
+    key.chars().map(|c| format!("&#x{:x};", c as u32)).collect()
+}
+
+#[test]
+fn key_text_quoted_from_files_never_reaches_any_output() {
+    let f = farm();
+    let admin = "D:/Cora/Administration/web.config";
+    let read = |server: &str, rel: &str, attr: &str| {
+        attr_in(&fs::read_to_string(f.file(server, rel)).unwrap(), attr)
+    };
+    // web01: a validationKey pasted into validation=, and a decryptionKey
+    // after AutoGenerate as if it were a modifier.
+    let (vk1, dk1) = (
+        read("web01", FLOWTIME, "validationKey"),
+        read("web01", FLOWTIME, "decryptionKey"),
+    );
+    f.edit("web01", FLOWTIME, |t| {
+        t.replace("validation=\"SHA1\"", &format!("validation=\"{vk1}\""))
+            .replace(&dk1, &format!("AutoGenerate,{dk1}"))
+    });
+    // web02: a key in an unknown entity (quick-xml quotes its name).
+    let vk2 = read("web02", FLOWTIME, "validationKey");
+    f.edit("web02", FLOWTIME, |t| {
+        t.replace(&vk2, &format!("x&A{vk2};"))
+    });
+    // web03: a key as a closing tag, and one spelled with references in
+    // decryption=.
+    let dk3 = read("web03", admin, "decryptionKey");
+    f.edit("web03", admin, |t| {
+        t.replace("</system.web>", &format!("</A{dk3}>"))
+    });
+    let dk3f = read("web03", FLOWTIME, "decryptionKey");
+    f.edit("web03", FLOWTIME, |t| {
+        t.replace(
+            "decryption=\"AES\"",
+            &format!("decryption=\"{}\"", hex_refs(&dk3f)),
+        )
+    });
+    let spelled: Vec<String> = f
+        .keys
+        .iter()
+        .map(|k| hex_refs(k)[..48].to_string())
+        .collect();
+    let clean = |what: &str, text: &str| {
+        f.assert_no_key(text);
+        for refs in &spelled {
+            assert!(!text.contains(refs.as_str()), "{what}: {text}");
+        }
+    };
+
+    let table = f.run("scan", &[]);
+    assert_eq!(table.code, Some(1), "{table:?}");
+    clean("scan", &table.stdout);
+    // Still useful: what is wrong, where, and which key it is.
+    for expected in [
+        format!("<machineKey validation=\"[key {}]\">", fingerprint(&vk1)),
+        format!("unknown modifier \"[key {}]\"", fingerprint(&dk1)),
+        format!("<machineKey decryption=\"[key {}]\">", fingerprint(&dk3f)),
+        "unrecognized entity `[key ".to_string(),
+        "but `</[key ".to_string(),
+    ] {
+        assert!(
+            table.stdout.contains(&expected),
+            "{expected}\n{}",
+            table.stdout
+        );
+    }
+    let json = f.run("scan", &["--format", "json"]);
+    clean("json", &json.stdout);
+    let dry = f.run("push", &["--site", "Flowtime", "--generate", "--dry-run"]);
+    clean("dry run", &dry.stdout);
+    clean("dry run", &dry.stderr);
+
+    // The console, and its session log.
+    let (mut p, log) = f.console(200, 50);
+    p.wait_until("the scan", Duration::from_secs(20), |s| {
+        s.contains("servers 3 ok")
+    });
+    p.send("q");
+    assert_eq!(p.wait_exit(Duration::from_secs(20)), 0);
+    clean("console", &p.output());
+    let logged = fs::read_to_string(&log).unwrap();
+    assert!(!logged.is_empty());
+    clean("session log", &logged);
 }
 
 // ---------------------------------------------------------------------
