@@ -385,7 +385,9 @@ pub fn analyze_against<'a>(
             };
             let list = by_site.entry((lower, exact)).or_default();
             if list.iter().any(|i| i.server == scan.name) {
-                continue; // the very same id twice on one server: IIS would not start
+                // The very same id twice on one server: the scan made each
+                // unreadable, saying why; one finding is enough.
+                continue;
             }
             list.push(Instance::new(&scan.name, app, disclosed));
         }
@@ -462,7 +464,7 @@ fn duplicate_site_name(site: &str, by_server: &BTreeMap<&str, Vec<&str>>) -> Fin
         site: Some(site.to_string()),
         servers,
         message: format!(
-            "{}: site names that differ only in case. IIS compares them without regard to case (its configuration schema's default), so applicationHost.config holds one site twice, which IIS reports as a duplicate entry. farmkey shows each spelling as a site of its own; a push names one exactly (--site {site:?}).",
+            "{}: names that differ only in case. IIS compares site names and application paths without regard to case (its configuration schema's default), so applicationHost.config holds one site or application twice, which IIS reports as a duplicate entry. farmkey shows each spelling as a site of its own, each read from its own entry; a push names one exactly (--site {site:?}).",
             held.join("; ")
         ),
     }
@@ -705,10 +707,22 @@ fn invalid_config(f: &SiteFacts<'_>) -> Vec<Raised> {
             };
             format!(
                 "{on}: <machineKey {}=\"{}\"> ({}) is not a value ASP.NET accepts, so the application does not start. Values are case-sensitive: {accepted}{custom}. Push a key set (farmkey writes the exact spelling) or correct the value.",
-                bad.attribute, bad.value, bad.at
+                bad.attribute,
+                bounded(&bad.value),
+                bad.at
             )
         },
     )
+}
+
+/// A value quoted in a message, cut after 40 characters: enough to
+/// recognise a typo, never a page of pasted text.
+fn bounded(value: &str) -> String {
+    const SHOWN: usize = 40;
+    match value.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+        None => value.to_string(),
+    }
 }
 
 /// A lower level setting what a parent locked.

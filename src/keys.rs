@@ -9,6 +9,7 @@ use rand::rngs::SysRng;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::fmt;
 
 /// The hex text of a validation or decryption key (as written in a file).
@@ -60,6 +61,74 @@ pub fn fingerprint(key: &str) -> String {
 /// the start of, and what lists of disclosed keys hold.
 pub fn key_digest(key: &str) -> [u8; 32] {
     Sha256::digest(key.trim().to_ascii_uppercase().as_bytes()).into()
+}
+
+/// The shortest run of hex digits taken for a key, or a part of one.
+const KEY_RUN: usize = 32;
+
+/// Text from a file with every run of 32 or more hex digits (a key, or a
+/// part of one) replaced by `[key <fingerprint>]`: runs written as digits,
+/// as character references that stand for digits (`&#x46;`, `&#70;`), or
+/// as a mix, since what is masked is what the text means, not how it is
+/// spelled. Used wherever file text is shown outside a key attribute:
+/// comments in a diff, values quoted in findings, parse errors.
+pub fn mask_key_text(text: &str) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        let start = at;
+        let mut digits = String::new();
+        while let Some((digit, len)) = hex_digit_at(bytes, at) {
+            digits.push(digit);
+            at += len;
+        }
+        if digits.is_empty() {
+            at += 1;
+            continue;
+        }
+        if digits.len() >= KEY_RUN {
+            // `start` and `at` sit on ASCII bytes: character boundaries.
+            let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
+            o.push_str(&text[copied..start]);
+            o.push_str(&format!("[key {}]", fingerprint(&digits)));
+            copied = at;
+        }
+    }
+    match out {
+        None => Cow::Borrowed(text),
+        Some(mut o) => {
+            o.push_str(&text[copied..]);
+            Cow::Owned(o)
+        }
+    }
+}
+
+/// The hex digit at `at`, written as itself or as a character reference,
+/// and how many bytes it takes.
+fn hex_digit_at(bytes: &[u8], at: usize) -> Option<(char, usize)> {
+    let first = *bytes.get(at)?;
+    if first.is_ascii_hexdigit() {
+        return Some((first as char, 1));
+    }
+    if first != b'&' || bytes.get(at + 1) != Some(&b'#') {
+        return None;
+    }
+    let (radix, from) = match bytes.get(at + 2) {
+        Some(b'x' | b'X') => (16, at + 3),
+        _ => (10, at + 2),
+    };
+    let len = bytes[from.min(bytes.len())..]
+        .iter()
+        .take_while(|b| b.is_ascii_hexdigit())
+        .count();
+    if len == 0 || bytes.get(from + len) != Some(&b';') {
+        return None;
+    }
+    let number = std::str::from_utf8(&bytes[from..from + len]).ok()?;
+    let c = char::from_u32(u32::from_str_radix(number, radix).ok()?)?;
+    c.is_ascii_hexdigit().then_some((c, from + len + 1 - at))
 }
 
 /// Lower-case hex SHA-256 of some bytes (file hashes).
@@ -502,6 +571,39 @@ mod tests {
         assert_eq!(a.fingerprint(), b.fingerprint());
         assert!(a.same_key(&b));
         assert_eq!(a.fingerprint().len(), 8);
+    }
+
+    #[test]
+    fn key_text_is_masked_however_it_is_spelled() {
+        let key = "1A2B".repeat(16);
+        let fp = fingerprint(&key);
+        let hex_refs: String = key.chars().map(|c| format!("&#x{:x};", c as u32)).collect();
+        let mixed: String = key
+            .chars()
+            .enumerate()
+            .map(|(i, c)| match i % 3 {
+                0 => format!("&#{};", c as u32),
+                1 => format!("&#X{:X};", c as u32),
+                _ => c.to_string(),
+            })
+            .collect();
+        for spelled in [key.clone(), key.to_lowercase(), hex_refs, mixed] {
+            let text = format!("<!-- old=\"{spelled}\" --> é");
+            let masked = mask_key_text(&text);
+            assert_eq!(
+                masked,
+                format!("<!-- old=\"[key {fp}]\" --> é"),
+                "{spelled}"
+            );
+        }
+        // Short runs, references to other characters and names stay.
+        for kept in [
+            "PublicKeyToken=b77a5c561934e089",
+            "&#x3C;&#60;&amp;&#xZZ;&#;&#x",
+            "SHA1 &#x41;&#x42; éé 0123456789abcdef0123456789abcde",
+        ] {
+            assert!(matches!(mask_key_text(kept), Cow::Borrowed(_)), "{kept}");
+        }
     }
 
     #[test]

@@ -4,9 +4,10 @@
 
 use crate::analysis::{FarmReport, Finding, Instance, SiteReport};
 use crate::config::effective::{KeyState, Sourced};
-use crate::keys::KeyPurpose;
+use crate::keys::{KeyPurpose, mask_key_text};
 use crate::safe_text::escape;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// The JSON of `scan --format json`, serialised straight from the report
@@ -59,9 +60,9 @@ struct JsonInstance<'a> {
     site_id: Option<&'a str>,
     physical_path: &'a str,
     key_group: Option<String>,
-    validation: Option<&'a str>,
-    decryption: Option<&'a str>,
-    compatibility_mode: Option<&'a str>,
+    validation: Option<Cow<'a, str>>,
+    decryption: Option<Cow<'a, str>>,
+    compatibility_mode: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     validation_source: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -109,11 +110,17 @@ fn instance_json(i: &Instance) -> JsonInstance<'_> {
         site_id: i.app.site_id.as_deref(),
         physical_path: &i.app.physical_path_raw,
         key_group: i.key_group.map(|c| c.to_string()),
-        validation: mk.and_then(|m| m.validation.value()).map(String::as_str),
-        decryption: mk.and_then(|m| m.decryption.value()).map(String::as_str),
+        // Exact, but a key pasted into one of them (ASP.NET refuses it)
+        // only as its fingerprint.
+        validation: mk
+            .and_then(|m| m.validation.value())
+            .map(|v| mask_key_text(v)),
+        decryption: mk
+            .and_then(|m| m.decryption.value())
+            .map(|v| mask_key_text(v)),
         compatibility_mode: mk
             .and_then(|m| m.compatibility_mode.value())
-            .map(String::as_str),
+            .map(|v| mask_key_text(v)),
         validation_source: mk.map(|m| m.validation.source.to_string()),
         decryption_source: mk.map(|m| m.decryption.source.to_string()),
         compatibility_mode_source: mk.map(|m| m.compatibility_mode.source.to_string()),

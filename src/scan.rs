@@ -134,8 +134,16 @@ impl<'t> FileSet<'t> {
         }
     }
 
-    fn get(&self, path: &RemotePath) -> &Read {
-        &self.files[&path.key()]
+    /// A file fetched before; one that was not is a problem, never a panic.
+    fn get(&self, path: &RemotePath) -> Result<Option<&ConfigFile>, FileProblem> {
+        match self.files.get(&path.key()) {
+            Some(Ok(file)) => Ok(file.as_ref()),
+            Some(Err(p)) => Err(p.clone()),
+            None => Err(problem(
+                path,
+                "not read: farmkey did not fetch it for this application (a defect of farmkey; please report it)",
+            )),
+        }
     }
 
     /// The files named by `configSource` in the files read so far, not yet read.
@@ -200,17 +208,21 @@ pub fn read_server(
                 "not found: is IIS installed on this server?",
             )));
         }
-        Err(p) => return Err(ServerFailure::Unreadable(p.clone())),
+        Err(p) => return Err(ServerFailure::Unreadable(p)),
     };
     let apps = apphost::discover(&apphost.doc, env);
+    let chains: Vec<_> = apps
+        .iter()
+        .map(|app| ancestors(&apps, app).map_err(|why| problem(&apphost_path, why)))
+        .collect();
 
     // Every file any chain needs, fetched together.
     let mut wanted = Vec::new();
-    for app in &apps {
+    for (app, chain) in apps.iter().zip(&chains) {
         let dir = env.framework_config_dir(&app.runtime, app.bits32);
         wanted.extend(dir.join("machine.config"));
         wanted.extend(dir.join("web.config"));
-        for a in ancestors(&apps, app) {
+        for a in chain.iter().flatten() {
             if let Ok(p) = a.web_config() {
                 wanted.push(p);
             }
@@ -224,8 +236,8 @@ pub fn read_server(
     }
 
     let mut out = Vec::with_capacity(apps.len());
-    for app in &apps {
-        out.push(resolve_app(&files, &apps, app, &apphost_path, env));
+    for (app, chain) in apps.iter().zip(&chains) {
+        out.push(resolve_app(&files, chain, app, &apphost_path, env));
     }
     Ok(ServerConfig {
         apps: out,
@@ -233,23 +245,58 @@ pub fn read_server(
     })
 }
 
-/// The applications whose web.config applies to `app`, root first, `app` last.
-fn ancestors<'a>(apps: &'a [Application], app: &'a Application) -> Vec<&'a Application> {
+/// The applications whose web.config applies to `app`, root first, `app`
+/// last, all of its own `<site>` element; or why farmkey cannot tell.
+/// IIS compares site names and application paths without regard to case
+/// and refuses a configuration that repeats one, so a repeat is reported,
+/// never resolved by picking one of them.
+fn ancestors<'a>(
+    apps: &'a [Application],
+    app: &'a Application,
+) -> Result<Vec<&'a Application>, String> {
+    let mut elements: Vec<(usize, String)> = Vec::new();
+    for a in apps.iter().filter(|a| a.site == app.site) {
+        if !elements.iter().any(|(e, _)| *e == a.site_element) {
+            let id = a.site_id.clone().unwrap_or_else(|| "none".into());
+            elements.push((a.site_element, id));
+        }
+    }
+    // The same name exactly: one id for two sites, nothing tells them apart.
+    if elements.len() > 1 {
+        let ids: Vec<String> = elements.into_iter().map(|(_, id)| id).collect();
+        return Err(format!(
+            "the site {:?} is defined {} times (site ids {}): IIS refuses a repeated site name and starts none of them, and farmkey cannot tell which is meant; remove or rename all but one",
+            app.site,
+            ids.len(),
+            ids.join(", ")
+        ));
+    }
+    let lower = app.app_path.to_ascii_lowercase();
+    let applies =
+        |path: &str| path == "/" || path == lower || lower.starts_with(&format!("{path}/"));
     let mut chain: Vec<&Application> = apps
         .iter()
-        .filter(|a| a.site.eq_ignore_ascii_case(&app.site))
-        .filter(|a| {
-            a.is_root()
-                || a.app_path.eq_ignore_ascii_case(&app.app_path)
-                || app
-                    .app_path
-                    .to_ascii_lowercase()
-                    .starts_with(&format!("{}/", a.app_path.to_ascii_lowercase()))
-        })
+        .filter(|a| a.site_element == app.site_element)
+        .filter(|a| applies(&a.app_path.to_ascii_lowercase()))
         .collect();
     chain.sort_by_key(|a| a.app_path.matches('/').count() - usize::from(a.is_root()));
-    chain.dedup_by(|a, b| a.app_path.eq_ignore_ascii_case(&b.app_path));
-    chain
+    if let Some(pair) = chain
+        .windows(2)
+        .find(|w| w[0].app_path.eq_ignore_ascii_case(&w[1].app_path))
+    {
+        let spellings: Vec<String> = chain
+            .iter()
+            .filter(|a| a.app_path.eq_ignore_ascii_case(&pair[0].app_path))
+            .map(|a| format!("{:?}", a.app_path))
+            .collect();
+        return Err(format!(
+            "the site {:?} holds the application path {} more than once ({}): IIS compares paths without regard to case and refuses the repeat, and farmkey cannot tell which web.config applies; remove all but one",
+            app.site,
+            pair[0].app_path,
+            spellings.join(", ")
+        ));
+    }
+    Ok(chain)
 }
 
 /// The layers of an application's chain that exist, in merge order.
@@ -266,7 +313,7 @@ fn chain_layers<'f>(
     machine_paths.extend(dir.join("web.config"));
     let mut layers = Vec::new();
     for p in &machine_paths {
-        if let Some(file) = files.get(p).as_ref().map_err(Clone::clone)? {
+        if let Some(file) = files.get(p)? {
             layers.push(Layer {
                 file,
                 scope: Scope::Machine,
@@ -285,7 +332,7 @@ fn chain_layers<'f>(
             path: a.physical_path_raw.clone(),
             message: format!("physical path of {} cannot be read: {e}", a.id),
         })?;
-        if let Some(file) = files.get(&path).as_ref().map_err(Clone::clone)? {
+        if let Some(file) = files.get(&path)? {
             layers.push(Layer {
                 file,
                 scope: Scope::App(&a.id),
@@ -297,7 +344,7 @@ fn chain_layers<'f>(
 
 fn resolve_app(
     files: &FileSet<'_>,
-    apps: &[Application],
+    chain: &Result<Vec<&Application>, FileProblem>,
     app: &Application,
     apphost_path: &RemotePath,
     env: &WindowsEnv,
@@ -306,9 +353,11 @@ fn resolve_app(
     let web_config_sha256 = web_config
         .as_ref()
         .and_then(|p| files.sha.get(&p.key()).cloned());
-    let chain = ancestors(apps, app);
     let mut identity_declared_above = false;
-    let effective = chain_layers(files, &chain, app, apphost_path, env).and_then(|layers| {
+    let layers = chain
+        .clone()
+        .and_then(|chain| chain_layers(files, &chain, app, apphost_path, env));
+    let effective = layers.and_then(|layers| {
         let own_is_last = web_config
             .as_ref()
             .is_some_and(|p| layers.last().is_some_and(|l| l.file.path.key() == p.key()));

@@ -7,7 +7,8 @@
 //! values; keys spelled with character references; the modes and owners
 //! of files that hold keys; links planted where a push writes; files too
 //! large, or too long on one line; full and read-only disks, the audit
-//! log's errors, and site names that differ only in case.
+//! log's errors, site names that differ only in case; and after them, sites
+//! and applications named twice, and key text quoted from files.
 
 mod support;
 
@@ -123,6 +124,19 @@ impl Farm {
         let mut sessions = self.sessions();
         let plan = build_plan(&request(site), &self.report(), &mut sessions).unwrap();
         (sessions, plan)
+    }
+
+    /// The console on the farm, in a pseudo-terminal, and its session log.
+    fn console(&self, cols: u16, rows: u16) -> (Pty, PathBuf) {
+        let log = self.path().join("session.log");
+        let inventory = self.inventory();
+        let args = [
+            "--inventory",
+            inventory.to_str().unwrap(),
+            "--log",
+            log.to_str().unwrap(),
+        ];
+        (Pty::farmkey(&args, &[], cols, rows, self.path()), log)
     }
 
     /// No key of the farm in `text`, in any case.
@@ -359,19 +373,7 @@ fn escapes_from_servers_never_reach_the_terminal_and_json_stays_exact() {
 #[test]
 fn the_console_shows_hostile_names_without_their_escapes() {
     let (f, _) = hostile_farm();
-    let log = f.path().join("session.log");
-    let mut p = Pty::farmkey(
-        &[
-            "--inventory",
-            f.inventory().to_str().unwrap(),
-            "--log",
-            log.to_str().unwrap(),
-        ],
-        &[],
-        120,
-        30,
-        f.path(),
-    );
+    let (mut p, log) = f.console(120, 30);
     // The escape characters are dropped; the rest is text (a terminal
     // given ESC ] 52 would have taken the rest as a command, not shown it).
     p.wait_until(
@@ -421,6 +423,17 @@ fn a_key_spelled_with_character_references_is_masked_in_the_dry_run() {
             t
         });
     }
+    // web03 keeps an old key in a comment, spelled with references.
+    let old = KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes).unwrap();
+    let old = old.validation_key.expose().to_string();
+    let old_refs = hex_refs(&old);
+    f.edit("web03", FLOWTIME, |t| {
+        t.replacen(
+            "<machineKey",
+            &format!("<!-- previous: validationKey=\"{old_refs}\" -->\n<machineKey"),
+            1,
+        )
+    });
     // farmkey reads them as the keys they are.
     let scan = f.run("scan", &["--format", "json"]);
     for (key, _) in &spelled {
@@ -442,7 +455,105 @@ fn a_key_spelled_with_character_references_is_masked_in_the_dry_run() {
         no_key(std::slice::from_ref(key), &dry.stdout);
     }
     assert!(!dry.stdout.contains("&#"), "{}", dry.stdout);
+    // The comment is masked by what it means: the old key's fingerprint.
+    assert!(
+        dry.stdout.contains(&format!(
+            "<!-- previous: validationKey=\"[key {}]\" -->",
+            fingerprint(&old)
+        )),
+        "{}",
+        dry.stdout
+    );
+    no_key(std::slice::from_ref(&old), &dry.stdout);
     f.assert_clean_audit();
+}
+
+/// A key spelled as hexadecimal character references, one per digit.
+fn hex_refs(key: &str) -> String {
+    key.chars().map(|c| format!("&#x{:x};", c as u32)).collect()
+}
+
+#[test]
+fn key_text_quoted_from_files_never_reaches_any_output() {
+    let f = farm();
+    let admin = "D:/Cora/Administration/web.config";
+    let read = |server: &str, rel: &str, attr: &str| {
+        attr_in(&fs::read_to_string(f.file(server, rel)).unwrap(), attr)
+    };
+    // web01: a validationKey pasted into validation=, and a decryptionKey
+    // after AutoGenerate as if it were a modifier.
+    let (vk1, dk1) = (
+        read("web01", FLOWTIME, "validationKey"),
+        read("web01", FLOWTIME, "decryptionKey"),
+    );
+    f.edit("web01", FLOWTIME, |t| {
+        t.replace("validation=\"SHA1\"", &format!("validation=\"{vk1}\""))
+            .replace(&dk1, &format!("AutoGenerate,{dk1}"))
+    });
+    // web02: a key in an unknown entity (quick-xml quotes its name).
+    let vk2 = read("web02", FLOWTIME, "validationKey");
+    f.edit("web02", FLOWTIME, |t| {
+        t.replace(&vk2, &format!("x&A{vk2};"))
+    });
+    // web03: a key as a closing tag, and one spelled with references in
+    // decryption=.
+    let dk3 = read("web03", admin, "decryptionKey");
+    f.edit("web03", admin, |t| {
+        t.replace("</system.web>", &format!("</A{dk3}>"))
+    });
+    let dk3f = read("web03", FLOWTIME, "decryptionKey");
+    f.edit("web03", FLOWTIME, |t| {
+        t.replace(
+            "decryption=\"AES\"",
+            &format!("decryption=\"{}\"", hex_refs(&dk3f)),
+        )
+    });
+    let spelled: Vec<String> = f
+        .keys
+        .iter()
+        .map(|k| hex_refs(k)[..48].to_string())
+        .collect();
+    let clean = |what: &str, text: &str| {
+        f.assert_no_key(text);
+        for refs in &spelled {
+            assert!(!text.contains(refs.as_str()), "{what}: {text}");
+        }
+    };
+
+    let table = f.run("scan", &[]);
+    assert_eq!(table.code, Some(1), "{table:?}");
+    clean("scan", &table.stdout);
+    // Still useful: what is wrong, where, and which key it is.
+    for expected in [
+        format!("<machineKey validation=\"[key {}]\">", fingerprint(&vk1)),
+        format!("unknown modifier \"[key {}]\"", fingerprint(&dk1)),
+        format!("<machineKey decryption=\"[key {}]\">", fingerprint(&dk3f)),
+        "unrecognized entity `[key ".to_string(),
+        "but `</[key ".to_string(),
+    ] {
+        assert!(
+            table.stdout.contains(&expected),
+            "{expected}\n{}",
+            table.stdout
+        );
+    }
+    let json = f.run("scan", &["--format", "json"]);
+    clean("json", &json.stdout);
+    let dry = f.run("push", &["--site", "Flowtime", "--generate", "--dry-run"]);
+    clean("dry run", &dry.stdout);
+    clean("dry run", &dry.stderr);
+
+    // The console, and its session log.
+    let (mut p, log) = f.console(200, 50);
+    p.wait_until("the scan", Duration::from_secs(20), |s| {
+        s.contains("servers 3 ok")
+    });
+    p.send("q");
+    assert_eq!(p.wait_exit(Duration::from_secs(20)), 0);
+    clean("console", &p.output());
+    let logged = fs::read_to_string(&log).unwrap();
+    assert!(!logged.is_empty());
+    clean("session log", &logged);
 }
 
 // ---------------------------------------------------------------------
@@ -715,6 +826,14 @@ fn a_link_at_the_lock_name_stops_the_push_before_anything_is_written() {
     let push = f.run("push", &["--site", "Flowtime", "--generate", "--yes"]);
     assert_eq!(push.code, Some(1), "{push:?}");
     assert!(push.stdout.contains("NOT made"), "{}", push.stdout);
+    // Named as what it is: trying again cannot help.
+    let all = format!("{}{}", push.stdout, push.stderr);
+    assert!(
+        all.contains("cannot take the lock on web03")
+            && all.contains("C:\\inetpub\\Cora\\Flowtime\\web.farmkey-lock.config is at the lock's name but is no file")
+            && !all.contains("try again"),
+        "{push:?}"
+    );
     assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
     for (i, s) in SERVERS.iter().enumerate() {
         assert_eq!(fs::read(f.file(s, FLOWTIME)).unwrap(), before[i], "{s}");
@@ -1076,5 +1195,233 @@ fn sites_whose_names_differ_only_in_case_are_both_shown() {
         exact.stdout.contains("Push ") && exact.stdout.contains("FLOWTIME"),
         "{}",
         exact.stdout
+    );
+}
+
+// ---------------------------------------------------------------------
+// Sites and applications named twice: each read from its own entry, or
+// reported; never another's keys, never a panic.
+
+const APPHOST: &str = "C:/Windows/System32/inetsrv/config/applicationHost.config";
+
+/// The value of the first `attr="…"` of a text.
+fn attr_in(text: &str, attr: &str) -> String {
+    let at = text.find(&format!("{attr}=\"")).unwrap() + attr.len() + 2;
+    text[at..at + text[at..].find('"').unwrap()].to_string()
+}
+
+impl Farm {
+    /// A folder on `server` whose web.config is Flowtime's with a key set of
+    /// its own, which joins the keys no output may show.
+    fn own_folder(&mut self, server: &str, dir: &str) -> KeySet {
+        let set = KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes).unwrap();
+        let text = fs::read_to_string(self.file(server, FLOWTIME)).unwrap();
+        let text = text
+            .replace(
+                &attr_in(&text, "validationKey"),
+                set.validation_key.expose(),
+            )
+            .replace(
+                &attr_in(&text, "decryptionKey"),
+                set.decryption_key.expose(),
+            );
+        fs::create_dir_all(self.file(server, dir)).unwrap();
+        fs::write(self.file(server, &format!("{dir}/web.config")), text).unwrap();
+        self.keys.push(set.validation_key.expose().to_string());
+        self.keys.push(set.decryption_key.expose().to_string());
+        set
+    }
+
+    /// `xml` put into a server's applicationHost.config after `after`.
+    fn add_to_apphost(&self, server: &str, after: &str, xml: &str) {
+        self.edit(server, APPHOST, |t| {
+            assert!(t.contains(after), "{after}");
+            t.replacen(after, &format!("{after}\n{xml}"), 1)
+        });
+    }
+
+    /// The fingerprint of a key attribute of a file of a server.
+    fn key_fingerprint(&self, server: &str, rel: &str, attr: &str) -> String {
+        fingerprint(&attr_in(
+            &fs::read_to_string(self.file(server, rel)).unwrap(),
+            attr,
+        ))
+    }
+}
+
+/// The JSON instance of `site` on `server`.
+fn instance<'a>(v: &'a serde_json::Value, site: &str, server: &str) -> &'a serde_json::Value {
+    v["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["site"] == site)
+        .unwrap_or_else(|| panic!("{site} is shown"))["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["server"] == server)
+        .unwrap_or_else(|| panic!("{site} on {server}"))
+}
+
+/// A scan that ends normally: every server read, no panic.
+fn scan_json(f: &Farm) -> serde_json::Value {
+    let scan = f.run("scan", &["--format", "json", "--all-sites"]);
+    assert_eq!(scan.code, Some(1), "{scan:?}");
+    assert!(!scan.stderr.contains("panicked"), "{scan:?}");
+    let v: serde_json::Value = serde_json::from_str(&scan.stdout).unwrap();
+    for s in v["servers"].as_array().unwrap() {
+        assert_eq!(s["error"], serde_json::Value::Null, "{s}");
+    }
+    v
+}
+
+#[test]
+fn a_site_named_again_in_another_case_is_read_from_its_own_entry() {
+    let mut f = farm();
+    // web01: FLOWTIME in a folder of its own, with keys of its own; web03:
+    // FLOWTIME in Sequence Administration's folder, read anyway.
+    let upper = f.own_folder("web01", "D:/Cora/Upper");
+    let admin = "D:/Cora/Administration/web.config";
+    for (server, folder) in [
+        ("web01", "D:\\Cora\\Upper"),
+        ("web03", "D:\\Cora\\Administration"),
+    ] {
+        f.add_to_apphost(
+            server,
+            "<sites>",
+            &format!(
+                "<site name=\"FLOWTIME\" id=\"9\"><application path=\"/\" applicationPool=\"Flowtime\"><virtualDirectory path=\"/\" physicalPath=\"{folder}\" /></application></site>"
+            ),
+        );
+    }
+    let v = scan_json(&f);
+    let key = |site, server| instance(&v, site, server)["validation_key"]["fingerprint"].clone();
+    assert_eq!(key("FLOWTIME", "web01"), upper.validation_key.fingerprint());
+    assert_eq!(
+        instance(&v, "FLOWTIME", "web01")["config_path"],
+        "D:\\Cora\\Upper\\web.config"
+    );
+    assert_eq!(
+        key("FLOWTIME", "web03"),
+        f.key_fingerprint("web03", admin, "validationKey")
+    );
+    for server in SERVERS {
+        assert_eq!(
+            key("Flowtime", server),
+            f.key_fingerprint(server, FLOWTIME, "validationKey"),
+            "{server}"
+        );
+    }
+    // The push writes each site's own file.
+    let dry = f.run("push", &["--site", "FLOWTIME", "--generate", "--dry-run"]);
+    assert_eq!(dry.code, Some(0), "{dry:?}");
+    assert!(
+        dry.stdout.contains("D:\\Cora\\Upper\\web.config")
+            && dry.stdout.contains("D:\\Cora\\Administration\\web.config")
+            && !dry.stdout.contains("inetpub\\Cora\\Flowtime")
+            && dry.stdout.contains(&format!(
+                "validationKey  {} ->",
+                upper.validation_key.fingerprint()
+            )),
+        "{}",
+        dry.stdout
+    );
+}
+
+#[test]
+fn a_site_name_given_twice_is_reported_and_never_mixed() {
+    let mut f = farm();
+    let second = f.own_folder("web01", "D:/Cora/Second");
+    f.add_to_apphost(
+        "web01",
+        "<sites>",
+        "<site name=\"Flowtime\" id=\"9\"><application path=\"/\" applicationPool=\"Flowtime\"><virtualDirectory path=\"/\" physicalPath=\"D:\\Cora\\Second\" /></application></site>",
+    );
+    let v = scan_json(&f);
+    let web01 = instance(&v, "Flowtime", "web01");
+    let error = web01["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("applicationHost.config")
+            && error.contains("\"Flowtime\" is defined 2 times (site ids 9, 2)"),
+        "{web01}"
+    );
+    assert_eq!(web01["validation_key"], serde_json::Value::Null);
+    for server in ["web02", "web03"] {
+        assert_eq!(
+            instance(&v, "Flowtime", server)["validation_key"]["fingerprint"],
+            f.key_fingerprint(server, FLOWTIME, "validationKey")
+        );
+    }
+    let table = f.run("scan", &[]);
+    assert!(
+        !table.stdout.contains(&second.validation_key.fingerprint())
+            && table.stdout.contains("unreadable")
+            && table.stdout.contains("defined 2 times"),
+        "{}",
+        table.stdout
+    );
+    // A push is blocked on web01, naming why; nothing is written.
+    let before = fs::read(f.file("web01", FLOWTIME)).unwrap();
+    let push = f.run("push", &["--site", "Flowtime", "--generate", "--yes"]);
+    assert_eq!(push.code, Some(1), "{push:?}");
+    assert!(
+        push.stdout.contains("CANNOT BE PUSHED") && push.stdout.contains("defined 2 times"),
+        "{push:?}"
+    );
+    assert_eq!(fs::read(f.file("web01", FLOWTIME)).unwrap(), before);
+    assert!(backups(&f.file("web01", "D:/Cora/Second")).is_empty());
+}
+
+#[test]
+fn an_application_path_given_twice_in_a_site_is_reported_and_never_mixed() {
+    let mut f = farm();
+    let mut planted = Vec::new();
+    let mut xml = String::new();
+    for (path, dir) in [
+        ("/App", "AppUpper"),
+        ("/app", "AppLower"),
+        ("/APP/api", "AppApi"),
+    ] {
+        planted.push(f.own_folder("web01", &format!("D:/Cora/{dir}")));
+        xml.push_str(&format!(
+            "<application path=\"{path}\"><virtualDirectory path=\"/\" physicalPath=\"D:\\Cora\\{dir}\" /></application>"
+        ));
+    }
+    f.add_to_apphost("web01", "<site name=\"Flowtime\" id=\"2\">", &xml);
+    let v = scan_json(&f);
+    for app in ["Flowtime/App", "Flowtime/app", "Flowtime/APP/api"] {
+        let i = instance(&v, app, "web01");
+        let error = i["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("applicationHost.config")
+                && error.contains(
+                    "holds the application path /App more than once (\"/App\", \"/app\")"
+                ),
+            "{app}: {i}"
+        );
+        assert_eq!(i["validation_key"], serde_json::Value::Null, "{app}");
+    }
+    // The site's root is unaffected.
+    assert_eq!(
+        instance(&v, "Flowtime", "web01")["validation_key"]["fingerprint"],
+        f.key_fingerprint("web01", FLOWTIME, "validationKey")
+    );
+    let table = f.run("scan", &["--all-sites"]);
+    for set in &planted {
+        assert!(
+            !table.stdout.contains(&set.validation_key.fingerprint()),
+            "{}",
+            table.stdout
+        );
+    }
+    let dry = f.run(
+        "push",
+        &["--site", "Flowtime/app", "--generate", "--dry-run"],
+    );
+    assert_eq!(dry.code, Some(1), "{dry:?}");
+    assert!(
+        dry.stdout.contains("CANNOT BE PUSHED") && dry.stdout.contains("more than once"),
+        "{dry:?}"
     );
 }

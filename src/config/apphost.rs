@@ -59,6 +59,10 @@ pub struct Application {
     /// `Site Name` for a root application, `Site Name/app/path` otherwise.
     pub id: String,
     pub site: String,
+    /// Which `<site>` element it belongs to, counted in file order: names
+    /// may repeat in a broken file, elements do not.
+    #[serde(skip)]
+    pub site_element: usize,
     pub site_id: Option<String>,
     /// `/` or `/app/path`.
     pub app_path: String,
@@ -112,7 +116,7 @@ pub fn discover(doc: &Document, env: &WindowsEnv) -> Vec<Application> {
         .unwrap_or_else(|| "DefaultAppPool".to_string());
 
     let mut apps = Vec::new();
-    for site in doc.children_named(sites, "site") {
+    for (site_element, site) in doc.children_named(sites, "site").enumerate() {
         let site_name = doc.attr(site, "name").unwrap_or_default().into_owned();
         let site_id = doc.attr(site, "id").map(|s| s.into_owned());
         let site_default_pool = doc
@@ -124,7 +128,7 @@ pub fn discover(doc: &Document, env: &WindowsEnv) -> Vec<Application> {
             apps.push(read_application(
                 doc,
                 app,
-                &site_name,
+                (&site_name, site_element),
                 &site_id,
                 &site_default_pool,
                 &pools,
@@ -167,7 +171,7 @@ fn read_pools(doc: &Document, host: ElemId) -> HashMap<String, Pool> {
 fn read_application(
     doc: &Document,
     app: ElemId,
-    site_name: &str,
+    (site_name, site_element): (&str, usize),
     site_id: &Option<String>,
     default_pool: &str,
     pools: &HashMap<String, Pool>,
@@ -210,6 +214,7 @@ fn read_application(
     Application {
         id,
         site: site_name.to_string(),
+        site_element,
         site_id: site_id.clone(),
         app_path,
         app_pool,

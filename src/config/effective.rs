@@ -9,9 +9,10 @@ use super::locks::{self, Lock, LockViolation};
 use super::section::{self, Section, SourceFiles, line_of, single_child};
 use super::wif::{self, Modules, Verdict};
 use super::xml::{Document, ElemId};
-use crate::keys::{KeyPurpose, KeyText, MachineKeyEnum};
+use crate::keys::{KeyPurpose, KeyText, MachineKeyEnum, mask_key_text};
 use crate::paths::RemotePath;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::fmt;
 
 pub use super::wif::{
@@ -113,9 +114,11 @@ impl<T> Sourced<T> {
 }
 
 impl Sourced<String> {
-    /// The value for display: `(encrypted)` when unreadable.
-    pub fn shown(&self) -> &str {
-        self.value().map_or("(encrypted)", String::as_str)
+    /// The value for display: `(encrypted)` when unreadable, and a key
+    /// pasted into it (`validation="<key>"`) as its fingerprint.
+    pub fn shown(&self) -> Cow<'_, str> {
+        self.value()
+            .map_or(Cow::Borrowed("(encrypted)"), |v| mask_key_text(v))
     }
 }
 
@@ -198,6 +201,7 @@ impl KeyState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidValue {
     pub attribute: &'static str,
+    /// As [`Sourced::shown`] shows it: a key pasted there is masked.
     pub value: String,
     /// `C:\site\web.config line 4`.
     pub at: String,
@@ -236,7 +240,7 @@ impl MachineKey {
             !m.eq_ignore_ascii_case("IsolateApps") && !m.eq_ignore_ascii_case("IsolateByAppId")
         }) {
             return KeyState::Invalid {
-                reason: format!("has an unknown modifier {bad:?}"),
+                reason: format!("has an unknown modifier {:?}", mask_key_text(bad)),
             };
         }
         if base.eq_ignore_ascii_case("AutoGenerate") {
@@ -289,7 +293,7 @@ impl MachineKey {
                 let value = s.value()?;
                 (!e.accepts(value)).then(|| InvalidValue {
                     attribute: e.attribute(),
-                    value: value.clone(),
+                    value: s.shown().into_owned(),
                     at: s.located(),
                 })
             })

@@ -462,12 +462,15 @@ fn line_col(bytes: &[u8], offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// Every parse error is made here: quick-xml's messages quote the file
+/// (an entity's name, a closing tag), which may be a key.
 fn malformed(bytes: &[u8], offset: usize, message: impl Into<String>) -> XmlError {
     let (line, column) = line_col(bytes, offset);
+    let message = message.into();
     XmlError::Malformed {
         line,
         column,
-        message: message.into(),
+        message: crate::keys::mask_key_text(&message).into_owned(),
     }
 }
 
@@ -670,7 +673,7 @@ fn parse_elements(bytes: &[u8], encoding: TextEncoding) -> Result<Parsed, XmlErr
             }
             Event::Decl(ref d) => {
                 if let Some(Ok(declared)) = d.encoding() {
-                    let declared = declared.into_owned();
+                    let declared = crate::keys::mask_key_text(&declared).into_owned();
                     if !encoding.agrees_with(&declared) {
                         return Err(XmlError::Encoding(format!(
                             "the file is {} but its XML declaration says encoding=\"{declared}\"; .NET cannot read it either (save it again in the declared encoding, or correct the declaration)",
@@ -885,6 +888,29 @@ mod tests {
                 + 1;
             assert_eq!(doc.line_of(offset), naive, "offset {offset}");
         }
+    }
+
+    #[test]
+    fn parse_errors_never_quote_a_key() {
+        let key = "A1B2C3D4E5F6".repeat(11);
+        for text in [
+            format!("<a><m validationKey=\"x&A{key};\"/></a>"),
+            format!("<system.web><m/></A{key}>"),
+            format!("<a {key}=\"1\" {key}=\"2\"/>"),
+            format!("<a><{key}>"),
+        ] {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(!err.contains(&key[..16]), "{err}");
+            assert!(err.contains("[key "), "{err}");
+        }
+        // A UTF-16 file whose declaration names a "key" as its encoding.
+        let mut utf16 = vec![0xFF, 0xFE];
+        let text = format!("<?xml version=\"1.0\" encoding=\"{key}\"?><a/>");
+        utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+        let err = Document::parse(FileBytes::new(utf16))
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains(&key[..16]) && err.contains("[key "), "{err}");
     }
 
     #[test]

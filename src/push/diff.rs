@@ -3,7 +3,7 @@
 
 use crate::bytes::FileBytes;
 use crate::config::xml::Document;
-use crate::keys::fingerprint;
+use crate::keys::{fingerprint, mask_key_text};
 use std::ops::Range;
 
 /// The attributes whose values are keys.
@@ -89,7 +89,7 @@ fn key_spans_unparsed(text: &str) -> Vec<(Range<usize>, String)> {
 }
 
 /// Replaces the spans, and masks runs of 32 or more hex digits in the
-/// text between them (a key pasted into a comment).
+/// text between them (a key pasted into a comment), however spelled.
 fn splice(text: &str, mut spans: Vec<(Range<usize>, String)>) -> String {
     spans.sort_by_key(|(r, _)| r.start);
     let mut out = String::with_capacity(text.len());
@@ -98,11 +98,11 @@ fn splice(text: &str, mut spans: Vec<(Range<usize>, String)>) -> String {
         if r.start < at {
             continue;
         }
-        out.push_str(&mask_hex_runs(&text[at..r.start]));
+        out.push_str(&mask_key_text(&text[at..r.start]));
         out.push_str(&with);
         at = r.end;
     }
-    out.push_str(&mask_hex_runs(&text[at..]));
+    out.push_str(&mask_key_text(&text[at..]));
     out
 }
 
@@ -131,34 +131,6 @@ fn masked_file(bytes: &[u8]) -> String {
             format!("(not shown: {e}; farmkey cannot tell where the keys of such a file are)\n")
         }
     }
-}
-
-/// Runs of 32 or more hex digits (a key, or part of one) become
-/// `[key <fingerprint>]`.
-fn mask_hex_runs(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut at = 0;
-    while at < bytes.len() {
-        let Some(start) = bytes[at..].iter().position(u8::is_ascii_hexdigit) else {
-            break;
-        };
-        let start = at + start;
-        let end = bytes[start..]
-            .iter()
-            .position(|b| !b.is_ascii_hexdigit())
-            .map_or(bytes.len(), |n| start + n);
-        // Hex digits are ASCII: these are character boundaries.
-        out.push_str(&text[at..start]);
-        if end - start >= 32 {
-            out.push_str(&format!("[key {}]", fingerprint(&text[start..end])));
-        } else {
-            out.push_str(&text[start..end]);
-        }
-        at = end;
-    }
-    out.push_str(&text[at..]);
-    out
 }
 
 /// The unified diff of one file, keys masked, made safe for a terminal
@@ -271,6 +243,12 @@ mod tests {
         // A key in a comment is caught by the second net.
         let comment = mask_keys(&format!("<a><!-- old: {key} --></a>"));
         assert!(!comment.contains(&key), "{comment}");
+        // Also when spelled with references there (comments are not parsed).
+        let comment = mask_keys(&format!("<a><!-- validationKey=\"{refs}\" --></a>"));
+        assert_eq!(
+            comment,
+            format!("<a><!-- validationKey=\"[key {fp}]\" --></a>"),
+        );
     }
 
     #[test]

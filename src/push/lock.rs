@@ -125,6 +125,12 @@ pub enum LockError {
     Held(Box<Holder>),
     #[error("{0} (a push of this machine that still runs holds it; it is never broken)")]
     Alive(Box<Holder>),
+    /// The exclusive create found something at the lock's name that
+    /// reading does not find: a link to nothing. Trying again cannot help.
+    #[error(
+        "cannot take the lock on {server}: {path} is at the lock's name but is no file (a link whose target does not exist), and farmkey never writes through it: remove it, then push again"
+    )]
+    NotAFile { server: String, path: RemotePath },
     #[error("cannot take the lock {path}: {error}")]
     Transport {
         path: RemotePath,
@@ -194,12 +200,26 @@ pub fn acquire(
             return Err(fail(e));
         }
     }
-    let holder = read_holder(t, server, path).map_err(fail)?.ok_or_else(|| {
-        fail(TransportError::Io {
-            path: path.clone(),
-            message: "the lock vanished while farmkey read it; try again".into(),
-        })
-    })?;
+    let Some(holder) = read_holder(t, server, path).map_err(fail)? else {
+        // The name is listed: it is there, and no file (a dangling link);
+        // not listed: a lock removed between the create and the read.
+        let name = path.file_name().unwrap_or_default();
+        let listed = path
+            .parent()
+            .and_then(|dir| t.list(&dir).ok())
+            .is_some_and(|entries| entries.iter().any(|e| e.name == name));
+        return Err(if listed {
+            LockError::NotAFile {
+                server: server.to_string(),
+                path: path.clone(),
+            }
+        } else {
+            fail(TransportError::Io {
+                path: path.clone(),
+                message: "the lock vanished while farmkey read it; try again".into(),
+            })
+        });
+    };
     if holder.push_id() == Some(mine.push_id.as_str()) {
         return Ok(Taken::Fresh); // ours: taken before a reconnection
     }
@@ -296,6 +316,31 @@ mod tests {
         let t = LocalTransport::new(dir.path());
         let file = RemotePath::parse("C:\\site\\web.config").unwrap();
         (dir, t, lock_path(&file))
+    }
+
+    #[test]
+    fn a_dangling_link_at_the_lock_name_is_named_and_left_alone() {
+        let (dir, mut t, path) = setup();
+        let link = dir.path().join("C:/site/web.farmkey-lock.config");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &link).unwrap();
+        let me = LockInfo::mine("p1", "Flowtime");
+        let err = acquire(&mut t, "web01", &path, &me, None).unwrap_err();
+        assert_eq!(
+            err,
+            LockError::NotAFile {
+                server: "web01".into(),
+                path: path.clone()
+            }
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("C:\\site\\web.farmkey-lock.config")
+                && text.contains("link")
+                && !text.contains("try again"),
+            "{text}"
+        );
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+        assert!(!dir.path().join("nowhere").exists());
     }
 
     #[test]
