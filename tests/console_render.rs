@@ -373,6 +373,19 @@ fn the_servers_screen_filtered_keeps_the_cursor_on_a_row_shown() {
 
 /// An audit log with three pushes: one rolled back on one server and
 /// refused on another, one cut short after its intent, one applied.
+/// A rollback's result for the Flowtime web.config of `server` (the file
+/// `audit_records` names).
+fn rolled(
+    server: &str,
+    result: Result<farmkey::push::apply::RolledBack, farmkey::push::apply::RollbackError>,
+) -> farmkey::push::apply::RollbackResult {
+    farmkey::push::apply::RollbackResult {
+        server: server.into(),
+        file: "C:\\inetpub\\Cora\\Flowtime\\web.config".into(),
+        result,
+    }
+}
+
 fn audit_records() -> Vec<farmkey::push::audit::AuditRecord> {
     use farmkey::push::audit::{Action, AuditRecord, Fingerprints, Outcome};
     let fp = |v: &str, d: &str, set: &str| Fingerprints {
@@ -507,6 +520,70 @@ fn with_history(a: &mut App) {
     });
 }
 
+/// A push that wrote two files of a server (its web.config and a
+/// `configSource` key file) is shown and rolled back file by file: each
+/// file its own line, its own result.
+#[test]
+fn a_push_of_two_files_on_a_server_is_rolled_back_file_by_file() {
+    use farmkey::console::app::{Effect, Work};
+    use farmkey::push::apply::{RollbackError, RolledBack};
+    const KEYS: &str = "C:\\inetpub\\Cora\\Flowtime\\App_Config\\keys.config";
+    let (_dir, mut a) = app("default");
+    let mut records = audit_records();
+    let newest: Vec<_> = records
+        .iter()
+        .filter(|r| r.push_id == "20261128T141500Z-ef56")
+        .cloned()
+        .collect();
+    for mut r in newest {
+        r.file = KEYS.into();
+        records.push(r);
+    }
+    keys(&mut a, "5");
+    a.update(Msg::History {
+        path: PathBuf::from("/home/op/.local/state/farmkey/audit.jsonl"),
+        result: Ok(pushes(&records, None)),
+    });
+    let text = format!("{}", render(&a, 120, 40).backend());
+    assert!(
+        text.contains("u rolls back web03 web.config, web03 keys.config"),
+        "{text}"
+    );
+    let effects = keys(&mut a, "u→\n");
+    assert!(
+        matches!(&effects[..], [Effect::Rollback { records, .. }] if records.len() == 2),
+        "{effects:?}"
+    );
+    let keys_result = farmkey::push::apply::RollbackResult {
+        file: KEYS.into(),
+        ..rolled(
+            "web03",
+            Err(RollbackError::Changed {
+                file: farmkey::paths::RemotePath::parse(KEYS).unwrap(),
+                push_id: "20261128T141500Z-ef56".into(),
+                why: "it holds bytes this push did not write: someone else changed it".into(),
+            }),
+        )
+    };
+    a.update(Msg::Work(Work::RollbackDone(Ok(vec![
+        rolled(
+            "web03",
+            Ok(RolledBack {
+                broke: None,
+                unrecorded: None,
+            }),
+        ),
+        keys_result,
+    ]))));
+    let text = format!("{}", render(&a, 120, 40).backend());
+    assert!(
+        text.contains("web03 web.config restored and verified")
+            && text.contains("web03 keys.config refused:")
+            && text.contains("NOT fully rolled back: 1 server(s) refused"),
+        "{text}"
+    );
+}
+
 #[test]
 fn history_screen_lists_pushes_newest_first() {
     both_themes("history", with_history);
@@ -602,8 +679,8 @@ fn a_rollback_refused_by_a_lock_offers_the_console_s_way_to_break_it() {
         let (_dir, mut a) = app("default");
         with_history(&mut a);
         keys(&mut a, "u→\n");
-        a.update(Msg::Work(Work::RollbackDone(Ok(vec![(
-            "web03".into(),
+        a.update(Msg::Work(Work::RollbackDone(Ok(vec![rolled(
+            "web03",
             Err(why),
         )]))));
         let text = format!("{}", render(&a, 120, 40).backend());
@@ -865,8 +942,8 @@ fn a_dialog_shows_its_last_wrapped_line_at_any_width() {
     let (_dir, mut a) = app("default");
     with_history(&mut a);
     keys(&mut a, "u→\n");
-    a.update(Msg::Work(Work::RollbackDone(Ok(vec![(
-        "web03".into(),
+    a.update(Msg::Work(Work::RollbackDone(Ok(vec![rolled(
+        "web03",
         Err(locked),
     )]))));
     for w in view::MIN_WIDTH..=120 {
@@ -924,9 +1001,9 @@ fn roll_back_and_break_the_lock(a: &mut App) {
         unrecorded: None,
     };
     a.update(Msg::Work(Work::RollbackDone(Ok(vec![
-        ("web01".into(), Ok(restored())),
-        (
-            "web02".into(),
+        rolled("web01", Ok(restored())),
+        rolled(
+            "web02",
             Err(RollbackError::Changed {
                 file: farmkey::paths::RemotePath::parse("C:\\inetpub\\Cora\\Flowtime\\web.config")
                     .unwrap(),
@@ -936,8 +1013,8 @@ fn roll_back_and_break_the_lock(a: &mut App) {
                         .into(),
             }),
         ),
-        (
-            "web03".into(),
+        rolled(
+            "web03",
             Err(RollbackError::Locked(Box::new(unreadable_lock()))),
         ),
     ]))));
@@ -963,8 +1040,8 @@ fn roll_back_and_break_the_lock(a: &mut App) {
             && text.contains(" restoring"),
         "{text}"
     );
-    a.update(Msg::Work(Work::RollbackDone(Ok(vec![(
-        "web03".into(),
+    a.update(Msg::Work(Work::RollbackDone(Ok(vec![rolled(
+        "web03",
         Ok(RolledBack {
             broke: Some(Box::new(unreadable_lock())),
             unrecorded: None,

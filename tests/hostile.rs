@@ -694,7 +694,7 @@ fn over_sftp_modes_are_kept_on_linux_servers_and_never_sent_to_windows_ones() {
         false,
         &mut |_| {},
     );
-    assert!(results.iter().all(|(_, r)| r.is_ok()), "{results:?}");
+    assert!(results.iter().all(|r| r.result.is_ok()), "{results:?}");
     assert_eq!(mode_of(&file("web01", FLOWTIME)), 0o600);
     assert_eq!(mode_of(&file("web02", FLOWTIME)), 0o644);
     assert_eq!(mode_of(&file("web03", FLOWTIME)), 0o666);

@@ -8,7 +8,7 @@ use crate::farm::scan_all;
 use crate::push::apply::{Progress, RollbackError, rollback_push};
 use crate::push::audit::AuditLog;
 use crate::push::diff::masked_diff;
-use crate::push::history::{pushed_text, pushes, restored_from};
+use crate::push::history::{file_label, pushed_text, pushes, restored_from};
 use crate::push::{
     Interrupt, KeySource, PlanAction, PushOutcome, PushRequest, Sessions, StopReason, Verdict,
     and_list, apply, build_plan, refuse_disclosed,
@@ -390,12 +390,13 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
         &mut |_| {},
     );
     let mut refused = Vec::new();
-    for (server, r) in &results {
-        match r {
-            Ok(note) => out.line(&format!("  {server:<10} restored and verified{note}")),
+    for r in &results {
+        let who = file_label(&applied, &r.server, &r.file);
+        match &r.result {
+            Ok(note) => out.line(&format!("  {who:<10} restored and verified{note}")),
             Err(e) => {
-                refused.push(server.clone());
-                out.line(&format!("  {server:<10} refused: {}", refusal(e)));
+                out.line(&format!("  {who:<10} refused: {}", refusal(e)));
+                refused.push(who);
             }
         }
     }

@@ -861,8 +861,21 @@ impl RollbackError {
     }
 }
 
-/// One server of a rollback, as it ended.
-pub type RollbackResult = (String, Result<RolledBack, RollbackError>);
+/// One file of a rollback, as it ended.
+#[derive(Debug, Clone)]
+pub struct RollbackResult {
+    pub server: String,
+    /// The file as the audit record names it.
+    pub file: String,
+    pub result: Result<RolledBack, RollbackError>,
+}
+
+impl RollbackResult {
+    /// Whether it is the result of `rec`'s file.
+    pub fn is_for(&self, rec: &AuditRecord) -> bool {
+        self.server == rec.server && self.file.eq_ignore_ascii_case(&rec.file)
+    }
+}
 
 /// Restores the files a past push wrote, after checking that they still
 /// hold what it wrote. Servers whose push record is only an intent (the
@@ -971,7 +984,11 @@ pub fn rollback_push(
                 audit: e.to_string(),
             }),
         };
-        let done = (rec.server.clone(), result);
+        let done = RollbackResult {
+            server: rec.server.clone(),
+            file: rec.file.clone(),
+            result,
+        };
         progress(&done);
         out.push(done);
     }

@@ -99,19 +99,9 @@ impl PastPush {
         out
     }
 
-    /// How a record's file is named to the operator: the server alone,
-    /// or with the file's name where the push wrote several files there.
+    /// How a record's file is named to the operator (see [`file_label`]).
     pub fn label(&self, rec: &AuditRecord) -> String {
-        let several = self
-            .records
-            .iter()
-            .any(|r| r.server == rec.server && !same_file(r, rec));
-        if several {
-            let name = rec.file.rsplit(['\\', '/']).next().unwrap_or(&rec.file);
-            format!("{} {name}", rec.server)
-        } else {
-            rec.server.clone()
-        }
+        file_label(&self.records, &rec.server, &rec.file)
     }
 
     /// The key sets the push found and the ones it wrote, each once, as
@@ -135,6 +125,21 @@ impl PastPush {
             out
         };
         (sets(true), sets(false))
+    }
+}
+
+/// How a file of a server is named to the operator, among `records`: the
+/// server alone, or with the file's name where they concern several files
+/// of that server.
+pub fn file_label(records: &[AuditRecord], server: &str, file: &str) -> String {
+    let several = records
+        .iter()
+        .any(|r| r.server == server && !r.file.eq_ignore_ascii_case(file));
+    if several {
+        let name = file.rsplit(['\\', '/']).next().unwrap_or(file);
+        format!("{server} {name}")
+    } else {
+        server.to_string()
     }
 }
 

@@ -13,7 +13,7 @@ use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
 use crate::push::apply::{RollbackError, RollbackResult};
 use crate::push::audit::AuditRecord;
-use crate::push::history::restored_from;
+use crate::push::history::{file_label, restored_from};
 use ratatui::crossterm::event::KeyEvent;
 use ratatui::text::Line;
 
@@ -47,14 +47,17 @@ impl Button for DoneButton {
     }
 }
 
-/// Per server, its result once it has one.
-type Lines = Vec<(String, Option<RollbackResult>)>;
+/// Per file of a server (server, file), its result once it has one.
+type Lines = Vec<(String, String, Option<RollbackResult>)>;
 
-/// Sets `server`'s line, added at the end when it has none.
-fn set_line(lines: &mut Lines, server: &str, result: Option<RollbackResult>) {
-    match lines.iter_mut().find(|(s, _)| s == server) {
-        Some(line) => line.1 = result,
-        None => lines.push((server.to_string(), result)),
+/// Sets the line of `server`'s `file`, added at the end when it has none.
+fn set_line(lines: &mut Lines, server: &str, file: &str, result: Option<RollbackResult>) {
+    match lines
+        .iter_mut()
+        .find(|(s, f, _)| s == server && f.eq_ignore_ascii_case(file))
+    {
+        Some(line) => line.2 = result,
+        None => lines.push((server.to_string(), file.to_string(), result)),
     }
 }
 
@@ -107,10 +110,10 @@ impl Rollback {
         };
         let mut lines: Lines = earlier
             .into_iter()
-            .map(|result| (result.0.clone(), Some(result)))
+            .map(|r| (r.server.clone(), r.file.clone(), Some(r)))
             .collect();
         for r in &records {
-            set_line(&mut lines, &r.server, None);
+            set_line(&mut lines, &r.server, &r.file, None);
         }
         self.stage = Stage::Running { lines };
         Reply::Act(Action::Rollback {
@@ -121,22 +124,28 @@ impl Rollback {
         })
     }
 
-    /// The worker's results, merged by server (a push writes one file on
-    /// each) into those the dialog already shows: an earlier run's.
+    /// The worker's results, merged by file into those the dialog already
+    /// shows: an earlier run's.
     fn done(&mut self, results: Vec<RollbackResult>) {
         let mut lines = match &mut self.stage {
             Stage::Running { lines } => std::mem::take(lines),
             _ => Vec::new(),
         };
-        for result in results {
-            let server = result.0.clone();
-            set_line(&mut lines, &server, Some(result));
+        for r in results {
+            let (server, file) = (r.server.clone(), r.file.clone());
+            set_line(&mut lines, &server, &file, Some(r));
         }
-        let results: Vec<RollbackResult> = lines.into_iter().filter_map(|(_, r)| r).collect();
+        let results: Vec<RollbackResult> = lines.into_iter().filter_map(|(_, _, r)| r).collect();
         let retry: Vec<AuditRecord> = results
             .iter()
-            .filter(|(_, r)| r.as_ref().err().and_then(|e| e.breakable_lock()).is_some())
-            .filter_map(|(server, _)| self.targets.iter().find(|t| t.server == *server))
+            .filter(|r| {
+                r.result
+                    .as_ref()
+                    .err()
+                    .and_then(|e| e.breakable_lock())
+                    .is_some()
+            })
+            .filter_map(|r| self.targets.iter().find(|t| r.is_for(t)))
             .cloned()
             .collect();
         let buttons = Buttons::new(if retry.is_empty() {
@@ -195,10 +204,11 @@ impl Dialog for Rollback {
             Stage::Running { lines } => {
                 let mut body: Vec<Line> = lines
                     .iter()
-                    .map(|(server, result)| {
+                    .map(|(server, file, result)| {
+                        let who = file_label(&self.targets, server, file);
                         Line::raw(match result {
-                            Some((_, r)) => format!("{server:<12} {}", result_text(r)),
-                            None => format!("{server:<12} {} restoring", ui.spinner()),
+                            Some(r) => format!("{who:<12} {}", result_text(&r.result)),
+                            None => format!("{who:<12} {} restoring", ui.spinner()),
                         })
                     })
                     .collect();
@@ -231,16 +241,20 @@ impl Dialog for Rollback {
                 retry,
                 buttons,
             } => {
-                let refused = results.iter().filter(|(_, r)| r.is_err()).count();
+                let refused = results.iter().filter(|r| r.result.is_err()).count();
                 let mut body: Vec<Line> = results
                     .iter()
-                    .map(|(server, r)| {
-                        let style = if r.is_ok() {
+                    .map(|r| {
+                        let style = if r.result.is_ok() {
                             StyleKey::Text
                         } else {
                             StyleKey::Warning
                         };
-                        Line::styled(format!("{server:<12} {}", result_text(r)), ui.style(style))
+                        let who = file_label(&self.targets, &r.server, &r.file);
+                        Line::styled(
+                            format!("{who:<12} {}", result_text(&r.result)),
+                            ui.style(style),
+                        )
                     })
                     .collect();
                 body.push(Line::raw(""));
@@ -252,8 +266,8 @@ impl Dialog for Rollback {
                     format!("Push {id} NOT fully rolled back: {refused} server(s) refused.")
                 }));
                 for r in results {
-                    if let Some(h) = r.1.as_ref().err().and_then(|e| e.breakable_lock())
-                        && retry.iter().any(|t| t.server == r.0)
+                    if let Some(h) = r.result.as_ref().err().and_then(|e| e.breakable_lock())
+                        && retry.iter().any(|t| r.is_for(t))
                     {
                         body.push(Line::styled(
                             format!("Break the lock only if that push no longer runs: {h}."),
@@ -332,8 +346,7 @@ impl Dialog for Rollback {
     fn on_work(&mut self, work: Work, data: &mut Data) -> Reply {
         match work {
             Work::RollbackProgress(done) => {
-                let (server, result) = &done;
-                let level = if result.is_ok() {
+                let level = if done.result.is_ok() {
                     Level::Info
                 } else {
                     Level::Error
@@ -341,14 +354,15 @@ impl Dialog for Rollback {
                 data.log(
                     level,
                     format!(
-                        "rollback of push {}: {server} {}",
+                        "rollback of push {}: {} {}",
                         self.push_id,
-                        result_text(result)
+                        file_label(&self.targets, &done.server, &done.file),
+                        result_text(&done.result)
                     ),
                 );
                 if let Stage::Running { lines } = &mut self.stage {
-                    let server = server.clone();
-                    set_line(lines, &server, Some(done));
+                    let (server, file) = (done.server.clone(), done.file.clone());
+                    set_line(lines, &server, &file, Some(done));
                 }
             }
             Work::RollbackDone(Ok(results)) => self.done(results),
