@@ -1659,6 +1659,65 @@ fn two_operators_pushing_the_same_site_at_once_never_split_it() {
     }
 }
 
+/// Two pushes meet at a lock at the very moment one of them releases it
+/// (gone between the other's create and read) or makes it (there, but not
+/// written yet): the lock is looked at again, not judged on that instant.
+#[test]
+fn a_lock_coming_or_going_is_looked_at_again() {
+    use farmkey::push::lock::{LockInfo, Taken, acquire};
+    let l = local();
+    let path = RemotePath::parse("C:\\inetpub\\Cora\\Flowtime\\web.farmkey-lock.config").unwrap();
+    let on_disk = l
+        .dir
+        .path()
+        .join("web02")
+        .join(format!("{FLOWTIME_DIR}/web.farmkey-lock.config"));
+    let mine = LockInfo::mine("20261127T000000Z-mine", "Flowtime");
+
+    // Released by its push right after our create failed on it.
+    fs::write(&on_disk, STALE_LOCK).unwrap();
+    let gone = on_disk.clone();
+    let mut released = false;
+    let mut t = Faulty::failing(
+        l.transport("web02"),
+        Box::new(move |op, p| {
+            if op == "read" && p.as_sftp().ends_with("lock.config") && !released {
+                released = true;
+                fs::remove_file(&gone).unwrap();
+            }
+            Ok(())
+        }),
+    );
+    let taken = acquire(&mut t, "web02", &path, &mine, None).unwrap();
+    assert_eq!(taken, Taken::Fresh);
+    assert!(
+        fs::read_to_string(&on_disk)
+            .unwrap()
+            .contains("20261127T000000Z-mine")
+    );
+    fs::remove_file(&on_disk).unwrap();
+
+    // Made by another push that has not written it yet when we read it.
+    fs::write(&on_disk, "").unwrap();
+    let (filled, mut written) = (on_disk.clone(), false);
+    let mut t = Faulty::new(l.transport("web02"));
+    t.after = Box::new(move |op, p| {
+        if op == "read" && p.as_sftp().ends_with("lock.config") && !written {
+            written = true;
+            fs::write(&filled, STALE_LOCK).unwrap();
+        }
+    });
+    match acquire(&mut t, "web02", &path, &mine, None) {
+        Err(LockError::Held(h)) => assert!(
+            h.to_string()
+                .contains("web02 is locked by push 20200101T000000Z-dead of alice"),
+            "{h}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fs::read_to_string(&on_disk).unwrap(), STALE_LOCK);
+}
+
 fn audit_outcomes(audit: &Path) -> Vec<(String, String, String)> {
     AuditLog::new(audit.to_path_buf())
         .read_all()

@@ -172,6 +172,11 @@ pub enum Taken {
     Broke(Box<Holder>),
 }
 
+/// How many times `acquire` looks at a lock that is coming or going.
+const LOOKS: u32 = 5;
+/// The pause before looking again at a lock being written.
+const LOOK_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Takes the lock at `path` by an exclusive create. A lock already there is
 /// only broken when it is exactly `breakable` (the one the plan showed and
 /// the operator asked to break) and no process of this machine holds it.
@@ -186,39 +191,54 @@ pub fn acquire(
         path: path.clone(),
         error,
     };
-    match t.create_new(path, &mine.bytes(), &NewFile::default()) {
-        Ok(()) => return Ok(Taken::Fresh),
-        Err(TransportError::Exists { .. }) => {}
-        Err(e) => {
-            // Created, then not written (a full disk): an unreadable lock
-            // would stop the next push. A lock someone holds is never removed.
-            if !e.is_disconnected()
-                && matches!(read_holder(t, server, path), Ok(Some(h)) if h.info.is_none())
-            {
-                let _ = t.remove(path);
+    // Another push may be releasing its lock right now (gone between the
+    // create and the read), or be between its own create and write (an
+    // empty lock for a moment): look again a few times before judging.
+    let mut looks = 0;
+    let holder = loop {
+        looks += 1;
+        let again = looks < LOOKS;
+        match t.create_new(path, &mine.bytes(), &NewFile::default()) {
+            Ok(()) => return Ok(Taken::Fresh),
+            Err(TransportError::Exists { .. }) => {}
+            Err(e) => {
+                // Created, then not written (a full disk): an unreadable lock
+                // would stop the next push. A lock someone holds is never removed.
+                if !e.is_disconnected()
+                    && matches!(read_holder(t, server, path), Ok(Some(h)) if h.info.is_none())
+                {
+                    let _ = t.remove(path);
+                }
+                return Err(fail(e));
             }
-            return Err(fail(e));
         }
-    }
-    let Some(holder) = read_holder(t, server, path).map_err(fail)? else {
-        // The name is listed: it is there, and no file (a dangling link);
-        // not listed: a lock removed between the create and the read.
-        let name = path.file_name().unwrap_or_default();
-        let listed = path
-            .parent()
-            .and_then(|dir| t.list(&dir).ok())
-            .is_some_and(|entries| entries.iter().any(|e| e.name == name));
-        return Err(if listed {
-            LockError::NotAFile {
-                server: server.to_string(),
-                path: path.clone(),
+        match read_holder(t, server, path).map_err(fail)? {
+            Some(h) if h.info.is_none() && again => {
+                std::thread::sleep(LOOK_PAUSE);
             }
-        } else {
-            fail(TransportError::Io {
-                path: path.clone(),
-                message: "the lock vanished while farmkey read it; try again".into(),
-            })
-        });
+            Some(h) => break h,
+            None => {
+                // The name is listed: it is there, and no file (a dangling
+                // link); not listed: a lock removed since the create.
+                let name = path.file_name().unwrap_or_default();
+                let listed = path
+                    .parent()
+                    .and_then(|dir| t.list(&dir).ok())
+                    .is_some_and(|entries| entries.iter().any(|e| e.name == name));
+                if listed {
+                    return Err(LockError::NotAFile {
+                        server: server.to_string(),
+                        path: path.clone(),
+                    });
+                }
+                if !again {
+                    return Err(fail(TransportError::Io {
+                        path: path.clone(),
+                        message: "the lock vanished while farmkey read it; try again".into(),
+                    }));
+                }
+            }
+        }
     };
     if holder.push_id() == Some(mine.push_id.as_str()) {
         return Ok(Taken::Fresh); // ours: taken before a reconnection
