@@ -412,6 +412,88 @@ fn passwords_are_asked_in_a_masked_dialog() {
     p.wait_exit(T);
 }
 
+/// A push that writes two files of one server (the keys in web.config,
+/// the handler in the configSource file of system.identityModel) shows
+/// each file on its own line while it runs and in its result.
+#[test]
+fn a_console_push_shows_each_file_of_a_server_on_its_own_line() {
+    const TOGO: &str = "web02/C:/Program Files/PNMsoft/Process TOGO";
+    let dir = tmp();
+    support::copy_tree(&support::farm_fixture("config-source"), dir.path());
+    let inv = dir.path().join("farmkey.toml");
+    let audit = dir.path().join("audit.jsonl");
+    let args = [
+        "-i",
+        inv.to_str().unwrap(),
+        "--audit",
+        audit.to_str().unwrap(),
+    ];
+    let before = [
+        fs::read(dir.path().join(TOGO).join("web.config")).unwrap(),
+        fs::read(dir.path().join(TOGO).join("App_Config/identity.config")).unwrap(),
+    ];
+    let pause = support::Pause::new("swapped:web02");
+    let env = pause.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut p = Pty::farmkey(&args, &env, 120, 40, dir.path());
+    p.wait_for("servers 2 ok", T);
+    p.send("/TOGO");
+    p.send(ENTER);
+    p.wait_until("Process TOGO selected", T, |s| {
+        pointed_line(s).contains("Process TOGO")
+    });
+    p.send("p");
+    // The dialog's choice: the last line pointed at (the matrix's is above).
+    let choice = |s: &str| {
+        s.lines()
+            .rfind(|l| l.contains('▶'))
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut s = p.wait_for("Push to Process TOGO", T);
+    for _ in 0..4 {
+        if choice(&s).contains("Generate new keys") {
+            break;
+        }
+        let was = choice(&s);
+        p.send(DOWN);
+        s = p.wait_until("the next choice", T, |s| choice(s) != was);
+    }
+    assert!(choice(&s).contains("Generate new keys"), "{s}");
+    p.send(ENTER);
+    p.wait_for("Confirm push", T);
+    p.send(RIGHT);
+    p.send(ENTER);
+    pause.wait(|| p.ended());
+    // web02's web.config (the keys, first) is swapped; identity.config waits.
+    let s = p.wait_until("web02's first file at its swap", T, |s| {
+        s.contains("Pushing to Process TOGO") && s.contains("web02 identity.config waiting")
+    });
+    assert!(
+        s.lines()
+            .any(|l| l.contains("web02 web.config") && !l.contains("waiting")),
+        "{s}"
+    );
+    pause.go();
+    let s = p.wait_until("the result", T, |s| s.contains("in step on every server"));
+    assert!(
+        s.contains("web02 web.config: applied") && s.contains("web02 identity.config: applied"),
+        "{s}"
+    );
+    for (now, was) in [
+        fs::read(dir.path().join(TOGO).join("web.config")).unwrap(),
+        fs::read(dir.path().join(TOGO).join("App_Config/identity.config")).unwrap(),
+    ]
+    .iter()
+    .zip(&before)
+    {
+        assert_ne!(now, was);
+    }
+    p.send(ENTER);
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
+}
+
 /// The console on an sshd farm, its audit log in the farm's home.
 fn console_on(farm: &support::sshd::SshFarm, env: &[(&str, &str)], cols: u16, rows: u16) -> Pty {
     let inv = farm.inventory_timeout(20);

@@ -1327,6 +1327,39 @@ fn a_site_named_again_in_another_case_is_read_from_its_own_entry() {
         "{}",
         dry.stdout
     );
+    // Pushed for real, each is verified on its own entry (FLOWTIME comes
+    // first in applicationHost.config and is not mistaken for Flowtime).
+    let upper_before = fs::read(f.file("web01", "D:/Cora/Upper/web.config")).unwrap();
+    let push = f.run("push", &["--site", "Flowtime", "--generate", "--yes"]);
+    assert_eq!(push.code, Some(0), "{push:?}");
+    assert_eq!(
+        fs::read(f.file("web01", "D:/Cora/Upper/web.config")).unwrap(),
+        upper_before,
+        "FLOWTIME untouched"
+    );
+    let v = scan_json(&f);
+    let key = |site, server| instance(&v, site, server)["validation_key"]["fingerprint"].clone();
+    let pushed = key("Flowtime", "web01");
+    assert_ne!(pushed, upper.validation_key.fingerprint());
+    for server in SERVERS {
+        assert_eq!(key("Flowtime", server), pushed, "{server}");
+    }
+    assert_eq!(key("FLOWTIME", "web01"), upper.validation_key.fingerprint());
+    // Rolled back by its exact name: the push of Flowtime, not of FLOWTIME.
+    let push = f.run("push", &["--site", "FLOWTIME", "--generate", "--yes"]);
+    assert_eq!(push.code, Some(0), "{push:?}");
+    let back = f.run("rollback", &["--site", "Flowtime", "--yes"]);
+    assert_eq!(back.code, Some(0), "{back:?}");
+    let v = scan_json(&f);
+    let key = |site, server| instance(&v, site, server)["validation_key"]["fingerprint"].clone();
+    assert_ne!(key("FLOWTIME", "web01"), upper.validation_key.fingerprint());
+    for server in SERVERS {
+        assert_eq!(
+            key("Flowtime", server),
+            f.key_fingerprint(server, FLOWTIME, "validationKey"),
+            "{server}"
+        );
+    }
 }
 
 #[test]

@@ -301,9 +301,11 @@ fn the_inventory_is_looked_for_where_operators_keep_it() {
         assert!(err.contains(place), "{place}: {err}");
     }
     // $FARMKEY_INVENTORY naming no file is an error, never a fall through
-    // to another inventory (the one in ~/.config, written below, too).
+    // to another inventory (the one in ~/.config, or ./farmkey.toml, which
+    // comes first in the order).
     let named = home.path().join("named.toml");
     inventory_named(&default_config, "from-home-config");
+    inventory_named(&work.join("farmkey.toml"), "from-cwd");
     let out = scan(&[("FARMKEY_INVENTORY", &named)], &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -314,6 +316,7 @@ fn the_inventory_is_looked_for_where_operators_keep_it() {
         )),
         "{err}"
     );
+    fs::remove_file(work.join("farmkey.toml")).unwrap();
 
     // ~/.config when XDG_CONFIG_HOME is not set, then XDG_CONFIG_HOME,
     // then $FARMKEY_INVENTORY, then ./farmkey.toml, then --inventory.

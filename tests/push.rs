@@ -1249,7 +1249,7 @@ fn openssh_for_windows_8_1_replaces_by_delete_then_rename_and_is_verified() {
         &l.audit,
         &Interrupt::new(),
         &mut |p| {
-            if let Progress::Step { server, step } = p
+            if let Progress::Step { server, step, .. } = p
                 && server == "web02"
             {
                 steps.push(step)
@@ -2228,11 +2228,15 @@ fn pushes_of_a_config_source_site_meet_at_one_lock_and_never_split_it() {
         outcome.summary()
     );
     assert!(
-        outcome
-            .final_state
-            .contains(&("web01".to_string(), FinalState::Foreign)),
+        outcome.final_state.iter().any(|(n, s)| n == "web01"
+            && matches!(s, FinalState::Foreign(f) if f.to_string().ends_with("MachineKey.config"))),
         "{:?}",
         outcome.final_state
+    );
+    let summary = outcome.summary();
+    assert!(
+        summary.contains("web01 a MachineKey.config farmkey did not write (someone else changed C:\\inetpub\\Flowtime\\App_Config\\MachineKey.config"),
+        "{summary}"
     );
     // Back to the fixture's files for the two operators.
     fs::write(&web01_keys, &keys_before[0]).unwrap();
@@ -2315,6 +2319,16 @@ fn a_push_of_two_files_on_a_server_is_rolled_back_file_by_file() {
     let before = [files("web01"), files("web02")];
     let (ok, text) = sf.farmkey(&["push", "--site", "Process TOGO", "--generate", "--yes"]);
     assert!(ok, "{text}");
+    for line in [
+        "web02 web.config applied and verified",
+        "web02 identity.config applied and verified",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") == line),
+            "{line}: {text}"
+        );
+    }
     let records = sf.audit.read_all().unwrap();
     let applied: Vec<(&str, &str)> = records
         .iter()
@@ -2336,6 +2350,10 @@ fn a_push_of_two_files_on_a_server_is_rolled_back_file_by_file() {
 
     let (ok, text) = sf.farmkey(&["rollback", "--site", "Process TOGO", "--yes"]);
     assert!(ok, "{text}");
+    assert!(
+        text.contains("web02 identity.config restored and verified"),
+        "{text}"
+    );
     assert_eq!([files("web01"), files("web02")], before, "{text}");
     let (_, text) = sf.farmkey(&["rollback", "--site", "Process TOGO", "--yes"]);
     assert!(

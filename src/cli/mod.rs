@@ -411,19 +411,21 @@ pub fn load_inventory(given: Option<&Path>) -> Result<Inventory, ExitCode> {
         None => {
             let places = inventory_places();
             // A place named by the operator ($FARMKEY_INVENTORY) that holds
-            // nothing is an error: quietly reading another farm's inventory
-            // could scan or push the wrong farm.
-            let first = places.iter().find_map(|(what, p)| {
-                let p = p.as_ref()?;
-                (p.is_file() || !what.is_empty()).then_some(p)
-            });
-            if let Some(p) = first.filter(|p| !p.is_file()) {
+            // nothing is an error, wherever it comes in the order: quietly
+            // reading another inventory could scan or push the wrong farm.
+            let named = places
+                .iter()
+                .find_map(|(what, p)| p.as_ref().filter(|p| !what.is_empty() && !p.is_file()));
+            if let Some(p) = named {
                 return Err(usage_error(format!(
                     "$FARMKEY_INVENTORY names {}, which is not a file",
                     p.display()
                 )));
             }
-            match first {
+            match places
+                .iter()
+                .find_map(|(_, p)| p.as_ref().filter(|p| p.is_file()))
+            {
                 Some(p) => p.clone(),
                 None => {
                     let looked: Vec<String> = places

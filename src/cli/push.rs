@@ -244,7 +244,11 @@ pub fn run_push(args: &PushArgs) -> ExitCode {
     // From the first lock on, an interruption is honoured between steps.
     catch_signals(&stop);
     let mut show = |p: Progress| match p {
-        Progress::Done(r) => out.line(&format!("  {:<10} {}", r.server, r.outcome)),
+        Progress::Done(r) => out.line(&format!(
+            "  {:<10} {}",
+            plan.label(&r.server, &r.file),
+            r.outcome
+        )),
         Progress::Note(n) => out.line(&format!("  ({n})")),
         Progress::Step { .. } => {}
     };

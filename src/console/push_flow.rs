@@ -11,6 +11,7 @@ use super::theme::StyleKey;
 use super::ui::{KeyHelp, Ui};
 use crate::analysis::{Code, FarmReport};
 use crate::keys::{DecryptionAlg, ValidationAlg};
+use crate::paths::RemotePath;
 use crate::push::apply::{Progress, Step};
 use crate::push::{
     KeySource, Plan, PlanAction, PlanError, PushOutcome, PushRequest, Verdict, exclusion_effect,
@@ -203,7 +204,9 @@ enum Stage {
         buttons: Buttons<ConfirmButton>,
     },
     Pushing {
-        lines: Vec<(String, Status)>,
+        /// Per file of the plan: its server, the file, how it is named, and
+        /// where it is.
+        lines: Vec<(String, RemotePath, String, Status)>,
         /// The latest stage of the whole push (locks, rollback...).
         note: Option<String>,
         /// Set once the operator asked to stop.
@@ -389,16 +392,16 @@ impl PushFlow {
         let Stage::Pushing { lines, note, .. } = &mut self.stage else {
             return;
         };
-        let (server, status) = match p {
-            Progress::Step { server, step } => (server, Status::At(step)),
+        let (server, file, status, level) = match p {
+            Progress::Step { server, file, step } => (server, file, Status::At(step), None),
             Progress::Done(r) => {
                 let level = if r.outcome.recorded().is_fine() {
                     Level::Info
                 } else {
                     Level::Error
                 };
-                data.log(level, format!("push {}: {}", r.server, r.outcome));
-                (r.server, Status::Said(r.outcome.to_string()))
+                let status = Status::Said(r.outcome.to_string());
+                (r.server, r.file, status, Some(level))
             }
             Progress::Note(text) => {
                 data.log(Level::Info, format!("push: {text}"));
@@ -406,9 +409,14 @@ impl PushFlow {
                 return;
             }
         };
-        match lines.iter_mut().find(|(s, _)| *s == server) {
-            Some(line) => line.1 = status,
-            None => lines.push((server, status)),
+        let line = lines
+            .iter_mut()
+            .find(|(s, f, _, _)| *s == server && f.key() == file.key());
+        if let Some((_, _, label, now)) = line {
+            if let (Some(level), Status::Said(text)) = (level, &status) {
+                data.log(level, format!("push {label}: {text}"));
+            }
+            *now = status;
         }
     }
 
@@ -418,7 +426,7 @@ impl PushFlow {
                 let mut text = outcome
                     .results
                     .iter()
-                    .map(|r| format!("{}: {}", r.server, r.outcome))
+                    .map(|r| format!("{}: {}", outcome.label(r), r.outcome))
                     .collect::<Vec<_>>()
                     .join("\n");
                 text.push_str(&format!("\n\n{}", outcome.summary()));
@@ -469,7 +477,12 @@ impl PushFlow {
                     PlanAction::Unchanged => "unchanged".to_string(),
                     PlanAction::Blocked(why) => format!("cannot be pushed: {why}"),
                 };
-                (s.server.clone(), Status::Said(status))
+                (
+                    s.server.clone(),
+                    s.file.clone(),
+                    plan.label(&s.server, &s.file),
+                    Status::Said(status),
+                )
             })
             .collect();
         data.log(
@@ -617,10 +630,10 @@ impl Dialog for PushFlow {
             } => {
                 let mut body: Vec<Line> = lines
                     .iter()
-                    .map(|(server, status)| {
+                    .map(|(_, _, label, status)| {
                         Line::raw(match status {
-                            Status::Said(text) => format!("{server:<12} {text}"),
-                            Status::At(step) => format!("{server:<12} {} {step}", ui.spinner()),
+                            Status::Said(text) => format!("{label:<12} {text}"),
+                            Status::At(step) => format!("{label:<12} {} {step}", ui.spinner()),
                         })
                     })
                     .collect();

@@ -37,7 +37,8 @@ fn verify_effective(
     let app = config
         .apps
         .iter()
-        .find(|a| a.app.id.eq_ignore_ascii_case(&plan.site))
+        // Exactly: two sites may differ only in case, each its own.
+        .find(|a| a.app.id == plan.site)
         .ok_or_else(|| VerifyError::SiteGone(plan.site.clone()))?;
     let eff = app
         .effective
@@ -158,6 +159,7 @@ fn attempt(
     let step = |progress: &mut dyn FnMut(Progress), s: Step| {
         progress(Progress::Step {
             server: sp.server.clone(),
+            file: sp.file.clone(),
             step: s,
         })
     };
@@ -480,17 +482,17 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Whether a file the plan of server `i` only read holds other bytes
+    /// A file the plan of server `i` only read that holds other bytes
     /// than the scan read.
-    fn watched_changed(&mut self, i: usize) -> Result<bool, StepError> {
+    fn watched_changed(&mut self, i: usize) -> Result<Option<RemotePath>, StepError> {
         let sp = &self.plan.servers[i];
         for (file, scanned) in &sp.watched {
             let now = self.on_server(&sp.server, |t| read_opt(t, file))?;
             if now.map(|b| b.sha256()) != *scanned {
-                return Ok(true);
+                return Ok(Some(file.clone()));
             }
         }
-        Ok(false)
+        Ok(None)
     }
 
     /// Pushes one server, settles it if it failed half-way, records and
@@ -650,18 +652,18 @@ impl Run<'_> {
             let state = match read {
                 Err(e) if !self.swapped[i] => FinalState::NotWritten(e),
                 Err(e) => FinalState::Unknown(e),
-                Ok((_, true)) => FinalState::Foreign,
-                Ok((now, false)) => {
+                Ok((_, Some(changed))) => FinalState::Foreign(changed),
+                Ok((now, None)) => {
                     let now = now.map(|b| b.sha256());
                     match sp.action {
                         PlanAction::Unchanged if now == sp.scanned_sha256 => FinalState::Correct,
                         PlanAction::Write if now.is_some() && now == written => FinalState::Pushed,
                         PlanAction::Write if now == sp.scanned_sha256 => FinalState::Original,
-                        _ => FinalState::Foreign,
+                        _ => FinalState::Foreign(sp.file.clone()),
                     }
                 }
             };
-            out.push((sp.server.clone(), state));
+            out.push((plan.label(&sp.server, &sp.file), state));
         }
         out
     }

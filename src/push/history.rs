@@ -128,19 +128,14 @@ impl PastPush {
     }
 }
 
-/// How a file of a server is named to the operator, among `records`: the
-/// server alone, or with the file's name where they concern several files
-/// of that server.
+/// How a file of a server is named to the operator among `records`
+/// ([`super::file_label`]).
 pub fn file_label(records: &[AuditRecord], server: &str, file: &str) -> String {
-    let several = records
-        .iter()
-        .any(|r| r.server == server && !r.file.eq_ignore_ascii_case(file));
-    if several {
-        let name = file.rsplit(['\\', '/']).next().unwrap_or(file);
-        format!("{server} {name}")
-    } else {
-        server.to_string()
-    }
+    super::file_label(
+        records.iter().map(|r| (r.server.as_str(), r.file.as_str())),
+        server,
+        file,
+    )
 }
 
 /// Whether two records are about the same file of the same server.
@@ -149,12 +144,20 @@ fn same_file(a: &AuditRecord, b: &AuditRecord) -> bool {
 }
 
 /// Pushes in the order they were made, each with its records; only those
-/// of `site` (any case) when given. Linear in the log: it only grows.
+/// of `site` when given: spelled exactly when the log has that spelling
+/// (two sites may differ only in case, each its own), else in any case.
+/// Linear in the log: it only grows.
 pub fn pushes(records: &[AuditRecord], site: Option<&str>) -> Vec<PastPush> {
+    let exact = site.is_some_and(|s| records.iter().any(|r| r.site == s));
+    let wanted = |r: &AuditRecord| match site {
+        None => true,
+        Some(s) if exact => r.site == s,
+        Some(s) => r.site.eq_ignore_ascii_case(s),
+    };
     let mut out: Vec<PastPush> = Vec::new();
     let mut index: HashMap<&str, usize> = HashMap::new();
     for r in records {
-        if site.is_some_and(|s| !s.eq_ignore_ascii_case(&r.site)) {
+        if !wanted(r) {
             continue;
         }
         match index.entry(&r.push_id) {
@@ -241,6 +244,14 @@ mod tests {
         ];
         let list = pushes(&records, Some("flowtime"));
         assert_eq!(list.len(), 2);
+        // A site spelled exactly as in the log is that site alone: another
+        // that differs only in case is another site.
+        let mut other = rec("p3", "web01", Push, Applied);
+        other.site = "FLOWTIME".into();
+        let with_other = [records.clone(), vec![other]].concat();
+        assert_eq!(pushes(&with_other, Some("Flowtime")).len(), 2);
+        assert_eq!(pushes(&with_other, Some("FLOWTIME")).len(), 1);
+        assert_eq!(pushes(&with_other, Some("flowtime")).len(), 3);
         let p1 = &list[0];
         assert_eq!(
             p1.pushed()

@@ -213,30 +213,32 @@ pub fn acquire(
             }
         }
         match read_holder(t, server, path).map_err(fail)? {
-            Some(h) if h.info.is_none() && again => {
-                std::thread::sleep(LOOK_PAUSE);
-            }
+            Some(h) if h.info.is_none() && again => std::thread::sleep(LOOK_PAUSE),
             Some(h) => break h,
+            None if again => {
+                // Removed since the create (or removed and made again by
+                // another push since the read): look again; a name that
+                // stays there without a file is judged at the last look.
+            }
             None => {
                 // The name is listed: it is there, and no file (a dangling
-                // link); not listed: a lock removed since the create.
+                // link); not listed: locks coming and going all along.
                 let name = path.file_name().unwrap_or_default();
                 let listed = path
                     .parent()
                     .and_then(|dir| t.list(&dir).ok())
                     .is_some_and(|entries| entries.iter().any(|e| e.name == name));
-                if listed {
-                    return Err(LockError::NotAFile {
+                return Err(if listed {
+                    LockError::NotAFile {
                         server: server.to_string(),
                         path: path.clone(),
-                    });
-                }
-                if !again {
-                    return Err(fail(TransportError::Io {
+                    }
+                } else {
+                    fail(TransportError::Io {
                         path: path.clone(),
                         message: "the lock vanished while farmkey read it; try again".into(),
-                    }));
-                }
+                    })
+                });
             }
         }
     };

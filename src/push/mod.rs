@@ -153,6 +153,21 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// How a file of a server of the plan is named to the operator
+    /// ([`file_label`]).
+    pub fn label(&self, server: &str, file: &RemotePath) -> String {
+        let files: Vec<(&str, String)> = self
+            .servers
+            .iter()
+            .map(|s| (s.server.as_str(), s.file.to_string()))
+            .collect();
+        file_label(
+            files.iter().map(|(s, f)| (*s, f.as_str())),
+            server,
+            &file.to_string(),
+        )
+    }
+
     /// Servers with at least one file to write.
     pub fn writes(&self) -> usize {
         let mut names: Vec<&str> = self
@@ -249,6 +264,26 @@ pub(crate) fn same_keys(eff: &crate::config::effective::Effective, keys: &KeySet
             .decryption
             .value()
             .is_some_and(|v| v.trim() == keys.decryption.trim())
+}
+
+/// How a file of a server is named to the operator among `files` (server,
+/// file) of one push: the server alone, or with the file's name where the
+/// push concerns several files of that server (its web.config and a
+/// `configSource` file).
+pub fn file_label<'a>(
+    files: impl IntoIterator<Item = (&'a str, &'a str)>,
+    server: &str,
+    file: &str,
+) -> String {
+    let several = files
+        .into_iter()
+        .any(|(s, f)| s == server && !f.eq_ignore_ascii_case(file));
+    if several {
+        let name = file.rsplit(['\\', '/']).next().unwrap_or(file);
+        format!("{server} {name}")
+    } else {
+        server.to_string()
+    }
 }
 
 /// `web.config` → `web.<stamp>.farmkey<suffix>.config` beside it.

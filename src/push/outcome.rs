@@ -137,8 +137,9 @@ pub enum FinalState {
     Original,
     /// A server the plan left unchanged, still holding what was planned.
     Correct,
-    /// Bytes this push did not write.
-    Foreign,
+    /// Bytes this push did not write, in this file (the one the plan wrote,
+    /// or another it read).
+    Foreign(RemotePath),
     /// Could not be re-read, and this push never wrote it: it holds what
     /// it held before (its original bytes, or the correct ones).
     NotWritten(StepError),
@@ -205,11 +206,25 @@ impl PushOutcome {
         self.verdict() == Verdict::InStep
     }
 
-    fn servers_where(&self, pred: impl Fn(&ServerOutcome) -> bool) -> Vec<&str> {
+    /// How a result's file is named to the operator ([`super::file_label`]).
+    pub fn label(&self, r: &ServerResult) -> String {
+        let files: Vec<(&str, String)> = self
+            .results
+            .iter()
+            .map(|r| (r.server.as_str(), r.file.to_string()))
+            .collect();
+        super::file_label(
+            files.iter().map(|(s, f)| (*s, f.as_str())),
+            &r.server,
+            &r.file.to_string(),
+        )
+    }
+
+    fn servers_where(&self, pred: impl Fn(&ServerOutcome) -> bool) -> Vec<String> {
         self.results
             .iter()
             .filter(|r| pred(&r.outcome))
-            .map(|r| r.server.as_str())
+            .map(|r| self.label(r))
             .collect()
     }
 
@@ -232,7 +247,7 @@ impl PushOutcome {
         }
         for r in &self.results {
             if let ServerOutcome::Failed { step, error, .. } = &r.outcome {
-                why.push(format!("{} failed {step}: {error}", r.server));
+                why.push(format!("{} failed {step}: {error}", self.label(r)));
             }
         }
         if !self.audit_errors.is_empty() && why.is_empty() {
@@ -297,15 +312,12 @@ impl PushOutcome {
                 if !old.is_empty() {
                     parts.push(format!("{} the one from before", and_list(&old)));
                 }
-                let foreign = self.final_where(|s| *s == FinalState::Foreign);
-                if !foreign.is_empty() {
-                    parts.push(format!(
-                        "{} a web.config farmkey did not write (someone else changed it; left alone)",
-                        and_list(&foreign)
-                    ));
-                }
                 for (n, s) in &self.final_state {
                     match s {
+                        FinalState::Foreign(file) => parts.push(format!(
+                            "{n} a {} farmkey did not write (someone else changed {file}; left alone)",
+                            file.file_name().unwrap_or_default()
+                        )),
                         FinalState::Unknown(e) => {
                             parts.push(format!("{n} could not be re-read ({e})"))
                         }
@@ -357,6 +369,7 @@ impl PushOutcome {
 pub enum Progress {
     Step {
         server: String,
+        file: RemotePath,
         step: Step,
     },
     Done(ServerResult),
