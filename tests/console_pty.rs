@@ -412,22 +412,29 @@ fn passwords_are_asked_in_a_masked_dialog() {
     p.wait_exit(T);
 }
 
+/// A copy of a fixture farm of local servers, and the console's arguments
+/// for it: its inventory, and an audit log beside it.
+fn fixture_copy(name: &str) -> (tempfile::TempDir, Vec<String>) {
+    let dir = tmp();
+    support::copy_tree(&support::farm_fixture(name), dir.path());
+    let path = |file: &str| dir.path().join(file).to_str().unwrap().to_string();
+    let args = vec![
+        "-i".to_string(),
+        path("farmkey.toml"),
+        "--audit".to_string(),
+        path("audit.jsonl"),
+    ];
+    (dir, args)
+}
+
 /// A push that writes two files of one server (the keys in web.config,
 /// the handler in the configSource file of system.identityModel) shows
 /// each file on its own line while it runs and in its result.
 #[test]
 fn a_console_push_shows_each_file_of_a_server_on_its_own_line() {
     const TOGO: &str = "web02/C:/Program Files/PNMsoft/Process TOGO";
-    let dir = tmp();
-    support::copy_tree(&support::farm_fixture("config-source"), dir.path());
-    let inv = dir.path().join("farmkey.toml");
-    let audit = dir.path().join("audit.jsonl");
-    let args = [
-        "-i",
-        inv.to_str().unwrap(),
-        "--audit",
-        audit.to_str().unwrap(),
-    ];
+    let (dir, args) = fixture_copy("config-source");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let before = [
         fs::read(dir.path().join(TOGO).join("web.config")).unwrap(),
         fs::read(dir.path().join(TOGO).join("App_Config/identity.config")).unwrap(),
@@ -923,16 +930,8 @@ fn the_console_shows_why_a_push_is_blocked_and_acts_only_on_request() {
 /// disclosed key refused whether pasted or adopted, with the reason.
 #[test]
 fn disclosed_keys_are_marked_and_never_pushed_from_the_console() {
-    let dir = tmp();
-    support::copy_tree(&support::farm_fixture("disclosed"), dir.path());
-    let inv = dir.path().join("farmkey.toml");
-    let audit = dir.path().join("audit.jsonl");
-    let args = [
-        "-i",
-        inv.to_str().unwrap(),
-        "--audit",
-        audit.to_str().unwrap(),
-    ];
+    let (dir, args) = fixture_copy("disclosed");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut p = Pty::farmkey(&args, &[], 100, 30, dir.path());
     let s = p.wait_until("the analysis of both servers", T, |s| {
         s.contains("servers 2 ok") && s.contains("☠ 3 disclosed")
@@ -996,7 +995,11 @@ fn disclosed_keys_are_marked_and_never_pushed_from_the_console() {
     p.send(ENTER);
     p.send("q");
     assert_eq!(p.wait_exit(T), 0);
-    assert!(fs::read_to_string(&audit).unwrap_or_default().is_empty());
+    assert!(
+        fs::read_to_string(dir.path().join("audit.jsonl"))
+            .unwrap_or_default()
+            .is_empty()
+    );
     let out = p.output();
     assert!(!out.contains(&v[..24]), "the pasted key on the screen");
     support::assert_no_farm_key("disclosed", &out);
