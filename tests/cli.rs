@@ -735,3 +735,35 @@ fn a_closed_output_never_panics_a_command() {
         assert_no_key(&out.stderr);
     }
 }
+
+/// `--servers` and `--exclude` that leave no server of the site are a
+/// usage error, never "already correct on every server of the push".
+#[test]
+fn a_push_that_leaves_out_every_server_is_refused() {
+    let inv = farm_fixture("consistent").join("farmkey.toml");
+    let inv = inv.to_str().unwrap();
+    for left_out in [
+        vec!["--servers", "web01", "--exclude", "web01"],
+        vec!["--exclude", "web01", "--exclude", "web02"],
+    ] {
+        let out = farmkey()
+            .args([
+                "push",
+                "--site",
+                "Flowtime",
+                "--generate",
+                "--dry-run",
+                "-i",
+                inv,
+            ])
+            .args(&left_out)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{left_out:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.contains("--servers and --exclude leave no server of Flowtime in the push"),
+            "{left_out:?}: {err}"
+        );
+    }
+}

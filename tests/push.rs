@@ -1021,6 +1021,52 @@ fn someone_elses_write_between_the_swap_and_its_verification_is_left_alone() {
     s.assert_clean();
 }
 
+/// A file that read at the plan and no longer reads at the end (replaced by
+/// a folder mid-push) is not "as it was": the push says out of step and
+/// names it, instead of calling the server unreachable and untouched.
+#[test]
+fn a_file_replaced_by_a_folder_mid_push_is_never_called_as_it_was() {
+    let l = local();
+    let web03 = l.path("web03");
+    let mut sessions = l.sessions();
+    let plan = build_plan(&request("Flowtime", generate()), &l.report(), &mut sessions).unwrap();
+    let outcome = apply(
+        &plan,
+        &mut sessions,
+        &l.audit,
+        &Interrupt::new(),
+        &mut |p| {
+            if let Progress::Done(r) = p
+                && r.server == "web01"
+                && r.outcome == ServerOutcome::Applied
+            {
+                fs::remove_file(&web03).unwrap();
+                fs::create_dir(&web03).unwrap();
+            }
+        },
+    );
+    assert_eq!(
+        outcome.verdict(),
+        Verdict::OutOfStep,
+        "{}",
+        outcome.summary()
+    );
+    assert!(
+        outcome
+            .final_state
+            .iter()
+            .any(|(n, s)| n == "web03" && matches!(s, FinalState::Foreign(_))),
+        "{:?}",
+        outcome.final_state
+    );
+    let summary = outcome.summary();
+    assert!(
+        summary.contains("web03 a web.config farmkey did not write")
+            && !summary.contains("as it was"),
+        "{summary}"
+    );
+}
+
 /// The automatic rollback of a server already pushed checks its file too:
 /// a deploy that lands on web01 after its swap, before the push is stopped,
 /// is kept, and the push says the site is out of step.
@@ -2305,6 +2351,50 @@ fn pushes_of_a_config_source_site_meet_at_one_lock_and_never_split_it() {
     let report = sf.report();
     let flowtime = report.site("Flowtime").unwrap();
     assert!(flowtime.consistent(), "{:?}", flowtime.findings);
+}
+
+/// `--keep-partial` keeps the servers already pushed, never a server half
+/// pushed: stopped between web02's two files, web01 keeps the new keys and
+/// web02's first file is rolled back, so that each server ends whole.
+#[test]
+fn keep_partial_never_keeps_a_server_half_pushed() {
+    const WEB: &str = "C:/Program Files/PNMsoft/Process TOGO/web.config";
+    const IDENTITY: &str = "C:/Program Files/PNMsoft/Process TOGO/App_Config/identity.config";
+    let sf = SourceFarm::new();
+    let files = |server: &str| [sf.read(server, WEB), sf.read(server, IDENTITY)];
+    let before = [files("web01"), files("web02")];
+    let mut req = request("Process TOGO", generate());
+    req.keep_partial = true;
+    let mut sessions = sf.sessions();
+    let plan = build_plan(&req, &sf.report(), &mut sessions).unwrap();
+    let stop = Interrupt::new();
+    let outcome = apply(&plan, &mut sessions, &sf.audit, &stop, &mut |p| {
+        if let Progress::Done(r) = p
+            && r.server == "web02"
+            && r.file.to_string().ends_with("web.config")
+        {
+            stop.request(farmkey::push::StopReason::Operator);
+        }
+    });
+    let outcomes: Vec<(String, ServerOutcome)> = outcome
+        .results
+        .iter()
+        .map(|r| (outcome.label(r), r.outcome.clone()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("web01".to_string(), ServerOutcome::Applied),
+            ("web02 web.config".to_string(), ServerOutcome::RolledBack),
+            (
+                "web02 identity.config".to_string(),
+                ServerOutcome::NotAttempted("interrupted by the operator".into())
+            ),
+        ]
+    );
+    assert_ne!(files("web01")[0], before[0][0], "web01 kept, as asked");
+    assert_eq!(files("web02"), before[1], "web02 whole, as before");
+    assert_eq!(outcome.verdict(), Verdict::OutOfStep);
 }
 
 /// A push that writes two files of one server (the keys in web.config, the

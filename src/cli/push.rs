@@ -6,9 +6,9 @@ use crate::config::import::key_set_from_xml;
 use crate::disclosed::DisclosedKeys;
 use crate::farm::scan_all;
 use crate::push::apply::{Progress, RollbackError, rollback_push};
-use crate::push::audit::AuditLog;
+use crate::push::audit::{AuditLog, AuditRecord};
 use crate::push::diff::masked_diff;
-use crate::push::history::{file_label, pushed_text, pushes, restored_from};
+use crate::push::history::{file_label, other_spellings, pushed_text, pushes, restored_from};
 use crate::push::{
     Interrupt, KeySource, PlanAction, PushOutcome, PushRequest, Sessions, StopReason, Verdict,
     and_list, apply, build_plan, refuse_disclosed,
@@ -273,7 +273,15 @@ pub fn run_history(args: &HistoryArgs) -> ExitCode {
     let mut out = Out::new(Interrupt::new());
     let list = pushes(&records, args.site.as_deref());
     if list.is_empty() {
-        out.last(&format!("No pushes recorded in {}.", audit.path.display()));
+        let hint = args
+            .site
+            .as_deref()
+            .map(|s| spelling_hint(&records, s))
+            .unwrap_or_default();
+        out.last(&format!(
+            "No pushes recorded in {}{hint}.",
+            audit.path.display()
+        ));
         return ExitCode::from(exit::OK);
     }
     for push in list {
@@ -301,6 +309,20 @@ pub fn run_history(args: &HistoryArgs) -> ExitCode {
         }
     }
     ExitCode::from(exit::OK)
+}
+
+/// `; it has pushes of "FLOWTIME" (...)` when the log knows the site only
+/// spelled otherwise: site names are exact, two may differ only in case.
+fn spelling_hint(records: &[AuditRecord], site: &str) -> String {
+    let others = other_spellings(records, site);
+    if others.is_empty() {
+        return String::new();
+    }
+    let quoted: Vec<String> = others.iter().map(|s| format!("{s:?}")).collect();
+    format!(
+        "; it has pushes of {} (site names are exact: two sites may differ only in case)",
+        and_list(&quoted)
+    )
 }
 
 /// Why a server was not rolled back, and, for a lock, how the command line
@@ -332,13 +354,14 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
     };
     let Some(push) = chosen else {
         return usage_error(format!(
-            "no push of {}{} with applied changes in {}",
+            "no push of {}{} with applied changes in {}{}",
             args.site,
             args.push
                 .as_deref()
                 .map(|p| format!(" with id {p}"))
                 .unwrap_or_default(),
-            audit.path.display()
+            audit.path.display(),
+            spelling_hint(&records, &args.site)
         ));
     };
     let id = &push.id;

@@ -482,14 +482,16 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// A file the plan of server `i` only read that holds other bytes
-    /// than the scan read.
+    /// A file the plan of server `i` only read that holds other bytes than
+    /// the scan read, or no longer reads (it did at the scan); `Err` only
+    /// when the server cannot be reached.
     fn watched_changed(&mut self, i: usize) -> Result<Option<RemotePath>, StepError> {
         let sp = &self.plan.servers[i];
         for (file, scanned) in &sp.watched {
-            let now = self.on_server(&sp.server, |t| read_opt(t, file))?;
-            if now.map(|b| b.sha256()) != *scanned {
-                return Ok(Some(file.clone()));
+            match self.on_server(&sp.server, |t| read_opt(t, file)) {
+                Ok(now) if now.as_ref().map(|b| b.sha256()) == *scanned => {}
+                Err(e) if e.is_disconnected() => return Err(e),
+                _ => return Ok(Some(file.clone())),
             }
         }
         Ok(None)
@@ -600,10 +602,23 @@ impl Run<'_> {
         result.outcome
     }
 
-    fn roll_back(&mut self) {
+    /// Rolls back the files this push changed: all of them, or with
+    /// `--keep-partial` those of a server left half-pushed (another of its
+    /// files not written), so that every server ends whole either way.
+    fn roll_back(&mut self, keep_partial: bool) {
         let plan = self.plan;
+        let half_pushed = |results: &[ServerResult], server: &str| {
+            plan.servers.iter().zip(results).any(|(sp, r)| {
+                sp.server == server
+                    && sp.action == PlanAction::Write
+                    && r.outcome != ServerOutcome::Applied
+            })
+        };
         for i in 0..plan.servers.len() {
             if self.results[i].outcome != ServerOutcome::Applied {
+                continue;
+            }
+            if keep_partial && !half_pushed(&self.results, &plan.servers[i].server) {
                 continue;
             }
             let sp = &plan.servers[i];
@@ -650,7 +665,10 @@ impl Run<'_> {
                 .on_server(&sp.server, |t| read_opt(t, &sp.file))
                 .and_then(|now| Ok((now, self.watched_changed(i)?)));
             let state = match read {
-                Err(e) if !self.swapped[i] => FinalState::NotWritten(e),
+                // Unreachable, never written here: it holds what it held.
+                Err(e) if !self.swapped[i] && e.is_disconnected() => FinalState::NotWritten(e),
+                // It read at the plan and reads no more: someone changed it.
+                Err(_) if !self.swapped[i] => FinalState::Foreign(sp.file.clone()),
                 Err(e) => FinalState::Unknown(e),
                 Ok((_, Some(changed))) => FinalState::Foreign(changed),
                 Ok((now, None)) => {
@@ -773,8 +791,8 @@ pub fn apply(
             || stop.reason().is_some();
     }
     let interrupted = stop.reason().filter(|_| halted);
-    if halted && !plan.keep_partial {
-        run.roll_back();
+    if halted {
+        run.roll_back(plan.keep_partial);
     }
     run.note("releasing the locks and re-reading every server".into());
     run.release_locks();

@@ -144,20 +144,14 @@ fn same_file(a: &AuditRecord, b: &AuditRecord) -> bool {
 }
 
 /// Pushes in the order they were made, each with its records; only those
-/// of `site` when given: spelled exactly when the log has that spelling
-/// (two sites may differ only in case, each its own), else in any case.
-/// Linear in the log: it only grows.
+/// of `site` when given, spelled exactly (two sites may differ only in
+/// case, each its own: see [`other_spellings`]). Linear in the log: it
+/// only grows.
 pub fn pushes(records: &[AuditRecord], site: Option<&str>) -> Vec<PastPush> {
-    let exact = site.is_some_and(|s| records.iter().any(|r| r.site == s));
-    let wanted = |r: &AuditRecord| match site {
-        None => true,
-        Some(s) if exact => r.site == s,
-        Some(s) => r.site.eq_ignore_ascii_case(s),
-    };
     let mut out: Vec<PastPush> = Vec::new();
     let mut index: HashMap<&str, usize> = HashMap::new();
     for r in records {
-        if !wanted(r) {
+        if site.is_some_and(|s| r.site != s) {
             continue;
         }
         match index.entry(&r.push_id) {
@@ -169,6 +163,18 @@ pub fn pushes(records: &[AuditRecord], site: Option<&str>) -> Vec<PastPush> {
                     records: vec![r.clone()],
                 });
             }
+        }
+    }
+    out
+}
+
+/// The sites of the log spelled like `site` but for case: what an
+/// operator who typed `flowtime` may have meant.
+pub fn other_spellings<'a>(records: &'a [AuditRecord], site: &str) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for r in records {
+        if r.site != site && r.site.eq_ignore_ascii_case(site) && !out.contains(&r.site.as_str()) {
+            out.push(&r.site);
         }
     }
     out
@@ -242,16 +248,21 @@ mod tests {
             rec("p2", "web01", Push, Applied),
             rec("p2", "web01", Rollback, RolledBack),
         ];
-        let list = pushes(&records, Some("flowtime"));
+        let list = pushes(&records, Some("Flowtime"));
         assert_eq!(list.len(), 2);
-        // A site spelled exactly as in the log is that site alone: another
-        // that differs only in case is another site.
+        // A site is spelled exactly: another that differs only in case is
+        // another site, offered as another spelling.
         let mut other = rec("p3", "web01", Push, Applied);
         other.site = "FLOWTIME".into();
         let with_other = [records.clone(), vec![other]].concat();
         assert_eq!(pushes(&with_other, Some("Flowtime")).len(), 2);
         assert_eq!(pushes(&with_other, Some("FLOWTIME")).len(), 1);
-        assert_eq!(pushes(&with_other, Some("flowtime")).len(), 3);
+        assert!(pushes(&with_other, Some("flowtime")).is_empty());
+        assert_eq!(
+            other_spellings(&with_other, "flowtime"),
+            ["Flowtime", "FLOWTIME"]
+        );
+        assert_eq!(other_spellings(&with_other, "Flowtime"), ["FLOWTIME"]);
         let p1 = &list[0];
         assert_eq!(
             p1.pushed()

@@ -37,6 +37,9 @@ pub enum PlanError {
     /// Several sites are named so without regard to case.
     #[error("{asked:?} names several sites that differ only in case ({}): give the name exactly", names.join(", "))]
     AmbiguousSite { asked: String, names: Vec<String> },
+    /// `--servers` and `--exclude` leave no server of the site.
+    #[error("--servers and --exclude leave no server of {0} in the push")]
+    NoServerLeft(String),
     /// A key of the set is publicly disclosed.
     #[error("{0}")]
     Disclosed(String),
@@ -192,6 +195,9 @@ pub fn build_plan(
             Some(why) => excluded.push((name, format!("{why}; the scan could not read it"))),
             None => unread.push((name, error)),
         }
+    }
+    if targets.is_empty() && unread.is_empty() {
+        return Err(PlanError::NoServerLeft(site.site.clone()));
     }
 
     let (keys, source) = match &req.source {
