@@ -537,6 +537,34 @@ fn demo_with_push_choice() -> (tempfile::TempDir, std::path::PathBuf, Pty) {
     (dir, audit, p)
 }
 
+/// The demo's pushes are recorded in a log of its own, beside its farm:
+/// they show in its History screen, never in the operator's audit log.
+#[test]
+fn the_demo_never_writes_the_operators_audit_log() {
+    let dir = tmp();
+    let real_log = dir.path().join(".local/state/farmkey/audit.jsonl");
+    let mut p = Pty::farmkey(&["demo"], &[], 100, 30, dir.path());
+    p.wait_for("servers 3 ok", T);
+    p.send("p");
+    p.wait_for("Push to Flowtime", T);
+    p.send(ENTER);
+    p.wait_for("Confirm push", T);
+    p.send(RIGHT);
+    p.send(ENTER);
+    p.wait_for("Push done", T);
+    p.send(ENTER);
+    p.wait_until("the dialog closed", T, |s| !s.contains("Push done"));
+    p.send("5");
+    let s = p.wait_until("the demo's push in History", T, |s| {
+        s.lines()
+            .any(|l| l.contains("Flowtime") && l.contains("applied"))
+    });
+    assert!(!s.contains(".local/state"), "{s}");
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
+    assert!(!real_log.exists(), "the operator's audit log was written");
+}
+
 #[test]
 fn pushing_from_the_console_on_the_demo_farm() {
     let (_dir, audit, mut p) = demo_with_push_choice();

@@ -92,7 +92,16 @@ pub fn run_demo(args: &DemoArgs) -> ExitCode {
     match DemoFarm::new() {
         Ok(demo) => start(
             &args.display,
-            &args.audit,
+            // The demo's pushes are recorded beside its farm, gone with it,
+            // never among the operator's real pushes (unless --audit says).
+            &AuditArg {
+                path: Some(
+                    args.audit
+                        .path
+                        .clone()
+                        .unwrap_or_else(|| demo.path().join("audit.jsonl")),
+                ),
+            },
             &args.disclosed,
             Default::default(),
             crate::farm::DEFAULT_JOBS,
