@@ -25,6 +25,7 @@ use farmkey::push::{
 };
 use farmkey::transport::{ConnectOptions, DirEntry, FileStat, NewFile, Transport, TransportError};
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -1097,6 +1098,97 @@ fn a_full_local_disk_is_named_as_such() {
     );
     assert_eq!(fs::read(f.file("web01", FLOWTIME)).unwrap(), before);
     drop(full);
+}
+
+/// The audit log on a full disk (a 64k tmpfs): the push stops with the log
+/// as it was, never part of a record; once there is room again `history`,
+/// another push and `rollback` go on, also past a record a crash cut off.
+#[test]
+fn a_full_audit_disk_leaves_no_part_of_a_record_and_history_and_rollback_go_on() {
+    let f = farm();
+    let state = f.audit().parent().unwrap().to_path_buf();
+    fs::create_dir_all(&state).unwrap();
+    let disk = Tmpfs::over(&state, 64 * 1024);
+    let push = || f.run("push", &["--site", "Flowtime", "--generate", "--yes"]);
+    let files = || -> Vec<Vec<u8>> {
+        SERVERS
+            .iter()
+            .map(|s| fs::read(f.file(s, FLOWTIME)).unwrap())
+            .collect()
+    };
+    let first = push();
+    assert_eq!(first.code, Some(0), "{first:?}");
+    let pushed = files();
+    // Room for the first 100 bytes of the next record, not all of it: the
+    // log padded (a blank line) to 100 bytes short of a page, and the disk
+    // filled.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    let len = fs::metadata(f.audit()).unwrap().len();
+    let pad = (2 * page - 100 - len % page) % page;
+    if pad > 0 {
+        let mut blank = vec![b' '; pad as usize - 1];
+        blank.push(b'\n');
+        fs::OpenOptions::new()
+            .append(true)
+            .open(f.audit())
+            .unwrap()
+            .write_all(&blank)
+            .unwrap();
+    }
+    let before = fs::read(f.audit()).unwrap();
+    disk.fill(0);
+    let full = push();
+    assert_eq!(full.code, Some(1), "{full:?}");
+    assert!(
+        full.stdout.contains("FAILED recording it in the audit log")
+            && full.stderr.contains("No space left"),
+        "{full:?}"
+    );
+    assert_eq!(files(), pushed);
+    let after = fs::read(f.audit()).unwrap();
+    assert!(
+        after == before,
+        "the log as it was, not with {:?}",
+        String::from_utf8_lossy(after.get(before.len()..).unwrap_or_default())
+    );
+
+    // Room again: the history reads, with no note.
+    fs::remove_file(state.join("filler")).unwrap();
+    let history = f.run("history", &[]);
+    assert_eq!(history.code, Some(0), "{history:?}");
+    assert!(
+        history.stdout.contains("Flowtime") && history.stderr.is_empty(),
+        "{history:?}"
+    );
+
+    // A record a crash cut off: skipped, named, and written past.
+    let log = fs::read(f.audit()).unwrap();
+    let line = log.iter().filter(|&&b| b == b'\n').count() + 1;
+    fs::OpenOptions::new()
+        .append(true)
+        .open(f.audit())
+        .unwrap()
+        .write_all(&log[..150])
+        .unwrap();
+    let note = format!("audit.jsonl:{line}: a record cut off (a full disk or a crash), skipped");
+    let history = f.run("history", &[]);
+    assert_eq!(history.code, Some(0), "{history:?}");
+    assert!(history.stderr.contains(&note), "{history:?}");
+    let again = push();
+    assert_eq!(again.code, Some(0), "{again:?}");
+    assert_ne!(files(), pushed);
+    let rollback = f.run("rollback", &["--site", "Flowtime", "--yes"]);
+    assert_eq!(rollback.code, Some(0), "{rollback:?}");
+    assert!(rollback.stderr.contains(&note), "{rollback:?}");
+    assert_eq!(files(), pushed);
+    let history = f.run("history", &[]);
+    assert_eq!(history.code, Some(0), "{history:?}");
+    assert!(
+        history.stderr.contains(&note) && history.stdout.matches("Flowtime").count() == 2,
+        "{history:?}"
+    );
+    f.assert_clean_audit();
+    drop(disk);
 }
 
 #[test]

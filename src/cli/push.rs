@@ -21,6 +21,16 @@ fn audit_log(audit: &AuditArg) -> AuditLog {
     AuditLog::new(audit.path())
 }
 
+/// The log's records, its notes (records cut off, skipped) on standard
+/// error; the exit code when it cannot be read.
+fn read_records(audit: &AuditLog) -> Result<Vec<AuditRecord>, ExitCode> {
+    let read = audit.read().map_err(usage_error)?;
+    for note in &read.notes {
+        let _ = writeln!(std::io::stderr(), "farmkey: {}", escape(note));
+    }
+    Ok(read.records)
+}
+
 /// Asks on the controlling terminal; `Err` when there is none.
 fn confirm(question: &str) -> Result<bool, String> {
     let tty = std::fs::OpenOptions::new()
@@ -266,9 +276,9 @@ pub fn run_push(args: &PushArgs) -> ExitCode {
 
 pub fn run_history(args: &HistoryArgs) -> ExitCode {
     let audit = audit_log(&args.audit);
-    let records = match audit.read_all() {
+    let records = match read_records(&audit) {
         Ok(r) => r,
-        Err(e) => return usage_error(e),
+        Err(code) => return code,
     };
     let mut out = Out::new(Interrupt::new());
     let list = pushes(&records, args.site.as_deref());
@@ -340,9 +350,9 @@ fn refusal(e: &RollbackError) -> String {
 
 pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
     let audit = audit_log(&args.audit);
-    let records = match audit.read_all() {
+    let records = match read_records(&audit) {
         Ok(r) => r,
-        Err(e) => return usage_error(e),
+        Err(code) => return code,
     };
     let list = pushes(&records, Some(&args.site));
     let chosen = match &args.push {

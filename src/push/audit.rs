@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fs::{self, OpenOptions};
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
 /// `$XDG_STATE_HOME/farmkey/audit.jsonl`, else `~/.local/state/farmkey/audit.jsonl`.
@@ -143,53 +143,124 @@ impl AuditLog {
                     .map_err(|e| self.named(e))?;
             }
         }
+        // Read too: `append` looks at the last byte.
         OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&self.path)
             .map_err(|e| self.named(e))
     }
 
+    /// Adds a record, whole or not at all: a write or flush that fails (a
+    /// full disk) is cut back off, which needs no space, so the log never
+    /// ends with part of a record. Locked while it writes: another farmkey
+    /// appending to the same log is never cut off with it.
     pub fn append(&self, record: &AuditRecord) -> io::Result<()> {
+        let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
+        line.push(b'\n');
         let mut f = self.open()?;
-        let line = serde_json::to_string(record).map_err(io::Error::other)?;
-        writeln!(f, "{line}")
-            .and_then(|()| f.sync_data())
-            .map_err(|e| self.named(e))
+        f.lock().map_err(|e| self.named(e))?;
+        let meta = f.metadata().map_err(|e| self.named(e))?;
+        let len = meta.len();
+        // A record cut off by a crash or a power loss: ours starts on a
+        // line of its own, and `read` skips that one.
+        if meta.is_file() && len > 0 {
+            let mut last = [0u8];
+            f.seek(SeekFrom::End(-1))
+                .and_then(|_| f.read_exact(&mut last))
+                .map_err(|e| self.named(e))?;
+            if last != *b"\n" {
+                line.insert(0, b'\n');
+            }
+        }
+        let Err(e) = f.write_all(&line).and_then(|()| f.sync_data()) else {
+            return Ok(());
+        };
+        // Not for /dev/full and its kind: they keep nothing.
+        if meta.is_file()
+            && let Err(t) = f.set_len(len).and_then(|()| f.sync_data())
+        {
+            return Err(self.named(io::Error::new(
+                e.kind(),
+                format!("{e}; cutting the part written back off failed too: {t}"),
+            )));
+        }
+        Err(self.named(e))
     }
 
-    /// Every record; lines that do not parse are reported with their number.
+    /// Every record; lines that do not parse are reported with their
+    /// number, but for records cut off, which are skipped.
     pub fn read_all(&self) -> io::Result<Vec<AuditRecord>> {
+        self.read().map(|r| r.records)
+    }
+
+    /// Every record, and a note for each record cut off and skipped: a
+    /// write that never completed (a crash, a power loss, or a full disk
+    /// before `append` cut its part off). Nothing relied on it: a push
+    /// swaps a file only once its intent is written whole. Any other line
+    /// that does not parse is an error naming it.
+    pub fn read(&self) -> io::Result<Records> {
         let f = match fs::File::open(&self.path) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Records::default()),
             Err(e) => return Err(self.named(e)),
         };
-        let mut out = Vec::new();
-        for (n, line) in io::BufReader::new(f).lines().enumerate() {
-            let line = line.map_err(|e| {
+        // Never a record being appended taken for one cut off.
+        f.lock_shared().map_err(|e| self.named(e))?;
+        let mut reader = io::BufReader::new(f);
+        let mut out = Records::default();
+        let mut line = Vec::new();
+        for n in 1.. {
+            line.clear();
+            reader.read_until(b'\n', &mut line).map_err(|e| {
                 io::Error::new(
                     e.kind(),
-                    format!("audit log {}:{}: {e}", self.path.display(), n + 1),
+                    format!("audit log {}:{n}: {e}", self.path.display()),
                 )
             })?;
-            if line.trim().is_empty() {
+            if line.is_empty() {
+                break;
+            }
+            let whole = line.ends_with(b"\n");
+            let text = line.trim_ascii_end();
+            if text.trim_ascii_start().is_empty() {
                 continue;
             }
-            let rec = serde_json::from_str(&line).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "{}:{}: not an audit record: {e}",
-                        self.path.display(),
-                        n + 1
-                    ),
-                )
-            })?;
-            out.push(rec);
+            match serde_json::from_slice(text) {
+                Ok(rec) => out.records.push(rec),
+                Err(_) if !whole || cut_off(text) => out.notes.push(format!(
+                    "{}:{n}: a record cut off (a full disk or a crash), skipped",
+                    self.path.display()
+                )),
+                Err(e) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{}:{n}: not an audit record: {e}", self.path.display()),
+                    ));
+                }
+            }
         }
         Ok(out)
     }
+}
+
+/// What the audit log holds.
+#[derive(Debug, Default)]
+pub struct Records {
+    pub records: Vec<AuditRecord>,
+    /// `audit.jsonl:17: a record cut off (a full disk or a crash), skipped`
+    pub notes: Vec<String>,
+}
+
+/// The start of a record and nothing else: JSON that ends too soon, maybe
+/// followed by the zeros a file system can leave after a power loss.
+fn cut_off(line: &[u8]) -> bool {
+    let end = line.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let start = &line[..end];
+    start.is_empty()
+        || (start.starts_with(b"{")
+            && serde_json::from_slice::<serde::de::IgnoredAny>(start).is_err_and(|e| e.is_eof()))
 }
 
 #[cfg(test)]
@@ -282,5 +353,123 @@ mod tests {
             .check_writable()
             .unwrap_err();
         assert!(e.to_string().contains("file-not-dir"), "{e}");
+    }
+
+    /// `n` records appended to a fresh log, and the bytes of one more.
+    fn log_with(n: usize) -> (tempfile::TempDir, AuditLog, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(dir.path().join("audit.jsonl"));
+        for i in 0..n {
+            log.append(&record(&format!("p{i}"), "Flowtime", Outcome::Applied))
+                .unwrap();
+        }
+        let mut next = record("late", "Flowtime", Outcome::Intent);
+        next.message = "café".into();
+        let bytes = serde_json::to_vec(&next).unwrap();
+        (dir, log, bytes)
+    }
+
+    fn add(log: &AuditLog, bytes: &[u8]) {
+        let mut f = OpenOptions::new().append(true).open(&log.path).unwrap();
+        f.write_all(bytes).unwrap();
+    }
+
+    fn ids(records: &[AuditRecord]) -> Vec<&str> {
+        records.iter().map(|r| r.push_id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_record_cut_off_at_the_end_is_skipped_with_a_note() {
+        let (_dir, log, bytes) = log_with(2);
+        let e_acute = bytes.windows(2).position(|w| w == "é".as_bytes()).unwrap();
+        // Cut anywhere: in a name, in a character, after the last brace
+        // but before the newline; or only the zeros of a power loss.
+        for cut in [
+            &bytes[..1],
+            &bytes[..40],
+            &bytes[..e_acute + 1],
+            &bytes[..bytes.len() - 1],
+            b"\0\0\0\0",
+        ] {
+            let kept = fs::read(&log.path).unwrap();
+            add(&log, cut);
+            let read = log.read().unwrap();
+            assert_eq!(ids(&read.records), ["p0", "p1"]);
+            assert_eq!(
+                read.notes,
+                [format!(
+                    "{}:3: a record cut off (a full disk or a crash), skipped",
+                    log.path.display()
+                )]
+            );
+            fs::write(&log.path, kept).unwrap();
+        }
+        // Whole but for its newline: a record.
+        add(&log, &bytes);
+        let read = log.read().unwrap();
+        assert_eq!(ids(&read.records), ["p0", "p1", "late"]);
+        assert!(read.notes.is_empty());
+    }
+
+    #[test]
+    fn a_record_cut_off_mid_file_is_skipped_other_lines_still_fail() {
+        let (_dir, log, bytes) = log_with(1);
+        let e_acute = bytes.windows(2).position(|w| w == "é".as_bytes()).unwrap();
+        add(&log, &bytes[..60]);
+        add(&log, b"\n");
+        add(&log, &bytes[..e_acute + 1]);
+        add(&log, b"\0\0\n\0\0\0\n");
+        log.append(&record("p9", "Flowtime", Outcome::Applied))
+            .unwrap();
+        let read = log.read().unwrap();
+        assert_eq!(ids(&read.records), ["p0", "p9"]);
+        let lines: Vec<String> = read
+            .notes
+            .iter()
+            .map(|n| n.rsplit_once(".jsonl:").unwrap().1.to_string())
+            .collect();
+        assert_eq!(
+            lines,
+            [2, 3, 4].map(|n| format!("{n}: a record cut off (a full disk or a crash), skipped"))
+        );
+        // Anything else in the middle is not taken for a cut-off record.
+        let whole = fs::read(&log.path).unwrap();
+        for garbage in [
+            &b"{not json}"[..],
+            b"{\"time\":\"2026\"}",
+            b"not json {",
+            b"[{\"time\":",
+            b"\xff\xfe",
+        ] {
+            let mut text = garbage.to_vec();
+            text.push(b'\n');
+            text.extend_from_slice(&whole);
+            fs::write(&log.path, text).unwrap();
+            let err = log.read().unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("{}:1: not an audit record", log.path.display())),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_append_after_a_cut_off_record_starts_a_line_of_its_own() {
+        let (_dir, log, bytes) = log_with(1);
+        add(&log, &bytes[..100]);
+        log.append(&record("p1", "Flowtime", Outcome::Applied))
+            .unwrap();
+        log.append(&record("p2", "Flowtime", Outcome::Applied))
+            .unwrap();
+        let read = log.read().unwrap();
+        assert_eq!(ids(&read.records), ["p0", "p1", "p2"]);
+        assert_eq!(read.notes.len(), 1, "{:?}", read.notes);
+        let text = fs::read(&log.path).unwrap();
+        assert_eq!(
+            text.split(|&b| b == b'\n').count(),
+            5,
+            "ends with a newline"
+        );
+        assert!(text.ends_with(b"\n"));
     }
 }
