@@ -732,6 +732,7 @@ fn a_link_planted_at_a_backup_or_staged_name_takes_no_write_outside() {
                 step,
                 restore,
                 error,
+                ..
             } => {
                 assert_eq!((*step, restore), (want, &Restore::Untouched), "{error}");
                 assert!(error.to_string().contains("already exists"), "{error}");

@@ -30,6 +30,7 @@ use support::*;
 const FLOWTIME: &str = "C:/inetpub/Cora/Flowtime/web.config";
 const FLOWTIME_DIR: &str = "C:/inetpub/Cora/Flowtime";
 const TOGO: &str = "C:/Program Files/PNMsoft/Process TOGO/web.config";
+const TOGO_IDENTITY: &str = "C:/Program Files/PNMsoft/Process TOGO/App_Config/identity.config";
 const SERVERS: [&str; 3] = farmkey::demo::SERVERS;
 
 fn opts() -> ConnectOptions {
@@ -1773,15 +1774,19 @@ fn audit_outcomes(audit: &Path) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// The signals an operator's session sends: Ctrl-C, kill, the terminal
+/// going away.
+const SIGNALS: [(i32, &str); 3] = [
+    (libc::SIGINT, "SIGINT"),
+    (libc::SIGTERM, "SIGTERM"),
+    (libc::SIGHUP, "SIGHUP"),
+];
+
 #[test]
 fn a_signal_between_a_swap_and_its_record_rolls_back_and_says_so() {
     let s = setup();
     let original = s.flowtime_files();
-    for (sig, name) in [
-        (libc::SIGINT, "SIGINT"),
-        (libc::SIGTERM, "SIGTERM"),
-        (libc::SIGHUP, "SIGHUP"),
-    ] {
+    for (sig, name) in SIGNALS {
         let audit = s.farm.home.path().join(format!("audit-{name}.jsonl"));
         let (mut child, pause) = spawn_push_paused(&s.farm, &audit, "swapped:web01");
         reach(&pause, &mut child);
@@ -1898,17 +1903,24 @@ fn farmkey_push_piped_into_head_ends_consistent_and_says_so() {
     s.assert_clean();
 }
 
+/// A push of Flowtime killed (SIGKILL: nothing can be honoured) at
+/// `point`; its audit log.
+fn push_killed_at(s: &Setup, point: &str) -> PathBuf {
+    let audit = s.farm.home.path().join("audit.jsonl");
+    let (mut child, pause) = spawn_push_paused(&s.farm, &audit, point);
+    reach(&pause, &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    audit
+}
+
 #[test]
 fn rollback_finds_a_push_cut_short_after_its_intent() {
     // A push killed (SIGKILL: nothing can be honoured) right after web01's
     // swap: only the intent is recorded; `farmkey rollback` finds it.
     let s = setup();
-    let audit = s.farm.home.path().join("audit.jsonl");
     let original = s.flowtime_files();
-    let (mut child, pause) = spawn_push_paused(&s.farm, &audit, "swapped:web01");
-    reach(&pause, &mut child);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let audit = push_killed_at(&s, "swapped:web01");
     assert_ne!(s.bytes("web01", FLOWTIME), original[0]);
     let lock = s.file("web01", "C:/inetpub/Cora/Flowtime/web.farmkey-lock.config");
     assert!(lock.exists(), "the killed push's lock stays");
@@ -2091,6 +2103,12 @@ impl SourceFarm {
 
     fn read(&self, server: &str, path: &str) -> Vec<u8> {
         fs::read(self.farm.server(server).file(path)).unwrap()
+    }
+
+    /// A server's Process TOGO web.config and identity.config (the
+    /// `configSource` file of system.identityModel).
+    fn togo_files(&self, server: &str) -> [Vec<u8>; 2] {
+        [self.read(server, TOGO), self.read(server, TOGO_IDENTITY)]
     }
 
     /// `farmkey ARGS` with this farm's audit log, and its inventory for
@@ -2402,10 +2420,8 @@ fn keep_partial_never_keeps_a_server_half_pushed() {
 /// shown and rolled back file by file.
 #[test]
 fn a_push_of_two_files_on_a_server_is_rolled_back_file_by_file() {
-    const WEB: &str = "C:/Program Files/PNMsoft/Process TOGO/web.config";
-    const IDENTITY: &str = "C:/Program Files/PNMsoft/Process TOGO/App_Config/identity.config";
     let sf = SourceFarm::new();
-    let files = |server: &str| [sf.read(server, WEB), sf.read(server, IDENTITY)];
+    let files = |server: &str| sf.togo_files(server);
     let before = [files("web01"), files("web02")];
     let (ok, text) = sf.farmkey(&["push", "--site", "Process TOGO", "--generate", "--yes"]);
     assert!(ok, "{text}");
@@ -2450,4 +2466,212 @@ fn a_push_of_two_files_on_a_server_is_rolled_back_file_by_file() {
         text.contains("no push of Process TOGO with applied changes"),
         "{text}"
     );
+}
+
+/// A push whose verification fails on web02 (its applicationHost.config
+/// broken meanwhile) and whose restore fails too (its backup moved away)
+/// names the file it could not restore (the `configSource` file, not
+/// web.config) and advises `farmkey rollback --push ID`; once the backup is
+/// back, that command restores it, and leaves web01 (rolled back by the
+/// push) alone.
+#[test]
+fn a_file_the_push_could_not_restore_is_named_and_restored_by_the_advised_rollback() {
+    const KEYS: &str = "C:/inetpub/Flowtime/App_Config/MachineKey.config";
+    const KEYS_DIR: &str = "C:/inetpub/Flowtime/App_Config";
+    const HOST: &str = "C:/Windows/System32/inetsrv/config/applicationHost.config";
+    let sf = SourceFarm::new();
+    let before = [sf.read("web01", KEYS), sf.read("web02", KEYS)];
+    let (mut child, pause) = spawn_push_paused(&sf.farm, &sf.audit.path, "swapped:web02");
+    reach(&pause, &mut child);
+    let host = sf.farm.server("web02").file(HOST);
+    let host_bytes = fs::read(&host).unwrap();
+    fs::write(&host, "<configuration><system.applicationHost>").unwrap();
+    let dir = sf.farm.server("web02").file(KEYS_DIR);
+    let backup = match backups_in(&dir).as_slice() {
+        [b] => b.clone(),
+        other => panic!("{other:?}"),
+    };
+    let away = tempfile::tempdir().unwrap();
+    let moved = away.path().join("backup");
+    fs::rename(&backup, &moved).unwrap();
+    pause.go();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.contains("MachineKey.config could NOT be restored")
+            && !stdout.contains("web.config could NOT"),
+        "{stdout}"
+    );
+    let id = sf.audit.read_all().unwrap()[0].push_id.clone();
+    assert!(
+        last_line(&stdout).contains(&format!(
+            "undo with `farmkey rollback --site \"Flowtime\" --push {id}`"
+        )),
+        "{stdout}"
+    );
+    assert_eq!(sf.read("web01", KEYS), before[0], "rolled back by the push");
+    assert_ne!(sf.read("web02", KEYS), before[1]);
+
+    fs::write(&host, &host_bytes).unwrap();
+    fs::rename(&moved, &backup).unwrap();
+    let (ok, text) = sf.farmkey(&["rollback", "--site", "Flowtime", "--push", &id, "--yes"]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("web02      restored and verified") && !text.contains("web01"),
+        "{text}"
+    );
+    assert_eq!([sf.read("web01", KEYS), sf.read("web02", KEYS)], before);
+    for server in ["web01", "web02"] {
+        for d in [KEYS_DIR, "C:/inetpub/Flowtime"] {
+            let dir = sf.farm.server(server).file(d);
+            assert_eq!(leftovers_in(&dir), Vec::<String>::new(), "{server} {d}");
+        }
+    }
+    let (ok, text) = sf.farmkey(&["rollback", "--site", "Flowtime", "--push", &id, "--yes"]);
+    assert!(ok && text.contains("Nothing to roll back"), "{text}");
+}
+
+/// A rollback is made server by server: when one of web02's two files was
+/// changed by someone since the push, neither is restored (the changed one
+/// named on both lines), so web02 is never left half rolled back; web01
+/// goes on.
+#[test]
+fn a_server_with_a_file_changed_since_the_push_is_not_rolled_back_at_all() {
+    let sf = SourceFarm::new();
+    let files = |server: &str| sf.togo_files(server);
+    let before = [files("web01"), files("web02")];
+    let (ok, text) = sf.farmkey(&["push", "--site", "Process TOGO", "--generate", "--yes"]);
+    assert!(ok, "{text}");
+    let pushed = files("web02");
+    assert_ne!(pushed, before[1]);
+    let mut theirs = pushed[1].clone();
+    theirs.extend_from_slice(b"<!-- deployed meanwhile -->\r\n");
+    fs::write(sf.farm.server("web02").file(TOGO_IDENTITY), &theirs).unwrap();
+
+    let (ok, text) = sf.farmkey(&["rollback", "--site", "Process TOGO", "--yes"]);
+    assert!(!ok, "{text}");
+    let line = |label: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("{label}: {text}"))
+            .to_string()
+    };
+    let changed =
+        "C:\\Program Files\\PNMsoft\\Process TOGO\\App_Config\\identity.config changed since push";
+    let web = line("web02 web.config ");
+    assert!(
+        web.contains("refused: not restored, as another file of this server is not")
+            && web.contains(changed),
+        "{text}"
+    );
+    assert!(
+        line("web02 identity.config ").contains(&format!("refused: {changed}")),
+        "{text}"
+    );
+    assert!(text.contains("web01      restored and verified"), "{text}");
+    assert!(
+        last_line(&text)
+            .contains("NOT fully rolled back: web02 web.config and web02 identity.config refused"),
+        "{text}"
+    );
+    assert_eq!(files("web01"), before[0]);
+    assert_eq!(files("web02"), [pushed[0].clone(), theirs]);
+    let dir = sf
+        .farm
+        .server("web02")
+        .file("C:/Program Files/PNMsoft/Process TOGO");
+    assert_eq!(
+        leftovers_in(&dir),
+        Vec::<String>::new(),
+        "the lock is released"
+    );
+    let refused = sf
+        .audit
+        .read_all()
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == Action::Rollback && r.server == "web02")
+        .map(|r| r.outcome.to_string())
+        .collect::<Vec<_>>();
+    assert_eq!(refused, ["refused", "refused"]);
+}
+
+/// SIGINT, SIGTERM or SIGHUP while `farmkey rollback` restores a server is
+/// noted, not honoured: the rollback is finished (no restore copy or lock
+/// left), its last line says the signal came, and the exit code is the
+/// rollback's.
+#[test]
+fn a_signal_during_a_rollback_is_noted_and_the_rollback_finished() {
+    let s = setup();
+    let original = s.flowtime_files();
+    for (sig, name) in SIGNALS {
+        let audit = s.farm.home.path().join(format!("audit-{name}.jsonl"));
+        let out = s
+            .farm
+            .farmkey_process()
+            .args(s.farm.push_flowtime_args(&audit))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{name}");
+        assert_ne!(s.flowtime_files(), original, "{name}");
+        let mut cmd = s.farm.farmkey_process();
+        cmd.args(["rollback", "--site", "Flowtime", "--yes"])
+            .args(s.farm.headless_args(&audit))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let pause = pause_at(&mut cmd, "rollback:web02");
+        let mut child = cmd.spawn().unwrap();
+        reach(&pause, &mut child);
+        // Pending once kill returns: taken before the process looks for
+        // `go`, whichever runs first.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        pause.go();
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{name}: {stdout}");
+        let last = last_line(&stdout);
+        assert!(
+            last.contains("rolled back: every server it changed holds its original bytes again")
+                && last.contains(name)
+                && last.ends_with("came during the rollback, which was finished first."),
+            "{name}: {stdout}"
+        );
+        assert_eq!(s.flowtime_files(), original, "{name}");
+        s.assert_clean();
+    }
+}
+
+/// A push killed half-way through a swap that deletes, then renames
+/// (Win32-OpenSSH before 8.6) leaves the file missing: its intent record
+/// lets `farmkey rollback` put it back from its backup. A file the push
+/// applied and verified that is missing since is someone else's doing,
+/// and is left alone.
+#[test]
+fn rollback_puts_back_a_file_a_push_cut_short_left_missing() {
+    let s = setup();
+    let original = s.flowtime_files();
+    let audit = push_killed_at(&s, "swapped:web02");
+    // web01 applied and verified, then removed by someone; web02 cut short
+    // between the delete and the rename.
+    fs::remove_file(s.file("web01", FLOWTIME)).unwrap();
+    fs::remove_file(s.file("web02", FLOWTIME)).unwrap();
+    let out = s
+        .farm
+        .farmkey()
+        .args(["rollback", "--site", "Flowtime", "--yes", "--break-lock"])
+        .args(s.farm.headless_args(&audit))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("web02      restored and verified")
+            && stdout.contains("web01      refused:")
+            && stdout.contains("it was removed by someone else"),
+        "{stdout}"
+    );
+    assert!(!s.file("web01", FLOWTIME).exists());
+    assert_eq!(s.bytes("web02", FLOWTIME), original[1]);
+    assert_eq!(s.bytes("web03", FLOWTIME), original[2]);
 }

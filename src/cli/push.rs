@@ -391,7 +391,7 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
     }
     if applied.is_empty() {
         out.last(&format!(
-            "Nothing to roll back: every change of push {id} was already rolled back."
+            "Nothing to roll back: every file push {id} may have changed was already rolled back (or brought back by the push itself)."
         ));
         return ExitCode::from(exit::OK);
     }
@@ -419,6 +419,11 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
         inventory.servers.clone(),
         args.farm.connect.headless_options(),
     );
+    // A signal is noted, never honoured: a rollback stopped half-way would
+    // leave a server half restored (and its lock), and each file's restore
+    // is bounded by its timeouts.
+    let signals = Interrupt::new();
+    catch_signals(&signals);
     let results = rollback_push(
         &applied,
         &mut sessions,
@@ -437,18 +442,29 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
             }
         }
     }
-    if refused.is_empty() {
-        out.last(&format!(
-            "Push {id} rolled back: every server it changed holds its original bytes again."
-        ));
-        ExitCode::from(exit::OK)
+    let (mut last, code) = if refused.is_empty() {
+        (
+            format!(
+                "Push {id} rolled back: every server it changed holds its original bytes again."
+            ),
+            exit::OK,
+        )
     } else {
-        out.last(&format!(
-            "Push {id} NOT fully rolled back: {} refused (see above).",
-            and_list(&refused)
+        (
+            format!(
+                "Push {id} NOT fully rolled back: {} refused (see above).",
+                and_list(&refused)
+            ),
+            exit::FINDINGS,
+        )
+    };
+    if let Some(r) = signals.reason() {
+        last.push_str(&format!(
+            " {r} came during the rollback, which was finished first."
         ));
-        ExitCode::from(exit::FINDINGS)
     }
+    out.last(&last);
+    ExitCode::from(code)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use super::error::{Refusal, StepError, VerifyError};
 use super::interrupt::{Interrupt, StopReason};
 use super::lock::{self, LockInfo, Taken};
 use super::undo::{
-    Undo, create_checked, private, read_opt, replacing, settle_server, swap, undo_for,
+    Undo, check_server, create_checked, private, read_opt, replacing, settle_server, swap, undo_for,
 };
 use super::{Plan, PlanAction, ServerPlan, Sessions, sibling};
 use crate::config::effective::HandlerState;
@@ -62,8 +62,10 @@ fn verify_effective(
 /// change a file at exactly that step. Points: `start` (before the locks),
 /// `swapped:SERVER` (after the swap, before its verification and outcome
 /// record), `applied:SERVER` (after its outcome record, before it is
-/// reported). While held, it creates `DIR/stopping` once a stop is asked,
-/// so that the test knows a signal was taken before it lets it go on.
+/// reported); in a rollback, `rollback:SERVER` (the server locked, before
+/// its files are checked and restored). While a push is held, it creates
+/// `DIR/stopping` once a stop is asked, so that the test knows a signal
+/// was taken before it lets it go on.
 fn test_pause(point: &str, server: Option<&str>, stop: &Interrupt) {
     #[cfg(debug_assertions)]
     {
@@ -287,7 +289,7 @@ fn attempt(
     };
     match t.read(&sp.file) {
         Ok(b) if b.sha256() == new_bytes.sha256() => {}
-        Ok(_) => return touched(StepError::ReadBack, false),
+        Ok(_) => return touched(StepError::ReadBack(sp.file.clone()), false),
         Err(e) => {
             let broken = e.is_disconnected();
             return touched(e.into(), broken);
@@ -522,6 +524,7 @@ impl Run<'_> {
                 ServerOutcome::Failed {
                     step,
                     error,
+                    file: sp.file.clone(),
                     restore: Restore::Untouched,
                 },
                 sp.scanned_sha256.clone(),
@@ -536,6 +539,7 @@ impl Run<'_> {
                     ServerOutcome::Failed {
                         step: Step::Audit,
                         error: StepError::Audit(e),
+                        file: sp.file.clone(),
                         restore: Restore::Untouched,
                     },
                     sp.scanned_sha256.clone(),
@@ -565,6 +569,7 @@ impl Run<'_> {
                     ServerOutcome::Failed {
                         step,
                         error,
+                        file: sp.file.clone(),
                         restore,
                     },
                     after,
@@ -847,6 +852,13 @@ pub enum RollbackError {
         push_id: String,
         why: String,
     },
+    /// Another file of the server must be left alone (or could not be
+    /// read): this one is kept as it is too, so that the server never
+    /// holds some files from before the push and some from it.
+    #[error(
+        "not restored, as another file of this server is not: {0} (a server's files are restored together or not at all)"
+    )]
+    Withheld(Box<RollbackError>),
     /// The restore itself failed: why, and where the original is.
     #[error("{0}")]
     Failed(String),
@@ -897,13 +909,215 @@ impl RollbackResult {
     }
 }
 
-/// Restores the files a past push wrote, after checking that they still
-/// hold what it wrote. Servers whose push record is only an intent (the
-/// push was cut short) are included: a file still holding its original
-/// bytes is left as it is. Each server is locked while it is restored;
-/// `break_lock` breaks a lock found there unless a process of this machine
-/// that still runs holds it (what was broken is in the result). Each
-/// server's result goes to `progress` as it ends.
+/// A rollback's lock id: the whole stamp, random part included, so that
+/// two rollbacks started in the same second never take each other's lock
+/// for their own.
+fn rollback_id(stamp: &str) -> String {
+    format!("rollback-{stamp}")
+}
+
+/// One file of a rollback, its paths parsed from its record.
+struct Target<'a> {
+    rec: &'a AuditRecord,
+    file: RemotePath,
+    backup: Option<RemotePath>,
+    lock: RemotePath,
+}
+
+impl<'a> Target<'a> {
+    fn parse(rec: &'a AuditRecord) -> Result<Target<'a>, RollbackError> {
+        let file = RemotePath::parse(&rec.file)?;
+        let backup = rec.backup.as_deref().map(RemotePath::parse).transpose()?;
+        let lock = match &rec.lock {
+            Some(l) => RemotePath::parse(l)?,
+            None => lock::lock_path(&file),
+        };
+        Ok(Target {
+            rec,
+            file,
+            backup,
+            lock,
+        })
+    }
+
+    fn undo(&self, stamp: &str) -> Undo<'_> {
+        Undo {
+            file: &self.file,
+            backup: self.backup.as_ref(),
+            original: self.rec.sha256_before.as_deref(),
+            written: self.rec.sha256_after.as_deref(),
+            leftovers: Vec::new(),
+            restore: sibling(&self.file, stamp, "-restore"),
+            aside: sibling(&self.file, stamp, "-old"),
+        }
+    }
+
+    /// A push that did not record the file as applied (cut short after
+    /// its intent, failed and not restored) may have left it missing half
+    /// way through its swap (delete, then rename, on Win32-OpenSSH before
+    /// 8.6): then a missing file is its doing. An applied file was
+    /// verified: missing, someone else removed it.
+    fn swap_unfinished(&self) -> bool {
+        self.rec.outcome != audit::Outcome::Applied
+    }
+}
+
+/// Takes a server's lock for a rollback; breaks the one found there when
+/// `break_lock` (never one of a process of this machine that still runs).
+fn take_rollback_lock(
+    sessions: &mut Sessions,
+    server: &str,
+    path: &RemotePath,
+    mine: &LockInfo,
+    break_lock: bool,
+) -> Result<Option<Box<lock::Holder>>, RollbackError> {
+    let t = sessions.get(server).map_err(RollbackError::Connect)?;
+    let found = if break_lock {
+        lock::read_holder(t, server, path).map_err(RollbackError::ReadLock)?
+    } else {
+        None
+    };
+    let taken = lock::acquire(t, server, path, mine, found.as_ref()).map_err(|e| match e {
+        lock::LockError::Held(h) if !break_lock => RollbackError::Locked(h),
+        e => RollbackError::Lock(e),
+    })?;
+    Ok(match taken {
+        Taken::Broke(h) => Some(h),
+        Taken::Fresh => None,
+    })
+}
+
+/// Rolls back one server's files (`recs`, in order), all or none: under
+/// the server's lock, every file is checked before any is written, and
+/// one that must be left alone (changed since the push) or cannot be read
+/// keeps the others as they are too, so that the server never holds some
+/// files from before the push and some from it. One result per record.
+fn roll_back_server(
+    sessions: &mut Sessions,
+    server: &str,
+    recs: &[&AuditRecord],
+    id: &str,
+    stamp: &str,
+    break_lock: bool,
+) -> Vec<Result<RolledBack, RollbackError>> {
+    let all = |e: RollbackError| recs.iter().map(|_| Err(e.clone())).collect();
+    // The file at `at` is refused for `why`: the others are kept as they
+    // are for it.
+    let withheld = |at: usize, why: RollbackError| -> Vec<_> {
+        (0..recs.len())
+            .map(|i| {
+                Err(if i == at {
+                    why.clone()
+                } else {
+                    RollbackError::Withheld(Box::new(why.clone()))
+                })
+            })
+            .collect()
+    };
+    let mut targets = Vec::new();
+    for (i, rec) in recs.iter().enumerate() {
+        match Target::parse(rec) {
+            Ok(t) => targets.push(t),
+            Err(e) => return withheld(i, e),
+        }
+    }
+    let Some(first) = targets.first() else {
+        return Vec::new();
+    };
+    let mine = LockInfo::mine(id, &first.rec.site);
+    // The server's locks (one, unless older records name none), each with
+    // the stale lock broken to take it.
+    let mut held: Vec<(RemotePath, Option<Box<lock::Holder>>)> = Vec::new();
+    let release = |sessions: &mut Sessions, held: &[(RemotePath, Option<Box<lock::Holder>>)]| {
+        held.iter()
+            .map(|(path, _)| match sessions.get(server) {
+                Ok(t) => lock::release(t, server, path, id),
+                Err(e) => Err(e.into()),
+            })
+            .collect::<Vec<_>>()
+    };
+    for t in &targets {
+        if held.iter().any(|(l, _)| l.key() == t.lock.key()) {
+            continue;
+        }
+        match take_rollback_lock(sessions, server, &t.lock, &mine, break_lock) {
+            Ok(broke) => held.push((t.lock.clone(), broke)),
+            Err(e) => {
+                release(sessions, &held);
+                return all(e);
+            }
+        }
+    }
+    test_pause("rollback", Some(server), &Interrupt::new());
+    let undos: Vec<Undo> = targets.iter().map(|t| t.undo(stamp)).collect();
+    for (i, (t, undo)) in targets.iter().zip(&undos).enumerate() {
+        let why = match check_server(sessions, server, undo, t.swap_unfinished()) {
+            Ok(None) => continue,
+            Ok(Some(why)) => RollbackError::Changed {
+                file: t.file.clone(),
+                push_id: t.rec.push_id.clone(),
+                why,
+            },
+            Err(e) => RollbackError::Failed(format!("cannot read {}: {e}", t.file)),
+        };
+        release(sessions, &held);
+        return withheld(i, why);
+    }
+    let restored: Vec<Restore> = targets
+        .iter()
+        .zip(&undos)
+        .map(|(t, undo)| settle_server(sessions, server, undo, false, t.swap_unfinished()))
+        .collect();
+    let released = release(sessions, &held);
+    let mut broke_noted = vec![false; held.len()];
+    targets
+        .iter()
+        .zip(restored)
+        .map(|(t, restored)| {
+            match restored {
+                Restore::Restored | Restore::Untouched => {}
+                Restore::LeftAlone(why) => {
+                    return Err(RollbackError::Changed {
+                        file: t.file.clone(),
+                        push_id: t.rec.push_id.clone(),
+                        why,
+                    });
+                }
+                Restore::Failed(why) => return Err(RollbackError::Failed(why)),
+            }
+            let at = held
+                .iter()
+                .position(|(l, _)| l.key() == t.lock.key())
+                .expect("every file's lock is held");
+            // The lock broken is said once, with the first file under it.
+            let broke = (!std::mem::replace(&mut broke_noted[at], true))
+                .then(|| held[at].1.clone())
+                .flatten();
+            match &released[at] {
+                Ok(()) => Ok(RolledBack {
+                    broke,
+                    unrecorded: None,
+                }),
+                Err(error) => Err(RollbackError::LockLeft {
+                    path: t.lock.clone(),
+                    error: error.clone(),
+                }),
+            }
+        })
+        .collect()
+}
+
+/// Restores the files a past push may have changed (see
+/// [`super::history::PastPush::to_roll_back`]), server by server: each
+/// server is locked, all its files are checked to hold what the push wrote
+/// (or their original bytes, then left as they are) before any is written,
+/// and a file changed since keeps all the server's files as they are; the
+/// other servers go on. `break_lock` breaks a lock found on a server unless
+/// a process of this machine that still runs holds it (what was broken is
+/// in the result). Each file's result is recorded in the audit log and
+/// goes to `progress` once its server has ended. Not interruptible: each
+/// file's restore is bounded (connect and I/O timeouts), and a rollback
+/// stopped half-way would leave a server half restored.
 pub fn rollback_push(
     records: &[AuditRecord],
     sessions: &mut Sessions,
@@ -913,104 +1127,74 @@ pub fn rollback_push(
 ) -> Vec<RollbackResult> {
     let mut out = Vec::new();
     let stamp = super::file_stamp();
-    let id = format!("rollback-{}", &stamp[..16]);
-    for rec in records {
-        let result = (|| -> Result<RolledBack, RollbackError> {
-            let file = RemotePath::parse(&rec.file)?;
-            let backup = rec.backup.as_deref().map(RemotePath::parse).transpose()?;
-            let lock_path = match &rec.lock {
-                Some(l) => RemotePath::parse(l)?,
-                None => lock::lock_path(&file),
-            };
-            let mine = LockInfo::mine(&id, &rec.site);
-            let t = sessions.get(&rec.server).map_err(RollbackError::Connect)?;
-            let found = if break_lock {
-                lock::read_holder(t, &rec.server, &lock_path).map_err(RollbackError::ReadLock)?
-            } else {
-                None
-            };
-            let taken =
-                lock::acquire(t, &rec.server, &lock_path, &mine, found.as_ref()).map_err(|e| {
-                    match e {
-                        lock::LockError::Held(h) if !break_lock => RollbackError::Locked(h),
-                        e => RollbackError::Lock(e),
-                    }
-                })?;
-            let broke = match taken {
-                Taken::Broke(h) => Some(h),
-                Taken::Fresh => None,
-            };
-            let undo = Undo {
-                file: &file,
-                backup: backup.as_ref(),
-                original: rec.sha256_before.as_deref(),
-                written: rec.sha256_after.as_deref(),
-                leftovers: Vec::new(),
-                restore: sibling(&file, &stamp, "-restore"),
-                aside: sibling(&file, &stamp, "-old"),
-            };
-            let restored = settle_server(sessions, &rec.server, &undo, false, false);
-            let released = match sessions.get(&rec.server) {
-                Ok(t) => lock::release(t, &rec.server, &lock_path, &id),
-                Err(e) => Err(e.into()),
-            };
-            match restored {
-                Restore::Restored | Restore::Untouched => {}
-                Restore::LeftAlone(why) => {
-                    return Err(RollbackError::Changed {
-                        file,
-                        push_id: rec.push_id.clone(),
-                        why,
-                    });
-                }
-                Restore::Failed(why) => return Err(RollbackError::Failed(why)),
-            }
-            released
-                .map(|()| RolledBack {
-                    broke,
-                    unrecorded: None,
-                })
-                .map_err(|error| RollbackError::LockLeft {
-                    path: lock_path,
-                    error,
-                })
-        })();
-        let mut line = rec.clone();
-        line.time = now();
-        line.action = audit::Action::Rollback;
-        line.user = local_user();
-        std::mem::swap(&mut line.sha256_before, &mut line.sha256_after);
-        std::mem::swap(&mut line.fingerprints_before, &mut line.fingerprints_after);
-        match &result {
-            Ok(_) => {
-                line.outcome = audit::Outcome::RolledBack;
-                line.message = String::new();
-            }
-            Err(e) => {
-                line.outcome = audit::Outcome::Refused;
-                line.message = e.to_string();
-                line.sha256_after = line.sha256_before.clone();
-            }
+    let id = rollback_id(&stamp);
+    let mut servers: Vec<&str> = Vec::new();
+    for r in records {
+        if !servers.contains(&r.server.as_str()) {
+            servers.push(&r.server);
         }
-        // Not silent: the operator learns which record is missing, and where.
-        let result = match (audit.append(&line), result) {
-            (Ok(()), r) => r,
-            (Err(e), Ok(done)) => Ok(RolledBack {
-                unrecorded: Some(e.to_string()),
-                ..done
-            }),
-            (Err(e), Err(why)) => Err(RollbackError::Unrecorded {
-                why: Box::new(why),
-                audit: e.to_string(),
-            }),
-        };
-        let done = RollbackResult {
-            server: rec.server.clone(),
-            file: rec.file.clone(),
-            result,
-        };
-        progress(&done);
-        out.push(done);
+    }
+    for server in servers {
+        let recs: Vec<&AuditRecord> = records.iter().filter(|r| r.server == server).collect();
+        let results = roll_back_server(sessions, server, &recs, &id, &stamp, break_lock);
+        for (rec, result) in recs.into_iter().zip(results) {
+            let mut line = rec.clone();
+            line.time = now();
+            line.action = audit::Action::Rollback;
+            line.user = local_user();
+            std::mem::swap(&mut line.sha256_before, &mut line.sha256_after);
+            std::mem::swap(&mut line.fingerprints_before, &mut line.fingerprints_after);
+            match &result {
+                Ok(_) => {
+                    line.outcome = audit::Outcome::RolledBack;
+                    line.message = String::new();
+                }
+                Err(e) => {
+                    line.outcome = audit::Outcome::Refused;
+                    line.message = e.to_string();
+                    line.sha256_after = line.sha256_before.clone();
+                }
+            }
+            // Not silent: the operator learns which record is missing, and where.
+            let result = match (audit.append(&line), result) {
+                (Ok(()), r) => r,
+                (Err(e), Ok(done)) => Ok(RolledBack {
+                    unrecorded: Some(e.to_string()),
+                    ..done
+                }),
+                (Err(e), Err(why)) => Err(RollbackError::Unrecorded {
+                    why: Box::new(why),
+                    audit: e.to_string(),
+                }),
+            };
+            let done = RollbackResult {
+                server: rec.server.clone(),
+                file: rec.file.clone(),
+                result,
+            };
+            progress(&done);
+            out.push(done);
+        }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two rollbacks started in the same second have lock ids of their
+    /// own: one never takes the other's lock for its own.
+    #[test]
+    fn two_rollbacks_in_one_second_never_share_a_lock_id() {
+        let (a, b) = loop {
+            let (a, b) = (super::super::file_stamp(), super::super::file_stamp());
+            // The same second (the stamps may straddle one).
+            if a[..16] == b[..16] {
+                break (a, b);
+            }
+        };
+        assert_ne!(rollback_id(&a), rollback_id(&b));
+        assert!(rollback_id(&a).starts_with(&format!("rollback-{}", &a[..16])));
+    }
 }

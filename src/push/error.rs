@@ -57,8 +57,8 @@ pub enum StepError {
     #[error("{0} changed since the plan: someone else wrote it; left as it is")]
     ChangedSincePlan(RemotePath),
     /// The file swapped in does not hold the bytes written.
-    #[error("web.config does not read back as written (someone else wrote it?)")]
-    ReadBack,
+    #[error("{0} does not read back as written (someone else wrote it?)")]
+    ReadBack(RemotePath),
     #[error("{0}")]
     Verify(#[from] VerifyError),
     /// The audit log did not take the intent.

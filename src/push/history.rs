@@ -59,19 +59,52 @@ impl PastPush {
         self.rollbacks().filter(move |r| same_file(r, rec))
     }
 
-    /// What a rollback restores: the files this push changed (or may
-    /// have: an intent without an outcome) and that were not rolled back
-    /// since. Each record names the file, its backup, and the SHA-256
-    /// before and after, for the checks the rollback makes.
+    /// What a rollback restores: every file this push may have changed
+    /// (its intent was recorded before the swap; older logs may hold an
+    /// outcome alone) and that no rollback restored since, whatever its
+    /// push outcome: applied, cut short after the intent, failed and not
+    /// restored, not reachable again. Left out: a file the push itself
+    /// found or brought back holding its original bytes. The rollback
+    /// checks every file before it writes, so a file that holds its
+    /// original bytes after all is left as it is.
+    ///
+    /// Each record is the file's last push record, with what the push
+    /// wrote (SHA-256 and fingerprints) from its intent: a `failed` record
+    /// keeps the bytes from before. It names the file, its backup and the
+    /// lock, for the checks the rollback makes.
     pub fn to_roll_back(&self) -> Vec<AuditRecord> {
         let rolled_back = |rec: &AuditRecord| {
             self.rollbacks()
                 .any(|r| r.outcome == Outcome::RolledBack && same_file(r, rec))
         };
+        let intent = |rec: &AuditRecord| {
+            self.records.iter().rev().find(|r| {
+                r.action == Action::Push && r.outcome == Outcome::Intent && same_file(r, rec)
+            })
+        };
         self.pushed()
             .into_iter()
-            .filter(|r| matches!(r.outcome, Outcome::Applied | Outcome::Intent) && !rolled_back(r))
-            .cloned()
+            .filter_map(|last| {
+                let wrote = match (intent(last), last.outcome) {
+                    (Some(i), _) => i,
+                    (None, Outcome::Applied) => last,
+                    // No intent: the push never came to the swap.
+                    (None, _) => return None,
+                };
+                // The push's own restore found or made the original bytes.
+                let restored = last.outcome == Outcome::Failed
+                    && last.sha256_before.is_some()
+                    && last.sha256_after == last.sha256_before;
+                if restored || rolled_back(last) {
+                    return None;
+                }
+                let mut target = last.clone();
+                target.sha256_after = wrote.sha256_after.clone();
+                target.fingerprints_after = wrote.fingerprints_after.clone();
+                target.backup = target.backup.or_else(|| wrote.backup.clone());
+                target.lock = target.lock.or_else(|| wrote.lock.clone());
+                Some(target)
+            })
             .collect()
     }
 
@@ -196,10 +229,11 @@ pub fn restored_from(r: &AuditRecord) -> String {
         .backup
         .as_deref()
         .unwrap_or("(remove: the push created it)");
-    let maybe = if r.outcome == Outcome::Intent {
-        " (if the cut-short push changed it)"
-    } else {
-        ""
+    let maybe = match r.outcome {
+        Outcome::Intent => " (if the cut-short push changed it)",
+        Outcome::Applied => "",
+        // Failed and not restored, or not reachable again.
+        _ => " (if it holds what the push wrote)",
     };
     format!("from {from}{maybe}")
 }
@@ -291,6 +325,52 @@ mod tests {
             .collect();
         assert_eq!(standing, [("web01", RolledBack)]);
         assert!(pushes(&records, Some("Process TOGO")).is_empty());
+    }
+
+    /// A file the push failed on and could not restore (a broken file, a
+    /// missing backup, a server not reachable again) is rolled back like
+    /// an applied one, with what the intent says the push wrote; one the
+    /// push brought back itself is not.
+    #[test]
+    fn a_file_the_push_could_not_restore_is_rolled_back() {
+        use Action::*;
+        use Outcome::*;
+        let failed = |server: &str, after: Option<&str>| {
+            let mut r = rec("p1", server, Push, Failed);
+            r.sha256_after = after.map(str::to_string);
+            r.fingerprints_after = r.fingerprints_before.clone();
+            r
+        };
+        let records = vec![
+            rec("p1", "web01", Push, Intent),
+            rec("p1", "web01", Push, Applied),
+            rec("p1", "web02", Push, Intent),
+            // Not restored: what it holds is not known.
+            failed("web02", None),
+            rec("p1", "web03", Push, Intent),
+            // Restored by the push itself: the bytes from before.
+            failed("web03", Some("aa")),
+            // No intent: failed before the swap.
+            failed("web04", None),
+            rec("p1", "web01", Rollback, RollbackFailed),
+        ];
+        let p1 = &pushes(&records, None)[0];
+        let undo = p1.to_roll_back();
+        let got: Vec<_> = undo
+            .iter()
+            .map(|r| (r.server.as_str(), r.outcome, r.sha256_after.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("web01", Applied, Some("bb")),
+                ("web02", Failed, Some("bb"))
+            ]
+        );
+        // The rollback's record of web02 says what it undoes: the keys the
+        // intent wrote.
+        assert_eq!(undo[1].fingerprints_after.key_set.as_deref(), Some("after"));
+        assert!(restored_from(&undo[1]).ends_with("(if it holds what the push wrote)"));
     }
 
     #[test]

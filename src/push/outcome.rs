@@ -54,6 +54,8 @@ pub enum ServerOutcome {
     Failed {
         step: Step,
         error: StepError,
+        /// The file the restore concerns (named in the text).
+        file: RemotePath,
         restore: Restore,
     },
     /// Applied, then restored because the push did not complete.
@@ -97,16 +99,16 @@ impl fmt::Display for ServerOutcome {
             ServerOutcome::Failed {
                 step,
                 error,
+                file,
                 restore,
             } => {
-                write!(f, "FAILED {step}: {error}; ")?;
+                let name = file.file_name().unwrap_or("the file");
+                write!(f, "FAILED {step}: {error}; {name} ")?;
                 match restore {
-                    Restore::Untouched => f.write_str("web.config holds its original bytes"),
-                    Restore::Restored => {
-                        f.write_str("web.config restored from its backup and verified")
-                    }
-                    Restore::LeftAlone(why) => write!(f, "web.config left as it is: {why}"),
-                    Restore::Failed(why) => write!(f, "web.config could NOT be restored: {why}"),
+                    Restore::Untouched => f.write_str("holds its original bytes"),
+                    Restore::Restored => f.write_str("restored from its backup and verified"),
+                    Restore::LeftAlone(why) => write!(f, "left as it is: {why}"),
+                    Restore::Failed(why) => write!(f, "could NOT be restored: {why}"),
                 }
             }
             ServerOutcome::RolledBack => {

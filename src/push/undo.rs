@@ -162,6 +162,42 @@ impl Undo<'_> {
         }
     }
 
+    /// The file's name, as messages give it.
+    fn name(&self) -> &str {
+        self.file.file_name().unwrap_or("the file")
+    }
+
+    /// Why a file that holds `now` (its SHA-256, `None`: no file) must be
+    /// left alone; `None` when it holds its original bytes or what the
+    /// push wrote (or is missing after the push's own swap: `swapped`).
+    fn foreign(&self, now: Option<&str>, swapped: bool) -> Option<String> {
+        if now == self.original {
+            return None;
+        }
+        let ours = match (now, self.written) {
+            (Some(n), Some(w)) => n == w,
+            (None, _) => swapped && self.original.is_some(),
+            _ => false,
+        };
+        if ours {
+            return None;
+        }
+        Some(match now {
+            Some(sha) => format!(
+                "it holds bytes this push did not write (sha256 {}…): someone else changed it",
+                &sha[..12.min(sha.len())]
+            ),
+            None => "it was removed by someone else".to_string(),
+        })
+    }
+
+    /// Reads the file and says why it must be left alone, if it must
+    /// (see [`Undo::foreign`]); changes nothing.
+    fn look(&self, t: &mut dyn Transport, swapped: bool) -> Result<Option<String>, TransportError> {
+        let now = read_opt(t, self.file)?.map(|b| b.sha256());
+        Ok(self.foreign(now.as_deref(), swapped))
+    }
+
     /// Brings the file back to its original bytes if it holds what the push
     /// wrote (or is missing after the push's own swap); leaves anything
     /// else alone. `swapped`: a swap onto the file was attempted, so a
@@ -190,26 +226,16 @@ impl Undo<'_> {
         if now.as_deref() == self.original {
             return Ok(Restore::Untouched);
         }
-        let ours = match (&now, self.written) {
-            (Some(n), Some(w)) => n == w,
-            (None, _) => *swapped && self.original.is_some(),
-            _ => false,
-        };
-        if !ours {
-            return Ok(Restore::LeftAlone(match &now {
-                Some(sha) => format!(
-                    "it holds bytes this push did not write (sha256 {}…): someone else changed it",
-                    &sha[..12.min(sha.len())]
-                ),
-                None => "it was removed by someone else".to_string(),
-            }));
+        if let Some(why) = self.foreign(now.as_deref(), *swapped) {
+            return Ok(Restore::LeftAlone(why));
         }
+        let name = self.name();
         let Some(original) = self.original else {
             // The push created the file: its original state is no file.
             remove_if_there(t, self.file)?;
             return Ok(match t.stat(self.file)? {
                 None => Restore::Restored,
-                Some(_) => Restore::Failed("web.config is still there".into()),
+                Some(_) => Restore::Failed(format!("{name} is still there")),
             });
         };
         let Some(backup) = self.backup else {
@@ -254,24 +280,22 @@ impl Undo<'_> {
         }
         let back = t.read(self.file)?;
         if back.sha256() != original {
-            return Ok(Restore::Failed(
-                "web.config does not read back as the original".into(),
-            ));
+            return Ok(Restore::Failed(format!(
+                "{name} does not read back as the original"
+            )));
         }
         Ok(Restore::Restored)
     }
 }
 
-/// Settles a server, reconnecting when its session broke: a fresh session
-/// (bounded attempts) before declaring failure. `swapped`: a swap onto the
-/// file was already attempted.
-pub(super) fn settle_server(
+/// Runs `op` on a server, on a fresh session when the session broke
+/// (bounded attempts); `Err` says why it could not be run.
+fn with_session<T>(
     sessions: &mut Sessions,
     server: &str,
-    undo: &Undo,
     mut broken: bool,
-    mut swapped: bool,
-) -> Restore {
+    mut op: impl FnMut(&mut dyn Transport) -> Result<T, TransportError>,
+) -> Result<T, String> {
     let mut last = String::new();
     for _ in 0..3 {
         let t = if broken {
@@ -290,11 +314,8 @@ pub(super) fn settle_server(
                 continue;
             }
         };
-        match undo.settle(t, &mut swapped) {
-            Ok(Restore::Failed(why)) => {
-                return Restore::Failed(format!("{why}; {}", undo.keep_note()));
-            }
-            Ok(r) => return r,
+        match op(t) {
+            Ok(v) => return Ok(v),
             Err(e) if e.is_disconnected() => {
                 last = e.to_string();
                 broken = true;
@@ -305,7 +326,37 @@ pub(super) fn settle_server(
             }
         }
     }
-    Restore::Failed(format!("{last}; {}", undo.keep_note()))
+    Err(last)
+}
+
+/// Settles a server, reconnecting when its session broke: a fresh session
+/// (bounded attempts) before declaring failure. `swapped`: a swap onto the
+/// file was already attempted.
+pub(super) fn settle_server(
+    sessions: &mut Sessions,
+    server: &str,
+    undo: &Undo,
+    broken: bool,
+    mut swapped: bool,
+) -> Restore {
+    match with_session(sessions, server, broken, |t| undo.settle(t, &mut swapped)) {
+        Ok(Restore::Failed(why)) => Restore::Failed(format!("{why}; {}", undo.keep_note())),
+        Ok(r) => r,
+        Err(last) => Restore::Failed(format!("{last}; {}", undo.keep_note())),
+    }
+}
+
+/// Whether a server's file may be settled, before any file of the server
+/// is: `Ok(None)` when it holds its original bytes or what the push wrote,
+/// `Ok(Some(why))` when it must be left alone, `Err` when it could not be
+/// read. Reconnects like [`settle_server`].
+pub(super) fn check_server(
+    sessions: &mut Sessions,
+    server: &str,
+    undo: &Undo,
+    swapped: bool,
+) -> Result<Option<String>, String> {
+    with_session(sessions, server, false, |t| undo.look(t, swapped))
 }
 
 pub(super) fn undo_for<'a>(plan: &Plan, sp: &'a ServerPlan, written: Option<&'a str>) -> Undo<'a> {
