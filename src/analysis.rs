@@ -2,7 +2,9 @@
 //! producing findings an operator can act on.
 
 use crate::config::apphost::{Application, Component};
-use crate::config::effective::{Effective, HandlerState, KeyState, Level, Source, WifFault};
+use crate::config::effective::{
+    Effective, HandlerState, KeyState, Level, Refusal, Source, WifFault, bounded,
+};
 use crate::disclosed::DisclosedKeys;
 use crate::keys::{KeyPurpose, set_fingerprint};
 use crate::paths::RemotePath;
@@ -695,6 +697,13 @@ fn invalid_config(f: &SiteFacts<'_>) -> Vec<Raised> {
         Severity::Error,
         |_, eff| eff.machine_key.invalid_values(),
         |on, bad| {
+            if let Refusal::Framework45 { mode } = &bad.refusal {
+                return format!(
+                    "{on}: <machineKey validation=\"{}\"> ({}) is refused under compatibilityMode Framework45 ({mode}): ASP.NET then accepts only SHA1, HMACSHA256, HMACSHA384, HMACSHA512 or alg:<name>, and throws a configuration error (Wrong_validation_enum_FX45) as soon as the application protects a value (ViewState, a forms or session cookie), so it does not work. Push a key set (farmkey writes SHA1 or HMACSHA256 and up) or correct the value.",
+                    bounded(&bad.value),
+                    bad.at
+                );
+            }
             let accepted = crate::keys::MachineKeyEnum::ALL
                 .into_iter()
                 .find(|e| e.attribute() == bad.attribute)
@@ -713,16 +722,6 @@ fn invalid_config(f: &SiteFacts<'_>) -> Vec<Raised> {
             )
         },
     )
-}
-
-/// A value quoted in a message, cut after 40 characters: enough to
-/// recognise a typo, never a page of pasted text.
-fn bounded(value: &str) -> String {
-    const SHOWN: usize = 40;
-    match value.char_indices().nth(SHOWN) {
-        Some((cut, _)) => format!("{}…", &value[..cut]),
-        None => value.to_string(),
-    }
 }
 
 /// A lower level setting what a parent locked.

@@ -146,7 +146,22 @@ fn document() -> impl Strategy<Value = Node> {
         proptest::option::of(identity_model()),
         proptest::bool::ANY,
     )
-        .prop_map(|(sections, web, wrapped, identity, comment)| {
+        .prop_map(|(sections, web, mut wrapped, identity, comment)| {
+            // ASP.NET refuses a second <machineKey> at the file's own level
+            // (the editor's tests cover that refusal): one at most.
+            if web.as_ref().is_some_and(holds_machine_key)
+                && let Some(Node::Elem { children, .. }) = &mut wrapped
+            {
+                children.retain(|c| {
+                    !matches!(
+                        c,
+                        Node::Elem {
+                            name: "machineKey",
+                            ..
+                        }
+                    )
+                });
+            }
             let mut children = Vec::new();
             if sections {
                 children.push(elem(
@@ -184,6 +199,11 @@ fn document() -> impl Strategy<Value = Node> {
             children.extend(identity);
             elem("configuration", vec![], children)
         })
+}
+
+fn holds_machine_key(system_web: &Node) -> bool {
+    matches!(system_web, Node::Elem { children, .. }
+        if children.iter().any(|c| matches!(c, Node::Elem { name: "machineKey", .. })))
 }
 
 fn render(node: &Node, depth: usize, unit: &str, nl: &str, out: &mut String) {

@@ -1595,3 +1595,105 @@ fn a_disclosed_key_set_is_never_pushed_and_a_generated_one_clears_the_finding() 
     assert!(after.site("Default Web Site").unwrap().consistent());
     assert!(after.site("Flowtime").unwrap().has_disclosed_key());
 }
+
+/// What ASP.NET refuses though every value is spelled right: a `validation`
+/// that compatibilityMode Framework45 does not take (web01), a malformed
+/// `<location path>` (web02, the 64-bit root web.config) and
+/// `<location path="." inheritInChildApplications="false">` in machine.config
+/// (web03). The file-wide refusals fail every application that reads the
+/// file, and only those: Process TOGO runs 32-bit and reads the `Framework`
+/// files.
+#[test]
+fn what_asp_net_refuses_in_files_it_can_read_is_an_error() {
+    let report = scan_inventory(&farm_fixture("refused").join("farmkey.toml"), &all_sites());
+    assert_eq!(
+        finding_rows(&report),
+        vec![
+            row("invalid-config", "error", "Flowtime", "web01"),
+            row(
+                "invalid-config",
+                "error",
+                "Sequence Administration",
+                "web01"
+            ),
+            row("unreadable", "error", "Flowtime", "web02"),
+            row("unreadable", "error", "Flowtime", "web03"),
+            row("unreadable", "error", "Sequence Administration", "web02"),
+            row("unreadable", "error", "Sequence Administration", "web03"),
+            row("weak-validation", "info", "Flowtime", "web01"),
+        ]
+    );
+    assert_eq!(
+        site_messages(&report, "Flowtime", "invalid-config"),
+        [
+            "Flowtime on web01: <machineKey validation=\"MD5\"> (C:\\inetpub\\Flowtime\\web.config line 5) is refused under compatibilityMode Framework45 (implied by <httpRuntime targetFramework=\"4.8\"> in C:\\inetpub\\Flowtime\\web.config): ASP.NET then accepts only SHA1, HMACSHA256, HMACSHA384, HMACSHA512 or alg:<name>, and throws a configuration error (Wrong_validation_enum_FX45) as soon as the application protects a value (ViewState, a forms or session cookie), so it does not work. Push a key set (farmkey writes SHA1 or HMACSHA256 and up) or correct the value."
+        ]
+    );
+    let admin = &site_messages(&report, "Sequence Administration", "invalid-config")[0];
+    assert!(
+        admin.starts_with("Sequence Administration on web01: <machineKey validation=\"3DES\"> (D:\\Cora\\Administration\\web.config line 5) is refused under compatibilityMode Framework45 (set in D:\\Cora\\Administration\\web.config line 5)"),
+        "{admin}"
+    );
+    let unreadable = site_messages(&report, "Sequence Administration", "unreadable");
+    assert_eq!(
+        unreadable,
+        [
+            format!(
+                "Sequence Administration on web02: {ROOT_WEB}: <location path=\"Flowtime/\"> at line 10: the path ends with white space or with '\\', '.' or '/' (Config_location_path_invalid_last_character); ASP.NET refuses the whole file, so every application that reads it fails to start. Write the site's name, then the application's path, separated by '/' (\"Flowtime/api\"), with nothing before or after. Its machine key cannot be compared until the file can be read."
+            ),
+            "Sequence Administration on web03: C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\Config\\machine.config: <location path=\".\" inheritInChildApplications=\"false\"> at line 11: machine.config and the root web.config may not keep their own level from the applications below (Location_invalid_inheritInChildApplications_in_machine_or_root_web_config); ASP.NET refuses the whole file, so every application that reads it fails to start. Remove inheritInChildApplications, or name a site in path. Its machine key cannot be compared until the file can be read.".to_string(),
+        ]
+    );
+    // AES validation is refused under Framework45 only.
+    let togo = report.site("Process TOGO").unwrap();
+    assert!(togo.findings.is_empty(), "{:?}", togo.findings);
+    assert!(togo.instances.iter().all(|i| {
+        let mk = &i.effective.as_ref().unwrap().machine_key;
+        mk.validation.shown() == "AES" && mk.invalid_values().is_empty()
+    }));
+
+    // A push refuses the servers whose files ASP.NET refuses, naming them,
+    // and writes nothing.
+    let dir = farm_copy("refused");
+    let before = snapshot_tree(dir.path());
+    let (plan, outcome) = push_local(dir.path(), "Flowtime", generate_hmac());
+    let rows = plan_rows(&plan);
+    assert_eq!(rows[0].2, "write", "{rows:?}");
+    for (server, _, action) in &rows[1..] {
+        assert!(
+            action.starts_with("blocked: ") && action.contains("ASP.NET refuses the whole file"),
+            "{server}: {action}"
+        );
+    }
+    assert!(!outcome.success(), "{}", outcome.summary());
+    let changed = changed_since(&before, dir.path());
+    assert!(
+        changed.iter().all(|p| p.ends_with("audit.jsonl")),
+        "{changed:?}"
+    );
+
+    // With those files as ASP.NET takes them, a push writes an algorithm
+    // Framework45 accepts, and nothing is left to fix.
+    for (server, file) in [
+        ("web02", ROOT_WEB),
+        (
+            "web03",
+            "C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\Config\\machine.config",
+        ),
+    ] {
+        fs::copy(
+            file_of(dir.path(), "web01", file),
+            file_of(dir.path(), server, file),
+        )
+        .unwrap();
+    }
+    for site in ["Flowtime", "Sequence Administration"] {
+        let (_, outcome) = push_local(dir.path(), site, generate_hmac());
+        assert!(outcome.success(), "{site}: {}", outcome.summary());
+    }
+    let after = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    assert_eq!(
+        finding_rows(&after),
+        Vec::<(String, String, String, String)>::new()
+    );
+}

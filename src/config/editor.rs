@@ -1022,6 +1022,22 @@ mod tests {
             edit(&FileBytes::new(ext.as_bytes().to_vec()), &mk_req()).unwrap_err(),
             EditError::ExternalSource { .. }
         ));
+        // Files ASP.NET refuses are never written as if fixed.
+        for (src, why) in [
+            (
+                "<configuration><system.web><machineKey/></system.web><location path=\".\"><system.web><machineKey/></system.web></location></configuration>",
+                "Config_sections_must_be_unique",
+            ),
+            (
+                "<configuration><location path=\"api/\"/><system.web/></configuration>",
+                "Config_location_path_invalid_last_character",
+            ),
+        ] {
+            match edit(&FileBytes::new(src.as_bytes().to_vec()), &mk_req()) {
+                Err(EditError::Verification(msg)) => assert!(msg.contains(why), "{msg}"),
+                other => panic!("{src}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -205,7 +205,25 @@ pub struct InvalidValue {
     pub value: String,
     /// `C:\site\web.config line 4`.
     pub at: String,
+    pub refusal: Refusal,
 }
+
+/// Why ASP.NET refuses an enum value of `<machineKey>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not a spelling ASP.NET accepts (`sha1`): the converters compare exactly.
+    Spelling,
+    /// A `validation` that compatibilityMode Framework45 refuses (`MD5`,
+    /// `3DES`, `AES`): MachineKeyCryptoAlgorithmFactory knows only SHA1, the
+    /// HMACSHA family and `alg:`, and throws Wrong_validation_enum_FX45.
+    /// `mode`: where Framework45 comes from (`set in C:\site\web.config
+    /// line 4`, `implied by <httpRuntime targetFramework="4.8"> in ...`).
+    Framework45 { mode: String },
+}
+
+/// The `validation` values ASP.NET accepts, but not under compatibilityMode
+/// Framework45 (MachineKeyCryptoAlgorithmFactory.GetValidationAlgorithmFactory).
+pub const REFUSED_UNDER_FRAMEWORK45: [&str; 3] = ["MD5", "3DES", "AES"];
 
 impl MachineKey {
     pub fn validation_key_state(&self) -> KeyState {
@@ -283,10 +301,10 @@ impl MachineKey {
             .filter(|v| e.accepts(v))
     }
 
-    /// The enum values ASP.NET refuses (`validation="sha1"`): each stops
-    /// the application.
+    /// The enum values ASP.NET refuses (`validation="sha1"`, or `MD5`
+    /// under Framework45): each stops the application.
     pub fn invalid_values(&self) -> Vec<InvalidValue> {
-        MachineKeyEnum::ALL
+        let mut out: Vec<InvalidValue> = MachineKeyEnum::ALL
             .into_iter()
             .filter_map(|e| {
                 let s = self.enum_setting(e);
@@ -295,9 +313,31 @@ impl MachineKey {
                     attribute: e.attribute(),
                     value: s.shown().into_owned(),
                     at: s.located(),
+                    refusal: Refusal::Spelling,
                 })
             })
-            .collect()
+            .collect();
+        // Under Framework45 every protected value (ViewState, forms and
+        // session cookies, MachineKey.Protect) goes through
+        // AspNetCryptoServiceProvider, whose factory refuses these.
+        if self.accepted(MachineKeyEnum::CompatibilityMode) == Some("Framework45")
+            && let Some(v) = self.accepted(MachineKeyEnum::Validation)
+            && REFUSED_UNDER_FRAMEWORK45.contains(&v)
+        {
+            let mode = &self.compatibility_mode;
+            out.push(InvalidValue {
+                attribute: MachineKeyEnum::Validation.attribute(),
+                value: v.to_string(),
+                at: self.validation.located(),
+                refusal: Refusal::Framework45 {
+                    mode: match &mode.source {
+                        Source::Implied(why) => format!("implied by {why}"),
+                        _ => format!("set in {}", mode.located()),
+                    },
+                },
+            });
+        }
+        out
     }
 
     /// `validation`, upper-cased for comparison; `None` when ASP.NET
@@ -459,8 +499,9 @@ pub struct ConfigProblem {
     pub message: String,
 }
 
-/// `a/b/` and `\a\b` are `a/b`; `.` and empty are empty.
-fn normalise_location(path: &str) -> String {
+/// A `<location path>` of applicationHost.config: `a/b/` and `\a\b` are
+/// `a/b`; `.` and empty are empty.
+fn iis_location(path: &str) -> String {
     let p = path.trim().replace('\\', "/");
     let p = p.trim_matches('/');
     if p == "." {
@@ -468,6 +509,44 @@ fn normalise_location(path: &str) -> String {
     } else {
         p.to_string()
     }
+}
+
+/// Why ASP.NET refuses a `<location path>`, and the name of its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadLocationPath {
+    pub why: &'static str,
+    pub resource: &'static str,
+}
+
+/// A `<location path>` as BaseConfigurationRecord.NormalizeLocationSubPath
+/// reads it: `None` (no path, `""`, `"."`) is the file's own level; white
+/// space or `\`, `.`, `/` at either end, or `\ ? : * " < > |` anywhere,
+/// is refused. Nothing is trimmed or rewritten: `Site/` is no `Site`.
+pub fn location_sub_path(path: Option<&str>) -> Result<Option<&str>, BadLocationPath> {
+    let p = match path {
+        None | Some("" | ".") => return Ok(None),
+        Some(p) => p,
+    };
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_whitespace() || "\\./".contains(c));
+    if edge(p.chars().next()) {
+        return Err(BadLocationPath {
+            why: "begins with white space or with '\\', '.' or '/'",
+            resource: "Config_location_path_invalid_first_character",
+        });
+    }
+    if edge(p.chars().next_back()) {
+        return Err(BadLocationPath {
+            why: "ends with white space or with '\\', '.' or '/'",
+            resource: "Config_location_path_invalid_last_character",
+        });
+    }
+    if p.contains(['\\', '?', ':', '*', '"', '<', '>', '|']) {
+        return Err(BadLocationPath {
+            why: "contains one of \\ ? : * \" < > |",
+            resource: "Config_location_path_invalid_character",
+        });
+    }
+    Ok(Some(p))
 }
 
 fn depth(path: &str) -> usize {
@@ -495,7 +574,16 @@ pub fn containers(doc: &Document, scope: Scope<'_>, target: &str) -> Vec<ElemId>
     let root = doc.root();
     let mut found: Vec<(usize, ElemId)> = vec![(0, root)];
     for loc in doc.children_named(root, "location") {
-        let rel = normalise_location(&doc.attr(loc, "path").unwrap_or_default());
+        let path = doc.attr(loc, "path");
+        let rel = match scope {
+            // IIS reads this file, with rules of its own.
+            Scope::ApplicationHost => iis_location(path.as_deref().unwrap_or_default()),
+            // A path ASP.NET refuses fails the whole file (file_refused).
+            _ => match location_sub_path(path.as_deref()) {
+                Ok(rel) => rel.unwrap_or_default().to_string(),
+                Err(_) => continue,
+            },
+        };
         let inherit = !doc
             .attr(loc, "inheritInChildApplications")
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
@@ -514,6 +602,145 @@ pub fn containers(doc: &Document, scope: Scope<'_>, target: &str) -> Vec<ElemId>
     }
     found.sort_by_key(|&(d, _)| d); // stable: document order within a depth
     found.into_iter().map(|(_, id)| id).collect()
+}
+
+/// A `<location>` for which ASP.NET refuses the whole file (a global error
+/// of BaseConfigurationRecord.ScanLocationSection): every application that
+/// reads the file fails, whatever path it has.
+pub fn file_refused(file: &ConfigFile, scope: Scope<'_>) -> Result<(), ConfigProblem> {
+    if matches!(scope, Scope::ApplicationHost) {
+        return Ok(());
+    }
+    let doc = &file.doc;
+    // No final full stop: the finding goes on after it.
+    let refused = |loc: ElemId, tag: String, why: String, advice: &str| ConfigProblem {
+        file: file.path.clone(),
+        message: format!(
+            "{tag} at line {}: {why}; ASP.NET refuses the whole file, so every application that reads it fails to start. {advice}",
+            line_of(file, loc)
+        ),
+    };
+    for loc in doc.children_named(doc.root(), "location") {
+        let path = doc.attr(loc, "path");
+        let shown = || bounded(&mask_key_text(path.as_deref().unwrap_or_default()));
+        match location_sub_path(path.as_deref()) {
+            Err(bad) => {
+                return Err(refused(
+                    loc,
+                    format!("<location path=\"{}\">", shown()),
+                    format!("the path {} ({})", bad.why, bad.resource),
+                    if matches!(scope, Scope::Machine) {
+                        "Write the site's name, then the application's path, separated by '/' (\"Flowtime/api\"), with nothing before or after"
+                    } else {
+                        "Write the path below this application, separated by '/' (\"api/v2\"), with nothing before or after"
+                    },
+                ));
+            }
+            // VSWhidbey 535595: machine.config and the root web.config may
+            // not keep their own level from the applications below.
+            Ok(None)
+                if matches!(scope, Scope::Machine)
+                    && doc.attr(loc, "inheritInChildApplications").as_deref() == Some("false") =>
+            {
+                let path = match &path {
+                    Some(_) => format!("path=\"{}\" ", shown()),
+                    None => String::new(),
+                };
+                return Err(refused(
+                    loc,
+                    format!("<location {path}inheritInChildApplications=\"false\">"),
+                    "machine.config and the root web.config may not keep their own level from the applications below (Location_invalid_inheritInChildApplications_in_machine_or_root_web_config)".into(),
+                    "Remove inheritInChildApplications, or name a site in path",
+                ));
+            }
+            Ok(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// A value quoted from a file in a message, cut after 40 characters:
+/// enough to recognise a typo, never a page of pasted text.
+pub fn bounded(value: &str) -> String {
+    const SHOWN: usize = 40;
+    match value.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+        None => value.to_string(),
+    }
+}
+
+/// The sections farmkey reads that ASP.NET allows once per level, and the
+/// group that holds them (`None`: the level's element itself). Not
+/// `system.webServer/modules`: ASP.NET ignores that section, IIS reads it.
+const UNIQUE_SECTIONS: [(Option<&str>, &str); 5] = [
+    (Some("system.web"), "machineKey"),
+    (Some("system.web"), "httpRuntime"),
+    (Some("system.web"), "httpModules"),
+    (None, "system.identityModel"),
+    (None, "system.identityModel.services"),
+];
+
+/// A section set twice at one level: ASP.NET refuses it
+/// (Config_sections_must_be_unique). The file's own level (the root, and
+/// `<location>` without a path, `""` or `"."`) is checked as ScanSectionsRecursive
+/// does and fails every application that reads the file; `<location>`
+/// paths equal without regard to case (ResolveLocationSections) fail the
+/// applications that use one of them (`applying`: the containers that apply
+/// to the application read).
+fn unique_sections(file: &ConfigFile, applying: &[ElemId]) -> Result<(), ConfigProblem> {
+    let doc = &file.doc;
+    let root = doc.root();
+    let mut levels: Vec<(Option<String>, ElemId)> = vec![(None, root)];
+    for loc in doc.children_named(root, "location") {
+        if let Ok(sub) = location_sub_path(doc.attr(loc, "path").as_deref()) {
+            levels.push((sub.map(str::to_lowercase), loc));
+        }
+    }
+    for (group, name) in UNIQUE_SECTIONS {
+        let mut seen: Vec<(&Option<String>, ElemId, ElemId)> = Vec::new();
+        for (level, container) in &levels {
+            let parents: Vec<ElemId> = match group {
+                Some(g) => doc.children_named(*container, g).collect(),
+                None => vec![*container],
+            };
+            for elem in parents
+                .into_iter()
+                .flat_map(|p| doc.children_named(p, name))
+            {
+                if let Some(&(_, first_container, first)) =
+                    seen.iter().find(|(l, _, _)| *l == level)
+                {
+                    let (a, b) = (line_of(file, first), line_of(file, elem));
+                    let message = match level {
+                        None => format!(
+                            "<{name}> is set twice at the file's own level (lines {a} and {b}; a <location> without a path, or with path \"\" or \".\", is that level too); ASP.NET refuses this (Config_sections_must_be_unique), so every application that reads the file fails to start"
+                        ),
+                        Some(_)
+                            if applying.contains(&first_container)
+                                || applying.contains(container) =>
+                        {
+                            format!(
+                                "<{name}> is set twice for <location path=\"{}\"> (lines {a} and {b}; paths compare without regard to case); ASP.NET refuses this (Config_sections_must_be_unique), so the applications at that path fail to start",
+                                bounded(&mask_key_text(
+                                    &doc.attr(*container, "path").unwrap_or_default()
+                                ))
+                            )
+                        }
+                        Some(_) => {
+                            seen.push((level, *container, elem));
+                            continue;
+                        }
+                    };
+                    return Err(ConfigProblem {
+                        file: file.path.clone(),
+                        message,
+                    });
+                }
+                seen.push((level, *container, elem));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether a section element is protected by a provider.
@@ -661,9 +888,14 @@ impl<'a> Merge<'a, '_> {
         {
             self.wif.declared = Some((file.path.clone(), section));
         }
+        file_refused(file, layer.scope)?;
+        let containers = containers(&file.doc, layer.scope, self.target);
+        if !iis_only {
+            unique_sections(file, &containers)?;
+        }
         // Locks bind the levels below this file, not this file itself.
         let mut new_locks = Vec::new();
-        for container in containers(&file.doc, layer.scope, self.target) {
+        for container in containers {
             if iis_only {
                 self.ignored_sections(file, container)?;
             } else {
@@ -1498,6 +1730,72 @@ mod tests {
     }
 
     #[test]
+    fn lock_lists_split_on_commas_colons_and_semicolons() {
+        let locked = |root_mk: &str, site_mk: &str| {
+            let files = [
+                (
+                    file(
+                        "/C:/root/web.config",
+                        &format!(
+                            "<configuration>\n<system.web>\n{root_mk}</system.web></configuration>"
+                        ),
+                    ),
+                    Scope::Machine,
+                ),
+                (
+                    file(
+                        "/C:/site/web.config",
+                        &format!(
+                            "<configuration><system.web>{site_mk}</system.web></configuration>"
+                        ),
+                    ),
+                    Scope::App("S"),
+                ),
+            ];
+            let eff = resolve(&layers_of(&files), "S", &section::NoSourceFiles).unwrap();
+            eff.locked
+                .iter()
+                .map(|v| (v.what.clone(), v.lock.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let keys = format!("<machineKey decryptionKey=\"{K2}\"/>");
+        assert_eq!(
+            locked(
+                r#"<machineKey lockAttributes="validationKey;decryptionKey"/>"#,
+                &keys
+            ),
+            [(
+                "the attribute decryptionKey".to_string(),
+                "lockAttributes=\"validationKey,decryptionKey\" at line 3 of C:\\root\\web.config"
+                    .to_string()
+            )]
+        );
+        assert_eq!(
+            locked(
+                r#"<machineKey lockAttributes=" validation : decryptionKey "/>"#,
+                &keys
+            )
+            .len(),
+            1
+        );
+        assert_eq!(
+            locked(
+                r#"<machineKey lockAllAttributesExcept="validationKey;decryptionKey"/>"#,
+                &keys
+            ),
+            []
+        );
+        assert_eq!(
+            locked(
+                r#"<machineKey lockAllAttributesExcept="validation:validationKey"/>"#,
+                &keys
+            )[0]
+            .0,
+            "the attribute decryptionKey"
+        );
+    }
+
+    #[test]
     fn application_host_is_not_read_by_asp_net() {
         let apphost = file(
             "/C:/Windows/System32/inetsrv/config/applicationHost.config",
@@ -1533,6 +1831,278 @@ mod tests {
         );
         let err = resolve_alone(&f).unwrap_err();
         assert!(err.message.contains("lines 2 and 3"), "{err}");
+    }
+
+    #[test]
+    fn framework45_refuses_md5_3des_and_aes_validation() {
+        let refused = |body: &str| {
+            let f = file(
+                "/C:/site/web.config",
+                &format!("<configuration>\n<system.web>\n{body}</system.web></configuration>"),
+            );
+            resolve_alone(&f).unwrap().machine_key.invalid_values()
+        };
+        assert_eq!(
+            refused(r#"<machineKey validation="MD5" compatibilityMode="Framework45"/>"#),
+            [InvalidValue {
+                attribute: "validation",
+                value: "MD5".into(),
+                at: "C:\\site\\web.config line 3".into(),
+                refusal: Refusal::Framework45 {
+                    mode: "set in C:\\site\\web.config line 3".into()
+                },
+            }]
+        );
+        assert_eq!(
+            refused("<httpRuntime targetFramework=\"4.5\"/>\n<machineKey validation=\" 3DES \"/>"),
+            [InvalidValue {
+                attribute: "validation",
+                value: "3DES".into(),
+                at: "C:\\site\\web.config line 4".into(),
+                refusal: Refusal::Framework45 {
+                    mode:
+                        "implied by <httpRuntime targetFramework=\"4.5\"> in C:\\site\\web.config"
+                            .into()
+                },
+            }],
+            "validation is trimmed; targetFramework 4.5 and up implies Framework45"
+        );
+        assert_eq!(
+            refused(r#"<httpRuntime targetFramework="4.8"/><machineKey validation="AES"/>"#)[0]
+                .refusal,
+            Refusal::Framework45 {
+                mode: "implied by <httpRuntime targetFramework=\"4.8\"> in C:\\site\\web.config"
+                    .into()
+            }
+        );
+        for fine in [
+            r#"<machineKey validation="AES"/>"#,
+            r#"<machineKey validation="MD5" compatibilityMode="Framework20SP2"/>"#,
+            r#"<httpRuntime targetFramework="4.0"/><machineKey validation="3DES"/>"#,
+            r#"<httpRuntime targetFramework="4.8"/><machineKey validation="MD5" compatibilityMode="Framework20SP1"/>"#,
+            r#"<machineKey validation="SHA1" compatibilityMode="Framework45"/>"#,
+            r#"<machineKey validation="HMACSHA512" compatibilityMode="Framework45"/>"#,
+            r#"<machineKey validation="alg:MD5" compatibilityMode="Framework45"/>"#,
+            r#"<httpRuntime targetFramework="4.8"/>"#,
+        ] {
+            assert_eq!(refused(fine), [], "{fine}");
+        }
+        // A misspelled mode is refused itself, not read as Framework45.
+        assert_eq!(
+            refused(r#"<machineKey validation="MD5" compatibilityMode="framework45"/>"#)
+                .iter()
+                .map(|v| (v.attribute, v.refusal.clone()))
+                .collect::<Vec<_>>(),
+            [("compatibilityMode", Refusal::Spelling)]
+        );
+    }
+
+    #[test]
+    fn location_paths_as_asp_net_reads_them() {
+        let first = Err(BadLocationPath {
+            why: "begins with white space or with '\\', '.' or '/'",
+            resource: "Config_location_path_invalid_first_character",
+        });
+        let last = Err(BadLocationPath {
+            why: "ends with white space or with '\\', '.' or '/'",
+            resource: "Config_location_path_invalid_last_character",
+        });
+        let inner = Err(BadLocationPath {
+            why: "contains one of \\ ? : * \" < > |",
+            resource: "Config_location_path_invalid_character",
+        });
+        for (path, read) in [
+            (None, Ok(None)),
+            (Some(""), Ok(None)),
+            (Some("."), Ok(None)),
+            (Some("Flowtime"), Ok(Some("Flowtime"))),
+            (
+                Some("Default Web Site/api"),
+                Ok(Some("Default Web Site/api")),
+            ),
+            (Some("Flowtime/"), last),
+            (Some("Flowtime\\"), last),
+            (Some("Flowtime."), last),
+            (Some("Flowtime "), last),
+            (Some("/Flowtime"), first),
+            (Some("\\Flowtime"), first),
+            (Some(" Flowtime"), first),
+            (Some("./api"), first),
+            (Some(".."), first),
+            (Some("  "), first),
+            (Some("Flowtime\\api"), inner),
+            (Some("C:/inetpub"), inner),
+            (Some("a?b"), inner),
+        ] {
+            assert_eq!(location_sub_path(path), read, "{path:?}");
+        }
+    }
+
+    const MACHINE: &str = "/C:/Windows/Microsoft.NET/Framework64/v4.0.30319/Config/machine.config";
+
+    /// The site's application `S` and its child `S/api`, read through a
+    /// machine-level file and the site's web.config.
+    fn resolve_both(machine: &str, site: &str) -> [Result<Effective, ConfigProblem>; 2] {
+        let files = [
+            (file(MACHINE, machine), Scope::Machine),
+            (file("/C:/site/web.config", site), Scope::App("S")),
+        ];
+        let layers = layers_of(&files);
+        ["S", "S/api"].map(|target| resolve(&layers, target, &section::NoSourceFiles))
+    }
+
+    fn problems(results: [Result<Effective, ConfigProblem>; 2]) -> [Option<String>; 2] {
+        results.map(|r| r.err().map(|p| p.to_string()))
+    }
+
+    #[test]
+    fn a_refused_location_fails_every_application_that_reads_the_file() {
+        let empty = "<configuration/>";
+        let machine = "C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\Config\\machine.config";
+        let bad = format!(
+            "{machine}: <location path=\"Other/\"> at line 2: the path ends with white space or with '\\', '.' or '/' (Config_location_path_invalid_last_character); ASP.NET refuses the whole file, so every application that reads it fails to start. Write the site's name, then the application's path, separated by '/' (\"Flowtime/api\"), with nothing before or after"
+        );
+        // Whatever site it names.
+        assert_eq!(
+            problems(resolve_both(
+                "<configuration>\n<location path=\"Other/\"/></configuration>",
+                empty
+            )),
+            [Some(bad.clone()), Some(bad)]
+        );
+        let dot = format!(
+            "{machine}: <location path=\".\" inheritInChildApplications=\"false\"> at line 2: machine.config and the root web.config may not keep their own level from the applications below (Location_invalid_inheritInChildApplications_in_machine_or_root_web_config); ASP.NET refuses the whole file, so every application that reads it fails to start. Remove inheritInChildApplications, or name a site in path"
+        );
+        assert_eq!(
+            problems(resolve_both(
+                "<configuration>\n<location path=\".\" inheritInChildApplications=\"false\"/></configuration>",
+                empty
+            )),
+            [Some(dot.clone()), Some(dot)]
+        );
+        let none =
+            "<configuration>\n<location inheritInChildApplications=\"false\"/></configuration>";
+        assert!(
+            problems(resolve_both(none, empty))[0]
+                .as_ref()
+                .unwrap()
+                .contains("<location inheritInChildApplications=\"false\"> at line 2")
+        );
+        // Allowed: naming a site, any other spelling of the value (which
+        // farmkey does not judge), and the same <location> in a web.config.
+        for ok in [
+            "<location path=\"S\" inheritInChildApplications=\"false\"/>",
+            "<location path=\".\" inheritInChildApplications=\"true\"/>",
+            "<location path=\"\"/>",
+        ] {
+            let machine = format!("<configuration>{ok}</configuration>");
+            assert_eq!(
+                problems(resolve_both(&machine, empty)),
+                [None, None],
+                "{ok}"
+            );
+        }
+        assert_eq!(
+            problems(resolve_both(
+                empty,
+                "<configuration><location path=\".\" inheritInChildApplications=\"false\"/></configuration>"
+            )),
+            [None, None]
+        );
+        // In a web.config, the applications that read it fail.
+        let [site, api] = problems(resolve_both(
+            empty,
+            "<configuration>\n<location path=\"/api\"/></configuration>",
+        ));
+        assert_eq!(site, api);
+        assert_eq!(
+            site.unwrap(),
+            "C:\\site\\web.config: <location path=\"/api\"> at line 2: the path begins with white space or with '\\', '.' or '/' (Config_location_path_invalid_first_character); ASP.NET refuses the whole file, so every application that reads it fails to start. Write the path below this application, separated by '/' (\"api/v2\"), with nothing before or after"
+        );
+    }
+
+    #[test]
+    fn a_section_is_set_once_per_level() {
+        let mk =
+            |key: &str| format!("<system.web><machineKey validationKey=\"{key}\"/></system.web>");
+        let site = |body: String| format!("<configuration>\n{body}</configuration>");
+        let file_level = |a: usize, b: usize| {
+            Some(format!(
+                "C:\\site\\web.config: <machineKey> is set twice at the file's own level (lines {a} and {b}; a <location> without a path, or with path \"\" or \".\", is that level too); ASP.NET refuses this (Config_sections_must_be_unique), so every application that reads the file fails to start"
+            ))
+        };
+        for (why, body) in [
+            (
+                "the file's level and <location path=\".\">",
+                format!("{}\n<location path=\".\">{}</location>", mk(K1), mk(K2)),
+            ),
+            (
+                "\".\" and \"\" are one level, whatever inheritInChildApplications says",
+                format!(
+                    "<location path=\".\">{}</location>\n<location path=\"\" inheritInChildApplications=\"false\">{}</location>",
+                    mk(K1),
+                    mk(K2)
+                ),
+            ),
+            (
+                "sections count, not the groups holding them",
+                format!("{}\n{}", mk(K1), mk(K2)),
+            ),
+        ] {
+            assert_eq!(
+                problems(resolve_both("<configuration/>", &site(body))),
+                [file_level(2, 3), file_level(2, 3)],
+                "{why}: every application of the file"
+            );
+        }
+        // A <location> without a path is the file's level too.
+        let wif =
+            site("<system.identityModel/>\n<location><system.identityModel/></location>".into());
+        assert!(
+            problems(resolve_both("<configuration/>", &wif))[0]
+                .as_ref()
+                .unwrap()
+                .contains(
+                    "<system.identityModel> is set twice at the file's own level (lines 2 and 3"
+                )
+        );
+        // Paths equal without regard to case: the applications at that
+        // path fail, not the site above them.
+        let api = site(format!(
+            "{}\n<location path=\"api\">{}</location>\n<location path=\"API\">{}</location>",
+            mk(K1),
+            mk(K2),
+            mk(K2)
+        ));
+        assert_eq!(
+            problems(resolve_both("<configuration/>", &api)),
+            [
+                None,
+                Some("C:\\site\\web.config: <machineKey> is set twice for <location path=\"API\"> (lines 3 and 4; paths compare without regard to case); ASP.NET refuses this (Config_sections_must_be_unique), so the applications at that path fail to start".into())
+            ]
+        );
+        // In machine.config, for a site.
+        let machine = format!(
+            "<configuration>\n<location path=\"S\">{}</location>\n<location path=\"s\">{}</location></configuration>",
+            mk(K1),
+            mk(K2)
+        );
+        let [s, s_api] = problems(resolve_both(&machine, "<configuration/>"));
+        assert!(
+            s.unwrap()
+                .contains("is set twice for <location path=\"s\"> (lines 2 and 3")
+        );
+        assert!(s_api.is_some(), "inherited by the application below");
+        // One section at each level is fine, and so are other sections.
+        let fine = site(format!(
+            "{}\n<location path=\"api\">{}</location>\n<location path=\"api\"><system.web><httpRuntime/></system.web></location>",
+            mk(K1),
+            mk(K2)
+        ));
+        assert_eq!(
+            problems(resolve_both("<configuration/>", &fine)),
+            [None, None]
+        );
     }
 
     #[test]

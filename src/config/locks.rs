@@ -167,10 +167,12 @@ pub fn locks_set_by(
         line: line_of(file, elem),
         kind,
     };
+    // ConfigurationElement.ParseLockedAttributes splits every list on
+    // ',', ':' and ';'.
     let list = |name: &str| -> Option<Vec<String>> {
         let v = doc.attr(elem, name)?;
         let items: Vec<String> = v
-            .split(',')
+            .split([',', ':', ';'])
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .collect();
