@@ -69,7 +69,8 @@ fn app(theme: &str) -> (tempfile::TempDir, App) {
             },
         });
     }
-    app.settle();
+    // The terminal most tests draw it on, as the runtime says first.
+    resize(&mut app, 80, 24);
     (dir, app)
 }
 
@@ -87,8 +88,10 @@ fn render(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
 }
 
 /// Text snapshots for reading; styled snapshots to catch theme regressions.
-fn snap(name: &str, app: &App) {
+/// The console is told each terminal's size first, as the runtime does.
+fn snap(name: &str, app: &mut App) {
     for (w, h) in [(80, 24), (120, 40)] {
+        resize(app, w, h);
         let t = render(app, w, h);
         let text = format!("{}", t.backend());
         assert!(!text.contains(&"A".repeat(40)), "a key reached the screen");
@@ -106,7 +109,7 @@ fn both_themes(name: &str, prepare: impl Fn(&mut App)) {
     for theme in ["default", "mono"] {
         let (_dir, mut a) = app(theme);
         prepare(&mut a);
-        snap(name, &a);
+        snap(name, &mut a);
     }
 }
 
@@ -282,9 +285,9 @@ fn disclosed_app(theme: &str, symbols: symbols::Symbols) -> App {
 #[test]
 fn a_disclosed_key_has_its_own_mark_and_comes_first() {
     for theme in ["default", "mono"] {
-        let a = disclosed_app(theme, symbols::UNICODE);
+        let mut a = disclosed_app(theme, symbols::UNICODE);
         assert_no_farm_key("disclosed", &format!("{}", render(&a, 120, 40).backend()));
-        snap("disclosed_matrix", &a);
+        snap("disclosed_matrix", &mut a);
     }
     let mut a = disclosed_app("default", symbols::ASCII);
     let text = format!("{}", render(&a, 80, 24).backend());
@@ -308,9 +311,9 @@ fn the_push_choice_for_a_disclosed_key_offers_generation_first() {
 
 fn both_themes_of(name: &str, make: impl Fn(&str) -> App) {
     for theme in ["default", "mono"] {
-        let a = make(theme);
+        let mut a = make(theme);
         assert_no_farm_key("disclosed", &format!("{}", render(&a, 120, 40).backend()));
-        snap(name, &a);
+        snap(name, &mut a);
     }
 }
 
@@ -1070,4 +1073,185 @@ fn breaking_a_lock_and_rolling_back_again_keeps_the_other_servers_refusals() {
             && !text.contains("Break the lock and roll back again"),
         "{text}"
     );
+}
+
+/// While the terminal is too small only its size is drawn, so no key acts
+/// unseen: `p Enter → Enter` pushed at 60x15. Only q (and Ctrl-C) does.
+#[test]
+fn keys_do_nothing_behind_the_too_small_screen() {
+    use farmkey::console::app::Effect;
+    use farmkey::console::screens::ScreenId;
+    let (_dir, mut a) = app("default");
+    resize(&mut a, 60, 15);
+    assert!(format!("{}", render(&a, 60, 15).backend()).contains("Terminal too small"));
+    let effects = keys(&mut a, "p\n→\n");
+    assert!(effects.is_empty(), "{effects:?}");
+    assert!(a.dialogs.is_empty(), "a dialog opened behind the screen");
+    let effects = keys(&mut a, "r3/zzz\n");
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(a.screen, ScreenId::Matrix);
+    assert!(a.data.filter.is_empty() && !a.data.filter.editing);
+    a.update(Msg::Input(Event::Paste("zzz".into())));
+    assert!(a.data.filter.is_empty());
+    // Large enough again: the same key acts.
+    resize(&mut a, 60, 16);
+    let effects = keys(&mut a, "p\n");
+    assert!(matches!(&effects[..], [Effect::Plan(_)]), "{effects:?}");
+    // q quits from the too-small screen, even with a dialog open (its
+    // worker is answered: nothing is pushed).
+    resize(&mut a, 59, 16);
+    keys(&mut a, "q");
+    assert!(a.quit);
+}
+
+/// The push of imported keys to `site` planned as the console's worker
+/// plans it (its id and file names fixed, so that it reads the same every
+/// run), its confirmation open; the worker's answer comes on the receiver.
+fn confirm_imported_push(a: &mut App, site: &str) -> std::sync::mpsc::Receiver<bool> {
+    use farmkey::console::app::{Effect, Work};
+    use farmkey::paths::RemotePath;
+    use farmkey::push::{Sessions, build_plan};
+    keys(a, &format!("/{site}\n"));
+    keys(a, "p");
+    for _ in 0..8 {
+        if format!("{}", render(a, 120, 40).backend()).contains("▶ Import") {
+            break;
+        }
+        keys(a, "↓");
+    }
+    keys(a, "\n");
+    let (v, d) = ("0123456789ABCDEF".repeat(8), "FEDCBA9876543210".repeat(4));
+    a.update(Msg::Input(Event::Paste(format!(
+        "<machineKey validationKey=\"{v}\" decryptionKey=\"{d}\" validation=\"HMACSHA256\" decryption=\"AES\" />"
+    ))));
+    let effects = keys(a, "\n");
+    let [Effect::Plan(request)] = &effects[..] else {
+        panic!("no plan asked: {effects:?}");
+    };
+    let servers = a.data.servers.iter().map(|r| r.server.clone()).collect();
+    let mut sessions = Sessions::new(servers, ConnectOptions::default());
+    let mut plan = build_plan(request, &a.data.report, &mut sessions).unwrap();
+    const STAMP: &str = "20261126T112045Z-0badcafe";
+    for s in &mut plan.servers {
+        s.backup = RemotePath::parse(&s.backup.to_string().replace(&plan.stamp, STAMP)).unwrap();
+    }
+    plan.stamp = STAMP.into();
+    plan.push_id = "20261126T112045Z-ab12".into();
+    let (go, decision) = channel();
+    a.update(Msg::Work(Work::Planned {
+        result: Ok(Box::new(plan)),
+        go: Some(go),
+    }));
+    decision
+}
+
+/// The confirmation of a push to Sequence Administration writes three
+/// servers: at 80x24 and at 60x16 its plan is taller than the dialog can
+/// be. It opens at its top, says how much more there is, scrolls to the
+/// end of the plan with the buttons always in view, and Push acts only
+/// once the end was shown (the tester saw web01 alone, then pushed).
+#[test]
+fn a_plan_taller_than_the_terminal_scrolls_and_is_read_before_it_is_pushed() {
+    const TITLE: &str = "Confirm push 20261126T112045Z-ab12";
+    let body = |rows: &[String]| rows[..rows.len() - 2].to_vec();
+    for (w, h) in [(80, 24), (60, 16)] {
+        // The whole plan, on a terminal tall enough for it.
+        let whole = {
+            let (_dir, mut a) = app("default");
+            confirm_imported_push(&mut a, "Sequence Administration");
+            resize(&mut a, w, 200);
+            body(&assert_whole_dialog(
+                &a,
+                w,
+                200,
+                TITLE,
+                "sessions there are lost once.",
+            ))
+        };
+        let (_dir, mut a) = app("default");
+        resize(&mut a, w, h);
+        let decision = confirm_imported_push(&mut a, "Sequence Administration");
+        let rows = dialog_rows(&a, w, h, TITLE);
+        let shown = rows.len() - 2;
+        assert!(whole.len() > shown, "{w}x{h}: the plan fits: {rows:#?}");
+        assert_eq!(body(&rows), whole[..shown], "{w}x{h}: it opens at its top");
+        assert!(rows[rows.len() - 1].starts_with("[ Cancel ]"), "{rows:#?}");
+        let text = format!("{}", render(&a, w, h).backend());
+        let more = format!("↓ {} more lines", whole.len() - shown);
+        assert!(text.contains(&more) && !text.contains("↑ more"), "{text}");
+        assert!(
+            text.contains("↑↓ scroll"),
+            "the footer says it scrolls: {text}"
+        );
+        // Push before the end was shown: nothing, and the footer says why.
+        let effects = keys(&mut a, "→\n");
+        assert!(effects.is_empty(), "{effects:?}");
+        assert_eq!(
+            decision.try_recv(),
+            Err(std::sync::mpsc::TryRecvError::Empty)
+        );
+        let text = format!("{}", render(&a, w, h).backend());
+        assert!(text.contains("Push: read to the end first"), "{text}");
+        assert_eq!(body(&dialog_rows(&a, w, h, TITLE)), whole[..shown]);
+        // Down one row, then a page, then to the end.
+        keys(&mut a, "j");
+        assert_eq!(body(&dialog_rows(&a, w, h, TITLE)), whole[1..=shown]);
+        keys(&mut a, "g");
+        assert_eq!(body(&dialog_rows(&a, w, h, TITLE)), whole[..shown]);
+        for _ in 0..whole.len() {
+            keys(&mut a, "↓");
+        }
+        let end = whole[whole.len() - shown..].to_vec();
+        let rows = dialog_rows(&a, w, h, TITLE);
+        assert_eq!(body(&rows), end, "{w}x{h}: Down repeated stops at the end");
+        assert!(rows[rows.len() - 1].starts_with("[ Cancel ]"), "{rows:#?}");
+        let text = format!("{}", render(&a, w, h).backend());
+        assert!(
+            text.contains("↑ more") && !text.contains("more line"),
+            "{text}"
+        );
+        // The footer's keys, not the word on the Push refused above.
+        a.flash = None;
+        let text = format!("{}", render(&a, w, h).backend());
+        insta::assert_snapshot!(format!("dialog_push_confirm_scrolled_{w}x{h}"), text);
+        // Read: Push acts.
+        keys(&mut a, "\n");
+        assert_eq!(decision.try_recv(), Ok(true), "{w}x{h}");
+    }
+}
+
+/// Home, End, PgUp and PgDn move a whole dialog's text; ←/→ still move
+/// between the buttons, and once read, up again, Push stays allowed.
+#[test]
+fn a_dialog_scrolls_by_page_and_to_either_end() {
+    use ratatui::crossterm::event::KeyCode;
+    const TITLE: &str = "Confirm push 20261126T112045Z-ab12";
+    let (_dir, mut a) = app("default");
+    let decision = confirm_imported_push(&mut a, "Sequence Administration");
+    resize(&mut a, 60, 16);
+    let first = dialog_rows(&a, 60, 16, TITLE);
+    key(&mut a, KeyCode::End);
+    let last = dialog_rows(&a, 60, 16, TITLE);
+    assert_ne!(first, last);
+    key(&mut a, KeyCode::Home);
+    assert_eq!(dialog_rows(&a, 60, 16, TITLE), first);
+    key(&mut a, KeyCode::PageDown);
+    let paged = dialog_rows(&a, 60, 16, TITLE);
+    // A page less one row: the last row shown before is the first now.
+    assert_eq!(paged[0], first[first.len() - 3], "{paged:#?}");
+    key(&mut a, KeyCode::PageUp);
+    assert_eq!(dialog_rows(&a, 60, 16, TITLE), first);
+    key(&mut a, KeyCode::End);
+    key(&mut a, KeyCode::Home);
+    key(&mut a, KeyCode::Right);
+    assert!(
+        dialog_rows(&a, 60, 16, TITLE)
+            .last()
+            .unwrap()
+            .contains("[ Push ]")
+    );
+    key(&mut a, KeyCode::Left);
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(decision.try_recv(), Ok(false), "Cancel cancels");
+    assert!(a.dialogs.is_empty());
 }

@@ -780,6 +780,11 @@ impl Dialog for PushFlow {
         matches!(self.stage, Stage::Planning | Stage::Pushing { .. })
     }
 
+    /// The choice moves with ↑/↓ and j/k; the element is typed.
+    fn own_keys(&self) -> bool {
+        matches!(self.stage, Stage::Choose { .. } | Stage::Paste { .. })
+    }
+
     fn activity(&self) -> Activity {
         match self.stage {
             Stage::Pushing { .. } => Activity::Pushing,

@@ -27,8 +27,12 @@ pub struct Symbols {
     pub ellipsis: &'static str,
     pub arrows: &'static str,
     pub updown: &'static str,
+    pub leftright: &'static str,
     /// Before, then after.
     pub to: &'static str,
+    /// More text above, below.
+    pub above: &'static str,
+    pub below: &'static str,
     pub border: ratatui::symbols::border::Set<'static>,
 }
 
@@ -56,7 +60,10 @@ pub const UNICODE: Symbols = Symbols {
     ellipsis: "…",
     arrows: "↑↓←→",
     updown: "↑↓",
+    leftright: "←→",
     to: "→",
+    above: "↑",
+    below: "↓",
     border: ratatui::symbols::border::PLAIN,
 };
 
@@ -84,7 +91,10 @@ pub const ASCII: Symbols = Symbols {
     ellipsis: "~",
     arrows: "arrows",
     updown: "up/down",
+    leftright: "left/right",
     to: "->",
+    above: "^",
+    below: "v",
     border: ratatui::symbols::border::Set {
         top_left: "+",
         top_right: "+",
