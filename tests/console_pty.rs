@@ -602,9 +602,11 @@ fn pushing_from_the_console_on_the_demo_farm() {
         "{s}"
     );
     p.send(ENTER);
-    p.wait_until("Flowtime in step", T, |s| {
+    let s = p.wait_until("Flowtime in step", T, |s| {
         s.contains("✓ Flowtime") && s.contains("servers 3 ok")
     });
+    // Sorted after the sites out of step, it keeps the pointer.
+    assert!(pointed_line(&s).contains("Flowtime"), "{s}");
     p.send("q");
     assert_eq!(p.wait_exit(T), 0);
     // web03's intent and outcome.

@@ -1104,13 +1104,44 @@ fn keys_do_nothing_behind_the_too_small_screen() {
     assert!(a.quit);
 }
 
-/// The push of imported keys to `site` planned as the console's worker
-/// plans it (its id and file names fixed, so that it reads the same every
-/// run), its confirmation open; the worker's answer comes on the receiver.
-fn confirm_imported_push(a: &mut App, site: &str) -> std::sync::mpsc::Receiver<bool> {
+/// A push the console asked for (the `Effect::Plan` among `effects`),
+/// planned as its worker plans it, with the id and file names fixed so
+/// that it reads the same every run; its confirmation is open. The plan
+/// and its sessions, to push it, and where the confirmation answers.
+fn planned(
+    a: &mut App,
+    effects: &[farmkey::console::app::Effect],
+) -> (
+    farmkey::push::Plan,
+    farmkey::push::Sessions,
+    std::sync::mpsc::Receiver<bool>,
+) {
     use farmkey::console::app::{Effect, Work};
     use farmkey::paths::RemotePath;
     use farmkey::push::{Sessions, build_plan};
+    let [Effect::Plan(request)] = effects else {
+        panic!("no plan asked: {effects:?}");
+    };
+    let servers = a.data.servers.iter().map(|r| r.server.clone()).collect();
+    let mut sessions = Sessions::new(servers, ConnectOptions::default());
+    let mut plan = build_plan(request, &a.data.report, &mut sessions).unwrap();
+    const STAMP: &str = "20261126T112045Z-0badcafe";
+    for s in &mut plan.servers {
+        s.backup = RemotePath::parse(&s.backup.to_string().replace(&plan.stamp, STAMP)).unwrap();
+    }
+    plan.stamp = STAMP.into();
+    plan.push_id = "20261126T112045Z-ab12".into();
+    let (go, decision) = channel();
+    a.update(Msg::Work(Work::Planned {
+        result: Ok(Box::new(plan.clone())),
+        go: Some(go),
+    }));
+    (plan, sessions, decision)
+}
+
+/// The push of imported keys to `site`, [planned](planned), its
+/// confirmation open; the worker's answer comes on the receiver.
+fn confirm_imported_push(a: &mut App, site: &str) -> std::sync::mpsc::Receiver<bool> {
     keys(a, &format!("/{site}\n"));
     keys(a, "p");
     for _ in 0..8 {
@@ -1125,24 +1156,7 @@ fn confirm_imported_push(a: &mut App, site: &str) -> std::sync::mpsc::Receiver<b
         "<machineKey validationKey=\"{v}\" decryptionKey=\"{d}\" validation=\"HMACSHA256\" decryption=\"AES\" />"
     ))));
     let effects = keys(a, "\n");
-    let [Effect::Plan(request)] = &effects[..] else {
-        panic!("no plan asked: {effects:?}");
-    };
-    let servers = a.data.servers.iter().map(|r| r.server.clone()).collect();
-    let mut sessions = Sessions::new(servers, ConnectOptions::default());
-    let mut plan = build_plan(request, &a.data.report, &mut sessions).unwrap();
-    const STAMP: &str = "20261126T112045Z-0badcafe";
-    for s in &mut plan.servers {
-        s.backup = RemotePath::parse(&s.backup.to_string().replace(&plan.stamp, STAMP)).unwrap();
-    }
-    plan.stamp = STAMP.into();
-    plan.push_id = "20261126T112045Z-ab12".into();
-    let (go, decision) = channel();
-    a.update(Msg::Work(Work::Planned {
-        result: Ok(Box::new(plan)),
-        go: Some(go),
-    }));
-    decision
+    planned(a, &effects).2
 }
 
 /// The confirmation of a push to Sequence Administration writes three
@@ -1254,4 +1268,137 @@ fn a_dialog_scrolls_by_page_and_to_either_end() {
     key(&mut a, KeyCode::Enter);
     assert_eq!(decision.try_recv(), Ok(false), "Cancel cancels");
     assert!(a.dialogs.is_empty());
+}
+
+/// After a push the sites are sorted again (Flowtime, in step, goes last):
+/// the pointer stays on Flowtime, the site the push was about. It went to
+/// Process TOGO when the cursor had not been moved before `p`.
+#[test]
+fn the_pointer_follows_the_pushed_site_when_the_sites_are_sorted_again() {
+    use farmkey::console::app::{Effect, Work};
+    use farmkey::push::audit::AuditLog;
+    let (dir, mut a) = app("default");
+    let pointed = |a: &App| {
+        let text = format!("{}", render(a, 80, 24).backend());
+        text.lines()
+            .find(|l| l.contains('▶'))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(pointed(&a).contains("≠ Flowtime"), "{}", pointed(&a));
+    // Adopt key set A: web03 is written.
+    let effects = keys(&mut a, "p\n");
+    let (plan, mut sessions, decision) = planned(&mut a, &effects);
+    keys(&mut a, "→\n");
+    assert_eq!(decision.try_recv(), Ok(true));
+    let audit = AuditLog::new(dir.path().join("audit.jsonl"));
+    let outcome = farmkey::push::apply(
+        &plan,
+        &mut sessions,
+        &audit,
+        &farmkey::push::Interrupt::new(),
+        &mut |_| {},
+    );
+    assert!(outcome.success(), "{}", outcome.summary());
+    // The console rescans every server, as its runtime would.
+    let effects = a.update(Msg::Work(Work::PushDone(Ok(outcome))));
+    let generation = effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Scan { generation, .. } => Some(*generation),
+            _ => None,
+        })
+        .expect("a rescan after the push");
+    let servers: Vec<_> = a.data.servers.iter().map(|r| r.server.clone()).collect();
+    for (index, scan) in scan_all(&servers, ConnectOptions::default(), 3)
+        .into_iter()
+        .enumerate()
+    {
+        a.update(Msg::Scan {
+            generation,
+            event: ScanEvent::Finished {
+                index,
+                scan: Box::new(scan),
+            },
+        });
+    }
+    keys(&mut a, "\n");
+    let text = format!("{}", render(&a, 80, 24).backend());
+    let first = text.lines().find(|l| l.contains("Process TOGO")).unwrap();
+    let flowtime = text.lines().find(|l| l.contains("Flowtime")).unwrap();
+    assert!(
+        text.find(first).unwrap() < text.find(flowtime).unwrap(),
+        "Flowtime, in step, is sorted after the others: {text}"
+    );
+    assert!(pointed(&a).contains("✓ Flowtime"), "{text}");
+}
+
+/// `g` on the Log shows a whole page from its oldest line, not that line
+/// alone; `j` then moves one line, `G` back to the newest.
+#[test]
+fn the_log_scrolls_to_its_top_a_page_at_a_time() {
+    use farmkey::console::app::Level;
+    let (_dir, mut a) = app("default");
+    for i in 0..40 {
+        a.log(Level::Info, format!("line {i:02}"));
+    }
+    keys(&mut a, "4");
+    let rows = panel_rows(&a, 80, 24);
+    let text: Vec<String> = a.data.log.iter().map(|e| e.text.clone()).collect();
+    let shown = |rows: &[String]| -> Vec<String> {
+        rows.iter()
+            .map(|r| r.get(10..).unwrap_or("").to_string())
+            .collect()
+    };
+    let n = rows.len();
+    assert_eq!(shown(&rows), text[text.len() - n..], "the newest at first");
+    keys(&mut a, "g");
+    assert_eq!(
+        shown(&panel_rows(&a, 80, 24)),
+        text[..n],
+        "g: the first page"
+    );
+    keys(&mut a, "k");
+    assert_eq!(shown(&panel_rows(&a, 80, 24)), text[..n], "k at the top");
+    keys(&mut a, "j");
+    assert_eq!(
+        shown(&panel_rows(&a, 80, 24)),
+        text[1..=n],
+        "j: one line on"
+    );
+    keys(&mut a, "G");
+    assert_eq!(shown(&panel_rows(&a, 80, 24)), text[text.len() - n..], "G");
+}
+
+/// A filter that hides every row says so, not that there is nothing: the
+/// matrix said "No Cora sites found. Press a…" and Findings "✓ No
+/// findings." after `/zzz`.
+#[test]
+fn a_filter_that_hides_everything_says_so() {
+    let (_dir, mut a) = app("default");
+    keys(&mut a, "/zzz\n");
+    let text = format!("{}", render(&a, 80, 24).backend());
+    assert!(
+        text.contains("No site matches the filter “zzz”") && !text.contains("No Cora sites found"),
+        "{text}"
+    );
+    keys(&mut a, "3");
+    let text = format!("{}", render(&a, 80, 24).backend());
+    assert!(
+        text.contains("No finding matches the filter “zzz”") && !text.contains("No findings"),
+        "{text}"
+    );
+    keys(&mut a, "4");
+    let text = format!("{}", render(&a, 80, 24).backend());
+    assert!(
+        text.contains("No log line matches the filter “zzz”"),
+        "{text}"
+    );
+    // Esc clears it: every site again.
+    keys(&mut a, "1\u{1b}");
+    let text = format!("{}", render(&a, 120, 40).backend());
+    assert!(
+        text.contains("Flowtime") && !text.contains("matches"),
+        "{text}"
+    );
 }

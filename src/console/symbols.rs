@@ -30,6 +30,8 @@ pub struct Symbols {
     pub leftright: &'static str,
     /// Before, then after.
     pub to: &'static str,
+    /// Around a text the operator typed.
+    pub quotes: (&'static str, &'static str),
     /// More text above, below.
     pub above: &'static str,
     pub below: &'static str,
@@ -62,6 +64,7 @@ pub const UNICODE: Symbols = Symbols {
     updown: "↑↓",
     leftright: "←→",
     to: "→",
+    quotes: ("“", "”"),
     above: "↑",
     below: "↓",
     border: ratatui::symbols::border::PLAIN,
@@ -93,6 +96,7 @@ pub const ASCII: Symbols = Symbols {
     updown: "up/down",
     leftright: "left/right",
     to: "->",
+    quotes: ("\"", "\""),
     above: "^",
     below: "v",
     border: ratatui::symbols::border::Set {

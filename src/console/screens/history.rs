@@ -139,7 +139,7 @@ impl History {
             } else if data.history.pushes.is_empty() {
                 " No pushes recorded yet.".to_string()
             } else {
-                " No push matches the filter.".to_string()
+                ui.unmatched("push", data.filter.text())
             };
             lines.push(Line::styled(text, ui.style(StyleKey::TextDim)));
         }
