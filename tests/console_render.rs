@@ -1402,3 +1402,73 @@ fn a_filter_that_hides_everything_says_so() {
         "{text}"
     );
 }
+
+/// Import: Enter on text that is no element answers with the reason the
+/// command line gives for `--keys`, on screen and in the Log, never with
+/// a key (Enter added a line, silently). Inside an open tag Enter goes on
+/// to the next line, and the dialog says so.
+#[test]
+fn imported_text_that_is_no_usable_element_is_refused_with_the_reason() {
+    use farmkey::config::import::key_set_from_xml;
+    let import = |a: &mut App| {
+        keys(a, "p");
+        for _ in 0..8 {
+            if format!("{}", render(a, 120, 40).backend()).contains("▶ Import") {
+                break;
+            }
+            keys(a, "↓");
+        }
+        keys(a, "\n");
+        assert!(format!("{}", render(a, 80, 24).backend()).contains("Paste the <machineKey>"));
+    };
+    let v = "0123456789ABCDEF".repeat(8);
+    let cases = [
+        "hello".to_string(),
+        String::new(),
+        format!("<machineKey validationKey=\"{v}\" decryptionKey=\"00\" />"),
+    ];
+    for typed in cases {
+        let (_dir, mut a) = app("default");
+        import(&mut a);
+        for c in typed.chars() {
+            keys(&mut a, &c.to_string());
+        }
+        let effects = keys(&mut a, "\n");
+        assert!(effects.is_empty(), "{effects:?}");
+        let why = key_set_from_xml(&typed).unwrap_err().to_string();
+        let text = format!("{}", render(&a, 120, 40).backend());
+        let rows = dialog_rows(&a, 120, 40, "These keys cannot be used");
+        let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(
+            words(&rows[..rows.len() - 2].join(" ")),
+            words(&why),
+            "{typed:?}"
+        );
+        assert!(!text.contains(&v[..16]), "a key on screen: {text}");
+        let logged = a.data.log.last().unwrap().text.clone();
+        assert_eq!(logged, format!("pasted keys refused: {why}"));
+        assert!(!logged.contains(&v[..16]));
+    }
+    // Inside an open tag, Enter is a new line; the element then ends.
+    let (_dir, mut a) = app("default");
+    import(&mut a);
+    for c in "<machineKey validationKey=\"XYZ\"".chars() {
+        keys(&mut a, &c.to_string());
+    }
+    let effects = keys(&mut a, "\n");
+    assert!(effects.is_empty());
+    let text = format!("{}", render(&a, 120, 40).backend());
+    assert!(
+        text.contains("Paste the <machineKey>") && text.contains("A tag is open"),
+        "{text}"
+    );
+    for c in " decryptionKey=\"00\" />".chars() {
+        keys(&mut a, &c.to_string());
+    }
+    keys(&mut a, "\n");
+    let text = format!("{}", render(&a, 120, 40).backend());
+    assert!(
+        text.contains("These keys cannot be used") && text.contains("non-hex"),
+        "{text}"
+    );
+}
