@@ -395,6 +395,7 @@ fn audit_records() -> Vec<farmkey::push::audit::AuditRecord> {
         validation_key: Some(v.into()),
         decryption_key: Some(d.into()),
         key_set: Some(set.into()),
+        ..Fingerprints::default()
     };
     let rec = |time: &str,
                id: &str,
@@ -1142,6 +1143,18 @@ fn planned(
 /// The push of imported keys to `site`, [planned](planned), its
 /// confirmation open; the worker's answer comes on the receiver.
 fn confirm_imported_push(a: &mut App, site: &str) -> std::sync::mpsc::Receiver<bool> {
+    plan_imported_push(a, site).2
+}
+
+/// [`confirm_imported_push`], with the plan and its sessions.
+fn plan_imported_push(
+    a: &mut App,
+    site: &str,
+) -> (
+    farmkey::push::Plan,
+    farmkey::push::Sessions,
+    std::sync::mpsc::Receiver<bool>,
+) {
     keys(a, &format!("/{site}\n"));
     keys(a, "p");
     for _ in 0..8 {
@@ -1156,7 +1169,7 @@ fn confirm_imported_push(a: &mut App, site: &str) -> std::sync::mpsc::Receiver<b
         "<machineKey validationKey=\"{v}\" decryptionKey=\"{d}\" validation=\"HMACSHA256\" decryption=\"AES\" />"
     ))));
     let effects = keys(a, "\n");
-    planned(a, &effects).2
+    planned(a, &effects)
 }
 
 /// The confirmation of a push to Sequence Administration writes three
@@ -1469,6 +1482,50 @@ fn imported_text_that_is_no_usable_element_is_refused_with_the_reason() {
     let text = format!("{}", render(&a, 120, 40).backend());
     assert!(
         text.contains("These keys cannot be used") && text.contains("non-hex"),
+        "{text}"
+    );
+}
+
+/// History says what keys without a fingerprint were, as the matrix does
+/// (`↻ auto`): it said "? → 6a63e1f8" and "keys before validationKey ?".
+#[test]
+fn history_says_auto_where_the_matrix_does() {
+    use farmkey::push::audit::AuditLog;
+    let (dir, mut a) = app("default");
+    // Sequence Administration: web02's keys are auto-generated.
+    let (plan, mut sessions, decision) = plan_imported_push(&mut a, "Sequence Administration");
+    keys(&mut a, "G→\n");
+    assert_eq!(decision.try_recv(), Ok(true));
+    let audit = AuditLog::new(dir.path().join("audit.jsonl"));
+    let outcome = farmkey::push::apply(
+        &plan,
+        &mut sessions,
+        &audit,
+        &farmkey::push::Interrupt::new(),
+        &mut |_| {},
+    );
+    assert!(outcome.success(), "{}", outcome.summary());
+    let records: Vec<_> = audit
+        .read_all()
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.server == "web02")
+        .collect();
+    a.update(Msg::Work(farmkey::console::app::Work::PushDone(Ok(
+        outcome,
+    ))));
+    keys(&mut a, "\n5");
+    a.update(Msg::History {
+        path: PathBuf::from("/home/op/.local/state/farmkey/audit.jsonl"),
+        result: Ok(pushes(&records, None)),
+    });
+    let set = plan.set_fingerprint.clone().unwrap();
+    let text = format!("{}", render(&a, 120, 40).backend());
+    assert!(text.contains(&format!("auto → {set}")), "{text}");
+    keys(&mut a, "\n");
+    let text = format!("{}", render(&a, 120, 40).backend());
+    assert!(
+        text.contains("validationKey auto, decryptionKey auto") && !text.contains("Key ?"),
         "{text}"
     );
 }
