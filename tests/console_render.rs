@@ -1140,6 +1140,18 @@ fn planned(
     (plan, sessions, decision)
 }
 
+/// `p` on the selected site, then its choice "Import a <machineKey>".
+fn choose_import(a: &mut App) {
+    keys(a, "p");
+    for _ in 0..8 {
+        if format!("{}", render(a, 120, 40).backend()).contains("▶ Import") {
+            break;
+        }
+        keys(a, "↓");
+    }
+    keys(a, "\n");
+}
+
 /// The push of imported keys to `site`, [planned](planned), its
 /// confirmation open; the worker's answer comes on the receiver.
 fn confirm_imported_push(a: &mut App, site: &str) -> std::sync::mpsc::Receiver<bool> {
@@ -1156,14 +1168,7 @@ fn plan_imported_push(
     std::sync::mpsc::Receiver<bool>,
 ) {
     keys(a, &format!("/{site}\n"));
-    keys(a, "p");
-    for _ in 0..8 {
-        if format!("{}", render(a, 120, 40).backend()).contains("▶ Import") {
-            break;
-        }
-        keys(a, "↓");
-    }
-    keys(a, "\n");
+    choose_import(a);
     let (v, d) = ("0123456789ABCDEF".repeat(8), "FEDCBA9876543210".repeat(4));
     a.update(Msg::Input(Event::Paste(format!(
         "<machineKey validationKey=\"{v}\" decryptionKey=\"{d}\" validation=\"HMACSHA256\" decryption=\"AES\" />"
@@ -1210,7 +1215,7 @@ fn a_plan_taller_than_the_terminal_scrolls_and_is_read_before_it_is_pushed() {
             text.contains("↑↓ scroll"),
             "the footer says it scrolls: {text}"
         );
-        // Push before the end was shown: nothing, and the footer says why.
+        // Push before the end was shown: nothing, and the frame says why.
         let effects = keys(&mut a, "→\n");
         assert!(effects.is_empty(), "{effects:?}");
         assert_eq!(
@@ -1218,7 +1223,10 @@ fn a_plan_taller_than_the_terminal_scrolls_and_is_read_before_it_is_pushed() {
             Err(std::sync::mpsc::TryRecvError::Empty)
         );
         let text = format!("{}", render(&a, w, h).backend());
-        assert!(text.contains("Push: read to the end first"), "{text}");
+        assert!(
+            text.contains(&format!("{more}: read to the end first")),
+            "{text}"
+        );
         assert_eq!(body(&dialog_rows(&a, w, h, TITLE)), whole[..shown]);
         // Down one row, then a page, then to the end.
         keys(&mut a, "j");
@@ -1237,9 +1245,6 @@ fn a_plan_taller_than_the_terminal_scrolls_and_is_read_before_it_is_pushed() {
             text.contains("↑ more") && !text.contains("more line"),
             "{text}"
         );
-        // The footer's keys, not the word on the Push refused above.
-        a.flash = None;
-        let text = format!("{}", render(&a, w, h).backend());
         insta::assert_snapshot!(format!("dialog_push_confirm_scrolled_{w}x{h}"), text);
         // Read: Push acts.
         keys(&mut a, "\n");
@@ -1424,14 +1429,7 @@ fn a_filter_that_hides_everything_says_so() {
 fn imported_text_that_is_no_usable_element_is_refused_with_the_reason() {
     use farmkey::config::import::key_set_from_xml;
     let import = |a: &mut App| {
-        keys(a, "p");
-        for _ in 0..8 {
-            if format!("{}", render(a, 120, 40).backend()).contains("▶ Import") {
-                break;
-            }
-            keys(a, "↓");
-        }
-        keys(a, "\n");
+        choose_import(a);
         assert!(format!("{}", render(a, 80, 24).backend()).contains("Paste the <machineKey>"));
     };
     let v = "0123456789ABCDEF".repeat(8);

@@ -914,10 +914,6 @@ impl App {
     fn dialog_reply(&mut self, i: usize, reply: dialogs::Reply) -> Vec<Effect> {
         match reply {
             dialogs::Reply::Stay => Vec::new(),
-            dialogs::Reply::Say(text) => {
-                self.flash(text);
-                Vec::new()
-            }
             dialogs::Reply::Close => {
                 self.dialogs.remove(i);
                 Vec::new()

@@ -28,8 +28,6 @@ pub enum Reply {
     Act(Action),
     /// Close, then perform this action.
     CloseAnd(Action),
-    /// Stay, and say this in the footer.
-    Say(String),
 }
 
 /// A long-running operation a dialog shows: the console does not close
@@ -222,32 +220,22 @@ impl Shown {
     }
 
     /// A key for the dialog: scrolls it, or goes to it; a button that acts
-    /// waits until the end of the body was shown.
+    /// waits until the end of the body was shown (its frame says so).
     pub fn on_key(&mut self, key: &KeyEvent, data: &mut Data, ui: &Ui) -> Reply {
         if self.scroll(key) {
             return Reply::Stay;
         }
-        if matches!(key.code, KeyCode::Enter | KeyCode::Char(' '))
-            && let Some(label) = self.waiting_button(ui)
-        {
-            return Reply::Say(format!(
-                "{label}: read to the end first ({} PgDn End)",
-                ui.symbols.below
-            ));
+        if matches!(key.code, KeyCode::Enter | KeyCode::Char(' ')) && self.waiting(ui) {
+            return Reply::Stay;
         }
         self.dialog.on_key(key, data)
     }
 
-    /// The focused button, when it acts and the end of the body was not
-    /// shown yet.
-    fn waiting_button(&self, ui: &Ui) -> Option<&'static str> {
-        if self.read || !self.scrolls() {
-            return None;
-        }
-        match self.dialog.view(ui).buttons {
-            Some((labels, focus)) if focus > 0 => labels.get(focus).copied(),
-            _ => None,
-        }
+    /// The focused button acts, and the end of the body was not shown yet.
+    fn waiting(&self, ui: &Ui) -> bool {
+        !self.read
+            && self.scrolls()
+            && matches!(self.dialog.view(ui).buttons, Some((_, focus)) if focus > 0)
     }
 
     /// Its keys, for the footer: the dialog's, and scrolling when it does.
@@ -333,10 +321,15 @@ pub fn draw(f: &mut Frame, area: Rect, shown: &Shown, ui: &Ui) {
     }
     if at < g.end {
         let n = g.end - at;
+        let first = if shown.waiting(ui) {
+            ": read to the end first"
+        } else {
+            ""
+        };
         outer = outer.title_bottom(
             Line::styled(
                 format!(
-                    " {} {n} more line{} ",
+                    " {} {n} more line{}{first} ",
                     ui.symbols.below,
                     if n == 1 { "" } else { "s" }
                 ),
