@@ -127,6 +127,39 @@ fn resize_redraws_and_too_small_says_so() {
     assert_eq!(p.wait_exit(T), 0);
 }
 
+/// Behind "Terminal too small" no key acts unseen: `p Enter → Enter`
+/// pushed at 60x15. q still quits (with the bug it answered the push
+/// dialog and the console stayed).
+#[test]
+fn keys_behind_the_too_small_screen_do_nothing() {
+    let dir = tmp();
+    let audit = dir.path().join("audit.jsonl");
+    let log = dir.path().join("session.log");
+    let mut p = Pty::farmkey(
+        &[
+            "demo",
+            "--audit",
+            audit.to_str().unwrap(),
+            "--log",
+            log.to_str().unwrap(),
+        ],
+        &[],
+        80,
+        24,
+        dir.path(),
+    );
+    p.wait_for("servers 3 ok", T);
+    p.resize(60, 15);
+    p.wait_for("Terminal too small", T);
+    for key in ["p", ENTER, RIGHT, ENTER, "q"] {
+        p.send(key);
+    }
+    assert_eq!(p.wait_exit(T), 0);
+    assert!(!audit.exists(), "a push was made behind the screen");
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("planning a push"), "{text}");
+}
+
 #[test]
 fn read_only_ascii_and_no_color() {
     let dir = tmp();
@@ -597,9 +630,11 @@ fn pushing_from_the_console_on_the_demo_farm() {
         "{s}"
     );
     p.send(ENTER);
-    p.wait_until("Flowtime in step", T, |s| {
+    let s = p.wait_until("Flowtime in step", T, |s| {
         s.contains("✓ Flowtime") && s.contains("servers 3 ok")
     });
+    // Sorted after the sites out of step, it keeps the pointer.
+    assert!(pointed_line(&s).contains("Flowtime"), "{s}");
     p.send("q");
     assert_eq!(p.wait_exit(T), 0);
     // web03's intent and outcome.
@@ -678,6 +713,11 @@ fn pushing_from_the_console_to_real_servers() {
     p.send(ENTER);
     let s = p.wait_for("Confirm push", T);
     assert_eq!(s.matches("backup").count(), 3, "{s}");
+    // The plan is a line taller than the dialog at 100x30: Push acts once
+    // its end was shown.
+    assert!(s.contains("more line"), "{s}");
+    p.send("G");
+    p.wait_for("sessions there are lost once", T);
     p.send(RIGHT);
     p.send(ENTER);
     let s = p.wait_for("Push done", T);

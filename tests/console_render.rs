@@ -69,7 +69,8 @@ fn app(theme: &str) -> (tempfile::TempDir, App) {
             },
         });
     }
-    app.settle();
+    // The terminal most tests draw it on, as the runtime says first.
+    resize(&mut app, 80, 24);
     (dir, app)
 }
 
@@ -87,8 +88,10 @@ fn render(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
 }
 
 /// Text snapshots for reading; styled snapshots to catch theme regressions.
-fn snap(name: &str, app: &App) {
+/// The console is told each terminal's size first, as the runtime does.
+fn snap(name: &str, app: &mut App) {
     for (w, h) in [(80, 24), (120, 40)] {
+        resize(app, w, h);
         let t = render(app, w, h);
         let text = format!("{}", t.backend());
         assert!(!text.contains(&"A".repeat(40)), "a key reached the screen");
@@ -106,7 +109,7 @@ fn both_themes(name: &str, prepare: impl Fn(&mut App)) {
     for theme in ["default", "mono"] {
         let (_dir, mut a) = app(theme);
         prepare(&mut a);
-        snap(name, &a);
+        snap(name, &mut a);
     }
 }
 
@@ -282,9 +285,9 @@ fn disclosed_app(theme: &str, symbols: symbols::Symbols) -> App {
 #[test]
 fn a_disclosed_key_has_its_own_mark_and_comes_first() {
     for theme in ["default", "mono"] {
-        let a = disclosed_app(theme, symbols::UNICODE);
+        let mut a = disclosed_app(theme, symbols::UNICODE);
         assert_no_farm_key("disclosed", &format!("{}", render(&a, 120, 40).backend()));
-        snap("disclosed_matrix", &a);
+        snap("disclosed_matrix", &mut a);
     }
     let mut a = disclosed_app("default", symbols::ASCII);
     let text = format!("{}", render(&a, 80, 24).backend());
@@ -308,9 +311,9 @@ fn the_push_choice_for_a_disclosed_key_offers_generation_first() {
 
 fn both_themes_of(name: &str, make: impl Fn(&str) -> App) {
     for theme in ["default", "mono"] {
-        let a = make(theme);
+        let mut a = make(theme);
         assert_no_farm_key("disclosed", &format!("{}", render(&a, 120, 40).backend()));
-        snap(name, &a);
+        snap(name, &mut a);
     }
 }
 
@@ -392,6 +395,7 @@ fn audit_records() -> Vec<farmkey::push::audit::AuditRecord> {
         validation_key: Some(v.into()),
         decryption_key: Some(d.into()),
         key_set: Some(set.into()),
+        ..Fingerprints::default()
     };
     let rec = |time: &str,
                id: &str,
@@ -1068,6 +1072,458 @@ fn breaking_a_lock_and_rolling_back_again_keeps_the_other_servers_refusals() {
             && text.contains("web03        restored and verified (broke the stale lock")
             && !text.contains("every server it changed holds its original bytes again")
             && !text.contains("Break the lock and roll back again"),
+        "{text}"
+    );
+}
+
+/// While the terminal is too small only its size is drawn, so no key acts
+/// unseen: `p Enter → Enter` pushed at 60x15. Only q (and Ctrl-C) does.
+#[test]
+fn keys_do_nothing_behind_the_too_small_screen() {
+    use farmkey::console::app::Effect;
+    use farmkey::console::screens::ScreenId;
+    let (_dir, mut a) = app("default");
+    resize(&mut a, 60, 15);
+    assert!(format!("{}", render(&a, 60, 15).backend()).contains("Terminal too small"));
+    let effects = keys(&mut a, "p\n→\n");
+    assert!(effects.is_empty(), "{effects:?}");
+    assert!(a.dialogs.is_empty(), "a dialog opened behind the screen");
+    let effects = keys(&mut a, "r3/zzz\n");
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(a.screen, ScreenId::Matrix);
+    assert!(a.data.filter.is_empty() && !a.data.filter.editing);
+    a.update(Msg::Input(Event::Paste("zzz".into())));
+    assert!(a.data.filter.is_empty());
+    // Large enough again: the same key acts.
+    resize(&mut a, 60, 16);
+    let effects = keys(&mut a, "p\n");
+    assert!(matches!(&effects[..], [Effect::Plan(_)]), "{effects:?}");
+    // q quits from the too-small screen, even with a dialog open (its
+    // worker is answered: nothing is pushed).
+    resize(&mut a, 59, 16);
+    keys(&mut a, "q");
+    assert!(a.quit);
+}
+
+/// A push the console asked for (the `Effect::Plan` among `effects`),
+/// planned as its worker plans it, with the id and file names fixed so
+/// that it reads the same every run; its confirmation is open. The plan
+/// and its sessions, to push it, and where the confirmation answers.
+fn planned(
+    a: &mut App,
+    effects: &[farmkey::console::app::Effect],
+) -> (
+    farmkey::push::Plan,
+    farmkey::push::Sessions,
+    std::sync::mpsc::Receiver<bool>,
+) {
+    use farmkey::console::app::{Effect, Work};
+    use farmkey::paths::RemotePath;
+    use farmkey::push::{Sessions, build_plan};
+    let [Effect::Plan(request)] = effects else {
+        panic!("no plan asked: {effects:?}");
+    };
+    let servers = a.data.servers.iter().map(|r| r.server.clone()).collect();
+    let mut sessions = Sessions::new(servers, ConnectOptions::default());
+    let mut plan = build_plan(request, &a.data.report, &mut sessions).unwrap();
+    const STAMP: &str = "20261126T112045Z-0badcafe";
+    for s in &mut plan.servers {
+        s.backup = RemotePath::parse(&s.backup.to_string().replace(&plan.stamp, STAMP)).unwrap();
+    }
+    plan.stamp = STAMP.into();
+    plan.push_id = "20261126T112045Z-ab12".into();
+    let (go, decision) = channel();
+    a.update(Msg::Work(Work::Planned {
+        result: Ok(Box::new(plan.clone())),
+        go: Some(go),
+    }));
+    (plan, sessions, decision)
+}
+
+/// `p` on the selected site, then its choice "Import a <machineKey>".
+fn choose_import(a: &mut App) {
+    keys(a, "p");
+    for _ in 0..8 {
+        if format!("{}", render(a, 120, 40).backend()).contains("▶ Import") {
+            break;
+        }
+        keys(a, "↓");
+    }
+    keys(a, "\n");
+}
+
+/// The push of imported keys to `site`, [planned](planned), its
+/// confirmation open; the worker's answer comes on the receiver.
+fn confirm_imported_push(a: &mut App, site: &str) -> std::sync::mpsc::Receiver<bool> {
+    plan_imported_push(a, site).2
+}
+
+/// [`confirm_imported_push`], with the plan and its sessions.
+fn plan_imported_push(
+    a: &mut App,
+    site: &str,
+) -> (
+    farmkey::push::Plan,
+    farmkey::push::Sessions,
+    std::sync::mpsc::Receiver<bool>,
+) {
+    keys(a, &format!("/{site}\n"));
+    choose_import(a);
+    let (v, d) = ("0123456789ABCDEF".repeat(8), "FEDCBA9876543210".repeat(4));
+    a.update(Msg::Input(Event::Paste(format!(
+        "<machineKey validationKey=\"{v}\" decryptionKey=\"{d}\" validation=\"HMACSHA256\" decryption=\"AES\" />"
+    ))));
+    let effects = keys(a, "\n");
+    planned(a, &effects)
+}
+
+/// The confirmation of a push to Sequence Administration writes three
+/// servers: at 80x24 and at 60x16 its plan is taller than the dialog can
+/// be. It opens at its top, says how much more there is, scrolls to the
+/// end of the plan with the buttons always in view, and Push acts only
+/// once the end was shown (the tester saw web01 alone, then pushed).
+#[test]
+fn a_plan_taller_than_the_terminal_scrolls_and_is_read_before_it_is_pushed() {
+    const TITLE: &str = "Confirm push 20261126T112045Z-ab12";
+    let body = |rows: &[String]| rows[..rows.len() - 2].to_vec();
+    for (w, h) in [(80, 24), (60, 16)] {
+        // The whole plan, on a terminal tall enough for it.
+        let whole = {
+            let (_dir, mut a) = app("default");
+            confirm_imported_push(&mut a, "Sequence Administration");
+            resize(&mut a, w, 200);
+            body(&assert_whole_dialog(
+                &a,
+                w,
+                200,
+                TITLE,
+                "sessions there are lost once.",
+            ))
+        };
+        let (_dir, mut a) = app("default");
+        resize(&mut a, w, h);
+        let decision = confirm_imported_push(&mut a, "Sequence Administration");
+        let rows = dialog_rows(&a, w, h, TITLE);
+        let shown = rows.len() - 2;
+        assert!(whole.len() > shown, "{w}x{h}: the plan fits: {rows:#?}");
+        assert_eq!(body(&rows), whole[..shown], "{w}x{h}: it opens at its top");
+        assert!(rows[rows.len() - 1].starts_with("[ Cancel ]"), "{rows:#?}");
+        let text = format!("{}", render(&a, w, h).backend());
+        let more = format!("↓ {} more lines", whole.len() - shown);
+        assert!(text.contains(&more) && !text.contains("↑ more"), "{text}");
+        assert!(
+            text.contains("↑↓ scroll"),
+            "the footer says it scrolls: {text}"
+        );
+        // Push before the end was shown: nothing, and the frame says why.
+        let effects = keys(&mut a, "→\n");
+        assert!(effects.is_empty(), "{effects:?}");
+        assert_eq!(
+            decision.try_recv(),
+            Err(std::sync::mpsc::TryRecvError::Empty)
+        );
+        let text = format!("{}", render(&a, w, h).backend());
+        assert!(
+            text.contains(&format!("{more}: read to the end first")),
+            "{text}"
+        );
+        assert_eq!(body(&dialog_rows(&a, w, h, TITLE)), whole[..shown]);
+        // Down one row, then a page, then to the end.
+        keys(&mut a, "j");
+        assert_eq!(body(&dialog_rows(&a, w, h, TITLE)), whole[1..=shown]);
+        keys(&mut a, "g");
+        assert_eq!(body(&dialog_rows(&a, w, h, TITLE)), whole[..shown]);
+        for _ in 0..whole.len() {
+            keys(&mut a, "↓");
+        }
+        let end = whole[whole.len() - shown..].to_vec();
+        let rows = dialog_rows(&a, w, h, TITLE);
+        assert_eq!(body(&rows), end, "{w}x{h}: Down repeated stops at the end");
+        assert!(rows[rows.len() - 1].starts_with("[ Cancel ]"), "{rows:#?}");
+        let text = format!("{}", render(&a, w, h).backend());
+        assert!(
+            text.contains("↑ more") && !text.contains("more line"),
+            "{text}"
+        );
+        insta::assert_snapshot!(format!("dialog_push_confirm_scrolled_{w}x{h}"), text);
+        // Read: Push acts.
+        keys(&mut a, "\n");
+        assert_eq!(decision.try_recv(), Ok(true), "{w}x{h}");
+    }
+}
+
+/// Home, End, PgUp and PgDn move a whole dialog's text; ←/→ still move
+/// between the buttons, and once read, up again, Push stays allowed.
+#[test]
+fn a_dialog_scrolls_by_page_and_to_either_end() {
+    use ratatui::crossterm::event::KeyCode;
+    const TITLE: &str = "Confirm push 20261126T112045Z-ab12";
+    let (_dir, mut a) = app("default");
+    let decision = confirm_imported_push(&mut a, "Sequence Administration");
+    resize(&mut a, 60, 16);
+    let first = dialog_rows(&a, 60, 16, TITLE);
+    key(&mut a, KeyCode::End);
+    let last = dialog_rows(&a, 60, 16, TITLE);
+    assert_ne!(first, last);
+    key(&mut a, KeyCode::Home);
+    assert_eq!(dialog_rows(&a, 60, 16, TITLE), first);
+    key(&mut a, KeyCode::PageDown);
+    let paged = dialog_rows(&a, 60, 16, TITLE);
+    // A page less one row: the last row shown before is the first now.
+    assert_eq!(paged[0], first[first.len() - 3], "{paged:#?}");
+    key(&mut a, KeyCode::PageUp);
+    assert_eq!(dialog_rows(&a, 60, 16, TITLE), first);
+    key(&mut a, KeyCode::End);
+    key(&mut a, KeyCode::Home);
+    key(&mut a, KeyCode::Right);
+    assert!(
+        dialog_rows(&a, 60, 16, TITLE)
+            .last()
+            .unwrap()
+            .contains("[ Push ]")
+    );
+    key(&mut a, KeyCode::Left);
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(decision.try_recv(), Ok(false), "Cancel cancels");
+    assert!(a.dialogs.is_empty());
+}
+
+/// After a push the sites are sorted again (Flowtime, in step, goes last):
+/// the pointer stays on Flowtime, the site the push was about. It went to
+/// Process TOGO when the cursor had not been moved before `p`.
+#[test]
+fn the_pointer_follows_the_pushed_site_when_the_sites_are_sorted_again() {
+    use farmkey::console::app::{Effect, Work};
+    use farmkey::push::audit::AuditLog;
+    let (dir, mut a) = app("default");
+    let pointed = |a: &App| {
+        let text = format!("{}", render(a, 80, 24).backend());
+        text.lines()
+            .find(|l| l.contains('▶'))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(pointed(&a).contains("≠ Flowtime"), "{}", pointed(&a));
+    // Adopt key set A: web03 is written.
+    let effects = keys(&mut a, "p\n");
+    let (plan, mut sessions, decision) = planned(&mut a, &effects);
+    keys(&mut a, "→\n");
+    assert_eq!(decision.try_recv(), Ok(true));
+    let audit = AuditLog::new(dir.path().join("audit.jsonl"));
+    let outcome = farmkey::push::apply(
+        &plan,
+        &mut sessions,
+        &audit,
+        &farmkey::push::Interrupt::new(),
+        &mut |_| {},
+    );
+    assert!(outcome.success(), "{}", outcome.summary());
+    // The console rescans every server, as its runtime would.
+    let effects = a.update(Msg::Work(Work::PushDone(Ok(outcome))));
+    let generation = effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Scan { generation, .. } => Some(*generation),
+            _ => None,
+        })
+        .expect("a rescan after the push");
+    let servers: Vec<_> = a.data.servers.iter().map(|r| r.server.clone()).collect();
+    for (index, scan) in scan_all(&servers, ConnectOptions::default(), 3)
+        .into_iter()
+        .enumerate()
+    {
+        a.update(Msg::Scan {
+            generation,
+            event: ScanEvent::Finished {
+                index,
+                scan: Box::new(scan),
+            },
+        });
+    }
+    keys(&mut a, "\n");
+    let text = format!("{}", render(&a, 80, 24).backend());
+    let first = text.lines().find(|l| l.contains("Process TOGO")).unwrap();
+    let flowtime = text.lines().find(|l| l.contains("Flowtime")).unwrap();
+    assert!(
+        text.find(first).unwrap() < text.find(flowtime).unwrap(),
+        "Flowtime, in step, is sorted after the others: {text}"
+    );
+    assert!(pointed(&a).contains("✓ Flowtime"), "{text}");
+}
+
+/// `g` on the Log shows a whole page from its oldest line, not that line
+/// alone; `j` then moves one line, `G` back to the newest.
+#[test]
+fn the_log_scrolls_to_its_top_a_page_at_a_time() {
+    use farmkey::console::app::Level;
+    let (_dir, mut a) = app("default");
+    for i in 0..40 {
+        a.log(Level::Info, format!("line {i:02}"));
+    }
+    keys(&mut a, "4");
+    let rows = panel_rows(&a, 80, 24);
+    let text: Vec<String> = a.data.log.iter().map(|e| e.text.clone()).collect();
+    let shown = |rows: &[String]| -> Vec<String> {
+        rows.iter()
+            .map(|r| r.get(10..).unwrap_or("").to_string())
+            .collect()
+    };
+    let n = rows.len();
+    assert_eq!(shown(&rows), text[text.len() - n..], "the newest at first");
+    keys(&mut a, "g");
+    assert_eq!(
+        shown(&panel_rows(&a, 80, 24)),
+        text[..n],
+        "g: the first page"
+    );
+    keys(&mut a, "k");
+    assert_eq!(shown(&panel_rows(&a, 80, 24)), text[..n], "k at the top");
+    keys(&mut a, "j");
+    assert_eq!(
+        shown(&panel_rows(&a, 80, 24)),
+        text[1..=n],
+        "j: one line on"
+    );
+    keys(&mut a, "G");
+    assert_eq!(shown(&panel_rows(&a, 80, 24)), text[text.len() - n..], "G");
+}
+
+/// A filter that hides every row says so, not that there is nothing: the
+/// matrix said "No Cora sites found. Press a…" and Findings "✓ No
+/// findings." after `/zzz`.
+#[test]
+fn a_filter_that_hides_everything_says_so() {
+    let (_dir, mut a) = app("default");
+    keys(&mut a, "/zzz\n");
+    let text = format!("{}", render(&a, 80, 24).backend());
+    assert!(
+        text.contains("No site matches the filter “zzz”") && !text.contains("No Cora sites found"),
+        "{text}"
+    );
+    keys(&mut a, "3");
+    let text = format!("{}", render(&a, 80, 24).backend());
+    assert!(
+        text.contains("No finding matches the filter “zzz”") && !text.contains("No findings"),
+        "{text}"
+    );
+    keys(&mut a, "4");
+    let text = format!("{}", render(&a, 80, 24).backend());
+    assert!(
+        text.contains("No log line matches the filter “zzz”"),
+        "{text}"
+    );
+    // Esc clears it: every site again.
+    keys(&mut a, "1\u{1b}");
+    let text = format!("{}", render(&a, 120, 40).backend());
+    assert!(
+        text.contains("Flowtime") && !text.contains("matches"),
+        "{text}"
+    );
+}
+
+/// Import: Enter on text that is no element answers with the reason the
+/// command line gives for `--keys`, on screen and in the Log, never with
+/// a key (Enter added a line, silently). Inside an open tag Enter goes on
+/// to the next line, and the dialog says so.
+#[test]
+fn imported_text_that_is_no_usable_element_is_refused_with_the_reason() {
+    use farmkey::config::import::key_set_from_xml;
+    let import = |a: &mut App| {
+        choose_import(a);
+        assert!(format!("{}", render(a, 80, 24).backend()).contains("Paste the <machineKey>"));
+    };
+    let v = "0123456789ABCDEF".repeat(8);
+    let cases = [
+        "hello".to_string(),
+        String::new(),
+        format!("<machineKey validationKey=\"{v}\" decryptionKey=\"00\" />"),
+    ];
+    for typed in cases {
+        let (_dir, mut a) = app("default");
+        import(&mut a);
+        for c in typed.chars() {
+            keys(&mut a, &c.to_string());
+        }
+        let effects = keys(&mut a, "\n");
+        assert!(effects.is_empty(), "{effects:?}");
+        let why = key_set_from_xml(&typed).unwrap_err().to_string();
+        let text = format!("{}", render(&a, 120, 40).backend());
+        let rows = dialog_rows(&a, 120, 40, "These keys cannot be used");
+        let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(
+            words(&rows[..rows.len() - 2].join(" ")),
+            words(&why),
+            "{typed:?}"
+        );
+        assert!(!text.contains(&v[..16]), "a key on screen: {text}");
+        let logged = a.data.log.last().unwrap().text.clone();
+        assert_eq!(logged, format!("pasted keys refused: {why}"));
+        assert!(!logged.contains(&v[..16]));
+    }
+    // Inside an open tag, Enter is a new line; the element then ends.
+    let (_dir, mut a) = app("default");
+    import(&mut a);
+    for c in "<machineKey validationKey=\"XYZ\"".chars() {
+        keys(&mut a, &c.to_string());
+    }
+    let effects = keys(&mut a, "\n");
+    assert!(effects.is_empty());
+    let text = format!("{}", render(&a, 120, 40).backend());
+    assert!(
+        text.contains("Paste the <machineKey>") && text.contains("A tag is open"),
+        "{text}"
+    );
+    for c in " decryptionKey=\"00\" />".chars() {
+        keys(&mut a, &c.to_string());
+    }
+    keys(&mut a, "\n");
+    let text = format!("{}", render(&a, 120, 40).backend());
+    assert!(
+        text.contains("These keys cannot be used") && text.contains("non-hex"),
+        "{text}"
+    );
+}
+
+/// History says what keys without a fingerprint were, as the matrix does
+/// (`↻ auto`): it said "? → 6a63e1f8" and "keys before validationKey ?".
+#[test]
+fn history_says_auto_where_the_matrix_does() {
+    use farmkey::push::audit::AuditLog;
+    let (dir, mut a) = app("default");
+    // Sequence Administration: web02's keys are auto-generated.
+    let (plan, mut sessions, decision) = plan_imported_push(&mut a, "Sequence Administration");
+    keys(&mut a, "G→\n");
+    assert_eq!(decision.try_recv(), Ok(true));
+    let audit = AuditLog::new(dir.path().join("audit.jsonl"));
+    let outcome = farmkey::push::apply(
+        &plan,
+        &mut sessions,
+        &audit,
+        &farmkey::push::Interrupt::new(),
+        &mut |_| {},
+    );
+    assert!(outcome.success(), "{}", outcome.summary());
+    let records: Vec<_> = audit
+        .read_all()
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.server == "web02")
+        .collect();
+    a.update(Msg::Work(farmkey::console::app::Work::PushDone(Ok(
+        outcome,
+    ))));
+    keys(&mut a, "\n5");
+    a.update(Msg::History {
+        path: PathBuf::from("/home/op/.local/state/farmkey/audit.jsonl"),
+        result: Ok(pushes(&records, None)),
+    });
+    let set = plan.set_fingerprint.clone().unwrap();
+    let text = format!("{}", render(&a, 120, 40).backend());
+    assert!(text.contains(&format!("auto → {set}")), "{text}");
+    keys(&mut a, "\n");
+    let text = format!("{}", render(&a, 120, 40).backend());
+    assert!(
+        text.contains("validationKey auto, decryptionKey auto") && !text.contains("Key ?"),
         "{text}"
     );
 }

@@ -7,7 +7,7 @@
 use super::dialogs::message::Message;
 use super::dialogs::reveal::Revealed;
 use super::dialogs::rollback::Rollback;
-use super::dialogs::{self, Activity, Dialog};
+use super::dialogs::{self, Activity, Dialog, Shown};
 use super::push_flow::PushFlow;
 use super::screens::{Reply, ScreenId, Screens};
 use super::symbols::Symbols;
@@ -27,7 +27,7 @@ use crate::transport::{HostKeyDecision, HostKeyQuestion, SecretQuestion};
 use ratatui::crossterm::event::{
     Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind,
 };
-use ratatui::layout::Size;
+use ratatui::layout::{Position, Rect, Size};
 use secrecy::SecretString;
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;
@@ -301,7 +301,7 @@ pub struct App {
     pub screens: Screens,
     pub help: bool,
     /// Modal dialogs; the last is on top.
-    pub dialogs: Vec<Box<dyn Dialog>>,
+    pub dialogs: Vec<Shown>,
     pub read_only: bool,
     pub generation: u64,
     /// A short message in the footer, until it expires.
@@ -311,6 +311,10 @@ pub struct App {
     /// Scan results arrived since the analysis was last made.
     stale: bool,
     pub quit: bool,
+}
+
+fn ctrl_c(key: &KeyEvent) -> bool {
+    key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL)
 }
 
 /// How long a footer message stays.
@@ -400,6 +404,9 @@ impl App {
         self.screens
             .get_mut(self.screen)
             .fit(body, &self.data, &self.ui);
+        if let Some(d) = self.dialogs.last_mut() {
+            d.fit(Rect::from((Position::ORIGIN, self.size)), &self.ui);
+        }
     }
 
     /// The terminal's size changed (or is first known).
@@ -432,7 +439,7 @@ impl App {
     pub fn activity(&self) -> Activity {
         self.dialogs
             .iter()
-            .map(|d| d.activity())
+            .map(|d| d.dialog.activity())
             .find(|a| *a != Activity::Idle)
             .unwrap_or(Activity::Idle)
     }
@@ -449,13 +456,13 @@ impl App {
 
     /// Opens a dialog on top.
     pub fn open(&mut self, dialog: Box<dyn Dialog>) {
-        self.dialogs.push(dialog);
+        self.dialogs.push(Shown::new(dialog));
     }
 
     /// A worker's question waits behind what the operator is looking at,
     /// so that no key meant for that answers it.
     fn ask(&mut self, dialog: Box<dyn Dialog>) {
-        self.dialogs.insert(0, dialog);
+        self.dialogs.insert(0, Shown::new(dialog));
         self.surface_questions();
     }
 
@@ -463,8 +470,8 @@ impl App {
     /// worker may be the one asking, or wait for its turn to ask (workers
     /// take turns with questions), so the question must be answered first.
     fn surface_questions(&mut self) {
-        while self.dialogs.last().is_some_and(|d| d.waiting()) {
-            let Some(i) = self.dialogs.iter().position(|d| d.question()) else {
+        while self.dialogs.last().is_some_and(|d| d.dialog.waiting()) {
+            let Some(i) = self.dialogs.iter().position(|d| d.dialog.question()) else {
                 break;
             };
             let question = self.dialogs.remove(i);
@@ -496,7 +503,7 @@ impl App {
                 {
                     self.flash = None;
                 }
-                self.dialogs.retain_mut(|d| !d.expired());
+                self.dialogs.retain_mut(|d| !d.dialog.expired());
                 Vec::new()
             }
             Msg::Scan { generation, event } => {
@@ -526,24 +533,45 @@ impl App {
                 self.data.changed = true;
                 Vec::new()
             }
+            // Only the size is drawn: nothing may act unseen but q and
+            // Ctrl-C, which the screen offers.
+            Msg::Input(event) if !view::fits(self.size) && !matches!(event, Event::Resize(..)) => {
+                match event {
+                    Event::Key(key)
+                        if key.kind != KeyEventKind::Release
+                            && (ctrl_c(&key) || key.code == KeyCode::Char('q')) =>
+                    {
+                        self.stop()
+                    }
+                    _ => Vec::new(),
+                }
+            }
             Msg::Input(Event::Key(key)) if key.kind != KeyEventKind::Release => self.on_key(key),
             Msg::Input(Event::Paste(text)) => {
                 if let Some(d) = self.dialogs.last_mut() {
-                    d.on_paste(&text);
+                    d.dialog.on_paste(&text);
                 } else if self.data.filter.editing {
                     self.data.filter.push_str(&text);
                     self.data.changed = true;
                 }
                 Vec::new()
             }
-            Msg::Input(Event::Mouse(m)) if self.dialogs.is_empty() => {
-                // Only with --mouse: the wheel moves the selection.
+            Msg::Input(Event::Mouse(m)) => {
+                // Only with --mouse: the wheel moves the selection, or
+                // scrolls the dialog shown.
                 let code = match m.kind {
                     MouseEventKind::ScrollUp => KeyCode::Up,
                     MouseEventKind::ScrollDown => KeyCode::Down,
                     _ => return Vec::new(),
                 };
-                self.on_screen_key(&KeyEvent::new(code, KeyModifiers::NONE))
+                let key = KeyEvent::new(code, KeyModifiers::NONE);
+                match self.dialogs.last_mut() {
+                    Some(d) => {
+                        d.scroll(&key);
+                        Vec::new()
+                    }
+                    None => self.on_screen_key(&key),
+                }
             }
             Msg::Input(Event::Resize(width, height)) => {
                 self.resize(Size::new(width, height));
@@ -563,8 +591,8 @@ impl App {
         // After a push or a rollback: the farm and the history as they now are.
         let after = matches!(work, Work::PushDone(_) | Work::RollbackDone(_));
         let mut effects = Vec::new();
-        if let Some(i) = self.dialogs.iter().rposition(|d| d.takes(&work)) {
-            let reply = self.dialogs[i].on_work(work, &mut self.data);
+        if let Some(i) = self.dialogs.iter().rposition(|d| d.dialog.takes(&work)) {
+            let reply = self.dialogs[i].dialog.on_work(work, &mut self.data);
             effects = self.dialog_reply(i, reply);
         }
         if after {
@@ -755,7 +783,7 @@ impl App {
 
     /// Asks the running push to stop between steps (Ctrl-C, a signal).
     pub fn interrupt_push(&mut self) -> Vec<Effect> {
-        let asked = self.dialogs.iter_mut().any(|d| d.interrupt());
+        let asked = self.dialogs.iter_mut().any(|d| d.dialog.interrupt());
         if asked {
             self.perform(Action::InterruptPush)
         } else {
@@ -763,25 +791,29 @@ impl App {
         }
     }
 
-    fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
-        let ctrl_c =
-            key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
-        if ctrl_c {
-            // A push is never left half-way: Ctrl-C stops it between steps,
-            // and it undoes what it changed. A rollback ends first.
-            match self.activity() {
-                Activity::Pushing => return self.interrupt_push(),
-                Activity::RollingBack => {
-                    self.flash("a rollback is running: the console closes once it ends");
-                    return Vec::new();
-                }
-                Activity::Idle => {}
+    /// Ctrl-C (and q while the terminal is too small): quits, but a push
+    /// is never left half-way: it is stopped between steps, and it undoes
+    /// what it changed. A rollback ends first.
+    fn stop(&mut self) -> Vec<Effect> {
+        match self.activity() {
+            Activity::Pushing => self.interrupt_push(),
+            Activity::RollingBack => {
+                self.flash("a rollback is running: the console closes once it ends");
+                Vec::new()
             }
-            self.quit_now();
-            return Vec::new();
+            Activity::Idle => {
+                self.quit_now();
+                Vec::new()
+            }
+        }
+    }
+
+    fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        if ctrl_c(&key) {
+            return self.stop();
         }
         if let Some(top) = self.dialogs.len().checked_sub(1) {
-            let reply = self.dialogs[top].on_key(&key, &mut self.data);
+            let reply = self.dialogs[top].on_key(&key, &mut self.data, &self.ui);
             return self.dialog_reply(top, reply);
         }
         if self.help {
@@ -926,7 +958,7 @@ impl App {
     fn quit_now(&mut self) {
         // Answer every pending question so no worker waits forever.
         for mut d in self.dialogs.drain(..) {
-            d.abandon();
+            d.dialog.abandon();
         }
         self.quit = true;
     }

@@ -498,6 +498,13 @@ impl PushFlow {
     }
 }
 
+/// The text typed so far ends inside a tag (`<machineKey validationKey=`):
+/// the element goes on, on the next line.
+fn in_a_tag(text: &str) -> bool {
+    // `None` (no `>` at all) orders before any place.
+    text.rfind('<') > text.rfind('>')
+}
+
 /// A plan's text, the lines that need attention marked.
 fn plan_lines(plan: &Plan, ui: &Ui) -> Vec<Line<'static>> {
     plan.lines()
@@ -574,6 +581,13 @@ impl Dialog for PushFlow {
                     body.push(Line::styled(l.to_string(), ui.style(StyleKey::Title)));
                 }
                 body.push(Line::styled("_", ui.style(StyleKey::Title)));
+                if in_a_tag(text) {
+                    body.push(Line::raw(""));
+                    body.push(Line::styled(
+                        "A tag is open: Enter adds a line until its >; Alt-Enter uses the text as it is.",
+                        ui.style(StyleKey::TextDim),
+                    ));
+                }
                 view("Import keys".into(), body, false, None)
             }
             Stage::Planning => view(
@@ -687,10 +701,9 @@ impl Dialog for PushFlow {
             },
             Stage::Paste { text } => match key.code {
                 KeyCode::Esc => return Reply::Close,
-                KeyCode::Enter
-                    if key.modifiers.contains(KeyModifiers::ALT)
-                        || text.trim_end().ends_with('>') =>
-                {
+                // Whatever was typed gets an answer: the keys planned, or
+                // why they cannot be (the reason `--keys` gets).
+                KeyCode::Enter if key.modifiers.contains(KeyModifiers::ALT) || !in_a_tag(text) => {
                     let text = std::mem::take(text);
                     return self.use_pasted(&text, data);
                 }
@@ -778,6 +791,11 @@ impl Dialog for PushFlow {
 
     fn waiting(&self) -> bool {
         matches!(self.stage, Stage::Planning | Stage::Pushing { .. })
+    }
+
+    /// The choice moves with ↑/↓ and j/k; the element is typed.
+    fn own_keys(&self) -> bool {
+        matches!(self.stage, Stage::Choose { .. } | Stage::Paste { .. })
     }
 
     fn activity(&self) -> Activity {

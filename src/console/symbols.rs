@@ -27,8 +27,14 @@ pub struct Symbols {
     pub ellipsis: &'static str,
     pub arrows: &'static str,
     pub updown: &'static str,
+    pub leftright: &'static str,
     /// Before, then after.
     pub to: &'static str,
+    /// Around a text the operator typed.
+    pub quotes: (&'static str, &'static str),
+    /// More text above, below.
+    pub above: &'static str,
+    pub below: &'static str,
     pub border: ratatui::symbols::border::Set<'static>,
 }
 
@@ -56,7 +62,11 @@ pub const UNICODE: Symbols = Symbols {
     ellipsis: "…",
     arrows: "↑↓←→",
     updown: "↑↓",
+    leftright: "←→",
     to: "→",
+    quotes: ("“", "”"),
+    above: "↑",
+    below: "↓",
     border: ratatui::symbols::border::PLAIN,
 };
 
@@ -84,7 +94,11 @@ pub const ASCII: Symbols = Symbols {
     ellipsis: "~",
     arrows: "arrows",
     updown: "up/down",
+    leftright: "left/right",
     to: "->",
+    quotes: ("\"", "\""),
+    above: "^",
+    below: "v",
     border: ratatui::symbols::border::Set {
         top_left: "+",
         top_right: "+",

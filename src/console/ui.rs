@@ -78,6 +78,13 @@ impl Ui {
         format!("{}{tail}", self.symbols.ellipsis)
     }
 
+    /// What a list says when the filter hides all of its rows:
+    /// ` No site matches the filter “zzz”.`
+    pub fn unmatched(&self, what: &str, filter: &str) -> String {
+        let (open, close) = self.symbols.quotes;
+        format!(" No {what} matches the filter {open}{filter}{close} (Esc clears it).")
+    }
+
     /// The bordered panel every screen draws in.
     pub fn block<'a>(&self, title: impl Into<Line<'a>>) -> Block<'a> {
         Block::bordered()

@@ -4,7 +4,7 @@
 //! and cannot change it; no view touches the network or the disk.
 
 use super::app::App;
-use super::dialogs;
+use super::dialogs::{self, Activity};
 use super::screens::ScreenId;
 use super::theme::StyleKey;
 use super::ui::{KeyHelp, centered};
@@ -17,9 +17,15 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 pub const MIN_WIDTH: u16 = 60;
 pub const MIN_HEIGHT: u16 = 16;
 
+/// Whether the console can be drawn on a terminal of `size`; on a smaller
+/// one it says so and takes no key but q and Ctrl-C.
+pub fn fits(size: Size) -> bool {
+    size.width >= MIN_WIDTH && size.height >= MIN_HEIGHT
+}
+
 pub fn draw(f: &mut Frame, app: &App) {
     let area = f.area();
-    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+    if !fits(area.as_size()) {
         return too_small(f, app, area);
     }
     let [banner_area, header, tabs, body, footer] = areas(area, app.read_only);
@@ -40,7 +46,7 @@ pub fn draw(f: &mut Frame, app: &App) {
         draw_help(f, app, area);
     }
     if let Some(d) = app.dialogs.last() {
-        dialogs::draw(f, area, d.as_ref(), &app.ui);
+        dialogs::draw(f, area, d, &app.ui);
     }
 }
 
@@ -61,9 +67,20 @@ pub fn body(size: Size, read_only: bool) -> Rect {
     areas(Rect::from((Position::ORIGIN, size)), read_only)[3]
 }
 
+/// Nothing but this is drawn, so no key but q and Ctrl-C acts
+/// ([`App::update`]): what q does then depends on what runs.
 fn too_small(f: &mut Frame, app: &App, area: Rect) {
+    let then = match app.activity() {
+        Activity::Idle => "Enlarge the window, or press q to quit.",
+        Activity::Pushing => {
+            "A push is running: enlarge the window to follow it, or press q to stop it (it rolls back what it changed)."
+        }
+        Activity::RollingBack => {
+            "A rollback is running (it is not interrupted): enlarge the window to follow it."
+        }
+    };
     let text = format!(
-        "Terminal too small: farmkey needs {MIN_WIDTH}x{MIN_HEIGHT}, this one is {}x{}. Enlarge the window, or press q to quit.",
+        "Terminal too small: farmkey needs {MIN_WIDTH}x{MIN_HEIGHT}, this one is {}x{}. {then}",
         area.width, area.height
     );
     f.render_widget(

@@ -1,5 +1,6 @@
 //! The audit log: one JSON line per server per action, fingerprints only.
 
+use crate::config::effective::KeyState;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
@@ -22,6 +23,54 @@ pub struct Fingerprints {
     pub decryption_key: Option<String>,
     #[serde(rename = "keySet", default, skip_serializing_if = "Option::is_none")]
     pub key_set: Option<String>,
+    /// What a key with no fingerprint was: `auto`, `encrypted`, `invalid`
+    /// (as the matrix and the plan say it). Older records lack it.
+    #[serde(
+        rename = "validationKeyState",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub validation_state: Option<String>,
+    #[serde(
+        rename = "decryptionKeyState",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub decryption_state: Option<String>,
+}
+
+impl Fingerprints {
+    /// A site's keys as found: fingerprints of explicit keys, what the
+    /// others are.
+    pub fn of(validation: &KeyState, decryption: &KeyState, key_set: Option<String>) -> Self {
+        let state = |k: &KeyState| {
+            k.fingerprint()
+                .is_none()
+                .then(|| crate::report::key_cell(k))
+        };
+        Fingerprints {
+            validation_key: validation.fingerprint(),
+            decryption_key: decryption.fingerprint(),
+            key_set,
+            validation_state: state(validation),
+            decryption_state: state(decryption),
+        }
+    }
+
+    /// The validationKey as the operator reads it: its fingerprint, or
+    /// what it was (`auto`); `None` in older records of a key that had no
+    /// fingerprint.
+    pub fn validation_text(&self) -> Option<&str> {
+        self.validation_key
+            .as_deref()
+            .or(self.validation_state.as_deref())
+    }
+
+    pub fn decryption_text(&self) -> Option<&str> {
+        self.decryption_key
+            .as_deref()
+            .or(self.decryption_state.as_deref())
+    }
 }
 
 crate::spelled::spelled! {

@@ -138,7 +138,8 @@ impl PastPush {
     }
 
     /// The key sets the push found and the ones it wrote, each once, as
-    /// fingerprints (a key set's when recorded, else the validationKey's).
+    /// fingerprints (a key set's when recorded, else the validationKey's),
+    /// or what keys with none were (`auto`).
     pub fn key_sets(&self) -> (Vec<&str>, Vec<&str>) {
         let pushed = self.pushed();
         let sets = |before: bool| {
@@ -149,7 +150,7 @@ impl PastPush {
                 } else {
                     &r.fingerprints_after
                 };
-                if let Some(s) = fp.key_set.as_deref().or(fp.validation_key.as_deref())
+                if let Some(s) = fp.key_set.as_deref().or(fp.validation_text())
                     && !out.contains(&s)
                 {
                     out.push(s);

@@ -365,10 +365,8 @@ fn plan_files(
     let before = inst
         .keys
         .as_ref()
-        .map_or_else(Fingerprints::default, |(v, d)| Fingerprints {
-            validation_key: v.fingerprint(),
-            decryption_key: d.fingerprint(),
-            key_set: inst.set_fingerprint.clone(),
+        .map_or_else(Fingerprints::default, |(v, d)| {
+            Fingerprints::of(v, d, inst.set_fingerprint.clone())
         });
     let lock = lock_path(&file);
     let mut sp = ServerPlan {
@@ -413,6 +411,7 @@ fn plan_files(
             validation_key: Some(k.validation_key.fingerprint()),
             decryption_key: Some(k.decryption_key.fingerprint()),
             key_set: Some(k.set_fingerprint()),
+            ..Fingerprints::default()
         };
         let shown = |s: Option<crate::config::effective::KeyState>| {
             s.map_or("?".into(), |s| crate::report::key_cell(&s))

@@ -88,6 +88,11 @@ pub trait Dialog {
     }
     /// The console closes: answer whatever a worker waits for.
     fn abandon(&mut self) {}
+    /// It reads ↑/↓ and j/k itself (a choice, typed text, any key to
+    /// close): they never scroll it.
+    fn own_keys(&self) -> bool {
+        false
+    }
 }
 
 /// A button row's buttons: each dialog names its own.
@@ -137,57 +142,213 @@ impl<B: Button> Buttons<B> {
 /// The footer of a dialog with buttons.
 pub fn button_keys(ui: &Ui) -> Vec<KeyHelp> {
     vec![
-        (ui.symbols.arrows, "choose"),
+        (ui.symbols.leftright, "choose"),
         ("Enter", "confirm"),
         ("Esc", "cancel"),
     ]
 }
 
-/// Draws a dialog in the middle of `area`.
-pub fn draw(f: &mut Frame, area: Rect, dialog: &dyn Dialog, ui: &Ui) {
+/// A dialog as the console shows it: the dialog, and how far its body is
+/// scrolled when it is taller than the terminal allows (the buttons stay
+/// in view). The console's keys scroll it (↑/↓, j/k, PgUp/PgDn, Home/End,
+/// g/G), unless the dialog [reads them itself](Dialog::own_keys). A button
+/// that acts (any but the first, which cancels) acts only once the end of
+/// the body was shown: nothing is confirmed unread.
+pub struct Shown {
+    pub dialog: Box<dyn Dialog>,
+    /// The title the scroll is for: a dialog that turns to another page
+    /// (a plan, then its result) opens it at its top.
+    title: String,
+    /// The body's rows scrolled past.
+    at: u16,
+    /// How far it scrolls, and the rows it shows at once, as last fitted.
+    end: u16,
+    page: u16,
+    /// Its last row was on screen since the page opened.
+    read: bool,
+}
+
+impl Shown {
+    pub fn new(dialog: Box<dyn Dialog>) -> Shown {
+        Shown {
+            dialog,
+            title: String::new(),
+            at: 0,
+            end: 0,
+            page: 0,
+            read: false,
+        }
+    }
+
+    /// Fits the scroll to the dialog as drawn in `area` (the terminal).
+    pub fn fit(&mut self, area: Rect, ui: &Ui) {
+        let view = self.dialog.view(ui);
+        if view.title != self.title {
+            self.title = view.title.clone();
+            self.at = 0;
+            self.read = false;
+        }
+        let g = Geometry::of(area, &view);
+        (self.end, self.page) = (g.end, g.body.height);
+        self.at = self.at.min(self.end);
+        self.read |= self.at >= self.end;
+    }
+
+    /// Its body is taller than its frame, and the console's keys scroll it.
+    pub fn scrolls(&self) -> bool {
+        self.end > 0 && !self.dialog.own_keys()
+    }
+
+    /// Scrolls for a key that scrolls; `false`: not such a key.
+    pub fn scroll(&mut self, key: &KeyEvent) -> bool {
+        if !self.scrolls() {
+            return false;
+        }
+        let page = self.page.saturating_sub(1).max(1);
+        self.at = match key.code {
+            KeyCode::Up | KeyCode::Char('k') => self.at.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => self.at.saturating_add(1),
+            KeyCode::PageUp => self.at.saturating_sub(page),
+            KeyCode::PageDown => self.at.saturating_add(page),
+            KeyCode::Home | KeyCode::Char('g') => 0,
+            KeyCode::End | KeyCode::Char('G') => self.end,
+            _ => return false,
+        }
+        .min(self.end);
+        self.read |= self.at >= self.end;
+        true
+    }
+
+    /// A key for the dialog: scrolls it, or goes to it; a button that acts
+    /// waits until the end of the body was shown (its frame says so).
+    pub fn on_key(&mut self, key: &KeyEvent, data: &mut Data, ui: &Ui) -> Reply {
+        if self.scroll(key) {
+            return Reply::Stay;
+        }
+        if matches!(key.code, KeyCode::Enter | KeyCode::Char(' ')) && self.waiting(ui) {
+            return Reply::Stay;
+        }
+        self.dialog.on_key(key, data)
+    }
+
+    /// The focused button acts, and the end of the body was not shown yet.
+    fn waiting(&self, ui: &Ui) -> bool {
+        !self.read
+            && self.scrolls()
+            && matches!(self.dialog.view(ui).buttons, Some((_, focus)) if focus > 0)
+    }
+
+    /// Its keys, for the footer: the dialog's, and scrolling when it does.
+    pub fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
+        let mut keys = self.dialog.keys(ui);
+        if self.scrolls() {
+            keys.insert(0, (ui.symbols.updown, "scroll"));
+        }
+        keys
+    }
+}
+
+/// Where a dialog's parts are drawn in an area.
+struct Geometry {
+    frame: Rect,
+    /// The body's rows shown at once (a blank row under them when there
+    /// are buttons).
+    body: Rect,
+    buttons: Rect,
+    /// How far the body scrolls: its rows wrapped, less those shown.
+    end: u16,
+}
+
+impl Geometry {
+    fn of(area: Rect, view: &View) -> Geometry {
+        let width = 76u16.min(area.width.saturating_sub(2));
+        // As tall as the body wrapped word by word inside the borders and
+        // margins, as far as the area allows.
+        let rows = wrapped(view.body.clone()).line_count(width.saturating_sub(4).max(1));
+        let rows = u16::try_from(rows).unwrap_or(u16::MAX);
+        // Borders, and a blank row and the buttons when there are buttons.
+        let buttons_h = u16::from(view.buttons.is_some());
+        let frame = centered(area, width, rows.saturating_add(2 + 2 * buttons_h));
+        let inner = Block::bordered().inner(frame).inner(Margin {
+            horizontal: 1,
+            vertical: 0,
+        });
+        let [body, _, buttons] = Layout::vertical([
+            Constraint::Fill(1),
+            Constraint::Length(buttons_h),
+            Constraint::Length(buttons_h),
+        ])
+        .areas(inner);
+        Geometry {
+            frame,
+            body,
+            buttons,
+            end: rows.saturating_sub(body.height),
+        }
+    }
+}
+
+/// Draws the dialog in the middle of `area`, its body scrolled as fitted.
+pub fn draw(f: &mut Frame, area: Rect, shown: &Shown, ui: &Ui) {
+    let view = shown.dialog.view(ui);
+    let g = Geometry::of(area, &view);
+    // Within the body as drawn here (the same as fitted, but on a test's
+    // terminal of another size).
+    let at = shown.at.min(g.end);
     let View {
         title,
         body,
         danger,
         buttons,
-    } = dialog.view(ui);
-    let width = 76u16.min(area.width.saturating_sub(2));
-    let body = wrapped(body);
-    // As tall as the body wrapped word by word inside the borders and margins.
-    let body_h = body.line_count(width.saturating_sub(4).max(1));
-    // Borders, and a blank line and the buttons when there are buttons.
-    let frame_h = if buttons.is_some() { 4 } else { 2 };
-    let h = u16::try_from(body_h + frame_h).unwrap_or(u16::MAX);
-    let r = centered(area, width, h);
-    f.render_widget(Clear, r);
+    } = view;
+    f.render_widget(Clear, g.frame);
     let border = ui.style(if danger {
         StyleKey::Danger
     } else {
         StyleKey::BorderFocus
     });
-    let outer = Block::bordered()
+    let more = ui.style(StyleKey::Warning);
+    let mut outer = Block::bordered()
         .borders(Borders::ALL)
         .border_set(ui.symbols.border)
         .title(format!(" {title} "))
         .title_style(ui.style(StyleKey::DialogTitle))
         .border_style(border)
         .style(ui.style(StyleKey::Dialog));
-    let inner = outer.inner(r);
-    f.render_widget(outer, r);
-    let buttons_h = u16::from(buttons.is_some());
-    let [body_area, buttons_area] =
-        Layout::vertical([Constraint::Min(1), Constraint::Length(buttons_h)]).areas(inner.inner(
-            Margin {
-                horizontal: 1,
-                vertical: 0,
-            },
-        ));
-    f.render_widget(body, body_area);
+    if at > 0 {
+        outer = outer
+            .title_top(Line::styled(format!(" {} more ", ui.symbols.above), more).right_aligned());
+    }
+    if at < g.end {
+        let n = g.end - at;
+        let first = if shown.waiting(ui) {
+            ": read to the end first"
+        } else {
+            ""
+        };
+        outer = outer.title_bottom(
+            Line::styled(
+                format!(
+                    " {} {n} more line{}{first} ",
+                    ui.symbols.below,
+                    if n == 1 { "" } else { "s" }
+                ),
+                more,
+            )
+            .right_aligned(),
+        );
+    }
+    f.render_widget(outer, g.frame);
+    f.render_widget(wrapped(body).scroll((at, 0)), g.body);
     let mut spans = Vec::new();
     if let Some((labels, focus)) = buttons {
+        // A button that acts looks off until the end was shown.
+        let waiting = !shown.read && shown.scrolls();
         for (i, b) in labels.iter().enumerate() {
             let style = ui.style(if i == focus {
                 StyleKey::ButtonFocus
+            } else if waiting && i > 0 {
+                StyleKey::TextDim
             } else {
                 StyleKey::Button
             });
@@ -195,5 +356,5 @@ pub fn draw(f: &mut Frame, area: Rect, dialog: &dyn Dialog, ui: &Ui) {
             spans.push(Span::raw("  "));
         }
     }
-    f.render_widget(Paragraph::new(Line::from(spans)), buttons_area);
+    f.render_widget(Paragraph::new(Line::from(spans)), g.buttons);
 }

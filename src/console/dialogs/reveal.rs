@@ -145,4 +145,8 @@ impl Dialog for Revealed {
     fn expired(&mut self) -> bool {
         Instant::now() >= self.until
     }
+
+    fn own_keys(&self) -> bool {
+        true // any key hides them
+    }
 }

@@ -79,6 +79,10 @@ impl Dialog for Secret {
         true
     }
 
+    fn own_keys(&self) -> bool {
+        true // typed
+    }
+
     fn keys(&self, _ui: &Ui) -> Vec<KeyHelp> {
         vec![("Enter", "submit"), ("Esc", "cancel")]
     }

@@ -132,10 +132,17 @@ impl Screen for Findings {
             ]));
         }
         if self.rows.is_empty() {
-            lines.push(Line::styled(
-                format!(" {} No findings.", ui.symbols.ok),
-                ui.style(StyleKey::SiteOk),
-            ));
+            lines.push(if all.is_empty() {
+                Line::styled(
+                    format!(" {} No findings.", ui.symbols.ok),
+                    ui.style(StyleKey::SiteOk),
+                )
+            } else {
+                Line::styled(
+                    ui.unmatched("finding", data.filter.text()),
+                    ui.style(StyleKey::TextDim),
+                )
+            });
         }
         f.render_widget(Paragraph::new(lines), inner);
         let message = self

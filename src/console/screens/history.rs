@@ -62,19 +62,16 @@ fn outcome_summary(push: &PastPush) -> String {
         .join(", ")
 }
 
+/// Keys as the matrix says them: fingerprints, or what they were
+/// (`auto`); `?` where an older record does not say.
 fn fingerprint_text(f: &Fingerprints) -> String {
-    let or = |x: &Option<String>| x.clone().unwrap_or_else(|| "?".into());
+    let (v, d) = (
+        f.validation_text().unwrap_or("?"),
+        f.decryption_text().unwrap_or("?"),
+    );
     match &f.key_set {
-        Some(set) => format!(
-            "{set} (validationKey {}, decryptionKey {})",
-            or(&f.validation_key),
-            or(&f.decryption_key)
-        ),
-        None => format!(
-            "validationKey {}, decryptionKey {}",
-            or(&f.validation_key),
-            or(&f.decryption_key)
-        ),
+        Some(set) => format!("{set} (validationKey {v}, decryptionKey {d})"),
+        None => format!("validationKey {v}, decryptionKey {d}"),
     }
 }
 
@@ -139,7 +136,7 @@ impl History {
             } else if data.history.pushes.is_empty() {
                 " No pushes recorded yet.".to_string()
             } else {
-                " No push matches the filter.".to_string()
+                ui.unmatched("push", data.filter.text())
             };
             lines.push(Line::styled(text, ui.style(StyleKey::TextDim)));
         }

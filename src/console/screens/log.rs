@@ -25,6 +25,14 @@ fn time_of(at: std::time::SystemTime) -> String {
     text.get(11..19).unwrap_or("").to_string()
 }
 
+impl Log {
+    /// The rows shown in `height` rows, oldest first.
+    fn shown(&self, height: usize) -> &[usize] {
+        let end = self.rows.len().saturating_sub(self.offset);
+        &self.rows[end.saturating_sub(height)..end]
+    }
+}
+
 impl Screen for Log {
     fn refresh(&mut self, data: &Data) {
         self.rows = (0..data.log.len())
@@ -37,11 +45,19 @@ impl Screen for Log {
         let Some(nav) = Nav::of(key) else {
             return Reply::Unhandled;
         };
-        // The offset counts up from the newest row, the newest being last.
+        // The offset counts up from the newest row, the newest being last;
+        // the view moves its last row (`fit` keeps the first page full).
         let last = self.rows.len().saturating_sub(1);
         let at = nav.step(last.saturating_sub(self.offset), self.rows.len());
         self.offset = last - at;
         Reply::Done
+    }
+
+    /// At most scrolled so far up that the oldest row is on the first
+    /// row: `g` shows a whole page, not the oldest row alone.
+    fn fit(&mut self, area: Rect, _data: &Data, ui: &Ui) {
+        let height = usize::from(ui.block("").inner(area).height);
+        self.offset = self.offset.min(self.rows.len().saturating_sub(height));
     }
 
     fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
@@ -52,10 +68,8 @@ impl Screen for Log {
         let outer = ui.block(" Log ");
         let inner = outer.inner(area);
         f.render_widget(outer, area);
-        let height = inner.height as usize;
-        let end = self.rows.len().saturating_sub(self.offset);
-        let start = end.saturating_sub(height);
-        let lines: Vec<Line> = self.rows[start..end]
+        let mut lines: Vec<Line> = self
+            .shown(usize::from(inner.height))
             .iter()
             .filter_map(|&i| data.log.get(i))
             .map(|e| {
@@ -70,6 +84,12 @@ impl Screen for Log {
                 ])
             })
             .collect();
+        if self.rows.is_empty() && !data.log.is_empty() {
+            lines.push(Line::styled(
+                ui.unmatched("log line", data.filter.text()),
+                ui.style(StyleKey::TextDim),
+            ));
+        }
         f.render_widget(Paragraph::new(lines), inner);
     }
 }

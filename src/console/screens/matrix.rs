@@ -25,9 +25,9 @@ pub struct Matrix {
     row: usize,
     /// 0: the site as a whole; k: the k-th server shown.
     col: usize,
-    /// The site the cursor is on. Once the operator has moved the cursor it
-    /// follows its site when the order changes; before, it stays on the
-    /// first row.
+    /// The site the cursor is on. Once the operator has moved the cursor,
+    /// or acted on its site (a push re-sorts the sites), it follows its
+    /// site when the order changes; before, it stays on the first row.
     selected: Option<String>,
     moved: bool,
 }
@@ -121,12 +121,14 @@ impl Screen for Matrix {
         let server = self
             .selected_server()
             .map(|i| data.servers[i].server.name.clone());
-        match key.code {
+        let reply = match key.code {
             KeyCode::Enter => Reply::Detail { site, server },
             KeyCode::Char('v') => Reply::reveal(site, server),
             KeyCode::Char('p') => Reply::Act(Action::ChoosePush { site }),
-            _ => Reply::Unhandled,
-        }
+            _ => return Reply::Unhandled,
+        };
+        self.moved = true;
+        reply
     }
 
     fn focused_server(&self, _data: &Data) -> Option<usize> {
@@ -216,6 +218,8 @@ impl Screen for Matrix {
         if sites.is_empty() {
             let msg = if data.scanning() > 0 {
                 format!(" {} reading the servers…", ui.spinner())
+            } else if !data.report.sites.is_empty() {
+                ui.unmatched("site", data.filter.text())
             } else if data.selection.all_sites {
                 " No IIS applications found.".to_string()
             } else {
