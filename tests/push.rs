@@ -129,15 +129,20 @@ fn setup_waiting(secs: u64) -> Setup {
     }
 }
 
+/// Every site of the inventory's servers, scanned and analysed.
+fn report_of(inventory: &Inventory) -> FarmReport {
+    analyze(
+        &scan_all(&inventory.servers, opts(), 8),
+        &Selection {
+            all_sites: true,
+            sites: vec![],
+        },
+    )
+}
+
 impl Setup {
     fn report(&self) -> FarmReport {
-        analyze(
-            &scan_all(&self.inventory.servers, opts(), 8),
-            &Selection {
-                all_sites: true,
-                sites: vec![],
-            },
-        )
+        report_of(&self.inventory)
     }
 
     fn sessions(&self) -> Sessions {
@@ -2088,13 +2093,7 @@ impl SourceFarm {
     }
 
     fn report(&self) -> FarmReport {
-        analyze(
-            &scan_all(&self.inventory.servers, opts(), 8),
-            &Selection {
-                all_sites: true,
-                sites: vec![],
-            },
-        )
+        report_of(&self.inventory)
     }
 
     fn sessions(&self) -> Sessions {
