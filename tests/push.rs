@@ -1029,7 +1029,8 @@ fn someone_elses_write_between_the_swap_and_its_verification_is_left_alone() {
 
 /// A file that read at the plan and no longer reads at the end (replaced by
 /// a folder mid-push) is not "as it was": the push says out of step and
-/// names it, instead of calling the server unreachable and untouched.
+/// why it could not read it, instead of calling the server unreachable and
+/// untouched.
 #[test]
 fn a_file_replaced_by_a_folder_mid_push_is_never_called_as_it_was() {
     let l = local();
@@ -1061,16 +1062,61 @@ fn a_file_replaced_by_a_folder_mid_push_is_never_called_as_it_was() {
         outcome
             .final_state
             .iter()
-            .any(|(n, s)| n == "web03" && matches!(s, FinalState::Foreign(_))),
+            .any(|(n, s)| n == "web03" && matches!(s, FinalState::NotWritten(_))),
         "{:?}",
         outcome.final_state
     );
     let summary = outcome.summary();
     assert!(
-        summary.contains("web03 a web.config farmkey did not write")
+        summary.contains("web03 could not be re-read (")
+            && summary.contains("is a folder), but this push never wrote it")
             && !summary.contains("as it was"),
         "{summary}"
     );
+}
+
+/// A rollback refused on a server (its file cannot be read) whose lock then
+/// cannot be removed either (someone took it meanwhile) names that lock:
+/// the next push would meet it.
+#[test]
+fn a_rollback_lock_left_behind_is_named() {
+    let l = local();
+    let mut sessions = l.sessions();
+    let plan = build_plan(&request("Flowtime", generate()), &l.report(), &mut sessions).unwrap();
+    assert!(run(&plan, &mut sessions, &l.audit).success());
+    let records = l.audit.read_all().unwrap();
+    let targets = farmkey::push::history::pushes(&records, Some("Flowtime"))[0].to_roll_back();
+    let lock = l
+        .dir
+        .path()
+        .join("web02")
+        .join(FLOWTIME_DIR)
+        .join("web.farmkey-lock.config");
+    let taken = lock.clone();
+    let wrap = Faulty::failing(
+        l.transport("web02"),
+        Box::new(move |op, p| {
+            if op == "read" && p.as_sftp().ends_with("Flowtime/web.config") {
+                fs::write(&taken, STALE_LOCK).unwrap();
+                return Err(injected(p));
+            }
+            Ok(())
+        }),
+    );
+    let mut sessions = l.sessions();
+    sessions.insert("web02", Box::new(wrap));
+    let results =
+        farmkey::push::apply::rollback_push(&targets, &mut sessions, &l.audit, false, &mut |_| {});
+    let web02 = results.iter().find(|r| r.server == "web02").unwrap();
+    let why = web02.result.as_ref().unwrap_err().to_string();
+    assert!(
+        why.contains("cannot read")
+            && why.contains(
+                "the lock C:\\inetpub\\Cora\\Flowtime\\web.farmkey-lock.config (left alone: it is no longer this push's"
+            ),
+        "{why}"
+    );
+    assert_eq!(fs::read_to_string(&lock).unwrap(), STALE_LOCK);
 }
 
 /// The automatic rollback of a server already pushed checks its file too:

@@ -97,7 +97,6 @@ pub fn run_demo(args: &DemoArgs) -> ExitCode {
             &AuditArg {
                 path: Some(
                     args.audit
-                        .path
                         .clone()
                         .unwrap_or_else(|| demo.path().join("audit.jsonl")),
                 ),

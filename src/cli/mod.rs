@@ -216,8 +216,9 @@ pub struct ManArgs {
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    #[command(flatten)]
-    pub audit: AuditArg,
+    /// The audit log [default: one of the demo's own, gone with it]
+    #[arg(long = "audit", value_name = "FILE")]
+    pub audit: Option<PathBuf>,
     #[command(flatten)]
     pub disclosed: DisclosedListArg,
     #[command(flatten)]
@@ -279,7 +280,7 @@ pub struct PushArgs {
     /// Apply without asking
     #[arg(long)]
     pub yes: bool,
-    /// Keep servers already changed when a later one fails (default: roll them back)
+    /// Keep servers already fully pushed when a later one fails (default: roll them back); a server half pushed is always rolled back
     #[arg(long)]
     pub keep_partial: bool,
 }

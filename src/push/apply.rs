@@ -485,15 +485,13 @@ impl Run<'_> {
     }
 
     /// A file the plan of server `i` only read that holds other bytes than
-    /// the scan read, or no longer reads (it did at the scan); `Err` only
-    /// when the server cannot be reached.
+    /// the scan read (or is gone).
     fn watched_changed(&mut self, i: usize) -> Result<Option<RemotePath>, StepError> {
         let sp = &self.plan.servers[i];
         for (file, scanned) in &sp.watched {
-            match self.on_server(&sp.server, |t| read_opt(t, file)) {
-                Ok(now) if now.as_ref().map(|b| b.sha256()) == *scanned => {}
-                Err(e) if e.is_disconnected() => return Err(e),
-                _ => return Ok(Some(file.clone())),
+            let now = self.on_server(&sp.server, |t| read_opt(t, file))?;
+            if now.map(|b| b.sha256()) != *scanned {
+                return Ok(Some(file.clone()));
             }
         }
         Ok(None)
@@ -670,10 +668,9 @@ impl Run<'_> {
                 .on_server(&sp.server, |t| read_opt(t, &sp.file))
                 .and_then(|now| Ok((now, self.watched_changed(i)?)));
             let state = match read {
-                // Unreachable, never written here: it holds what it held.
-                Err(e) if !self.swapped[i] && e.is_disconnected() => FinalState::NotWritten(e),
-                // It read at the plan and reads no more: someone changed it.
-                Err(_) if !self.swapped[i] => FinalState::Foreign(sp.file.clone()),
+                // Never written here: unreachable, it holds what it held;
+                // unreadable otherwise, it is unknown (the verdict says so).
+                Err(e) if !self.swapped[i] => FinalState::NotWritten(e),
                 Err(e) => FinalState::Unknown(e),
                 Ok((_, Some(changed))) => FinalState::Foreign(changed),
                 Ok((now, None)) => {
@@ -1028,11 +1025,22 @@ fn roll_back_server(
     // The server's locks (one, unless older records name none), each with
     // the stale lock broken to take it.
     let mut held: Vec<(RemotePath, Option<Box<lock::Holder>>)> = Vec::new();
+    // Released on a fresh session when the one in hand broke.
     let release = |sessions: &mut Sessions, held: &[(RemotePath, Option<Box<lock::Holder>>)]| {
         held.iter()
-            .map(|(path, _)| match sessions.get(server) {
-                Ok(t) => lock::release(t, server, path, id),
-                Err(e) => Err(e.into()),
+            .map(|(path, _)| {
+                let mut once = |fresh: bool| {
+                    let t = if fresh {
+                        sessions.reconnect(server)
+                    } else {
+                        sessions.get(server)
+                    };
+                    match t {
+                        Ok(t) => lock::release(t, server, path, id),
+                        Err(e) => Err(e.into()),
+                    }
+                };
+                once(false).or_else(|_| once(true))
             })
             .collect::<Vec<_>>()
     };
@@ -1043,8 +1051,8 @@ fn roll_back_server(
         match take_rollback_lock(sessions, server, &t.lock, &mine, break_lock) {
             Ok(broke) => held.push((t.lock.clone(), broke)),
             Err(e) => {
-                release(sessions, &held);
-                return all(e);
+                let released = release(sessions, &held);
+                return with_locks_left(all(e), &held, released);
             }
         }
     }
@@ -1060,8 +1068,8 @@ fn roll_back_server(
             },
             Err(e) => RollbackError::Failed(format!("cannot read {}: {e}", t.file)),
         };
-        release(sessions, &held);
-        return withheld(i, why);
+        let released = release(sessions, &held);
+        return with_locks_left(withheld(i, why), &held, released);
     }
     let restored: Vec<Restore> = targets
         .iter()
@@ -1103,6 +1111,35 @@ fn roll_back_server(
                     error: error.clone(),
                 }),
             }
+        })
+        .collect()
+}
+
+/// A server's files refused before any was restored: a lock of the
+/// rollback that could not be released is named with each reason, never
+/// left unsaid (the next push would meet it).
+fn with_locks_left(
+    results: Vec<Result<RolledBack, RollbackError>>,
+    held: &[(RemotePath, Option<Box<lock::Holder>>)],
+    released: Vec<Result<(), lock::ReleaseError>>,
+) -> Vec<Result<RolledBack, RollbackError>> {
+    let left: Vec<String> = held
+        .iter()
+        .zip(&released)
+        .filter_map(|((path, _), r)| r.as_ref().err().map(|e| format!("{path} ({e})")))
+        .collect();
+    if left.is_empty() {
+        return results;
+    }
+    results
+        .into_iter()
+        .map(|r| {
+            r.map_err(|e| {
+                RollbackError::Failed(format!(
+                    "{e}; the lock {} was not removed: remove it once no push of the site runs",
+                    left.join(", ")
+                ))
+            })
         })
         .collect()
 }

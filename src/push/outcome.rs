@@ -188,11 +188,13 @@ impl PushOutcome {
             return Verdict::AsBefore;
         }
         let all = |ok: fn(&FinalState) -> bool| self.final_state.iter().all(|(_, s)| ok(s));
-        let was = |s: &FinalState| {
-            matches!(
-                s,
-                FinalState::Original | FinalState::Correct | FinalState::NotWritten(_)
-            )
+        // A server this push never wrote counts as it was when it could
+        // not be reached again; any other failure to read it (a file made
+        // a folder, access refused) leaves its state unknown.
+        let was = |s: &FinalState| match s {
+            FinalState::Original | FinalState::Correct => true,
+            FinalState::NotWritten(e) => e.is_disconnected(),
+            _ => false,
         };
         if all(|s| matches!(s, FinalState::Pushed | FinalState::Correct)) {
             Verdict::InStep

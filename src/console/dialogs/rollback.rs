@@ -241,7 +241,14 @@ impl Dialog for Rollback {
                 retry,
                 buttons,
             } => {
-                let refused = results.iter().filter(|r| r.result.is_err()).count();
+                // Servers, not files: a server's files are refused together.
+                let mut refused_on: Vec<&str> = Vec::new();
+                for r in results.iter().filter(|r| r.result.is_err()) {
+                    if !refused_on.contains(&r.server.as_str()) {
+                        refused_on.push(&r.server);
+                    }
+                }
+                let refused = refused_on.len();
                 let mut body: Vec<Line> = results
                     .iter()
                     .map(|r| {
