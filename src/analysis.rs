@@ -690,8 +690,19 @@ fn per_server<T>(
         .collect()
 }
 
-/// `validation="sha1"` and the like: per server and attribute.
+/// `validation="sha1"` and the like, per server and attribute; and a WIF
+/// section System.Configuration refuses as it reads it.
 fn invalid_config(f: &SiteFacts<'_>) -> Vec<Raised> {
+    let mut raised = invalid_machine_key(f);
+    raised.extend(wif_fault(
+        f,
+        |w| matches!(w, WifFault::Refused { .. }),
+        "Until then no session cookie is read and the application does not start.",
+    ));
+    raised
+}
+
+fn invalid_machine_key(f: &SiteFacts<'_>) -> Vec<Raised> {
     per_server(
         f,
         Severity::Error,

@@ -8,9 +8,9 @@ use farmkey::config::xml::{Document, TextEncoding};
 use farmkey::keys::{KeySet, KeyText};
 use proptest::prelude::*;
 
-const SESSION: &str =
-    "System.IdentityModel.Tokens.SessionSecurityTokenHandler, System.IdentityModel";
-const MACHINE: &str = "System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler, System.IdentityModel.Services";
+// Names .NET loads: a partial one makes the handler invalid.
+const SESSION: &str = farmkey::config::effective::SESSION_HANDLER_TYPE;
+const MACHINE: &str = farmkey::config::effective::MACHINE_KEY_HANDLER_TYPE;
 
 #[derive(Debug, Clone)]
 enum Node {

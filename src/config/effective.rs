@@ -390,6 +390,10 @@ pub enum WifFault {
     },
     /// The swap's `add` without its `remove`: two handlers for session tokens.
     DuplicateHandler { file: RemotePath, line: usize },
+    /// A session handler's `type` that does not resolve, or a second
+    /// `<securityTokenHandlers>` of one name (ID7029): System.Configuration
+    /// refuses the section as it reads it.
+    Refused { file: RemotePath, line: usize },
 }
 
 /// Where in the chain an element is, as a push sees it.
@@ -1144,6 +1148,45 @@ fn judge_wif(w: &WifReading<'_>) -> Handler {
     let Some(why) = w.used_because() else {
         return handler(HandlerState::NotConfigured, None, None, None);
     };
+    // Faults in any configuration of the section, used or not: the runtime
+    // reads all of them before it chooses one.
+    let refused = w.configurations.iter().find_map(|&(_, f, ic)| {
+        let doc = &f.doc;
+        let at = |e| format!("line {} of {}", line_of(f, e), f.path);
+        wif::repeated_collection(doc, ic)
+            .map(|(c, name)| {
+                let named = if name.is_empty() {
+                    "a second unnamed <securityTokenHandlers>".to_string()
+                } else {
+                    format!("a second <securityTokenHandlers name=\"{name}\">")
+                };
+                (c, format!("{named} ({}) in one <identityConfiguration>; WIF throws ID7029 at start-up. Merge its entries into the first", at(c)))
+            })
+            .or_else(|| {
+                wif::unresolved_handler(doc, ic).map(|(e, why, qualified)| {
+                    let type_ref = doc.attr(e, "type").unwrap_or_default();
+                    (e, format!(
+                        "<{} type=\"{}\"> ({}) names a type .NET cannot load: {why}; WIF refuses its configuration at start-up. Write the full name: {}",
+                        doc.name(e),
+                        bounded(&type_ref),
+                        at(e),
+                        qualified
+                    ))
+                })
+            })
+            .map(|(e, detail)| (f, e, detail))
+    });
+    if let Some((f, e, detail)) = refused {
+        return handler(
+            HandlerState::Invalid,
+            Some(&f.path),
+            Some(detail),
+            Some(WifFault::Refused {
+                file: f.path.clone(),
+                line: line_of(f, e),
+            }),
+        );
+    }
     // The trap: the swap sits in a configuration nothing uses.
     let unused_swap = w
         .configurations
@@ -1367,8 +1410,8 @@ mod tests {
             HandlerState::Dpapi
         );
         let swapped = r#"<configuration><system.identityModel><identityConfiguration><securityTokenHandlers>
-            <remove type="System.IdentityModel.Tokens.SessionSecurityTokenHandler,System.IdentityModel" />
-            <add type=" System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler , System.IdentityModel.Services, Version=4.0.0.0" />
+            <remove type="System.IdentityModel.Tokens.SessionSecurityTokenHandler,System.IdentityModel,Version=4.0.0.0,Culture=neutral,PublicKeyToken=b77a5c561934e089" />
+            <add type=" System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler , system.identitymodel.services, Version = 4.0.0.0 , Culture=Neutral, PublicKeyToken=B77A5C561934E089 " />
             </securityTokenHandlers></identityConfiguration></system.identityModel></configuration>"#.to_string();
         assert_eq!(h(&swapped), HandlerState::MachineKey);
         let add_only = format!(
@@ -1389,6 +1432,106 @@ mod tests {
             ),
             HandlerState::Encrypted
         );
+    }
+
+    /// The handler and its detail for a configuration whose unnamed
+    /// `<identityConfiguration>` holds `handlers`.
+    fn with_handlers(handlers: &str) -> Handler {
+        let xml = format!(
+            "<configuration>\n<system.identityModel>\n<identityConfiguration>\n{handlers}\n</identityConfiguration>\n</system.identityModel>\n</configuration>"
+        );
+        resolve_alone(&file("/C:/site/web.config", &xml))
+            .unwrap()
+            .handler
+    }
+
+    #[test]
+    fn a_handler_type_that_dotnet_cannot_load_is_invalid() {
+        let swap = |remove: &str, add: &str| {
+            with_handlers(&format!(
+                "<securityTokenHandlers>\n<remove type=\"{remove}\" />\n<add type=\"{add}\" />\n</securityTokenHandlers>"
+            ))
+        };
+        let refused = |h: Handler| {
+            assert_eq!(h.state, HandlerState::Invalid);
+            let Some(WifFault::Refused { line, .. }) = h.fault else {
+                panic!("{:?}", h.fault)
+            };
+            (line, h.detail.unwrap())
+        };
+        let full_add = MACHINE_KEY_HANDLER_TYPE;
+        let full_remove = SESSION_HANDLER_TYPE;
+        let (line, detail) = refused(swap(
+            &full_remove.replace("System.IdentityModel.Tokens", "system.identitymodel.tokens"),
+            full_add,
+        ));
+        assert_eq!(line, 5);
+        assert!(
+            detail.contains("(line 5 of C:\\site\\web.config) names a type .NET cannot load: type names are case-sensitive: \"system.identitymodel.tokens.SessionSecurityTokenHandler\" is not \"System.IdentityModel.Tokens.SessionSecurityTokenHandler\"; WIF refuses its configuration at start-up. Write the full name: System.IdentityModel.Tokens.SessionSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0"),
+            "{detail}"
+        );
+        let why = |remove: &str, add: &str| refused(swap(remove, add)).1;
+        assert!(why("SessionSecurityTokenHandler, System.IdentityModel", full_add)
+            .contains("there is no type \"SessionSecurityTokenHandler\"; the class is \"System.IdentityModel.Tokens.SessionSecurityTokenHandler\""));
+        assert!(why(full_remove, "System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler")
+            .contains("no assembly is named, so .NET looks for \"System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler\" only in mscorlib and System.Configuration"));
+        assert!(
+            why(
+                full_remove,
+                &full_add.replace(".Services, Version", ", Version")
+            )
+            .contains(
+                "is in the assembly System.IdentityModel.Services, not \"System.IdentityModel\""
+            )
+        );
+        assert!(why(full_remove, "System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler, System.IdentityModel.Services")
+            .contains("lacks Version: .NET looks for an assembly named in part only in the application's bin folder, not in the GAC"));
+        assert!(why(full_remove, &full_add.replace("4.0.0.0", "4.5.0.0"))
+            .contains("there is no System.IdentityModel.Services with Version=4.5.0.0; it is Version=4.0.0.0"));
+        assert!(why("System.IdentityModel.Services.Tokens.SessionSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089", full_add)
+            .contains("there is no type \"System.IdentityModel.Services.Tokens.SessionSecurityTokenHandler\""));
+        // Read in a named collection too: the whole section is read.
+        let named = with_handlers(&format!(
+            "<securityTokenHandlers name=\"ActAs\"><add type=\"MachineKeySessionSecurityTokenHandler\"/></securityTokenHandlers><securityTokenHandlers><remove type=\"{full_remove}\"/><add type=\"{full_add}\"/></securityTokenHandlers>"
+        ));
+        assert_eq!(named.state, HandlerState::Invalid);
+        // A custom handler of the same class name is the operator's business.
+        let custom = swap(
+            full_remove,
+            "Contoso.Security.MachineKeySessionSecurityTokenHandler, Contoso.Security",
+        );
+        assert_eq!((custom.state, custom.fault), (HandlerState::Dpapi, None));
+    }
+
+    #[test]
+    fn two_collections_of_one_name_are_id7029() {
+        let swap = format!(
+            "<securityTokenHandlers>\n<remove type=\"{SESSION_HANDLER_TYPE}\" />\n<add type=\"{MACHINE_KEY_HANDLER_TYPE}\" />\n</securityTokenHandlers>"
+        );
+        let h = with_handlers(&format!(
+            "{swap}\n<securityTokenHandlers>\n</securityTokenHandlers>"
+        ));
+        assert_eq!(h.state, HandlerState::Invalid);
+        assert!(
+            matches!(h.fault, Some(WifFault::Refused { line: 8, .. })),
+            "{:?}",
+            h.fault
+        );
+        assert_eq!(
+            h.detail.unwrap(),
+            "a second unnamed <securityTokenHandlers> (line 8 of C:\\site\\web.config) in one <identityConfiguration>; WIF throws ID7029 at start-up. Merge its entries into the first"
+        );
+        let named = with_handlers(&format!(
+            "{swap}\n<securityTokenHandlers name=\"ActAs\"/>\n<securityTokenHandlers name=\"ActAs\"/>"
+        ));
+        assert!(
+            named
+                .detail
+                .unwrap()
+                .starts_with("a second <securityTokenHandlers name=\"ActAs\"> (line 9 of")
+        );
+        let distinct = with_handlers(&format!("{swap}\n<securityTokenHandlers name=\"ActAs\"/>"));
+        assert_eq!(distinct.state, HandlerState::MachineKey);
     }
 
     #[test]

@@ -163,8 +163,157 @@ pub fn default_collections<'d>(doc: &'d Document, ic: ElemId) -> impl Iterator<I
         .filter(move |&h| doc.attr(h, "name").is_none_or(|n| n.trim().is_empty()))
 }
 
+/// The two session handlers: full type name, class name, assembly, and
+/// the name farmkey writes.
+const KNOWN: [(&str, &str, &str, &str); 2] = [
+    (
+        "System.IdentityModel.Tokens.SessionSecurityTokenHandler",
+        SESSION_HANDLER,
+        "System.IdentityModel",
+        SESSION_HANDLER_TYPE,
+    ),
+    (
+        "System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler",
+        MACHINE_KEY_HANDLER,
+        "System.IdentityModel.Services",
+        MACHINE_KEY_HANDLER_TYPE,
+    ),
+];
+
+/// A handler's `type` as WIF resolves it: CustomTypeElement's
+/// TypeNameConverter calls Type.GetType (type names case-sensitive, an
+/// unqualified name looked up in mscorlib and System.Configuration only),
+/// and a partial assembly name is looked up in the application's folder,
+/// never in the GAC that holds WIF. A name that does not resolve makes the
+/// collection throw while the section is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandlerType {
+    /// One of the session handlers, keyed by [`short_type_name`].
+    Known(String),
+    /// A type farmkey cannot check (a custom or another WIF handler),
+    /// keyed by its text.
+    Other(String),
+    /// A session handler's name that does not resolve: why, and the name
+    /// that does.
+    Unresolved(String, &'static str),
+}
+
+impl HandlerType {
+    fn key(self) -> Option<String> {
+        match self {
+            HandlerType::Known(k) | HandlerType::Other(k) => Some(k),
+            HandlerType::Unresolved(..) => None,
+        }
+    }
+}
+
+pub fn resolve_handler_type(type_ref: &str) -> HandlerType {
+    let (type_name, assembly) = match type_ref.split_once(',') {
+        Some((t, a)) => (t.trim(), Some(a)),
+        None => (type_ref.trim(), None),
+    };
+    let mut parts = assembly.map(|a| a.split(',').map(str::trim));
+    let simple = parts.as_mut().and_then(Iterator::next).unwrap_or("");
+    let class = type_name.rsplit('.').next().unwrap_or("").trim();
+    let namespace = type_name.get(..type_name.len() - class.len()).unwrap_or("");
+    let Some(&(full, _, home, qualified)) = KNOWN.iter().find(|(_, c, home, _)| {
+        class.eq_ignore_ascii_case(c)
+            && (assembly.is_none()
+                || simple.eq_ignore_ascii_case(home)
+                || KNOWN.iter().any(|k| simple.eq_ignore_ascii_case(k.2))
+                || namespace
+                    .to_ascii_lowercase()
+                    .starts_with("system.identitymodel"))
+    }) else {
+        return HandlerType::Other(type_ref.trim().to_string());
+    };
+    if type_name != full {
+        let why = if type_name.eq_ignore_ascii_case(full) {
+            format!("type names are case-sensitive: \"{type_name}\" is not \"{full}\"")
+        } else {
+            format!("there is no type \"{type_name}\"; the class is \"{full}\"")
+        };
+        return HandlerType::Unresolved(why, qualified);
+    }
+    let Some(parts) = parts else {
+        return HandlerType::Unresolved(
+            format!(
+                "no assembly is named, so .NET looks for \"{full}\" only in mscorlib and System.Configuration; it is in {home}"
+            ),
+            qualified,
+        );
+    };
+    if !simple.eq_ignore_ascii_case(home) {
+        return HandlerType::Unresolved(
+            format!("\"{full}\" is in the assembly {home}, not \"{simple}\""),
+            qualified,
+        );
+    }
+    let expected = [
+        ("Version", "4.0.0.0"),
+        ("Culture", "neutral"),
+        ("PublicKeyToken", "b77a5c561934e089"),
+    ];
+    let pairs: Vec<(&str, &str)> = parts
+        .filter_map(|p| p.split_once('=').map(|(k, v)| (k.trim(), v.trim())))
+        .collect();
+    for (key, want) in expected {
+        match pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)) {
+            None => {
+                return HandlerType::Unresolved(
+                    format!(
+                        "the assembly name \"{simple}\" lacks {key}: .NET looks for an assembly named in part only in the application's bin folder, not in the GAC that holds {home}"
+                    ),
+                    qualified,
+                );
+            }
+            Some((_, v)) if !v.eq_ignore_ascii_case(want) => {
+                return HandlerType::Unresolved(
+                    format!("there is no {home} with {key}={v}; it is {key}={want}"),
+                    qualified,
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    HandlerType::Known(short_type_name(full))
+}
+
+/// The first `add` or `remove` of a configuration's collections (named ones
+/// too: the whole section is read) whose session handler does not resolve:
+/// why, and the name that does.
+pub fn unresolved_handler(doc: &Document, ic: ElemId) -> Option<(ElemId, String, &'static str)> {
+    doc.children_named(ic, "securityTokenHandlers")
+        .flat_map(|c| doc.children(c).iter().copied())
+        .filter(|&e| matches!(doc.name(e), "add" | "remove"))
+        .find_map(
+            |e| match resolve_handler_type(&doc.attr(e, "type").unwrap_or_default()) {
+                HandlerType::Unresolved(why, qualified) => Some((e, why, qualified)),
+                _ => None,
+            },
+        )
+}
+
+/// A second `<securityTokenHandlers>` with the name of an earlier one (the
+/// unnamed ones included) in one configuration: WIF throws ID7029
+/// (SecurityTokenHandlerSetElementCollection.BaseAdd). Names compare
+/// exactly, as the collection's keys do.
+pub fn repeated_collection(doc: &Document, ic: ElemId) -> Option<(ElemId, String)> {
+    let mut seen: Vec<String> = Vec::new();
+    for c in doc.children_named(ic, "securityTokenHandlers") {
+        let name = doc.attr(c, "name").unwrap_or_default().into_owned();
+        if seen.contains(&name) {
+            return Some((c, name));
+        }
+        seen.push(name);
+    }
+    None
+}
+
 /// The handlers after one collection's `clear`/`remove`/`add` on `start`,
-/// and its first `add` of the MachineKey handler.
+/// and its first `add` of the MachineKey handler. Entries are keyed by the
+/// type they resolve to; one that does not resolve is skipped (see
+/// [`unresolved_handler`]).
 pub fn replay_collection(
     doc: &Document,
     collection: ElemId,
@@ -173,11 +322,11 @@ pub fn replay_collection(
     let machine = short_type_name(MACHINE_KEY_HANDLER);
     let mut first_machine_add = None;
     for &entry in doc.children(collection) {
-        let ty = short_type_name(&doc.attr(entry, "type").unwrap_or_default());
-        match doc.name(entry) {
-            "clear" => handlers.clear(),
-            "remove" => handlers.retain(|h| *h != ty),
-            "add" => {
+        let ty = resolve_handler_type(&doc.attr(entry, "type").unwrap_or_default()).key();
+        match (doc.name(entry), ty) {
+            ("clear", _) => handlers.clear(),
+            ("remove", Some(ty)) => handlers.retain(|h| *h != ty),
+            ("add", Some(ty)) => {
                 if ty == machine && first_machine_add.is_none() {
                     first_machine_add = Some(entry);
                 }

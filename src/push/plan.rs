@@ -447,6 +447,15 @@ fn plan_files(
         ));
         return vec![sp];
     }
+    if keys.is_none()
+        && let Some(WifFault::Refused { .. }) = &eff.handler.fault
+    {
+        sp.action = PlanAction::Blocked(format!(
+            "{}: correct it first",
+            eff.handler.detail.clone().unwrap_or_default()
+        ));
+        return vec![sp];
+    }
     // Every server of the push is locked while it runs, the ones already
     // correct too: connect to each, learn how it replaces files, and look
     // for a lock another push holds.
