@@ -1697,3 +1697,38 @@ fn what_asp_net_refuses_in_files_it_can_read_is_an_error() {
         Vec::<(String, String, String, String)>::new()
     );
 }
+
+/// A session handler's type .NET cannot load (a namespace in the wrong
+/// case) makes WIF refuse its configuration: the handler is `invalid`,
+/// never `machinekey`, and a handler-only push refuses the server rather
+/// than call it correct.
+#[test]
+fn a_handler_type_wif_cannot_load_is_invalid_and_stops_a_handler_only_push() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&farm_fixture("consistent"), dir.path());
+    let web = dir.path().join("web02/C:/inetpub/Flowtime/web.config");
+    let text = fs::read_to_string(&web).unwrap();
+    fs::write(
+        &web,
+        text.replace(
+            "System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler",
+            "System.IdentityModel.Services.Tokens.machineKeySessionSecurityTokenHandler",
+        ),
+    )
+    .unwrap();
+    let report = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    let site = report.site("Flowtime").unwrap();
+    let f = site
+        .findings
+        .iter()
+        .find(|f| f.code == farmkey::analysis::Code::InvalidConfig)
+        .unwrap_or_else(|| panic!("{:?}", site.findings));
+    assert_eq!(f.servers, ["web02"]);
+    assert!(f.message.contains("web.config"), "{}", f.message);
+    let (plan, _) = plan_local(dir.path(), "Flowtime", KeySource::HandlerOnly);
+    let plan = plan.unwrap();
+    let rows = plan_rows(&plan);
+    assert_eq!(rows[0].2, "unchanged", "{rows:?}");
+    assert!(rows[1].2.starts_with("blocked: "), "{rows:?}");
+    assert_eq!(plan.blocked().len(), 1, "the push does not start");
+}
