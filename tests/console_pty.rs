@@ -506,14 +506,14 @@ fn a_console_push_shows_each_file_of_a_server_on_its_own_line() {
     p.send(ENTER);
     pause.wait(|| p.ended());
     // web02's web.config (the keys, first) is swapped; identity.config waits.
-    let s = p.wait_until("web02's first file at its swap", T, |s| {
-        s.contains("Pushing to Process TOGO") && s.contains("web02 identity.config waiting")
+    // Waits for the whole state: the worker holds at the swap, and the
+    // steps it reported before are drawn once the console takes them.
+    p.wait_until("web02's first file at its swap", T, |s| {
+        s.contains("Pushing to Process TOGO")
+            && s.contains("web02 identity.config waiting")
+            && s.lines()
+                .any(|l| l.contains("web02 web.config") && !l.contains("waiting"))
     });
-    assert!(
-        s.lines()
-            .any(|l| l.contains("web02 web.config") && !l.contains("waiting")),
-        "{s}"
-    );
     pause.go();
     let s = p.wait_until("the result", T, |s| s.contains("in step on every server"));
     assert!(
