@@ -198,6 +198,20 @@ impl Setup {
     }
 }
 
+/// web02 failed at its swap and was restored; every server holds its
+/// original bytes, the push says so, and nothing is left behind.
+fn assert_web02_swap_failed_and_restored(l: &Local, outcome: &PushOutcome, original: &[Vec<u8>]) {
+    match by(outcome, "web02") {
+        ServerOutcome::Failed { step, restore, .. } => {
+            assert_eq!((*step, restore), (Step::Swap, &Restore::Restored));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(l.originals(), original);
+    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    l.assert_clean();
+}
+
 /// The demo farm laid out locally (fast, for the wrapper's cases).
 struct Local {
     dir: tempfile::TempDir,
@@ -908,15 +922,7 @@ fn without_posix_rename_the_swap_takes_two_renames() {
     );
     let (mut sessions, plan) = l.plan_with(wrap, request("Flowtime", generate()));
     let outcome = run(&plan, &mut sessions, &l.audit);
-    match by(&outcome, "web02") {
-        ServerOutcome::Failed { step, restore, .. } => {
-            assert_eq!((*step, restore), (Step::Swap, &Restore::Restored));
-        }
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(l.originals(), original);
-    assert_eq!(outcome.verdict(), Verdict::AsBefore);
-    l.assert_clean();
+    assert_web02_swap_failed_and_restored(&l, &outcome, &original);
 }
 
 #[test]
@@ -1371,15 +1377,7 @@ fn openssh_for_windows_8_1_replaces_by_delete_then_rename_and_is_verified() {
     wrap.delete_then_rename = true;
     let (mut sessions, plan) = l.plan_with(wrap, request("Flowtime", generate()));
     let outcome = run(&plan, &mut sessions, &l.audit);
-    match by(&outcome, "web02") {
-        ServerOutcome::Failed { step, restore, .. } => {
-            assert_eq!((*step, restore), (Step::Swap, &Restore::Restored));
-        }
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(l.originals(), original);
-    assert_eq!(outcome.verdict(), Verdict::AsBefore);
-    l.assert_clean();
+    assert_web02_swap_failed_and_restored(&l, &outcome, &original);
 }
 
 // ---------------------------------------------------------------------
