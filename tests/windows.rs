@@ -648,6 +648,26 @@ fn a_slow_server_that_answers_every_request_is_pushed() {
     });
 }
 
+#[test]
+fn a_small_file_is_read_in_a_few_requests() {
+    // Every configuration file of the demo farm is far smaller than what
+    // one READ may carry (64 KiB at sftp-server, process_read): its data
+    // and the end of file take two; each request more is a round trip
+    // more to a distant server.
+    each_version(|v| {
+        let s = setup(v);
+        let (code, out) = s.run_with(&["scan", "--all-sites", "--batch"], &s.farm.scan_args());
+        assert!(code == 0 || code == 1, "{v:?}: {out}");
+        let server = s.server("web01");
+        let (opens, reads) = (server.requests("open"), server.requests("read"));
+        assert!(opens > 0, "{v:?}");
+        assert!(
+            reads <= 3 * opens,
+            "{v:?}: {reads} READ requests for {opens} small files:\n{out}"
+        );
+    });
+}
+
 // ---------------------------------------------------------------------
 // The console.
 

@@ -65,8 +65,9 @@ impl WinVersion {
         }
     }
 
-    /// The identification string sshd sends (version.h of each tag:
-    /// `SSH_VERSION "OpenSSH_for_Windows_" ...`).
+    /// The identification string sshd sends: `SSH-2.0-` SSH_VERSION
+    /// (openssh-portable v7.7.2.0 sshd.c:385, v8.1.0.0 kex.c:1181, v9.5.0.0
+    /// kex.c:1357), `OpenSSH_for_Windows_8.1` at v8.1.0.0 version.h:3.
     pub fn banner(self) -> String {
         format!("SSH-2.0-OpenSSH_for_Windows_{}", self.number())
     }
@@ -158,7 +159,7 @@ const FXF_CREAT: u32 = 8;
 const FXF_TRUNC: u32 = 0x10;
 const FXF_EXCL: u32 = 0x20;
 
-/// openssh-portable v8.1.0.0 sftp-server.c:499 status_to_message (the same
+/// openssh-portable v8.1.0.0 sftp-server.c:497 status_to_message (the same
 /// table at every tag: v9.5.0.0 sftp-server.c:541).
 fn status_message(code: u32) -> &'static str {
     match code {
@@ -256,7 +257,7 @@ struct Shared {
     faults: Mutex<Faults>,
     /// Files the stand-in itself holds open (by handle), with their count:
     /// sftp-server opens with no FILE_SHARE_DELETE (openssh-portable
-    /// v8.1.0.0 contrib/win32/win32compat/fileio.c:326 createFile_flags_setup),
+    /// v8.1.0.0 contrib/win32/win32compat/fileio.c:331 createFile_flags_setup),
     /// so a file open in a session cannot be renamed or deleted meanwhile.
     open: Mutex<HashMap<PathBuf, u32>>,
 }
@@ -565,7 +566,9 @@ impl russh::server::Handler for Connection {
                 tokio::time::sleep(slow).await;
             }
             let reply = self.serve(&packet)?;
-            session.data(channel, reply)?;
+            if !reply.is_empty() {
+                session.data(channel, reply)?;
+            }
         }
         Ok(())
     }
@@ -684,7 +687,7 @@ impl Out {
     }
 }
 
-/// openssh-portable v8.1.0.0 sftp-server.c:514 send_status: code, message,
+/// openssh-portable v8.1.0.0 sftp-server.c:515 send_status: code, message,
 /// empty language tag.
 fn status(id: u32, code: u32) -> Vec<u8> {
     let mut o = Out::new(FXP_STATUS, id);
@@ -925,9 +928,9 @@ impl Connection {
             FXP_REALPATH => self.realpath(id, &mut r),
             FXP_RENAME => self.rename(id, &mut r),
             FXP_EXTENDED => return self.extended(id, &mut r),
-            // openssh-portable v8.1.0.0 sftp-server.c:1460 process: an
-            // unknown type is answered SSH2_FX_OP_UNSUPPORTED.
-            _ => Some(status(id, FX_OP_UNSUPPORTED)),
+            // openssh-portable v8.1.0.0 sftp-server.c:1532 process: an
+            // unknown type is logged and not answered.
+            _ => return Ok(Vec::new()),
         };
         Ok(reply.unwrap_or_else(|| status(id, FX_BAD_MESSAGE)))
     }
@@ -1038,13 +1041,14 @@ impl Connection {
                 Some(status(id, FX_OK))
             }
             Some(OpenHandle::Dir { .. }) => Some(status(id, FX_OK)),
-            // openssh-portable v8.1.0.0 sftp-server.c:742 process_close:
-            // handle_close of a bad handle is -1 with EBADF, NO_SUCH_FILE.
+            // openssh-portable v8.1.0.0 sftp-server.c:729 process_close:
+            // handle_close (:424) of a bad handle is -1 with EBADF, which
+            // errno_to_portable makes NO_SUCH_FILE.
             None => Some(status(id, FX_NO_SUCH_FILE)),
         }
     }
 
-    /// openssh-portable v8.1.0.0 sftp-server.c:757 process_read: at most
+    /// openssh-portable v8.1.0.0 sftp-server.c:744 process_read: at most
     /// 64 KiB a request, EOF at the end.
     fn read(&mut self, id: u32, r: &mut Reader) -> Option<Vec<u8>> {
         let h = Self::handle_of(r)?;
@@ -1117,8 +1121,8 @@ impl Connection {
         })
     }
 
-    /// openssh-portable v8.1.0.0 sftp-server.c:914 process_setstat (and
-    /// :965 process_fsetstat, which uses chmod by name on Windows: no
+    /// openssh-portable v8.1.0.0 sftp-server.c:916 process_setstat (and
+    /// :963 process_fsetstat, which uses chmod by name on Windows: no
     /// HAVE_FCHMOD, :992): size, then permissions, then times, then owner;
     /// each failure sets the status. The mode only toggles the read-only
     /// attribute (contrib/win32/win32compat/misc.c:566 w32_chmod,
@@ -1168,9 +1172,10 @@ impl Connection {
         Some(status(id, code))
     }
 
-    /// openssh-portable v8.1.0.0 contrib/win32/win32compat/win32_dirent.c
-    /// opendir/readdir: FindFirstFileW lists `.` and `..` too (except at
-    /// a drive's root), names in their stored case.
+    /// openssh-portable v8.1.0.0 sftp-server.c:1028 process_opendir and
+    /// :1058 process_readdir (up to 100 names a reply, :1095), over
+    /// contrib/win32/win32compat/win32_dirent.c:228 readdir, which skips
+    /// `.` and `..` (:249); names come in their stored case.
     fn opendir(&mut self, id: u32, r: &mut Reader) -> Option<Vec<u8>> {
         let path = r.string()?;
         Some(match self.shared.existing(&path) {
@@ -1188,7 +1193,6 @@ impl Connection {
 
     fn readdir(&mut self, id: u32, r: &mut Reader) -> Option<Vec<u8>> {
         let h = Self::handle_of(r)?;
-        let root = self.shared.root.clone();
         let Some(OpenHandle::Dir { path, done }) = self.handles.get_mut(&h) else {
             return Some(status(id, FX_FAILURE));
         };
@@ -1197,13 +1201,6 @@ impl Connection {
         }
         *done = true;
         let mut names: Vec<(String, Attrs)> = Vec::new();
-        if path.parent() != Some(root.as_path()) {
-            for dot in [".", ".."] {
-                if let Some(a) = Shared::attrs(path) {
-                    names.push((dot.to_string(), a));
-                }
-            }
-        }
         let mut entries: Vec<_> = fs::read_dir(&*path).ok()?.flatten().collect();
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
@@ -1214,8 +1211,8 @@ impl Connection {
         let mut o = Out::new(FXP_NAME, id);
         o.u32(names.len() as u32);
         for (name, a) in &names {
-            // openssh-portable v8.1.0.0 sftp-server.c:1089 process_readdir,
-            // ls_file for the long name.
+            // sftp-server.c:1093: ls_file makes the long name (its owner
+            // and date are not modelled).
             let long = format!(
                 "{}rw-r--r--    1 owner    group    {:>8} Jan  1 00:00 {name}",
                 if a.perm & 0o040_000 != 0 { 'd' } else { '-' },
@@ -1226,7 +1223,7 @@ impl Connection {
         Some(o.done())
     }
 
-    /// openssh-portable v8.1.0.0 sftp-server.c:1113 process_remove:
+    /// openssh-portable v8.1.0.0 sftp-server.c:1114 process_remove:
     /// unlink, which is contrib/win32/win32compat/misc.c:782 w32_unlink,
     /// `_wunlink`: a read-only or held file is EACCES, "Permission denied".
     fn remove(&mut self, id: u32, r: &mut Reader) -> Option<Vec<u8>> {
@@ -1241,7 +1238,8 @@ impl Connection {
         })
     }
 
-    /// misc.c:874 w32_mkdir (`_wmkdir`).
+    /// openssh-portable v8.1.0.0 contrib/win32/win32compat/misc.c:874
+    /// w32_mkdir (`_wmkdir`: an existing name is EEXIST, "Failure").
     fn mkdir(&mut self, id: u32, r: &mut Reader) -> Option<Vec<u8>> {
         let path = r.string()?;
         let _ = r.attrs()?;
@@ -1255,7 +1253,8 @@ impl Connection {
         })
     }
 
-    /// misc.c:795 w32_rmdir (`_wrmdir`).
+    /// openssh-portable v8.1.0.0 contrib/win32/win32compat/misc.c:795
+    /// w32_rmdir (`_wrmdir`).
     fn rmdir(&mut self, id: u32, r: &mut Reader) -> Option<Vec<u8>> {
         let path = r.string()?;
         Some(match self.shared.existing(&path) {
@@ -1267,8 +1266,8 @@ impl Connection {
         })
     }
 
-    /// openssh-portable v8.1.0.0 sftp-server.c:1185 process_realpath (the
-    /// Windows `realpath`, misc.c:953): the path as sent, normalised, with
+    /// openssh-portable v8.1.0.0 sftp-server.c:1169 process_realpath
+    /// (:1186, the Windows `realpath`, contrib/win32/win32compat/misc.c:953): the path as sent, normalised, with
     /// forward slashes; no file is looked at, so the case stays as sent.
     fn realpath(&mut self, id: u32, r: &mut Reader) -> Option<Vec<u8>> {
         let path = r.string()?;
@@ -1366,8 +1365,8 @@ impl Connection {
             // model them and says so.
             _ => None,
         };
-        // openssh-portable v8.1.0.0 sftp-server.c:1428 process_extended:
-        // an unknown request is SSH2_FX_OP_UNSUPPORTED.
+        // openssh-portable v8.1.0.0 sftp-server.c:1450 process_extended:
+        // an unknown request is SSH2_FX_OP_UNSUPPORTED (:1468).
         Ok(reply.unwrap_or_else(|| status(id, FX_OP_UNSUPPORTED)))
     }
 
@@ -1492,8 +1491,9 @@ impl Connection {
         Some(o.done())
     }
 
-    /// openssh-portable v8.1.0.0 sftp-server.c hardlink: `link`, which is
-    /// fileio.c:1317 fileio_link (CreateHardLinkW).
+    /// openssh-portable v8.1.0.0 sftp-server.c:1364
+    /// process_extended_hardlink: `link`, which is
+    /// contrib/win32/win32compat/fileio.c:1317 fileio_link (CreateHardLinkW).
     fn hardlink(&mut self, id: u32, r: &mut Reader) -> Option<Vec<u8>> {
         let old = r.string()?;
         let new = r.string()?;
