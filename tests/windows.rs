@@ -318,6 +318,32 @@ fn the_stand_in_answers_as_win32_openssh_does() {
     });
 }
 
+#[test]
+fn the_stand_in_normalises_paths_as_win32_openssh_realpath_does() {
+    let w = |p: &str| {
+        let (drive, parts) = winssh::windows_path(p);
+        format!("{drive}/{}", parts.join("/"))
+    };
+    assert_eq!(
+        w("/C:/inetpub/Flowtime/web.config"),
+        "C:/inetpub/Flowtime/web.config"
+    );
+    assert_eq!(
+        w(r"/c:\inetpub\Flowtime\Web.config"),
+        "C:/inetpub/Flowtime/Web.config"
+    );
+    assert_eq!(
+        w("/C:/inetpub/./x/../Flowtime/web.config. . "),
+        "C:/inetpub/Flowtime/web.config"
+    );
+    // A folder loses one trailing period; only the last component loses
+    // every trailing dot and space.
+    assert_eq!(w("/D:/Cora./web.config"), "D:/Cora/web.config");
+    assert_eq!(w("/D:/Cora. /web.config"), "D:/Cora. /web.config");
+    // No drive: the current one.
+    assert_eq!(w("/inetpub"), "C:/inetpub");
+}
+
 // ---------------------------------------------------------------------
 // Scans.
 

@@ -714,10 +714,11 @@ fn same_name(a: &str, b: &str) -> bool {
 
 /// openssh-portable v8.1.0.0 contrib/win32/win32compat/misc.c:953 realpath:
 /// `/C:/x` loses its first slash, `_wfullpath` takes `/` and `\` alike,
-/// drops `.`, resolves `..` and, as GetFullPathNameW does, trims trailing
-/// dots and spaces from the last component. The case stays as sent (no
-/// file is looked at). Returns the drive (`C:`) and the components.
-fn windows_path(path: &str) -> (String, Vec<String>) {
+/// drops `.`, resolves `..` and, as GetFullPathNameW does, drops a single
+/// trailing period of each component and every trailing dot and space of
+/// the last one. The case stays as sent (no file is looked at). Returns
+/// the drive (`C:`) and the components.
+pub fn windows_path(path: &str) -> (String, Vec<String>) {
     let unified = path.replace('\\', "/");
     let (drive, rest) = match unified.strip_prefix('/').unwrap_or(&unified) {
         p if p.len() >= 2 && p.as_bytes()[1] == b':' && p.as_bytes()[0].is_ascii_alphabetic() => {
@@ -733,6 +734,9 @@ fn windows_path(path: &str) -> (String, Vec<String>) {
             ".." => {
                 parts.pop();
             }
+            // A segment ending in one period loses it ("File path formats
+            // on Windows", Microsoft's documentation of the normalisation).
+            s if s.ends_with('.') && !s.ends_with("..") => parts.push(s[..s.len() - 1].to_string()),
             s => parts.push(s.to_string()),
         }
     }
