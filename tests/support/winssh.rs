@@ -226,6 +226,8 @@ struct Hold {
     /// A Windows path (`/C:/inetpub/Flowtime/web.config`), `*` and `?`
     /// allowed, matched without regard to case.
     pattern: wildmatch::WildMatch,
+    /// The one file held: the first the pattern matched.
+    file: Option<String>,
     tries: u32,
 }
 
@@ -373,12 +375,13 @@ impl WinServer {
             .join(windows_path.replace('\\', "/").trim_start_matches('/'))
     }
 
-    /// Another process holds the files matching `pattern` (a Windows path,
-    /// `*` allowed, any case) open for the next `tries` attempts to delete
-    /// or rename them (`u32::MAX`: for good).
+    /// Another process holds the first file matching `pattern` (a Windows
+    /// path, `*` allowed, any case) that is deleted or renamed, open for
+    /// that and the next attempts, `tries` in all (`u32::MAX`: for good).
     pub fn hold(&self, pattern: &str, tries: u32) {
         self.shared.faults.lock().unwrap().holds.push(Hold {
             pattern: wildmatch::WildMatch::new(&pattern.to_lowercase()),
+            file: None,
             tries,
         });
     }
@@ -822,13 +825,16 @@ impl Shared {
         }
         let name = self.windows_name(real);
         let mut f = self.faults.lock().unwrap();
-        let Some(hold) = f
-            .holds
-            .iter_mut()
-            .find(|h| h.tries > 0 && h.pattern.matches(&name))
-        else {
+        let Some(hold) = f.holds.iter_mut().find(|h| {
+            h.tries > 0
+                && match &h.file {
+                    Some(held) => *held == name,
+                    None => h.pattern.matches(&name),
+                }
+        }) else {
             return Ok(());
         };
+        hold.file = Some(name);
         if hold.tries != u32::MAX {
             hold.tries -= 1;
         }
