@@ -149,6 +149,24 @@ impl Setup {
     }
 }
 
+impl Setup {
+    /// `farmkey rollback` of the push: every server as it was, nothing left
+    /// beside web.config but backups.
+    fn assert_rollback_cleans_up(&self, before: &[Option<Vec<u8>>]) {
+        let v = self.version;
+        let (code, out) = self.run(&["rollback", "--site", "Flowtime", "--yes"]);
+        assert!(code == 0, "{v:?}: rollback exit {code}:\n{out}");
+        assert_eq!(self.flowtime(), before, "{v:?}:\n{out}");
+        for name in SERVERS {
+            let left = self.leftovers(name);
+            assert!(
+                left.is_empty(),
+                "{v:?}: rollback left {name} {left:?}:\n{out}"
+            );
+        }
+    }
+}
+
 fn last_line(text: &str) -> &str {
     text.lines()
         .rev()
@@ -549,7 +567,8 @@ fn held_for_good(v: WinVersion, held: &str) {
         last.contains("web02") && names_a_held_file(last) && last.contains("web."),
         "{v:?} {held}: the last line names the server, the file and the cause:\n{out}"
     );
-    // Once let go, nothing is left but what the last line names.
+    // Once let go, nothing is left but what the last line names, and a
+    // rollback removes that.
     s.server("web02").release();
     for name in SERVERS {
         let left = s.leftovers(name);
@@ -558,6 +577,7 @@ fn held_for_good(v: WinVersion, held: &str) {
             "{v:?} {held}: {name} {left:?}:\n{out}"
         );
     }
+    s.assert_rollback_cleans_up(&before);
 }
 
 #[test]
@@ -594,6 +614,9 @@ fn a_connection_dropped_between_the_delete_and_the_rename_ends_whole() {
             !out.contains("someone else") && !out.contains("changed since"),
             "{v:?}: farmkey's own swap is not someone else's write:\n{out}"
         );
+        if code == 1 {
+            s.assert_rollback_cleans_up(&before);
+        }
     });
 }
 
