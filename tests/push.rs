@@ -348,6 +348,10 @@ fn injected(p: &RemotePath) -> TransportError {
     }
 }
 
+fn full(p: &RemotePath) -> TransportError {
+    TransportError::NoSpace { path: p.clone() }
+}
+
 fn lost(_: &RemotePath) -> TransportError {
     TransportError::Disconnected("injected: connection lost".into())
 }
@@ -855,7 +859,9 @@ fn injected_failures_at_each_step_restore_the_file_and_leave_nothing_behind() {
         ("create_new", ".farmkey.config", 1, injected, Step::Backup),
         ("create_new", "-new.config", 1, injected, Step::Stage),
         ("create_new", "-new.config", 1, lost, Step::Stage),
-        ("replace", "-new", 1, injected, Step::Swap),
+        // A plain "failure" may be a held file: tried again (see the
+        // held-file tests); a full disk is not.
+        ("replace", "-new", 1, full, Step::Swap),
         ("replace", "-new", 1, lost, Step::Swap),
         // web.config is read by the plan, by the check under the locks, by
         // the re-read (3rd), then by the verification (4th).
@@ -1378,6 +1384,186 @@ fn openssh_for_windows_8_1_replaces_by_delete_then_rename_and_is_verified() {
     let (mut sessions, plan) = l.plan_with(wrap, request("Flowtime", generate()));
     let outcome = run(&plan, &mut sessions, &l.audit);
     assert_web02_swap_failed_and_restored(&l, &outcome, &original);
+}
+
+// ---------------------------------------------------------------------
+// Files another process holds open (ASP.NET reading web.config, an
+// antivirus scanner reading the staged copy), as Win32-OpenSSH answers:
+// a rename refused with a bare "Failure" (ERROR_SHARING_VIOLATION is not
+// in errno_from_Win32Error, contrib/win32/win32compat/fileio.c), a REMOVE
+// with "Permission denied".
+
+fn sharing_violation(op: &str, p: &RemotePath) -> TransportError {
+    if op == "remove" {
+        TransportError::PermissionDenied { path: p.clone() }
+    } else {
+        TransportError::Io {
+            path: p.clone(),
+            message: "the server answered \"failure\" (SFTP status 4)".into(),
+        }
+    }
+}
+
+/// Refuses `ops` on paths containing `within` as a held file: `tries`
+/// times, or (`None`) until `released` is set. Counts the refusals.
+fn held_open(
+    ops: &'static [&'static str],
+    within: &'static str,
+    tries: Option<usize>,
+    released: Arc<AtomicBool>,
+    refused: Arc<std::sync::atomic::AtomicUsize>,
+) -> Before {
+    Box::new(move |op, p| {
+        let holding = match tries {
+            Some(n) => refused.load(Ordering::SeqCst) < n,
+            None => !released.load(Ordering::SeqCst),
+        };
+        if holding && ops.contains(&op) && p.as_sftp().contains(within) {
+            refused.fetch_add(1, Ordering::SeqCst);
+            return Err(sharing_violation(op, p));
+        }
+        Ok(())
+    })
+}
+
+/// web02 as Win32-OpenSSH 8.1, with `held` refusing what it holds.
+fn windows_8_1(l: &Local, held: Before) -> Faulty {
+    let mut wrap = Faulty::failing(l.transport("web02"), held);
+    wrap.banner = Some("SSH-2.0-OpenSSH_for_Windows_8.1".into());
+    wrap.delete_then_rename = true;
+    wrap
+}
+
+/// A web.config held open refuses the delete that starts 8.1's
+/// posix-rename; a held staged copy lets web.config be deleted and then
+/// refuses the rename (web.config missing). Held for three tries, the
+/// push goes on and ends in step, nothing left behind.
+#[test]
+fn a_file_held_open_for_three_tries_is_tried_again_and_the_push_ends_in_step() {
+    let cases: [(&str, &'static [&'static str]); 2] = [
+        ("web.config", &["replace"]),
+        ("staged copy", &["replace-rename"]),
+    ];
+    for (what, ops) in cases {
+        let l = local();
+        let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let held = held_open(ops, "-new", Some(3), Arc::default(), refused.clone());
+        let (mut sessions, plan) =
+            l.plan_with(windows_8_1(&l, held), request("Flowtime", generate()));
+        let outcome = run(&plan, &mut sessions, &l.audit);
+        assert!(outcome.success(), "{what}: {}", outcome.summary());
+        assert_eq!(refused.load(Ordering::SeqCst), 3, "{what}");
+        assert_eq!(*by(&outcome, "web02"), ServerOutcome::Applied, "{what}");
+        l.assert_clean();
+    }
+}
+
+/// Held for longer than the tries: the farm ends as it was, web02 with its
+/// web.config (never without it, though 8.1 deleted it before the refused
+/// rename), and the last line names the server, the file and the cause.
+#[test]
+fn a_file_held_open_for_longer_leaves_the_farm_as_it_was_and_says_why() {
+    let cases: [(&str, &'static [&'static str]); 2] = [
+        ("web.config", &["replace"]),
+        ("staged copy", &["replace-rename"]),
+    ];
+    for (what, ops) in cases {
+        let l = local();
+        let original = l.originals();
+        let held = held_open(ops, "-new", None, Arc::default(), Arc::default());
+        let (mut sessions, plan) =
+            l.plan_with(windows_8_1(&l, held), request("Flowtime", generate()));
+        let outcome = run(&plan, &mut sessions, &l.audit);
+        // A held web.config was never deleted; behind a held staged copy
+        // 8.1 deleted it, and it was put back.
+        let restore = if what == "web.config" {
+            Restore::Untouched
+        } else {
+            Restore::Restored
+        };
+        match by(&outcome, "web02") {
+            ServerOutcome::Failed {
+                step, restore: r, ..
+            } => {
+                assert_eq!((*step, r), (Step::Swap, &restore), "{what}");
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+        assert_eq!(*by(&outcome, "web01"), ServerOutcome::RolledBack, "{what}");
+        assert_eq!(l.originals(), original, "{what}");
+        assert_eq!(outcome.verdict(), Verdict::AsBefore, "{what}");
+        l.assert_clean();
+        let summary = outcome.summary();
+        assert!(
+            summary.contains("web02 failed swapping it into place")
+                && summary.contains("Flowtime\\web.config: still refused after 5 tries over 1.5 s: another process may hold it open"),
+            "{what}: {summary}"
+        );
+    }
+}
+
+/// A staged copy held open for good: web.config is put back first (the
+/// copy's removal, refused, never stops that), the copy is named in the
+/// last line, and `rollback` removes it once it is let go.
+#[test]
+fn a_staged_copy_held_open_is_named_and_removed_by_rollback() {
+    let l = local();
+    let original = l.originals();
+    let released = Arc::new(AtomicBool::new(false));
+    let held = held_open(
+        &["replace-rename", "rename", "remove"],
+        "-new",
+        None,
+        released.clone(),
+        Arc::default(),
+    );
+    let (mut sessions, plan) = l.plan_with(windows_8_1(&l, held), request("Flowtime", generate()));
+    let staged = plan
+        .servers
+        .iter()
+        .find(|s| s.server == "web02")
+        .unwrap()
+        .staged
+        .clone();
+    let outcome = run(&plan, &mut sessions, &l.audit);
+    match by(&outcome, "web02") {
+        ServerOutcome::Failed { step, restore, .. } => {
+            assert_eq!((*step, restore), (Step::Swap, &Restore::Restored));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(l.originals(), original, "no server without its web.config");
+    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    let summary = outcome.summary();
+    let id = &plan.push_id;
+    assert!(
+        summary.contains(&format!("Left behind: {staged} on web02 ("))
+            && summary.contains(&format!(
+                "`farmkey rollback --site \"Flowtime\" --push {id}` removes the copies"
+            )),
+        "{summary}"
+    );
+    let dir = l.path("web02").parent().unwrap().to_path_buf();
+    assert_eq!(
+        leftovers_in(&dir),
+        [staged.file_name().unwrap().to_string()]
+    );
+
+    released.store(true, Ordering::SeqCst);
+    let records = l.audit.read_all().unwrap();
+    let targets = farmkey::push::history::pushes(&records, Some("Flowtime"))[0].to_roll_back();
+    assert!(targets.iter().any(|r| r.server == "web02"), "{targets:?}");
+    let results =
+        farmkey::push::apply::rollback_push(&targets, &mut sessions, &l.audit, false, &mut |_| {});
+    assert!(results.iter().all(|r| r.result.is_ok()), "{results:?}");
+    assert_eq!(l.originals(), original);
+    l.assert_clean();
+    let records = l.audit.read_all().unwrap();
+    assert!(
+        farmkey::push::history::pushes(&records, Some("Flowtime"))[0]
+            .to_roll_back()
+            .is_empty()
+    );
 }
 
 // ---------------------------------------------------------------------

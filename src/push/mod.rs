@@ -14,6 +14,7 @@ pub mod interrupt;
 pub mod lock;
 pub mod outcome;
 pub mod plan;
+pub mod retry;
 pub mod sessions;
 mod undo;
 

@@ -225,6 +225,7 @@ impl Transport for LocalTransport {
                 mode: Some(m.mode() & 0o7777),
                 uid: Some(m.uid()),
                 gid: Some(m.gid()),
+                read_only: !m.is_dir() && m.mode() & 0o222 == 0,
             })),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(map_err(path, e)),

@@ -878,6 +878,9 @@ impl Transport for SshTransport {
                 mode: st.perm.map(|p| p & 0o7777),
                 uid: st.uid,
                 gid: st.gid,
+                read_only: !st.is_dir()
+                    && !super::honours_modes(self.banner.as_deref())
+                    && st.perm.is_some_and(|p| p & 0o200 == 0),
             })),
             Err(e) => match self.err(path, e) {
                 TransportError::NotFound { .. } => Ok(None),
