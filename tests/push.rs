@@ -1334,6 +1334,136 @@ fn a_rename_the_server_carries_out_late_cannot_land_the_new_file() {
     );
 }
 
+/// A read-only web.config (Windows refuses to replace it) is found at the
+/// plan, from the stat, with its own message: nothing is written anywhere.
+#[test]
+fn a_read_only_web_config_is_refused_at_the_plan() {
+    use std::os::unix::fs::PermissionsExt;
+    let l = local();
+    let before: Vec<_> = snapshot_tree(l.dir.path());
+    fs::set_permissions(l.path("web02"), fs::Permissions::from_mode(0o444)).unwrap();
+    let mut sessions = l.sessions();
+    let plan = build_plan(&request("Flowtime", generate()), &l.report(), &mut sessions).unwrap();
+    let web02 = plan.servers.iter().find(|s| s.server == "web02").unwrap();
+    match &web02.action {
+        PlanAction::Blocked(why) => assert!(
+            why.contains("C:\\inetpub\\Cora\\Flowtime\\web.config is read-only")
+                && why.contains("attrib -r"),
+            "{why}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let outcome = run(&plan, &mut sessions, &l.audit);
+    assert!(outcome.refused.is_some(), "{}", outcome.summary());
+    assert!(
+        outcome.summary().contains("is read-only"),
+        "{}",
+        outcome.summary()
+    );
+    fs::set_permissions(l.path("web02"), fs::Permissions::from_mode(0o644)).unwrap();
+    let after: Vec<_> = snapshot_tree(l.dir.path())
+        .into_iter()
+        .filter(|(p, _)| !p.ends_with("audit.jsonl"))
+        .collect();
+    let before: Vec<_> = before
+        .into_iter()
+        .filter(|(p, _)| !p.ends_with("audit.jsonl"))
+        .collect();
+    assert_eq!(after, before);
+}
+
+/// A rollback whose rename is refused as a held file (ASP.NET reading the
+/// pushed web.config) tries again, and restores.
+#[test]
+fn a_rollback_refused_by_a_held_file_tries_again() {
+    let l = local();
+    let original = l.originals();
+    let mut sessions = l.sessions();
+    let plan = build_plan(&request("Flowtime", generate()), &l.report(), &mut sessions).unwrap();
+    assert!(run(&plan, &mut sessions, &l.audit).success());
+    let records = l.audit.read_all().unwrap();
+    let targets = farmkey::push::history::pushes(&records, Some("Flowtime"))[0].to_roll_back();
+    let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let held = held_open(
+        &["replace"],
+        "-restore",
+        Some(2),
+        Arc::default(),
+        refused.clone(),
+    );
+    let mut sessions = l.sessions();
+    sessions.insert(
+        "web02",
+        Box::new(Faulty::failing(l.transport("web02"), held)),
+    );
+    let results =
+        farmkey::push::apply::rollback_push(&targets, &mut sessions, &l.audit, false, &mut |_| {});
+    assert!(results.iter().all(|r| r.result.is_ok()), "{results:?}");
+    assert_eq!(refused.load(Ordering::SeqCst), 2);
+    assert_eq!(l.originals(), original);
+    l.assert_clean();
+}
+
+/// A server lost between the delete and the rename of 8.1's posix-rename
+/// (its sshd crashed, web.config deleted) that comes back 2 s later, as a
+/// restarted service does: farmkey looks for it again for as long as its
+/// connect timeout allows (twice 3 s), finds it, and puts web.config back.
+#[test]
+fn a_server_lost_mid_swap_that_comes_back_gets_its_web_config_back() {
+    let s = setup_waiting(3);
+    let original = s.flowtime_files();
+    let web02 = s.farm.server("web02");
+    let inner = farmkey::transport::connect(&s.inventory.servers[1], &opts()).unwrap();
+    let (listener, tree) = (web02.pid() as i32, web02.session_tree());
+    assert!(!tree.is_empty());
+    let restart = std::sync::Mutex::new(Some(web02.restart_command()));
+    let back: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<Child>>>> = Arc::default();
+    let started = back.clone();
+    let mut wrap = Faulty::failing(
+        inner,
+        Box::new(move |op, _| {
+            if op == "replace-rename"
+                && let Some(mut cmd) = restart.lock().unwrap().take()
+            {
+                for &p in tree.iter().chain([&listener]) {
+                    unsafe { libc::kill(p, libc::SIGKILL) };
+                }
+                *started.lock().unwrap() = Some(std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_secs(2));
+                    cmd.spawn().unwrap()
+                }));
+                return Err(lost(&RemotePath::parse("C:/").unwrap()));
+            }
+            Ok(())
+        }),
+    );
+    wrap.banner = Some("SSH-2.0-OpenSSH_for_Windows_8.1".into());
+    wrap.delete_then_rename = true;
+    let mut sessions = s.sessions();
+    sessions.insert("web02", Box::new(wrap));
+    let plan = build_plan(&request("Flowtime", generate()), &s.report(), &mut sessions).unwrap();
+    let outcome = run(&plan, &mut sessions, &s.audit);
+    drop(sessions);
+    let mut sshd = back.lock().unwrap().take().unwrap().join().unwrap();
+    match by(&outcome, "web02") {
+        ServerOutcome::Failed { step, restore, .. } => {
+            assert_eq!((*step, restore), (Step::Swap, &Restore::Restored));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(*by(&outcome, "web01"), ServerOutcome::RolledBack);
+    assert_eq!(s.flowtime_files(), original);
+    s.assert_clean();
+    assert_eq!(
+        outcome.verdict(),
+        Verdict::AsBefore,
+        "{}",
+        outcome.summary()
+    );
+    let _ = sshd.kill();
+    let _ = sshd.wait();
+}
+
 // ---------------------------------------------------------------------
 // Item 8: Windows servers whose posix-rename deletes first.
 

@@ -287,6 +287,23 @@ impl SshServer {
         pids
     }
 
+    /// The command that starts this sshd again (same port, keys and
+    /// chroot), for a server that comes back after a crash: the caller
+    /// reaps the process it spawns.
+    pub fn restart_command(&self) -> Command {
+        let mut cmd = Command::new(SSHD);
+        cmd.arg("-D")
+            .arg("-f")
+            .arg(self.dir.join("sshd_config"))
+            .arg("-E")
+            .arg(self.dir.join("sshd.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        cmd
+    }
+
     /// The sshd log, for failure messages.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
