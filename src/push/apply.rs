@@ -950,7 +950,7 @@ pub struct RollbackResult {
 impl RollbackResult {
     /// Whether it is the result of `rec`'s file.
     pub fn is_for(&self, rec: &AuditRecord) -> bool {
-        self.server == rec.server && self.file.eq_ignore_ascii_case(&rec.file)
+        self.server == rec.server && crate::paths::same_name(&self.file, &rec.file)
     }
 }
 
@@ -1027,17 +1027,14 @@ fn is_temporary_of(file: &RemotePath, p: &RemotePath) -> bool {
     let (Some(dir), Some(pdir)) = (file.parent(), p.parent()) else {
         return false;
     };
-    let name = p.file_name().unwrap_or_default().to_ascii_lowercase();
-    let stem = file.file_name().unwrap_or("web.config");
-    let stem = stem
-        .strip_suffix(".config")
-        .unwrap_or(stem)
-        .to_ascii_lowercase();
+    let name = crate::paths::windows_upcase(p.file_name().unwrap_or_default());
+    let stem = crate::paths::windows_upcase(file.file_name().unwrap_or("web.config"));
+    let stem = stem.strip_suffix(".CONFIG").unwrap_or(&stem);
     dir.key() == pdir.key()
         && name.starts_with(&format!("{stem}."))
-        && ["-new", "-restore", "-old"]
+        && ["-NEW", "-RESTORE", "-OLD"]
             .iter()
-            .any(|s| name.ends_with(&format!(".farmkey{s}.config")))
+            .any(|s| name.ends_with(&format!(".FARMKEY{s}.CONFIG")))
 }
 
 /// Takes a server's lock for a rollback; breaks the one found there when

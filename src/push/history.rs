@@ -104,7 +104,11 @@ impl PastPush {
                 let mut target = last.clone();
                 // Every copy it may have left: the intent names them all.
                 for p in &wrote.temporary {
-                    if !target.temporary.iter().any(|t| t.eq_ignore_ascii_case(p)) {
+                    if !target
+                        .temporary
+                        .iter()
+                        .any(|t| crate::paths::same_name(t, p))
+                    {
                         target.temporary.push(p.clone());
                     }
                 }
@@ -183,7 +187,7 @@ pub fn file_label(records: &[AuditRecord], server: &str, file: &str) -> String {
 
 /// Whether two records are about the same file of the same server.
 fn same_file(a: &AuditRecord, b: &AuditRecord) -> bool {
-    a.server == b.server && a.file.eq_ignore_ascii_case(&b.file)
+    a.server == b.server && crate::paths::same_name(&a.file, &b.file)
 }
 
 /// Pushes in the order they were made, each with its records; only those

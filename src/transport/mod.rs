@@ -250,7 +250,7 @@ pub fn find_case_insensitive(
         };
         let Some(found) = entries
             .iter()
-            .find(|e| e.name.eq_ignore_ascii_case(segment))
+            .find(|e| crate::paths::same_name(&e.name, segment))
         else {
             return Ok(None);
         };
