@@ -1372,6 +1372,33 @@ fn a_read_only_web_config_is_refused_at_the_plan() {
     assert_eq!(after, before);
 }
 
+/// Made read-only after the plan: the refused swap says "read-only", not
+/// "failure", and the farm ends as it was.
+#[test]
+fn a_web_config_made_read_only_after_the_plan_is_named_so_at_the_swap() {
+    use std::os::unix::fs::PermissionsExt;
+    let l = local();
+    let original = l.originals();
+    let held = held_open(&["replace"], "-new", None, Arc::default(), Arc::default());
+    let (mut sessions, plan) = l.plan_with(windows_8_1(&l, held), request("Flowtime", generate()));
+    fs::set_permissions(l.path("web02"), fs::Permissions::from_mode(0o444)).unwrap();
+    let outcome = run(&plan, &mut sessions, &l.audit);
+    fs::set_permissions(l.path("web02"), fs::Permissions::from_mode(0o644)).unwrap();
+    match by(&outcome, "web02") {
+        ServerOutcome::Failed { step, error, .. } => {
+            assert_eq!(*step, Step::Swap);
+            assert!(
+                error.to_string().contains("the file is read-only"),
+                "{error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(l.originals(), original);
+    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    l.assert_clean();
+}
+
 /// A rollback whose rename is refused as a held file (ASP.NET reading the
 /// pushed web.config) tries again, and restores.
 #[test]

@@ -110,6 +110,17 @@ pub(super) fn swap(
     match retry::held(t, file, |t| t.replace(staged, file), moved(staged)) {
         Ok(_) => return Ok(()),
         Err(TransportError::Unsupported(_)) => {}
+        // Made read-only since the plan (which refuses one): said so.
+        Err(e @ TransportError::Held { .. })
+            if t.stat(file).ok().flatten().is_some_and(|st| st.read_only) =>
+        {
+            return Err(TransportError::Refused {
+                path: file.to_string(),
+                reason: format!(
+                    "the file is read-only (its read-only attribute is set): Windows refuses to replace it ({e})"
+                ),
+            });
+        }
         Err(e) => return Err(e),
     }
     if t.stat(file)?.is_none() {
