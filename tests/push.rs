@@ -1591,17 +1591,19 @@ fn windows_8_1(l: &Local, held: Before) -> Faulty {
     wrap
 }
 
+/// What is held, and the operations of 8.1's posix-rename it refuses.
+const HELD: [(&str, &[&str]); 2] = [
+    ("web.config", &["replace"]),
+    ("staged copy", &["replace-rename"]),
+];
+
 /// A web.config held open refuses the delete that starts 8.1's
 /// posix-rename; a held staged copy lets web.config be deleted and then
 /// refuses the rename (web.config missing). Held for three tries, the
 /// push goes on and ends in step, nothing left behind.
 #[test]
 fn a_file_held_open_for_three_tries_is_tried_again_and_the_push_ends_in_step() {
-    let cases: [(&str, &'static [&'static str]); 2] = [
-        ("web.config", &["replace"]),
-        ("staged copy", &["replace-rename"]),
-    ];
-    for (what, ops) in cases {
+    for (what, ops) in HELD {
         let l = local();
         let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let held = held_open(ops, "-new", Some(3), Arc::default(), refused.clone());
@@ -1620,11 +1622,7 @@ fn a_file_held_open_for_three_tries_is_tried_again_and_the_push_ends_in_step() {
 /// rename), and the last line names the server, the file and the cause.
 #[test]
 fn a_file_held_open_for_longer_leaves_the_farm_as_it_was_and_says_why() {
-    let cases: [(&str, &'static [&'static str]); 2] = [
-        ("web.config", &["replace"]),
-        ("staged copy", &["replace-rename"]),
-    ];
-    for (what, ops) in cases {
+    for (what, ops) in HELD {
         let l = local();
         let original = l.originals();
         let held = held_open(ops, "-new", None, Arc::default(), Arc::default());

@@ -1046,15 +1046,33 @@ fn take_rollback_lock(
     mine: &LockInfo,
     break_lock: bool,
 ) -> Result<Option<Box<lock::Holder>>, RollbackError> {
-    let t = sessions.get(server).map_err(RollbackError::Connect)?;
-    let found = if break_lock {
-        lock::read_holder(t, server, path).map_err(RollbackError::ReadLock)?
-    } else {
-        None
-    };
-    let taken = lock::acquire(t, server, path, mine, found.as_ref()).map_err(|e| match e {
-        lock::LockError::Held(h) if !break_lock => RollbackError::Locked(h),
-        e => RollbackError::Lock(e),
+    enum Taking {
+        Read(TransportError),
+        Lock(lock::LockError),
+    }
+    impl retry::Lost for Taking {
+        fn is_lost(&self) -> bool {
+            match self {
+                Taking::Read(e) => e.is_disconnected(),
+                Taking::Lock(e) => e.is_disconnected(),
+            }
+        }
+    }
+    let taken = retry::on_server(sessions, server, false, |t| {
+        let found = if break_lock {
+            lock::read_holder(t, server, path).map_err(Taking::Read)?
+        } else {
+            None
+        };
+        lock::acquire(t, server, path, mine, found.as_ref()).map_err(Taking::Lock)
+    })
+    .map_err(|e| match e {
+        Reached::Session(e) => RollbackError::Connect(e),
+        Reached::Op(Taking::Read(e)) => RollbackError::ReadLock(e),
+        Reached::Op(Taking::Lock(lock::LockError::Held(h))) if !break_lock => {
+            RollbackError::Locked(h)
+        }
+        Reached::Op(Taking::Lock(e)) => RollbackError::Lock(e),
     })?;
     Ok(match taken {
         Taken::Broke(h) => Some(h),
