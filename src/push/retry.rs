@@ -266,6 +266,71 @@ mod tests {
         );
     }
 
+    /// A lost server is looked for twice its connect timeout (10 s unless
+    /// the inventory says otherwise), a local folder for a second.
+    #[test]
+    fn a_lost_server_is_looked_for_as_long_as_its_connect_timeout_allows() {
+        use crate::inventory::SshSettings;
+        let ssh = |timeout: Option<u64>| Server {
+            name: "web01".into(),
+            target: Target::Ssh {
+                host: "10.0.0.11".into(),
+                settings: SshSettings {
+                    connect_timeout: timeout.map(Duration::from_secs),
+                    ..Default::default()
+                },
+            },
+            max_config_bytes: 1,
+        };
+        let secs = |s: &Server| Reconnect::for_server(s).window.as_secs();
+        assert_eq!(secs(&ssh(Some(3))), 6);
+        assert_eq!(secs(&ssh(None)), 20);
+        let local = Server {
+            name: "lab".into(),
+            target: Target::Local {
+                root: "./lab".into(),
+            },
+            max_config_bytes: 1,
+        };
+        assert_eq!(secs(&local), 1);
+        let r = Reconnect::for_server(&ssh(None));
+        assert_eq!(
+            (1..=6).map(|n| r.pause(n).as_millis()).collect::<Vec<_>>(),
+            [0, 250, 500, 1000, 2000, 2000]
+        );
+    }
+
+    /// Looked for a whole window in vain, a server is tried once by the
+    /// later steps of the same push: a server gone for good costs the wait
+    /// once.
+    #[test]
+    fn a_server_looked_for_in_vain_is_tried_once_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server {
+            name: "lab".into(),
+            target: Target::Local {
+                root: dir.path().join("gone"),
+            },
+            max_config_bytes: 1,
+        };
+        let mut sessions = Sessions::new(vec![server], Default::default());
+        let start = std::time::Instant::now();
+        let e = sessions.reconnect("lab").map(|_| ()).unwrap_err();
+        assert!(start.elapsed() >= LOCAL_WINDOW, "{e}");
+        let SessionError::Reconnect { attempts, .. } = e else {
+            panic!("{e}")
+        };
+        assert!(attempts > 1);
+        let e = sessions.reconnect("lab").map(|_| ()).unwrap_err();
+        assert!(
+            matches!(e, SessionError::Reconnect { attempts: 1, .. }),
+            "{e}"
+        );
+        // Back: found, and looked for in full again the next time.
+        std::fs::create_dir(dir.path().join("gone")).unwrap();
+        assert!(sessions.reconnect("lab").is_ok());
+    }
+
     #[test]
     fn a_recheck_ends_the_retry_and_other_errors_are_not_retried() {
         let p = RemotePath::parse("C:\\site\\web.config").unwrap();
