@@ -327,11 +327,23 @@ impl Faulty {
 
 /// Fails the `nth` call of `op` on a path containing `within`.
 fn fail_nth(op: &'static str, within: &'static str, nth: usize, error: MakeError) -> Before {
+    fail_calls(op, within, nth, 1, error)
+}
+
+/// Fails `count` calls of `op` on a path containing `within` from the
+/// `from`th on.
+fn fail_calls(
+    op: &'static str,
+    within: &'static str,
+    from: usize,
+    count: usize,
+    error: MakeError,
+) -> Before {
     let mut n = 0;
     Box::new(move |o, p| {
         if o == op && p.as_sftp().contains(within) {
             n += 1;
-            if n == nth {
+            if (from..from + count).contains(&n) {
                 return Err(error(p));
             }
         }
@@ -854,25 +866,36 @@ fn a_server_without_write_permission_stops_the_push_before_anything_is_written()
 
 #[test]
 fn injected_failures_at_each_step_restore_the_file_and_leave_nothing_behind() {
-    // (operation, on a path containing, which call fails, the error) on web02.
-    let cases: [(&str, &str, usize, MakeError, Step); 8] = [
-        ("create_new", ".farmkey.config", 1, injected, Step::Backup),
-        ("create_new", "-new.config", 1, injected, Step::Stage),
-        ("create_new", "-new.config", 1, lost, Step::Stage),
-        // A plain "failure" may be a held file: tried again (see the
-        // held-file tests); a full disk is not.
-        ("replace", "-new", 1, full, Step::Swap),
-        ("replace", "-new", 1, lost, Step::Swap),
+    // (operation, on a path containing, which call fails, how many in a
+    // row, the error) on web02. A plain "failure" of a rename or a read may
+    // be a held file: tried again five times (see the held-file tests); a
+    // full disk is not.
+    let cases: [(&str, &str, usize, usize, MakeError, Step); 8] = [
+        (
+            "create_new",
+            ".farmkey.config",
+            1,
+            1,
+            injected,
+            Step::Backup,
+        ),
+        ("create_new", "-new.config", 1, 1, injected, Step::Stage),
+        ("create_new", "-new.config", 1, 1, lost, Step::Stage),
+        ("replace", "-new", 1, 1, full, Step::Swap),
+        ("replace", "-new", 1, 1, lost, Step::Swap),
         // web.config is read by the plan, by the check under the locks, by
         // the re-read (3rd), then by the verification (4th).
-        ("read", "Flowtime/web.config", 3, injected, Step::Reread),
-        ("read", "Flowtime/web.config", 4, injected, Step::Verify),
-        ("read", "Flowtime/web.config", 4, lost, Step::Verify),
+        ("read", "Flowtime/web.config", 3, 5, injected, Step::Reread),
+        ("read", "Flowtime/web.config", 4, 5, injected, Step::Verify),
+        ("read", "Flowtime/web.config", 4, 1, lost, Step::Verify),
     ];
-    for (op, within, nth, error, step) in cases {
+    for (op, within, nth, count, error, step) in cases {
         let l = local();
         let original = l.originals();
-        let wrap = Faulty::failing(l.transport("web02"), fail_nth(op, within, nth, error));
+        let wrap = Faulty::failing(
+            l.transport("web02"),
+            fail_calls(op, within, nth, count, error),
+        );
         let (mut sessions, plan) = l.plan_with(wrap, request("Flowtime", generate()));
         let outcome = run(&plan, &mut sessions, &l.audit);
         let case = format!("{op} {within} #{nth}");
@@ -1615,6 +1638,22 @@ fn a_file_held_open_for_three_tries_is_tried_again_and_the_push_ends_in_step() {
         assert_eq!(*by(&outcome, "web02"), ServerOutcome::Applied, "{what}");
         l.assert_clean();
     }
+}
+
+/// The swapped web.config read back while a scanner holds it for writing
+/// (refused twice): the verification tries again and the push succeeds.
+#[test]
+fn a_verification_read_refused_by_a_held_file_tries_again() {
+    let l = local();
+    // The plan, the check under the locks, the re-read, then the
+    // verification (4th and 5th refused).
+    let held = fail_calls("read", "Flowtime/web.config", 4, 2, |p| {
+        sharing_violation("read", p)
+    });
+    let (mut sessions, plan) = l.plan_with(windows_8_1(&l, held), request("Flowtime", generate()));
+    let outcome = run(&plan, &mut sessions, &l.audit);
+    assert!(outcome.success(), "{}", outcome.summary());
+    l.assert_clean();
 }
 
 /// Held for longer than the tries: the farm ends as it was, web02 with its

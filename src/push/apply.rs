@@ -15,8 +15,8 @@ use super::interrupt::{Interrupt, StopReason};
 use super::lock::{self, LockInfo, Taken};
 use super::retry::{self, Reached};
 use super::undo::{
-    Settled, Undo, check_server, create_checked, private, read_opt, replacing, settle_server, swap,
-    undo_for,
+    Settled, Undo, check_server, create_checked, private, read_held, read_opt, replacing,
+    settle_server, swap, undo_for,
 };
 use super::{Plan, PlanAction, ServerPlan, Sessions, sibling};
 use crate::config::effective::HandlerState;
@@ -299,7 +299,7 @@ fn attempt(
         swapped: true,
         broken,
     };
-    match t.read(&sp.file) {
+    match read_held(t, &sp.file) {
         Ok(b) if b.sha256() == new_bytes.sha256() => {}
         Ok(_) => return touched(StepError::ReadBack(sp.file.clone()), false),
         Err(e) => {

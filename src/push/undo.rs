@@ -8,15 +8,32 @@ use crate::bytes::FileBytes;
 use crate::paths::RemotePath;
 use crate::transport::{NewFile, Transport, TransportError, honours_modes};
 
+/// Reads a file, `None` when there is none. A read refused as a held
+/// file would be (a process that has it open for writing) is tried again
+/// ([`retry::held`]).
 pub(super) fn read_opt(
     t: &mut dyn Transport,
     path: &RemotePath,
 ) -> Result<Option<FileBytes>, TransportError> {
-    match t.read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
+    retry::held(
+        t,
+        path,
+        |t| match t.read(path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        },
+        |_| Ok(None),
+    )
+    .map(retry::Held::into_inner)
+}
+
+/// Reads a file that must be there, as [`read_opt`].
+pub(super) fn read_held(
+    t: &mut dyn Transport,
+    path: &RemotePath,
+) -> Result<FileBytes, TransportError> {
+    read_opt(t, path)?.ok_or_else(|| TransportError::NotFound { path: path.clone() })
 }
 
 /// What a copy holding keys gets where the server applies modes:
@@ -67,7 +84,7 @@ pub(super) fn create_checked(
             return Err(e);
         }
     }
-    let back = t.read(path).and_then(|back| {
+    let back = read_held(t, path).and_then(|back| {
         if back.sha256() == bytes.sha256() {
             Ok(())
         } else {
@@ -278,7 +295,7 @@ impl Undo<'_> {
         let Some(backup) = self.backup else {
             return Ok(Restore::Failed("no backup was made".into()));
         };
-        let bytes = match t.read(backup) {
+        let bytes = match read_held(t, backup) {
             Ok(b) => b,
             Err(e) if e.is_disconnected() => return Err(e),
             Err(e) => return Ok(Restore::Failed(format!("reading the backup: {e}"))),
@@ -315,7 +332,7 @@ impl Undo<'_> {
             let _ = t.remove(&self.restore);
             return Ok(Restore::Failed(e.to_string()));
         }
-        let back = t.read(self.file)?;
+        let back = read_held(t, self.file)?;
         if back.sha256() != original {
             return Ok(Restore::Failed(format!(
                 "{name} does not read back as the original"
