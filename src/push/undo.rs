@@ -256,7 +256,7 @@ impl Undo<'_> {
         if !matches!(restore, Restore::Failed(_)) {
             cleanup.push(&self.aside);
         }
-        let left = cleanup
+        let mut left: Vec<Leftover> = cleanup
             .into_iter()
             .filter_map(|name| {
                 retry::remove_held(t, name)
@@ -264,6 +264,12 @@ impl Undo<'_> {
                     .map(|e| Leftover::new(name, e.to_string()))
             })
             .collect();
+        if matches!(restore, Restore::Failed(_)) && matches!(t.stat(&self.aside), Ok(Some(_))) {
+            left.push(Leftover::new(
+                &self.aside,
+                "the original, kept while the file is not restored".into(),
+            ));
+        }
         Ok(Settled { restore, left })
     }
 
