@@ -1174,7 +1174,19 @@ fn roll_back_server(
                         why,
                     });
                 }
-                Restore::Failed(why) => return Err(RollbackError::Failed(why)),
+                Restore::Failed(why) if left.is_empty() => {
+                    return Err(RollbackError::Failed(why));
+                }
+                Restore::Failed(why) => {
+                    let left: Vec<String> = left
+                        .iter()
+                        .map(|l| format!("{} ({})", l.path, l.why))
+                        .collect();
+                    return Err(RollbackError::Failed(format!(
+                        "{why}; left behind: {}",
+                        left.join("; ")
+                    )));
+                }
             }
             let at = held
                 .iter()
