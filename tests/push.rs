@@ -1690,7 +1690,8 @@ fn a_file_held_open_for_longer_leaves_the_farm_as_it_was_and_says_why() {
         let summary = outcome.summary();
         assert!(
             summary.contains("web02 failed swapping it into place")
-                && summary.contains("Flowtime\\web.config: still refused after 5 tries over 1.5 s: another process may hold it open"),
+                && summary.contains("Flowtime\\web.config (replacing it with ")
+                && summary.contains("farmkey-new.config): still refused after 5 tries over 1.5 s: another process may hold either open"),
             "{what}: {summary}"
         );
     }

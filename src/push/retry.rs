@@ -89,8 +89,9 @@ pub fn held<T>(
         if tried >= HELD_TRIES {
             return Err(TransportError::Held {
                 path: path.clone(),
+                with: None,
                 tries: tried,
-                waited_ms: held_wait().as_millis() as u64,
+                waited_ms: held_wait().as_millis() as u32,
                 last: e.to_string(),
             });
         }

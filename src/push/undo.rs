@@ -124,7 +124,27 @@ pub(super) fn swap(
         let from = from.clone();
         move |t: &mut dyn Transport| Ok(t.stat(&from)?.is_none().then_some(()))
     };
-    match retry::held(t, file, |t| t.replace(staged, file), moved(staged)) {
+    // A refused rename names both files: either may be the one held.
+    let both = |from: &RemotePath| {
+        let from = from.clone();
+        move |e: TransportError| match e {
+            TransportError::Held {
+                path,
+                tries,
+                waited_ms,
+                last,
+                ..
+            } => TransportError::Held {
+                path,
+                with: Some(Box::new(from.clone())),
+                tries,
+                waited_ms,
+                last,
+            },
+            e => e,
+        }
+    };
+    match retry::held(t, file, |t| t.replace(staged, file), moved(staged)).map_err(both(staged)) {
         Ok(_) => return Ok(()),
         Err(TransportError::Unsupported(_)) => {}
         // Made read-only since the plan (which refuses one): said so.
@@ -141,10 +161,14 @@ pub(super) fn swap(
         Err(e) => return Err(e),
     }
     if t.stat(file)?.is_none() {
-        return retry::held(t, file, |t| t.rename(staged, file), moved(staged)).map(|_| ());
+        return retry::held(t, file, |t| t.rename(staged, file), moved(staged))
+            .map(|_| ())
+            .map_err(both(staged));
     }
     retry::held(t, file, |t| t.rename(file, aside), moved(file))?;
-    if let Err(e) = retry::held(t, file, |t| t.rename(staged, file), moved(staged)) {
+    if let Err(e) =
+        retry::held(t, file, |t| t.rename(staged, file), moved(staged)).map_err(both(staged))
+    {
         if e.is_disconnected() {
             return Err(e);
         }

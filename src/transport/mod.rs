@@ -37,13 +37,18 @@ pub enum TransportError {
     /// be (Windows answers a sharing violation with a bare "failure"):
     /// given up after the tries of `push::retry`.
     #[error(
-        "{path}: still refused after {tries} tries over {:.1} s: another process may hold it open (ASP.NET reading it, an antivirus scanner); the server's last answer: {last}",
-        *waited_ms as f64 / 1000.0
+        "{path}{}: still refused after {tries} tries over {:.1} s: another process may hold {} open (ASP.NET reading it, an antivirus scanner); the server's last answer: {last}",
+        with.as_ref().map(|w| format!(" (replacing it with {w})")).unwrap_or_default(),
+        *waited_ms as f64 / 1000.0,
+        if with.is_some() { "either" } else { "it" }
     )]
     Held {
         path: RemotePath,
+        /// The file put in its place, for a rename refused: either may be
+        /// the one held.
+        with: Option<Box<RemotePath>>,
         tries: u32,
-        waited_ms: u64,
+        waited_ms: u32,
         last: String,
     },
     #[error("the server does not support {0}")]
