@@ -423,6 +423,7 @@ fn audit_records() -> Vec<farmkey::push::audit::AuditRecord> {
             "C:\\inetpub\\Cora\\{site}\\web.20261126T112045Z.farmkey.config"
         )),
         lock: None,
+        temporary: Vec::new(),
         outcome,
         message: message.into(),
     };
@@ -573,6 +574,7 @@ fn a_push_of_two_files_on_a_server_is_rolled_back_file_by_file() {
         rolled(
             "web03",
             Ok(RolledBack {
+                left: Vec::new(),
                 broke: None,
                 unrecorded: None,
             }),
@@ -1001,6 +1003,7 @@ fn roll_back_and_break_the_lock(a: &mut App) {
         "{effects:?}"
     );
     let restored = || RolledBack {
+        left: Vec::new(),
         broke: None,
         unrecorded: None,
     };
@@ -1047,6 +1050,7 @@ fn roll_back_and_break_the_lock(a: &mut App) {
     a.update(Msg::Work(Work::RollbackDone(Ok(vec![rolled(
         "web03",
         Ok(RolledBack {
+            left: Vec::new(),
             broke: Some(Box::new(unreadable_lock())),
             unrecorded: None,
         }),
