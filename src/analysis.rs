@@ -756,13 +756,14 @@ fn wif_fault(f: &SiteFacts<'_>, pick: fn(&WifFault) -> bool, advice: &str) -> Ve
         f,
         Severity::Error,
         |_, eff| {
-            let faulty = eff.handler.fault.as_ref().is_some_and(pick);
-            faulty
-                .then(|| eff.handler.detail.clone().unwrap_or_default())
+            eff.handler
+                .fault()
+                .filter(|fault| pick(fault))
+                .cloned()
                 .into_iter()
                 .collect()
         },
-        |on, detail| format!("{on}: {detail}. {advice}"),
+        |on, fault| format!("{on}: {fault}. {advice}"),
     )
 }
 
@@ -1039,7 +1040,11 @@ fn dpapi_session_tokens(f: &SiteFacts<'_>) -> Vec<Raised> {
         return Vec::new();
     };
     let handler = &first.1.handler;
-    let detail = handler.detail.clone().unwrap_or_default();
+    let detail = handler
+        .reason
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     // The swap goes where the configuration in use is, and a push writes
     // only the application's own files.
     let advice = match handler

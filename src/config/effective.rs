@@ -356,9 +356,10 @@ mod tests {
     use super::*;
     use crate::bytes::FileBytes;
     use crate::config::machine_key::{InvalidValue, Refusal};
-    use crate::config::wif::HandlerState;
-    use crate::config::wif::WifFault;
-    use crate::config::wif::elements::{MACHINE_KEY_HANDLER_TYPE, SESSION_HANDLER_TYPE};
+    use crate::config::wif::elements::{
+        MACHINE_KEY_HANDLER_TYPE, SESSION_HANDLER_TYPE, Unresolvable,
+    };
+    use crate::config::wif::{HandlerReason, HandlerState, SectionRefusal, UsesWif, WifFault};
     use crate::config::xml::Document;
 
     fn file(path: &str, xml: &str) -> ConfigFile {
@@ -513,42 +514,92 @@ mod tests {
         };
         let refused = |h: Handler| {
             assert_eq!(h.state, HandlerState::Invalid);
-            let Some(WifFault::Refused { line, .. }) = h.fault else {
-                panic!("{:?}", h.fault)
+            let Some(WifFault::Refused { line, why, .. }) = h.fault().cloned() else {
+                panic!("{:?}", h.reason)
             };
-            (line, h.detail.unwrap())
+            (line, why)
         };
         let full_add = MACHINE_KEY_HANDLER_TYPE;
         let full_remove = SESSION_HANDLER_TYPE;
-        let (line, detail) = refused(swap(
-            &full_remove.replace("System.IdentityModel.Tokens", "system.identitymodel.tokens"),
-            full_add,
-        ));
-        assert_eq!(line, 5);
-        assert!(
-            detail.contains("(line 5 of C:\\site\\web.config) names a type .NET cannot load: type names are case-sensitive: \"system.identitymodel.tokens.SessionSecurityTokenHandler\" is not \"System.IdentityModel.Tokens.SessionSecurityTokenHandler\"; WIF refuses its configuration at start-up. Write the full name: System.IdentityModel.Tokens.SessionSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0"),
-            "{detail}"
+        let lower =
+            full_remove.replace("System.IdentityModel.Tokens", "system.identitymodel.tokens");
+        assert_eq!(
+            refused(swap(&lower, full_add)),
+            (
+                5,
+                SectionRefusal::UnloadableType {
+                    element: "remove".into(),
+                    type_ref: lower.clone(),
+                    why: Unresolvable::Case {
+                        written: "system.identitymodel.tokens.SessionSecurityTokenHandler".into(),
+                        full: "System.IdentityModel.Tokens.SessionSecurityTokenHandler",
+                    },
+                    qualified: SESSION_HANDLER_TYPE,
+                }
+            )
         );
-        let why = |remove: &str, add: &str| refused(swap(remove, add)).1;
-        assert!(why("SessionSecurityTokenHandler, System.IdentityModel", full_add)
-            .contains("there is no type \"SessionSecurityTokenHandler\"; the class is \"System.IdentityModel.Tokens.SessionSecurityTokenHandler\""));
-        assert!(why(full_remove, "System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler")
-            .contains("no assembly is named, so .NET looks for \"System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler\" only in mscorlib and System.Configuration"));
-        assert!(
+        let why = |remove: &str, add: &str| match refused(swap(remove, add)).1 {
+            SectionRefusal::UnloadableType { why, .. } => why,
+            other => panic!("{other:?}"),
+        };
+        let session = "System.IdentityModel.Tokens.SessionSecurityTokenHandler";
+        let machine = "System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler";
+        let services = "System.IdentityModel.Services";
+        assert_eq!(
+            why(
+                "SessionSecurityTokenHandler, System.IdentityModel",
+                full_add
+            ),
+            Unresolvable::NoSuchType {
+                written: "SessionSecurityTokenHandler".into(),
+                full: session
+            }
+        );
+        assert_eq!(
+            why(full_remove, machine),
+            Unresolvable::NoAssembly {
+                full: machine,
+                home: services
+            }
+        );
+        assert_eq!(
             why(
                 full_remove,
                 &full_add.replace(".Services, Version", ", Version")
-            )
-            .contains(
-                "is in the assembly System.IdentityModel.Services, not \"System.IdentityModel\""
-            )
+            ),
+            Unresolvable::OtherAssembly {
+                full: machine,
+                home: services,
+                named: "System.IdentityModel".into()
+            }
         );
-        assert!(why(full_remove, "System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler, System.IdentityModel.Services")
-            .contains("lacks Version: .NET looks for an assembly named in part only in the application's bin folder, not in the GAC"));
-        assert!(why(full_remove, &full_add.replace("4.0.0.0", "4.5.0.0"))
-            .contains("there is no System.IdentityModel.Services with Version=4.5.0.0; it is Version=4.0.0.0"));
-        assert!(why("System.IdentityModel.Services.Tokens.SessionSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089", full_add)
-            .contains("there is no type \"System.IdentityModel.Services.Tokens.SessionSecurityTokenHandler\""));
+        assert_eq!(
+            why(full_remove, &format!("{machine}, {services}")),
+            Unresolvable::PartialName {
+                named: services.into(),
+                part: "Version",
+                home: services
+            }
+        );
+        assert_eq!(
+            why(full_remove, &full_add.replace("4.0.0.0", "4.5.0.0")),
+            Unresolvable::OtherPart {
+                home: services,
+                part: "Version",
+                value: "4.5.0.0".into(),
+                want: "4.0.0.0"
+            }
+        );
+        assert_eq!(
+            why(
+                "System.IdentityModel.Services.Tokens.SessionSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089",
+                full_add
+            ),
+            Unresolvable::NoSuchType {
+                written: "System.IdentityModel.Services.Tokens.SessionSecurityTokenHandler".into(),
+                full: session
+            }
+        );
         // Read in a named collection too: the whole section is read.
         let named = with_handlers(&format!(
             "<securityTokenHandlers name=\"ActAs\"><add type=\"MachineKeySessionSecurityTokenHandler\"/></securityTokenHandlers><securityTokenHandlers><remove type=\"{full_remove}\"/><add type=\"{full_add}\"/></securityTokenHandlers>"
@@ -559,7 +610,7 @@ mod tests {
             full_remove,
             "Contoso.Security.MachineKeySessionSecurityTokenHandler, Contoso.Security",
         );
-        assert_eq!((custom.state, custom.fault), (HandlerState::Dpapi, None));
+        assert_eq!((custom.state, custom.fault()), (HandlerState::Dpapi, None));
     }
 
     #[test]
@@ -570,25 +621,20 @@ mod tests {
         let h = with_handlers(&format!(
             "{swap}\n<securityTokenHandlers>\n</securityTokenHandlers>"
         ));
+        let repeated = |h: Handler| match h.fault() {
+            Some(WifFault::Refused {
+                line,
+                why: SectionRefusal::RepeatedCollection { name },
+                ..
+            }) => (*line, name.clone()),
+            other => panic!("{other:?}"),
+        };
         assert_eq!(h.state, HandlerState::Invalid);
-        assert!(
-            matches!(h.fault, Some(WifFault::Refused { line: 8, .. })),
-            "{:?}",
-            h.fault
-        );
-        assert_eq!(
-            h.detail.unwrap(),
-            "a second unnamed <securityTokenHandlers> (line 8 of C:\\site\\web.config) in one <identityConfiguration>; WIF throws ID7029 at start-up. Merge its entries into the first"
-        );
+        assert_eq!(repeated(h), (8, String::new()));
         let named = with_handlers(&format!(
             "{swap}\n<securityTokenHandlers name=\"ActAs\"/>\n<securityTokenHandlers name=\"ActAs\"/>"
         ));
-        assert!(
-            named
-                .detail
-                .unwrap()
-                .starts_with("a second <securityTokenHandlers name=\"ActAs\"> (line 9 of")
-        );
+        assert_eq!(repeated(named), (9, "ActAs".to_string()));
         let distinct = with_handlers(&format!("{swap}\n<securityTokenHandlers name=\"ActAs\"/>"));
         assert_eq!(distinct.state, HandlerState::MachineKey);
     }
@@ -608,18 +654,30 @@ mod tests {
         // Declared, nothing else: WIF's defaults, DPAPI.
         let h = eff(&format!("<configuration>{declared}</configuration>"));
         assert_eq!(h.state, HandlerState::Dpapi);
-        assert!(h.detail.unwrap().contains("registered in <configSections>"));
+        assert_eq!(
+            h.reason,
+            Some(HandlerReason::Defaults {
+                uses: UsesWif::Declared {
+                    section: "system.identityModel",
+                    file: RemotePath::parse("C:\\site\\web.config").unwrap()
+                },
+                unused_swap: None
+            })
+        );
         // The trap: the swap in a named configuration nothing names.
         let trap = format!(
             "<configuration>{declared}\n<system.identityModel>\n<identityConfiguration name=\"swap\">{swap}</identityConfiguration></system.identityModel></configuration>"
         );
         let h = eff(&trap);
         assert_eq!(h.state, HandlerState::Dpapi);
-        let detail = h.detail.unwrap();
-        assert!(
-            detail.contains("name=\"swap\"> (line 3 of C:\\site\\web.config) is not used"),
-            "{detail}"
-        );
+        let Some(HandlerReason::Defaults {
+            unused_swap: Some(unused),
+            ..
+        }) = h.reason
+        else {
+            panic!("{:?}", h.reason)
+        };
+        assert_eq!((unused.name.as_str(), unused.line), ("swap", 3));
         // Named by the default federationConfiguration: used.
         let named = trap.replace(
             "</configuration>",
@@ -634,7 +692,7 @@ mod tests {
         let h = eff(&unknown);
         assert_eq!(h.state, HandlerState::Invalid);
         assert!(
-            matches!(h.fault, Some(WifFault::UnknownConfiguration { ref name, line: 3, .. }) if name == "Swap")
+            matches!(h.fault(), Some(WifFault::UnknownConfiguration { name, line: 3, .. }) if name == "Swap")
         );
         // A named federationConfiguration is not the default one.
         let other = trap.replace(
@@ -1017,12 +1075,14 @@ mod tests {
         );
         // IIS does load the modules it registers: the site uses WIF.
         assert_eq!(eff.handler.state, HandlerState::Dpapi);
-        assert!(
-            eff.handler
-                .detail
-                .unwrap()
-                .contains("SessionAuthenticationModule module is registered")
-        );
+        let Some(HandlerReason::Defaults {
+            uses: UsesWif::Module { name, .. },
+            ..
+        }) = eff.handler.reason
+        else {
+            panic!("{:?}", eff.handler.reason)
+        };
+        assert_eq!(name, "SessionAuthenticationModule");
     }
 
     #[test]
