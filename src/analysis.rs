@@ -4,7 +4,8 @@
 use crate::config::apphost::{Application, Component};
 use crate::config::effective::Effective;
 use crate::config::machine_key::{KeyState, Refusal};
-use crate::config::record::{Level, Source, bounded};
+use crate::config::problem::bounded;
+use crate::config::record::{Level, Source};
 use crate::config::wif::{HandlerState, WifFault};
 use crate::disclosed::DisclosedKeys;
 use crate::keys::{KeyPurpose, set_fingerprint};

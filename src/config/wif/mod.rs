@@ -7,7 +7,8 @@
 pub mod elements;
 
 use self::elements::{Modules, Unresolvable, Verdict};
-use super::record::{ConfigFile, Layer, Level, Scope, bounded, line_of};
+use super::problem::bounded;
+use super::record::{ConfigFile, Layer, Level, Scope, line_of};
 use super::xml::{Document, ElemId};
 use crate::paths::RemotePath;
 use std::fmt;
