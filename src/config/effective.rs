@@ -356,7 +356,7 @@ impl<'a> Merge<'a, '_> {
 mod tests {
     use super::*;
     use crate::bytes::FileBytes;
-    use crate::config::machine_key::{InvalidValue, Refusal};
+    use crate::config::machine_key::{Decryption, InvalidValue, Refusal};
     use crate::config::problem::{
         ConfigSourceFault, LocationPathFault, PathsFrom, Problem, SourcePathFault,
     };
@@ -916,14 +916,10 @@ mod tests {
             ]
         );
         assert_eq!(bad[0].at, "C:\\site\\web.config line 3");
+        assert_eq!(mk.validation_alg(), None, "sha1 is no algorithm at all");
         assert_eq!(
-            mk.validation_normalised(),
-            None,
-            "sha1 is no algorithm at all"
-        );
-        assert_eq!(
-            mk.decryption_normalised().as_deref(),
-            Some("AES"),
+            mk.decryption_alg(),
+            Some(Decryption::Aes),
             "validation and decryption are trimmed"
         );
     }
