@@ -2,9 +2,11 @@
 //! producing findings an operator can act on.
 
 use crate::config::apphost::{Application, Component};
-use crate::config::effective::{
-    Effective, HandlerState, KeyState, Level, Refusal, Source, WifFault, bounded,
-};
+use crate::config::effective::Effective;
+use crate::config::machine_key::{KeyState, Refusal};
+use crate::config::problem::bounded;
+use crate::config::record::{Level, Source};
+use crate::config::wif::{HandlerState, WifFault};
 use crate::disclosed::DisclosedKeys;
 use crate::keys::{KeyPurpose, set_fingerprint};
 use crate::paths::RemotePath;
@@ -161,7 +163,7 @@ impl Instance {
 /// too: a published key stays public when ASP.NET refuses its length) that
 /// are on a list.
 fn disclosed_keys(
-    mk: &crate::config::effective::MachineKey,
+    mk: &crate::config::machine_key::MachineKey,
     states: [&KeyState; 2],
     lists: &DisclosedKeys,
 ) -> Vec<DisclosedKey> {
@@ -755,13 +757,14 @@ fn wif_fault(f: &SiteFacts<'_>, pick: fn(&WifFault) -> bool, advice: &str) -> Ve
         f,
         Severity::Error,
         |_, eff| {
-            let faulty = eff.handler.fault.as_ref().is_some_and(pick);
-            faulty
-                .then(|| eff.handler.detail.clone().unwrap_or_default())
+            eff.handler
+                .fault()
+                .filter(|fault| pick(fault))
+                .cloned()
                 .into_iter()
                 .collect()
         },
-        |on, detail| format!("{on}: {detail}. {advice}"),
+        |on, fault| format!("{on}: {fault}. {advice}"),
     )
 }
 
@@ -985,14 +988,14 @@ fn algorithm_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
         f,
         Severity::Error,
         "The validation algorithm",
-        |e| e.machine_key.validation_normalised(),
+        |e| e.machine_key.validation_alg().map(|a| a.to_string()),
         "Every server must sign with the same algorithm; push one key set with one algorithm.",
     );
     out.extend(differs(
         f,
         Severity::Error,
         "The decryption algorithm",
-        |e| e.machine_key.decryption_normalised(),
+        |e| e.machine_key.decryption_alg().map(|a| a.to_string()),
         "Every server must encrypt with the same algorithm (Auto means AES); push one key set.",
     ));
     out
@@ -1003,11 +1006,7 @@ fn compatibility_mode_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
         f,
         Severity::Error,
         "compatibilityMode",
-        |e| {
-            e.machine_key
-                .accepted(crate::keys::MachineKeyEnum::CompatibilityMode)
-                .map(str::to_string)
-        },
+        |e| e.machine_key.compatibility().map(|m| m.to_string()),
         "Servers in different modes derive different keys; set the same compatibilityMode everywhere.",
     )
 }
@@ -1038,7 +1037,11 @@ fn dpapi_session_tokens(f: &SiteFacts<'_>) -> Vec<Raised> {
         return Vec::new();
     };
     let handler = &first.1.handler;
-    let detail = handler.detail.clone().unwrap_or_default();
+    let detail = handler
+        .reason
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     // The swap goes where the configuration in use is, and a push writes
     // only the application's own files.
     let advice = match handler
@@ -1101,11 +1104,7 @@ fn site_missing(f: &SiteFacts<'_>) -> Vec<Raised> {
 }
 
 fn weak_validation(f: &SiteFacts<'_>) -> Vec<Raised> {
-    let weak = f.servers_where(|_, e| {
-        e.machine_key
-            .validation_normalised()
-            .is_some_and(|v| v == "SHA1" || v == "MD5")
-    });
+    let weak = f.servers_where(|_, e| e.machine_key.validation_alg().is_some_and(|v| v.is_weak()));
     if weak.is_empty() {
         return Vec::new();
     }

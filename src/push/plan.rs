@@ -10,8 +10,10 @@ use crate::analysis::{FarmReport, Instance};
 use crate::config::editor::{
     EditRequest, Home, SectionFile, edit_in, edit_section_file, empty_web_config, homes_in,
 };
-use crate::config::effective::{Effective, Level, WifFault};
+use crate::config::effective::Effective;
+use crate::config::record::Level;
 use crate::config::section::config_source_path;
+use crate::config::wif::WifFault;
 use crate::keys::{KeySet, set_fingerprint};
 use crate::paths::RemotePath;
 use crate::transport::{ReplaceBehaviour, Transport};
@@ -413,7 +415,7 @@ fn plan_files(
             key_set: Some(k.set_fingerprint()),
             ..Fingerprints::default()
         };
-        let shown = |s: Option<crate::config::effective::KeyState>| {
+        let shown = |s: Option<crate::config::machine_key::KeyState>| {
             s.map_or("?".into(), |s| crate::report::key_cell(&s))
         };
         sp.changes = vec![
@@ -439,21 +441,12 @@ fn plan_files(
             },
         ];
     }
+    // A handler-only push cannot fix what makes WIF refuse the section.
     if keys.is_none()
-        && let Some(WifFault::UnknownConfiguration { name, file, line }) = &eff.handler.fault
+        && let Some(fault @ (WifFault::UnknownConfiguration { .. } | WifFault::Refused { .. })) =
+            eff.handler.fault()
     {
-        sp.action = PlanAction::Blocked(format!(
-            "identityConfigurationName=\"{name}\" (line {line} of {file}) names no <identityConfiguration>: WIF fails at start-up; correct the name first"
-        ));
-        return vec![sp];
-    }
-    if keys.is_none()
-        && let Some(WifFault::Refused { .. }) = &eff.handler.fault
-    {
-        sp.action = PlanAction::Blocked(format!(
-            "{}: correct it first",
-            eff.handler.detail.clone().unwrap_or_default()
-        ));
+        sp.action = PlanAction::Blocked(format!("{fault}: correct it first"));
         return vec![sp];
     }
     // Every server of the push is locked while it runs, the ones already

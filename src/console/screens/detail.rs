@@ -4,7 +4,7 @@
 
 use super::{Nav, Reply, Screen, ScreenId, Scroll};
 use crate::analysis::Instance;
-use crate::config::effective::KeyState;
+use crate::config::machine_key::KeyState;
 use crate::console::app::{Action, Data};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
@@ -311,7 +311,7 @@ fn instance_lines(ui: &Ui, inst: &Instance, width: usize, lines: &mut Vec<Line<'
             .map(|p| p.to_string())
             .unwrap_or_default(),
     );
-    if let Some(d) = &eff.handler.detail {
+    if let Some(d) = &eff.handler.reason {
         lines.push(Line::styled(
             format!("                {d}"),
             ui.style(StyleKey::TextDim),
