@@ -8,6 +8,7 @@ mod push;
 mod scan;
 
 use crate::analysis::Selection;
+use crate::config::apphost::Components;
 use crate::farm::DEFAULT_JOBS;
 use crate::inventory::Inventory;
 use crate::keys::{DecryptionAlg, ValidationAlg};
@@ -325,10 +326,12 @@ pub struct SiteArgs {
 }
 
 impl SiteArgs {
-    pub fn selection(&self) -> Selection {
+    /// The sites asked for, components recognised as `components` says.
+    pub fn selection(&self, components: &Components) -> Selection {
         Selection {
             all_sites: self.all_sites,
             sites: self.sites.clone(),
+            components: components.clone(),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! server; the findings of the selected site below.
 
 use super::{Nav, Reply, Screen, first_shown, servers_shown};
-use crate::analysis::{Code, Instance, SiteReport};
+use crate::analysis::{Code, Instance, SiteReport, SiteVerdict};
 use crate::config::effective::{HandlerState, KeyState};
 use crate::console::app::{Action, Data, Phase};
 use crate::console::theme::StyleKey;
@@ -232,10 +232,12 @@ impl Screen for Matrix {
             let selected_row = r == self.row;
             let (sym, style) = if site.has_disclosed_key() {
                 (ui.symbols.disclosed, ui.style(StyleKey::Danger))
-            } else if site.consistent() {
-                (ui.symbols.ok, ui.style(StyleKey::SiteOk))
             } else {
-                (ui.symbols.drift, ui.style(StyleKey::SiteDrift))
+                match site.verdict() {
+                    SiteVerdict::InStep => (ui.symbols.ok, ui.style(StyleKey::SiteOk)),
+                    SiteVerdict::Drifted => (ui.symbols.drift, ui.style(StyleKey::SiteDrift)),
+                    SiteVerdict::Unverified => (ui.symbols.unverified, ui.style(StyleKey::Warning)),
+                }
             };
             let pointer = if selected_row {
                 ui.symbols.pointer
