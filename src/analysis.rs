@@ -473,6 +473,11 @@ pub fn analyze_while_reading<'a>(
         server: server.clone(),
         why: NotRead::Pending,
     }));
+    let order: Vec<&str> = scans
+        .iter()
+        .map(|s| s.name.as_str())
+        .chain(pending.iter().map(String::as_str))
+        .collect();
 
     // Group instances by site id, case-insensitively, in scan order; but
     // where a server holds one id in several spellings (`Flowtime` and
@@ -535,7 +540,7 @@ pub fn analyze_while_reading<'a>(
     let sites = by_site
         .into_iter()
         .map(|((lower, _), instances)| {
-            let mut report = site_report(instances, &readable, &unread, selection);
+            let mut report = site_report(instances, &readable, &unread, &order, selection);
             if split(&lower) {
                 report
                     .findings
@@ -556,6 +561,7 @@ fn site_report(
     mut instances: Vec<Instance>,
     readable: &[&str],
     unread: &[Unverified],
+    order: &[&str],
     selection: &Selection,
 ) -> SiteReport {
     let site = instances[0].app.id.clone();
@@ -576,6 +582,8 @@ fn site_report(
         })
         .collect();
     unverified.extend(unread.iter().cloned());
+    // In the farm's order.
+    unverified.sort_by_key(|u| order.iter().position(|s| *s == u.server));
     assign_key_groups(&mut instances);
     let mut report = SiteReport {
         site,
