@@ -1527,3 +1527,84 @@ fn history_says_auto_where_the_matrix_does() {
         "{text}"
     );
 }
+
+/// The consistent farm and `web03`, whose applicationHost.config is not
+/// well-formed (a reason without a temporary path, for the snapshots).
+/// `scans` says how many of its servers have been read.
+fn farm_with_unread_web03(theme: &str, scans: usize) -> (tempfile::TempDir, App) {
+    let dir = support::farm_copy("consistent");
+    let inv_path = dir.path().join("farmkey.toml");
+    let mut text = std::fs::read_to_string(&inv_path).unwrap();
+    text.push_str("\n[[servers]]\nname = \"web03\"\nlocal_root = \"web03\"\n");
+    std::fs::write(&inv_path, text).unwrap();
+    let apphost = dir
+        .path()
+        .join("web03/C:/Windows/System32/inetsrv/config/applicationHost.config");
+    std::fs::create_dir_all(apphost.parent().unwrap()).unwrap();
+    std::fs::write(&apphost, "<configuration><system.applicationHost>").unwrap();
+    let inv = Inventory::load(&inv_path).unwrap();
+    let mut app = App::new(
+        "lab farm".into(),
+        inv.servers.clone(),
+        Theme::built_in(theme, false).unwrap(),
+        symbols::UNICODE,
+        false,
+    );
+    app.start();
+    for (index, mut scan) in scan_all(&inv.servers, ConnectOptions::default(), 3)
+        .into_iter()
+        .enumerate()
+        .take(scans)
+    {
+        scan.elapsed = Duration::from_millis(100);
+        app.update(Msg::Scan {
+            generation: 1,
+            event: ScanEvent::Finished {
+                index,
+                scan: Box::new(scan),
+            },
+        });
+    }
+    resize(&mut app, 80, 24);
+    (dir, app)
+}
+
+#[test]
+fn a_site_with_an_unread_server_has_no_tick() {
+    for theme in ["default", "mono"] {
+        let (_dir, mut a) = farm_with_unread_web03(theme, 3);
+        let text = format!("{}", render(&a, 80, 24).backend());
+        assert!(text.contains("sites 2, ? 2 unverified"), "{text}");
+        assert!(!text.contains('✓'), "no tick: {text}");
+        snap("matrix_unverified", &mut a);
+        // The detail says which server was not read, and why.
+        keys(&mut a, "\n");
+        let page = whole_detail(&mut a);
+        assert!(
+            page.iter()
+                .any(|l| l.contains("? unverified: not read on web03")),
+            "{page:#?}"
+        );
+        assert!(
+            page.iter().any(|l| l.contains(
+                "web03  ? not read: its IIS configuration is unreadable: C:\\Windows\\System32"
+            )),
+            "{page:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_server_still_being_read_leaves_no_tick() {
+    // web01 and web02 are read and agree; web03 is still being read.
+    let (_dir, a) = farm_with_unread_web03("default", 2);
+    let text = format!("{}", render(&a, 80, 24).backend());
+    assert!(text.contains("? 2 unverified"), "{text}");
+    assert!(!text.contains('✓'), "no tick: {text}");
+}
+
+/// The rows of the page shown, on a terminal tall enough for all of them.
+fn whole_detail(a: &mut App) -> Vec<String> {
+    resize(a, 120, 200);
+    panel_rows(a, 120, 200)
+}

@@ -406,15 +406,24 @@ fn algorithms_differ(site: &SiteReport, inst: &Instance) -> bool {
 fn findings_text<'a>(ui: &Ui, site: &'a SiteReport) -> Text<'a> {
     let mut findings: Vec<_> = site.findings.iter().collect();
     findings.sort_by_key(|f| std::cmp::Reverse(f.urgency()));
-    if findings.is_empty() {
+    if site.verdict() == SiteVerdict::InStep && findings.is_empty() {
         return Text::styled(
             format!("{} In step on every server.", ui.symbols.ok),
             ui.style(StyleKey::SiteOk),
         );
     }
-    let lines: Vec<Line> = findings
-        .into_iter()
-        .map(|f| {
+    // Who was not read comes first: until then no one can say it is in step.
+    let unread = site.unverified.iter().map(|u| {
+        Line::styled(
+            format!(
+                "{} not read on {}: {}",
+                ui.symbols.unverified, u.server, u.why
+            ),
+            ui.style(StyleKey::Warning),
+        )
+    });
+    let lines: Vec<Line> = unread
+        .chain(findings.into_iter().map(|f| {
             Line::from(vec![
                 Span::styled(
                     format!("{} {} ", ui.severity_symbol(Some(f.severity)), f.code),
@@ -422,7 +431,7 @@ fn findings_text<'a>(ui: &Ui, site: &'a SiteReport) -> Text<'a> {
                 ),
                 Span::styled(f.message.clone(), ui.style(StyleKey::Text)),
             ])
-        })
+        }))
         .collect();
     Text::from(lines)
 }
