@@ -182,7 +182,7 @@ impl ConnectArgs {
 pub enum Command {
     /// Open the console on a built-in demo farm (three servers, realistic drift)
     Demo(DemoArgs),
-    /// Read every server and report machine-key drift (exit 0: in step, 1: findings, 2: bad usage)
+    /// Read every server and report machine-key drift (exit 0: every site read and in step, 1: findings or a server not read, 2: bad usage)
     Scan(ScanArgs),
     /// Print a fresh <machineKey> from the operating system's random generator
     Keygen(KeygenArgs),
