@@ -324,6 +324,17 @@ fn farm_with_web03() -> tempfile::TempDir {
     dir
 }
 
+/// The site of this name in `scan --format json`'s output.
+fn site_json(json: &serde_json::Value, name: &str) -> serde_json::Value {
+    json["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["site"] == name)
+        .unwrap()
+        .clone()
+}
+
 fn scan_of(dir: &std::path::Path, format: &str) -> (Option<i32>, String) {
     let out = farmkey()
         .args(["scan", "--format", format, "-i"])
@@ -406,15 +417,7 @@ fn an_unreadable_site_is_unverified_on_its_server_only() {
     let (code, text) = scan_of(dir.path(), "json");
     assert_eq!(code, Some(1));
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let site = |name: &str| {
-        json["sites"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["site"] == name)
-            .unwrap()
-            .clone()
-    };
+    let site = |name: &str| site_json(&json, name);
     assert_eq!(site("Flowtime")["consistent"], serde_json::Value::Null);
     assert_eq!(
         site("Flowtime")["unverified_on"],
@@ -638,15 +641,7 @@ fn disclosed_keys_come_first_in_the_table_and_json() {
     assert_eq!(out.status.code(), Some(1));
     assert_no_key(&out.stdout);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let site = |name: &str| {
-        json["sites"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["site"] == name)
-            .unwrap()
-            .clone()
-    };
+    let site = |name: &str| site_json(&json, name);
     let flowtime = site("Flowtime");
     // The same key set on both servers, and still not consistent.
     assert_eq!(flowtime["consistent"], false);

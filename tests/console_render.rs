@@ -48,8 +48,14 @@ fn fixed_demo() -> (tempfile::TempDir, Inventory) {
 
 fn app(theme: &str) -> (tempfile::TempDir, App) {
     let (dir, inv) = fixed_demo();
+    let app = console_on("demo farm", &inv, theme, inv.servers.len());
+    (dir, app)
+}
+
+/// A console on `inv` that has the scans of its first `read` servers.
+fn console_on(title: &str, inv: &Inventory, theme: &str, read: usize) -> App {
     let mut app = App::new(
-        "demo farm".into(),
+        title.into(),
         inv.servers.clone(),
         Theme::built_in(theme, false).unwrap(),
         symbols::UNICODE,
@@ -59,6 +65,7 @@ fn app(theme: &str) -> (tempfile::TempDir, App) {
     for (index, mut scan) in scan_all(&inv.servers, ConnectOptions::default(), 3)
         .into_iter()
         .enumerate()
+        .take(read)
     {
         scan.elapsed = Duration::from_millis(120 + 10 * index as u64);
         app.update(Msg::Scan {
@@ -71,7 +78,7 @@ fn app(theme: &str) -> (tempfile::TempDir, App) {
     }
     // The terminal most tests draw it on, as the runtime says first.
     resize(&mut app, 80, 24);
-    (dir, app)
+    app
 }
 
 fn key(app: &mut App, code: KeyCode) {
@@ -1543,29 +1550,7 @@ fn farm_with_unread_web03(theme: &str, scans: usize) -> (tempfile::TempDir, App)
     std::fs::create_dir_all(apphost.parent().unwrap()).unwrap();
     std::fs::write(&apphost, "<configuration><system.applicationHost>").unwrap();
     let inv = Inventory::load(&inv_path).unwrap();
-    let mut app = App::new(
-        "lab farm".into(),
-        inv.servers.clone(),
-        Theme::built_in(theme, false).unwrap(),
-        symbols::UNICODE,
-        false,
-    );
-    app.start();
-    for (index, mut scan) in scan_all(&inv.servers, ConnectOptions::default(), 3)
-        .into_iter()
-        .enumerate()
-        .take(scans)
-    {
-        scan.elapsed = Duration::from_millis(100);
-        app.update(Msg::Scan {
-            generation: 1,
-            event: ScanEvent::Finished {
-                index,
-                scan: Box::new(scan),
-            },
-        });
-    }
-    resize(&mut app, 80, 24);
+    let app = console_on("lab farm", &inv, theme, scans);
     (dir, app)
 }
 

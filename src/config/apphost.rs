@@ -489,22 +489,18 @@ mod tests {
 
     #[test]
     fn a_path_shows_administration_only_below_the_vendor_s_folder() {
-        assert_eq!(
-            Component::in_path("D:\\Cora\\Administration"),
-            Some(Component::Administration)
-        );
-        assert_eq!(
-            Component::in_path("%ProgramFiles%\\PNMsoft\\Sequence Administration\\"),
-            Some(Component::Administration)
-        );
-        assert_eq!(Component::in_path("C:\\inetpub\\Administration"), None);
-        assert_eq!(Component::in_path("C:\\Coral\\Administration"), None);
-        // The product's own words anywhere.
-        assert_eq!(
-            Component::in_path("D:\\Apps\\FlowtimeApi"),
-            Some(Component::Flowtime)
-        );
-        assert_eq!(Component::in_path(""), None);
+        let admin = Some(Component::Administration);
+        for (path, expected) in [
+            ("D:\\Cora\\Administration", admin),
+            ("%ProgramFiles%\\PNMsoft\\Sequence Administration\\", admin),
+            ("C:\\inetpub\\Administration", None),
+            ("C:\\Coral\\Administration", None),
+            // The product's own words anywhere.
+            ("D:\\Apps\\FlowtimeApi", Some(Component::Flowtime)),
+            ("", None),
+        ] {
+            assert_eq!(Component::in_path(path), expected, "{path}");
+        }
     }
 
     /// applicationHost.config of a server that also runs Microsoft's sites.
