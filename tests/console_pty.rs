@@ -407,7 +407,11 @@ fn unknown_host_keys_are_asked_about_and_stored_on_request() {
     let s = p.wait_for("servers 2 ok", T);
     assert!(s.contains("1 failed"), "{s}");
     p.send("2");
-    let s = p.wait_for("host key of", T);
+    // The matrix's panel names the refused host key too: wait for the
+    // Servers screen itself.
+    let s = p.wait_until("the Servers screen with the refusal", T, |s| {
+        s.contains("ADDRESS") && s.contains("host key of")
+    });
     assert!(s.contains("error"), "{s}");
     p.send("q");
     p.wait_exit(T);
