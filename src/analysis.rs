@@ -1,7 +1,7 @@
 //! Drift analysis: each site compared across the servers that host it,
 //! producing findings an operator can act on.
 
-use crate::config::apphost::{Application, Component};
+use crate::config::apphost::{Application, Component, Components};
 use crate::config::effective::Effective;
 use crate::config::machine_key::{KeyState, Refusal};
 use crate::config::problem::bounded;
@@ -181,6 +181,54 @@ fn disclosed_keys(
         .collect()
 }
 
+/// Why a server did not show farmkey a site's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotRead {
+    /// Not reached, or refused (a changed host key): which sites it hosts
+    /// is unknown, so it counts for every site.
+    Unreachable(String),
+    /// Reached, but its applicationHost.config could not be used: which
+    /// sites it hosts is unknown too.
+    ServerUnreadable(String),
+    /// The site's own configuration on it could not be read.
+    SiteUnreadable(String),
+    /// Its scan has not finished yet (the console, while it reads).
+    Pending,
+}
+
+impl std::fmt::Display for NotRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotRead::Unreachable(why) => write!(f, "unreachable: {why}"),
+            NotRead::ServerUnreadable(why) => {
+                write!(f, "its IIS configuration is unreadable: {why}")
+            }
+            NotRead::SiteUnreadable(why) => write!(f, "unreadable: {why}"),
+            NotRead::Pending => write!(f, "still being read"),
+        }
+    }
+}
+
+/// A server that may host a site and whose configuration of it was not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unverified {
+    pub server: String,
+    pub why: NotRead,
+}
+
+/// What a site's report says of it, decided once here for every view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SiteVerdict {
+    /// A finding shows a difference or a fault (whatever the unread
+    /// servers hold, it is not in step).
+    Drifted,
+    /// Nothing wrong among the servers read, but a server that may host it
+    /// was not read: nobody can say it is in step.
+    Unverified,
+    /// Every server was read and nothing is wrong.
+    InStep,
+}
+
 #[derive(Debug, Clone)]
 pub struct SiteReport {
     pub site: String,
@@ -188,13 +236,45 @@ pub struct SiteReport {
     pub instances: Vec<Instance>,
     /// Reachable servers that do not have the site.
     pub absent_on: Vec<String>,
+    /// Servers that may host it and were not read, or whose configuration
+    /// of it was not: the servers that could not be read at all, and those
+    /// where its files were unreadable.
+    pub unverified: Vec<Unverified>,
     pub findings: Vec<Finding>,
 }
 
 impl SiteReport {
-    /// No error- or warning-level finding.
-    pub fn consistent(&self) -> bool {
-        !self.findings.iter().any(|f| f.severity.is_problem())
+    pub fn verdict(&self) -> SiteVerdict {
+        // An unread file of the site is a reason it is unverified, not
+        // evidence that it differs.
+        let drift = self
+            .findings
+            .iter()
+            .any(|f| f.severity.is_problem() && f.code != Code::Unreadable);
+        if drift {
+            SiteVerdict::Drifted
+        } else if !self.unverified.is_empty() {
+            SiteVerdict::Unverified
+        } else if self.findings.iter().any(|f| f.severity.is_problem()) {
+            SiteVerdict::Drifted
+        } else {
+            SiteVerdict::InStep
+        }
+    }
+
+    /// `Some(true)` in step, `Some(false)` not, `None` when nobody can tell
+    /// (see [`SiteVerdict::Unverified`]).
+    pub fn consistent(&self) -> Option<bool> {
+        match self.verdict() {
+            SiteVerdict::InStep => Some(true),
+            SiteVerdict::Drifted => Some(false),
+            SiteVerdict::Unverified => None,
+        }
+    }
+
+    /// The servers of [`SiteReport::unverified`], by name.
+    pub fn unverified_on(&self) -> impl Iterator<Item = &str> {
+        self.unverified.iter().map(|u| u.server.as_str())
     }
 
     pub fn worst(&self) -> Option<Severity> {
@@ -243,6 +323,16 @@ impl FarmReport {
         self.all_findings().any(|f| f.severity.is_problem())
     }
 
+    /// A problem, or a site nobody can say is in step: what `scan` exits 1
+    /// for.
+    pub fn needs_attention(&self) -> bool {
+        self.has_problems()
+            || self
+                .sites
+                .iter()
+                .any(|s| s.verdict() != SiteVerdict::InStep)
+    }
+
     /// The site of this id: spelled exactly, else the one site spelled so
     /// without regard to case (`None` when several are: see
     /// [`FarmReport::sites_named`]).
@@ -271,6 +361,9 @@ pub struct Selection {
     pub all_sites: bool,
     /// Site ids (`Site` or `Site/app`), without regard to case.
     pub sites: Vec<String>,
+    /// How the Cora components are recognised (the inventory's
+    /// `[components]`, else by evidence).
+    pub components: Components,
 }
 
 impl Selection {
@@ -278,7 +371,7 @@ impl Selection {
         if !self.sites.is_empty() {
             return self.sites.iter().any(|s| s.eq_ignore_ascii_case(&app.id));
         }
-        self.all_sites || app.component.is_some()
+        self.all_sites || self.components.of(app).is_some()
     }
 }
 
@@ -306,11 +399,35 @@ pub fn analyze_against<'a>(
     selection: &Selection,
     disclosed: &DisclosedKeys,
 ) -> FarmReport {
+    analyze_while_reading(scans, &[], selection, disclosed)
+}
+
+/// [`analyze_against`] while the servers of `pending` are still being
+/// read: every site is unverified on them.
+pub fn analyze_while_reading<'a>(
+    scans: impl IntoIterator<Item = &'a ServerScan>,
+    pending: &[String],
+    selection: &Selection,
+    disclosed: &DisclosedKeys,
+) -> FarmReport {
     let scans: Vec<&ServerScan> = scans.into_iter().collect();
     let mut findings = Vec::new();
     let mut servers = Vec::new();
     let mut readable: Vec<&str> = Vec::new();
+    let mut unread: Vec<Unverified> = Vec::new();
     for scan in &scans {
+        if let Err(failure) = &scan.result {
+            let why = match failure {
+                ServerFailure::Unreachable(msg) | ServerFailure::HostKeyChanged(msg) => {
+                    NotRead::Unreachable(msg.clone())
+                }
+                ServerFailure::Unreadable(p) => NotRead::ServerUnreadable(p.to_string()),
+            };
+            unread.push(Unverified {
+                server: scan.name.clone(),
+                why,
+            });
+        }
         let error = match &scan.result {
             Ok(_) => {
                 readable.push(&scan.name);
@@ -323,7 +440,7 @@ pub fn analyze_against<'a>(
                     site: None,
                     servers: vec![scan.name.clone()],
                     message: format!(
-                        "{} could not be reached: {msg}. Its sites are compared without it; fix the connection and scan again.",
+                        "{} could not be reached: {msg}. Every site is unverified on it (compared without it, never reported in step); fix the connection and scan again.",
                         scan.name
                     ),
                 });
@@ -336,7 +453,7 @@ pub fn analyze_against<'a>(
                     site: None,
                     servers: vec![scan.name.clone()],
                     message: format!(
-                        "{} was reached but its IIS configuration could not be read: {p}. Its sites are compared without it.",
+                        "{} was reached but its IIS configuration could not be read: {p}. Every site is unverified on it (compared without it, never reported in step).",
                         scan.name
                     ),
                 });
@@ -354,6 +471,15 @@ pub fn analyze_against<'a>(
             elapsed_ms: scan.elapsed.as_millis() as u64,
         });
     }
+    unread.extend(pending.iter().map(|server| Unverified {
+        server: server.clone(),
+        why: NotRead::Pending,
+    }));
+    let order: Vec<&str> = scans
+        .iter()
+        .map(|s| s.name.as_str())
+        .chain(pending.iter().map(String::as_str))
+        .collect();
 
     // Group instances by site id, case-insensitively, in scan order; but
     // where a server holds one id in several spellings (`Flowtime` and
@@ -416,7 +542,7 @@ pub fn analyze_against<'a>(
     let sites = by_site
         .into_iter()
         .map(|((lower, _), instances)| {
-            let mut report = site_report(instances, &readable);
+            let mut report = site_report(instances, &readable, &unread, &order, selection);
             if split(&lower) {
                 report
                     .findings
@@ -433,20 +559,40 @@ pub fn analyze_against<'a>(
     }
 }
 
-fn site_report(mut instances: Vec<Instance>, readable: &[&str]) -> SiteReport {
+fn site_report(
+    mut instances: Vec<Instance>,
+    readable: &[&str],
+    unread: &[Unverified],
+    order: &[&str],
+    selection: &Selection,
+) -> SiteReport {
     let site = instances[0].app.id.clone();
-    let component = instances[0].app.component;
+    let component = selection.components.of(&instances[0].app);
     let absent_on: Vec<String> = readable
         .iter()
         .filter(|s| !instances.iter().any(|i| i.server == **s))
         .map(|s| s.to_string())
         .collect();
+    let mut unverified: Vec<Unverified> = instances
+        .iter()
+        .filter_map(|i| {
+            let p = i.effective.as_ref().err()?;
+            Some(Unverified {
+                server: i.server.clone(),
+                why: NotRead::SiteUnreadable(p.to_string()),
+            })
+        })
+        .collect();
+    unverified.extend(unread.iter().cloned());
+    // In the farm's order.
+    unverified.sort_by_key(|u| order.iter().position(|s| *s == u.server));
     assign_key_groups(&mut instances);
     let mut report = SiteReport {
         site,
         component,
         instances,
         absent_on,
+        unverified,
         findings: Vec::new(),
     };
     report.findings = site_findings(&report);
@@ -1114,4 +1260,144 @@ fn weak_validation(f: &SiteFacts<'_>) -> Vec<Raised> {
         list(&weak)
     );
     vec![raise(Severity::Info, weak, message)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::DemoFarm;
+    use crate::farm::scan_all;
+    use crate::inventory::Inventory;
+    use crate::scan::{FileProblem, ServerScan};
+    use crate::transport::ConnectOptions;
+
+    fn consistent_farm() -> Vec<ServerScan> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/farms/consistent/farmkey.toml");
+        let inv = Inventory::load(&path).unwrap();
+        scan_all(&inv.servers, ConnectOptions::default(), 2)
+    }
+
+    fn fail(scans: &mut [ServerScan], server: &str, failure: ServerFailure) {
+        let scan = scans.iter_mut().find(|s| s.name == server).unwrap();
+        scan.result = Err(failure);
+    }
+
+    fn verdicts(report: &FarmReport) -> Vec<(&str, SiteVerdict, Vec<&str>)> {
+        report
+            .sites
+            .iter()
+            .map(|s| (s.site.as_str(), s.verdict(), s.unverified_on().collect()))
+            .collect()
+    }
+
+    #[test]
+    fn a_farm_read_whole_and_alike_is_in_step() {
+        let report = analyze(&consistent_farm(), &Selection::default());
+        assert!(!report.sites.is_empty());
+        for site in &report.sites {
+            assert_eq!(site.verdict(), SiteVerdict::InStep, "{}", site.site);
+            assert_eq!(site.consistent(), Some(true));
+        }
+        assert!(!report.needs_attention());
+    }
+
+    #[test]
+    fn a_server_not_read_leaves_every_site_unverified() {
+        for failure in [
+            ServerFailure::Unreachable("connection refused".into()),
+            ServerFailure::HostKeyChanged("the host key changed".into()),
+            ServerFailure::Unreadable(FileProblem {
+                path: "C:\\Windows\\System32\\inetsrv\\config\\applicationHost.config".into(),
+                message: "not well-formed".into(),
+            }),
+        ] {
+            let mut scans = consistent_farm();
+            fail(&mut scans, "web02", failure.clone());
+            let report = analyze(&scans, &Selection::default());
+            assert!(!report.sites.is_empty());
+            for site in &report.sites {
+                assert_eq!(site.verdict(), SiteVerdict::Unverified, "{}", site.site);
+                assert_eq!(site.consistent(), None);
+                assert_eq!(site.unverified.len(), 1);
+                let why = &site.unverified[0].why;
+                match &failure {
+                    ServerFailure::Unreachable(m) | ServerFailure::HostKeyChanged(m) => {
+                        assert_eq!(why, &NotRead::Unreachable(m.clone()))
+                    }
+                    ServerFailure::Unreadable(p) => {
+                        assert_eq!(why, &NotRead::ServerUnreadable(p.to_string()))
+                    }
+                }
+                // Not absent: nobody knows whether it hosts the site.
+                assert!(site.absent_on.is_empty());
+            }
+            assert!(report.needs_attention());
+        }
+    }
+
+    #[test]
+    fn a_server_still_being_read_leaves_every_site_unverified() {
+        let mut scans = consistent_farm();
+        scans.retain(|s| s.name == "web01");
+        let report = analyze_while_reading(
+            &scans,
+            &["web02".to_string()],
+            &Selection::default(),
+            &DisclosedKeys::shipped(),
+        );
+        assert!(!report.sites.is_empty());
+        for site in &report.sites {
+            assert_eq!(site.verdict(), SiteVerdict::Unverified);
+            assert_eq!(site.unverified[0].why, NotRead::Pending);
+        }
+    }
+
+    #[test]
+    fn an_unreadable_site_is_unverified_on_that_server_only() {
+        let mut scans = consistent_farm();
+        let Ok(config) = &mut scans[1].result else {
+            panic!("web02 reads")
+        };
+        let app = config
+            .apps
+            .iter_mut()
+            .find(|a| a.app.id == "Flowtime")
+            .unwrap();
+        app.effective = Err(FileProblem {
+            path: "C:\\inetpub\\Flowtime\\web.config".into(),
+            message: "permission denied".into(),
+        });
+        let report = analyze(&scans, &Selection::default());
+        for (site, verdict, on) in verdicts(&report) {
+            if site == "Flowtime" {
+                assert_eq!((verdict, on), (SiteVerdict::Unverified, vec!["web02"]));
+            } else {
+                assert_eq!((verdict, on), (SiteVerdict::InStep, vec![]), "{site}");
+            }
+        }
+        let flowtime = report.site("Flowtime").unwrap();
+        assert_eq!(
+            flowtime.unverified[0].why.to_string(),
+            "unreadable: C:\\inetpub\\Flowtime\\web.config: permission denied"
+        );
+        assert!(report.needs_attention());
+    }
+
+    #[test]
+    fn a_difference_among_the_servers_read_stays_out_of_step() {
+        let demo = DemoFarm::new().unwrap();
+        let mut scans = scan_all(&demo.inventory.servers, ConnectOptions::default(), 3);
+        // web02 and web03 still hold different Flowtime keys.
+        fail(
+            &mut scans,
+            "web01",
+            ServerFailure::Unreachable("timed out".into()),
+        );
+        let report = analyze(&scans, &Selection::default());
+        let flowtime = report.site("Flowtime").unwrap();
+        assert_eq!(flowtime.verdict(), SiteVerdict::Drifted);
+        assert_eq!(flowtime.consistent(), Some(false));
+        assert_eq!(flowtime.unverified_on().collect::<Vec<_>>(), ["web01"]);
+    }
 }

@@ -48,8 +48,14 @@ fn fixed_demo() -> (tempfile::TempDir, Inventory) {
 
 fn app(theme: &str) -> (tempfile::TempDir, App) {
     let (dir, inv) = fixed_demo();
+    let app = console_on("demo farm", &inv, theme, inv.servers.len());
+    (dir, app)
+}
+
+/// A console on `inv` that has the scans of its first `read` servers.
+fn console_on(title: &str, inv: &Inventory, theme: &str, read: usize) -> App {
     let mut app = App::new(
-        "demo farm".into(),
+        title.into(),
         inv.servers.clone(),
         Theme::built_in(theme, false).unwrap(),
         symbols::UNICODE,
@@ -59,6 +65,7 @@ fn app(theme: &str) -> (tempfile::TempDir, App) {
     for (index, mut scan) in scan_all(&inv.servers, ConnectOptions::default(), 3)
         .into_iter()
         .enumerate()
+        .take(read)
     {
         scan.elapsed = Duration::from_millis(120 + 10 * index as u64);
         app.update(Msg::Scan {
@@ -71,7 +78,7 @@ fn app(theme: &str) -> (tempfile::TempDir, App) {
     }
     // The terminal most tests draw it on, as the runtime says first.
     resize(&mut app, 80, 24);
-    (dir, app)
+    app
 }
 
 fn key(app: &mut App, code: KeyCode) {
@@ -1526,4 +1533,63 @@ fn history_says_auto_where_the_matrix_does() {
         text.contains("validationKey auto, decryptionKey auto") && !text.contains("Key ?"),
         "{text}"
     );
+}
+
+/// The consistent farm and `web03`, whose applicationHost.config is not
+/// well-formed (a reason without a temporary path, for the snapshots).
+/// `scans` says how many of its servers have been read.
+fn farm_with_unread_web03(theme: &str, scans: usize) -> (tempfile::TempDir, App) {
+    let dir = support::farm_copy("consistent");
+    let inv_path = dir.path().join("farmkey.toml");
+    let mut text = std::fs::read_to_string(&inv_path).unwrap();
+    text.push_str("\n[[servers]]\nname = \"web03\"\nlocal_root = \"web03\"\n");
+    std::fs::write(&inv_path, text).unwrap();
+    let apphost = dir
+        .path()
+        .join("web03/C:/Windows/System32/inetsrv/config/applicationHost.config");
+    std::fs::create_dir_all(apphost.parent().unwrap()).unwrap();
+    std::fs::write(&apphost, "<configuration><system.applicationHost>").unwrap();
+    let inv = Inventory::load(&inv_path).unwrap();
+    let app = console_on("lab farm", &inv, theme, scans);
+    (dir, app)
+}
+
+#[test]
+fn a_site_with_an_unread_server_has_no_tick() {
+    for theme in ["default", "mono"] {
+        let (_dir, mut a) = farm_with_unread_web03(theme, 3);
+        let text = format!("{}", render(&a, 80, 24).backend());
+        assert!(text.contains("sites 2, ? 2 unverified"), "{text}");
+        assert!(!text.contains('✓'), "no tick: {text}");
+        snap("matrix_unverified", &mut a);
+        // The detail says which server was not read, and why.
+        keys(&mut a, "\n");
+        let page = whole_detail(&mut a);
+        assert!(
+            page.iter()
+                .any(|l| l.contains("? unverified: not read on web03")),
+            "{page:#?}"
+        );
+        assert!(
+            page.iter().any(|l| l.contains(
+                "web03  ? not read: its IIS configuration is unreadable: C:\\Windows\\System32"
+            )),
+            "{page:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_server_still_being_read_leaves_no_tick() {
+    // web01 and web02 are read and agree; web03 is still being read.
+    let (_dir, a) = farm_with_unread_web03("default", 2);
+    let text = format!("{}", render(&a, 80, 24).backend());
+    assert!(text.contains("? 2 unverified"), "{text}");
+    assert!(!text.contains('✓'), "no tick: {text}");
+}
+
+/// The rows of the page shown, on a terminal tall enough for all of them.
+fn whole_detail(a: &mut App) -> Vec<String> {
+    resize(a, 120, 200);
+    panel_rows(a, 120, 200)
 }

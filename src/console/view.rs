@@ -8,6 +8,7 @@ use super::dialogs::{self, Activity};
 use super::screens::ScreenId;
 use super::theme::StyleKey;
 use super::ui::{KeyHelp, centered};
+use crate::analysis::SiteVerdict;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Position, Rect, Size};
 use ratatui::text::{Line, Span};
@@ -100,7 +101,15 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
         .filter(|r| r.ok() == Some(false))
         .count();
     let busy = data.scanning();
-    let drifting = data.report.sites.iter().filter(|s| !s.consistent()).count();
+    let count = |v: SiteVerdict| {
+        data.report
+            .sites
+            .iter()
+            .filter(|s| s.verdict() == v)
+            .count()
+    };
+    let drifting = count(SiteVerdict::Drifted);
+    let unverified = count(SiteVerdict::Unverified);
     let disclosed = data
         .report
         .sites
@@ -134,6 +143,12 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
         spans.push(Span::styled(
             format!(", {drifting} out of step"),
             ui.style(StyleKey::SiteDrift),
+        ));
+    }
+    if unverified > 0 {
+        spans.push(Span::styled(
+            format!(", {} {unverified} unverified", ui.symbols.unverified),
+            ui.style(StyleKey::Warning),
         ));
     }
     if disclosed > 0 {

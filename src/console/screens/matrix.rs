@@ -2,7 +2,7 @@
 //! server; the findings of the selected site below.
 
 use super::{Nav, Reply, Screen, first_shown, servers_shown};
-use crate::analysis::{Code, Instance, SiteReport};
+use crate::analysis::{Code, Instance, SiteReport, SiteVerdict};
 use crate::config::machine_key::KeyState;
 use crate::config::wif::HandlerState;
 use crate::console::app::{Action, Data, Phase};
@@ -233,10 +233,12 @@ impl Screen for Matrix {
             let selected_row = r == self.row;
             let (sym, style) = if site.has_disclosed_key() {
                 (ui.symbols.disclosed, ui.style(StyleKey::Danger))
-            } else if site.consistent() {
-                (ui.symbols.ok, ui.style(StyleKey::SiteOk))
             } else {
-                (ui.symbols.drift, ui.style(StyleKey::SiteDrift))
+                match site.verdict() {
+                    SiteVerdict::InStep => (ui.symbols.ok, ui.style(StyleKey::SiteOk)),
+                    SiteVerdict::Drifted => (ui.symbols.drift, ui.style(StyleKey::SiteDrift)),
+                    SiteVerdict::Unverified => (ui.symbols.unverified, ui.style(StyleKey::Warning)),
+                }
             };
             let pointer = if selected_row {
                 ui.symbols.pointer
@@ -405,15 +407,24 @@ fn algorithms_differ(site: &SiteReport, inst: &Instance) -> bool {
 fn findings_text<'a>(ui: &Ui, site: &'a SiteReport) -> Text<'a> {
     let mut findings: Vec<_> = site.findings.iter().collect();
     findings.sort_by_key(|f| std::cmp::Reverse(f.urgency()));
-    if findings.is_empty() {
+    if site.verdict() == SiteVerdict::InStep && findings.is_empty() {
         return Text::styled(
             format!("{} In step on every server.", ui.symbols.ok),
             ui.style(StyleKey::SiteOk),
         );
     }
-    let lines: Vec<Line> = findings
-        .into_iter()
-        .map(|f| {
+    // Who was not read comes first: until then no one can say it is in step.
+    let unread = site.unverified.iter().map(|u| {
+        Line::styled(
+            format!(
+                "{} not read on {}: {}",
+                ui.symbols.unverified, u.server, u.why
+            ),
+            ui.style(StyleKey::Warning),
+        )
+    });
+    let lines: Vec<Line> = unread
+        .chain(findings.into_iter().map(|f| {
             Line::from(vec![
                 Span::styled(
                     format!("{} {} ", ui.severity_symbol(Some(f.severity)), f.code),
@@ -421,7 +432,7 @@ fn findings_text<'a>(ui: &Ui, site: &'a SiteReport) -> Text<'a> {
                 ),
                 Span::styled(f.message.clone(), ui.style(StyleKey::Text)),
             ])
-        })
+        }))
         .collect();
     Text::from(lines)
 }
