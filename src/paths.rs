@@ -127,16 +127,14 @@ impl RemotePath {
 
     /// Path-prefix test, case-insensitive as Windows is.
     pub fn starts_with(&self, base: &RemotePath) -> bool {
-        let (a, b) = (
-            self.sftp.to_ascii_lowercase(),
-            base.sftp.to_ascii_lowercase(),
-        );
+        let (a, b) = (self.key(), base.key());
         a == b || a.starts_with(&format!("{}/", b.trim_end_matches('/')))
     }
 
-    /// Key for maps: Windows compares paths without regard to case.
+    /// Key for maps and comparisons: the path as Windows compares it
+    /// ([`windows_upcase`]).
     pub fn key(&self) -> String {
-        self.sftp.to_ascii_lowercase()
+        windows_upcase(&self.sftp)
     }
 }
 
@@ -247,6 +245,30 @@ impl WindowsEnv {
     }
 }
 
+/// A name as NTFS compares names: each UTF-16 unit upcased by its own
+/// table, one unit for one (Unicode's simple uppercase: `ä` is `Ä`, `ß`
+/// stays `ß`); characters outside the Basic Multilingual Plane, two units
+/// each, are compared as they are.
+pub fn windows_upcase(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if (c as u32) > 0xFFFF {
+                return c;
+            }
+            let mut up = c.to_uppercase();
+            match (up.next(), up.next()) {
+                (Some(u), None) if (u as u32) <= 0xFFFF => u,
+                _ => c,
+            }
+        })
+        .collect()
+}
+
+/// Whether two names (or paths) are the same name to Windows.
+pub fn same_name(a: &str, b: &str) -> bool {
+    windows_upcase(a) == windows_upcase(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,7 +327,12 @@ mod tests {
         let b = RemotePath::parse("c:\\inetpub").unwrap();
         assert!(a.starts_with(&b));
         assert!(!RemotePath::parse("/C:/inetpub2").unwrap().starts_with(&b));
-        assert_eq!(a.key(), "/c:/inetpub/flowtime/web.config");
+        assert_eq!(a.key(), "/C:/INETPUB/FLOWTIME/WEB.CONFIG");
+        // As NTFS compares names: beyond ASCII too.
+        assert_eq!(
+            RemotePath::parse("C:/Übung/web.config").unwrap().key(),
+            RemotePath::parse("c:/übung/WEB.config").unwrap().key()
+        );
     }
 
     #[test]

@@ -704,6 +704,7 @@ fn read_only_refuses_a_push_and_a_rollback_where_actions_are_dispatched() {
             fingerprints_after: Fingerprints::default(),
             backup: None,
             lock: None,
+            temporary: Vec::new(),
             outcome: Outcome::Applied,
             message: String::new(),
         })

@@ -430,6 +430,7 @@ fn audit_records() -> Vec<farmkey::push::audit::AuditRecord> {
             "C:\\inetpub\\Cora\\{site}\\web.20261126T112045Z.farmkey.config"
         )),
         lock: None,
+        temporary: Vec::new(),
         outcome,
         message: message.into(),
     };
@@ -580,6 +581,7 @@ fn a_push_of_two_files_on_a_server_is_rolled_back_file_by_file() {
         rolled(
             "web03",
             Ok(RolledBack {
+                left: Vec::new(),
                 broke: None,
                 unrecorded: None,
             }),
@@ -1008,6 +1010,7 @@ fn roll_back_and_break_the_lock(a: &mut App) {
         "{effects:?}"
     );
     let restored = || RolledBack {
+        left: Vec::new(),
         broke: None,
         unrecorded: None,
     };
@@ -1054,6 +1057,7 @@ fn roll_back_and_break_the_lock(a: &mut App) {
     a.update(Msg::Work(Work::RollbackDone(Ok(vec![rolled(
         "web03",
         Ok(RolledBack {
+            left: Vec::new(),
             broke: Some(Box::new(unreadable_lock())),
             unrecorded: None,
         }),

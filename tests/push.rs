@@ -328,11 +328,23 @@ impl Faulty {
 
 /// Fails the `nth` call of `op` on a path containing `within`.
 fn fail_nth(op: &'static str, within: &'static str, nth: usize, error: MakeError) -> Before {
+    fail_calls(op, within, nth, 1, error)
+}
+
+/// Fails `count` calls of `op` on a path containing `within` from the
+/// `from`th on.
+fn fail_calls(
+    op: &'static str,
+    within: &'static str,
+    from: usize,
+    count: usize,
+    error: MakeError,
+) -> Before {
     let mut n = 0;
     Box::new(move |o, p| {
         if o == op && p.as_sftp().contains(within) {
             n += 1;
-            if n == nth {
+            if (from..from + count).contains(&n) {
                 return Err(error(p));
             }
         }
@@ -347,6 +359,10 @@ fn injected(p: &RemotePath) -> TransportError {
         path: p.clone(),
         message: "injected failure".into(),
     }
+}
+
+fn full(p: &RemotePath) -> TransportError {
+    TransportError::NoSpace { path: p.clone() }
 }
 
 fn lost(_: &RemotePath) -> TransportError {
@@ -851,23 +867,36 @@ fn a_server_without_write_permission_stops_the_push_before_anything_is_written()
 
 #[test]
 fn injected_failures_at_each_step_restore_the_file_and_leave_nothing_behind() {
-    // (operation, on a path containing, which call fails, the error) on web02.
-    let cases: [(&str, &str, usize, MakeError, Step); 8] = [
-        ("create_new", ".farmkey.config", 1, injected, Step::Backup),
-        ("create_new", "-new.config", 1, injected, Step::Stage),
-        ("create_new", "-new.config", 1, lost, Step::Stage),
-        ("replace", "-new", 1, injected, Step::Swap),
-        ("replace", "-new", 1, lost, Step::Swap),
+    // (operation, on a path containing, which call fails, how many in a
+    // row, the error) on web02. A plain "failure" of a rename or a read may
+    // be a held file: tried again five times (see the held-file tests); a
+    // full disk is not.
+    let cases: [(&str, &str, usize, usize, MakeError, Step); 8] = [
+        (
+            "create_new",
+            ".farmkey.config",
+            1,
+            1,
+            injected,
+            Step::Backup,
+        ),
+        ("create_new", "-new.config", 1, 1, injected, Step::Stage),
+        ("create_new", "-new.config", 1, 1, lost, Step::Stage),
+        ("replace", "-new", 1, 1, full, Step::Swap),
+        ("replace", "-new", 1, 1, lost, Step::Swap),
         // web.config is read by the plan, by the check under the locks, by
         // the re-read (3rd), then by the verification (4th).
-        ("read", "Flowtime/web.config", 3, injected, Step::Reread),
-        ("read", "Flowtime/web.config", 4, injected, Step::Verify),
-        ("read", "Flowtime/web.config", 4, lost, Step::Verify),
+        ("read", "Flowtime/web.config", 3, 5, injected, Step::Reread),
+        ("read", "Flowtime/web.config", 4, 5, injected, Step::Verify),
+        ("read", "Flowtime/web.config", 4, 1, lost, Step::Verify),
     ];
-    for (op, within, nth, error, step) in cases {
+    for (op, within, nth, count, error, step) in cases {
         let l = local();
         let original = l.originals();
-        let wrap = Faulty::failing(l.transport("web02"), fail_nth(op, within, nth, error));
+        let wrap = Faulty::failing(
+            l.transport("web02"),
+            fail_calls(op, within, nth, count, error),
+        );
         let (mut sessions, plan) = l.plan_with(wrap, request("Flowtime", generate()));
         let outcome = run(&plan, &mut sessions, &l.audit);
         let case = format!("{op} {within} #{nth}");
@@ -1329,6 +1358,163 @@ fn a_rename_the_server_carries_out_late_cannot_land_the_new_file() {
     );
 }
 
+/// A read-only web.config (Windows refuses to replace it) is found at the
+/// plan, from the stat, with its own message: nothing is written anywhere.
+#[test]
+fn a_read_only_web_config_is_refused_at_the_plan() {
+    use std::os::unix::fs::PermissionsExt;
+    let l = local();
+    let before: Vec<_> = snapshot_tree(l.dir.path());
+    fs::set_permissions(l.path("web02"), fs::Permissions::from_mode(0o444)).unwrap();
+    let mut sessions = l.sessions();
+    let plan = build_plan(&request("Flowtime", generate()), &l.report(), &mut sessions).unwrap();
+    let web02 = plan.servers.iter().find(|s| s.server == "web02").unwrap();
+    match &web02.action {
+        PlanAction::Blocked(why) => assert!(
+            why.contains("C:\\inetpub\\Cora\\Flowtime\\web.config is read-only")
+                && why.contains("attrib -r"),
+            "{why}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let outcome = run(&plan, &mut sessions, &l.audit);
+    assert!(outcome.refused.is_some(), "{}", outcome.summary());
+    assert!(
+        outcome.summary().contains("is read-only"),
+        "{}",
+        outcome.summary()
+    );
+    fs::set_permissions(l.path("web02"), fs::Permissions::from_mode(0o644)).unwrap();
+    let after: Vec<_> = snapshot_tree(l.dir.path())
+        .into_iter()
+        .filter(|(p, _)| !p.ends_with("audit.jsonl"))
+        .collect();
+    let before: Vec<_> = before
+        .into_iter()
+        .filter(|(p, _)| !p.ends_with("audit.jsonl"))
+        .collect();
+    assert_eq!(after, before);
+}
+
+/// Made read-only after the plan: the refused swap says "read-only", not
+/// "failure", and the farm ends as it was.
+#[test]
+fn a_web_config_made_read_only_after_the_plan_is_named_so_at_the_swap() {
+    use std::os::unix::fs::PermissionsExt;
+    let l = local();
+    let original = l.originals();
+    let held = held_open(&["replace"], "-new", None, Arc::default(), Arc::default());
+    let (mut sessions, plan) = l.plan_with(windows_8_1(&l, held), request("Flowtime", generate()));
+    fs::set_permissions(l.path("web02"), fs::Permissions::from_mode(0o444)).unwrap();
+    let outcome = run(&plan, &mut sessions, &l.audit);
+    fs::set_permissions(l.path("web02"), fs::Permissions::from_mode(0o644)).unwrap();
+    match by(&outcome, "web02") {
+        ServerOutcome::Failed { step, error, .. } => {
+            assert_eq!(*step, Step::Swap);
+            assert!(
+                error.to_string().contains("the file is read-only"),
+                "{error}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(l.originals(), original);
+    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    l.assert_clean();
+}
+
+/// A rollback whose rename is refused as a held file (ASP.NET reading the
+/// pushed web.config) tries again, and restores.
+#[test]
+fn a_rollback_refused_by_a_held_file_tries_again() {
+    let l = local();
+    let original = l.originals();
+    let mut sessions = l.sessions();
+    let plan = build_plan(&request("Flowtime", generate()), &l.report(), &mut sessions).unwrap();
+    assert!(run(&plan, &mut sessions, &l.audit).success());
+    let records = l.audit.read_all().unwrap();
+    let targets = farmkey::push::history::pushes(&records, Some("Flowtime"))[0].to_roll_back();
+    let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let held = held_open(
+        &["replace"],
+        "-restore",
+        Some(2),
+        Arc::default(),
+        refused.clone(),
+    );
+    let mut sessions = l.sessions();
+    sessions.insert(
+        "web02",
+        Box::new(Faulty::failing(l.transport("web02"), held)),
+    );
+    let results =
+        farmkey::push::apply::rollback_push(&targets, &mut sessions, &l.audit, false, &mut |_| {});
+    assert!(results.iter().all(|r| r.result.is_ok()), "{results:?}");
+    assert_eq!(refused.load(Ordering::SeqCst), 2);
+    assert_eq!(l.originals(), original);
+    l.assert_clean();
+}
+
+/// A server lost between the delete and the rename of 8.1's posix-rename
+/// (its sshd crashed, web.config deleted) that comes back 2 s later, as a
+/// restarted service does: farmkey looks for it again for as long as its
+/// connect timeout allows (twice 3 s), finds it, and puts web.config back.
+#[test]
+fn a_server_lost_mid_swap_that_comes_back_gets_its_web_config_back() {
+    let s = setup_waiting(3);
+    let original = s.flowtime_files();
+    let web02 = s.farm.server("web02");
+    let inner = farmkey::transport::connect(&s.inventory.servers[1], &opts()).unwrap();
+    let (listener, tree) = (web02.pid() as i32, web02.session_tree());
+    assert!(!tree.is_empty());
+    let restart = std::sync::Mutex::new(Some(web02.restart_command()));
+    let back: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<Child>>>> = Arc::default();
+    let started = back.clone();
+    let mut wrap = Faulty::failing(
+        inner,
+        Box::new(move |op, _| {
+            if op == "replace-rename"
+                && let Some(mut cmd) = restart.lock().unwrap().take()
+            {
+                for &p in tree.iter().chain([&listener]) {
+                    unsafe { libc::kill(p, libc::SIGKILL) };
+                }
+                *started.lock().unwrap() = Some(std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_secs(2));
+                    cmd.spawn().unwrap()
+                }));
+                return Err(lost(&RemotePath::parse("C:/").unwrap()));
+            }
+            Ok(())
+        }),
+    );
+    wrap.banner = Some("SSH-2.0-OpenSSH_for_Windows_8.1".into());
+    wrap.delete_then_rename = true;
+    let mut sessions = s.sessions();
+    sessions.insert("web02", Box::new(wrap));
+    let plan = build_plan(&request("Flowtime", generate()), &s.report(), &mut sessions).unwrap();
+    let outcome = run(&plan, &mut sessions, &s.audit);
+    drop(sessions);
+    let mut sshd = back.lock().unwrap().take().unwrap().join().unwrap();
+    match by(&outcome, "web02") {
+        ServerOutcome::Failed { step, restore, .. } => {
+            assert_eq!((*step, restore), (Step::Swap, &Restore::Restored));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(*by(&outcome, "web01"), ServerOutcome::RolledBack);
+    assert_eq!(s.flowtime_files(), original);
+    s.assert_clean();
+    assert_eq!(
+        outcome.verdict(),
+        Verdict::AsBefore,
+        "{}",
+        outcome.summary()
+    );
+    let _ = sshd.kill();
+    let _ = sshd.wait();
+}
+
 // ---------------------------------------------------------------------
 // Item 8: Windows servers whose posix-rename deletes first.
 
@@ -1379,6 +1565,201 @@ fn openssh_for_windows_8_1_replaces_by_delete_then_rename_and_is_verified() {
     let (mut sessions, plan) = l.plan_with(wrap, request("Flowtime", generate()));
     let outcome = run(&plan, &mut sessions, &l.audit);
     assert_web02_swap_failed_and_restored(&l, &outcome, &original);
+}
+
+// ---------------------------------------------------------------------
+// Files another process holds open (ASP.NET reading web.config, an
+// antivirus scanner reading the staged copy), as Win32-OpenSSH answers:
+// a rename refused with a bare "Failure" (ERROR_SHARING_VIOLATION is not
+// in errno_from_Win32Error, contrib/win32/win32compat/fileio.c), a REMOVE
+// with "Permission denied".
+
+fn sharing_violation(op: &str, p: &RemotePath) -> TransportError {
+    if op == "remove" {
+        TransportError::PermissionDenied { path: p.clone() }
+    } else {
+        TransportError::Io {
+            path: p.clone(),
+            message: "the server answered \"failure\" (SFTP status 4)".into(),
+        }
+    }
+}
+
+/// Refuses `ops` on paths containing `within` as a held file: `tries`
+/// times, or (`None`) until `released` is set. Counts the refusals.
+fn held_open(
+    ops: &'static [&'static str],
+    within: &'static str,
+    tries: Option<usize>,
+    released: Arc<AtomicBool>,
+    refused: Arc<std::sync::atomic::AtomicUsize>,
+) -> Before {
+    Box::new(move |op, p| {
+        let holding = match tries {
+            Some(n) => refused.load(Ordering::SeqCst) < n,
+            None => !released.load(Ordering::SeqCst),
+        };
+        if holding && ops.contains(&op) && p.as_sftp().contains(within) {
+            refused.fetch_add(1, Ordering::SeqCst);
+            return Err(sharing_violation(op, p));
+        }
+        Ok(())
+    })
+}
+
+/// web02 as Win32-OpenSSH 8.1, with `held` refusing what it holds.
+fn windows_8_1(l: &Local, held: Before) -> Faulty {
+    let mut wrap = Faulty::failing(l.transport("web02"), held);
+    wrap.banner = Some("SSH-2.0-OpenSSH_for_Windows_8.1".into());
+    wrap.delete_then_rename = true;
+    wrap
+}
+
+/// What is held, and the operations of 8.1's posix-rename it refuses.
+const HELD: [(&str, &[&str]); 2] = [
+    ("web.config", &["replace"]),
+    ("staged copy", &["replace-rename"]),
+];
+
+/// A web.config held open refuses the delete that starts 8.1's
+/// posix-rename; a held staged copy lets web.config be deleted and then
+/// refuses the rename (web.config missing). Held for three tries, the
+/// push goes on and ends in step, nothing left behind.
+#[test]
+fn a_file_held_open_for_three_tries_is_tried_again_and_the_push_ends_in_step() {
+    for (what, ops) in HELD {
+        let l = local();
+        let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let held = held_open(ops, "-new", Some(3), Arc::default(), refused.clone());
+        let (mut sessions, plan) =
+            l.plan_with(windows_8_1(&l, held), request("Flowtime", generate()));
+        let outcome = run(&plan, &mut sessions, &l.audit);
+        assert!(outcome.success(), "{what}: {}", outcome.summary());
+        assert_eq!(refused.load(Ordering::SeqCst), 3, "{what}");
+        assert_eq!(*by(&outcome, "web02"), ServerOutcome::Applied, "{what}");
+        l.assert_clean();
+    }
+}
+
+/// The swapped web.config read back while a scanner holds it for writing
+/// (refused twice): the verification tries again and the push succeeds.
+#[test]
+fn a_verification_read_refused_by_a_held_file_tries_again() {
+    let l = local();
+    // The plan, the check under the locks, the re-read, then the
+    // verification (4th and 5th refused).
+    let held = fail_calls("read", "Flowtime/web.config", 4, 2, |p| {
+        sharing_violation("read", p)
+    });
+    let (mut sessions, plan) = l.plan_with(windows_8_1(&l, held), request("Flowtime", generate()));
+    let outcome = run(&plan, &mut sessions, &l.audit);
+    assert!(outcome.success(), "{}", outcome.summary());
+    l.assert_clean();
+}
+
+/// Held for longer than the tries: the farm ends as it was, web02 with its
+/// web.config (never without it, though 8.1 deleted it before the refused
+/// rename), and the last line names the server, the file and the cause.
+#[test]
+fn a_file_held_open_for_longer_leaves_the_farm_as_it_was_and_says_why() {
+    for (what, ops) in HELD {
+        let l = local();
+        let original = l.originals();
+        let held = held_open(ops, "-new", None, Arc::default(), Arc::default());
+        let (mut sessions, plan) =
+            l.plan_with(windows_8_1(&l, held), request("Flowtime", generate()));
+        let outcome = run(&plan, &mut sessions, &l.audit);
+        // A held web.config was never deleted; behind a held staged copy
+        // 8.1 deleted it, and it was put back.
+        let restore = if what == "web.config" {
+            Restore::Untouched
+        } else {
+            Restore::Restored
+        };
+        match by(&outcome, "web02") {
+            ServerOutcome::Failed {
+                step, restore: r, ..
+            } => {
+                assert_eq!((*step, r), (Step::Swap, &restore), "{what}");
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+        assert_eq!(*by(&outcome, "web01"), ServerOutcome::RolledBack, "{what}");
+        assert_eq!(l.originals(), original, "{what}");
+        assert_eq!(outcome.verdict(), Verdict::AsBefore, "{what}");
+        l.assert_clean();
+        let summary = outcome.summary();
+        assert!(
+            summary.contains("web02 failed swapping it into place")
+                && summary.contains("Flowtime\\web.config (replacing it with ")
+                && summary.contains("farmkey-new.config): still refused after 5 tries over 1.5 s: another process may hold either open"),
+            "{what}: {summary}"
+        );
+    }
+}
+
+/// A staged copy held open for good: web.config is put back first (the
+/// copy's removal, refused, never stops that), the copy is named in the
+/// last line, and `rollback` removes it once it is let go.
+#[test]
+fn a_staged_copy_held_open_is_named_and_removed_by_rollback() {
+    let l = local();
+    let original = l.originals();
+    let released = Arc::new(AtomicBool::new(false));
+    let held = held_open(
+        &["replace-rename", "rename", "remove"],
+        "-new",
+        None,
+        released.clone(),
+        Arc::default(),
+    );
+    let (mut sessions, plan) = l.plan_with(windows_8_1(&l, held), request("Flowtime", generate()));
+    let staged = plan
+        .servers
+        .iter()
+        .find(|s| s.server == "web02")
+        .unwrap()
+        .staged
+        .clone();
+    let outcome = run(&plan, &mut sessions, &l.audit);
+    match by(&outcome, "web02") {
+        ServerOutcome::Failed { step, restore, .. } => {
+            assert_eq!((*step, restore), (Step::Swap, &Restore::Restored));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(l.originals(), original, "no server without its web.config");
+    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    let summary = outcome.summary();
+    let id = &plan.push_id;
+    assert!(
+        summary.contains(&format!("Left behind: {staged} on web02 ("))
+            && summary.contains(&format!(
+                "`farmkey rollback --site \"Flowtime\" --push {id}` removes the copies"
+            )),
+        "{summary}"
+    );
+    let dir = l.path("web02").parent().unwrap().to_path_buf();
+    assert_eq!(
+        leftovers_in(&dir),
+        [staged.file_name().unwrap().to_string()]
+    );
+
+    released.store(true, Ordering::SeqCst);
+    let records = l.audit.read_all().unwrap();
+    let targets = farmkey::push::history::pushes(&records, Some("Flowtime"))[0].to_roll_back();
+    assert!(targets.iter().any(|r| r.server == "web02"), "{targets:?}");
+    let results =
+        farmkey::push::apply::rollback_push(&targets, &mut sessions, &l.audit, false, &mut |_| {});
+    assert!(results.iter().all(|r| r.result.is_ok()), "{results:?}");
+    assert_eq!(l.originals(), original);
+    l.assert_clean();
+    let records = l.audit.read_all().unwrap();
+    assert!(
+        farmkey::push::history::pushes(&records, Some("Flowtime"))[0]
+            .to_roll_back()
+            .is_empty()
+    );
 }
 
 // ---------------------------------------------------------------------

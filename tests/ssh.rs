@@ -911,3 +911,90 @@ fn disclosed_keys_over_ssh_match_local() {
     assert_eq!(togo["findings"][0]["code"], "disclosed-key");
     assert_eq!(togo["instances"][1]["decryption_key"]["disclosed"], true);
 }
+
+/// Small configuration files are read in few SFTP requests each (an
+/// open, the read, one or two that find the end, a close), not some 35
+/// (libssh2 asks four times a read's buffer ahead): a server that takes
+/// 20 ms per request answers a scan of a few files within a second. Counted in the SFTP server's own log (`-l
+/// DEBUG3`, to the syslog socket in its chroot, which the test reads).
+#[test]
+fn small_files_are_read_in_few_requests() {
+    use farmkey::paths::RemotePath;
+    use farmkey::transport::Transport;
+    use farmkey::transport::ssh::SshTransport;
+    let (_demo, farm) = demo_over_ssh(Options {
+        sftp_flags: " -l DEBUG3",
+        log_level: "DEBUG3",
+        ..Options::default()
+    });
+    let server = farm.server("web01");
+    let dev = server.root.join("dev");
+    fs::create_dir_all(&dev).unwrap();
+    let syslog = std::os::unix::net::UnixDatagram::bind(dev.join("log")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dev.join("log"), fs::Permissions::from_mode(0o666)).unwrap();
+    // Read all along: a full socket would hold the server up.
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 8192];
+        while let Ok(n) = syslog.recv(&mut buf) {
+            sink.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    });
+    let inv = Inventory::load(&farm.inventory("")).unwrap();
+    let farmkey::inventory::Target::Ssh { host, settings } = &inv.servers[0].target else {
+        panic!()
+    };
+    let mut t = SshTransport::connect("web01", host, settings, &no_ssh_config()).unwrap();
+    let files = [
+        "C:/inetpub/Cora/Flowtime/web.config",
+        "C:/Windows/System32/inetsrv/config/applicationHost.config",
+    ];
+    let paths: Vec<RemotePath> = files
+        .iter()
+        .map(|f| RemotePath::parse(f).unwrap())
+        .collect();
+    let want: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| fs::read(server.file(f)).unwrap())
+        .collect();
+    // Requests logged up to now, once every handle is closed; one per
+    // request, by its first line.
+    let requests = || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let lines = log.lock().unwrap().clone();
+            let opened = lines
+                .iter()
+                .filter(|l| l.contains(": request ") && l.contains(": open "))
+                .count();
+            let closed = lines
+                .iter()
+                .filter(|l| l.contains(": close handle"))
+                .count();
+            if (opened > 0 && opened == closed) || Instant::now() > deadline {
+                log.lock().unwrap().clear();
+                return lines
+                    .into_iter()
+                    .filter(|l| l.contains(": request ") && !l.contains(": sent "))
+                    .collect::<Vec<_>>();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let reads = |r: &[String]| r.iter().filter(|l| l.contains(": read \"")).count();
+
+    assert_eq!(&t.read(&paths[0]).unwrap()[..], &want[0][..]);
+    let one = requests();
+    assert!(reads(&one) <= 3 && one.len() <= 5, "{}", one.join("\n"));
+
+    let many = t.read_many(&paths);
+    for (got, want) in many.iter().zip(&want) {
+        assert_eq!(&got.as_ref().unwrap()[..], &want[..]);
+    }
+    let two = requests();
+    assert!(reads(&two) <= 6 && two.len() <= 10, "{}", two.join("\n"));
+}

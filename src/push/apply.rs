@@ -13,8 +13,10 @@ use super::audit::{self, AuditLog, AuditRecord, local_user, now};
 use super::error::{Refusal, StepError, VerifyError};
 use super::interrupt::{Interrupt, StopReason};
 use super::lock::{self, LockInfo, Taken};
+use super::retry::{self, Reached};
 use super::undo::{
-    Undo, check_server, create_checked, private, read_opt, replacing, settle_server, swap, undo_for,
+    Settled, Undo, check_server, create_checked, private, read_held, read_opt, replacing,
+    settle_server, swap, undo_for,
 };
 use super::{Plan, PlanAction, ServerPlan, Sessions, sibling};
 use crate::config::wif::HandlerState;
@@ -23,7 +25,8 @@ use crate::scan::read_server;
 use crate::transport::{Transport, TransportError};
 
 pub use super::outcome::{
-    FinalState, Progress, PushOutcome, Restore, ServerOutcome, ServerResult, Step, Verdict,
+    FinalState, LeftBehind, LeftKind, Leftover, Progress, PushOutcome, Restore, ServerOutcome,
+    ServerResult, Step, Verdict,
 };
 
 /// Whether the server's effective configuration of the site is what the
@@ -144,12 +147,24 @@ fn record(
         },
         backup: sp.scanned_sha256.as_ref().map(|_| sp.backup.to_string()),
         lock: Some(sp.lock.to_string()),
+        temporary: Vec::new(),
         outcome,
         message,
     }
 }
 
+/// Removes the copies an attempt made before its swap; one that cannot
+/// be removed (held open) goes to `left`.
+fn remove_made(t: &mut dyn Transport, made: &[&RemotePath], left: &mut Vec<Leftover>) {
+    for p in made {
+        if let Err(e) = retry::remove_held(t, p) {
+            left.push(Leftover::new(p, e.to_string()));
+        }
+    }
+}
+
 /// One server: re-read, back up, stage, record the intent, swap, verify.
+/// Copies it made and could not remove go to `left`.
 fn attempt(
     t: &mut dyn Transport,
     plan: &Plan,
@@ -157,6 +172,7 @@ fn attempt(
     audit: &AuditLog,
     stop: &Interrupt,
     progress: &mut dyn FnMut(Progress),
+    left: &mut Vec<Leftover>,
 ) -> Attempt {
     let step = |progress: &mut dyn FnMut(Progress), s: Step| {
         progress(Progress::Step {
@@ -173,24 +189,25 @@ fn attempt(
     };
     // Failed before the swap: the file is untouched; remove what this
     // attempt created, unless the session is gone (then settle does).
-    let before_swap =
-        |t: &mut dyn Transport, step: Step, e: TransportError, made: &[&RemotePath]| {
-            if e.is_disconnected() {
-                return Attempt::Touched {
-                    step,
-                    error: e.into(),
-                    swapped: false,
-                    broken: true,
-                };
-            }
-            for p in made {
-                let _ = t.remove(p);
-            }
-            Attempt::Untouched {
+    let before_swap = |t: &mut dyn Transport,
+                       step: Step,
+                       e: TransportError,
+                       made: &[&RemotePath],
+                       left: &mut Vec<Leftover>| {
+        if e.is_disconnected() {
+            return Attempt::Touched {
                 step,
                 error: e.into(),
-            }
-        };
+                swapped: false,
+                broken: true,
+            };
+        }
+        remove_made(t, made, left);
+        Attempt::Untouched {
+            step,
+            error: e.into(),
+        }
+    };
     step(progress, Step::Reread);
     let current = match read_opt(t, &sp.file) {
         Ok(c) => c,
@@ -212,20 +229,20 @@ fn attempt(
     // holds the old keys, is owner-only.
     let attrs = match replacing(t, &sp.file) {
         Ok(a) => a,
-        Err(e) => return before_swap(t, Step::Reread, e, &[]),
+        Err(e) => return before_swap(t, Step::Reread, e, &[], left),
     };
     let mut made: Vec<&RemotePath> = Vec::new();
     if let Some(old) = &current {
         step(progress, Step::Backup);
         let owner_only = private(t);
         if let Err(e) = create_checked(t, &sp.backup, old, &owner_only) {
-            return before_swap(t, Step::Backup, e, &made);
+            return before_swap(t, Step::Backup, e, &made, left);
         }
         made.push(&sp.backup);
     }
     step(progress, Step::Stage);
     if let Err(e) = create_checked(t, &sp.staged, new_bytes, &attrs) {
-        return before_swap(t, Step::Stage, e, &made);
+        return before_swap(t, Step::Stage, e, &made, left);
     }
     made.push(&sp.staged);
     if let Some((uid, gid)) = attrs.owner
@@ -241,15 +258,13 @@ fn attempt(
         )));
     }
     if let Some(reason) = stop.reason() {
-        for p in &made {
-            let _ = t.remove(p);
-        }
+        remove_made(t, &made, left);
         return Attempt::Interrupted(reason);
     }
     // The intent, flushed before the swap: `rollback` always finds what a
     // push may have changed.
     step(progress, Step::Audit);
-    let intent = record(
+    let mut intent = record(
         plan,
         sp,
         audit::Action::Push,
@@ -258,19 +273,16 @@ fn attempt(
         Some(new_bytes.sha256()),
         true,
     );
+    intent.temporary = temporaries(plan, sp)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     if let Err(e) = audit.append(&intent) {
-        for p in &made {
-            let _ = t.remove(p);
-        }
+        remove_made(t, &made, left);
         return Attempt::AuditFailed(e.to_string());
     }
     step(progress, Step::Swap);
-    if let Err(e) = swap(
-        t,
-        &sp.staged,
-        &sp.file,
-        &sibling(&sp.file, &plan.stamp, "-old"),
-    ) {
+    if let Err(e) = swap(t, &sp.staged, &sp.file, &aside(plan, sp)) {
         return Attempt::Touched {
             step: Step::Swap,
             broken: e.is_disconnected(),
@@ -287,7 +299,7 @@ fn attempt(
         swapped: true,
         broken,
     };
-    match t.read(&sp.file) {
+    match read_held(t, &sp.file) {
         Ok(b) if b.sha256() == new_bytes.sha256() => {}
         Ok(_) => return touched(StepError::ReadBack(sp.file.clone()), false),
         Err(e) => {
@@ -299,6 +311,21 @@ fn attempt(
         return touched(e.into(), false);
     }
     Attempt::Done
+}
+
+/// Where the swap moves the old file on servers without posix-rename.
+fn aside(plan: &Plan, sp: &ServerPlan) -> RemotePath {
+    sibling(&sp.file, &plan.stamp, "-old")
+}
+
+/// The copies a push may make beside a server's file, other than its
+/// backup: the staged copy, the restore copy, the original moved aside.
+pub(super) fn temporaries(plan: &Plan, sp: &ServerPlan) -> [RemotePath; 3] {
+    [
+        sp.staged.clone(),
+        sibling(&sp.file, &plan.stamp, "-restore"),
+        aside(plan, sp),
+    ]
 }
 
 /// A push in progress.
@@ -314,7 +341,7 @@ struct Run<'a> {
     locked: Vec<usize>,
     /// Servers (indices) where a swap onto web.config was issued.
     swapped: Vec<bool>,
-    leftovers: Vec<String>,
+    leftovers: Vec<LeftBehind>,
 }
 
 impl Run<'_> {
@@ -344,27 +371,26 @@ impl Run<'_> {
         }
     }
 
-    /// Runs `op` on a server, once more on a fresh session if the session
-    /// broke.
+    /// Runs `op` on a server ([`retry::on_server`]).
     fn on_server<T>(
         &mut self,
         server: &str,
-        mut op: impl FnMut(&mut dyn Transport) -> Result<T, TransportError>,
+        op: impl FnMut(&mut dyn Transport) -> Result<T, TransportError>,
     ) -> Result<T, StepError> {
-        let first = match self.sessions.get(server) {
-            Ok(t) => op(t).map_err(StepError::from),
-            Err(e) => Err(StepError::Session(e)),
-        };
-        match first {
-            Err(e) if e.is_disconnected() => {
-                let t = self
-                    .sessions
-                    .reconnect(server)
-                    .map_err(StepError::Session)?;
-                Ok(op(t)?)
-            }
-            other => other,
-        }
+        retry::on_server(self.sessions, server, false, op).map_err(|e| match e {
+            Reached::Session(e) => StepError::Session(e),
+            Reached::Op(e) => StepError::Transport(e),
+        })
+    }
+
+    /// Copies left beside a server's file, for the last line.
+    fn left_behind(&mut self, server: &str, left: Vec<Leftover>) {
+        self.leftovers.extend(left.into_iter().map(|l| LeftBehind {
+            server: server.to_string(),
+            path: l.path,
+            kind: LeftKind::Copy,
+            why: l.why,
+        }));
     }
 
     fn refuse(mut self, why: Refusal, interrupted: Option<StopReason>) -> PushOutcome {
@@ -395,44 +421,23 @@ impl Run<'_> {
                 continue;
             }
             let breakable = sp.lock_holder.as_ref().filter(|_| plan.break_lock);
-            let mut taken = None;
-            for fresh in [false, true] {
-                let t = if fresh {
-                    self.sessions.reconnect(&sp.server)
-                } else {
-                    self.sessions.get(&sp.server)
-                };
-                let t = match t {
-                    Ok(t) => t,
-                    Err(error) => {
-                        taken = Some(Err(Refusal::Unreachable {
-                            server: sp.server.clone(),
-                            error,
-                        }));
-                        continue;
-                    }
-                };
-                match lock::acquire(t, &sp.server, &sp.lock, &mine, breakable) {
-                    Err(e) if e.is_disconnected() && !fresh => continue,
-                    Err(e) => {
-                        taken = Some(Err(Refusal::Lock(e)));
-                        break;
-                    }
-                    Ok(how) => {
-                        taken = Some(Ok(how));
-                        break;
-                    }
-                }
-            }
+            let taken = retry::on_server(self.sessions, &sp.server, false, |t| {
+                lock::acquire(t, &sp.server, &sp.lock, &mine, breakable)
+            });
             match taken {
-                Some(Ok(how)) => {
+                Ok(how) => {
                     self.locked.push(i);
                     if let Taken::Broke(h) = how {
                         self.note(format!("{}: broke the stale lock ({h})", sp.server));
                     }
                 }
-                Some(Err(e)) => return Err(e),
-                None => unreachable!("a lock is tried at least once"),
+                Err(Reached::Session(error)) => {
+                    return Err(Refusal::Unreachable {
+                        server: sp.server.clone(),
+                        error,
+                    });
+                }
+                Err(Reached::Op(e)) => return Err(Refusal::Lock(e)),
             }
         }
         Ok(())
@@ -442,17 +447,13 @@ impl Run<'_> {
         let plan = self.plan;
         for i in std::mem::take(&mut self.locked) {
             let sp = &plan.servers[i];
-            let released = match self.sessions.get(&sp.server) {
-                Ok(t) => lock::release(t, &sp.server, &sp.lock, &plan.push_id),
-                Err(e) => Err(e.into()),
-            };
-            let released = released.or_else(|_| match self.sessions.reconnect(&sp.server) {
-                Ok(t) => lock::release(t, &sp.server, &sp.lock, &plan.push_id),
-                Err(e) => Err(e.into()),
-            });
-            if let Err(e) = released {
-                self.leftovers
-                    .push(format!("the lock {} on {} ({e})", sp.lock, sp.server));
+            if let Err(e) = release_lock(self.sessions, &sp.server, &sp.lock, &plan.push_id) {
+                self.leftovers.push(LeftBehind {
+                    server: sp.server.clone(),
+                    path: sp.lock.clone(),
+                    kind: LeftKind::Lock,
+                    why: e.to_string(),
+                });
             }
         }
     }
@@ -503,12 +504,21 @@ impl Run<'_> {
         let plan = self.plan;
         let sp = &plan.servers[i];
         let written = sp.edited.as_ref().map(|b| b.sha256());
+        let mut left = Vec::new();
         let attempted = match self.sessions.get(&sp.server) {
             Err(e) => Attempt::Untouched {
                 step: Step::Reread,
                 error: StepError::Session(e),
             },
-            Ok(t) => attempt(t, plan, sp, self.audit, self.stop, &mut *self.progress),
+            Ok(t) => attempt(
+                t,
+                plan,
+                sp,
+                self.audit,
+                self.stop,
+                &mut *self.progress,
+                &mut left,
+            ),
         };
         if matches!(
             attempted,
@@ -550,13 +560,16 @@ impl Run<'_> {
                 broken,
             } => {
                 let undo = undo_for(plan, sp, written.as_deref());
-                let mut restore = settle_server(self.sessions, &sp.server, &undo, broken, swapped);
+                let Settled {
+                    mut restore,
+                    left: also,
+                } = settle_server(self.sessions, &sp.server, &undo, broken, swapped);
+                left.extend(also);
                 if !swapped && let Restore::Failed(why) = &restore {
                     // web.config was never swapped: only copies may remain.
-                    self.leftovers.push(format!(
-                        "maybe {} and {} on {} ({why})",
-                        sp.staged, sp.backup, sp.server
-                    ));
+                    if sp.scanned_sha256.is_some() {
+                        left.push(Leftover::new(&sp.backup, format!("maybe; {why}")));
+                    }
                     restore = Restore::Untouched;
                 }
                 let after = match &restore {
@@ -574,7 +587,7 @@ impl Run<'_> {
                 )
             }
         };
-        let rec = record(
+        let mut rec = record(
             plan,
             sp,
             audit::Action::Push,
@@ -583,6 +596,8 @@ impl Run<'_> {
             sha_after.clone(),
             outcome == ServerOutcome::Applied,
         );
+        rec.temporary = left.iter().map(|l| l.path.to_string()).collect();
+        self.left_behind(&sp.server, left);
         let r = &mut self.results[i];
         r.outcome = outcome;
         r.sha_after = sha_after;
@@ -628,7 +643,8 @@ impl Run<'_> {
             self.note(format!("rolling back {}", sp.server));
             let written = self.results[i].sha_after.clone();
             let undo = undo_for(plan, sp, written.as_deref());
-            let outcome = match settle_server(self.sessions, &sp.server, &undo, false, false) {
+            let settled = settle_server(self.sessions, &sp.server, &undo, false, false);
+            let outcome = match settled.restore {
                 Restore::Untouched | Restore::Restored => ServerOutcome::RolledBack,
                 Restore::LeftAlone(why) => ServerOutcome::LeftAlone(why),
                 Restore::Failed(why) => ServerOutcome::RollbackFailed(why),
@@ -639,7 +655,7 @@ impl Run<'_> {
             } else {
                 written
             };
-            let rec = record(
+            let mut rec = record(
                 plan,
                 sp,
                 audit::Action::Rollback,
@@ -648,6 +664,8 @@ impl Run<'_> {
                 after.clone(),
                 !rolled,
             );
+            rec.temporary = settled.left.iter().map(|l| l.path.to_string()).collect();
+            self.left_behind(&sp.server, settled.left);
             let r = &mut self.results[i];
             r.outcome = outcome;
             r.sha_after = after;
@@ -803,6 +821,22 @@ pub fn apply(
     run.finish(final_state, interrupted.or(late))
 }
 
+/// Removes a lock of `id` from a server ([`retry::on_server`]).
+fn release_lock(
+    sessions: &mut Sessions,
+    server: &str,
+    path: &RemotePath,
+    id: &str,
+) -> Result<(), lock::ReleaseError> {
+    retry::on_server(sessions, server, false, |t| {
+        lock::release(t, server, path, id)
+    })
+    .map_err(|e| match e {
+        Reached::Session(e) => e.into(),
+        Reached::Op(e) => e,
+    })
+}
+
 /// A server a rollback restored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RolledBack {
@@ -810,6 +844,8 @@ pub struct RolledBack {
     pub broke: Option<Box<lock::Holder>>,
     /// Why the audit log did not take the rollback's record (it names the log).
     pub unrecorded: Option<String>,
+    /// Copies beside the file that could not be removed (held open).
+    pub left: Vec<Leftover>,
 }
 
 /// Reads as a note after "restored and verified".
@@ -820,6 +856,18 @@ impl std::fmt::Display for RolledBack {
         }
         if let Some(e) = &self.unrecorded {
             write!(f, "; but the audit log did not take its record: {e}")?;
+        }
+        if !self.left.is_empty() {
+            let left: Vec<String> = self
+                .left
+                .iter()
+                .map(|l| format!("{} ({})", l.path, l.why))
+                .collect();
+            write!(
+                f,
+                "; left behind: {} (roll back again once nothing holds it open)",
+                left.join("; ")
+            )?;
         }
         Ok(())
     }
@@ -902,7 +950,7 @@ pub struct RollbackResult {
 impl RollbackResult {
     /// Whether it is the result of `rec`'s file.
     pub fn is_for(&self, rec: &AuditRecord) -> bool {
-        self.server == rec.server && self.file.eq_ignore_ascii_case(&rec.file)
+        self.server == rec.server && crate::paths::same_name(&self.file, &rec.file)
     }
 }
 
@@ -919,6 +967,10 @@ struct Target<'a> {
     file: RemotePath,
     backup: Option<RemotePath>,
     lock: RemotePath,
+    /// The push's copies beside the file, removed with the restore. Only
+    /// names of the push's own making (beside the file, `.farmkey`) are
+    /// ever removed.
+    temporary: Vec<RemotePath>,
 }
 
 impl<'a> Target<'a> {
@@ -929,11 +981,20 @@ impl<'a> Target<'a> {
             Some(l) => RemotePath::parse(l)?,
             None => lock::lock_path(&file),
         };
+        let temporary = rec
+            .temporary
+            .iter()
+            .map(|p| RemotePath::parse(p))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter(|p| is_temporary_of(&file, p))
+            .collect();
         Ok(Target {
             rec,
             file,
             backup,
             lock,
+            temporary,
         })
     }
 
@@ -943,7 +1004,7 @@ impl<'a> Target<'a> {
             backup: self.backup.as_ref(),
             original: self.rec.sha256_before.as_deref(),
             written: self.rec.sha256_after.as_deref(),
-            leftovers: Vec::new(),
+            leftovers: self.temporary.clone(),
             restore: sibling(&self.file, stamp, "-restore"),
             aside: sibling(&self.file, stamp, "-old"),
         }
@@ -959,6 +1020,23 @@ impl<'a> Target<'a> {
     }
 }
 
+/// Whether `p` is a copy a push makes beside `file`
+/// (`web.<stamp>.farmkey-new.config`, `-restore`, `-old`), never the file,
+/// its backup or anything else: a record is read back from a log.
+fn is_temporary_of(file: &RemotePath, p: &RemotePath) -> bool {
+    let (Some(dir), Some(pdir)) = (file.parent(), p.parent()) else {
+        return false;
+    };
+    let name = crate::paths::windows_upcase(p.file_name().unwrap_or_default());
+    let stem = crate::paths::windows_upcase(file.file_name().unwrap_or("web.config"));
+    let stem = stem.strip_suffix(".CONFIG").unwrap_or(&stem);
+    dir.key() == pdir.key()
+        && name.starts_with(&format!("{stem}."))
+        && ["-NEW", "-RESTORE", "-OLD"]
+            .iter()
+            .any(|s| name.ends_with(&format!(".FARMKEY{s}.CONFIG")))
+}
+
 /// Takes a server's lock for a rollback; breaks the one found there when
 /// `break_lock` (never one of a process of this machine that still runs).
 fn take_rollback_lock(
@@ -968,15 +1046,33 @@ fn take_rollback_lock(
     mine: &LockInfo,
     break_lock: bool,
 ) -> Result<Option<Box<lock::Holder>>, RollbackError> {
-    let t = sessions.get(server).map_err(RollbackError::Connect)?;
-    let found = if break_lock {
-        lock::read_holder(t, server, path).map_err(RollbackError::ReadLock)?
-    } else {
-        None
-    };
-    let taken = lock::acquire(t, server, path, mine, found.as_ref()).map_err(|e| match e {
-        lock::LockError::Held(h) if !break_lock => RollbackError::Locked(h),
-        e => RollbackError::Lock(e),
+    enum Taking {
+        Read(TransportError),
+        Lock(lock::LockError),
+    }
+    impl retry::Lost for Taking {
+        fn is_lost(&self) -> bool {
+            match self {
+                Taking::Read(e) => e.is_disconnected(),
+                Taking::Lock(e) => e.is_disconnected(),
+            }
+        }
+    }
+    let taken = retry::on_server(sessions, server, false, |t| {
+        let found = if break_lock {
+            lock::read_holder(t, server, path).map_err(Taking::Read)?
+        } else {
+            None
+        };
+        lock::acquire(t, server, path, mine, found.as_ref()).map_err(Taking::Lock)
+    })
+    .map_err(|e| match e {
+        Reached::Session(e) => RollbackError::Connect(e),
+        Reached::Op(Taking::Read(e)) => RollbackError::ReadLock(e),
+        Reached::Op(Taking::Lock(lock::LockError::Held(h))) if !break_lock => {
+            RollbackError::Locked(h)
+        }
+        Reached::Op(Taking::Lock(e)) => RollbackError::Lock(e),
     })?;
     Ok(match taken {
         Taken::Broke(h) => Some(h),
@@ -1028,20 +1124,7 @@ fn roll_back_server(
     // Released on a fresh session when the one in hand broke.
     let release = |sessions: &mut Sessions, held: &[(RemotePath, Option<Box<lock::Holder>>)]| {
         held.iter()
-            .map(|(path, _)| {
-                let mut once = |fresh: bool| {
-                    let t = if fresh {
-                        sessions.reconnect(server)
-                    } else {
-                        sessions.get(server)
-                    };
-                    match t {
-                        Ok(t) => lock::release(t, server, path, id),
-                        Err(e) => Err(e.into()),
-                    }
-                };
-                once(false).or_else(|_| once(true))
-            })
+            .map(|(path, _)| release_lock(sessions, server, path, id))
             .collect::<Vec<_>>()
     };
     for t in &targets {
@@ -1071,7 +1154,7 @@ fn roll_back_server(
         let released = release(sessions, &held);
         return with_locks_left(withheld(i, why), &held, released);
     }
-    let restored: Vec<Restore> = targets
+    let settled: Vec<Settled> = targets
         .iter()
         .zip(&undos)
         .map(|(t, undo)| settle_server(sessions, server, undo, false, t.swap_unfinished()))
@@ -1080,9 +1163,9 @@ fn roll_back_server(
     let mut broke_noted = vec![false; held.len()];
     targets
         .iter()
-        .zip(restored)
-        .map(|(t, restored)| {
-            match restored {
+        .zip(settled)
+        .map(|(t, Settled { restore, left })| {
+            match restore {
                 Restore::Restored | Restore::Untouched => {}
                 Restore::LeftAlone(why) => {
                     return Err(RollbackError::Changed {
@@ -1091,7 +1174,19 @@ fn roll_back_server(
                         why,
                     });
                 }
-                Restore::Failed(why) => return Err(RollbackError::Failed(why)),
+                Restore::Failed(why) if left.is_empty() => {
+                    return Err(RollbackError::Failed(why));
+                }
+                Restore::Failed(why) => {
+                    let left: Vec<String> = left
+                        .iter()
+                        .map(|l| format!("{} ({})", l.path, l.why))
+                        .collect();
+                    return Err(RollbackError::Failed(format!(
+                        "{why}; left behind: {}",
+                        left.join("; ")
+                    )));
+                }
             }
             let at = held
                 .iter()
@@ -1105,6 +1200,7 @@ fn roll_back_server(
                 Ok(()) => Ok(RolledBack {
                     broke,
                     unrecorded: None,
+                    left,
                 }),
                 Err(error) => Err(RollbackError::LockLeft {
                     path: t.lock.clone(),
@@ -1182,9 +1278,11 @@ pub fn rollback_push(
             std::mem::swap(&mut line.sha256_before, &mut line.sha256_after);
             std::mem::swap(&mut line.fingerprints_before, &mut line.fingerprints_after);
             match &result {
-                Ok(_) => {
+                Ok(done) => {
                     line.outcome = audit::Outcome::RolledBack;
                     line.message = String::new();
+                    // What is still there, for the next rollback.
+                    line.temporary = done.left.iter().map(|l| l.path.to_string()).collect();
                 }
                 Err(e) => {
                     line.outcome = audit::Outcome::Refused;

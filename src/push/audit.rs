@@ -129,6 +129,12 @@ pub struct AuditRecord {
     /// lock was beside `file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<String>,
+    /// Copies the push makes beside `file` (staged copy, restore copy, the
+    /// original moved aside): in an intent, every one it may leave if cut
+    /// short; in an outcome, those it could not remove. A rollback removes
+    /// them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub temporary: Vec<String>,
     /// `intent` (written and flushed before the swap), then `applied`,
     /// `unchanged`, `not-attempted`, `failed`; for rollbacks `rolled-back`,
     /// `left-alone`, `rollback-failed`, `refused`.
@@ -340,6 +346,7 @@ mod tests {
             fingerprints_after: Fingerprints::default(),
             backup: None,
             lock: None,
+            temporary: Vec::new(),
             outcome,
             message: String::new(),
         }

@@ -19,12 +19,13 @@ pub enum SessionError {
     Connect(Box<ConnectError>),
     /// Fresh sessions after one broke: none could be opened.
     #[error(
-        "cannot reconnect to {server} ({attempts} attempt{}): {last}",
+        "cannot reconnect to {server} ({attempts} attempt{} over {secs} s): {last}",
         if *attempts == 1 { "" } else { "s" }
     )]
     Reconnect {
         server: String,
         attempts: u32,
+        secs: u64,
         last: Box<ConnectError>,
     },
 }

@@ -74,8 +74,9 @@ impl PastPush {
     /// lock, for the checks the rollback makes.
     pub fn to_roll_back(&self) -> Vec<AuditRecord> {
         let rolled_back = |rec: &AuditRecord| {
-            self.rollbacks()
-                .any(|r| r.outcome == Outcome::RolledBack && same_file(r, rec))
+            self.rollbacks().any(|r| {
+                r.outcome == Outcome::RolledBack && r.temporary.is_empty() && same_file(r, rec)
+            })
         };
         let intent = |rec: &AuditRecord| {
             self.records.iter().rev().find(|r| {
@@ -91,14 +92,26 @@ impl PastPush {
                     // No intent: the push never came to the swap.
                     (None, _) => return None,
                 };
-                // The push's own restore found or made the original bytes.
+                // The push's own restore found or made the original bytes
+                // (and removed every copy it made beside the file).
                 let restored = last.outcome == Outcome::Failed
                     && last.sha256_before.is_some()
-                    && last.sha256_after == last.sha256_before;
+                    && last.sha256_after == last.sha256_before
+                    && last.temporary.is_empty();
                 if restored || rolled_back(last) {
                     return None;
                 }
                 let mut target = last.clone();
+                // Every copy it may have left: the intent names them all.
+                for p in &wrote.temporary {
+                    if !target
+                        .temporary
+                        .iter()
+                        .any(|t| crate::paths::same_name(t, p))
+                    {
+                        target.temporary.push(p.clone());
+                    }
+                }
                 target.sha256_after = wrote.sha256_after.clone();
                 target.fingerprints_after = wrote.fingerprints_after.clone();
                 target.backup = target.backup.or_else(|| wrote.backup.clone());
@@ -174,7 +187,7 @@ pub fn file_label(records: &[AuditRecord], server: &str, file: &str) -> String {
 
 /// Whether two records are about the same file of the same server.
 fn same_file(a: &AuditRecord, b: &AuditRecord) -> bool {
-    a.server == b.server && a.file.eq_ignore_ascii_case(&b.file)
+    a.server == b.server && crate::paths::same_name(&a.file, &b.file)
 }
 
 /// Pushes in the order they were made, each with its records; only those
@@ -265,6 +278,7 @@ mod tests {
             },
             backup: Some("C:\\inetpub\\Flowtime\\web.x.farmkey.config".into()),
             lock: None,
+            temporary: Vec::new(),
             outcome,
             message: String::new(),
         }

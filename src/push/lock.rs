@@ -224,10 +224,14 @@ pub fn acquire(
                 // The name is listed: it is there, and no file (a dangling
                 // link); not listed: locks coming and going all along.
                 let name = path.file_name().unwrap_or_default();
-                let listed = path
-                    .parent()
-                    .and_then(|dir| t.list(&dir).ok())
-                    .is_some_and(|entries| entries.iter().any(|e| e.name == name));
+                let listed =
+                    path.parent()
+                        .and_then(|dir| t.list(&dir).ok())
+                        .is_some_and(|entries| {
+                            entries
+                                .iter()
+                                .any(|e| crate::paths::same_name(&e.name, name))
+                        });
                 return Err(if listed {
                     LockError::NotAFile {
                         server: server.to_string(),

@@ -14,6 +14,7 @@ pub mod interrupt;
 pub mod lock;
 pub mod outcome;
 pub mod plan;
+pub mod retry;
 pub mod sessions;
 mod undo;
 
@@ -277,7 +278,7 @@ pub fn file_label<'a>(
 ) -> String {
     let several = files
         .into_iter()
-        .any(|(s, f)| s == server && !f.eq_ignore_ascii_case(file));
+        .any(|(s, f)| s == server && !crate::paths::same_name(f, file));
     if several {
         let name = file.rsplit(['\\', '/']).next().unwrap_or(file);
         format!("{server} {name}")

@@ -45,6 +45,52 @@ pub enum Restore {
     Failed(String),
 }
 
+/// A file farmkey made beside a configuration file and could not remove,
+/// and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover {
+    pub path: RemotePath,
+    pub why: String,
+}
+
+impl Leftover {
+    pub fn new(path: &RemotePath, why: String) -> Leftover {
+        Leftover {
+            path: path.clone(),
+            why,
+        }
+    }
+}
+
+/// A file a push made on a server and could not remove.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftBehind {
+    pub server: String,
+    pub path: RemotePath,
+    pub kind: LeftKind,
+    /// Why it could not be removed.
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftKind {
+    /// The push's lock.
+    Lock,
+    /// A staged copy, a restore copy, or the original moved aside:
+    /// `farmkey rollback` removes it.
+    Copy,
+}
+
+impl fmt::Display for LeftBehind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (server, path, why) = (&self.server, &self.path, &self.why);
+        match self.kind {
+            LeftKind::Lock => write!(f, "the lock {path} on {server} ({why})"),
+            LeftKind::Copy => write!(f, "{path} on {server} ({why})"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerOutcome {
     Applied,
@@ -172,9 +218,9 @@ pub struct PushOutcome {
     pub refused: Option<Refusal>,
     /// The interruption the push honoured, if any.
     pub interrupted: Option<StopReason>,
-    /// Lock files and staged copies left on servers that could not be
-    /// reached to remove them, with why.
-    pub leftovers: Vec<String>,
+    /// Lock files and copies the push made and could not remove (a server
+    /// not reached again, a copy another process holds open), with why.
+    pub leftovers: Vec<LeftBehind>,
     /// Every server of the push as re-read at the end.
     pub final_state: Vec<(String, FinalState)>,
     /// Servers left out by name.
@@ -359,10 +405,18 @@ impl PushOutcome {
             ));
         }
         if !self.leftovers.is_empty() {
-            line.push_str(&format!(
-                " Left on servers that could not be reached: {}; remove them once the server answers.",
-                self.leftovers.join("; ")
-            ));
+            let items: Vec<String> = self.leftovers.iter().map(|l| l.to_string()).collect();
+            line.push_str(&format!(" Left behind: {}.", items.join("; ")));
+            if self.leftovers.iter().any(|l| l.kind == LeftKind::Copy) {
+                line.push_str(&format!(
+                    " `farmkey rollback --site \"{site}\" --push {id}` removes the copies once the server lets it (they may hold keys)."
+                ));
+            }
+            if self.leftovers.iter().any(|l| l.kind == LeftKind::Lock) {
+                line.push_str(
+                    " Remove a lock once the server answers and no push of the site runs (or break it: --break-lock).",
+                );
+            }
         }
         line
     }

@@ -313,6 +313,19 @@ fn free_names(t: &mut dyn Transport, sp: &mut ServerPlan, stamp: &str) {
     }
 }
 
+/// Why a file the push would write cannot be replaced: it has the
+/// read-only attribute, which Windows honours even for an administrator
+/// (a rename onto it, or its deletion, is refused). Found from the stat,
+/// before anything is written anywhere.
+fn read_only(t: &mut dyn Transport, file: &RemotePath) -> Option<String> {
+    match t.stat(file) {
+        Ok(Some(st)) if st.read_only => Some(format!(
+            "{file} is read-only (its read-only attribute is set): Windows refuses to replace it; clear it (attrib -r \"{file}\") and scan again"
+        )),
+        _ => None,
+    }
+}
+
 /// Reads a file as it is now; `Err` is the reason to skip it.
 fn read_now(
     t: &mut dyn Transport,
@@ -572,6 +585,10 @@ fn plan_files(
     let web_needed = req.machine_key.is_some() || req.handler_swap;
     if web_needed {
         match edit_in(&doc, &req) {
+            Ok(_) if let Some(why) = read_only(t, &sp.file) => {
+                sp.action = PlanAction::Blocked(why);
+                return vec![sp];
+            }
             Ok(out) if out.changed || original.is_none() => {
                 sp.action = PlanAction::Write;
                 sp.original = original;
@@ -662,6 +679,13 @@ fn plan_section_file(
         }
     };
     match edit_section_file(&original, section, req) {
+        Ok(out)
+            if out.changed
+                && let Some(why) = read_only(t, &sp.file) =>
+        {
+            let _ = out;
+            sp.action = PlanAction::Blocked(why);
+        }
         Ok(out) if out.changed => {
             sp.action = PlanAction::Write;
             sp.original = Some(original);

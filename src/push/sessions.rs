@@ -2,14 +2,17 @@
 //! planning are written through the same session.
 
 use super::error::SessionError;
+use super::retry::Reconnect;
 use crate::inventory::Server;
 use crate::transport::{self, ConnectOptions, Transport};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 pub struct Sessions {
     servers: Vec<Server>,
     opts: ConnectOptions,
     open: HashMap<String, Box<dyn Transport>>,
+    /// Servers looked for a whole reconnect window in vain.
+    lost: HashSet<String>,
 }
 
 impl Sessions {
@@ -18,6 +21,7 @@ impl Sessions {
             servers,
             opts,
             open: HashMap::new(),
+            lost: HashSet::new(),
         }
     }
 
@@ -38,40 +42,36 @@ impl Sessions {
         self.open.insert(name.to_string(), transport);
     }
 
-    /// A fresh session to a server whose session broke: a few attempts,
-    /// none started after the server's connect timeout has passed.
+    /// A fresh session to a server whose session broke, looked for as
+    /// [`Reconnect`] says (from the inventory's connect timeout); a server
+    /// already looked for that long in vain during this push is tried once.
     pub fn reconnect(&mut self, name: &str) -> Result<&mut dyn Transport, SessionError> {
-        const ATTEMPTS: u32 = 3;
         self.forget(name);
         let server = self.server(name)?.clone();
-        let server = &server;
-        let budget = match &server.target {
-            crate::inventory::Target::Ssh { settings, .. } => settings
-                .connect_timeout
-                .unwrap_or(std::time::Duration::from_secs(10)),
-            crate::inventory::Target::Local { .. } => std::time::Duration::from_secs(1),
-        };
+        let policy = Reconnect::for_server(&server);
+        let once = self.lost.contains(name);
         let start = std::time::Instant::now();
         let mut last = None;
         let mut tried = 0;
-        while tried < ATTEMPTS && (tried == 0 || start.elapsed() < budget) {
-            if tried > 0 {
-                let pause = std::time::Duration::from_millis(200 * u64::from(tried));
-                std::thread::sleep(pause.min(budget.saturating_sub(start.elapsed())));
-            }
+        while tried == 0 || (!once && start.elapsed() < policy.window) {
             tried += 1;
-            match transport::connect(server, &self.opts) {
+            let pause = policy.pause(tried);
+            std::thread::sleep(pause.min(policy.window.saturating_sub(start.elapsed())));
+            match transport::connect(&server, &self.opts) {
                 Ok(t) => {
+                    self.lost.remove(name);
                     self.open.insert(name.to_string(), t);
                     return Ok(self.open.get_mut(name).expect("just inserted").as_mut());
                 }
                 Err(e) => last = Some(Box::new(e)),
             }
         }
+        self.lost.insert(name.to_string());
         let last = last.expect("at least one attempt is made");
         Err(SessionError::Reconnect {
             server: name.to_string(),
             attempts: tried,
+            secs: start.elapsed().as_secs(),
             last,
         })
     }

@@ -2,32 +2,38 @@
 //! the swap, and bringing a file back to its original bytes, only when it
 //! still holds what the push wrote.
 
-use super::outcome::Restore;
-use super::{Plan, ServerPlan, Sessions, sibling};
+use super::outcome::{Leftover, Restore};
+use super::{Plan, ServerPlan, Sessions, retry, sibling};
 use crate::bytes::FileBytes;
 use crate::paths::RemotePath;
 use crate::transport::{NewFile, Transport, TransportError, honours_modes};
 
+/// Reads a file, `None` when there is none. A read refused as a held
+/// file would be (a process that has it open for writing) is tried again
+/// ([`retry::held`]).
 pub(super) fn read_opt(
     t: &mut dyn Transport,
     path: &RemotePath,
 ) -> Result<Option<FileBytes>, TransportError> {
-    match t.read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
+    retry::held(
+        t,
+        path,
+        |t| match t.read(path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        },
+        |_| Ok(None),
+    )
+    .map(retry::Held::into_inner)
 }
 
-pub(super) fn remove_if_there(
+/// Reads a file that must be there, as [`read_opt`].
+pub(super) fn read_held(
     t: &mut dyn Transport,
     path: &RemotePath,
-) -> Result<(), TransportError> {
-    match t.remove(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.is_not_found() => Ok(()),
-        Err(e) => Err(e),
-    }
+) -> Result<FileBytes, TransportError> {
+    read_opt(t, path)?.ok_or_else(|| TransportError::NotFound { path: path.clone() })
 }
 
 /// What a copy holding keys gets where the server applies modes:
@@ -78,7 +84,7 @@ pub(super) fn create_checked(
             return Err(e);
         }
     }
-    let back = t.read(path).and_then(|back| {
+    let back = read_held(t, path).and_then(|back| {
         if back.sha256() == bytes.sha256() {
             Ok(())
         } else {
@@ -97,7 +103,11 @@ pub(super) fn create_checked(
 /// Puts `staged` in the place of `file`: posix-rename where the server has
 /// it; otherwise move the old file aside and the new one in, undoing the
 /// first move if the second fails. Never renames a file onto its own name
-/// (on Win32-OpenSSH before 8.6 that deletes it).
+/// (on Win32-OpenSSH before 8.6 that deletes it). A rename refused as a
+/// held file would be is tried again ([`retry::held`]), after a look at
+/// what the refused one left: a staged copy gone was renamed (the caller
+/// verifies what `file` holds); on Win32-OpenSSH before 8.6, a `file`
+/// deleted by a rename that then failed is what the next try renames onto.
 pub(super) fn swap(
     t: &mut dyn Transport,
     staged: &RemotePath,
@@ -110,28 +120,67 @@ pub(super) fn swap(
             reason: "farmkey never renames a file onto its own name".into(),
         });
     }
-    match t.replace(staged, file) {
-        Ok(()) => return Ok(()),
+    let moved = |from: &RemotePath| {
+        let from = from.clone();
+        move |t: &mut dyn Transport| Ok(t.stat(&from)?.is_none().then_some(()))
+    };
+    // A refused rename names both files: either may be the one held.
+    let both = |from: &RemotePath| {
+        let from = from.clone();
+        move |e: TransportError| match e {
+            TransportError::Held {
+                path,
+                tries,
+                waited_ms,
+                last,
+                ..
+            } => TransportError::Held {
+                path,
+                with: Some(Box::new(from.clone())),
+                tries,
+                waited_ms,
+                last,
+            },
+            e => e,
+        }
+    };
+    match retry::held(t, file, |t| t.replace(staged, file), moved(staged)).map_err(both(staged)) {
+        Ok(_) => return Ok(()),
         Err(TransportError::Unsupported(_)) => {}
+        // Made read-only since the plan (which refuses one): said so.
+        Err(e @ TransportError::Held { .. })
+            if t.stat(file).ok().flatten().is_some_and(|st| st.read_only) =>
+        {
+            return Err(TransportError::Refused {
+                path: file.to_string(),
+                reason: format!(
+                    "the file is read-only (its read-only attribute is set): Windows refuses to replace it ({e})"
+                ),
+            });
+        }
         Err(e) => return Err(e),
     }
     if t.stat(file)?.is_none() {
-        return t.rename(staged, file);
+        return retry::held(t, file, |t| t.rename(staged, file), moved(staged))
+            .map(|_| ())
+            .map_err(both(staged));
     }
-    t.rename(file, aside)?;
-    if let Err(e) = t.rename(staged, file) {
+    retry::held(t, file, |t| t.rename(file, aside), moved(file))?;
+    if let Err(e) =
+        retry::held(t, file, |t| t.rename(staged, file), moved(staged)).map_err(both(staged))
+    {
         if e.is_disconnected() {
             return Err(e);
         }
-        return match t.rename(aside, file) {
-            Ok(()) => Err(e),
+        return match retry::held(t, file, |t| t.rename(aside, file), moved(aside)) {
+            Ok(_) => Err(e),
             Err(u) => Err(TransportError::Io {
                 path: file.clone(),
                 message: format!("{e}; moving the original back failed too: {u}"),
             }),
         };
     }
-    let _ = t.remove(aside);
+    let _ = retry::remove_held(t, aside);
     Ok(())
 }
 
@@ -152,6 +201,12 @@ pub(super) struct Undo<'a> {
     /// so it goes only once the file is settled).
     pub(super) restore: RemotePath,
     pub(super) aside: RemotePath,
+}
+
+/// How a file was settled, and the copies left beside it.
+pub(super) struct Settled {
+    pub(super) restore: Restore,
+    pub(super) left: Vec<Leftover>,
 }
 
 impl Undo<'_> {
@@ -201,17 +256,45 @@ impl Undo<'_> {
     /// Brings the file back to its original bytes if it holds what the push
     /// wrote (or is missing after the push's own swap); leaves anything
     /// else alone. `swapped`: a swap onto the file was attempted, so a
-    /// missing file is this push's doing.
+    /// missing file is this push's doing. The file comes first: the copies
+    /// beside it are removed before (so that none can land late: a rename
+    /// a broken session still carries out) where they can be at once, and
+    /// after, held ones tried again; one that cannot be removed never keeps
+    /// the file from being put back (held open, no one can rename it
+    /// either), and is named in `left`.
     pub(super) fn settle(
         &self,
         t: &mut dyn Transport,
         swapped: &mut bool,
-    ) -> Result<Restore, TransportError> {
-        let settled = self.settle_file(t, swapped)?;
-        if !matches!(settled, Restore::Failed(_)) {
-            remove_if_there(t, &self.aside)?;
+    ) -> Result<Settled, TransportError> {
+        for name in self.leftovers.iter().chain([&self.restore]) {
+            match t.remove(name) {
+                Err(e) if e.is_disconnected() => return Err(e),
+                _ => {}
+            }
         }
-        Ok(settled)
+        let restore = self.settle_file(t, swapped)?;
+        let mut cleanup: Vec<&RemotePath> = self.leftovers.iter().chain([&self.restore]).collect();
+        // The old file moved aside holds the original bytes: it goes only
+        // once the file is settled.
+        if !matches!(restore, Restore::Failed(_)) {
+            cleanup.push(&self.aside);
+        }
+        let mut left: Vec<Leftover> = cleanup
+            .into_iter()
+            .filter_map(|name| {
+                retry::remove_held(t, name)
+                    .err()
+                    .map(|e| Leftover::new(name, e.to_string()))
+            })
+            .collect();
+        if matches!(restore, Restore::Failed(_)) && matches!(t.stat(&self.aside), Ok(Some(_))) {
+            left.push(Leftover::new(
+                &self.aside,
+                "the original, kept while the file is not restored".into(),
+            ));
+        }
+        Ok(Settled { restore, left })
     }
 
     fn settle_file(
@@ -219,9 +302,6 @@ impl Undo<'_> {
         t: &mut dyn Transport,
         swapped: &mut bool,
     ) -> Result<Restore, TransportError> {
-        for name in self.leftovers.iter().chain([&self.restore]) {
-            remove_if_there(t, name)?;
-        }
         let now = read_opt(t, self.file)?.map(|b| b.sha256());
         if now.as_deref() == self.original {
             return Ok(Restore::Untouched);
@@ -232,7 +312,11 @@ impl Undo<'_> {
         let name = self.name();
         let Some(original) = self.original else {
             // The push created the file: its original state is no file.
-            remove_if_there(t, self.file)?;
+            match retry::remove_held(t, self.file) {
+                Ok(()) => {}
+                Err(e) if e.is_disconnected() => return Err(e),
+                Err(e) => return Ok(Restore::Failed(e.to_string())),
+            }
             return Ok(match t.stat(self.file)? {
                 None => Restore::Restored,
                 Some(_) => Restore::Failed(format!("{name} is still there")),
@@ -241,7 +325,7 @@ impl Undo<'_> {
         let Some(backup) = self.backup else {
             return Ok(Restore::Failed("no backup was made".into()));
         };
-        let bytes = match t.read(backup) {
+        let bytes = match read_held(t, backup) {
             Ok(b) => b,
             Err(e) if e.is_disconnected() => return Err(e),
             Err(e) => return Ok(Restore::Failed(format!("reading the backup: {e}"))),
@@ -265,7 +349,7 @@ impl Undo<'_> {
         // ever replaced.
         let again = read_opt(t, self.file)?.map(|b| b.sha256());
         if again != now {
-            remove_if_there(t, &self.restore)?;
+            let _ = t.remove(&self.restore);
             return Ok(Restore::LeftAlone(
                 "it changed while farmkey restored it: someone else writes it".into(),
             ));
@@ -278,7 +362,7 @@ impl Undo<'_> {
             let _ = t.remove(&self.restore);
             return Ok(Restore::Failed(e.to_string()));
         }
-        let back = t.read(self.file)?;
+        let back = read_held(t, self.file)?;
         if back.sha256() != original {
             return Ok(Restore::Failed(format!(
                 "{name} does not read back as the original"
@@ -288,45 +372,18 @@ impl Undo<'_> {
     }
 }
 
-/// Runs `op` on a server, on a fresh session when the session broke
-/// (bounded attempts); `Err` says why it could not be run.
+/// Runs `op` on a server ([`retry::on_server`]); `Err` says why it could
+/// not be run.
 fn with_session<T>(
     sessions: &mut Sessions,
     server: &str,
-    mut broken: bool,
-    mut op: impl FnMut(&mut dyn Transport) -> Result<T, TransportError>,
+    broken: bool,
+    op: impl FnMut(&mut dyn Transport) -> Result<T, TransportError>,
 ) -> Result<T, String> {
-    let mut last = String::new();
-    for _ in 0..3 {
-        let t = if broken {
-            sessions.reconnect(server)
-        } else {
-            sessions.get(server)
-        };
-        let t = match t {
-            Ok(t) => t,
-            Err(e) => {
-                last = e.to_string();
-                if broken {
-                    break;
-                }
-                broken = true;
-                continue;
-            }
-        };
-        match op(t) {
-            Ok(v) => return Ok(v),
-            Err(e) if e.is_disconnected() => {
-                last = e.to_string();
-                broken = true;
-            }
-            Err(e) => {
-                last = e.to_string();
-                break;
-            }
-        }
-    }
-    Err(last)
+    retry::on_server(sessions, server, broken, op).map_err(|e| match e {
+        retry::Reached::Session(e) => e.to_string(),
+        retry::Reached::Op(e) => e.to_string(),
+    })
 }
 
 /// Settles a server, reconnecting when its session broke: a fresh session
@@ -338,11 +395,26 @@ pub(super) fn settle_server(
     undo: &Undo,
     broken: bool,
     mut swapped: bool,
-) -> Restore {
+) -> Settled {
     match with_session(sessions, server, broken, |t| undo.settle(t, &mut swapped)) {
-        Ok(Restore::Failed(why)) => Restore::Failed(format!("{why}; {}", undo.keep_note())),
-        Ok(r) => r,
-        Err(last) => Restore::Failed(format!("{last}; {}", undo.keep_note())),
+        Ok(Settled {
+            restore: Restore::Failed(why),
+            left,
+        }) => Settled {
+            restore: Restore::Failed(format!("{why}; {}", undo.keep_note())),
+            left,
+        },
+        Ok(s) => s,
+        Err(last) => Settled {
+            restore: Restore::Failed(format!("{last}; {}", undo.keep_note())),
+            // Not reached: every copy it may have left is named.
+            left: undo
+                .leftovers
+                .iter()
+                .chain([&undo.restore, &undo.aside])
+                .map(|p| Leftover::new(p, format!("maybe; {last}")))
+                .collect(),
+        },
     }
 }
 

@@ -172,13 +172,41 @@ fn map_err(path: &RemotePath, e: io::Error) -> TransportError {
     }
 }
 
+impl LocalTransport {
+    /// `path` as it is spelled in its folder, when only another spelling
+    /// of its name is there: a copy of a Windows drive keeps Windows' rule
+    /// that a file name is one name in any case ([`crate::paths::same_name`]),
+    /// so that a read, an exclusive create, a rename, a lock or a removal
+    /// meets the file Windows would. `path` itself otherwise. (`stat` is
+    /// exact: [`crate::transport::find_case_insensitive`] learns real
+    /// spellings from it.)
+    fn spelled(&mut self, path: &RemotePath) -> Result<RemotePath, TransportError> {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Ok(path.clone());
+        };
+        if fs::symlink_metadata(self.local(path)?).is_ok() {
+            return Ok(path.clone());
+        }
+        let entries = match self.list(&dir) {
+            Ok(e) => e,
+            Err(_) => return Ok(path.clone()),
+        };
+        Ok(entries
+            .iter()
+            .find(|e| crate::paths::same_name(&e.name, name))
+            .and_then(|e| dir.join(&e.name).ok())
+            .unwrap_or_else(|| path.clone()))
+    }
+}
+
 impl Transport for LocalTransport {
     fn describe(&self) -> String {
         format!("local {}", self.root.display())
     }
 
     fn read(&mut self, path: &RemotePath) -> Result<FileBytes, TransportError> {
-        let local = self.local(path)?;
+        let spelled = self.spelled(path)?;
+        let local = self.local(&spelled)?;
         let mut f = File::open(&local).map_err(|e| map_err(path, e))?;
         let meta = f.metadata().map_err(|e| map_err(path, e))?;
         if meta.is_dir() {
@@ -211,6 +239,7 @@ impl Transport for LocalTransport {
         Ok(bytes)
     }
 
+    // Exact: `find_case_insensitive` learns spellings from it.
     fn stat(&mut self, path: &RemotePath) -> Result<Option<FileStat>, TransportError> {
         let local = self.local(path)?;
         match fs::metadata(&local) {
@@ -225,6 +254,7 @@ impl Transport for LocalTransport {
                 mode: Some(m.mode() & 0o7777),
                 uid: Some(m.uid()),
                 gid: Some(m.gid()),
+                read_only: !m.is_dir() && m.mode() & 0o222 == 0,
             })),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(map_err(path, e)),
@@ -241,6 +271,9 @@ impl Transport for LocalTransport {
         bytes: &[u8],
         new: &NewFile,
     ) -> Result<(), TransportError> {
+        if self.spelled(path)? != *path {
+            return Err(TransportError::Exists { path: path.clone() });
+        }
         let (dir, name) = self.parent_of(path)?;
         // O_CREAT|O_EXCL|O_NOFOLLOW: fails on anything there, a dangling
         // link included; owner-only while written when a mode is asked.
@@ -263,6 +296,10 @@ impl Transport for LocalTransport {
     }
 
     fn rename(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError> {
+        let from = &self.spelled(from)?;
+        if self.spelled(to)? != *to {
+            return Err(TransportError::Exists { path: to.clone() });
+        }
         let ((a_dir, a), (b_dir, b)) = (self.parent_of(from)?, self.parent_of(to)?);
         // SAFETY: valid folder descriptors and NUL-terminated names.
         let rc = unsafe {
@@ -291,6 +328,7 @@ impl Transport for LocalTransport {
     }
 
     fn replace(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError> {
+        let (from, to) = (&self.spelled(from)?, &self.spelled(to)?);
         let ((a_dir, a), (b_dir, b)) = (self.parent_of(from)?, self.parent_of(to)?);
         // SAFETY: valid folder descriptors and NUL-terminated names.
         check(unsafe {
@@ -300,6 +338,7 @@ impl Transport for LocalTransport {
     }
 
     fn remove(&mut self, path: &RemotePath) -> Result<(), TransportError> {
+        let path = &self.spelled(path)?;
         let (dir, name) = self.parent_of(path)?;
         // SAFETY: a valid folder descriptor and a NUL-terminated name.
         check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) })
@@ -512,6 +551,47 @@ mod tests {
             e(libc::EROFS),
             "C:\\web.farmkey.config: the server's file system is read-only"
         );
+    }
+
+    /// As on Windows, a name is one name in any case (NTFS upcases each
+    /// UTF-16 unit): an exclusive create or a rename onto another spelling
+    /// meets the file there; reading, replacing and removing reach it.
+    #[test]
+    fn a_name_in_another_case_is_the_same_file_as_on_windows() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("C:/site")).unwrap();
+        fs::write(dir.path().join("C:/site/web.farmkey-lock.config"), b"held").unwrap();
+        fs::write(dir.path().join("C:/site/Ä.config"), b"a").unwrap();
+        let mut t = LocalTransport::new(dir.path());
+        let p = |s: &str| RemotePath::parse(s).unwrap();
+        let other = p("C:/site/WEB.Farmkey-Lock.CONFIG");
+        let e = t
+            .create_new(&other, b"mine", &NewFile::default())
+            .unwrap_err();
+        assert!(matches!(e, TransportError::Exists { .. }), "{e}");
+        assert_eq!(&t.read(&other).unwrap()[..], b"held");
+        assert_eq!(&t.read(&p("C:/site/ä.config")).unwrap()[..], b"a");
+        fs::write(dir.path().join("C:/site/new.config"), b"new").unwrap();
+        let e = t
+            .rename(&p("C:/site/new.config"), &p("C:/site/ä.CONFIG"))
+            .unwrap_err();
+        assert!(matches!(e, TransportError::Exists { .. }), "{e}");
+        t.replace(&p("C:/site/new.config"), &p("C:/site/ä.CONFIG"))
+            .unwrap();
+        assert_eq!(
+            fs::read(dir.path().join("C:/site/Ä.config")).unwrap(),
+            b"new"
+        );
+        t.remove(&other).unwrap();
+        assert!(!dir.path().join("C:/site/web.farmkey-lock.config").exists());
+        // Outside the Basic Multilingual Plane, Windows compares as is.
+        assert!(!crate::paths::same_name("\u{10428}", "\u{10400}"));
+        assert!(crate::paths::same_name("straße", "STRAßE"));
+        let names: Vec<String> = fs::read_dir(dir.path().join("C:/site"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["Ä.config"]);
     }
 
     #[test]

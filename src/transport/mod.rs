@@ -33,6 +33,24 @@ pub enum TransportError {
         size: u64,
         max: u64,
     },
+    /// Refused again and again as a file another process holds open would
+    /// be (Windows answers a sharing violation with a bare "failure"):
+    /// given up after the tries of `push::retry`.
+    #[error(
+        "{path}{}: still refused after {tries} tries over {:.1} s: another process may hold {} open (ASP.NET reading it, an antivirus scanner); the server's last answer: {last}",
+        with.as_ref().map(|w| format!(" (replacing it with {w})")).unwrap_or_default(),
+        *waited_ms as f64 / 1000.0,
+        if with.is_some() { "either" } else { "it" }
+    )]
+    Held {
+        path: RemotePath,
+        /// The file put in its place, for a rename refused: either may be
+        /// the one held.
+        with: Option<Box<RemotePath>>,
+        tries: u32,
+        waited_ms: u32,
+        last: String,
+    },
     #[error("the server does not support {0}")]
     Unsupported(&'static str),
     #[error("connection lost: {0}")]
@@ -74,6 +92,13 @@ pub struct FileStat {
     pub mode: Option<u32>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+    /// The file has Windows' read-only attribute, which refuses a rename
+    /// onto it and its deletion: Win32-OpenSSH shows it as a mode without
+    /// the owner-write bit (`file_attr_to_st_mode`, contrib/win32/
+    /// win32compat/misc.c); a `local_root` copy of a drive as a file no
+    /// one may write. Never set on a POSIX server, where a file's mode
+    /// does not stop its replacement.
+    pub read_only: bool,
 }
 
 /// The attributes farmkey gives a file it creates, on servers that apply
@@ -230,7 +255,7 @@ pub fn find_case_insensitive(
         };
         let Some(found) = entries
             .iter()
-            .find(|e| e.name.eq_ignore_ascii_case(segment))
+            .find(|e| crate::paths::same_name(&e.name, segment))
         else {
             return Ok(None);
         };

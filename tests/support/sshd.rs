@@ -287,6 +287,23 @@ impl SshServer {
         pids
     }
 
+    /// The command that starts this sshd again (same port, keys and
+    /// chroot), for a server that comes back after a crash: the caller
+    /// reaps the process it spawns.
+    pub fn restart_command(&self) -> Command {
+        let mut cmd = Command::new(SSHD);
+        cmd.arg("-D")
+            .arg("-f")
+            .arg(self.dir.join("sshd_config"))
+            .arg("-E")
+            .arg(self.dir.join("sshd.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        cmd
+    }
+
     /// The sshd log, for failure messages.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
@@ -334,6 +351,9 @@ pub struct Options {
     pub rsa_known_only: bool,
     /// Extra flags of the SFTP server (` -u 0000`), with a leading space.
     pub sftp_flags: &'static str,
+    /// sshd's `LogLevel` (`VERBOSE`; `DEBUG3` lets `-l DEBUG3` of the SFTP
+    /// server log each request).
+    pub log_level: &'static str,
     /// Run the servers in this network namespace: on its 127.0.0.1, which
     /// only a jump host inside it reaches.
     pub netns: Option<Arc<Netns>>,
@@ -346,6 +366,7 @@ impl Default for Options {
             trust_host_keys: true,
             rsa_known_only: false,
             sftp_flags: "",
+            log_level: "VERBOSE",
             netns: None,
         }
     }
@@ -445,11 +466,12 @@ impl SshFarm {
                  PermitRootLogin no\nAllowUsers {USER}\nPubkeyAuthentication yes\nPasswordAuthentication {pw}\n\
                  KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nChrootDirectory {root}\n\
                  ForceCommand internal-sftp{sftp}\nSubsystem sftp internal-sftp\nAllowTcpForwarding no\n\
-                 X11Forwarding no\nMaxStartups 200\nMaxSessions 50\nLogLevel VERBOSE\n",
+                 X11Forwarding no\nMaxStartups 200\nMaxSessions 50\nLogLevel {level}\n",
                 ak = dir.join("authorized_keys").display(),
                 pw = if opts.password_auth { "yes" } else { "no" },
                 root = root.display(),
                 sftp = opts.sftp_flags,
+                level = opts.log_level,
             );
             let server = spawn(
                 name,

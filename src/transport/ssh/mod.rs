@@ -19,6 +19,36 @@ use ssh2::{ErrorCode, Session, Sftp};
 /// libssh2's generic error code, which libssh2-sys does not name.
 const LIBSSH2_ERROR_SOCKET_NONE: std::ffi::c_int = -1;
 
+/// The first read of a file asks for this much: libssh2 asks four times
+/// the buffer ahead in requests of 30000 bytes (sftp.c, `sftp_read`), so a
+/// small configuration file takes one request and one that finds its end,
+/// where a large buffer would send some 35 requests for it.
+const FIRST_READ: usize = 8 * 1024;
+/// The largest buffer a read is given, as a file proves large.
+const CHUNK: usize = 256 * 1024;
+
+/// Reads to the end with a buffer of [`FIRST_READ`] that doubles (up to
+/// [`CHUNK`]) only when a read fills it.
+fn read_growing(mut r: impl Read, out: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut chunk = vec![0u8; CHUNK];
+    let mut want = FIRST_READ;
+    let got = loop {
+        match r.read(&mut chunk[..want]) {
+            Ok(0) => break Ok(()),
+            Ok(n) => {
+                out.extend_from_slice(&chunk[..n]);
+                if n == want {
+                    want = (want * 2).min(CHUNK);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    zeroize::Zeroize::zeroize(&mut chunk);
+    got
+}
+
 /// SFTP status codes (draft-ietf-secsh-filexfer), by name.
 /// (12 and up are of later drafts, which some servers send.)
 mod fx {
@@ -659,7 +689,8 @@ impl SshTransport {
     fn read_pipelined(&mut self, paths: &[RemotePath]) -> Vec<Result<FileBytes, TransportError>> {
         enum State {
             Opened(ssh2::File),
-            Reading(ssh2::File, Vec<u8>),
+            /// The bytes so far, and how many the next read asks for.
+            Reading(ssh2::File, Vec<u8>, usize),
             Closing(ssh2::File, Vec<u8>),
             Done(Result<Vec<u8>, TransportError>),
         }
@@ -668,8 +699,10 @@ impl SshTransport {
             |e: &ssh2::Error| e.code() == ErrorCode::Session(libssh2_sys::LIBSSH2_ERROR_EAGAIN);
         self.keepalive();
         self.session.set_blocking(false);
-        let deadline = std::time::Instant::now() + self.timeout;
-        let mut chunk = vec![0u8; 256 * 1024];
+        // The timeout counts from the last answer: a server that answers
+        // every request, however slowly, has not stopped answering.
+        let mut deadline = std::time::Instant::now() + self.timeout;
+        let mut chunk = vec![0u8; CHUNK];
         let mut states: Vec<State> = Vec::with_capacity(paths.len());
         let mut broken: Option<TransportError> = None;
         let mut pinned: Option<usize> = None;
@@ -682,7 +715,7 @@ impl SshTransport {
                 && let State::Opened(f) =
                     std::mem::replace(&mut states[i], State::Done(Ok(Vec::new())))
             {
-                states[i] = State::Reading(f, Vec::new());
+                states[i] = State::Reading(f, Vec::new(), FIRST_READ);
             }
             let order: Vec<usize> = match pinned {
                 Some(p) => vec![p],
@@ -718,7 +751,8 @@ impl SshTransport {
                 } else {
                     let state = &mut states[op];
                     match std::mem::replace(state, State::Done(Ok(Vec::new()))) {
-                        State::Reading(mut f, mut buf) => match f.read(&mut chunk) {
+                        // As `read_growing`: a small file in two requests.
+                        State::Reading(mut f, mut buf, want) => match f.read(&mut chunk[..want]) {
                             Ok(0) => {
                                 *state = State::Closing(f, buf);
                                 Some(true)
@@ -731,12 +765,17 @@ impl SshTransport {
                                     too_large.push(op);
                                     *state = State::Closing(f, Vec::new());
                                 } else {
-                                    *state = State::Reading(f, buf);
+                                    let want = if n == want {
+                                        (want * 2).min(CHUNK)
+                                    } else {
+                                        want
+                                    };
+                                    *state = State::Reading(f, buf, want);
                                 }
                                 Some(true)
                             }
                             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                                *state = State::Reading(f, buf);
+                                *state = State::Reading(f, buf, want);
                                 Some(false)
                             }
                             Err(e) => {
@@ -783,6 +822,9 @@ impl SshTransport {
             }
             if states.len() == paths.len() && states.iter().all(|s| matches!(s, State::Done(_))) {
                 break;
+            }
+            if progress {
+                deadline = std::time::Instant::now() + self.timeout;
             }
             if !progress && let Err(e) = self.wait_socket(deadline) {
                 for st in states.iter_mut() {
@@ -847,10 +889,9 @@ impl Transport for SshTransport {
             .sftp
             .open(Path::new(path.as_sftp()))
             .map_err(|e| self.err(path, e))?;
-        // One large read lets libssh2 put many read requests in flight;
-        // never more than the limit (and one byte, to see it passed).
-        let mut buf = Vec::with_capacity(256 * 1024);
-        if let Err(e) = (&mut file).take(self.max_read + 1).read_to_end(&mut buf) {
+        // Never more than the limit (and one byte, to see it passed).
+        let mut buf = Vec::new();
+        if let Err(e) = read_growing((&mut file).take(self.max_read + 1), &mut buf) {
             zeroize::Zeroize::zeroize(&mut buf);
             return Err(if e.kind() == std::io::ErrorKind::TimedOut {
                 TransportError::Disconnected("the server stopped answering (timeout)".into())
@@ -878,6 +919,9 @@ impl Transport for SshTransport {
                 mode: st.perm.map(|p| p & 0o7777),
                 uid: st.uid,
                 gid: st.gid,
+                read_only: !st.is_dir()
+                    && !super::honours_modes(self.banner.as_deref())
+                    && st.perm.is_some_and(|p| p & 0o200 == 0),
             })),
             Err(e) => match self.err(path, e) {
                 TransportError::NotFound { .. } => Ok(None),
