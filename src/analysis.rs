@@ -1,7 +1,7 @@
 //! Drift analysis: each site compared across the servers that host it,
 //! producing findings an operator can act on.
 
-use crate::config::apphost::{Application, Component, Components};
+use crate::config::apphost::{Application, Component, Components, holds};
 use crate::config::effective::Effective;
 use crate::config::machine_key::{KeyState, Refusal};
 use crate::config::problem::bounded;
@@ -184,9 +184,11 @@ fn disclosed_keys(
 /// Why a server did not show farmkey a site's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotRead {
-    /// Not reached, or refused (a changed host key): which sites it hosts
-    /// is unknown, so it counts for every site.
+    /// Not reached: which sites it hosts is unknown, so it counts for
+    /// every site.
     Unreachable(String),
+    /// Reached, but refused for a changed host key: the same.
+    HostKeyRefused(String),
     /// Reached, but its applicationHost.config could not be used: which
     /// sites it hosts is unknown too.
     ServerUnreadable(String),
@@ -200,6 +202,7 @@ impl std::fmt::Display for NotRead {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             NotRead::Unreachable(why) => write!(f, "unreachable: {why}"),
+            NotRead::HostKeyRefused(why) => write!(f, "host key refused: {why}"),
             NotRead::ServerUnreadable(why) => {
                 write!(f, "its IIS configuration is unreadable: {why}")
             }
@@ -418,9 +421,8 @@ pub fn analyze_while_reading<'a>(
     for scan in &scans {
         if let Err(failure) = &scan.result {
             let why = match failure {
-                ServerFailure::Unreachable(msg) | ServerFailure::HostKeyChanged(msg) => {
-                    NotRead::Unreachable(msg.clone())
-                }
+                ServerFailure::Unreachable(msg) => NotRead::Unreachable(msg.clone()),
+                ServerFailure::HostKeyChanged(msg) => NotRead::HostKeyRefused(msg.clone()),
                 ServerFailure::Unreadable(p) => NotRead::ServerUnreadable(p.to_string()),
             };
             unread.push(Unverified {
@@ -536,6 +538,31 @@ pub fn analyze_while_reading<'a>(
                     list(&readable.iter().map(|s| s.to_string()).collect::<Vec<_>>())
                 ),
             });
+        }
+    }
+
+    // An inventory entry that holds nothing on the servers read is a typo
+    // or a site gone: by evidence its component would have shown, so say so.
+    if selection.sites.is_empty() && !readable.is_empty() {
+        for (component, entry) in selection.components.entries() {
+            let found = scans
+                .iter()
+                .filter_map(|s| s.result.as_ref().ok())
+                .flat_map(|c| &c.apps)
+                .any(|a| holds(entry, &a.app));
+            if !found {
+                let on = list(&readable.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+                findings.push(Finding {
+                    code: Code::SiteMissing,
+                    severity: Severity::Warning,
+                    site: Some(entry.to_string()),
+                    servers: readable.iter().map(|s| s.to_string()).collect(),
+                    message: format!(
+                        "the inventory's [components] lists {entry:?} for {}, but no site or application of that name exists on {on}; check the name (ids are `Site` or `Site/app`)",
+                        component.name()
+                    ),
+                });
+            }
         }
     }
 
@@ -1322,8 +1349,11 @@ mod tests {
                 assert_eq!(site.unverified.len(), 1);
                 let why = &site.unverified[0].why;
                 match &failure {
-                    ServerFailure::Unreachable(m) | ServerFailure::HostKeyChanged(m) => {
+                    ServerFailure::Unreachable(m) => {
                         assert_eq!(why, &NotRead::Unreachable(m.clone()))
+                    }
+                    ServerFailure::HostKeyChanged(m) => {
+                        assert_eq!(why, &NotRead::HostKeyRefused(m.clone()))
                     }
                     ServerFailure::Unreadable(p) => {
                         assert_eq!(why, &NotRead::ServerUnreadable(p.to_string()))

@@ -501,6 +501,62 @@ fn components_are_recognised_by_evidence_or_named_by_the_inventory() {
 }
 
 #[test]
+fn a_components_entry_that_holds_nothing_is_a_finding_not_silence() {
+    // A typo in the inventory: by evidence Flowtime would show; named,
+    // it is exactly "Flowtme", which no server has.
+    let dir = farm_with_microsoft_sites("\n[components]\nFlowtime = [\"Flowtme\"]\n");
+    let (code, text) = scan_of(dir.path(), "json");
+    assert_eq!(code, Some(1), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let missing: Vec<&serde_json::Value> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "site-missing")
+        .collect();
+    assert_eq!(missing.len(), 1, "{text}");
+    assert_eq!(missing[0]["servers"], serde_json::json!(["web01", "web02"]));
+    assert!(
+        missing[0]["message"].as_str().unwrap().contains(
+            "the inventory's [components] lists \"Flowtme\" for Flowtime, but no site or application of that name exists on web01 and web02"
+        ),
+        "{text}"
+    );
+    // Spelled right, it holds the site and there is nothing to say.
+    let dir = farm_with_microsoft_sites("\n[components]\nFlowtime = [\"flowtime\"]\n");
+    let (code, text) = scan_of(dir.path(), "json");
+    assert_eq!(code, Some(0), "{text}");
+
+    // Two keys for one component: an inventory error naming both.
+    let dir = farm_with_microsoft_sites(
+        "\n[components]\nFlowtime = [\"Flowtime\"]\nflowtime = [\"Portal\"]\n",
+    );
+    farmkey()
+        .args(["scan", "-i"])
+        .arg(dir.path().join("farmkey.toml"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("farmkey.toml:"))
+        .stderr(predicate::str::contains(
+            "\"Flowtime\" and \"flowtime\" both name Flowtime",
+        ));
+}
+
+#[test]
+fn a_farm_with_no_server_read_says_no_site_was_verified() {
+    let dir = farm_copy("consistent");
+    fs::remove_dir_all(dir.path().join("web01")).unwrap();
+    fs::remove_dir_all(dir.path().join("web02")).unwrap();
+    let (code, text) = scan_of(dir.path(), "table");
+    assert_eq!(code, Some(1));
+    assert!(
+        text.contains("No site was verified: no server could be read."),
+        "{text}"
+    );
+    assert!(!text.contains("No Cora sites found"), "{text}");
+}
+
+#[test]
 fn keygen_prints_fresh_iis_sized_keys() {
     let out = farmkey().arg("keygen").output().unwrap();
     assert!(out.status.success());

@@ -135,6 +135,11 @@ impl Components {
         Components { named }
     }
 
+    /// The inventory's entries: `(component, Site or Site/app/path)`.
+    pub fn entries(&self) -> impl Iterator<Item = (Component, &str)> {
+        self.named.iter().map(|(c, e)| (*c, e.as_str()))
+    }
+
     /// The components the inventory names.
     fn is_named(&self, c: Component) -> bool {
         self.named.iter().any(|(n, _)| *n == c)
@@ -145,14 +150,10 @@ impl Components {
     /// winning; otherwise its own folder name, its site's name, then its
     /// physical path, for the components the inventory does not name.
     pub fn of(&self, app: &Application) -> Option<Component> {
-        let id = app.id.to_lowercase();
         let listed = self
             .named
             .iter()
-            .filter(|(_, entry)| {
-                let entry = entry.to_lowercase();
-                id == entry || id.starts_with(&format!("{entry}/"))
-            })
+            .filter(|(_, entry)| holds(entry, app))
             .max_by_key(|(_, entry)| entry.len());
         if let Some((c, _)) = listed {
             return Some(*c);
@@ -167,6 +168,13 @@ impl Components {
         .flatten()
         .find(|c| !self.is_named(*c))
     }
+}
+
+/// Whether an inventory entry holds an application: its own id, or one
+/// below it, without regard to case.
+pub fn holds(entry: &str, app: &Application) -> bool {
+    let (id, entry) = (app.id.to_lowercase(), entry.to_lowercase());
+    id == entry || id.starts_with(&format!("{entry}/"))
 }
 
 /// `Site` or `Site/app/path` as an application's id spells it.
