@@ -534,8 +534,9 @@ pub fn analyze_while_reading<'a>(
                 site: Some(wanted.clone()),
                 servers: readable.iter().map(|s| s.to_string()).collect(),
                 message: format!(
-                    "no site or application named {wanted:?} exists on {}; check the name (ids are `Site` or `Site/app`)",
-                    list(&readable.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                    "no site or application named {wanted:?} exists on {}{}; check the name (ids are `Site` or `Site/app`)",
+                    list(&readable.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+                    unread_note(&unread)
                 ),
             });
         }
@@ -558,8 +559,9 @@ pub fn analyze_while_reading<'a>(
                     site: Some(entry.to_string()),
                     servers: readable.iter().map(|s| s.to_string()).collect(),
                     message: format!(
-                        "the inventory's [components] lists {entry:?} for {}, but no site or application of that name exists on {on}; check the name (ids are `Site` or `Site/app`)",
-                        component.name()
+                        "the inventory's [components] lists {entry:?} for {}, but no site or application of that name exists on {on}{}; check the name (ids are `Site` or `Site/app`)",
+                        component.name(),
+                        unread_note(&unread)
                     ),
                 });
             }
@@ -584,6 +586,16 @@ pub fn analyze_while_reading<'a>(
         findings,
         disclosed: disclosed.clone(),
     }
+}
+
+/// ` (web03, not read, may hold it)` when some server was not read: a site
+/// missing from the others may be there.
+fn unread_note(unread: &[Unverified]) -> String {
+    if unread.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = unread.iter().map(|u| u.server.clone()).collect();
+    format!(" ({}, not read, may hold it)", list(&names))
 }
 
 fn site_report(

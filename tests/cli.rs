@@ -407,6 +407,47 @@ fn a_site_with_an_unread_server_is_never_consistent() {
 }
 
 #[test]
+fn site_selection_with_an_unread_server_never_says_consistent() {
+    let dir = farm_with_web03();
+    let scan = |args: &[&str]| -> (Option<i32>, serde_json::Value) {
+        let out = farmkey()
+            .args(["scan", "--format", "json", "-i"])
+            .arg(dir.path().join("farmkey.toml"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            serde_json::from_slice(&out.stdout).unwrap(),
+        )
+    };
+    for args in [&["--site", "flowtime"][..], &["--all-sites"]] {
+        let (code, json) = scan(args);
+        assert_eq!(code, Some(1), "{args:?}");
+        let sites = json["sites"].as_array().unwrap();
+        assert!(!sites.is_empty(), "{args:?}");
+        for site in sites {
+            assert_eq!(site["consistent"], serde_json::Value::Null, "{args:?}");
+            assert_eq!(site["unverified_on"], serde_json::json!(["web03"]));
+        }
+    }
+    // Named but on no server read: missing there, and web03 may hold it.
+    let (code, json) = scan(&["--site", "Nope"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(json["sites"], serde_json::json!([]));
+    let missing = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "site-missing")
+        .unwrap();
+    assert_eq!(
+        missing["message"],
+        "no site or application named \"Nope\" exists on web01 and web02 (web03, not read, may hold it); check the name (ids are `Site` or `Site/app`)"
+    );
+}
+
+#[test]
 fn an_unreadable_site_is_unverified_on_its_server_only() {
     let dir = farm_copy("consistent");
     fs::write(

@@ -502,6 +502,9 @@ mod tests {
             ("D:\\Cora\\Administration", admin),
             ("%ProgramFiles%\\PNMsoft\\Sequence Administration\\", admin),
             ("C:\\inetpub\\Administration", None),
+            // The last folder names the vendor itself.
+            ("C:\\inetpub\\Sequence Administration", admin),
+            ("C:\\Program Files\\Update Services\\Administration", None),
             ("C:\\Coral\\Administration", None),
             // The product's own words anywhere.
             ("D:\\Apps\\FlowtimeApi", Some(Component::Flowtime)),
@@ -561,6 +564,50 @@ mod tests {
                 // Its folder, below the vendor's: the evidence is the path.
                 ("Default Web Site/Admin", Component::Administration),
             ]
+        );
+    }
+
+    #[test]
+    fn an_application_named_administration_is_administration_wherever_it_is() {
+        let app = |site: &str, path: &str, physical: &str| Application {
+            id: format!("{site}{path}"),
+            site: site.into(),
+            site_element: 0,
+            site_id: None,
+            app_path: path.into(),
+            app_pool: String::new(),
+            runtime: String::new(),
+            bits32: false,
+            physical_path_raw: physical.into(),
+            physical_path: Err(PathError::NotAbsolute(String::new())),
+        };
+        let of = |a: &Application| Components::default().of(a);
+        let admin = Some(Component::Administration);
+        assert_eq!(
+            of(&app("Default Web Site", "/Administration", "C:\\x")),
+            admin
+        );
+        // Its own name first, then its site's.
+        assert_eq!(of(&app("Flowtime", "/Administration", "C:\\x")), admin);
+        assert_eq!(
+            of(&app("Default Web Site", "/Flowtime", "C:\\x")),
+            Some(Component::Flowtime)
+        );
+        assert_eq!(of(&app("WSUS Administration", "/", "C:\\x")), None);
+        assert_eq!(
+            of(&app("SharePoint Central Administration v4", "/", "C:\\x")),
+            None
+        );
+        assert_eq!(of(&app("Exchange Back End", "/ecp", "C:\\x")), None);
+        // Administration named by the inventory elsewhere: the next evidence.
+        let named = Components::named([(Component::Administration, vec!["Cora Admin".into()])]);
+        assert_eq!(
+            named.of(&app("Flowtime", "/Administration", "C:\\x")),
+            Some(Component::Flowtime)
+        );
+        assert_eq!(
+            named.of(&app("Default Web Site", "/Administration", "C:\\x")),
+            None
         );
     }
 
