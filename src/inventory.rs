@@ -1,6 +1,6 @@
 //! The inventory: a TOML file that lists the servers of a farm.
 
-use crate::config::apphost::{Component, Components};
+use crate::config::apphost::{Component, Components, normalise_id};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -404,7 +404,8 @@ fn components(
         let mut list = Vec::new();
         for id in ids.get_ref() {
             let text = id.get_ref().trim();
-            let key_of = text.trim_matches(['/', '\\']).to_lowercase();
+            // Compared as they will be matched: `Portal\\flow` is `portal/flow`.
+            let key_of = normalise_id(text).to_lowercase();
             if key_of.is_empty() {
                 return Err((
                     id.span().start,
@@ -754,6 +755,16 @@ local_root = "./lab"
         assert!(
             e.message
                 .contains("\"PORTAL\" is listed twice for Flowtime"),
+            "{e}"
+        );
+        // One application, whatever its slashes.
+        let e = parse(&format!(
+            "{servers}[components]\nFlowtime = [\"Portal/flow\"]\nAdministration = [\"/portal\\\\FLOW/\"]\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("is listed for Flowtime and for Administration"),
             "{e}"
         );
         let e = parse(&format!("{servers}[components]\nFlowtime = [\"/\"]\n")).unwrap_err();

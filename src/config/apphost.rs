@@ -177,9 +177,11 @@ pub fn holds(entry: &str, app: &Application) -> bool {
     id == entry || id.starts_with(&format!("{entry}/"))
 }
 
-/// `Site` or `Site/app/path` as an application's id spells it.
-fn normalise_id(text: &str) -> String {
+/// `Site` or `Site/app/path` as an application's id spells it, whatever
+/// the slashes (`/Portal\\flow/` is `Portal/flow`).
+pub fn normalise_id(text: &str) -> String {
     let text = text.trim().replace('\\', "/");
+    let text = text.trim_start_matches('/');
     match text.split_once('/') {
         Some((site, path)) => {
             let path = normalise_app_path(path);
@@ -189,7 +191,7 @@ fn normalise_id(text: &str) -> String {
                 format!("{}{path}", site.trim())
             }
         }
-        None => text,
+        None => text.to_string(),
     }
 }
 
@@ -609,6 +611,19 @@ mod tests {
             named.of(&app("Default Web Site", "/Administration", "C:\\x")),
             None
         );
+    }
+
+    #[test]
+    fn inventory_ids_are_spelled_as_application_ids() {
+        for (entry, id) in [
+            ("Portal", "Portal"),
+            (" /Portal\\flow/ ", "Portal/flow"),
+            ("Portal//flow", "Portal/flow"),
+            ("Portal/", "Portal"),
+            ("/", ""),
+        ] {
+            assert_eq!(normalise_id(entry), id, "{entry:?}");
+        }
     }
 
     #[test]
