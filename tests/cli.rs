@@ -595,6 +595,22 @@ fn a_farm_with_no_server_read_says_no_site_was_verified() {
         "{text}"
     );
     assert!(!text.contains("No Cora sites found"), "{text}");
+    // A push cannot say the site is not there: nobody looked.
+    farmkey()
+        .args([
+            "push",
+            "--site",
+            "Flowtime",
+            "--generate",
+            "--dry-run",
+            "-i",
+        ])
+        .arg(dir.path().join("farmkey.toml"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "no site \"Flowtime\" in the scan; web01 and web02 could not be read and may hold it",
+        ));
 }
 
 #[test]
