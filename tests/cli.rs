@@ -156,6 +156,22 @@ fn scan_json_follows_the_contract() {
             .unwrap()
             .contains("applicationHost.config")
     );
+    // A site's fields in the order README's contract shows them.
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    let first_site = &text[text.find("\"sites\"").unwrap()..];
+    let at = |field: &str| first_site.find(&format!("\"{field}\":")).unwrap();
+    let order = [
+        "site",
+        "component",
+        "consistent",
+        "absent_on",
+        "unverified_on",
+        "instances",
+    ];
+    assert!(
+        order.windows(2).all(|w| at(w[0]) < at(w[1])),
+        "{first_site}"
+    );
     let site = &json["sites"][0];
     assert_eq!(site["site"], "Flowtime");
     assert_eq!(site["component"], "Flowtime");
