@@ -226,6 +226,25 @@ fn a_changed_host_key_is_refused_and_never_replaced() {
             .filter(|s| s.name != "web02")
             .all(|s| s.reachable)
     );
+    // Refused, not merely unreachable: every site unverified on it, saying so.
+    assert!(!report.sites.is_empty());
+    for site in &report.sites {
+        assert_ne!(site.verdict(), SiteVerdict::InStep, "{}", site.site);
+        let why = &site
+            .unverified
+            .iter()
+            .find(|u| u.server == "web02")
+            .unwrap()
+            .why;
+        assert!(
+            matches!(why, NotRead::HostKeyRefused(m) if m.contains("HAS CHANGED")),
+            "{why:?}"
+        );
+        assert!(
+            why.to_string().starts_with("host key refused: WARNING"),
+            "{why}"
+        );
+    }
 }
 
 #[test]
