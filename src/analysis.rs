@@ -543,8 +543,9 @@ pub fn analyze_while_reading<'a>(
     }
 
     // An inventory entry that holds nothing on the servers read is a typo
-    // or a site gone: by evidence its component would have shown, so say so.
-    if selection.sites.is_empty() && !readable.is_empty() {
+    // or a site gone: by evidence its component would have shown, so say so
+    // (once every server had its turn: not while the console reads).
+    if selection.sites.is_empty() && !readable.is_empty() && pending.is_empty() {
         for (component, entry) in selection.components.entries() {
             let found = scans
                 .iter()
@@ -1424,6 +1425,38 @@ mod tests {
             "unreadable: C:\\inetpub\\Flowtime\\web.config: permission denied"
         );
         assert!(report.needs_attention());
+    }
+
+    #[test]
+    fn a_components_entry_that_holds_nothing_is_reported_once_every_server_was_read() {
+        let selection = Selection {
+            components: Components::named([(Component::Flowtime, vec!["Flowtme".into()])]),
+            ..Selection::default()
+        };
+        let missing = |report: &FarmReport| -> Vec<String> {
+            report
+                .findings
+                .iter()
+                .filter(|f| f.code == Code::SiteMissing)
+                .map(|f| f.message.clone())
+                .collect()
+        };
+        let scans = consistent_farm();
+        let report = analyze(&scans, &selection);
+        assert_eq!(
+            missing(&report),
+            [
+                "the inventory's [components] lists \"Flowtme\" for Flowtime, but no site or application of that name exists on web01 and web02; check the name (ids are `Site` or `Site/app`)"
+            ]
+        );
+        // While the console still reads web02, it may be there: not yet.
+        let report = analyze_while_reading(
+            &scans[..1],
+            &["web02".to_string()],
+            &selection,
+            &DisclosedKeys::shipped(),
+        );
+        assert_eq!(missing(&report), Vec::<String>::new());
     }
 
     #[test]
