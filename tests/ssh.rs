@@ -322,8 +322,18 @@ fn closed_port_and_frozen_server_are_unreachable_within_the_timeout() {
             row("unreachable", "error", "(farm)", "web04")
         ]
     );
-    // The other servers' sites are reported normally.
+    // The other servers' sites are reported normally, none in step: the
+    // server that timed out and the one that refused may host each.
     assert_eq!(report.site("Flowtime").unwrap().instances.len(), 2);
+    for site in &report.sites {
+        assert_ne!(site.verdict(), SiteVerdict::InStep, "{}", site.site);
+        assert_eq!(
+            site.unverified_on().collect::<Vec<_>>(),
+            ["web03", "web04"],
+            "{}",
+            site.site
+        );
+    }
 }
 
 /// A farm in step over SSH until one sshd goes away: then no site is
