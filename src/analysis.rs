@@ -1,7 +1,7 @@
 //! Drift analysis: each site compared across the servers that host it,
 //! producing findings an operator can act on.
 
-use crate::config::apphost::{Application, Component, Components};
+use crate::config::apphost::{Application, Component, Components, holds};
 use crate::config::effective::Effective;
 use crate::config::machine_key::{KeyState, Refusal};
 use crate::config::problem::bounded;
@@ -184,9 +184,11 @@ fn disclosed_keys(
 /// Why a server did not show farmkey a site's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotRead {
-    /// Not reached, or refused (a changed host key): which sites it hosts
-    /// is unknown, so it counts for every site.
+    /// Not reached: which sites it hosts is unknown, so it counts for
+    /// every site.
     Unreachable(String),
+    /// Reached, but refused for a changed host key: the same.
+    HostKeyRefused(String),
     /// Reached, but its applicationHost.config could not be used: which
     /// sites it hosts is unknown too.
     ServerUnreadable(String),
@@ -200,6 +202,7 @@ impl std::fmt::Display for NotRead {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             NotRead::Unreachable(why) => write!(f, "unreachable: {why}"),
+            NotRead::HostKeyRefused(why) => write!(f, "host key refused: {why}"),
             NotRead::ServerUnreadable(why) => {
                 write!(f, "its IIS configuration is unreadable: {why}")
             }
@@ -418,9 +421,8 @@ pub fn analyze_while_reading<'a>(
     for scan in &scans {
         if let Err(failure) = &scan.result {
             let why = match failure {
-                ServerFailure::Unreachable(msg) | ServerFailure::HostKeyChanged(msg) => {
-                    NotRead::Unreachable(msg.clone())
-                }
+                ServerFailure::Unreachable(msg) => NotRead::Unreachable(msg.clone()),
+                ServerFailure::HostKeyChanged(msg) => NotRead::HostKeyRefused(msg.clone()),
                 ServerFailure::Unreadable(p) => NotRead::ServerUnreadable(p.to_string()),
             };
             unread.push(Unverified {
@@ -532,10 +534,38 @@ pub fn analyze_while_reading<'a>(
                 site: Some(wanted.clone()),
                 servers: readable.iter().map(|s| s.to_string()).collect(),
                 message: format!(
-                    "no site or application named {wanted:?} exists on {}; check the name (ids are `Site` or `Site/app`)",
-                    list(&readable.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                    "no site or application named {wanted:?} exists on {}{}; check the name (ids are `Site` or `Site/app`)",
+                    list(&readable.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+                    unread_note(&unread)
                 ),
             });
+        }
+    }
+
+    // An inventory entry that holds nothing on the servers read is a typo
+    // or a site gone: by evidence its component would have shown, so say so
+    // (once every server had its turn: not while the console reads).
+    if selection.sites.is_empty() && !readable.is_empty() && pending.is_empty() {
+        for (component, entry) in selection.components.entries() {
+            let found = scans
+                .iter()
+                .filter_map(|s| s.result.as_ref().ok())
+                .flat_map(|c| &c.apps)
+                .any(|a| holds(entry, &a.app));
+            if !found {
+                let on = list(&readable.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+                findings.push(Finding {
+                    code: Code::SiteMissing,
+                    severity: Severity::Warning,
+                    site: Some(entry.to_string()),
+                    servers: readable.iter().map(|s| s.to_string()).collect(),
+                    message: format!(
+                        "the inventory's [components] lists {entry:?} for {}, but no site or application of that name exists on {on}{}; check the name (ids are `Site` or `Site/app`)",
+                        component.name(),
+                        unread_note(&unread)
+                    ),
+                });
+            }
         }
     }
 
@@ -557,6 +587,16 @@ pub fn analyze_while_reading<'a>(
         findings,
         disclosed: disclosed.clone(),
     }
+}
+
+/// ` (web03, not read, may hold it)` when some server was not read: a site
+/// missing from the others may be there.
+fn unread_note(unread: &[Unverified]) -> String {
+    if unread.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = unread.iter().map(|u| u.server.clone()).collect();
+    format!(" ({}, not read, may hold it)", list(&names))
 }
 
 fn site_report(
@@ -1322,8 +1362,11 @@ mod tests {
                 assert_eq!(site.unverified.len(), 1);
                 let why = &site.unverified[0].why;
                 match &failure {
-                    ServerFailure::Unreachable(m) | ServerFailure::HostKeyChanged(m) => {
+                    ServerFailure::Unreachable(m) => {
                         assert_eq!(why, &NotRead::Unreachable(m.clone()))
+                    }
+                    ServerFailure::HostKeyChanged(m) => {
+                        assert_eq!(why, &NotRead::HostKeyRefused(m.clone()))
                     }
                     ServerFailure::Unreadable(p) => {
                         assert_eq!(why, &NotRead::ServerUnreadable(p.to_string()))
@@ -1382,6 +1425,38 @@ mod tests {
             "unreadable: C:\\inetpub\\Flowtime\\web.config: permission denied"
         );
         assert!(report.needs_attention());
+    }
+
+    #[test]
+    fn a_components_entry_that_holds_nothing_is_reported_once_every_server_was_read() {
+        let selection = Selection {
+            components: Components::named([(Component::Flowtime, vec!["Flowtme".into()])]),
+            ..Selection::default()
+        };
+        let missing = |report: &FarmReport| -> Vec<String> {
+            report
+                .findings
+                .iter()
+                .filter(|f| f.code == Code::SiteMissing)
+                .map(|f| f.message.clone())
+                .collect()
+        };
+        let scans = consistent_farm();
+        let report = analyze(&scans, &selection);
+        assert_eq!(
+            missing(&report),
+            [
+                "the inventory's [components] lists \"Flowtme\" for Flowtime, but no site or application of that name exists on web01 and web02; check the name (ids are `Site` or `Site/app`)"
+            ]
+        );
+        // While the console still reads web02, it may be there: not yet.
+        let report = analyze_while_reading(
+            &scans[..1],
+            &["web02".to_string()],
+            &selection,
+            &DisclosedKeys::shipped(),
+        );
+        assert_eq!(missing(&report), Vec::<String>::new());
     }
 
     #[test]

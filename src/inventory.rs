@@ -1,6 +1,6 @@
 //! The inventory: a TOML file that lists the servers of a farm.
 
-use crate::config::apphost::{Component, Components};
+use crate::config::apphost::{Component, Components, normalise_id};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -364,7 +364,8 @@ fn components(
     raw: &BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
 ) -> Result<Components, (usize, String)> {
     let names: Vec<&str> = Component::ALL.iter().map(|c| c.name()).collect();
-    let mut lists = Vec::new();
+    let mut lists: Vec<(Component, Vec<String>)> = Vec::new();
+    let mut keys: Vec<(&str, Component)> = Vec::new();
     let mut seen: Vec<(String, Component)> = Vec::new();
     // In file order, so that an error names the later of two entries.
     let mut entries: Vec<_> = raw.iter().collect();
@@ -380,6 +381,18 @@ fn components(
                 ),
             ));
         };
+        // `Flowtime` and `flowtime` are two TOML keys but one component:
+        // merging their lists silently would hide a typo.
+        if let Some((first, _)) = keys.iter().find(|(_, c)| *c == component) {
+            return Err((
+                at,
+                format!(
+                    "[components]: {first:?} and {key:?} both name {}; list its sites under one key",
+                    component.name()
+                ),
+            ));
+        }
+        keys.push((key.as_str(), component));
         if ids.get_ref().is_empty() {
             return Err((
                 at,
@@ -391,7 +404,8 @@ fn components(
         let mut list = Vec::new();
         for id in ids.get_ref() {
             let text = id.get_ref().trim();
-            let key_of = text.trim_matches(['/', '\\']).to_lowercase();
+            // Compared as they will be matched: `Portal\\flow` is `portal/flow`.
+            let key_of = normalise_id(text).to_lowercase();
             if key_of.is_empty() {
                 return Err((
                     id.span().start,
@@ -399,14 +413,19 @@ fn components(
                 ));
             }
             if let Some((_, other)) = seen.iter().find(|(k, _)| *k == key_of) {
-                return Err((
-                    id.span().start,
+                let message = if *other == component {
+                    format!(
+                        "[components]: {text:?} is listed twice for {}",
+                        component.name()
+                    )
+                } else {
                     format!(
                         "[components]: {text:?} is listed for {} and for {}; an application is one component",
                         other.name(),
                         component.name()
-                    ),
-                ));
+                    )
+                };
+                return Err((id.span().start, message));
             }
             seen.push((key_of, component));
             list.push(text.to_string());
@@ -706,6 +725,46 @@ local_root = "./lab"
         assert!(
             e.message
                 .contains("\"portal/\" is listed for Flowtime and for Administration"),
+            "{e}"
+        );
+        // Two keys for one component, told apart only by case or spaces.
+        let e = parse(&format!(
+            "{servers}[components]\nFlowtime = [\"Portal\"]\nflowtime = [\"Flow\"]\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.line, Some(6), "{e}");
+        assert!(
+            e.message.contains(
+                "\"Flowtime\" and \"flowtime\" both name Flowtime; list its sites under one key"
+            ),
+            "{e}"
+        );
+        let e = parse(&format!(
+            "{servers}[components]\n\"Process TOGO\" = [\"T\"]\nProcessTogo = [\"U\"]\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("\"Process TOGO\" and \"ProcessTogo\" both name Process TOGO"),
+            "{e}"
+        );
+        let e = parse(&format!(
+            "{servers}[components]\nFlowtime = [\"Portal\", \"PORTAL\"]\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("\"PORTAL\" is listed twice for Flowtime"),
+            "{e}"
+        );
+        // One application, whatever its slashes.
+        let e = parse(&format!(
+            "{servers}[components]\nFlowtime = [\"Portal/flow\"]\nAdministration = [\"/portal\\\\FLOW/\"]\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("is listed for Flowtime and for Administration"),
             "{e}"
         );
         let e = parse(&format!("{servers}[components]\nFlowtime = [\"/\"]\n")).unwrap_err();

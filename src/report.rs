@@ -255,7 +255,10 @@ pub fn to_table(report: &FarmReport) -> String {
     out.push_str(&render_table(&rows));
     out.push('\n');
 
-    if report.sites.is_empty() {
+    if report.sites.is_empty() && report.servers.iter().all(|s| s.error.is_some()) {
+        // Nothing was looked at: "no sites found" would be read as none there.
+        out.push_str("No site was verified: no server could be read.\n");
+    } else if report.sites.is_empty() {
         out.push_str("No Cora sites found (use --all-sites to list every IIS application).\n");
     } else {
         let mut rows = vec![

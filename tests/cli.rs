@@ -156,6 +156,22 @@ fn scan_json_follows_the_contract() {
             .unwrap()
             .contains("applicationHost.config")
     );
+    // A site's fields in the order README's contract shows them.
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    let first_site = &text[text.find("\"sites\"").unwrap()..];
+    let at = |field: &str| first_site.find(&format!("\"{field}\":")).unwrap();
+    let order = [
+        "site",
+        "component",
+        "consistent",
+        "absent_on",
+        "unverified_on",
+        "instances",
+    ];
+    assert!(
+        order.windows(2).all(|w| at(w[0]) < at(w[1])),
+        "{first_site}"
+    );
     let site = &json["sites"][0];
     assert_eq!(site["site"], "Flowtime");
     assert_eq!(site["component"], "Flowtime");
@@ -407,6 +423,47 @@ fn a_site_with_an_unread_server_is_never_consistent() {
 }
 
 #[test]
+fn site_selection_with_an_unread_server_never_says_consistent() {
+    let dir = farm_with_web03();
+    let scan = |args: &[&str]| -> (Option<i32>, serde_json::Value) {
+        let out = farmkey()
+            .args(["scan", "--format", "json", "-i"])
+            .arg(dir.path().join("farmkey.toml"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            serde_json::from_slice(&out.stdout).unwrap(),
+        )
+    };
+    for args in [&["--site", "flowtime"][..], &["--all-sites"]] {
+        let (code, json) = scan(args);
+        assert_eq!(code, Some(1), "{args:?}");
+        let sites = json["sites"].as_array().unwrap();
+        assert!(!sites.is_empty(), "{args:?}");
+        for site in sites {
+            assert_eq!(site["consistent"], serde_json::Value::Null, "{args:?}");
+            assert_eq!(site["unverified_on"], serde_json::json!(["web03"]));
+        }
+    }
+    // Named but on no server read: missing there, and web03 may hold it.
+    let (code, json) = scan(&["--site", "Nope"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(json["sites"], serde_json::json!([]));
+    let missing = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "site-missing")
+        .unwrap();
+    assert_eq!(
+        missing["message"],
+        "no site or application named \"Nope\" exists on web01 and web02 (web03, not read, may hold it); check the name (ids are `Site` or `Site/app`)"
+    );
+}
+
+#[test]
 fn an_unreadable_site_is_unverified_on_its_server_only() {
     let dir = farm_copy("consistent");
     fs::write(
@@ -498,6 +555,78 @@ fn components_are_recognised_by_evidence_or_named_by_the_inventory() {
         .code(2)
         .stderr(predicate::str::contains("farmkey.toml:"))
         .stderr(predicate::str::contains("unknown component \"Admin\""));
+}
+
+#[test]
+fn a_components_entry_that_holds_nothing_is_a_finding_not_silence() {
+    // A typo in the inventory: by evidence Flowtime would show; named,
+    // it is exactly "Flowtme", which no server has.
+    let dir = farm_with_microsoft_sites("\n[components]\nFlowtime = [\"Flowtme\"]\n");
+    let (code, text) = scan_of(dir.path(), "json");
+    assert_eq!(code, Some(1), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let missing: Vec<&serde_json::Value> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "site-missing")
+        .collect();
+    assert_eq!(missing.len(), 1, "{text}");
+    assert_eq!(missing[0]["servers"], serde_json::json!(["web01", "web02"]));
+    assert!(
+        missing[0]["message"].as_str().unwrap().contains(
+            "the inventory's [components] lists \"Flowtme\" for Flowtime, but no site or application of that name exists on web01 and web02"
+        ),
+        "{text}"
+    );
+    // Spelled right, it holds the site and there is nothing to say.
+    let dir = farm_with_microsoft_sites("\n[components]\nFlowtime = [\"flowtime\"]\n");
+    let (code, text) = scan_of(dir.path(), "json");
+    assert_eq!(code, Some(0), "{text}");
+
+    // Two keys for one component: an inventory error naming both.
+    let dir = farm_with_microsoft_sites(
+        "\n[components]\nFlowtime = [\"Flowtime\"]\nflowtime = [\"Portal\"]\n",
+    );
+    farmkey()
+        .args(["scan", "-i"])
+        .arg(dir.path().join("farmkey.toml"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("farmkey.toml:"))
+        .stderr(predicate::str::contains(
+            "\"Flowtime\" and \"flowtime\" both name Flowtime",
+        ));
+}
+
+#[test]
+fn a_farm_with_no_server_read_says_no_site_was_verified() {
+    let dir = farm_copy("consistent");
+    fs::remove_dir_all(dir.path().join("web01")).unwrap();
+    fs::remove_dir_all(dir.path().join("web02")).unwrap();
+    let (code, text) = scan_of(dir.path(), "table");
+    assert_eq!(code, Some(1));
+    assert!(
+        text.contains("No site was verified: no server could be read."),
+        "{text}"
+    );
+    assert!(!text.contains("No Cora sites found"), "{text}");
+    // A push cannot say the site is not there: nobody looked.
+    farmkey()
+        .args([
+            "push",
+            "--site",
+            "Flowtime",
+            "--generate",
+            "--dry-run",
+            "-i",
+        ])
+        .arg(dir.path().join("farmkey.toml"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "no site \"Flowtime\" in the scan; web01 and web02 could not be read and may hold it",
+        ));
 }
 
 #[test]

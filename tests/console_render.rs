@@ -1565,6 +1565,10 @@ fn a_site_with_an_unread_server_has_no_tick() {
         let text = format!("{}", render(&a, 80, 24).backend());
         assert!(text.contains("sites 2, ? 2 unverified"), "{text}");
         assert!(!text.contains('✓'), "no tick: {text}");
+        // Reached, its applicationHost.config not well-formed: unreadable,
+        // not unreachable.
+        assert!(text.contains("✗ unreadable"), "{text}");
+        assert!(!text.contains("unreachable"), "{text}");
         snap("matrix_unverified", &mut a);
         // The detail says which server was not read, and why.
         keys(&mut a, "\n");
@@ -1590,6 +1594,95 @@ fn a_server_still_being_read_leaves_no_tick() {
     let text = format!("{}", render(&a, 80, 24).backend());
     assert!(text.contains("? 2 unverified"), "{text}");
     assert!(!text.contains('✓'), "no tick: {text}");
+}
+
+#[test]
+fn the_findings_screen_has_no_tick_before_every_server_is_read() {
+    let (_dir, mut a) = farm_with_unread_web03("default", 0);
+    keys(&mut a, "3");
+    let text = format!("{}", render(&a, 80, 24).backend());
+    assert!(
+        text.contains("No findings yet: 3 server(s) still being read."),
+        "{text}"
+    );
+    assert!(!text.contains('✓'), "no tick: {text}");
+}
+
+#[test]
+fn a_narrow_header_keeps_every_count_of_the_sites() {
+    // web03 still being read: the words do not fit at 60 columns (the
+    // count was cut off), the marks do, the title giving way.
+    let (_dir, mut a) = farm_with_unread_web03("default", 2);
+    resize(&mut a, 60, 16);
+    let t = render(&a, 60, 16);
+    let header: String = format!("{}", t.backend()).lines().next().unwrap().into();
+    assert!(
+        header.contains("servers 2 ok, 1 scanning") && header.contains("│ sites 2, ? 2"),
+        "{header}"
+    );
+    // The demo's drift in words where it fits, by its mark where not.
+    let (_demo, mut d) = app("default");
+    let wide = format!("{}", render(&d, 80, 24).backend());
+    assert!(wide.contains("sites 3, 3 out of step "), "{wide}");
+    // web01 rescanned: the servers' counts grow by "1 scanning".
+    d.update(Msg::Scan {
+        generation: 1,
+        event: ScanEvent::Stage {
+            index: 0,
+            stage: farmkey::scan::Stage::Connecting,
+        },
+    });
+    resize(&mut d, 60, 16);
+    let narrow = format!("{}", render(&d, 60, 16).backend());
+    let header = narrow.lines().next().unwrap();
+    assert!(header.contains("sites 3, ≠ 3"), "{header}");
+}
+
+#[test]
+fn a_refused_host_key_is_said_in_the_cell_and_the_panel() {
+    let dir = support::farm_copy("consistent");
+    let inv = Inventory::load(&dir.path().join("farmkey.toml")).unwrap();
+    let mut a = console_on("lab farm", &inv, "default", 1);
+    a.update(Msg::Scan {
+        generation: 1,
+        event: ScanEvent::Finished {
+            index: 1,
+            scan: Box::new(farmkey::scan::ServerScan {
+                name: "web02".into(),
+                address: "web02".into(),
+                result: Err(farmkey::scan::ServerFailure::HostKeyChanged(
+                    "WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED for web02".into(),
+                )),
+                elapsed: Duration::from_millis(5),
+            }),
+        },
+    });
+    resize(&mut a, 120, 40);
+    let text = format!("{}", render(&a, 120, 40).backend());
+    assert!(text.contains("✗ host key"), "{text}");
+    assert!(
+        text.contains(
+            "? not read on web02: host key refused: WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains('✓'), "no tick: {text}");
+}
+
+#[test]
+fn a_farm_with_no_server_read_says_no_site_was_verified() {
+    let dir = support::farm_copy("consistent");
+    for server in ["web01", "web02"] {
+        std::fs::remove_dir_all(dir.path().join(server)).unwrap();
+    }
+    let inv = Inventory::load(&dir.path().join("farmkey.toml")).unwrap();
+    let a = console_on("lab farm", &inv, "default", 2);
+    let text = format!("{}", render(&a, 80, 24).backend());
+    assert!(
+        text.contains("No site was verified: no server could be read"),
+        "{text}"
+    );
+    assert!(!text.contains("No Cora sites found"), "{text}");
 }
 
 /// The rows of the page shown, on a terminal tall enough for all of them.

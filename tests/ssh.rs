@@ -226,6 +226,25 @@ fn a_changed_host_key_is_refused_and_never_replaced() {
             .filter(|s| s.name != "web02")
             .all(|s| s.reachable)
     );
+    // Refused, not merely unreachable: every site unverified on it, saying so.
+    assert!(!report.sites.is_empty());
+    for site in &report.sites {
+        assert_ne!(site.verdict(), SiteVerdict::InStep, "{}", site.site);
+        let why = &site
+            .unverified
+            .iter()
+            .find(|u| u.server == "web02")
+            .unwrap()
+            .why;
+        assert!(
+            matches!(why, NotRead::HostKeyRefused(m) if m.contains("HAS CHANGED")),
+            "{why:?}"
+        );
+        assert!(
+            why.to_string().starts_with("host key refused: WARNING"),
+            "{why}"
+        );
+    }
 }
 
 #[test]
@@ -303,8 +322,18 @@ fn closed_port_and_frozen_server_are_unreachable_within_the_timeout() {
             row("unreachable", "error", "(farm)", "web04")
         ]
     );
-    // The other servers' sites are reported normally.
+    // The other servers' sites are reported normally, none in step: the
+    // server that timed out and the one that refused may host each.
     assert_eq!(report.site("Flowtime").unwrap().instances.len(), 2);
+    for site in &report.sites {
+        assert_ne!(site.verdict(), SiteVerdict::InStep, "{}", site.site);
+        assert_eq!(
+            site.unverified_on().collect::<Vec<_>>(),
+            ["web03", "web04"],
+            "{}",
+            site.site
+        );
+    }
 }
 
 /// A farm in step over SSH until one sshd goes away: then no site is

@@ -135,6 +135,11 @@ impl Components {
         Components { named }
     }
 
+    /// The inventory's entries: `(component, Site or Site/app/path)`.
+    pub fn entries(&self) -> impl Iterator<Item = (Component, &str)> {
+        self.named.iter().map(|(c, e)| (*c, e.as_str()))
+    }
+
     /// The components the inventory names.
     fn is_named(&self, c: Component) -> bool {
         self.named.iter().any(|(n, _)| *n == c)
@@ -145,14 +150,10 @@ impl Components {
     /// winning; otherwise its own folder name, its site's name, then its
     /// physical path, for the components the inventory does not name.
     pub fn of(&self, app: &Application) -> Option<Component> {
-        let id = app.id.to_lowercase();
         let listed = self
             .named
             .iter()
-            .filter(|(_, entry)| {
-                let entry = entry.to_lowercase();
-                id == entry || id.starts_with(&format!("{entry}/"))
-            })
+            .filter(|(_, entry)| holds(entry, app))
             .max_by_key(|(_, entry)| entry.len());
         if let Some((c, _)) = listed {
             return Some(*c);
@@ -169,9 +170,18 @@ impl Components {
     }
 }
 
-/// `Site` or `Site/app/path` as an application's id spells it.
-fn normalise_id(text: &str) -> String {
+/// Whether an inventory entry holds an application: its own id, or one
+/// below it, without regard to case.
+pub fn holds(entry: &str, app: &Application) -> bool {
+    let (id, entry) = (app.id.to_lowercase(), entry.to_lowercase());
+    id == entry || id.starts_with(&format!("{entry}/"))
+}
+
+/// `Site` or `Site/app/path` as an application's id spells it, whatever
+/// the slashes (`/Portal\\flow/` is `Portal/flow`).
+pub fn normalise_id(text: &str) -> String {
     let text = text.trim().replace('\\', "/");
+    let text = text.trim_start_matches('/');
     match text.split_once('/') {
         Some((site, path)) => {
             let path = normalise_app_path(path);
@@ -181,7 +191,7 @@ fn normalise_id(text: &str) -> String {
                 format!("{}{path}", site.trim())
             }
         }
-        None => text,
+        None => text.to_string(),
     }
 }
 
@@ -494,6 +504,9 @@ mod tests {
             ("D:\\Cora\\Administration", admin),
             ("%ProgramFiles%\\PNMsoft\\Sequence Administration\\", admin),
             ("C:\\inetpub\\Administration", None),
+            // The last folder names the vendor itself.
+            ("C:\\inetpub\\Sequence Administration", admin),
+            ("C:\\Program Files\\Update Services\\Administration", None),
             ("C:\\Coral\\Administration", None),
             // The product's own words anywhere.
             ("D:\\Apps\\FlowtimeApi", Some(Component::Flowtime)),
@@ -554,6 +567,63 @@ mod tests {
                 ("Default Web Site/Admin", Component::Administration),
             ]
         );
+    }
+
+    #[test]
+    fn an_application_named_administration_is_administration_wherever_it_is() {
+        let app = |site: &str, path: &str, physical: &str| Application {
+            id: format!("{site}{path}"),
+            site: site.into(),
+            site_element: 0,
+            site_id: None,
+            app_path: path.into(),
+            app_pool: String::new(),
+            runtime: String::new(),
+            bits32: false,
+            physical_path_raw: physical.into(),
+            physical_path: Err(PathError::NotAbsolute(String::new())),
+        };
+        let of = |a: &Application| Components::default().of(a);
+        let admin = Some(Component::Administration);
+        assert_eq!(
+            of(&app("Default Web Site", "/Administration", "C:\\x")),
+            admin
+        );
+        // Its own name first, then its site's.
+        assert_eq!(of(&app("Flowtime", "/Administration", "C:\\x")), admin);
+        assert_eq!(
+            of(&app("Default Web Site", "/Flowtime", "C:\\x")),
+            Some(Component::Flowtime)
+        );
+        assert_eq!(of(&app("WSUS Administration", "/", "C:\\x")), None);
+        assert_eq!(
+            of(&app("SharePoint Central Administration v4", "/", "C:\\x")),
+            None
+        );
+        assert_eq!(of(&app("Exchange Back End", "/ecp", "C:\\x")), None);
+        // Administration named by the inventory elsewhere: the next evidence.
+        let named = Components::named([(Component::Administration, vec!["Cora Admin".into()])]);
+        assert_eq!(
+            named.of(&app("Flowtime", "/Administration", "C:\\x")),
+            Some(Component::Flowtime)
+        );
+        assert_eq!(
+            named.of(&app("Default Web Site", "/Administration", "C:\\x")),
+            None
+        );
+    }
+
+    #[test]
+    fn inventory_ids_are_spelled_as_application_ids() {
+        for (entry, id) in [
+            ("Portal", "Portal"),
+            (" /Portal\\flow/ ", "Portal/flow"),
+            ("Portal//flow", "Portal/flow"),
+            ("Portal/", "Portal"),
+            ("/", ""),
+        ] {
+            assert_eq!(normalise_id(entry), id, "{entry:?}");
+        }
     }
 
     #[test]

@@ -22,10 +22,12 @@ use crate::transport::{ReplaceBehaviour, Transport};
 pub enum PlanError {
     #[error("{0} is not a server of the inventory")]
     UnknownServer(String),
+    /// No server read holds it; `unread`, not read, may.
     #[error(
-        "no site {0:?} in the scan (ids are `Site` or `Site/app`; `farmkey scan --all-sites` lists them)"
+        "no site {site:?} in the scan{} (ids are `Site` or `Site/app`; `farmkey scan --all-sites` lists them)",
+        may_hold(unread)
     )]
-    UnknownSite(String),
+    UnknownSite { site: String, unread: Vec<String> },
     #[error("{server} does not host {site} (it is on {hosts})")]
     NotHosting {
         server: String,
@@ -45,6 +47,17 @@ pub enum PlanError {
     /// A key of the set is publicly disclosed.
     #[error("{0}")]
     Disclosed(String),
+}
+
+/// `; web03 could not be read and may hold it` where a server was not read.
+fn may_hold(unread: &[String]) -> String {
+    if unread.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; {} could not be read and may hold it",
+        super::and_list(unread)
+    )
 }
 
 fn adopt(
@@ -131,7 +144,15 @@ pub fn build_plan(
                 names,
             }
         } else {
-            PlanError::UnknownSite(req.site.clone())
+            PlanError::UnknownSite {
+                site: req.site.clone(),
+                unread: report
+                    .servers
+                    .iter()
+                    .filter(|s| s.error.is_some())
+                    .map(|s| s.name.clone())
+                    .collect(),
+            }
         }
     })?;
     let hosts = || {

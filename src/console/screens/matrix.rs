@@ -2,7 +2,7 @@
 //! server; the findings of the selected site below.
 
 use super::{Nav, Reply, Screen, first_shown, servers_shown};
-use crate::analysis::{Code, Instance, SiteReport, SiteVerdict};
+use crate::analysis::{Code, Instance, NotRead, SiteReport, SiteVerdict, Unverified};
 use crate::config::machine_key::KeyState;
 use crate::config::wif::HandlerState;
 use crate::console::app::{Action, Data, Phase};
@@ -221,6 +221,8 @@ impl Screen for Matrix {
                 format!(" {} reading the servers…", ui.spinner())
             } else if !data.report.sites.is_empty() {
                 ui.unmatched("site", data.filter.text())
+            } else if data.servers.iter().all(|r| r.ok() == Some(false)) {
+                " No site was verified: no server could be read (2 Servers says why).".to_string()
             } else if data.selection.all_sites {
                 " No IIS applications found.".to_string()
             } else {
@@ -294,9 +296,22 @@ fn cell(data: &Data, ui: &Ui, site: &SiteReport, server: usize) -> (String, Styl
             ui.style(StyleKey::MatrixPending),
         );
     };
+    // Not read: say why as the site's verdict does (an unreadable
+    // applicationHost.config was reached, so it is not "unreachable").
     if scan.result.is_err() {
+        let word = match site.unverified.iter().find(|u| u.server == *name) {
+            Some(Unverified {
+                why: NotRead::HostKeyRefused(_),
+                ..
+            }) => "host key",
+            Some(Unverified {
+                why: NotRead::ServerUnreadable(_) | NotRead::SiteUnreadable(_),
+                ..
+            }) => "unreadable",
+            _ => "unreachable",
+        };
         return (
-            format!("{} unreachable", s.unreachable),
+            format!("{} {word}", s.unreachable),
             ui.style(StyleKey::MatrixProblem),
         );
     }
