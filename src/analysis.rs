@@ -1,10 +1,12 @@
 //! Drift analysis: each site compared across the servers that host it,
 //! producing findings an operator can act on.
 
-use crate::config::apphost::{Application, Component};
-use crate::config::effective::{
-    Effective, HandlerState, KeyState, Level, Refusal, Source, WifFault, bounded,
-};
+use crate::config::apphost::{Application, Component, Components, holds};
+use crate::config::effective::Effective;
+use crate::config::machine_key::{KeyState, Refusal};
+use crate::config::problem::bounded;
+use crate::config::record::{Level, Source};
+use crate::config::wif::{HandlerState, WifFault};
 use crate::disclosed::DisclosedKeys;
 use crate::keys::{KeyPurpose, set_fingerprint};
 use crate::paths::RemotePath;
@@ -161,7 +163,7 @@ impl Instance {
 /// too: a published key stays public when ASP.NET refuses its length) that
 /// are on a list.
 fn disclosed_keys(
-    mk: &crate::config::effective::MachineKey,
+    mk: &crate::config::machine_key::MachineKey,
     states: [&KeyState; 2],
     lists: &DisclosedKeys,
 ) -> Vec<DisclosedKey> {
@@ -179,6 +181,57 @@ fn disclosed_keys(
         .collect()
 }
 
+/// Why a server did not show farmkey a site's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotRead {
+    /// Not reached: which sites it hosts is unknown, so it counts for
+    /// every site.
+    Unreachable(String),
+    /// Reached, but refused for a changed host key: the same.
+    HostKeyRefused(String),
+    /// Reached, but its applicationHost.config could not be used: which
+    /// sites it hosts is unknown too.
+    ServerUnreadable(String),
+    /// The site's own configuration on it could not be read.
+    SiteUnreadable(String),
+    /// Its scan has not finished yet (the console, while it reads).
+    Pending,
+}
+
+impl std::fmt::Display for NotRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotRead::Unreachable(why) => write!(f, "unreachable: {why}"),
+            NotRead::HostKeyRefused(why) => write!(f, "host key refused: {why}"),
+            NotRead::ServerUnreadable(why) => {
+                write!(f, "its IIS configuration is unreadable: {why}")
+            }
+            NotRead::SiteUnreadable(why) => write!(f, "unreadable: {why}"),
+            NotRead::Pending => write!(f, "still being read"),
+        }
+    }
+}
+
+/// A server that may host a site and whose configuration of it was not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unverified {
+    pub server: String,
+    pub why: NotRead,
+}
+
+/// What a site's report says of it, decided once here for every view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SiteVerdict {
+    /// A finding shows a difference or a fault (whatever the unread
+    /// servers hold, it is not in step).
+    Drifted,
+    /// Nothing wrong among the servers read, but a server that may host it
+    /// was not read: nobody can say it is in step.
+    Unverified,
+    /// Every server was read and nothing is wrong.
+    InStep,
+}
+
 #[derive(Debug, Clone)]
 pub struct SiteReport {
     pub site: String,
@@ -186,13 +239,45 @@ pub struct SiteReport {
     pub instances: Vec<Instance>,
     /// Reachable servers that do not have the site.
     pub absent_on: Vec<String>,
+    /// Servers that may host it and were not read, or whose configuration
+    /// of it was not: the servers that could not be read at all, and those
+    /// where its files were unreadable.
+    pub unverified: Vec<Unverified>,
     pub findings: Vec<Finding>,
 }
 
 impl SiteReport {
-    /// No error- or warning-level finding.
-    pub fn consistent(&self) -> bool {
-        !self.findings.iter().any(|f| f.severity.is_problem())
+    pub fn verdict(&self) -> SiteVerdict {
+        // An unread file of the site is a reason it is unverified, not
+        // evidence that it differs.
+        let drift = self
+            .findings
+            .iter()
+            .any(|f| f.severity.is_problem() && f.code != Code::Unreadable);
+        if drift {
+            SiteVerdict::Drifted
+        } else if !self.unverified.is_empty() {
+            SiteVerdict::Unverified
+        } else if self.findings.iter().any(|f| f.severity.is_problem()) {
+            SiteVerdict::Drifted
+        } else {
+            SiteVerdict::InStep
+        }
+    }
+
+    /// `Some(true)` in step, `Some(false)` not, `None` when nobody can tell
+    /// (see [`SiteVerdict::Unverified`]).
+    pub fn consistent(&self) -> Option<bool> {
+        match self.verdict() {
+            SiteVerdict::InStep => Some(true),
+            SiteVerdict::Drifted => Some(false),
+            SiteVerdict::Unverified => None,
+        }
+    }
+
+    /// The servers of [`SiteReport::unverified`], by name.
+    pub fn unverified_on(&self) -> impl Iterator<Item = &str> {
+        self.unverified.iter().map(|u| u.server.as_str())
     }
 
     pub fn worst(&self) -> Option<Severity> {
@@ -241,6 +326,16 @@ impl FarmReport {
         self.all_findings().any(|f| f.severity.is_problem())
     }
 
+    /// A problem, or a site nobody can say is in step: what `scan` exits 1
+    /// for.
+    pub fn needs_attention(&self) -> bool {
+        self.has_problems()
+            || self
+                .sites
+                .iter()
+                .any(|s| s.verdict() != SiteVerdict::InStep)
+    }
+
     /// The site of this id: spelled exactly, else the one site spelled so
     /// without regard to case (`None` when several are: see
     /// [`FarmReport::sites_named`]).
@@ -269,6 +364,9 @@ pub struct Selection {
     pub all_sites: bool,
     /// Site ids (`Site` or `Site/app`), without regard to case.
     pub sites: Vec<String>,
+    /// How the Cora components are recognised (the inventory's
+    /// `[components]`, else by evidence).
+    pub components: Components,
 }
 
 impl Selection {
@@ -276,7 +374,7 @@ impl Selection {
         if !self.sites.is_empty() {
             return self.sites.iter().any(|s| s.eq_ignore_ascii_case(&app.id));
         }
-        self.all_sites || app.component.is_some()
+        self.all_sites || self.components.of(app).is_some()
     }
 }
 
@@ -304,11 +402,34 @@ pub fn analyze_against<'a>(
     selection: &Selection,
     disclosed: &DisclosedKeys,
 ) -> FarmReport {
+    analyze_while_reading(scans, &[], selection, disclosed)
+}
+
+/// [`analyze_against`] while the servers of `pending` are still being
+/// read: every site is unverified on them.
+pub fn analyze_while_reading<'a>(
+    scans: impl IntoIterator<Item = &'a ServerScan>,
+    pending: &[String],
+    selection: &Selection,
+    disclosed: &DisclosedKeys,
+) -> FarmReport {
     let scans: Vec<&ServerScan> = scans.into_iter().collect();
     let mut findings = Vec::new();
     let mut servers = Vec::new();
     let mut readable: Vec<&str> = Vec::new();
+    let mut unread: Vec<Unverified> = Vec::new();
     for scan in &scans {
+        if let Err(failure) = &scan.result {
+            let why = match failure {
+                ServerFailure::Unreachable(msg) => NotRead::Unreachable(msg.clone()),
+                ServerFailure::HostKeyChanged(msg) => NotRead::HostKeyRefused(msg.clone()),
+                ServerFailure::Unreadable(p) => NotRead::ServerUnreadable(p.to_string()),
+            };
+            unread.push(Unverified {
+                server: scan.name.clone(),
+                why,
+            });
+        }
         let error = match &scan.result {
             Ok(_) => {
                 readable.push(&scan.name);
@@ -321,7 +442,7 @@ pub fn analyze_against<'a>(
                     site: None,
                     servers: vec![scan.name.clone()],
                     message: format!(
-                        "{} could not be reached: {msg}. Its sites are compared without it; fix the connection and scan again.",
+                        "{} could not be reached: {msg}. Every site is unverified on it (compared without it, never reported in step); fix the connection and scan again.",
                         scan.name
                     ),
                 });
@@ -334,7 +455,7 @@ pub fn analyze_against<'a>(
                     site: None,
                     servers: vec![scan.name.clone()],
                     message: format!(
-                        "{} was reached but its IIS configuration could not be read: {p}. Its sites are compared without it.",
+                        "{} was reached but its IIS configuration could not be read: {p}. Every site is unverified on it (compared without it, never reported in step).",
                         scan.name
                     ),
                 });
@@ -352,6 +473,15 @@ pub fn analyze_against<'a>(
             elapsed_ms: scan.elapsed.as_millis() as u64,
         });
     }
+    unread.extend(pending.iter().map(|server| Unverified {
+        server: server.clone(),
+        why: NotRead::Pending,
+    }));
+    let order: Vec<&str> = scans
+        .iter()
+        .map(|s| s.name.as_str())
+        .chain(pending.iter().map(String::as_str))
+        .collect();
 
     // Group instances by site id, case-insensitively, in scan order; but
     // where a server holds one id in several spellings (`Flowtime` and
@@ -404,17 +534,45 @@ pub fn analyze_against<'a>(
                 site: Some(wanted.clone()),
                 servers: readable.iter().map(|s| s.to_string()).collect(),
                 message: format!(
-                    "no site or application named {wanted:?} exists on {}; check the name (ids are `Site` or `Site/app`)",
-                    list(&readable.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                    "no site or application named {wanted:?} exists on {}{}; check the name (ids are `Site` or `Site/app`)",
+                    list(&readable.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+                    unread_note(&unread)
                 ),
             });
+        }
+    }
+
+    // An inventory entry that holds nothing on the servers read is a typo
+    // or a site gone: by evidence its component would have shown, so say so
+    // (once every server had its turn: not while the console reads).
+    if selection.sites.is_empty() && !readable.is_empty() && pending.is_empty() {
+        for (component, entry) in selection.components.entries() {
+            let found = scans
+                .iter()
+                .filter_map(|s| s.result.as_ref().ok())
+                .flat_map(|c| &c.apps)
+                .any(|a| holds(entry, &a.app));
+            if !found {
+                let on = list(&readable.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+                findings.push(Finding {
+                    code: Code::SiteMissing,
+                    severity: Severity::Warning,
+                    site: Some(entry.to_string()),
+                    servers: readable.iter().map(|s| s.to_string()).collect(),
+                    message: format!(
+                        "the inventory's [components] lists {entry:?} for {}, but no site or application of that name exists on {on}{}; check the name (ids are `Site` or `Site/app`)",
+                        component.name(),
+                        unread_note(&unread)
+                    ),
+                });
+            }
         }
     }
 
     let sites = by_site
         .into_iter()
         .map(|((lower, _), instances)| {
-            let mut report = site_report(instances, &readable);
+            let mut report = site_report(instances, &readable, &unread, &order, selection);
             if split(&lower) {
                 report
                     .findings
@@ -431,20 +589,50 @@ pub fn analyze_against<'a>(
     }
 }
 
-fn site_report(mut instances: Vec<Instance>, readable: &[&str]) -> SiteReport {
+/// ` (web03, not read, may hold it)` when some server was not read: a site
+/// missing from the others may be there.
+fn unread_note(unread: &[Unverified]) -> String {
+    if unread.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = unread.iter().map(|u| u.server.clone()).collect();
+    format!(" ({}, not read, may hold it)", list(&names))
+}
+
+fn site_report(
+    mut instances: Vec<Instance>,
+    readable: &[&str],
+    unread: &[Unverified],
+    order: &[&str],
+    selection: &Selection,
+) -> SiteReport {
     let site = instances[0].app.id.clone();
-    let component = instances[0].app.component;
+    let component = selection.components.of(&instances[0].app);
     let absent_on: Vec<String> = readable
         .iter()
         .filter(|s| !instances.iter().any(|i| i.server == **s))
         .map(|s| s.to_string())
         .collect();
+    let mut unverified: Vec<Unverified> = instances
+        .iter()
+        .filter_map(|i| {
+            let p = i.effective.as_ref().err()?;
+            Some(Unverified {
+                server: i.server.clone(),
+                why: NotRead::SiteUnreadable(p.to_string()),
+            })
+        })
+        .collect();
+    unverified.extend(unread.iter().cloned());
+    // In the farm's order.
+    unverified.sort_by_key(|u| order.iter().position(|s| *s == u.server));
     assign_key_groups(&mut instances);
     let mut report = SiteReport {
         site,
         component,
         instances,
         absent_on,
+        unverified,
         findings: Vec::new(),
     };
     report.findings = site_findings(&report);
@@ -755,13 +943,14 @@ fn wif_fault(f: &SiteFacts<'_>, pick: fn(&WifFault) -> bool, advice: &str) -> Ve
         f,
         Severity::Error,
         |_, eff| {
-            let faulty = eff.handler.fault.as_ref().is_some_and(pick);
-            faulty
-                .then(|| eff.handler.detail.clone().unwrap_or_default())
+            eff.handler
+                .fault()
+                .filter(|fault| pick(fault))
+                .cloned()
                 .into_iter()
                 .collect()
         },
-        |on, detail| format!("{on}: {detail}. {advice}"),
+        |on, fault| format!("{on}: {fault}. {advice}"),
     )
 }
 
@@ -985,14 +1174,14 @@ fn algorithm_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
         f,
         Severity::Error,
         "The validation algorithm",
-        |e| e.machine_key.validation_normalised(),
+        |e| e.machine_key.validation_alg().map(|a| a.to_string()),
         "Every server must sign with the same algorithm; push one key set with one algorithm.",
     );
     out.extend(differs(
         f,
         Severity::Error,
         "The decryption algorithm",
-        |e| e.machine_key.decryption_normalised(),
+        |e| e.machine_key.decryption_alg().map(|a| a.to_string()),
         "Every server must encrypt with the same algorithm (Auto means AES); push one key set.",
     ));
     out
@@ -1003,11 +1192,7 @@ fn compatibility_mode_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
         f,
         Severity::Error,
         "compatibilityMode",
-        |e| {
-            e.machine_key
-                .accepted(crate::keys::MachineKeyEnum::CompatibilityMode)
-                .map(str::to_string)
-        },
+        |e| e.machine_key.compatibility().map(|m| m.to_string()),
         "Servers in different modes derive different keys; set the same compatibilityMode everywhere.",
     )
 }
@@ -1038,7 +1223,11 @@ fn dpapi_session_tokens(f: &SiteFacts<'_>) -> Vec<Raised> {
         return Vec::new();
     };
     let handler = &first.1.handler;
-    let detail = handler.detail.clone().unwrap_or_default();
+    let detail = handler
+        .reason
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     // The swap goes where the configuration in use is, and a push writes
     // only the application's own files.
     let advice = match handler
@@ -1101,11 +1290,7 @@ fn site_missing(f: &SiteFacts<'_>) -> Vec<Raised> {
 }
 
 fn weak_validation(f: &SiteFacts<'_>) -> Vec<Raised> {
-    let weak = f.servers_where(|_, e| {
-        e.machine_key
-            .validation_normalised()
-            .is_some_and(|v| v == "SHA1" || v == "MD5")
-    });
+    let weak = f.servers_where(|_, e| e.machine_key.validation_alg().is_some_and(|v| v.is_weak()));
     if weak.is_empty() {
         return Vec::new();
     }
@@ -1115,4 +1300,179 @@ fn weak_validation(f: &SiteFacts<'_>) -> Vec<Raised> {
         list(&weak)
     );
     vec![raise(Severity::Info, weak, message)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::DemoFarm;
+    use crate::farm::scan_all;
+    use crate::inventory::Inventory;
+    use crate::scan::{FileProblem, ServerScan};
+    use crate::transport::ConnectOptions;
+
+    fn consistent_farm() -> Vec<ServerScan> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/farms/consistent/farmkey.toml");
+        let inv = Inventory::load(&path).unwrap();
+        scan_all(&inv.servers, ConnectOptions::default(), 2)
+    }
+
+    fn fail(scans: &mut [ServerScan], server: &str, failure: ServerFailure) {
+        let scan = scans.iter_mut().find(|s| s.name == server).unwrap();
+        scan.result = Err(failure);
+    }
+
+    fn verdicts(report: &FarmReport) -> Vec<(&str, SiteVerdict, Vec<&str>)> {
+        report
+            .sites
+            .iter()
+            .map(|s| (s.site.as_str(), s.verdict(), s.unverified_on().collect()))
+            .collect()
+    }
+
+    #[test]
+    fn a_farm_read_whole_and_alike_is_in_step() {
+        let report = analyze(&consistent_farm(), &Selection::default());
+        assert!(!report.sites.is_empty());
+        for site in &report.sites {
+            assert_eq!(site.verdict(), SiteVerdict::InStep, "{}", site.site);
+            assert_eq!(site.consistent(), Some(true));
+        }
+        assert!(!report.needs_attention());
+    }
+
+    #[test]
+    fn a_server_not_read_leaves_every_site_unverified() {
+        for failure in [
+            ServerFailure::Unreachable("connection refused".into()),
+            ServerFailure::HostKeyChanged("the host key changed".into()),
+            ServerFailure::Unreadable(FileProblem {
+                path: "C:\\Windows\\System32\\inetsrv\\config\\applicationHost.config".into(),
+                message: "not well-formed".into(),
+            }),
+        ] {
+            let mut scans = consistent_farm();
+            fail(&mut scans, "web02", failure.clone());
+            let report = analyze(&scans, &Selection::default());
+            assert!(!report.sites.is_empty());
+            for site in &report.sites {
+                assert_eq!(site.verdict(), SiteVerdict::Unverified, "{}", site.site);
+                assert_eq!(site.consistent(), None);
+                assert_eq!(site.unverified.len(), 1);
+                let why = &site.unverified[0].why;
+                match &failure {
+                    ServerFailure::Unreachable(m) => {
+                        assert_eq!(why, &NotRead::Unreachable(m.clone()))
+                    }
+                    ServerFailure::HostKeyChanged(m) => {
+                        assert_eq!(why, &NotRead::HostKeyRefused(m.clone()))
+                    }
+                    ServerFailure::Unreadable(p) => {
+                        assert_eq!(why, &NotRead::ServerUnreadable(p.to_string()))
+                    }
+                }
+                // Not absent: nobody knows whether it hosts the site.
+                assert!(site.absent_on.is_empty());
+            }
+            assert!(report.needs_attention());
+        }
+    }
+
+    #[test]
+    fn a_server_still_being_read_leaves_every_site_unverified() {
+        let mut scans = consistent_farm();
+        scans.retain(|s| s.name == "web01");
+        let report = analyze_while_reading(
+            &scans,
+            &["web02".to_string()],
+            &Selection::default(),
+            &DisclosedKeys::shipped(),
+        );
+        assert!(!report.sites.is_empty());
+        for site in &report.sites {
+            assert_eq!(site.verdict(), SiteVerdict::Unverified);
+            assert_eq!(site.unverified[0].why, NotRead::Pending);
+        }
+    }
+
+    #[test]
+    fn an_unreadable_site_is_unverified_on_that_server_only() {
+        let mut scans = consistent_farm();
+        let Ok(config) = &mut scans[1].result else {
+            panic!("web02 reads")
+        };
+        let app = config
+            .apps
+            .iter_mut()
+            .find(|a| a.app.id == "Flowtime")
+            .unwrap();
+        app.effective = Err(FileProblem {
+            path: "C:\\inetpub\\Flowtime\\web.config".into(),
+            message: "permission denied".into(),
+        });
+        let report = analyze(&scans, &Selection::default());
+        for (site, verdict, on) in verdicts(&report) {
+            if site == "Flowtime" {
+                assert_eq!((verdict, on), (SiteVerdict::Unverified, vec!["web02"]));
+            } else {
+                assert_eq!((verdict, on), (SiteVerdict::InStep, vec![]), "{site}");
+            }
+        }
+        let flowtime = report.site("Flowtime").unwrap();
+        assert_eq!(
+            flowtime.unverified[0].why.to_string(),
+            "unreadable: C:\\inetpub\\Flowtime\\web.config: permission denied"
+        );
+        assert!(report.needs_attention());
+    }
+
+    #[test]
+    fn a_components_entry_that_holds_nothing_is_reported_once_every_server_was_read() {
+        let selection = Selection {
+            components: Components::named([(Component::Flowtime, vec!["Flowtme".into()])]),
+            ..Selection::default()
+        };
+        let missing = |report: &FarmReport| -> Vec<String> {
+            report
+                .findings
+                .iter()
+                .filter(|f| f.code == Code::SiteMissing)
+                .map(|f| f.message.clone())
+                .collect()
+        };
+        let scans = consistent_farm();
+        let report = analyze(&scans, &selection);
+        assert_eq!(
+            missing(&report),
+            [
+                "the inventory's [components] lists \"Flowtme\" for Flowtime, but no site or application of that name exists on web01 and web02; check the name (ids are `Site` or `Site/app`)"
+            ]
+        );
+        // While the console still reads web02, it may be there: not yet.
+        let report = analyze_while_reading(
+            &scans[..1],
+            &["web02".to_string()],
+            &selection,
+            &DisclosedKeys::shipped(),
+        );
+        assert_eq!(missing(&report), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_difference_among_the_servers_read_stays_out_of_step() {
+        let demo = DemoFarm::new().unwrap();
+        let mut scans = scan_all(&demo.inventory.servers, ConnectOptions::default(), 3);
+        // web02 and web03 still hold different Flowtime keys.
+        fail(
+            &mut scans,
+            "web01",
+            ServerFailure::Unreachable("timed out".into()),
+        );
+        let report = analyze(&scans, &Selection::default());
+        let flowtime = report.site("Flowtime").unwrap();
+        assert_eq!(flowtime.verdict(), SiteVerdict::Drifted);
+        assert_eq!(flowtime.consistent(), Some(false));
+        assert_eq!(flowtime.unverified_on().collect::<Vec<_>>(), ["web01"]);
+    }
 }

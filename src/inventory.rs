@@ -1,6 +1,8 @@
 //! The inventory: a TOML file that lists the servers of a farm.
 
+use crate::config::apphost::{Component, Components, normalise_id};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -186,6 +188,9 @@ impl Server {
 pub struct Inventory {
     pub path: PathBuf,
     pub servers: Vec<Server>,
+    /// `[components]`: the sites and applications of the components it
+    /// names; the others are recognised by evidence.
+    pub components: Components,
 }
 
 #[derive(Deserialize, Default)]
@@ -238,6 +243,9 @@ struct RawInventory {
     defaults: RawSettings,
     #[serde(default)]
     servers: Vec<Spanned<RawServer>>,
+    /// Component name to its sites or applications (`Site`, `Site/app`).
+    #[serde(default)]
+    components: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
 }
 
 impl Inventory {
@@ -341,11 +349,90 @@ impl Inventory {
                 "no servers: add at least one [[servers]] table".into(),
             ));
         }
+        let components = components(&raw.components).map_err(|(o, m)| err(Some(o), m))?;
         Ok(Inventory {
             path: path.to_path_buf(),
             servers,
+            components,
         })
     }
+}
+
+/// `[components]`: known component names, non-empty lists of non-empty
+/// ids, none listed twice.
+fn components(
+    raw: &BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
+) -> Result<Components, (usize, String)> {
+    let names: Vec<&str> = Component::ALL.iter().map(|c| c.name()).collect();
+    let mut lists: Vec<(Component, Vec<String>)> = Vec::new();
+    let mut keys: Vec<(&str, Component)> = Vec::new();
+    let mut seen: Vec<(String, Component)> = Vec::new();
+    // In file order, so that an error names the later of two entries.
+    let mut entries: Vec<_> = raw.iter().collect();
+    entries.sort_by_key(|(_, ids)| ids.span().start);
+    for (key, ids) in entries {
+        let at = ids.span().start;
+        let Some(component) = Component::named(key) else {
+            return Err((
+                at,
+                format!(
+                    "[components]: unknown component {key:?}; expected one of: {}",
+                    names.join(", ")
+                ),
+            ));
+        };
+        // `Flowtime` and `flowtime` are two TOML keys but one component:
+        // merging their lists silently would hide a typo.
+        if let Some((first, _)) = keys.iter().find(|(_, c)| *c == component) {
+            return Err((
+                at,
+                format!(
+                    "[components]: {first:?} and {key:?} both name {}; list its sites under one key",
+                    component.name()
+                ),
+            ));
+        }
+        keys.push((key.as_str(), component));
+        if ids.get_ref().is_empty() {
+            return Err((
+                at,
+                format!(
+                    "[components]: {key:?} lists no site; name its sites or applications (\"Site\" or \"Site/app\"), or remove the key to recognise it by its name"
+                ),
+            ));
+        }
+        let mut list = Vec::new();
+        for id in ids.get_ref() {
+            let text = id.get_ref().trim();
+            // Compared as they will be matched: `Portal\\flow` is `portal/flow`.
+            let key_of = normalise_id(text).to_lowercase();
+            if key_of.is_empty() {
+                return Err((
+                    id.span().start,
+                    format!("[components]: {key:?} lists an empty site name"),
+                ));
+            }
+            if let Some((_, other)) = seen.iter().find(|(k, _)| *k == key_of) {
+                let message = if *other == component {
+                    format!(
+                        "[components]: {text:?} is listed twice for {}",
+                        component.name()
+                    )
+                } else {
+                    format!(
+                        "[components]: {text:?} is listed for {} and for {}; an application is one component",
+                        other.name(),
+                        component.name()
+                    )
+                };
+                return Err((id.span().start, message));
+            }
+            seen.push((key_of, component));
+            list.push(text.to_string());
+        }
+        lists.push((component, list));
+    }
+    Ok(Components::named(lists))
 }
 
 const SETTING_KEYS: [&str; 7] = [
@@ -401,8 +488,12 @@ fn check_keys(table: &toml::Table, text: &str, path: &Path) -> Result<(), Invent
         }
     };
     for key in table.keys() {
-        if key != "defaults" && key != "servers" {
-            return Err(unknown(key, "the inventory", &["defaults", "servers"]));
+        if !["defaults", "servers", "components"].contains(&key.as_str()) {
+            return Err(unknown(
+                key,
+                "the inventory",
+                &["defaults", "servers", "components"],
+            ));
         }
     }
     if let Some(toml::Value::Table(d)) = table.get("defaults")
@@ -592,6 +683,94 @@ local_root = "./lab"
         assert_eq!(e.line, Some(1), "{e}");
 
         assert!(parse("").unwrap_err().message.contains("no servers"));
+    }
+
+    #[test]
+    fn components_name_sites_and_applications() {
+        let servers = "[[servers]]\nname = 'a'\nhost = 'h'\n";
+        let inv = parse(&format!(
+            "{servers}[components]\nFlowtime = [\"Flowtime\", \"Portal/flow\"]\n\"process togo\" = [\"TOGO\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            inv.components,
+            Components::named([
+                (
+                    Component::Flowtime,
+                    vec!["Flowtime".into(), "Portal/flow".into()]
+                ),
+                (Component::ProcessTogo, vec!["TOGO".into()]),
+            ])
+        );
+        assert_eq!(parse(servers).unwrap().components, Components::default());
+
+        let e = parse(&format!(
+            "{servers}[components]\nAdmin = [\"Cora Admin\"]\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.line, Some(5), "{e}");
+        assert!(
+            e.message.contains("unknown component \"Admin\"")
+                && e.message.contains("Flowtime, Administration, Process TOGO"),
+            "{e}"
+        );
+        let e = parse(&format!("{servers}[components]\nFlowtime = []\n")).unwrap_err();
+        assert_eq!(e.line, Some(5), "{e}");
+        assert!(e.message.contains("lists no site"), "{e}");
+        let e = parse(&format!(
+            "{servers}[components]\nFlowtime = [\"Portal\"]\nAdministration = [\"x\", \" portal/ \"]\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.line, Some(6), "{e}");
+        assert!(
+            e.message
+                .contains("\"portal/\" is listed for Flowtime and for Administration"),
+            "{e}"
+        );
+        // Two keys for one component, told apart only by case or spaces.
+        let e = parse(&format!(
+            "{servers}[components]\nFlowtime = [\"Portal\"]\nflowtime = [\"Flow\"]\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.line, Some(6), "{e}");
+        assert!(
+            e.message.contains(
+                "\"Flowtime\" and \"flowtime\" both name Flowtime; list its sites under one key"
+            ),
+            "{e}"
+        );
+        let e = parse(&format!(
+            "{servers}[components]\n\"Process TOGO\" = [\"T\"]\nProcessTogo = [\"U\"]\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("\"Process TOGO\" and \"ProcessTogo\" both name Process TOGO"),
+            "{e}"
+        );
+        let e = parse(&format!(
+            "{servers}[components]\nFlowtime = [\"Portal\", \"PORTAL\"]\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("\"PORTAL\" is listed twice for Flowtime"),
+            "{e}"
+        );
+        // One application, whatever its slashes.
+        let e = parse(&format!(
+            "{servers}[components]\nFlowtime = [\"Portal/flow\"]\nAdministration = [\"/portal\\\\FLOW/\"]\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("is listed for Flowtime and for Administration"),
+            "{e}"
+        );
+        let e = parse(&format!("{servers}[components]\nFlowtime = [\"/\"]\n")).unwrap_err();
+        assert!(e.message.contains("empty site name"), "{e}");
+        let e = parse(&format!("{servers}[component]\nFlowtime = [\"x\"]\n")).unwrap_err();
+        assert!(e.message.contains("unknown key `component`"), "{e}");
     }
 
     #[test]

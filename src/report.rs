@@ -2,8 +2,9 @@
 //! fingerprints only; the table shows what servers sent through
 //! [`escape`](crate::safe_text::escape), the JSON exactly.
 
-use crate::analysis::{FarmReport, Finding, Instance, SiteReport};
-use crate::config::effective::{KeyState, Sourced};
+use crate::analysis::{FarmReport, Finding, Instance, SiteReport, SiteVerdict};
+use crate::config::machine_key::KeyState;
+use crate::config::record::Sourced;
 use crate::keys::{KeyPurpose, mask_key_text};
 use crate::safe_text::escape;
 use serde::Serialize;
@@ -23,8 +24,10 @@ struct JsonReport<'a> {
 struct JsonSite<'a> {
     site: &'a str,
     component: Option<&'static str>,
-    consistent: bool,
+    /// Null when a server that may host it was not read.
+    consistent: Option<bool>,
     absent_on: &'a [String],
+    unverified_on: Vec<&'a str>,
     instances: Vec<JsonInstance<'a>>,
     findings: Vec<JsonFinding<'a>>,
 }
@@ -43,7 +46,7 @@ struct JsonKey<'a> {
     fingerprint: Option<String>,
     source: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
+    reason: Option<String>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     modifiers: &'a [String],
     /// On a list of publicly disclosed keys.
@@ -89,7 +92,7 @@ fn key_json<'a>(
         fingerprint: state.fingerprint(),
         source: source.source.to_string(),
         reason: match state {
-            KeyState::Invalid { reason } => Some(reason),
+            KeyState::Invalid { reason } => Some(reason.to_string()),
             _ => None,
         },
         modifiers: state.modifiers(),
@@ -165,6 +168,7 @@ fn site_json(s: &SiteReport) -> JsonSite<'_> {
         component: s.component.map(|c| c.name()),
         consistent: s.consistent(),
         absent_on: &s.absent_on,
+        unverified_on: s.unverified_on().collect(),
         instances: s.instances.iter().map(instance_json).collect(),
         findings: s.findings.iter().map(finding_json).collect(),
     }
@@ -199,10 +203,13 @@ fn render_table(rows: &[Vec<String>]) -> String {
         .map(|r| r.iter().map(|c| escape(c).into_owned()).collect())
         .collect();
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    // A row's last cell is not padded, so a long one (a reason) does not
+    // widen its column.
     let widths: Vec<usize> = (0..cols)
         .map(|c| {
             rows.iter()
-                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .filter(|r| c + 1 < r.len())
+                .map(|r| r[c].chars().count())
                 .max()
                 .unwrap_or(0)
         })
@@ -248,7 +255,10 @@ pub fn to_table(report: &FarmReport) -> String {
     out.push_str(&render_table(&rows));
     out.push('\n');
 
-    if report.sites.is_empty() {
+    if report.sites.is_empty() && report.servers.iter().all(|s| s.error.is_some()) {
+        // Nothing was looked at: "no sites found" would be read as none there.
+        out.push_str("No site was verified: no server could be read.\n");
+    } else if report.sites.is_empty() {
         out.push_str("No Cora sites found (use --all-sites to list every IIS application).\n");
     } else {
         let mut rows = vec![
@@ -267,7 +277,11 @@ pub fn to_table(report: &FarmReport) -> String {
             .to_vec(),
         ];
         for site in &report.sites {
-            let mark = if site.consistent() { "" } else { " !" };
+            let mark = match site.verdict() {
+                SiteVerdict::InStep => "",
+                SiteVerdict::Drifted => " !",
+                SiteVerdict::Unverified => " ?",
+            };
             for (n, i) in site.instances.iter().enumerate() {
                 let name = if n == 0 {
                     format!("{}{mark}", site.site)
@@ -310,6 +324,19 @@ pub fn to_table(report: &FarmReport) -> String {
                     absent.clone(),
                     "-".into(),
                     "(site absent)".into(),
+                ]);
+            }
+            // Servers not read at all: each may host the site.
+            for u in site
+                .unverified
+                .iter()
+                .filter(|u| site.instance(&u.server).is_none())
+            {
+                rows.push(vec![
+                    String::new(),
+                    u.server.clone(),
+                    "-".into(),
+                    format!("(not read: {})", u.why),
                 ]);
             }
         }

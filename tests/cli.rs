@@ -156,10 +156,29 @@ fn scan_json_follows_the_contract() {
             .unwrap()
             .contains("applicationHost.config")
     );
+    // A site's fields in the order README's contract shows them.
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    let first_site = &text[text.find("\"sites\"").unwrap()..];
+    let at = |field: &str| first_site.find(&format!("\"{field}\":")).unwrap();
+    let order = [
+        "site",
+        "component",
+        "consistent",
+        "absent_on",
+        "unverified_on",
+        "instances",
+    ];
+    assert!(
+        order.windows(2).all(|w| at(w[0]) < at(w[1])),
+        "{first_site}"
+    );
     let site = &json["sites"][0];
     assert_eq!(site["site"], "Flowtime");
     assert_eq!(site["component"], "Flowtime");
-    assert_eq!(site["consistent"], false);
+    // web02's web.config and web03's applicationHost.config are unreadable:
+    // nothing read differs, and nobody can say it is in step.
+    assert_eq!(site["consistent"], serde_json::Value::Null);
+    assert_eq!(site["unverified_on"], serde_json::json!(["web02", "web03"]));
     let inst = &site["instances"][0];
     assert_eq!(inst["server"], "web01");
     assert_eq!(inst["config_path"], "C:\\inetpub\\Flowtime\\web.config");
@@ -305,6 +324,309 @@ fn a_missing_local_root_is_an_unreachable_server() {
     );
     assert_eq!(json["findings"][0]["code"], "unreachable");
     assert_eq!(json["sites"][0]["instances"].as_array().unwrap().len(), 1);
+    assert_eq!(json["sites"][0]["consistent"], serde_json::Value::Null);
+    assert_eq!(
+        json["sites"][0]["unverified_on"],
+        serde_json::json!(["gone"])
+    );
+}
+
+/// The consistent farm with a third server, `web03`, in the inventory.
+fn farm_with_web03() -> tempfile::TempDir {
+    let dir = farm_copy("consistent");
+    let mut inv = fs::read_to_string(dir.path().join("farmkey.toml")).unwrap();
+    inv.push_str("\n[[servers]]\nname = \"web03\"\nlocal_root = \"web03\"\n");
+    fs::write(dir.path().join("farmkey.toml"), inv).unwrap();
+    dir
+}
+
+/// The site of this name in `scan --format json`'s output.
+fn site_json(json: &serde_json::Value, name: &str) -> serde_json::Value {
+    json["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["site"] == name)
+        .unwrap()
+        .clone()
+}
+
+fn scan_of(dir: &std::path::Path, format: &str) -> (Option<i32>, String) {
+    let out = farmkey()
+        .args(["scan", "--format", format, "-i"])
+        .arg(dir.join("farmkey.toml"))
+        .output()
+        .unwrap();
+    assert_no_key(&out.stdout);
+    (out.status.code(), String::from_utf8(out.stdout).unwrap())
+}
+
+#[test]
+fn a_site_with_an_unread_server_is_never_consistent() {
+    // web01 and web02 agree; web03 is not read: its folder is missing, then
+    // its applicationHost.config is malformed.
+    let dir = farm_with_web03();
+    let apphost = "C:/Windows/System32/inetsrv/config/applicationHost.config";
+    for (case, reason) in [
+        ("missing", "unreachable: "),
+        ("malformed", "its IIS configuration is unreadable: "),
+    ] {
+        if case == "malformed" {
+            let file = dir.path().join("web03").join(apphost);
+            fs::create_dir_all(file.parent().unwrap()).unwrap();
+            fs::write(&file, "<configuration><system.applicationHost>").unwrap();
+        }
+        let (code, text) = scan_of(dir.path(), "json");
+        assert_eq!(code, Some(1), "{case}: not 0 while a server is unread");
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let sites = json["sites"].as_array().unwrap();
+        assert_eq!(sites.len(), 2, "{case}: {text}");
+        for site in sites {
+            assert_eq!(
+                site["consistent"],
+                serde_json::Value::Null,
+                "{case}: {site}"
+            );
+            assert_eq!(
+                site["unverified_on"],
+                serde_json::json!(["web03"]),
+                "{case}"
+            );
+            assert_eq!(site["absent_on"], serde_json::json!([]), "{case}");
+        }
+
+        let (code, text) = scan_of(dir.path(), "table");
+        assert_eq!(code, Some(1));
+        // The site marked, and web03's row under every site, with why.
+        for site in ["Flowtime ?", "Sequence Administration ?"] {
+            assert!(text.contains(site), "{case}: {text}");
+        }
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("web03") && l.contains("(not read: "))
+            .collect();
+        assert_eq!(rows.len(), 2, "{case}: {text}");
+        assert!(rows.iter().all(|r| r.contains(reason)), "{case}: {text}");
+        assert!(!text.contains("every site is in step"), "{text}");
+    }
+
+    // Read again, the same farm is in step and exits 0.
+    fs::remove_dir_all(dir.path().join("web03")).unwrap();
+    copy_tree(&dir.path().join("web02"), &dir.path().join("web03"));
+    let (code, text) = scan_of(dir.path(), "json");
+    assert_eq!(code, Some(0), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for site in json["sites"].as_array().unwrap() {
+        assert_eq!(site["consistent"], true);
+        assert_eq!(site["unverified_on"], serde_json::json!([]));
+    }
+}
+
+#[test]
+fn site_selection_with_an_unread_server_never_says_consistent() {
+    let dir = farm_with_web03();
+    let scan = |args: &[&str]| -> (Option<i32>, serde_json::Value) {
+        let out = farmkey()
+            .args(["scan", "--format", "json", "-i"])
+            .arg(dir.path().join("farmkey.toml"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            serde_json::from_slice(&out.stdout).unwrap(),
+        )
+    };
+    for args in [&["--site", "flowtime"][..], &["--all-sites"]] {
+        let (code, json) = scan(args);
+        assert_eq!(code, Some(1), "{args:?}");
+        let sites = json["sites"].as_array().unwrap();
+        assert!(!sites.is_empty(), "{args:?}");
+        for site in sites {
+            assert_eq!(site["consistent"], serde_json::Value::Null, "{args:?}");
+            assert_eq!(site["unverified_on"], serde_json::json!(["web03"]));
+        }
+    }
+    // Named but on no server read: missing there, and web03 may hold it.
+    let (code, json) = scan(&["--site", "Nope"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(json["sites"], serde_json::json!([]));
+    let missing = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "site-missing")
+        .unwrap();
+    assert_eq!(
+        missing["message"],
+        "no site or application named \"Nope\" exists on web01 and web02 (web03, not read, may hold it); check the name (ids are `Site` or `Site/app`)"
+    );
+}
+
+#[test]
+fn an_unreadable_site_is_unverified_on_its_server_only() {
+    let dir = farm_copy("consistent");
+    fs::write(
+        dir.path().join("web02/C:/inetpub/Flowtime/web.config"),
+        "<configuration><system.web>",
+    )
+    .unwrap();
+    let (code, text) = scan_of(dir.path(), "json");
+    assert_eq!(code, Some(1));
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let site = |name: &str| site_json(&json, name);
+    assert_eq!(site("Flowtime")["consistent"], serde_json::Value::Null);
+    assert_eq!(
+        site("Flowtime")["unverified_on"],
+        serde_json::json!(["web02"])
+    );
+    assert_eq!(site("Sequence Administration")["consistent"], true);
+}
+
+/// Renames `Sequence Administration` (at `D:\Cora\Administration`) to
+/// `Portal` and adds WSUS's site, on both servers.
+fn farm_with_microsoft_sites(components: &str) -> tempfile::TempDir {
+    let dir = farm_copy("consistent");
+    for server in ["web01", "web02"] {
+        let file = dir
+            .path()
+            .join(server)
+            .join("C:/Windows/System32/inetsrv/config/applicationHost.config");
+        let text = fs::read_to_string(&file)
+            .unwrap()
+            .replace("name=\"Sequence Administration\"", "name=\"Portal\"")
+            .replace(
+                "<applicationDefaults applicationPool",
+                r#"<site name="WSUS Administration" id="9"><application path="/"><virtualDirectory path="/" physicalPath="C:\Program Files\Update Services\WebServices\Root" /></application></site>
+      <applicationDefaults applicationPool"#,
+            );
+        fs::write(&file, text).unwrap();
+    }
+    let inv = dir.path().join("farmkey.toml");
+    let mut text = fs::read_to_string(&inv).unwrap();
+    text.push_str(components);
+    fs::write(&inv, text).unwrap();
+    dir
+}
+
+#[test]
+fn components_are_recognised_by_evidence_or_named_by_the_inventory() {
+    let shown = |components: &str| -> Vec<(String, String)> {
+        let dir = farm_with_microsoft_sites(components);
+        let (_, text) = scan_of(dir.path(), "json");
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        json["sites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["site"].as_str().unwrap().to_string(),
+                    s["component"].as_str().unwrap_or("-").to_string(),
+                )
+            })
+            .collect()
+    };
+    let pairs = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+        p.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    // WSUS's "Administration" is not Cora's; Portal is, by its folder.
+    assert_eq!(
+        shown(""),
+        pairs(&[("Flowtime", "Flowtime"), ("Portal", "Administration")])
+    );
+    // Named in the inventory: exactly what it lists.
+    assert_eq!(
+        shown("\n[components]\nAdministration = [\"Cora Admin\"]\n"),
+        pairs(&[("Flowtime", "Flowtime")])
+    );
+    assert_eq!(
+        shown("\n[components]\n\"Process TOGO\" = [\"portal\"]\n"),
+        pairs(&[("Flowtime", "Flowtime"), ("Portal", "Process TOGO")])
+    );
+    // A bad entry is an inventory error, named by file and line.
+    let dir = farm_with_microsoft_sites("\n[components]\nAdmin = [\"Portal\"]\n");
+    farmkey()
+        .args(["scan", "-i"])
+        .arg(dir.path().join("farmkey.toml"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("farmkey.toml:"))
+        .stderr(predicate::str::contains("unknown component \"Admin\""));
+}
+
+#[test]
+fn a_components_entry_that_holds_nothing_is_a_finding_not_silence() {
+    // A typo in the inventory: by evidence Flowtime would show; named,
+    // it is exactly "Flowtme", which no server has.
+    let dir = farm_with_microsoft_sites("\n[components]\nFlowtime = [\"Flowtme\"]\n");
+    let (code, text) = scan_of(dir.path(), "json");
+    assert_eq!(code, Some(1), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let missing: Vec<&serde_json::Value> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "site-missing")
+        .collect();
+    assert_eq!(missing.len(), 1, "{text}");
+    assert_eq!(missing[0]["servers"], serde_json::json!(["web01", "web02"]));
+    assert!(
+        missing[0]["message"].as_str().unwrap().contains(
+            "the inventory's [components] lists \"Flowtme\" for Flowtime, but no site or application of that name exists on web01 and web02"
+        ),
+        "{text}"
+    );
+    // Spelled right, it holds the site and there is nothing to say.
+    let dir = farm_with_microsoft_sites("\n[components]\nFlowtime = [\"flowtime\"]\n");
+    let (code, text) = scan_of(dir.path(), "json");
+    assert_eq!(code, Some(0), "{text}");
+
+    // Two keys for one component: an inventory error naming both.
+    let dir = farm_with_microsoft_sites(
+        "\n[components]\nFlowtime = [\"Flowtime\"]\nflowtime = [\"Portal\"]\n",
+    );
+    farmkey()
+        .args(["scan", "-i"])
+        .arg(dir.path().join("farmkey.toml"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("farmkey.toml:"))
+        .stderr(predicate::str::contains(
+            "\"Flowtime\" and \"flowtime\" both name Flowtime",
+        ));
+}
+
+#[test]
+fn a_farm_with_no_server_read_says_no_site_was_verified() {
+    let dir = farm_copy("consistent");
+    fs::remove_dir_all(dir.path().join("web01")).unwrap();
+    fs::remove_dir_all(dir.path().join("web02")).unwrap();
+    let (code, text) = scan_of(dir.path(), "table");
+    assert_eq!(code, Some(1));
+    assert!(
+        text.contains("No site was verified: no server could be read."),
+        "{text}"
+    );
+    assert!(!text.contains("No Cora sites found"), "{text}");
+    // A push cannot say the site is not there: nobody looked.
+    farmkey()
+        .args([
+            "push",
+            "--site",
+            "Flowtime",
+            "--generate",
+            "--dry-run",
+            "-i",
+        ])
+        .arg(dir.path().join("farmkey.toml"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "no site \"Flowtime\" in the scan; web01 and web02 could not be read and may hold it",
+        ));
 }
 
 #[test]
@@ -448,15 +770,7 @@ fn disclosed_keys_come_first_in_the_table_and_json() {
     assert_eq!(out.status.code(), Some(1));
     assert_no_key(&out.stdout);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let site = |name: &str| {
-        json["sites"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["site"] == name)
-            .unwrap()
-            .clone()
-    };
+    let site = |name: &str| site_json(&json, name);
     let flowtime = site("Flowtime");
     // The same key set on both servers, and still not consistent.
     assert_eq!(flowtime["consistent"], false);

@@ -48,8 +48,14 @@ fn fixed_demo() -> (tempfile::TempDir, Inventory) {
 
 fn app(theme: &str) -> (tempfile::TempDir, App) {
     let (dir, inv) = fixed_demo();
+    let app = console_on("demo farm", &inv, theme, inv.servers.len());
+    (dir, app)
+}
+
+/// A console on `inv` that has the scans of its first `read` servers.
+fn console_on(title: &str, inv: &Inventory, theme: &str, read: usize) -> App {
     let mut app = App::new(
-        "demo farm".into(),
+        title.into(),
         inv.servers.clone(),
         Theme::built_in(theme, false).unwrap(),
         symbols::UNICODE,
@@ -59,6 +65,7 @@ fn app(theme: &str) -> (tempfile::TempDir, App) {
     for (index, mut scan) in scan_all(&inv.servers, ConnectOptions::default(), 3)
         .into_iter()
         .enumerate()
+        .take(read)
     {
         scan.elapsed = Duration::from_millis(120 + 10 * index as u64);
         app.update(Msg::Scan {
@@ -71,7 +78,7 @@ fn app(theme: &str) -> (tempfile::TempDir, App) {
     }
     // The terminal most tests draw it on, as the runtime says first.
     resize(&mut app, 80, 24);
-    (dir, app)
+    app
 }
 
 fn key(app: &mut App, code: KeyCode) {
@@ -1530,4 +1537,156 @@ fn history_says_auto_where_the_matrix_does() {
         text.contains("validationKey auto, decryptionKey auto") && !text.contains("Key ?"),
         "{text}"
     );
+}
+
+/// The consistent farm and `web03`, whose applicationHost.config is not
+/// well-formed (a reason without a temporary path, for the snapshots).
+/// `scans` says how many of its servers have been read.
+fn farm_with_unread_web03(theme: &str, scans: usize) -> (tempfile::TempDir, App) {
+    let dir = support::farm_copy("consistent");
+    let inv_path = dir.path().join("farmkey.toml");
+    let mut text = std::fs::read_to_string(&inv_path).unwrap();
+    text.push_str("\n[[servers]]\nname = \"web03\"\nlocal_root = \"web03\"\n");
+    std::fs::write(&inv_path, text).unwrap();
+    let apphost = dir
+        .path()
+        .join("web03/C:/Windows/System32/inetsrv/config/applicationHost.config");
+    std::fs::create_dir_all(apphost.parent().unwrap()).unwrap();
+    std::fs::write(&apphost, "<configuration><system.applicationHost>").unwrap();
+    let inv = Inventory::load(&inv_path).unwrap();
+    let app = console_on("lab farm", &inv, theme, scans);
+    (dir, app)
+}
+
+#[test]
+fn a_site_with_an_unread_server_has_no_tick() {
+    for theme in ["default", "mono"] {
+        let (_dir, mut a) = farm_with_unread_web03(theme, 3);
+        let text = format!("{}", render(&a, 80, 24).backend());
+        assert!(text.contains("sites 2, ? 2 unverified"), "{text}");
+        assert!(!text.contains('✓'), "no tick: {text}");
+        // Reached, its applicationHost.config not well-formed: unreadable,
+        // not unreachable.
+        assert!(text.contains("✗ unreadable"), "{text}");
+        assert!(!text.contains("unreachable"), "{text}");
+        snap("matrix_unverified", &mut a);
+        // The detail says which server was not read, and why.
+        keys(&mut a, "\n");
+        let page = whole_detail(&mut a);
+        assert!(
+            page.iter()
+                .any(|l| l.contains("? unverified: not read on web03")),
+            "{page:#?}"
+        );
+        assert!(
+            page.iter().any(|l| l.contains(
+                "web03  ? not read: its IIS configuration is unreadable: C:\\Windows\\System32"
+            )),
+            "{page:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_server_still_being_read_leaves_no_tick() {
+    // web01 and web02 are read and agree; web03 is still being read.
+    let (_dir, a) = farm_with_unread_web03("default", 2);
+    let text = format!("{}", render(&a, 80, 24).backend());
+    assert!(text.contains("? 2 unverified"), "{text}");
+    assert!(!text.contains('✓'), "no tick: {text}");
+}
+
+#[test]
+fn the_findings_screen_has_no_tick_before_every_server_is_read() {
+    let (_dir, mut a) = farm_with_unread_web03("default", 0);
+    keys(&mut a, "3");
+    let text = format!("{}", render(&a, 80, 24).backend());
+    assert!(
+        text.contains("No findings yet: 3 server(s) still being read."),
+        "{text}"
+    );
+    assert!(!text.contains('✓'), "no tick: {text}");
+}
+
+#[test]
+fn a_narrow_header_keeps_every_count_of_the_sites() {
+    // web03 still being read: the words do not fit at 60 columns (the
+    // count was cut off), the marks do, the title giving way.
+    let (_dir, mut a) = farm_with_unread_web03("default", 2);
+    resize(&mut a, 60, 16);
+    let t = render(&a, 60, 16);
+    let header: String = format!("{}", t.backend()).lines().next().unwrap().into();
+    assert!(
+        header.contains("servers 2 ok, 1 scanning") && header.contains("│ sites 2, ? 2"),
+        "{header}"
+    );
+    // The demo's drift in words where it fits, by its mark where not.
+    let (_demo, mut d) = app("default");
+    let wide = format!("{}", render(&d, 80, 24).backend());
+    assert!(wide.contains("sites 3, 3 out of step "), "{wide}");
+    // web01 rescanned: the servers' counts grow by "1 scanning".
+    d.update(Msg::Scan {
+        generation: 1,
+        event: ScanEvent::Stage {
+            index: 0,
+            stage: farmkey::scan::Stage::Connecting,
+        },
+    });
+    resize(&mut d, 60, 16);
+    let narrow = format!("{}", render(&d, 60, 16).backend());
+    let header = narrow.lines().next().unwrap();
+    assert!(header.contains("sites 3, ≠ 3"), "{header}");
+}
+
+#[test]
+fn a_refused_host_key_is_said_in_the_cell_and_the_panel() {
+    let dir = support::farm_copy("consistent");
+    let inv = Inventory::load(&dir.path().join("farmkey.toml")).unwrap();
+    let mut a = console_on("lab farm", &inv, "default", 1);
+    a.update(Msg::Scan {
+        generation: 1,
+        event: ScanEvent::Finished {
+            index: 1,
+            scan: Box::new(farmkey::scan::ServerScan {
+                name: "web02".into(),
+                address: "web02".into(),
+                result: Err(farmkey::scan::ServerFailure::HostKeyChanged(
+                    "WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED for web02".into(),
+                )),
+                elapsed: Duration::from_millis(5),
+            }),
+        },
+    });
+    resize(&mut a, 120, 40);
+    let text = format!("{}", render(&a, 120, 40).backend());
+    assert!(text.contains("✗ host key"), "{text}");
+    assert!(
+        text.contains(
+            "? not read on web02: host key refused: WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains('✓'), "no tick: {text}");
+}
+
+#[test]
+fn a_farm_with_no_server_read_says_no_site_was_verified() {
+    let dir = support::farm_copy("consistent");
+    for server in ["web01", "web02"] {
+        std::fs::remove_dir_all(dir.path().join(server)).unwrap();
+    }
+    let inv = Inventory::load(&dir.path().join("farmkey.toml")).unwrap();
+    let a = console_on("lab farm", &inv, "default", 2);
+    let text = format!("{}", render(&a, 80, 24).backend());
+    assert!(
+        text.contains("No site was verified: no server could be read"),
+        "{text}"
+    );
+    assert!(!text.contains("No Cora sites found"), "{text}");
+}
+
+/// The rows of the page shown, on a terminal tall enough for all of them.
+fn whole_detail(a: &mut App) -> Vec<String> {
+    resize(a, 120, 200);
+    panel_rows(a, 120, 200)
 }

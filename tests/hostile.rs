@@ -112,6 +112,7 @@ impl Farm {
             &Selection {
                 all_sites: true,
                 sites: vec![],
+                ..Default::default()
             },
         )
     }
@@ -656,6 +657,7 @@ fn over_sftp_modes_are_kept_on_linux_servers_and_never_sent_to_windows_ones() {
         &Selection {
             all_sites: true,
             sites: vec![],
+            ..Default::default()
         },
     );
     let mut sessions = Sessions::new(inv.servers.clone(), opts.clone());

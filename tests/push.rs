@@ -136,6 +136,7 @@ fn report_of(inventory: &Inventory) -> FarmReport {
         &Selection {
             all_sites: true,
             sites: vec![],
+            ..Default::default()
         },
     )
 }
@@ -2612,7 +2613,11 @@ fn a_key_kept_in_a_config_source_file_is_pushed_and_rolled_back_there() {
     }
     let after = report();
     let flowtime = after.site("Flowtime").unwrap();
-    assert!(flowtime.consistent(), "{:?}", flowtime.findings);
+    assert!(
+        flowtime.consistent() == Some(true),
+        "{:?}",
+        flowtime.findings
+    );
     for inst in &flowtime.instances {
         let source = &inst
             .effective
@@ -2792,7 +2797,11 @@ fn pushes_of_a_config_source_site_meet_at_one_lock_and_never_split_it() {
     assert_eq!([sf.read("web01", KEYS), sf.read("web02", KEYS)], after_a);
     let report = sf.report();
     let flowtime = report.site("Flowtime").unwrap();
-    assert!(flowtime.consistent(), "{:?}", flowtime.findings);
+    assert!(
+        flowtime.consistent() == Some(true),
+        "{:?}",
+        flowtime.findings
+    );
 }
 
 /// `--keep-partial` keeps the servers already pushed, never a server half

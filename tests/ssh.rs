@@ -2,7 +2,7 @@
 
 mod support;
 
-use farmkey::analysis::{FarmReport, Selection, analyze};
+use farmkey::analysis::{FarmReport, NotRead, Selection, SiteVerdict, analyze};
 use farmkey::farm::scan_all;
 use farmkey::inventory::Inventory;
 use farmkey::transport::{
@@ -226,6 +226,25 @@ fn a_changed_host_key_is_refused_and_never_replaced() {
             .filter(|s| s.name != "web02")
             .all(|s| s.reachable)
     );
+    // Refused, not merely unreachable: every site unverified on it, saying so.
+    assert!(!report.sites.is_empty());
+    for site in &report.sites {
+        assert_ne!(site.verdict(), SiteVerdict::InStep, "{}", site.site);
+        let why = &site
+            .unverified
+            .iter()
+            .find(|u| u.server == "web02")
+            .unwrap()
+            .why;
+        assert!(
+            matches!(why, NotRead::HostKeyRefused(m) if m.contains("HAS CHANGED")),
+            "{why:?}"
+        );
+        assert!(
+            why.to_string().starts_with("host key refused: WARNING"),
+            "{why}"
+        );
+    }
 }
 
 #[test]
@@ -303,8 +322,56 @@ fn closed_port_and_frozen_server_are_unreachable_within_the_timeout() {
             row("unreachable", "error", "(farm)", "web04")
         ]
     );
-    // The other servers' sites are reported normally.
+    // The other servers' sites are reported normally, none in step: the
+    // server that timed out and the one that refused may host each.
     assert_eq!(report.site("Flowtime").unwrap().instances.len(), 2);
+    for site in &report.sites {
+        assert_ne!(site.verdict(), SiteVerdict::InStep, "{}", site.site);
+        assert_eq!(
+            site.unverified_on().collect::<Vec<_>>(),
+            ["web03", "web04"],
+            "{}",
+            site.site
+        );
+    }
+}
+
+/// A farm in step over SSH until one sshd goes away: then no site is
+/// consistent, each is unverified on it, and `scan` exits 1.
+#[test]
+fn a_server_whose_sshd_is_gone_leaves_every_site_unverified() {
+    let fixture = farm_fixture("consistent");
+    let mut farm = SshFarm::from_fixture(&fixture, &["web01", "web02"], Options::default());
+    let inv = farm.inventory("");
+    let (code, json) = scan_json(&farm, &[], &inv, &[]);
+    assert_eq!(code, 0, "{json}");
+    for site in json["sites"].as_array().unwrap() {
+        assert_eq!(site["consistent"], true, "{site}");
+    }
+
+    farm.server_mut("web02").kill();
+    let (code, json) = scan_json(&farm, &[], &inv, &[]);
+    assert_eq!(code, 1, "{json}");
+    assert_eq!(json["servers"][1]["reachable"], false);
+    let sites = json["sites"].as_array().unwrap();
+    assert_eq!(sites.len(), 2, "{json}");
+    for site in sites {
+        assert_eq!(site["consistent"], serde_json::Value::Null, "{site}");
+        assert_eq!(
+            site["unverified_on"],
+            serde_json::json!(["web02"]),
+            "{site}"
+        );
+    }
+    let report = scan_with(&inv, no_ssh_config(), &Selection::default());
+    for site in &report.sites {
+        assert_eq!(site.verdict(), SiteVerdict::Unverified, "{}", site.site);
+        assert!(
+            matches!(&site.unverified[0].why, NotRead::Unreachable(why) if why.contains("connection refused")),
+            "{:?}",
+            site.unverified
+        );
+    }
 }
 
 #[test]

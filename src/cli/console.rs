@@ -36,6 +36,7 @@ fn start(
     let opts = ConsoleOptions {
         title,
         servers: inventory.servers.clone(),
+        components: inventory.components.clone(),
         theme,
         ascii: args.ascii,
         read_only: args.read_only,

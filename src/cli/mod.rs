@@ -8,6 +8,7 @@ mod push;
 mod scan;
 
 use crate::analysis::Selection;
+use crate::config::apphost::Components;
 use crate::farm::DEFAULT_JOBS;
 use crate::inventory::Inventory;
 use crate::keys::{DecryptionAlg, ValidationAlg};
@@ -181,7 +182,7 @@ impl ConnectArgs {
 pub enum Command {
     /// Open the console on a built-in demo farm (three servers, realistic drift)
     Demo(DemoArgs),
-    /// Read every server and report machine-key drift (exit 0: in step, 1: findings, 2: bad usage)
+    /// Read every server and report machine-key drift (exit 0: every site read and in step, 1: findings or a server not read, 2: bad usage)
     Scan(ScanArgs),
     /// Print a fresh <machineKey> from the operating system's random generator
     Keygen(KeygenArgs),
@@ -325,10 +326,12 @@ pub struct SiteArgs {
 }
 
 impl SiteArgs {
-    pub fn selection(&self) -> Selection {
+    /// The sites asked for, components recognised as `components` says.
+    pub fn selection(&self, components: &Components) -> Selection {
         Selection {
             all_sites: self.all_sites,
             sites: self.sites.clone(),
+            components: components.clone(),
         }
     }
 }

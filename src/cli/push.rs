@@ -180,6 +180,7 @@ pub fn run_push(args: &PushArgs) -> ExitCode {
         &Selection {
             all_sites: true,
             sites: vec![],
+            components: inventory.components.clone(),
         },
         &disclosed,
     );

@@ -28,7 +28,11 @@ pub fn run(args: &ScanArgs) -> ExitCode {
     };
     let opts = args.farm.connect.headless_options();
     let scans = scan_all(&inventory.servers, opts, args.jobs.jobs);
-    let report = analyze_against(&scans, &args.sites.selection(), &disclosed);
+    let report = analyze_against(
+        &scans,
+        &args.sites.selection(&inventory.components),
+        &disclosed,
+    );
     match args.format {
         ScanFormat::Table => {
             if let Err(code) = super::write_stdout(report::to_table(&report).as_bytes()) {
@@ -42,7 +46,7 @@ pub fn run(args: &ScanArgs) -> ExitCode {
             let _ = writeln!(out);
         }
     }
-    ExitCode::from(if report.has_problems() {
+    ExitCode::from(if report.needs_attention() {
         exit::FINDINGS
     } else {
         exit::OK

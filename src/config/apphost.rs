@@ -17,7 +17,7 @@ pub fn apphost_path(env: &WindowsEnv) -> RemotePath {
     })
 }
 
-/// The Cora SeQuence web components farmkey knows by name.
+/// The Cora SeQuence web components farmkey knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum Component {
     Flowtime,
@@ -26,7 +26,36 @@ pub enum Component {
     ProcessTogo,
 }
 
+/// The vendor's names, which may come before or after a component's name
+/// ("Sequence Administration", "Cora SeQuence Flowtime"), folded.
+const VENDOR: [&str; 3] = ["pnmsoft", "sequence", "cora"];
+
+/// Lower case, letters and digits only: `Process TOGO` is `processtogo`.
+fn fold(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// A folded name without the vendor's names at either end.
+fn without_vendor(mut folded: &str) -> &str {
+    while let Some(rest) = VENDOR
+        .iter()
+        .find_map(|v| folded.strip_prefix(v).or_else(|| folded.strip_suffix(v)))
+    {
+        folded = rest;
+    }
+    folded
+}
+
 impl Component {
+    pub const ALL: [Component; 3] = [
+        Component::Flowtime,
+        Component::Administration,
+        Component::ProcessTogo,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Component::Flowtime => "Flowtime",
@@ -35,21 +64,134 @@ impl Component {
         }
     }
 
-    /// Recognises a component in a name or path, ignoring case and spaces.
-    pub fn recognise(text: &str) -> Option<Component> {
-        let folded: String = text
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .flat_map(char::to_lowercase)
+    /// The component of this name, without regard to case or spaces.
+    pub fn named(name: &str) -> Option<Component> {
+        Component::ALL
+            .into_iter()
+            .find(|c| fold(c.name()) == fold(name))
+    }
+
+    /// The component a site or application name shows, ignoring case,
+    /// spaces and punctuation. "Flowtime" and "Process TOGO" are the
+    /// vendor's own words, so a name that holds one is evidence; every
+    /// product has an "Administration" ("WSUS Administration", "SharePoint
+    /// Central Administration v4"), so only the name itself, or with the
+    /// vendor's name ("Sequence Administration", "Cora Administration"), is.
+    pub fn in_name(text: &str) -> Option<Component> {
+        let folded = fold(text);
+        if folded.contains("processtogo") {
+            Some(Component::ProcessTogo)
+        } else if folded.contains("flowtime") {
+            Some(Component::Flowtime)
+        } else if without_vendor(&folded) == "administration" {
+            Some(Component::Administration)
+        } else {
+            None
+        }
+    }
+
+    /// The component a physical path shows: a folder named as
+    /// [`Component::in_name`] accepts; for Administration, the last folder,
+    /// below a folder of the vendor's (`D:\Cora\Administration`,
+    /// `%ProgramFiles%\PNMsoft\Sequence Administration`).
+    pub fn in_path(raw: &str) -> Option<Component> {
+        let folders: Vec<String> = raw
+            .split(['\\', '/'])
+            .map(fold)
+            .filter(|f| !f.is_empty())
             .collect();
+        let distinctive = folders.iter().find_map(|f| match Component::in_name(f) {
+            Some(Component::Administration) | None => None,
+            found => found,
+        });
+        if distinctive.is_some() {
+            return distinctive;
+        }
+        let last = folders.last()?;
+        let vendor =
+            last != without_vendor(last) || folders.iter().any(|f| without_vendor(f).is_empty());
+        (vendor && without_vendor(last) == "administration").then_some(Component::Administration)
+    }
+}
+
+/// How the components of a farm are recognised: by evidence (see
+/// [`Components::of`]), except for those the inventory names, which are
+/// exactly the sites and applications it lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Components {
+    /// `(component, Site or Site/app/path)`, from the inventory.
+    named: Vec<(Component, String)>,
+}
+
+impl Components {
+    /// The inventory's lists: each replaces recognition for its component.
+    pub fn named(lists: impl IntoIterator<Item = (Component, Vec<String>)>) -> Components {
+        let mut named = Vec::new();
+        for (component, ids) in lists {
+            for id in ids {
+                named.push((component, normalise_id(&id)));
+            }
+        }
+        Components { named }
+    }
+
+    /// The inventory's entries: `(component, Site or Site/app/path)`.
+    pub fn entries(&self) -> impl Iterator<Item = (Component, &str)> {
+        self.named.iter().map(|(c, e)| (*c, e.as_str()))
+    }
+
+    /// The components the inventory names.
+    fn is_named(&self, c: Component) -> bool {
+        self.named.iter().any(|(n, _)| *n == c)
+    }
+
+    /// The component of an application. An inventory entry holds the
+    /// application whose id it is and those below it, the longest entry
+    /// winning; otherwise its own folder name, its site's name, then its
+    /// physical path, for the components the inventory does not name.
+    pub fn of(&self, app: &Application) -> Option<Component> {
+        let listed = self
+            .named
+            .iter()
+            .filter(|(_, entry)| holds(entry, app))
+            .max_by_key(|(_, entry)| entry.len());
+        if let Some((c, _)) = listed {
+            return Some(*c);
+        }
+        let last_segment = app.app_path.rsplit('/').next().unwrap_or("");
         [
-            ("processtogo", Component::ProcessTogo),
-            ("flowtime", Component::Flowtime),
-            ("administration", Component::Administration),
+            Component::in_name(last_segment),
+            Component::in_name(&app.site),
+            Component::in_path(&app.physical_path_raw),
         ]
         .into_iter()
-        .find(|(needle, _)| folded.contains(needle))
-        .map(|(_, c)| c)
+        .flatten()
+        .find(|c| !self.is_named(*c))
+    }
+}
+
+/// Whether an inventory entry holds an application: its own id, or one
+/// below it, without regard to case.
+pub fn holds(entry: &str, app: &Application) -> bool {
+    let (id, entry) = (app.id.to_lowercase(), entry.to_lowercase());
+    id == entry || id.starts_with(&format!("{entry}/"))
+}
+
+/// `Site` or `Site/app/path` as an application's id spells it, whatever
+/// the slashes (`/Portal\\flow/` is `Portal/flow`).
+pub fn normalise_id(text: &str) -> String {
+    let text = text.trim().replace('\\', "/");
+    let text = text.trim_start_matches('/');
+    match text.split_once('/') {
+        Some((site, path)) => {
+            let path = normalise_app_path(path);
+            if path == "/" {
+                site.trim().to_string()
+            } else {
+                format!("{}{path}", site.trim())
+            }
+        }
+        None => text.to_string(),
     }
 }
 
@@ -75,7 +217,6 @@ pub struct Application {
     /// Expanded and converted, or why it cannot be.
     #[serde(skip)]
     pub physical_path: Result<RemotePath, PathError>,
-    pub component: Option<Component>,
 }
 
 impl Application {
@@ -207,10 +348,6 @@ fn read_application(
     } else {
         format!("{site_name}{app_path}")
     };
-    let last_segment = app_path.rsplit('/').next().unwrap_or("");
-    let component = Component::recognise(last_segment)
-        .or_else(|| Component::recognise(site_name))
-        .or_else(|| Component::recognise(&physical_path_raw));
     Application {
         id,
         site: site_name.to_string(),
@@ -222,7 +359,6 @@ fn read_application(
         bits32: pool.bits32,
         physical_path_raw,
         physical_path,
-        component,
     }
 }
 
@@ -295,17 +431,18 @@ mod tests {
             apps[0].web_config().unwrap().as_sftp(),
             "/C:/inetpub/Flowtime/web.config"
         );
-        assert_eq!(apps[0].component, Some(Component::Flowtime));
+        let of = |i: usize| Components::default().of(&apps[i]);
+        assert_eq!(of(0), Some(Component::Flowtime));
         // applicationDefaults of <sites> applies when applicationPool is missing
         assert_eq!(apps[1].app_pool, "DefaultAppPool");
         assert_eq!(apps[1].app_path, "/api");
-        assert_eq!(apps[1].component, Some(Component::Flowtime));
+        assert_eq!(of(1), Some(Component::Flowtime));
         assert_eq!(
             apps[1].web_config().unwrap().as_sftp(),
             "/D:/Cora/FlowtimeApi/web.config"
         );
         assert!(apps[2].bits32);
-        assert_eq!(apps[2].component, Some(Component::Administration));
+        assert_eq!(of(2), Some(Component::Administration));
         assert_eq!(
             apps[2].physical_path.as_ref().unwrap().as_sftp(),
             "/C:/Program Files/PNMsoft/Admin"
@@ -313,20 +450,219 @@ mod tests {
         // a site's own applicationDefaults wins
         assert_eq!(apps[3].app_pool, "SitePool");
         assert!(matches!(apps[3].physical_path, Err(PathError::Unc(_))));
-        assert_eq!(apps[3].component, None);
+        assert_eq!(of(3), None);
     }
 
     #[test]
     fn recognises_components_without_regard_to_case_or_spaces() {
         assert_eq!(
-            Component::recognise("PROCESS togo"),
+            Component::in_name("PROCESS togo"),
             Some(Component::ProcessTogo)
         );
         assert_eq!(
-            Component::recognise("ProcessTOGO"),
+            Component::in_name("ProcessTOGO"),
             Some(Component::ProcessTogo)
         );
-        assert_eq!(Component::recognise("Flow Time"), Some(Component::Flowtime));
-        assert_eq!(Component::recognise("Default Web Site"), None);
+        assert_eq!(Component::in_name("Flow Time"), Some(Component::Flowtime));
+        assert_eq!(Component::in_name("Default Web Site"), None);
+    }
+
+    #[test]
+    fn administration_is_cora_s_only_by_its_own_name() {
+        for cora in [
+            "Administration",
+            "Sequence Administration",
+            "SequenceAdministration",
+            "Cora Administration",
+            "Cora SeQuence Administration",
+            "PNMsoft Administration",
+            "Administration - Sequence",
+        ] {
+            assert_eq!(
+                Component::in_name(cora),
+                Some(Component::Administration),
+                "{cora}"
+            );
+        }
+        for microsoft in [
+            "WSUS Administration",
+            "SharePoint Central Administration v4",
+            "Exchange Back End",
+            "Default Web Site",
+            "Remote Desktop Web Administration",
+            "Decorated Administration",
+            "Administration2",
+        ] {
+            assert_eq!(Component::in_name(microsoft), None, "{microsoft}");
+        }
+    }
+
+    #[test]
+    fn a_path_shows_administration_only_below_the_vendor_s_folder() {
+        let admin = Some(Component::Administration);
+        for (path, expected) in [
+            ("D:\\Cora\\Administration", admin),
+            ("%ProgramFiles%\\PNMsoft\\Sequence Administration\\", admin),
+            ("C:\\inetpub\\Administration", None),
+            // The last folder names the vendor itself.
+            ("C:\\inetpub\\Sequence Administration", admin),
+            ("C:\\Program Files\\Update Services\\Administration", None),
+            ("C:\\Coral\\Administration", None),
+            // The product's own words anywhere.
+            ("D:\\Apps\\FlowtimeApi", Some(Component::Flowtime)),
+            ("", None),
+        ] {
+            assert_eq!(Component::in_path(path), expected, "{path}");
+        }
+    }
+
+    /// applicationHost.config of a server that also runs Microsoft's sites.
+    const MIXED: &str = r#"<configuration><system.applicationHost><sites>
+      <site name="WSUS Administration" id="5">
+        <application path="/"><virtualDirectory path="/" physicalPath="C:\Program Files\Update Services\WebServices\Root" /></application>
+        <application path="/ClientWebService"><virtualDirectory path="/" physicalPath="C:\Program Files\Update Services\WebServices\ClientWebService" /></application>
+      </site>
+      <site name="SharePoint Central Administration v4" id="6">
+        <application path="/"><virtualDirectory path="/" physicalPath="C:\inetpub\wwwroot\wss\VirtualDirectories\2016" /></application>
+      </site>
+      <site name="Exchange Back End" id="7">
+        <application path="/"><virtualDirectory path="/" physicalPath="C:\Program Files\Microsoft\Exchange Server\V15\ClientAccess" /></application>
+        <application path="/ecp"><virtualDirectory path="/" physicalPath="C:\Program Files\Microsoft\Exchange Server\V15\ClientAccess\ecp" /></application>
+      </site>
+      <site name="Default Web Site" id="1">
+        <application path="/"><virtualDirectory path="/" physicalPath="%SystemDrive%\inetpub\wwwroot" /></application>
+        <application path="/Flowtime"><virtualDirectory path="/" physicalPath="D:\Apps\Portal" /></application>
+        <application path="/Admin"><virtualDirectory path="/" physicalPath="D:\PNMsoft\Sequence\Administration" /></application>
+      </site>
+      <site name="Portal" id="2">
+        <application path="/"><virtualDirectory path="/" physicalPath="D:\Web\Portal" /></application>
+        <application path="/flow"><virtualDirectory path="/" physicalPath="D:\Web\Flow" /></application>
+        <application path="/flow/api"><virtualDirectory path="/" physicalPath="D:\Web\FlowApi" /></application>
+      </site>
+      <site name="Cora Admin" id="3">
+        <application path="/"><virtualDirectory path="/" physicalPath="D:\Web\Admin" /></application>
+      </site>
+    </sites></system.applicationHost></configuration>"#;
+
+    fn components_of(components: &Components) -> Vec<(String, Option<Component>)> {
+        let doc = Document::parse(FileBytes::new(MIXED.as_bytes().to_vec())).unwrap();
+        discover(&doc, &WindowsEnv::default())
+            .iter()
+            .map(|a| (a.id.clone(), components.of(a)))
+            .collect()
+    }
+
+    #[test]
+    fn microsoft_s_sites_are_never_cora_s() {
+        let found = components_of(&Components::default());
+        let cora: Vec<(&str, Component)> = found
+            .iter()
+            .filter_map(|(id, c)| Some((id.as_str(), (*c)?)))
+            .collect();
+        assert_eq!(
+            cora,
+            [
+                ("Default Web Site/Flowtime", Component::Flowtime),
+                // Its folder, below the vendor's: the evidence is the path.
+                ("Default Web Site/Admin", Component::Administration),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_application_named_administration_is_administration_wherever_it_is() {
+        let app = |site: &str, path: &str, physical: &str| Application {
+            id: format!("{site}{path}"),
+            site: site.into(),
+            site_element: 0,
+            site_id: None,
+            app_path: path.into(),
+            app_pool: String::new(),
+            runtime: String::new(),
+            bits32: false,
+            physical_path_raw: physical.into(),
+            physical_path: Err(PathError::NotAbsolute(String::new())),
+        };
+        let of = |a: &Application| Components::default().of(a);
+        let admin = Some(Component::Administration);
+        assert_eq!(
+            of(&app("Default Web Site", "/Administration", "C:\\x")),
+            admin
+        );
+        // Its own name first, then its site's.
+        assert_eq!(of(&app("Flowtime", "/Administration", "C:\\x")), admin);
+        assert_eq!(
+            of(&app("Default Web Site", "/Flowtime", "C:\\x")),
+            Some(Component::Flowtime)
+        );
+        assert_eq!(of(&app("WSUS Administration", "/", "C:\\x")), None);
+        assert_eq!(
+            of(&app("SharePoint Central Administration v4", "/", "C:\\x")),
+            None
+        );
+        assert_eq!(of(&app("Exchange Back End", "/ecp", "C:\\x")), None);
+        // Administration named by the inventory elsewhere: the next evidence.
+        let named = Components::named([(Component::Administration, vec!["Cora Admin".into()])]);
+        assert_eq!(
+            named.of(&app("Flowtime", "/Administration", "C:\\x")),
+            Some(Component::Flowtime)
+        );
+        assert_eq!(
+            named.of(&app("Default Web Site", "/Administration", "C:\\x")),
+            None
+        );
+    }
+
+    #[test]
+    fn inventory_ids_are_spelled_as_application_ids() {
+        for (entry, id) in [
+            ("Portal", "Portal"),
+            (" /Portal\\flow/ ", "Portal/flow"),
+            ("Portal//flow", "Portal/flow"),
+            ("Portal/", "Portal"),
+            ("/", ""),
+        ] {
+            assert_eq!(normalise_id(entry), id, "{entry:?}");
+        }
+    }
+
+    #[test]
+    fn the_inventory_names_a_farm_s_own_layout() {
+        let components = Components::named([
+            (
+                Component::Flowtime,
+                vec![
+                    "portal/FLOW/".to_string(),
+                    "Default Web Site/Flowtime".into(),
+                ],
+            ),
+            (Component::Administration, vec!["Cora Admin".to_string()]),
+        ]);
+        let found = components_of(&components);
+        let of = |id: &str| found.iter().find(|(i, _)| i == id).unwrap().1;
+        // Named: the application, and those below it, without regard to case.
+        assert_eq!(of("Portal/flow"), Some(Component::Flowtime));
+        assert_eq!(of("Portal/flow/api"), Some(Component::Flowtime));
+        assert_eq!(of("Portal"), None);
+        assert_eq!(of("Cora Admin"), Some(Component::Administration));
+        // A named component is exactly its list: the path's evidence no
+        // longer makes Default Web Site/Admin Cora's Administration.
+        assert_eq!(of("Default Web Site/Admin"), None);
+        assert_eq!(of("Default Web Site/Flowtime"), Some(Component::Flowtime));
+        assert_eq!(of("WSUS Administration"), None);
+        // Process TOGO, not named, is still recognised by evidence.
+        let togo = Application {
+            id: "Process TOGO".into(),
+            site: "Process TOGO".into(),
+            site_element: 0,
+            site_id: None,
+            app_path: "/".into(),
+            app_pool: String::new(),
+            runtime: String::new(),
+            bits32: false,
+            physical_path_raw: String::new(),
+            physical_path: Err(PathError::NotAbsolute(String::new())),
+        };
+        assert_eq!(components.of(&togo), Some(Component::ProcessTogo));
     }
 }

@@ -3,16 +3,20 @@
 //! (BOM, line endings, indentation, quotes, comments, attribute order) stays
 //! as it was.
 
-use super::effective::{
-    self, ConfigFile, Effective, HandlerState, IDENTITY_MODEL_SECTION_TYPE, Layer,
-    MACHINE_KEY_HANDLER_TYPE, SESSION_HANDLER, SESSION_HANDLER_TYPE, Scope, short_type_name,
+use super::effective::{self, Effective};
+use super::problem::Problem;
+use super::record::{ConfigFile, Layer, Scope, containers};
+use super::section::{External, NoSourceFiles, SourceFiles, is_encrypted};
+use super::wif::elements::{
+    self, IDENTITY_MODEL_SECTION_TYPE, MACHINE_KEY_HANDLER_TYPE, SESSION_HANDLER,
+    SESSION_HANDLER_TYPE, short_type_name,
 };
-use super::section::{External, NoSourceFiles, SourceFiles};
-use super::wif;
+use super::wif::{HandlerState, declares_identity_model};
 use super::xml::{Document, ElemId, XmlError};
 use crate::bytes::FileBytes;
 use crate::keys::{KeySet, MachineKeyEnum};
 use crate::paths::RemotePath;
+use std::fmt;
 use std::ops::Range;
 
 /// What to change in one file.
@@ -25,7 +29,7 @@ pub struct EditRequest {
     pub handler_swap: bool,
     /// The `<identityConfiguration>` the swap goes into (empty: the unnamed
     /// one): the scan's choice from the whole chain
-    /// ([`ConfigurationInUse`](super::effective::ConfigurationInUse)), which
+    /// ([`ConfigurationInUse`](super::wif::ConfigurationInUse)), which
     /// one file alone cannot tell.
     pub identity_in_use: String,
     /// `system.identityModel` is already registered by a file above this one
@@ -57,7 +61,36 @@ pub enum EditError {
     #[error("{0}")]
     Invalid(String),
     #[error("the edited file does not read back as asked: {0}")]
-    Verification(String),
+    Verification(ReadBack),
+}
+
+/// How an edited file, read back as ASP.NET reads it, differs from what was
+/// asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadBack {
+    DoesNotParse(XmlError),
+    /// ASP.NET refuses it.
+    Refused(Problem),
+    /// This `<machineKey>` attribute does not hold what was asked.
+    Attribute(&'static str),
+    /// The session-token handler is not the MachineKey one.
+    Handler(HandlerState),
+    /// The swap was asked, but `system.identityModel` is not registered.
+    NotRegistered,
+}
+
+impl fmt::Display for ReadBack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadBack::DoesNotParse(e) => write!(f, "result does not parse: {e}"),
+            ReadBack::Refused(problem) => write!(f, "{problem}"),
+            ReadBack::Attribute(name) => f.write_str(name),
+            ReadBack::Handler(state) => write!(f, "session-token handler is {}", state.name()),
+            ReadBack::NotRegistered => {
+                f.write_str("system.identityModel is not registered in <configSections>")
+            }
+        }
+    }
 }
 
 /// The result of an edit.
@@ -246,7 +279,7 @@ fn services_naming(in_use: &str) -> String {
 /// one, comes later and wins, as in the chain).
 fn verify_web_config(bytes: &FileBytes, req: &EditRequest) -> Result<(), EditError> {
     let doc = Document::parse(bytes.clone())
-        .map_err(|e| EditError::Verification(format!("result does not parse: {e}")))?;
+        .map_err(|e| EditError::Verification(ReadBack::DoesNotParse(e)))?;
     let file = ConfigFile {
         path: RemotePath::parse("/C:/app/web.config").expect("constant path"),
         doc,
@@ -278,9 +311,7 @@ fn verify_web_config(bytes: &FileBytes, req: &EditRequest) -> Result<(), EditErr
         && !req.identity_section_declared_above
         && eff.identity_model_declared.is_none()
     {
-        return Err(EditError::Verification(
-            "system.identityModel is not registered in <configSections>".into(),
-        ));
+        return Err(EditError::Verification(ReadBack::NotRegistered));
     }
     Ok(())
 }
@@ -292,7 +323,7 @@ fn verify_section_file(
     req: &EditRequest,
 ) -> Result<(), EditError> {
     let doc = Document::parse(bytes.clone())
-        .map_err(|e| EditError::Verification(format!("result does not parse: {e}")))?;
+        .map_err(|e| EditError::Verification(ReadBack::DoesNotParse(e)))?;
     let external = ConfigFile {
         path: RemotePath::parse("/C:/app/section.config").expect("constant path"),
         doc,
@@ -324,7 +355,8 @@ fn verify_section_file(
 }
 
 fn read_back(layers: &[Layer<'_>], sources: &dyn SourceFiles) -> Result<Effective, EditError> {
-    effective::resolve(layers, "app", sources).map_err(|e| EditError::Verification(e.message))
+    effective::resolve(layers, "app", sources)
+        .map_err(|e| EditError::Verification(ReadBack::Refused(e.problem)))
 }
 
 /// Whether an effective configuration says what the request asked.
@@ -335,27 +367,32 @@ fn check(eff: &Effective, req: &EditRequest) -> Result<(), EditError> {
             got.is_some_and(|g| g.expose() == want.expose())
         };
         if !same_key(mk.validation_key.value(), &keys.validation_key) {
-            return Err(EditError::Verification("validationKey".into()));
+            return Err(EditError::Verification(ReadBack::Attribute(
+                "validationKey",
+            )));
         }
         if !same_key(mk.decryption_key.value(), &keys.decryption_key) {
-            return Err(EditError::Verification("decryptionKey".into()));
+            return Err(EditError::Verification(ReadBack::Attribute(
+                "decryptionKey",
+            )));
         }
         if mk.validation.value() != Some(&keys.validation) {
-            return Err(EditError::Verification("validation".into()));
+            return Err(EditError::Verification(ReadBack::Attribute("validation")));
         }
         if mk.decryption.value() != Some(&keys.decryption) {
-            return Err(EditError::Verification("decryption".into()));
+            return Err(EditError::Verification(ReadBack::Attribute("decryption")));
         }
         if let Some(mode) = &req.compatibility_mode
             && mk.compatibility_mode.value() != Some(mode)
         {
-            return Err(EditError::Verification("compatibilityMode".into()));
+            return Err(EditError::Verification(ReadBack::Attribute(
+                "compatibilityMode",
+            )));
         }
     }
     if req.handler_swap && eff.handler.state != HandlerState::MachineKey {
-        return Err(EditError::Verification(format!(
-            "session-token handler is {}",
-            eff.handler.state.name()
+        return Err(EditError::Verification(ReadBack::Handler(
+            eff.handler.state,
         )));
     }
     Ok(())
@@ -560,7 +597,7 @@ impl<'d> Splicer<'d> {
     /// The containers of this file for the application itself (its own level
     /// and `<location path=".">` wrappers), in the order the runtime applies them.
     fn own_containers(&self) -> Vec<ElemId> {
-        effective::containers(self.doc, Scope::App("app"), "app")
+        containers(self.doc, Scope::App("app"), "app")
     }
 
     /// Where new sections go: into the last `<location path=".">` wrapper if
@@ -613,7 +650,7 @@ impl<'d> Splicer<'d> {
             .into_iter()
             .filter_map(|c| doc.child_named(c, "system.identityModel"))
             .flat_map(|im| doc.children_named(im, "identityConfiguration"))
-            .filter(|&ic| wif::configuration_name(doc, ic) == name)
+            .filter(|&ic| elements::configuration_name(doc, ic) == name)
             .last()
     }
 
@@ -641,7 +678,7 @@ impl<'d> Splicer<'d> {
         keys: &KeySet,
         compat: Option<&str>,
     ) -> Result<(), EditError> {
-        if effective::is_encrypted(self.doc, mk) {
+        if is_encrypted(self.doc, mk) {
             return Err(EditError::EncryptedMachineKey {
                 line: self.line(mk),
             });
@@ -721,7 +758,7 @@ impl<'d> Splicer<'d> {
 
     /// Puts the swap into an `<identityConfiguration>`.
     fn swap_into(&mut self, ic: ElemId) {
-        match wif::default_collections(self.doc, ic).last() {
+        match elements::default_collections(self.doc, ic).last() {
             Some(h) => self.complete_handlers(h),
             None => self.append_child(ic, &Self::handlers_block(0)),
         }
@@ -739,7 +776,7 @@ impl<'d> Splicer<'d> {
     /// Puts the swap into the configuration in use of a `<system.identityModel>`.
     fn swap_in_identity_model(&mut self, im: ElemId, in_use: &str) -> Result<(), EditError> {
         let doc = self.doc;
-        if effective::is_encrypted(doc, im) {
+        if is_encrypted(doc, im) {
             return Err(EditError::EncryptedIdentityModel {
                 line: self.line(im),
             });
@@ -747,7 +784,7 @@ impl<'d> Splicer<'d> {
         self.refuse_config_source(im)?;
         let config = doc
             .children_named(im, "identityConfiguration")
-            .filter(|&ic| wif::configuration_name(doc, ic) == in_use)
+            .filter(|&ic| elements::configuration_name(doc, ic) == in_use)
             .last();
         match config {
             Some(ic) => self.swap_into(ic),
@@ -774,7 +811,7 @@ impl<'d> Splicer<'d> {
             }
         }
 
-        if !declared_above && !effective::declares_identity_model(doc) {
+        if !declared_above && !declares_identity_model(doc) {
             let section = format!(
                 "<section name=\"system.identityModel\" type=\"{IDENTITY_MODEL_SECTION_TYPE}\" />"
             );
@@ -801,9 +838,9 @@ impl<'d> Splicer<'d> {
         let add = format!("<add type=\"{MACHINE_KEY_HANDLER_TYPE}\" />");
         // Replay the collection as WIF builds it.
         let (set, first_machine_add) =
-            wif::replay_collection(doc, handlers, vec![short_type_name(SESSION_HANDLER)]);
+            elements::replay_collection(doc, handlers, vec![short_type_name(SESSION_HANDLER)]);
         let needs_remove = set.contains(&short_type_name(SESSION_HANDLER));
-        let needs_add = !set.contains(&short_type_name(wif::MACHINE_KEY_HANDLER));
+        let needs_add = !set.contains(&short_type_name(elements::MACHINE_KEY_HANDLER));
         match (needs_remove, needs_add, first_machine_add) {
             (true, false, Some(add_el)) => self.insert_before(add_el, &[(0, remove)]),
             (true, true, _) | (true, false, None) => self.append_child(
@@ -883,6 +920,7 @@ fn indent_unit(doc: &Document) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::problem::{LocationPathFault, PathsFrom};
     use crate::keys::KeyText;
 
     fn keys() -> KeySet {
@@ -1026,17 +1064,26 @@ mod tests {
         for (src, why) in [
             (
                 "<configuration><system.web><machineKey/></system.web><location path=\".\"><system.web><machineKey/></system.web></location></configuration>",
-                "Config_sections_must_be_unique",
+                Problem::TwiceAtFileLevel {
+                    section: "machineKey",
+                    lines: [1, 1],
+                },
             ),
             (
                 "<configuration><location path=\"api/\"/><system.web/></configuration>",
-                "Config_location_path_invalid_last_character",
+                Problem::LocationPath {
+                    line: 1,
+                    path: "api/".into(),
+                    fault: LocationPathFault::LastCharacter,
+                    paths_from: PathsFrom::App,
+                },
             ),
         ] {
-            match edit(&FileBytes::new(src.as_bytes().to_vec()), &mk_req()) {
-                Err(EditError::Verification(msg)) => assert!(msg.contains(why), "{msg}"),
-                other => panic!("{src}: {other:?}"),
-            }
+            assert_eq!(
+                edit(&FileBytes::new(src.as_bytes().to_vec()), &mk_req()).unwrap_err(),
+                EditError::Verification(ReadBack::Refused(why)),
+                "{src}"
+            );
         }
     }
 

@@ -6,462 +6,19 @@
 //! ASP.NET never reads, only counts for IIS's module registrations.
 
 use super::locks::{self, Lock, LockViolation};
-use super::section::{self, Section, SourceFiles, line_of, single_child};
-use super::wif::{self, Modules, Verdict};
-use super::xml::{Document, ElemId};
-use crate::keys::{KeyPurpose, KeyText, MachineKeyEnum, mask_key_text};
+use super::machine_key::MachineKey;
+use super::problem::ConfigProblem;
+use super::record::{
+    ConfigFile, Layer, Level, Scope, Setting, Source, Sourced, containers, file_refused, line_of,
+    unique_sections,
+};
+use super::section::{self, Section, SourceFiles, is_encrypted, single_child};
+use super::wif::elements;
+use super::wif::{Handler, WifReading, identity_model_declared_in, judge_wif};
+use super::xml::ElemId;
+use crate::keys::KeyText;
 use crate::paths::RemotePath;
 use serde::Serialize;
-use std::borrow::Cow;
-use std::fmt;
-
-pub use super::wif::{
-    IDENTITY_MODEL_SECTION_TYPE, MACHINE_KEY_HANDLER, MACHINE_KEY_HANDLER_TYPE, SESSION_HANDLER,
-    SESSION_HANDLER_TYPE, short_type_name,
-};
-
-/// A parsed configuration file and where it lives.
-#[derive(Debug)]
-pub struct ConfigFile {
-    pub path: RemotePath,
-    pub doc: Document,
-}
-
-/// How a file's `<location path>` values are read, and what of it counts.
-#[derive(Debug, Clone, Copy)]
-pub enum Scope<'a> {
-    /// machine.config, the root web.config: paths start with the site name.
-    Machine,
-    /// applicationHost.config: paths as for `Machine`, but ASP.NET never
-    /// reads this file; only IIS's `system.webServer/modules` count, and a
-    /// `<machineKey>` or `<system.identityModel>` there is reported ignored.
-    ApplicationHost,
-    /// The web.config of the application with this id (`Site/app`): paths
-    /// are relative to it.
-    App(&'a str),
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct Layer<'a> {
-    pub file: &'a ConfigFile,
-    pub scope: Scope<'a>,
-}
-
-/// Where a value came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// The built-in default of the section.
-    Default,
-    File(RemotePath),
-    /// Not written anywhere, but implied by another setting.
-    Implied(String),
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::Default => f.write_str("(default)"),
-            Source::File(p) => write!(f, "{p}"),
-            Source::Implied(why) => write!(f, "(implied by {why})"),
-        }
-    }
-}
-
-impl Serialize for Source {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub enum Setting<T> {
-    Value(T),
-    /// Set in an encrypted section: the value cannot be read.
-    Encrypted,
-}
-
-#[derive(Debug, Clone)]
-pub struct Sourced<T> {
-    pub setting: Setting<T>,
-    pub source: Source,
-    /// Line of the element that set it, when a file did.
-    pub line: Option<usize>,
-}
-
-impl<T> Sourced<T> {
-    fn default_value(value: T) -> Self {
-        Sourced {
-            setting: Setting::Value(value),
-            source: Source::Default,
-            line: None,
-        }
-    }
-
-    pub fn value(&self) -> Option<&T> {
-        match &self.setting {
-            Setting::Value(v) => Some(v),
-            Setting::Encrypted => None,
-        }
-    }
-
-    /// `C:\site\web.config line 4`, or the source alone.
-    pub fn located(&self) -> String {
-        match self.line {
-            Some(line) => format!("{} line {line}", self.source),
-            None => self.source.to_string(),
-        }
-    }
-}
-
-impl Sourced<String> {
-    /// The value for display: `(encrypted)` when unreadable, and a key
-    /// pasted into it (`validation="<key>"`) as its fingerprint.
-    pub fn shown(&self) -> Cow<'_, str> {
-        self.value()
-            .map_or(Cow::Borrowed("(encrypted)"), |v| mask_key_text(v))
-    }
-}
-
-/// The effective `<machineKey>` of an application.
-#[derive(Debug, Clone)]
-pub struct MachineKey {
-    pub validation_key: Sourced<KeyText>,
-    pub decryption_key: Sourced<KeyText>,
-    /// As ASP.NET reads it: trimmed.
-    pub validation: Sourced<String>,
-    /// As ASP.NET reads it: trimmed.
-    pub decryption: Sourced<String>,
-    /// As written: ASP.NET does not trim it.
-    pub compatibility_mode: Sourced<String>,
-}
-
-impl Default for MachineKey {
-    fn default() -> Self {
-        MachineKey {
-            validation_key: Sourced::default_value(KeyText::new("AutoGenerate,IsolateApps")),
-            decryption_key: Sourced::default_value(KeyText::new("AutoGenerate,IsolateApps")),
-            validation: Sourced::default_value("HMACSHA256".into()),
-            decryption: Sourced::default_value("Auto".into()),
-            compatibility_mode: Sourced::default_value("Framework20SP1".into()),
-        }
-    }
-}
-
-/// What a key attribute holds, judged as the runtime would.
-#[derive(Debug, Clone)]
-pub enum KeyState {
-    Explicit {
-        key: KeyText,
-        modifiers: Vec<String>,
-    },
-    AutoGenerate {
-        modifiers: Vec<String>,
-    },
-    Encrypted,
-    Invalid {
-        reason: String,
-    },
-}
-
-impl KeyState {
-    pub fn name(&self) -> &'static str {
-        match self {
-            KeyState::Explicit { .. } => "explicit",
-            KeyState::AutoGenerate { .. } => "autogenerate",
-            KeyState::Encrypted => "encrypted",
-            KeyState::Invalid { .. } => "invalid",
-        }
-    }
-
-    pub fn fingerprint(&self) -> Option<String> {
-        match self {
-            KeyState::Explicit { key, .. } => Some(key.fingerprint()),
-            _ => None,
-        }
-    }
-
-    pub fn key(&self) -> Option<&KeyText> {
-        match self {
-            KeyState::Explicit { key, .. } => Some(key),
-            _ => None,
-        }
-    }
-
-    pub fn modifiers(&self) -> &[String] {
-        match self {
-            KeyState::Explicit { modifiers, .. } | KeyState::AutoGenerate { modifiers } => {
-                modifiers
-            }
-            _ => &[],
-        }
-    }
-}
-
-/// An enum attribute of `<machineKey>` written in a way ASP.NET refuses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidValue {
-    pub attribute: &'static str,
-    /// As [`Sourced::shown`] shows it: a key pasted there is masked.
-    pub value: String,
-    /// `C:\site\web.config line 4`.
-    pub at: String,
-    pub refusal: Refusal,
-}
-
-/// Why ASP.NET refuses an enum value of `<machineKey>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// Not a spelling ASP.NET accepts (`sha1`): the converters compare exactly.
-    Spelling,
-    /// A `validation` that compatibilityMode Framework45 refuses (`MD5`,
-    /// `3DES`, `AES`): MachineKeyCryptoAlgorithmFactory knows only SHA1, the
-    /// HMACSHA family and `alg:`, and throws Wrong_validation_enum_FX45.
-    /// `mode`: where Framework45 comes from (`set in C:\site\web.config
-    /// line 4`, `implied by <httpRuntime targetFramework="4.8"> in ...`).
-    Framework45 { mode: String },
-}
-
-/// The `validation` values ASP.NET accepts, but not under compatibilityMode
-/// Framework45 (MachineKeyCryptoAlgorithmFactory.GetValidationAlgorithmFactory).
-pub const REFUSED_UNDER_FRAMEWORK45: [&str; 3] = ["MD5", "3DES", "AES"];
-
-impl MachineKey {
-    pub fn validation_key_state(&self) -> KeyState {
-        self.key_state(KeyPurpose::Validation)
-    }
-
-    pub fn decryption_key_state(&self) -> KeyState {
-        self.key_state(KeyPurpose::Decryption)
-    }
-
-    /// The validationKey or decryptionKey attribute, with its source.
-    pub fn key(&self, purpose: KeyPurpose) -> &Sourced<KeyText> {
-        match purpose {
-            KeyPurpose::Validation => &self.validation_key,
-            KeyPurpose::Decryption => &self.decryption_key,
-        }
-    }
-
-    pub fn key_state(&self, purpose: KeyPurpose) -> KeyState {
-        let key = self.key(purpose);
-        let alg = match purpose {
-            KeyPurpose::Validation => &self.validation,
-            KeyPurpose::Decryption => &self.decryption,
-        };
-        let Setting::Value(text) = &key.setting else {
-            return KeyState::Encrypted;
-        };
-        let mut parts = text.expose().split(',').map(str::trim);
-        let base = parts.next().unwrap_or("");
-        let modifiers: Vec<String> = parts.map(str::to_string).collect();
-        if let Some(bad) = modifiers.iter().find(|m| {
-            !m.eq_ignore_ascii_case("IsolateApps") && !m.eq_ignore_ascii_case("IsolateByAppId")
-        }) {
-            return KeyState::Invalid {
-                reason: format!("has an unknown modifier {:?}", mask_key_text(bad)),
-            };
-        }
-        if base.eq_ignore_ascii_case("AutoGenerate") {
-            return KeyState::AutoGenerate { modifiers };
-        }
-        let key = KeyText::new(base);
-        let alg_name = alg.value().map_or("", String::as_str);
-        if let Some(reason) = key.problem(purpose, alg_name) {
-            return KeyState::Invalid { reason };
-        }
-        if !modifiers.is_empty()
-            && self
-                .compatibility_mode
-                .value()
-                .is_some_and(|c| c == "Framework45")
-        {
-            return KeyState::Invalid {
-                reason: format!(
-                    "carries {} on an explicit key, which compatibilityMode Framework45 rejects",
-                    modifiers.join(",")
-                ),
-            };
-        }
-        KeyState::Explicit { key, modifiers }
-    }
-
-    fn enum_setting(&self, e: MachineKeyEnum) -> &Sourced<String> {
-        match e {
-            MachineKeyEnum::Validation => &self.validation,
-            MachineKeyEnum::Decryption => &self.decryption,
-            MachineKeyEnum::CompatibilityMode => &self.compatibility_mode,
-        }
-    }
-
-    /// An enum value as ASP.NET accepts it; `None` when refused or unreadable.
-    pub fn accepted(&self, e: MachineKeyEnum) -> Option<&str> {
-        self.enum_setting(e)
-            .value()
-            .map(String::as_str)
-            .filter(|v| e.accepts(v))
-    }
-
-    /// The enum values ASP.NET refuses (`validation="sha1"`, or `MD5`
-    /// under Framework45): each stops the application.
-    pub fn invalid_values(&self) -> Vec<InvalidValue> {
-        let mut out: Vec<InvalidValue> = MachineKeyEnum::ALL
-            .into_iter()
-            .filter_map(|e| {
-                let s = self.enum_setting(e);
-                let value = s.value()?;
-                (!e.accepts(value)).then(|| InvalidValue {
-                    attribute: e.attribute(),
-                    value: s.shown().into_owned(),
-                    at: s.located(),
-                    refusal: Refusal::Spelling,
-                })
-            })
-            .collect();
-        // Under Framework45 every protected value (ViewState, forms and
-        // session cookies, MachineKey.Protect) goes through
-        // AspNetCryptoServiceProvider, whose factory refuses these.
-        if self.accepted(MachineKeyEnum::CompatibilityMode) == Some("Framework45")
-            && let Some(v) = self.accepted(MachineKeyEnum::Validation)
-            && REFUSED_UNDER_FRAMEWORK45.contains(&v)
-        {
-            let mode = &self.compatibility_mode;
-            out.push(InvalidValue {
-                attribute: MachineKeyEnum::Validation.attribute(),
-                value: v.to_string(),
-                at: self.validation.located(),
-                refusal: Refusal::Framework45 {
-                    mode: match &mode.source {
-                        Source::Implied(why) => format!("implied by {why}"),
-                        _ => format!("set in {}", mode.located()),
-                    },
-                },
-            });
-        }
-        out
-    }
-
-    /// `validation`, upper-cased for comparison; `None` when ASP.NET
-    /// refuses it (it is then no algorithm at all).
-    pub fn validation_normalised(&self) -> Option<String> {
-        self.accepted(MachineKeyEnum::Validation)
-            .map(|v| v.trim().to_ascii_uppercase())
-    }
-
-    /// `decryption`, upper-cased, with `Auto` read as the AES it means.
-    pub fn decryption_normalised(&self) -> Option<String> {
-        self.accepted(MachineKeyEnum::Decryption).map(|v| {
-            let v = v.trim().to_ascii_uppercase();
-            if v == "AUTO" { "AES".to_string() } else { v }
-        })
-    }
-
-    pub fn is_encrypted(&self) -> bool {
-        matches!(self.validation_key.setting, Setting::Encrypted)
-            || matches!(self.decryption_key.setting, Setting::Encrypted)
-    }
-}
-
-crate::spelled::spelled! {
-    /// How WIF protects session tokens.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum HandlerState {
-        /// MachineKeySessionSecurityTokenHandler added, SessionSecurityTokenHandler removed.
-        MachineKey = "machinekey",
-        /// The site uses WIF and the configuration in use keeps the DPAPI
-        /// handler (or is WIF's defaults): readable on one machine only.
-        Dpapi = "dpapi",
-        /// The site does not use WIF.
-        NotConfigured = "not-configured",
-        /// `system.identityModel` is encrypted.
-        Encrypted = "encrypted",
-        /// WIF refuses the configuration at start-up (see [`Handler::fault`]).
-        Invalid = "invalid",
-    }
-}
-
-/// A WIF configuration that makes the application fail at start-up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WifFault {
-    /// `identityConfigurationName` names no `<identityConfiguration>` (ID7012).
-    UnknownConfiguration {
-        name: String,
-        file: RemotePath,
-        line: usize,
-    },
-    /// The swap's `add` without its `remove`: two handlers for session tokens.
-    DuplicateHandler { file: RemotePath, line: usize },
-    /// A session handler's `type` that does not resolve, or a second
-    /// `<securityTokenHandlers>` of one name (ID7029): System.Configuration
-    /// refuses the section as it reads it.
-    Refused { file: RemotePath, line: usize },
-}
-
-/// Where in the chain an element is, as a push sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    /// The application's own web.config.
-    Own,
-    /// The file the application's own `configSource` names for the section.
-    OwnConfigSource,
-    /// A level above the application (machine.config, the root web.config,
-    /// a parent application's web.config, with their `<location>` blocks
-    /// and configSource files): a push never writes there.
-    Parent,
-}
-
-/// An `<identityConfiguration>` element of the chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ElementAt {
-    pub level: Level,
-    pub file: RemotePath,
-    pub line: usize,
-}
-
-/// The `<identityConfiguration>` WIF uses, decided once from the whole
-/// chain (every `<system.identityModel.services>` and every
-/// `<identityConfiguration>` of every level): the scan judges it and the
-/// push puts the swap into it, so that both always mean the same one.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ConfigurationInUse {
-    /// Its name; empty for the unnamed one.
-    pub name: String,
-    /// Its element; `None` when there is none (WIF's defaults for the
-    /// unnamed one, ID7012 for a name).
-    pub element: Option<ElementAt>,
-}
-
-impl ConfigurationInUse {
-    /// `<identityConfiguration name="Cora">`, or the unnamed
-    /// `<identityConfiguration>`.
-    pub fn tag(&self) -> String {
-        if self.name.is_empty() {
-            "unnamed <identityConfiguration>".into()
-        } else {
-            format!("<identityConfiguration name=\"{}\">", self.name)
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Handler {
-    pub state: HandlerState,
-    /// The file that holds the configuration in use.
-    pub source: Option<RemotePath>,
-    /// A sentence for operators when the state needs explaining.
-    pub detail: Option<String>,
-    pub fault: Option<WifFault>,
-    /// The configuration in use and where its element is.
-    pub in_use: ConfigurationInUse,
-}
-
-impl Handler {
-    /// Whether farmkey's handler swap is the fix: DPAPI, or the swap's
-    /// `remove` missing.
-    pub fn needs_swap(&self) -> bool {
-        self.state == HandlerState::Dpapi
-            || matches!(self.fault, Some(WifFault::DuplicateHandler { .. }))
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EncryptedSection {
@@ -493,312 +50,6 @@ pub struct Effective {
     /// The locks on the application's own level: what its web.config may
     /// not set.
     pub locks: Vec<Lock>,
-}
-
-/// A configuration the runtime itself would refuse.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: {message}")]
-pub struct ConfigProblem {
-    pub file: RemotePath,
-    pub message: String,
-}
-
-/// A `<location path>` of applicationHost.config: `a/b/` and `\a\b` are
-/// `a/b`; `.` and empty are empty.
-fn iis_location(path: &str) -> String {
-    let p = path.trim().replace('\\', "/");
-    let p = p.trim_matches('/');
-    if p == "." {
-        String::new()
-    } else {
-        p.to_string()
-    }
-}
-
-/// Why ASP.NET refuses a `<location path>`, and the name of its message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BadLocationPath {
-    pub why: &'static str,
-    pub resource: &'static str,
-}
-
-/// A `<location path>` as BaseConfigurationRecord.NormalizeLocationSubPath
-/// reads it: `None` (no path, `""`, `"."`) is the file's own level; white
-/// space or `\`, `.`, `/` at either end, or `\ ? : * " < > |` anywhere,
-/// is refused. Nothing is trimmed or rewritten: `Site/` is no `Site`.
-pub fn location_sub_path(path: Option<&str>) -> Result<Option<&str>, BadLocationPath> {
-    let p = match path {
-        None | Some("" | ".") => return Ok(None),
-        Some(p) => p,
-    };
-    let edge = |c: Option<char>| c.is_some_and(|c| c.is_whitespace() || "\\./".contains(c));
-    if edge(p.chars().next()) {
-        return Err(BadLocationPath {
-            why: "begins with white space or with '\\', '.' or '/'",
-            resource: "Config_location_path_invalid_first_character",
-        });
-    }
-    if edge(p.chars().next_back()) {
-        return Err(BadLocationPath {
-            why: "ends with white space or with '\\', '.' or '/'",
-            resource: "Config_location_path_invalid_last_character",
-        });
-    }
-    if p.contains(['\\', '?', ':', '*', '"', '<', '>', '|']) {
-        return Err(BadLocationPath {
-            why: "contains one of \\ ? : * \" < > |",
-            resource: "Config_location_path_invalid_character",
-        });
-    }
-    Ok(Some(p))
-}
-
-fn depth(path: &str) -> usize {
-    if path.is_empty() {
-        0
-    } else {
-        path.split('/').count()
-    }
-}
-
-fn same_path(a: &str, b: &str) -> bool {
-    a.eq_ignore_ascii_case(b)
-}
-
-fn is_below(target: &str, base: &str) -> bool {
-    target.len() > base.len()
-        && target.as_bytes()[base.len()] == b'/'
-        && target[..base.len()].eq_ignore_ascii_case(base)
-}
-
-/// The elements of a file whose sections apply to `target`, in the order the
-/// runtime applies them: the file's own level, then `<location>` blocks from
-/// the least to the most specific path.
-pub fn containers(doc: &Document, scope: Scope<'_>, target: &str) -> Vec<ElemId> {
-    let root = doc.root();
-    let mut found: Vec<(usize, ElemId)> = vec![(0, root)];
-    for loc in doc.children_named(root, "location") {
-        let path = doc.attr(loc, "path");
-        let rel = match scope {
-            // IIS reads this file, with rules of its own.
-            Scope::ApplicationHost => iis_location(path.as_deref().unwrap_or_default()),
-            // A path ASP.NET refuses fails the whole file (file_refused).
-            _ => match location_sub_path(path.as_deref()) {
-                Ok(rel) => rel.unwrap_or_default().to_string(),
-                Err(_) => continue,
-            },
-        };
-        let inherit = !doc
-            .attr(loc, "inheritInChildApplications")
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
-        let full = match scope {
-            Scope::Machine | Scope::ApplicationHost => rel,
-            Scope::App(app) if rel.is_empty() => app.to_string(),
-            Scope::App(app) => format!("{app}/{rel}"),
-        };
-        let applies = match (scope, full.is_empty()) {
-            (Scope::Machine | Scope::ApplicationHost, true) => true,
-            _ => same_path(&full, target) || (inherit && is_below(target, &full)),
-        };
-        if applies {
-            found.push((1 + depth(&full), loc));
-        }
-    }
-    found.sort_by_key(|&(d, _)| d); // stable: document order within a depth
-    found.into_iter().map(|(_, id)| id).collect()
-}
-
-/// A `<location>` for which ASP.NET refuses the whole file (a global error
-/// of BaseConfigurationRecord.ScanLocationSection): every application that
-/// reads the file fails, whatever path it has.
-pub fn file_refused(file: &ConfigFile, scope: Scope<'_>) -> Result<(), ConfigProblem> {
-    if matches!(scope, Scope::ApplicationHost) {
-        return Ok(());
-    }
-    let doc = &file.doc;
-    // No final full stop: the finding goes on after it.
-    let refused = |loc: ElemId, tag: String, why: String, advice: &str| ConfigProblem {
-        file: file.path.clone(),
-        message: format!(
-            "{tag} at line {}: {why}; ASP.NET refuses the whole file, so every application that reads it fails to start. {advice}",
-            line_of(file, loc)
-        ),
-    };
-    for loc in doc.children_named(doc.root(), "location") {
-        let path = doc.attr(loc, "path");
-        let shown = || bounded(&mask_key_text(path.as_deref().unwrap_or_default()));
-        match location_sub_path(path.as_deref()) {
-            Err(bad) => {
-                return Err(refused(
-                    loc,
-                    format!("<location path=\"{}\">", shown()),
-                    format!("the path {} ({})", bad.why, bad.resource),
-                    if matches!(scope, Scope::Machine) {
-                        "Write the site's name, then the application's path, separated by '/' (\"Flowtime/api\"), with nothing before or after"
-                    } else {
-                        "Write the path below this application, separated by '/' (\"api/v2\"), with nothing before or after"
-                    },
-                ));
-            }
-            // VSWhidbey 535595: machine.config and the root web.config may
-            // not keep their own level from the applications below.
-            Ok(None)
-                if matches!(scope, Scope::Machine)
-                    && doc.attr(loc, "inheritInChildApplications").as_deref() == Some("false") =>
-            {
-                let path = match &path {
-                    Some(_) => format!("path=\"{}\" ", shown()),
-                    None => String::new(),
-                };
-                return Err(refused(
-                    loc,
-                    format!("<location {path}inheritInChildApplications=\"false\">"),
-                    "machine.config and the root web.config may not keep their own level from the applications below (Location_invalid_inheritInChildApplications_in_machine_or_root_web_config)".into(),
-                    "Remove inheritInChildApplications, or name a site in path",
-                ));
-            }
-            Ok(_) => {}
-        }
-    }
-    Ok(())
-}
-
-/// A value quoted from a file in a message, cut after 40 characters:
-/// enough to recognise a typo, never a page of pasted text.
-pub fn bounded(value: &str) -> String {
-    const SHOWN: usize = 40;
-    match value.char_indices().nth(SHOWN) {
-        Some((cut, _)) => format!("{}…", &value[..cut]),
-        None => value.to_string(),
-    }
-}
-
-/// The sections farmkey reads that ASP.NET allows once per level, and the
-/// group that holds them (`None`: the level's element itself). Not
-/// `system.webServer/modules`: ASP.NET ignores that section, IIS reads it.
-const UNIQUE_SECTIONS: [(Option<&str>, &str); 5] = [
-    (Some("system.web"), "machineKey"),
-    (Some("system.web"), "httpRuntime"),
-    (Some("system.web"), "httpModules"),
-    (None, "system.identityModel"),
-    (None, "system.identityModel.services"),
-];
-
-/// A section set twice at one level: ASP.NET refuses it
-/// (Config_sections_must_be_unique). The file's own level (the root, and
-/// `<location>` without a path, `""` or `"."`) is checked as ScanSectionsRecursive
-/// does and fails every application that reads the file; `<location>`
-/// paths equal without regard to case (ResolveLocationSections) fail the
-/// applications that use one of them (`applying`: the containers that apply
-/// to the application read).
-fn unique_sections(file: &ConfigFile, applying: &[ElemId]) -> Result<(), ConfigProblem> {
-    let doc = &file.doc;
-    let root = doc.root();
-    let mut levels: Vec<(Option<String>, ElemId)> = vec![(None, root)];
-    for loc in doc.children_named(root, "location") {
-        if let Ok(sub) = location_sub_path(doc.attr(loc, "path").as_deref()) {
-            levels.push((sub.map(str::to_lowercase), loc));
-        }
-    }
-    for (group, name) in UNIQUE_SECTIONS {
-        let mut seen: Vec<(&Option<String>, ElemId, ElemId)> = Vec::new();
-        for (level, container) in &levels {
-            let parents: Vec<ElemId> = match group {
-                Some(g) => doc.children_named(*container, g).collect(),
-                None => vec![*container],
-            };
-            for elem in parents
-                .into_iter()
-                .flat_map(|p| doc.children_named(p, name))
-            {
-                if let Some(&(_, first_container, first)) =
-                    seen.iter().find(|(l, _, _)| *l == level)
-                {
-                    let (a, b) = (line_of(file, first), line_of(file, elem));
-                    let message = match level {
-                        None => format!(
-                            "<{name}> is set twice at the file's own level (lines {a} and {b}; a <location> without a path, or with path \"\" or \".\", is that level too); ASP.NET refuses this (Config_sections_must_be_unique), so every application that reads the file fails to start"
-                        ),
-                        Some(_)
-                            if applying.contains(&first_container)
-                                || applying.contains(container) =>
-                        {
-                            format!(
-                                "<{name}> is set twice for <location path=\"{}\"> (lines {a} and {b}; paths compare without regard to case); ASP.NET refuses this (Config_sections_must_be_unique), so the applications at that path fail to start",
-                                bounded(&mask_key_text(
-                                    &doc.attr(*container, "path").unwrap_or_default()
-                                ))
-                            )
-                        }
-                        Some(_) => {
-                            seen.push((level, *container, elem));
-                            continue;
-                        }
-                    };
-                    return Err(ConfigProblem {
-                        file: file.path.clone(),
-                        message,
-                    });
-                }
-                seen.push((level, *container, elem));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Whether a section element is protected by a provider.
-pub fn is_encrypted(doc: &Document, section: ElemId) -> bool {
-    doc.find_attr(section, "configProtectionProvider").is_some()
-        || doc.child_named(section, "EncryptedData").is_some()
-}
-
-/// The last file of the chain that registers `system.identityModel` in its
-/// `<configSections>` (applicationHost.config does not count).
-pub fn identity_model_declared_in(layers: &[Layer<'_>]) -> Option<RemotePath> {
-    layers
-        .iter()
-        .rev()
-        .filter(|layer| !matches!(layer.scope, Scope::ApplicationHost))
-        .find(|layer| declares_identity_model(&layer.file.doc))
-        .map(|layer| layer.file.path.clone())
-}
-
-/// Whether a file's `<configSections>` registers `system.identityModel`.
-pub fn declares_identity_model(doc: &Document) -> bool {
-    wif::declares(doc, "system.identityModel")
-}
-
-/// What the chain says about WIF, gathered level by level.
-#[derive(Default)]
-struct WifReading<'a> {
-    declared: Option<(RemotePath, &'static str)>,
-    modules: Modules,
-    http_modules: Modules,
-    element_in: Option<(RemotePath, &'static str)>,
-    services: Vec<(&'a ConfigFile, ElemId)>,
-    /// Every `<identityConfiguration>`, in chain order, with its level.
-    configurations: Vec<(Level, &'a ConfigFile, ElemId)>,
-    encrypted_in: Option<RemotePath>,
-}
-
-impl WifReading<'_> {
-    /// Why the application uses WIF, if it does.
-    fn used_because(&self) -> Option<String> {
-        if let Some((file, section)) = &self.element_in {
-            return Some(format!("<{section}> is set in {file}"));
-        }
-        if let Some((name, file)) = self
-            .modules
-            .wif_module()
-            .or_else(|| self.http_modules.wif_module())
-        {
-            return Some(format!("the {name} module is registered in {file}"));
-        }
-        self.declared
-            .as_ref()
-            .map(|(file, section)| format!("{section} is registered in <configSections> of {file}"))
-    }
 }
 
 /// Merges the layers for `target` (an application id, `Site/app`); the
@@ -835,21 +86,9 @@ pub fn resolve(
         ..
     } = m;
 
-    if matches!(mk.compatibility_mode.source, Source::Default)
-        && let Some(tf) = &target_framework
-        && tf.value().is_some_and(|v| framework_at_least_45(v))
-    {
-        mk.compatibility_mode = Sourced {
-            setting: Setting::Value("Framework45".into()),
-            source: Source::Implied(format!(
-                "<httpRuntime targetFramework=\"{}\"> in {}",
-                tf.shown(),
-                tf.source
-            )),
-            line: None,
-        };
+    if let Some(tf) = &target_framework {
+        mk.imply_compatibility_mode(tf);
     }
-
     let handler = judge_wif(&wif);
     Ok(Effective {
         machine_key: mk,
@@ -888,7 +127,7 @@ impl<'a> Merge<'a, '_> {
         let iis_only = matches!(layer.scope, Scope::ApplicationHost);
         if !iis_only
             && self.wif.declared.is_none()
-            && let Some(section) = wif::declared_section(&file.doc)
+            && let Some(section) = elements::declared_section(&file.doc)
         {
             self.wif.declared = Some((file.path.clone(), section));
         }
@@ -933,7 +172,7 @@ impl<'a> Merge<'a, '_> {
                 line: line_of(file, mk),
             });
         }
-        for name in wif::SECTIONS {
+        for name in elements::SECTIONS {
             if let Some(im) = doc.child_named(container, name) {
                 self.ignored.push(IgnoredSection {
                     section: name,
@@ -1113,170 +352,20 @@ impl<'a> Merge<'a, '_> {
     }
 }
 
-/// How WIF protects session tokens, from what the chain says about it.
-fn judge_wif(w: &WifReading<'_>) -> Handler {
-    let named = wif::identity_configuration_in_use(w.services.iter().map(|&(f, s)| (f, &f.doc, s)));
-    let name_of = |&(_, f, ic): &(Level, &ConfigFile, ElemId)| wif::configuration_name(&f.doc, ic);
-    let chosen = w
-        .configurations
-        .iter()
-        .rev()
-        .find(|c| name_of(c) == named.name);
-    let in_use = ConfigurationInUse {
-        name: named.name.clone(),
-        element: chosen.map(|&(level, f, ic)| ElementAt {
-            level,
-            file: f.path.clone(),
-            line: line_of(f, ic),
-        }),
-    };
-    let handler = |state, source: Option<&RemotePath>, detail: Option<String>, fault| Handler {
-        state,
-        source: source.cloned(),
-        detail,
-        fault,
-        in_use: in_use.clone(),
-    };
-    if let Some(file) = &w.encrypted_in {
-        return handler(
-            HandlerState::Encrypted,
-            Some(file),
-            Some("system.identityModel is encrypted; its handlers cannot be read".into()),
-            None,
-        );
-    }
-    let Some(why) = w.used_because() else {
-        return handler(HandlerState::NotConfigured, None, None, None);
-    };
-    // Faults in any configuration of the section, used or not: the runtime
-    // reads all of them before it chooses one.
-    let refused = w.configurations.iter().find_map(|&(_, f, ic)| {
-        let doc = &f.doc;
-        let at = |e| format!("line {} of {}", line_of(f, e), f.path);
-        wif::repeated_collection(doc, ic)
-            .map(|(c, name)| {
-                let named = if name.is_empty() {
-                    "a second unnamed <securityTokenHandlers>".to_string()
-                } else {
-                    format!("a second <securityTokenHandlers name=\"{name}\">")
-                };
-                (c, format!("{named} ({}) in one <identityConfiguration>; WIF throws ID7029 at start-up. Merge its entries into the first", at(c)))
-            })
-            .or_else(|| {
-                wif::unresolved_handler(doc, ic).map(|(e, why, qualified)| {
-                    let type_ref = doc.attr(e, "type").unwrap_or_default();
-                    (e, format!(
-                        "<{} type=\"{}\"> ({}) names a type .NET cannot load: {why}; WIF refuses its configuration at start-up. Write the full name: {}",
-                        doc.name(e),
-                        bounded(&type_ref),
-                        at(e),
-                        qualified
-                    ))
-                })
-            })
-            .map(|(e, detail)| (f, e, detail))
-    });
-    if let Some((f, e, detail)) = refused {
-        return handler(
-            HandlerState::Invalid,
-            Some(&f.path),
-            Some(detail),
-            Some(WifFault::Refused {
-                file: f.path.clone(),
-                line: line_of(f, e),
-            }),
-        );
-    }
-    // The trap: the swap sits in a configuration nothing uses.
-    let unused_swap = w
-        .configurations
-        .iter()
-        .filter(|c| name_of(c) != named.name)
-        .find(|&&(_, f, ic)| wif::judge(&wif::handlers_of(&f.doc, ic)) == Verdict::MachineKey)
-        .map(|&(_, f, ic)| {
-            format!(
-                "; the swap in <identityConfiguration name=\"{}\"> (line {} of {}) is not used: no <federationConfiguration> names it",
-                wif::configuration_name(&f.doc, ic),
-                line_of(f, ic),
-                f.path
-            )
-        })
-        .unwrap_or_default();
-    let Some(&(_, file, ic)) = chosen else {
-        if let Some((fc_file, fc)) = named.named_by {
-            let line = line_of(fc_file, fc);
-            return handler(
-                HandlerState::Invalid,
-                None,
-                Some(format!(
-                    "identityConfigurationName=\"{}\" (line {line} of {}) names no <identityConfiguration>; WIF throws ID7012 at start-up",
-                    named.name, fc_file.path
-                )),
-                Some(WifFault::UnknownConfiguration {
-                    name: named.name.clone(),
-                    file: fc_file.path.clone(),
-                    line,
-                }),
-            );
-        }
-        return handler(
-            HandlerState::Dpapi,
-            None,
-            Some(format!(
-                "the site uses WIF ({why}) but has no unnamed <identityConfiguration>, so WIF uses its defaults, whose SessionSecurityTokenHandler protects session tokens with DPAPI{unused_swap}"
-            )),
-            None,
-        );
-    };
-    let source = Some(&file.path);
-    match wif::judge(&wif::handlers_of(&file.doc, ic)) {
-        Verdict::MachineKey => handler(HandlerState::MachineKey, source, None, None),
-        Verdict::Duplicate => {
-            let line = line_of(file, ic);
-            handler(
-                HandlerState::Invalid,
-                source,
-                Some(format!(
-                    "MachineKeySessionSecurityTokenHandler is added but SessionSecurityTokenHandler is not removed (<identityConfiguration> at line {line} of {}); WIF refuses two handlers for one token type at start-up",
-                    file.path
-                )),
-                Some(WifFault::DuplicateHandler {
-                    file: file.path.clone(),
-                    line,
-                }),
-            )
-        }
-        Verdict::Dpapi => handler(
-            HandlerState::Dpapi,
-            source,
-            Some(format!(
-                "session tokens use WIF's default SessionSecurityTokenHandler, protected with DPAPI{unused_swap}"
-            )),
-            None,
-        ),
-        Verdict::NoHandler => handler(
-            HandlerState::Dpapi,
-            source,
-            Some(format!(
-                "SessionSecurityTokenHandler is removed but MachineKeySessionSecurityTokenHandler is not added{unused_swap}"
-            )),
-            None,
-        ),
-    }
-}
-
-/// `4.5`, `4.7.2`, `4.8` are; `4.0`, `2.0` are not.
-fn framework_at_least_45(v: &str) -> bool {
-    let mut parts = v.trim().split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let major = parts.next().unwrap_or(0);
-    let minor = parts.next().unwrap_or(0);
-    (major, minor) >= (4, 5)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::bytes::FileBytes;
+    use crate::config::locks::Locked;
+    use crate::config::machine_key::{Decryption, InvalidValue, Refusal};
+    use crate::config::problem::{
+        ConfigSourceFault, LocationPathFault, PathsFrom, Problem, SourcePathFault,
+    };
+    use crate::config::wif::elements::{
+        MACHINE_KEY_HANDLER_TYPE, SESSION_HANDLER_TYPE, Unresolvable,
+    };
+    use crate::config::wif::{HandlerReason, HandlerState, SectionRefusal, UsesWif, WifFault};
+    use crate::config::xml::Document;
 
     fn file(path: &str, xml: &str) -> ConfigFile {
         ConfigFile {
@@ -1373,30 +462,6 @@ mod tests {
     }
 
     #[test]
-    fn key_states() {
-        let mut mk = MachineKey::default();
-        assert!(
-            matches!(mk.validation_key_state(), KeyState::AutoGenerate { ref modifiers } if modifiers == &["IsolateApps"])
-        );
-        mk.validation_key.setting = Setting::Value(KeyText::new(format!("{K1},IsolateApps")));
-        assert!(
-            matches!(mk.validation_key_state(), KeyState::Explicit { ref modifiers, .. } if modifiers.len() == 1)
-        );
-        mk.compatibility_mode.setting = Setting::Value("Framework45".into());
-        assert!(matches!(
-            mk.validation_key_state(),
-            KeyState::Invalid { .. }
-        ));
-        mk.validation_key.setting = Setting::Value(KeyText::new("XYZ"));
-        let KeyState::Invalid { reason } = mk.validation_key_state() else {
-            panic!()
-        };
-        assert!(reason.contains("non-hex"));
-        mk.decryption_key.setting = Setting::Encrypted;
-        assert!(matches!(mk.decryption_key_state(), KeyState::Encrypted));
-    }
-
-    #[test]
     fn handler_states() {
         let h = |xml: &str| {
             let f = file("/C:/site/web.config", xml);
@@ -1454,42 +519,92 @@ mod tests {
         };
         let refused = |h: Handler| {
             assert_eq!(h.state, HandlerState::Invalid);
-            let Some(WifFault::Refused { line, .. }) = h.fault else {
-                panic!("{:?}", h.fault)
+            let Some(WifFault::Refused { line, why, .. }) = h.fault().cloned() else {
+                panic!("{:?}", h.reason)
             };
-            (line, h.detail.unwrap())
+            (line, why)
         };
         let full_add = MACHINE_KEY_HANDLER_TYPE;
         let full_remove = SESSION_HANDLER_TYPE;
-        let (line, detail) = refused(swap(
-            &full_remove.replace("System.IdentityModel.Tokens", "system.identitymodel.tokens"),
-            full_add,
-        ));
-        assert_eq!(line, 5);
-        assert!(
-            detail.contains("(line 5 of C:\\site\\web.config) names a type .NET cannot load: type names are case-sensitive: \"system.identitymodel.tokens.SessionSecurityTokenHandler\" is not \"System.IdentityModel.Tokens.SessionSecurityTokenHandler\"; WIF refuses its configuration at start-up. Write the full name: System.IdentityModel.Tokens.SessionSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0"),
-            "{detail}"
+        let lower =
+            full_remove.replace("System.IdentityModel.Tokens", "system.identitymodel.tokens");
+        assert_eq!(
+            refused(swap(&lower, full_add)),
+            (
+                5,
+                SectionRefusal::UnloadableType {
+                    element: "remove".into(),
+                    type_ref: lower.clone(),
+                    why: Unresolvable::Case {
+                        written: "system.identitymodel.tokens.SessionSecurityTokenHandler".into(),
+                        full: "System.IdentityModel.Tokens.SessionSecurityTokenHandler",
+                    },
+                    qualified: SESSION_HANDLER_TYPE,
+                }
+            )
         );
-        let why = |remove: &str, add: &str| refused(swap(remove, add)).1;
-        assert!(why("SessionSecurityTokenHandler, System.IdentityModel", full_add)
-            .contains("there is no type \"SessionSecurityTokenHandler\"; the class is \"System.IdentityModel.Tokens.SessionSecurityTokenHandler\""));
-        assert!(why(full_remove, "System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler")
-            .contains("no assembly is named, so .NET looks for \"System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler\" only in mscorlib and System.Configuration"));
-        assert!(
+        let why = |remove: &str, add: &str| match refused(swap(remove, add)).1 {
+            SectionRefusal::UnloadableType { why, .. } => why,
+            other => panic!("{other:?}"),
+        };
+        let session = "System.IdentityModel.Tokens.SessionSecurityTokenHandler";
+        let machine = "System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler";
+        let services = "System.IdentityModel.Services";
+        assert_eq!(
+            why(
+                "SessionSecurityTokenHandler, System.IdentityModel",
+                full_add
+            ),
+            Unresolvable::NoSuchType {
+                written: "SessionSecurityTokenHandler".into(),
+                full: session
+            }
+        );
+        assert_eq!(
+            why(full_remove, machine),
+            Unresolvable::NoAssembly {
+                full: machine,
+                home: services
+            }
+        );
+        assert_eq!(
             why(
                 full_remove,
                 &full_add.replace(".Services, Version", ", Version")
-            )
-            .contains(
-                "is in the assembly System.IdentityModel.Services, not \"System.IdentityModel\""
-            )
+            ),
+            Unresolvable::OtherAssembly {
+                full: machine,
+                home: services,
+                named: "System.IdentityModel".into()
+            }
         );
-        assert!(why(full_remove, "System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler, System.IdentityModel.Services")
-            .contains("lacks Version: .NET looks for an assembly named in part only in the application's bin folder, not in the GAC"));
-        assert!(why(full_remove, &full_add.replace("4.0.0.0", "4.5.0.0"))
-            .contains("there is no System.IdentityModel.Services with Version=4.5.0.0; it is Version=4.0.0.0"));
-        assert!(why("System.IdentityModel.Services.Tokens.SessionSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089", full_add)
-            .contains("there is no type \"System.IdentityModel.Services.Tokens.SessionSecurityTokenHandler\""));
+        assert_eq!(
+            why(full_remove, &format!("{machine}, {services}")),
+            Unresolvable::PartialName {
+                named: services.into(),
+                part: "Version",
+                home: services
+            }
+        );
+        assert_eq!(
+            why(full_remove, &full_add.replace("4.0.0.0", "4.5.0.0")),
+            Unresolvable::OtherPart {
+                home: services,
+                part: "Version",
+                value: "4.5.0.0".into(),
+                want: "4.0.0.0"
+            }
+        );
+        assert_eq!(
+            why(
+                "System.IdentityModel.Services.Tokens.SessionSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089",
+                full_add
+            ),
+            Unresolvable::NoSuchType {
+                written: "System.IdentityModel.Services.Tokens.SessionSecurityTokenHandler".into(),
+                full: session
+            }
+        );
         // Read in a named collection too: the whole section is read.
         let named = with_handlers(&format!(
             "<securityTokenHandlers name=\"ActAs\"><add type=\"MachineKeySessionSecurityTokenHandler\"/></securityTokenHandlers><securityTokenHandlers><remove type=\"{full_remove}\"/><add type=\"{full_add}\"/></securityTokenHandlers>"
@@ -1500,7 +615,7 @@ mod tests {
             full_remove,
             "Contoso.Security.MachineKeySessionSecurityTokenHandler, Contoso.Security",
         );
-        assert_eq!((custom.state, custom.fault), (HandlerState::Dpapi, None));
+        assert_eq!((custom.state, custom.fault()), (HandlerState::Dpapi, None));
     }
 
     #[test]
@@ -1511,25 +626,20 @@ mod tests {
         let h = with_handlers(&format!(
             "{swap}\n<securityTokenHandlers>\n</securityTokenHandlers>"
         ));
+        let repeated = |h: Handler| match h.fault() {
+            Some(WifFault::Refused {
+                line,
+                why: SectionRefusal::RepeatedCollection { name },
+                ..
+            }) => (*line, name.clone()),
+            other => panic!("{other:?}"),
+        };
         assert_eq!(h.state, HandlerState::Invalid);
-        assert!(
-            matches!(h.fault, Some(WifFault::Refused { line: 8, .. })),
-            "{:?}",
-            h.fault
-        );
-        assert_eq!(
-            h.detail.unwrap(),
-            "a second unnamed <securityTokenHandlers> (line 8 of C:\\site\\web.config) in one <identityConfiguration>; WIF throws ID7029 at start-up. Merge its entries into the first"
-        );
+        assert_eq!(repeated(h), (8, String::new()));
         let named = with_handlers(&format!(
             "{swap}\n<securityTokenHandlers name=\"ActAs\"/>\n<securityTokenHandlers name=\"ActAs\"/>"
         ));
-        assert!(
-            named
-                .detail
-                .unwrap()
-                .starts_with("a second <securityTokenHandlers name=\"ActAs\"> (line 9 of")
-        );
+        assert_eq!(repeated(named), (9, "ActAs".to_string()));
         let distinct = with_handlers(&format!("{swap}\n<securityTokenHandlers name=\"ActAs\"/>"));
         assert_eq!(distinct.state, HandlerState::MachineKey);
     }
@@ -1549,18 +659,30 @@ mod tests {
         // Declared, nothing else: WIF's defaults, DPAPI.
         let h = eff(&format!("<configuration>{declared}</configuration>"));
         assert_eq!(h.state, HandlerState::Dpapi);
-        assert!(h.detail.unwrap().contains("registered in <configSections>"));
+        assert_eq!(
+            h.reason,
+            Some(HandlerReason::Defaults {
+                uses: UsesWif::Declared {
+                    section: "system.identityModel",
+                    file: RemotePath::parse("C:\\site\\web.config").unwrap()
+                },
+                unused_swap: None
+            })
+        );
         // The trap: the swap in a named configuration nothing names.
         let trap = format!(
             "<configuration>{declared}\n<system.identityModel>\n<identityConfiguration name=\"swap\">{swap}</identityConfiguration></system.identityModel></configuration>"
         );
         let h = eff(&trap);
         assert_eq!(h.state, HandlerState::Dpapi);
-        let detail = h.detail.unwrap();
-        assert!(
-            detail.contains("name=\"swap\"> (line 3 of C:\\site\\web.config) is not used"),
-            "{detail}"
-        );
+        let Some(HandlerReason::Defaults {
+            unused_swap: Some(unused),
+            ..
+        }) = h.reason
+        else {
+            panic!("{:?}", h.reason)
+        };
+        assert_eq!((unused.name.as_str(), unused.line), ("swap", 3));
         // Named by the default federationConfiguration: used.
         let named = trap.replace(
             "</configuration>",
@@ -1575,7 +697,7 @@ mod tests {
         let h = eff(&unknown);
         assert_eq!(h.state, HandlerState::Invalid);
         assert!(
-            matches!(h.fault, Some(WifFault::UnknownConfiguration { ref name, line: 3, .. }) if name == "Swap")
+            matches!(h.fault(), Some(WifFault::UnknownConfiguration { name, line: 3, .. }) if name == "Swap")
         );
         // A named federationConfiguration is not the default one.
         let other = trap.replace(
@@ -1708,46 +830,70 @@ mod tests {
         assert_eq!(eff.machine_key.validation.shown(), "SHA1");
 
         // Missing, or refused as ASP.NET refuses it: a problem, never defaults.
-        let err = resolve_alone(&f).unwrap_err();
-        assert!(
-            err.message
-                .contains("<machineKey configSource=\"App_Config\\mk.config\"> at line 3")
-                && err.message.contains("does not exist"),
-            "{err}"
+        let web = RemotePath::parse("C:\\site\\web.config").unwrap();
+        let refused = |value: &str, fault| ConfigProblem {
+            file: web.clone(),
+            problem: Problem::ConfigSource {
+                section: "machineKey".into(),
+                value: value.into(),
+                line: 3,
+                fault,
+            },
+        };
+        assert_eq!(
+            resolve_alone(&f).unwrap_err(),
+            refused(
+                "App_Config\\mk.config",
+                ConfigSourceFault::Missing(
+                    RemotePath::parse("C:\\site\\App_Config\\mk.config").unwrap()
+                )
+            )
         );
         for (value, why) in [
-            ("..\\keys.config", "leaves the folder"),
-            ("App_Config/mk.config", "'/'"),
-            ("C:\\keys\\mk.config", "relative"),
+            (
+                "..\\keys.config",
+                SourcePathFault::LeavesFolder {
+                    dir: RemotePath::parse("C:\\site").unwrap(),
+                },
+            ),
+            ("App_Config/mk.config", SourcePathFault::Slash),
+            ("C:\\keys\\mk.config", SourcePathFault::NotRelative),
         ] {
             let f = file(
                 "/C:/site/web.config",
                 &format!(
-                    "<configuration><system.web><machineKey configSource=\"{value}\"/></system.web></configuration>"
+                    "<configuration>\n<system.web>\n<machineKey configSource=\"{value}\"/></system.web></configuration>"
                 ),
             );
-            let err = resolve_with(&f, &[("/C:/keys.config", &mk)]).unwrap_err();
-            assert!(
-                err.message.contains(why) && err.message.contains("ASP.NET refuses"),
-                "{err}"
+            assert_eq!(
+                resolve_with(&f, &[("/C:/keys.config", &mk)]).unwrap_err(),
+                refused(value, ConfigSourceFault::Path(why))
             );
         }
         let both = file(
             "/C:/site/web.config",
-            "<configuration><system.web><machineKey configSource=\"mk.config\" validation=\"SHA1\"/></system.web></configuration>",
+            "<configuration>\n<system.web>\n<machineKey configSource=\"mk.config\" validation=\"SHA1\"/></system.web></configuration>",
         );
-        let err = resolve_with(&both, &[("/C:/site/mk.config", &mk)]).unwrap_err();
-        assert!(err.message.contains("no other attribute"), "{err}");
+        assert_eq!(
+            resolve_with(&both, &[("/C:/site/mk.config", &mk)]).unwrap_err(),
+            refused("mk.config", ConfigSourceFault::OtherAttribute)
+        );
         let wrong_root = resolve_with(
-            &file("/C:/site/web.config", "<configuration><system.web><machineKey configSource=\"mk.config\"/></system.web></configuration>"),
+            &file("/C:/site/web.config", "<configuration>\n<system.web>\n<machineKey configSource=\"mk.config\"/></system.web></configuration>"),
             &[("/C:/site/mk.config", "<configuration/>")],
         )
         .unwrap_err();
-        assert!(
-            wrong_root
-                .message
-                .contains("root element is <configuration>"),
-            "{wrong_root}"
+        assert_eq!(
+            wrong_root,
+            ConfigProblem {
+                file: RemotePath::parse("C:\\site\\mk.config").unwrap(),
+                problem: Problem::WrongRoot {
+                    named_in: web.clone(),
+                    named_at: 3,
+                    root: "configuration".into(),
+                    expected: "machineKey".into()
+                }
+            }
         );
     }
 
@@ -1771,14 +917,10 @@ mod tests {
             ]
         );
         assert_eq!(bad[0].at, "C:\\site\\web.config line 3");
+        assert_eq!(mk.validation_alg(), None, "sha1 is no algorithm at all");
         assert_eq!(
-            mk.validation_normalised(),
-            None,
-            "sha1 is no algorithm at all"
-        );
-        assert_eq!(
-            mk.decryption_normalised().as_deref(),
-            Some("AES"),
+            mk.decryption_alg(),
+            Some(Decryption::Aes),
             "validation and decryption are trimmed"
         );
     }
@@ -1818,7 +960,7 @@ mod tests {
         );
         assert_eq!(eff.locked.len(), 1);
         let v = &eff.locked[0];
-        assert_eq!((v.what.as_str(), v.line), ("<machineKey>", 3));
+        assert_eq!((&v.what, v.line), (&Locked::Section("machineKey"), 3));
         assert_eq!(
             v.lock.to_string(),
             "allowOverride=\"false\" on the <location> at line 2 of C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\Config\\web.config"
@@ -1856,7 +998,7 @@ mod tests {
         );
         let files = [(root, Scope::Machine), (child, Scope::App("S"))];
         let eff = resolve(&layers_of(&files), "S", &section::NoSourceFiles).unwrap();
-        assert_eq!(eff.locked[0].what, "the attribute decryption");
+        assert_eq!(eff.locked[0].what, Locked::Attribute("decryption".into()));
         assert_eq!(
             eff.machine_key.validation.source,
             Source::Default,
@@ -1908,7 +1050,7 @@ mod tests {
                 &keys
             ),
             [(
-                "the attribute decryptionKey".to_string(),
+                Locked::Attribute("decryptionKey".into()),
                 "lockAttributes=\"validationKey,decryptionKey\" at line 3 of C:\\root\\web.config"
                     .to_string()
             )]
@@ -1934,7 +1076,7 @@ mod tests {
                 &keys
             )[0]
             .0,
-            "the attribute decryptionKey"
+            Locked::Attribute("decryptionKey".into())
         );
     }
 
@@ -1958,12 +1100,14 @@ mod tests {
         );
         // IIS does load the modules it registers: the site uses WIF.
         assert_eq!(eff.handler.state, HandlerState::Dpapi);
-        assert!(
-            eff.handler
-                .detail
-                .unwrap()
-                .contains("SessionAuthenticationModule module is registered")
-        );
+        let Some(HandlerReason::Defaults {
+            uses: UsesWif::Module { name, .. },
+            ..
+        }) = eff.handler.reason
+        else {
+            panic!("{:?}", eff.handler.reason)
+        };
+        assert_eq!(name, "SessionAuthenticationModule");
     }
 
     #[test]
@@ -1972,8 +1116,25 @@ mod tests {
             "/C:/site/web.config",
             "<configuration><system.web>\n<machineKey/>\n<machineKey/></system.web></configuration>",
         );
-        let err = resolve_alone(&f).unwrap_err();
-        assert!(err.message.contains("lines 2 and 3"), "{err}");
+        assert_eq!(
+            resolve_alone(&f).unwrap_err().problem,
+            Problem::TwiceAtFileLevel {
+                section: "machineKey",
+                lines: [2, 3]
+            }
+        );
+        // Not a section: the group that holds them.
+        let groups = file(
+            "/C:/site/web.config",
+            "<configuration>\n<system.web/>\n<system.web/></configuration>",
+        );
+        assert_eq!(
+            resolve_alone(&groups).unwrap_err().problem,
+            Problem::TwiceInOnePlace {
+                element: "system.web".into(),
+                lines: [2, 3]
+            }
+        );
     }
 
     #[test]
@@ -2040,47 +1201,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn location_paths_as_asp_net_reads_them() {
-        let first = Err(BadLocationPath {
-            why: "begins with white space or with '\\', '.' or '/'",
-            resource: "Config_location_path_invalid_first_character",
-        });
-        let last = Err(BadLocationPath {
-            why: "ends with white space or with '\\', '.' or '/'",
-            resource: "Config_location_path_invalid_last_character",
-        });
-        let inner = Err(BadLocationPath {
-            why: "contains one of \\ ? : * \" < > |",
-            resource: "Config_location_path_invalid_character",
-        });
-        for (path, read) in [
-            (None, Ok(None)),
-            (Some(""), Ok(None)),
-            (Some("."), Ok(None)),
-            (Some("Flowtime"), Ok(Some("Flowtime"))),
-            (
-                Some("Default Web Site/api"),
-                Ok(Some("Default Web Site/api")),
-            ),
-            (Some("Flowtime/"), last),
-            (Some("Flowtime\\"), last),
-            (Some("Flowtime."), last),
-            (Some("Flowtime "), last),
-            (Some("/Flowtime"), first),
-            (Some("\\Flowtime"), first),
-            (Some(" Flowtime"), first),
-            (Some("./api"), first),
-            (Some(".."), first),
-            (Some("  "), first),
-            (Some("Flowtime\\api"), inner),
-            (Some("C:/inetpub"), inner),
-            (Some("a?b"), inner),
-        ] {
-            assert_eq!(location_sub_path(path), read, "{path:?}");
-        }
-    }
-
     const MACHINE: &str = "/C:/Windows/Microsoft.NET/Framework64/v4.0.30319/Config/machine.config";
 
     /// The site's application `S` and its child `S/api`, read through a
@@ -2094,16 +1214,28 @@ mod tests {
         ["S", "S/api"].map(|target| resolve(&layers, target, &section::NoSourceFiles))
     }
 
-    fn problems(results: [Result<Effective, ConfigProblem>; 2]) -> [Option<String>; 2] {
-        results.map(|r| r.err().map(|p| p.to_string()))
+    fn problems(results: [Result<Effective, ConfigProblem>; 2]) -> [Option<ConfigProblem>; 2] {
+        results.map(|r| r.err())
+    }
+
+    fn at(file: &str, problem: Problem) -> Option<ConfigProblem> {
+        Some(ConfigProblem {
+            file: RemotePath::parse(file).unwrap(),
+            problem,
+        })
     }
 
     #[test]
     fn a_refused_location_fails_every_application_that_reads_the_file() {
         let empty = "<configuration/>";
-        let machine = "C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\Config\\machine.config";
-        let bad = format!(
-            "{machine}: <location path=\"Other/\"> at line 2: the path ends with white space or with '\\', '.' or '/' (Config_location_path_invalid_last_character); ASP.NET refuses the whole file, so every application that reads it fails to start. Write the site's name, then the application's path, separated by '/' (\"Flowtime/api\"), with nothing before or after"
+        let bad = at(
+            MACHINE,
+            Problem::LocationPath {
+                line: 2,
+                path: "Other/".into(),
+                fault: LocationPathFault::LastCharacter,
+                paths_from: PathsFrom::Machine,
+            },
         );
         // Whatever site it names.
         assert_eq!(
@@ -2111,25 +1243,33 @@ mod tests {
                 "<configuration>\n<location path=\"Other/\"/></configuration>",
                 empty
             )),
-            [Some(bad.clone()), Some(bad)]
+            [bad.clone(), bad]
         );
-        let dot = format!(
-            "{machine}: <location path=\".\" inheritInChildApplications=\"false\"> at line 2: machine.config and the root web.config may not keep their own level from the applications below (Location_invalid_inheritInChildApplications_in_machine_or_root_web_config); ASP.NET refuses the whole file, so every application that reads it fails to start. Remove inheritInChildApplications, or name a site in path"
+        let dot = at(
+            MACHINE,
+            Problem::InheritAtMachineLevel {
+                line: 2,
+                path: Some(".".into()),
+            },
         );
         assert_eq!(
             problems(resolve_both(
                 "<configuration>\n<location path=\".\" inheritInChildApplications=\"false\"/></configuration>",
                 empty
             )),
-            [Some(dot.clone()), Some(dot)]
+            [dot.clone(), dot]
         );
         let none =
             "<configuration>\n<location inheritInChildApplications=\"false\"/></configuration>";
-        assert!(
-            problems(resolve_both(none, empty))[0]
-                .as_ref()
-                .unwrap()
-                .contains("<location inheritInChildApplications=\"false\"> at line 2")
+        assert_eq!(
+            problems(resolve_both(none, empty))[0],
+            at(
+                MACHINE,
+                Problem::InheritAtMachineLevel {
+                    line: 2,
+                    path: None
+                }
+            )
         );
         // Allowed: naming a site, any other spelling of the value (which
         // farmkey does not judge), and the same <location> in a web.config.
@@ -2153,14 +1293,21 @@ mod tests {
             [None, None]
         );
         // In a web.config, the applications that read it fail.
-        let [site, api] = problems(resolve_both(
-            empty,
-            "<configuration>\n<location path=\"/api\"/></configuration>",
-        ));
-        assert_eq!(site, api);
+        let site = at(
+            "/C:/site/web.config",
+            Problem::LocationPath {
+                line: 2,
+                path: "/api".into(),
+                fault: LocationPathFault::FirstCharacter,
+                paths_from: PathsFrom::App,
+            },
+        );
         assert_eq!(
-            site.unwrap(),
-            "C:\\site\\web.config: <location path=\"/api\"> at line 2: the path begins with white space or with '\\', '.' or '/' (Config_location_path_invalid_first_character); ASP.NET refuses the whole file, so every application that reads it fails to start. Write the path below this application, separated by '/' (\"api/v2\"), with nothing before or after"
+            problems(resolve_both(
+                empty,
+                "<configuration>\n<location path=\"/api\"/></configuration>",
+            )),
+            [site.clone(), site]
         );
     }
 
@@ -2169,11 +1316,8 @@ mod tests {
         let mk =
             |key: &str| format!("<system.web><machineKey validationKey=\"{key}\"/></system.web>");
         let site = |body: String| format!("<configuration>\n{body}</configuration>");
-        let file_level = |a: usize, b: usize| {
-            Some(format!(
-                "C:\\site\\web.config: <machineKey> is set twice at the file's own level (lines {a} and {b}; a <location> without a path, or with path \"\" or \".\", is that level too); ASP.NET refuses this (Config_sections_must_be_unique), so every application that reads the file fails to start"
-            ))
-        };
+        let web = "/C:/site/web.config";
+        let file_level = |section, lines| at(web, Problem::TwiceAtFileLevel { section, lines });
         for (why, body) in [
             (
                 "the file's level and <location path=\".\">",
@@ -2194,20 +1338,19 @@ mod tests {
         ] {
             assert_eq!(
                 problems(resolve_both("<configuration/>", &site(body))),
-                [file_level(2, 3), file_level(2, 3)],
+                [
+                    file_level("machineKey", [2, 3]),
+                    file_level("machineKey", [2, 3])
+                ],
                 "{why}: every application of the file"
             );
         }
         // A <location> without a path is the file's level too.
         let wif =
             site("<system.identityModel/>\n<location><system.identityModel/></location>".into());
-        assert!(
-            problems(resolve_both("<configuration/>", &wif))[0]
-                .as_ref()
-                .unwrap()
-                .contains(
-                    "<system.identityModel> is set twice at the file's own level (lines 2 and 3"
-                )
+        assert_eq!(
+            problems(resolve_both("<configuration/>", &wif))[0],
+            file_level("system.identityModel", [2, 3])
         );
         // Paths equal without regard to case: the applications at that
         // path fail, not the site above them.
@@ -2221,7 +1364,14 @@ mod tests {
             problems(resolve_both("<configuration/>", &api)),
             [
                 None,
-                Some("C:\\site\\web.config: <machineKey> is set twice for <location path=\"API\"> (lines 3 and 4; paths compare without regard to case); ASP.NET refuses this (Config_sections_must_be_unique), so the applications at that path fail to start".into())
+                at(
+                    web,
+                    Problem::TwiceForLocation {
+                        section: "machineKey",
+                        path: "API".into(),
+                        lines: [3, 4]
+                    }
+                )
             ]
         );
         // In machine.config, for a site.
@@ -2230,12 +1380,19 @@ mod tests {
             mk(K1),
             mk(K2)
         );
-        let [s, s_api] = problems(resolve_both(&machine, "<configuration/>"));
-        assert!(
-            s.unwrap()
-                .contains("is set twice for <location path=\"s\"> (lines 2 and 3")
+        let for_s = at(
+            MACHINE,
+            Problem::TwiceForLocation {
+                section: "machineKey",
+                path: "s".into(),
+                lines: [2, 3],
+            },
         );
-        assert!(s_api.is_some(), "inherited by the application below");
+        assert_eq!(
+            problems(resolve_both(&machine, "<configuration/>")),
+            [for_s.clone(), for_s],
+            "inherited by the application below"
+        );
         // One section at each level is fine, and so are other sections.
         let fine = site(format!(
             "{}\n<location path=\"api\">{}</location>\n<location path=\"api\"><system.web><httpRuntime/></system.web></location>",
@@ -2245,29 +1402,6 @@ mod tests {
         assert_eq!(
             problems(resolve_both("<configuration/>", &fine)),
             [None, None]
-        );
-    }
-
-    #[test]
-    fn location_matching() {
-        let doc = Document::parse(FileBytes::new(
-            br#"<configuration><location path="Default Web Site/App"/><location path=""/><location path="Default Web Site" inheritInChildApplications="false"/><location path="Other"/></configuration>"#.to_vec(),
-        )).unwrap();
-        assert_eq!(
-            containers(&doc, Scope::Machine, "default web site/app").len(),
-            3
-        );
-        assert_eq!(
-            containers(&doc, Scope::Machine, "Default Web Site").len(),
-            3
-        );
-        assert_eq!(
-            containers(&doc, Scope::Machine, "Default Web Site/App/Sub").len(),
-            3
-        );
-        assert_eq!(
-            short_type_name(" System.A.B . SessionSecurityTokenHandler , X"),
-            "sessionsecuritytokenhandler"
         );
     }
 }

@@ -14,7 +14,8 @@ use super::symbols::Symbols;
 use super::theme::Theme;
 use super::ui::Ui;
 use super::view;
-use crate::analysis::{FarmReport, Selection, SiteReport, analyze, analyze_against};
+use crate::analysis::{FarmReport, Selection, SiteReport, analyze, analyze_while_reading};
+use crate::config::apphost::Components;
 use crate::disclosed::DisclosedKeys;
 use crate::farm::ScanEvent;
 use crate::inventory::Server;
@@ -389,6 +390,13 @@ impl App {
         self.settle();
     }
 
+    /// The inventory's `[components]`.
+    pub fn set_components(&mut self, components: Components) {
+        self.data.selection.components = components;
+        self.stale = true;
+        self.settle();
+    }
+
     /// Brings the analysis and the rows of the screen shown up to date,
     /// and fits it to the terminal (a page's scroll within its lines); the
     /// event loop calls it before drawing, and every key sees it done.
@@ -419,13 +427,21 @@ impl App {
     fn recompute(&mut self) {
         let d = &mut self.data;
         let scans = d.servers.iter().filter_map(|r| r.scan.as_ref());
-        d.report = analyze_against(scans, &d.selection, &d.disclosed);
+        // A server never read yet may host any site: none is in step
+        // before it is read.
+        let pending: Vec<String> = d
+            .servers
+            .iter()
+            .filter(|r| r.scan.is_none())
+            .map(|r| r.server.name.clone())
+            .collect();
+        d.report = analyze_while_reading(scans, &pending, &d.selection, &d.disclosed);
         // Sites with a publicly disclosed key come first, then those out of
-        // step, the worst first, so they are seen.
+        // step, the worst first, then those not verified, so they are seen.
         let rank = |s: &SiteReport| {
             (
                 !s.has_disclosed_key(),
-                s.consistent(),
+                s.verdict(),
                 std::cmp::Reverse(s.worst()),
                 s.site.to_lowercase(),
             )

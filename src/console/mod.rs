@@ -46,6 +46,8 @@ const TICK: Duration = Duration::from_millis(100);
 pub struct ConsoleOptions {
     pub title: String,
     pub servers: Vec<Server>,
+    /// How the inventory's Cora components are recognised.
+    pub components: crate::config::apphost::Components,
     pub theme: Theme,
     pub ascii: bool,
     pub read_only: bool,
@@ -288,6 +290,7 @@ pub fn run(opts: ConsoleOptions) -> io::Result<ConsoleEnd> {
         opts.read_only,
     );
     app.set_disclosed(opts.disclosed.clone());
+    app.set_components(opts.components.clone());
     if opts.read_only {
         app.log(
             app::Level::Info,

@@ -5,6 +5,8 @@
 pub struct Symbols {
     pub ok: &'static str,
     pub drift: &'static str,
+    /// A site not read on every server that may host it.
+    pub unverified: &'static str,
     pub error: &'static str,
     pub warning: &'static str,
     pub info: &'static str,
@@ -41,6 +43,7 @@ pub struct Symbols {
 pub const UNICODE: Symbols = Symbols {
     ok: "✓",
     drift: "≠",
+    unverified: "?",
     error: "✗",
     warning: "▲",
     info: "•",
@@ -73,6 +76,7 @@ pub const UNICODE: Symbols = Symbols {
 pub const ASCII: Symbols = Symbols {
     ok: "ok",
     drift: "!=",
+    unverified: "?",
     error: "X",
     warning: "!",
     info: "i",

@@ -8,6 +8,7 @@ use super::dialogs::{self, Activity};
 use super::screens::ScreenId;
 use super::theme::StyleKey;
 use super::ui::{KeyHelp, centered};
+use crate::analysis::SiteVerdict;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Position, Rect, Size};
 use ratatui::text::{Line, Span};
@@ -100,7 +101,15 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
         .filter(|r| r.ok() == Some(false))
         .count();
     let busy = data.scanning();
-    let drifting = data.report.sites.iter().filter(|s| !s.consistent()).count();
+    let count = |v: SiteVerdict| {
+        data.report
+            .sites
+            .iter()
+            .filter(|s| s.verdict() == v)
+            .count()
+    };
+    let drifting = count(SiteVerdict::Drifted);
+    let unverified = count(SiteVerdict::Unverified);
     let disclosed = data
         .report
         .sites
@@ -125,26 +134,63 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
         ));
     }
     spans.push(sep());
-    spans.push(Span::styled("sites ", ui.style(StyleKey::Text)));
-    spans.push(Span::styled(
-        data.report.sites.len().to_string(),
-        ui.style(StyleKey::Text),
-    ));
-    if drifting > 0 {
-        spans.push(Span::styled(
-            format!(", {drifting} out of step"),
-            ui.style(StyleKey::SiteDrift),
-        ));
+    // The counts of the sites, in words; by their marks alone when the
+    // words would not fit beside the name (`sites 2, ? 2`), so that no
+    // count is ever cut off.
+    // (count, mark, word, style, the mark shown beside the word too)
+    let counts = [
+        (
+            drifting,
+            ui.symbols.drift,
+            "out of step",
+            StyleKey::SiteDrift,
+            false,
+        ),
+        (
+            unverified,
+            ui.symbols.unverified,
+            "unverified",
+            StyleKey::Warning,
+            true,
+        ),
+        (
+            disclosed,
+            ui.symbols.disclosed,
+            "disclosed",
+            StyleKey::Danger,
+            true,
+        ),
+    ];
+    let sites = |compact: bool| {
+        let mut out = vec![Span::styled(
+            format!("sites {}", data.report.sites.len()),
+            ui.style(StyleKey::Text),
+        )];
+        for (n, mark, word, style, marked) in counts {
+            if n == 0 {
+                continue;
+            }
+            let text = match (compact, marked) {
+                (true, _) => format!(", {mark} {n}"),
+                (false, false) => format!(", {n} {word}"),
+                (false, true) => format!(", {mark} {n} {word}"),
+            };
+            out.push(Span::styled(text, ui.style(style)));
+        }
+        out
+    };
+    let width = |spans: &[Span]| spans.iter().map(|s| s.width()).sum::<usize>();
+    let fixed = width(&spans) + " farmkey".len() + 3;
+    let full = sites(false);
+    if fixed + width(&full) + 8 <= area.width as usize {
+        spans.extend(full);
+    } else {
+        spans.extend(sites(true));
     }
-    if disclosed > 0 {
-        spans.push(Span::styled(
-            format!(", {} {disclosed} disclosed", ui.symbols.disclosed),
-            ui.style(StyleKey::Danger),
-        ));
-    }
-    // The state of the farm always shows; the title gets what is left.
-    let used: usize = spans.iter().map(|s| s.width()).sum::<usize>() + " farmkey".len() + 3;
-    let room = (area.width as usize).saturating_sub(used).max(8);
+    // The state of the farm always shows; the title gets what is left,
+    // down to its ellipsis.
+    let used: usize = width(&spans) + " farmkey".len() + 3;
+    let room = (area.width as usize).saturating_sub(used).max(1);
     let mut line = vec![
         Span::styled(" farmkey", ui.style(StyleKey::Header)),
         sep(),

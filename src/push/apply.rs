@@ -19,7 +19,7 @@ use super::undo::{
     settle_server, swap, undo_for,
 };
 use super::{Plan, PlanAction, ServerPlan, Sessions, sibling};
-use crate::config::effective::HandlerState;
+use crate::config::wif::HandlerState;
 use crate::paths::{RemotePath, WindowsEnv};
 use crate::scan::read_server;
 use crate::transport::{Transport, TransportError};

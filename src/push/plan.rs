@@ -10,8 +10,10 @@ use crate::analysis::{FarmReport, Instance};
 use crate::config::editor::{
     EditRequest, Home, SectionFile, edit_in, edit_section_file, empty_web_config, homes_in,
 };
-use crate::config::effective::{Effective, Level, WifFault};
+use crate::config::effective::Effective;
+use crate::config::record::Level;
 use crate::config::section::config_source_path;
+use crate::config::wif::WifFault;
 use crate::keys::{KeySet, set_fingerprint};
 use crate::paths::RemotePath;
 use crate::transport::{ReplaceBehaviour, Transport};
@@ -20,10 +22,12 @@ use crate::transport::{ReplaceBehaviour, Transport};
 pub enum PlanError {
     #[error("{0} is not a server of the inventory")]
     UnknownServer(String),
+    /// No server read holds it; `unread`, not read, may.
     #[error(
-        "no site {0:?} in the scan (ids are `Site` or `Site/app`; `farmkey scan --all-sites` lists them)"
+        "no site {site:?} in the scan{} (ids are `Site` or `Site/app`; `farmkey scan --all-sites` lists them)",
+        may_hold(unread)
     )]
-    UnknownSite(String),
+    UnknownSite { site: String, unread: Vec<String> },
     #[error("{server} does not host {site} (it is on {hosts})")]
     NotHosting {
         server: String,
@@ -43,6 +47,17 @@ pub enum PlanError {
     /// A key of the set is publicly disclosed.
     #[error("{0}")]
     Disclosed(String),
+}
+
+/// `; web03 could not be read and may hold it` where a server was not read.
+fn may_hold(unread: &[String]) -> String {
+    if unread.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; {} could not be read and may hold it",
+        super::and_list(unread)
+    )
 }
 
 fn adopt(
@@ -129,7 +144,15 @@ pub fn build_plan(
                 names,
             }
         } else {
-            PlanError::UnknownSite(req.site.clone())
+            PlanError::UnknownSite {
+                site: req.site.clone(),
+                unread: report
+                    .servers
+                    .iter()
+                    .filter(|s| s.error.is_some())
+                    .map(|s| s.name.clone())
+                    .collect(),
+            }
         }
     })?;
     let hosts = || {
@@ -426,7 +449,7 @@ fn plan_files(
             key_set: Some(k.set_fingerprint()),
             ..Fingerprints::default()
         };
-        let shown = |s: Option<crate::config::effective::KeyState>| {
+        let shown = |s: Option<crate::config::machine_key::KeyState>| {
             s.map_or("?".into(), |s| crate::report::key_cell(&s))
         };
         sp.changes = vec![
@@ -452,21 +475,12 @@ fn plan_files(
             },
         ];
     }
+    // A handler-only push cannot fix what makes WIF refuse the section.
     if keys.is_none()
-        && let Some(WifFault::UnknownConfiguration { name, file, line }) = &eff.handler.fault
+        && let Some(fault @ (WifFault::UnknownConfiguration { .. } | WifFault::Refused { .. })) =
+            eff.handler.fault()
     {
-        sp.action = PlanAction::Blocked(format!(
-            "identityConfigurationName=\"{name}\" (line {line} of {file}) names no <identityConfiguration>: WIF fails at start-up; correct the name first"
-        ));
-        return vec![sp];
-    }
-    if keys.is_none()
-        && let Some(WifFault::Refused { .. }) = &eff.handler.fault
-    {
-        sp.action = PlanAction::Blocked(format!(
-            "{}: correct it first",
-            eff.handler.detail.clone().unwrap_or_default()
-        ));
+        sp.action = PlanAction::Blocked(format!("{fault}: correct it first"));
         return vec![sp];
     }
     // Every server of the push is locked while it runs, the ones already

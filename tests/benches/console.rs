@@ -163,7 +163,7 @@ fn main() {
         .report
         .sites
         .iter()
-        .filter(|s| !s.consistent())
+        .filter(|s| s.consistent() != Some(true))
         .count();
     assert_eq!(app.data.report.sites.len(), SITES);
 

@@ -82,6 +82,7 @@ fn one_line(bytes: usize, runs: usize) {
     let all = Selection {
         all_sites: true,
         sites: vec![],
+        ..Default::default()
     };
     let (mut scan, mut plan, mut diff) = (Vec::new(), Vec::new(), Vec::new());
     let (mut plan_cpu, mut diff_cpu) = (Vec::new(), Vec::new());

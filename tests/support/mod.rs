@@ -78,6 +78,7 @@ pub fn all_sites() -> Selection {
     Selection {
         all_sites: true,
         sites: vec![],
+        ..Default::default()
     }
 }
 

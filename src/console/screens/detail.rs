@@ -3,8 +3,8 @@
 //! one server, and its findings.
 
 use super::{Nav, Reply, Screen, ScreenId, Scroll};
-use crate::analysis::Instance;
-use crate::config::effective::KeyState;
+use crate::analysis::{Instance, SiteVerdict};
+use crate::config::machine_key::KeyState;
 use crate::console::app::{Action, Data};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
@@ -99,16 +99,24 @@ impl Detail {
             None => format!(" {} on every server ", site.site),
         };
         let mut lines: Vec<Line> = Vec::new();
-        let state = if site.consistent() {
-            Span::styled(
+        let verdict = site.verdict();
+        let state = match verdict {
+            SiteVerdict::InStep => Span::styled(
                 format!("{} in step", ui.symbols.ok),
                 ui.style(StyleKey::SiteOk),
-            )
-        } else {
-            Span::styled(
+            ),
+            SiteVerdict::Drifted => Span::styled(
                 format!("{} out of step", ui.symbols.drift),
                 ui.style(StyleKey::SiteDrift),
-            )
+            ),
+            SiteVerdict::Unverified => Span::styled(
+                format!(
+                    "{} unverified: not read on {}",
+                    ui.symbols.unverified,
+                    site.unverified_on().collect::<Vec<_>>().join(", ")
+                ),
+                ui.style(StyleKey::Warning),
+            ),
         };
         lines.push(Line::from(vec![
             Span::styled(
@@ -145,6 +153,23 @@ impl Detail {
                 ));
             }
         }
+        // Servers not read at all (a site's unreadable files show above).
+        for u in site
+            .unverified
+            .iter()
+            .filter(|u| site.instance(&u.server).is_none())
+        {
+            if server.as_ref().is_none_or(|s| *s == u.server) {
+                lines.push(Line::raw(""));
+                lines.push(Line::styled(
+                    format!(
+                        " {}  {} not read: {}",
+                        u.server, ui.symbols.unverified, u.why
+                    ),
+                    ui.style(StyleKey::Warning),
+                ));
+            }
+        }
         lines.push(Line::raw(""));
         lines.push(Line::styled(" Findings", ui.style(StyleKey::Title)));
         let relevant: Vec<_> = site
@@ -153,10 +178,15 @@ impl Detail {
             .filter(|x| server.as_ref().is_none_or(|s| x.servers.contains(s)))
             .collect();
         if relevant.is_empty() {
-            lines.push(Line::styled(
-                format!(" {} none", ui.symbols.ok),
-                ui.style(StyleKey::SiteOk),
-            ));
+            // No tick where a server was not read.
+            let line = match verdict {
+                SiteVerdict::InStep => Line::styled(
+                    format!(" {} none", ui.symbols.ok),
+                    ui.style(StyleKey::SiteOk),
+                ),
+                _ => Line::styled(" none", ui.style(StyleKey::Text)),
+            };
+            lines.push(line);
         }
         for x in relevant {
             lines.push(Line::from(vec![
@@ -311,7 +341,7 @@ fn instance_lines(ui: &Ui, inst: &Instance, width: usize, lines: &mut Vec<Line<'
             .map(|p| p.to_string())
             .unwrap_or_default(),
     );
-    if let Some(d) = &eff.handler.detail {
+    if let Some(d) = &eff.handler.reason {
         lines.push(Line::styled(
             format!("                {d}"),
             ui.style(StyleKey::TextDim),

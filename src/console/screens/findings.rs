@@ -132,7 +132,17 @@ impl Screen for Findings {
             ]));
         }
         if self.rows.is_empty() {
-            lines.push(if all.is_empty() {
+            // A server never read may hold findings yet: no tick until then.
+            let unread = data.servers.iter().filter(|r| r.scan.is_none()).count();
+            lines.push(if all.is_empty() && unread > 0 {
+                Line::styled(
+                    format!(
+                        " {} No findings yet: {unread} server(s) still being read.",
+                        ui.spinner()
+                    ),
+                    ui.style(StyleKey::TextDim),
+                )
+            } else if all.is_empty() {
                 Line::styled(
                     format!(" {} No findings.", ui.symbols.ok),
                     ui.style(StyleKey::SiteOk),

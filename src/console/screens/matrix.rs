@@ -2,8 +2,9 @@
 //! server; the findings of the selected site below.
 
 use super::{Nav, Reply, Screen, first_shown, servers_shown};
-use crate::analysis::{Code, Instance, SiteReport};
-use crate::config::effective::{HandlerState, KeyState};
+use crate::analysis::{Code, Instance, NotRead, SiteReport, SiteVerdict, Unverified};
+use crate::config::machine_key::KeyState;
+use crate::config::wif::HandlerState;
 use crate::console::app::{Action, Data, Phase};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
@@ -220,6 +221,8 @@ impl Screen for Matrix {
                 format!(" {} reading the servers…", ui.spinner())
             } else if !data.report.sites.is_empty() {
                 ui.unmatched("site", data.filter.text())
+            } else if data.servers.iter().all(|r| r.ok() == Some(false)) {
+                " No site was verified: no server could be read (2 Servers says why).".to_string()
             } else if data.selection.all_sites {
                 " No IIS applications found.".to_string()
             } else {
@@ -232,10 +235,12 @@ impl Screen for Matrix {
             let selected_row = r == self.row;
             let (sym, style) = if site.has_disclosed_key() {
                 (ui.symbols.disclosed, ui.style(StyleKey::Danger))
-            } else if site.consistent() {
-                (ui.symbols.ok, ui.style(StyleKey::SiteOk))
             } else {
-                (ui.symbols.drift, ui.style(StyleKey::SiteDrift))
+                match site.verdict() {
+                    SiteVerdict::InStep => (ui.symbols.ok, ui.style(StyleKey::SiteOk)),
+                    SiteVerdict::Drifted => (ui.symbols.drift, ui.style(StyleKey::SiteDrift)),
+                    SiteVerdict::Unverified => (ui.symbols.unverified, ui.style(StyleKey::Warning)),
+                }
             };
             let pointer = if selected_row {
                 ui.symbols.pointer
@@ -291,9 +296,22 @@ fn cell(data: &Data, ui: &Ui, site: &SiteReport, server: usize) -> (String, Styl
             ui.style(StyleKey::MatrixPending),
         );
     };
+    // Not read: say why as the site's verdict does (an unreadable
+    // applicationHost.config was reached, so it is not "unreachable").
     if scan.result.is_err() {
+        let word = match site.unverified.iter().find(|u| u.server == *name) {
+            Some(Unverified {
+                why: NotRead::HostKeyRefused(_),
+                ..
+            }) => "host key",
+            Some(Unverified {
+                why: NotRead::ServerUnreadable(_) | NotRead::SiteUnreadable(_),
+                ..
+            }) => "unreadable",
+            _ => "unreachable",
+        };
         return (
-            format!("{} unreachable", s.unreachable),
+            format!("{} {word}", s.unreachable),
             ui.style(StyleKey::MatrixProblem),
         );
     }
@@ -379,8 +397,8 @@ fn algorithms_differ(site: &SiteReport, inst: &Instance) -> bool {
     let algs = |i: &Instance| {
         i.effective.as_ref().ok().map(|e| {
             (
-                e.machine_key.validation_normalised(),
-                e.machine_key.decryption_normalised(),
+                e.machine_key.validation_alg(),
+                e.machine_key.decryption_alg(),
             )
         })
     };
@@ -404,15 +422,24 @@ fn algorithms_differ(site: &SiteReport, inst: &Instance) -> bool {
 fn findings_text<'a>(ui: &Ui, site: &'a SiteReport) -> Text<'a> {
     let mut findings: Vec<_> = site.findings.iter().collect();
     findings.sort_by_key(|f| std::cmp::Reverse(f.urgency()));
-    if findings.is_empty() {
+    if site.verdict() == SiteVerdict::InStep && findings.is_empty() {
         return Text::styled(
             format!("{} In step on every server.", ui.symbols.ok),
             ui.style(StyleKey::SiteOk),
         );
     }
-    let lines: Vec<Line> = findings
-        .into_iter()
-        .map(|f| {
+    // Who was not read comes first: until then no one can say it is in step.
+    let unread = site.unverified.iter().map(|u| {
+        Line::styled(
+            format!(
+                "{} not read on {}: {}",
+                ui.symbols.unverified, u.server, u.why
+            ),
+            ui.style(StyleKey::Warning),
+        )
+    });
+    let lines: Vec<Line> = unread
+        .chain(findings.into_iter().map(|f| {
             Line::from(vec![
                 Span::styled(
                     format!("{} {} ", ui.severity_symbol(Some(f.severity)), f.code),
@@ -420,7 +447,7 @@ fn findings_text<'a>(ui: &Ui, site: &'a SiteReport) -> Text<'a> {
                 ),
                 Span::styled(f.message.clone(), ui.style(StyleKey::Text)),
             ])
-        })
+        }))
         .collect();
     Text::from(lines)
 }
