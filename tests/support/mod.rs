@@ -265,8 +265,13 @@ pub fn farm_keys(farm: &str) -> Vec<String> {
 
 /// No key of a fixture farm, in any case, in `text`: fingerprints only.
 pub fn assert_no_farm_key(farm: &str, text: &str) {
+    assert_no_key(text, &farm_keys(farm));
+}
+
+/// None of `keys` (upper-case hex), in any case, in `text`.
+pub fn assert_no_key(text: &str, keys: &[String]) {
     let upper = text.to_ascii_uppercase();
-    for key in farm_keys(farm) {
+    for key in keys {
         assert!(
             !upper.contains(&key[..24]),
             "key material in the output: {}",
