@@ -438,8 +438,10 @@ impl Plan {
                 and_list(&names)
             );
             if !self.blocked_servers().is_empty() {
+                // Blocked for a reason named above: a server not read, a file
+                // ASP.NET or Windows refuses, a lock at a parent level.
                 text.push_str(
-                    " Fix the connection and scan again, or leave a server out by name (--exclude SERVER): it then keeps its old keys.",
+                    " Fix what is named above and scan again, or leave a server out by name (--exclude SERVER): it then keeps its old keys.",
                 );
             }
             if locked {
