@@ -74,6 +74,14 @@ const PLACEHOLDERS: &[(&str, &str)] = &[
         "System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler, System.IdentityModel.Services, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089",
     ),
     (
+        "{{MACHINE_KEY}}",
+        r#"<machineKey validationKey="A1B2C3D4E5F60718293A4B5C6D7E8F90A1B2C3D4E5F60718293A4B5C6D7E8F90A1B2C3D4E5F60718293A4B5C6D7E8F90A1B2C3D4E5F60718293A4B5C6D7E8F90" decryptionKey="11223344556677889900AABBCCDDEEFF11223344556677889900AABBCCDDEEFF" validation="HMACSHA256" decryption="AES" />"#,
+    ),
+    (
+        "{{SAM}}",
+        r#"<add name="SessionAuthenticationModule" type="System.IdentityModel.Services.SessionAuthenticationModule, System.IdentityModel.Services, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089" preCondition="managedHandler" />"#,
+    ),
+    (
         "{{SWAP}}",
         r#"<securityTokenHandlers>
         <remove type="System.IdentityModel.Tokens.SessionSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089" />
