@@ -156,27 +156,90 @@ pub fn configuration_name(doc: &Document, ic: ElemId) -> String {
     doc.attr(ic, "name").unwrap_or_default().into_owned()
 }
 
-/// The unnamed `<securityTokenHandlers>` collections of a configuration:
-/// named ones serve other purposes.
-pub fn default_collections<'d>(doc: &'d Document, ic: ElemId) -> impl Iterator<Item = ElemId> + 'd {
-    doc.children_named(ic, "securityTokenHandlers")
-        .filter(move |&h| doc.attr(h, "name").is_none_or(|n| n.trim().is_empty()))
+/// The `<securityTokenHandlers>` collections of a configuration as
+/// System.Configuration builds its set of them: each is keyed by its
+/// `name`, and `<remove name>` and `<clear/>` among them drop the ones
+/// before (the set is an add/remove/clear collection, whose add element
+/// SecurityTokenHandlerSetElementCollection names `securityTokenHandlers`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HandlerSets {
+    /// The collections left, in order.
+    pub live: Vec<ElemId>,
+    /// The first collection whose name an earlier live one has (ID7029).
+    pub repeated: Option<(ElemId, String)>,
+    /// Collections a later `<remove>` or `<clear/>` dropped, with that
+    /// element.
+    pub dropped: Vec<(ElemId, ElemId)>,
 }
 
-/// The two session handlers: full type name, class name, assembly, and
-/// the name farmkey writes.
-const KNOWN: [(&str, &str, &str, &str); 2] = [
+pub fn handler_sets(doc: &Document, ic: ElemId) -> HandlerSets {
+    let mut sets = HandlerSets::default();
+    let name = |e: ElemId| doc.attr(e, "name").unwrap_or_default().into_owned();
+    for &child in doc.children(ic) {
+        match doc.name(child) {
+            "securityTokenHandlers" => {
+                if sets.repeated.is_none() && sets.live.iter().any(|&c| name(c) == name(child)) {
+                    sets.repeated = Some((child, name(child)));
+                }
+                sets.live.push(child);
+            }
+            "remove" => {
+                let gone = name(child);
+                let (out, keep): (Vec<ElemId>, Vec<ElemId>) =
+                    sets.live.iter().partition(|&&c| name(c) == gone);
+                sets.dropped.extend(out.into_iter().map(|c| (c, child)));
+                sets.live = keep;
+            }
+            "clear" => {
+                sets.dropped
+                    .extend(sets.live.drain(..).map(|c| (c, child)));
+            }
+            _ => {}
+        }
+    }
+    sets
+}
+
+/// Whether a collection is the default one: LoadHandlers takes a name that
+/// is null or empty (compared exactly: `name=" "` is a named collection).
+pub fn is_default_collection(doc: &Document, collection: ElemId) -> bool {
+    doc.attr(collection, "name").is_none_or(|n| n.is_empty())
+}
+
+/// The live default `<securityTokenHandlers>` of a configuration: named
+/// ones serve other usages (ActAs, OnBehalfOf ...), never the SAM.
+pub fn default_collections(doc: &Document, ic: ElemId) -> impl Iterator<Item = ElemId> + '_ {
+    handler_sets(doc, ic)
+        .live
+        .into_iter()
+        .filter(move |&h| is_default_collection(doc, h))
+}
+
+/// WIF's own handler classes (System.IdentityModel's Tokens folder in the
+/// reference source, and the MachineKey one of System.IdentityModel.Services):
+/// namespace, class and assembly. Their `type` is checked as .NET loads it;
+/// a handler of any other class is the application's own.
+const KNOWN: [(&str, &str, &str); 9] = [
+    ("System.IdentityModel.Tokens", SESSION_HANDLER, "System.IdentityModel"),
     (
-        "System.IdentityModel.Tokens.SessionSecurityTokenHandler",
-        SESSION_HANDLER,
-        "System.IdentityModel",
-        SESSION_HANDLER_TYPE,
-    ),
-    (
-        "System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler",
+        "System.IdentityModel.Services.Tokens",
         MACHINE_KEY_HANDLER,
         "System.IdentityModel.Services",
-        MACHINE_KEY_HANDLER_TYPE,
+    ),
+    ("System.IdentityModel.Tokens", "SamlSecurityTokenHandler", "System.IdentityModel"),
+    ("System.IdentityModel.Tokens", "Saml2SecurityTokenHandler", "System.IdentityModel"),
+    (
+        "System.IdentityModel.Tokens",
+        "WindowsUserNameSecurityTokenHandler",
+        "System.IdentityModel",
+    ),
+    ("System.IdentityModel.Tokens", "X509SecurityTokenHandler", "System.IdentityModel"),
+    ("System.IdentityModel.Tokens", "KerberosSecurityTokenHandler", "System.IdentityModel"),
+    ("System.IdentityModel.Tokens", "RsaSecurityTokenHandler", "System.IdentityModel"),
+    (
+        "System.IdentityModel.Tokens",
+        "EncryptedSecurityTokenHandler",
+        "System.IdentityModel",
     ),
 ];
 
@@ -188,14 +251,22 @@ const KNOWN: [(&str, &str, &str, &str); 2] = [
 /// collection throw while the section is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HandlerType {
-    /// One of the session handlers, keyed by [`short_type_name`].
+    /// One of WIF's handlers, keyed by [`short_type_name`].
     Known(String),
-    /// A type farmkey cannot check (a custom or another WIF handler),
-    /// keyed by its text.
+    /// A type farmkey cannot check (the application's own, or one of WIF's
+    /// not in the reference source), keyed by its text.
     Other(String),
-    /// A session handler's name that does not resolve: why, and the name
-    /// that does.
-    Unresolved(String, &'static str),
+    /// A WIF handler's name that does not resolve: why, and the name that
+    /// does.
+    Unresolved(String, String),
+}
+
+/// Whether a replayed handler is the application's own class: WIF's are
+/// keyed by their short name, and the rest of WIF's namespace is no session
+/// handler farmkey needs to know.
+fn is_custom(key: &str) -> bool {
+    !KNOWN.iter().any(|k| short_type_name(k.1) == key)
+        && !key.trim_start().starts_with("System.IdentityModel.")
 }
 
 impl HandlerType {
@@ -216,7 +287,7 @@ pub fn resolve_handler_type(type_ref: &str) -> HandlerType {
     let simple = parts.as_mut().and_then(Iterator::next).unwrap_or("");
     let class = type_name.rsplit('.').next().unwrap_or("").trim();
     let namespace = type_name.get(..type_name.len() - class.len()).unwrap_or("");
-    let Some(&(full, _, home, qualified)) = KNOWN.iter().find(|(_, c, home, _)| {
+    let Some(&(ns, class_name, home)) = KNOWN.iter().find(|(_, c, home)| {
         class.eq_ignore_ascii_case(c)
             && (assembly.is_none()
                 || simple.eq_ignore_ascii_case(home)
@@ -227,6 +298,10 @@ pub fn resolve_handler_type(type_ref: &str) -> HandlerType {
     }) else {
         return HandlerType::Other(type_ref.trim().to_string());
     };
+    let full = &format!("{ns}.{class_name}");
+    let qualified = format!(
+        "{full}, {home}, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089"
+    );
     if type_name != full {
         let why = if type_name.eq_ignore_ascii_case(full) {
             format!("type names are case-sensitive: \"{type_name}\" is not \"{full}\"")
@@ -280,9 +355,9 @@ pub fn resolve_handler_type(type_ref: &str) -> HandlerType {
 }
 
 /// The first `add` or `remove` of a configuration's collections (named ones
-/// too: the whole section is read) whose session handler does not resolve:
+/// too: the whole section is read) whose WIF handler does not resolve:
 /// why, and the name that does.
-pub fn unresolved_handler(doc: &Document, ic: ElemId) -> Option<(ElemId, String, &'static str)> {
+pub fn unresolved_handler(doc: &Document, ic: ElemId) -> Option<(ElemId, String, String)> {
     doc.children_named(ic, "securityTokenHandlers")
         .flat_map(|c| doc.children(c).iter().copied())
         .filter(|&e| matches!(doc.name(e), "add" | "remove"))
@@ -295,19 +370,12 @@ pub fn unresolved_handler(doc: &Document, ic: ElemId) -> Option<(ElemId, String,
 }
 
 /// A second `<securityTokenHandlers>` with the name of an earlier one (the
-/// unnamed ones included) in one configuration: WIF throws ID7029
+/// unnamed ones included) in one configuration, no `<remove>` or `<clear/>`
+/// between them: WIF throws ID7029
 /// (SecurityTokenHandlerSetElementCollection.BaseAdd). Names compare
 /// exactly, as the collection's keys do.
 pub fn repeated_collection(doc: &Document, ic: ElemId) -> Option<(ElemId, String)> {
-    let mut seen: Vec<String> = Vec::new();
-    for c in doc.children_named(ic, "securityTokenHandlers") {
-        let name = doc.attr(c, "name").unwrap_or_default().into_owned();
-        if seen.contains(&name) {
-            return Some((c, name));
-        }
-        seen.push(name);
-    }
-    None
+    handler_sets(doc, ic).repeated
 }
 
 /// The handlers after one collection's `clear`/`remove`/`add` on `start`,
@@ -349,7 +417,7 @@ pub fn handlers_of(doc: &Document, ic: ElemId) -> Vec<String> {
 }
 
 /// What protects session tokens with a set of handlers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// The swap: MachineKeySessionSecurityTokenHandler alone.
     MachineKey,
@@ -357,8 +425,12 @@ pub enum Verdict {
     Duplicate,
     /// The default DPAPI handler.
     Dpapi,
-    /// Neither: no handler for session tokens.
+    /// Neither, and no handler of the application's own: the SAM finds no
+    /// handler for session tokens.
     NoHandler,
+    /// Neither, but a handler of the application's own class (its `type`):
+    /// whether it handles session tokens, and how, is in its assembly.
+    Custom(String),
 }
 
 pub fn judge(handlers: &[String]) -> Verdict {
@@ -367,7 +439,10 @@ pub fn judge(handlers: &[String]) -> Verdict {
         (true, false) => Verdict::MachineKey,
         (true, true) => Verdict::Duplicate,
         (false, true) => Verdict::Dpapi,
-        (false, false) => Verdict::NoHandler,
+        (false, false) => match handlers.iter().find(|h| is_custom(h)) {
+            Some(custom) => Verdict::Custom(custom.clone()),
+            None => Verdict::NoHandler,
+        },
     }
 }
 
