@@ -1728,3 +1728,87 @@ fn a_handler_type_wif_cannot_load_is_invalid_and_stops_a_handler_only_push() {
     assert!(rows[1].2.starts_with("blocked: "), "{rows:?}");
     assert_eq!(plan.blocked().len(), 1, "the push does not start");
 }
+
+/// The two handler states the reference source adds to DPAPI and the swap:
+/// no session handler at all (`<clear/>` or a `<remove>` without its
+/// `<add>`: the SAM can neither write nor read a session cookie), which a
+/// handler-only push fixes by adding the MachineKey handler and nothing
+/// else; and a handler of the application's own class, which farmkey
+/// cannot judge and a handler-only push refuses to replace.
+#[test]
+fn no_session_handler_is_fixed_and_a_custom_handler_is_left_alone() {
+    const MACHINE_KEY_ADD: &str = "<add type=\"System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler, System.IdentityModel.Services, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089\" />";
+    let with_handlers = |replacement: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(&farm_fixture("consistent"), dir.path());
+        for server in ["web01", "web02"] {
+            let web = dir
+                .path()
+                .join(server)
+                .join("C:/inetpub/Flowtime/web.config");
+            let text = fs::read_to_string(&web).unwrap();
+            fs::write(&web, text.replace(MACHINE_KEY_ADD, replacement)).unwrap();
+        }
+        dir
+    };
+    let codes = |dir: &Path| {
+        let report = scan_inventory(&dir.join("farmkey.toml"), &all_sites());
+        let site = report.site("Flowtime").unwrap();
+        let states: Vec<&str> = site
+            .instances
+            .iter()
+            .map(|i| i.effective.as_ref().unwrap().handler.state.name())
+            .collect();
+        // The fixture validates with SHA1 (weak-validation, info).
+        let findings: Vec<(String, String)> = site
+            .findings
+            .iter()
+            .filter(|f| f.code.name() != "weak-validation")
+            .map(|f| (f.code.name().to_string(), f.message.clone()))
+            .collect();
+        (states, findings)
+    };
+
+    // The remove without its add: no session handler.
+    let none = with_handlers("");
+    let (states, findings) = codes(none.path());
+    assert_eq!(states, ["none", "none"]);
+    assert_eq!(findings.len(), 2, "{findings:?}");
+    assert!(findings.iter().all(|(c, m)| c == "wif-no-session-handler"
+        && m.contains("can neither write nor read a session cookie")
+        && !m.contains("DPAPI")));
+    let web01 = none.path().join("web01/C:/inetpub/Flowtime/web.config");
+    let before = fs::read_to_string(&web01).unwrap();
+    let (plan, outcome) = push_local(none.path(), "Flowtime", KeySource::HandlerOnly);
+    assert!(plan.blocked().is_empty(), "{:?}", plan_rows(&plan));
+    assert!(outcome.success(), "{}", outcome.summary());
+    let after = fs::read_to_string(&web01).unwrap();
+    assert_eq!(after.matches("<remove ").count(), 1, "{after}");
+    assert_eq!(after.matches(MACHINE_KEY_ADD).count(), 1, "{after}");
+    assert_eq!(after.lines().count(), before.lines().count() + 1);
+    let (states, findings) = codes(none.path());
+    assert_eq!((states, findings), (vec!["machinekey"; 2], vec![]));
+
+    // A handler of the application's own class: a warning naming it, and
+    // a handler-only push that refuses to replace it.
+    let custom =
+        with_handlers("<add type=\"Contoso.Security.CoraSessionHandler, Contoso.Security\" />");
+    let (states, findings) = codes(custom.path());
+    assert_eq!(states, ["custom", "custom"]);
+    assert!(
+        findings
+            .iter()
+            .all(|(c, m)| c == "wif-custom-session-handler"
+                && m.contains("Contoso.Security.CoraSessionHandler")),
+        "{findings:?}"
+    );
+    let (plan, _) = plan_local(custom.path(), "Flowtime", KeySource::HandlerOnly);
+    let plan = plan.unwrap();
+    let rows = plan_rows(&plan);
+    assert!(
+        rows.iter().all(|r| r.2.starts_with("blocked: ")
+            && r.2
+                .contains("does not replace a handler of the application's own")),
+        "{rows:?}"
+    );
+}

@@ -5,6 +5,7 @@
 //! parent refuse what a lower level sets, and applicationHost.config, which
 //! ASP.NET never reads, only counts for IIS's module registrations.
 
+use super::apphost::Pipeline;
 use super::locks::{self, Lock, LockViolation};
 use super::machine_key::MachineKey;
 use super::record::{
@@ -12,7 +13,6 @@ use super::record::{
     file_refused, line_of, unique_sections,
 };
 use super::section::{self, Section, SourceFiles, is_encrypted, single_child};
-use super::apphost::Pipeline;
 use super::wif::elements;
 use super::wif::{Handler, WifReading, identity_model_declared_in, judge_wif};
 use super::xml::ElemId;

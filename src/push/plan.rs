@@ -13,7 +13,7 @@ use crate::config::editor::{
 use crate::config::effective::Effective;
 use crate::config::record::Level;
 use crate::config::section::config_source_path;
-use crate::config::wif::WifFault;
+use crate::config::wif::{HandlerState, WifFault};
 use crate::keys::{KeySet, set_fingerprint};
 use crate::paths::RemotePath;
 use crate::transport::{ReplaceBehaviour, Transport};
@@ -446,6 +446,13 @@ fn plan_files(
     {
         sp.action = PlanAction::Blocked(format!(
             "identityConfigurationName=\"{name}\" (line {line} of {file}) names no <identityConfiguration>: WIF fails at start-up; correct the name first"
+        ));
+        return vec![sp];
+    }
+    if keys.is_none() && eff.handler.state == HandlerState::Custom {
+        sp.action = PlanAction::Blocked(format!(
+            "{}: farmkey does not replace a handler of the application's own",
+            eff.handler.detail.clone().unwrap_or_default()
         ));
         return vec![sp];
     }

@@ -58,11 +58,6 @@ pub fn declares(doc: &Document, section: &str) -> bool {
         })
 }
 
-/// The WIF section a file's `<configSections>` registers, if any.
-pub fn declared_section(doc: &Document) -> Option<&'static str> {
-    SECTIONS.into_iter().find(|name| declares(doc, name))
-}
-
 /// A modules collection (`system.webServer/modules`, `system.web/httpModules`)
 /// replayed level by level: `add`, `remove` and `clear` by name.
 #[derive(Debug, Clone, Default)]
@@ -191,8 +186,7 @@ pub fn handler_sets(doc: &Document, ic: ElemId) -> HandlerSets {
                 sets.live = keep;
             }
             "clear" => {
-                sets.dropped
-                    .extend(sets.live.drain(..).map(|c| (c, child)));
+                sets.dropped.extend(sets.live.drain(..).map(|c| (c, child)));
             }
             _ => {}
         }
@@ -220,22 +214,46 @@ pub fn default_collections(doc: &Document, ic: ElemId) -> impl Iterator<Item = E
 /// namespace, class and assembly. Their `type` is checked as .NET loads it;
 /// a handler of any other class is the application's own.
 const KNOWN: [(&str, &str, &str); 9] = [
-    ("System.IdentityModel.Tokens", SESSION_HANDLER, "System.IdentityModel"),
+    (
+        "System.IdentityModel.Tokens",
+        SESSION_HANDLER,
+        "System.IdentityModel",
+    ),
     (
         "System.IdentityModel.Services.Tokens",
         MACHINE_KEY_HANDLER,
         "System.IdentityModel.Services",
     ),
-    ("System.IdentityModel.Tokens", "SamlSecurityTokenHandler", "System.IdentityModel"),
-    ("System.IdentityModel.Tokens", "Saml2SecurityTokenHandler", "System.IdentityModel"),
+    (
+        "System.IdentityModel.Tokens",
+        "SamlSecurityTokenHandler",
+        "System.IdentityModel",
+    ),
+    (
+        "System.IdentityModel.Tokens",
+        "Saml2SecurityTokenHandler",
+        "System.IdentityModel",
+    ),
     (
         "System.IdentityModel.Tokens",
         "WindowsUserNameSecurityTokenHandler",
         "System.IdentityModel",
     ),
-    ("System.IdentityModel.Tokens", "X509SecurityTokenHandler", "System.IdentityModel"),
-    ("System.IdentityModel.Tokens", "KerberosSecurityTokenHandler", "System.IdentityModel"),
-    ("System.IdentityModel.Tokens", "RsaSecurityTokenHandler", "System.IdentityModel"),
+    (
+        "System.IdentityModel.Tokens",
+        "X509SecurityTokenHandler",
+        "System.IdentityModel",
+    ),
+    (
+        "System.IdentityModel.Tokens",
+        "KerberosSecurityTokenHandler",
+        "System.IdentityModel",
+    ),
+    (
+        "System.IdentityModel.Tokens",
+        "RsaSecurityTokenHandler",
+        "System.IdentityModel",
+    ),
     (
         "System.IdentityModel.Tokens",
         "EncryptedSecurityTokenHandler",
@@ -492,6 +510,49 @@ mod tests {
             judge(&handlers_of(&cleared, cleared.root())),
             Verdict::NoHandler
         );
+    }
+
+    #[test]
+    fn handler_sets_are_an_add_remove_clear_collection_keyed_by_exact_name() {
+        let d = doc(
+            r#"<ic><securityTokenHandlers/><remove name=""/><securityTokenHandlers/><securityTokenHandlers name=" "/><clear/><securityTokenHandlers name="ActAs"/></ic>"#,
+        );
+        let sets = handler_sets(&d, d.root());
+        assert_eq!(sets.repeated, None, "the remove drops the first");
+        assert_eq!(sets.live.len(), 1);
+        assert_eq!(sets.dropped.len(), 3);
+        assert_eq!(default_collections(&d, d.root()).count(), 0);
+        let blank = doc(r#"<ic><securityTokenHandlers name=" "/><securityTokenHandlers/></ic>"#);
+        assert_eq!(repeated_collection(&blank, blank.root()), None);
+        assert_eq!(default_collections(&blank, blank.root()).count(), 1);
+        let twice = doc("<ic><securityTokenHandlers/><securityTokenHandlers name=\"\"/></ic>");
+        assert!(repeated_collection(&twice, twice.root()).is_some());
+    }
+
+    #[test]
+    fn a_collection_without_session_handlers_is_none_or_custom() {
+        let judged = |adds: &str| {
+            let d = doc(&format!(
+                r#"<ic><securityTokenHandlers><clear/>{adds}</securityTokenHandlers></ic>"#
+            ));
+            judge(&handlers_of(&d, d.root()))
+        };
+        assert_eq!(judged(""), Verdict::NoHandler);
+        // WIF's own handlers handle no session tokens.
+        assert_eq!(
+            judged(
+                r#"<add type="System.IdentityModel.Tokens.Saml2SecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089"/>"#
+            ),
+            Verdict::NoHandler
+        );
+        assert_eq!(
+            judged(r#"<add type="Contoso.CoraHandler, Contoso"/>"#),
+            Verdict::Custom("Contoso.CoraHandler, Contoso".into())
+        );
+        assert!(matches!(
+            resolve_handler_type("System.IdentityModel.Tokens.X509SecurityTokenHandler"),
+            HandlerType::Unresolved(_, q) if q.starts_with("System.IdentityModel.Tokens.X509SecurityTokenHandler, System.IdentityModel, Version=4.0.0.0")
+        ));
     }
 
     #[test]

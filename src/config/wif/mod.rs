@@ -303,7 +303,11 @@ fn is_swap(doc: &Document, collection: ElemId) -> bool {
 /// The first swap WIF does not read for session cookies, looked for where
 /// operators put it: the configuration in use's other collections, other
 /// configurations, `<location>` blocks for other paths.
-fn unused_swap<'a>(w: &'a WifReading<'a>, chosen: Option<&Configuration<'a>>, in_use: &str) -> Option<UnusedSwap<'a>> {
+fn unused_swap<'a>(
+    w: &'a WifReading<'a>,
+    chosen: Option<&Configuration<'a>>,
+    in_use: &str,
+) -> Option<UnusedSwap<'a>> {
     let swap_in = |c: &Configuration<'_>| {
         elements::judge(&elements::handlers_of(&c.file.doc, c.elem)) == Verdict::MachineKey
     };
@@ -437,10 +441,7 @@ pub(super) fn judge_wif(w: &WifReading<'_>) -> Handler {
     let unused = unused_swap(w, chosen, &named.name)
         .map(|u| u.clause())
         .unwrap_or_default();
-    let Some(&Configuration {
-        file, elem: ic, ..
-    }) = chosen
-    else {
+    let Some(&Configuration { file, elem: ic, .. }) = chosen else {
         if let Some((fc_file, fc)) = named.named_by {
             let line = line_of(fc_file, fc);
             return handler(
