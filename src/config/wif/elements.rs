@@ -17,6 +17,7 @@
 //! [`identity_configuration_in_use`], once, from the whole chain; the push
 //! hands that choice to the editor, which never works it out from one file.
 
+use crate::config::record::bounded;
 use crate::config::xml::{Document, ElemId};
 
 pub const SESSION_HANDLER: &str = "SessionSecurityTokenHandler";
@@ -385,6 +386,158 @@ pub fn unresolved_handler(doc: &Document, ic: ElemId) -> Option<(ElemId, String,
                 _ => None,
             },
         )
+}
+
+/// The child elements `<identityConfiguration>` knows
+/// (IdentityConfigurationElement's properties, and its default collection's
+/// `securityTokenHandlers`, `remove` and `clear`).
+const IDENTITY_CONFIGURATION_CHILDREN: [&str; 13] = [
+    "audienceUris",
+    "caches",
+    "certificateValidation",
+    "claimsAuthenticationManager",
+    "claimsAuthorizationManager",
+    "issuerNameRegistry",
+    "issuerTokenResolver",
+    "serviceTokenResolver",
+    "tokenReplayDetection",
+    "applicationService",
+    "securityTokenHandlers",
+    "remove",
+    "clear",
+];
+
+/// Attributes every configuration element takes (ConfigurationElement's
+/// lock attributes), and namespace declarations.
+fn is_reserved_attribute(name: &str) -> bool {
+    matches!(
+        name,
+        "lockAttributes"
+            | "lockAllAttributesExcept"
+            | "lockElements"
+            | "lockAllElementsExcept"
+            | "lockItem"
+    ) || name == "xmlns"
+        || name.starts_with("xmlns:")
+}
+
+/// Why System.Configuration refuses an element as it reads it: the
+/// resource name of its exception, and what it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// Config_base_unrecognized_element (names compare exactly).
+    Element(String),
+    /// Config_base_unrecognized_attribute.
+    Attribute(String),
+    /// Config_base_required_attribute_missing.
+    Missing(&'static str),
+}
+
+impl Refused {
+    /// The clause for messages; `known` is what the element takes, to
+    /// name a spelling that differs only in case.
+    pub fn clause(&self, known: &[&str]) -> String {
+        let case = |name: &str| {
+            known
+                .iter()
+                .find(|k| k.eq_ignore_ascii_case(name))
+                .map(|k| format!(" (names are case-sensitive: it is \"{k}\")"))
+                .unwrap_or_default()
+        };
+        match self {
+            Refused::Element(name) => format!(
+                "no element of that name is known there{}: Config_base_unrecognized_element",
+                case(name)
+            ),
+            Refused::Attribute(name) => format!(
+                "the attribute {} is not one it takes{}: Config_base_unrecognized_attribute",
+                bounded(name),
+                case(name)
+            ),
+            Refused::Missing(name) => {
+                format!("it lacks the attribute {name}: Config_base_required_attribute_missing")
+            }
+        }
+    }
+}
+
+/// The first element of a `<system.identityModel>`'s collections, or of an
+/// `<identityConfiguration>`'s handler collections, that System.Configuration
+/// refuses as it reads the section: the element at fault, why, and the
+/// names that element (or its parent, for an unknown child) takes. A
+/// handler's `<add>` is a CustomTypeElement, which ignores attributes and
+/// children it does not know; `<remove>` is read by its key only, and
+/// `<clear/>` takes no attribute.
+pub fn refused_markup(
+    doc: &Document,
+    parent: ElemId,
+) -> Option<(ElemId, Refused, &'static [&'static str])> {
+    let attrs = |e: ElemId| {
+        doc.attrs(e)
+            .iter()
+            .map(|a| doc.attr_name(a).to_string())
+            .filter(|n| !is_reserved_attribute(n))
+            .collect::<Vec<_>>()
+    };
+    let only = |e: ElemId, allowed: &'static [&'static str]| {
+        attrs(e)
+            .into_iter()
+            .find(|n| !allowed.contains(&n.as_str()))
+            .map(|n| (e, Refused::Attribute(n), allowed))
+    };
+    let required = |e: ElemId, name: &'static str, known: &'static [&'static str]| {
+        doc.find_attr(e, name)
+            .is_none()
+            .then_some((e, Refused::Missing(name), known))
+    };
+    let children = |e: ElemId, known: &'static [&'static str]| {
+        doc.children(e)
+            .iter()
+            .find(|&&c| !known.contains(&doc.name(c)))
+            .map(|&c| (c, Refused::Element(doc.name(c).to_string()), known))
+    };
+    const SECTION: &[&str] = &["identityConfiguration", "remove", "clear"];
+    const NAME: &[&str] = &["name"];
+    const TYPE: &[&str] = &["type"];
+    const NONE: &[&str] = &[];
+    const HANDLERS: &[&str] = &[
+        "add",
+        "remove",
+        "clear",
+        "securityTokenHandlerConfiguration",
+    ];
+    let is_section = doc.name(parent) != "identityConfiguration";
+    let known: &'static [&'static str] = if is_section {
+        SECTION
+    } else {
+        &IDENTITY_CONFIGURATION_CHILDREN
+    };
+    if let Some(bad) = children(parent, known) {
+        return Some(bad);
+    }
+    for &child in doc.children(parent) {
+        let bad = match doc.name(child) {
+            "remove" => only(child, NAME),
+            "clear" => only(child, NONE),
+            "securityTokenHandlers" => only(child, NAME)
+                .or_else(|| children(child, HANDLERS))
+                .or_else(|| {
+                    doc.children(child)
+                        .iter()
+                        .find_map(|&entry| match doc.name(entry) {
+                            "add" => required(entry, "type", TYPE),
+                            "remove" => required(entry, "type", TYPE).or_else(|| only(entry, TYPE)),
+                            "clear" => only(entry, NONE),
+                            _ => None,
+                        })
+                }),
+            _ => None,
+        };
+        if bad.is_some() {
+            return bad;
+        }
+    }
+    None
 }
 
 /// A second `<securityTokenHandlers>` with the name of an earlier one (the

@@ -150,6 +150,9 @@ pub(super) struct WifReading<'a> {
     /// The first `<identityConfiguration>` whose name a live one already
     /// has (ID7029), and that one.
     pub(super) repeated: Option<(Configuration<'a>, Configuration<'a>)>,
+    /// The first element of a `<system.identityModel>` section's own
+    /// collection that System.Configuration refuses, and why.
+    pub(super) markup: Option<(&'a ConfigFile, ElemId, String)>,
     /// A swap in a `<location>` of the chain's files whose path is not the
     /// application's: its file, `<identityConfiguration>` and path.
     pub(super) elsewhere: Option<(&'a ConfigFile, ElemId, String)>,
@@ -179,6 +182,11 @@ impl<'a> WifReading<'a> {
     /// collection keyed by `name`, starting with the levels above) does.
     pub(super) fn section(&mut self, level: Level, file: &'a ConfigFile, section: ElemId) {
         let doc = &file.doc;
+        if self.markup.is_none()
+            && let Some((e, why, known)) = elements::refused_markup(doc, section)
+        {
+            self.markup = Some((file, e, why.clause(known)));
+        }
         let name = |c: &Configuration<'_>| elements::configuration_name(&c.file.doc, c.elem);
         for &child in doc.children(section) {
             match doc.name(child) {
@@ -396,13 +404,27 @@ pub(super) fn judge_wif(w: &WifReading<'_>) -> Handler {
             ),
         )
     });
+    // Markup System.Configuration refuses: the push writes nothing beside it.
+    let refused_markup = |f: &'_ ConfigFile, e: ElemId, clause: &str| {
+        format!(
+            "<{}> ({}) is refused as System.Configuration reads <system.identityModel>: {clause}; WIF fails at start-up. Correct it by hand: farmkey writes nothing beside an element ASP.NET refuses",
+            bounded(f.doc.name(e)),
+            at(f, e)
+        )
+    };
+    let markup = w
+        .markup
+        .as_ref()
+        .map(|(f, e, clause)| (*f, *e, refused_markup(f, *e, clause)));
     // Faults in any configuration of the section, used or not: the runtime
     // reads all of them before it chooses one.
-    let refused = repeated.or_else(|| {
+    let refused = markup.or(repeated).or_else(|| {
         w.configurations.iter().find_map(|c| {
             let (f, ic) = (c.file, c.elem);
             let doc = &f.doc;
-            elements::repeated_collection(doc, ic)
+            let markup = elements::refused_markup(doc, ic)
+                .map(|(e, why, known)| (e, refused_markup(f, e, &why.clause(known))));
+            let repeated = elements::repeated_collection(doc, ic)
                 .map(|(c, name)| {
                     let named = if name.is_empty() {
                         "a second unnamed <securityTokenHandlers>".to_string()
@@ -422,8 +444,8 @@ pub(super) fn judge_wif(w: &WifReading<'_>) -> Handler {
                             qualified
                         ))
                     })
-                })
-                .map(|(e, detail)| (f, e, detail))
+                });
+            markup.or(repeated).map(|(e, detail)| (f, e, detail))
         })
     });
     if let Some((f, e, detail)) = refused {
