@@ -709,6 +709,53 @@ mod tests {
     }
 
     #[test]
+    fn markup_system_configuration_refuses_is_found() {
+        let refused = |xml: &str| {
+            let d = doc(xml);
+            refused_markup(&d, d.root())
+                .map(|(e, why, known)| (d.name(e).to_string(), why.clause(known)))
+        };
+        let ic = |handlers: &str| {
+            refused(&format!(
+                "<identityConfiguration><securityTokenHandlers>{handlers}</securityTokenHandlers></identityConfiguration>"
+            ))
+        };
+        assert_eq!(
+            ic(r#"<clear/><add type="T" description="kept for the handler"><x/></add>"#),
+            None
+        );
+        let (at, why) = ic(r#"<Add type="T"/>"#).unwrap();
+        assert_eq!(at, "Add");
+        assert!(
+            why.contains("it is \"add\"") && why.ends_with("Config_base_unrecognized_element"),
+            "{why}"
+        );
+        let (_, why) = ic(r#"<add Type="T"/>"#).unwrap();
+        assert!(
+            why.ends_with("Config_base_required_attribute_missing"),
+            "{why}"
+        );
+        let (_, why) = ic(r#"<remove type="T" lockItem="true" name="x"/>"#).unwrap();
+        assert!(
+            why.contains("the attribute name ")
+                && why.ends_with("Config_base_unrecognized_attribute"),
+            "{why}"
+        );
+        assert!(ic(r#"<clear name="all"/>"#).is_some());
+        assert!(
+            refused(r#"<identityConfiguration><SecurityTokenHandlers/></identityConfiguration>"#)
+                .is_some()
+        );
+        assert!(refused(r#"<identityConfiguration><audienceUris/><remove name="x"/><clear/></identityConfiguration>"#).is_none());
+        // The section's own collection.
+        assert!(refused(r#"<system.identityModel><clear/><remove name=""/><identityConfiguration/></system.identityModel>"#).is_none());
+        assert!(
+            refused(r#"<system.identityModel><IdentityConfiguration/></system.identityModel>"#)
+                .is_some()
+        );
+    }
+
+    #[test]
     fn modules_replay_by_name() {
         let d = doc(
             r#"<m><add name="SessionAuthenticationModule" type="System.IdentityModel.Services.SessionAuthenticationModule, System.IdentityModel.Services"/></m>"#,
