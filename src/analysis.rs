@@ -4,7 +4,8 @@
 use crate::config::apphost::{Application, Component};
 use crate::config::effective::Effective;
 use crate::config::machine_key::{KeyState, Refusal};
-use crate::config::record::{Level, Source, bounded};
+use crate::config::problem::bounded;
+use crate::config::record::{Level, Source};
 use crate::config::wif::{HandlerState, WifFault};
 use crate::disclosed::DisclosedKeys;
 use crate::keys::{KeyPurpose, set_fingerprint};
@@ -760,13 +761,14 @@ fn wif_fault(f: &SiteFacts<'_>, pick: fn(&WifFault) -> bool, advice: &str) -> Ve
         f,
         Severity::Error,
         |_, eff| {
-            let faulty = eff.handler.fault.as_ref().is_some_and(pick);
-            faulty
-                .then(|| eff.handler.detail.clone().unwrap_or_default())
+            eff.handler
+                .fault()
+                .filter(|fault| pick(fault))
+                .cloned()
                 .into_iter()
                 .collect()
         },
-        |on, detail| format!("{on}: {detail}. {advice}"),
+        |on, fault| format!("{on}: {fault}. {advice}"),
     )
 }
 
@@ -990,14 +992,14 @@ fn algorithm_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
         f,
         Severity::Error,
         "The validation algorithm",
-        |e| e.machine_key.validation_normalised(),
+        |e| e.machine_key.validation_alg().map(|a| a.to_string()),
         "Every server must sign with the same algorithm; push one key set with one algorithm.",
     );
     out.extend(differs(
         f,
         Severity::Error,
         "The decryption algorithm",
-        |e| e.machine_key.decryption_normalised(),
+        |e| e.machine_key.decryption_alg().map(|a| a.to_string()),
         "Every server must encrypt with the same algorithm (Auto means AES); push one key set.",
     ));
     out
@@ -1008,11 +1010,7 @@ fn compatibility_mode_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
         f,
         Severity::Error,
         "compatibilityMode",
-        |e| {
-            e.machine_key
-                .accepted(crate::keys::MachineKeyEnum::CompatibilityMode)
-                .map(str::to_string)
-        },
+        |e| e.machine_key.compatibility().map(|m| m.to_string()),
         "Servers in different modes derive different keys; set the same compatibilityMode everywhere.",
     )
 }
@@ -1043,7 +1041,11 @@ fn dpapi_session_tokens(f: &SiteFacts<'_>) -> Vec<Raised> {
         return Vec::new();
     };
     let handler = &first.1.handler;
-    let detail = handler.detail.clone().unwrap_or_default();
+    let detail = handler
+        .reason
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     // The swap goes where the configuration in use is, and a push writes
     // only the application's own files.
     let advice = match handler
@@ -1090,7 +1092,7 @@ fn wif_custom_session_handler(f: &SiteFacts<'_>) -> Vec<Raised> {
     )
 }
 
-/// One finding per server whose handler is in `state`, with its detail.
+/// One finding per server whose handler is in `state`, with its reason.
 fn wif_state(
     f: &SiteFacts<'_>,
     state: HandlerState,
@@ -1101,12 +1103,14 @@ fn wif_state(
         f,
         severity,
         |_, eff| {
-            (eff.handler.state == state)
-                .then(|| eff.handler.detail.clone().unwrap_or_default())
+            eff.handler
+                .reason
+                .clone()
+                .filter(|_| eff.handler.state == state)
                 .into_iter()
                 .collect()
         },
-        |on, detail| format!("{on}: {detail}. {advice}"),
+        |on, reason| format!("{on}: {reason}. {advice}"),
     )
 }
 
@@ -1147,11 +1151,7 @@ fn site_missing(f: &SiteFacts<'_>) -> Vec<Raised> {
 }
 
 fn weak_validation(f: &SiteFacts<'_>) -> Vec<Raised> {
-    let weak = f.servers_where(|_, e| {
-        e.machine_key
-            .validation_normalised()
-            .is_some_and(|v| v == "SHA1" || v == "MD5")
-    });
+    let weak = f.servers_where(|_, e| e.machine_key.validation_alg().is_some_and(|v| v.is_weak()));
     if weak.is_empty() {
         return Vec::new();
     }

@@ -17,8 +17,9 @@
 //! [`identity_configuration_in_use`], once, from the whole chain; the push
 //! hands that choice to the editor, which never works it out from one file.
 
-use crate::config::record::bounded;
+use crate::config::problem::bounded;
 use crate::config::xml::{Document, ElemId};
+use std::fmt;
 
 pub const SESSION_HANDLER: &str = "SessionSecurityTokenHandler";
 pub const MACHINE_KEY_HANDLER: &str = "MachineKeySessionSecurityTokenHandler";
@@ -212,53 +213,63 @@ pub fn default_collections(doc: &Document, ic: ElemId) -> impl Iterator<Item = E
 
 /// WIF's own handler classes (System.IdentityModel's Tokens folder in the
 /// reference source, and the MachineKey one of System.IdentityModel.Services):
-/// namespace, class and assembly. Their `type` is checked as .NET loads it;
-/// a handler of any other class is the application's own.
-const KNOWN: [(&str, &str, &str); 9] = [
+/// full type name, class, assembly, and the name farmkey writes. Their
+/// `type` is checked as .NET loads it; a handler of any other class is the
+/// application's own.
+const KNOWN: [(&str, &str, &str, &str); 9] = [
     (
-        "System.IdentityModel.Tokens",
+        "System.IdentityModel.Tokens.SessionSecurityTokenHandler",
         SESSION_HANDLER,
         "System.IdentityModel",
+        SESSION_HANDLER_TYPE,
     ),
     (
-        "System.IdentityModel.Services.Tokens",
+        "System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler",
         MACHINE_KEY_HANDLER,
         "System.IdentityModel.Services",
+        MACHINE_KEY_HANDLER_TYPE,
     ),
     (
-        "System.IdentityModel.Tokens",
+        "System.IdentityModel.Tokens.SamlSecurityTokenHandler",
         "SamlSecurityTokenHandler",
         "System.IdentityModel",
+        "System.IdentityModel.Tokens.SamlSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089",
     ),
     (
-        "System.IdentityModel.Tokens",
+        "System.IdentityModel.Tokens.Saml2SecurityTokenHandler",
         "Saml2SecurityTokenHandler",
         "System.IdentityModel",
+        "System.IdentityModel.Tokens.Saml2SecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089",
     ),
     (
-        "System.IdentityModel.Tokens",
+        "System.IdentityModel.Tokens.WindowsUserNameSecurityTokenHandler",
         "WindowsUserNameSecurityTokenHandler",
         "System.IdentityModel",
+        "System.IdentityModel.Tokens.WindowsUserNameSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089",
     ),
     (
-        "System.IdentityModel.Tokens",
+        "System.IdentityModel.Tokens.X509SecurityTokenHandler",
         "X509SecurityTokenHandler",
         "System.IdentityModel",
+        "System.IdentityModel.Tokens.X509SecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089",
     ),
     (
-        "System.IdentityModel.Tokens",
+        "System.IdentityModel.Tokens.KerberosSecurityTokenHandler",
         "KerberosSecurityTokenHandler",
         "System.IdentityModel",
+        "System.IdentityModel.Tokens.KerberosSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089",
     ),
     (
-        "System.IdentityModel.Tokens",
+        "System.IdentityModel.Tokens.RsaSecurityTokenHandler",
         "RsaSecurityTokenHandler",
         "System.IdentityModel",
+        "System.IdentityModel.Tokens.RsaSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089",
     ),
     (
-        "System.IdentityModel.Tokens",
+        "System.IdentityModel.Tokens.EncryptedSecurityTokenHandler",
         "EncryptedSecurityTokenHandler",
         "System.IdentityModel",
+        "System.IdentityModel.Tokens.EncryptedSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089",
     ),
 ];
 
@@ -277,7 +288,10 @@ pub enum HandlerType {
     Other(String),
     /// A WIF handler's name that does not resolve: why, and the name that
     /// does.
-    Unresolved(String, String),
+    Unresolved {
+        why: Unresolvable,
+        qualified: &'static str,
+    },
 }
 
 /// Whether a replayed handler is the application's own class: WIF's are
@@ -292,7 +306,75 @@ impl HandlerType {
     fn key(self) -> Option<String> {
         match self {
             HandlerType::Known(k) | HandlerType::Other(k) => Some(k),
-            HandlerType::Unresolved(..) => None,
+            HandlerType::Unresolved { .. } => None,
+        }
+    }
+}
+
+/// Why .NET cannot load a session handler's type name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unresolvable {
+    /// The full name in another case: type names are case-sensitive.
+    Case { written: String, full: &'static str },
+    /// Another namespace or class.
+    NoSuchType { written: String, full: &'static str },
+    /// No assembly named: only mscorlib and System.Configuration are searched.
+    NoAssembly {
+        full: &'static str,
+        home: &'static str,
+    },
+    /// Another assembly named than the one that holds the type.
+    OtherAssembly {
+        full: &'static str,
+        home: &'static str,
+        named: String,
+    },
+    /// A part (Version, Culture, PublicKeyToken) of the assembly name
+    /// missing: a partial name is looked up in the bin folder only.
+    PartialName {
+        named: String,
+        part: &'static str,
+        home: &'static str,
+    },
+    /// A part of the assembly name with another value than WIF's.
+    OtherPart {
+        home: &'static str,
+        part: &'static str,
+        value: String,
+        want: &'static str,
+    },
+}
+
+impl fmt::Display for Unresolvable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unresolvable::Case { written, full } => write!(
+                f,
+                "type names are case-sensitive: \"{written}\" is not \"{full}\""
+            ),
+            Unresolvable::NoSuchType { written, full } => {
+                write!(f, "there is no type \"{written}\"; the class is \"{full}\"")
+            }
+            Unresolvable::NoAssembly { full, home } => write!(
+                f,
+                "no assembly is named, so .NET looks for \"{full}\" only in mscorlib and System.Configuration; it is in {home}"
+            ),
+            Unresolvable::OtherAssembly { full, home, named } => {
+                write!(f, "\"{full}\" is in the assembly {home}, not \"{named}\"")
+            }
+            Unresolvable::PartialName { named, part, home } => write!(
+                f,
+                "the assembly name \"{named}\" lacks {part}: .NET looks for an assembly named in part only in the application's bin folder, not in the GAC that holds {home}"
+            ),
+            Unresolvable::OtherPart {
+                home,
+                part,
+                value,
+                want,
+            } => write!(
+                f,
+                "there is no {home} with {part}={value}; it is {part}={want}"
+            ),
         }
     }
 }
@@ -306,7 +388,7 @@ pub fn resolve_handler_type(type_ref: &str) -> HandlerType {
     let simple = parts.as_mut().and_then(Iterator::next).unwrap_or("");
     let class = type_name.rsplit('.').next().unwrap_or("").trim();
     let namespace = type_name.get(..type_name.len() - class.len()).unwrap_or("");
-    let Some(&(ns, class_name, home)) = KNOWN.iter().find(|(_, c, home)| {
+    let Some(&(full, _, home, qualified)) = KNOWN.iter().find(|(_, c, home, _)| {
         class.eq_ignore_ascii_case(c)
             && (assembly.is_none()
                 || simple.eq_ignore_ascii_case(home)
@@ -317,31 +399,24 @@ pub fn resolve_handler_type(type_ref: &str) -> HandlerType {
     }) else {
         return HandlerType::Other(type_ref.trim().to_string());
     };
-    let full = &format!("{ns}.{class_name}");
-    let qualified = format!(
-        "{full}, {home}, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089"
-    );
+    let unresolved = |why| HandlerType::Unresolved { why, qualified };
     if type_name != full {
-        let why = if type_name.eq_ignore_ascii_case(full) {
-            format!("type names are case-sensitive: \"{type_name}\" is not \"{full}\"")
+        let written = type_name.to_string();
+        return unresolved(if type_name.eq_ignore_ascii_case(full) {
+            Unresolvable::Case { written, full }
         } else {
-            format!("there is no type \"{type_name}\"; the class is \"{full}\"")
-        };
-        return HandlerType::Unresolved(why, qualified);
+            Unresolvable::NoSuchType { written, full }
+        });
     }
     let Some(parts) = parts else {
-        return HandlerType::Unresolved(
-            format!(
-                "no assembly is named, so .NET looks for \"{full}\" only in mscorlib and System.Configuration; it is in {home}"
-            ),
-            qualified,
-        );
+        return unresolved(Unresolvable::NoAssembly { full, home });
     };
     if !simple.eq_ignore_ascii_case(home) {
-        return HandlerType::Unresolved(
-            format!("\"{full}\" is in the assembly {home}, not \"{simple}\""),
-            qualified,
-        );
+        return unresolved(Unresolvable::OtherAssembly {
+            full,
+            home,
+            named: simple.to_string(),
+        });
     }
     let expected = [
         ("Version", "4.0.0.0"),
@@ -351,21 +426,22 @@ pub fn resolve_handler_type(type_ref: &str) -> HandlerType {
     let pairs: Vec<(&str, &str)> = parts
         .filter_map(|p| p.split_once('=').map(|(k, v)| (k.trim(), v.trim())))
         .collect();
-    for (key, want) in expected {
-        match pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)) {
+    for (part, want) in expected {
+        match pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(part)) {
             None => {
-                return HandlerType::Unresolved(
-                    format!(
-                        "the assembly name \"{simple}\" lacks {key}: .NET looks for an assembly named in part only in the application's bin folder, not in the GAC that holds {home}"
-                    ),
-                    qualified,
-                );
+                return unresolved(Unresolvable::PartialName {
+                    named: simple.to_string(),
+                    part,
+                    home,
+                });
             }
             Some((_, v)) if !v.eq_ignore_ascii_case(want) => {
-                return HandlerType::Unresolved(
-                    format!("there is no {home} with {key}={v}; it is {key}={want}"),
-                    qualified,
-                );
+                return unresolved(Unresolvable::OtherPart {
+                    home,
+                    part,
+                    value: v.to_string(),
+                    want,
+                });
             }
             Some(_) => {}
         }
@@ -376,13 +452,16 @@ pub fn resolve_handler_type(type_ref: &str) -> HandlerType {
 /// The first `add` or `remove` of a configuration's collections (named ones
 /// too: the whole section is read) whose WIF handler does not resolve:
 /// why, and the name that does.
-pub fn unresolved_handler(doc: &Document, ic: ElemId) -> Option<(ElemId, String, String)> {
+pub fn unresolved_handler(
+    doc: &Document,
+    ic: ElemId,
+) -> Option<(ElemId, Unresolvable, &'static str)> {
     doc.children_named(ic, "securityTokenHandlers")
         .flat_map(|c| doc.children(c).iter().copied())
         .filter(|&e| matches!(doc.name(e), "add" | "remove"))
         .find_map(
             |e| match resolve_handler_type(&doc.attr(e, "type").unwrap_or_default()) {
-                HandlerType::Unresolved(why, qualified) => Some((e, why, qualified)),
+                HandlerType::Unresolved { why, qualified } => Some((e, why, qualified)),
                 _ => None,
             },
         )
@@ -704,7 +783,7 @@ mod tests {
         );
         assert!(matches!(
             resolve_handler_type("System.IdentityModel.Tokens.X509SecurityTokenHandler"),
-            HandlerType::Unresolved(_, q) if q.starts_with("System.IdentityModel.Tokens.X509SecurityTokenHandler, System.IdentityModel, Version=4.0.0.0")
+            HandlerType::Unresolved { qualified: q, .. } if q.starts_with("System.IdentityModel.Tokens.X509SecurityTokenHandler, System.IdentityModel, Version=4.0.0.0")
         ));
     }
 
@@ -770,5 +849,58 @@ mod tests {
             short_type_name(" System.A.B . SessionSecurityTokenHandler , X"),
             "sessionsecuritytokenhandler"
         );
+    }
+
+    #[test]
+    fn why_a_type_does_not_load_is_worded() {
+        let full = "System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler";
+        let home = "System.IdentityModel.Services";
+        for (why, wording) in [
+            (
+                Unresolvable::Case {
+                    written: full.to_lowercase(),
+                    full,
+                },
+                "type names are case-sensitive: \"system.identitymodel.services.tokens.machinekeysessionsecuritytokenhandler\" is not \"System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler\"",
+            ),
+            (
+                Unresolvable::NoSuchType {
+                    written: "MachineKeySessionSecurityTokenHandler".into(),
+                    full,
+                },
+                "there is no type \"MachineKeySessionSecurityTokenHandler\"; the class is \"System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler\"",
+            ),
+            (
+                Unresolvable::NoAssembly { full, home },
+                "no assembly is named, so .NET looks for \"System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler\" only in mscorlib and System.Configuration; it is in System.IdentityModel.Services",
+            ),
+            (
+                Unresolvable::OtherAssembly {
+                    full,
+                    home,
+                    named: "System.IdentityModel".into(),
+                },
+                "\"System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler\" is in the assembly System.IdentityModel.Services, not \"System.IdentityModel\"",
+            ),
+            (
+                Unresolvable::PartialName {
+                    named: home.into(),
+                    part: "Version",
+                    home,
+                },
+                "the assembly name \"System.IdentityModel.Services\" lacks Version: .NET looks for an assembly named in part only in the application's bin folder, not in the GAC that holds System.IdentityModel.Services",
+            ),
+            (
+                Unresolvable::OtherPart {
+                    home,
+                    part: "Version",
+                    value: "4.5.0.0".into(),
+                    want: "4.0.0.0",
+                },
+                "there is no System.IdentityModel.Services with Version=4.5.0.0; it is Version=4.0.0.0",
+            ),
+        ] {
+            assert_eq!(why.to_string(), wording);
+        }
     }
 }
