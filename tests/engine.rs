@@ -1812,3 +1812,50 @@ fn no_session_handler_is_fixed_and_a_custom_handler_is_left_alone() {
         "{rows:?}"
     );
 }
+
+/// A handler element System.Configuration refuses (`<Add>` in another
+/// case) makes WIF fail: the scan says which element and why, a
+/// handler-only push refuses the server, and a key push writes the keys
+/// and nothing beside the refused element (no second `<add>`).
+#[test]
+fn a_push_writes_nothing_beside_a_refused_handler_element() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&farm_fixture("consistent"), dir.path());
+    for server in ["web01", "web02"] {
+        let web = dir
+            .path()
+            .join(server)
+            .join("C:/inetpub/Flowtime/web.config");
+        let text = fs::read_to_string(&web).unwrap();
+        fs::write(&web, text.replace("<add type=", "<Add type=")).unwrap();
+    }
+    let report = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    let site = report.site("Flowtime").unwrap();
+    let refused = site
+        .findings
+        .iter()
+        .find(|f| f.code == farmkey::analysis::Code::InvalidConfig)
+        .unwrap_or_else(|| panic!("{:?}", site.findings));
+    assert!(
+        refused
+            .message
+            .contains("<Add> (line 18 of C:\\inetpub\\Flowtime\\web.config)")
+            && refused.message.contains("Config_base_unrecognized_element"),
+        "{}",
+        refused.message
+    );
+    let (plan, _) = plan_local(dir.path(), "Flowtime", KeySource::HandlerOnly);
+    let rows = plan_rows(&plan.unwrap());
+    assert!(
+        rows.iter().all(|r| r.2.starts_with("blocked: ")),
+        "{rows:?}"
+    );
+
+    let (plan, outcome) = push_local(dir.path(), "Flowtime", generate_hmac());
+    assert!(plan.blocked().is_empty(), "{:?}", plan_rows(&plan));
+    assert!(outcome.success(), "{}", outcome.summary());
+    let after =
+        fs::read_to_string(dir.path().join("web01/C:/inetpub/Flowtime/web.config")).unwrap();
+    assert_eq!(after.matches("<Add type=").count(), 1, "{after}");
+    assert_eq!(after.matches("<add type=").count(), 0, "{after}");
+}
