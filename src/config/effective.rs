@@ -369,6 +369,7 @@ impl<'a> Merge<'a, '_> {
 mod tests {
     use super::*;
     use crate::bytes::FileBytes;
+    use crate::config::locks::Locked;
     use crate::config::machine_key::{Decryption, InvalidValue, Refusal};
     use crate::config::problem::{
         ConfigSourceFault, LocationPathFault, PathsFrom, Problem, SourcePathFault,
@@ -976,7 +977,7 @@ mod tests {
         );
         assert_eq!(eff.locked.len(), 1);
         let v = &eff.locked[0];
-        assert_eq!((v.what.as_str(), v.line), ("<machineKey>", 3));
+        assert_eq!((&v.what, v.line), (&Locked::Section("machineKey"), 3));
         assert_eq!(
             v.lock.to_string(),
             "allowOverride=\"false\" on the <location> at line 2 of C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\Config\\web.config"
@@ -1014,7 +1015,7 @@ mod tests {
         );
         let files = [(root, Scope::Machine), (child, Scope::App("S"))];
         let eff = resolve(&layers_of(&files), "S", &section::NoSourceFiles).unwrap();
-        assert_eq!(eff.locked[0].what, "the attribute decryption");
+        assert_eq!(eff.locked[0].what, Locked::Attribute("decryption".into()));
         assert_eq!(
             eff.machine_key.validation.source,
             Source::Default,
@@ -1066,7 +1067,7 @@ mod tests {
                 &keys
             ),
             [(
-                "the attribute decryptionKey".to_string(),
+                Locked::Attribute("decryptionKey".into()),
                 "lockAttributes=\"validationKey,decryptionKey\" at line 3 of C:\\root\\web.config"
                     .to_string()
             )]
@@ -1092,7 +1093,7 @@ mod tests {
                 &keys
             )[0]
             .0,
-            "the attribute decryptionKey"
+            Locked::Attribute("decryptionKey".into())
         );
     }
 
