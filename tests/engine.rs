@@ -1859,3 +1859,76 @@ fn a_push_writes_nothing_beside_a_refused_handler_element() {
     assert_eq!(after.matches("<Add type=").count(), 1, "{after}");
     assert_eq!(after.matches("<add type=").count(), 0, "{after}");
 }
+
+/// A site whose `<system.identityModel>` starts with `<clear/>` drops the
+/// root web.config's configuration (and its swap): WIF uses its defaults.
+/// The finding says the swap is dropped and by what, and a handler-only
+/// push puts a new unnamed configuration after the `<clear/>`, where WIF
+/// reads it, without a second one of that name in effect (ID7029).
+#[test]
+fn a_swap_a_clear_drops_is_named_and_the_push_writes_after_the_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&farm_fixture("consistent"), dir.path());
+    for server in ["web01", "web02"] {
+        let web = dir
+            .path()
+            .join(server)
+            .join("C:/inetpub/Flowtime/web.config");
+        let text = fs::read_to_string(&web).unwrap();
+        let start = text.find("  <system.identityModel>").unwrap();
+        let end = text.find("</system.identityModel>").unwrap() + "</system.identityModel>".len();
+        let swap = text[start..end].to_string();
+        // A section is declared once in a chain: at the root level here.
+        let cs_start = text.find("  <configSections>").unwrap();
+        let cs_end = text.find("</configSections>").unwrap() + "</configSections>".len();
+        let declaration = text[cs_start..cs_end].to_string();
+        let site = text.replace(&declaration, "").replace(
+            &swap,
+            "  <system.identityModel>\n    <clear />\n  </system.identityModel>",
+        );
+        fs::write(&web, site).unwrap();
+        for bits in ["Framework64", "Framework"] {
+            let root = dir.path().join(server).join(format!(
+                "C:/Windows/Microsoft.NET/{bits}/v4.0.30319/Config/web.config"
+            ));
+            let text = fs::read_to_string(&root)
+                .unwrap()
+                .replacen(
+                    "<configuration>",
+                    &format!("<configuration>\n{declaration}"),
+                    1,
+                )
+                .replace("</configuration>", &format!("{swap}\n</configuration>"));
+            fs::write(&root, text).unwrap();
+        }
+    }
+    let report = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    let site = report.site("Flowtime").unwrap();
+    let dpapi = site
+        .findings
+        .iter()
+        .find(|f| f.code == farmkey::analysis::Code::DpapiSessionTokens)
+        .unwrap_or_else(|| panic!("{:?}", site.findings));
+    assert!(
+        dpapi.message.contains("the swap in the unnamed <identityConfiguration> (line 14 of C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\Config\\web.config) is not used: <clear> (line 13 of C:\\inetpub\\Flowtime\\web.config) drops it"),
+        "{}",
+        dpapi.message
+    );
+    let (plan, outcome) = push_local(dir.path(), "Flowtime", KeySource::HandlerOnly);
+    assert!(plan.blocked().is_empty(), "{:?}", plan_rows(&plan));
+    assert!(outcome.success(), "{}", outcome.summary());
+    let after =
+        fs::read_to_string(dir.path().join("web01/C:/inetpub/Flowtime/web.config")).unwrap();
+    let clear = after.find("<clear />").unwrap();
+    let added = after.find("<identityConfiguration>").unwrap();
+    assert!(clear < added, "{after}");
+    let report = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    for inst in &report.site("Flowtime").unwrap().instances {
+        assert_eq!(
+            inst.effective.as_ref().unwrap().handler.state.name(),
+            "machinekey",
+            "{}",
+            inst.server
+        );
+    }
+}
