@@ -564,6 +564,12 @@ pub fn refused_markup(
             .find(|n| !allowed.contains(&n.as_str()))
             .map(|n| (e, Refused::Attribute(n), allowed))
     };
+    // `<clear/>` refuses every attribute, the lock attributes too.
+    let bare = |e: ElemId| {
+        doc.attrs(e)
+            .first()
+            .map(|a| (e, Refused::Attribute(doc.attr_name(a).to_string()), NONE))
+    };
     let required = |e: ElemId, name: &'static str, known: &'static [&'static str]| {
         doc.find_attr(e, name)
             .is_none()
@@ -597,7 +603,7 @@ pub fn refused_markup(
     for &child in doc.children(parent) {
         let bad = match doc.name(child) {
             "remove" => only(child, NAME),
-            "clear" => only(child, NONE),
+            "clear" => bare(child),
             "securityTokenHandlers" => only(child, NAME)
                 .or_else(|| children(child, HANDLERS))
                 .or_else(|| {
@@ -606,7 +612,7 @@ pub fn refused_markup(
                         .find_map(|&entry| match doc.name(entry) {
                             "add" => required(entry, "type", TYPE),
                             "remove" => required(entry, "type", TYPE).or_else(|| only(entry, TYPE)),
-                            "clear" => only(entry, NONE),
+                            "clear" => bare(entry),
                             _ => None,
                         })
                 }),
@@ -821,6 +827,7 @@ mod tests {
             "{why}"
         );
         assert!(ic(r#"<clear name="all"/>"#).is_some());
+        assert!(ic(r#"<clear lockItem="true"/>"#).is_some());
         assert!(
             refused(r#"<identityConfiguration><SecurityTokenHandlers/></identityConfiguration>"#)
                 .is_some()
