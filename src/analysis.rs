@@ -53,6 +53,8 @@ crate::spelled::spelled! {
         LockedSection = "locked-section",
         WifUnknownConfiguration = "wif-unknown-configuration",
         WifDuplicateHandler = "wif-duplicate-handler",
+        WifNoSessionHandler = "wif-no-session-handler",
+        WifCustomSessionHandler = "wif-custom-session-handler",
         DuplicateSiteName = "duplicate-site-name",
     }
 }
@@ -737,7 +739,7 @@ type Rule = fn(&SiteFacts<'_>) -> Vec<Raised>;
 
 /// Every site finding code and the one rule that decides it, in the order
 /// findings are reported.
-const RULES: [(Code, Rule); 18] = [
+const RULES: [(Code, Rule); 20] = [
     (Code::DisclosedKey, disclosed_key),
     (Code::Unreadable, unreadable),
     (Code::InvalidConfig, invalid_config),
@@ -753,6 +755,8 @@ const RULES: [(Code, Rule); 18] = [
     (Code::CompatibilityModeMismatch, compatibility_mode_mismatch),
     (Code::TargetFrameworkMismatch, target_framework_mismatch),
     (Code::DpapiSessionTokens, dpapi_session_tokens),
+    (Code::WifNoSessionHandler, wif_no_session_handler),
+    (Code::WifCustomSessionHandler, wif_custom_session_handler),
     (Code::ApphostIgnored, apphost_ignored),
     (Code::SiteMissing, site_missing),
     (Code::WeakValidation, weak_validation),
@@ -1251,6 +1255,49 @@ fn dpapi_session_tokens(f: &SiteFacts<'_>) -> Vec<Raised> {
         list(&dpapi)
     );
     vec![raise(Severity::Error, dpapi, message)]
+}
+
+/// The collection the SAM uses has no session handler: sign-in fails.
+fn wif_no_session_handler(f: &SiteFacts<'_>) -> Vec<Raised> {
+    wif_state(
+        f,
+        HandlerState::None,
+        Severity::Error,
+        "Add MachineKeySessionSecurityTokenHandler to that collection (farmkey push --handler-only does).",
+    )
+}
+
+/// Only a handler of the application's own class can take session tokens:
+/// farmkey cannot tell how it protects them.
+fn wif_custom_session_handler(f: &SiteFacts<'_>) -> Vec<Raised> {
+    wif_state(
+        f,
+        HandlerState::Custom,
+        Severity::Warning,
+        "Check that class in the application's code; farmkey push leaves it alone.",
+    )
+}
+
+/// One finding per server whose handler is in `state`, with its reason.
+fn wif_state(
+    f: &SiteFacts<'_>,
+    state: HandlerState,
+    severity: Severity,
+    advice: &str,
+) -> Vec<Raised> {
+    per_server(
+        f,
+        severity,
+        |_, eff| {
+            eff.handler
+                .reason
+                .clone()
+                .filter(|_| eff.handler.state == state)
+                .into_iter()
+                .collect()
+        },
+        |on, reason| format!("{on}: {reason}. {advice}"),
+    )
 }
 
 /// A `<machineKey>` or WIF section in applicationHost.config: IIS Manager

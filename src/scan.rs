@@ -369,7 +369,7 @@ fn resolve_app(
             &layers[..]
         };
         identity_declared_above = wif::identity_model_declared_in(above).is_some();
-        effective::resolve(&layers, &app.id, files).map_err(|p| FileProblem {
+        effective::resolve_in(&layers, &app.id, files, app.pipeline).map_err(|p| FileProblem {
             path: p.file.to_string(),
             message: p.problem.to_string(),
         })

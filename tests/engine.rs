@@ -577,7 +577,12 @@ fn fix_site(farm_dir: &Path, site: &str, keys: &KeySet) {
         let req = EditRequest {
             machine_key: Some(keys.clone()),
             compatibility_mode: Some("Framework45".into()),
-            handler_swap: true,
+            // As a push decides: a site that inherits the swap gets no
+            // second <identityConfiguration> of the same name (ID7029).
+            handler_swap: inst
+                .effective
+                .as_ref()
+                .is_ok_and(|e| e.handler.needs_swap()),
             identity_in_use: in_use_name(inst),
             identity_section_declared_above: inst.identity_declared_above,
         };
@@ -613,11 +618,12 @@ fn scanning_an_edited_farm_finds_nothing_left_to_fix() {
         assert!(left.is_empty(), "{farm}/{site}: {left:?}");
         for inst in &report.site(site).unwrap().instances {
             let eff = inst.effective.as_ref().unwrap();
-            assert_eq!(
-                eff.handler.state.name(),
-                "machinekey",
-                "{farm}/{site} on {}",
-                inst.server
+            // A site that only declares the WIF sections does not use WIF.
+            assert!(
+                ["machinekey", "not-configured"].contains(&eff.handler.state.name()),
+                "{farm}/{site} on {}: {}",
+                inst.server,
+                eff.handler.state.name()
             );
             assert!(matches!(
                 eff.machine_key.validation_key.source,
@@ -762,12 +768,8 @@ fn application_host_sections_are_ignored_as_asp_net_ignores_them() {
                 "web02"
             ),
             row("auto-generated", "error", "Flowtime", "web01,web02"),
-            row(
-                "dpapi-session-tokens",
-                "error",
-                "Sequence Administration",
-                "web01,web02"
-            ),
+            // Administration only declares system.identityModel: nothing
+            // reads a section for being declared, so it does not use WIF.
         ]
     );
     let flowtime = site_messages(&report, "Flowtime", "apphost-ignored");
@@ -778,12 +780,6 @@ fn application_host_sections_are_ignored_as_asp_net_ignores_them() {
     );
     let admin = site_messages(&report, "Sequence Administration", "apphost-ignored");
     assert!(admin[0].contains("<system.identityModel> in C:\\Windows\\System32\\inetsrv\\config\\applicationHost.config (line 30)"), "{}", admin[0]);
-    let dpapi = site_messages(&report, "Sequence Administration", "dpapi-session-tokens");
-    assert!(
-        dpapi[0].contains("has no unnamed <identityConfiguration>, so WIF uses its defaults"),
-        "{}",
-        dpapi[0]
-    );
 
     // A push writes the site's web.config, never applicationHost.config.
     let dir = farm_copy("apphost-keys");
@@ -1732,4 +1728,208 @@ fn a_handler_type_wif_cannot_load_is_invalid_and_stops_a_handler_only_push() {
     assert_eq!(rows[0].2, "unchanged", "{rows:?}");
     assert!(rows[1].2.starts_with("blocked: "), "{rows:?}");
     assert_eq!(plan.blocked().len(), 1, "the push does not start");
+}
+
+/// The two handler states the reference source adds to DPAPI and the swap:
+/// no session handler at all (`<clear/>` or a `<remove>` without its
+/// `<add>`: the SAM can neither write nor read a session cookie), which a
+/// handler-only push fixes by adding the MachineKey handler and nothing
+/// else; and a handler of the application's own class, which farmkey
+/// cannot judge and a handler-only push refuses to replace.
+#[test]
+fn no_session_handler_is_fixed_and_a_custom_handler_is_left_alone() {
+    const MACHINE_KEY_ADD: &str = "<add type=\"System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler, System.IdentityModel.Services, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089\" />";
+    let with_handlers = |replacement: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(&farm_fixture("consistent"), dir.path());
+        for server in ["web01", "web02"] {
+            let web = dir
+                .path()
+                .join(server)
+                .join("C:/inetpub/Flowtime/web.config");
+            let text = fs::read_to_string(&web).unwrap();
+            fs::write(&web, text.replace(MACHINE_KEY_ADD, replacement)).unwrap();
+        }
+        dir
+    };
+    let codes = |dir: &Path| {
+        let report = scan_inventory(&dir.join("farmkey.toml"), &all_sites());
+        let site = report.site("Flowtime").unwrap();
+        let states: Vec<&str> = site
+            .instances
+            .iter()
+            .map(|i| i.effective.as_ref().unwrap().handler.state.name())
+            .collect();
+        // The fixture validates with SHA1 (weak-validation, info).
+        let findings: Vec<(String, String)> = site
+            .findings
+            .iter()
+            .filter(|f| f.code.name() != "weak-validation")
+            .map(|f| (f.code.name().to_string(), f.message.clone()))
+            .collect();
+        (states, findings)
+    };
+
+    // The remove without its add: no session handler.
+    let none = with_handlers("");
+    let (states, findings) = codes(none.path());
+    assert_eq!(states, ["none", "none"]);
+    assert_eq!(findings.len(), 2, "{findings:?}");
+    assert!(findings.iter().all(|(c, m)| c == "wif-no-session-handler"
+        && m.contains("can neither write nor read a session cookie")
+        && !m.contains("DPAPI")));
+    let web01 = none.path().join("web01/C:/inetpub/Flowtime/web.config");
+    let before = fs::read_to_string(&web01).unwrap();
+    let (plan, outcome) = push_local(none.path(), "Flowtime", KeySource::HandlerOnly);
+    assert!(plan.blocked().is_empty(), "{:?}", plan_rows(&plan));
+    assert!(outcome.success(), "{}", outcome.summary());
+    let after = fs::read_to_string(&web01).unwrap();
+    assert_eq!(after.matches("<remove ").count(), 1, "{after}");
+    assert_eq!(after.matches(MACHINE_KEY_ADD).count(), 1, "{after}");
+    assert_eq!(after.lines().count(), before.lines().count() + 1);
+    let (states, findings) = codes(none.path());
+    assert_eq!((states, findings), (vec!["machinekey"; 2], vec![]));
+
+    // A handler of the application's own class: a warning naming it, and
+    // a handler-only push that refuses to replace it.
+    let custom =
+        with_handlers("<add type=\"Contoso.Security.CoraSessionHandler, Contoso.Security\" />");
+    let (states, findings) = codes(custom.path());
+    assert_eq!(states, ["custom", "custom"]);
+    assert!(
+        findings
+            .iter()
+            .all(|(c, m)| c == "wif-custom-session-handler"
+                && m.contains("Contoso.Security.CoraSessionHandler")),
+        "{findings:?}"
+    );
+    let (plan, _) = plan_local(custom.path(), "Flowtime", KeySource::HandlerOnly);
+    let plan = plan.unwrap();
+    let rows = plan_rows(&plan);
+    assert!(
+        rows.iter().all(|r| r.2.starts_with("blocked: ")
+            && r.2
+                .contains("does not replace a handler of the application's own")),
+        "{rows:?}"
+    );
+}
+
+/// A handler element System.Configuration refuses (`<Add>` in another
+/// case) makes WIF fail: the scan says which element and why, a
+/// handler-only push refuses the server, and a key push writes the keys
+/// and nothing beside the refused element (no second `<add>`).
+#[test]
+fn a_push_writes_nothing_beside_a_refused_handler_element() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&farm_fixture("consistent"), dir.path());
+    for server in ["web01", "web02"] {
+        let web = dir
+            .path()
+            .join(server)
+            .join("C:/inetpub/Flowtime/web.config");
+        let text = fs::read_to_string(&web).unwrap();
+        fs::write(&web, text.replace("<add type=", "<Add type=")).unwrap();
+    }
+    let report = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    let site = report.site("Flowtime").unwrap();
+    let refused = site
+        .findings
+        .iter()
+        .find(|f| f.code == farmkey::analysis::Code::InvalidConfig)
+        .unwrap_or_else(|| panic!("{:?}", site.findings));
+    assert!(
+        refused
+            .message
+            .contains("<Add> (line 18 of C:\\inetpub\\Flowtime\\web.config)")
+            && refused.message.contains("Config_base_unrecognized_element"),
+        "{}",
+        refused.message
+    );
+    let (plan, _) = plan_local(dir.path(), "Flowtime", KeySource::HandlerOnly);
+    let rows = plan_rows(&plan.unwrap());
+    assert!(
+        rows.iter().all(|r| r.2.starts_with("blocked: ")),
+        "{rows:?}"
+    );
+
+    let (plan, outcome) = push_local(dir.path(), "Flowtime", generate_hmac());
+    assert!(plan.blocked().is_empty(), "{:?}", plan_rows(&plan));
+    assert!(outcome.success(), "{}", outcome.summary());
+    let after =
+        fs::read_to_string(dir.path().join("web01/C:/inetpub/Flowtime/web.config")).unwrap();
+    assert_eq!(after.matches("<Add type=").count(), 1, "{after}");
+    assert_eq!(after.matches("<add type=").count(), 0, "{after}");
+}
+
+/// A site whose `<system.identityModel>` starts with `<clear/>` drops the
+/// root web.config's configuration (and its swap): WIF uses its defaults.
+/// The finding says the swap is dropped and by what, and a handler-only
+/// push puts a new unnamed configuration after the `<clear/>`, where WIF
+/// reads it, without a second one of that name in effect (ID7029).
+#[test]
+fn a_swap_a_clear_drops_is_named_and_the_push_writes_after_the_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&farm_fixture("consistent"), dir.path());
+    for server in ["web01", "web02"] {
+        let web = dir
+            .path()
+            .join(server)
+            .join("C:/inetpub/Flowtime/web.config");
+        let text = fs::read_to_string(&web).unwrap();
+        let start = text.find("  <system.identityModel>").unwrap();
+        let end = text.find("</system.identityModel>").unwrap() + "</system.identityModel>".len();
+        let swap = text[start..end].to_string();
+        // A section is declared once in a chain: at the root level here.
+        let cs_start = text.find("  <configSections>").unwrap();
+        let cs_end = text.find("</configSections>").unwrap() + "</configSections>".len();
+        let declaration = text[cs_start..cs_end].to_string();
+        let site = text.replace(&declaration, "").replace(
+            &swap,
+            "  <system.identityModel>\n    <clear />\n  </system.identityModel>",
+        );
+        fs::write(&web, site).unwrap();
+        for bits in ["Framework64", "Framework"] {
+            let root = dir.path().join(server).join(format!(
+                "C:/Windows/Microsoft.NET/{bits}/v4.0.30319/Config/web.config"
+            ));
+            let text = fs::read_to_string(&root)
+                .unwrap()
+                .replacen(
+                    "<configuration>",
+                    &format!("<configuration>\n{declaration}"),
+                    1,
+                )
+                .replace("</configuration>", &format!("{swap}\n</configuration>"));
+            fs::write(&root, text).unwrap();
+        }
+    }
+    let report = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    let site = report.site("Flowtime").unwrap();
+    let dpapi = site
+        .findings
+        .iter()
+        .find(|f| f.code == farmkey::analysis::Code::DpapiSessionTokens)
+        .unwrap_or_else(|| panic!("{:?}", site.findings));
+    assert!(
+        dpapi.message.contains("the swap in the unnamed <identityConfiguration> (line 14 of C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\Config\\web.config) is not used: <clear> (line 13 of C:\\inetpub\\Flowtime\\web.config) drops it"),
+        "{}",
+        dpapi.message
+    );
+    let (plan, outcome) = push_local(dir.path(), "Flowtime", KeySource::HandlerOnly);
+    assert!(plan.blocked().is_empty(), "{:?}", plan_rows(&plan));
+    assert!(outcome.success(), "{}", outcome.summary());
+    let after =
+        fs::read_to_string(dir.path().join("web01/C:/inetpub/Flowtime/web.config")).unwrap();
+    let clear = after.find("<clear />").unwrap();
+    let added = after.find("<identityConfiguration>").unwrap();
+    assert!(clear < added, "{after}");
+    let report = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    for inst in &report.site("Flowtime").unwrap().instances {
+        assert_eq!(
+            inst.effective.as_ref().unwrap().handler.state.name(),
+            "machinekey",
+            "{}",
+            inst.server
+        );
+    }
 }

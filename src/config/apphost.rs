@@ -212,6 +212,10 @@ pub struct Application {
     /// `v4.0`, `v2.0`, or empty for "No Managed Code".
     pub runtime: String,
     pub bits32: bool,
+    /// The pool's `managedPipelineMode`: which module registration IIS
+    /// loads.
+    #[serde(skip)]
+    pub pipeline: Pipeline,
     /// As written in applicationHost.config.
     pub physical_path_raw: String,
     /// Expanded and converted, or why it cannot be.
@@ -234,10 +238,34 @@ impl Application {
     }
 }
 
+/// An application pool's `managedPipelineMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pipeline {
+    /// IIS runs managed modules of `system.webServer/modules`; ASP.NET's
+    /// `system.web/httpModules` are not loaded.
+    #[default]
+    Integrated,
+    /// ASP.NET runs as an ISAPI extension with its own
+    /// `system.web/httpModules`; managed modules of `system.webServer` are
+    /// not run.
+    Classic,
+}
+
+impl Pipeline {
+    fn parse(v: &str) -> Self {
+        if v.trim().eq_ignore_ascii_case("Classic") {
+            Pipeline::Classic
+        } else {
+            Pipeline::Integrated
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Pool {
     runtime: String,
     bits32: bool,
+    pipeline: Pipeline,
 }
 
 /// Every application of a server, in file order.
@@ -293,6 +321,9 @@ fn read_pools(doc: &Document, host: ElemId) -> HashMap<String, Pool> {
     let default_bits32 = defaults
         .and_then(|d| doc.attr(d, "enable32BitAppOnWin64"))
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let default_pipeline = defaults
+        .and_then(|d| doc.attr(d, "managedPipelineMode"))
+        .map_or(Pipeline::Integrated, |v| Pipeline::parse(&v));
     for add in doc.children_named(pools, "add") {
         let Some(name) = doc.attr(add, "name") else {
             continue;
@@ -304,7 +335,17 @@ fn read_pools(doc: &Document, host: ElemId) -> HashMap<String, Pool> {
         let bits32 = doc
             .attr(add, "enable32BitAppOnWin64")
             .map_or(default_bits32, |v| v.trim().eq_ignore_ascii_case("true"));
-        out.insert(name.to_ascii_lowercase(), Pool { runtime, bits32 });
+        let pipeline = doc
+            .attr(add, "managedPipelineMode")
+            .map_or(default_pipeline, |v| Pipeline::parse(&v));
+        out.insert(
+            name.to_ascii_lowercase(),
+            Pool {
+                runtime,
+                bits32,
+                pipeline,
+            },
+        );
     }
     out
 }
@@ -330,6 +371,7 @@ fn read_application(
         .unwrap_or(Pool {
             runtime: "v4.0".to_string(),
             bits32: false,
+            pipeline: Pipeline::Integrated,
         });
     let physical_path_raw = doc
         .children_named(app, "virtualDirectory")
@@ -357,6 +399,7 @@ fn read_application(
         app_pool,
         runtime: pool.runtime,
         bits32: pool.bits32,
+        pipeline: pool.pipeline,
         physical_path_raw,
         physical_path,
     }
@@ -580,6 +623,7 @@ mod tests {
             app_pool: String::new(),
             runtime: String::new(),
             bits32: false,
+            pipeline: Pipeline::Integrated,
             physical_path_raw: physical.into(),
             physical_path: Err(PathError::NotAbsolute(String::new())),
         };
@@ -660,6 +704,7 @@ mod tests {
             app_pool: String::new(),
             runtime: String::new(),
             bits32: false,
+            pipeline: Pipeline::Integrated,
             physical_path_raw: String::new(),
             physical_path: Err(PathError::NotAbsolute(String::new())),
         };

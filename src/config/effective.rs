@@ -5,6 +5,7 @@
 //! parent refuse what a lower level sets, and applicationHost.config, which
 //! ASP.NET never reads, only counts for IIS's module registrations.
 
+use super::apphost::Pipeline;
 use super::locks::{self, Lock, LockViolation};
 use super::machine_key::MachineKey;
 use super::problem::ConfigProblem;
@@ -52,12 +53,24 @@ pub struct Effective {
     pub locks: Vec<Lock>,
 }
 
-/// Merges the layers for `target` (an application id, `Site/app`); the
-/// files `configSource` names come from `sources`.
+/// Merges the layers for `target` (an application id, `Site/app`) of a
+/// pool in the integrated pipeline; the files `configSource` names come
+/// from `sources`.
 pub fn resolve(
     layers: &[Layer<'_>],
     target: &str,
     sources: &dyn SourceFiles,
+) -> Result<Effective, ConfigProblem> {
+    resolve_in(layers, target, sources, Pipeline::Integrated)
+}
+
+/// [`resolve`] for an application whose pool runs `pipeline`, which decides
+/// the module registration IIS loads.
+pub fn resolve_in(
+    layers: &[Layer<'_>],
+    target: &str,
+    sources: &dyn SourceFiles,
+    pipeline: Pipeline,
 ) -> Result<Effective, ConfigProblem> {
     let mut m = Merge {
         target,
@@ -69,7 +82,10 @@ pub fn resolve(
         locked: Vec::new(),
         locks: Vec::new(),
         own_locks: None,
-        wif: WifReading::default(),
+        wif: WifReading {
+            pipeline,
+            ..WifReading::default()
+        },
     };
     for layer in layers {
         m.layer(layer)?;
@@ -125,16 +141,15 @@ impl<'a> Merge<'a, '_> {
             self.own_locks = Some(self.locks.clone());
         }
         let iis_only = matches!(layer.scope, Scope::ApplicationHost);
-        if !iis_only
-            && self.wif.declared.is_none()
-            && let Some(section) = elements::declared_section(&file.doc)
-        {
-            self.wif.declared = Some((file.path.clone(), section));
-        }
         file_refused(file, layer.scope)?;
         let containers = containers(&file.doc, layer.scope, self.target);
         if !iis_only {
             unique_sections(file, &containers)?;
+            for loc in file.doc.children_named(file.doc.root(), "location") {
+                if !containers.contains(&loc) {
+                    self.wif.location_elsewhere(file, loc);
+                }
+            }
         }
         // Locks bind the levels below this file, not this file itself.
         let mut new_locks = Vec::new();
@@ -345,9 +360,7 @@ impl<'a> Merge<'a, '_> {
             (true, true) => Level::Own,
             (true, false) => Level::OwnConfigSource,
         };
-        for ic in s.file.doc.children_named(s.elem, "identityConfiguration") {
-            self.wif.configurations.push((level, s.file, ic));
-        }
+        self.wif.section(level, s.file, s.elem);
         Ok(())
     }
 }
@@ -364,7 +377,9 @@ mod tests {
     use crate::config::wif::elements::{
         MACHINE_KEY_HANDLER_TYPE, SESSION_HANDLER_TYPE, Unresolvable,
     };
-    use crate::config::wif::{HandlerReason, HandlerState, SectionRefusal, UsesWif, WifFault};
+    use crate::config::wif::{
+        HandlerReason, HandlerState, SectionRefusal, UnusedSwap, UsesWif, WifFault,
+    };
     use crate::config::xml::Document;
 
     fn file(path: &str, xml: &str) -> ConfigFile {
@@ -610,12 +625,13 @@ mod tests {
             "<securityTokenHandlers name=\"ActAs\"><add type=\"MachineKeySessionSecurityTokenHandler\"/></securityTokenHandlers><securityTokenHandlers><remove type=\"{full_remove}\"/><add type=\"{full_add}\"/></securityTokenHandlers>"
         ));
         assert_eq!(named.state, HandlerState::Invalid);
-        // A custom handler of the same class name is the operator's business.
+        // A custom handler of the same class name is not checked, and
+        // farmkey cannot tell how it protects session tokens.
         let custom = swap(
             full_remove,
             "Contoso.Security.MachineKeySessionSecurityTokenHandler, Contoso.Security",
         );
-        assert_eq!((custom.state, custom.fault()), (HandlerState::Dpapi, None));
+        assert_eq!((custom.state, custom.fault()), (HandlerState::Custom, None));
     }
 
     #[test]
@@ -656,19 +672,9 @@ mod tests {
         );
         let declared =
             "<configSections><section name=\"system.identityModel\" type=\"x\"/></configSections>";
-        // Declared, nothing else: WIF's defaults, DPAPI.
+        // Declared, nothing else: nothing reads the section.
         let h = eff(&format!("<configuration>{declared}</configuration>"));
-        assert_eq!(h.state, HandlerState::Dpapi);
-        assert_eq!(
-            h.reason,
-            Some(HandlerReason::Defaults {
-                uses: UsesWif::Declared {
-                    section: "system.identityModel",
-                    file: RemotePath::parse("C:\\site\\web.config").unwrap()
-                },
-                unused_swap: None
-            })
-        );
+        assert_eq!((h.state, h.reason), (HandlerState::NotConfigured, None));
         // The trap: the swap in a named configuration nothing names.
         let trap = format!(
             "<configuration>{declared}\n<system.identityModel>\n<identityConfiguration name=\"swap\">{swap}</identityConfiguration></system.identityModel></configuration>"
@@ -682,7 +688,10 @@ mod tests {
         else {
             panic!("{:?}", h.reason)
         };
-        assert_eq!((unused.name.as_str(), unused.line), ("swap", 3));
+        assert!(
+            matches!(&unused, UnusedSwap::NotNamed { name, line: 3, .. } if name == "swap"),
+            "{unused:?}"
+        );
         // Named by the default federationConfiguration: used.
         let named = trap.replace(
             "</configuration>",
@@ -710,8 +719,16 @@ mod tests {
             eff("<configuration><system.web/></configuration>").state,
             HandlerState::NotConfigured
         );
+        // A module counts where the pool's pipeline loads modules.
         let module = "<configuration><system.web><httpModules><add name=\"WSFAM\" type=\"System.IdentityModel.Services.WSFederationAuthenticationModule\"/></httpModules></system.web></configuration>";
-        assert_eq!(eff(module).state, HandlerState::Dpapi);
+        assert_eq!(eff(module).state, HandlerState::NotConfigured);
+        let f = file("/C:/site/web.config", module);
+        let layers = [Layer {
+            file: &f,
+            scope: Scope::App("S"),
+        }];
+        let classic = resolve_in(&layers, "S", &section::NoSourceFiles, Pipeline::Classic);
+        assert_eq!(classic.unwrap().handler.state, HandlerState::Dpapi);
     }
 
     #[test]

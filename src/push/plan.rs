@@ -13,7 +13,7 @@ use crate::config::editor::{
 use crate::config::effective::Effective;
 use crate::config::record::Level;
 use crate::config::section::config_source_path;
-use crate::config::wif::WifFault;
+use crate::config::wif::{HandlerState, WifFault};
 use crate::keys::{KeySet, set_fingerprint};
 use crate::paths::RemotePath;
 use crate::transport::{ReplaceBehaviour, Transport};
@@ -481,6 +481,15 @@ fn plan_files(
             eff.handler.fault()
     {
         sp.action = PlanAction::Blocked(format!("{fault}: correct it first"));
+        return vec![sp];
+    }
+    if keys.is_none()
+        && eff.handler.state == HandlerState::Custom
+        && let Some(reason) = &eff.handler.reason
+    {
+        sp.action = PlanAction::Blocked(format!(
+            "{reason}: farmkey does not replace a handler of the application's own"
+        ));
         return vec![sp];
     }
     // Every server of the push is locked while it runs, the ones already

@@ -17,6 +17,7 @@
 //! [`identity_configuration_in_use`], once, from the whole chain; the push
 //! hands that choice to the editor, which never works it out from one file.
 
+use crate::config::problem::bounded;
 use crate::config::xml::{Document, ElemId};
 use std::fmt;
 
@@ -57,11 +58,6 @@ pub fn declares(doc: &Document, section: &str) -> bool {
             doc.children_named(cs, "section")
                 .any(|s| doc.attr(s, "name").is_some_and(|n| n.trim() == section))
         })
-}
-
-/// The WIF section a file's `<configSections>` registers, if any.
-pub fn declared_section(doc: &Document) -> Option<&'static str> {
-    SECTIONS.into_iter().find(|name| declares(doc, name))
 }
 
 /// A modules collection (`system.webServer/modules`, `system.web/httpModules`)
@@ -157,16 +153,70 @@ pub fn configuration_name(doc: &Document, ic: ElemId) -> String {
     doc.attr(ic, "name").unwrap_or_default().into_owned()
 }
 
-/// The unnamed `<securityTokenHandlers>` collections of a configuration:
-/// named ones serve other purposes.
-pub fn default_collections<'d>(doc: &'d Document, ic: ElemId) -> impl Iterator<Item = ElemId> + 'd {
-    doc.children_named(ic, "securityTokenHandlers")
-        .filter(move |&h| doc.attr(h, "name").is_none_or(|n| n.trim().is_empty()))
+/// The `<securityTokenHandlers>` collections of a configuration as
+/// System.Configuration builds its set of them: each is keyed by its
+/// `name`, and `<remove name>` and `<clear/>` among them drop the ones
+/// before (the set is an add/remove/clear collection, whose add element
+/// SecurityTokenHandlerSetElementCollection names `securityTokenHandlers`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HandlerSets {
+    /// The collections left, in order.
+    pub live: Vec<ElemId>,
+    /// The first collection whose name an earlier live one has (ID7029).
+    pub repeated: Option<(ElemId, String)>,
+    /// Collections a later `<remove>` or `<clear/>` dropped, with that
+    /// element.
+    pub dropped: Vec<(ElemId, ElemId)>,
 }
 
-/// The two session handlers: full type name, class name, assembly, and
-/// the name farmkey writes.
-const KNOWN: [(&str, &str, &str, &str); 2] = [
+pub fn handler_sets(doc: &Document, ic: ElemId) -> HandlerSets {
+    let mut sets = HandlerSets::default();
+    let name = |e: ElemId| doc.attr(e, "name").unwrap_or_default().into_owned();
+    for &child in doc.children(ic) {
+        match doc.name(child) {
+            "securityTokenHandlers" => {
+                if sets.repeated.is_none() && sets.live.iter().any(|&c| name(c) == name(child)) {
+                    sets.repeated = Some((child, name(child)));
+                }
+                sets.live.push(child);
+            }
+            "remove" => {
+                let gone = name(child);
+                let (out, keep): (Vec<ElemId>, Vec<ElemId>) =
+                    sets.live.iter().partition(|&&c| name(c) == gone);
+                sets.dropped.extend(out.into_iter().map(|c| (c, child)));
+                sets.live = keep;
+            }
+            "clear" => {
+                sets.dropped.extend(sets.live.drain(..).map(|c| (c, child)));
+            }
+            _ => {}
+        }
+    }
+    sets
+}
+
+/// Whether a collection is the default one: LoadHandlers takes a name that
+/// is null or empty (compared exactly: `name=" "` is a named collection).
+pub fn is_default_collection(doc: &Document, collection: ElemId) -> bool {
+    doc.attr(collection, "name").is_none_or(|n| n.is_empty())
+}
+
+/// The live default `<securityTokenHandlers>` of a configuration: named
+/// ones serve other usages (ActAs, OnBehalfOf ...), never the SAM.
+pub fn default_collections(doc: &Document, ic: ElemId) -> impl Iterator<Item = ElemId> + '_ {
+    handler_sets(doc, ic)
+        .live
+        .into_iter()
+        .filter(move |&h| is_default_collection(doc, h))
+}
+
+/// WIF's own handler classes (System.IdentityModel's Tokens folder in the
+/// reference source, and the MachineKey one of System.IdentityModel.Services):
+/// full type name, class, assembly, and the name farmkey writes. Their
+/// `type` is checked as .NET loads it; a handler of any other class is the
+/// application's own.
+const KNOWN: [(&str, &str, &str, &str); 9] = [
     (
         "System.IdentityModel.Tokens.SessionSecurityTokenHandler",
         SESSION_HANDLER,
@@ -179,6 +229,48 @@ const KNOWN: [(&str, &str, &str, &str); 2] = [
         "System.IdentityModel.Services",
         MACHINE_KEY_HANDLER_TYPE,
     ),
+    (
+        "System.IdentityModel.Tokens.SamlSecurityTokenHandler",
+        "SamlSecurityTokenHandler",
+        "System.IdentityModel",
+        "System.IdentityModel.Tokens.SamlSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089",
+    ),
+    (
+        "System.IdentityModel.Tokens.Saml2SecurityTokenHandler",
+        "Saml2SecurityTokenHandler",
+        "System.IdentityModel",
+        "System.IdentityModel.Tokens.Saml2SecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089",
+    ),
+    (
+        "System.IdentityModel.Tokens.WindowsUserNameSecurityTokenHandler",
+        "WindowsUserNameSecurityTokenHandler",
+        "System.IdentityModel",
+        "System.IdentityModel.Tokens.WindowsUserNameSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089",
+    ),
+    (
+        "System.IdentityModel.Tokens.X509SecurityTokenHandler",
+        "X509SecurityTokenHandler",
+        "System.IdentityModel",
+        "System.IdentityModel.Tokens.X509SecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089",
+    ),
+    (
+        "System.IdentityModel.Tokens.KerberosSecurityTokenHandler",
+        "KerberosSecurityTokenHandler",
+        "System.IdentityModel",
+        "System.IdentityModel.Tokens.KerberosSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089",
+    ),
+    (
+        "System.IdentityModel.Tokens.RsaSecurityTokenHandler",
+        "RsaSecurityTokenHandler",
+        "System.IdentityModel",
+        "System.IdentityModel.Tokens.RsaSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089",
+    ),
+    (
+        "System.IdentityModel.Tokens.EncryptedSecurityTokenHandler",
+        "EncryptedSecurityTokenHandler",
+        "System.IdentityModel",
+        "System.IdentityModel.Tokens.EncryptedSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089",
+    ),
 ];
 
 /// A handler's `type` as WIF resolves it: CustomTypeElement's
@@ -189,17 +281,25 @@ const KNOWN: [(&str, &str, &str, &str); 2] = [
 /// collection throw while the section is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HandlerType {
-    /// One of the session handlers, keyed by [`short_type_name`].
+    /// One of WIF's handlers, keyed by [`short_type_name`].
     Known(String),
-    /// A type farmkey cannot check (a custom or another WIF handler),
-    /// keyed by its text.
+    /// A type farmkey cannot check (the application's own, or one of WIF's
+    /// not in the reference source), keyed by its text.
     Other(String),
-    /// A session handler's name that does not resolve: why, and the name
-    /// that does.
+    /// A WIF handler's name that does not resolve: why, and the name that
+    /// does.
     Unresolved {
         why: Unresolvable,
         qualified: &'static str,
     },
+}
+
+/// Whether a replayed handler is the application's own class: WIF's are
+/// keyed by their short name, and the rest of WIF's namespace is no session
+/// handler farmkey needs to know.
+fn is_custom(key: &str) -> bool {
+    !KNOWN.iter().any(|k| short_type_name(k.1) == key)
+        && !key.trim_start().starts_with("System.IdentityModel.")
 }
 
 impl HandlerType {
@@ -350,7 +450,7 @@ pub fn resolve_handler_type(type_ref: &str) -> HandlerType {
 }
 
 /// The first `add` or `remove` of a configuration's collections (named ones
-/// too: the whole section is read) whose session handler does not resolve:
+/// too: the whole section is read) whose WIF handler does not resolve:
 /// why, and the name that does.
 pub fn unresolved_handler(
     doc: &Document,
@@ -367,20 +467,171 @@ pub fn unresolved_handler(
         )
 }
 
+/// The child elements `<identityConfiguration>` knows
+/// (IdentityConfigurationElement's properties, and its default collection's
+/// `securityTokenHandlers`, `remove` and `clear`).
+const IDENTITY_CONFIGURATION_CHILDREN: [&str; 13] = [
+    "audienceUris",
+    "caches",
+    "certificateValidation",
+    "claimsAuthenticationManager",
+    "claimsAuthorizationManager",
+    "issuerNameRegistry",
+    "issuerTokenResolver",
+    "serviceTokenResolver",
+    "tokenReplayDetection",
+    "applicationService",
+    "securityTokenHandlers",
+    "remove",
+    "clear",
+];
+
+/// Attributes every configuration element takes (ConfigurationElement's
+/// lock attributes), and namespace declarations.
+fn is_reserved_attribute(name: &str) -> bool {
+    matches!(
+        name,
+        "lockAttributes"
+            | "lockAllAttributesExcept"
+            | "lockElements"
+            | "lockAllElementsExcept"
+            | "lockItem"
+    ) || name == "xmlns"
+        || name.starts_with("xmlns:")
+}
+
+/// Why System.Configuration refuses an element as it reads it: the
+/// resource name of its exception, and what it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// Config_base_unrecognized_element (names compare exactly).
+    Element(String),
+    /// Config_base_unrecognized_attribute.
+    Attribute(String),
+    /// Config_base_required_attribute_missing.
+    Missing(&'static str),
+}
+
+impl Refused {
+    /// The clause for messages; `known` is what the element takes, to
+    /// name a spelling that differs only in case.
+    pub fn clause(&self, known: &[&str]) -> String {
+        let case = |name: &str| {
+            known
+                .iter()
+                .find(|k| k.eq_ignore_ascii_case(name))
+                .map(|k| format!(" (names are case-sensitive: it is \"{k}\")"))
+                .unwrap_or_default()
+        };
+        match self {
+            Refused::Element(name) => format!(
+                "no element of that name is known there{}: Config_base_unrecognized_element",
+                case(name)
+            ),
+            Refused::Attribute(name) => format!(
+                "the attribute {} is not one it takes{}: Config_base_unrecognized_attribute",
+                bounded(name),
+                case(name)
+            ),
+            Refused::Missing(name) => {
+                format!("it lacks the attribute {name}: Config_base_required_attribute_missing")
+            }
+        }
+    }
+}
+
+/// The first element of a `<system.identityModel>`'s collections, or of an
+/// `<identityConfiguration>`'s handler collections, that System.Configuration
+/// refuses as it reads the section: the element at fault, why, and the
+/// names that element (or its parent, for an unknown child) takes. A
+/// handler's `<add>` is a CustomTypeElement, which ignores attributes and
+/// children it does not know; `<remove>` is read by its key only, and
+/// `<clear/>` takes no attribute.
+pub fn refused_markup(
+    doc: &Document,
+    parent: ElemId,
+) -> Option<(ElemId, Refused, &'static [&'static str])> {
+    let attrs = |e: ElemId| {
+        doc.attrs(e)
+            .iter()
+            .map(|a| doc.attr_name(a).to_string())
+            .filter(|n| !is_reserved_attribute(n))
+            .collect::<Vec<_>>()
+    };
+    let only = |e: ElemId, allowed: &'static [&'static str]| {
+        attrs(e)
+            .into_iter()
+            .find(|n| !allowed.contains(&n.as_str()))
+            .map(|n| (e, Refused::Attribute(n), allowed))
+    };
+    // `<clear/>` refuses every attribute, the lock attributes too.
+    let bare = |e: ElemId| {
+        doc.attrs(e)
+            .first()
+            .map(|a| (e, Refused::Attribute(doc.attr_name(a).to_string()), NONE))
+    };
+    let required = |e: ElemId, name: &'static str, known: &'static [&'static str]| {
+        doc.find_attr(e, name)
+            .is_none()
+            .then_some((e, Refused::Missing(name), known))
+    };
+    let children = |e: ElemId, known: &'static [&'static str]| {
+        doc.children(e)
+            .iter()
+            .find(|&&c| !known.contains(&doc.name(c)))
+            .map(|&c| (c, Refused::Element(doc.name(c).to_string()), known))
+    };
+    const SECTION: &[&str] = &["identityConfiguration", "remove", "clear"];
+    const NAME: &[&str] = &["name"];
+    const TYPE: &[&str] = &["type"];
+    const NONE: &[&str] = &[];
+    const HANDLERS: &[&str] = &[
+        "add",
+        "remove",
+        "clear",
+        "securityTokenHandlerConfiguration",
+    ];
+    let is_section = doc.name(parent) != "identityConfiguration";
+    let known: &'static [&'static str] = if is_section {
+        SECTION
+    } else {
+        &IDENTITY_CONFIGURATION_CHILDREN
+    };
+    if let Some(bad) = children(parent, known) {
+        return Some(bad);
+    }
+    for &child in doc.children(parent) {
+        let bad = match doc.name(child) {
+            "remove" => only(child, NAME),
+            "clear" => bare(child),
+            "securityTokenHandlers" => only(child, NAME)
+                .or_else(|| children(child, HANDLERS))
+                .or_else(|| {
+                    doc.children(child)
+                        .iter()
+                        .find_map(|&entry| match doc.name(entry) {
+                            "add" => required(entry, "type", TYPE),
+                            "remove" => required(entry, "type", TYPE).or_else(|| only(entry, TYPE)),
+                            "clear" => bare(entry),
+                            _ => None,
+                        })
+                }),
+            _ => None,
+        };
+        if bad.is_some() {
+            return bad;
+        }
+    }
+    None
+}
+
 /// A second `<securityTokenHandlers>` with the name of an earlier one (the
-/// unnamed ones included) in one configuration: WIF throws ID7029
+/// unnamed ones included) in one configuration, no `<remove>` or `<clear/>`
+/// between them: WIF throws ID7029
 /// (SecurityTokenHandlerSetElementCollection.BaseAdd). Names compare
 /// exactly, as the collection's keys do.
 pub fn repeated_collection(doc: &Document, ic: ElemId) -> Option<(ElemId, String)> {
-    let mut seen: Vec<String> = Vec::new();
-    for c in doc.children_named(ic, "securityTokenHandlers") {
-        let name = doc.attr(c, "name").unwrap_or_default().into_owned();
-        if seen.contains(&name) {
-            return Some((c, name));
-        }
-        seen.push(name);
-    }
-    None
+    handler_sets(doc, ic).repeated
 }
 
 /// The handlers after one collection's `clear`/`remove`/`add` on `start`,
@@ -422,7 +673,7 @@ pub fn handlers_of(doc: &Document, ic: ElemId) -> Vec<String> {
 }
 
 /// What protects session tokens with a set of handlers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// The swap: MachineKeySessionSecurityTokenHandler alone.
     MachineKey,
@@ -430,8 +681,12 @@ pub enum Verdict {
     Duplicate,
     /// The default DPAPI handler.
     Dpapi,
-    /// Neither: no handler for session tokens.
+    /// Neither, and no handler of the application's own: the SAM finds no
+    /// handler for session tokens.
     NoHandler,
+    /// Neither, but a handler of the application's own class (its `type`):
+    /// whether it handles session tokens, and how, is in its assembly.
+    Custom(String),
 }
 
 pub fn judge(handlers: &[String]) -> Verdict {
@@ -440,7 +695,10 @@ pub fn judge(handlers: &[String]) -> Verdict {
         (true, false) => Verdict::MachineKey,
         (true, true) => Verdict::Duplicate,
         (false, true) => Verdict::Dpapi,
-        (false, false) => Verdict::NoHandler,
+        (false, false) => match handlers.iter().find(|h| is_custom(h)) {
+            Some(custom) => Verdict::Custom(custom.clone()),
+            None => Verdict::NoHandler,
+        },
     }
 }
 
@@ -489,6 +747,97 @@ mod tests {
         assert_eq!(
             judge(&handlers_of(&cleared, cleared.root())),
             Verdict::NoHandler
+        );
+    }
+
+    #[test]
+    fn handler_sets_are_an_add_remove_clear_collection_keyed_by_exact_name() {
+        let d = doc(
+            r#"<ic><securityTokenHandlers/><remove name=""/><securityTokenHandlers/><securityTokenHandlers name=" "/><clear/><securityTokenHandlers name="ActAs"/></ic>"#,
+        );
+        let sets = handler_sets(&d, d.root());
+        assert_eq!(sets.repeated, None, "the remove drops the first");
+        assert_eq!(sets.live.len(), 1);
+        assert_eq!(sets.dropped.len(), 3);
+        assert_eq!(default_collections(&d, d.root()).count(), 0);
+        let blank = doc(r#"<ic><securityTokenHandlers name=" "/><securityTokenHandlers/></ic>"#);
+        assert_eq!(repeated_collection(&blank, blank.root()), None);
+        assert_eq!(default_collections(&blank, blank.root()).count(), 1);
+        let twice = doc("<ic><securityTokenHandlers/><securityTokenHandlers name=\"\"/></ic>");
+        assert!(repeated_collection(&twice, twice.root()).is_some());
+    }
+
+    #[test]
+    fn a_collection_without_session_handlers_is_none_or_custom() {
+        let judged = |adds: &str| {
+            let d = doc(&format!(
+                r#"<ic><securityTokenHandlers><clear/>{adds}</securityTokenHandlers></ic>"#
+            ));
+            judge(&handlers_of(&d, d.root()))
+        };
+        assert_eq!(judged(""), Verdict::NoHandler);
+        // WIF's own handlers handle no session tokens.
+        assert_eq!(
+            judged(
+                r#"<add type="System.IdentityModel.Tokens.Saml2SecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089"/>"#
+            ),
+            Verdict::NoHandler
+        );
+        assert_eq!(
+            judged(r#"<add type="Contoso.CoraHandler, Contoso"/>"#),
+            Verdict::Custom("Contoso.CoraHandler, Contoso".into())
+        );
+        assert!(matches!(
+            resolve_handler_type("System.IdentityModel.Tokens.X509SecurityTokenHandler"),
+            HandlerType::Unresolved { qualified: q, .. } if q.starts_with("System.IdentityModel.Tokens.X509SecurityTokenHandler, System.IdentityModel, Version=4.0.0.0")
+        ));
+    }
+
+    #[test]
+    fn markup_system_configuration_refuses_is_found() {
+        let refused = |xml: &str| {
+            let d = doc(xml);
+            refused_markup(&d, d.root())
+                .map(|(e, why, known)| (d.name(e).to_string(), why.clause(known)))
+        };
+        let ic = |handlers: &str| {
+            refused(&format!(
+                "<identityConfiguration><securityTokenHandlers>{handlers}</securityTokenHandlers></identityConfiguration>"
+            ))
+        };
+        assert_eq!(
+            ic(r#"<clear/><add type="T" description="kept for the handler"><x/></add>"#),
+            None
+        );
+        let (at, why) = ic(r#"<Add type="T"/>"#).unwrap();
+        assert_eq!(at, "Add");
+        assert!(
+            why.contains("it is \"add\"") && why.ends_with("Config_base_unrecognized_element"),
+            "{why}"
+        );
+        let (_, why) = ic(r#"<add Type="T"/>"#).unwrap();
+        assert!(
+            why.ends_with("Config_base_required_attribute_missing"),
+            "{why}"
+        );
+        let (_, why) = ic(r#"<remove type="T" lockItem="true" name="x"/>"#).unwrap();
+        assert!(
+            why.contains("the attribute name ")
+                && why.ends_with("Config_base_unrecognized_attribute"),
+            "{why}"
+        );
+        assert!(ic(r#"<clear name="all"/>"#).is_some());
+        assert!(ic(r#"<clear lockItem="true"/>"#).is_some());
+        assert!(
+            refused(r#"<identityConfiguration><SecurityTokenHandlers/></identityConfiguration>"#)
+                .is_some()
+        );
+        assert!(refused(r#"<identityConfiguration><audienceUris/><remove name="x"/><clear/></identityConfiguration>"#).is_none());
+        // The section's own collection.
+        assert!(refused(r#"<system.identityModel><clear/><remove name=""/><identityConfiguration/></system.identityModel>"#).is_none());
+        assert!(
+            refused(r#"<system.identityModel><IdentityConfiguration/></system.identityModel>"#)
+                .is_some()
         );
     }
 
