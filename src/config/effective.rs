@@ -6,14 +6,14 @@
 //! ASP.NET never reads, only counts for IIS's module registrations.
 
 use super::locks::{self, Lock, LockViolation};
-use super::machine_key::MachineKey;
+use super::machine_key::{Clr, MachineKey};
 use super::record::{
     ConfigFile, ConfigProblem, Layer, Level, Scope, Setting, Source, Sourced, containers,
     file_refused, line_of, unique_sections,
 };
 use super::section::{self, Section, SourceFiles, is_encrypted, single_child};
 use super::wif::elements;
-use super::wif::{Handler, WifReading, identity_model_declared_in, judge_wif};
+use super::wif::{Handler, HandlerState, WifReading, identity_model_declared_in, judge_wif};
 use super::xml::ElemId;
 use crate::keys::KeyText;
 use crate::paths::RemotePath;
@@ -58,6 +58,16 @@ pub fn resolve(
     target: &str,
     sources: &dyn SourceFiles,
 ) -> Result<Effective, ConfigProblem> {
+    resolve_on(layers, target, sources, Clr::V4)
+}
+
+/// [`resolve`] for an application whose pool loads `clr`.
+pub fn resolve_on(
+    layers: &[Layer<'_>],
+    target: &str,
+    sources: &dyn SourceFiles,
+    clr: Clr,
+) -> Result<Effective, ConfigProblem> {
     let mut m = Merge {
         target,
         sources,
@@ -85,10 +95,12 @@ pub fn resolve(
         ..
     } = m;
 
+    mk.run_on(clr);
     if let Some(tf) = &target_framework {
         mk.imply_compatibility_mode(tf);
     }
     let handler = judge_wif(&wif);
+    mk.protect_api = handler.state == HandlerState::MachineKey;
     Ok(Effective {
         machine_key: mk,
         target_framework,
@@ -250,6 +262,8 @@ impl<'a> Merge<'a, '_> {
                 &mut mk.validation,
                 &mut mk.decryption,
                 &mut mk.compatibility_mode,
+                &mut mk.data_protector_type,
+                &mut mk.application_name,
             ] {
                 *slot = Sourced {
                     setting: Setting::Encrypted,
@@ -279,6 +293,8 @@ impl<'a> Merge<'a, '_> {
         set_text(&mut mk.validation, "validation", true);
         set_text(&mut mk.decryption, "decryption", true);
         set_text(&mut mk.compatibility_mode, "compatibilityMode", false);
+        set_text(&mut mk.data_protector_type, "dataProtectorType", true);
+        set_text(&mut mk.application_name, "applicationName", true);
         for (slot, name) in [
             (&mut mk.validation_key, "validationKey"),
             (&mut mk.decryption_key, "decryptionKey"),

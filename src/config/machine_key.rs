@@ -2,9 +2,19 @@
 //! modifiers, the algorithm names it accepts (exact spellings), and what
 //! compatibilityMode Framework45 (set, or implied by `<httpRuntime
 //! targetFramework>`) refuses.
+//!
+//! Two pipelines read the keys, with different rules (reference source):
+//! the legacy one (MachineKeySection.RuntimeDataInitialize and
+//! ConfigureEncryptionObject) protects ViewState and forms tickets unless
+//! compatibilityMode is Framework45; the 4.5 one (AspNetCryptoServiceProvider
+//! with MachineKeyMasterKeyProvider and MachineKeyCryptoAlgorithmFactory)
+//! protects them under Framework45, and always protects what
+//! `MachineKey.Protect` protects, which is what WIF's
+//! MachineKeySessionSecurityTokenHandler does with session tokens. A key is
+//! judged by every pipeline that reads it.
 
 use super::record::{Setting, Source, Sourced};
-use crate::keys::{KeyPurpose, KeyText, MachineKeyEnum, mask_key_text};
+use crate::keys::{KeyPurpose, KeyText, MachineKeyEnum};
 
 /// The effective `<machineKey>` of an application.
 #[derive(Debug, Clone)]
@@ -17,6 +27,39 @@ pub struct MachineKey {
     pub decryption: Sourced<String>,
     /// As written: ASP.NET does not trim it.
     pub compatibility_mode: Sourced<String>,
+    /// Trimmed; empty when unset.
+    pub data_protector_type: Sourced<String>,
+    /// Trimmed; only a data protector reads it.
+    pub application_name: Sourced<String>,
+    /// The CLR the application's pool loads.
+    pub clr: Clr,
+    /// WIF's MachineKeySessionSecurityTokenHandler protects session tokens
+    /// with `MachineKey.Protect`: the 4.5 pipeline, whatever the mode.
+    pub protect_api: bool,
+}
+
+/// The CLR of an application pool (`managedRuntimeVersion`): 4.0 unless
+/// `v2.0` (ASP.NET 2.0 to 3.5: no HMACSHA256, no Framework45, no
+/// targetFramework). "No Managed Code" loads none and has no machine key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Clr {
+    V2,
+    #[default]
+    V4,
+}
+
+impl Clr {
+    /// From `managedRuntimeVersion`; `None` for "No Managed Code" (empty).
+    pub fn of_pool(runtime: &str) -> Option<Clr> {
+        let r = runtime.trim();
+        if r.is_empty() {
+            None
+        } else if r.eq_ignore_ascii_case("v2.0") {
+            Some(Clr::V2)
+        } else {
+            Some(Clr::V4)
+        }
+    }
 }
 
 impl Default for MachineKey {
@@ -27,6 +70,10 @@ impl Default for MachineKey {
             validation: Sourced::default_value("HMACSHA256".into()),
             decryption: Sourced::default_value("Auto".into()),
             compatibility_mode: Sourced::default_value("Framework20SP1".into()),
+            data_protector_type: Sourced::default_value(String::new()),
+            application_name: Sourced::default_value(String::new()),
+            clr: Clr::V4,
+            protect_api: false,
         }
     }
 }
@@ -103,11 +150,400 @@ pub enum Refusal {
     /// `mode`: where Framework45 comes from (`set in C:\site\web.config
     /// line 4`, `implied by <httpRuntime targetFramework="4.8"> in ...`).
     Framework45 { mode: String },
+    /// The same, met only through `MachineKey.Protect` (WIF's session
+    /// tokens) in a legacy compatibilityMode.
+    ProtectApi,
+    /// A value ASP.NET 2.0 (a `v2.0` pool) does not know: the HMACSHA
+    /// family came with 4.0, Framework45 with 4.5.
+    Clr2,
 }
 
 /// The `validation` values ASP.NET accepts, but not under compatibilityMode
 /// Framework45 (MachineKeyCryptoAlgorithmFactory.GetValidationAlgorithmFactory).
 pub const REFUSED_UNDER_FRAMEWORK45: [&str; 3] = ["MD5", "3DES", "AES"];
+
+/// The pipeline a key or algorithm is read by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pipeline {
+    /// MachineKeySection's own code: ViewState and forms tickets unless
+    /// compatibilityMode is Framework45.
+    Legacy,
+    /// AspNetCryptoServiceProvider under compatibilityMode Framework45.
+    Framework45,
+    /// AspNetCryptoServiceProvider reached through `MachineKey.Protect`
+    /// (WIF's session tokens) in a legacy compatibilityMode.
+    ProtectApi,
+}
+
+impl Pipeline {
+    fn named(self) -> &'static str {
+        match self {
+            Pipeline::Legacy => {
+                "the legacy pipeline (compatibilityMode other than Framework45, MachineKeySection)"
+            }
+            Pipeline::Framework45 => "the 4.5 pipeline (compatibilityMode Framework45)",
+            Pipeline::ProtectApi => {
+                "MachineKey.Protect, which WIF's MachineKeySessionSecurityTokenHandler uses for session tokens whatever compatibilityMode says (the 4.5 pipeline)"
+            }
+        }
+    }
+}
+
+/// Which pipelines read this application's keys.
+#[derive(Debug, Clone, Copy)]
+struct Pipelines {
+    legacy: bool,
+    fx45: Option<Pipeline>,
+}
+
+/// Why a pipeline refuses a key attribute, with what the reference source
+/// throws. Worded once, by `Display`, as what the key "is".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRefusal {
+    /// RuntimeDataInitialize: a literal validationKey shorter than 40
+    /// characters or of odd length.
+    LegacyValidationLength { len: usize },
+    /// HexStringToByteArray: a character beyond its table (above `f`), or
+    /// (decryptionKey) an odd length.
+    LegacyNotHex {
+        purpose: KeyPurpose,
+        bad: Option<char>,
+        len: usize,
+    },
+    /// The cipher refuses the key's size. `by`: the attribute that picks it.
+    CipherSize {
+        via: Pipeline,
+        cipher: Cipher,
+        by: String,
+        hex: usize,
+    },
+    /// SetInnerOuterKeys XORs every key byte into pads of `max` bytes.
+    HmacPads {
+        validation: String,
+        hex: usize,
+        max: usize,
+    },
+    /// MachineKeyMasterKeyProvider: neither hex nor AutoGenerate with
+    /// known flags, spelled exactly.
+    NotKeyOrFlags { purpose: KeyPurpose, via: Pipeline },
+}
+
+impl KeyRefusal {
+    fn resource(purpose: KeyPurpose) -> &'static str {
+        match purpose {
+            KeyPurpose::Validation => "Invalid_validation_key",
+            KeyPurpose::Decryption => "Invalid_decryption_key",
+        }
+    }
+}
+
+impl std::fmt::Display for KeyRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyRefusal::LegacyValidationLength { len } => write!(
+                f,
+                "is {len} characters: {} needs an even number, at least 40, and throws Unable_to_get_cookie_authentication_validation_key",
+                Pipeline::Legacy.named()
+            ),
+            KeyRefusal::LegacyNotHex { purpose, bad, len } => match bad {
+                Some(c) => write!(
+                    f,
+                    "holds {}, which {} cannot read as hex (it reads only characters up to 'f'): it throws {}",
+                    shown_char(*c),
+                    Pipeline::Legacy.named(),
+                    Self::resource(*purpose)
+                ),
+                None => write!(
+                    f,
+                    "has an odd number of characters ({len}): {} throws {}",
+                    Pipeline::Legacy.named(),
+                    Self::resource(*purpose)
+                ),
+            },
+            KeyRefusal::CipherSize {
+                via,
+                cipher,
+                by,
+                hex,
+            } => {
+                let thrown = match via {
+                    Pipeline::Legacy => "ConfigureEncryptionObject throws Bad_machine_key",
+                    _ => "the key derived from it has the same size and the cipher throws a CryptographicException",
+                };
+                write!(
+                    f,
+                    "is {hex} hex characters, a size {} does not take ({by}; it takes {}): in {}, {thrown} when a value is first protected",
+                    cipher.name(),
+                    cipher.sizes(*via),
+                    via.named()
+                )
+            }
+            KeyRefusal::HmacPads {
+                validation,
+                hex,
+                max,
+            } => write!(
+                f,
+                "is {hex} hex characters, longer than the {max}-byte pads {} fills for validation=\"{validation}\" (MachineKeySection.SetInnerOuterKeys): an IndexOutOfRangeException when a value is first protected; use at most {} hex characters",
+                Pipeline::Legacy.named(),
+                max * 2
+            ),
+            KeyRefusal::NotKeyOrFlags { purpose, via } => write!(
+                f,
+                "is neither hex nor AutoGenerate with the flags IsolateApps or IsolateByAppId, spelled exactly and separated by bare commas: {} throws {} (MachineKeyMasterKeyProvider)",
+                via.named(),
+                Self::resource(*purpose)
+            ),
+        }
+    }
+}
+
+fn shown_char(c: char) -> String {
+    if c.is_ascii_graphic() {
+        format!("'{c}'")
+    } else {
+        format!("U+{:04X}", c as u32)
+    }
+}
+
+/// A symmetric cipher a `<machineKey>` encrypts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cipher {
+    Aes,
+    TripleDes,
+    Des,
+}
+
+impl Cipher {
+    pub fn name(self) -> &'static str {
+        match self {
+            Cipher::Aes => "AES",
+            Cipher::TripleDes => "3DES",
+            Cipher::Des => "DES",
+        }
+    }
+
+    /// Key sizes in bytes the cipher takes in this pipeline; the legacy
+    /// one cuts a longer DES key to its first 8 bytes.
+    fn takes(self, via: Pipeline, bytes: usize) -> bool {
+        match self {
+            Cipher::Aes => matches!(bytes, 16 | 24 | 32),
+            Cipher::TripleDes => matches!(bytes, 16 | 24),
+            Cipher::Des if via == Pipeline::Legacy => bytes >= 8,
+            Cipher::Des => bytes == 8,
+        }
+    }
+
+    fn sizes(self, via: Pipeline) -> &'static str {
+        match self {
+            Cipher::Aes => "32, 48 or 64 hex characters",
+            Cipher::TripleDes => "32 or 48 hex characters",
+            Cipher::Des if via == Pipeline::Legacy => "16 hex characters or more",
+            Cipher::Des => "16 hex characters",
+        }
+    }
+}
+
+/// An explicit key ASP.NET takes that is weaker than a published
+/// recommendation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeakKey {
+    pub purpose: KeyPurpose,
+    pub hex: usize,
+    pub advice: Recommendation,
+}
+
+/// The published recommendation a key falls short of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recommendation {
+    /// RFC 2104 section 3: HMAC keys shorter than the hash output are
+    /// strongly discouraged. `hash_hex`: the output in hex characters.
+    Rfc2104 { hmac: &'static str, hash_hex: usize },
+    /// NIST SP 800-131A: two-key Triple DES is disallowed for encryption.
+    TwoKeyTripleDes,
+    /// NIST withdrew DES (FIPS 46-3) and SP 800-131A disallows it.
+    Des,
+}
+
+impl std::fmt::Display for WeakKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hex = self.hex;
+        match &self.advice {
+            Recommendation::Rfc2104 { hmac, hash_hex } => write!(
+                f,
+                "is {hex} hex characters, shorter than the {hmac} output ({hash_hex} hex characters): ASP.NET takes it, but RFC 2104 (HMAC, section 3) strongly discourages keys shorter than the hash output; use {hash_hex} hex characters or more"
+            ),
+            Recommendation::TwoKeyTripleDes => write!(
+                f,
+                "is a two-key Triple DES key ({hex} hex characters): ASP.NET takes it, but NIST SP 800-131A disallows two-key Triple DES for encryption; use 48 hex characters, or AES"
+            ),
+            Recommendation::Des => write!(
+                f,
+                "is a DES key (56 bits): ASP.NET takes it, but NIST withdrew DES (FIPS 46-3) and SP 800-131A disallows it for encryption; use AES"
+            ),
+        }
+    }
+}
+
+/// A data protector that replaces the machine keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataProtectorUse {
+    /// `dataProtectorType`, as ASP.NET reads it (trimmed).
+    pub type_name: String,
+    pub application_name: String,
+    /// Where it is set: `C:\site\web.config line 4`.
+    pub at: String,
+    /// Which values it protects: everything under Framework45, only
+    /// `MachineKey.Protect` (WIF's session tokens) otherwise.
+    pub via: Pipeline,
+}
+
+impl DataProtectorUse {
+    /// The class `dataProtectorType` names, without its assembly.
+    pub fn class(&self) -> &str {
+        self.type_name.split(',').next().unwrap_or("").trim()
+    }
+}
+
+/// Why ASP.NET refuses `<httpRuntime targetFramework>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetFrameworkRefusal {
+    /// Not a Version (HttpRuntimeSection.GetTargetFrameworkName throws
+    /// HttpRuntimeSection_TargetFramework_Invalid).
+    NotAVersion,
+    /// ASP.NET 2.0's httpRuntime has no such attribute (unrecognized
+    /// attribute).
+    Clr2,
+}
+
+/// The validation algorithms the legacy pipeline keys an HMAC with, and
+/// the pad size SetInnerOuterKeys uses (`_AutoGenValidationKeySize`).
+fn legacy_hmac_pad(validation: &str) -> Option<usize> {
+    match validation {
+        "SHA1" | "AES" | "3DES" | "HMACSHA256" => Some(64),
+        "HMACSHA384" | "HMACSHA512" => Some(128),
+        _ => None,
+    }
+}
+
+/// The HMAC a validation algorithm signs with, and its output in hex.
+fn hmac_output(validation: &str) -> Option<(&'static str, usize)> {
+    match validation {
+        "SHA1" | "AES" | "3DES" => Some(("HMACSHA1", 40)),
+        "HMACSHA256" => Some(("HMACSHA256", 64)),
+        "HMACSHA384" => Some(("HMACSHA384", 96)),
+        "HMACSHA512" => Some(("HMACSHA512", 128)),
+        _ => None,
+    }
+}
+
+/// RuntimeDataInitialize: strips `,IsolateByAppId` then `,IsolateApps`
+/// (ordinal, at the end only), then compares with `AutoGenerate` exactly.
+fn legacy_key(text: &str, purpose: KeyPurpose) -> Result<KeyState, KeyRefusal> {
+    let mut rest = text;
+    let mut modifiers = Vec::new();
+    if let Some(r) = rest.strip_suffix(",IsolateByAppId") {
+        rest = r;
+        modifiers.push("IsolateByAppId".to_string());
+    }
+    if let Some(r) = rest.strip_suffix(",IsolateApps") {
+        rest = r;
+        modifiers.insert(0, "IsolateApps".to_string());
+    }
+    if rest == "AutoGenerate" {
+        return Ok(KeyState::AutoGenerate { modifiers });
+    }
+    // .NET counts UTF-16 units.
+    let len = rest.encode_utf16().count();
+    if purpose == KeyPurpose::Validation && (len < 40 || len % 2 == 1) {
+        return Err(KeyRefusal::LegacyValidationLength { len });
+    }
+    if len % 2 == 1 {
+        return Err(KeyRefusal::LegacyNotHex {
+            purpose,
+            bad: None,
+            len,
+        });
+    }
+    // Its table reads every character up to 'f' (non-hex ones as 0).
+    if let Some(bad) = rest.chars().find(|&c| c > 'f') {
+        return Err(KeyRefusal::LegacyNotHex {
+            purpose,
+            bad: Some(bad),
+            len,
+        });
+    }
+    Ok(KeyState::Explicit {
+        key: KeyText::new(rest),
+        modifiers,
+    })
+}
+
+/// MachineKeyMasterKeyProvider.GenerateCryptographicKey: hex as a whole,
+/// else a comma list of exact flags that holds AutoGenerate.
+fn fx45_key(text: &str, purpose: KeyPurpose, via: Pipeline) -> Result<KeyState, KeyRefusal> {
+    if !text.is_empty() && text.len() % 2 == 0 && text.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Ok(KeyState::Explicit {
+            key: KeyText::new(text),
+            modifiers: Vec::new(),
+        });
+    }
+    let refused = KeyRefusal::NotKeyOrFlags { purpose, via };
+    let mut auto = false;
+    let mut modifiers = Vec::new();
+    for flag in text.split(',') {
+        match flag {
+            "AutoGenerate" => auto = true,
+            "IsolateApps" | "IsolateByAppId" => modifiers.push(flag.to_string()),
+            _ => return Err(refused),
+        }
+    }
+    if auto {
+        Ok(KeyState::AutoGenerate { modifiers })
+    } else {
+        Err(refused)
+    }
+}
+
+/// `Version.TryParse`: two to four parts, each an Int32 of at least 0
+/// (white space and a `+` sign allowed, as Int32 parsing allows).
+fn parse_version(text: &str) -> Option<[i64; 4]> {
+    let parts: Vec<&str> = text.split('.').collect();
+    if !(2..=4).contains(&parts.len()) {
+        return None;
+    }
+    let mut out = [-1i64; 4];
+    for (slot, part) in out.iter_mut().zip(&parts) {
+        let p = part.trim();
+        let p = p.strip_prefix('+').unwrap_or(p);
+        if p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let n: i64 = p.parse().ok()?;
+        if n > i64::from(i32::MAX) {
+            return None;
+        }
+        *slot = n;
+    }
+    Some(out)
+}
+
+/// Why ASP.NET refuses this `<httpRuntime targetFramework>`, if it does.
+pub fn target_framework_refusal(
+    target_framework: &Sourced<String>,
+    clr: Clr,
+) -> Option<TargetFrameworkRefusal> {
+    let v = target_framework.value()?;
+    if clr == Clr::V2 {
+        return Some(TargetFrameworkRefusal::Clr2);
+    }
+    (!v.is_empty() && parse_version(v).is_none()).then_some(TargetFrameworkRefusal::NotAVersion)
+}
+
+/// `4.5`, `4.7.2`, `4.8` are; `4.0`, `2.0` and what is no Version are not.
+fn framework_at_least_45(v: &str) -> bool {
+    parse_version(v).is_some_and(|parts| parts >= [4, 5, -1, -1])
+}
 
 impl MachineKey {
     pub fn validation_key_state(&self) -> KeyState {
@@ -126,47 +562,186 @@ impl MachineKey {
         }
     }
 
+    /// Whether AspNetCryptoServiceProvider is the default provider
+    /// (compatibilityMode Framework45 on CLR 4).
+    pub fn framework45(&self) -> bool {
+        self.accepted(MachineKeyEnum::CompatibilityMode) == Some("Framework45")
+    }
+
+    fn pipelines(&self) -> Pipelines {
+        let fx45 = self.framework45();
+        Pipelines {
+            legacy: !fx45,
+            fx45: if fx45 {
+                Some(Pipeline::Framework45)
+            } else if self.protect_api && self.clr == Clr::V4 {
+                Some(Pipeline::ProtectApi)
+            } else {
+                None
+            },
+        }
+    }
+
+    /// The key as every pipeline that reads it judges it: refused by one,
+    /// it is invalid.
     pub fn key_state(&self, purpose: KeyPurpose) -> KeyState {
-        let key = self.key(purpose);
-        let alg = match purpose {
-            KeyPurpose::Validation => &self.validation,
-            KeyPurpose::Decryption => &self.decryption,
+        match self.judge_key(purpose) {
+            Ok(state) => state,
+            Err(refusal) => KeyState::Invalid {
+                reason: refusal.to_string(),
+            },
+        }
+    }
+
+    fn judge_key(&self, purpose: KeyPurpose) -> Result<KeyState, KeyRefusal> {
+        let Setting::Value(text) = &self.key(purpose).setting else {
+            return Ok(KeyState::Encrypted);
         };
-        let Setting::Value(text) = &key.setting else {
-            return KeyState::Encrypted;
+        let text = text.expose();
+        let p = self.pipelines();
+        let mut state = None;
+        if p.legacy {
+            state = Some(legacy_key(text, purpose)?);
+        }
+        if let Some(via) = p.fx45 {
+            let judged = fx45_key(text, purpose, via)?;
+            state.get_or_insert(judged);
+        }
+        let state = state.expect("some pipeline reads the keys");
+        if let KeyState::Explicit { key, .. } = &state {
+            self.size_refusal(purpose, key.hex_len(), p)
+                .map_or(Ok(()), Err)?;
+        }
+        Ok(state)
+    }
+
+    /// A key the cipher or the legacy HMAC set-up cannot take.
+    fn size_refusal(&self, purpose: KeyPurpose, hex: usize, p: Pipelines) -> Option<KeyRefusal> {
+        let bytes = hex / 2;
+        let validation = self.accepted(MachineKeyEnum::Validation);
+        let decryption = self.accepted(MachineKeyEnum::Decryption);
+        match purpose {
+            KeyPurpose::Validation => {
+                let v = validation?;
+                let max = legacy_hmac_pad(v).filter(|_| p.legacy)?;
+                (bytes > max).then(|| KeyRefusal::HmacPads {
+                    validation: v.to_string(),
+                    hex,
+                    max,
+                })
+            }
+            KeyPurpose::Decryption => {
+                let mut checks: Vec<(Pipeline, Cipher, String)> = Vec::new();
+                if p.legacy {
+                    if let Some(c) = self.cipher_for(Pipeline::Legacy, bytes) {
+                        checks.push((Pipeline::Legacy, c, by("decryption", decryption)));
+                    }
+                    // ConfigureEncryptionObject keys validation's cipher
+                    // with the decryptionKey too.
+                    match validation {
+                        Some("3DES") if bytes != 8 => checks.push((
+                            Pipeline::Legacy,
+                            Cipher::TripleDes,
+                            by("validation", validation),
+                        )),
+                        Some("AES") => {
+                            checks.push((Pipeline::Legacy, Cipher::Aes, by("validation", validation)))
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some(via) = p.fx45
+                    && let Some(c) = self.cipher_for(via, bytes)
+                {
+                    checks.push((via, c, by("decryption", decryption)));
+                }
+                checks
+                    .into_iter()
+                    .find(|(via, c, _)| !c.takes(*via, bytes))
+                    .map(|(via, cipher, by)| KeyRefusal::CipherSize {
+                        via,
+                        cipher,
+                        by,
+                        hex,
+                    })
+            }
+        }
+    }
+
+    /// The cipher `decryption` picks in a pipeline: `Auto` is AES, but DES
+    /// for an 8-byte key in the legacy one; `None` for `alg:` or a refused
+    /// value.
+    fn cipher_for(&self, via: Pipeline, key_bytes: usize) -> Option<Cipher> {
+        match self.accepted(MachineKeyEnum::Decryption)? {
+            "AES" => Some(Cipher::Aes),
+            "3DES" => Some(Cipher::TripleDes),
+            "DES" => Some(Cipher::Des),
+            "Auto" if via == Pipeline::Legacy && key_bytes == 8 => Some(Cipher::Des),
+            "Auto" => Some(Cipher::Aes),
+            _ => None,
+        }
+    }
+
+    /// The cipher ViewState and forms tickets are encrypted with.
+    pub fn cipher(&self) -> Option<Cipher> {
+        let p = self.pipelines();
+        let via = if p.legacy {
+            Pipeline::Legacy
+        } else {
+            Pipeline::Framework45
         };
-        let mut parts = text.expose().split(',').map(str::trim);
-        let base = parts.next().unwrap_or("");
-        let modifiers: Vec<String> = parts.map(str::to_string).collect();
-        if let Some(bad) = modifiers.iter().find(|m| {
-            !m.eq_ignore_ascii_case("IsolateApps") && !m.eq_ignore_ascii_case("IsolateByAppId")
-        }) {
-            return KeyState::Invalid {
-                reason: format!("has an unknown modifier {:?}", mask_key_text(bad)),
-            };
-        }
-        if base.eq_ignore_ascii_case("AutoGenerate") {
-            return KeyState::AutoGenerate { modifiers };
-        }
-        let key = KeyText::new(base);
-        let alg_name = alg.value().map_or("", String::as_str);
-        if let Some(reason) = key.problem(purpose, alg_name) {
-            return KeyState::Invalid { reason };
-        }
-        if !modifiers.is_empty()
-            && self
-                .compatibility_mode
-                .value()
-                .is_some_and(|c| c == "Framework45")
+        let bytes = match self.decryption_key_state() {
+            KeyState::Explicit { key, .. } => key.hex_len() / 2,
+            _ => 0,
+        };
+        self.cipher_for(via, bytes)
+    }
+
+    /// Explicit keys ASP.NET takes that fall short of a published
+    /// recommendation.
+    pub fn weak_keys(&self) -> Vec<WeakKey> {
+        let mut out = Vec::new();
+        if let KeyState::Explicit { key, .. } = self.validation_key_state()
+            && let Some((hmac, hash_hex)) = self
+                .accepted(MachineKeyEnum::Validation)
+                .and_then(hmac_output)
+            && key.hex_len() < hash_hex
         {
-            return KeyState::Invalid {
-                reason: format!(
-                    "carries {} on an explicit key, which compatibilityMode Framework45 rejects",
-                    modifiers.join(",")
-                ),
-            };
+            out.push(WeakKey {
+                purpose: KeyPurpose::Validation,
+                hex: key.hex_len(),
+                advice: Recommendation::Rfc2104 { hmac, hash_hex },
+            });
         }
-        KeyState::Explicit { key, modifiers }
+        if let KeyState::Explicit { key, .. } = self.decryption_key_state() {
+            let advice = match self.cipher() {
+                Some(Cipher::TripleDes) if key.hex_len() == 32 => Some(Recommendation::TwoKeyTripleDes),
+                Some(Cipher::Des) => Some(Recommendation::Des),
+                _ => None,
+            };
+            out.extend(advice.map(|advice| WeakKey {
+                purpose: KeyPurpose::Decryption,
+                hex: key.hex_len(),
+                advice,
+            }));
+        }
+        out
+    }
+
+    /// The data protector ASP.NET uses instead of the machine keys, and
+    /// for what (AspNetCryptoServiceProvider: a non-blank
+    /// dataProtectorType).
+    pub fn data_protector(&self) -> Option<DataProtectorUse> {
+        let type_name = self.data_protector_type.value()?;
+        if type_name.trim().is_empty() {
+            return None;
+        }
+        Some(DataProtectorUse {
+            type_name: type_name.clone(),
+            application_name: self.application_name.value().cloned().unwrap_or_default(),
+            at: self.data_protector_type.located(),
+            via: self.pipelines().fx45?,
+        })
     }
 
     fn enum_setting(&self, e: MachineKeyEnum) -> &Sourced<String> {
@@ -177,12 +752,23 @@ impl MachineKey {
         }
     }
 
+    /// A value ASP.NET 4 accepts that ASP.NET 2.0 does not know.
+    fn unknown_to_clr2(&self, e: MachineKeyEnum, value: &str) -> bool {
+        self.clr == Clr::V2
+            && match e {
+                MachineKeyEnum::Validation => value.trim().starts_with("HMACSHA"),
+                MachineKeyEnum::CompatibilityMode => value == "Framework45",
+                MachineKeyEnum::Decryption => false,
+            }
+    }
+
     /// An enum value as ASP.NET accepts it; `None` when refused or unreadable.
     pub fn accepted(&self, e: MachineKeyEnum) -> Option<&str> {
         self.enum_setting(e)
             .value()
             .map(String::as_str)
-            .filter(|v| e.accepts(v))
+            .filter(|v| e.accepts(v) && !self.unknown_to_clr2(e, v))
+            .map(|v| if e.allows_custom() { v.trim() } else { v })
     }
 
     /// The enum values ASP.NET refuses (`validation="sha1"`, or `MD5`
@@ -193,18 +779,24 @@ impl MachineKey {
             .filter_map(|e| {
                 let s = self.enum_setting(e);
                 let value = s.value()?;
-                (!e.accepts(value)).then(|| InvalidValue {
+                let refusal = if !e.accepts(value) {
+                    Refusal::Spelling
+                } else if self.unknown_to_clr2(e, value) {
+                    Refusal::Clr2
+                } else {
+                    return None;
+                };
+                Some(InvalidValue {
                     attribute: e.attribute(),
                     value: s.shown().into_owned(),
                     at: s.located(),
-                    refusal: Refusal::Spelling,
+                    refusal,
                 })
             })
             .collect();
-        // Under Framework45 every protected value (ViewState, forms and
-        // session cookies, MachineKey.Protect) goes through
-        // AspNetCryptoServiceProvider, whose factory refuses these.
-        if self.accepted(MachineKeyEnum::CompatibilityMode) == Some("Framework45")
+        // Every value the 4.5 pipeline protects goes through
+        // MachineKeyCryptoAlgorithmFactory, which refuses these.
+        if let Some(via) = self.pipelines().fx45
             && let Some(v) = self.accepted(MachineKeyEnum::Validation)
             && REFUSED_UNDER_FRAMEWORK45.contains(&v)
         {
@@ -213,10 +805,13 @@ impl MachineKey {
                 attribute: MachineKeyEnum::Validation.attribute(),
                 value: v.to_string(),
                 at: self.validation.located(),
-                refusal: Refusal::Framework45 {
-                    mode: match &mode.source {
-                        Source::Implied(why) => format!("implied by {why}"),
-                        _ => format!("set in {}", mode.located()),
+                refusal: match via {
+                    Pipeline::ProtectApi => Refusal::ProtectApi,
+                    _ => Refusal::Framework45 {
+                        mode: match &mode.source {
+                            Source::Implied(why) => format!("implied by {why}"),
+                            _ => format!("set in {}", mode.located()),
+                        },
                     },
                 },
             });
@@ -231,12 +826,15 @@ impl MachineKey {
             .map(|v| v.trim().to_ascii_uppercase())
     }
 
-    /// `decryption`, upper-cased, with `Auto` read as the AES it means.
+    /// The cipher as ASP.NET picks it (`Auto` is AES, or DES for an 8-byte
+    /// key in the legacy pipeline); `alg:` names upper-cased.
     pub fn decryption_normalised(&self) -> Option<String> {
-        self.accepted(MachineKeyEnum::Decryption).map(|v| {
-            let v = v.trim().to_ascii_uppercase();
-            if v == "AUTO" { "AES".to_string() } else { v }
-        })
+        match self.cipher() {
+            Some(c) => Some(c.name().to_string()),
+            None => self
+                .accepted(MachineKeyEnum::Decryption)
+                .map(|v| v.trim().to_ascii_uppercase()),
+        }
     }
 
     pub fn is_encrypted(&self) -> bool {
@@ -244,10 +842,35 @@ impl MachineKey {
             || matches!(self.decryption_key.setting, Setting::Encrypted)
     }
 
+    /// Whether no file sets any of its values: ASP.NET's defaults.
+    pub fn all_default(&self) -> bool {
+        [
+            &self.validation_key.source,
+            &self.decryption_key.source,
+        ]
+        .into_iter()
+        .chain([
+            &self.validation.source,
+            &self.decryption.source,
+            &self.compatibility_mode.source,
+        ])
+        .all(|s| matches!(s, Source::Default))
+    }
+
+    /// Sets the CLR the pool loads: ASP.NET 2.0 validates with SHA1 by
+    /// default.
+    pub fn run_on(&mut self, clr: Clr) {
+        self.clr = clr;
+        if clr == Clr::V2 && matches!(self.validation.source, Source::Default) {
+            self.validation = Sourced::default_value("SHA1".into());
+        }
+    }
+
     /// Where no file sets compatibilityMode, `<httpRuntime
-    /// targetFramework="4.5">` or later implies Framework45.
+    /// targetFramework="4.5">` or later implies Framework45 (CLR 4 only).
     pub fn imply_compatibility_mode(&mut self, target_framework: &Sourced<String>) {
-        if matches!(self.compatibility_mode.source, Source::Default)
+        if self.clr == Clr::V4
+            && matches!(self.compatibility_mode.source, Source::Default)
             && target_framework
                 .value()
                 .is_some_and(|v| framework_at_least_45(v))
@@ -265,12 +888,8 @@ impl MachineKey {
     }
 }
 
-/// `4.5`, `4.7.2`, `4.8` are; `4.0`, `2.0` are not.
-fn framework_at_least_45(v: &str) -> bool {
-    let mut parts = v.trim().split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let major = parts.next().unwrap_or(0);
-    let minor = parts.next().unwrap_or(0);
-    (major, minor) >= (4, 5)
+fn by(attribute: &str, value: Option<&str>) -> String {
+    format!("{attribute}=\"{}\"", value.unwrap_or(""))
 }
 
 #[cfg(test)]
