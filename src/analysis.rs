@@ -135,12 +135,17 @@ impl Instance {
 
     fn new(server: &str, app: &crate::scan::AppConfig, lists: &DisclosedKeys) -> Instance {
         // No CLR, no ASP.NET: no key to judge.
-        let keys = app.effective.as_ref().ok().filter(|_| app.app.runs_clr()).map(|e| {
-            (
-                e.machine_key.validation_key_state(),
-                e.machine_key.decryption_key_state(),
-            )
-        });
+        let keys = app
+            .effective
+            .as_ref()
+            .ok()
+            .filter(|_| app.app.runs_clr())
+            .map(|e| {
+                (
+                    e.machine_key.validation_key_state(),
+                    e.machine_key.decryption_key_state(),
+                )
+            });
         let set_fingerprint = keys
             .as_ref()
             .and_then(|(v, d)| Some(set_fingerprint(v.key()?, d.key()?)));
@@ -732,8 +737,12 @@ fn invalid_target_framework(f: &SiteFacts<'_>) -> Vec<Raised> {
         },
         |on, (shown, at, refusal)| {
             let why = match refusal {
-                TargetFrameworkRefusal::NotAVersion => "is not a version number such as 4.8: ASP.NET throws HttpRuntimeSection_TargetFramework_Invalid while it creates the application domain",
-                TargetFrameworkRefusal::Clr2 => "is an attribute the application's v2.0 pool (ASP.NET 2.0) does not know (it came with 4.5): System.Configuration refuses the unrecognized attribute",
+                TargetFrameworkRefusal::NotAVersion => {
+                    "is not a version number such as 4.8: ASP.NET throws HttpRuntimeSection_TargetFramework_Invalid while it creates the application domain"
+                }
+                TargetFrameworkRefusal::Clr2 => {
+                    "is an attribute the application's v2.0 pool (ASP.NET 2.0) does not know (it came with 4.5): System.Configuration refuses the unrecognized attribute"
+                }
             };
             format!(
                 "{on}: <httpRuntime targetFramework=\"{}\"> ({at}) {why}, so the application does not start. Correct or remove it.",
@@ -895,7 +904,8 @@ fn auto_generated(f: &SiteFacts<'_>) -> Vec<Raised> {
         let what = match keys.as_slice() {
             [] => continue,
             _ if eff.machine_key.all_default() => {
-                "no <machineKey> of its own (ASP.NET's defaults: both keys auto-generated)".to_string()
+                "no <machineKey> of its own (ASP.NET's defaults: both keys auto-generated)"
+                    .to_string()
             }
             [one] => format!("an auto-generated {one}"),
             _ => "auto-generated validationKey and decryptionKey".to_string(),
@@ -1093,7 +1103,10 @@ fn compatibility_mode_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
     let mut implied: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (inst, eff) in &f.readable {
         if let Source::Implied(why) = &eff.machine_key.compatibility_mode.source {
-            implied.entry(why.clone()).or_default().push(inst.server.clone());
+            implied
+                .entry(why.clone())
+                .or_default()
+                .push(inst.server.clone());
         }
     }
     let advice = if implied.is_empty() {
@@ -1108,7 +1121,13 @@ fn compatibility_mode_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
             from.join("; ")
         )
     };
-    differs(f, Severity::Error, "compatibilityMode", compatibility_mode, &advice)
+    differs(
+        f,
+        Severity::Error,
+        "compatibilityMode",
+        compatibility_mode,
+        &advice,
+    )
 }
 
 fn target_framework_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
@@ -1216,7 +1235,10 @@ fn no_managed_code(f: &SiteFacts<'_>) -> Vec<Raised> {
         return Vec::new();
     }
     let servers: Vec<String> = none.iter().map(|i| i.server.clone()).collect();
-    let mut pools: Vec<String> = none.iter().map(|i| format!("{:?}", i.app.app_pool)).collect();
+    let mut pools: Vec<String> = none
+        .iter()
+        .map(|i| format!("{:?}", i.app.app_pool))
+        .collect();
     pools.dedup();
     let (severity, advice) = if none.len() == f.report.instances.len() {
         (
@@ -1249,7 +1271,10 @@ fn short_key(f: &SiteFacts<'_>) -> Vec<Raised> {
         for weak in eff.machine_key.weak_keys() {
             let source = eff.machine_key.key(weak.purpose).located();
             groups
-                .entry(format!("{} (set in {source}) {weak}", weak.purpose.attribute()))
+                .entry(format!(
+                    "{} (set in {source}) {weak}",
+                    weak.purpose.attribute()
+                ))
                 .or_default()
                 .push(inst.server.clone());
         }

@@ -200,6 +200,9 @@ struct Pipelines {
 /// throws. Worded once, by `Display`, as what the key "is".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyRefusal {
+    /// Empty once trimmed: the property's NonEmptyStringValidator refuses
+    /// the section as it loads.
+    Empty,
     /// RuntimeDataInitialize: a literal validationKey shorter than 40
     /// characters or of odd length.
     LegacyValidationLength { len: usize },
@@ -224,8 +227,12 @@ pub enum KeyRefusal {
         max: usize,
     },
     /// MachineKeyMasterKeyProvider: neither hex nor AutoGenerate with
-    /// known flags, spelled exactly.
-    NotKeyOrFlags { purpose: KeyPurpose, via: Pipeline },
+    /// known flags, spelled exactly. `bad`: its first non-hex character.
+    NotKeyOrFlags {
+        purpose: KeyPurpose,
+        via: Pipeline,
+        bad: Option<char>,
+    },
 }
 
 impl KeyRefusal {
@@ -240,6 +247,10 @@ impl KeyRefusal {
 impl std::fmt::Display for KeyRefusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            KeyRefusal::Empty => write!(
+                f,
+                "is empty: its validator (StringValidator MinLength 1) refuses the section as it loads"
+            ),
             KeyRefusal::LegacyValidationLength { len } => write!(
                 f,
                 "is {len} characters: {} needs an even number, at least 40, and throws Unable_to_get_cookie_authentication_validation_key",
@@ -268,7 +279,9 @@ impl std::fmt::Display for KeyRefusal {
             } => {
                 let thrown = match via {
                     Pipeline::Legacy => "ConfigureEncryptionObject throws Bad_machine_key",
-                    _ => "the key derived from it has the same size and the cipher throws a CryptographicException",
+                    _ => {
+                        "the key derived from it has the same size and the cipher throws a CryptographicException"
+                    }
                 };
                 write!(
                     f,
@@ -288,9 +301,11 @@ impl std::fmt::Display for KeyRefusal {
                 Pipeline::Legacy.named(),
                 max * 2
             ),
-            KeyRefusal::NotKeyOrFlags { purpose, via } => write!(
+            KeyRefusal::NotKeyOrFlags { purpose, via, bad } => write!(
                 f,
-                "is neither hex nor AutoGenerate with the flags IsolateApps or IsolateByAppId, spelled exactly and separated by bare commas: {} throws {} (MachineKeyMasterKeyProvider)",
+                "is neither hex{} nor AutoGenerate with the flags IsolateApps or IsolateByAppId, spelled exactly and separated by bare commas: {} throws {} (MachineKeyMasterKeyProvider)",
+                bad.map(|c| format!(" (it holds {})", shown_char(c)))
+                    .unwrap_or_default(),
                 via.named(),
                 Self::resource(*purpose)
             ),
@@ -455,10 +470,10 @@ fn legacy_key(text: &str, purpose: KeyPurpose) -> Result<KeyState, KeyRefusal> {
     }
     // .NET counts UTF-16 units.
     let len = rest.encode_utf16().count();
-    if purpose == KeyPurpose::Validation && (len < 40 || len % 2 == 1) {
+    if purpose == KeyPurpose::Validation && (len < 40 || !len.is_multiple_of(2)) {
         return Err(KeyRefusal::LegacyValidationLength { len });
     }
-    if len % 2 == 1 {
+    if !len.is_multiple_of(2) {
         return Err(KeyRefusal::LegacyNotHex {
             purpose,
             bad: None,
@@ -482,13 +497,20 @@ fn legacy_key(text: &str, purpose: KeyPurpose) -> Result<KeyState, KeyRefusal> {
 /// MachineKeyMasterKeyProvider.GenerateCryptographicKey: hex as a whole,
 /// else a comma list of exact flags that holds AutoGenerate.
 fn fx45_key(text: &str, purpose: KeyPurpose, via: Pipeline) -> Result<KeyState, KeyRefusal> {
-    if !text.is_empty() && text.len() % 2 == 0 && text.chars().all(|c| c.is_ascii_hexdigit()) {
+    if !text.is_empty()
+        && text.len().is_multiple_of(2)
+        && text.chars().all(|c| c.is_ascii_hexdigit())
+    {
         return Ok(KeyState::Explicit {
             key: KeyText::new(text),
             modifiers: Vec::new(),
         });
     }
-    let refused = KeyRefusal::NotKeyOrFlags { purpose, via };
+    let refused = KeyRefusal::NotKeyOrFlags {
+        purpose,
+        via,
+        bad: text.chars().find(|c| !c.is_ascii_hexdigit()),
+    };
     let mut auto = false;
     let mut modifiers = Vec::new();
     for flag in text.split(',') {
@@ -598,6 +620,9 @@ impl MachineKey {
             return Ok(KeyState::Encrypted);
         };
         let text = text.expose();
+        if text.is_empty() {
+            return Err(KeyRefusal::Empty);
+        }
         let p = self.pipelines();
         let mut state = None;
         if p.legacy {
@@ -644,9 +669,11 @@ impl MachineKey {
                             Cipher::TripleDes,
                             by("validation", validation),
                         )),
-                        Some("AES") => {
-                            checks.push((Pipeline::Legacy, Cipher::Aes, by("validation", validation)))
-                        }
+                        Some("AES") => checks.push((
+                            Pipeline::Legacy,
+                            Cipher::Aes,
+                            by("validation", validation),
+                        )),
                         _ => {}
                     }
                 }
@@ -715,7 +742,9 @@ impl MachineKey {
         }
         if let KeyState::Explicit { key, .. } = self.decryption_key_state() {
             let advice = match self.cipher() {
-                Some(Cipher::TripleDes) if key.hex_len() == 32 => Some(Recommendation::TwoKeyTripleDes),
+                Some(Cipher::TripleDes) if key.hex_len() == 32 => {
+                    Some(Recommendation::TwoKeyTripleDes)
+                }
                 Some(Cipher::Des) => Some(Recommendation::Des),
                 _ => None,
             };
@@ -844,17 +873,14 @@ impl MachineKey {
 
     /// Whether no file sets any of its values: ASP.NET's defaults.
     pub fn all_default(&self) -> bool {
-        [
-            &self.validation_key.source,
-            &self.decryption_key.source,
-        ]
-        .into_iter()
-        .chain([
-            &self.validation.source,
-            &self.decryption.source,
-            &self.compatibility_mode.source,
-        ])
-        .all(|s| matches!(s, Source::Default))
+        [&self.validation_key.source, &self.decryption_key.source]
+            .into_iter()
+            .chain([
+                &self.validation.source,
+                &self.decryption.source,
+                &self.compatibility_mode.source,
+            ])
+            .all(|s| matches!(s, Source::Default))
     }
 
     /// Sets the CLR the pool loads: ASP.NET 2.0 validates with SHA1 by
@@ -917,8 +943,201 @@ mod tests {
         let KeyState::Invalid { reason } = mk.validation_key_state() else {
             panic!()
         };
-        assert!(reason.contains("non-hex"));
+        assert!(reason.contains("Invalid_validation_key"));
         mk.decryption_key.setting = Setting::Encrypted;
         assert!(matches!(mk.decryption_key_state(), KeyState::Encrypted));
+    }
+
+    fn legacy(text: &str, purpose: KeyPurpose) -> Result<&'static str, KeyRefusal> {
+        legacy_key(text, purpose).map(|s| s.name())
+    }
+
+    fn fx45(text: &str, purpose: KeyPurpose) -> Result<&'static str, KeyRefusal> {
+        fx45_key(text, purpose, Pipeline::Framework45).map(|s| s.name())
+    }
+
+    #[test]
+    fn the_legacy_pipeline_strips_modifiers_at_the_end_and_compares_exactly() {
+        use KeyPurpose::*;
+        assert_eq!(
+            legacy("AutoGenerate,IsolateApps,IsolateByAppId", Validation),
+            Ok("autogenerate")
+        );
+        assert!(legacy("AutoGenerate,IsolateByAppId,IsolateApps", Validation).is_err());
+        assert!(legacy("IsolateApps,AutoGenerate", Validation).is_err());
+        assert!(legacy("autogenerate", Validation).is_err());
+        assert!(legacy("AutoGenerate, IsolateApps", Decryption).is_err());
+        assert_eq!(
+            legacy(&format!("{K1},IsolateApps"), Validation),
+            Ok("explicit")
+        );
+        assert_eq!(
+            legacy(&"A".repeat(38), Validation),
+            Err(KeyRefusal::LegacyValidationLength { len: 38 })
+        );
+        // Its table reads up to 'f'; non-hex characters below are 0.
+        assert_eq!(
+            legacy(&format!("G{}", &K1[1..]), Validation),
+            Ok("explicit")
+        );
+        assert!(matches!(
+            legacy(&format!("g{}", &K1[1..]), Validation),
+            Err(KeyRefusal::LegacyNotHex { bad: Some('g'), .. })
+        ));
+        assert_eq!(legacy("ABCD", Decryption), Ok("explicit"));
+        assert!(legacy("ABC", Decryption).is_err());
+    }
+
+    #[test]
+    fn the_45_pipeline_takes_hex_or_a_list_of_exact_flags() {
+        use KeyPurpose::*;
+        assert_eq!(fx45("A1B2", Validation), Ok("explicit"));
+        assert_eq!(
+            fx45("IsolateApps,AutoGenerate", Decryption),
+            Ok("autogenerate")
+        );
+        assert_eq!(fx45("AutoGenerate", Decryption), Ok("autogenerate"));
+        for bad in [
+            "IsolateApps",
+            "AutoGenerate, IsolateApps",
+            "Autogenerate",
+            "A1B",
+            "G1",
+            "",
+        ] {
+            assert!(fx45(bad, Validation).is_err(), "{bad}");
+        }
+        assert!(fx45(&format!("{K1},IsolateApps"), Validation).is_err());
+    }
+
+    fn with(validation: &str, decryption: &str, vk: &str, dk: &str, mode: &str) -> MachineKey {
+        let mut mk = MachineKey::default();
+        mk.validation.setting = Setting::Value(validation.into());
+        mk.decryption.setting = Setting::Value(decryption.into());
+        mk.validation_key.setting = Setting::Value(KeyText::new(vk));
+        mk.decryption_key.setting = Setting::Value(KeyText::new(dk));
+        mk.compatibility_mode.setting = Setting::Value(mode.into());
+        mk
+    }
+
+    #[test]
+    fn cipher_sizes_follow_the_pipeline() {
+        let des8 = "1122334455667788";
+        let legacy_auto = with("SHA1", "Auto", K1, des8, "Framework20SP1");
+        assert_eq!(legacy_auto.decryption_key_state().name(), "explicit");
+        assert_eq!(legacy_auto.cipher(), Some(Cipher::Des));
+        let fx45_auto = with("SHA1", "Auto", K1, des8, "Framework45");
+        assert_eq!(fx45_auto.decryption_key_state().name(), "invalid");
+        assert_eq!(
+            with("SHA1", "DES", K1, K1, "Framework20SP2")
+                .decryption_key_state()
+                .name(),
+            "explicit"
+        );
+        assert_eq!(
+            with("SHA1", "DES", K1, K1, "Framework45")
+                .decryption_key_state()
+                .name(),
+            "invalid"
+        );
+        // validation="3DES" keys TripleDES with the decryptionKey.
+        assert_eq!(
+            with("3DES", "AES", K1, K1, "Framework20SP1")
+                .decryption_key_state()
+                .name(),
+            "invalid"
+        );
+        // SetInnerOuterKeys' 64-byte pads for SHA1 in the legacy pipeline.
+        let long = K1.repeat(4);
+        assert_eq!(
+            with("SHA1", "AES", &long, K1, "Framework20SP1")
+                .validation_key_state()
+                .name(),
+            "invalid"
+        );
+        assert_eq!(
+            with("HMACSHA512", "AES", &long, K1, "Framework20SP1")
+                .validation_key_state()
+                .name(),
+            "explicit"
+        );
+        assert_eq!(
+            with("SHA1", "AES", &long, K1, "Framework45")
+                .validation_key_state()
+                .name(),
+            "explicit"
+        );
+    }
+
+    #[test]
+    fn machine_key_protect_adds_the_45_rules_in_legacy_mode() {
+        let mut mk = with(
+            "HMACSHA256",
+            "AES",
+            &format!("{K1},IsolateApps"),
+            K1,
+            "Framework20SP1",
+        );
+        assert_eq!(mk.validation_key_state().name(), "explicit");
+        mk.protect_api = true;
+        let KeyState::Invalid { reason } = mk.validation_key_state() else {
+            panic!()
+        };
+        assert!(reason.contains("MachineKey.Protect"));
+        let mut md5 = with("MD5", "AES", K1, K1, "Framework20SP1");
+        assert!(md5.invalid_values().is_empty());
+        md5.protect_api = true;
+        assert_eq!(md5.invalid_values()[0].refusal, Refusal::ProtectApi);
+    }
+
+    #[test]
+    fn weak_keys_name_their_recommendation() {
+        let short = with("HMACSHA256", "3DES", &K1[..40], &K1[..32], "Framework20SP1");
+        let weak = short.weak_keys();
+        assert_eq!(weak.len(), 2);
+        assert!(weak[0].to_string().contains("RFC 2104"));
+        assert!(weak[1].to_string().contains("SP 800-131A"));
+        assert!(
+            with("HMACSHA256", "AES", K1, K1, "Framework45")
+                .weak_keys()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn clr2_has_its_own_defaults_and_values() {
+        let mut mk = MachineKey::default();
+        mk.run_on(Clr::V2);
+        assert_eq!(mk.validation.value().map(String::as_str), Some("SHA1"));
+        let mut hmac = with("HMACSHA256", "AES", K1, K1, "Framework45");
+        hmac.clr = Clr::V2;
+        let refused: Vec<_> = hmac
+            .invalid_values()
+            .into_iter()
+            .map(|v| v.refusal)
+            .collect();
+        assert_eq!(refused, vec![Refusal::Clr2, Refusal::Clr2]);
+        assert!(!hmac.framework45());
+    }
+
+    #[test]
+    fn target_framework_is_a_version() {
+        assert_eq!(parse_version("4.7.2"), Some([4, 7, 2, -1]));
+        assert_eq!(parse_version(" 4 . 5 "), Some([4, 5, -1, -1]));
+        for bad in ["4", "v4.5", "4.5.", "4.-5", "1.2.3.4.5", ""] {
+            assert_eq!(parse_version(bad), None, "{bad}");
+        }
+        assert!(framework_at_least_45("4.5") && framework_at_least_45("4.10"));
+        assert!(!framework_at_least_45("4.0") && !framework_at_least_45("v4.8"));
+        let tf = |v: &str| Sourced::default_value(v.to_string());
+        assert_eq!(
+            target_framework_refusal(&tf("v4.5"), Clr::V4),
+            Some(TargetFrameworkRefusal::NotAVersion)
+        );
+        assert_eq!(target_framework_refusal(&tf("4.8"), Clr::V4), None);
+        assert_eq!(
+            target_framework_refusal(&tf("4.8"), Clr::V2),
+            Some(TargetFrameworkRefusal::Clr2)
+        );
     }
 }
