@@ -1263,66 +1263,77 @@ fn no_managed_code(f: &SiteFacts<'_>) -> Vec<Raised> {
     vec![raise(severity, servers, message)]
 }
 
-/// Explicit keys ASP.NET takes that fall short of a published
-/// recommendation: a warning that names it.
-fn short_key(f: &SiteFacts<'_>) -> Vec<Raised> {
+/// One finding per distinct thing found, each naming the servers it is on
+/// (`on`: "Flowtime on web01 and web02").
+fn grouped(
+    f: &SiteFacts<'_>,
+    severity: Severity,
+    found: impl Fn(&Effective) -> Vec<String>,
+    message: impl Fn(&str, &str) -> String,
+) -> Vec<Raised> {
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (inst, eff) in &f.readable {
-        for weak in eff.machine_key.weak_keys() {
-            let source = eff.machine_key.key(weak.purpose).located();
-            groups
-                .entry(format!(
-                    "{} (set in {source}) {weak}",
-                    weak.purpose.attribute()
-                ))
-                .or_default()
-                .push(inst.server.clone());
+        for what in found(eff) {
+            groups.entry(what).or_default().push(inst.server.clone());
         }
     }
     groups
         .into_iter()
         .map(|(what, servers)| {
-            let message = format!(
-                "{} on {}: {what}. Push a generated key set (farmkey generates full-length keys).",
-                f.site,
-                list(&servers)
-            );
-            raise(Severity::Warning, servers, message)
+            let on = format!("{} on {}", f.site, list(&servers));
+            raise(severity, servers, message(&on, &what))
         })
         .collect()
 }
 
+/// Explicit keys ASP.NET takes that fall short of a published
+/// recommendation: a warning that names it.
+fn short_key(f: &SiteFacts<'_>) -> Vec<Raised> {
+    grouped(
+        f,
+        Severity::Warning,
+        |eff| {
+            let mk = &eff.machine_key;
+            mk.weak_keys()
+                .into_iter()
+                .map(|weak| {
+                    let source = mk.key(weak.purpose).located();
+                    format!("{} (set in {source}) {weak}", weak.purpose.attribute())
+                })
+                .collect()
+        },
+        |on, what| {
+            format!("{on}: {what}. Push a generated key set (farmkey generates full-length keys).")
+        },
+    )
+}
+
 /// A dataProtectorType that replaces the machine keys.
 fn data_protector(f: &SiteFacts<'_>) -> Vec<Raised> {
-    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (inst, eff) in &f.readable {
-        if let Some(dp) = eff.machine_key.data_protector() {
+    grouped(
+        f,
+        Severity::Warning,
+        |eff| {
+            let Some(dp) = eff.machine_key.data_protector() else {
+                return Vec::new();
+            };
             let what = match dp.via {
                 Pipeline::ProtectApi => "WIF's session tokens (MachineKey.Protect)",
                 _ => "ViewState, forms tickets and MachineKey.Protect (WIF's session tokens)",
             };
-            groups
-                .entry(format!(
-                    "protects {what} with dataProtectorType=\"{}\" (applicationName \"{}\", set in {}), not with the machine keys",
-                    crate::keys::mask_key_text(dp.class()),
-                    bounded(&crate::keys::mask_key_text(&dp.application_name)),
-                    dp.at
-                ))
-                .or_default()
-                .push(inst.server.clone());
-        }
-    }
-    groups
-        .into_iter()
-        .map(|(what, servers)| {
-            let message = format!(
-                "{} on {} {what}: farmkey cannot tell whether that protector shares its keys between servers (System.Security.Cryptography.DpapiDataProtector does not: it is bound to one machine). Check the protector, or remove dataProtectorType to use the machine keys.",
-                f.site,
-                list(&servers)
-            );
-            raise(Severity::Warning, servers, message)
-        })
-        .collect()
+            vec![format!(
+                "protects {what} with dataProtectorType=\"{}\" (applicationName \"{}\", set in {}), not with the machine keys",
+                crate::keys::mask_key_text(dp.class()),
+                bounded(&crate::keys::mask_key_text(&dp.application_name)),
+                dp.at
+            )]
+        },
+        |on, what| {
+            format!(
+                "{on} {what}: farmkey cannot tell whether that protector shares its keys between servers (System.Security.Cryptography.DpapiDataProtector does not: it is bound to one machine). Check the protector, or remove dataProtectorType to use the machine keys."
+            )
+        },
+    )
 }
 
 fn weak_validation(f: &SiteFacts<'_>) -> Vec<Raised> {
