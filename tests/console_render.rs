@@ -1527,3 +1527,45 @@ fn history_says_auto_where_the_matrix_does() {
         "{text}"
     );
 }
+
+#[test]
+fn a_server_with_no_managed_code_shows_no_clr_not_unreadable() {
+    let farm = support::farm_copy("consistent");
+    let apphost = farm
+        .path()
+        .join("web02/C:/Windows/System32/inetsrv/config/applicationHost.config");
+    let text = std::fs::read_to_string(&apphost).unwrap().replace(
+        r#"<add name="Flowtime" managedRuntimeVersion="v4.0" />"#,
+        r#"<add name="Flowtime" managedRuntimeVersion="" />"#,
+    );
+    std::fs::write(&apphost, text).unwrap();
+    let inv = Inventory::load(&farm.path().join("farmkey.toml")).unwrap();
+    let mut app = App::new(
+        "no clr".into(),
+        inv.servers.clone(),
+        Theme::built_in("default", false).unwrap(),
+        symbols::UNICODE,
+        false,
+    );
+    app.start();
+    for (index, scan) in scan_all(&inv.servers, ConnectOptions::default(), 2)
+        .into_iter()
+        .enumerate()
+    {
+        app.update(Msg::Scan {
+            generation: 1,
+            event: ScanEvent::Finished {
+                index,
+                scan: Box::new(scan),
+            },
+        });
+    }
+    key(&mut app, KeyCode::Char('a'));
+    let screen = format!("{}", render(&app, 120, 40).backend());
+    let flowtime = screen
+        .lines()
+        .find(|l| l.contains("Flowtime"))
+        .unwrap_or_default();
+    assert!(flowtime.contains("no CLR"), "{screen}");
+    assert!(!flowtime.contains("unreadable"), "{screen}");
+}
