@@ -373,7 +373,7 @@ fn resolve_app(
         let clr = Clr::of_pool(&app.runtime).unwrap_or_default();
         effective::resolve_on(&layers, &app.id, files, clr).map_err(|p| FileProblem {
             path: p.file.to_string(),
-            message: p.message,
+            message: p.problem.to_string(),
         })
     });
     let external_sha256 = match web_config.as_ref().map(|p| files.get(p)) {

@@ -90,7 +90,7 @@ pub enum KeyState {
     },
     Encrypted,
     Invalid {
-        reason: String,
+        reason: KeyFault,
     },
 }
 
@@ -199,7 +199,7 @@ struct Pipelines {
 /// Why a pipeline refuses a key attribute, with what the reference source
 /// throws. Worded once, by `Display`, as what the key "is".
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyRefusal {
+pub enum KeyFault {
     /// Empty once trimmed: the property's NonEmptyStringValidator refuses
     /// the section as it loads.
     Empty,
@@ -235,7 +235,7 @@ pub enum KeyRefusal {
     },
 }
 
-impl KeyRefusal {
+impl KeyFault {
     fn resource(purpose: KeyPurpose) -> &'static str {
         match purpose {
             KeyPurpose::Validation => "Invalid_validation_key",
@@ -244,19 +244,19 @@ impl KeyRefusal {
     }
 }
 
-impl std::fmt::Display for KeyRefusal {
+impl std::fmt::Display for KeyFault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            KeyRefusal::Empty => write!(
+            KeyFault::Empty => write!(
                 f,
                 "is empty: its validator (StringValidator MinLength 1) refuses the section as it loads"
             ),
-            KeyRefusal::LegacyValidationLength { len } => write!(
+            KeyFault::LegacyValidationLength { len } => write!(
                 f,
                 "is {len} characters: {} needs an even number, at least 40, and throws Unable_to_get_cookie_authentication_validation_key",
                 Pipeline::Legacy.named()
             ),
-            KeyRefusal::LegacyNotHex { purpose, bad, len } => match bad {
+            KeyFault::LegacyNotHex { purpose, bad, len } => match bad {
                 Some(c) => write!(
                     f,
                     "holds {}, which {} cannot read as hex (it reads only characters up to 'f'): it throws {}",
@@ -271,7 +271,7 @@ impl std::fmt::Display for KeyRefusal {
                     Self::resource(*purpose)
                 ),
             },
-            KeyRefusal::CipherSize {
+            KeyFault::CipherSize {
                 via,
                 cipher,
                 by,
@@ -291,7 +291,7 @@ impl std::fmt::Display for KeyRefusal {
                     via.named()
                 )
             }
-            KeyRefusal::HmacPads {
+            KeyFault::HmacPads {
                 validation,
                 hex,
                 max,
@@ -301,7 +301,7 @@ impl std::fmt::Display for KeyRefusal {
                 Pipeline::Legacy.named(),
                 max * 2
             ),
-            KeyRefusal::NotKeyOrFlags { purpose, via, bad } => write!(
+            KeyFault::NotKeyOrFlags { purpose, via, bad } => write!(
                 f,
                 "is neither hex{} nor AutoGenerate with the flags IsolateApps or IsolateByAppId, spelled exactly and separated by bare commas: {} throws {} (MachineKeyMasterKeyProvider)",
                 bad.map(|c| format!(" (it holds {})", shown_char(c)))
@@ -454,7 +454,7 @@ fn hmac_output(validation: &str) -> Option<(&'static str, usize)> {
 
 /// RuntimeDataInitialize: strips `,IsolateByAppId` then `,IsolateApps`
 /// (ordinal, at the end only), then compares with `AutoGenerate` exactly.
-fn legacy_key(text: &str, purpose: KeyPurpose) -> Result<KeyState, KeyRefusal> {
+fn legacy_key(text: &str, purpose: KeyPurpose) -> Result<KeyState, KeyFault> {
     let mut rest = text;
     let mut modifiers = Vec::new();
     if let Some(r) = rest.strip_suffix(",IsolateByAppId") {
@@ -471,10 +471,10 @@ fn legacy_key(text: &str, purpose: KeyPurpose) -> Result<KeyState, KeyRefusal> {
     // .NET counts UTF-16 units.
     let len = rest.encode_utf16().count();
     if purpose == KeyPurpose::Validation && (len < 40 || !len.is_multiple_of(2)) {
-        return Err(KeyRefusal::LegacyValidationLength { len });
+        return Err(KeyFault::LegacyValidationLength { len });
     }
     if !len.is_multiple_of(2) {
-        return Err(KeyRefusal::LegacyNotHex {
+        return Err(KeyFault::LegacyNotHex {
             purpose,
             bad: None,
             len,
@@ -482,7 +482,7 @@ fn legacy_key(text: &str, purpose: KeyPurpose) -> Result<KeyState, KeyRefusal> {
     }
     // Its table reads every character up to 'f' (non-hex ones as 0).
     if let Some(bad) = rest.chars().find(|&c| c > 'f') {
-        return Err(KeyRefusal::LegacyNotHex {
+        return Err(KeyFault::LegacyNotHex {
             purpose,
             bad: Some(bad),
             len,
@@ -496,7 +496,7 @@ fn legacy_key(text: &str, purpose: KeyPurpose) -> Result<KeyState, KeyRefusal> {
 
 /// MachineKeyMasterKeyProvider.GenerateCryptographicKey: hex as a whole,
 /// else a comma list of exact flags that holds AutoGenerate.
-fn fx45_key(text: &str, purpose: KeyPurpose, via: Pipeline) -> Result<KeyState, KeyRefusal> {
+fn fx45_key(text: &str, purpose: KeyPurpose, via: Pipeline) -> Result<KeyState, KeyFault> {
     if !text.is_empty()
         && text.len().is_multiple_of(2)
         && text.chars().all(|c| c.is_ascii_hexdigit())
@@ -506,7 +506,7 @@ fn fx45_key(text: &str, purpose: KeyPurpose, via: Pipeline) -> Result<KeyState, 
             modifiers: Vec::new(),
         });
     }
-    let refused = KeyRefusal::NotKeyOrFlags {
+    let refused = KeyFault::NotKeyOrFlags {
         purpose,
         via,
         bad: text.chars().find(|c| !c.is_ascii_hexdigit()),
@@ -609,19 +609,17 @@ impl MachineKey {
     pub fn key_state(&self, purpose: KeyPurpose) -> KeyState {
         match self.judge_key(purpose) {
             Ok(state) => state,
-            Err(refusal) => KeyState::Invalid {
-                reason: refusal.to_string(),
-            },
+            Err(reason) => KeyState::Invalid { reason },
         }
     }
 
-    fn judge_key(&self, purpose: KeyPurpose) -> Result<KeyState, KeyRefusal> {
+    fn judge_key(&self, purpose: KeyPurpose) -> Result<KeyState, KeyFault> {
         let Setting::Value(text) = &self.key(purpose).setting else {
             return Ok(KeyState::Encrypted);
         };
         let text = text.expose();
         if text.is_empty() {
-            return Err(KeyRefusal::Empty);
+            return Err(KeyFault::Empty);
         }
         let p = self.pipelines();
         let mut state = None;
@@ -641,7 +639,7 @@ impl MachineKey {
     }
 
     /// A key the cipher or the legacy HMAC set-up cannot take.
-    fn size_refusal(&self, purpose: KeyPurpose, hex: usize, p: Pipelines) -> Option<KeyRefusal> {
+    fn size_refusal(&self, purpose: KeyPurpose, hex: usize, p: Pipelines) -> Option<KeyFault> {
         let bytes = hex / 2;
         let validation = self.accepted(MachineKeyEnum::Validation);
         let decryption = self.accepted(MachineKeyEnum::Decryption);
@@ -649,7 +647,7 @@ impl MachineKey {
             KeyPurpose::Validation => {
                 let v = validation?;
                 let max = legacy_hmac_pad(v).filter(|_| p.legacy)?;
-                (bytes > max).then(|| KeyRefusal::HmacPads {
+                (bytes > max).then(|| KeyFault::HmacPads {
                     validation: v.to_string(),
                     hex,
                     max,
@@ -685,7 +683,7 @@ impl MachineKey {
                 checks
                     .into_iter()
                     .find(|(via, c, _)| !c.takes(*via, bytes))
-                    .map(|(via, cipher, by)| KeyRefusal::CipherSize {
+                    .map(|(via, cipher, by)| KeyFault::CipherSize {
                         via,
                         cipher,
                         by,
@@ -935,24 +933,34 @@ mod tests {
             matches!(mk.validation_key_state(), KeyState::Explicit { ref modifiers, .. } if modifiers.len() == 1)
         );
         mk.compatibility_mode.setting = Setting::Value("Framework45".into());
-        assert!(matches!(
-            mk.validation_key_state(),
-            KeyState::Invalid { .. }
-        ));
-        mk.validation_key.setting = Setting::Value(KeyText::new("XYZ"));
-        let KeyState::Invalid { reason } = mk.validation_key_state() else {
-            panic!()
+        let invalid = |state| match state {
+            KeyState::Invalid { reason } => reason,
+            other => panic!("{other:?}"),
         };
-        assert!(reason.contains("Invalid_validation_key"));
+        let fx45 = KeyFault::NotKeyOrFlags {
+            purpose: KeyPurpose::Validation,
+            via: Pipeline::Framework45,
+            bad: Some(','),
+        };
+        assert_eq!(invalid(mk.validation_key_state()), fx45);
+        mk.validation_key.setting = Setting::Value(KeyText::new("XYZ"));
+        assert_eq!(
+            invalid(mk.validation_key_state()),
+            KeyFault::NotKeyOrFlags {
+                purpose: KeyPurpose::Validation,
+                via: Pipeline::Framework45,
+                bad: Some('X'),
+            }
+        );
         mk.decryption_key.setting = Setting::Encrypted;
         assert!(matches!(mk.decryption_key_state(), KeyState::Encrypted));
     }
 
-    fn legacy(text: &str, purpose: KeyPurpose) -> Result<&'static str, KeyRefusal> {
+    fn legacy(text: &str, purpose: KeyPurpose) -> Result<&'static str, KeyFault> {
         legacy_key(text, purpose).map(|s| s.name())
     }
 
-    fn fx45(text: &str, purpose: KeyPurpose) -> Result<&'static str, KeyRefusal> {
+    fn fx45(text: &str, purpose: KeyPurpose) -> Result<&'static str, KeyFault> {
         fx45_key(text, purpose, Pipeline::Framework45).map(|s| s.name())
     }
 
@@ -973,7 +981,7 @@ mod tests {
         );
         assert_eq!(
             legacy(&"A".repeat(38), Validation),
-            Err(KeyRefusal::LegacyValidationLength { len: 38 })
+            Err(KeyFault::LegacyValidationLength { len: 38 })
         );
         // Its table reads up to 'f'; non-hex characters below are 0.
         assert_eq!(
@@ -982,7 +990,7 @@ mod tests {
         );
         assert!(matches!(
             legacy(&format!("g{}", &K1[1..]), Validation),
-            Err(KeyRefusal::LegacyNotHex { bad: Some('g'), .. })
+            Err(KeyFault::LegacyNotHex { bad: Some('g'), .. })
         ));
         assert_eq!(legacy("ABCD", Decryption), Ok("explicit"));
         assert!(legacy("ABC", Decryption).is_err());
@@ -1083,7 +1091,14 @@ mod tests {
         let KeyState::Invalid { reason } = mk.validation_key_state() else {
             panic!()
         };
-        assert!(reason.contains("MachineKey.Protect"));
+        assert!(matches!(
+            reason,
+            KeyFault::NotKeyOrFlags {
+                via: Pipeline::ProtectApi,
+                ..
+            }
+        ));
+        assert!(reason.to_string().contains("MachineKey.Protect"));
         let mut md5 = with("MD5", "AES", K1, K1, "Framework20SP1");
         assert!(md5.invalid_values().is_empty());
         md5.protect_api = true;
@@ -1118,6 +1133,31 @@ mod tests {
             .collect();
         assert_eq!(refused, vec![Refusal::Clr2, Refusal::Clr2]);
         assert!(!hmac.framework45());
+    }
+
+    #[test]
+    fn key_faults_are_worded_with_what_the_source_throws() {
+        let legacy = KeyFault::LegacyValidationLength { len: 38 }.to_string();
+        assert!(legacy.starts_with("is 38 characters"), "{legacy}");
+        assert!(legacy.contains("Unable_to_get_cookie_authentication_validation_key"));
+        let size = KeyFault::CipherSize {
+            via: Pipeline::Legacy,
+            cipher: Cipher::Aes,
+            by: "decryption=\"AES\"".into(),
+            hex: 40,
+        }
+        .to_string();
+        assert!(
+            size.contains("Bad_machine_key") && size.contains("32, 48 or 64"),
+            "{size}"
+        );
+        let not_hex = KeyFault::LegacyNotHex {
+            purpose: KeyPurpose::Decryption,
+            bad: Some('\u{202e}'),
+            len: 32,
+        }
+        .to_string();
+        assert!(not_hex.contains("U+202E") && not_hex.contains("Invalid_decryption_key"));
     }
 
     #[test]
