@@ -906,7 +906,7 @@ fn auto_generated(f: &SiteFacts<'_>) -> Vec<Raised> {
         let what = match keys.as_slice() {
             [] => continue,
             _ if eff.machine_key.all_default() => {
-                "no <machineKey> of its own (ASP.NET's defaults: both keys auto-generated)"
+                "no machine key set in any file of its chain (ASP.NET's defaults: both keys auto-generated)"
                     .to_string()
             }
             [one] => format!("an auto-generated {one}"),
@@ -919,7 +919,14 @@ fn auto_generated(f: &SiteFacts<'_>) -> Vec<Raised> {
         .map(|(what, servers)| format!("{} has {what}", list(servers)))
         .collect::<Vec<_>>()
         .join("; ");
-    let (severity, why) = if f.report.instances.len() >= 2 {
+    // Servers with No Managed Code have no key to share.
+    let hosts = f
+        .report
+        .instances
+        .iter()
+        .filter(|i| i.app.runs_clr())
+        .count();
+    let (severity, why) = if hosts >= 2 {
         (
             Severity::Error,
             "each server makes up its own key, so a user moved by the balancer gets a CryptographicException",
