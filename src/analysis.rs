@@ -946,9 +946,9 @@ fn auto_generated(f: &SiteFacts<'_>) -> Vec<Raised> {
 }
 
 /// Explicit keys: the material, and IsolateByAppId's site IDs.
-fn key_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
-    let mut out = Vec::new();
-    let differing: Vec<&str> = [KeyPurpose::Validation, KeyPurpose::Decryption]
+/// The key attributes whose written explicit keys differ between servers.
+fn written_keys_differ(f: &SiteFacts<'_>) -> Vec<&'static str> {
+    [KeyPurpose::Validation, KeyPurpose::Decryption]
         .into_iter()
         .filter(|&p| {
             let mut fps: Vec<String> = f
@@ -961,7 +961,12 @@ fn key_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
             fps.len() > 1
         })
         .map(KeyPurpose::attribute)
-        .collect();
+        .collect()
+}
+
+fn key_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
+    let mut out = Vec::new();
+    let differing = written_keys_differ(f);
     if !differing.is_empty() {
         // Describe by key group, the majority's set (A) first.
         let mut sets: Vec<(char, String, Vec<String>)> = Vec::new();
@@ -1001,6 +1006,8 @@ fn key_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
                 described.join("; ")
             ),
         ));
+    } else {
+        out.extend(derivation_mismatch(f));
     }
     let by_app_id: Vec<&(&Instance, &Effective)> = f
         .explicit
@@ -1035,7 +1042,51 @@ fn key_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
     out
 }
 
+/// The same written keys, derived differently: `,IsolateApps` on some
+/// servers and not others (the legacy pipeline replaces the first bytes of
+/// the key with a hash of the application's virtual path, compared
+/// exactly), or on application paths spelled differently.
+fn derivation_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (inst, _) in &f.explicit {
+        let mut how: Vec<String> = Vec::new();
+        for purpose in [KeyPurpose::Validation, KeyPurpose::Decryption] {
+            let modifiers = inst.key(purpose).map(KeyState::modifiers).unwrap_or(&[]);
+            // IsolateByAppId's site IDs are compared below.
+            if modifiers.iter().any(|m| m == "IsolateApps") {
+                how.push(format!(
+                    "{} isolated by the path {:?}",
+                    purpose.attribute(),
+                    inst.app.app_path
+                ));
+            }
+        }
+        let how = if how.is_empty() {
+            "keys used as written".to_string()
+        } else {
+            how.join(" and ")
+        };
+        groups.entry(how).or_default().push(inst.server.clone());
+    }
+    if groups.len() <= 1 {
+        return Vec::new();
+    }
+    vec![raise(
+        Severity::Error,
+        f.explicit.iter().map(|(i, _)| i.server.clone()).collect(),
+        format!(
+            "The written machine keys of {} match, but the keys ASP.NET uses differ: {}. IsolateApps replaces the first bytes of the key with a hash of the application's virtual path (compared exactly, case included), so users moved between them get a CryptographicException. Push the keys without the modifier.",
+            f.site,
+            describe_groups(&groups)
+        ),
+    )]
+}
+
 fn isolate_modifier(f: &SiteFacts<'_>) -> Vec<Raised> {
+    // A modifier that makes the keys in use differ is key-mismatch's.
+    if written_keys_differ(f).is_empty() && !derivation_mismatch(f).is_empty() {
+        return Vec::new();
+    }
     let isolated: Vec<String> = f
         .explicit
         .iter()

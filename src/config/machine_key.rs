@@ -220,6 +220,9 @@ pub enum KeyFault {
         by: String,
         hex: usize,
     },
+    /// An auto-generated decryptionKey: the 4.5 pipeline derives 256 bits
+    /// (MachineKeyMasterKeyProvider, AES-256), which 3DES and DES refuse.
+    AutoKeySize { via: Pipeline, cipher: Cipher },
     /// SetInnerOuterKeys XORs every key byte into pads of `max` bytes.
     HmacPads {
         validation: String,
@@ -291,6 +294,12 @@ impl std::fmt::Display for KeyFault {
                     via.named()
                 )
             }
+            KeyFault::AutoKeySize { via, cipher } => write!(
+                f,
+                "is auto-generated, and {} derives an auto-generated decryption key of 256 bits (for AES-256), a size {} does not take: the cipher throws a CryptographicException when a value is first protected",
+                via.named(),
+                cipher.name()
+            ),
             KeyFault::HmacPads {
                 validation,
                 hex,
@@ -631,9 +640,20 @@ impl MachineKey {
             state.get_or_insert(judged);
         }
         let state = state.expect("some pipeline reads the keys");
-        if let KeyState::Explicit { key, .. } = &state {
-            self.size_refusal(purpose, key.hex_len(), p)
-                .map_or(Ok(()), Err)?;
+        match &state {
+            KeyState::Explicit { key, .. } => {
+                self.size_refusal(purpose, key.hex_len(), p)
+                    .map_or(Ok(()), Err)?;
+            }
+            KeyState::AutoGenerate { .. } if purpose == KeyPurpose::Decryption => {
+                if let Some(via) = p.fx45
+                    && let Some(cipher) = self.cipher_for(via, 32)
+                    && !cipher.takes(via, 32)
+                {
+                    return Err(KeyFault::AutoKeySize { via, cipher });
+                }
+            }
+            _ => {}
         }
         Ok(state)
     }
