@@ -1009,56 +1009,27 @@ fn key_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
     } else {
         out.extend(derivation_mismatch(f));
     }
-    let by_app_id: Vec<&(&Instance, &Effective)> = f
-        .explicit
-        .iter()
-        .filter(|(i, _)| {
-            i.key_states().any(|k| {
-                k.modifiers()
-                    .iter()
-                    .any(|m| m.eq_ignore_ascii_case("IsolateByAppId"))
-            })
-        })
-        .collect();
-    let mut site_ids: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (inst, _) in &by_app_id {
-        let id = inst.app.site_id.clone().unwrap_or_else(|| "?".into());
-        site_ids
-            .entry(format!("site ID {id}"))
-            .or_default()
-            .push(inst.server.clone());
-    }
-    if site_ids.len() > 1 {
-        out.push(raise(
-            Severity::Error,
-            by_app_id.iter().map(|(i, _)| i.server.clone()).collect(),
-            format!(
-                "{} uses IsolateByAppId, which mixes the IIS site ID into the key, and the site IDs differ ({}): the derived keys differ although the written keys match. Remove the modifier or give the site the same ID everywhere.",
-                f.site,
-                describe_groups(&site_ids)
-            ),
-        ));
-    }
     out
 }
 
-/// The same written keys, derived differently: `,IsolateApps` on some
-/// servers and not others (the legacy pipeline replaces the first bytes of
-/// the key with a hash of the application's virtual path, compared
-/// exactly), or on application paths spelled differently.
+/// The same written keys, derived differently: the legacy pipeline
+/// replaces the first bytes of a key with a hash of the application's
+/// virtual path (`,IsolateApps`, compared exactly) or of its application
+/// ID, which holds the IIS site ID (`,IsolateByAppId`); so a modifier on
+/// some servers only, paths spelled otherwise or site IDs that differ make
+/// the keys in use differ.
 fn derivation_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (inst, _) in &f.explicit {
         let mut how: Vec<String> = Vec::new();
         for purpose in [KeyPurpose::Validation, KeyPurpose::Decryption] {
             let modifiers = inst.key(purpose).map(KeyState::modifiers).unwrap_or(&[]);
-            // IsolateByAppId's site IDs are compared below.
-            if modifiers.iter().any(|m| m == "IsolateApps") {
-                how.push(format!(
-                    "{} isolated by the path {:?}",
-                    purpose.attribute(),
-                    inst.app.app_path
-                ));
+            for m in modifiers {
+                let by = match m.as_str() {
+                    "IsolateApps" => format!("the path {:?}", inst.app.app_path),
+                    _ => format!("the site ID {}", inst.app.site_id.as_deref().unwrap_or("?")),
+                };
+                how.push(format!("{} isolated by {by}", purpose.attribute()));
             }
         }
         let how = if how.is_empty() {
@@ -1075,7 +1046,7 @@ fn derivation_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
         Severity::Error,
         f.explicit.iter().map(|(i, _)| i.server.clone()).collect(),
         format!(
-            "The written machine keys of {} match, but the keys ASP.NET uses differ: {}. IsolateApps replaces the first bytes of the key with a hash of the application's virtual path (compared exactly, case included), so users moved between them get a CryptographicException. Push the keys without the modifier.",
+            "The written machine keys of {} match, but the keys ASP.NET uses differ: {}. IsolateApps replaces the first bytes of the key with a hash of the application's virtual path (case included), IsolateByAppId with a hash of its application ID, which holds the IIS site ID; users moved between them get a CryptographicException. Push the keys without the modifier.",
             f.site,
             describe_groups(&groups)
         ),
