@@ -1111,23 +1111,31 @@ fn algorithm_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
         f,
         Severity::Error,
         "The validation algorithm",
-        |e| e.machine_key.validation_normalised().filter(|_| set(e)),
+        |e| {
+            e.machine_key
+                .validation_alg()
+                .filter(|_| set(e))
+                .map(|a| a.to_string())
+        },
         "Every server must sign with the same algorithm; push one key set with one algorithm.",
     );
     out.extend(differs(
         f,
         Severity::Error,
         "The decryption algorithm",
-        |e| e.machine_key.decryption_normalised().filter(|_| set(e)),
+        |e| {
+            e.machine_key
+                .decryption_alg()
+                .filter(|_| set(e))
+                .map(|a| a.to_string())
+        },
         "Every server must encrypt with the same algorithm (Auto means AES); push one key set.",
     ));
     out
 }
 
 fn compatibility_mode(e: &Effective) -> Option<String> {
-    e.machine_key
-        .accepted(crate::keys::MachineKeyEnum::CompatibilityMode)
-        .map(str::to_string)
+    e.machine_key.compatibility().map(|m| m.to_string())
 }
 
 fn compatibility_mode_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
@@ -1372,11 +1380,7 @@ fn data_protector(f: &SiteFacts<'_>) -> Vec<Raised> {
 }
 
 fn weak_validation(f: &SiteFacts<'_>) -> Vec<Raised> {
-    let weak = f.servers_where(|_, e| {
-        e.machine_key
-            .validation_normalised()
-            .is_some_and(|v| v == "SHA1" || v == "MD5")
-    });
+    let weak = f.servers_where(|_, e| e.machine_key.validation_alg().is_some_and(|v| v.is_weak()));
     if weak.is_empty() {
         return Vec::new();
     }

@@ -372,7 +372,8 @@ impl<'a> Merge<'a, '_> {
 mod tests {
     use super::*;
     use crate::bytes::FileBytes;
-    use crate::config::machine_key::{InvalidValue, Refusal};
+    use crate::config::locks::Locked;
+    use crate::config::machine_key::{Decryption, InvalidValue, Refusal};
     use crate::config::problem::{
         ConfigSourceFault, LocationPathFault, PathsFrom, Problem, SourcePathFault,
     };
@@ -932,14 +933,10 @@ mod tests {
             ]
         );
         assert_eq!(bad[0].at, "C:\\site\\web.config line 3");
+        assert_eq!(mk.validation_alg(), None, "sha1 is no algorithm at all");
         assert_eq!(
-            mk.validation_normalised(),
-            None,
-            "sha1 is no algorithm at all"
-        );
-        assert_eq!(
-            mk.decryption_normalised().as_deref(),
-            Some("AES"),
+            mk.decryption_alg(),
+            Some(Decryption::Aes),
             "validation and decryption are trimmed"
         );
     }
@@ -979,7 +976,7 @@ mod tests {
         );
         assert_eq!(eff.locked.len(), 1);
         let v = &eff.locked[0];
-        assert_eq!((v.what.as_str(), v.line), ("<machineKey>", 3));
+        assert_eq!((&v.what, v.line), (&Locked::Section("machineKey"), 3));
         assert_eq!(
             v.lock.to_string(),
             "allowOverride=\"false\" on the <location> at line 2 of C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\Config\\web.config"
@@ -1017,7 +1014,7 @@ mod tests {
         );
         let files = [(root, Scope::Machine), (child, Scope::App("S"))];
         let eff = resolve(&layers_of(&files), "S", &section::NoSourceFiles).unwrap();
-        assert_eq!(eff.locked[0].what, "the attribute decryption");
+        assert_eq!(eff.locked[0].what, Locked::Attribute("decryption".into()));
         assert_eq!(
             eff.machine_key.validation.source,
             Source::Default,
@@ -1069,7 +1066,7 @@ mod tests {
                 &keys
             ),
             [(
-                "the attribute decryptionKey".to_string(),
+                Locked::Attribute("decryptionKey".into()),
                 "lockAttributes=\"validationKey,decryptionKey\" at line 3 of C:\\root\\web.config"
                     .to_string()
             )]
@@ -1095,7 +1092,7 @@ mod tests {
                 &keys
             )[0]
             .0,
-            "the attribute decryptionKey"
+            Locked::Attribute("decryptionKey".into())
         );
     }
 

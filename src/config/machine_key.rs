@@ -15,6 +15,7 @@
 
 use super::record::{Setting, Source, Sourced};
 use crate::keys::{KeyPurpose, KeyText, MachineKeyEnum};
+use std::fmt;
 
 /// The effective `<machineKey>` of an application.
 #[derive(Debug, Clone)]
@@ -158,9 +159,134 @@ pub enum Refusal {
     Clr2,
 }
 
-/// The `validation` values ASP.NET accepts, but not under compatibilityMode
-/// Framework45 (MachineKeyCryptoAlgorithmFactory.GetValidationAlgorithmFactory).
-pub const REFUSED_UNDER_FRAMEWORK45: [&str; 3] = ["MD5", "3DES", "AES"];
+/// A `validation` ASP.NET accepts, as the runtime reads it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Validation {
+    Sha1,
+    Md5,
+    TripleDes,
+    Aes,
+    HmacSha256,
+    HmacSha384,
+    HmacSha512,
+    /// `alg:NAME`; .NET looks the name up without regard to case
+    /// (CryptoConfig), so it is kept upper-cased.
+    Custom(String),
+}
+
+/// A `decryption` ASP.NET accepts, with `Auto` read as the AES it means.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Decryption {
+    Des,
+    TripleDes,
+    Aes,
+    /// `alg:NAME`, upper-cased as for [`Validation::Custom`].
+    Custom(String),
+}
+
+/// A `compatibilityMode` ASP.NET accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompatibilityMode {
+    Framework20SP1,
+    Framework20SP2,
+    Framework45,
+}
+
+/// The name after `alg:` (MachineKeySection takes the rest as it is),
+/// upper-cased, if `value` is a custom algorithm.
+fn custom(value: &str) -> Option<String> {
+    value
+        .strip_prefix(crate::keys::CUSTOM_ALGORITHM_PREFIX)
+        .map(str::to_ascii_uppercase)
+}
+
+impl Validation {
+    /// An accepted value (see [`MachineKey::accepted`]).
+    fn from_accepted(value: &str) -> Option<Self> {
+        Some(match value {
+            "SHA1" => Validation::Sha1,
+            "MD5" => Validation::Md5,
+            "3DES" => Validation::TripleDes,
+            "AES" => Validation::Aes,
+            "HMACSHA256" => Validation::HmacSha256,
+            "HMACSHA384" => Validation::HmacSha384,
+            "HMACSHA512" => Validation::HmacSha512,
+            other => Validation::Custom(custom(other)?),
+        })
+    }
+
+    /// Refused under compatibilityMode Framework45
+    /// (MachineKeyCryptoAlgorithmFactory.GetValidationAlgorithmFactory).
+    pub fn refused_under_framework45(&self) -> bool {
+        matches!(
+            self,
+            Validation::Md5 | Validation::TripleDes | Validation::Aes
+        )
+    }
+
+    /// SHA1 or MD5: what the DISA STIG calls weak.
+    pub fn is_weak(&self) -> bool {
+        matches!(self, Validation::Sha1 | Validation::Md5)
+    }
+}
+
+impl Decryption {
+    fn from_accepted(value: &str) -> Option<Self> {
+        Some(match value {
+            "Auto" | "AES" => Decryption::Aes,
+            "DES" => Decryption::Des,
+            "3DES" => Decryption::TripleDes,
+            other => Decryption::Custom(custom(other)?),
+        })
+    }
+}
+
+impl CompatibilityMode {
+    fn from_accepted(value: &str) -> Option<Self> {
+        Some(match value {
+            "Framework20SP1" => CompatibilityMode::Framework20SP1,
+            "Framework20SP2" => CompatibilityMode::Framework20SP2,
+            "Framework45" => CompatibilityMode::Framework45,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Validation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Validation::Sha1 => "SHA1",
+            Validation::Md5 => "MD5",
+            Validation::TripleDes => "3DES",
+            Validation::Aes => "AES",
+            Validation::HmacSha256 => "HMACSHA256",
+            Validation::HmacSha384 => "HMACSHA384",
+            Validation::HmacSha512 => "HMACSHA512",
+            Validation::Custom(name) => return write!(f, "alg:{name}"),
+        })
+    }
+}
+
+impl fmt::Display for Decryption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Decryption::Des => "DES",
+            Decryption::TripleDes => "3DES",
+            Decryption::Aes => "AES",
+            Decryption::Custom(name) => return write!(f, "alg:{name}"),
+        })
+    }
+}
+
+impl fmt::Display for CompatibilityMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CompatibilityMode::Framework20SP1 => "Framework20SP1",
+            CompatibilityMode::Framework20SP2 => "Framework20SP2",
+            CompatibilityMode::Framework45 => "Framework45",
+        })
+    }
+}
 
 /// The pipeline a key or algorithm is read by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,16 +342,16 @@ pub enum KeyFault {
     /// The cipher refuses the key's size. `by`: the attribute that picks it.
     CipherSize {
         via: Pipeline,
-        cipher: Cipher,
+        cipher: Decryption,
         by: String,
         hex: usize,
     },
     /// An auto-generated decryptionKey: the 4.5 pipeline derives 256 bits
     /// (MachineKeyMasterKeyProvider, AES-256), which 3DES and DES refuse.
-    AutoKeySize { via: Pipeline, cipher: Cipher },
+    AutoKeySize { via: Pipeline, cipher: Decryption },
     /// SetInnerOuterKeys XORs every key byte into pads of `max` bytes.
     HmacPads {
-        validation: String,
+        validation: Validation,
         hex: usize,
         max: usize,
     },
@@ -247,8 +373,8 @@ impl KeyFault {
     }
 }
 
-impl std::fmt::Display for KeyFault {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for KeyFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KeyFault::Empty => write!(
                 f,
@@ -289,7 +415,7 @@ impl std::fmt::Display for KeyFault {
                 write!(
                     f,
                     "is {hex} hex characters, a size {} does not take ({by}; it takes {}): in {}, {thrown} when a value is first protected",
-                    cipher.name(),
+                    cipher,
                     cipher.sizes(*via),
                     via.named()
                 )
@@ -298,7 +424,7 @@ impl std::fmt::Display for KeyFault {
                 f,
                 "is auto-generated, and {} derives an auto-generated decryption key of 256 bits (for AES-256), a size {} does not take: the cipher throws a CryptographicException when a value is first protected",
                 via.named(),
-                cipher.name()
+                cipher
             ),
             KeyFault::HmacPads {
                 validation,
@@ -330,40 +456,27 @@ fn shown_char(c: char) -> String {
     }
 }
 
-/// A symmetric cipher a `<machineKey>` encrypts with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cipher {
-    Aes,
-    TripleDes,
-    Des,
-}
-
-impl Cipher {
-    pub fn name(self) -> &'static str {
+impl Decryption {
+    /// Whether the cipher takes a key of `bytes` in this pipeline; the
+    /// legacy one cuts a longer DES key to its first 8 bytes. A custom
+    /// algorithm's sizes are its own.
+    fn takes(&self, via: Pipeline, bytes: usize) -> bool {
         match self {
-            Cipher::Aes => "AES",
-            Cipher::TripleDes => "3DES",
-            Cipher::Des => "DES",
+            Decryption::Aes => matches!(bytes, 16 | 24 | 32),
+            Decryption::TripleDes => matches!(bytes, 16 | 24),
+            Decryption::Des if via == Pipeline::Legacy => bytes >= 8,
+            Decryption::Des => bytes == 8,
+            Decryption::Custom(_) => true,
         }
     }
 
-    /// Key sizes in bytes the cipher takes in this pipeline; the legacy
-    /// one cuts a longer DES key to its first 8 bytes.
-    fn takes(self, via: Pipeline, bytes: usize) -> bool {
+    fn sizes(&self, via: Pipeline) -> &'static str {
         match self {
-            Cipher::Aes => matches!(bytes, 16 | 24 | 32),
-            Cipher::TripleDes => matches!(bytes, 16 | 24),
-            Cipher::Des if via == Pipeline::Legacy => bytes >= 8,
-            Cipher::Des => bytes == 8,
-        }
-    }
-
-    fn sizes(self, via: Pipeline) -> &'static str {
-        match self {
-            Cipher::Aes => "32, 48 or 64 hex characters",
-            Cipher::TripleDes => "32 or 48 hex characters",
-            Cipher::Des if via == Pipeline::Legacy => "16 hex characters or more",
-            Cipher::Des => "16 hex characters",
+            Decryption::Aes => "32, 48 or 64 hex characters",
+            Decryption::TripleDes => "32 or 48 hex characters",
+            Decryption::Des if via == Pipeline::Legacy => "16 hex characters or more",
+            Decryption::Des => "16 hex characters",
+            Decryption::Custom(_) => "its own sizes",
         }
     }
 }
@@ -389,8 +502,8 @@ pub enum Recommendation {
     Des,
 }
 
-impl std::fmt::Display for WeakKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for WeakKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let hex = self.hex;
         match &self.advice {
             Recommendation::Rfc2104 { hmac, hash_hex } => write!(
@@ -442,22 +555,24 @@ pub enum TargetFrameworkRefusal {
 
 /// The validation algorithms the legacy pipeline keys an HMAC with, and
 /// the pad size SetInnerOuterKeys uses (`_AutoGenValidationKeySize`).
-fn legacy_hmac_pad(validation: &str) -> Option<usize> {
+fn legacy_hmac_pad(validation: &Validation) -> Option<usize> {
+    use Validation::*;
     match validation {
-        "SHA1" | "AES" | "3DES" | "HMACSHA256" => Some(64),
-        "HMACSHA384" | "HMACSHA512" => Some(128),
-        _ => None,
+        Sha1 | Aes | TripleDes | HmacSha256 => Some(64),
+        HmacSha384 | HmacSha512 => Some(128),
+        Md5 | Custom(_) => None,
     }
 }
 
 /// The HMAC a validation algorithm signs with, and its output in hex.
-fn hmac_output(validation: &str) -> Option<(&'static str, usize)> {
+fn hmac_output(validation: &Validation) -> Option<(&'static str, usize)> {
+    use Validation::*;
     match validation {
-        "SHA1" | "AES" | "3DES" => Some(("HMACSHA1", 40)),
-        "HMACSHA256" => Some(("HMACSHA256", 64)),
-        "HMACSHA384" => Some(("HMACSHA384", 96)),
-        "HMACSHA512" => Some(("HMACSHA512", 128)),
-        _ => None,
+        Sha1 | Aes | TripleDes => Some(("HMACSHA1", 40)),
+        HmacSha256 => Some(("HMACSHA256", 64)),
+        HmacSha384 => Some(("HMACSHA384", 96)),
+        HmacSha512 => Some(("HMACSHA512", 128)),
+        Md5 | Custom(_) => None,
     }
 }
 
@@ -596,7 +711,7 @@ impl MachineKey {
     /// Whether AspNetCryptoServiceProvider is the default provider
     /// (compatibilityMode Framework45 on CLR 4).
     pub fn framework45(&self) -> bool {
-        self.accepted(MachineKeyEnum::CompatibilityMode) == Some("Framework45")
+        self.compatibility() == Some(CompatibilityMode::Framework45)
     }
 
     fn pipelines(&self) -> Pipelines {
@@ -665,16 +780,16 @@ impl MachineKey {
         let decryption = self.accepted(MachineKeyEnum::Decryption);
         match purpose {
             KeyPurpose::Validation => {
-                let v = validation?;
-                let max = legacy_hmac_pad(v).filter(|_| p.legacy)?;
-                (bytes > max).then(|| KeyFault::HmacPads {
-                    validation: v.to_string(),
+                let v = self.validation_alg()?;
+                let max = legacy_hmac_pad(&v).filter(|_| p.legacy)?;
+                (bytes > max).then_some(KeyFault::HmacPads {
+                    validation: v,
                     hex,
                     max,
                 })
             }
             KeyPurpose::Decryption => {
-                let mut checks: Vec<(Pipeline, Cipher, String)> = Vec::new();
+                let mut checks: Vec<(Pipeline, Decryption, String)> = Vec::new();
                 if p.legacy {
                     if let Some(c) = self.cipher_for(Pipeline::Legacy, bytes) {
                         checks.push((Pipeline::Legacy, c, by("decryption", decryption)));
@@ -684,12 +799,12 @@ impl MachineKey {
                     match validation {
                         Some("3DES") if bytes != 8 => checks.push((
                             Pipeline::Legacy,
-                            Cipher::TripleDes,
+                            Decryption::TripleDes,
                             by("validation", validation),
                         )),
                         Some("AES") => checks.push((
                             Pipeline::Legacy,
-                            Cipher::Aes,
+                            Decryption::Aes,
                             by("validation", validation),
                         )),
                         _ => {}
@@ -716,19 +831,19 @@ impl MachineKey {
     /// The cipher `decryption` picks in a pipeline: `Auto` is AES, but DES
     /// for an 8-byte key in the legacy one; `None` for `alg:` or a refused
     /// value.
-    fn cipher_for(&self, via: Pipeline, key_bytes: usize) -> Option<Cipher> {
+    fn cipher_for(&self, via: Pipeline, key_bytes: usize) -> Option<Decryption> {
         match self.accepted(MachineKeyEnum::Decryption)? {
-            "AES" => Some(Cipher::Aes),
-            "3DES" => Some(Cipher::TripleDes),
-            "DES" => Some(Cipher::Des),
-            "Auto" if via == Pipeline::Legacy && key_bytes == 8 => Some(Cipher::Des),
-            "Auto" => Some(Cipher::Aes),
+            "AES" => Some(Decryption::Aes),
+            "3DES" => Some(Decryption::TripleDes),
+            "DES" => Some(Decryption::Des),
+            "Auto" if via == Pipeline::Legacy && key_bytes == 8 => Some(Decryption::Des),
+            "Auto" => Some(Decryption::Aes),
             _ => None,
         }
     }
 
     /// The cipher ViewState and forms tickets are encrypted with.
-    pub fn cipher(&self) -> Option<Cipher> {
+    pub fn cipher(&self) -> Option<Decryption> {
         let p = self.pipelines();
         let via = if p.legacy {
             Pipeline::Legacy
@@ -747,9 +862,7 @@ impl MachineKey {
     pub fn weak_keys(&self) -> Vec<WeakKey> {
         let mut out = Vec::new();
         if let KeyState::Explicit { key, .. } = self.validation_key_state()
-            && let Some((hmac, hash_hex)) = self
-                .accepted(MachineKeyEnum::Validation)
-                .and_then(hmac_output)
+            && let Some((hmac, hash_hex)) = self.validation_alg().as_ref().and_then(hmac_output)
             && key.hex_len() < hash_hex
         {
             out.push(WeakKey {
@@ -760,10 +873,10 @@ impl MachineKey {
         }
         if let KeyState::Explicit { key, .. } = self.decryption_key_state() {
             let advice = match self.cipher() {
-                Some(Cipher::TripleDes) if key.hex_len() == 32 => {
+                Some(Decryption::TripleDes) if key.hex_len() == 32 => {
                     Some(Recommendation::TwoKeyTripleDes)
                 }
-                Some(Cipher::Des) => Some(Recommendation::Des),
+                Some(Decryption::Des) => Some(Recommendation::Des),
                 _ => None,
             };
             out.extend(advice.map(|advice| WeakKey {
@@ -845,7 +958,9 @@ impl MachineKey {
         // MachineKeyCryptoAlgorithmFactory, which refuses these.
         if let Some(via) = self.pipelines().fx45
             && let Some(v) = self.accepted(MachineKeyEnum::Validation)
-            && REFUSED_UNDER_FRAMEWORK45.contains(&v)
+            && self
+                .validation_alg()
+                .is_some_and(|a| a.refused_under_framework45())
         {
             let mode = &self.compatibility_mode;
             out.push(InvalidValue {
@@ -866,22 +981,26 @@ impl MachineKey {
         out
     }
 
-    /// `validation`, upper-cased for comparison; `None` when ASP.NET
-    /// refuses it (it is then no algorithm at all).
-    pub fn validation_normalised(&self) -> Option<String> {
+    /// The validation algorithm; `None` when ASP.NET refuses the value
+    /// (it is then no algorithm at all) or it cannot be read.
+    pub fn validation_alg(&self) -> Option<Validation> {
         self.accepted(MachineKeyEnum::Validation)
-            .map(|v| v.trim().to_ascii_uppercase())
+            .and_then(|v| Validation::from_accepted(v.trim()))
     }
 
-    /// The cipher as ASP.NET picks it (`Auto` is AES, or DES for an 8-byte
-    /// key in the legacy pipeline); `alg:` names upper-cased.
-    pub fn decryption_normalised(&self) -> Option<String> {
-        match self.cipher() {
-            Some(c) => Some(c.name().to_string()),
-            None => self
-                .accepted(MachineKeyEnum::Decryption)
-                .map(|v| v.trim().to_ascii_uppercase()),
-        }
+    /// The cipher as ASP.NET picks it: `Auto` is AES, or DES for an 8-byte
+    /// key in the legacy pipeline.
+    pub fn decryption_alg(&self) -> Option<Decryption> {
+        self.cipher().or_else(|| {
+            self.accepted(MachineKeyEnum::Decryption)
+                .and_then(|v| Decryption::from_accepted(v.trim()))
+        })
+    }
+
+    /// The compatibilityMode; `None` when refused or unreadable.
+    pub fn compatibility(&self) -> Option<CompatibilityMode> {
+        self.accepted(MachineKeyEnum::CompatibilityMode)
+            .and_then(CompatibilityMode::from_accepted)
     }
 
     pub fn is_encrypted(&self) -> bool {
@@ -1053,7 +1172,7 @@ mod tests {
         let des8 = "1122334455667788";
         let legacy_auto = with("SHA1", "Auto", K1, des8, "Framework20SP1");
         assert_eq!(legacy_auto.decryption_key_state().name(), "explicit");
-        assert_eq!(legacy_auto.cipher(), Some(Cipher::Des));
+        assert_eq!(legacy_auto.cipher(), Some(Decryption::Des));
         let fx45_auto = with("SHA1", "Auto", K1, des8, "Framework45");
         assert_eq!(fx45_auto.decryption_key_state().name(), "invalid");
         assert_eq!(
@@ -1162,7 +1281,7 @@ mod tests {
         assert!(legacy.contains("Unable_to_get_cookie_authentication_validation_key"));
         let size = KeyFault::CipherSize {
             via: Pipeline::Legacy,
-            cipher: Cipher::Aes,
+            cipher: Decryption::Aes,
             by: "decryption=\"AES\"".into(),
             hex: 40,
         }
@@ -1199,5 +1318,56 @@ mod tests {
             target_framework_refusal(&tf("4.8"), Clr::V2),
             Some(TargetFrameworkRefusal::Clr2)
         );
+    }
+
+    #[test]
+    fn algorithms_are_read_as_the_runtime_reads_them() {
+        let mut mk = MachineKey::default();
+        assert_eq!(mk.validation_alg(), Some(Validation::HmacSha256));
+        assert_eq!(mk.decryption_alg(), Some(Decryption::Aes), "Auto is AES");
+        assert_eq!(mk.compatibility(), Some(CompatibilityMode::Framework20SP1));
+        mk.validation.setting = Setting::Value("alg:MyHmac".into());
+        mk.decryption.setting = Setting::Value("3DES".into());
+        mk.compatibility_mode.setting = Setting::Value("framework45".into());
+        assert_eq!(
+            mk.validation_alg(),
+            Some(Validation::Custom("MYHMAC".into()))
+        );
+        assert_eq!(mk.decryption_alg(), Some(Decryption::TripleDes));
+        assert_eq!(mk.compatibility(), None, "a misspelled mode is no mode");
+        mk.validation.setting = Setting::Value("sha1".into());
+        assert_eq!(mk.validation_alg(), None);
+        assert!(
+            Validation::Md5.refused_under_framework45()
+                && !Validation::Sha1.refused_under_framework45()
+        );
+        assert!(Validation::Sha1.is_weak() && !Validation::HmacSha256.is_weak());
+    }
+
+    #[test]
+    fn algorithm_names_are_spelled_as_asp_net_spells_them() {
+        for e in [MachineKeyEnum::Validation, MachineKeyEnum::Decryption] {
+            for name in e.accepted() {
+                let shown = match e {
+                    MachineKeyEnum::Validation => {
+                        Validation::from_accepted(name).unwrap().to_string()
+                    }
+                    _ => Decryption::from_accepted(name).unwrap().to_string(),
+                };
+                let expected = if *name == "Auto" { "AES" } else { name };
+                assert_eq!(shown, expected);
+            }
+        }
+        for name in MachineKeyEnum::CompatibilityMode.accepted() {
+            assert_eq!(
+                CompatibilityMode::from_accepted(name).unwrap().to_string(),
+                *name
+            );
+        }
+        assert_eq!(
+            Validation::Custom("MYHMAC".into()).to_string(),
+            "alg:MYHMAC"
+        );
+        assert_eq!(Decryption::Custom("MYAES".into()).to_string(), "alg:MYAES");
     }
 }
