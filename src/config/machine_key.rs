@@ -13,8 +13,9 @@
 //! MachineKeySessionSecurityTokenHandler does with session tokens. A key is
 //! judged by every pipeline that reads it.
 
+use super::problem::bounded;
 use super::record::{Setting, Source, Sourced};
-use crate::keys::{KeyPurpose, KeyText, MachineKeyEnum};
+use crate::keys::{KeyPurpose, KeyText, MachineKeyEnum, mask_key_text};
 use std::fmt;
 
 /// The effective `<machineKey>` of an application.
@@ -356,12 +357,24 @@ pub enum KeyFault {
         max: usize,
     },
     /// MachineKeyMasterKeyProvider: neither hex nor AutoGenerate with
-    /// known flags, spelled exactly. `bad`: its first non-hex character.
+    /// known flags, spelled exactly.
     NotKeyOrFlags {
         purpose: KeyPurpose,
         via: Pipeline,
-        bad: Option<char>,
+        what: NotKey,
     },
+}
+
+/// What makes a key attribute neither hex nor a list of flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotKey {
+    /// One text; its first character that is not hex, if any (else its
+    /// length is odd, or it is a flag without AutoGenerate).
+    Text(Option<char>),
+    /// A comma list with a part that is no flag, as written.
+    UnknownModifier(String),
+    /// Hex followed by modifiers: a key the 4.5 pipeline cannot isolate.
+    ModifiersOnKey(Vec<String>),
 }
 
 impl KeyFault {
@@ -436,14 +449,30 @@ impl fmt::Display for KeyFault {
                 Pipeline::Legacy.named(),
                 max * 2
             ),
-            KeyFault::NotKeyOrFlags { purpose, via, bad } => write!(
-                f,
-                "is neither hex{} nor AutoGenerate with the flags IsolateApps or IsolateByAppId, spelled exactly and separated by bare commas: {} throws {} (MachineKeyMasterKeyProvider)",
-                bad.map(|c| format!(" (it holds {})", shown_char(c)))
-                    .unwrap_or_default(),
-                via.named(),
-                Self::resource(*purpose)
-            ),
+            KeyFault::NotKeyOrFlags { purpose, via, what } => {
+                match what {
+                    NotKey::Text(bad) => write!(
+                        f,
+                        "is neither hex{} nor AutoGenerate",
+                        bad.map(|c| format!(" (it holds {})", shown_char(c)))
+                            .unwrap_or_default()
+                    )?,
+                    NotKey::UnknownModifier(m) => write!(
+                        f,
+                        "has an unknown modifier \"{}\"",
+                        bounded(&mask_key_text(m))
+                    )?,
+                    NotKey::ModifiersOnKey(modifiers) => {
+                        write!(f, "carries {} on an explicit key", modifiers.join(","))?
+                    }
+                }
+                write!(
+                    f,
+                    ": {} takes hex as a whole, or AutoGenerate with the flags IsolateApps or IsolateByAppId spelled exactly and separated by bare commas, and throws {} (MachineKeyMasterKeyProvider)",
+                    via.named(),
+                    Self::resource(*purpose)
+                )
+            }
         }
     }
 }
@@ -630,25 +659,33 @@ fn fx45_key(text: &str, purpose: KeyPurpose, via: Pipeline) -> Result<KeyState, 
             modifiers: Vec::new(),
         });
     }
-    let refused = KeyFault::NotKeyOrFlags {
-        purpose,
-        via,
-        bad: text.chars().find(|c| !c.is_ascii_hexdigit()),
-    };
-    let mut auto = false;
-    let mut modifiers = Vec::new();
-    for flag in text.split(',') {
-        match flag {
-            "AutoGenerate" => auto = true,
-            "IsolateApps" | "IsolateByAppId" => modifiers.push(flag.to_string()),
-            _ => return Err(refused),
-        }
+    let refused = |what| KeyFault::NotKeyOrFlags { purpose, via, what };
+    let is_flag = |p: &str| matches!(p, "AutoGenerate" | "IsolateApps" | "IsolateByAppId");
+    let parts: Vec<&str> = text.split(',').collect();
+    if let [first, rest @ ..] = parts.as_slice()
+        && !rest.is_empty()
+        && let Some(unknown) = parts.iter().find(|p| !is_flag(p))
+    {
+        let hex_key = !first.is_empty()
+            && first.chars().all(|c| c.is_ascii_hexdigit())
+            && rest.iter().all(|p| is_flag(p));
+        return Err(refused(if hex_key {
+            NotKey::ModifiersOnKey(rest.iter().map(|m| m.to_string()).collect())
+        } else {
+            NotKey::UnknownModifier(unknown.to_string())
+        }));
     }
-    if auto {
-        Ok(KeyState::AutoGenerate { modifiers })
-    } else {
-        Err(refused)
+    if !parts.iter().all(|p| is_flag(p)) || !parts.contains(&"AutoGenerate") {
+        return Err(refused(NotKey::Text(
+            text.chars().find(|c| !c.is_ascii_hexdigit()),
+        )));
     }
+    let modifiers = parts
+        .into_iter()
+        .filter(|p| *p != "AutoGenerate")
+        .map(str::to_string)
+        .collect();
+    Ok(KeyState::AutoGenerate { modifiers })
 }
 
 /// `Version.TryParse`: two to four parts, each an Int32 of at least 0
@@ -1076,20 +1113,29 @@ mod tests {
             KeyState::Invalid { reason } => reason,
             other => panic!("{other:?}"),
         };
-        let fx45 = KeyFault::NotKeyOrFlags {
+        let fx45 = |what| KeyFault::NotKeyOrFlags {
             purpose: KeyPurpose::Validation,
             via: Pipeline::Framework45,
-            bad: Some(','),
+            what,
         };
-        assert_eq!(invalid(mk.validation_key_state()), fx45);
+        assert_eq!(
+            invalid(mk.validation_key_state()),
+            fx45(NotKey::ModifiersOnKey(vec!["IsolateApps".into()]))
+        );
         mk.validation_key.setting = Setting::Value(KeyText::new("XYZ"));
         assert_eq!(
             invalid(mk.validation_key_state()),
-            KeyFault::NotKeyOrFlags {
-                purpose: KeyPurpose::Validation,
-                via: Pipeline::Framework45,
-                bad: Some('X'),
-            }
+            fx45(NotKey::Text(Some('X')))
+        );
+        mk.validation_key.setting = Setting::Value(KeyText::new(format!("AutoGenerate,{K1}")));
+        let fault = invalid(mk.validation_key_state());
+        assert_eq!(fault, fx45(NotKey::UnknownModifier(K1.into())));
+        assert!(
+            fault.to_string().starts_with(&format!(
+                "has an unknown modifier \"[key {}]\"",
+                crate::keys::fingerprint(K1)
+            )),
+            "a key pasted as a modifier shows as its fingerprint: {fault}"
         );
         mk.decryption_key.setting = Setting::Encrypted;
         assert!(matches!(mk.decryption_key_state(), KeyState::Encrypted));
