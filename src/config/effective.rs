@@ -1202,7 +1202,8 @@ mod tests {
             r#"<httpRuntime targetFramework="4.8"/><machineKey validation="MD5" compatibilityMode="Framework20SP1"/>"#,
             r#"<machineKey validation="SHA1" compatibilityMode="Framework45"/>"#,
             r#"<machineKey validation="HMACSHA512" compatibilityMode="Framework45"/>"#,
-            r#"<machineKey validation="alg:MD5" compatibilityMode="Framework45"/>"#,
+            // A keyed hash by name; `alg:MD5` (no key) is refused.
+            r#"<machineKey validation="alg:HMACMD5" compatibilityMode="Framework45"/>"#,
             r#"<httpRuntime targetFramework="4.8"/>"#,
         ] {
             assert_eq!(refused(fine), [], "{fine}");

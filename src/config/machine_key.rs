@@ -158,7 +158,44 @@ pub enum Refusal {
     /// A value ASP.NET 2.0 (a `v2.0` pool) does not know: the HMACSHA
     /// family came with 4.0, Framework45 with 4.5.
     Clr2,
+    /// `validation="alg:NAME"` naming a hash that takes no key (`SHA256`,
+    /// `MD5`): both pipelines need a KeyedHashAlgorithm and throw
+    /// Wrong_validation_enum (legacy) or Wrong_validation_enum_FX45.
+    UnkeyedHash,
 }
+
+/// The names .NET's CryptoConfig maps to hash algorithms that take no key
+/// (mscorlib cryptoconfig.cs, DefaultNameHT; compared without regard to
+/// case, as CryptoConfig compares them).
+const UNKEYED_HASH_NAMES: &[&str] = &[
+    "SHA",
+    "SHA1",
+    "System.Security.Cryptography.SHA1",
+    "System.Security.Cryptography.SHA1Cng",
+    "System.Security.Cryptography.HashAlgorithm",
+    "MD5",
+    "System.Security.Cryptography.MD5",
+    "System.Security.Cryptography.MD5Cng",
+    "SHA256",
+    "SHA-256",
+    "System.Security.Cryptography.SHA256",
+    "System.Security.Cryptography.SHA256Cng",
+    "System.Security.Cryptography.SHA256CryptoServiceProvider",
+    "SHA384",
+    "SHA-384",
+    "System.Security.Cryptography.SHA384",
+    "System.Security.Cryptography.SHA384Cng",
+    "System.Security.Cryptography.SHA384CryptoServiceProvider",
+    "SHA512",
+    "SHA-512",
+    "System.Security.Cryptography.SHA512",
+    "System.Security.Cryptography.SHA512Cng",
+    "System.Security.Cryptography.SHA512CryptoServiceProvider",
+    "RIPEMD160",
+    "RIPEMD-160",
+    "System.Security.Cryptography.RIPEMD160",
+    "System.Security.Cryptography.RIPEMD160Managed",
+];
 
 /// A `validation` ASP.NET accepts, as the runtime reads it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -991,6 +1028,18 @@ impl MachineKey {
                 })
             })
             .collect();
+        if let Some(Validation::Custom(name)) = self.validation_alg()
+            && UNKEYED_HASH_NAMES
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(&name))
+        {
+            out.push(InvalidValue {
+                attribute: MachineKeyEnum::Validation.attribute(),
+                value: self.validation.shown().into_owned(),
+                at: self.validation.located(),
+                refusal: Refusal::UnkeyedHash,
+            });
+        }
         // Every value the 4.5 pipeline protects goes through
         // MachineKeyCryptoAlgorithmFactory, which refuses these.
         if let Some(via) = self.pipelines().fx45
@@ -1343,6 +1392,21 @@ mod tests {
         }
         .to_string();
         assert!(not_hex.contains("U+202E") && not_hex.contains("Invalid_decryption_key"));
+    }
+
+    #[test]
+    fn a_custom_validation_must_be_a_keyed_hash() {
+        for (alg, refused) in [
+            ("alg:SHA256", true),
+            ("alg:md5", true),
+            ("alg:System.Security.Cryptography.SHA1Cng", true),
+            ("alg:HMACSHA256", false),
+            ("alg:MyCompany.Mac", false),
+        ] {
+            let mk = with(alg, "AES", K1, K1, "Framework20SP1");
+            let got: Vec<Refusal> = mk.invalid_values().into_iter().map(|v| v.refusal).collect();
+            assert_eq!(got == [Refusal::UnkeyedHash], refused, "{alg}: {got:?}");
+        }
     }
 
     #[test]
