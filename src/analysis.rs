@@ -952,7 +952,6 @@ fn auto_generated(f: &SiteFacts<'_>) -> Vec<Raised> {
     vec![raise(severity, auto, message)]
 }
 
-/// Explicit keys: the material, and IsolateByAppId's site IDs.
 /// The key attributes whose written explicit keys differ between servers.
 fn written_keys_differ(f: &SiteFacts<'_>) -> Vec<&'static str> {
     [KeyPurpose::Validation, KeyPurpose::Decryption]
@@ -971,6 +970,7 @@ fn written_keys_differ(f: &SiteFacts<'_>) -> Vec<&'static str> {
         .collect()
 }
 
+/// Explicit keys: the material, or the same material derived differently.
 fn key_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
     let mut out = Vec::new();
     let differing = written_keys_differ(f);
