@@ -1113,7 +1113,7 @@ fn differs(
 fn algorithm_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
     // A server with no <machineKey> value at all is auto-generated: its
     // default algorithms are the same cause, reported once there.
-    let set = |e: &Effective| !e.machine_key.all_default();
+    let sets_values = |e: &Effective| !e.machine_key.all_default();
     let mut out = differs(
         f,
         Severity::Error,
@@ -1121,7 +1121,7 @@ fn algorithm_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
         |e| {
             e.machine_key
                 .validation_alg()
-                .filter(|_| set(e))
+                .filter(|_| sets_values(e))
                 .map(|a| a.to_string())
         },
         "Every server must sign with the same algorithm; push one key set with one algorithm.",
@@ -1133,16 +1133,12 @@ fn algorithm_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
         |e| {
             e.machine_key
                 .decryption_alg()
-                .filter(|_| set(e))
+                .filter(|_| sets_values(e))
                 .map(|a| a.to_string())
         },
-        "Every server must encrypt with the same algorithm (Auto means AES); push one key set.",
+        "Every server must encrypt with the same cipher (Auto is AES, or DES for a 16-hex key in the legacy pipeline); push one key set.",
     ));
     out
-}
-
-fn compatibility_mode(e: &Effective) -> Option<String> {
-    e.machine_key.compatibility().map(|m| m.to_string())
 }
 
 fn compatibility_mode_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
@@ -1171,7 +1167,7 @@ fn compatibility_mode_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
         f,
         Severity::Error,
         "compatibilityMode",
-        compatibility_mode,
+        |e| e.machine_key.compatibility().map(|m| m.to_string()),
         &advice,
     )
 }
