@@ -256,9 +256,20 @@ fn too_small() {
 fn disclosed_app(theme: &str, symbols: symbols::Symbols) -> App {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/farms/disclosed/farmkey.toml");
-    let inv = Inventory::load(&path).unwrap();
+    scanned_app("disclosed farm", &path, theme, symbols)
+}
+
+/// The console on the farm of `inventory`, every server scanned, every IIS
+/// application shown.
+fn scanned_app(
+    title: &str,
+    inventory: &std::path::Path,
+    theme: &str,
+    symbols: symbols::Symbols,
+) -> App {
+    let inv = Inventory::load(inventory).unwrap();
     let mut app = App::new(
-        "disclosed farm".into(),
+        title.into(),
         inv.servers.clone(),
         Theme::built_in(theme, false).unwrap(),
         symbols,
@@ -1539,28 +1550,12 @@ fn a_server_with_no_managed_code_shows_no_clr_not_unreadable() {
         r#"<add name="Flowtime" managedRuntimeVersion="" />"#,
     );
     std::fs::write(&apphost, text).unwrap();
-    let inv = Inventory::load(&farm.path().join("farmkey.toml")).unwrap();
-    let mut app = App::new(
-        "no clr".into(),
-        inv.servers.clone(),
-        Theme::built_in("default", false).unwrap(),
+    let app = scanned_app(
+        "no clr",
+        &farm.path().join("farmkey.toml"),
+        "default",
         symbols::UNICODE,
-        false,
     );
-    app.start();
-    for (index, scan) in scan_all(&inv.servers, ConnectOptions::default(), 2)
-        .into_iter()
-        .enumerate()
-    {
-        app.update(Msg::Scan {
-            generation: 1,
-            event: ScanEvent::Finished {
-                index,
-                scan: Box::new(scan),
-            },
-        });
-    }
-    key(&mut app, KeyCode::Char('a'));
     let screen = format!("{}", render(&app, 120, 40).backend());
     let flowtime = screen
         .lines()
