@@ -387,6 +387,10 @@ pub enum KeyFault {
     /// An auto-generated decryptionKey: the 4.5 pipeline derives 256 bits
     /// (MachineKeyMasterKeyProvider, AES-256), which 3DES and DES refuse.
     AutoKeySize { via: Pipeline, cipher: Decryption },
+    /// Modifiers the legacy pipeline does not see as such (not at the end,
+    /// spelled otherwise, with a space): it reads the whole text as a
+    /// literal key, which `thrown` refuses.
+    LegacyMisplaced { text: String, thrown: Box<KeyFault> },
     /// SetInnerOuterKeys XORs every key byte into pads of `max` bytes.
     HmacPads {
         validation: Validation,
@@ -470,6 +474,12 @@ impl fmt::Display for KeyFault {
                     via.named()
                 )
             }
+            KeyFault::LegacyMisplaced { text, thrown } => write!(
+                f,
+                "is \"{}\", in which {} sees no modifier (it strips only a trailing \",IsolateByAppId\" and then \",IsolateApps\", spelled exactly, no space, and compares the rest with \"AutoGenerate\" exactly), so it reads the whole text as a key that {thrown}",
+                bounded(&mask_key_text(text)),
+                Pipeline::Legacy.named()
+            ),
             KeyFault::AutoKeySize { via, cipher } => write!(
                 f,
                 "is auto-generated, and {} derives an auto-generated decryption key of 256 bits (for AES-256), a size {} does not take: the cipher throws a CryptographicException when a value is first protected",
@@ -645,6 +655,19 @@ fn hmac_output(validation: &Validation) -> Option<(&'static str, usize)> {
 /// RuntimeDataInitialize: strips `,IsolateByAppId` then `,IsolateApps`
 /// (ordinal, at the end only), then compares with `AutoGenerate` exactly.
 fn legacy_key(text: &str, purpose: KeyPurpose) -> Result<KeyState, KeyFault> {
+    legacy_literal(text, purpose).map_err(|fault| {
+        // A comma left in the literal: modifiers it does not see as such.
+        match text.rsplit_once(',') {
+            Some(_) if !matches!(fault, KeyFault::Empty) => KeyFault::LegacyMisplaced {
+                text: text.to_string(),
+                thrown: Box::new(fault),
+            },
+            _ => fault,
+        }
+    })
+}
+
+fn legacy_literal(text: &str, purpose: KeyPurpose) -> Result<KeyState, KeyFault> {
     let mut rest = text;
     let mut modifiers = Vec::new();
     if let Some(r) = rest.strip_suffix(",IsolateByAppId") {
@@ -1227,6 +1250,24 @@ mod tests {
             Err(KeyFault::LegacyNotHex { bad: Some('g'), .. })
         ));
         assert_eq!(legacy("ABCD", Decryption), Ok("explicit"));
+        let misplaced = legacy_key("IsolateApps,AutoGenerate", Validation).unwrap_err();
+        assert_eq!(
+            misplaced,
+            KeyFault::LegacyMisplaced {
+                text: "IsolateApps,AutoGenerate".into(),
+                thrown: Box::new(KeyFault::LegacyValidationLength { len: 24 }),
+            }
+        );
+        let worded = misplaced.to_string();
+        assert!(
+            worded.starts_with("is \"IsolateApps,AutoGenerate\", in which")
+                && worded.contains("Unable_to_get_cookie_authentication_validation_key"),
+            "{worded}"
+        );
+        let pasted = legacy_key(&format!("AutoGenerate,{K1}"), Decryption)
+            .unwrap_err()
+            .to_string();
+        assert!(!pasted.contains(K1) && pasted.contains("[key "), "{pasted}");
         assert!(legacy("ABC", Decryption).is_err());
     }
 
