@@ -1151,15 +1151,33 @@ fn compatibility_mode_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
                 .push(inst.server.clone());
         }
     }
+    // Framework20SP1 and SP2 differ only in the IV of unsigned data
+    // (EncryptOrDecryptData: createIV = signData || mode > SP1), and data is
+    // signed unless appSettings asks for legacy encryption.
+    let pipelines: std::collections::BTreeSet<bool> = f
+        .readable
+        .iter()
+        .filter(|(_, e)| e.machine_key.compatibility().is_some())
+        .map(|(_, e)| e.machine_key.framework45())
+        .collect();
+    if pipelines.len() <= 1 {
+        return differs(
+            f,
+            Severity::Warning,
+            "compatibilityMode",
+            |e| e.machine_key.compatibility().map(|m| m.to_string()),
+            "Framework20SP1 and Framework20SP2 protect alike while ASP.NET signs what it encrypts, its default; with <appSettings> aspnet:UseLegacyEncryption or aspnet:UseLegacyMachineKeyEncryption set to true (farmkey does not read appSettings) SP2 adds an IV that SP1 does not strip. Set the same compatibilityMode everywhere.",
+        );
+    }
     let advice = if implied.is_empty() {
-        "Servers in different modes derive different keys; set the same compatibilityMode everywhere.".to_string()
+        "Servers in different modes protect with different pipelines (Framework45 derives its keys); set the same compatibilityMode everywhere.".to_string()
     } else {
         let from: Vec<String> = implied
             .iter()
             .map(|(why, servers)| format!("on {} Framework45 is implied by {why}", list(servers)))
             .collect();
         format!(
-            "{}. Servers in different modes derive different keys; deploy the same build (the same <httpRuntime targetFramework>) to every server, or set compatibilityMode explicitly.",
+            "{}. Servers in different modes protect with different pipelines (Framework45 derives its keys); deploy the same build (the same <httpRuntime targetFramework>) to every server, or set compatibilityMode explicitly.",
             from.join("; ")
         )
     };
