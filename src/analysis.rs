@@ -1206,7 +1206,7 @@ fn target_framework_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
                     .map_or("(not set)".to_string(), |t| t.shown().to_string()),
             )
         },
-        "It changes the cryptography defaults; deploy the same build to every server.",
+        "The machine key is protected alike here (the same compatibilityMode), but other run-time defaults follow targetFramework (request validation, encoding, async behaviour): deploy the same build to every server.",
     )
 }
 
