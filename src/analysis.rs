@@ -775,6 +775,13 @@ fn invalid_machine_key(f: &SiteFacts<'_>) -> Vec<Raised> {
                         bad.at
                     );
                 }
+                Refusal::NotACipher => {
+                    return format!(
+                        "{on}: <machineKey decryption=\"{}\"> ({}) names a hash algorithm, not a cipher: ASP.NET encrypts with a SymmetricAlgorithm and throws a configuration error (Wrong_decryption_enum) when it first protects a value. Use AES, or push a key set.",
+                        bounded(&bad.value),
+                        bad.at
+                    );
+                }
                 Refusal::UnkeyedHash => {
                     return format!(
                         "{on}: <machineKey validation=\"{}\"> ({}) names a hash algorithm that takes no key: ASP.NET signs with a keyed hash (an HMAC) and throws a configuration error (Wrong_validation_enum, or Wrong_validation_enum_FX45 under Framework45) when it first protects a value. Use HMACSHA256 or alg:HMACSHA256, or push a key set.",

@@ -162,6 +162,34 @@ pub enum Refusal {
     /// `MD5`): both pipelines need a KeyedHashAlgorithm and throw
     /// Wrong_validation_enum (legacy) or Wrong_validation_enum_FX45.
     UnkeyedHash,
+    /// `decryption="alg:NAME"` naming a hash (`SHA256`, `HMACSHA256`):
+    /// both pipelines need a SymmetricAlgorithm and throw
+    /// Wrong_decryption_enum.
+    NotACipher,
+}
+
+/// The names CryptoConfig maps to keyed hash algorithms (cryptoconfig.cs).
+const KEYED_HASH_NAMES: &[&str] = &[
+    "System.Security.Cryptography.HMAC",
+    "System.Security.Cryptography.KeyedHashAlgorithm",
+    "HMACMD5",
+    "System.Security.Cryptography.HMACMD5",
+    "HMACRIPEMD160",
+    "System.Security.Cryptography.HMACRIPEMD160",
+    "HMACSHA1",
+    "System.Security.Cryptography.HMACSHA1",
+    "HMACSHA256",
+    "System.Security.Cryptography.HMACSHA256",
+    "HMACSHA384",
+    "System.Security.Cryptography.HMACSHA384",
+    "HMACSHA512",
+    "System.Security.Cryptography.HMACSHA512",
+    "MACTripleDES",
+    "System.Security.Cryptography.MACTripleDES",
+];
+
+fn named_in(names: &[&str], name: &str) -> bool {
+    names.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
 /// The names .NET's CryptoConfig maps to hash algorithms that take no key
@@ -1051,10 +1079,18 @@ impl MachineKey {
                 })
             })
             .collect();
+        if let Some(Decryption::Custom(name)) = self.decryption_alg()
+            && (named_in(UNKEYED_HASH_NAMES, &name) || named_in(KEYED_HASH_NAMES, &name))
+        {
+            out.push(InvalidValue {
+                attribute: MachineKeyEnum::Decryption.attribute(),
+                value: self.decryption.shown().into_owned(),
+                at: self.decryption.located(),
+                refusal: Refusal::NotACipher,
+            });
+        }
         if let Some(Validation::Custom(name)) = self.validation_alg()
-            && UNKEYED_HASH_NAMES
-                .iter()
-                .any(|n| n.eq_ignore_ascii_case(&name))
+            && named_in(UNKEYED_HASH_NAMES, &name)
         {
             out.push(InvalidValue {
                 attribute: MachineKeyEnum::Validation.attribute(),
@@ -1447,6 +1483,20 @@ mod tests {
             let mk = with(alg, "AES", K1, K1, "Framework20SP1");
             let got: Vec<Refusal> = mk.invalid_values().into_iter().map(|v| v.refusal).collect();
             assert_eq!(got == [Refusal::UnkeyedHash], refused, "{alg}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn a_custom_decryption_must_be_a_cipher() {
+        for (alg, refused) in [
+            ("alg:SHA256", true),
+            ("alg:hmacsha256", true),
+            ("alg:Rijndael", false),
+            ("alg:MyCompany.Cipher", false),
+        ] {
+            let mk = with("HMACSHA256", alg, K1, K1, "Framework20SP1");
+            let got: Vec<Refusal> = mk.invalid_values().into_iter().map(|v| v.refusal).collect();
+            assert_eq!(got == [Refusal::NotACipher], refused, "{alg}: {got:?}");
         }
     }
 
