@@ -957,14 +957,11 @@ impl MachineKey {
     /// for an 8-byte key in the legacy one; `None` for `alg:` or a refused
     /// value.
     fn cipher_for(&self, via: Pipeline, key_bytes: usize) -> Option<Decryption> {
-        match self.accepted(MachineKeyEnum::Decryption)? {
-            "AES" => Some(Decryption::Aes),
-            "3DES" => Some(Decryption::TripleDes),
-            "DES" => Some(Decryption::Des),
-            "Auto" if via == Pipeline::Legacy && key_bytes == 8 => Some(Decryption::Des),
-            "Auto" => Some(Decryption::Aes),
-            _ => None,
+        let value = self.accepted(MachineKeyEnum::Decryption)?;
+        if value == "Auto" && via == Pipeline::Legacy && key_bytes == 8 {
+            return Some(Decryption::Des);
         }
+        Decryption::from_accepted(value).filter(|d| !matches!(d, Decryption::Custom(_)))
     }
 
     /// The cipher ViewState and forms tickets are encrypted with.
