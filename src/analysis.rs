@@ -872,7 +872,7 @@ fn invalid_key(f: &SiteFacts<'_>) -> Vec<Raised> {
     for (inst, eff) in &f.readable {
         for purpose in [KeyPurpose::Validation, KeyPurpose::Decryption] {
             if let Some(KeyState::Invalid { reason }) = inst.key(purpose) {
-                let source = &eff.machine_key.key(purpose).source;
+                let source = eff.machine_key.key(purpose).located();
                 out.push(raise(
                     Severity::Error,
                     vec![inst.server.clone()],
@@ -1181,7 +1181,7 @@ fn compatibility_mode_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
     } else {
         let from: Vec<String> = implied
             .iter()
-            .map(|(why, servers)| format!("on {} Framework45 is implied by {why}", list(servers)))
+            .map(|(why, servers)| format!("On {}, Framework45 is implied by {why}", list(servers)))
             .collect();
         format!(
             "{}. Servers in different modes protect with different pipelines (Framework45 derives its keys); deploy the same build (the same <httpRuntime targetFramework>) to every server, or set compatibilityMode explicitly.",
