@@ -151,8 +151,9 @@ impl KeyPurpose {
     }
 }
 
-/// Why a text cannot be a key (domain.md's runtime and documented size
-/// rules).
+/// Why farmkey does not write a text as a key: ASP.NET refuses it, or it
+/// is shorter than the documented size (the scan calls what ASP.NET still
+/// takes `short-key`; see config::machine_key for what ASP.NET refuses).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyProblem {
     Empty,
@@ -186,13 +187,16 @@ impl fmt::Display for KeyProblem {
                 write!(f, "has an odd number of hex characters ({len})")
             }
             KeyProblem::TooShort { len, alg, min } => {
-                write!(f, "is {len} hex characters; {alg} needs at least {min}")
+                write!(
+                    f,
+                    "is {len} hex characters; farmkey writes {alg} keys of at least {min}"
+                )
             }
             KeyProblem::WrongSize { len, alg, allowed } => {
                 let sizes: Vec<String> = allowed.iter().map(|n| n.to_string()).collect();
                 write!(
                     f,
-                    "is {len} hex characters; {} needs {}",
+                    "is {len} hex characters; farmkey writes {} keys of {} only",
                     display_decryption(alg),
                     sizes.join(" or ")
                 )
@@ -730,7 +734,7 @@ mod tests {
                     alg: "HMACSHA256".into(),
                     min: 64,
                 },
-                "is 40 hex characters; HMACSHA256 needs at least 64",
+                "is 40 hex characters; farmkey writes HMACSHA256 keys of at least 64",
             ),
             (
                 KeyProblem::WrongSize {
@@ -738,7 +742,7 @@ mod tests {
                     alg: "AUTO".into(),
                     allowed: &[32, 48, 64],
                 },
-                "is 40 hex characters; Auto (AES) needs 32 or 48 or 64",
+                "is 40 hex characters; farmkey writes Auto (AES) keys of 32 or 48 or 64 only",
             ),
             (
                 KeyProblem::WrongSize {
@@ -746,7 +750,7 @@ mod tests {
                     alg: "3DES".into(),
                     allowed: &[48],
                 },
-                "is 40 hex characters; 3DES needs 48",
+                "is 40 hex characters; farmkey writes 3DES keys of 48 only",
             ),
         ] {
             assert_eq!(problem.to_string(), wording);

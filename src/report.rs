@@ -59,6 +59,9 @@ struct JsonInstance<'a> {
     config_path: Option<String>,
     config_sha256: Option<&'a str>,
     app_pool: &'a str,
+    /// The pool's `managedRuntimeVersion`: `v4.0`, `v2.0`, or empty for No
+    /// Managed Code (no ASP.NET: the machine key fields are null).
+    managed_runtime: &'a str,
     bitness: &'static str,
     site_id: Option<&'a str>,
     physical_path: &'a str,
@@ -101,7 +104,7 @@ fn key_json<'a>(
 }
 
 fn instance_json(i: &Instance) -> JsonInstance<'_> {
-    let eff = i.effective.as_ref().ok();
+    let eff = i.effective.as_ref().ok().filter(|_| i.app.runs_clr());
     let mk = eff.map(|e| &e.machine_key);
     let keys = i.keys.as_ref().zip(mk);
     JsonInstance {
@@ -109,6 +112,7 @@ fn instance_json(i: &Instance) -> JsonInstance<'_> {
         config_path: i.config_path.as_ref().map(|p| p.to_string()),
         config_sha256: i.config_sha256.as_deref(),
         app_pool: &i.app.app_pool,
+        managed_runtime: &i.app.runtime,
         bitness: i.app.bitness(),
         site_id: i.app.site_id.as_deref(),
         physical_path: &i.app.physical_path_raw,

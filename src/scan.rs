@@ -6,6 +6,7 @@
 use crate::bytes::FileBytes;
 use crate::config::apphost::{self, Application};
 use crate::config::effective::{self, Effective};
+use crate::config::machine_key::Clr;
 use crate::config::record::{ConfigFile, Layer, Scope};
 use crate::config::section::{self, External, SourceFiles};
 use crate::config::wif;
@@ -369,7 +370,8 @@ fn resolve_app(
             &layers[..]
         };
         identity_declared_above = wif::identity_model_declared_in(above).is_some();
-        effective::resolve_in(&layers, &app.id, files, app.pipeline).map_err(|p| FileProblem {
+        let clr = Clr::of_pool(&app.runtime).unwrap_or_default();
+        effective::resolve_in(&layers, &app.id, files, app.pipeline, clr).map_err(|p| FileProblem {
             path: p.file.to_string(),
             message: p.problem.to_string(),
         })

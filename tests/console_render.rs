@@ -263,9 +263,20 @@ fn too_small() {
 fn disclosed_app(theme: &str, symbols: symbols::Symbols) -> App {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/farms/disclosed/farmkey.toml");
-    let inv = Inventory::load(&path).unwrap();
+    scanned_app("disclosed farm", &path, theme, symbols)
+}
+
+/// The console on the farm of `inventory`, every server scanned, every IIS
+/// application shown.
+fn scanned_app(
+    title: &str,
+    inventory: &std::path::Path,
+    theme: &str,
+    symbols: symbols::Symbols,
+) -> App {
+    let inv = Inventory::load(inventory).unwrap();
     let mut app = App::new(
-        "disclosed farm".into(),
+        title.into(),
         inv.servers.clone(),
         Theme::built_in(theme, false).unwrap(),
         symbols,
@@ -1689,4 +1700,30 @@ fn a_farm_with_no_server_read_says_no_site_was_verified() {
 fn whole_detail(a: &mut App) -> Vec<String> {
     resize(a, 120, 200);
     panel_rows(a, 120, 200)
+}
+
+#[test]
+fn a_server_with_no_managed_code_shows_no_clr_not_unreadable() {
+    let farm = support::farm_copy("consistent");
+    let apphost = farm
+        .path()
+        .join("web02/C:/Windows/System32/inetsrv/config/applicationHost.config");
+    let text = std::fs::read_to_string(&apphost).unwrap().replace(
+        r#"<add name="Flowtime" managedRuntimeVersion="v4.0" />"#,
+        r#"<add name="Flowtime" managedRuntimeVersion="" />"#,
+    );
+    std::fs::write(&apphost, text).unwrap();
+    let app = scanned_app(
+        "no clr",
+        &farm.path().join("farmkey.toml"),
+        "default",
+        symbols::UNICODE,
+    );
+    let screen = format!("{}", render(&app, 120, 40).backend());
+    let flowtime = screen
+        .lines()
+        .find(|l| l.contains("Flowtime"))
+        .unwrap_or_default();
+    assert!(flowtime.contains("no CLR"), "{screen}");
+    assert!(!flowtime.contains("unreadable"), "{screen}");
 }

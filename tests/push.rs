@@ -1989,7 +1989,7 @@ fn headless_only_values_asp_net_accepts_are_written() {
         ("", "", "validation is empty"),
         ("sha1", "AES", "write \"SHA1\""),
         ("SHA1", "aes", "write \"AES\""),
-        ("SHA1", "3DES", "3DES needs 48"),
+        ("SHA1", "3DES", "farmkey writes 3DES keys of 48 only"),
     ] {
         let file = s.farm.home.path().join("keys.xml");
         fs::write(

@@ -233,6 +233,12 @@ impl Application {
         self.app_path == "/"
     }
 
+    /// Whether its pool loads a CLR: "No Managed Code" (an empty
+    /// `managedRuntimeVersion`) runs no ASP.NET, so no machine key.
+    pub fn runs_clr(&self) -> bool {
+        !self.runtime.trim().is_empty()
+    }
+
     pub fn bitness(&self) -> &'static str {
         if self.bits32 { "32-bit" } else { "64-bit" }
     }

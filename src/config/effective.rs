@@ -7,7 +7,7 @@
 
 use super::apphost::Pipeline;
 use super::locks::{self, Lock, LockViolation};
-use super::machine_key::MachineKey;
+use super::machine_key::{Clr, MachineKey};
 use super::problem::ConfigProblem;
 use super::record::{
     ConfigFile, Layer, Level, Scope, Setting, Source, Sourced, containers, file_refused, line_of,
@@ -15,7 +15,7 @@ use super::record::{
 };
 use super::section::{self, Section, SourceFiles, is_encrypted, single_child};
 use super::wif::elements;
-use super::wif::{Handler, WifReading, identity_model_declared_in, judge_wif};
+use super::wif::{Handler, HandlerState, WifReading, identity_model_declared_in, judge_wif};
 use super::xml::ElemId;
 use crate::keys::KeyText;
 use crate::paths::RemotePath;
@@ -61,16 +61,17 @@ pub fn resolve(
     target: &str,
     sources: &dyn SourceFiles,
 ) -> Result<Effective, ConfigProblem> {
-    resolve_in(layers, target, sources, Pipeline::Integrated)
+    resolve_in(layers, target, sources, Pipeline::Integrated, Clr::V4)
 }
 
-/// [`resolve`] for an application whose pool runs `pipeline`, which decides
-/// the module registration IIS loads.
+/// [`resolve`] for an application whose pool runs `pipeline` (which decides
+/// the module registration IIS loads) and loads `clr`.
 pub fn resolve_in(
     layers: &[Layer<'_>],
     target: &str,
     sources: &dyn SourceFiles,
     pipeline: Pipeline,
+    clr: Clr,
 ) -> Result<Effective, ConfigProblem> {
     let mut m = Merge {
         target,
@@ -102,10 +103,12 @@ pub fn resolve_in(
         ..
     } = m;
 
+    mk.run_on(clr);
     if let Some(tf) = &target_framework {
         mk.imply_compatibility_mode(tf);
     }
     let handler = judge_wif(&wif);
+    mk.protect_api = handler.state == HandlerState::MachineKey;
     Ok(Effective {
         machine_key: mk,
         target_framework,
@@ -266,6 +269,8 @@ impl<'a> Merge<'a, '_> {
                 &mut mk.validation,
                 &mut mk.decryption,
                 &mut mk.compatibility_mode,
+                &mut mk.data_protector_type,
+                &mut mk.application_name,
             ] {
                 *slot = Sourced {
                     setting: Setting::Encrypted,
@@ -295,6 +300,8 @@ impl<'a> Merge<'a, '_> {
         set_text(&mut mk.validation, "validation", true);
         set_text(&mut mk.decryption, "decryption", true);
         set_text(&mut mk.compatibility_mode, "compatibilityMode", false);
+        set_text(&mut mk.data_protector_type, "dataProtectorType", true);
+        set_text(&mut mk.application_name, "applicationName", true);
         for (slot, name) in [
             (&mut mk.validation_key, "validationKey"),
             (&mut mk.decryption_key, "decryptionKey"),
@@ -727,7 +734,7 @@ mod tests {
             file: &f,
             scope: Scope::App("S"),
         }];
-        let classic = resolve_in(&layers, "S", &section::NoSourceFiles, Pipeline::Classic);
+        let classic = resolve_in(&layers, "S", &section::NoSourceFiles, Pipeline::Classic, Clr::V4);
         assert_eq!(classic.unwrap().handler.state, HandlerState::Dpapi);
     }
 
@@ -1203,7 +1210,8 @@ mod tests {
             r#"<httpRuntime targetFramework="4.8"/><machineKey validation="MD5" compatibilityMode="Framework20SP1"/>"#,
             r#"<machineKey validation="SHA1" compatibilityMode="Framework45"/>"#,
             r#"<machineKey validation="HMACSHA512" compatibilityMode="Framework45"/>"#,
-            r#"<machineKey validation="alg:MD5" compatibilityMode="Framework45"/>"#,
+            // A keyed hash by name; `alg:MD5` (no key) is refused.
+            r#"<machineKey validation="alg:HMACMD5" compatibilityMode="Framework45"/>"#,
             r#"<httpRuntime targetFramework="4.8"/>"#,
         ] {
             assert_eq!(refused(fine), [], "{fine}");

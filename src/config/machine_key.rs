@@ -2,9 +2,20 @@
 //! modifiers, the algorithm names it accepts (exact spellings), and what
 //! compatibilityMode Framework45 (set, or implied by `<httpRuntime
 //! targetFramework>`) refuses.
+//!
+//! Two pipelines read the keys, with different rules (reference source):
+//! the legacy one (MachineKeySection.RuntimeDataInitialize and
+//! ConfigureEncryptionObject) protects ViewState and forms tickets unless
+//! compatibilityMode is Framework45; the 4.5 one (AspNetCryptoServiceProvider
+//! with MachineKeyMasterKeyProvider and MachineKeyCryptoAlgorithmFactory)
+//! protects them under Framework45, and always protects what
+//! `MachineKey.Protect` protects, which is what WIF's
+//! MachineKeySessionSecurityTokenHandler does with session tokens. A key is
+//! judged by every pipeline that reads it.
 
+use super::problem::bounded;
 use super::record::{Setting, Source, Sourced};
-use crate::keys::{KeyProblem, KeyPurpose, KeyText, MachineKeyEnum, mask_key_text};
+use crate::keys::{KeyPurpose, KeyText, MachineKeyEnum, mask_key_text};
 use std::fmt;
 
 /// The effective `<machineKey>` of an application.
@@ -18,6 +29,39 @@ pub struct MachineKey {
     pub decryption: Sourced<String>,
     /// As written: ASP.NET does not trim it.
     pub compatibility_mode: Sourced<String>,
+    /// Trimmed; empty when unset.
+    pub data_protector_type: Sourced<String>,
+    /// Trimmed; only a data protector reads it.
+    pub application_name: Sourced<String>,
+    /// The CLR the application's pool loads.
+    pub clr: Clr,
+    /// WIF's MachineKeySessionSecurityTokenHandler protects session tokens
+    /// with `MachineKey.Protect`: the 4.5 pipeline, whatever the mode.
+    pub protect_api: bool,
+}
+
+/// The CLR of an application pool (`managedRuntimeVersion`): 4.0 unless
+/// `v2.0` (ASP.NET 2.0 to 3.5: no HMACSHA256, no Framework45, no
+/// targetFramework). "No Managed Code" loads none and has no machine key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Clr {
+    V2,
+    #[default]
+    V4,
+}
+
+impl Clr {
+    /// From `managedRuntimeVersion`; `None` for "No Managed Code" (empty).
+    pub fn of_pool(runtime: &str) -> Option<Clr> {
+        let r = runtime.trim();
+        if r.is_empty() {
+            None
+        } else if r.eq_ignore_ascii_case("v2.0") {
+            Some(Clr::V2)
+        } else {
+            Some(Clr::V4)
+        }
+    }
 }
 
 impl Default for MachineKey {
@@ -28,6 +72,10 @@ impl Default for MachineKey {
             validation: Sourced::default_value("HMACSHA256".into()),
             decryption: Sourced::default_value("Auto".into()),
             compatibility_mode: Sourced::default_value("Framework20SP1".into()),
+            data_protector_type: Sourced::default_value(String::new()),
+            application_name: Sourced::default_value(String::new()),
+            clr: Clr::V4,
+            protect_api: false,
         }
     }
 }
@@ -46,33 +94,6 @@ pub enum KeyState {
     Invalid {
         reason: KeyFault,
     },
-}
-
-/// Why ASP.NET refuses a key attribute.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyFault {
-    /// A modifier other than IsolateApps or IsolateByAppId, as written.
-    UnknownModifier(String),
-    /// The key text does not fit its algorithm.
-    Text(KeyProblem),
-    /// Modifiers on an explicit key under compatibilityMode Framework45.
-    ModifiersUnderFramework45(Vec<String>),
-}
-
-impl fmt::Display for KeyFault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            KeyFault::UnknownModifier(m) => {
-                write!(f, "has an unknown modifier {:?}", mask_key_text(m))
-            }
-            KeyFault::Text(problem) => write!(f, "{problem}"),
-            KeyFault::ModifiersUnderFramework45(modifiers) => write!(
-                f,
-                "carries {} on an explicit key, which compatibilityMode Framework45 rejects",
-                modifiers.join(",")
-            ),
-        }
-    }
 }
 
 impl KeyState {
@@ -131,7 +152,78 @@ pub enum Refusal {
     /// `mode`: where Framework45 comes from (`set in C:\site\web.config
     /// line 4`, `implied by <httpRuntime targetFramework="4.8"> in ...`).
     Framework45 { mode: String },
+    /// The same, met only through `MachineKey.Protect` (WIF's session
+    /// tokens) in a legacy compatibilityMode.
+    ProtectApi,
+    /// A value ASP.NET 2.0 (a `v2.0` pool) does not know: the HMACSHA
+    /// family came with 4.0, Framework45 with 4.5.
+    Clr2,
+    /// `validation="alg:NAME"` naming a hash that takes no key (`SHA256`,
+    /// `MD5`): both pipelines need a KeyedHashAlgorithm and throw
+    /// Wrong_validation_enum (legacy) or Wrong_validation_enum_FX45.
+    UnkeyedHash,
+    /// `decryption="alg:NAME"` naming a hash (`SHA256`, `HMACSHA256`):
+    /// both pipelines need a SymmetricAlgorithm and throw
+    /// Wrong_decryption_enum.
+    NotACipher,
 }
+
+/// The names CryptoConfig maps to keyed hash algorithms (cryptoconfig.cs).
+const KEYED_HASH_NAMES: &[&str] = &[
+    "System.Security.Cryptography.HMAC",
+    "System.Security.Cryptography.KeyedHashAlgorithm",
+    "HMACMD5",
+    "System.Security.Cryptography.HMACMD5",
+    "HMACRIPEMD160",
+    "System.Security.Cryptography.HMACRIPEMD160",
+    "HMACSHA1",
+    "System.Security.Cryptography.HMACSHA1",
+    "HMACSHA256",
+    "System.Security.Cryptography.HMACSHA256",
+    "HMACSHA384",
+    "System.Security.Cryptography.HMACSHA384",
+    "HMACSHA512",
+    "System.Security.Cryptography.HMACSHA512",
+    "MACTripleDES",
+    "System.Security.Cryptography.MACTripleDES",
+];
+
+fn named_in(names: &[&str], name: &str) -> bool {
+    names.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// The names .NET's CryptoConfig maps to hash algorithms that take no key
+/// (mscorlib cryptoconfig.cs, DefaultNameHT; compared without regard to
+/// case, as CryptoConfig compares them).
+const UNKEYED_HASH_NAMES: &[&str] = &[
+    "SHA",
+    "SHA1",
+    "System.Security.Cryptography.SHA1",
+    "System.Security.Cryptography.SHA1Cng",
+    "System.Security.Cryptography.HashAlgorithm",
+    "MD5",
+    "System.Security.Cryptography.MD5",
+    "System.Security.Cryptography.MD5Cng",
+    "SHA256",
+    "SHA-256",
+    "System.Security.Cryptography.SHA256",
+    "System.Security.Cryptography.SHA256Cng",
+    "System.Security.Cryptography.SHA256CryptoServiceProvider",
+    "SHA384",
+    "SHA-384",
+    "System.Security.Cryptography.SHA384",
+    "System.Security.Cryptography.SHA384Cng",
+    "System.Security.Cryptography.SHA384CryptoServiceProvider",
+    "SHA512",
+    "SHA-512",
+    "System.Security.Cryptography.SHA512",
+    "System.Security.Cryptography.SHA512Cng",
+    "System.Security.Cryptography.SHA512CryptoServiceProvider",
+    "RIPEMD160",
+    "RIPEMD-160",
+    "System.Security.Cryptography.RIPEMD160",
+    "System.Security.Cryptography.RIPEMD160Managed",
+];
 
 /// A `validation` ASP.NET accepts, as the runtime reads it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -262,6 +354,468 @@ impl fmt::Display for CompatibilityMode {
     }
 }
 
+/// The pipeline a key or algorithm is read by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pipeline {
+    /// MachineKeySection's own code: ViewState and forms tickets unless
+    /// compatibilityMode is Framework45.
+    Legacy,
+    /// AspNetCryptoServiceProvider under compatibilityMode Framework45.
+    Framework45,
+    /// AspNetCryptoServiceProvider reached through `MachineKey.Protect`
+    /// (WIF's session tokens) in a legacy compatibilityMode.
+    ProtectApi,
+}
+
+impl Pipeline {
+    fn named(self) -> &'static str {
+        match self {
+            Pipeline::Legacy => {
+                "the legacy pipeline (compatibilityMode other than Framework45, MachineKeySection)"
+            }
+            Pipeline::Framework45 => "the 4.5 pipeline (compatibilityMode Framework45)",
+            Pipeline::ProtectApi => {
+                "MachineKey.Protect, which WIF's MachineKeySessionSecurityTokenHandler uses for session tokens whatever compatibilityMode says (the 4.5 pipeline)"
+            }
+        }
+    }
+}
+
+/// Which pipelines read this application's keys.
+#[derive(Debug, Clone, Copy)]
+struct Pipelines {
+    legacy: bool,
+    fx45: Option<Pipeline>,
+}
+
+/// Why a pipeline refuses a key attribute, with what the reference source
+/// throws. Worded once, by `Display`, as what the key "is".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyFault {
+    /// Empty once trimmed: the property's NonEmptyStringValidator refuses
+    /// the section as it loads.
+    Empty,
+    /// RuntimeDataInitialize: a literal validationKey shorter than 40
+    /// characters or of odd length.
+    LegacyValidationLength { len: usize },
+    /// HexStringToByteArray: a character beyond its table (above `f`), or
+    /// (decryptionKey) an odd length.
+    LegacyNotHex {
+        purpose: KeyPurpose,
+        bad: Option<char>,
+        len: usize,
+    },
+    /// The cipher refuses the key's size. `by`: the attribute that picks it.
+    CipherSize {
+        via: Pipeline,
+        cipher: Decryption,
+        by: String,
+        hex: usize,
+    },
+    /// An auto-generated decryptionKey: the 4.5 pipeline derives 256 bits
+    /// (MachineKeyMasterKeyProvider, AES-256), which 3DES and DES refuse.
+    AutoKeySize { via: Pipeline, cipher: Decryption },
+    /// Modifiers the legacy pipeline does not see as such (not at the end,
+    /// spelled otherwise, with a space): it reads the whole text as a
+    /// literal key, which `thrown` refuses.
+    LegacyMisplaced { text: String, thrown: Box<KeyFault> },
+    /// SetInnerOuterKeys XORs every key byte into pads of `max` bytes.
+    HmacPads {
+        validation: Validation,
+        hex: usize,
+        max: usize,
+    },
+    /// MachineKeyMasterKeyProvider: neither hex nor AutoGenerate with
+    /// known flags, spelled exactly.
+    NotKeyOrFlags {
+        purpose: KeyPurpose,
+        via: Pipeline,
+        what: NotKey,
+    },
+}
+
+/// What makes a key attribute neither hex nor a list of flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotKey {
+    /// One text; its first character that is not hex, if any (else its
+    /// length is odd, or it is a flag without AutoGenerate).
+    Text(Option<char>),
+    /// A comma list with a part that is no flag, as written.
+    UnknownModifier(String),
+    /// Hex followed by modifiers: a key the 4.5 pipeline cannot isolate.
+    ModifiersOnKey(Vec<String>),
+}
+
+impl KeyFault {
+    fn resource(purpose: KeyPurpose) -> &'static str {
+        match purpose {
+            KeyPurpose::Validation => "Invalid_validation_key",
+            KeyPurpose::Decryption => "Invalid_decryption_key",
+        }
+    }
+}
+
+impl fmt::Display for KeyFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyFault::Empty => write!(
+                f,
+                "is empty: its validator (StringValidator MinLength 1) refuses the section as it loads"
+            ),
+            KeyFault::LegacyValidationLength { len } => write!(
+                f,
+                "is {len} characters: {} needs an even number, at least 40, and throws Unable_to_get_cookie_authentication_validation_key",
+                Pipeline::Legacy.named()
+            ),
+            KeyFault::LegacyNotHex { purpose, bad, len } => match bad {
+                Some(c) => write!(
+                    f,
+                    "holds {}, which {} cannot read as hex (it reads only characters up to 'f'): it throws {}",
+                    shown_char(*c),
+                    Pipeline::Legacy.named(),
+                    Self::resource(*purpose)
+                ),
+                None => write!(
+                    f,
+                    "has an odd number of characters ({len}): {} throws {}",
+                    Pipeline::Legacy.named(),
+                    Self::resource(*purpose)
+                ),
+            },
+            KeyFault::CipherSize {
+                via,
+                cipher,
+                by,
+                hex,
+            } => {
+                let thrown = match via {
+                    Pipeline::Legacy => "ConfigureEncryptionObject throws Bad_machine_key",
+                    _ => {
+                        "the key derived from it has the same size and the cipher throws a CryptographicException"
+                    }
+                };
+                write!(
+                    f,
+                    "is {hex} hex characters, a size {} does not take ({by}; it takes {}): in {}, {thrown} when a value is first protected",
+                    cipher,
+                    cipher.sizes(*via),
+                    via.named()
+                )
+            }
+            KeyFault::LegacyMisplaced { text, thrown } => write!(
+                f,
+                "is \"{}\", in which {} sees no modifier (it strips only a trailing \",IsolateByAppId\" and then \",IsolateApps\", spelled exactly, no space, and compares the rest with \"AutoGenerate\" exactly), so it reads the whole text as a key that {thrown}",
+                bounded(&mask_key_text(text)),
+                Pipeline::Legacy.named()
+            ),
+            KeyFault::AutoKeySize { via, cipher } => write!(
+                f,
+                "is auto-generated, and {} derives an auto-generated decryption key of 256 bits (for AES-256), a size {} does not take: the cipher throws a CryptographicException when a value is first protected",
+                via.named(),
+                cipher
+            ),
+            KeyFault::HmacPads {
+                validation,
+                hex,
+                max,
+            } => write!(
+                f,
+                "is {hex} hex characters, longer than the {max}-byte pads {} fills for validation=\"{validation}\" (MachineKeySection.SetInnerOuterKeys): an IndexOutOfRangeException when a value is first protected; use at most {} hex characters",
+                Pipeline::Legacy.named(),
+                max * 2
+            ),
+            KeyFault::NotKeyOrFlags { purpose, via, what } => {
+                match what {
+                    NotKey::Text(bad) => write!(
+                        f,
+                        "is neither hex{} nor AutoGenerate",
+                        bad.map(|c| format!(" (it holds {})", shown_char(c)))
+                            .unwrap_or_default()
+                    )?,
+                    NotKey::UnknownModifier(m) => write!(
+                        f,
+                        "has an unknown modifier \"{}\"",
+                        bounded(&mask_key_text(m))
+                    )?,
+                    NotKey::ModifiersOnKey(modifiers) => {
+                        write!(f, "carries {} on an explicit key", modifiers.join(","))?
+                    }
+                }
+                write!(
+                    f,
+                    ": {} takes hex as a whole, or AutoGenerate with the flags IsolateApps or IsolateByAppId spelled exactly and separated by bare commas, and throws {} (MachineKeyMasterKeyProvider)",
+                    via.named(),
+                    Self::resource(*purpose)
+                )
+            }
+        }
+    }
+}
+
+fn shown_char(c: char) -> String {
+    if c.is_ascii_graphic() {
+        format!("'{c}'")
+    } else {
+        format!("U+{:04X}", c as u32)
+    }
+}
+
+impl Decryption {
+    /// Whether the cipher takes a key of `bytes` in this pipeline; the
+    /// legacy one cuts a longer DES key to its first 8 bytes. A custom
+    /// algorithm's sizes are its own.
+    fn takes(&self, via: Pipeline, bytes: usize) -> bool {
+        match self {
+            Decryption::Aes => matches!(bytes, 16 | 24 | 32),
+            Decryption::TripleDes => matches!(bytes, 16 | 24),
+            Decryption::Des if via == Pipeline::Legacy => bytes >= 8,
+            Decryption::Des => bytes == 8,
+            Decryption::Custom(_) => true,
+        }
+    }
+
+    fn sizes(&self, via: Pipeline) -> &'static str {
+        match self {
+            Decryption::Aes => "32, 48 or 64 hex characters",
+            Decryption::TripleDes => "32 or 48 hex characters",
+            Decryption::Des if via == Pipeline::Legacy => "16 hex characters or more",
+            Decryption::Des => "16 hex characters",
+            Decryption::Custom(_) => "its own sizes",
+        }
+    }
+}
+
+/// An explicit key ASP.NET takes that is weaker than a published
+/// recommendation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeakKey {
+    pub purpose: KeyPurpose,
+    pub hex: usize,
+    pub advice: Recommendation,
+}
+
+/// The published recommendation a key falls short of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recommendation {
+    /// RFC 2104 section 3: HMAC keys shorter than the hash output are
+    /// strongly discouraged. `hash_hex`: the output in hex characters.
+    Rfc2104 { hmac: &'static str, hash_hex: usize },
+    /// NIST SP 800-131A: two-key Triple DES is disallowed for encryption.
+    TwoKeyTripleDes,
+    /// NIST withdrew DES (FIPS 46-3) and SP 800-131A disallows it.
+    Des,
+}
+
+impl fmt::Display for WeakKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hex = self.hex;
+        match &self.advice {
+            Recommendation::Rfc2104 { hmac, hash_hex } => write!(
+                f,
+                "is {hex} hex characters, shorter than the {hmac} output ({hash_hex} hex characters): ASP.NET takes it, but RFC 2104 (HMAC, section 3) strongly discourages keys shorter than the hash output; use {hash_hex} hex characters or more"
+            ),
+            Recommendation::TwoKeyTripleDes => write!(
+                f,
+                "is a two-key Triple DES key ({hex} hex characters): ASP.NET takes it, but NIST SP 800-131A disallows two-key Triple DES for encryption; use 48 hex characters, or AES"
+            ),
+            Recommendation::Des => write!(
+                f,
+                "is a DES key (56 bits): ASP.NET takes it, but NIST withdrew DES (FIPS 46-3) and SP 800-131A disallows it for encryption; use AES"
+            ),
+        }
+    }
+}
+
+/// A data protector that replaces the machine keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataProtectorUse {
+    /// `dataProtectorType`, as ASP.NET reads it (trimmed).
+    pub type_name: String,
+    pub application_name: String,
+    /// Where it is set: `C:\site\web.config line 4`.
+    pub at: String,
+    /// Which values it protects: everything under Framework45, only
+    /// `MachineKey.Protect` (WIF's session tokens) otherwise.
+    pub via: Pipeline,
+}
+
+impl DataProtectorUse {
+    /// The class `dataProtectorType` names, without its assembly.
+    pub fn class(&self) -> &str {
+        self.type_name.split(',').next().unwrap_or("").trim()
+    }
+}
+
+/// Why ASP.NET refuses `<httpRuntime targetFramework>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetFrameworkRefusal {
+    /// Not a Version (HttpRuntimeSection.GetTargetFrameworkName throws
+    /// HttpRuntimeSection_TargetFramework_Invalid).
+    NotAVersion,
+    /// ASP.NET 2.0's httpRuntime has no such attribute (unrecognized
+    /// attribute).
+    Clr2,
+}
+
+/// The validation algorithms the legacy pipeline keys an HMAC with, and
+/// the pad size SetInnerOuterKeys uses (`_AutoGenValidationKeySize`).
+fn legacy_hmac_pad(validation: &Validation) -> Option<usize> {
+    use Validation::*;
+    match validation {
+        Sha1 | Aes | TripleDes | HmacSha256 => Some(64),
+        HmacSha384 | HmacSha512 => Some(128),
+        Md5 | Custom(_) => None,
+    }
+}
+
+/// The HMAC a validation algorithm signs with, and its output in hex.
+fn hmac_output(validation: &Validation) -> Option<(&'static str, usize)> {
+    use Validation::*;
+    match validation {
+        Sha1 | Aes | TripleDes => Some(("HMACSHA1", 40)),
+        HmacSha256 => Some(("HMACSHA256", 64)),
+        HmacSha384 => Some(("HMACSHA384", 96)),
+        HmacSha512 => Some(("HMACSHA512", 128)),
+        Md5 | Custom(_) => None,
+    }
+}
+
+/// RuntimeDataInitialize: strips `,IsolateByAppId` then `,IsolateApps`
+/// (ordinal, at the end only), then compares with `AutoGenerate` exactly.
+fn legacy_key(text: &str, purpose: KeyPurpose) -> Result<KeyState, KeyFault> {
+    legacy_literal(text, purpose).map_err(|fault| {
+        // A comma left in the literal: modifiers it does not see as such.
+        match text.rsplit_once(',') {
+            Some(_) if !matches!(fault, KeyFault::Empty) => KeyFault::LegacyMisplaced {
+                text: text.to_string(),
+                thrown: Box::new(fault),
+            },
+            _ => fault,
+        }
+    })
+}
+
+fn legacy_literal(text: &str, purpose: KeyPurpose) -> Result<KeyState, KeyFault> {
+    let mut rest = text;
+    let mut modifiers = Vec::new();
+    if let Some(r) = rest.strip_suffix(",IsolateByAppId") {
+        rest = r;
+        modifiers.push("IsolateByAppId".to_string());
+    }
+    if let Some(r) = rest.strip_suffix(",IsolateApps") {
+        rest = r;
+        modifiers.insert(0, "IsolateApps".to_string());
+    }
+    if rest == "AutoGenerate" {
+        return Ok(KeyState::AutoGenerate { modifiers });
+    }
+    // .NET counts UTF-16 units.
+    let len = rest.encode_utf16().count();
+    if purpose == KeyPurpose::Validation && (len < 40 || !len.is_multiple_of(2)) {
+        return Err(KeyFault::LegacyValidationLength { len });
+    }
+    if !len.is_multiple_of(2) {
+        return Err(KeyFault::LegacyNotHex {
+            purpose,
+            bad: None,
+            len,
+        });
+    }
+    // Its table reads every character up to 'f' (non-hex ones as 0).
+    if let Some(bad) = rest.chars().find(|&c| c > 'f') {
+        return Err(KeyFault::LegacyNotHex {
+            purpose,
+            bad: Some(bad),
+            len,
+        });
+    }
+    Ok(KeyState::Explicit {
+        key: KeyText::new(rest),
+        modifiers,
+    })
+}
+
+/// MachineKeyMasterKeyProvider.GenerateCryptographicKey: hex as a whole,
+/// else a comma list of exact flags that holds AutoGenerate.
+fn fx45_key(text: &str, purpose: KeyPurpose, via: Pipeline) -> Result<KeyState, KeyFault> {
+    if !text.is_empty()
+        && text.len().is_multiple_of(2)
+        && text.chars().all(|c| c.is_ascii_hexdigit())
+    {
+        return Ok(KeyState::Explicit {
+            key: KeyText::new(text),
+            modifiers: Vec::new(),
+        });
+    }
+    let refused = |what| KeyFault::NotKeyOrFlags { purpose, via, what };
+    let is_flag = |p: &str| matches!(p, "AutoGenerate" | "IsolateApps" | "IsolateByAppId");
+    let parts: Vec<&str> = text.split(',').collect();
+    if let [first, rest @ ..] = parts.as_slice()
+        && !rest.is_empty()
+        && let Some(unknown) = parts.iter().find(|p| !is_flag(p))
+    {
+        let hex_key = !first.is_empty()
+            && first.chars().all(|c| c.is_ascii_hexdigit())
+            && rest.iter().all(|p| is_flag(p));
+        return Err(refused(if hex_key {
+            NotKey::ModifiersOnKey(rest.iter().map(|m| m.to_string()).collect())
+        } else {
+            NotKey::UnknownModifier(unknown.to_string())
+        }));
+    }
+    if !parts.iter().all(|p| is_flag(p)) || !parts.contains(&"AutoGenerate") {
+        return Err(refused(NotKey::Text(
+            text.chars().find(|c| !c.is_ascii_hexdigit()),
+        )));
+    }
+    let modifiers = parts
+        .into_iter()
+        .filter(|p| *p != "AutoGenerate")
+        .map(str::to_string)
+        .collect();
+    Ok(KeyState::AutoGenerate { modifiers })
+}
+
+/// `Version.TryParse`: two to four parts, each an Int32 of at least 0
+/// (white space and a `+` sign allowed, as Int32 parsing allows).
+fn parse_version(text: &str) -> Option<[i64; 4]> {
+    let parts: Vec<&str> = text.split('.').collect();
+    if !(2..=4).contains(&parts.len()) {
+        return None;
+    }
+    let mut out = [-1i64; 4];
+    for (slot, part) in out.iter_mut().zip(&parts) {
+        let p = part.trim();
+        let p = p.strip_prefix('+').unwrap_or(p);
+        if p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let n: i64 = p.parse().ok()?;
+        if n > i64::from(i32::MAX) {
+            return None;
+        }
+        *slot = n;
+    }
+    Some(out)
+}
+
+/// Why ASP.NET refuses this `<httpRuntime targetFramework>`, if it does.
+pub fn target_framework_refusal(
+    target_framework: &Sourced<String>,
+    clr: Clr,
+) -> Option<TargetFrameworkRefusal> {
+    let v = target_framework.value()?;
+    if clr == Clr::V2 {
+        return Some(TargetFrameworkRefusal::Clr2);
+    }
+    (!v.is_empty() && parse_version(v).is_none()).then_some(TargetFrameworkRefusal::NotAVersion)
+}
+
+/// `4.5`, `4.7.2`, `4.8` are; `4.0`, `2.0` and what is no Version are not.
+fn framework_at_least_45(v: &str) -> bool {
+    parse_version(v).is_some_and(|parts| parts >= [4, 5, -1, -1])
+}
+
 impl MachineKey {
     pub fn validation_key_state(&self) -> KeyState {
         self.key_state(KeyPurpose::Validation)
@@ -279,41 +833,197 @@ impl MachineKey {
         }
     }
 
+    /// Whether AspNetCryptoServiceProvider is the default provider
+    /// (compatibilityMode Framework45 on CLR 4).
+    pub fn framework45(&self) -> bool {
+        self.compatibility() == Some(CompatibilityMode::Framework45)
+    }
+
+    fn pipelines(&self) -> Pipelines {
+        let fx45 = self.framework45();
+        Pipelines {
+            legacy: !fx45,
+            fx45: if fx45 {
+                Some(Pipeline::Framework45)
+            } else if self.protect_api && self.clr == Clr::V4 {
+                Some(Pipeline::ProtectApi)
+            } else {
+                None
+            },
+        }
+    }
+
+    /// The key as every pipeline that reads it judges it: refused by one,
+    /// it is invalid.
     pub fn key_state(&self, purpose: KeyPurpose) -> KeyState {
-        let key = self.key(purpose);
-        let alg = match purpose {
-            KeyPurpose::Validation => &self.validation,
-            KeyPurpose::Decryption => &self.decryption,
+        match self.judge_key(purpose) {
+            Ok(state) => state,
+            Err(reason) => KeyState::Invalid { reason },
+        }
+    }
+
+    fn judge_key(&self, purpose: KeyPurpose) -> Result<KeyState, KeyFault> {
+        let Setting::Value(text) = &self.key(purpose).setting else {
+            return Ok(KeyState::Encrypted);
         };
-        let Setting::Value(text) = &key.setting else {
-            return KeyState::Encrypted;
+        let text = text.expose();
+        if text.is_empty() {
+            return Err(KeyFault::Empty);
+        }
+        let p = self.pipelines();
+        let mut state = None;
+        if p.legacy {
+            state = Some(legacy_key(text, purpose)?);
+        }
+        if let Some(via) = p.fx45 {
+            let judged = fx45_key(text, purpose, via)?;
+            state.get_or_insert(judged);
+        }
+        let state = state.expect("some pipeline reads the keys");
+        match &state {
+            KeyState::Explicit { key, .. } => {
+                self.size_refusal(purpose, key.hex_len(), p)
+                    .map_or(Ok(()), Err)?;
+            }
+            KeyState::AutoGenerate { .. } if purpose == KeyPurpose::Decryption => {
+                if let Some(via) = p.fx45
+                    && let Some(cipher) = self.cipher_for(via, 32)
+                    && !cipher.takes(via, 32)
+                {
+                    return Err(KeyFault::AutoKeySize { via, cipher });
+                }
+            }
+            _ => {}
+        }
+        Ok(state)
+    }
+
+    /// A key the cipher or the legacy HMAC set-up cannot take.
+    fn size_refusal(&self, purpose: KeyPurpose, hex: usize, p: Pipelines) -> Option<KeyFault> {
+        let bytes = hex / 2;
+        let validation = self.accepted(MachineKeyEnum::Validation);
+        let decryption = self.accepted(MachineKeyEnum::Decryption);
+        match purpose {
+            KeyPurpose::Validation => {
+                let v = self.validation_alg()?;
+                let max = legacy_hmac_pad(&v).filter(|_| p.legacy)?;
+                (bytes > max).then_some(KeyFault::HmacPads {
+                    validation: v,
+                    hex,
+                    max,
+                })
+            }
+            KeyPurpose::Decryption => {
+                let mut checks: Vec<(Pipeline, Decryption, String)> = Vec::new();
+                if p.legacy {
+                    if let Some(c) = self.cipher_for(Pipeline::Legacy, bytes) {
+                        checks.push((Pipeline::Legacy, c, by("decryption", decryption)));
+                    }
+                    // ConfigureEncryptionObject keys validation's cipher
+                    // with the decryptionKey too.
+                    match validation {
+                        Some("3DES") if bytes != 8 => checks.push((
+                            Pipeline::Legacy,
+                            Decryption::TripleDes,
+                            by("validation", validation),
+                        )),
+                        Some("AES") => checks.push((
+                            Pipeline::Legacy,
+                            Decryption::Aes,
+                            by("validation", validation),
+                        )),
+                        _ => {}
+                    }
+                }
+                if let Some(via) = p.fx45
+                    && let Some(c) = self.cipher_for(via, bytes)
+                {
+                    checks.push((via, c, by("decryption", decryption)));
+                }
+                checks
+                    .into_iter()
+                    .find(|(via, c, _)| !c.takes(*via, bytes))
+                    .map(|(via, cipher, by)| KeyFault::CipherSize {
+                        via,
+                        cipher,
+                        by,
+                        hex,
+                    })
+            }
+        }
+    }
+
+    /// The cipher `decryption` picks in a pipeline: `Auto` is AES, but DES
+    /// for an 8-byte key in the legacy one; `None` for `alg:` or a refused
+    /// value.
+    fn cipher_for(&self, via: Pipeline, key_bytes: usize) -> Option<Decryption> {
+        let value = self.accepted(MachineKeyEnum::Decryption)?;
+        if value == "Auto" && via == Pipeline::Legacy && key_bytes == 8 {
+            return Some(Decryption::Des);
+        }
+        Decryption::from_accepted(value).filter(|d| !matches!(d, Decryption::Custom(_)))
+    }
+
+    /// The cipher ViewState and forms tickets are encrypted with.
+    pub fn cipher(&self) -> Option<Decryption> {
+        let p = self.pipelines();
+        let via = if p.legacy {
+            Pipeline::Legacy
+        } else {
+            Pipeline::Framework45
         };
-        let mut parts = text.expose().split(',').map(str::trim);
-        let base = parts.next().unwrap_or("");
-        let modifiers: Vec<String> = parts.map(str::to_string).collect();
-        if let Some(bad) = modifiers.iter().find(|m| {
-            !m.eq_ignore_ascii_case("IsolateApps") && !m.eq_ignore_ascii_case("IsolateByAppId")
-        }) {
-            return KeyState::Invalid {
-                reason: KeyFault::UnknownModifier(bad.clone()),
+        let bytes = match self.decryption_key_state() {
+            KeyState::Explicit { key, .. } => key.hex_len() / 2,
+            _ => 0,
+        };
+        self.cipher_for(via, bytes)
+    }
+
+    /// Explicit keys ASP.NET takes that fall short of a published
+    /// recommendation.
+    pub fn weak_keys(&self) -> Vec<WeakKey> {
+        let mut out = Vec::new();
+        if let KeyState::Explicit { key, .. } = self.validation_key_state()
+            && let Some((hmac, hash_hex)) = self.validation_alg().as_ref().and_then(hmac_output)
+            && key.hex_len() < hash_hex
+        {
+            out.push(WeakKey {
+                purpose: KeyPurpose::Validation,
+                hex: key.hex_len(),
+                advice: Recommendation::Rfc2104 { hmac, hash_hex },
+            });
+        }
+        if let KeyState::Explicit { key, .. } = self.decryption_key_state() {
+            let advice = match self.cipher() {
+                Some(Decryption::TripleDes) if key.hex_len() == 32 => {
+                    Some(Recommendation::TwoKeyTripleDes)
+                }
+                Some(Decryption::Des) => Some(Recommendation::Des),
+                _ => None,
             };
+            out.extend(advice.map(|advice| WeakKey {
+                purpose: KeyPurpose::Decryption,
+                hex: key.hex_len(),
+                advice,
+            }));
         }
-        if base.eq_ignore_ascii_case("AutoGenerate") {
-            return KeyState::AutoGenerate { modifiers };
+        out
+    }
+
+    /// The data protector ASP.NET uses instead of the machine keys, and
+    /// for what (AspNetCryptoServiceProvider: a non-blank
+    /// dataProtectorType).
+    pub fn data_protector(&self) -> Option<DataProtectorUse> {
+        let type_name = self.data_protector_type.value()?;
+        if type_name.trim().is_empty() {
+            return None;
         }
-        let key = KeyText::new(base);
-        let alg_name = alg.value().map_or("", String::as_str);
-        if let Some(problem) = key.problem(purpose, alg_name) {
-            return KeyState::Invalid {
-                reason: KeyFault::Text(problem),
-            };
-        }
-        if !modifiers.is_empty() && self.compatibility() == Some(CompatibilityMode::Framework45) {
-            return KeyState::Invalid {
-                reason: KeyFault::ModifiersUnderFramework45(modifiers),
-            };
-        }
-        KeyState::Explicit { key, modifiers }
+        Some(DataProtectorUse {
+            type_name: type_name.clone(),
+            application_name: self.application_name.value().cloned().unwrap_or_default(),
+            at: self.data_protector_type.located(),
+            via: self.pipelines().fx45?,
+        })
     }
 
     fn enum_setting(&self, e: MachineKeyEnum) -> &Sourced<String> {
@@ -324,12 +1034,23 @@ impl MachineKey {
         }
     }
 
+    /// A value ASP.NET 4 accepts that ASP.NET 2.0 does not know.
+    fn unknown_to_clr2(&self, e: MachineKeyEnum, value: &str) -> bool {
+        self.clr == Clr::V2
+            && match e {
+                MachineKeyEnum::Validation => value.trim().starts_with("HMACSHA"),
+                MachineKeyEnum::CompatibilityMode => value == "Framework45",
+                MachineKeyEnum::Decryption => false,
+            }
+    }
+
     /// An enum value as ASP.NET accepts it; `None` when refused or unreadable.
     pub fn accepted(&self, e: MachineKeyEnum) -> Option<&str> {
         self.enum_setting(e)
             .value()
             .map(String::as_str)
-            .filter(|v| e.accepts(v))
+            .filter(|v| e.accepts(v) && !self.unknown_to_clr2(e, v))
+            .map(|v| if e.allows_custom() { v.trim() } else { v })
     }
 
     /// The enum values ASP.NET refuses (`validation="sha1"`, or `MD5`
@@ -340,18 +1061,44 @@ impl MachineKey {
             .filter_map(|e| {
                 let s = self.enum_setting(e);
                 let value = s.value()?;
-                (!e.accepts(value)).then(|| InvalidValue {
+                let refusal = if !e.accepts(value) {
+                    Refusal::Spelling
+                } else if self.unknown_to_clr2(e, value) {
+                    Refusal::Clr2
+                } else {
+                    return None;
+                };
+                Some(InvalidValue {
                     attribute: e.attribute(),
                     value: s.shown().into_owned(),
                     at: s.located(),
-                    refusal: Refusal::Spelling,
+                    refusal,
                 })
             })
             .collect();
-        // Under Framework45 every protected value (ViewState, forms and
-        // session cookies, MachineKey.Protect) goes through
-        // AspNetCryptoServiceProvider, whose factory refuses these.
-        if self.compatibility() == Some(CompatibilityMode::Framework45)
+        if let Some(Decryption::Custom(name)) = self.decryption_alg()
+            && (named_in(UNKEYED_HASH_NAMES, &name) || named_in(KEYED_HASH_NAMES, &name))
+        {
+            out.push(InvalidValue {
+                attribute: MachineKeyEnum::Decryption.attribute(),
+                value: self.decryption.shown().into_owned(),
+                at: self.decryption.located(),
+                refusal: Refusal::NotACipher,
+            });
+        }
+        if let Some(Validation::Custom(name)) = self.validation_alg()
+            && named_in(UNKEYED_HASH_NAMES, &name)
+        {
+            out.push(InvalidValue {
+                attribute: MachineKeyEnum::Validation.attribute(),
+                value: self.validation.shown().into_owned(),
+                at: self.validation.located(),
+                refusal: Refusal::UnkeyedHash,
+            });
+        }
+        // Every value the 4.5 pipeline protects goes through
+        // MachineKeyCryptoAlgorithmFactory, which refuses these.
+        if let Some(via) = self.pipelines().fx45
             && let Some(v) = self.accepted(MachineKeyEnum::Validation)
             && self
                 .validation_alg()
@@ -362,10 +1109,13 @@ impl MachineKey {
                 attribute: MachineKeyEnum::Validation.attribute(),
                 value: v.to_string(),
                 at: self.validation.located(),
-                refusal: Refusal::Framework45 {
-                    mode: match &mode.source {
-                        Source::Implied(why) => format!("implied by {why}"),
-                        _ => format!("set in {}", mode.located()),
+                refusal: match via {
+                    Pipeline::ProtectApi => Refusal::ProtectApi,
+                    _ => Refusal::Framework45 {
+                        mode: match &mode.source {
+                            Source::Implied(why) => format!("implied by {why}"),
+                            _ => format!("set in {}", mode.located()),
+                        },
                     },
                 },
             });
@@ -380,10 +1130,13 @@ impl MachineKey {
             .and_then(|v| Validation::from_accepted(v.trim()))
     }
 
-    /// The decryption algorithm, `Auto` read as the AES it means.
+    /// The cipher as ASP.NET picks it: `Auto` is AES, or DES for an 8-byte
+    /// key in the legacy pipeline.
     pub fn decryption_alg(&self) -> Option<Decryption> {
-        self.accepted(MachineKeyEnum::Decryption)
-            .and_then(|v| Decryption::from_accepted(v.trim()))
+        self.cipher().or_else(|| {
+            self.accepted(MachineKeyEnum::Decryption)
+                .and_then(|v| Decryption::from_accepted(v.trim()))
+        })
     }
 
     /// The compatibilityMode; `None` when refused or unreadable.
@@ -397,10 +1150,32 @@ impl MachineKey {
             || matches!(self.decryption_key.setting, Setting::Encrypted)
     }
 
+    /// Whether no file sets any of its values: ASP.NET's defaults.
+    pub fn all_default(&self) -> bool {
+        [&self.validation_key.source, &self.decryption_key.source]
+            .into_iter()
+            .chain([
+                &self.validation.source,
+                &self.decryption.source,
+                &self.compatibility_mode.source,
+            ])
+            .all(|s| matches!(s, Source::Default))
+    }
+
+    /// Sets the CLR the pool loads: ASP.NET 2.0 validates with SHA1 by
+    /// default.
+    pub fn run_on(&mut self, clr: Clr) {
+        self.clr = clr;
+        if clr == Clr::V2 && matches!(self.validation.source, Source::Default) {
+            self.validation = Sourced::default_value("SHA1".into());
+        }
+    }
+
     /// Where no file sets compatibilityMode, `<httpRuntime
-    /// targetFramework="4.5">` or later implies Framework45.
+    /// targetFramework="4.5">` or later implies Framework45 (CLR 4 only).
     pub fn imply_compatibility_mode(&mut self, target_framework: &Sourced<String>) {
-        if matches!(self.compatibility_mode.source, Source::Default)
+        if self.clr == Clr::V4
+            && matches!(self.compatibility_mode.source, Source::Default)
             && target_framework
                 .value()
                 .is_some_and(|v| framework_at_least_45(v))
@@ -418,12 +1193,8 @@ impl MachineKey {
     }
 }
 
-/// `4.5`, `4.7.2`, `4.8` are; `4.0`, `2.0` are not.
-fn framework_at_least_45(v: &str) -> bool {
-    let mut parts = v.trim().split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let major = parts.next().unwrap_or(0);
-    let minor = parts.next().unwrap_or(0);
-    (major, minor) >= (4, 5)
+fn by(attribute: &str, value: Option<&str>) -> String {
+    format!("{attribute}=\"{}\"", value.unwrap_or(""))
 }
 
 #[cfg(test)]
@@ -447,46 +1218,303 @@ mod tests {
             KeyState::Invalid { reason } => reason,
             other => panic!("{other:?}"),
         };
+        let fx45 = |what| KeyFault::NotKeyOrFlags {
+            purpose: KeyPurpose::Validation,
+            via: Pipeline::Framework45,
+            what,
+        };
         assert_eq!(
             invalid(mk.validation_key_state()),
-            KeyFault::ModifiersUnderFramework45(vec!["IsolateApps".into()])
+            fx45(NotKey::ModifiersOnKey(vec!["IsolateApps".into()]))
         );
         mk.validation_key.setting = Setting::Value(KeyText::new("XYZ"));
         assert_eq!(
             invalid(mk.validation_key_state()),
-            KeyFault::Text(KeyProblem::NonHex('X'))
+            fx45(NotKey::Text(Some('X')))
         );
-        mk.validation_key.setting = Setting::Value(KeyText::new(format!("{K1},IsolateAll")));
-        assert_eq!(
-            invalid(mk.validation_key_state()),
-            KeyFault::UnknownModifier("IsolateAll".into())
+        mk.validation_key.setting = Setting::Value(KeyText::new(format!("AutoGenerate,{K1}")));
+        let fault = invalid(mk.validation_key_state());
+        assert_eq!(fault, fx45(NotKey::UnknownModifier(K1.into())));
+        assert!(
+            fault.to_string().starts_with(&format!(
+                "has an unknown modifier \"[key {}]\"",
+                crate::keys::fingerprint(K1)
+            )),
+            "a key pasted as a modifier shows as its fingerprint: {fault}"
         );
         mk.decryption_key.setting = Setting::Encrypted;
         assert!(matches!(mk.decryption_key_state(), KeyState::Encrypted));
     }
 
+    fn legacy(text: &str, purpose: KeyPurpose) -> Result<&'static str, KeyFault> {
+        legacy_key(text, purpose).map(|s| s.name())
+    }
+
+    fn fx45(text: &str, purpose: KeyPurpose) -> Result<&'static str, KeyFault> {
+        fx45_key(text, purpose, Pipeline::Framework45).map(|s| s.name())
+    }
+
     #[test]
-    fn key_faults_are_worded() {
-        let key = "A".repeat(64);
+    fn the_legacy_pipeline_strips_modifiers_at_the_end_and_compares_exactly() {
+        use KeyPurpose::*;
         assert_eq!(
-            KeyFault::UnknownModifier(format!("Isolate-{key}")).to_string(),
-            format!(
-                "has an unknown modifier \"Isolate-[key {}]\"",
-                crate::keys::fingerprint(&key)
-            ),
-            "a key pasted as a modifier shows as its fingerprint"
+            legacy("AutoGenerate,IsolateApps,IsolateByAppId", Validation),
+            Ok("autogenerate")
+        );
+        assert!(legacy("AutoGenerate,IsolateByAppId,IsolateApps", Validation).is_err());
+        assert!(legacy("IsolateApps,AutoGenerate", Validation).is_err());
+        assert!(legacy("autogenerate", Validation).is_err());
+        assert!(legacy("AutoGenerate, IsolateApps", Decryption).is_err());
+        assert_eq!(
+            legacy(&format!("{K1},IsolateApps"), Validation),
+            Ok("explicit")
         );
         assert_eq!(
-            KeyFault::Text(KeyProblem::OddLength(3)).to_string(),
-            "has an odd number of hex characters (3)"
+            legacy(&"A".repeat(38), Validation),
+            Err(KeyFault::LegacyValidationLength { len: 38 })
+        );
+        // Its table reads up to 'f'; non-hex characters below are 0.
+        assert_eq!(
+            legacy(&format!("G{}", &K1[1..]), Validation),
+            Ok("explicit")
+        );
+        assert!(matches!(
+            legacy(&format!("g{}", &K1[1..]), Validation),
+            Err(KeyFault::LegacyNotHex { bad: Some('g'), .. })
+        ));
+        assert_eq!(legacy("ABCD", Decryption), Ok("explicit"));
+        let misplaced = legacy_key("IsolateApps,AutoGenerate", Validation).unwrap_err();
+        assert_eq!(
+            misplaced,
+            KeyFault::LegacyMisplaced {
+                text: "IsolateApps,AutoGenerate".into(),
+                thrown: Box::new(KeyFault::LegacyValidationLength { len: 24 }),
+            }
+        );
+        let worded = misplaced.to_string();
+        assert!(
+            worded.starts_with("is \"IsolateApps,AutoGenerate\", in which")
+                && worded.contains("Unable_to_get_cookie_authentication_validation_key"),
+            "{worded}"
+        );
+        let pasted = legacy_key(&format!("AutoGenerate,{K1}"), Decryption)
+            .unwrap_err()
+            .to_string();
+        assert!(!pasted.contains(K1) && pasted.contains("[key "), "{pasted}");
+        assert!(legacy("ABC", Decryption).is_err());
+    }
+
+    #[test]
+    fn the_45_pipeline_takes_hex_or_a_list_of_exact_flags() {
+        use KeyPurpose::*;
+        assert_eq!(fx45("A1B2", Validation), Ok("explicit"));
+        assert_eq!(
+            fx45("IsolateApps,AutoGenerate", Decryption),
+            Ok("autogenerate")
+        );
+        assert_eq!(fx45("AutoGenerate", Decryption), Ok("autogenerate"));
+        for bad in [
+            "IsolateApps",
+            "AutoGenerate, IsolateApps",
+            "Autogenerate",
+            "A1B",
+            "G1",
+            "",
+        ] {
+            assert!(fx45(bad, Validation).is_err(), "{bad}");
+        }
+        assert!(fx45(&format!("{K1},IsolateApps"), Validation).is_err());
+    }
+
+    fn with(validation: &str, decryption: &str, vk: &str, dk: &str, mode: &str) -> MachineKey {
+        let mut mk = MachineKey::default();
+        mk.validation.setting = Setting::Value(validation.into());
+        mk.decryption.setting = Setting::Value(decryption.into());
+        mk.validation_key.setting = Setting::Value(KeyText::new(vk));
+        mk.decryption_key.setting = Setting::Value(KeyText::new(dk));
+        mk.compatibility_mode.setting = Setting::Value(mode.into());
+        mk
+    }
+
+    #[test]
+    fn cipher_sizes_follow_the_pipeline() {
+        let des8 = "1122334455667788";
+        let legacy_auto = with("SHA1", "Auto", K1, des8, "Framework20SP1");
+        assert_eq!(legacy_auto.decryption_key_state().name(), "explicit");
+        assert_eq!(legacy_auto.cipher(), Some(Decryption::Des));
+        let fx45_auto = with("SHA1", "Auto", K1, des8, "Framework45");
+        assert_eq!(fx45_auto.decryption_key_state().name(), "invalid");
+        assert_eq!(
+            with("SHA1", "DES", K1, K1, "Framework20SP2")
+                .decryption_key_state()
+                .name(),
+            "explicit"
         );
         assert_eq!(
-            KeyFault::ModifiersUnderFramework45(vec![
-                "IsolateApps".into(),
-                "IsolateByAppId".into()
-            ])
-            .to_string(),
-            "carries IsolateApps,IsolateByAppId on an explicit key, which compatibilityMode Framework45 rejects"
+            with("SHA1", "DES", K1, K1, "Framework45")
+                .decryption_key_state()
+                .name(),
+            "invalid"
+        );
+        // validation="3DES" keys TripleDES with the decryptionKey.
+        assert_eq!(
+            with("3DES", "AES", K1, K1, "Framework20SP1")
+                .decryption_key_state()
+                .name(),
+            "invalid"
+        );
+        // SetInnerOuterKeys' 64-byte pads for SHA1 in the legacy pipeline.
+        let long = K1.repeat(4);
+        assert_eq!(
+            with("SHA1", "AES", &long, K1, "Framework20SP1")
+                .validation_key_state()
+                .name(),
+            "invalid"
+        );
+        assert_eq!(
+            with("HMACSHA512", "AES", &long, K1, "Framework20SP1")
+                .validation_key_state()
+                .name(),
+            "explicit"
+        );
+        assert_eq!(
+            with("SHA1", "AES", &long, K1, "Framework45")
+                .validation_key_state()
+                .name(),
+            "explicit"
+        );
+    }
+
+    #[test]
+    fn machine_key_protect_adds_the_45_rules_in_legacy_mode() {
+        let mut mk = with(
+            "HMACSHA256",
+            "AES",
+            &format!("{K1},IsolateApps"),
+            K1,
+            "Framework20SP1",
+        );
+        assert_eq!(mk.validation_key_state().name(), "explicit");
+        mk.protect_api = true;
+        let KeyState::Invalid { reason } = mk.validation_key_state() else {
+            panic!()
+        };
+        assert!(matches!(
+            reason,
+            KeyFault::NotKeyOrFlags {
+                via: Pipeline::ProtectApi,
+                ..
+            }
+        ));
+        assert!(reason.to_string().contains("MachineKey.Protect"));
+        let mut md5 = with("MD5", "AES", K1, K1, "Framework20SP1");
+        assert!(md5.invalid_values().is_empty());
+        md5.protect_api = true;
+        assert_eq!(md5.invalid_values()[0].refusal, Refusal::ProtectApi);
+    }
+
+    #[test]
+    fn weak_keys_name_their_recommendation() {
+        let short = with("HMACSHA256", "3DES", &K1[..40], &K1[..32], "Framework20SP1");
+        let weak = short.weak_keys();
+        assert_eq!(weak.len(), 2);
+        assert!(weak[0].to_string().contains("RFC 2104"));
+        assert!(weak[1].to_string().contains("SP 800-131A"));
+        assert!(
+            with("HMACSHA256", "AES", K1, K1, "Framework45")
+                .weak_keys()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn clr2_has_its_own_defaults_and_values() {
+        let mut mk = MachineKey::default();
+        mk.run_on(Clr::V2);
+        assert_eq!(mk.validation.value().map(String::as_str), Some("SHA1"));
+        let mut hmac = with("HMACSHA256", "AES", K1, K1, "Framework45");
+        hmac.clr = Clr::V2;
+        let refused: Vec<_> = hmac
+            .invalid_values()
+            .into_iter()
+            .map(|v| v.refusal)
+            .collect();
+        assert_eq!(refused, vec![Refusal::Clr2, Refusal::Clr2]);
+        assert!(!hmac.framework45());
+    }
+
+    #[test]
+    fn key_faults_are_worded_with_what_the_source_throws() {
+        let legacy = KeyFault::LegacyValidationLength { len: 38 }.to_string();
+        assert!(legacy.starts_with("is 38 characters"), "{legacy}");
+        assert!(legacy.contains("Unable_to_get_cookie_authentication_validation_key"));
+        let size = KeyFault::CipherSize {
+            via: Pipeline::Legacy,
+            cipher: Decryption::Aes,
+            by: "decryption=\"AES\"".into(),
+            hex: 40,
+        }
+        .to_string();
+        assert!(
+            size.contains("Bad_machine_key") && size.contains("32, 48 or 64"),
+            "{size}"
+        );
+        let not_hex = KeyFault::LegacyNotHex {
+            purpose: KeyPurpose::Decryption,
+            bad: Some('\u{202e}'),
+            len: 32,
+        }
+        .to_string();
+        assert!(not_hex.contains("U+202E") && not_hex.contains("Invalid_decryption_key"));
+    }
+
+    #[test]
+    fn a_custom_validation_must_be_a_keyed_hash() {
+        for (alg, refused) in [
+            ("alg:SHA256", true),
+            ("alg:md5", true),
+            ("alg:System.Security.Cryptography.SHA1Cng", true),
+            ("alg:HMACSHA256", false),
+            ("alg:MyCompany.Mac", false),
+        ] {
+            let mk = with(alg, "AES", K1, K1, "Framework20SP1");
+            let got: Vec<Refusal> = mk.invalid_values().into_iter().map(|v| v.refusal).collect();
+            assert_eq!(got == [Refusal::UnkeyedHash], refused, "{alg}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn a_custom_decryption_must_be_a_cipher() {
+        for (alg, refused) in [
+            ("alg:SHA256", true),
+            ("alg:hmacsha256", true),
+            ("alg:Rijndael", false),
+            ("alg:MyCompany.Cipher", false),
+        ] {
+            let mk = with("HMACSHA256", alg, K1, K1, "Framework20SP1");
+            let got: Vec<Refusal> = mk.invalid_values().into_iter().map(|v| v.refusal).collect();
+            assert_eq!(got == [Refusal::NotACipher], refused, "{alg}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn target_framework_is_a_version() {
+        assert_eq!(parse_version("4.7.2"), Some([4, 7, 2, -1]));
+        assert_eq!(parse_version(" 4 . 5 "), Some([4, 5, -1, -1]));
+        for bad in ["4", "v4.5", "4.5.", "4.-5", "1.2.3.4.5", ""] {
+            assert_eq!(parse_version(bad), None, "{bad}");
+        }
+        assert!(framework_at_least_45("4.5") && framework_at_least_45("4.10"));
+        assert!(!framework_at_least_45("4.0") && !framework_at_least_45("v4.8"));
+        let tf = |v: &str| Sourced::default_value(v.to_string());
+        assert_eq!(
+            target_framework_refusal(&tf("v4.5"), Clr::V4),
+            Some(TargetFrameworkRefusal::NotAVersion)
+        );
+        assert_eq!(target_framework_refusal(&tf("4.8"), Clr::V4), None);
+        assert_eq!(
+            target_framework_refusal(&tf("4.8"), Clr::V2),
+            Some(TargetFrameworkRefusal::Clr2)
         );
     }
 

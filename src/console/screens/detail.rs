@@ -258,6 +258,16 @@ fn instance_lines(ui: &Ui, inst: &Instance, width: usize, lines: &mut Vec<Line<'
             .map(|p| p.to_string())
             .unwrap_or_else(|| app_info.physical_path_raw.clone()),
     );
+    if !app_info.runs_clr() {
+        lines.push(Line::styled(
+            format!(
+                " {} pool {:?} has No Managed Code: no ASP.NET, no machine key",
+                ui.symbols.absent, app_info.app_pool
+            ),
+            ui.style(StyleKey::TextDim),
+        ));
+        return;
+    }
     let eff = match &inst.effective {
         Ok(e) => e,
         Err(p) => {

@@ -321,6 +321,13 @@ fn cell(data: &Data, ui: &Ui, site: &SiteReport, server: usize) -> (String, Styl
             ui.style(StyleKey::MatrixMissing),
         );
     };
+    if !inst.app.runs_clr() {
+        // No Managed Code: no ASP.NET there, so no machine key.
+        return (
+            format!("{} no CLR", s.absent),
+            ui.style(StyleKey::MatrixMissing),
+        );
+    }
     let Ok(eff) = &inst.effective else {
         return (
             format!("{} unreadable", s.unreadable),
