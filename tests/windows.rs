@@ -790,3 +790,66 @@ fn the_console_pushes_to_windows_servers_at_each_version() {
         assert!(now[0] == now[1] && now[1] == now[2], "{v:?}");
     });
 }
+
+/// Before 8.6 a swap deletes web.config first: a web.config another
+/// process holds for good is refused at every try, and the console's
+/// push ends in a dialog naming the server, the file and the cause, the
+/// farm as it was.
+#[test]
+fn the_console_names_a_web_config_held_for_good_at_8_1() {
+    const T: Duration = Duration::from_secs(30);
+    let s = setup(WinVersion::V8_1);
+    let before = s.flowtime();
+    s.server("web02").hold(WEB_CONFIG, u32::MAX);
+    let inv = s.farm.inventory(20);
+    let mut p = Pty::farmkey(
+        &[
+            "-i",
+            inv.to_str().unwrap(),
+            "--ssh-config",
+            "/nonexistent",
+            "--audit",
+            s.audit.to_str().unwrap(),
+        ],
+        &[],
+        160,
+        50,
+        s.farm.home.path(),
+    );
+    p.wait_for("servers 3 ok", T);
+    p.send("p");
+    p.wait_for("Push to Flowtime", T);
+    p.send(DOWN);
+    p.send(DOWN);
+    p.wait_until("generate selected", T, |s| {
+        s.lines().any(|l| l.contains("▶ Generate new keys: SHA1"))
+    });
+    p.send(ENTER);
+    p.wait_for("Confirm push", T);
+    p.send("G");
+    p.wait_for("sessions there are lost once", T);
+    p.send(RIGHT);
+    p.send(ENTER);
+    let screen = p.wait_for("Push not made", T);
+    for said in [
+        "web02: FAILED swapping",
+        "C:\\inetpub\\Cora\\Flowtime\\web.config",
+        "another process may hold",
+        "Flowtime is as it was on",
+    ] {
+        assert!(screen.contains(said), "the dialog says {said:?}:\n{screen}");
+    }
+    p.send(ENTER);
+    p.wait_until("the dialog closed", T, |s| !s.contains("Push not made"));
+    p.send("q");
+    p.wait_exit(T);
+    assert!(s.server("web02").refusals() > 0);
+    assert_eq!(s.flowtime(), before, "the farm as it was");
+    for name in SERVERS {
+        assert!(
+            s.leftovers(name).is_empty(),
+            "{name}: {:?}",
+            s.leftovers(name)
+        );
+    }
+}
