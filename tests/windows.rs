@@ -75,6 +75,18 @@ impl Setup {
         (out.status.code().unwrap_or(-1), text)
     }
 
+    /// `farmkey history --site Flowtime`'s standard output.
+    fn history(&self) -> String {
+        let out = self
+            .farm
+            .farmkey()
+            .args(["history", "--site", "Flowtime", "--audit"])
+            .arg(&self.audit)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn push(&self) -> (i32, String) {
         self.run(&["push", "--site", "Flowtime", "--generate", "--yes"])
     }
@@ -510,14 +522,7 @@ fn push_history_and_rollback_at_each_version() {
             "{v:?}: {scan}"
         );
 
-        let history = s
-            .farm
-            .farmkey()
-            .args(["history", "--site", "Flowtime", "--audit"])
-            .arg(&s.audit)
-            .output()
-            .unwrap();
-        let history = String::from_utf8_lossy(&history.stdout);
+        let history = s.history();
         assert!(
             history.contains("web01 applied, web02 applied, web03 applied"),
             "{v:?}: {history}"
@@ -577,6 +582,7 @@ fn held_for_good(v: WinVersion, held: &str) {
     // Once let go, nothing is left but what the last line names, and a
     // rollback removes that.
     s.server("web02").release();
+    let left = s.leftovers("web02");
     for name in SERVERS {
         let left = s.leftovers(name);
         assert!(
@@ -584,7 +590,27 @@ fn held_for_good(v: WinVersion, held: &str) {
             "{v:?} {held}: {name} {left:?}:\n{out}"
         );
     }
+    // `history` tells what happened, copies left included.
+    let history = s.history();
+    assert!(
+        history.contains("web02 failed") && history.contains("web01 rolled-back"),
+        "{v:?} {held}: {history}"
+    );
+    assert_eq!(
+        history.contains("left      web02"),
+        !left.is_empty(),
+        "{v:?} {held}: {left:?}\n{history}"
+    );
+    assert!(
+        left.iter().all(|n| history.contains(n.as_str())),
+        "{v:?} {held}: {history}"
+    );
     s.assert_rollback_cleans_up(&before);
+    assert!(
+        !s.history().contains("left  "),
+        "{v:?} {held}: {}",
+        s.history()
+    );
 }
 
 #[test]
