@@ -677,6 +677,53 @@ fn a_rename_refused_once_during_a_rollback_is_tried_again() {
 }
 
 #[test]
+fn a_rollback_refused_for_good_by_a_held_file_names_it_and_can_be_run_again() {
+    each_version(|v| {
+        let s = setup(v);
+        let before = s.flowtime();
+        let (code, out) = s.push();
+        assert_eq!(code, 0, "{v:?}:\n{out}");
+        let pushed = s.flowtime();
+        s.server("web02").hold(WEB_CONFIG, u32::MAX);
+        let (code, out) = s.run(&["rollback", "--site", "Flowtime", "--yes"]);
+        assert_ne!(code, 0, "{v:?}:\n{out}");
+        assert!(s.server("web02").refusals() > 0, "{v:?}");
+        let last = last_line(&out);
+        assert!(
+            last.contains("web02") && names_a_held_file(&out) && out.contains("web.config"),
+            "{v:?}: names the server, the file and the cause:\n{out}"
+        );
+        // web02 keeps what the push wrote, whole; the others are restored.
+        let now = s.flowtime();
+        assert_eq!(now[1], pushed[1], "{v:?}: web02 changed:\n{out}");
+        assert_eq!(
+            (&now[0], &now[2]),
+            (&before[0], &before[2]),
+            "{v:?}:\n{out}"
+        );
+        s.server("web02").release();
+        for name in SERVERS {
+            let left = s.leftovers(name);
+            assert!(
+                left.iter().all(|n| last.contains(n.as_str())),
+                "{v:?}: {name} {left:?} not named:\n{out}"
+            );
+        }
+        // Let go, the next rollback finishes it.
+        let (code, out) = s.run(&["rollback", "--site", "Flowtime", "--yes"]);
+        assert_eq!(code, 0, "{v:?}:\n{out}");
+        assert_eq!(s.flowtime(), before, "{v:?}:\n{out}");
+        for name in SERVERS {
+            assert!(
+                s.leftovers(name).is_empty(),
+                "{v:?}: {:?}",
+                s.leftovers(name)
+            );
+        }
+    });
+}
+
+#[test]
 fn a_read_only_web_config_stops_the_push_before_any_server_is_written() {
     each_version(|v| {
         let s = setup(v);
