@@ -113,6 +113,14 @@ impl Setup {
         v
     }
 
+    /// Nothing beside any server's web.config but its backups.
+    fn assert_no_leftovers(&self) {
+        for name in SERVERS {
+            let left = self.leftovers(name);
+            assert!(left.is_empty(), "{:?}: {name} {left:?}", self.version);
+        }
+    }
+
     /// Every hex run of 32+ characters in the servers' files: their keys,
     /// old and new.
     fn all_keys(&self) -> Vec<String> {
@@ -536,13 +544,7 @@ fn push_history_and_rollback_at_each_version() {
             "{v:?}:\n{out}"
         );
         assert_eq!(s.flowtime(), before, "{v:?}");
-        for name in SERVERS {
-            assert!(
-                s.leftovers(name).is_empty(),
-                "{v:?}: {:?}",
-                s.leftovers(name)
-            );
-        }
+        s.assert_no_leftovers();
     });
 }
 
@@ -557,13 +559,7 @@ fn held_for_three_tries(v: WinVersion, held: &str) {
     assert_eq!(code, 0, "{v:?} {held}:\n{out}");
     assert_eq!(s.server("web02").refusals(), 3, "{v:?} {held}:\n{out}");
     s.assert_all_or_nothing(&before, code, &out);
-    for name in SERVERS {
-        assert!(
-            s.leftovers(name).is_empty(),
-            "{v:?}: {:?}",
-            s.leftovers(name)
-        );
-    }
+    s.assert_no_leftovers();
 }
 
 fn held_for_good(v: WinVersion, held: &str) {
@@ -653,39 +649,17 @@ fn a_connection_dropped_between_the_delete_and_the_rename_ends_whole() {
     });
 }
 
-#[test]
-fn a_rename_refused_once_during_a_rollback_is_tried_again() {
-    each_version(|v| {
-        let s = setup(v);
-        let before = s.flowtime();
-        let (code, out) = s.push();
-        assert_eq!(code, 0, "{v:?}:\n{out}");
-        // ASP.NET reads the swapped file just as the rollback swaps it back.
-        s.server("web02").hold(WEB_CONFIG, 1);
-        let (code, out) = s.run(&["rollback", "--site", "Flowtime", "--yes"]);
-        assert_eq!(s.server("web02").refusals(), 1, "{v:?}");
-        assert_eq!(code, 0, "{v:?}:\n{out}");
-        assert_eq!(s.flowtime(), before, "{v:?}:\n{out}");
-        for name in SERVERS {
-            assert!(
-                s.leftovers(name).is_empty(),
-                "{v:?}: {:?}",
-                s.leftovers(name)
-            );
-        }
-    });
-}
-
-#[test]
-fn a_rollback_refused_for_good_by_a_held_file_names_it_and_can_be_run_again() {
-    each_version(|v| {
-        let s = setup(v);
-        let before = s.flowtime();
-        let (code, out) = s.push();
-        assert_eq!(code, 0, "{v:?}:\n{out}");
-        let pushed = s.flowtime();
-        s.server("web02").hold(WEB_CONFIG, u32::MAX);
-        let (code, out) = s.run(&["rollback", "--site", "Flowtime", "--yes"]);
+/// A push, then its rollback while another process holds web02's
+/// web.config for `tries` attempts.
+fn rollback_held(v: WinVersion, tries: u32) {
+    let s = setup(v);
+    let before = s.flowtime();
+    let (code, out) = s.push();
+    assert_eq!(code, 0, "{v:?}:\n{out}");
+    let pushed = s.flowtime();
+    s.server("web02").hold(WEB_CONFIG, tries);
+    let (code, out) = s.run(&["rollback", "--site", "Flowtime", "--yes"]);
+    if tries == u32::MAX {
         assert_ne!(code, 0, "{v:?}:\n{out}");
         assert!(s.server("web02").refusals() > 0, "{v:?}");
         let last = last_line(&out);
@@ -712,15 +686,23 @@ fn a_rollback_refused_for_good_by_a_held_file_names_it_and_can_be_run_again() {
         // Let go, the next rollback finishes it.
         let (code, out) = s.run(&["rollback", "--site", "Flowtime", "--yes"]);
         assert_eq!(code, 0, "{v:?}:\n{out}");
-        assert_eq!(s.flowtime(), before, "{v:?}:\n{out}");
-        for name in SERVERS {
-            assert!(
-                s.leftovers(name).is_empty(),
-                "{v:?}: {:?}",
-                s.leftovers(name)
-            );
-        }
-    });
+    } else {
+        assert_eq!(s.server("web02").refusals(), tries, "{v:?}");
+        assert_eq!(code, 0, "{v:?}:\n{out}");
+    }
+    assert_eq!(s.flowtime(), before, "{v:?}");
+    s.assert_no_leftovers();
+}
+
+#[test]
+fn a_rename_refused_once_during_a_rollback_is_tried_again() {
+    // ASP.NET reads the swapped file just as the rollback swaps it back.
+    each_version(|v| rollback_held(v, 1));
+}
+
+#[test]
+fn a_rollback_refused_for_good_by_a_held_file_names_it_and_can_be_run_again() {
+    each_version(|v| rollback_held(v, u32::MAX));
 }
 
 #[test]
@@ -756,13 +738,7 @@ fn a_full_disk_is_named_and_the_farm_stays_as_it_was() {
         assert_eq!(code, 1, "{v:?}:\n{out}");
         s.assert_all_or_nothing(&before, code, &out);
         assert!(out.contains("no space left"), "{v:?}:\n{out}");
-        for name in SERVERS {
-            assert!(
-                s.leftovers(name).is_empty(),
-                "{v:?}: {:?}",
-                s.leftovers(name)
-            );
-        }
+        s.assert_no_leftovers();
     });
 }
 
@@ -810,13 +786,11 @@ fn a_small_file_is_read_in_a_few_requests() {
 // ---------------------------------------------------------------------
 // The console.
 
-#[test]
-fn the_console_pushes_to_windows_servers_at_each_version() {
-    const T: Duration = Duration::from_secs(20);
-    each_version(|v| {
-        let s = setup(v);
-        let before = s.flowtime();
-        let inv = s.farm.inventory(20);
+impl Setup {
+    /// The console on the farm, `cols` x `rows`, through the push of new
+    /// keys to Flowtime up to its confirmation: the push is under way.
+    fn console_push(&self, cols: u16, rows: u16, t: Duration) -> Pty {
+        let inv = self.farm.inventory(20);
         let mut p = Pty::farmkey(
             &[
                 "-i",
@@ -824,27 +798,38 @@ fn the_console_pushes_to_windows_servers_at_each_version() {
                 "--ssh-config",
                 "/nonexistent",
                 "--audit",
-                s.audit.to_str().unwrap(),
+                self.audit.to_str().unwrap(),
             ],
             &[],
-            120,
-            40,
-            s.farm.home.path(),
+            cols,
+            rows,
+            self.farm.home.path(),
         );
-        p.wait_for("servers 3 ok", T);
+        p.wait_for("servers 3 ok", t);
         p.send("p");
-        p.wait_for("Push to Flowtime", T);
+        p.wait_for("Push to Flowtime", t);
         p.send(DOWN);
         p.send(DOWN);
-        p.wait_until("generate selected", T, |s| {
+        p.wait_until("generate selected", t, |s| {
             s.lines().any(|l| l.contains("▶ Generate new keys: SHA1"))
         });
         p.send(ENTER);
-        p.wait_for("Confirm push", T);
+        p.wait_for("Confirm push", t);
         p.send("G");
-        p.wait_for("sessions there are lost once", T);
+        p.wait_for("sessions there are lost once", t);
         p.send(RIGHT);
         p.send(ENTER);
+        p
+    }
+}
+
+#[test]
+fn the_console_pushes_to_windows_servers_at_each_version() {
+    const T: Duration = Duration::from_secs(20);
+    each_version(|v| {
+        let s = setup(v);
+        let before = s.flowtime();
+        let mut p = s.console_push(120, 40, T);
         let screen = p.wait_for("Push done", T);
         assert_eq!(
             screen.matches("applied and verified").count(),
@@ -874,35 +859,7 @@ fn the_console_names_a_web_config_held_for_good_at_8_1() {
     let s = setup(WinVersion::V8_1);
     let before = s.flowtime();
     s.server("web02").hold(WEB_CONFIG, u32::MAX);
-    let inv = s.farm.inventory(20);
-    let mut p = Pty::farmkey(
-        &[
-            "-i",
-            inv.to_str().unwrap(),
-            "--ssh-config",
-            "/nonexistent",
-            "--audit",
-            s.audit.to_str().unwrap(),
-        ],
-        &[],
-        160,
-        50,
-        s.farm.home.path(),
-    );
-    p.wait_for("servers 3 ok", T);
-    p.send("p");
-    p.wait_for("Push to Flowtime", T);
-    p.send(DOWN);
-    p.send(DOWN);
-    p.wait_until("generate selected", T, |s| {
-        s.lines().any(|l| l.contains("▶ Generate new keys: SHA1"))
-    });
-    p.send(ENTER);
-    p.wait_for("Confirm push", T);
-    p.send("G");
-    p.wait_for("sessions there are lost once", T);
-    p.send(RIGHT);
-    p.send(ENTER);
+    let mut p = s.console_push(160, 50, T);
     let screen = p.wait_for("Push not made", T);
     for said in [
         "web02: FAILED swapping",
