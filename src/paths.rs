@@ -18,11 +18,39 @@ pub enum PathError {
 }
 
 /// An absolute path on a Windows server, normalised: drive letter upper-case,
-/// no `.` or `..` components, no repeated separators.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// no `.` or `..` components, no repeated separators. Two paths are equal
+/// (and hash and order alike) as Windows compares names ([`RemotePath::key`]),
+/// whatever their spelling: one comparison wherever server paths meet.
+#[derive(Clone)]
 pub struct RemotePath {
     /// SFTP form: `/C:/inetpub/x/web.config`.
     sftp: String,
+}
+
+impl PartialEq for RemotePath {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for RemotePath {}
+
+impl std::hash::Hash for RemotePath {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl PartialOrd for RemotePath {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for RemotePath {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
 }
 
 impl RemotePath {
@@ -272,6 +300,23 @@ pub fn same_name(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_are_equal_as_windows_compares_names() {
+        use std::collections::HashSet;
+        let a = RemotePath::parse("C:\\inetpub\\Flowtime\\Web.config").unwrap();
+        let b = RemotePath::parse("/c:/INETPUB/flowtime/WEB.CONFIG").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.cmp(&b), std::cmp::Ordering::Equal);
+        assert!(HashSet::from([a.clone()]).contains(&b));
+        // Each keeps its spelling.
+        assert_eq!(b.as_sftp(), "/C:/INETPUB/flowtime/WEB.CONFIG");
+        // Beyond ASCII as NTFS upcases, and no further.
+        let s = |p: &str| RemotePath::parse(p).unwrap();
+        assert_eq!(s("/C:/Ärger/x"), s("/C:/äRGER/X"));
+        assert_ne!(s("/C:/straße"), s("/C:/STRASSE"));
+        assert_ne!(a, s("/C:/inetpub/Flowtime/web.config.bak"));
+    }
 
     #[test]
     fn windows_and_sftp_forms_round_trip() {

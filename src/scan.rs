@@ -132,7 +132,9 @@ impl<'t> FileSet<'t> {
         path: &RemotePath,
     ) -> Result<Option<(RemotePath, FileBytes)>, TransportError> {
         match find_case_insensitive(self.transport, path)? {
-            Some(real) if real != *path => self.transport.read(&real).map(|b| Some((real, b))),
+            Some(real) if real.as_sftp() != path.as_sftp() => {
+                self.transport.read(&real).map(|b| Some((real, b)))
+            }
             _ => Ok(None),
         }
     }

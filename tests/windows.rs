@@ -75,6 +75,18 @@ impl Setup {
         (out.status.code().unwrap_or(-1), text)
     }
 
+    /// `farmkey history --site Flowtime`'s standard output.
+    fn history(&self) -> String {
+        let out = self
+            .farm
+            .farmkey()
+            .args(["history", "--site", "Flowtime", "--audit"])
+            .arg(&self.audit)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn push(&self) -> (i32, String) {
         self.run(&["push", "--site", "Flowtime", "--generate", "--yes"])
     }
@@ -99,6 +111,14 @@ impl Setup {
             .collect();
         v.sort();
         v
+    }
+
+    /// Nothing beside any server's web.config but its backups.
+    fn assert_no_leftovers(&self) {
+        for name in SERVERS {
+            let left = self.leftovers(name);
+            assert!(left.is_empty(), "{:?}: {name} {left:?}", self.version);
+        }
     }
 
     /// Every hex run of 32+ characters in the servers' files: their keys,
@@ -510,14 +530,7 @@ fn push_history_and_rollback_at_each_version() {
             "{v:?}: {scan}"
         );
 
-        let history = s
-            .farm
-            .farmkey()
-            .args(["history", "--site", "Flowtime", "--audit"])
-            .arg(&s.audit)
-            .output()
-            .unwrap();
-        let history = String::from_utf8_lossy(&history.stdout);
+        let history = s.history();
         assert!(
             history.contains("web01 applied, web02 applied, web03 applied"),
             "{v:?}: {history}"
@@ -531,13 +544,7 @@ fn push_history_and_rollback_at_each_version() {
             "{v:?}:\n{out}"
         );
         assert_eq!(s.flowtime(), before, "{v:?}");
-        for name in SERVERS {
-            assert!(
-                s.leftovers(name).is_empty(),
-                "{v:?}: {:?}",
-                s.leftovers(name)
-            );
-        }
+        s.assert_no_leftovers();
     });
 }
 
@@ -552,13 +559,7 @@ fn held_for_three_tries(v: WinVersion, held: &str) {
     assert_eq!(code, 0, "{v:?} {held}:\n{out}");
     assert_eq!(s.server("web02").refusals(), 3, "{v:?} {held}:\n{out}");
     s.assert_all_or_nothing(&before, code, &out);
-    for name in SERVERS {
-        assert!(
-            s.leftovers(name).is_empty(),
-            "{v:?}: {:?}",
-            s.leftovers(name)
-        );
-    }
+    s.assert_no_leftovers();
 }
 
 fn held_for_good(v: WinVersion, held: &str) {
@@ -577,6 +578,7 @@ fn held_for_good(v: WinVersion, held: &str) {
     // Once let go, nothing is left but what the last line names, and a
     // rollback removes that.
     s.server("web02").release();
+    let left = s.leftovers("web02");
     for name in SERVERS {
         let left = s.leftovers(name);
         assert!(
@@ -584,7 +586,27 @@ fn held_for_good(v: WinVersion, held: &str) {
             "{v:?} {held}: {name} {left:?}:\n{out}"
         );
     }
+    // `history` tells what happened, copies left included.
+    let history = s.history();
+    assert!(
+        history.contains("web02 failed") && history.contains("web01 rolled-back"),
+        "{v:?} {held}: {history}"
+    );
+    assert_eq!(
+        history.contains("left      web02"),
+        !left.is_empty(),
+        "{v:?} {held}: {left:?}\n{history}"
+    );
+    assert!(
+        left.iter().all(|n| history.contains(n.as_str())),
+        "{v:?} {held}: {history}"
+    );
     s.assert_rollback_cleans_up(&before);
+    assert!(
+        !s.history().contains("left  "),
+        "{v:?} {held}: {}",
+        s.history()
+    );
 }
 
 #[test]
@@ -627,27 +649,60 @@ fn a_connection_dropped_between_the_delete_and_the_rename_ends_whole() {
     });
 }
 
-#[test]
-fn a_rename_refused_once_during_a_rollback_is_tried_again() {
-    each_version(|v| {
-        let s = setup(v);
-        let before = s.flowtime();
-        let (code, out) = s.push();
-        assert_eq!(code, 0, "{v:?}:\n{out}");
-        // ASP.NET reads the swapped file just as the rollback swaps it back.
-        s.server("web02").hold(WEB_CONFIG, 1);
-        let (code, out) = s.run(&["rollback", "--site", "Flowtime", "--yes"]);
-        assert_eq!(s.server("web02").refusals(), 1, "{v:?}");
-        assert_eq!(code, 0, "{v:?}:\n{out}");
-        assert_eq!(s.flowtime(), before, "{v:?}:\n{out}");
+/// A push, then its rollback while another process holds web02's
+/// web.config for `tries` attempts.
+fn rollback_held(v: WinVersion, tries: u32) {
+    let s = setup(v);
+    let before = s.flowtime();
+    let (code, out) = s.push();
+    assert_eq!(code, 0, "{v:?}:\n{out}");
+    let pushed = s.flowtime();
+    s.server("web02").hold(WEB_CONFIG, tries);
+    let (code, out) = s.run(&["rollback", "--site", "Flowtime", "--yes"]);
+    if tries == u32::MAX {
+        assert_ne!(code, 0, "{v:?}:\n{out}");
+        assert!(s.server("web02").refusals() > 0, "{v:?}");
+        let last = last_line(&out);
+        assert!(
+            last.contains("web02") && names_a_held_file(&out) && out.contains("web.config"),
+            "{v:?}: names the server, the file and the cause:\n{out}"
+        );
+        // web02 keeps what the push wrote, whole; the others are restored.
+        let now = s.flowtime();
+        assert_eq!(now[1], pushed[1], "{v:?}: web02 changed:\n{out}");
+        assert_eq!(
+            (&now[0], &now[2]),
+            (&before[0], &before[2]),
+            "{v:?}:\n{out}"
+        );
+        s.server("web02").release();
         for name in SERVERS {
+            let left = s.leftovers(name);
             assert!(
-                s.leftovers(name).is_empty(),
-                "{v:?}: {:?}",
-                s.leftovers(name)
+                left.iter().all(|n| last.contains(n.as_str())),
+                "{v:?}: {name} {left:?} not named:\n{out}"
             );
         }
-    });
+        // Let go, the next rollback finishes it.
+        let (code, out) = s.run(&["rollback", "--site", "Flowtime", "--yes"]);
+        assert_eq!(code, 0, "{v:?}:\n{out}");
+    } else {
+        assert_eq!(s.server("web02").refusals(), tries, "{v:?}");
+        assert_eq!(code, 0, "{v:?}:\n{out}");
+    }
+    assert_eq!(s.flowtime(), before, "{v:?}");
+    s.assert_no_leftovers();
+}
+
+#[test]
+fn a_rename_refused_once_during_a_rollback_is_tried_again() {
+    // ASP.NET reads the swapped file just as the rollback swaps it back.
+    each_version(|v| rollback_held(v, 1));
+}
+
+#[test]
+fn a_rollback_refused_for_good_by_a_held_file_names_it_and_can_be_run_again() {
+    each_version(|v| rollback_held(v, u32::MAX));
 }
 
 #[test]
@@ -683,13 +738,7 @@ fn a_full_disk_is_named_and_the_farm_stays_as_it_was() {
         assert_eq!(code, 1, "{v:?}:\n{out}");
         s.assert_all_or_nothing(&before, code, &out);
         assert!(out.contains("no space left"), "{v:?}:\n{out}");
-        for name in SERVERS {
-            assert!(
-                s.leftovers(name).is_empty(),
-                "{v:?}: {:?}",
-                s.leftovers(name)
-            );
-        }
+        s.assert_no_leftovers();
     });
 }
 
@@ -737,13 +786,11 @@ fn a_small_file_is_read_in_a_few_requests() {
 // ---------------------------------------------------------------------
 // The console.
 
-#[test]
-fn the_console_pushes_to_windows_servers_at_each_version() {
-    const T: Duration = Duration::from_secs(20);
-    each_version(|v| {
-        let s = setup(v);
-        let before = s.flowtime();
-        let inv = s.farm.inventory(20);
+impl Setup {
+    /// The console on the farm, `cols` x `rows`, through the push of new
+    /// keys to Flowtime up to its confirmation: the push is under way.
+    fn console_push(&self, cols: u16, rows: u16, t: Duration) -> Pty {
+        let inv = self.farm.inventory(20);
         let mut p = Pty::farmkey(
             &[
                 "-i",
@@ -751,27 +798,38 @@ fn the_console_pushes_to_windows_servers_at_each_version() {
                 "--ssh-config",
                 "/nonexistent",
                 "--audit",
-                s.audit.to_str().unwrap(),
+                self.audit.to_str().unwrap(),
             ],
             &[],
-            120,
-            40,
-            s.farm.home.path(),
+            cols,
+            rows,
+            self.farm.home.path(),
         );
-        p.wait_for("servers 3 ok", T);
+        p.wait_for("servers 3 ok", t);
         p.send("p");
-        p.wait_for("Push to Flowtime", T);
+        p.wait_for("Push to Flowtime", t);
         p.send(DOWN);
         p.send(DOWN);
-        p.wait_until("generate selected", T, |s| {
+        p.wait_until("generate selected", t, |s| {
             s.lines().any(|l| l.contains("▶ Generate new keys: SHA1"))
         });
         p.send(ENTER);
-        p.wait_for("Confirm push", T);
+        p.wait_for("Confirm push", t);
         p.send("G");
-        p.wait_for("sessions there are lost once", T);
+        p.wait_for("sessions there are lost once", t);
         p.send(RIGHT);
         p.send(ENTER);
+        p
+    }
+}
+
+#[test]
+fn the_console_pushes_to_windows_servers_at_each_version() {
+    const T: Duration = Duration::from_secs(20);
+    each_version(|v| {
+        let s = setup(v);
+        let before = s.flowtime();
+        let mut p = s.console_push(120, 40, T);
         let screen = p.wait_for("Push done", T);
         assert_eq!(
             screen.matches("applied and verified").count(),
@@ -789,4 +847,39 @@ fn the_console_pushes_to_windows_servers_at_each_version() {
         }
         assert!(now[0] == now[1] && now[1] == now[2], "{v:?}");
     });
+}
+
+/// Before 8.6 a swap deletes web.config first: a web.config another
+/// process holds for good is refused at every try, and the console's
+/// push ends in a dialog naming the server, the file and the cause, the
+/// farm as it was.
+#[test]
+fn the_console_names_a_web_config_held_for_good_at_8_1() {
+    const T: Duration = Duration::from_secs(30);
+    let s = setup(WinVersion::V8_1);
+    let before = s.flowtime();
+    s.server("web02").hold(WEB_CONFIG, u32::MAX);
+    let mut p = s.console_push(160, 50, T);
+    let screen = p.wait_for("Push not made", T);
+    for said in [
+        "web02: FAILED swapping",
+        "C:\\inetpub\\Cora\\Flowtime\\web.config",
+        "another process may hold",
+        "Flowtime is as it was on",
+    ] {
+        assert!(screen.contains(said), "the dialog says {said:?}:\n{screen}");
+    }
+    p.send(ENTER);
+    p.wait_until("the dialog closed", T, |s| !s.contains("Push not made"));
+    p.send("q");
+    p.wait_exit(T);
+    assert!(s.server("web02").refusals() > 0);
+    assert_eq!(s.flowtime(), before, "the farm as it was");
+    for name in SERVERS {
+        assert!(
+            s.leftovers(name).is_empty(),
+            "{name}: {:?}",
+            s.leftovers(name)
+        );
+    }
 }

@@ -318,6 +318,14 @@ pub fn run_history(args: &HistoryArgs) -> ExitCode {
         if !rolled.is_empty() {
             out.line(&format!("    {:<9} {}", "rollback", rolled.join(", ")));
         }
+        for (rec, copies) in push.left_behind() {
+            out.line(&format!(
+                "    {:<9} {} {} (`farmkey rollback` removes them)",
+                "left",
+                push.label(rec),
+                copies.join(", ")
+            ));
+        }
     }
     ExitCode::from(exit::OK)
 }

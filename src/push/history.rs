@@ -134,6 +134,26 @@ impl PastPush {
         out
     }
 
+    /// Per file, the copies beside it that are still there as far as the
+    /// log knows: what the push could not remove, or, after a rollback
+    /// that ran, what that rollback could not. A push cut short (its
+    /// intent alone) is left out: which of its copies exist is not known
+    /// until a rollback looks.
+    pub fn left_behind(&self) -> Vec<(&AuditRecord, &[String])> {
+        self.pushed()
+            .into_iter()
+            .filter(|rec| rec.outcome != Outcome::Intent)
+            .filter_map(|rec| {
+                let last = self
+                    .rollbacks_of(rec)
+                    .filter(|r| r.outcome == Outcome::RolledBack)
+                    .last()
+                    .unwrap_or(rec);
+                (!last.temporary.is_empty()).then_some((rec, last.temporary.as_slice()))
+            })
+            .collect()
+    }
+
     /// The servers it concerns, each once, in the order of its records.
     pub fn servers(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
@@ -282,6 +302,50 @@ mod tests {
             outcome,
             message: String::new(),
         }
+    }
+
+    #[test]
+    fn copies_left_behind_are_the_last_word_of_the_push_or_its_rollback() {
+        use Action::*;
+        use Outcome::*;
+        let with = |mut r: AuditRecord, left: &[&str]| {
+            r.temporary = left.iter().map(|s| s.to_string()).collect();
+            r
+        };
+        let staged = "C:\\inetpub\\Flowtime\\web.x.farmkey-new.config";
+        let aside = "C:\\inetpub\\Flowtime\\web.x.farmkey-old.config";
+        let mut records = vec![
+            // The intent names every copy the push may make: not a leftover.
+            with(rec("p1", "web01", Push, Intent), &[staged, aside]),
+            rec("p1", "web01", Push, Applied),
+            with(rec("p1", "web02", Push, Intent), &[staged, aside]),
+            with(rec("p1", "web02", Push, Failed), &[staged]),
+            // Cut short: what it left is unknown until a rollback looks.
+            with(rec("p1", "web03", Push, Intent), &[staged, aside]),
+        ];
+        let left = |records: &[AuditRecord]| {
+            let p = &pushes(records, None)[0];
+            p.left_behind()
+                .into_iter()
+                .map(|(r, c)| (r.server.clone(), c.to_vec()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            left(&records),
+            [("web02".to_string(), vec![staged.to_string()])]
+        );
+        // A refused rollback removed nothing.
+        records.push(with(
+            rec("p1", "web02", Rollback, Refused),
+            &[staged, aside],
+        ));
+        assert_eq!(
+            left(&records),
+            [("web02".to_string(), vec![staged.to_string()])]
+        );
+        // One that ran says what is still there.
+        records.push(rec("p1", "web02", Rollback, RolledBack));
+        assert!(left(&records).is_empty());
     }
 
     #[test]

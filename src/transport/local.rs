@@ -271,7 +271,7 @@ impl Transport for LocalTransport {
         bytes: &[u8],
         new: &NewFile,
     ) -> Result<(), TransportError> {
-        if self.spelled(path)? != *path {
+        if self.spelled(path)?.as_sftp() != path.as_sftp() {
             return Err(TransportError::Exists { path: path.clone() });
         }
         let (dir, name) = self.parent_of(path)?;
@@ -297,7 +297,7 @@ impl Transport for LocalTransport {
 
     fn rename(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError> {
         let from = &self.spelled(from)?;
-        if self.spelled(to)? != *to {
+        if self.spelled(to)?.as_sftp() != to.as_sftp() {
             return Err(TransportError::Exists { path: to.clone() });
         }
         let ((a_dir, a), (b_dir, b)) = (self.parent_of(from)?, self.parent_of(to)?);

@@ -213,6 +213,20 @@ impl History {
                 ui.style(style),
             ));
             server_lines(ui, rec, width, arrow, &mut lines);
+            if let Some((_, copies)) = push
+                .left_behind()
+                .into_iter()
+                .find(|(r, _)| std::ptr::eq(*r, rec))
+            {
+                kv(
+                    ui,
+                    &mut lines,
+                    width,
+                    "left behind",
+                    copies.join(", "),
+                    String::new(),
+                );
+            }
             for r in push.rollbacks_of(rec) {
                 let what = if r.message.is_empty() {
                     format!("{} at {}", r.outcome, short_time(&r.time))
