@@ -2,9 +2,10 @@
 //! producing findings an operator can act on.
 
 use crate::config::apphost::{Application, Component};
-use crate::config::effective::{
-    Effective, HandlerState, KeyState, Level, Refusal, Source, WifFault, bounded,
-};
+use crate::config::effective::Effective;
+use crate::config::machine_key::{KeyState, Refusal};
+use crate::config::record::{Level, Source, bounded};
+use crate::config::wif::{HandlerState, WifFault};
 use crate::disclosed::DisclosedKeys;
 use crate::keys::{KeyPurpose, set_fingerprint};
 use crate::paths::RemotePath;
@@ -161,7 +162,7 @@ impl Instance {
 /// too: a published key stays public when ASP.NET refuses its length) that
 /// are on a list.
 fn disclosed_keys(
-    mk: &crate::config::effective::MachineKey,
+    mk: &crate::config::machine_key::MachineKey,
     states: [&KeyState; 2],
     lists: &DisclosedKeys,
 ) -> Vec<DisclosedKey> {

@@ -3,7 +3,8 @@
 //! [`escape`](crate::safe_text::escape), the JSON exactly.
 
 use crate::analysis::{FarmReport, Finding, Instance, SiteReport};
-use crate::config::effective::{KeyState, Sourced};
+use crate::config::machine_key::KeyState;
+use crate::config::record::Sourced;
 use crate::keys::{KeyPurpose, mask_key_text};
 use crate::safe_text::escape;
 use serde::Serialize;

@@ -5,8 +5,10 @@
 
 use crate::bytes::FileBytes;
 use crate::config::apphost::{self, Application};
-use crate::config::effective::{self, ConfigFile, Effective, Layer, Scope};
+use crate::config::effective::{self, Effective};
+use crate::config::record::{ConfigFile, Layer, Scope};
 use crate::config::section::{self, External, SourceFiles};
+use crate::config::wif;
 use crate::config::xml::Document;
 use crate::paths::{RemotePath, WindowsEnv};
 use crate::transport::{Transport, TransportError, find_case_insensitive};
@@ -366,7 +368,7 @@ fn resolve_app(
         } else {
             &layers[..]
         };
-        identity_declared_above = effective::identity_model_declared_in(above).is_some();
+        identity_declared_above = wif::identity_model_declared_in(above).is_some();
         effective::resolve(&layers, &app.id, files).map_err(|p| FileProblem {
             path: p.file.to_string(),
             message: p.message,

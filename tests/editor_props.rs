@@ -9,8 +9,8 @@ use farmkey::keys::{KeySet, KeyText};
 use proptest::prelude::*;
 
 // Names .NET loads: a partial one makes the handler invalid.
-const SESSION: &str = farmkey::config::effective::SESSION_HANDLER_TYPE;
-const MACHINE: &str = farmkey::config::effective::MACHINE_KEY_HANDLER_TYPE;
+const SESSION: &str = farmkey::config::wif::elements::SESSION_HANDLER_TYPE;
+const MACHINE: &str = farmkey::config::wif::elements::MACHINE_KEY_HANDLER_TYPE;
 
 #[derive(Debug, Clone)]
 enum Node {

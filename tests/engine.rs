@@ -7,7 +7,7 @@ mod support;
 use farmkey::analysis::Selection;
 use farmkey::bytes::FileBytes;
 use farmkey::config::editor::{EditError, EditRequest, edit};
-use farmkey::config::effective::{Level, Source};
+use farmkey::config::record::{Level, Source};
 use farmkey::config::xml::TextEncoding;
 use farmkey::keys::{DecryptionAlg, KeySet, ValidationAlg};
 use std::fs;

@@ -3,12 +3,14 @@
 //! (BOM, line endings, indentation, quotes, comments, attribute order) stays
 //! as it was.
 
-use super::effective::{
-    self, ConfigFile, Effective, HandlerState, IDENTITY_MODEL_SECTION_TYPE, Layer,
-    MACHINE_KEY_HANDLER_TYPE, SESSION_HANDLER, SESSION_HANDLER_TYPE, Scope, short_type_name,
+use super::effective::{self, Effective};
+use super::record::{ConfigFile, Layer, Scope, containers};
+use super::section::{External, NoSourceFiles, SourceFiles, is_encrypted};
+use super::wif::elements::{
+    self, IDENTITY_MODEL_SECTION_TYPE, MACHINE_KEY_HANDLER_TYPE, SESSION_HANDLER,
+    SESSION_HANDLER_TYPE, short_type_name,
 };
-use super::section::{External, NoSourceFiles, SourceFiles};
-use super::wif;
+use super::wif::{HandlerState, declares_identity_model};
 use super::xml::{Document, ElemId, XmlError};
 use crate::bytes::FileBytes;
 use crate::keys::{KeySet, MachineKeyEnum};
@@ -25,7 +27,7 @@ pub struct EditRequest {
     pub handler_swap: bool,
     /// The `<identityConfiguration>` the swap goes into (empty: the unnamed
     /// one): the scan's choice from the whole chain
-    /// ([`ConfigurationInUse`](super::effective::ConfigurationInUse)), which
+    /// ([`ConfigurationInUse`](super::wif::ConfigurationInUse)), which
     /// one file alone cannot tell.
     pub identity_in_use: String,
     /// `system.identityModel` is already registered by a file above this one
@@ -560,7 +562,7 @@ impl<'d> Splicer<'d> {
     /// The containers of this file for the application itself (its own level
     /// and `<location path=".">` wrappers), in the order the runtime applies them.
     fn own_containers(&self) -> Vec<ElemId> {
-        effective::containers(self.doc, Scope::App("app"), "app")
+        containers(self.doc, Scope::App("app"), "app")
     }
 
     /// Where new sections go: into the last `<location path=".">` wrapper if
@@ -613,7 +615,7 @@ impl<'d> Splicer<'d> {
             .into_iter()
             .filter_map(|c| doc.child_named(c, "system.identityModel"))
             .flat_map(|im| doc.children_named(im, "identityConfiguration"))
-            .filter(|&ic| wif::configuration_name(doc, ic) == name)
+            .filter(|&ic| elements::configuration_name(doc, ic) == name)
             .last()
     }
 
@@ -641,7 +643,7 @@ impl<'d> Splicer<'d> {
         keys: &KeySet,
         compat: Option<&str>,
     ) -> Result<(), EditError> {
-        if effective::is_encrypted(self.doc, mk) {
+        if is_encrypted(self.doc, mk) {
             return Err(EditError::EncryptedMachineKey {
                 line: self.line(mk),
             });
@@ -721,7 +723,7 @@ impl<'d> Splicer<'d> {
 
     /// Puts the swap into an `<identityConfiguration>`.
     fn swap_into(&mut self, ic: ElemId) {
-        match wif::default_collections(self.doc, ic).last() {
+        match elements::default_collections(self.doc, ic).last() {
             Some(h) => self.complete_handlers(h),
             None => self.append_child(ic, &Self::handlers_block(0)),
         }
@@ -739,7 +741,7 @@ impl<'d> Splicer<'d> {
     /// Puts the swap into the configuration in use of a `<system.identityModel>`.
     fn swap_in_identity_model(&mut self, im: ElemId, in_use: &str) -> Result<(), EditError> {
         let doc = self.doc;
-        if effective::is_encrypted(doc, im) {
+        if is_encrypted(doc, im) {
             return Err(EditError::EncryptedIdentityModel {
                 line: self.line(im),
             });
@@ -747,7 +749,7 @@ impl<'d> Splicer<'d> {
         self.refuse_config_source(im)?;
         let config = doc
             .children_named(im, "identityConfiguration")
-            .filter(|&ic| wif::configuration_name(doc, ic) == in_use)
+            .filter(|&ic| elements::configuration_name(doc, ic) == in_use)
             .last();
         match config {
             Some(ic) => self.swap_into(ic),
@@ -774,7 +776,7 @@ impl<'d> Splicer<'d> {
             }
         }
 
-        if !declared_above && !effective::declares_identity_model(doc) {
+        if !declared_above && !declares_identity_model(doc) {
             let section = format!(
                 "<section name=\"system.identityModel\" type=\"{IDENTITY_MODEL_SECTION_TYPE}\" />"
             );
@@ -801,9 +803,9 @@ impl<'d> Splicer<'d> {
         let add = format!("<add type=\"{MACHINE_KEY_HANDLER_TYPE}\" />");
         // Replay the collection as WIF builds it.
         let (set, first_machine_add) =
-            wif::replay_collection(doc, handlers, vec![short_type_name(SESSION_HANDLER)]);
+            elements::replay_collection(doc, handlers, vec![short_type_name(SESSION_HANDLER)]);
         let needs_remove = set.contains(&short_type_name(SESSION_HANDLER));
-        let needs_add = !set.contains(&short_type_name(wif::MACHINE_KEY_HANDLER));
+        let needs_add = !set.contains(&short_type_name(elements::MACHINE_KEY_HANDLER));
         match (needs_remove, needs_add, first_machine_add) {
             (true, false, Some(add_el)) => self.insert_before(add_el, &[(0, remove)]),
             (true, true, _) | (true, false, None) => self.append_child(

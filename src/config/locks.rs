@@ -9,8 +9,8 @@
 //! level that sets what is locked is a configuration error: the application
 //! does not start.
 
-use super::effective::ConfigFile;
-use super::section::{Section, line_of};
+use super::record::{ConfigFile, line_of};
+use super::section::Section;
 use super::xml::{Document, ElemId};
 use crate::paths::RemotePath;
 use serde::Serialize;

@@ -6,8 +6,8 @@
 //! with no other attribute and no child element, naming a file whose root
 //! is the section element.
 
-use super::effective::{ConfigFile, ConfigProblem};
-use super::xml::ElemId;
+use super::record::{ConfigFile, ConfigProblem, line_of};
+use super::xml::{Document, ElemId};
 use crate::paths::RemotePath;
 
 /// The sections whose `configSource` farmkey follows: every section it reads.
@@ -67,8 +67,10 @@ impl Section<'_> {
     }
 }
 
-pub(crate) fn line_of(file: &ConfigFile, id: ElemId) -> usize {
-    file.doc.line_of(file.doc.element(id).start_tag().start)
+/// Whether a section element is protected by a provider.
+pub fn is_encrypted(doc: &Document, section: ElemId) -> bool {
+    doc.find_attr(section, "configProtectionProvider").is_some()
+        || doc.child_named(section, "EncryptedData").is_some()
 }
 
 /// The file a `configSource` value names, or why ASP.NET refuses it.

@@ -17,7 +17,7 @@ use super::undo::{
     Undo, check_server, create_checked, private, read_opt, replacing, settle_server, swap, undo_for,
 };
 use super::{Plan, PlanAction, ServerPlan, Sessions, sibling};
-use crate::config::effective::HandlerState;
+use crate::config::wif::HandlerState;
 use crate::paths::{RemotePath, WindowsEnv};
 use crate::scan::read_server;
 use crate::transport::{Transport, TransportError};

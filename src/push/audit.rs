@@ -1,6 +1,6 @@
 //! The audit log: one JSON line per server per action, fingerprints only.
 
-use crate::config::effective::KeyState;
+use crate::config::machine_key::KeyState;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};

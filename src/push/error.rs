@@ -4,7 +4,7 @@
 
 use super::interrupt::StopReason;
 use super::lock::LockError;
-use crate::config::effective::HandlerState;
+use crate::config::wif::HandlerState;
 use crate::paths::RemotePath;
 use crate::scan::{FileProblem, ServerFailure};
 use crate::transport::TransportError;

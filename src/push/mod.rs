@@ -249,7 +249,7 @@ pub fn exclusion_effect(server: &str) -> String {
 /// algorithms spelled as ASP.NET accepts them (a `sha1` gets rewritten).
 pub(crate) fn same_keys(eff: &crate::config::effective::Effective, keys: &KeySet) -> bool {
     let mk = &eff.machine_key;
-    let key_ok = |state: crate::config::effective::KeyState, want: &crate::keys::KeyText| {
+    let key_ok = |state: crate::config::machine_key::KeyState, want: &crate::keys::KeyText| {
         state.key().is_some_and(|k| k.same_key(want)) && state.modifiers().is_empty()
     };
     key_ok(mk.validation_key_state(), &keys.validation_key)

@@ -10,8 +10,10 @@ use crate::analysis::{FarmReport, Instance};
 use crate::config::editor::{
     EditRequest, Home, SectionFile, edit_in, edit_section_file, empty_web_config, homes_in,
 };
-use crate::config::effective::{Effective, Level, WifFault};
+use crate::config::effective::Effective;
+use crate::config::record::Level;
 use crate::config::section::config_source_path;
+use crate::config::wif::WifFault;
 use crate::keys::{KeySet, set_fingerprint};
 use crate::paths::RemotePath;
 use crate::transport::{ReplaceBehaviour, Transport};
@@ -413,7 +415,7 @@ fn plan_files(
             key_set: Some(k.set_fingerprint()),
             ..Fingerprints::default()
         };
-        let shown = |s: Option<crate::config::effective::KeyState>| {
+        let shown = |s: Option<crate::config::machine_key::KeyState>| {
             s.map_or("?".into(), |s| crate::report::key_cell(&s))
         };
         sp.changes = vec![

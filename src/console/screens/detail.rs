@@ -4,7 +4,7 @@
 
 use super::{Nav, Reply, Screen, ScreenId, Scroll};
 use crate::analysis::Instance;
-use crate::config::effective::KeyState;
+use crate::config::machine_key::KeyState;
 use crate::console::app::{Action, Data};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};

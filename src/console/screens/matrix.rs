@@ -3,7 +3,8 @@
 
 use super::{Nav, Reply, Screen, first_shown, servers_shown};
 use crate::analysis::{Code, Instance, SiteReport};
-use crate::config::effective::{HandlerState, KeyState};
+use crate::config::machine_key::KeyState;
+use crate::config::wif::HandlerState;
 use crate::console::app::{Action, Data, Phase};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};

@@ -13,11 +13,11 @@
 //!   start of every `<securityTokenHandlers>` (its Init);
 //! - two handlers for one token type make the collection throw.
 //!
-//! The reader (`effective`) chooses the configuration in use through
+//! The verdict on the chain ([`super`]) chooses the configuration in use through
 //! [`identity_configuration_in_use`], once, from the whole chain; the push
 //! hands that choice to the editor, which never works it out from one file.
 
-use super::xml::{Document, ElemId};
+use crate::config::xml::{Document, ElemId};
 
 pub const SESSION_HANDLER: &str = "SessionSecurityTokenHandler";
 pub const MACHINE_KEY_HANDLER: &str = "MachineKeySessionSecurityTokenHandler";

@@ -1,0 +1,305 @@
+//! The `<machineKey>` as ASP.NET applies it at run time: key text and its
+//! modifiers, the algorithm names it accepts (exact spellings), and what
+//! compatibilityMode Framework45 (set, or implied by `<httpRuntime
+//! targetFramework>`) refuses.
+
+use super::record::{Setting, Source, Sourced};
+use crate::keys::{KeyPurpose, KeyText, MachineKeyEnum, mask_key_text};
+
+/// The effective `<machineKey>` of an application.
+#[derive(Debug, Clone)]
+pub struct MachineKey {
+    pub validation_key: Sourced<KeyText>,
+    pub decryption_key: Sourced<KeyText>,
+    /// As ASP.NET reads it: trimmed.
+    pub validation: Sourced<String>,
+    /// As ASP.NET reads it: trimmed.
+    pub decryption: Sourced<String>,
+    /// As written: ASP.NET does not trim it.
+    pub compatibility_mode: Sourced<String>,
+}
+
+impl Default for MachineKey {
+    fn default() -> Self {
+        MachineKey {
+            validation_key: Sourced::default_value(KeyText::new("AutoGenerate,IsolateApps")),
+            decryption_key: Sourced::default_value(KeyText::new("AutoGenerate,IsolateApps")),
+            validation: Sourced::default_value("HMACSHA256".into()),
+            decryption: Sourced::default_value("Auto".into()),
+            compatibility_mode: Sourced::default_value("Framework20SP1".into()),
+        }
+    }
+}
+
+/// What a key attribute holds, judged as the runtime would.
+#[derive(Debug, Clone)]
+pub enum KeyState {
+    Explicit {
+        key: KeyText,
+        modifiers: Vec<String>,
+    },
+    AutoGenerate {
+        modifiers: Vec<String>,
+    },
+    Encrypted,
+    Invalid {
+        reason: String,
+    },
+}
+
+impl KeyState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            KeyState::Explicit { .. } => "explicit",
+            KeyState::AutoGenerate { .. } => "autogenerate",
+            KeyState::Encrypted => "encrypted",
+            KeyState::Invalid { .. } => "invalid",
+        }
+    }
+
+    pub fn fingerprint(&self) -> Option<String> {
+        match self {
+            KeyState::Explicit { key, .. } => Some(key.fingerprint()),
+            _ => None,
+        }
+    }
+
+    pub fn key(&self) -> Option<&KeyText> {
+        match self {
+            KeyState::Explicit { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
+    pub fn modifiers(&self) -> &[String] {
+        match self {
+            KeyState::Explicit { modifiers, .. } | KeyState::AutoGenerate { modifiers } => {
+                modifiers
+            }
+            _ => &[],
+        }
+    }
+}
+
+/// An enum attribute of `<machineKey>` written in a way ASP.NET refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidValue {
+    pub attribute: &'static str,
+    /// As [`Sourced::shown`] shows it: a key pasted there is masked.
+    pub value: String,
+    /// `C:\site\web.config line 4`.
+    pub at: String,
+    pub refusal: Refusal,
+}
+
+/// Why ASP.NET refuses an enum value of `<machineKey>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not a spelling ASP.NET accepts (`sha1`): the converters compare exactly.
+    Spelling,
+    /// A `validation` that compatibilityMode Framework45 refuses (`MD5`,
+    /// `3DES`, `AES`): MachineKeyCryptoAlgorithmFactory knows only SHA1, the
+    /// HMACSHA family and `alg:`, and throws Wrong_validation_enum_FX45.
+    /// `mode`: where Framework45 comes from (`set in C:\site\web.config
+    /// line 4`, `implied by <httpRuntime targetFramework="4.8"> in ...`).
+    Framework45 { mode: String },
+}
+
+/// The `validation` values ASP.NET accepts, but not under compatibilityMode
+/// Framework45 (MachineKeyCryptoAlgorithmFactory.GetValidationAlgorithmFactory).
+pub const REFUSED_UNDER_FRAMEWORK45: [&str; 3] = ["MD5", "3DES", "AES"];
+
+impl MachineKey {
+    pub fn validation_key_state(&self) -> KeyState {
+        self.key_state(KeyPurpose::Validation)
+    }
+
+    pub fn decryption_key_state(&self) -> KeyState {
+        self.key_state(KeyPurpose::Decryption)
+    }
+
+    /// The validationKey or decryptionKey attribute, with its source.
+    pub fn key(&self, purpose: KeyPurpose) -> &Sourced<KeyText> {
+        match purpose {
+            KeyPurpose::Validation => &self.validation_key,
+            KeyPurpose::Decryption => &self.decryption_key,
+        }
+    }
+
+    pub fn key_state(&self, purpose: KeyPurpose) -> KeyState {
+        let key = self.key(purpose);
+        let alg = match purpose {
+            KeyPurpose::Validation => &self.validation,
+            KeyPurpose::Decryption => &self.decryption,
+        };
+        let Setting::Value(text) = &key.setting else {
+            return KeyState::Encrypted;
+        };
+        let mut parts = text.expose().split(',').map(str::trim);
+        let base = parts.next().unwrap_or("");
+        let modifiers: Vec<String> = parts.map(str::to_string).collect();
+        if let Some(bad) = modifiers.iter().find(|m| {
+            !m.eq_ignore_ascii_case("IsolateApps") && !m.eq_ignore_ascii_case("IsolateByAppId")
+        }) {
+            return KeyState::Invalid {
+                reason: format!("has an unknown modifier {:?}", mask_key_text(bad)),
+            };
+        }
+        if base.eq_ignore_ascii_case("AutoGenerate") {
+            return KeyState::AutoGenerate { modifiers };
+        }
+        let key = KeyText::new(base);
+        let alg_name = alg.value().map_or("", String::as_str);
+        if let Some(reason) = key.problem(purpose, alg_name) {
+            return KeyState::Invalid { reason };
+        }
+        if !modifiers.is_empty()
+            && self
+                .compatibility_mode
+                .value()
+                .is_some_and(|c| c == "Framework45")
+        {
+            return KeyState::Invalid {
+                reason: format!(
+                    "carries {} on an explicit key, which compatibilityMode Framework45 rejects",
+                    modifiers.join(",")
+                ),
+            };
+        }
+        KeyState::Explicit { key, modifiers }
+    }
+
+    fn enum_setting(&self, e: MachineKeyEnum) -> &Sourced<String> {
+        match e {
+            MachineKeyEnum::Validation => &self.validation,
+            MachineKeyEnum::Decryption => &self.decryption,
+            MachineKeyEnum::CompatibilityMode => &self.compatibility_mode,
+        }
+    }
+
+    /// An enum value as ASP.NET accepts it; `None` when refused or unreadable.
+    pub fn accepted(&self, e: MachineKeyEnum) -> Option<&str> {
+        self.enum_setting(e)
+            .value()
+            .map(String::as_str)
+            .filter(|v| e.accepts(v))
+    }
+
+    /// The enum values ASP.NET refuses (`validation="sha1"`, or `MD5`
+    /// under Framework45): each stops the application.
+    pub fn invalid_values(&self) -> Vec<InvalidValue> {
+        let mut out: Vec<InvalidValue> = MachineKeyEnum::ALL
+            .into_iter()
+            .filter_map(|e| {
+                let s = self.enum_setting(e);
+                let value = s.value()?;
+                (!e.accepts(value)).then(|| InvalidValue {
+                    attribute: e.attribute(),
+                    value: s.shown().into_owned(),
+                    at: s.located(),
+                    refusal: Refusal::Spelling,
+                })
+            })
+            .collect();
+        // Under Framework45 every protected value (ViewState, forms and
+        // session cookies, MachineKey.Protect) goes through
+        // AspNetCryptoServiceProvider, whose factory refuses these.
+        if self.accepted(MachineKeyEnum::CompatibilityMode) == Some("Framework45")
+            && let Some(v) = self.accepted(MachineKeyEnum::Validation)
+            && REFUSED_UNDER_FRAMEWORK45.contains(&v)
+        {
+            let mode = &self.compatibility_mode;
+            out.push(InvalidValue {
+                attribute: MachineKeyEnum::Validation.attribute(),
+                value: v.to_string(),
+                at: self.validation.located(),
+                refusal: Refusal::Framework45 {
+                    mode: match &mode.source {
+                        Source::Implied(why) => format!("implied by {why}"),
+                        _ => format!("set in {}", mode.located()),
+                    },
+                },
+            });
+        }
+        out
+    }
+
+    /// `validation`, upper-cased for comparison; `None` when ASP.NET
+    /// refuses it (it is then no algorithm at all).
+    pub fn validation_normalised(&self) -> Option<String> {
+        self.accepted(MachineKeyEnum::Validation)
+            .map(|v| v.trim().to_ascii_uppercase())
+    }
+
+    /// `decryption`, upper-cased, with `Auto` read as the AES it means.
+    pub fn decryption_normalised(&self) -> Option<String> {
+        self.accepted(MachineKeyEnum::Decryption).map(|v| {
+            let v = v.trim().to_ascii_uppercase();
+            if v == "AUTO" { "AES".to_string() } else { v }
+        })
+    }
+
+    pub fn is_encrypted(&self) -> bool {
+        matches!(self.validation_key.setting, Setting::Encrypted)
+            || matches!(self.decryption_key.setting, Setting::Encrypted)
+    }
+
+    /// Where no file sets compatibilityMode, `<httpRuntime
+    /// targetFramework="4.5">` or later implies Framework45.
+    pub fn imply_compatibility_mode(&mut self, target_framework: &Sourced<String>) {
+        if matches!(self.compatibility_mode.source, Source::Default)
+            && target_framework
+                .value()
+                .is_some_and(|v| framework_at_least_45(v))
+        {
+            self.compatibility_mode = Sourced {
+                setting: Setting::Value("Framework45".into()),
+                source: Source::Implied(format!(
+                    "<httpRuntime targetFramework=\"{}\"> in {}",
+                    target_framework.shown(),
+                    target_framework.source
+                )),
+                line: None,
+            };
+        }
+    }
+}
+
+/// `4.5`, `4.7.2`, `4.8` are; `4.0`, `2.0` are not.
+fn framework_at_least_45(v: &str) -> bool {
+    let mut parts = v.trim().split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    (major, minor) >= (4, 5)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+
+    #[test]
+    fn key_states() {
+        let mut mk = MachineKey::default();
+        assert!(
+            matches!(mk.validation_key_state(), KeyState::AutoGenerate { ref modifiers } if modifiers == &["IsolateApps"])
+        );
+        mk.validation_key.setting = Setting::Value(KeyText::new(format!("{K1},IsolateApps")));
+        assert!(
+            matches!(mk.validation_key_state(), KeyState::Explicit { ref modifiers, .. } if modifiers.len() == 1)
+        );
+        mk.compatibility_mode.setting = Setting::Value("Framework45".into());
+        assert!(matches!(
+            mk.validation_key_state(),
+            KeyState::Invalid { .. }
+        ));
+        mk.validation_key.setting = Setting::Value(KeyText::new("XYZ"));
+        let KeyState::Invalid { reason } = mk.validation_key_state() else {
+            panic!()
+        };
+        assert!(reason.contains("non-hex"));
+        mk.decryption_key.setting = Setting::Encrypted;
+        assert!(matches!(mk.decryption_key_state(), KeyState::Encrypted));
+    }
+}
