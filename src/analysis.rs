@@ -3,7 +3,7 @@
 
 use crate::config::apphost::{Application, Component};
 use crate::config::effective::Effective;
-use crate::config::machine_key::{KeyState, Refusal};
+use crate::config::machine_key::{self, ElementFault, KeyState, Refusal};
 use crate::config::record::{Level, Source, bounded};
 use crate::config::wif::{HandlerState, WifFault};
 use crate::disclosed::DisclosedKeys;
@@ -703,8 +703,45 @@ fn invalid_config(f: &SiteFacts<'_>) -> Vec<Raised> {
     raised
 }
 
-fn invalid_machine_key(f: &SiteFacts<'_>) -> Vec<Raised> {
+/// A `<machineKey>` that ConfigurationElement refuses as it reads it.
+fn refused_machine_key(f: &SiteFacts<'_>) -> Vec<Raised> {
     per_server(
+        f,
+        Severity::Error,
+        |_, eff| eff.machine_key.refused.clone(),
+        |on, r| {
+            let what = match &r.fault {
+                ElementFault::UnrecognizedAttribute {
+                    name,
+                    meant: Some(meant),
+                } => format!(
+                    "has the attribute {}, which ASP.NET does not recognise: attribute names are case-sensitive and the attribute is {meant}. farmkey compares it as {meant}; a push writes {meant} in its place",
+                    bounded(name)
+                ),
+                ElementFault::UnrecognizedAttribute { name, meant: None } => format!(
+                    "has the attribute {}, which <machineKey> does not have (it takes {}). Remove it; a push refuses to write this element until then",
+                    bounded(name),
+                    machine_key::ATTRIBUTES.join(", ")
+                ),
+                ElementFault::UnrecognizedElement { name } => format!(
+                    "holds the element <{}>, which <machineKey> does not have. Remove it; a push refuses to write this element until then",
+                    bounded(name)
+                ),
+                ElementFault::TextContent => "holds text, which <machineKey> may not. Remove it; a push refuses to write this element until then".to_string(),
+            };
+            format!(
+                "{on}: <machineKey> in {} (line {}) {what}. ASP.NET refuses the whole element ({}), so the application does not start.",
+                r.file,
+                r.line,
+                r.fault.resource()
+            )
+        },
+    )
+}
+
+fn invalid_machine_key(f: &SiteFacts<'_>) -> Vec<Raised> {
+    let mut raised = refused_machine_key(f);
+    raised.extend(per_server(
         f,
         Severity::Error,
         |_, eff| eff.machine_key.invalid_values(),
@@ -733,7 +770,8 @@ fn invalid_machine_key(f: &SiteFacts<'_>) -> Vec<Raised> {
                 bad.at
             )
         },
-    )
+    ));
+    raised
 }
 
 /// A lower level setting what a parent locked.

@@ -6,7 +6,7 @@
 //! ASP.NET never reads, only counts for IIS's module registrations.
 
 use super::locks::{self, Lock, LockViolation};
-use super::machine_key::MachineKey;
+use super::machine_key::{self, MachineKey, RefusedElement};
 use super::record::{
     ConfigFile, ConfigProblem, Layer, Level, Scope, Setting, Source, Sourced, containers,
     file_refused, line_of, unique_sections,
@@ -207,9 +207,22 @@ impl<'a> Merge<'a, '_> {
         container: ElemId,
         new_locks: &mut Vec<Lock>,
     ) -> Result<(), ConfigProblem> {
-        let Some(web) = single_child(file, container, "system.web")? else {
-            return Ok(());
-        };
+        // A group may appear more than once at a level; each section in
+        // only one of them (unique_sections checked that).
+        let groups: Vec<ElemId> = file.doc.children_named(container, "system.web").collect();
+        for web in groups {
+            self.system_web_group(file, container, web, new_locks)?;
+        }
+        Ok(())
+    }
+
+    fn system_web_group(
+        &mut self,
+        file: &'a ConfigFile,
+        container: ElemId,
+        web: ElemId,
+        new_locks: &mut Vec<Lock>,
+    ) -> Result<(), ConfigProblem> {
         if let Some(s) = section::section(file, web, "machineKey", self.sources)? {
             if self.admitted("machineKey", &s) {
                 self.machine_key(&s);
@@ -262,8 +275,21 @@ impl<'a> Merge<'a, '_> {
                 file: s.file.path.clone(),
             });
         }
+        if !is_encrypted(doc, m) {
+            mk.refused.extend(
+                machine_key::element_faults(doc, m)
+                    .into_iter()
+                    .map(|fault| RefusedElement {
+                        file: s.file.path.clone(),
+                        line: s.line(),
+                        fault,
+                    }),
+            );
+        }
+        // A refused element is compared as meant (`ValidationKey` as
+        // validationKey); the finding says ASP.NET refuses it.
         let set_text = |slot: &mut Sourced<String>, name: &str, trim: bool| {
-            if let Some(v) = doc.attr(m, name) {
+            if let Some(v) = machine_key::attr_as_meant(doc, m, name) {
                 let v = if trim {
                     v.trim().to_string()
                 } else {
@@ -283,7 +309,7 @@ impl<'a> Merge<'a, '_> {
             (&mut mk.validation_key, "validationKey"),
             (&mut mk.decryption_key, "decryptionKey"),
         ] {
-            if let Some(v) = doc.attr(m, name) {
+            if let Some(v) = machine_key::attr_as_meant(doc, m, name) {
                 *slot = Sourced {
                     setting: Setting::Value(KeyText::new(v.into_owned())),
                     source: src(),

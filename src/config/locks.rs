@@ -38,7 +38,7 @@ pub struct Lock {
 }
 
 /// The attributes that control locks themselves: never refused.
-const LOCK_ATTRIBUTES: [&str; 5] = [
+pub const LOCK_ATTRIBUTES: [&str; 5] = [
     "lockItem",
     "lockAttributes",
     "lockAllAttributesExcept",

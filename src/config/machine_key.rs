@@ -3,8 +3,12 @@
 //! compatibilityMode Framework45 (set, or implied by `<httpRuntime
 //! targetFramework>`) refuses.
 
+use super::locks::LOCK_ATTRIBUTES;
 use super::record::{Setting, Source, Sourced};
+use super::xml::{Document, ElemId};
 use crate::keys::{KeyPurpose, KeyText, MachineKeyEnum, mask_key_text};
+use crate::paths::RemotePath;
+use std::borrow::Cow;
 
 /// The effective `<machineKey>` of an application.
 #[derive(Debug, Clone)]
@@ -17,6 +21,9 @@ pub struct MachineKey {
     pub decryption: Sourced<String>,
     /// As written: ASP.NET does not trim it.
     pub compatibility_mode: Sourced<String>,
+    /// Elements of the chain that ConfigurationElement refuses as it reads
+    /// them: the section cannot be read, so the application does not start.
+    pub refused: Vec<RefusedElement>,
 }
 
 impl Default for MachineKey {
@@ -27,8 +34,135 @@ impl Default for MachineKey {
             validation: Sourced::default_value("HMACSHA256".into()),
             decryption: Sourced::default_value("Auto".into()),
             compatibility_mode: Sourced::default_value("Framework20SP1".into()),
+            refused: Vec::new(),
         }
     }
+}
+
+/// The properties of MachineKeySection: the attributes `<machineKey>` may
+/// carry besides the lock attributes. ConfigurationPropertyCollection
+/// matches them exactly (`ValidationKey` is none of them).
+pub const ATTRIBUTES: [&str; 7] = [
+    "validationKey",
+    "decryptionKey",
+    "validation",
+    "decryption",
+    "compatibilityMode",
+    "applicationName",
+    "dataProtectorType",
+];
+
+/// Why ConfigurationElement.DeserializeElement refuses a `<machineKey>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ElementFault {
+    /// An attribute the section does not have (Config_base_unrecognized_attribute);
+    /// `meant`: the attribute it spells in another case (`ValidationKey`).
+    UnrecognizedAttribute {
+        name: String,
+        meant: Option<&'static str>,
+    },
+    /// A child element (Config_base_unrecognized_element_name).
+    UnrecognizedElement { name: String },
+    /// Text or CDATA inside the element (Config_base_section_invalid_content).
+    TextContent,
+}
+
+impl ElementFault {
+    /// The resource name of the exception .NET throws.
+    pub fn resource(&self) -> &'static str {
+        match self {
+            ElementFault::UnrecognizedAttribute { .. } => "Config_base_unrecognized_attribute",
+            ElementFault::UnrecognizedElement { .. } => "Config_base_unrecognized_element_name",
+            ElementFault::TextContent => "Config_base_section_invalid_content",
+        }
+    }
+}
+
+/// A `<machineKey>` of the chain that ASP.NET refuses, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedElement {
+    pub file: RemotePath,
+    pub line: usize,
+    pub fault: ElementFault,
+}
+
+/// The attribute of MachineKeySection a name spells in another case.
+pub fn meant_attribute(name: &str) -> Option<&'static str> {
+    ATTRIBUTES
+        .into_iter()
+        .chain(LOCK_ATTRIBUTES)
+        .find(|a| a.eq_ignore_ascii_case(name))
+}
+
+/// An attribute of `<machineKey>` by its exact name, else (as farmkey
+/// compares a refused element) spelled in another case.
+pub fn attr_as_meant<'d>(doc: &'d Document, elem: ElemId, name: &str) -> Option<Cow<'d, str>> {
+    doc.attr(elem, name).or_else(|| {
+        doc.attrs(elem)
+            .iter()
+            .find(|a| doc.attr_name(a).eq_ignore_ascii_case(name))
+            .map(|a| doc.attr_value(a))
+    })
+}
+
+/// What DeserializeElement refuses in a (not encrypted) `<machineKey>`:
+/// attributes it does not have (names are case-sensitive), child elements,
+/// text. Comments and white space are fine.
+pub fn element_faults(doc: &Document, elem: ElemId) -> Vec<ElementFault> {
+    let mut out: Vec<ElementFault> = doc
+        .attrs(elem)
+        .iter()
+        .map(|a| doc.attr_name(a))
+        .filter(|name| {
+            !ATTRIBUTES.contains(name) && !LOCK_ATTRIBUTES.contains(name) && *name != "configSource"
+        })
+        .map(|name| ElementFault::UnrecognizedAttribute {
+            name: name.to_string(),
+            meant: meant_attribute(name),
+        })
+        .collect();
+    out.extend(
+        doc.children(elem)
+            .iter()
+            .map(|&c| ElementFault::UnrecognizedElement {
+                name: doc.name(c).to_string(),
+            }),
+    );
+    if has_text(doc, elem) {
+        out.push(ElementFault::TextContent);
+    }
+    out
+}
+
+/// Whether an element holds text of its own (not only white space,
+/// comments and child elements).
+fn has_text(doc: &Document, elem: ElemId) -> bool {
+    let el = doc.element(elem);
+    let Some(end) = el.end_tag() else {
+        return false;
+    };
+    let mut at = el.start_tag().end;
+    let mut pieces = Vec::new();
+    for &c in doc.children(elem) {
+        let outer = doc.element(c).outer();
+        pieces.push(at..outer.start);
+        at = outer.end;
+    }
+    pieces.push(at..end.start);
+    pieces.into_iter().any(|r| {
+        let mut text = doc.text(r);
+        // Comments are not content; anything else left is.
+        while let Some(start) = text.find("<!--") {
+            if !text[..start].trim().is_empty() {
+                return true;
+            }
+            match text[start..].find("-->") {
+                Some(e) => text = &text[start + e + 3..],
+                None => return true,
+            }
+        }
+        !text.trim().is_empty()
+    })
 }
 
 /// What a key attribute holds, judged as the runtime would.

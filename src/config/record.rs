@@ -259,7 +259,47 @@ pub fn file_refused(file: &ConfigFile, scope: Scope<'_>) -> Result<(), ConfigPro
             line_of(file, loc)
         ),
     };
-    for loc in doc.children_named(doc.root(), "location") {
+    let root = doc.root();
+    if doc.name(root) != "configuration" {
+        return Err(refused(
+            root,
+            format!("<{}>", bounded(doc.name(root))),
+            "the root element is not <configuration> (Config_file_doesnt_have_root_configuration)"
+                .into(),
+            "Make <configuration> the file's root element",
+        ));
+    }
+    for attr in doc.attrs(root) {
+        let (name, value) = (doc.attr_name(attr), doc.attr_value(attr));
+        let why = match name {
+            "xmlns" if value == CONFIGURATION_NAMESPACE => continue,
+            "xmlns" => format!(
+                "the only namespace ASP.NET accepts there is {CONFIGURATION_NAMESPACE} (Config_namespace_invalid)"
+            ),
+            _ => {
+                "<configuration> has no such attribute (Config_base_unrecognized_attribute)".into()
+            }
+        };
+        return Err(refused(
+            root,
+            format!(
+                "<configuration {}=\"{}\">",
+                bounded(name),
+                bounded(&mask_key_text(&value))
+            ),
+            why,
+            "Remove the attribute",
+        ));
+    }
+    for loc in doc.children_named(root, "location") {
+        if let Some((attr, fault)) = location_attribute_fault(doc, loc) {
+            return Err(refused(
+                loc,
+                format!("<location {attr}>"),
+                fault.why(),
+                fault.advice(),
+            ));
+        }
         let path = doc.attr(loc, "path");
         let shown = || bounded(&mask_key_text(path.as_deref().unwrap_or_default()));
         match location_sub_path(path.as_deref()) {
@@ -298,6 +338,76 @@ pub fn file_refused(file: &ConfigFile, scope: Scope<'_>) -> Result<(), ConfigPro
     Ok(())
 }
 
+/// The one namespace `<configuration xmlns>` may name
+/// (BaseConfigurationRecord.ScanFactories).
+pub const CONFIGURATION_NAMESPACE: &str = "http://schemas.microsoft.com/.NetConfiguration/v2.0";
+
+/// What is wrong with an attribute of `<location>`: ScanLocationSection
+/// reads `path`, `allowOverride`, `overrideMode` and
+/// `inheritInChildApplications`, exactly spelled, and records anything else
+/// as a global error (the whole file is refused).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocationFault {
+    /// An attribute `<location>` does not have (`allowOveride`, `AllowOverride`).
+    Unrecognized,
+    /// `allowOverride` or `inheritInChildApplications` not exactly `true`
+    /// or `false` (XmlUtil.VerifyAndGetBooleanAttribute).
+    NotBoolean,
+    /// `overrideMode` not exactly `Inherit`, `Allow` or `Deny`
+    /// (OverrideModeSetting.ParseOverrideModeXmlValue).
+    NotOverrideMode,
+    /// `allowOverride` and `overrideMode` on one `<location>`.
+    Both,
+}
+
+impl LocationFault {
+    fn why(&self) -> String {
+        match self {
+            LocationFault::Unrecognized => "<location> has no such attribute; it takes path, allowOverride, overrideMode and inheritInChildApplications, spelled exactly so (Config_base_unrecognized_attribute)".into(),
+            LocationFault::NotBoolean => "the value must be exactly \"true\" or \"false\" (Config_invalid_boolean_attribute)".into(),
+            LocationFault::NotOverrideMode => "the value must be exactly Inherit, Allow or Deny (Config_section_override_mode_attribute_invalid)".into(),
+            LocationFault::Both => "allowOverride and overrideMode may not both be set on one <location> (Invalid_override_mode_declaration)".into(),
+        }
+    }
+
+    fn advice(&self) -> &'static str {
+        match self {
+            LocationFault::Unrecognized => "Correct the attribute's name, or remove it",
+            LocationFault::NotBoolean | LocationFault::NotOverrideMode => "Correct the value",
+            LocationFault::Both => "Keep one of them",
+        }
+    }
+}
+
+/// The first attribute of a `<location>` ScanLocationSection refuses, shown
+/// as written (`allowOverride="False"`), and why.
+pub fn location_attribute_fault(doc: &Document, loc: ElemId) -> Option<(String, LocationFault)> {
+    let mut lock_attr = false;
+    for attr in doc.attrs(loc) {
+        let (name, value) = (doc.attr_name(attr), doc.attr_value(attr));
+        let fault = match name {
+            "path" => None,
+            "allowOverride" | "overrideMode" if lock_attr => Some(LocationFault::Both),
+            "allowOverride" | "inheritInChildApplications"
+                if value != "true" && value != "false" =>
+            {
+                Some(LocationFault::NotBoolean)
+            }
+            "overrideMode" if !["Inherit", "Allow", "Deny"].contains(&value.as_ref()) => {
+                Some(LocationFault::NotOverrideMode)
+            }
+            "allowOverride" | "overrideMode" | "inheritInChildApplications" => None,
+            _ => Some(LocationFault::Unrecognized),
+        };
+        lock_attr |= matches!(name, "allowOverride" | "overrideMode");
+        if let Some(fault) = fault {
+            let shown = format!("{}=\"{}\"", bounded(name), bounded(&mask_key_text(&value)));
+            return Some((shown, fault));
+        }
+    }
+    None
+}
+
 /// A value quoted from a file in a message, cut after 40 characters:
 /// enough to recognise a typo, never a page of pasted text.
 pub fn bounded(value: &str) -> String {
@@ -308,76 +418,113 @@ pub fn bounded(value: &str) -> String {
     }
 }
 
-/// The sections farmkey reads that ASP.NET allows once per level, and the
-/// group that holds them (`None`: the level's element itself). Not
-/// `system.webServer/modules`: ASP.NET ignores that section, IIS reads it.
-const UNIQUE_SECTIONS: [(Option<&str>, &str); 5] = [
-    (Some("system.web"), "machineKey"),
-    (Some("system.web"), "httpRuntime"),
-    (Some("system.web"), "httpModules"),
-    (None, "system.identityModel"),
-    (None, "system.identityModel.services"),
+/// The section groups of .NET 4's machine.config (and System.Web.Extensions'
+/// declarations): elements that hold sections and may appear more than once
+/// at one level. Groups a file declares itself are added to these.
+const KNOWN_GROUPS: [&str; 13] = [
+    "system.web",
+    "system.web/caching",
+    "system.net",
+    "system.net/mailSettings",
+    "system.runtime.caching",
+    "system.runtime.serialization",
+    "system.serviceModel",
+    "system.serviceModel.activation",
+    "system.transactions",
+    "system.xml.serialization",
+    "system.web.extensions",
+    "system.web.extensions/scripting",
+    "system.web.extensions/scripting/webServices",
 ];
 
+/// The section groups a file's `<configSections>` declares, as config keys
+/// (`system.web/caching`).
+fn declared_groups(doc: &Document) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack: Vec<(ElemId, String)> = doc
+        .children_named(doc.root(), "configSections")
+        .map(|c| (c, String::new()))
+        .collect();
+    while let Some((parent, prefix)) = stack.pop() {
+        for group in doc.children_named(parent, "sectionGroup") {
+            if let Some(name) = doc.attr(group, "name") {
+                let key = format!("{prefix}{name}");
+                stack.push((group, format!("{key}/")));
+                out.push(key);
+            }
+        }
+    }
+    out
+}
+
 /// A section set twice at one level: ASP.NET refuses it
-/// (Config_sections_must_be_unique). The file's own level (the root, and
-/// `<location>` without a path, `""` or `"."`) is checked as ScanSectionsRecursive
-/// does and fails every application that reads the file; `<location>`
-/// paths equal without regard to case (ResolveLocationSections) fail the
-/// applications that use one of them (`applying`: the containers that apply
-/// to the application read).
+/// (Config_sections_must_be_unique), whatever the section, read by farmkey
+/// or not; a section group (`<system.web>`) may appear more than once, its
+/// sections are counted together. The file's own level (the root, and
+/// `<location>` without a path, `""` or `"."`) is checked as
+/// ScanSectionsRecursive does and fails every application that reads the
+/// file; `<location>` paths equal without regard to case
+/// (ResolveLocationSections) fail the applications that use one of them
+/// (`applying`: the containers that apply to the application read).
 pub(super) fn unique_sections(file: &ConfigFile, applying: &[ElemId]) -> Result<(), ConfigProblem> {
     let doc = &file.doc;
     let root = doc.root();
+    let groups = declared_groups(doc);
+    let is_group = |key: &str| KNOWN_GROUPS.contains(&key) || groups.iter().any(|g| g == key);
     let mut levels: Vec<(Option<String>, ElemId)> = vec![(None, root)];
     for loc in doc.children_named(root, "location") {
         if let Ok(sub) = location_sub_path(doc.attr(loc, "path").as_deref()) {
             levels.push((sub.map(str::to_lowercase), loc));
         }
     }
-    for (group, name) in UNIQUE_SECTIONS {
-        let mut seen: Vec<(&Option<String>, ElemId, ElemId)> = Vec::new();
-        for (level, container) in &levels {
-            let parents: Vec<ElemId> = match group {
-                Some(g) => doc.children_named(*container, g).collect(),
-                None => vec![*container],
-            };
-            for elem in parents
-                .into_iter()
-                .flat_map(|p| doc.children_named(p, name))
-            {
-                if let Some(&(_, first_container, first)) =
-                    seen.iter().find(|(l, _, _)| *l == level)
-                {
-                    let (a, b) = (line_of(file, first), line_of(file, elem));
-                    let message = match level {
-                        None => format!(
-                            "<{name}> is set twice at the file's own level (lines {a} and {b}; a <location> without a path, or with path \"\" or \".\", is that level too); ASP.NET refuses this (Config_sections_must_be_unique), so every application that reads the file fails to start"
-                        ),
-                        Some(_)
-                            if applying.contains(&first_container)
-                                || applying.contains(container) =>
-                        {
-                            format!(
-                                "<{name}> is set twice for <location path=\"{}\"> (lines {a} and {b}; paths compare without regard to case); ASP.NET refuses this (Config_sections_must_be_unique), so the applications at that path fail to start",
-                                bounded(&mask_key_text(
-                                    &doc.attr(*container, "path").unwrap_or_default()
-                                ))
-                            )
-                        }
-                        Some(_) => {
-                            seen.push((level, *container, elem));
-                            continue;
-                        }
-                    };
-                    return Err(ConfigProblem {
-                        file: file.path.clone(),
-                        message,
-                    });
+    // Every section element with its level and config key.
+    let mut sections: Vec<(&Option<String>, String, ElemId, ElemId)> = Vec::new();
+    for (level, container) in &levels {
+        let mut stack: Vec<(ElemId, String)> = vec![(*container, String::new())];
+        while let Some((parent, prefix)) = stack.pop() {
+            for &elem in doc.children(parent) {
+                let name = doc.name(elem);
+                if prefix.is_empty() && matches!(name, "location" | "configSections") {
+                    continue;
                 }
-                seen.push((level, *container, elem));
+                let key = format!("{prefix}{name}");
+                if is_group(&key) {
+                    stack.push((elem, format!("{key}/")));
+                } else {
+                    sections.push((level, key, *container, elem));
+                }
             }
         }
+    }
+    // Element ids are in document order: the first of a pair comes first.
+    sections.sort_by_key(|&(_, _, _, elem)| elem);
+    for (i, (level, key, container, elem)) in sections.iter().enumerate() {
+        let Some((_, _, first_container, first)) = sections[..i]
+            .iter()
+            .find(|(l, k, _, _)| l == level && k == key)
+        else {
+            continue;
+        };
+        let name = doc.name(*elem);
+        let (a, b) = (line_of(file, *first), line_of(file, *elem));
+        let message = match level {
+            None => format!(
+                "<{name}> is set twice at the file's own level (lines {a} and {b}; a <location> without a path, or with path \"\" or \".\", is that level too); ASP.NET refuses this (Config_sections_must_be_unique), so every application that reads the file fails to start"
+            ),
+            Some(_) if applying.contains(first_container) || applying.contains(container) => {
+                format!(
+                    "<{name}> is set twice for <location path=\"{}\"> (lines {a} and {b}; paths compare without regard to case); ASP.NET refuses this (Config_sections_must_be_unique), so the applications at that path fail to start",
+                    bounded(&mask_key_text(
+                        &doc.attr(*container, "path").unwrap_or_default()
+                    ))
+                )
+            }
+            Some(_) => continue,
+        };
+        return Err(ConfigProblem {
+            file: file.path.clone(),
+            message,
+        });
     }
     Ok(())
 }
