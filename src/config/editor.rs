@@ -4,7 +4,8 @@
 //! as it was.
 
 use super::effective::{self, Effective};
-use super::record::{ConfigFile, Layer, Scope, containers};
+use super::machine_key::{self, ElementFault};
+use super::record::{ConfigFile, Layer, Scope, bounded, containers};
 use super::section::{External, NoSourceFiles, SourceFiles, is_encrypted};
 use super::wif::elements::{
     self, IDENTITY_MODEL_SECTION_TYPE, MACHINE_KEY_HANDLER_TYPE, SESSION_HANDLER,
@@ -56,10 +57,42 @@ pub enum EditError {
         line: usize,
         source_file: String,
     },
+    /// The `<machineKey>` to edit is one ASP.NET refuses, in a way farmkey
+    /// does not fix by itself (it fixes an attribute spelled in another
+    /// case in place).
+    #[error(
+        "<machineKey> at line {line} {}: ASP.NET refuses this element ({}); correct it on the server first (farmkey does not guess what was meant, nor writes beside it)",
+        refused_element_text(.fault),
+        .fault.resource()
+    )]
+    RefusedMachineKey { line: usize, fault: ElementFault },
     #[error("{0}")]
     Invalid(String),
     #[error("the edited file does not read back as asked: {0}")]
     Verification(String),
+}
+
+fn refused_element_text(fault: &ElementFault) -> String {
+    match fault {
+        ElementFault::UnrecognizedAttribute {
+            name,
+            meant: Some(meant),
+        } => format!(
+            "has both {meant} and {}, which ASP.NET does not recognise (names are case-sensitive)",
+            bounded(name)
+        ),
+        ElementFault::UnrecognizedAttribute { name, meant: None } => format!(
+            "has the attribute {}, which <machineKey> does not have",
+            bounded(name)
+        ),
+        ElementFault::UnrecognizedElement { name } => {
+            format!(
+                "holds the element <{}>, which it does not have",
+                bounded(name)
+            )
+        }
+        ElementFault::TextContent => "holds text".to_string(),
+    }
 }
 
 /// The result of an edit.
@@ -333,6 +366,13 @@ fn read_back(layers: &[Layer<'_>], sources: &dyn SourceFiles) -> Result<Effectiv
 fn check(eff: &Effective, req: &EditRequest) -> Result<(), EditError> {
     if let Some(keys) = &req.machine_key {
         let mk = &eff.machine_key;
+        if let Some(r) = mk.refused.first() {
+            return Err(EditError::Verification(format!(
+                "<machineKey> at line {} is still one ASP.NET refuses ({})",
+                r.line,
+                r.fault.resource()
+            )));
+        }
         let same_key = |got: Option<&crate::keys::KeyText>, want: &crate::keys::KeyText| {
             got.is_some_and(|g| g.expose() == want.expose())
         };
@@ -649,14 +689,68 @@ impl<'d> Splicer<'d> {
             });
         }
         self.refuse_config_source(mk)?;
+        let doc = self.doc;
+        let line = self.line(mk);
+        let refused = |fault: ElementFault| EditError::RefusedMachineKey { line, fault };
+        // An attribute spelled in another case is fixed below; anything else
+        // ASP.NET refuses here is left to the operator.
+        if let Some(fault) = machine_key::element_faults(doc, mk).into_iter().find(|f| {
+            !matches!(
+                f,
+                ElementFault::UnrecognizedAttribute { meant: Some(_), .. }
+            )
+        }) {
+            return Err(refused(fault));
+        }
         let e = MachineKeyEnum::CompatibilityMode;
-        let respelled = match (compat, self.doc.attr(mk, e.attribute())) {
+        let respelled = match (compat, machine_key::attr_as_meant(doc, mk, e.attribute())) {
             (None, Some(v)) if !e.accepts(&v) => e.canonical(&v),
             _ => None,
         };
         let compat = compat.or(respelled.as_deref());
-        self.set_attrs(mk, &Self::machine_key_values(keys, compat));
+        let mut values = Self::machine_key_values(keys, compat);
+        for a in doc.attrs(mk) {
+            let name = doc.attr_name(a);
+            if machine_key::ATTRIBUTES.contains(&name) {
+                continue;
+            }
+            let Some(meant) = machine_key::meant_attribute(name) else {
+                continue;
+            };
+            let exact_too = doc.find_attr(mk, meant).is_some();
+            match values.iter().position(|(n, _)| *n == meant) {
+                // The correctly spelled one gets the value; this one goes.
+                Some(_) if exact_too => self.remove_attr(a.span()),
+                // Written in its place, under its name: never a second one.
+                Some(i) => {
+                    let (_, value) = values.remove(i);
+                    let q = a.quote() as char;
+                    self.edits
+                        .push((a.span(), format!("{meant}={q}{}{q}", escape_attr(value, q))));
+                }
+                None if exact_too => {
+                    return Err(refused(ElementFault::UnrecognizedAttribute {
+                        name: name.to_string(),
+                        meant: Some(meant),
+                    }));
+                }
+                None => self.edits.push((a.name_span(), meant.to_string())),
+            }
+        }
+        self.set_attrs(mk, &values);
         Ok(())
+    }
+
+    /// Removes an attribute with the white space before it.
+    fn remove_attr(&mut self, span: Range<usize>) {
+        let before = &self.doc.bytes()[..span.start];
+        let blanks = before
+            .iter()
+            .rev()
+            .take_while(|b| b.is_ascii_whitespace())
+            .count();
+        self.edits
+            .push((span.start - blanks..span.end, String::new()));
     }
 
     fn set_machine_key(&mut self, keys: &KeySet, compat: Option<&str>) -> Result<(), EditError> {
@@ -918,6 +1012,74 @@ mod tests {
             "B".repeat(64)
         );
         assert_eq!(out, want);
+    }
+
+    #[test]
+    fn an_attribute_spelled_in_another_case_is_written_in_its_place() {
+        // ConfigurationElement matches attribute names exactly: ASP.NET
+        // refuses `ValidationKey`. The push writes validationKey there,
+        // never a second attribute beside it.
+        let src = "<configuration><system.web><machineKey ValidationKey=\"old\" Decryption='DES' ApplicationName=\"app\" compatibilityMode=\"Framework45\" /></system.web></configuration>";
+        let out = run(src, &mk_req());
+        let want = format!(
+            "<configuration><system.web><machineKey validationKey=\"{}\" decryption='AES' applicationName=\"app\" compatibilityMode=\"Framework45\" decryptionKey=\"{}\" validation=\"SHA1\" /></system.web></configuration>",
+            "A".repeat(128),
+            "B".repeat(64)
+        );
+        assert_eq!(out, want);
+        // Both spellings: the refused one goes, the other gets the value.
+        let src = "<configuration><system.web><machineKey validationKey=\"old\" VALIDATIONKEY=\"older\" /></system.web></configuration>";
+        let out = run(src, &mk_req());
+        assert!(!out.contains("VALIDATIONKEY"), "{out}");
+        assert_eq!(out.matches("validationKey=").count(), 1, "{out}");
+        // A compatibilityMode it keeps, in another case, is respelled too.
+        let src = "<configuration><system.web><machineKey CompatibilityMode=\"framework45\" /></system.web></configuration>";
+        let out = run(src, &mk_req());
+        assert!(
+            out.contains("<machineKey compatibilityMode=\"Framework45\" "),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_machine_key_asp_net_refuses_otherwise_is_not_written() {
+        let refused = |src: &str| {
+            edit(&FileBytes::new(src.as_bytes().to_vec()), &mk_req())
+                .expect_err(src)
+                .to_string()
+        };
+        let e = refused(
+            "<configuration>\n<system.web>\n<machineKey validationAlgorithm=\"HMACSHA256\" />\n</system.web>\n</configuration>",
+        );
+        assert!(
+            e.contains("at line 3 has the attribute validationAlgorithm")
+                && e.contains("Config_base_unrecognized_attribute"),
+            "{e}"
+        );
+        let e = refused(
+            "<configuration><system.web><machineKey><add /></machineKey></system.web></configuration>",
+        );
+        assert!(
+            e.contains("<add>") && e.contains("Config_base_unrecognized_element_name"),
+            "{e}"
+        );
+        let e = refused(
+            "<configuration><system.web><machineKey>keys</machineKey></system.web></configuration>",
+        );
+        assert!(e.contains("Config_base_section_invalid_content"), "{e}");
+        // Two values for one attribute the push does not write: which one?
+        let e = refused(
+            "<configuration><system.web><machineKey applicationName=\"a\" ApplicationName=\"b\" /></system.web></configuration>",
+        );
+        assert!(
+            e.contains("both applicationName and ApplicationName"),
+            "{e}"
+        );
+        // A comment inside is no content.
+        run(
+            "<configuration><system.web><machineKey validation=\"SHA1\"><!-- keys --></machineKey></system.web></configuration>",
+            &mk_req(),
+        );
     }
 
     #[test]

@@ -72,7 +72,7 @@ impl Attr {
         self.quote
     }
 
-    fn name_span(&self) -> Range<usize> {
+    pub fn name_span(&self) -> Range<usize> {
         range(self.name, self.name_end)
     }
 }
@@ -117,7 +117,7 @@ impl Element {
         (self.parent != NO_POS).then_some(self.parent as ElemId)
     }
 
-    fn name_span(&self) -> Range<usize> {
+    pub fn name_span(&self) -> Range<usize> {
         range(self.start + 1, self.start + 1 + self.name_len)
     }
 
