@@ -5,11 +5,11 @@
 //! parent refuse what a lower level sets, and applicationHost.config, which
 //! ASP.NET never reads, only counts for IIS's module registrations.
 
-use super::locks::{self, Lock, LockViolation};
+use super::locks::{self, Declaration, DefinitionLevel, Lock, LockKind, LockViolation};
 use super::machine_key::{self, MachineKey, RefusedElement};
 use super::record::{
-    ConfigFile, ConfigProblem, Layer, Level, Scope, Setting, Source, Sourced, containers,
-    file_refused, line_of, unique_sections,
+    ConfigFile, ConfigProblem, Layer, Level, Scope, Setting, Source, Sourced, containers_by_depth,
+    file_refused, line_of, location_sub_path, unique_sections,
 };
 use super::section::{self, Section, SourceFiles, is_encrypted, single_child};
 use super::wif::elements;
@@ -69,6 +69,8 @@ pub fn resolve(
         locks: Vec::new(),
         own_locks: None,
         wif: WifReading::default(),
+        declarations: Vec::new(),
+        here: (DefinitionLevel::Site, false),
     };
     for layer in layers {
         m.layer(layer)?;
@@ -114,16 +116,62 @@ struct Merge<'a, 's> {
     /// The locks when the application's own level began.
     own_locks: Option<Vec<Lock>>,
     wif: WifReading<'a>,
+    /// The declarations of the sections farmkey checks, from the file that
+    /// declares them first (the declaration level).
+    declarations: Vec<(&'static str, Declaration)>,
+    /// The level the container being read defines sections for, and
+    /// whether it is a `<location>` with a path.
+    here: (DefinitionLevel, bool),
 }
+
+/// The sections whose declarations restrict where they are set, by config key.
+const DECLARED: [(&str, &str); 2] = [
+    ("machineKey", "system.web/machineKey"),
+    ("system.identityModel", "system.identityModel"),
+];
 
 impl<'a> Merge<'a, '_> {
     fn layer(&mut self, layer: &Layer<'a>) -> Result<(), ConfigProblem> {
         let file = layer.file;
         let own = matches!(layer.scope, Scope::App(id) if id.eq_ignore_ascii_case(self.target));
-        if own && self.own_locks.is_none() {
-            self.own_locks = Some(self.locks.clone());
-        }
         let iis_only = matches!(layer.scope, Scope::ApplicationHost);
+        // Locks bind the levels below this file (and its deeper
+        // <location> blocks), not its own level.
+        let mut new_locks = Vec::new();
+        if !iis_only {
+            for (name, key) in DECLARED {
+                if self.declarations.iter().any(|(n, _)| *n == name) {
+                    continue;
+                }
+                if let Some(d) = locks::declaration(file, key) {
+                    if d.override_mode_default_deny {
+                        new_locks.push(Lock {
+                            section: name,
+                            file: d.file.clone(),
+                            line: d.line,
+                            kind: LockKind::Default,
+                        });
+                    }
+                    self.declarations.push((name, d));
+                }
+            }
+        }
+        if own && self.own_locks.is_none() {
+            let mut own_locks = self.locks.clone();
+            // What the declaration keeps out of an application's web.config.
+            own_locks.extend(
+                self.declarations
+                    .iter()
+                    .filter(|(_, d)| !d.allow_definition.allows(DefinitionLevel::Site))
+                    .map(|(name, d)| Lock {
+                        section: name,
+                        file: d.file.clone(),
+                        line: d.line,
+                        kind: LockKind::Definition(d.allow_definition),
+                    }),
+            );
+            self.own_locks = Some(own_locks);
+        }
         if !iis_only
             && self.wif.declared.is_none()
             && let Some(section) = elements::declared_section(&file.doc)
@@ -131,19 +179,56 @@ impl<'a> Merge<'a, '_> {
             self.wif.declared = Some((file.path.clone(), section));
         }
         file_refused(file, layer.scope)?;
-        let containers = containers(&file.doc, layer.scope, self.target);
+        let containers = containers_by_depth(&file.doc, layer.scope, self.target);
         if !iis_only {
-            unique_sections(file, &containers)?;
+            let ids: Vec<ElemId> = containers.iter().map(|&(_, id)| id).collect();
+            unique_sections(file, &ids)?;
         }
-        // Locks bind the levels below this file, not this file itself.
-        let mut new_locks = Vec::new();
-        for container in containers {
-            if iis_only {
-                self.ignored_sections(file, container)?;
-            } else {
-                self.system_web(file, container, &mut new_locks)?;
-                self.identity_model(file, container, own, &mut new_locks)?;
+        let is_machine_config = file
+            .path
+            .file_name()
+            .is_some_and(|n| n.eq_ignore_ascii_case("machine.config"));
+        let mut file_locks: Vec<(usize, Lock)> = Vec::new();
+        for (depth, container) in containers {
+            let doc = &file.doc;
+            let with_path = doc.name(container) == "location"
+                && !matches!(
+                    location_sub_path(doc.attr(container, "path").as_deref()),
+                    Ok(None)
+                );
+            self.here = match layer.scope {
+                _ if with_path => (DefinitionLevel::Site, true),
+                Scope::Machine if is_machine_config => (DefinitionLevel::Machine, false),
+                Scope::Machine => (DefinitionLevel::RootWebConfig, false),
+                _ => (DefinitionLevel::Site, false),
+            };
+            // An explicit overrideMode="Allow" for the section wins over
+            // its declaration's overrideModeDefault="Deny".
+            if locks::location_allows(doc, container) {
+                for name in self.sections_held(file, container) {
+                    let default = |l: &Lock| l.section == name && l.kind == LockKind::Default;
+                    self.locks.retain(|l| !default(l));
+                    new_locks.retain(|l| !default(l));
+                }
             }
+            // Locks a shallower container of this file sets bind this one.
+            let before = self.locks.len();
+            self.locks.extend(
+                file_locks
+                    .iter()
+                    .filter(|(d, _)| *d < depth)
+                    .map(|(_, l)| l.clone()),
+            );
+            let mut set_here = Vec::new();
+            let read = if iis_only {
+                self.ignored_sections(file, container)
+            } else {
+                self.system_web(file, container, &mut set_here)
+                    .and_then(|()| self.identity_model(file, container, own, &mut set_here))
+            };
+            self.locks.truncate(before);
+            read?;
+            file_locks.extend(set_here.into_iter().map(|l| (depth, l)));
             if let Some(ws) = single_child(file, container, "system.webServer")?
                 && let Some(s) = section::section(file, ws, "modules", self.sources)?
             {
@@ -153,7 +238,23 @@ impl<'a> Merge<'a, '_> {
             }
         }
         self.locks.extend(new_locks);
+        self.locks.extend(file_locks.into_iter().map(|(_, l)| l));
         Ok(())
+    }
+
+    /// The sections of [`DECLARED`] a container holds.
+    fn sections_held(&self, file: &ConfigFile, container: ElemId) -> Vec<&'static str> {
+        let doc = &file.doc;
+        DECLARED
+            .into_iter()
+            .map(|(name, _)| name)
+            .filter(|name| match *name {
+                "machineKey" => doc
+                    .children_named(container, "system.web")
+                    .any(|w| doc.child_named(w, "machineKey").is_some()),
+                other => doc.child_named(container, other).is_some(),
+            })
+            .collect()
     }
 
     fn ignored_sections(
@@ -186,14 +287,39 @@ impl<'a> Merge<'a, '_> {
     /// Checks a section against the locks of the levels above; a refused
     /// definition is recorded and not applied.
     fn admitted(&mut self, name: &'static str, s: &Section<'_>) -> bool {
-        match locks::first_refusal(&self.locks, name, s) {
+        // Where the declaration does not let the section be set at all.
+        let (level, with_path) = self.here;
+        let by_declaration = self
+            .declarations
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, d)| {
+                let kind = if !d.allow_definition.allows(level) {
+                    LockKind::Definition(d.allow_definition)
+                } else if !d.allow_location && with_path {
+                    LockKind::NoLocation
+                } else {
+                    return None;
+                };
+                Some(Lock {
+                    section: name,
+                    file: d.file.clone(),
+                    line: d.line,
+                    kind,
+                })
+            })
+            .map(|lock| (lock, format!("<{name}>")));
+        let refusal = by_declaration.or_else(|| {
+            locks::first_refusal(&self.locks, name, s).map(|(l, what)| (l.clone(), what))
+        });
+        match refusal {
             Some((lock, what)) => {
                 self.locked.push(LockViolation {
                     section: name,
                     file: s.file.path.clone(),
                     line: s.line(),
                     what,
-                    lock: lock.clone(),
+                    lock,
                 });
                 false
             }

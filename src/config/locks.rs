@@ -20,12 +20,127 @@ use std::fmt;
 pub enum LockKind {
     /// `allowOverride="false"` / `overrideMode="Deny"` on a `<location>`.
     Location(&'static str),
+    /// `overrideModeDefault="Deny"` on the section's declaration: every
+    /// level below the declaring file is locked unless an explicit
+    /// `overrideMode="Allow"` (or `allowOverride="true"`) above it unlocks
+    /// it (BaseConfigurationRecord.ResolveOverrideModeFromParent).
+    Default,
+    /// `allowDefinition` on the declaration keeps the section above the
+    /// application (WebConfigurationHost.VerifyDefinitionAllowed).
+    Definition(AllowDefinition),
+    /// `allowLocation="false"` on the declaration: no `<location path>`
+    /// may hold the section (Config_section_cannot_be_used_in_location).
+    NoLocation,
     /// `lockItem="true"`.
     Item,
     Attributes(Vec<String>),
     AllAttributesExcept(Vec<String>),
     Elements(Vec<String>),
     AllElementsExcept(Vec<String>),
+}
+
+/// Where `allowDefinition` lets a section be set (ConfigurationAllowDefinition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllowDefinition {
+    /// machine.config's own level (Config_allow_definition_error_machine).
+    MachineOnly,
+    /// machine.config and the root web.config, their own levels
+    /// (Config_allow_definition_error_webroot).
+    MachineToWebRoot,
+    /// Up to the application's own level: every file farmkey reads for it.
+    MachineToApplication,
+    Everywhere,
+}
+
+impl AllowDefinition {
+    /// As written in the declaration (the names compare exactly;
+    /// BaseConfigurationRecord.AllowDefinitionToEnum).
+    pub fn parse(value: &str) -> Option<AllowDefinition> {
+        Some(match value {
+            "MachineOnly" => AllowDefinition::MachineOnly,
+            "MachineToWebRoot" => AllowDefinition::MachineToWebRoot,
+            "MachineToApplication" => AllowDefinition::MachineToApplication,
+            "Everywhere" => AllowDefinition::Everywhere,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AllowDefinition::MachineOnly => "MachineOnly",
+            AllowDefinition::MachineToWebRoot => "MachineToWebRoot",
+            AllowDefinition::MachineToApplication => "MachineToApplication",
+            AllowDefinition::Everywhere => "Everywhere",
+        }
+    }
+
+    /// The resource name of the error for a definition it does not allow.
+    pub fn resource(self) -> &'static str {
+        match self {
+            AllowDefinition::MachineOnly => "Config_allow_definition_error_machine",
+            AllowDefinition::MachineToWebRoot => "Config_allow_definition_error_webroot",
+            _ => "Config_allow_definition_error_application",
+        }
+    }
+
+    /// Whether a definition at this level is allowed.
+    pub fn allows(self, level: DefinitionLevel) -> bool {
+        match self {
+            AllowDefinition::MachineOnly => level == DefinitionLevel::Machine,
+            AllowDefinition::MachineToWebRoot => level != DefinitionLevel::Site,
+            AllowDefinition::MachineToApplication | AllowDefinition::Everywhere => true,
+        }
+    }
+}
+
+/// The configuration path a definition is for, as allowDefinition sees it:
+/// a `<location path>` in machine.config is for the site's path, not
+/// machine.config's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefinitionLevel {
+    Machine,
+    RootWebConfig,
+    /// A site or application path (or below).
+    Site,
+}
+
+/// How a section's declaration (`<configSections>`) restricts where it is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declaration {
+    pub file: RemotePath,
+    pub line: usize,
+    pub override_mode_default_deny: bool,
+    pub allow_definition: AllowDefinition,
+    pub allow_location: bool,
+}
+
+/// The `<section>` declaring `key` (`system.web/machineKey`,
+/// `system.identityModel`) in a file's `<configSections>`, if it is there.
+pub fn declaration(file: &ConfigFile, key: &str) -> Option<Declaration> {
+    let doc = &file.doc;
+    let (groups, name) = match key.rsplit_once('/') {
+        Some((g, n)) => (g.split('/').collect::<Vec<_>>(), n),
+        None => (Vec::new(), key),
+    };
+    let mut parent = doc.child_named(doc.root(), "configSections")?;
+    for g in groups {
+        parent = doc
+            .children_named(parent, "sectionGroup")
+            .find(|e| doc.attr(*e, "name").as_deref() == Some(g))?;
+    }
+    let section = doc
+        .children_named(parent, "section")
+        .find(|e| doc.attr(*e, "name").as_deref() == Some(name))?;
+    let attr = |n: &str| doc.attr(section, n);
+    Some(Declaration {
+        file: file.path.clone(),
+        line: line_of(file, section),
+        override_mode_default_deny: attr("overrideModeDefault").as_deref() == Some("Deny"),
+        allow_definition: attr("allowDefinition")
+            .and_then(|v| AllowDefinition::parse(&v))
+            .unwrap_or(AllowDefinition::Everywhere),
+        allow_location: attr("allowLocation").as_deref() != Some("false"),
+    })
 }
 
 /// One lock on a section, and where it is set.
@@ -51,7 +166,11 @@ impl Lock {
     pub fn refuses(&self, attributes: &[&str], children: &[&str]) -> Option<String> {
         let listed = |list: &[String], name: &str| list.iter().any(|l| l == name || l == "*");
         match &self.kind {
-            LockKind::Location(_) | LockKind::Item => Some(format!("<{}>", self.section)),
+            LockKind::Location(_)
+            | LockKind::Item
+            | LockKind::Default
+            | LockKind::Definition(_)
+            | LockKind::NoLocation => Some(format!("<{}>", self.section)),
             LockKind::Attributes(list) => attributes
                 .iter()
                 .find(|a| listed(list, a))
@@ -83,6 +202,23 @@ impl fmt::Display for Lock {
         match &self.kind {
             LockKind::Location(attr) => write!(f, "{attr} on the <location> at line {}", self.line),
             LockKind::Item => write!(f, "lockItem=\"true\" at line {}", self.line),
+            LockKind::Default => write!(
+                f,
+                "overrideModeDefault=\"Deny\" (Config_section_locked) on its <section> declaration at line {}",
+                self.line
+            ),
+            LockKind::Definition(d) => write!(
+                f,
+                "allowDefinition=\"{}\" ({}) on its <section> declaration at line {}",
+                d.name(),
+                d.resource(),
+                self.line
+            ),
+            LockKind::NoLocation => write!(
+                f,
+                "allowLocation=\"false\" (no <location path> may hold it: Config_section_cannot_be_used_in_location) on its <section> declaration at line {}",
+                self.line
+            ),
             LockKind::Attributes(l) => {
                 write!(f, "lockAttributes=\"{}\" at line {}", list(l), self.line)
             }
@@ -140,6 +276,14 @@ pub fn location_lock(doc: &Document, container: ElemId) -> Option<&'static str> 
     } else {
         None
     }
+}
+
+/// Whether a `<location>` explicitly allows the sections it holds to be
+/// set below it (`overrideMode="Allow"`, `allowOverride="true"`).
+pub fn location_allows(doc: &Document, container: ElemId) -> bool {
+    doc.name(container) == "location"
+        && (doc.attr(container, "allowOverride").as_deref() == Some("true")
+            || doc.attr(container, "overrideMode").as_deref() == Some("Allow"))
 }
 
 /// The locks a section sets for the levels below it: its `<location>`'s,

@@ -210,6 +210,17 @@ fn is_below(target: &str, base: &str) -> bool {
 /// runtime applies them: the file's own level, then `<location>` blocks from
 /// the least to the most specific path.
 pub fn containers(doc: &Document, scope: Scope<'_>, target: &str) -> Vec<ElemId> {
+    containers_by_depth(doc, scope, target)
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect()
+}
+
+/// [`containers`] with the depth of the path each one is for (0: the file's
+/// own level in machine.config and the root web.config; the segments of
+/// the path, plus one, for the others): a lock a container sets binds the
+/// deeper containers of its file.
+pub fn containers_by_depth(doc: &Document, scope: Scope<'_>, target: &str) -> Vec<(usize, ElemId)> {
     let root = doc.root();
     let mut found: Vec<(usize, ElemId)> = vec![(0, root)];
     for loc in doc.children_named(root, "location") {
@@ -240,7 +251,7 @@ pub fn containers(doc: &Document, scope: Scope<'_>, target: &str) -> Vec<ElemId>
         }
     }
     found.sort_by_key(|&(d, _)| d); // stable: document order within a depth
-    found.into_iter().map(|(_, id)| id).collect()
+    found
 }
 
 /// A `<location>` for which ASP.NET refuses the whole file (a global error
