@@ -1042,6 +1042,18 @@ mod tests {
     }
 
     #[test]
+    fn a_windows_1252_file_is_written_back_in_windows_1252() {
+        let src = b"<?xml version=\"1.0\" encoding=\"windows-1252\"?>\r\n<configuration><!-- caf\xe9 \x80 --><system.web /></configuration>";
+        let out = edit(&FileBytes::new(src.to_vec()), &mk_req()).unwrap();
+        let bytes = out.bytes.to_vec();
+        let at = bytes.windows(4).position(|w| w == b"<sys").unwrap();
+        assert_eq!(&bytes[..at], &src[..at], "every byte before the edit kept");
+        assert!(bytes.ends_with(b"</system.web></configuration>"));
+        let text: String = bytes.iter().map(|&b| char::from(b)).collect();
+        assert!(text.contains("<machineKey validationKey="), "{text}");
+    }
+
+    #[test]
     fn a_machine_key_asp_net_refuses_otherwise_is_not_written() {
         let refused = |src: &str| {
             edit(&FileBytes::new(src.as_bytes().to_vec()), &mk_req())
