@@ -4,7 +4,8 @@
 use crate::config::apphost::{Application, Component};
 use crate::config::effective::Effective;
 use crate::config::machine_key::{self, ElementFault, KeyState, Refusal};
-use crate::config::record::{Level, Source, bounded};
+use crate::config::problem::bounded;
+use crate::config::record::{Level, Source};
 use crate::config::wif::{HandlerState, WifFault};
 use crate::disclosed::DisclosedKeys;
 use crate::keys::{KeyPurpose, set_fingerprint};
@@ -794,13 +795,14 @@ fn wif_fault(f: &SiteFacts<'_>, pick: fn(&WifFault) -> bool, advice: &str) -> Ve
         f,
         Severity::Error,
         |_, eff| {
-            let faulty = eff.handler.fault.as_ref().is_some_and(pick);
-            faulty
-                .then(|| eff.handler.detail.clone().unwrap_or_default())
+            eff.handler
+                .fault()
+                .filter(|fault| pick(fault))
+                .cloned()
                 .into_iter()
                 .collect()
         },
-        |on, detail| format!("{on}: {detail}. {advice}"),
+        |on, fault| format!("{on}: {fault}. {advice}"),
     )
 }
 
@@ -1077,7 +1079,11 @@ fn dpapi_session_tokens(f: &SiteFacts<'_>) -> Vec<Raised> {
         return Vec::new();
     };
     let handler = &first.1.handler;
-    let detail = handler.detail.clone().unwrap_or_default();
+    let detail = handler
+        .reason
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     // The swap goes where the configuration in use is, and a push writes
     // only the application's own files.
     let advice = match handler

@@ -41,7 +41,7 @@ impl KeyText {
     }
 
     /// Why this text cannot be a key for `alg`, if it cannot.
-    pub fn problem(&self, purpose: KeyPurpose, alg: &str) -> Option<String> {
+    pub fn problem(&self, purpose: KeyPurpose, alg: &str) -> Option<KeyProblem> {
         key_problem(self.expose(), purpose, alg)
     }
 }
@@ -151,22 +151,67 @@ impl KeyPurpose {
     }
 }
 
-/// The runtime and documented size rules of domain.md, as a message.
-fn key_problem(key: &str, purpose: KeyPurpose, alg: &str) -> Option<String> {
+/// Why a text cannot be a key (domain.md's runtime and documented size
+/// rules).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyProblem {
+    Empty,
+    NonHex(char),
+    OddLength(usize),
+    /// Shorter than validation algorithm `alg` (upper-cased) needs.
+    TooShort {
+        len: usize,
+        alg: String,
+        min: usize,
+    },
+    /// Not a size decryption algorithm `alg` (upper-cased) takes.
+    WrongSize {
+        len: usize,
+        alg: String,
+        allowed: &'static [usize],
+    },
+}
+
+impl fmt::Display for KeyProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyProblem::Empty => f.write_str("is empty"),
+            KeyProblem::NonHex(c) if c.is_ascii_graphic() => {
+                write!(f, "contains a non-hex character '{c}'")
+            }
+            KeyProblem::NonHex(c) => {
+                write!(f, "contains a non-hex character U+{:04X}", *c as u32)
+            }
+            KeyProblem::OddLength(len) => {
+                write!(f, "has an odd number of hex characters ({len})")
+            }
+            KeyProblem::TooShort { len, alg, min } => {
+                write!(f, "is {len} hex characters; {alg} needs at least {min}")
+            }
+            KeyProblem::WrongSize { len, alg, allowed } => {
+                let sizes: Vec<String> = allowed.iter().map(|n| n.to_string()).collect();
+                write!(
+                    f,
+                    "is {len} hex characters; {} needs {}",
+                    display_decryption(alg),
+                    sizes.join(" or ")
+                )
+            }
+        }
+    }
+}
+
+/// The runtime and documented size rules of domain.md.
+fn key_problem(key: &str, purpose: KeyPurpose, alg: &str) -> Option<KeyProblem> {
     if key.is_empty() {
-        return Some("is empty".into());
+        return Some(KeyProblem::Empty);
     }
     if let Some(bad) = key.chars().find(|c| !c.is_ascii_hexdigit()) {
-        let shown = if bad.is_ascii_graphic() {
-            format!("'{bad}'")
-        } else {
-            format!("U+{:04X}", bad as u32)
-        };
-        return Some(format!("contains a non-hex character {shown}"));
+        return Some(KeyProblem::NonHex(bad));
     }
     let len = key.len();
     if !len.is_multiple_of(2) {
-        return Some(format!("has an odd number of hex characters ({len})"));
+        return Some(KeyProblem::OddLength(len));
     }
     let alg = alg.trim().to_ascii_uppercase();
     if alg.starts_with("ALG:") {
@@ -180,7 +225,7 @@ fn key_problem(key: &str, purpose: KeyPurpose, alg: &str) -> Option<String> {
                 "HMACSHA512" => 128,
                 _ => 40,
             };
-            (len < min).then(|| format!("is {len} hex characters; {alg} needs at least {min}"))
+            (len < min).then_some(KeyProblem::TooShort { len, alg, min })
         }
         KeyPurpose::Decryption => {
             let allowed: &[usize] = match alg.as_str() {
@@ -188,14 +233,7 @@ fn key_problem(key: &str, purpose: KeyPurpose, alg: &str) -> Option<String> {
                 "DES" => &[16],
                 _ => &[32, 48, 64], // AES, and Auto which means AES
             };
-            (!allowed.contains(&len)).then(|| {
-                let sizes: Vec<String> = allowed.iter().map(|n| n.to_string()).collect();
-                format!(
-                    "is {len} hex characters; {} needs {}",
-                    display_decryption(&alg),
-                    sizes.join(" or ")
-                )
-            })
+            (!allowed.contains(&len)).then_some(KeyProblem::WrongSize { len, alg, allowed })
         }
     }
 }
@@ -636,20 +674,33 @@ mod tests {
     #[test]
     fn key_problems_follow_runtime_rules() {
         let p = |k: &str, purpose, alg| key_problem(k, purpose, alg);
-        assert!(
-            p("XYZ0", KeyPurpose::Validation, "SHA1")
-                .unwrap()
-                .contains("non-hex")
+        assert_eq!(
+            p("XYZ0", KeyPurpose::Validation, "SHA1"),
+            Some(KeyProblem::NonHex('X'))
         );
-        assert!(
-            p("ABC", KeyPurpose::Decryption, "AES")
-                .unwrap()
-                .contains("odd")
+        assert_eq!(
+            p("ABC", KeyPurpose::Decryption, "AES"),
+            Some(KeyProblem::OddLength(3))
         );
-        assert!(
-            p(&"A".repeat(38), KeyPurpose::Validation, "SHA1")
-                .unwrap()
-                .contains("at least 40")
+        assert_eq!(
+            p(&"A".repeat(38), KeyPurpose::Validation, "SHA1"),
+            Some(KeyProblem::TooShort {
+                len: 38,
+                alg: "SHA1".into(),
+                min: 40
+            })
+        );
+        assert_eq!(
+            p(&"A".repeat(40), KeyPurpose::Decryption, " auto "),
+            Some(KeyProblem::WrongSize {
+                len: 40,
+                alg: "AUTO".into(),
+                allowed: &[32, 48, 64]
+            })
+        );
+        assert_eq!(
+            p("", KeyPurpose::Decryption, "AES"),
+            Some(KeyProblem::Empty)
         );
         assert!(p(&"A".repeat(40), KeyPurpose::Validation, "SHA1").is_none());
         assert!(p(&"A".repeat(40), KeyPurpose::Validation, "HMACSHA256").is_some());
@@ -658,6 +709,48 @@ mod tests {
         assert!(p(&"A".repeat(64), KeyPurpose::Decryption, "Auto").is_none());
         assert!(p(&"A".repeat(16), KeyPurpose::Decryption, "DES").is_none());
         assert!(p(&"A".repeat(10), KeyPurpose::Decryption, "alg:Custom").is_none());
+    }
+
+    #[test]
+    fn key_problems_are_worded() {
+        for (problem, wording) in [
+            (KeyProblem::Empty, "is empty"),
+            (KeyProblem::NonHex('x'), "contains a non-hex character 'x'"),
+            (
+                KeyProblem::NonHex('\u{a0}'),
+                "contains a non-hex character U+00A0",
+            ),
+            (
+                KeyProblem::OddLength(63),
+                "has an odd number of hex characters (63)",
+            ),
+            (
+                KeyProblem::TooShort {
+                    len: 40,
+                    alg: "HMACSHA256".into(),
+                    min: 64,
+                },
+                "is 40 hex characters; HMACSHA256 needs at least 64",
+            ),
+            (
+                KeyProblem::WrongSize {
+                    len: 40,
+                    alg: "AUTO".into(),
+                    allowed: &[32, 48, 64],
+                },
+                "is 40 hex characters; Auto (AES) needs 32 or 48 or 64",
+            ),
+            (
+                KeyProblem::WrongSize {
+                    len: 40,
+                    alg: "3DES".into(),
+                    allowed: &[48],
+                },
+                "is 40 hex characters; 3DES needs 48",
+            ),
+        ] {
+            assert_eq!(problem.to_string(), wording);
+        }
     }
 
     #[test]

@@ -44,7 +44,7 @@ struct JsonKey<'a> {
     fingerprint: Option<String>,
     source: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
+    reason: Option<String>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     modifiers: &'a [String],
     /// On a list of publicly disclosed keys.
@@ -90,7 +90,7 @@ fn key_json<'a>(
         fingerprint: state.fingerprint(),
         source: source.source.to_string(),
         reason: match state {
-            KeyState::Invalid { reason } => Some(reason),
+            KeyState::Invalid { reason } => Some(reason.to_string()),
             _ => None,
         },
         modifiers: state.modifiers(),

@@ -371,7 +371,7 @@ fn resolve_app(
         identity_declared_above = wif::identity_model_declared_in(above).is_some();
         effective::resolve(&layers, &app.id, files).map_err(|p| FileProblem {
             path: p.file.to_string(),
-            message: p.message,
+            message: p.problem.to_string(),
         })
     });
     let external_sha256 = match web_config.as_ref().map(|p| files.get(p)) {

@@ -5,7 +5,8 @@
 
 use super::effective::{self, Effective};
 use super::machine_key::{self, ElementFault};
-use super::record::{ConfigFile, Layer, Scope, bounded, containers};
+use super::problem::{Problem, bounded};
+use super::record::{ConfigFile, Layer, Scope, containers};
 use super::section::{External, NoSourceFiles, SourceFiles, is_encrypted};
 use super::wif::elements::{
     self, IDENTITY_MODEL_SECTION_TYPE, MACHINE_KEY_HANDLER_TYPE, SESSION_HANDLER,
@@ -16,6 +17,7 @@ use super::xml::{Document, ElemId, XmlError};
 use crate::bytes::FileBytes;
 use crate::keys::{KeySet, MachineKeyEnum};
 use crate::paths::RemotePath;
+use std::fmt;
 use std::ops::Range;
 
 /// What to change in one file.
@@ -69,7 +71,46 @@ pub enum EditError {
     #[error("{0}")]
     Invalid(String),
     #[error("the edited file does not read back as asked: {0}")]
-    Verification(String),
+    Verification(ReadBack),
+}
+
+/// How an edited file, read back as ASP.NET reads it, differs from what was
+/// asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadBack {
+    DoesNotParse(XmlError),
+    /// ASP.NET refuses it.
+    Refused(Problem),
+    /// This `<machineKey>` attribute does not hold what was asked.
+    Attribute(&'static str),
+    /// The session-token handler is not the MachineKey one.
+    Handler(HandlerState),
+    /// The swap was asked, but `system.identityModel` is not registered.
+    NotRegistered,
+    /// The `<machineKey>` is still one ConfigurationElement refuses.
+    RefusedElement {
+        line: usize,
+        fault: ElementFault,
+    },
+}
+
+impl fmt::Display for ReadBack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadBack::DoesNotParse(e) => write!(f, "result does not parse: {e}"),
+            ReadBack::Refused(problem) => write!(f, "{problem}"),
+            ReadBack::Attribute(name) => f.write_str(name),
+            ReadBack::Handler(state) => write!(f, "session-token handler is {}", state.name()),
+            ReadBack::NotRegistered => {
+                f.write_str("system.identityModel is not registered in <configSections>")
+            }
+            ReadBack::RefusedElement { line, fault } => write!(
+                f,
+                "<machineKey> at line {line} is still one ASP.NET refuses ({})",
+                fault.resource()
+            ),
+        }
+    }
 }
 
 fn refused_element_text(fault: &ElementFault) -> String {
@@ -281,7 +322,7 @@ fn services_naming(in_use: &str) -> String {
 /// one, comes later and wins, as in the chain).
 fn verify_web_config(bytes: &FileBytes, req: &EditRequest) -> Result<(), EditError> {
     let doc = Document::parse(bytes.clone())
-        .map_err(|e| EditError::Verification(format!("result does not parse: {e}")))?;
+        .map_err(|e| EditError::Verification(ReadBack::DoesNotParse(e)))?;
     let file = ConfigFile {
         path: RemotePath::parse("/C:/app/web.config").expect("constant path"),
         doc,
@@ -313,9 +354,7 @@ fn verify_web_config(bytes: &FileBytes, req: &EditRequest) -> Result<(), EditErr
         && !req.identity_section_declared_above
         && eff.identity_model_declared.is_none()
     {
-        return Err(EditError::Verification(
-            "system.identityModel is not registered in <configSections>".into(),
-        ));
+        return Err(EditError::Verification(ReadBack::NotRegistered));
     }
     Ok(())
 }
@@ -327,7 +366,7 @@ fn verify_section_file(
     req: &EditRequest,
 ) -> Result<(), EditError> {
     let doc = Document::parse(bytes.clone())
-        .map_err(|e| EditError::Verification(format!("result does not parse: {e}")))?;
+        .map_err(|e| EditError::Verification(ReadBack::DoesNotParse(e)))?;
     let external = ConfigFile {
         path: RemotePath::parse("/C:/app/section.config").expect("constant path"),
         doc,
@@ -359,7 +398,8 @@ fn verify_section_file(
 }
 
 fn read_back(layers: &[Layer<'_>], sources: &dyn SourceFiles) -> Result<Effective, EditError> {
-    effective::resolve(layers, "app", sources).map_err(|e| EditError::Verification(e.message))
+    effective::resolve(layers, "app", sources)
+        .map_err(|e| EditError::Verification(ReadBack::Refused(e.problem)))
 }
 
 /// Whether an effective configuration says what the request asked.
@@ -367,37 +407,41 @@ fn check(eff: &Effective, req: &EditRequest) -> Result<(), EditError> {
     if let Some(keys) = &req.machine_key {
         let mk = &eff.machine_key;
         if let Some(r) = mk.refused.first() {
-            return Err(EditError::Verification(format!(
-                "<machineKey> at line {} is still one ASP.NET refuses ({})",
-                r.line,
-                r.fault.resource()
-            )));
+            return Err(EditError::Verification(ReadBack::RefusedElement {
+                line: r.line,
+                fault: r.fault.clone(),
+            }));
         }
         let same_key = |got: Option<&crate::keys::KeyText>, want: &crate::keys::KeyText| {
             got.is_some_and(|g| g.expose() == want.expose())
         };
         if !same_key(mk.validation_key.value(), &keys.validation_key) {
-            return Err(EditError::Verification("validationKey".into()));
+            return Err(EditError::Verification(ReadBack::Attribute(
+                "validationKey",
+            )));
         }
         if !same_key(mk.decryption_key.value(), &keys.decryption_key) {
-            return Err(EditError::Verification("decryptionKey".into()));
+            return Err(EditError::Verification(ReadBack::Attribute(
+                "decryptionKey",
+            )));
         }
         if mk.validation.value() != Some(&keys.validation) {
-            return Err(EditError::Verification("validation".into()));
+            return Err(EditError::Verification(ReadBack::Attribute("validation")));
         }
         if mk.decryption.value() != Some(&keys.decryption) {
-            return Err(EditError::Verification("decryption".into()));
+            return Err(EditError::Verification(ReadBack::Attribute("decryption")));
         }
         if let Some(mode) = &req.compatibility_mode
             && mk.compatibility_mode.value() != Some(mode)
         {
-            return Err(EditError::Verification("compatibilityMode".into()));
+            return Err(EditError::Verification(ReadBack::Attribute(
+                "compatibilityMode",
+            )));
         }
     }
     if req.handler_swap && eff.handler.state != HandlerState::MachineKey {
-        return Err(EditError::Verification(format!(
-            "session-token handler is {}",
-            eff.handler.state.name()
+        return Err(EditError::Verification(ReadBack::Handler(
+            eff.handler.state,
         )));
     }
     Ok(())
@@ -979,6 +1023,7 @@ fn indent_unit(doc: &Document) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::problem::{LocationPathFault, PathsFrom};
     use crate::keys::KeyText;
 
     fn keys() -> KeySet {
@@ -1202,17 +1247,26 @@ mod tests {
         for (src, why) in [
             (
                 "<configuration><system.web><machineKey/></system.web><location path=\".\"><system.web><machineKey/></system.web></location></configuration>",
-                "Config_sections_must_be_unique",
+                Problem::TwiceAtFileLevel {
+                    section: "machineKey".into(),
+                    lines: [1, 1],
+                },
             ),
             (
                 "<configuration><location path=\"api/\"/><system.web/></configuration>",
-                "Config_location_path_invalid_last_character",
+                Problem::LocationPath {
+                    line: 1,
+                    path: "api/".into(),
+                    fault: LocationPathFault::LastCharacter,
+                    paths_from: PathsFrom::App,
+                },
             ),
         ] {
-            match edit(&FileBytes::new(src.as_bytes().to_vec()), &mk_req()) {
-                Err(EditError::Verification(msg)) => assert!(msg.contains(why), "{msg}"),
-                other => panic!("{src}: {other:?}"),
-            }
+            assert_eq!(
+                edit(&FileBytes::new(src.as_bytes().to_vec()), &mk_req()).unwrap_err(),
+                EditError::Verification(ReadBack::Refused(why)),
+                "{src}"
+            );
         }
     }
 

@@ -7,9 +7,10 @@
 
 use super::locks::{self, Declaration, DefinitionLevel, Lock, LockKind, LockViolation};
 use super::machine_key::{self, MachineKey, RefusedElement};
+use super::problem::ConfigProblem;
 use super::record::{
-    ConfigFile, ConfigProblem, Layer, Level, Scope, Setting, Source, Sourced, containers_by_depth,
-    file_refused, line_of, location_sub_path, unique_sections,
+    ConfigFile, Layer, Level, Scope, Setting, Source, Sourced, containers_by_depth, file_refused,
+    line_of, location_sub_path, unique_sections,
 };
 use super::section::{self, Section, SourceFiles, is_encrypted, single_child};
 use super::wif::elements;
@@ -508,9 +509,13 @@ mod tests {
     use super::*;
     use crate::bytes::FileBytes;
     use crate::config::machine_key::{InvalidValue, Refusal};
-    use crate::config::wif::HandlerState;
-    use crate::config::wif::WifFault;
-    use crate::config::wif::elements::{MACHINE_KEY_HANDLER_TYPE, SESSION_HANDLER_TYPE};
+    use crate::config::problem::{
+        ConfigSourceFault, LocationPathFault, PathsFrom, Problem, SourcePathFault,
+    };
+    use crate::config::wif::elements::{
+        MACHINE_KEY_HANDLER_TYPE, SESSION_HANDLER_TYPE, Unresolvable,
+    };
+    use crate::config::wif::{HandlerReason, HandlerState, SectionRefusal, UsesWif, WifFault};
     use crate::config::xml::Document;
 
     fn file(path: &str, xml: &str) -> ConfigFile {
@@ -665,42 +670,92 @@ mod tests {
         };
         let refused = |h: Handler| {
             assert_eq!(h.state, HandlerState::Invalid);
-            let Some(WifFault::Refused { line, .. }) = h.fault else {
-                panic!("{:?}", h.fault)
+            let Some(WifFault::Refused { line, why, .. }) = h.fault().cloned() else {
+                panic!("{:?}", h.reason)
             };
-            (line, h.detail.unwrap())
+            (line, why)
         };
         let full_add = MACHINE_KEY_HANDLER_TYPE;
         let full_remove = SESSION_HANDLER_TYPE;
-        let (line, detail) = refused(swap(
-            &full_remove.replace("System.IdentityModel.Tokens", "system.identitymodel.tokens"),
-            full_add,
-        ));
-        assert_eq!(line, 5);
-        assert!(
-            detail.contains("(line 5 of C:\\site\\web.config) names a type .NET cannot load: type names are case-sensitive: \"system.identitymodel.tokens.SessionSecurityTokenHandler\" is not \"System.IdentityModel.Tokens.SessionSecurityTokenHandler\"; WIF refuses its configuration at start-up. Write the full name: System.IdentityModel.Tokens.SessionSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0"),
-            "{detail}"
+        let lower =
+            full_remove.replace("System.IdentityModel.Tokens", "system.identitymodel.tokens");
+        assert_eq!(
+            refused(swap(&lower, full_add)),
+            (
+                5,
+                SectionRefusal::UnloadableType {
+                    element: "remove".into(),
+                    type_ref: lower.clone(),
+                    why: Unresolvable::Case {
+                        written: "system.identitymodel.tokens.SessionSecurityTokenHandler".into(),
+                        full: "System.IdentityModel.Tokens.SessionSecurityTokenHandler",
+                    },
+                    qualified: SESSION_HANDLER_TYPE,
+                }
+            )
         );
-        let why = |remove: &str, add: &str| refused(swap(remove, add)).1;
-        assert!(why("SessionSecurityTokenHandler, System.IdentityModel", full_add)
-            .contains("there is no type \"SessionSecurityTokenHandler\"; the class is \"System.IdentityModel.Tokens.SessionSecurityTokenHandler\""));
-        assert!(why(full_remove, "System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler")
-            .contains("no assembly is named, so .NET looks for \"System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler\" only in mscorlib and System.Configuration"));
-        assert!(
+        let why = |remove: &str, add: &str| match refused(swap(remove, add)).1 {
+            SectionRefusal::UnloadableType { why, .. } => why,
+            other => panic!("{other:?}"),
+        };
+        let session = "System.IdentityModel.Tokens.SessionSecurityTokenHandler";
+        let machine = "System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler";
+        let services = "System.IdentityModel.Services";
+        assert_eq!(
+            why(
+                "SessionSecurityTokenHandler, System.IdentityModel",
+                full_add
+            ),
+            Unresolvable::NoSuchType {
+                written: "SessionSecurityTokenHandler".into(),
+                full: session
+            }
+        );
+        assert_eq!(
+            why(full_remove, machine),
+            Unresolvable::NoAssembly {
+                full: machine,
+                home: services
+            }
+        );
+        assert_eq!(
             why(
                 full_remove,
                 &full_add.replace(".Services, Version", ", Version")
-            )
-            .contains(
-                "is in the assembly System.IdentityModel.Services, not \"System.IdentityModel\""
-            )
+            ),
+            Unresolvable::OtherAssembly {
+                full: machine,
+                home: services,
+                named: "System.IdentityModel".into()
+            }
         );
-        assert!(why(full_remove, "System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler, System.IdentityModel.Services")
-            .contains("lacks Version: .NET looks for an assembly named in part only in the application's bin folder, not in the GAC"));
-        assert!(why(full_remove, &full_add.replace("4.0.0.0", "4.5.0.0"))
-            .contains("there is no System.IdentityModel.Services with Version=4.5.0.0; it is Version=4.0.0.0"));
-        assert!(why("System.IdentityModel.Services.Tokens.SessionSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089", full_add)
-            .contains("there is no type \"System.IdentityModel.Services.Tokens.SessionSecurityTokenHandler\""));
+        assert_eq!(
+            why(full_remove, &format!("{machine}, {services}")),
+            Unresolvable::PartialName {
+                named: services.into(),
+                part: "Version",
+                home: services
+            }
+        );
+        assert_eq!(
+            why(full_remove, &full_add.replace("4.0.0.0", "4.5.0.0")),
+            Unresolvable::OtherPart {
+                home: services,
+                part: "Version",
+                value: "4.5.0.0".into(),
+                want: "4.0.0.0"
+            }
+        );
+        assert_eq!(
+            why(
+                "System.IdentityModel.Services.Tokens.SessionSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089",
+                full_add
+            ),
+            Unresolvable::NoSuchType {
+                written: "System.IdentityModel.Services.Tokens.SessionSecurityTokenHandler".into(),
+                full: session
+            }
+        );
         // Read in a named collection too: the whole section is read.
         let named = with_handlers(&format!(
             "<securityTokenHandlers name=\"ActAs\"><add type=\"MachineKeySessionSecurityTokenHandler\"/></securityTokenHandlers><securityTokenHandlers><remove type=\"{full_remove}\"/><add type=\"{full_add}\"/></securityTokenHandlers>"
@@ -711,7 +766,7 @@ mod tests {
             full_remove,
             "Contoso.Security.MachineKeySessionSecurityTokenHandler, Contoso.Security",
         );
-        assert_eq!((custom.state, custom.fault), (HandlerState::Dpapi, None));
+        assert_eq!((custom.state, custom.fault()), (HandlerState::Dpapi, None));
     }
 
     #[test]
@@ -722,25 +777,20 @@ mod tests {
         let h = with_handlers(&format!(
             "{swap}\n<securityTokenHandlers>\n</securityTokenHandlers>"
         ));
+        let repeated = |h: Handler| match h.fault() {
+            Some(WifFault::Refused {
+                line,
+                why: SectionRefusal::RepeatedCollection { name },
+                ..
+            }) => (*line, name.clone()),
+            other => panic!("{other:?}"),
+        };
         assert_eq!(h.state, HandlerState::Invalid);
-        assert!(
-            matches!(h.fault, Some(WifFault::Refused { line: 8, .. })),
-            "{:?}",
-            h.fault
-        );
-        assert_eq!(
-            h.detail.unwrap(),
-            "a second unnamed <securityTokenHandlers> (line 8 of C:\\site\\web.config) in one <identityConfiguration>; WIF throws ID7029 at start-up. Merge its entries into the first"
-        );
+        assert_eq!(repeated(h), (8, String::new()));
         let named = with_handlers(&format!(
             "{swap}\n<securityTokenHandlers name=\"ActAs\"/>\n<securityTokenHandlers name=\"ActAs\"/>"
         ));
-        assert!(
-            named
-                .detail
-                .unwrap()
-                .starts_with("a second <securityTokenHandlers name=\"ActAs\"> (line 9 of")
-        );
+        assert_eq!(repeated(named), (9, "ActAs".to_string()));
         let distinct = with_handlers(&format!("{swap}\n<securityTokenHandlers name=\"ActAs\"/>"));
         assert_eq!(distinct.state, HandlerState::MachineKey);
     }
@@ -760,18 +810,30 @@ mod tests {
         // Declared, nothing else: WIF's defaults, DPAPI.
         let h = eff(&format!("<configuration>{declared}</configuration>"));
         assert_eq!(h.state, HandlerState::Dpapi);
-        assert!(h.detail.unwrap().contains("registered in <configSections>"));
+        assert_eq!(
+            h.reason,
+            Some(HandlerReason::Defaults {
+                uses: UsesWif::Declared {
+                    section: "system.identityModel",
+                    file: RemotePath::parse("C:\\site\\web.config").unwrap()
+                },
+                unused_swap: None
+            })
+        );
         // The trap: the swap in a named configuration nothing names.
         let trap = format!(
             "<configuration>{declared}\n<system.identityModel>\n<identityConfiguration name=\"swap\">{swap}</identityConfiguration></system.identityModel></configuration>"
         );
         let h = eff(&trap);
         assert_eq!(h.state, HandlerState::Dpapi);
-        let detail = h.detail.unwrap();
-        assert!(
-            detail.contains("name=\"swap\"> (line 3 of C:\\site\\web.config) is not used"),
-            "{detail}"
-        );
+        let Some(HandlerReason::Defaults {
+            unused_swap: Some(unused),
+            ..
+        }) = h.reason
+        else {
+            panic!("{:?}", h.reason)
+        };
+        assert_eq!((unused.name.as_str(), unused.line), ("swap", 3));
         // Named by the default federationConfiguration: used.
         let named = trap.replace(
             "</configuration>",
@@ -786,7 +848,7 @@ mod tests {
         let h = eff(&unknown);
         assert_eq!(h.state, HandlerState::Invalid);
         assert!(
-            matches!(h.fault, Some(WifFault::UnknownConfiguration { ref name, line: 3, .. }) if name == "Swap")
+            matches!(h.fault(), Some(WifFault::UnknownConfiguration { name, line: 3, .. }) if name == "Swap")
         );
         // A named federationConfiguration is not the default one.
         let other = trap.replace(
@@ -919,46 +981,70 @@ mod tests {
         assert_eq!(eff.machine_key.validation.shown(), "SHA1");
 
         // Missing, or refused as ASP.NET refuses it: a problem, never defaults.
-        let err = resolve_alone(&f).unwrap_err();
-        assert!(
-            err.message
-                .contains("<machineKey configSource=\"App_Config\\mk.config\"> at line 3")
-                && err.message.contains("does not exist"),
-            "{err}"
+        let web = RemotePath::parse("C:\\site\\web.config").unwrap();
+        let refused = |value: &str, fault| ConfigProblem {
+            file: web.clone(),
+            problem: Problem::ConfigSource {
+                section: "machineKey".into(),
+                value: value.into(),
+                line: 3,
+                fault,
+            },
+        };
+        assert_eq!(
+            resolve_alone(&f).unwrap_err(),
+            refused(
+                "App_Config\\mk.config",
+                ConfigSourceFault::Missing(
+                    RemotePath::parse("C:\\site\\App_Config\\mk.config").unwrap()
+                )
+            )
         );
         for (value, why) in [
-            ("..\\keys.config", "leaves the folder"),
-            ("App_Config/mk.config", "'/'"),
-            ("C:\\keys\\mk.config", "relative"),
+            (
+                "..\\keys.config",
+                SourcePathFault::LeavesFolder {
+                    dir: RemotePath::parse("C:\\site").unwrap(),
+                },
+            ),
+            ("App_Config/mk.config", SourcePathFault::Slash),
+            ("C:\\keys\\mk.config", SourcePathFault::NotRelative),
         ] {
             let f = file(
                 "/C:/site/web.config",
                 &format!(
-                    "<configuration><system.web><machineKey configSource=\"{value}\"/></system.web></configuration>"
+                    "<configuration>\n<system.web>\n<machineKey configSource=\"{value}\"/></system.web></configuration>"
                 ),
             );
-            let err = resolve_with(&f, &[("/C:/keys.config", &mk)]).unwrap_err();
-            assert!(
-                err.message.contains(why) && err.message.contains("ASP.NET refuses"),
-                "{err}"
+            assert_eq!(
+                resolve_with(&f, &[("/C:/keys.config", &mk)]).unwrap_err(),
+                refused(value, ConfigSourceFault::Path(why))
             );
         }
         let both = file(
             "/C:/site/web.config",
-            "<configuration><system.web><machineKey configSource=\"mk.config\" validation=\"SHA1\"/></system.web></configuration>",
+            "<configuration>\n<system.web>\n<machineKey configSource=\"mk.config\" validation=\"SHA1\"/></system.web></configuration>",
         );
-        let err = resolve_with(&both, &[("/C:/site/mk.config", &mk)]).unwrap_err();
-        assert!(err.message.contains("no other attribute"), "{err}");
+        assert_eq!(
+            resolve_with(&both, &[("/C:/site/mk.config", &mk)]).unwrap_err(),
+            refused("mk.config", ConfigSourceFault::OtherAttribute)
+        );
         let wrong_root = resolve_with(
-            &file("/C:/site/web.config", "<configuration><system.web><machineKey configSource=\"mk.config\"/></system.web></configuration>"),
+            &file("/C:/site/web.config", "<configuration>\n<system.web>\n<machineKey configSource=\"mk.config\"/></system.web></configuration>"),
             &[("/C:/site/mk.config", "<configuration/>")],
         )
         .unwrap_err();
-        assert!(
-            wrong_root
-                .message
-                .contains("root element is <configuration>"),
-            "{wrong_root}"
+        assert_eq!(
+            wrong_root,
+            ConfigProblem {
+                file: RemotePath::parse("C:\\site\\mk.config").unwrap(),
+                problem: Problem::WrongRoot {
+                    named_in: web.clone(),
+                    named_at: 3,
+                    root: "configuration".into(),
+                    expected: "machineKey".into()
+                }
+            }
         );
     }
 
@@ -1169,12 +1255,14 @@ mod tests {
         );
         // IIS does load the modules it registers: the site uses WIF.
         assert_eq!(eff.handler.state, HandlerState::Dpapi);
-        assert!(
-            eff.handler
-                .detail
-                .unwrap()
-                .contains("SessionAuthenticationModule module is registered")
-        );
+        let Some(HandlerReason::Defaults {
+            uses: UsesWif::Module { name, .. },
+            ..
+        }) = eff.handler.reason
+        else {
+            panic!("{:?}", eff.handler.reason)
+        };
+        assert_eq!(name, "SessionAuthenticationModule");
     }
 
     #[test]
@@ -1183,8 +1271,46 @@ mod tests {
             "/C:/site/web.config",
             "<configuration><system.web>\n<machineKey/>\n<machineKey/></system.web></configuration>",
         );
-        let err = resolve_alone(&f).unwrap_err();
-        assert!(err.message.contains("lines 2 and 3"), "{err}");
+        assert_eq!(
+            resolve_alone(&f).unwrap_err().problem,
+            Problem::TwiceAtFileLevel {
+                section: "machineKey".into(),
+                lines: [2, 3]
+            }
+        );
+        // A group may repeat (ScanSectionsRecursive checks sections only);
+        // its sections count together.
+        let groups = file(
+            "/C:/site/web.config",
+            "<configuration>\n<system.web><httpRuntime targetFramework=\"4.8\"/></system.web>\n<system.web><machineKey validation=\"SHA1\"/></system.web></configuration>",
+        );
+        let eff = resolve_alone(&groups).unwrap();
+        assert_eq!(eff.machine_key.validation.value().unwrap(), "SHA1");
+        assert!(eff.target_framework.is_some());
+        let twice = file(
+            "/C:/site/web.config",
+            "<configuration>\n<appSettings/>\n<system.web><machineKey/></system.web>\n<system.web><machineKey/></system.web>\n<appSettings/></configuration>",
+        );
+        assert_eq!(
+            resolve_alone(&twice).unwrap_err().problem,
+            Problem::TwiceAtFileLevel {
+                section: "machineKey".into(),
+                lines: [3, 4]
+            },
+            "the first repeat in document order, across groups"
+        );
+        let unread = file(
+            "/C:/site/web.config",
+            "<configuration>\n<appSettings/>\n<appSettings/></configuration>",
+        );
+        assert_eq!(
+            resolve_alone(&unread).unwrap_err().problem,
+            Problem::TwiceAtFileLevel {
+                section: "appSettings".into(),
+                lines: [2, 3]
+            },
+            "a section farmkey does not read is refused too"
+        );
     }
 
     #[test]
@@ -1264,16 +1390,28 @@ mod tests {
         ["S", "S/api"].map(|target| resolve(&layers, target, &section::NoSourceFiles))
     }
 
-    fn problems(results: [Result<Effective, ConfigProblem>; 2]) -> [Option<String>; 2] {
-        results.map(|r| r.err().map(|p| p.to_string()))
+    fn problems(results: [Result<Effective, ConfigProblem>; 2]) -> [Option<ConfigProblem>; 2] {
+        results.map(|r| r.err())
+    }
+
+    fn at(file: &str, problem: Problem) -> Option<ConfigProblem> {
+        Some(ConfigProblem {
+            file: RemotePath::parse(file).unwrap(),
+            problem,
+        })
     }
 
     #[test]
     fn a_refused_location_fails_every_application_that_reads_the_file() {
         let empty = "<configuration/>";
-        let machine = "C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\Config\\machine.config";
-        let bad = format!(
-            "{machine}: <location path=\"Other/\"> at line 2: the path ends with white space or with '\\', '.' or '/' (Config_location_path_invalid_last_character); ASP.NET refuses the whole file, so every application that reads it fails to start. Write the site's name, then the application's path, separated by '/' (\"Flowtime/api\"), with nothing before or after"
+        let bad = at(
+            MACHINE,
+            Problem::LocationPath {
+                line: 2,
+                path: "Other/".into(),
+                fault: LocationPathFault::LastCharacter,
+                paths_from: PathsFrom::Machine,
+            },
         );
         // Whatever site it names.
         assert_eq!(
@@ -1281,25 +1419,33 @@ mod tests {
                 "<configuration>\n<location path=\"Other/\"/></configuration>",
                 empty
             )),
-            [Some(bad.clone()), Some(bad)]
+            [bad.clone(), bad]
         );
-        let dot = format!(
-            "{machine}: <location path=\".\" inheritInChildApplications=\"false\"> at line 2: machine.config and the root web.config may not keep their own level from the applications below (Location_invalid_inheritInChildApplications_in_machine_or_root_web_config); ASP.NET refuses the whole file, so every application that reads it fails to start. Remove inheritInChildApplications, or name a site in path"
+        let dot = at(
+            MACHINE,
+            Problem::InheritAtMachineLevel {
+                line: 2,
+                path: Some(".".into()),
+            },
         );
         assert_eq!(
             problems(resolve_both(
                 "<configuration>\n<location path=\".\" inheritInChildApplications=\"false\"/></configuration>",
                 empty
             )),
-            [Some(dot.clone()), Some(dot)]
+            [dot.clone(), dot]
         );
         let none =
             "<configuration>\n<location inheritInChildApplications=\"false\"/></configuration>";
-        assert!(
-            problems(resolve_both(none, empty))[0]
-                .as_ref()
-                .unwrap()
-                .contains("<location inheritInChildApplications=\"false\"> at line 2")
+        assert_eq!(
+            problems(resolve_both(none, empty))[0],
+            at(
+                MACHINE,
+                Problem::InheritAtMachineLevel {
+                    line: 2,
+                    path: None
+                }
+            )
         );
         // Allowed: naming a site, any other spelling of the value (which
         // farmkey does not judge), and the same <location> in a web.config.
@@ -1323,14 +1469,21 @@ mod tests {
             [None, None]
         );
         // In a web.config, the applications that read it fail.
-        let [site, api] = problems(resolve_both(
-            empty,
-            "<configuration>\n<location path=\"/api\"/></configuration>",
-        ));
-        assert_eq!(site, api);
+        let site = at(
+            "/C:/site/web.config",
+            Problem::LocationPath {
+                line: 2,
+                path: "/api".into(),
+                fault: LocationPathFault::FirstCharacter,
+                paths_from: PathsFrom::App,
+            },
+        );
         assert_eq!(
-            site.unwrap(),
-            "C:\\site\\web.config: <location path=\"/api\"> at line 2: the path begins with white space or with '\\', '.' or '/' (Config_location_path_invalid_first_character); ASP.NET refuses the whole file, so every application that reads it fails to start. Write the path below this application, separated by '/' (\"api/v2\"), with nothing before or after"
+            problems(resolve_both(
+                empty,
+                "<configuration>\n<location path=\"/api\"/></configuration>",
+            )),
+            [site.clone(), site]
         );
     }
 
@@ -1339,10 +1492,15 @@ mod tests {
         let mk =
             |key: &str| format!("<system.web><machineKey validationKey=\"{key}\"/></system.web>");
         let site = |body: String| format!("<configuration>\n{body}</configuration>");
-        let file_level = |a: usize, b: usize| {
-            Some(format!(
-                "C:\\site\\web.config: <machineKey> is set twice at the file's own level (lines {a} and {b}; a <location> without a path, or with path \"\" or \".\", is that level too); ASP.NET refuses this (Config_sections_must_be_unique), so every application that reads the file fails to start"
-            ))
+        let web = "/C:/site/web.config";
+        let file_level = |section: &str, lines| {
+            at(
+                web,
+                Problem::TwiceAtFileLevel {
+                    section: section.into(),
+                    lines,
+                },
+            )
         };
         for (why, body) in [
             (
@@ -1364,20 +1522,19 @@ mod tests {
         ] {
             assert_eq!(
                 problems(resolve_both("<configuration/>", &site(body))),
-                [file_level(2, 3), file_level(2, 3)],
+                [
+                    file_level("machineKey", [2, 3]),
+                    file_level("machineKey", [2, 3])
+                ],
                 "{why}: every application of the file"
             );
         }
         // A <location> without a path is the file's level too.
         let wif =
             site("<system.identityModel/>\n<location><system.identityModel/></location>".into());
-        assert!(
-            problems(resolve_both("<configuration/>", &wif))[0]
-                .as_ref()
-                .unwrap()
-                .contains(
-                    "<system.identityModel> is set twice at the file's own level (lines 2 and 3"
-                )
+        assert_eq!(
+            problems(resolve_both("<configuration/>", &wif))[0],
+            file_level("system.identityModel", [2, 3])
         );
         // Paths equal without regard to case: the applications at that
         // path fail, not the site above them.
@@ -1391,7 +1548,14 @@ mod tests {
             problems(resolve_both("<configuration/>", &api)),
             [
                 None,
-                Some("C:\\site\\web.config: <machineKey> is set twice for <location path=\"API\"> (lines 3 and 4; paths compare without regard to case); ASP.NET refuses this (Config_sections_must_be_unique), so the applications at that path fail to start".into())
+                at(
+                    web,
+                    Problem::TwiceForLocation {
+                        section: "machineKey".into(),
+                        path: "API".into(),
+                        lines: [3, 4]
+                    }
+                )
             ]
         );
         // In machine.config, for a site.
@@ -1400,12 +1564,19 @@ mod tests {
             mk(K1),
             mk(K2)
         );
-        let [s, s_api] = problems(resolve_both(&machine, "<configuration/>"));
-        assert!(
-            s.unwrap()
-                .contains("is set twice for <location path=\"s\"> (lines 2 and 3")
+        let for_s = at(
+            MACHINE,
+            Problem::TwiceForLocation {
+                section: "machineKey".into(),
+                path: "s".into(),
+                lines: [2, 3],
+            },
         );
-        assert!(s_api.is_some(), "inherited by the application below");
+        assert_eq!(
+            problems(resolve_both(&machine, "<configuration/>")),
+            [for_s.clone(), for_s],
+            "inherited by the application below"
+        );
         // One section at each level is fine, and so are other sections.
         let fine = site(format!(
             "{}\n<location path=\"api\">{}</location>\n<location path=\"api\"><system.web><httpRuntime/></system.web></location>",

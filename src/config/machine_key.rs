@@ -6,9 +6,10 @@
 use super::locks::LOCK_ATTRIBUTES;
 use super::record::{Setting, Source, Sourced};
 use super::xml::{Document, ElemId};
-use crate::keys::{KeyPurpose, KeyText, MachineKeyEnum, mask_key_text};
+use crate::keys::{KeyProblem, KeyPurpose, KeyText, MachineKeyEnum, mask_key_text};
 use crate::paths::RemotePath;
 use std::borrow::Cow;
+use std::fmt;
 
 /// The effective `<machineKey>` of an application.
 #[derive(Debug, Clone)]
@@ -177,8 +178,35 @@ pub enum KeyState {
     },
     Encrypted,
     Invalid {
-        reason: String,
+        reason: KeyFault,
     },
+}
+
+/// Why ASP.NET refuses a key attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyFault {
+    /// A modifier other than IsolateApps or IsolateByAppId, as written.
+    UnknownModifier(String),
+    /// The key text does not fit its algorithm.
+    Text(KeyProblem),
+    /// Modifiers on an explicit key under compatibilityMode Framework45.
+    ModifiersUnderFramework45(Vec<String>),
+}
+
+impl fmt::Display for KeyFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyFault::UnknownModifier(m) => {
+                write!(f, "has an unknown modifier {:?}", mask_key_text(m))
+            }
+            KeyFault::Text(problem) => write!(f, "{problem}"),
+            KeyFault::ModifiersUnderFramework45(modifiers) => write!(
+                f,
+                "carries {} on an explicit key, which compatibilityMode Framework45 rejects",
+                modifiers.join(",")
+            ),
+        }
+    }
 }
 
 impl KeyState {
@@ -276,7 +304,7 @@ impl MachineKey {
             !m.eq_ignore_ascii_case("IsolateApps") && !m.eq_ignore_ascii_case("IsolateByAppId")
         }) {
             return KeyState::Invalid {
-                reason: format!("has an unknown modifier {:?}", mask_key_text(bad)),
+                reason: KeyFault::UnknownModifier(bad.clone()),
             };
         }
         if base.eq_ignore_ascii_case("AutoGenerate") {
@@ -284,8 +312,10 @@ impl MachineKey {
         }
         let key = KeyText::new(base);
         let alg_name = alg.value().map_or("", String::as_str);
-        if let Some(reason) = key.problem(purpose, alg_name) {
-            return KeyState::Invalid { reason };
+        if let Some(problem) = key.problem(purpose, alg_name) {
+            return KeyState::Invalid {
+                reason: KeyFault::Text(problem),
+            };
         }
         if !modifiers.is_empty()
             && self
@@ -294,10 +324,7 @@ impl MachineKey {
                 .is_some_and(|c| c == "Framework45")
         {
             return KeyState::Invalid {
-                reason: format!(
-                    "carries {} on an explicit key, which compatibilityMode Framework45 rejects",
-                    modifiers.join(",")
-                ),
+                reason: KeyFault::ModifiersUnderFramework45(modifiers),
             };
         }
         KeyState::Explicit { key, modifiers }
@@ -424,16 +451,50 @@ mod tests {
             matches!(mk.validation_key_state(), KeyState::Explicit { ref modifiers, .. } if modifiers.len() == 1)
         );
         mk.compatibility_mode.setting = Setting::Value("Framework45".into());
-        assert!(matches!(
-            mk.validation_key_state(),
-            KeyState::Invalid { .. }
-        ));
-        mk.validation_key.setting = Setting::Value(KeyText::new("XYZ"));
-        let KeyState::Invalid { reason } = mk.validation_key_state() else {
-            panic!()
+        let invalid = |state| match state {
+            KeyState::Invalid { reason } => reason,
+            other => panic!("{other:?}"),
         };
-        assert!(reason.contains("non-hex"));
+        assert_eq!(
+            invalid(mk.validation_key_state()),
+            KeyFault::ModifiersUnderFramework45(vec!["IsolateApps".into()])
+        );
+        mk.validation_key.setting = Setting::Value(KeyText::new("XYZ"));
+        assert_eq!(
+            invalid(mk.validation_key_state()),
+            KeyFault::Text(KeyProblem::NonHex('X'))
+        );
+        mk.validation_key.setting = Setting::Value(KeyText::new(format!("{K1},IsolateAll")));
+        assert_eq!(
+            invalid(mk.validation_key_state()),
+            KeyFault::UnknownModifier("IsolateAll".into())
+        );
         mk.decryption_key.setting = Setting::Encrypted;
         assert!(matches!(mk.decryption_key_state(), KeyState::Encrypted));
+    }
+
+    #[test]
+    fn key_faults_are_worded() {
+        let key = "A".repeat(64);
+        assert_eq!(
+            KeyFault::UnknownModifier(format!("Isolate-{key}")).to_string(),
+            format!(
+                "has an unknown modifier \"Isolate-[key {}]\"",
+                crate::keys::fingerprint(&key)
+            ),
+            "a key pasted as a modifier shows as its fingerprint"
+        );
+        assert_eq!(
+            KeyFault::Text(KeyProblem::OddLength(3)).to_string(),
+            "has an odd number of hex characters (3)"
+        );
+        assert_eq!(
+            KeyFault::ModifiersUnderFramework45(vec![
+                "IsolateApps".into(),
+                "IsolateByAppId".into()
+            ])
+            .to_string(),
+            "carries IsolateApps,IsolateByAppId on an explicit key, which compatibilityMode Framework45 rejects"
+        );
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! The modules build on each other in this order, and a module imports only
 //! from those before it:
-//! `xml` → `record` (files, locations, values with their source, whole-file
+//! `xml` → `problem` (what ASP.NET refuses, as values, worded once) →
+//! `record` (files, locations, values with their source, whole-file
 //! refusals) → `section` (sections and `configSource`) → `locks` →
 //! `machine_key` (the runtime's `<machineKey>` rules) → `wif` (`elements`,
 //! then the verdict on the chain) → `effective` (the merge) → `editor`.
@@ -16,6 +17,7 @@ pub mod effective;
 pub mod import;
 pub mod locks;
 pub mod machine_key;
+pub mod problem;
 pub mod record;
 pub mod section;
 pub mod wif;

@@ -4,6 +4,7 @@
 //! and the mistakes for which ASP.NET refuses a file (or one of its
 //! `<location>` levels) before it applies any value.
 
+use super::problem::{ConfigProblem, LocationFault, LocationPathFault, PathsFrom, Problem};
 use super::xml::{Document, ElemId};
 use crate::keys::mask_key_text;
 use crate::paths::RemotePath;
@@ -126,14 +127,6 @@ pub enum Level {
     Parent,
 }
 
-/// A configuration the runtime itself would refuse.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: {message}")]
-pub struct ConfigProblem {
-    pub file: RemotePath,
-    pub message: String,
-}
-
 pub(crate) fn line_of(file: &ConfigFile, id: ElemId) -> usize {
     file.doc.line_of(file.doc.element(id).start_tag().start)
 }
@@ -150,40 +143,24 @@ fn iis_location(path: &str) -> String {
     }
 }
 
-/// Why ASP.NET refuses a `<location path>`, and the name of its message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BadLocationPath {
-    pub why: &'static str,
-    pub resource: &'static str,
-}
-
 /// A `<location path>` as BaseConfigurationRecord.NormalizeLocationSubPath
 /// reads it: `None` (no path, `""`, `"."`) is the file's own level; white
 /// space or `\`, `.`, `/` at either end, or `\ ? : * " < > |` anywhere,
 /// is refused. Nothing is trimmed or rewritten: `Site/` is no `Site`.
-pub fn location_sub_path(path: Option<&str>) -> Result<Option<&str>, BadLocationPath> {
+pub fn location_sub_path(path: Option<&str>) -> Result<Option<&str>, LocationPathFault> {
     let p = match path {
         None | Some("" | ".") => return Ok(None),
         Some(p) => p,
     };
     let edge = |c: Option<char>| c.is_some_and(|c| c.is_whitespace() || "\\./".contains(c));
     if edge(p.chars().next()) {
-        return Err(BadLocationPath {
-            why: "begins with white space or with '\\', '.' or '/'",
-            resource: "Config_location_path_invalid_first_character",
-        });
+        return Err(LocationPathFault::FirstCharacter);
     }
     if edge(p.chars().next_back()) {
-        return Err(BadLocationPath {
-            why: "ends with white space or with '\\', '.' or '/'",
-            resource: "Config_location_path_invalid_last_character",
-        });
+        return Err(LocationPathFault::LastCharacter);
     }
     if p.contains(['\\', '?', ':', '*', '"', '<', '>', '|']) {
-        return Err(BadLocationPath {
-            why: "contains one of \\ ? : * \" < > |",
-            resource: "Config_location_path_invalid_character",
-        });
+        return Err(LocationPathFault::Character);
     }
     Ok(Some(p))
 }
@@ -262,69 +239,50 @@ pub fn file_refused(file: &ConfigFile, scope: Scope<'_>) -> Result<(), ConfigPro
         return Ok(());
     }
     let doc = &file.doc;
-    // No final full stop: the finding goes on after it.
-    let refused = |loc: ElemId, tag: String, why: String, advice: &str| ConfigProblem {
+    let refused = |problem| ConfigProblem {
         file: file.path.clone(),
-        message: format!(
-            "{tag} at line {}: {why}; ASP.NET refuses the whole file, so every application that reads it fails to start. {advice}",
-            line_of(file, loc)
-        ),
+        problem,
     };
     let root = doc.root();
     if doc.name(root) != "configuration" {
-        return Err(refused(
-            root,
-            format!("<{}>", bounded(doc.name(root))),
-            "the root element is not <configuration> (Config_file_doesnt_have_root_configuration)"
-                .into(),
-            "Make <configuration> the file's root element",
-        ));
+        return Err(refused(Problem::NotConfigurationRoot {
+            element: doc.name(root).to_string(),
+        }));
     }
     for attr in doc.attrs(root) {
         let (name, value) = (doc.attr_name(attr), doc.attr_value(attr));
-        let why = match name {
-            "xmlns" if value == CONFIGURATION_NAMESPACE => continue,
-            "xmlns" => format!(
-                "the only namespace ASP.NET accepts there is {CONFIGURATION_NAMESPACE} (Config_namespace_invalid)"
-            ),
-            _ => {
-                "<configuration> has no such attribute (Config_base_unrecognized_attribute)".into()
-            }
-        };
-        return Err(refused(
-            root,
-            format!(
-                "<configuration {}=\"{}\">",
-                bounded(name),
-                bounded(&mask_key_text(&value))
-            ),
-            why,
-            "Remove the attribute",
-        ));
+        if name == "xmlns" && value == CONFIGURATION_NAMESPACE {
+            continue;
+        }
+        return Err(refused(Problem::RootAttribute {
+            line: line_of(file, root),
+            name: name.to_string(),
+            value: value.into_owned(),
+        }));
     }
     for loc in doc.children_named(root, "location") {
-        if let Some((attr, fault)) = location_attribute_fault(doc, loc) {
-            return Err(refused(
-                loc,
-                format!("<location {attr}>"),
-                fault.why(),
-                fault.advice(),
-            ));
+        if let Some((name, value, fault)) = location_attribute_fault(doc, loc) {
+            return Err(refused(Problem::LocationAttribute {
+                line: line_of(file, loc),
+                name,
+                value,
+                fault,
+            }));
         }
         let path = doc.attr(loc, "path");
-        let shown = || bounded(&mask_key_text(path.as_deref().unwrap_or_default()));
+        let line = line_of(file, loc);
         match location_sub_path(path.as_deref()) {
-            Err(bad) => {
-                return Err(refused(
-                    loc,
-                    format!("<location path=\"{}\">", shown()),
-                    format!("the path {} ({})", bad.why, bad.resource),
-                    if matches!(scope, Scope::Machine) {
-                        "Write the site's name, then the application's path, separated by '/' (\"Flowtime/api\"), with nothing before or after"
+            Err(fault) => {
+                return Err(refused(Problem::LocationPath {
+                    line,
+                    path: path.unwrap_or_default().into_owned(),
+                    fault,
+                    paths_from: if matches!(scope, Scope::Machine) {
+                        PathsFrom::Machine
                     } else {
-                        "Write the path below this application, separated by '/' (\"api/v2\"), with nothing before or after"
+                        PathsFrom::App
                     },
-                ));
+                }));
             }
             // VSWhidbey 535595: machine.config and the root web.config may
             // not keep their own level from the applications below.
@@ -332,16 +290,10 @@ pub fn file_refused(file: &ConfigFile, scope: Scope<'_>) -> Result<(), ConfigPro
                 if matches!(scope, Scope::Machine)
                     && doc.attr(loc, "inheritInChildApplications").as_deref() == Some("false") =>
             {
-                let path = match &path {
-                    Some(_) => format!("path=\"{}\" ", shown()),
-                    None => String::new(),
-                };
-                return Err(refused(
-                    loc,
-                    format!("<location {path}inheritInChildApplications=\"false\">"),
-                    "machine.config and the root web.config may not keep their own level from the applications below (Location_invalid_inheritInChildApplications_in_machine_or_root_web_config)".into(),
-                    "Remove inheritInChildApplications, or name a site in path",
-                ));
+                return Err(refused(Problem::InheritAtMachineLevel {
+                    line,
+                    path: path.map(|p| p.into_owned()),
+                }));
             }
             Ok(_) => {}
         }
@@ -353,46 +305,12 @@ pub fn file_refused(file: &ConfigFile, scope: Scope<'_>) -> Result<(), ConfigPro
 /// (BaseConfigurationRecord.ScanFactories).
 pub const CONFIGURATION_NAMESPACE: &str = "http://schemas.microsoft.com/.NetConfiguration/v2.0";
 
-/// What is wrong with an attribute of `<location>`: ScanLocationSection
-/// reads `path`, `allowOverride`, `overrideMode` and
-/// `inheritInChildApplications`, exactly spelled, and records anything else
-/// as a global error (the whole file is refused).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LocationFault {
-    /// An attribute `<location>` does not have (`allowOveride`, `AllowOverride`).
-    Unrecognized,
-    /// `allowOverride` or `inheritInChildApplications` not exactly `true`
-    /// or `false` (XmlUtil.VerifyAndGetBooleanAttribute).
-    NotBoolean,
-    /// `overrideMode` not exactly `Inherit`, `Allow` or `Deny`
-    /// (OverrideModeSetting.ParseOverrideModeXmlValue).
-    NotOverrideMode,
-    /// `allowOverride` and `overrideMode` on one `<location>`.
-    Both,
-}
-
-impl LocationFault {
-    fn why(&self) -> String {
-        match self {
-            LocationFault::Unrecognized => "<location> has no such attribute; it takes path, allowOverride, overrideMode and inheritInChildApplications, spelled exactly so (Config_base_unrecognized_attribute)".into(),
-            LocationFault::NotBoolean => "the value must be exactly \"true\" or \"false\" (Config_invalid_boolean_attribute)".into(),
-            LocationFault::NotOverrideMode => "the value must be exactly Inherit, Allow or Deny (Config_section_override_mode_attribute_invalid)".into(),
-            LocationFault::Both => "allowOverride and overrideMode may not both be set on one <location> (Invalid_override_mode_declaration)".into(),
-        }
-    }
-
-    fn advice(&self) -> &'static str {
-        match self {
-            LocationFault::Unrecognized => "Correct the attribute's name, or remove it",
-            LocationFault::NotBoolean | LocationFault::NotOverrideMode => "Correct the value",
-            LocationFault::Both => "Keep one of them",
-        }
-    }
-}
-
-/// The first attribute of a `<location>` ScanLocationSection refuses, shown
-/// as written (`allowOverride="False"`), and why.
-pub fn location_attribute_fault(doc: &Document, loc: ElemId) -> Option<(String, LocationFault)> {
+/// The first attribute of a `<location>` ScanLocationSection refuses (its
+/// name and value as written), and why.
+pub fn location_attribute_fault(
+    doc: &Document,
+    loc: ElemId,
+) -> Option<(String, String, LocationFault)> {
     let mut lock_attr = false;
     for attr in doc.attrs(loc) {
         let (name, value) = (doc.attr_name(attr), doc.attr_value(attr));
@@ -412,21 +330,10 @@ pub fn location_attribute_fault(doc: &Document, loc: ElemId) -> Option<(String, 
         };
         lock_attr |= matches!(name, "allowOverride" | "overrideMode");
         if let Some(fault) = fault {
-            let shown = format!("{}=\"{}\"", bounded(name), bounded(&mask_key_text(&value)));
-            return Some((shown, fault));
+            return Some((name.to_string(), value.into_owned(), fault));
         }
     }
     None
-}
-
-/// A value quoted from a file in a message, cut after 40 characters:
-/// enough to recognise a typo, never a page of pasted text.
-pub fn bounded(value: &str) -> String {
-    const SHOWN: usize = 40;
-    match value.char_indices().nth(SHOWN) {
-        Some((cut, _)) => format!("{}…", &value[..cut]),
-        None => value.to_string(),
-    }
 }
 
 /// The section groups of .NET 4's machine.config (and System.Web.Extensions'
@@ -516,25 +423,25 @@ pub(super) fn unique_sections(file: &ConfigFile, applying: &[ElemId]) -> Result<
         else {
             continue;
         };
-        let name = doc.name(*elem);
-        let (a, b) = (line_of(file, *first), line_of(file, *elem));
-        let message = match level {
-            None => format!(
-                "<{name}> is set twice at the file's own level (lines {a} and {b}; a <location> without a path, or with path \"\" or \".\", is that level too); ASP.NET refuses this (Config_sections_must_be_unique), so every application that reads the file fails to start"
-            ),
+        let lines = [line_of(file, *first), line_of(file, *elem)];
+        let section = doc.name(*elem).to_string();
+        let problem = match level {
+            None => Problem::TwiceAtFileLevel { section, lines },
             Some(_) if applying.contains(first_container) || applying.contains(container) => {
-                format!(
-                    "<{name}> is set twice for <location path=\"{}\"> (lines {a} and {b}; paths compare without regard to case); ASP.NET refuses this (Config_sections_must_be_unique), so the applications at that path fail to start",
-                    bounded(&mask_key_text(
-                        &doc.attr(*container, "path").unwrap_or_default()
-                    ))
-                )
+                Problem::TwiceForLocation {
+                    section,
+                    path: doc
+                        .attr(*container, "path")
+                        .unwrap_or_default()
+                        .into_owned(),
+                    lines,
+                }
             }
             Some(_) => continue,
         };
         return Err(ConfigProblem {
             file: file.path.clone(),
-            message,
+            problem,
         });
     }
     Ok(())
@@ -547,18 +454,9 @@ mod tests {
 
     #[test]
     fn location_paths_as_asp_net_reads_them() {
-        let first = Err(BadLocationPath {
-            why: "begins with white space or with '\\', '.' or '/'",
-            resource: "Config_location_path_invalid_first_character",
-        });
-        let last = Err(BadLocationPath {
-            why: "ends with white space or with '\\', '.' or '/'",
-            resource: "Config_location_path_invalid_last_character",
-        });
-        let inner = Err(BadLocationPath {
-            why: "contains one of \\ ? : * \" < > |",
-            resource: "Config_location_path_invalid_character",
-        });
+        let first = Err(LocationPathFault::FirstCharacter);
+        let last = Err(LocationPathFault::LastCharacter);
+        let inner = Err(LocationPathFault::Character);
         for (path, read) in [
             (None, Ok(None)),
             (Some(""), Ok(None)),

@@ -6,7 +6,8 @@
 //! with no other attribute and no child element, naming a file whose root
 //! is the section element.
 
-use super::record::{ConfigFile, ConfigProblem, line_of};
+use super::problem::{ConfigProblem, ConfigSourceFault, Problem, SourcePathFault};
+use super::record::{ConfigFile, line_of};
 use super::xml::{Document, ElemId};
 use crate::paths::RemotePath;
 
@@ -74,24 +75,22 @@ pub fn is_encrypted(doc: &Document, section: ElemId) -> bool {
 }
 
 /// The file a `configSource` value names, or why ASP.NET refuses it.
-pub fn config_source_path(declaring: &RemotePath, value: &str) -> Result<RemotePath, String> {
+pub fn config_source_path(
+    declaring: &RemotePath,
+    value: &str,
+) -> Result<RemotePath, SourcePathFault> {
     if value.is_empty() || value.trim() != value {
-        return Err("is empty or has white space around it".into());
+        return Err(SourcePathFault::EmptyOrSpaced);
     }
     if value.contains('/') {
-        return Err("contains '/' (use '\\')".into());
+        return Err(SourcePathFault::Slash);
     }
     if value.starts_with('\\') || value.contains(':') {
-        return Err("is not a relative path".into());
+        return Err(SourcePathFault::NotRelative);
     }
-    let dir = declaring
-        .parent()
-        .ok_or_else(|| "has no folder to be relative to".to_string())?;
-    dir.join(value).map_err(|_| {
-        format!(
-            "leaves the folder {dir} of the file that names it (it must name a file there or below)"
-        )
-    })
+    let dir = declaring.parent().ok_or(SourcePathFault::NoFolder)?;
+    dir.join(value)
+        .map_err(|_| SourcePathFault::LeavesFolder { dir: dir.clone() })
 }
 
 /// Every `configSource` of a file's followed sections that names a usable
@@ -127,11 +126,10 @@ pub(crate) fn single_child(
     if let (Some(a), Some(b)) = (first, it.next()) {
         return Err(ConfigProblem {
             file: file.path.clone(),
-            message: format!(
-                "<{name}> appears twice in one place (lines {} and {}); ASP.NET refuses this file",
-                line_of(file, a),
-                line_of(file, b)
-            ),
+            problem: Problem::TwiceInOnePlace {
+                element: name.to_string(),
+                lines: [line_of(file, a), line_of(file, b)],
+            },
         });
     }
     Ok(first)
@@ -158,35 +156,35 @@ pub fn section<'a>(
     let Some(value) = doc.attr(elem, "configSource") else {
         return Ok(Some(here));
     };
-    let refuse = |why: String| ConfigProblem {
+    let refuse = |fault| ConfigProblem {
         file: file.path.clone(),
-        message: format!(
-            "<{name} configSource=\"{value}\"> at line {}: {why}; ASP.NET refuses this",
-            here.declared_line()
-        ),
+        problem: Problem::ConfigSource {
+            section: name.to_string(),
+            value: value.to_string(),
+            line: here.declared_line(),
+            fault,
+        },
     };
     if doc.attrs(elem).len() != 1 {
-        return Err(refuse(
-            "an element with configSource must have no other attribute".into(),
-        ));
+        return Err(refuse(ConfigSourceFault::OtherAttribute));
     }
     if !doc.children(elem).is_empty() {
-        return Err(refuse("an element with configSource must be empty".into()));
+        return Err(refuse(ConfigSourceFault::NotEmpty));
     }
-    let path =
-        config_source_path(&file.path, &value).map_err(|why| refuse(format!("the path {why}")))?;
+    let path = config_source_path(&file.path, &value)
+        .map_err(|why| refuse(ConfigSourceFault::Path(why)))?;
     match sources.external(&path) {
         External::Found(ext) => {
             let root = ext.doc.root();
             if ext.doc.name(root) != name {
                 return Err(ConfigProblem {
                     file: ext.path.clone(),
-                    message: format!(
-                        "named by configSource at line {} of {}, its root element is <{}> where ASP.NET expects <{name}>",
-                        here.declared_line(),
-                        file.path,
-                        ext.doc.name(root)
-                    ),
+                    problem: Problem::WrongRoot {
+                        named_in: file.path.clone(),
+                        named_at: here.declared_line(),
+                        root: ext.doc.name(root).to_string(),
+                        expected: name.to_string(),
+                    },
                 });
             }
             Ok(Some(Section {
@@ -196,14 +194,14 @@ pub fn section<'a>(
                 declared_at: elem,
             }))
         }
-        External::Missing => Err(refuse(format!("{path} does not exist"))),
+        External::Missing => Err(refuse(ConfigSourceFault::Missing(path))),
         External::Unreadable(why) => Err(ConfigProblem {
             file: path,
-            message: format!(
-                "named by configSource at line {} of {}: {why}",
-                here.declared_line(),
-                file.path
-            ),
+            problem: Problem::SourceUnreadable {
+                named_in: file.path.clone(),
+                named_at: here.declared_line(),
+                why,
+            },
         }),
         External::NotRead => Ok(None),
     }
@@ -227,15 +225,16 @@ mod tests {
             "C:\\inetpub\\Flowtime\\mk.config",
             "climbing back into the folder is fine"
         );
-        assert!(
-            ok("..\\keys.config")
-                .unwrap_err()
-                .contains("leaves the folder")
+        assert_eq!(
+            ok("..\\keys.config"),
+            Err(SourcePathFault::LeavesFolder {
+                dir: RemotePath::parse("C:\\inetpub\\Flowtime").unwrap()
+            })
         );
-        assert!(ok("App_Config/mk.config").unwrap_err().contains("'/'"));
-        assert!(ok("C:\\keys\\mk.config").unwrap_err().contains("relative"));
-        assert!(ok("\\keys\\mk.config").unwrap_err().contains("relative"));
-        assert!(ok(" mk.config").unwrap_err().contains("white space"));
-        assert!(ok("").is_err());
+        assert_eq!(ok("App_Config/mk.config"), Err(SourcePathFault::Slash));
+        assert_eq!(ok("C:\\keys\\mk.config"), Err(SourcePathFault::NotRelative));
+        assert_eq!(ok("\\keys\\mk.config"), Err(SourcePathFault::NotRelative));
+        assert_eq!(ok(" mk.config"), Err(SourcePathFault::EmptyOrSpaced));
+        assert_eq!(ok(""), Err(SourcePathFault::EmptyOrSpaced));
     }
 }

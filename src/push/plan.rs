@@ -12,7 +12,8 @@ use crate::config::editor::{
 };
 use crate::config::effective::Effective;
 use crate::config::machine_key::ElementFault;
-use crate::config::record::{Level, bounded};
+use crate::config::problem::bounded;
+use crate::config::record::Level;
 use crate::config::section::config_source_path;
 use crate::config::wif::WifFault;
 use crate::keys::{KeySet, set_fingerprint};
@@ -475,21 +476,12 @@ fn plan_files(
             }
         }
     }
+    // A handler-only push cannot fix what makes WIF refuse the section.
     if keys.is_none()
-        && let Some(WifFault::UnknownConfiguration { name, file, line }) = &eff.handler.fault
+        && let Some(fault @ (WifFault::UnknownConfiguration { .. } | WifFault::Refused { .. })) =
+            eff.handler.fault()
     {
-        sp.action = PlanAction::Blocked(format!(
-            "identityConfigurationName=\"{name}\" (line {line} of {file}) names no <identityConfiguration>: WIF fails at start-up; correct the name first"
-        ));
-        return vec![sp];
-    }
-    if keys.is_none()
-        && let Some(WifFault::Refused { .. }) = &eff.handler.fault
-    {
-        sp.action = PlanAction::Blocked(format!(
-            "{}: correct it first",
-            eff.handler.detail.clone().unwrap_or_default()
-        ));
+        sp.action = PlanAction::Blocked(format!("{fault}: correct it first"));
         return vec![sp];
     }
     // Every server of the push is locked while it runs, the ones already

@@ -18,6 +18,7 @@
 //! hands that choice to the editor, which never works it out from one file.
 
 use crate::config::xml::{Document, ElemId};
+use std::fmt;
 
 pub const SESSION_HANDLER: &str = "SessionSecurityTokenHandler";
 pub const MACHINE_KEY_HANDLER: &str = "MachineKeySessionSecurityTokenHandler";
@@ -195,14 +196,85 @@ pub enum HandlerType {
     Other(String),
     /// A session handler's name that does not resolve: why, and the name
     /// that does.
-    Unresolved(String, &'static str),
+    Unresolved {
+        why: Unresolvable,
+        qualified: &'static str,
+    },
 }
 
 impl HandlerType {
     fn key(self) -> Option<String> {
         match self {
             HandlerType::Known(k) | HandlerType::Other(k) => Some(k),
-            HandlerType::Unresolved(..) => None,
+            HandlerType::Unresolved { .. } => None,
+        }
+    }
+}
+
+/// Why .NET cannot load a session handler's type name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unresolvable {
+    /// The full name in another case: type names are case-sensitive.
+    Case { written: String, full: &'static str },
+    /// Another namespace or class.
+    NoSuchType { written: String, full: &'static str },
+    /// No assembly named: only mscorlib and System.Configuration are searched.
+    NoAssembly {
+        full: &'static str,
+        home: &'static str,
+    },
+    /// Another assembly named than the one that holds the type.
+    OtherAssembly {
+        full: &'static str,
+        home: &'static str,
+        named: String,
+    },
+    /// A part (Version, Culture, PublicKeyToken) of the assembly name
+    /// missing: a partial name is looked up in the bin folder only.
+    PartialName {
+        named: String,
+        part: &'static str,
+        home: &'static str,
+    },
+    /// A part of the assembly name with another value than WIF's.
+    OtherPart {
+        home: &'static str,
+        part: &'static str,
+        value: String,
+        want: &'static str,
+    },
+}
+
+impl fmt::Display for Unresolvable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unresolvable::Case { written, full } => write!(
+                f,
+                "type names are case-sensitive: \"{written}\" is not \"{full}\""
+            ),
+            Unresolvable::NoSuchType { written, full } => {
+                write!(f, "there is no type \"{written}\"; the class is \"{full}\"")
+            }
+            Unresolvable::NoAssembly { full, home } => write!(
+                f,
+                "no assembly is named, so .NET looks for \"{full}\" only in mscorlib and System.Configuration; it is in {home}"
+            ),
+            Unresolvable::OtherAssembly { full, home, named } => {
+                write!(f, "\"{full}\" is in the assembly {home}, not \"{named}\"")
+            }
+            Unresolvable::PartialName { named, part, home } => write!(
+                f,
+                "the assembly name \"{named}\" lacks {part}: .NET looks for an assembly named in part only in the application's bin folder, not in the GAC that holds {home}"
+            ),
+            Unresolvable::OtherPart {
+                home,
+                part,
+                value,
+                want,
+            } => write!(
+                f,
+                "there is no {home} with {part}={value}; it is {part}={want}"
+            ),
         }
     }
 }
@@ -227,27 +299,24 @@ pub fn resolve_handler_type(type_ref: &str) -> HandlerType {
     }) else {
         return HandlerType::Other(type_ref.trim().to_string());
     };
+    let unresolved = |why| HandlerType::Unresolved { why, qualified };
     if type_name != full {
-        let why = if type_name.eq_ignore_ascii_case(full) {
-            format!("type names are case-sensitive: \"{type_name}\" is not \"{full}\"")
+        let written = type_name.to_string();
+        return unresolved(if type_name.eq_ignore_ascii_case(full) {
+            Unresolvable::Case { written, full }
         } else {
-            format!("there is no type \"{type_name}\"; the class is \"{full}\"")
-        };
-        return HandlerType::Unresolved(why, qualified);
+            Unresolvable::NoSuchType { written, full }
+        });
     }
     let Some(parts) = parts else {
-        return HandlerType::Unresolved(
-            format!(
-                "no assembly is named, so .NET looks for \"{full}\" only in mscorlib and System.Configuration; it is in {home}"
-            ),
-            qualified,
-        );
+        return unresolved(Unresolvable::NoAssembly { full, home });
     };
     if !simple.eq_ignore_ascii_case(home) {
-        return HandlerType::Unresolved(
-            format!("\"{full}\" is in the assembly {home}, not \"{simple}\""),
-            qualified,
-        );
+        return unresolved(Unresolvable::OtherAssembly {
+            full,
+            home,
+            named: simple.to_string(),
+        });
     }
     let expected = [
         ("Version", "4.0.0.0"),
@@ -257,21 +326,22 @@ pub fn resolve_handler_type(type_ref: &str) -> HandlerType {
     let pairs: Vec<(&str, &str)> = parts
         .filter_map(|p| p.split_once('=').map(|(k, v)| (k.trim(), v.trim())))
         .collect();
-    for (key, want) in expected {
-        match pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)) {
+    for (part, want) in expected {
+        match pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(part)) {
             None => {
-                return HandlerType::Unresolved(
-                    format!(
-                        "the assembly name \"{simple}\" lacks {key}: .NET looks for an assembly named in part only in the application's bin folder, not in the GAC that holds {home}"
-                    ),
-                    qualified,
-                );
+                return unresolved(Unresolvable::PartialName {
+                    named: simple.to_string(),
+                    part,
+                    home,
+                });
             }
             Some((_, v)) if !v.eq_ignore_ascii_case(want) => {
-                return HandlerType::Unresolved(
-                    format!("there is no {home} with {key}={v}; it is {key}={want}"),
-                    qualified,
-                );
+                return unresolved(Unresolvable::OtherPart {
+                    home,
+                    part,
+                    value: v.to_string(),
+                    want,
+                });
             }
             Some(_) => {}
         }
@@ -282,13 +352,16 @@ pub fn resolve_handler_type(type_ref: &str) -> HandlerType {
 /// The first `add` or `remove` of a configuration's collections (named ones
 /// too: the whole section is read) whose session handler does not resolve:
 /// why, and the name that does.
-pub fn unresolved_handler(doc: &Document, ic: ElemId) -> Option<(ElemId, String, &'static str)> {
+pub fn unresolved_handler(
+    doc: &Document,
+    ic: ElemId,
+) -> Option<(ElemId, Unresolvable, &'static str)> {
     doc.children_named(ic, "securityTokenHandlers")
         .flat_map(|c| doc.children(c).iter().copied())
         .filter(|&e| matches!(doc.name(e), "add" | "remove"))
         .find_map(
             |e| match resolve_handler_type(&doc.attr(e, "type").unwrap_or_default()) {
-                HandlerType::Unresolved(why, qualified) => Some((e, why, qualified)),
+                HandlerType::Unresolved { why, qualified } => Some((e, why, qualified)),
                 _ => None,
             },
         )
@@ -434,5 +507,58 @@ mod tests {
             short_type_name(" System.A.B . SessionSecurityTokenHandler , X"),
             "sessionsecuritytokenhandler"
         );
+    }
+
+    #[test]
+    fn why_a_type_does_not_load_is_worded() {
+        let full = "System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler";
+        let home = "System.IdentityModel.Services";
+        for (why, wording) in [
+            (
+                Unresolvable::Case {
+                    written: full.to_lowercase(),
+                    full,
+                },
+                "type names are case-sensitive: \"system.identitymodel.services.tokens.machinekeysessionsecuritytokenhandler\" is not \"System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler\"",
+            ),
+            (
+                Unresolvable::NoSuchType {
+                    written: "MachineKeySessionSecurityTokenHandler".into(),
+                    full,
+                },
+                "there is no type \"MachineKeySessionSecurityTokenHandler\"; the class is \"System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler\"",
+            ),
+            (
+                Unresolvable::NoAssembly { full, home },
+                "no assembly is named, so .NET looks for \"System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler\" only in mscorlib and System.Configuration; it is in System.IdentityModel.Services",
+            ),
+            (
+                Unresolvable::OtherAssembly {
+                    full,
+                    home,
+                    named: "System.IdentityModel".into(),
+                },
+                "\"System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler\" is in the assembly System.IdentityModel.Services, not \"System.IdentityModel\"",
+            ),
+            (
+                Unresolvable::PartialName {
+                    named: home.into(),
+                    part: "Version",
+                    home,
+                },
+                "the assembly name \"System.IdentityModel.Services\" lacks Version: .NET looks for an assembly named in part only in the application's bin folder, not in the GAC that holds System.IdentityModel.Services",
+            ),
+            (
+                Unresolvable::OtherPart {
+                    home,
+                    part: "Version",
+                    value: "4.5.0.0".into(),
+                    want: "4.0.0.0",
+                },
+                "there is no System.IdentityModel.Services with Version=4.5.0.0; it is Version=4.0.0.0",
+            ),
+        ] {
+            assert_eq!(why.to_string(), wording);
+        }
     }
 }

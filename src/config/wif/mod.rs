@@ -6,10 +6,12 @@
 
 pub mod elements;
 
-use self::elements::{Modules, Verdict};
-use super::record::{ConfigFile, Layer, Level, Scope, bounded, line_of};
+use self::elements::{Modules, Unresolvable, Verdict};
+use super::problem::bounded;
+use super::record::{ConfigFile, Layer, Level, Scope, line_of};
 use super::xml::{Document, ElemId};
 use crate::paths::RemotePath;
+use std::fmt;
 
 crate::spelled::spelled! {
     /// How WIF protects session tokens.
@@ -40,10 +42,170 @@ pub enum WifFault {
     },
     /// The swap's `add` without its `remove`: two handlers for session tokens.
     DuplicateHandler { file: RemotePath, line: usize },
-    /// A session handler's `type` that does not resolve, or a second
-    /// `<securityTokenHandlers>` of one name (ID7029): System.Configuration
-    /// refuses the section as it reads it.
-    Refused { file: RemotePath, line: usize },
+    /// System.Configuration refuses the section as it reads it.
+    Refused {
+        file: RemotePath,
+        line: usize,
+        why: SectionRefusal,
+    },
+}
+
+/// Why System.Configuration refuses `<system.identityModel>` as it reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectionRefusal {
+    /// A second `<securityTokenHandlers>` of one name in one
+    /// `<identityConfiguration>` (ID7029); `name` is empty for unnamed ones.
+    RepeatedCollection { name: String },
+    /// A session handler's `type` that .NET cannot load.
+    UnloadableType {
+        /// `add` or `remove`.
+        element: String,
+        type_ref: String,
+        why: Unresolvable,
+        /// The name that loads.
+        qualified: &'static str,
+    },
+}
+
+impl fmt::Display for WifFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WifFault::UnknownConfiguration { name, file, line } => write!(
+                f,
+                "identityConfigurationName=\"{name}\" (line {line} of {file}) names no <identityConfiguration>; WIF throws ID7012 at start-up"
+            ),
+            WifFault::DuplicateHandler { file, line } => write!(
+                f,
+                "MachineKeySessionSecurityTokenHandler is added but SessionSecurityTokenHandler is not removed (<identityConfiguration> at line {line} of {file}); WIF refuses two handlers for one token type at start-up"
+            ),
+            WifFault::Refused {
+                file,
+                line,
+                why: SectionRefusal::RepeatedCollection { name },
+            } => {
+                if name.is_empty() {
+                    f.write_str("a second unnamed <securityTokenHandlers>")?;
+                } else {
+                    write!(f, "a second <securityTokenHandlers name=\"{name}\">")?;
+                }
+                write!(
+                    f,
+                    " (line {line} of {file}) in one <identityConfiguration>; WIF throws ID7029 at start-up. Merge its entries into the first"
+                )
+            }
+            WifFault::Refused {
+                file,
+                line,
+                why:
+                    SectionRefusal::UnloadableType {
+                        element,
+                        type_ref,
+                        why,
+                        qualified,
+                    },
+            } => write!(
+                f,
+                "<{element} type=\"{}\"> (line {line} of {file}) names a type .NET cannot load: {why}; WIF refuses its configuration at start-up. Write the full name: {qualified}",
+                bounded(type_ref)
+            ),
+        }
+    }
+}
+
+/// Why the application uses WIF.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsesWif {
+    /// `<system.identityModel>` or `<system.identityModel.services>` is set.
+    Element {
+        section: &'static str,
+        file: RemotePath,
+    },
+    /// The SAM or WSFAM module is registered (`file`: where it is added).
+    Module { name: String, file: String },
+    /// A WIF section is registered in `<configSections>`.
+    Declared {
+        section: &'static str,
+        file: RemotePath,
+    },
+}
+
+impl fmt::Display for UsesWif {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UsesWif::Element { section, file } => write!(f, "<{section}> is set in {file}"),
+            UsesWif::Module { name, file } => {
+                write!(f, "the {name} module is registered in {file}")
+            }
+            UsesWif::Declared { section, file } => {
+                write!(f, "{section} is registered in <configSections> of {file}")
+            }
+        }
+    }
+}
+
+/// The swap, written in an `<identityConfiguration>` that nothing uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnusedSwap {
+    pub name: String,
+    pub file: RemotePath,
+    pub line: usize,
+}
+
+/// Why the handler state is what it is, where it needs explaining.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandlerReason {
+    /// `system.identityModel` is encrypted.
+    Encrypted,
+    /// The site uses WIF but has no unnamed `<identityConfiguration>`:
+    /// WIF's defaults, with the DPAPI handler.
+    Defaults {
+        uses: UsesWif,
+        unused_swap: Option<UnusedSwap>,
+    },
+    /// The configuration in use keeps WIF's default (DPAPI) handler.
+    DefaultHandler { unused_swap: Option<UnusedSwap> },
+    /// SessionSecurityTokenHandler removed, the MachineKey one not added.
+    HandlerRemoved { unused_swap: Option<UnusedSwap> },
+    /// WIF refuses the configuration at start-up.
+    Fault(WifFault),
+}
+
+impl fmt::Display for HandlerReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unused_swap = match self {
+            HandlerReason::Encrypted => {
+                return f
+                    .write_str("system.identityModel is encrypted; its handlers cannot be read");
+            }
+            HandlerReason::Fault(fault) => return write!(f, "{fault}"),
+            HandlerReason::Defaults { uses, unused_swap } => {
+                write!(
+                    f,
+                    "the site uses WIF ({uses}) but has no unnamed <identityConfiguration>, so WIF uses its defaults, whose SessionSecurityTokenHandler protects session tokens with DPAPI"
+                )?;
+                unused_swap
+            }
+            HandlerReason::DefaultHandler { unused_swap } => {
+                f.write_str(
+                    "session tokens use WIF's default SessionSecurityTokenHandler, protected with DPAPI",
+                )?;
+                unused_swap
+            }
+            HandlerReason::HandlerRemoved { unused_swap } => {
+                f.write_str(
+                    "SessionSecurityTokenHandler is removed but MachineKeySessionSecurityTokenHandler is not added",
+                )?;
+                unused_swap
+            }
+        };
+        match unused_swap {
+            Some(UnusedSwap { name, file, line }) => write!(
+                f,
+                "; the swap in <identityConfiguration name=\"{name}\"> (line {line} of {file}) is not used: no <federationConfiguration> names it"
+            ),
+            None => Ok(()),
+        }
+    }
 }
 
 /// An `<identityConfiguration>` element of the chain.
@@ -84,19 +246,26 @@ pub struct Handler {
     pub state: HandlerState,
     /// The file that holds the configuration in use.
     pub source: Option<RemotePath>,
-    /// A sentence for operators when the state needs explaining.
-    pub detail: Option<String>,
-    pub fault: Option<WifFault>,
+    /// Why the state is what it is, where it needs explaining.
+    pub reason: Option<HandlerReason>,
     /// The configuration in use and where its element is.
     pub in_use: ConfigurationInUse,
 }
 
 impl Handler {
+    /// What makes WIF refuse the configuration, if anything does.
+    pub fn fault(&self) -> Option<&WifFault> {
+        match &self.reason {
+            Some(HandlerReason::Fault(fault)) => Some(fault),
+            _ => None,
+        }
+    }
+
     /// Whether farmkey's handler swap is the fix: DPAPI, or the swap's
     /// `remove` missing.
     pub fn needs_swap(&self) -> bool {
         self.state == HandlerState::Dpapi
-            || matches!(self.fault, Some(WifFault::DuplicateHandler { .. }))
+            || matches!(self.fault(), Some(WifFault::DuplicateHandler { .. }))
     }
 }
 
@@ -131,20 +300,29 @@ pub(super) struct WifReading<'a> {
 
 impl WifReading<'_> {
     /// Why the application uses WIF, if it does.
-    fn used_because(&self) -> Option<String> {
+    fn used_because(&self) -> Option<UsesWif> {
         if let Some((file, section)) = &self.element_in {
-            return Some(format!("<{section}> is set in {file}"));
+            return Some(UsesWif::Element {
+                section,
+                file: file.clone(),
+            });
         }
         if let Some((name, file)) = self
             .modules
             .wif_module()
             .or_else(|| self.http_modules.wif_module())
         {
-            return Some(format!("the {name} module is registered in {file}"));
+            return Some(UsesWif::Module {
+                name: name.to_string(),
+                file: file.to_string(),
+            });
         }
         self.declared
             .as_ref()
-            .map(|(file, section)| format!("{section} is registered in <configSections> of {file}"))
+            .map(|(file, section)| UsesWif::Declared {
+                section,
+                file: file.clone(),
+            })
     }
 }
 
@@ -167,61 +345,51 @@ pub(super) fn judge_wif(w: &WifReading<'_>) -> Handler {
             line: line_of(f, ic),
         }),
     };
-    let handler = |state, source: Option<&RemotePath>, detail: Option<String>, fault| Handler {
+    let handler = |state, source: Option<&RemotePath>, reason| Handler {
         state,
         source: source.cloned(),
-        detail,
-        fault,
+        reason,
         in_use: in_use.clone(),
     };
+    let fault = |state, source, fault| handler(state, source, Some(HandlerReason::Fault(fault)));
     if let Some(file) = &w.encrypted_in {
         return handler(
             HandlerState::Encrypted,
             Some(file),
-            Some("system.identityModel is encrypted; its handlers cannot be read".into()),
-            None,
+            Some(HandlerReason::Encrypted),
         );
     }
-    let Some(why) = w.used_because() else {
-        return handler(HandlerState::NotConfigured, None, None, None);
+    let Some(uses) = w.used_because() else {
+        return handler(HandlerState::NotConfigured, None, None);
     };
     // Faults in any configuration of the section, used or not: the runtime
     // reads all of them before it chooses one.
     let refused = w.configurations.iter().find_map(|&(_, f, ic)| {
         let doc = &f.doc;
-        let at = |e| format!("line {} of {}", line_of(f, e), f.path);
         elements::repeated_collection(doc, ic)
-            .map(|(c, name)| {
-                let named = if name.is_empty() {
-                    "a second unnamed <securityTokenHandlers>".to_string()
-                } else {
-                    format!("a second <securityTokenHandlers name=\"{name}\">")
-                };
-                (c, format!("{named} ({}) in one <identityConfiguration>; WIF throws ID7029 at start-up. Merge its entries into the first", at(c)))
-            })
+            .map(|(c, name)| (c, SectionRefusal::RepeatedCollection { name }))
             .or_else(|| {
                 elements::unresolved_handler(doc, ic).map(|(e, why, qualified)| {
-                    let type_ref = doc.attr(e, "type").unwrap_or_default();
-                    (e, format!(
-                        "<{} type=\"{}\"> ({}) names a type .NET cannot load: {why}; WIF refuses its configuration at start-up. Write the full name: {}",
-                        doc.name(e),
-                        bounded(&type_ref),
-                        at(e),
-                        qualified
-                    ))
+                    let refusal = SectionRefusal::UnloadableType {
+                        element: doc.name(e).to_string(),
+                        type_ref: doc.attr(e, "type").unwrap_or_default().into_owned(),
+                        why,
+                        qualified,
+                    };
+                    (e, refusal)
                 })
             })
-            .map(|(e, detail)| (f, e, detail))
+            .map(|(e, why)| (f, e, why))
     });
-    if let Some((f, e, detail)) = refused {
-        return handler(
+    if let Some((f, e, why)) = refused {
+        return fault(
             HandlerState::Invalid,
             Some(&f.path),
-            Some(detail),
-            Some(WifFault::Refused {
+            WifFault::Refused {
                 file: f.path.clone(),
                 line: line_of(f, e),
-            }),
+                why,
+            },
         );
     }
     // The trap: the swap sits in a configuration nothing uses.
@@ -229,75 +397,205 @@ pub(super) fn judge_wif(w: &WifReading<'_>) -> Handler {
         .configurations
         .iter()
         .filter(|c| name_of(c) != named.name)
-        .find(|&&(_, f, ic)| elements::judge(&elements::handlers_of(&f.doc, ic)) == Verdict::MachineKey)
-        .map(|&(_, f, ic)| {
-            format!(
-                "; the swap in <identityConfiguration name=\"{}\"> (line {} of {}) is not used: no <federationConfiguration> names it",
-                elements::configuration_name(&f.doc, ic),
-                line_of(f, ic),
-                f.path
-            )
+        .find(|&&(_, f, ic)| {
+            elements::judge(&elements::handlers_of(&f.doc, ic)) == Verdict::MachineKey
         })
-        .unwrap_or_default();
+        .map(|&(_, f, ic)| UnusedSwap {
+            name: elements::configuration_name(&f.doc, ic),
+            file: f.path.clone(),
+            line: line_of(f, ic),
+        });
     let Some(&(_, file, ic)) = chosen else {
         if let Some((fc_file, fc)) = named.named_by {
-            let line = line_of(fc_file, fc);
-            return handler(
+            return fault(
                 HandlerState::Invalid,
                 None,
-                Some(format!(
-                    "identityConfigurationName=\"{}\" (line {line} of {}) names no <identityConfiguration>; WIF throws ID7012 at start-up",
-                    named.name, fc_file.path
-                )),
-                Some(WifFault::UnknownConfiguration {
+                WifFault::UnknownConfiguration {
                     name: named.name.clone(),
                     file: fc_file.path.clone(),
-                    line,
-                }),
+                    line: line_of(fc_file, fc),
+                },
             );
         }
         return handler(
             HandlerState::Dpapi,
             None,
-            Some(format!(
-                "the site uses WIF ({why}) but has no unnamed <identityConfiguration>, so WIF uses its defaults, whose SessionSecurityTokenHandler protects session tokens with DPAPI{unused_swap}"
-            )),
-            None,
+            Some(HandlerReason::Defaults { uses, unused_swap }),
         );
     };
     let source = Some(&file.path);
     match elements::judge(&elements::handlers_of(&file.doc, ic)) {
-        Verdict::MachineKey => handler(HandlerState::MachineKey, source, None, None),
-        Verdict::Duplicate => {
-            let line = line_of(file, ic);
-            handler(
-                HandlerState::Invalid,
-                source,
-                Some(format!(
-                    "MachineKeySessionSecurityTokenHandler is added but SessionSecurityTokenHandler is not removed (<identityConfiguration> at line {line} of {}); WIF refuses two handlers for one token type at start-up",
-                    file.path
-                )),
-                Some(WifFault::DuplicateHandler {
-                    file: file.path.clone(),
-                    line,
-                }),
-            )
-        }
+        Verdict::MachineKey => handler(HandlerState::MachineKey, source, None),
+        Verdict::Duplicate => fault(
+            HandlerState::Invalid,
+            source,
+            WifFault::DuplicateHandler {
+                file: file.path.clone(),
+                line: line_of(file, ic),
+            },
+        ),
         Verdict::Dpapi => handler(
             HandlerState::Dpapi,
             source,
-            Some(format!(
-                "session tokens use WIF's default SessionSecurityTokenHandler, protected with DPAPI{unused_swap}"
-            )),
-            None,
+            Some(HandlerReason::DefaultHandler { unused_swap }),
         ),
         Verdict::NoHandler => handler(
             HandlerState::Dpapi,
             source,
-            Some(format!(
-                "SessionSecurityTokenHandler is removed but MachineKeySessionSecurityTokenHandler is not added{unused_swap}"
-            )),
-            None,
+            Some(HandlerReason::HandlerRemoved { unused_swap }),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn web() -> RemotePath {
+        RemotePath::parse("C:\\site\\web.config").unwrap()
+    }
+
+    #[test]
+    fn an_unknown_configuration_is_worded() {
+        let fault = WifFault::UnknownConfiguration {
+            name: "Swap".into(),
+            file: web(),
+            line: 3,
+        };
+        assert_eq!(
+            fault.to_string(),
+            "identityConfigurationName=\"Swap\" (line 3 of C:\\site\\web.config) names no <identityConfiguration>; WIF throws ID7012 at start-up"
+        );
+    }
+
+    #[test]
+    fn a_duplicate_handler_is_worded() {
+        let fault = WifFault::DuplicateHandler {
+            file: web(),
+            line: 4,
+        };
+        assert_eq!(
+            fault.to_string(),
+            "MachineKeySessionSecurityTokenHandler is added but SessionSecurityTokenHandler is not removed (<identityConfiguration> at line 4 of C:\\site\\web.config); WIF refuses two handlers for one token type at start-up"
+        );
+    }
+
+    #[test]
+    fn a_repeated_collection_is_worded() {
+        let fault = |name: &str| WifFault::Refused {
+            file: web(),
+            line: 8,
+            why: SectionRefusal::RepeatedCollection { name: name.into() },
+        };
+        assert_eq!(
+            fault("").to_string(),
+            "a second unnamed <securityTokenHandlers> (line 8 of C:\\site\\web.config) in one <identityConfiguration>; WIF throws ID7029 at start-up. Merge its entries into the first"
+        );
+        assert_eq!(
+            fault("ActAs").to_string(),
+            "a second <securityTokenHandlers name=\"ActAs\"> (line 8 of C:\\site\\web.config) in one <identityConfiguration>; WIF throws ID7029 at start-up. Merge its entries into the first"
+        );
+    }
+
+    #[test]
+    fn an_unloadable_type_is_worded_with_the_type_cut() {
+        let fault = WifFault::Refused {
+            file: web(),
+            line: 5,
+            why: SectionRefusal::UnloadableType {
+                element: "remove".into(),
+                type_ref:
+                    "system.identitymodel.tokens.SessionSecurityTokenHandler, System.IdentityModel"
+                        .into(),
+                why: Unresolvable::Case {
+                    written: "system.identitymodel.tokens.SessionSecurityTokenHandler".into(),
+                    full: "System.IdentityModel.Tokens.SessionSecurityTokenHandler",
+                },
+                qualified: elements::SESSION_HANDLER_TYPE,
+            },
+        };
+        assert_eq!(
+            fault.to_string(),
+            "<remove type=\"system.identitymodel.tokens.SessionSecur…\"> (line 5 of C:\\site\\web.config) names a type .NET cannot load: type names are case-sensitive: \"system.identitymodel.tokens.SessionSecurityTokenHandler\" is not \"System.IdentityModel.Tokens.SessionSecurityTokenHandler\"; WIF refuses its configuration at start-up. Write the full name: System.IdentityModel.Tokens.SessionSecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089"
+        );
+    }
+
+    #[test]
+    fn why_an_application_uses_wif_is_worded() {
+        let element = UsesWif::Element {
+            section: "system.identityModel",
+            file: web(),
+        };
+        assert_eq!(
+            element.to_string(),
+            "<system.identityModel> is set in C:\\site\\web.config"
+        );
+        let module = UsesWif::Module {
+            name: "SessionAuthenticationModule".into(),
+            file: "C:\\Windows\\System32\\inetsrv\\config\\applicationHost.config".into(),
+        };
+        assert_eq!(
+            module.to_string(),
+            "the SessionAuthenticationModule module is registered in C:\\Windows\\System32\\inetsrv\\config\\applicationHost.config"
+        );
+        let declared = UsesWif::Declared {
+            section: "system.identityModel",
+            file: web(),
+        };
+        assert_eq!(
+            declared.to_string(),
+            "system.identityModel is registered in <configSections> of C:\\site\\web.config"
+        );
+    }
+
+    #[test]
+    fn an_encrypted_section_is_worded() {
+        assert_eq!(
+            HandlerReason::Encrypted.to_string(),
+            "system.identityModel is encrypted; its handlers cannot be read"
+        );
+    }
+
+    #[test]
+    fn wifs_defaults_are_worded() {
+        let reason = HandlerReason::Defaults {
+            uses: UsesWif::Element {
+                section: "system.identityModel",
+                file: web(),
+            },
+            unused_swap: None,
+        };
+        assert_eq!(
+            reason.to_string(),
+            "the site uses WIF (<system.identityModel> is set in C:\\site\\web.config) but has no unnamed <identityConfiguration>, so WIF uses its defaults, whose SessionSecurityTokenHandler protects session tokens with DPAPI"
+        );
+    }
+
+    #[test]
+    fn the_default_handler_is_worded_with_an_unused_swap() {
+        let unused = UnusedSwap {
+            name: "swap".into(),
+            file: web(),
+            line: 3,
+        };
+        assert_eq!(
+            HandlerReason::DefaultHandler { unused_swap: None }.to_string(),
+            "session tokens use WIF's default SessionSecurityTokenHandler, protected with DPAPI"
+        );
+        assert_eq!(
+            HandlerReason::DefaultHandler {
+                unused_swap: Some(unused)
+            }
+            .to_string(),
+            "session tokens use WIF's default SessionSecurityTokenHandler, protected with DPAPI; the swap in <identityConfiguration name=\"swap\"> (line 3 of C:\\site\\web.config) is not used: no <federationConfiguration> names it"
+        );
+    }
+
+    #[test]
+    fn a_removed_handler_is_worded() {
+        assert_eq!(
+            HandlerReason::HandlerRemoved { unused_swap: None }.to_string(),
+            "SessionSecurityTokenHandler is removed but MachineKeySessionSecurityTokenHandler is not added"
+        );
     }
 }

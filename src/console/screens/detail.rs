@@ -311,7 +311,7 @@ fn instance_lines(ui: &Ui, inst: &Instance, width: usize, lines: &mut Vec<Line<'
             .map(|p| p.to_string())
             .unwrap_or_default(),
     );
-    if let Some(d) = &eff.handler.detail {
+    if let Some(d) = &eff.handler.reason {
         lines.push(Line::styled(
             format!("                {d}"),
             ui.style(StyleKey::TextDim),
