@@ -49,6 +49,13 @@ pub enum Problem {
         name: String,
         value: String,
     },
+    /// A `<configSections>` that is not the first element of
+    /// `<configuration>`, or a second one
+    /// (Config_client_config_too_many_configsections_elements): the file.
+    ConfigSectionsNotFirst { line: usize },
+    /// A `<location>` inside another element than `<configuration>`
+    /// (Config_location_location_not_allowed): the whole file.
+    NestedLocation { line: usize },
     /// An attribute of `<location>` ScanLocationSection refuses, as
     /// written: a global error, the whole file.
     LocationAttribute {
@@ -205,6 +212,14 @@ impl fmt::Display for Problem {
                 f,
                 "the root element is <{}>, not <configuration> (Config_file_doesnt_have_root_configuration); {WHOLE_FILE}. Make <configuration> the file's root element",
                 bounded(element)
+            ),
+            Problem::ConfigSectionsNotFirst { line } => write!(
+                f,
+                "<configSections> at line {line} is not the first element of <configuration>, or not the only one (Config_client_config_too_many_configsections_elements); {WHOLE_FILE}. Move it first, into one <configSections>"
+            ),
+            Problem::NestedLocation { line } => write!(
+                f,
+                "<location> at line {line} is inside another element; <location> may only stand directly in <configuration> (Config_location_location_not_allowed); {WHOLE_FILE}. Move it up"
             ),
             Problem::RootAttribute { line, name, value } => {
                 let why = if name == "xmlns" {

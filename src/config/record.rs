@@ -260,6 +260,25 @@ pub fn file_refused(file: &ConfigFile, scope: Scope<'_>) -> Result<(), ConfigPro
             value: value.into_owned(),
         }));
     }
+    // Only the first element of <configuration> may be <configSections>
+    // (ScanFactories reads it there; ScanSectionsRecursive refuses any other).
+    let first = doc.children(root).first().copied();
+    if let Some(late) = doc
+        .element_ids()
+        .find(|&id| doc.name(id) == "configSections" && id != root && Some(id) != first)
+    {
+        return Err(refused(Problem::ConfigSectionsNotFirst {
+            line: line_of(file, late),
+        }));
+    }
+    if let Some(nested) = doc
+        .element_ids()
+        .find(|&id| doc.name(id) == "location" && doc.parent(id).is_some_and(|p| p != root))
+    {
+        return Err(refused(Problem::NestedLocation {
+            line: line_of(file, nested),
+        }));
+    }
     for loc in doc.children_named(root, "location") {
         if let Some((name, value, fault)) = location_attribute_fault(doc, loc) {
             return Err(refused(Problem::LocationAttribute {
