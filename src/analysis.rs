@@ -1026,14 +1026,14 @@ fn algorithm_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
         f,
         Severity::Error,
         "The validation algorithm",
-        |e| e.machine_key.validation_normalised(),
+        |e| e.machine_key.validation_alg().map(|a| a.to_string()),
         "Every server must sign with the same algorithm; push one key set with one algorithm.",
     );
     out.extend(differs(
         f,
         Severity::Error,
         "The decryption algorithm",
-        |e| e.machine_key.decryption_normalised(),
+        |e| e.machine_key.decryption_alg().map(|a| a.to_string()),
         "Every server must encrypt with the same algorithm (Auto means AES); push one key set.",
     ));
     out
@@ -1044,11 +1044,7 @@ fn compatibility_mode_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
         f,
         Severity::Error,
         "compatibilityMode",
-        |e| {
-            e.machine_key
-                .accepted(crate::keys::MachineKeyEnum::CompatibilityMode)
-                .map(str::to_string)
-        },
+        |e| e.machine_key.compatibility().map(|m| m.to_string()),
         "Servers in different modes derive different keys; set the same compatibilityMode everywhere.",
     )
 }
@@ -1146,11 +1142,7 @@ fn site_missing(f: &SiteFacts<'_>) -> Vec<Raised> {
 }
 
 fn weak_validation(f: &SiteFacts<'_>) -> Vec<Raised> {
-    let weak = f.servers_where(|_, e| {
-        e.machine_key
-            .validation_normalised()
-            .is_some_and(|v| v == "SHA1" || v == "MD5")
-    });
+    let weak = f.servers_where(|_, e| e.machine_key.validation_alg().is_some_and(|v| v.is_weak()));
     if weak.is_empty() {
         return Vec::new();
     }

@@ -5,7 +5,7 @@
 //! parent refuse what a lower level sets, and applicationHost.config, which
 //! ASP.NET never reads, only counts for IIS's module registrations.
 
-use super::locks::{self, Declaration, DefinitionLevel, Lock, LockKind, LockViolation};
+use super::locks::{self, Declaration, DefinitionLevel, Lock, LockKind, LockViolation, Locked};
 use super::machine_key::{self, MachineKey, RefusedElement};
 use super::problem::ConfigProblem;
 use super::record::{
@@ -309,7 +309,7 @@ impl<'a> Merge<'a, '_> {
                     kind,
                 })
             })
-            .map(|lock| (lock, format!("<{name}>")));
+            .map(|lock| (lock, Locked::Section(name)));
         let refusal = by_declaration.or_else(|| {
             locks::first_refusal(&self.locks, name, s).map(|(l, what)| (l.clone(), what))
         });
@@ -508,7 +508,8 @@ impl<'a> Merge<'a, '_> {
 mod tests {
     use super::*;
     use crate::bytes::FileBytes;
-    use crate::config::machine_key::{InvalidValue, Refusal};
+    use crate::config::locks::Locked;
+    use crate::config::machine_key::{Decryption, InvalidValue, Refusal};
     use crate::config::problem::{
         ConfigSourceFault, LocationPathFault, PathsFrom, Problem, SourcePathFault,
     };
@@ -1068,14 +1069,10 @@ mod tests {
             ]
         );
         assert_eq!(bad[0].at, "C:\\site\\web.config line 3");
+        assert_eq!(mk.validation_alg(), None, "sha1 is no algorithm at all");
         assert_eq!(
-            mk.validation_normalised(),
-            None,
-            "sha1 is no algorithm at all"
-        );
-        assert_eq!(
-            mk.decryption_normalised().as_deref(),
-            Some("AES"),
+            mk.decryption_alg(),
+            Some(Decryption::Aes),
             "validation and decryption are trimmed"
         );
     }
@@ -1115,7 +1112,7 @@ mod tests {
         );
         assert_eq!(eff.locked.len(), 1);
         let v = &eff.locked[0];
-        assert_eq!((v.what.as_str(), v.line), ("<machineKey>", 3));
+        assert_eq!((&v.what, v.line), (&Locked::Section("machineKey"), 3));
         assert_eq!(
             v.lock.to_string(),
             "allowOverride=\"false\" on the <location> at line 2 of C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\Config\\web.config"
@@ -1153,7 +1150,7 @@ mod tests {
         );
         let files = [(root, Scope::Machine), (child, Scope::App("S"))];
         let eff = resolve(&layers_of(&files), "S", &section::NoSourceFiles).unwrap();
-        assert_eq!(eff.locked[0].what, "the attribute decryption");
+        assert_eq!(eff.locked[0].what, Locked::Attribute("decryption".into()));
         assert_eq!(
             eff.machine_key.validation.source,
             Source::Default,
@@ -1205,7 +1202,7 @@ mod tests {
                 &keys
             ),
             [(
-                "the attribute decryptionKey".to_string(),
+                Locked::Attribute("decryptionKey".into()),
                 "lockAttributes=\"validationKey,decryptionKey\" at line 3 of C:\\root\\web.config"
                     .to_string()
             )]
@@ -1231,7 +1228,7 @@ mod tests {
                 &keys
             )[0]
             .0,
-            "the attribute decryptionKey"
+            Locked::Attribute("decryptionKey".into())
         );
     }
 

@@ -161,37 +161,54 @@ pub const LOCK_ATTRIBUTES: [&str; 5] = [
     "lockAllElementsExcept",
 ];
 
+/// What of a definition a lock refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Locked {
+    /// The whole section.
+    Section(&'static str),
+    Attribute(String),
+    Element(String),
+}
+
+impl fmt::Display for Locked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Locked::Section(s) => write!(f, "<{s}>"),
+            Locked::Attribute(a) => write!(f, "the attribute {a}"),
+            Locked::Element(e) => write!(f, "the element <{e}>"),
+        }
+    }
+}
+
 impl Lock {
     /// What of a definition this lock refuses (`None`: it is allowed).
-    pub fn refuses(&self, attributes: &[&str], children: &[&str]) -> Option<String> {
+    pub fn refuses(&self, attributes: &[&str], children: &[&str]) -> Option<Locked> {
         let listed = |list: &[String], name: &str| list.iter().any(|l| l == name || l == "*");
+        let attribute = |a: &&str| Locked::Attribute(a.to_string());
+        let element = |c: &&str| Locked::Element(c.to_string());
         match &self.kind {
             LockKind::Location(_)
             | LockKind::Item
             | LockKind::Default
             | LockKind::Definition(_)
-            | LockKind::NoLocation => Some(format!("<{}>", self.section)),
-            LockKind::Attributes(list) => attributes
-                .iter()
-                .find(|a| listed(list, a))
-                .map(|a| format!("the attribute {a}")),
+            | LockKind::NoLocation => Some(Locked::Section(self.section)),
+            LockKind::Attributes(list) => {
+                attributes.iter().find(|a| listed(list, a)).map(attribute)
+            }
             LockKind::AllAttributesExcept(list) => attributes
                 .iter()
                 .find(|a| !list.iter().any(|l| l == *a))
-                .map(|a| format!("the attribute {a}")),
-            LockKind::Elements(list) => children
-                .iter()
-                .find(|c| listed(list, c))
-                .map(|c| format!("the element <{c}>")),
+                .map(attribute),
+            LockKind::Elements(list) => children.iter().find(|c| listed(list, c)).map(element),
             LockKind::AllElementsExcept(list) => children
                 .iter()
                 .find(|c| !list.iter().any(|l| l == *c))
-                .map(|c| format!("the element <{c}>")),
+                .map(element),
         }
     }
 
     /// Whether the lock refuses a definition setting these attributes.
-    pub fn refuses_attributes(&self, attributes: &[&str]) -> Option<String> {
+    pub fn refuses_attributes(&self, attributes: &[&str]) -> Option<Locked> {
         self.refuses(attributes, &[])
     }
 }
@@ -253,13 +270,14 @@ pub struct LockViolation {
     pub file: RemotePath,
     pub line: usize,
     /// What is refused: `<machineKey>`, `the attribute validationKey`.
-    pub what: String,
-    #[serde(serialize_with = "lock_text")]
+    #[serde(serialize_with = "as_text")]
+    pub what: Locked,
+    #[serde(serialize_with = "as_text")]
     pub lock: Lock,
 }
 
-fn lock_text<S: serde::Serializer>(lock: &Lock, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(lock)
+fn as_text<T: fmt::Display, S: serde::Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
 }
 
 /// Whether a `<location>` locks the sections it holds, and with what.
@@ -361,7 +379,7 @@ pub fn first_refusal<'l>(
     locks: &'l [Lock],
     section_name: &str,
     section: &Section<'_>,
-) -> Option<(&'l Lock, String)> {
+) -> Option<(&'l Lock, Locked)> {
     let (attrs, children) = definition_of(&section.file.doc, section.elem);
     locks
         .iter()
@@ -387,12 +405,12 @@ mod tests {
         let attrs = ["validation", "validationKey"];
         assert_eq!(
             lock(LockKind::Location("allowOverride=\"false\"")).refuses(&[], &[]),
-            Some("<machineKey>".into()),
+            Some(Locked::Section("machineKey")),
             "a locked section refuses even an empty element"
         );
         assert_eq!(
             lock(LockKind::Attributes(vec!["validationKey".into()])).refuses(&attrs, &[]),
-            Some("the attribute validationKey".into())
+            Some(Locked::Attribute("validationKey".into()))
         );
         assert_eq!(
             lock(LockKind::Attributes(vec!["decryptionKey".into()])).refuses(&attrs, &[]),
@@ -405,16 +423,29 @@ mod tests {
         );
         assert_eq!(
             lock(LockKind::AllAttributesExcept(vec!["validation".into()])).refuses(&attrs, &[]),
-            Some("the attribute validationKey".into())
+            Some(Locked::Attribute("validationKey".into()))
         );
         assert_eq!(
             lock(LockKind::Elements(vec!["identityConfiguration".into()]))
                 .refuses(&[], &["identityConfiguration"]),
-            Some("the element <identityConfiguration>".into())
+            Some(Locked::Element("identityConfiguration".into()))
         );
         assert_eq!(
             lock(LockKind::Attributes(vec!["validationKey".into()])).to_string(),
             "lockAttributes=\"validationKey\" at line 4 of C:\\root\\web.config"
+        );
+    }
+
+    #[test]
+    fn what_a_lock_refuses_is_worded() {
+        assert_eq!(Locked::Section("machineKey").to_string(), "<machineKey>");
+        assert_eq!(
+            Locked::Attribute("validationKey".into()).to_string(),
+            "the attribute validationKey"
+        );
+        assert_eq!(
+            Locked::Element("identityConfiguration".into()).to_string(),
+            "the element <identityConfiguration>"
         );
     }
 }

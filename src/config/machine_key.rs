@@ -267,9 +267,134 @@ pub enum Refusal {
     Framework45 { mode: String },
 }
 
-/// The `validation` values ASP.NET accepts, but not under compatibilityMode
-/// Framework45 (MachineKeyCryptoAlgorithmFactory.GetValidationAlgorithmFactory).
-pub const REFUSED_UNDER_FRAMEWORK45: [&str; 3] = ["MD5", "3DES", "AES"];
+/// A `validation` ASP.NET accepts, as the runtime reads it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Validation {
+    Sha1,
+    Md5,
+    TripleDes,
+    Aes,
+    HmacSha256,
+    HmacSha384,
+    HmacSha512,
+    /// `alg:NAME`; .NET looks the name up without regard to case
+    /// (CryptoConfig), so it is kept upper-cased.
+    Custom(String),
+}
+
+/// A `decryption` ASP.NET accepts, with `Auto` read as the AES it means.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Decryption {
+    Des,
+    TripleDes,
+    Aes,
+    /// `alg:NAME`, upper-cased as for [`Validation::Custom`].
+    Custom(String),
+}
+
+/// A `compatibilityMode` ASP.NET accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompatibilityMode {
+    Framework20SP1,
+    Framework20SP2,
+    Framework45,
+}
+
+/// The name after `alg:` (MachineKeySection takes the rest as it is),
+/// upper-cased, if `value` is a custom algorithm.
+fn custom(value: &str) -> Option<String> {
+    value
+        .strip_prefix(crate::keys::CUSTOM_ALGORITHM_PREFIX)
+        .map(str::to_ascii_uppercase)
+}
+
+impl Validation {
+    /// An accepted value (see [`MachineKey::accepted`]).
+    fn from_accepted(value: &str) -> Option<Self> {
+        Some(match value {
+            "SHA1" => Validation::Sha1,
+            "MD5" => Validation::Md5,
+            "3DES" => Validation::TripleDes,
+            "AES" => Validation::Aes,
+            "HMACSHA256" => Validation::HmacSha256,
+            "HMACSHA384" => Validation::HmacSha384,
+            "HMACSHA512" => Validation::HmacSha512,
+            other => Validation::Custom(custom(other)?),
+        })
+    }
+
+    /// Refused under compatibilityMode Framework45
+    /// (MachineKeyCryptoAlgorithmFactory.GetValidationAlgorithmFactory).
+    pub fn refused_under_framework45(&self) -> bool {
+        matches!(
+            self,
+            Validation::Md5 | Validation::TripleDes | Validation::Aes
+        )
+    }
+
+    /// SHA1 or MD5: what the DISA STIG calls weak.
+    pub fn is_weak(&self) -> bool {
+        matches!(self, Validation::Sha1 | Validation::Md5)
+    }
+}
+
+impl Decryption {
+    fn from_accepted(value: &str) -> Option<Self> {
+        Some(match value {
+            "Auto" | "AES" => Decryption::Aes,
+            "DES" => Decryption::Des,
+            "3DES" => Decryption::TripleDes,
+            other => Decryption::Custom(custom(other)?),
+        })
+    }
+}
+
+impl CompatibilityMode {
+    fn from_accepted(value: &str) -> Option<Self> {
+        Some(match value {
+            "Framework20SP1" => CompatibilityMode::Framework20SP1,
+            "Framework20SP2" => CompatibilityMode::Framework20SP2,
+            "Framework45" => CompatibilityMode::Framework45,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Validation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Validation::Sha1 => "SHA1",
+            Validation::Md5 => "MD5",
+            Validation::TripleDes => "3DES",
+            Validation::Aes => "AES",
+            Validation::HmacSha256 => "HMACSHA256",
+            Validation::HmacSha384 => "HMACSHA384",
+            Validation::HmacSha512 => "HMACSHA512",
+            Validation::Custom(name) => return write!(f, "alg:{name}"),
+        })
+    }
+}
+
+impl fmt::Display for Decryption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Decryption::Des => "DES",
+            Decryption::TripleDes => "3DES",
+            Decryption::Aes => "AES",
+            Decryption::Custom(name) => return write!(f, "alg:{name}"),
+        })
+    }
+}
+
+impl fmt::Display for CompatibilityMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CompatibilityMode::Framework20SP1 => "Framework20SP1",
+            CompatibilityMode::Framework20SP2 => "Framework20SP2",
+            CompatibilityMode::Framework45 => "Framework45",
+        })
+    }
+}
 
 impl MachineKey {
     pub fn validation_key_state(&self) -> KeyState {
@@ -317,12 +442,7 @@ impl MachineKey {
                 reason: KeyFault::Text(problem),
             };
         }
-        if !modifiers.is_empty()
-            && self
-                .compatibility_mode
-                .value()
-                .is_some_and(|c| c == "Framework45")
-        {
+        if !modifiers.is_empty() && self.compatibility() == Some(CompatibilityMode::Framework45) {
             return KeyState::Invalid {
                 reason: KeyFault::ModifiersUnderFramework45(modifiers),
             };
@@ -365,9 +485,11 @@ impl MachineKey {
         // Under Framework45 every protected value (ViewState, forms and
         // session cookies, MachineKey.Protect) goes through
         // AspNetCryptoServiceProvider, whose factory refuses these.
-        if self.accepted(MachineKeyEnum::CompatibilityMode) == Some("Framework45")
+        if self.compatibility() == Some(CompatibilityMode::Framework45)
             && let Some(v) = self.accepted(MachineKeyEnum::Validation)
-            && REFUSED_UNDER_FRAMEWORK45.contains(&v)
+            && self
+                .validation_alg()
+                .is_some_and(|a| a.refused_under_framework45())
         {
             let mode = &self.compatibility_mode;
             out.push(InvalidValue {
@@ -385,19 +507,23 @@ impl MachineKey {
         out
     }
 
-    /// `validation`, upper-cased for comparison; `None` when ASP.NET
-    /// refuses it (it is then no algorithm at all).
-    pub fn validation_normalised(&self) -> Option<String> {
+    /// The validation algorithm; `None` when ASP.NET refuses the value
+    /// (it is then no algorithm at all) or it cannot be read.
+    pub fn validation_alg(&self) -> Option<Validation> {
         self.accepted(MachineKeyEnum::Validation)
-            .map(|v| v.trim().to_ascii_uppercase())
+            .and_then(|v| Validation::from_accepted(v.trim()))
     }
 
-    /// `decryption`, upper-cased, with `Auto` read as the AES it means.
-    pub fn decryption_normalised(&self) -> Option<String> {
-        self.accepted(MachineKeyEnum::Decryption).map(|v| {
-            let v = v.trim().to_ascii_uppercase();
-            if v == "AUTO" { "AES".to_string() } else { v }
-        })
+    /// The decryption algorithm, `Auto` read as the AES it means.
+    pub fn decryption_alg(&self) -> Option<Decryption> {
+        self.accepted(MachineKeyEnum::Decryption)
+            .and_then(|v| Decryption::from_accepted(v.trim()))
+    }
+
+    /// The compatibilityMode; `None` when refused or unreadable.
+    pub fn compatibility(&self) -> Option<CompatibilityMode> {
+        self.accepted(MachineKeyEnum::CompatibilityMode)
+            .and_then(CompatibilityMode::from_accepted)
     }
 
     pub fn is_encrypted(&self) -> bool {
@@ -496,5 +622,56 @@ mod tests {
             .to_string(),
             "carries IsolateApps,IsolateByAppId on an explicit key, which compatibilityMode Framework45 rejects"
         );
+    }
+
+    #[test]
+    fn algorithms_are_read_as_the_runtime_reads_them() {
+        let mut mk = MachineKey::default();
+        assert_eq!(mk.validation_alg(), Some(Validation::HmacSha256));
+        assert_eq!(mk.decryption_alg(), Some(Decryption::Aes), "Auto is AES");
+        assert_eq!(mk.compatibility(), Some(CompatibilityMode::Framework20SP1));
+        mk.validation.setting = Setting::Value("alg:MyHmac".into());
+        mk.decryption.setting = Setting::Value("3DES".into());
+        mk.compatibility_mode.setting = Setting::Value("framework45".into());
+        assert_eq!(
+            mk.validation_alg(),
+            Some(Validation::Custom("MYHMAC".into()))
+        );
+        assert_eq!(mk.decryption_alg(), Some(Decryption::TripleDes));
+        assert_eq!(mk.compatibility(), None, "a misspelled mode is no mode");
+        mk.validation.setting = Setting::Value("sha1".into());
+        assert_eq!(mk.validation_alg(), None);
+        assert!(
+            Validation::Md5.refused_under_framework45()
+                && !Validation::Sha1.refused_under_framework45()
+        );
+        assert!(Validation::Sha1.is_weak() && !Validation::HmacSha256.is_weak());
+    }
+
+    #[test]
+    fn algorithm_names_are_spelled_as_asp_net_spells_them() {
+        for e in [MachineKeyEnum::Validation, MachineKeyEnum::Decryption] {
+            for name in e.accepted() {
+                let shown = match e {
+                    MachineKeyEnum::Validation => {
+                        Validation::from_accepted(name).unwrap().to_string()
+                    }
+                    _ => Decryption::from_accepted(name).unwrap().to_string(),
+                };
+                let expected = if *name == "Auto" { "AES" } else { name };
+                assert_eq!(shown, expected);
+            }
+        }
+        for name in MachineKeyEnum::CompatibilityMode.accepted() {
+            assert_eq!(
+                CompatibilityMode::from_accepted(name).unwrap().to_string(),
+                *name
+            );
+        }
+        assert_eq!(
+            Validation::Custom("MYHMAC".into()).to_string(),
+            "alg:MYHMAC"
+        );
+        assert_eq!(Decryption::Custom("MYAES".into()).to_string(), "alg:MYAES");
     }
 }

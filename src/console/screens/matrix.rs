@@ -380,8 +380,8 @@ fn algorithms_differ(site: &SiteReport, inst: &Instance) -> bool {
     let algs = |i: &Instance| {
         i.effective.as_ref().ok().map(|e| {
             (
-                e.machine_key.validation_normalised(),
-                e.machine_key.decryption_normalised(),
+                e.machine_key.validation_alg(),
+                e.machine_key.decryption_alg(),
             )
         })
     };
