@@ -729,6 +729,22 @@ fn refused_machine_key(f: &SiteFacts<'_>) -> Vec<Raised> {
                     bounded(name)
                 ),
                 ElementFault::TextContent => "holds text, which <machineKey> may not. Remove it; a push refuses to write this element until then".to_string(),
+                ElementFault::InvalidLock {
+                    attribute,
+                    item: Some(item),
+                    ..
+                } => format!(
+                    "has {attribute} naming {}, which it cannot apply (<machineKey> has the attributes {} and no element to lock; lockItem takes true or false). Correct the lock; a push refuses to write this element until then",
+                    bounded(item),
+                    machine_key::ATTRIBUTES.join(", ")
+                ),
+                ElementFault::InvalidLock {
+                    attribute,
+                    item: None,
+                    ..
+                } => format!(
+                    "has an empty {attribute}. Remove it or name what it locks; a push refuses to write this element until then"
+                ),
             };
             format!(
                 "{on}: <machineKey> in {} (line {}) {what}. ASP.NET refuses the whole element ({}), so the application does not start.",

@@ -133,6 +133,19 @@ fn refused_element_text(fault: &ElementFault) -> String {
             )
         }
         ElementFault::TextContent => "holds text".to_string(),
+        ElementFault::InvalidLock {
+            attribute,
+            item: Some(item),
+            ..
+        } => format!(
+            "has {attribute} naming {}, which it cannot lock",
+            bounded(item)
+        ),
+        ElementFault::InvalidLock {
+            attribute,
+            item: None,
+            ..
+        } => format!("has an empty {attribute}"),
     }
 }
 

@@ -66,6 +66,15 @@ pub enum ElementFault {
     UnrecognizedElement { name: String },
     /// Text or CDATA inside the element (Config_base_section_invalid_content).
     TextContent,
+    /// A lock attribute ConfigurationElement cannot apply: a list that is
+    /// empty or names what the section does not have, a `lockItem` that is
+    /// no boolean (ParseLockedAttributes, ReportInvalidLock).
+    InvalidLock {
+        attribute: &'static str,
+        /// The item refused, as written (`None`: the list is empty).
+        item: Option<String>,
+        resource: &'static str,
+    },
 }
 
 impl ElementFault {
@@ -75,6 +84,7 @@ impl ElementFault {
             ElementFault::UnrecognizedAttribute { .. } => "Config_base_unrecognized_attribute",
             ElementFault::UnrecognizedElement { .. } => "Config_base_unrecognized_element_name",
             ElementFault::TextContent => "Config_base_section_invalid_content",
+            ElementFault::InvalidLock { resource, .. } => resource,
         }
     }
 }
@@ -131,6 +141,61 @@ pub fn element_faults(doc: &Document, elem: ElemId) -> Vec<ElementFault> {
     );
     if has_text(doc, elem) {
         out.push(ElementFault::TextContent);
+    }
+    out.extend(lock_faults(doc, elem));
+    out
+}
+
+/// What ParseLockedAttributes refuses in the lock attributes of a
+/// `<machineKey>`: it has attributes only (no element to lock), so
+/// lockAttributes takes them or `*`, lockAllAttributesExcept them,
+/// lockElements only `*`, lockAllElementsExcept nothing; an empty list is
+/// an error too. `lockItem` is read by bool.Parse.
+fn lock_faults(doc: &Document, elem: ElemId) -> Vec<ElementFault> {
+    let mut out = Vec::new();
+    for attribute in LOCK_ATTRIBUTES {
+        let Some(value) = doc.attr(elem, attribute) else {
+            continue;
+        };
+        let fault = |item: Option<&str>, resource| ElementFault::InvalidLock {
+            attribute,
+            item: item.map(str::to_string),
+            resource,
+        };
+        if attribute == "lockItem" {
+            let v = value.trim();
+            if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") {
+                out.push(fault(Some(v), "Config_invalid_boolean_attribute"));
+            }
+            continue;
+        }
+        if value.is_empty() {
+            let resource = match attribute {
+                "lockAllAttributesExcept" => "Config_empty_lock_attributes_except",
+                "lockAllElementsExcept" => "Config_empty_lock_element_except",
+                _ => "Empty_attribute",
+            };
+            out.push(fault(None, resource));
+            continue;
+        }
+        let refused = value
+            .split([',', ':', ';'])
+            .map(str::trim)
+            .filter(|i| !i.is_empty())
+            .find(|item| match attribute {
+                "lockAttributes" => *item != "*" && !ATTRIBUTES.contains(item),
+                "lockAllAttributesExcept" => !ATTRIBUTES.contains(item),
+                "lockElements" => *item != "*",
+                _ => true,
+            });
+        if let Some(item) = refused {
+            let resource = if attribute.contains("Element") {
+                "Config_base_invalid_element_to_lock"
+            } else {
+                "Config_base_invalid_attribute_to_lock"
+            };
+            out.push(fault(Some(item), resource));
+        }
     }
     out
 }
