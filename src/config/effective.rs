@@ -9,8 +9,8 @@ use super::locks::{self, Declaration, DefinitionLevel, Lock, LockKind, LockViola
 use super::machine_key::{self, MachineKey, RefusedElement};
 use super::problem::ConfigProblem;
 use super::record::{
-    ConfigFile, Layer, Level, Scope, Setting, Source, Sourced, containers_by_depth, file_refused,
-    line_of, location_sub_path, unique_sections,
+    ConfigFile, Layer, Level, Scope, Setting, Source, Sourced, containers_by_depth,
+    declared_groups, file_refused, line_of, location_sub_path, unique_sections,
 };
 use super::section::{self, Section, SourceFiles, is_encrypted, single_child};
 use super::wif::elements;
@@ -71,6 +71,7 @@ pub fn resolve(
         own_locks: None,
         wif: WifReading::default(),
         declarations: Vec::new(),
+        groups: Vec::new(),
         here: (DefinitionLevel::Site, false),
     };
     for layer in layers {
@@ -120,6 +121,8 @@ struct Merge<'a, 's> {
     /// The declarations of the sections farmkey checks, from the file that
     /// declares them first (the declaration level).
     declarations: Vec<(&'static str, Declaration)>,
+    /// The section groups the files read so far declare.
+    groups: Vec<String>,
     /// The level the container being read defines sections for, and
     /// whether it is a `<location>` with a path.
     here: (DefinitionLevel, bool),
@@ -183,7 +186,8 @@ impl<'a> Merge<'a, '_> {
         let containers = containers_by_depth(&file.doc, layer.scope, self.target);
         if !iis_only {
             let ids: Vec<ElemId> = containers.iter().map(|&(_, id)| id).collect();
-            unique_sections(file, &ids)?;
+            self.groups.extend(declared_groups(&file.doc));
+            unique_sections(file, &ids, &self.groups)?;
         }
         let is_machine_config = file
             .path

@@ -357,7 +357,8 @@ pub fn location_attribute_fault(
 
 /// The section groups of .NET 4's machine.config (and System.Web.Extensions'
 /// declarations): elements that hold sections and may appear more than once
-/// at one level. Groups a file declares itself are added to these.
+/// at one level. The groups the chain's files declare (machine.config's
+/// first) are added to these.
 const KNOWN_GROUPS: [&str; 13] = [
     "system.web",
     "system.web/caching",
@@ -376,7 +377,7 @@ const KNOWN_GROUPS: [&str; 13] = [
 
 /// The section groups a file's `<configSections>` declares, as config keys
 /// (`system.web/caching`).
-fn declared_groups(doc: &Document) -> Vec<String> {
+pub fn declared_groups(doc: &Document) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack: Vec<(ElemId, String)> = doc
         .children_named(doc.root(), "configSections")
@@ -397,16 +398,20 @@ fn declared_groups(doc: &Document) -> Vec<String> {
 /// A section set twice at one level: ASP.NET refuses it
 /// (Config_sections_must_be_unique), whatever the section, read by farmkey
 /// or not; a section group (`<system.web>`) may appear more than once, its
-/// sections are counted together. The file's own level (the root, and
+/// sections are counted together (`groups`: the groups declared by the
+/// files of the chain so far, this one included). The file's own level (the root, and
 /// `<location>` without a path, `""` or `"."`) is checked as
 /// ScanSectionsRecursive does and fails every application that reads the
 /// file; `<location>` paths equal without regard to case
 /// (ResolveLocationSections) fail the applications that use one of them
 /// (`applying`: the containers that apply to the application read).
-pub(super) fn unique_sections(file: &ConfigFile, applying: &[ElemId]) -> Result<(), ConfigProblem> {
+pub(super) fn unique_sections(
+    file: &ConfigFile,
+    applying: &[ElemId],
+    groups: &[String],
+) -> Result<(), ConfigProblem> {
     let doc = &file.doc;
     let root = doc.root();
-    let groups = declared_groups(doc);
     let is_group = |key: &str| KNOWN_GROUPS.contains(&key) || groups.iter().any(|g| g == key);
     let mut levels: Vec<(Option<String>, ElemId)> = vec![(None, root)];
     for loc in doc.children_named(root, "location") {
