@@ -401,6 +401,37 @@ mod tests {
     }
 
     #[test]
+    fn a_declaration_restricts_where_its_section_is_set() {
+        let file = ConfigFile {
+            path: RemotePath::parse("C:\\Windows\\machine.config").unwrap(),
+            doc: Document::parse(crate::bytes::FileBytes::new(
+                br#"<configuration>
+<configSections>
+<sectionGroup name="system.web">
+<section name="machineKey" type="T" allowDefinition="MachineToWebRoot" overrideModeDefault="Deny" allowLocation="false" />
+</sectionGroup>
+<section name="system.identityModel" type="U" allowDefinition="machineOnly" />
+</configSections>
+</configuration>"#
+                    .to_vec(),
+            ))
+            .unwrap(),
+        };
+        let mk = declaration(&file, "system.web/machineKey").unwrap();
+        assert_eq!(mk.line, 4);
+        assert!(mk.override_mode_default_deny && !mk.allow_location);
+        assert_eq!(mk.allow_definition, AllowDefinition::MachineToWebRoot);
+        let d = mk.allow_definition;
+        assert!(d.allows(DefinitionLevel::Machine) && d.allows(DefinitionLevel::RootWebConfig));
+        assert!(!d.allows(DefinitionLevel::Site));
+        assert!(!AllowDefinition::MachineOnly.allows(DefinitionLevel::RootWebConfig));
+        // A value spelled otherwise is no restriction farmkey reads.
+        let im = declaration(&file, "system.identityModel").unwrap();
+        assert_eq!(im.allow_definition, AllowDefinition::Everywhere);
+        assert!(declaration(&file, "machineKey").is_none(), "outside its group");
+    }
+
+    #[test]
     fn what_each_lock_refuses() {
         let attrs = ["validation", "validationKey"];
         assert_eq!(

@@ -477,6 +477,40 @@ mod tests {
     use crate::bytes::FileBytes;
 
     #[test]
+    fn location_attributes_as_scan_location_section_reads_them() {
+        let fault = |attrs: &str| {
+            let xml = format!("<configuration><location {attrs}/></configuration>");
+            let doc = Document::parse(FileBytes::new(xml.into_bytes())).unwrap();
+            let loc = doc.children(doc.root())[0];
+            location_attribute_fault(&doc, loc).map(|(n, v, f)| (n, v, f))
+        };
+        let f = |n: &str, v: &str, fault| Some((n.to_string(), v.to_string(), fault));
+        assert_eq!(fault(r#"path="a" allowOverride="false" inheritInChildApplications="true""#), None);
+        assert_eq!(fault(r#"overrideMode="Inherit""#), None);
+        assert_eq!(
+            fault(r#"allowOverride="False""#),
+            f("allowOverride", "False", LocationFault::NotBoolean)
+        );
+        assert_eq!(
+            fault(r#"inheritInChildApplications=" false""#),
+            f("inheritInChildApplications", " false", LocationFault::NotBoolean)
+        );
+        assert_eq!(
+            fault(r#"overrideMode="deny""#),
+            f("overrideMode", "deny", LocationFault::NotOverrideMode)
+        );
+        assert_eq!(
+            fault(r#"overrideMode="Deny" allowOverride="false""#),
+            f("allowOverride", "false", LocationFault::Both)
+        );
+        assert_eq!(
+            fault(r#"Path="a""#),
+            f("Path", "a", LocationFault::Unrecognized),
+            "names are case-sensitive"
+        );
+    }
+
+    #[test]
     fn location_paths_as_asp_net_reads_them() {
         let first = Err(LocationPathFault::FirstCharacter);
         let last = Err(LocationPathFault::LastCharacter);
