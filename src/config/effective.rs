@@ -7,7 +7,7 @@
 
 use super::locks::{self, Declaration, DefinitionLevel, Lock, LockKind, LockViolation, Locked};
 use super::machine_key::{self, MachineKey, RefusedElement};
-use super::problem::ConfigProblem;
+use super::problem::{ConfigProblem, DeclarationFault, Problem};
 use super::record::{
     ConfigFile, Layer, Level, Scope, Setting, Source, Sourced, containers_by_depth,
     declared_groups, file_refused, line_of, location_sub_path, unique_sections,
@@ -144,10 +144,30 @@ impl<'a> Merge<'a, '_> {
         let mut new_locks = Vec::new();
         if !iis_only {
             for (name, key) in DECLARED {
-                if self.declarations.iter().any(|(n, _)| *n == name) {
+                let Some(d) = locks::declaration(file, key) else {
+                    continue;
+                };
+                let refused = |fault| ConfigProblem {
+                    file: file.path.clone(),
+                    problem: Problem::Declaration {
+                        section: key,
+                        line: d.line,
+                        fault,
+                    },
+                };
+                if let Some(fault) = d.value_fault() {
+                    return Err(refused(fault));
+                }
+                if let Some((_, first)) = self.declarations.iter().find(|(n, _)| *n == name) {
+                    if !first.equivalent(&d) {
+                        return Err(refused(DeclarationFault::Redeclared {
+                            first: first.file.clone(),
+                            first_line: first.line,
+                        }));
+                    }
                     continue;
                 }
-                if let Some(d) = locks::declaration(file, key) {
+                {
                     if d.override_mode_default_deny {
                         new_locks.push(Lock {
                             section: name,

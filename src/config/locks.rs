@@ -9,6 +9,7 @@
 //! level that sets what is locked is a configuration error: the application
 //! does not start.
 
+use super::problem::DeclarationFault;
 use super::record::{ConfigFile, line_of};
 use super::section::Section;
 use super::xml::{Document, ElemId};
@@ -112,6 +113,77 @@ pub struct Declaration {
     pub override_mode_default_deny: bool,
     pub allow_definition: AllowDefinition,
     pub allow_location: bool,
+    /// `type` as written.
+    pub type_name: String,
+    /// The other attributes as written, by name.
+    pub attributes: Vec<(String, String)>,
+}
+
+impl Declaration {
+    /// An attribute value ScanFactoriesRecursive refuses.
+    pub fn value_fault(&self) -> Option<DeclarationFault> {
+        self.attributes.iter().find_map(|(name, value)| {
+            let resource = match name.as_str() {
+                "allowDefinition" if AllowDefinition::parse(value).is_none() => {
+                    "Config_section_allow_definition_attribute_invalid"
+                }
+                "allowExeDefinition"
+                    if ![
+                        "MachineOnly",
+                        "MachineToApplication",
+                        "MachineToRoamingUser",
+                        "MachineToLocalUser",
+                    ]
+                    .contains(&value.as_str()) =>
+                {
+                    "Config_section_allow_exe_definition_attribute_invalid"
+                }
+                "overrideModeDefault"
+                    if !["Inherit", "Allow", "Deny"].contains(&value.as_str()) =>
+                {
+                    "Config_section_override_mode_attribute_invalid"
+                }
+                "allowLocation" | "restartOnExternalChanges" | "requirePermission"
+                    if value != "true" && value != "false" =>
+                {
+                    "Config_invalid_boolean_attribute"
+                }
+                _ => return None,
+            };
+            Some(DeclarationFault::Value {
+                attribute: name.clone(),
+                value: value.clone(),
+                resource,
+            })
+        })
+    }
+
+    /// Whether a lower file's declaration of the section is the same as
+    /// this one (FactoryRecord.IsEquivalentSectionFactory): the same
+    /// restrictions (overrideModeDefault is not one) and the same class. Assembly names are not compared: two
+    /// spellings of one assembly load one type, which farmkey cannot tell
+    /// from two assemblies.
+    pub fn equivalent(&self, other: &Declaration) -> bool {
+        let class = |t: &str| t.split(',').next().unwrap_or("").trim().to_string();
+        // As read, with the defaults of the unwritten ones.
+        let restrictions = |d: &Declaration| {
+            let get = |name: &str, default: &'static str| {
+                d.attributes
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or(default.to_string(), |(_, v)| v.clone())
+            };
+            (
+                d.allow_definition,
+                d.allow_location,
+                get("allowExeDefinition", "MachineToApplication"),
+                get("restartOnExternalChanges", "true"),
+                get("requirePermission", "true"),
+            )
+        };
+        class(&self.type_name) == class(&other.type_name)
+            && restrictions(self) == restrictions(other)
+    }
 }
 
 /// The `<section>` declaring `key` (`system.web/machineKey`,
@@ -132,7 +204,15 @@ pub fn declaration(file: &ConfigFile, key: &str) -> Option<Declaration> {
         .children_named(parent, "section")
         .find(|e| doc.attr(*e, "name").as_deref() == Some(name))?;
     let attr = |n: &str| doc.attr(section, n);
+    let attributes = doc
+        .attrs(section)
+        .iter()
+        .map(|a| (doc.attr_name(a).to_string(), doc.attr_value(a).into_owned()))
+        .filter(|(n, _)| n != "name" && n != "type")
+        .collect();
     Some(Declaration {
+        type_name: attr("type").unwrap_or_default().into_owned(),
+        attributes,
         file: file.path.clone(),
         line: line_of(file, section),
         override_mode_default_deny: attr("overrideModeDefault").as_deref() == Some("Deny"),
@@ -428,7 +508,10 @@ mod tests {
         // A value spelled otherwise is no restriction farmkey reads.
         let im = declaration(&file, "system.identityModel").unwrap();
         assert_eq!(im.allow_definition, AllowDefinition::Everywhere);
-        assert!(declaration(&file, "machineKey").is_none(), "outside its group");
+        assert!(
+            declaration(&file, "machineKey").is_none(),
+            "outside its group"
+        );
     }
 
     #[test]

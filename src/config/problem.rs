@@ -49,6 +49,15 @@ pub enum Problem {
         name: String,
         value: String,
     },
+    /// The `<section>` declaring a section farmkey reads is one
+    /// System.Configuration refuses (ScanFactoriesRecursive): reading the
+    /// section fails, so the applications that read the file do.
+    Declaration {
+        /// The config key (`system.web/machineKey`).
+        section: &'static str,
+        line: usize,
+        fault: DeclarationFault,
+    },
     /// A `<configSections>` that is not the first element of
     /// `<configuration>`, or a second one
     /// (Config_client_config_too_many_configsections_elements): the file.
@@ -120,6 +129,24 @@ pub enum LocationFault {
     NotOverrideMode,
     /// `allowOverride` and `overrideMode` on one `<location>`.
     Both,
+}
+
+/// Why System.Configuration refuses a section's declaration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeclarationFault {
+    /// An attribute whose value it does not accept, as written
+    /// (`allowDefinition="machineOnly"`; `resource`: its message).
+    Value {
+        attribute: String,
+        value: String,
+        resource: &'static str,
+    },
+    /// Declared again below the file that first declares it, with another
+    /// class or other attributes (Config_tag_name_already_defined).
+    Redeclared {
+        first: RemotePath,
+        first_line: usize,
+    },
 }
 
 /// Why ASP.NET refuses a `<location path>` (BaseConfigurationRecord.
@@ -213,6 +240,26 @@ impl fmt::Display for Problem {
                 "the root element is <{}>, not <configuration> (Config_file_doesnt_have_root_configuration); {WHOLE_FILE}. Make <configuration> the file's root element",
                 bounded(element)
             ),
+            Problem::Declaration {
+                section,
+                line,
+                fault,
+            } => match fault {
+                DeclarationFault::Value {
+                    attribute,
+                    value,
+                    resource,
+                } => write!(
+                    f,
+                    "the <section> declaring {section} at line {line} has {}=\"{}\", a value it does not accept ({resource}); reading {section} fails, so the applications that read this file do not start. Correct the value",
+                    bounded(attribute),
+                    quoted_path(value)
+                ),
+                DeclarationFault::Redeclared { first, first_line } => write!(
+                    f,
+                    "the <section> at line {line} declares {section} again, with another type or other attributes than its declaration at line {first_line} of {first} (Config_tag_name_already_defined); reading {section} fails, so the applications that read this file do not start. Remove the declaration, or make it the same"
+                ),
+            },
             Problem::ConfigSectionsNotFirst { line } => write!(
                 f,
                 "<configSections> at line {line} is not the first element of <configuration>, or not the only one (Config_client_config_too_many_configsections_elements); {WHOLE_FILE}. Move it first, into one <configSections>"

@@ -485,7 +485,10 @@ mod tests {
             location_attribute_fault(&doc, loc).map(|(n, v, f)| (n, v, f))
         };
         let f = |n: &str, v: &str, fault| Some((n.to_string(), v.to_string(), fault));
-        assert_eq!(fault(r#"path="a" allowOverride="false" inheritInChildApplications="true""#), None);
+        assert_eq!(
+            fault(r#"path="a" allowOverride="false" inheritInChildApplications="true""#),
+            None
+        );
         assert_eq!(fault(r#"overrideMode="Inherit""#), None);
         assert_eq!(
             fault(r#"allowOverride="False""#),
@@ -493,7 +496,11 @@ mod tests {
         );
         assert_eq!(
             fault(r#"inheritInChildApplications=" false""#),
-            f("inheritInChildApplications", " false", LocationFault::NotBoolean)
+            f(
+                "inheritInChildApplications",
+                " false",
+                LocationFault::NotBoolean
+            )
         );
         assert_eq!(
             fault(r#"overrideMode="deny""#),
