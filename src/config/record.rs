@@ -482,7 +482,7 @@ mod tests {
             let xml = format!("<configuration><location {attrs}/></configuration>");
             let doc = Document::parse(FileBytes::new(xml.into_bytes())).unwrap();
             let loc = doc.children(doc.root())[0];
-            location_attribute_fault(&doc, loc).map(|(n, v, f)| (n, v, f))
+            location_attribute_fault(&doc, loc)
         };
         let f = |n: &str, v: &str, fault| Some((n.to_string(), v.to_string(), fault));
         assert_eq!(
