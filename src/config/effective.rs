@@ -227,15 +227,6 @@ impl<'a> Merge<'a, '_> {
                 Scope::Machine => (DefinitionLevel::RootWebConfig, false),
                 _ => (DefinitionLevel::Site, false),
             };
-            // An explicit overrideMode="Allow" for the section wins over
-            // its declaration's overrideModeDefault="Deny".
-            if locks::location_allows(doc, container) {
-                for name in self.sections_held(file, container) {
-                    let default = |l: &Lock| l.section == name && l.kind == LockKind::Default;
-                    self.locks.retain(|l| !default(l));
-                    new_locks.retain(|l| !default(l));
-                }
-            }
             // Locks a shallower container of this file sets bind this one.
             let before = self.locks.len();
             self.locks.extend(
@@ -253,6 +244,16 @@ impl<'a> Merge<'a, '_> {
             };
             self.locks.truncate(before);
             read?;
+            // An explicit overrideMode="Allow" for the section wins over its
+            // declaration's overrideModeDefault="Deny" for the levels below
+            // (not for its own: a level the default locks cannot unlock itself).
+            if locks::location_allows(doc, container) {
+                for name in self.sections_held(file, container) {
+                    let default = |l: &Lock| l.section == name && l.kind == LockKind::Default;
+                    self.locks.retain(|l| !default(l));
+                    new_locks.retain(|l| !default(l));
+                }
+            }
             file_locks.extend(set_here.into_iter().map(|l| (depth, l)));
             if let Some(ws) = single_child(file, container, "system.webServer")?
                 && let Some(s) = section::section(file, ws, "modules", self.sources)?
