@@ -875,9 +875,12 @@ fn encrypted_section(f: &SiteFacts<'_>) -> Vec<Raised> {
 }
 
 fn auto_generated(f: &SiteFacts<'_>) -> Vec<Raised> {
-    let auto = f.servers_where(|i, _| {
+    // One cause, one finding: where a lock refused the <machineKey> that
+    // set the keys, locked-section says so; the defaults left are its effect.
+    let auto = f.servers_where(|i, e| {
         i.key_states()
             .any(|k| matches!(k, KeyState::AutoGenerate { .. }))
+            && !e.locked.iter().any(|v| v.section == "machineKey")
     });
     if auto.is_empty() {
         return Vec::new();
