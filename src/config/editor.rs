@@ -68,6 +68,17 @@ pub enum EditError {
         .fault.resource()
     )]
     RefusedMachineKey { line: usize, fault: ElementFault },
+    /// A handler entry of the collection the swap goes into that ASP.NET
+    /// refuses: no `type` (`spelled`: the attribute in another case).
+    #[error(
+        "<{element}> at line {line} of <securityTokenHandlers> has no type attribute{}: ASP.NET refuses the section (Config_base_required_attribute_missing); correct it on the server first (farmkey does not write a swap beside it)",
+        .spelled.as_ref().map(|s| format!(" ({s} is another attribute: names are case-sensitive)")).unwrap_or_default()
+    )]
+    UntypedHandler {
+        line: usize,
+        element: String,
+        spelled: Option<String>,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("the edited file does not read back as asked: {0}")]
@@ -873,11 +884,40 @@ impl<'d> Splicer<'d> {
     }
 
     /// Puts the swap into an `<identityConfiguration>`.
-    fn swap_into(&mut self, ic: ElemId) {
+    fn swap_into(&mut self, ic: ElemId) -> Result<(), EditError> {
         match elements::default_collections(self.doc, ic).last() {
-            Some(h) => self.complete_handlers(h),
+            Some(h) => {
+                self.refuse_untyped_entries(h)?;
+                self.complete_handlers(h);
+            }
             None => self.append_child(ic, &Self::handlers_block(0)),
         }
+        Ok(())
+    }
+
+    /// An `<add>` or `<remove>` without `type` (spelled exactly: `Type` is
+    /// another attribute) is one System.Configuration refuses
+    /// (Config_base_required_attribute_missing): a swap beside it would
+    /// leave the section refused, so the edit is refused with the line.
+    fn refuse_untyped_entries(&self, handlers: ElemId) -> Result<(), EditError> {
+        let doc = self.doc;
+        for &entry in doc.children(handlers) {
+            let name = doc.name(entry);
+            if matches!(name, "add" | "remove") && doc.attr(entry, "type").is_none() {
+                let spelled = doc
+                    .attrs(entry)
+                    .iter()
+                    .map(|a| doc.attr_name(a))
+                    .find(|a| a.eq_ignore_ascii_case("type"))
+                    .map(str::to_string);
+                return Err(EditError::UntypedHandler {
+                    line: self.line(entry),
+                    element: name.to_string(),
+                    spelled,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// A named configuration is never created: with no element of that
@@ -903,7 +943,7 @@ impl<'d> Splicer<'d> {
             .filter(|&ic| elements::configuration_name(doc, ic) == in_use)
             .last();
         match config {
-            Some(ic) => self.swap_into(ic),
+            Some(ic) => self.swap_into(ic)?,
             None if !in_use.is_empty() => return Err(Self::not_here(in_use)),
             None => self.append_child(im, &Self::identity_configuration_block(in_use, 0)),
         }
@@ -915,7 +955,7 @@ impl<'d> Splicer<'d> {
         let root = doc.root();
         match (self.configuration_named(in_use), self.identity_model()) {
             // Found as the scan finds it, whichever own section holds it.
-            (Some(ic), _) => self.swap_into(ic),
+            (Some(ic), _) => self.swap_into(ic)?,
             (None, Some(im)) => self.swap_in_identity_model(im, in_use)?,
             (None, None) if !in_use.is_empty() => return Err(Self::not_here(in_use)),
             (None, None) => {
@@ -1109,6 +1149,25 @@ mod tests {
         assert!(bytes.ends_with(b"</system.web></configuration>"));
         let text: String = bytes.iter().map(|&b| char::from(b)).collect();
         assert!(text.contains("<machineKey validationKey="), "{text}");
+    }
+
+    #[test]
+    fn a_handler_entry_asp_net_refuses_gets_no_swap_beside_it() {
+        let src = format!(
+            "<configuration>\n<configSections><section name=\"system.identityModel\" type=\"x\" /></configSections>\n<system.identityModel><identityConfiguration><securityTokenHandlers>\n<add Type=\"{MACHINE_KEY_HANDLER_TYPE}\" />\n</securityTokenHandlers></identityConfiguration></system.identityModel></configuration>"
+        );
+        let req = EditRequest {
+            handler_swap: true,
+            ..Default::default()
+        };
+        let e = edit(&FileBytes::new(src.into_bytes()), &req)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("<add> at line 4 of <securityTokenHandlers> has no type attribute (Type is another attribute")
+                && e.contains("Config_base_required_attribute_missing"),
+            "{e}"
+        );
     }
 
     #[test]
