@@ -4,7 +4,8 @@
 use crate::config::apphost::{Application, Component, Components, holds};
 use crate::config::effective::Effective;
 use crate::config::machine_key::{
-    KeyState, Pipeline, Refusal, TargetFrameworkRefusal, target_framework_refusal,
+    self, ElementFault, KeyState, Pipeline, Refusal, TargetFrameworkRefusal,
+    target_framework_refusal,
 };
 use crate::config::problem::bounded;
 use crate::config::record::{Level, Source};
@@ -943,8 +944,61 @@ fn invalid_target_framework(f: &SiteFacts<'_>) -> Vec<Raised> {
     )
 }
 
-fn invalid_machine_key(f: &SiteFacts<'_>) -> Vec<Raised> {
+/// A `<machineKey>` that ConfigurationElement refuses as it reads it.
+fn refused_machine_key(f: &SiteFacts<'_>) -> Vec<Raised> {
     per_server(
+        f,
+        Severity::Error,
+        |_, eff| eff.machine_key.refused.clone(),
+        |on, r| {
+            let what = match &r.fault {
+                ElementFault::UnrecognizedAttribute {
+                    name,
+                    meant: Some(meant),
+                } => format!(
+                    "has the attribute {}, which ASP.NET does not recognise: attribute names are case-sensitive and the attribute is {meant}. farmkey compares it as {meant}; a push writes {meant} in its place",
+                    bounded(name)
+                ),
+                ElementFault::UnrecognizedAttribute { name, meant: None } => format!(
+                    "has the attribute {}, which <machineKey> does not have (it takes {}). Remove it; a push refuses to write this element until then",
+                    bounded(name),
+                    machine_key::ATTRIBUTES.join(", ")
+                ),
+                ElementFault::UnrecognizedElement { name } => format!(
+                    "holds the element <{}>, which <machineKey> does not have. Remove it; a push refuses to write this element until then",
+                    bounded(name)
+                ),
+                ElementFault::TextContent => "holds text, which <machineKey> may not. Remove it; a push refuses to write this element until then".to_string(),
+                ElementFault::InvalidLock {
+                    attribute,
+                    item: Some(item),
+                    ..
+                } => format!(
+                    "has {attribute} naming {}, which it cannot apply (<machineKey> has the attributes {} and no element to lock; lockItem takes true or false). Correct the lock; a push refuses to write this element until then",
+                    bounded(item),
+                    machine_key::ATTRIBUTES.join(", ")
+                ),
+                ElementFault::InvalidLock {
+                    attribute,
+                    item: None,
+                    ..
+                } => format!(
+                    "has an empty {attribute}. Remove it or name what it locks; a push refuses to write this element until then"
+                ),
+            };
+            format!(
+                "{on}: <machineKey> in {} (line {}) {what}. ASP.NET refuses the whole element ({}), so the application does not start.",
+                r.file,
+                r.line,
+                r.fault.resource()
+            )
+        },
+    )
+}
+
+fn invalid_machine_key(f: &SiteFacts<'_>) -> Vec<Raised> {
+    let mut raised = refused_machine_key(f);
+    raised.extend(per_server(
         f,
         Severity::Error,
         |_, eff| eff.machine_key.invalid_values(),
@@ -1005,7 +1059,8 @@ fn invalid_machine_key(f: &SiteFacts<'_>) -> Vec<Raised> {
                 bad.at
             )
         },
-    )
+    ));
+    raised
 }
 
 /// A lower level setting what a parent locked.
@@ -1092,9 +1147,12 @@ fn encrypted_section(f: &SiteFacts<'_>) -> Vec<Raised> {
 }
 
 fn auto_generated(f: &SiteFacts<'_>) -> Vec<Raised> {
-    let auto = f.servers_where(|i, _| {
+    // One cause, one finding: where a lock refused the <machineKey> that
+    // set the keys, locked-section says so; the defaults left are its effect.
+    let auto = f.servers_where(|i, e| {
         i.key_states()
             .any(|k| matches!(k, KeyState::AutoGenerate { .. }))
+            && !e.locked.iter().any(|v| v.section == "machineKey")
     });
     if auto.is_empty() {
         return Vec::new();

@@ -221,9 +221,14 @@ pub fn read_server(
         .map(|app| ancestors(&apps, app).map_err(|why| problem(&apphost_path, why)))
         .collect();
 
+    let between: Vec<Vec<Between>> = chains
+        .iter()
+        .map(|c| c.as_ref().map(|c| between(c)).unwrap_or_default())
+        .collect();
+
     // Every file any chain needs, fetched together.
     let mut wanted = Vec::new();
-    for (app, chain) in apps.iter().zip(&chains) {
+    for ((app, chain), steps) in apps.iter().zip(&chains).zip(&between) {
         let dir = env.framework_config_dir(&app.runtime, app.bits32);
         wanted.extend(dir.join("machine.config"));
         wanted.extend(dir.join("web.config"));
@@ -232,6 +237,7 @@ pub fn read_server(
                 wanted.push(p);
             }
         }
+        wanted.extend(steps.iter().map(|b| b.web_config.clone()));
     }
     files.fetch(&wanted)?;
     // Sections kept in other files: a second round, only when there are some.
@@ -241,8 +247,8 @@ pub fn read_server(
     }
 
     let mut out = Vec::with_capacity(apps.len());
-    for (app, chain) in apps.iter().zip(&chains) {
-        out.push(resolve_app(&files, chain, app, &apphost_path, env));
+    for ((app, chain), steps) in apps.iter().zip(&chains).zip(&between) {
+        out.push(resolve_app(&files, chain, steps, app, &apphost_path, env));
     }
     Ok(ServerConfig {
         apps: out,
@@ -304,10 +310,58 @@ fn ancestors<'a>(
     Ok(chain)
 }
 
+/// A URL path between two applications of a chain (`/Cora` between `/`
+/// and `/Cora/Flowtime`): ASP.NET keeps a configuration record for it
+/// (WebConfigurationHost.IsConfigRecordRequired), so the `web.config` of
+/// the folder it maps to is part of the chain.
+#[derive(Debug, Clone)]
+struct Between {
+    /// The application of the chain it follows.
+    after: usize,
+    /// As an application id would be (`Site/Cora`): its `<location>` paths
+    /// are relative to it.
+    id: String,
+    web_config: RemotePath,
+}
+
+/// The URL paths between the applications of a chain (root first), each
+/// mapped through the virtual directories of the application above it.
+fn between(chain: &[&Application]) -> Vec<Between> {
+    let mut out = Vec::new();
+    for (i, pair) in chain.windows(2).enumerate() {
+        let (parent, child) = (pair[0], pair[1]);
+        let base = if parent.is_root() {
+            ""
+        } else {
+            &parent.app_path
+        };
+        let Some(rest) = child.app_path.get(base.len()..) else {
+            continue;
+        };
+        let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+        let mut url = base.to_string();
+        for segment in &segments[..segments.len().saturating_sub(1)] {
+            url = format!("{url}/{segment}");
+            if let Some(web_config) = parent
+                .folder_of(&url)
+                .and_then(|f| f.join("web.config").ok())
+            {
+                out.push(Between {
+                    after: i,
+                    id: format!("{}{url}", parent.site),
+                    web_config,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// The layers of an application's chain that exist, in merge order.
 fn chain_layers<'f>(
     files: &'f FileSet<'_>,
     chain: &[&'f Application],
+    steps: &'f [Between],
     app: &Application,
     apphost_path: &RemotePath,
     env: &WindowsEnv,
@@ -332,7 +386,7 @@ fn chain_layers<'f>(
             scope: Scope::ApplicationHost,
         });
     }
-    for a in chain {
+    for (i, a) in chain.iter().enumerate() {
         let path = a.web_config().map_err(|e| FileProblem {
             path: a.physical_path_raw.clone(),
             message: format!("physical path of {} cannot be read: {e}", a.id),
@@ -343,6 +397,14 @@ fn chain_layers<'f>(
                 scope: Scope::App(&a.id),
             });
         }
+        for b in steps.iter().filter(|b| b.after == i) {
+            if let Some(file) = files.get(&b.web_config)? {
+                layers.push(Layer {
+                    file,
+                    scope: Scope::App(&b.id),
+                });
+            }
+        }
     }
     Ok(layers)
 }
@@ -350,6 +412,7 @@ fn chain_layers<'f>(
 fn resolve_app(
     files: &FileSet<'_>,
     chain: &Result<Vec<&Application>, FileProblem>,
+    steps: &[Between],
     app: &Application,
     apphost_path: &RemotePath,
     env: &WindowsEnv,
@@ -361,7 +424,7 @@ fn resolve_app(
     let mut identity_declared_above = false;
     let layers = chain
         .clone()
-        .and_then(|chain| chain_layers(files, &chain, app, apphost_path, env));
+        .and_then(|chain| chain_layers(files, &chain, steps, app, apphost_path, env));
     let effective = layers.and_then(|layers| {
         let own_is_last = web_config
             .as_ref()

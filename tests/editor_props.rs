@@ -147,20 +147,20 @@ fn document() -> impl Strategy<Value = Node> {
         proptest::bool::ANY,
     )
         .prop_map(|(sections, web, mut wrapped, identity, comment)| {
-            // ASP.NET refuses a second <machineKey> at the file's own level
-            // (the editor's tests cover that refusal): one at most.
-            if web.as_ref().is_some_and(holds_machine_key)
-                && let Some(Node::Elem { children, .. }) = &mut wrapped
+            // ASP.NET refuses any section set twice at the file's own level
+            // (<location path="."> is that level too; the editor's tests
+            // cover that refusal): the wrapper keeps only the others.
+            if let (Some(Node::Elem { children: own, .. }), Some(Node::Elem { children, .. })) =
+                (&web, &mut wrapped)
             {
-                children.retain(|c| {
-                    !matches!(
-                        c,
-                        Node::Elem {
-                            name: "machineKey",
-                            ..
-                        }
-                    )
-                });
+                let names: Vec<&str> = own
+                    .iter()
+                    .filter_map(|c| match c {
+                        Node::Elem { name, .. } => Some(*name),
+                        Node::Comment(_) => None,
+                    })
+                    .collect();
+                children.retain(|c| !matches!(c, Node::Elem { name, .. } if names.contains(name)));
             }
             let mut children = Vec::new();
             if sections {
@@ -199,11 +199,6 @@ fn document() -> impl Strategy<Value = Node> {
             children.extend(identity);
             elem("configuration", vec![], children)
         })
-}
-
-fn holds_machine_key(system_web: &Node) -> bool {
-    matches!(system_web, Node::Elem { children, .. }
-        if children.iter().any(|c| matches!(c, Node::Elem { name: "machineKey", .. })))
 }
 
 fn render(node: &Node, depth: usize, unit: &str, nl: &str, out: &mut String) {

@@ -5,7 +5,7 @@
 
 mod support;
 
-use farmkey::analysis::{FarmReport, Selection, analyze};
+use farmkey::analysis::{Code, FarmReport, Selection, analyze};
 use farmkey::farm::scan_all;
 use farmkey::inventory::Inventory;
 use farmkey::keys::{DecryptionAlg, ValidationAlg};
@@ -3107,4 +3107,90 @@ fn rollback_puts_back_a_file_a_push_cut_short_left_missing() {
     assert!(!s.file("web01", FLOWTIME).exists());
     assert_eq!(s.bytes("web02", FLOWTIME), original[1]);
     assert_eq!(s.bytes("web03", FLOWTIME), original[2]);
+}
+
+/// A `<machineKey>` ASP.NET refuses as it reads it (ConfigurationElement:
+/// attribute names are case-sensitive, unknown ones are errors): the plan
+/// writes the attribute spelled in another case correctly in its place,
+/// never a second one beside it, and refuses, with the reason, what it
+/// cannot fix without guessing. The scan calls both invalid-config.
+#[test]
+fn a_machine_key_asp_net_refuses_is_fixed_in_place_or_refused_never_doubled() {
+    let l = local();
+    let rewrite = |server: &str, from: &str, to: &str| {
+        let text = String::from_utf8(l.read(server)).unwrap();
+        assert!(text.contains(from));
+        fs::write(l.path(server), text.replacen(from, to, 1)).unwrap();
+    };
+    rewrite(
+        "web01",
+        "<machineKey validationKey=",
+        "<machineKey ValidationKey=",
+    );
+    rewrite(
+        "web02",
+        "<machineKey validationKey=",
+        "<machineKey validationAlgorithm=\"HMACSHA256\" validationKey=",
+    );
+    let report = l.report();
+    let site = report.site("Flowtime").unwrap();
+    let invalid: Vec<&str> = site
+        .findings
+        .iter()
+        .filter(|f| f.code == Code::InvalidConfig)
+        .map(|f| f.message.as_str())
+        .collect();
+    assert!(
+        invalid.iter().any(|m| m.contains("web01")
+            && m.contains("ValidationKey")
+            && m.contains("Config_base_unrecognized_attribute")),
+        "{invalid:?}"
+    );
+    assert!(
+        invalid
+            .iter()
+            .any(|m| m.contains("web02") && m.contains("validationAlgorithm")),
+        "{invalid:?}"
+    );
+
+    let mut sessions = l.sessions();
+    let plan = build_plan(&request("Flowtime", generate()), &report, &mut sessions).unwrap();
+    let text = plan.to_string();
+    let web01 = plan.servers.iter().find(|s| s.server == "web01").unwrap();
+    assert_eq!(web01.action, PlanAction::Write, "{text}");
+    assert!(
+        text.contains("ValidationKey (ASP.NET refuses it) -> validationKey"),
+        "{text}"
+    );
+    let edited = String::from_utf8(web01.edited.as_ref().unwrap().to_vec()).unwrap();
+    assert!(!edited.contains("ValidationKey"), "{edited}");
+    assert_eq!(edited.matches("validationKey=").count(), 1, "{edited}");
+    let blocked = plan.blocked();
+    let (_, why) = blocked
+        .iter()
+        .find(|(s, _)| s == "web02")
+        .expect("web02 refused");
+    assert!(
+        why.contains("validationAlgorithm") && why.contains("Config_base_unrecognized_attribute"),
+        "{why}"
+    );
+
+    // Pushed where it can be (web02 left out): web01 reads back without a
+    // finding of its own.
+    let mut req = request("Flowtime", generate());
+    req.exclude = vec!["web02".into()];
+    let mut sessions = l.sessions();
+    let plan = build_plan(&req, &l.report(), &mut sessions).unwrap();
+    let outcome = run(&plan, &mut sessions, &l.audit);
+    assert!(outcome.success(), "{}", outcome.summary());
+    let after = l.report();
+    let site = after.site("Flowtime").unwrap();
+    assert!(
+        site.findings
+            .iter()
+            .filter(|f| f.code == Code::InvalidConfig)
+            .all(|f| !f.servers.contains(&"web01".to_string())),
+        "{:?}",
+        site.findings
+    );
 }

@@ -221,9 +221,44 @@ pub struct Application {
     /// Expanded and converted, or why it cannot be.
     #[serde(skip)]
     pub physical_path: Result<RemotePath, PathError>,
+    /// The application's other virtual directories (`/Cora`), by path
+    /// relative to it: URL paths below them map to their folders.
+    #[serde(skip)]
+    pub virtual_dirs: Vec<VirtualDir>,
+}
+
+/// A `<virtualDirectory>` of an application other than its root one.
+#[derive(Debug, Clone)]
+pub struct VirtualDir {
+    /// `/a/b`, relative to the application.
+    pub path: String,
+    pub physical_path: Result<RemotePath, PathError>,
 }
 
 impl Application {
+    /// The folder a URL path at or below the application (`/Cora/x`, the
+    /// site's path) maps to, as IIS maps it: through the virtual directory
+    /// with the longest path that holds it (compared without regard to
+    /// case, on whole segments), the rest appended as folders.
+    pub fn folder_of(&self, url: &str) -> Option<RemotePath> {
+        let rel = relative_to(url, &self.app_path)?;
+        let mut best: Option<(&str, &Result<RemotePath, PathError>)> = None;
+        for vd in &self.virtual_dirs {
+            if relative_to(&rel, &vd.path).is_some()
+                && best.is_none_or(|(p, _)| vd.path.len() > p.len())
+            {
+                best = Some((&vd.path, &vd.physical_path));
+            }
+        }
+        let (base, folder) = best.unwrap_or(("/", &self.physical_path));
+        let mut folder = folder.clone().ok()?;
+        let rest = relative_to(&rel, base)?;
+        for segment in rest.split('/').filter(|s| !s.is_empty()) {
+            folder = folder.join(segment).ok()?;
+        }
+        Some(folder)
+    }
+
     /// The application's own `web.config`.
     pub fn web_config(&self) -> Result<RemotePath, PathError> {
         self.physical_path.clone()?.join("web.config")
@@ -391,6 +426,25 @@ fn read_application(
         env.expand(physical_path_raw.trim())
             .and_then(|p| RemotePath::parse(&p))
     };
+    let virtual_dirs = doc
+        .children_named(app, "virtualDirectory")
+        .filter_map(|v| {
+            let path = normalise_app_path(&doc.attr(v, "path")?);
+            if path == "/" {
+                return None;
+            }
+            let raw = doc.attr(v, "physicalPath").unwrap_or_default();
+            let physical_path = if raw.trim().is_empty() {
+                Err(PathError::NotAbsolute(String::new()))
+            } else {
+                env.expand(raw.trim()).and_then(|p| RemotePath::parse(&p))
+            };
+            Some(VirtualDir {
+                path,
+                physical_path,
+            })
+        })
+        .collect();
     let id = if app_path == "/" {
         site_name.to_string()
     } else {
@@ -408,6 +462,23 @@ fn read_application(
         pipeline: pool.pipeline,
         physical_path_raw,
         physical_path,
+        virtual_dirs,
+    }
+}
+
+/// `url` below `base` (both `/`-rooted, compared without regard to case on
+/// whole segments) as a `/`-rooted path; `None` when it is not below.
+fn relative_to(url: &str, base: &str) -> Option<String> {
+    if base == "/" {
+        return Some(url.to_string());
+    }
+    if url.len() < base.len() || !url[..base.len()].eq_ignore_ascii_case(base) {
+        return None;
+    }
+    match &url[base.len()..] {
+        "" => Some("/".to_string()),
+        rest if rest.starts_with('/') => Some(rest.to_string()),
+        _ => None,
     }
 }
 
@@ -459,6 +530,35 @@ mod tests {
     </sites>
   </system.applicationHost>
 </configuration>"#;
+
+    #[test]
+    fn url_paths_map_to_folders_as_iis_maps_them() {
+        let xml = r#"<configuration><system.applicationHost><sites><site name="Web" id="3">
+            <application path="/">
+              <virtualDirectory path="/" physicalPath="C:\inetpub\wwwroot" />
+              <virtualDirectory path="/Cora" physicalPath="D:\Cora" />
+              <virtualDirectory path="/Cora/Docs" physicalPath="E:\Docs" />
+            </application></site></sites></system.applicationHost></configuration>"#;
+        let doc = Document::parse(FileBytes::new(xml.as_bytes().to_vec())).unwrap();
+        let app = &discover(&doc, &WindowsEnv::default())[0];
+        let folder = |url: &str| app.folder_of(url).map(|p| p.as_sftp().to_string());
+        assert_eq!(folder("/apps").as_deref(), Some("/C:/inetpub/wwwroot/apps"));
+        assert_eq!(
+            folder("/cora").as_deref(),
+            Some("/D:/Cora"),
+            "case-insensitive"
+        );
+        assert_eq!(folder("/Cora/x/y").as_deref(), Some("/D:/Cora/x/y"));
+        assert_eq!(
+            folder("/Cora/Docs/a").as_deref(),
+            Some("/E:/Docs/a"),
+            "longest"
+        );
+        assert_eq!(
+            folder("/Corax").as_deref(),
+            Some("/C:/inetpub/wwwroot/Corax")
+        );
+    }
 
     #[test]
     fn discovers_sites_applications_and_components() {
@@ -632,6 +732,7 @@ mod tests {
             pipeline: Pipeline::Integrated,
             physical_path_raw: physical.into(),
             physical_path: Err(PathError::NotAbsolute(String::new())),
+            virtual_dirs: Vec::new(),
         };
         let of = |a: &Application| Components::default().of(a);
         let admin = Some(Component::Administration);
@@ -713,6 +814,7 @@ mod tests {
             pipeline: Pipeline::Integrated,
             physical_path_raw: String::new(),
             physical_path: Err(PathError::NotAbsolute(String::new())),
+            virtual_dirs: Vec::new(),
         };
         assert_eq!(components.of(&togo), Some(Component::ProcessTogo));
     }

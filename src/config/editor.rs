@@ -4,7 +4,8 @@
 //! as it was.
 
 use super::effective::{self, Effective};
-use super::problem::Problem;
+use super::machine_key::{self, ElementFault};
+use super::problem::{Problem, bounded};
 use super::record::{ConfigFile, Layer, Scope, containers};
 use super::section::{External, NoSourceFiles, SourceFiles, is_encrypted};
 use super::wif::elements::{
@@ -58,6 +59,26 @@ pub enum EditError {
         line: usize,
         source_file: String,
     },
+    /// The `<machineKey>` to edit is one ASP.NET refuses, in a way farmkey
+    /// does not fix by itself (it fixes an attribute spelled in another
+    /// case in place).
+    #[error(
+        "<machineKey> at line {line} {}: ASP.NET refuses this element ({}); correct it on the server first (farmkey does not guess what was meant, nor writes beside it)",
+        refused_element_text(.fault),
+        .fault.resource()
+    )]
+    RefusedMachineKey { line: usize, fault: ElementFault },
+    /// A handler entry of the collection the swap goes into that ASP.NET
+    /// refuses: no `type` (`spelled`: the attribute in another case).
+    #[error(
+        "<{element}> at line {line} of <securityTokenHandlers> has no type attribute{}: ASP.NET refuses the section (Config_base_required_attribute_missing); correct it on the server first (farmkey does not write a swap beside it)",
+        .spelled.as_ref().map(|s| format!(" ({s} is another attribute: names are case-sensitive)")).unwrap_or_default()
+    )]
+    UntypedHandler {
+        line: usize,
+        element: String,
+        spelled: Option<String>,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("the edited file does not read back as asked: {0}")]
@@ -77,6 +98,11 @@ pub enum ReadBack {
     Handler(HandlerState),
     /// The swap was asked, but `system.identityModel` is not registered.
     NotRegistered,
+    /// The `<machineKey>` is still one ConfigurationElement refuses.
+    RefusedElement {
+        line: usize,
+        fault: ElementFault,
+    },
 }
 
 impl fmt::Display for ReadBack {
@@ -89,7 +115,48 @@ impl fmt::Display for ReadBack {
             ReadBack::NotRegistered => {
                 f.write_str("system.identityModel is not registered in <configSections>")
             }
+            ReadBack::RefusedElement { line, fault } => write!(
+                f,
+                "<machineKey> at line {line} is still one ASP.NET refuses ({})",
+                fault.resource()
+            ),
         }
+    }
+}
+
+fn refused_element_text(fault: &ElementFault) -> String {
+    match fault {
+        ElementFault::UnrecognizedAttribute {
+            name,
+            meant: Some(meant),
+        } => format!(
+            "has both {meant} and {}, which ASP.NET does not recognise (names are case-sensitive)",
+            bounded(name)
+        ),
+        ElementFault::UnrecognizedAttribute { name, meant: None } => format!(
+            "has the attribute {}, which <machineKey> does not have",
+            bounded(name)
+        ),
+        ElementFault::UnrecognizedElement { name } => {
+            format!(
+                "holds the element <{}>, which it does not have",
+                bounded(name)
+            )
+        }
+        ElementFault::TextContent => "holds text".to_string(),
+        ElementFault::InvalidLock {
+            attribute,
+            item: Some(item),
+            ..
+        } => format!(
+            "has {attribute} naming {}, which it cannot lock",
+            bounded(item)
+        ),
+        ElementFault::InvalidLock {
+            attribute,
+            item: None,
+            ..
+        } => format!("has an empty {attribute}"),
     }
 }
 
@@ -363,6 +430,12 @@ fn read_back(layers: &[Layer<'_>], sources: &dyn SourceFiles) -> Result<Effectiv
 fn check(eff: &Effective, req: &EditRequest) -> Result<(), EditError> {
     if let Some(keys) = &req.machine_key {
         let mk = &eff.machine_key;
+        if let Some(r) = mk.refused.first() {
+            return Err(EditError::Verification(ReadBack::RefusedElement {
+                line: r.line,
+                fault: r.fault.clone(),
+            }));
+        }
         let same_key = |got: Option<&crate::keys::KeyText>, want: &crate::keys::KeyText| {
             got.is_some_and(|g| g.expose() == want.expose())
         };
@@ -684,14 +757,68 @@ impl<'d> Splicer<'d> {
             });
         }
         self.refuse_config_source(mk)?;
+        let doc = self.doc;
+        let line = self.line(mk);
+        let refused = |fault: ElementFault| EditError::RefusedMachineKey { line, fault };
+        // An attribute spelled in another case is fixed below; anything else
+        // ASP.NET refuses here is left to the operator.
+        if let Some(fault) = machine_key::element_faults(doc, mk).into_iter().find(|f| {
+            !matches!(
+                f,
+                ElementFault::UnrecognizedAttribute { meant: Some(_), .. }
+            )
+        }) {
+            return Err(refused(fault));
+        }
         let e = MachineKeyEnum::CompatibilityMode;
-        let respelled = match (compat, self.doc.attr(mk, e.attribute())) {
+        let respelled = match (compat, machine_key::attr_as_meant(doc, mk, e.attribute())) {
             (None, Some(v)) if !e.accepts(&v) => e.canonical(&v),
             _ => None,
         };
         let compat = compat.or(respelled.as_deref());
-        self.set_attrs(mk, &Self::machine_key_values(keys, compat));
+        let mut values = Self::machine_key_values(keys, compat);
+        for a in doc.attrs(mk) {
+            let name = doc.attr_name(a);
+            if machine_key::ATTRIBUTES.contains(&name) {
+                continue;
+            }
+            let Some(meant) = machine_key::meant_attribute(name) else {
+                continue;
+            };
+            let exact_too = doc.find_attr(mk, meant).is_some();
+            match values.iter().position(|(n, _)| *n == meant) {
+                // The correctly spelled one gets the value; this one goes.
+                Some(_) if exact_too => self.remove_attr(a.span()),
+                // Written in its place, under its name: never a second one.
+                Some(i) => {
+                    let (_, value) = values.remove(i);
+                    let q = a.quote() as char;
+                    self.edits
+                        .push((a.span(), format!("{meant}={q}{}{q}", escape_attr(value, q))));
+                }
+                None if exact_too => {
+                    return Err(refused(ElementFault::UnrecognizedAttribute {
+                        name: name.to_string(),
+                        meant: Some(meant),
+                    }));
+                }
+                None => self.edits.push((a.name_span(), meant.to_string())),
+            }
+        }
+        self.set_attrs(mk, &values);
         Ok(())
+    }
+
+    /// Removes an attribute with the white space before it.
+    fn remove_attr(&mut self, span: Range<usize>) {
+        let before = &self.doc.bytes()[..span.start];
+        let blanks = before
+            .iter()
+            .rev()
+            .take_while(|b| b.is_ascii_whitespace())
+            .count();
+        self.edits
+            .push((span.start - blanks..span.end, String::new()));
     }
 
     fn set_machine_key(&mut self, keys: &KeySet, compat: Option<&str>) -> Result<(), EditError> {
@@ -757,11 +884,40 @@ impl<'d> Splicer<'d> {
     }
 
     /// Puts the swap into an `<identityConfiguration>`.
-    fn swap_into(&mut self, ic: ElemId) {
+    fn swap_into(&mut self, ic: ElemId) -> Result<(), EditError> {
         match elements::default_collections(self.doc, ic).last() {
-            Some(h) => self.complete_handlers(h),
+            Some(h) => {
+                self.refuse_untyped_entries(h)?;
+                self.complete_handlers(h);
+            }
             None => self.append_child(ic, &Self::handlers_block(0)),
         }
+        Ok(())
+    }
+
+    /// An `<add>` or `<remove>` without `type` (spelled exactly: `Type` is
+    /// another attribute) is one System.Configuration refuses
+    /// (Config_base_required_attribute_missing): a swap beside it would
+    /// leave the section refused, so the edit is refused with the line.
+    fn refuse_untyped_entries(&self, handlers: ElemId) -> Result<(), EditError> {
+        let doc = self.doc;
+        for &entry in doc.children(handlers) {
+            let name = doc.name(entry);
+            if matches!(name, "add" | "remove") && doc.attr(entry, "type").is_none() {
+                let spelled = doc
+                    .attrs(entry)
+                    .iter()
+                    .map(|a| doc.attr_name(a))
+                    .find(|a| a.eq_ignore_ascii_case("type"))
+                    .map(str::to_string);
+                return Err(EditError::UntypedHandler {
+                    line: self.line(entry),
+                    element: name.to_string(),
+                    spelled,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// A named configuration is never created: with no element of that
@@ -787,7 +943,7 @@ impl<'d> Splicer<'d> {
             .filter(|&ic| elements::configuration_name(doc, ic) == in_use)
             .last();
         match config {
-            Some(ic) => self.swap_into(ic),
+            Some(ic) => self.swap_into(ic)?,
             None if !in_use.is_empty() => return Err(Self::not_here(in_use)),
             None => self.append_child(im, &Self::identity_configuration_block(in_use, 0)),
         }
@@ -799,7 +955,7 @@ impl<'d> Splicer<'d> {
         let root = doc.root();
         match (self.configuration_named(in_use), self.identity_model()) {
             // Found as the scan finds it, whichever own section holds it.
-            (Some(ic), _) => self.swap_into(ic),
+            (Some(ic), _) => self.swap_into(ic)?,
             (None, Some(im)) => self.swap_in_identity_model(im, in_use)?,
             (None, None) if !in_use.is_empty() => return Err(Self::not_here(in_use)),
             (None, None) => {
@@ -957,6 +1113,105 @@ mod tests {
     }
 
     #[test]
+    fn an_attribute_spelled_in_another_case_is_written_in_its_place() {
+        // ConfigurationElement matches attribute names exactly: ASP.NET
+        // refuses `ValidationKey`. The push writes validationKey there,
+        // never a second attribute beside it.
+        let src = "<configuration><system.web><machineKey ValidationKey=\"old\" Decryption='DES' ApplicationName=\"app\" compatibilityMode=\"Framework45\" /></system.web></configuration>";
+        let out = run(src, &mk_req());
+        let want = format!(
+            "<configuration><system.web><machineKey validationKey=\"{}\" decryption='AES' applicationName=\"app\" compatibilityMode=\"Framework45\" decryptionKey=\"{}\" validation=\"SHA1\" /></system.web></configuration>",
+            "A".repeat(128),
+            "B".repeat(64)
+        );
+        assert_eq!(out, want);
+        // Both spellings: the refused one goes, the other gets the value.
+        let src = "<configuration><system.web><machineKey validationKey=\"old\" VALIDATIONKEY=\"older\" /></system.web></configuration>";
+        let out = run(src, &mk_req());
+        assert!(!out.contains("VALIDATIONKEY"), "{out}");
+        assert_eq!(out.matches("validationKey=").count(), 1, "{out}");
+        // A compatibilityMode it keeps, in another case, is respelled too.
+        let src = "<configuration><system.web><machineKey CompatibilityMode=\"framework45\" /></system.web></configuration>";
+        let out = run(src, &mk_req());
+        assert!(
+            out.contains("<machineKey compatibilityMode=\"Framework45\" "),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_windows_1252_file_is_written_back_in_windows_1252() {
+        let src = b"<?xml version=\"1.0\" encoding=\"windows-1252\"?>\r\n<configuration><!-- caf\xe9 \x80 --><system.web /></configuration>";
+        let out = edit(&FileBytes::new(src.to_vec()), &mk_req()).unwrap();
+        let bytes = out.bytes.to_vec();
+        let at = bytes.windows(4).position(|w| w == b"<sys").unwrap();
+        assert_eq!(&bytes[..at], &src[..at], "every byte before the edit kept");
+        assert!(bytes.ends_with(b"</system.web></configuration>"));
+        let text: String = bytes.iter().map(|&b| char::from(b)).collect();
+        assert!(text.contains("<machineKey validationKey="), "{text}");
+    }
+
+    #[test]
+    fn a_handler_entry_asp_net_refuses_gets_no_swap_beside_it() {
+        let src = format!(
+            "<configuration>\n<configSections><section name=\"system.identityModel\" type=\"x\" /></configSections>\n<system.identityModel><identityConfiguration><securityTokenHandlers>\n<add Type=\"{MACHINE_KEY_HANDLER_TYPE}\" />\n</securityTokenHandlers></identityConfiguration></system.identityModel></configuration>"
+        );
+        let req = EditRequest {
+            handler_swap: true,
+            ..Default::default()
+        };
+        let e = edit(&FileBytes::new(src.into_bytes()), &req)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("<add> at line 4 of <securityTokenHandlers> has no type attribute (Type is another attribute")
+                && e.contains("Config_base_required_attribute_missing"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_machine_key_asp_net_refuses_otherwise_is_not_written() {
+        let refused = |src: &str| {
+            edit(&FileBytes::new(src.as_bytes().to_vec()), &mk_req())
+                .expect_err(src)
+                .to_string()
+        };
+        let e = refused(
+            "<configuration>\n<system.web>\n<machineKey validationAlgorithm=\"HMACSHA256\" />\n</system.web>\n</configuration>",
+        );
+        assert!(
+            e.contains("at line 3 has the attribute validationAlgorithm")
+                && e.contains("Config_base_unrecognized_attribute"),
+            "{e}"
+        );
+        let e = refused(
+            "<configuration><system.web><machineKey><add /></machineKey></system.web></configuration>",
+        );
+        assert!(
+            e.contains("<add>") && e.contains("Config_base_unrecognized_element_name"),
+            "{e}"
+        );
+        let e = refused(
+            "<configuration><system.web><machineKey>keys</machineKey></system.web></configuration>",
+        );
+        assert!(e.contains("Config_base_section_invalid_content"), "{e}");
+        // Two values for one attribute the push does not write: which one?
+        let e = refused(
+            "<configuration><system.web><machineKey applicationName=\"a\" ApplicationName=\"b\" /></system.web></configuration>",
+        );
+        assert!(
+            e.contains("both applicationName and ApplicationName"),
+            "{e}"
+        );
+        // A comment inside is no content.
+        run(
+            "<configuration><system.web><machineKey validation=\"SHA1\"><!-- keys --></machineKey></system.web></configuration>",
+            &mk_req(),
+        );
+    }
+
+    #[test]
     fn creates_machine_key_with_the_files_own_indentation() {
         let src = "<configuration>\n\t<system.web>\n\t\t<compilation debug=\"false\" />\n\t</system.web>\n</configuration>\n";
         let out = run(src, &mk_req());
@@ -1065,7 +1320,7 @@ mod tests {
             (
                 "<configuration><system.web><machineKey/></system.web><location path=\".\"><system.web><machineKey/></system.web></location></configuration>",
                 Problem::TwiceAtFileLevel {
-                    section: "machineKey",
+                    section: "machineKey".into(),
                     lines: [1, 1],
                 },
             ),

@@ -6,12 +6,12 @@
 //! ASP.NET never reads, only counts for IIS's module registrations.
 
 use super::apphost::Pipeline;
-use super::locks::{self, Lock, LockViolation};
-use super::machine_key::{Clr, MachineKey};
-use super::problem::ConfigProblem;
+use super::locks::{self, Declaration, DefinitionLevel, Lock, LockKind, LockViolation, Locked};
+use super::machine_key::{self, Clr, MachineKey, RefusedElement};
+use super::problem::{ConfigProblem, DeclarationFault, Problem};
 use super::record::{
-    ConfigFile, Layer, Level, Scope, Setting, Source, Sourced, containers, file_refused, line_of,
-    unique_sections,
+    ConfigFile, Layer, Level, Scope, Setting, Source, Sourced, containers_by_depth,
+    declared_groups, file_refused, line_of, location_sub_path, unique_sections,
 };
 use super::section::{self, Section, SourceFiles, is_encrypted, single_child};
 use super::wif::elements;
@@ -87,6 +87,9 @@ pub fn resolve_in(
             pipeline,
             ..WifReading::default()
         },
+        declarations: Vec::new(),
+        groups: Vec::new(),
+        here: (DefinitionLevel::Site, false),
     };
     for layer in layers {
         m.layer(layer)?;
@@ -134,35 +137,142 @@ struct Merge<'a, 's> {
     /// The locks when the application's own level began.
     own_locks: Option<Vec<Lock>>,
     wif: WifReading<'a>,
+    /// The declarations of the sections farmkey checks, from the file that
+    /// declares them first (the declaration level).
+    declarations: Vec<(&'static str, Declaration)>,
+    /// The section groups the files read so far declare.
+    groups: Vec<String>,
+    /// The level the container being read defines sections for, and
+    /// whether it is a `<location>` with a path.
+    here: (DefinitionLevel, bool),
 }
+
+/// The sections whose declarations restrict where they are set, by config key.
+const DECLARED: [(&str, &str); 2] = [
+    ("machineKey", "system.web/machineKey"),
+    ("system.identityModel", "system.identityModel"),
+];
 
 impl<'a> Merge<'a, '_> {
     fn layer(&mut self, layer: &Layer<'a>) -> Result<(), ConfigProblem> {
         let file = layer.file;
         let own = matches!(layer.scope, Scope::App(id) if id.eq_ignore_ascii_case(self.target));
-        if own && self.own_locks.is_none() {
-            self.own_locks = Some(self.locks.clone());
-        }
         let iis_only = matches!(layer.scope, Scope::ApplicationHost);
-        file_refused(file, layer.scope)?;
-        let containers = containers(&file.doc, layer.scope, self.target);
+        // Locks bind the levels below this file (and its deeper
+        // <location> blocks), not its own level.
+        let mut new_locks = Vec::new();
         if !iis_only {
-            unique_sections(file, &containers)?;
+            for (name, key) in DECLARED {
+                let Some(d) = locks::declaration(file, key) else {
+                    continue;
+                };
+                let refused = |fault| ConfigProblem {
+                    file: file.path.clone(),
+                    problem: Problem::Declaration {
+                        section: key,
+                        line: d.line,
+                        fault,
+                    },
+                };
+                if let Some(fault) = d.value_fault() {
+                    return Err(refused(fault));
+                }
+                if let Some((_, first)) = self.declarations.iter().find(|(n, _)| *n == name) {
+                    if !first.equivalent(&d) {
+                        return Err(refused(DeclarationFault::Redeclared {
+                            first: first.file.clone(),
+                            first_line: first.line,
+                        }));
+                    }
+                    continue;
+                }
+                {
+                    if d.override_mode_default_deny {
+                        new_locks.push(Lock {
+                            section: name,
+                            file: d.file.clone(),
+                            line: d.line,
+                            kind: LockKind::Default,
+                        });
+                    }
+                    self.declarations.push((name, d));
+                }
+            }
+        }
+        if own && self.own_locks.is_none() {
+            let mut own_locks = self.locks.clone();
+            // What the declaration keeps out of an application's web.config.
+            own_locks.extend(
+                self.declarations
+                    .iter()
+                    .filter(|(_, d)| !d.allow_definition.allows(DefinitionLevel::Site))
+                    .map(|(name, d)| Lock {
+                        section: name,
+                        file: d.file.clone(),
+                        line: d.line,
+                        kind: LockKind::Definition(d.allow_definition),
+                    }),
+            );
+            self.own_locks = Some(own_locks);
+        }
+        file_refused(file, layer.scope)?;
+        let containers = containers_by_depth(&file.doc, layer.scope, self.target);
+        if !iis_only {
+            let ids: Vec<ElemId> = containers.iter().map(|&(_, id)| id).collect();
+            self.groups.extend(declared_groups(&file.doc));
+            unique_sections(file, &ids, &self.groups)?;
             for loc in file.doc.children_named(file.doc.root(), "location") {
-                if !containers.contains(&loc) {
+                if !ids.contains(&loc) {
                     self.wif.location_elsewhere(file, loc);
                 }
             }
         }
-        // Locks bind the levels below this file, not this file itself.
-        let mut new_locks = Vec::new();
-        for container in containers {
-            if iis_only {
-                self.ignored_sections(file, container)?;
+        let is_machine_config = file
+            .path
+            .file_name()
+            .is_some_and(|n| n.eq_ignore_ascii_case("machine.config"));
+        let mut file_locks: Vec<(usize, Lock)> = Vec::new();
+        for (depth, container) in containers {
+            let doc = &file.doc;
+            let with_path = doc.name(container) == "location"
+                && !matches!(
+                    location_sub_path(doc.attr(container, "path").as_deref()),
+                    Ok(None)
+                );
+            self.here = match layer.scope {
+                _ if with_path => (DefinitionLevel::Site, true),
+                Scope::Machine if is_machine_config => (DefinitionLevel::Machine, false),
+                Scope::Machine => (DefinitionLevel::RootWebConfig, false),
+                _ => (DefinitionLevel::Site, false),
+            };
+            // Locks a shallower container of this file sets bind this one.
+            let before = self.locks.len();
+            self.locks.extend(
+                file_locks
+                    .iter()
+                    .filter(|(d, _)| *d < depth)
+                    .map(|(_, l)| l.clone()),
+            );
+            let mut set_here = Vec::new();
+            let read = if iis_only {
+                self.ignored_sections(file, container)
             } else {
-                self.system_web(file, container, &mut new_locks)?;
-                self.identity_model(file, container, own, &mut new_locks)?;
+                self.system_web(file, container, &mut set_here)
+                    .and_then(|()| self.identity_model(file, container, own, &mut set_here))
+            };
+            self.locks.truncate(before);
+            read?;
+            // An explicit overrideMode="Allow" for the section wins over its
+            // declaration's overrideModeDefault="Deny" for the levels below
+            // (not for its own: a level the default locks cannot unlock itself).
+            if locks::location_allows(doc, container) {
+                for name in self.sections_held(file, container) {
+                    let default = |l: &Lock| l.section == name && l.kind == LockKind::Default;
+                    self.locks.retain(|l| !default(l));
+                    new_locks.retain(|l| !default(l));
+                }
             }
+            file_locks.extend(set_here.into_iter().map(|l| (depth, l)));
             if let Some(ws) = single_child(file, container, "system.webServer")?
                 && let Some(s) = section::section(file, ws, "modules", self.sources)?
             {
@@ -172,7 +282,23 @@ impl<'a> Merge<'a, '_> {
             }
         }
         self.locks.extend(new_locks);
+        self.locks.extend(file_locks.into_iter().map(|(_, l)| l));
         Ok(())
+    }
+
+    /// The sections of [`DECLARED`] a container holds.
+    fn sections_held(&self, file: &ConfigFile, container: ElemId) -> Vec<&'static str> {
+        let doc = &file.doc;
+        DECLARED
+            .into_iter()
+            .map(|(name, _)| name)
+            .filter(|name| match *name {
+                "machineKey" => doc
+                    .children_named(container, "system.web")
+                    .any(|w| doc.child_named(w, "machineKey").is_some()),
+                other => doc.child_named(container, other).is_some(),
+            })
+            .collect()
     }
 
     fn ignored_sections(
@@ -205,14 +331,39 @@ impl<'a> Merge<'a, '_> {
     /// Checks a section against the locks of the levels above; a refused
     /// definition is recorded and not applied.
     fn admitted(&mut self, name: &'static str, s: &Section<'_>) -> bool {
-        match locks::first_refusal(&self.locks, name, s) {
+        // Where the declaration does not let the section be set at all.
+        let (level, with_path) = self.here;
+        let by_declaration = self
+            .declarations
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, d)| {
+                let kind = if !d.allow_definition.allows(level) {
+                    LockKind::Definition(d.allow_definition)
+                } else if !d.allow_location && with_path {
+                    LockKind::NoLocation
+                } else {
+                    return None;
+                };
+                Some(Lock {
+                    section: name,
+                    file: d.file.clone(),
+                    line: d.line,
+                    kind,
+                })
+            })
+            .map(|lock| (lock, Locked::Section(name)));
+        let refusal = by_declaration.or_else(|| {
+            locks::first_refusal(&self.locks, name, s).map(|(l, what)| (l.clone(), what))
+        });
+        match refusal {
             Some((lock, what)) => {
                 self.locked.push(LockViolation {
                     section: name,
                     file: s.file.path.clone(),
                     line: s.line(),
                     what,
-                    lock: lock.clone(),
+                    lock,
                 });
                 false
             }
@@ -226,9 +377,22 @@ impl<'a> Merge<'a, '_> {
         container: ElemId,
         new_locks: &mut Vec<Lock>,
     ) -> Result<(), ConfigProblem> {
-        let Some(web) = single_child(file, container, "system.web")? else {
-            return Ok(());
-        };
+        // A group may appear more than once at a level; each section in
+        // only one of them (unique_sections checked that).
+        let groups: Vec<ElemId> = file.doc.children_named(container, "system.web").collect();
+        for web in groups {
+            self.system_web_group(file, container, web, new_locks)?;
+        }
+        Ok(())
+    }
+
+    fn system_web_group(
+        &mut self,
+        file: &'a ConfigFile,
+        container: ElemId,
+        web: ElemId,
+        new_locks: &mut Vec<Lock>,
+    ) -> Result<(), ConfigProblem> {
         if let Some(s) = section::section(file, web, "machineKey", self.sources)? {
             if self.admitted("machineKey", &s) {
                 self.machine_key(&s);
@@ -283,8 +447,21 @@ impl<'a> Merge<'a, '_> {
                 file: s.file.path.clone(),
             });
         }
+        if !is_encrypted(doc, m) {
+            mk.refused.extend(
+                machine_key::element_faults(doc, m)
+                    .into_iter()
+                    .map(|fault| RefusedElement {
+                        file: s.file.path.clone(),
+                        line: s.line(),
+                        fault,
+                    }),
+            );
+        }
+        // A refused element is compared as meant (`ValidationKey` as
+        // validationKey); the finding says ASP.NET refuses it.
         let set_text = |slot: &mut Sourced<String>, name: &str, trim: bool| {
-            if let Some(v) = doc.attr(m, name) {
+            if let Some(v) = machine_key::attr_as_meant(doc, m, name) {
                 let v = if trim {
                     v.trim().to_string()
                 } else {
@@ -306,7 +483,7 @@ impl<'a> Merge<'a, '_> {
             (&mut mk.validation_key, "validationKey"),
             (&mut mk.decryption_key, "decryptionKey"),
         ] {
-            if let Some(v) = doc.attr(m, name) {
+            if let Some(v) = machine_key::attr_as_meant(doc, m, name) {
                 *slot = Sourced {
                     setting: Setting::Value(KeyText::new(v.into_owned())),
                     source: src(),
@@ -1149,21 +1326,42 @@ mod tests {
         assert_eq!(
             resolve_alone(&f).unwrap_err().problem,
             Problem::TwiceAtFileLevel {
-                section: "machineKey",
+                section: "machineKey".into(),
                 lines: [2, 3]
             }
         );
-        // Not a section: the group that holds them.
+        // A group may repeat (ScanSectionsRecursive checks sections only);
+        // its sections count together.
         let groups = file(
             "/C:/site/web.config",
-            "<configuration>\n<system.web/>\n<system.web/></configuration>",
+            "<configuration>\n<system.web><httpRuntime targetFramework=\"4.8\"/></system.web>\n<system.web><machineKey validation=\"SHA1\"/></system.web></configuration>",
+        );
+        let eff = resolve_alone(&groups).unwrap();
+        assert_eq!(eff.machine_key.validation.value().unwrap(), "SHA1");
+        assert!(eff.target_framework.is_some());
+        let twice = file(
+            "/C:/site/web.config",
+            "<configuration>\n<appSettings/>\n<system.web><machineKey/></system.web>\n<system.web><machineKey/></system.web>\n<appSettings/></configuration>",
         );
         assert_eq!(
-            resolve_alone(&groups).unwrap_err().problem,
-            Problem::TwiceInOnePlace {
-                element: "system.web".into(),
+            resolve_alone(&twice).unwrap_err().problem,
+            Problem::TwiceAtFileLevel {
+                section: "machineKey".into(),
+                lines: [3, 4]
+            },
+            "the first repeat in document order, across groups"
+        );
+        let unread = file(
+            "/C:/site/web.config",
+            "<configuration>\n<appSettings/>\n<appSettings/></configuration>",
+        );
+        assert_eq!(
+            resolve_alone(&unread).unwrap_err().problem,
+            Problem::TwiceAtFileLevel {
+                section: "appSettings".into(),
                 lines: [2, 3]
-            }
+            },
+            "a section farmkey does not read is refused too"
         );
     }
 
@@ -1348,7 +1546,15 @@ mod tests {
             |key: &str| format!("<system.web><machineKey validationKey=\"{key}\"/></system.web>");
         let site = |body: String| format!("<configuration>\n{body}</configuration>");
         let web = "/C:/site/web.config";
-        let file_level = |section, lines| at(web, Problem::TwiceAtFileLevel { section, lines });
+        let file_level = |section: &str, lines| {
+            at(
+                web,
+                Problem::TwiceAtFileLevel {
+                    section: section.into(),
+                    lines,
+                },
+            )
+        };
         for (why, body) in [
             (
                 "the file's level and <location path=\".\">",
@@ -1398,7 +1604,7 @@ mod tests {
                 at(
                     web,
                     Problem::TwiceForLocation {
-                        section: "machineKey",
+                        section: "machineKey".into(),
                         path: "API".into(),
                         lines: [3, 4]
                     }
@@ -1414,7 +1620,7 @@ mod tests {
         let for_s = at(
             MACHINE,
             Problem::TwiceForLocation {
-                section: "machineKey",
+                section: "machineKey".into(),
                 path: "s".into(),
                 lines: [2, 3],
             },

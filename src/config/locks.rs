@@ -9,6 +9,7 @@
 //! level that sets what is locked is a configuration error: the application
 //! does not start.
 
+use super::problem::DeclarationFault;
 use super::record::{ConfigFile, line_of};
 use super::section::Section;
 use super::xml::{Document, ElemId};
@@ -20,12 +21,206 @@ use std::fmt;
 pub enum LockKind {
     /// `allowOverride="false"` / `overrideMode="Deny"` on a `<location>`.
     Location(&'static str),
+    /// `overrideModeDefault="Deny"` on the section's declaration: every
+    /// level below the declaring file is locked unless an explicit
+    /// `overrideMode="Allow"` (or `allowOverride="true"`) above it unlocks
+    /// it (BaseConfigurationRecord.ResolveOverrideModeFromParent).
+    Default,
+    /// `allowDefinition` on the declaration keeps the section above the
+    /// application (WebConfigurationHost.VerifyDefinitionAllowed).
+    Definition(AllowDefinition),
+    /// `allowLocation="false"` on the declaration: no `<location path>`
+    /// may hold the section (Config_section_cannot_be_used_in_location).
+    NoLocation,
     /// `lockItem="true"`.
     Item,
     Attributes(Vec<String>),
     AllAttributesExcept(Vec<String>),
     Elements(Vec<String>),
     AllElementsExcept(Vec<String>),
+}
+
+/// Where `allowDefinition` lets a section be set (ConfigurationAllowDefinition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllowDefinition {
+    /// machine.config's own level (Config_allow_definition_error_machine).
+    MachineOnly,
+    /// machine.config and the root web.config, their own levels
+    /// (Config_allow_definition_error_webroot).
+    MachineToWebRoot,
+    /// Up to the application's own level: every file farmkey reads for it.
+    MachineToApplication,
+    Everywhere,
+}
+
+impl AllowDefinition {
+    /// As written in the declaration (the names compare exactly;
+    /// BaseConfigurationRecord.AllowDefinitionToEnum).
+    pub fn parse(value: &str) -> Option<AllowDefinition> {
+        Some(match value {
+            "MachineOnly" => AllowDefinition::MachineOnly,
+            "MachineToWebRoot" => AllowDefinition::MachineToWebRoot,
+            "MachineToApplication" => AllowDefinition::MachineToApplication,
+            "Everywhere" => AllowDefinition::Everywhere,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AllowDefinition::MachineOnly => "MachineOnly",
+            AllowDefinition::MachineToWebRoot => "MachineToWebRoot",
+            AllowDefinition::MachineToApplication => "MachineToApplication",
+            AllowDefinition::Everywhere => "Everywhere",
+        }
+    }
+
+    /// The resource name of the error for a definition it does not allow.
+    pub fn resource(self) -> &'static str {
+        match self {
+            AllowDefinition::MachineOnly => "Config_allow_definition_error_machine",
+            AllowDefinition::MachineToWebRoot => "Config_allow_definition_error_webroot",
+            _ => "Config_allow_definition_error_application",
+        }
+    }
+
+    /// Whether a definition at this level is allowed.
+    pub fn allows(self, level: DefinitionLevel) -> bool {
+        match self {
+            AllowDefinition::MachineOnly => level == DefinitionLevel::Machine,
+            AllowDefinition::MachineToWebRoot => level != DefinitionLevel::Site,
+            AllowDefinition::MachineToApplication | AllowDefinition::Everywhere => true,
+        }
+    }
+}
+
+/// The configuration path a definition is for, as allowDefinition sees it:
+/// a `<location path>` in machine.config is for the site's path, not
+/// machine.config's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefinitionLevel {
+    Machine,
+    RootWebConfig,
+    /// A site or application path (or below).
+    Site,
+}
+
+/// How a section's declaration (`<configSections>`) restricts where it is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declaration {
+    pub file: RemotePath,
+    pub line: usize,
+    pub override_mode_default_deny: bool,
+    pub allow_definition: AllowDefinition,
+    pub allow_location: bool,
+    /// `type` as written.
+    pub type_name: String,
+    /// The other attributes as written, by name.
+    pub attributes: Vec<(String, String)>,
+}
+
+impl Declaration {
+    /// An attribute value ScanFactoriesRecursive refuses.
+    pub fn value_fault(&self) -> Option<DeclarationFault> {
+        self.attributes.iter().find_map(|(name, value)| {
+            let resource = match name.as_str() {
+                "allowDefinition" if AllowDefinition::parse(value).is_none() => {
+                    "Config_section_allow_definition_attribute_invalid"
+                }
+                "allowExeDefinition"
+                    if ![
+                        "MachineOnly",
+                        "MachineToApplication",
+                        "MachineToRoamingUser",
+                        "MachineToLocalUser",
+                    ]
+                    .contains(&value.as_str()) =>
+                {
+                    "Config_section_allow_exe_definition_attribute_invalid"
+                }
+                "overrideModeDefault"
+                    if !["Inherit", "Allow", "Deny"].contains(&value.as_str()) =>
+                {
+                    "Config_section_override_mode_attribute_invalid"
+                }
+                "allowLocation" | "restartOnExternalChanges" | "requirePermission"
+                    if value != "true" && value != "false" =>
+                {
+                    "Config_invalid_boolean_attribute"
+                }
+                _ => return None,
+            };
+            Some(DeclarationFault::Value {
+                attribute: name.clone(),
+                value: value.clone(),
+                resource,
+            })
+        })
+    }
+
+    /// Whether a lower file's declaration of the section is the same as
+    /// this one (FactoryRecord.IsEquivalentSectionFactory): the same
+    /// restrictions (overrideModeDefault is not one) and the same class. Assembly names are not compared: two
+    /// spellings of one assembly load one type, which farmkey cannot tell
+    /// from two assemblies.
+    pub fn equivalent(&self, other: &Declaration) -> bool {
+        let class = |t: &str| t.split(',').next().unwrap_or("").trim().to_string();
+        // As read, with the defaults of the unwritten ones.
+        let restrictions = |d: &Declaration| {
+            let get = |name: &str, default: &'static str| {
+                d.attributes
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or(default.to_string(), |(_, v)| v.clone())
+            };
+            (
+                d.allow_definition,
+                d.allow_location,
+                get("allowExeDefinition", "MachineToApplication"),
+                get("restartOnExternalChanges", "true"),
+                get("requirePermission", "true"),
+            )
+        };
+        class(&self.type_name) == class(&other.type_name)
+            && restrictions(self) == restrictions(other)
+    }
+}
+
+/// The `<section>` declaring `key` (`system.web/machineKey`,
+/// `system.identityModel`) in a file's `<configSections>`, if it is there.
+pub fn declaration(file: &ConfigFile, key: &str) -> Option<Declaration> {
+    let doc = &file.doc;
+    let (groups, name) = match key.rsplit_once('/') {
+        Some((g, n)) => (g.split('/').collect::<Vec<_>>(), n),
+        None => (Vec::new(), key),
+    };
+    let mut parent = doc.child_named(doc.root(), "configSections")?;
+    for g in groups {
+        parent = doc
+            .children_named(parent, "sectionGroup")
+            .find(|e| doc.attr(*e, "name").as_deref() == Some(g))?;
+    }
+    let section = doc
+        .children_named(parent, "section")
+        .find(|e| doc.attr(*e, "name").as_deref() == Some(name))?;
+    let attr = |n: &str| doc.attr(section, n);
+    let attributes = doc
+        .attrs(section)
+        .iter()
+        .map(|a| (doc.attr_name(a).to_string(), doc.attr_value(a).into_owned()))
+        .filter(|(n, _)| n != "name" && n != "type")
+        .collect();
+    Some(Declaration {
+        type_name: attr("type").unwrap_or_default().into_owned(),
+        attributes,
+        file: file.path.clone(),
+        line: line_of(file, section),
+        override_mode_default_deny: attr("overrideModeDefault").as_deref() == Some("Deny"),
+        allow_definition: attr("allowDefinition")
+            .and_then(|v| AllowDefinition::parse(&v))
+            .unwrap_or(AllowDefinition::Everywhere),
+        allow_location: attr("allowLocation").as_deref() != Some("false"),
+    })
 }
 
 /// One lock on a section, and where it is set.
@@ -38,7 +233,7 @@ pub struct Lock {
 }
 
 /// The attributes that control locks themselves: never refused.
-const LOCK_ATTRIBUTES: [&str; 5] = [
+pub const LOCK_ATTRIBUTES: [&str; 5] = [
     "lockItem",
     "lockAttributes",
     "lockAllAttributesExcept",
@@ -72,7 +267,11 @@ impl Lock {
         let attribute = |a: &&str| Locked::Attribute(a.to_string());
         let element = |c: &&str| Locked::Element(c.to_string());
         match &self.kind {
-            LockKind::Location(_) | LockKind::Item => Some(Locked::Section(self.section)),
+            LockKind::Location(_)
+            | LockKind::Item
+            | LockKind::Default
+            | LockKind::Definition(_)
+            | LockKind::NoLocation => Some(Locked::Section(self.section)),
             LockKind::Attributes(list) => {
                 attributes.iter().find(|a| listed(list, a)).map(attribute)
             }
@@ -100,6 +299,23 @@ impl fmt::Display for Lock {
         match &self.kind {
             LockKind::Location(attr) => write!(f, "{attr} on the <location> at line {}", self.line),
             LockKind::Item => write!(f, "lockItem=\"true\" at line {}", self.line),
+            LockKind::Default => write!(
+                f,
+                "overrideModeDefault=\"Deny\" (Config_section_locked) on its <section> declaration at line {}",
+                self.line
+            ),
+            LockKind::Definition(d) => write!(
+                f,
+                "allowDefinition=\"{}\" ({}) on its <section> declaration at line {}",
+                d.name(),
+                d.resource(),
+                self.line
+            ),
+            LockKind::NoLocation => write!(
+                f,
+                "allowLocation=\"false\" (no <location path> may hold it: Config_section_cannot_be_used_in_location) on its <section> declaration at line {}",
+                self.line
+            ),
             LockKind::Attributes(l) => {
                 write!(f, "lockAttributes=\"{}\" at line {}", list(l), self.line)
             }
@@ -158,6 +374,14 @@ pub fn location_lock(doc: &Document, container: ElemId) -> Option<&'static str> 
     } else {
         None
     }
+}
+
+/// Whether a `<location>` explicitly allows the sections it holds to be
+/// set below it (`overrideMode="Allow"`, `allowOverride="true"`).
+pub fn location_allows(doc: &Document, container: ElemId) -> bool {
+    doc.name(container) == "location"
+        && (doc.attr(container, "allowOverride").as_deref() == Some("true")
+            || doc.attr(container, "overrideMode").as_deref() == Some("Allow"))
 }
 
 /// The locks a section sets for the levels below it: its `<location>`'s,
@@ -254,6 +478,40 @@ mod tests {
             line: 4,
             kind,
         }
+    }
+
+    #[test]
+    fn a_declaration_restricts_where_its_section_is_set() {
+        let file = ConfigFile {
+            path: RemotePath::parse("C:\\Windows\\machine.config").unwrap(),
+            doc: Document::parse(crate::bytes::FileBytes::new(
+                br#"<configuration>
+<configSections>
+<sectionGroup name="system.web">
+<section name="machineKey" type="T" allowDefinition="MachineToWebRoot" overrideModeDefault="Deny" allowLocation="false" />
+</sectionGroup>
+<section name="system.identityModel" type="U" allowDefinition="machineOnly" />
+</configSections>
+</configuration>"#
+                    .to_vec(),
+            ))
+            .unwrap(),
+        };
+        let mk = declaration(&file, "system.web/machineKey").unwrap();
+        assert_eq!(mk.line, 4);
+        assert!(mk.override_mode_default_deny && !mk.allow_location);
+        assert_eq!(mk.allow_definition, AllowDefinition::MachineToWebRoot);
+        let d = mk.allow_definition;
+        assert!(d.allows(DefinitionLevel::Machine) && d.allows(DefinitionLevel::RootWebConfig));
+        assert!(!d.allows(DefinitionLevel::Site));
+        assert!(!AllowDefinition::MachineOnly.allows(DefinitionLevel::RootWebConfig));
+        // A value spelled otherwise is no restriction farmkey reads.
+        let im = declaration(&file, "system.identityModel").unwrap();
+        assert_eq!(im.allow_definition, AllowDefinition::Everywhere);
+        assert!(
+            declaration(&file, "machineKey").is_none(),
+            "outside its group"
+        );
     }
 
     #[test]

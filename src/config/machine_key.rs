@@ -13,9 +13,13 @@
 //! MachineKeySessionSecurityTokenHandler does with session tokens. A key is
 //! judged by every pipeline that reads it.
 
+use super::locks::LOCK_ATTRIBUTES;
 use super::problem::bounded;
 use super::record::{Setting, Source, Sourced};
+use super::xml::{Document, ElemId};
 use crate::keys::{KeyPurpose, KeyText, MachineKeyEnum, mask_key_text};
+use crate::paths::RemotePath;
+use std::borrow::Cow;
 use std::fmt;
 
 /// The effective `<machineKey>` of an application.
@@ -38,6 +42,9 @@ pub struct MachineKey {
     /// WIF's MachineKeySessionSecurityTokenHandler protects session tokens
     /// with `MachineKey.Protect`: the 4.5 pipeline, whatever the mode.
     pub protect_api: bool,
+    /// Elements of the chain that ConfigurationElement refuses as it reads
+    /// them: the section cannot be read, so the application does not start.
+    pub refused: Vec<RefusedElement>,
 }
 
 /// The CLR of an application pool (`managedRuntimeVersion`): 4.0 unless
@@ -76,8 +83,200 @@ impl Default for MachineKey {
             application_name: Sourced::default_value(String::new()),
             clr: Clr::V4,
             protect_api: false,
+            refused: Vec::new(),
         }
     }
+}
+
+/// The properties of MachineKeySection: the attributes `<machineKey>` may
+/// carry besides the lock attributes. ConfigurationPropertyCollection
+/// matches them exactly (`ValidationKey` is none of them).
+pub const ATTRIBUTES: [&str; 7] = [
+    "validationKey",
+    "decryptionKey",
+    "validation",
+    "decryption",
+    "compatibilityMode",
+    "applicationName",
+    "dataProtectorType",
+];
+
+/// Why ConfigurationElement.DeserializeElement refuses a `<machineKey>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ElementFault {
+    /// An attribute the section does not have (Config_base_unrecognized_attribute);
+    /// `meant`: the attribute it spells in another case (`ValidationKey`).
+    UnrecognizedAttribute {
+        name: String,
+        meant: Option<&'static str>,
+    },
+    /// A child element (Config_base_unrecognized_element_name).
+    UnrecognizedElement { name: String },
+    /// Text or CDATA inside the element (Config_base_section_invalid_content).
+    TextContent,
+    /// A lock attribute ConfigurationElement cannot apply: a list that is
+    /// empty or names what the section does not have, a `lockItem` that is
+    /// no boolean (ParseLockedAttributes, ReportInvalidLock).
+    InvalidLock {
+        attribute: &'static str,
+        /// The item refused, as written (`None`: the list is empty).
+        item: Option<String>,
+        resource: &'static str,
+    },
+}
+
+impl ElementFault {
+    /// The resource name of the exception .NET throws.
+    pub fn resource(&self) -> &'static str {
+        match self {
+            ElementFault::UnrecognizedAttribute { .. } => "Config_base_unrecognized_attribute",
+            ElementFault::UnrecognizedElement { .. } => "Config_base_unrecognized_element_name",
+            ElementFault::TextContent => "Config_base_section_invalid_content",
+            ElementFault::InvalidLock { resource, .. } => resource,
+        }
+    }
+}
+
+/// A `<machineKey>` of the chain that ASP.NET refuses, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedElement {
+    pub file: RemotePath,
+    pub line: usize,
+    pub fault: ElementFault,
+}
+
+/// The attribute of MachineKeySection a name spells in another case.
+pub fn meant_attribute(name: &str) -> Option<&'static str> {
+    ATTRIBUTES
+        .into_iter()
+        .chain(LOCK_ATTRIBUTES)
+        .find(|a| a.eq_ignore_ascii_case(name))
+}
+
+/// An attribute of `<machineKey>` by its exact name, else (as farmkey
+/// compares a refused element) spelled in another case.
+pub fn attr_as_meant<'d>(doc: &'d Document, elem: ElemId, name: &str) -> Option<Cow<'d, str>> {
+    doc.attr(elem, name).or_else(|| {
+        doc.attrs(elem)
+            .iter()
+            .find(|a| doc.attr_name(a).eq_ignore_ascii_case(name))
+            .map(|a| doc.attr_value(a))
+    })
+}
+
+/// What DeserializeElement refuses in a (not encrypted) `<machineKey>`:
+/// attributes it does not have (names are case-sensitive), child elements,
+/// text. Comments and white space are fine.
+pub fn element_faults(doc: &Document, elem: ElemId) -> Vec<ElementFault> {
+    let mut out: Vec<ElementFault> = doc
+        .attrs(elem)
+        .iter()
+        .map(|a| doc.attr_name(a))
+        .filter(|name| {
+            !ATTRIBUTES.contains(name) && !LOCK_ATTRIBUTES.contains(name) && *name != "configSource"
+        })
+        .map(|name| ElementFault::UnrecognizedAttribute {
+            name: name.to_string(),
+            meant: meant_attribute(name),
+        })
+        .collect();
+    out.extend(
+        doc.children(elem)
+            .iter()
+            .map(|&c| ElementFault::UnrecognizedElement {
+                name: doc.name(c).to_string(),
+            }),
+    );
+    if has_text(doc, elem) {
+        out.push(ElementFault::TextContent);
+    }
+    out.extend(lock_faults(doc, elem));
+    out
+}
+
+/// What ParseLockedAttributes refuses in the lock attributes of a
+/// `<machineKey>`: it has attributes only (no element to lock), so
+/// lockAttributes takes them or `*`, lockAllAttributesExcept them,
+/// lockElements only `*`, lockAllElementsExcept nothing; an empty list is
+/// an error too. `lockItem` is read by bool.Parse.
+fn lock_faults(doc: &Document, elem: ElemId) -> Vec<ElementFault> {
+    let mut out = Vec::new();
+    for attribute in LOCK_ATTRIBUTES {
+        let Some(value) = doc.attr(elem, attribute) else {
+            continue;
+        };
+        let fault = |item: Option<&str>, resource| ElementFault::InvalidLock {
+            attribute,
+            item: item.map(str::to_string),
+            resource,
+        };
+        if attribute == "lockItem" {
+            let v = value.trim();
+            if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") {
+                out.push(fault(Some(v), "Config_invalid_boolean_attribute"));
+            }
+            continue;
+        }
+        if value.is_empty() {
+            let resource = match attribute {
+                "lockAllAttributesExcept" => "Config_empty_lock_attributes_except",
+                "lockAllElementsExcept" => "Config_empty_lock_element_except",
+                _ => "Empty_attribute",
+            };
+            out.push(fault(None, resource));
+            continue;
+        }
+        let refused = value
+            .split([',', ':', ';'])
+            .map(str::trim)
+            .filter(|i| !i.is_empty())
+            .find(|item| match attribute {
+                "lockAttributes" => *item != "*" && !ATTRIBUTES.contains(item),
+                "lockAllAttributesExcept" => !ATTRIBUTES.contains(item),
+                "lockElements" => *item != "*",
+                _ => true,
+            });
+        if let Some(item) = refused {
+            let resource = if attribute.contains("Element") {
+                "Config_base_invalid_element_to_lock"
+            } else {
+                "Config_base_invalid_attribute_to_lock"
+            };
+            out.push(fault(Some(item), resource));
+        }
+    }
+    out
+}
+
+/// Whether an element holds text of its own (not only white space,
+/// comments and child elements).
+fn has_text(doc: &Document, elem: ElemId) -> bool {
+    let el = doc.element(elem);
+    let Some(end) = el.end_tag() else {
+        return false;
+    };
+    let mut at = el.start_tag().end;
+    let mut pieces = Vec::new();
+    for &c in doc.children(elem) {
+        let outer = doc.element(c).outer();
+        pieces.push(at..outer.start);
+        at = outer.end;
+    }
+    pieces.push(at..end.start);
+    pieces.into_iter().any(|r| {
+        let mut text = doc.text(r);
+        // Comments are not content; anything else left is.
+        while let Some(start) = text.find("<!--") {
+            if !text[..start].trim().is_empty() {
+                return true;
+            }
+            match text[start..].find("-->") {
+                Some(e) => text = &text[start + e + 3..],
+                None => return true,
+            }
+        }
+        !text.trim().is_empty()
+    })
 }
 
 /// What a key attribute holds, judged as the runtime would.

@@ -38,16 +38,48 @@ pub enum Problem {
     /// `inheritInChildApplications="false"` on the own level of
     /// machine.config or the root web.config (VSWhidbey 535595).
     InheritAtMachineLevel { line: usize, path: Option<String> },
+    /// The root element is not `<configuration>`
+    /// (Config_file_doesnt_have_root_configuration): the whole file.
+    NotConfigurationRoot { element: String },
+    /// An attribute of `<configuration>` ScanFactories refuses: an `xmlns`
+    /// other than [`CONFIGURATION_NAMESPACE`] (Config_namespace_invalid),
+    /// anything else (Config_base_unrecognized_attribute). The whole file.
+    RootAttribute {
+        line: usize,
+        name: String,
+        value: String,
+    },
+    /// The `<section>` declaring a section farmkey reads is one
+    /// System.Configuration refuses (ScanFactoriesRecursive): reading the
+    /// section fails, so the applications that read the file do.
+    Declaration {
+        /// The config key (`system.web/machineKey`).
+        section: &'static str,
+        line: usize,
+        fault: DeclarationFault,
+    },
+    /// A `<configSections>` that is not the first element of
+    /// `<configuration>`, or a second one
+    /// (Config_client_config_too_many_configsections_elements): the file.
+    ConfigSectionsNotFirst { line: usize },
+    /// A `<location>` inside another element than `<configuration>`
+    /// (Config_location_location_not_allowed): the whole file.
+    NestedLocation { line: usize },
+    /// An attribute of `<location>` ScanLocationSection refuses, as
+    /// written: a global error, the whole file.
+    LocationAttribute {
+        line: usize,
+        name: String,
+        value: String,
+        fault: LocationFault,
+    },
     /// A section twice at the file's own level
     /// (Config_sections_must_be_unique): the whole file.
-    TwiceAtFileLevel {
-        section: &'static str,
-        lines: [usize; 2],
-    },
+    TwiceAtFileLevel { section: String, lines: [usize; 2] },
     /// A section twice for one `<location path>` (paths compare without
     /// regard to case): the applications at that path.
     TwiceForLocation {
-        section: &'static str,
+        section: String,
         /// The path as written on the second `<location>`.
         path: String,
         lines: [usize; 2],
@@ -74,6 +106,46 @@ pub enum Problem {
         named_in: RemotePath,
         named_at: usize,
         why: String,
+    },
+}
+
+/// The one namespace `<configuration xmlns>` may name
+/// (BaseConfigurationRecord.ScanFactories).
+pub const CONFIGURATION_NAMESPACE: &str = "http://schemas.microsoft.com/.NetConfiguration/v2.0";
+
+/// What is wrong with an attribute of `<location>`: ScanLocationSection
+/// reads `path`, `allowOverride`, `overrideMode` and
+/// `inheritInChildApplications`, exactly spelled, and records anything else
+/// as a global error (the whole file is refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocationFault {
+    /// An attribute `<location>` does not have (`allowOveride`, `AllowOverride`).
+    Unrecognized,
+    /// `allowOverride` or `inheritInChildApplications` not exactly `true`
+    /// or `false` (XmlUtil.VerifyAndGetBooleanAttribute).
+    NotBoolean,
+    /// `overrideMode` not exactly `Inherit`, `Allow` or `Deny`
+    /// (OverrideModeSetting.ParseOverrideModeXmlValue).
+    NotOverrideMode,
+    /// `allowOverride` and `overrideMode` on one `<location>`.
+    Both,
+}
+
+/// Why System.Configuration refuses a section's declaration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeclarationFault {
+    /// An attribute whose value it does not accept, as written
+    /// (`allowDefinition="machineOnly"`; `resource`: its message).
+    Value {
+        attribute: String,
+        value: String,
+        resource: &'static str,
+    },
+    /// Declared again below the file that first declares it, with another
+    /// class or other attributes (Config_tag_name_already_defined).
+    Redeclared {
+        first: RemotePath,
+        first_line: usize,
     },
 }
 
@@ -161,6 +233,86 @@ impl fmt::Display for Problem {
                 write!(
                     f,
                     "inheritInChildApplications=\"false\"> at line {line}: machine.config and the root web.config may not keep their own level from the applications below (Location_invalid_inheritInChildApplications_in_machine_or_root_web_config); {WHOLE_FILE}. Remove inheritInChildApplications, or name a site in path"
+                )
+            }
+            Problem::NotConfigurationRoot { element } => write!(
+                f,
+                "the root element is <{}>, not <configuration> (Config_file_doesnt_have_root_configuration); {WHOLE_FILE}. Make <configuration> the file's root element",
+                bounded(element)
+            ),
+            Problem::Declaration {
+                section,
+                line,
+                fault,
+            } => match fault {
+                DeclarationFault::Value {
+                    attribute,
+                    value,
+                    resource,
+                } => write!(
+                    f,
+                    "the <section> declaring {section} at line {line} has {}=\"{}\", a value it does not accept ({resource}); reading {section} fails, so the applications that read this file do not start. Correct the value",
+                    bounded(attribute),
+                    quoted_path(value)
+                ),
+                DeclarationFault::Redeclared { first, first_line } => write!(
+                    f,
+                    "the <section> at line {line} declares {section} again, with another type or other attributes than its declaration at line {first_line} of {first} (Config_tag_name_already_defined); reading {section} fails, so the applications that read this file do not start. Remove the declaration, or make it the same"
+                ),
+            },
+            Problem::ConfigSectionsNotFirst { line } => write!(
+                f,
+                "<configSections> at line {line} is not the first element of <configuration>, or not the only one (Config_client_config_too_many_configsections_elements); {WHOLE_FILE}. Move it first, into one <configSections>"
+            ),
+            Problem::NestedLocation { line } => write!(
+                f,
+                "<location> at line {line} is inside another element; <location> may only stand directly in <configuration> (Config_location_location_not_allowed); {WHOLE_FILE}. Move it up"
+            ),
+            Problem::RootAttribute { line, name, value } => {
+                let why = if name == "xmlns" {
+                    format!(
+                        "the only namespace ASP.NET accepts there is {CONFIGURATION_NAMESPACE} (Config_namespace_invalid)"
+                    )
+                } else {
+                    "<configuration> has no such attribute (Config_base_unrecognized_attribute)"
+                        .to_string()
+                };
+                write!(
+                    f,
+                    "<configuration {}=\"{}\"> at line {line}: {why}; {WHOLE_FILE}. Remove the attribute",
+                    bounded(name),
+                    quoted_path(value)
+                )
+            }
+            Problem::LocationAttribute {
+                line,
+                name,
+                value,
+                fault,
+            } => {
+                let (why, advice) = match fault {
+                    LocationFault::Unrecognized => (
+                        "<location> has no such attribute; it takes path, allowOverride, overrideMode and inheritInChildApplications, spelled exactly so (Config_base_unrecognized_attribute)",
+                        "Correct the attribute's name, or remove it",
+                    ),
+                    LocationFault::NotBoolean => (
+                        "the value must be exactly \"true\" or \"false\" (Config_invalid_boolean_attribute)",
+                        "Correct the value",
+                    ),
+                    LocationFault::NotOverrideMode => (
+                        "the value must be exactly Inherit, Allow or Deny (Config_section_override_mode_attribute_invalid)",
+                        "Correct the value",
+                    ),
+                    LocationFault::Both => (
+                        "allowOverride and overrideMode may not both be set on one <location> (Invalid_override_mode_declaration)",
+                        "Keep one of them",
+                    ),
+                };
+                write!(
+                    f,
+                    "<location {}=\"{}\"> at line {line}: {why}; {WHOLE_FILE}. {advice}",
+                    bounded(name),
+                    quoted_path(value)
                 )
             }
             Problem::TwiceAtFileLevel {
@@ -303,7 +455,7 @@ mod tests {
     fn a_quoted_path_is_masked_and_cut() {
         let key = "A".repeat(64);
         let problem = Problem::TwiceForLocation {
-            section: "machineKey",
+            section: "machineKey".into(),
             path: key.clone(),
             lines: [3, 4],
         };
@@ -332,7 +484,7 @@ mod tests {
     fn sections_set_twice_are_worded() {
         assert_eq!(
             Problem::TwiceAtFileLevel {
-                section: "machineKey",
+                section: "machineKey".into(),
                 lines: [2, 3]
             }
             .to_string(),
@@ -340,7 +492,7 @@ mod tests {
         );
         assert_eq!(
             Problem::TwiceForLocation {
-                section: "machineKey",
+                section: "machineKey".into(),
                 path: "API".into(),
                 lines: [3, 4]
             }

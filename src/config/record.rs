@@ -4,7 +4,7 @@
 //! and the mistakes for which ASP.NET refuses a file (or one of its
 //! `<location>` levels) before it applies any value.
 
-use super::problem::{ConfigProblem, LocationPathFault, PathsFrom, Problem};
+use super::problem::{ConfigProblem, LocationFault, LocationPathFault, PathsFrom, Problem};
 use super::xml::{Document, ElemId};
 use crate::keys::mask_key_text;
 use crate::paths::RemotePath;
@@ -187,6 +187,17 @@ fn is_below(target: &str, base: &str) -> bool {
 /// runtime applies them: the file's own level, then `<location>` blocks from
 /// the least to the most specific path.
 pub fn containers(doc: &Document, scope: Scope<'_>, target: &str) -> Vec<ElemId> {
+    containers_by_depth(doc, scope, target)
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect()
+}
+
+/// [`containers`] with the depth of the path each one is for (0: the file's
+/// own level in machine.config and the root web.config; the segments of
+/// the path, plus one, for the others): a lock a container sets binds the
+/// deeper containers of its file.
+pub fn containers_by_depth(doc: &Document, scope: Scope<'_>, target: &str) -> Vec<(usize, ElemId)> {
     let root = doc.root();
     let mut found: Vec<(usize, ElemId)> = vec![(0, root)];
     for loc in doc.children_named(root, "location") {
@@ -217,7 +228,7 @@ pub fn containers(doc: &Document, scope: Scope<'_>, target: &str) -> Vec<ElemId>
         }
     }
     found.sort_by_key(|&(d, _)| d); // stable: document order within a depth
-    found.into_iter().map(|(_, id)| id).collect()
+    found
 }
 
 /// A `<location>` for which ASP.NET refuses the whole file (a global error
@@ -232,7 +243,51 @@ pub fn file_refused(file: &ConfigFile, scope: Scope<'_>) -> Result<(), ConfigPro
         file: file.path.clone(),
         problem,
     };
-    for loc in doc.children_named(doc.root(), "location") {
+    let root = doc.root();
+    if doc.name(root) != "configuration" {
+        return Err(refused(Problem::NotConfigurationRoot {
+            element: doc.name(root).to_string(),
+        }));
+    }
+    for attr in doc.attrs(root) {
+        let (name, value) = (doc.attr_name(attr), doc.attr_value(attr));
+        if name == "xmlns" && value == CONFIGURATION_NAMESPACE {
+            continue;
+        }
+        return Err(refused(Problem::RootAttribute {
+            line: line_of(file, root),
+            name: name.to_string(),
+            value: value.into_owned(),
+        }));
+    }
+    // Only the first element of <configuration> may be <configSections>
+    // (ScanFactories reads it there; ScanSectionsRecursive refuses any other).
+    let first = doc.children(root).first().copied();
+    if let Some(late) = doc
+        .element_ids()
+        .find(|&id| doc.name(id) == "configSections" && id != root && Some(id) != first)
+    {
+        return Err(refused(Problem::ConfigSectionsNotFirst {
+            line: line_of(file, late),
+        }));
+    }
+    if let Some(nested) = doc
+        .element_ids()
+        .find(|&id| doc.name(id) == "location" && doc.parent(id).is_some_and(|p| p != root))
+    {
+        return Err(refused(Problem::NestedLocation {
+            line: line_of(file, nested),
+        }));
+    }
+    for loc in doc.children_named(root, "location") {
+        if let Some((name, value, fault)) = location_attribute_fault(doc, loc) {
+            return Err(refused(Problem::LocationAttribute {
+                line: line_of(file, loc),
+                name,
+                value,
+                fault,
+            }));
+        }
         let path = doc.attr(loc, "path");
         let line = line_of(file, loc);
         match location_sub_path(path.as_deref()) {
@@ -265,79 +320,153 @@ pub fn file_refused(file: &ConfigFile, scope: Scope<'_>) -> Result<(), ConfigPro
     Ok(())
 }
 
-/// The sections farmkey reads that ASP.NET allows once per level, and the
-/// group that holds them (`None`: the level's element itself). Not
-/// `system.webServer/modules`: ASP.NET ignores that section, IIS reads it.
-const UNIQUE_SECTIONS: [(Option<&str>, &str); 5] = [
-    (Some("system.web"), "machineKey"),
-    (Some("system.web"), "httpRuntime"),
-    (Some("system.web"), "httpModules"),
-    (None, "system.identityModel"),
-    (None, "system.identityModel.services"),
+/// The one namespace `<configuration xmlns>` may name
+/// (BaseConfigurationRecord.ScanFactories).
+pub const CONFIGURATION_NAMESPACE: &str = "http://schemas.microsoft.com/.NetConfiguration/v2.0";
+
+/// The first attribute of a `<location>` ScanLocationSection refuses (its
+/// name and value as written), and why.
+pub fn location_attribute_fault(
+    doc: &Document,
+    loc: ElemId,
+) -> Option<(String, String, LocationFault)> {
+    let mut lock_attr = false;
+    for attr in doc.attrs(loc) {
+        let (name, value) = (doc.attr_name(attr), doc.attr_value(attr));
+        let fault = match name {
+            "path" => None,
+            "allowOverride" | "overrideMode" if lock_attr => Some(LocationFault::Both),
+            "allowOverride" | "inheritInChildApplications"
+                if value != "true" && value != "false" =>
+            {
+                Some(LocationFault::NotBoolean)
+            }
+            "overrideMode" if !["Inherit", "Allow", "Deny"].contains(&value.as_ref()) => {
+                Some(LocationFault::NotOverrideMode)
+            }
+            "allowOverride" | "overrideMode" | "inheritInChildApplications" => None,
+            _ => Some(LocationFault::Unrecognized),
+        };
+        lock_attr |= matches!(name, "allowOverride" | "overrideMode");
+        if let Some(fault) = fault {
+            return Some((name.to_string(), value.into_owned(), fault));
+        }
+    }
+    None
+}
+
+/// The section groups of .NET 4's machine.config (and System.Web.Extensions'
+/// declarations): elements that hold sections and may appear more than once
+/// at one level. The groups the chain's files declare (machine.config's
+/// first) are added to these.
+const KNOWN_GROUPS: [&str; 13] = [
+    "system.web",
+    "system.web/caching",
+    "system.net",
+    "system.net/mailSettings",
+    "system.runtime.caching",
+    "system.runtime.serialization",
+    "system.serviceModel",
+    "system.serviceModel.activation",
+    "system.transactions",
+    "system.xml.serialization",
+    "system.web.extensions",
+    "system.web.extensions/scripting",
+    "system.web.extensions/scripting/webServices",
 ];
 
+/// The section groups a file's `<configSections>` declares, as config keys
+/// (`system.web/caching`).
+pub fn declared_groups(doc: &Document) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack: Vec<(ElemId, String)> = doc
+        .children_named(doc.root(), "configSections")
+        .map(|c| (c, String::new()))
+        .collect();
+    while let Some((parent, prefix)) = stack.pop() {
+        for group in doc.children_named(parent, "sectionGroup") {
+            if let Some(name) = doc.attr(group, "name") {
+                let key = format!("{prefix}{name}");
+                stack.push((group, format!("{key}/")));
+                out.push(key);
+            }
+        }
+    }
+    out
+}
+
 /// A section set twice at one level: ASP.NET refuses it
-/// (Config_sections_must_be_unique). The file's own level (the root, and
-/// `<location>` without a path, `""` or `"."`) is checked as ScanSectionsRecursive
-/// does and fails every application that reads the file; `<location>`
-/// paths equal without regard to case (ResolveLocationSections) fail the
-/// applications that use one of them (`applying`: the containers that apply
-/// to the application read).
-pub(super) fn unique_sections(file: &ConfigFile, applying: &[ElemId]) -> Result<(), ConfigProblem> {
+/// (Config_sections_must_be_unique), whatever the section, read by farmkey
+/// or not; a section group (`<system.web>`) may appear more than once, its
+/// sections are counted together (`groups`: the groups declared by the
+/// files of the chain so far, this one included). The file's own level (the root, and
+/// `<location>` without a path, `""` or `"."`) is checked as
+/// ScanSectionsRecursive does and fails every application that reads the
+/// file; `<location>` paths equal without regard to case
+/// (ResolveLocationSections) fail the applications that use one of them
+/// (`applying`: the containers that apply to the application read).
+pub(super) fn unique_sections(
+    file: &ConfigFile,
+    applying: &[ElemId],
+    groups: &[String],
+) -> Result<(), ConfigProblem> {
     let doc = &file.doc;
     let root = doc.root();
+    let is_group = |key: &str| KNOWN_GROUPS.contains(&key) || groups.iter().any(|g| g == key);
     let mut levels: Vec<(Option<String>, ElemId)> = vec![(None, root)];
     for loc in doc.children_named(root, "location") {
         if let Ok(sub) = location_sub_path(doc.attr(loc, "path").as_deref()) {
             levels.push((sub.map(str::to_lowercase), loc));
         }
     }
-    for (group, name) in UNIQUE_SECTIONS {
-        let mut seen: Vec<(&Option<String>, ElemId, ElemId)> = Vec::new();
-        for (level, container) in &levels {
-            let parents: Vec<ElemId> = match group {
-                Some(g) => doc.children_named(*container, g).collect(),
-                None => vec![*container],
-            };
-            for elem in parents
-                .into_iter()
-                .flat_map(|p| doc.children_named(p, name))
-            {
-                if let Some(&(_, first_container, first)) =
-                    seen.iter().find(|(l, _, _)| *l == level)
-                {
-                    let lines = [line_of(file, first), line_of(file, elem)];
-                    let problem = match level {
-                        None => Problem::TwiceAtFileLevel {
-                            section: name,
-                            lines,
-                        },
-                        Some(_)
-                            if applying.contains(&first_container)
-                                || applying.contains(container) =>
-                        {
-                            Problem::TwiceForLocation {
-                                section: name,
-                                path: doc
-                                    .attr(*container, "path")
-                                    .unwrap_or_default()
-                                    .into_owned(),
-                                lines,
-                            }
-                        }
-                        Some(_) => {
-                            seen.push((level, *container, elem));
-                            continue;
-                        }
-                    };
-                    return Err(ConfigProblem {
-                        file: file.path.clone(),
-                        problem,
-                    });
+    // Every section element with its level and config key.
+    let mut sections: Vec<(&Option<String>, String, ElemId, ElemId)> = Vec::new();
+    for (level, container) in &levels {
+        let mut stack: Vec<(ElemId, String)> = vec![(*container, String::new())];
+        while let Some((parent, prefix)) = stack.pop() {
+            for &elem in doc.children(parent) {
+                let name = doc.name(elem);
+                if prefix.is_empty() && matches!(name, "location" | "configSections") {
+                    continue;
                 }
-                seen.push((level, *container, elem));
+                let key = format!("{prefix}{name}");
+                if is_group(&key) {
+                    stack.push((elem, format!("{key}/")));
+                } else {
+                    sections.push((level, key, *container, elem));
+                }
             }
         }
+    }
+    // Element ids are in document order: the first of a pair comes first.
+    sections.sort_by_key(|&(_, _, _, elem)| elem);
+    for (i, (level, key, container, elem)) in sections.iter().enumerate() {
+        let Some((_, _, first_container, first)) = sections[..i]
+            .iter()
+            .find(|(l, k, _, _)| l == level && k == key)
+        else {
+            continue;
+        };
+        let lines = [line_of(file, *first), line_of(file, *elem)];
+        let section = doc.name(*elem).to_string();
+        let problem = match level {
+            None => Problem::TwiceAtFileLevel { section, lines },
+            Some(_) if applying.contains(first_container) || applying.contains(container) => {
+                Problem::TwiceForLocation {
+                    section,
+                    path: doc
+                        .attr(*container, "path")
+                        .unwrap_or_default()
+                        .into_owned(),
+                    lines,
+                }
+            }
+            Some(_) => continue,
+        };
+        return Err(ConfigProblem {
+            file: file.path.clone(),
+            problem,
+        });
     }
     Ok(())
 }
@@ -346,6 +475,47 @@ pub(super) fn unique_sections(file: &ConfigFile, applying: &[ElemId]) -> Result<
 mod tests {
     use super::*;
     use crate::bytes::FileBytes;
+
+    #[test]
+    fn location_attributes_as_scan_location_section_reads_them() {
+        let fault = |attrs: &str| {
+            let xml = format!("<configuration><location {attrs}/></configuration>");
+            let doc = Document::parse(FileBytes::new(xml.into_bytes())).unwrap();
+            let loc = doc.children(doc.root())[0];
+            location_attribute_fault(&doc, loc)
+        };
+        let f = |n: &str, v: &str, fault| Some((n.to_string(), v.to_string(), fault));
+        assert_eq!(
+            fault(r#"path="a" allowOverride="false" inheritInChildApplications="true""#),
+            None
+        );
+        assert_eq!(fault(r#"overrideMode="Inherit""#), None);
+        assert_eq!(
+            fault(r#"allowOverride="False""#),
+            f("allowOverride", "False", LocationFault::NotBoolean)
+        );
+        assert_eq!(
+            fault(r#"inheritInChildApplications=" false""#),
+            f(
+                "inheritInChildApplications",
+                " false",
+                LocationFault::NotBoolean
+            )
+        );
+        assert_eq!(
+            fault(r#"overrideMode="deny""#),
+            f("overrideMode", "deny", LocationFault::NotOverrideMode)
+        );
+        assert_eq!(
+            fault(r#"overrideMode="Deny" allowOverride="false""#),
+            f("allowOverride", "false", LocationFault::Both)
+        );
+        assert_eq!(
+            fault(r#"Path="a""#),
+            f("Path", "a", LocationFault::Unrecognized),
+            "names are case-sensitive"
+        );
+    }
 
     #[test]
     fn location_paths_as_asp_net_reads_them() {

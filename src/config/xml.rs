@@ -72,7 +72,7 @@ impl Attr {
         self.quote
     }
 
-    fn name_span(&self) -> Range<usize> {
+    pub fn name_span(&self) -> Range<usize> {
         range(self.name, self.name_end)
     }
 }
@@ -117,7 +117,7 @@ impl Element {
         (self.parent != NO_POS).then_some(self.parent as ElemId)
     }
 
-    fn name_span(&self) -> Range<usize> {
+    pub fn name_span(&self) -> Range<usize> {
         range(self.start + 1, self.start + 1 + self.name_len)
     }
 
@@ -131,8 +131,94 @@ impl Element {
 /// UTF-8.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextEncoding {
-    Utf8 { bom: bool },
-    Utf16 { big_endian: bool, bom: bool },
+    Utf8 {
+        bom: bool,
+    },
+    Utf16 {
+        big_endian: bool,
+        bom: bool,
+    },
+    /// A single-byte code page the XML declaration names (no byte order
+    /// mark): .NET's XmlTextReader switches to it, so farmkey does too.
+    Legacy(CodePage),
+}
+
+/// The legacy code pages farmkey reads: what Notepad's "ANSI" writes on a
+/// Western European Windows, and Latin-1. Every byte maps to one character
+/// and back, so an edit leaves every other byte as it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodePage {
+    Windows1252,
+    Latin1,
+}
+
+/// Windows-1252's characters for 0x80..=0x9F (the five bytes it leaves
+/// undefined map to the control characters of the same value, as .NET's
+/// code page 1252 does).
+const CP1252_HIGH: [char; 32] = [
+    '\u{20AC}', '\u{81}', '\u{201A}', '\u{192}', '\u{201E}', '\u{2026}', '\u{2020}', '\u{2021}',
+    '\u{2C6}', '\u{2030}', '\u{160}', '\u{2039}', '\u{152}', '\u{8D}', '\u{17D}', '\u{8F}',
+    '\u{90}', '\u{2018}', '\u{2019}', '\u{201C}', '\u{201D}', '\u{2022}', '\u{2013}', '\u{2014}',
+    '\u{2DC}', '\u{2122}', '\u{161}', '\u{203A}', '\u{153}', '\u{9D}', '\u{17E}', '\u{178}',
+];
+
+impl CodePage {
+    /// The code page an `encoding` name means (.NET compares names without
+    /// regard to case).
+    fn named(name: &str) -> Option<CodePage> {
+        let n = name.trim().to_ascii_lowercase();
+        match n.as_str() {
+            "windows-1252" | "cp1252" | "x-ansi" => Some(CodePage::Windows1252),
+            "iso-8859-1" | "iso_8859-1" | "iso_8859-1:1987" | "latin1" | "l1" | "cp819"
+            | "ibm819" | "csisolatin1" | "iso-ir-100" => Some(CodePage::Latin1),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            CodePage::Windows1252 => "windows-1252",
+            CodePage::Latin1 => "ISO-8859-1",
+        }
+    }
+
+    fn decode(self, byte: u8) -> char {
+        match (self, byte) {
+            (CodePage::Windows1252, 0x80..=0x9F) => CP1252_HIGH[usize::from(byte - 0x80)],
+            _ => char::from(byte),
+        }
+    }
+
+    /// `None` for a character the code page does not have.
+    fn encode(self, c: char) -> Option<u8> {
+        if let Some(i) = CP1252_HIGH.iter().position(|&h| h == c)
+            && self == CodePage::Windows1252
+        {
+            return u8::try_from(0x80 + i).ok();
+        }
+        match u8::try_from(u32::from(c)) {
+            Ok(b) if self == CodePage::Windows1252 && (0x80..=0x9F).contains(&b) => None,
+            Ok(b) => Some(b),
+            Err(_) => None,
+        }
+    }
+}
+
+/// The `encoding` of an XML declaration at the start of ASCII-compatible
+/// bytes, if there is one.
+fn declared_encoding(bytes: &[u8]) -> Option<&str> {
+    let head = bytes.get(..bytes.len().min(200))?;
+    let decl = head.strip_prefix(b"<?xml")?;
+    let end = decl.windows(2).position(|w| w == b"?>")?;
+    let decl = std::str::from_utf8(&decl[..end]).ok()?;
+    let at = decl.find("encoding")?;
+    let rest = decl[at + "encoding".len()..]
+        .trim_start()
+        .strip_prefix('=')?
+        .trim_start();
+    let quote = rest.chars().next().filter(|q| *q == '"' || *q == '\'')?;
+    let value = &rest[1..];
+    value.find(quote).map(|e| &value[..e])
 }
 
 impl TextEncoding {
@@ -154,9 +240,13 @@ impl TextEncoding {
                 big_endian: true,
                 bom: false,
             },
-            _ => TextEncoding::Utf8 {
-                bom: bytes.starts_with(UTF8_BOM),
-            },
+            _ if !bytes.starts_with(UTF8_BOM) => {
+                match declared_encoding(bytes).and_then(CodePage::named) {
+                    Some(page) => TextEncoding::Legacy(page),
+                    None => TextEncoding::Utf8 { bom: false },
+                }
+            }
+            _ => TextEncoding::Utf8 { bom: true },
         }
     }
 
@@ -174,6 +264,7 @@ impl TextEncoding {
                 if big_endian { "big" } else { "little" },
                 if bom { "with" } else { "no" }
             ),
+            TextEncoding::Legacy(page) => page.name().to_string(),
         }
     }
 
@@ -197,6 +288,7 @@ impl TextEncoding {
                 };
                 either.contains(&d.as_str()) || own.contains(&d.as_str())
             }
+            TextEncoding::Legacy(page) => CodePage::named(&d) == Some(page),
         }
     }
 
@@ -220,13 +312,24 @@ impl TextEncoding {
                 }
                 out
             }
+            // The text came from these bytes and edits add ASCII: every
+            // character maps back ('?' would only stand for one that cannot).
+            TextEncoding::Legacy(page) => String::from_utf8_lossy(text)
+                .chars()
+                .map(|c| page.encode(c).unwrap_or(b'?'))
+                .collect(),
         }
     }
 
     /// The UTF-8 text of a file in this encoding (UTF-8 files as they are).
     fn decode(self, bytes: &FileBytes) -> Result<FileBytes, XmlError> {
-        let TextEncoding::Utf16 { big_endian, bom } = self else {
-            return Ok(bytes.clone());
+        let (big_endian, bom) = match self {
+            TextEncoding::Utf8 { .. } => return Ok(bytes.clone()),
+            TextEncoding::Legacy(page) => {
+                let text: String = bytes.iter().map(|&b| page.decode(b)).collect();
+                return Ok(FileBytes::new(text.into_bytes()));
+            }
+            TextEncoding::Utf16 { big_endian, bom } => (big_endian, bom),
         };
         let body = &bytes[if bom { 2 } else { 0 }..];
         if !body.len().is_multiple_of(2) {
@@ -334,6 +437,7 @@ impl Document {
     pub fn has_bom(&self) -> bool {
         match self.encoding {
             TextEncoding::Utf8 { bom } | TextEncoding::Utf16 { bom, .. } => bom,
+            TextEncoding::Legacy(_) => false,
         }
     }
 
@@ -920,5 +1024,34 @@ mod tests {
             XmlError::Malformed { line, .. } => assert_eq!(line, 3),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn legacy_code_pages_are_read_as_dotnet_reads_them() {
+        // Notepad's "ANSI" on a Western European Windows: windows-1252,
+        // declared so. 0x80 is the euro sign there, U+0080 in Latin-1.
+        let mut bytes =
+            b"<?xml version=\"1.0\" encoding=\"Windows-1252\"?>\n<configuration><!-- caf\xe9 \x80 \x81 --><a v=\"\xe9\"/></configuration>"
+                .to_vec();
+        let doc = Document::parse(FileBytes::new(bytes.clone())).unwrap();
+        assert_eq!(doc.encoding(), TextEncoding::Legacy(CodePage::Windows1252));
+        let text = String::from_utf8(doc.bytes().to_vec()).unwrap();
+        assert!(text.contains("café € \u{81}"), "{text}");
+        let a = doc.children(doc.root())[0];
+        assert_eq!(doc.attr(a, "v").as_deref(), Some("é"));
+        // Back to the same bytes: an edit changes nothing else.
+        assert_eq!(&doc.encode(doc.bytes().to_vec())[..], &bytes[..]);
+        bytes.splice(30..42, b"iso-8859-1".iter().copied());
+        let doc = Document::parse(FileBytes::new(bytes.clone())).unwrap();
+        assert_eq!(doc.encoding(), TextEncoding::Legacy(CodePage::Latin1));
+        assert!(
+            String::from_utf8(doc.bytes().to_vec())
+                .unwrap()
+                .contains("café \u{80}")
+        );
+        assert_eq!(&doc.encode(doc.bytes().to_vec())[..], &bytes[..]);
+        // Without the declaration the bytes are UTF-8, and these are not.
+        let plain = b"<configuration><!-- caf\xe9 --></configuration>".to_vec();
+        assert!(Document::parse(FileBytes::new(plain)).is_err());
     }
 }

@@ -253,7 +253,9 @@ pub(crate) fn same_keys(eff: &crate::config::effective::Effective, keys: &KeySet
     let key_ok = |state: crate::config::machine_key::KeyState, want: &crate::keys::KeyText| {
         state.key().is_some_and(|k| k.same_key(want)) && state.modifiers().is_empty()
     };
-    key_ok(mk.validation_key_state(), &keys.validation_key)
+    // An element ASP.NET refuses is never already correct.
+    mk.refused.is_empty()
+        && key_ok(mk.validation_key_state(), &keys.validation_key)
         && key_ok(mk.decryption_key_state(), &keys.decryption_key)
         // Names compare exactly: ASP.NET refuses `sha1`, so a file holding
         // it is not already correct.

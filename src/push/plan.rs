@@ -11,6 +11,8 @@ use crate::config::editor::{
     EditRequest, Home, SectionFile, edit_in, edit_section_file, empty_web_config, homes_in,
 };
 use crate::config::effective::Effective;
+use crate::config::machine_key::ElementFault;
+use crate::config::problem::bounded;
 use crate::config::record::Level;
 use crate::config::section::config_source_path;
 use crate::config::wif::{HandlerState, WifFault};
@@ -290,6 +292,22 @@ pub fn build_plan(
 const WRITTEN: [&str; 4] = ["validationKey", "decryptionKey", "validation", "decryption"];
 
 /// Why a parent's lock forbids this push at the application's level.
+/// A `<machineKey>` ASP.NET refuses in a file the push does not edit (a
+/// parent level): new keys in web.config would not make the application
+/// start, and a push never writes a parent level.
+fn refused_elsewhere(eff: &Effective, inst: &Instance, file: &RemotePath) -> Option<String> {
+    let own = |p: &RemotePath| {
+        p.key() == file.key() || inst.external_sha256.iter().any(|(e, _)| e.key() == p.key())
+    };
+    let r = eff.machine_key.refused.iter().find(|r| !own(&r.file))?;
+    Some(format!(
+        "<machineKey> at line {} of {} is one ASP.NET refuses ({}): the application does not start whatever {file} says; correct it there first (a push never writes a parent level)",
+        r.line,
+        r.file,
+        r.fault.resource()
+    ))
+}
+
 fn lock_refusal(eff: &Effective, set_keys: bool, swap: bool, file: &RemotePath) -> Option<String> {
     eff.locks.iter().find_map(|lock| {
         let refused = match lock.section {
@@ -475,6 +493,23 @@ fn plan_files(
             },
         ];
     }
+    if keys.is_some() {
+        // What the push fixes in the element it edits: a name spelled in
+        // another case is written correctly in its place.
+        for r in &eff.machine_key.refused {
+            if let ElementFault::UnrecognizedAttribute {
+                name,
+                meant: Some(meant),
+            } = &r.fault
+            {
+                sp.changes.push(Change {
+                    what: "attribute",
+                    before: format!("{} (ASP.NET refuses it)", bounded(name)),
+                    after: meant.to_string(),
+                });
+            }
+        }
+    }
     // A handler-only push cannot fix what makes WIF refuse the section.
     if keys.is_none()
         && let Some(fault @ (WifFault::UnknownConfiguration { .. } | WifFault::Refused { .. })) =
@@ -517,6 +552,12 @@ fn plan_files(
     let refusal = lock_refusal(eff, set_keys.is_some(), sp.handler_swap, &sp.file).or_else(|| {
         sp.handler_swap
             .then(|| swap_refusal(eff, &sp.file))
+            .flatten()
+    });
+    let refusal = refusal.or_else(|| {
+        set_keys
+            .is_some()
+            .then(|| refused_elsewhere(eff, inst, &sp.file))
             .flatten()
     });
     if let Some(why) = refusal {
