@@ -734,7 +734,13 @@ mod tests {
             file: &f,
             scope: Scope::App("S"),
         }];
-        let classic = resolve_in(&layers, "S", &section::NoSourceFiles, Pipeline::Classic, Clr::V4);
+        let classic = resolve_in(
+            &layers,
+            "S",
+            &section::NoSourceFiles,
+            Pipeline::Classic,
+            Clr::V4,
+        );
         assert_eq!(classic.unwrap().handler.state, HandlerState::Dpapi);
     }
 
