@@ -62,6 +62,7 @@ crate::spelled::spelled! {
         ShortKey = "short-key",
         DataProtector = "data-protector",
         NoManagedCode = "no-managed-code",
+        IntegratedModeConfig = "integrated-mode-config",
     }
 }
 
@@ -751,7 +752,7 @@ type Rule = fn(&SiteFacts<'_>) -> Vec<Raised>;
 
 /// Every site finding code and the one rule that decides it, in the order
 /// findings are reported.
-const RULES: [(Code, Rule); 23] = [
+const RULES: [(Code, Rule); 24] = [
     (Code::DisclosedKey, disclosed_key),
     (Code::Unreadable, unreadable),
     (Code::NoManagedCode, no_managed_code),
@@ -773,6 +774,7 @@ const RULES: [(Code, Rule); 23] = [
     (Code::WifNoSessionHandler, wif_no_session_handler),
     (Code::WifCustomSessionHandler, wif_custom_session_handler),
     (Code::ApphostIgnored, apphost_ignored),
+    (Code::IntegratedModeConfig, integrated_mode_config),
     (Code::SiteMissing, site_missing),
     (Code::WeakValidation, weak_validation),
 ];
@@ -1559,6 +1561,28 @@ fn apphost_ignored(f: &SiteFacts<'_>) -> Vec<Raised> {
             format!(
                 "{on}: <{}> in {} (line {}) is ignored: applicationHost.config is IIS's own configuration, which ASP.NET never reads. IIS Manager shows it, the application does not use it. Set it in the site's web.config (farmkey push does) and remove it from applicationHost.config.",
                 ig.section, ig.file, ig.line
+            )
+        },
+    )
+}
+
+/// IIS answers every request with 500.22: the site serves nothing there,
+/// whatever its keys.
+fn integrated_mode_config(f: &SiteFacts<'_>) -> Vec<Raised> {
+    per_server(
+        f,
+        Severity::Error,
+        |inst, eff| {
+            eff.integrated_mode
+                .iter()
+                .filter(|_| inst.app.runs_clr())
+                .cloned()
+                .collect()
+        },
+        |on, found| {
+            format!(
+                "{on}: <system.web><httpModules> in {} (line {}) adds a module, and the application pool runs the Integrated pipeline without <system.webServer><validation validateIntegratedModeConfiguration=\"false\" />: IIS answers every request with HTTP 500.22 (\"An ASP.NET setting has been detected that does not apply in Integrated managed pipeline mode\"). Move the modules to <system.webServer><modules> (appcmd migrate config), set that validation, or run the pool in Classic mode.",
+                found.file, found.line
             )
         },
     )

@@ -51,6 +51,19 @@ pub struct Effective {
     /// The locks on the application's own level: what its web.config may
     /// not set.
     pub locks: Vec<Lock>,
+    /// A registration IIS refuses in this integrated pool (HTTP 500.22).
+    pub integrated_mode: Option<IntegratedModeConfig>,
+}
+
+/// A `<system.web><httpModules>` that adds a module in an integrated pool
+/// whose `<system.webServer><validation validateIntegratedModeConfiguration>`
+/// is not `false`: IIS's ConfigurationValidationModule answers every request
+/// with HTTP 500.22 ("An ASP.NET setting has been detected that does not
+/// apply in Integrated managed pipeline mode").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegratedModeConfig {
+    pub file: RemotePath,
+    pub line: usize,
 }
 
 /// Merges the layers for `target` (an application id, `Site/app`) of a
@@ -90,6 +103,9 @@ pub fn resolve_in(
         declarations: Vec::new(),
         groups: Vec::new(),
         here: (DefinitionLevel::Site, false),
+        app_level: false,
+        http_modules_added: None,
+        validate_integrated: true,
     };
     for layer in layers {
         m.layer(layer)?;
@@ -103,6 +119,8 @@ pub fn resolve_in(
         locks,
         own_locks,
         wif,
+        http_modules_added,
+        validate_integrated,
         ..
     } = m;
 
@@ -121,6 +139,8 @@ pub fn resolve_in(
         ignored,
         locked,
         locks: own_locks.unwrap_or(locks),
+        integrated_mode: http_modules_added
+            .filter(|_| pipeline == Pipeline::Integrated && validate_integrated),
     })
 }
 
@@ -145,6 +165,14 @@ struct Merge<'a, 's> {
     /// The level the container being read defines sections for, and
     /// whether it is a `<location>` with a path.
     here: (DefinitionLevel, bool),
+    /// Whether the layer being read is a web.config of the site (IIS
+    /// checks those; the framework's own files register modules too).
+    app_level: bool,
+    /// The first web.config `<httpModules>` that adds a module.
+    http_modules_added: Option<IntegratedModeConfig>,
+    /// `system.webServer/validation@validateIntegratedModeConfiguration`
+    /// as the chain leaves it (true unless set).
+    validate_integrated: bool,
 }
 
 /// The sections whose declarations restrict where they are set, by config key.
@@ -158,6 +186,7 @@ impl<'a> Merge<'a, '_> {
         let file = layer.file;
         let own = matches!(layer.scope, Scope::App(id) if id.eq_ignore_ascii_case(self.target));
         let iis_only = matches!(layer.scope, Scope::ApplicationHost);
+        self.app_level = matches!(layer.scope, Scope::App(_));
         // Locks bind the levels below this file (and its deeper
         // <location> blocks), not its own level.
         let mut new_locks = Vec::new();
@@ -273,6 +302,12 @@ impl<'a> Merge<'a, '_> {
                 }
             }
             file_locks.extend(set_here.into_iter().map(|l| (depth, l)));
+            if let Some(ws) = single_child(file, container, "system.webServer")?
+                && let Some(v) = file.doc.child_named(ws, "validation")
+                && let Some(on) = file.doc.attr(v, "validateIntegratedModeConfiguration")
+            {
+                self.validate_integrated = !on.trim().eq_ignore_ascii_case("false");
+            }
             if let Some(ws) = single_child(file, container, "system.webServer")?
                 && let Some(s) = section::section(file, ws, "modules", self.sources)?
             {
@@ -409,6 +444,15 @@ impl<'a> Merge<'a, '_> {
             });
         }
         if let Some(s) = section::section(file, web, "httpModules", self.sources)? {
+            if self.app_level
+                && self.http_modules_added.is_none()
+                && s.file.doc.children_named(s.elem, "add").next().is_some()
+            {
+                self.http_modules_added = Some(IntegratedModeConfig {
+                    file: s.file.path.clone(),
+                    line: s.line(),
+                });
+            }
             self.wif
                 .http_modules
                 .apply(&s.file.doc, s.elem, &s.file.path.to_string());
@@ -919,6 +963,50 @@ mod tests {
             Clr::V4,
         );
         assert_eq!(classic.unwrap().handler.state, HandlerState::Dpapi);
+    }
+
+    #[test]
+    fn http_modules_in_an_integrated_pool_answer_500_22() {
+        let module = "<configuration>\n<system.web><httpModules><add name=\"M\" type=\"A.M\"/></httpModules></system.web></configuration>";
+        let run = |root: &str, site: &str, pipeline| {
+            let r = file(MACHINE, root);
+            let f = file("/C:/site/web.config", site);
+            let layers = [
+                Layer {
+                    file: &r,
+                    scope: Scope::Machine,
+                },
+                Layer {
+                    file: &f,
+                    scope: Scope::App("S"),
+                },
+            ];
+            resolve_in(&layers, "S", &section::NoSourceFiles, pipeline, Clr::V4)
+                .unwrap()
+                .integrated_mode
+        };
+        let empty = "<configuration/>";
+        let found = run(empty, module, Pipeline::Integrated).unwrap();
+        assert_eq!(
+            (found.file.to_string().as_str(), found.line),
+            ("C:\\site\\web.config", 2)
+        );
+        // Classic mode reads httpModules: no 500.22.
+        assert_eq!(run(empty, module, Pipeline::Classic), None);
+        // The validation switched off, here or above (applicationHost.config
+        // or the framework's files).
+        let off = "<configuration><system.webServer><validation validateIntegratedModeConfiguration=\"false\"/></system.webServer></configuration>";
+        assert_eq!(run(off, module, Pipeline::Integrated), None);
+        let both = module.replace(
+            "</configuration>",
+            "<system.webServer><validation validateIntegratedModeConfiguration=\"False\"/></system.webServer></configuration>",
+        );
+        assert_eq!(run(empty, &both, Pipeline::Integrated), None);
+        // The framework's own registrations are not the site's.
+        assert_eq!(run(module, empty, Pipeline::Integrated), None);
+        // A section that only removes adds nothing.
+        let remove = "<configuration><system.web><httpModules><remove name=\"M\"/></httpModules></system.web></configuration>";
+        assert_eq!(run(empty, remove, Pipeline::Integrated), None);
     }
 
     #[test]

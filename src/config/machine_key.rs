@@ -618,6 +618,15 @@ pub enum KeyFault {
     /// spelled otherwise, with a space): it reads the whole text as a
     /// literal key, which `thrown` refuses.
     LegacyMisplaced { text: String, thrown: Box<KeyFault> },
+    /// SetKeyOnSymAlgorithm: the cipher's Key setter refuses a weak key
+    /// (TripleDES.IsWeakKey, DES.IsWeakKey / IsSemiWeakKey), rethrown as
+    /// Bad_machine_key. Legacy pipeline only: the 4.5 one keys the cipher
+    /// with a key derived from the one written.
+    WeakCipherKey {
+        cipher: Decryption,
+        by: String,
+        weakness: CipherWeakness,
+    },
     /// SetInnerOuterKeys XORs every key byte into pads of `max` bytes.
     HmacPads {
         validation: Validation,
@@ -631,6 +640,20 @@ pub enum KeyFault {
         via: Pipeline,
         what: NotKey,
     },
+}
+
+/// Which weak-key rule of mscorlib a cipher key falls under (each compared
+/// once parity is fixed, as Utils.FixupKeyParity does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CipherWeakness {
+    /// TripleDES.IsWeakKey: K1 == K2.
+    TripleDesK1K2,
+    /// TripleDES.IsWeakKey: K2 == K3 (three-key keys).
+    TripleDesK2K3,
+    /// DES.IsWeakKey: one of the four weak DES keys.
+    DesWeak,
+    /// DES.IsSemiWeakKey: one of the twelve semi-weak DES keys.
+    DesSemiWeak,
 }
 
 /// What makes a key attribute neither hex nor a list of flags.
@@ -713,6 +736,35 @@ impl fmt::Display for KeyFault {
                 via.named(),
                 cipher
             ),
+            KeyFault::WeakCipherKey {
+                cipher,
+                by,
+                weakness,
+            } => {
+                let (what, resource) = match weakness {
+                    CipherWeakness::TripleDesK1K2 => (
+                        "its first and second 8 bytes are the same",
+                        "TripleDES.IsWeakKey, Cryptography_InvalidKey_Weak",
+                    ),
+                    CipherWeakness::TripleDesK2K3 => (
+                        "its second and third 8 bytes are the same",
+                        "TripleDES.IsWeakKey, Cryptography_InvalidKey_Weak",
+                    ),
+                    CipherWeakness::DesWeak => (
+                        "its first 8 bytes are a weak DES key",
+                        "DES.IsWeakKey, Cryptography_InvalidKey_Weak",
+                    ),
+                    CipherWeakness::DesSemiWeak => (
+                        "its first 8 bytes are a semi-weak DES key",
+                        "DES.IsSemiWeakKey, Cryptography_InvalidKey_SemiWeak",
+                    ),
+                };
+                write!(
+                    f,
+                    "is a key {cipher} refuses as weak ({by}): {what} once parity is fixed, so in {} the cipher's Key setter throws ({resource}) and ConfigureEncryptionObject throws Bad_machine_key when a value is first protected",
+                    Pipeline::Legacy.named()
+                )
+            }
             KeyFault::HmacPads {
                 validation,
                 hex,
@@ -929,9 +981,80 @@ fn legacy_literal(text: &str, purpose: KeyPurpose) -> Result<KeyState, KeyFault>
         });
     }
     Ok(KeyState::Explicit {
-        key: KeyText::new(rest),
+        key: KeyText::new(legacy_read(rest)),
         modifiers,
     })
+}
+
+/// The key as HexStringToByteArray reads it: its table holds 0 for every
+/// character up to 'f' that is not hex, so `O` (or `G`, or a space) reads
+/// as `0`. Hex keys come back unchanged, and so do their fingerprints.
+fn legacy_read(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_ascii_hexdigit() { c } else { '0' })
+        .collect()
+}
+
+/// Utils.FixupKeyParity: each byte's low bit set for odd parity.
+fn fixup_parity(key: &[u8]) -> Vec<u8> {
+    key.iter()
+        .map(|b| {
+            let high = b & 0xFE;
+            if high.count_ones() % 2 == 0 {
+                high | 1
+            } else {
+                high
+            }
+        })
+        .collect()
+}
+
+/// Why the cipher's Key setter refuses this key as weak, if it does.
+fn cipher_weakness(cipher: &Decryption, key: &[u8]) -> Option<CipherWeakness> {
+    match cipher {
+        Decryption::TripleDes if matches!(key.len(), 16 | 24) => {
+            let k = fixup_parity(key);
+            if k[..8] == k[8..16] {
+                Some(CipherWeakness::TripleDesK1K2)
+            } else if k.len() == 24 && k[8..16] == k[16..] {
+                Some(CipherWeakness::TripleDesK2K3)
+            } else {
+                None
+            }
+        }
+        // The legacy pipeline keys DES with the first 8 bytes.
+        Decryption::Des if key.len() >= 8 => {
+            let k = u64::from_be_bytes(fixup_parity(&key[..8]).try_into().ok()?);
+            const WEAK: [u64; 4] = [
+                0x0101010101010101,
+                0xfefefefefefefefe,
+                0x1f1f1f1f0e0e0e0e,
+                0xe0e0e0e0f1f1f1f1,
+            ];
+            const SEMI_WEAK: [u64; 12] = [
+                0x01fe01fe01fe01fe,
+                0xfe01fe01fe01fe01,
+                0x1fe01fe00ef10ef1,
+                0xe01fe01ff10ef10e,
+                0x01e001e001f101f1,
+                0xe001e001f101f101,
+                0x1ffe1ffe0efe0efe,
+                0xfe1ffe1ffe0efe0e,
+                0x011f011f010e010e,
+                0x1f011f010e010e01,
+                0xe0fee0fef1fef1fe,
+                0xfee0fee0fef1fef1,
+            ];
+            if WEAK.contains(&k) {
+                Some(CipherWeakness::DesWeak)
+            } else if SEMI_WEAK.contains(&k) {
+                Some(CipherWeakness::DesSemiWeak)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
 }
 
 /// MachineKeyMasterKeyProvider.GenerateCryptographicKey: hex as a whole,
@@ -1080,9 +1203,12 @@ impl MachineKey {
         }
         let state = state.expect("some pipeline reads the keys");
         match &state {
-            KeyState::Explicit { key, .. } => {
+            KeyState::Explicit { key, modifiers } => {
                 self.size_refusal(purpose, key.hex_len(), p)
                     .map_or(Ok(()), Err)?;
+                if purpose == KeyPurpose::Decryption {
+                    self.weak_refusal(key, modifiers, p).map_or(Ok(()), Err)?;
+                }
             }
             KeyState::AutoGenerate { .. } if purpose == KeyPurpose::Decryption => {
                 if let Some(via) = p.fx45
@@ -1100,7 +1226,6 @@ impl MachineKey {
     /// A key the cipher or the legacy HMAC set-up cannot take.
     fn size_refusal(&self, purpose: KeyPurpose, hex: usize, p: Pipelines) -> Option<KeyFault> {
         let bytes = hex / 2;
-        let validation = self.accepted(MachineKeyEnum::Validation);
         let decryption = self.accepted(MachineKeyEnum::Decryption);
         match purpose {
             KeyPurpose::Validation => {
@@ -1115,24 +1240,11 @@ impl MachineKey {
             KeyPurpose::Decryption => {
                 let mut checks: Vec<(Pipeline, Decryption, String)> = Vec::new();
                 if p.legacy {
-                    if let Some(c) = self.cipher_for(Pipeline::Legacy, bytes) {
-                        checks.push((Pipeline::Legacy, c, by("decryption", decryption)));
-                    }
-                    // ConfigureEncryptionObject keys validation's cipher
-                    // with the decryptionKey too.
-                    match validation {
-                        Some("3DES") if bytes != 8 => checks.push((
-                            Pipeline::Legacy,
-                            Decryption::TripleDes,
-                            by("validation", validation),
-                        )),
-                        Some("AES") => checks.push((
-                            Pipeline::Legacy,
-                            Decryption::Aes,
-                            by("validation", validation),
-                        )),
-                        _ => {}
-                    }
+                    checks.extend(
+                        self.legacy_ciphers(bytes)
+                            .into_iter()
+                            .map(|(c, by)| (Pipeline::Legacy, c, by)),
+                    );
                 }
                 if let Some(via) = p.fx45
                     && let Some(c) = self.cipher_for(via, bytes)
@@ -1150,6 +1262,49 @@ impl MachineKey {
                     })
             }
         }
+    }
+
+    /// The ciphers the legacy pipeline keys with the decryptionKey, each
+    /// with the attribute that picks it: `decryption`'s, and
+    /// ConfigureEncryptionObject keys validation's cipher with the
+    /// decryptionKey too (DES for an 8-byte key under `validation="3DES"`).
+    fn legacy_ciphers(&self, bytes: usize) -> Vec<(Decryption, String)> {
+        let validation = self.accepted(MachineKeyEnum::Validation);
+        let mut out = Vec::new();
+        if let Some(c) = self.cipher_for(Pipeline::Legacy, bytes) {
+            out.push((
+                c,
+                by("decryption", self.accepted(MachineKeyEnum::Decryption)),
+            ));
+        }
+        let by_validation = || by("validation", validation);
+        match validation {
+            Some("3DES") if bytes == 8 => out.push((Decryption::Des, by_validation())),
+            Some("3DES") => out.push((Decryption::TripleDes, by_validation())),
+            Some("AES") => out.push((Decryption::Aes, by_validation())),
+            _ => {}
+        }
+        out
+    }
+
+    /// A decryptionKey the legacy pipeline's cipher refuses as weak.
+    fn weak_refusal(&self, key: &KeyText, modifiers: &[String], p: Pipelines) -> Option<KeyFault> {
+        // A modifier replaces the first bytes with a hash: the key in use
+        // is not the one written.
+        if !p.legacy || !modifiers.is_empty() {
+            return None;
+        }
+        let bytes = hex::decode(key.expose()).ok()?;
+        self.legacy_ciphers(bytes.len())
+            .into_iter()
+            .find_map(|(cipher, by)| {
+                let weakness = cipher_weakness(&cipher, &bytes)?;
+                Some(KeyFault::WeakCipherKey {
+                    cipher,
+                    by,
+                    weakness,
+                })
+            })
     }
 
     /// The cipher `decryption` picks in a pipeline: `Auto` is AES, but DES
@@ -1614,7 +1769,13 @@ mod tests {
 
     #[test]
     fn weak_keys_name_their_recommendation() {
-        let short = with("HMACSHA256", "3DES", &K1[..40], &K1[..32], "Framework20SP1");
+        let short = with(
+            "HMACSHA256",
+            "3DES",
+            &K1[..40],
+            "11223344556677888877665544332211",
+            "Framework20SP1",
+        );
         let weak = short.weak_keys();
         assert_eq!(weak.len(), 2);
         assert!(weak[0].to_string().contains("RFC 2104"));
@@ -1640,6 +1801,105 @@ mod tests {
             .collect();
         assert_eq!(refused, vec![Refusal::Clr2, Refusal::Clr2]);
         assert!(!hmac.framework45());
+    }
+
+    #[test]
+    fn the_legacy_pipeline_refuses_weak_cipher_keys() {
+        let vk = "A1B2C3D4E5F60718293A4B5C6D7E8F90A1B2C3D4E5F60718293A4B5C6D7E8F90";
+        let weak = |v: &str, d: &str, dk: &str, mode: &str| match with(v, d, vk, dk, mode)
+            .decryption_key_state()
+        {
+            KeyState::Invalid {
+                reason: KeyFault::WeakCipherKey { weakness, by, .. },
+            } => Some((weakness, by)),
+            _ => None,
+        };
+        // K1 == K2 (two-key), and equal once parity is fixed (low bits differ).
+        let k1k2 = "11223344556677881122334455667788";
+        let k1k2_parity = "11223344556677881023324554677689";
+        let k2k3 = "0102030405060708112233445566778811223344556677881122334455667788";
+        let k2k3 = &k2k3[..48];
+        let three = "11223344556677888877665544332211A1B2C3D4E5F60718";
+        let sp2 = "Framework20SP2";
+        assert_eq!(
+            weak("SHA1", "3DES", k1k2, sp2).map(|w| w.0),
+            Some(CipherWeakness::TripleDesK1K2)
+        );
+        assert_eq!(
+            weak("SHA1", "3DES", k1k2_parity, sp2).map(|w| w.0),
+            Some(CipherWeakness::TripleDesK1K2)
+        );
+        assert_eq!(
+            weak("SHA1", "3DES", k2k3, sp2).map(|w| w.0),
+            Some(CipherWeakness::TripleDesK2K3)
+        );
+        assert_eq!(weak("SHA1", "3DES", three, sp2), None);
+        // validation="3DES" keys TripleDES with the decryptionKey too.
+        let (w, by) = weak("3DES", "AES", k1k2, sp2).unwrap();
+        assert_eq!(w, CipherWeakness::TripleDesK1K2);
+        assert!(by.contains("validation"), "{by}");
+        // DES, and Auto with an 8-byte key (DES), cut to the first 8 bytes.
+        assert_eq!(
+            weak("SHA1", "DES", "0101010101010101", sp2).map(|w| w.0),
+            Some(CipherWeakness::DesWeak)
+        );
+        assert_eq!(
+            weak("SHA1", "Auto", "FEFEFEFEFEFEFEFE", sp2).map(|w| w.0),
+            Some(CipherWeakness::DesWeak)
+        );
+        assert_eq!(
+            weak("SHA1", "DES", "01FE01FE01FE01FE", sp2).map(|w| w.0),
+            Some(CipherWeakness::DesSemiWeak)
+        );
+        assert_eq!(weak("SHA1", "DES", "1122334455667788", sp2), None);
+        // The 4.5 pipeline keys the cipher with a derived key: no refusal.
+        assert!(matches!(
+            with("SHA1", "3DES", vk, k1k2, "Framework45").decryption_key_state(),
+            KeyState::Explicit { .. }
+        ));
+        // A modifier replaces the first bytes: not the key written.
+        let iso = format!("{k1k2},IsolateApps");
+        assert!(matches!(
+            with("SHA1", "3DES", vk, &iso, sp2).decryption_key_state(),
+            KeyState::Explicit { .. }
+        ));
+        let said = KeyFault::WeakCipherKey {
+            cipher: Decryption::TripleDes,
+            by: "decryption=\"3DES\"".into(),
+            weakness: CipherWeakness::TripleDesK2K3,
+        }
+        .to_string();
+        assert!(
+            said.contains("Cryptography_InvalidKey_Weak") && said.contains("Bad_machine_key"),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn the_legacy_pipeline_reads_non_hex_up_to_f_as_0() {
+        let vk = "A1B2C3D4E5F60718293A4B5C6D7E8F90A1B2C3D4E5F60718293A4B5C6D7E8F90";
+        let written = "11223344556677889900AABBCCDDEEFF";
+        let with_o = "11223344556677889900AABBCCDDEEFF".replace("00", "O0");
+        let legacy = |dk: &str| {
+            with("SHA1", "AES", vk, dk, "Framework20SP2")
+                .decryption_key_state()
+                .fingerprint()
+        };
+        // 'O', 'G' and ' ' read as 0; the key is the same as ASP.NET reads it.
+        assert_eq!(legacy(&with_o), legacy(written));
+        assert_eq!(
+            legacy(&written.replace("11", "G1")),
+            legacy(&written.replace("11", "01"))
+        );
+        // A real hex key keeps the fingerprint of its text.
+        assert_eq!(legacy(written), Some(KeyText::new(written).fingerprint()));
+        // The 4.5 pipeline refuses the same text.
+        assert!(matches!(
+            with("SHA1", "AES", vk, &with_o, "Framework45").decryption_key_state(),
+            KeyState::Invalid {
+                reason: KeyFault::NotKeyOrFlags { .. }
+            }
+        ));
     }
 
     #[test]
