@@ -2,7 +2,7 @@
 //! producing findings an operator can act on.
 
 use crate::config::apphost::{Application, Component, Components, holds};
-use crate::config::effective::Effective;
+use crate::config::effective::{Effective, IntegratedSetting};
 use crate::config::machine_key::{
     self, ElementFault, KeyState, Pipeline, Refusal, TargetFrameworkRefusal,
     target_framework_refusal,
@@ -1580,9 +1580,29 @@ fn integrated_mode_config(f: &SiteFacts<'_>) -> Vec<Raised> {
                 .collect()
         },
         |on, found| {
+            let what = match found.setting {
+                IntegratedSetting::HttpModules => "<system.web><httpModules> adds a module",
+                IntegratedSetting::HttpHandlers => "<system.web><httpHandlers> adds a handler",
+                IntegratedSetting::Impersonation => {
+                    "<system.web><identity impersonate=\"true\"> impersonates the client"
+                }
+            };
+            let fix = match found.setting {
+                IntegratedSetting::HttpModules => {
+                    "Move the modules to <system.webServer><modules> (appcmd migrate config)"
+                }
+                IntegratedSetting::HttpHandlers => {
+                    "Move the handlers to <system.webServer><handlers> (appcmd migrate config)"
+                }
+                IntegratedSetting::Impersonation => {
+                    "Turn impersonation off if the application does not need it"
+                }
+            };
             format!(
-                "{on}: <system.web><httpModules> in {} (line {}) adds a module, and the application pool runs the Integrated pipeline without <system.webServer><validation validateIntegratedModeConfiguration=\"false\" />: IIS answers every request with HTTP 500.22 (\"An ASP.NET setting has been detected that does not apply in Integrated managed pipeline mode\"). Move the modules to <system.webServer><modules> (appcmd migrate config), set that validation, or run the pool in Classic mode.",
-                found.file, found.line
+                "{on}: {what} ({} line {}), and the application pool runs the Integrated pipeline without <system.webServer><validation validateIntegratedModeConfiguration=\"false\" />: IIS answers every request with HTTP {} (\"An ASP.NET setting has been detected that does not apply in Integrated managed pipeline mode\"). {fix}, set that validation, or run the pool in Classic mode.",
+                found.file,
+                found.line,
+                found.setting.status()
             )
         },
     )

@@ -51,19 +51,43 @@ pub struct Effective {
     /// The locks on the application's own level: what its web.config may
     /// not set.
     pub locks: Vec<Lock>,
-    /// A registration IIS refuses in this integrated pool (HTTP 500.22).
-    pub integrated_mode: Option<IntegratedModeConfig>,
+    /// The settings IIS refuses in this integrated pool (HTTP 500.22 to
+    /// 500.24), each where the chain first sets it.
+    pub integrated_mode: Vec<IntegratedModeConfig>,
 }
 
-/// A `<system.web><httpModules>` that adds a module in an integrated pool
-/// whose `<system.webServer><validation validateIntegratedModeConfiguration>`
-/// is not `false`: IIS's ConfigurationValidationModule answers every request
-/// with HTTP 500.22 ("An ASP.NET setting has been detected that does not
-/// apply in Integrated managed pipeline mode").
+/// An ASP.NET setting that does not apply in the Integrated pipeline, in a
+/// pool whose `<system.webServer><validation
+/// validateIntegratedModeConfiguration>` is not `false`: IIS's
+/// ConfigurationValidationModule answers every request with an error
+/// (IIS configuration reference, "Validation <validation>").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IntegratedModeConfig {
+    pub setting: IntegratedSetting,
     pub file: RemotePath,
     pub line: usize,
+}
+
+/// What IIS's integrated-mode validation refuses, and the error it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntegratedSetting {
+    /// `<system.web><httpModules>` adds a module: HTTP 500.22.
+    HttpModules,
+    /// `<system.web><httpHandlers>` adds a handler: HTTP 500.23.
+    HttpHandlers,
+    /// `<system.web><identity impersonate="true">`: HTTP 500.24.
+    Impersonation,
+}
+
+impl IntegratedSetting {
+    /// The HTTP status IIS answers (500.22, 500.23, 500.24).
+    pub fn status(self) -> &'static str {
+        match self {
+            IntegratedSetting::HttpModules => "500.22",
+            IntegratedSetting::HttpHandlers => "500.23",
+            IntegratedSetting::Impersonation => "500.24",
+        }
+    }
 }
 
 /// Merges the layers for `target` (an application id, `Site/app`) of a
@@ -104,7 +128,8 @@ pub fn resolve_in(
         groups: Vec::new(),
         here: (DefinitionLevel::Site, false),
         app_level: false,
-        http_modules_added: None,
+        integrated_found: Vec::new(),
+        impersonate: None,
         validate_integrated: true,
     };
     for layer in layers {
@@ -119,7 +144,8 @@ pub fn resolve_in(
         locks,
         own_locks,
         wif,
-        http_modules_added,
+        mut integrated_found,
+        impersonate,
         validate_integrated,
         ..
     } = m;
@@ -139,8 +165,16 @@ pub fn resolve_in(
         ignored,
         locked,
         locks: own_locks.unwrap_or(locks),
-        integrated_mode: http_modules_added
-            .filter(|_| pipeline == Pipeline::Integrated && validate_integrated),
+        integrated_mode: {
+            // Impersonation counts as the chain leaves it (a lower level may
+            // turn it off); registrations as the first one adds them.
+            integrated_found.extend(impersonate.filter(|(on, _)| *on).map(|(_, found)| found));
+            if pipeline == Pipeline::Integrated && validate_integrated {
+                integrated_found
+            } else {
+                Vec::new()
+            }
+        },
     })
 }
 
@@ -168,8 +202,12 @@ struct Merge<'a, 's> {
     /// Whether the layer being read is a web.config of the site (IIS
     /// checks those; the framework's own files register modules too).
     app_level: bool,
-    /// The first web.config `<httpModules>` that adds a module.
-    http_modules_added: Option<IntegratedModeConfig>,
+    /// The first web.config `<httpModules>` that adds a module and the
+    /// first `<httpHandlers>` that adds a handler.
+    integrated_found: Vec<IntegratedModeConfig>,
+    /// The last `<identity impersonate>` of the site's web.config files:
+    /// whether it is on, and where.
+    impersonate: Option<(bool, IntegratedModeConfig)>,
     /// `system.webServer/validation@validateIntegratedModeConfiguration`
     /// as the chain leaves it (true unless set).
     validate_integrated: bool,
@@ -444,20 +482,46 @@ impl<'a> Merge<'a, '_> {
             });
         }
         if let Some(s) = section::section(file, web, "httpModules", self.sources)? {
-            if self.app_level
-                && self.http_modules_added.is_none()
-                && s.file.doc.children_named(s.elem, "add").next().is_some()
-            {
-                self.http_modules_added = Some(IntegratedModeConfig {
-                    file: s.file.path.clone(),
-                    line: s.line(),
-                });
+            if s.file.doc.children_named(s.elem, "add").next().is_some() {
+                self.integrated(IntegratedSetting::HttpModules, &s.file.path, s.line());
             }
             self.wif
                 .http_modules
                 .apply(&s.file.doc, s.elem, &s.file.path.to_string());
         }
+        if let Some(h) = single_child(file, web, "httpHandlers")?
+            && file.doc.children_named(h, "add").next().is_some()
+        {
+            self.integrated(
+                IntegratedSetting::HttpHandlers,
+                &file.path,
+                line_of(file, h),
+            );
+        }
+        if self.app_level
+            && let Some(id) = single_child(file, web, "identity")?
+            && let Some(on) = file.doc.attr(id, "impersonate")
+        {
+            let found = IntegratedModeConfig {
+                setting: IntegratedSetting::Impersonation,
+                file: file.path.clone(),
+                line: line_of(file, id),
+            };
+            self.impersonate = Some((on.trim().eq_ignore_ascii_case("true"), found));
+        }
         Ok(())
+    }
+
+    /// Notes the first registration of `setting` in a web.config of the site
+    /// (IIS checks those; the framework's own files register modules too).
+    fn integrated(&mut self, setting: IntegratedSetting, file: &RemotePath, line: usize) {
+        if self.app_level && !self.integrated_found.iter().any(|f| f.setting == setting) {
+            self.integrated_found.push(IntegratedModeConfig {
+                setting,
+                file: file.clone(),
+                line,
+            });
+        }
     }
 
     fn machine_key(&mut self, s: &Section<'_>) {
@@ -986,27 +1050,62 @@ mod tests {
                 .integrated_mode
         };
         let empty = "<configuration/>";
-        let found = run(empty, module, Pipeline::Integrated).unwrap();
+        let found = run(empty, module, Pipeline::Integrated);
         assert_eq!(
-            (found.file.to_string().as_str(), found.line),
-            ("C:\\site\\web.config", 2)
+            found
+                .iter()
+                .map(|f| (f.setting, f.file.to_string(), f.line))
+                .collect::<Vec<_>>(),
+            [(
+                IntegratedSetting::HttpModules,
+                "C:\\site\\web.config".to_string(),
+                2
+            )]
         );
         // Classic mode reads httpModules: no 500.22.
-        assert_eq!(run(empty, module, Pipeline::Classic), None);
+        assert_eq!(run(empty, module, Pipeline::Classic), []);
         // The validation switched off, here or above (applicationHost.config
         // or the framework's files).
         let off = "<configuration><system.webServer><validation validateIntegratedModeConfiguration=\"false\"/></system.webServer></configuration>";
-        assert_eq!(run(off, module, Pipeline::Integrated), None);
+        assert_eq!(run(off, module, Pipeline::Integrated), []);
         let both = module.replace(
             "</configuration>",
             "<system.webServer><validation validateIntegratedModeConfiguration=\"False\"/></system.webServer></configuration>",
         );
-        assert_eq!(run(empty, &both, Pipeline::Integrated), None);
+        assert_eq!(run(empty, &both, Pipeline::Integrated), []);
         // The framework's own registrations are not the site's.
-        assert_eq!(run(module, empty, Pipeline::Integrated), None);
+        assert_eq!(run(module, empty, Pipeline::Integrated), []);
         // A section that only removes adds nothing.
         let remove = "<configuration><system.web><httpModules><remove name=\"M\"/></httpModules></system.web></configuration>";
-        assert_eq!(run(empty, remove, Pipeline::Integrated), None);
+        assert_eq!(run(empty, remove, Pipeline::Integrated), []);
+    }
+
+    #[test]
+    fn http_handlers_and_impersonation_in_an_integrated_pool_answer_500_23_and_500_24() {
+        let run = |site: &str, pipeline| {
+            let f = file("/C:/site/web.config", site);
+            let layers = [Layer {
+                file: &f,
+                scope: Scope::App("S"),
+            }];
+            resolve_in(&layers, "S", &section::NoSourceFiles, pipeline, Clr::V4)
+                .unwrap()
+                .integrated_mode
+                .iter()
+                .map(|f| (f.setting.status(), f.line))
+                .collect::<Vec<_>>()
+        };
+        let both = "<configuration>\n<system.web>\n<httpHandlers><add verb=\"*\" path=\"x.axd\" type=\"A.H\"/></httpHandlers>\n<identity impersonate=\"true\"/>\n</system.web></configuration>";
+        assert_eq!(
+            run(both, Pipeline::Integrated),
+            [("500.23", 3), ("500.24", 4)]
+        );
+        assert_eq!(run(both, Pipeline::Classic), []);
+        // Impersonation as the chain leaves it: turned off below, no error.
+        let off = "<configuration><system.web><identity impersonate=\"false\"/></system.web></configuration>";
+        assert_eq!(run(off, Pipeline::Integrated), []);
+        let empty_handlers = "<configuration><system.web><httpHandlers><clear/></httpHandlers></system.web></configuration>";
+        assert_eq!(run(empty_handlers, Pipeline::Integrated), []);
     }
 
     #[test]
