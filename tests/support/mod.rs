@@ -68,6 +68,22 @@ pub fn farm_copy(name: &str) -> tempfile::TempDir {
     dir
 }
 
+/// What a headless command needs against SSH servers: `--batch`, no ssh
+/// config, the audit log and the inventory.
+pub fn headless_args(inventory: &Path, audit: &Path) -> Vec<String> {
+    [
+        "--batch",
+        "--ssh-config",
+        "/nonexistent",
+        "--audit",
+        audit.to_str().unwrap(),
+        "-i",
+        inventory.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 pub fn scan_inventory(inventory: &Path, selection: &Selection) -> FarmReport {
     let inv = Inventory::load(inventory).unwrap();
     let scans = scan_all(&inv.servers, ConnectOptions::default(), 4);

@@ -569,18 +569,7 @@ impl SshFarm {
     /// config, the audit log, and an inventory patient enough (20 s) not
     /// to take a loaded machine for a server that does not answer.
     pub fn headless_args(&self, audit: &Path) -> Vec<String> {
-        let inv = self.inventory_timeout(20);
-        [
-            "--batch",
-            "--ssh-config",
-            "/nonexistent",
-            "--audit",
-            audit.to_str().unwrap(),
-            "-i",
-            inv.to_str().unwrap(),
-        ]
-        .map(String::from)
-        .to_vec()
+        super::headless_args(&self.inventory_timeout(20), audit)
     }
 
     /// `farmkey push --site Flowtime --generate --yes` on this farm.

@@ -1591,18 +1591,7 @@ impl WinFarm {
     /// `--batch`, no ssh config, the audit log, an inventory patient
     /// enough (20 s) for a loaded machine.
     pub fn headless_args(&self, audit: &Path) -> Vec<String> {
-        let inv = self.inventory(20);
-        [
-            "--batch",
-            "--ssh-config",
-            "/nonexistent",
-            "--audit",
-            audit.to_str().unwrap(),
-            "-i",
-            inv.to_str().unwrap(),
-        ]
-        .map(String::from)
-        .to_vec()
+        crate::support::headless_args(&self.inventory(20), audit)
     }
 
     /// No ssh config, the inventory: what a scan takes.
