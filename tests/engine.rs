@@ -700,6 +700,22 @@ fn plan_rows(plan: &Plan) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// A private copy of the consistent farm whose Flowtime `web.config` on
+/// `servers` is `edit`ed.
+fn consistent_with_flowtime(servers: &[&str], edit: impl Fn(&str) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&farm_fixture("consistent"), dir.path());
+    for server in servers {
+        let web = dir
+            .path()
+            .join(server)
+            .join("C:/inetpub/Flowtime/web.config");
+        let text = fs::read_to_string(&web).unwrap();
+        fs::write(&web, edit(&text)).unwrap();
+    }
+    dir
+}
+
 fn site_messages(report: &farmkey::analysis::FarmReport, site: &str, code: &str) -> Vec<String> {
     report
         .site(site)
@@ -1693,18 +1709,12 @@ fn what_asp_net_refuses_in_files_it_can_read_is_an_error() {
 /// than call it correct.
 #[test]
 fn a_handler_type_wif_cannot_load_is_invalid_and_stops_a_handler_only_push() {
-    let dir = tempfile::tempdir().unwrap();
-    copy_tree(&farm_fixture("consistent"), dir.path());
-    let web = dir.path().join("web02/C:/inetpub/Flowtime/web.config");
-    let text = fs::read_to_string(&web).unwrap();
-    fs::write(
-        &web,
+    let dir = consistent_with_flowtime(&["web02"], |text| {
         text.replace(
             "System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler",
             "System.IdentityModel.Services.Tokens.machineKeySessionSecurityTokenHandler",
-        ),
-    )
-    .unwrap();
+        )
+    });
     let report = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
     let site = report.site("Flowtime").unwrap();
     let f = site
@@ -1732,17 +1742,9 @@ fn a_handler_type_wif_cannot_load_is_invalid_and_stops_a_handler_only_push() {
 fn no_session_handler_is_fixed_and_a_custom_handler_is_left_alone() {
     const MACHINE_KEY_ADD: &str = "<add type=\"System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler, System.IdentityModel.Services, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089\" />";
     let with_handlers = |replacement: &str| {
-        let dir = tempfile::tempdir().unwrap();
-        copy_tree(&farm_fixture("consistent"), dir.path());
-        for server in ["web01", "web02"] {
-            let web = dir
-                .path()
-                .join(server)
-                .join("C:/inetpub/Flowtime/web.config");
-            let text = fs::read_to_string(&web).unwrap();
-            fs::write(&web, text.replace(MACHINE_KEY_ADD, replacement)).unwrap();
-        }
-        dir
+        consistent_with_flowtime(&["web01", "web02"], |text| {
+            text.replace(MACHINE_KEY_ADD, replacement)
+        })
     };
     let codes = |dir: &Path| {
         let report = scan_inventory(&dir.join("farmkey.toml"), &all_sites());
@@ -1812,16 +1814,9 @@ fn no_session_handler_is_fixed_and_a_custom_handler_is_left_alone() {
 /// and nothing beside the refused element (no second `<add>`).
 #[test]
 fn a_push_writes_nothing_beside_a_refused_handler_element() {
-    let dir = tempfile::tempdir().unwrap();
-    copy_tree(&farm_fixture("consistent"), dir.path());
-    for server in ["web01", "web02"] {
-        let web = dir
-            .path()
-            .join(server)
-            .join("C:/inetpub/Flowtime/web.config");
-        let text = fs::read_to_string(&web).unwrap();
-        fs::write(&web, text.replace("<add type=", "<Add type=")).unwrap();
-    }
+    let dir = consistent_with_flowtime(&["web01", "web02"], |text| {
+        text.replace("<add type=", "<Add type=")
+    });
     let report = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
     let site = report.site("Flowtime").unwrap();
     let refused = site
