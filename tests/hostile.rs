@@ -23,7 +23,9 @@ use farmkey::push::{
     Interrupt, KeySource, Plan, PushOutcome, PushRequest, ServerOutcome, Sessions, Verdict, apply,
     build_plan,
 };
-use farmkey::transport::{ConnectOptions, DirEntry, FileStat, NewFile, Transport, TransportError};
+use farmkey::transport::{
+    ConnectOptions, DirEntry, FileStat, LinkEnd, NewFile, Transport, TransportError,
+};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -605,6 +607,15 @@ impl Transport for Banner {
     }
     fn stat(&mut self, p: &RemotePath) -> Result<Option<FileStat>, TransportError> {
         self.0.stat(p)
+    }
+    fn lstat(&mut self, p: &RemotePath) -> Result<Option<FileStat>, TransportError> {
+        self.0.lstat(p)
+    }
+    fn readlink(&mut self, p: &RemotePath) -> Result<String, TransportError> {
+        self.0.readlink(p)
+    }
+    fn link_end(&mut self, p: &RemotePath) -> Result<LinkEnd, TransportError> {
+        self.0.link_end(p)
     }
     fn set_read_limit(&mut self, max: u64) {
         self.0.set_read_limit(max)

@@ -17,7 +17,9 @@ use farmkey::push::{
     Interrupt, KeySource, Plan, PlanAction, PushOutcome, PushRequest, Refusal, ServerOutcome,
     Sessions, Verdict, apply, build_plan,
 };
-use farmkey::transport::{ConnectOptions, DirEntry, FileStat, NewFile, Transport, TransportError};
+use farmkey::transport::{
+    ConnectOptions, DirEntry, FileStat, LinkEnd, NewFile, Transport, TransportError,
+};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -378,6 +380,15 @@ impl Transport for Faulty {
     }
     fn stat(&mut self, p: &RemotePath) -> Result<Option<FileStat>, TransportError> {
         self.op("stat", p, |t| t.stat(p))
+    }
+    fn lstat(&mut self, p: &RemotePath) -> Result<Option<FileStat>, TransportError> {
+        self.op("lstat", p, |t| t.lstat(p))
+    }
+    fn readlink(&mut self, p: &RemotePath) -> Result<String, TransportError> {
+        self.op("readlink", p, |t| t.readlink(p))
+    }
+    fn link_end(&mut self, p: &RemotePath) -> Result<LinkEnd, TransportError> {
+        self.op("link_end", p, |t| t.link_end(p))
     }
     fn set_read_limit(&mut self, max_bytes: u64) {
         self.inner.set_read_limit(max_bytes)

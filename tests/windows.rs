@@ -262,7 +262,7 @@ fn the_stand_in_answers_as_win32_openssh_does() {
         // Any case finds the file; the listing keeps the stored case.
         let shouted = rp("C:/INETPUB/cora/FLOWTIME/Web.Config");
         let st = t.stat(&shouted).unwrap().expect("found in any case");
-        assert!(!st.is_dir);
+        assert!(!st.is_dir());
         // No owner on Windows; the write bit is the read-only attribute.
         assert_eq!((st.uid, st.gid, st.mode), (Some(0), Some(0), Some(0o644)));
         let names: Vec<String> = t

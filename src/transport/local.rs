@@ -6,7 +6,7 @@
 //! write cannot redirect it), and names within that folder are created,
 //! renamed and removed without following links.
 
-use super::{DirEntry, FileStat, NewFile, Transport, TransportError};
+use super::{DirEntry, FileKind, FileStat, LinkEnd, NewFile, Transport, TransportError};
 use crate::bytes::FileBytes;
 use crate::paths::RemotePath;
 use std::ffi::{CStr, CString};
@@ -172,7 +172,43 @@ fn map_err(path: &RemotePath, e: io::Error) -> TransportError {
     }
 }
 
+/// A file's stat, a link's own when `m` is from `symlink_metadata`.
+fn file_stat(m: &fs::Metadata) -> FileStat {
+    let t = m.file_type();
+    let kind = if t.is_file() {
+        FileKind::Regular
+    } else if t.is_dir() {
+        FileKind::Directory
+    } else if t.is_symlink() {
+        FileKind::Symlink
+    } else {
+        FileKind::Other
+    };
+    FileStat {
+        size: m.len(),
+        kind,
+        modified: m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs()),
+        mode: Some(m.mode() & 0o7777),
+        uid: Some(m.uid()),
+        gid: Some(m.gid()),
+        read_only: kind == FileKind::Regular && m.mode() & 0o222 == 0,
+    }
+}
+
 impl LocalTransport {
+    /// The local name of `path`, its folder checked to lie below the root
+    /// but its last part not followed (a link to outside is itself inside).
+    fn unfollowed(&self, path: &RemotePath) -> Result<PathBuf, TransportError> {
+        match (path.parent(), path.file_name()) {
+            (Some(dir), Some(name)) => Ok(self.local(&dir)?.join(name)),
+            _ => self.local(path),
+        }
+    }
+
     /// `path` as it is spelled in its folder, when only another spelling
     /// of its name is there: a copy of a Windows drive keeps Windows' rule
     /// that a file name is one name in any case ([`crate::paths::same_name`]),
@@ -207,7 +243,12 @@ impl Transport for LocalTransport {
     fn read(&mut self, path: &RemotePath) -> Result<FileBytes, TransportError> {
         let spelled = self.spelled(path)?;
         let local = self.local(&spelled)?;
-        let mut f = File::open(&local).map_err(|e| map_err(path, e))?;
+        let mut f = File::open(&local).map_err(|e| match e.raw_os_error() {
+            // As sftp-server answers (errno_to_portable): a loop reads as
+            // missing; `not_a_file` tells it from a missing file.
+            Some(libc::ELOOP) => TransportError::NotFound { path: path.clone() },
+            _ => map_err(path, e),
+        })?;
         let meta = f.metadata().map_err(|e| map_err(path, e))?;
         if meta.is_dir() {
             return Err(TransportError::Io {
@@ -243,20 +284,41 @@ impl Transport for LocalTransport {
     fn stat(&mut self, path: &RemotePath) -> Result<Option<FileStat>, TransportError> {
         let local = self.local(path)?;
         match fs::metadata(&local) {
-            Ok(m) => Ok(Some(FileStat {
-                size: m.len(),
-                is_dir: m.is_dir(),
-                modified: m
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map(|d| d.as_secs()),
-                mode: Some(m.mode() & 0o7777),
-                uid: Some(m.uid()),
-                gid: Some(m.gid()),
-                read_only: !m.is_dir() && m.mode() & 0o222 == 0,
-            })),
+            Ok(m) => Ok(Some(file_stat(&m))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            // A loop reads as missing, as over SFTP; `link_end` tells it.
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Ok(None),
+            Err(e) => Err(map_err(path, e)),
+        }
+    }
+
+    fn lstat(&mut self, path: &RemotePath) -> Result<Option<FileStat>, TransportError> {
+        match fs::symlink_metadata(self.unfollowed(path)?) {
+            Ok(m) => Ok(Some(file_stat(&m))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(map_err(path, e)),
+        }
+    }
+
+    fn readlink(&mut self, path: &RemotePath) -> Result<String, TransportError> {
+        let target = fs::read_link(self.unfollowed(path)?).map_err(|e| map_err(path, e))?;
+        // Inside the copy: as the server's path (`/C:/x`).
+        let inside = [Some(&self.root), self.canonical_root.as_ref()]
+            .into_iter()
+            .flatten()
+            .find_map(|r| target.strip_prefix(r).ok());
+        Ok(match inside {
+            Some(rel) => format!("/{}", rel.display()),
+            None => target.display().to_string(),
+        })
+    }
+
+    fn link_end(&mut self, path: &RemotePath) -> Result<LinkEnd, TransportError> {
+        // `local` refuses a link that leads outside the root.
+        match fs::metadata(self.local(path)?) {
+            Ok(_) => Ok(LinkEnd::Exists),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Ok(LinkEnd::Loop),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(LinkEnd::Dangling),
             Err(e) => Err(map_err(path, e)),
         }
     }
