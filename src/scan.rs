@@ -125,6 +125,16 @@ impl<'t> FileSet<'t> {
                     Err(e) => Err(e),
                 },
                 Ok(Some((real, bytes))) => self.link_read(&real).map(|()| Some((real, bytes))),
+                // Win32-OpenSSH answers "Failure" for a loop: named as one.
+                Err(e) if !e.is_disconnected() && !e.is_not_found() => {
+                    match not_a_file(self.transport, &path) {
+                        Ok(Some(kind)) if !kind.readable() => Err(TransportError::NotAFile {
+                            path: path.clone(),
+                            kind,
+                        }),
+                        _ => Err(e),
+                    }
+                }
                 Err(e) => Err(e),
             };
             let read = match result {

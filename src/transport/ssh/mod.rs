@@ -957,13 +957,17 @@ impl Transport for SshTransport {
             .map_err(|e| self.err(path, e))
     }
 
-    /// sftp-server answers "no such file" for a dangling link and a loop
+    /// OpenSSH's sftp-server answers "no such file" for a dangling link and a loop
     /// alike (errno_to_portable maps ENOENT and ELOOP to
     /// SSH2_FX_NO_SUCH_FILE): the links are followed here, one by one, to
     /// tell them apart.
     fn link_end(&mut self, path: &RemotePath) -> Result<LinkEnd, TransportError> {
-        if self.stat(path)?.is_some() {
-            return Ok(LinkEnd::Exists);
+        // Win32-OpenSSH answers "Failure" for a loop (CreateFileW's
+        // ERROR_CANT_RESOLVE_FILENAME passed through): the chain tells.
+        match self.stat(path) {
+            Ok(Some(_)) => return Ok(LinkEnd::Exists),
+            Err(e) if e.is_disconnected() => return Err(e),
+            Ok(None) | Err(_) => {}
         }
         let mut seen: Vec<std::path::PathBuf> = Vec::new();
         let mut cur = std::path::PathBuf::from(path.as_sftp());
