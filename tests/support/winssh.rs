@@ -1135,6 +1135,17 @@ impl Connection {
         })
     }
 
+    /// An SSH_FXP_NAME reply of one name (REALPATH, READLINK): the name
+    /// as its long name too, no attributes.
+    fn one_name(id: u32, name: &str) -> Vec<u8> {
+        let mut o = Out::new(FXP_NAME, id);
+        o.u32(1)
+            .bytes(name.as_bytes())
+            .bytes(name.as_bytes())
+            .attrs(&Attrs::default());
+        o.done()
+    }
+
     fn attrs_reply(id: u32, a: Option<Attrs>) -> Vec<u8> {
         match a {
             Some(a) => {
@@ -1212,12 +1223,7 @@ impl Connection {
             Ok(rel) => format!("/{}", rel.to_string_lossy()),
             Err(_) => target.to_string_lossy().replace('\\', "/"),
         };
-        let mut o = Out::new(FXP_NAME, id);
-        o.u32(1)
-            .bytes(name.as_bytes())
-            .bytes(name.as_bytes())
-            .attrs(&Attrs::default());
-        Some(o.done())
+        Some(Self::one_name(id, &name))
     }
 
     fn fstat(&mut self, id: u32, r: &mut Reader) -> Option<Vec<u8>> {
@@ -1385,12 +1391,7 @@ impl Connection {
             windows_path(&path)
         };
         let name = format!("/{drive}/{}", parts.join("/"));
-        let mut o = Out::new(FXP_NAME, id);
-        o.u32(1)
-            .bytes(name.as_bytes())
-            .bytes(name.as_bytes())
-            .attrs(&Attrs::default());
-        Some(o.done())
+        Some(Self::one_name(id, &name))
     }
 
     /// openssh-portable v8.1.0.0 sftp-server.c:1201 process_rename: a
