@@ -427,6 +427,81 @@ mod tests {
     use super::*;
     use crate::transport::find_case_insensitive;
 
+    /// lstat sees a link itself, even one that leads outside the root;
+    /// following it (`link_end`, a read) is refused as before.
+    #[test]
+    fn links_are_seen_as_links_and_never_followed_outside_the_root() {
+        use crate::transport::{NotAFile, not_a_file};
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret.config"), b"<configuration/>").unwrap();
+        let site = dir.path().join("C:").join("site");
+        fs::create_dir_all(&site).unwrap();
+        fs::write(site.join("real.config"), b"<configuration/>").unwrap();
+        let link = |name: &str, to: &Path| std::os::unix::fs::symlink(to, site.join(name)).unwrap();
+        link("inside.config", Path::new("real.config"));
+        link("absolute.config", &site.join("real.config"));
+        link("dangling.config", Path::new("gone.config"));
+        link("loop.config", Path::new("loop.config"));
+        link("escape.config", &outside.path().join("secret.config"));
+        let mut t = LocalTransport::new(dir.path());
+        let p = |n: &str| RemotePath::parse(&format!("C:\\site\\{n}")).unwrap();
+        for n in [
+            "inside.config",
+            "dangling.config",
+            "loop.config",
+            "escape.config",
+        ] {
+            assert_eq!(
+                t.lstat(&p(n)).unwrap().unwrap().kind,
+                FileKind::Symlink,
+                "{n}"
+            );
+        }
+        assert_eq!(
+            t.lstat(&p("real.config")).unwrap().unwrap().kind,
+            FileKind::Regular
+        );
+        assert_eq!(t.lstat(&p("none.config")).unwrap(), None);
+        let target = |s: &str| Some(s.to_string());
+        assert_eq!(
+            not_a_file(&mut t, &p("inside.config")).unwrap(),
+            Some(NotAFile::Link {
+                target: target("real.config")
+            })
+        );
+        // An absolute target inside the copy is named as the server's path.
+        assert_eq!(
+            not_a_file(&mut t, &p("absolute.config")).unwrap(),
+            Some(NotAFile::Link {
+                target: target("/C:/site/real.config")
+            })
+        );
+        assert_eq!(
+            not_a_file(&mut t, &p("dangling.config")).unwrap(),
+            Some(NotAFile::DanglingLink {
+                target: target("gone.config")
+            })
+        );
+        assert_eq!(
+            not_a_file(&mut t, &p("loop.config")).unwrap(),
+            Some(NotAFile::LinkLoop {
+                target: target("loop.config")
+            })
+        );
+        // A loop reads as missing, as over SFTP.
+        assert!(t.read(&p("loop.config")).unwrap_err().is_not_found());
+        for e in [
+            not_a_file(&mut t, &p("escape.config")).unwrap_err(),
+            t.read(&p("escape.config")).unwrap_err(),
+            t.stat(&p("escape.config")).unwrap_err(),
+        ] {
+            assert!(matches!(e, TransportError::Refused { .. }), "{e}");
+        }
+        assert_eq!(not_a_file(&mut t, &p("real.config")).unwrap(), None);
+        assert_eq!(not_a_file(&mut t, &p("none.config")).unwrap(), None);
+    }
+
     #[test]
     fn maps_drive_paths_under_the_root_and_refuses_escapes() {
         let dir = tempfile::tempdir().unwrap();
