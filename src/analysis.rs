@@ -63,6 +63,7 @@ crate::spelled::spelled! {
         DataProtector = "data-protector",
         NoManagedCode = "no-managed-code",
         IntegratedModeConfig = "integrated-mode-config",
+        ConfigLink = "config-link",
     }
 }
 
@@ -103,6 +104,9 @@ pub struct Instance {
     /// The files the app's own web.config names with `configSource`, with
     /// their SHA-256 as scanned.
     pub external_sha256: Vec<(RemotePath, Option<String>)>,
+    /// The files of its configuration that are symbolic links, and what
+    /// each is (see [`crate::scan::AppConfig::links`]).
+    pub links: Vec<(RemotePath, crate::transport::NotAFile)>,
     pub effective: Result<Effective, FileProblem>,
     /// The validation and decryption key states, judged once.
     pub keys: Option<(KeyState, KeyState)>,
@@ -165,6 +169,7 @@ impl Instance {
             config_sha256: app.web_config_sha256.clone(),
             identity_declared_above: app.identity_declared_above,
             external_sha256: app.external_sha256.clone(),
+            links: app.links.clone(),
             effective: app.effective.clone(),
             keys,
             set_fingerprint,
@@ -752,7 +757,7 @@ type Rule = fn(&SiteFacts<'_>) -> Vec<Raised>;
 
 /// Every site finding code and the one rule that decides it, in the order
 /// findings are reported.
-const RULES: [(Code, Rule); 24] = [
+const RULES: [(Code, Rule); 25] = [
     (Code::DisclosedKey, disclosed_key),
     (Code::Unreadable, unreadable),
     (Code::NoManagedCode, no_managed_code),
@@ -777,6 +782,7 @@ const RULES: [(Code, Rule); 24] = [
     (Code::IntegratedModeConfig, integrated_mode_config),
     (Code::SiteMissing, site_missing),
     (Code::WeakValidation, weak_validation),
+    (Code::ConfigLink, config_link),
 ];
 
 fn site_findings(report: &SiteReport) -> Vec<Finding> {
@@ -878,6 +884,29 @@ fn unreadable(f: &SiteFacts<'_>) -> Vec<Raised> {
                     f.site, inst.server
                 ),
             ))
+        })
+        .collect()
+}
+
+/// A file of the site's configuration that is a symbolic link to a file:
+/// IIS follows it and reads the target, which is what was compared, but a
+/// push never replaces a link (a rename onto its name would put a copy in
+/// its place). A dangling link or a loop is `unreadable`.
+fn config_link(f: &SiteFacts<'_>) -> Vec<Raised> {
+    f.report
+        .instances
+        .iter()
+        .flat_map(|inst| {
+            inst.links.iter().filter(|(_, l)| l.readable()).map(|(path, link)| {
+                raise(
+                    Severity::Info,
+                    vec![inst.server.clone()],
+                    format!(
+                        "{} on {}: {path} is {link}; IIS reads that file, and so did farmkey. A push refuses to replace a link: change the file it leads to by hand, or replace the link with a file.",
+                        f.site, inst.server
+                    ),
+                )
+            })
         })
         .collect()
 }
@@ -1927,5 +1956,106 @@ mod tests {
         assert_eq!(flowtime.verdict(), SiteVerdict::Drifted);
         assert_eq!(flowtime.consistent(), Some(false));
         assert_eq!(flowtime.unverified_on().collect::<Vec<_>>(), ["web01"]);
+    }
+
+    /// IIS follows a symbolic link: a web.config that links to a file is
+    /// read through (an info finding names it, the site stays in step); a
+    /// dangling one or a loop is no missing file but an unreadable one,
+    /// named as such, and the site is unverified there.
+    #[test]
+    fn a_web_config_that_is_a_link_is_read_through_and_a_broken_one_is_unreadable() {
+        fn copy(from: &std::path::Path, to: &std::path::Path) {
+            std::fs::create_dir_all(to).unwrap();
+            for e in std::fs::read_dir(from).unwrap().flatten() {
+                if e.file_type().unwrap().is_dir() {
+                    copy(&e.path(), &to.join(e.file_name()));
+                } else {
+                    std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+                }
+            }
+        }
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/farms/consistent");
+        let run = |web02: &dyn Fn(&std::path::Path)| {
+            let dir = tempfile::tempdir().unwrap();
+            copy(&fixture, dir.path());
+            let site = |s: &str| dir.path().join(s).join("C:/inetpub/Flowtime");
+            std::fs::rename(
+                site("web01").join("web.config"),
+                site("web01").join("web.real.config"),
+            )
+            .unwrap();
+            std::os::unix::fs::symlink("web.real.config", site("web01").join("web.config"))
+                .unwrap();
+            web02(&site("web02"));
+            let inv = Inventory::load(&dir.path().join("farmkey.toml")).unwrap();
+            let report = analyze(
+                &scan_all(&inv.servers, ConnectOptions::default(), 2),
+                &Selection::default(),
+            );
+            report.site("Flowtime").unwrap().clone()
+        };
+        let codes = |s: &SiteReport| -> Vec<(Code, Vec<String>)> {
+            s.findings
+                .iter()
+                .map(|f| (f.code, f.servers.clone()))
+                .collect()
+        };
+
+        let linked = run(&|_| {});
+        assert_eq!(linked.verdict(), SiteVerdict::InStep);
+        let links: Vec<&Finding> = linked
+            .findings
+            .iter()
+            .filter(|f| f.code == Code::ConfigLink)
+            .collect();
+        assert_eq!(links.len(), 1);
+        let f = links[0];
+        assert_eq!(f.servers, ["web01"]);
+        assert_eq!(f.severity, Severity::Info);
+        assert!(
+            f.message.contains(
+                "C:\\inetpub\\Flowtime\\web.config is a symbolic link to web.real.config"
+            ),
+            "{}",
+            f.message
+        );
+        let on_web01 = linked.instance("web01").unwrap();
+        assert!(matches!(
+            on_web01.links.as_slice(),
+            [(p, crate::transport::NotAFile::Link { target: Some(t) })]
+                if p.file_name() == Some("web.config") && t == "web.real.config"
+        ));
+
+        for (web02, said) in [
+            (
+                &(|d: &std::path::Path| {
+                    std::fs::remove_file(d.join("web.config")).unwrap();
+                    std::os::unix::fs::symlink("gone.config", d.join("web.config")).unwrap();
+                }) as &dyn Fn(&std::path::Path),
+                "a symbolic link to gone.config, which does not exist",
+            ),
+            (
+                &|d: &std::path::Path| {
+                    std::fs::remove_file(d.join("web.config")).unwrap();
+                    std::os::unix::fs::symlink("web.config", d.join("web.config")).unwrap();
+                },
+                "a symbolic link to web.config that loops back on itself",
+            ),
+        ] {
+            let broken = run(web02);
+            assert_eq!(broken.verdict(), SiteVerdict::Unverified, "{said}");
+            assert_eq!(broken.unverified_on().collect::<Vec<_>>(), ["web02"]);
+            let why = broken.unverified[0].why.to_string();
+            assert!(why.contains(said), "{why}");
+            assert!(
+                !codes(&broken)
+                    .iter()
+                    .any(|(c, _)| *c == Code::AutoGenerated),
+                "{:?}",
+                codes(&broken)
+            );
+            assert!(codes(&broken).contains(&(Code::Unreadable, vec!["web02".to_string()])));
+        }
     }
 }

@@ -82,7 +82,19 @@ struct JsonInstance<'a> {
     session_token_handler_source: Option<String>,
     target_framework: Option<&'a str>,
     encrypted_sections: &'a [crate::config::effective::EncryptedSection],
+    /// Files of its configuration that are symbolic links (IIS reads the
+    /// target; a push never replaces them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    links: Vec<JsonLink<'a>>,
     error: Option<String>,
+}
+
+/// `{"path": "C:\\...\\web.config", "kind": "link", "target": "..."}`.
+#[derive(Serialize)]
+struct JsonLink<'a> {
+    path: String,
+    #[serde(flatten)]
+    link: &'a crate::transport::NotAFile,
 }
 
 fn key_json<'a>(
@@ -153,6 +165,14 @@ fn instance_json(i: &Instance) -> JsonInstance<'_> {
             .and_then(|t| t.value())
             .map(String::as_str),
         encrypted_sections: eff.map_or(&[], |e| &e.encrypted_sections),
+        links: i
+            .links
+            .iter()
+            .map(|(path, link)| JsonLink {
+                path: path.to_string(),
+                link,
+            })
+            .collect(),
         error: i.effective.as_ref().err().map(|p| p.to_string()),
     }
 }

@@ -12,7 +12,9 @@ use crate::config::section::{self, External, SourceFiles};
 use crate::config::wif;
 use crate::config::xml::Document;
 use crate::paths::{RemotePath, WindowsEnv};
-use crate::transport::{Transport, TransportError, find_case_insensitive};
+use crate::transport::{
+    FileKind, NotAFile, Transport, TransportError, find_case_insensitive, not_a_file,
+};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -39,6 +41,10 @@ pub struct AppConfig {
     /// The files the app's own web.config names with `configSource`, with
     /// their SHA-256 as read (`None`: missing).
     pub external_sha256: Vec<(RemotePath, Option<String>)>,
+    /// The files of its configuration (applicationHost.config, the chain,
+    /// the files named by `configSource`) that are symbolic links: IIS
+    /// reads what they lead to, a push never replaces them.
+    pub links: Vec<(RemotePath, NotAFile)>,
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +96,8 @@ struct FileSet<'t> {
     transport: &'t mut dyn Transport,
     files: HashMap<String, Read>,
     sha: HashMap<String, String>,
+    /// The files read that are no regular files (links), by key.
+    links: HashMap<String, NotAFile>,
 }
 
 impl<'t> FileSet<'t> {
@@ -106,6 +114,29 @@ impl<'t> FileSet<'t> {
                 Err(e) if e.is_not_found() => self.read_other_case(&path),
                 other => other.map(|b| Some((path.clone(), b))),
             };
+            let result = match result {
+                // A dangling link or a loop reads as missing: it is not.
+                Ok(None) => match not_a_file(self.transport, &path) {
+                    Ok(None) => Ok(None),
+                    Ok(Some(kind)) => Err(TransportError::NotAFile {
+                        path: path.clone(),
+                        kind,
+                    }),
+                    Err(e) => Err(e),
+                },
+                Ok(Some((real, bytes))) => self.link_read(&real).map(|()| Some((real, bytes))),
+                // Win32-OpenSSH answers "Failure" for a loop: named as one.
+                Err(e) if !e.is_disconnected() && !e.is_not_found() => {
+                    match not_a_file(self.transport, &path) {
+                        Ok(Some(kind)) if !kind.readable() => Err(TransportError::NotAFile {
+                            path: path.clone(),
+                            kind,
+                        }),
+                        _ => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            };
             let read = match result {
                 Ok(Some((real, bytes))) => {
                     self.sha.insert(path.key(), bytes.sha256());
@@ -117,12 +148,29 @@ impl<'t> FileSet<'t> {
                 Err(e) if e.is_disconnected() => {
                     return Err(ServerFailure::Unreachable(e.to_string()));
                 }
-                Err(e) => Err(FileProblem {
-                    path: path.to_string(),
-                    message: short_reason(&e),
-                }),
+                Err(e) => {
+                    if let TransportError::NotAFile { kind, .. } = &e {
+                        self.links.insert(path.key(), kind.clone());
+                    }
+                    Err(FileProblem {
+                        path: path.to_string(),
+                        message: short_reason(&e),
+                    })
+                }
             };
             self.files.insert(path.key(), read);
+        }
+        Ok(())
+    }
+
+    /// Notes a file just read that is a link: IIS follows it, so what
+    /// was read is what IIS reads; the link itself is a fact to report.
+    fn link_read(&mut self, path: &RemotePath) -> Result<(), TransportError> {
+        if self.transport.lstat(path)?.map(|st| st.kind) == Some(FileKind::Regular) {
+            return Ok(());
+        }
+        if let Some(kind) = not_a_file(self.transport, path)? {
+            self.links.insert(path.key(), kind);
         }
         Ok(())
     }
@@ -185,6 +233,7 @@ fn short_reason(e: &TransportError) -> String {
         TransportError::NotFound { .. } => "no such file".into(),
         TransportError::PermissionDenied { .. } => "permission denied".into(),
         TransportError::Io { message, .. } => message.clone(),
+        TransportError::NotAFile { kind, .. } => format!("{kind}: IIS cannot read it"),
         TransportError::TooLarge { size, max, .. } => format!(
             "{}, more than max_config_bytes = {max} allows: not read (raise max_config_bytes in the inventory to read it)",
             crate::transport::size_text(*size)
@@ -203,6 +252,7 @@ pub fn read_server(
         transport,
         files: HashMap::new(),
         sha: HashMap::new(),
+        links: HashMap::new(),
     };
     files.fetch(std::slice::from_ref(&apphost_path))?;
     let apphost = match files.get(&apphost_path) {
@@ -425,6 +475,22 @@ fn resolve_app(
     let layers = chain
         .clone()
         .and_then(|chain| chain_layers(files, &chain, steps, app, apphost_path, env));
+    let mut used = vec![apphost_path.clone()];
+    if let Ok(layers) = &layers {
+        for l in layers {
+            used.push(l.file.path.clone());
+            used.extend(section::config_sources(l.file));
+        }
+    }
+    used.extend(web_config.clone());
+    let mut links: Vec<(RemotePath, NotAFile)> = Vec::new();
+    for p in used {
+        if let Some(kind) = files.links.get(&p.key())
+            && !links.iter().any(|(l, _)| l.key() == p.key())
+        {
+            links.push((p, kind.clone()));
+        }
+    }
     let effective = layers.and_then(|layers| {
         let own_is_last = web_config
             .as_ref()
@@ -458,5 +524,6 @@ fn resolve_app(
         effective,
         identity_declared_above,
         external_sha256,
+        links,
     }
 }

@@ -23,7 +23,9 @@ use farmkey::push::{
     Interrupt, KeySource, Plan, PushOutcome, PushRequest, ServerOutcome, Sessions, Verdict, apply,
     build_plan,
 };
-use farmkey::transport::{ConnectOptions, DirEntry, FileStat, NewFile, Transport, TransportError};
+use farmkey::transport::{
+    ConnectOptions, DirEntry, FileStat, LinkEnd, NewFile, Transport, TransportError,
+};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -31,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use support::pty::Pty;
-use support::sshd::{Options, SshFarm};
+use support::sshd::{Options, SshFarm, demo_over_ssh};
 use support::*;
 
 const FLOWTIME: &str = "C:/inetpub/Cora/Flowtime/web.config";
@@ -605,6 +607,15 @@ impl Transport for Banner {
     }
     fn stat(&mut self, p: &RemotePath) -> Result<Option<FileStat>, TransportError> {
         self.0.stat(p)
+    }
+    fn lstat(&mut self, p: &RemotePath) -> Result<Option<FileStat>, TransportError> {
+        self.0.lstat(p)
+    }
+    fn readlink(&mut self, p: &RemotePath) -> Result<String, TransportError> {
+        self.0.readlink(p)
+    }
+    fn link_end(&mut self, p: &RemotePath) -> Result<LinkEnd, TransportError> {
+        self.0.link_end(p)
     }
     fn set_read_limit(&mut self, max: u64) {
         self.0.set_read_limit(max)
@@ -1552,4 +1563,209 @@ fn an_application_path_given_twice_in_a_site_is_reported_and_never_mixed() {
         dry.stdout.contains("CANNOT BE PUSHED") && dry.stdout.contains("more than once"),
         "{dry:?}"
     );
+}
+
+// ---------------------------------------------------------------------
+// 7. Links and other non-files are never replaced.
+
+/// Flowtime's web.config as three kinds of link, in the server folders
+/// `dir` gives: on web01 a link to the file beside it (what IIS reads),
+/// on web02 a link to nothing, on web03 a link to itself. The targets are
+/// relative, so that they hold inside sshd's chroot too.
+fn plant_links(dir: impl Fn(&str) -> PathBuf) {
+    let d = dir("web01");
+    fs::rename(d.join("web.config"), d.join("web.real.config")).unwrap();
+    std::os::unix::fs::symlink("web.real.config", d.join("web.config")).unwrap();
+    let d = dir("web02");
+    fs::remove_file(d.join("web.config")).unwrap();
+    std::os::unix::fs::symlink("gone.config", d.join("web.config")).unwrap();
+    let d = dir("web03");
+    fs::remove_file(d.join("web.config")).unwrap();
+    std::os::unix::fs::symlink("web.config", d.join("web.config")).unwrap();
+}
+
+/// The links and the file behind web01's, exactly as planted; no copy
+/// made beside them.
+fn links_intact(dir: impl Fn(&str) -> PathBuf, real: &[u8]) {
+    for (s, target) in [
+        ("web01", "web.real.config"),
+        ("web02", "gone.config"),
+        ("web03", "web.config"),
+    ] {
+        let d = dir(s);
+        assert_eq!(
+            fs::read_link(d.join("web.config")).unwrap(),
+            Path::new(target),
+            "{s}"
+        );
+        assert!(backups(&d).is_empty(), "{s}: {:?}", backups(&d));
+        let names: Vec<String> = fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("farmkey"))
+            .collect();
+        assert!(names.is_empty(), "{s}: {names:?}");
+    }
+    assert_eq!(
+        fs::read(dir("web01").join("web.real.config")).unwrap(),
+        real
+    );
+    assert!(!dir("web02").join("gone.config").exists());
+}
+
+/// What `scan --format json` and `push --generate` say of the three links.
+fn check_links_scan_and_push(scan: &Out, push: &Out) {
+    assert_eq!(scan.code, Some(1), "{scan:?}");
+    let v: serde_json::Value = serde_json::from_str(&scan.stdout).unwrap();
+    let site = v["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["site"] == "Flowtime")
+        .unwrap();
+    // Unreadable, not "missing": unverified there, never auto-generated.
+    assert_eq!(site["unverified_on"], serde_json::json!(["web02", "web03"]));
+    assert!(site["consistent"].is_null(), "{site}");
+    let findings = site["findings"].as_array().unwrap();
+    let of = |code: &str| -> Vec<String> {
+        findings
+            .iter()
+            .filter(|f| f["code"] == code)
+            .map(|f| f["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(of("auto-generated").is_empty(), "{findings:?}");
+    let unreadable = of("unreadable").join("\n");
+    assert!(
+        unreadable.contains("web.config: a symbolic link to gone.config, which does not exist")
+            && unreadable
+                .contains("web.config: a symbolic link to web.config that loops back on itself"),
+        "{unreadable}"
+    );
+    let link = of("config-link");
+    assert_eq!(link.len(), 1, "{findings:?}");
+    assert!(
+        link[0].contains("on web01")
+            && link[0].contains(
+                "C:\\inetpub\\Cora\\Flowtime\\web.config is a symbolic link to web.real.config"
+            ),
+        "{}",
+        link[0]
+    );
+    let web01 = site["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["server"] == "web01")
+        .unwrap();
+    assert_eq!(
+        web01["links"],
+        serde_json::json!([{
+            "path": "C:\\inetpub\\Cora\\Flowtime\\web.config",
+            "kind": "link",
+            "target": "web.real.config"
+        }])
+    );
+    // The key IIS reads through the link is the one compared.
+    assert_eq!(web01["validation_key"]["state"], "explicit", "{web01}");
+
+    assert_eq!(push.code, Some(1), "{push:?}");
+    let out = format!("{}{}", push.stdout, push.stderr);
+    for (server, what) in [
+        ("web01", "is a symbolic link to web.real.config"),
+        (
+            "web02",
+            "a symbolic link to gone.config, which does not exist",
+        ),
+        (
+            "web03",
+            "a symbolic link to web.config that loops back on itself",
+        ),
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(server) && l.contains("CANNOT BE PUSHED"))
+            .unwrap_or_else(|| panic!("{server} not blocked: {out}"));
+        assert!(
+            line.contains("C:\\inetpub\\Cora\\Flowtime\\web.config") && line.contains(what),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn links_at_web_config_are_read_through_or_named_and_never_replaced() {
+    let f = farm();
+    let dir = |s: &str| f.file(s, FLOWTIME_DIR);
+    plant_links(dir);
+    let real = fs::read(dir("web01").join("web.real.config")).unwrap();
+    let scan = f.run("scan", &["--format", "json"]);
+    let push = f.run("push", &["--site", "Flowtime", "--generate", "--yes"]);
+    check_links_scan_and_push(&scan, &push);
+    links_intact(dir, &real);
+}
+
+#[test]
+fn over_sftp_links_at_web_config_are_read_through_or_named_and_never_replaced() {
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    let dir = |s: &str| farm.server(s).file(FLOWTIME_DIR);
+    plant_links(dir);
+    let real = fs::read(dir("web01").join("web.real.config")).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let audit = home.path().join("audit.jsonl");
+    let run = |args: Vec<String>| {
+        let out = farm.farmkey().args(args).output().unwrap();
+        Out {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let mut scan_args: Vec<String> = ["scan", "--format", "json"].map(String::from).to_vec();
+    scan_args.extend(
+        farm.headless_args(&audit)
+            .into_iter()
+            .filter(|a| a != "--audit" && a != audit.to_str().unwrap()),
+    );
+    let scan = run(scan_args);
+    let push = run(farm.push_flowtime_args(&audit));
+    check_links_scan_and_push(&scan, &push);
+    links_intact(dir, &real);
+}
+
+/// A rollback never turns a link into a file, nor removes one: web.config
+/// made a link (to a file holding exactly what the push wrote) after the
+/// push is left alone and named.
+#[test]
+fn a_rollback_leaves_a_web_config_that_became_a_link_alone() {
+    let f = farm();
+    let originals: Vec<Vec<u8>> = ["web02", "web03"]
+        .iter()
+        .map(|s| fs::read(f.file(s, FLOWTIME)).unwrap())
+        .collect();
+    let push = f.run("push", &["--site", "Flowtime", "--generate", "--yes"]);
+    assert_eq!(push.code, Some(0), "{push:?}");
+    let d = f.file("web01", FLOWTIME_DIR);
+    let written = fs::read(d.join("web.config")).unwrap();
+    fs::rename(d.join("web.config"), d.join("web.linked.config")).unwrap();
+    std::os::unix::fs::symlink("web.linked.config", d.join("web.config")).unwrap();
+    let rollback = f.run("rollback", &["--site", "Flowtime", "--yes"]);
+    assert_ne!(rollback.code, Some(0), "{rollback:?}");
+    let out = format!("{}{}", rollback.stdout, rollback.stderr);
+    assert!(
+        out.contains("web01")
+            && out.contains(
+                "C:\\inetpub\\Cora\\Flowtime\\web.config is a symbolic link to web.linked.config"
+            ),
+        "{out}"
+    );
+    assert_eq!(
+        fs::read_link(d.join("web.config")).unwrap(),
+        Path::new("web.linked.config")
+    );
+    assert_eq!(fs::read(d.join("web.linked.config")).unwrap(), written);
+    // The other servers are rolled back.
+    for (s, before) in ["web02", "web03"].iter().zip(&originals) {
+        assert_eq!(&fs::read(f.file(s, FLOWTIME)).unwrap(), before, "{s}");
+    }
 }

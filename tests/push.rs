@@ -17,7 +17,9 @@ use farmkey::push::{
     Interrupt, KeySource, Plan, PlanAction, PushOutcome, PushRequest, Refusal, ServerOutcome,
     Sessions, Verdict, apply, build_plan,
 };
-use farmkey::transport::{ConnectOptions, DirEntry, FileStat, NewFile, Transport, TransportError};
+use farmkey::transport::{
+    ConnectOptions, DirEntry, FileStat, LinkEnd, NewFile, Transport, TransportError,
+};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -378,6 +380,15 @@ impl Transport for Faulty {
     }
     fn stat(&mut self, p: &RemotePath) -> Result<Option<FileStat>, TransportError> {
         self.op("stat", p, |t| t.stat(p))
+    }
+    fn lstat(&mut self, p: &RemotePath) -> Result<Option<FileStat>, TransportError> {
+        self.op("lstat", p, |t| t.lstat(p))
+    }
+    fn readlink(&mut self, p: &RemotePath) -> Result<String, TransportError> {
+        self.op("readlink", p, |t| t.readlink(p))
+    }
+    fn link_end(&mut self, p: &RemotePath) -> Result<LinkEnd, TransportError> {
+        self.op("link_end", p, |t| t.link_end(p))
     }
     fn set_read_limit(&mut self, max_bytes: u64) {
         self.inner.set_read_limit(max_bytes)
@@ -3193,4 +3204,47 @@ fn a_machine_key_asp_net_refuses_is_fixed_in_place_or_refused_never_doubled() {
         "{:?}",
         site.findings
     );
+}
+
+/// A web.config made a link after the plan (to a copy holding the very
+/// bytes the plan read, so every re-read passes) is found by the last look
+/// before the swap: that server is refused, named, and the push ends with
+/// every server as it was; the link and its target are untouched.
+#[test]
+fn a_link_put_in_place_after_the_plan_is_never_swapped_over() {
+    let s = setup();
+    let audit = s.farm.home.path().join("audit.jsonl");
+    let file = |srv: &str| s.farm.server(srv).file(FLOWTIME);
+    let before: Vec<Vec<u8>> = ["web01", "web02", "web03"]
+        .iter()
+        .map(|srv| fs::read(file(srv)).unwrap())
+        .collect();
+    let (mut child, pause) = spawn_push_paused(&s.farm, &audit, "start");
+    reach(&pause, &mut child);
+    let web02 = file("web02");
+    let copy = web02.with_file_name("web.copy.config");
+    fs::rename(&web02, &copy).unwrap();
+    std::os::unix::fs::symlink("web.copy.config", &web02).unwrap();
+    pause.go();
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(
+            "C:\\inetpub\\Cora\\Flowtime\\web.config is a symbolic link to web.copy.config: farmkey never replaces or removes it"
+        ),
+        "{text}"
+    );
+    assert_eq!(fs::read_link(&web02).unwrap(), Path::new("web.copy.config"));
+    assert_eq!(fs::read(&copy).unwrap(), before[1]);
+    for (srv, bytes) in ["web01", "web03"].iter().zip([&before[0], &before[2]]) {
+        assert_eq!(&fs::read(file(srv)).unwrap(), bytes, "{srv}: {text}");
+    }
+    let names: Vec<String> = fs::read_dir(web02.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("farmkey-new"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
 }

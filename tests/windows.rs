@@ -262,7 +262,7 @@ fn the_stand_in_answers_as_win32_openssh_does() {
         // Any case finds the file; the listing keeps the stored case.
         let shouted = rp("C:/INETPUB/cora/FLOWTIME/Web.Config");
         let st = t.stat(&shouted).unwrap().expect("found in any case");
-        assert!(!st.is_dir);
+        assert!(!st.is_dir());
         // No owner on Windows; the write bit is the read-only attribute.
         assert_eq!((st.uid, st.gid, st.mode), (Some(0), Some(0), Some(0o644)));
         let names: Vec<String> = t
@@ -882,4 +882,98 @@ fn the_console_names_a_web_config_held_for_good_at_8_1() {
             s.leftovers(name)
         );
     }
+}
+
+/// Links on Win32-OpenSSH: LSTAT shows a symbolic link as S_IFLNK and
+/// READLINK gives its target as `/C:/...` (fileio.c
+/// fileio_stat_or_lstat_internal, fileio_readlink); STAT and a read follow
+/// it, answering "No such file" for a dangling one and "Failure" for a
+/// loop (ERROR_CANT_RESOLVE_FILENAME passed through). farmkey tells the
+/// three apart, and a push refuses each, naming it; nothing is written.
+#[test]
+fn links_are_told_apart_and_never_replaced_on_windows_servers() {
+    use farmkey::transport::{FileKind, NotAFile, not_a_file};
+    each_version(|v| {
+        let s = setup(v);
+        let file = |srv: &str| s.server(srv).file(FLOWTIME);
+        // web01: a link to the file beside it (an absolute target).
+        let real = file("web01").with_file_name("web.real.config");
+        fs::rename(file("web01"), &real).unwrap();
+        std::os::unix::fs::symlink(&real, file("web01")).unwrap();
+        // web02: a link to nothing; web03: a link to itself.
+        fs::remove_file(file("web02")).unwrap();
+        std::os::unix::fs::symlink("gone.config", file("web02")).unwrap();
+        fs::remove_file(file("web03")).unwrap();
+        std::os::unix::fs::symlink("web.config", file("web03")).unwrap();
+        let bytes = fs::read(&real).unwrap();
+
+        let flowtime = rp(FLOWTIME);
+        let mut t = connect(&s, "web01");
+        let l = t.lstat(&flowtime).unwrap().unwrap();
+        assert_eq!((l.kind, l.size), (FileKind::Symlink, 0), "{v:?}");
+        assert_eq!(t.stat(&flowtime).unwrap().unwrap().kind, FileKind::Regular);
+        assert_eq!(&*t.read(&flowtime).unwrap(), bytes.as_slice());
+        let target = "/C:/inetpub/Cora/Flowtime/web.real.config".to_string();
+        assert_eq!(t.readlink(&flowtime).unwrap(), target);
+        assert_eq!(
+            not_a_file(&mut t, &flowtime).unwrap(),
+            Some(NotAFile::Link {
+                target: Some(target)
+            })
+        );
+        let mut t = connect(&s, "web02");
+        assert_eq!(t.stat(&flowtime).unwrap(), None, "{v:?}");
+        assert!(t.read(&flowtime).unwrap_err().is_not_found());
+        assert_eq!(
+            not_a_file(&mut t, &flowtime).unwrap(),
+            Some(NotAFile::DanglingLink {
+                target: Some("gone.config".into())
+            })
+        );
+        let mut t = connect(&s, "web03");
+        let err = t.stat(&flowtime).unwrap_err();
+        assert!(err.to_string().contains("\"failure\""), "{v:?}: {err}");
+        assert_eq!(
+            not_a_file(&mut t, &flowtime).unwrap(),
+            Some(NotAFile::LinkLoop {
+                target: Some("web.config".into())
+            })
+        );
+        drop(t);
+
+        let (code, out) = s.run(&["push", "--site", "Flowtime", "--generate", "--yes"]);
+        assert_eq!(code, 1, "{v:?}: {out}");
+        for (srv, what) in [
+            (
+                "web01",
+                "is a symbolic link to /C:/inetpub/Cora/Flowtime/web.real.config",
+            ),
+            (
+                "web02",
+                "a symbolic link to gone.config, which does not exist",
+            ),
+            (
+                "web03",
+                "a symbolic link to web.config that loops back on itself",
+            ),
+        ] {
+            assert!(
+                out.lines().any(|l| l.trim_start().starts_with(srv)
+                    && l.contains("CANNOT BE PUSHED")
+                    && l.contains(what)),
+                "{v:?} {srv}: {out}"
+            );
+        }
+        assert_eq!(fs::read_link(file("web01")).unwrap(), real);
+        assert_eq!(fs::read(&real).unwrap(), bytes);
+        assert_eq!(
+            fs::read_link(file("web02")).unwrap(),
+            Path::new("gone.config")
+        );
+        assert_eq!(
+            fs::read_link(file("web03")).unwrap(),
+            Path::new("web.config")
+        );
+        assert_eq!(s.server("web01").requests("rename"), 0);
+    });
 }

@@ -22,7 +22,7 @@ use super::{Plan, PlanAction, ServerPlan, Sessions, sibling};
 use crate::config::wif::HandlerState;
 use crate::paths::{RemotePath, WindowsEnv};
 use crate::scan::read_server;
-use crate::transport::{Transport, TransportError};
+use crate::transport::{Transport, TransportError, not_a_file};
 
 pub use super::outcome::{
     FinalState, LeftBehind, LeftKind, Leftover, Progress, PushOutcome, Restore, ServerOutcome,
@@ -260,6 +260,19 @@ fn attempt(
     if let Some(reason) = stop.reason() {
         remove_made(t, &made, left);
         return Attempt::Interrupted(reason);
+    }
+    // The last look before the swap: a link put in the file's place since
+    // the plan (which refused one) is never renamed over.
+    match not_a_file(t, &sp.file) {
+        Ok(None) => {}
+        Ok(Some(kind)) => {
+            let e = TransportError::NotAFile {
+                path: sp.file.clone(),
+                kind,
+            };
+            return before_swap(t, Step::Swap, e, &made, left);
+        }
+        Err(e) => return before_swap(t, Step::Swap, e, &made, left),
     }
     // The intent, flushed before the swap: `rollback` always finds what a
     // push may have changed.

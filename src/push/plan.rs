@@ -18,7 +18,7 @@ use crate::config::section::config_source_path;
 use crate::config::wif::{HandlerState, WifFault};
 use crate::keys::{KeySet, set_fingerprint};
 use crate::paths::RemotePath;
-use crate::transport::{ReplaceBehaviour, Transport};
+use crate::transport::{ReplaceBehaviour, Transport, TransportError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
@@ -365,12 +365,26 @@ fn read_only(t: &mut dyn Transport, file: &RemotePath) -> Option<String> {
     }
 }
 
-/// Reads a file as it is now; `Err` is the reason to skip it.
+/// Reads a file as it is now; `Err` is the reason to skip it. Anything but
+/// a regular file (a link, even one to a file; a dangling one; a loop) is
+/// refused: a push replaces a file by renaming onto its name, which would
+/// put a copy in a link's place.
 fn read_now(
     t: &mut dyn Transport,
     file: &RemotePath,
     scanned: &Option<String>,
 ) -> Result<Option<crate::bytes::FileBytes>, String> {
+    match crate::transport::not_a_file(t, file) {
+        Ok(None) => {}
+        Ok(Some(kind)) => {
+            return Err(TransportError::NotAFile {
+                path: file.clone(),
+                kind,
+            }
+            .to_string());
+        }
+        Err(e) => return Err(format!("cannot read {file}: {e}")),
+    }
     let original = match t.read(file) {
         Ok(b) => Some(b),
         Err(e) if e.is_not_found() => None,

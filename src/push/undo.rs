@@ -6,7 +6,7 @@ use super::outcome::{Leftover, Restore};
 use super::{Plan, ServerPlan, Sessions, retry, sibling};
 use crate::bytes::FileBytes;
 use crate::paths::RemotePath;
-use crate::transport::{NewFile, Transport, TransportError, honours_modes};
+use crate::transport::{NewFile, Transport, TransportError, honours_modes, not_a_file};
 
 /// Reads a file, `None` when there is none. A read refused as a held
 /// file would be (a process that has it open for writing) is tried again
@@ -118,6 +118,14 @@ pub(super) fn swap(
         return Err(TransportError::Refused {
             path: file.to_string(),
             reason: "farmkey never renames a file onto its own name".into(),
+        });
+    }
+    // A link (or anything but a file) in the file's place is never renamed
+    // over: that would turn it into a file.
+    if let Some(kind) = not_a_file(t, file)? {
+        return Err(TransportError::NotAFile {
+            path: file.clone(),
+            kind,
         });
     }
     let moved = |from: &RemotePath| {
@@ -246,9 +254,26 @@ impl Undo<'_> {
         })
     }
 
+    /// Why the file must be left alone when it is no regular file: a push
+    /// writes only files, so a link there (even to a file holding what
+    /// the push wrote) was put there by someone else, and restoring or
+    /// removing it would turn it into a file or delete what it is.
+    fn not_a_file(&self, t: &mut dyn Transport) -> Result<Option<String>, TransportError> {
+        Ok(not_a_file(t, self.file)?.map(|kind| {
+            TransportError::NotAFile {
+                path: self.file.clone(),
+                kind,
+            }
+            .to_string()
+        }))
+    }
+
     /// Reads the file and says why it must be left alone, if it must
     /// (see [`Undo::foreign`]); changes nothing.
     fn look(&self, t: &mut dyn Transport, swapped: bool) -> Result<Option<String>, TransportError> {
+        if let Some(why) = self.not_a_file(t)? {
+            return Ok(Some(why));
+        }
         let now = read_opt(t, self.file)?.map(|b| b.sha256());
         Ok(self.foreign(now.as_deref(), swapped))
     }
@@ -302,6 +327,9 @@ impl Undo<'_> {
         t: &mut dyn Transport,
         swapped: &mut bool,
     ) -> Result<Restore, TransportError> {
+        if let Some(why) = self.not_a_file(t)? {
+            return Ok(Restore::LeftAlone(why));
+        }
         let now = read_opt(t, self.file)?.map(|b| b.sha256());
         if now.as_deref() == self.original {
             return Ok(Restore::Untouched);

@@ -6,7 +6,7 @@
 //! write cannot redirect it), and names within that folder are created,
 //! renamed and removed without following links.
 
-use super::{DirEntry, FileStat, NewFile, Transport, TransportError};
+use super::{DirEntry, FileKind, FileStat, LinkEnd, NewFile, Transport, TransportError};
 use crate::bytes::FileBytes;
 use crate::paths::RemotePath;
 use std::ffi::{CStr, CString};
@@ -172,7 +172,43 @@ fn map_err(path: &RemotePath, e: io::Error) -> TransportError {
     }
 }
 
+/// A file's stat, a link's own when `m` is from `symlink_metadata`.
+fn file_stat(m: &fs::Metadata) -> FileStat {
+    let t = m.file_type();
+    let kind = if t.is_file() {
+        FileKind::Regular
+    } else if t.is_dir() {
+        FileKind::Directory
+    } else if t.is_symlink() {
+        FileKind::Symlink
+    } else {
+        FileKind::Other
+    };
+    FileStat {
+        size: m.len(),
+        kind,
+        modified: m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs()),
+        mode: Some(m.mode() & 0o7777),
+        uid: Some(m.uid()),
+        gid: Some(m.gid()),
+        read_only: kind == FileKind::Regular && m.mode() & 0o222 == 0,
+    }
+}
+
 impl LocalTransport {
+    /// The local name of `path`, its folder checked to lie below the root
+    /// but its last part not followed (a link to outside is itself inside).
+    fn unfollowed(&self, path: &RemotePath) -> Result<PathBuf, TransportError> {
+        match (path.parent(), path.file_name()) {
+            (Some(dir), Some(name)) => Ok(self.local(&dir)?.join(name)),
+            _ => self.local(path),
+        }
+    }
+
     /// `path` as it is spelled in its folder, when only another spelling
     /// of its name is there: a copy of a Windows drive keeps Windows' rule
     /// that a file name is one name in any case ([`crate::paths::same_name`]),
@@ -207,7 +243,12 @@ impl Transport for LocalTransport {
     fn read(&mut self, path: &RemotePath) -> Result<FileBytes, TransportError> {
         let spelled = self.spelled(path)?;
         let local = self.local(&spelled)?;
-        let mut f = File::open(&local).map_err(|e| map_err(path, e))?;
+        let mut f = File::open(&local).map_err(|e| match e.raw_os_error() {
+            // As sftp-server answers (errno_to_portable): a loop reads as
+            // missing; `not_a_file` tells it from a missing file.
+            Some(libc::ELOOP) => TransportError::NotFound { path: path.clone() },
+            _ => map_err(path, e),
+        })?;
         let meta = f.metadata().map_err(|e| map_err(path, e))?;
         if meta.is_dir() {
             return Err(TransportError::Io {
@@ -243,20 +284,41 @@ impl Transport for LocalTransport {
     fn stat(&mut self, path: &RemotePath) -> Result<Option<FileStat>, TransportError> {
         let local = self.local(path)?;
         match fs::metadata(&local) {
-            Ok(m) => Ok(Some(FileStat {
-                size: m.len(),
-                is_dir: m.is_dir(),
-                modified: m
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map(|d| d.as_secs()),
-                mode: Some(m.mode() & 0o7777),
-                uid: Some(m.uid()),
-                gid: Some(m.gid()),
-                read_only: !m.is_dir() && m.mode() & 0o222 == 0,
-            })),
+            Ok(m) => Ok(Some(file_stat(&m))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            // A loop reads as missing, as over SFTP; `link_end` tells it.
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Ok(None),
+            Err(e) => Err(map_err(path, e)),
+        }
+    }
+
+    fn lstat(&mut self, path: &RemotePath) -> Result<Option<FileStat>, TransportError> {
+        match fs::symlink_metadata(self.unfollowed(path)?) {
+            Ok(m) => Ok(Some(file_stat(&m))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(map_err(path, e)),
+        }
+    }
+
+    fn readlink(&mut self, path: &RemotePath) -> Result<String, TransportError> {
+        let target = fs::read_link(self.unfollowed(path)?).map_err(|e| map_err(path, e))?;
+        // Inside the copy: as the server's path (`/C:/x`).
+        let inside = [Some(&self.root), self.canonical_root.as_ref()]
+            .into_iter()
+            .flatten()
+            .find_map(|r| target.strip_prefix(r).ok());
+        Ok(match inside {
+            Some(rel) => format!("/{}", rel.display()),
+            None => target.display().to_string(),
+        })
+    }
+
+    fn link_end(&mut self, path: &RemotePath) -> Result<LinkEnd, TransportError> {
+        // `local` refuses a link that leads outside the root.
+        match fs::metadata(self.local(path)?) {
+            Ok(_) => Ok(LinkEnd::Exists),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Ok(LinkEnd::Loop),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(LinkEnd::Dangling),
             Err(e) => Err(map_err(path, e)),
         }
     }
@@ -364,6 +426,81 @@ impl Transport for LocalTransport {
 mod tests {
     use super::*;
     use crate::transport::find_case_insensitive;
+
+    /// lstat sees a link itself, even one that leads outside the root;
+    /// following it (`link_end`, a read) is refused as before.
+    #[test]
+    fn links_are_seen_as_links_and_never_followed_outside_the_root() {
+        use crate::transport::{NotAFile, not_a_file};
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret.config"), b"<configuration/>").unwrap();
+        let site = dir.path().join("C:").join("site");
+        fs::create_dir_all(&site).unwrap();
+        fs::write(site.join("real.config"), b"<configuration/>").unwrap();
+        let link = |name: &str, to: &Path| std::os::unix::fs::symlink(to, site.join(name)).unwrap();
+        link("inside.config", Path::new("real.config"));
+        link("absolute.config", &site.join("real.config"));
+        link("dangling.config", Path::new("gone.config"));
+        link("loop.config", Path::new("loop.config"));
+        link("escape.config", &outside.path().join("secret.config"));
+        let mut t = LocalTransport::new(dir.path());
+        let p = |n: &str| RemotePath::parse(&format!("C:\\site\\{n}")).unwrap();
+        for n in [
+            "inside.config",
+            "dangling.config",
+            "loop.config",
+            "escape.config",
+        ] {
+            assert_eq!(
+                t.lstat(&p(n)).unwrap().unwrap().kind,
+                FileKind::Symlink,
+                "{n}"
+            );
+        }
+        assert_eq!(
+            t.lstat(&p("real.config")).unwrap().unwrap().kind,
+            FileKind::Regular
+        );
+        assert_eq!(t.lstat(&p("none.config")).unwrap(), None);
+        let target = |s: &str| Some(s.to_string());
+        assert_eq!(
+            not_a_file(&mut t, &p("inside.config")).unwrap(),
+            Some(NotAFile::Link {
+                target: target("real.config")
+            })
+        );
+        // An absolute target inside the copy is named as the server's path.
+        assert_eq!(
+            not_a_file(&mut t, &p("absolute.config")).unwrap(),
+            Some(NotAFile::Link {
+                target: target("/C:/site/real.config")
+            })
+        );
+        assert_eq!(
+            not_a_file(&mut t, &p("dangling.config")).unwrap(),
+            Some(NotAFile::DanglingLink {
+                target: target("gone.config")
+            })
+        );
+        assert_eq!(
+            not_a_file(&mut t, &p("loop.config")).unwrap(),
+            Some(NotAFile::LinkLoop {
+                target: target("loop.config")
+            })
+        );
+        // A loop reads as missing, as over SFTP.
+        assert!(t.read(&p("loop.config")).unwrap_err().is_not_found());
+        for e in [
+            not_a_file(&mut t, &p("escape.config")).unwrap_err(),
+            t.read(&p("escape.config")).unwrap_err(),
+            t.stat(&p("escape.config")).unwrap_err(),
+        ] {
+            assert!(matches!(e, TransportError::Refused { .. }), "{e}");
+        }
+        assert_eq!(not_a_file(&mut t, &p("real.config")).unwrap(), None);
+        assert_eq!(not_a_file(&mut t, &p("none.config")).unwrap(), None);
+    }
 
     #[test]
     fn maps_drive_paths_under_the_root_and_refuses_escapes() {

@@ -19,6 +19,10 @@ pub enum TransportError {
     Refused { path: String, reason: String },
     #[error("{path}: already exists")]
     Exists { path: RemotePath },
+    /// Something other than a regular file where farmkey would replace or
+    /// remove one: never touched.
+    #[error("{path} is {kind}: farmkey never replaces or removes it")]
+    NotAFile { path: RemotePath, kind: NotAFile },
     #[error("{path}: no space left on the server's disk")]
     NoSpace { path: RemotePath },
     #[error("{path}: the server's file system is read-only")]
@@ -82,10 +86,115 @@ pub fn size_text(bytes: u64) -> String {
 /// from its size, never read.
 pub const DEFAULT_MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
 
+/// What a name is, as `lstat` sees it (a final link not followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FileKind {
+    #[default]
+    Regular,
+    Directory,
+    /// A symbolic link (`S_IFLNK`). Win32-OpenSSH shows only reparse
+    /// points tagged IO_REPARSE_TAG_SYMLINK so (see [`Transport::lstat`]).
+    Symlink,
+    /// A device, pipe or socket.
+    Other,
+}
+
+impl FileKind {
+    /// From the `S_IFMT` bits of a POSIX mode, as SFTP sends it.
+    pub fn from_mode(mode: u32) -> FileKind {
+        match mode & 0o170_000 {
+            0o100_000 => FileKind::Regular,
+            0o040_000 => FileKind::Directory,
+            0o120_000 => FileKind::Symlink,
+            _ => FileKind::Other,
+        }
+    }
+}
+
+/// What stands where a configuration file is expected and is not a
+/// regular file: read as IIS reads it (through a link), never replaced.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum NotAFile {
+    /// A symbolic link to a file that exists: IIS reads the target.
+    Link {
+        target: Option<String>,
+    },
+    /// A symbolic link to nothing: IIS cannot read it (OpenSSH answers
+    /// "no such file" for it, as for a missing file).
+    DanglingLink {
+        target: Option<String>,
+    },
+    /// A symbolic link that leads back to itself (ELOOP).
+    LinkLoop {
+        target: Option<String>,
+    },
+    Folder,
+    /// A device, pipe, socket or other special file.
+    Special,
+}
+
+impl NotAFile {
+    /// Whether IIS can read what it leads to.
+    pub fn readable(&self) -> bool {
+        matches!(self, NotAFile::Link { .. })
+    }
+}
+
+impl std::fmt::Display for NotAFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let to = |t: &Option<String>| t.as_ref().map(|t| format!(" to {t}")).unwrap_or_default();
+        match self {
+            NotAFile::Link { target } => write!(f, "a symbolic link{}", to(target)),
+            NotAFile::DanglingLink { target } => {
+                write!(f, "a symbolic link{}, which does not exist", to(target))
+            }
+            NotAFile::LinkLoop { target } => {
+                write!(f, "a symbolic link{} that loops back on itself", to(target))
+            }
+            NotAFile::Folder => write!(f, "a folder"),
+            NotAFile::Special => write!(f, "not a regular file (a device, pipe or socket)"),
+        }
+    }
+}
+
+/// Where a symbolic link ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkEnd {
+    Exists,
+    Dangling,
+    Loop,
+}
+
+/// What stands at `path` when it is not a regular file; `Ok(None)` for a
+/// regular file or nothing at all. A link is followed as IIS follows it
+/// to tell a link to a file from a dangling one and a loop.
+pub fn not_a_file(
+    t: &mut dyn Transport,
+    path: &RemotePath,
+) -> Result<Option<NotAFile>, TransportError> {
+    let Some(st) = t.lstat(path)? else {
+        return Ok(None);
+    };
+    Ok(match st.kind {
+        FileKind::Regular => None,
+        FileKind::Directory => Some(NotAFile::Folder),
+        FileKind::Other => Some(NotAFile::Special),
+        FileKind::Symlink => {
+            let target = t.readlink(path).ok();
+            Some(match t.link_end(path)? {
+                LinkEnd::Exists => NotAFile::Link { target },
+                LinkEnd::Dangling => NotAFile::DanglingLink { target },
+                LinkEnd::Loop => NotAFile::LinkLoop { target },
+            })
+        }
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FileStat {
     pub size: u64,
-    pub is_dir: bool,
+    pub kind: FileKind,
     /// Seconds since the Unix epoch, when the server tells.
     pub modified: Option<u64>,
     /// Permission bits (`0o640`), owner and group, when the server tells.
@@ -99,6 +208,12 @@ pub struct FileStat {
     /// one may write. Never set on a POSIX server, where a file's mode
     /// does not stop its replacement.
     pub read_only: bool,
+}
+
+impl FileStat {
+    pub fn is_dir(&self) -> bool {
+        self.kind == FileKind::Directory
+    }
 }
 
 /// The attributes farmkey gives a file it creates, on servers that apply
@@ -149,8 +264,24 @@ pub trait Transport: Send {
         paths.iter().map(|p| self.read(p)).collect()
     }
 
-    /// `Ok(None)` when the path does not exist.
+    /// `Ok(None)` when the path does not exist (a dangling link or a
+    /// loop too: OpenSSH's sftp-server answers ENOENT and ELOOP alike).
     fn stat(&mut self, path: &RemotePath) -> Result<Option<FileStat>, TransportError>;
+
+    /// As [`Transport::stat`], but a final symbolic link is the link
+    /// itself ([`FileKind::Symlink`]). Win32-OpenSSH shows a reparse point
+    /// as a link only when it is a symbolic link; a junction or any other
+    /// reparse point looks like the folder or file it stands for
+    /// (contrib/win32/win32compat/fileio.c fileio_stat_or_lstat_internal:
+    /// S_IFLNK only when fileio_readlink, which refuses any tag but
+    /// IO_REPARSE_TAG_SYMLINK, succeeds).
+    fn lstat(&mut self, path: &RemotePath) -> Result<Option<FileStat>, TransportError>;
+
+    /// What a symbolic link holds, as the server spells it.
+    fn readlink(&mut self, path: &RemotePath) -> Result<String, TransportError>;
+
+    /// Where the symbolic link at `path` ends.
+    fn link_end(&mut self, path: &RemotePath) -> Result<LinkEnd, TransportError>;
 
     /// Refuses to read files larger than `max_bytes` from now on
     /// ([`TransportError::TooLarge`]); never more than that is read.

@@ -130,6 +130,7 @@ const FXP_RMDIR: u8 = 15;
 const FXP_REALPATH: u8 = 16;
 const FXP_STAT: u8 = 17;
 const FXP_RENAME: u8 = 18;
+const FXP_READLINK: u8 = 19;
 const FXP_STATUS: u8 = 101;
 const FXP_HANDLE: u8 = 102;
 const FXP_DATA: u8 = 103;
@@ -188,6 +189,9 @@ enum Win32 {
     /// ERROR_ALREADY_EXISTS (183): CreateHardLinkW, MoveFileExW.
     AlreadyExists,
     DiskFull,
+    /// ERROR_CANT_RESOLVE_FILENAME (1921): CreateFileW through a symbolic
+    /// link that loops.
+    CantResolveFilename,
 }
 
 /// A Win32 error through win32compat's own mapping, then sftp-server's:
@@ -201,9 +205,11 @@ fn via_win32compat(e: Win32) -> u32 {
     match e {
         Win32::FileNotFound | Win32::PathNotFound => FX_NO_SUCH_FILE,
         Win32::AccessDenied => FX_PERMISSION_DENIED,
-        Win32::SharingViolation | Win32::FileExists | Win32::AlreadyExists | Win32::DiskFull => {
-            FX_FAILURE
-        }
+        Win32::SharingViolation
+        | Win32::FileExists
+        | Win32::AlreadyExists
+        | Win32::DiskFull
+        | Win32::CantResolveFilename => FX_FAILURE,
     }
 }
 
@@ -215,7 +221,9 @@ fn via_crt(e: Win32) -> u32 {
     match e {
         Win32::FileNotFound | Win32::PathNotFound => FX_NO_SUCH_FILE,
         Win32::AccessDenied | Win32::SharingViolation => FX_PERMISSION_DENIED,
-        Win32::FileExists | Win32::AlreadyExists | Win32::DiskFull => FX_FAILURE,
+        Win32::FileExists | Win32::AlreadyExists | Win32::DiskFull | Win32::CantResolveFilename => {
+            FX_FAILURE
+        }
     }
 }
 
@@ -842,6 +850,23 @@ impl Shared {
         Err(Win32::SharingViolation)
     }
 
+    /// Why CreateFileW fails through a symbolic link that leads nowhere:
+    /// a dangling one is ERROR_FILE_NOT_FOUND ("No such file"), one that
+    /// loops ERROR_CANT_RESOLVE_FILENAME, which errno_from_Win32Error
+    /// (contrib/win32/win32compat/fileio.c) passes through as its number
+    /// and errno_to_portable (sftp-server.c) answers as "Failure". `None`
+    /// when `real` is no link or leads to something.
+    fn broken_link(real: &Path) -> Option<Win32> {
+        if !fs::symlink_metadata(real).is_ok_and(|m| m.file_type().is_symlink()) {
+            return None;
+        }
+        match fs::metadata(real) {
+            Ok(_) => None,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Some(Win32::CantResolveFilename),
+            Err(_) => Some(Win32::FileNotFound),
+        }
+    }
+
     fn read_only(real: &Path) -> bool {
         fs::metadata(real).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o200 == 0)
     }
@@ -910,6 +935,7 @@ impl Connection {
             FXP_REALPATH => "realpath",
             FXP_STAT => "stat",
             FXP_RENAME => "rename",
+            FXP_READLINK => "readlink",
             FXP_EXTENDED => "extended",
             _ => "other",
         };
@@ -926,7 +952,9 @@ impl Connection {
             FXP_CLOSE => self.close(id, &mut r),
             FXP_READ => self.read(id, &mut r),
             FXP_WRITE => self.write(id, &mut r),
-            FXP_LSTAT | FXP_STAT => self.stat(id, &mut r),
+            FXP_STAT => self.stat(id, &mut r),
+            FXP_LSTAT => self.lstat(id, &mut r),
+            FXP_READLINK => self.readlink(id, &mut r),
             FXP_FSTAT => self.fstat(id, &mut r),
             FXP_SETSTAT => self.setstat(id, &mut r, false),
             FXP_FSETSTAT => self.setstat(id, &mut r, true),
@@ -997,6 +1025,12 @@ impl Connection {
         };
         let write = pflags & (FXF_WRITE | FXF_APPEND) != 0;
         let create = pflags & FXF_CREAT != 0;
+        if found.exists && pflags & FXF_EXCL == 0 {
+            // CreateFileW follows a link (no FILE_FLAG_OPEN_REPARSE_POINT).
+            if let Some(e) = Shared::broken_link(&found.real) {
+                return fail(e);
+            }
+        }
         if found.exists {
             if pflags & FXF_EXCL != 0 && create {
                 // CREATE_NEW onto any name that matches in any case.
@@ -1101,6 +1135,17 @@ impl Connection {
         })
     }
 
+    /// An SSH_FXP_NAME reply of one name (REALPATH, READLINK): the name
+    /// as its long name too, no attributes.
+    fn one_name(id: u32, name: &str) -> Vec<u8> {
+        let mut o = Out::new(FXP_NAME, id);
+        o.u32(1)
+            .bytes(name.as_bytes())
+            .bytes(name.as_bytes())
+            .attrs(&Attrs::default());
+        o.done()
+    }
+
     fn attrs_reply(id: u32, a: Option<Attrs>) -> Vec<u8> {
         match a {
             Some(a) => {
@@ -1118,9 +1163,67 @@ impl Connection {
     fn stat(&mut self, id: u32, r: &mut Reader) -> Option<Vec<u8>> {
         let path = r.string()?;
         Some(match self.shared.existing(&path) {
-            Ok(real) => Self::attrs_reply(id, Shared::attrs(&real)),
+            Ok(real) => match Shared::broken_link(&real) {
+                // The link's target opened with CreateFileW: its error.
+                Some(e) => status(id, via_win32compat(e)),
+                None => Self::attrs_reply(id, Shared::attrs(&real)),
+            },
             Err(e) => status(id, via_win32compat(e)),
         })
+    }
+
+    /// openssh-portable v8.1.0.0 sftp-server.c:860 process_lstat, through
+    /// contrib/win32/win32compat/fileio.c:889 fileio_lstat and :798
+    /// fileio_stat_or_lstat_internal(do_lstat = 1): GetFileAttributesExW
+    /// on the name itself; a reparse point that fileio_readlink reads (a
+    /// symbolic link, IO_REPARSE_TAG_SYMLINK) is S_IFLNK in place of the
+    /// other type bits ("link type supercedes other file type bits"), with
+    /// the link's own size (0) and times. The same at v9.5.0.0
+    /// (fileio.c:866). Any other reparse point shows as a file or folder.
+    fn lstat(&mut self, id: u32, r: &mut Reader) -> Option<Vec<u8>> {
+        let path = r.string()?;
+        let real = match self.shared.existing(&path) {
+            Ok(real) => real,
+            Err(e) => return Some(status(id, via_win32compat(e))),
+        };
+        let m = match fs::symlink_metadata(&real) {
+            Ok(m) if m.file_type().is_symlink() => m,
+            _ => return Some(Self::attrs_reply(id, Shared::attrs(&real))),
+        };
+        Some(Self::attrs_reply(
+            id,
+            Some(Attrs {
+                flags: ATTR_SIZE | ATTR_UIDGID | ATTR_PERMISSIONS | ATTR_ACMODTIME,
+                size: 0,
+                uid: 0,
+                gid: 0,
+                perm: 0o120_000 | 0o644,
+                atime: m.atime() as u32,
+                mtime: m.mtime() as u32,
+            }),
+        ))
+    }
+
+    /// openssh-portable v8.1.0.0 sftp-server.c:1261 process_readlink,
+    /// through contrib/win32/win32compat/fileio.c fileio_readlink: the
+    /// link's PrintName with forward slashes, `/` put before an absolute
+    /// one (`C:\x` is `/C:/x`); a reparse point that is no symbolic link
+    /// is EINVAL ("Bad message").
+    fn readlink(&mut self, id: u32, r: &mut Reader) -> Option<Vec<u8>> {
+        let path = r.string()?;
+        let real = match self.shared.existing(&path) {
+            Ok(real) => real,
+            Err(e) => return Some(status(id, via_win32compat(e))),
+        };
+        let Ok(target) = fs::read_link(&real) else {
+            return Some(status(id, FX_BAD_MESSAGE));
+        };
+        // A link in the served tree to a file in it: as Windows names it.
+        let name = match target.strip_prefix(&self.shared.root) {
+            Ok(rel) => format!("/{}", rel.to_string_lossy()),
+            Err(_) => target.to_string_lossy().replace('\\', "/"),
+        };
+        Some(Self::one_name(id, &name))
     }
 
     fn fstat(&mut self, id: u32, r: &mut Reader) -> Option<Vec<u8>> {
@@ -1288,12 +1391,7 @@ impl Connection {
             windows_path(&path)
         };
         let name = format!("/{drive}/{}", parts.join("/"));
-        let mut o = Out::new(FXP_NAME, id);
-        o.u32(1)
-            .bytes(name.as_bytes())
-            .bytes(name.as_bytes())
-            .attrs(&Attrs::default());
-        Some(o.done())
+        Some(Self::one_name(id, &name))
     }
 
     /// openssh-portable v8.1.0.0 sftp-server.c:1201 process_rename: a

@@ -258,6 +258,10 @@ fn instance_lines(ui: &Ui, inst: &Instance, width: usize, lines: &mut Vec<Line<'
             .map(|p| p.to_string())
             .unwrap_or_else(|| app_info.physical_path_raw.clone()),
     );
+    // Read through, as IIS reads them; a push never replaces one.
+    for (path, link) in &inst.links {
+        kv(ui, lines, width, "link", path.to_string(), link.to_string());
+    }
     if !app_info.runs_clr() {
         lines.push(Line::styled(
             format!(

@@ -7,8 +7,8 @@ pub mod jump;
 pub mod known_hosts;
 
 use super::{
-    ConnectOptions, DirEntry, FileStat, HostKeyDecision, HostKeyQuestion, NewFile, Transport,
-    TransportError,
+    ConnectOptions, DirEntry, FileKind, FileStat, HostKeyDecision, HostKeyQuestion, LinkEnd,
+    NewFile, Transport, TransportError,
 };
 use crate::bytes::FileBytes;
 use crate::inventory::SshSettings;
@@ -855,6 +855,34 @@ impl SshTransport {
 
     /// A file found larger than the read limit, with its size (from the
     /// open `file`, or asked by name).
+    /// A stat or lstat answer as farmkey keeps it; `Ok(None)` for "no such file".
+    fn file_stat(
+        &self,
+        path: &RemotePath,
+        st: Result<ssh2::FileStat, ssh2::Error>,
+    ) -> Result<Option<FileStat>, TransportError> {
+        match st {
+            Ok(st) => {
+                let kind = st.perm.map_or(FileKind::Regular, FileKind::from_mode);
+                Ok(Some(FileStat {
+                    size: st.size.unwrap_or(0),
+                    kind,
+                    modified: st.mtime,
+                    mode: st.perm.map(|p| p & 0o7777),
+                    uid: st.uid,
+                    gid: st.gid,
+                    read_only: kind == FileKind::Regular
+                        && !super::honours_modes(self.banner.as_deref())
+                        && st.perm.is_some_and(|p| p & 0o200 == 0),
+                }))
+            }
+            Err(e) => match self.err(path, e) {
+                TransportError::NotFound { .. } => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
     fn too_large(&self, path: &RemotePath, file: Option<&mut ssh2::File>) -> TransportError {
         let stat = match file {
             Some(f) => f.stat().ok(),
@@ -911,23 +939,64 @@ impl Transport for SshTransport {
 
     fn stat(&mut self, path: &RemotePath) -> Result<Option<FileStat>, TransportError> {
         self.keepalive();
-        match self.sftp.stat(Path::new(path.as_sftp())) {
-            Ok(st) => Ok(Some(FileStat {
-                size: st.size.unwrap_or(0),
-                is_dir: st.is_dir(),
-                modified: st.mtime,
-                mode: st.perm.map(|p| p & 0o7777),
-                uid: st.uid,
-                gid: st.gid,
-                read_only: !st.is_dir()
-                    && !super::honours_modes(self.banner.as_deref())
-                    && st.perm.is_some_and(|p| p & 0o200 == 0),
-            })),
-            Err(e) => match self.err(path, e) {
-                TransportError::NotFound { .. } => Ok(None),
-                other => Err(other),
-            },
+        let st = self.sftp.stat(Path::new(path.as_sftp()));
+        self.file_stat(path, st)
+    }
+
+    fn lstat(&mut self, path: &RemotePath) -> Result<Option<FileStat>, TransportError> {
+        self.keepalive();
+        let st = self.sftp.lstat(Path::new(path.as_sftp()));
+        self.file_stat(path, st)
+    }
+
+    fn readlink(&mut self, path: &RemotePath) -> Result<String, TransportError> {
+        self.keepalive();
+        self.sftp
+            .readlink(Path::new(path.as_sftp()))
+            .map(|p| p.to_string_lossy().into_owned())
+            .map_err(|e| self.err(path, e))
+    }
+
+    /// OpenSSH's sftp-server answers "no such file" for a dangling link and a loop
+    /// alike (errno_to_portable maps ENOENT and ELOOP to
+    /// SSH2_FX_NO_SUCH_FILE): the links are followed here, one by one, to
+    /// tell them apart.
+    fn link_end(&mut self, path: &RemotePath) -> Result<LinkEnd, TransportError> {
+        // Win32-OpenSSH answers "Failure" for a loop (CreateFileW's
+        // ERROR_CANT_RESOLVE_FILENAME passed through): the chain tells.
+        match self.stat(path) {
+            Ok(Some(_)) => return Ok(LinkEnd::Exists),
+            Err(e) if e.is_disconnected() => return Err(e),
+            Ok(None) | Err(_) => {}
         }
+        let mut seen: Vec<std::path::PathBuf> = Vec::new();
+        let mut cur = std::path::PathBuf::from(path.as_sftp());
+        // Linux's MAXSYMLINKS: more links than this is a loop to the kernel.
+        for _ in 0..40 {
+            let st = match self.sftp.lstat(&cur) {
+                Ok(st) => st,
+                Err(e) => {
+                    return match self.err(path, e) {
+                        TransportError::NotFound { .. } => Ok(LinkEnd::Dangling),
+                        other => Err(other),
+                    };
+                }
+            };
+            if st.file_type() != ssh2::FileType::Symlink {
+                // Not there for `stat`, yet something is: as dangling.
+                return Ok(LinkEnd::Dangling);
+            }
+            if seen.contains(&cur) {
+                return Ok(LinkEnd::Loop);
+            }
+            let target = self.sftp.readlink(&cur).map_err(|e| self.err(path, e))?;
+            seen.push(cur.clone());
+            cur = match cur.parent() {
+                Some(dir) if target.is_relative() => dir.join(target),
+                _ => target,
+            };
+        }
+        Ok(LinkEnd::Loop)
     }
 
     fn set_read_limit(&mut self, max_bytes: u64) {
