@@ -290,6 +290,48 @@ fn bad_inventories_exit_2_naming_file_line_and_key() {
             .stderr(predicate::str::contains(path.display().to_string()))
             .stderr(predicate::str::contains(*expected));
     }
+    // A FIFO would block a reader forever: refused by its type, at once.
+    let fifo = dir.path().join("fifo.toml");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    farmkey()
+        .args(["scan", "-i"])
+        .arg(&fifo)
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(format!(
+            "{}: the inventory is a FIFO (named pipe), not a regular file",
+            fifo.display()
+        )));
+    // Set but empty is not "unset", even with ./farmkey.toml present.
+    fs::write(
+        dir.path().join("farmkey.toml"),
+        "[[servers]]\nname = \"a\"\nlocal_root = \"a\"\n",
+    )
+    .unwrap();
+    farmkey()
+        .current_dir(dir.path())
+        .env("FARMKEY_INVENTORY", "")
+        .arg("scan")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "$FARMKEY_INVENTORY is set but empty",
+        ));
+    farmkey()
+        .current_dir(dir.path())
+        .env("FARMKEY_INVENTORY", &fifo)
+        .arg("scan")
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("which is not a file"));
     farmkey()
         .args(["scan", "-i", "/nonexistent/farmkey.toml"])
         .assert()
@@ -982,6 +1024,30 @@ fn pushes_of_disclosed_keys_are_refused_with_the_reason() {
     assert!(out.stdout.is_empty());
     assert!(servers() == before, "a refused push wrote to a server");
     assert!(fs::read_to_string(&audit).unwrap_or_default().is_empty());
+
+    // Two <machineKey> elements: which one is meant is the operator's call.
+    let two = dir.path().join("two.xml");
+    fs::write(
+        &two,
+        format!(
+            "<configuration>\n  <system.web>\n    {}\n  </system.web>\n  <location path=\"x\">\n    {}\n  </location>\n</configuration>\n",
+            fresh.to_xml_element(),
+            fresh.to_xml_element()
+        ),
+    )
+    .unwrap();
+    let out = push(&["--site", "Intranet", "--keys", two.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8(out.stderr.clone()).unwrap();
+    assert!(
+        err.contains(&format!(
+            "--keys {}: two <machineKey> elements, at lines 3 and 6",
+            two.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains(&fresh.validation_key.expose()[..16]));
+    assert!(servers() == before, "a refused push wrote to a server");
 
     // Without the newer list the fresh set is accepted; generating always is.
     let out = push(&["--site", "Intranet", "--keys", &fresh_arg]);
