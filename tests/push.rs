@@ -390,6 +390,9 @@ impl Transport for Faulty {
     ) -> Result<(), TransportError> {
         self.op("create_new", p, |t| t.create_new(p, b, new))
     }
+    fn set_attrs(&mut self, p: &RemotePath, new: &NewFile) -> Result<(), TransportError> {
+        self.op("set_attrs", p, |t| t.set_attrs(p, new))
+    }
     fn rename(&mut self, a: &RemotePath, b: &RemotePath) -> Result<(), TransportError> {
         self.op("rename", a, |t| t.rename(a, b))
     }

@@ -172,6 +172,13 @@ pub trait Transport: Send {
         new: &NewFile,
     ) -> Result<(), TransportError>;
 
+    /// Gives a file this push created the mode and owner `new` asks (none
+    /// sent for [`NewFile::default`]): a staged copy stays owner-only until
+    /// it is verified and takes `web.config`'s mode just before the swap.
+    /// A refused owner is not an error (the file stays the account's); a
+    /// refused mode is.
+    fn set_attrs(&mut self, path: &RemotePath, new: &NewFile) -> Result<(), TransportError>;
+
     /// Renames; fails with [`TransportError::Exists`] if `to` exists (SFTP's
     /// own rename semantics).
     fn rename(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError>;

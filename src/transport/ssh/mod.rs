@@ -956,6 +956,30 @@ impl Transport for SshTransport {
         self.banner.clone()
     }
 
+    fn set_attrs(&mut self, path: &RemotePath, new: &NewFile) -> Result<(), TransportError> {
+        self.keepalive();
+        let stat = |uid: Option<u32>, gid: Option<u32>, perm: Option<u32>| ssh2::FileStat {
+            size: None,
+            uid,
+            gid,
+            perm,
+            atime: None,
+            mtime: None,
+        };
+        let at = Path::new(path.as_sftp());
+        if let Some((uid, gid)) = new.owner {
+            // Refused unless the account may give files away: the file
+            // then stays its own.
+            let _ = self.sftp.setstat(at, stat(Some(uid), Some(gid), None));
+        }
+        if let Some(mode) = new.mode {
+            self.sftp
+                .setstat(at, stat(None, None, Some(mode)))
+                .map_err(|e| self.err(path, e))?;
+        }
+        Ok(())
+    }
+
     fn rename(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError> {
         if self.stat(to)?.is_some() {
             return Err(TransportError::Exists { path: to.clone() });
