@@ -1119,6 +1119,71 @@ fn a_closed_output_never_panics_a_command() {
 /// `--servers` and `--exclude` that leave no server of the site are a
 /// usage error, never "already correct on every server of the push".
 #[test]
+fn a_handler_only_push_says_the_keys_it_left_out_of_step() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&farm_fixture("wif"), dir.path());
+    // web01's decryptionKey becomes Microsoft's published sample: the two
+    // servers' keys differ, and one is disclosed.
+    let web01 = dir.path().join("web01/C:/inetpub/Flowtime/web.config");
+    let text = fs::read_to_string(&web01).unwrap().replace(
+        "5F6BDC2B4BA4D8EFC70C90A21ADAC05918622D4FAE332C2EEBD3FEB2A1062F91",
+        "ABAA84D7EC4BB56D75D217CECFFB9628809BDB8BF91CFCD64568A145BE59719F",
+    );
+    fs::write(&web01, text).unwrap();
+    let push = || {
+        farmkey()
+            .args([
+                "push",
+                "--site",
+                "Flowtime",
+                "--handler-only",
+                "--yes",
+                "--batch",
+            ])
+            .arg("--audit")
+            .arg(dir.path().join("audit.jsonl"))
+            .arg("-i")
+            .arg(dir.path().join("farmkey.toml"))
+            .output()
+            .unwrap()
+    };
+    let out = push();
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    let last = stdout.lines().last().unwrap();
+    assert!(
+        last.contains("the session-token handler of Flowtime is in step on every server of the push (1 written, 1 already correct")
+            && last.contains("but its keys are OUT OF STEP: they still differ (web01 set A, web02 set B); web01 uses a publicly disclosed key")
+            && last.contains("This push wrote no keys"),
+        "{last}"
+    );
+    assert!(!last.contains(": Flowtime is in step"), "{last}");
+    assert_no_key(&out.stdout);
+    // The handler is in step now, the keys are not: a second handler-only
+    // push has nothing to write, and says so.
+    let out = push();
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.lines().last().unwrap().starts_with(
+            "Nothing to write: the session-token handler of Flowtime is already correct on every server of the push, but its keys are OUT OF STEP: they still differ"
+        ),
+        "{stdout}"
+    );
+    let scan = farmkey()
+        .args(["scan", "--site", "Flowtime", "-i"])
+        .arg(dir.path().join("farmkey.toml"))
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&scan.stdout);
+    assert!(!table.contains("dpapi-session-tokens"), "{table}");
+    assert!(
+        table.contains("key-mismatch") && table.contains("disclosed-key"),
+        "{table}"
+    );
+}
+
+#[test]
 fn a_push_that_leaves_out_every_server_is_refused() {
     let inv = farm_fixture("consistent").join("farmkey.toml");
     let inv = inv.to_str().unwrap();

@@ -729,6 +729,7 @@ impl Run<'_> {
             final_state,
             excluded: self.plan.excluded.iter().map(|(s, _)| s.clone()).collect(),
             keep_partial: self.plan.keep_partial,
+            keys_left: self.plan.keys_left.clone(),
         }
     }
 }
