@@ -526,6 +526,7 @@ fn print_man(args: &ManArgs) -> ExitCode {
 
 /// Runs a headless command.
 pub fn run(cli: Cli) -> ExitCode {
+    crate::transport::raise_open_files_limit();
     match cli.command {
         Some(Command::Scan(args)) => scan::run(&args),
         Some(Command::Keygen(args)) => keygen::run(&args),

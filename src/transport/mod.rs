@@ -362,6 +362,50 @@ impl Default for ConnectOptions {
     }
 }
 
+/// Descriptors one open session may hold: its socket and the clone
+/// farmkey keeps to watch it, and a socket pair's end behind a jump host.
+const FDS_PER_SESSION: u64 = 3;
+/// Descriptors kept for everything else: standard streams, the audit log,
+/// files being read, jump host sessions.
+const FDS_RESERVED: u64 = 32;
+
+/// Raises the soft limit of open files to the hard limit (once, at
+/// start): a push holds a session on every server of a site.
+pub fn raise_open_files_limit() {
+    #[cfg(unix)]
+    // SAFETY: getrlimit and setrlimit on a valid struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// How many sessions may be open at once under the open-files limit: a
+/// farm larger than that is scanned and pushed with fewer open at a time
+/// (paced), never refused for want of descriptors.
+pub fn session_budget() -> usize {
+    #[cfg(unix)]
+    {
+        // SAFETY: getrlimit on a valid struct.
+        let soft = unsafe {
+            let mut lim: libc::rlimit = std::mem::zeroed();
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+                return usize::MAX;
+            }
+            lim.rlim_cur
+        };
+        if soft == libc::RLIM_INFINITY {
+            return usize::MAX;
+        }
+        (soft.saturating_sub(FDS_RESERVED) / FDS_PER_SESSION).max(1) as usize
+    }
+    #[cfg(not(unix))]
+    usize::MAX
+}
+
 /// Opens the transport an inventory entry describes.
 pub fn connect(
     server: &crate::inventory::Server,
