@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use support::pty::Pty;
-use support::sshd::{Options, SshFarm};
+use support::sshd::{Options, SshFarm, demo_over_ssh};
 use support::*;
 
 const FLOWTIME: &str = "C:/inetpub/Cora/Flowtime/web.config";
@@ -609,19 +609,11 @@ fn open_to_others(dir: &Path) -> Vec<(String, u32)> {
 
 #[test]
 fn staged_copies_stay_owner_only_until_the_swap_over_sftp() {
-    let demo = farmkey::demo::DemoFarm::new().unwrap();
-    let trees: Vec<(String, PathBuf)> = SERVERS
-        .iter()
-        .map(|s| (s.to_string(), demo.path().join(s)))
-        .collect();
     // Umask 0: a mode farmkey did not set would be 0666.
-    let farm = SshFarm::start(
-        &trees,
-        Options {
-            sftp_flags: " -u 0000",
-            ..Options::default()
-        },
-    );
+    let (_demo, farm) = demo_over_ssh(Options {
+        sftp_flags: " -u 0000",
+        ..Options::default()
+    });
     let web = farm.server("web01").file(FLOWTIME);
     let dir = farm.server("web01").file(FLOWTIME_DIR);
     fs::set_permissions(&web, fs::Permissions::from_mode(0o640)).unwrap();
