@@ -140,3 +140,38 @@ impl Drop for Sessions {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::Target;
+    use crate::paths::RemotePath;
+
+    #[test]
+    fn no_more_sessions_than_the_cap_are_open_the_least_recently_used_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let servers: Vec<Server> = ["a", "b", "c"]
+            .iter()
+            .map(|n| {
+                std::fs::create_dir_all(dir.path().join(n).join("C:")).unwrap();
+                Server {
+                    name: n.to_string(),
+                    target: Target::Local {
+                        root: dir.path().join(n),
+                    },
+                    max_config_bytes: crate::transport::DEFAULT_MAX_CONFIG_BYTES,
+                }
+            })
+            .collect();
+        let mut sessions = Sessions::new(servers, ConnectOptions::default()).with_cap(2);
+        let c = RemotePath::parse("C:/").unwrap();
+        for name in ["a", "b", "a", "c", "b", "a"] {
+            assert!(sessions.get(name).unwrap().list(&c).is_ok(), "{name}");
+            assert!(sessions.open.len() <= 2);
+            assert_eq!(sessions.used.last().map(String::as_str), Some(name));
+        }
+        // "b" then "a" were used last: "c" was closed.
+        assert!(!sessions.open.contains_key("c"));
+        assert_eq!(sessions.used, ["b", "a"]);
+    }
+}
