@@ -77,6 +77,8 @@ pub fn spawn_scan<M, W>(
     let next = Arc::new(AtomicUsize::new(0));
     let opts = Arc::new(opts);
     let wrap = Arc::new(wrap);
+    // Never more sessions at once than the open-files limit allows.
+    let jobs = jobs.min(crate::transport::session_budget());
     for _ in 0..jobs.clamp(1, count.max(1)) {
         let (servers, next, opts, tx, wrap) = (
             servers.clone(),

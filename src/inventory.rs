@@ -250,11 +250,23 @@ struct RawInventory {
 
 impl Inventory {
     pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
-        let text = std::fs::read_to_string(path).map_err(|e| InventoryError {
+        let fail = |message: String| InventoryError {
             file: path.to_path_buf(),
             line: None,
-            message: format!("cannot read the inventory: {e}"),
-        })?;
+            message,
+        };
+        // The type first: reading a FIFO waits for a writer forever, and a
+        // device or folder is never an inventory.
+        let meta =
+            std::fs::metadata(path).map_err(|e| fail(format!("cannot read the inventory: {e}")))?;
+        if !meta.is_file() {
+            return Err(fail(format!(
+                "the inventory is {}, not a regular file",
+                file_kind(&meta.file_type())
+            )));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| fail(format!("cannot read the inventory: {e}")))?;
         Inventory::parse(path, &text)
     }
 
@@ -302,7 +314,7 @@ impl Inventory {
             }
             first_seen.push((name.clone(), line_of(name_at)));
             let own = s.settings();
-            let settings = merge(&raw.defaults, &own).map_err(|(o, m)| err(Some(o), m))?;
+            let settings = merge(&name, &raw.defaults, &own).map_err(|(o, m)| err(Some(o), m))?;
             let max_config_bytes =
                 max_config_bytes(&raw.defaults, &own).map_err(|(o, m)| err(Some(o), m))?;
             let target = match (s.host, s.local_root) {
@@ -317,9 +329,20 @@ impl Inventory {
                     }
                     Target::Ssh { host, settings }
                 }
-                (None, Some(r)) => Target::Local {
-                    root: base.join(expand_tilde(r.get_ref())),
-                },
+                (None, Some(r)) => {
+                    // A folder is read directly: a jump would be ignored.
+                    if let Some(j) = &own.jump {
+                        return Err(err(
+                            Some(j.span().start),
+                            format!(
+                                "key `jump`: server {name:?} has `local_root`, which is read directly, not over SSH; remove `jump`"
+                            ),
+                        ));
+                    }
+                    Target::Local {
+                        root: base.join(expand_tilde(r.get_ref())),
+                    }
+                }
                 (Some(h), Some(_)) => {
                     return Err(err(
                         Some(h.span().start),
@@ -355,6 +378,28 @@ impl Inventory {
             servers,
             components,
         })
+    }
+}
+
+/// What a file that is not a regular file is, for messages.
+fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    if kind.is_dir() {
+        "a directory"
+    } else {
+        "a special file"
     }
 }
 
@@ -515,16 +560,32 @@ fn check_keys(table: &toml::Table, text: &str, path: &Path) -> Result<(), Invent
     Ok(())
 }
 
-fn merge(defaults: &RawSettings, own: &RawSettings) -> Result<SshSettings, (usize, String)> {
+/// The longest `connect_timeout_secs`: a server that has not answered in
+/// ten minutes is down, and a larger number is a typo (milliseconds).
+const MAX_TIMEOUT_SECS: u64 = 600;
+
+fn merge(
+    name: &str,
+    defaults: &RawSettings,
+    own: &RawSettings,
+) -> Result<SshSettings, (usize, String)> {
     let timeout = own
         .connect_timeout_secs
         .as_ref()
         .or(defaults.connect_timeout_secs.as_ref());
     let connect_timeout = match timeout {
-        Some(t) if *t.get_ref() == 0 => {
+        Some(t) if !(1..=MAX_TIMEOUT_SECS).contains(t.get_ref()) => {
+            // The server's own value, or the one it takes from [defaults].
+            let block = if own.connect_timeout_secs.is_some() {
+                format!("server {name:?}")
+            } else {
+                "[defaults]".to_string()
+            };
             return Err((
                 t.span().start,
-                "key `connect_timeout_secs` must be at least 1".into(),
+                format!(
+                    "key `connect_timeout_secs` in {block} must be from 1 to {MAX_TIMEOUT_SECS} (seconds)"
+                ),
             ));
         }
         Some(t) => Some(Duration::from_secs(*t.get_ref())),
@@ -664,6 +725,33 @@ local_root = "./lab"
 
         let e = parse("[[servers]]\nname='a'\nhost='h'\nconnect_timeout_secs = 0\n").unwrap_err();
         assert_eq!(e.line, Some(4), "{e}");
+        assert!(
+            e.message
+                .contains("`connect_timeout_secs` in server \"a\" must be from 1 to 600"),
+            "{e}"
+        );
+        let e = parse("[[servers]]\nname='a'\nhost='h'\nconnect_timeout_secs = 601\n").unwrap_err();
+        assert_eq!(e.line, Some(4), "{e}");
+        let e =
+            parse("[defaults]\nconnect_timeout_secs = 30000\n[[servers]]\nname='a'\nhost='h'\n")
+                .unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+        assert!(
+            e.message
+                .contains("`connect_timeout_secs` in [defaults] must be"),
+            "{e}"
+        );
+        assert!(parse("[[servers]]\nname='a'\nhost='h'\nconnect_timeout_secs = 600\n").is_ok());
+
+        // A folder is never reached through a jump host; [defaults] jump
+        // is for the SSH servers beside it.
+        let e = parse("[[servers]]\nname='lab'\nlocal_root='x'\njump='bastion'\n").unwrap_err();
+        assert_eq!(e.line, Some(4), "{e}");
+        assert!(
+            e.message.contains("server \"lab\" has `local_root`") && e.message.contains("jump"),
+            "{e}"
+        );
+        assert!(parse("[defaults]\njump='b'\n[[servers]]\nname='lab'\nlocal_root='x'\n").is_ok());
 
         let e = parse("[defaults]\nport = 99999\n[[servers]]\nname='a'\nhost='h'\n").unwrap_err();
         assert_eq!(e.line, Some(2), "{e}");
@@ -683,6 +771,28 @@ local_root = "./lab"
         assert_eq!(e.line, Some(1), "{e}");
 
         assert!(parse("").unwrap_err().message.contains("no servers"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn special_files_are_refused_without_reading_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.toml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // Reading the FIFO would wait for a writer forever.
+        for (path, kind) in [
+            (fifo.as_path(), "a FIFO"),
+            (dir.path(), "a directory"),
+            (Path::new("/dev/null"), "a device"),
+        ] {
+            let e = Inventory::load(path).unwrap_err();
+            assert_eq!(e.file, path);
+            assert!(e.message.contains(kind), "{e}");
+        }
     }
 
     #[test]

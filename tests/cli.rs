@@ -290,6 +290,48 @@ fn bad_inventories_exit_2_naming_file_line_and_key() {
             .stderr(predicate::str::contains(path.display().to_string()))
             .stderr(predicate::str::contains(*expected));
     }
+    // A FIFO would block a reader forever: refused by its type, at once.
+    let fifo = dir.path().join("fifo.toml");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    farmkey()
+        .args(["scan", "-i"])
+        .arg(&fifo)
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(format!(
+            "{}: the inventory is a FIFO (named pipe), not a regular file",
+            fifo.display()
+        )));
+    // Set but empty is not "unset", even with ./farmkey.toml present.
+    fs::write(
+        dir.path().join("farmkey.toml"),
+        "[[servers]]\nname = \"a\"\nlocal_root = \"a\"\n",
+    )
+    .unwrap();
+    farmkey()
+        .current_dir(dir.path())
+        .env("FARMKEY_INVENTORY", "")
+        .arg("scan")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "$FARMKEY_INVENTORY is set but empty",
+        ));
+    farmkey()
+        .current_dir(dir.path())
+        .env("FARMKEY_INVENTORY", &fifo)
+        .arg("scan")
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("which is not a file"));
     farmkey()
         .args(["scan", "-i", "/nonexistent/farmkey.toml"])
         .assert()
@@ -983,6 +1025,30 @@ fn pushes_of_disclosed_keys_are_refused_with_the_reason() {
     assert!(servers() == before, "a refused push wrote to a server");
     assert!(fs::read_to_string(&audit).unwrap_or_default().is_empty());
 
+    // Two <machineKey> elements: which one is meant is the operator's call.
+    let two = dir.path().join("two.xml");
+    fs::write(
+        &two,
+        format!(
+            "<configuration>\n  <system.web>\n    {}\n  </system.web>\n  <location path=\"x\">\n    {}\n  </location>\n</configuration>\n",
+            fresh.to_xml_element(),
+            fresh.to_xml_element()
+        ),
+    )
+    .unwrap();
+    let out = push(&["--site", "Intranet", "--keys", two.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8(out.stderr.clone()).unwrap();
+    assert!(
+        err.contains(&format!(
+            "--keys {}: two <machineKey> elements, at lines 3 and 6",
+            two.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains(&fresh.validation_key.expose()[..16]));
+    assert!(servers() == before, "a refused push wrote to a server");
+
     // Without the newer list the fresh set is accepted; generating always is.
     let out = push(&["--site", "Intranet", "--keys", &fresh_arg]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
@@ -1052,6 +1118,71 @@ fn a_closed_output_never_panics_a_command() {
 
 /// `--servers` and `--exclude` that leave no server of the site are a
 /// usage error, never "already correct on every server of the push".
+#[test]
+fn a_handler_only_push_says_the_keys_it_left_out_of_step() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&farm_fixture("wif"), dir.path());
+    // web01's decryptionKey becomes Microsoft's published sample: the two
+    // servers' keys differ, and one is disclosed.
+    let web01 = dir.path().join("web01/C:/inetpub/Flowtime/web.config");
+    let text = fs::read_to_string(&web01).unwrap().replace(
+        "5F6BDC2B4BA4D8EFC70C90A21ADAC05918622D4FAE332C2EEBD3FEB2A1062F91",
+        "ABAA84D7EC4BB56D75D217CECFFB9628809BDB8BF91CFCD64568A145BE59719F",
+    );
+    fs::write(&web01, text).unwrap();
+    let push = || {
+        farmkey()
+            .args([
+                "push",
+                "--site",
+                "Flowtime",
+                "--handler-only",
+                "--yes",
+                "--batch",
+            ])
+            .arg("--audit")
+            .arg(dir.path().join("audit.jsonl"))
+            .arg("-i")
+            .arg(dir.path().join("farmkey.toml"))
+            .output()
+            .unwrap()
+    };
+    let out = push();
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    let last = stdout.lines().last().unwrap();
+    assert!(
+        last.contains("the session-token handler of Flowtime is in step on every server of the push (1 written, 1 already correct")
+            && last.contains("but its keys are OUT OF STEP: they still differ (web01 set A, web02 set B); web01 uses a publicly disclosed key")
+            && last.contains("This push wrote no keys"),
+        "{last}"
+    );
+    assert!(!last.contains(": Flowtime is in step"), "{last}");
+    assert_no_key(&out.stdout);
+    // The handler is in step now, the keys are not: a second handler-only
+    // push has nothing to write, and says so.
+    let out = push();
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.lines().last().unwrap().starts_with(
+            "Nothing to write: the session-token handler of Flowtime is already correct on every server of the push, but its keys are OUT OF STEP: they still differ"
+        ),
+        "{stdout}"
+    );
+    let scan = farmkey()
+        .args(["scan", "--site", "Flowtime", "-i"])
+        .arg(dir.path().join("farmkey.toml"))
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&scan.stdout);
+    assert!(!table.contains("dpapi-session-tokens"), "{table}");
+    assert!(
+        table.contains("key-mismatch") && table.contains("disclosed-key"),
+        "{table}"
+    );
+}
+
 #[test]
 fn a_push_that_leaves_out_every_server_is_refused() {
     let inv = farm_fixture("consistent").join("farmkey.toml");

@@ -595,6 +595,87 @@ fn local_pushes_keep_the_mode_and_owner_and_backups_are_owner_only() {
     f.assert_clean_audit();
 }
 
+/// A copy holding keys (not the lock) that is readable by others, in `dir`.
+fn open_to_others(dir: &Path) -> Vec<(String, u32)> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.to_string_lossy();
+            name.contains(".farmkey") && !name.contains("farmkey-lock")
+        })
+        .map(|p| (p.display().to_string(), mode_of(&p)))
+        .filter(|(_, mode)| mode & 0o077 != 0)
+        .collect()
+}
+
+#[test]
+fn staged_copies_stay_owner_only_until_the_swap_over_sftp() {
+    // Umask 0: a mode farmkey did not set would be 0666.
+    let (_demo, farm) = demo_over_ssh(Options {
+        sftp_flags: " -u 0000",
+        ..Options::default()
+    });
+    let web = farm.server("web01").file(FLOWTIME);
+    let dir = farm.server("web01").file(FLOWTIME_DIR);
+    fs::set_permissions(&web, fs::Permissions::from_mode(0o640)).unwrap();
+    let audit = farm.home.path().join("audit.jsonl");
+    let held = || {
+        let mut cmd = farm.farmkey_process();
+        cmd.args(farm.push_flowtime_args(&audit))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let pause = Pause::new("staged:web01");
+        pause.set(&mut cmd);
+        let mut child = cmd.spawn().unwrap();
+        pause.wait(|| child.try_wait().unwrap().is_some());
+        (child, pause)
+    };
+    let staged = || -> Vec<PathBuf> {
+        fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains(".farmkey-new"))
+            .collect()
+    };
+
+    // Held just before the swap: verified and recorded, still owner-only.
+    let (child, pause) = held();
+    let copies = staged();
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert_eq!(mode_of(&copies[0]), 0o600);
+    assert_eq!(open_to_others(&dir), vec![]);
+    pause.go();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(mode_of(&web), 0o640, "web.config keeps its mode");
+    assert_eq!(open_to_others(&dir), vec![]);
+
+    // The mode cannot be given (the copy taken by root meanwhile): web01
+    // fails before its swap, its staged copy removed, nothing changed.
+    let before = fs::read(&web).unwrap();
+    let (child, pause) = held();
+    let copies = staged();
+    std::os::unix::fs::chown(&copies[0], Some(0), Some(0)).unwrap();
+    pause.go();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("web01"), "{stdout}");
+    assert_eq!(fs::read(&web).unwrap(), before);
+    assert_eq!(mode_of(&web), 0o640);
+    assert_eq!(staged(), Vec::<PathBuf>::new());
+    assert_eq!(open_to_others(&dir), vec![]);
+
+    // Killed there: the copy it leaves holds the new keys, owner-only.
+    let (mut child, _pause) = held();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(staged().len(), 1);
+    assert_eq!(open_to_others(&dir), vec![]);
+    assert_eq!(fs::read(&web).unwrap(), before);
+}
+
 /// A transport that presents another banner (a Windows server's).
 struct Banner(Box<dyn Transport>, &'static str);
 
@@ -622,6 +703,9 @@ impl Transport for Banner {
     }
     fn create_new(&mut self, p: &RemotePath, b: &[u8], n: &NewFile) -> Result<(), TransportError> {
         self.0.create_new(p, b, n)
+    }
+    fn set_attrs(&mut self, p: &RemotePath, n: &NewFile) -> Result<(), TransportError> {
+        self.0.set_attrs(p, n)
     }
     fn rename(&mut self, a: &RemotePath, b: &RemotePath) -> Result<(), TransportError> {
         self.0.rename(a, b)

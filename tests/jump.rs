@@ -679,3 +679,46 @@ fn large_files_cross_one_bastion_session_byte_for_byte_for_servers_in_parallel()
         gate.log()
     );
 }
+
+#[test]
+fn a_bastion_killed_mid_handshake_is_named_with_its_place_in_the_chain() {
+    let ns = Netns::new();
+    let (_demo, farm) = hidden_farm(&ns);
+    let (mut gate, relay) = bastion(&farm, "gate", &ns, true);
+    // A long timeout: the failure comes from the kill, never from a timeout.
+    let defaults = farm
+        .defaults()
+        .replace("connect_timeout_secs = 3\n", "connect_timeout_secs = 60\n");
+    let inventory = farm.inventory_with(&format!("{defaults}jump = \"{}\"\n", jump_to(&relay)), "");
+    let port = farm.server("web01").port;
+    // web01 sends no banner: its handshake waits, through the bastion.
+    farm.server("web01").freeze();
+    let web01: Vec<_> = Inventory::load(&inventory)
+        .unwrap()
+        .servers
+        .into_iter()
+        .filter(|s| s.name == "web01")
+        .collect();
+    let scanning = std::thread::spawn(move || scan_all(&web01, no_ssh_config(), 1));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !forwarded(&gate, port) {
+        assert!(Instant::now() < deadline, "{}", gate.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let start = Instant::now();
+    gate.kill();
+    let scans = scanning.join().unwrap();
+    farm.server("web01").thaw();
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "waited for a timeout"
+    );
+    let e = error_of(&scans, "web01");
+    assert!(
+        e.starts_with(&format!(
+            "jump host 127.0.0.1 ({USER}@[127.0.0.1]:{}), hop 1 of 1 on the way to [127.0.0.1]:{port}, ended its session: ",
+            relay.port
+        )),
+        "{e}"
+    );
+}

@@ -401,6 +401,9 @@ impl Transport for Faulty {
     ) -> Result<(), TransportError> {
         self.op("create_new", p, |t| t.create_new(p, b, new))
     }
+    fn set_attrs(&mut self, p: &RemotePath, new: &NewFile) -> Result<(), TransportError> {
+        self.op("set_attrs", p, |t| t.set_attrs(p, new))
+    }
     fn rename(&mut self, a: &RemotePath, b: &RemotePath) -> Result<(), TransportError> {
         self.op("rename", a, |t| t.rename(a, b))
     }
@@ -3247,4 +3250,78 @@ fn a_link_put_in_place_after_the_plan_is_never_swapped_over() {
         .filter(|n| n.contains("farmkey-new"))
         .collect();
     assert!(names.is_empty(), "{names:?}");
+}
+
+/// `servers` sshd, each serving a copy of the demo's web01.
+fn farm_of(servers: usize) -> (farmkey::demo::DemoFarm, SshFarm) {
+    let demo = farmkey::demo::DemoFarm::new().unwrap();
+    let trees: Vec<(String, PathBuf)> = (1..=servers)
+        .map(|i| (format!("web{i:02}"), demo.path().join("web01")))
+        .collect();
+    let farm = SshFarm::start(&trees, Options::default());
+    (demo, farm)
+}
+
+/// `farmkey push --site Flowtime --generate` under an open-files limit
+/// (`prlimit --nofile=SOFT:HARD`).
+fn push_limited(farm: &SshFarm, audit: &Path, limit: &str) -> std::process::Command {
+    let farmkey = farm.farmkey_process();
+    let mut cmd = std::process::Command::new("prlimit");
+    cmd.arg(format!("--nofile={limit}"))
+        .arg(farmkey.get_program())
+        .args(farm.push_flowtime_args(audit))
+        .env_clear()
+        .envs(farmkey.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .current_dir(farmkey.get_current_dir().unwrap_or(Path::new(".")))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+#[test]
+fn a_farm_larger_than_the_open_files_limit_is_pushed_paced() {
+    let (_demo, farm) = farm_of(24);
+    let audit = farm.home.path().join("audit.jsonl");
+    let flowtime = |i: usize| fs::read(farm.server(&format!("web{i:02}")).file(FLOWTIME)).unwrap();
+    let before: Vec<Vec<u8>> = (1..=24).map(flowtime).collect();
+    // 48 descriptors, hard limit too: 24 sessions held at once do not fit.
+    let out = push_limited(&farm, &audit, "48:48").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        last_line(&stdout).contains("Flowtime is in step on every server of the push (24 written"),
+        "{stdout}"
+    );
+    for i in 1..=24 {
+        assert_ne!(flowtime(i), before[i - 1], "web{i:02}");
+        assert_eq!(flowtime(i), flowtime(1), "web{i:02}");
+        assert_eq!(
+            leftovers_in(&farm.server(&format!("web{i:02}")).file(FLOWTIME_DIR)),
+            Vec::<String>::new()
+        );
+    }
+
+    // A soft limit below the hard one is raised to it at start.
+    let mut cmd = push_limited(&farm, &audit, "48:4096");
+    let pause = pause_at(&mut cmd, "start");
+    let mut child = cmd.spawn().unwrap();
+    reach(&pause, &mut child);
+    let limits = fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    pause.go();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert_eq!(
+        open_files.split_whitespace().collect::<Vec<_>>()[3..5],
+        ["4096", "4096"],
+        "{limits}"
+    );
 }

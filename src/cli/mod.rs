@@ -413,6 +413,13 @@ pub fn load_inventory(given: Option<&Path>) -> Result<Inventory, ExitCode> {
     let path = match given {
         Some(p) => p.to_path_buf(),
         None => {
+            // Set but empty is a mistake (a script's unset variable), not
+            // "look elsewhere".
+            if std::env::var_os("FARMKEY_INVENTORY").is_some_and(|v| v.is_empty()) {
+                return Err(usage_error(
+                    "$FARMKEY_INVENTORY is set but empty: name the inventory file, or unset it",
+                ));
+            }
             let places = inventory_places();
             // A place named by the operator ($FARMKEY_INVENTORY) that holds
             // nothing is an error, wherever it comes in the order: quietly
@@ -460,9 +467,7 @@ pub fn load_inventory(given: Option<&Path>) -> Result<Inventory, ExitCode> {
 /// Where an inventory is looked for when none is given, in order: how the
 /// place is named (empty when the path says it) and the path, if any.
 fn inventory_places() -> Vec<(&'static str, Option<PathBuf>)> {
-    let env = std::env::var_os("FARMKEY_INVENTORY")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
+    let env = std::env::var_os("FARMKEY_INVENTORY").map(PathBuf::from);
     let config = crate::inventory::xdg_dir("XDG_CONFIG_HOME", "~/.config")
         .join("farmkey")
         .join("farmkey.toml");
@@ -521,6 +526,7 @@ fn print_man(args: &ManArgs) -> ExitCode {
 
 /// Runs a headless command.
 pub fn run(cli: Cli) -> ExitCode {
+    crate::transport::raise_open_files_limit();
     match cli.command {
         Some(Command::Scan(args)) => scan::run(&args),
         Some(Command::Keygen(args)) => keygen::run(&args),

@@ -235,6 +235,13 @@ pub fn run_push(args: &PushArgs) -> ExitCode {
         return ExitCode::from(exit::FINDINGS);
     }
     if plan.writes() == 0 {
+        if let Some(keys) = plan.keys_left.as_ref().filter(|k| !k.in_step()) {
+            out.last(&format!(
+                "Nothing to write: the session-token handler of {site} is already correct on every server of the push, but its keys are OUT OF STEP: {keys}. A handler-only push writes no keys: push new ones with `farmkey push --site \"{site}\" --generate`.",
+                site = plan.site
+            ));
+            return ExitCode::from(exit::OUT_OF_STEP);
+        }
         out.last(&format!(
             "Nothing to write: {} is already correct on every server of the push.",
             plan.site

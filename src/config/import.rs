@@ -9,25 +9,43 @@ use crate::keys::{KeySet, KeyText};
 #[error("{0}")]
 pub struct ImportError(pub String);
 
-/// Reads and validates the first `<machineKey>` of `text`. Errors never
-/// repeat the key text.
+/// Reads and validates the one `<machineKey>` of `text`; two are refused
+/// with their lines (which one is meant is the operator's call). Errors
+/// never repeat the key text.
 pub fn key_set_from_xml(text: &str) -> Result<KeySet, ImportError> {
     let trimmed = text.trim().trim_start_matches('\u{feff}');
+    // Lines dropped by the trim, so line numbers are the file's.
+    let lines_before = text[..text.len() - text.trim_start().len()]
+        .matches('\n')
+        .count();
     let doc = Document::parse(FileBytes::new(trimmed.as_bytes().to_vec())).map_err(|e| {
         ImportError(format!(
             "the text is not a well-formed <machineKey> element: {e}"
         ))
     })?;
     let mut stack = vec![doc.root()];
-    let mut found = None;
+    let mut found = Vec::new();
     while let Some(id) = stack.pop() {
         if doc.name(id) == "machineKey" {
-            found = Some(id);
-            break;
+            found.push(id);
+            if found.len() == 2 {
+                break;
+            }
         }
         stack.extend(doc.children(id).iter().rev());
     }
-    let mk = found.ok_or_else(|| ImportError("no <machineKey> element found".into()))?;
+    let line = |id| lines_before + doc.line_of(doc.element(id).start_tag().start);
+    let mk = match found[..] {
+        [] => return Err(ImportError("no <machineKey> element found".into())),
+        [one] => one,
+        [first, second, ..] => {
+            return Err(ImportError(format!(
+                "two <machineKey> elements, at lines {} and {}: keep only the one to push",
+                line(first),
+                line(second)
+            )));
+        }
+    };
     if doc.find_attr(mk, "configProtectionProvider").is_some() {
         return Err(ImportError("the <machineKey> element is encrypted".into()));
     }
@@ -104,6 +122,7 @@ mod tests {
             (format!("<machineKey validationKey=\"{v}\"/>"), "no decryptionKey"),
             ("<appSettings/>".to_string(), "no <machineKey>"),
             ("<machineKey validationKey=".to_string(), "not a well-formed"),
+            (format!("\n\n<configuration>\n<machineKey validationKey=\"{v}\" decryptionKey=\"{v}\"/>\n<location>\n  <machineKey validationKey=\"{v}\" decryptionKey=\"{v}\"/>\n</location></configuration>"), "two <machineKey> elements, at lines 4 and 6"),
         ] {
             let err = key_set_from_xml(&text).unwrap_err().to_string();
             assert!(err.contains(expected), "{text}: {err}");

@@ -63,6 +63,8 @@ fn verify_effective(
 /// a push: it creates `DIR/ready` and waits (at most a minute) for
 /// `DIR/go`, so that an end-to-end test can signal it, close its output or
 /// change a file at exactly that step. Points: `start` (before the locks),
+/// `staged:SERVER` (its staged copy verified and its intent recorded,
+/// before the copy takes the original's mode and is swapped in),
 /// `swapped:SERVER` (after the swap, before its verification and outcome
 /// record), `applied:SERVER` (after its outcome record, before it is
 /// reported); in a rollback, `rollback:SERVER` (the server locked, before
@@ -225,38 +227,26 @@ fn attempt(
             error: StepError::ChangedSincePlan(sp.file.clone()),
         };
     }
-    // The new file gets the original's mode and owner; the backup, which
-    // holds the old keys, is owner-only.
+    // The backup and the staged copy hold keys: owner-only. The staged
+    // copy takes the original's mode and owner just before the swap.
     let attrs = match replacing(t, &sp.file) {
         Ok(a) => a,
         Err(e) => return before_swap(t, Step::Reread, e, &[], left),
     };
+    let owner_only = private(t);
     let mut made: Vec<&RemotePath> = Vec::new();
     if let Some(old) = &current {
         step(progress, Step::Backup);
-        let owner_only = private(t);
         if let Err(e) = create_checked(t, &sp.backup, old, &owner_only) {
             return before_swap(t, Step::Backup, e, &made, left);
         }
         made.push(&sp.backup);
     }
     step(progress, Step::Stage);
-    if let Err(e) = create_checked(t, &sp.staged, new_bytes, &attrs) {
+    if let Err(e) = create_checked(t, &sp.staged, new_bytes, &owner_only) {
         return before_swap(t, Step::Stage, e, &made, left);
     }
     made.push(&sp.staged);
-    if let Some((uid, gid)) = attrs.owner
-        && let Ok(Some(st)) = t.stat(&sp.staged)
-        && st.uid.zip(st.gid) != Some((uid, gid))
-    {
-        progress(Progress::Note(format!(
-            "{}: the new {} is owned by uid {} gid {}, not uid {uid} gid {gid} as the original (this account may not give files away)",
-            sp.server,
-            sp.file,
-            st.uid.unwrap_or_default(),
-            st.gid.unwrap_or_default()
-        )));
-    }
     if let Some(reason) = stop.reason() {
         remove_made(t, &made, left);
         return Attempt::Interrupted(reason);
@@ -294,7 +284,24 @@ fn attempt(
         remove_made(t, &made, left);
         return Attempt::AuditFailed(e.to_string());
     }
+    test_pause("staged", Some(&sp.server), stop);
     step(progress, Step::Swap);
+    // Verified and recorded: only now may the copy be readable by others.
+    if let Err(e) = t.set_attrs(&sp.staged, &attrs) {
+        return before_swap(t, Step::Swap, e, &made, left);
+    }
+    if let Some((uid, gid)) = attrs.owner
+        && let Ok(Some(st)) = t.stat(&sp.staged)
+        && st.uid.zip(st.gid) != Some((uid, gid))
+    {
+        progress(Progress::Note(format!(
+            "{}: the new {} is owned by uid {} gid {}, not uid {uid} gid {gid} as the original (this account may not give files away)",
+            sp.server,
+            sp.file,
+            st.uid.unwrap_or_default(),
+            st.gid.unwrap_or_default()
+        )));
+    }
     if let Err(e) = swap(t, &sp.staged, &sp.file, &aside(plan, sp)) {
         return Attempt::Touched {
             step: Step::Swap,
@@ -735,6 +742,7 @@ impl Run<'_> {
             final_state,
             excluded: self.plan.excluded.iter().map(|(s, _)| s.clone()).collect(),
             keep_partial: self.plan.keep_partial,
+            keys_left: self.plan.keys_left.clone(),
         }
     }
 }

@@ -28,7 +28,7 @@ pub use apply::apply;
 pub use disclosed::refuse_disclosed;
 pub use error::{Refusal, SessionError, StepError, VerifyError};
 pub use interrupt::{Interrupt, StopReason};
-pub use outcome::{PushOutcome, ServerOutcome, ServerResult, Verdict};
+pub use outcome::{KeysLeft, PushOutcome, ServerOutcome, ServerResult, Verdict};
 pub use plan::{PlanError, build_plan};
 pub use sessions::Sessions;
 
@@ -151,6 +151,8 @@ pub struct Plan {
     pub keep_partial: bool,
     /// The operator asked to break the locks shown.
     pub break_lock: bool,
+    /// A push that writes no keys: where it leaves them.
+    pub keys_left: Option<outcome::KeysLeft>,
 }
 
 impl Plan {

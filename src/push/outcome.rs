@@ -195,6 +195,72 @@ pub enum FinalState {
     Unknown(StepError),
 }
 
+/// Where a push that writes no keys (`--handler-only`) leaves them: as
+/// the scan found them on the servers of the push.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeysLeft {
+    /// Each server's key set (its letter), when they are not one set;
+    /// `None` for keys that are not explicit (generated per server).
+    pub differ: Vec<(String, Option<char>)>,
+    /// Servers with a publicly disclosed key.
+    pub disclosed_on: Vec<String>,
+}
+
+impl KeysLeft {
+    /// The keys of these instances, as scanned.
+    pub fn of(instances: &[&crate::analysis::Instance]) -> KeysLeft {
+        let groups: Vec<(String, Option<char>)> = instances
+            .iter()
+            .map(|i| (i.server.clone(), i.key_group))
+            .collect();
+        let one_set = groups.windows(2).all(|w| w[0].1 == w[1].1)
+            && (groups.len() < 2 || groups.iter().all(|(_, g)| g.is_some()));
+        KeysLeft {
+            differ: if one_set { Vec::new() } else { groups },
+            disclosed_on: instances
+                .iter()
+                .filter(|i| i.is_disclosed())
+                .map(|i| i.server.clone())
+                .collect(),
+        }
+    }
+
+    pub fn in_step(&self) -> bool {
+        self.differ.is_empty() && self.disclosed_on.is_empty()
+    }
+}
+
+impl fmt::Display for KeysLeft {
+    /// Why they are not in step: `they still differ (web01 set A, web02
+    /// set B); web01 uses a publicly disclosed key`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if !self.differ.is_empty() {
+            let sets: Vec<String> = self
+                .differ
+                .iter()
+                .map(|(s, g)| match g {
+                    Some(l) => format!("{s} set {l}"),
+                    None => format!("{s} no explicit keys"),
+                })
+                .collect();
+            parts.push(format!("they still differ ({})", sets.join(", ")));
+        }
+        if !self.disclosed_on.is_empty() {
+            let verb = if self.disclosed_on.len() == 1 {
+                "uses"
+            } else {
+                "use"
+            };
+            parts.push(format!(
+                "{} {verb} a publicly disclosed key",
+                and_list(&self.disclosed_on)
+            ));
+        }
+        f.write_str(&parts.join("; "))
+    }
+}
+
 /// Where the site stands after a push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -226,10 +292,26 @@ pub struct PushOutcome {
     /// Servers left out by name.
     pub excluded: Vec<String>,
     pub keep_partial: bool,
+    /// A push that writes no keys: the keys it left as they were.
+    pub keys_left: Option<KeysLeft>,
 }
 
 impl PushOutcome {
+    /// Where the site stands: out of step when the push wrote what it
+    /// planned but left keys that are not in step (`--handler-only`).
     pub fn verdict(&self) -> Verdict {
+        match self.written() {
+            Verdict::InStep if self.keys_not_in_step().is_some() => Verdict::OutOfStep,
+            v => v,
+        }
+    }
+
+    fn keys_not_in_step(&self) -> Option<&KeysLeft> {
+        self.keys_left.as_ref().filter(|k| !k.in_step())
+    }
+
+    /// Where what the push wrote stands.
+    fn written(&self) -> Verdict {
         if self.refused.is_some() || self.final_state.is_empty() {
             return Verdict::AsBefore;
         }
@@ -310,13 +392,21 @@ impl PushOutcome {
     pub fn summary(&self) -> String {
         let id = &self.push_id;
         let site = &self.site;
-        let mut line = match self.verdict() {
+        let mut line = match self.written() {
             Verdict::InStep => {
                 let written = self.servers_where(|o| *o == ServerOutcome::Applied).len();
                 let correct = self.servers_where(|o| *o == ServerOutcome::Unchanged).len();
-                let mut s = format!(
-                    "Push {id}: {site} is in step on every server of the push ({written} written, {correct} already correct; re-read from each server)."
+                let counts = format!(
+                    "{written} written, {correct} already correct; re-read from each server"
                 );
+                let mut s = match self.keys_not_in_step() {
+                    None => format!(
+                        "Push {id}: {site} is in step on every server of the push ({counts})."
+                    ),
+                    Some(keys) => format!(
+                        "Push {id}: the session-token handler of {site} is in step on every server of the push ({counts}), but its keys are OUT OF STEP: {keys}. This push wrote no keys: push new ones with `farmkey push --site \"{site}\" --generate`."
+                    ),
+                };
                 if let Some(r) = self.interrupted {
                     s.push_str(&format!(" {r} came after the last server was written."));
                 }

@@ -2,6 +2,7 @@
 
 use super::audit::Fingerprints;
 use super::lock::{lock_path, read_holder};
+use super::outcome::KeysLeft;
 use super::{
     Change, KeySource, Plan, PlanAction, PushRequest, ServerPlan, Sessions, file_stamp, random_hex,
     same_keys, sibling,
@@ -267,6 +268,7 @@ pub fn build_plan(
 
     let stamp = file_stamp();
     let push_id = format!("{}-{}", &stamp[..16], random_hex(2));
+    let keys_left = matches!(req.source, KeySource::HandlerOnly).then(|| KeysLeft::of(&targets));
     let mut servers = Vec::new();
     for inst in targets {
         servers.extend(plan_server(inst, keys.as_ref(), &stamp, sessions));
@@ -285,6 +287,7 @@ pub fn build_plan(
         excluded,
         keep_partial: req.keep_partial,
         break_lock: req.break_lock,
+        keys_left,
     })
 }
 

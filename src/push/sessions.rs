@@ -11,6 +11,13 @@ pub struct Sessions {
     servers: Vec<Server>,
     opts: ConnectOptions,
     open: HashMap<String, Box<dyn Transport>>,
+    /// The open sessions, least recently used first.
+    used: Vec<String>,
+    /// Sessions open at most at once ([`transport::session_budget`]): in a
+    /// farm larger than the open-files limit allows, the least recently
+    /// used session is closed (its lock file stays) and opened again when
+    /// needed.
+    cap: usize,
     /// Servers looked for a whole reconnect window in vain.
     lost: HashSet<String>,
 }
@@ -21,24 +28,54 @@ impl Sessions {
             servers,
             opts,
             open: HashMap::new(),
+            used: Vec::new(),
+            cap: transport::session_budget(),
             lost: HashSet::new(),
         }
+    }
+
+    /// At most `cap` sessions open at once (at least one).
+    pub fn with_cap(mut self, cap: usize) -> Sessions {
+        self.cap = cap.max(1);
+        self
+    }
+
+    /// Closes the least recently used sessions until one more fits.
+    fn make_room(&mut self) {
+        while self.open.len() >= self.cap && !self.used.is_empty() {
+            let oldest = self.used.remove(0);
+            // Closed here, not on another thread: its descriptors are
+            // needed now.
+            drop(self.open.remove(&oldest));
+        }
+    }
+
+    /// Marks `name` the most recently used.
+    fn mark_used(&mut self, name: &str) {
+        self.used.retain(|n| n != name);
+        self.used.push(name.to_string());
     }
 
     /// The server's transport, connecting on first use.
     pub fn get(&mut self, name: &str) -> Result<&mut dyn Transport, SessionError> {
         if !self.open.contains_key(name) {
-            let server = self.server(name)?;
-            let t = transport::connect(server, &self.opts)
+            let server = self.server(name)?.clone();
+            self.make_room();
+            let t = transport::connect(&server, &self.opts)
                 .map_err(|e| SessionError::Connect(Box::new(e)))?;
             self.open.insert(name.to_string(), t);
         }
+        self.mark_used(name);
         Ok(self.open.get_mut(name).expect("just inserted").as_mut())
     }
 
     /// Uses this transport for a server (a test's wrapper, say) instead of
     /// connecting.
     pub fn insert(&mut self, name: &str, transport: Box<dyn Transport>) {
+        if !self.open.contains_key(name) {
+            self.make_room();
+        }
+        self.mark_used(name);
         self.open.insert(name.to_string(), transport);
     }
 
@@ -57,9 +94,11 @@ impl Sessions {
             tried += 1;
             let pause = policy.pause(tried);
             std::thread::sleep(pause.min(policy.window.saturating_sub(start.elapsed())));
+            self.make_room();
             match transport::connect(&server, &self.opts) {
                 Ok(t) => {
                     self.lost.remove(name);
+                    self.mark_used(name);
                     self.open.insert(name.to_string(), t);
                     return Ok(self.open.get_mut(name).expect("just inserted").as_mut());
                 }
@@ -85,6 +124,7 @@ impl Sessions {
 
     /// Drops a broken session so that the next use reconnects.
     pub fn forget(&mut self, name: &str) {
+        self.used.retain(|n| n != name);
         if let Some(t) = self.open.remove(name) {
             // Teardown of a dead session can block: never on the caller.
             std::thread::spawn(move || drop(t));
@@ -98,5 +138,40 @@ impl Drop for Sessions {
         if !open.is_empty() {
             std::thread::spawn(move || drop(open));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::Target;
+    use crate::paths::RemotePath;
+
+    #[test]
+    fn no_more_sessions_than_the_cap_are_open_the_least_recently_used_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let servers: Vec<Server> = ["a", "b", "c"]
+            .iter()
+            .map(|n| {
+                std::fs::create_dir_all(dir.path().join(n).join("C:")).unwrap();
+                Server {
+                    name: n.to_string(),
+                    target: Target::Local {
+                        root: dir.path().join(n),
+                    },
+                    max_config_bytes: crate::transport::DEFAULT_MAX_CONFIG_BYTES,
+                }
+            })
+            .collect();
+        let mut sessions = Sessions::new(servers, ConnectOptions::default()).with_cap(2);
+        let c = RemotePath::parse("C:/").unwrap();
+        for name in ["a", "b", "a", "c", "b", "a"] {
+            assert!(sessions.get(name).unwrap().list(&c).is_ok(), "{name}");
+            assert!(sessions.open.len() <= 2);
+            assert_eq!(sessions.used.last().map(String::as_str), Some(name));
+        }
+        // "b" then "a" were used last: "c" was closed.
+        assert!(!sessions.open.contains_key("c"));
+        assert_eq!(sessions.used, ["b", "a"]);
     }
 }

@@ -357,6 +357,27 @@ impl Transport for LocalTransport {
         Ok(())
     }
 
+    fn set_attrs(&mut self, path: &RemotePath, new: &NewFile) -> Result<(), TransportError> {
+        if new.mode.is_none() && new.owner.is_none() {
+            return Ok(());
+        }
+        let path = &self.spelled(path)?;
+        let (dir, name) = self.parent_of(path)?;
+        // Never through a link; non-blocking should something else be there.
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+        let f = openat(&dir, &name, flags, 0).map_err(|e| map_err(path, e))?;
+        if let Some((uid, gid)) = new.owner {
+            // SAFETY: a valid descriptor.
+            let _ = check(unsafe { libc::fchown(f.as_raw_fd(), uid, gid) });
+        }
+        if let Some(mode) = new.mode {
+            // SAFETY: a valid descriptor.
+            check(unsafe { libc::fchmod(f.as_raw_fd(), mode as libc::mode_t) })
+                .map_err(|e| map_err(path, e))?;
+        }
+        Ok(())
+    }
+
     fn rename(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError> {
         let from = &self.spelled(from)?;
         if self.spelled(to)?.as_sftp() != to.as_sftp() {

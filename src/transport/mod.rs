@@ -303,6 +303,13 @@ pub trait Transport: Send {
         new: &NewFile,
     ) -> Result<(), TransportError>;
 
+    /// Gives a file this push created the mode and owner `new` asks (none
+    /// sent for [`NewFile::default`]): a staged copy stays owner-only until
+    /// it is verified and takes `web.config`'s mode just before the swap.
+    /// A refused owner is not an error (the file stays the account's); a
+    /// refused mode is.
+    fn set_attrs(&mut self, path: &RemotePath, new: &NewFile) -> Result<(), TransportError>;
+
     /// Renames; fails with [`TransportError::Exists`] if `to` exists (SFTP's
     /// own rename semantics).
     fn rename(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError>;
@@ -484,6 +491,50 @@ impl Default for ConnectOptions {
             jumps: Default::default(),
         }
     }
+}
+
+/// Descriptors one open session may hold: its socket and the clone
+/// farmkey keeps to watch it, and a socket pair's end behind a jump host.
+const FDS_PER_SESSION: u64 = 3;
+/// Descriptors kept for everything else: standard streams, the audit log,
+/// files being read, jump host sessions.
+const FDS_RESERVED: u64 = 32;
+
+/// Raises the soft limit of open files to the hard limit (once, at
+/// start): a push holds a session on every server of a site.
+pub fn raise_open_files_limit() {
+    #[cfg(unix)]
+    // SAFETY: getrlimit and setrlimit on a valid struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// How many sessions may be open at once under the open-files limit: a
+/// farm larger than that is scanned and pushed with fewer open at a time
+/// (paced), never refused for want of descriptors.
+pub fn session_budget() -> usize {
+    #[cfg(unix)]
+    {
+        // SAFETY: getrlimit on a valid struct.
+        let soft = unsafe {
+            let mut lim: libc::rlimit = std::mem::zeroed();
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+                return usize::MAX;
+            }
+            lim.rlim_cur
+        };
+        if soft == libc::RLIM_INFINITY {
+            return usize::MAX;
+        }
+        (soft.saturating_sub(FDS_RESERVED) / FDS_PER_SESSION).max(1) as usize
+    }
+    #[cfg(not(unix))]
+    usize::MAX
 }
 
 /// Opens the transport an inventory entry describes.

@@ -119,6 +119,23 @@ impl JumpPool {
         })
     }
 
+    /// The first hop of `hops` whose session has ended (0 for the first),
+    /// if one has: the one a connection through them lost.
+    pub(super) fn lost_hop(&self, hops: &[Resolved]) -> Option<usize> {
+        let slots = lock(&self.slots);
+        (1..=hops.len())
+            .find(|&n| {
+                slots
+                    .get(&hops[..n])
+                    .is_some_and(|slot| match &*lock(&slot.state) {
+                        State::Ready(lane) => !lane.usable(),
+                        State::Failed { .. } => true,
+                        _ => false,
+                    })
+            })
+            .map(|n| n - 1)
+    }
+
     /// The session to the last hop of `hops`, connecting it if needed.
     /// Callers that arrive while it connects share the outcome.
     fn lane(&self, hops: &[Resolved], opts: &ConnectOptions) -> Result<Arc<Lane>, ConnectError> {
@@ -495,8 +512,12 @@ impl Worker {
         self.session.set_blocking(false);
         let mut queue: VecDeque<Request> = VecDeque::new();
         let mut opening: Option<InFlight> = None;
-        let end = self.serve(&mut queue, &mut opening);
+        let mut pumps = Vec::new();
+        let end = self.serve(&mut queue, &mut opening, &mut pumps);
+        // Retired before the forwarded connections close: a handshake that
+        // fails because this session ended finds it ended ([`JumpPool::lost_hop`]).
         self.retired.store(true, Ordering::SeqCst);
+        drop(pumps);
         let waiting = queue
             .into_iter()
             .map(|r| r.reply)
@@ -513,8 +534,12 @@ impl Worker {
         // non-blocking session is freed without waiting.
     }
 
-    fn serve(&self, queue: &mut VecDeque<Request>, opening: &mut Option<InFlight>) -> End {
-        let mut pumps: Vec<Pump> = Vec::new();
+    fn serve(
+        &self,
+        queue: &mut VecDeque<Request>,
+        opening: &mut Option<InFlight>,
+        pumps: &mut Vec<Pump>,
+    ) -> End {
         let mut closing: Vec<Channel> = Vec::new();
         let mut chunk = vec![0u8; 32 * 1024];
         let mut owners = true;
@@ -684,7 +709,7 @@ impl Worker {
                     revents: 0,
                 },
             ];
-            for p in &pumps {
+            for p in pumps.iter() {
                 let events = p.poll_events();
                 fds.push(libc::pollfd {
                     // A negative fd is skipped, so a closed local end that

@@ -136,6 +136,16 @@ pub enum ConnectError {
         hop: String,
         error: Box<ConnectError>,
     },
+    /// The session of a jump host on the way ended while the server behind
+    /// it was being connected (the jump host died or was cut off).
+    #[error("{hop}, hop {place} of {of} on the way to {target}, ended its session: {error}")]
+    JumpLost {
+        hop: String,
+        place: usize,
+        of: usize,
+        target: String,
+        error: Box<ConnectError>,
+    },
     /// A jump host did not open the connection to the next hop or server.
     #[error("{hop} could not open a connection to {target}: {reason}")]
     JumpChannel {
@@ -150,7 +160,9 @@ impl ConnectError {
     pub fn is_host_key_changed(&self) -> bool {
         match self {
             ConnectError::HostKeyChanged { .. } => true,
-            ConnectError::Jump { error, .. } => error.is_host_key_changed(),
+            ConnectError::Jump { error, .. } | ConnectError::JumpLost { error, .. } => {
+                error.is_host_key_changed()
+            }
             _ => false,
         }
     }
@@ -395,7 +407,19 @@ impl SshTransport {
     ) -> Result<SshTransport, ConnectError> {
         let r = config::resolve(host, settings, opts.ssh_config.as_deref())?;
         let stream = open_stream(&r, opts)?;
-        let (session, socket) = start_session(server, &r, stream, opts)?;
+        let (session, socket) = start_session(server, &r, stream, opts).map_err(|e| {
+            // Named by the hop that failed, not by what the server's end saw.
+            match opts.jumps.lost_hop(&r.jumps) {
+                Some(i) => ConnectError::JumpLost {
+                    hop: r.jumps[i].hop_label(),
+                    place: i + 1,
+                    of: r.jumps.len(),
+                    target: r.known_hosts_name(),
+                    error: Box::new(e),
+                },
+                None => e,
+            }
+        })?;
         session.set_keepalive(false, 15);
         let sftp = session
             .sftp()
@@ -1023,6 +1047,30 @@ impl Transport for SshTransport {
 
     fn banner(&self) -> Option<String> {
         self.banner.clone()
+    }
+
+    fn set_attrs(&mut self, path: &RemotePath, new: &NewFile) -> Result<(), TransportError> {
+        self.keepalive();
+        let stat = |uid: Option<u32>, gid: Option<u32>, perm: Option<u32>| ssh2::FileStat {
+            size: None,
+            uid,
+            gid,
+            perm,
+            atime: None,
+            mtime: None,
+        };
+        let at = Path::new(path.as_sftp());
+        if let Some((uid, gid)) = new.owner {
+            // Refused unless the account may give files away: the file
+            // then stays its own.
+            let _ = self.sftp.setstat(at, stat(Some(uid), Some(gid), None));
+        }
+        if let Some(mode) = new.mode {
+            self.sftp
+                .setstat(at, stat(None, None, Some(mode)))
+                .map_err(|e| self.err(path, e))?;
+        }
+        Ok(())
     }
 
     fn rename(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError> {
