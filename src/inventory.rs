@@ -1,6 +1,7 @@
 //! The inventory: a TOML file that lists the servers of a farm.
 
 use crate::config::apphost::{Component, Components, normalise_id};
+use crate::paths::expand_tilde;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -445,6 +446,10 @@ const SETTING_KEYS: [&str; 7] = [
     "max_config_bytes",
 ];
 
+/// What a configuration file may weigh unless the inventory says otherwise
+/// (`max_config_bytes`): real ones are kilobytes; a larger one is refused
+/// from its size, never read.
+pub const DEFAULT_MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
 /// The largest `max_config_bytes`: farmkey keeps positions in a file as
 /// 32-bit numbers.
 const MAX_CONFIG_BYTES_LIMIT: u64 = 1 << 30;
@@ -455,13 +460,13 @@ fn max_config_bytes(defaults: &RawSettings, own: &RawSettings) -> Result<u64, (u
         .as_ref()
         .or(defaults.max_config_bytes.as_ref())
     {
-        None => Ok(crate::transport::DEFAULT_MAX_CONFIG_BYTES),
+        None => Ok(DEFAULT_MAX_CONFIG_BYTES),
         Some(n) if (1024..=MAX_CONFIG_BYTES_LIMIT).contains(n.get_ref()) => Ok(*n.get_ref()),
         Some(n) => Err((
             n.span().start,
             format!(
                 "key `max_config_bytes` must be from 1024 to {MAX_CONFIG_BYTES_LIMIT} (bytes; the default is {})",
-                crate::transport::DEFAULT_MAX_CONFIG_BYTES
+                DEFAULT_MAX_CONFIG_BYTES
             ),
         )),
     }
@@ -561,16 +566,6 @@ pub fn xdg_dir(var: &str, fallback: &str) -> PathBuf {
         .unwrap_or_else(|| expand_tilde(Path::new(fallback)))
 }
 
-/// `~/x` is `$HOME/x`, as in OpenSSH's files.
-pub fn expand_tilde(p: &Path) -> PathBuf {
-    match p.strip_prefix("~") {
-        Ok(rest) => std::env::var_os("HOME")
-            .map(|h| PathBuf::from(h).join(rest))
-            .unwrap_or_else(|| p.to_path_buf()),
-        Err(_) => p.to_path_buf(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -619,10 +614,7 @@ local_root = "./lab"
             (Some(2222), Some("other"))
         );
         assert_eq!(inv.servers[1].address(), "10.0.0.12:2222");
-        assert_eq!(
-            inv.servers[0].max_config_bytes,
-            crate::transport::DEFAULT_MAX_CONFIG_BYTES
-        );
+        assert_eq!(inv.servers[0].max_config_bytes, DEFAULT_MAX_CONFIG_BYTES);
         assert_eq!(
             inv.servers[2].target,
             Target::Local {

@@ -21,6 +21,8 @@ pub mod disclosed;
 pub mod farm;
 pub mod inventory;
 pub mod keys;
+#[cfg(test)]
+mod layers;
 pub mod paths;
 pub mod push;
 pub mod report;

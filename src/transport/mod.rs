@@ -77,11 +77,6 @@ pub fn size_text(bytes: u64) -> String {
     }
 }
 
-/// What a configuration file may weigh unless the inventory says otherwise
-/// (`max_config_bytes`): real ones are kilobytes; a larger one is refused
-/// from its size, never read.
-pub const DEFAULT_MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FileStat {
     pub size: u64,
