@@ -63,10 +63,10 @@ pub(crate) fn import_graph() -> Graph {
                 child => at.push(child.to_string()),
             }
             at.extend(rest[1..].iter().filter(|s| *s != "self").cloned());
-            if let Some(target) = deepest(&modules, &at) {
-                if target != file {
-                    deps.insert(target.clone());
-                }
+            if let Some(target) = deepest(&modules, &at)
+                && target != file
+            {
+                deps.insert(target.clone());
             }
         }
     }
