@@ -1,6 +1,7 @@
 //! The inventory: a TOML file that lists the servers of a farm.
 
 use crate::config::apphost::{Component, Components, normalise_id};
+use crate::paths::expand_tilde;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -480,16 +481,68 @@ fn components(
     Ok(Components::named(lists))
 }
 
-const SETTING_KEYS: [&str; 7] = [
-    "user",
-    "port",
-    "identity_file",
-    "known_hosts",
-    "connect_timeout_secs",
-    "jump",
-    "max_config_bytes",
+/// A setting of `[defaults]` and of each `[[servers]]` entry (which wins).
+pub struct Setting {
+    pub key: &'static str,
+    /// What it sets, for `--help`.
+    pub means: &'static str,
+}
+
+/// Every setting, once: the keys the inventory takes (checked before it is
+/// parsed), `--help`'s list, and what README's example must show (tests
+/// below hold `RawSettings`, `RawServer` and README to it).
+pub const SETTINGS: [Setting; 7] = [
+    Setting {
+        key: "user",
+        means: "SSH user (else ~/.ssh/config's User, else yours)",
+    },
+    Setting {
+        key: "port",
+        means: "SSH port (else ~/.ssh/config's Port, else 22)",
+    },
+    Setting {
+        key: "identity_file",
+        means: "private key tried after ssh-agent's",
+    },
+    Setting {
+        key: "known_hosts",
+        means: "host keys file (else ~/.ssh/known_hosts)",
+    },
+    Setting {
+        key: "connect_timeout_secs",
+        means: "bound on connecting and on every SFTP call (else 10)",
+    },
+    Setting {
+        key: "jump",
+        means: "jump host: \"user@host:port\", \"a,b\" a chain, \"none\" direct",
+    },
+    Setting {
+        key: "max_config_bytes",
+        means: "largest configuration file read (else 16 MiB)",
+    },
 ];
 
+/// The keys of a server besides the settings.
+const SERVER_KEYS: [&str; 3] = ["name", "host", "local_root"];
+
+fn setting_keys() -> impl Iterator<Item = &'static str> {
+    SETTINGS.iter().map(|s| s.key)
+}
+
+/// The settings as `--help` lists them.
+pub fn settings_help() -> String {
+    let width = setting_keys().map(str::len).max().unwrap_or(0);
+    let mut out = String::from("Inventory settings, in [defaults] or a [[servers]] entry:");
+    for s in &SETTINGS {
+        out.push_str(&format!("\n  {:width$}  {}", s.key, s.means));
+    }
+    out
+}
+
+/// What a configuration file may weigh unless the inventory says otherwise
+/// (`max_config_bytes`): real ones are kilobytes; a larger one is refused
+/// from its size, never read.
+pub const DEFAULT_MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
 /// The largest `max_config_bytes`: farmkey keeps positions in a file as
 /// 32-bit numbers.
 const MAX_CONFIG_BYTES_LIMIT: u64 = 1 << 30;
@@ -500,13 +553,13 @@ fn max_config_bytes(defaults: &RawSettings, own: &RawSettings) -> Result<u64, (u
         .as_ref()
         .or(defaults.max_config_bytes.as_ref())
     {
-        None => Ok(crate::transport::DEFAULT_MAX_CONFIG_BYTES),
+        None => Ok(DEFAULT_MAX_CONFIG_BYTES),
         Some(n) if (1024..=MAX_CONFIG_BYTES_LIMIT).contains(n.get_ref()) => Ok(*n.get_ref()),
         Some(n) => Err((
             n.span().start,
             format!(
                 "key `max_config_bytes` must be from 1024 to {MAX_CONFIG_BYTES_LIMIT} (bytes; the default is {})",
-                crate::transport::DEFAULT_MAX_CONFIG_BYTES
+                DEFAULT_MAX_CONFIG_BYTES
             ),
         )),
     }
@@ -541,14 +594,15 @@ fn check_keys(table: &toml::Table, text: &str, path: &Path) -> Result<(), Invent
             ));
         }
     }
+    let settings: Vec<&str> = setting_keys().collect();
     if let Some(toml::Value::Table(d)) = table.get("defaults")
-        && let Some(k) = d.keys().find(|k| !SETTING_KEYS.contains(&k.as_str()))
+        && let Some(k) = d.keys().find(|k| !settings.contains(&k.as_str()))
     {
-        return Err(unknown(k, "[defaults]", &SETTING_KEYS));
+        return Err(unknown(k, "[defaults]", &settings));
     }
     if let Some(toml::Value::Array(servers)) = table.get("servers") {
-        let mut allowed = vec!["name", "host", "local_root"];
-        allowed.extend(SETTING_KEYS);
+        let mut allowed = SERVER_KEYS.to_vec();
+        allowed.extend(&settings);
         for s in servers {
             if let toml::Value::Table(t) = s
                 && let Some(k) = t.keys().find(|k| !allowed.contains(&k.as_str()))
@@ -622,22 +676,76 @@ pub fn xdg_dir(var: &str, fallback: &str) -> PathBuf {
         .unwrap_or_else(|| expand_tilde(Path::new(fallback)))
 }
 
-/// `~/x` is `$HOME/x`, as in OpenSSH's files.
-pub fn expand_tilde(p: &Path) -> PathBuf {
-    match p.strip_prefix("~") {
-        Ok(rest) => std::env::var_os("HOME")
-            .map(|h| PathBuf::from(h).join(rest))
-            .unwrap_or_else(|| p.to_path_buf()),
-        Err(_) => p.to_path_buf(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Inventory, InventoryError> {
         Inventory::parse(Path::new("/farm/farmkey.toml"), text)
+    }
+
+    /// The fields serde's error names for an unknown key of `T`.
+    fn fields<T: serde::de::DeserializeOwned>() -> Vec<String> {
+        let Err(e) = toml::from_str::<T>("not_a_key = 1") else {
+            panic!("an unknown key is refused");
+        };
+        let message = e.message().to_string();
+        let (_, list) = message
+            .split_once("expected one of ")
+            .unwrap_or_else(|| panic!("{message}"));
+        list.split(", ")
+            .map(|f| f.trim_matches('`').to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_settings_table_is_what_the_inventory_parses() {
+        let keys: Vec<String> = setting_keys().map(String::from).collect();
+        assert_eq!(fields::<RawSettings>(), keys);
+        let mut server: Vec<String> = SERVER_KEYS.map(String::from).to_vec();
+        server.extend(keys);
+        assert_eq!(fields::<RawServer>(), server);
+        // And every one of them is taken in both places.
+        let every = SETTINGS
+            .iter()
+            .map(|s| match s.key {
+                "user" => "user = \"ops\"".to_string(),
+                "port" | "connect_timeout_secs" => format!("{} = 22", s.key),
+                "max_config_bytes" => format!("{} = 4096", s.key),
+                k => format!("{k} = \"a\""),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let text =
+            format!("[defaults]\n{every}\n[[servers]]\nname = \"a\"\nhost = \"h\"\n{every}\n");
+        parse(&text).unwrap();
+    }
+
+    #[test]
+    fn readme_shows_every_setting_in_an_inventory_that_parses() {
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+                .unwrap();
+        let section = &readme[readme
+            .find("\n## Inventory\n")
+            .expect("README has ## Inventory")..];
+        let example = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("## Inventory opens with a TOML example");
+        parse(example).unwrap_or_else(|e| panic!("README's example: {e}"));
+        let shown: Vec<&str> = example
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim()))
+            .collect();
+        for s in &SETTINGS {
+            assert!(
+                shown.contains(&s.key),
+                "README's inventory example lacks `{}`",
+                s.key
+            );
+        }
     }
 
     #[test]
@@ -680,10 +788,7 @@ local_root = "./lab"
             (Some(2222), Some("other"))
         );
         assert_eq!(inv.servers[1].address(), "10.0.0.12:2222");
-        assert_eq!(
-            inv.servers[0].max_config_bytes,
-            crate::transport::DEFAULT_MAX_CONFIG_BYTES
-        );
+        assert_eq!(inv.servers[0].max_config_bytes, DEFAULT_MAX_CONFIG_BYTES);
         assert_eq!(
             inv.servers[2].target,
             Target::Local {

@@ -153,7 +153,8 @@ impl KeyPurpose {
 
 /// Why farmkey does not write a text as a key: ASP.NET refuses it, or it
 /// is shorter than the documented size (the scan calls what ASP.NET still
-/// takes `short-key`; see config::machine_key for what ASP.NET refuses).
+/// takes `short-key`; [`crate::config::machine_key`] says what ASP.NET
+/// refuses).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyProblem {
     Empty,
@@ -205,7 +206,8 @@ impl fmt::Display for KeyProblem {
     }
 }
 
-/// The runtime and documented size rules of domain.md.
+/// The sizes farmkey writes: what ASP.NET refuses (config::machine_key)
+/// and the published recommendations of README's `short-key` finding.
 fn key_problem(key: &str, purpose: KeyPurpose, alg: &str) -> Option<KeyProblem> {
     if key.is_empty() {
         return Some(KeyProblem::Empty);

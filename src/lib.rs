@@ -1,15 +1,18 @@
 //! farmkey: keeps ASP.NET machine keys in step across the servers of an IIS
 //! web farm.
 //!
-//! The layers, each knowing only those below it:
+//! The layers, from the bottom up, each knowing only those below it (a
+//! test, `layers`, holds every file to that):
+//! - [`keys`], [`bytes`], [`paths`], [`safe_text`] (nothing from a server
+//!   reaches the terminal raw), [`disclosed`];
 //! - [`config`]: parsing, effective values and editing of IIS/ASP.NET files;
-//! - [`analysis`]: comparing sites across servers into findings;
+//! - [`inventory`]: the servers and their settings; [`demo`];
 //! - [`transport`]: reaching a server's files (local folder, SFTP);
 //! - [`scan`] and [`farm`]: reading one server, and many at once;
+//! - [`analysis`]: comparing sites across servers into findings;
+//! - [`report`]: what the command line prints of a scan;
 //! - [`push`]: planning and applying a key set, with backups and rollback;
-//! - [`report`], [`cli`]: what the command line prints, through
-//!   [`safe_text`] (nothing from a server reaches the terminal raw);
-//! - [`console`]: the terminal user interface.
+//! - [`console`]: the terminal user interface; [`cli`]: the command line.
 
 pub mod analysis;
 pub mod bytes;
@@ -21,6 +24,8 @@ pub mod disclosed;
 pub mod farm;
 pub mod inventory;
 pub mod keys;
+#[cfg(test)]
+mod layers;
 pub mod paths;
 pub mod push;
 pub mod report;

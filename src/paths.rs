@@ -1,9 +1,11 @@
 //! Windows paths in the form OpenSSH for Windows serves them over SFTP:
-//! `C:\inetpub\x\web.config` is `/C:/inetpub/x/web.config`.
+//! `C:\inetpub\x\web.config` is `/C:/inetpub/x/web.config`; and `~` in
+//! this machine's paths ([`expand_tilde`]).
 
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
@@ -295,6 +297,16 @@ pub fn windows_upcase(name: &str) -> String {
 /// Whether two names (or paths) are the same name to Windows.
 pub fn same_name(a: &str, b: &str) -> bool {
     windows_upcase(a) == windows_upcase(b)
+}
+
+/// `~/x` is `$HOME/x`, as in OpenSSH's files.
+pub fn expand_tilde(p: &Path) -> PathBuf {
+    match p.strip_prefix("~") {
+        Ok(rest) => std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(rest))
+            .unwrap_or_else(|| p.to_path_buf()),
+        Err(_) => p.to_path_buf(),
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use farmkey::console::app::{App, Ask, Msg};
 use farmkey::console::dialogs::message::Message;
 use farmkey::console::symbols;
 use farmkey::console::theme::Theme;
-use farmkey::console::view;
+use farmkey::console::{ui, view};
 use farmkey::farm::{ScanEvent, scan_all};
 use farmkey::inventory::Inventory;
 use farmkey::keys::{KeySet, KeyText};
@@ -548,7 +548,8 @@ fn with_history(a: &mut App) {
 /// file its own line, its own result.
 #[test]
 fn a_push_of_two_files_on_a_server_is_rolled_back_file_by_file() {
-    use farmkey::console::app::{Effect, Work};
+    use farmkey::console::app::Effect;
+    use farmkey::console::model::Work;
     use farmkey::push::apply::{RollbackError, RolledBack};
     const KEYS: &str = "C:\\inetpub\\Cora\\Flowtime\\App_Config\\keys.config";
     let (_dir, mut a) = app("default");
@@ -681,7 +682,7 @@ fn history_rollback_asks_first_with_cancel_the_default() {
 /// `--break-lock`.
 #[test]
 fn a_rollback_refused_by_a_lock_offers_the_console_s_way_to_break_it() {
-    use farmkey::console::app::Work;
+    use farmkey::console::model::Work;
     use farmkey::push::apply::RollbackError;
     use farmkey::push::lock::{Holder, LockInfo};
     let mut info = LockInfo::mine("20261128T141500Z-cd34", "Flowtime");
@@ -939,14 +940,14 @@ fn assert_whole_dialog(a: &App, w: u16, h: u16, title: &str, last: &str) -> Vec<
 /// line, e.g. a lock's "the lock is stale.").
 #[test]
 fn a_dialog_shows_its_last_wrapped_line_at_any_width() {
-    use farmkey::console::app::Work;
+    use farmkey::console::model::Work;
     use farmkey::push::apply::RollbackError;
     use farmkey::push::lock::{Holder, LockInfo};
     // Words of every length, wrapped in a different place at each width.
     let text = "farmkey refused to write web02 because C:\\inetpub\\Cora\\Flowtime\\web.farmkey-lock.config is held by push 20261126T112045Z-ab12 of svc-deploy on jump-host-with-a-long-name (pid 4242) since 2026-11-26T11:20:45Z; that process is no longer running: the lock is stale.";
     let (_dir, mut a) = app("default");
     a.open(Box::new(Message::new("Refused", text, true)));
-    for w in view::MIN_WIDTH..=120 {
+    for w in ui::MIN_WIDTH..=120 {
         let rows = assert_whole_dialog(&a, w, 40, "Refused", "the lock is stale.");
         let body = rows[..rows.len() - 2].join(" ");
         assert_eq!(
@@ -970,7 +971,7 @@ fn a_dialog_shows_its_last_wrapped_line_at_any_width() {
         "web03",
         Err(locked),
     )]))));
-    for w in view::MIN_WIDTH..=120 {
+    for w in ui::MIN_WIDTH..=120 {
         assert_whole_dialog(
             &a,
             w,
@@ -1012,7 +1013,8 @@ fn one_push_on_three_servers(a: &mut App) {
 /// web02 refused (its file changed since the push), web03 refused by a
 /// lock, which the operator then breaks; web03 is restored.
 fn roll_back_and_break_the_lock(a: &mut App) {
-    use farmkey::console::app::{Effect, Work};
+    use farmkey::console::app::Effect;
+    use farmkey::console::model::Work;
     use farmkey::push::apply::{RollbackError, RolledBack};
     one_push_on_three_servers(a);
     let effects = keys(a, "u→\n");
@@ -1139,7 +1141,8 @@ fn planned(
     farmkey::push::Sessions,
     std::sync::mpsc::Receiver<bool>,
 ) {
-    use farmkey::console::app::{Effect, Work};
+    use farmkey::console::app::Effect;
+    use farmkey::console::model::Work;
     use farmkey::paths::RemotePath;
     use farmkey::push::{Sessions, build_plan};
     let [Effect::Plan(request)] = effects else {
@@ -1315,7 +1318,8 @@ fn a_dialog_scrolls_by_page_and_to_either_end() {
 /// Process TOGO when the cursor had not been moved before `p`.
 #[test]
 fn the_pointer_follows_the_pushed_site_when_the_sites_are_sorted_again() {
-    use farmkey::console::app::{Effect, Work};
+    use farmkey::console::app::Effect;
+    use farmkey::console::model::Work;
     use farmkey::push::audit::AuditLog;
     let (dir, mut a) = app("default");
     let pointed = |a: &App| {
@@ -1377,7 +1381,7 @@ fn the_pointer_follows_the_pushed_site_when_the_sites_are_sorted_again() {
 /// alone; `j` then moves one line, `G` back to the newest.
 #[test]
 fn the_log_scrolls_to_its_top_a_page_at_a_time() {
-    use farmkey::console::app::Level;
+    use farmkey::console::model::Level;
     let (_dir, mut a) = app("default");
     for i in 0..40 {
         a.log(Level::Info, format!("line {i:02}"));
@@ -1531,7 +1535,7 @@ fn history_says_auto_where_the_matrix_does() {
         .into_iter()
         .filter(|r| r.server == "web02")
         .collect();
-    a.update(Msg::Work(farmkey::console::app::Work::PushDone(Ok(
+    a.update(Msg::Work(farmkey::console::model::Work::PushDone(Ok(
         outcome,
     ))));
     keys(&mut a, "\n5");

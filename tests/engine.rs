@@ -4,9 +4,10 @@
 
 mod support;
 
-use farmkey::analysis::Selection;
+use farmkey::analysis::{FarmReport, Selection};
 use farmkey::bytes::FileBytes;
 use farmkey::config::editor::{EditError, EditRequest, edit};
+use farmkey::config::effective::Effective;
 use farmkey::config::record::{Level, Source};
 use farmkey::config::xml::TextEncoding;
 use farmkey::keys::{DecryptionAlg, KeySet, ValidationAlg};
@@ -15,16 +16,14 @@ use std::path::{Path, PathBuf};
 use support::*;
 
 fn findings_of(farm: &str) -> Vec<(String, String, String, String)> {
-    finding_rows(&scan_inventory(
-        &farm_fixture(farm).join("farmkey.toml"),
-        &all_sites(),
-    ))
+    finding_rows(&scan_fixture(farm))
 }
 
 #[test]
 fn consistent_farm_with_bom_crlf_and_lower_case_hex() {
+    let report = scan_fixture("consistent");
     assert_eq!(
-        findings_of("consistent"),
+        finding_rows(&report),
         vec![
             row("weak-validation", "info", "Flowtime", "web01,web02"),
             row(
@@ -35,20 +34,13 @@ fn consistent_farm_with_bom_crlf_and_lower_case_hex() {
             ),
         ]
     );
-    let report = scan_inventory(
-        &farm_fixture("consistent").join("farmkey.toml"),
-        &all_sites(),
-    );
     assert!(report.sites.iter().all(|s| s.consistent() == Some(true)));
     assert!(!report.has_problems());
 }
 
 #[test]
 fn keys_in_the_root_web_config_only() {
-    let report = scan_inventory(
-        &farm_fixture("root-keys").join("farmkey.toml"),
-        &all_sites(),
-    );
+    let report = scan_fixture("root-keys");
     assert_eq!(
         finding_rows(&report),
         vec![
@@ -58,7 +50,7 @@ fn keys_in_the_root_web_config_only() {
     );
     let site = report.site("Flowtime").unwrap();
     let web03 = site.instance("web03").unwrap();
-    let mk = &web03.effective.as_ref().unwrap().machine_key;
+    let mk = &effective(&report, "Flowtime", "web03").machine_key;
     assert_eq!(
         mk.validation_key.source.to_string(),
         "C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\Config\\web.config"
@@ -82,10 +74,7 @@ fn keys_in_the_root_web_config_only() {
 /// it, so the key web01 keeps there is ignored and web01 makes up its own.
 #[test]
 fn keys_in_location_blocks_of_apphost_and_root_web_config() {
-    let report = scan_inventory(
-        &farm_fixture("location-keys").join("farmkey.toml"),
-        &all_sites(),
-    );
+    let report = scan_fixture("location-keys");
     assert_eq!(
         finding_rows(&report),
         vec![
@@ -128,10 +117,7 @@ fn keys_in_location_blocks_of_apphost_and_root_web_config() {
 
 #[test]
 fn nested_applications_inherit_and_override() {
-    let report = scan_inventory(
-        &farm_fixture("nested-apps").join("farmkey.toml"),
-        &all_sites(),
-    );
+    let report = scan_fixture("nested-apps");
     assert_eq!(
         finding_rows(&report),
         vec![
@@ -140,14 +126,13 @@ fn nested_applications_inherit_and_override() {
             row("weak-validation", "info", "Flowtime/api", "web01,web02"),
         ]
     );
-    let api = report.site("Flowtime/api").unwrap();
-    let inherited = api.instance("web01").unwrap().effective.as_ref().unwrap();
+    let inherited = effective(&report, "Flowtime/api", "web01");
     assert_eq!(
         inherited.machine_key.validation_key.source.to_string(),
         "C:\\inetpub\\Flowtime\\web.config",
         "the child application inherits its site's key"
     );
-    let own = api.instance("web02").unwrap().effective.as_ref().unwrap();
+    let own = effective(&report, "Flowtime/api", "web02");
     assert_eq!(
         own.machine_key.validation_key.source.to_string(),
         "D:\\Cora\\FlowtimeApi\\web.config"
@@ -182,10 +167,7 @@ fn autogenerate_with_and_without_isolate_apps() {
 
 #[test]
 fn encrypted_section_cannot_be_compared() {
-    let report = scan_inventory(
-        &farm_fixture("encrypted").join("farmkey.toml"),
-        &all_sites(),
-    );
+    let report = scan_fixture("encrypted");
     assert_eq!(
         finding_rows(&report),
         vec![
@@ -207,7 +189,7 @@ fn encrypted_section_cannot_be_compared() {
 
 #[test]
 fn a_32_bit_pool_reads_the_32_bit_framework_folder() {
-    let report = scan_inventory(&farm_fixture("bitness").join("farmkey.toml"), &all_sites());
+    let report = scan_fixture("bitness");
     assert_eq!(
         finding_rows(&report),
         vec![row(
@@ -250,10 +232,7 @@ fn site_on_one_server_and_a_missing_handler_swap() {
 
 #[test]
 fn malformed_files_are_unreadable_and_named() {
-    let report = scan_inventory(
-        &farm_fixture("malformed").join("farmkey.toml"),
-        &all_sites(),
-    );
+    let report = scan_fixture("malformed");
     assert_eq!(
         finding_rows(&report),
         vec![
@@ -302,7 +281,7 @@ fn a_missing_web_config_inherits_the_defaults() {
 
 #[test]
 fn invalid_keys_and_algorithm_mismatches() {
-    let report = scan_inventory(&farm_fixture("invalid").join("farmkey.toml"), &all_sites());
+    let report = scan_fixture("invalid");
     assert_eq!(
         finding_rows(&report),
         vec![
@@ -382,7 +361,7 @@ fn the_demo_farm_has_the_advertised_drift() {
     // Keys are made fresh for every demo farm.
     let other = farmkey::demo::DemoFarm::new().unwrap();
     let again = scan_inventory(&other.inventory.path, &Selection::default());
-    let fp = |r: &farmkey::analysis::FarmReport| r.sites[0].instances[0].set_fingerprint.clone();
+    let fp = |r: &FarmReport| r.sites[0].instances[0].set_fingerprint.clone();
     assert_ne!(fp(&report), fp(&again));
 }
 
@@ -413,7 +392,7 @@ fn in_use_by_file() -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
     for farm in fs::read_dir(&farms).unwrap() {
         let dir = farm.unwrap().path();
-        let report = scan_inventory(&dir.join("farmkey.toml"), &all_sites());
+        let report = scan_farm(&dir);
         for inst in report.sites.iter().flat_map(|s| &s.instances) {
             if let Some(path) = &inst.config_path {
                 let local = dir.join(&inst.server).join(&path.as_sftp()[1..]);
@@ -558,7 +537,7 @@ fn editor_keeps_every_byte_outside_the_edit_on_every_fixture() {
 /// Edits the web.config of `site` on every server the way a push would,
 /// creating it where missing.
 fn fix_site(farm_dir: &Path, site: &str, keys: &KeySet) {
-    let report = scan_inventory(&farm_dir.join("farmkey.toml"), &all_sites());
+    let report = scan_farm(farm_dir);
     let site = report.site(site).unwrap();
     for inst in &site.instances {
         let path = inst.config_path.as_ref().unwrap();
@@ -598,15 +577,9 @@ fn scanning_an_edited_farm_finds_nothing_left_to_fix() {
         let dir = farm_copy(farm);
         let keys = key_set();
         fix_site(dir.path(), site, &keys);
-        let report = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
-        let left: Vec<_> = report
-            .site(site)
-            .unwrap()
-            .findings
-            .iter()
-            .filter(|f| f.code.name() != "target-framework-mismatch")
-            .map(|f| f.code.name())
-            .collect();
+        let report = scan_farm(dir.path());
+        let mut left = site_codes(&report, site);
+        left.retain(|c| *c != "target-framework-mismatch");
         assert!(left.is_empty(), "{farm}/{site}: {left:?}");
         for inst in &report.site(site).unwrap().instances {
             let eff = inst.effective.as_ref().unwrap();
@@ -659,7 +632,7 @@ fn plan_local(
     source: KeySource,
 ) -> (Result<Plan, farmkey::push::PlanError>, Sessions) {
     let inventory = farmkey::inventory::Inventory::load(&dir.join("farmkey.toml")).unwrap();
-    let report = scan_inventory(&dir.join("farmkey.toml"), &all_sites());
+    let report = scan_farm(dir);
     let mut sessions = Sessions::new(
         inventory.servers.clone(),
         farmkey::transport::ConnectOptions::default(),
@@ -703,8 +676,7 @@ fn plan_rows(plan: &Plan) -> Vec<(String, String, String)> {
 /// A private copy of the consistent farm whose Flowtime `web.config` on
 /// `servers` is `edit`ed.
 fn consistent_with_flowtime(servers: &[&str], edit: impl Fn(&str) -> String) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_tree(&farm_fixture("consistent"), dir.path());
+    let dir = farm_copy("consistent");
     for server in servers {
         let web = dir
             .path()
@@ -716,7 +688,19 @@ fn consistent_with_flowtime(servers: &[&str], edit: impl Fn(&str) -> String) -> 
     dir
 }
 
-fn site_messages(report: &farmkey::analysis::FarmReport, site: &str, code: &str) -> Vec<String> {
+/// The codes of a site's findings, in the report's order.
+fn site_codes<'r>(report: &'r FarmReport, site: &str) -> Vec<&'r str> {
+    let site = report.site(site).unwrap();
+    site.findings.iter().map(|f| f.code.name()).collect()
+}
+
+/// The effective configuration of a site on a server (read without fault).
+fn effective<'r>(report: &'r FarmReport, site: &str, server: &str) -> &'r Effective {
+    let instance = report.site(site).unwrap().instance(server).unwrap();
+    instance.effective.as_ref().unwrap()
+}
+
+fn site_messages(report: &FarmReport, site: &str, code: &str) -> Vec<String> {
     report
         .site(site)
         .unwrap()
@@ -754,10 +738,7 @@ const ROOT_WEB: &str = "C:\\Windows\\Microsoft.NET\\Framework64\\v4.0.30319\\Con
 
 #[test]
 fn application_host_sections_are_ignored_as_asp_net_ignores_them() {
-    let report = scan_inventory(
-        &farm_fixture("apphost-keys").join("farmkey.toml"),
-        &all_sites(),
-    );
+    let report = scan_fixture("apphost-keys");
     assert_eq!(
         finding_rows(&report),
         vec![
@@ -806,16 +787,9 @@ fn application_host_sections_are_ignored_as_asp_net_ignores_them() {
         fs::read(dir.path().join("web01").join(APPHOST)).unwrap(),
         apphost_before
     );
-    let after = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
-    let codes: Vec<&str> = after
-        .site("Flowtime")
-        .unwrap()
-        .findings
-        .iter()
-        .map(|f| f.code.name())
-        .collect();
+    let after = scan_farm(dir.path());
     assert_eq!(
-        codes,
+        site_codes(&after, "Flowtime"),
         ["apphost-ignored", "apphost-ignored"],
         "only the stale copy in applicationHost.config is left"
     );
@@ -823,7 +797,7 @@ fn application_host_sections_are_ignored_as_asp_net_ignores_them() {
 
 #[test]
 fn wif_uses_the_configuration_it_names_or_its_defaults() {
-    let report = scan_inventory(&farm_fixture("wif").join("farmkey.toml"), &all_sites());
+    let report = scan_fixture("wif");
     assert_eq!(
         finding_rows(&report),
         vec![
@@ -918,7 +892,7 @@ fn wif_uses_the_configuration_it_names_or_its_defaults() {
         assert_eq!(plan.writes(), 1, "{site}: {:?}", plan_rows(&plan));
         assert!(outcome.success(), "{}", outcome.summary());
     }
-    let after = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    let after = scan_farm(dir.path());
     assert_eq!(
         finding_rows(&after),
         vec![
@@ -942,7 +916,7 @@ fn wif_uses_the_configuration_it_names_or_its_defaults() {
 type InUseRow = (String, String, Option<(Level, String, usize)>);
 
 /// Each server's configuration in use, as the scan decides it.
-fn in_use_rows(report: &farmkey::analysis::FarmReport, site: &str) -> Vec<InUseRow> {
+fn in_use_rows(report: &FarmReport, site: &str) -> Vec<InUseRow> {
     report
         .site(site)
         .unwrap()
@@ -965,10 +939,7 @@ fn the_swap_goes_where_the_chain_says_wif_reads_it() {
     // Flowtime names Cora from a configSource file (web02 keeps Cora in
     // one too), Sequence Administration from a <location> of the root
     // web.config, and Process TOGO's Cora is defined in the root web.config.
-    let report = scan_inventory(
-        &farm_fixture("wif-chain").join("farmkey.toml"),
-        &all_sites(),
-    );
+    let report = scan_fixture("wif-chain");
     assert_eq!(
         finding_rows(&report),
         vec![
@@ -1079,7 +1050,7 @@ fn the_swap_goes_where_the_chain_says_wif_reads_it() {
     assert!(plan.servers.iter().all(|s| s.handler_swap));
     assert!(outcome.success(), "{}", outcome.summary());
 
-    let after = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    let after = scan_farm(dir.path());
     assert_eq!(
         finding_rows(&after),
         vec![row(
@@ -1115,7 +1086,7 @@ fn the_swap_goes_where_the_chain_says_wif_reads_it() {
 
 #[test]
 fn enum_values_are_spelled_as_asp_net_spells_them() {
-    let report = scan_inventory(&farm_fixture("case").join("farmkey.toml"), &all_sites());
+    let report = scan_fixture("case");
     assert_eq!(
         finding_rows(&report),
         vec![
@@ -1166,7 +1137,7 @@ fn enum_values_are_spelled_as_asp_net_spells_them() {
         ),
         "{admin}"
     );
-    let after = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    let after = scan_farm(dir.path());
     assert_eq!(
         finding_rows(&after),
         vec![row("weak-validation", "info", "Flowtime", "web01,web02")]
@@ -1175,7 +1146,7 @@ fn enum_values_are_spelled_as_asp_net_spells_them() {
 
 #[test]
 fn a_parent_lock_is_a_configuration_error_and_stops_a_push() {
-    let report = scan_inventory(&farm_fixture("locks").join("farmkey.toml"), &all_sites());
+    let report = scan_fixture("locks");
     assert_eq!(
         finding_rows(&report),
         vec![
@@ -1247,10 +1218,7 @@ fn a_parent_lock_is_a_configuration_error_and_stops_a_push() {
 
 #[test]
 fn config_source_sections_are_read_and_pushed_in_their_own_file() {
-    let report = scan_inventory(
-        &farm_fixture("config-source").join("farmkey.toml"),
-        &all_sites(),
-    );
+    let report = scan_fixture("config-source");
     assert_eq!(
         finding_rows(&report),
         vec![
@@ -1260,8 +1228,7 @@ fn config_source_sections_are_read_and_pushed_in_their_own_file() {
             row("unreadable", "error", "Sequence Administration", "web02"),
         ]
     );
-    let flowtime = report.site("Flowtime").unwrap().instance("web01").unwrap();
-    let mk = &flowtime.effective.as_ref().unwrap().machine_key;
+    let mk = &effective(&report, "Flowtime", "web01").machine_key;
     assert_eq!(
         mk.validation_key.located(),
         "C:\\inetpub\\Flowtime\\App_Config\\MachineKey.config line 3"
@@ -1328,7 +1295,7 @@ fn config_source_sections_are_read_and_pushed_in_their_own_file() {
         )
     );
     assert!(outcome.success(), "{}", outcome.summary());
-    let after = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    let after = scan_farm(dir.path());
     assert_eq!(
         finding_rows(&after),
         vec![
@@ -1347,7 +1314,7 @@ fn config_source_sections_are_read_and_pushed_in_their_own_file() {
 
 #[test]
 fn utf16_files_are_read_and_written_back_in_utf16() {
-    let report = scan_inventory(&farm_fixture("utf16").join("farmkey.toml"), &all_sites());
+    let report = scan_fixture("utf16");
     assert_eq!(
         finding_rows(&report),
         vec![
@@ -1378,7 +1345,7 @@ fn utf16_files_are_read_and_written_back_in_utf16() {
         );
         edit_confined(&as_utf8(&before[i]), &as_utf8(&after)).unwrap();
     }
-    let again = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    let again = scan_farm(dir.path());
     assert!(again.site("Flowtime").unwrap().consistent() == Some(true));
 }
 
@@ -1390,10 +1357,7 @@ const ROOT_WEB_32: &str = "C:\\Windows\\Microsoft.NET\\Framework\\v4.0.30319\\Co
 
 #[test]
 fn disclosed_keys_are_found_wherever_asp_net_takes_them_from() {
-    let report = scan_inventory(
-        &farm_fixture("disclosed").join("farmkey.toml"),
-        &all_sites(),
-    );
+    let report = scan_fixture("disclosed");
     assert_eq!(
         finding_rows(&report),
         vec![
@@ -1498,12 +1462,8 @@ fn an_extra_list_finds_keys_the_shipped_list_lacks() {
     let dir = tempfile::tempdir().unwrap();
     let list = dir.path().join("newer.csv");
     // Intranet's keys, published since the shipped list was made.
-    let report = scan_inventory(
-        &farm_fixture("disclosed").join("farmkey.toml"),
-        &all_sites(),
-    );
-    let intranet = report.site("Intranet").unwrap().instance("web01").unwrap();
-    let mk = &intranet.effective.as_ref().unwrap().machine_key;
+    let report = scan_fixture("disclosed");
+    let mk = &effective(&report, "Intranet", "web01").machine_key;
     let hash = |k: &farmkey::keys::KeyText| hex::encode(farmkey::disclosed::key_hash(k.expose()));
     fs::write(
         &list,
@@ -1524,16 +1484,7 @@ fn an_extra_list_finds_keys_the_shipped_list_lacks() {
         2,
     );
     let report = farmkey::analysis::analyze_against(&scans, &all_sites(), &lists);
-    assert_eq!(
-        report
-            .site("Intranet")
-            .unwrap()
-            .findings
-            .iter()
-            .map(|f| f.code.name())
-            .collect::<Vec<_>>(),
-        ["disclosed-key"]
-    );
+    assert_eq!(site_codes(&report, "Intranet"), ["disclosed-key"]);
     assert!(
         report.site("Flowtime").unwrap().has_disclosed_key(),
         "the shipped list still counts"
@@ -1595,7 +1546,7 @@ fn a_disclosed_key_set_is_never_pushed_and_a_generated_one_clears_the_finding() 
     );
     let (_, outcome) = push_local(dir.path(), "Default Web Site", generate_hmac());
     assert!(outcome.success(), "{}", outcome.summary());
-    let after = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    let after = scan_farm(dir.path());
     assert!(after.site("Process TOGO").unwrap().consistent() == Some(true));
     assert!(after.site("Default Web Site").unwrap().consistent() == Some(true));
     assert!(after.site("Flowtime").unwrap().has_disclosed_key());
@@ -1610,7 +1561,7 @@ fn a_disclosed_key_set_is_never_pushed_and_a_generated_one_clears_the_finding() 
 /// files.
 #[test]
 fn what_asp_net_refuses_in_files_it_can_read_is_an_error() {
-    let report = scan_inventory(&farm_fixture("refused").join("farmkey.toml"), &all_sites());
+    let report = scan_fixture("refused");
     assert_eq!(
         finding_rows(&report),
         vec![
@@ -1696,7 +1647,7 @@ fn what_asp_net_refuses_in_files_it_can_read_is_an_error() {
         let (_, outcome) = push_local(dir.path(), site, generate_hmac());
         assert!(outcome.success(), "{site}: {}", outcome.summary());
     }
-    let after = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    let after = scan_farm(dir.path());
     assert_eq!(
         finding_rows(&after),
         Vec::<(String, String, String, String)>::new()
@@ -1715,7 +1666,7 @@ fn a_handler_type_wif_cannot_load_is_invalid_and_stops_a_handler_only_push() {
             "System.IdentityModel.Services.Tokens.machineKeySessionSecurityTokenHandler",
         )
     });
-    let report = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    let report = scan_farm(dir.path());
     let site = report.site("Flowtime").unwrap();
     let f = site
         .findings
@@ -1747,7 +1698,7 @@ fn no_session_handler_is_fixed_and_a_custom_handler_is_left_alone() {
         })
     };
     let codes = |dir: &Path| {
-        let report = scan_inventory(&dir.join("farmkey.toml"), &all_sites());
+        let report = scan_farm(dir);
         let site = report.site("Flowtime").unwrap();
         let states: Vec<&str> = site
             .instances
@@ -1817,7 +1768,7 @@ fn a_push_writes_nothing_beside_a_refused_handler_element() {
     let dir = consistent_with_flowtime(&["web01", "web02"], |text| {
         text.replace("<add type=", "<Add type=")
     });
-    let report = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    let report = scan_farm(dir.path());
     let site = report.site("Flowtime").unwrap();
     let refused = site
         .findings
@@ -1855,8 +1806,7 @@ fn a_push_writes_nothing_beside_a_refused_handler_element() {
 /// reads it, without a second one of that name in effect (ID7029).
 #[test]
 fn a_swap_a_clear_drops_is_named_and_the_push_writes_after_the_clear() {
-    let dir = tempfile::tempdir().unwrap();
-    copy_tree(&farm_fixture("consistent"), dir.path());
+    let dir = farm_copy("consistent");
     for server in ["web01", "web02"] {
         let web = dir
             .path()
@@ -1890,7 +1840,7 @@ fn a_swap_a_clear_drops_is_named_and_the_push_writes_after_the_clear() {
             fs::write(&root, text).unwrap();
         }
     }
-    let report = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    let report = scan_farm(dir.path());
     let site = report.site("Flowtime").unwrap();
     let dpapi = site
         .findings
@@ -1910,7 +1860,7 @@ fn a_swap_a_clear_drops_is_named_and_the_push_writes_after_the_clear() {
     let clear = after.find("<clear />").unwrap();
     let added = after.find("<identityConfiguration>").unwrap();
     assert!(clear < added, "{after}");
-    let report = scan_inventory(&dir.path().join("farmkey.toml"), &all_sites());
+    let report = scan_farm(dir.path());
     for inst in &report.site("Flowtime").unwrap().instances {
         assert_eq!(
             inst.effective.as_ref().unwrap().handler.state.name(),

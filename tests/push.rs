@@ -133,14 +133,7 @@ fn setup_waiting(secs: u64) -> Setup {
 
 /// Every site of the inventory's servers, scanned and analysed.
 fn report_of(inventory: &Inventory) -> FarmReport {
-    analyze(
-        &scan_all(&inventory.servers, opts(), 8),
-        &Selection {
-            all_sites: true,
-            sites: vec![],
-            ..Default::default()
-        },
-    )
+    analyze(&scan_all(&inventory.servers, opts(), 8), &all_sites())
 }
 
 impl Setup {

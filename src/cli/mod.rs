@@ -34,7 +34,7 @@ pub mod exit {
     version,
     about = "Keep ASP.NET machine keys in step across the servers of an IIS web farm",
     long_about = "Keep ASP.NET machine keys in step across the servers of an IIS web farm.\n\nWithout a subcommand, opens the console on the inventory. Start with `farmkey demo` to see it on a built-in demo farm.",
-    after_help = INVENTORY_HELP,
+    after_help = inventory_help(),
     // Console options given before a subcommand would be ignored by it.
     args_conflicts_with_subcommands = true
 )]
@@ -44,6 +44,11 @@ pub struct Cli {
 
     #[command(flatten)]
     pub console: ConsoleArgs,
+}
+
+/// Where the inventory is found, and its settings.
+fn inventory_help() -> String {
+    format!("{INVENTORY_HELP}\n\n{}", crate::inventory::settings_help())
 }
 
 const INVENTORY_HELP: &str = "The inventory is --inventory FILE, else the first of ./farmkey.toml, $FARMKEY_INVENTORY and $XDG_CONFIG_HOME/farmkey/farmkey.toml (~/.config/farmkey/farmkey.toml) that exists; a $FARMKEY_INVENTORY naming no file is an error. `farmkey import-ssh-config` writes one from ~/.ssh/config.";
@@ -558,5 +563,15 @@ mod tests {
     fn the_command_line_is_well_formed() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_lists_every_inventory_setting() {
+        use clap::CommandFactory;
+        let help = super::Cli::command().render_long_help().to_string();
+        for s in &crate::inventory::SETTINGS {
+            let line = format!("  {:20}  {}", s.key, s.means);
+            assert!(help.contains(&line), "{line:?} not in:\n{help}");
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! The effective configuration of one application: the files of its chain
 //! merged attribute by attribute, later wins, each value with the file it
-//! came from (domain.md, "Where the effective value comes from"). Sections
+//! came from (README, "How values are found"). Sections
 //! kept in other files (`configSource`) are read from there, locks set by a
 //! parent refuse what a lower level sets, and applicationHost.config, which
 //! ASP.NET never reads, only counts for IIS's module registrations.

@@ -8,22 +8,21 @@ use super::dialogs::message::Message;
 use super::dialogs::reveal::Revealed;
 use super::dialogs::rollback::Rollback;
 use super::dialogs::{self, Activity, Dialog, Shown};
+use super::model::{Action, Data, Filter, History, Level, Phase, ServerRow, Work};
 use super::push_flow::PushFlow;
 use super::screens::{Reply, ScreenId, Screens};
 use super::symbols::Symbols;
 use super::theme::Theme;
-use super::ui::Ui;
-use super::view;
-use crate::analysis::{FarmReport, Selection, SiteReport, analyze, analyze_while_reading};
+use super::ui::{self, Ui};
+use crate::analysis::{Selection, SiteReport, analyze, analyze_while_reading};
 use crate::config::apphost::Components;
 use crate::disclosed::DisclosedKeys;
 use crate::farm::ScanEvent;
 use crate::inventory::Server;
-use crate::push::apply::{Progress, PushOutcome, RollbackResult};
+use crate::push::PushRequest;
 use crate::push::audit::AuditRecord;
 use crate::push::history::PastPush;
-use crate::push::{Plan, PlanError, PushRequest};
-use crate::scan::{ServerFailure, ServerScan, Stage};
+use crate::scan::{ServerFailure, Stage};
 use crate::transport::{HostKeyDecision, HostKeyQuestion, SecretQuestion};
 use ratatui::crossterm::event::{
     Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind,
@@ -32,7 +31,7 @@ use ratatui::layout::{Position, Rect, Size};
 use secrecy::SecretString;
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// Everything that reaches the event loop.
 pub enum Msg {
@@ -63,24 +62,6 @@ pub enum Ask {
     },
 }
 
-/// What the push and rollback workers report, to the dialog that shows
-/// them.
-pub enum Work {
-    /// A push plan is ready (or could not be made); `go` starts or cancels it.
-    Planned {
-        result: Result<Box<Plan>, PlanError>,
-        go: Option<Sender<bool>>,
-    },
-    PushProgress(Progress),
-    /// The push ended; `Err`: it did not start (its audit record could not
-    /// be written).
-    PushDone(Result<PushOutcome, std::io::Error>),
-    RollbackProgress(RollbackResult),
-    /// The rollback ended; `Err`: it did not start (the audit log cannot
-    /// take its records), and no server was touched.
-    RollbackDone(Result<Vec<RollbackResult>, std::io::Error>),
-}
-
 /// What the runtime must do after an update.
 #[derive(Debug)]
 pub enum Effect {
@@ -100,199 +81,6 @@ pub enum Effect {
         records: Vec<AuditRecord>,
         break_lock: bool,
     },
-}
-
-/// Actions that reach the outside world go through one place, where
-/// --read-only is enforced.
-#[derive(Debug)]
-pub enum Action {
-    RescanAll,
-    RescanServer(usize),
-    Reveal {
-        site: String,
-        server: String,
-    },
-    /// Open the push to this site (the key choice first).
-    ChoosePush {
-        site: String,
-    },
-    /// Read the files and plan the push.
-    PlanPush(PushRequest),
-    /// Start (true) or cancel (false) a planned push.
-    StartPush {
-        go: Sender<bool>,
-        start: bool,
-    },
-    /// Stop the running push between steps; it undoes what it changed.
-    InterruptPush,
-    LoadHistory,
-    /// Open the rollback of a push of the audit log (a confirmation first).
-    ChooseRollback {
-        push_id: String,
-    },
-    /// Restore what a push changed.
-    Rollback {
-        push_id: String,
-        site: String,
-        records: Vec<AuditRecord>,
-        break_lock: bool,
-    },
-}
-
-impl Action {
-    /// Would it change a server? Such actions are refused under --read-only.
-    pub fn changes_servers(&self) -> bool {
-        match self {
-            Action::ChoosePush { .. }
-            | Action::PlanPush(_)
-            | Action::ChooseRollback { .. }
-            | Action::Rollback { .. } => true,
-            Action::StartPush { start, .. } => *start,
-            Action::RescanAll
-            | Action::RescanServer(_)
-            | Action::Reveal { .. }
-            | Action::InterruptPush
-            | Action::LoadHistory => false,
-        }
-    }
-
-    fn what(&self) -> &'static str {
-        match self {
-            Action::ChooseRollback { .. } | Action::Rollback { .. } => "a rollback",
-            _ => "a push",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Waiting,
-    Connecting,
-    Reading,
-    Done,
-}
-
-pub struct ServerRow {
-    pub server: Server,
-    pub phase: Phase,
-    /// Results of older scans of this server are ignored.
-    pub generation: u64,
-    pub started: Option<Instant>,
-    pub scan: Option<ServerScan>,
-}
-
-impl ServerRow {
-    pub fn ok(&self) -> Option<bool> {
-        self.scan.as_ref().map(|s| s.result.is_ok())
-    }
-
-    pub fn error(&self) -> Option<String> {
-        self.scan
-            .as_ref()
-            .and_then(|s| s.result.as_ref().err().map(|e| e.to_string()))
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Info,
-    Warn,
-    Error,
-}
-
-#[derive(Debug, Clone)]
-pub struct LogEntry {
-    pub at: SystemTime,
-    pub level: Level,
-    pub text: String,
-}
-
-/// The filter (`/`): a substring, matched without regard to case.
-#[derive(Debug, Default)]
-pub struct Filter {
-    text: String,
-    lower: String,
-    pub editing: bool,
-}
-
-impl Filter {
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.text.is_empty()
-    }
-
-    /// Whether `s` contains the filter (always, when there is none).
-    pub fn matches(&self, s: &str) -> bool {
-        self.lower.is_empty() || s.to_lowercase().contains(&self.lower)
-    }
-
-    fn set(&mut self, text: String) {
-        self.lower = text.to_lowercase();
-        self.text = text;
-    }
-
-    fn push_str(&mut self, s: &str) {
-        let mut text = std::mem::take(&mut self.text);
-        text.push_str(s);
-        self.set(text);
-    }
-
-    fn pop(&mut self) {
-        let mut text = std::mem::take(&mut self.text);
-        text.pop();
-        self.set(text);
-    }
-
-    fn clear(&mut self) {
-        self.set(String::new());
-    }
-}
-
-/// The pushes of the audit log, as last read.
-#[derive(Debug, Default)]
-pub struct History {
-    pub path: Option<PathBuf>,
-    /// Oldest first, as the log holds them.
-    pub pushes: Vec<PastPush>,
-    pub error: Option<String>,
-    pub loading: bool,
-}
-
-/// What the screens read: the farm as scanned and analysed, the filter,
-/// the session log and the audit history. Dialogs may log to it.
-pub struct Data {
-    pub title: String,
-    pub servers: Vec<ServerRow>,
-    pub report: FarmReport,
-    pub selection: Selection,
-    /// The lists of publicly disclosed keys the analysis checks.
-    pub disclosed: DisclosedKeys,
-    pub filter: Filter,
-    pub log: Vec<LogEntry>,
-    pub history: History,
-    /// Changed since the screens built their rows.
-    changed: bool,
-}
-
-impl Data {
-    pub fn log(&mut self, level: Level, text: impl Into<String>) {
-        self.log.push(LogEntry {
-            at: SystemTime::now(),
-            level,
-            text: text.into(),
-        });
-        self.changed = true;
-    }
-
-    pub fn scanning(&self) -> usize {
-        self.servers
-            .iter()
-            .filter(|r| r.phase != Phase::Done)
-            .count()
-    }
 }
 
 pub struct App {
@@ -364,7 +152,7 @@ impl App {
             generation: 0,
             flash: None,
             // Until the terminal's is known (the runtime says it first).
-            size: Size::new(view::MIN_WIDTH, view::MIN_HEIGHT),
+            size: Size::new(ui::MIN_WIDTH, ui::MIN_HEIGHT),
             stale: true,
             quit: false,
         };
@@ -408,7 +196,7 @@ impl App {
             self.screens.data_changed();
         }
         self.screens.refresh(self.screen, &self.data);
-        let body = view::body(self.size, self.read_only);
+        let body = ui::body(self.size, self.read_only);
         self.screens
             .get_mut(self.screen)
             .fit(body, &self.data, &self.ui);
@@ -551,7 +339,7 @@ impl App {
             }
             // Only the size is drawn: nothing may act unseen but q and
             // Ctrl-C, which the screen offers.
-            Msg::Input(event) if !view::fits(self.size) && !matches!(event, Event::Resize(..)) => {
+            Msg::Input(event) if !ui::fits(self.size) && !matches!(event, Event::Resize(..)) => {
                 match event {
                     Event::Key(key)
                         if key.kind != KeyEventKind::Release

@@ -1,11 +1,13 @@
 //! The terminal console: an event loop fed by an input thread and by
 //! workers over one channel. State and updates in [`app`]; each screen in
-//! [`screens`], each dialog in [`dialogs`], a push in [`push_flow`]; the
-//! frame around them in [`view`]; the workers in [`workers`]. The terminal
-//! is restored on exit, on error and on panic.
+//! [`screens`], each dialog in [`dialogs`], a push in [`push_flow`], all
+//! reading and asking through [`model`]; the frame around them in [`view`];
+//! the workers in [`workers`]. The terminal is restored on exit, on error
+//! and on panic.
 
 pub mod app;
 pub mod dialogs;
+pub mod model;
 pub mod push_flow;
 pub mod screens;
 pub mod symbols;
@@ -21,7 +23,8 @@ use crate::push::{Interrupt, PushOutcome, StopReason};
 use crate::transport::{
     ConnectOptions, HostKeyDecision, HostKeyQuestion, Prompter, SecretQuestion,
 };
-use app::{App, Ask, Effect, Msg, Work};
+use app::{App, Ask, Effect, Msg};
+use model::Work;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{
@@ -293,7 +296,7 @@ pub fn run(opts: ConsoleOptions) -> io::Result<ConsoleEnd> {
     app.set_components(opts.components.clone());
     if opts.read_only {
         app.log(
-            app::Level::Info,
+            model::Level::Info,
             "read-only session: no action can change a server",
         );
     }
@@ -330,7 +333,7 @@ pub fn run(opts: ConsoleOptions) -> io::Result<ConsoleEnd> {
             && end.signal.is_none()
         {
             end.signal = Some(sig);
-            app.log(app::Level::Warn, format!("{sig}: closing the console"));
+            app.log(model::Level::Warn, format!("{sig}: closing the console"));
             if app.pushing() {
                 // The signal is the reason given; the dialog shows it is
                 // being honoured.

@@ -5,8 +5,8 @@
 //! result. It is a dialog; the planning and the push run on a worker that
 //! reports with [`Work`] messages.
 
-use super::app::{Action, Data, Level, Work};
 use super::dialogs::{Activity, Button, Buttons, Dialog, Reply, View, button_keys};
+use super::model::{Action, Data, Level, Work};
 use super::theme::StyleKey;
 use super::ui::{KeyHelp, Ui};
 use crate::analysis::{Code, FarmReport};

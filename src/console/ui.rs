@@ -1,11 +1,11 @@
 //! What every screen and dialog draws with: the theme, the symbols, the
-//! spinner's tick, and the small helpers they share.
+//! spinner's tick, the frame's layout, and the small helpers they share.
 
 use super::symbols::Symbols;
 use super::theme::{StyleKey, Theme};
 use crate::analysis::Severity;
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Position, Rect, Size};
 use ratatui::style::Style;
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Paragraph, Wrap};
@@ -130,4 +130,31 @@ pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
         width: w,
         height: h,
     }
+}
+
+/// Below this the console says it is too small instead of drawing.
+pub const MIN_WIDTH: u16 = 60;
+pub const MIN_HEIGHT: u16 = 16;
+
+/// Whether the console can be drawn on a terminal of `size`; on a smaller
+/// one it says so and takes no key but q and Ctrl-C.
+pub fn fits(size: Size) -> bool {
+    size.width >= MIN_WIDTH && size.height >= MIN_HEIGHT
+}
+
+/// The frame's rows: read-only banner, header, tabs, body, footer.
+pub fn areas(area: Rect, read_only: bool) -> [Rect; 5] {
+    Layout::vertical([
+        Constraint::Length(u16::from(read_only)),
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(5),
+        Constraint::Length(1),
+    ])
+    .areas(area)
+}
+
+/// Where the screen shown is drawn on a terminal of `size`.
+pub fn body(size: Size, read_only: bool) -> Rect {
+    areas(Rect::from((Position::ORIGIN, size)), read_only)[3]
 }

@@ -7,22 +7,12 @@ use super::app::App;
 use super::dialogs::{self, Activity};
 use super::screens::ScreenId;
 use super::theme::StyleKey;
-use super::ui::{KeyHelp, centered};
+use super::ui::{KeyHelp, MIN_HEIGHT, MIN_WIDTH, areas, centered, fits};
 use crate::analysis::SiteVerdict;
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Position, Rect, Size};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
-
-/// Below this the console says it is too small instead of drawing.
-pub const MIN_WIDTH: u16 = 60;
-pub const MIN_HEIGHT: u16 = 16;
-
-/// Whether the console can be drawn on a terminal of `size`; on a smaller
-/// one it says so and takes no key but q and Ctrl-C.
-pub fn fits(size: Size) -> bool {
-    size.width >= MIN_WIDTH && size.height >= MIN_HEIGHT
-}
 
 pub fn draw(f: &mut Frame, app: &App) {
     let area = f.area();
@@ -52,22 +42,6 @@ pub fn draw(f: &mut Frame, app: &App) {
 }
 
 /// The banner (under --read-only), header, tabs, body and footer.
-fn areas(area: Rect, read_only: bool) -> [Rect; 5] {
-    Layout::vertical([
-        Constraint::Length(u16::from(read_only)),
-        Constraint::Length(1),
-        Constraint::Length(1),
-        Constraint::Min(5),
-        Constraint::Length(1),
-    ])
-    .areas(area)
-}
-
-/// Where the screen shown is drawn on a terminal of `size`.
-pub fn body(size: Size, read_only: bool) -> Rect {
-    areas(Rect::from((Position::ORIGIN, size)), read_only)[3]
-}
-
 /// Nothing but this is drawn, so no key but q and Ctrl-C acts
 /// ([`App::update`]): what q does then depends on what runs.
 fn too_small(f: &mut Frame, app: &App, area: Rect) {

@@ -2,7 +2,8 @@
 //! reading the audit log. Each runs on a thread of its own and reports over
 //! the event loop's channel; the UI thread only sees messages.
 
-use super::app::{Msg, Work};
+use super::app::Msg;
+use super::model::Work;
 use crate::analysis::FarmReport;
 use crate::inventory::Server;
 use crate::push::apply::rollback_push;

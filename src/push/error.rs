@@ -4,31 +4,11 @@
 
 use super::interrupt::StopReason;
 use super::lock::LockError;
+pub use super::sessions::SessionError;
 use crate::config::wif::HandlerState;
 use crate::paths::RemotePath;
 use crate::scan::{FileProblem, ServerFailure};
 use crate::transport::TransportError;
-use crate::transport::ssh::ConnectError;
-
-/// A server's session could not be had.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SessionError {
-    #[error("{0} is not in the inventory")]
-    NotInInventory(String),
-    #[error("{0}")]
-    Connect(Box<ConnectError>),
-    /// Fresh sessions after one broke: none could be opened.
-    #[error(
-        "cannot reconnect to {server} ({attempts} attempt{} over {secs} s): {last}",
-        if *attempts == 1 { "" } else { "s" }
-    )]
-    Reconnect {
-        server: String,
-        attempts: u32,
-        secs: u64,
-        last: Box<ConnectError>,
-    },
-}
 
 /// Why a written file is not what the plan asked for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -276,7 +276,7 @@ pub enum ReleaseError {
     #[error("{0}")]
     Transport(#[from] TransportError),
     #[error("{0}")]
-    Session(#[from] super::error::SessionError),
+    Session(#[from] super::sessions::SessionError),
 }
 
 /// Removes the lock if it is still this push's. `Ok` when no lock of this

@@ -14,16 +14,17 @@
 //! what happened.
 //!
 //! Lost servers: a server whose session broke is looked for again, on a
-//! fresh session, until [`RECONNECT_FACTOR`] times its connect timeout has
-//! passed (long enough for its SSH service to restart), with pauses from
-//! 250 ms doubling up to 2 s; one operation gets at most [`SESSIONS_PER_OP`]
-//! sessions. A server looked for that long in vain is tried only once more
-//! by each later step of the same push, so that one server gone for good
-//! costs the wait once.
+//! fresh session, until
+//! [`RECONNECT_FACTOR`](super::sessions::RECONNECT_FACTOR) times its
+//! connect timeout has passed (long enough for its SSH service to
+//! restart), with pauses from 250 ms doubling up to 2 s; one operation gets
+//! at most [`SESSIONS_PER_OP`] sessions. A server looked for that long in
+//! vain is tried only once more by each later step of the same push, so
+//! that one server gone for good costs the wait once. That window
+//! ([`Reconnect`](super::sessions::Reconnect)) lives with [`Sessions`],
+//! which applies it, below this module and `push::lock`.
 
-use super::error::SessionError;
-use super::sessions::Sessions;
-use crate::inventory::{Server, Target};
+use super::sessions::{SessionError, Sessions};
 use crate::paths::RemotePath;
 use crate::transport::{Transport, TransportError};
 use std::time::Duration;
@@ -116,43 +117,8 @@ pub fn remove_held(t: &mut dyn Transport, path: &RemotePath) -> Result<(), Trans
     .map(Held::into_inner)
 }
 
-/// A lost server is looked for again this many connect timeouts long.
-pub const RECONNECT_FACTOR: u32 = 2;
 /// Sessions one operation may use: the one in hand and fresh ones.
 pub const SESSIONS_PER_OP: u32 = 3;
-/// A `local_root` server is only a folder: it is there or not.
-const LOCAL_WINDOW: Duration = Duration::from_secs(1);
-
-/// How long a server whose session broke is looked for again, and the
-/// pauses between attempts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reconnect {
-    pub window: Duration,
-}
-
-impl Reconnect {
-    /// From the inventory's connect timeout of the server.
-    pub fn for_server(server: &Server) -> Reconnect {
-        let window = match &server.target {
-            Target::Ssh { settings, .. } => {
-                settings
-                    .connect_timeout
-                    .unwrap_or(crate::transport::ssh::config::DEFAULT_CONNECT_TIMEOUT)
-                    * RECONNECT_FACTOR
-            }
-            Target::Local { .. } => LOCAL_WINDOW,
-        };
-        Reconnect { window }
-    }
-
-    /// The pause before attempt `n` (1-based; none before the first).
-    pub fn pause(&self, n: u32) -> Duration {
-        if n <= 1 {
-            return Duration::ZERO;
-        }
-        Duration::from_millis(250 << (n - 2).min(3))
-    }
-}
 
 /// Why an operation could not be run on a server: no session could be
 /// had, or the operation failed (not for a lost session, or on each of
@@ -193,7 +159,7 @@ impl Lost for super::lock::ReleaseError {
 /// Runs `op` on a server: on its session (a fresh one when `broken`), and
 /// again on a fresh session when the session breaks under it, at most
 /// [`SESSIONS_PER_OP`] sessions in all; a fresh session is looked for as
-/// [`Reconnect`] says. The one way farmkey tries a server again.
+/// [`Reconnect`](super::sessions::Reconnect) says. The one way farmkey tries a server again.
 pub fn on_server<T, E: Lost>(
     sessions: &mut Sessions,
     server: &str,
@@ -228,7 +194,9 @@ pub fn on_server<T, E: Lost>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::sessions::{LOCAL_WINDOW, Reconnect};
     use super::*;
+    use crate::inventory::{Server, Target};
     use crate::transport::local::LocalTransport;
 
     #[test]

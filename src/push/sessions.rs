@@ -1,11 +1,67 @@
 //! One open transport per server for the whole push: the files read while
 //! planning are written through the same session.
 
-use super::error::SessionError;
-use super::retry::Reconnect;
-use crate::inventory::Server;
+use crate::inventory::{Server, Target};
+use crate::transport::ssh::ConnectError;
 use crate::transport::{self, ConnectOptions, Transport};
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+/// A server's session could not be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("{0} is not in the inventory")]
+    NotInInventory(String),
+    #[error("{0}")]
+    Connect(Box<ConnectError>),
+    /// Fresh sessions after one broke: none could be opened.
+    #[error(
+        "cannot reconnect to {server} ({attempts} attempt{} over {secs} s): {last}",
+        if *attempts == 1 { "" } else { "s" }
+    )]
+    Reconnect {
+        server: String,
+        attempts: u32,
+        secs: u64,
+        last: Box<ConnectError>,
+    },
+}
+
+/// A lost server is looked for again this many connect timeouts long.
+pub const RECONNECT_FACTOR: u32 = 2;
+/// A `local_root` server is only a folder: it is there or not.
+pub(super) const LOCAL_WINDOW: Duration = Duration::from_secs(1);
+
+/// How long a server whose session broke is looked for again, and the
+/// pauses between attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reconnect {
+    pub window: Duration,
+}
+
+impl Reconnect {
+    /// From the inventory's connect timeout of the server.
+    pub fn for_server(server: &Server) -> Reconnect {
+        let window = match &server.target {
+            Target::Ssh { settings, .. } => {
+                settings
+                    .connect_timeout
+                    .unwrap_or(crate::transport::ssh::config::DEFAULT_CONNECT_TIMEOUT)
+                    * RECONNECT_FACTOR
+            }
+            Target::Local { .. } => LOCAL_WINDOW,
+        };
+        Reconnect { window }
+    }
+
+    /// The pause before attempt `n` (1-based; none before the first).
+    pub fn pause(&self, n: u32) -> Duration {
+        if n <= 1 {
+            return Duration::ZERO;
+        }
+        Duration::from_millis(250 << (n - 2).min(3))
+    }
+}
 
 pub struct Sessions {
     servers: Vec<Server>,
@@ -159,7 +215,7 @@ mod tests {
                     target: Target::Local {
                         root: dir.path().join(n),
                     },
-                    max_config_bytes: crate::transport::DEFAULT_MAX_CONFIG_BYTES,
+                    max_config_bytes: crate::inventory::DEFAULT_MAX_CONFIG_BYTES,
                 }
             })
             .collect();

@@ -35,7 +35,7 @@ impl LocalTransport {
             root,
             canonical_root,
             root_id,
-            max_read: super::DEFAULT_MAX_CONFIG_BYTES,
+            max_read: crate::inventory::DEFAULT_MAX_CONFIG_BYTES,
         }
     }
 

@@ -81,11 +81,6 @@ pub fn size_text(bytes: u64) -> String {
     }
 }
 
-/// What a configuration file may weigh unless the inventory says otherwise
-/// (`max_config_bytes`): real ones are kilobytes; a larger one is refused
-/// from its size, never read.
-pub const DEFAULT_MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
-
 /// What a name is, as `lstat` sees it (a final link not followed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FileKind {

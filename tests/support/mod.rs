@@ -98,6 +98,17 @@ pub fn all_sites() -> Selection {
     }
 }
 
+/// Every site of the farm whose `farmkey.toml` is in `dir`, scanned and
+/// analysed.
+pub fn scan_farm(dir: &Path) -> FarmReport {
+    scan_inventory(&dir.join("farmkey.toml"), &all_sites())
+}
+
+/// Every site of a farm of the fixture corpus, scanned and analysed.
+pub fn scan_fixture(farm: &str) -> FarmReport {
+    scan_farm(&farm_fixture(farm))
+}
+
 /// (code, severity, site or "(farm)", servers) of every finding, sorted.
 pub fn finding_rows(report: &FarmReport) -> Vec<(String, String, String, String)> {
     let mut rows: Vec<_> = report

@@ -2,7 +2,7 @@
 //! accept it and store it in known_hosts.
 
 use super::{Button, Buttons, Dialog, Reply, View, button_keys};
-use crate::console::app::{Data, Level};
+use crate::console::model::{Data, Level};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
 use crate::transport::{HostKeyDecision, HostKeyQuestion};

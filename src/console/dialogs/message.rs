@@ -1,7 +1,7 @@
 //! A message with an OK button: an error, a refusal, a result.
 
 use super::{Dialog, Reply, View};
-use crate::console::app::Data;
+use crate::console::model::Data;
 use crate::console::ui::{KeyHelp, Ui};
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::text::Line;

@@ -10,7 +10,7 @@ pub mod reveal;
 pub mod rollback;
 pub mod secret;
 
-use super::app::{Action, Data, Work};
+use super::model::{Action, Data, Work};
 use super::theme::StyleKey;
 use super::ui::{KeyHelp, Ui, centered, wrapped};
 use ratatui::Frame;

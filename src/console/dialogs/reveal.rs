@@ -2,7 +2,7 @@
 //! default), then shown for a few seconds, until any key.
 
 use super::{Button, Buttons, Dialog, Reply, View, button_keys};
-use crate::console::app::{Action, Data};
+use crate::console::model::{Action, Data};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
 use crate::keys::KeyText;

@@ -8,7 +8,7 @@
 //! rolled back again, breaking that lock.
 
 use super::{Activity, Button, Buttons, Dialog, Reply, View, button_keys};
-use crate::console::app::{Action, Data, Level, Work};
+use crate::console::model::{Action, Data, Level, Work};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
 use crate::push::apply::{RollbackError, RollbackResult};

@@ -1,7 +1,7 @@
 //! A password or passphrase a connection worker asks for, typed masked.
 
 use super::{Dialog, Reply, View};
-use crate::console::app::Data;
+use crate::console::model::Data;
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
 use crate::transport::SecretQuestion;

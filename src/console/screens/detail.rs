@@ -5,7 +5,7 @@
 use super::{Nav, Reply, Screen, ScreenId, Scroll};
 use crate::analysis::{Instance, SiteVerdict};
 use crate::config::machine_key::KeyState;
-use crate::console::app::{Action, Data};
+use crate::console::model::{Action, Data};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
 use crate::keys::KeyPurpose;

@@ -3,7 +3,7 @@
 
 use super::{Nav, Reply, Rows, Screen};
 use crate::analysis::Finding;
-use crate::console::app::Data;
+use crate::console::model::Data;
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
 use ratatui::Frame;

@@ -3,7 +3,7 @@
 
 use super::detail::kv;
 use super::{Nav, Reply, Rows, Screen, Scroll};
-use crate::console::app::{Action, Data};
+use crate::console::model::{Action, Data};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
 use crate::push::audit::{AuditRecord, Fingerprints, Outcome};

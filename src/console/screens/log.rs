@@ -2,7 +2,7 @@
 //! the lines that mention it.
 
 use super::{Nav, Reply, Screen};
-use crate::console::app::{Data, Level};
+use crate::console::model::{Data, Level};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
 use ratatui::Frame;

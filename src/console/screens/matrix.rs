@@ -5,7 +5,7 @@ use super::{Nav, Reply, Screen, first_shown, servers_shown};
 use crate::analysis::{Code, Instance, NotRead, SiteReport, SiteVerdict, Unverified};
 use crate::config::machine_key::KeyState;
 use crate::config::wif::HandlerState;
-use crate::console::app::{Action, Data, Phase};
+use crate::console::model::{Action, Data, Phase};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
 use ratatui::Frame;

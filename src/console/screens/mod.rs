@@ -11,9 +11,9 @@ pub mod log;
 pub mod matrix;
 pub mod servers;
 
-use super::app::{Action, Data};
 use super::dialogs::Dialog;
 use super::dialogs::reveal::ConfirmReveal;
+use super::model::{Action, Data};
 use super::ui::{KeyHelp, Ui};
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};

@@ -2,7 +2,7 @@
 //! and error; the selected server below.
 
 use super::{Nav, Reply, Rows, Screen, servers_shown};
-use crate::console::app::{Data, Phase};
+use crate::console::model::{Data, Phase};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
 use ratatui::Frame;

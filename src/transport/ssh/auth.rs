@@ -3,7 +3,7 @@
 
 use super::config::Resolved;
 use super::{ConnectError, SecretCache};
-use crate::inventory::expand_tilde;
+use crate::paths::expand_tilde;
 use crate::transport::{ConnectOptions, SecretQuestion};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

@@ -2,7 +2,8 @@
 //! `~/.ssh/config` (read with the ssh2-config crate), then OpenSSH's defaults.
 
 use super::ConnectError;
-use crate::inventory::{Jump, JumpHop, SshSettings, expand_tilde};
+use crate::inventory::{Jump, JumpHop, SshSettings};
+use crate::paths::expand_tilde;
 use ssh2_config::{HostParams, ParseRule, SshConfig};
 use std::fs::File;
 use std::io::BufReader;

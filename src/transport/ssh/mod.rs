@@ -429,7 +429,7 @@ impl SshTransport {
             banner: session.banner().map(str::to_string),
             socket,
             timeout: r.connect_timeout,
-            max_read: super::DEFAULT_MAX_CONFIG_BYTES,
+            max_read: crate::inventory::DEFAULT_MAX_CONFIG_BYTES,
             raw_sftp: None,
             sftp,
             session,
