@@ -408,6 +408,13 @@ pub fn acquire(
             };
             return Ok(broke.map_or(Taken::Fresh, |h| Taken::Broke(Box::new(h))));
         }
+        // Read, then gone before its stat: claimed by another push.
+        if holder.modified.is_none()
+            && breakable.is_some_and(|b| b.info == holder.info && b.modified.is_some())
+        {
+            holder = await_taker(t, server, path)?;
+            continue;
+        }
         let allowed = breakable.is_some_and(|b| same_lock(b, &holder));
         if !allowed {
             return Err(LockError::Held(Box::new(holder)));
