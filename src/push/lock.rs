@@ -354,6 +354,18 @@ pub fn acquire(
             }
             Ok(()) => return Ok(Taken::Fresh),
             Err(TransportError::Exists { .. }) => {}
+            // OpenSSH answers an exclusive create of an existing file with
+            // a bare failure, told from others by looking whether a file
+            // is there (SshTransport::create_new): a lock claimed or
+            // released in between has left it nothing to find.
+            Err(TransportError::Io { .. })
+                if again && matches!(read_holder(t, server, path), Ok(None)) =>
+            {
+                if breakable.is_some() {
+                    break await_taker(t, server, path)?;
+                }
+                continue;
+            }
             Err(e) => {
                 // Created, then not written (a full disk): an unreadable lock
                 // would stop the next push. A lock someone holds is never removed.
