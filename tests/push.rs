@@ -3194,3 +3194,58 @@ fn a_machine_key_asp_net_refuses_is_fixed_in_place_or_refused_never_doubled() {
         site.findings
     );
 }
+
+/// The push's lock on a server that answers but whose folder became
+/// read-only to farmkey's account is named as such, never as a server out
+/// of reach.
+#[test]
+fn a_lock_left_in_a_read_only_folder_is_named_as_such() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = setup();
+    let dir = s.file("web01", FLOWTIME_DIR);
+    let mode = fs::metadata(&dir).unwrap().permissions().mode();
+    let (mut sessions, plan) = s.plan(request("Flowtime", generate()));
+    let outcome = apply(
+        &plan,
+        &mut sessions,
+        &s.audit,
+        &Interrupt::new(),
+        &mut |p| {
+            if let Progress::Note(n) = p
+                && n.starts_with("releasing the locks")
+            {
+                fs::set_permissions(&dir, fs::Permissions::from_mode(0o555)).unwrap();
+            }
+        },
+    );
+    fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+    let summary = outcome.summary();
+    assert!(outcome.success(), "{summary}");
+    assert!(
+        summary.contains("the lock C:\\inetpub\\Cora\\Flowtime\\web.farmkey-lock.config on web01")
+            && summary.contains("its lock's folder is read-only to farmkey's account")
+            && !summary.contains("once the server answers"),
+        "{summary}"
+    );
+    assert!(dir.join("web.farmkey-lock.config").exists());
+}
+
+/// A claim a push left when it stopped while breaking a lock is named by
+/// the next plan, and is no lock: it blocks nothing and is left alone.
+#[test]
+fn a_lock_claim_left_behind_is_named_by_the_plan_and_never_taken_for_a_lock() {
+    let s = setup();
+    let claim = s.file(
+        "web01",
+        "C:/inetpub/Cora/Flowtime/web.farmkey-lock.20200101T000000-ab12.claim.config",
+    );
+    fs::write(&claim, STALE_LOCK).unwrap();
+    let (_sessions, plan) = s.plan(request("Flowtime", generate()));
+    let text = plan.to_string();
+    assert!(plan.blocked().is_empty(), "{text}");
+    assert!(
+        text.contains("C:\\inetpub\\Cora\\Flowtime\\web.farmkey-lock.20200101T000000-ab12.claim.config: left by a push that stopped while breaking a lock; it holds the lock of push 20200101T000000Z-dead of alice on jump9"),
+        "{text}"
+    );
+    assert_eq!(fs::read_to_string(&claim).unwrap(), STALE_LOCK);
+}

@@ -588,6 +588,19 @@ pub enum ReleaseError {
     Session(#[from] super::error::SessionError),
 }
 
+impl ReleaseError {
+    /// The server answered, and refused the removal: the lock's folder is
+    /// read-only to farmkey's account (not a server out of reach).
+    pub fn folder_read_only(&self) -> bool {
+        matches!(
+            self,
+            ReleaseError::Transport(
+                TransportError::ReadOnly { .. } | TransportError::PermissionDenied { .. }
+            )
+        )
+    }
+}
+
 /// Removes the lock if it is still this push's. `Ok` when no lock of this
 /// push is left.
 pub fn release(
