@@ -3249,3 +3249,72 @@ fn a_lock_claim_left_behind_is_named_by_the_plan_and_never_taken_for_a_lock() {
     );
     assert_eq!(fs::read_to_string(&claim).unwrap(), STALE_LOCK);
 }
+
+/// Real pushes asked to break one stale lock, let go at once: one takes it
+/// and ends in step; the others exit 1 having written nothing, and no lock
+/// or claim is left.
+#[test]
+fn pushes_breaking_one_stale_lock_at_once_leave_one_holder() {
+    let s = setup();
+    let audit = s.farm.home.path().join("audit.jsonl");
+    let lock = s.file("web01", "C:/inetpub/Cora/Flowtime/web.farmkey-lock.config");
+    for trial in 0..3 {
+        fs::write(&lock, STALE_LOCK).unwrap();
+        let mut runs: Vec<(Child, Pause)> = (0..3)
+            .map(|_| {
+                let mut cmd = s.farm.farmkey_process();
+                cmd.args(s.farm.push_flowtime_args(&audit))
+                    .arg("--break-lock")
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                let pause = pause_at(&mut cmd, "start");
+                (cmd.spawn().unwrap(), pause)
+            })
+            .collect();
+        // All have planned, each to break the lock it was shown.
+        for (child, pause) in &mut runs {
+            reach(pause, child);
+        }
+        for (_, pause) in &runs {
+            pause.go();
+        }
+        let outs: Vec<(i32, String)> = runs
+            .into_iter()
+            .map(|(child, _)| {
+                let out = child.wait_with_output().unwrap();
+                (
+                    out.status.code().unwrap(),
+                    String::from_utf8_lossy(&out.stdout).to_string(),
+                )
+            })
+            .collect();
+        let winners: Vec<&(i32, String)> = outs.iter().filter(|(c, _)| *c == 0).collect();
+        assert_eq!(winners.len(), 1, "trial {trial}: {outs:?}");
+        let won = &winners[0].1;
+        assert!(won.contains("broke the stale lock"), "trial {trial}: {won}");
+        let id = last_line(won)
+            .strip_prefix("Push ")
+            .and_then(|l| l.split(':').next())
+            .unwrap()
+            .to_string();
+        let set = key_set_of(won);
+        assert!(set.is_some());
+        assert!(
+            s.key_sets().iter().all(|k| *k == set),
+            "trial {trial}: {:?} vs {set:?}",
+            s.key_sets()
+        );
+        for (code, out) in outs.iter().filter(|(c, _)| *c != 0) {
+            assert_eq!(*code, 1, "trial {trial}: {out}");
+            let last = last_line(out);
+            assert!(
+                last.contains("NOT made")
+                    && last.contains("nothing was written")
+                    && (last.contains(&format!("is locked by push {id}"))
+                        || last.contains("changed since the plan")),
+                "trial {trial}: winner {id}: {out}"
+            );
+        }
+        s.assert_clean();
+    }
+}
