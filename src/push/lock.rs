@@ -5,12 +5,14 @@
 //! A stale lock is broken by claiming it: renamed to a name of this push's
 //! own ([`claim_path`]), checked to be the lock the plan showed, then the
 //! lock is taken by an exclusive create and the claim removed. SFTP has no
-//! compare-and-swap; the rename is the one step only one push can win
-//! (SSH2_FXP_RENAME of a name that is gone fails: `process_rename`,
-//! sftp-server.c; Win32-OpenSSH's `fileio_rename`/`w32_rename`,
-//! contrib/win32/win32compat/fileio.c, `MoveFileExW` of a missing file).
-//! The claim name is new, so the rename never replaces anything, before
-//! or after Win32-OpenSSH 8.6 made SSH2_FXP_RENAME replace.
+//! compare-and-swap; the rename is the one step only one push can win:
+//! `process_rename` (sftp-server.c, Win32-OpenSSH's too) answers
+//! NO_SUCH_FILE when the name is gone, and renames a file by `link` then
+//! `unlink` of the old name, so of two renames racing, the one whose unlink
+//! finds the name gone fails and removes its own new link. The claim name
+//! is new, so the rename never replaces anything: `w32_rename`
+//! (contrib/win32/win32compat/misc.c, v8.1) deletes an existing target,
+//! and 8.6 and later replace it.
 
 use crate::paths::RemotePath;
 use crate::transport::{NewFile, Transport, TransportError};
