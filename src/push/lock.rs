@@ -794,14 +794,16 @@ mod tests {
     }
 
     /// Runs `hook` on the inner transport before the `nth` call of `op`.
-    struct Interleave<'a> {
+    type Hook = Box<dyn FnOnce(&mut LocalTransport) + Send>;
+
+    struct Interleave {
         inner: LocalTransport,
         op: &'static str,
         nth: u32,
-        hook: Option<Box<dyn FnOnce(&mut LocalTransport) + Send + 'a>>,
+        hook: Option<Hook>,
     }
 
-    impl Interleave<'_> {
+    impl Interleave {
         fn at(&mut self, op: &str) {
             if op == self.op {
                 self.nth = self.nth.saturating_sub(1);
@@ -814,7 +816,7 @@ mod tests {
         }
     }
 
-    impl Transport for Interleave<'_> {
+    impl Transport for Interleave {
         fn describe(&self) -> String {
             self.inner.describe()
         }
