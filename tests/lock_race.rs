@@ -81,9 +81,6 @@ fn many_pushes_breaking_one_stale_lock_at_once_over_a_slow_link_leave_one_holder
                     assert_eq!(h.info, shown.info, "round {round}");
                     winners.push(id);
                 }
-                // Created while the winner-to-be had the stale lock claimed
-                // and not yet replaced: the one holder all the same.
-                Ok(Taken::Fresh) => winners.push(id),
                 Err(LockError::Held(h)) => refused.push(h.push_id().map(str::to_string)),
                 other => panic!("round {round}: {id}: {other:?}"),
             }

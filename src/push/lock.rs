@@ -347,6 +347,27 @@ pub fn acquire(
     let mut holder = loop {
         looks += 1;
         let again = looks < LOOKS;
+        // Asked to break a lock: it is looked at before anything is made,
+        // so that a push never takes the name while another has the stale
+        // lock claimed and is about to take it (or to put back a lock it
+        // moved by mistake).
+        if looks == 1 && breakable.is_some() {
+            match read_holder(t, server, path).map_err(fail)? {
+                Some(h) if h.info.is_some() => break h,
+                Some(_) => {}
+                // Claimed by another push (this push's own claim is the
+                // stale lock it broke in a session lost half-way).
+                None if claims(t, server, path).map_err(fail)?.iter().any(|c| {
+                    c.path != claim_path(path, &mine.push_id)
+                        && breakable.is_some_and(|b| same_lock(b, c))
+                }) =>
+                {
+                    break await_taker(t, server, path)?;
+                }
+                // Gone (removed by hand): taken fresh.
+                None => {}
+            }
+        }
         match t.create_new(path, &mine.bytes(), &NewFile::default()) {
             // A claim of this push left by a session lost half-way through
             // a break: the stale lock it broke.
@@ -859,8 +880,8 @@ mod tests {
         }
     }
 
-    fn stale_lock(t: &mut dyn Transport, path: &RemotePath) -> Holder {
-        let mut stale = LockInfo::mine("old", "Flowtime");
+    fn stale_lock(t: &mut dyn Transport, path: &RemotePath, id: &str) -> Holder {
+        let mut stale = LockInfo::mine(id, "Flowtime");
         stale.host = "jump9".into();
         stale.time = "2020-01-01T00:00:00Z".into();
         t.create_new(path, &stale.bytes(), &NewFile::default())
@@ -880,7 +901,7 @@ mod tests {
     #[test]
     fn a_push_that_claims_a_lock_taken_since_puts_it_back_and_names_its_holder() {
         let (dir, mut t, path) = setup();
-        let shown = stale_lock(&mut t, &path);
+        let shown = stale_lock(&mut t, &path, "old");
         let a = LockInfo::mine("a", "Flowtime");
         let b = LockInfo::mine("b", "Flowtime");
         // A breaks and takes it between B's read and B's rename: B moves
@@ -910,7 +931,7 @@ mod tests {
     #[test]
     fn a_push_whose_claim_finds_the_lock_gone_is_refused_naming_the_winner() {
         let (dir, mut t, path) = setup();
-        let shown = stale_lock(&mut t, &path);
+        let shown = stale_lock(&mut t, &path, "old");
         let a = LockInfo::mine("a", "Flowtime");
         let b = LockInfo::mine("b", "Flowtime");
         // A claims it just before B's rename, and takes the lock a moment
@@ -947,9 +968,37 @@ mod tests {
     }
 
     #[test]
+    fn a_breaker_that_finds_the_lock_claimed_never_takes_the_name_and_names_the_winner() {
+        let (dir, mut t, path) = setup();
+        let shown = stale_lock(&mut t, &path, "old");
+        // A has claimed the stale lock and takes the lock a moment later.
+        t.rename(&path, &claim_path(&path, "a")).unwrap();
+        let (p2, s2, root) = (path.clone(), shown.clone(), dir.path().to_path_buf());
+        let a = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            let mine = LockInfo::mine("a", "Flowtime");
+            acquire(
+                &mut LocalTransport::new(root),
+                "web01",
+                &p2,
+                &mine,
+                Some(&s2),
+            )
+        });
+        let b = LockInfo::mine("b", "Flowtime");
+        let err = acquire(&mut t, "web01", &path, &b, Some(&shown)).unwrap_err();
+        assert!(
+            matches!(&err, LockError::Held(h) if h.push_id() == Some("a")),
+            "{err:?}"
+        );
+        assert!(matches!(a.join().unwrap(), Ok(Taken::Broke(h)) if h.info == shown.info));
+        assert_eq!(names(&dir), ["web.farmkey-lock.config"]);
+    }
+
+    #[test]
     fn a_push_that_claims_but_meets_a_fresh_lock_is_refused_and_leaves_no_claim() {
         let (dir, mut t, path) = setup();
-        let shown = stale_lock(&mut t, &path);
+        let shown = stale_lock(&mut t, &path, "old");
         let b = LockInfo::mine("b", "Flowtime");
         let c = LockInfo::mine("c", "Flowtime");
         // C, whose plan saw no lock, creates it after B's claim.
@@ -957,7 +1006,7 @@ mod tests {
         let mut tb = Interleave {
             inner: LocalTransport::new(dir.path()),
             op: "create_new",
-            nth: 2,
+            nth: 1,
             hook: Some(Box::new(move |t: &mut LocalTransport| {
                 assert_eq!(acquire(t, "web01", &p2, &c, None), Ok(Taken::Fresh));
             })),
@@ -973,7 +1022,7 @@ mod tests {
     #[test]
     fn a_claim_left_by_a_stopped_push_is_named_and_never_taken_for_the_lock() {
         let (dir, mut t, path) = setup();
-        let shown = stale_lock(&mut t, &path);
+        let shown = stale_lock(&mut t, &path, "old");
         // Stopped between its claim and its create.
         t.rename(&path, &claim_path(&path, "20261126T112045-ab12"))
             .unwrap();
@@ -992,7 +1041,7 @@ mod tests {
         // A breaker's own claim left by a lost session is removed when it
         // takes the lock again.
         release(&mut t, "web01", &path, "new").unwrap();
-        let shown = stale_lock(&mut t, &path);
+        let shown = stale_lock(&mut t, &path, "old2");
         t.rename(&path, &claim_path(&path, "new")).unwrap();
         assert!(matches!(
             acquire(&mut t, "web01", &path, &me, Some(&shown)),
