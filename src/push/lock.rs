@@ -820,17 +820,17 @@ mod tests {
     struct Interleave {
         inner: LocalTransport,
         op: &'static str,
-        nth: u32,
-        hook: Option<Hook>,
+        calls: u32,
+        /// Each hook runs before the call of `op` of its number (1-based).
+        hooks: Vec<(u32, Hook)>,
     }
 
     impl Interleave {
         fn at(&mut self, op: &str) {
             if op == self.op {
-                self.nth = self.nth.saturating_sub(1);
-                if self.nth == 0
-                    && let Some(h) = self.hook.take()
-                {
+                self.calls += 1;
+                if let Some(at) = self.hooks.iter().position(|(n, _)| *n == self.calls) {
+                    let (_, h) = self.hooks.remove(at);
                     h(&mut self.inner);
                 }
             }
@@ -910,13 +910,16 @@ mod tests {
         let mut tb = Interleave {
             inner: LocalTransport::new(dir.path()),
             op: "rename",
-            nth: 1,
-            hook: Some(Box::new(move |t: &mut LocalTransport| {
-                assert!(matches!(
-                    acquire(t, "web01", &p2, &a, Some(&s2)),
-                    Ok(Taken::Broke(_))
-                ));
-            })),
+            calls: 0,
+            hooks: vec![(
+                1,
+                Box::new(move |t: &mut LocalTransport| {
+                    assert!(matches!(
+                        acquire(t, "web01", &p2, &a, Some(&s2)),
+                        Ok(Taken::Broke(_))
+                    ));
+                }),
+            )],
         };
         let err = acquire(&mut tb, "web01", &path, &b, Some(&shown)).unwrap_err();
         let LockError::Held(h) = err else {
@@ -940,19 +943,22 @@ mod tests {
         let mut tb = Interleave {
             inner: LocalTransport::new(dir.path()),
             op: "rename",
-            nth: 1,
-            hook: Some(Box::new(move |t: &mut LocalTransport| {
-                let claim = claim_path(&p2, "a");
-                t.rename(&p2, &claim).unwrap();
-                let mut t2 = LocalTransport::new(root);
-                std::thread::spawn(move || {
-                    std::thread::sleep(Duration::from_millis(50));
-                    assert!(matches!(
-                        acquire(&mut t2, "web01", &p2, &a, Some(&s2)),
-                        Ok(Taken::Broke(_))
-                    ));
-                });
-            })),
+            calls: 0,
+            hooks: vec![(
+                1,
+                Box::new(move |t: &mut LocalTransport| {
+                    let claim = claim_path(&p2, "a");
+                    t.rename(&p2, &claim).unwrap();
+                    let mut t2 = LocalTransport::new(root);
+                    std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_millis(50));
+                        assert!(matches!(
+                            acquire(&mut t2, "web01", &p2, &a, Some(&s2)),
+                            Ok(Taken::Broke(_))
+                        ));
+                    });
+                }),
+            )],
         };
         let err = acquire(&mut tb, "web01", &path, &b, Some(&shown)).unwrap_err();
         assert!(
@@ -996,6 +1002,55 @@ mod tests {
     }
 
     #[test]
+    fn a_moved_lock_that_cannot_be_put_back_is_left_at_the_claim_and_named() {
+        let (dir, mut t, path) = setup();
+        let shown = stale_lock(&mut t, &path, "old");
+        let (p2, s2, p3) = (path.clone(), shown.clone(), path.clone());
+        let mut tb = Interleave {
+            inner: LocalTransport::new(dir.path()),
+            op: "rename",
+            calls: 0,
+            hooks: vec![
+                // A breaks and takes it before B's rename, which moves A's lock.
+                (
+                    1,
+                    Box::new(move |t: &mut LocalTransport| {
+                        let a = LockInfo::mine("a", "Flowtime");
+                        assert!(matches!(
+                            acquire(t, "web01", &p2, &a, Some(&s2)),
+                            Ok(Taken::Broke(_))
+                        ));
+                    }),
+                ),
+                // C, whose plan saw no lock, takes the name before B puts it back.
+                (
+                    2,
+                    Box::new(move |t: &mut LocalTransport| {
+                        let c = LockInfo::mine("c", "Flowtime");
+                        assert_eq!(acquire(t, "web01", &p3, &c, None), Ok(Taken::Fresh));
+                    }),
+                ),
+            ],
+        };
+        let b = LockInfo::mine("b", "Flowtime");
+        let err = acquire(&mut tb, "web01", &path, &b, Some(&shown)).unwrap_err();
+        let claim = claim_path(&path, "b");
+        assert!(
+            matches!(&err, LockError::Displaced { claim: c, moved, now, .. }
+                if *c == claim && moved == "a" && now.push_id() == Some("c")),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("web.farmkey-lock.b.claim.config") && text.contains("push a"),
+            "{text}"
+        );
+        // A's lock is kept, at the claim: never removed.
+        let kept = read_holder(&mut t, "web01", &claim).unwrap().unwrap();
+        assert_eq!(kept.push_id(), Some("a"));
+    }
+
+    #[test]
     fn a_push_that_claims_but_meets_a_fresh_lock_is_refused_and_leaves_no_claim() {
         let (dir, mut t, path) = setup();
         let shown = stale_lock(&mut t, &path, "old");
@@ -1006,10 +1061,13 @@ mod tests {
         let mut tb = Interleave {
             inner: LocalTransport::new(dir.path()),
             op: "create_new",
-            nth: 1,
-            hook: Some(Box::new(move |t: &mut LocalTransport| {
-                assert_eq!(acquire(t, "web01", &p2, &c, None), Ok(Taken::Fresh));
-            })),
+            calls: 0,
+            hooks: vec![(
+                1,
+                Box::new(move |t: &mut LocalTransport| {
+                    assert_eq!(acquire(t, "web01", &p2, &c, None), Ok(Taken::Fresh));
+                }),
+            )],
         };
         let err = acquire(&mut tb, "web01", &path, &b, Some(&shown)).unwrap_err();
         assert!(
