@@ -3318,3 +3318,127 @@ fn a_farm_larger_than_the_open_files_limit_is_pushed_paced() {
         "{limits}"
     );
 }
+
+/// The push's lock on a server that answers but whose folder became
+/// read-only to farmkey's account is named as such, never as a server out
+/// of reach.
+#[test]
+fn a_lock_left_in_a_read_only_folder_is_named_as_such() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = setup();
+    let dir = s.file("web01", FLOWTIME_DIR);
+    let mode = fs::metadata(&dir).unwrap().permissions().mode();
+    let (mut sessions, plan) = s.plan(request("Flowtime", generate()));
+    let outcome = apply(
+        &plan,
+        &mut sessions,
+        &s.audit,
+        &Interrupt::new(),
+        &mut |p| {
+            if let Progress::Note(n) = p
+                && n.starts_with("releasing the locks")
+            {
+                fs::set_permissions(&dir, fs::Permissions::from_mode(0o555)).unwrap();
+            }
+        },
+    );
+    fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+    let summary = outcome.summary();
+    assert!(outcome.success(), "{summary}");
+    assert!(
+        summary.contains("the lock C:\\inetpub\\Cora\\Flowtime\\web.farmkey-lock.config on web01")
+            && summary.contains("its lock's folder is read-only to farmkey's account")
+            && !summary.contains("once the server answers"),
+        "{summary}"
+    );
+    assert!(dir.join("web.farmkey-lock.config").exists());
+}
+
+/// A claim a push left when it stopped while breaking a lock is named by
+/// the next plan, and is no lock: it blocks nothing and is left alone.
+#[test]
+fn a_lock_claim_left_behind_is_named_by_the_plan_and_never_taken_for_a_lock() {
+    let s = setup();
+    let claim = s.file(
+        "web01",
+        "C:/inetpub/Cora/Flowtime/web.farmkey-lock.20200101T000000-ab12.claim.config",
+    );
+    fs::write(&claim, STALE_LOCK).unwrap();
+    let (_sessions, plan) = s.plan(request("Flowtime", generate()));
+    let text = plan.to_string();
+    assert!(plan.blocked().is_empty(), "{text}");
+    assert!(
+        text.contains("C:\\inetpub\\Cora\\Flowtime\\web.farmkey-lock.20200101T000000-ab12.claim.config: left by a push that stopped while breaking a lock; it holds the lock of push 20200101T000000Z-dead of alice on jump9"),
+        "{text}"
+    );
+    assert_eq!(fs::read_to_string(&claim).unwrap(), STALE_LOCK);
+}
+
+/// Real pushes asked to break one stale lock, let go at once: one takes it
+/// and ends in step; the others exit 1 having written nothing, and no lock
+/// or claim is left.
+#[test]
+fn pushes_breaking_one_stale_lock_at_once_leave_one_holder() {
+    let s = setup();
+    let audit = s.farm.home.path().join("audit.jsonl");
+    let lock = s.file("web01", "C:/inetpub/Cora/Flowtime/web.farmkey-lock.config");
+    for trial in 0..3 {
+        fs::write(&lock, STALE_LOCK).unwrap();
+        let mut runs: Vec<(Child, Pause)> = (0..3)
+            .map(|_| {
+                let mut cmd = s.farm.farmkey_process();
+                cmd.args(s.farm.push_flowtime_args(&audit))
+                    .arg("--break-lock")
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                let pause = pause_at(&mut cmd, "start");
+                (cmd.spawn().unwrap(), pause)
+            })
+            .collect();
+        // All have planned, each to break the lock it was shown.
+        for (child, pause) in &mut runs {
+            reach(pause, child);
+        }
+        for (_, pause) in &runs {
+            pause.go();
+        }
+        let outs: Vec<(i32, String)> = runs
+            .into_iter()
+            .map(|(child, _)| {
+                let out = child.wait_with_output().unwrap();
+                (
+                    out.status.code().unwrap(),
+                    String::from_utf8_lossy(&out.stdout).to_string(),
+                )
+            })
+            .collect();
+        let winners: Vec<&(i32, String)> = outs.iter().filter(|(c, _)| *c == 0).collect();
+        assert_eq!(winners.len(), 1, "trial {trial}: {outs:?}");
+        let won = &winners[0].1;
+        assert!(won.contains("broke the stale lock"), "trial {trial}: {won}");
+        let id = last_line(won)
+            .strip_prefix("Push ")
+            .and_then(|l| l.split(':').next())
+            .unwrap()
+            .to_string();
+        let set = key_set_of(won);
+        assert!(set.is_some());
+        assert!(
+            s.key_sets().iter().all(|k| *k == set),
+            "trial {trial}: {:?} vs {set:?}",
+            s.key_sets()
+        );
+        for (code, out) in outs.iter().filter(|(c, _)| *c != 0) {
+            assert_eq!(*code, 1, "trial {trial}: {out}");
+            let last = last_line(out);
+            assert!(
+                last.contains("NOT made")
+                    && last.contains("nothing was written")
+                    && (last.contains(&format!("is locked by push {id}"))
+                        || last.contains("changed since the plan")),
+                "trial {trial}: winner {id}: {out}"
+            );
+        }
+        s.assert_clean();
+    }
+}

@@ -471,7 +471,11 @@ impl Run<'_> {
                 self.leftovers.push(LeftBehind {
                     server: sp.server.clone(),
                     path: sp.lock.clone(),
-                    kind: LeftKind::Lock,
+                    kind: if e.folder_read_only() {
+                        LeftKind::LockInReadOnlyFolder
+                    } else {
+                        LeftKind::Lock
+                    },
                     why: e.to_string(),
                 });
             }

@@ -1,6 +1,18 @@
 //! One writer per site: a lock file beside the site's `web.config`, made by
 //! an exclusive create on every server before the first write and removed
 //! at the end. Its name ends in `.config`, which IIS refuses to serve.
+//!
+//! A stale lock is broken by claiming it: renamed to a name of this push's
+//! own ([`claim_path`]), checked to be the lock the plan showed, then the
+//! lock is taken by an exclusive create and the claim removed. SFTP has no
+//! compare-and-swap; the rename is the one step only one push can win:
+//! `process_rename` (sftp-server.c, Win32-OpenSSH's too) answers
+//! NO_SUCH_FILE when the name is gone, and renames a file by `link` then
+//! `unlink` of the old name, so of two renames racing, the one whose unlink
+//! finds the name gone fails and removes its own new link. The claim name
+//! is new, so the rename never replaces anything: `w32_rename`
+//! (contrib/win32/win32compat/misc.c, v8.1) deletes an existing target,
+//! and 8.6 and later replace it.
 
 use crate::paths::RemotePath;
 use crate::transport::{NewFile, Transport, TransportError};
@@ -16,6 +28,69 @@ pub fn lock_path(file: &RemotePath) -> RemotePath {
         .unwrap_or_else(|_| file.clone())
 }
 
+/// `web.farmkey-lock.config` → `web.farmkey-lock.<push id>.claim.config`:
+/// where `push_id` moves a stale lock it breaks. Ends in `.config`, which
+/// IIS refuses to serve.
+pub fn claim_path(lock: &RemotePath, push_id: &str) -> RemotePath {
+    let name = lock.file_name().unwrap_or("web.farmkey-lock.config");
+    let stem = name.strip_suffix(".config").unwrap_or(name);
+    let id: String = push_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    lock.with_file_name(&format!("{stem}.{id}{CLAIM_SUFFIX}"))
+        .unwrap_or_else(|_| lock.clone())
+}
+
+const CLAIM_SUFFIX: &str = ".claim.config";
+
+/// Whether `name` is a claim of the lock `lock` ([`claim_path`]).
+fn is_claim_of(lock: &RemotePath, name: &str) -> bool {
+    let lock_name = lock.file_name().unwrap_or("web.farmkey-lock.config");
+    let stem = lock_name.strip_suffix(".config").unwrap_or(lock_name);
+    let (name, stem) = (name.to_ascii_lowercase(), stem.to_ascii_lowercase());
+    name.strip_prefix(&format!("{stem}."))
+        .and_then(|rest| rest.strip_suffix(CLAIM_SUFFIX))
+        .is_some_and(|id| !id.is_empty())
+}
+
+/// The claims of `lock` in its folder: locks a push was breaking when it
+/// stopped (or is breaking right now), each with the lock it moved there.
+/// Never a lock themselves, never ignored: the plan names them.
+pub fn claims(
+    t: &mut dyn Transport,
+    server: &str,
+    lock: &RemotePath,
+) -> Result<Vec<Holder>, TransportError> {
+    let Some(dir) = lock.parent() else {
+        return Ok(Vec::new());
+    };
+    let entries = match t.list(&dir) {
+        Ok(e) => e,
+        Err(e) if e.is_not_found() => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for e in entries
+        .iter()
+        .filter(|e| !e.is_dir && is_claim_of(lock, &e.name))
+    {
+        let Ok(path) = lock.with_file_name(&e.name) else {
+            continue;
+        };
+        if let Some(h) = read_holder(t, server, &path)? {
+            out.push(h);
+        }
+    }
+    Ok(out)
+}
+
 /// What a lock file holds: who is writing, from where, since when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockInfo {
@@ -26,6 +101,15 @@ pub struct LockInfo {
     pub pid: u32,
     /// RFC 3339, UTC.
     pub time: String,
+    /// When the process started: clock ticks since boot (`/proc/PID/stat`
+    /// field 22), so that a pid reused by another process is not taken for
+    /// the holder. Absent in locks of older farmkey versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<u64>,
+    /// The machine's boot time (`btime` of `/proc/stat`, seconds since the
+    /// epoch): ticks since boot mean nothing after a reboot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<u64>,
 }
 
 impl LockInfo {
@@ -38,6 +122,8 @@ impl LockInfo {
             host: host_name(),
             pid: std::process::id(),
             time: super::audit::now(),
+            started: process_start(std::process::id()),
+            boot: boot_time(),
         }
     }
 
@@ -79,16 +165,51 @@ impl Holder {
 
     /// Held by a farmkey process of this machine that still runs.
     pub fn alive_here(&self) -> bool {
-        self.info
-            .as_ref()
-            .is_some_and(|i| i.host == host_name() && process_alive(i.pid))
+        self.here() == Some(Process::Running)
     }
 
     /// Held by a farmkey process of this machine that has ended.
     pub fn dead_here(&self) -> bool {
-        self.info
-            .as_ref()
-            .is_some_and(|i| i.host == host_name() && !process_alive(i.pid))
+        matches!(self.here(), Some(Process::Ended | Process::Reused))
+    }
+
+    /// The holding process, when the lock was made on this machine.
+    fn here(&self) -> Option<Process> {
+        let i = self.info.as_ref().filter(|i| i.host == host_name())?;
+        Some(process_state(i))
+    }
+}
+
+/// What became of the process that made a lock of this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Process {
+    Running,
+    Ended,
+    /// Its pid now belongs to a process started at another time.
+    Reused,
+}
+
+/// A lock without a start time (older farmkey) is judged by its pid alone.
+fn process_state(i: &LockInfo) -> Process {
+    if !process_alive(i.pid) {
+        return Process::Ended;
+    }
+    let Some(started) = i.started else {
+        return Process::Running;
+    };
+    // Another boot: the ticks of the two are not comparable, and the
+    // process that made the lock ended with the old boot. A second of
+    // slack: the kernel derives btime from the clock.
+    let same_boot = match (i.boot, boot_time()) {
+        (Some(then), Some(now)) => then.abs_diff(now) <= 1,
+        _ => true,
+    };
+    match process_start(i.pid) {
+        Some(now) if same_boot && now == started => Process::Running,
+        // Gone between the two looks, or another process.
+        Some(_) => Process::Reused,
+        None if process_alive(i.pid) => Process::Running,
+        None => Process::Ended,
     }
 }
 
@@ -105,8 +226,14 @@ impl fmt::Display for Holder {
                     "{} is locked by push {} of {} on {} (pid {}) since {} ({age})",
                     self.server, i.push_id, i.user, i.host, i.pid, i.time
                 )?;
-                if self.dead_here() {
-                    f.write_str("; that process is no longer running: the lock is stale")?;
+                match self.here() {
+                    Some(Process::Ended) => {
+                        f.write_str("; that process is no longer running: the lock is stale")?
+                    }
+                    Some(Process::Reused) => f.write_str(
+                        "; that process is no longer running (its pid now belongs to a process started later): the lock is stale",
+                    )?,
+                    _ => {}
                 }
                 Ok(())
             }
@@ -135,6 +262,18 @@ pub enum LockError {
     Transport {
         path: RemotePath,
         error: TransportError,
+    },
+    /// Breaking the stale lock moved another push's fresh lock to this
+    /// push's claim name, and a third push took the lock name before it
+    /// could be put back: it is left at the claim name, never removed.
+    #[error(
+        "cannot take the lock on {server}: breaking the stale lock moved the lock of push {moved} to {claim}, and {now} before it could be put back; that push no longer holds the lock: stop it, then remove {claim}"
+    )]
+    Displaced {
+        server: String,
+        claim: RemotePath,
+        moved: String,
+        now: Box<Holder>,
     },
 }
 
@@ -175,11 +314,21 @@ pub enum Taken {
 /// How many times `acquire` looks at a lock that is coming or going.
 const LOOKS: u32 = 5;
 /// The pause before looking again at a lock being written.
-const LOOK_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+const LOOK_PAUSE: Duration = Duration::from_millis(100);
+/// How long a push that lost the claim of a stale lock waits for the
+/// winner's lock to appear.
+const TAKER_WAIT: Duration = Duration::from_secs(10);
+
+/// The same lock: what the plan showed is what is there.
+fn same_lock(a: &Holder, b: &Holder) -> bool {
+    a.info == b.info && a.modified == b.modified
+}
 
 /// Takes the lock at `path` by an exclusive create. A lock already there is
 /// only broken when it is exactly `breakable` (the one the plan showed and
-/// the operator asked to break) and no process of this machine holds it.
+/// the operator asked to break) and no process of this machine holds it;
+/// of several pushes breaking it at once, one takes the lock and the others
+/// are refused naming it ([`LockError::Held`]).
 pub fn acquire(
     t: &mut dyn Transport,
     server: &str,
@@ -195,12 +344,51 @@ pub fn acquire(
     // create and the read), or be between its own create and write (an
     // empty lock for a moment): look again a few times before judging.
     let mut looks = 0;
-    let holder = loop {
+    let mut holder = loop {
         looks += 1;
         let again = looks < LOOKS;
+        // Asked to break a lock: it is looked at before anything is made,
+        // so that a push never takes the name while another has the stale
+        // lock claimed and is about to take it (or to put back a lock it
+        // moved by mistake).
+        if looks == 1 && breakable.is_some() {
+            match read_holder(t, server, path).map_err(fail)? {
+                Some(h) if h.info.is_some() => break h,
+                Some(_) => {}
+                // Claimed by another push (this push's own claim is the
+                // stale lock it broke in a session lost half-way).
+                None if claims(t, server, path).map_err(fail)?.iter().any(|c| {
+                    c.path != claim_path(path, &mine.push_id)
+                        && breakable.is_some_and(|b| same_lock(b, c))
+                }) =>
+                {
+                    break await_taker(t, server, path)?;
+                }
+                // Gone (removed by hand): taken fresh.
+                None => {}
+            }
+        }
         match t.create_new(path, &mine.bytes(), &NewFile::default()) {
+            // A claim of this push left by a session lost half-way through
+            // a break: the stale lock it broke.
+            Ok(()) if breakable.is_some() => {
+                return Ok(own_claim(t, server, path, mine)?
+                    .map_or(Taken::Fresh, |h| Taken::Broke(Box::new(h))));
+            }
             Ok(()) => return Ok(Taken::Fresh),
             Err(TransportError::Exists { .. }) => {}
+            // OpenSSH answers an exclusive create of an existing file with
+            // a bare failure, told from others by looking whether a file
+            // is there (SshTransport::create_new): a lock claimed or
+            // released in between has left it nothing to find.
+            Err(TransportError::Io { .. })
+                if again && matches!(read_holder(t, server, path), Ok(None)) =>
+            {
+                if breakable.is_some() {
+                    break await_taker(t, server, path)?;
+                }
+                continue;
+            }
             Err(e) => {
                 // Created, then not written (a full disk): an unreadable lock
                 // would stop the next push. A lock someone holds is never removed.
@@ -246,24 +434,168 @@ pub fn acquire(
             }
         }
     };
-    if holder.push_id() == Some(mine.push_id.as_str()) {
-        return Ok(Taken::Fresh); // ours: taken before a reconnection
-    }
-    let allowed = breakable.is_some_and(|b| b.info == holder.info && b.modified == holder.modified);
-    if !allowed {
-        return Err(LockError::Held(Box::new(holder)));
-    }
-    if holder.alive_here() {
-        return Err(LockError::Alive(Box::new(holder)));
-    }
-    t.remove(path).map_err(fail)?;
-    match t.create_new(path, &mine.bytes(), &NewFile::default()) {
-        Ok(()) => Ok(Taken::Broke(Box::new(holder))),
-        Err(TransportError::Exists { .. }) => {
-            let now = read_holder(t, server, path).map_err(fail)?;
-            Err(LockError::Held(Box::new(now.unwrap_or(holder))))
+    for _ in 0..LOOKS {
+        if holder.push_id() == Some(mine.push_id.as_str()) {
+            // Ours: taken before a reconnection, perhaps by breaking one.
+            let broke = match breakable {
+                Some(_) => own_claim(t, server, path, mine)?,
+                None => None,
+            };
+            return Ok(broke.map_or(Taken::Fresh, |h| Taken::Broke(Box::new(h))));
         }
+        // Read, then gone before its stat: claimed by another push.
+        if holder.modified.is_none()
+            && breakable.is_some_and(|b| b.info == holder.info && b.modified.is_some())
+        {
+            holder = await_taker(t, server, path)?;
+            continue;
+        }
+        let allowed = breakable.is_some_and(|b| same_lock(b, &holder));
+        if !allowed {
+            return Err(LockError::Held(Box::new(holder)));
+        }
+        if holder.alive_here() {
+            return Err(LockError::Alive(Box::new(holder)));
+        }
+        match break_stale(t, server, path, mine, holder)? {
+            Ok(taken) => return Ok(taken),
+            // Another push claimed it first: the lock is the one it takes.
+            Err(()) => holder = await_taker(t, server, path)?,
+        }
+    }
+    Err(LockError::Held(Box::new(holder)))
+}
+
+/// Breaks `stale` and takes the lock in its place; `Err(())` when another
+/// push claimed it first. Every step is one SFTP request that fails rather
+/// than undo another push's: the rename to this push's claim name (only one
+/// push moves the lock), the exclusive create (only one push makes it).
+fn break_stale(
+    t: &mut dyn Transport,
+    server: &str,
+    path: &RemotePath,
+    mine: &LockInfo,
+    stale: Holder,
+) -> Result<Result<Taken, ()>, LockError> {
+    let fail = |p: &RemotePath, error| LockError::Transport {
+        path: p.clone(),
+        error,
+    };
+    let claim = claim_path(path, &mine.push_id);
+    match t.rename(path, &claim) {
+        Ok(()) => {}
+        Err(e) if e.is_not_found() => return Ok(Err(())),
+        Err(e) => return Err(fail(path, e)),
+    }
+    // What was moved: the lock shown, or one another push took since it
+    // was read (it broke the stale one first): that one is put back.
+    match read_holder(t, server, &claim).map_err(|e| fail(&claim, e))? {
+        Some(moved) if same_lock(&moved, &stale) => {}
+        Some(moved) => {
+            return Err(match t.rename(&claim, path) {
+                Ok(()) => LockError::Held(Box::new(Holder {
+                    path: path.clone(),
+                    ..moved
+                })),
+                Err(TransportError::Exists { .. }) => {
+                    let now = read_holder(t, server, path).ok().flatten();
+                    LockError::Displaced {
+                        server: server.to_string(),
+                        claim: claim.clone(),
+                        moved: moved.push_id().unwrap_or("(unreadable)").to_string(),
+                        now: Box::new(now.unwrap_or(moved)),
+                    }
+                }
+                Err(e) => fail(&claim, e),
+            });
+        }
+        None => return Ok(Err(())),
+    }
+    match t.create_new(path, &mine.bytes(), &NewFile::default()) {
+        Ok(()) => {}
+        Err(TransportError::Exists { .. }) => {
+            // A push that found the name empty took it: the stale lock is
+            // broken as asked, and the lock is that push's.
+            t.remove(&claim).map_err(|e| fail(&claim, e))?;
+            return match read_holder(t, server, path).map_err(|e| fail(path, e))? {
+                Some(h) => Err(LockError::Held(Box::new(h))),
+                None => Ok(Err(())),
+            };
+        }
+        Err(e) => {
+            // Nothing of this push's is left: the stale lock goes back.
+            if !e.is_disconnected() {
+                if matches!(read_holder(t, server, path), Ok(Some(h)) if h.info.is_none()) {
+                    let _ = t.remove(path);
+                }
+                let _ = t.rename(&claim, path);
+            }
+            return Err(fail(path, e));
+        }
+    }
+    match t.remove(&claim) {
+        Ok(()) => Ok(Ok(Taken::Broke(Box::new(stale)))),
+        Err(e) if e.is_not_found() => Ok(Ok(Taken::Broke(Box::new(stale)))),
+        // Taken again on a fresh session, which removes the claim.
+        Err(e) if e.is_disconnected() => Err(fail(&claim, e)),
+        Err(e) => {
+            let _ = t.remove(path);
+            Err(fail(&claim, e))
+        }
+    }
+}
+
+/// This push's claim, removed: the stale lock it broke in a session lost
+/// half-way.
+fn own_claim(
+    t: &mut dyn Transport,
+    server: &str,
+    path: &RemotePath,
+    mine: &LockInfo,
+) -> Result<Option<Holder>, LockError> {
+    let claim = claim_path(path, &mine.push_id);
+    let fail = |error| LockError::Transport {
+        path: claim.clone(),
+        error,
+    };
+    let Some(h) = read_holder(t, server, &claim).map_err(fail)? else {
+        return Ok(None);
+    };
+    match t.remove(&claim) {
+        Ok(()) => Ok(Some(h)),
+        Err(e) if e.is_not_found() => Ok(Some(h)),
         Err(e) => Err(fail(e)),
+    }
+}
+
+/// The lock another push takes after claiming the stale one. The name
+/// stays empty meanwhile, and is never created then: a push that moved a
+/// fresh lock by mistake may be putting it back.
+fn await_taker(
+    t: &mut dyn Transport,
+    server: &str,
+    path: &RemotePath,
+) -> Result<Holder, LockError> {
+    let deadline = std::time::Instant::now() + TAKER_WAIT;
+    loop {
+        let found = read_holder(t, server, path).map_err(|error| LockError::Transport {
+            path: path.clone(),
+            error,
+        })?;
+        let last = std::time::Instant::now() >= deadline;
+        match found {
+            Some(h) if h.info.is_some() || last => return Ok(h),
+            None if last => {
+                return Err(LockError::Transport {
+                    path: path.clone(),
+                    error: TransportError::Io {
+                        path: path.clone(),
+                        message: "another push claimed the stale lock and has not taken the lock (its claim beside it is named by the next plan); try again".into(),
+                    },
+                });
+            }
+            _ => std::thread::sleep(LOOK_PAUSE / 4),
+        }
     }
 }
 
@@ -277,6 +609,19 @@ pub enum ReleaseError {
     Transport(#[from] TransportError),
     #[error("{0}")]
     Session(#[from] super::sessions::SessionError),
+}
+
+impl ReleaseError {
+    /// The server answered, and refused the removal: the lock's folder is
+    /// read-only to farmkey's account (not a server out of reach).
+    pub fn folder_read_only(&self) -> bool {
+        matches!(
+            self,
+            ReleaseError::Transport(
+                TransportError::ReadOnly { .. } | TransportError::PermissionDenied { .. }
+            )
+        )
+    }
 }
 
 /// Removes the lock if it is still this push's. `Ok` when no lock of this
@@ -320,6 +665,27 @@ pub fn host_name() -> String {
     }
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// When process `pid` started, in clock ticks since boot: field 22 of
+/// `/proc/PID/stat` (proc(5)); `None` where there is no such file.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: the
+    // fields are counted from the last `)`, which is followed by field 3.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// The machine's boot time, seconds since the epoch (`btime`, /proc/stat).
+fn boot_time() -> Option<u64> {
+    std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn process_alive(pid: u32) -> bool {
@@ -446,5 +812,361 @@ mod tests {
             acquire(&mut t, "web01", &path, &me, Some(&shown)),
             Err(LockError::Alive(_))
         ));
+    }
+
+    /// Runs `hook` on the inner transport before the `nth` call of `op`.
+    type Hook = Box<dyn FnOnce(&mut LocalTransport) + Send>;
+
+    struct Interleave {
+        inner: LocalTransport,
+        op: &'static str,
+        calls: u32,
+        /// Each hook runs before the call of `op` of its number (1-based).
+        hooks: Vec<(u32, Hook)>,
+    }
+
+    impl Interleave {
+        fn at(&mut self, op: &str) {
+            if op == self.op {
+                self.calls += 1;
+                if let Some(at) = self.hooks.iter().position(|(n, _)| *n == self.calls) {
+                    let (_, h) = self.hooks.remove(at);
+                    h(&mut self.inner);
+                }
+            }
+        }
+    }
+
+    impl Transport for Interleave {
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+        fn read(&mut self, p: &RemotePath) -> Result<crate::bytes::FileBytes, TransportError> {
+            self.inner.read(p)
+        }
+        fn stat(
+            &mut self,
+            p: &RemotePath,
+        ) -> Result<Option<crate::transport::FileStat>, TransportError> {
+            self.inner.stat(p)
+        }
+        fn lstat(
+            &mut self,
+            p: &RemotePath,
+        ) -> Result<Option<crate::transport::FileStat>, TransportError> {
+            self.inner.lstat(p)
+        }
+        fn readlink(&mut self, p: &RemotePath) -> Result<String, TransportError> {
+            self.inner.readlink(p)
+        }
+        fn link_end(
+            &mut self,
+            p: &RemotePath,
+        ) -> Result<crate::transport::LinkEnd, TransportError> {
+            self.inner.link_end(p)
+        }
+        fn set_attrs(&mut self, p: &RemotePath, n: &NewFile) -> Result<(), TransportError> {
+            self.inner.set_attrs(p, n)
+        }
+        fn set_read_limit(&mut self, m: u64) {
+            self.inner.set_read_limit(m)
+        }
+        fn create_new(
+            &mut self,
+            p: &RemotePath,
+            b: &[u8],
+            n: &NewFile,
+        ) -> Result<(), TransportError> {
+            self.at("create_new");
+            self.inner.create_new(p, b, n)
+        }
+        fn rename(&mut self, a: &RemotePath, b: &RemotePath) -> Result<(), TransportError> {
+            self.at("rename");
+            self.inner.rename(a, b)
+        }
+        fn replace(&mut self, a: &RemotePath, b: &RemotePath) -> Result<(), TransportError> {
+            panic!("a lock is never replaced: {a} {b}")
+        }
+        fn remove(&mut self, p: &RemotePath) -> Result<(), TransportError> {
+            self.inner.remove(p)
+        }
+        fn list(
+            &mut self,
+            d: &RemotePath,
+        ) -> Result<Vec<crate::transport::DirEntry>, TransportError> {
+            self.inner.list(d)
+        }
+    }
+
+    fn stale_lock(t: &mut dyn Transport, path: &RemotePath, id: &str) -> Holder {
+        let mut stale = LockInfo::mine(id, "Flowtime");
+        stale.host = "jump9".into();
+        stale.time = "2020-01-01T00:00:00Z".into();
+        t.create_new(path, &stale.bytes(), &NewFile::default())
+            .unwrap();
+        read_holder(t, "web01", path).unwrap().unwrap()
+    }
+
+    fn names(dir: &tempfile::TempDir) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir.path().join("C:/site"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_push_that_claims_a_lock_taken_since_puts_it_back_and_names_its_holder() {
+        let (dir, mut t, path) = setup();
+        let shown = stale_lock(&mut t, &path, "old");
+        let a = LockInfo::mine("a", "Flowtime");
+        let b = LockInfo::mine("b", "Flowtime");
+        // A breaks and takes it between B's read and B's rename: B moves
+        // A's fresh lock, sees it is not the one shown, and puts it back.
+        let (p2, s2) = (path.clone(), shown.clone());
+        let mut tb = Interleave {
+            inner: LocalTransport::new(dir.path()),
+            op: "rename",
+            calls: 0,
+            hooks: vec![(
+                1,
+                Box::new(move |t: &mut LocalTransport| {
+                    assert!(matches!(
+                        acquire(t, "web01", &p2, &a, Some(&s2)),
+                        Ok(Taken::Broke(_))
+                    ));
+                }),
+            )],
+        };
+        let err = acquire(&mut tb, "web01", &path, &b, Some(&shown)).unwrap_err();
+        let LockError::Held(h) = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!((h.push_id(), &h.path), (Some("a"), &path));
+        let now = read_holder(&mut t, "web01", &path).unwrap().unwrap();
+        assert_eq!(now.push_id(), Some("a"));
+        assert_eq!(names(&dir), ["web.farmkey-lock.config"]);
+    }
+
+    #[test]
+    fn a_push_whose_claim_finds_the_lock_gone_is_refused_naming_the_winner() {
+        let (dir, mut t, path) = setup();
+        let shown = stale_lock(&mut t, &path, "old");
+        let a = LockInfo::mine("a", "Flowtime");
+        let b = LockInfo::mine("b", "Flowtime");
+        // A claims it just before B's rename, and takes the lock a moment
+        // later: B's rename finds nothing, and B waits for the winner.
+        let (p2, s2, root) = (path.clone(), shown.clone(), dir.path().to_path_buf());
+        let mut tb = Interleave {
+            inner: LocalTransport::new(dir.path()),
+            op: "rename",
+            calls: 0,
+            hooks: vec![(
+                1,
+                Box::new(move |t: &mut LocalTransport| {
+                    let claim = claim_path(&p2, "a");
+                    t.rename(&p2, &claim).unwrap();
+                    let mut t2 = LocalTransport::new(root);
+                    std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_millis(50));
+                        assert!(matches!(
+                            acquire(&mut t2, "web01", &p2, &a, Some(&s2)),
+                            Ok(Taken::Broke(_))
+                        ));
+                    });
+                }),
+            )],
+        };
+        let err = acquire(&mut tb, "web01", &path, &b, Some(&shown)).unwrap_err();
+        assert!(
+            matches!(&err, LockError::Held(h) if h.push_id() == Some("a")),
+            "{err:?}"
+        );
+        // A removes its claim once its lock is made.
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while names(&dir).len() > 1 && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(names(&dir), ["web.farmkey-lock.config"]);
+    }
+
+    #[test]
+    fn a_breaker_that_finds_the_lock_claimed_never_takes_the_name_and_names_the_winner() {
+        let (dir, mut t, path) = setup();
+        let shown = stale_lock(&mut t, &path, "old");
+        // A has claimed the stale lock and takes the lock a moment later.
+        t.rename(&path, &claim_path(&path, "a")).unwrap();
+        let (p2, s2, root) = (path.clone(), shown.clone(), dir.path().to_path_buf());
+        let a = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            let mine = LockInfo::mine("a", "Flowtime");
+            acquire(
+                &mut LocalTransport::new(root),
+                "web01",
+                &p2,
+                &mine,
+                Some(&s2),
+            )
+        });
+        let b = LockInfo::mine("b", "Flowtime");
+        let err = acquire(&mut t, "web01", &path, &b, Some(&shown)).unwrap_err();
+        assert!(
+            matches!(&err, LockError::Held(h) if h.push_id() == Some("a")),
+            "{err:?}"
+        );
+        assert!(matches!(a.join().unwrap(), Ok(Taken::Broke(h)) if h.info == shown.info));
+        assert_eq!(names(&dir), ["web.farmkey-lock.config"]);
+    }
+
+    #[test]
+    fn a_moved_lock_that_cannot_be_put_back_is_left_at_the_claim_and_named() {
+        let (dir, mut t, path) = setup();
+        let shown = stale_lock(&mut t, &path, "old");
+        let (p2, s2, p3) = (path.clone(), shown.clone(), path.clone());
+        let mut tb = Interleave {
+            inner: LocalTransport::new(dir.path()),
+            op: "rename",
+            calls: 0,
+            hooks: vec![
+                // A breaks and takes it before B's rename, which moves A's lock.
+                (
+                    1,
+                    Box::new(move |t: &mut LocalTransport| {
+                        let a = LockInfo::mine("a", "Flowtime");
+                        assert!(matches!(
+                            acquire(t, "web01", &p2, &a, Some(&s2)),
+                            Ok(Taken::Broke(_))
+                        ));
+                    }),
+                ),
+                // C, whose plan saw no lock, takes the name before B puts it back.
+                (
+                    2,
+                    Box::new(move |t: &mut LocalTransport| {
+                        let c = LockInfo::mine("c", "Flowtime");
+                        assert_eq!(acquire(t, "web01", &p3, &c, None), Ok(Taken::Fresh));
+                    }),
+                ),
+            ],
+        };
+        let b = LockInfo::mine("b", "Flowtime");
+        let err = acquire(&mut tb, "web01", &path, &b, Some(&shown)).unwrap_err();
+        let claim = claim_path(&path, "b");
+        assert!(
+            matches!(&err, LockError::Displaced { claim: c, moved, now, .. }
+                if *c == claim && moved == "a" && now.push_id() == Some("c")),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("web.farmkey-lock.b.claim.config") && text.contains("push a"),
+            "{text}"
+        );
+        // A's lock is kept, at the claim: never removed.
+        let kept = read_holder(&mut t, "web01", &claim).unwrap().unwrap();
+        assert_eq!(kept.push_id(), Some("a"));
+    }
+
+    #[test]
+    fn a_push_that_claims_but_meets_a_fresh_lock_is_refused_and_leaves_no_claim() {
+        let (dir, mut t, path) = setup();
+        let shown = stale_lock(&mut t, &path, "old");
+        let b = LockInfo::mine("b", "Flowtime");
+        let c = LockInfo::mine("c", "Flowtime");
+        // C, whose plan saw no lock, creates it after B's claim.
+        let p2 = path.clone();
+        let mut tb = Interleave {
+            inner: LocalTransport::new(dir.path()),
+            op: "create_new",
+            calls: 0,
+            hooks: vec![(
+                1,
+                Box::new(move |t: &mut LocalTransport| {
+                    assert_eq!(acquire(t, "web01", &p2, &c, None), Ok(Taken::Fresh));
+                }),
+            )],
+        };
+        let err = acquire(&mut tb, "web01", &path, &b, Some(&shown)).unwrap_err();
+        assert!(
+            matches!(&err, LockError::Held(h) if h.push_id() == Some("c")),
+            "{err:?}"
+        );
+        assert_eq!(names(&dir), ["web.farmkey-lock.config"]);
+    }
+
+    #[test]
+    fn a_claim_left_by_a_stopped_push_is_named_and_never_taken_for_the_lock() {
+        let (dir, mut t, path) = setup();
+        let shown = stale_lock(&mut t, &path, "old");
+        // Stopped between its claim and its create.
+        t.rename(&path, &claim_path(&path, "20261126T112045-ab12"))
+            .unwrap();
+        assert_eq!(read_holder(&mut t, "web01", &path).unwrap(), None);
+        let left = claims(&mut t, "web01", &path).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].info, shown.info);
+        assert_eq!(
+            left[0].path.to_string(),
+            "C:\\site\\web.farmkey-lock.20261126T112045-ab12.claim.config"
+        );
+        let me = LockInfo::mine("new", "Flowtime");
+        assert_eq!(acquire(&mut t, "web01", &path, &me, None), Ok(Taken::Fresh));
+        assert_eq!(claims(&mut t, "web01", &path).unwrap().len(), 1);
+        assert_eq!(names(&dir).len(), 2);
+        // A breaker's own claim left by a lost session is removed when it
+        // takes the lock again.
+        release(&mut t, "web01", &path, "new").unwrap();
+        let shown = stale_lock(&mut t, &path, "old2");
+        t.rename(&path, &claim_path(&path, "new")).unwrap();
+        assert!(matches!(
+            acquire(&mut t, "web01", &path, &me, Some(&shown)),
+            Ok(Taken::Broke(h)) if h.info == shown.info
+        ));
+        assert_eq!(claims(&mut t, "web01", &path).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_pid_reused_by_another_process_makes_the_lock_stale() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let started = process_start(pid).expect("the child's start time");
+        let mut info = LockInfo::mine("p1", "Flowtime");
+        info.pid = pid;
+        let holder = |info: &LockInfo| Holder {
+            server: "web01".into(),
+            path: RemotePath::parse("C:\\site\\web.farmkey-lock.config").unwrap(),
+            info: Some(info.clone()),
+            modified: None,
+        };
+        info.started = Some(started);
+        assert!(holder(&info).alive_here());
+        // The pid, but a process started at another time.
+        info.started = Some(started + 1);
+        let h = holder(&info);
+        assert!(!h.alive_here() && h.dead_here());
+        assert!(
+            h.to_string()
+                .contains("its pid now belongs to a process started later"),
+            "{h}"
+        );
+        // A lock of an older farmkey, without a start time: the pid alone.
+        info.started = None;
+        assert!(holder(&info).alive_here());
+        // Another boot: never the same process.
+        info.started = Some(started);
+        info.boot = boot_time().map(|b| b - 3600);
+        assert!(holder(&info).dead_here());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        info.boot = boot_time();
+        assert!(holder(&info).dead_here());
+        // Old lock files read.
+        let old = br#"{"push_id":"p","site":"s","user":"u","host":"h","pid":1,"time":"2020-01-01T00:00:00Z"}"#;
+        let parsed: LockInfo = serde_json::from_slice(old).unwrap();
+        assert_eq!((parsed.started, parsed.boot), (None, None));
     }
 }

@@ -113,6 +113,10 @@ pub struct ServerPlan {
     /// planning.
     pub lock: RemotePath,
     pub lock_holder: Option<lock::Holder>,
+    /// Claims of the lock found while planning ([`lock::claims`]): a push
+    /// that stopped while breaking a lock left each, holding the lock it
+    /// broke. Not a lock: named, never removed by another push.
+    pub lock_claims: Vec<lock::Holder>,
     /// How the server replaces a file (from its SSH banner).
     pub replace: ReplaceBehaviour,
     pub action: PlanAction,
@@ -390,6 +394,19 @@ impl Plan {
                     format!(
                         "  {:<10}   {:<14} {version} replaces a file by deleting it, then renaming: web.config is absent for a moment (not atomic); farmkey verifies it after the swap",
                         "", "swap"
+                    ),
+                );
+            }
+            for c in &s.lock_claims {
+                let what = c.info.as_ref().map_or_else(
+                    || "a file farmkey cannot read".to_string(),
+                    |i| format!("the lock of push {} of {} on {}", i.push_id, i.user, i.host),
+                );
+                say(
+                    true,
+                    format!(
+                        "  {:<10}   {:<14} {}: left by a push that stopped while breaking a lock; it holds {what} and is no lock: remove it once no push of the site runs",
+                        "", "lock claim", c.path
                     ),
                 );
             }

@@ -74,8 +74,12 @@ pub struct LeftBehind {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeftKind {
-    /// The push's lock.
+    /// The push's lock: the server did not answer again (or another push
+    /// took the lock).
     Lock,
+    /// The push's lock, on a server that answers, in a folder farmkey's
+    /// account may no longer change (read-only, permission denied).
+    LockInReadOnlyFolder,
     /// A staged copy, a restore copy, or the original moved aside:
     /// `farmkey rollback` removes it.
     Copy,
@@ -85,7 +89,9 @@ impl fmt::Display for LeftBehind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (server, path, why) = (&self.server, &self.path, &self.why);
         match self.kind {
-            LeftKind::Lock => write!(f, "the lock {path} on {server} ({why})"),
+            LeftKind::Lock | LeftKind::LockInReadOnlyFolder => {
+                write!(f, "the lock {path} on {server} ({why})")
+            }
             LeftKind::Copy => write!(f, "{path} on {server} ({why})"),
         }
     }
@@ -505,6 +511,15 @@ impl PushOutcome {
             if self.leftovers.iter().any(|l| l.kind == LeftKind::Lock) {
                 line.push_str(
                     " Remove a lock once the server answers and no push of the site runs (or break it: --break-lock).",
+                );
+            }
+            if self
+                .leftovers
+                .iter()
+                .any(|l| l.kind == LeftKind::LockInReadOnlyFolder)
+            {
+                line.push_str(
+                    " The server answers, but its lock's folder is read-only to farmkey's account: remove the lock there as an account that may, once no push of the site runs.",
                 );
             }
         }

@@ -456,6 +456,7 @@ fn plan_files(
         identity_declared_above: inst.identity_declared_above,
         lock,
         lock_holder: None,
+        lock_claims: Vec::new(),
         replace: ReplaceBehaviour::Atomic,
         watched: Vec::new(),
     };
@@ -559,6 +560,13 @@ fn plan_files(
         Ok(holder) => sp.lock_holder = holder,
         Err(e) => {
             sp.action = PlanAction::Blocked(format!("cannot read its lock file: {e}"));
+            return vec![sp];
+        }
+    }
+    match super::lock::claims(t, &inst.server, &sp.lock) {
+        Ok(claims) => sp.lock_claims = claims,
+        Err(e) => {
+            sp.action = PlanAction::Blocked(format!("cannot look for claims of its lock: {e}"));
             return vec![sp];
         }
     }
@@ -748,6 +756,7 @@ fn plan_section_file(
         identity_declared_above: true,
         lock: web.lock.clone(),
         lock_holder: web.lock_holder.clone(),
+        lock_claims: web.lock_claims.clone(),
         replace: web.replace.clone(),
         watched: Vec::new(),
     };
