@@ -112,6 +112,23 @@ pub struct Instance {
     pub key_group: Option<char>,
     /// Its keys that are on a list of publicly disclosed keys.
     pub disclosed: Vec<DisclosedKey>,
+    /// Which of its algorithms differ from the site's usual ones.
+    pub algorithm_drift: AlgorithmDrift,
+}
+
+/// Which algorithms of a server differ from the ones most servers of its
+/// site use, as `algorithm-mismatch` compares them (a server that sets no
+/// `<machineKey>` value at all is `auto-generated`'s, not this).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AlgorithmDrift {
+    pub validation: bool,
+    pub decryption: bool,
+}
+
+impl AlgorithmDrift {
+    pub fn any(self) -> bool {
+        self.validation || self.decryption
+    }
 }
 
 impl Instance {
@@ -170,6 +187,7 @@ impl Instance {
             set_fingerprint,
             key_group: None,
             disclosed,
+            algorithm_drift: AlgorithmDrift::default(),
         }
     }
 }
@@ -647,6 +665,12 @@ fn site_report(
         findings: Vec::new(),
     };
     report.findings = site_findings(&report);
+    let drift = algorithm_drift(&site_facts(&report));
+    for inst in &mut report.instances {
+        if let Some((_, d)) = drift.iter().find(|(s, _)| *s == inst.server) {
+            inst.algorithm_drift = *d;
+        }
+    }
     report
 }
 
@@ -1045,7 +1069,7 @@ pub fn findings_table() -> String {
     out
 }
 
-fn site_findings(report: &SiteReport) -> Vec<Finding> {
+fn site_facts(report: &SiteReport) -> SiteFacts<'_> {
     let readable: Vec<(&Instance, &Effective)> = report
         .instances
         .iter()
@@ -1057,12 +1081,16 @@ fn site_findings(report: &SiteReport) -> Vec<Finding> {
         .copied()
         .filter(|(i, _)| i.set_fingerprint.is_some())
         .collect();
-    let facts = SiteFacts {
+    SiteFacts {
         site: &report.site,
         report,
         readable,
         explicit,
-    };
+    }
+}
+
+fn site_findings(report: &SiteReport) -> Vec<Finding> {
+    let facts = site_facts(report);
     RULES
         .iter()
         .filter_map(|rule| Some((rule.code, rule.check?)))
@@ -1630,35 +1658,72 @@ fn differs(
     )]
 }
 
+// A server with no <machineKey> value at all is auto-generated: its
+// default algorithms are the same cause, reported once there.
+fn compared_validation(e: &Effective) -> Option<String> {
+    let mk = &e.machine_key;
+    mk.validation_alg()
+        .filter(|_| !mk.all_default())
+        .map(|a| a.to_string())
+}
+
+fn compared_decryption(e: &Effective) -> Option<String> {
+    let mk = &e.machine_key;
+    mk.decryption_alg()
+        .filter(|_| !mk.all_default())
+        .map(|a| a.to_string())
+}
+
 fn algorithm_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
-    // A server with no <machineKey> value at all is auto-generated: its
-    // default algorithms are the same cause, reported once there.
-    let sets_values = |e: &Effective| !e.machine_key.all_default();
     let mut out = differs(
         f,
         Grade::Usual,
         "The validation algorithm",
-        |e| {
-            e.machine_key
-                .validation_alg()
-                .filter(|_| sets_values(e))
-                .map(|a| a.to_string())
-        },
+        compared_validation,
         "Every server must sign with the same algorithm; push one key set with one algorithm.",
     );
     out.extend(differs(
         f,
         Grade::Usual,
         "The decryption algorithm",
-        |e| {
-            e.machine_key
-                .decryption_alg()
-                .filter(|_| sets_values(e))
-                .map(|a| a.to_string())
-        },
+        compared_decryption,
         "Every server must encrypt with the same cipher (Auto is AES, or DES for a 16-hex key in the legacy pipeline); push one key set.",
     ));
     out
+}
+
+/// The servers whose value differs from the one most servers hold (the
+/// first server's on a tie), among those `algorithm-mismatch` compares.
+fn odd_ones(f: &SiteFacts<'_>, value: fn(&Effective) -> Option<String>) -> Vec<String> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for (_, eff) in &f.readable {
+        let Some(v) = value(eff) else { continue };
+        match counts.iter_mut().find(|(c, _)| *c == v) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((v, 1)),
+        }
+    }
+    let best = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    let Some((norm, _)) = counts.iter().find(|(_, n)| *n == best) else {
+        return Vec::new();
+    };
+    f.servers_where(|_, e| value(e).is_some_and(|v| v != *norm))
+}
+
+/// Per server, which algorithms differ from the site's usual ones.
+fn algorithm_drift(f: &SiteFacts<'_>) -> Vec<(String, AlgorithmDrift)> {
+    let validation = odd_ones(f, compared_validation);
+    let decryption = odd_ones(f, compared_decryption);
+    f.readable
+        .iter()
+        .map(|(inst, _)| {
+            let drift = AlgorithmDrift {
+                validation: validation.contains(&inst.server),
+                decryption: decryption.contains(&inst.server),
+            };
+            (inst.server.clone(), drift)
+        })
+        .collect()
 }
 
 fn compatibility_mode_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
@@ -2429,6 +2494,53 @@ mod tests {
     #[test]
     fn key_mismatch_is_raised() {
         raised_by("root-keys", Code::KeyMismatch);
+    }
+
+    #[test]
+    fn algorithm_drift_marks_the_servers_off_the_usual_algorithms() {
+        let drift = |scans: &[ServerScan]| -> Vec<(String, AlgorithmDrift)> {
+            let report = analyze(scans, &every_site());
+            let site = report.site("Flowtime").unwrap();
+            site.instances
+                .iter()
+                .map(|i| (i.server.clone(), i.algorithm_drift))
+                .collect()
+        };
+        let none = AlgorithmDrift::default();
+        let consistent = consistent_farm();
+        assert!(drift(&consistent).iter().all(|(_, d)| *d == none));
+        // Two servers of three sign with HMACSHA256: web03 is off.
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(&fixture("consistent"), dir.path());
+        copy_tree(&dir.path().join("web02"), &dir.path().join("web03"));
+        let toml = dir.path().join("farmkey.toml");
+        let inventory = std::fs::read_to_string(&toml).unwrap();
+        std::fs::write(
+            &toml,
+            format!("{inventory}\n[[servers]]\nname = \"web03\"\nlocal_root = \"web03\"\n"),
+        )
+        .unwrap();
+        for server in ["web01", "web02"] {
+            let path = dir.path().join(server).join(FLOWTIME);
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(
+                &path,
+                text.replace("validation=\"SHA1\"", "validation=\"HMACSHA256\""),
+            )
+            .unwrap();
+        }
+        let validation = AlgorithmDrift {
+            validation: true,
+            decryption: false,
+        };
+        assert_eq!(
+            drift(&scan_dir(dir.path())),
+            [
+                ("web01".to_string(), none),
+                ("web02".to_string(), none),
+                ("web03".to_string(), validation)
+            ]
+        );
     }
 
     #[test]
