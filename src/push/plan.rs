@@ -16,7 +16,7 @@ use crate::config::problem::bounded;
 use crate::config::record::Level;
 use crate::config::section::config_source_path;
 use crate::config::wif::{HandlerState, WifFault};
-use crate::keys::{KeySet, set_fingerprint};
+use crate::keys::{KeySet, joined, set_fingerprint};
 use crate::paths::RemotePath;
 use crate::transport::{ReplaceBehaviour, Transport};
 
@@ -115,7 +115,7 @@ fn adopt(
     };
     let problems = set.problems();
     if !problems.is_empty() {
-        return Err(fail(&problems.join("; ")));
+        return Err(fail(&joined(&problems)));
     }
     let group = inst
         .key_group
@@ -247,7 +247,7 @@ pub fn build_plan(
         KeySource::Import(set) => {
             let problems = set.problems();
             if !problems.is_empty() {
-                return Err(PlanError::Keys(problems.join("; ")));
+                return Err(PlanError::Keys(joined(&problems)));
             }
             (
                 Some(set.clone()),
@@ -260,7 +260,7 @@ pub fn build_plan(
     let keys = keys
         .map(|k| k.canonical())
         .transpose()
-        .map_err(PlanError::Keys)?;
+        .map_err(|e| PlanError::Keys(e.to_string()))?;
     if let Some(k) = &keys {
         super::refuse_disclosed(k, &source, &report.disclosed)?;
     }
