@@ -1731,7 +1731,7 @@ fn compatibility_mode_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
     for (inst, eff) in &f.readable {
         if let Source::Implied(why) = &eff.machine_key.compatibility_mode.source {
             implied
-                .entry(why.clone())
+                .entry(why.to_string())
                 .or_default()
                 .push(inst.server.clone());
         }
