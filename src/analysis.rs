@@ -145,6 +145,16 @@ impl Instance {
         self.keys.iter().flat_map(|(v, d)| [v, d])
     }
 
+    /// The key state that says most of it: an invalid key, else an
+    /// encrypted one, else the validation key's; `None` when unreadable.
+    pub fn worst_key(&self) -> Option<&KeyState> {
+        let (v, d) = self.keys.as_ref()?;
+        let pick = |pred: fn(&KeyState) -> bool| [v, d].into_iter().find(|k| pred(k));
+        pick(|k| matches!(k, KeyState::Invalid { .. }))
+            .or_else(|| pick(|k| matches!(k, KeyState::Encrypted)))
+            .or(Some(v))
+    }
+
     /// Whether one of its keys is publicly disclosed.
     pub fn is_disclosed(&self) -> bool {
         !self.disclosed.is_empty()
@@ -224,9 +234,9 @@ pub enum NotRead {
     HostKeyRefused(String),
     /// Reached, but its applicationHost.config could not be used: which
     /// sites it hosts is unknown too.
-    ServerUnreadable(String),
+    ServerUnreadable(FileProblem),
     /// The site's own configuration on it could not be read.
-    SiteUnreadable(String),
+    SiteUnreadable(FileProblem),
     /// Its scan has not finished yet (the console, while it reads).
     Pending,
 }
@@ -456,7 +466,7 @@ pub fn analyze_while_reading<'a>(
             let why = match failure {
                 ServerFailure::Unreachable(msg) => NotRead::Unreachable(msg.clone()),
                 ServerFailure::HostKeyChanged(msg) => NotRead::HostKeyRefused(msg.clone()),
-                ServerFailure::Unreadable(p) => NotRead::ServerUnreadable(p.to_string()),
+                ServerFailure::Unreadable(p) => NotRead::ServerUnreadable(p.clone()),
             };
             unread.push(Unverified {
                 server: scan.name.clone(),
@@ -648,7 +658,7 @@ fn site_report(
             let p = i.effective.as_ref().err()?;
             Some(Unverified {
                 server: i.server.clone(),
-                why: NotRead::SiteUnreadable(p.to_string()),
+                why: NotRead::SiteUnreadable(p.clone()),
             })
         })
         .collect();
@@ -2145,7 +2155,7 @@ mod tests {
                         assert_eq!(why, &NotRead::HostKeyRefused(m.clone()))
                     }
                     ServerFailure::Unreadable(p) => {
-                        assert_eq!(why, &NotRead::ServerUnreadable(p.to_string()))
+                        assert_eq!(why, &NotRead::ServerUnreadable(p.clone()))
                     }
                 }
                 // Not absent: nobody knows whether it hosts the site.
@@ -2541,6 +2551,34 @@ mod tests {
                 ("web03".to_string(), validation)
             ]
         );
+    }
+
+    #[test]
+    fn the_worst_key_is_an_invalid_one_then_an_encrypted_one() {
+        let worst = |farm: &str| -> Vec<&'static str> {
+            let report = analyze(&scan_dir(&fixture(farm)), &every_site());
+            let mut states: Vec<&'static str> = report
+                .site("Flowtime")
+                .unwrap()
+                .instances
+                .iter()
+                .filter_map(|i| {
+                    Some(match i.worst_key()? {
+                        KeyState::Invalid { .. } => "invalid",
+                        KeyState::Encrypted => "encrypted",
+                        KeyState::AutoGenerate { .. } => "auto",
+                        KeyState::Explicit { .. } => "explicit",
+                    })
+                })
+                .collect();
+            states.sort();
+            states.dedup();
+            states
+        };
+        assert!(worst("invalid").contains(&"invalid"));
+        assert!(worst("encrypted").contains(&"encrypted"));
+        assert!(worst("autogen").contains(&"auto"));
+        assert_eq!(worst("consistent"), ["explicit"]);
     }
 
     #[test]

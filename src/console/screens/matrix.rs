@@ -344,7 +344,7 @@ fn cell(data: &Data, ui: &Ui, site: &SiteReport, server: usize) -> (String, Styl
     if inst.algorithm_drift.any() {
         marks.push_str(s.algorithm);
     }
-    let (text, style) = match (inst.key_group, &inst.keys) {
+    let (text, style) = match (inst.key_group, inst.worst_key()) {
         (Some(g), _) => {
             let fp = inst.set_fingerprint.as_deref().unwrap_or("");
             let style = match g {
@@ -354,16 +354,7 @@ fn cell(data: &Data, ui: &Ui, site: &SiteReport, server: usize) -> (String, Styl
             };
             (format!("{g} {fp}"), style)
         }
-        (None, Some((v, d))) => {
-            let worst = [v, d]
-                .into_iter()
-                .find(|k| matches!(k, KeyState::Invalid { .. }))
-                .or_else(|| {
-                    [v, d]
-                        .into_iter()
-                        .find(|k| matches!(k, KeyState::Encrypted))
-                })
-                .unwrap_or(v);
+        (None, Some(worst)) => {
             let (sym, word) = match worst {
                 KeyState::Invalid { .. } => (s.invalid, "invalid"),
                 KeyState::Encrypted => (s.encrypted, "encrypted"),
