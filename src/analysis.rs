@@ -116,6 +116,23 @@ pub struct Instance {
     pub key_group: Option<char>,
     /// Its keys that are on a list of publicly disclosed keys.
     pub disclosed: Vec<DisclosedKey>,
+    /// Which of its algorithms differ from the site's usual ones.
+    pub algorithm_drift: AlgorithmDrift,
+}
+
+/// Which algorithms of a server differ from the ones most servers of its
+/// site use, as `algorithm-mismatch` compares them (a server that sets no
+/// `<machineKey>` value at all is `auto-generated`'s, not this).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AlgorithmDrift {
+    pub validation: bool,
+    pub decryption: bool,
+}
+
+impl AlgorithmDrift {
+    pub fn any(self) -> bool {
+        self.validation || self.decryption
+    }
 }
 
 impl Instance {
@@ -130,6 +147,16 @@ impl Instance {
     /// Both key states, when readable.
     fn key_states(&self) -> impl Iterator<Item = &KeyState> {
         self.keys.iter().flat_map(|(v, d)| [v, d])
+    }
+
+    /// The key state that says most of it: an invalid key, else an
+    /// encrypted one, else the validation key's; `None` when unreadable.
+    pub fn worst_key(&self) -> Option<&KeyState> {
+        let (v, d) = self.keys.as_ref()?;
+        let pick = |pred: fn(&KeyState) -> bool| [v, d].into_iter().find(|k| pred(k));
+        pick(|k| matches!(k, KeyState::Invalid { .. }))
+            .or_else(|| pick(|k| matches!(k, KeyState::Encrypted)))
+            .or(Some(v))
     }
 
     /// Whether one of its keys is publicly disclosed.
@@ -175,6 +202,7 @@ impl Instance {
             set_fingerprint,
             key_group: None,
             disclosed,
+            algorithm_drift: AlgorithmDrift::default(),
         }
     }
 }
@@ -211,9 +239,9 @@ pub enum NotRead {
     HostKeyRefused(String),
     /// Reached, but its applicationHost.config could not be used: which
     /// sites it hosts is unknown too.
-    ServerUnreadable(String),
+    ServerUnreadable(FileProblem),
     /// The site's own configuration on it could not be read.
-    SiteUnreadable(String),
+    SiteUnreadable(FileProblem),
     /// Its scan has not finished yet (the console, while it reads).
     Pending,
 }
@@ -443,7 +471,7 @@ pub fn analyze_while_reading<'a>(
             let why = match failure {
                 ServerFailure::Unreachable(msg) => NotRead::Unreachable(msg.clone()),
                 ServerFailure::HostKeyChanged(msg) => NotRead::HostKeyRefused(msg.clone()),
-                ServerFailure::Unreadable(p) => NotRead::ServerUnreadable(p.to_string()),
+                ServerFailure::Unreadable(p) => NotRead::ServerUnreadable(p.clone()),
             };
             unread.push(Unverified {
                 server: scan.name.clone(),
@@ -456,29 +484,27 @@ pub fn analyze_while_reading<'a>(
                 None
             }
             Err(ServerFailure::Unreachable(msg) | ServerFailure::HostKeyChanged(msg)) => {
-                findings.push(Finding {
-                    code: Code::Unreachable,
-                    severity: Severity::Error,
-                    site: None,
-                    servers: vec![scan.name.clone()],
-                    message: format!(
+                findings.push(Code::Unreachable.finding(
+                    Grade::Usual,
+                    None,
+                    vec![scan.name.clone()],
+                    format!(
                         "{} could not be reached: {msg}. Every site is unverified on it (compared without it, never reported in step); fix the connection and scan again.",
                         scan.name
                     ),
-                });
+                ));
                 Some(msg.clone())
             }
             Err(ServerFailure::Unreadable(p)) => {
-                findings.push(Finding {
-                    code: Code::Unreadable,
-                    severity: Severity::Error,
-                    site: None,
-                    servers: vec![scan.name.clone()],
-                    message: format!(
+                findings.push(Code::Unreadable.finding(
+                    Grade::Usual,
+                    None,
+                    vec![scan.name.clone()],
+                    format!(
                         "{} was reached but its IIS configuration could not be read: {p}. Every site is unverified on it (compared without it, never reported in step).",
                         scan.name
                     ),
-                });
+                ));
                 Some(p.to_string())
             }
         };
@@ -548,17 +574,16 @@ pub fn analyze_while_reading<'a>(
     for wanted in &selection.sites {
         let lower = wanted.to_ascii_lowercase();
         if !by_site.keys().any(|(l, _)| *l == lower) && !readable.is_empty() {
-            findings.push(Finding {
-                code: Code::SiteMissing,
-                severity: Severity::Warning,
-                site: Some(wanted.clone()),
-                servers: readable.iter().map(|s| s.to_string()).collect(),
-                message: format!(
+            findings.push(Code::SiteMissing.finding(
+                Grade::Usual,
+                Some(wanted.clone()),
+                readable.iter().map(|s| s.to_string()).collect(),
+                format!(
                     "no site or application named {wanted:?} exists on {}{}; check the name (ids are `Site` or `Site/app`)",
                     list(&readable.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
                     unread_note(&unread)
                 ),
-            });
+            ));
         }
     }
 
@@ -574,17 +599,16 @@ pub fn analyze_while_reading<'a>(
                 .any(|a| holds(entry, &a.app));
             if !found {
                 let on = list(&readable.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-                findings.push(Finding {
-                    code: Code::SiteMissing,
-                    severity: Severity::Warning,
-                    site: Some(entry.to_string()),
-                    servers: readable.iter().map(|s| s.to_string()).collect(),
-                    message: format!(
+                findings.push(Code::SiteMissing.finding(
+                    Grade::Usual,
+                    Some(entry.to_string()),
+                    readable.iter().map(|s| s.to_string()).collect(),
+                    format!(
                         "the inventory's [components] lists {entry:?} for {}, but no site or application of that name exists on {on}{}; check the name (ids are `Site` or `Site/app`)",
                         component.name(),
                         unread_note(&unread)
                     ),
-                });
+                ));
             }
         }
     }
@@ -639,7 +663,7 @@ fn site_report(
             let p = i.effective.as_ref().err()?;
             Some(Unverified {
                 server: i.server.clone(),
-                why: NotRead::SiteUnreadable(p.to_string()),
+                why: NotRead::SiteUnreadable(p.clone()),
             })
         })
         .collect();
@@ -656,6 +680,12 @@ fn site_report(
         findings: Vec::new(),
     };
     report.findings = site_findings(&report);
+    let drift = algorithm_drift(&site_facts(&report));
+    for inst in &mut report.instances {
+        if let Some((_, d)) = drift.iter().find(|(s, _)| *s == inst.server) {
+            inst.algorithm_drift = *d;
+        }
+    }
     report
 }
 
@@ -668,16 +698,15 @@ fn duplicate_site_name(site: &str, by_server: &BTreeMap<&str, Vec<&str>>) -> Fin
         let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
         held.push(format!("{server} has {}", list(&quoted)));
     }
-    Finding {
-        code: Code::DuplicateSiteName,
-        severity: Severity::Warning,
-        site: Some(site.to_string()),
+    Code::DuplicateSiteName.finding(
+        Grade::Usual,
+        Some(site.to_string()),
         servers,
-        message: format!(
+        format!(
             "{}: names that differ only in case. IIS compares site names and application paths without regard to case (its configuration schema's default), so applicationHost.config holds one site or application twice, which IIS reports as a duplicate entry. farmkey shows each spelling as a site of its own, each read from its own entry; a push names one exactly (--site {site:?}).",
             held.join("; ")
         ),
-    }
+    )
 }
 
 /// Letters by descending popularity; ties go to the first server's set.
@@ -740,52 +769,330 @@ impl SiteFacts<'_> {
 
 /// One finding a rule raises; the driver adds its code and site.
 struct Raised {
-    severity: Severity,
+    grade: Grade,
     servers: Vec<String>,
     message: String,
 }
 
-fn raise(severity: Severity, servers: Vec<String>, message: String) -> Raised {
+fn raise(grade: Grade, servers: Vec<String>, message: String) -> Raised {
     Raised {
-        severity,
+        grade,
         servers,
         message,
     }
 }
 
-type Rule = fn(&SiteFacts<'_>) -> Vec<Raised>;
+type SiteRule = fn(&SiteFacts<'_>) -> Vec<Raised>;
 
-/// Every site finding code and the one rule that decides it, in the order
-/// findings are reported.
-const RULES: [(Code, Rule); 25] = [
-    (Code::DisclosedKey, disclosed_key),
-    (Code::Unreadable, unreadable),
-    (Code::NoManagedCode, no_managed_code),
-    (Code::InvalidConfig, invalid_config),
-    (Code::LockedSection, locked_section),
-    (Code::WifUnknownConfiguration, wif_unknown_configuration),
-    (Code::WifDuplicateHandler, wif_duplicate_handler),
-    (Code::InvalidKey, invalid_key),
-    (Code::ShortKey, short_key),
-    (Code::EncryptedSection, encrypted_section),
-    (Code::DataProtector, data_protector),
-    (Code::AutoGenerated, auto_generated),
-    (Code::KeyMismatch, key_mismatch),
-    (Code::IsolateModifier, isolate_modifier),
-    (Code::AlgorithmMismatch, algorithm_mismatch),
-    (Code::CompatibilityModeMismatch, compatibility_mode_mismatch),
-    (Code::TargetFrameworkMismatch, target_framework_mismatch),
-    (Code::DpapiSessionTokens, dpapi_session_tokens),
-    (Code::WifNoSessionHandler, wif_no_session_handler),
-    (Code::WifCustomSessionHandler, wif_custom_session_handler),
-    (Code::ApphostIgnored, apphost_ignored),
-    (Code::IntegratedModeConfig, integrated_mode_config),
-    (Code::SiteMissing, site_missing),
-    (Code::WeakValidation, weak_validation),
-    (Code::ConfigLink, config_link),
+/// Which of its code's severities a finding takes: the registry's usual
+/// one, or the lesser one the registry names a case for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grade {
+    Usual,
+    Lesser,
+}
+
+/// A finding code as the registry declares it: what it means, how severe
+/// it is and what to do about it. The README's findings table is made of
+/// these (a test checks it).
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    pub code: Code,
+    pub severity: Severity,
+    /// The lesser severity of one case, and that case, worded for the
+    /// README ("on a single server").
+    pub lesser: Option<(Severity, &'static str)>,
+    /// What the finding means (the README's table).
+    pub summary: &'static str,
+    /// What to do about it, in general; the message names the specifics.
+    pub remedy: &'static str,
+    /// The rule that raises it for a site; `None` for one the analysis
+    /// raises itself (a server not read, names that differ in case).
+    check: Option<SiteRule>,
+}
+
+impl Rule {
+    /// The severity of a finding of this grade.
+    pub fn severity(&self, grade: Grade) -> Severity {
+        match (grade, self.lesser) {
+            (Grade::Lesser, Some((lesser, _))) => lesser,
+            _ => self.severity,
+        }
+    }
+
+    /// The README's severity column: `error (info on a single server)`.
+    pub fn severity_text(&self) -> String {
+        match self.lesser {
+            Some((lesser, case)) => format!("{} ({lesser} {case})", self.severity),
+            None => self.severity.to_string(),
+        }
+    }
+}
+
+impl Code {
+    /// Its entry in the registry: every code has exactly one (tested).
+    pub fn rule(self) -> &'static Rule {
+        RULES
+            .iter()
+            .find(|r| r.code == self)
+            .expect("every finding code is in RULES")
+    }
+
+    /// A finding of this code, with the registry's severity for `grade`.
+    fn finding(
+        self,
+        grade: Grade,
+        site: Option<String>,
+        servers: Vec<String>,
+        message: String,
+    ) -> Finding {
+        Finding {
+            code: self,
+            severity: self.rule().severity(grade),
+            site,
+            servers,
+            message,
+        }
+    }
+}
+
+/// Every finding code, once: site findings are reported in this order,
+/// `disclosed-key` first.
+pub const RULES: [Rule; 27] = [
+    Rule {
+        code: Code::DisclosedKey,
+        severity: Severity::Error,
+        lesser: None,
+        summary: r#"the effective `validationKey` or `decryptionKey` is on a list of publicly disclosed keys, wherever it was set (machine.config, the root web.config of either bitness, a `<location>`, web.config, a `configSource` file): anyone can forge the site's ViewState and cookies; names the servers, the key's file and line, fingerprints only. Push a generated key set: adopting is not a fix. Shown first everywhere"#,
+        remedy: r#"Push a generated key set (farmkey push --generate): adopting a key set in use is not a fix. Check the servers for a past compromise."#,
+        check: Some(disclosed_key),
+    },
+    Rule {
+        code: Code::Unreadable,
+        severity: Severity::Error,
+        lesser: None,
+        summary: r#"a file could not be read, is not well-formed XML, or its bytes contradict its declared encoding; or is larger than `max_config_bytes` (named with its size, never read); or a `configSource` ASP.NET refuses or whose file is missing; or applicationHost.config gives the site's name twice exactly, or one application path twice within the site (compared without regard to case, as IIS does): farmkey cannot tell which entry is meant and reads neither; or a file ASP.NET refuses as a whole (see "Files ASP.NET refuses" below): reported for every application that reads it, with its file and line. The site is unverified on that server; when the file is applicationHost.config (a farm-level finding), every site is"#,
+        remedy: r#"Make the file readable and valid, then scan again."#,
+        check: Some(unreadable),
+    },
+    Rule {
+        code: Code::NoManagedCode,
+        severity: Severity::Warning,
+        lesser: Some((Severity::Info, "when on every server")),
+        summary: r#"the site's application pool has No Managed Code (`managedRuntimeVersion=""`) on some servers: no CLR, no ASP.NET, no machine key there; those servers are left out of every key comparison"#,
+        remedy: r#"None if the balancer sends no users there; otherwise set the pool's .NET CLR version to v4.0."#,
+        check: Some(no_managed_code),
+    },
+    Rule {
+        code: Code::InvalidConfig,
+        severity: Severity::Error,
+        lesser: None,
+        summary: r#"`validation`, `decryption` or `compatibilityMode` spelled as ASP.NET refuses (`sha1`): the application does not start; or `validation="MD5"`, `"3DES"` or `"AES"` under compatibilityMode Framework45 (set, or implied by `<httpRuntime targetFramework="4.5">` and up), or in any mode for a site whose WIF session tokens go through `MachineKey.Protect`, which accepts only SHA1, HMACSHA256/384/512 or `alg:` and throws Wrong_validation_enum_FX45 at the first protected value; or a value ASP.NET 2.0 does not know in a `v2.0` pool (`HMACSHA256`, `Framework45`); or `validation="alg:NAME"` naming a hash that takes no key (`alg:SHA256`, `alg:MD5`: both pipelines need an HMAC), or `decryption="alg:NAME"` naming a hash rather than a cipher; or an `<httpRuntime targetFramework>` that is no version number (`v4.5`: HttpRuntimeSection_TargetFramework_Invalid) or sits in a `v2.0` pool; or a `<machineKey>` ConfigurationElement refuses (an attribute it does not have, such as `ValidationKey` in the wrong case, a child element, text, a lock attribute naming what it cannot lock). Names server, file, line and attribute (and where Framework45 comes from), and quotes the value cut after 40 characters, a key pasted there as `[key <fingerprint>]`. Also a `system.identityModel` that System.Configuration refuses as it reads it: a WIF handler's `type` that .NET cannot load, two `<securityTokenHandlers>` of one name in one `<identityConfiguration>`, an `<identityConfiguration>` whose name one in effect already has, at the same level or one above (ID7029), or markup of the handler collections it does not know (`<Add>`, `<add Type=...>`, an attribute on `<remove>` or `<clear/>`: Config_base_unrecognized_element, Config_base_unrecognized_attribute, Config_base_required_attribute_missing); the handler is `invalid`, the finding names file, line and why, and a handler-only push refuses the server rather than write beside it"#,
+        remedy: r#"Correct the value or element named (a push writes ASP.NET's exact spelling), or push a key set."#,
+        check: Some(invalid_config),
+    },
+    Rule {
+        code: Code::LockedSection,
+        severity: Severity::Error,
+        lesser: None,
+        summary: r#"a file sets a `<machineKey>` (an attribute of it, or a `<system.identityModel>`) that a level above locked, or where the section's declaration does not allow it (`overrideModeDefault="Deny"`, `allowDefinition`, `allowLocation="false"`): the application does not start; names the file and line of both"#,
+        remedy: r#"Remove the element from the file named, or make the change at the lock's level."#,
+        check: Some(locked_section),
+    },
+    Rule {
+        code: Code::WifUnknownConfiguration,
+        severity: Severity::Error,
+        lesser: None,
+        summary: r#"the default `<federationConfiguration>` names an `<identityConfiguration>` that does not exist: WIF fails at start-up (ID7012)"#,
+        remedy: r#"Name an existing <identityConfiguration>, or remove identityConfigurationName to use the unnamed one."#,
+        check: Some(wif_unknown_configuration),
+    },
+    Rule {
+        code: Code::WifDuplicateHandler,
+        severity: Severity::Error,
+        lesser: None,
+        summary: r#"the swap's `add` without its `remove`: two session-token handlers, WIF fails at start-up"#,
+        remedy: r#"Add the <remove> of SessionSecurityTokenHandler before the <add> (farmkey push --handler-only)."#,
+        check: Some(wif_duplicate_handler),
+    },
+    Rule {
+        code: Code::InvalidKey,
+        severity: Severity::Error,
+        lesser: None,
+        summary: r#"a key a pipeline that reads it refuses, as the reference source throws (see "Keys" below): the legacy pipeline's 40-character minimum, `AutoGenerate` spelled otherwise, a modifier not at the end; the 4.5 pipeline's hex-or-flags rule; a key size the cipher refuses; a weak 3DES or DES key (legacy pipeline); names the pipeline and the resource it throws (`Unable_to_get_cookie_authentication_validation_key`, `Invalid_decryption_key`, `Bad_machine_key`, ...)"#,
+        remedy: r#"Push a valid key set."#,
+        check: Some(invalid_key),
+    },
+    Rule {
+        code: Code::ShortKey,
+        severity: Severity::Warning,
+        lesser: None,
+        summary: r#"an explicit key ASP.NET takes but a published recommendation does not, named in the message: an HMAC key shorter than the hash output (RFC 2104 section 3: 40 hex characters for SHA1, 64 for HMACSHA256, 96, 128), a two-key Triple DES key (NIST SP 800-131A), a DES key (FIPS 46-3 withdrawn)"#,
+        remedy: r#"Push a generated key set (farmkey generates full-length keys)."#,
+        check: Some(short_key),
+    },
+    Rule {
+        code: Code::EncryptedSection,
+        severity: Severity::Warning,
+        lesser: None,
+        summary: r#"`<machineKey>` is encrypted: cannot compare"#,
+        remedy: r#"Decrypt the section (aspnet_regiis -pdf), or compare on the server."#,
+        check: Some(encrypted_section),
+    },
+    Rule {
+        code: Code::DataProtector,
+        severity: Severity::Warning,
+        lesser: None,
+        summary: r#"`dataProtectorType` is set where ASP.NET uses it (under Framework45, or for WIF's session tokens through `MachineKey.Protect`): that protector, not the machine keys, protects the values, and farmkey cannot tell whether it shares keys between servers"#,
+        remedy: r#"Check that the protector shares its keys between servers, or remove dataProtectorType to use the machine keys."#,
+        check: Some(data_protector),
+    },
+    Rule {
+        code: Code::AutoGenerated,
+        severity: Severity::Error,
+        lesser: Some((Severity::Info, "on a single server")),
+        summary: r#"a server makes up its own key; says which key (`decryptionKey` alone, say), and "no machine key set in any file of its chain" for a server on ASP.NET's defaults; not where a lock refused the `<machineKey>` that set the keys: `locked-section` is that finding"#,
+        remedy: r#"Push one explicit key set to every server of the site."#,
+        check: Some(auto_generated),
+    },
+    Rule {
+        code: Code::KeyMismatch,
+        severity: Severity::Error,
+        lesser: None,
+        summary: r#"explicit keys differ between servers (compared trimmed and case-insensitively), or the same keys are derived differently: `IsolateByAppId` with different site IDs, `IsolateApps` on some servers only or on application paths spelled differently"#,
+        remedy: r#"Push one key set to every server of the site (adopting the majority's set keeps its users signed in)."#,
+        check: Some(key_mismatch),
+    },
+    Rule {
+        code: Code::IsolateModifier,
+        severity: Severity::Warning,
+        lesser: None,
+        summary: r#"an explicit key carries `IsolateApps`/`IsolateByAppId` (legacy pipeline: the key in use is derived from the one written; the 4.5 pipeline refuses it, `invalid-key`); where the derivation makes the keys differ between servers, `key-mismatch` says so instead"#,
+        remedy: r#"Push the keys without IsolateApps or IsolateByAppId."#,
+        check: Some(isolate_modifier),
+    },
+    Rule {
+        code: Code::AlgorithmMismatch,
+        severity: Severity::Error,
+        lesser: None,
+        summary: r#"`validation` or the cipher differ (`Auto` is AES, or DES for an 8-byte key in the legacy pipeline); a server that sets no `<machineKey>` value at all is left to `auto-generated` (one cause, one finding)"#,
+        remedy: r#"Push one key set, with one validation algorithm and one cipher, to every server."#,
+        check: Some(algorithm_mismatch),
+    },
+    Rule {
+        code: Code::CompatibilityModeMismatch,
+        severity: Severity::Error,
+        lesser: Some((Severity::Warning, "between Framework20SP1 and SP2")),
+        summary: r#"effective `compatibilityMode` differs (including the `Framework45` that `targetFramework="4.5"`+ implies, named in the message): Framework45 and the legacy modes protect with different pipelines; SP1 and SP2 differ only for unsigned data, which ASP.NET produces only when `<appSettings>` asks for legacy encryption (farmkey does not read appSettings)"#,
+        remedy: r#"Set the same compatibilityMode on every server, or deploy the same <httpRuntime targetFramework>."#,
+        check: Some(compatibility_mode_mismatch),
+    },
+    Rule {
+        code: Code::TargetFrameworkMismatch,
+        severity: Severity::Warning,
+        lesser: None,
+        summary: r#"`<httpRuntime targetFramework>` differs without making `compatibilityMode` differ (that is `compatibility-mode-mismatch` alone)"#,
+        remedy: r#"Deploy the same build (the same <httpRuntime targetFramework>) to every server."#,
+        check: Some(target_framework_mismatch),
+    },
+    Rule {
+        code: Code::DpapiSessionTokens,
+        severity: Severity::Error,
+        lesser: None,
+        summary: r#"the site uses WIF and the configuration WIF uses keeps the DPAPI handler, or is WIF's defaults: the handler swap is missing where it counts. The message names a swap that sits where WIF does not look (a configuration nothing names, a named `<securityTokenHandlers>`, one a `<remove>` or `<clear/>` drops, a `<location>` for another path)"#,
+        remedy: r#"Swap WIF's session handler for MachineKeySessionSecurityTokenHandler where WIF reads it (farmkey push --handler-only)."#,
+        check: Some(dpapi_session_tokens),
+    },
+    Rule {
+        code: Code::WifNoSessionHandler,
+        severity: Severity::Error,
+        lesser: None,
+        summary: r#"the collection the SAM uses has no handler for session tokens (`<clear/>`, or SessionSecurityTokenHandler removed without MachineKeySessionSecurityTokenHandler added): it can neither write nor read a session cookie, so sign-in fails. A handler-only push adds the MachineKey handler"#,
+        remedy: r#"Add MachineKeySessionSecurityTokenHandler to the collection the SAM uses (farmkey push --handler-only)."#,
+        check: Some(wif_no_session_handler),
+    },
+    Rule {
+        code: Code::WifCustomSessionHandler,
+        severity: Severity::Warning,
+        lesser: None,
+        summary: r#"with neither WIF session handler left, only a handler of the application's own class (named in the message) can take session tokens: how it protects them, or whether it handles them at all, is in its assembly, which farmkey does not read. A handler-only push refuses to replace it"#,
+        remedy: r#"Check that class in the application's code; farmkey push leaves it alone."#,
+        check: Some(wif_custom_session_handler),
+    },
+    Rule {
+        code: Code::ApphostIgnored,
+        severity: Severity::Warning,
+        lesser: None,
+        summary: r#"a `<machineKey>` or WIF section in applicationHost.config: IIS Manager shows it, no application reads it"#,
+        remedy: r#"Set it in the site's web.config (farmkey push does) and remove it from applicationHost.config."#,
+        check: Some(apphost_ignored),
+    },
+    Rule {
+        code: Code::IntegratedModeConfig,
+        severity: Severity::Error,
+        lesser: None,
+        summary: r#"the application pool runs the Integrated pipeline and a web.config of the site adds a module in `<system.web><httpModules>` (HTTP 500.22) or a handler in `<system.web><httpHandlers>` (500.23), or leaves `<identity impersonate="true">` (500.24), without `<system.webServer><validation validateIntegratedModeConfiguration="false" />` in the chain (applicationHost.config included): IIS answers every request with that error, so the site serves nothing there whatever its keys; names the file and line. The framework's own `<httpModules>` do not count; a Classic pool reads them"#,
+        remedy: r#"Move the modules or handlers to <system.webServer> (appcmd migrate config) or turn impersonation off, set validateIntegratedModeConfiguration="false", or run the pool in Classic mode."#,
+        check: Some(integrated_mode_config),
+    },
+    Rule {
+        code: Code::SiteMissing,
+        severity: Severity::Warning,
+        lesser: None,
+        summary: r#"the site is absent on some servers (or `--site`, or an entry of the inventory's `[components]`, names no site on the servers read; the servers not read are named, as they may hold it)"#,
+        remedy: r#"Create the site where the balancer sends its users, or correct the name (ids are `Site` or `Site/app`)."#,
+        check: Some(site_missing),
+    },
+    Rule {
+        code: Code::WeakValidation,
+        severity: Severity::Info,
+        lesser: None,
+        summary: r#"SHA1/MD5: the vendor asks for SHA1, the DISA IIS 10 STIG (V-218807) for HMACSHA256+"#,
+        remedy: r#"Choose one policy for the farm: SHA1 (the vendor's) or HMACSHA256 and up (the DISA IIS 10 STIG)."#,
+        check: Some(weak_validation),
+    },
+    Rule {
+        code: Code::ConfigLink,
+        severity: Severity::Info,
+        lesser: None,
+        summary: r#"a file of the site's configuration (its web.config, a `configSource` file, a parent web.config, machine.config, applicationHost.config) is a symbolic link to a file: IIS follows it and reads the target, and so does farmkey (the keys compared are the target's); names the file and where it leads. A push refuses to replace a link (see [Push](#push)). A dangling link or a loop is not a missing file: it is `unreadable`, named as a link whose target does not exist or that loops, and the site is unverified on that server"#,
+        remedy: r#"None while the link is meant; to push keys, replace the link with the file it points to (or push to the shared file's own server)."#,
+        check: Some(config_link),
+    },
+    Rule {
+        code: Code::Unreachable,
+        severity: Severity::Error,
+        lesser: None,
+        summary: r#"a server could not be reached: every site is unverified on it"#,
+        remedy: r#"Fix the connection and scan again."#,
+        check: None,
+    },
+    Rule {
+        code: Code::DuplicateSiteName,
+        severity: Severity::Warning,
+        lesser: None,
+        summary: r#"a server holds site names that differ only in case (`Flowtime` and `FLOWTIME`): IIS compares them without regard to case (its configuration schema's default), so it holds one site twice (the same for `Site/App` and `Site/app`). Each spelling is shown as a site of its own, read from its own `<site>` entry, none hidden; a push must name one exactly"#,
+        remedy: r#"Remove or rename one of the entries in applicationHost.config; until then a push names one exactly (--site)."#,
+        check: None,
+    },
 ];
 
-fn site_findings(report: &SiteReport) -> Vec<Finding> {
+/// The README's findings table, made from [`RULES`].
+pub fn findings_table() -> String {
+    let mut out = String::from("| code | severity | meaning | what to do |\n|---|---|---|---|\n");
+    for r in &RULES {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            r.code,
+            r.severity_text(),
+            r.summary,
+            r.remedy
+        ));
+    }
+    out
+}
+
+fn site_facts(report: &SiteReport) -> SiteFacts<'_> {
     let readable: Vec<(&Instance, &Effective)> = report
         .instances
         .iter()
@@ -797,21 +1104,22 @@ fn site_findings(report: &SiteReport) -> Vec<Finding> {
         .copied()
         .filter(|(i, _)| i.set_fingerprint.is_some())
         .collect();
-    let facts = SiteFacts {
+    SiteFacts {
         site: &report.site,
         report,
         readable,
         explicit,
-    };
+    }
+}
+
+fn site_findings(report: &SiteReport) -> Vec<Finding> {
+    let facts = site_facts(report);
     RULES
         .iter()
-        .flat_map(|&(code, rule)| {
-            rule(&facts).into_iter().map(move |r| Finding {
-                code,
-                severity: r.severity,
-                site: Some(report.site.clone()),
-                servers: r.servers,
-                message: r.message,
+        .filter_map(|rule| Some((rule.code, rule.check?)))
+        .flat_map(|(code, check)| {
+            check(&facts).into_iter().map(move |r| {
+                code.finding(r.grade, Some(report.site.clone()), r.servers, r.message)
             })
         })
         .collect()
@@ -866,7 +1174,7 @@ fn disclosed_key(f: &SiteFacts<'_>) -> Vec<Raised> {
         described.join("; "),
         site = f.site
     );
-    vec![raise(Severity::Error, servers, message)]
+    vec![raise(Grade::Usual, servers, message)]
 }
 
 fn unreadable(f: &SiteFacts<'_>) -> Vec<Raised> {
@@ -877,7 +1185,7 @@ fn unreadable(f: &SiteFacts<'_>) -> Vec<Raised> {
         .filter_map(|inst| {
             let p = inst.effective.as_ref().err()?;
             Some(raise(
-                Severity::Error,
+                Grade::Usual,
                 vec![inst.server.clone()],
                 format!(
                     "{} on {}: {p}. Its machine key cannot be compared until the file can be read.",
@@ -899,7 +1207,7 @@ fn config_link(f: &SiteFacts<'_>) -> Vec<Raised> {
         .flat_map(|inst| {
             inst.links.iter().filter(|(_, l)| l.readable()).map(|(path, link)| {
                 raise(
-                    Severity::Info,
+                    Grade::Usual,
                     vec![inst.server.clone()],
                     format!(
                         "{} on {}: {path} is {link}; IIS reads that file, and so did farmkey. A push refuses to replace a link: change the file it leads to by hand, or replace the link with a file.",
@@ -915,7 +1223,7 @@ fn config_link(f: &SiteFacts<'_>) -> Vec<Raised> {
 /// own message.
 fn per_server<T>(
     f: &SiteFacts<'_>,
-    severity: Severity,
+    grade: Grade,
     found: impl Fn(&Instance, &Effective) -> Vec<T>,
     message: impl Fn(&str, T) -> String,
 ) -> Vec<Raised> {
@@ -924,7 +1232,7 @@ fn per_server<T>(
         .flat_map(|(inst, eff)| {
             found(inst, eff).into_iter().map(|item| {
                 let on = format!("{} on {}", f.site, inst.server);
-                raise(severity, vec![inst.server.clone()], message(&on, item))
+                raise(grade, vec![inst.server.clone()], message(&on, item))
             })
         })
         .collect()
@@ -948,7 +1256,7 @@ fn invalid_config(f: &SiteFacts<'_>) -> Vec<Raised> {
 fn invalid_target_framework(f: &SiteFacts<'_>) -> Vec<Raised> {
     per_server(
         f,
-        Severity::Error,
+        Grade::Usual,
         |_, eff| {
             eff.target_framework
                 .iter()
@@ -979,7 +1287,7 @@ fn invalid_target_framework(f: &SiteFacts<'_>) -> Vec<Raised> {
 fn refused_machine_key(f: &SiteFacts<'_>) -> Vec<Raised> {
     per_server(
         f,
-        Severity::Error,
+        Grade::Usual,
         |_, eff| eff.machine_key.refused.clone(),
         |on, r| {
             let what = match &r.fault {
@@ -1031,7 +1339,7 @@ fn invalid_machine_key(f: &SiteFacts<'_>) -> Vec<Raised> {
     let mut raised = refused_machine_key(f);
     raised.extend(per_server(
         f,
-        Severity::Error,
+        Grade::Usual,
         |_, eff| eff.machine_key.invalid_values(),
         |on, bad| {
             match &bad.refusal {
@@ -1098,7 +1406,7 @@ fn invalid_machine_key(f: &SiteFacts<'_>) -> Vec<Raised> {
 fn locked_section(f: &SiteFacts<'_>) -> Vec<Raised> {
     per_server(
         f,
-        Severity::Error,
+        Grade::Usual,
         |_, eff| eff.locked.clone(),
         |on, v| {
             format!(
@@ -1112,7 +1420,7 @@ fn locked_section(f: &SiteFacts<'_>) -> Vec<Raised> {
 fn wif_fault(f: &SiteFacts<'_>, pick: fn(&WifFault) -> bool, advice: &str) -> Vec<Raised> {
     per_server(
         f,
-        Severity::Error,
+        Grade::Usual,
         |_, eff| {
             eff.handler
                 .fault()
@@ -1150,7 +1458,7 @@ fn invalid_key(f: &SiteFacts<'_>) -> Vec<Raised> {
             if let Some(KeyState::Invalid { reason }) = inst.key(purpose) {
                 let source = eff.machine_key.key(purpose).located();
                 out.push(raise(
-                    Severity::Error,
+                    Grade::Usual,
                     vec![inst.server.clone()],
                     format!(
                         "{} of {site} on {} {reason} (set in {source}); ASP.NET will refuse it. Push a valid key set.",
@@ -1174,7 +1482,7 @@ fn encrypted_section(f: &SiteFacts<'_>) -> Vec<Raised> {
         f.site,
         list(&encrypted)
     );
-    vec![raise(Severity::Warning, encrypted, message)]
+    vec![raise(Grade::Usual, encrypted, message)]
 }
 
 fn auto_generated(f: &SiteFacts<'_>) -> Vec<Raised> {
@@ -1219,14 +1527,14 @@ fn auto_generated(f: &SiteFacts<'_>) -> Vec<Raised> {
         .iter()
         .filter(|i| i.app.runs_clr())
         .count();
-    let (severity, why) = if hosts >= 2 {
+    let (grade, why) = if hosts >= 2 {
         (
-            Severity::Error,
+            Grade::Usual,
             "each server makes up its own key, so a user moved by the balancer gets a CryptographicException",
         )
     } else {
         (
-            Severity::Info,
+            Grade::Lesser,
             "fine on one server, but a second server behind the balancer will need the same explicit key",
         )
     };
@@ -1235,7 +1543,7 @@ fn auto_generated(f: &SiteFacts<'_>) -> Vec<Raised> {
         list(&auto),
         site = f.site
     );
-    vec![raise(severity, auto, message)]
+    vec![raise(grade, auto, message)]
 }
 
 /// The key attributes whose written explicit keys differ between servers.
@@ -1289,7 +1597,7 @@ fn key_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
             .map(|(l, keys, servers)| format!("set {l} ({keys}) on {}", list(servers)))
             .collect();
         out.push(raise(
-            Severity::Error,
+            Grade::Usual,
             f.explicit.iter().map(|(i, _)| i.server.clone()).collect(),
             format!(
                 "The machine keys of {} differ between servers ({} differ{}): {}. Users moved between them get a CryptographicException; push one key set (adopting set A keeps its users signed in).",
@@ -1336,7 +1644,7 @@ fn derivation_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
         return Vec::new();
     }
     vec![raise(
-        Severity::Error,
+        Grade::Usual,
         f.explicit.iter().map(|(i, _)| i.server.clone()).collect(),
         format!(
             "The written machine keys of {} match, but the keys ASP.NET uses differ: {}. IsolateApps replaces the first bytes of the key with a hash of the application's virtual path (case included), IsolateByAppId with a hash of its application ID, which holds the IIS site ID; users moved between them get a CryptographicException. Push the keys without the modifier.",
@@ -1365,13 +1673,13 @@ fn isolate_modifier(f: &SiteFacts<'_>) -> Vec<Raised> {
         f.site,
         list(&isolated)
     );
-    vec![raise(Severity::Warning, isolated, message)]
+    vec![raise(Grade::Usual, isolated, message)]
 }
 
 /// A value that must be the same on every server: one finding when it is not.
 fn differs(
     f: &SiteFacts<'_>,
-    severity: Severity,
+    grade: Grade,
     what: &str,
     value: impl Fn(&Effective) -> Option<String>,
     advice: &str,
@@ -1386,7 +1694,7 @@ fn differs(
         return Vec::new();
     }
     vec![raise(
-        severity,
+        grade,
         f.servers_where(|_, e| value(e).is_some()),
         format!(
             "{what} of {} differs: {}. {advice}",
@@ -1396,35 +1704,72 @@ fn differs(
     )]
 }
 
+// A server with no <machineKey> value at all is auto-generated: its
+// default algorithms are the same cause, reported once there.
+fn compared_validation(e: &Effective) -> Option<String> {
+    let mk = &e.machine_key;
+    mk.validation_alg()
+        .filter(|_| !mk.all_default())
+        .map(|a| a.to_string())
+}
+
+fn compared_decryption(e: &Effective) -> Option<String> {
+    let mk = &e.machine_key;
+    mk.decryption_alg()
+        .filter(|_| !mk.all_default())
+        .map(|a| a.to_string())
+}
+
 fn algorithm_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
-    // A server with no <machineKey> value at all is auto-generated: its
-    // default algorithms are the same cause, reported once there.
-    let sets_values = |e: &Effective| !e.machine_key.all_default();
     let mut out = differs(
         f,
-        Severity::Error,
+        Grade::Usual,
         "The validation algorithm",
-        |e| {
-            e.machine_key
-                .validation_alg()
-                .filter(|_| sets_values(e))
-                .map(|a| a.to_string())
-        },
+        compared_validation,
         "Every server must sign with the same algorithm; push one key set with one algorithm.",
     );
     out.extend(differs(
         f,
-        Severity::Error,
+        Grade::Usual,
         "The decryption algorithm",
-        |e| {
-            e.machine_key
-                .decryption_alg()
-                .filter(|_| sets_values(e))
-                .map(|a| a.to_string())
-        },
+        compared_decryption,
         "Every server must encrypt with the same cipher (Auto is AES, or DES for a 16-hex key in the legacy pipeline); push one key set.",
     ));
     out
+}
+
+/// The servers whose value differs from the one most servers hold (the
+/// first server's on a tie), among those `algorithm-mismatch` compares.
+fn odd_ones(f: &SiteFacts<'_>, value: fn(&Effective) -> Option<String>) -> Vec<String> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for (_, eff) in &f.readable {
+        let Some(v) = value(eff) else { continue };
+        match counts.iter_mut().find(|(c, _)| *c == v) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((v, 1)),
+        }
+    }
+    let best = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    let Some((norm, _)) = counts.iter().find(|(_, n)| *n == best) else {
+        return Vec::new();
+    };
+    f.servers_where(|_, e| value(e).is_some_and(|v| v != *norm))
+}
+
+/// Per server, which algorithms differ from the site's usual ones.
+fn algorithm_drift(f: &SiteFacts<'_>) -> Vec<(String, AlgorithmDrift)> {
+    let validation = odd_ones(f, compared_validation);
+    let decryption = odd_ones(f, compared_decryption);
+    f.readable
+        .iter()
+        .map(|(inst, _)| {
+            let drift = AlgorithmDrift {
+                validation: validation.contains(&inst.server),
+                decryption: decryption.contains(&inst.server),
+            };
+            (inst.server.clone(), drift)
+        })
+        .collect()
 }
 
 fn compatibility_mode_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
@@ -1432,7 +1777,7 @@ fn compatibility_mode_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
     for (inst, eff) in &f.readable {
         if let Source::Implied(why) = &eff.machine_key.compatibility_mode.source {
             implied
-                .entry(why.clone())
+                .entry(why.to_string())
                 .or_default()
                 .push(inst.server.clone());
         }
@@ -1449,7 +1794,7 @@ fn compatibility_mode_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
     if pipelines.len() <= 1 {
         return differs(
             f,
-            Severity::Warning,
+            Grade::Lesser,
             "compatibilityMode",
             |e| e.machine_key.compatibility().map(|m| m.to_string()),
             "Framework20SP1 and Framework20SP2 protect alike while ASP.NET signs what it encrypts, its default; with <appSettings> aspnet:UseLegacyEncryption or aspnet:UseLegacyMachineKeyEncryption set to true (farmkey does not read appSettings) SP2 adds an IV that SP1 does not strip. Set the same compatibilityMode everywhere.",
@@ -1469,7 +1814,7 @@ fn compatibility_mode_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
     };
     differs(
         f,
-        Severity::Error,
+        Grade::Usual,
         "compatibilityMode",
         |e| e.machine_key.compatibility().map(|m| m.to_string()),
         &advice,
@@ -1483,7 +1828,7 @@ fn target_framework_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
     }
     differs(
         f,
-        Severity::Warning,
+        Grade::Usual,
         "<httpRuntime targetFramework>",
         |e| {
             Some(
@@ -1533,7 +1878,7 @@ fn dpapi_session_tokens(f: &SiteFacts<'_>) -> Vec<Raised> {
         f.site,
         list(&dpapi)
     );
-    vec![raise(Severity::Error, dpapi, message)]
+    vec![raise(Grade::Usual, dpapi, message)]
 }
 
 /// The collection the SAM uses has no session handler: sign-in fails.
@@ -1541,7 +1886,7 @@ fn wif_no_session_handler(f: &SiteFacts<'_>) -> Vec<Raised> {
     wif_state(
         f,
         HandlerState::None,
-        Severity::Error,
+        Grade::Usual,
         "Add MachineKeySessionSecurityTokenHandler to that collection (farmkey push --handler-only does).",
     )
 }
@@ -1552,21 +1897,16 @@ fn wif_custom_session_handler(f: &SiteFacts<'_>) -> Vec<Raised> {
     wif_state(
         f,
         HandlerState::Custom,
-        Severity::Warning,
+        Grade::Usual,
         "Check that class in the application's code; farmkey push leaves it alone.",
     )
 }
 
 /// One finding per server whose handler is in `state`, with its reason.
-fn wif_state(
-    f: &SiteFacts<'_>,
-    state: HandlerState,
-    severity: Severity,
-    advice: &str,
-) -> Vec<Raised> {
+fn wif_state(f: &SiteFacts<'_>, state: HandlerState, grade: Grade, advice: &str) -> Vec<Raised> {
     per_server(
         f,
-        severity,
+        grade,
         |_, eff| {
             eff.handler
                 .reason
@@ -1584,7 +1924,7 @@ fn wif_state(
 fn apphost_ignored(f: &SiteFacts<'_>) -> Vec<Raised> {
     per_server(
         f,
-        Severity::Warning,
+        Grade::Usual,
         |_, eff| eff.ignored.clone(),
         |on, ig| {
             format!(
@@ -1600,7 +1940,7 @@ fn apphost_ignored(f: &SiteFacts<'_>) -> Vec<Raised> {
 fn integrated_mode_config(f: &SiteFacts<'_>) -> Vec<Raised> {
     per_server(
         f,
-        Severity::Error,
+        Grade::Usual,
         |inst, eff| {
             eff.integrated_mode
                 .iter()
@@ -1654,7 +1994,7 @@ fn site_missing(f: &SiteFacts<'_>) -> Vec<Raised> {
                 .collect::<Vec<_>>()
         )
     );
-    vec![raise(Severity::Warning, absent.clone(), message)]
+    vec![raise(Grade::Usual, absent.clone(), message)]
 }
 
 /// Pools that load no CLR: no ASP.NET, no machine key, left out of every
@@ -1675,14 +2015,14 @@ fn no_managed_code(f: &SiteFacts<'_>) -> Vec<Raised> {
         .map(|i| format!("{:?}", i.app.app_pool))
         .collect();
     pools.dedup();
-    let (severity, advice) = if none.len() == f.report.instances.len() {
+    let (grade, advice) = if none.len() == f.report.instances.len() {
         (
-            Severity::Info,
+            Grade::Lesser,
             "It has no machine key to keep in step.".to_string(),
         )
     } else {
         (
-            Severity::Warning,
+            Grade::Usual,
             format!(
                 "They are left out of the key comparison. If the balancer sends users of {} there, set the pool's .NET CLR version to v4.0 (then its keys count).",
                 f.site
@@ -1695,14 +2035,14 @@ fn no_managed_code(f: &SiteFacts<'_>) -> Vec<Raised> {
         list(&servers),
         pools.join(", ")
     );
-    vec![raise(severity, servers, message)]
+    vec![raise(grade, servers, message)]
 }
 
 /// One finding per distinct thing found, each naming the servers it is on
 /// (`on`: "Flowtime on web01 and web02").
 fn grouped(
     f: &SiteFacts<'_>,
-    severity: Severity,
+    grade: Grade,
     found: impl Fn(&Effective) -> Vec<String>,
     message: impl Fn(&str, &str) -> String,
 ) -> Vec<Raised> {
@@ -1716,7 +2056,7 @@ fn grouped(
         .into_iter()
         .map(|(what, servers)| {
             let on = format!("{} on {}", f.site, list(&servers));
-            raise(severity, servers, message(&on, &what))
+            raise(grade, servers, message(&on, &what))
         })
         .collect()
 }
@@ -1726,7 +2066,7 @@ fn grouped(
 fn short_key(f: &SiteFacts<'_>) -> Vec<Raised> {
     grouped(
         f,
-        Severity::Warning,
+        Grade::Usual,
         |eff| {
             let mk = &eff.machine_key;
             mk.weak_keys()
@@ -1747,7 +2087,7 @@ fn short_key(f: &SiteFacts<'_>) -> Vec<Raised> {
 fn data_protector(f: &SiteFacts<'_>) -> Vec<Raised> {
     grouped(
         f,
-        Severity::Warning,
+        Grade::Usual,
         |eff| {
             let Some(dp) = eff.machine_key.data_protector() else {
                 return Vec::new();
@@ -1781,7 +2121,7 @@ fn weak_validation(f: &SiteFacts<'_>) -> Vec<Raised> {
         f.site,
         list(&weak)
     );
-    vec![raise(Severity::Info, weak, message)]
+    vec![raise(Grade::Usual, weak, message)]
 }
 
 #[cfg(test)]
@@ -1851,7 +2191,7 @@ mod tests {
                         assert_eq!(why, &NotRead::HostKeyRefused(m.clone()))
                     }
                     ServerFailure::Unreadable(p) => {
-                        assert_eq!(why, &NotRead::ServerUnreadable(p.to_string()))
+                        assert_eq!(why, &NotRead::ServerUnreadable(p.clone()))
                     }
                 }
                 // Not absent: nobody knows whether it hosts the site.
@@ -2057,5 +2397,476 @@ mod tests {
             );
             assert!(codes(&broken).contains(&(Code::Unreadable, vec!["web02".to_string()])));
         }
+    }
+
+    // The registry: one entry per code, and the README's table made of it.
+
+    #[test]
+    fn every_finding_code_is_in_the_registry_exactly_once() {
+        assert_eq!(RULES.len(), Code::ALL.len());
+        for &code in Code::ALL {
+            let entries = RULES.iter().filter(|r| r.code == code).count();
+            assert_eq!(entries, 1, "{code} is in RULES {entries} times");
+            assert_eq!(code.rule().code, code);
+        }
+    }
+
+    #[test]
+    fn a_lesser_grade_takes_the_registrys_lesser_severity() {
+        let auto = Code::AutoGenerated.rule();
+        assert_eq!(auto.severity(Grade::Usual), Severity::Error);
+        assert_eq!(auto.severity(Grade::Lesser), Severity::Info);
+        assert_eq!(auto.severity_text(), "error (info on a single server)");
+        assert_eq!(Code::KeyMismatch.rule().severity_text(), "error");
+    }
+
+    /// The README's findings table is [`findings_table`];
+    /// `FARMKEY_BLESS=1` rewrites it.
+    #[test]
+    fn the_readme_findings_table_is_the_registry() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+        let readme = std::fs::read_to_string(&path).unwrap();
+        let heading = readme
+            .find("### Findings\n")
+            .expect("README has ### Findings");
+        let start = heading
+            + readme[heading..]
+                .find("\n| code |")
+                .expect("### Findings has its table")
+            + 1;
+        let end = start + readme[start..].find("\n\n").expect("the table ends") + 1;
+        let table = findings_table();
+        if readme[start..end] == table {
+            return;
+        }
+        if std::env::var_os("FARMKEY_BLESS").is_some() {
+            let blessed = format!("{}{table}{}", &readme[..start], &readme[end..]);
+            std::fs::write(&path, blessed).unwrap();
+            return;
+        }
+        let readme_rows: Vec<&str> = readme[start..end].lines().collect();
+        for (row, want) in table.lines().enumerate() {
+            assert_eq!(
+                readme_rows.get(row).copied(),
+                Some(want),
+                "README.md's findings table differs from RULES at row {row}: run FARMKEY_BLESS=1 cargo test --lib analysis::"
+            );
+        }
+        panic!(
+            "README.md's findings table has rows RULES lacks: run FARMKEY_BLESS=1 cargo test --lib analysis::"
+        );
+    }
+
+    // One test per code: a farm that raises it, with the registry's
+    // severity.
+
+    fn fixture(farm: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/farms")
+            .join(farm)
+    }
+
+    fn scan_dir(dir: &std::path::Path) -> Vec<ServerScan> {
+        let inv = Inventory::load(&dir.join("farmkey.toml")).unwrap();
+        scan_all(&inv.servers, ConnectOptions::default(), 2)
+    }
+
+    fn every_site() -> Selection {
+        Selection {
+            all_sites: true,
+            ..Selection::default()
+        }
+    }
+
+    fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_tree(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+
+    const APPHOST: &str = "C:/Windows/System32/inetsrv/config/applicationHost.config";
+    const FLOWTIME: &str = "C:/inetpub/Flowtime/web.config";
+
+    /// The consistent farm with `file` on `servers` edited.
+    fn consistent_with(
+        servers: &[&str],
+        file: &str,
+        edit: impl Fn(&str) -> String,
+    ) -> Vec<ServerScan> {
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(&fixture("consistent"), dir.path());
+        for server in servers {
+            let path = dir.path().join(server).join(file);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let edited = edit(&text);
+            assert_ne!(
+                edited, text,
+                "the edit of {file} on {server} changed nothing"
+            );
+            std::fs::write(&path, edited).unwrap();
+        }
+        scan_dir(dir.path())
+    }
+
+    /// Asserts `report` has a finding of `code` with the severity the
+    /// registry gives `grade`.
+    fn assert_raised(report: &FarmReport, code: Code, grade: Grade) {
+        let found: Vec<&Finding> = report.all_findings().filter(|f| f.code == code).collect();
+        assert!(
+            !found.is_empty(),
+            "no {code}: {:?}",
+            report.all_findings().map(|f| f.code).collect::<Vec<_>>()
+        );
+        let want = code.rule().severity(grade);
+        assert!(
+            found.iter().all(|f| f.severity == want),
+            "{code}: {found:?}, want {want}"
+        );
+    }
+
+    fn raised_by(farm: &str, code: Code) {
+        let report = analyze(&scan_dir(&fixture(farm)), &every_site());
+        assert_raised(&report, code, Grade::Usual);
+    }
+
+    #[test]
+    fn disclosed_key_is_raised() {
+        raised_by("disclosed", Code::DisclosedKey);
+    }
+
+    #[test]
+    fn unreadable_is_raised_for_a_site_and_for_a_server() {
+        raised_by("malformed", Code::Unreadable);
+        let mut scans = consistent_farm();
+        fail(
+            &mut scans,
+            "web02",
+            ServerFailure::Unreadable(FileProblem {
+                path: APPHOST.into(),
+                message: "not well-formed".into(),
+            }),
+        );
+        let report = analyze(&scans, &every_site());
+        assert_eq!(report.findings[0].code, Code::Unreadable);
+        assert_eq!(report.findings[0].site, None);
+        assert_raised(&report, Code::Unreadable, Grade::Usual);
+    }
+
+    #[test]
+    fn no_managed_code_is_a_warning_on_some_servers_and_info_on_all() {
+        let no_clr = |t: &str| {
+            t.replace(
+                "<add name=\"Flowtime\" managedRuntimeVersion=\"v4.0\" />",
+                "<add name=\"Flowtime\" managedRuntimeVersion=\"\" />",
+            )
+        };
+        let report = analyze(&consistent_with(&["web02"], APPHOST, no_clr), &every_site());
+        assert_raised(&report, Code::NoManagedCode, Grade::Usual);
+        let report = analyze(
+            &consistent_with(&["web01", "web02"], APPHOST, no_clr),
+            &every_site(),
+        );
+        assert_raised(&report, Code::NoManagedCode, Grade::Lesser);
+    }
+
+    #[test]
+    fn invalid_config_is_raised() {
+        raised_by("case", Code::InvalidConfig);
+    }
+
+    #[test]
+    fn locked_section_is_raised() {
+        raised_by("locks", Code::LockedSection);
+    }
+
+    #[test]
+    fn wif_unknown_configuration_is_raised() {
+        raised_by("wif", Code::WifUnknownConfiguration);
+    }
+
+    #[test]
+    fn wif_duplicate_handler_is_raised() {
+        raised_by("wif", Code::WifDuplicateHandler);
+    }
+
+    #[test]
+    fn invalid_key_is_raised() {
+        raised_by("invalid", Code::InvalidKey);
+    }
+
+    #[test]
+    fn short_key_is_raised() {
+        raised_by("invalid", Code::ShortKey);
+    }
+
+    #[test]
+    fn encrypted_section_is_raised() {
+        raised_by("encrypted", Code::EncryptedSection);
+    }
+
+    #[test]
+    fn data_protector_is_raised() {
+        let scans = consistent_with(&["web01"], FLOWTIME, |t| {
+            t.replace(
+                "decryption=\"AES\" />",
+                "decryption=\"AES\" compatibilityMode=\"Framework45\" dataProtectorType=\"Contoso.Protector, Contoso\" />",
+            )
+        });
+        assert_raised(
+            &analyze(&scans, &every_site()),
+            Code::DataProtector,
+            Grade::Usual,
+        );
+    }
+
+    #[test]
+    fn auto_generated_is_an_error_on_a_farm_and_info_on_a_single_server() {
+        raised_by("autogen", Code::AutoGenerated);
+        let mut scans = scan_dir(&fixture("autogen"));
+        scans.truncate(1);
+        assert_raised(
+            &analyze(&scans, &every_site()),
+            Code::AutoGenerated,
+            Grade::Lesser,
+        );
+    }
+
+    #[test]
+    fn key_mismatch_is_raised() {
+        raised_by("root-keys", Code::KeyMismatch);
+    }
+
+    #[test]
+    fn algorithm_drift_marks_the_servers_off_the_usual_algorithms() {
+        let drift = |scans: &[ServerScan]| -> Vec<(String, AlgorithmDrift)> {
+            let report = analyze(scans, &every_site());
+            let site = report.site("Flowtime").unwrap();
+            site.instances
+                .iter()
+                .map(|i| (i.server.clone(), i.algorithm_drift))
+                .collect()
+        };
+        let none = AlgorithmDrift::default();
+        let consistent = consistent_farm();
+        assert!(drift(&consistent).iter().all(|(_, d)| *d == none));
+        // Two servers of three sign with HMACSHA256: web03 is off.
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(&fixture("consistent"), dir.path());
+        copy_tree(&dir.path().join("web02"), &dir.path().join("web03"));
+        let toml = dir.path().join("farmkey.toml");
+        let inventory = std::fs::read_to_string(&toml).unwrap();
+        std::fs::write(
+            &toml,
+            format!("{inventory}\n[[servers]]\nname = \"web03\"\nlocal_root = \"web03\"\n"),
+        )
+        .unwrap();
+        for server in ["web01", "web02"] {
+            let path = dir.path().join(server).join(FLOWTIME);
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(
+                &path,
+                text.replace("validation=\"SHA1\"", "validation=\"HMACSHA256\""),
+            )
+            .unwrap();
+        }
+        let validation = AlgorithmDrift {
+            validation: true,
+            decryption: false,
+        };
+        assert_eq!(
+            drift(&scan_dir(dir.path())),
+            [
+                ("web01".to_string(), none),
+                ("web02".to_string(), none),
+                ("web03".to_string(), validation)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_worst_key_is_an_invalid_one_then_an_encrypted_one() {
+        let worst = |farm: &str| -> Vec<&'static str> {
+            let report = analyze(&scan_dir(&fixture(farm)), &every_site());
+            let mut states: Vec<&'static str> = report
+                .site("Flowtime")
+                .unwrap()
+                .instances
+                .iter()
+                .filter_map(|i| {
+                    Some(match i.worst_key()? {
+                        KeyState::Invalid { .. } => "invalid",
+                        KeyState::Encrypted => "encrypted",
+                        KeyState::AutoGenerate { .. } => "auto",
+                        KeyState::Explicit { .. } => "explicit",
+                    })
+                })
+                .collect();
+            states.sort();
+            states.dedup();
+            states
+        };
+        assert!(worst("invalid").contains(&"invalid"));
+        assert!(worst("encrypted").contains(&"encrypted"));
+        assert!(worst("autogen").contains(&"auto"));
+        assert_eq!(worst("consistent"), ["explicit"]);
+    }
+
+    #[test]
+    fn isolate_modifier_is_raised() {
+        raised_by("autogen", Code::IsolateModifier);
+    }
+
+    #[test]
+    fn algorithm_mismatch_is_raised() {
+        raised_by("location-keys", Code::AlgorithmMismatch);
+    }
+
+    #[test]
+    fn compatibility_mode_mismatch_is_an_error_between_pipelines_and_a_warning_within_one() {
+        let mode = |mode: &'static str| {
+            move |t: &str| {
+                t.replace(
+                    "decryption=\"AES\" />",
+                    &format!("decryption=\"AES\" compatibilityMode=\"{mode}\" />"),
+                )
+            }
+        };
+        let scans = consistent_with(&["web02"], FLOWTIME, mode("Framework20SP1"));
+        assert_raised(
+            &analyze(&scans, &every_site()),
+            Code::CompatibilityModeMismatch,
+            Grade::Usual,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(&fixture("consistent"), dir.path());
+        for (server, m) in [("web01", "Framework20SP1"), ("web02", "Framework20SP2")] {
+            let path = dir.path().join(server).join(FLOWTIME);
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(&path, mode(m)(&text)).unwrap();
+        }
+        assert_raised(
+            &analyze(&scan_dir(dir.path()), &every_site()),
+            Code::CompatibilityModeMismatch,
+            Grade::Lesser,
+        );
+    }
+
+    #[test]
+    fn target_framework_mismatch_is_raised() {
+        let scans = consistent_with(&["web02"], FLOWTIME, |t| {
+            t.replace(
+                "<httpRuntime targetFramework=\"4.8\" />",
+                "<httpRuntime targetFramework=\"4.7.2\" />",
+            )
+        });
+        assert_raised(
+            &analyze(&scans, &every_site()),
+            Code::TargetFrameworkMismatch,
+            Grade::Usual,
+        );
+    }
+
+    #[test]
+    fn dpapi_session_tokens_is_raised() {
+        raised_by("one-server-site", Code::DpapiSessionTokens);
+    }
+
+    const MACHINE_KEY_ADD: &str = "<add type=\"System.IdentityModel.Services.Tokens.MachineKeySessionSecurityTokenHandler, System.IdentityModel.Services, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089\" />";
+
+    #[test]
+    fn wif_no_session_handler_is_raised() {
+        let scans = consistent_with(&["web01"], FLOWTIME, |t| t.replace(MACHINE_KEY_ADD, ""));
+        assert_raised(
+            &analyze(&scans, &every_site()),
+            Code::WifNoSessionHandler,
+            Grade::Usual,
+        );
+    }
+
+    #[test]
+    fn wif_custom_session_handler_is_raised() {
+        let scans = consistent_with(&["web01"], FLOWTIME, |t| {
+            t.replace(
+                MACHINE_KEY_ADD,
+                "<add type=\"Contoso.Security.CoraSessionHandler, Contoso.Security\" />",
+            )
+        });
+        assert_raised(
+            &analyze(&scans, &every_site()),
+            Code::WifCustomSessionHandler,
+            Grade::Usual,
+        );
+    }
+
+    #[test]
+    fn apphost_ignored_is_raised() {
+        raised_by("apphost-keys", Code::ApphostIgnored);
+    }
+
+    #[test]
+    fn integrated_mode_config_is_raised() {
+        let scans = consistent_with(&["web01"], FLOWTIME, |t| {
+            t.replace(
+                "<httpRuntime targetFramework=\"4.8\" />",
+                "<httpRuntime targetFramework=\"4.8\" />\n    <httpModules><add name=\"Legacy\" type=\"Cora.LegacyModule, Cora\" /></httpModules>",
+            )
+        });
+        assert_raised(
+            &analyze(&scans, &every_site()),
+            Code::IntegratedModeConfig,
+            Grade::Usual,
+        );
+    }
+
+    #[test]
+    fn site_missing_is_raised_for_a_site_and_for_a_name() {
+        raised_by("one-server-site", Code::SiteMissing);
+        let selection = Selection {
+            sites: vec!["Nowhere".into()],
+            ..Selection::default()
+        };
+        let report = analyze(&consistent_farm(), &selection);
+        assert_eq!(report.findings[0].code, Code::SiteMissing);
+        assert_raised(&report, Code::SiteMissing, Grade::Usual);
+    }
+
+    #[test]
+    fn weak_validation_is_raised() {
+        raised_by("consistent", Code::WeakValidation);
+    }
+
+    #[test]
+    fn unreachable_is_raised() {
+        let mut scans = consistent_farm();
+        fail(
+            &mut scans,
+            "web02",
+            ServerFailure::Unreachable("connection refused".into()),
+        );
+        let report = analyze(&scans, &every_site());
+        assert_eq!(report.findings[0].site, None);
+        assert_raised(&report, Code::Unreachable, Grade::Usual);
+    }
+
+    #[test]
+    fn duplicate_site_name_is_raised() {
+        let scans = consistent_with(&["web01"], APPHOST, |t| {
+            t.replace(
+                "<site name=\"Sequence Administration\" id=\"3\">",
+                "<site name=\"FLOWTIME\" id=\"9\"><application path=\"/\" applicationPool=\"Flowtime\"><virtualDirectory path=\"/\" physicalPath=\"%SystemDrive%\\inetpub\\Flowtime\" /></application></site>\n<site name=\"Sequence Administration\" id=\"3\">",
+            )
+        });
+        assert_raised(
+            &analyze(&scans, &every_site()),
+            Code::DuplicateSiteName,
+            Grade::Usual,
+        );
     }
 }

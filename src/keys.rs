@@ -366,6 +366,14 @@ impl MachineKeyEnum {
     }
 
     /// The accepted values as a sentence: `SHA1, MD5, ... or alg:NAME`.
+    /// [`MachineKeyEnum::canonical`], or the value it does not accept.
+    pub fn canonical_or_refused(self, value: &str) -> Result<String, NotAccepted> {
+        self.canonical(value).ok_or_else(|| NotAccepted {
+            attribute: self,
+            value: value.to_string(),
+        })
+    }
+
     pub fn accepted_list(self) -> String {
         let mut all: Vec<&str> = self.accepted().to_vec();
         if self.allows_custom() {
@@ -374,6 +382,59 @@ impl MachineKeyEnum {
         let (last, rest) = all.split_last().expect("never empty");
         format!("{} or {last}", rest.join(", "))
     }
+}
+
+/// A value of a `<machineKey>` enumeration that no spelling ASP.NET
+/// accepts matches.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{}=\"{value}\" is not a value ASP.NET accepts ({})",
+    .attribute.attribute(),
+    .attribute.accepted().join(", ")
+)]
+pub struct NotAccepted {
+    pub attribute: MachineKeyEnum,
+    pub value: String,
+}
+
+/// What makes ASP.NET reject a key set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySetProblem {
+    /// `validation` or `decryption` as ASP.NET does not accept it.
+    Value {
+        attribute: MachineKeyEnum,
+        value: String,
+        problem: EnumProblem,
+    },
+    /// A key that does not fit its algorithm.
+    Key {
+        purpose: KeyPurpose,
+        problem: KeyProblem,
+    },
+}
+
+impl fmt::Display for KeySetProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeySetProblem::Value {
+                attribute,
+                value,
+                problem,
+            } => f.write_str(&problem.describe(*attribute, value)),
+            KeySetProblem::Key { purpose, problem } => {
+                write!(f, "{} {problem}", purpose.attribute())
+            }
+        }
+    }
+}
+
+/// Problems as one sentence, `; ` between them.
+pub fn joined(problems: &[KeySetProblem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Why a value of a [`MachineKeyEnum`] attribute is refused.
@@ -523,46 +584,46 @@ impl KeySet {
         })
     }
 
-    /// Problems that would make ASP.NET reject this set, one line each:
-    /// algorithm names it does not accept (spelled exactly), and keys that
-    /// do not fit their algorithm.
-    pub fn problems(&self) -> Vec<String> {
+    /// Problems that would make ASP.NET reject this set: algorithm names
+    /// it does not accept (spelled exactly), and keys that do not fit
+    /// their algorithm.
+    pub fn problems(&self) -> Vec<KeySetProblem> {
         let mut out = Vec::new();
-        for (attr, value) in [
+        for (attribute, value) in [
             (MachineKeyEnum::Validation, &self.validation),
             (MachineKeyEnum::Decryption, &self.decryption),
         ] {
-            if let Err(p) = attr.check(value) {
-                out.push(p.describe(attr, value));
+            if let Err(problem) = attribute.check(value) {
+                out.push(KeySetProblem::Value {
+                    attribute,
+                    value: value.clone(),
+                    problem,
+                });
             }
         }
-        if let Some(p) = self
-            .validation_key
-            .problem(KeyPurpose::Validation, &self.validation)
-        {
-            out.push(format!("validationKey {p}"));
-        }
-        if let Some(p) = self
-            .decryption_key
-            .problem(KeyPurpose::Decryption, &self.decryption)
-        {
-            out.push(format!("decryptionKey {p}"));
+        for (purpose, key, alg) in [
+            (
+                KeyPurpose::Validation,
+                &self.validation_key,
+                &self.validation,
+            ),
+            (
+                KeyPurpose::Decryption,
+                &self.decryption_key,
+                &self.decryption,
+            ),
+        ] {
+            if let Some(problem) = key.problem(purpose, alg) {
+                out.push(KeySetProblem::Key { purpose, problem });
+            }
         }
         out
     }
 
     /// The set with `validation` and `decryption` spelled as ASP.NET
-    /// accepts them (`sha1` is `SHA1`), or why one cannot be.
-    pub fn canonical(&self) -> Result<KeySet, String> {
-        let canon = |e: MachineKeyEnum, v: &str| {
-            e.canonical(v).ok_or_else(|| {
-                format!(
-                    "{}=\"{v}\" is not a value ASP.NET accepts ({})",
-                    e.attribute(),
-                    e.accepted().join(", ")
-                )
-            })
-        };
+    /// accepts them (`sha1` is `SHA1`), or the value that cannot be.
+    pub fn canonical(&self) -> Result<KeySet, NotAccepted> {
+        let canon = |attribute: MachineKeyEnum, v: &str| attribute.canonical_or_refused(v);
         Ok(KeySet {
             validation: canon(MachineKeyEnum::Validation, &self.validation)?,
             decryption: canon(MachineKeyEnum::Decryption, &self.decryption)?,
@@ -837,11 +898,64 @@ mod tests {
         set.validation = "BOGUS".into();
         set.decryption = String::new();
         let p = set.problems();
-        assert_eq!(p.len(), 2, "{p:?}");
-        assert!(p[0].contains("validation=\"BOGUS\""), "{p:?}");
-        assert!(p[1].contains("decryption is empty"), "{p:?}");
+        assert_eq!(
+            p,
+            [
+                KeySetProblem::Value {
+                    attribute: MachineKeyEnum::Validation,
+                    value: "BOGUS".into(),
+                    problem: EnumProblem::Unknown,
+                },
+                KeySetProblem::Value {
+                    attribute: MachineKeyEnum::Decryption,
+                    value: String::new(),
+                    problem: EnumProblem::Empty,
+                },
+            ]
+        );
         set.validation = "sha1".into();
         set.decryption = "AES".into();
-        assert!(set.problems()[0].contains("case-sensitive"));
+        assert_eq!(
+            set.problems(),
+            [KeySetProblem::Value {
+                attribute: MachineKeyEnum::Validation,
+                value: "sha1".into(),
+                problem: EnumProblem::WrongCase { right: "SHA1" },
+            }]
+        );
+    }
+
+    #[test]
+    fn key_set_problems_are_worded_one_by_one_and_joined() {
+        let mut set = KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes).unwrap();
+        set.validation = "sha1".into();
+        set.decryption_key = KeyText::new("ABC");
+        assert_eq!(
+            joined(&set.problems()),
+            "validation=\"sha1\" is not spelled as ASP.NET requires: names are case-sensitive, write \"SHA1\"; decryptionKey has an odd number of hex characters (3)"
+        );
+    }
+
+    #[test]
+    fn canonical_spells_values_as_asp_net_does_or_names_the_one_it_refuses() {
+        let mut set = KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes).unwrap();
+        set.validation = "hmacsha256".into();
+        assert_eq!(set.canonical().unwrap().validation, "HMACSHA256");
+        set.decryption = "Blowfish".into();
+        let refused = set.canonical().unwrap_err();
+        assert_eq!(
+            refused,
+            NotAccepted {
+                attribute: MachineKeyEnum::Decryption,
+                value: "Blowfish".into(),
+            }
+        );
+        assert_eq!(
+            refused.to_string(),
+            format!(
+                "decryption=\"Blowfish\" is not a value ASP.NET accepts ({})",
+                MachineKeyEnum::Decryption.accepted().join(", ")
+            )
+        );
     }
 }

@@ -38,6 +38,8 @@ struct JsonFinding<'a> {
     severity: crate::analysis::Severity,
     servers: &'a [String],
     message: &'a str,
+    /// The registry's remedy for the code.
+    remedy: &'static str,
 }
 
 #[derive(Serialize)]
@@ -183,6 +185,7 @@ fn finding_json(f: &Finding) -> JsonFinding<'_> {
         severity: f.severity,
         servers: &f.servers,
         message: &f.message,
+        remedy: f.code.rule().remedy,
     }
 }
 

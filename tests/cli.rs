@@ -206,6 +206,11 @@ fn scan_json_follows_the_contract() {
     assert_eq!(f["severity"], "error");
     assert_eq!(f["servers"], serde_json::json!(["web02"]));
     assert!(f["message"].is_string());
+    assert_eq!(
+        f["remedy"],
+        farmkey::analysis::Code::Unreadable.rule().remedy,
+        "the registry's remedy"
+    );
     assert_eq!(json["findings"][0]["code"], "unreadable");
     assert_eq!(json["findings"][0]["servers"], serde_json::json!(["web03"]));
 

@@ -15,7 +15,7 @@ use super::wif::elements::{
 use super::wif::{HandlerState, declares_identity_model};
 use super::xml::{Document, ElemId, XmlError};
 use crate::bytes::FileBytes;
-use crate::keys::{KeySet, MachineKeyEnum};
+use crate::keys::{KeySet, KeySetProblem, MachineKeyEnum, NotAccepted, joined};
 use crate::paths::RemotePath;
 use std::fmt;
 use std::ops::Range;
@@ -79,8 +79,26 @@ pub enum EditError {
         element: String,
         spelled: Option<String>,
     },
-    #[error("{0}")]
-    Invalid(String),
+    /// A `validation`, `decryption` or `compatibilityMode` to write that no
+    /// spelling ASP.NET accepts matches.
+    #[error(transparent)]
+    NotAccepted(#[from] NotAccepted),
+    /// A key set to write that ASP.NET would refuse.
+    #[error("the key set is not usable: {}", joined(.0))]
+    UnusableKeys(Vec<KeySetProblem>),
+    /// A configSource file whose root is not the section it holds.
+    #[error("its root element is <{found}> where ASP.NET expects <{expected}>")]
+    WrongRoot {
+        found: String,
+        expected: &'static str,
+    },
+    /// A named configuration is never created: with no element of that
+    /// name anywhere WIF throws ID7012, and with one in a parent level a
+    /// second one throws ID7029; either way more than handlers would change.
+    #[error(
+        "<identityConfiguration name=\"{name}\"> is not in this file, and farmkey does not create a named configuration (identityConfigurationName naming no element makes WIF fail at start-up with ID7012)"
+    )]
+    NamedConfigurationElsewhere { name: String },
     #[error("the edited file does not read back as asked: {0}")]
     Verification(ReadBack),
 }
@@ -222,24 +240,16 @@ pub fn homes_in(doc: &Document) -> Homes {
 fn canonical_request(req: &EditRequest) -> Result<EditRequest, EditError> {
     let mut req = req.clone();
     if let Some(keys) = &req.machine_key {
-        let keys = keys.canonical().map_err(EditError::Invalid)?;
+        let keys = keys.canonical()?;
         let problems = keys.problems();
         if !problems.is_empty() {
-            return Err(EditError::Invalid(format!(
-                "the key set is not usable: {}",
-                problems.join("; ")
-            )));
+            return Err(EditError::UnusableKeys(problems));
         }
         req.machine_key = Some(keys);
     }
     if let Some(mode) = &req.compatibility_mode {
-        let e = MachineKeyEnum::CompatibilityMode;
-        req.compatibility_mode = Some(e.canonical(mode).ok_or_else(|| {
-            EditError::Invalid(format!(
-                "compatibilityMode=\"{mode}\" is not a value ASP.NET accepts ({})",
-                e.accepted().join(", ")
-            ))
-        })?);
+        req.compatibility_mode =
+            Some(MachineKeyEnum::CompatibilityMode.canonical_or_refused(mode)?);
     }
     Ok(req)
 }
@@ -304,11 +314,10 @@ pub fn edit_section_file(
     let doc = Document::parse(bytes.clone())?;
     let root = doc.root();
     if doc.name(root) != section.name() {
-        return Err(EditError::Invalid(format!(
-            "its root element is <{}> where ASP.NET expects <{}>",
-            doc.name(root),
-            section.name()
-        )));
+        return Err(EditError::WrongRoot {
+            found: doc.name(root).to_string(),
+            expected: section.name(),
+        });
     }
     let mut ed = Splicer::new(&doc);
     match section {
@@ -920,13 +929,10 @@ impl<'d> Splicer<'d> {
         Ok(())
     }
 
-    /// A named configuration is never created: with no element of that
-    /// name anywhere WIF throws ID7012, and with one in a parent level a
-    /// second one throws ID7029; either way more than handlers would change.
     fn not_here(in_use: &str) -> EditError {
-        EditError::Invalid(format!(
-            "<identityConfiguration name=\"{in_use}\"> is not in this file, and farmkey does not create a named configuration (identityConfigurationName naming no element makes WIF fail at start-up with ID7012)"
-        ))
+        EditError::NamedConfigurationElsewhere {
+            name: in_use.to_string(),
+        }
     }
 
     /// Puts the swap into the configuration in use of a `<system.identityModel>`.
@@ -1386,10 +1392,74 @@ mod tests {
             ..Default::default()
         };
         let err = edit(&FileBytes::new(b"<configuration/>".to_vec()), &req).unwrap_err();
+        assert_eq!(
+            err,
+            EditError::NotAccepted(NotAccepted {
+                attribute: MachineKeyEnum::Validation,
+                value: "SHA256".into(),
+            })
+        );
+        let req = EditRequest {
+            compatibility_mode: Some("Framework46".into()),
+            ..Default::default()
+        };
+        let err = edit(&FileBytes::new(b"<configuration/>".to_vec()), &req).unwrap_err();
+        assert_eq!(
+            err,
+            EditError::NotAccepted(NotAccepted {
+                attribute: MachineKeyEnum::CompatibilityMode,
+                value: "Framework46".into(),
+            })
+        );
+        let mut short = keys();
+        short.decryption_key = KeyText::new("ABC");
+        let req = EditRequest {
+            machine_key: Some(short),
+            ..Default::default()
+        };
+        let err = edit(&FileBytes::new(b"<configuration/>".to_vec()), &req).unwrap_err();
         assert!(
-            err.to_string()
-                .contains("validation=\"SHA256\" is not a value ASP.NET accepts"),
-            "{err}"
+            matches!(&err, EditError::UnusableKeys(p) if p.len() == 1),
+            "{err:?}"
+        );
+    }
+
+    /// One check of each refusal's wording; the tests above compare values.
+    #[test]
+    fn refusals_are_worded_at_the_edge() {
+        let not_accepted = EditError::NotAccepted(NotAccepted {
+            attribute: MachineKeyEnum::Validation,
+            value: "SHA256".into(),
+        });
+        assert_eq!(
+            not_accepted.to_string(),
+            format!(
+                "validation=\"SHA256\" is not a value ASP.NET accepts ({})",
+                MachineKeyEnum::Validation.accepted().join(", ")
+            )
+        );
+        let unusable = EditError::UnusableKeys(vec![crate::keys::KeySetProblem::Key {
+            purpose: crate::keys::KeyPurpose::Decryption,
+            problem: crate::keys::KeyProblem::OddLength(3),
+        }]);
+        assert_eq!(
+            unusable.to_string(),
+            "the key set is not usable: decryptionKey has an odd number of hex characters (3)"
+        );
+        let root = EditError::WrongRoot {
+            found: "configuration".into(),
+            expected: "machineKey",
+        };
+        assert_eq!(
+            root.to_string(),
+            "its root element is <configuration> where ASP.NET expects <machineKey>"
+        );
+        let named = EditError::NamedConfigurationElsewhere {
+            name: "main".into(),
+        };
+        assert_eq!(
+            named.to_string(),
+            "<identityConfiguration name=\"main\"> is not in this file, and farmkey does not create a named configuration (identityConfigurationName naming no element makes WIF fail at start-up with ID7012)"
         );
     }
 
@@ -1429,11 +1499,12 @@ mod tests {
                 .changed
         );
         let wrong = edit_section_file(&web, &SectionFile::MachineKey, &mk_req()).unwrap_err();
-        assert!(
-            wrong
-                .to_string()
-                .contains("root element is <configuration>"),
-            "{wrong}"
+        assert_eq!(
+            wrong,
+            EditError::WrongRoot {
+                found: "configuration".into(),
+                expected: "machineKey",
+            }
         );
         // system.identityModel kept elsewhere, with a named configuration in use.
         let im = FileBytes::new(

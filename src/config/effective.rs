@@ -662,7 +662,17 @@ mod tests {
     use super::*;
     use crate::bytes::FileBytes;
     use crate::config::locks::Locked;
-    use crate::config::machine_key::{Decryption, InvalidValue, Refusal};
+    use crate::config::machine_key::{Decryption, InvalidValue, ModeOrigin, Refusal};
+    use crate::config::record::Implication;
+
+    fn implied_by(target_framework: &str) -> ModeOrigin {
+        ModeOrigin::Implied(Implication::TargetFramework {
+            shown: target_framework.into(),
+            source: Box::new(Source::File(
+                RemotePath::parse("/C:/site/web.config").unwrap(),
+            )),
+        })
+    }
     use crate::config::problem::{
         ConfigSourceFault, LocationPathFault, PathsFrom, Problem, SourcePathFault,
     };
@@ -1188,10 +1198,20 @@ mod tests {
         );
         let eff = resolve_alone(&f).unwrap();
         assert_eq!(eff.machine_key.compatibility_mode.shown(), "Framework45");
-        assert!(matches!(
-            eff.machine_key.compatibility_mode.source,
-            Source::Implied(_)
-        ));
+        let implied = &eff.machine_key.compatibility_mode.source;
+        assert_eq!(
+            implied,
+            &Source::Implied(Implication::TargetFramework {
+                shown: "4.7.2".into(),
+                source: Box::new(Source::File(
+                    RemotePath::parse("/C:/site/web.config").unwrap()
+                )),
+            })
+        );
+        assert_eq!(
+            implied.to_string(),
+            "(implied by <httpRuntime targetFramework=\"4.7.2\"> in C:\\site\\web.config)"
+        );
         assert_eq!(eff.target_framework.unwrap().shown(), "4.7.2");
     }
 
@@ -1568,7 +1588,9 @@ mod tests {
                 value: "MD5".into(),
                 at: "C:\\site\\web.config line 3".into(),
                 refusal: Refusal::Framework45 {
-                    mode: "set in C:\\site\\web.config line 3".into()
+                    mode: ModeOrigin::Set {
+                        at: "C:\\site\\web.config line 3".into()
+                    }
                 },
             }]
         );
@@ -1579,9 +1601,7 @@ mod tests {
                 value: "3DES".into(),
                 at: "C:\\site\\web.config line 4".into(),
                 refusal: Refusal::Framework45 {
-                    mode:
-                        "implied by <httpRuntime targetFramework=\"4.5\"> in C:\\site\\web.config"
-                            .into()
+                    mode: implied_by("4.5")
                 },
             }],
             "validation is trimmed; targetFramework 4.5 and up implies Framework45"
@@ -1590,9 +1610,19 @@ mod tests {
             refused(r#"<httpRuntime targetFramework="4.8"/><machineKey validation="AES"/>"#)[0]
                 .refusal,
             Refusal::Framework45 {
-                mode: "implied by <httpRuntime targetFramework=\"4.8\"> in C:\\site\\web.config"
-                    .into()
+                mode: implied_by("4.8")
             }
+        );
+        assert_eq!(
+            implied_by("4.8").to_string(),
+            "implied by <httpRuntime targetFramework=\"4.8\"> in C:\\site\\web.config"
+        );
+        assert_eq!(
+            ModeOrigin::Set {
+                at: "C:\\site\\web.config line 3".into()
+            }
+            .to_string(),
+            "set in C:\\site\\web.config line 3"
         );
         for fine in [
             r#"<machineKey validation="AES"/>"#,

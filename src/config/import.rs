@@ -1,13 +1,37 @@
 //! A key set taken from a `<machineKey>` element: a file with the element
 //! alone, a whole web.config, or text pasted into the console.
 
-use super::xml::Document;
+use super::xml::{Document, XmlError};
 use crate::bytes::FileBytes;
-use crate::keys::{KeySet, KeyText};
+use crate::keys::{KeyPurpose, KeySet, KeySetProblem, KeyText, joined};
 
+/// Why a key set cannot be imported. Never holds key text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ImportError(pub String);
+pub enum ImportError {
+    #[error("the text is not a well-formed <machineKey> element: {0}")]
+    NotWellFormed(XmlError),
+    #[error("no <machineKey> element found")]
+    NoMachineKey,
+    /// Which one is meant is the operator's call: lines are the file's.
+    #[error("two <machineKey> elements, at lines {0} and {1}: keep only the one to push")]
+    TwoMachineKeys(usize, usize),
+    #[error("the <machineKey> element is encrypted")]
+    Encrypted,
+    #[error("the <machineKey> element has no {}", .0.attribute())]
+    NoKey(KeyPurpose),
+    #[error(
+        "{} is AutoGenerate: import an element with explicit keys (farmkey keygen makes one)",
+        .0.attribute()
+    )]
+    AutoGenerate(KeyPurpose),
+    #[error(
+        "{} carries a modifier (IsolateApps/IsolateByAppId); import the plain key",
+        .0.attribute()
+    )]
+    Modifier(KeyPurpose),
+    #[error("the imported keys are not usable: {}", joined(.0))]
+    Unusable(Vec<KeySetProblem>),
+}
 
 /// Reads and validates the one `<machineKey>` of `text`; two are refused
 /// with their lines (which one is meant is the operator's call). Errors
@@ -18,11 +42,8 @@ pub fn key_set_from_xml(text: &str) -> Result<KeySet, ImportError> {
     let lines_before = text[..text.len() - text.trim_start().len()]
         .matches('\n')
         .count();
-    let doc = Document::parse(FileBytes::new(trimmed.as_bytes().to_vec())).map_err(|e| {
-        ImportError(format!(
-            "the text is not a well-formed <machineKey> element: {e}"
-        ))
-    })?;
+    let doc = Document::parse(FileBytes::new(trimmed.as_bytes().to_vec()))
+        .map_err(ImportError::NotWellFormed)?;
     let mut stack = vec![doc.root()];
     let mut found = Vec::new();
     while let Some(id) = stack.pop() {
@@ -36,39 +57,29 @@ pub fn key_set_from_xml(text: &str) -> Result<KeySet, ImportError> {
     }
     let line = |id| lines_before + doc.line_of(doc.element(id).start_tag().start);
     let mk = match found[..] {
-        [] => return Err(ImportError("no <machineKey> element found".into())),
+        [] => return Err(ImportError::NoMachineKey),
         [one] => one,
-        [first, second, ..] => {
-            return Err(ImportError(format!(
-                "two <machineKey> elements, at lines {} and {}: keep only the one to push",
-                line(first),
-                line(second)
-            )));
-        }
+        [first, second, ..] => return Err(ImportError::TwoMachineKeys(line(first), line(second))),
     };
     if doc.find_attr(mk, "configProtectionProvider").is_some() {
-        return Err(ImportError("the <machineKey> element is encrypted".into()));
+        return Err(ImportError::Encrypted);
     }
-    let key = |name: &str| -> Result<KeyText, ImportError> {
+    let key = |purpose: KeyPurpose| -> Result<KeyText, ImportError> {
         let value = doc
-            .attr(mk, name)
-            .ok_or_else(|| ImportError(format!("the <machineKey> element has no {name}")))?;
+            .attr(mk, purpose.attribute())
+            .ok_or(ImportError::NoKey(purpose))?;
         let first = value.split(',').next().unwrap_or("").trim();
         if first.eq_ignore_ascii_case("AutoGenerate") {
-            return Err(ImportError(format!(
-                "{name} is AutoGenerate: import an element with explicit keys (farmkey keygen makes one)"
-            )));
+            return Err(ImportError::AutoGenerate(purpose));
         }
         if value.contains(',') {
-            return Err(ImportError(format!(
-                "{name} carries a modifier (IsolateApps/IsolateByAppId); import the plain key"
-            )));
+            return Err(ImportError::Modifier(purpose));
         }
         Ok(KeyText::new(value.into_owned()))
     };
     let set = KeySet {
-        validation_key: key("validationKey")?,
-        decryption_key: key("decryptionKey")?,
+        validation_key: key(KeyPurpose::Validation)?,
+        decryption_key: key(KeyPurpose::Decryption)?,
         validation: doc
             .attr(mk, "validation")
             .map_or_else(|| "HMACSHA256".to_string(), |v| v.trim().to_string()),
@@ -78,10 +89,7 @@ pub fn key_set_from_xml(text: &str) -> Result<KeySet, ImportError> {
     };
     let problems = set.problems();
     if !problems.is_empty() {
-        return Err(ImportError(format!(
-            "the imported keys are not usable: {}",
-            problems.join("; ")
-        )));
+        return Err(ImportError::Unusable(problems));
     }
     Ok(set)
 }
@@ -114,19 +122,58 @@ mod tests {
 
     #[test]
     fn refuses_what_cannot_be_pushed_without_echoing_keys() {
+        use crate::keys::KeyProblem;
         let v = "AB".repeat(64);
-        for (text, expected) in [
-            ("<machineKey validationKey=\"AutoGenerate,IsolateApps\" decryptionKey=\"AutoGenerate\"/>".to_string(), "AutoGenerate"),
-            (format!("<machineKey validationKey=\"{v},IsolateApps\" decryptionKey=\"{v}\"/>"), "modifier"),
-            (format!("<machineKey validationKey=\"{v}\" decryptionKey=\"XYZ\"/>"), "non-hex"),
-            (format!("<machineKey validationKey=\"{v}\"/>"), "no decryptionKey"),
-            ("<appSettings/>".to_string(), "no <machineKey>"),
-            ("<machineKey validationKey=".to_string(), "not a well-formed"),
-            (format!("\n\n<configuration>\n<machineKey validationKey=\"{v}\" decryptionKey=\"{v}\"/>\n<location>\n  <machineKey validationKey=\"{v}\" decryptionKey=\"{v}\"/>\n</location></configuration>"), "two <machineKey> elements, at lines 4 and 6"),
+        for (text, expected, wording) in [
+            (
+                "<machineKey validationKey=\"AutoGenerate,IsolateApps\" decryptionKey=\"AutoGenerate\"/>".to_string(),
+                ImportError::AutoGenerate(KeyPurpose::Validation),
+                "validationKey is AutoGenerate: import an element with explicit keys (farmkey keygen makes one)",
+            ),
+            (
+                format!("<machineKey validationKey=\"{v},IsolateApps\" decryptionKey=\"{v}\"/>"),
+                ImportError::Modifier(KeyPurpose::Validation),
+                "validationKey carries a modifier (IsolateApps/IsolateByAppId); import the plain key",
+            ),
+            (
+                format!("<machineKey validationKey=\"{v}\" decryptionKey=\"XYZ\"/>"),
+                ImportError::Unusable(vec![KeySetProblem::Key {
+                    purpose: KeyPurpose::Decryption,
+                    problem: KeyProblem::NonHex('X'),
+                }]),
+                "the imported keys are not usable: decryptionKey contains a non-hex character 'X'",
+            ),
+            (
+                format!("<machineKey validationKey=\"{v}\"/>"),
+                ImportError::NoKey(KeyPurpose::Decryption),
+                "the <machineKey> element has no decryptionKey",
+            ),
+            (
+                "<appSettings/>".to_string(),
+                ImportError::NoMachineKey,
+                "no <machineKey> element found",
+            ),
+            (
+                "<machineKey validationKey=\"AB\" configProtectionProvider=\"RsaProtectedConfigurationProvider\"/>".to_string(),
+                ImportError::Encrypted,
+                "the <machineKey> element is encrypted",
+            ),
+            (
+                format!("\n\n<configuration>\n<machineKey validationKey=\"{v}\" decryptionKey=\"{v}\"/>\n<location>\n  <machineKey validationKey=\"{v}\" decryptionKey=\"{v}\"/>\n</location></configuration>"),
+                ImportError::TwoMachineKeys(4, 6),
+                "two <machineKey> elements, at lines 4 and 6: keep only the one to push",
+            ),
         ] {
-            let err = key_set_from_xml(&text).unwrap_err().to_string();
-            assert!(err.contains(expected), "{text}: {err}");
-            assert!(!err.contains(&v[..20]));
+            let err = key_set_from_xml(&text).unwrap_err();
+            assert_eq!(err, expected, "{text}");
+            assert_eq!(err.to_string(), wording);
+            assert!(!err.to_string().contains(&v[..20]));
         }
+        let err = key_set_from_xml("<machineKey validationKey=").unwrap_err();
+        assert!(matches!(err, ImportError::NotWellFormed(_)), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with("the text is not a well-formed <machineKey> element: ")
+        );
     }
 }

@@ -15,7 +15,7 @@
 
 use super::locks::LOCK_ATTRIBUTES;
 use super::problem::bounded;
-use super::record::{Setting, Source, Sourced};
+use super::record::{Implication, Setting, Source, Sourced};
 use super::xml::{Document, ElemId};
 use crate::keys::{KeyPurpose, KeyText, MachineKeyEnum, mask_key_text};
 use crate::paths::RemotePath;
@@ -348,9 +348,8 @@ pub enum Refusal {
     /// A `validation` that compatibilityMode Framework45 refuses (`MD5`,
     /// `3DES`, `AES`): MachineKeyCryptoAlgorithmFactory knows only SHA1, the
     /// HMACSHA family and `alg:`, and throws Wrong_validation_enum_FX45.
-    /// `mode`: where Framework45 comes from (`set in C:\site\web.config
-    /// line 4`, `implied by <httpRuntime targetFramework="4.8"> in ...`).
-    Framework45 { mode: String },
+    /// `mode`: where Framework45 comes from.
+    Framework45 { mode: ModeOrigin },
     /// The same, met only through `MachineKey.Protect` (WIF's session
     /// tokens) in a legacy compatibilityMode.
     ProtectApi,
@@ -365,6 +364,24 @@ pub enum Refusal {
     /// both pipelines need a SymmetricAlgorithm and throw
     /// Wrong_decryption_enum.
     NotACipher,
+}
+
+/// Where the compatibilityMode in effect comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModeOrigin {
+    /// Written, `at` a file and line (`C:\site\web.config line 4`).
+    Set { at: String },
+    /// Implied by another setting.
+    Implied(Implication),
+}
+
+impl std::fmt::Display for ModeOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModeOrigin::Set { at } => write!(f, "set in {at}"),
+            ModeOrigin::Implied(why) => write!(f, "implied by {why}"),
+        }
+    }
 }
 
 /// The names CryptoConfig maps to keyed hash algorithms (cryptoconfig.cs).
@@ -1467,8 +1484,8 @@ impl MachineKey {
                     Pipeline::ProtectApi => Refusal::ProtectApi,
                     _ => Refusal::Framework45 {
                         mode: match &mode.source {
-                            Source::Implied(why) => format!("implied by {why}"),
-                            _ => format!("set in {}", mode.located()),
+                            Source::Implied(why) => ModeOrigin::Implied(why.clone()),
+                            _ => ModeOrigin::Set { at: mode.located() },
                         },
                     },
                 },
@@ -1536,11 +1553,10 @@ impl MachineKey {
         {
             self.compatibility_mode = Sourced {
                 setting: Setting::Value("Framework45".into()),
-                source: Source::Implied(format!(
-                    "<httpRuntime targetFramework=\"{}\"> in {}",
-                    target_framework.shown(),
-                    target_framework.source
-                )),
+                source: Source::Implied(Implication::TargetFramework {
+                    shown: target_framework.shown().into_owned(),
+                    source: Box::new(target_framework.source.clone()),
+                }),
                 line: None,
             };
         }

@@ -46,7 +46,26 @@ pub enum Source {
     Default,
     File(RemotePath),
     /// Not written anywhere, but implied by another setting.
-    Implied(String),
+    Implied(Implication),
+}
+
+/// The setting that implies a value no file sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Implication {
+    /// `<httpRuntime targetFramework="4.5">` or later implies
+    /// compatibilityMode Framework45; `shown` is its value as farmkey
+    /// shows it, `source` where it is set.
+    TargetFramework { shown: String, source: Box<Source> },
+}
+
+impl fmt::Display for Implication {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Implication::TargetFramework { shown, source } => {
+                write!(f, "<httpRuntime targetFramework=\"{shown}\"> in {source}")
+            }
+        }
+    }
 }
 
 impl fmt::Display for Source {

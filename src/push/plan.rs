@@ -17,7 +17,7 @@ use crate::config::problem::bounded;
 use crate::config::record::Level;
 use crate::config::section::config_source_path;
 use crate::config::wif::{HandlerState, WifFault};
-use crate::keys::{KeySet, set_fingerprint};
+use crate::keys::{KeySet, joined, set_fingerprint};
 use crate::paths::RemotePath;
 use crate::transport::{ReplaceBehaviour, Transport, TransportError};
 
@@ -116,7 +116,7 @@ fn adopt(
     };
     let problems = set.problems();
     if !problems.is_empty() {
-        return Err(fail(&problems.join("; ")));
+        return Err(fail(&joined(&problems)));
     }
     let group = inst
         .key_group
@@ -248,7 +248,7 @@ pub fn build_plan(
         KeySource::Import(set) => {
             let problems = set.problems();
             if !problems.is_empty() {
-                return Err(PlanError::Keys(problems.join("; ")));
+                return Err(PlanError::Keys(joined(&problems)));
             }
             (
                 Some(set.clone()),
@@ -261,7 +261,7 @@ pub fn build_plan(
     let keys = keys
         .map(|k| k.canonical())
         .transpose()
-        .map_err(PlanError::Keys)?;
+        .map_err(|e| PlanError::Keys(e.to_string()))?;
     if let Some(k) = &keys {
         super::refuse_disclosed(k, &source, &report.disclosed)?;
     }

@@ -1,5 +1,6 @@
 //! Findings (`3`): every finding of the farm, the most urgent first (or
-//! the least, with `s`); what to do about the selected one below.
+//! the least, with `s`); what to do about the selected one below: the
+//! registry's remedy for its code, then its message.
 
 use super::{Nav, Reply, Rows, Screen};
 use crate::analysis::Finding;
@@ -92,7 +93,7 @@ impl Screen for Findings {
     fn draw(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui) {
         let all = all_findings(data);
         let [list_area, panel_area] =
-            Layout::vertical([Constraint::Min(4), Constraint::Length(7)]).areas(area);
+            Layout::vertical([Constraint::Min(4), Constraint::Length(9)]).areas(area);
         let order = if self.worst_first {
             "worst first"
         } else {
@@ -155,12 +156,18 @@ impl Screen for Findings {
             });
         }
         f.render_widget(Paragraph::new(lines), inner);
-        let message = self
+        // The registry's remedy first, then the message with the specifics.
+        let text: Vec<Line> = self
             .selected(data)
-            .map(|x| x.message.clone())
+            .map(|x| {
+                vec![
+                    Line::styled(x.code.rule().remedy, ui.style(StyleKey::Title)),
+                    Line::raw(x.message.clone()),
+                ]
+            })
             .unwrap_or_default();
         f.render_widget(
-            Paragraph::new(message)
+            Paragraph::new(text)
                 .wrap(Wrap { trim: true })
                 .block(ui.block(" What to do ")),
             panel_area,

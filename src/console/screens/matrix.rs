@@ -2,7 +2,7 @@
 //! server; the findings of the selected site below.
 
 use super::{Nav, Reply, Screen, first_shown, servers_shown};
-use crate::analysis::{Code, Instance, NotRead, SiteReport, SiteVerdict, Unverified};
+use crate::analysis::{NotRead, SiteReport, SiteVerdict, Unverified};
 use crate::config::machine_key::KeyState;
 use crate::config::wif::HandlerState;
 use crate::console::model::{Action, Data, Phase};
@@ -341,10 +341,10 @@ fn cell(data: &Data, ui: &Ui, site: &SiteReport, server: usize) -> (String, Styl
     if eff.handler.state == HandlerState::Dpapi {
         marks.push_str(s.dpapi);
     }
-    if algorithms_differ(site, inst) {
+    if inst.algorithm_drift.any() {
         marks.push_str(s.algorithm);
     }
-    let (text, style) = match (inst.key_group, &inst.keys) {
+    let (text, style) = match (inst.key_group, inst.worst_key()) {
         (Some(g), _) => {
             let fp = inst.set_fingerprint.as_deref().unwrap_or("");
             let style = match g {
@@ -354,16 +354,7 @@ fn cell(data: &Data, ui: &Ui, site: &SiteReport, server: usize) -> (String, Styl
             };
             (format!("{g} {fp}"), style)
         }
-        (None, Some((v, d))) => {
-            let worst = [v, d]
-                .into_iter()
-                .find(|k| matches!(k, KeyState::Invalid { .. }))
-                .or_else(|| {
-                    [v, d]
-                        .into_iter()
-                        .find(|k| matches!(k, KeyState::Encrypted))
-                })
-                .unwrap_or(v);
+        (None, Some(worst)) => {
             let (sym, word) = match worst {
                 KeyState::Invalid { .. } => (s.invalid, "invalid"),
                 KeyState::Encrypted => (s.encrypted, "encrypted"),
@@ -390,39 +381,6 @@ fn cell(data: &Data, ui: &Ui, site: &SiteReport, server: usize) -> (String, Styl
         style.patch(ui.style(StyleKey::MatrixProblem))
     };
     (text, style)
-}
-
-/// Whether an instance's algorithms differ from the site's most common ones.
-fn algorithms_differ(site: &SiteReport, inst: &Instance) -> bool {
-    if !site
-        .findings
-        .iter()
-        .any(|f| f.code == Code::AlgorithmMismatch)
-    {
-        return false;
-    }
-    let algs = |i: &Instance| {
-        i.effective.as_ref().ok().map(|e| {
-            (
-                e.machine_key.validation_alg(),
-                e.machine_key.decryption_alg(),
-            )
-        })
-    };
-    let Some(mine) = algs(inst) else { return false };
-    let mut counts: Vec<(_, usize)> = Vec::new();
-    for pair in site.instances.iter().filter_map(algs) {
-        match counts.iter_mut().find(|(p, _)| *p == pair) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((pair, 1)),
-        }
-    }
-    // The first of the most common pairs counts as the norm.
-    let best = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
-    counts
-        .iter()
-        .find(|(_, n)| *n == best)
-        .is_some_and(|(p, _)| *p != mine)
 }
 
 /// A site's findings, the most urgent first.
