@@ -1,5 +1,6 @@
 //! `farmkey push`, `farmkey history`, `farmkey rollback`.
 
+use super::wording::{AskError, KeySourceError, remedies};
 use super::{AuditArg, HistoryArgs, PushArgs, RollbackArgs, exit, load_inventory, usage_error};
 use crate::analysis::{Selection, analyze_against};
 use crate::config::import::key_set_from_xml;
@@ -10,8 +11,8 @@ use crate::push::audit::{AuditLog, AuditRecord};
 use crate::push::diff::masked_diff;
 use crate::push::history::{file_label, other_spellings, pushed_text, pushes, restored_from};
 use crate::push::{
-    Interrupt, KeySource, PlanAction, PushOutcome, PushRequest, Sessions, StopReason, Verdict,
-    and_list, apply, build_plan, refuse_disclosed,
+    Interrupt, KeySource, PlanAction, PlanVerdict, PushOutcome, PushRequest, Sessions, StopReason,
+    Verdict, and_list, apply, build_plan, refuse_disclosed,
 };
 use crate::safe_text::escape;
 use std::io::{BufRead, Write};
@@ -32,26 +33,24 @@ fn read_records(audit: &AuditLog) -> Result<Vec<AuditRecord>, ExitCode> {
 }
 
 /// Asks on the controlling terminal; `Err` when there is none.
-fn confirm(question: &str) -> Result<bool, String> {
+fn confirm(question: &str) -> Result<bool, AskError> {
     let tty = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/tty")
-        .map_err(|_| "no terminal to ask on: add --yes to apply without asking".to_string())?;
-    let mut out = tty.try_clone().map_err(|e| e.to_string())?;
-    write!(out, "{} [y/N] ", escape(question)).map_err(|e| e.to_string())?;
-    out.flush().map_err(|e| e.to_string())?;
+        .map_err(|_| AskError::NoTerminal)?;
+    let mut out = tty.try_clone()?;
+    write!(out, "{} [y/N] ", escape(question))?;
+    out.flush()?;
     let mut answer = String::new();
-    std::io::BufReader::new(tty)
-        .read_line(&mut answer)
-        .map_err(|e| e.to_string())?;
+    std::io::BufReader::new(tty).read_line(&mut answer)?;
     Ok(matches!(
         answer.trim().to_ascii_lowercase().as_str(),
         "y" | "yes"
     ))
 }
 
-fn key_source(args: &PushArgs, disclosed: &DisclosedKeys) -> Result<KeySource, String> {
+fn key_source(args: &PushArgs, disclosed: &DisclosedKeys) -> Result<KeySource, KeySourceError> {
     if args.handler_only {
         return Ok(KeySource::HandlerOnly);
     }
@@ -67,16 +66,20 @@ fn key_source(args: &PushArgs, disclosed: &DisclosedKeys) -> Result<KeySource, S
         ));
     }
     if let Some(path) = &args.keys {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("--keys {}: {e}", path.display()))?;
-        let keys =
-            key_set_from_xml(&text).map_err(|e| format!("--keys {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|error| KeySourceError::Read {
+            path: path.clone(),
+            error,
+        })?;
+        let keys = key_set_from_xml(&text).map_err(|error| KeySourceError::Import {
+            path: path.clone(),
+            error,
+        })?;
         // Refused before the farm is read: nothing to scan for.
         refuse_disclosed(&keys, &format!("--keys {}", path.display()), disclosed)
-            .map_err(|e| e.to_string())?;
+            .map_err(KeySourceError::Disclosed)?;
         return Ok(KeySource::Import(keys));
     }
-    Err("choose the keys: --generate, --adopt [SERVER], --keys FILE, or --handler-only".into())
+    Err(KeySourceError::NoneChosen)
 }
 
 /// Standard output that never panics: a closed output (`| head -1`) is
@@ -200,7 +203,11 @@ pub fn run_push(args: &PushArgs) -> ExitCode {
     let stop = Interrupt::new();
     let mut out = Out::new(stop.clone());
     out.text(&plan.to_string());
-    let blocked: Vec<String> = plan.blocked().into_iter().map(|(s, _)| s).collect();
+    let verdict = plan.verdict();
+    if let Some(text) = remedies(&verdict.remedies()) {
+        out.line(&text);
+    }
+    let blocked = verdict.blocking_servers();
     if args.dry_run {
         for s in plan
             .servers
@@ -234,7 +241,7 @@ pub fn run_push(args: &PushArgs) -> ExitCode {
         ));
         return ExitCode::from(exit::FINDINGS);
     }
-    if plan.writes() == 0 {
+    if verdict == PlanVerdict::NothingToWrite {
         out.last(&format!(
             "Nothing to write: {} is already correct on every server of the push.",
             plan.site

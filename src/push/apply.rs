@@ -762,9 +762,8 @@ pub fn apply(
         swapped: vec![false; plan.servers.len()],
         leftovers: Vec::new(),
     };
-    let blocked = plan.blocked();
-    if !blocked.is_empty() {
-        return run.refuse(Refusal::Blocked(blocked), None);
+    if let super::PlanVerdict::Blocked(blocks) = plan.verdict() {
+        return run.refuse(Refusal::Blocked(blocks), None);
     }
     test_pause("start", None, stop);
     if let Some(r) = stop.reason() {

@@ -1,0 +1,126 @@
+//! The command line's sentences for what the domain decides: the remedies
+//! of a blocked plan as options, and why a command cannot go on.
+
+use crate::config::import::ImportError;
+use crate::push::{PlanError, Remedy};
+use std::path::PathBuf;
+
+/// Why the command line could not ask the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    #[error("no terminal to ask on: add --yes to apply without asking")]
+    NoTerminal,
+    #[error("{0}")]
+    Terminal(#[from] std::io::Error),
+}
+
+/// Why the keys of `farmkey push` cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum KeySourceError {
+    #[error("choose the keys: --generate, --adopt [SERVER], --keys FILE, or --handler-only")]
+    NoneChosen,
+    #[error("--keys {}: {error}", path.display())]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("--keys {}: {error}", path.display())]
+    Import { path: PathBuf, error: ImportError },
+    /// A key of the file is publicly disclosed.
+    #[error("{0}")]
+    Disclosed(PlanError),
+}
+
+/// What the operator can do about a blocked plan, as options of
+/// `farmkey push`; `None` when nothing is to be done but wait.
+pub fn remedies(remedies: &[Remedy]) -> Option<String> {
+    let mut excluded: Vec<String> = Vec::new();
+    let (mut fix, mut break_lock, mut wait) = (false, false, false);
+    for r in remedies {
+        match r {
+            Remedy::Exclude(server) => excluded.push(format!("--exclude {server}")),
+            Remedy::FixFile(_) | Remedy::ScanAgain => fix = true,
+            Remedy::BreakLock(_) => break_lock = true,
+            Remedy::Wait(_) => wait = true,
+        }
+    }
+    let mut text: Vec<String> = Vec::new();
+    if !excluded.is_empty() {
+        let first = if fix {
+            "Fix what is named above and scan again, or leave"
+        } else {
+            "Leave"
+        };
+        let one = excluded.len() == 1;
+        let (whom, who, keep) = if one {
+            ("it", "it", "keeps its")
+        } else {
+            ("them", "they", "keep their")
+        };
+        text.push(format!(
+            "{first} {whom} out by name ({}): {who} then {keep} old keys.",
+            excluded.join(" ")
+        ));
+    }
+    if break_lock {
+        text.push(
+            "A lock means another push of this site runs or was cut short: wait for it, or, if it no longer runs, break the lock (--break-lock).".into(),
+        );
+    }
+    if wait {
+        text.push(
+            "A lock held by a push of this machine that still runs is never broken: wait for that push to end.".into(),
+        );
+    }
+    (!text.is_empty()).then(|| text.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paths::RemotePath;
+    use crate::push::lock::{Holder, LockInfo};
+
+    fn holder(host: &str) -> Box<Holder> {
+        let mut info = LockInfo::mine("20261126T112045Z-ab12", "Flowtime");
+        info.host = host.into();
+        Box::new(Holder {
+            server: "web02".into(),
+            path: RemotePath::parse("C:\\inetpub\\Flowtime\\web.farmkey-lock.config").unwrap(),
+            info: Some(info),
+            modified: None,
+        })
+    }
+
+    #[test]
+    fn a_server_to_leave_out_is_named_as_the_option_that_does_it() {
+        let file = RemotePath::parse("C:\\inetpub\\Flowtime\\web.config").unwrap();
+        assert_eq!(
+            remedies(&[Remedy::FixFile(file), Remedy::Exclude("web03".into())]).unwrap(),
+            "Fix what is named above and scan again, or leave it out by name (--exclude web03): it then keeps its old keys."
+        );
+        assert_eq!(
+            remedies(&[
+                Remedy::Exclude("web03".into()),
+                Remedy::Exclude("web04".into())
+            ])
+            .unwrap(),
+            "Leave them out by name (--exclude web03 --exclude web04): they then keep their old keys."
+        );
+    }
+
+    #[test]
+    fn a_lock_offers_break_lock_only_where_it_can_be_broken() {
+        assert_eq!(
+            remedies(&[Remedy::BreakLock(holder("another-jump-host"))]).unwrap(),
+            "A lock means another push of this site runs or was cut short: wait for it, or, if it no longer runs, break the lock (--break-lock)."
+        );
+        let wait = remedies(&[Remedy::Wait(holder("here"))]).unwrap();
+        assert!(!wait.contains("--break-lock"), "{wait}");
+        assert_eq!(
+            wait,
+            "A lock held by a push of this machine that still runs is never broken: wait for that push to end."
+        );
+        assert_eq!(remedies(&[]), None);
+    }
+}
