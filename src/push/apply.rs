@@ -25,8 +25,8 @@ use crate::scan::read_server;
 use crate::transport::{Transport, TransportError};
 
 pub use super::outcome::{
-    FinalState, LeftBehind, LeftKind, Leftover, Progress, PushOutcome, Restore, ServerOutcome,
-    ServerResult, Step, Verdict,
+    FinalState, Foreign, LeftBehind, LeftKind, Leftover, Progress, PushOutcome, Restore,
+    ServerOutcome, ServerResult, Step, Verdict,
 };
 
 /// Whether the server's effective configuration of the site is what the
@@ -720,7 +720,12 @@ impl Run<'_> {
             interrupted,
             leftovers: self.leftovers,
             final_state,
-            excluded: self.plan.excluded.iter().map(|(s, _)| s.clone()).collect(),
+            excluded: self
+                .plan
+                .excluded
+                .iter()
+                .map(|e| e.server.clone())
+                .collect(),
             keep_partial: self.plan.keep_partial,
         }
     }
@@ -894,7 +899,7 @@ pub enum RollbackError {
     Changed {
         file: RemotePath,
         push_id: String,
-        why: String,
+        why: Foreign,
     },
     /// Another file of the server must be left alone (or could not be
     /// read): this one is kept as it is too, so that the server never

@@ -209,7 +209,12 @@ impl fmt::Display for BlockReason {
                 "{locked} is locked at a parent level by {lock}: ASP.NET refuses it in {file}; it has to be set in {} (or the lock lifted there)",
                 lock.file
             ),
-            R::SwapAbove { tag, line, at, file } => write!(
+            R::SwapAbove {
+                tag,
+                line,
+                at,
+                file,
+            } => write!(
                 f,
                 "the {tag} WIF uses is at line {line} of {at}, a level a push does not write: the handler swap has to be added there (the same element in {file} would make WIF fail at start-up, ID7029)"
             ),

@@ -132,6 +132,37 @@ pub struct ServerPlan {
     pub watched: Vec<(RemotePath, Option<String>)>,
 }
 
+/// Why a server is left out of a push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftOut {
+    /// `--exclude`, or the console's Leave out.
+    ByName,
+    /// `--servers` names others.
+    NotNamed,
+}
+
+/// A server left out of a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Excluded {
+    pub server: String,
+    pub why: LeftOut,
+    /// The scan could not read it either.
+    pub unread: bool,
+}
+
+impl fmt::Display for Excluded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.why {
+            LeftOut::ByName => "by name",
+            LeftOut::NotNamed => "not among the servers named",
+        })?;
+        if self.unread {
+            f.write_str("; the scan could not read it")?;
+        }
+        Ok(())
+    }
+}
+
 /// Everything that will be done, shown before anything is written.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -148,8 +179,8 @@ pub struct Plan {
     /// Servers the scan could not read (the site may be there too), with
     /// the reason: they block the push unless left out by name.
     pub unread: Vec<(String, String)>,
-    /// Servers left out by name, and why they are out.
-    pub excluded: Vec<(String, String)>,
+    /// Servers left out, and why they are out.
+    pub excluded: Vec<Excluded>,
     pub keep_partial: bool,
     /// The operator asked to break the locks shown.
     pub break_lock: bool,
@@ -381,12 +412,13 @@ impl Plan {
                 format!("  {:<10} CANNOT BE PUSHED: {}", b.server, b.reason),
             );
         }
-        for (server, why) in &self.excluded {
+        for e in &self.excluded {
             say(
                 false,
                 format!(
-                    "  {server:<10} left out ({why}): {}",
-                    exclusion_effect(server)
+                    "  {:<10} left out ({e}): {}",
+                    e.server,
+                    exclusion_effect(&e.server)
                 ),
             );
         }

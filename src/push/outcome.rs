@@ -40,9 +40,35 @@ pub enum Restore {
     /// Restored from its backup and verified.
     Restored,
     /// It holds bytes this push did not write: left as it is.
-    LeftAlone(String),
+    LeftAlone(Foreign),
     /// Could not be restored: the reason, and where the backup is.
     Failed(String),
+}
+
+/// Why a file the push wrote is not the push's to bring back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Foreign {
+    /// It holds other bytes (the first 12 hex digits of their SHA-256).
+    Changed { sha256: String },
+    /// It is gone, and not by this push's swap.
+    Removed,
+    /// It changed while farmkey restored it.
+    ChangedDuringRestore,
+}
+
+impl fmt::Display for Foreign {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Foreign::Changed { sha256 } => write!(
+                f,
+                "it holds bytes this push did not write (sha256 {sha256}…): someone else changed it"
+            ),
+            Foreign::Removed => f.write_str("it was removed by someone else"),
+            Foreign::ChangedDuringRestore => {
+                f.write_str("it changed while farmkey restored it: someone else writes it")
+            }
+        }
+    }
 }
 
 /// A file farmkey made beside a configuration file and could not remove,
@@ -107,7 +133,7 @@ pub enum ServerOutcome {
     /// Applied, then restored because the push did not complete.
     RolledBack,
     /// Applied, then found holding bytes this push did not write: left alone.
-    LeftAlone(String),
+    LeftAlone(Foreign),
     /// Applied, and could not be restored.
     RollbackFailed(String),
 }

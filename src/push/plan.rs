@@ -3,8 +3,8 @@
 use super::audit::Fingerprints;
 use super::lock::{lock_path, read_holder};
 use super::{
-    BlockReason, Change, KeySource, Plan, PlanAction, PushRequest, ServerPlan, Sessions, file_stamp,
-    random_hex, same_keys, sibling,
+    BlockReason, Change, Excluded, KeySource, LeftOut, Plan, PlanAction, PushRequest, ServerPlan,
+    Sessions, file_stamp, random_hex, same_keys, sibling,
 };
 use crate::analysis::{FarmReport, Instance};
 use crate::config::editor::{
@@ -197,11 +197,11 @@ pub fn build_plan(
     }
     let named = |list: &[String], name: &str| list.iter().any(|n| n.eq_ignore_ascii_case(name));
     // Why a server of the site is left out, if it is.
-    let left_out = |name: &str| -> Option<String> {
+    let left_out = |name: &str| -> Option<LeftOut> {
         if named(&req.exclude, name) {
-            Some("by name".into())
+            Some(LeftOut::ByName)
         } else if req.servers.as_ref().is_some_and(|l| !named(l, name)) {
-            Some("not among the servers named".into())
+            Some(LeftOut::NotNamed)
         } else {
             None
         }
@@ -210,14 +210,22 @@ pub fn build_plan(
     let mut targets: Vec<&Instance> = Vec::new();
     for inst in &site.instances {
         match left_out(&inst.server) {
-            Some(why) => excluded.push((inst.server.clone(), why)),
+            Some(why) => excluded.push(Excluded {
+                server: inst.server.clone(),
+                why,
+                unread: false,
+            }),
             None => targets.push(inst),
         }
     }
     let mut unread = Vec::new();
     for (name, error) in unread_scan {
         match left_out(&name) {
-            Some(why) => excluded.push((name, format!("{why}; the scan could not read it"))),
+            Some(why) => excluded.push(Excluded {
+                server: name,
+                why,
+                unread: true,
+            }),
             None => unread.push((name, error)),
         }
     }

@@ -2,7 +2,7 @@
 //! the swap, and bringing a file back to its original bytes, only when it
 //! still holds what the push wrote.
 
-use super::outcome::{Leftover, Restore};
+use super::outcome::{Foreign, Leftover, Restore};
 use super::{Plan, ServerPlan, Sessions, retry, sibling};
 use crate::bytes::FileBytes;
 use crate::paths::RemotePath;
@@ -225,7 +225,7 @@ impl Undo<'_> {
     /// Why a file that holds `now` (its SHA-256, `None`: no file) must be
     /// left alone; `None` when it holds its original bytes or what the
     /// push wrote (or is missing after the push's own swap: `swapped`).
-    fn foreign(&self, now: Option<&str>, swapped: bool) -> Option<String> {
+    fn foreign(&self, now: Option<&str>, swapped: bool) -> Option<Foreign> {
         if now == self.original {
             return None;
         }
@@ -238,17 +238,20 @@ impl Undo<'_> {
             return None;
         }
         Some(match now {
-            Some(sha) => format!(
-                "it holds bytes this push did not write (sha256 {}…): someone else changed it",
-                &sha[..12.min(sha.len())]
-            ),
-            None => "it was removed by someone else".to_string(),
+            Some(sha) => Foreign::Changed {
+                sha256: sha[..12.min(sha.len())].to_string(),
+            },
+            None => Foreign::Removed,
         })
     }
 
     /// Reads the file and says why it must be left alone, if it must
     /// (see [`Undo::foreign`]); changes nothing.
-    fn look(&self, t: &mut dyn Transport, swapped: bool) -> Result<Option<String>, TransportError> {
+    fn look(
+        &self,
+        t: &mut dyn Transport,
+        swapped: bool,
+    ) -> Result<Option<Foreign>, TransportError> {
         let now = read_opt(t, self.file)?.map(|b| b.sha256());
         Ok(self.foreign(now.as_deref(), swapped))
     }
@@ -350,9 +353,7 @@ impl Undo<'_> {
         let again = read_opt(t, self.file)?.map(|b| b.sha256());
         if again != now {
             let _ = t.remove(&self.restore);
-            return Ok(Restore::LeftAlone(
-                "it changed while farmkey restored it: someone else writes it".into(),
-            ));
+            return Ok(Restore::LeftAlone(Foreign::ChangedDuringRestore));
         }
         *swapped = true;
         if let Err(e) = swap(t, &self.restore, self.file, &self.aside) {
@@ -372,20 +373,6 @@ impl Undo<'_> {
     }
 }
 
-/// Runs `op` on a server ([`retry::on_server`]); `Err` says why it could
-/// not be run.
-fn with_session<T>(
-    sessions: &mut Sessions,
-    server: &str,
-    broken: bool,
-    op: impl FnMut(&mut dyn Transport) -> Result<T, TransportError>,
-) -> Result<T, String> {
-    retry::on_server(sessions, server, broken, op).map_err(|e| match e {
-        retry::Reached::Session(e) => e.to_string(),
-        retry::Reached::Op(e) => e.to_string(),
-    })
-}
-
 /// Settles a server, reconnecting when its session broke: a fresh session
 /// (bounded attempts) before declaring failure. `swapped`: a swap onto the
 /// file was already attempted.
@@ -396,7 +383,7 @@ pub(super) fn settle_server(
     broken: bool,
     mut swapped: bool,
 ) -> Settled {
-    match with_session(sessions, server, broken, |t| undo.settle(t, &mut swapped)) {
+    match retry::on_server(sessions, server, broken, |t| undo.settle(t, &mut swapped)) {
         Ok(Settled {
             restore: Restore::Failed(why),
             left,
@@ -427,8 +414,8 @@ pub(super) fn check_server(
     server: &str,
     undo: &Undo,
     swapped: bool,
-) -> Result<Option<String>, String> {
-    with_session(sessions, server, false, |t| undo.look(t, swapped))
+) -> Result<Option<Foreign>, retry::Reached<TransportError>> {
+    retry::on_server(sessions, server, false, |t| undo.look(t, swapped))
 }
 
 pub(super) fn undo_for<'a>(plan: &Plan, sp: &'a ServerPlan, written: Option<&'a str>) -> Undo<'a> {

@@ -139,3 +139,162 @@ impl Plan {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::push::lock::LockInfo;
+    use crate::scan::FileProblem;
+    use crate::transport::TransportError;
+
+    fn path(p: &str) -> RemotePath {
+        RemotePath::parse(p).unwrap()
+    }
+
+    fn holder(host: &str) -> Box<Holder> {
+        let mut info = LockInfo::mine("20261126T112045Z-ab12", "Flowtime");
+        info.host = host.into();
+        Box::new(Holder {
+            server: "web02".into(),
+            path: path("C:\\inetpub\\Flowtime\\web.farmkey-lock.config"),
+            info: Some(info),
+            modified: None,
+        })
+    }
+
+    fn block(reason: BlockReason) -> Block {
+        Block {
+            server: "web02".into(),
+            reason,
+        }
+    }
+
+    /// A lock of a push of this machine that still runs is only waited
+    /// for; any other may be broken on request.
+    #[test]
+    fn a_lock_is_broken_only_where_its_push_no_longer_runs() {
+        let stale = holder("another-jump-host");
+        assert_eq!(
+            block(BlockReason::Locked(stale.clone())).remedies(),
+            vec![Remedy::BreakLock(stale)]
+        );
+        // This very process holds it.
+        let alive = Box::new(Holder {
+            info: Some(LockInfo::mine("20261126T112045Z-ab12", "Flowtime")),
+            ..*holder("here")
+        });
+        assert!(alive.alive_here());
+        assert_eq!(
+            block(BlockReason::Locked(alive.clone())).remedies(),
+            vec![Remedy::Wait(alive)]
+        );
+    }
+
+    #[test]
+    fn a_file_at_fault_is_named_as_the_one_to_fix_and_the_server_may_be_left_out() {
+        let web = path("C:\\inetpub\\Flowtime\\web.config");
+        assert_eq!(
+            block(BlockReason::ReadOnly { file: web.clone() }).remedies(),
+            vec![
+                Remedy::FixFile(web.clone()),
+                Remedy::Exclude("web02".into())
+            ]
+        );
+        assert_eq!(
+            block(BlockReason::ChangedSinceScan { file: web }).remedies(),
+            vec![Remedy::ScanAgain, Remedy::Exclude("web02".into())]
+        );
+        let unread = BlockReason::Unread {
+            error: "connection refused".into(),
+            site: "Flowtime".into(),
+        };
+        assert_eq!(
+            block(unread).remedies(),
+            vec![Remedy::ScanAgain, Remedy::Exclude("web02".into())]
+        );
+    }
+
+    /// The verdict's remedies, each once, in the order of the blocks.
+    #[test]
+    fn remedies_are_gathered_once() {
+        let web = path("C:\\inetpub\\Flowtime\\web.config");
+        let v = PlanVerdict::Blocked(vec![
+            block(BlockReason::ReadOnly { file: web.clone() }),
+            block(BlockReason::ChangedSinceScan { file: web.clone() }),
+        ]);
+        assert_eq!(v.blocking_servers(), vec!["web02"]);
+        assert_eq!(
+            v.remedies(),
+            vec![
+                Remedy::FixFile(web),
+                Remedy::Exclude("web02".into()),
+                Remedy::ScanAgain
+            ]
+        );
+        assert!(PlanVerdict::Ready.remedies().is_empty());
+        assert!(PlanVerdict::NothingToWrite.blocks().is_empty());
+    }
+
+    /// One check of each reason's wording (the others assert on values).
+    #[test]
+    fn each_reason_reads_as_a_sentence_naming_what_is_at_fault() {
+        let web = path("C:\\inetpub\\Flowtime\\web.config");
+        let keys = path("C:\\inetpub\\Flowtime\\keys.config");
+        let cases: Vec<(BlockReason, &str)> = vec![
+            (
+                BlockReason::Unread {
+                    error: "connection refused".into(),
+                    site: "Flowtime".into(),
+                },
+                "could not be read by the scan (connection refused); it may host Flowtime",
+            ),
+            (
+                BlockReason::ConfigUnreadable(FileProblem {
+                    path: "C:\\inetpub\\Flowtime\\web.config".into(),
+                    message: "not XML".into(),
+                }),
+                "its configuration cannot be read: C:\\inetpub\\Flowtime\\web.config: not XML",
+            ),
+            (
+                BlockReason::PathNotWritable {
+                    physical_path: "\\\\nas\\share".into(),
+                },
+                "its physical path \"\\\\\\\\nas\\\\share\" is not a path farmkey can write to",
+            ),
+            (
+                BlockReason::LockUnreadable(TransportError::NotFound { path: web.clone() }),
+                "cannot read its lock file: ",
+            ),
+            (
+                BlockReason::Unreadable {
+                    file: web.clone(),
+                    error: TransportError::NotFound { path: web.clone() },
+                },
+                "cannot read C:\\inetpub\\Flowtime\\web.config: ",
+            ),
+            (
+                BlockReason::ChangedSinceScan { file: web.clone() },
+                "C:\\inetpub\\Flowtime\\web.config changed since the scan; scan again",
+            ),
+            (
+                BlockReason::ConfigSourceMissing {
+                    file: keys,
+                    named_in: web.clone(),
+                },
+                "C:\\inetpub\\Flowtime\\keys.config, named by configSource in C:\\inetpub\\Flowtime\\web.config, does not exist",
+            ),
+            (
+                BlockReason::ReadOnly { file: web },
+                "C:\\inetpub\\Flowtime\\web.config is read-only (its read-only attribute is set): Windows refuses to replace it; clear it (attrib -r \"C:\\inetpub\\Flowtime\\web.config\") and scan again",
+            ),
+            (
+                BlockReason::Locked(holder("jump9")),
+                "web02 is locked by push 20261126T112045Z-ab12",
+            ),
+        ];
+        for (reason, text) in cases {
+            let said = reason.to_string();
+            assert!(said.starts_with(text), "{said}\n  wanted {text}");
+        }
+    }
+}
