@@ -10,7 +10,7 @@ use farmkey::farm::scan_all;
 use farmkey::inventory::Inventory;
 use farmkey::keys::{DecryptionAlg, ValidationAlg};
 use farmkey::paths::RemotePath;
-use farmkey::push::apply::{FinalState, Foreign, Progress, Restore, Step};
+use farmkey::push::apply::{FinalState, Foreign, NotAttempted, Progress, Restore, Step};
 use farmkey::push::audit::{Action, AuditLog};
 use farmkey::push::lock::LockError;
 use farmkey::push::{
@@ -1977,6 +1977,11 @@ fn headless_an_unreachable_server_exits_1_with_the_plan_saying_why() {
             && stdout.contains("connection refused"),
         "{stdout}"
     );
+    // The remedy as the option that takes it.
+    assert!(
+        stdout.contains("leave it out by name (--exclude web03): it then keeps its old keys."),
+        "{stdout}"
+    );
     assert!(
         last_line(&stdout).contains("NOT made: blocked by web03; nothing was written"),
         "{stdout}"
@@ -2860,7 +2865,9 @@ fn keep_partial_never_keeps_a_server_half_pushed() {
             ("web02 web.config".to_string(), ServerOutcome::RolledBack),
             (
                 "web02 identity.config".to_string(),
-                ServerOutcome::NotAttempted("interrupted by the operator".into())
+                ServerOutcome::NotAttempted(NotAttempted::Interrupted(
+                    farmkey::push::StopReason::Operator
+                ))
             ),
         ]
     );

@@ -123,4 +123,29 @@ mod tests {
         );
         assert_eq!(remedies(&[]), None);
     }
+
+    #[test]
+    fn why_the_keys_or_an_answer_cannot_be_had_reads_as_said() {
+        assert_eq!(
+            KeySourceError::NoneChosen.to_string(),
+            "choose the keys: --generate, --adopt [SERVER], --keys FILE, or --handler-only"
+        );
+        let read = KeySourceError::Read {
+            path: "/tmp/keys.xml".into(),
+            error: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert_eq!(read.to_string(), "--keys /tmp/keys.xml: entity not found");
+        let import = KeySourceError::Import {
+            path: "/tmp/keys.xml".into(),
+            error: ImportError("no <machineKey> element".into()),
+        };
+        assert_eq!(
+            import.to_string(),
+            "--keys /tmp/keys.xml: no <machineKey> element"
+        );
+        assert_eq!(
+            AskError::NoTerminal.to_string(),
+            "no terminal to ask on: add --yes to apply without asking"
+        );
+    }
 }

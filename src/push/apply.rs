@@ -25,8 +25,8 @@ use crate::scan::read_server;
 use crate::transport::{Transport, TransportError};
 
 pub use super::outcome::{
-    FinalState, Foreign, LeftBehind, LeftKind, Leftover, Progress, PushOutcome, Restore,
-    ServerOutcome, ServerResult, Step, Verdict,
+    FinalState, Foreign, LeftBehind, LeftKind, Leftover, NotAttempted, Progress, PushOutcome,
+    Restore, ServerOutcome, ServerResult, Step, Verdict,
 };
 
 /// Whether the server's effective configuration of the site is what the
@@ -396,7 +396,7 @@ impl Run<'_> {
     fn refuse(mut self, why: Refusal, interrupted: Option<StopReason>) -> PushOutcome {
         for r in &mut self.results {
             if r.outcome != ServerOutcome::Unchanged {
-                r.outcome = ServerOutcome::NotAttempted("the push did not start".into());
+                r.outcome = ServerOutcome::NotAttempted(NotAttempted::NotStarted);
             }
         }
         self.release_locks();
@@ -538,7 +538,7 @@ impl Run<'_> {
                 sp.scanned_sha256.clone(),
             ),
             Attempt::Interrupted(r) => (
-                ServerOutcome::NotAttempted(format!("interrupted by {r} before its swap")),
+                ServerOutcome::NotAttempted(NotAttempted::BeforeSwap(r)),
                 sp.scanned_sha256.clone(),
             ),
             Attempt::AuditFailed(e) => {
@@ -748,7 +748,7 @@ pub fn apply(
             file: sp.file.clone(),
             outcome: match sp.action {
                 PlanAction::Unchanged => ServerOutcome::Unchanged,
-                _ => ServerOutcome::NotAttempted("the push did not start".into()),
+                _ => ServerOutcome::NotAttempted(NotAttempted::NotStarted),
             },
             sha_before: sp.scanned_sha256.clone(),
             sha_after: sp.scanned_sha256.clone(),
@@ -792,8 +792,8 @@ pub fn apply(
         }
         if halted {
             let why = match stop.reason() {
-                Some(r) => format!("interrupted by {r}"),
-                None => "an earlier step of the push failed".into(),
+                Some(r) => NotAttempted::Interrupted(r),
+                None => NotAttempted::EarlierFailed,
             };
             run.results[i].outcome = ServerOutcome::NotAttempted(why);
             let rec = record(

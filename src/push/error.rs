@@ -130,9 +130,9 @@ pub enum BlockReason {
     /// The application's physical path is not one farmkey can write to.
     PathNotWritable { physical_path: String },
     /// A handler-only push cannot fix what makes WIF refuse the section.
-    HandlerFault(WifFault),
+    HandlerFault(Box<WifFault>),
     /// A handler of the application's own: never replaced.
-    CustomHandler(HandlerReason),
+    CustomHandler(Box<HandlerReason>),
     /// No session to the server while planning.
     Connect(SessionError),
     /// The lock file beside web.config cannot be read.

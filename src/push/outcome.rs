@@ -45,6 +45,30 @@ pub enum Restore {
     Failed(String),
 }
 
+/// Why a server of the push was not written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotAttempted {
+    /// Refused before the first write (blocked, locked, changed).
+    NotStarted,
+    /// Stopped between servers.
+    Interrupted(StopReason),
+    /// Stopped after its copies were made, before its swap.
+    BeforeSwap(StopReason),
+    /// A server before it failed.
+    EarlierFailed,
+}
+
+impl fmt::Display for NotAttempted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotAttempted::NotStarted => f.write_str("the push did not start"),
+            NotAttempted::Interrupted(r) => write!(f, "interrupted by {r}"),
+            NotAttempted::BeforeSwap(r) => write!(f, "interrupted by {r} before its swap"),
+            NotAttempted::EarlierFailed => f.write_str("an earlier step of the push failed"),
+        }
+    }
+}
+
 /// Why a file the push wrote is not the push's to bring back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Foreign {
@@ -122,7 +146,7 @@ pub enum ServerOutcome {
     Applied,
     Unchanged,
     /// Not tried: the push was refused, or stopped before this server.
-    NotAttempted(String),
+    NotAttempted(NotAttempted),
     Failed {
         step: Step,
         error: StepError,
@@ -459,4 +483,44 @@ pub enum Progress {
     Done(ServerResult),
     /// A stage of the whole push (locks, rollback, re-reading).
     Note(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One check of each sentence; everything else asserts on the values.
+    #[test]
+    fn why_a_file_is_left_alone_and_a_server_not_written_read_as_said() {
+        let said = |f: Foreign| f.to_string();
+        assert_eq!(
+            said(Foreign::Changed {
+                sha256: "77aa01234567".into()
+            }),
+            "it holds bytes this push did not write (sha256 77aa01234567…): someone else changed it"
+        );
+        assert_eq!(said(Foreign::Removed), "it was removed by someone else");
+        assert_eq!(
+            said(Foreign::ChangedDuringRestore),
+            "it changed while farmkey restored it: someone else writes it"
+        );
+        let said = |n: NotAttempted| ServerOutcome::NotAttempted(n).to_string();
+        assert_eq!(
+            said(NotAttempted::NotStarted),
+            "not attempted: the push did not start"
+        );
+        assert_eq!(
+            said(NotAttempted::EarlierFailed),
+            "not attempted: an earlier step of the push failed"
+        );
+        let r = StopReason::Operator;
+        assert_eq!(
+            said(NotAttempted::Interrupted(r)),
+            format!("not attempted: interrupted by {r}")
+        );
+        assert_eq!(
+            said(NotAttempted::BeforeSwap(r)),
+            format!("not attempted: interrupted by {r} before its swap")
+        );
+    }
 }

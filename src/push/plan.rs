@@ -529,14 +529,14 @@ fn plan_files(
         && let Some(fault @ (WifFault::UnknownConfiguration { .. } | WifFault::Refused { .. })) =
             eff.handler.fault()
     {
-        sp.action = PlanAction::Blocked(BlockReason::HandlerFault(fault.clone()));
+        sp.action = PlanAction::Blocked(BlockReason::HandlerFault(Box::new(fault.clone())));
         return vec![sp];
     }
     if keys.is_none()
         && eff.handler.state == HandlerState::Custom
         && let Some(reason) = &eff.handler.reason
     {
-        sp.action = PlanAction::Blocked(BlockReason::CustomHandler(reason.clone()));
+        sp.action = PlanAction::Blocked(BlockReason::CustomHandler(Box::new(reason.clone())));
         return vec![sp];
     }
     // Every server of the push is locked while it runs, the ones already
