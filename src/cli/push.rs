@@ -1,12 +1,12 @@
 //! `farmkey push`, `farmkey history`, `farmkey rollback`.
 
-use super::wording::{AskError, KeySourceError, remedies};
+use super::wording::{AskError, KeySourceError, refusal, remedies};
 use super::{AuditArg, HistoryArgs, PushArgs, RollbackArgs, exit, load_inventory, usage_error};
 use crate::analysis::{Selection, analyze_against};
 use crate::config::import::key_set_from_xml;
 use crate::disclosed::DisclosedKeys;
 use crate::farm::scan_all;
-use crate::push::apply::{Progress, RollbackError, rollback_push};
+use crate::push::apply::{Progress, rollback_push};
 use crate::push::audit::{AuditLog, AuditRecord};
 use crate::push::diff::masked_diff;
 use crate::push::history::{file_label, other_spellings, pushed_text, pushes, restored_from};
@@ -351,19 +351,6 @@ fn spelling_hint(records: &[AuditRecord], site: &str) -> String {
     )
 }
 
-/// Why a server was not rolled back, and, for a lock, how the command line
-/// goes on: `--break-lock`, which never breaks the lock of a push of this
-/// machine that still runs.
-fn refusal(e: &RollbackError) -> String {
-    if e.breakable_lock().is_some() {
-        format!("{e}; if that push no longer runs, roll back with --break-lock")
-    } else if e.locked_by().is_some() {
-        format!("{e}; that push still runs on this machine: roll back once it has ended")
-    } else {
-        e.to_string()
-    }
-}
-
 pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
     let audit = audit_log(&args.audit);
     let records = match read_records(&audit) {
@@ -481,52 +468,4 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
     }
     out.last(&last);
     ExitCode::from(code)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::paths::RemotePath;
-    use crate::push::lock::{Holder, LockInfo};
-
-    fn locked(info: LockInfo) -> RollbackError {
-        RollbackError::Locked(Box::new(Holder {
-            server: "web01".into(),
-            path: RemotePath::parse("C:\\inetpub\\Cora\\Flowtime\\web.farmkey-lock.config")
-                .unwrap(),
-            info: Some(info),
-            modified: None,
-        }))
-    }
-
-    /// The error holds the facts; the command line adds `--break-lock`
-    /// only where that option can break the lock.
-    #[test]
-    fn a_lock_refusal_offers_break_lock_only_where_it_can_break_it() {
-        let mut elsewhere = LockInfo::mine("20261126T112045Z-ab12", "Flowtime");
-        elsewhere.host = "another-jump-host".into();
-        let stale = locked(elsewhere);
-        let unrecorded = RollbackError::Unrecorded {
-            why: Box::new(stale.clone()),
-            audit: "audit log /var/log/audit.jsonl: No space left on device".into(),
-        };
-        for e in [&stale, &unrecorded] {
-            assert!(!e.to_string().contains("--break-lock"), "{e}");
-            assert!(
-                refusal(e).ends_with("if that push no longer runs, roll back with --break-lock"),
-                "{}",
-                refusal(e)
-            );
-        }
-        // This very process holds it: it still runs, and is never broken.
-        let alive = locked(LockInfo::mine("20261126T112045Z-ab12", "Flowtime"));
-        assert!(
-            !refusal(&alive).contains("--break-lock")
-                && refusal(&alive).contains("still runs on this machine"),
-            "{}",
-            refusal(&alive)
-        );
-        let other = RollbackError::Failed("no space left on the server's disk".into());
-        assert_eq!(refusal(&other), other.to_string());
-    }
 }

@@ -2,6 +2,7 @@
 //! of a blocked plan as options, and why a command cannot go on.
 
 use crate::config::import::ImportError;
+use crate::push::apply::RollbackError;
 use crate::push::{PlanError, Remedy};
 use std::path::PathBuf;
 
@@ -73,6 +74,19 @@ pub fn remedies(remedies: &[Remedy]) -> Option<String> {
         );
     }
     (!text.is_empty()).then(|| text.join(" "))
+}
+
+/// Why a server was not rolled back, and, for a lock, how the command line
+/// goes on: `--break-lock`, which never breaks the lock of a push of this
+/// machine that still runs.
+pub fn refusal(e: &RollbackError) -> String {
+    if e.breakable_lock().is_some() {
+        format!("{e}; if that push no longer runs, roll back with --break-lock")
+    } else if e.locked_by().is_some() {
+        format!("{e}; that push still runs on this machine: roll back once it has ended")
+    } else {
+        e.to_string()
+    }
 }
 
 #[cfg(test)]
@@ -147,5 +161,46 @@ mod tests {
             AskError::NoTerminal.to_string(),
             "no terminal to ask on: add --yes to apply without asking"
         );
+    }
+
+    fn locked(info: LockInfo) -> RollbackError {
+        RollbackError::Locked(Box::new(Holder {
+            server: "web01".into(),
+            path: RemotePath::parse("C:\\inetpub\\Cora\\Flowtime\\web.farmkey-lock.config")
+                .unwrap(),
+            info: Some(info),
+            modified: None,
+        }))
+    }
+
+    /// The error holds the facts; the command line adds `--break-lock`
+    /// only where that option can break the lock.
+    #[test]
+    fn a_lock_refusal_offers_break_lock_only_where_it_can_break_it() {
+        let mut elsewhere = LockInfo::mine("20261126T112045Z-ab12", "Flowtime");
+        elsewhere.host = "another-jump-host".into();
+        let stale = locked(elsewhere);
+        let unrecorded = RollbackError::Unrecorded {
+            why: Box::new(stale.clone()),
+            audit: "audit log /var/log/audit.jsonl: No space left on device".into(),
+        };
+        for e in [&stale, &unrecorded] {
+            assert!(!e.to_string().contains("--break-lock"), "{e}");
+            assert!(
+                refusal(e).ends_with("if that push no longer runs, roll back with --break-lock"),
+                "{}",
+                refusal(e)
+            );
+        }
+        // This very process holds it: it still runs, and is never broken.
+        let alive = locked(LockInfo::mine("20261126T112045Z-ab12", "Flowtime"));
+        assert!(
+            !refusal(&alive).contains("--break-lock")
+                && refusal(&alive).contains("still runs on this machine"),
+            "{}",
+            refusal(&alive)
+        );
+        let other = RollbackError::Failed("no space left on the server's disk".into());
+        assert_eq!(refusal(&other), other.to_string());
     }
 }
