@@ -12,6 +12,7 @@ use farmkey::console::{ui, view};
 use farmkey::farm::{ScanEvent, scan_all};
 use farmkey::inventory::Inventory;
 use farmkey::keys::{KeySet, KeyText};
+use farmkey::push::apply::Foreign;
 use farmkey::push::history::pushes;
 use farmkey::transport::{ConnectOptions, HostKeyQuestion, SecretQuestion};
 use ratatui::Terminal;
@@ -585,7 +586,9 @@ fn a_push_of_two_files_on_a_server_is_rolled_back_file_by_file() {
             Err(RollbackError::Changed {
                 file: farmkey::paths::RemotePath::parse(KEYS).unwrap(),
                 push_id: "20261128T141500Z-ef56".into(),
-                why: "it holds bytes this push did not write: someone else changed it".into(),
+                why: Foreign::Changed {
+                    sha256: "77aa".into(),
+                },
             }),
         )
     };
@@ -1035,9 +1038,9 @@ fn roll_back_and_break_the_lock(a: &mut App) {
                 file: farmkey::paths::RemotePath::parse("C:\\inetpub\\Cora\\Flowtime\\web.config")
                     .unwrap(),
                 push_id: "20261126T112045Z-ab12".into(),
-                why:
-                    "it holds bytes this push did not write (sha256 77aa…): someone else changed it"
-                        .into(),
+                why: Foreign::Changed {
+                    sha256: "77aa".into(),
+                },
             }),
         ),
         rolled(

@@ -1676,7 +1676,7 @@ fn a_handler_type_wif_cannot_load_is_invalid_and_stops_a_handler_only_push() {
     let rows = plan_rows(&plan);
     assert_eq!(rows[0].2, "unchanged", "{rows:?}");
     assert!(rows[1].2.starts_with("blocked: "), "{rows:?}");
-    assert_eq!(plan.blocked().len(), 1, "the push does not start");
+    assert_eq!(plan.verdict().blocks().len(), 1, "the push does not start");
 }
 
 /// The two handler states the reference source adds to DPAPI and the swap:
@@ -1722,7 +1722,7 @@ fn no_session_handler_is_fixed_and_a_custom_handler_is_left_alone() {
     let web01 = none.path().join("web01/C:/inetpub/Flowtime/web.config");
     let before = fs::read_to_string(&web01).unwrap();
     let (plan, outcome) = push_local(none.path(), "Flowtime", KeySource::HandlerOnly);
-    assert!(plan.blocked().is_empty(), "{:?}", plan_rows(&plan));
+    assert!(plan.verdict().blocks().is_empty(), "{:?}", plan_rows(&plan));
     assert!(outcome.success(), "{}", outcome.summary());
     let after = fs::read_to_string(&web01).unwrap();
     assert_eq!(after.matches("<remove ").count(), 1, "{after}");
@@ -1787,7 +1787,7 @@ fn a_push_writes_nothing_beside_a_refused_handler_element() {
     );
 
     let (plan, outcome) = push_local(dir.path(), "Flowtime", generate_hmac());
-    assert!(plan.blocked().is_empty(), "{:?}", plan_rows(&plan));
+    assert!(plan.verdict().blocks().is_empty(), "{:?}", plan_rows(&plan));
     assert!(outcome.success(), "{}", outcome.summary());
     let after =
         fs::read_to_string(dir.path().join("web01/C:/inetpub/Flowtime/web.config")).unwrap();
@@ -1849,7 +1849,7 @@ fn a_swap_a_clear_drops_is_named_and_the_push_writes_after_the_clear() {
         dpapi.message
     );
     let (plan, outcome) = push_local(dir.path(), "Flowtime", KeySource::HandlerOnly);
-    assert!(plan.blocked().is_empty(), "{:?}", plan_rows(&plan));
+    assert!(plan.verdict().blocks().is_empty(), "{:?}", plan_rows(&plan));
     assert!(outcome.success(), "{}", outcome.summary());
     let after =
         fs::read_to_string(dir.path().join("web01/C:/inetpub/Flowtime/web.config")).unwrap();

@@ -10,12 +10,12 @@ use farmkey::farm::scan_all;
 use farmkey::inventory::Inventory;
 use farmkey::keys::{DecryptionAlg, ValidationAlg};
 use farmkey::paths::RemotePath;
-use farmkey::push::apply::{FinalState, Progress, Restore, Step};
+use farmkey::push::apply::{FinalState, Foreign, NotAttempted, Progress, Restore, Step};
 use farmkey::push::audit::{Action, AuditLog};
 use farmkey::push::lock::LockError;
 use farmkey::push::{
-    Interrupt, KeySource, Plan, PlanAction, PushOutcome, PushRequest, Refusal, ServerOutcome,
-    Sessions, Verdict, apply, build_plan,
+    BlockReason, Interrupt, KeySource, Plan, PlanAction, PlanVerdict, PushOutcome, PushRequest,
+    Refusal, Remedy, ServerOutcome, Sessions, Verdict, apply, build_plan,
 };
 use farmkey::transport::{
     ConnectOptions, DirEntry, FileStat, LinkEnd, NewFile, Transport, TransportError,
@@ -445,7 +445,7 @@ fn a_generated_push_brings_the_site_into_step_touching_nothing_else() {
         .collect();
     let (mut sessions, plan) = s.plan(request("Flowtime", generate()));
     assert_eq!(plan.writes(), 3);
-    assert!(plan.blocked().is_empty(), "{plan}");
+    assert_eq!(plan.verdict(), PlanVerdict::Ready, "{plan}");
     let outcome = run(&plan, &mut sessions, &s.audit);
     assert!(outcome.success(), "{outcome:?}");
     assert!(
@@ -646,9 +646,18 @@ fn an_unreachable_server_or_a_changed_host_key_blocks_the_push_until_left_out_by
     let original = s.flowtime_files();
     s.farm.server_mut("web03").kill();
     let (mut sessions, plan) = s.plan(request("Flowtime", generate()));
-    let blocked = plan.blocked();
-    assert_eq!(blocked.len(), 1, "{plan}");
-    assert_eq!(blocked[0].0, "web03");
+    let verdict = plan.verdict();
+    let blocks = verdict.blocks();
+    assert_eq!(blocks.len(), 1, "{plan}");
+    assert_eq!(blocks[0].server, "web03");
+    assert!(
+        matches!(&blocks[0].reason, BlockReason::Unread { site, .. } if site == "Flowtime"),
+        "{verdict:?}"
+    );
+    assert_eq!(
+        verdict.remedies(),
+        vec![Remedy::ScanAgain, Remedy::Exclude("web03".into())]
+    );
     let text = plan.to_string();
     assert!(
         text.contains("web03      CANNOT BE PUSHED: could not be read by the scan"),
@@ -658,7 +667,7 @@ fn an_unreachable_server_or_a_changed_host_key_blocks_the_push_until_left_out_by
     let outcome = run(&plan, &mut sessions, &s.audit);
     assert_eq!(outcome.verdict(), Verdict::AsBefore);
     assert!(
-        matches!(&outcome.refused, Some(Refusal::Blocked(b)) if b[0].0 == "web03"),
+        matches!(&outcome.refused, Some(Refusal::Blocked(b)) if b[0].server == "web03"),
         "{outcome:?}"
     );
     assert_eq!(s.bytes("web01", FLOWTIME), original[0]);
@@ -669,7 +678,7 @@ fn an_unreachable_server_or_a_changed_host_key_blocks_the_push_until_left_out_by
     let mut req = request("Flowtime", generate());
     req.exclude = vec!["web03".into()];
     let (mut sessions, plan) = s.plan(req);
-    assert!(plan.blocked().is_empty(), "{plan}");
+    assert_eq!(plan.verdict(), PlanVerdict::Ready, "{plan}");
     let text = plan.to_string();
     assert!(
         text.contains("web03      left out (by name; the scan could not read it)")
@@ -698,12 +707,17 @@ fn an_unreachable_server_or_a_changed_host_key_blocks_the_push_until_left_out_by
         .collect();
     fs::write(&s.farm.known_hosts, changed).unwrap();
     let (_sessions, plan) = s.plan(request("Flowtime", generate()));
-    let blocked = plan.blocked();
+    let verdict = plan.verdict();
+    let blocks = verdict.blocks();
     assert!(
-        blocked.len() == 1
-            && blocked[0].0 == "web02"
-            && blocked[0].1.contains("HOST IDENTIFICATION HAS CHANGED"),
-        "{blocked:?}"
+        blocks.len() == 1
+            && blocks[0].server == "web02"
+            && matches!(blocks[0].reason, BlockReason::Unread { .. })
+            && blocks[0]
+                .reason
+                .to_string()
+                .contains("HOST IDENTIFICATION HAS CHANGED"),
+        "{verdict:?}"
     );
 }
 
@@ -724,9 +738,14 @@ fn a_lock_held_by_another_push_blocks_and_a_stale_one_is_broken_only_on_request(
             && text.contains(
                 "web02 is locked by push 20200101T000000Z-dead of alice on jump9 (pid 4242)"
             )
-            && text.contains("ago")
-            && text.contains("--break-lock"),
+            && text.contains("ago"),
         "{text}"
+    );
+    // Stale: the one remedy is breaking it (the front ends word it).
+    assert!(
+        matches!(plan.verdict().remedies().as_slice(), [Remedy::BreakLock(h)] if h.server == "web02"),
+        "{:?}",
+        plan.verdict()
     );
     let outcome = run(&plan, &mut sessions, &s.audit);
     assert_eq!(outcome.verdict(), Verdict::AsBefore);
@@ -740,7 +759,7 @@ fn a_lock_held_by_another_push_blocks_and_a_stale_one_is_broken_only_on_request(
     let mut req = request("Flowtime", generate());
     req.break_lock = true;
     let (mut sessions, plan) = s.plan(req);
-    assert!(plan.blocked().is_empty());
+    assert_eq!(plan.verdict(), PlanVerdict::Ready);
     assert!(plan.to_string().contains("broken, as asked"), "{plan}");
     let mut notes = Vec::new();
     let outcome = apply(
@@ -1047,7 +1066,7 @@ fn someone_elses_write_between_the_swap_and_its_verification_is_left_alone() {
         ServerOutcome::Failed { step, restore, .. } => {
             assert_eq!(*step, Step::Verify);
             assert!(
-                matches!(restore, Restore::LeftAlone(w) if w.contains("did not write")),
+                matches!(restore, Restore::LeftAlone(Foreign::Changed { .. })),
                 "{restore:?}"
             );
         }
@@ -1185,7 +1204,10 @@ fn the_rollback_of_a_pushed_server_leaves_someone_elses_write_alone() {
         }
     });
     assert!(
-        matches!(by(&outcome, "web01"), ServerOutcome::LeftAlone(w) if w.contains("did not write")),
+        matches!(
+            by(&outcome, "web01"),
+            ServerOutcome::LeftAlone(Foreign::Changed { .. })
+        ),
         "{:?}",
         by(&outcome, "web01")
     );
@@ -1377,11 +1399,10 @@ fn a_read_only_web_config_is_refused_at_the_plan() {
     let plan = build_plan(&request("Flowtime", generate()), &l.report(), &mut sessions).unwrap();
     let web02 = plan.servers.iter().find(|s| s.server == "web02").unwrap();
     match &web02.action {
-        PlanAction::Blocked(why) => assert!(
-            why.contains("C:\\inetpub\\Cora\\Flowtime\\web.config is read-only")
-                && why.contains("attrib -r"),
-            "{why}"
-        ),
+        PlanAction::Blocked(why @ BlockReason::ReadOnly { file }) => {
+            assert_eq!(file.to_string(), "C:\\inetpub\\Cora\\Flowtime\\web.config");
+            assert!(why.to_string().contains("attrib -r"), "{why}");
+        }
         other => panic!("{other:?}"),
     }
     let outcome = run(&plan, &mut sessions, &l.audit);
@@ -1961,6 +1982,11 @@ fn headless_an_unreachable_server_exits_1_with_the_plan_saying_why() {
     assert!(
         stdout.contains("web03      CANNOT BE PUSHED: could not be read by the scan")
             && stdout.contains("connection refused"),
+        "{stdout}"
+    );
+    // The remedy as the option that takes it.
+    assert!(
+        stdout.contains("leave it out by name (--exclude web03): it then keeps its old keys."),
         "{stdout}"
     );
     assert!(
@@ -2846,7 +2872,9 @@ fn keep_partial_never_keeps_a_server_half_pushed() {
             ("web02 web.config".to_string(), ServerOutcome::RolledBack),
             (
                 "web02 identity.config".to_string(),
-                ServerOutcome::NotAttempted("interrupted by the operator".into())
+                ServerOutcome::NotAttempted(NotAttempted::Interrupted(
+                    farmkey::push::StopReason::Operator
+                ))
             ),
         ]
     );
@@ -3172,14 +3200,19 @@ fn a_machine_key_asp_net_refuses_is_fixed_in_place_or_refused_never_doubled() {
     let edited = String::from_utf8(web01.edited.as_ref().unwrap().to_vec()).unwrap();
     assert!(!edited.contains("ValidationKey"), "{edited}");
     assert_eq!(edited.matches("validationKey=").count(), 1, "{edited}");
-    let blocked = plan.blocked();
-    let (_, why) = blocked
+    let verdict = plan.verdict();
+    let why = &verdict
+        .blocks()
         .iter()
-        .find(|(s, _)| s == "web02")
-        .expect("web02 refused");
+        .find(|b| b.server == "web02")
+        .expect("web02 refused")
+        .reason;
+    let text = why.to_string();
     assert!(
-        why.contains("validationAlgorithm") && why.contains("Config_base_unrecognized_attribute"),
-        "{why}"
+        matches!(why, BlockReason::EditRefused { .. })
+            && text.contains("validationAlgorithm")
+            && text.contains("Config_base_unrecognized_attribute"),
+        "{why:?}"
     );
 
     // Pushed where it can be (web02 left out): web01 reads back without a
@@ -3366,7 +3399,7 @@ fn a_lock_claim_left_behind_is_named_by_the_plan_and_never_taken_for_a_lock() {
     fs::write(&claim, STALE_LOCK).unwrap();
     let (_sessions, plan) = s.plan(request("Flowtime", generate()));
     let text = plan.to_string();
-    assert!(plan.blocked().is_empty(), "{text}");
+    assert_eq!(plan.verdict(), PlanVerdict::Ready, "{text}");
     assert!(
         text.contains("C:\\inetpub\\Cora\\Flowtime\\web.farmkey-lock.20200101T000000-ab12.claim.config: left by a push that stopped while breaking a lock; it holds the lock of push 20200101T000000Z-dead of alice on jump9"),
         "{text}"

@@ -6,6 +6,7 @@ mod keygen;
 mod prompt;
 mod push;
 mod scan;
+mod wording;
 
 use crate::analysis::Selection;
 use crate::config::apphost::Components;

@@ -1,17 +1,18 @@
 //! `farmkey push`, `farmkey history`, `farmkey rollback`.
 
+use super::wording::{AskError, KeySourceError, refusal, remedies};
 use super::{AuditArg, HistoryArgs, PushArgs, RollbackArgs, exit, load_inventory, usage_error};
 use crate::analysis::{Selection, analyze_against};
 use crate::config::import::key_set_from_xml;
 use crate::disclosed::DisclosedKeys;
 use crate::farm::scan_all;
-use crate::push::apply::{Progress, RollbackError, rollback_push};
+use crate::push::apply::{Progress, rollback_push};
 use crate::push::audit::{AuditLog, AuditRecord};
 use crate::push::diff::masked_diff;
 use crate::push::history::{file_label, other_spellings, pushed_text, pushes, restored_from};
 use crate::push::{
-    Interrupt, KeySource, PlanAction, PushOutcome, PushRequest, Sessions, StopReason, Verdict,
-    and_list, apply, build_plan, refuse_disclosed,
+    Interrupt, KeySource, PlanAction, PlanVerdict, PushOutcome, PushRequest, Sessions, StopReason,
+    Verdict, and_list, apply, build_plan, refuse_disclosed,
 };
 use crate::safe_text::escape;
 use std::io::{BufRead, Write};
@@ -32,26 +33,24 @@ fn read_records(audit: &AuditLog) -> Result<Vec<AuditRecord>, ExitCode> {
 }
 
 /// Asks on the controlling terminal; `Err` when there is none.
-fn confirm(question: &str) -> Result<bool, String> {
+fn confirm(question: &str) -> Result<bool, AskError> {
     let tty = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/tty")
-        .map_err(|_| "no terminal to ask on: add --yes to apply without asking".to_string())?;
-    let mut out = tty.try_clone().map_err(|e| e.to_string())?;
-    write!(out, "{} [y/N] ", escape(question)).map_err(|e| e.to_string())?;
-    out.flush().map_err(|e| e.to_string())?;
+        .map_err(|_| AskError::NoTerminal)?;
+    let mut out = tty.try_clone()?;
+    write!(out, "{} [y/N] ", escape(question))?;
+    out.flush()?;
     let mut answer = String::new();
-    std::io::BufReader::new(tty)
-        .read_line(&mut answer)
-        .map_err(|e| e.to_string())?;
+    std::io::BufReader::new(tty).read_line(&mut answer)?;
     Ok(matches!(
         answer.trim().to_ascii_lowercase().as_str(),
         "y" | "yes"
     ))
 }
 
-fn key_source(args: &PushArgs, disclosed: &DisclosedKeys) -> Result<KeySource, String> {
+fn key_source(args: &PushArgs, disclosed: &DisclosedKeys) -> Result<KeySource, KeySourceError> {
     if args.handler_only {
         return Ok(KeySource::HandlerOnly);
     }
@@ -67,16 +66,20 @@ fn key_source(args: &PushArgs, disclosed: &DisclosedKeys) -> Result<KeySource, S
         ));
     }
     if let Some(path) = &args.keys {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("--keys {}: {e}", path.display()))?;
-        let keys =
-            key_set_from_xml(&text).map_err(|e| format!("--keys {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|error| KeySourceError::Read {
+            path: path.clone(),
+            error,
+        })?;
+        let keys = key_set_from_xml(&text).map_err(|error| KeySourceError::Import {
+            path: path.clone(),
+            error,
+        })?;
         // Refused before the farm is read: nothing to scan for.
         refuse_disclosed(&keys, &format!("--keys {}", path.display()), disclosed)
-            .map_err(|e| e.to_string())?;
+            .map_err(KeySourceError::Disclosed)?;
         return Ok(KeySource::Import(keys));
     }
-    Err("choose the keys: --generate, --adopt [SERVER], --keys FILE, or --handler-only".into())
+    Err(KeySourceError::NoneChosen)
 }
 
 /// Standard output that never panics: a closed output (`| head -1`) is
@@ -200,7 +203,11 @@ pub fn run_push(args: &PushArgs) -> ExitCode {
     let stop = Interrupt::new();
     let mut out = Out::new(stop.clone());
     out.text(&plan.to_string());
-    let blocked: Vec<String> = plan.blocked().into_iter().map(|(s, _)| s).collect();
+    let verdict = plan.verdict();
+    if let Some(text) = remedies(&verdict.remedies()) {
+        out.line(&text);
+    }
+    let blocked = verdict.blocking_servers();
     if args.dry_run {
         for s in plan
             .servers
@@ -234,7 +241,7 @@ pub fn run_push(args: &PushArgs) -> ExitCode {
         ));
         return ExitCode::from(exit::FINDINGS);
     }
-    if plan.writes() == 0 {
+    if verdict == PlanVerdict::NothingToWrite {
         if let Some(keys) = plan.keys_left.as_ref().filter(|k| !k.in_step()) {
             out.last(&format!(
                 "Nothing to write: the session-token handler of {site} is already correct on every server of the push, but its keys are OUT OF STEP: {keys}. A handler-only push writes no keys: push new ones with `farmkey push --site \"{site}\" --generate`.",
@@ -349,19 +356,6 @@ fn spelling_hint(records: &[AuditRecord], site: &str) -> String {
         "; it has pushes of {} (site names are exact: two sites may differ only in case)",
         and_list(&quoted)
     )
-}
-
-/// Why a server was not rolled back, and, for a lock, how the command line
-/// goes on: `--break-lock`, which never breaks the lock of a push of this
-/// machine that still runs.
-fn refusal(e: &RollbackError) -> String {
-    if e.breakable_lock().is_some() {
-        format!("{e}; if that push no longer runs, roll back with --break-lock")
-    } else if e.locked_by().is_some() {
-        format!("{e}; that push still runs on this machine: roll back once it has ended")
-    } else {
-        e.to_string()
-    }
 }
 
 pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
@@ -481,52 +475,4 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
     }
     out.last(&last);
     ExitCode::from(code)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::paths::RemotePath;
-    use crate::push::lock::{Holder, LockInfo};
-
-    fn locked(info: LockInfo) -> RollbackError {
-        RollbackError::Locked(Box::new(Holder {
-            server: "web01".into(),
-            path: RemotePath::parse("C:\\inetpub\\Cora\\Flowtime\\web.farmkey-lock.config")
-                .unwrap(),
-            info: Some(info),
-            modified: None,
-        }))
-    }
-
-    /// The error holds the facts; the command line adds `--break-lock`
-    /// only where that option can break the lock.
-    #[test]
-    fn a_lock_refusal_offers_break_lock_only_where_it_can_break_it() {
-        let mut elsewhere = LockInfo::mine("20261126T112045Z-ab12", "Flowtime");
-        elsewhere.host = "another-jump-host".into();
-        let stale = locked(elsewhere);
-        let unrecorded = RollbackError::Unrecorded {
-            why: Box::new(stale.clone()),
-            audit: "audit log /var/log/audit.jsonl: No space left on device".into(),
-        };
-        for e in [&stale, &unrecorded] {
-            assert!(!e.to_string().contains("--break-lock"), "{e}");
-            assert!(
-                refusal(e).ends_with("if that push no longer runs, roll back with --break-lock"),
-                "{}",
-                refusal(e)
-            );
-        }
-        // This very process holds it: it still runs, and is never broken.
-        let alive = locked(LockInfo::mine("20261126T112045Z-ab12", "Flowtime"));
-        assert!(
-            !refusal(&alive).contains("--break-lock")
-                && refusal(&alive).contains("still runs on this machine"),
-            "{}",
-            refusal(&alive)
-        );
-        let other = RollbackError::Failed("no space left on the server's disk".into());
-        assert_eq!(refusal(&other), other.to_string());
-    }
 }

@@ -13,8 +13,10 @@ use crate::analysis::{Code, FarmReport};
 use crate::keys::{DecryptionAlg, ValidationAlg};
 use crate::paths::RemotePath;
 use crate::push::apply::{Progress, Step};
+use crate::push::lock::Holder;
 use crate::push::{
-    KeySource, Plan, PlanAction, PlanError, PushOutcome, PushRequest, Verdict, exclusion_effect,
+    KeySource, Plan, PlanAction, PlanError, PlanVerdict, PushOutcome, PushRequest, Remedy, Verdict,
+    exclusion_effect,
 };
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::text::Line;
@@ -125,13 +127,15 @@ pub fn key_choices(report: &FarmReport, site: &str) -> Vec<KeyChoice> {
     out
 }
 
-/// What a blocked plan lets the operator do.
+/// What a blocked plan lets the operator do from the console: one button
+/// for the verdict's remedies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Offer {
-    /// Plan again without these servers (they cannot be reached or read).
+    /// Plan again without these servers.
     Exclude(Vec<String>),
-    /// Plan again, breaking the locks shown.
-    BreakLock,
+    /// Plan again, breaking these locks.
+    BreakLock(Vec<Holder>),
+    /// Only waiting helps (a push of this machine that still runs).
     Nothing,
 }
 
@@ -155,10 +159,39 @@ impl Button for BlockedButton {
 }
 
 impl Offer {
+    /// The verdict's remedies as the console offers them: leaving servers
+    /// out first (the files to fix are named in the plan), breaking the
+    /// locks once only they block and every one may be broken.
+    pub fn of(verdict: &PlanVerdict) -> Offer {
+        let remedies = verdict.remedies();
+        let exclude: Vec<String> = remedies
+            .iter()
+            .filter_map(|r| match r {
+                Remedy::Exclude(server) => Some(server.clone()),
+                _ => None,
+            })
+            .collect();
+        if !exclude.is_empty() {
+            return Offer::Exclude(exclude);
+        }
+        let locks: Vec<Holder> = remedies
+            .iter()
+            .filter_map(|r| match r {
+                Remedy::BreakLock(h) => Some((**h).clone()),
+                _ => None,
+            })
+            .collect();
+        if !locks.is_empty() && locks.len() == remedies.len() {
+            Offer::BreakLock(locks)
+        } else {
+            Offer::Nothing
+        }
+    }
+
     fn buttons(&self) -> Buttons<BlockedButton> {
         Buttons::new(match self {
             Offer::Exclude(_) => &[BlockedButton::Cancel, BlockedButton::LeaveOut],
-            Offer::BreakLock => &[BlockedButton::Cancel, BlockedButton::BreakLock],
+            Offer::BreakLock(_) => &[BlockedButton::Cancel, BlockedButton::BreakLock],
             Offer::Nothing => &[BlockedButton::Ok],
         })
     }
@@ -324,7 +357,7 @@ impl PushFlow {
                 }
                 request.exclude.extend(servers);
             }
-            Offer::BreakLock => request.break_lock = true,
+            Offer::BreakLock(_) => request.break_lock = true,
             Offer::Nothing => return Reply::Close,
         }
         self.plan(request)
@@ -343,13 +376,14 @@ impl PushFlow {
                 return self.tell("Cannot plan the push", e.to_string(), true);
             }
         };
+        let verdict = plan.verdict();
         let go = match go {
-            Some(go) if plan.blocked().is_empty() && plan.writes() > 0 => go,
+            Some(go) if verdict == PlanVerdict::Ready => go,
             go => {
                 if let Some(go) = go {
                     let _ = go.send(false);
                 }
-                if plan.blocked().is_empty() {
+                if !matches!(verdict, PlanVerdict::Blocked(_)) {
                     let title = format!("Nothing to write on {}", plan.site);
                     return self.tell(title, plan.to_string(), false);
                 }
@@ -357,14 +391,7 @@ impl PushFlow {
                     Level::Warn,
                     format!("plan {} blocked: nothing is written", plan.push_id),
                 );
-                let unreadable = plan.blocked_servers();
-                let offer = if !unreadable.is_empty() {
-                    Offer::Exclude(unreadable)
-                } else if plan.locks_held().iter().all(|h| !h.alive_here()) {
-                    Offer::BreakLock
-                } else {
-                    Offer::Nothing
-                };
+                let offer = Offer::of(&verdict);
                 self.stage = Stage::Blocked {
                     plan,
                     buttons: offer.buttons(),
@@ -619,8 +646,8 @@ impl Dialog for PushFlow {
                             body.push(warn(format!("Leaving {s} out: {}.", exclusion_effect(s))));
                         }
                     }
-                    Offer::BreakLock => {
-                        for h in plan.locks_held() {
+                    Offer::BreakLock(locks) => {
+                        for h in locks {
                             body.push(warn(format!(
                                 "Break the lock only if that push no longer runs: {h}."
                             )));

@@ -25,8 +25,8 @@ use crate::scan::read_server;
 use crate::transport::{Transport, TransportError, not_a_file};
 
 pub use super::outcome::{
-    FinalState, LeftBehind, LeftKind, Leftover, Progress, PushOutcome, Restore, ServerOutcome,
-    ServerResult, Step, Verdict,
+    FinalState, Foreign, LeftBehind, LeftKind, Leftover, NotAttempted, Progress, PushOutcome,
+    Restore, ServerOutcome, ServerResult, Step, Verdict,
 };
 
 /// Whether the server's effective configuration of the site is what the
@@ -416,7 +416,7 @@ impl Run<'_> {
     fn refuse(mut self, why: Refusal, interrupted: Option<StopReason>) -> PushOutcome {
         for r in &mut self.results {
             if r.outcome != ServerOutcome::Unchanged {
-                r.outcome = ServerOutcome::NotAttempted("the push did not start".into());
+                r.outcome = ServerOutcome::NotAttempted(NotAttempted::NotStarted);
             }
         }
         self.release_locks();
@@ -562,7 +562,7 @@ impl Run<'_> {
                 sp.scanned_sha256.clone(),
             ),
             Attempt::Interrupted(r) => (
-                ServerOutcome::NotAttempted(format!("interrupted by {r} before its swap")),
+                ServerOutcome::NotAttempted(NotAttempted::BeforeSwap(r)),
                 sp.scanned_sha256.clone(),
             ),
             Attempt::AuditFailed(e) => {
@@ -744,7 +744,12 @@ impl Run<'_> {
             interrupted,
             leftovers: self.leftovers,
             final_state,
-            excluded: self.plan.excluded.iter().map(|(s, _)| s.clone()).collect(),
+            excluded: self
+                .plan
+                .excluded
+                .iter()
+                .map(|e| e.server.clone())
+                .collect(),
             keep_partial: self.plan.keep_partial,
             keys_left: self.plan.keys_left.clone(),
         }
@@ -768,7 +773,7 @@ pub fn apply(
             file: sp.file.clone(),
             outcome: match sp.action {
                 PlanAction::Unchanged => ServerOutcome::Unchanged,
-                _ => ServerOutcome::NotAttempted("the push did not start".into()),
+                _ => ServerOutcome::NotAttempted(NotAttempted::NotStarted),
             },
             sha_before: sp.scanned_sha256.clone(),
             sha_after: sp.scanned_sha256.clone(),
@@ -787,9 +792,8 @@ pub fn apply(
         swapped: vec![false; plan.servers.len()],
         leftovers: Vec::new(),
     };
-    let blocked = plan.blocked();
-    if !blocked.is_empty() {
-        return run.refuse(Refusal::Blocked(blocked), None);
+    if let super::PlanVerdict::Blocked(blocks) = plan.verdict() {
+        return run.refuse(Refusal::Blocked(blocks), None);
     }
     test_pause("start", None, stop);
     if let Some(r) = stop.reason() {
@@ -813,8 +817,8 @@ pub fn apply(
         }
         if halted {
             let why = match stop.reason() {
-                Some(r) => format!("interrupted by {r}"),
-                None => "an earlier step of the push failed".into(),
+                Some(r) => NotAttempted::Interrupted(r),
+                None => NotAttempted::EarlierFailed,
             };
             run.results[i].outcome = ServerOutcome::NotAttempted(why);
             let rec = record(
@@ -920,7 +924,7 @@ pub enum RollbackError {
     Changed {
         file: RemotePath,
         push_id: String,
-        why: String,
+        why: Foreign,
     },
     /// Another file of the server must be left alone (or could not be
     /// read): this one is kept as it is too, so that the server never

@@ -17,6 +17,7 @@ pub mod plan;
 pub mod retry;
 pub mod sessions;
 mod undo;
+pub mod verdict;
 
 use crate::keys::{DecryptionAlg, KeySet, ValidationAlg};
 use crate::paths::RemotePath;
@@ -26,11 +27,12 @@ use std::fmt;
 
 pub use apply::apply;
 pub use disclosed::refuse_disclosed;
-pub use error::{Refusal, SessionError, StepError, VerifyError};
+pub use error::{Block, BlockReason, Refusal, SessionError, StepError, VerifyError};
 pub use interrupt::{Interrupt, StopReason};
 pub use outcome::{KeysLeft, PushOutcome, ServerOutcome, ServerResult, Verdict};
 pub use plan::{PlanError, build_plan};
 pub use sessions::Sessions;
+pub use verdict::{PlanVerdict, Remedy};
 
 /// Where the key set comes from.
 #[derive(Debug, Clone)]
@@ -94,7 +96,7 @@ pub enum PlanAction {
     Unchanged,
     /// Cannot be pushed, for the reason given: nothing is written anywhere
     /// until it can, or the operator leaves it out by name.
-    Blocked(String),
+    Blocked(BlockReason),
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +136,37 @@ pub struct ServerPlan {
     pub watched: Vec<(RemotePath, Option<String>)>,
 }
 
+/// Why a server is left out of a push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftOut {
+    /// `--exclude`, or the console's Leave out.
+    ByName,
+    /// `--servers` names others.
+    NotNamed,
+}
+
+/// A server left out of a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Excluded {
+    pub server: String,
+    pub why: LeftOut,
+    /// The scan could not read it either.
+    pub unread: bool,
+}
+
+impl fmt::Display for Excluded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.why {
+            LeftOut::ByName => "by name",
+            LeftOut::NotNamed => "not among the servers named",
+        })?;
+        if self.unread {
+            f.write_str("; the scan could not read it")?;
+        }
+        Ok(())
+    }
+}
+
 /// Everything that will be done, shown before anything is written.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -150,8 +183,8 @@ pub struct Plan {
     /// Servers the scan could not read (the site may be there too), with
     /// the reason: they block the push unless left out by name.
     pub unread: Vec<(String, String)>,
-    /// Servers left out by name, and why they are out.
-    pub excluded: Vec<(String, String)>,
+    /// Servers left out, and why they are out.
+    pub excluded: Vec<Excluded>,
     pub keep_partial: bool,
     /// The operator asked to break the locks shown.
     pub break_lock: bool,
@@ -185,53 +218,6 @@ impl Plan {
             .collect();
         names.dedup();
         names.len()
-    }
-
-    /// Why the push cannot be made as planned, one (server, reason) each:
-    /// a server that cannot be pushed or read, or a lock held by another
-    /// push (unless the operator asked to break it).
-    pub fn blocked(&self) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = Vec::new();
-        for s in &self.servers {
-            if let PlanAction::Blocked(why) = &s.action {
-                out.push((s.server.clone(), why.clone()));
-            } else if let Some(h) = &s.lock_holder
-                && (!self.break_lock || h.alive_here())
-            {
-                out.push((s.server.clone(), h.to_string()));
-            }
-        }
-        for (server, why) in &self.unread {
-            out.push((
-                server.clone(),
-                format!(
-                    "could not be read by the scan ({why}); it may host {}",
-                    self.site
-                ),
-            ));
-        }
-        out
-    }
-
-    /// Blocked only by servers that cannot be reached or read (which the
-    /// operator may leave out), not by locks.
-    pub fn blocked_servers(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .servers
-            .iter()
-            .filter(|s| matches!(s.action, PlanAction::Blocked(_)))
-            .map(|s| s.server.clone())
-            .collect();
-        out.extend(self.unread.iter().map(|(s, _)| s.clone()));
-        out
-    }
-
-    /// The locks other pushes hold on servers of this push.
-    pub fn locks_held(&self) -> Vec<&lock::Holder> {
-        self.servers
-            .iter()
-            .filter_map(|s| s.lock_holder.as_ref())
-            .collect()
     }
 }
 
@@ -327,8 +313,11 @@ pub fn file_stamp() -> String {
 impl Plan {
     /// The plan as lines of text, each marked when it needs the operator's
     /// attention (a server that cannot be pushed, a lock, why nothing is
-    /// written, the restart).
+    /// written, the restart). The remedies are not in it: each front end
+    /// words them as it offers them.
     pub fn lines(&self) -> Vec<(bool, String)> {
+        let verdict = self.verdict();
+        let blocks = verdict.blocks();
         let mut out: Vec<(bool, String)> = Vec::new();
         // Names, paths and values from servers are made safe for a
         // terminal, line by line: none can start a line of its own either.
@@ -411,67 +400,58 @@ impl Plan {
                 );
             }
             if let Some(h) = &s.lock_holder {
-                if h.alive_here() {
-                    say(
+                // Worded by the verdict's remedy for the lock, if it blocks.
+                let remedy = blocks
+                    .iter()
+                    .filter(|b| b.server == s.server && matches!(b.reason, BlockReason::Locked(_)))
+                    .flat_map(|b| b.remedies())
+                    .next();
+                match remedy {
+                    Some(Remedy::Wait(_)) => say(
                         true,
                         format!(
                             "  {:<10}   {:<14} {h} (a push of this machine that still runs: never broken)",
                             "", "LOCKED"
                         ),
-                    );
-                } else if self.break_lock {
-                    say(
+                    ),
+                    Some(_) => say(true, format!("  {:<10}   {:<14} {h}", "", "LOCKED")),
+                    None => say(
                         false,
                         format!("  {:<10}   {:<14} {h}: broken, as asked", "", "lock"),
-                    );
-                } else {
-                    say(true, format!("  {:<10}   {:<14} {h}", "", "LOCKED"));
+                    ),
                 }
             }
         }
-        for (server, why) in &self.unread {
+        for b in blocks
+            .iter()
+            .filter(|b| matches!(b.reason, BlockReason::Unread { .. }))
+        {
             say(
                 true,
-                format!(
-                    "  {server:<10} CANNOT BE PUSHED: could not be read by the scan ({why}); it may host {}",
-                    self.site
-                ),
+                format!("  {:<10} CANNOT BE PUSHED: {}", b.server, b.reason),
             );
         }
-        for (server, why) in &self.excluded {
+        for e in &self.excluded {
             say(
                 false,
                 format!(
-                    "  {server:<10} left out ({why}): {}",
-                    exclusion_effect(server)
+                    "  {:<10} left out ({e}): {}",
+                    e.server,
+                    exclusion_effect(&e.server)
                 ),
             );
         }
-        let blocked = self.blocked();
-        if !blocked.is_empty() {
-            let names: Vec<&str> = blocked.iter().map(|(s, _)| s.as_str()).collect();
-            let locked = self
-                .locks_held()
-                .iter()
-                .any(|h| !self.break_lock || h.alive_here());
-            let mut text = format!(
-                "Blocked: nothing is written while {} cannot be pushed.",
-                and_list(&names)
+        if let PlanVerdict::Blocked(_) = &verdict {
+            // What to do about it is the front end's to word (options,
+            // buttons).
+            say(
+                true,
+                format!(
+                    "Blocked: nothing is written while {} cannot be pushed.",
+                    and_list(&verdict.blocking_servers())
+                ),
             );
-            if !self.blocked_servers().is_empty() {
-                // Blocked for a reason named above: a server not read, a file
-                // ASP.NET or Windows refuses, a lock at a parent level.
-                text.push_str(
-                    " Fix what is named above and scan again, or leave a server out by name (--exclude SERVER): it then keeps its old keys.",
-                );
-            }
-            if locked {
-                text.push_str(
-                    " A lock means another push of this site runs or was cut short: wait for it, or, if it no longer runs, break the lock (--break-lock).",
-                );
-            }
-            say(true, text);
-        } else if self.writes() > 0 {
+        } else if verdict == PlanVerdict::Ready {
             say(
                 true,
                 format!(

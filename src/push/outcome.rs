@@ -40,9 +40,67 @@ pub enum Restore {
     /// Restored from its backup and verified.
     Restored,
     /// It holds bytes this push did not write: left as it is.
-    LeftAlone(String),
+    LeftAlone(Foreign),
     /// Could not be restored: the reason, and where the backup is.
     Failed(String),
+}
+
+/// Why a server of the push was not written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotAttempted {
+    /// Refused before the first write (blocked, locked, changed).
+    NotStarted,
+    /// Stopped between servers.
+    Interrupted(StopReason),
+    /// Stopped after its copies were made, before its swap.
+    BeforeSwap(StopReason),
+    /// A server before it failed.
+    EarlierFailed,
+}
+
+impl fmt::Display for NotAttempted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotAttempted::NotStarted => f.write_str("the push did not start"),
+            NotAttempted::Interrupted(r) => write!(f, "interrupted by {r}"),
+            NotAttempted::BeforeSwap(r) => write!(f, "interrupted by {r} before its swap"),
+            NotAttempted::EarlierFailed => f.write_str("an earlier step of the push failed"),
+        }
+    }
+}
+
+/// Why a file the push wrote is not the push's to bring back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Foreign {
+    /// It holds other bytes (the first 12 hex digits of their SHA-256).
+    Changed { sha256: String },
+    /// It is gone, and not by this push's swap.
+    Removed,
+    /// It changed while farmkey restored it.
+    ChangedDuringRestore,
+    /// It is no regular file now (a link, even to what the push wrote):
+    /// someone else put it there, and restoring or removing it would turn
+    /// a link into a file or delete what it is.
+    NotAFile(Box<(RemotePath, crate::transport::NotAFile)>),
+}
+
+impl fmt::Display for Foreign {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Foreign::Changed { sha256 } => write!(
+                f,
+                "it holds bytes this push did not write (sha256 {sha256}…): someone else changed it"
+            ),
+            Foreign::Removed => f.write_str("it was removed by someone else"),
+            Foreign::ChangedDuringRestore => {
+                f.write_str("it changed while farmkey restored it: someone else writes it")
+            }
+            Foreign::NotAFile(at) => {
+                let (path, kind) = at.as_ref();
+                write!(f, "{path} is {kind}: farmkey never replaces or removes it")
+            }
+        }
+    }
 }
 
 /// A file farmkey made beside a configuration file and could not remove,
@@ -102,7 +160,7 @@ pub enum ServerOutcome {
     Applied,
     Unchanged,
     /// Not tried: the push was refused, or stopped before this server.
-    NotAttempted(String),
+    NotAttempted(NotAttempted),
     Failed {
         step: Step,
         error: StepError,
@@ -113,7 +171,7 @@ pub enum ServerOutcome {
     /// Applied, then restored because the push did not complete.
     RolledBack,
     /// Applied, then found holding bytes this push did not write: left alone.
-    LeftAlone(String),
+    LeftAlone(Foreign),
     /// Applied, and could not be restored.
     RollbackFailed(String),
 }
@@ -538,4 +596,44 @@ pub enum Progress {
     Done(ServerResult),
     /// A stage of the whole push (locks, rollback, re-reading).
     Note(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One check of each sentence; everything else asserts on the values.
+    #[test]
+    fn why_a_file_is_left_alone_and_a_server_not_written_read_as_said() {
+        let said = |f: Foreign| f.to_string();
+        assert_eq!(
+            said(Foreign::Changed {
+                sha256: "77aa01234567".into()
+            }),
+            "it holds bytes this push did not write (sha256 77aa01234567…): someone else changed it"
+        );
+        assert_eq!(said(Foreign::Removed), "it was removed by someone else");
+        assert_eq!(
+            said(Foreign::ChangedDuringRestore),
+            "it changed while farmkey restored it: someone else writes it"
+        );
+        let said = |n: NotAttempted| ServerOutcome::NotAttempted(n).to_string();
+        assert_eq!(
+            said(NotAttempted::NotStarted),
+            "not attempted: the push did not start"
+        );
+        assert_eq!(
+            said(NotAttempted::EarlierFailed),
+            "not attempted: an earlier step of the push failed"
+        );
+        let r = StopReason::Operator;
+        assert_eq!(
+            said(NotAttempted::Interrupted(r)),
+            format!("not attempted: interrupted by {r}")
+        );
+        assert_eq!(
+            said(NotAttempted::BeforeSwap(r)),
+            format!("not attempted: interrupted by {r} before its swap")
+        );
+    }
 }

@@ -4,8 +4,8 @@ use super::audit::Fingerprints;
 use super::lock::{lock_path, read_holder};
 use super::outcome::KeysLeft;
 use super::{
-    Change, KeySource, Plan, PlanAction, PushRequest, ServerPlan, Sessions, file_stamp, random_hex,
-    same_keys, sibling,
+    BlockReason, Change, Excluded, KeySource, LeftOut, Plan, PlanAction, PushRequest, ServerPlan,
+    Sessions, file_stamp, random_hex, same_keys, sibling,
 };
 use crate::analysis::{FarmReport, Instance};
 use crate::config::editor::{
@@ -19,7 +19,7 @@ use crate::config::section::config_source_path;
 use crate::config::wif::{HandlerState, WifFault};
 use crate::keys::{KeySet, joined, set_fingerprint};
 use crate::paths::RemotePath;
-use crate::transport::{ReplaceBehaviour, Transport, TransportError};
+use crate::transport::{ReplaceBehaviour, Transport};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
@@ -198,11 +198,11 @@ pub fn build_plan(
     }
     let named = |list: &[String], name: &str| list.iter().any(|n| n.eq_ignore_ascii_case(name));
     // Why a server of the site is left out, if it is.
-    let left_out = |name: &str| -> Option<String> {
+    let left_out = |name: &str| -> Option<LeftOut> {
         if named(&req.exclude, name) {
-            Some("by name".into())
+            Some(LeftOut::ByName)
         } else if req.servers.as_ref().is_some_and(|l| !named(l, name)) {
-            Some("not among the servers named".into())
+            Some(LeftOut::NotNamed)
         } else {
             None
         }
@@ -211,14 +211,22 @@ pub fn build_plan(
     let mut targets: Vec<&Instance> = Vec::new();
     for inst in &site.instances {
         match left_out(&inst.server) {
-            Some(why) => excluded.push((inst.server.clone(), why)),
+            Some(why) => excluded.push(Excluded {
+                server: inst.server.clone(),
+                why,
+                unread: false,
+            }),
             None => targets.push(inst),
         }
     }
     let mut unread = Vec::new();
     for (name, error) in unread_scan {
         match left_out(&name) {
-            Some(why) => excluded.push((name, format!("{why}; the scan could not read it"))),
+            Some(why) => excluded.push(Excluded {
+                server: name,
+                why,
+                unread: true,
+            }),
             None => unread.push((name, error)),
         }
     }
@@ -298,30 +306,34 @@ const WRITTEN: [&str; 4] = ["validationKey", "decryptionKey", "validation", "dec
 /// A `<machineKey>` ASP.NET refuses in a file the push does not edit (a
 /// parent level): new keys in web.config would not make the application
 /// start, and a push never writes a parent level.
-fn refused_elsewhere(eff: &Effective, inst: &Instance, file: &RemotePath) -> Option<String> {
+fn refused_elsewhere(eff: &Effective, inst: &Instance, file: &RemotePath) -> Option<BlockReason> {
     let own = |p: &RemotePath| {
         p.key() == file.key() || inst.external_sha256.iter().any(|(e, _)| e.key() == p.key())
     };
     let r = eff.machine_key.refused.iter().find(|r| !own(&r.file))?;
-    Some(format!(
-        "<machineKey> at line {} of {} is one ASP.NET refuses ({}): the application does not start whatever {file} says; correct it there first (a push never writes a parent level)",
-        r.line,
-        r.file,
-        r.fault.resource()
-    ))
+    Some(BlockReason::RefusedAbove {
+        refused: Box::new(r.clone()),
+        file: file.clone(),
+    })
 }
 
-fn lock_refusal(eff: &Effective, set_keys: bool, swap: bool, file: &RemotePath) -> Option<String> {
+fn lock_refusal(
+    eff: &Effective,
+    set_keys: bool,
+    swap: bool,
+    file: &RemotePath,
+) -> Option<BlockReason> {
     eff.locks.iter().find_map(|lock| {
-        let refused = match lock.section {
+        let locked = match lock.section {
             "machineKey" if set_keys => lock.refuses_attributes(&WRITTEN),
             "system.identityModel" if swap => lock.refuses(&[], &["identityConfiguration"]),
             _ => None,
         }?;
-        Some(format!(
-            "{refused} is locked at a parent level by {lock}: ASP.NET refuses it in {file}; it has to be set in {} (or the lock lifted there)",
-            lock.file
-        ))
+        Some(BlockReason::LockedAbove {
+            locked,
+            lock: Box::new(lock.clone()),
+            file: file.clone(),
+        })
     })
 }
 
@@ -330,18 +342,18 @@ fn lock_refusal(eff: &Effective, set_keys: bool, swap: bool, file: &RemotePath) 
 /// application's own file would make WIF throw ID7029 (a BasicMap
 /// collection whose BaseAdd refuses a key it already holds, inherited ones
 /// included: IdentityConfigurationElementCollection in the reference source).
-fn swap_refusal(eff: &Effective, file: &RemotePath) -> Option<String> {
+fn swap_refusal(eff: &Effective, file: &RemotePath) -> Option<BlockReason> {
     let in_use = &eff.handler.in_use;
     let at = in_use
         .element
         .as_ref()
         .filter(|at| at.level == Level::Parent)?;
-    Some(format!(
-        "the {} WIF uses is at line {} of {}, a level a push does not write: the handler swap has to be added there (the same element in {file} would make WIF fail at start-up, ID7029)",
-        in_use.tag(),
-        at.line,
-        at.file
-    ))
+    Some(BlockReason::SwapAbove {
+        tag: in_use.tag(),
+        line: at.line,
+        at: at.file.clone(),
+        file: file.clone(),
+    })
 }
 
 /// A sibling backup and staging name that no earlier push used.
@@ -359,42 +371,49 @@ fn free_names(t: &mut dyn Transport, sp: &mut ServerPlan, stamp: &str) {
 /// read-only attribute, which Windows honours even for an administrator
 /// (a rename onto it, or its deletion, is refused). Found from the stat,
 /// before anything is written anywhere.
-fn read_only(t: &mut dyn Transport, file: &RemotePath) -> Option<String> {
+fn read_only(t: &mut dyn Transport, file: &RemotePath) -> Option<BlockReason> {
     match t.stat(file) {
-        Ok(Some(st)) if st.read_only => Some(format!(
-            "{file} is read-only (its read-only attribute is set): Windows refuses to replace it; clear it (attrib -r \"{file}\") and scan again"
-        )),
+        Ok(Some(st)) if st.read_only => Some(BlockReason::ReadOnly { file: file.clone() }),
         _ => None,
     }
 }
 
-/// Reads a file as it is now; `Err` is the reason to skip it. Anything but
-/// a regular file (a link, even one to a file; a dangling one; a loop) is
-/// refused: a push replaces a file by renaming onto its name, which would
-/// put a copy in a link's place.
+/// Reads a file as it is now; `Err` is why the server cannot be pushed.
+/// Anything but a regular file (a link, even one to a file; a dangling one;
+/// a loop) is refused: a push replaces a file by renaming onto its name,
+/// which would put a copy in a link's place.
 fn read_now(
     t: &mut dyn Transport,
     file: &RemotePath,
     scanned: &Option<String>,
-) -> Result<Option<crate::bytes::FileBytes>, String> {
+) -> Result<Option<crate::bytes::FileBytes>, BlockReason> {
     match crate::transport::not_a_file(t, file) {
         Ok(None) => {}
         Ok(Some(kind)) => {
-            return Err(TransportError::NotAFile {
-                path: file.clone(),
+            return Err(BlockReason::NotAFile {
+                file: file.clone(),
                 kind,
-            }
-            .to_string());
+            });
         }
-        Err(e) => return Err(format!("cannot read {file}: {e}")),
+        Err(error) => {
+            return Err(BlockReason::Unreadable {
+                file: file.clone(),
+                error,
+            });
+        }
     }
     let original = match t.read(file) {
         Ok(b) => Some(b),
         Err(e) if e.is_not_found() => None,
-        Err(e) => return Err(format!("cannot read {file}: {e}")),
+        Err(error) => {
+            return Err(BlockReason::Unreadable {
+                file: file.clone(),
+                error,
+            });
+        }
     };
     if original.as_ref().map(|b| b.sha256()) != *scanned {
-        return Err(format!("{file} changed since the scan; scan again"));
+        return Err(BlockReason::ChangedSinceScan { file: file.clone() });
     }
     Ok(original)
 }
@@ -462,14 +481,13 @@ fn plan_files(
     };
     let eff = match (&inst.effective, &inst.config_path) {
         (Err(p), _) => {
-            sp.action = PlanAction::Blocked(format!("its configuration cannot be read: {p}"));
+            sp.action = PlanAction::Blocked(BlockReason::ConfigUnreadable(p.clone()));
             return vec![sp];
         }
         (Ok(_), None) => {
-            sp.action = PlanAction::Blocked(format!(
-                "its physical path {:?} is not a path farmkey can write to",
-                inst.app.physical_path_raw
-            ));
+            sp.action = PlanAction::Blocked(BlockReason::PathNotWritable {
+                physical_path: inst.app.physical_path_raw.clone(),
+            });
             return vec![sp];
         }
         (Ok(e), Some(_)) => e,
@@ -533,16 +551,14 @@ fn plan_files(
         && let Some(fault @ (WifFault::UnknownConfiguration { .. } | WifFault::Refused { .. })) =
             eff.handler.fault()
     {
-        sp.action = PlanAction::Blocked(format!("{fault}: correct it first"));
+        sp.action = PlanAction::Blocked(BlockReason::HandlerFault(Box::new(fault.clone())));
         return vec![sp];
     }
     if keys.is_none()
         && eff.handler.state == HandlerState::Custom
         && let Some(reason) = &eff.handler.reason
     {
-        sp.action = PlanAction::Blocked(format!(
-            "{reason}: farmkey does not replace a handler of the application's own"
-        ));
+        sp.action = PlanAction::Blocked(BlockReason::CustomHandler(Box::new(reason.clone())));
         return vec![sp];
     }
     // Every server of the push is locked while it runs, the ones already
@@ -551,7 +567,7 @@ fn plan_files(
     let t = match sessions.get(&inst.server) {
         Ok(t) => t,
         Err(e) => {
-            sp.action = PlanAction::Blocked(format!("cannot connect: {e}"));
+            sp.action = PlanAction::Blocked(BlockReason::Connect(e));
             return vec![sp];
         }
     };
@@ -559,14 +575,14 @@ fn plan_files(
     match read_holder(t, &inst.server, &sp.lock) {
         Ok(holder) => sp.lock_holder = holder,
         Err(e) => {
-            sp.action = PlanAction::Blocked(format!("cannot read its lock file: {e}"));
+            sp.action = PlanAction::Blocked(BlockReason::LockUnreadable(e));
             return vec![sp];
         }
     }
     match super::lock::claims(t, &inst.server, &sp.lock) {
         Ok(claims) => sp.lock_claims = claims,
         Err(e) => {
-            sp.action = PlanAction::Blocked(format!("cannot look for claims of its lock: {e}"));
+            sp.action = PlanAction::Blocked(BlockReason::LockClaimsUnlisted(e));
             return vec![sp];
         }
     }
@@ -603,7 +619,10 @@ fn plan_files(
     let doc = match crate::config::xml::Document::parse(base) {
         Ok(d) => d,
         Err(e) => {
-            sp.action = PlanAction::Blocked(format!("{}: {e}", sp.file));
+            sp.action = PlanAction::Blocked(BlockReason::NotXml {
+                file: sp.file.clone(),
+                error: e,
+            });
             return vec![sp];
         }
     };
@@ -616,7 +635,11 @@ fn plan_files(
         Home::InFile => Ok(None),
         Home::ConfigSource { value, line } => config_source_path(&sp.file, value)
             .map(Some)
-            .map_err(|why| format!("{}: the configSource at line {line} {why}", sp.file)),
+            .map_err(|fault| BlockReason::ConfigSource {
+                file: sp.file.clone(),
+                line: *line,
+                fault,
+            }),
     };
     let keys_file = home_file(&homes.machine_key);
     let swap_file = match &in_use.element {
@@ -691,8 +714,11 @@ fn plan_files(
                 sp.edited = Some(out.bytes);
             }
             Ok(_) => sp.action = PlanAction::Unchanged,
-            Err(e) => {
-                sp.action = PlanAction::Blocked(format!("{}: {e}", sp.file));
+            Err(error) => {
+                sp.action = PlanAction::Blocked(BlockReason::EditRefused {
+                    file: sp.file.clone(),
+                    error,
+                });
                 return vec![sp];
             }
         }
@@ -764,10 +790,10 @@ fn plan_section_file(
     let original = match read_now(t, &sp.file, &sp.scanned_sha256) {
         Ok(Some(o)) => o,
         Ok(None) => {
-            sp.action = PlanAction::Blocked(format!(
-                "{}, named by configSource in {}, does not exist",
-                sp.file, web.file
-            ));
+            sp.action = PlanAction::Blocked(BlockReason::ConfigSourceMissing {
+                file: sp.file.clone(),
+                named_in: web.file.clone(),
+            });
             return sp;
         }
         Err(why) => {
@@ -789,7 +815,12 @@ fn plan_section_file(
             sp.edited = Some(out.bytes);
         }
         Ok(_) => sp.action = PlanAction::Unchanged,
-        Err(e) => sp.action = PlanAction::Blocked(format!("{}: {e}", sp.file)),
+        Err(error) => {
+            sp.action = PlanAction::Blocked(BlockReason::EditRefused {
+                file: sp.file.clone(),
+                error,
+            })
+        }
     }
     sp
 }

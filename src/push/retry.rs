@@ -129,6 +129,15 @@ pub enum Reached<E> {
     Op(E),
 }
 
+impl<E: std::fmt::Display> std::fmt::Display for Reached<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reached::Session(e) => write!(f, "{e}"),
+            Reached::Op(e) => write!(f, "{e}"),
+        }
+    }
+}
+
 /// An error that may say the session is gone.
 pub trait Lost {
     fn is_lost(&self) -> bool;

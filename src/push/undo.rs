@@ -2,7 +2,7 @@
 //! the swap, and bringing a file back to its original bytes, only when it
 //! still holds what the push wrote.
 
-use super::outcome::{Leftover, Restore};
+use super::outcome::{Foreign, Leftover, Restore};
 use super::{Plan, ServerPlan, Sessions, retry, sibling};
 use crate::bytes::FileBytes;
 use crate::paths::RemotePath;
@@ -233,7 +233,7 @@ impl Undo<'_> {
     /// Why a file that holds `now` (its SHA-256, `None`: no file) must be
     /// left alone; `None` when it holds its original bytes or what the
     /// push wrote (or is missing after the push's own swap: `swapped`).
-    fn foreign(&self, now: Option<&str>, swapped: bool) -> Option<String> {
+    fn foreign(&self, now: Option<&str>, swapped: bool) -> Option<Foreign> {
         if now == self.original {
             return None;
         }
@@ -246,11 +246,10 @@ impl Undo<'_> {
             return None;
         }
         Some(match now {
-            Some(sha) => format!(
-                "it holds bytes this push did not write (sha256 {}…): someone else changed it",
-                &sha[..12.min(sha.len())]
-            ),
-            None => "it was removed by someone else".to_string(),
+            Some(sha) => Foreign::Changed {
+                sha256: sha[..12.min(sha.len())].to_string(),
+            },
+            None => Foreign::Removed,
         })
     }
 
@@ -258,19 +257,18 @@ impl Undo<'_> {
     /// writes only files, so a link there (even to a file holding what
     /// the push wrote) was put there by someone else, and restoring or
     /// removing it would turn it into a file or delete what it is.
-    fn not_a_file(&self, t: &mut dyn Transport) -> Result<Option<String>, TransportError> {
-        Ok(not_a_file(t, self.file)?.map(|kind| {
-            TransportError::NotAFile {
-                path: self.file.clone(),
-                kind,
-            }
-            .to_string()
-        }))
+    fn not_a_file(&self, t: &mut dyn Transport) -> Result<Option<Foreign>, TransportError> {
+        Ok(not_a_file(t, self.file)?
+            .map(|kind| Foreign::NotAFile(Box::new((self.file.clone(), kind)))))
     }
 
     /// Reads the file and says why it must be left alone, if it must
     /// (see [`Undo::foreign`]); changes nothing.
-    fn look(&self, t: &mut dyn Transport, swapped: bool) -> Result<Option<String>, TransportError> {
+    fn look(
+        &self,
+        t: &mut dyn Transport,
+        swapped: bool,
+    ) -> Result<Option<Foreign>, TransportError> {
         if let Some(why) = self.not_a_file(t)? {
             return Ok(Some(why));
         }
@@ -378,9 +376,7 @@ impl Undo<'_> {
         let again = read_opt(t, self.file)?.map(|b| b.sha256());
         if again != now {
             let _ = t.remove(&self.restore);
-            return Ok(Restore::LeftAlone(
-                "it changed while farmkey restored it: someone else writes it".into(),
-            ));
+            return Ok(Restore::LeftAlone(Foreign::ChangedDuringRestore));
         }
         *swapped = true;
         if let Err(e) = swap(t, &self.restore, self.file, &self.aside) {
@@ -400,20 +396,6 @@ impl Undo<'_> {
     }
 }
 
-/// Runs `op` on a server ([`retry::on_server`]); `Err` says why it could
-/// not be run.
-fn with_session<T>(
-    sessions: &mut Sessions,
-    server: &str,
-    broken: bool,
-    op: impl FnMut(&mut dyn Transport) -> Result<T, TransportError>,
-) -> Result<T, String> {
-    retry::on_server(sessions, server, broken, op).map_err(|e| match e {
-        retry::Reached::Session(e) => e.to_string(),
-        retry::Reached::Op(e) => e.to_string(),
-    })
-}
-
 /// Settles a server, reconnecting when its session broke: a fresh session
 /// (bounded attempts) before declaring failure. `swapped`: a swap onto the
 /// file was already attempted.
@@ -424,7 +406,7 @@ pub(super) fn settle_server(
     broken: bool,
     mut swapped: bool,
 ) -> Settled {
-    match with_session(sessions, server, broken, |t| undo.settle(t, &mut swapped)) {
+    match retry::on_server(sessions, server, broken, |t| undo.settle(t, &mut swapped)) {
         Ok(Settled {
             restore: Restore::Failed(why),
             left,
@@ -455,8 +437,8 @@ pub(super) fn check_server(
     server: &str,
     undo: &Undo,
     swapped: bool,
-) -> Result<Option<String>, String> {
-    with_session(sessions, server, false, |t| undo.look(t, swapped))
+) -> Result<Option<Foreign>, retry::Reached<TransportError>> {
+    retry::on_server(sessions, server, false, |t| undo.look(t, swapped))
 }
 
 pub(super) fn undo_for<'a>(plan: &Plan, sp: &'a ServerPlan, written: Option<&'a str>) -> Undo<'a> {
