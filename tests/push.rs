@@ -2206,11 +2206,15 @@ fn audit_outcomes(audit: &Path) -> Vec<(String, String, String)> {
 }
 
 /// The signals an operator's session sends: Ctrl-C, kill, the terminal
-/// going away.
-const SIGNALS: [(i32, &str); 3] = [
+/// going away; and others whose default action ends a process (Ctrl-\,
+/// a stray `kill -USR1`, an alarm).
+const SIGNALS: [(i32, &str); 6] = [
     (libc::SIGINT, "SIGINT"),
     (libc::SIGTERM, "SIGTERM"),
     (libc::SIGHUP, "SIGHUP"),
+    (libc::SIGQUIT, "SIGQUIT"),
+    (libc::SIGUSR1, "SIGUSR1"),
+    (libc::SIGALRM, "SIGALRM"),
 ];
 
 #[test]
@@ -3030,7 +3034,7 @@ fn a_server_with_a_file_changed_since_the_push_is_not_rolled_back_at_all() {
     assert_eq!(refused, ["refused", "refused"]);
 }
 
-/// SIGINT, SIGTERM or SIGHUP while `farmkey rollback` restores a server is
+/// A signal of [`SIGNALS`] while `farmkey rollback` restores a server is
 /// noted, not honoured: the rollback is finished (no restore copy or lock
 /// left), its last line says the signal came, and the exit code is the
 /// rollback's.

@@ -126,16 +126,11 @@ impl Out {
     }
 }
 
-/// SIGINT, SIGTERM and SIGHUP (the operator's session dropping) ask the
-/// push to stop between steps instead of killing it half-way.
+/// SIGINT, SIGTERM, SIGHUP (the operator's session dropping) and every
+/// other signal that ends a process by default ask the push to stop
+/// between steps instead of killing it half-way.
 fn catch_signals(stop: &Interrupt) {
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        let _ = signal_hook::flag::register_usize(sig, stop.flag(), sig as usize);
-    }
+    crate::push::interrupt::catch(stop);
 }
 
 /// Exit code of a push: 0 in step, 1 as it was, 3 out of step.
