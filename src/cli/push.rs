@@ -157,7 +157,7 @@ pub fn run_push(args: &PushArgs) -> ExitCode {
     };
     let audit = audit_log(&args.audit);
     if !args.dry_run {
-        if let Err(e) = audit.check_writable() {
+        if let Err(e) = audit.check_writable(None) {
             return usage_error(format!(
                 "{e}; a push is only made with its audit record (--audit FILE)"
             ));
@@ -399,7 +399,7 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
         ));
         return ExitCode::from(exit::OK);
     }
-    if let Err(e) = audit.check_writable() {
+    if let Err(e) = audit.check_writable(None) {
         return usage_error(e);
     }
     if !args.yes {
