@@ -3198,3 +3198,204 @@ fn a_machine_key_asp_net_refuses_is_fixed_in_place_or_refused_never_doubled() {
         site.findings
     );
 }
+
+/// The audit log is checked before any server is touched: a log others
+/// could write, one with a line that is not a record, and one another
+/// process keeps locked (`flock`, util-linux) each end the push with
+/// exit 2 and a message naming the log (and the lock's holder), in a
+/// bounded time, every file of the farm as it was and no lock left.
+#[test]
+fn headless_a_push_checks_its_audit_log_before_touching_a_server() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = setup();
+    let before = s.all_files();
+    let audit = s.farm.home.path().join("audit.jsonl");
+    let push = || {
+        let out = s
+            .farm
+            .farmkey_process()
+            .args(s.farm.push_flowtime_args(&audit))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    fs::write(&audit, "").unwrap();
+    fs::set_permissions(&audit, fs::Permissions::from_mode(0o666)).unwrap();
+    let (code, out) = push();
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains(&format!(
+            "audit log {}: permissions 0666 are too open",
+            audit.display()
+        )) && out.contains("chmod go-w"),
+        "{out}"
+    );
+    assert_eq!(s.all_files(), before);
+
+    fs::set_permissions(&audit, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::write(&audit, "{\"push_id\": \"edited by hand\"}\n").unwrap();
+    let (code, out) = push();
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains(&format!("{}:1: not an audit record", audit.display())),
+        "{out}"
+    );
+    assert_eq!(s.all_files(), before);
+
+    fs::write(&audit, "").unwrap();
+    let ready = s.farm.home.path().join("flock-ready");
+    let mut holder = std::process::Command::new("flock")
+        .arg("--no-fork")
+        .arg(&audit)
+        .args(["sh", "-c"])
+        .arg(format!("touch '{}'; exec sleep 120", ready.display()))
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready.exists() {
+        assert!(Instant::now() < deadline, "flock never took the lock");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let started = Instant::now();
+    let (code, out) = push();
+    let took = started.elapsed();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains(&format!(
+            "audit log {}: locked by another process (held by pid {} (sleep)) for more than 10 s",
+            audit.display(),
+            holder.id()
+        )),
+        "{out}"
+    );
+    assert!(
+        took >= farmkey::push::audit::LOCK_WAIT && took < Duration::from_secs(60),
+        "{took:?}"
+    );
+    assert_eq!(s.all_files(), before, "no server touched, no lock left");
+    assert_eq!(fs::read(&audit).unwrap(), b"", "nothing recorded");
+    // Once let go, the push goes through.
+    let (code, out) = push();
+    assert_eq!(code, Some(0), "{out}");
+    s.assert_clean();
+}
+
+/// A rollback takes audit records as input, not orders: a record edited
+/// to name applicationHost.config (with its current hash), another site's
+/// web.config, a path with `..`, a backup that is not one farmkey makes,
+/// or a lock elsewhere is refused and named, exit 1, and no server is
+/// written (the others' records are sound: they are not restored either).
+#[test]
+fn headless_a_rollback_writes_only_what_a_push_of_the_site_writes() {
+    const HOST: &str = "C:/Windows/System32/inetsrv/config/applicationHost.config";
+    const ADMIN: &str = "D:/Cora/Administration/web.config";
+    let s = setup();
+    let audit = s.farm.home.path().join("audit.jsonl");
+    let out = s
+        .farm
+        .farmkey_process()
+        .args(s.farm.push_flowtime_args(&audit))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let pushed = s.all_files();
+    let log = fs::read_to_string(&audit).unwrap();
+    let sha =
+        |server: &str, path: &str| farmkey::bytes::FileBytes::from(s.bytes(server, path)).sha256();
+    let host_sha = sha("web02", HOST);
+    let admin_sha = sha("web02", ADMIN);
+    // Each edit of web02's applied record, and what the refusal names.
+    type Edit<'a> = (&'a str, Box<dyn Fn(&mut serde_json::Value)>, &'a str);
+    let edits: Vec<Edit> = vec![
+        (
+            "applicationHost.config",
+            Box::new(move |r| {
+                r["file"] = HOST.replace('/', "\\").into();
+                r["sha256_after"] = host_sha.clone().into();
+            }),
+            "names C:\\Windows\\System32\\inetsrv\\config\\applicationHost.config, which no push of Flowtime writes on this server (it writes C:\\inetpub\\Cora\\Flowtime\\web.config)",
+        ),
+        (
+            "another site",
+            Box::new(move |r| {
+                r["file"] = ADMIN.replace('/', "\\").into();
+                r["sha256_after"] = admin_sha.clone().into();
+            }),
+            "names D:\\Cora\\Administration\\web.config, which no push of Flowtime writes",
+        ),
+        (
+            "..",
+            Box::new(|r| r["file"] = "C:\\inetpub\\Cora\\Flowtime\\..\\..\\web.config".into()),
+            "C:\\inetpub\\Cora\\Flowtime\\..\\..\\web.config",
+        ),
+        (
+            "backup",
+            Box::new(|r| r["backup"] = HOST.replace('/', "\\").into()),
+            "as the backup of C:\\inetpub\\Cora\\Flowtime\\web.config, not a name farmkey gives a backup",
+        ),
+        (
+            "lock",
+            Box::new(|r| r["lock"] = "C:\\Windows\\win.ini".into()),
+            "names C:\\Windows\\win.ini as the lock of C:\\inetpub\\Cora\\Flowtime\\web.config",
+        ),
+    ];
+    for (what, edit, named) in edits {
+        let edited: Vec<String> = log
+            .lines()
+            .map(|l| {
+                let mut r: serde_json::Value = serde_json::from_str(l).unwrap();
+                if r["server"] == "web02" && r["outcome"] == "applied" {
+                    edit(&mut r);
+                }
+                r.to_string()
+            })
+            .collect();
+        fs::write(&audit, edited.join("\n") + "\n").unwrap();
+        let out = s
+            .farm
+            .farmkey()
+            .args(["rollback", "--site", "Flowtime", "--yes"])
+            .args(s.farm.headless_args(&audit))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {text}");
+        assert!(
+            text.contains("web02") && text.contains("refused: ") && text.contains(named),
+            "{what}: {text}"
+        );
+        assert!(
+            text.contains("web01")
+                && text.contains("another record of this push cannot be trusted"),
+            "{what}: {text}"
+        );
+        assert!(
+            last_line(&text).contains("NOT fully rolled back"),
+            "{what}: {text}"
+        );
+        assert_eq!(s.all_files(), pushed, "{what}: nothing written");
+    }
+    // The log as the push wrote it: the rollback goes through.
+    fs::write(&audit, &log).unwrap();
+    let out = s
+        .farm
+        .farmkey()
+        .args(["rollback", "--site", "Flowtime", "--yes"])
+        .args(s.farm.headless_args(&audit))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    s.assert_clean();
+}

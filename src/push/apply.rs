@@ -13,6 +13,7 @@ use super::audit::{self, AuditLog, AuditRecord, local_user, now};
 use super::error::{Refusal, StepError, VerifyError};
 use super::interrupt::{Interrupt, StopReason};
 use super::lock::{self, LockInfo, Taken};
+use super::plan::SiteFiles;
 use super::retry::{self, Reached};
 use super::undo::{
     Settled, Undo, check_server, create_checked, private, read_held, read_opt, replacing,
@@ -912,6 +913,20 @@ pub enum RollbackError {
         path: RemotePath,
         error: lock::ReleaseError,
     },
+    /// The record names what no push of its site makes on the server as
+    /// it is now: refused, never written (a record is input, not orders).
+    #[error("{0}")]
+    Untrusted(Untrusted),
+    /// Which files a push of the site writes on the server could not be
+    /// found (its configuration read again): nothing restored there.
+    #[error("cannot tell which files a push of {site} writes on this server: {why}")]
+    Undiscovered { site: String, why: String },
+    /// Another record of the push names what no push makes: no server is
+    /// restored until the log is checked.
+    #[error(
+        "not restored: another record of this push cannot be trusted ({0}); no server is restored until the audit log is checked"
+    )]
+    Distrusted(Box<RollbackError>),
     /// Refused, and the audit log did not take the record saying so.
     #[error("{why}; and the audit log did not take its record: {audit}")]
     Unrecorded {
@@ -936,6 +951,36 @@ impl RollbackError {
     pub fn breakable_lock(&self) -> Option<&lock::Holder> {
         self.locked_by().filter(|h| !h.alive_here())
     }
+}
+
+/// What an audit record names that no push of its site makes on the
+/// server as it is now (its configuration read again), by field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Untrusted {
+    #[error(
+        "the audit record names {file}, which no push of {site} writes on this server (it writes {writes}): refused; the record may have been edited"
+    )]
+    File {
+        file: String,
+        site: String,
+        writes: String,
+    },
+    #[error(
+        "the audit record names {backup} as the backup of {file}, not a name farmkey gives a backup (beside the file: web.<stamp>.farmkey.config): refused; the record may have been edited"
+    )]
+    Backup { backup: String, file: String },
+    #[error(
+        "the audit record names {lock} as the lock of {file}; a push of the site takes {expected}: refused; the record may have been edited"
+    )]
+    Lock {
+        lock: String,
+        file: String,
+        expected: String,
+    },
+    #[error(
+        "the audit record names {copy} as a copy left beside {file}, not a name farmkey gives one: refused; the record may have been edited"
+    )]
+    Copy { copy: String, file: String },
 }
 
 /// One file of a rollback, as it ended.
@@ -985,10 +1030,7 @@ impl<'a> Target<'a> {
             .temporary
             .iter()
             .map(|p| RemotePath::parse(p))
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .filter(|p| is_temporary_of(&file, p))
-            .collect();
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Target {
             rec,
             file,
@@ -1008,6 +1050,52 @@ impl<'a> Target<'a> {
             restore: sibling(&self.file, stamp, "-restore"),
             aside: sibling(&self.file, stamp, "-old"),
         }
+    }
+
+    /// Refuses what no push of the site makes on the server as it is now
+    /// (`files`): the file, its backup, its lock, the copies beside it.
+    fn trusted(&self, files: &SiteFiles) -> Result<(), Untrusted> {
+        let file = || self.rec.file.clone();
+        if !files.writes(&self.file) {
+            let writes: Vec<String> = std::iter::once(&files.web_config)
+                .chain(&files.sections)
+                .map(ToString::to_string)
+                .collect();
+            return Err(Untrusted::File {
+                file: file(),
+                site: self.rec.site.clone(),
+                writes: super::and_list(&writes),
+            });
+        }
+        if let Some(b) = &self.backup
+            && !is_backup_of(&self.file, b)
+        {
+            return Err(Untrusted::Backup {
+                backup: b.to_string(),
+                file: file(),
+            });
+        }
+        // Older records name no lock: theirs was beside the file.
+        let lock_ok = self.lock.key() == files.lock.key()
+            || (self.rec.lock.is_none() && self.lock.key() == lock::lock_path(&self.file).key());
+        if !lock_ok {
+            return Err(Untrusted::Lock {
+                lock: self.lock.to_string(),
+                file: file(),
+                expected: files.lock.to_string(),
+            });
+        }
+        if let Some(c) = self
+            .temporary
+            .iter()
+            .find(|p| !is_temporary_of(&self.file, p))
+        {
+            return Err(Untrusted::Copy {
+                copy: c.to_string(),
+                file: file(),
+            });
+        }
+        Ok(())
     }
 
     /// A push that did not record the file as applied (cut short after
@@ -1035,6 +1123,97 @@ fn is_temporary_of(file: &RemotePath, p: &RemotePath) -> bool {
         && ["-NEW", "-RESTORE", "-OLD"]
             .iter()
             .any(|s| name.ends_with(&format!(".FARMKEY{s}.CONFIG")))
+}
+
+/// Whether `p` is a backup a push makes of `file`: beside it,
+/// `web.<stamp>.farmkey.config`, the stamp as [`super::file_stamp`] makes
+/// it (`20261126T112045Z-3fa9c1d2`, with `-2` when a second push in the
+/// same second took the name; older records have no random part).
+fn is_backup_of(file: &RemotePath, p: &RemotePath) -> bool {
+    let (Some(dir), Some(pdir)) = (file.parent(), p.parent()) else {
+        return false;
+    };
+    let name = crate::paths::windows_upcase(p.file_name().unwrap_or_default());
+    let stem = crate::paths::windows_upcase(file.file_name().unwrap_or("web.config"));
+    let stem = stem.strip_suffix(".CONFIG").unwrap_or(&stem);
+    let Some(stamp) = name
+        .strip_prefix(&format!("{stem}."))
+        .and_then(|n| n.strip_suffix(".FARMKEY.CONFIG"))
+    else {
+        return false;
+    };
+    dir.key() == pdir.key() && is_stamp(stamp)
+}
+
+/// `20261126T112045Z`, then maybe `-3FA9C1D2` (the random part; hex in
+/// either case), then maybe `-2`.
+fn is_stamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    let time = b.len() >= 16
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8].eq_ignore_ascii_case(&b'T')
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15].eq_ignore_ascii_case(&b'Z');
+    if !time {
+        return false;
+    }
+    let mut rest = &s[16..];
+    if let Some(r) = rest.strip_prefix('-')
+        && r.len() >= 8
+        && r.as_bytes()[..8].iter().all(u8::is_ascii_hexdigit)
+        && (r.len() == 8 || r.as_bytes()[8] == b'-')
+    {
+        rest = &r[8..];
+    }
+    match rest.strip_prefix('-') {
+        None => rest.is_empty(),
+        Some(n) => (1..=3).contains(&n.len()) && n.bytes().all(|c| c.is_ascii_digit()),
+    }
+}
+
+/// The files a push of `site` writes on `server` as it is now: its
+/// configuration read again, as the scan reads it, and the plan's choice
+/// ([`super::plan::site_files`]).
+fn discover(sessions: &mut Sessions, server: &str, site: &str) -> Result<SiteFiles, RollbackError> {
+    enum Finding {
+        Scan(crate::scan::ServerFailure),
+        Read(TransportError),
+        Gone,
+    }
+    impl retry::Lost for Finding {
+        fn is_lost(&self) -> bool {
+            matches!(self, Finding::Read(e) if e.is_disconnected())
+        }
+    }
+    let found = retry::on_server(sessions, server, false, |t| {
+        let config = read_server(t, &WindowsEnv::default()).map_err(Finding::Scan)?;
+        // Exactly: two sites may differ only in case, each its own.
+        let Some(app) = config.apps.into_iter().find(|a| a.app.id == site) else {
+            return Err(Finding::Gone);
+        };
+        let Some(file) = app.web_config else {
+            return Err(Finding::Gone);
+        };
+        let web = read_opt(t, &file).map_err(Finding::Read)?;
+        Ok(super::plan::site_files(
+            &file,
+            app.effective.as_ref().ok(),
+            web,
+        ))
+    });
+    found.map_err(|e| match e {
+        Reached::Session(e) => RollbackError::Connect(e),
+        Reached::Op(f) => RollbackError::Undiscovered {
+            site: site.to_string(),
+            why: match f {
+                Finding::Scan(e) => e.to_string(),
+                Finding::Read(e) => e.to_string(),
+                Finding::Gone => {
+                    "the server has no such site (or no path farmkey writes to) now".to_string()
+                }
+            },
+        },
+    })
 }
 
 /// Takes a server's lock for a rollback; breaks the one found there when
@@ -1267,9 +1446,61 @@ pub fn rollback_push(
             servers.push(&r.server);
         }
     }
+    // Every record is checked first against what a push of its site
+    // writes on its server now: one that names anything else refuses the
+    // whole rollback before any server is locked or written.
+    let mut found: Vec<Option<RollbackError>> = vec![None; records.len()];
+    let mut discovered: Vec<(&str, &str, Result<SiteFiles, RollbackError>)> = Vec::new();
+    for (i, rec) in records.iter().enumerate() {
+        let at = match discovered
+            .iter()
+            .position(|(s, site, _)| *s == rec.server && *site == rec.site)
+        {
+            Some(at) => at,
+            None => {
+                let files = discover(sessions, &rec.server, &rec.site);
+                discovered.push((&rec.server, &rec.site, files));
+                discovered.len() - 1
+            }
+        };
+        found[i] = match (&discovered[at].2, Target::parse(rec)) {
+            (Err(e), _) => Some(e.clone()),
+            (_, Err(e)) => Some(e),
+            (Ok(files), Ok(t)) => t.trusted(files).err().map(RollbackError::Untrusted),
+        };
+    }
+    let distrust = found
+        .iter()
+        .flatten()
+        .find(|e| matches!(e, RollbackError::Untrusted(_) | RollbackError::Path(_)))
+        .cloned();
     for server in servers {
-        let recs: Vec<&AuditRecord> = records.iter().filter(|r| r.server == server).collect();
-        let results = roll_back_server(sessions, server, &recs, &id, &stamp, break_lock);
+        let at: Vec<usize> = (0..records.len())
+            .filter(|&i| records[i].server == server)
+            .collect();
+        let recs: Vec<&AuditRecord> = at.iter().map(|&i| &records[i]).collect();
+        let first = at.iter().find_map(|&i| found[i].clone());
+        let results: Vec<Result<RolledBack, RollbackError>> = match (&distrust, first) {
+            (Some(d), _) => at
+                .iter()
+                .map(|&i| match &found[i] {
+                    Some(e @ (RollbackError::Untrusted(_) | RollbackError::Path(_))) => {
+                        Err(e.clone())
+                    }
+                    _ => Err(RollbackError::Distrusted(Box::new(d.clone()))),
+                })
+                .collect(),
+            // Not reached or not read: the server is left as it is.
+            (None, Some(e)) => at
+                .iter()
+                .map(|&i| {
+                    Err(found[i]
+                        .clone()
+                        .unwrap_or_else(|| RollbackError::Withheld(Box::new(e.clone()))))
+                })
+                .collect(),
+            (None, None) => roll_back_server(sessions, server, &recs, &id, &stamp, break_lock),
+        };
         for (rec, result) in recs.into_iter().zip(results) {
             let mut line = rec.clone();
             line.time = now();
@@ -1331,5 +1562,37 @@ mod tests {
         };
         assert_ne!(rollback_id(&a), rollback_id(&b));
         assert!(rollback_id(&a).starts_with(&format!("rollback-{}", &a[..16])));
+    }
+
+    /// Only names a push gives a backup, beside the file, are taken from
+    /// a record: any spelling of the case, old stamps and `-2` too.
+    #[test]
+    fn a_backup_is_one_farmkey_names_beside_the_file() {
+        let file = RemotePath::parse("C:\\inetpub\\Cora\\Flowtime\\web.config").unwrap();
+        let made = sibling(&file, &super::super::file_stamp(), "");
+        assert!(is_backup_of(&file, &made), "{made}");
+        for ok in [
+            "C:\\inetpub\\Cora\\Flowtime\\web.20261126T112045Z-3fa9c1d2.farmkey.config",
+            "c:/INETPUB/cora/flowtime/WEB.20261126t112045z-3FA9C1D2-2.FARMKEY.CONFIG",
+            "C:\\inetpub\\Cora\\Flowtime\\web.20261126T112045Z.farmkey.config",
+            "C:\\inetpub\\Cora\\Flowtime\\web.20261126T112045Z-12.farmkey.config",
+        ] {
+            assert!(is_backup_of(&file, &RemotePath::parse(ok).unwrap()), "{ok}");
+        }
+        for bad in [
+            "C:\\Windows\\System32\\inetsrv\\config\\applicationHost.config",
+            "C:\\inetpub\\Cora\\Flowtime\\web.config",
+            "D:\\Cora\\Administration\\web.20261126T112045Z-3fa9c1d2.farmkey.config",
+            "C:\\inetpub\\Cora\\Flowtime\\web.20261126T112045Z-3fa9c1d2.farmkey-new.config",
+            "C:\\inetpub\\Cora\\Flowtime\\web.20261126T112045Z-3fa9c1d2-x.farmkey.config",
+            "C:\\inetpub\\Cora\\Flowtime\\web.2026112T112045Z.farmkey.config",
+            "C:\\inetpub\\Cora\\Flowtime\\web.anything.farmkey.config",
+            "C:\\inetpub\\Cora\\Flowtime\\App_Config\\web.20261126T112045Z.farmkey.config",
+        ] {
+            assert!(
+                !is_backup_of(&file, &RemotePath::parse(bad).unwrap()),
+                "{bad}"
+            );
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! The audit log: one JSON line per server per action, fingerprints only.
 
+use super::Interrupt;
 use crate::config::machine_key::KeyState;
 use serde::{Deserialize, Serialize};
-use super::Interrupt;
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -214,7 +214,12 @@ impl AuditLog {
         // Read too: `append` looks at the last byte.
         let mut options = OpenOptions::new();
         options.read(true).append(true);
-        let f = match options.clone().create_new(true).mode(0o600).open(&self.path) {
+        let f = match options
+            .clone()
+            .create_new(true)
+            .mode(0o600)
+            .open(&self.path)
+        {
             // Ours: owner-only whatever the umask (the mode at the open is
             // reduced by it, fchmod is not).
             Ok(f) => {
@@ -430,7 +435,12 @@ enum Lock {
 /// (`1: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF`): `pid 4242 (flock)`.
 fn lock_holder(meta: &fs::Metadata) -> Option<String> {
     let dev = meta.dev();
-    let file = format!("{:02x}:{:02x}:{}", libc::major(dev), libc::minor(dev), meta.ino());
+    let file = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(dev),
+        libc::minor(dev),
+        meta.ino()
+    );
     let locks = fs::read_to_string("/proc/locks").ok()?;
     let pid = locks.lines().find_map(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
@@ -547,7 +557,9 @@ mod tests {
         let folder = dir.path().join("folder.jsonl");
         std::fs::create_dir(&folder).unwrap();
         for e in [
-            AuditLog::new(folder.clone()).check_writable(None).unwrap_err(),
+            AuditLog::new(folder.clone())
+                .check_writable(None)
+                .unwrap_err(),
             AuditLog::new(folder.clone()).read_all().unwrap_err(),
         ] {
             assert!(e.to_string().contains(&folder.display().to_string()), "{e}");
@@ -710,8 +722,14 @@ mod tests {
         made.unwrap();
         assert_eq!(mode(&other.path), 0o600);
         fs::set_permissions(&other.path, fs::Permissions::from_mode(0o644)).unwrap();
-        other.append(&record("p2", "Flowtime", Outcome::Applied)).unwrap();
-        assert_eq!(mode(&other.path), 0o644, "readable by others is the operator's choice");
+        other
+            .append(&record("p2", "Flowtime", Outcome::Applied))
+            .unwrap();
+        assert_eq!(
+            mode(&other.path),
+            0o644,
+            "readable by others is the operator's choice"
+        );
     }
 
     /// A log group or others can write, or someone else's, is refused by
@@ -821,6 +839,10 @@ mod tests {
         );
         let _ = holder.kill();
         let _ = holder.wait();
-        assert_eq!(ids(&log.read().unwrap().records), ["p0"], "nothing appended");
+        assert_eq!(
+            ids(&log.read().unwrap().records),
+            ["p0"],
+            "nothing appended"
+        );
     }
 }
