@@ -1195,14 +1195,8 @@ fn the_rollback_of_a_pushed_server_leaves_someone_elses_write_alone() {
         .into_iter()
         .filter(|(_, action, _)| action == "rollback")
         .collect();
-    assert_eq!(
-        rolled,
-        [(
-            "web01".to_string(),
-            "rollback".to_string(),
-            "left-alone".to_string()
-        )]
-    );
+    let rollback = |o: &str| ("web01".to_string(), "rollback".to_string(), o.to_string());
+    assert_eq!(rolled, [rollback("intent"), rollback("left-alone")]);
     s.assert_clean();
 }
 
@@ -2251,6 +2245,7 @@ fn a_signal_between_a_swap_and_its_record_rolls_back_and_says_so() {
                 ("web01", "push", "applied"),
                 ("web02", "push", "not-attempted"),
                 ("web03", "push", "not-attempted"),
+                ("web01", "rollback", "intent"),
                 ("web01", "rollback", "rolled-back"),
             ],
             "{name}"
@@ -3397,5 +3392,160 @@ fn headless_a_rollback_writes_only_what_a_push_of_the_site_writes() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+    s.assert_clean();
+}
+
+/// A rollback whose outcome record the audit log does not take (its disk
+/// full once web02 is restored): `history` never shows web02 `applied`
+/// but says a rollback started and its outcome is unknown; a second
+/// rollback looks at it and finds it restored.
+#[test]
+fn headless_history_tells_a_rollback_it_could_not_record() {
+    let s = setup();
+    let original = s.flowtime_files();
+    let audit = s.farm.home.path().join("audit.jsonl");
+    let out = s
+        .farm
+        .farmkey_process()
+        .args(s.farm.push_flowtime_args(&audit))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let mut cmd = s.farm.farmkey_process();
+    cmd.args(["rollback", "--site", "Flowtime", "--yes"])
+        .args(s.farm.headless_args(&audit))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let pause = pause_at(&mut cmd, "restored:web02");
+    let mut child = cmd.spawn().unwrap();
+    reach(&pause, &mut child);
+    // The disk fills: the log is kept aside, /dev/full takes its place.
+    let kept = audit.with_extension("kept");
+    fs::rename(&audit, &kept).unwrap();
+    std::os::unix::fs::symlink("/dev/full", &audit).unwrap();
+    pause.go();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "web02      restored and verified; but the audit log did not take its record"
+        ),
+        "{stdout}"
+    );
+    // web03 is not written: the log does not take that its rollback starts.
+    assert!(
+        stdout.contains("web03      refused: not restored: the audit log did not take the record that the rollback starts"),
+        "{stdout}"
+    );
+    assert_eq!(s.flowtime_files()[..2], original[..2]);
+    assert_ne!(s.flowtime_files()[2], original[2]);
+    fs::remove_file(&audit).unwrap();
+    fs::rename(&kept, &audit).unwrap();
+    let history = || {
+        let out = s
+            .farm
+            .farmkey()
+            .args(["history", "--site", "Flowtime", "--audit"])
+            .arg(&audit)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let text = history();
+    assert!(
+        text.contains(
+            "push      web01 applied, web02 unknown: a rollback started, its outcome not recorded (applied by the push), web03 applied"
+        ) && text.contains(
+            "rollback  web01 rolled-back, web02 unknown: a rollback started, its outcome not recorded"
+        ),
+        "{text}"
+    );
+    // web02 and web03 are looked at again: web02 holds its original bytes.
+    let out = s
+        .farm
+        .farmkey()
+        .args(["rollback", "--site", "Flowtime", "--yes"])
+        .args(s.farm.headless_args(&audit))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("web02      already holds its original bytes")
+            && stdout.contains("web03      restored and verified"),
+        "{stdout}"
+    );
+    assert_eq!(s.flowtime_files(), original);
+    assert!(
+        history().contains("rollback  web01 rolled-back, web02 rolled-back, web03 rolled-back"),
+        "{}",
+        history()
+    );
+    s.assert_clean();
+}
+
+/// Two `farmkey rollback` of one push at once: the second waits for the
+/// server the first holds, finds what it restored, and says so; together
+/// they restore everything, each server once, and both exit 0.
+#[test]
+fn headless_two_rollbacks_at_once_report_truthfully() {
+    let s = setup();
+    let original = s.flowtime_files();
+    let audit = s.farm.home.path().join("audit.jsonl");
+    let out = s
+        .farm
+        .farmkey_process()
+        .args(s.farm.push_flowtime_args(&audit))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let rollback = || {
+        let mut cmd = s.farm.farmkey_process();
+        cmd.args(["rollback", "--site", "Flowtime", "--yes"])
+            .args(s.farm.headless_args(&audit))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    // The first holds web01; the second meets its lock there.
+    let mut first = rollback();
+    let first_pause = pause_at(&mut first, "rollback:web01");
+    let mut first = first.spawn().unwrap();
+    reach(&first_pause, &mut first);
+    let mut second = rollback();
+    let second_pause = pause_at(&mut second, "waiting:web01");
+    let mut second = second.spawn().unwrap();
+    reach(&second_pause, &mut second);
+    first_pause.go();
+    second_pause.go();
+    let first = first.wait_with_output().unwrap();
+    let second = second.wait_with_output().unwrap();
+    let a = String::from_utf8_lossy(&first.stdout).to_string();
+    let b = String::from_utf8_lossy(&second.stdout).to_string();
+    assert_eq!(first.status.code(), Some(0), "{a}\n{b}");
+    assert_eq!(second.status.code(), Some(0), "{a}\n{b}");
+    for server in SERVERS {
+        let restored = [&a, &b]
+            .iter()
+            .filter(|t| t.contains(&format!("{server:<10} restored and verified")))
+            .count();
+        let already = [&a, &b]
+            .iter()
+            .filter(|t| t.contains(&format!("{server:<10} already holds its original bytes")))
+            .count();
+        assert_eq!((restored, already), (1, 1), "{server}: {a}\n{b}");
+    }
+    assert!(
+        b.contains("web01      already holds") && b.contains("web02      already holds"),
+        "{b}"
+    );
+    for t in [&a, &b] {
+        assert!(
+            last_line(t)
+                .contains("rolled back: every server it changed holds its original bytes again"),
+            "{t}"
+        );
+    }
+    assert_eq!(s.flowtime_files(), original);
     s.assert_clean();
 }

@@ -8,7 +8,7 @@ use crate::farm::scan_all;
 use crate::push::apply::{Progress, RollbackError, rollback_push};
 use crate::push::audit::{AuditLog, AuditRecord};
 use crate::push::diff::masked_diff;
-use crate::push::history::{file_label, other_spellings, pushed_text, pushes, restored_from};
+use crate::push::history::{file_label, other_spellings, pushes, restored_from, rollback_text};
 use crate::push::{
     Interrupt, KeySource, PlanAction, PushOutcome, PushRequest, Sessions, StopReason, Verdict,
     and_list, apply, build_plan, refuse_disclosed,
@@ -301,14 +301,15 @@ pub fn run_history(args: &HistoryArgs) -> ExitCode {
         let pushed: Vec<String> = push
             .pushed()
             .iter()
-            .map(|r| format!("{} {}", push.label(r), pushed_text(r.outcome)))
+            .map(|r| format!("{} {}", push.label(r), push.pushed_text(r)))
             .collect();
         if !pushed.is_empty() {
             out.line(&format!("    {:<9} {}", "push", pushed.join(", ")));
         }
         let rolled: Vec<String> = push
-            .rollbacks()
-            .map(|r| format!("{} {}", push.label(r), r.outcome))
+            .rollbacks_shown()
+            .into_iter()
+            .map(|r| format!("{} {}", push.label(r), rollback_text(r)))
             .collect();
         if !rolled.is_empty() {
             out.line(&format!("    {:<9} {}", "rollback", rolled.join(", ")));
@@ -439,6 +440,11 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
     for r in &results {
         let who = file_label(&applied, &r.server, &r.file);
         match &r.result {
+            // Under its lock: another rollback restored it (or the push
+            // never changed it); the push is undone there all the same.
+            Ok(note) if note.already => out.line(&format!(
+                "  {who:<10} already holds its original bytes (restored by another rollback, or never changed by the push){note}"
+            )),
             Ok(note) => out.line(&format!("  {who:<10} restored and verified{note}")),
             Err(e) => {
                 out.line(&format!("  {who:<10} refused: {}", refusal(e)));

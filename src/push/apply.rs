@@ -67,7 +67,10 @@ fn verify_effective(
 /// `swapped:SERVER` (after the swap, before its verification and outcome
 /// record), `applied:SERVER` (after its outcome record, before it is
 /// reported); in a rollback, `rollback:SERVER` (the server locked, before
-/// its files are checked and restored). While a push is held, it creates
+/// its files are checked and restored) and `restored:SERVER` (its files
+/// restored and its lock released, before their outcome is recorded) and
+/// `waiting:SERVER` (it meets another rollback's lock there, before it
+/// waits for it). While a push is held, it creates
 /// `DIR/stopping` once a stop is asked, so that the test knows a signal
 /// was taken before it lets it go on.
 fn test_pause(point: &str, server: Option<&str>, stop: &Interrupt) {
@@ -643,6 +646,18 @@ impl Run<'_> {
             let sp = &plan.servers[i];
             self.note(format!("rolling back {}", sp.server));
             let written = self.results[i].sha_after.clone();
+            // That a rollback starts, before it writes: should its outcome
+            // not be recorded, history does not take the file for applied.
+            // Not a condition: a push that must roll back does.
+            self.log(&record(
+                plan,
+                sp,
+                audit::Action::Rollback,
+                audit::Outcome::Intent,
+                String::new(),
+                written.clone(),
+                true,
+            ));
             let undo = undo_for(plan, sp, written.as_deref());
             let settled = settle_server(self.sessions, &sp.server, &undo, false, false);
             let outcome = match settled.restore {
@@ -847,6 +862,10 @@ pub struct RolledBack {
     pub unrecorded: Option<String>,
     /// Copies beside the file that could not be removed (held open).
     pub left: Vec<Leftover>,
+    /// The file already held its original bytes when the rollback looked
+    /// (under the server's lock): another rollback restored it, or the push
+    /// never changed it. Nothing was written.
+    pub already: bool,
 }
 
 /// Reads as a note after "restored and verified".
@@ -927,6 +946,12 @@ pub enum RollbackError {
         "not restored: another record of this push cannot be trusted ({0}); no server is restored until the audit log is checked"
     )]
     Distrusted(Box<RollbackError>),
+    /// The audit log did not take the record that the rollback starts:
+    /// the server is not written (a rollback is only made with its record).
+    #[error(
+        "not restored: the audit log did not take the record that the rollback starts ({0}); a rollback writes a server only once that is recorded"
+    )]
+    StartUnrecorded(String),
     /// Refused, and the audit log did not take the record saying so.
     #[error("{why}; and the audit log did not take its record: {audit}")]
     Unrecorded {
@@ -1003,8 +1028,15 @@ impl RollbackResult {
 /// two rollbacks started in the same second never take each other's lock
 /// for their own.
 fn rollback_id(stamp: &str) -> String {
-    format!("rollback-{stamp}")
+    format!("{ROLLBACK_PREFIX}{stamp}")
 }
+
+const ROLLBACK_PREFIX: &str = "rollback-";
+
+/// How long a rollback waits for a server another rollback holds: it
+/// restores a server's files, each bounded by the connect and I/O
+/// timeouts.
+const ROLLBACK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// One file of a rollback, its paths parsed from its record.
 struct Target<'a> {
@@ -1237,15 +1269,35 @@ fn take_rollback_lock(
             }
         }
     }
-    let taken = retry::on_server(sessions, server, false, |t| {
-        let found = if break_lock {
-            lock::read_holder(t, server, path).map_err(Taking::Read)?
-        } else {
-            None
-        };
-        lock::acquire(t, server, path, mine, found.as_ref()).map_err(Taking::Lock)
-    })
-    .map_err(|e| match e {
+    // Another rollback (of this push or another of the site) holds it: it
+    // restores the server within its own timeouts, then this one looks at
+    // what it left. Waited for, a bounded time.
+    let deadline = std::time::Instant::now() + ROLLBACK_WAIT;
+    let mut waited = false;
+    let taken = loop {
+        let taken = retry::on_server(sessions, server, false, |t| {
+            let found = if break_lock {
+                lock::read_holder(t, server, path).map_err(Taking::Read)?
+            } else {
+                None
+            };
+            lock::acquire(t, server, path, mine, found.as_ref()).map_err(Taking::Lock)
+        });
+        match &taken {
+            Err(Reached::Op(Taking::Lock(lock::LockError::Held(h))))
+                if h.push_id()
+                    .is_some_and(|id| id.starts_with(ROLLBACK_PREFIX))
+                    && std::time::Instant::now() < deadline =>
+            {
+                if !std::mem::replace(&mut waited, true) {
+                    test_pause("waiting", Some(server), &Interrupt::new());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+            _ => break taken,
+        }
+    };
+    let taken = taken.map_err(|e| match e {
         Reached::Session(e) => RollbackError::Connect(e),
         Reached::Op(Taking::Read(e)) => RollbackError::ReadLock(e),
         Reached::Op(Taking::Lock(lock::LockError::Held(h))) if !break_lock => {
@@ -1271,6 +1323,7 @@ fn roll_back_server(
     id: &str,
     stamp: &str,
     break_lock: bool,
+    start: &mut dyn FnMut() -> Result<(), String>,
 ) -> Vec<Result<RolledBack, RollbackError>> {
     let all = |e: RollbackError| recs.iter().map(|_| Err(e.clone())).collect();
     // The file at `at` is refused for `why`: the others are kept as they
@@ -1333,17 +1386,24 @@ fn roll_back_server(
         let released = release(sessions, &held);
         return with_locks_left(withheld(i, why), &held, released);
     }
+    // Recorded before anything is written, or nothing is.
+    if let Err(e) = start() {
+        let released = release(sessions, &held);
+        return with_locks_left(all(RollbackError::StartUnrecorded(e)), &held, released);
+    }
     let settled: Vec<Settled> = targets
         .iter()
         .zip(&undos)
         .map(|(t, undo)| settle_server(sessions, server, undo, false, t.swap_unfinished()))
         .collect();
     let released = release(sessions, &held);
+    test_pause("restored", Some(server), &Interrupt::new());
     let mut broke_noted = vec![false; held.len()];
     targets
         .iter()
         .zip(settled)
         .map(|(t, Settled { restore, left })| {
+            let already = matches!(restore, Restore::Untouched);
             match restore {
                 Restore::Restored | Restore::Untouched => {}
                 Restore::LeftAlone(why) => {
@@ -1380,6 +1440,7 @@ fn roll_back_server(
                     broke,
                     unrecorded: None,
                     left,
+                    already,
                 }),
                 Err(error) => Err(RollbackError::LockLeft {
                     path: t.lock.clone(),
@@ -1417,6 +1478,20 @@ fn with_locks_left(
             })
         })
         .collect()
+}
+
+/// A rollback's record of `rec`'s file: from what the push wrote to the
+/// original.
+fn rollback_line(rec: &AuditRecord, outcome: audit::Outcome, message: String) -> AuditRecord {
+    let mut line = rec.clone();
+    line.time = now();
+    line.action = audit::Action::Rollback;
+    line.user = local_user();
+    std::mem::swap(&mut line.sha256_before, &mut line.sha256_after);
+    std::mem::swap(&mut line.fingerprints_before, &mut line.fingerprints_after);
+    line.outcome = outcome;
+    line.message = message;
+    line
 }
 
 /// Restores the files a past push may have changed (see
@@ -1499,28 +1574,31 @@ pub fn rollback_push(
                         .unwrap_or_else(|| RollbackError::Withheld(Box::new(e.clone()))))
                 })
                 .collect(),
-            (None, None) => roll_back_server(sessions, server, &recs, &id, &stamp, break_lock),
+            (None, None) => {
+                let mut start = || {
+                    recs.iter().try_for_each(|rec| {
+                        audit
+                            .append(&rollback_line(rec, audit::Outcome::Intent, String::new()))
+                            .map_err(|e| e.to_string())
+                    })
+                };
+                roll_back_server(sessions, server, &recs, &id, &stamp, break_lock, &mut start)
+            }
         };
         for (rec, result) in recs.into_iter().zip(results) {
-            let mut line = rec.clone();
-            line.time = now();
-            line.action = audit::Action::Rollback;
-            line.user = local_user();
-            std::mem::swap(&mut line.sha256_before, &mut line.sha256_after);
-            std::mem::swap(&mut line.fingerprints_before, &mut line.fingerprints_after);
-            match &result {
+            let line = match &result {
                 Ok(done) => {
-                    line.outcome = audit::Outcome::RolledBack;
-                    line.message = String::new();
+                    let mut line = rollback_line(rec, audit::Outcome::RolledBack, String::new());
                     // What is still there, for the next rollback.
                     line.temporary = done.left.iter().map(|l| l.path.to_string()).collect();
+                    line
                 }
                 Err(e) => {
-                    line.outcome = audit::Outcome::Refused;
-                    line.message = e.to_string();
+                    let mut line = rollback_line(rec, audit::Outcome::Refused, e.to_string());
                     line.sha256_after = line.sha256_before.clone();
+                    line
                 }
-            }
+            };
             // Not silent: the operator learns which record is missing, and where.
             let result = match (audit.append(&line), result) {
                 (Ok(()), r) => r,
