@@ -1132,7 +1132,9 @@ fn a_rollback_lock_left_behind_is_named() {
     let wrap = Faulty::failing(
         l.transport("web02"),
         Box::new(move |op, p| {
-            if op == "read" && p.as_sftp().ends_with("Flowtime/web.config") {
+            // Once the rollback holds the lock (its look at the site's
+            // files, before, reads it fine).
+            if op == "read" && p.as_sftp().ends_with("Flowtime/web.config") && taken.exists() {
                 fs::write(&taken, STALE_LOCK).unwrap();
                 return Err(injected(p));
             }
@@ -2335,6 +2337,24 @@ fn farmkey_push_piped_into_head_ends_consistent_and_says_so() {
 
 /// A push of Flowtime killed (SIGKILL: nothing can be honoured) at
 /// `point`; its audit log.
+/// `farmkey push --site Flowtime --generate --yes`, made: its audit log.
+fn pushed(s: &Setup) -> PathBuf {
+    let audit = s.farm.home.path().join("audit.jsonl");
+    let out = s
+        .farm
+        .farmkey_process()
+        .args(s.farm.push_flowtime_args(&audit))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    audit
+}
+
 fn push_killed_at(s: &Setup, point: &str) -> PathBuf {
     let audit = s.farm.home.path().join("audit.jsonl");
     let (mut child, pause) = spawn_push_paused(&s.farm, &audit, point);
@@ -3291,14 +3311,7 @@ fn headless_a_rollback_writes_only_what_a_push_of_the_site_writes() {
     const HOST: &str = "C:/Windows/System32/inetsrv/config/applicationHost.config";
     const ADMIN: &str = "D:/Cora/Administration/web.config";
     let s = setup();
-    let audit = s.farm.home.path().join("audit.jsonl");
-    let out = s
-        .farm
-        .farmkey_process()
-        .args(s.farm.push_flowtime_args(&audit))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    let audit = pushed(&s);
     let pushed = s.all_files();
     let log = fs::read_to_string(&audit).unwrap();
     let sha =
@@ -3403,14 +3416,7 @@ fn headless_a_rollback_writes_only_what_a_push_of_the_site_writes() {
 fn headless_history_tells_a_rollback_it_could_not_record() {
     let s = setup();
     let original = s.flowtime_files();
-    let audit = s.farm.home.path().join("audit.jsonl");
-    let out = s
-        .farm
-        .farmkey_process()
-        .args(s.farm.push_flowtime_args(&audit))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    let audit = pushed(&s);
     let mut cmd = s.farm.farmkey_process();
     cmd.args(["rollback", "--site", "Flowtime", "--yes"])
         .args(s.farm.headless_args(&audit))
@@ -3491,14 +3497,7 @@ fn headless_history_tells_a_rollback_it_could_not_record() {
 fn headless_two_rollbacks_at_once_report_truthfully() {
     let s = setup();
     let original = s.flowtime_files();
-    let audit = s.farm.home.path().join("audit.jsonl");
-    let out = s
-        .farm
-        .farmkey_process()
-        .args(s.farm.push_flowtime_args(&audit))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    let audit = pushed(&s);
     let rollback = || {
         let mut cmd = s.farm.farmkey_process();
         cmd.args(["rollback", "--site", "Flowtime", "--yes"])

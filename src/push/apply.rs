@@ -1144,14 +1144,10 @@ impl<'a> Target<'a> {
 /// (`web.<stamp>.farmkey-new.config`, `-restore`, `-old`), never the file,
 /// its backup or anything else: a record is read back from a log.
 fn is_temporary_of(file: &RemotePath, p: &RemotePath) -> bool {
-    let (Some(dir), Some(pdir)) = (file.parent(), p.parent()) else {
+    let Some((name, stem)) = beside(file, p) else {
         return false;
     };
-    let name = crate::paths::windows_upcase(p.file_name().unwrap_or_default());
-    let stem = crate::paths::windows_upcase(file.file_name().unwrap_or("web.config"));
-    let stem = stem.strip_suffix(".CONFIG").unwrap_or(&stem);
-    dir.key() == pdir.key()
-        && name.starts_with(&format!("{stem}."))
+    name.starts_with(&format!("{stem}."))
         && ["-NEW", "-RESTORE", "-OLD"]
             .iter()
             .any(|s| name.ends_with(&format!(".FARMKEY{s}.CONFIG")))
@@ -1162,19 +1158,25 @@ fn is_temporary_of(file: &RemotePath, p: &RemotePath) -> bool {
 /// it (`20261126T112045Z-3fa9c1d2`, with `-2` when a second push in the
 /// same second took the name; older records have no random part).
 fn is_backup_of(file: &RemotePath, p: &RemotePath) -> bool {
-    let (Some(dir), Some(pdir)) = (file.parent(), p.parent()) else {
+    let Some((name, stem)) = beside(file, p) else {
         return false;
     };
+    name.strip_prefix(&format!("{stem}."))
+        .and_then(|n| n.strip_suffix(".FARMKEY.CONFIG"))
+        .is_some_and(is_stamp)
+}
+
+/// When `p` is in `file`'s folder: `p`'s name and `file`'s without
+/// `.config`, both upper-cased as NTFS compares names (`WEB`).
+fn beside(file: &RemotePath, p: &RemotePath) -> Option<(String, String)> {
+    let (dir, pdir) = (file.parent()?, p.parent()?);
+    if dir.key() != pdir.key() {
+        return None;
+    }
     let name = crate::paths::windows_upcase(p.file_name().unwrap_or_default());
     let stem = crate::paths::windows_upcase(file.file_name().unwrap_or("web.config"));
-    let stem = stem.strip_suffix(".CONFIG").unwrap_or(&stem);
-    let Some(stamp) = name
-        .strip_prefix(&format!("{stem}."))
-        .and_then(|n| n.strip_suffix(".FARMKEY.CONFIG"))
-    else {
-        return false;
-    };
-    dir.key() == pdir.key() && is_stamp(stamp)
+    let stem = stem.strip_suffix(".CONFIG").unwrap_or(&stem).to_string();
+    Some((name, stem))
 }
 
 /// `20261126T112045Z`, then maybe `-3FA9C1D2` (the random part; hex in
