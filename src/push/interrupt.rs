@@ -162,4 +162,31 @@ mod tests {
         assert_eq!(j.reason(), Some(StopReason::Signal(libc::SIGHUP)));
         assert!(j.reason().unwrap().to_string().contains("SIGHUP"));
     }
+
+    /// A signal that would end the process by default asks the push to
+    /// stop instead, named in the last line.
+    #[test]
+    fn signals_that_end_a_process_ask_it_to_stop() {
+        let i = Interrupt::new();
+        catch(&i);
+        // Process-wide, but no other test uses SIGUSR2.
+        unsafe { libc::raise(libc::SIGUSR2) };
+        assert_eq!(i.reason(), Some(StopReason::Signal(libc::SIGUSR2)));
+        assert_eq!(i.reason().unwrap().to_string(), "SIGUSR2");
+        for (sig, name) in [
+            (libc::SIGQUIT, "SIGQUIT"),
+            (libc::SIGUSR1, "SIGUSR1"),
+            (libc::SIGALRM, "SIGALRM"),
+        ] {
+            assert!(STOP_SIGNALS.contains(&sig));
+            assert_eq!(StopReason::Signal(sig).to_string(), name);
+        }
+        for never in [libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, libc::SIGPIPE] {
+            assert!(!STOP_SIGNALS.contains(&never), "{never}");
+        }
+        assert_eq!(
+            StopReason::Signal(libc::SIGRTMIN()).to_string(),
+            format!("signal {}", libc::SIGRTMIN())
+        );
+    }
 }
