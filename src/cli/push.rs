@@ -440,12 +440,8 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
     for r in &results {
         let who = file_label(&applied, &r.server, &r.file);
         match &r.result {
-            // Under its lock: another rollback restored it (or the push
-            // never changed it); the push is undone there all the same.
-            Ok(note) if note.already => out.line(&format!(
-                "  {who:<10} already holds its original bytes (restored by another rollback, or never changed by the push){note}"
-            )),
-            Ok(note) => out.line(&format!("  {who:<10} restored and verified{note}")),
+            // Already restored counts: the push is undone there all the same.
+            Ok(done) => out.line(&format!("  {who:<10} {}{done}", done.headline())),
             Err(e) => {
                 out.line(&format!("  {who:<10} refused: {}", refusal(e)));
                 refused.push(who);

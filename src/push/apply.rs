@@ -868,7 +868,19 @@ pub struct RolledBack {
     pub already: bool,
 }
 
-/// Reads as a note after "restored and verified".
+impl RolledBack {
+    /// What became of the file, as the rollback's line says it; its
+    /// notes ([`std::fmt::Display`]) follow.
+    pub fn headline(&self) -> &'static str {
+        if self.already {
+            "already holds its original bytes (restored by another rollback, or never changed by the push)"
+        } else {
+            "restored and verified"
+        }
+    }
+}
+
+/// Reads as a note after [`RolledBack::headline`].
 impl std::fmt::Display for RolledBack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if let Some(h) = &self.broke {
