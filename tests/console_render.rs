@@ -599,6 +599,7 @@ fn a_push_of_two_files_on_a_server_is_rolled_back_file_by_file() {
                 left: Vec::new(),
                 broke: None,
                 unrecorded: None,
+                already: false,
             }),
         ),
         keys_result,
@@ -1029,6 +1030,7 @@ fn roll_back_and_break_the_lock(a: &mut App) {
         left: Vec::new(),
         broke: None,
         unrecorded: None,
+        already: false,
     };
     a.update(Msg::Work(Work::RollbackDone(Ok(vec![
         rolled("web01", Ok(restored())),
@@ -1076,6 +1078,7 @@ fn roll_back_and_break_the_lock(a: &mut App) {
             left: Vec::new(),
             broke: Some(Box::new(unreadable_lock())),
             unrecorded: None,
+            already: false,
         }),
     )]))));
 }

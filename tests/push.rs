@@ -1158,7 +1158,9 @@ fn a_rollback_lock_left_behind_is_named() {
     let wrap = Faulty::failing(
         l.transport("web02"),
         Box::new(move |op, p| {
-            if op == "read" && p.as_sftp().ends_with("Flowtime/web.config") {
+            // Once the rollback holds the lock (its look at the site's
+            // files, before, reads it fine).
+            if op == "read" && p.as_sftp().ends_with("Flowtime/web.config") && taken.exists() {
                 fs::write(&taken, STALE_LOCK).unwrap();
                 return Err(injected(p));
             }
@@ -1224,14 +1226,8 @@ fn the_rollback_of_a_pushed_server_leaves_someone_elses_write_alone() {
         .into_iter()
         .filter(|(_, action, _)| action == "rollback")
         .collect();
-    assert_eq!(
-        rolled,
-        [(
-            "web01".to_string(),
-            "rollback".to_string(),
-            "left-alone".to_string()
-        )]
-    );
+    let rollback = |o: &str| ("web01".to_string(), "rollback".to_string(), o.to_string());
+    assert_eq!(rolled, [rollback("intent"), rollback("left-alone")]);
     s.assert_clean();
 }
 
@@ -2239,11 +2235,15 @@ fn audit_outcomes(audit: &Path) -> Vec<(String, String, String)> {
 }
 
 /// The signals an operator's session sends: Ctrl-C, kill, the terminal
-/// going away.
-const SIGNALS: [(i32, &str); 3] = [
+/// going away; and others whose default action ends a process (Ctrl-\,
+/// a stray `kill -USR1`, an alarm).
+const SIGNALS: [(i32, &str); 6] = [
     (libc::SIGINT, "SIGINT"),
     (libc::SIGTERM, "SIGTERM"),
     (libc::SIGHUP, "SIGHUP"),
+    (libc::SIGQUIT, "SIGQUIT"),
+    (libc::SIGUSR1, "SIGUSR1"),
+    (libc::SIGALRM, "SIGALRM"),
 ];
 
 #[test]
@@ -2280,6 +2280,7 @@ fn a_signal_between_a_swap_and_its_record_rolls_back_and_says_so() {
                 ("web01", "push", "applied"),
                 ("web02", "push", "not-attempted"),
                 ("web03", "push", "not-attempted"),
+                ("web01", "rollback", "intent"),
                 ("web01", "rollback", "rolled-back"),
             ],
             "{name}"
@@ -2369,6 +2370,24 @@ fn farmkey_push_piped_into_head_ends_consistent_and_says_so() {
 
 /// A push of Flowtime killed (SIGKILL: nothing can be honoured) at
 /// `point`; its audit log.
+/// `farmkey push --site Flowtime --generate --yes`, made: its audit log.
+fn pushed(s: &Setup) -> PathBuf {
+    let audit = s.farm.home.path().join("audit.jsonl");
+    let out = s
+        .farm
+        .farmkey_process()
+        .args(s.farm.push_flowtime_args(&audit))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    audit
+}
+
 fn push_killed_at(s: &Setup, point: &str) -> PathBuf {
     let audit = s.farm.home.path().join("audit.jsonl");
     let (mut child, pause) = spawn_push_paused(&s.farm, &audit, point);
@@ -3065,7 +3084,7 @@ fn a_server_with_a_file_changed_since_the_push_is_not_rolled_back_at_all() {
     assert_eq!(refused, ["refused", "refused"]);
 }
 
-/// SIGINT, SIGTERM or SIGHUP while `farmkey rollback` restores a server is
+/// A signal of [`SIGNALS`] while `farmkey rollback` restores a server is
 /// noted, not honoured: the rollback is finished (no restore copy or lock
 /// left), its last line says the signal came, and the exit code is the
 /// rollback's.
@@ -3474,4 +3493,339 @@ fn pushes_breaking_one_stale_lock_at_once_leave_one_holder() {
         }
         s.assert_clean();
     }
+}
+
+/// The audit log is checked before any server is touched: a log others
+/// could write, one with a line that is not a record, and one another
+/// process keeps locked (`flock`, util-linux) each end the push with
+/// exit 2 and a message naming the log (and the lock's holder), in a
+/// bounded time, every file of the farm as it was and no lock left.
+#[test]
+fn headless_a_push_checks_its_audit_log_before_touching_a_server() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = setup();
+    let before = s.all_files();
+    let audit = s.farm.home.path().join("audit.jsonl");
+    let push = || {
+        let out = s
+            .farm
+            .farmkey_process()
+            .args(s.farm.push_flowtime_args(&audit))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    fs::write(&audit, "").unwrap();
+    fs::set_permissions(&audit, fs::Permissions::from_mode(0o666)).unwrap();
+    let (code, out) = push();
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains(&format!(
+            "audit log {}: permissions 0666 are too open",
+            audit.display()
+        )) && out.contains("chmod go-w"),
+        "{out}"
+    );
+    assert_eq!(s.all_files(), before);
+
+    fs::set_permissions(&audit, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::write(&audit, "{\"push_id\": \"edited by hand\"}\n").unwrap();
+    let (code, out) = push();
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains(&format!("{}:1: not an audit record", audit.display())),
+        "{out}"
+    );
+    assert_eq!(s.all_files(), before);
+
+    fs::write(&audit, "").unwrap();
+    let ready = s.farm.home.path().join("flock-ready");
+    let mut holder = std::process::Command::new("flock")
+        .arg("--no-fork")
+        .arg(&audit)
+        .args(["sh", "-c"])
+        .arg(format!("touch '{}'; exec sleep 120", ready.display()))
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready.exists() {
+        assert!(Instant::now() < deadline, "flock never took the lock");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let started = Instant::now();
+    let (code, out) = push();
+    let took = started.elapsed();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains(&format!(
+            "audit log {}: locked by another process (held by pid {} (sleep)) for more than 10 s",
+            audit.display(),
+            holder.id()
+        )),
+        "{out}"
+    );
+    assert!(
+        took >= farmkey::push::audit::LOCK_WAIT && took < Duration::from_secs(60),
+        "{took:?}"
+    );
+    assert_eq!(s.all_files(), before, "no server touched, no lock left");
+    assert_eq!(fs::read(&audit).unwrap(), b"", "nothing recorded");
+    // Once let go, the push goes through.
+    let (code, out) = push();
+    assert_eq!(code, Some(0), "{out}");
+    s.assert_clean();
+}
+
+/// A rollback takes audit records as input, not orders: a record edited
+/// to name applicationHost.config (with its current hash), another site's
+/// web.config, a path with `..`, a backup that is not one farmkey makes,
+/// or a lock elsewhere is refused and named, exit 1, and no server is
+/// written (the others' records are sound: they are not restored either).
+#[test]
+fn headless_a_rollback_writes_only_what_a_push_of_the_site_writes() {
+    const HOST: &str = "C:/Windows/System32/inetsrv/config/applicationHost.config";
+    const ADMIN: &str = "D:/Cora/Administration/web.config";
+    let s = setup();
+    let audit = pushed(&s);
+    let pushed = s.all_files();
+    let log = fs::read_to_string(&audit).unwrap();
+    let sha =
+        |server: &str, path: &str| farmkey::bytes::FileBytes::from(s.bytes(server, path)).sha256();
+    let host_sha = sha("web02", HOST);
+    let admin_sha = sha("web02", ADMIN);
+    // Each edit of web02's applied record, and what the refusal names.
+    type Edit<'a> = (&'a str, Box<dyn Fn(&mut serde_json::Value)>, &'a str);
+    let edits: Vec<Edit> = vec![
+        (
+            "applicationHost.config",
+            Box::new(move |r| {
+                r["file"] = HOST.replace('/', "\\").into();
+                r["sha256_after"] = host_sha.clone().into();
+            }),
+            "names C:\\Windows\\System32\\inetsrv\\config\\applicationHost.config, which no push of Flowtime writes on this server (it writes C:\\inetpub\\Cora\\Flowtime\\web.config)",
+        ),
+        (
+            "another site",
+            Box::new(move |r| {
+                r["file"] = ADMIN.replace('/', "\\").into();
+                r["sha256_after"] = admin_sha.clone().into();
+            }),
+            "names D:\\Cora\\Administration\\web.config, which no push of Flowtime writes",
+        ),
+        (
+            "..",
+            Box::new(|r| r["file"] = "C:\\inetpub\\Cora\\Flowtime\\..\\..\\web.config".into()),
+            "C:\\inetpub\\Cora\\Flowtime\\..\\..\\web.config",
+        ),
+        (
+            "backup",
+            Box::new(|r| r["backup"] = HOST.replace('/', "\\").into()),
+            "as the backup of C:\\inetpub\\Cora\\Flowtime\\web.config, not a name farmkey gives a backup",
+        ),
+        (
+            "lock",
+            Box::new(|r| r["lock"] = "C:\\Windows\\win.ini".into()),
+            "names C:\\Windows\\win.ini as the lock of C:\\inetpub\\Cora\\Flowtime\\web.config",
+        ),
+    ];
+    for (what, edit, named) in edits {
+        let edited: Vec<String> = log
+            .lines()
+            .map(|l| {
+                let mut r: serde_json::Value = serde_json::from_str(l).unwrap();
+                if r["server"] == "web02" && r["outcome"] == "applied" {
+                    edit(&mut r);
+                }
+                r.to_string()
+            })
+            .collect();
+        fs::write(&audit, edited.join("\n") + "\n").unwrap();
+        let out = s
+            .farm
+            .farmkey()
+            .args(["rollback", "--site", "Flowtime", "--yes"])
+            .args(s.farm.headless_args(&audit))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {text}");
+        assert!(
+            text.contains("web02") && text.contains("refused: ") && text.contains(named),
+            "{what}: {text}"
+        );
+        assert!(
+            text.contains("web01")
+                && text.contains("another record of this push cannot be trusted"),
+            "{what}: {text}"
+        );
+        assert!(
+            last_line(&text).contains("NOT fully rolled back"),
+            "{what}: {text}"
+        );
+        assert_eq!(s.all_files(), pushed, "{what}: nothing written");
+    }
+    // The log as the push wrote it: the rollback goes through.
+    fs::write(&audit, &log).unwrap();
+    let out = s
+        .farm
+        .farmkey()
+        .args(["rollback", "--site", "Flowtime", "--yes"])
+        .args(s.farm.headless_args(&audit))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    s.assert_clean();
+}
+
+/// A rollback whose outcome record the audit log does not take (its disk
+/// full once web02 is restored): `history` never shows web02 `applied`
+/// but says a rollback started and its outcome is unknown; a second
+/// rollback looks at it and finds it restored.
+#[test]
+fn headless_history_tells_a_rollback_it_could_not_record() {
+    let s = setup();
+    let original = s.flowtime_files();
+    let audit = pushed(&s);
+    let mut cmd = s.farm.farmkey_process();
+    cmd.args(["rollback", "--site", "Flowtime", "--yes"])
+        .args(s.farm.headless_args(&audit))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let pause = pause_at(&mut cmd, "restored:web02");
+    let mut child = cmd.spawn().unwrap();
+    reach(&pause, &mut child);
+    // The disk fills: the log is kept aside, /dev/full takes its place.
+    let kept = audit.with_extension("kept");
+    fs::rename(&audit, &kept).unwrap();
+    std::os::unix::fs::symlink("/dev/full", &audit).unwrap();
+    pause.go();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "web02      restored and verified; but the audit log did not take its record"
+        ),
+        "{stdout}"
+    );
+    // web03 is not written: the log does not take that its rollback starts.
+    assert!(
+        stdout.contains("web03      refused: not restored: the audit log did not take the record that the rollback starts"),
+        "{stdout}"
+    );
+    assert_eq!(s.flowtime_files()[..2], original[..2]);
+    assert_ne!(s.flowtime_files()[2], original[2]);
+    fs::remove_file(&audit).unwrap();
+    fs::rename(&kept, &audit).unwrap();
+    let history = || {
+        let out = s
+            .farm
+            .farmkey()
+            .args(["history", "--site", "Flowtime", "--audit"])
+            .arg(&audit)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let text = history();
+    assert!(
+        text.contains(
+            "push      web01 applied, web02 unknown: a rollback started, its outcome not recorded (applied by the push), web03 applied"
+        ) && text.contains(
+            "rollback  web01 rolled-back, web02 unknown: a rollback started, its outcome not recorded"
+        ),
+        "{text}"
+    );
+    // web02 and web03 are looked at again: web02 holds its original bytes.
+    let out = s
+        .farm
+        .farmkey()
+        .args(["rollback", "--site", "Flowtime", "--yes"])
+        .args(s.farm.headless_args(&audit))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("web02      already holds its original bytes")
+            && stdout.contains("web03      restored and verified"),
+        "{stdout}"
+    );
+    assert_eq!(s.flowtime_files(), original);
+    assert!(
+        history().contains("rollback  web01 rolled-back, web02 rolled-back, web03 rolled-back"),
+        "{}",
+        history()
+    );
+    s.assert_clean();
+}
+
+/// Two `farmkey rollback` of one push at once: the second waits for the
+/// server the first holds, finds what it restored, and says so; together
+/// they restore everything, each server once, and both exit 0.
+#[test]
+fn headless_two_rollbacks_at_once_report_truthfully() {
+    let s = setup();
+    let original = s.flowtime_files();
+    let audit = pushed(&s);
+    let rollback = || {
+        let mut cmd = s.farm.farmkey_process();
+        cmd.args(["rollback", "--site", "Flowtime", "--yes"])
+            .args(s.farm.headless_args(&audit))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    // The first holds web01; the second meets its lock there.
+    let mut first = rollback();
+    let first_pause = pause_at(&mut first, "rollback:web01");
+    let mut first = first.spawn().unwrap();
+    reach(&first_pause, &mut first);
+    let mut second = rollback();
+    let second_pause = pause_at(&mut second, "waiting:web01");
+    let mut second = second.spawn().unwrap();
+    reach(&second_pause, &mut second);
+    first_pause.go();
+    second_pause.go();
+    let first = first.wait_with_output().unwrap();
+    let second = second.wait_with_output().unwrap();
+    let a = String::from_utf8_lossy(&first.stdout).to_string();
+    let b = String::from_utf8_lossy(&second.stdout).to_string();
+    assert_eq!(first.status.code(), Some(0), "{a}\n{b}");
+    assert_eq!(second.status.code(), Some(0), "{a}\n{b}");
+    for server in SERVERS {
+        let restored = [&a, &b]
+            .iter()
+            .filter(|t| t.contains(&format!("{server:<10} restored and verified")))
+            .count();
+        let already = [&a, &b]
+            .iter()
+            .filter(|t| t.contains(&format!("{server:<10} already holds its original bytes")))
+            .count();
+        assert_eq!((restored, already), (1, 1), "{server}: {a}\n{b}");
+    }
+    assert!(
+        b.contains("web01      already holds") && b.contains("web02      already holds"),
+        "{b}"
+    );
+    for t in [&a, &b] {
+        assert!(
+            last_line(t)
+                .contains("rolled back: every server it changed holds its original bytes again"),
+            "{t}"
+        );
+    }
+    assert_eq!(s.flowtime_files(), original);
+    s.assert_clean();
 }

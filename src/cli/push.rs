@@ -9,7 +9,7 @@ use crate::farm::scan_all;
 use crate::push::apply::{Progress, rollback_push};
 use crate::push::audit::{AuditLog, AuditRecord};
 use crate::push::diff::masked_diff;
-use crate::push::history::{file_label, other_spellings, pushed_text, pushes, restored_from};
+use crate::push::history::{file_label, other_spellings, pushes, restored_from, rollback_text};
 use crate::push::{
     Interrupt, KeySource, PlanAction, PlanVerdict, PushOutcome, PushRequest, Sessions, StopReason,
     Verdict, and_list, apply, build_plan, refuse_disclosed,
@@ -129,16 +129,11 @@ impl Out {
     }
 }
 
-/// SIGINT, SIGTERM and SIGHUP (the operator's session dropping) ask the
-/// push to stop between steps instead of killing it half-way.
+/// SIGINT, SIGTERM, SIGHUP (the operator's session dropping) and every
+/// other signal that ends a process by default ask the push to stop
+/// between steps instead of killing it half-way.
 fn catch_signals(stop: &Interrupt) {
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        let _ = signal_hook::flag::register_usize(sig, stop.flag(), sig as usize);
-    }
+    crate::push::interrupt::catch(stop);
 }
 
 /// Exit code of a push: 0 in step, 1 as it was, 3 out of step.
@@ -165,7 +160,7 @@ pub fn run_push(args: &PushArgs) -> ExitCode {
     };
     let audit = audit_log(&args.audit);
     if !args.dry_run {
-        if let Err(e) = audit.check_writable() {
+        if let Err(e) = audit.check_writable(None) {
             return usage_error(format!(
                 "{e}; a push is only made with its audit record (--audit FILE)"
             ));
@@ -320,14 +315,15 @@ pub fn run_history(args: &HistoryArgs) -> ExitCode {
         let pushed: Vec<String> = push
             .pushed()
             .iter()
-            .map(|r| format!("{} {}", push.label(r), pushed_text(r.outcome)))
+            .map(|r| format!("{} {}", push.label(r), push.pushed_text(r)))
             .collect();
         if !pushed.is_empty() {
             out.line(&format!("    {:<9} {}", "push", pushed.join(", ")));
         }
         let rolled: Vec<String> = push
-            .rollbacks()
-            .map(|r| format!("{} {}", push.label(r), r.outcome))
+            .rollbacks_shown()
+            .into_iter()
+            .map(|r| format!("{} {}", push.label(r), rollback_text(r)))
             .collect();
         if !rolled.is_empty() {
             out.line(&format!("    {:<9} {}", "rollback", rolled.join(", ")));
@@ -405,7 +401,7 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
         ));
         return ExitCode::from(exit::OK);
     }
-    if let Err(e) = audit.check_writable() {
+    if let Err(e) = audit.check_writable(None) {
         return usage_error(e);
     }
     if !args.yes {
@@ -445,7 +441,8 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
     for r in &results {
         let who = file_label(&applied, &r.server, &r.file);
         match &r.result {
-            Ok(note) => out.line(&format!("  {who:<10} restored and verified{note}")),
+            // Already restored counts: the push is undone there all the same.
+            Ok(done) => out.line(&format!("  {who:<10} {}{done}", done.headline())),
             Err(e) => {
                 out.line(&format!("  {who:<10} refused: {}", refusal(e)));
                 refused.push(who);

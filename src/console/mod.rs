@@ -301,16 +301,11 @@ pub fn run(opts: ConsoleOptions) -> io::Result<ConsoleEnd> {
         );
     }
 
-    // SIGINT, SIGTERM and SIGHUP (the operator's session dropping) close
-    // the console in order, never in the middle of a push.
+    // SIGINT, SIGTERM, SIGHUP (the operator's session dropping) and every
+    // other signal that ends a process by default close the console in
+    // order, never in the middle of a push.
     let signals = Interrupt::new();
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        let _ = signal_hook::flag::register_usize(sig, signals.flag(), sig as usize);
-    }
+    crate::push::interrupt::catch(&signals);
     let push_stop = Interrupt::new();
     let mut end = ConsoleEnd::default();
 

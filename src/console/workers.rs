@@ -47,7 +47,7 @@ pub fn spawn_push(
         if decision.recv() != Ok(true) {
             return;
         }
-        if let Err(e) = audit.check_writable() {
+        if let Err(e) = audit.check_writable(Some(&stop)) {
             send(Work::PushDone(Err(e)));
             return;
         }
@@ -74,7 +74,7 @@ pub fn spawn_rollback(
         };
         // A rollback is only made with its audit record: without one it
         // does not start, and no server is touched.
-        if let Err(e) = audit.check_writable() {
+        if let Err(e) = audit.check_writable(None) {
             send(Work::RollbackDone(Err(e)));
             return;
         }

@@ -13,6 +13,7 @@ use super::audit::{self, AuditLog, AuditRecord, local_user, now};
 use super::error::{Refusal, StepError, VerifyError};
 use super::interrupt::{Interrupt, StopReason};
 use super::lock::{self, LockInfo, Taken};
+use super::plan::SiteFiles;
 use super::retry::{self, Reached};
 use super::undo::{
     Settled, Undo, check_server, create_checked, private, read_held, read_opt, replacing,
@@ -68,7 +69,10 @@ fn verify_effective(
 /// `swapped:SERVER` (after the swap, before its verification and outcome
 /// record), `applied:SERVER` (after its outcome record, before it is
 /// reported); in a rollback, `rollback:SERVER` (the server locked, before
-/// its files are checked and restored). While a push is held, it creates
+/// its files are checked and restored) and `restored:SERVER` (its files
+/// restored and its lock released, before their outcome is recorded) and
+/// `waiting:SERVER` (it meets another rollback's lock there, before it
+/// waits for it). While a push is held, it creates
 /// `DIR/stopping` once a stop is asked, so that the test knows a signal
 /// was taken before it lets it go on.
 fn test_pause(point: &str, server: Option<&str>, stop: &Interrupt) {
@@ -666,6 +670,18 @@ impl Run<'_> {
             let sp = &plan.servers[i];
             self.note(format!("rolling back {}", sp.server));
             let written = self.results[i].sha_after.clone();
+            // That a rollback starts, before it writes: should its outcome
+            // not be recorded, history does not take the file for applied.
+            // Not a condition: a push that must roll back does.
+            self.log(&record(
+                plan,
+                sp,
+                audit::Action::Rollback,
+                audit::Outcome::Intent,
+                String::new(),
+                written.clone(),
+                true,
+            ));
             let undo = undo_for(plan, sp, written.as_deref());
             let settled = settle_server(self.sessions, &sp.server, &undo, false, false);
             let outcome = match settled.restore {
@@ -875,9 +891,25 @@ pub struct RolledBack {
     pub unrecorded: Option<String>,
     /// Copies beside the file that could not be removed (held open).
     pub left: Vec<Leftover>,
+    /// The file already held its original bytes when the rollback looked
+    /// (under the server's lock): another rollback restored it, or the push
+    /// never changed it. Nothing was written.
+    pub already: bool,
 }
 
-/// Reads as a note after "restored and verified".
+impl RolledBack {
+    /// What became of the file, as the rollback's line says it; its
+    /// notes ([`std::fmt::Display`]) follow.
+    pub fn headline(&self) -> &'static str {
+        if self.already {
+            "already holds its original bytes (restored by another rollback, or never changed by the push)"
+        } else {
+            "restored and verified"
+        }
+    }
+}
+
+/// Reads as a note after [`RolledBack::headline`].
 impl std::fmt::Display for RolledBack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if let Some(h) = &self.broke {
@@ -941,6 +973,26 @@ pub enum RollbackError {
         path: RemotePath,
         error: lock::ReleaseError,
     },
+    /// The record names what no push of its site makes on the server as
+    /// it is now: refused, never written (a record is input, not orders).
+    #[error("{0}")]
+    Untrusted(Untrusted),
+    /// Which files a push of the site writes on the server could not be
+    /// found (its configuration read again): nothing restored there.
+    #[error("cannot tell which files a push of {site} writes on this server: {why}")]
+    Undiscovered { site: String, why: String },
+    /// Another record of the push names what no push makes: no server is
+    /// restored until the log is checked.
+    #[error(
+        "not restored: another record of this push cannot be trusted ({0}); no server is restored until the audit log is checked"
+    )]
+    Distrusted(Box<RollbackError>),
+    /// The audit log did not take the record that the rollback starts:
+    /// the server is not written (a rollback is only made with its record).
+    #[error(
+        "not restored: the audit log did not take the record that the rollback starts ({0}); a rollback writes a server only once that is recorded"
+    )]
+    StartUnrecorded(String),
     /// Refused, and the audit log did not take the record saying so.
     #[error("{why}; and the audit log did not take its record: {audit}")]
     Unrecorded {
@@ -967,6 +1019,36 @@ impl RollbackError {
     }
 }
 
+/// What an audit record names that no push of its site makes on the
+/// server as it is now (its configuration read again), by field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Untrusted {
+    #[error(
+        "the audit record names {file}, which no push of {site} writes on this server (it writes {writes}): refused; the record may have been edited"
+    )]
+    File {
+        file: String,
+        site: String,
+        writes: String,
+    },
+    #[error(
+        "the audit record names {backup} as the backup of {file}, not a name farmkey gives a backup (beside the file: web.<stamp>.farmkey.config): refused; the record may have been edited"
+    )]
+    Backup { backup: String, file: String },
+    #[error(
+        "the audit record names {lock} as the lock of {file}; a push of the site takes {expected}: refused; the record may have been edited"
+    )]
+    Lock {
+        lock: String,
+        file: String,
+        expected: String,
+    },
+    #[error(
+        "the audit record names {copy} as a copy left beside {file}, not a name farmkey gives one: refused; the record may have been edited"
+    )]
+    Copy { copy: String, file: String },
+}
+
 /// One file of a rollback, as it ended.
 #[derive(Debug, Clone)]
 pub struct RollbackResult {
@@ -987,8 +1069,15 @@ impl RollbackResult {
 /// two rollbacks started in the same second never take each other's lock
 /// for their own.
 fn rollback_id(stamp: &str) -> String {
-    format!("rollback-{stamp}")
+    format!("{ROLLBACK_PREFIX}{stamp}")
 }
+
+const ROLLBACK_PREFIX: &str = "rollback-";
+
+/// How long a rollback waits for a server another rollback holds: it
+/// restores a server's files, each bounded by the connect and I/O
+/// timeouts.
+const ROLLBACK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// One file of a rollback, its paths parsed from its record.
 struct Target<'a> {
@@ -1014,10 +1103,7 @@ impl<'a> Target<'a> {
             .temporary
             .iter()
             .map(|p| RemotePath::parse(p))
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .filter(|p| is_temporary_of(&file, p))
-            .collect();
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Target {
             rec,
             file,
@@ -1039,6 +1125,52 @@ impl<'a> Target<'a> {
         }
     }
 
+    /// Refuses what no push of the site makes on the server as it is now
+    /// (`files`): the file, its backup, its lock, the copies beside it.
+    fn trusted(&self, files: &SiteFiles) -> Result<(), Untrusted> {
+        let file = || self.rec.file.clone();
+        if !files.writes(&self.file) {
+            let writes: Vec<String> = std::iter::once(&files.web_config)
+                .chain(&files.sections)
+                .map(ToString::to_string)
+                .collect();
+            return Err(Untrusted::File {
+                file: file(),
+                site: self.rec.site.clone(),
+                writes: super::and_list(&writes),
+            });
+        }
+        if let Some(b) = &self.backup
+            && !is_backup_of(&self.file, b)
+        {
+            return Err(Untrusted::Backup {
+                backup: b.to_string(),
+                file: file(),
+            });
+        }
+        // Older records name no lock: theirs was beside the file.
+        let lock_ok = self.lock.key() == files.lock.key()
+            || (self.rec.lock.is_none() && self.lock.key() == lock::lock_path(&self.file).key());
+        if !lock_ok {
+            return Err(Untrusted::Lock {
+                lock: self.lock.to_string(),
+                file: file(),
+                expected: files.lock.to_string(),
+            });
+        }
+        if let Some(c) = self
+            .temporary
+            .iter()
+            .find(|p| !is_temporary_of(&self.file, p))
+        {
+            return Err(Untrusted::Copy {
+                copy: c.to_string(),
+                file: file(),
+            });
+        }
+        Ok(())
+    }
+
     /// A push that did not record the file as applied (cut short after
     /// its intent, failed and not restored) may have left it missing half
     /// way through its swap (delete, then rename, on Win32-OpenSSH before
@@ -1053,17 +1185,110 @@ impl<'a> Target<'a> {
 /// (`web.<stamp>.farmkey-new.config`, `-restore`, `-old`), never the file,
 /// its backup or anything else: a record is read back from a log.
 fn is_temporary_of(file: &RemotePath, p: &RemotePath) -> bool {
-    let (Some(dir), Some(pdir)) = (file.parent(), p.parent()) else {
+    let Some((name, stem)) = beside(file, p) else {
         return false;
     };
-    let name = crate::paths::windows_upcase(p.file_name().unwrap_or_default());
-    let stem = crate::paths::windows_upcase(file.file_name().unwrap_or("web.config"));
-    let stem = stem.strip_suffix(".CONFIG").unwrap_or(&stem);
-    dir.key() == pdir.key()
-        && name.starts_with(&format!("{stem}."))
+    name.starts_with(&format!("{stem}."))
         && ["-NEW", "-RESTORE", "-OLD"]
             .iter()
             .any(|s| name.ends_with(&format!(".FARMKEY{s}.CONFIG")))
+}
+
+/// Whether `p` is a backup a push makes of `file`: beside it,
+/// `web.<stamp>.farmkey.config`, the stamp as [`super::file_stamp`] makes
+/// it (`20261126T112045Z-3fa9c1d2`, with `-2` when a second push in the
+/// same second took the name; older records have no random part).
+fn is_backup_of(file: &RemotePath, p: &RemotePath) -> bool {
+    let Some((name, stem)) = beside(file, p) else {
+        return false;
+    };
+    name.strip_prefix(&format!("{stem}."))
+        .and_then(|n| n.strip_suffix(".FARMKEY.CONFIG"))
+        .is_some_and(is_stamp)
+}
+
+/// When `p` is in `file`'s folder: `p`'s name and `file`'s without
+/// `.config`, both upper-cased as NTFS compares names (`WEB`).
+fn beside(file: &RemotePath, p: &RemotePath) -> Option<(String, String)> {
+    let (dir, pdir) = (file.parent()?, p.parent()?);
+    if dir.key() != pdir.key() {
+        return None;
+    }
+    let name = crate::paths::windows_upcase(p.file_name().unwrap_or_default());
+    let stem = crate::paths::windows_upcase(file.file_name().unwrap_or("web.config"));
+    let stem = stem.strip_suffix(".CONFIG").unwrap_or(&stem).to_string();
+    Some((name, stem))
+}
+
+/// `20261126T112045Z`, then maybe `-3FA9C1D2` (the random part; hex in
+/// either case), then maybe `-2`.
+fn is_stamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    let time = b.len() >= 16
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8].eq_ignore_ascii_case(&b'T')
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15].eq_ignore_ascii_case(&b'Z');
+    if !time {
+        return false;
+    }
+    let mut rest = &s[16..];
+    if let Some(r) = rest.strip_prefix('-')
+        && r.len() >= 8
+        && r.as_bytes()[..8].iter().all(u8::is_ascii_hexdigit)
+        && (r.len() == 8 || r.as_bytes()[8] == b'-')
+    {
+        rest = &r[8..];
+    }
+    match rest.strip_prefix('-') {
+        None => rest.is_empty(),
+        Some(n) => (1..=3).contains(&n.len()) && n.bytes().all(|c| c.is_ascii_digit()),
+    }
+}
+
+/// The files a push of `site` writes on `server` as it is now: its
+/// configuration read again, as the scan reads it, and the plan's choice
+/// ([`super::plan::site_files`]).
+fn discover(sessions: &mut Sessions, server: &str, site: &str) -> Result<SiteFiles, RollbackError> {
+    enum Finding {
+        Scan(crate::scan::ServerFailure),
+        Read(TransportError),
+        Gone,
+    }
+    impl retry::Lost for Finding {
+        fn is_lost(&self) -> bool {
+            matches!(self, Finding::Read(e) if e.is_disconnected())
+        }
+    }
+    let found = retry::on_server(sessions, server, false, |t| {
+        let config = read_server(t, &WindowsEnv::default()).map_err(Finding::Scan)?;
+        // Exactly: two sites may differ only in case, each its own.
+        let Some(app) = config.apps.into_iter().find(|a| a.app.id == site) else {
+            return Err(Finding::Gone);
+        };
+        let Some(file) = app.web_config else {
+            return Err(Finding::Gone);
+        };
+        let web = read_opt(t, &file).map_err(Finding::Read)?;
+        Ok(super::plan::site_files(
+            &file,
+            app.effective.as_ref().ok(),
+            web,
+        ))
+    });
+    found.map_err(|e| match e {
+        Reached::Session(e) => RollbackError::Connect(e),
+        Reached::Op(f) => RollbackError::Undiscovered {
+            site: site.to_string(),
+            why: match f {
+                Finding::Scan(e) => e.to_string(),
+                Finding::Read(e) => e.to_string(),
+                Finding::Gone => {
+                    "the server has no such site (or no path farmkey writes to) now".to_string()
+                }
+            },
+        },
+    })
 }
 
 /// Takes a server's lock for a rollback; breaks the one found there when
@@ -1087,15 +1312,35 @@ fn take_rollback_lock(
             }
         }
     }
-    let taken = retry::on_server(sessions, server, false, |t| {
-        let found = if break_lock {
-            lock::read_holder(t, server, path).map_err(Taking::Read)?
-        } else {
-            None
-        };
-        lock::acquire(t, server, path, mine, found.as_ref()).map_err(Taking::Lock)
-    })
-    .map_err(|e| match e {
+    // Another rollback (of this push or another of the site) holds it: it
+    // restores the server within its own timeouts, then this one looks at
+    // what it left. Waited for, a bounded time.
+    let deadline = std::time::Instant::now() + ROLLBACK_WAIT;
+    let mut waited = false;
+    let taken = loop {
+        let taken = retry::on_server(sessions, server, false, |t| {
+            let found = if break_lock {
+                lock::read_holder(t, server, path).map_err(Taking::Read)?
+            } else {
+                None
+            };
+            lock::acquire(t, server, path, mine, found.as_ref()).map_err(Taking::Lock)
+        });
+        match &taken {
+            Err(Reached::Op(Taking::Lock(lock::LockError::Held(h))))
+                if h.push_id()
+                    .is_some_and(|id| id.starts_with(ROLLBACK_PREFIX))
+                    && std::time::Instant::now() < deadline =>
+            {
+                if !std::mem::replace(&mut waited, true) {
+                    test_pause("waiting", Some(server), &Interrupt::new());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+            _ => break taken,
+        }
+    };
+    let taken = taken.map_err(|e| match e {
         Reached::Session(e) => RollbackError::Connect(e),
         Reached::Op(Taking::Read(e)) => RollbackError::ReadLock(e),
         Reached::Op(Taking::Lock(lock::LockError::Held(h))) if !break_lock => {
@@ -1121,6 +1366,7 @@ fn roll_back_server(
     id: &str,
     stamp: &str,
     break_lock: bool,
+    start: &mut dyn FnMut() -> Result<(), String>,
 ) -> Vec<Result<RolledBack, RollbackError>> {
     let all = |e: RollbackError| recs.iter().map(|_| Err(e.clone())).collect();
     // The file at `at` is refused for `why`: the others are kept as they
@@ -1183,17 +1429,24 @@ fn roll_back_server(
         let released = release(sessions, &held);
         return with_locks_left(withheld(i, why), &held, released);
     }
+    // Recorded before anything is written, or nothing is.
+    if let Err(e) = start() {
+        let released = release(sessions, &held);
+        return with_locks_left(all(RollbackError::StartUnrecorded(e)), &held, released);
+    }
     let settled: Vec<Settled> = targets
         .iter()
         .zip(&undos)
         .map(|(t, undo)| settle_server(sessions, server, undo, false, t.swap_unfinished()))
         .collect();
     let released = release(sessions, &held);
+    test_pause("restored", Some(server), &Interrupt::new());
     let mut broke_noted = vec![false; held.len()];
     targets
         .iter()
         .zip(settled)
         .map(|(t, Settled { restore, left })| {
+            let already = matches!(restore, Restore::Untouched);
             match restore {
                 Restore::Restored | Restore::Untouched => {}
                 Restore::LeftAlone(why) => {
@@ -1230,6 +1483,7 @@ fn roll_back_server(
                     broke,
                     unrecorded: None,
                     left,
+                    already,
                 }),
                 Err(error) => Err(RollbackError::LockLeft {
                     path: t.lock.clone(),
@@ -1269,6 +1523,20 @@ fn with_locks_left(
         .collect()
 }
 
+/// A rollback's record of `rec`'s file: from what the push wrote to the
+/// original.
+fn rollback_line(rec: &AuditRecord, outcome: audit::Outcome, message: String) -> AuditRecord {
+    let mut line = rec.clone();
+    line.time = now();
+    line.action = audit::Action::Rollback;
+    line.user = local_user();
+    std::mem::swap(&mut line.sha256_before, &mut line.sha256_after);
+    std::mem::swap(&mut line.fingerprints_before, &mut line.fingerprints_after);
+    line.outcome = outcome;
+    line.message = message;
+    line
+}
+
 /// Restores the files a past push may have changed (see
 /// [`super::history::PastPush::to_roll_back`]), server by server: each
 /// server is locked, all its files are checked to hold what the push wrote
@@ -1296,29 +1564,84 @@ pub fn rollback_push(
             servers.push(&r.server);
         }
     }
+    // Every record is checked first against what a push of its site
+    // writes on its server now: one that names anything else refuses the
+    // whole rollback before any server is locked or written.
+    let mut found: Vec<Option<RollbackError>> = vec![None; records.len()];
+    let mut discovered: Vec<(&str, &str, Result<SiteFiles, RollbackError>)> = Vec::new();
+    for (i, rec) in records.iter().enumerate() {
+        let at = match discovered
+            .iter()
+            .position(|(s, site, _)| *s == rec.server && *site == rec.site)
+        {
+            Some(at) => at,
+            None => {
+                let files = discover(sessions, &rec.server, &rec.site);
+                discovered.push((&rec.server, &rec.site, files));
+                discovered.len() - 1
+            }
+        };
+        found[i] = match (&discovered[at].2, Target::parse(rec)) {
+            (Err(e), _) => Some(e.clone()),
+            (_, Err(e)) => Some(e),
+            (Ok(files), Ok(t)) => t.trusted(files).err().map(RollbackError::Untrusted),
+        };
+    }
+    let distrust = found
+        .iter()
+        .flatten()
+        .find(|e| matches!(e, RollbackError::Untrusted(_) | RollbackError::Path(_)))
+        .cloned();
     for server in servers {
-        let recs: Vec<&AuditRecord> = records.iter().filter(|r| r.server == server).collect();
-        let results = roll_back_server(sessions, server, &recs, &id, &stamp, break_lock);
+        let at: Vec<usize> = (0..records.len())
+            .filter(|&i| records[i].server == server)
+            .collect();
+        let recs: Vec<&AuditRecord> = at.iter().map(|&i| &records[i]).collect();
+        let first = at.iter().find_map(|&i| found[i].clone());
+        let results: Vec<Result<RolledBack, RollbackError>> = match (&distrust, first) {
+            (Some(d), _) => at
+                .iter()
+                .map(|&i| match &found[i] {
+                    Some(e @ (RollbackError::Untrusted(_) | RollbackError::Path(_))) => {
+                        Err(e.clone())
+                    }
+                    _ => Err(RollbackError::Distrusted(Box::new(d.clone()))),
+                })
+                .collect(),
+            // Not reached or not read: the server is left as it is.
+            (None, Some(e)) => at
+                .iter()
+                .map(|&i| {
+                    Err(found[i]
+                        .clone()
+                        .unwrap_or_else(|| RollbackError::Withheld(Box::new(e.clone()))))
+                })
+                .collect(),
+            (None, None) => {
+                let mut start = || {
+                    recs.iter().try_for_each(|rec| {
+                        audit
+                            .append(&rollback_line(rec, audit::Outcome::Intent, String::new()))
+                            .map_err(|e| e.to_string())
+                    })
+                };
+                roll_back_server(sessions, server, &recs, &id, &stamp, break_lock, &mut start)
+            }
+        };
         for (rec, result) in recs.into_iter().zip(results) {
-            let mut line = rec.clone();
-            line.time = now();
-            line.action = audit::Action::Rollback;
-            line.user = local_user();
-            std::mem::swap(&mut line.sha256_before, &mut line.sha256_after);
-            std::mem::swap(&mut line.fingerprints_before, &mut line.fingerprints_after);
-            match &result {
+            let line = match &result {
                 Ok(done) => {
-                    line.outcome = audit::Outcome::RolledBack;
-                    line.message = String::new();
+                    let mut line = rollback_line(rec, audit::Outcome::RolledBack, String::new());
                     // What is still there, for the next rollback.
                     line.temporary = done.left.iter().map(|l| l.path.to_string()).collect();
+                    line
                 }
                 Err(e) => {
-                    line.outcome = audit::Outcome::Refused;
-                    line.message = e.to_string();
+                    let mut line = rollback_line(rec, audit::Outcome::Refused, e.to_string());
                     line.sha256_after = line.sha256_before.clone();
+                    line
                 }
-            }
+            };
             // Not silent: the operator learns which record is missing, and where.
             let result = match (audit.append(&line), result) {
                 (Ok(()), r) => r,
@@ -1360,5 +1683,37 @@ mod tests {
         };
         assert_ne!(rollback_id(&a), rollback_id(&b));
         assert!(rollback_id(&a).starts_with(&format!("rollback-{}", &a[..16])));
+    }
+
+    /// Only names a push gives a backup, beside the file, are taken from
+    /// a record: any spelling of the case, old stamps and `-2` too.
+    #[test]
+    fn a_backup_is_one_farmkey_names_beside_the_file() {
+        let file = RemotePath::parse("C:\\inetpub\\Cora\\Flowtime\\web.config").unwrap();
+        let made = sibling(&file, &super::super::file_stamp(), "");
+        assert!(is_backup_of(&file, &made), "{made}");
+        for ok in [
+            "C:\\inetpub\\Cora\\Flowtime\\web.20261126T112045Z-3fa9c1d2.farmkey.config",
+            "c:/INETPUB/cora/flowtime/WEB.20261126t112045z-3FA9C1D2-2.FARMKEY.CONFIG",
+            "C:\\inetpub\\Cora\\Flowtime\\web.20261126T112045Z.farmkey.config",
+            "C:\\inetpub\\Cora\\Flowtime\\web.20261126T112045Z-12.farmkey.config",
+        ] {
+            assert!(is_backup_of(&file, &RemotePath::parse(ok).unwrap()), "{ok}");
+        }
+        for bad in [
+            "C:\\Windows\\System32\\inetsrv\\config\\applicationHost.config",
+            "C:\\inetpub\\Cora\\Flowtime\\web.config",
+            "D:\\Cora\\Administration\\web.20261126T112045Z-3fa9c1d2.farmkey.config",
+            "C:\\inetpub\\Cora\\Flowtime\\web.20261126T112045Z-3fa9c1d2.farmkey-new.config",
+            "C:\\inetpub\\Cora\\Flowtime\\web.20261126T112045Z-3fa9c1d2-x.farmkey.config",
+            "C:\\inetpub\\Cora\\Flowtime\\web.2026112T112045Z.farmkey.config",
+            "C:\\inetpub\\Cora\\Flowtime\\web.anything.farmkey.config",
+            "C:\\inetpub\\Cora\\Flowtime\\App_Config\\web.20261126T112045Z.farmkey.config",
+        ] {
+            assert!(
+                !is_backup_of(&file, &RemotePath::parse(bad).unwrap()),
+                "{bad}"
+            );
+        }
     }
 }

@@ -1,10 +1,13 @@
 //! The audit log: one JSON line per server per action, fingerprints only.
 
+use super::Interrupt;
 use crate::config::machine_key::KeyState;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// `$XDG_STATE_HOME/farmkey/audit.jsonl`, else `~/.local/state/farmkey/audit.jsonl`.
 pub fn default_path() -> PathBuf {
@@ -165,6 +168,12 @@ pub fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
+/// How long farmkey waits for another farmkey's lock on the audit log
+/// (each holds it only while it appends a line or reads the log): a
+/// process that holds it longer is not a farmkey appending, and nothing
+/// waits for it without end.
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     pub path: PathBuf,
@@ -175,10 +184,18 @@ impl AuditLog {
         AuditLog { path }
     }
 
-    /// Opens the file for appending, creating its folder (0700): a push does
-    /// not start when its record cannot be kept.
-    pub fn check_writable(&self) -> io::Result<()> {
-        self.open().map(|_| ())
+    /// Before a push or a rollback touches any server: opens the log for
+    /// appending (created owner-only, its folder 0700), refuses one others
+    /// could have written, takes its lock (waiting at most [`LOCK_WAIT`],
+    /// and not after `stop` is asked) and reads it back whole. A log with a
+    /// line that is not a record (but for one cut off) is refused, naming
+    /// the line: a rollback could not read what the push appends to it.
+    pub fn check_writable(&self, stop: Option<&Interrupt>) -> io::Result<()> {
+        let f = self.open()?;
+        self.lock(&f, Lock::Exclusive, stop)?;
+        let mut reader = io::BufReader::new(&f);
+        reader.seek(SeekFrom::Start(0)).map_err(|e| self.named(e))?;
+        self.parse(reader).map(|_| ())
     }
 
     /// An error about the log, naming it (every error does).
@@ -191,31 +208,137 @@ impl AuditLog {
             && !dir.exists()
         {
             fs::create_dir_all(dir).map_err(|e| self.named(e))?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-                    .map_err(|e| self.named(e))?;
-            }
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .map_err(|e| self.named(e))?;
         }
         // Read too: `append` looks at the last byte.
-        OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
+        let mut options = OpenOptions::new();
+        options.read(true).append(true);
+        let f = match options
+            .clone()
+            .create_new(true)
+            .mode(0o600)
             .open(&self.path)
-            .map_err(|e| self.named(e))
+        {
+            // Ours: owner-only whatever the umask (the mode at the open is
+            // reduced by it, fchmod is not).
+            Ok(f) => {
+                f.set_permissions(fs::Permissions::from_mode(0o600))
+                    .map_err(|e| self.named(e))?;
+                f
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                options.open(&self.path).map_err(|e| self.named(e))?
+            }
+            Err(e) => return Err(self.named(e)),
+        };
+        self.trusted(&f)?;
+        Ok(f)
+    }
+
+    /// The log as it is, `None` when there is none.
+    fn open_to_read(&self) -> io::Result<Option<fs::File>> {
+        let f = match fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.named(e)),
+        };
+        self.trusted(&f)?;
+        Ok(Some(f))
+    }
+
+    /// Refuses a log someone else could have written: a rollback takes
+    /// its records as input. As OpenSSH refuses a private key whose
+    /// "permissions are too open" (`sshkey_perm_ok`, authfile.c), and a
+    /// file with "bad ownership or modes" (`safe_path`, misc.c). Only
+    /// regular files: a device (`/dev/null`) keeps no records to trust.
+    fn trusted(&self, f: &fs::File) -> io::Result<()> {
+        let meta = f.metadata().map_err(|e| self.named(e))?;
+        if !meta.is_file() {
+            return Ok(());
+        }
+        let me = unsafe { libc::geteuid() };
+        let path = self.path.display();
+        if meta.uid() != me {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "audit log {path}: bad ownership: it belongs to uid {}, not to uid {me} who runs farmkey; a rollback takes its records as input, so farmkey will not use it: use a log of your own (--audit FILE), or have it given to you (chown)",
+                    meta.uid()
+                ),
+            ));
+        }
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "audit log {path}: permissions {mode:04o} are too open: it is required that the audit log is not writable by group or others (a rollback takes its records as input), so farmkey will not use it: chmod go-w {path}, once you have checked its records"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Takes the log's lock, trying for at most [`LOCK_WAIT`]: an error
+    /// naming the log and the process that holds it (when the system says)
+    /// after that, or once `stop` is asked.
+    fn lock(&self, f: &fs::File, kind: Lock, stop: Option<&Interrupt>) -> io::Result<()> {
+        let deadline = Instant::now() + LOCK_WAIT;
+        loop {
+            let tried = match kind {
+                Lock::Exclusive => f.try_lock(),
+                Lock::Shared => f.try_lock_shared(),
+            };
+            match tried {
+                Ok(()) => return Ok(()),
+                Err(fs::TryLockError::Error(e)) => {
+                    return lock_or_go_on(Err(e)).map_err(|e| self.named(e));
+                }
+                Err(fs::TryLockError::WouldBlock) => {}
+            }
+            let holder = || {
+                f.metadata()
+                    .ok()
+                    .and_then(|m| lock_holder(&m))
+                    .map(|h| format!(" (held by {h})"))
+                    .unwrap_or_default()
+            };
+            if let Some(why) = stop.and_then(Interrupt::reason) {
+                return Err(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    format!(
+                        "audit log {}: waiting for its lock{}, stopped by {why}",
+                        self.path.display(),
+                        holder()
+                    ),
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "audit log {}: locked by another process{} for more than {} s; farmkey appends to it only under its lock: try again once that process has ended",
+                        self.path.display(),
+                        holder(),
+                        LOCK_WAIT.as_secs()
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Adds a record, whole or not at all: a write or flush that fails (a
     /// full disk) is cut back off, which needs no space, so the log never
-    /// ends with part of a record. Locked while it writes: another farmkey
-    /// appending to the same log is never cut off with it.
+    /// ends with part of a record. Locked while it writes (waiting at most
+    /// [`LOCK_WAIT`]): another farmkey appending to the same log is never
+    /// cut off with it.
     pub fn append(&self, record: &AuditRecord) -> io::Result<()> {
         let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
         line.push(b'\n');
         let mut f = self.open()?;
-        lock_or_go_on(f.lock()).map_err(|e| self.named(e))?;
+        self.lock(&f, Lock::Exclusive, None)?;
         let meta = f.metadata().map_err(|e| self.named(e))?;
         let len = meta.len();
         // A record cut off by a crash or a power loss: ours starts on a
@@ -254,16 +377,18 @@ impl AuditLog {
     /// write that never completed (a crash, a power loss, or a full disk
     /// before `append` cut its part off). Nothing relied on it: a push
     /// swaps a file only once its intent is written whole. Any other line
-    /// that does not parse is an error naming it.
+    /// that does not parse is an error naming it. A log others could have
+    /// written is refused, as [`AuditLog::check_writable`] refuses it.
     pub fn read(&self) -> io::Result<Records> {
-        let f = match fs::File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Records::default()),
-            Err(e) => return Err(self.named(e)),
+        let Some(f) = self.open_to_read()? else {
+            return Ok(Records::default());
         };
         // Never a record being appended taken for one cut off.
-        lock_or_go_on(f.lock_shared()).map_err(|e| self.named(e))?;
-        let mut reader = io::BufReader::new(f);
+        self.lock(&f, Lock::Shared, None)?;
+        self.parse(io::BufReader::new(f))
+    }
+
+    fn parse(&self, mut reader: impl BufRead) -> io::Result<Records> {
         let mut out = Records::default();
         let mut line = Vec::new();
         for n in 1.. {
@@ -298,6 +423,39 @@ impl AuditLog {
         }
         Ok(out)
     }
+}
+
+#[derive(Clone, Copy)]
+enum Lock {
+    Shared,
+    Exclusive,
+}
+
+/// Who holds a lock on the file `meta` describes, as `/proc/locks` says
+/// (`1: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF`): `pid 4242 (flock)`.
+fn lock_holder(meta: &fs::Metadata) -> Option<String> {
+    let dev = meta.dev();
+    let file = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(dev),
+        libc::minor(dev),
+        meta.ino()
+    );
+    let locks = fs::read_to_string("/proc/locks").ok()?;
+    let pid = locks.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // Waiters (`1: -> FLOCK ...`) hold nothing.
+        (f.get(5) == Some(&file.as_str()) && f.get(1) != Some(&"->"))
+            .then(|| f.get(4)?.parse::<i32>().ok().filter(|p| *p > 0))
+            .flatten()
+    })?;
+    let name = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let name = name.trim();
+    Some(if name.is_empty() {
+        format!("pid {pid}")
+    } else {
+        format!("pid {pid} ({name})")
+    })
 }
 
 /// A file system without locks (some network ones) still keeps the log:
@@ -356,7 +514,7 @@ mod tests {
     fn appends_reads_and_groups_records() {
         let dir = tempfile::tempdir().unwrap();
         let log = AuditLog::new(dir.path().join("state").join("farmkey").join("audit.jsonl"));
-        log.check_writable().unwrap();
+        log.check_writable(None).unwrap();
         log.append(&record("p1", "Flowtime", Outcome::Applied))
             .unwrap();
         log.append(&record("p2", "Process TOGO", Outcome::Applied))
@@ -399,7 +557,9 @@ mod tests {
         let folder = dir.path().join("folder.jsonl");
         std::fs::create_dir(&folder).unwrap();
         for e in [
-            AuditLog::new(folder.clone()).check_writable().unwrap_err(),
+            AuditLog::new(folder.clone())
+                .check_writable(None)
+                .unwrap_err(),
             AuditLog::new(folder.clone()).read_all().unwrap_err(),
         ] {
             assert!(e.to_string().contains(&folder.display().to_string()), "{e}");
@@ -415,7 +575,7 @@ mod tests {
         let blocked = dir.path().join("file-not-dir");
         std::fs::write(&blocked, b"").unwrap();
         let e = AuditLog::new(blocked.join("audit.jsonl"))
-            .check_writable()
+            .check_writable(None)
             .unwrap_err();
         assert!(e.to_string().contains("file-not-dir"), "{e}");
     }
@@ -536,5 +696,153 @@ mod tests {
             "ends with a newline"
         );
         assert!(text.ends_with(b"\n"));
+    }
+
+    /// Made owner-only whatever the umask (here none at all, as in the
+    /// report: a world-writable log), and the mode of an existing one is
+    /// never changed.
+    #[test]
+    fn a_new_log_is_owner_only_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(dir.path().join("state").join("audit.jsonl"));
+        // Process-wide: restored at once, before anything is asserted.
+        let old = unsafe { libc::umask(0o000) };
+        let made = log.check_writable(None);
+        unsafe { libc::umask(old) };
+        made.unwrap();
+        let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&log.path), 0o600);
+        assert_eq!(mode(log.path.parent().unwrap()), 0o700);
+        // A umask that would leave the owner without write (0400): still 0600.
+        let other = AuditLog::new(dir.path().join("other.jsonl"));
+        let old = unsafe { libc::umask(0o277) };
+        let made = other.append(&record("p1", "Flowtime", Outcome::Applied));
+        unsafe { libc::umask(old) };
+        made.unwrap();
+        assert_eq!(mode(&other.path), 0o600);
+        fs::set_permissions(&other.path, fs::Permissions::from_mode(0o644)).unwrap();
+        other
+            .append(&record("p2", "Flowtime", Outcome::Applied))
+            .unwrap();
+        assert_eq!(
+            mode(&other.path),
+            0o644,
+            "readable by others is the operator's choice"
+        );
+    }
+
+    /// A log group or others can write, or someone else's, is refused by
+    /// every use (push, rollback, history), naming it and what to do.
+    #[test]
+    fn a_log_others_could_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_dir, log, _) = log_with(1);
+        let before = fs::read(&log.path).unwrap();
+        for mode in [0o666, 0o620, 0o602] {
+            fs::set_permissions(&log.path, fs::Permissions::from_mode(mode)).unwrap();
+            let path = log.path.display().to_string();
+            for e in [
+                log.check_writable(None).unwrap_err(),
+                log.append(&record("p9", "Flowtime", Outcome::Intent))
+                    .unwrap_err(),
+                log.read().unwrap_err(),
+            ] {
+                assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+                assert_eq!(
+                    e.to_string(),
+                    format!(
+                        "audit log {path}: permissions {mode:04o} are too open: it is required that the audit log is not writable by group or others (a rollback takes its records as input), so farmkey will not use it: chmod go-w {path}, once you have checked its records"
+                    )
+                );
+            }
+        }
+        assert_eq!(fs::read(&log.path).unwrap(), before, "nothing appended");
+        // Someone else's (the tests run as root: chown works).
+        fs::set_permissions(&log.path, fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&log.path, Some(4242), None).unwrap();
+        let e = log.read().unwrap_err().to_string();
+        assert!(
+            e.contains("bad ownership: it belongs to uid 4242, not to uid ")
+                && e.contains(&log.path.display().to_string()),
+            "{e}"
+        );
+        assert!(log.check_writable(None).is_err());
+    }
+
+    /// A push does not append to a log a rollback could not read back: a
+    /// line that is not a record refuses it, naming the line; a record cut
+    /// off at the end (a crash) does not.
+    #[test]
+    fn a_push_refuses_a_log_it_could_not_read_back() {
+        let (_dir, log, bytes) = log_with(2);
+        add(&log, &bytes[..50]);
+        log.check_writable(None).unwrap();
+        let (_dir, log, _) = log_with(2);
+        add(&log, b"{\"push_id\": \"edited\"}\n");
+        log.append(&record("p3", "Flowtime", Outcome::Applied))
+            .unwrap();
+        let e = log.check_writable(None).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{}:3: not an audit record", log.path.display())),
+            "{e}"
+        );
+    }
+
+    /// Another process holding the log's lock (`flock`, util-linux): each
+    /// use waits at most [`LOCK_WAIT`], then ends naming the log and the
+    /// holder; a request to stop ends the wait at once.
+    #[test]
+    fn a_log_locked_by_another_process_is_waited_for_a_bounded_time() {
+        let (_dir, log, _) = log_with(1);
+        let ready = log.path.with_extension("ready");
+        // Without a fork: the process that holds it is the one killed.
+        let mut holder = std::process::Command::new("flock")
+            .arg("--no-fork")
+            .arg(&log.path)
+            .args(["sh", "-c"])
+            .arg(format!("touch '{}'; exec sleep 60", ready.display()))
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ready.exists() {
+            assert!(Instant::now() < deadline, "flock never took the lock");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let stop = Interrupt::new();
+        stop.request(super::super::StopReason::Signal(libc::SIGQUIT));
+        let started = Instant::now();
+        let e = log.check_writable(Some(&stop)).unwrap_err();
+        assert!(started.elapsed() < LOCK_WAIT, "{:?}", started.elapsed());
+        assert_eq!(e.kind(), io::ErrorKind::Interrupted, "{e}");
+        assert!(e.to_string().ends_with("stopped by SIGQUIT"), "{e}");
+        let started = Instant::now();
+        let e = log
+            .append(&record("p2", "Flowtime", Outcome::Intent))
+            .unwrap_err();
+        let waited = started.elapsed();
+        assert!(
+            waited >= LOCK_WAIT && waited < LOCK_WAIT + Duration::from_secs(20),
+            "{waited:?}"
+        );
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        let e = e.to_string();
+        assert!(
+            e.starts_with(&format!(
+                "audit log {}: locked by another process (held by pid {} (sleep)) for more than 10 s",
+                log.path.display(),
+                holder.id()
+            )),
+            "{e}"
+        );
+        let _ = holder.kill();
+        let _ = holder.wait();
+        assert_eq!(
+            ids(&log.read().unwrap().records),
+            ["p0"],
+            "nothing appended"
+        );
     }
 }

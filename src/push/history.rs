@@ -51,6 +51,46 @@ impl PastPush {
         self.records.iter().filter(|r| r.action == Action::Rollback)
     }
 
+    /// The rollbacks' records as `farmkey history` shows them: a start
+    /// (`intent`) followed by an outcome of the file is left out, one with
+    /// none after it is shown ([`rollback_text`]).
+    pub fn rollbacks_shown(&self) -> Vec<&AuditRecord> {
+        let rollbacks: Vec<&AuditRecord> = self.rollbacks().collect();
+        rollbacks
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| {
+                r.outcome != Outcome::Intent
+                    || !rollbacks[i + 1..].iter().any(|later| same_file(later, r))
+            })
+            .map(|(_, r)| *r)
+            .collect()
+    }
+
+    /// Whether the last record of `rec`'s file says that a rollback
+    /// started, and none says how it ended: the audit log did not take
+    /// its outcome (a full disk), or it was killed. The file may hold its
+    /// original bytes or what the push wrote: only a look tells
+    /// (`farmkey rollback` looks, and restores it if it must).
+    pub fn rollback_unrecorded(&self, rec: &AuditRecord) -> bool {
+        self.records
+            .iter()
+            .rev()
+            .find(|r| same_file(r, rec))
+            .is_some_and(|r| r.action == Action::Rollback && r.outcome == Outcome::Intent)
+    }
+
+    /// How `rec`, the last push record of its file, reads in history:
+    /// [`pushed_text`], but never `applied` for a file a rollback started
+    /// to restore since (its outcome not recorded).
+    pub fn pushed_text(&self, rec: &AuditRecord) -> String {
+        if self.rollback_unrecorded(rec) {
+            format!("{UNRECORDED} ({} by the push)", pushed_text(rec.outcome))
+        } else {
+            pushed_text(rec.outcome)
+        }
+    }
+
     /// The rollbacks' records of the file of `rec`, in order.
     pub fn rollbacks_of<'a>(
         &'a self,
@@ -252,6 +292,19 @@ pub fn other_spellings<'a>(records: &'a [AuditRecord], site: &str) -> Vec<&'a st
 pub fn pushed_text(outcome: Outcome) -> String {
     match outcome {
         Outcome::Intent => "intent (cut short: no outcome recorded)".to_string(),
+        o => o.to_string(),
+    }
+}
+
+/// Where a file stands when a rollback of it started and its outcome was
+/// not recorded.
+const UNRECORDED: &str = "unknown: a rollback started, its outcome not recorded";
+
+/// How a rollback's record reads: its outcome, or, for its start alone,
+/// that its outcome is not known.
+pub fn rollback_text(r: &AuditRecord) -> String {
+    match r.outcome {
+        Outcome::Intent => UNRECORDED.to_string(),
         o => o.to_string(),
     }
 }
@@ -488,5 +541,52 @@ mod tests {
                 ("web01".to_string(), Unchanged)
             ]
         );
+    }
+
+    /// A rollback whose outcome the audit log did not take: history never
+    /// shows the file `applied`, says the outcome is unknown, and a
+    /// rollback still looks at it; a start followed by its outcome is not
+    /// shown.
+    #[test]
+    fn a_rollback_started_without_an_outcome_is_unknown_not_applied() {
+        use Action::*;
+        use Outcome::*;
+        let records = vec![
+            rec("p1", "web01", Push, Intent),
+            rec("p1", "web01", Push, Applied),
+            rec("p1", "web02", Push, Intent),
+            rec("p1", "web02", Push, Applied),
+            rec("p1", "web01", Rollback, Intent),
+            rec("p1", "web02", Rollback, Intent),
+            rec("p1", "web02", Rollback, RolledBack),
+        ];
+        let p = &pushes(&records, None)[0];
+        let pushed = p.pushed();
+        let texts: Vec<String> = pushed.iter().map(|r| p.pushed_text(r)).collect();
+        assert_eq!(
+            texts,
+            [
+                "unknown: a rollback started, its outcome not recorded (applied by the push)",
+                "applied"
+            ]
+        );
+        let shown: Vec<(String, String)> = p
+            .rollbacks_shown()
+            .into_iter()
+            .map(|r| (r.server.clone(), rollback_text(r)))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (
+                    "web01".to_string(),
+                    "unknown: a rollback started, its outcome not recorded".to_string()
+                ),
+                ("web02".to_string(), "rolled-back".to_string())
+            ]
+        );
+        let again: Vec<String> = p.to_roll_back().into_iter().map(|r| r.server).collect();
+        assert_eq!(again, ["web01"], "a rollback looks at it again");
+        assert!(p.rollback_unrecorded(pushed[0]) && !p.rollback_unrecorded(pushed[1]));
     }
 }

@@ -626,30 +626,8 @@ fn plan_files(
             return vec![sp];
         }
     };
-    let homes = homes_in(&doc);
     let in_use = &eff.handler.in_use;
-    // The file of each section: the keys' from this web.config; the swap's
-    // from the scan, which found the configuration in use in the whole
-    // chain (a new unnamed one goes where this file keeps the section).
-    let home_file = |home: &Home| match home {
-        Home::InFile => Ok(None),
-        Home::ConfigSource { value, line } => config_source_path(&sp.file, value)
-            .map(Some)
-            .map_err(|fault| BlockReason::ConfigSource {
-                file: sp.file.clone(),
-                line: *line,
-                fault,
-            }),
-    };
-    let keys_file = home_file(&homes.machine_key);
-    let swap_file = match &in_use.element {
-        Some(at) => match at.level {
-            Level::OwnConfigSource => Ok(Some(at.file.clone())),
-            // A swap at a parent level was refused above.
-            Level::Own | Level::Parent => Ok(None),
-        },
-        None => home_file(&homes.identity_model),
-    };
+    let [keys_file, swap_file] = section_files(&sp.file, &doc, eff);
     let keys_here = matches!(keys_file, Ok(None));
     let swap_here = matches!(swap_file, Ok(None));
 
@@ -740,6 +718,86 @@ fn plan_files(
         out.insert(0, sp);
     }
     out
+}
+
+type SectionFileResult = Result<Option<RemotePath>, BlockReason>;
+
+/// The file of each section the push edits, `<machineKey>` and then the
+/// WIF section: `Ok(None)` in web.config `file` itself (parsed: `doc`),
+/// `Ok(Some)` the file its `configSource` names, `Err` one farmkey cannot
+/// follow. The keys' from this web.config; the swap's from the scan, which
+/// found the configuration in use in the whole chain (a new unnamed one
+/// goes where this file keeps the section).
+fn section_files(
+    file: &RemotePath,
+    doc: &crate::config::xml::Document,
+    eff: &Effective,
+) -> [SectionFileResult; 2] {
+    let homes = homes_in(doc);
+    let home_file =
+        |home: &Home| match home {
+            Home::InFile => Ok(None),
+            Home::ConfigSource { value, line } => config_source_path(file, value)
+                .map(Some)
+                .map_err(|fault| BlockReason::ConfigSource {
+                    file: file.clone(),
+                    line: *line,
+                    fault,
+                }),
+        };
+    let keys_file = home_file(&homes.machine_key);
+    let swap_file = match &eff.handler.in_use.element {
+        Some(at) => match at.level {
+            Level::OwnConfigSource => Ok(Some(at.file.clone())),
+            // A swap at a parent level is refused by the plan.
+            Level::Own | Level::Parent => Ok(None),
+        },
+        None => home_file(&homes.identity_model),
+    };
+    [keys_file, swap_file]
+}
+
+/// The files a push may write for a site on one server, chosen as the plan
+/// chooses them: its web.config, the files its `<machineKey>` and WIF
+/// section are kept in (`configSource`), and its lock beside web.config. A
+/// rollback writes nothing else, whatever an audit record says.
+#[derive(Debug, Clone)]
+pub struct SiteFiles {
+    pub web_config: RemotePath,
+    pub sections: Vec<RemotePath>,
+    pub lock: RemotePath,
+}
+
+impl SiteFiles {
+    /// Whether a push could have written `file`.
+    pub fn writes(&self, file: &RemotePath) -> bool {
+        std::iter::once(&self.web_config)
+            .chain(&self.sections)
+            .any(|f| f.key() == file.key())
+    }
+}
+
+/// [`SiteFiles`] of a site as read now: its web.config `file` holding
+/// `web` (`None`: there is none), its effective configuration `eff` when
+/// it could be read (else only web.config itself).
+pub fn site_files(
+    file: &RemotePath,
+    eff: Option<&Effective>,
+    web: Option<crate::bytes::FileBytes>,
+) -> SiteFiles {
+    let doc = crate::config::xml::Document::parse(web.unwrap_or_else(empty_web_config));
+    let sections = match (eff, doc) {
+        (Some(eff), Ok(doc)) => section_files(file, &doc, eff)
+            .into_iter()
+            .filter_map(|f| f.ok().flatten())
+            .collect(),
+        _ => Vec::new(),
+    };
+    SiteFiles {
+        web_config: file.clone(),
+        sections,
+        lock: lock_path(file),
+    }
 }
 
 /// The plan of a file a section is kept in (`configSource`).

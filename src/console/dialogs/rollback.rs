@@ -164,7 +164,7 @@ impl Rollback {
 /// A server's result, as one line.
 fn result_text(result: &Result<crate::push::apply::RolledBack, RollbackError>) -> String {
     match result {
-        Ok(note) => format!("restored and verified{note}"),
+        Ok(done) => format!("{}{done}", done.headline()),
         // The facts: what the console offers for a lock is said below them.
         Err(e) => format!("refused: {e}"),
     }

@@ -7,7 +7,7 @@ use crate::console::model::{Action, Data};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
 use crate::push::audit::{AuditRecord, Fingerprints, Outcome};
-use crate::push::history::{PastPush, pushed_text};
+use crate::push::history::{PastPush, rollback_text};
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -45,18 +45,21 @@ fn key_sets(push: &PastPush, arrow: &str) -> String {
 
 /// `2 applied, 1 unchanged`: where the servers of a push stand.
 fn outcome_summary(push: &PastPush) -> String {
-    let mut counts: Vec<(Outcome, usize)> = Vec::new();
-    for (_, o) in push.standing() {
-        match counts.iter_mut().find(|(x, _)| *x == o) {
+    // A rollback's start with no outcome after it is not a push cut short.
+    let mut counts: Vec<((Outcome, bool), usize)> = Vec::new();
+    for (rec, o) in push.standing() {
+        let key = (o, push.rollback_unrecorded(rec));
+        match counts.iter_mut().find(|(x, _)| *x == key) {
             Some((_, n)) => *n += 1,
-            None => counts.push((o, 1)),
+            None => counts.push((key, 1)),
         }
     }
     counts
         .iter()
         .map(|(o, n)| match o {
-            Outcome::Intent => format!("{n} cut short"),
-            o => format!("{n} {o}"),
+            (_, true) => format!("{n} rollback unrecorded"),
+            (Outcome::Intent, false) => format!("{n} cut short"),
+            (o, false) => format!("{n} {o}"),
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -154,7 +157,12 @@ impl History {
                         } else {
                             StyleKey::Warning
                         };
-                        Line::styled(format!("{:<12} {o}", push.label(rec)), ui.style(style))
+                        let text = if push.rollback_unrecorded(rec) {
+                            rollback_text(push.rollbacks_of(rec).last().unwrap_or(rec))
+                        } else {
+                            o.to_string()
+                        };
+                        Line::styled(format!("{:<12} {text}", push.label(rec)), ui.style(style))
                     })
                     .collect();
                 let undo = push.to_roll_back();
@@ -209,7 +217,7 @@ impl History {
                 StyleKey::Warning
             };
             lines.push(Line::styled(
-                format!(" {}  {}", push.label(rec), pushed_text(rec.outcome)),
+                format!(" {}  {}", push.label(rec), push.pushed_text(rec)),
                 ui.style(style),
             ));
             server_lines(ui, rec, width, arrow, &mut lines);
@@ -227,11 +235,20 @@ impl History {
                     String::new(),
                 );
             }
-            for r in push.rollbacks_of(rec) {
+            let shown = push.rollbacks_shown();
+            for r in push
+                .rollbacks_of(rec)
+                .filter(|r| shown.iter().any(|s| std::ptr::eq(*s, *r)))
+            {
                 let what = if r.message.is_empty() {
-                    format!("{} at {}", r.outcome, short_time(&r.time))
+                    format!("{} at {}", rollback_text(r), short_time(&r.time))
                 } else {
-                    format!("{} at {}: {}", r.outcome, short_time(&r.time), r.message)
+                    format!(
+                        "{} at {}: {}",
+                        rollback_text(r),
+                        short_time(&r.time),
+                        r.message
+                    )
                 };
                 lines.push(Line::from(vec![
                     Span::styled(format!(" {:<16}", "rollback"), ui.style(StyleKey::TextDim)),
