@@ -233,6 +233,37 @@ fn push_key_choice_dialog() {
     });
 }
 
+/// Each choice of keys says who keeps their sign-ins, from the plan it
+/// makes: adopting set A keeps web01's and web02's (they hold it, with
+/// the same algorithms) and signs web03's out; new keys sign everyone out.
+#[test]
+fn each_push_choice_says_who_is_signed_out() {
+    for (w, h) in [(80, 24), (60, 16)] {
+        let (_dir, mut a) = app("default");
+        resize(&mut a, w, h);
+        key(&mut a, KeyCode::Char('p'));
+        let text = format!("{}", render(&a, w, h).backend());
+        let lines: Vec<&str> = text.lines().collect();
+        let after = |choice: &str| {
+            let i = lines
+                .iter()
+                .position(|l| l.contains(choice))
+                .unwrap_or_else(|| panic!("{choice} at {w}x{h}:\n{text}"));
+            lines.get(i + 1).copied().unwrap_or("")
+        };
+        assert!(
+            after("Adopt key set A from web01")
+                .contains("sign-ins kept: web01, web02; signed out: web03"),
+            "{w}x{h}:\n{text}"
+        );
+        assert!(
+            after("Generate new keys: SHA1 + AES").contains("everyone is signed out"),
+            "{w}x{h}:\n{text}"
+        );
+        assert!(!text.contains("signed-in users)"), "{w}x{h}:\n{text}");
+    }
+}
+
 #[test]
 fn read_only_banner() {
     let (_dir, inv) = fixed_demo();
