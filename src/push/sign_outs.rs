@@ -52,14 +52,13 @@ impl SignOuts {
 
 /// A change of a key or an algorithm: what protected values depend on.
 fn protects(c: &Change) -> bool {
-    let differs = match c.what {
+    match c.what {
         "validationKey" | "decryptionKey" => c.before != c.after,
         // Names as ASP.NET reads them (the case of `SHA1` aside, a
         // refused spelling starts no application at all).
         "validation" | "decryption" => !c.before.trim().eq_ignore_ascii_case(c.after.trim()),
         _ => false,
-    };
-    differs
+    }
 }
 
 impl ServerPlan {
