@@ -264,6 +264,24 @@ fn each_push_choice_says_who_is_signed_out() {
     }
 }
 
+/// A tick redraws only while something moves (a scan's spinner); idle,
+/// only a message, a key or a resize does.
+#[test]
+fn a_tick_redraws_only_while_something_runs() {
+    let (_dir, mut a) = app("default");
+    a.dirty = false;
+    a.update(Msg::Tick);
+    assert!(!a.dirty, "an idle tick asked for a frame");
+    key(&mut a, KeyCode::Char('2'));
+    assert!(a.dirty, "a key draws");
+    let (_dir, inv) = fixed_demo();
+    // web03 still being read: its spinner turns.
+    let mut scanning = console_on("demo farm", &inv, "default", 2);
+    scanning.dirty = false;
+    scanning.update(Msg::Tick);
+    assert!(scanning.dirty, "a tick while scanning draws the spinner");
+}
+
 #[test]
 fn read_only_banner() {
     let (_dir, inv) = fixed_demo();

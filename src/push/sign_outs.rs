@@ -39,13 +39,14 @@ impl SignOuts {
         }
     }
 
-    /// A server signed out by one of its files is not also kept.
+    /// A server is in one list: signed out by one of its files, else not
+    /// known where one of them is not, else kept.
     fn settle(mut self) -> SignOuts {
         let out = self.signed_out.clone();
-        self.keep.retain(|s| !out.contains(s));
         self.unknown.retain(|s| !out.contains(s));
-        let keep = self.keep.clone();
-        self.unknown.retain(|s| !keep.contains(s));
+        let unknown = self.unknown.clone();
+        self.keep
+            .retain(|s| !out.contains(s) && !unknown.contains(s));
         self
     }
 }
@@ -217,6 +218,24 @@ mod tests {
             }
         );
         assert!(!p.sign_outs().everyone());
+
+        // web02's web.config keeps its keys, its configSource file gets
+        // another algorithm: web02 is signed out, once.
+        let mut source = server_plan(
+            "web02",
+            same_keys(("SHA1", "HMACSHA256")),
+            PlanAction::Write,
+        );
+        source.file = RemotePath::parse("C:/inetpub/Flowtime/machineKey.config").unwrap();
+        let p = plan(vec![
+            server_plan("web02", same_keys(("SHA1", "SHA1")), PlanAction::Write),
+            source,
+        ]);
+        let s = p.sign_outs();
+        assert_eq!(
+            (s.keep.len(), s.signed_out.as_slice()),
+            (0, &["web02".to_string()][..])
+        );
 
         // A new key on each: everyone.
         let mut other = same_keys(("SHA1", "SHA1"));
