@@ -1217,3 +1217,38 @@ fn a_push_that_leaves_out_every_server_is_refused() {
         );
     }
 }
+
+/// The plan preview says who keeps their sign-ins, as the console's push
+/// menu does: adopting set A keeps web01's and web02's users signed in and
+/// signs web03's out; new keys sign everyone out.
+#[test]
+fn the_plan_preview_says_who_is_signed_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = farmkey::demo::lay_out(dir.path()).unwrap();
+    let preview = |how: &[&str]| {
+        let out = farmkey()
+            .args(["push", "--site", "Flowtime", "--dry-run", "--audit"])
+            .arg(dir.path().join("audit.jsonl"))
+            .arg("-i")
+            .arg(&inventory)
+            .args(how)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{how:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let adopt = preview(&["--adopt", "web01"]);
+    assert!(
+        adopt.contains(
+            "Signed-in users keep their sign-ins on web01 and web02; are signed out on web03 ("
+        ),
+        "{adopt}"
+    );
+    let generate = preview(&["--generate"]);
+    assert!(
+        generate.contains(
+            "Signed-in users are signed out on every server of the push: they sign in again."
+        ),
+        "{generate}"
+    );
+}

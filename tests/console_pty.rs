@@ -1623,3 +1623,91 @@ fn the_detail_scrolls_to_its_last_wrapped_line_at_any_size() {
     p.send("q");
     assert_eq!(p.wait_exit(T), 0);
 }
+
+/// Idle, the console sends nothing: no frame while nothing changes (it
+/// drew ten a second). A key still draws at once, then it is quiet again.
+#[test]
+fn an_idle_console_writes_nothing() {
+    for (cols, rows) in [(80, 24), (60, 16)] {
+        let dir = tmp();
+        let mut p = Pty::farmkey(&["demo"], &[], cols, rows, dir.path());
+        p.wait_for("servers 3 ok", T);
+        // Settled: the scans drawn, whatever followed them.
+        p.wait_quiet(Duration::from_secs(2), LONG);
+        let idle = p.output_len();
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(
+            p.output_len(),
+            idle,
+            "{cols}x{rows}: frames sent while idle"
+        );
+        p.send("2");
+        p.wait_until("the Servers screen", T, |_| p.output_len() > idle);
+        p.wait_quiet(Duration::from_secs(2), LONG);
+        p.send("q");
+        assert_eq!(p.wait_exit(T), 0);
+    }
+}
+
+/// The line under the servers of a running push follows them: held while
+/// web03 verifies, it says so (it stayed on "locking..."). After a
+/// rollback, History's server view says the file was rolled back.
+#[test]
+fn the_push_progress_line_follows_the_servers_and_history_shows_the_rollback() {
+    for (cols, rows) in [(80, 24), (60, 16)] {
+        let dir = tmp();
+        let audit = dir.path().join("audit.jsonl");
+        let pause = support::Pause::new("verifying:web03");
+        let env = pause.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut p = Pty::farmkey(
+            &["demo", "--audit", audit.to_str().unwrap()],
+            &env,
+            cols,
+            rows,
+            dir.path(),
+        );
+        p.wait_for("servers 3 ok", T);
+        p.send("p");
+        p.wait_for("Push to Flowtime", T);
+        // Adopting set A writes web03 alone.
+        p.send(ENTER);
+        p.wait_for("Confirm push", T);
+        // Read to its end (it scrolls on a small terminal), then Push.
+        p.send("G");
+        p.send(RIGHT);
+        p.send(ENTER);
+        pause.wait(|| p.ended());
+        let s = p.wait_for("web03: verifying the result", LONG);
+        assert!(!s.contains("locking"), "{cols}x{rows}:\n{s}");
+        pause.go();
+        p.wait_for("Push done", LONG);
+        p.send(ENTER);
+        p.wait_until("the dialog closed", T, |s| !s.contains("Push done"));
+
+        p.send("5");
+        // The panel of the push selected (the list's outcome column is
+        // cut at 60 columns).
+        p.wait_for("u rolls back web03.", T);
+        p.send(ENTER);
+        let s = p.wait_until("the push server by server", T, |s| {
+            s.contains("web03  applied")
+        });
+        assert!(!s.contains("rolled-back"), "{cols}x{rows}:\n{s}");
+        p.send("u");
+        p.wait_for("Roll back push", T);
+        p.send("G");
+        p.send(RIGHT);
+        p.send(ENTER);
+        p.wait_until("the rollback done", LONG, |s| {
+            s.contains("rolled back") && !s.contains("Rolling back")
+        });
+        p.send(ENTER);
+        let s = p.wait_until("the server view after the rollback", LONG, |s| {
+            s.contains("web03  rolled-back (applied by the push)")
+        });
+        assert!(!s.contains("web03  applied"), "{cols}x{rows}:\n{s}");
+        p.send("q");
+        assert_eq!(p.wait_exit(T), 0);
+    }
+}

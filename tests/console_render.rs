@@ -233,6 +233,55 @@ fn push_key_choice_dialog() {
     });
 }
 
+/// Each choice of keys says who keeps their sign-ins, from the plan it
+/// makes: adopting set A keeps web01's and web02's (they hold it, with
+/// the same algorithms) and signs web03's out; new keys sign everyone out.
+#[test]
+fn each_push_choice_says_who_is_signed_out() {
+    for (w, h) in [(80, 24), (60, 16)] {
+        let (_dir, mut a) = app("default");
+        resize(&mut a, w, h);
+        key(&mut a, KeyCode::Char('p'));
+        let text = format!("{}", render(&a, w, h).backend());
+        let lines: Vec<&str> = text.lines().collect();
+        let after = |choice: &str| {
+            let i = lines
+                .iter()
+                .position(|l| l.contains(choice))
+                .unwrap_or_else(|| panic!("{choice} at {w}x{h}:\n{text}"));
+            lines.get(i + 1).copied().unwrap_or("")
+        };
+        assert!(
+            after("Adopt key set A from web01")
+                .contains("sign-ins kept: web01, web02; signed out: web03"),
+            "{w}x{h}:\n{text}"
+        );
+        assert!(
+            after("Generate new keys: SHA1 + AES").contains("everyone is signed out"),
+            "{w}x{h}:\n{text}"
+        );
+        assert!(!text.contains("signed-in users)"), "{w}x{h}:\n{text}");
+    }
+}
+
+/// A tick redraws only while something moves (a scan's spinner); idle,
+/// only a message, a key or a resize does.
+#[test]
+fn a_tick_redraws_only_while_something_runs() {
+    let (_dir, mut a) = app("default");
+    a.dirty = false;
+    a.update(Msg::Tick);
+    assert!(!a.dirty, "an idle tick asked for a frame");
+    key(&mut a, KeyCode::Char('2'));
+    assert!(a.dirty, "a key draws");
+    let (_dir, inv) = fixed_demo();
+    // web03 still being read: its spinner turns.
+    let mut scanning = console_on("demo farm", &inv, "default", 2);
+    scanning.dirty = false;
+    scanning.update(Msg::Tick);
+    assert!(scanning.dirty, "a tick while scanning draws the spinner");
+}
+
 #[test]
 fn read_only_banner() {
     let (_dir, inv) = fixed_demo();

@@ -199,6 +199,9 @@ pub fn run_push(args: &PushArgs) -> ExitCode {
     let mut out = Out::new(stop.clone());
     out.text(&plan.to_string());
     let verdict = plan.verdict();
+    if verdict != PlanVerdict::NothingToWrite {
+        out.line(&sign_ins(&plan.sign_outs()));
+    }
     if let Some(text) = remedies(&verdict.remedies()) {
         out.line(&text);
     }
@@ -338,6 +341,31 @@ pub fn run_history(args: &HistoryArgs) -> ExitCode {
         }
     }
     ExitCode::from(exit::OK)
+}
+
+/// Who keeps their sign-ins if the plan runs, for the plan preview.
+fn sign_ins(s: &crate::push::SignOuts) -> String {
+    if s.everyone() {
+        return "Signed-in users are signed out on every server of the push: they sign in again."
+            .into();
+    }
+    let mut parts = Vec::new();
+    if !s.keep.is_empty() {
+        parts.push(format!("keep their sign-ins on {}", and_list(&s.keep)));
+    }
+    if !s.signed_out.is_empty() {
+        parts.push(format!(
+            "are signed out on {} (its keys, algorithms or session-token protection change)",
+            and_list(&s.signed_out)
+        ));
+    }
+    if !s.unknown.is_empty() {
+        parts.push(format!(
+            "may be signed out on {} (not read)",
+            and_list(&s.unknown)
+        ));
+    }
+    format!("Signed-in users {}.", parts.join("; "))
 }
 
 /// `; it has pushes of "FLOWTIME" (...)` when the log knows the site only

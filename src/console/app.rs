@@ -99,6 +99,9 @@ pub struct App {
     pub size: Size,
     /// Scan results arrived since the analysis was last made.
     stale: bool,
+    /// Something drawn may have changed since the last frame: the event
+    /// loop draws only then, so an idle console sends nothing.
+    pub dirty: bool,
     pub quit: bool,
 }
 
@@ -154,6 +157,7 @@ impl App {
             // Until the terminal's is known (the runtime says it first).
             size: Size::new(ui::MIN_WIDTH, ui::MIN_HEIGHT),
             stale: true,
+            dirty: true,
             quit: false,
         };
         app.settle();
@@ -248,6 +252,14 @@ impl App {
             .unwrap_or(Activity::Idle)
     }
 
+    /// Something shown moves by itself: a spinner (a scan, the audit log
+    /// read, a dialog waiting for a worker) or a countdown.
+    pub fn animating(&self) -> bool {
+        self.data.scanning() > 0
+            || self.data.history.loading
+            || self.dialogs.iter().any(|d| d.dialog.ticking())
+    }
+
     /// A push is running (its progress dialog is open).
     pub fn pushing(&self) -> bool {
         self.activity() == Activity::Pushing
@@ -294,20 +306,30 @@ impl App {
         // Results of many servers arriving together make one analysis,
         // made before the next key or frame.
         let batched = matches!(msg, Msg::Scan { .. } | Msg::Tick);
+        // Every message but a tick changes what is drawn, or may.
+        self.dirty |= !matches!(msg, Msg::Tick);
         if !batched {
             self.settle();
         }
         let effects = match msg {
             Msg::Tick => {
-                self.ui.tick = self.ui.tick.wrapping_add(1);
+                // The spinner turns only while something runs; a tick
+                // otherwise redraws only what it ends (a flash, a dialog).
+                if self.animating() {
+                    self.ui.tick = self.ui.tick.wrapping_add(1);
+                    self.dirty = true;
+                }
                 if self
                     .flash
                     .as_ref()
                     .is_some_and(|(_, until)| Instant::now() >= *until)
                 {
                     self.flash = None;
+                    self.dirty = true;
                 }
+                let open = self.dialogs.len();
                 self.dialogs.retain_mut(|d| !d.dialog.expired());
+                self.dirty |= self.dialogs.len() != open;
                 Vec::new()
             }
             Msg::Scan { generation, event } => {

@@ -329,6 +329,7 @@ pub fn run(opts: ConsoleOptions) -> io::Result<ConsoleEnd> {
         {
             end.signal = Some(sig);
             app.log(model::Level::Warn, format!("{sig}: closing the console"));
+            app.dirty = true;
             if app.pushing() {
                 // The signal is the reason given; the dialog shows it is
                 // being honoured.
@@ -341,7 +342,10 @@ pub fn run(opts: ConsoleOptions) -> io::Result<ConsoleEnd> {
         if end.signal.is_some() && !app.working() {
             break Ok(());
         }
-        if !terminal_gone && let Err(e) = draw_frame(&mut terminal, &app) {
+        if !terminal_gone
+            && std::mem::take(&mut app.dirty)
+            && let Err(e) = draw_frame(&mut terminal, &app)
+        {
             if !app.working() {
                 break Err(e);
             }

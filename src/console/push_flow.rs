@@ -15,8 +15,8 @@ use crate::paths::RemotePath;
 use crate::push::apply::{Progress, Step};
 use crate::push::lock::Holder;
 use crate::push::{
-    KeySource, Plan, PlanAction, PlanError, PlanVerdict, PushOutcome, PushRequest, Remedy, Verdict,
-    exclusion_effect,
+    KeySource, Plan, PlanAction, PlanError, PlanVerdict, PushOutcome, PushRequest, Remedy,
+    SignOuts, Verdict, exclusion_effect, sign_outs,
 };
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::text::Line;
@@ -50,9 +50,8 @@ impl KeyChoice {
                 group,
                 servers,
             } => format!(
-                "Adopt key set {group} from {server} (its {servers} server{} keep{} signed-in users)",
+                "Adopt key set {group} from {server} (in use on {servers} server{})",
                 if *servers == 1 { "" } else { "s" },
-                if *servers == 1 { "s its" } else { " their" }
             ),
             KeyChoice::Generate(v, d) => {
                 let why = if *v == ValidationAlg::Sha1 {
@@ -74,6 +73,45 @@ impl KeyChoice {
     pub fn disabled(&self) -> bool {
         matches!(self, KeyChoice::AdoptDisclosed { .. })
     }
+
+    /// The key source the plan is made for; `None` for keys still to be
+    /// pasted.
+    fn source(&self) -> Option<KeySource> {
+        Some(match self {
+            // The plan refuses it, with the reason, as it refuses any
+            // disclosed key.
+            KeyChoice::Adopt { server, .. } | KeyChoice::AdoptDisclosed { server, .. } => {
+                KeySource::Adopt(Some(server.clone()))
+            }
+            KeyChoice::Generate(validation, decryption) => KeySource::Generate {
+                validation: *validation,
+                decryption: *decryption,
+            },
+            KeyChoice::HandlerOnly => KeySource::HandlerOnly,
+            KeyChoice::Import => return None,
+        })
+    }
+}
+
+/// Who keeps their sign-ins, as a choice of keys and a plan say it:
+/// `sign-ins kept: web01, web02; signed out: web03`.
+pub fn sign_out_text(s: &SignOuts) -> String {
+    if s.everyone() {
+        return "everyone is signed out".into();
+    }
+    let mut parts = Vec::new();
+    if s.signed_out.is_empty() && s.unknown.is_empty() {
+        parts.push("everyone keeps their sign-ins".to_string());
+    } else if !s.keep.is_empty() {
+        parts.push(format!("sign-ins kept: {}", s.keep.join(", ")));
+    }
+    if !s.signed_out.is_empty() {
+        parts.push(format!("signed out: {}", s.signed_out.join(", ")));
+    }
+    if !s.unknown.is_empty() {
+        parts.push(format!("not known (not read): {}", s.unknown.join(", ")));
+    }
+    parts.join("; ")
 }
 
 /// The ways to choose the keys for a push to `site`: adopting each key set
@@ -215,6 +253,9 @@ impl Button for ConfirmButton {
 enum Stage {
     Choose {
         choices: Vec<KeyChoice>,
+        /// Per choice, who keeps their sign-ins if it is pushed (not known
+        /// for keys still to be pasted).
+        fates: Vec<Option<SignOuts>>,
         focus: usize,
         /// A key of the site is publicly disclosed.
         disclosed: bool,
@@ -240,7 +281,8 @@ enum Stage {
         /// Per file of the plan: its server, the file, how it is named, and
         /// where it is.
         lines: Vec<(String, RemotePath, String, Status)>,
-        /// The latest stage of the whole push (locks, rollback...).
+        /// What the push does now: the latest stage of the whole push
+        /// (locks, rollback...) or the step of the server at work.
         note: Option<String>,
         /// Set once the operator asked to stop.
         interrupting: bool,
@@ -271,9 +313,19 @@ pub struct PushFlow {
 impl PushFlow {
     /// Starts with the choice of keys.
     pub fn new(site: String, report: &FarmReport) -> PushFlow {
+        let choices = key_choices(report, &site);
+        let fates = choices
+            .iter()
+            .map(|c| {
+                c.source()
+                    .filter(|_| !c.disabled())
+                    .and_then(|source| sign_outs::preview(report, &site, &source))
+            })
+            .collect();
         PushFlow {
             stage: Stage::Choose {
-                choices: key_choices(report, &site),
+                choices,
+                fates,
                 focus: 0,
                 disclosed: report.site(&site).is_some_and(|s| s.has_disclosed_key()),
             },
@@ -297,23 +349,11 @@ impl PushFlow {
     }
 
     fn choose(&mut self, choice: KeyChoice) -> Reply {
-        let source = match choice {
-            // The plan refuses it, with the reason, as it refuses any
-            // disclosed key.
-            KeyChoice::Adopt { server, .. } | KeyChoice::AdoptDisclosed { server, .. } => {
-                KeySource::Adopt(Some(server))
-            }
-            KeyChoice::Generate(validation, decryption) => KeySource::Generate {
-                validation,
-                decryption,
-            },
-            KeyChoice::HandlerOnly => KeySource::HandlerOnly,
-            KeyChoice::Import => {
-                self.stage = Stage::Paste {
-                    text: Zeroizing::new(String::new()),
-                };
-                return Reply::Stay;
-            }
+        let Some(source) = choice.source() else {
+            self.stage = Stage::Paste {
+                text: Zeroizing::new(String::new()),
+            };
+            return Reply::Stay;
         };
         self.plan(PushRequest::new(self.site.clone(), source))
     }
@@ -443,6 +483,12 @@ impl PushFlow {
             if let (Some(level), Status::Said(text)) = (level, &status) {
                 data.log(level, format!("push {label}: {text}"));
             }
+            // The line below the servers follows them: the step of the
+            // server at work, not the stage that came before (locking).
+            *note = match &status {
+                Status::At(step) => Some(format!("{label}: {step}")),
+                Status::Said(_) => None,
+            };
             *now = status;
         }
     }
@@ -559,6 +605,7 @@ impl Dialog for PushFlow {
         match &self.stage {
             Stage::Choose {
                 choices,
+                fates,
                 focus,
                 disclosed,
             } => {
@@ -587,6 +634,12 @@ impl Dialog for PushFlow {
                     });
                     let pointer = if selected { ui.symbols.pointer } else { " " };
                     body.push(Line::styled(format!("{pointer} {}", c.label()), style));
+                    if let Some(Some(fate)) = fates.get(i) {
+                        body.push(Line::styled(
+                            format!("    {}", sign_out_text(fate)),
+                            ui.style(StyleKey::TextDim),
+                        ));
+                    }
                 }
                 body.push(Line::raw(""));
                 body.push(Line::styled(
@@ -626,12 +679,23 @@ impl Dialog for PushFlow {
                 false,
                 None,
             ),
-            Stage::Confirm { plan, buttons, .. } => view(
-                format!("Confirm push {}", plan.push_id),
-                plan_lines(plan, ui),
-                true,
-                buttons.view(),
-            ),
+            Stage::Confirm { plan, buttons, .. } => {
+                let mut body = plan_lines(plan, ui);
+                // Beside the restart, the plan's last line: what users meet.
+                body.insert(
+                    body.len().saturating_sub(1),
+                    Line::styled(
+                        format!("Signed-in users: {}.", sign_out_text(&plan.sign_outs())),
+                        ui.style(StyleKey::Warning),
+                    ),
+                );
+                view(
+                    format!("Confirm push {}", plan.push_id),
+                    body,
+                    true,
+                    buttons.view(),
+                )
+            }
             Stage::Blocked {
                 plan,
                 offer,

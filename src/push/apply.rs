@@ -67,7 +67,8 @@ fn verify_effective(
 /// `staged:SERVER` (its staged copy verified and its intent recorded,
 /// before the copy takes the original's mode and is swapped in),
 /// `swapped:SERVER` (after the swap, before its verification and outcome
-/// record), `applied:SERVER` (after its outcome record, before it is
+/// record), `verifying:SERVER` (its verification reported begun),
+/// `applied:SERVER` (after its outcome record, before it is
 /// reported); in a rollback, `rollback:SERVER` (the server locked, before
 /// its files are checked and restored) and `restored:SERVER` (its files
 /// restored and its lock released, before their outcome is recorded) and
@@ -317,6 +318,7 @@ fn attempt(
     test_pause("swapped", Some(&sp.server), stop);
     // Mandatory, also where the swap is not atomic.
     step(progress, Step::Verify);
+    test_pause("verifying", Some(&sp.server), stop);
     let touched = |error: StepError, broken: bool| Attempt::Touched {
         step: Step::Verify,
         error,

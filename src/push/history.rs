@@ -91,6 +91,25 @@ impl PastPush {
         }
     }
 
+    /// Where the file of `rec` (its last push record) stands now, for a
+    /// view of the push server by server: [`PastPush::pushed_text`] until
+    /// a rollback recorded how it ended; then `rolled-back (applied by the
+    /// push)` where it restored the file, or the push's outcome with the
+    /// rollback's (`applied (rollback: refused)`) where it did not.
+    pub fn standing_text(&self, rec: &AuditRecord) -> String {
+        match self.rollbacks_of(rec).last().map(|r| r.outcome) {
+            Some(Outcome::RolledBack) => format!(
+                "{} ({} by the push)",
+                Outcome::RolledBack,
+                pushed_text(rec.outcome)
+            ),
+            Some(o) if o != Outcome::Intent => {
+                format!("{} (rollback: {o})", pushed_text(rec.outcome))
+            }
+            _ => self.pushed_text(rec),
+        }
+    }
+
     /// The rollbacks' records of the file of `rec`, in order.
     pub fn rollbacks_of<'a>(
         &'a self,
@@ -587,6 +606,15 @@ mod tests {
         );
         let again: Vec<String> = p.to_roll_back().into_iter().map(|r| r.server).collect();
         assert_eq!(again, ["web01"], "a rollback looks at it again");
+        let standing: Vec<String> = pushed.iter().map(|r| p.standing_text(r)).collect();
+        assert_eq!(
+            standing,
+            [
+                "unknown: a rollback started, its outcome not recorded (applied by the push)",
+                "rolled-back (applied by the push)"
+            ],
+            "the server view says where each file stands now"
+        );
         assert!(p.rollback_unrecorded(pushed[0]) && !p.rollback_unrecorded(pushed[1]));
     }
 }

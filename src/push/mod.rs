@@ -16,6 +16,7 @@ pub mod outcome;
 pub mod plan;
 pub mod retry;
 pub mod sessions;
+pub mod sign_outs;
 mod undo;
 pub mod verdict;
 
@@ -32,6 +33,7 @@ pub use interrupt::{Interrupt, StopReason};
 pub use outcome::{KeysLeft, PushOutcome, ServerOutcome, ServerResult, Verdict};
 pub use plan::{PlanError, build_plan};
 pub use sessions::Sessions;
+pub use sign_outs::SignOuts;
 pub use verdict::{PlanVerdict, Remedy};
 
 /// Where the key set comes from.

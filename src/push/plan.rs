@@ -63,7 +63,7 @@ fn may_hold(unread: &[String]) -> String {
     )
 }
 
-fn adopt(
+pub(crate) fn adopt(
     site: &crate::analysis::SiteReport,
     server: Option<&str>,
 ) -> Result<(KeySet, String), PlanError> {
@@ -443,6 +443,38 @@ fn plan_server(
     plans
 }
 
+/// The keys and algorithms of a server's `<machineKey>` before and after
+/// `k` is written there: keys as fingerprints, algorithms by name.
+pub(crate) fn key_changes(inst: &Instance, eff: &Effective, k: &KeySet) -> Vec<Change> {
+    let mk = &eff.machine_key;
+    let (v, d) = inst.keys.clone().unzip();
+    let shown = |s: Option<crate::config::machine_key::KeyState>| {
+        s.map_or("?".into(), |s| crate::report::key_cell(&s))
+    };
+    vec![
+        Change {
+            what: "validationKey",
+            before: shown(v),
+            after: k.validation_key.fingerprint(),
+        },
+        Change {
+            what: "decryptionKey",
+            before: shown(d),
+            after: k.decryption_key.fingerprint(),
+        },
+        Change {
+            what: "validation",
+            before: mk.validation.shown().to_string(),
+            after: k.validation.clone(),
+        },
+        Change {
+            what: "decryption",
+            before: mk.decryption.shown().to_string(),
+            after: k.decryption.clone(),
+        },
+    ]
+}
+
 fn plan_files(
     inst: &Instance,
     keys: Option<&KeySet>,
@@ -495,39 +527,13 @@ fn plan_files(
     let set_keys = keys.filter(|k| !same_keys(eff, k));
     sp.handler_swap = eff.handler.needs_swap();
     if let Some(k) = keys {
-        let mk = &eff.machine_key;
-        let (v, d) = inst.keys.clone().unzip();
         sp.fingerprints_after = Fingerprints {
             validation_key: Some(k.validation_key.fingerprint()),
             decryption_key: Some(k.decryption_key.fingerprint()),
             key_set: Some(k.set_fingerprint()),
             ..Fingerprints::default()
         };
-        let shown = |s: Option<crate::config::machine_key::KeyState>| {
-            s.map_or("?".into(), |s| crate::report::key_cell(&s))
-        };
-        sp.changes = vec![
-            Change {
-                what: "validationKey",
-                before: shown(v),
-                after: k.validation_key.fingerprint(),
-            },
-            Change {
-                what: "decryptionKey",
-                before: shown(d),
-                after: k.decryption_key.fingerprint(),
-            },
-            Change {
-                what: "validation",
-                before: mk.validation.shown().to_string(),
-                after: k.validation.clone(),
-            },
-            Change {
-                what: "decryption",
-                before: mk.decryption.shown().to_string(),
-                after: k.decryption.clone(),
-            },
-        ];
+        sp.changes = key_changes(inst, eff, k);
     }
     if keys.is_some() {
         // What the push fixes in the element it edits: a name spelled in

@@ -220,7 +220,8 @@ pub struct Pause {
 }
 
 impl Pause {
-    /// `start`, `swapped:SERVER` or `applied:SERVER`.
+    /// `start`, `swapped:SERVER`, `verifying:SERVER` or `applied:SERVER`
+    /// (the points of src/push/apply.rs).
     pub fn new(point: &str) -> Pause {
         Pause {
             point: point.to_string(),

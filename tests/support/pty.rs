@@ -222,6 +222,34 @@ impl Pty {
         self.child.try_wait().unwrap().is_some()
     }
 
+    /// Bytes the program has written so far.
+    pub fn output_len(&self) -> usize {
+        self.raw.lock().unwrap().len()
+    }
+
+    /// Waits until the program has written nothing for `quiet` (the screen
+    /// settled); panics if it never does within `timeout`.
+    pub fn wait_quiet(&self, quiet: Duration, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let (mut len, mut since) = (self.output_len(), Instant::now());
+        loop {
+            std::thread::sleep(Duration::from_millis(25));
+            let now = self.output_len();
+            if now != len {
+                (len, since) = (now, Instant::now());
+            } else if since.elapsed() >= quiet {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "never quiet for {quiet:?}: {} bytes written; screen:\n{}",
+                    now,
+                    self.screen()
+                );
+            }
+        }
+    }
+
     pub fn output(&self) -> String {
         String::from_utf8_lossy(&self.raw.lock().unwrap()).into_owned()
     }

@@ -74,6 +74,10 @@ pub trait Dialog {
     fn waiting(&self) -> bool {
         false
     }
+    /// It shows something that moves every tick (a spinner, a countdown).
+    fn ticking(&self) -> bool {
+        self.waiting()
+    }
     /// It is a worker's question (a host key, a password).
     fn question(&self) -> bool {
         false

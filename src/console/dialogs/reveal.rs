@@ -146,6 +146,11 @@ impl Dialog for Revealed {
         Instant::now() >= self.until
     }
 
+    /// Its title counts down.
+    fn ticking(&self) -> bool {
+        true
+    }
+
     fn own_keys(&self) -> bool {
         true // any key hides them
     }

@@ -209,15 +209,24 @@ impl History {
             ui.style(StyleKey::Text),
         )];
         let arrow = ui.symbols.to;
+        let standing = push.standing();
         for rec in push.pushed() {
             lines.push(Line::raw(""));
-            let style = if rec.outcome.is_fine() {
+            // Where the file stands now: a rollback since shows, not the
+            // push's outcome alone.
+            let now = standing
+                .iter()
+                .find(|(r, _)| {
+                    r.server == rec.server && crate::paths::same_name(&r.file, &rec.file)
+                })
+                .map_or(rec.outcome, |(_, o)| *o);
+            let style = if now.is_fine() {
                 StyleKey::Header
             } else {
                 StyleKey::Warning
             };
             lines.push(Line::styled(
-                format!(" {}  {}", push.label(rec), push.pushed_text(rec)),
+                format!(" {}  {}", push.label(rec), push.standing_text(rec)),
                 ui.style(style),
             ));
             server_lines(ui, rec, width, arrow, &mut lines);
