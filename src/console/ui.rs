@@ -96,12 +96,48 @@ impl Ui {
 }
 
 impl Ui {
-    /// A page of text in a panel, wrapped, scrolled down `scroll` lines.
+    /// A page of text in a panel, wrapped, scrolled down `scroll` lines;
+    /// its frame says what is above and below ([`Ui::more`]).
     pub fn page(&self, f: &mut Frame, area: Rect, title: String, lines: Vec<Line>, scroll: u16) {
-        f.render_widget(
-            wrapped(lines).scroll((scroll, 0)).block(self.block(title)),
-            area,
-        );
+        let end = self.page_end(area, lines.clone());
+        let at = scroll.min(end);
+        let block = self.more(self.block(title), at, end, "");
+        f.render_widget(wrapped(lines).scroll((at, 0)).block(block), area);
+    }
+
+    /// A frame that marks text out of view: `↑ more` on top when scrolled
+    /// down, `↓ N more lines` (then `note`) at the bottom when `at` is
+    /// short of `end`. Every panel and dialog that can overflow says so.
+    pub fn more<'a>(&self, block: Block<'a>, at: u16, end: u16, note: &str) -> Block<'a> {
+        let style = self.style(StyleKey::Warning);
+        let mut block = block;
+        if at > 0 {
+            block = block.title_top(
+                Line::styled(format!(" {} more ", self.symbols.above), style).right_aligned(),
+            );
+        }
+        if at < end {
+            let n = end - at;
+            let s = if n == 1 { "" } else { "s" };
+            block = block.title_bottom(
+                Line::styled(
+                    format!(" {} {n} more line{s}{note} ", self.symbols.below),
+                    style,
+                )
+                .right_aligned(),
+            );
+        }
+        block
+    }
+
+    /// The widths of a table's columns in `width` characters, a space
+    /// between each: fixed columns keep their width, the name and text
+    /// columns (`Min`, `Fill`) grow with the terminal.
+    pub fn columns<const N: usize>(&self, width: u16, cols: [Constraint; N]) -> [usize; N] {
+        let rects = Layout::horizontal(cols)
+            .spacing(1)
+            .split(Rect::new(0, 0, width, 1));
+        std::array::from_fn(|i| usize::from(rects[i].width))
     }
 
     /// How far a [page](Ui::page) of `lines` in `area` scrolls: until its

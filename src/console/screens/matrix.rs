@@ -13,7 +13,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span, Text};
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::widgets::Paragraph;
 
 const CELL: usize = 13;
 
@@ -161,13 +161,18 @@ impl Screen for Matrix {
         let inner = outer.inner(table_area);
         f.render_widget(outer, table_area);
 
+        // The names as wide as the longest needs, when the servers' columns
+        // leave the room; never narrower than 14 or, when it is short of
+        // the longest, than 28 (a cut name is marked).
+        let width = inner.width as usize;
+        let cells = self.servers.len().max(1) * (CELL + 1);
         let site_w = sites
             .iter()
             .map(|s| s.site.chars().count() + 3)
             .max()
             .unwrap_or(10)
-            .clamp(14, 28);
-        let width = inner.width as usize;
+            .min(width.saturating_sub(cells).max(28))
+            .max(14);
         let fit = ((width.saturating_sub(site_w + 1)) / (CELL + 1)).max(1);
         // Keep the selected column in view.
         let sel_col = self.col.saturating_sub(1);
@@ -276,12 +281,8 @@ impl Screen for Matrix {
             Some(site) => (format!(" {} ", site.site), findings_text(ui, site)),
             None => (" Findings ".to_string(), Text::raw("")),
         };
-        f.render_widget(
-            Paragraph::new(text)
-                .wrap(Wrap { trim: true })
-                .block(ui.block(title)),
-            panel_area,
-        );
+        // Its frame says how many lines do not fit (the detail has them all).
+        ui.page(f, panel_area, title, text.lines, 0);
     }
 }
 

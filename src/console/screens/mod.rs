@@ -221,6 +221,11 @@ impl Scroll {
         self.at = 0;
     }
 
+    /// How far it scrolls: 0 when it all shows.
+    pub fn end(&self) -> u16 {
+        self.end
+    }
+
     pub fn step(&mut self, nav: Nav) {
         self.at = nav.step(usize::from(self.at), usize::from(self.end) + 1) as u16;
     }
@@ -248,6 +253,10 @@ impl Rows {
 
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
     }
 
     /// Shows `list`; the cursor goes to the first row `same` says is the
