@@ -610,13 +610,9 @@ fn demo_with_push_choice() -> (tempfile::TempDir, std::path::PathBuf, Pty) {
     (dir, audit, p)
 }
 
-/// The demo's pushes are recorded in a log of its own, beside its farm:
-/// they show in its History screen, never in the operator's audit log.
-#[test]
-fn the_demo_never_writes_the_operators_audit_log() {
-    let dir = tmp();
-    let real_log = dir.path().join(".local/state/farmkey/audit.jsonl");
-    let mut p = Pty::farmkey(&["demo"], &[], 100, 30, dir.path());
+/// On the demo once read: Flowtime pushed with its first choice, the
+/// result read and closed.
+fn push_flowtime_on_the_demo(p: &mut Pty) {
     p.wait_for("servers 3 ok", T);
     p.send("p");
     p.wait_for("Push to Flowtime", T);
@@ -627,6 +623,16 @@ fn the_demo_never_writes_the_operators_audit_log() {
     p.wait_for("Push done", T);
     p.send(ENTER);
     p.wait_until("the dialog closed", T, |s| !s.contains("Push done"));
+}
+
+/// The demo's pushes are recorded in a log of its own, beside its farm:
+/// they show in its History screen, never in the operator's audit log.
+#[test]
+fn the_demo_never_writes_the_operators_audit_log() {
+    let dir = tmp();
+    let real_log = dir.path().join(".local/state/farmkey/audit.jsonl");
+    let mut p = Pty::farmkey(&["demo"], &[], 100, 30, dir.path());
+    push_flowtime_on_the_demo(&mut p);
     p.send("5");
     let s = p.wait_until("the demo's push in History", T, |s| {
         s.lines()
@@ -1637,16 +1643,7 @@ fn the_log_wraps_a_push_result_and_w_toggles_sideways_scrolling() {
         24,
         dir.path(),
     );
-    p.wait_for("servers 3 ok", T);
-    p.send("p");
-    p.wait_for("Push to Flowtime", T);
-    p.send(ENTER);
-    p.wait_for("Confirm push", T);
-    p.send(RIGHT);
-    p.send(ENTER);
-    p.wait_for("Push done", T);
-    p.send(ENTER);
-    p.wait_until("the dialog closed", T, |s| !s.contains("Push done"));
+    push_flowtime_on_the_demo(&mut p);
     p.send("4");
     // Wrapped: the result's end is on screen, on a row of its own.
     let s = p.wait_until("the push result wrapped", T, |s| {

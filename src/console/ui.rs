@@ -194,3 +194,78 @@ pub fn areas(area: Rect, read_only: bool) -> [Rect; 5] {
 pub fn body(size: Size, read_only: bool) -> Rect {
     areas(Rect::from((Position::ORIGIN, size)), read_only)[3]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::symbols::{ASCII, UNICODE};
+    use crate::console::theme::Theme;
+    use ratatui::widgets::Borders;
+
+    fn ui(symbols: Symbols) -> Ui {
+        Ui {
+            theme: Theme::built_in("default", false).unwrap(),
+            symbols,
+            tick: 0,
+        }
+    }
+
+    #[test]
+    fn a_cut_text_ends_in_the_active_sets_mark() {
+        assert_eq!(ui(UNICODE).truncate("web01, web02, web03", 8), "web01, …");
+        assert_eq!(ui(ASCII).truncate("web01, web02, web03", 8), "web01, $");
+        assert_eq!(ui(ASCII).pad("web01", 8), "web01   ");
+        assert_eq!(
+            ui(ASCII).truncate_left("C:\\a\\web.config", 11),
+            "$web.config"
+        );
+    }
+
+    #[test]
+    fn fixed_columns_keep_their_width_and_the_text_column_takes_the_rest() {
+        let cols = |w| {
+            ui(UNICODE).columns(
+                w,
+                [
+                    Constraint::Length(8),
+                    Constraint::Length(12),
+                    Constraint::Fill(1),
+                ],
+            )
+        };
+        assert_eq!(cols(58), [8, 12, 36]);
+        assert_eq!(cols(118), [8, 12, 96]);
+    }
+
+    /// The marks a panel's border gets, as drawn on a 30x3 buffer.
+    fn border(at: u16, end: u16) -> String {
+        use ratatui::buffer::Buffer;
+        use ratatui::widgets::Widget;
+        let u = ui(UNICODE);
+        let area = Rect::new(0, 0, 30, 3);
+        let mut buf = Buffer::empty(area);
+        u.more(Block::new().borders(Borders::ALL), at, end, "")
+            .render(area, &mut buf);
+        (0..3)
+            .map(|y| (0..30).map(|x| buf[(x, y)].symbol()).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn a_panel_says_what_is_above_and_below_it() {
+        assert!(!border(0, 0).contains("more"));
+        let top = border(0, 3);
+        assert!(
+            top.contains("↓ 3 more lines") && !top.contains("↑"),
+            "{top}"
+        );
+        let middle = border(2, 3);
+        assert!(
+            middle.contains("↑ more") && middle.contains("↓ 1 more line "),
+            "{middle}"
+        );
+        let end = border(3, 3);
+        assert!(end.contains("↑ more") && !end.contains("↓"), "{end}");
+    }
+}
