@@ -1837,6 +1837,21 @@ fn the_findings_panel_takes_the_rows_the_list_leaves_and_scrolls_to_its_end() {
         let rows = screen_rows(&a, w, h);
         let text = rows.join("\n");
         insta::assert_snapshot!(format!("findings_cut_{w}x{h}"), text);
+        // A list with rows below those shown says so; at its end, above.
+        if h == 16 {
+            assert!(
+                panel_bottom(&rows, "Findings (").contains("more line"),
+                "{text}"
+            );
+            let (_dir, mut b) = app("default");
+            key(&mut b, KeyCode::Char('3'));
+            resize(&mut b, w, h);
+            key(&mut b, KeyCode::End);
+            let rows = screen_rows(&b, w, h);
+            let list = rows.iter().find(|r| r.contains("Findings (")).unwrap();
+            assert!(list.contains("↑ more"), "{}", rows.join("\n"));
+            assert!(!panel_bottom(&rows, "Findings (").contains("more line"));
+        }
         // The list has no empty rows above the panel.
         let top = rows.iter().position(|r| r.contains("What to do")).unwrap();
         assert!(

@@ -159,7 +159,6 @@ impl Screen for Findings {
         };
         let outer = ui.block(format!(" Findings ({order}) "));
         let inner = outer.inner(list_area);
-        f.render_widget(outer, list_area);
         // The mark column, then SEVERITY, CODE, SITE and SERVERS: CODE and
         // SITE as wide as their longest (SITE leaving SERVERS a third of
         // what is left), SERVERS the rest; a cut cell is marked.
@@ -193,6 +192,9 @@ impl Screen for Findings {
             ui.style(StyleKey::TextDim),
         )];
         let height = inner.height.saturating_sub(1) as usize;
+        // Rows above and below the list's say so on its border.
+        let (at, end) = self.rows.more(height);
+        f.render_widget(ui.more(outer, at, end, ""), list_area);
         for (k, selected) in self.rows.shown(height) {
             let Some(x) = all.get(k) else { continue };
             let style = if selected {

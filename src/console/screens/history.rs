@@ -112,7 +112,6 @@ impl History {
         };
         let outer = ui.block(ui.truncate_left(&title, list_area.width.saturating_sub(4) as usize));
         let inner = outer.inner(list_area);
-        f.render_widget(outer, list_area);
         // SITE as wide as its longest name while OUTCOME keeps half of
         // what the fixed columns leave; OUTCOME takes the rest.
         let longest = data
@@ -144,6 +143,9 @@ impl History {
             ui.style(StyleKey::TextDim),
         )];
         let height = inner.height.saturating_sub(1) as usize;
+        // Rows above and below the list's say so on its border.
+        let (at, end) = self.rows.more(height);
+        f.render_widget(ui.more(outer, at, end, ""), list_area);
         for (i, selected) in self.rows.shown(height) {
             let push = &data.history.pushes[i];
             let fine = push.standing().iter().all(|(_, o)| o.is_fine());

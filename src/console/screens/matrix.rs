@@ -159,7 +159,6 @@ impl Screen for Matrix {
             Layout::vertical([Constraint::Length(table_h), Constraint::Min(5)]).areas(area);
         let outer = ui.block(format!(" Sites {} servers ", ui.symbols.times));
         let inner = outer.inner(table_area);
-        f.render_widget(outer, table_area);
 
         // The names as wide as the longest needs, when the servers' columns
         // leave the room; never narrower than 14 or, when it is short of
@@ -236,6 +235,10 @@ impl Screen for Matrix {
             lines.push(Line::styled(msg, ui.style(StyleKey::TextDim)));
         }
         let first_row = first_shown(self.row, body_rows);
+        // Sites above and below the table's say so on its border.
+        let more = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
+        let end = more(sites.len().saturating_sub(body_rows));
+        f.render_widget(ui.more(outer, more(first_row), end, ""), table_area);
         for (r, site) in sites.iter().enumerate().skip(first_row).take(body_rows) {
             let selected_row = r == self.row;
             let (sym, style) = if site.has_disclosed_key() {

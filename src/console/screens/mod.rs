@@ -275,6 +275,16 @@ impl Rows {
         self.cursor = nav.step(self.cursor, self.list.len());
     }
 
+    /// For [`Ui::more`](super::ui::Ui::more): the rows above those shown
+    /// in `height` lines, and how many could be.
+    pub fn more(&self, height: usize) -> (u16, u16) {
+        let clamp = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
+        (
+            clamp(first_shown(self.cursor, height)),
+            clamp(self.list.len().saturating_sub(height)),
+        )
+    }
+
     /// The rows that fit in `height` lines with the cursor's among them:
     /// each with whether the cursor is on it.
     pub fn shown(&self, height: usize) -> impl Iterator<Item = (usize, bool)> + '_ {
