@@ -1912,6 +1912,30 @@ fn the_matrix_findings_panel_says_how_many_more_lines_it_has() {
                 bottom.contains("↓") && bottom.contains("more line"),
                 "{w}x{h}: {text}"
             );
+            assert!(bottom.contains("(J/K)"), "{w}x{h}: {text}");
+        }
+        // J scrolls the panel to its end: nothing below, something above.
+        for _ in 0..60 {
+            key(&mut a, KeyCode::Char('J'));
+        }
+        let rows = screen_rows(&a, w, h);
+        let bottom = &rows[usize::from(h) - 2];
+        assert!(
+            !bottom.contains("more line"),
+            "{w}x{h}: {}",
+            rows.join("\n")
+        );
+        if w < 120 {
+            let top = rows
+                .iter()
+                .rfind(|r| r.contains("Default Web Site ─"))
+                .unwrap();
+            assert!(top.contains("↑ more"), "{w}x{h}: {}", rows.join("\n"));
+            // Moving to another site shows its findings from their top.
+            key(&mut a, KeyCode::Down);
+            let rows = screen_rows(&a, w, h);
+            assert!(!rows.join("\n").contains("↑ more"), "{w}x{h}");
+            key(&mut a, KeyCode::Up);
         }
         // The detail has every line of it.
         key(&mut a, KeyCode::Enter);

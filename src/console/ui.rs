@@ -97,11 +97,25 @@ impl Ui {
 
 impl Ui {
     /// A page of text in a panel, wrapped, scrolled down `scroll` lines;
-    /// its frame says what is above and below ([`Ui::more`]).
+    /// its frame says what is above and below ([`Ui::more`]), then `note`.
     pub fn page(&self, f: &mut Frame, area: Rect, title: String, lines: Vec<Line>, scroll: u16) {
+        self.page_noted(f, area, title, lines, scroll, "");
+    }
+
+    /// A [page](Ui::page) whose frame names the keys that scroll it where
+    /// the footer has no room for them: `↓ 6 more lines (J/K)`.
+    pub fn page_noted(
+        &self,
+        f: &mut Frame,
+        area: Rect,
+        title: String,
+        lines: Vec<Line>,
+        scroll: u16,
+        note: &str,
+    ) {
         let end = self.page_end(area, lines.clone());
         let at = scroll.min(end);
-        let block = self.more(self.block(title), at, end, "");
+        let block = self.more(self.block(title), at, end, note);
         f.render_widget(wrapped(lines).scroll((at, 0)).block(block), area);
     }
 

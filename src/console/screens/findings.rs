@@ -144,7 +144,7 @@ impl Screen for Findings {
             ("s", "sort"),
         ];
         if self.panel.end() > 0 {
-            keys.push(("J/K", "scroll what to do"));
+            keys.push(("J/K", "scroll panel"));
         }
         keys
     }
@@ -245,12 +245,13 @@ impl Screen for Findings {
         }
         f.render_widget(Paragraph::new(lines), inner);
         // The registry's remedy first, then the message with the specifics.
-        ui.page(
+        ui.page_noted(
             f,
             panel_area,
             " What to do ".to_string(),
             self.panel_text(data, ui),
             self.panel.at(),
+            " (J/K)",
         );
     }
 }
