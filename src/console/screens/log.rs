@@ -34,6 +34,9 @@ impl Default for Log {
     }
 }
 
+/// ` 11:20:45 ` before each line's text.
+const TIME_WIDTH: usize = 10;
+
 /// How far `←`/`→` scroll a line sideways.
 const SIDEWAYS_STEP: usize = 20;
 
@@ -75,11 +78,11 @@ impl Log {
             Level::Warn => StyleKey::LogWarn,
             Level::Error => StyleKey::LogError,
         });
-        let time = format!(" {} ", time_of(e.at));
+        let time = format!(" {:<8} ", time_of(e.at));
         let text = if self.wrap {
             e.text.clone()
         } else {
-            let room = width.saturating_sub(time.chars().count());
+            let room = width.saturating_sub(TIME_WIDTH);
             let rest: String = e.text.chars().skip(self.sideways).collect();
             let rest = if self.sideways > 0 && !rest.is_empty() {
                 // The first character gives way to the mark.
@@ -145,6 +148,9 @@ impl Screen for Log {
         self.offset = self
             .offset
             .min(self.rows.len().saturating_sub(first_page.max(1)));
+        if self.wrap {
+            return;
+        }
         // Sideways no further than the longest line's end shows.
         let longest = self
             .rows
@@ -153,7 +159,7 @@ impl Screen for Log {
             .map(|e| e.text.chars().count())
             .max()
             .unwrap_or(0);
-        let room = usize::from(inner.width).saturating_sub(10);
+        let room = usize::from(inner.width).saturating_sub(TIME_WIDTH);
         self.sideways = self
             .sideways
             .min(longest.saturating_sub(room.saturating_sub(1)));
