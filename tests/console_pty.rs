@@ -610,13 +610,9 @@ fn demo_with_push_choice() -> (tempfile::TempDir, std::path::PathBuf, Pty) {
     (dir, audit, p)
 }
 
-/// The demo's pushes are recorded in a log of its own, beside its farm:
-/// they show in its History screen, never in the operator's audit log.
-#[test]
-fn the_demo_never_writes_the_operators_audit_log() {
-    let dir = tmp();
-    let real_log = dir.path().join(".local/state/farmkey/audit.jsonl");
-    let mut p = Pty::farmkey(&["demo"], &[], 100, 30, dir.path());
+/// On the demo once read: Flowtime pushed with its first choice, the
+/// result read and closed.
+fn push_flowtime_on_the_demo(p: &mut Pty) {
     p.wait_for("servers 3 ok", T);
     p.send("p");
     p.wait_for("Push to Flowtime", T);
@@ -627,6 +623,16 @@ fn the_demo_never_writes_the_operators_audit_log() {
     p.wait_for("Push done", T);
     p.send(ENTER);
     p.wait_until("the dialog closed", T, |s| !s.contains("Push done"));
+}
+
+/// The demo's pushes are recorded in a log of its own, beside its farm:
+/// they show in its History screen, never in the operator's audit log.
+#[test]
+fn the_demo_never_writes_the_operators_audit_log() {
+    let dir = tmp();
+    let real_log = dir.path().join(".local/state/farmkey/audit.jsonl");
+    let mut p = Pty::farmkey(&["demo"], &[], 100, 30, dir.path());
+    push_flowtime_on_the_demo(&mut p);
     p.send("5");
     let s = p.wait_until("the demo's push in History", T, |s| {
         s.lines()
@@ -1710,4 +1716,59 @@ fn the_push_progress_line_follows_the_servers_and_history_shows_the_rollback() {
         p.send("q");
         assert_eq!(p.wait_exit(T), 0);
     }
+}
+
+/// A push's result is longer than the Log is wide at 80x24: wrapped, all
+/// of it shows; `w` cuts it with a mark, and `→` scrolls to its end.
+#[test]
+fn the_log_wraps_a_push_result_and_w_toggles_sideways_scrolling() {
+    let dir = tmp();
+    let audit = dir.path().join("audit.jsonl");
+    let mut p = Pty::farmkey(
+        &["demo", "--audit", audit.to_str().unwrap()],
+        &[],
+        80,
+        24,
+        dir.path(),
+    );
+    push_flowtime_on_the_demo(&mut p);
+    p.send("4");
+    // Wrapped: the result's end is on screen, on a row of its own.
+    let s = p.wait_until("the push result wrapped", T, |s| {
+        s.contains("Log (wrapped") && s.contains("re-read from each server).")
+    });
+    let line = s
+        .lines()
+        .find(|l| l.contains("Flowtime is in step on every server"))
+        .unwrap_or_else(|| panic!("{s}"));
+    assert!(!line.contains(")."), "it does not fit one row: {s}");
+    // `w`: one row, cut with a mark; the footer offers wrapping back.
+    p.send("w");
+    let s = p.wait_until("the push result cut", T, |s| {
+        s.contains("Log (cut") && s.contains("w wrap")
+    });
+    let line = s
+        .lines()
+        .find(|l| l.contains("Flowtime is in step"))
+        .unwrap_or_else(|| panic!("{s}"));
+    assert!(line.trim_end_matches([' ', '│']).ends_with('…'), "{s}");
+    assert!(!s.contains("re-read from each server)."), "{s}");
+    // Sideways to its end: the tail shows, marked where it begins.
+    for _ in 0..10 {
+        p.send(RIGHT);
+    }
+    let s = p.wait_until("the end of the push result", T, |s| {
+        s.lines().any(|l| l.contains("re-read from each server)."))
+    });
+    assert!(!s.contains("Flowtime is in step"), "{s}");
+    let line = s
+        .lines()
+        .find(|l| l.contains("re-read from each server)."))
+        .unwrap();
+    // `│ 11:20:45 ` then the text, its first character the mark.
+    assert_eq!(line.chars().nth(11), Some('…'), "{s}");
+    p.send("w");
+    p.wait_for("Log (wrapped", T);
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
 }

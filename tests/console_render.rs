@@ -1786,3 +1786,272 @@ fn a_server_with_no_managed_code_shows_no_clr_not_unreadable() {
     assert!(flowtime.contains("no CLR"), "{screen}");
     assert!(!flowtime.contains("unreadable"), "{screen}");
 }
+
+// Nothing is cut off unseen (issue 22 item 1): every cut cell is marked,
+// every panel that overflows says so and scrolls, and the full text can
+// be reached, at every size the console is drawn at.
+
+const SIZES: [(u16, u16); 3] = [(80, 24), (60, 16), (120, 40)];
+
+/// A push result as long as the console writes them, with a tail to find.
+const LONG_LINE: &str = "push Flowtime: key set 4284dd2d written, verified and \
+    in step on every server of the farm (web01, web02, web03), backups kept in \
+    C:\\inetpub\\Cora\\Flowtime\\web.config.farmkey-backup; END-OF-LINE";
+
+/// The terminal's rows, trailing spaces dropped.
+fn screen_rows(a: &App, w: u16, h: u16) -> Vec<String> {
+    let buf = render(a, w, h).backend().buffer().clone();
+    (0..h)
+        .map(|y| {
+            let row: String = (0..w).map(|x| buf[(x, y)].symbol()).collect();
+            row.trim_end().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn the_log_wraps_long_lines_and_w_cuts_them_with_a_mark_and_scrolls_sideways() {
+    for (symbols, mark) in [(symbols::UNICODE, "…"), (symbols::ASCII, "$")] {
+        for (w, h) in SIZES {
+            let (_dir, mut a) = app("default");
+            a.ui.symbols = symbols;
+            a.log(farmkey::console::model::Level::Info, LONG_LINE);
+            key(&mut a, KeyCode::Char('4'));
+            resize(&mut a, w, h);
+            // Wrapped (the default): the whole line, its tail on the last row.
+            let rows = screen_rows(&a, w, h);
+            let text = rows.join("\n");
+            assert!(text.contains("Log (wrapped"), "{w}x{h}: {text}");
+            assert!(text.contains("END-OF-LINE"), "{w}x{h}: {text}");
+            assert!(text.contains("every server of"), "{w}x{h}: {text}");
+            // `w`: one row, cut with a mark, the tail out of view.
+            key(&mut a, KeyCode::Char('w'));
+            let rows = screen_rows(&a, w, h);
+            let text = rows.join("\n");
+            assert!(text.contains("Log (cut"), "{w}x{h}: {text}");
+            if mark == "$" {
+                // The time of day differs from run to run.
+                insta::assert_snapshot!(
+                    format!("log_cut_{w}x{h}_ascii"),
+                    // The line after its time of day (which differs every run).
+                    rows.iter()
+                        .find(|l| l.contains("push Flowtime"))
+                        .map(|l| l.chars().skip(11).collect::<String>())
+                        .unwrap()
+                );
+            }
+            let line = rows.iter().find(|r| r.contains("push Flowtime")).unwrap();
+            assert!(
+                line.trim_end_matches(['│', '|']).ends_with(mark),
+                "{w}x{h}: no mark where the line is cut: {line}"
+            );
+            assert!(!text.contains("END-OF-LINE"), "{w}x{h}: {text}");
+            assert!(
+                rows[usize::from(h) - 1].contains("w wrap"),
+                "{w}x{h}: {text}"
+            );
+            // Sideways to the end: the tail shows, a mark where it begins.
+            for _ in 0..20 {
+                key(&mut a, KeyCode::Right);
+            }
+            let rows = screen_rows(&a, w, h);
+            let line = rows.iter().find(|r| r.contains("END-OF-LINE")).unwrap();
+            assert!(!line.contains("push Flowtime"), "{w}x{h}: {line}");
+            // `│ 11:20:45 ` then the text.
+            let text: String = line.chars().skip(11).collect();
+            assert!(text.starts_with(mark), "{w}x{h}: {line}");
+            // And back to wrapping.
+            key(&mut a, KeyCode::Char('w'));
+            let text = screen_rows(&a, w, h).join("\n");
+            assert!(text.contains("push Flowtime") && text.contains("END-OF-LINE"));
+        }
+    }
+}
+
+/// The bottom border of the panel whose top border names `title`.
+fn panel_bottom<'a>(rows: &'a [String], title: &str) -> &'a str {
+    let top = rows.iter().position(|r| r.contains(title)).unwrap();
+    rows[top + 1..]
+        .iter()
+        .find(|r| r.starts_with('└') || r.starts_with('+'))
+        .unwrap()
+}
+
+#[test]
+fn the_findings_panel_takes_the_rows_the_list_leaves_and_scrolls_to_its_end() {
+    for (w, h) in SIZES {
+        let (_dir, mut a) = app("default");
+        key(&mut a, KeyCode::Char('3'));
+        resize(&mut a, w, h);
+        let rows = screen_rows(&a, w, h);
+        let text = rows.join("\n");
+        insta::assert_snapshot!(format!("findings_cut_{w}x{h}"), text);
+        // A list with rows below those shown says so; at its end, above.
+        if h == 16 {
+            assert!(
+                panel_bottom(&rows, "Findings (").contains("more line"),
+                "{text}"
+            );
+            let (_dir, mut b) = app("default");
+            key(&mut b, KeyCode::Char('3'));
+            resize(&mut b, w, h);
+            key(&mut b, KeyCode::End);
+            let rows = screen_rows(&b, w, h);
+            let list = rows.iter().find(|r| r.contains("Findings (")).unwrap();
+            assert!(list.contains("↑ more"), "{}", rows.join("\n"));
+            assert!(!panel_bottom(&rows, "Findings (").contains("more line"));
+        }
+        // The list has no empty rows above the panel.
+        let top = rows.iter().position(|r| r.contains("What to do")).unwrap();
+        assert!(
+            !rows[top - 2].trim_matches(['│', ' ']).is_empty(),
+            "{w}x{h}: {text}"
+        );
+        // Overflowing, it says how much more there is; J scrolls to the end.
+        if !text.contains("Servers: web01, web02, web03") {
+            assert!(
+                panel_bottom(&rows, "What to do").contains("more line"),
+                "{w}x{h}: {text}"
+            );
+            assert!(rows[usize::from(h) - 1].contains("J/K"), "{w}x{h}: {text}");
+            for _ in 0..30 {
+                key(&mut a, KeyCode::Char('J'));
+            }
+        }
+        let rows = screen_rows(&a, w, h);
+        let text = rows.join("\n");
+        assert!(
+            text.contains("Servers: web01, web02, web03"),
+            "{w}x{h}: {text}"
+        );
+        assert!(
+            !panel_bottom(&rows, "What to do").contains("more line"),
+            "{w}x{h}"
+        );
+        assert!(
+            text.contains("signed in)."),
+            "{w}x{h}: the message's end: {text}"
+        );
+        // A cut SERVERS cell is marked.
+        let row = rows.iter().find(|r| r.contains("key-mismatch")).unwrap();
+        assert!(
+            row.contains("web01, web02, web03")
+                || row.trim_end_matches('│').trim_end().ends_with('…'),
+            "{w}x{h}: {row}"
+        );
+        if w >= 120 {
+            assert!(row.contains("web01, web02, web03"), "{row}");
+            // Names are not cut where the terminal has room.
+            assert!(text.contains("Sequence Administration "), "{text}");
+        }
+    }
+}
+
+#[test]
+fn the_matrix_findings_panel_says_how_many_more_lines_it_has() {
+    for (w, h) in SIZES {
+        let mut a = disclosed_app("default", symbols::UNICODE);
+        resize(&mut a, w, h);
+        let rows = screen_rows(&a, w, h);
+        let text = rows.join("\n");
+        insta::assert_snapshot!(format!("matrix_cut_{w}x{h}"), text);
+        let bottom = rows[usize::from(h) - 2].clone();
+        if w < 120 {
+            assert!(
+                bottom.contains("↓") && bottom.contains("more line"),
+                "{w}x{h}: {text}"
+            );
+            assert!(bottom.contains("(J/K)"), "{w}x{h}: {text}");
+        }
+        // J scrolls the panel to its end: nothing below, something above.
+        for _ in 0..60 {
+            key(&mut a, KeyCode::Char('J'));
+        }
+        let rows = screen_rows(&a, w, h);
+        let bottom = &rows[usize::from(h) - 2];
+        assert!(
+            !bottom.contains("more line"),
+            "{w}x{h}: {}",
+            rows.join("\n")
+        );
+        if w < 120 {
+            let top = rows
+                .iter()
+                .rfind(|r| r.contains("Default Web Site ─"))
+                .unwrap();
+            assert!(top.contains("↑ more"), "{w}x{h}: {}", rows.join("\n"));
+            // Moving to another site shows its findings from their top.
+            key(&mut a, KeyCode::Down);
+            let rows = screen_rows(&a, w, h);
+            assert!(!rows.join("\n").contains("↑ more"), "{w}x{h}");
+            key(&mut a, KeyCode::Up);
+        }
+        // The detail has every line of it.
+        key(&mut a, KeyCode::Enter);
+        for _ in 0..80 {
+            key(&mut a, KeyCode::Down);
+        }
+        let text = screen_rows(&a, w, h).join("\n");
+        assert!(
+            !text.contains("more line") || text.contains("↑ more"),
+            "{w}x{h}: {text}"
+        );
+    }
+}
+
+#[test]
+fn history_outcomes_are_marked_where_cut_and_whole_where_there_is_room() {
+    for (w, h) in SIZES {
+        let (_dir, mut a) = app("default");
+        with_history(&mut a);
+        resize(&mut a, w, h);
+        let rows = screen_rows(&a, w, h);
+        let text = rows.join("\n");
+        insta::assert_snapshot!(format!("history_cut_{w}x{h}"), text);
+        let row = rows.iter().find(|r| r.contains("2026-11-26")).unwrap();
+        if w >= 120 {
+            assert!(row.contains("1 rolled-back, 1 refused"), "{text}");
+        } else {
+            assert!(
+                row.trim_end_matches('│').trim_end().ends_with('…'),
+                "{w}x{h}: a cut outcome is marked: {row}"
+            );
+        }
+        // The push's servers have the whole of it.
+        keys(&mut a, "↓↓\n");
+        let text = screen_rows(&a, w, h).join("\n");
+        assert!(text.contains("refused"), "{w}x{h}: {text}");
+    }
+}
+
+#[test]
+fn the_ascii_cut_mark_is_no_other_mark() {
+    let s = symbols::ASCII;
+    let others = [
+        s.ok,
+        s.drift,
+        s.unverified,
+        s.error,
+        s.warning,
+        s.info,
+        s.disclosed,
+        s.auto,
+        s.dpapi,
+        s.algorithm,
+        s.encrypted,
+        s.unreadable,
+        s.invalid,
+        s.absent,
+        s.unreachable,
+        s.pointer,
+        s.hbar,
+        s.sep,
+        s.times,
+        s.mask,
+        s.above,
+        s.below,
+        s.border.top_left,
+    ];
+    assert!(!others.contains(&s.ellipsis), "{}", s.ellipsis);
+    assert_ne!(s.ellipsis, "~", "~ is the auto-generated key's mark");
+}

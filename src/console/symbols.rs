@@ -26,6 +26,7 @@ pub struct Symbols {
     pub sep: &'static str,
     pub times: &'static str,
     pub mask: &'static str,
+    /// Where a text is cut ([`Ui::truncate`](super::ui::Ui::truncate)).
     pub ellipsis: &'static str,
     pub arrows: &'static str,
     pub updown: &'static str,
@@ -95,7 +96,9 @@ pub const ASCII: Symbols = Symbols {
     sep: "|",
     times: "x",
     mask: "*",
-    ellipsis: "~",
+    // Not `~` (an auto-generated key), `>` (the pointer) nor `+` (borders,
+    // more servers): `$`, as nano marks a line that goes on.
+    ellipsis: "$",
     arrows: "arrows",
     updown: "up/down",
     leftright: "left/right",

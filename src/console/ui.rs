@@ -96,12 +96,62 @@ impl Ui {
 }
 
 impl Ui {
-    /// A page of text in a panel, wrapped, scrolled down `scroll` lines.
+    /// A page of text in a panel, wrapped, scrolled down `scroll` lines;
+    /// its frame says what is above and below ([`Ui::more`]), then `note`.
     pub fn page(&self, f: &mut Frame, area: Rect, title: String, lines: Vec<Line>, scroll: u16) {
-        f.render_widget(
-            wrapped(lines).scroll((scroll, 0)).block(self.block(title)),
-            area,
-        );
+        self.page_noted(f, area, title, lines, scroll, "");
+    }
+
+    /// A [page](Ui::page) whose frame names the keys that scroll it where
+    /// the footer has no room for them: `↓ 6 more lines (J/K)`.
+    pub fn page_noted(
+        &self,
+        f: &mut Frame,
+        area: Rect,
+        title: String,
+        lines: Vec<Line>,
+        scroll: u16,
+        note: &str,
+    ) {
+        let end = self.page_end(area, lines.clone());
+        let at = scroll.min(end);
+        let block = self.more(self.block(title), at, end, note);
+        f.render_widget(wrapped(lines).scroll((at, 0)).block(block), area);
+    }
+
+    /// A frame that marks text out of view: `↑ more` on top when scrolled
+    /// down, `↓ N more lines` (then `note`) at the bottom when `at` is
+    /// short of `end`. Every panel and dialog that can overflow says so.
+    pub fn more<'a>(&self, block: Block<'a>, at: u16, end: u16, note: &str) -> Block<'a> {
+        let style = self.style(StyleKey::Warning);
+        let mut block = block;
+        if at > 0 {
+            block = block.title_top(
+                Line::styled(format!(" {} more ", self.symbols.above), style).right_aligned(),
+            );
+        }
+        if at < end {
+            let n = end - at;
+            let s = if n == 1 { "" } else { "s" };
+            block = block.title_bottom(
+                Line::styled(
+                    format!(" {} {n} more line{s}{note} ", self.symbols.below),
+                    style,
+                )
+                .right_aligned(),
+            );
+        }
+        block
+    }
+
+    /// The widths of a table's columns in `width` characters, a space
+    /// between each: fixed columns keep their width, the name and text
+    /// columns (`Min`, `Fill`) grow with the terminal.
+    pub fn columns<const N: usize>(&self, width: u16, cols: [Constraint; N]) -> [usize; N] {
+        let rects = Layout::horizontal(cols)
+            .spacing(1)
+            .split(Rect::new(0, 0, width, 1));
+        std::array::from_fn(|i| usize::from(rects[i].width))
     }
 
     /// How far a [page](Ui::page) of `lines` in `area` scrolls: until its
@@ -157,4 +207,79 @@ pub fn areas(area: Rect, read_only: bool) -> [Rect; 5] {
 /// Where the screen shown is drawn on a terminal of `size`.
 pub fn body(size: Size, read_only: bool) -> Rect {
     areas(Rect::from((Position::ORIGIN, size)), read_only)[3]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::symbols::{ASCII, UNICODE};
+    use crate::console::theme::Theme;
+    use ratatui::widgets::Borders;
+
+    fn ui(symbols: Symbols) -> Ui {
+        Ui {
+            theme: Theme::built_in("default", false).unwrap(),
+            symbols,
+            tick: 0,
+        }
+    }
+
+    #[test]
+    fn a_cut_text_ends_in_the_active_sets_mark() {
+        assert_eq!(ui(UNICODE).truncate("web01, web02, web03", 8), "web01, …");
+        assert_eq!(ui(ASCII).truncate("web01, web02, web03", 8), "web01, $");
+        assert_eq!(ui(ASCII).pad("web01", 8), "web01   ");
+        assert_eq!(
+            ui(ASCII).truncate_left("C:\\a\\web.config", 11),
+            "$web.config"
+        );
+    }
+
+    #[test]
+    fn fixed_columns_keep_their_width_and_the_text_column_takes_the_rest() {
+        let cols = |w| {
+            ui(UNICODE).columns(
+                w,
+                [
+                    Constraint::Length(8),
+                    Constraint::Length(12),
+                    Constraint::Fill(1),
+                ],
+            )
+        };
+        assert_eq!(cols(58), [8, 12, 36]);
+        assert_eq!(cols(118), [8, 12, 96]);
+    }
+
+    /// The marks a panel's border gets, as drawn on a 30x3 buffer.
+    fn border(at: u16, end: u16) -> String {
+        use ratatui::buffer::Buffer;
+        use ratatui::widgets::Widget;
+        let u = ui(UNICODE);
+        let area = Rect::new(0, 0, 30, 3);
+        let mut buf = Buffer::empty(area);
+        u.more(Block::new().borders(Borders::ALL), at, end, "")
+            .render(area, &mut buf);
+        (0..3)
+            .map(|y| (0..30).map(|x| buf[(x, y)].symbol()).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn a_panel_says_what_is_above_and_below_it() {
+        assert!(!border(0, 0).contains("more"));
+        let top = border(0, 3);
+        assert!(
+            top.contains("↓ 3 more lines") && !top.contains("↑"),
+            "{top}"
+        );
+        let middle = border(2, 3);
+        assert!(
+            middle.contains("↑ more") && middle.contains("↓ 1 more line "),
+            "{middle}"
+        );
+        let end = border(3, 3);
+        assert!(end.contains("↑ more") && !end.contains("↓"), "{end}");
+    }
 }

@@ -2,22 +2,24 @@
 //! the least, with `s`); what to do about the selected one below: the
 //! registry's remedy for its code, then its message.
 
-use super::{Nav, Reply, Rows, Screen};
+use super::{Nav, Reply, Rows, Screen, Scroll};
 use crate::analysis::Finding;
 use crate::console::model::Data;
 use crate::console::theme::StyleKey;
-use crate::console::ui::{KeyHelp, Ui};
+use crate::console::ui::{KeyHelp, Ui, wrapped};
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::widgets::Paragraph;
 
 pub struct Findings {
     /// The rows shown, in the chosen order: indices into the report's
     /// findings (as `all_findings` lists them).
     rows: Rows,
     worst_first: bool,
+    /// How far the "What to do" panel is scrolled (`J`/`K`).
+    panel: Scroll,
 }
 
 impl Default for Findings {
@@ -25,6 +27,7 @@ impl Default for Findings {
         Findings {
             rows: Rows::default(),
             worst_first: true,
+            panel: Scroll::default(),
         }
     }
 }
@@ -37,6 +40,43 @@ fn all_findings(data: &Data) -> Vec<&Finding> {
 impl Findings {
     fn selected<'a>(&self, data: &'a Data) -> Option<&'a Finding> {
         data.report.all_findings().nth(self.rows.selected()?)
+    }
+
+    /// What to do about the selected finding: the registry's remedy, the
+    /// message with the specifics, and every server it is about.
+    fn panel_text(&self, data: &Data, ui: &Ui) -> Vec<Line<'static>> {
+        self.selected(data)
+            .map(|x| {
+                let mut lines = vec![
+                    Line::styled(x.code.rule().remedy, ui.style(StyleKey::Title)),
+                    Line::raw(x.message.clone()),
+                ];
+                if !x.servers.is_empty() {
+                    lines.push(Line::styled(
+                        format!("Servers: {}", x.servers.join(", ")),
+                        ui.style(StyleKey::TextDim),
+                    ));
+                }
+                lines
+            })
+            .unwrap_or_default()
+    }
+
+    /// The list and the panel: the list takes the rows it needs (at most
+    /// half when both are crowded), the panel the rest.
+    fn split(&self, area: Rect, data: &Data, ui: &Ui) -> [Rect; 2] {
+        // Borders and the header row; a message when there are no rows.
+        let list_need = (self.rows.len().max(1) as u16).saturating_add(3);
+        let lines = self.panel_text(data, ui);
+        let panel_need =
+            (wrapped(lines).line_count(area.width.saturating_sub(2)) as u16).saturating_add(2);
+        let list_min = list_need.min((area.height / 2).max(5));
+        let panel_h = area
+            .height
+            .saturating_sub(list_need)
+            .max(panel_need.min(area.height.saturating_sub(list_min)))
+            .max(4);
+        Layout::vertical([Constraint::Min(4), Constraint::Length(panel_h)]).areas(area)
     }
 }
 
@@ -66,9 +106,18 @@ impl Screen for Findings {
     fn on_key(&mut self, key: &KeyEvent, data: &Data) -> Reply {
         if let Some(nav) = Nav::of(key) {
             self.rows.step(nav);
+            self.panel.top();
             return Reply::Done;
         }
         match key.code {
+            KeyCode::Char('J') => {
+                self.panel.step(Nav::Down);
+                Reply::Done
+            }
+            KeyCode::Char('K') => {
+                self.panel.step(Nav::Up);
+                Reply::Done
+            }
             KeyCode::Char('s') => {
                 self.worst_first = !self.worst_first;
                 self.refresh(data);
@@ -82,18 +131,27 @@ impl Screen for Findings {
         }
     }
 
+    fn fit(&mut self, area: Rect, data: &Data, ui: &Ui) {
+        let [_, panel_area] = self.split(area, data, ui);
+        self.panel
+            .fit(ui.page_end(panel_area, self.panel_text(data, ui)));
+    }
+
     fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
-        vec![
+        let mut keys = vec![
             (ui.symbols.updown, "move"),
             ("Enter", "go to site"),
             ("s", "sort"),
-        ]
+        ];
+        if self.panel.end() > 0 {
+            keys.push(("J/K", "scroll panel"));
+        }
+        keys
     }
 
     fn draw(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui) {
         let all = all_findings(data);
-        let [list_area, panel_area] =
-            Layout::vertical([Constraint::Min(4), Constraint::Length(9)]).areas(area);
+        let [list_area, panel_area] = self.split(area, data, ui);
         let order = if self.worst_first {
             "worst first"
         } else {
@@ -101,12 +159,42 @@ impl Screen for Findings {
         };
         let outer = ui.block(format!(" Findings ({order}) "));
         let inner = outer.inner(list_area);
-        f.render_widget(outer, list_area);
+        // The mark column, then SEVERITY, CODE, SITE and SERVERS: CODE and
+        // SITE as wide as their longest (SITE leaving SERVERS a third of
+        // what is left), SERVERS the rest; a cut cell is marked.
+        let shown: Vec<&Finding> = self
+            .rows
+            .shown(usize::MAX)
+            .filter_map(|(k, _)| all.get(k).copied())
+            .collect();
+        let longest = |f: &dyn Fn(&Finding) -> usize| shown.iter().map(|x| f(x)).max().unwrap_or(0);
+        let code = longest(&|x| x.code.name().chars().count()).max(4) as u16;
+        let site = longest(&|x| x.site.as_deref().unwrap_or("(farm)").chars().count()).max(4);
+        let free = inner.width.saturating_sub(3 + 8 + 1 + code + 2);
+        let site = (site as u16).min(free.saturating_sub(free / 3));
+        let [_, sev_w, code_w, site_w, servers_w] = ui.columns(
+            inner.width,
+            [
+                Constraint::Length(2),
+                Constraint::Length(8),
+                Constraint::Length(code),
+                Constraint::Length(site),
+                Constraint::Fill(1),
+            ],
+        );
         let mut lines = vec![Line::styled(
-            format!("   {:<8} {:<28} {:<22} SERVERS", "SEVERITY", "CODE", "SITE"),
+            format!(
+                "   {} {} {} SERVERS",
+                ui.pad("SEVERITY", sev_w),
+                ui.pad("CODE", code_w),
+                ui.pad("SITE", site_w)
+            ),
             ui.style(StyleKey::TextDim),
         )];
         let height = inner.height.saturating_sub(1) as usize;
+        // Rows above and below the list's say so on its border.
+        let (at, end) = self.rows.more(height);
+        f.render_widget(ui.more(outer, at, end, ""), list_area);
         for (k, selected) in self.rows.shown(height) {
             let Some(x) = all.get(k) else { continue };
             let style = if selected {
@@ -119,10 +207,10 @@ impl Screen for Findings {
                 Span::styled(
                     format!(
                         "{} {} {} {}",
-                        ui.pad(x.severity.name(), 8),
-                        ui.pad(x.code.name(), 28),
-                        ui.pad(x.site.as_deref().unwrap_or("(farm)"), 22),
-                        x.servers.join(", ")
+                        ui.pad(x.severity.name(), sev_w),
+                        ui.pad(x.code.name(), code_w),
+                        ui.pad(x.site.as_deref().unwrap_or("(farm)"), site_w),
+                        ui.truncate(&x.servers.join(", "), servers_w)
                     ),
                     if selected {
                         style
@@ -157,20 +245,13 @@ impl Screen for Findings {
         }
         f.render_widget(Paragraph::new(lines), inner);
         // The registry's remedy first, then the message with the specifics.
-        let text: Vec<Line> = self
-            .selected(data)
-            .map(|x| {
-                vec![
-                    Line::styled(x.code.rule().remedy, ui.style(StyleKey::Title)),
-                    Line::raw(x.message.clone()),
-                ]
-            })
-            .unwrap_or_default();
-        f.render_widget(
-            Paragraph::new(text)
-                .wrap(Wrap { trim: true })
-                .block(ui.block(" What to do ")),
+        ui.page_noted(
+            f,
             panel_area,
+            " What to do ".to_string(),
+            self.panel_text(data, ui),
+            self.panel.at(),
+            " (J/K)",
         );
     }
 }

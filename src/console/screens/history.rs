@@ -12,7 +12,7 @@ use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::widgets::Paragraph;
 
 #[derive(Default)]
 pub struct History {
@@ -65,6 +65,16 @@ fn outcome_summary(push: &PastPush) -> String {
         .join(", ")
 }
 
+/// A cell `width` wide and the space after it; nothing for a column
+/// left out.
+fn column(ui: &Ui, text: &str, width: usize) -> String {
+    if width == 0 {
+        String::new()
+    } else {
+        format!("{} ", ui.pad(text, width))
+    }
+}
+
 /// Keys as the matrix says them: fingerprints, or what they were
 /// (`auto`); `?` where an older record does not say.
 fn fingerprint_text(f: &Fingerprints) -> String {
@@ -91,25 +101,51 @@ impl History {
     }
 
     fn draw_list(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui) {
+        // The list takes the rows it needs, the push's panel the rest.
+        let list_need = (self.rows.len().max(1) as u16).saturating_add(3);
+        let panel_h = area.height.saturating_sub(list_need).max(7);
         let [list_area, panel_area] =
-            Layout::vertical([Constraint::Min(4), Constraint::Length(7)]).areas(area);
+            Layout::vertical([Constraint::Min(4), Constraint::Length(panel_h)]).areas(area);
         let title = match &data.history.path {
             Some(p) => format!(" Pushes in {} ", p.display()),
             None => " Pushes ".to_string(),
         };
         let outer = ui.block(ui.truncate_left(&title, list_area.width.saturating_sub(4) as usize));
         let inner = outer.inner(list_area);
-        f.render_widget(outer, list_area);
+        // SITE as wide as its longest name while OUTCOME keeps half of
+        // what the fixed columns leave; OUTCOME takes the rest.
+        let longest = data
+            .history
+            .pushes
+            .iter()
+            .map(|p| p.site().chars().count())
+            .max()
+            .unwrap_or(0);
+        let free = inner.width.saturating_sub(1 + 16 + 8 + 19 + 4 + 5);
+        let site = (longest as u16).min(free / 2).max(8);
+        let (time_w, user_w, site_w) = (16, 8, usize::from(site));
+        let room = usize::from(free.saturating_sub(site));
+        // Too narrow for OUTCOME: KEY SETS gives way (the push's page has
+        // them).
+        let (sets_w, room) = if room < 12 {
+            (0, room + 20)
+        } else {
+            (19, room)
+        };
         let mut lines = vec![Line::styled(
             format!(
-                " {:<16} {:<8} {:<14} {:<19} {:>3}  OUTCOME",
-                "TIME", "USER", "SITE", "KEY SETS", "SRV"
+                " {} {} {} {}SRV  OUTCOME",
+                ui.pad("TIME", time_w),
+                ui.pad("USER", user_w),
+                ui.pad("SITE", site_w),
+                column(ui, "KEY SETS", sets_w),
             ),
             ui.style(StyleKey::TextDim),
         )];
         let height = inner.height.saturating_sub(1) as usize;
-        // What the columns before OUTCOME take.
-        let room = (inner.width as usize).saturating_sub(67);
+        // Rows above and below the list's say so on its border.
+        let (at, end) = self.rows.more(height);
+        f.render_widget(ui.more(outer, at, end, ""), list_area);
         for (i, selected) in self.rows.shown(height) {
             let push = &data.history.pushes[i];
             let fine = push.standing().iter().all(|(_, o)| o.is_fine());
@@ -118,16 +154,18 @@ impl History {
                 (false, true) => StyleKey::Text,
                 (false, false) => StyleKey::Warning,
             });
+            // Too narrow for every column: the row is cut, and marked.
+            let row = format!(
+                " {} {} {} {}{:>3}  {}",
+                ui.pad(&short_time(push.time()), time_w),
+                ui.pad(push.user(), user_w),
+                ui.pad(push.site(), site_w),
+                column(ui, &key_sets(push, ui.symbols.to), sets_w),
+                push.servers().len(),
+                ui.truncate(&outcome_summary(push), room)
+            );
             lines.push(Line::styled(
-                format!(
-                    " {} {} {} {} {:>3}  {}",
-                    ui.pad(&short_time(push.time()), 16),
-                    ui.pad(push.user(), 8),
-                    ui.pad(push.site(), 14),
-                    ui.pad(&key_sets(push, ui.symbols.to), 19),
-                    push.servers().len(),
-                    ui.truncate(&outcome_summary(push), room)
-                ),
+                ui.truncate(&row, usize::from(inner.width)),
                 style,
             ));
         }
@@ -187,12 +225,8 @@ impl History {
             }
             None => (" Push ".to_string(), Vec::new()),
         };
-        f.render_widget(
-            Paragraph::new(lines)
-                .wrap(Wrap { trim: true })
-                .block(ui.block(title)),
-            panel_area,
-        );
+        // Its frame says how many lines do not fit (Enter shows them all).
+        ui.page(f, panel_area, title, lines, 0);
     }
 
     /// The push server by server, for a panel `width` wide: its title and

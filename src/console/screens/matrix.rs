@@ -1,7 +1,7 @@
 //! The Matrix (`1`): sites down, servers across, a cell per site and
 //! server; the findings of the selected site below.
 
-use super::{Nav, Reply, Screen, first_shown, servers_shown};
+use super::{Nav, Reply, Screen, Scroll, first_shown, servers_shown};
 use crate::analysis::{NotRead, SiteReport, SiteVerdict, Unverified};
 use crate::config::machine_key::KeyState;
 use crate::config::wif::HandlerState;
@@ -13,7 +13,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span, Text};
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::widgets::Paragraph;
 
 const CELL: usize = 13;
 
@@ -31,6 +31,8 @@ pub struct Matrix {
     /// site when the order changes; before, it stays on the first row.
     selected: Option<String>,
     moved: bool,
+    /// How far the selected site's findings are scrolled (`J`/`K`).
+    panel: Scroll,
 }
 
 /// Sites shown: those matching the filter, or all when none does but a
@@ -63,6 +65,22 @@ impl Matrix {
         self.col
             .checked_sub(1)
             .and_then(|k| self.servers.get(k).copied())
+    }
+
+    /// The table and the findings panel: the table takes what its rows
+    /// need, the panel the rest.
+    fn split(&self, area: Rect) -> [Rect; 2] {
+        let table_h =
+            (self.sites.len().max(1) as u16 + 3).clamp(5, area.height.saturating_sub(7).max(5));
+        Layout::vertical([Constraint::Length(table_h), Constraint::Min(5)]).areas(area)
+    }
+
+    /// The selected site's panel: its title and lines.
+    fn panel_text<'a>(&self, data: &'a Data, ui: &Ui) -> (String, Vec<Line<'a>>) {
+        match self.selected_site(data) {
+            Some(site) => (format!(" {} ", site.site), findings_text(ui, site).lines),
+            None => (" Findings ".to_string(), Vec::new()),
+        }
     }
 
     /// Puts the cursor on a site's row (the filter already cleared).
@@ -110,11 +128,25 @@ impl Screen for Matrix {
                 _ => {
                     let row = nav.step(self.row, self.sites.len());
                     self.moved |= row != self.row;
+                    if row != self.row {
+                        self.panel.top();
+                    }
                     self.row = row;
                     self.selected = self.selected_site(data).map(|s| s.site.clone());
                 }
             }
             return Reply::Done;
+        }
+        match key.code {
+            KeyCode::Char('J') => {
+                self.panel.step(Nav::Down);
+                return Reply::Done;
+            }
+            KeyCode::Char('K') => {
+                self.panel.step(Nav::Up);
+                return Reply::Done;
+            }
+            _ => {}
         }
         let Some(site) = self.selected_site(data).map(|s| s.site.clone()) else {
             return Reply::Unhandled;
@@ -136,6 +168,13 @@ impl Screen for Matrix {
         self.selected_server()
     }
 
+    fn fit(&mut self, area: Rect, data: &Data, ui: &Ui) {
+        let [_, panel_area] = self.split(area);
+        let (_, lines) = self.panel_text(data, ui);
+        self.panel.fit(ui.page_end(panel_area, lines));
+    }
+
+    // J/K are named on the findings panel's frame: the footer is full.
     fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
         vec![
             (ui.symbols.arrows, "move"),
@@ -152,22 +191,22 @@ impl Screen for Matrix {
             .iter()
             .filter_map(|&i| data.report.sites.get(i))
             .collect();
-        // The table takes what its rows need; the findings panel the rest.
-        let table_h =
-            (sites.len().max(1) as u16 + 3).clamp(5, area.height.saturating_sub(7).max(5));
-        let [table_area, panel_area] =
-            Layout::vertical([Constraint::Length(table_h), Constraint::Min(5)]).areas(area);
+        let [table_area, panel_area] = self.split(area);
         let outer = ui.block(format!(" Sites {} servers ", ui.symbols.times));
         let inner = outer.inner(table_area);
-        f.render_widget(outer, table_area);
 
+        // The names as wide as the longest needs, when the servers' columns
+        // leave the room; never narrower than 14 or, when it is short of
+        // the longest, than 28 (a cut name is marked).
+        let width = inner.width as usize;
+        let cells = self.servers.len().max(1) * (CELL + 1);
         let site_w = sites
             .iter()
             .map(|s| s.site.chars().count() + 3)
             .max()
             .unwrap_or(10)
-            .clamp(14, 28);
-        let width = inner.width as usize;
+            .min(width.saturating_sub(cells).max(28))
+            .max(14);
         let fit = ((width.saturating_sub(site_w + 1)) / (CELL + 1)).max(1);
         // Keep the selected column in view.
         let sel_col = self.col.saturating_sub(1);
@@ -231,6 +270,10 @@ impl Screen for Matrix {
             lines.push(Line::styled(msg, ui.style(StyleKey::TextDim)));
         }
         let first_row = first_shown(self.row, body_rows);
+        // Sites above and below the table's say so on its border.
+        let more = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
+        let end = more(sites.len().saturating_sub(body_rows));
+        f.render_widget(ui.more(outer, more(first_row), end, ""), table_area);
         for (r, site) in sites.iter().enumerate().skip(first_row).take(body_rows) {
             let selected_row = r == self.row;
             let (sym, style) = if site.has_disclosed_key() {
@@ -271,17 +314,10 @@ impl Screen for Matrix {
         }
         f.render_widget(Paragraph::new(lines), inner);
 
-        // Why the selected site is out of step.
-        let (title, text) = match self.selected_site(data) {
-            Some(site) => (format!(" {} ", site.site), findings_text(ui, site)),
-            None => (" Findings ".to_string(), Text::raw("")),
-        };
-        f.render_widget(
-            Paragraph::new(text)
-                .wrap(Wrap { trim: true })
-                .block(ui.block(title)),
-            panel_area,
-        );
+        // Why the selected site is out of step; its frame says how many
+        // lines do not fit (J/K scroll them, the detail has them all).
+        let (title, lines) = self.panel_text(data, ui);
+        ui.page_noted(f, panel_area, title, lines, self.panel.at(), " (J/K)");
     }
 }
 

@@ -221,6 +221,11 @@ impl Scroll {
         self.at = 0;
     }
 
+    /// How far it scrolls: 0 when it all shows.
+    pub fn end(&self) -> u16 {
+        self.end
+    }
+
     pub fn step(&mut self, nav: Nav) {
         self.at = nav.step(usize::from(self.at), usize::from(self.end) + 1) as u16;
     }
@@ -250,6 +255,10 @@ impl Rows {
         self.list.is_empty()
     }
 
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
     /// Shows `list`; the cursor goes to the first row `same` says is the
     /// one it was on, else stays where it was (within the rows).
     pub fn set(&mut self, list: Vec<usize>, same: impl Fn(usize) -> bool) {
@@ -264,6 +273,16 @@ impl Rows {
 
     pub fn step(&mut self, nav: Nav) {
         self.cursor = nav.step(self.cursor, self.list.len());
+    }
+
+    /// For [`Ui::more`](super::ui::Ui::more): the rows above those shown
+    /// in `height` lines, and how many could be.
+    pub fn more(&self, height: usize) -> (u16, u16) {
+        let clamp = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
+        (
+            clamp(first_shown(self.cursor, height)),
+            clamp(self.list.len().saturating_sub(height)),
+        )
     }
 
     /// The rows that fit in `height` lines with the cursor's among them:

@@ -9,7 +9,7 @@ use ratatui::Frame;
 use ratatui::crossterm::event::KeyEvent;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span, Text};
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::widgets::Paragraph;
 
 #[derive(Default)]
 pub struct Servers {
@@ -112,11 +112,7 @@ impl Screen for Servers {
                 }
             })
             .unwrap_or_default();
-        f.render_widget(
-            Paragraph::new(detail)
-                .wrap(Wrap { trim: true })
-                .block(ui.block(" Server ")),
-            panel_area,
-        );
+        // A long error says how much more it has (Findings has all of it).
+        ui.page(f, panel_area, " Server ".to_string(), detail.lines, 0);
     }
 }
