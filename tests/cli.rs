@@ -10,7 +10,10 @@ use support::*;
 
 fn farmkey() -> Command {
     let mut cmd = Command::cargo_bin("farmkey").unwrap();
-    cmd.env_remove("SSH_AUTH_SOCK").env("NO_COLOR", "1");
+    // The table's layout follows $COLUMNS: tests set it where they mean to.
+    cmd.env_remove("SSH_AUTH_SOCK")
+        .env_remove("COLUMNS")
+        .env("NO_COLOR", "1");
     cmd
 }
 
@@ -1214,6 +1217,127 @@ fn a_push_that_leaves_out_every_server_is_refused() {
         assert!(
             err.contains("--servers and --exclude leave no server of Flowtime in the push"),
             "{left_out:?}: {err}"
+        );
+    }
+}
+
+/// Lines of `text` wider than `width` characters.
+fn wider_than(text: &str, width: usize) -> Vec<&str> {
+    text.lines().filter(|l| l.chars().count() > width).collect()
+}
+
+#[test]
+fn the_demo_scan_table_fits_80_columns_and_the_full_layout_is_kept_above() {
+    let out = farmkey()
+        .args(["scan", "--demo"])
+        .env("COLUMNS", "80")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(wider_than(&text, 80), Vec::<&str>::new(), "{text}");
+    // Compact: each site on its own line, its servers below with the set.
+    assert!(
+        text.contains("KEY SET") && !text.contains("VALIDATIONKEY"),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l == "Flowtime !"), "{text}");
+    let set_row = |l: &&str| {
+        let cells: Vec<&str> = l.split_whitespace().collect();
+        cells.len() >= 3
+            && cells[0].starts_with("web")
+            && cells[1].len() == 1
+            && cells[2].len() == 8
+            && cells[2].chars().all(|c| c.is_ascii_hexdigit())
+    };
+    assert!(text.lines().filter(set_row).count() >= 8, "{text}");
+    // The findings, wrapped, still say all they said.
+    assert!(text.contains("push one key set"), "{text}");
+
+    // Wide enough, the full layout with a column per key.
+    let out = farmkey()
+        .args(["scan", "--demo"])
+        .env("COLUMNS", "200")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("VALIDATIONKEY") && text.contains("KEY SET"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("Flowtime !  ")),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_key_set_fingerprint_is_in_the_table_and_the_json() {
+    let dir = farm_copy("consistent");
+    let (_, text) = scan_of(dir.path(), "json");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut seen = 0;
+    let (_, table) = scan_of(dir.path(), "table");
+    for site in json["sites"].as_array().unwrap() {
+        for i in site["instances"].as_array().unwrap() {
+            let (Some(group), Some(set)) = (i["key_group"].as_str(), i["key_set"].as_str()) else {
+                continue;
+            };
+            assert_eq!(set.len(), 8, "{i}");
+            // The table shows the same set beside the same server.
+            let server = i["server"].as_str().unwrap();
+            let shown = |l: &str| {
+                let cells: Vec<&str> = l.split_whitespace().collect();
+                cells.windows(3).any(|w| w == [server, group, set])
+            };
+            assert!(
+                table.lines().any(shown),
+                "{group} {set} on {server} not in:\n{table}"
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 3, "{text}");
+}
+
+#[test]
+fn a_long_error_never_widens_the_scan_table() {
+    let dir = farm_with_web03();
+    let long = "a-folder-with-a-name-long-enough-to-fill-a-line-on-its-own-".repeat(3);
+    let inv = fs::read_to_string(dir.path().join("farmkey.toml"))
+        .unwrap()
+        .replace(
+            "local_root = \"web03\"",
+            &format!("local_root = \"{long}\""),
+        );
+    fs::write(dir.path().join("farmkey.toml"), inv).unwrap();
+    for columns in [None, Some(80)] {
+        let mut cmd = farmkey();
+        cmd.args(["scan", "-i"])
+            .arg(dir.path().join("farmkey.toml"));
+        if let Some(c) = columns {
+            cmd.env("COLUMNS", c.to_string());
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (servers, rest) = text.split_once("\n\n").unwrap();
+        let widest = columns.unwrap_or(120);
+        assert_eq!(wider_than(servers, widest), Vec::<&str>::new(), "{text}");
+        let web03 = servers.lines().find(|l| l.starts_with("web03")).unwrap();
+        assert!(
+            web03.contains("unreachable: ") && web03.ends_with('…'),
+            "{web03}"
+        );
+        // The rows of the sites say why, cut too; the finding has it whole.
+        for row in rest.lines().filter(|l| l.contains("(not read: ")) {
+            assert!(row.chars().count() <= widest, "{row}");
+        }
+        let findings = &rest[rest.find("FINDINGS").unwrap()..];
+        let unwrapped = findings.split_whitespace().collect::<String>();
+        assert!(
+            unwrapped.contains(&long),
+            "the full text in the findings: {text}"
         );
     }
 }
