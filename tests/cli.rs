@@ -1341,3 +1341,159 @@ fn a_long_error_never_widens_the_scan_table() {
         );
     }
 }
+
+/// A farm of two local servers and an audit log, with a push of `--site`
+/// each, in this order.
+fn farm_with_pushes(sites: &[&str]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = farm_copy("consistent");
+    let audit = dir.path().join("audit.jsonl");
+    for site in sites {
+        let out = farmkey()
+            .args([
+                "push",
+                "--yes",
+                "--batch",
+                "--generate",
+                "--site",
+                site,
+                "--audit",
+            ])
+            .arg(&audit)
+            .arg("-i")
+            .arg(dir.path().join("farmkey.toml"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+    }
+    (dir, audit)
+}
+
+#[test]
+fn rollback_without_an_inventory_refuses_before_it_asks() {
+    let (dir, audit) = farm_with_pushes(&["Flowtime"]);
+    // No inventory anywhere: not given, none in the folder, the
+    // environment or the configuration folder.
+    let empty = tempfile::tempdir().unwrap();
+    let out = farmkey()
+        .current_dir(empty.path())
+        .env_remove("FARMKEY_INVENTORY")
+        .env("XDG_CONFIG_HOME", empty.path())
+        .env("HOME", empty.path())
+        .args(["rollback", "--site", "Flowtime", "--audit"])
+        .arg(&audit)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stderr.contains("no inventory"), "{stderr}");
+    assert!(
+        !stdout.contains("Restore these files") && !stdout.contains("Rollback of push"),
+        "nothing is offered before the inventory is found: {stdout}"
+    );
+    drop(dir);
+}
+
+#[test]
+fn options_go_before_or_after_the_subcommand() {
+    let dir = farm_copy("consistent");
+    let inv = dir.path().join("farmkey.toml");
+    let before = farmkey()
+        .arg("-i")
+        .arg(&inv)
+        .args(["--jobs", "2", "scan", "--format", "json"])
+        .output()
+        .unwrap();
+    let after = farmkey()
+        .args(["scan", "--format", "json", "--jobs", "2", "-i"])
+        .arg(&inv)
+        .output()
+        .unwrap();
+    assert_eq!(before.status.code(), Some(0), "{before:?}");
+    assert_eq!(after.status.code(), Some(0), "{after:?}");
+    let sites = |out: &std::process::Output| {
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["sites"].clone()
+    };
+    assert_eq!(sites(&before), sites(&after));
+    // One the subcommand does not take is named, as it would be after it.
+    let out = farmkey()
+        .args(["--theme", "mono", "scan", "-i"])
+        .arg(&inv)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("'--theme'") && stderr.contains("farmkey scan"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn push_rollback_and_history_find_a_site_spelled_in_another_case_alike() {
+    // push finds "flowtime" as the one site so spelled; rollback and
+    // history find it in the log the same way.
+    let (dir, audit) = farm_with_pushes(&["flowtime"]);
+    let history = farmkey()
+        .args(["history", "--site", "FLOWTIME", "--audit"])
+        .arg(&audit)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&history.stdout);
+    assert!(text.contains("  Flowtime  key sets "), "{text}");
+    let out = farmkey()
+        .args([
+            "rollback", "--yes", "--batch", "--site", "flowtime", "--audit",
+        ])
+        .arg(&audit)
+        .arg("-i")
+        .arg(dir.path().join("farmkey.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        stdout.contains("Rollback of push") && stdout.contains("to Flowtime:"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn history_lists_newest_first_with_key_sets_as_the_console_does() {
+    let (_dir, audit) = farm_with_pushes(&["Flowtime", "Sequence Administration"]);
+    let history = |extra: &[&str]| {
+        let out = farmkey()
+            .args(["history", "--audit"])
+            .arg(&audit)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // The head line of each push: its site, in the order listed.
+    let heads = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with(' '))
+            .map(String::from)
+            .collect()
+    };
+    let newest = heads(&history(&[]));
+    assert_eq!(newest.len(), 2, "{newest:?}");
+    assert!(
+        newest[0].contains("  Sequence Administration  "),
+        "{newest:?}"
+    );
+    assert!(newest[1].contains("  Flowtime  "), "{newest:?}");
+    for head in &newest {
+        // The console's columns: key sets found → written, servers, outcome.
+        let (_, sets) = head.split_once("key sets ").unwrap();
+        let (from, rest) = sets.split_once(" → ").unwrap();
+        assert_eq!(from.len(), 8, "{head}");
+        assert!(rest.starts_with(|c: char| c.is_ascii_hexdigit()), "{head}");
+        assert!(head.ends_with("2 servers: 2 applied"), "{head}");
+    }
+    let oldest = heads(&history(&["--oldest-first"]));
+    assert_eq!(oldest, newest.into_iter().rev().collect::<Vec<_>>());
+}
