@@ -1497,3 +1497,53 @@ fn history_lists_newest_first_with_key_sets_as_the_console_does() {
     let oldest = heads(&history(&["--oldest-first"]));
     assert_eq!(oldest, newest.into_iter().rev().collect::<Vec<_>>());
 }
+
+#[test]
+fn import_ssh_config_keeps_what_the_scan_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ssh_config");
+    fs::write(
+        &config,
+        "Host bastion\n    HostName 10.9.0.1\n\nHost web01\n    HostName 10.0.0.1\n    User svc\n    Port 2222\n    IdentityFile ~/.ssh/farm\n    ConnectTimeout 4\n    ProxyJump bastion\n    UserKnownHostsFile ~/.ssh/farm_known_hosts\n",
+    )
+    .unwrap();
+    let out = farmkey()
+        .args(["import-ssh-config", "--ssh-config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("known_hosts = \"~/.ssh/farm_known_hosts\"\n")
+            && text.contains("jump = \"bastion\"\n"),
+        "{text}"
+    );
+    // The rest is read from that file by the alias: the inventory says to
+    // give it, and names what it holds.
+    assert!(
+        text.contains(&format!("--ssh-config {}", config.display()))
+            && text.contains("HostName 10.0.0.1, User svc, Port 2222"),
+        "{text}"
+    );
+    let inv = farmkey::inventory::Inventory::parse(&dir.path().join("x.toml"), &text).unwrap();
+    assert_eq!(
+        inv.servers.len(),
+        1,
+        "the jump host is not a server: {text}"
+    );
+    // Resolved with that file, every setting is the configuration's.
+    let farmkey::inventory::Target::Ssh { host, settings } = &inv.servers[0].target else {
+        panic!("{text}")
+    };
+    let r = farmkey::transport::ssh::config::resolve(host, settings, Some(&config)).unwrap();
+    assert_eq!(
+        (r.host_name.as_str(), r.port, r.user.as_str()),
+        ("10.0.0.1", 2222, "svc")
+    );
+    assert_eq!(r.connect_timeout, std::time::Duration::from_secs(4));
+    assert!(r.identity_files[0].ends_with(".ssh/farm"));
+    assert!(r.known_hosts.ends_with(".ssh/farm_known_hosts"));
+    assert_eq!(r.jumps.len(), 1);
+    assert_eq!(r.jumps[0].host_name, "10.9.0.1");
+}
