@@ -410,6 +410,13 @@ pub trait Prompter: Send + Sync {
     /// when this prompter does not ask such questions (the connection is
     /// then refused with the fingerprint and advice).
     fn unknown_host(&self, question: &HostKeyQuestion) -> Option<HostKeyDecision>;
+
+    /// Whether host key questions of several connections may wait for
+    /// their answers at once (the console gathers them in one dialog); a
+    /// terminal asks them one after another.
+    fn asks_host_keys_together(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

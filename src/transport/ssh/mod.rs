@@ -1149,11 +1149,12 @@ fn verify_host_key(
             let asked = match (opts.accept_new, opts.batch, &opts.prompter) {
                 (true, _, _) => Some(HostKeyDecision::AcceptAndStore),
                 (false, false, Some(p)) => {
-                    let _turn = opts
-                        .secrets
-                        .asking
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner());
+                    let _turn = (!p.asks_host_keys_together()).then(|| {
+                        opts.secrets
+                            .asking
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                    });
                     p.unknown_host(&HostKeyQuestion {
                         server: server.to_string(),
                         host: host.clone(),
