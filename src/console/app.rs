@@ -125,6 +125,7 @@ impl App {
                 generation: 0,
                 started: None,
                 scan: None,
+                jumps: Vec::new(),
             })
             .collect();
         let mut app = App {

@@ -117,6 +117,26 @@ impl Prompter for ConsolePrompter {
     }
 }
 
+/// The jump hosts a server is reached through, as its connection resolves
+/// them (the inventory's `jump`, else `ProxyJump`); none where that fails
+/// (the connection then says why).
+fn jump_chain(
+    server: &crate::inventory::Server,
+    ssh_config: Option<&std::path::Path>,
+) -> Vec<String> {
+    let crate::inventory::Target::Ssh { host, settings } = &server.target else {
+        return Vec::new();
+    };
+    crate::transport::ssh::config::resolve(host, settings, ssh_config)
+        .map(|r| {
+            r.jumps
+                .iter()
+                .map(|h| format!("{} ({}@{})", h.alias, h.user, h.known_hosts_name()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn restore_terminal() {
     let _ = disable_raw_mode();
     let _ = execute!(
@@ -315,6 +335,9 @@ pub fn run(opts: ConsoleOptions) -> io::Result<ConsoleEnd> {
     );
     app.set_disclosed(opts.disclosed.clone());
     app.set_components(opts.components.clone());
+    for row in &mut app.data.servers {
+        row.jumps = jump_chain(&row.server, connect.ssh_config.as_deref());
+    }
     if opts.read_only {
         app.log(
             model::Level::Info,
