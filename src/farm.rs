@@ -25,6 +25,7 @@ pub const DEFAULT_JOBS: usize = 16;
 /// the result is sent, so a session that hangs in teardown delays no one.
 pub fn scan_one(server: &Server, opts: &ConnectOptions, index: usize, emit: &dyn Fn(ScanEvent)) {
     let start = Instant::now();
+    let waited = transport::operator_wait();
     emit(ScanEvent::Stage {
         index,
         stage: Stage::Connecting,
@@ -46,7 +47,10 @@ pub fn scan_one(server: &Server, opts: &ConnectOptions, index: usize, emit: &dyn
         name: server.name.clone(),
         address: server.address(),
         result,
-        elapsed: start.elapsed(),
+        // The server's time: a dialog the operator took to answer is not.
+        elapsed: start
+            .elapsed()
+            .saturating_sub(transport::operator_wait() - waited),
     };
     emit(ScanEvent::Finished {
         index,

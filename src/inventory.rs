@@ -506,7 +506,7 @@ pub const SETTINGS: [Setting; 7] = [
     },
     Setting {
         key: "known_hosts",
-        means: "host keys file (else ~/.ssh/known_hosts)",
+        means: "host keys file (else UserKnownHostsFile, else ~/.ssh/known_hosts)",
     },
     Setting {
         key: "connect_timeout_secs",

@@ -1,7 +1,6 @@
-use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = farmkey::cli::Cli::parse();
+    let cli = farmkey::cli::Cli::from_env();
     farmkey::cli::run(cli)
 }

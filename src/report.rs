@@ -68,6 +68,10 @@ struct JsonInstance<'a> {
     site_id: Option<&'a str>,
     physical_path: &'a str,
     key_group: Option<String>,
+    /// The fingerprint of the key set (both keys), as the console's matrix
+    /// and the `scan` table show it beside the group letter; null unless
+    /// both keys are explicit.
+    key_set: Option<&'a str>,
     validation: Option<Cow<'a, str>>,
     decryption: Option<Cow<'a, str>>,
     compatibility_mode: Option<Cow<'a, str>>,
@@ -131,6 +135,7 @@ fn instance_json(i: &Instance) -> JsonInstance<'_> {
         site_id: i.app.site_id.as_deref(),
         physical_path: &i.app.physical_path_raw,
         key_group: i.key_group.map(|c| c.to_string()),
+        key_set: i.set_fingerprint.as_deref(),
         // Exact, but a key pasted into one of them (ASP.NET refuses it)
         // only as its fingerprint.
         validation: mk
@@ -257,27 +262,257 @@ fn render_table(rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The table of `farmkey scan` for people.
-pub fn to_table(report: &FarmReport) -> String {
+/// The width below which the full table gives way to the compact one, when
+/// the terminal's width is known: `$COLUMNS` if set, else the width of the
+/// terminal on standard output. Unknown (a pipe) keeps the full layout.
+pub fn output_width() -> Option<usize> {
+    if let Some(n) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        return Some(n);
+    }
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() {
+        crossterm::terminal::size()
+            .ok()
+            .map(|(w, _)| usize::from(w))
+    } else {
+        None
+    }
+}
+
+/// Widest a server's state gets when the width is unknown: a long error is
+/// cut (its full text is in the findings).
+const STATE_WIDTH: usize = 60;
+
+/// Narrowest room a state is cut to, however narrow the terminal.
+const STATE_MIN: usize = 16;
+
+/// Where a finding's message starts, under its head.
+const FINDING_INDENT: usize = 9;
+
+/// Widest an address gets (a local root can be a long path).
+const ADDRESS_WIDTH: usize = 32;
+
+/// Cuts `text` to its last `max` characters, the cut marked with `…` (the
+/// end of a path is the part that tells servers apart).
+fn cut_start(text: &str, max: usize) -> String {
+    let n = text.chars().count();
+    if n <= max {
+        return text.to_string();
+    }
+    let tail: String = text.chars().skip(n - max.saturating_sub(1)).collect();
+    format!("…{tail}")
+}
+
+/// Cuts `text` to `max` characters, the cut marked with `…`.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Words of `text` in lines of at most `width` characters, the lines after
+/// the first indented by `indent` spaces (a word longer than a line stays
+/// whole).
+fn wrap(text: &str, width: usize, indent: usize) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let room = width.saturating_sub(if out.is_empty() { 0 } else { indent });
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > room {
+            if !out.is_empty() {
+                out.push_str(&" ".repeat(indent));
+            }
+            out.push_str(&line);
+            out.push('\n');
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !out.is_empty() {
+        out.push_str(&" ".repeat(indent));
+    }
+    out.push_str(&line);
+    out.push('\n');
+    out
+}
+
+/// The key set of an instance as the console's matrix names it: its letter
+/// and fingerprint (`A 1d780cca`), else what its keys are (`auto`).
+fn key_set_cell(i: &Instance) -> String {
+    match (i.key_group, &i.set_fingerprint) {
+        (Some(g), Some(fp)) => format!("{g} {fp}"),
+        _ => match &i.keys {
+            Some((v, d)) => {
+                let (v, d) = (key_cell(v), key_cell(d));
+                if v == d { v } else { format!("{v}/{d}") }
+            }
+            None => "-".into(),
+        },
+    }
+}
+
+/// The rows of the sites table: the full layout (a column per key and
+/// attribute) or the compact one (each site on a line of its own, its
+/// servers below it, the key set for the two keys). A reason a server was
+/// not read is cut to `reason` characters (the findings have it whole).
+fn site_rows(report: &FarmReport, compact: bool, reason: usize) -> Vec<Vec<String>> {
+    let header: &[&str] = if compact {
+        &[
+            "SERVER",
+            "KEY SET",
+            "VALIDATION",
+            "DECRYPTION",
+            "COMPAT",
+            "HANDLER",
+        ]
+    } else {
+        &[
+            "SITE",
+            "SERVER",
+            "KEY SET",
+            "VALIDATIONKEY",
+            "DECRYPTIONKEY",
+            "VALIDATION",
+            "DECRYPTION",
+            "COMPATIBILITY",
+            "HANDLER",
+        ]
+    };
+    let mut rows = vec![header.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
+    for site in &report.sites {
+        let mark = match site.verdict() {
+            SiteVerdict::InStep => "",
+            SiteVerdict::Drifted => " !",
+            SiteVerdict::Unverified => " ?",
+        };
+        let title = format!("{}{mark}", site.site);
+        // A row for a server: the site's name leads the first in the full
+        // layout; in the compact one the site has its own line.
+        let mut first = true;
+        let mut lead = |server: &str| -> Vec<String> {
+            if compact {
+                vec![format!("  {server}")]
+            } else {
+                let name = if first { title.clone() } else { String::new() };
+                first = false;
+                vec![name, server.to_string()]
+            }
+        };
+        if compact {
+            rows.push(vec![title.clone()]);
+        }
+        for i in &site.instances {
+            let mut row = lead(&i.server);
+            match &i.effective {
+                Ok(e) => {
+                    let mk = &e.machine_key;
+                    let disclosed = |purpose| {
+                        if i.disclosed_key(purpose) {
+                            " DISCLOSED"
+                        } else {
+                            ""
+                        }
+                    };
+                    let any_disclosed = if i.disclosed_key(KeyPurpose::Validation)
+                        || i.disclosed_key(KeyPurpose::Decryption)
+                    {
+                        " DISCLOSED"
+                    } else {
+                        ""
+                    };
+                    if compact {
+                        row.push(format!("{}{any_disclosed}", key_set_cell(i)));
+                    } else {
+                        let cell = |k: &KeyState, purpose| {
+                            format!("{}{}", key_cell(k), disclosed(purpose))
+                        };
+                        row.extend([
+                            key_set_cell(i),
+                            i.keys
+                                .as_ref()
+                                .map_or_else(String::new, |k| cell(&k.0, KeyPurpose::Validation)),
+                            i.keys
+                                .as_ref()
+                                .map_or_else(String::new, |k| cell(&k.1, KeyPurpose::Decryption)),
+                        ]);
+                    }
+                    row.extend([
+                        mk.validation.shown().to_string(),
+                        mk.decryption.shown().to_string(),
+                        mk.compatibility_mode.shown().to_string(),
+                        e.handler.state.name().to_string(),
+                    ]);
+                }
+                Err(_) => row.extend(["-", "unreadable"].map(String::from)),
+            }
+            rows.push(row);
+        }
+        for absent in &site.absent_on {
+            let mut row = lead(absent);
+            row.extend(["-", "(site absent)"].map(String::from));
+            rows.push(row);
+        }
+        // Servers not read at all: each may host the site.
+        for u in site
+            .unverified
+            .iter()
+            .filter(|u| site.instance(&u.server).is_none())
+        {
+            let mut row = lead(&u.server);
+            row.extend([
+                "-".to_string(),
+                cut(&format!("(not read: {})", u.why), reason),
+            ]);
+            rows.push(row);
+        }
+    }
+    rows
+}
+
+/// The table of `farmkey scan` for people: the full layout where it fits
+/// `width` (or the width is unknown), else a compact one (a line per site,
+/// its servers below it, the key set without the two keys' fingerprints).
+pub fn to_table(report: &FarmReport, width: Option<usize>) -> String {
     let mut out = String::new();
     let mut rows = vec![vec![
         "SERVER".to_string(),
         "ADDRESS".into(),
-        "STATE".into(),
         "TIME".into(),
+        "STATE".into(),
     ]];
     for s in &report.servers {
-        let state = match (&s.error, s.reachable) {
-            (None, _) => "ok".to_string(),
-            (Some(e), true) => format!("unreadable: {e}"),
-            (Some(e), false) => format!("unreachable: {e}"),
-        };
         rows.push(vec![
             s.name.clone(),
-            s.address.clone(),
-            state,
+            cut_start(&escape(&s.address), ADDRESS_WIDTH),
             format!("{:.2}s", s.elapsed_ms as f64 / 1000.0),
+            String::new(),
         ]);
+    }
+    // The state comes last and is cut to the room left, so a long error
+    // never widens the table; the findings carry its full text.
+    let used = render_table(&rows)
+        .lines()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0);
+    let room = width.map_or(STATE_WIDTH, |w| w.saturating_sub(used + 2).max(STATE_MIN));
+    for (row, s) in rows.iter_mut().skip(1).zip(&report.servers) {
+        let state = match (&s.error, s.reachable) {
+            (None, _) => "ok".to_string(),
+            (Some(e), true) => format!("unreadable: {}", escape(e)),
+            (Some(e), false) => format!("unreachable: {}", escape(e)),
+        };
+        row[3] = cut(&state, room);
     }
     out.push_str(&render_table(&rows));
     out.push('\n');
@@ -288,86 +523,14 @@ pub fn to_table(report: &FarmReport) -> String {
     } else if report.sites.is_empty() {
         out.push_str("No Cora sites found (use --all-sites to list every IIS application).\n");
     } else {
-        let mut rows = vec![
-            [
-                "SITE",
-                "SERVER",
-                "SET",
-                "VALIDATIONKEY",
-                "DECRYPTIONKEY",
-                "VALIDATION",
-                "DECRYPTION",
-                "COMPATIBILITY",
-                "HANDLER",
-            ]
-            .map(String::from)
-            .to_vec(),
-        ];
-        for site in &report.sites {
-            let mark = match site.verdict() {
-                SiteVerdict::InStep => "",
-                SiteVerdict::Drifted => " !",
-                SiteVerdict::Unverified => " ?",
-            };
-            for (n, i) in site.instances.iter().enumerate() {
-                let name = if n == 0 {
-                    format!("{}{mark}", site.site)
-                } else {
-                    String::new()
-                };
-                let mut row = vec![name, i.server.clone()];
-                match &i.effective {
-                    Ok(e) => {
-                        let mk = &e.machine_key;
-                        let cell = |state: &KeyState, purpose| {
-                            let text = key_cell(state);
-                            if i.disclosed_key(purpose) {
-                                format!("{text} DISCLOSED")
-                            } else {
-                                text
-                            }
-                        };
-                        row.extend([
-                            i.key_group.map_or("-".into(), |c| c.to_string()),
-                            i.keys
-                                .as_ref()
-                                .map_or_else(String::new, |k| cell(&k.0, KeyPurpose::Validation)),
-                            i.keys
-                                .as_ref()
-                                .map_or_else(String::new, |k| cell(&k.1, KeyPurpose::Decryption)),
-                            mk.validation.shown().to_string(),
-                            mk.decryption.shown().to_string(),
-                            mk.compatibility_mode.shown().to_string(),
-                            e.handler.state.name().to_string(),
-                        ]);
-                    }
-                    Err(_) => row.extend(["-", "unreadable"].map(String::from)),
-                }
-                rows.push(row);
-            }
-            for absent in &site.absent_on {
-                rows.push(vec![
-                    String::new(),
-                    absent.clone(),
-                    "-".into(),
-                    "(site absent)".into(),
-                ]);
-            }
-            // Servers not read at all: each may host the site.
-            for u in site
-                .unverified
-                .iter()
-                .filter(|u| site.instance(&u.server).is_none())
-            {
-                rows.push(vec![
-                    String::new(),
-                    u.server.clone(),
-                    "-".into(),
-                    format!("(not read: {})", u.why),
-                ]);
-            }
+        let fits = |t: &str| width.is_none_or(|w| t.lines().all(|l| l.chars().count() <= w));
+        let reason = width.map_or(STATE_WIDTH, |w| w.saturating_sub(30).max(STATE_MIN));
+        let full = render_table(&site_rows(report, false, reason));
+        if fits(&full) {
+            out.push_str(&full);
+        } else {
+            out.push_str(&render_table(&site_rows(report, true, reason)));
         }
-        out.push_str(&render_table(&rows));
     }
 
     let findings: Vec<&Finding> = report.all_findings().collect();
@@ -379,15 +542,41 @@ pub fn to_table(report: &FarmReport) -> String {
         let mut sorted = findings;
         sorted.sort_by_key(|f| std::cmp::Reverse(f.urgency()));
         for f in sorted {
-            let _ = writeln!(
-                out,
+            let head = format!(
                 "{:<8} {:<28} {:<24} {}",
                 f.severity.name(),
                 f.code.name(),
                 escape(f.site.as_deref().unwrap_or("(farm)")),
                 escape(&f.servers.join(", "))
             );
-            let _ = writeln!(out, "         {}", escape(&f.message));
+            let message = escape(&f.message);
+            match width {
+                // Words wrapped to the terminal, the message under its head.
+                Some(w) => {
+                    if head.chars().count() <= w {
+                        let _ = writeln!(out, "{head}");
+                    } else {
+                        // The servers go under a head that would not fit.
+                        let _ = writeln!(
+                            out,
+                            "{:<8} {:<28} {}",
+                            f.severity.name(),
+                            f.code.name(),
+                            escape(f.site.as_deref().unwrap_or("(farm)"))
+                        );
+                        let servers = format!("on {}", escape(&f.servers.join(", ")));
+                        for line in wrap(&servers, w.saturating_sub(FINDING_INDENT), 0).lines() {
+                            let _ = writeln!(out, "{:FINDING_INDENT$}{line}", "");
+                        }
+                    }
+                    for line in wrap(&message, w.saturating_sub(FINDING_INDENT), 0).lines() {
+                        let _ = writeln!(out, "{:FINDING_INDENT$}{line}", "");
+                    }
+                }
+                None => {
+                    let _ = writeln!(out, "{head}\n{:FINDING_INDENT$}{message}", "");
+                }
+            }
         }
     }
     out

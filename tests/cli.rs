@@ -10,7 +10,10 @@ use support::*;
 
 fn farmkey() -> Command {
     let mut cmd = Command::cargo_bin("farmkey").unwrap();
-    cmd.env_remove("SSH_AUTH_SOCK").env("NO_COLOR", "1");
+    // The table's layout follows $COLUMNS: tests set it where they mean to.
+    cmd.env_remove("SSH_AUTH_SOCK")
+        .env_remove("COLUMNS")
+        .env("NO_COLOR", "1");
     cmd
 }
 
@@ -1251,4 +1254,331 @@ fn the_plan_preview_says_who_is_signed_out() {
         ),
         "{generate}"
     );
+}
+
+/// Lines of `text` wider than `width` characters.
+fn wider_than(text: &str, width: usize) -> Vec<&str> {
+    text.lines().filter(|l| l.chars().count() > width).collect()
+}
+
+#[test]
+fn the_demo_scan_table_fits_80_columns_and_the_full_layout_is_kept_above() {
+    let out = farmkey()
+        .args(["scan", "--demo"])
+        .env("COLUMNS", "80")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(wider_than(&text, 80), Vec::<&str>::new(), "{text}");
+    // Compact: each site on its own line, its servers below with the set.
+    assert!(
+        text.contains("KEY SET") && !text.contains("VALIDATIONKEY"),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l == "Flowtime !"), "{text}");
+    let set_row = |l: &&str| {
+        let cells: Vec<&str> = l.split_whitespace().collect();
+        cells.len() >= 3
+            && cells[0].starts_with("web")
+            && cells[1].len() == 1
+            && cells[2].len() == 8
+            && cells[2].chars().all(|c| c.is_ascii_hexdigit())
+    };
+    assert!(text.lines().filter(set_row).count() >= 8, "{text}");
+    // The findings, wrapped, still say all they said.
+    assert!(text.contains("push one key set"), "{text}");
+
+    // Wide enough, the full layout with a column per key.
+    let out = farmkey()
+        .args(["scan", "--demo"])
+        .env("COLUMNS", "200")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("VALIDATIONKEY") && text.contains("KEY SET"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("Flowtime !  ")),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_key_set_fingerprint_is_in_the_table_and_the_json() {
+    let dir = farm_copy("consistent");
+    let (_, text) = scan_of(dir.path(), "json");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut seen = 0;
+    let (_, table) = scan_of(dir.path(), "table");
+    for site in json["sites"].as_array().unwrap() {
+        for i in site["instances"].as_array().unwrap() {
+            let (Some(group), Some(set)) = (i["key_group"].as_str(), i["key_set"].as_str()) else {
+                continue;
+            };
+            assert_eq!(set.len(), 8, "{i}");
+            // The table shows the same set beside the same server.
+            let server = i["server"].as_str().unwrap();
+            let shown = |l: &str| {
+                let cells: Vec<&str> = l.split_whitespace().collect();
+                cells.windows(3).any(|w| w == [server, group, set])
+            };
+            assert!(
+                table.lines().any(shown),
+                "{group} {set} on {server} not in:\n{table}"
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 3, "{text}");
+}
+
+#[test]
+fn a_long_error_never_widens_the_scan_table() {
+    let dir = farm_with_web03();
+    let long = "a-folder-with-a-name-long-enough-to-fill-a-line-on-its-own-".repeat(3);
+    let inv = fs::read_to_string(dir.path().join("farmkey.toml"))
+        .unwrap()
+        .replace(
+            "local_root = \"web03\"",
+            &format!("local_root = \"{long}\""),
+        );
+    fs::write(dir.path().join("farmkey.toml"), inv).unwrap();
+    for columns in [None, Some(80)] {
+        let mut cmd = farmkey();
+        cmd.args(["scan", "-i"])
+            .arg(dir.path().join("farmkey.toml"));
+        if let Some(c) = columns {
+            cmd.env("COLUMNS", c.to_string());
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (servers, rest) = text.split_once("\n\n").unwrap();
+        let widest = columns.unwrap_or(120);
+        assert_eq!(wider_than(servers, widest), Vec::<&str>::new(), "{text}");
+        let web03 = servers.lines().find(|l| l.starts_with("web03")).unwrap();
+        assert!(
+            web03.contains("unreachable: ") && web03.ends_with('…'),
+            "{web03}"
+        );
+        // The rows of the sites say why, cut too; the finding has it whole.
+        for row in rest.lines().filter(|l| l.contains("(not read: ")) {
+            assert!(row.chars().count() <= widest, "{row}");
+        }
+        let findings = &rest[rest.find("FINDINGS").unwrap()..];
+        let unwrapped = findings.split_whitespace().collect::<String>();
+        assert!(
+            unwrapped.contains(&long),
+            "the full text in the findings: {text}"
+        );
+    }
+}
+
+/// A farm of two local servers and an audit log, with a push of `--site`
+/// each, in this order.
+fn farm_with_pushes(sites: &[&str]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = farm_copy("consistent");
+    let audit = dir.path().join("audit.jsonl");
+    for site in sites {
+        let out = farmkey()
+            .args([
+                "push",
+                "--yes",
+                "--batch",
+                "--generate",
+                "--site",
+                site,
+                "--audit",
+            ])
+            .arg(&audit)
+            .arg("-i")
+            .arg(dir.path().join("farmkey.toml"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+    }
+    (dir, audit)
+}
+
+#[test]
+fn rollback_without_an_inventory_refuses_before_it_asks() {
+    let (dir, audit) = farm_with_pushes(&["Flowtime"]);
+    // No inventory anywhere: not given, none in the folder, the
+    // environment or the configuration folder.
+    let empty = tempfile::tempdir().unwrap();
+    let out = farmkey()
+        .current_dir(empty.path())
+        .env_remove("FARMKEY_INVENTORY")
+        .env("XDG_CONFIG_HOME", empty.path())
+        .env("HOME", empty.path())
+        .args(["rollback", "--site", "Flowtime", "--audit"])
+        .arg(&audit)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stderr.contains("no inventory"), "{stderr}");
+    assert!(
+        !stdout.contains("Restore these files") && !stdout.contains("Rollback of push"),
+        "nothing is offered before the inventory is found: {stdout}"
+    );
+    drop(dir);
+}
+
+#[test]
+fn options_go_before_or_after_the_subcommand() {
+    let dir = farm_copy("consistent");
+    let inv = dir.path().join("farmkey.toml");
+    let before = farmkey()
+        .arg("-i")
+        .arg(&inv)
+        .args(["--jobs", "2", "scan", "--format", "json"])
+        .output()
+        .unwrap();
+    let after = farmkey()
+        .args(["scan", "--format", "json", "--jobs", "2", "-i"])
+        .arg(&inv)
+        .output()
+        .unwrap();
+    assert_eq!(before.status.code(), Some(0), "{before:?}");
+    assert_eq!(after.status.code(), Some(0), "{after:?}");
+    let sites = |out: &std::process::Output| {
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["sites"].clone()
+    };
+    assert_eq!(sites(&before), sites(&after));
+    // One the subcommand does not take is named, as it would be after it.
+    let out = farmkey()
+        .args(["--theme", "mono", "scan", "-i"])
+        .arg(&inv)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("'--theme'") && stderr.contains("farmkey scan"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn push_rollback_and_history_find_a_site_spelled_in_another_case_alike() {
+    // push finds "flowtime" as the one site so spelled; rollback and
+    // history find it in the log the same way.
+    let (dir, audit) = farm_with_pushes(&["flowtime"]);
+    let history = farmkey()
+        .args(["history", "--site", "FLOWTIME", "--audit"])
+        .arg(&audit)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&history.stdout);
+    assert!(text.contains("  Flowtime  key sets "), "{text}");
+    let out = farmkey()
+        .args([
+            "rollback", "--yes", "--batch", "--site", "flowtime", "--audit",
+        ])
+        .arg(&audit)
+        .arg("-i")
+        .arg(dir.path().join("farmkey.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        stdout.contains("Rollback of push") && stdout.contains("to Flowtime:"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn history_lists_newest_first_with_key_sets_as_the_console_does() {
+    let (_dir, audit) = farm_with_pushes(&["Flowtime", "Sequence Administration"]);
+    let history = |extra: &[&str]| {
+        let out = farmkey()
+            .args(["history", "--audit"])
+            .arg(&audit)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // The head line of each push: its site, in the order listed.
+    let heads = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with(' '))
+            .map(String::from)
+            .collect()
+    };
+    let newest = heads(&history(&[]));
+    assert_eq!(newest.len(), 2, "{newest:?}");
+    assert!(
+        newest[0].contains("  Sequence Administration  "),
+        "{newest:?}"
+    );
+    assert!(newest[1].contains("  Flowtime  "), "{newest:?}");
+    for head in &newest {
+        // The console's columns: key sets found → written, servers, outcome.
+        let (_, sets) = head.split_once("key sets ").unwrap();
+        let (from, rest) = sets.split_once(" → ").unwrap();
+        assert_eq!(from.len(), 8, "{head}");
+        assert!(rest.starts_with(|c: char| c.is_ascii_hexdigit()), "{head}");
+        assert!(head.ends_with("2 servers: 2 applied"), "{head}");
+    }
+    let oldest = heads(&history(&["--oldest-first"]));
+    assert_eq!(oldest, newest.into_iter().rev().collect::<Vec<_>>());
+}
+
+#[test]
+fn import_ssh_config_keeps_what_the_scan_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ssh_config");
+    fs::write(
+        &config,
+        "Host bastion\n    HostName 10.9.0.1\n\nHost web01\n    HostName 10.0.0.1\n    User svc\n    Port 2222\n    IdentityFile ~/.ssh/farm\n    ConnectTimeout 4\n    ProxyJump bastion\n    UserKnownHostsFile ~/.ssh/farm_known_hosts\n",
+    )
+    .unwrap();
+    let out = farmkey()
+        .args(["import-ssh-config", "--ssh-config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("known_hosts = \"~/.ssh/farm_known_hosts\"\n")
+            && text.contains("jump = \"bastion\"\n"),
+        "{text}"
+    );
+    // The rest is read from that file by the alias: the inventory says to
+    // give it, and names what it holds.
+    assert!(
+        text.contains(&format!("--ssh-config {}", config.display()))
+            && text.contains("HostName 10.0.0.1, User svc, Port 2222"),
+        "{text}"
+    );
+    let inv = farmkey::inventory::Inventory::parse(&dir.path().join("x.toml"), &text).unwrap();
+    assert_eq!(
+        inv.servers.len(),
+        1,
+        "the jump host is not a server: {text}"
+    );
+    // Resolved with that file, every setting is the configuration's.
+    let farmkey::inventory::Target::Ssh { host, settings } = &inv.servers[0].target else {
+        panic!("{text}")
+    };
+    let r = farmkey::transport::ssh::config::resolve(host, settings, Some(&config)).unwrap();
+    assert_eq!(
+        (r.host_name.as_str(), r.port, r.user.as_str()),
+        ("10.0.0.1", 2222, "svc")
+    );
+    assert_eq!(r.connect_timeout, std::time::Duration::from_secs(4));
+    assert!(r.identity_files[0].ends_with(".ssh/farm"));
+    assert!(r.known_hosts.ends_with(".ssh/farm_known_hosts"));
+    assert_eq!(r.jumps.len(), 1);
+    assert_eq!(r.jumps[0].host_name, "10.9.0.1");
 }

@@ -379,8 +379,9 @@ fn unknown_host_keys_are_asked_about_and_stored_on_request() {
         30,
         farm.home.path(),
     );
-    // Each server asks once: refuse the first question (the default
-    // button), accept and store the two others.
+    // Each server asks once, in one dialog: refuse the first host (the
+    // default button), accept and store the two others (Store, then Store
+    // all for the one left).
     let mut answered: Vec<String> = Vec::new();
     while answered.len() < 3 {
         let s = p.wait_until("a new question", T, |s| {
@@ -1493,6 +1494,7 @@ fn a_host_key_question_while_planning_comes_on_top_of_the_plan() {
         ..Default::default()
     });
     let mut p = console_on(&farm, &[], 120, 40);
+    // "All once" for every host the dialog lists, until each was asked.
     let answer_all_once = |p: &mut Pty| {
         let mut answered: Vec<String> = Vec::new();
         while answered.len() < 3 {
@@ -1502,14 +1504,14 @@ fn a_host_key_question_while_planning_comes_on_top_of_the_plan() {
                         s.contains(&format!("{n} ([127")) && !answered.contains(&n.to_string())
                     })
             });
-            let server = farmkey::demo::SERVERS
-                .iter()
-                .find(|n| s.contains(&format!("{n} ([127")) && !answered.contains(&n.to_string()))
-                .unwrap()
-                .to_string();
-            p.send(RIGHT);
-            p.send(ENTER);
-            answered.push(server);
+            for n in farmkey::demo::SERVERS {
+                if s.contains(&format!("{n} ([127")) && !answered.contains(&n.to_string()) {
+                    answered.push(n.to_string());
+                }
+            }
+            for key in [LEFT, LEFT, LEFT, LEFT, RIGHT, RIGHT, RIGHT, ENTER] {
+                p.send(key);
+            }
         }
     };
     answer_all_once(&mut p);
@@ -1771,4 +1773,75 @@ fn the_log_wraps_a_push_result_and_w_toggles_sideways_scrolling() {
     p.wait_for("Log (wrapped", T);
     p.send("q");
     assert_eq!(p.wait_exit(T), 0);
+}
+
+/// Several unknown hosts at start: one dialog lists them all with their
+/// fingerprints; each is answered in turn or all at once, only after the
+/// list was read to its end; the servers' connect time leaves out the time
+/// the dialog was open.
+#[test]
+fn one_dialog_lists_every_unknown_host_key() {
+    const HELD: Duration = Duration::from_secs(6);
+    for (cols, rows) in [(80, 24), (60, 16)] {
+        let (_demo, farm) = demo_over_ssh(Options {
+            trust_host_keys: false,
+            ..Default::default()
+        });
+        let mut p = console_on(&farm, &[], cols, rows);
+        let s = p.wait_for("Unknown host keys (3)", LONG);
+        let asked = std::time::Instant::now();
+        if rows >= 24 {
+            // Every host with its fingerprint in view.
+            let s = p.wait_until("every host listed", T, |s| {
+                farmkey::demo::SERVERS
+                    .iter()
+                    .all(|n| s.contains(&format!("{n} ([127")))
+            });
+            assert!(s.matches("SHA256:").count() >= 2, "{s}");
+        }
+        assert!(s.contains("Refuse"), "{s}");
+        // Refuse the host marked first (the default button).
+        p.send(ENTER);
+        let s = p.wait_until("one refused", T, |s| s.contains("refused"));
+        assert!(
+            s.contains("Unknown host keys (3)"),
+            "the dialog stays for the others: {s}"
+        );
+        // Store all: the button acts once the list was read to its end.
+        for key in [RIGHT, RIGHT, RIGHT, RIGHT] {
+            p.send(key);
+        }
+        p.send("G");
+        if rows >= 24 {
+            // The dialog stays open long enough to tell its time from the
+            // servers': their connect time leaves it out.
+            p.wait_until("the dialog open for 6s", LONG, |_| asked.elapsed() > HELD);
+        }
+        p.send(ENTER);
+        let s = p.wait_for("servers 2 ok", LONG);
+        assert!(s.contains("1 failed"), "{s}");
+        assert!(!s.contains("Unknown host key"), "{s}");
+        let stored = fs::read_to_string(&farm.known_hosts).unwrap();
+        assert_eq!(stored.lines().count(), 2, "{cols}x{rows}: {stored}");
+        if rows >= 24 {
+            p.send("2");
+            let s = p.wait_for("ADDRESS", T);
+            for server in farmkey::demo::SERVERS {
+                let row = s
+                    .lines()
+                    .find(|l| l.contains(&format!(" {server}  ")))
+                    .unwrap_or_else(|| panic!("{server}: {s}"));
+                let time: f64 = row
+                    .split_whitespace()
+                    .find_map(|w| w.strip_suffix('s')?.parse().ok())
+                    .unwrap_or_else(|| panic!("{row}"));
+                assert!(
+                    time < HELD.as_secs_f64(),
+                    "{row}: the dialog's time counted"
+                );
+            }
+        }
+        p.send("q");
+        assert_eq!(p.wait_exit(T), 0);
+    }
 }

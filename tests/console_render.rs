@@ -162,20 +162,34 @@ fn help_overlay() {
 
 #[test]
 fn host_key_dialog() {
+    // Two connections ask: one dialog lists both.
     both_themes("dialog_hostkey", |a| {
-        let (reply, _rx) = channel();
-        std::mem::forget(_rx);
-        a.update(Msg::Ask(Ask::HostKey {
-            question: HostKeyQuestion {
-                server: "web04".into(),
-                host: "[10.0.0.14]:22".into(),
-                key_type: "ssh-ed25519".into(),
-                fingerprint: "SHA256:Xk2m6n0QeJrq8u1v4y7B9c3D5f7H9j1L3n5P7r9T1v3".into(),
-                known_hosts: PathBuf::from("/home/op/.ssh/known_hosts"),
-                other_types: vec![],
-            },
-            reply,
-        }));
+        for (server, host, fingerprint) in [
+            (
+                "web04",
+                "[10.0.0.14]:22",
+                "SHA256:Xk2m6n0QeJrq8u1v4y7B9c3D5f7H9j1L3n5P7r9T1v3",
+            ),
+            (
+                "web05",
+                "10.0.0.15",
+                "SHA256:Qa1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9t0U1",
+            ),
+        ] {
+            let (reply, _rx) = channel();
+            std::mem::forget(_rx);
+            a.update(Msg::Ask(Ask::HostKey {
+                question: HostKeyQuestion {
+                    server: server.into(),
+                    host: host.into(),
+                    key_type: "ssh-ed25519".into(),
+                    fingerprint: fingerprint.into(),
+                    known_hosts: PathBuf::from("/home/op/.ssh/known_hosts"),
+                    other_types: vec![],
+                },
+                reply,
+            }));
+        }
     });
 }
 

@@ -722,3 +722,37 @@ fn a_bastion_killed_mid_handshake_is_named_with_its_place_in_the_chain() {
         "{e}"
     );
 }
+
+/// The Servers screen names the jump hosts a server is reached through.
+#[test]
+fn the_servers_screen_shows_the_jump_chain() {
+    use support::pty::Pty;
+    let ns = Netns::new();
+    let (_demo, farm) = hidden_farm(&ns);
+    let (_gate, relay) = bastion(&farm, "gate", &ns, true);
+    let inventory = inventory_via(&farm, &jump_to(&relay));
+    let t = Duration::from_secs(30);
+    for (cols, rows) in [(80, 24), (60, 16)] {
+        let mut p = Pty::farmkey(
+            &[
+                "-i",
+                inventory.to_str().unwrap(),
+                "--ssh-config",
+                "/nonexistent",
+            ],
+            &[],
+            cols,
+            rows,
+            farm.home.path(),
+        );
+        p.wait_for("servers 3 ok", t);
+        p.send("2");
+        let chain = format!("through 127.0.0.1 ({USER}@[127.0.0.1]:{})", relay.port);
+        let s = p.wait_until("the Servers screen with the chain", t, |s| {
+            s.contains("ADDRESS") && s.contains(&chain)
+        });
+        assert!(s.contains("web01"), "{cols}x{rows}: {s}");
+        p.send("q");
+        p.wait_exit(t);
+    }
+}

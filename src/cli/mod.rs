@@ -36,7 +36,8 @@ pub mod exit {
     about = "Keep ASP.NET machine keys in step across the servers of an IIS web farm",
     long_about = "Keep ASP.NET machine keys in step across the servers of an IIS web farm.\n\nWithout a subcommand, opens the console on the inventory. Start with `farmkey demo` to see it on a built-in demo farm.",
     after_help = inventory_help(),
-    // Console options given before a subcommand would be ignored by it.
+    // Options given before a subcommand are read after it (Cli::from_env),
+    // never taken by the console and ignored.
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
@@ -299,6 +300,9 @@ pub struct HistoryArgs {
     /// Only pushes of this site
     #[arg(long)]
     pub site: Option<String>,
+    /// List the oldest push first (default: the newest, as the console's History)
+    #[arg(long)]
+    pub oldest_first: bool,
 }
 
 #[derive(Args, Debug)]
@@ -528,6 +532,48 @@ fn print_man(args: &ManArgs) -> ExitCode {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => usage_error(e),
     }
+}
+
+impl Cli {
+    /// The command line of this process. Options written before the
+    /// subcommand (`farmkey -i farm.toml scan`) are read as if written after
+    /// it (`farmkey scan -i farm.toml`); one the subcommand does not take is
+    /// refused as it would be there, naming it.
+    pub fn from_env() -> Cli {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        match Cli::try_parse_from(&args) {
+            Ok(cli) => cli,
+            Err(e) => match options_after_subcommand(&args) {
+                Some(moved) if e.kind() == clap::error::ErrorKind::ArgumentConflict => {
+                    Cli::try_parse_from(moved).unwrap_or_else(|e| e.exit())
+                }
+                _ => e.exit(),
+            },
+        }
+    }
+}
+
+/// `farmkey OPTIONS SUBCOMMAND REST` as `farmkey SUBCOMMAND OPTIONS REST`,
+/// when a subcommand follows options.
+fn options_after_subcommand(args: &[std::ffi::OsString]) -> Option<Vec<std::ffi::OsString>> {
+    let names: Vec<String> = Cli::command()
+        .get_subcommands()
+        .flat_map(|c| {
+            std::iter::once(c.get_name().to_string()).chain(c.get_all_aliases().map(String::from))
+        })
+        .collect();
+    let at = args
+        .iter()
+        .skip(1)
+        .position(|a| a.to_str().is_some_and(|a| names.iter().any(|n| n == a)))?
+        + 1;
+    if at == 1 {
+        return None;
+    }
+    let mut moved = vec![args[0].clone(), args[at].clone()];
+    moved.extend_from_slice(&args[1..at]);
+    moved.extend_from_slice(&args[at + 1..]);
+    Some(moved)
 }
 
 /// Runs a headless command.

@@ -9,7 +9,9 @@ use crate::farm::scan_all;
 use crate::push::apply::{Progress, rollback_push};
 use crate::push::audit::{AuditLog, AuditRecord};
 use crate::push::diff::masked_diff;
-use crate::push::history::{file_label, other_spellings, pushes, restored_from, rollback_text};
+use crate::push::history::{
+    file_label, logged_site, other_spellings, pushes, restored_from, rollback_text,
+};
 use crate::push::{
     Interrupt, KeySource, PlanAction, PlanVerdict, PushOutcome, PushRequest, Sessions, StopReason,
     Verdict, and_list, apply, build_plan, refuse_disclosed,
@@ -293,27 +295,36 @@ pub fn run_history(args: &HistoryArgs) -> ExitCode {
         Ok(r) => r,
         Err(code) => return code,
     };
+    let site = match args.site.as_deref().map(|s| logged_site(&records, s)) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(_)) => return ambiguous_site(&records, args.site.as_deref().unwrap_or_default()),
+    };
     let mut out = Out::new(Interrupt::new());
-    let list = pushes(&records, args.site.as_deref());
+    let list = pushes(&records, site);
     if list.is_empty() {
-        let hint = args
-            .site
-            .as_deref()
-            .map(|s| spelling_hint(&records, s))
-            .unwrap_or_default();
-        out.last(&format!(
-            "No pushes recorded in {}{hint}.",
-            audit.path.display()
-        ));
+        out.last(&format!("No pushes recorded in {}.", audit.path.display()));
         return ExitCode::from(exit::OK);
     }
+    // Newest first, as the console's History lists them.
+    let list: Vec<_> = if args.oldest_first {
+        list
+    } else {
+        list.into_iter().rev().collect()
+    };
     for push in list {
+        // The console's columns, in its order: time, user, site, key sets,
+        // servers, where they stand; the id to name it to `rollback --push`.
+        let servers = push.servers().len();
         out.line(&format!(
-            "{}  {}  {}  {}",
+            "{}  {}  {}  {}  key sets {}  {servers} server{}: {}",
             push.id,
             push.time(),
             push.user(),
-            push.site()
+            push.site(),
+            push.key_sets_text("→"),
+            if servers == 1 { "" } else { "s" },
+            push.outcome_summary()
         ));
         let pushed: Vec<String> = push
             .pushed()
@@ -368,27 +379,36 @@ fn sign_ins(s: &crate::push::SignOuts) -> String {
     format!("Signed-in users {}.", parts.join("; "))
 }
 
-/// `; it has pushes of "FLOWTIME" (...)` when the log knows the site only
-/// spelled otherwise: site names are exact, two may differ only in case.
-fn spelling_hint(records: &[AuditRecord], site: &str) -> String {
-    let others = other_spellings(records, site);
-    if others.is_empty() {
-        return String::new();
-    }
-    let quoted: Vec<String> = others.iter().map(|s| format!("{s:?}")).collect();
-    format!(
-        "; it has pushes of {} (site names are exact: two sites may differ only in case)",
-        and_list(&quoted)
-    )
+/// `--site` naming several sites of the log that differ only in case: as a
+/// push says it of the scan ([`crate::push::PlanError::AmbiguousSite`]).
+fn ambiguous_site(records: &[AuditRecord], site: &str) -> ExitCode {
+    let quoted: Vec<String> = other_spellings(records, site)
+        .iter()
+        .map(|s| format!("{s:?}"))
+        .collect();
+    usage_error(format!(
+        "{site:?} names several sites that differ only in case ({}): give the name exactly",
+        quoted.join(", ")
+    ))
 }
 
 pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
+    // Everything it needs is checked before it asks anything: the
+    // inventory, the audit log read and writable, a way to ask.
+    let inventory = match load_inventory(args.farm.inventory.as_deref()) {
+        Ok(i) => i,
+        Err(code) => return code,
+    };
     let audit = audit_log(&args.audit);
     let records = match read_records(&audit) {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let list = pushes(&records, Some(&args.site));
+    let site = match logged_site(&records, &args.site) {
+        Ok(s) => s,
+        Err(_) => return ambiguous_site(&records, &args.site),
+    };
+    let list = pushes(&records, Some(site));
     let chosen = match &args.push {
         Some(id) => list.into_iter().find(|p| p.id == *id),
         None => list
@@ -398,22 +418,19 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
     };
     let Some(push) = chosen else {
         return usage_error(format!(
-            "no push of {}{} with applied changes in {}{}",
-            args.site,
+            "no push of {site}{} with applied changes in {}",
             args.push
                 .as_deref()
                 .map(|p| format!(" with id {p}"))
                 .unwrap_or_default(),
             audit.path.display(),
-            spelling_hint(&records, &args.site)
         ));
     };
     let id = &push.id;
     let applied = push.to_roll_back();
     let mut out = Out::new(Interrupt::new());
     out.line(&format!(
-        "Rollback of push {id} to {}: restore the backups on",
-        args.site
+        "Rollback of push {id} to {site}: restore the backups on"
     ));
     for r in &applied {
         out.line(&format!(
@@ -445,10 +462,6 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
             Err(e) => return usage_error(e),
         }
     }
-    let inventory = match load_inventory(args.farm.inventory.as_deref()) {
-        Ok(i) => i,
-        Err(code) => return code,
-    };
     let mut sessions = Sessions::new(
         inventory.servers.clone(),
         args.farm.connect.headless_options(),

@@ -35,7 +35,9 @@ pub fn run(args: &ScanArgs) -> ExitCode {
     );
     match args.format {
         ScanFormat::Table => {
-            if let Err(code) = super::write_stdout(report::to_table(&report).as_bytes()) {
+            if let Err(code) =
+                super::write_stdout(report::to_table(&report, report::output_width()).as_bytes())
+            {
                 return code;
             }
         }

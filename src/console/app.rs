@@ -128,6 +128,7 @@ impl App {
                 generation: 0,
                 started: None,
                 scan: None,
+                jumps: Vec::new(),
             })
             .collect();
         let mut app = App {
@@ -341,7 +342,14 @@ impl App {
                 Vec::new()
             }
             Msg::Ask(Ask::HostKey { question, reply }) => {
-                self.ask(Box::new(dialogs::host_key::HostKey::new(question, reply)));
+                // One dialog lists every host asked about.
+                match self.dialogs.iter_mut().find_map(|d| d.dialog.host_keys()) {
+                    Some(open) => {
+                        open.add(question, reply);
+                        self.data.changed = true;
+                    }
+                    None => self.ask(Box::new(dialogs::host_key::HostKeys::new(question, reply))),
+                }
                 Vec::new()
             }
             Msg::Work(work) => self.on_work(work),

@@ -68,6 +68,8 @@ pub struct ConsoleOptions {
 /// the operator's answer.
 struct ConsolePrompter {
     tx: Mutex<Sender<Msg>>,
+    /// Host keys (host, fingerprint) the operator refused.
+    refused: Mutex<Vec<(String, String)>>,
 }
 
 impl ConsolePrompter {
@@ -87,14 +89,52 @@ impl Prompter for ConsolePrompter {
     }
 
     fn unknown_host(&self, question: &HostKeyQuestion) -> Option<HostKeyDecision> {
-        Some(
-            self.ask(|reply| Ask::HostKey {
+        let key = (question.host.clone(), question.fingerprint.clone());
+        let refused = |r: &Mutex<Vec<(String, String)>>| {
+            r.lock().map(|list| list.contains(&key)).unwrap_or(false)
+        };
+        // A key refused once stays refused for the session: a rescan or a
+        // push does not ask again.
+        if refused(&self.refused) {
+            return Some(HostKeyDecision::Refuse);
+        }
+        let decision = self
+            .ask(|reply| Ask::HostKey {
                 question: question.clone(),
                 reply,
             })
-            .unwrap_or(HostKeyDecision::Refuse),
-        )
+            .unwrap_or(HostKeyDecision::Refuse);
+        if decision == HostKeyDecision::Refuse
+            && let Ok(mut list) = self.refused.lock()
+        {
+            list.push(key);
+        }
+        Some(decision)
     }
+
+    fn asks_host_keys_together(&self) -> bool {
+        true
+    }
+}
+
+/// The jump hosts a server is reached through, as its connection resolves
+/// them (the inventory's `jump`, else `ProxyJump`); none where that fails
+/// (the connection then says why).
+fn jump_chain(
+    server: &crate::inventory::Server,
+    ssh_config: Option<&std::path::Path>,
+) -> Vec<String> {
+    let crate::inventory::Target::Ssh { host, settings } = &server.target else {
+        return Vec::new();
+    };
+    crate::transport::ssh::config::resolve(host, settings, ssh_config)
+        .map(|r| {
+            r.jumps
+                .iter()
+                .map(|h| format!("{} ({}@{})", h.alias, h.user, h.known_hosts_name()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn restore_terminal() {
@@ -278,6 +318,7 @@ pub fn run(opts: ConsoleOptions) -> io::Result<ConsoleEnd> {
     connect.batch = false;
     connect.prompter = Some(Arc::new(ConsolePrompter {
         tx: Mutex::new(tx.clone()),
+        refused: Mutex::new(Vec::new()),
     }));
 
     let symbols = if opts.ascii {
@@ -294,6 +335,9 @@ pub fn run(opts: ConsoleOptions) -> io::Result<ConsoleEnd> {
     );
     app.set_disclosed(opts.disclosed.clone());
     app.set_components(opts.components.clone());
+    for row in &mut app.data.servers {
+        row.jumps = jump_chain(&row.server, connect.ssh_config.as_deref());
+    }
     if opts.read_only {
         app.log(
             model::Level::Info,
@@ -395,4 +439,49 @@ pub fn run(opts: ConsoleOptions) -> io::Result<ConsoleEnd> {
     drop(terminal);
     drop(guard);
     result.map(|()| end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_host_key_is_not_asked_about_again() {
+        let (tx, rx) = channel();
+        let prompter = ConsolePrompter {
+            tx: Mutex::new(tx),
+            refused: Mutex::new(Vec::new()),
+        };
+        let question = |fingerprint: &str| HostKeyQuestion {
+            server: "web01".into(),
+            host: "[127.0.0.1]:2222".into(),
+            key_type: "ssh-ed25519".into(),
+            fingerprint: fingerprint.into(),
+            known_hosts: "/k".into(),
+            other_types: Vec::new(),
+        };
+        // The operator refuses the first question, and accepts any later one.
+        let operator = std::thread::spawn(move || {
+            let mut asked = 0;
+            while let Ok(Msg::Ask(Ask::HostKey { reply, .. })) = rx.recv() {
+                let answer = if asked == 0 {
+                    HostKeyDecision::Refuse
+                } else {
+                    HostKeyDecision::AcceptOnce
+                };
+                asked += 1;
+                let _ = reply.send(Some(answer));
+            }
+            asked
+        });
+        let a = question("SHA256:aaa");
+        assert_eq!(prompter.unknown_host(&a), Some(HostKeyDecision::Refuse));
+        // Refused without a question; another key of the host is asked.
+        assert_eq!(prompter.unknown_host(&a), Some(HostKeyDecision::Refuse));
+        let b = question("SHA256:bbb");
+        assert_eq!(prompter.unknown_host(&b), Some(HostKeyDecision::AcceptOnce));
+        assert!(prompter.asks_host_keys_together());
+        drop(prompter);
+        assert_eq!(operator.join().unwrap(), 2);
+    }
 }

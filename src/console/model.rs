@@ -112,6 +112,9 @@ pub struct ServerRow {
     pub generation: u64,
     pub started: Option<Instant>,
     pub scan: Option<ServerScan>,
+    /// The jump hosts it is reached through, first hop first:
+    /// `bastion (ops@10.0.0.5:2222)`.
+    pub jumps: Vec<String>,
 }
 
 impl ServerRow {

@@ -254,6 +254,48 @@ impl PastPush {
     }
 }
 
+impl PastPush {
+    /// `507f8fce → 1a2b3c4d`: the key sets found and the one written, as
+    /// the console's History and `farmkey history` say them (`2 sets` when
+    /// servers differed, `(kept)` when nothing changed); `arrow` in the
+    /// symbol set of the output.
+    pub fn key_sets_text(&self, arrow: &str) -> String {
+        let (before, after) = self.key_sets();
+        let side = |sets: &[&str]| match sets {
+            [] => "?".to_string(),
+            [one] => one.to_string(),
+            more => format!("{} sets", more.len()),
+        };
+        if before == after {
+            format!("{} (kept)", side(&before))
+        } else {
+            format!("{} {arrow} {}", side(&before), side(&after))
+        }
+    }
+
+    /// `2 applied, 1 unchanged`: where the servers of the push stand.
+    pub fn outcome_summary(&self) -> String {
+        // A rollback's start with no outcome after it is not a push cut short.
+        let mut counts: Vec<((Outcome, bool), usize)> = Vec::new();
+        for (rec, o) in self.standing() {
+            let key = (o, self.rollback_unrecorded(rec));
+            match counts.iter_mut().find(|(x, _)| *x == key) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((key, 1)),
+            }
+        }
+        counts
+            .iter()
+            .map(|(o, n)| match o {
+                (_, true) => format!("{n} rollback unrecorded"),
+                (Outcome::Intent, false) => format!("{n} cut short"),
+                (o, false) => format!("{n} {o}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// How a file of a server is named to the operator among `records`
 /// ([`super::file_label`]).
 pub fn file_label(records: &[AuditRecord], server: &str, file: &str) -> String {
@@ -292,6 +334,22 @@ pub fn pushes(records: &[AuditRecord], site: Option<&str>) -> Vec<PastPush> {
         }
     }
     out
+}
+
+/// The site of the log that `site` names, found as `push --site` finds one
+/// in a scan ([`crate::analysis::FarmReport::site`]): spelled exactly, else
+/// the one site of the log spelled so without regard to case; the
+/// spellings when several are (give the name exactly). A site the log does
+/// not know comes back as it was given.
+pub fn logged_site<'a>(records: &'a [AuditRecord], site: &'a str) -> Result<&'a str, Vec<&'a str>> {
+    if records.iter().any(|r| r.site == site) {
+        return Ok(site);
+    }
+    match other_spellings(records, site).as_slice() {
+        [] => Ok(site),
+        [one] => Ok(one),
+        several => Err(several.to_vec()),
+    }
 }
 
 /// The sites of the log spelled like `site` but for case: what an

@@ -400,6 +400,26 @@ pub fn find_case_insensitive(
     Ok(Some(cur))
 }
 
+thread_local! {
+    /// Time this thread spent waiting for the operator.
+    static WAITED: std::cell::Cell<std::time::Duration> = const { std::cell::Cell::new(std::time::Duration::ZERO) };
+}
+
+/// Runs `f`, a question to the operator or the wait for a turn to ask one,
+/// counting its time as the operator's, not the server's.
+pub(crate) fn waiting_for_operator<T>(f: impl FnOnce() -> T) -> T {
+    let start = std::time::Instant::now();
+    let out = f();
+    WAITED.with(|w| w.set(w.get() + start.elapsed()));
+    out
+}
+
+/// Time this thread has spent waiting for the operator, in all: a scan's
+/// time is its span less what this grew by meanwhile.
+pub fn operator_wait() -> std::time::Duration {
+    WAITED.with(|w| w.get())
+}
+
 /// Questions a connection may need a person to answer. The headless command
 /// line asks on the terminal; the console shows dialogs.
 pub trait Prompter: Send + Sync {
@@ -410,6 +430,13 @@ pub trait Prompter: Send + Sync {
     /// when this prompter does not ask such questions (the connection is
     /// then refused with the fingerprint and advice).
     fn unknown_host(&self, question: &HostKeyQuestion) -> Option<HostKeyDecision>;
+
+    /// Whether host key questions of several connections may wait for
+    /// their answers at once (the console gathers them in one dialog); a
+    /// terminal asks them one after another.
+    fn asks_host_keys_together(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -92,6 +92,10 @@ pub trait Dialog {
     }
     /// The console closes: answer whatever a worker waits for.
     fn abandon(&mut self) {}
+    /// The dialog of unknown host keys, which gathers every such question.
+    fn host_keys(&mut self) -> Option<&mut host_key::HostKeys> {
+        None
+    }
     /// It reads ↑/↓ and j/k itself (a choice, typed text, any key to
     /// close): they never scroll it.
     fn own_keys(&self) -> bool {

@@ -6,7 +6,7 @@ use super::{Nav, Reply, Rows, Screen, Scroll};
 use crate::console::model::{Action, Data};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
-use crate::push::audit::{AuditRecord, Fingerprints, Outcome};
+use crate::push::audit::{AuditRecord, Fingerprints};
 use crate::push::history::{PastPush, rollback_text};
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
@@ -26,43 +26,6 @@ pub struct History {
 /// `2026-11-26 11:20` of an RFC 3339 time.
 fn short_time(time: &str) -> String {
     time.get(..16).unwrap_or(time).replacen('T', " ", 1)
-}
-
-/// `507f8fce → 1a2b3c4d`: the key sets found and the one written.
-fn key_sets(push: &PastPush, arrow: &str) -> String {
-    let (before, after) = push.key_sets();
-    let side = |sets: &[&str]| match sets {
-        [] => "?".to_string(),
-        [one] => one.to_string(),
-        more => format!("{} sets", more.len()),
-    };
-    if before == after {
-        format!("{} (kept)", side(&before))
-    } else {
-        format!("{} {arrow} {}", side(&before), side(&after))
-    }
-}
-
-/// `2 applied, 1 unchanged`: where the servers of a push stand.
-fn outcome_summary(push: &PastPush) -> String {
-    // A rollback's start with no outcome after it is not a push cut short.
-    let mut counts: Vec<((Outcome, bool), usize)> = Vec::new();
-    for (rec, o) in push.standing() {
-        let key = (o, push.rollback_unrecorded(rec));
-        match counts.iter_mut().find(|(x, _)| *x == key) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((key, 1)),
-        }
-    }
-    counts
-        .iter()
-        .map(|(o, n)| match o {
-            (_, true) => format!("{n} rollback unrecorded"),
-            (Outcome::Intent, false) => format!("{n} cut short"),
-            (o, false) => format!("{n} {o}"),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// A cell `width` wide and the space after it; nothing for a column
@@ -160,9 +123,9 @@ impl History {
                 ui.pad(&short_time(push.time()), time_w),
                 ui.pad(push.user(), user_w),
                 ui.pad(push.site(), site_w),
-                column(ui, &key_sets(push, ui.symbols.to), sets_w),
+                column(ui, &push.key_sets_text(ui.symbols.to), sets_w),
                 push.servers().len(),
-                ui.truncate(&outcome_summary(push), room)
+                ui.truncate(&push.outcome_summary(), room)
             );
             lines.push(Line::styled(
                 ui.truncate(&row, usize::from(inner.width)),
@@ -238,7 +201,7 @@ impl History {
                 " {} by {}: {}",
                 short_time(push.time()),
                 push.user(),
-                outcome_summary(push)
+                push.outcome_summary()
             ),
             ui.style(StyleKey::Text),
         )];

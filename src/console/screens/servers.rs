@@ -103,13 +103,24 @@ impl Screen for Servers {
             .selected()
             .map(|i| {
                 let r = &data.servers[i];
-                match r.error() {
+                let mut text = match r.error() {
                     Some(e) => Text::styled(e, ui.style(StyleKey::StateError)),
                     None => Text::styled(
                         format!("{} via {}", r.server.name, r.server.address()),
                         ui.style(StyleKey::Text),
                     ),
+                };
+                if !r.jumps.is_empty() {
+                    // The chain first: it is what an error above is about.
+                    text.lines.insert(
+                        0,
+                        Line::styled(
+                            format!("through {}", r.jumps.join(&format!(" {} ", ui.symbols.to))),
+                            ui.style(StyleKey::Text),
+                        ),
+                    );
                 }
+                text
             })
             .unwrap_or_default();
         // A long error says how much more it has (Findings has all of it).

@@ -55,13 +55,15 @@ fn ask(opts: &ConnectOptions, q: &SecretQuestion) -> Result<secrecy::SecretStrin
     let Some(prompter) = &opts.prompter else {
         return Err("no terminal to ask on");
     };
-    prompter.secret(q).ok_or("cancelled")
+    crate::transport::waiting_for_operator(|| prompter.secret(q)).ok_or("cancelled")
 }
 
 /// Parallel connections take turns with questions; while one asks, the
 /// others wait, then first try what it learnt.
 fn take_turn(cache: &SecretCache) -> std::sync::MutexGuard<'_, ()> {
-    cache.asking.lock().unwrap_or_else(|p| p.into_inner())
+    crate::transport::waiting_for_operator(|| {
+        cache.asking.lock().unwrap_or_else(|p| p.into_inner())
+    })
 }
 
 pub fn authenticate(

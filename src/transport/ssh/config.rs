@@ -116,7 +116,7 @@ pub fn resolve(
             .or(params.user)
             .unwrap_or_else(local_user),
         identity_files,
-        known_hosts: known_hosts(settings),
+        known_hosts: known_hosts(settings, &config, host),
         connect_timeout: settings
             .connect_timeout
             .or(params.connect_timeout)
@@ -142,12 +142,25 @@ fn add_identities(list: &mut Vec<PathBuf>, params: &HostParams) {
     }
 }
 
-fn known_hosts(settings: &SshSettings) -> PathBuf {
+/// The known_hosts file of a host: the inventory's `known_hosts`, else the
+/// first file of its `UserKnownHostsFile` (the one OpenSSH adds keys to),
+/// else `~/.ssh/known_hosts`.
+fn known_hosts(settings: &SshSettings, config: &SshConfig, host: &str) -> PathBuf {
     settings
         .known_hosts
         .as_deref()
         .map(expand_tilde)
+        .or_else(|| user_known_hosts(config, host))
         .unwrap_or_else(|| expand_tilde(Path::new("~/.ssh/known_hosts")))
+}
+
+/// The first file of a host's `UserKnownHostsFile`, as OpenSSH takes it:
+/// from the first of its entries that sets one.
+fn user_known_hosts(config: &SshConfig, host: &str) -> Option<PathBuf> {
+    config.intersecting_hosts(host).find_map(|entry| {
+        let files = entry.params.unsupported_fields.get("userknownhostsfile")?;
+        files.first().map(|f| expand_tilde(Path::new(f)))
+    })
 }
 
 /// `ProxyJump` of a host's entries. As in OpenSSH the first `ProxyJump` or
@@ -225,7 +238,7 @@ fn resolve_chain(
             port: hop.port.or(params.port).unwrap_or(22),
             user: hop.user.clone().or(params.user).unwrap_or_else(local_user),
             identity_files,
-            known_hosts: known_hosts(settings),
+            known_hosts: known_hosts(settings, config, &hop.host),
             connect_timeout: settings
                 .connect_timeout
                 .or(params.connect_timeout)
@@ -273,6 +286,13 @@ pub fn import(config_path: &Path, pattern: Option<&str>) -> Result<String, Conne
         "# farmkey inventory generated from {}\n# Connection settings stay in that file; the inventory may override them.\n",
         config_path.display()
     );
+    if *config_path != default_ssh_config() {
+        // Names are resolved in the ssh configuration read at scan time.
+        out.push_str(&format!(
+            "# HostName, User, Port, IdentityFile, ConnectTimeout and ProxyJump are read from it by these names: give --ssh-config {} to scan, push and the console.\n",
+            escape(&config_path.display().to_string())
+        ));
+    }
     let mut imported = 0;
     for alias in concrete
         .iter()
@@ -297,6 +317,19 @@ pub fn import(config_path: &Path, pattern: Option<&str>) -> Result<String, Conne
         if let Some(port) = p.port {
             notes.push(format!("Port {port}"));
         }
+        // Kept in the inventory: the console adds keys it accepts there, and
+        // it holds whatever the ssh configuration read at scan time says.
+        let known_hosts = config
+            .intersecting_hosts(alias)
+            .find_map(|e| {
+                e.params
+                    .unsupported_fields
+                    .get("userknownhostsfile")?
+                    .first()
+            })
+            .map_or(String::new(), |f| {
+                format!("known_hosts = {}\n", toml_string(f))
+            });
         let jump = match config_jump(config_path, &config, alias) {
             Ok(Some(j @ Jump::Via(_))) => format!("jump = {}\n", toml_string(&j.to_string())),
             Ok(_) => String::new(),
@@ -304,7 +337,7 @@ pub fn import(config_path: &Path, pattern: Option<&str>) -> Result<String, Conne
             Err(e) => return Err(e),
         };
         out.push_str(&format!(
-            "\n[[servers]]\nname = {}\nhost = {}{}\n{jump}",
+            "\n[[servers]]\nname = {}\nhost = {}{}\n{known_hosts}{jump}",
             toml_string(alias),
             toml_string(alias),
             if notes.is_empty() {
@@ -448,6 +481,46 @@ mod tests {
             panic!()
         };
         assert_eq!(settings.jump, Some(Jump::parse("ops@inner:2222").unwrap()));
+    }
+
+    #[test]
+    fn user_known_hosts_file_is_honoured_and_imported() {
+        let f = config_file(
+            "Host web01\n    HostName 10.0.0.1\n    UserKnownHostsFile ~/.ssh/farm_hosts /etc/other\n\nHost web02\n    HostName 10.0.0.2\n",
+        );
+        let r = resolve("web01", &SshSettings::default(), Some(f.path())).unwrap();
+        assert!(
+            r.known_hosts.ends_with(".ssh/farm_hosts"),
+            "{:?}",
+            r.known_hosts
+        );
+        assert!(!r.known_hosts.starts_with("~"), "{:?}", r.known_hosts);
+        let other = resolve("web02", &SshSettings::default(), Some(f.path())).unwrap();
+        assert!(other.known_hosts.ends_with(".ssh/known_hosts"));
+        // The inventory's own wins.
+        let settings = SshSettings {
+            known_hosts: Some("/mine".into()),
+            ..Default::default()
+        };
+        let mine = resolve("web01", &settings, Some(f.path())).unwrap();
+        assert_eq!(mine.known_hosts, PathBuf::from("/mine"));
+
+        let out = import(f.path(), None).unwrap();
+        assert!(
+            out.contains(
+                "host = \"web01\"  # HostName 10.0.0.1\nknown_hosts = \"~/.ssh/farm_hosts\"\n"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("give --ssh-config "), "{out}");
+        let inv = crate::inventory::Inventory::parse(Path::new("x.toml"), &out).unwrap();
+        let crate::inventory::Target::Ssh { settings, .. } = &inv.servers[0].target else {
+            panic!()
+        };
+        assert_eq!(
+            settings.known_hosts,
+            Some(PathBuf::from("~/.ssh/farm_hosts"))
+        );
     }
 
     #[test]

@@ -1148,12 +1148,13 @@ fn verify_host_key(
         known_hosts::Verdict::Unknown { other_types } => {
             let asked = match (opts.accept_new, opts.batch, &opts.prompter) {
                 (true, _, _) => Some(HostKeyDecision::AcceptAndStore),
-                (false, false, Some(p)) => {
-                    let _turn = opts
-                        .secrets
-                        .asking
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner());
+                (false, false, Some(p)) => crate::transport::waiting_for_operator(|| {
+                    let _turn = (!p.asks_host_keys_together()).then(|| {
+                        opts.secrets
+                            .asking
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                    });
                     p.unknown_host(&HostKeyQuestion {
                         server: server.to_string(),
                         host: host.clone(),
@@ -1162,7 +1163,7 @@ fn verify_host_key(
                         known_hosts: r.known_hosts.clone(),
                         other_types: other_types.clone(),
                     })
-                }
+                }),
                 _ => None,
             };
             let Some(decision) = asked else {
