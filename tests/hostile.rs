@@ -676,6 +676,53 @@ fn staged_copies_stay_owner_only_until_the_swap_over_sftp() {
     assert_eq!(fs::read(&web).unwrap(), before);
 }
 
+#[test]
+fn a_link_put_at_the_staged_copy_before_its_mode_is_set_is_never_followed_over_sftp() {
+    use std::os::unix::fs::MetadataExt;
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    let web = farm.server("web01").file(FLOWTIME);
+    let dir = farm.server("web01").file(FLOWTIME_DIR);
+    fs::set_permissions(&web, fs::Permissions::from_mode(0o644)).unwrap();
+    let before = fs::read(&web).unwrap();
+    // A file of the SFTP account's own, owner-only: setstat by name would
+    // open it to others.
+    let victim = dir.join("victim.txt");
+    fs::write(&victim, b"private").unwrap();
+    let owner = fs::metadata(&web).unwrap();
+    std::os::unix::fs::chown(&victim, Some(owner.uid()), Some(owner.gid())).unwrap();
+    fs::set_permissions(&victim, fs::Permissions::from_mode(0o600)).unwrap();
+    let audit = farm.home.path().join("audit.jsonl");
+    let mut cmd = farm.farmkey_process();
+    cmd.args(farm.push_flowtime_args(&audit))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let pause = Pause::new("staged:web01");
+    pause.set(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    pause.wait(|| child.try_wait().unwrap().is_some());
+    let staged: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".farmkey-new"))
+        .collect();
+    assert_eq!(staged.len(), 1, "{staged:?}");
+    fs::remove_file(&staged[0]).unwrap();
+    std::os::unix::fs::symlink("victim.txt", &staged[0]).unwrap();
+    pause.go();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("is a symbolic link to victim.txt"),
+        "{stdout}"
+    );
+    assert_eq!(mode_of(&victim), 0o600, "the link was followed");
+    assert_eq!(fs::read(&victim).unwrap(), b"private");
+    assert!(!fs::symlink_metadata(&web).unwrap().is_symlink());
+    assert_eq!(fs::read(&web).unwrap(), before);
+    assert_eq!(mode_of(&web), 0o644);
+}
+
 /// A transport that presents another banner (a Windows server's).
 struct Banner(Box<dyn Transport>, &'static str);
 
