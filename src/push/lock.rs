@@ -51,7 +51,7 @@ pub fn claim_path(lock: &RemotePath, push_id: &str) -> RemotePath {
 const CLAIM_SUFFIX: &str = ".claim.config";
 
 /// Whether `name` is a claim of the lock `lock` ([`claim_path`]).
-fn is_claim_of(lock: &RemotePath, name: &str) -> bool {
+pub fn is_claim_of(lock: &RemotePath, name: &str) -> bool {
     let lock_name = lock.file_name().unwrap_or("web.farmkey-lock.config");
     let stem = lock_name.strip_suffix(".config").unwrap_or(lock_name);
     let (name, stem) = (name.to_ascii_lowercase(), stem.to_ascii_lowercase());
