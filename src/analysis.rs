@@ -1065,9 +1065,9 @@ pub const RULES: [Rule; 28] = [
     },
     Rule {
         code: Code::LockLeft,
-        severity: Severity::Warning,
+        severity: Severity::Info,
         lesser: None,
-        summary: r#"a push's lock (`web.farmkey-lock.config`) or a claim of it (`web.farmkey-lock.<push id>.claim.config`, which a push stopped while breaking a stale lock leaves, the stale lock in it) is beside the site's web.config: a push of the site runs now, or one stopped without removing it; names the server and file (a push's plan names the lock's holder). Found by listing each application's folder: one listing per application and server"#,
+        summary: r#"a push's lock (`web.farmkey-lock.config`) or a claim of it (`web.farmkey-lock.<push id>.claim.config`, which a push stopped while breaking a stale lock leaves, the stale lock in it) is beside the site's web.config: a push of the site runs now, or one stopped without removing it; names the server and file (a push's plan names the lock's holder). Info: it says nothing of the keys, and the site's verdict stays what its keys make it. Found by listing each application's folder: one listing per application and server"#,
         remedy: r#"Wait for the push that runs; a stale lock is broken by the next push on request (--break-lock, or the console's Break the lock); a claim is removed by hand once no push of the site runs."#,
         check: Some(lock_left),
     },
@@ -2359,6 +2359,7 @@ mod tests {
         };
         let clean = scan();
         assert!(!clean.findings.iter().any(|f| f.code == Code::LockLeft));
+        assert_eq!(clean.verdict(), SiteVerdict::InStep);
 
         std::fs::write(site("web01").join("web.farmkey-lock.config"), b"{}").unwrap();
         std::fs::write(
@@ -2377,7 +2378,8 @@ mod tests {
             .collect();
         assert_eq!(found.len(), 2, "{found:?}");
         assert_eq!(found[0].0, ["web01"]);
-        assert_eq!(found[0].1, Severity::Warning);
+        assert_eq!(found[0].1, Severity::Info);
+        assert_eq!(left.verdict(), SiteVerdict::InStep);
         assert!(
             found[0]
                 .2

@@ -325,14 +325,14 @@ pub fn read_server(
 }
 
 /// The lock and lock claims beside `file` (a push's, see
-/// [`crate::push::lock`]). One listing of the folder per folder and scan;
+/// [`crate::lock_names`]). One listing of the folder per folder and scan;
 /// a folder that cannot be listed (or is not there) shows none.
 fn push_leftovers(
     t: &mut dyn Transport,
     listed: &mut HashMap<String, Vec<crate::transport::DirEntry>>,
     file: &RemotePath,
 ) -> Result<Vec<PushLeftover>, ServerFailure> {
-    use crate::push::lock;
+    use crate::lock_names as lock;
     let (Some(dir), lock) = (file.parent(), lock::lock_path(file)) else {
         return Ok(Vec::new());
     };
