@@ -1050,7 +1050,7 @@ fn a_lock_or_a_lock_claim_left_beside_a_web_config_is_reported_over_sftp() {
     assert_eq!(left.len(), 2, "{left:?}");
     assert_eq!(
         (left[0].0.as_slice(), left[0].1),
-        (&["web01".to_string()][..], "warning")
+        (&["web01".to_string()][..], "info")
     );
     assert!(
         left[0].2.contains(
