@@ -64,6 +64,7 @@ crate::spelled::spelled! {
         NoManagedCode = "no-managed-code",
         IntegratedModeConfig = "integrated-mode-config",
         ConfigLink = "config-link",
+        LockLeft = "lock-left",
     }
 }
 
@@ -107,6 +108,8 @@ pub struct Instance {
     /// The files of its configuration that are symbolic links, and what
     /// each is (see [`crate::scan::AppConfig::links`]).
     pub links: Vec<(RemotePath, crate::transport::NotAFile)>,
+    /// A push's lock or claims of it beside its web.config.
+    pub push_leftovers: Vec<crate::scan::PushLeftover>,
     pub effective: Result<Effective, FileProblem>,
     /// The validation and decryption key states, judged once.
     pub keys: Option<(KeyState, KeyState)>,
@@ -197,6 +200,7 @@ impl Instance {
             identity_declared_above: app.identity_declared_above,
             external_sha256: app.external_sha256.clone(),
             links: app.links.clone(),
+            push_leftovers: app.push_leftovers.clone(),
             effective: app.effective.clone(),
             keys,
             set_fingerprint,
@@ -858,7 +862,7 @@ impl Code {
 
 /// Every finding code, once: site findings are reported in this order,
 /// `disclosed-key` first.
-pub const RULES: [Rule; 27] = [
+pub const RULES: [Rule; 28] = [
     Rule {
         code: Code::DisclosedKey,
         severity: Severity::Error,
@@ -1060,6 +1064,14 @@ pub const RULES: [Rule; 27] = [
         check: Some(config_link),
     },
     Rule {
+        code: Code::LockLeft,
+        severity: Severity::Info,
+        lesser: None,
+        summary: r#"a push's lock (`web.farmkey-lock.config`) or a claim of it (`web.farmkey-lock.<push id>.claim.config`, which a push stopped while breaking a stale lock leaves, the stale lock in it) is beside the site's web.config: a push of the site runs now, or one stopped without removing it; names the server and file (a push's plan names the lock's holder). Info: it says nothing of the keys, and the site's verdict stays what its keys make it. Found by listing each application's folder: one listing per application and server"#,
+        remedy: r#"Wait for the push that runs; a stale lock is broken by the next push on request (--break-lock, or the console's Break the lock); a claim is removed by hand once no push of the site runs."#,
+        check: Some(lock_left),
+    },
+    Rule {
         code: Code::Unreachable,
         severity: Severity::Error,
         lesser: None,
@@ -1214,6 +1226,30 @@ fn config_link(f: &SiteFacts<'_>) -> Vec<Raised> {
                         f.site, inst.server
                     ),
                 )
+            })
+        })
+        .collect()
+}
+
+/// A push's lock or a claim of it left beside a web.config.
+fn lock_left(f: &SiteFacts<'_>) -> Vec<Raised> {
+    use crate::scan::PushLeftover;
+    f.report
+        .instances
+        .iter()
+        .flat_map(|inst| {
+            inst.push_leftovers.iter().map(|left| {
+                let message = match left {
+                    PushLeftover::Lock(path) => format!(
+                        "{} on {}: a push's lock {path} is there: a push of the site runs now, or one stopped without removing it (a push's plan names its holder; a stale lock is broken only on request, --break-lock).",
+                        f.site, inst.server
+                    ),
+                    PushLeftover::Claim(path) => format!(
+                        "{} on {}: {path} is a lock claim a push left when it stopped while breaking a stale lock (the stale lock is in it): remove it by hand once no push of the site runs.",
+                        f.site, inst.server
+                    ),
+                };
+                raise(Grade::Usual, vec![inst.server.clone()], message)
             })
         })
         .collect()
@@ -2296,6 +2332,73 @@ mod tests {
         assert_eq!(flowtime.verdict(), SiteVerdict::Drifted);
         assert_eq!(flowtime.consistent(), Some(false));
         assert_eq!(flowtime.unverified_on().collect::<Vec<_>>(), ["web01"]);
+    }
+
+    /// A push's lock and a claim of it left beside a web.config are named
+    /// by the scan, each on its server; other farmkey names are not.
+    #[test]
+    fn a_lock_or_a_lock_claim_left_beside_a_web_config_is_reported() {
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/farms/consistent");
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(fixture.join("."))
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let site = |s: &str| dir.path().join(s).join("C:/inetpub/Flowtime");
+        let scan = || {
+            let inv = Inventory::load(&dir.path().join("farmkey.toml")).unwrap();
+            let report = analyze(
+                &scan_all(&inv.servers, ConnectOptions::default(), 2),
+                &Selection::default(),
+            );
+            report.site("Flowtime").unwrap().clone()
+        };
+        let clean = scan();
+        assert!(!clean.findings.iter().any(|f| f.code == Code::LockLeft));
+        assert_eq!(clean.verdict(), SiteVerdict::InStep);
+
+        std::fs::write(site("web01").join("web.farmkey-lock.config"), b"{}").unwrap();
+        std::fs::write(
+            site("web02").join("WEB.farmkey-lock.20261126T112045Z-ab12.claim.config"),
+            b"{}",
+        )
+        .unwrap();
+        // Not a lock, not a claim.
+        std::fs::write(site("web02").join("web.farmkey-lock.claim.config"), b"{}").unwrap();
+        let left = scan();
+        let found: Vec<(&[String], Severity, &str)> = left
+            .findings
+            .iter()
+            .filter(|f| f.code == Code::LockLeft)
+            .map(|f| (f.servers.as_slice(), f.severity, f.message.as_str()))
+            .collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[0].0, ["web01"]);
+        assert_eq!(found[0].1, Severity::Info);
+        assert_eq!(left.verdict(), SiteVerdict::InStep);
+        assert!(
+            found[0]
+                .2
+                .contains("a push's lock C:\\inetpub\\Flowtime\\web.farmkey-lock.config is there"),
+            "{}",
+            found[0].2
+        );
+        assert_eq!(found[1].0, ["web02"]);
+        assert!(
+            found[1].2.contains(
+                "C:\\inetpub\\Flowtime\\WEB.farmkey-lock.20261126T112045Z-ab12.claim.config is a lock claim"
+            ),
+            "{}",
+            found[1].2
+        );
+        assert!(matches!(
+            left.instance("web01").unwrap().push_leftovers.as_slice(),
+            [crate::scan::PushLeftover::Lock(p)] if p.file_name() == Some("web.farmkey-lock.config")
+        ));
     }
 
     /// IIS follows a symbolic link: a web.config that links to a file is

@@ -26,6 +26,7 @@ pub mod inventory;
 pub mod keys;
 #[cfg(test)]
 mod layers;
+pub mod lock_names;
 pub mod paths;
 pub mod push;
 pub mod report;

@@ -45,6 +45,19 @@ pub struct AppConfig {
     /// the files named by `configSource`) that are symbolic links: IIS
     /// reads what they lead to, a push never replaces them.
     pub links: Vec<(RemotePath, NotAFile)>,
+    /// A push's lock or claims of it beside the app's web.config.
+    pub push_leftovers: Vec<PushLeftover>,
+}
+
+/// A file a push keeps beside a web.config while it runs, found by the
+/// scan: a push runs now, or one stopped without removing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushLeftover {
+    /// The site's lock (`web.farmkey-lock.config`).
+    Lock(RemotePath),
+    /// A claim of the lock (`web.farmkey-lock.<push id>.claim.config`): a
+    /// push stopped while breaking a stale lock; the stale lock is in it.
+    Claim(RemotePath),
 }
 
 #[derive(Debug, Clone)]
@@ -297,13 +310,56 @@ pub fn read_server(
     }
 
     let mut out = Vec::with_capacity(apps.len());
+    let mut listed: HashMap<String, Vec<crate::transport::DirEntry>> = HashMap::new();
     for ((app, chain), steps) in apps.iter().zip(&chains).zip(&between) {
-        out.push(resolve_app(&files, chain, steps, app, &apphost_path, env));
+        let mut read = resolve_app(&files, chain, steps, app, &apphost_path, env);
+        if let Some(file) = &read.web_config {
+            read.push_leftovers = push_leftovers(files.transport, &mut listed, file)?;
+        }
+        out.push(read);
     }
     Ok(ServerConfig {
         apps: out,
         files_read: files.files.len(),
     })
+}
+
+/// The lock and lock claims beside `file` (a push's, see
+/// [`crate::lock_names`]). One listing of the folder per folder and scan;
+/// a folder that cannot be listed (or is not there) shows none.
+fn push_leftovers(
+    t: &mut dyn Transport,
+    listed: &mut HashMap<String, Vec<crate::transport::DirEntry>>,
+    file: &RemotePath,
+) -> Result<Vec<PushLeftover>, ServerFailure> {
+    use crate::lock_names as lock;
+    let (Some(dir), lock) = (file.parent(), lock::lock_path(file)) else {
+        return Ok(Vec::new());
+    };
+    let entries = match listed.entry(dir.key()) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(v) => v.insert(match t.list(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.is_disconnected() => {
+                return Err(ServerFailure::Unreachable(e.to_string()));
+            }
+            Err(_) => Vec::new(),
+        }),
+    };
+    Ok(entries
+        .iter()
+        .filter(|e| !e.is_dir)
+        .filter_map(|e| {
+            let path = lock.with_file_name(&e.name).ok()?;
+            if path.key() == lock.key() {
+                Some(PushLeftover::Lock(path))
+            } else if lock::is_claim_of(&lock, &e.name) {
+                Some(PushLeftover::Claim(path))
+            } else {
+                None
+            }
+        })
+        .collect())
 }
 
 /// The applications whose web.config applies to `app`, root first, `app`
@@ -525,5 +581,6 @@ fn resolve_app(
         identity_declared_above,
         external_sha256,
         links,
+        push_leftovers: Vec::new(),
     }
 }

@@ -609,6 +609,29 @@ fn open_to_others(dir: &Path) -> Vec<(String, u32)> {
         .collect()
 }
 
+/// `farmkey push` of Flowtime held just before web01's swap: its copy
+/// staged, verified and recorded.
+fn held_staged(farm: &SshFarm, audit: &Path) -> (std::process::Child, Pause) {
+    let mut cmd = farm.farmkey_process();
+    cmd.args(farm.push_flowtime_args(audit))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let pause = Pause::new("staged:web01");
+    pause.set(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    pause.wait(|| child.try_wait().unwrap().is_some());
+    (child, pause)
+}
+
+/// The staged copies in `dir`.
+fn staged_in(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".farmkey-new"))
+        .collect()
+}
+
 #[test]
 fn staged_copies_stay_owner_only_until_the_swap_over_sftp() {
     // Umask 0: a mode farmkey did not set would be 0666.
@@ -620,24 +643,8 @@ fn staged_copies_stay_owner_only_until_the_swap_over_sftp() {
     let dir = farm.server("web01").file(FLOWTIME_DIR);
     fs::set_permissions(&web, fs::Permissions::from_mode(0o640)).unwrap();
     let audit = farm.home.path().join("audit.jsonl");
-    let held = || {
-        let mut cmd = farm.farmkey_process();
-        cmd.args(farm.push_flowtime_args(&audit))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let pause = Pause::new("staged:web01");
-        pause.set(&mut cmd);
-        let mut child = cmd.spawn().unwrap();
-        pause.wait(|| child.try_wait().unwrap().is_some());
-        (child, pause)
-    };
-    let staged = || -> Vec<PathBuf> {
-        fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.to_string_lossy().contains(".farmkey-new"))
-            .collect()
-    };
+    let held = || held_staged(&farm, &audit);
+    let staged = || staged_in(&dir);
 
     // Held just before the swap: verified and recorded, still owner-only.
     let (child, pause) = held();
@@ -674,6 +681,41 @@ fn staged_copies_stay_owner_only_until_the_swap_over_sftp() {
     assert_eq!(staged().len(), 1);
     assert_eq!(open_to_others(&dir), vec![]);
     assert_eq!(fs::read(&web).unwrap(), before);
+}
+
+#[test]
+fn a_link_put_at_the_staged_copy_before_its_mode_is_set_is_never_followed_over_sftp() {
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    let web = farm.server("web01").file(FLOWTIME);
+    let dir = farm.server("web01").file(FLOWTIME_DIR);
+    fs::set_permissions(&web, fs::Permissions::from_mode(0o644)).unwrap();
+    let before = fs::read(&web).unwrap();
+    // A file of the SFTP account's own, owner-only: setstat by name would
+    // open it to others.
+    let victim = dir.join("victim.txt");
+    fs::write(&victim, b"private").unwrap();
+    let owner = fs::metadata(&web).unwrap();
+    std::os::unix::fs::chown(&victim, Some(owner.uid()), Some(owner.gid())).unwrap();
+    fs::set_permissions(&victim, fs::Permissions::from_mode(0o600)).unwrap();
+    let audit = farm.home.path().join("audit.jsonl");
+    let (child, pause) = held_staged(&farm, &audit);
+    let staged = staged_in(&dir);
+    assert_eq!(staged.len(), 1, "{staged:?}");
+    fs::remove_file(&staged[0]).unwrap();
+    std::os::unix::fs::symlink("victim.txt", &staged[0]).unwrap();
+    pause.go();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("is a symbolic link to victim.txt"),
+        "{stdout}"
+    );
+    assert_eq!(mode_of(&victim), 0o600, "the link was followed");
+    assert_eq!(fs::read(&victim).unwrap(), b"private");
+    assert!(!fs::symlink_metadata(&web).unwrap().is_symlink());
+    assert_eq!(fs::read(&web).unwrap(), before);
+    assert_eq!(mode_of(&web), 0o644);
 }
 
 /// A transport that presents another banner (a Windows server's).

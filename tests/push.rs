@@ -3829,3 +3829,77 @@ fn headless_two_rollbacks_at_once_report_truthfully() {
     assert_eq!(s.flowtime_files(), original);
     s.assert_clean();
 }
+
+#[test]
+fn a_lock_taken_by_another_push_mid_push_stops_that_server_and_rolls_back() {
+    // SFTP has no compare-and-swap: a breaker that stalled can move this
+    // push's lock and a third push take it. Played here by replacing
+    // web02's lock with another push's while this one is held, before
+    // web02's first write and between its staging and its swap.
+    let s = setup();
+    let original = s.flowtime_files();
+    let lock = s
+        .farm
+        .server("web02")
+        .file(FLOWTIME)
+        .with_file_name("web.farmkey-lock.config");
+    let other = farmkey::push::lock::LockInfo {
+        push_id: "20261207T000000Z-othr".into(),
+        site: "Flowtime".into(),
+        user: "bob".into(),
+        host: "elsewhere".into(),
+        pid: 4242,
+        time: "2026-12-07T00:00:00Z".into(),
+        started: None,
+        boot: None,
+    };
+    for (point, web02) in [
+        ("applied:web01", ("web02", "push", "failed")),
+        ("staged:web02", ("web02", "push", "intent")),
+    ] {
+        let audit = s.farm.home.path().join(format!("audit-{point}.jsonl"));
+        let (mut child, pause) = spawn_push_paused(&s.farm, &audit, point);
+        reach(&pause, &mut child);
+        let mine = fs::read(&lock).unwrap();
+        assert!(
+            String::from_utf8_lossy(&mine).contains("\"pid\""),
+            "{point}"
+        );
+        fs::remove_file(&lock).unwrap();
+        fs::write(&lock, serde_json::to_vec(&other).unwrap()).unwrap();
+        pause.go();
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{point}: {stdout}");
+        let last = last_line(&stdout);
+        assert!(
+            last.contains("web02 failed")
+                && last.contains("the lock was taken by push 20261207T000000Z-othr")
+                && last.contains("Flowtime is as it was on every server: web01 rolled back"),
+            "{point}: {stdout}"
+        );
+        assert_eq!(s.flowtime_files(), original, "{point}");
+        // The other push's lock is never removed by this one.
+        assert_eq!(
+            serde_json::from_slice::<farmkey::push::lock::LockInfo>(&fs::read(&lock).unwrap())
+                .unwrap(),
+            other,
+            "{point}"
+        );
+        fs::remove_file(&lock).unwrap();
+        s.assert_clean();
+        let rows = audit_outcomes(&audit);
+        assert!(
+            rows.iter()
+                .any(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()) == web02),
+            "{point}: {rows:?}"
+        );
+        assert!(
+            rows.iter()
+                .any(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str())
+                    == ("web01", "rollback", "rolled-back")),
+            "{point}: {rows:?}"
+        );
+        assert!(!stdout.contains("Left behind"), "{point}: {stdout}");
+    }
+}

@@ -1027,3 +1027,51 @@ fn small_files_are_read_in_few_requests() {
     let two = requests();
     assert!(reads(&two) <= 6 && two.len() <= 10, "{}", two.join("\n"));
 }
+
+#[test]
+fn a_lock_or_a_lock_claim_left_beside_a_web_config_is_reported_over_sftp() {
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    let dir = |s: &str| farm.server(s).file("C:/inetpub/Cora/Flowtime");
+    fs::write(dir("web01").join("web.farmkey-lock.config"), b"{}").unwrap();
+    fs::write(
+        dir("web03").join("web.farmkey-lock.20261126T112045Z-ab12.claim.config"),
+        b"{}",
+    )
+    .unwrap();
+    let report = scan_with(&farm.inventory(""), no_ssh_config(), &Selection::default());
+    assert_all_reachable(&report);
+    let site = report.site("Flowtime").unwrap();
+    let left: Vec<_> = site
+        .findings
+        .iter()
+        .filter(|f| f.code.name() == "lock-left")
+        .map(|f| (f.servers.clone(), f.severity.name(), f.message.clone()))
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert_eq!(
+        (left[0].0.as_slice(), left[0].1),
+        (&["web01".to_string()][..], "info")
+    );
+    assert!(
+        left[0].2.contains(
+            "a push's lock C:\\inetpub\\Cora\\Flowtime\\web.farmkey-lock.config is there"
+        ),
+        "{}",
+        left[0].2
+    );
+    assert_eq!(left[1].0, ["web03"]);
+    assert!(
+        left[1].2.contains(
+            "C:\\inetpub\\Cora\\Flowtime\\web.farmkey-lock.20261126T112045Z-ab12.claim.config is a lock claim"
+        ),
+        "{}",
+        left[1].2
+    );
+    // The command line's JSON names both.
+    let (_, json) = scan_json(&farm, &[], &farm.inventory(""), &[]);
+    assert_eq!(
+        json.to_string().matches("\"lock-left\"").count(),
+        2,
+        "{json}"
+    );
+}

@@ -198,22 +198,19 @@ fn attempt(
     // attempt created, unless the session is gone (then settle does).
     let before_swap = |t: &mut dyn Transport,
                        step: Step,
-                       e: TransportError,
+                       e: StepError,
                        made: &[&RemotePath],
                        left: &mut Vec<Leftover>| {
         if e.is_disconnected() {
             return Attempt::Touched {
                 step,
-                error: e.into(),
+                error: e,
                 swapped: false,
                 broken: true,
             };
         }
         remove_made(t, made, left);
-        Attempt::Untouched {
-            step,
-            error: e.into(),
-        }
+        Attempt::Untouched { step, error: e }
     };
     step(progress, Step::Reread);
     let current = match read_opt(t, &sp.file) {
@@ -236,20 +233,23 @@ fn attempt(
     // copy takes the original's mode and owner just before the swap.
     let attrs = match replacing(t, &sp.file) {
         Ok(a) => a,
-        Err(e) => return before_swap(t, Step::Reread, e, &[], left),
+        Err(e) => return before_swap(t, Step::Reread, e.into(), &[], left),
     };
     let owner_only = private(t);
     let mut made: Vec<&RemotePath> = Vec::new();
+    if let Err(e) = lock_still_mine(t, plan, sp) {
+        return before_swap(t, Step::Backup, e, &made, left);
+    }
     if let Some(old) = &current {
         step(progress, Step::Backup);
         if let Err(e) = create_checked(t, &sp.backup, old, &owner_only) {
-            return before_swap(t, Step::Backup, e, &made, left);
+            return before_swap(t, Step::Backup, e.into(), &made, left);
         }
         made.push(&sp.backup);
     }
     step(progress, Step::Stage);
     if let Err(e) = create_checked(t, &sp.staged, new_bytes, &owner_only) {
-        return before_swap(t, Step::Stage, e, &made, left);
+        return before_swap(t, Step::Stage, e.into(), &made, left);
     }
     made.push(&sp.staged);
     if let Some(reason) = stop.reason() {
@@ -265,9 +265,9 @@ fn attempt(
                 path: sp.file.clone(),
                 kind,
             };
-            return before_swap(t, Step::Swap, e, &made, left);
+            return before_swap(t, Step::Swap, e.into(), &made, left);
         }
-        Err(e) => return before_swap(t, Step::Swap, e, &made, left),
+        Err(e) => return before_swap(t, Step::Swap, e.into(), &made, left),
     }
     // The intent, flushed before the swap: `rollback` always finds what a
     // push may have changed.
@@ -293,7 +293,7 @@ fn attempt(
     step(progress, Step::Swap);
     // Verified and recorded: only now may the copy be readable by others.
     if let Err(e) = t.set_attrs(&sp.staged, &attrs) {
-        return before_swap(t, Step::Swap, e, &made, left);
+        return before_swap(t, Step::Swap, e.into(), &made, left);
     }
     if let Some((uid, gid)) = attrs.owner
         && let Ok(Some(st)) = t.stat(&sp.staged)
@@ -306,6 +306,11 @@ fn attempt(
             st.uid.unwrap_or_default(),
             st.gid.unwrap_or_default()
         )));
+    }
+    // Looked at again last: the lock may have changed hands since the
+    // first write.
+    if let Err(e) = lock_still_mine(t, plan, sp) {
+        return before_swap(t, Step::Swap, e, &made, left);
     }
     if let Err(e) = swap(t, &sp.staged, &sp.file, &aside(plan, sp)) {
         return Attempt::Touched {
@@ -337,6 +342,19 @@ fn attempt(
         return touched(e.into(), false);
     }
     Attempt::Done
+}
+
+/// The server's lock is still this push's. SFTP has no compare-and-swap
+/// (lock.rs): a breaker that stalled may have moved it and another push
+/// taken it since; a server whose lock changed hands is never written.
+fn lock_still_mine(t: &mut dyn Transport, plan: &Plan, sp: &ServerPlan) -> Result<(), StepError> {
+    match lock::read_holder(t, &sp.server, &sp.lock)? {
+        Some(h) if h.push_id() == Some(plan.push_id.as_str()) => Ok(()),
+        now => Err(StepError::LockLost {
+            lock: sp.lock.clone(),
+            now: now.map(Box::new),
+        }),
+    }
 }
 
 /// Where the swap moves the old file on servers without posix-rename.
@@ -555,6 +573,19 @@ impl Run<'_> {
             Attempt::Done | Attempt::Touched { swapped: true, .. }
         ) {
             self.swapped[i] = true;
+        }
+        // Another's now: never released (removed) by this push.
+        if matches!(
+            attempted,
+            Attempt::Untouched {
+                error: StepError::LockLost { .. },
+                ..
+            }
+        ) {
+            self.locked.retain(|&j| {
+                let held = &plan.servers[j];
+                !(held.server == sp.server && held.lock.key() == sp.lock.key())
+            });
         }
         let (outcome, sha_after) = match attempted {
             Attempt::Done => (ServerOutcome::Applied, written.clone()),

@@ -51,6 +51,26 @@ pub enum StepError {
     /// The audit log did not take the intent.
     #[error("{0}")]
     Audit(String),
+    /// The site's lock on the server is no longer this push's (moved by a
+    /// stalled breaker, then taken by another push, or removed): the
+    /// server is not written.
+    #[error("{}", lock_lost(lock, now.as_deref()))]
+    LockLost {
+        lock: RemotePath,
+        now: Option<Box<Holder>>,
+    },
+}
+
+fn lock_lost(lock: &RemotePath, now: Option<&Holder>) -> String {
+    match now {
+        Some(h) => match h.push_id() {
+            Some(id) => format!("the lock was taken by push {id}, not written ({h})"),
+            None => format!("the lock is no longer this push's, not written ({h})"),
+        },
+        None => format!(
+            "the lock {lock} is gone (removed by hand or broken by another push), not written"
+        ),
+    }
 }
 
 impl StepError {

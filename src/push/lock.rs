@@ -20,45 +20,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-/// `web.config` → `web.farmkey-lock.config` beside it.
-pub fn lock_path(file: &RemotePath) -> RemotePath {
-    let name = file.file_name().unwrap_or("web.config");
-    let stem = name.strip_suffix(".config").unwrap_or(name);
-    file.with_file_name(&format!("{stem}.farmkey-lock.config"))
-        .unwrap_or_else(|_| file.clone())
-}
-
-/// `web.farmkey-lock.config` → `web.farmkey-lock.<push id>.claim.config`:
-/// where `push_id` moves a stale lock it breaks. Ends in `.config`, which
-/// IIS refuses to serve.
-pub fn claim_path(lock: &RemotePath, push_id: &str) -> RemotePath {
-    let name = lock.file_name().unwrap_or("web.farmkey-lock.config");
-    let stem = name.strip_suffix(".config").unwrap_or(name);
-    let id: String = push_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    lock.with_file_name(&format!("{stem}.{id}{CLAIM_SUFFIX}"))
-        .unwrap_or_else(|_| lock.clone())
-}
-
-const CLAIM_SUFFIX: &str = ".claim.config";
-
-/// Whether `name` is a claim of the lock `lock` ([`claim_path`]).
-fn is_claim_of(lock: &RemotePath, name: &str) -> bool {
-    let lock_name = lock.file_name().unwrap_or("web.farmkey-lock.config");
-    let stem = lock_name.strip_suffix(".config").unwrap_or(lock_name);
-    let (name, stem) = (name.to_ascii_lowercase(), stem.to_ascii_lowercase());
-    name.strip_prefix(&format!("{stem}."))
-        .and_then(|rest| rest.strip_suffix(CLAIM_SUFFIX))
-        .is_some_and(|id| !id.is_empty())
-}
+pub use crate::lock_names::{claim_path, is_claim_of, lock_path};
 
 /// The claims of `lock` in its folder: locks a push was breaking when it
 /// stopped (or is breaking right now), each with the lock it moved there.
@@ -451,6 +413,15 @@ pub fn acquire(
             continue;
         }
         let allowed = breakable.is_some_and(|b| same_lock(b, &holder));
+        // The stale lock read, then broken and the lock taken by another
+        // push before the stat: the time is the new lock's. Looked at again.
+        if !allowed && breakable.is_some_and(|b| b.info == holder.info) {
+            holder = match read_holder(t, server, path).map_err(fail)? {
+                Some(h) => h,
+                None => await_taker(t, server, path)?,
+            };
+            continue;
+        }
         if !allowed {
             return Err(LockError::Held(Box::new(holder)));
         }
@@ -848,6 +819,7 @@ mod tests {
             &mut self,
             p: &RemotePath,
         ) -> Result<Option<crate::transport::FileStat>, TransportError> {
+            self.at("stat");
             self.inner.stat(p)
         }
         fn lstat(
@@ -946,6 +918,45 @@ mod tests {
         assert_eq!((h.push_id(), &h.path), (Some("a"), &path));
         let now = read_holder(&mut t, "web01", &path).unwrap().unwrap();
         assert_eq!(now.push_id(), Some("a"));
+        assert_eq!(names(&dir), ["web.farmkey-lock.config"]);
+    }
+
+    #[test]
+    fn a_stale_lock_broken_and_taken_between_its_read_and_its_stat_is_looked_at_again() {
+        let (dir, mut t, path) = setup();
+        stale_lock(&mut t, &path, "old");
+        std::fs::File::options()
+            .write(true)
+            .open(dir.path().join("C:/site/web.farmkey-lock.config"))
+            .unwrap()
+            .set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000))
+            .unwrap();
+        let shown = read_holder(&mut t, "web01", &path).unwrap().unwrap();
+        let a = LockInfo::mine("a", "Flowtime");
+        let b = LockInfo::mine("b", "Flowtime");
+        // B reads the stale lock; A breaks it and takes the lock before
+        // B's stat, which then gives the time of A's lock: B must not take
+        // the stale lock's text with A's time for another lock.
+        let (p2, s2) = (path.clone(), shown.clone());
+        let mut tb = Interleave {
+            inner: LocalTransport::new(dir.path()),
+            op: "stat",
+            calls: 0,
+            hooks: vec![(
+                1,
+                Box::new(move |t: &mut LocalTransport| {
+                    assert!(matches!(
+                        acquire(t, "web01", &p2, &a, Some(&s2)),
+                        Ok(Taken::Broke(_))
+                    ));
+                }),
+            )],
+        };
+        let err = acquire(&mut tb, "web01", &path, &b, Some(&shown)).unwrap_err();
+        let LockError::Held(h) = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(h.push_id(), Some("a"));
         assert_eq!(names(&dir), ["web.farmkey-lock.config"]);
     }
 

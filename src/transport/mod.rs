@@ -302,7 +302,8 @@ pub trait Transport: Send {
     /// sent for [`NewFile::default`]): a staged copy stays owner-only until
     /// it is verified and takes `web.config`'s mode just before the swap.
     /// A refused owner is not an error (the file stays the account's); a
-    /// refused mode is.
+    /// refused mode is. Set on an open handle, never through a link put at
+    /// the name: [`TransportError::NotAFile`] then.
     fn set_attrs(&mut self, path: &RemotePath, new: &NewFile) -> Result<(), TransportError>;
 
     /// Renames; fails with [`TransportError::Exists`] if `to` exists (SFTP's

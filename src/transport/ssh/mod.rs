@@ -1049,8 +1049,40 @@ impl Transport for SshTransport {
         self.banner.clone()
     }
 
+    /// On an open handle (FSETSTAT: `fchmod`/`fchown` of its descriptor,
+    /// sftp-server.c process_fsetstat), so that a link put at the name
+    /// after the open is never followed. SFTP's OPEN itself follows links
+    /// (process_open: open(2) without O_NOFOLLOW): the name is looked at
+    /// first without following, and the handle must be the file it showed.
     fn set_attrs(&mut self, path: &RemotePath, new: &NewFile) -> Result<(), TransportError> {
+        if new.mode.is_none() && new.owner.is_none() {
+            return Ok(());
+        }
         self.keepalive();
+        let at = Path::new(path.as_sftp());
+        let seen = self.sftp.lstat(at).map_err(|e| self.err(path, e))?;
+        if seen.perm.map_or(FileKind::Regular, FileKind::from_mode) != FileKind::Regular
+            && let Some(kind) = super::not_a_file(self, path)?
+        {
+            return Err(TransportError::NotAFile {
+                path: path.clone(),
+                kind,
+            });
+        }
+        let mut file = self
+            .sftp
+            .open_mode(at, ssh2::OpenFlags::READ, 0, ssh2::OpenType::File)
+            .map_err(|e| self.err(path, e))?;
+        let opened = file.stat().map_err(|e| self.err(path, e))?;
+        let same = |s: &ssh2::FileStat| (s.size, s.uid, s.gid, s.perm, s.mtime);
+        if same(&opened) != same(&seen) {
+            // Replaced between the look and the open: what was opened is
+            // another file (a link's target), never given the attributes.
+            return Err(TransportError::NotAFile {
+                path: path.clone(),
+                kind: super::NotAFile::Link { target: None },
+            });
+        }
         let stat = |uid: Option<u32>, gid: Option<u32>, perm: Option<u32>| ssh2::FileStat {
             size: None,
             uid,
@@ -1059,15 +1091,13 @@ impl Transport for SshTransport {
             atime: None,
             mtime: None,
         };
-        let at = Path::new(path.as_sftp());
         if let Some((uid, gid)) = new.owner {
             // Refused unless the account may give files away: the file
             // then stays its own.
-            let _ = self.sftp.setstat(at, stat(Some(uid), Some(gid), None));
+            let _ = file.setstat(stat(Some(uid), Some(gid), None));
         }
         if let Some(mode) = new.mode {
-            self.sftp
-                .setstat(at, stat(None, None, Some(mode)))
+            file.setstat(stat(None, None, Some(mode)))
                 .map_err(|e| self.err(path, e))?;
         }
         Ok(())
