@@ -11,7 +11,7 @@ use crate::config::problem::bounded;
 use crate::config::record::{Level, Source};
 use crate::config::wif::{HandlerState, WifFault};
 use crate::disclosed::DisclosedKeys;
-use crate::keys::{KeyPurpose, set_fingerprint};
+use crate::keys::{Decryption, KeyPurpose, Validation, set_fingerprint};
 use crate::paths::RemotePath;
 use crate::scan::{FileProblem, ServerFailure, ServerScan};
 use serde::Serialize;
@@ -1677,47 +1677,50 @@ fn isolate_modifier(f: &SiteFacts<'_>) -> Vec<Raised> {
 }
 
 /// A value that must be the same on every server: one finding when it is not.
-fn differs(
+fn differs<V: PartialEq + std::fmt::Display>(
     f: &SiteFacts<'_>,
     grade: Grade,
     what: &str,
-    value: impl Fn(&Effective) -> Option<String>,
+    value: impl Fn(&Effective) -> Option<V>,
     advice: &str,
 ) -> Vec<Raised> {
-    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut groups: Vec<(V, Vec<String>)> = Vec::new();
     for (inst, eff) in &f.readable {
-        if let Some(v) = value(eff) {
-            groups.entry(v).or_default().push(inst.server.clone());
+        let Some(v) = value(eff) else { continue };
+        match groups.iter_mut().find(|(g, _)| *g == v) {
+            Some((_, servers)) => servers.push(inst.server.clone()),
+            None => groups.push((v, vec![inst.server.clone()])),
         }
     }
     if groups.len() <= 1 {
         return Vec::new();
     }
+    // Worded in the order of the values' text.
+    let shown: BTreeMap<String, Vec<String>> = groups
+        .into_iter()
+        .map(|(v, servers)| (v.to_string(), servers))
+        .collect();
     vec![raise(
         grade,
         f.servers_where(|_, e| value(e).is_some()),
         format!(
             "{what} of {} differs: {}. {advice}",
             f.site,
-            describe_groups(&groups)
+            describe_groups(&shown)
         ),
     )]
 }
 
 // A server with no <machineKey> value at all is auto-generated: its
 // default algorithms are the same cause, reported once there.
-fn compared_validation(e: &Effective) -> Option<String> {
+fn compared_validation(e: &Effective) -> Option<Validation> {
     let mk = &e.machine_key;
-    mk.validation_alg()
-        .filter(|_| !mk.all_default())
-        .map(|a| a.to_string())
+    mk.validation_alg().filter(|_| !mk.all_default())
 }
 
-fn compared_decryption(e: &Effective) -> Option<String> {
+fn compared_decryption(e: &Effective) -> Option<Decryption> {
     let mk = &e.machine_key;
-    mk.decryption_alg()
-        .filter(|_| !mk.all_default())
-        .map(|a| a.to_string())
+    mk.decryption_alg().filter(|_| !mk.all_default())
 }
 
 fn algorithm_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
@@ -1740,8 +1743,8 @@ fn algorithm_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
 
 /// The servers whose value differs from the one most servers hold (the
 /// first server's on a tie), among those `algorithm-mismatch` compares.
-fn odd_ones(f: &SiteFacts<'_>, value: fn(&Effective) -> Option<String>) -> Vec<String> {
-    let mut counts: Vec<(String, usize)> = Vec::new();
+fn odd_ones<V: PartialEq>(f: &SiteFacts<'_>, value: fn(&Effective) -> Option<V>) -> Vec<String> {
+    let mut counts: Vec<(V, usize)> = Vec::new();
     for (_, eff) in &f.readable {
         let Some(v) = value(eff) else { continue };
         match counts.iter_mut().find(|(c, _)| *c == v) {
@@ -1796,7 +1799,7 @@ fn compatibility_mode_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
             f,
             Grade::Lesser,
             "compatibilityMode",
-            |e| e.machine_key.compatibility().map(|m| m.to_string()),
+            |e| e.machine_key.compatibility(),
             "Framework20SP1 and Framework20SP2 protect alike while ASP.NET signs what it encrypts, its default; with <appSettings> aspnet:UseLegacyEncryption or aspnet:UseLegacyMachineKeyEncryption set to true (farmkey does not read appSettings) SP2 adds an IV that SP1 does not strip. Set the same compatibilityMode everywhere.",
         );
     }
@@ -1816,7 +1819,7 @@ fn compatibility_mode_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
         f,
         Grade::Usual,
         "compatibilityMode",
-        |e| e.machine_key.compatibility().map(|m| m.to_string()),
+        |e| e.machine_key.compatibility(),
         &advice,
     )
 }

@@ -38,8 +38,8 @@ fn fixed_demo() -> (tempfile::TempDir, Inventory) {
         Ok(KeySet {
             validation_key: fill(c, 128),
             decryption_key: fill(c, 64),
-            validation: "SHA1".into(),
-            decryption: "AES".into(),
+            validation: farmkey::keys::Validation::Sha1,
+            decryption: farmkey::keys::Decryption::Aes,
         })
     })
     .unwrap();

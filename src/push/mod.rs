@@ -19,7 +19,7 @@ pub mod sessions;
 mod undo;
 pub mod verdict;
 
-use crate::keys::{DecryptionAlg, KeySet, ValidationAlg};
+use crate::keys::{Decryption, KeySet, Validation};
 use crate::paths::RemotePath;
 use crate::safe_text::escape;
 use crate::transport::ReplaceBehaviour;
@@ -39,8 +39,8 @@ pub use verdict::{PlanVerdict, Remedy};
 pub enum KeySource {
     /// Fresh keys from the OS CSPRNG.
     Generate {
-        validation: ValidationAlg,
-        decryption: DecryptionAlg,
+        validation: Validation,
+        decryption: Decryption,
     },
     /// The set a server already uses; `None`: the one most servers share.
     Adopt(Option<String>),
@@ -254,11 +254,11 @@ pub(crate) fn same_keys(eff: &crate::config::effective::Effective, keys: &KeySet
         && mk
             .validation
             .value()
-            .is_some_and(|v| v.trim() == keys.validation.trim())
+            .is_some_and(|v| Validation::parse(v).is_ok_and(|v| v == keys.validation))
         && mk
             .decryption
             .value()
-            .is_some_and(|v| v.trim() == keys.decryption.trim())
+            .is_some_and(|v| Decryption::parse(v).is_ok_and(|d| d == keys.decryption))
 }
 
 /// How a file of a server is named to the operator among `files` (server,

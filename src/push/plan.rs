@@ -98,26 +98,15 @@ fn adopt(
     if !v.modifiers().is_empty() || !d.modifiers().is_empty() {
         return Err(fail("its keys carry IsolateApps/IsolateByAppId"));
     }
-    let set = KeySet {
-        validation_key: vk.clone(),
-        decryption_key: dk.clone(),
-        validation: eff
-            .machine_key
-            .validation
-            .value()
-            .cloned()
-            .unwrap_or_default(),
-        decryption: eff
-            .machine_key
-            .decryption
-            .value()
-            .cloned()
-            .unwrap_or_default(),
-    };
-    let problems = set.problems();
-    if !problems.is_empty() {
-        return Err(fail(&joined(&problems)));
-    }
+    let written =
+        |s: &crate::config::record::Sourced<String>| s.value().cloned().unwrap_or_default();
+    let set = KeySet::from_written(
+        vk.clone(),
+        dk.clone(),
+        &written(&eff.machine_key.validation),
+        &written(&eff.machine_key.decryption),
+    )
+    .map_err(|problems| fail(&joined(&problems)))?;
     let group = inst
         .key_group
         .map_or(String::new(), |g| format!("set {g} "));
@@ -240,14 +229,10 @@ pub fn build_plan(
             decryption,
         } => (
             Some(
-                KeySet::generate(*validation, *decryption)
+                KeySet::generate(validation.clone(), decryption.clone())
                     .map_err(|e| PlanError::Keys(e.to_string()))?,
             ),
-            format!(
-                "generate new keys ({} + {})",
-                validation.name(),
-                decryption.name()
-            ),
+            format!("generate new keys ({validation} + {decryption})"),
         ),
         KeySource::Adopt(server) => {
             let (set, what) = adopt(site, server.as_deref())?;
@@ -265,11 +250,6 @@ pub fn build_plan(
         }
         KeySource::HandlerOnly => (None, "session-token handler swap only".to_string()),
     };
-    // Written as ASP.NET spells them, whatever the source said.
-    let keys = keys
-        .map(|k| k.canonical())
-        .transpose()
-        .map_err(|e| PlanError::Keys(e.to_string()))?;
     if let Some(k) = &keys {
         super::refuse_disclosed(k, &source, &report.disclosed)?;
     }
@@ -520,12 +500,12 @@ fn plan_files(
             Change {
                 what: "validation",
                 before: mk.validation.shown().to_string(),
-                after: k.validation.clone(),
+                after: k.validation.to_string(),
             },
             Change {
                 what: "decryption",
                 before: mk.decryption.shown().to_string(),
-                after: k.decryption.clone(),
+                after: k.decryption.to_string(),
             },
         ];
     }
