@@ -13,7 +13,8 @@ use crate::config::wif::{HandlerState, WifFault};
 use crate::disclosed::DisclosedKeys;
 use crate::keys::{Decryption, KeyPurpose, Validation, set_fingerprint};
 use crate::paths::RemotePath;
-use crate::scan::{FileProblem, ServerFailure, ServerScan};
+use crate::scan::{FileProblem, ServerFailure, ServerScan, Unreachable};
+use crate::transport::ssh::ConnectError;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -234,9 +235,9 @@ fn disclosed_keys(
 pub enum NotRead {
     /// Not reached: which sites it hosts is unknown, so it counts for
     /// every site.
-    Unreachable(String),
+    Unreachable(Unreachable),
     /// Reached, but refused for a changed host key: the same.
-    HostKeyRefused(String),
+    HostKeyRefused(ConnectError),
     /// Reached, but its applicationHost.config could not be used: which
     /// sites it hosts is unknown too.
     ServerUnreadable(FileProblem),
@@ -347,7 +348,7 @@ pub struct ServerStatus {
     pub name: String,
     pub address: String,
     pub reachable: bool,
-    pub error: Option<String>,
+    pub error: Option<ServerFailure>,
     pub elapsed_ms: u64,
 }
 
@@ -469,8 +470,8 @@ pub fn analyze_while_reading<'a>(
     for scan in &scans {
         if let Err(failure) = &scan.result {
             let why = match failure {
-                ServerFailure::Unreachable(msg) => NotRead::Unreachable(msg.clone()),
-                ServerFailure::HostKeyChanged(msg) => NotRead::HostKeyRefused(msg.clone()),
+                ServerFailure::Unreachable(e) => NotRead::Unreachable(e.clone()),
+                ServerFailure::HostKeyChanged(e) => NotRead::HostKeyRefused(e.clone()),
                 ServerFailure::Unreadable(p) => NotRead::ServerUnreadable(p.clone()),
             };
             unread.push(Unverified {
@@ -478,22 +479,18 @@ pub fn analyze_while_reading<'a>(
                 why,
             });
         }
-        let error = match &scan.result {
-            Ok(_) => {
-                readable.push(&scan.name);
-                None
-            }
-            Err(ServerFailure::Unreachable(msg) | ServerFailure::HostKeyChanged(msg)) => {
+        match &scan.result {
+            Ok(_) => readable.push(&scan.name),
+            Err(failure @ (ServerFailure::Unreachable(_) | ServerFailure::HostKeyChanged(_))) => {
                 findings.push(Code::Unreachable.finding(
                     Grade::Usual,
                     None,
                     vec![scan.name.clone()],
                     format!(
-                        "{} could not be reached: {msg}. Every site is unverified on it (compared without it, never reported in step); fix the connection and scan again.",
+                        "{} could not be reached: {failure}. Every site is unverified on it (compared without it, never reported in step); fix the connection and scan again.",
                         scan.name
                     ),
                 ));
-                Some(msg.clone())
             }
             Err(ServerFailure::Unreadable(p)) => {
                 findings.push(Code::Unreadable.finding(
@@ -505,9 +502,8 @@ pub fn analyze_while_reading<'a>(
                         scan.name
                     ),
                 ));
-                Some(p.to_string())
             }
-        };
+        }
         servers.push(ServerStatus {
             name: scan.name.clone(),
             address: scan.address.clone(),
@@ -515,7 +511,7 @@ pub fn analyze_while_reading<'a>(
                 scan.result,
                 Err(ServerFailure::Unreachable(_) | ServerFailure::HostKeyChanged(_))
             ),
-            error,
+            error: scan.result.as_ref().err().cloned(),
             elapsed_ms: scan.elapsed.as_millis() as u64,
         });
     }
@@ -2136,6 +2132,12 @@ mod tests {
     use crate::scan::{FileProblem, ServerScan};
     use crate::transport::ConnectOptions;
 
+    fn refused() -> ServerFailure {
+        ServerFailure::Unreachable(Unreachable::Connect(ConnectError::Refused {
+            addr: "10.0.0.2:22".into(),
+        }))
+    }
+
     fn consistent_farm() -> Vec<ServerScan> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/farms/consistent/farmkey.toml");
@@ -2170,8 +2172,13 @@ mod tests {
     #[test]
     fn a_server_not_read_leaves_every_site_unverified() {
         for failure in [
-            ServerFailure::Unreachable("connection refused".into()),
-            ServerFailure::HostKeyChanged("the host key changed".into()),
+            refused(),
+            ServerFailure::HostKeyChanged(ConnectError::HostKeyChanged {
+                host: "web01".into(),
+                key_type: "ssh-ed25519".into(),
+                fingerprint: "SHA256:3cY5Fh1iYpsmvKMX2qx9FQ2b3nCBf1H7wvmh6cA2nUI".into(),
+                known_hosts: "/root/.ssh/known_hosts".into(),
+            }),
             ServerFailure::Unreadable(FileProblem {
                 path: "C:\\Windows\\System32\\inetsrv\\config\\applicationHost.config".into(),
                 message: "not well-formed".into(),
@@ -2292,7 +2299,10 @@ mod tests {
         fail(
             &mut scans,
             "web01",
-            ServerFailure::Unreachable("timed out".into()),
+            ServerFailure::Unreachable(Unreachable::Connect(ConnectError::Timeout {
+                addr: "10.0.0.1:22".into(),
+                secs: 10,
+            })),
         );
         let report = analyze(&scans, &Selection::default());
         let flowtime = report.site("Flowtime").unwrap();
@@ -2848,11 +2858,7 @@ mod tests {
     #[test]
     fn unreachable_is_raised() {
         let mut scans = consistent_farm();
-        fail(
-            &mut scans,
-            "web02",
-            ServerFailure::Unreachable("connection refused".into()),
-        );
+        fail(&mut scans, "web02", refused());
         let report = analyze(&scans, &every_site());
         assert_eq!(report.findings[0].site, None);
         assert_raised(&report, Code::Unreachable, Grade::Usual);

@@ -182,7 +182,7 @@ pub struct Plan {
     pub servers: Vec<ServerPlan>,
     /// Servers the scan could not read (the site may be there too), with
     /// the reason: they block the push unless left out by name.
-    pub unread: Vec<(String, String)>,
+    pub unread: Vec<(String, crate::scan::ServerFailure)>,
     /// Servers left out, and why they are out.
     pub excluded: Vec<Excluded>,
     pub keep_partial: bool,

@@ -19,6 +19,7 @@ use crate::config::section::config_source_path;
 use crate::config::wif::{HandlerState, WifFault};
 use crate::keys::{KeySet, joined, set_fingerprint};
 use crate::paths::RemotePath;
+use crate::scan::ServerFailure;
 use crate::transport::{ReplaceBehaviour, Transport};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -163,7 +164,7 @@ pub fn build_plan(
     if let Some(name) = req.exclude.iter().find(|n| !known(n)) {
         return Err(PlanError::UnknownServer(name.clone()));
     }
-    let unread_scan: Vec<(String, String)> = report
+    let unread_scan: Vec<(String, ServerFailure)> = report
         .servers
         .iter()
         .filter_map(|s| s.error.as_ref().map(|e| (s.name.clone(), e.clone())))
