@@ -486,12 +486,14 @@ pub enum Decryption {
     Custom(String),
 }
 
-/// A `compatibilityMode` ASP.NET accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CompatibilityMode {
-    Framework20SP1,
-    Framework20SP2,
-    Framework45,
+crate::spelled::spelled! {
+    /// A `compatibilityMode` ASP.NET accepts.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum CompatibilityMode {
+        Framework20SP1 = "Framework20SP1",
+        Framework20SP2 = "Framework20SP2",
+        Framework45 = "Framework45",
+    }
 }
 
 /// The name after `alg:` (MachineKeySection takes the rest as it is).
@@ -633,11 +635,7 @@ impl CompatibilityMode {
     /// why it refuses it.
     pub fn parse(value: &str) -> Result<Self, EnumProblem> {
         MachineKeyEnum::CompatibilityMode.check(value)?;
-        Ok(match value {
-            "Framework20SP1" => CompatibilityMode::Framework20SP1,
-            "Framework20SP2" => CompatibilityMode::Framework20SP2,
-            _ => CompatibilityMode::Framework45,
-        })
+        CompatibilityMode::from_name(value).ok_or(EnumProblem::Unknown)
     }
 }
 
@@ -664,16 +662,6 @@ impl fmt::Display for Decryption {
             Decryption::TripleDes => "3DES",
             Decryption::Aes => "AES",
             Decryption::Custom(name) => return write!(f, "{CUSTOM_ALGORITHM_PREFIX}{name}"),
-        })
-    }
-}
-
-impl fmt::Display for CompatibilityMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            CompatibilityMode::Framework20SP1 => "Framework20SP1",
-            CompatibilityMode::Framework20SP2 => "Framework20SP2",
-            CompatibilityMode::Framework45 => "Framework45",
         })
     }
 }

@@ -499,7 +499,7 @@ pub enum KeyFault {
     CipherSize {
         via: Pipeline,
         cipher: Decryption,
-        by: String,
+        by: PickedBy,
         hex: usize,
     },
     /// An auto-generated decryptionKey: the 4.5 pipeline derives 256 bits
@@ -515,7 +515,7 @@ pub enum KeyFault {
     /// with a key derived from the one written.
     WeakCipherKey {
         cipher: Decryption,
-        by: String,
+        by: PickedBy,
         weakness: CipherWeakness,
     },
     /// SetInnerOuterKeys XORs every key byte into pads of `max` bytes.
@@ -531,6 +531,24 @@ pub enum KeyFault {
         via: Pipeline,
         what: NotKey,
     },
+}
+
+/// The attribute that picks a cipher, with its value as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PickedBy {
+    Decryption(Decryption),
+    /// ConfigureEncryptionObject keys validation's cipher (`3DES`, `AES`)
+    /// with the decryptionKey too.
+    Validation(Validation),
+}
+
+impl fmt::Display for PickedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PickedBy::Decryption(d) => write!(f, "decryption=\"{d}\""),
+            PickedBy::Validation(v) => write!(f, "validation=\"{v}\""),
+        }
+    }
 }
 
 /// Which weak-key rule of mscorlib a cipher key falls under (each compared
@@ -1117,7 +1135,7 @@ impl MachineKey {
     /// A key the cipher or the legacy HMAC set-up cannot take.
     fn size_refusal(&self, purpose: KeyPurpose, hex: usize, p: Pipelines) -> Option<KeyFault> {
         let bytes = hex / 2;
-        let decryption = self.accepted(MachineKeyEnum::Decryption);
+        let decryption = self.written_decryption().map(PickedBy::Decryption);
         match purpose {
             KeyPurpose::Validation => {
                 let v = self.validation_alg()?;
@@ -1129,7 +1147,7 @@ impl MachineKey {
                 })
             }
             KeyPurpose::Decryption => {
-                let mut checks: Vec<(Pipeline, Decryption, String)> = Vec::new();
+                let mut checks: Vec<(Pipeline, Decryption, PickedBy)> = Vec::new();
                 if p.legacy {
                     checks.extend(
                         self.legacy_ciphers(bytes)
@@ -1139,8 +1157,9 @@ impl MachineKey {
                 }
                 if let Some(via) = p.fx45
                     && let Some(c) = self.cipher_for(via, bytes)
+                    && let Some(by) = decryption
                 {
-                    checks.push((via, c, by("decryption", decryption)));
+                    checks.push((via, c, by));
                 }
                 checks
                     .into_iter()
@@ -1159,25 +1178,29 @@ impl MachineKey {
     /// with the attribute that picks it: `decryption`'s, and
     /// ConfigureEncryptionObject keys validation's cipher with the
     /// decryptionKey too (DES for an 8-byte key under `validation="3DES"`).
-    fn legacy_ciphers(&self, bytes: usize) -> Vec<(Decryption, String)> {
-        let validation = self.accepted(MachineKeyEnum::Validation);
+    fn legacy_ciphers(&self, bytes: usize) -> Vec<(Decryption, PickedBy)> {
         let mut out = Vec::new();
-        if let Some(c) = self.cipher_for(Pipeline::Legacy, bytes) {
-            out.push((
-                c,
-                by("decryption", self.accepted(MachineKeyEnum::Decryption)),
-            ));
+        if let Some(c) = self.cipher_for(Pipeline::Legacy, bytes)
+            && let Some(d) = self.written_decryption()
+        {
+            out.push((c, PickedBy::Decryption(d)));
         }
-        let by_validation = || by("validation", validation);
-        match self.validation_alg() {
-            Some(Validation::TripleDes) if bytes == 8 => {
-                out.push((Decryption::Des, by_validation()))
-            }
-            Some(Validation::TripleDes) => out.push((Decryption::TripleDes, by_validation())),
-            Some(Validation::Aes) => out.push((Decryption::Aes, by_validation())),
-            _ => {}
+        let validation = self.validation_alg();
+        let cipher = match validation {
+            Some(Validation::TripleDes) if bytes == 8 => Some(Decryption::Des),
+            Some(Validation::TripleDes) => Some(Decryption::TripleDes),
+            Some(Validation::Aes) => Some(Decryption::Aes),
+            _ => None,
+        };
+        if let (Some(c), Some(v)) = (cipher, validation) {
+            out.push((c, PickedBy::Validation(v)));
         }
         out
+    }
+
+    /// `decryption` as written, when ASP.NET accepts it.
+    fn written_decryption(&self) -> Option<Decryption> {
+        Decryption::parse(self.accepted(MachineKeyEnum::Decryption)?).ok()
     }
 
     /// A decryptionKey the legacy pipeline's cipher refuses as weak.
@@ -1204,7 +1227,7 @@ impl MachineKey {
     /// for an 8-byte key in the legacy one; `None` for `alg:` or a refused
     /// value.
     fn cipher_for(&self, via: Pipeline, key_bytes: usize) -> Option<Decryption> {
-        let written = Decryption::parse(self.accepted(MachineKeyEnum::Decryption)?).ok()?;
+        let written = self.written_decryption()?;
         if written == Decryption::Auto && via == Pipeline::Legacy && key_bytes == 8 {
             return Some(Decryption::Des);
         }
@@ -1441,10 +1464,6 @@ impl MachineKey {
             };
         }
     }
-}
-
-fn by(attribute: &str, value: Option<&str>) -> String {
-    format!("{attribute}=\"{}\"", value.unwrap_or(""))
 }
 
 #[cfg(test)]
@@ -1733,7 +1752,7 @@ mod tests {
         // validation="3DES" keys TripleDES with the decryptionKey too.
         let (w, by) = weak("3DES", "AES", k1k2, sp2).unwrap();
         assert_eq!(w, CipherWeakness::TripleDesK1K2);
-        assert!(by.contains("validation"), "{by}");
+        assert_eq!(by, PickedBy::Validation(Validation::TripleDes));
         // DES, and Auto with an 8-byte key (DES), cut to the first 8 bytes.
         assert_eq!(
             weak("SHA1", "DES", "0101010101010101", sp2).map(|w| w.0),
@@ -1761,7 +1780,7 @@ mod tests {
         ));
         let said = KeyFault::WeakCipherKey {
             cipher: Decryption::TripleDes,
-            by: "decryption=\"3DES\"".into(),
+            by: PickedBy::Decryption(Decryption::TripleDes),
             weakness: CipherWeakness::TripleDesK2K3,
         }
         .to_string();
@@ -1806,7 +1825,7 @@ mod tests {
         let size = KeyFault::CipherSize {
             via: Pipeline::Legacy,
             cipher: Decryption::Aes,
-            by: "decryption=\"AES\"".into(),
+            by: PickedBy::Decryption(Decryption::Aes),
             hex: 40,
         }
         .to_string();
