@@ -237,7 +237,7 @@ pub enum NotRead {
     /// every site.
     Unreachable(Unreachable),
     /// Reached, but refused for a changed host key: the same.
-    HostKeyRefused(ConnectError),
+    HostKeyRefused(Box<ConnectError>),
     /// Reached, but its applicationHost.config could not be used: which
     /// sites it hosts is unknown too.
     ServerUnreadable(FileProblem),
@@ -2133,9 +2133,9 @@ mod tests {
     use crate::transport::ConnectOptions;
 
     fn refused() -> ServerFailure {
-        ServerFailure::Unreachable(Unreachable::Connect(ConnectError::Refused {
+        ServerFailure::Unreachable(Unreachable::Connect(Box::new(ConnectError::Refused {
             addr: "10.0.0.2:22".into(),
-        }))
+        })))
     }
 
     fn consistent_farm() -> Vec<ServerScan> {
@@ -2173,12 +2173,12 @@ mod tests {
     fn a_server_not_read_leaves_every_site_unverified() {
         for failure in [
             refused(),
-            ServerFailure::HostKeyChanged(ConnectError::HostKeyChanged {
+            ServerFailure::HostKeyChanged(Box::new(ConnectError::HostKeyChanged {
                 host: "web01".into(),
                 key_type: "ssh-ed25519".into(),
                 fingerprint: "SHA256:3cY5Fh1iYpsmvKMX2qx9FQ2b3nCBf1H7wvmh6cA2nUI".into(),
                 known_hosts: "/root/.ssh/known_hosts".into(),
-            }),
+            })),
             ServerFailure::Unreadable(FileProblem {
                 path: "C:\\Windows\\System32\\inetsrv\\config\\applicationHost.config".into(),
                 message: "not well-formed".into(),
@@ -2299,10 +2299,10 @@ mod tests {
         fail(
             &mut scans,
             "web01",
-            ServerFailure::Unreachable(Unreachable::Connect(ConnectError::Timeout {
+            ServerFailure::Unreachable(Unreachable::Connect(Box::new(ConnectError::Timeout {
                 addr: "10.0.0.1:22".into(),
                 secs: 10,
-            })),
+            }))),
         );
         let report = analyze(&scans, &Selection::default());
         let flowtime = report.site("Flowtime").unwrap();

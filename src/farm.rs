@@ -37,9 +37,13 @@ pub fn scan_one(server: &Server, opts: &ConnectOptions, index: usize, emit: &dyn
             });
             (read_server(t.as_mut(), &WindowsEnv::default()), Some(t))
         }
-        Err(e) if e.is_host_key_changed() => (Err(ServerFailure::HostKeyChanged(e)), None),
+        Err(e) if e.is_host_key_changed() => {
+            (Err(ServerFailure::HostKeyChanged(Box::new(e))), None)
+        }
         Err(e) => (
-            Err(ServerFailure::Unreachable(Unreachable::Connect(e))),
+            Err(ServerFailure::Unreachable(Unreachable::Connect(Box::new(
+                e,
+            )))),
             None,
         ),
     };

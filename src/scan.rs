@@ -62,7 +62,7 @@ pub enum ServerFailure {
     /// The server presented a host key other than the one stored: refused
     /// (the error [`ConnectError::is_host_key_changed`]).
     #[error("{0}")]
-    HostKeyChanged(ConnectError),
+    HostKeyChanged(Box<ConnectError>),
     /// Reached, but applicationHost.config could not be used.
     #[error("{0}")]
     Unreadable(FileProblem),
@@ -80,10 +80,10 @@ impl serde::Serialize for ServerFailure {
 pub enum Unreachable {
     /// No session could be opened.
     #[error("{0}")]
-    Connect(ConnectError),
+    Connect(Box<ConnectError>),
     /// The session broke while its files were read.
     #[error("{0}")]
-    Lost(TransportError),
+    Lost(Box<TransportError>),
     /// The thread scanning it ended without a result.
     #[error("the scan worker stopped")]
     WorkerStopped,
@@ -169,7 +169,7 @@ impl<'t> FileSet<'t> {
                 }
                 Ok(None) => Ok(None),
                 Err(e) if e.is_disconnected() => {
-                    return Err(ServerFailure::Unreachable(Unreachable::Lost(e)));
+                    return Err(ServerFailure::Unreachable(Unreachable::Lost(Box::new(e))));
                 }
                 Err(e) => {
                     if let TransportError::NotAFile { kind, .. } = &e {

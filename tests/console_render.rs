@@ -1671,14 +1671,14 @@ fn a_refused_host_key_is_said_in_the_cell_and_the_panel() {
             scan: Box::new(farmkey::scan::ServerScan {
                 name: "web02".into(),
                 address: "web02".into(),
-                result: Err(farmkey::scan::ServerFailure::HostKeyChanged(
+                result: Err(farmkey::scan::ServerFailure::HostKeyChanged(Box::new(
                     farmkey::transport::ssh::ConnectError::HostKeyChanged {
                         host: "web02".into(),
                         key_type: "ssh-ed25519".into(),
                         fingerprint: "SHA256:3cY5Fh1iYpsmvKMX2qx9FQ2b3nCBf1H7wvmh6cA2nUI".into(),
                         known_hosts: "/root/.ssh/known_hosts".into(),
                     },
-                )),
+                ))),
                 elapsed: Duration::from_millis(5),
             }),
         },

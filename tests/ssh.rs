@@ -239,9 +239,8 @@ fn a_changed_host_key_is_refused_and_never_replaced() {
         assert!(
             matches!(
                 why,
-                NotRead::HostKeyRefused(
-                    farmkey::transport::ssh::ConnectError::HostKeyChanged { .. }
-                )
+                NotRead::HostKeyRefused(e)
+                    if matches!(**e, farmkey::transport::ssh::ConnectError::HostKeyChanged { .. })
             ),
             "{why:?}"
         );

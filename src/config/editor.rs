@@ -262,7 +262,7 @@ pub fn edit_in(doc: &Document, req: &EditRequest) -> Result<Edited, EditError> {
         super::xml::TextEncoding::Utf8 { .. } => out[..] != doc.bytes()[..],
         _ => out[..] != doc.encode(doc.bytes().to_vec())[..],
     };
-    verify_web_config(&out, &req)?;
+    verify_web_config(&out, req)?;
     Ok(Edited {
         bytes: out,
         changed,
@@ -320,7 +320,7 @@ pub fn edit_section_file(
     }
     let out = ed.finish();
     let changed = out[..] != bytes[..];
-    verify_section_file(&out, section, &req)?;
+    verify_section_file(&out, section, req)?;
     Ok(Edited {
         bytes: out,
         changed,

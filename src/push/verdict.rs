@@ -154,11 +154,11 @@ mod tests {
     }
 
     fn refused() -> crate::scan::ServerFailure {
-        crate::scan::ServerFailure::Unreachable(crate::scan::Unreachable::Connect(
+        crate::scan::ServerFailure::Unreachable(crate::scan::Unreachable::Connect(Box::new(
             crate::transport::ssh::ConnectError::Refused {
                 addr: "10.0.0.2:22".into(),
             },
-        ))
+        )))
     }
 
     fn holder(host: &str) -> Box<Holder> {
