@@ -11,9 +11,10 @@ use crate::config::problem::bounded;
 use crate::config::record::{Level, Source};
 use crate::config::wif::{HandlerState, WifFault};
 use crate::disclosed::DisclosedKeys;
-use crate::keys::{KeyPurpose, set_fingerprint};
+use crate::keys::{Decryption, KeyPurpose, Validation, set_fingerprint};
 use crate::paths::RemotePath;
-use crate::scan::{FileProblem, ServerFailure, ServerScan};
+use crate::scan::{FileProblem, ServerFailure, ServerScan, Unreachable};
+use crate::transport::ssh::ConnectError;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -238,9 +239,9 @@ fn disclosed_keys(
 pub enum NotRead {
     /// Not reached: which sites it hosts is unknown, so it counts for
     /// every site.
-    Unreachable(String),
+    Unreachable(Unreachable),
     /// Reached, but refused for a changed host key: the same.
-    HostKeyRefused(String),
+    HostKeyRefused(Box<ConnectError>),
     /// Reached, but its applicationHost.config could not be used: which
     /// sites it hosts is unknown too.
     ServerUnreadable(FileProblem),
@@ -351,7 +352,7 @@ pub struct ServerStatus {
     pub name: String,
     pub address: String,
     pub reachable: bool,
-    pub error: Option<String>,
+    pub error: Option<ServerFailure>,
     pub elapsed_ms: u64,
 }
 
@@ -473,8 +474,8 @@ pub fn analyze_while_reading<'a>(
     for scan in &scans {
         if let Err(failure) = &scan.result {
             let why = match failure {
-                ServerFailure::Unreachable(msg) => NotRead::Unreachable(msg.clone()),
-                ServerFailure::HostKeyChanged(msg) => NotRead::HostKeyRefused(msg.clone()),
+                ServerFailure::Unreachable(e) => NotRead::Unreachable(e.clone()),
+                ServerFailure::HostKeyChanged(e) => NotRead::HostKeyRefused(e.clone()),
                 ServerFailure::Unreadable(p) => NotRead::ServerUnreadable(p.clone()),
             };
             unread.push(Unverified {
@@ -482,22 +483,18 @@ pub fn analyze_while_reading<'a>(
                 why,
             });
         }
-        let error = match &scan.result {
-            Ok(_) => {
-                readable.push(&scan.name);
-                None
-            }
-            Err(ServerFailure::Unreachable(msg) | ServerFailure::HostKeyChanged(msg)) => {
+        match &scan.result {
+            Ok(_) => readable.push(&scan.name),
+            Err(failure @ (ServerFailure::Unreachable(_) | ServerFailure::HostKeyChanged(_))) => {
                 findings.push(Code::Unreachable.finding(
                     Grade::Usual,
                     None,
                     vec![scan.name.clone()],
                     format!(
-                        "{} could not be reached: {msg}. Every site is unverified on it (compared without it, never reported in step); fix the connection and scan again.",
+                        "{} could not be reached: {failure}. Every site is unverified on it (compared without it, never reported in step); fix the connection and scan again.",
                         scan.name
                     ),
                 ));
-                Some(msg.clone())
             }
             Err(ServerFailure::Unreadable(p)) => {
                 findings.push(Code::Unreadable.finding(
@@ -509,9 +506,8 @@ pub fn analyze_while_reading<'a>(
                         scan.name
                     ),
                 ));
-                Some(p.to_string())
             }
-        };
+        }
         servers.push(ServerStatus {
             name: scan.name.clone(),
             address: scan.address.clone(),
@@ -519,7 +515,7 @@ pub fn analyze_while_reading<'a>(
                 scan.result,
                 Err(ServerFailure::Unreachable(_) | ServerFailure::HostKeyChanged(_))
             ),
-            error,
+            error: scan.result.as_ref().err().cloned(),
             elapsed_ms: scan.elapsed.as_millis() as u64,
         });
     }
@@ -1713,47 +1709,50 @@ fn isolate_modifier(f: &SiteFacts<'_>) -> Vec<Raised> {
 }
 
 /// A value that must be the same on every server: one finding when it is not.
-fn differs(
+fn differs<V: PartialEq + std::fmt::Display>(
     f: &SiteFacts<'_>,
     grade: Grade,
     what: &str,
-    value: impl Fn(&Effective) -> Option<String>,
+    value: impl Fn(&Effective) -> Option<V>,
     advice: &str,
 ) -> Vec<Raised> {
-    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut groups: Vec<(V, Vec<String>)> = Vec::new();
     for (inst, eff) in &f.readable {
-        if let Some(v) = value(eff) {
-            groups.entry(v).or_default().push(inst.server.clone());
+        let Some(v) = value(eff) else { continue };
+        match groups.iter_mut().find(|(g, _)| *g == v) {
+            Some((_, servers)) => servers.push(inst.server.clone()),
+            None => groups.push((v, vec![inst.server.clone()])),
         }
     }
     if groups.len() <= 1 {
         return Vec::new();
     }
+    // Worded in the order of the values' text.
+    let shown: BTreeMap<String, Vec<String>> = groups
+        .into_iter()
+        .map(|(v, servers)| (v.to_string(), servers))
+        .collect();
     vec![raise(
         grade,
         f.servers_where(|_, e| value(e).is_some()),
         format!(
             "{what} of {} differs: {}. {advice}",
             f.site,
-            describe_groups(&groups)
+            describe_groups(&shown)
         ),
     )]
 }
 
 // A server with no <machineKey> value at all is auto-generated: its
 // default algorithms are the same cause, reported once there.
-fn compared_validation(e: &Effective) -> Option<String> {
+fn compared_validation(e: &Effective) -> Option<Validation> {
     let mk = &e.machine_key;
-    mk.validation_alg()
-        .filter(|_| !mk.all_default())
-        .map(|a| a.to_string())
+    mk.validation_alg().filter(|_| !mk.all_default())
 }
 
-fn compared_decryption(e: &Effective) -> Option<String> {
+fn compared_decryption(e: &Effective) -> Option<Decryption> {
     let mk = &e.machine_key;
-    mk.decryption_alg()
-        .filter(|_| !mk.all_default())
-        .map(|a| a.to_string())
+    mk.decryption_alg().filter(|_| !mk.all_default())
 }
 
 fn algorithm_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
@@ -1776,8 +1775,8 @@ fn algorithm_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
 
 /// The servers whose value differs from the one most servers hold (the
 /// first server's on a tie), among those `algorithm-mismatch` compares.
-fn odd_ones(f: &SiteFacts<'_>, value: fn(&Effective) -> Option<String>) -> Vec<String> {
-    let mut counts: Vec<(String, usize)> = Vec::new();
+fn odd_ones<V: PartialEq>(f: &SiteFacts<'_>, value: fn(&Effective) -> Option<V>) -> Vec<String> {
+    let mut counts: Vec<(V, usize)> = Vec::new();
     for (_, eff) in &f.readable {
         let Some(v) = value(eff) else { continue };
         match counts.iter_mut().find(|(c, _)| *c == v) {
@@ -1832,7 +1831,7 @@ fn compatibility_mode_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
             f,
             Grade::Lesser,
             "compatibilityMode",
-            |e| e.machine_key.compatibility().map(|m| m.to_string()),
+            |e| e.machine_key.compatibility(),
             "Framework20SP1 and Framework20SP2 protect alike while ASP.NET signs what it encrypts, its default; with <appSettings> aspnet:UseLegacyEncryption or aspnet:UseLegacyMachineKeyEncryption set to true (farmkey does not read appSettings) SP2 adds an IV that SP1 does not strip. Set the same compatibilityMode everywhere.",
         );
     }
@@ -1852,7 +1851,7 @@ fn compatibility_mode_mismatch(f: &SiteFacts<'_>) -> Vec<Raised> {
         f,
         Grade::Usual,
         "compatibilityMode",
-        |e| e.machine_key.compatibility().map(|m| m.to_string()),
+        |e| e.machine_key.compatibility(),
         &advice,
     )
 }
@@ -2169,6 +2168,12 @@ mod tests {
     use crate::scan::{FileProblem, ServerScan};
     use crate::transport::ConnectOptions;
 
+    fn refused() -> ServerFailure {
+        ServerFailure::Unreachable(Unreachable::Connect(Box::new(ConnectError::Refused {
+            addr: "10.0.0.2:22".into(),
+        })))
+    }
+
     fn consistent_farm() -> Vec<ServerScan> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/farms/consistent/farmkey.toml");
@@ -2203,8 +2208,13 @@ mod tests {
     #[test]
     fn a_server_not_read_leaves_every_site_unverified() {
         for failure in [
-            ServerFailure::Unreachable("connection refused".into()),
-            ServerFailure::HostKeyChanged("the host key changed".into()),
+            refused(),
+            ServerFailure::HostKeyChanged(Box::new(ConnectError::HostKeyChanged {
+                host: "web01".into(),
+                key_type: "ssh-ed25519".into(),
+                fingerprint: "SHA256:3cY5Fh1iYpsmvKMX2qx9FQ2b3nCBf1H7wvmh6cA2nUI".into(),
+                known_hosts: "/root/.ssh/known_hosts".into(),
+            })),
             ServerFailure::Unreadable(FileProblem {
                 path: "C:\\Windows\\System32\\inetsrv\\config\\applicationHost.config".into(),
                 message: "not well-formed".into(),
@@ -2325,7 +2335,10 @@ mod tests {
         fail(
             &mut scans,
             "web01",
-            ServerFailure::Unreachable("timed out".into()),
+            ServerFailure::Unreachable(Unreachable::Connect(Box::new(ConnectError::Timeout {
+                addr: "10.0.0.1:22".into(),
+                secs: 10,
+            }))),
         );
         let report = analyze(&scans, &Selection::default());
         let flowtime = report.site("Flowtime").unwrap();
@@ -2948,11 +2961,7 @@ mod tests {
     #[test]
     fn unreachable_is_raised() {
         let mut scans = consistent_farm();
-        fail(
-            &mut scans,
-            "web02",
-            ServerFailure::Unreachable("connection refused".into()),
-        );
+        fail(&mut scans, "web02", refused());
         let report = analyze(&scans, &every_site());
         assert_eq!(report.findings[0].site, None);
         assert_raised(&report, Code::Unreachable, Grade::Usual);

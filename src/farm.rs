@@ -4,7 +4,7 @@
 
 use crate::inventory::Server;
 use crate::paths::WindowsEnv;
-use crate::scan::{ServerFailure, ServerScan, Stage, read_server};
+use crate::scan::{ServerFailure, ServerScan, Stage, Unreachable, read_server};
 use crate::transport::{self, ConnectOptions};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,9 +39,14 @@ pub fn scan_one(server: &Server, opts: &ConnectOptions, index: usize, emit: &dyn
             (read_server(t.as_mut(), &WindowsEnv::default()), Some(t))
         }
         Err(e) if e.is_host_key_changed() => {
-            (Err(ServerFailure::HostKeyChanged(e.to_string())), None)
+            (Err(ServerFailure::HostKeyChanged(Box::new(e))), None)
         }
-        Err(e) => (Err(ServerFailure::Unreachable(e.to_string())), None),
+        Err(e) => (
+            Err(ServerFailure::Unreachable(Unreachable::Connect(Box::new(
+                e,
+            )))),
+            None,
+        ),
     };
     let scan = ServerScan {
         name: server.name.clone(),
@@ -134,7 +139,7 @@ pub fn scan_all(servers: &[Server], opts: ConnectOptions, jobs: usize) -> Vec<Se
             scan.unwrap_or_else(|| ServerScan {
                 name: server.name.clone(),
                 address: server.address(),
-                result: Err(ServerFailure::Unreachable("the scan worker stopped".into())),
+                result: Err(ServerFailure::Unreachable(Unreachable::WorkerStopped)),
                 elapsed: Default::default(),
             })
         })

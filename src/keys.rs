@@ -41,8 +41,8 @@ impl KeyText {
     }
 
     /// Why this text cannot be a key for `alg`, if it cannot.
-    pub fn problem(&self, purpose: KeyPurpose, alg: &str) -> Option<KeyProblem> {
-        key_problem(self.expose(), purpose, alg)
+    pub fn problem(&self, alg: KeyAlg<'_>) -> Option<KeyProblem> {
+        key_problem(self.expose(), alg)
     }
 }
 
@@ -160,16 +160,16 @@ pub enum KeyProblem {
     Empty,
     NonHex(char),
     OddLength(usize),
-    /// Shorter than validation algorithm `alg` (upper-cased) needs.
+    /// Shorter than validation algorithm `alg` needs.
     TooShort {
         len: usize,
-        alg: String,
+        alg: Validation,
         min: usize,
     },
-    /// Not a size decryption algorithm `alg` (upper-cased) takes.
+    /// Not a size decryption algorithm `alg` takes.
     WrongSize {
         len: usize,
-        alg: String,
+        alg: Decryption,
         allowed: &'static [usize],
     },
 }
@@ -198,7 +198,10 @@ impl fmt::Display for KeyProblem {
                 write!(
                     f,
                     "is {len} hex characters; farmkey writes {} keys of {} only",
-                    display_decryption(alg),
+                    match alg {
+                        Decryption::Auto => "Auto (AES)".into(),
+                        other => other.to_string(),
+                    },
                     sizes.join(" or ")
                 )
             }
@@ -206,9 +209,16 @@ impl fmt::Display for KeyProblem {
     }
 }
 
+/// The algorithm a key is for.
+#[derive(Debug, Clone, Copy)]
+pub enum KeyAlg<'a> {
+    Validation(&'a Validation),
+    Decryption(&'a Decryption),
+}
+
 /// The sizes farmkey writes: what ASP.NET refuses (config::machine_key)
 /// and the published recommendations of README's `short-key` finding.
-fn key_problem(key: &str, purpose: KeyPurpose, alg: &str) -> Option<KeyProblem> {
+fn key_problem(key: &str, alg: KeyAlg<'_>) -> Option<KeyProblem> {
     if key.is_empty() {
         return Some(KeyProblem::Empty);
     }
@@ -219,27 +229,22 @@ fn key_problem(key: &str, purpose: KeyPurpose, alg: &str) -> Option<KeyProblem> 
     if !len.is_multiple_of(2) {
         return Some(KeyProblem::OddLength(len));
     }
-    let alg = alg.trim().to_ascii_uppercase();
-    if alg.starts_with("ALG:") {
-        return None; // custom algorithm: its size rules are unknown
-    }
-    match purpose {
-        KeyPurpose::Validation => {
-            let min = match alg.as_str() {
-                "HMACSHA256" => 64,
-                "HMACSHA384" => 96,
-                "HMACSHA512" => 128,
-                _ => 40,
-            };
-            (len < min).then_some(KeyProblem::TooShort { len, alg, min })
+    match alg {
+        KeyAlg::Validation(v) => {
+            let min = v.min_hex()?;
+            (len < min).then(|| KeyProblem::TooShort {
+                len,
+                alg: v.clone(),
+                min,
+            })
         }
-        KeyPurpose::Decryption => {
-            let allowed: &[usize] = match alg.as_str() {
-                "3DES" => &[48],
-                "DES" => &[16],
-                _ => &[32, 48, 64], // AES, and Auto which means AES
-            };
-            (!allowed.contains(&len)).then_some(KeyProblem::WrongSize { len, alg, allowed })
+        KeyAlg::Decryption(d) => {
+            let allowed = d.allowed_hex()?;
+            (!allowed.contains(&len)).then(|| KeyProblem::WrongSize {
+                len,
+                alg: d.clone(),
+                allowed,
+            })
         }
     }
 }
@@ -366,14 +371,6 @@ impl MachineKeyEnum {
     }
 
     /// The accepted values as a sentence: `SHA1, MD5, ... or alg:NAME`.
-    /// [`MachineKeyEnum::canonical`], or the value it does not accept.
-    pub fn canonical_or_refused(self, value: &str) -> Result<String, NotAccepted> {
-        self.canonical(value).ok_or_else(|| NotAccepted {
-            attribute: self,
-            value: value.to_string(),
-        })
-    }
-
     pub fn accepted_list(self) -> String {
         let mut all: Vec<&str> = self.accepted().to_vec();
         if self.allows_custom() {
@@ -382,19 +379,6 @@ impl MachineKeyEnum {
         let (last, rest) = all.split_last().expect("never empty");
         format!("{} or {last}", rest.join(", "))
     }
-}
-
-/// A value of a `<machineKey>` enumeration that no spelling ASP.NET
-/// accepts matches.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{}=\"{value}\" is not a value ASP.NET accepts ({})",
-    .attribute.attribute(),
-    .attribute.accepted().join(", ")
-)]
-pub struct NotAccepted {
-    pub attribute: MachineKeyEnum,
-    pub value: String,
 }
 
 /// What makes ASP.NET reject a key set.
@@ -476,84 +460,258 @@ impl EnumProblem {
     }
 }
 
-fn display_decryption(alg: &str) -> &str {
-    if alg == "AUTO" { "Auto (AES)" } else { alg }
-}
-
-/// Validation algorithms farmkey generates keys for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum ValidationAlg {
-    #[value(name = "SHA1")]
+/// A `validation` ASP.NET accepts (MachineKeyValidationConverter).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Validation {
     Sha1,
-    #[value(name = "HMACSHA256")]
+    Md5,
+    TripleDes,
+    Aes,
     HmacSha256,
-    #[value(name = "HMACSHA384")]
     HmacSha384,
-    #[value(name = "HMACSHA512")]
     HmacSha512,
+    /// `alg:NAME`, the name as written after `alg:`.
+    Custom(String),
 }
 
-impl ValidationAlg {
-    pub fn name(self) -> &'static str {
+/// A `decryption` ASP.NET accepts.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Decryption {
+    /// AES, or DES for an 8-byte key in the legacy pipeline.
+    Auto,
+    Des,
+    TripleDes,
+    Aes,
+    /// `alg:NAME`, the name as written after `alg:`.
+    Custom(String),
+}
+
+crate::spelled::spelled! {
+    /// A `compatibilityMode` ASP.NET accepts.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum CompatibilityMode {
+        Framework20SP1 = "Framework20SP1",
+        Framework20SP2 = "Framework20SP2",
+        Framework45 = "Framework45",
+    }
+}
+
+/// The name after `alg:` (MachineKeySection takes the rest as it is).
+fn custom_name(value: &str) -> Option<&str> {
+    value.strip_prefix(CUSTOM_ALGORITHM_PREFIX)
+}
+
+impl Validation {
+    /// What farmkey generates keys for (`keygen`, `push --generate`).
+    pub const GENERATED: [Validation; 4] = [
+        Validation::Sha1,
+        Validation::HmacSha256,
+        Validation::HmacSha384,
+        Validation::HmacSha512,
+    ];
+
+    /// The value as ASP.NET reads it (trimmed, spelled exactly), or why it
+    /// refuses it.
+    pub fn parse(value: &str) -> Result<Self, EnumProblem> {
+        MachineKeyEnum::Validation.check(value)?;
+        let v = value.trim();
+        Ok(match v {
+            "SHA1" => Validation::Sha1,
+            "MD5" => Validation::Md5,
+            "3DES" => Validation::TripleDes,
+            "AES" => Validation::Aes,
+            "HMACSHA256" => Validation::HmacSha256,
+            "HMACSHA384" => Validation::HmacSha384,
+            "HMACSHA512" => Validation::HmacSha512,
+            other => Validation::Custom(custom_name(other).unwrap_or(other).to_string()),
+        })
+    }
+
+    /// As the runtime resolves it: .NET looks a custom name up without
+    /// regard to case (CryptoConfig), so it is upper-cased.
+    pub fn resolved(self) -> Self {
         match self {
-            ValidationAlg::Sha1 => "SHA1",
-            ValidationAlg::HmacSha256 => "HMACSHA256",
-            ValidationAlg::HmacSha384 => "HMACSHA384",
-            ValidationAlg::HmacSha512 => "HMACSHA512",
+            Validation::Custom(name) => Validation::Custom(name.to_ascii_uppercase()),
+            other => other,
+        }
+    }
+
+    /// Refused under compatibilityMode Framework45
+    /// (MachineKeyCryptoAlgorithmFactory.GetValidationAlgorithmFactory).
+    pub fn refused_under_framework45(&self) -> bool {
+        matches!(
+            self,
+            Validation::Md5 | Validation::TripleDes | Validation::Aes
+        )
+    }
+
+    /// SHA1 or MD5: what the DISA STIG calls weak.
+    pub fn is_weak(&self) -> bool {
+        matches!(self, Validation::Sha1 | Validation::Md5)
+    }
+
+    /// The HMACSHA family, which came with ASP.NET 4.0.
+    pub fn is_hmac_sha2(&self) -> bool {
+        matches!(
+            self,
+            Validation::HmacSha256 | Validation::HmacSha384 | Validation::HmacSha512
+        )
+    }
+
+    /// The shortest key farmkey writes (README's `short-key`); `None` for
+    /// a custom algorithm, whose size rules are unknown.
+    fn min_hex(&self) -> Option<usize> {
+        match self {
+            Validation::HmacSha256 => Some(64),
+            Validation::HmacSha384 => Some(96),
+            Validation::HmacSha512 => Some(128),
+            Validation::Custom(_) => None,
+            _ => Some(40),
         }
     }
 
     /// Key size in bytes, as IIS Manager generates it.
-    fn key_bytes(self) -> usize {
+    fn key_bytes(&self) -> usize {
         match self {
+            Validation::HmacSha384 => 96,
+            Validation::HmacSha512 => 128,
             // IIS Manager and KB 2915218 generate 64 random bytes for SHA1 and HMACSHA256.
-            ValidationAlg::Sha1 | ValidationAlg::HmacSha256 => 64,
-            ValidationAlg::HmacSha384 => 96,
-            ValidationAlg::HmacSha512 => 128,
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text.trim().to_ascii_uppercase().as_str() {
-            "SHA1" => Some(ValidationAlg::Sha1),
-            "HMACSHA256" => Some(ValidationAlg::HmacSha256),
-            "HMACSHA384" => Some(ValidationAlg::HmacSha384),
-            "HMACSHA512" => Some(ValidationAlg::HmacSha512),
-            _ => None,
+            _ => 64,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
-pub enum DecryptionAlg {
-    #[value(name = "AES")]
-    Aes,
-    #[value(name = "3DES")]
-    TripleDes,
+impl Decryption {
+    /// What farmkey generates keys for.
+    pub const GENERATED: [Decryption; 2] = [Decryption::Aes, Decryption::TripleDes];
+
+    /// The value as ASP.NET reads it (trimmed, spelled exactly), or why it
+    /// refuses it.
+    pub fn parse(value: &str) -> Result<Self, EnumProblem> {
+        MachineKeyEnum::Decryption.check(value)?;
+        let v = value.trim();
+        Ok(match v {
+            "Auto" => Decryption::Auto,
+            "DES" => Decryption::Des,
+            "3DES" => Decryption::TripleDes,
+            "AES" => Decryption::Aes,
+            other => Decryption::Custom(custom_name(other).unwrap_or(other).to_string()),
+        })
+    }
+
+    /// As the runtime resolves it: `Auto` is AES (the legacy pipeline's
+    /// DES for an 8-byte key is the caller's to see), a custom name is
+    /// upper-cased as for [`Validation::resolved`].
+    pub fn resolved(self) -> Self {
+        match self {
+            Decryption::Auto => Decryption::Aes,
+            Decryption::Custom(name) => Decryption::Custom(name.to_ascii_uppercase()),
+            other => other,
+        }
+    }
+
+    /// The key sizes farmkey writes, in hex characters; `None` for a
+    /// custom algorithm.
+    fn allowed_hex(&self) -> Option<&'static [usize]> {
+        match self {
+            Decryption::TripleDes => Some(&[48]),
+            Decryption::Des => Some(&[16]),
+            Decryption::Auto | Decryption::Aes => Some(&[32, 48, 64]),
+            Decryption::Custom(_) => None,
+        }
+    }
+
+    fn key_bytes(&self) -> usize {
+        match self {
+            Decryption::TripleDes => 24,
+            Decryption::Des => 8,
+            _ => 32,
+        }
+    }
 }
 
-impl DecryptionAlg {
-    pub fn name(self) -> &'static str {
-        match self {
-            DecryptionAlg::Aes => "AES",
-            DecryptionAlg::TripleDes => "3DES",
-        }
+impl CompatibilityMode {
+    /// The value as ASP.NET reads it (not trimmed, spelled exactly), or
+    /// why it refuses it.
+    pub fn parse(value: &str) -> Result<Self, EnumProblem> {
+        MachineKeyEnum::CompatibilityMode.check(value)?;
+        CompatibilityMode::from_name(value).ok_or(EnumProblem::Unknown)
+    }
+}
+
+impl fmt::Display for Validation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Validation::Sha1 => "SHA1",
+            Validation::Md5 => "MD5",
+            Validation::TripleDes => "3DES",
+            Validation::Aes => "AES",
+            Validation::HmacSha256 => "HMACSHA256",
+            Validation::HmacSha384 => "HMACSHA384",
+            Validation::HmacSha512 => "HMACSHA512",
+            Validation::Custom(name) => return write!(f, "{CUSTOM_ALGORITHM_PREFIX}{name}"),
+        })
+    }
+}
+
+impl fmt::Display for Decryption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Decryption::Auto => "Auto",
+            Decryption::Des => "DES",
+            Decryption::TripleDes => "3DES",
+            Decryption::Aes => "AES",
+            Decryption::Custom(name) => return write!(f, "{CUSTOM_ALGORITHM_PREFIX}{name}"),
+        })
+    }
+}
+
+/// Audit records and `--json` spell algorithms as `<machineKey>` does.
+impl Serialize for Validation {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl Serialize for Decryption {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// `--validation` takes what farmkey generates keys for.
+impl clap::ValueEnum for Validation {
+    fn value_variants<'a>() -> &'a [Self] {
+        static ALL: [Validation; 4] = Validation::GENERATED;
+        &ALL
     }
 
-    fn key_bytes(self) -> usize {
-        match self {
-            DecryptionAlg::Aes => 32,
-            DecryptionAlg::TripleDes => 24,
-        }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let name = match self {
+            Validation::Sha1 => "SHA1",
+            Validation::HmacSha256 => "HMACSHA256",
+            Validation::HmacSha384 => "HMACSHA384",
+            Validation::HmacSha512 => "HMACSHA512",
+            _ => return None,
+        };
+        Some(clap::builder::PossibleValue::new(name))
+    }
+}
+
+/// `--decryption` takes what farmkey generates keys for.
+impl clap::ValueEnum for Decryption {
+    fn value_variants<'a>() -> &'a [Self] {
+        static ALL: [Decryption; 2] = Decryption::GENERATED;
+        &ALL
     }
 
-    pub fn parse(text: &str) -> Option<Self> {
-        match text.trim().to_ascii_uppercase().as_str() {
-            "AES" => Some(DecryptionAlg::Aes),
-            "3DES" => Some(DecryptionAlg::TripleDes),
-            _ => None,
-        }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let name = match self {
+            Decryption::Aes => "AES",
+            Decryption::TripleDes => "3DES",
+            _ => return None,
+        };
+        Some(clap::builder::PossibleValue::new(name))
     }
 }
 
@@ -562,8 +720,8 @@ impl DecryptionAlg {
 pub struct KeySet {
     pub validation_key: KeyText,
     pub decryption_key: KeyText,
-    pub validation: String,
-    pub decryption: String,
+    pub validation: Validation,
+    pub decryption: Decryption,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -572,63 +730,88 @@ pub struct RngError(String);
 
 impl KeySet {
     /// A fresh key set from the OS CSPRNG, upper-case hex.
-    pub fn generate(
-        validation: ValidationAlg,
-        decryption: DecryptionAlg,
-    ) -> Result<Self, RngError> {
+    pub fn generate(validation: Validation, decryption: Decryption) -> Result<Self, RngError> {
         Ok(KeySet {
             validation_key: random_key(validation.key_bytes())?,
             decryption_key: random_key(decryption.key_bytes())?,
-            validation: validation.name().to_string(),
-            decryption: decryption.name().to_string(),
+            validation,
+            decryption,
         })
     }
 
-    /// Problems that would make ASP.NET reject this set: algorithm names
-    /// it does not accept (spelled exactly), and keys that do not fit
-    /// their algorithm.
-    pub fn problems(&self) -> Vec<KeySetProblem> {
-        let mut out = Vec::new();
-        for (attribute, value) in [
-            (MachineKeyEnum::Validation, &self.validation),
-            (MachineKeyEnum::Decryption, &self.decryption),
-        ] {
-            if let Err(problem) = attribute.check(value) {
-                out.push(KeySetProblem::Value {
-                    attribute,
-                    value: value.clone(),
-                    problem,
-                });
-            }
+    /// A set as a file writes it, algorithm names as written: each name
+    /// ASP.NET refuses, then each key that does not fit its algorithm
+    /// (a key whose algorithm is refused is not judged).
+    pub fn from_written(
+        validation_key: KeyText,
+        decryption_key: KeyText,
+        validation: &str,
+        decryption: &str,
+    ) -> Result<KeySet, Vec<KeySetProblem>> {
+        let refused = |attribute: MachineKeyEnum, value: &str, problem| KeySetProblem::Value {
+            attribute,
+            value: value.to_string(),
+            problem,
+        };
+        let v = Validation::parse(validation)
+            .map_err(|p| refused(MachineKeyEnum::Validation, validation, p));
+        let d = Decryption::parse(decryption)
+            .map_err(|p| refused(MachineKeyEnum::Decryption, decryption, p));
+        let mut problems: Vec<KeySetProblem> = [v.as_ref().err(), d.as_ref().err()]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        let key = |purpose, key: &KeyText, alg| {
+            key.problem(alg)
+                .map(|problem| KeySetProblem::Key { purpose, problem })
+        };
+        if let Ok(v) = &v {
+            problems.extend(key(
+                KeyPurpose::Validation,
+                &validation_key,
+                KeyAlg::Validation(v),
+            ));
         }
-        for (purpose, key, alg) in [
+        if let Ok(d) = &d {
+            problems.extend(key(
+                KeyPurpose::Decryption,
+                &decryption_key,
+                KeyAlg::Decryption(d),
+            ));
+        }
+        match (v, d) {
+            (Ok(validation), Ok(decryption)) if problems.is_empty() => Ok(KeySet {
+                validation_key,
+                decryption_key,
+                validation,
+                decryption,
+            }),
+            _ => Err(problems),
+        }
+    }
+
+    /// Keys that do not fit their algorithm (ASP.NET would refuse them,
+    /// or they are shorter than farmkey writes).
+    pub fn problems(&self) -> Vec<KeySetProblem> {
+        [
             (
                 KeyPurpose::Validation,
                 &self.validation_key,
-                &self.validation,
+                KeyAlg::Validation(&self.validation),
             ),
             (
                 KeyPurpose::Decryption,
                 &self.decryption_key,
-                &self.decryption,
+                KeyAlg::Decryption(&self.decryption),
             ),
-        ] {
-            if let Some(problem) = key.problem(purpose, alg) {
-                out.push(KeySetProblem::Key { purpose, problem });
-            }
-        }
-        out
-    }
-
-    /// The set with `validation` and `decryption` spelled as ASP.NET
-    /// accepts them (`sha1` is `SHA1`), or the value that cannot be.
-    pub fn canonical(&self) -> Result<KeySet, NotAccepted> {
-        let canon = |attribute: MachineKeyEnum, v: &str| attribute.canonical_or_refused(v);
-        Ok(KeySet {
-            validation: canon(MachineKeyEnum::Validation, &self.validation)?,
-            decryption: canon(MachineKeyEnum::Decryption, &self.decryption)?,
-            ..self.clone()
+        ]
+        .into_iter()
+        .filter_map(|(purpose, key, alg)| {
+            let problem = key.problem(alg)?;
+            Some(KeySetProblem::Key { purpose, problem })
         })
+        .collect()
     }
 
     /// Short identity of the whole set: fingerprint over both keys.
@@ -721,7 +904,7 @@ mod tests {
 
     #[test]
     fn generated_sets_have_iis_sizes_and_are_valid() {
-        let set = KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes).unwrap();
+        let set = KeySet::generate(Validation::Sha1, Decryption::Aes).unwrap();
         assert_eq!(set.validation_key.hex_len(), 128);
         assert_eq!(set.decryption_key.hex_len(), 64);
         assert!(set.problems().is_empty());
@@ -730,9 +913,9 @@ mod tests {
             v.chars()
                 .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
         );
-        let other = KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes).unwrap();
+        let other = KeySet::generate(Validation::Sha1, Decryption::Aes).unwrap();
         assert!(!set.validation_key.same_key(&other.validation_key));
-        let big = KeySet::generate(ValidationAlg::HmacSha512, DecryptionAlg::TripleDes).unwrap();
+        let big = KeySet::generate(Validation::HmacSha512, Decryption::TripleDes).unwrap();
         assert_eq!(big.validation_key.hex_len(), 256);
         assert_eq!(big.decryption_key.hex_len(), 48);
         assert!(big.problems().is_empty());
@@ -740,42 +923,111 @@ mod tests {
 
     #[test]
     fn key_problems_follow_runtime_rules() {
-        let p = |k: &str, purpose, alg| key_problem(k, purpose, alg);
+        let v = |k: &str, alg: &str| {
+            key_problem(k, KeyAlg::Validation(&Validation::parse(alg).unwrap()))
+        };
+        let d = |k: &str, alg: &str| {
+            key_problem(k, KeyAlg::Decryption(&Decryption::parse(alg).unwrap()))
+        };
+        assert_eq!(v("XYZ0", "SHA1"), Some(KeyProblem::NonHex('X')));
+        assert_eq!(d("ABC", "AES"), Some(KeyProblem::OddLength(3)));
         assert_eq!(
-            p("XYZ0", KeyPurpose::Validation, "SHA1"),
-            Some(KeyProblem::NonHex('X'))
-        );
-        assert_eq!(
-            p("ABC", KeyPurpose::Decryption, "AES"),
-            Some(KeyProblem::OddLength(3))
-        );
-        assert_eq!(
-            p(&"A".repeat(38), KeyPurpose::Validation, "SHA1"),
+            v(&"A".repeat(38), "SHA1"),
             Some(KeyProblem::TooShort {
                 len: 38,
-                alg: "SHA1".into(),
+                alg: Validation::Sha1,
                 min: 40
             })
         );
         assert_eq!(
-            p(&"A".repeat(40), KeyPurpose::Decryption, " auto "),
+            d(&"A".repeat(40), " Auto "),
             Some(KeyProblem::WrongSize {
                 len: 40,
-                alg: "AUTO".into(),
+                alg: Decryption::Auto,
                 allowed: &[32, 48, 64]
             })
         );
+        assert_eq!(d("", "AES"), Some(KeyProblem::Empty));
+        assert!(v(&"A".repeat(40), "SHA1").is_none());
+        assert!(v(&"A".repeat(40), "HMACSHA256").is_some());
+        assert!(d(&"A".repeat(48), "3DES").is_none());
+        assert!(d(&"A".repeat(40), "AES").is_some());
+        assert!(d(&"A".repeat(64), "Auto").is_none());
+        assert!(d(&"A".repeat(16), "DES").is_none());
+        assert!(d(&"A".repeat(10), "alg:Custom").is_none());
+        assert!(v(&"A".repeat(10), "alg:Custom").is_none());
+    }
+
+    #[test]
+    fn algorithms_parse_as_asp_net_spells_them_and_display_as_written() {
+        for e in [MachineKeyEnum::Validation, MachineKeyEnum::Decryption] {
+            for name in e.accepted() {
+                let shown = match e {
+                    MachineKeyEnum::Validation => Validation::parse(name).unwrap().to_string(),
+                    _ => Decryption::parse(name).unwrap().to_string(),
+                };
+                assert_eq!(shown, *name);
+            }
+        }
+        for name in MachineKeyEnum::CompatibilityMode.accepted() {
+            assert_eq!(CompatibilityMode::parse(name).unwrap().to_string(), *name);
+        }
         assert_eq!(
-            p("", KeyPurpose::Decryption, "AES"),
-            Some(KeyProblem::Empty)
+            Validation::parse(" HMACSHA512 "),
+            Ok(Validation::HmacSha512)
         );
-        assert!(p(&"A".repeat(40), KeyPurpose::Validation, "SHA1").is_none());
-        assert!(p(&"A".repeat(40), KeyPurpose::Validation, "HMACSHA256").is_some());
-        assert!(p(&"A".repeat(48), KeyPurpose::Decryption, "3DES").is_none());
-        assert!(p(&"A".repeat(40), KeyPurpose::Decryption, "AES").is_some());
-        assert!(p(&"A".repeat(64), KeyPurpose::Decryption, "Auto").is_none());
-        assert!(p(&"A".repeat(16), KeyPurpose::Decryption, "DES").is_none());
-        assert!(p(&"A".repeat(10), KeyPurpose::Decryption, "alg:Custom").is_none());
+        let custom = Validation::parse("alg:MyHmac").unwrap();
+        assert_eq!(custom, Validation::Custom("MyHmac".into()));
+        assert_eq!(custom.to_string(), "alg:MyHmac");
+        assert_eq!(custom.resolved(), Validation::Custom("MYHMAC".into()));
+        assert_eq!(
+            Decryption::parse("Auto").unwrap().resolved(),
+            Decryption::Aes
+        );
+        assert_eq!(
+            Validation::parse("sha1"),
+            Err(EnumProblem::WrongCase { right: "SHA1" })
+        );
+        assert_eq!(Decryption::parse("alg:"), Err(EnumProblem::NoCustomName));
+        // compatibilityMode is not trimmed: its enum converter refuses white space.
+        assert_eq!(
+            CompatibilityMode::parse(" Framework45"),
+            Err(EnumProblem::Unknown)
+        );
+        assert_eq!(CompatibilityMode::parse("alg:x"), Err(EnumProblem::Unknown));
+    }
+
+    #[test]
+    fn command_line_offers_what_farmkey_generates_spelled_as_asp_net_does() {
+        use clap::ValueEnum;
+        let names = |v: Vec<Option<clap::builder::PossibleValue>>| -> Vec<String> {
+            v.into_iter()
+                .map(|p| p.unwrap().get_name().to_string())
+                .collect()
+        };
+        assert_eq!(
+            names(
+                Validation::value_variants()
+                    .iter()
+                    .map(|v| v.to_possible_value())
+                    .collect()
+            ),
+            ["SHA1", "HMACSHA256", "HMACSHA384", "HMACSHA512"]
+        );
+        assert_eq!(
+            names(
+                Decryption::value_variants()
+                    .iter()
+                    .map(|v| v.to_possible_value())
+                    .collect()
+            ),
+            ["AES", "3DES"]
+        );
+        assert_eq!(Validation::Md5.to_possible_value(), None);
+        assert_eq!(
+            serde_json::to_string(&(Validation::HmacSha256, Decryption::TripleDes)).unwrap(),
+            r#"["HMACSHA256","3DES"]"#
+        );
     }
 
     #[test]
@@ -794,7 +1046,7 @@ mod tests {
             (
                 KeyProblem::TooShort {
                     len: 40,
-                    alg: "HMACSHA256".into(),
+                    alg: Validation::HmacSha256,
                     min: 64,
                 },
                 "is 40 hex characters; farmkey writes HMACSHA256 keys of at least 64",
@@ -802,7 +1054,7 @@ mod tests {
             (
                 KeyProblem::WrongSize {
                     len: 40,
-                    alg: "AUTO".into(),
+                    alg: Decryption::Auto,
                     allowed: &[32, 48, 64],
                 },
                 "is 40 hex characters; farmkey writes Auto (AES) keys of 32 or 48 or 64 only",
@@ -810,7 +1062,7 @@ mod tests {
             (
                 KeyProblem::WrongSize {
                     len: 40,
-                    alg: "3DES".into(),
+                    alg: Decryption::TripleDes,
                     allowed: &[48],
                 },
                 "is 40 hex characters; farmkey writes 3DES keys of 48 only",
@@ -893,11 +1145,10 @@ mod tests {
     }
 
     #[test]
-    fn a_set_with_a_bad_algorithm_name_has_problems() {
-        let mut set = KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes).unwrap();
-        set.validation = "BOGUS".into();
-        set.decryption = String::new();
-        let p = set.problems();
+    fn a_set_as_written_has_its_refused_names_and_misfit_keys_as_problems() {
+        let set = KeySet::generate(Validation::Sha1, Decryption::Aes).unwrap();
+        let (vk, dk) = (set.validation_key.clone(), set.decryption_key.clone());
+        let p = KeySet::from_written(vk.clone(), dk.clone(), "BOGUS", "").unwrap_err();
         assert_eq!(
             p,
             [
@@ -913,49 +1164,34 @@ mod tests {
                 },
             ]
         );
-        set.validation = "sha1".into();
-        set.decryption = "AES".into();
+        let p = KeySet::from_written(vk.clone(), KeyText::new("ABC"), "sha1", "AES").unwrap_err();
         assert_eq!(
-            set.problems(),
-            [KeySetProblem::Value {
-                attribute: MachineKeyEnum::Validation,
-                value: "sha1".into(),
-                problem: EnumProblem::WrongCase { right: "SHA1" },
-            }]
+            p,
+            [
+                KeySetProblem::Value {
+                    attribute: MachineKeyEnum::Validation,
+                    value: "sha1".into(),
+                    problem: EnumProblem::WrongCase { right: "SHA1" },
+                },
+                KeySetProblem::Key {
+                    purpose: KeyPurpose::Decryption,
+                    problem: KeyProblem::OddLength(3),
+                },
+            ]
         );
+        let ok = KeySet::from_written(vk, dk, " alg:MyHmac ", "Auto").unwrap();
+        assert_eq!(ok.validation, Validation::Custom("MyHmac".into()));
+        assert_eq!(ok.decryption, Decryption::Auto);
     }
 
     #[test]
     fn key_set_problems_are_worded_one_by_one_and_joined() {
-        let mut set = KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes).unwrap();
-        set.validation = "sha1".into();
-        set.decryption_key = KeyText::new("ABC");
+        let set = KeySet::generate(Validation::Sha1, Decryption::Aes).unwrap();
+        let problems = KeySet::from_written(set.validation_key, KeyText::new("ABC"), "sha1", "AES")
+            .unwrap_err();
         assert_eq!(
-            joined(&set.problems()),
+            joined(&problems),
             "validation=\"sha1\" is not spelled as ASP.NET requires: names are case-sensitive, write \"SHA1\"; decryptionKey has an odd number of hex characters (3)"
-        );
-    }
-
-    #[test]
-    fn canonical_spells_values_as_asp_net_does_or_names_the_one_it_refuses() {
-        let mut set = KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes).unwrap();
-        set.validation = "hmacsha256".into();
-        assert_eq!(set.canonical().unwrap().validation, "HMACSHA256");
-        set.decryption = "Blowfish".into();
-        let refused = set.canonical().unwrap_err();
-        assert_eq!(
-            refused,
-            NotAccepted {
-                attribute: MachineKeyEnum::Decryption,
-                value: "Blowfish".into(),
-            }
-        );
-        assert_eq!(
-            refused.to_string(),
-            format!(
-                "decryption=\"Blowfish\" is not a value ASP.NET accepts ({})",
-                MachineKeyEnum::Decryption.accepted().join(", ")
-            )
         );
     }
 }

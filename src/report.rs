@@ -509,8 +509,8 @@ pub fn to_table(report: &FarmReport, width: Option<usize>) -> String {
     for (row, s) in rows.iter_mut().skip(1).zip(&report.servers) {
         let state = match (&s.error, s.reachable) {
             (None, _) => "ok".to_string(),
-            (Some(e), true) => format!("unreadable: {}", escape(e)),
-            (Some(e), false) => format!("unreachable: {}", escape(e)),
+            (Some(e), true) => format!("unreadable: {}", escape(&e.to_string())),
+            (Some(e), false) => format!("unreachable: {}", escape(&e.to_string())),
         };
         row[3] = cut(&state, room);
     }

@@ -12,6 +12,7 @@ use crate::config::section::{self, External, SourceFiles};
 use crate::config::wif;
 use crate::config::xml::Document;
 use crate::paths::{RemotePath, WindowsEnv};
+use crate::transport::ssh::ConnectError;
 use crate::transport::{
     FileKind, NotAFile, Transport, TransportError, find_case_insensitive, not_a_file,
 };
@@ -70,13 +71,35 @@ pub struct ServerConfig {
 pub enum ServerFailure {
     /// The server could not be reached or the session broke.
     #[error("{0}")]
-    Unreachable(String),
-    /// The server presented a host key other than the one stored: refused.
+    Unreachable(Unreachable),
+    /// The server presented a host key other than the one stored: refused
+    /// (the error [`ConnectError::is_host_key_changed`]).
     #[error("{0}")]
-    HostKeyChanged(String),
+    HostKeyChanged(Box<ConnectError>),
     /// Reached, but applicationHost.config could not be used.
     #[error("{0}")]
     Unreadable(FileProblem),
+}
+
+/// `--json` and the reports show a failure as its sentence.
+impl serde::Serialize for ServerFailure {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Why a server could not be reached.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unreachable {
+    /// No session could be opened.
+    #[error("{0}")]
+    Connect(Box<ConnectError>),
+    /// The session broke while its files were read.
+    #[error("{0}")]
+    Lost(Box<TransportError>),
+    /// The thread scanning it ended without a result.
+    #[error("the scan worker stopped")]
+    WorkerStopped,
 }
 
 /// The outcome of scanning one server.
@@ -159,7 +182,7 @@ impl<'t> FileSet<'t> {
                 }
                 Ok(None) => Ok(None),
                 Err(e) if e.is_disconnected() => {
-                    return Err(ServerFailure::Unreachable(e.to_string()));
+                    return Err(ServerFailure::Unreachable(Unreachable::Lost(Box::new(e))));
                 }
                 Err(e) => {
                     if let TransportError::NotAFile { kind, .. } = &e {
@@ -341,7 +364,7 @@ fn push_leftovers(
         std::collections::hash_map::Entry::Vacant(v) => v.insert(match t.list(&dir) {
             Ok(entries) => entries,
             Err(e) if e.is_disconnected() => {
-                return Err(ServerFailure::Unreachable(e.to_string()));
+                return Err(ServerFailure::Unreachable(Unreachable::Lost(Box::new(e))));
             }
             Err(_) => Vec::new(),
         }),

@@ -867,8 +867,8 @@ fn the_disclosed_command_says_what_is_checked_and_validates_extra_lists() {
 
     let dir = tempfile::tempdir().unwrap();
     let fresh = farmkey::keys::KeySet::generate(
-        farmkey::keys::ValidationAlg::Sha1,
-        farmkey::keys::DecryptionAlg::Aes,
+        farmkey::keys::Validation::Sha1,
+        farmkey::keys::Decryption::Aes,
     )
     .unwrap();
     let (v, d) = (fresh.validation_key.expose(), fresh.decryption_key.expose());
@@ -958,8 +958,8 @@ fn pushes_of_disclosed_keys_are_refused_with_the_reason() {
     };
     // A fresh pair that only the operator's newer list holds.
     let fresh = farmkey::keys::KeySet::generate(
-        farmkey::keys::ValidationAlg::HmacSha256,
-        farmkey::keys::DecryptionAlg::Aes,
+        farmkey::keys::Validation::HmacSha256,
+        farmkey::keys::Decryption::Aes,
     )
     .unwrap();
     // Microsoft's "How To" sample decryption key with a fresh validation key

@@ -38,8 +38,8 @@ fn fixed_demo() -> (tempfile::TempDir, Inventory) {
         Ok(KeySet {
             validation_key: fill(c, 128),
             decryption_key: fill(c, 64),
-            validation: "SHA1".into(),
-            decryption: "AES".into(),
+            validation: farmkey::keys::Validation::Sha1,
+            decryption: farmkey::keys::Decryption::Aes,
         })
     })
     .unwrap();
@@ -1734,9 +1734,14 @@ fn a_refused_host_key_is_said_in_the_cell_and_the_panel() {
             scan: Box::new(farmkey::scan::ServerScan {
                 name: "web02".into(),
                 address: "web02".into(),
-                result: Err(farmkey::scan::ServerFailure::HostKeyChanged(
-                    "WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED for web02".into(),
-                )),
+                result: Err(farmkey::scan::ServerFailure::HostKeyChanged(Box::new(
+                    farmkey::transport::ssh::ConnectError::HostKeyChanged {
+                        host: "web02".into(),
+                        key_type: "ssh-ed25519".into(),
+                        fingerprint: "SHA256:3cY5Fh1iYpsmvKMX2qx9FQ2b3nCBf1H7wvmh6cA2nUI".into(),
+                        known_hosts: "/root/.ssh/known_hosts".into(),
+                    },
+                ))),
                 elapsed: Duration::from_millis(5),
             }),
         },

@@ -260,8 +260,8 @@ fn keys() -> KeySet {
     KeySet {
         validation_key: KeyText::new("C0FFEE".repeat(20)),
         decryption_key: KeyText::new("BEEF".repeat(16)),
-        validation: "HMACSHA256".into(),
-        decryption: "AES".into(),
+        validation: farmkey::keys::Validation::HmacSha256,
+        decryption: farmkey::keys::Decryption::Aes,
     }
 }
 

@@ -10,7 +10,7 @@ use farmkey::config::editor::{EditError, EditRequest, edit};
 use farmkey::config::effective::Effective;
 use farmkey::config::record::{Level, Source};
 use farmkey::config::xml::TextEncoding;
-use farmkey::keys::{DecryptionAlg, KeySet, ValidationAlg};
+use farmkey::keys::{Decryption, KeySet, Validation};
 use std::fs;
 use std::path::{Path, PathBuf};
 use support::*;
@@ -404,7 +404,7 @@ fn in_use_by_file() -> Vec<(PathBuf, String)> {
 }
 
 fn key_set() -> KeySet {
-    KeySet::generate(ValidationAlg::HmacSha256, DecryptionAlg::Aes).unwrap()
+    KeySet::generate(Validation::HmacSha256, Decryption::Aes).unwrap()
 }
 
 /// A configuration file's text as UTF-8, declared so (UTF-16 files included).
@@ -543,7 +543,7 @@ fn fix_site(farm_dir: &Path, site: &str, keys: &KeySet) {
             .unwrap_or_else(|_| farmkey::config::editor::empty_web_config());
         let req = EditRequest {
             machine_key: Some(keys.clone()),
-            compatibility_mode: Some("Framework45".into()),
+            compatibility_mode: Some(farmkey::keys::CompatibilityMode::Framework45),
             // As a push decides: a site that inherits the swap gets no
             // second <identityConfiguration> of the same name (ID7029).
             handler_swap: inst
@@ -649,8 +649,8 @@ fn push_local(dir: &Path, site: &str, source: KeySource) -> (Plan, PushOutcome) 
 
 fn generate_hmac() -> KeySource {
     KeySource::Generate {
-        validation: ValidationAlg::HmacSha256,
-        decryption: DecryptionAlg::Aes,
+        validation: Validation::HmacSha256,
+        decryption: Decryption::Aes,
     }
 }
 

@@ -15,7 +15,7 @@ mod support;
 use farmkey::analysis::{Selection, analyze};
 use farmkey::farm::scan_all;
 use farmkey::inventory::Inventory;
-use farmkey::keys::{DecryptionAlg, KeySet, ValidationAlg, fingerprint};
+use farmkey::keys::{Decryption, KeySet, Validation, fingerprint};
 use farmkey::paths::RemotePath;
 use farmkey::push::apply::{Restore, Step};
 use farmkey::push::audit::AuditLog;
@@ -51,7 +51,7 @@ fn farm() -> Farm {
     let dir = tempfile::tempdir().unwrap();
     let mut keys = Vec::new();
     farmkey::demo::lay_out_with(dir.path(), |_| {
-        let set = KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes).unwrap();
+        let set = KeySet::generate(Validation::Sha1, Decryption::Aes).unwrap();
         keys.push(set.validation_key.expose().to_string());
         keys.push(set.decryption_key.expose().to_string());
         Ok(set)
@@ -188,8 +188,8 @@ fn request(site: &str) -> PushRequest {
     PushRequest::new(
         site,
         KeySource::Generate {
-            validation: ValidationAlg::HmacSha256,
-            decryption: DecryptionAlg::Aes,
+            validation: Validation::HmacSha256,
+            decryption: Decryption::Aes,
         },
     )
 }
@@ -344,7 +344,7 @@ fn escapes_from_servers_never_reach_the_terminal_and_json_stays_exact() {
     assert_eq!(err.code, Some(2), "{err:?}");
     assert_terminal_safe("error", &err.stderr);
     let keys = f.path().join("keys.xml");
-    let set = KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes).unwrap();
+    let set = KeySet::generate(Validation::Sha1, Decryption::Aes).unwrap();
     fs::write(
         &keys,
         set.to_xml_element()
@@ -428,7 +428,7 @@ fn a_key_spelled_with_character_references_is_masked_in_the_dry_run() {
         });
     }
     // web03 keeps an old key in a comment, spelled with references.
-    let old = KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes).unwrap();
+    let old = KeySet::generate(Validation::Sha1, Decryption::Aes).unwrap();
     let old = old.validation_key.expose().to_string();
     let old_refs = hex_refs(&old);
     f.edit("web03", FLOWTIME, |t| {
@@ -1446,7 +1446,7 @@ impl Farm {
     /// A folder on `server` whose web.config is Flowtime's with a key set of
     /// its own, which joins the keys no output may show.
     fn own_folder(&mut self, server: &str, dir: &str) -> KeySet {
-        let set = KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes).unwrap();
+        let set = KeySet::generate(Validation::Sha1, Decryption::Aes).unwrap();
         let text = fs::read_to_string(self.file(server, FLOWTIME)).unwrap();
         let text = text
             .replace(

@@ -8,7 +8,7 @@ mod support;
 use farmkey::analysis::{Code, FarmReport, Selection, analyze};
 use farmkey::farm::scan_all;
 use farmkey::inventory::Inventory;
-use farmkey::keys::{DecryptionAlg, ValidationAlg};
+use farmkey::keys::{Decryption, Validation};
 use farmkey::paths::RemotePath;
 use farmkey::push::apply::{FinalState, Foreign, NotAttempted, Progress, Restore, Step};
 use farmkey::push::audit::{Action, AuditLog};
@@ -48,8 +48,8 @@ fn request(site: &str, source: KeySource) -> PushRequest {
 
 fn generate() -> KeySource {
     KeySource::Generate {
-        validation: ValidationAlg::HmacSha256,
-        decryption: DecryptionAlg::Aes,
+        validation: Validation::HmacSha256,
+        decryption: Decryption::Aes,
     }
 }
 

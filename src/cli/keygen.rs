@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 pub fn run(args: &KeygenArgs) -> ExitCode {
-    let set = match KeySet::generate(args.validation, args.decryption) {
+    let set = match KeySet::generate(args.validation.clone(), args.decryption.clone()) {
         Ok(s) => s,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "farmkey: {e}");

@@ -12,7 +12,7 @@ use crate::analysis::Selection;
 use crate::config::apphost::Components;
 use crate::farm::DEFAULT_JOBS;
 use crate::inventory::Inventory;
-use crate::keys::{DecryptionAlg, ValidationAlg};
+use crate::keys::{Decryption, Validation};
 use crate::transport::ConnectOptions;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -258,10 +258,10 @@ pub struct PushArgs {
     pub generate: bool,
     /// Validation algorithm for --generate (SHA1 is the vendor's; the DISA STIG asks for HMACSHA256+)
     #[arg(long, value_enum, default_value = "SHA1", requires = "generate")]
-    pub validation: ValidationAlg,
+    pub validation: Validation,
     /// Decryption algorithm for --generate
     #[arg(long, value_enum, default_value = "AES", requires = "generate")]
-    pub decryption: DecryptionAlg,
+    pub decryption: Decryption,
     /// Adopt the key set of SERVER (default: the set most servers share)
     #[arg(long, value_name = "SERVER", num_args = 0..=1, default_missing_value = "")]
     pub adopt: Option<String>,
@@ -379,9 +379,9 @@ pub enum KeyFormat {
 #[derive(Args, Debug)]
 pub struct KeygenArgs {
     #[arg(long, value_enum, default_value = "SHA1")]
-    pub validation: ValidationAlg,
+    pub validation: Validation,
     #[arg(long, value_enum, default_value = "AES")]
-    pub decryption: DecryptionAlg,
+    pub decryption: Decryption,
     #[arg(long, value_enum, default_value = "xml")]
     pub format: KeyFormat,
 }

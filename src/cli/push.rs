@@ -58,8 +58,8 @@ fn key_source(args: &PushArgs, disclosed: &DisclosedKeys) -> Result<KeySource, K
     }
     if args.generate {
         return Ok(KeySource::Generate {
-            validation: args.validation,
-            decryption: args.decryption,
+            validation: args.validation.clone(),
+            decryption: args.decryption.clone(),
         });
     }
     if let Some(server) = &args.adopt {

@@ -15,8 +15,9 @@ use super::wif::elements::{
 use super::wif::{HandlerState, declares_identity_model};
 use super::xml::{Document, ElemId, XmlError};
 use crate::bytes::FileBytes;
-use crate::keys::{KeySet, KeySetProblem, MachineKeyEnum, NotAccepted, joined};
+use crate::keys::{CompatibilityMode, KeySet, KeySetProblem, MachineKeyEnum, joined};
 use crate::paths::RemotePath;
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
@@ -25,7 +26,7 @@ use std::ops::Range;
 pub struct EditRequest {
     pub machine_key: Option<KeySet>,
     /// Also set `compatibilityMode` (left alone when `None`).
-    pub compatibility_mode: Option<String>,
+    pub compatibility_mode: Option<CompatibilityMode>,
     /// Add the MachineKeySessionSecurityTokenHandler swap.
     pub handler_swap: bool,
     /// The `<identityConfiguration>` the swap goes into (empty: the unnamed
@@ -79,10 +80,6 @@ pub enum EditError {
         element: String,
         spelled: Option<String>,
     },
-    /// A `validation`, `decryption` or `compatibilityMode` to write that no
-    /// spelling ASP.NET accepts matches.
-    #[error(transparent)]
-    NotAccepted(#[from] NotAccepted),
     /// A key set to write that ASP.NET would refuse.
     #[error("the key set is not usable: {}", joined(.0))]
     UnusableKeys(Vec<KeySetProblem>),
@@ -235,23 +232,12 @@ pub fn homes_in(doc: &Document) -> Homes {
     }
 }
 
-/// The spellings ASP.NET accepts for what a request writes (`sha1` becomes
-/// `SHA1`); a value no spelling matches is refused.
-fn canonical_request(req: &EditRequest) -> Result<EditRequest, EditError> {
-    let mut req = req.clone();
-    if let Some(keys) = &req.machine_key {
-        let keys = keys.canonical()?;
-        let problems = keys.problems();
-        if !problems.is_empty() {
-            return Err(EditError::UnusableKeys(problems));
-        }
-        req.machine_key = Some(keys);
+/// A key set ASP.NET would refuse is never written.
+fn refuse_unusable(req: &EditRequest) -> Result<(), EditError> {
+    match req.machine_key.as_ref().map(KeySet::problems) {
+        Some(problems) if !problems.is_empty() => Err(EditError::UnusableKeys(problems)),
+        _ => Ok(()),
     }
-    if let Some(mode) = &req.compatibility_mode {
-        req.compatibility_mode =
-            Some(MachineKeyEnum::CompatibilityMode.canonical_or_refused(mode)?);
-    }
-    Ok(req)
 }
 
 /// Applies `req` to a web.config's bytes. Nothing is returned unless the
@@ -262,10 +248,10 @@ pub fn edit(bytes: &FileBytes, req: &EditRequest) -> Result<Edited, EditError> {
 
 /// [`edit`] of a parsed web.config (parsed once for [`homes_in`] and this).
 pub fn edit_in(doc: &Document, req: &EditRequest) -> Result<Edited, EditError> {
-    let req = canonical_request(req)?;
+    refuse_unusable(req)?;
     let mut ed = Splicer::new(doc);
     if let Some(keys) = &req.machine_key {
-        ed.set_machine_key(keys, req.compatibility_mode.as_deref())?;
+        ed.set_machine_key(keys, req.compatibility_mode)?;
     }
     if req.handler_swap {
         ed.add_handler_swap(&req.identity_in_use, req.identity_section_declared_above)?;
@@ -276,7 +262,7 @@ pub fn edit_in(doc: &Document, req: &EditRequest) -> Result<Edited, EditError> {
         super::xml::TextEncoding::Utf8 { .. } => out[..] != doc.bytes()[..],
         _ => out[..] != doc.encode(doc.bytes().to_vec())[..],
     };
-    verify_web_config(&out, &req)?;
+    verify_web_config(&out, req)?;
     Ok(Edited {
         bytes: out,
         changed,
@@ -310,7 +296,7 @@ pub fn edit_section_file(
     section: &SectionFile,
     req: &EditRequest,
 ) -> Result<Edited, EditError> {
-    let req = canonical_request(req)?;
+    refuse_unusable(req)?;
     let doc = Document::parse(bytes.clone())?;
     let root = doc.root();
     if doc.name(root) != section.name() {
@@ -323,7 +309,7 @@ pub fn edit_section_file(
     match section {
         SectionFile::MachineKey => {
             if let Some(keys) = &req.machine_key {
-                ed.update_machine_key(root, keys, req.compatibility_mode.as_deref())?;
+                ed.update_machine_key(root, keys, req.compatibility_mode)?;
             }
         }
         SectionFile::IdentityModel { in_use } => {
@@ -334,7 +320,7 @@ pub fn edit_section_file(
     }
     let out = ed.finish();
     let changed = out[..] != bytes[..];
-    verify_section_file(&out, section, &req)?;
+    verify_section_file(&out, section, req)?;
     Ok(Edited {
         bytes: out,
         changed,
@@ -458,14 +444,14 @@ fn check(eff: &Effective, req: &EditRequest) -> Result<(), EditError> {
                 "decryptionKey",
             )));
         }
-        if mk.validation.value() != Some(&keys.validation) {
+        if mk.validation.value() != Some(&keys.validation.to_string()) {
             return Err(EditError::Verification(ReadBack::Attribute("validation")));
         }
-        if mk.decryption.value() != Some(&keys.decryption) {
+        if mk.decryption.value() != Some(&keys.decryption.to_string()) {
             return Err(EditError::Verification(ReadBack::Attribute("decryption")));
         }
         if let Some(mode) = &req.compatibility_mode
-            && mk.compatibility_mode.value() != Some(mode)
+            && mk.compatibility_mode.value() != Some(&mode.to_string())
         {
             return Err(EditError::Verification(ReadBack::Attribute(
                 "compatibilityMode",
@@ -738,13 +724,13 @@ impl<'d> Splicer<'d> {
 
     fn machine_key_values<'k>(
         keys: &'k KeySet,
-        compat: Option<&'k str>,
-    ) -> Vec<(&'static str, &'k str)> {
+        compat: Option<Cow<'k, str>>,
+    ) -> Vec<(&'static str, Cow<'k, str>)> {
         let mut values = vec![
-            ("validationKey", keys.validation_key.expose()),
-            ("decryptionKey", keys.decryption_key.expose()),
-            ("validation", keys.validation.as_str()),
-            ("decryption", keys.decryption.as_str()),
+            ("validationKey", keys.validation_key.expose().into()),
+            ("decryptionKey", keys.decryption_key.expose().into()),
+            ("validation", keys.validation.to_string().into()),
+            ("decryption", keys.decryption.to_string().into()),
         ];
         if let Some(mode) = compat {
             values.push(("compatibilityMode", mode));
@@ -758,7 +744,7 @@ impl<'d> Splicer<'d> {
         &mut self,
         mk: ElemId,
         keys: &KeySet,
-        compat: Option<&str>,
+        compat: Option<CompatibilityMode>,
     ) -> Result<(), EditError> {
         if is_encrypted(self.doc, mk) {
             return Err(EditError::EncryptedMachineKey {
@@ -784,7 +770,9 @@ impl<'d> Splicer<'d> {
             (None, Some(v)) if !e.accepts(&v) => e.canonical(&v),
             _ => None,
         };
-        let compat = compat.or(respelled.as_deref());
+        let compat = compat
+            .map(|m| Cow::Owned(m.to_string()))
+            .or(respelled.map(Cow::Owned));
         let mut values = Self::machine_key_values(keys, compat);
         for a in doc.attrs(mk) {
             let name = doc.attr_name(a);
@@ -802,8 +790,10 @@ impl<'d> Splicer<'d> {
                 Some(i) => {
                     let (_, value) = values.remove(i);
                     let q = a.quote() as char;
-                    self.edits
-                        .push((a.span(), format!("{meant}={q}{}{q}", escape_attr(value, q))));
+                    self.edits.push((
+                        a.span(),
+                        format!("{meant}={q}{}{q}", escape_attr(&value, q)),
+                    ));
                 }
                 None if exact_too => {
                     return Err(refused(ElementFault::UnrecognizedAttribute {
@@ -814,6 +804,7 @@ impl<'d> Splicer<'d> {
                 None => self.edits.push((a.name_span(), meant.to_string())),
             }
         }
+        let values: Vec<(&str, &str)> = values.iter().map(|(n, v)| (*n, v.as_ref())).collect();
         self.set_attrs(mk, &values);
         Ok(())
     }
@@ -830,7 +821,11 @@ impl<'d> Splicer<'d> {
             .push((span.start - blanks..span.end, String::new()));
     }
 
-    fn set_machine_key(&mut self, keys: &KeySet, compat: Option<&str>) -> Result<(), EditError> {
+    fn set_machine_key(
+        &mut self,
+        keys: &KeySet,
+        compat: Option<CompatibilityMode>,
+    ) -> Result<(), EditError> {
         let doc = self.doc;
         let (existing, web_home) = self.machine_key();
         if let Some(web) = web_home {
@@ -842,7 +837,7 @@ impl<'d> Splicer<'d> {
         }
         let element = format!(
             "<machineKey {} />",
-            Self::machine_key_values(keys, compat)
+            Self::machine_key_values(keys, compat.map(|m| Cow::Owned(m.to_string())))
                 .iter()
                 .map(|(k, v)| format!("{k}=\"{}\"", escape_attr(v, '"')))
                 .collect::<Vec<_>>()
@@ -1083,14 +1078,14 @@ fn indent_unit(doc: &Document) -> String {
 mod tests {
     use super::*;
     use crate::config::problem::{LocationPathFault, PathsFrom};
-    use crate::keys::KeyText;
+    use crate::keys::{Decryption, KeyText, Validation};
 
     fn keys() -> KeySet {
         KeySet {
             validation_key: KeyText::new("A".repeat(128)),
             decryption_key: KeyText::new("B".repeat(64)),
-            validation: "SHA1".into(),
-            decryption: "AES".into(),
+            validation: Validation::Sha1,
+            decryption: Decryption::Aes,
         }
     }
 
@@ -1369,11 +1364,10 @@ mod tests {
     #[test]
     fn writes_the_spelling_asp_net_accepts() {
         let mut k = keys();
-        k.validation = "sha1".into();
-        k.decryption = "auto".into();
+        k.decryption = Decryption::Auto;
         let req = EditRequest {
             machine_key: Some(k),
-            compatibility_mode: Some("framework45".into()),
+            compatibility_mode: Some(CompatibilityMode::Framework45),
             ..Default::default()
         };
         let out = run(
@@ -1385,32 +1379,6 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("compatibilityMode=\"Framework45\""), "{out}");
-        let mut bad = keys();
-        bad.validation = "SHA256".into();
-        let req = EditRequest {
-            machine_key: Some(bad),
-            ..Default::default()
-        };
-        let err = edit(&FileBytes::new(b"<configuration/>".to_vec()), &req).unwrap_err();
-        assert_eq!(
-            err,
-            EditError::NotAccepted(NotAccepted {
-                attribute: MachineKeyEnum::Validation,
-                value: "SHA256".into(),
-            })
-        );
-        let req = EditRequest {
-            compatibility_mode: Some("Framework46".into()),
-            ..Default::default()
-        };
-        let err = edit(&FileBytes::new(b"<configuration/>".to_vec()), &req).unwrap_err();
-        assert_eq!(
-            err,
-            EditError::NotAccepted(NotAccepted {
-                attribute: MachineKeyEnum::CompatibilityMode,
-                value: "Framework46".into(),
-            })
-        );
         let mut short = keys();
         short.decryption_key = KeyText::new("ABC");
         let req = EditRequest {
@@ -1427,17 +1395,6 @@ mod tests {
     /// One check of each refusal's wording; the tests above compare values.
     #[test]
     fn refusals_are_worded_at_the_edge() {
-        let not_accepted = EditError::NotAccepted(NotAccepted {
-            attribute: MachineKeyEnum::Validation,
-            value: "SHA256".into(),
-        });
-        assert_eq!(
-            not_accepted.to_string(),
-            format!(
-                "validation=\"SHA256\" is not a value ASP.NET accepts ({})",
-                MachineKeyEnum::Validation.accepted().join(", ")
-            )
-        );
         let unusable = EditError::UnusableKeys(vec![crate::keys::KeySetProblem::Key {
             purpose: crate::keys::KeyPurpose::Decryption,
             problem: crate::keys::KeyProblem::OddLength(3),

@@ -3,7 +3,7 @@
 
 use super::xml::{Document, XmlError};
 use crate::bytes::FileBytes;
-use crate::keys::{KeyPurpose, KeySet, KeySetProblem, KeyText, joined};
+use crate::keys::{Decryption, KeyPurpose, KeySet, KeySetProblem, KeyText, Validation, joined};
 
 /// Why a key set cannot be imported. Never holds key text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,21 +77,15 @@ pub fn key_set_from_xml(text: &str) -> Result<KeySet, ImportError> {
         }
         Ok(KeyText::new(value.into_owned()))
     };
-    let set = KeySet {
-        validation_key: key(KeyPurpose::Validation)?,
-        decryption_key: key(KeyPurpose::Decryption)?,
-        validation: doc
-            .attr(mk, "validation")
-            .map_or_else(|| "HMACSHA256".to_string(), |v| v.trim().to_string()),
-        decryption: doc
-            .attr(mk, "decryption")
-            .map_or_else(|| "Auto".to_string(), |v| v.trim().to_string()),
-    };
-    let problems = set.problems();
-    if !problems.is_empty() {
-        return Err(ImportError::Unusable(problems));
-    }
-    Ok(set)
+    // ASP.NET's defaults where the element names no algorithm.
+    let alg = |name: &str, default: String| doc.attr(mk, name).map_or(default, |v| v.into_owned());
+    KeySet::from_written(
+        key(KeyPurpose::Validation)?,
+        key(KeyPurpose::Decryption)?,
+        &alg("validation", Validation::HmacSha256.to_string()),
+        &alg("decryption", Decryption::Auto.to_string()),
+    )
+    .map_err(ImportError::Unusable)
 }
 
 #[cfg(test)]
@@ -106,7 +100,7 @@ mod tests {
             "  <machineKey validationKey=\"{v}\" decryptionKey=\"{d}\" validation=\"HMACSHA256\" decryption=\"AES\" />\n"
         );
         let set = key_set_from_xml(&bare).unwrap();
-        assert_eq!(set.validation, "HMACSHA256");
+        assert_eq!(set.validation, Validation::HmacSha256);
         assert_eq!(set.validation_key.expose(), v);
         let file = format!(
             "\u{feff}<?xml version=\"1.0\"?><configuration><system.web>{bare}</system.web></configuration>"
@@ -115,8 +109,8 @@ mod tests {
         let no_algs = format!("<machineKey validationKey=\"{v}\" decryptionKey=\"{d}\"/>");
         let set = key_set_from_xml(&no_algs).unwrap();
         assert_eq!(
-            (set.validation.as_str(), set.decryption.as_str()),
-            ("HMACSHA256", "Auto")
+            (set.validation, set.decryption),
+            (Validation::HmacSha256, Decryption::Auto)
         );
     }
 

@@ -17,6 +17,7 @@ use super::locks::LOCK_ATTRIBUTES;
 use super::problem::bounded;
 use super::record::{Implication, Setting, Source, Sourced};
 use super::xml::{Document, ElemId};
+pub use crate::keys::{CompatibilityMode, Decryption, Validation};
 use crate::keys::{KeyPurpose, KeyText, MachineKeyEnum, mask_key_text};
 use crate::paths::RemotePath;
 use std::borrow::Cow;
@@ -76,9 +77,11 @@ impl Default for MachineKey {
         MachineKey {
             validation_key: Sourced::default_value(KeyText::new("AutoGenerate,IsolateApps")),
             decryption_key: Sourced::default_value(KeyText::new("AutoGenerate,IsolateApps")),
-            validation: Sourced::default_value("HMACSHA256".into()),
-            decryption: Sourced::default_value("Auto".into()),
-            compatibility_mode: Sourced::default_value("Framework20SP1".into()),
+            validation: Sourced::default_value(Validation::HmacSha256.to_string()),
+            decryption: Sourced::default_value(Decryption::Auto.to_string()),
+            compatibility_mode: Sourced::default_value(
+                CompatibilityMode::Framework20SP1.to_string(),
+            ),
             data_protector_type: Sourced::default_value(String::new()),
             application_name: Sourced::default_value(String::new()),
             clr: Clr::V4,
@@ -441,135 +444,6 @@ const UNKEYED_HASH_NAMES: &[&str] = &[
     "System.Security.Cryptography.RIPEMD160Managed",
 ];
 
-/// A `validation` ASP.NET accepts, as the runtime reads it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Validation {
-    Sha1,
-    Md5,
-    TripleDes,
-    Aes,
-    HmacSha256,
-    HmacSha384,
-    HmacSha512,
-    /// `alg:NAME`; .NET looks the name up without regard to case
-    /// (CryptoConfig), so it is kept upper-cased.
-    Custom(String),
-}
-
-/// A `decryption` ASP.NET accepts, with `Auto` read as the AES it means.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Decryption {
-    Des,
-    TripleDes,
-    Aes,
-    /// `alg:NAME`, upper-cased as for [`Validation::Custom`].
-    Custom(String),
-}
-
-/// A `compatibilityMode` ASP.NET accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CompatibilityMode {
-    Framework20SP1,
-    Framework20SP2,
-    Framework45,
-}
-
-/// The name after `alg:` (MachineKeySection takes the rest as it is),
-/// upper-cased, if `value` is a custom algorithm.
-fn custom(value: &str) -> Option<String> {
-    value
-        .strip_prefix(crate::keys::CUSTOM_ALGORITHM_PREFIX)
-        .map(str::to_ascii_uppercase)
-}
-
-impl Validation {
-    /// An accepted value (see [`MachineKey::accepted`]).
-    fn from_accepted(value: &str) -> Option<Self> {
-        Some(match value {
-            "SHA1" => Validation::Sha1,
-            "MD5" => Validation::Md5,
-            "3DES" => Validation::TripleDes,
-            "AES" => Validation::Aes,
-            "HMACSHA256" => Validation::HmacSha256,
-            "HMACSHA384" => Validation::HmacSha384,
-            "HMACSHA512" => Validation::HmacSha512,
-            other => Validation::Custom(custom(other)?),
-        })
-    }
-
-    /// Refused under compatibilityMode Framework45
-    /// (MachineKeyCryptoAlgorithmFactory.GetValidationAlgorithmFactory).
-    pub fn refused_under_framework45(&self) -> bool {
-        matches!(
-            self,
-            Validation::Md5 | Validation::TripleDes | Validation::Aes
-        )
-    }
-
-    /// SHA1 or MD5: what the DISA STIG calls weak.
-    pub fn is_weak(&self) -> bool {
-        matches!(self, Validation::Sha1 | Validation::Md5)
-    }
-}
-
-impl Decryption {
-    fn from_accepted(value: &str) -> Option<Self> {
-        Some(match value {
-            "Auto" | "AES" => Decryption::Aes,
-            "DES" => Decryption::Des,
-            "3DES" => Decryption::TripleDes,
-            other => Decryption::Custom(custom(other)?),
-        })
-    }
-}
-
-impl CompatibilityMode {
-    fn from_accepted(value: &str) -> Option<Self> {
-        Some(match value {
-            "Framework20SP1" => CompatibilityMode::Framework20SP1,
-            "Framework20SP2" => CompatibilityMode::Framework20SP2,
-            "Framework45" => CompatibilityMode::Framework45,
-            _ => return None,
-        })
-    }
-}
-
-impl fmt::Display for Validation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Validation::Sha1 => "SHA1",
-            Validation::Md5 => "MD5",
-            Validation::TripleDes => "3DES",
-            Validation::Aes => "AES",
-            Validation::HmacSha256 => "HMACSHA256",
-            Validation::HmacSha384 => "HMACSHA384",
-            Validation::HmacSha512 => "HMACSHA512",
-            Validation::Custom(name) => return write!(f, "alg:{name}"),
-        })
-    }
-}
-
-impl fmt::Display for Decryption {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Decryption::Des => "DES",
-            Decryption::TripleDes => "3DES",
-            Decryption::Aes => "AES",
-            Decryption::Custom(name) => return write!(f, "alg:{name}"),
-        })
-    }
-}
-
-impl fmt::Display for CompatibilityMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            CompatibilityMode::Framework20SP1 => "Framework20SP1",
-            CompatibilityMode::Framework20SP2 => "Framework20SP2",
-            CompatibilityMode::Framework45 => "Framework45",
-        })
-    }
-}
-
 /// The pipeline a key or algorithm is read by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pipeline {
@@ -625,7 +499,7 @@ pub enum KeyFault {
     CipherSize {
         via: Pipeline,
         cipher: Decryption,
-        by: String,
+        by: PickedBy,
         hex: usize,
     },
     /// An auto-generated decryptionKey: the 4.5 pipeline derives 256 bits
@@ -641,7 +515,7 @@ pub enum KeyFault {
     /// with a key derived from the one written.
     WeakCipherKey {
         cipher: Decryption,
-        by: String,
+        by: PickedBy,
         weakness: CipherWeakness,
     },
     /// SetInnerOuterKeys XORs every key byte into pads of `max` bytes.
@@ -657,6 +531,24 @@ pub enum KeyFault {
         via: Pipeline,
         what: NotKey,
     },
+}
+
+/// The attribute that picks a cipher, with its value as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PickedBy {
+    Decryption(Decryption),
+    /// ConfigureEncryptionObject keys validation's cipher (`3DES`, `AES`)
+    /// with the decryptionKey too.
+    Validation(Validation),
+}
+
+impl fmt::Display for PickedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PickedBy::Decryption(d) => write!(f, "decryption=\"{d}\""),
+            PickedBy::Validation(v) => write!(f, "validation=\"{v}\""),
+        }
+    }
 }
 
 /// Which weak-key rule of mscorlib a cipher key falls under (each compared
@@ -834,7 +726,7 @@ impl Decryption {
     /// algorithm's sizes are its own.
     fn takes(&self, via: Pipeline, bytes: usize) -> bool {
         match self {
-            Decryption::Aes => matches!(bytes, 16 | 24 | 32),
+            Decryption::Auto | Decryption::Aes => matches!(bytes, 16 | 24 | 32),
             Decryption::TripleDes => matches!(bytes, 16 | 24),
             Decryption::Des if via == Pipeline::Legacy => bytes >= 8,
             Decryption::Des => bytes == 8,
@@ -844,7 +736,7 @@ impl Decryption {
 
     fn sizes(&self, via: Pipeline) -> &'static str {
         match self {
-            Decryption::Aes => "32, 48 or 64 hex characters",
+            Decryption::Auto | Decryption::Aes => "32, 48 or 64 hex characters",
             Decryption::TripleDes => "32 or 48 hex characters",
             Decryption::Des if via == Pipeline::Legacy => "16 hex characters or more",
             Decryption::Des => "16 hex characters",
@@ -1243,7 +1135,7 @@ impl MachineKey {
     /// A key the cipher or the legacy HMAC set-up cannot take.
     fn size_refusal(&self, purpose: KeyPurpose, hex: usize, p: Pipelines) -> Option<KeyFault> {
         let bytes = hex / 2;
-        let decryption = self.accepted(MachineKeyEnum::Decryption);
+        let decryption = self.written_decryption().map(PickedBy::Decryption);
         match purpose {
             KeyPurpose::Validation => {
                 let v = self.validation_alg()?;
@@ -1255,7 +1147,7 @@ impl MachineKey {
                 })
             }
             KeyPurpose::Decryption => {
-                let mut checks: Vec<(Pipeline, Decryption, String)> = Vec::new();
+                let mut checks: Vec<(Pipeline, Decryption, PickedBy)> = Vec::new();
                 if p.legacy {
                     checks.extend(
                         self.legacy_ciphers(bytes)
@@ -1265,8 +1157,9 @@ impl MachineKey {
                 }
                 if let Some(via) = p.fx45
                     && let Some(c) = self.cipher_for(via, bytes)
+                    && let Some(by) = decryption
                 {
-                    checks.push((via, c, by("decryption", decryption)));
+                    checks.push((via, c, by));
                 }
                 checks
                     .into_iter()
@@ -1285,23 +1178,29 @@ impl MachineKey {
     /// with the attribute that picks it: `decryption`'s, and
     /// ConfigureEncryptionObject keys validation's cipher with the
     /// decryptionKey too (DES for an 8-byte key under `validation="3DES"`).
-    fn legacy_ciphers(&self, bytes: usize) -> Vec<(Decryption, String)> {
-        let validation = self.accepted(MachineKeyEnum::Validation);
+    fn legacy_ciphers(&self, bytes: usize) -> Vec<(Decryption, PickedBy)> {
         let mut out = Vec::new();
-        if let Some(c) = self.cipher_for(Pipeline::Legacy, bytes) {
-            out.push((
-                c,
-                by("decryption", self.accepted(MachineKeyEnum::Decryption)),
-            ));
+        if let Some(c) = self.cipher_for(Pipeline::Legacy, bytes)
+            && let Some(d) = self.written_decryption()
+        {
+            out.push((c, PickedBy::Decryption(d)));
         }
-        let by_validation = || by("validation", validation);
-        match validation {
-            Some("3DES") if bytes == 8 => out.push((Decryption::Des, by_validation())),
-            Some("3DES") => out.push((Decryption::TripleDes, by_validation())),
-            Some("AES") => out.push((Decryption::Aes, by_validation())),
-            _ => {}
+        let validation = self.validation_alg();
+        let cipher = match validation {
+            Some(Validation::TripleDes) if bytes == 8 => Some(Decryption::Des),
+            Some(Validation::TripleDes) => Some(Decryption::TripleDes),
+            Some(Validation::Aes) => Some(Decryption::Aes),
+            _ => None,
+        };
+        if let (Some(c), Some(v)) = (cipher, validation) {
+            out.push((c, PickedBy::Validation(v)));
         }
         out
+    }
+
+    /// `decryption` as written, when ASP.NET accepts it.
+    fn written_decryption(&self) -> Option<Decryption> {
+        Decryption::parse(self.accepted(MachineKeyEnum::Decryption)?).ok()
     }
 
     /// A decryptionKey the legacy pipeline's cipher refuses as weak.
@@ -1328,11 +1227,11 @@ impl MachineKey {
     /// for an 8-byte key in the legacy one; `None` for `alg:` or a refused
     /// value.
     fn cipher_for(&self, via: Pipeline, key_bytes: usize) -> Option<Decryption> {
-        let value = self.accepted(MachineKeyEnum::Decryption)?;
-        if value == "Auto" && via == Pipeline::Legacy && key_bytes == 8 {
+        let written = self.written_decryption()?;
+        if written == Decryption::Auto && via == Pipeline::Legacy && key_bytes == 8 {
             return Some(Decryption::Des);
         }
-        Decryption::from_accepted(value).filter(|d| !matches!(d, Decryption::Custom(_)))
+        Some(written.resolved()).filter(|d| !matches!(d, Decryption::Custom(_)))
     }
 
     /// The cipher ViewState and forms tickets are encrypted with.
@@ -1409,8 +1308,12 @@ impl MachineKey {
     fn unknown_to_clr2(&self, e: MachineKeyEnum, value: &str) -> bool {
         self.clr == Clr::V2
             && match e {
-                MachineKeyEnum::Validation => value.trim().starts_with("HMACSHA"),
-                MachineKeyEnum::CompatibilityMode => value == "Framework45",
+                MachineKeyEnum::Validation => {
+                    Validation::parse(value).is_ok_and(|v| v.is_hmac_sha2())
+                }
+                MachineKeyEnum::CompatibilityMode => {
+                    CompatibilityMode::parse(value) == Ok(CompatibilityMode::Framework45)
+                }
                 MachineKeyEnum::Decryption => false,
             }
     }
@@ -1498,7 +1401,7 @@ impl MachineKey {
     /// (it is then no algorithm at all) or it cannot be read.
     pub fn validation_alg(&self) -> Option<Validation> {
         self.accepted(MachineKeyEnum::Validation)
-            .and_then(|v| Validation::from_accepted(v.trim()))
+            .and_then(|v| Some(Validation::parse(v).ok()?.resolved()))
     }
 
     /// The cipher as ASP.NET picks it: `Auto` is AES, or DES for an 8-byte
@@ -1506,14 +1409,14 @@ impl MachineKey {
     pub fn decryption_alg(&self) -> Option<Decryption> {
         self.cipher().or_else(|| {
             self.accepted(MachineKeyEnum::Decryption)
-                .and_then(|v| Decryption::from_accepted(v.trim()))
+                .and_then(|v| Some(Decryption::parse(v).ok()?.resolved()))
         })
     }
 
     /// The compatibilityMode; `None` when refused or unreadable.
     pub fn compatibility(&self) -> Option<CompatibilityMode> {
         self.accepted(MachineKeyEnum::CompatibilityMode)
-            .and_then(CompatibilityMode::from_accepted)
+            .and_then(|v| CompatibilityMode::parse(v).ok())
     }
 
     pub fn is_encrypted(&self) -> bool {
@@ -1538,7 +1441,7 @@ impl MachineKey {
     pub fn run_on(&mut self, clr: Clr) {
         self.clr = clr;
         if clr == Clr::V2 && matches!(self.validation.source, Source::Default) {
-            self.validation = Sourced::default_value("SHA1".into());
+            self.validation = Sourced::default_value(Validation::Sha1.to_string());
         }
     }
 
@@ -1552,7 +1455,7 @@ impl MachineKey {
                 .is_some_and(|v| framework_at_least_45(v))
         {
             self.compatibility_mode = Sourced {
-                setting: Setting::Value("Framework45".into()),
+                setting: Setting::Value(CompatibilityMode::Framework45.to_string()),
                 source: Source::Implied(Implication::TargetFramework {
                     shown: target_framework.shown().into_owned(),
                     source: Box::new(target_framework.source.clone()),
@@ -1561,10 +1464,6 @@ impl MachineKey {
             };
         }
     }
-}
-
-fn by(attribute: &str, value: Option<&str>) -> String {
-    format!("{attribute}=\"{}\"", value.unwrap_or(""))
 }
 
 #[cfg(test)]
@@ -1853,7 +1752,7 @@ mod tests {
         // validation="3DES" keys TripleDES with the decryptionKey too.
         let (w, by) = weak("3DES", "AES", k1k2, sp2).unwrap();
         assert_eq!(w, CipherWeakness::TripleDesK1K2);
-        assert!(by.contains("validation"), "{by}");
+        assert_eq!(by, PickedBy::Validation(Validation::TripleDes));
         // DES, and Auto with an 8-byte key (DES), cut to the first 8 bytes.
         assert_eq!(
             weak("SHA1", "DES", "0101010101010101", sp2).map(|w| w.0),
@@ -1881,7 +1780,7 @@ mod tests {
         ));
         let said = KeyFault::WeakCipherKey {
             cipher: Decryption::TripleDes,
-            by: "decryption=\"3DES\"".into(),
+            by: PickedBy::Decryption(Decryption::TripleDes),
             weakness: CipherWeakness::TripleDesK2K3,
         }
         .to_string();
@@ -1926,7 +1825,7 @@ mod tests {
         let size = KeyFault::CipherSize {
             via: Pipeline::Legacy,
             cipher: Decryption::Aes,
-            by: "decryption=\"AES\"".into(),
+            by: PickedBy::Decryption(Decryption::Aes),
             hex: 40,
         }
         .to_string();
@@ -2015,32 +1914,5 @@ mod tests {
                 && !Validation::Sha1.refused_under_framework45()
         );
         assert!(Validation::Sha1.is_weak() && !Validation::HmacSha256.is_weak());
-    }
-
-    #[test]
-    fn algorithm_names_are_spelled_as_asp_net_spells_them() {
-        for e in [MachineKeyEnum::Validation, MachineKeyEnum::Decryption] {
-            for name in e.accepted() {
-                let shown = match e {
-                    MachineKeyEnum::Validation => {
-                        Validation::from_accepted(name).unwrap().to_string()
-                    }
-                    _ => Decryption::from_accepted(name).unwrap().to_string(),
-                };
-                let expected = if *name == "Auto" { "AES" } else { name };
-                assert_eq!(shown, expected);
-            }
-        }
-        for name in MachineKeyEnum::CompatibilityMode.accepted() {
-            assert_eq!(
-                CompatibilityMode::from_accepted(name).unwrap().to_string(),
-                *name
-            );
-        }
-        assert_eq!(
-            Validation::Custom("MYHMAC".into()).to_string(),
-            "alg:MYHMAC"
-        );
-        assert_eq!(Decryption::Custom("MYAES".into()).to_string(), "alg:MYAES");
     }
 }

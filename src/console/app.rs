@@ -469,10 +469,10 @@ impl App {
             ),
             Err(e) => (Level::Error, format!("{name}: {e}")),
         };
-        if let Err(ServerFailure::HostKeyChanged(msg)) = &scan.result {
+        if let Err(ServerFailure::HostKeyChanged(e)) = &scan.result {
             self.open(Box::new(Message::new(
                 format!("{name}: host key changed, refused"),
-                msg.clone(),
+                e.to_string(),
                 true,
             )));
         }

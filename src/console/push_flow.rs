@@ -10,7 +10,7 @@ use super::model::{Action, Data, Level, Work};
 use super::theme::StyleKey;
 use super::ui::{KeyHelp, Ui};
 use crate::analysis::{Code, FarmReport};
-use crate::keys::{DecryptionAlg, ValidationAlg};
+use crate::keys::{Decryption, Validation};
 use crate::paths::RemotePath;
 use crate::push::apply::{Progress, Step};
 use crate::push::lock::Holder;
@@ -31,7 +31,7 @@ pub enum KeyChoice {
         group: char,
         servers: usize,
     },
-    Generate(ValidationAlg, DecryptionAlg),
+    Generate(Validation, Decryption),
     Import,
     HandlerOnly,
     /// A key set in use whose keys are publicly disclosed: shown, but a
@@ -54,12 +54,12 @@ impl KeyChoice {
                 if *servers == 1 { "" } else { "s" },
             ),
             KeyChoice::Generate(v, d) => {
-                let why = if *v == ValidationAlg::Sha1 {
+                let why = if *v == Validation::Sha1 {
                     "the vendor's choice"
                 } else {
                     "the DISA IIS 10 STIG asks for it"
                 };
-                format!("Generate new keys: {} + {} ({why})", v.name(), d.name())
+                format!("Generate new keys: {} + {} ({why})", v, d)
             }
             KeyChoice::Import => "Import a <machineKey> element (paste it)".into(),
             KeyChoice::HandlerOnly => "Only fix the session-token handler (DPAPI)".into(),
@@ -84,8 +84,8 @@ impl KeyChoice {
                 KeySource::Adopt(Some(server.clone()))
             }
             KeyChoice::Generate(validation, decryption) => KeySource::Generate {
-                validation: *validation,
-                decryption: *decryption,
+                validation: validation.clone(),
+                decryption: decryption.clone(),
             },
             KeyChoice::HandlerOnly => KeySource::HandlerOnly,
             KeyChoice::Import => return None,
@@ -134,8 +134,8 @@ pub fn key_choices(report: &FarmReport, site: &str) -> Vec<KeyChoice> {
     }
     groups.sort_by_key(|(g, _, _, _)| *g);
     let generate = [
-        KeyChoice::Generate(ValidationAlg::Sha1, DecryptionAlg::Aes),
-        KeyChoice::Generate(ValidationAlg::HmacSha256, DecryptionAlg::Aes),
+        KeyChoice::Generate(Validation::Sha1, Decryption::Aes),
+        KeyChoice::Generate(Validation::HmacSha256, Decryption::Aes),
     ];
     let disclosed = report.has_disclosed_key();
     if disclosed {

@@ -3,7 +3,7 @@
 //! the OS CSPRNG each time the farm is laid out: no key ships in the binary.
 
 use crate::inventory::{Inventory, InventoryError};
-use crate::keys::{DecryptionAlg, KeySet, ValidationAlg};
+use crate::keys::{Decryption, KeySet, Validation};
 use std::collections::HashMap;
 use std::fs;
 use std::io;
@@ -85,7 +85,7 @@ fn windows_bytes(text: &str) -> Vec<u8> {
 /// `farmkey.toml`) and returns its inventory.
 pub fn lay_out(dir: &Path) -> io::Result<PathBuf> {
     lay_out_with(dir, |_| {
-        KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes)
+        KeySet::generate(Validation::Sha1, Decryption::Aes)
             .map_err(|e| io::Error::other(e.to_string()))
     })
 }

@@ -261,8 +261,8 @@ mod tests {
         "ABAA84D7EC4BB56D75D217CECFFB9628809BDB8BF91CFCD64568A145BE59719F";
 
     fn fresh_key() -> String {
-        use crate::keys::{DecryptionAlg, KeySet, ValidationAlg};
-        let set = KeySet::generate(ValidationAlg::HmacSha256, DecryptionAlg::Aes).unwrap();
+        use crate::keys::{Decryption, KeySet, Validation};
+        let set = KeySet::generate(Validation::HmacSha256, Decryption::Aes).unwrap();
         set.validation_key.expose().to_string()
     }
 

@@ -30,12 +30,12 @@ pub fn refuse_disclosed(keys: &KeySet, what: &str, lists: &DisclosedKeys) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{DecryptionAlg, KeyText, ValidationAlg};
+    use crate::keys::{Decryption, KeyText, Validation};
 
     #[test]
     fn a_set_with_a_listed_key_is_refused_by_fingerprint_only() {
         let lists = DisclosedKeys::shipped();
-        let fresh = KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes).unwrap();
+        let fresh = KeySet::generate(Validation::Sha1, Decryption::Aes).unwrap();
         assert_eq!(refuse_disclosed(&fresh, "new keys", &lists), Ok(()));
         // Microsoft's sample decryption key ("How To: Configure MachineKey
         // in ASP.NET 2.0") with a fresh validation key.

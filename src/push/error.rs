@@ -124,7 +124,7 @@ pub struct Block {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BlockReason {
     /// The scan could not read the server: it may host the site.
-    Unread { error: String, site: String },
+    Unread { error: ServerFailure, site: String },
     /// The site's configuration on the server cannot be read.
     ConfigUnreadable(FileProblem),
     /// The application's physical path is not one farmkey can write to.

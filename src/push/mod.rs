@@ -20,7 +20,7 @@ pub mod sign_outs;
 mod undo;
 pub mod verdict;
 
-use crate::keys::{DecryptionAlg, KeySet, ValidationAlg};
+use crate::keys::{Decryption, KeySet, Validation};
 use crate::paths::RemotePath;
 use crate::safe_text::escape;
 use crate::transport::ReplaceBehaviour;
@@ -41,8 +41,8 @@ pub use verdict::{PlanVerdict, Remedy};
 pub enum KeySource {
     /// Fresh keys from the OS CSPRNG.
     Generate {
-        validation: ValidationAlg,
-        decryption: DecryptionAlg,
+        validation: Validation,
+        decryption: Decryption,
     },
     /// The set a server already uses; `None`: the one most servers share.
     Adopt(Option<String>),
@@ -184,7 +184,7 @@ pub struct Plan {
     pub servers: Vec<ServerPlan>,
     /// Servers the scan could not read (the site may be there too), with
     /// the reason: they block the push unless left out by name.
-    pub unread: Vec<(String, String)>,
+    pub unread: Vec<(String, crate::scan::ServerFailure)>,
     /// Servers left out, and why they are out.
     pub excluded: Vec<Excluded>,
     pub keep_partial: bool,
@@ -256,11 +256,11 @@ pub(crate) fn same_keys(eff: &crate::config::effective::Effective, keys: &KeySet
         && mk
             .validation
             .value()
-            .is_some_and(|v| v.trim() == keys.validation.trim())
+            .is_some_and(|v| Validation::parse(v).is_ok_and(|v| v == keys.validation))
         && mk
             .decryption
             .value()
-            .is_some_and(|v| v.trim() == keys.decryption.trim())
+            .is_some_and(|v| Decryption::parse(v).is_ok_and(|d| d == keys.decryption))
 }
 
 /// How a file of a server is named to the operator among `files` (server,

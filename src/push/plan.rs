@@ -19,6 +19,7 @@ use crate::config::section::config_source_path;
 use crate::config::wif::{HandlerState, WifFault};
 use crate::keys::{KeySet, joined, set_fingerprint};
 use crate::paths::RemotePath;
+use crate::scan::ServerFailure;
 use crate::transport::{ReplaceBehaviour, Transport};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,26 +99,15 @@ pub(crate) fn adopt(
     if !v.modifiers().is_empty() || !d.modifiers().is_empty() {
         return Err(fail("its keys carry IsolateApps/IsolateByAppId"));
     }
-    let set = KeySet {
-        validation_key: vk.clone(),
-        decryption_key: dk.clone(),
-        validation: eff
-            .machine_key
-            .validation
-            .value()
-            .cloned()
-            .unwrap_or_default(),
-        decryption: eff
-            .machine_key
-            .decryption
-            .value()
-            .cloned()
-            .unwrap_or_default(),
-    };
-    let problems = set.problems();
-    if !problems.is_empty() {
-        return Err(fail(&joined(&problems)));
-    }
+    let written =
+        |s: &crate::config::record::Sourced<String>| s.value().cloned().unwrap_or_default();
+    let set = KeySet::from_written(
+        vk.clone(),
+        dk.clone(),
+        &written(&eff.machine_key.validation),
+        &written(&eff.machine_key.decryption),
+    )
+    .map_err(|problems| fail(&joined(&problems)))?;
     let group = inst
         .key_group
         .map_or(String::new(), |g| format!("set {g} "));
@@ -174,7 +164,7 @@ pub fn build_plan(
     if let Some(name) = req.exclude.iter().find(|n| !known(n)) {
         return Err(PlanError::UnknownServer(name.clone()));
     }
-    let unread_scan: Vec<(String, String)> = report
+    let unread_scan: Vec<(String, ServerFailure)> = report
         .servers
         .iter()
         .filter_map(|s| s.error.as_ref().map(|e| (s.name.clone(), e.clone())))
@@ -240,14 +230,10 @@ pub fn build_plan(
             decryption,
         } => (
             Some(
-                KeySet::generate(*validation, *decryption)
+                KeySet::generate(validation.clone(), decryption.clone())
                     .map_err(|e| PlanError::Keys(e.to_string()))?,
             ),
-            format!(
-                "generate new keys ({} + {})",
-                validation.name(),
-                decryption.name()
-            ),
+            format!("generate new keys ({validation} + {decryption})"),
         ),
         KeySource::Adopt(server) => {
             let (set, what) = adopt(site, server.as_deref())?;
@@ -265,11 +251,6 @@ pub fn build_plan(
         }
         KeySource::HandlerOnly => (None, "session-token handler swap only".to_string()),
     };
-    // Written as ASP.NET spells them, whatever the source said.
-    let keys = keys
-        .map(|k| k.canonical())
-        .transpose()
-        .map_err(|e| PlanError::Keys(e.to_string()))?;
     if let Some(k) = &keys {
         super::refuse_disclosed(k, &source, &report.disclosed)?;
     }
@@ -465,12 +446,12 @@ pub(crate) fn key_changes(inst: &Instance, eff: &Effective, k: &KeySet) -> Vec<C
         Change {
             what: "validation",
             before: mk.validation.shown().to_string(),
-            after: k.validation.clone(),
+            after: k.validation.to_string(),
         },
         Change {
             what: "decryption",
             before: mk.decryption.shown().to_string(),
-            after: k.decryption.clone(),
+            after: k.decryption.to_string(),
         },
     ]
 }

@@ -192,7 +192,10 @@ mod tests {
             keys: None,
             set_fingerprint: None,
             servers,
-            unread: vec![("web04".into(), "connection refused".into())],
+            unread: vec![(
+                "web04".into(),
+                crate::scan::ServerFailure::Unreachable(crate::scan::Unreachable::WorkerStopped),
+            )],
             excluded: Vec::new(),
             keep_partial: false,
             break_lock: false,
@@ -266,8 +269,8 @@ mod tests {
             &report,
             "Flowtime",
             &KeySource::Generate {
-                validation: crate::keys::ValidationAlg::Sha1,
-                decryption: crate::keys::DecryptionAlg::Aes,
+                validation: crate::keys::Validation::Sha1,
+                decryption: crate::keys::Decryption::Aes,
             },
         )
         .unwrap();

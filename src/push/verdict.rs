@@ -153,6 +153,14 @@ mod tests {
         RemotePath::parse(p).unwrap()
     }
 
+    fn refused() -> crate::scan::ServerFailure {
+        crate::scan::ServerFailure::Unreachable(crate::scan::Unreachable::Connect(Box::new(
+            crate::transport::ssh::ConnectError::Refused {
+                addr: "10.0.0.2:22".into(),
+            },
+        )))
+    }
+
     fn holder(host: &str) -> Box<Holder> {
         let mut info = LockInfo::mine("20261126T112045Z-ab12", "Flowtime");
         info.host = host.into();
@@ -207,7 +215,7 @@ mod tests {
             vec![Remedy::ScanAgain, Remedy::Exclude("web02".into())]
         );
         let unread = BlockReason::Unread {
-            error: "connection refused".into(),
+            error: refused(),
             site: "Flowtime".into(),
         };
         assert_eq!(
@@ -245,10 +253,10 @@ mod tests {
         let cases: Vec<(BlockReason, &str)> = vec![
             (
                 BlockReason::Unread {
-                    error: "connection refused".into(),
+                    error: refused(),
                     site: "Flowtime".into(),
                 },
-                "could not be read by the scan (connection refused); it may host Flowtime",
+                "could not be read by the scan (connection refused by 10.0.0.2:22 (is sshd running and listening on that port?)); it may host Flowtime",
             ),
             (
                 BlockReason::ConfigUnreadable(FileProblem {

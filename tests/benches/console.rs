@@ -12,7 +12,7 @@ use farmkey::console::theme::Theme;
 use farmkey::console::view;
 use farmkey::farm::{ScanEvent, scan_all};
 use farmkey::inventory::Inventory;
-use farmkey::keys::{DecryptionAlg, KeySet, ValidationAlg};
+use farmkey::keys::{Decryption, KeySet, Validation};
 use farmkey::transport::ConnectOptions;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -44,7 +44,7 @@ fn lay_out(dir: &Path, servers: usize) -> PathBuf {
     let sets: Vec<Vec<KeySet>> = (0..SITES)
         .map(|_| {
             (0..3)
-                .map(|_| KeySet::generate(ValidationAlg::HmacSha256, DecryptionAlg::Aes).unwrap())
+                .map(|_| KeySet::generate(Validation::HmacSha256, Decryption::Aes).unwrap())
                 .collect()
         })
         .collect();

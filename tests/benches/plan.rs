@@ -7,7 +7,7 @@
 use farmkey::analysis::{Selection, analyze};
 use farmkey::farm::scan_all;
 use farmkey::inventory::Inventory;
-use farmkey::keys::{DecryptionAlg, ValidationAlg};
+use farmkey::keys::{Decryption, Validation};
 use farmkey::push::diff::masked_diff;
 use farmkey::push::{KeySource, PushRequest, Sessions, build_plan};
 use farmkey::transport::ConnectOptions;
@@ -39,7 +39,7 @@ fn lay_out(dir: &Path, bytes: usize) -> (PathBuf, usize) {
             b"<configuration><system.web/></configuration>",
         );
     }
-    let keys = farmkey::keys::KeySet::generate(ValidationAlg::Sha1, DecryptionAlg::Aes).unwrap();
+    let keys = farmkey::keys::KeySet::generate(Validation::Sha1, Decryption::Aes).unwrap();
     let tail = format!(
         "</appSettings><system.web>{}</system.web></configuration>",
         keys.to_xml_element()
@@ -93,8 +93,8 @@ fn one_line(bytes: usize, runs: usize) {
         let request = PushRequest::new(
             "Flowtime",
             KeySource::Generate {
-                validation: ValidationAlg::HmacSha256,
-                decryption: DecryptionAlg::Aes,
+                validation: Validation::HmacSha256,
+                decryption: Decryption::Aes,
             },
         );
         let mut sessions = Sessions::new(inv.servers.clone(), ConnectOptions::default());
