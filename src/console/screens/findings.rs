@@ -82,6 +82,10 @@ impl Screen for Findings {
         }
     }
 
+    fn click(&mut self, y: u16, area: Rect) {
+        self.rows.click_in(y, layout(area)[0]);
+    }
+
     fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
         vec![
             (ui.symbols.updown, "move"),
@@ -92,8 +96,7 @@ impl Screen for Findings {
 
     fn draw(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui) {
         let all = all_findings(data);
-        let [list_area, panel_area] =
-            Layout::vertical([Constraint::Min(4), Constraint::Length(9)]).areas(area);
+        let [list_area, panel_area] = layout(area);
         let order = if self.worst_first {
             "worst first"
         } else {
@@ -173,4 +176,9 @@ impl Screen for Findings {
             panel_area,
         );
     }
+}
+
+/// The list, and the selected finding's panel below it.
+fn layout(area: Rect) -> [Rect; 2] {
+    Layout::vertical([Constraint::Min(4), Constraint::Length(9)]).areas(area)
 }

@@ -103,6 +103,9 @@ pub trait Screen {
     fn focused_server(&self, _data: &Data) -> Option<usize> {
         None
     }
+    /// A click (with --mouse) on row `y` of the terminal, the screen drawn
+    /// in `area`: the cursor goes to the row clicked, if it is one.
+    fn click(&mut self, _y: u16, _area: Rect) {}
 }
 
 /// Every screen's state.
@@ -264,6 +267,24 @@ impl Rows {
 
     pub fn step(&mut self, nav: Nav) {
         self.cursor = nav.step(self.cursor, self.list.len());
+    }
+
+    /// The cursor goes to the `k`th row drawn of [`shown`](Rows::shown)`(height)`.
+    pub fn click(&mut self, k: usize, height: usize) {
+        let at = first_shown(self.cursor, height) + k;
+        if k < height && at < self.list.len() {
+            self.cursor = at;
+        }
+    }
+
+    /// A click on terminal row `y` of a list drawn in `area` (a border,
+    /// then a heading line, then the rows).
+    pub fn click_in(&mut self, y: u16, area: Rect) {
+        let first = area.y + 2;
+        let height = area.height.saturating_sub(3);
+        if y >= first {
+            self.click(usize::from(y - first), usize::from(height));
+        }
     }
 
     /// The rows that fit in `height` lines with the cursor's among them:

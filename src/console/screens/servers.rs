@@ -44,6 +44,10 @@ impl Screen for Servers {
         self.selected()
     }
 
+    fn click(&mut self, y: u16, area: Rect) {
+        self.rows.click_in(y, list_area(area));
+    }
+
     fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
         vec![
             (ui.symbols.updown, "move"),
@@ -53,8 +57,7 @@ impl Screen for Servers {
     }
 
     fn draw(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui) {
-        let [list_area, panel_area] =
-            Layout::vertical([Constraint::Min(4), Constraint::Length(6)]).areas(area);
+        let [list_area, panel_area] = layout(area);
         let outer = ui.block(" Servers ");
         let inner = outer.inner(list_area);
         f.render_widget(outer, list_area);
@@ -119,4 +122,13 @@ impl Screen for Servers {
             panel_area,
         );
     }
+}
+
+/// The list, and the selected server below it.
+fn layout(area: Rect) -> [Rect; 2] {
+    Layout::vertical([Constraint::Min(4), Constraint::Length(6)]).areas(area)
+}
+
+fn list_area(area: Rect) -> Rect {
+    layout(area)[0]
 }
