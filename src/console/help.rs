@@ -51,7 +51,7 @@ impl Help {
     /// Fits the scroll to the help as drawn on a frame of `area`.
     pub fn fit(&mut self, area: Rect, ui: &Ui, state: &HelpState) {
         let inner = block(ui).inner(panel(area));
-        let rows = wrapped(lines(ui, state)).line_count(inner.width);
+        let rows = wrapped(lines(ui, state, inner.width)).line_count(inner.width);
         let end = rows.saturating_sub(usize::from(inner.height));
         self.scroll.fit(u16::try_from(end).unwrap_or(u16::MAX));
     }
@@ -59,7 +59,7 @@ impl Help {
     pub fn draw(&self, f: &mut Frame, area: Rect, ui: &Ui, state: &HelpState) {
         let r = panel(area);
         let inner = block(ui).inner(r);
-        let lines = lines(ui, state);
+        let lines = lines(ui, state, inner.width);
         let rows = wrapped(lines.clone()).line_count(inner.width);
         let at = self.scroll.at();
         let below = rows.saturating_sub(usize::from(inner.height) + usize::from(at));
@@ -95,7 +95,7 @@ impl Help {
 }
 
 fn panel(area: Rect) -> Rect {
-    centered(area, 78, area.height.saturating_sub(2))
+    centered(area, 100, area.height.saturating_sub(2))
 }
 
 fn block(ui: &Ui) -> Block<'static> {
@@ -107,8 +107,31 @@ fn block(ui: &Ui) -> Block<'static> {
         .style(ui.style(StyleKey::Dialog))
 }
 
-/// The help's text: the keys by where they act, then the marks.
-fn lines(ui: &Ui, state: &HelpState) -> Vec<Line<'static>> {
+/// Where a key's description starts.
+const WHAT_AT: usize = 16;
+
+/// `text` in lines of at most `width` characters, cut between words.
+fn words_in(text: &str, width: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let n = line.chars().count();
+        if n > 0 && n + 1 + word.chars().count() > width {
+            out.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    out.push(line);
+    out
+}
+
+/// The help's text for a panel `width` wide: the keys by where they act
+/// (a description's following lines under its first), then the marks.
+fn lines(ui: &Ui, state: &HelpState, width: u16) -> Vec<Line<'static>> {
+    let room = usize::from(width).saturating_sub(WHAT_AT).max(20);
     let mut out = Vec::new();
     for (place, docs) in keys::groups(state.read_only) {
         out.push(Line::styled(format!(" {place}"), ui.style(StyleKey::Title)));
@@ -116,7 +139,7 @@ fn lines(ui: &Ui, state: &HelpState) -> Vec<Line<'static>> {
             let mut what = doc.what.to_string();
             if doc.keys == ["a"] {
                 what = format!(
-                    "{what}: now {}",
+                    "{what}; now: {}",
                     if state.all_sites {
                         "every IIS application"
                     } else {
@@ -124,13 +147,20 @@ fn lines(ui: &Ui, state: &HelpState) -> Vec<Line<'static>> {
                     }
                 );
             }
-            out.push(Line::from(vec![
-                Span::styled(
-                    format!("  {:<12}", doc.keys_text(&ui.symbols)),
-                    ui.style(StyleKey::FooterKey),
-                ),
-                Span::styled(what, ui.style(StyleKey::Text)),
-            ]));
+            let keys = format!("  {:<13} ", doc.keys_text(&ui.symbols));
+            // Keys too long for their column take a line of their own.
+            let mut key = Some(keys.clone());
+            if keys.chars().count() > WHAT_AT {
+                out.push(Line::styled(keys, ui.style(StyleKey::FooterKey)));
+                key = None;
+            }
+            for text in words_in(&what, room) {
+                let lead = key.take().unwrap_or_else(|| " ".repeat(WHAT_AT));
+                out.push(Line::from(vec![
+                    Span::styled(lead, ui.style(StyleKey::FooterKey)),
+                    Span::styled(text, ui.style(StyleKey::Text)),
+                ]));
+            }
         }
     }
     if state.read_only {

@@ -113,17 +113,17 @@ pub const KEYS: &[KeyDoc] = &[
     k(
         &["a"],
         &[Screens],
-        "Cora sites only / every IIS application (the footer says which: Cora or all)",
-    ),
-    k(
-        &["/"],
-        &[Matrix, Servers, Findings, Log, History],
-        "filter by substring: sites or servers, findings, log lines, pushes",
+        "show Cora sites only / every IIS application (footer: a Cora / a all)",
     ),
     k(
         &["Esc"],
         &[Screens],
         "back (from the Detail to where it was opened, from a push to the list); else clears the filter",
+    ),
+    k(
+        &["/"],
+        &[Matrix, Servers, Findings, Log, History],
+        "filter by substring: sites or servers, findings, log lines, pushes",
     ),
     k(
         &["Enter"],
