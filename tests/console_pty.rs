@@ -88,7 +88,7 @@ fn demo_walk_through_and_terminal_restored() {
     assert!(s.contains("web01") && s.contains("ok"), "{s}");
     p.send(TAB);
     let s = p.wait_for("Findings (worst first)", T);
-    p.send("s");
+    p.send("S");
     p.wait_for("Findings (least first)", T);
     assert!(s.contains("auto-generated"));
     p.send("q");
@@ -1841,6 +1841,58 @@ fn with_mouse_a_click_shows_a_tab_and_selects_a_row() {
         }
         p.send(&click(3, 1));
         p.wait_for("Sites × servers", T);
+        p.send("q");
+        assert_eq!(p.wait_exit(T), 0);
+    }
+}
+
+/// Whether `a` first shows above `b` on the screen.
+fn above(s: &str, a: &str, b: &str) -> bool {
+    match (s.find(a), s.find(b)) {
+        (Some(x), Some(y)) => x < y,
+        _ => false,
+    }
+}
+
+#[test]
+fn s_sorts_tables_by_the_next_column_and_shift_s_reverses() {
+    for (cols, rows) in [(80, 24), (60, 16)] {
+        let dir = tmp();
+        let mut p = Pty::farmkey(&["demo"], &[], cols, rows, dir.path());
+        let s = p.wait_for("servers 3 ok", T);
+        assert!(above(&s, "Flowtime", "Process TOGO"), "{s}");
+        // Matrix: reversed, the cursor stays on its site.
+        p.send("S");
+        let s = p.wait_for("servers (reversed)", T);
+        assert!(
+            above(&s, "Sequence Admin", "Process TOGO") && above(&s, "Process TOGO", "≠ Flowtime"),
+            "{s}"
+        );
+        assert!(pointed_line(&s).contains("Flowtime"), "{s}");
+        p.send("s");
+        p.wait_for("servers (by name, reversed)", T);
+        p.send("S");
+        let s = p.wait_for("servers (by name)", T);
+        assert!(above(&s, "Flowtime", "Process TOGO"), "{s}");
+        // Servers: the inventory's order, reversed.
+        p.send("2");
+        let s = p.wait_for("ADDRESS", T);
+        assert!(above(&s, "web01", "web03"), "{s}");
+        p.send("S");
+        let s = p.wait_for("Servers (reversed)", T);
+        assert!(
+            above(&s, "web03", "web02") && above(&s, "web02", "web01"),
+            "{s}"
+        );
+        p.send("s");
+        p.wait_for("Servers (by name, reversed)", T);
+        // Findings: worst first, least first, then by code.
+        p.send("3");
+        p.wait_for("Findings (worst first)", T);
+        p.send("S");
+        p.wait_for("Findings (least first)", T);
+        p.send("s");
+        p.wait_for("Findings (by code, reversed)", T);
         p.send("q");
         assert_eq!(p.wait_exit(T), 0);
     }

@@ -126,6 +126,16 @@ pub const KEYS: &[KeyDoc] = &[
         "filter by substring: sites or servers, findings, log lines, pushes",
     ),
     k(
+        &["s"],
+        &[Matrix, Servers, Findings, History],
+        "sort by the next column (the title says which)",
+    ),
+    k(
+        &["S"],
+        &[Matrix, Servers, Findings, History],
+        "reverse the order",
+    ),
+    k(
         &["Enter"],
         &[Matrix],
         "detail of the site (first column) or of the site on one server",

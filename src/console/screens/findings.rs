@@ -1,8 +1,8 @@
-//! Findings (`3`): every finding of the farm, the most urgent first (or
-//! the least, with `s`); what to do about the selected one below: the
+//! Findings (`3`): every finding of the farm, the most urgent first (`S`
+//! reverses, `s` sorts by code or site); what to do about the selected one below: the
 //! registry's remedy for its code, then its message.
 
-use super::{Nav, Reply, Rows, Screen};
+use super::{Nav, Reply, Rows, Screen, Sort};
 use crate::analysis::Finding;
 use crate::console::model::Data;
 use crate::console::theme::StyleKey;
@@ -13,21 +13,16 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
+#[derive(Default)]
 pub struct Findings {
     /// The rows shown, in the chosen order: indices into the report's
     /// findings (as `all_findings` lists them).
     rows: Rows,
-    worst_first: bool,
+    sort: Sort,
 }
 
-impl Default for Findings {
-    fn default() -> Findings {
-        Findings {
-            rows: Rows::default(),
-            worst_first: true,
-        }
-    }
-}
+/// The orders of `s`: the most urgent first, then by these columns.
+const ORDERS: [&str; 3] = ["severity", "code", "site"];
 
 /// The farm's findings, in the report's order.
 fn all_findings(data: &Data) -> Vec<&Finding> {
@@ -54,11 +49,12 @@ impl Screen for Findings {
             .collect();
         // Stable sorts: report order within a severity, a disclosed key
         // the most urgent of errors.
-        if self.worst_first {
-            rows.sort_by_key(|&i| std::cmp::Reverse(all[i].urgency()));
-        } else {
-            rows.sort_by_key(|&i| all[i].urgency());
-        }
+        let site = |i: usize| all[i].site.as_deref().unwrap_or("").to_lowercase();
+        self.sort.apply(&mut rows, |column, a, b| match column {
+            1 => all[a].code.name().cmp(all[b].code.name()),
+            2 => site(a).cmp(&site(b)),
+            _ => all[b].urgency().cmp(&all[a].urgency()),
+        });
         // The cursor keeps its place, not its finding.
         self.rows.set(rows, |_| false);
     }
@@ -68,12 +64,11 @@ impl Screen for Findings {
             self.rows.step(nav);
             return Reply::Done;
         }
+        if self.sort.on_key(key, ORDERS.len()) {
+            self.refresh(data);
+            return Reply::Done;
+        }
         match key.code {
-            KeyCode::Char('s') => {
-                self.worst_first = !self.worst_first;
-                self.refresh(data);
-                Reply::Done
-            }
             KeyCode::Enter => match self.selected(data).and_then(|f| f.site.clone()) {
                 Some(site) => Reply::ShowSite(site),
                 None => Reply::Done,
@@ -90,17 +85,27 @@ impl Screen for Findings {
         vec![
             (ui.symbols.updown, "move"),
             ("Enter", "go to site"),
-            ("s", "sort"),
+            ("s/S", "sort"),
         ]
     }
 
     fn draw(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui) {
         let all = all_findings(data);
         let [list_area, panel_area] = layout(area);
-        let order = if self.worst_first {
-            "worst first"
-        } else {
-            "least first"
+        let order = match self.sort {
+            Sort {
+                column: 0,
+                reversed: false,
+            } => "worst first".to_string(),
+            Sort {
+                column: 0,
+                reversed: true,
+            } => "least first".to_string(),
+            Sort { column, reversed } => format!(
+                "by {}{}",
+                ORDERS[column],
+                if reversed { ", reversed" } else { "" }
+            ),
         };
         let outer = ui.block(format!(" Findings ({order}) "));
         let inner = outer.inner(list_area);

@@ -2,7 +2,7 @@
 //! one push server by server; `u` rolls it back (after a confirmation).
 
 use super::detail::kv;
-use super::{Nav, Reply, Rows, Screen, Scroll};
+use super::{Nav, Reply, Rows, Screen, Scroll, Sort};
 use crate::console::model::{Action, Data};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
@@ -21,7 +21,11 @@ pub struct History {
     /// The push shown server by server (Enter), by id.
     open: Option<String>,
     scroll: Scroll,
+    sort: Sort,
 }
+
+/// The orders of `s`: newest first, then by these columns.
+const ORDERS: [&str; 3] = ["time", "site", "user"];
 
 /// `2026-11-26 11:20` of an RFC 3339 time.
 fn short_time(time: &str) -> String {
@@ -93,9 +97,16 @@ impl History {
     fn draw_list(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui) {
         let [list_area, panel_area] =
             Layout::vertical([Constraint::Min(4), Constraint::Length(7)]).areas(area);
+        let order = match self.sort {
+            Sort {
+                column: 0,
+                reversed: true,
+            } => " (oldest first)".to_string(),
+            sort => sort.label(&ORDERS),
+        };
         let title = match &data.history.path {
-            Some(p) => format!(" Pushes in {} ", p.display()),
-            None => " Pushes ".to_string(),
+            Some(p) => format!(" Pushes{order} in {} ", p.display()),
+            None => format!(" Pushes{order} "),
         };
         let outer = ui.block(ui.truncate_left(&title, list_area.width.saturating_sub(4) as usize));
         let inner = outer.inner(list_area);
@@ -331,7 +342,7 @@ impl Screen for History {
         let was = self.selected(data).map(|p| p.id.clone());
         let f = &data.filter;
         let pushes = &data.history.pushes;
-        let rows = (0..pushes.len())
+        let mut rows: Vec<usize> = (0..pushes.len())
             .rev()
             .filter(|&i| {
                 let p = &pushes[i];
@@ -341,6 +352,12 @@ impl Screen for History {
                     || p.records.iter().any(|r| f.matches(&r.server))
             })
             .collect();
+        let site = |i: usize| pushes[i].site().to_lowercase();
+        self.sort.apply(&mut rows, |column, a, b| match column {
+            1 => site(a).cmp(&site(b)),
+            2 => pushes[a].user().cmp(pushes[b].user()),
+            _ => std::cmp::Ordering::Equal,
+        });
         self.rows
             .set(rows, |i| was.as_ref().is_some_and(|id| pushes[i].id == *id));
         if self.shown(data).is_none() {
@@ -368,6 +385,10 @@ impl Screen for History {
         }
         if let Some(nav) = Nav::of(key) {
             self.rows.step(nav);
+            return Reply::Done;
+        }
+        if self.sort.on_key(key, ORDERS.len()) {
+            self.refresh(data);
             return Reply::Done;
         }
         let Some(push) = self.selected(data) else {
@@ -398,6 +419,7 @@ impl Screen for History {
                 (ui.symbols.updown, "move"),
                 ("Enter", "servers"),
                 ("u", "roll back"),
+                ("s/S", "sort"),
             ]
         }
     }

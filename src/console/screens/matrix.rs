@@ -1,7 +1,7 @@
 //! The Matrix (`1`): sites down, servers across, a cell per site and
 //! server; the findings of the selected site below.
 
-use super::{Nav, Reply, Screen, first_shown, servers_shown};
+use super::{Nav, Reply, Screen, Sort, first_shown, servers_shown};
 use crate::analysis::{NotRead, SiteReport, SiteVerdict, Unverified};
 use crate::config::machine_key::KeyState;
 use crate::config::wif::HandlerState;
@@ -31,7 +31,11 @@ pub struct Matrix {
     /// site when the order changes; before, it stays on the first row.
     selected: Option<String>,
     moved: bool,
+    sort: Sort,
 }
+
+/// The orders of `s`: the most urgent first, then by name.
+const ORDERS: [&str; 2] = ["urgency", "name"];
 
 /// Sites shown: those matching the filter, or all when none does but a
 /// server does (the filter then names servers).
@@ -86,6 +90,13 @@ impl Screen for Matrix {
     fn refresh(&mut self, data: &Data) {
         let follow = self.selected.take().filter(|_| self.moved);
         self.sites = sites_shown(data);
+        let sites = &data.report.sites;
+        let name = |i: usize| sites[i].site.to_lowercase();
+        self.sort
+            .apply(&mut self.sites, |column, a, b| match column {
+                1 => name(a).cmp(&name(b)),
+                _ => a.cmp(&b),
+            });
         self.servers = servers_shown(data);
         let found = follow.and_then(|name| {
             self.sites
@@ -103,6 +114,13 @@ impl Screen for Matrix {
     }
 
     fn on_key(&mut self, key: &KeyEvent, data: &Data) -> Reply {
+        if self.sort.on_key(key, ORDERS.len()) {
+            // The cursor stays on its site.
+            self.moved = true;
+            self.selected = self.selected_site(data).map(|s| s.site.clone());
+            self.refresh(data);
+            return Reply::Done;
+        }
         if let Some(nav) = Nav::of(key) {
             match nav {
                 Nav::Left => self.col = self.col.saturating_sub(1),
@@ -157,7 +175,11 @@ impl Screen for Matrix {
             (sites.len().max(1) as u16 + 3).clamp(5, area.height.saturating_sub(7).max(5));
         let [table_area, panel_area] =
             Layout::vertical([Constraint::Length(table_h), Constraint::Min(5)]).areas(area);
-        let outer = ui.block(format!(" Sites {} servers ", ui.symbols.times));
+        let outer = ui.block(format!(
+            " Sites {} servers{} ",
+            ui.symbols.times,
+            self.sort.label(&ORDERS)
+        ));
         let inner = outer.inner(table_area);
         f.render_widget(outer, table_area);
 

@@ -201,6 +201,50 @@ impl Nav {
     }
 }
 
+/// A table's order: the column it is sorted by (0: the table's own order)
+/// and whether that is reversed. `s` takes the next column, `S` reverses.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub column: usize,
+    pub reversed: bool,
+}
+
+impl Sort {
+    /// `s` or `S` on a table of `columns` orders: whether it was one.
+    pub fn on_key(&mut self, key: &KeyEvent, columns: usize) -> bool {
+        match key.code {
+            KeyCode::Char('s') => self.column = (self.column + 1) % columns.max(1),
+            KeyCode::Char('S') => self.reversed = !self.reversed,
+            _ => return false,
+        }
+        true
+    }
+
+    /// Sorts `rows` (stable: equal rows keep the table's own order) by
+    /// `cmp` for the column, then reverses them if asked.
+    pub fn apply(
+        &self,
+        rows: &mut [usize],
+        cmp: impl Fn(usize, usize, usize) -> std::cmp::Ordering,
+    ) {
+        rows.sort_by(|&a, &b| cmp(self.column, a, b));
+        if self.reversed {
+            rows.reverse();
+        }
+    }
+
+    /// ` (by state, reversed)` for a title: nothing in the table's own order.
+    pub fn label(&self, names: &[&str]) -> String {
+        let by = names.get(self.column).copied().unwrap_or("");
+        match (self.column, self.reversed) {
+            (0, false) => String::new(),
+            (0, true) => " (reversed)".to_string(),
+            (_, false) => format!(" (by {by})"),
+            (_, true) => format!(" (by {by}, reversed)"),
+        }
+    }
+}
+
 /// The first row to draw so that row `at` shows in `height` rows.
 pub fn first_shown(at: usize, height: usize) -> usize {
     at.saturating_sub(height.saturating_sub(1))
