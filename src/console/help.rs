@@ -63,26 +63,7 @@ impl Help {
         let rows = wrapped(lines.clone()).line_count(inner.width);
         let at = self.scroll.at();
         let below = rows.saturating_sub(usize::from(inner.height) + usize::from(at));
-        let more = ui.style(StyleKey::Warning);
-        let mut outer = block(ui);
-        if at > 0 {
-            outer = outer.title_top(
-                Line::styled(format!(" {} more ", ui.symbols.above), more).right_aligned(),
-            );
-        }
-        if below > 0 {
-            outer = outer.title_bottom(
-                Line::styled(
-                    format!(
-                        " {} {below} more line{} ",
-                        ui.symbols.below,
-                        if below == 1 { "" } else { "s" }
-                    ),
-                    more,
-                )
-                .right_aligned(),
-            );
-        }
+        let outer = ui.scroll_marks(block(ui), at > 0, below, "");
         f.render_widget(Clear, r);
         f.render_widget(outer, r);
         f.render_widget(

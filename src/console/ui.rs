@@ -96,6 +96,35 @@ impl Ui {
 }
 
 impl Ui {
+    /// Marks a scrolled panel's border: `↑ more` when lines are above,
+    /// `↓ 12 more lines` (and `note`) when `below` are.
+    pub fn scroll_marks<'a>(
+        &self,
+        block: Block<'a>,
+        above: bool,
+        below: usize,
+        note: &str,
+    ) -> Block<'a> {
+        let more = self.style(StyleKey::Warning);
+        let mut block = block;
+        if above {
+            block = block.title_top(
+                Line::styled(format!(" {} more ", self.symbols.above), more).right_aligned(),
+            );
+        }
+        if below > 0 {
+            let s = if below == 1 { "" } else { "s" };
+            block = block.title_bottom(
+                Line::styled(
+                    format!(" {} {below} more line{s}{note} ", self.symbols.below),
+                    more,
+                )
+                .right_aligned(),
+            );
+        }
+        block
+    }
+
     /// A page of text in a panel, wrapped, scrolled down `scroll` lines.
     pub fn page(&self, f: &mut Frame, area: Rect, title: String, lines: Vec<Line>, scroll: u16) {
         f.render_widget(

@@ -307,37 +307,20 @@ pub fn draw(f: &mut Frame, area: Rect, shown: &Shown, ui: &Ui) {
     } else {
         StyleKey::BorderFocus
     });
-    let more = ui.style(StyleKey::Warning);
-    let mut outer = Block::bordered()
+    let outer = Block::bordered()
         .borders(Borders::ALL)
         .border_set(ui.symbols.border)
         .title(format!(" {title} "))
         .title_style(ui.style(StyleKey::DialogTitle))
         .border_style(border)
         .style(ui.style(StyleKey::Dialog));
-    if at > 0 {
-        outer = outer
-            .title_top(Line::styled(format!(" {} more ", ui.symbols.above), more).right_aligned());
-    }
-    if at < g.end {
-        let n = g.end - at;
-        let first = if shown.waiting(ui) {
-            ": read to the end first"
-        } else {
-            ""
-        };
-        outer = outer.title_bottom(
-            Line::styled(
-                format!(
-                    " {} {n} more line{}{first} ",
-                    ui.symbols.below,
-                    if n == 1 { "" } else { "s" }
-                ),
-                more,
-            )
-            .right_aligned(),
-        );
-    }
+    let below = usize::from(g.end.saturating_sub(at));
+    let first = if below > 0 && shown.waiting(ui) {
+        ": read to the end first"
+    } else {
+        ""
+    };
+    let outer = ui.scroll_marks(outer, at > 0, below, first);
     f.render_widget(outer, g.frame);
     f.render_widget(wrapped(body).scroll((at, 0)), g.body);
     let mut spans = Vec::new();
