@@ -1840,7 +1840,13 @@ fn with_mouse_a_click_shows_a_tab_and_selects_a_row() {
             p.wait_until("the second finding again", T, |s| *s == second);
         }
         p.send(&click(3, 1));
-        p.wait_for("Sites × servers", T);
+        let s = p.wait_for("Sites × servers", T);
+        assert!(pointed_line(&s).contains("Flowtime"), "{s}");
+        // The Matrix's third site: border, heading, then the rows.
+        p.send(&click(5, 6));
+        p.wait_until("the third site selected", T, |s| {
+            pointed_line(s).contains("Sequence Administration")
+        });
         p.send("q");
         assert_eq!(p.wait_exit(T), 0);
     }

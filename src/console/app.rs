@@ -424,7 +424,7 @@ impl App {
             };
         }
         if body.contains(Position::new(x, y)) {
-            self.screens.get_mut(self.screen).click(y, body);
+            self.screens.get_mut(self.screen).click(y, body, &self.data);
         }
         Vec::new()
     }

@@ -77,7 +77,7 @@ impl Screen for Findings {
         }
     }
 
-    fn click(&mut self, y: u16, area: Rect) {
+    fn click(&mut self, y: u16, area: Rect, _data: &Data) {
         self.rows.click_in(y, layout(area)[0]);
     }
 

@@ -95,8 +95,7 @@ impl History {
     }
 
     fn draw_list(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui) {
-        let [list_area, panel_area] =
-            Layout::vertical([Constraint::Min(4), Constraint::Length(7)]).areas(area);
+        let [list_area, panel_area] = list_layout(area);
         let order = match self.sort {
             Sort {
                 column: 0,
@@ -407,6 +406,12 @@ impl Screen for History {
         }
     }
 
+    fn click(&mut self, y: u16, area: Rect, _data: &Data) {
+        if self.open.is_none() {
+            self.rows.click_in(y, list_layout(area)[0]);
+        }
+    }
+
     fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
         if self.open.is_some() {
             vec![
@@ -441,4 +446,9 @@ impl Screen for History {
             None => self.draw_list(f, area, data, ui),
         }
     }
+}
+
+/// The list of pushes, and the selected one's panel below it.
+fn list_layout(area: Rect) -> [Rect; 2] {
+    Layout::vertical([Constraint::Min(4), Constraint::Length(7)]).areas(area)
 }

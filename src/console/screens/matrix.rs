@@ -37,6 +37,11 @@ pub struct Matrix {
 /// The orders of `s`: the most urgent first, then by name.
 const ORDERS: [&str; 2] = ["urgency", "name"];
 
+/// The table takes what its rows need; the findings panel the rest.
+fn table_height(sites: usize, area: Rect) -> u16 {
+    (sites.max(1) as u16 + 3).clamp(5, area.height.saturating_sub(7).max(5))
+}
+
 /// Sites shown: those matching the filter, or all when none does but a
 /// server does (the filter then names servers).
 fn sites_shown(data: &Data) -> Vec<usize> {
@@ -154,6 +159,22 @@ impl Screen for Matrix {
         self.selected_server()
     }
 
+    /// A click on a site's row selects it (the column stays).
+    fn click(&mut self, y: u16, area: Rect, data: &Data) {
+        // Border, then the heading, then the rows.
+        let first = area.y + 2;
+        let rows = table_height(self.sites.len(), area).saturating_sub(3);
+        if y < first || y >= first + rows {
+            return;
+        }
+        let row = first_shown(self.row, usize::from(rows)) + usize::from(y - first);
+        if row < self.sites.len() {
+            self.row = row;
+            self.moved = true;
+            self.selected = self.selected_site(data).map(|s| s.site.clone());
+        }
+    }
+
     fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
         vec![
             (ui.symbols.arrows, "move"),
@@ -170,9 +191,7 @@ impl Screen for Matrix {
             .iter()
             .filter_map(|&i| data.report.sites.get(i))
             .collect();
-        // The table takes what its rows need; the findings panel the rest.
-        let table_h =
-            (sites.len().max(1) as u16 + 3).clamp(5, area.height.saturating_sub(7).max(5));
+        let table_h = table_height(sites.len(), area);
         let [table_area, panel_area] =
             Layout::vertical([Constraint::Length(table_h), Constraint::Min(5)]).areas(area);
         let outer = ui.block(format!(

@@ -105,7 +105,7 @@ pub trait Screen {
     }
     /// A click (with --mouse) on row `y` of the terminal, the screen drawn
     /// in `area`: the cursor goes to the row clicked, if it is one.
-    fn click(&mut self, _y: u16, _area: Rect) {}
+    fn click(&mut self, _y: u16, _area: Rect, _data: &Data) {}
 }
 
 /// Every screen's state.

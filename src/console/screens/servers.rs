@@ -65,7 +65,7 @@ impl Screen for Servers {
         self.selected()
     }
 
-    fn click(&mut self, y: u16, area: Rect) {
+    fn click(&mut self, y: u16, area: Rect, _data: &Data) {
         self.rows.click_in(y, list_area(area));
     }
 
