@@ -164,3 +164,19 @@ fn lines(ui: &Ui, state: &HelpState, width: u16) -> Vec<Line<'static>> {
     ));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::words_in;
+
+    #[test]
+    fn descriptions_are_cut_between_words() {
+        assert_eq!(
+            words_in("rescan the selected server now", 12),
+            ["rescan the", "selected", "server now"]
+        );
+        // A word longer than the line stands alone, whole.
+        assert_eq!(words_in("a verylongword b", 5), ["a", "verylongword", "b"]);
+        assert_eq!(words_in("", 5), [""]);
+    }
+}
