@@ -418,7 +418,7 @@ impl App {
         let [_, _, tabs, body, _] =
             ui::areas(Rect::from((Position::ORIGIN, self.size)), self.read_only);
         if y == tabs.y {
-            return match super::view::tab_at(x) {
+            return match ScreenId::tab_at(x) {
                 Some(screen) => self.show(screen),
                 None => Vec::new(),
             };

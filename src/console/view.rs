@@ -188,7 +188,7 @@ fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
         } else {
             StyleKey::TextDim
         });
-        spans.push(Span::styled(tab_label(i, *s), style));
+        spans.push(Span::styled(s.tab_label(i), style));
         spans.push(Span::raw(" "));
     }
     if app.screen == ScreenId::Detail {
@@ -203,24 +203,6 @@ fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
         ));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
-}
-
-/// A tab as drawn: ` 1 Matrix `, then a space before the next.
-fn tab_label(i: usize, s: ScreenId) -> String {
-    format!(" {} {} ", i + 1, s.title())
-}
-
-/// The tab drawn at column `x` of the tabs' row.
-pub fn tab_at(x: u16) -> Option<ScreenId> {
-    let mut left = 0usize;
-    for (i, s) in ScreenId::TABS.iter().enumerate() {
-        let right = left + tab_label(i, *s).chars().count();
-        if (left..right).contains(&usize::from(x)) {
-            return Some(*s);
-        }
-        left = right + 1;
-    }
-    None
 }
 
 /// The keys that apply now: the top dialog's, the filter's, or the

@@ -40,6 +40,24 @@ impl ScreenId {
         ScreenId::History,
     ];
 
+    /// The tab as drawn, `i`th: ` 1 Matrix `, then a space before the next.
+    pub fn tab_label(self, i: usize) -> String {
+        format!(" {} {} ", i + 1, self.title())
+    }
+
+    /// The tab drawn at column `x` of the tabs' row.
+    pub fn tab_at(x: u16) -> Option<ScreenId> {
+        let mut left = 0usize;
+        for (i, s) in ScreenId::TABS.iter().enumerate() {
+            let right = left + s.tab_label(i).chars().count();
+            if (left..right).contains(&usize::from(x)) {
+                return Some(*s);
+            }
+            left = right + 1;
+        }
+        None
+    }
+
     pub fn title(self) -> &'static str {
         match self {
             ScreenId::Matrix => "Matrix",
