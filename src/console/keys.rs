@@ -151,11 +151,6 @@ pub const KEYS: &[KeyDoc] = &[
         "reveal the keys of a site on one server, after a confirmation; they hide after 10 s or at any key",
     ),
     k(&["Enter"], &[Findings], "go to the site in the Matrix"),
-    k(
-        &["s"],
-        &[Findings],
-        "sort by severity, worst or least first",
-    ),
     k(&["w"], &[Log], "wrap long lines / scroll sideways"),
     k(
         &["Enter"],
@@ -333,6 +328,22 @@ mod tests {
                         known.contains(&k),
                         "{id:?}'s footer offers {k:?} ({what}), which the key table does not list there"
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_key_is_listed_twice_for_a_place() {
+        let mut seen = Vec::new();
+        for doc in KEYS {
+            for key in doc.keys {
+                for place in doc.places {
+                    assert!(
+                        !seen.contains(&(*key, *place)),
+                        "{key} is listed twice for {place:?}"
+                    );
+                    seen.push((*key, *place));
                 }
             }
         }
