@@ -40,7 +40,7 @@ pub mod exit {
         ),
         (
             USAGE,
-            "Bad usage, or what the command needs (inventory, audit log, key file, disclosed list, lock) is missing or unreadable; the message names it.",
+            "Bad usage, or what the command needs (inventory, audit log, key file, disclosed list) is missing or unreadable; the message names it.",
         ),
         (
             OUT_OF_STEP,
