@@ -74,12 +74,13 @@ fn demo_walk_through_and_terminal_restored() {
     p.wait_for("Flowtime", T);
 
     p.send("?");
-    let s = p.wait_for("Help", T);
+    p.wait_for("Help", T);
+    let s = read_help(&mut p);
     assert!(
         s.contains("auto-generated key") && s.contains("DPAPI session tokens"),
         "{s}"
     );
-    p.send(" ");
+    p.send(ESC);
     p.wait_until("help closed", T, |s| !s.contains("Help"));
 
     p.send(TAB);
@@ -87,7 +88,7 @@ fn demo_walk_through_and_terminal_restored() {
     assert!(s.contains("web01") && s.contains("ok"), "{s}");
     p.send(TAB);
     let s = p.wait_for("Findings (worst first)", T);
-    p.send("s");
+    p.send("S");
     p.wait_for("Findings (least first)", T);
     assert!(s.contains("auto-generated"));
     p.send("q");
@@ -1136,11 +1137,12 @@ fn disclosed_keys_are_marked_and_never_pushed_from_the_console() {
         "{s}"
     );
     p.send("?");
-    let s = p.wait_for("publicly disclosed key", T);
+    p.wait_for("Help: Esc, q or ? closes", T);
+    let s = read_help(&mut p);
     assert!(s.contains("P  publicly disclosed key"), "{s}");
-    p.send(ENTER);
+    p.send(ESC);
     p.wait_until("the help closed", T, |s| {
-        !s.contains("Help: any key closes")
+        !s.contains("Help: Esc, q or ? closes")
     });
     p.send("q");
     assert_eq!(p.wait_exit(T), 0);
@@ -1841,6 +1843,288 @@ fn one_dialog_lists_every_unknown_host_key() {
                 );
             }
         }
+        p.send("q");
+        assert_eq!(p.wait_exit(T), 0);
+    }
+}
+
+const F1: &str = "\x1bOP";
+const F5: &str = "\x1b[15~";
+const F10: &str = "\x1b[21~";
+
+/// A left click at column `x`, row `y` of the screen (0-based), as a
+/// terminal with SGR mouse reporting sends it.
+fn click(x: u16, y: u16) -> String {
+    format!("\x1b[<0;{};{}M\x1b[<0;{};{}m", x + 1, y + 1, x + 1, y + 1)
+}
+
+/// The help read from top to bottom, a page at a time (waiting for each
+/// page to be drawn), as one text.
+fn read_help(p: &mut Pty) -> String {
+    p.send("g");
+    let mut s = p.wait_until("the help at its top", T, |s| {
+        s.contains("Help: Esc, q or ? closes") && !s.contains("↑ more") && !s.contains("^ more")
+    });
+    let mut all = s.clone();
+    while s.contains("more line") {
+        let before = s.clone();
+        p.send("\x1b[6~"); // PgDn
+        s = p.wait_until("the help scrolled a page", T, |s| s != before);
+        all.push_str(&s);
+    }
+    all
+}
+
+/// Every key of the table and every mark, in the active symbols, are in
+/// the help's text.
+fn assert_complete(help: &str, symbols: &farmkey::console::symbols::Symbols, read_only: bool) {
+    use farmkey::console::keys;
+    for doc in keys::KEYS {
+        let first = doc.what.split(' ').next().unwrap();
+        let keys = doc.keys_text(symbols);
+        // Keys too long for their column are on a line of their own.
+        let line = if keys.chars().count() > 13 {
+            format!("  {keys}  ")
+        } else {
+            format!("  {keys:<13} {first}")
+        };
+        assert_eq!(
+            help.contains(&line),
+            doc.offered(read_only),
+            "{line:?} (read-only {read_only}) in:\n{help}"
+        );
+    }
+    for (mark, what) in keys::marks(symbols) {
+        let first = what.split(' ').next().unwrap();
+        let line = format!("{mark:<3}{first}");
+        assert!(help.contains(&line), "{line:?} not in:\n{help}");
+    }
+}
+
+#[test]
+fn help_lists_every_key_and_mark_scrolls_and_closes_only_on_esc_q_or_question() {
+    use farmkey::console::symbols::{ASCII, UNICODE};
+    for (cols, rows, ascii) in [(80, 24, false), (60, 16, true), (120, 40, false)] {
+        let dir = tmp();
+        let args: &[&str] = if ascii {
+            &["demo", "--ascii"]
+        } else {
+            &["demo"]
+        };
+        let mut p = Pty::farmkey(args, &[], cols, rows, dir.path());
+        p.wait_for("servers 3 ok", T);
+        p.send("?");
+        let s = p.wait_for("Help: Esc, q or ? closes", T);
+        assert!(
+            s.contains("more line"),
+            "the help does not fit: it says so\n{s}"
+        );
+        // Enter and space do not close it; j scrolls it, which shows that
+        // they were read.
+        p.send(ENTER);
+        p.send(" ");
+        p.send("j");
+        let up = if ascii { "^ more" } else { "↑ more" };
+        p.wait_for(up, T);
+        let help = read_help(&mut p);
+        assert_complete(&help, if ascii { &ASCII } else { &UNICODE }, false);
+        if ascii {
+            let odd: String = help.chars().filter(|c| !c.is_ascii()).collect();
+            assert!(odd.is_empty(), "--ascii help draws {odd:?}");
+        }
+        // Esc, q and ? close it (q does not quit then), F1 opens it.
+        for close in [ESC, "q", "?"] {
+            p.wait_for("Help: Esc, q or ? closes", T);
+            p.send(close);
+            p.wait_until("the help closed", T, |s| !s.contains("Help: Esc"));
+            p.send(F1);
+        }
+        p.wait_for("Help: Esc, q or ? closes", T);
+        p.send(ESC);
+        p.wait_until("the help closed", T, |s| !s.contains("Help: Esc"));
+        p.send("q");
+        assert_eq!(p.wait_exit(T), 0);
+    }
+}
+
+/// The last line of the screen: the footer.
+fn footer(s: &str) -> String {
+    s.lines().last().unwrap_or("").to_string()
+}
+
+#[test]
+fn read_only_offers_neither_push_nor_rollback_in_footer_or_help() {
+    use farmkey::console::symbols::UNICODE;
+    for (cols, rows) in [(80, 24), (60, 16)] {
+        let dir = tmp();
+        let mut p = Pty::farmkey(&["demo", "--read-only"], &[], cols, rows, dir.path());
+        let s = p.wait_for("servers 3 ok", T);
+        assert!(
+            footer(&s).contains("v reveal") && !footer(&s).contains("push"),
+            "{s}"
+        );
+        p.send(ENTER);
+        let s = p.wait_for("Esc back", T);
+        assert!(!footer(&s).contains("push"), "{s}");
+        p.send("5");
+        let s = p.wait_until("History's footer", T, |s| {
+            footer(s).contains("Enter servers")
+        });
+        assert!(!footer(&s).contains("roll back"), "{s}");
+        p.send(F1);
+        let help = read_help(&mut p);
+        assert_complete(&help, &UNICODE, true);
+        assert!(
+            help.contains("push and roll back are not offered"),
+            "{help}"
+        );
+        p.send(ESC);
+        p.wait_until("the help closed", T, |s| !s.contains("Help: Esc"));
+        p.send("q");
+        assert_eq!(p.wait_exit(T), 0);
+    }
+    // Without --read-only both are offered.
+    let dir = tmp();
+    let mut p = Pty::farmkey(&["demo"], &[], 80, 24, dir.path());
+    let s = p.wait_for("servers 3 ok", T);
+    assert!(footer(&s).contains("p push"), "{s}");
+    p.send("5");
+    p.wait_until("History's footer", T, |s| footer(s).contains("u roll back"));
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
+}
+
+#[test]
+fn f5_rescans_f10_quits_and_the_a_toggle_shows_its_state() {
+    for (cols, rows) in [(80, 24), (60, 16)] {
+        let dir = tmp();
+        let mut p = Pty::farmkey(&["demo"], &[], cols, rows, dir.path());
+        p.wait_for("servers 3 ok", T);
+        if cols == 80 {
+            p.wait_until("the toggle's state", T, |s| footer(s).contains("a Cora"));
+            p.send("a");
+            p.wait_until("the toggle's new state", T, |s| footer(s).contains("a all"));
+            p.send("a");
+            p.wait_until("the toggle back", T, |s| footer(s).contains("a Cora"));
+        }
+        p.send("4");
+        let scans = |s: &str| s.matches("scanning web01").count();
+        p.wait_until("the first scan in the log", T, |s| scans(s) == 1);
+        p.send(F5);
+        p.wait_until("a second scan in the log", T, |s| scans(s) == 2);
+        p.send(F10);
+        assert_eq!(p.wait_exit(T), 0);
+    }
+}
+
+#[test]
+fn esc_goes_back_from_the_detail_to_where_it_was() {
+    for (cols, rows) in [(80, 24), (60, 16)] {
+        let dir = tmp();
+        let mut p = Pty::farmkey(&["demo"], &[], cols, rows, dir.path());
+        p.wait_for("servers 3 ok", T);
+        p.send(DOWN);
+        p.wait_until("pointer on Process TOGO", T, |s| {
+            pointed_line(s).contains("Process TOGO")
+        });
+        p.send(RIGHT);
+        p.send(ENTER);
+        let s = p.wait_for("Esc back", T);
+        // The Detail has nothing to filter: / is not offered, and does
+        // nothing (else the Esc below would only close the filter).
+        assert!(!footer(&s).contains("filter"), "{s}");
+        p.send("/");
+        p.send(ESC);
+        let s = p.wait_until("the matrix again", T, |s| s.contains("Sites × servers"));
+        assert!(pointed_line(&s).contains("Process TOGO"), "{s}");
+        p.send("q");
+        assert_eq!(p.wait_exit(T), 0);
+    }
+}
+
+#[test]
+fn with_mouse_a_click_shows_a_tab_and_selects_a_row() {
+    for (cols, rows) in [(80, 24), (60, 16)] {
+        let dir = tmp();
+        let mut p = Pty::farmkey(&["demo", "--mouse"], &[], cols, rows, dir.path());
+        p.wait_for("servers 3 ok", T);
+        // " 1 Matrix   2 Servers   3 Findings ...": the tabs are on row 1.
+        p.send(&click(13, 1));
+        p.wait_for("ADDRESS", T);
+        p.send(&click(26, 1));
+        let s = p.wait_for("Findings (worst first)", T);
+        if rows == 24 {
+            // Border, heading, then the rows: the second is on row 5. The
+            // selection shows in the "What to do" panel below.
+            let first = s.clone();
+            p.send(&click(10, 5));
+            let second = p.wait_until("another finding selected", T, |s| *s != first);
+            // It is the second row: the top row, then one down, is the same.
+            p.send("g");
+            p.wait_until("the first finding again", T, |s| *s == first);
+            p.send(DOWN);
+            p.wait_until("the second finding again", T, |s| *s == second);
+        }
+        p.send(&click(3, 1));
+        let s = p.wait_for("Sites × servers", T);
+        assert!(pointed_line(&s).contains("Flowtime"), "{s}");
+        // The Matrix's third site: border, heading, then the rows.
+        p.send(&click(5, 6));
+        p.wait_until("the third site selected", T, |s| {
+            pointed_line(s).contains("Sequence Administration")
+        });
+        p.send("q");
+        assert_eq!(p.wait_exit(T), 0);
+    }
+}
+
+/// Whether `a` first shows above `b` on the screen.
+fn above(s: &str, a: &str, b: &str) -> bool {
+    match (s.find(a), s.find(b)) {
+        (Some(x), Some(y)) => x < y,
+        _ => false,
+    }
+}
+
+#[test]
+fn s_sorts_tables_by_the_next_column_and_shift_s_reverses() {
+    for (cols, rows) in [(80, 24), (60, 16)] {
+        let dir = tmp();
+        let mut p = Pty::farmkey(&["demo"], &[], cols, rows, dir.path());
+        let s = p.wait_for("servers 3 ok", T);
+        assert!(above(&s, "Flowtime", "Process TOGO"), "{s}");
+        // Matrix: reversed, the cursor stays on its site.
+        p.send("S");
+        let s = p.wait_for("servers (reversed)", T);
+        assert!(
+            above(&s, "Sequence Admin", "Process TOGO") && above(&s, "Process TOGO", "≠ Flowtime"),
+            "{s}"
+        );
+        assert!(pointed_line(&s).contains("Flowtime"), "{s}");
+        p.send("s");
+        p.wait_for("servers (by name, reversed)", T);
+        p.send("S");
+        let s = p.wait_for("servers (by name)", T);
+        assert!(above(&s, "Flowtime", "Process TOGO"), "{s}");
+        // Servers: the inventory's order, reversed.
+        p.send("2");
+        let s = p.wait_for("ADDRESS", T);
+        assert!(above(&s, "web01", "web03"), "{s}");
+        p.send("S");
+        let s = p.wait_for("Servers (reversed)", T);
+        assert!(
+            above(&s, "web03", "web02") && above(&s, "web02", "web01"),
+            "{s}"
+        );
+        p.send("s");
+        p.wait_for("Servers (by name, reversed)", T);
+        // Findings: worst first, least first, then by code.
+        p.send("3");
+        p.wait_for("Findings (worst first)", T);
+        p.send("S");
+        p.wait_for("Findings (least first)", T);
+        p.send("s");
+        p.wait_for("Findings (by code, reversed)", T);
         p.send("q");
         assert_eq!(p.wait_exit(T), 0);
     }

@@ -105,9 +105,14 @@ fn manual_pages_are_generated_for_the_tool_and_each_command() {
         ".SH OPTIONS",
         ".SH SUBCOMMANDS",
         ".SH EXTRA",
+        ".SH \"CONSOLE KEYS\"",
+        ".SH \"EXIT STATUS\"",
     ] {
         assert!(page.contains(section), "{section}: {page}");
     }
+    // The console's keys, from its key table, and every exit code.
+    assert!(page.contains("\\fB? F1\\fR (everywhere)"), "{page}");
+    assert!(page.contains(".TP\n\\fB3\\fR\npush"), "{page}");
     assert!(page.contains("farmkey\\-scan(1)"), "{page}");
     assert!(page.contains("FARMKEY_INVENTORY"), "{page}");
 
@@ -132,6 +137,8 @@ fn manual_pages_are_generated_for_the_tool_and_each_command() {
     ] {
         assert!(pages.contains(&name.to_string()), "{pages:?}");
     }
+    let main = fs::read_to_string(dir.path().join("farmkey.1")).unwrap();
+    assert_eq!(main, page, "farmkey.1 is the page `farmkey man` prints");
     let scan = fs::read_to_string(dir.path().join("farmkey-scan.1")).unwrap();
     assert!(
         scan.contains("\\-\\-inventory") && scan.contains("\\-\\-accept\\-new"),

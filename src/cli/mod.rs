@@ -27,6 +27,26 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// A push left the site out of step (or cannot tell): see its last line.
     pub const OUT_OF_STEP: u8 = 3;
+
+    /// Each code with what it means for each command, for the man page.
+    pub const MEANINGS: &[(u8, &str)] = &[
+        (
+            OK,
+            "Done. scan: every site was read on every server and is in step. push: the site is in step (or already was: nothing to write; or a dry run that nothing blocks). rollback: every file the push changed holds its original bytes again. The console and demo: closed with q. keygen, history, import-ssh-config, completions, man, disclosed: printed.",
+        ),
+        (
+            FINDINGS,
+            "scan: a finding, or a server not read. push: nothing changed (blocked, cancelled, or rolled back to where it was). rollback: cancelled, or a file refused (not fully rolled back). keygen: the random generator failed. The console and demo: closed by a signal while no push ran.",
+        ),
+        (
+            USAGE,
+            "Bad usage, or what the command needs (inventory, audit log, key file, disclosed list) is missing or unreadable; the message names it.",
+        ),
+        (
+            OUT_OF_STEP,
+            "push (and the console or demo, closed during a push): the site is left out of step, or whether it is cannot be told; its last line says which servers.",
+        ),
+    ];
 }
 
 #[derive(Parser, Debug)]
@@ -85,7 +105,7 @@ pub struct DisplayArgs {
     /// Write the session log to this file
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
-    /// Let the mouse wheel scroll (off by default, so the terminal keeps text selection)
+    /// Let the mouse wheel scroll and a click select a tab or a row (off by default, so the terminal keeps text selection)
     #[arg(long)]
     pub mouse: bool,
 }
@@ -517,14 +537,37 @@ fn print_bytes(bytes: &[u8]) -> ExitCode {
     }
 }
 
+/// The sections of farmkey.1 clap does not make: the console's keys (from
+/// the one key table) and every command's exit codes.
+pub fn man_extra() -> String {
+    let mut out = crate::console::keys::roff();
+    out.push_str(".SH \"EXIT STATUS\"\n");
+    for (code, means) in exit::MEANINGS {
+        out.push_str(&format!(
+            ".TP\n\\fB{code}\\fR\n{}\n",
+            means.replace('-', "\\-")
+        ));
+    }
+    out
+}
+
+/// farmkey.1: clap's page, then [`man_extra`].
+fn man_page() -> std::io::Result<Vec<u8>> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+    page.extend_from_slice(man_extra().as_bytes());
+    Ok(page)
+}
+
 fn print_man(args: &ManArgs) -> ExitCode {
-    let man = clap_mangen::Man::new(Cli::command());
     let mut page = Vec::new();
     let done = match &args.dir {
         Some(dir) => clap_mangen::generate_to(Cli::command(), dir)
+            .and_then(|()| man_page())
+            .and_then(|page| std::fs::write(dir.join("farmkey.1"), page))
             .map_err(|e| format!("cannot write the manual pages into {}: {e}", dir.display())),
-        None => man
-            .render(&mut page)
+        None => man_page()
+            .map(|p| page = p)
             .map_err(|e| format!("cannot render the manual page: {e}")),
     };
     match done {
@@ -610,6 +653,33 @@ mod tests {
     fn the_command_line_is_well_formed() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_man_page_lists_the_console_keys_and_every_exit_code() {
+        let page = String::from_utf8(super::man_page().unwrap()).unwrap();
+        for doc in crate::console::keys::KEYS {
+            let keys = doc
+                .keys_text(&crate::console::symbols::ASCII)
+                .replace('-', "\\-");
+            assert!(
+                page.contains(&format!("\\fB{keys}\\fR")),
+                "{keys} not in the man page"
+            );
+        }
+        for code in [
+            super::exit::OK,
+            super::exit::FINDINGS,
+            super::exit::USAGE,
+            super::exit::OUT_OF_STEP,
+        ] {
+            assert!(
+                super::exit::MEANINGS.iter().any(|(c, _)| *c == code),
+                "exit code {code} has no meaning in the man page"
+            );
+            assert!(page.contains(&format!(".TP\n\\fB{code}\\fR\n")), "{code}");
+        }
+        assert!(page.contains(".SH \"CONSOLE KEYS\"") && page.contains(".SH \"EXIT STATUS\""));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use super::dialogs::message::Message;
 use super::dialogs::reveal::Revealed;
 use super::dialogs::rollback::Rollback;
 use super::dialogs::{self, Activity, Dialog, Shown};
+use super::help::{Help, HelpState};
 use super::model::{Action, Data, Filter, History, Level, Phase, ServerRow, Work};
 use super::push_flow::PushFlow;
 use super::screens::{Reply, ScreenId, Screens};
@@ -25,7 +26,7 @@ use crate::push::history::PastPush;
 use crate::scan::{ServerFailure, Stage};
 use crate::transport::{HostKeyDecision, HostKeyQuestion, SecretQuestion};
 use ratatui::crossterm::event::{
-    Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind,
+    Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
 use ratatui::layout::{Position, Rect, Size};
 use secrecy::SecretString;
@@ -88,7 +89,8 @@ pub struct App {
     pub ui: Ui,
     pub screen: ScreenId,
     pub screens: Screens,
-    pub help: bool,
+    /// The help, while it is shown.
+    pub help: Option<Help>,
     /// Modal dialogs; the last is on top.
     pub dialogs: Vec<Shown>,
     pub read_only: bool,
@@ -150,7 +152,7 @@ impl App {
             },
             screen: ScreenId::Matrix,
             screens: Screens::default(),
-            help: false,
+            help: None,
             dialogs: Vec::new(),
             read_only,
             generation: 0,
@@ -205,8 +207,21 @@ impl App {
         self.screens
             .get_mut(self.screen)
             .fit(body, &self.data, &self.ui);
+        let frame = Rect::from((Position::ORIGIN, self.size));
         if let Some(d) = self.dialogs.last_mut() {
-            d.fit(Rect::from((Position::ORIGIN, self.size)), &self.ui);
+            d.fit(frame, &self.ui);
+        }
+        let state = self.help_state();
+        if let Some(help) = &mut self.help {
+            help.fit(frame, &self.ui, &state);
+        }
+    }
+
+    /// What the help says of this session.
+    pub fn help_state(&self) -> HelpState {
+        HelpState {
+            read_only: self.read_only,
+            all_sites: self.data.selection.all_sites,
         }
     }
 
@@ -390,23 +405,7 @@ impl App {
                 }
                 Vec::new()
             }
-            Msg::Input(Event::Mouse(m)) => {
-                // Only with --mouse: the wheel moves the selection, or
-                // scrolls the dialog shown.
-                let code = match m.kind {
-                    MouseEventKind::ScrollUp => KeyCode::Up,
-                    MouseEventKind::ScrollDown => KeyCode::Down,
-                    _ => return Vec::new(),
-                };
-                let key = KeyEvent::new(code, KeyModifiers::NONE);
-                match self.dialogs.last_mut() {
-                    Some(d) => {
-                        d.scroll(&key);
-                        Vec::new()
-                    }
-                    None => self.on_screen_key(&key),
-                }
-            }
+            Msg::Input(Event::Mouse(m)) => self.on_mouse(m),
             Msg::Input(Event::Resize(width, height)) => {
                 self.resize(Size::new(width, height));
                 Vec::new()
@@ -418,6 +417,46 @@ impl App {
         }
         self.surface_questions();
         effects
+    }
+
+    /// Only with --mouse: the wheel scrolls what is on top (the help, a
+    /// dialog, or the screen's selection); a click on a tab shows it, one
+    /// on a row of a list selects it.
+    fn on_mouse(&mut self, m: MouseEvent) -> Vec<Effect> {
+        let code = match m.kind {
+            MouseEventKind::ScrollUp => KeyCode::Up,
+            MouseEventKind::ScrollDown => KeyCode::Down,
+            MouseEventKind::Down(MouseButton::Left) => return self.click(m.column, m.row),
+            _ => return Vec::new(),
+        };
+        let key = KeyEvent::new(code, KeyModifiers::NONE);
+        if let Some(d) = self.dialogs.last_mut() {
+            d.scroll(&key);
+        } else if let Some(help) = &mut self.help {
+            help.on_key(&key);
+        } else {
+            return self.on_screen_key(&key);
+        }
+        Vec::new()
+    }
+
+    fn click(&mut self, x: u16, y: u16) -> Vec<Effect> {
+        // What is on top takes the keys; a click behind it does nothing.
+        if !self.dialogs.is_empty() || self.help.is_some() || self.data.filter.editing {
+            return Vec::new();
+        }
+        let [_, _, tabs, body, _] =
+            ui::areas(Rect::from((Position::ORIGIN, self.size)), self.read_only);
+        if y == tabs.y {
+            return match ScreenId::tab_at(x) {
+                Some(screen) => self.show(screen),
+                None => Vec::new(),
+            };
+        }
+        if body.contains(Position::new(x, y)) {
+            self.screens.get_mut(self.screen).click(y, body, &self.data);
+        }
+        Vec::new()
     }
 
     /// A worker's report goes to the dialog that shows its work.
@@ -650,8 +689,10 @@ impl App {
             let reply = self.dialogs[top].on_key(&key, &mut self.data, &self.ui);
             return self.dialog_reply(top, reply);
         }
-        if self.help {
-            self.help = false;
+        if let Some(help) = &mut self.help {
+            if !help.on_key(&key) {
+                self.help = None;
+            }
             return Vec::new();
         }
         if self.data.filter.editing {
@@ -670,22 +711,23 @@ impl App {
             return Vec::new();
         }
         match key.code {
-            KeyCode::Char('q') => {
+            KeyCode::Char('q') | KeyCode::F(10) => {
                 self.quit_now();
                 Vec::new()
             }
-            KeyCode::Char('?') => {
-                self.help = true;
+            KeyCode::Char('?') | KeyCode::F(1) => {
+                self.help = Some(Help::default());
                 Vec::new()
             }
-            KeyCode::Char('/') => {
+            // The Detail shows one site: there is nothing to filter.
+            KeyCode::Char('/') if self.screen != ScreenId::Detail => {
                 self.data.filter.editing = true;
                 Vec::new()
             }
             KeyCode::Tab => self.show(self.cycled(1)),
             KeyCode::BackTab => self.show(self.cycled(-1)),
             KeyCode::Char(c @ '1'..='5') => self.show(ScreenId::TABS[(c as u8 - b'1') as usize]),
-            KeyCode::Char('r') => self.perform(Action::RescanAll),
+            KeyCode::Char('r') | KeyCode::F(5) => self.perform(Action::RescanAll),
             KeyCode::Char('R') => match self.screens.get(self.screen).focused_server(&self.data) {
                 Some(i) => self.perform(Action::RescanServer(i)),
                 None => {

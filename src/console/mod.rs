@@ -7,6 +7,8 @@
 
 pub mod app;
 pub mod dialogs;
+pub mod help;
+pub mod keys;
 pub mod model;
 pub mod push_flow;
 pub mod screens;

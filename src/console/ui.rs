@@ -96,6 +96,35 @@ impl Ui {
 }
 
 impl Ui {
+    /// Marks a scrolled panel's border: `↑ more` when lines are above,
+    /// `↓ 12 more lines` (and `note`) when `below` are.
+    pub fn scroll_marks<'a>(
+        &self,
+        block: Block<'a>,
+        above: bool,
+        below: usize,
+        note: &str,
+    ) -> Block<'a> {
+        let more = self.style(StyleKey::Warning);
+        let mut block = block;
+        if above {
+            block = block.title_top(
+                Line::styled(format!(" {} more ", self.symbols.above), more).right_aligned(),
+            );
+        }
+        if below > 0 {
+            let s = if below == 1 { "" } else { "s" };
+            block = block.title_bottom(
+                Line::styled(
+                    format!(" {} {below} more line{s}{note} ", self.symbols.below),
+                    more,
+                )
+                .right_aligned(),
+            );
+        }
+        block
+    }
+
     /// A page of text in a panel, wrapped, scrolled down `scroll` lines;
     /// its frame says what is above and below ([`Ui::more`]), then `note`.
     pub fn page(&self, f: &mut Frame, area: Rect, title: String, lines: Vec<Line>, scroll: u16) {
@@ -123,25 +152,7 @@ impl Ui {
     /// down, `↓ N more lines` (then `note`) at the bottom when `at` is
     /// short of `end`. Every panel and dialog that can overflow says so.
     pub fn more<'a>(&self, block: Block<'a>, at: u16, end: u16, note: &str) -> Block<'a> {
-        let style = self.style(StyleKey::Warning);
-        let mut block = block;
-        if at > 0 {
-            block = block.title_top(
-                Line::styled(format!(" {} more ", self.symbols.above), style).right_aligned(),
-            );
-        }
-        if at < end {
-            let n = end - at;
-            let s = if n == 1 { "" } else { "s" };
-            block = block.title_bottom(
-                Line::styled(
-                    format!(" {} {n} more line{s}{note} ", self.symbols.below),
-                    style,
-                )
-                .right_aligned(),
-            );
-        }
-        block
+        self.scroll_marks(block, at > 0, usize::from(end.saturating_sub(at)), note)
     }
 
     /// The widths of a table's columns in `width` characters, a space

@@ -1,5 +1,5 @@
-//! The frame around the screens: header, tabs, footer, the help overlay,
-//! and the dialog on top. What is inside comes from the screen shown and
+//! The frame around the screens: header, tabs, footer, the help overlay
+//! (drawn by [`super::help`]), and the dialog on top. What is inside comes from the screen shown and
 //! the top dialog, each drawn by its own module. Drawing reads the [`App`]
 //! and cannot change it; no view touches the network or the disk.
 
@@ -7,12 +7,12 @@ use super::app::App;
 use super::dialogs::{self, Activity};
 use super::screens::ScreenId;
 use super::theme::StyleKey;
-use super::ui::{KeyHelp, MIN_HEIGHT, MIN_WIDTH, areas, centered, fits};
+use super::ui::{KeyHelp, MIN_HEIGHT, MIN_WIDTH, areas, fits};
 use crate::analysis::SiteVerdict;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Paragraph, Wrap};
 
 pub fn draw(f: &mut Frame, app: &App) {
     let area = f.area();
@@ -33,8 +33,8 @@ pub fn draw(f: &mut Frame, app: &App) {
         .get(app.screen)
         .draw(f, body, &app.data, &app.ui);
     draw_footer(f, app, footer);
-    if app.help {
-        draw_help(f, app, area);
+    if let Some(help) = &app.help {
+        help.draw(f, area, &app.ui, &app.help_state());
     }
     if let Some(d) = app.dialogs.last() {
         dialogs::draw(f, area, d, &app.ui);
@@ -188,7 +188,7 @@ fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
         } else {
             StyleKey::TextDim
         });
-        spans.push(Span::styled(format!(" {} {} ", i + 1, s.title()), style));
+        spans.push(Span::styled(s.tab_label(i), style));
         spans.push(Span::raw(" "));
     }
     if app.screen == ScreenId::Detail {
@@ -219,12 +219,23 @@ fn footer_keys(app: &App) -> Vec<KeyHelp> {
         ];
     }
     let mut keys = app.screens.get(app.screen).keys(&app.ui);
-    keys.extend([
-        ("Tab", "next"),
-        ("/", "filter"),
-        ("?", "help"),
-        ("q", "quit"),
-    ]);
+    // What would change a server is not offered under --read-only.
+    keys.retain(|(k, _)| {
+        crate::console::keys::KEYS
+            .iter()
+            .all(|d| d.offered(app.read_only) || !d.keys.contains(k))
+    });
+    // The toggle says what it shows now.
+    let sites = if app.data.selection.all_sites {
+        "all"
+    } else {
+        "Cora"
+    };
+    keys.extend([("Tab", "next"), ("a", sites)]);
+    if app.screen != ScreenId::Detail {
+        keys.push(("/", "filter"));
+    }
+    keys.extend([("?", "help"), ("q", "quit")]);
     keys
 }
 
@@ -245,7 +256,7 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
             .map(|(k, w)| k.chars().count() + w.chars().count() + 2)
             .sum()
     };
-    for dropped in ["Tab", "/"] {
+    for dropped in ["Tab", "a", "/"] {
         if width(&keys) <= area.width as usize {
             break;
         }
@@ -257,61 +268,4 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
         spans.push(Span::styled(format!(" {what}"), ui.style(StyleKey::Footer)));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
-}
-
-/// The help overlay (`?`): the screen's keys, the console's, and the marks.
-fn draw_help(f: &mut Frame, app: &App, area: Rect) {
-    let ui = &app.ui;
-    let key_line = |k: &str, what: &'static str| {
-        Line::from(vec![
-            Span::styled(format!("  {k:<10}"), ui.style(StyleKey::FooterKey)),
-            Span::styled(what, ui.style(StyleKey::Text)),
-        ])
-    };
-    let mut lines = vec![Line::styled(
-        format!(" {} screen", app.screen.title()),
-        ui.style(StyleKey::Title),
-    )];
-    for (k, what) in footer_keys(app) {
-        lines.push(key_line(k, what));
-    }
-    lines.push(key_line("1-5", "Matrix, Servers, Findings, Log, History"));
-    lines.push(key_line("a", "Cora sites only / every IIS application"));
-    lines.push(Line::raw(""));
-    lines.push(Line::styled(" Marks", ui.style(StyleKey::Title)));
-    // Two marks a line, so that the whole help fits an 80x24 terminal.
-    let legend = super::symbols::legend(&ui.symbols);
-    for pair in legend.chunks(2) {
-        let mut spans = Vec::new();
-        for (sym, what) in pair {
-            spans.push(Span::styled(
-                format!("  {sym:<3}"),
-                ui.style(StyleKey::MatrixProblem),
-            ));
-            spans.push(Span::styled(
-                format!("{what:<24}"),
-                ui.style(StyleKey::Text),
-            ));
-        }
-        lines.push(Line::from(spans));
-    }
-    lines.push(Line::styled(
-        "  A, B…  key set: same letter, same keys",
-        ui.style(StyleKey::Text),
-    ));
-    let h = lines.len() as u16 + 2;
-    let r = centered(area, 60, h);
-    f.render_widget(Clear, r);
-    f.render_widget(
-        Paragraph::new(lines)
-            .style(ui.style(StyleKey::Dialog))
-            .block(
-                Block::bordered()
-                    .border_set(ui.symbols.border)
-                    .title(" Help: any key closes ")
-                    .title_style(ui.style(StyleKey::DialogTitle))
-                    .border_style(ui.style(StyleKey::BorderFocus)),
-            ),
-        r,
-    );
 }

@@ -1,8 +1,8 @@
-//! Findings (`3`): every finding of the farm, the most urgent first (or
-//! the least, with `s`); what to do about the selected one below: the
+//! Findings (`3`): every finding of the farm, the most urgent first (`S`
+//! reverses, `s` sorts by code or site); what to do about the selected one below: the
 //! registry's remedy for its code, then its message.
 
-use super::{Nav, Reply, Rows, Screen, Scroll};
+use super::{Nav, Reply, Rows, Screen, Scroll, Sort};
 use crate::analysis::Finding;
 use crate::console::model::Data;
 use crate::console::theme::StyleKey;
@@ -13,24 +13,20 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
+#[derive(Default)]
 pub struct Findings {
     /// The rows shown, in the chosen order: indices into the report's
     /// findings (as `all_findings` lists them).
     rows: Rows,
-    worst_first: bool,
+    sort: Sort,
     /// How far the "What to do" panel is scrolled (`J`/`K`).
     panel: Scroll,
+    /// Where the list was last laid out, for mouse clicks.
+    list_area: Rect,
 }
 
-impl Default for Findings {
-    fn default() -> Findings {
-        Findings {
-            rows: Rows::default(),
-            worst_first: true,
-            panel: Scroll::default(),
-        }
-    }
-}
+/// The orders of `s`: the most urgent first, then by these columns.
+const ORDERS: [&str; 3] = ["severity", "code", "site"];
 
 /// The farm's findings, in the report's order.
 fn all_findings(data: &Data) -> Vec<&Finding> {
@@ -94,11 +90,12 @@ impl Screen for Findings {
             .collect();
         // Stable sorts: report order within a severity, a disclosed key
         // the most urgent of errors.
-        if self.worst_first {
-            rows.sort_by_key(|&i| std::cmp::Reverse(all[i].urgency()));
-        } else {
-            rows.sort_by_key(|&i| all[i].urgency());
-        }
+        let site = |i: usize| all[i].site.as_deref().unwrap_or("").to_lowercase();
+        self.sort.apply(&mut rows, |column, a, b| match column {
+            1 => all[a].code.name().cmp(all[b].code.name()),
+            2 => site(a).cmp(&site(b)),
+            _ => all[b].urgency().cmp(&all[a].urgency()),
+        });
         // The cursor keeps its place, not its finding.
         self.rows.set(rows, |_| false);
     }
@@ -107,6 +104,10 @@ impl Screen for Findings {
         if let Some(nav) = Nav::of(key) {
             self.rows.step(nav);
             self.panel.top();
+            return Reply::Done;
+        }
+        if self.sort.on_key(key, ORDERS.len()) {
+            self.refresh(data);
             return Reply::Done;
         }
         match key.code {
@@ -118,11 +119,6 @@ impl Screen for Findings {
                 self.panel.step(Nav::Up);
                 Reply::Done
             }
-            KeyCode::Char('s') => {
-                self.worst_first = !self.worst_first;
-                self.refresh(data);
-                Reply::Done
-            }
             KeyCode::Enter => match self.selected(data).and_then(|f| f.site.clone()) {
                 Some(site) => Reply::ShowSite(site),
                 None => Reply::Done,
@@ -132,16 +128,21 @@ impl Screen for Findings {
     }
 
     fn fit(&mut self, area: Rect, data: &Data, ui: &Ui) {
-        let [_, panel_area] = self.split(area, data, ui);
+        let [list_area, panel_area] = self.split(area, data, ui);
+        self.list_area = list_area;
         self.panel
             .fit(ui.page_end(panel_area, self.panel_text(data, ui)));
+    }
+
+    fn click(&mut self, y: u16, _area: Rect, _data: &Data) {
+        self.rows.click_in(y, self.list_area);
     }
 
     fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
         let mut keys = vec![
             (ui.symbols.updown, "move"),
             ("Enter", "go to site"),
-            ("s", "sort"),
+            ("s/S", "sort"),
         ];
         if self.panel.end() > 0 {
             keys.push(("J/K", "scroll panel"));
@@ -152,10 +153,20 @@ impl Screen for Findings {
     fn draw(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui) {
         let all = all_findings(data);
         let [list_area, panel_area] = self.split(area, data, ui);
-        let order = if self.worst_first {
-            "worst first"
-        } else {
-            "least first"
+        let order = match self.sort {
+            Sort {
+                column: 0,
+                reversed: false,
+            } => "worst first".to_string(),
+            Sort {
+                column: 0,
+                reversed: true,
+            } => "least first".to_string(),
+            Sort { column, reversed } => format!(
+                "by {}{}",
+                ORDERS[column],
+                if reversed { ", reversed" } else { "" }
+            ),
         };
         let outer = ui.block(format!(" Findings ({order}) "));
         let inner = outer.inner(list_area);

@@ -2,7 +2,7 @@
 //! one push server by server; `u` rolls it back (after a confirmation).
 
 use super::detail::kv;
-use super::{Nav, Reply, Rows, Screen, Scroll};
+use super::{Nav, Reply, Rows, Screen, Scroll, Sort};
 use crate::console::model::{Action, Data};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
@@ -21,7 +21,11 @@ pub struct History {
     /// The push shown server by server (Enter), by id.
     open: Option<String>,
     scroll: Scroll,
+    sort: Sort,
 }
+
+/// The orders of `s`: newest first, then by these columns.
+const ORDERS: [&str; 3] = ["time", "site", "user"];
 
 /// `2026-11-26 11:20` of an RFC 3339 time.
 fn short_time(time: &str) -> String {
@@ -63,15 +67,26 @@ impl History {
         data.history.pushes.iter().find(|p| p.id == *id)
     }
 
-    fn draw_list(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui) {
-        // The list takes the rows it needs, the push's panel the rest.
+    /// The list of pushes, taking the rows it needs, and the selected
+    /// one's panel below it, the rest.
+    fn list_layout(&self, area: Rect) -> [Rect; 2] {
         let list_need = (self.rows.len().max(1) as u16).saturating_add(3);
         let panel_h = area.height.saturating_sub(list_need).max(7);
-        let [list_area, panel_area] =
-            Layout::vertical([Constraint::Min(4), Constraint::Length(panel_h)]).areas(area);
+        Layout::vertical([Constraint::Min(4), Constraint::Length(panel_h)]).areas(area)
+    }
+
+    fn draw_list(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui) {
+        let [list_area, panel_area] = self.list_layout(area);
+        let order = match self.sort {
+            Sort {
+                column: 0,
+                reversed: true,
+            } => " (oldest first)".to_string(),
+            sort => sort.label(&ORDERS),
+        };
         let title = match &data.history.path {
-            Some(p) => format!(" Pushes in {} ", p.display()),
-            None => " Pushes ".to_string(),
+            Some(p) => format!(" Pushes{order} in {} ", p.display()),
+            None => format!(" Pushes{order} "),
         };
         let outer = ui.block(ui.truncate_left(&title, list_area.width.saturating_sub(4) as usize));
         let inner = outer.inner(list_area);
@@ -337,7 +352,7 @@ impl Screen for History {
         let was = self.selected(data).map(|p| p.id.clone());
         let f = &data.filter;
         let pushes = &data.history.pushes;
-        let rows = (0..pushes.len())
+        let mut rows: Vec<usize> = (0..pushes.len())
             .rev()
             .filter(|&i| {
                 let p = &pushes[i];
@@ -347,6 +362,12 @@ impl Screen for History {
                     || p.records.iter().any(|r| f.matches(&r.server))
             })
             .collect();
+        let site = |i: usize| pushes[i].site().to_lowercase();
+        self.sort.apply(&mut rows, |column, a, b| match column {
+            1 => site(a).cmp(&site(b)),
+            2 => pushes[a].user().cmp(pushes[b].user()),
+            _ => std::cmp::Ordering::Equal,
+        });
         self.rows
             .set(rows, |i| was.as_ref().is_some_and(|id| pushes[i].id == *id));
         if self.shown(data).is_none() {
@@ -376,6 +397,10 @@ impl Screen for History {
             self.rows.step(nav);
             return Reply::Done;
         }
+        if self.sort.on_key(key, ORDERS.len()) {
+            self.refresh(data);
+            return Reply::Done;
+        }
         let Some(push) = self.selected(data) else {
             return Reply::Unhandled;
         };
@@ -392,6 +417,12 @@ impl Screen for History {
         }
     }
 
+    fn click(&mut self, y: u16, area: Rect, _data: &Data) {
+        if self.open.is_none() {
+            self.rows.click_in(y, self.list_layout(area)[0]);
+        }
+    }
+
     fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
         if self.open.is_some() {
             vec![
@@ -404,6 +435,7 @@ impl Screen for History {
                 (ui.symbols.updown, "move"),
                 ("Enter", "servers"),
                 ("u", "roll back"),
+                ("s/S", "sort"),
             ]
         }
     }

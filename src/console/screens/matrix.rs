@@ -1,7 +1,7 @@
 //! The Matrix (`1`): sites down, servers across, a cell per site and
 //! server; the findings of the selected site below.
 
-use super::{Nav, Reply, Screen, Scroll, first_shown, servers_shown};
+use super::{Nav, Reply, Screen, Scroll, Sort, first_shown, servers_shown};
 use crate::analysis::{NotRead, SiteReport, SiteVerdict, Unverified};
 use crate::config::machine_key::KeyState;
 use crate::config::wif::HandlerState;
@@ -33,7 +33,11 @@ pub struct Matrix {
     moved: bool,
     /// How far the selected site's findings are scrolled (`J`/`K`).
     panel: Scroll,
+    sort: Sort,
 }
+
+/// The orders of `s`: the most urgent first, then by name.
+const ORDERS: [&str; 2] = ["urgency", "name"];
 
 /// Sites shown: those matching the filter, or all when none does but a
 /// server does (the filter then names servers).
@@ -104,6 +108,13 @@ impl Screen for Matrix {
     fn refresh(&mut self, data: &Data) {
         let follow = self.selected.take().filter(|_| self.moved);
         self.sites = sites_shown(data);
+        let sites = &data.report.sites;
+        let name = |i: usize| sites[i].site.to_lowercase();
+        self.sort
+            .apply(&mut self.sites, |column, a, b| match column {
+                1 => name(a).cmp(&name(b)),
+                _ => a.cmp(&b),
+            });
         self.servers = servers_shown(data);
         let found = follow.and_then(|name| {
             self.sites
@@ -121,6 +132,13 @@ impl Screen for Matrix {
     }
 
     fn on_key(&mut self, key: &KeyEvent, data: &Data) -> Reply {
+        if self.sort.on_key(key, ORDERS.len()) {
+            // The cursor stays on its site.
+            self.moved = true;
+            self.selected = self.selected_site(data).map(|s| s.site.clone());
+            self.refresh(data);
+            return Reply::Done;
+        }
         if let Some(nav) = Nav::of(key) {
             match nav {
                 Nav::Left => self.col = self.col.saturating_sub(1),
@@ -175,6 +193,23 @@ impl Screen for Matrix {
     }
 
     // J/K are named on the findings panel's frame: the footer is full.
+
+    /// A click on a site's row selects it (the column stays).
+    fn click(&mut self, y: u16, area: Rect, data: &Data) {
+        // Border, then the heading, then the rows.
+        let first = area.y + 2;
+        let rows = self.split(area)[0].height.saturating_sub(3);
+        if y < first || y >= first + rows {
+            return;
+        }
+        let row = first_shown(self.row, usize::from(rows)) + usize::from(y - first);
+        if row < self.sites.len() {
+            self.row = row;
+            self.moved = true;
+            self.selected = self.selected_site(data).map(|s| s.site.clone());
+        }
+    }
+
     fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
         vec![
             (ui.symbols.arrows, "move"),
@@ -192,7 +227,11 @@ impl Screen for Matrix {
             .filter_map(|&i| data.report.sites.get(i))
             .collect();
         let [table_area, panel_area] = self.split(area);
-        let outer = ui.block(format!(" Sites {} servers ", ui.symbols.times));
+        let outer = ui.block(format!(
+            " Sites {} servers{} ",
+            ui.symbols.times,
+            self.sort.label(&ORDERS)
+        ));
         let inner = outer.inner(table_area);
 
         // The names as wide as the longest needs, when the servers' columns

@@ -40,6 +40,24 @@ impl ScreenId {
         ScreenId::History,
     ];
 
+    /// The tab as drawn, `i`th: ` 1 Matrix `, then a space before the next.
+    pub fn tab_label(self, i: usize) -> String {
+        format!(" {} {} ", i + 1, self.title())
+    }
+
+    /// The tab drawn at column `x` of the tabs' row.
+    pub fn tab_at(x: u16) -> Option<ScreenId> {
+        let mut left = 0usize;
+        for (i, s) in ScreenId::TABS.iter().enumerate() {
+            let right = left + s.tab_label(i).chars().count();
+            if (left..right).contains(&usize::from(x)) {
+                return Some(*s);
+            }
+            left = right + 1;
+        }
+        None
+    }
+
     pub fn title(self) -> &'static str {
         match self {
             ScreenId::Matrix => "Matrix",
@@ -103,6 +121,9 @@ pub trait Screen {
     fn focused_server(&self, _data: &Data) -> Option<usize> {
         None
     }
+    /// A click (with --mouse) on row `y` of the terminal, the screen drawn
+    /// in `area`: the cursor goes to the row clicked, if it is one.
+    fn click(&mut self, _y: u16, _area: Rect, _data: &Data) {}
 }
 
 /// Every screen's state.
@@ -198,6 +219,50 @@ impl Nav {
     }
 }
 
+/// A table's order: the column it is sorted by (0: the table's own order)
+/// and whether that is reversed. `s` takes the next column, `S` reverses.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub column: usize,
+    pub reversed: bool,
+}
+
+impl Sort {
+    /// `s` or `S` on a table of `columns` orders: whether it was one.
+    pub fn on_key(&mut self, key: &KeyEvent, columns: usize) -> bool {
+        match key.code {
+            KeyCode::Char('s') => self.column = (self.column + 1) % columns.max(1),
+            KeyCode::Char('S') => self.reversed = !self.reversed,
+            _ => return false,
+        }
+        true
+    }
+
+    /// Sorts `rows` (stable: equal rows keep the table's own order) by
+    /// `cmp` for the column, then reverses them if asked.
+    pub fn apply(
+        &self,
+        rows: &mut [usize],
+        cmp: impl Fn(usize, usize, usize) -> std::cmp::Ordering,
+    ) {
+        rows.sort_by(|&a, &b| cmp(self.column, a, b));
+        if self.reversed {
+            rows.reverse();
+        }
+    }
+
+    /// ` (by state, reversed)` for a title: nothing in the table's own order.
+    pub fn label(&self, names: &[&str]) -> String {
+        let by = names.get(self.column).copied().unwrap_or("");
+        match (self.column, self.reversed) {
+            (0, false) => String::new(),
+            (0, true) => " (reversed)".to_string(),
+            (_, false) => format!(" (by {by})"),
+            (_, true) => format!(" (by {by}, reversed)"),
+        }
+    }
+}
+
 /// The first row to draw so that row `at` shows in `height` rows.
 pub fn first_shown(at: usize, height: usize) -> usize {
     at.saturating_sub(height.saturating_sub(1))
@@ -283,6 +348,24 @@ impl Rows {
             clamp(first_shown(self.cursor, height)),
             clamp(self.list.len().saturating_sub(height)),
         )
+    }
+
+    /// The cursor goes to the `k`th row drawn of [`shown`](Rows::shown)`(height)`.
+    pub fn click(&mut self, k: usize, height: usize) {
+        let at = first_shown(self.cursor, height) + k;
+        if k < height && at < self.list.len() {
+            self.cursor = at;
+        }
+    }
+
+    /// A click on terminal row `y` of a list drawn in `area` (a border,
+    /// then a heading line, then the rows).
+    pub fn click_in(&mut self, y: u16, area: Rect) {
+        let first = area.y + 2;
+        let height = area.height.saturating_sub(3);
+        if y >= first {
+            self.click(usize::from(y - first), usize::from(height));
+        }
     }
 
     /// The rows that fit in `height` lines with the cursor's among them:

@@ -1,7 +1,7 @@
 //! Servers (`2`): one row per server of the inventory, its scan state, time
 //! and error; the selected server below.
 
-use super::{Nav, Reply, Rows, Screen, servers_shown};
+use super::{Nav, Reply, Rows, Screen, Sort, servers_shown};
 use crate::console::model::{Data, Phase};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
@@ -15,7 +15,11 @@ use ratatui::widgets::Paragraph;
 pub struct Servers {
     /// The rows shown: indices into the servers.
     rows: Rows,
+    sort: Sort,
 }
+
+/// The orders of `s`: the inventory's, then by these columns.
+const ORDERS: [&str; 4] = ["inventory", "name", "state", "time"];
 
 impl Servers {
     /// The server the cursor is on.
@@ -27,10 +31,27 @@ impl Servers {
 impl Screen for Servers {
     fn refresh(&mut self, data: &Data) {
         let was = self.selected();
-        self.rows.set(servers_shown(data), |i| Some(i) == was);
+        let mut rows = servers_shown(data);
+        let rank = |i: usize| {
+            let r = &data.servers[i];
+            (r.phase == Phase::Done, r.ok())
+        };
+        let time = |i: usize| data.servers[i].scan.as_ref().map(|s| s.elapsed);
+        let name = |i: usize| data.servers[i].server.name.to_lowercase();
+        self.sort.apply(&mut rows, |column, a, b| match column {
+            1 => name(a).cmp(&name(b)),
+            2 => rank(a).cmp(&rank(b)),
+            3 => time(a).cmp(&time(b)),
+            _ => a.cmp(&b),
+        });
+        self.rows.set(rows, |i| Some(i) == was);
     }
 
-    fn on_key(&mut self, key: &KeyEvent, _data: &Data) -> Reply {
+    fn on_key(&mut self, key: &KeyEvent, data: &Data) -> Reply {
+        if self.sort.on_key(key, ORDERS.len()) {
+            self.refresh(data);
+            return Reply::Done;
+        }
         match Nav::of(key) {
             Some(nav) => {
                 self.rows.step(nav);
@@ -44,18 +65,22 @@ impl Screen for Servers {
         self.selected()
     }
 
+    fn click(&mut self, y: u16, area: Rect, _data: &Data) {
+        self.rows.click_in(y, list_area(area));
+    }
+
     fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
         vec![
             (ui.symbols.updown, "move"),
             ("R", "rescan server"),
+            ("s/S", "sort"),
             ("r", "rescan all"),
         ]
     }
 
     fn draw(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui) {
-        let [list_area, panel_area] =
-            Layout::vertical([Constraint::Min(4), Constraint::Length(6)]).areas(area);
-        let outer = ui.block(" Servers ");
+        let [list_area, panel_area] = layout(area);
+        let outer = ui.block(format!(" Servers{} ", self.sort.label(&ORDERS)));
         let inner = outer.inner(list_area);
         f.render_widget(outer, list_area);
         let mut lines = vec![Line::styled(
@@ -126,4 +151,13 @@ impl Screen for Servers {
         // A long error says how much more it has (Findings has all of it).
         ui.page(f, panel_area, " Server ".to_string(), detail.lines, 0);
     }
+}
+
+/// The list, and the selected server below it.
+fn layout(area: Rect) -> [Rect; 2] {
+    Layout::vertical([Constraint::Min(4), Constraint::Length(6)]).areas(area)
+}
+
+fn list_area(area: Rect) -> Rect {
+    layout(area)[0]
 }
