@@ -4,11 +4,11 @@
 use crate::config::apphost::{Application, Component, Components, holds};
 use crate::config::effective::{Effective, IntegratedSetting};
 use crate::config::machine_key::{
-    self, ElementFault, KeyState, Pipeline, Refusal, TargetFrameworkRefusal,
+    self, ElementFault, EnumRefusal, KeyState, Pipeline, TargetFrameworkRefusal,
     target_framework_refusal,
 };
 use crate::config::problem::bounded;
-use crate::config::record::{Level, Source};
+use crate::config::record::{ChainLevel, Source};
 use crate::config::wif::{HandlerState, WifFault};
 use crate::disclosed::DisclosedKeys;
 use crate::keys::{Decryption, KeyPurpose, Validation, set_fingerprint};
@@ -1375,14 +1375,14 @@ fn invalid_machine_key(f: &SiteFacts<'_>) -> Vec<Raised> {
         |_, eff| eff.machine_key.invalid_values(),
         |on, bad| {
             match &bad.refusal {
-                Refusal::ProtectApi => {
+                EnumRefusal::ProtectApi => {
                     return format!(
                         "{on}: <machineKey validation=\"{}\"> ({}) is refused by MachineKey.Protect, which WIF's MachineKeySessionSecurityTokenHandler uses for session tokens whatever compatibilityMode says: it goes through the 4.5 pipeline, which accepts only SHA1, HMACSHA256, HMACSHA384, HMACSHA512 or alg:<name>, and throws a configuration error (Wrong_validation_enum_FX45) at the first sign-in. Push a key set (farmkey writes SHA1 or HMACSHA256 and up) or correct the value.",
                         bounded(&bad.value),
                         bad.at
                     );
                 }
-                Refusal::Clr2 => {
+                EnumRefusal::Clr2 => {
                     return format!(
                         "{on}: <machineKey {}=\"{}\"> ({}) is not a value ASP.NET 2.0 knows, and the application's pool runs the v2.0 CLR (HMACSHA256, HMACSHA384 and HMACSHA512 came with 4.0, Framework45 with 4.5), so the application does not start. Use SHA1 (or AES/3DES/MD5), or move the pool to v4.0.",
                         bad.attribute,
@@ -1390,14 +1390,14 @@ fn invalid_machine_key(f: &SiteFacts<'_>) -> Vec<Raised> {
                         bad.at
                     );
                 }
-                Refusal::NotACipher => {
+                EnumRefusal::NotACipher => {
                     return format!(
                         "{on}: <machineKey decryption=\"{}\"> ({}) names a hash algorithm, not a cipher: ASP.NET encrypts with a SymmetricAlgorithm and throws a configuration error (Wrong_decryption_enum) when it first protects a value. Use AES, or push a key set.",
                         bounded(&bad.value),
                         bad.at
                     );
                 }
-                Refusal::UnkeyedHash => {
+                EnumRefusal::UnkeyedHash => {
                     return format!(
                         "{on}: <machineKey validation=\"{}\"> ({}) names a hash algorithm that takes no key: ASP.NET signs with a keyed hash (an HMAC) and throws a configuration error (Wrong_validation_enum, or Wrong_validation_enum_FX45 under Framework45) when it first protects a value. Use HMACSHA256 or alg:HMACSHA256, or push a key set.",
                         bounded(&bad.value),
@@ -1406,7 +1406,7 @@ fn invalid_machine_key(f: &SiteFacts<'_>) -> Vec<Raised> {
                 }
                 _ => {}
             }
-            if let Refusal::Framework45 { mode } = &bad.refusal {
+            if let EnumRefusal::Framework45 { mode } = &bad.refusal {
                 return format!(
                     "{on}: <machineKey validation=\"{}\"> ({}) is refused under compatibilityMode Framework45 ({mode}): ASP.NET then accepts only SHA1, HMACSHA256, HMACSHA384, HMACSHA512 or alg:<name>, and throws a configuration error (Wrong_validation_enum_FX45) as soon as the application protects a value (ViewState, a forms or session cookie), so it does not work. Push a key set (farmkey writes SHA1 or HMACSHA256 and up) or correct the value.",
                     bounded(&bad.value),
@@ -1897,7 +1897,7 @@ fn dpapi_session_tokens(f: &SiteFacts<'_>) -> Vec<Raised> {
         .in_use
         .element
         .as_ref()
-        .filter(|at| at.level == Level::Parent)
+        .filter(|at| at.level == ChainLevel::Parent)
     {
         Some(at) => format!(
             "Add the MachineKeySessionSecurityTokenHandler swap to the {} at line {} of {}, where WIF reads it (farmkey push does not write that level).",

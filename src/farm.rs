@@ -4,7 +4,7 @@
 
 use crate::inventory::Server;
 use crate::paths::WindowsEnv;
-use crate::scan::{ServerFailure, ServerScan, Stage, Unreachable, read_server};
+use crate::scan::{ScanStage, ServerFailure, ServerScan, Unreachable, read_server};
 use crate::transport::{self, ConnectOptions};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +15,7 @@ use std::time::Instant;
 /// Progress of a farm scan; `index` is the server's place in the list given.
 #[derive(Debug)]
 pub enum ScanEvent {
-    Stage { index: usize, stage: Stage },
+    ScanStage { index: usize, stage: ScanStage },
     Finished { index: usize, scan: Box<ServerScan> },
 }
 
@@ -26,15 +26,15 @@ pub const DEFAULT_JOBS: usize = 16;
 pub fn scan_one(server: &Server, opts: &ConnectOptions, index: usize, emit: &dyn Fn(ScanEvent)) {
     let start = Instant::now();
     let waited = transport::operator_wait();
-    emit(ScanEvent::Stage {
+    emit(ScanEvent::ScanStage {
         index,
-        stage: Stage::Connecting,
+        stage: ScanStage::Connecting,
     });
     let (result, transport) = match transport::connect(server, opts) {
         Ok(mut t) => {
-            emit(ScanEvent::Stage {
+            emit(ScanEvent::ScanStage {
                 index,
-                stage: Stage::Reading,
+                stage: ScanStage::Reading,
             });
             (read_server(t.as_mut(), &WindowsEnv::default()), Some(t))
         }
@@ -129,7 +129,7 @@ pub fn scan_all(servers: &[Server], opts: ConnectOptions, jobs: usize) -> Vec<Se
                 out[index] = Some(*scan);
                 remaining -= 1;
             }
-            Ok(ScanEvent::Stage { .. }) => {}
+            Ok(ScanEvent::ScanStage { .. }) => {}
             Err(_) => break,
         }
     }

@@ -482,7 +482,7 @@ fn components(
 }
 
 /// A setting of `[defaults]` and of each `[[servers]]` entry (which wins).
-pub struct Setting {
+pub struct InventorySetting {
     pub key: &'static str,
     /// What it sets, for `--help`.
     pub means: &'static str,
@@ -491,32 +491,32 @@ pub struct Setting {
 /// Every setting, once: the keys the inventory takes (checked before it is
 /// parsed), `--help`'s list, and what README's example must show (tests
 /// below hold `RawSettings`, `RawServer` and README to it).
-pub const SETTINGS: [Setting; 7] = [
-    Setting {
+pub const SETTINGS: [InventorySetting; 7] = [
+    InventorySetting {
         key: "user",
         means: "SSH user (else ~/.ssh/config's User, else yours)",
     },
-    Setting {
+    InventorySetting {
         key: "port",
         means: "SSH port (else ~/.ssh/config's Port, else 22)",
     },
-    Setting {
+    InventorySetting {
         key: "identity_file",
         means: "private key tried after ssh-agent's",
     },
-    Setting {
+    InventorySetting {
         key: "known_hosts",
         means: "host keys file (else UserKnownHostsFile, else ~/.ssh/known_hosts)",
     },
-    Setting {
+    InventorySetting {
         key: "connect_timeout_secs",
         means: "bound on connecting and on every SFTP call (else 10)",
     },
-    Setting {
+    InventorySetting {
         key: "jump",
         means: "jump host: \"user@host:port\", \"a,b\" a chain, \"none\" direct",
     },
-    Setting {
+    InventorySetting {
         key: "max_config_bytes",
         means: "largest configuration file read (else 16 MiB)",
     },

@@ -420,6 +420,49 @@ mod tests {
         graph
     }
 
+    /// One meaning per type name: two types of one name in `src/` (even
+    /// private ones) are two things a reader must tell apart.
+    #[test]
+    fn every_type_name_is_defined_once() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        rust_files(&root, &mut files);
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        let mut twice = Vec::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let code = blank_comments_and_literals(&text);
+            for line in code.lines() {
+                let words: Vec<&str> = line
+                    .split(|c: char| !is_ident(c))
+                    .filter(|w| !w.is_empty())
+                    .collect();
+                // `pub(crate) enum X`, `struct X<'a>`, `trait X`; not an
+                // associated `type Target = ...` inside an impl.
+                let Some(at) = words
+                    .iter()
+                    .position(|w| matches!(*w, "enum" | "struct" | "trait"))
+                else {
+                    continue;
+                };
+                if !words[..at]
+                    .iter()
+                    .all(|w| matches!(*w, "pub" | "crate" | "super"))
+                {
+                    continue;
+                }
+                let Some(name) = words.get(at + 1) else {
+                    continue;
+                };
+                let here = file.strip_prefix(&root).unwrap().display().to_string();
+                if let Some(first) = seen.insert(name.to_string(), here.clone()) {
+                    twice.push(format!("{name}: {first} and {here}"));
+                }
+            }
+        }
+        assert!(twice.is_empty(), "type names defined twice: {twice:#?}");
+    }
+
     #[test]
     fn every_import_runs_downward() {
         let graph = import_graph();

@@ -113,7 +113,7 @@ pub struct ServerScan {
 
 /// Where a server's scan is, for progress displays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
+pub enum ScanStage {
     Connecting,
     Reading,
 }

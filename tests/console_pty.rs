@@ -694,14 +694,14 @@ fn pushing_from_the_console_on_the_demo_farm() {
 /// before any dialog that could lead to a write opens.
 #[test]
 fn read_only_refuses_a_push_and_a_rollback_where_actions_are_dispatched() {
-    use farmkey::push::audit::{Action, AuditLog, AuditRecord, Fingerprints, Outcome};
+    use farmkey::push::audit::{AuditAction, AuditLog, AuditRecord, Fingerprints, Outcome};
     let dir = tmp();
     let audit = AuditLog::new(dir.path().join("audit.jsonl"));
     audit
         .append(&AuditRecord {
             time: "2026-11-26T11:20:45Z".into(),
             push_id: "20261126T112045Z-ab12".into(),
-            action: Action::Push,
+            action: AuditAction::Push,
             user: "alice".into(),
             server: "web03".into(),
             site: "Flowtime".into(),

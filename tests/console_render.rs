@@ -472,7 +472,7 @@ fn rolled(
 }
 
 fn audit_records() -> Vec<farmkey::push::audit::AuditRecord> {
-    use farmkey::push::audit::{Action, AuditRecord, Fingerprints, Outcome};
+    use farmkey::push::audit::{AuditAction, AuditRecord, Fingerprints, Outcome};
     let fp = |v: &str, d: &str, set: &str| Fingerprints {
         validation_key: Some(v.into()),
         decryption_key: Some(d.into()),
@@ -483,7 +483,7 @@ fn audit_records() -> Vec<farmkey::push::audit::AuditRecord> {
                id: &str,
                site: &str,
                server: &str,
-               action: Action,
+               action: AuditAction,
                outcome: Outcome,
                message: &str| AuditRecord {
         time: time.into(),
@@ -509,7 +509,7 @@ fn audit_records() -> Vec<farmkey::push::audit::AuditRecord> {
         outcome,
         message: message.into(),
     };
-    use Action::*;
+    use AuditAction::*;
     use Outcome::*;
     let p1 = "20261126T112045Z-ab12";
     let p2 = "20261127T090000Z-cd34";
@@ -1053,11 +1053,13 @@ fn a_dialog_shows_its_last_wrapped_line_at_any_width() {
 /// every server applied, and nothing rolled back: the History screen
 /// shows it alone.
 fn one_push_on_three_servers(a: &mut App) {
-    use farmkey::push::audit::Action;
+    use farmkey::push::audit::AuditAction;
     let web01: Vec<_> = audit_records()
         .into_iter()
         .filter(|r| {
-            r.push_id == "20261126T112045Z-ab12" && r.action == Action::Push && r.server == "web01"
+            r.push_id == "20261126T112045Z-ab12"
+                && r.action == AuditAction::Push
+                && r.server == "web01"
         })
         .collect();
     let records: Vec<_> = ["web01", "web02", "web03"]
@@ -1450,10 +1452,10 @@ fn the_pointer_follows_the_pushed_site_when_the_sites_are_sorted_again() {
 /// alone; `j` then moves one line, `G` back to the newest.
 #[test]
 fn the_log_scrolls_to_its_top_a_page_at_a_time() {
-    use farmkey::console::model::Level;
+    use farmkey::console::model::LogLevel;
     let (_dir, mut a) = app("default");
     for i in 0..40 {
-        a.log(Level::Info, format!("line {i:02}"));
+        a.log(LogLevel::Info, format!("line {i:02}"));
     }
     keys(&mut a, "4");
     let rows = panel_rows(&a, 80, 24);
@@ -1711,9 +1713,9 @@ fn a_narrow_header_keeps_every_count_of_the_sites() {
     // web01 rescanned: the servers' counts grow by "1 scanning".
     d.update(Msg::Scan {
         generation: 1,
-        event: ScanEvent::Stage {
+        event: ScanEvent::ScanStage {
             index: 0,
-            stage: farmkey::scan::Stage::Connecting,
+            stage: farmkey::scan::ScanStage::Connecting,
         },
     });
     resize(&mut d, 60, 16);
@@ -1834,7 +1836,7 @@ fn the_log_wraps_long_lines_and_w_cuts_them_with_a_mark_and_scrolls_sideways() {
         for (w, h) in SIZES {
             let (_dir, mut a) = app("default");
             a.ui.symbols = symbols;
-            a.log(farmkey::console::model::Level::Info, LONG_LINE);
+            a.log(farmkey::console::model::LogLevel::Info, LONG_LINE);
             key(&mut a, KeyCode::Char('4'));
             resize(&mut a, w, h);
             // Wrapped (the default): the whole line, its tail on the last row.

@@ -8,7 +8,7 @@ use farmkey::analysis::{FarmReport, Selection};
 use farmkey::bytes::FileBytes;
 use farmkey::config::editor::{EditError, EditRequest, edit};
 use farmkey::config::effective::Effective;
-use farmkey::config::record::{Level, Source};
+use farmkey::config::record::{ChainLevel, Source};
 use farmkey::config::xml::TextEncoding;
 use farmkey::keys::{Decryption, KeySet, Validation};
 use std::fs;
@@ -909,7 +909,7 @@ fn wif_uses_the_configuration_it_names_or_its_defaults() {
 }
 
 /// (state, name in use, (level, file, line) of its element).
-type InUseRow = (String, String, Option<(Level, String, usize)>);
+type InUseRow = (String, String, Option<(ChainLevel, String, usize)>);
 
 /// Each server's configuration in use, as the scan decides it.
 fn in_use_rows(report: &FarmReport, site: &str) -> Vec<InUseRow> {
@@ -958,7 +958,7 @@ fn the_swap_goes_where_the_chain_says_wif_reads_it() {
         (
             "dpapi".to_string(),
             "Cora".to_string(),
-            Some((Level::Own, file.to_string(), line)),
+            Some((ChainLevel::Own, file.to_string(), line)),
         )
     };
     let flowtime_web = "C:\\inetpub\\Flowtime\\web.config";
@@ -969,7 +969,11 @@ fn the_swap_goes_where_the_chain_says_wif_reads_it() {
         (
             "dpapi".to_string(),
             "Cora".to_string(),
-            Some((Level::OwnConfigSource, flowtime_identity.to_string(), 2)),
+            Some((
+                ChainLevel::OwnConfigSource,
+                flowtime_identity.to_string(),
+                2,
+            )),
         ),
     ];
     assert_eq!(in_use_rows(&report, "Flowtime"), flowtime_before);
@@ -980,7 +984,7 @@ fn the_swap_goes_where_the_chain_says_wif_reads_it() {
     let togo = (
         "dpapi".to_string(),
         "Cora".to_string(),
-        Some((Level::Parent, ROOT_WEB.to_string(), 21)),
+        Some((ChainLevel::Parent, ROOT_WEB.to_string(), 21)),
     );
     assert_eq!(
         in_use_rows(&report, "Process TOGO"),

@@ -20,8 +20,8 @@ use farmkey::paths::RemotePath;
 use farmkey::push::apply::{Restore, Step};
 use farmkey::push::audit::AuditLog;
 use farmkey::push::{
-    Interrupt, KeySource, Plan, PushOutcome, PushRequest, ServerOutcome, Sessions, Verdict, apply,
-    build_plan,
+    Interrupt, KeySource, Plan, PushOutcome, PushRequest, PushVerdict, ServerOutcome, Sessions,
+    apply, build_plan,
 };
 use farmkey::transport::{
     ConnectOptions, DirEntry, FileStat, LinkEnd, NewFile, Transport, TransportError,
@@ -880,7 +880,7 @@ fn a_link_planted_at_a_backup_or_staged_name_takes_no_write_outside() {
         }
         assert_eq!(
             outcome.verdict(),
-            Verdict::AsBefore,
+            PushVerdict::AsBefore,
             "{}",
             outcome.summary()
         );
@@ -933,7 +933,7 @@ fn a_site_folder_linked_outside_the_root_is_never_read_or_written() {
     let outcome = apply_plan(&plan, &mut sessions, &f.audit());
     assert_eq!(
         outcome.verdict(),
-        Verdict::AsBefore,
+        PushVerdict::AsBefore,
         "{}",
         outcome.summary()
     );
@@ -1358,7 +1358,7 @@ fn audit_log_errors_name_the_log() {
     let (mut sessions, plan) = f.plan("Flowtime");
     std::os::unix::fs::symlink("/dev/full", f.audit()).unwrap();
     let outcome = apply_plan(&plan, &mut sessions, &f.audit());
-    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    assert_eq!(outcome.verdict(), PushVerdict::AsBefore);
     assert!(
         outcome
             .audit_errors

@@ -11,11 +11,11 @@ use farmkey::inventory::Inventory;
 use farmkey::keys::{Decryption, Validation};
 use farmkey::paths::RemotePath;
 use farmkey::push::apply::{FinalState, Foreign, NotAttempted, Progress, Restore, Step};
-use farmkey::push::audit::{Action, AuditLog};
+use farmkey::push::audit::{AuditAction, AuditLog};
 use farmkey::push::lock::LockError;
 use farmkey::push::{
-    BlockReason, Interrupt, KeySource, Plan, PlanAction, PlanVerdict, PushOutcome, PushRequest,
-    Refusal, Remedy, ServerOutcome, Sessions, Verdict, apply, build_plan,
+    BlockReason, Interrupt, KeySource, Plan, PlanAction, PlanVerdict, PushOutcome, PushRefusal,
+    PushRequest, PushVerdict, Remedy, ServerOutcome, Sessions, apply, build_plan,
 };
 use farmkey::transport::{
     ConnectOptions, DirEntry, FileStat, LinkEnd, NewFile, Transport, TransportError,
@@ -204,7 +204,7 @@ fn assert_web02_swap_failed_and_restored(l: &Local, outcome: &PushOutcome, origi
         other => panic!("{other:?}"),
     }
     assert_eq!(l.originals(), original);
-    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    assert_eq!(outcome.verdict(), PushVerdict::AsBefore);
     l.assert_clean();
 }
 
@@ -527,7 +527,7 @@ fn a_generated_push_brings_the_site_into_step_touching_nothing_else() {
     assert!(
         records
             .iter()
-            .all(|r| r.action == Action::Push && r.push_id == plan.push_id)
+            .all(|r| r.action == AuditAction::Push && r.push_id == plan.push_id)
     );
     assert_eq!(
         records[1].fingerprints_after.validation_key,
@@ -622,10 +622,10 @@ fn a_file_changed_after_the_plan_stops_the_push_before_anything_is_written() {
         .replace("Production", "Staging");
     fs::write(s.file("web02", FLOWTIME), &edited).unwrap();
     let outcome = run(&plan, &mut sessions, &s.audit);
-    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    assert_eq!(outcome.verdict(), PushVerdict::AsBefore);
     let refused = outcome.refused.clone().unwrap();
     assert!(
-        matches!(&refused, Refusal::Changed { server, .. } if server == "web02"),
+        matches!(&refused, PushRefusal::Changed { server, .. } if server == "web02"),
         "{refused}"
     );
     assert!(refused.to_string().contains("changed since the plan"));
@@ -665,9 +665,9 @@ fn an_unreachable_server_or_a_changed_host_key_blocks_the_push_until_left_out_by
     );
     assert!(text.contains("Blocked: nothing is written"), "{text}");
     let outcome = run(&plan, &mut sessions, &s.audit);
-    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    assert_eq!(outcome.verdict(), PushVerdict::AsBefore);
     assert!(
-        matches!(&outcome.refused, Some(Refusal::Blocked(b)) if b[0].server == "web03"),
+        matches!(&outcome.refused, Some(PushRefusal::Blocked(b)) if b[0].server == "web03"),
         "{outcome:?}"
     );
     assert_eq!(s.bytes("web01", FLOWTIME), original[0]);
@@ -748,7 +748,7 @@ fn a_lock_held_by_another_push_blocks_and_a_stale_one_is_broken_only_on_request(
         plan.verdict()
     );
     let outcome = run(&plan, &mut sessions, &s.audit);
-    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    assert_eq!(outcome.verdict(), PushVerdict::AsBefore);
     assert_eq!(s.flowtime_files(), original);
     assert_eq!(
         fs::read_to_string(&lock).unwrap(),
@@ -793,7 +793,7 @@ fn a_lock_held_by_another_push_blocks_and_a_stale_one_is_broken_only_on_request(
     let outcome = run(&plan, &mut sessions, &s.audit);
     let refused = outcome.refused.clone().unwrap();
     assert!(
-        matches!(&refused, Refusal::Lock(LockError::Held(h))
+        matches!(&refused, PushRefusal::Lock(LockError::Held(h))
             if h.push_id() == Some("20200101T000000Z-live")),
         "{refused}"
     );
@@ -836,7 +836,7 @@ fn the_second_sshd_killed_mid_push_rolls_the_first_back_and_loses_nothing() {
     // it was never written; its lock could not be removed, and that is said.
     assert_eq!(
         outcome.verdict(),
-        Verdict::AsBefore,
+        PushVerdict::AsBefore,
         "{}",
         outcome.summary()
     );
@@ -876,7 +876,7 @@ fn a_server_without_write_permission_stops_the_push_before_anything_is_written()
     assert!(
         matches!(
             &refused,
-            Refusal::Lock(LockError::Transport {
+            PushRefusal::Lock(LockError::Transport {
                 error: TransportError::PermissionDenied { .. },
                 ..
             })
@@ -933,7 +933,7 @@ fn injected_failures_at_each_step_restore_the_file_and_leave_nothing_behind() {
         assert_eq!(*by(&outcome, "web01"), ServerOutcome::RolledBack, "{case}");
         assert_eq!(
             outcome.verdict(),
-            Verdict::AsBefore,
+            PushVerdict::AsBefore,
             "{case}: {}",
             outcome.summary()
         );
@@ -998,7 +998,7 @@ fn keep_partial_leaves_the_servers_already_changed_and_says_so() {
         .map(|r| r.outcome.recorded().name())
         .collect();
     assert_eq!(names, ["applied", "failed", "not-attempted"]);
-    assert_eq!(outcome.verdict(), Verdict::OutOfStep);
+    assert_eq!(outcome.verdict(), PushVerdict::OutOfStep);
     let summary = outcome.summary();
     assert!(
         summary.contains("OUT OF STEP")
@@ -1011,7 +1011,7 @@ fn keep_partial_leaves_the_servers_already_changed_and_says_so() {
             .read_all()
             .unwrap()
             .iter()
-            .all(|r| r.action == Action::Push)
+            .all(|r| r.action == AuditAction::Push)
     );
     l.assert_clean();
 }
@@ -1080,7 +1080,7 @@ fn someone_elses_write_between_the_swap_and_its_verification_is_left_alone() {
     );
     assert_eq!(s.bytes("web01", FLOWTIME), original[0]);
     assert_eq!(s.bytes("web03", FLOWTIME), original[2]);
-    assert_eq!(outcome.verdict(), Verdict::OutOfStep);
+    assert_eq!(outcome.verdict(), PushVerdict::OutOfStep);
     let summary = outcome.summary();
     assert!(
         summary.contains("web02 a web.config farmkey did not write"),
@@ -1116,7 +1116,7 @@ fn a_file_replaced_by_a_folder_mid_push_is_never_called_as_it_was() {
     );
     assert_eq!(
         outcome.verdict(),
-        Verdict::OutOfStep,
+        PushVerdict::OutOfStep,
         "{}",
         outcome.summary()
     );
@@ -1219,7 +1219,7 @@ fn the_rollback_of_a_pushed_server_leaves_someone_elses_write_alone() {
         "their file is kept"
     );
     assert_eq!(s.flowtime_files()[1..], original[1..]);
-    assert_eq!(outcome.verdict(), Verdict::OutOfStep);
+    assert_eq!(outcome.verdict(), PushVerdict::OutOfStep);
     let summary = outcome.summary();
     assert!(summary.contains("OUT OF STEP"), "{summary}");
     let rolled: Vec<_> = audit_outcomes(&s.audit.path)
@@ -1255,7 +1255,7 @@ fn the_audit_log_filling_up_stops_the_push_and_rolls_back() {
     assert!(!outcome.audit_errors.is_empty());
     assert_eq!(
         outcome.verdict(),
-        Verdict::AsBefore,
+        PushVerdict::AsBefore,
         "{}",
         outcome.summary()
     );
@@ -1274,7 +1274,7 @@ fn the_audit_log_filling_up_stops_the_push_and_rolls_back() {
     // Full from the start: not a single write.
     let (mut sessions, plan) = s.plan(request("Flowtime", generate()));
     let outcome = run(&plan, &mut sessions, &AuditLog::new("/dev/full".into()));
-    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    assert_eq!(outcome.verdict(), PushVerdict::AsBefore);
     assert!(matches!(
         by(&outcome, "web01"),
         ServerOutcome::Failed {
@@ -1311,7 +1311,7 @@ fn the_rollback_reconnects_to_a_server_whose_session_dropped() {
         "{}",
         outcome.summary()
     );
-    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    assert_eq!(outcome.verdict(), PushVerdict::AsBefore);
     assert_eq!(s.flowtime_files(), original);
     s.assert_clean();
 }
@@ -1377,7 +1377,7 @@ fn a_rename_the_server_carries_out_late_cannot_land_the_new_file() {
     s.assert_clean();
     assert_eq!(
         outcome.verdict(),
-        Verdict::AsBefore,
+        PushVerdict::AsBefore,
         "{}",
         outcome.summary()
     );
@@ -1443,7 +1443,7 @@ fn a_web_config_made_read_only_after_the_plan_is_named_so_at_the_swap() {
         other => panic!("{other:?}"),
     }
     assert_eq!(l.originals(), original);
-    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    assert_eq!(outcome.verdict(), PushVerdict::AsBefore);
     l.assert_clean();
 }
 
@@ -1531,7 +1531,7 @@ fn a_server_lost_mid_swap_that_comes_back_gets_its_web_config_back() {
     s.assert_clean();
     assert_eq!(
         outcome.verdict(),
-        Verdict::AsBefore,
+        PushVerdict::AsBefore,
         "{}",
         outcome.summary()
     );
@@ -1710,7 +1710,7 @@ fn a_file_held_open_for_longer_leaves_the_farm_as_it_was_and_says_why() {
         }
         assert_eq!(*by(&outcome, "web01"), ServerOutcome::RolledBack, "{what}");
         assert_eq!(l.originals(), original, "{what}");
-        assert_eq!(outcome.verdict(), Verdict::AsBefore, "{what}");
+        assert_eq!(outcome.verdict(), PushVerdict::AsBefore, "{what}");
         l.assert_clean();
         let summary = outcome.summary();
         assert!(
@@ -1753,7 +1753,7 @@ fn a_staged_copy_held_open_is_named_and_removed_by_rollback() {
         other => panic!("{other:?}"),
     }
     assert_eq!(l.originals(), original, "no server without its web.config");
-    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    assert_eq!(outcome.verdict(), PushVerdict::AsBefore);
     let summary = outcome.summary();
     let id = &plan.push_id;
     assert!(
@@ -2632,10 +2632,10 @@ fn a_key_kept_in_a_config_source_file_is_pushed_and_rolled_back_there() {
         .replace("kept out of", "kept apart from");
     fs::write(farm.server("web02").file(KEYS), &edited).unwrap();
     let outcome = apply(&plan, &mut sessions, audit, &Interrupt::new(), &mut |_| {});
-    assert_eq!(outcome.verdict(), Verdict::AsBefore);
+    assert_eq!(outcome.verdict(), PushVerdict::AsBefore);
     let refused = outcome.refused.clone().unwrap();
     assert!(
-        matches!(&refused, Refusal::Changed { server, .. } if server == "web02"),
+        matches!(&refused, PushRefusal::Changed { server, .. } if server == "web02"),
         "{refused}"
     );
     assert_eq!(read("web01", KEYS), keys_before[0], "never written");
@@ -2768,7 +2768,7 @@ fn pushes_of_a_config_source_site_meet_at_one_lock_and_never_split_it() {
     );
     assert_eq!(
         outcome.verdict(),
-        Verdict::OutOfStep,
+        PushVerdict::OutOfStep,
         "{}",
         outcome.summary()
     );
@@ -2813,12 +2813,12 @@ fn pushes_of_a_config_source_site_meet_at_one_lock_and_never_split_it() {
     let outcome = apply(&plan_a, &mut sa, &sf.audit, &Interrupt::new(), &mut |_| {});
     assert_eq!(
         outcome.verdict(),
-        Verdict::AsBefore,
+        PushVerdict::AsBefore,
         "{}",
         outcome.summary()
     );
     assert!(
-        matches!(&outcome.refused, Some(Refusal::Lock(_))),
+        matches!(&outcome.refused, Some(PushRefusal::Lock(_))),
         "{:?}",
         outcome.refused
     );
@@ -2836,12 +2836,12 @@ fn pushes_of_a_config_source_site_meet_at_one_lock_and_never_split_it() {
     let outcome = apply(&plan_b, &mut sb, &sf.audit, &Interrupt::new(), &mut |_| {});
     assert_eq!(
         outcome.verdict(),
-        Verdict::AsBefore,
+        PushVerdict::AsBefore,
         "{}",
         outcome.summary()
     );
     assert!(
-        matches!(&outcome.refused, Some(Refusal::Changed { server, file })
+        matches!(&outcome.refused, Some(PushRefusal::Changed { server, file })
             if server == "web02" && file.to_string().ends_with("MachineKey.config")),
         "{:?}",
         outcome.refused
@@ -2899,7 +2899,7 @@ fn keep_partial_never_keeps_a_server_half_pushed() {
     );
     assert_ne!(files("web01")[0], before[0][0], "web01 kept, as asked");
     assert_eq!(files("web02"), before[1], "web02 whole, as before");
-    assert_eq!(outcome.verdict(), Verdict::OutOfStep);
+    assert_eq!(outcome.verdict(), PushVerdict::OutOfStep);
 }
 
 /// A push that writes two files of one server (the keys in web.config, the
@@ -3078,7 +3078,7 @@ fn a_server_with_a_file_changed_since_the_push_is_not_rolled_back_at_all() {
         .read_all()
         .unwrap()
         .into_iter()
-        .filter(|r| r.action == Action::Rollback && r.server == "web02")
+        .filter(|r| r.action == AuditAction::Rollback && r.server == "web02")
         .map(|r| r.outcome.to_string())
         .collect::<Vec<_>>();
     assert_eq!(refused, ["refused", "refused"]);

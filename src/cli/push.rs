@@ -13,8 +13,8 @@ use crate::push::history::{
     file_label, logged_site, other_spellings, pushes, restored_from, rollback_text,
 };
 use crate::push::{
-    Interrupt, KeySource, PlanAction, PlanVerdict, PushOutcome, PushRequest, Sessions, StopReason,
-    Verdict, and_list, apply, build_plan, refuse_disclosed,
+    Interrupt, KeySource, PlanAction, PlanVerdict, PushOutcome, PushRequest, PushVerdict, Sessions,
+    StopReason, and_list, apply, build_plan, refuse_disclosed,
 };
 use crate::safe_text::escape;
 use std::io::{BufRead, Write};
@@ -141,9 +141,9 @@ fn catch_signals(stop: &Interrupt) {
 /// Exit code of a push: 0 in step, 1 as it was, 3 out of step.
 pub(super) fn push_exit_code(outcome: &PushOutcome) -> u8 {
     match outcome.verdict() {
-        Verdict::InStep => exit::OK,
-        Verdict::AsBefore => exit::FINDINGS,
-        Verdict::OutOfStep => exit::OUT_OF_STEP,
+        PushVerdict::InStep => exit::OK,
+        PushVerdict::AsBefore => exit::FINDINGS,
+        PushVerdict::OutOfStep => exit::OUT_OF_STEP,
     }
 }
 

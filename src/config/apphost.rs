@@ -215,7 +215,7 @@ pub struct Application {
     /// The pool's `managedPipelineMode`: which module registration IIS
     /// loads.
     #[serde(skip)]
-    pub pipeline: Pipeline,
+    pub pipeline: PipelineMode,
     /// As written in applicationHost.config.
     pub physical_path_raw: String,
     /// Expanded and converted, or why it cannot be.
@@ -281,7 +281,7 @@ impl Application {
 
 /// An application pool's `managedPipelineMode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Pipeline {
+pub enum PipelineMode {
     /// IIS runs managed modules of `system.webServer/modules`; ASP.NET's
     /// `system.web/httpModules` are not loaded.
     #[default]
@@ -292,12 +292,12 @@ pub enum Pipeline {
     Classic,
 }
 
-impl Pipeline {
+impl PipelineMode {
     fn parse(v: &str) -> Self {
         if v.trim().eq_ignore_ascii_case("Classic") {
-            Pipeline::Classic
+            PipelineMode::Classic
         } else {
-            Pipeline::Integrated
+            PipelineMode::Integrated
         }
     }
 }
@@ -306,7 +306,7 @@ impl Pipeline {
 struct Pool {
     runtime: String,
     bits32: bool,
-    pipeline: Pipeline,
+    pipeline: PipelineMode,
 }
 
 /// Every application of a server, in file order.
@@ -364,7 +364,7 @@ fn read_pools(doc: &Document, host: ElemId) -> HashMap<String, Pool> {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
     let default_pipeline = defaults
         .and_then(|d| doc.attr(d, "managedPipelineMode"))
-        .map_or(Pipeline::Integrated, |v| Pipeline::parse(&v));
+        .map_or(PipelineMode::Integrated, |v| PipelineMode::parse(&v));
     for add in doc.children_named(pools, "add") {
         let Some(name) = doc.attr(add, "name") else {
             continue;
@@ -378,7 +378,7 @@ fn read_pools(doc: &Document, host: ElemId) -> HashMap<String, Pool> {
             .map_or(default_bits32, |v| v.trim().eq_ignore_ascii_case("true"));
         let pipeline = doc
             .attr(add, "managedPipelineMode")
-            .map_or(default_pipeline, |v| Pipeline::parse(&v));
+            .map_or(default_pipeline, |v| PipelineMode::parse(&v));
         out.insert(
             name.to_ascii_lowercase(),
             Pool {
@@ -412,7 +412,7 @@ fn read_application(
         .unwrap_or(Pool {
             runtime: "v4.0".to_string(),
             bits32: false,
-            pipeline: Pipeline::Integrated,
+            pipeline: PipelineMode::Integrated,
         });
     let physical_path_raw = doc
         .children_named(app, "virtualDirectory")
@@ -729,7 +729,7 @@ mod tests {
             app_pool: String::new(),
             runtime: String::new(),
             bits32: false,
-            pipeline: Pipeline::Integrated,
+            pipeline: PipelineMode::Integrated,
             physical_path_raw: physical.into(),
             physical_path: Err(PathError::NotAbsolute(String::new())),
             virtual_dirs: Vec::new(),
@@ -811,7 +811,7 @@ mod tests {
             app_pool: String::new(),
             runtime: String::new(),
             bits32: false,
-            pipeline: Pipeline::Integrated,
+            pipeline: PipelineMode::Integrated,
             physical_path_raw: String::new(),
             physical_path: Err(PathError::NotAbsolute(String::new())),
             virtual_dirs: Vec::new(),

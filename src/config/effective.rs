@@ -5,12 +5,12 @@
 //! parent refuse what a lower level sets, and applicationHost.config, which
 //! ASP.NET never reads, only counts for IIS's module registrations.
 
-use super::apphost::Pipeline;
+use super::apphost::PipelineMode;
 use super::locks::{self, Declaration, DefinitionLevel, Lock, LockKind, LockViolation, Locked};
 use super::machine_key::{self, Clr, MachineKey, RefusedElement};
 use super::problem::{ConfigProblem, DeclarationFault, Problem};
 use super::record::{
-    ConfigFile, Layer, Level, Scope, Setting, Source, Sourced, containers_by_depth,
+    ChainLevel, ConfigFile, Layer, Scope, Setting, Source, Sourced, containers_by_depth,
     declared_groups, file_refused, line_of, location_sub_path, unique_sections,
 };
 use super::section::{self, Section, SourceFiles, is_encrypted, single_child};
@@ -98,7 +98,7 @@ pub fn resolve(
     target: &str,
     sources: &dyn SourceFiles,
 ) -> Result<Effective, ConfigProblem> {
-    resolve_in(layers, target, sources, Pipeline::Integrated, Clr::V4)
+    resolve_in(layers, target, sources, PipelineMode::Integrated, Clr::V4)
 }
 
 /// [`resolve`] for an application whose pool runs `pipeline` (which decides
@@ -107,7 +107,7 @@ pub fn resolve_in(
     layers: &[Layer<'_>],
     target: &str,
     sources: &dyn SourceFiles,
-    pipeline: Pipeline,
+    pipeline: PipelineMode,
     clr: Clr,
 ) -> Result<Effective, ConfigProblem> {
     let mut m = Merge {
@@ -169,7 +169,7 @@ pub fn resolve_in(
             // Impersonation counts as the chain leaves it (a lower level may
             // turn it off); registrations as the first one adds them.
             integrated_found.extend(impersonate.filter(|(on, _)| *on).map(|(_, found)| found));
-            if pipeline == Pipeline::Integrated && validate_integrated {
+            if pipeline == PipelineMode::Integrated && validate_integrated {
                 integrated_found
             } else {
                 Vec::new()
@@ -648,9 +648,9 @@ impl<'a> Merge<'a, '_> {
             return Ok(());
         }
         let level = match (own, std::ptr::eq(s.file, file)) {
-            (false, _) => Level::Parent,
-            (true, true) => Level::Own,
-            (true, false) => Level::OwnConfigSource,
+            (false, _) => ChainLevel::Parent,
+            (true, true) => ChainLevel::Own,
+            (true, false) => ChainLevel::OwnConfigSource,
         };
         self.wif.section(level, s.file, s.elem);
         Ok(())
@@ -662,7 +662,7 @@ mod tests {
     use super::*;
     use crate::bytes::FileBytes;
     use crate::config::locks::Locked;
-    use crate::config::machine_key::{Decryption, InvalidValue, ModeOrigin, Refusal};
+    use crate::config::machine_key::{Decryption, EnumRefusal, InvalidValue, ModeOrigin};
     use crate::config::record::Implication;
 
     fn implied_by(target_framework: &str) -> ModeOrigin {
@@ -1033,7 +1033,7 @@ mod tests {
             &layers,
             "S",
             &section::NoSourceFiles,
-            Pipeline::Classic,
+            PipelineMode::Classic,
             Clr::V4,
         );
         assert_eq!(classic.unwrap().handler.state, HandlerState::Dpapi);
@@ -1060,7 +1060,7 @@ mod tests {
                 .integrated_mode
         };
         let empty = "<configuration/>";
-        let found = run(empty, module, Pipeline::Integrated);
+        let found = run(empty, module, PipelineMode::Integrated);
         assert_eq!(
             found
                 .iter()
@@ -1073,21 +1073,21 @@ mod tests {
             )]
         );
         // Classic mode reads httpModules: no 500.22.
-        assert_eq!(run(empty, module, Pipeline::Classic), []);
+        assert_eq!(run(empty, module, PipelineMode::Classic), []);
         // The validation switched off, here or above (applicationHost.config
         // or the framework's files).
         let off = "<configuration><system.webServer><validation validateIntegratedModeConfiguration=\"false\"/></system.webServer></configuration>";
-        assert_eq!(run(off, module, Pipeline::Integrated), []);
+        assert_eq!(run(off, module, PipelineMode::Integrated), []);
         let both = module.replace(
             "</configuration>",
             "<system.webServer><validation validateIntegratedModeConfiguration=\"False\"/></system.webServer></configuration>",
         );
-        assert_eq!(run(empty, &both, Pipeline::Integrated), []);
+        assert_eq!(run(empty, &both, PipelineMode::Integrated), []);
         // The framework's own registrations are not the site's.
-        assert_eq!(run(module, empty, Pipeline::Integrated), []);
+        assert_eq!(run(module, empty, PipelineMode::Integrated), []);
         // A section that only removes adds nothing.
         let remove = "<configuration><system.web><httpModules><remove name=\"M\"/></httpModules></system.web></configuration>";
-        assert_eq!(run(empty, remove, Pipeline::Integrated), []);
+        assert_eq!(run(empty, remove, PipelineMode::Integrated), []);
     }
 
     #[test]
@@ -1107,15 +1107,15 @@ mod tests {
         };
         let both = "<configuration>\n<system.web>\n<httpHandlers><add verb=\"*\" path=\"x.axd\" type=\"A.H\"/></httpHandlers>\n<identity impersonate=\"true\"/>\n</system.web></configuration>";
         assert_eq!(
-            run(both, Pipeline::Integrated),
+            run(both, PipelineMode::Integrated),
             [("500.23", 3), ("500.24", 4)]
         );
-        assert_eq!(run(both, Pipeline::Classic), []);
+        assert_eq!(run(both, PipelineMode::Classic), []);
         // Impersonation as the chain leaves it: turned off below, no error.
         let off = "<configuration><system.web><identity impersonate=\"false\"/></system.web></configuration>";
-        assert_eq!(run(off, Pipeline::Integrated), []);
+        assert_eq!(run(off, PipelineMode::Integrated), []);
         let empty_handlers = "<configuration><system.web><httpHandlers><clear/></httpHandlers></system.web></configuration>";
-        assert_eq!(run(empty_handlers, Pipeline::Integrated), []);
+        assert_eq!(run(empty_handlers, PipelineMode::Integrated), []);
     }
 
     #[test]
@@ -1143,7 +1143,7 @@ mod tests {
             at(&eff),
             (
                 "C".into(),
-                Some((Level::Own, "C:\\site\\web.config".into(), 3))
+                Some((ChainLevel::Own, "C:\\site\\web.config".into(), 3))
             )
         );
         // Defined in the parent, named by the site.
@@ -1158,7 +1158,7 @@ mod tests {
             at(&eff),
             (
                 "P".into(),
-                Some((Level::Parent, "C:\\root\\web.config".into(), 4))
+                Some((ChainLevel::Parent, "C:\\root\\web.config".into(), 4))
             )
         );
         // Kept in the file the site's configSource names.
@@ -1178,7 +1178,7 @@ mod tests {
             at(&eff),
             (
                 String::new(),
-                Some((Level::OwnConfigSource, "C:\\site\\im.config".into(), 2))
+                Some((ChainLevel::OwnConfigSource, "C:\\site\\im.config".into(), 2))
             )
         );
         // None at all: WIF's defaults.
@@ -1587,7 +1587,7 @@ mod tests {
                 attribute: "validation",
                 value: "MD5".into(),
                 at: "C:\\site\\web.config line 3".into(),
-                refusal: Refusal::Framework45 {
+                refusal: EnumRefusal::Framework45 {
                     mode: ModeOrigin::Set {
                         at: "C:\\site\\web.config line 3".into()
                     }
@@ -1600,7 +1600,7 @@ mod tests {
                 attribute: "validation",
                 value: "3DES".into(),
                 at: "C:\\site\\web.config line 4".into(),
-                refusal: Refusal::Framework45 {
+                refusal: EnumRefusal::Framework45 {
                     mode: implied_by("4.5")
                 },
             }],
@@ -1609,7 +1609,7 @@ mod tests {
         assert_eq!(
             refused(r#"<httpRuntime targetFramework="4.8"/><machineKey validation="AES"/>"#)[0]
                 .refusal,
-            Refusal::Framework45 {
+            EnumRefusal::Framework45 {
                 mode: implied_by("4.8")
             }
         );
@@ -1643,7 +1643,7 @@ mod tests {
                 .iter()
                 .map(|v| (v.attribute, v.refusal.clone()))
                 .collect::<Vec<_>>(),
-            [("compatibilityMode", Refusal::Spelling)]
+            [("compatibilityMode", EnumRefusal::Spelling)]
         );
     }
 

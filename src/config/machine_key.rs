@@ -340,12 +340,12 @@ pub struct InvalidValue {
     pub value: String,
     /// `C:\site\web.config line 4`.
     pub at: String,
-    pub refusal: Refusal,
+    pub refusal: EnumRefusal,
 }
 
 /// Why ASP.NET refuses an enum value of `<machineKey>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
+pub enum EnumRefusal {
     /// Not a spelling ASP.NET accepts (`sha1`): the converters compare exactly.
     Spelling,
     /// A `validation` that compatibilityMode Framework45 refuses (`MD5`,
@@ -1336,9 +1336,9 @@ impl MachineKey {
                 let s = self.enum_setting(e);
                 let value = s.value()?;
                 let refusal = if !e.accepts(value) {
-                    Refusal::Spelling
+                    EnumRefusal::Spelling
                 } else if self.unknown_to_clr2(e, value) {
-                    Refusal::Clr2
+                    EnumRefusal::Clr2
                 } else {
                     return None;
                 };
@@ -1357,7 +1357,7 @@ impl MachineKey {
                 attribute: MachineKeyEnum::Decryption.attribute(),
                 value: self.decryption.shown().into_owned(),
                 at: self.decryption.located(),
-                refusal: Refusal::NotACipher,
+                refusal: EnumRefusal::NotACipher,
             });
         }
         if let Some(Validation::Custom(name)) = self.validation_alg()
@@ -1367,7 +1367,7 @@ impl MachineKey {
                 attribute: MachineKeyEnum::Validation.attribute(),
                 value: self.validation.shown().into_owned(),
                 at: self.validation.located(),
-                refusal: Refusal::UnkeyedHash,
+                refusal: EnumRefusal::UnkeyedHash,
             });
         }
         // Every value the 4.5 pipeline protects goes through
@@ -1384,8 +1384,8 @@ impl MachineKey {
                 value: v.to_string(),
                 at: self.validation.located(),
                 refusal: match via {
-                    Pipeline::ProtectApi => Refusal::ProtectApi,
-                    _ => Refusal::Framework45 {
+                    Pipeline::ProtectApi => EnumRefusal::ProtectApi,
+                    _ => EnumRefusal::Framework45 {
                         mode: match &mode.source {
                             Source::Implied(why) => ModeOrigin::Implied(why.clone()),
                             _ => ModeOrigin::Set { at: mode.located() },
@@ -1679,7 +1679,7 @@ mod tests {
         let mut md5 = with("MD5", "AES", K1, K1, "Framework20SP1");
         assert!(md5.invalid_values().is_empty());
         md5.protect_api = true;
-        assert_eq!(md5.invalid_values()[0].refusal, Refusal::ProtectApi);
+        assert_eq!(md5.invalid_values()[0].refusal, EnumRefusal::ProtectApi);
     }
 
     #[test]
@@ -1714,7 +1714,7 @@ mod tests {
             .into_iter()
             .map(|v| v.refusal)
             .collect();
-        assert_eq!(refused, vec![Refusal::Clr2, Refusal::Clr2]);
+        assert_eq!(refused, vec![EnumRefusal::Clr2, EnumRefusal::Clr2]);
         assert!(!hmac.framework45());
     }
 
@@ -1852,8 +1852,9 @@ mod tests {
             ("alg:MyCompany.Mac", false),
         ] {
             let mk = with(alg, "AES", K1, K1, "Framework20SP1");
-            let got: Vec<Refusal> = mk.invalid_values().into_iter().map(|v| v.refusal).collect();
-            assert_eq!(got == [Refusal::UnkeyedHash], refused, "{alg}: {got:?}");
+            let got: Vec<EnumRefusal> =
+                mk.invalid_values().into_iter().map(|v| v.refusal).collect();
+            assert_eq!(got == [EnumRefusal::UnkeyedHash], refused, "{alg}: {got:?}");
         }
     }
 
@@ -1866,8 +1867,9 @@ mod tests {
             ("alg:MyCompany.Cipher", false),
         ] {
             let mk = with("HMACSHA256", alg, K1, K1, "Framework20SP1");
-            let got: Vec<Refusal> = mk.invalid_values().into_iter().map(|v| v.refusal).collect();
-            assert_eq!(got == [Refusal::NotACipher], refused, "{alg}: {got:?}");
+            let got: Vec<EnumRefusal> =
+                mk.invalid_values().into_iter().map(|v| v.refusal).collect();
+            assert_eq!(got == [EnumRefusal::NotACipher], refused, "{alg}: {got:?}");
         }
     }
 

@@ -135,7 +135,7 @@ impl Sourced<String> {
 
 /// Where in the chain an element is, as a push sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
+pub enum ChainLevel {
     /// The application's own web.config.
     Own,
     /// The file the application's own `configSource` names for the section.

@@ -9,9 +9,9 @@ use super::dialogs::reveal::Revealed;
 use super::dialogs::rollback::Rollback;
 use super::dialogs::{self, Activity, Dialog, Shown};
 use super::help::{Help, HelpState};
-use super::model::{Action, Data, Filter, History, Level, Phase, ServerRow, Work};
+use super::model::{Action, Data, Filter, HistoryData, LogLevel, Phase, ServerRow, Work};
 use super::push_flow::PushFlow;
-use super::screens::{Reply, ScreenId, Screens};
+use super::screens::{ScreenId, ScreenReply, Screens};
 use super::symbols::Symbols;
 use super::theme::Theme;
 use super::ui::{self, Ui};
@@ -23,7 +23,7 @@ use crate::inventory::Server;
 use crate::push::PushRequest;
 use crate::push::audit::AuditRecord;
 use crate::push::history::PastPush;
-use crate::scan::{ServerFailure, Stage};
+use crate::scan::{ScanStage, ServerFailure};
 use crate::transport::{HostKeyDecision, HostKeyQuestion, SecretQuestion};
 use ratatui::crossterm::event::{
     Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
@@ -142,7 +142,7 @@ impl App {
                 disclosed: DisclosedKeys::shipped(),
                 filter: Filter::default(),
                 log: Vec::new(),
-                history: History::default(),
+                history: HistoryData::default(),
                 changed: true,
             },
             ui: Ui {
@@ -167,14 +167,14 @@ impl App {
         app
     }
 
-    pub fn log(&mut self, level: Level, text: impl Into<String>) {
+    pub fn log(&mut self, level: LogLevel, text: impl Into<String>) {
         self.data.log(level, text);
     }
 
     /// Says something in the footer for a few seconds (and in the log).
     pub fn flash(&mut self, text: impl Into<String>) {
         let text = text.into();
-        self.log(Level::Info, text.clone());
+        self.log(LogLevel::Info, text.clone());
         self.flash = Some((text, Instant::now() + FLASH_FOR));
     }
 
@@ -477,7 +477,7 @@ impl App {
 
     fn on_scan(&mut self, generation: u64, event: ScanEvent) {
         let (index, stage, scan) = match event {
-            ScanEvent::Stage { index, stage } => (index, Some(stage), None),
+            ScanEvent::ScanStage { index, stage } => (index, Some(stage), None),
             ScanEvent::Finished { index, scan } => (index, None, Some(scan)),
         };
         let Some(row) = self.data.servers.get_mut(index) else {
@@ -489,8 +489,8 @@ impl App {
         self.data.changed = true;
         if let Some(stage) = stage {
             row.phase = match stage {
-                Stage::Connecting => Phase::Connecting,
-                Stage::Reading => Phase::Reading,
+                ScanStage::Connecting => Phase::Connecting,
+                ScanStage::Reading => Phase::Reading,
             };
             return;
         }
@@ -499,14 +499,14 @@ impl App {
         let name = row.server.name.clone();
         let (level, text) = match &scan.result {
             Ok(c) => (
-                Level::Info,
+                LogLevel::Info,
                 format!(
                     "{name}: read {} applications in {:.2}s",
                     c.apps.len(),
                     scan.elapsed.as_secs_f64()
                 ),
             ),
-            Err(e) => (Level::Error, format!("{name}: {e}")),
+            Err(e) => (LogLevel::Error, format!("{name}: {e}")),
         };
         if let Err(ServerFailure::HostKeyChanged(e)) = &scan.result {
             self.open(Box::new(Message::new(
@@ -529,7 +529,7 @@ impl App {
     fn try_perform(&mut self, action: Action) -> Option<Vec<Effect>> {
         if self.read_only && action.changes_servers() {
             self.log(
-                Level::Warn,
+                LogLevel::Warn,
                 format!("refused {}: farmkey runs --read-only", action.what()),
             );
             self.open(Box::new(Message::new(
@@ -550,7 +550,10 @@ impl App {
                 Vec::new()
             }
             Action::PlanPush(request) => {
-                self.log(Level::Info, format!("planning a push to {}", request.site));
+                self.log(
+                    LogLevel::Info,
+                    format!("planning a push to {}", request.site),
+                );
                 vec![Effect::Plan(request)]
             }
             Action::StartPush { go, start } => {
@@ -559,7 +562,7 @@ impl App {
             }
             Action::InterruptPush => {
                 self.log(
-                    Level::Warn,
+                    LogLevel::Warn,
                     "push interrupted: finishing the server in progress, then rolling back",
                 );
                 vec![Effect::InterruptPush]
@@ -596,7 +599,7 @@ impl App {
                 break_lock,
             } => {
                 self.log(
-                    Level::Info,
+                    LogLevel::Info,
                     format!("rolling back push {push_id} to {site}"),
                 );
                 vec![Effect::Rollback {
@@ -620,7 +623,7 @@ impl App {
         match keys {
             Some((v, d)) => {
                 self.log(
-                    Level::Warn,
+                    LogLevel::Warn,
                     format!("keys of {site} on {server} shown on screen"),
                 );
                 self.open(Box::new(Revealed::new(site, server, v, d)));
@@ -647,7 +650,7 @@ impl App {
             .iter()
             .filter_map(|&i| self.data.servers.get(i).map(|r| r.server.name.clone()))
             .collect();
-        self.log(Level::Info, format!("scanning {}", names.join(", ")));
+        self.log(LogLevel::Info, format!("scanning {}", names.join(", ")));
         vec![Effect::Scan {
             servers: indices,
             generation,
@@ -747,33 +750,33 @@ impl App {
     fn on_screen_key(&mut self, key: &KeyEvent) -> Vec<Effect> {
         let reply = self.screens.get_mut(self.screen).on_key(key, &self.data);
         match reply {
-            Reply::Done => Vec::new(),
-            Reply::Unhandled => {
+            ScreenReply::Done => Vec::new(),
+            ScreenReply::Unhandled => {
                 if key.code == KeyCode::Esc && !self.data.filter.is_empty() {
                     self.data.filter.clear();
                     self.data.changed = true;
                 }
                 Vec::new()
             }
-            Reply::Act(action) => self.perform(action),
-            Reply::Open(dialog) => {
+            ScreenReply::Act(action) => self.perform(action),
+            ScreenReply::Open(dialog) => {
                 self.open(dialog);
                 Vec::new()
             }
-            Reply::Flash(text) => {
+            ScreenReply::Flash(text) => {
                 self.flash(text);
                 Vec::new()
             }
-            Reply::Detail { site, server } => {
+            ScreenReply::Detail { site, server } => {
                 self.screens.detail.open(site, server, self.screen);
                 self.screen = ScreenId::Detail;
                 Vec::new()
             }
-            Reply::Back => {
+            ScreenReply::Back => {
                 self.screen = self.screens.detail.back.unwrap_or(ScreenId::Matrix);
                 Vec::new()
             }
-            Reply::ShowSite(site) => {
+            ScreenReply::ShowSite(site) => {
                 self.data.filter.clear();
                 self.data.changed = true;
                 self.settle();
@@ -787,18 +790,18 @@ impl App {
     }
 
     /// Applies what dialog `i` asked.
-    fn dialog_reply(&mut self, i: usize, reply: dialogs::Reply) -> Vec<Effect> {
+    fn dialog_reply(&mut self, i: usize, reply: dialogs::DialogReply) -> Vec<Effect> {
         match reply {
-            dialogs::Reply::Stay => Vec::new(),
-            dialogs::Reply::Close => {
+            dialogs::DialogReply::Stay => Vec::new(),
+            dialogs::DialogReply::Close => {
                 self.dialogs.remove(i);
                 Vec::new()
             }
-            dialogs::Reply::CloseAnd(action) => {
+            dialogs::DialogReply::CloseAnd(action) => {
                 self.dialogs.remove(i);
                 self.perform(action)
             }
-            dialogs::Reply::Act(action) => match self.try_perform(action) {
+            dialogs::DialogReply::Act(action) => match self.try_perform(action) {
                 Some(effects) => effects,
                 None => {
                     // Refused: the dialog that asked ends (the refusal is

@@ -342,7 +342,7 @@ pub fn run(opts: ConsoleOptions) -> io::Result<ConsoleEnd> {
     }
     if opts.read_only {
         app.log(
-            model::Level::Info,
+            model::LogLevel::Info,
             "read-only session: no action can change a server",
         );
     }
@@ -374,7 +374,7 @@ pub fn run(opts: ConsoleOptions) -> io::Result<ConsoleEnd> {
             && end.signal.is_none()
         {
             end.signal = Some(sig);
-            app.log(model::Level::Warn, format!("{sig}: closing the console"));
+            app.log(model::LogLevel::Warn, format!("{sig}: closing the console"));
             app.dirty = true;
             if app.pushing() {
                 // The signal is the reason given; the dialog shows it is

@@ -130,7 +130,7 @@ impl ServerRow {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
+pub enum LogLevel {
     Info,
     Warn,
     Error,
@@ -139,7 +139,7 @@ pub enum Level {
 #[derive(Debug, Clone)]
 pub struct LogEntry {
     pub at: SystemTime,
-    pub level: Level,
+    pub level: LogLevel,
     pub text: String,
 }
 
@@ -189,7 +189,7 @@ impl Filter {
 
 /// The pushes of the audit log, as last read.
 #[derive(Debug, Default)]
-pub struct History {
+pub struct HistoryData {
     pub path: Option<PathBuf>,
     /// Oldest first, as the log holds them.
     pub pushes: Vec<PastPush>,
@@ -208,13 +208,13 @@ pub struct Data {
     pub disclosed: DisclosedKeys,
     pub filter: Filter,
     pub log: Vec<LogEntry>,
-    pub history: History,
+    pub history: HistoryData,
     /// Changed since the screens built their rows.
     pub(super) changed: bool,
 }
 
 impl Data {
-    pub fn log(&mut self, level: Level, text: impl Into<String>) {
+    pub fn log(&mut self, level: LogLevel, text: impl Into<String>) {
         self.log.push(LogEntry {
             at: SystemTime::now(),
             level,

@@ -5,8 +5,8 @@
 //! result. It is a dialog; the planning and the push run on a worker that
 //! reports with [`Work`] messages.
 
-use super::dialogs::{Activity, Button, Buttons, Dialog, Reply, View, button_keys};
-use super::model::{Action, Data, Level, Work};
+use super::dialogs::{Activity, Button, Buttons, Dialog, DialogReply, View, button_keys};
+use super::model::{Action, Data, LogLevel, Work};
 use super::theme::StyleKey;
 use super::ui::{KeyHelp, Ui};
 use crate::analysis::{Code, FarmReport};
@@ -15,8 +15,8 @@ use crate::paths::RemotePath;
 use crate::push::apply::{Progress, Step};
 use crate::push::lock::Holder;
 use crate::push::{
-    KeySource, Plan, PlanAction, PlanError, PlanVerdict, PushOutcome, PushRequest, Remedy,
-    SignOuts, Verdict, exclusion_effect, sign_outs,
+    KeySource, Plan, PlanAction, PlanError, PlanVerdict, PushOutcome, PushRequest, PushVerdict,
+    Remedy, SignOuts, exclusion_effect, sign_outs,
 };
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::text::Line;
@@ -236,21 +236,21 @@ impl Offer {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConfirmButton {
+pub enum PushButton {
     Cancel,
     Push,
 }
 
-impl Button for ConfirmButton {
+impl Button for PushButton {
     fn label(self) -> &'static str {
         match self {
-            ConfirmButton::Cancel => "Cancel",
-            ConfirmButton::Push => "Push",
+            PushButton::Cancel => "Cancel",
+            PushButton::Push => "Push",
         }
     }
 }
 
-enum Stage {
+enum PushStage {
     Choose {
         choices: Vec<KeyChoice>,
         /// Per choice, who keeps their sign-ins if it is pushed (not known
@@ -275,7 +275,7 @@ enum Stage {
     Confirm {
         plan: Box<Plan>,
         go: Sender<bool>,
-        buttons: Buttons<ConfirmButton>,
+        buttons: Buttons<PushButton>,
     },
     Pushing {
         /// Per file of the plan: its server, the file, how it is named, and
@@ -307,7 +307,7 @@ pub struct PushFlow {
     /// The request planned last, to plan it again with servers left out
     /// or a lock broken.
     request: Option<PushRequest>,
-    stage: Stage,
+    stage: PushStage,
 }
 
 impl PushFlow {
@@ -323,7 +323,7 @@ impl PushFlow {
             })
             .collect();
         PushFlow {
-            stage: Stage::Choose {
+            stage: PushStage::Choose {
                 choices,
                 fates,
                 focus: 0,
@@ -334,32 +334,32 @@ impl PushFlow {
         }
     }
 
-    fn plan(&mut self, request: PushRequest) -> Reply {
+    fn plan(&mut self, request: PushRequest) -> DialogReply {
         self.request = Some(request.clone());
-        self.stage = Stage::Planning;
-        Reply::Act(Action::PlanPush(request))
+        self.stage = PushStage::Planning;
+        DialogReply::Act(Action::PlanPush(request))
     }
 
     fn tell(&mut self, title: impl Into<String>, text: impl Into<String>, danger: bool) {
-        self.stage = Stage::Told {
+        self.stage = PushStage::Told {
             title: title.into(),
             text: text.into(),
             danger,
         };
     }
 
-    fn choose(&mut self, choice: KeyChoice) -> Reply {
+    fn choose(&mut self, choice: KeyChoice) -> DialogReply {
         let Some(source) = choice.source() else {
-            self.stage = Stage::Paste {
+            self.stage = PushStage::Paste {
                 text: Zeroizing::new(String::new()),
             };
-            return Reply::Stay;
+            return DialogReply::Stay;
         };
         self.plan(PushRequest::new(self.site.clone(), source))
     }
 
     /// The pasted element, checked: keys ASP.NET accepts, none disclosed.
-    fn use_pasted(&mut self, text: &str, data: &mut Data) -> Reply {
+    fn use_pasted(&mut self, text: &str, data: &mut Data) -> DialogReply {
         let keys = crate::config::import::key_set_from_xml(text)
             .map_err(|e| e.to_string())
             .and_then(|set| {
@@ -370,24 +370,24 @@ impl PushFlow {
         match keys {
             Ok(set) => self.plan(PushRequest::new(self.site.clone(), KeySource::Import(set))),
             Err(e) => {
-                data.log(Level::Warn, format!("pasted keys refused: {e}"));
+                data.log(LogLevel::Warn, format!("pasted keys refused: {e}"));
                 self.tell("These keys cannot be used", e, true);
-                Reply::Stay
+                DialogReply::Stay
             }
         }
     }
 
     /// Plans once more, leaving out the servers that blocked the plan, or
     /// breaking the locks shown.
-    fn plan_again(&mut self, offer: Offer, data: &mut Data) -> Reply {
+    fn plan_again(&mut self, offer: Offer, data: &mut Data) -> DialogReply {
         let Some(mut request) = self.request.clone() else {
-            return Reply::Close;
+            return DialogReply::Close;
         };
         match offer {
             Offer::Exclude(servers) => {
                 for s in &servers {
                     data.log(
-                        Level::Warn,
+                        LogLevel::Warn,
                         format!(
                             "{s} left out of the push to {}: {}",
                             request.site,
@@ -398,7 +398,7 @@ impl PushFlow {
                 request.exclude.extend(servers);
             }
             Offer::BreakLock(_) => request.break_lock = true,
-            Offer::Nothing => return Reply::Close,
+            Offer::Nothing => return DialogReply::Close,
         }
         self.plan(request)
     }
@@ -412,7 +412,7 @@ impl PushFlow {
         let plan = match result {
             Ok(plan) => plan,
             Err(e) => {
-                data.log(Level::Error, format!("no plan: {e}"));
+                data.log(LogLevel::Error, format!("no plan: {e}"));
                 return self.tell("Cannot plan the push", e.to_string(), true);
             }
         };
@@ -428,11 +428,11 @@ impl PushFlow {
                     return self.tell(title, plan.to_string(), false);
                 }
                 data.log(
-                    Level::Warn,
+                    LogLevel::Warn,
                     format!("plan {} blocked: nothing is written", plan.push_id),
                 );
                 let offer = Offer::of(&verdict);
-                self.stage = Stage::Blocked {
+                self.stage = PushStage::Blocked {
                     plan,
                     buttons: offer.buttons(),
                     offer,
@@ -441,37 +441,37 @@ impl PushFlow {
             }
         };
         data.log(
-            Level::Info,
+            LogLevel::Info,
             format!(
                 "plan {} ready: {} server(s) to write",
                 plan.push_id,
                 plan.writes()
             ),
         );
-        self.stage = Stage::Confirm {
+        self.stage = PushStage::Confirm {
             plan,
             go,
-            buttons: Buttons::new(&[ConfirmButton::Cancel, ConfirmButton::Push]),
+            buttons: Buttons::new(&[PushButton::Cancel, PushButton::Push]),
         };
     }
 
     fn progress(&mut self, p: Progress, data: &mut Data) {
-        let Stage::Pushing { lines, note, .. } = &mut self.stage else {
+        let PushStage::Pushing { lines, note, .. } = &mut self.stage else {
             return;
         };
         let (server, file, status, level) = match p {
             Progress::Step { server, file, step } => (server, file, Status::At(step), None),
             Progress::Done(r) => {
                 let level = if r.outcome.recorded().is_fine() {
-                    Level::Info
+                    LogLevel::Info
                 } else {
-                    Level::Error
+                    LogLevel::Error
                 };
                 let status = Status::Said(r.outcome.to_string());
                 (r.server, r.file, status, Some(level))
             }
             Progress::Note(text) => {
-                data.log(Level::Info, format!("push: {text}"));
+                data.log(LogLevel::Info, format!("push: {text}"));
                 *note = Some(text);
                 return;
             }
@@ -507,39 +507,42 @@ impl PushFlow {
                     text.push_str(&format!("\nThe audit log did not take a record: {e}"));
                 }
                 let level = if outcome.success() {
-                    Level::Info
+                    LogLevel::Info
                 } else {
-                    Level::Error
+                    LogLevel::Error
                 };
                 data.log(level, outcome.summary());
                 let title = match (outcome.verdict(), outcome.interrupted) {
-                    (Verdict::InStep, _) => "Push done".to_string(),
-                    (Verdict::AsBefore, Some(r)) => format!("Push interrupted ({r}): rolled back"),
-                    (Verdict::AsBefore, None) => "Push not made".to_string(),
-                    (Verdict::OutOfStep, _) => "Push left the site OUT OF STEP".to_string(),
+                    (PushVerdict::InStep, _) => "Push done".to_string(),
+                    (PushVerdict::AsBefore, Some(r)) => {
+                        format!("Push interrupted ({r}): rolled back")
+                    }
+                    (PushVerdict::AsBefore, None) => "Push not made".to_string(),
+                    (PushVerdict::OutOfStep, _) => "Push left the site OUT OF STEP".to_string(),
                 };
                 self.tell(title, text, !outcome.success());
             }
             Err(e) => {
                 let why = format!("{e}; nothing was written");
-                data.log(Level::Error, format!("push not started: {why}"));
+                data.log(LogLevel::Error, format!("push not started: {why}"));
                 self.tell("Push not started", why, true);
             }
         }
     }
 
-    fn confirm(&mut self, start: bool, data: &mut Data) -> Reply {
-        let Stage::Confirm { plan, go, .. } = std::mem::replace(&mut self.stage, Stage::Planning)
+    fn confirm(&mut self, start: bool, data: &mut Data) -> DialogReply {
+        let PushStage::Confirm { plan, go, .. } =
+            std::mem::replace(&mut self.stage, PushStage::Planning)
         else {
-            return Reply::Stay;
+            return DialogReply::Stay;
         };
         if !start {
             data.log(
-                Level::Info,
+                LogLevel::Info,
                 format!("push {} cancelled: nothing was written", plan.push_id),
             );
             let _ = go.send(false);
-            return Reply::Close;
+            return DialogReply::Close;
         }
         let lines = plan
             .servers
@@ -559,15 +562,15 @@ impl PushFlow {
             })
             .collect();
         data.log(
-            Level::Warn,
+            LogLevel::Warn,
             format!("push {} to {} started", plan.push_id, plan.site),
         );
-        self.stage = Stage::Pushing {
+        self.stage = PushStage::Pushing {
             lines,
             note: None,
             interrupting: false,
         };
-        Reply::Act(Action::StartPush { go, start: true })
+        DialogReply::Act(Action::StartPush { go, start: true })
     }
 }
 
@@ -603,7 +606,7 @@ impl Dialog for PushFlow {
             buttons,
         };
         match &self.stage {
-            Stage::Choose {
+            PushStage::Choose {
                 choices,
                 fates,
                 focus,
@@ -648,7 +651,7 @@ impl Dialog for PushFlow {
                 ));
                 view(format!("Push to {site}"), body, false, None)
             }
-            Stage::Paste { text } => {
+            PushStage::Paste { text } => {
                 let shown = crate::push::diff::mask_keys(text);
                 let mut body = vec![
                     Line::raw(format!(
@@ -670,7 +673,7 @@ impl Dialog for PushFlow {
                 }
                 view("Import keys".into(), body, false, None)
             }
-            Stage::Planning => view(
+            PushStage::Planning => view(
                 format!("Push to {site}"),
                 vec![Line::raw(format!(
                     "{} Reading the web.config of {site} on every server...",
@@ -679,7 +682,7 @@ impl Dialog for PushFlow {
                 false,
                 None,
             ),
-            Stage::Confirm { plan, buttons, .. } => {
+            PushStage::Confirm { plan, buttons, .. } => {
                 let mut body = plan_lines(plan, ui);
                 // Beside the restart, the plan's last line: what users meet.
                 body.insert(
@@ -696,7 +699,7 @@ impl Dialog for PushFlow {
                     buttons.view(),
                 )
             }
-            Stage::Blocked {
+            PushStage::Blocked {
                 plan,
                 offer,
                 buttons,
@@ -728,7 +731,7 @@ impl Dialog for PushFlow {
                     buttons.view(),
                 )
             }
-            Stage::Pushing {
+            PushStage::Pushing {
                 lines,
                 note,
                 interrupting,
@@ -762,7 +765,7 @@ impl Dialog for PushFlow {
                 });
                 view(format!("Pushing to {site}"), body, true, None)
             }
-            Stage::Told {
+            PushStage::Told {
                 title,
                 text,
                 danger,
@@ -775,14 +778,14 @@ impl Dialog for PushFlow {
         }
     }
 
-    fn on_key(&mut self, key: &KeyEvent, data: &mut Data) -> Reply {
+    fn on_key(&mut self, key: &KeyEvent, data: &mut Data) -> DialogReply {
         match &mut self.stage {
-            Stage::Choose { choices, focus, .. } => match key.code {
+            PushStage::Choose { choices, focus, .. } => match key.code {
                 KeyCode::Up | KeyCode::Char('k') => *focus = focus.saturating_sub(1),
                 KeyCode::Down | KeyCode::Char('j') => {
                     *focus = (*focus + 1).min(choices.len().saturating_sub(1))
                 }
-                KeyCode::Esc => return Reply::Close,
+                KeyCode::Esc => return DialogReply::Close,
                 KeyCode::Enter => {
                     if let Some(choice) = choices.get(*focus).cloned() {
                         return self.choose(choice);
@@ -790,8 +793,8 @@ impl Dialog for PushFlow {
                 }
                 _ => {}
             },
-            Stage::Paste { text } => match key.code {
-                KeyCode::Esc => return Reply::Close,
+            PushStage::Paste { text } => match key.code {
+                KeyCode::Esc => return DialogReply::Close,
                 // Whatever was typed gets an answer: the keys planned, or
                 // why they cannot be (the reason `--keys` gets).
                 KeyCode::Enter if key.modifiers.contains(KeyModifiers::ALT) || !in_a_tag(text) => {
@@ -805,38 +808,38 @@ impl Dialog for PushFlow {
                 KeyCode::Char(c) => text.push(c),
                 _ => {}
             },
-            Stage::Planning => {} // the worker answers
-            Stage::Blocked { offer, buttons, .. } => match buttons.on_key(key) {
+            PushStage::Planning => {} // the worker answers
+            PushStage::Blocked { offer, buttons, .. } => match buttons.on_key(key) {
                 None => {}
-                Some(BlockedButton::Cancel | BlockedButton::Ok) => return Reply::Close,
+                Some(BlockedButton::Cancel | BlockedButton::Ok) => return DialogReply::Close,
                 Some(BlockedButton::LeaveOut | BlockedButton::BreakLock) => {
                     let offer = offer.clone();
                     return self.plan_again(offer, data);
                 }
             },
-            Stage::Confirm { buttons, .. } => match buttons.on_key(key) {
+            PushStage::Confirm { buttons, .. } => match buttons.on_key(key) {
                 None => {}
-                Some(b) => return self.confirm(b == ConfirmButton::Push, data),
+                Some(b) => return self.confirm(b == PushButton::Push, data),
             },
-            Stage::Pushing { .. } => {
+            PushStage::Pushing { .. } => {
                 if matches!(key.code, KeyCode::Char('q') | KeyCode::Esc) && self.interrupt() {
-                    return Reply::Act(Action::InterruptPush);
+                    return DialogReply::Act(Action::InterruptPush);
                 }
             }
-            Stage::Told { .. } => {
+            PushStage::Told { .. } => {
                 if matches!(
                     key.code,
                     KeyCode::Enter | KeyCode::Esc | KeyCode::Char(' ') | KeyCode::Char('q')
                 ) {
-                    return Reply::Close;
+                    return DialogReply::Close;
                 }
             }
         }
-        Reply::Stay
+        DialogReply::Stay
     }
 
     fn on_paste(&mut self, pasted: &str) {
-        if let Stage::Paste { text } = &mut self.stage {
+        if let PushStage::Paste { text } = &mut self.stage {
             text.push_str(pasted);
         }
     }
@@ -848,57 +851,60 @@ impl Dialog for PushFlow {
         )
     }
 
-    fn on_work(&mut self, work: Work, data: &mut Data) -> Reply {
+    fn on_work(&mut self, work: Work, data: &mut Data) -> DialogReply {
         match work {
             Work::Planned { result, go } => self.planned(result, go, data),
             Work::PushProgress(progress) => self.progress(progress, data),
             Work::PushDone(result) => self.done(result, data),
             Work::RollbackProgress(_) | Work::RollbackDone(_) => {}
         }
-        Reply::Stay
+        DialogReply::Stay
     }
 
     fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
         match &self.stage {
-            Stage::Choose { .. } => vec![
+            PushStage::Choose { .. } => vec![
                 (ui.symbols.updown, "choose"),
                 ("Enter", "plan"),
                 ("Esc", "cancel"),
             ],
-            Stage::Paste { .. } => vec![
+            PushStage::Paste { .. } => vec![
                 ("paste", "the element"),
                 ("Enter", "use it"),
                 ("Esc", "cancel"),
             ],
-            Stage::Pushing {
+            PushStage::Pushing {
                 interrupting: false,
                 ..
             } => vec![("Ctrl-C", "stop and roll back")],
-            Stage::Planning | Stage::Pushing { .. } => vec![("", "working...")],
-            Stage::Told { .. } => vec![("Enter", "close")],
-            Stage::Blocked { .. } | Stage::Confirm { .. } => button_keys(ui),
+            PushStage::Planning | PushStage::Pushing { .. } => vec![("", "working...")],
+            PushStage::Told { .. } => vec![("Enter", "close")],
+            PushStage::Blocked { .. } | PushStage::Confirm { .. } => button_keys(ui),
         }
     }
 
     fn waiting(&self) -> bool {
-        matches!(self.stage, Stage::Planning | Stage::Pushing { .. })
+        matches!(self.stage, PushStage::Planning | PushStage::Pushing { .. })
     }
 
     /// The choice moves with ↑/↓ and j/k; the element is typed.
     fn own_keys(&self) -> bool {
-        matches!(self.stage, Stage::Choose { .. } | Stage::Paste { .. })
+        matches!(
+            self.stage,
+            PushStage::Choose { .. } | PushStage::Paste { .. }
+        )
     }
 
     fn activity(&self) -> Activity {
         match self.stage {
-            Stage::Pushing { .. } => Activity::Pushing,
+            PushStage::Pushing { .. } => Activity::Pushing,
             _ => Activity::Idle,
         }
     }
 
     fn interrupt(&mut self) -> bool {
         match &mut self.stage {
-            Stage::Pushing { interrupting, .. } if !*interrupting => {
+            PushStage::Pushing { interrupting, .. } if !*interrupting => {
                 *interrupting = true;
                 true
             }
@@ -907,7 +913,7 @@ impl Dialog for PushFlow {
     }
 
     fn abandon(&mut self) {
-        if let Stage::Confirm { go, .. } = &self.stage {
+        if let PushStage::Confirm { go, .. } = &self.stage {
             let _ = go.send(false);
         }
     }

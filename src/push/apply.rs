@@ -10,7 +10,7 @@
 //! file is re-read before the result is reported.
 
 use super::audit::{self, AuditLog, AuditRecord, local_user, now};
-use super::error::{Refusal, StepError, VerifyError};
+use super::error::{PushRefusal, StepError, VerifyError};
 use super::interrupt::{Interrupt, StopReason};
 use super::lock::{self, LockInfo, Taken};
 use super::plan::SiteFiles;
@@ -27,7 +27,7 @@ use crate::transport::{Transport, TransportError, not_a_file};
 
 pub use super::outcome::{
     FinalState, Foreign, LeftBehind, LeftKind, Leftover, NotAttempted, Progress, PushOutcome,
-    Restore, ServerOutcome, ServerResult, Step, Verdict,
+    PushVerdict, Restore, ServerOutcome, ServerResult, Step,
 };
 
 /// Whether the server's effective configuration of the site is what the
@@ -108,7 +108,7 @@ fn test_pause(point: &str, server: Option<&str>, stop: &Interrupt) {
     let _ = (point, server, stop);
 }
 
-enum Attempt {
+enum ServerAttempt {
     /// Applied and verified.
     Done,
     /// Failed before anything changed; whatever it created is removed.
@@ -130,7 +130,7 @@ enum Attempt {
 fn record(
     plan: &Plan,
     sp: &ServerPlan,
-    action: audit::Action,
+    action: audit::AuditAction,
     outcome: audit::Outcome,
     message: String,
     sha_after: Option<String>,
@@ -180,7 +180,7 @@ fn attempt(
     stop: &Interrupt,
     progress: &mut dyn FnMut(Progress),
     left: &mut Vec<Leftover>,
-) -> Attempt {
+) -> ServerAttempt {
     let step = |progress: &mut dyn FnMut(Progress), s: Step| {
         progress(Progress::Step {
             server: sp.server.clone(),
@@ -189,7 +189,7 @@ fn attempt(
         })
     };
     let Some(new_bytes) = &sp.edited else {
-        return Attempt::Untouched {
+        return ServerAttempt::Untouched {
             step: Step::Reread,
             error: StepError::NoContent,
         };
@@ -202,7 +202,7 @@ fn attempt(
                        made: &[&RemotePath],
                        left: &mut Vec<Leftover>| {
         if e.is_disconnected() {
-            return Attempt::Touched {
+            return ServerAttempt::Touched {
                 step,
                 error: e,
                 swapped: false,
@@ -210,21 +210,21 @@ fn attempt(
             };
         }
         remove_made(t, made, left);
-        Attempt::Untouched { step, error: e }
+        ServerAttempt::Untouched { step, error: e }
     };
     step(progress, Step::Reread);
     let current = match read_opt(t, &sp.file) {
         Ok(c) => c,
         // Nothing was created yet, whatever became of the session.
         Err(e) => {
-            return Attempt::Untouched {
+            return ServerAttempt::Untouched {
                 step: Step::Reread,
                 error: e.into(),
             };
         }
     };
     if current.as_ref().map(|b| b.sha256()) != sp.scanned_sha256 {
-        return Attempt::Untouched {
+        return ServerAttempt::Untouched {
             step: Step::Reread,
             error: StepError::ChangedSincePlan(sp.file.clone()),
         };
@@ -254,7 +254,7 @@ fn attempt(
     made.push(&sp.staged);
     if let Some(reason) = stop.reason() {
         remove_made(t, &made, left);
-        return Attempt::Interrupted(reason);
+        return ServerAttempt::Interrupted(reason);
     }
     // The last look before the swap: a link put in the file's place since
     // the plan (which refused one) is never renamed over.
@@ -275,7 +275,7 @@ fn attempt(
     let mut intent = record(
         plan,
         sp,
-        audit::Action::Push,
+        audit::AuditAction::Push,
         audit::Outcome::Intent,
         String::new(),
         Some(new_bytes.sha256()),
@@ -287,7 +287,7 @@ fn attempt(
         .collect();
     if let Err(e) = audit.append(&intent) {
         remove_made(t, &made, left);
-        return Attempt::AuditFailed(e.to_string());
+        return ServerAttempt::AuditFailed(e.to_string());
     }
     test_pause("staged", Some(&sp.server), stop);
     step(progress, Step::Swap);
@@ -313,7 +313,7 @@ fn attempt(
         return before_swap(t, Step::Swap, e, &made, left);
     }
     if let Err(e) = swap(t, &sp.staged, &sp.file, &aside(plan, sp)) {
-        return Attempt::Touched {
+        return ServerAttempt::Touched {
             step: Step::Swap,
             broken: e.is_disconnected(),
             error: e.into(),
@@ -324,7 +324,7 @@ fn attempt(
     // Mandatory, also where the swap is not atomic.
     step(progress, Step::Verify);
     test_pause("verifying", Some(&sp.server), stop);
-    let touched = |error: StepError, broken: bool| Attempt::Touched {
+    let touched = |error: StepError, broken: bool| ServerAttempt::Touched {
         step: Step::Verify,
         error,
         swapped: true,
@@ -341,7 +341,7 @@ fn attempt(
     if let Err(e) = verify_effective(t, plan, sp) {
         return touched(e.into(), false);
     }
-    Attempt::Done
+    ServerAttempt::Done
 }
 
 /// The server's lock is still this push's. SFTP has no compare-and-swap
@@ -437,7 +437,7 @@ impl Run<'_> {
         }));
     }
 
-    fn refuse(mut self, why: Refusal, interrupted: Option<StopReason>) -> PushOutcome {
+    fn refuse(mut self, why: PushRefusal, interrupted: Option<StopReason>) -> PushOutcome {
         for r in &mut self.results {
             if r.outcome != ServerOutcome::Unchanged {
                 r.outcome = ServerOutcome::NotAttempted(NotAttempted::NotStarted);
@@ -449,12 +449,12 @@ impl Run<'_> {
         out
     }
 
-    fn take_locks(&mut self) -> Result<(), Refusal> {
+    fn take_locks(&mut self) -> Result<(), PushRefusal> {
         let plan = self.plan;
         let mine = LockInfo::mine(&plan.push_id, &plan.site);
         for i in self.targets() {
             if let Some(r) = self.stop.reason() {
-                return Err(Refusal::Interrupted(r));
+                return Err(PushRefusal::Interrupted(r));
             }
             let sp = &plan.servers[i];
             // The plans of one server share its lock.
@@ -476,12 +476,12 @@ impl Run<'_> {
                     }
                 }
                 Err(Reached::Session(error)) => {
-                    return Err(Refusal::Unreachable {
+                    return Err(PushRefusal::Unreachable {
                         server: sp.server.clone(),
                         error,
                     });
                 }
-                Err(Reached::Op(e)) => return Err(Refusal::Lock(e)),
+                Err(Reached::Op(e)) => return Err(PushRefusal::Lock(e)),
             }
         }
         Ok(())
@@ -508,7 +508,7 @@ impl Run<'_> {
 
     /// Under the locks: every file still holds what the plan read, the
     /// ones the push writes and the ones it only read.
-    fn check_unchanged(&mut self) -> Result<(), Refusal> {
+    fn check_unchanged(&mut self) -> Result<(), PushRefusal> {
         let plan = self.plan;
         for i in self.targets() {
             let sp = &plan.servers[i];
@@ -517,13 +517,13 @@ impl Run<'_> {
             for (file, scanned) in files {
                 let now = self
                     .on_server(&sp.server, |t| read_opt(t, file))
-                    .map_err(|error| Refusal::Reread {
+                    .map_err(|error| PushRefusal::Reread {
                         server: sp.server.clone(),
                         file: file.clone(),
                         error,
                     })?;
                 if now.map(|b| b.sha256()) != *scanned {
-                    return Err(Refusal::Changed {
+                    return Err(PushRefusal::Changed {
                         server: sp.server.clone(),
                         file: file.clone(),
                     });
@@ -554,7 +554,7 @@ impl Run<'_> {
         let written = sp.edited.as_ref().map(|b| b.sha256());
         let mut left = Vec::new();
         let attempted = match self.sessions.get(&sp.server) {
-            Err(e) => Attempt::Untouched {
+            Err(e) => ServerAttempt::Untouched {
                 step: Step::Reread,
                 error: StepError::Session(e),
             },
@@ -570,14 +570,14 @@ impl Run<'_> {
         };
         if matches!(
             attempted,
-            Attempt::Done | Attempt::Touched { swapped: true, .. }
+            ServerAttempt::Done | ServerAttempt::Touched { swapped: true, .. }
         ) {
             self.swapped[i] = true;
         }
         // Another's now: never released (removed) by this push.
         if matches!(
             attempted,
-            Attempt::Untouched {
+            ServerAttempt::Untouched {
                 error: StepError::LockLost { .. },
                 ..
             }
@@ -588,8 +588,8 @@ impl Run<'_> {
             });
         }
         let (outcome, sha_after) = match attempted {
-            Attempt::Done => (ServerOutcome::Applied, written.clone()),
-            Attempt::Untouched { step, error } => (
+            ServerAttempt::Done => (ServerOutcome::Applied, written.clone()),
+            ServerAttempt::Untouched { step, error } => (
                 ServerOutcome::Failed {
                     step,
                     error,
@@ -598,11 +598,11 @@ impl Run<'_> {
                 },
                 sp.scanned_sha256.clone(),
             ),
-            Attempt::Interrupted(r) => (
+            ServerAttempt::Interrupted(r) => (
                 ServerOutcome::NotAttempted(NotAttempted::BeforeSwap(r)),
                 sp.scanned_sha256.clone(),
             ),
-            Attempt::AuditFailed(e) => {
+            ServerAttempt::AuditFailed(e) => {
                 self.audit_errors.push(e.clone());
                 (
                     ServerOutcome::Failed {
@@ -614,7 +614,7 @@ impl Run<'_> {
                     sp.scanned_sha256.clone(),
                 )
             }
-            Attempt::Touched {
+            ServerAttempt::Touched {
                 step,
                 error,
                 swapped,
@@ -651,7 +651,7 @@ impl Run<'_> {
         let mut rec = record(
             plan,
             sp,
-            audit::Action::Push,
+            audit::AuditAction::Push,
             outcome.recorded(),
             outcome.audit_message(),
             sha_after.clone(),
@@ -709,7 +709,7 @@ impl Run<'_> {
             self.log(&record(
                 plan,
                 sp,
-                audit::Action::Rollback,
+                audit::AuditAction::Rollback,
                 audit::Outcome::Intent,
                 String::new(),
                 written.clone(),
@@ -731,7 +731,7 @@ impl Run<'_> {
             let mut rec = record(
                 plan,
                 sp,
-                audit::Action::Rollback,
+                audit::AuditAction::Rollback,
                 outcome.recorded(),
                 outcome.audit_message(),
                 after.clone(),
@@ -842,11 +842,11 @@ pub fn apply(
         leftovers: Vec::new(),
     };
     if let super::PlanVerdict::Blocked(blocks) = plan.verdict() {
-        return run.refuse(Refusal::Blocked(blocks), None);
+        return run.refuse(PushRefusal::Blocked(blocks), None);
     }
     test_pause("start", None, stop);
     if let Some(r) = stop.reason() {
-        return run.refuse(Refusal::Interrupted(r), Some(r));
+        return run.refuse(PushRefusal::Interrupted(r), Some(r));
     }
     run.note(format!("locking {} on every server of the push", plan.site));
     if let Err(why) = run.take_locks() {
@@ -856,7 +856,7 @@ pub fn apply(
         return run.refuse(why, stop.reason());
     }
     if let Some(r) = stop.reason() {
-        return run.refuse(Refusal::Interrupted(r), Some(r));
+        return run.refuse(PushRefusal::Interrupted(r), Some(r));
     }
 
     let mut halted = false;
@@ -873,7 +873,7 @@ pub fn apply(
             let rec = record(
                 plan,
                 &plan.servers[i],
-                audit::Action::Push,
+                audit::AuditAction::Push,
                 audit::Outcome::NotAttempted,
                 run.results[i].outcome.audit_message(),
                 plan.servers[i].scanned_sha256.clone(),
@@ -1113,7 +1113,7 @@ const ROLLBACK_PREFIX: &str = "rollback-";
 const ROLLBACK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// One file of a rollback, its paths parsed from its record.
-struct Target<'a> {
+struct RollbackTarget<'a> {
     rec: &'a AuditRecord,
     file: RemotePath,
     backup: Option<RemotePath>,
@@ -1124,8 +1124,8 @@ struct Target<'a> {
     temporary: Vec<RemotePath>,
 }
 
-impl<'a> Target<'a> {
-    fn parse(rec: &'a AuditRecord) -> Result<Target<'a>, RollbackError> {
+impl<'a> RollbackTarget<'a> {
+    fn parse(rec: &'a AuditRecord) -> Result<RollbackTarget<'a>, RollbackError> {
         let file = RemotePath::parse(&rec.file)?;
         let backup = rec.backup.as_deref().map(RemotePath::parse).transpose()?;
         let lock = match &rec.lock {
@@ -1137,7 +1137,7 @@ impl<'a> Target<'a> {
             .iter()
             .map(|p| RemotePath::parse(p))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Target {
+        Ok(RollbackTarget {
             rec,
             file,
             backup,
@@ -1283,26 +1283,26 @@ fn is_stamp(s: &str) -> bool {
 /// configuration read again, as the scan reads it, and the plan's choice
 /// ([`super::plan::site_files`]).
 fn discover(sessions: &mut Sessions, server: &str, site: &str) -> Result<SiteFiles, RollbackError> {
-    enum Finding {
+    enum Discovery {
         Scan(crate::scan::ServerFailure),
         Read(TransportError),
         Gone,
     }
-    impl retry::Lost for Finding {
+    impl retry::Lost for Discovery {
         fn is_lost(&self) -> bool {
-            matches!(self, Finding::Read(e) if e.is_disconnected())
+            matches!(self, Discovery::Read(e) if e.is_disconnected())
         }
     }
     let found = retry::on_server(sessions, server, false, |t| {
-        let config = read_server(t, &WindowsEnv::default()).map_err(Finding::Scan)?;
+        let config = read_server(t, &WindowsEnv::default()).map_err(Discovery::Scan)?;
         // Exactly: two sites may differ only in case, each its own.
         let Some(app) = config.apps.into_iter().find(|a| a.app.id == site) else {
-            return Err(Finding::Gone);
+            return Err(Discovery::Gone);
         };
         let Some(file) = app.web_config else {
-            return Err(Finding::Gone);
+            return Err(Discovery::Gone);
         };
-        let web = read_opt(t, &file).map_err(Finding::Read)?;
+        let web = read_opt(t, &file).map_err(Discovery::Read)?;
         Ok(super::plan::site_files(
             &file,
             app.effective.as_ref().ok(),
@@ -1314,9 +1314,9 @@ fn discover(sessions: &mut Sessions, server: &str, site: &str) -> Result<SiteFil
         Reached::Op(f) => RollbackError::Undiscovered {
             site: site.to_string(),
             why: match f {
-                Finding::Scan(e) => e.to_string(),
-                Finding::Read(e) => e.to_string(),
-                Finding::Gone => {
+                Discovery::Scan(e) => e.to_string(),
+                Discovery::Read(e) => e.to_string(),
+                Discovery::Gone => {
                     "the server has no such site (or no path farmkey writes to) now".to_string()
                 }
             },
@@ -1417,7 +1417,7 @@ fn roll_back_server(
     };
     let mut targets = Vec::new();
     for (i, rec) in recs.iter().enumerate() {
-        match Target::parse(rec) {
+        match RollbackTarget::parse(rec) {
             Ok(t) => targets.push(t),
             Err(e) => return withheld(i, e),
         }
@@ -1561,7 +1561,7 @@ fn with_locks_left(
 fn rollback_line(rec: &AuditRecord, outcome: audit::Outcome, message: String) -> AuditRecord {
     let mut line = rec.clone();
     line.time = now();
-    line.action = audit::Action::Rollback;
+    line.action = audit::AuditAction::Rollback;
     line.user = local_user();
     std::mem::swap(&mut line.sha256_before, &mut line.sha256_after);
     std::mem::swap(&mut line.fingerprints_before, &mut line.fingerprints_after);
@@ -1614,7 +1614,7 @@ pub fn rollback_push(
                 discovered.len() - 1
             }
         };
-        found[i] = match (&discovered[at].2, Target::parse(rec)) {
+        found[i] = match (&discovered[at].2, RollbackTarget::parse(rec)) {
             (Err(e), _) => Some(e.clone()),
             (_, Err(e)) => Some(e),
             (Ok(files), Ok(t)) => t.trusted(files).err().map(RollbackError::Untrusted),

@@ -79,7 +79,7 @@ impl Fingerprints {
 crate::spelled::spelled! {
     /// What a record is about.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum Action {
+    pub enum AuditAction {
         Push = "push",
         Rollback = "rollback",
     }
@@ -116,7 +116,7 @@ impl Outcome {
 pub struct AuditRecord {
     pub time: String,
     pub push_id: String,
-    pub action: Action,
+    pub action: AuditAction,
     pub user: String,
     pub server: String,
     pub site: String,
@@ -192,7 +192,7 @@ impl AuditLog {
     /// the line: a rollback could not read what the push appends to it.
     pub fn check_writable(&self, stop: Option<&Interrupt>) -> io::Result<()> {
         let f = self.open()?;
-        self.lock(&f, Lock::Exclusive, stop)?;
+        self.lock(&f, LogLock::Exclusive, stop)?;
         let mut reader = io::BufReader::new(&f);
         reader.seek(SeekFrom::Start(0)).map_err(|e| self.named(e))?;
         self.parse(reader).map(|_| ())
@@ -283,12 +283,12 @@ impl AuditLog {
     /// Takes the log's lock, trying for at most [`LOCK_WAIT`]: an error
     /// naming the log and the process that holds it (when the system says)
     /// after that, or once `stop` is asked.
-    fn lock(&self, f: &fs::File, kind: Lock, stop: Option<&Interrupt>) -> io::Result<()> {
+    fn lock(&self, f: &fs::File, kind: LogLock, stop: Option<&Interrupt>) -> io::Result<()> {
         let deadline = Instant::now() + LOCK_WAIT;
         loop {
             let tried = match kind {
-                Lock::Exclusive => f.try_lock(),
-                Lock::Shared => f.try_lock_shared(),
+                LogLock::Exclusive => f.try_lock(),
+                LogLock::Shared => f.try_lock_shared(),
             };
             match tried {
                 Ok(()) => return Ok(()),
@@ -338,7 +338,7 @@ impl AuditLog {
         let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
         line.push(b'\n');
         let mut f = self.open()?;
-        self.lock(&f, Lock::Exclusive, None)?;
+        self.lock(&f, LogLock::Exclusive, None)?;
         let meta = f.metadata().map_err(|e| self.named(e))?;
         let len = meta.len();
         // A record cut off by a crash or a power loss: ours starts on a
@@ -384,7 +384,7 @@ impl AuditLog {
             return Ok(Records::default());
         };
         // Never a record being appended taken for one cut off.
-        self.lock(&f, Lock::Shared, None)?;
+        self.lock(&f, LogLock::Shared, None)?;
         self.parse(io::BufReader::new(f))
     }
 
@@ -426,7 +426,7 @@ impl AuditLog {
 }
 
 #[derive(Clone, Copy)]
-enum Lock {
+enum LogLock {
     Shared,
     Exclusive,
 }
@@ -493,7 +493,7 @@ mod tests {
         AuditRecord {
             time: now(),
             push_id: push.into(),
-            action: Action::Push,
+            action: AuditAction::Push,
             user: "op".into(),
             server: "web01".into(),
             site: site.into(),

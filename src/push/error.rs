@@ -86,7 +86,7 @@ impl StepError {
 
 /// Why a push did not start writing: nothing was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
+pub enum PushRefusal {
     /// The plan is blocked: each server, and why.
     #[error(
         "the push is blocked ({})",

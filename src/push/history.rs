@@ -2,7 +2,7 @@
 //! concerns. `farmkey history`, `farmkey rollback` and the console's
 //! History screen read the log through this one module.
 
-use super::audit::{Action, AuditRecord, Outcome};
+use super::audit::{AuditAction, AuditRecord, Outcome};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
@@ -37,7 +37,11 @@ impl PastPush {
     /// the intent when the push was cut short before recording one.
     pub fn pushed(&self) -> Vec<&AuditRecord> {
         let mut out: Vec<&AuditRecord> = Vec::new();
-        for r in self.records.iter().filter(|r| r.action == Action::Push) {
+        for r in self
+            .records
+            .iter()
+            .filter(|r| r.action == AuditAction::Push)
+        {
             match out.iter_mut().find(|x| same_file(x, r)) {
                 Some(x) => *x = r,
                 None => out.push(r),
@@ -48,7 +52,9 @@ impl PastPush {
 
     /// Its rollbacks' records, in order.
     pub fn rollbacks(&self) -> impl Iterator<Item = &AuditRecord> {
-        self.records.iter().filter(|r| r.action == Action::Rollback)
+        self.records
+            .iter()
+            .filter(|r| r.action == AuditAction::Rollback)
     }
 
     /// The rollbacks' records as `farmkey history` shows them: a start
@@ -77,7 +83,7 @@ impl PastPush {
             .iter()
             .rev()
             .find(|r| same_file(r, rec))
-            .is_some_and(|r| r.action == Action::Rollback && r.outcome == Outcome::Intent)
+            .is_some_and(|r| r.action == AuditAction::Rollback && r.outcome == Outcome::Intent)
     }
 
     /// How `rec`, the last push record of its file, reads in history:
@@ -139,7 +145,7 @@ impl PastPush {
         };
         let intent = |rec: &AuditRecord| {
             self.records.iter().rev().find(|r| {
-                r.action == Action::Push && r.outcome == Outcome::Intent && same_file(r, rec)
+                r.action == AuditAction::Push && r.outcome == Outcome::Intent && same_file(r, rec)
             })
         };
         self.pushed()
@@ -407,7 +413,7 @@ mod tests {
     use super::*;
     use crate::push::audit::Fingerprints;
 
-    fn rec(push: &str, server: &str, action: Action, outcome: Outcome) -> AuditRecord {
+    fn rec(push: &str, server: &str, action: AuditAction, outcome: Outcome) -> AuditRecord {
         AuditRecord {
             time: "2026-11-26T11:20:45Z".into(),
             push_id: push.into(),
@@ -436,7 +442,7 @@ mod tests {
 
     #[test]
     fn copies_left_behind_are_the_last_word_of_the_push_or_its_rollback() {
-        use Action::*;
+        use AuditAction::*;
         use Outcome::*;
         let with = |mut r: AuditRecord, left: &[&str]| {
             r.temporary = left.iter().map(|s| s.to_string()).collect();
@@ -480,7 +486,7 @@ mod tests {
 
     #[test]
     fn a_rollback_concerns_what_was_changed_and_not_rolled_back_since() {
-        use Action::*;
+        use AuditAction::*;
         use Outcome::*;
         let records = vec![
             rec("p1", "web01", Push, Intent),
@@ -542,7 +548,7 @@ mod tests {
     /// push brought back itself is not.
     #[test]
     fn a_file_the_push_could_not_restore_is_rolled_back() {
-        use Action::*;
+        use AuditAction::*;
         use Outcome::*;
         let failed = |server: &str, after: Option<&str>| {
             let mut r = rec("p1", server, Push, Failed);
@@ -584,7 +590,7 @@ mod tests {
 
     #[test]
     fn a_server_whose_push_wrote_two_files_is_rolled_back_file_by_file() {
-        use Action::*;
+        use AuditAction::*;
         use Outcome::*;
         let keys_file = |mut r: AuditRecord| {
             r.file = "C:\\inetpub\\Flowtime\\App_Config\\keys.config".into();
@@ -626,7 +632,7 @@ mod tests {
     /// shown.
     #[test]
     fn a_rollback_started_without_an_outcome_is_unknown_not_applied() {
-        use Action::*;
+        use AuditAction::*;
         use Outcome::*;
         let records = vec![
             rec("p1", "web01", Push, Intent),

@@ -28,9 +28,9 @@ use std::fmt;
 
 pub use apply::apply;
 pub use disclosed::refuse_disclosed;
-pub use error::{Block, BlockReason, Refusal, SessionError, StepError, VerifyError};
+pub use error::{Block, BlockReason, PushRefusal, SessionError, StepError, VerifyError};
 pub use interrupt::{Interrupt, StopReason};
-pub use outcome::{KeysLeft, PushOutcome, ServerOutcome, ServerResult, Verdict};
+pub use outcome::{KeysLeft, PushOutcome, PushVerdict, ServerOutcome, ServerResult};
 pub use plan::{PlanError, build_plan};
 pub use sessions::Sessions;
 pub use sign_outs::SignOuts;

@@ -3,7 +3,7 @@
 
 use super::and_list;
 use super::audit::Outcome;
-use super::error::{Refusal, StepError};
+use super::error::{PushRefusal, StepError};
 use super::interrupt::StopReason;
 use crate::paths::RemotePath;
 use std::fmt;
@@ -327,7 +327,7 @@ impl fmt::Display for KeysLeft {
 
 /// Where the site stands after a push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum PushVerdict {
     /// Every server of the push holds the new configuration.
     InStep,
     /// Every server holds what it held before: nothing changed.
@@ -345,7 +345,7 @@ pub struct PushOutcome {
     pub audit_errors: Vec<String>,
     /// Why the push did not start writing (blocked plan, lock held, a file
     /// changed since the plan, interrupted before the first write).
-    pub refused: Option<Refusal>,
+    pub refused: Option<PushRefusal>,
     /// The interruption the push honoured, if any.
     pub interrupted: Option<StopReason>,
     /// Lock files and copies the push made and could not remove (a server
@@ -363,9 +363,9 @@ pub struct PushOutcome {
 impl PushOutcome {
     /// Where the site stands: out of step when the push wrote what it
     /// planned but left keys that are not in step (`--handler-only`).
-    pub fn verdict(&self) -> Verdict {
+    pub fn verdict(&self) -> PushVerdict {
         match self.written() {
-            Verdict::InStep if self.keys_not_in_step().is_some() => Verdict::OutOfStep,
+            PushVerdict::InStep if self.keys_not_in_step().is_some() => PushVerdict::OutOfStep,
             v => v,
         }
     }
@@ -375,9 +375,9 @@ impl PushOutcome {
     }
 
     /// Where what the push wrote stands.
-    fn written(&self) -> Verdict {
+    fn written(&self) -> PushVerdict {
         if self.refused.is_some() || self.final_state.is_empty() {
-            return Verdict::AsBefore;
+            return PushVerdict::AsBefore;
         }
         let all = |ok: fn(&FinalState) -> bool| self.final_state.iter().all(|(_, s)| ok(s));
         // A server this push never wrote counts as it was when it could
@@ -389,17 +389,17 @@ impl PushOutcome {
             _ => false,
         };
         if all(|s| matches!(s, FinalState::Pushed | FinalState::Correct)) {
-            Verdict::InStep
+            PushVerdict::InStep
         } else if all(was) {
-            Verdict::AsBefore
+            PushVerdict::AsBefore
         } else {
-            Verdict::OutOfStep
+            PushVerdict::OutOfStep
         }
     }
 
     /// Every server of the push ends correct.
     pub fn success(&self) -> bool {
-        self.verdict() == Verdict::InStep
+        self.verdict() == PushVerdict::InStep
     }
 
     /// How a result's file is named to the operator ([`super::file_label`]).
@@ -457,7 +457,7 @@ impl PushOutcome {
         let id = &self.push_id;
         let site = &self.site;
         let mut line = match self.written() {
-            Verdict::InStep => {
+            PushVerdict::InStep => {
                 let written = self.servers_where(|o| *o == ServerOutcome::Applied).len();
                 let correct = self.servers_where(|o| *o == ServerOutcome::Unchanged).len();
                 let counts = format!(
@@ -476,7 +476,7 @@ impl PushOutcome {
                 }
                 s
             }
-            Verdict::AsBefore => {
+            PushVerdict::AsBefore => {
                 let rolled = self.servers_where(|o| *o == ServerOutcome::RolledBack);
                 let mut s = format!(
                     "Push {id} NOT made: {}; {site} is as it was",
@@ -506,7 +506,7 @@ impl PushOutcome {
                 }
                 s
             }
-            Verdict::OutOfStep => {
+            PushVerdict::OutOfStep => {
                 let mut parts = Vec::new();
                 let pushed = self.final_where(|s| *s == FinalState::Pushed);
                 if !pushed.is_empty() {

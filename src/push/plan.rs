@@ -14,7 +14,7 @@ use crate::config::editor::{
 use crate::config::effective::Effective;
 use crate::config::machine_key::ElementFault;
 use crate::config::problem::bounded;
-use crate::config::record::Level;
+use crate::config::record::ChainLevel;
 use crate::config::section::config_source_path;
 use crate::config::wif::{HandlerState, WifFault};
 use crate::keys::{KeySet, joined, set_fingerprint};
@@ -328,7 +328,7 @@ fn swap_refusal(eff: &Effective, file: &RemotePath) -> Option<BlockReason> {
     let at = in_use
         .element
         .as_ref()
-        .filter(|at| at.level == Level::Parent)?;
+        .filter(|at| at.level == ChainLevel::Parent)?;
     Some(BlockReason::SwapAbove {
         tag: in_use.tag(),
         line: at.line,
@@ -735,9 +735,9 @@ fn section_files(
     let keys_file = home_file(&homes.machine_key);
     let swap_file = match &eff.handler.in_use.element {
         Some(at) => match at.level {
-            Level::OwnConfigSource => Ok(Some(at.file.clone())),
+            ChainLevel::OwnConfigSource => Ok(Some(at.file.clone())),
             // A swap at a parent level is refused by the plan.
-            Level::Own | Level::Parent => Ok(None),
+            ChainLevel::Own | ChainLevel::Parent => Ok(None),
         },
         None => home_file(&homes.identity_model),
     };

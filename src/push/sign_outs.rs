@@ -96,17 +96,17 @@ impl Plan {
 
 /// What a server signs out when `source` is pushed to it, as the plan
 /// will compute it; `None` for keys not known before the plan (pasted).
-fn instance_fate(inst: &Instance, source: &Source) -> Option<bool> {
+fn instance_fate(inst: &Instance, source: &SignOutSource) -> Option<bool> {
     let eff = inst.effective.as_ref().ok()?;
     let swap = eff.handler.needs_swap();
     Some(match source {
-        Source::Fresh => true,
-        Source::Keys(k) => swap || key_changes(inst, eff, k).iter().any(protects),
-        Source::HandlerOnly => swap,
+        SignOutSource::Fresh => true,
+        SignOutSource::Keys(k) => swap || key_changes(inst, eff, k).iter().any(protects),
+        SignOutSource::HandlerOnly => swap,
     })
 }
 
-enum Source {
+enum SignOutSource {
     /// New random keys: no server holds them.
     Fresh,
     Keys(Box<crate::keys::KeySet>),
@@ -121,10 +121,12 @@ enum Source {
 pub fn preview(report: &FarmReport, site: &str, source: &KeySource) -> Option<SignOuts> {
     let site = report.site(site)?;
     let source = match source {
-        KeySource::Generate { .. } => Source::Fresh,
-        KeySource::Adopt(server) => Source::Keys(Box::new(adopt(site, server.as_deref()).ok()?.0)),
-        KeySource::Import(k) => Source::Keys(Box::new(k.clone())),
-        KeySource::HandlerOnly => Source::HandlerOnly,
+        KeySource::Generate { .. } => SignOutSource::Fresh,
+        KeySource::Adopt(server) => {
+            SignOutSource::Keys(Box::new(adopt(site, server.as_deref()).ok()?.0))
+        }
+        KeySource::Import(k) => SignOutSource::Keys(Box::new(k.clone())),
+        KeySource::HandlerOnly => SignOutSource::HandlerOnly,
     };
     let mut out = SignOuts::default();
     for inst in &site.instances {

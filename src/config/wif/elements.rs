@@ -674,7 +674,7 @@ pub fn handlers_of(doc: &Document, ic: ElemId) -> Vec<String> {
 
 /// What protects session tokens with a set of handlers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum TokenProtection {
     /// The swap: MachineKeySessionSecurityTokenHandler alone.
     MachineKey,
     /// Both session handlers: WIF throws at start-up.
@@ -689,15 +689,15 @@ pub enum Verdict {
     Custom(String),
 }
 
-pub fn judge(handlers: &[String]) -> Verdict {
+pub fn judge(handlers: &[String]) -> TokenProtection {
     let has = |h: &str| handlers.contains(&short_type_name(h));
     match (has(MACHINE_KEY_HANDLER), has(SESSION_HANDLER)) {
-        (true, false) => Verdict::MachineKey,
-        (true, true) => Verdict::Duplicate,
-        (false, true) => Verdict::Dpapi,
+        (true, false) => TokenProtection::MachineKey,
+        (true, true) => TokenProtection::Duplicate,
+        (false, true) => TokenProtection::Dpapi,
         (false, false) => match handlers.iter().find(|h| is_custom(h)) {
-            Some(custom) => Verdict::Custom(custom.clone()),
-            None => Verdict::NoHandler,
+            Some(custom) => TokenProtection::Custom(custom.clone()),
+            None => TokenProtection::NoHandler,
         },
     }
 }
@@ -737,16 +737,25 @@ mod tests {
         let d = doc(&format!(
             r#"<ic><securityTokenHandlers name="ActAs"><clear/></securityTokenHandlers><securityTokenHandlers><add type="{MACHINE_KEY_HANDLER_TYPE}"/></securityTokenHandlers></ic>"#
         ));
-        assert_eq!(judge(&handlers_of(&d, d.root())), Verdict::Duplicate);
+        assert_eq!(
+            judge(&handlers_of(&d, d.root())),
+            TokenProtection::Duplicate
+        );
         let swap = doc(&format!(
             r#"<ic><securityTokenHandlers><remove type="{SESSION_HANDLER_TYPE}"/><add type="{MACHINE_KEY_HANDLER_TYPE}"/></securityTokenHandlers></ic>"#
         ));
-        assert_eq!(judge(&handlers_of(&swap, swap.root())), Verdict::MachineKey);
-        assert_eq!(judge(&handlers_of(&doc("<ic/>"), 0)), Verdict::Dpapi);
+        assert_eq!(
+            judge(&handlers_of(&swap, swap.root())),
+            TokenProtection::MachineKey
+        );
+        assert_eq!(
+            judge(&handlers_of(&doc("<ic/>"), 0)),
+            TokenProtection::Dpapi
+        );
         let cleared = doc("<ic><securityTokenHandlers><clear/></securityTokenHandlers></ic>");
         assert_eq!(
             judge(&handlers_of(&cleared, cleared.root())),
-            Verdict::NoHandler
+            TokenProtection::NoHandler
         );
     }
 
@@ -775,17 +784,17 @@ mod tests {
             ));
             judge(&handlers_of(&d, d.root()))
         };
-        assert_eq!(judged(""), Verdict::NoHandler);
+        assert_eq!(judged(""), TokenProtection::NoHandler);
         // WIF's own handlers handle no session tokens.
         assert_eq!(
             judged(
                 r#"<add type="System.IdentityModel.Tokens.Saml2SecurityTokenHandler, System.IdentityModel, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089"/>"#
             ),
-            Verdict::NoHandler
+            TokenProtection::NoHandler
         );
         assert_eq!(
             judged(r#"<add type="Contoso.CoraHandler, Contoso"/>"#),
-            Verdict::Custom("Contoso.CoraHandler, Contoso".into())
+            TokenProtection::Custom("Contoso.CoraHandler, Contoso".into())
         );
         assert!(matches!(
             resolve_handler_type("System.IdentityModel.Tokens.X509SecurityTokenHandler"),

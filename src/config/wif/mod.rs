@@ -6,10 +6,10 @@
 
 pub mod elements;
 
-use self::elements::{Modules, Refused, Unresolvable, Verdict};
-use super::apphost::Pipeline;
+use self::elements::{Modules, Refused, TokenProtection, Unresolvable};
+use super::apphost::PipelineMode;
 use super::problem::bounded;
-use super::record::{ConfigFile, Layer, Level, Scope, line_of};
+use super::record::{ChainLevel, ConfigFile, Layer, Scope, line_of};
 use super::xml::{Document, ElemId};
 use crate::paths::RemotePath;
 use std::fmt;
@@ -376,7 +376,7 @@ impl fmt::Display for HandlerReason {
 /// An `<identityConfiguration>` element of the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ElementAt {
-    pub level: Level,
+    pub level: ChainLevel,
     pub file: RemotePath,
     pub line: usize,
 }
@@ -455,7 +455,7 @@ pub fn declares_identity_model(doc: &Document) -> bool {
 /// sections leave it.
 #[derive(Clone, Copy)]
 pub(super) struct Configuration<'a> {
-    pub(super) level: Level,
+    pub(super) level: ChainLevel,
     pub(super) file: &'a ConfigFile,
     pub(super) elem: ElemId,
     /// The `<remove>` or `<clear/>` of a later section that dropped it.
@@ -466,7 +466,7 @@ pub(super) struct Configuration<'a> {
 #[derive(Default)]
 pub(super) struct WifReading<'a> {
     /// The pool's pipeline: which module registration IIS loads.
-    pub(super) pipeline: Pipeline,
+    pub(super) pipeline: PipelineMode,
     pub(super) modules: Modules,
     pub(super) http_modules: Modules,
     pub(super) element_in: Option<(RemotePath, &'static str)>,
@@ -496,8 +496,8 @@ impl<'a> WifReading<'a> {
             });
         }
         let loaded = match self.pipeline {
-            Pipeline::Integrated => &self.modules,
-            Pipeline::Classic => &self.http_modules,
+            PipelineMode::Integrated => &self.modules,
+            PipelineMode::Classic => &self.http_modules,
         };
         loaded.wif_module().map(|(name, file)| UsesWif::Module {
             name: name.to_string(),
@@ -508,7 +508,7 @@ impl<'a> WifReading<'a> {
     /// Replays one `<system.identityModel>` on the configurations so far,
     /// as IdentityConfigurationElementCollection (an add/remove/clear
     /// collection keyed by `name`, starting with the levels above) does.
-    pub(super) fn section(&mut self, level: Level, file: &'a ConfigFile, section: ElemId) {
+    pub(super) fn section(&mut self, level: ChainLevel, file: &'a ConfigFile, section: ElemId) {
         let doc = &file.doc;
         if self.markup.is_none()
             && let Some((e, why, known)) = elements::refused_markup(doc, section)
@@ -571,7 +571,9 @@ impl<'a> WifReading<'a> {
         let swap = doc
             .children_named(location, "system.identityModel")
             .flat_map(|im| doc.children_named(im, "identityConfiguration"))
-            .find(|&ic| elements::judge(&elements::handlers_of(doc, ic)) == Verdict::MachineKey);
+            .find(|&ic| {
+                elements::judge(&elements::handlers_of(doc, ic)) == TokenProtection::MachineKey
+            });
         if let Some(ic) = swap {
             let path = doc.attr(location, "path").unwrap_or_default().into_owned();
             self.elsewhere = Some((file, ic, path));
@@ -582,7 +584,8 @@ impl<'a> WifReading<'a> {
 /// Whether a collection, replayed on WIF's defaults, is the swap.
 fn is_swap(doc: &Document, collection: ElemId) -> bool {
     let start = vec![elements::short_type_name(elements::SESSION_HANDLER)];
-    elements::judge(&elements::replay_collection(doc, collection, start).0) == Verdict::MachineKey
+    elements::judge(&elements::replay_collection(doc, collection, start).0)
+        == TokenProtection::MachineKey
 }
 
 /// The first swap WIF does not read for session cookies, looked for where
@@ -594,7 +597,7 @@ fn unused_swap(
     in_use: &str,
 ) -> Option<UnusedSwap> {
     let swap_in = |c: &Configuration<'_>| {
-        elements::judge(&elements::handlers_of(&c.file.doc, c.elem)) == Verdict::MachineKey
+        elements::judge(&elements::handlers_of(&c.file.doc, c.elem)) == TokenProtection::MachineKey
     };
     let line = |f: &ConfigFile, e: ElemId| line_of(f, e);
     let own = chosen.and_then(|c| {
@@ -770,8 +773,8 @@ pub(super) fn judge_wif(w: &WifReading<'_>) -> Handler {
     let source = Some(&file.path);
     let line = line_of(file, ic);
     match elements::judge(&elements::handlers_of(&file.doc, ic)) {
-        Verdict::MachineKey => handler(HandlerState::MachineKey, source, None),
-        Verdict::Duplicate => fault(
+        TokenProtection::MachineKey => handler(HandlerState::MachineKey, source, None),
+        TokenProtection::Duplicate => fault(
             HandlerState::Invalid,
             source,
             WifFault::DuplicateHandler {
@@ -779,12 +782,12 @@ pub(super) fn judge_wif(w: &WifReading<'_>) -> Handler {
                 line,
             },
         ),
-        Verdict::Dpapi => handler(
+        TokenProtection::Dpapi => handler(
             HandlerState::Dpapi,
             source,
             Some(HandlerReason::DefaultHandler { unused_swap }),
         ),
-        Verdict::NoHandler => handler(
+        TokenProtection::NoHandler => handler(
             HandlerState::None,
             source,
             Some(HandlerReason::NoHandler {
@@ -793,7 +796,7 @@ pub(super) fn judge_wif(w: &WifReading<'_>) -> Handler {
                 unused_swap,
             }),
         ),
-        Verdict::Custom(type_ref) => handler(
+        TokenProtection::Custom(type_ref) => handler(
             HandlerState::Custom,
             source,
             Some(HandlerReason::Custom {

@@ -3,8 +3,8 @@
 //! The buttons answer the first host not yet answered (Refuse, the
 //! default; accept once; accept and store), or every one left at once.
 
-use super::{Button, Buttons, Dialog, Reply, View, button_keys};
-use crate::console::model::{Data, Level};
+use super::{Button, Buttons, Dialog, DialogReply, View, button_keys};
+use crate::console::model::{Data, LogLevel};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
 use crate::transport::{HostKeyDecision, HostKeyQuestion};
@@ -82,9 +82,9 @@ impl HostKeys {
         let a = &mut self.asked[i];
         a.decision = Some(decision);
         let level = if decision == HostKeyDecision::Refuse {
-            Level::Warn
+            LogLevel::Warn
         } else {
-            Level::Info
+            LogLevel::Info
         };
         data.log(
             level,
@@ -170,9 +170,9 @@ impl Dialog for HostKeys {
         }
     }
 
-    fn on_key(&mut self, key: &KeyEvent, data: &mut Data) -> Reply {
+    fn on_key(&mut self, key: &KeyEvent, data: &mut Data) -> DialogReply {
         let Some(choice) = self.buttons.on_key(key) else {
-            return Reply::Stay;
+            return DialogReply::Stay;
         };
         match choice {
             Choice::Next(decision) => {
@@ -187,9 +187,9 @@ impl Dialog for HostKeys {
             }
         }
         if self.next().is_none() {
-            Reply::Close
+            DialogReply::Close
         } else {
-            Reply::Stay
+            DialogReply::Stay
         }
     }
 

@@ -1,6 +1,6 @@
 //! A message with an OK button: an error, a refusal, a result.
 
-use super::{Dialog, Reply, View};
+use super::{Dialog, DialogReply, View};
 use crate::console::model::Data;
 use crate::console::ui::{KeyHelp, Ui};
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
@@ -36,10 +36,12 @@ impl Dialog for Message {
         }
     }
 
-    fn on_key(&mut self, key: &KeyEvent, _data: &mut Data) -> Reply {
+    fn on_key(&mut self, key: &KeyEvent, _data: &mut Data) -> DialogReply {
         match key.code {
-            KeyCode::Enter | KeyCode::Esc | KeyCode::Char(' ') | KeyCode::Char('q') => Reply::Close,
-            _ => Reply::Stay,
+            KeyCode::Enter | KeyCode::Esc | KeyCode::Char(' ') | KeyCode::Char('q') => {
+                DialogReply::Close
+            }
+            _ => DialogReply::Stay,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Modal dialogs, one module each, stacked over the screens: only the top
 //! one is drawn and gets the keys. A dialog says what it shows
 //! ([`Dialog::view`]), handles its keys, and asks for anything that reaches
-//! the outside world with a [`Reply`]; the console performs it where
+//! the outside world with a [`DialogReply`]; the console performs it where
 //! --read-only is enforced.
 
 pub mod host_key;
@@ -20,7 +20,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 /// What a dialog asks of the console after a key or a message.
-pub enum Reply {
+pub enum DialogReply {
     Stay,
     Close,
     /// Perform this action; the dialog stays (it is closed if the action
@@ -51,7 +51,7 @@ pub struct View {
 
 pub trait Dialog {
     fn view(&self, ui: &Ui) -> View;
-    fn on_key(&mut self, key: &KeyEvent, data: &mut Data) -> Reply;
+    fn on_key(&mut self, key: &KeyEvent, data: &mut Data) -> DialogReply;
     /// Its keys, for the footer.
     fn keys(&self, ui: &Ui) -> Vec<KeyHelp>;
     /// Text pasted into the terminal.
@@ -65,8 +65,8 @@ pub trait Dialog {
         false
     }
     /// A worker's message it [takes](Dialog::takes).
-    fn on_work(&mut self, _work: Work, _data: &mut Data) -> Reply {
-        Reply::Stay
+    fn on_work(&mut self, _work: Work, _data: &mut Data) -> DialogReply {
+        DialogReply::Stay
     }
     /// It waits for a worker, not for the operator: a worker's question
     /// comes on top of it (the worker it waits for may be the one asking,
@@ -229,12 +229,12 @@ impl Shown {
 
     /// A key for the dialog: scrolls it, or goes to it; a button that acts
     /// waits until the end of the body was shown (its frame says so).
-    pub fn on_key(&mut self, key: &KeyEvent, data: &mut Data, ui: &Ui) -> Reply {
+    pub fn on_key(&mut self, key: &KeyEvent, data: &mut Data, ui: &Ui) -> DialogReply {
         if self.scroll(key) {
-            return Reply::Stay;
+            return DialogReply::Stay;
         }
         if matches!(key.code, KeyCode::Enter | KeyCode::Char(' ')) && self.waiting(ui) {
-            return Reply::Stay;
+            return DialogReply::Stay;
         }
         self.dialog.on_key(key, data)
     }

@@ -1,7 +1,7 @@
 //! Revealing the keys of a site on one server: asked first (Cancel is the
 //! default), then shown for a few seconds, until any key.
 
-use super::{Button, Buttons, Dialog, Reply, View, button_keys};
+use super::{Button, Buttons, Dialog, DialogReply, View, button_keys};
 use crate::console::model::{Action, Data};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
@@ -63,11 +63,11 @@ impl Dialog for ConfirmReveal {
         }
     }
 
-    fn on_key(&mut self, key: &KeyEvent, _data: &mut Data) -> Reply {
+    fn on_key(&mut self, key: &KeyEvent, _data: &mut Data) -> DialogReply {
         match self.buttons.on_key(key) {
-            None => Reply::Stay,
-            Some(RevealButton::Cancel) => Reply::Close,
-            Some(RevealButton::Reveal) => Reply::CloseAnd(Action::Reveal {
+            None => DialogReply::Stay,
+            Some(RevealButton::Cancel) => DialogReply::Close,
+            Some(RevealButton::Reveal) => DialogReply::CloseAnd(Action::Reveal {
                 site: self.site.clone(),
                 server: self.server.clone(),
             }),
@@ -134,8 +134,8 @@ impl Dialog for Revealed {
         }
     }
 
-    fn on_key(&mut self, _key: &KeyEvent, _data: &mut Data) -> Reply {
-        Reply::Close // any key hides the keys
+    fn on_key(&mut self, _key: &KeyEvent, _data: &mut Data) -> DialogReply {
+        DialogReply::Close // any key hides the keys
     }
 
     fn keys(&self, _ui: &Ui) -> Vec<KeyHelp> {

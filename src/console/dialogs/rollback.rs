@@ -7,8 +7,8 @@
 //! server refused because a push that no longer runs left its lock may be
 //! rolled back again, breaking that lock.
 
-use super::{Activity, Button, Buttons, Dialog, Reply, View, button_keys};
-use crate::console::model::{Action, Data, Level, Work};
+use super::{Activity, Button, Buttons, Dialog, DialogReply, View, button_keys};
+use crate::console::model::{Action, Data, LogLevel, Work};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
 use crate::push::apply::{RollbackError, RollbackResult};
@@ -18,16 +18,16 @@ use ratatui::crossterm::event::KeyEvent;
 use ratatui::text::Line;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConfirmButton {
+pub enum RollbackButton {
     Cancel,
     RollBack,
 }
 
-impl Button for ConfirmButton {
+impl Button for RollbackButton {
     fn label(self) -> &'static str {
         match self {
-            ConfirmButton::Cancel => "Cancel",
-            ConfirmButton::RollBack => "Roll back",
+            RollbackButton::Cancel => "Cancel",
+            RollbackButton::RollBack => "Roll back",
         }
     }
 }
@@ -61,8 +61,8 @@ fn set_line(lines: &mut Lines, server: &str, file: &str, result: Option<Rollback
     }
 }
 
-enum Stage {
-    Confirm(Buttons<ConfirmButton>),
+enum RollbackStage {
+    Confirm(Buttons<RollbackButton>),
     Running {
         lines: Lines,
     },
@@ -84,7 +84,7 @@ pub struct Rollback {
     site: String,
     /// What this push changed and was not rolled back since.
     targets: Vec<AuditRecord>,
-    stage: Stage,
+    stage: RollbackStage,
 }
 
 impl Rollback {
@@ -93,9 +93,9 @@ impl Rollback {
             push_id,
             site,
             targets,
-            stage: Stage::Confirm(Buttons::new(&[
-                ConfirmButton::Cancel,
-                ConfirmButton::RollBack,
+            stage: RollbackStage::Confirm(Buttons::new(&[
+                RollbackButton::Cancel,
+                RollbackButton::RollBack,
             ])),
         }
     }
@@ -103,9 +103,9 @@ impl Rollback {
     /// Rolls back `records`. Run again (a lock broken), it keeps the
     /// results of the servers it does not run again: the push is judged on
     /// all of them.
-    fn run(&mut self, records: Vec<AuditRecord>, break_lock: bool) -> Reply {
+    fn run(&mut self, records: Vec<AuditRecord>, break_lock: bool) -> DialogReply {
         let earlier = match &mut self.stage {
-            Stage::Done { results, .. } => std::mem::take(results),
+            RollbackStage::Done { results, .. } => std::mem::take(results),
             _ => Vec::new(),
         };
         let mut lines: Lines = earlier
@@ -115,8 +115,8 @@ impl Rollback {
         for r in &records {
             set_line(&mut lines, &r.server, &r.file, None);
         }
-        self.stage = Stage::Running { lines };
-        Reply::Act(Action::Rollback {
+        self.stage = RollbackStage::Running { lines };
+        DialogReply::Act(Action::Rollback {
             push_id: self.push_id.clone(),
             site: self.site.clone(),
             records,
@@ -128,7 +128,7 @@ impl Rollback {
     /// shows: an earlier run's.
     fn done(&mut self, results: Vec<RollbackResult>) {
         let mut lines = match &mut self.stage {
-            Stage::Running { lines } => std::mem::take(lines),
+            RollbackStage::Running { lines } => std::mem::take(lines),
             _ => Vec::new(),
         };
         for r in results {
@@ -153,7 +153,7 @@ impl Rollback {
         } else {
             &[DoneButton::Ok, DoneButton::BreakLock]
         });
-        self.stage = Stage::Done {
+        self.stage = RollbackStage::Done {
             results,
             retry,
             buttons,
@@ -174,7 +174,7 @@ impl Dialog for Rollback {
     fn view(&self, ui: &Ui) -> View {
         let (id, site) = (&self.push_id, &self.site);
         match &self.stage {
-            Stage::Confirm(buttons) => {
+            RollbackStage::Confirm(buttons) => {
                 let mut body = vec![
                     Line::raw(format!("Restore the backups of push {id} to {site} on:")),
                     Line::raw(""),
@@ -201,7 +201,7 @@ impl Dialog for Rollback {
                     buttons: buttons.view(),
                 }
             }
-            Stage::Running { lines } => {
+            RollbackStage::Running { lines } => {
                 let mut body: Vec<Line> = lines
                     .iter()
                     .map(|(server, file, result)| {
@@ -224,7 +224,7 @@ impl Dialog for Rollback {
                     buttons: None,
                 }
             }
-            Stage::NotStarted { why, buttons } => View {
+            RollbackStage::NotStarted { why, buttons } => View {
                 title: "Rollback not started".to_string(),
                 body: vec![
                     Line::raw(format!("Push {id} to {site} was not rolled back: {why}.")),
@@ -236,7 +236,7 @@ impl Dialog for Rollback {
                 danger: true,
                 buttons: buttons.view(),
             },
-            Stage::Done {
+            RollbackStage::Done {
                 results,
                 retry,
                 buttons,
@@ -296,40 +296,40 @@ impl Dialog for Rollback {
         }
     }
 
-    fn on_key(&mut self, key: &KeyEvent, data: &mut Data) -> Reply {
+    fn on_key(&mut self, key: &KeyEvent, data: &mut Data) -> DialogReply {
         match &mut self.stage {
-            Stage::Confirm(buttons) => match buttons.on_key(key) {
-                None => Reply::Stay,
-                Some(ConfirmButton::Cancel) => {
+            RollbackStage::Confirm(buttons) => match buttons.on_key(key) {
+                None => DialogReply::Stay,
+                Some(RollbackButton::Cancel) => {
                     data.log(
-                        Level::Info,
+                        LogLevel::Info,
                         format!(
                             "rollback of push {} cancelled: nothing was written",
                             self.push_id
                         ),
                     );
-                    Reply::Close
+                    DialogReply::Close
                 }
-                Some(ConfirmButton::RollBack) => {
+                Some(RollbackButton::RollBack) => {
                     data.log(
-                        Level::Warn,
+                        LogLevel::Warn,
                         format!("rollback of push {} to {} started", self.push_id, self.site),
                     );
                     self.run(self.targets.clone(), false)
                 }
             },
-            Stage::Running { .. } => Reply::Stay,
-            Stage::NotStarted { buttons, .. } => match buttons.on_key(key) {
-                None => Reply::Stay,
-                Some(_) => Reply::Close,
+            RollbackStage::Running { .. } => DialogReply::Stay,
+            RollbackStage::NotStarted { buttons, .. } => match buttons.on_key(key) {
+                None => DialogReply::Stay,
+                Some(_) => DialogReply::Close,
             },
-            Stage::Done { retry, buttons, .. } => match buttons.on_key(key) {
-                None => Reply::Stay,
-                Some(DoneButton::Ok) => Reply::Close,
+            RollbackStage::Done { retry, buttons, .. } => match buttons.on_key(key) {
+                None => DialogReply::Stay,
+                Some(DoneButton::Ok) => DialogReply::Close,
                 Some(DoneButton::BreakLock) => {
                     let records = std::mem::take(retry);
                     data.log(
-                        Level::Warn,
+                        LogLevel::Warn,
                         format!(
                             "rollback of push {}: breaking the stale lock on {}",
                             self.push_id,
@@ -350,13 +350,13 @@ impl Dialog for Rollback {
         matches!(work, Work::RollbackProgress(_) | Work::RollbackDone(_))
     }
 
-    fn on_work(&mut self, work: Work, data: &mut Data) -> Reply {
+    fn on_work(&mut self, work: Work, data: &mut Data) -> DialogReply {
         match work {
             Work::RollbackProgress(done) => {
                 let level = if done.result.is_ok() {
-                    Level::Info
+                    LogLevel::Info
                 } else {
-                    Level::Error
+                    LogLevel::Error
                 };
                 data.log(
                     level,
@@ -367,7 +367,7 @@ impl Dialog for Rollback {
                         result_text(&done.result)
                     ),
                 );
-                if let Stage::Running { lines } = &mut self.stage {
+                if let RollbackStage::Running { lines } = &mut self.stage {
                     let (server, file) = (done.server.clone(), done.file.clone());
                     set_line(lines, &server, &file, Some(done));
                 }
@@ -376,35 +376,37 @@ impl Dialog for Rollback {
             Work::RollbackDone(Err(e)) => {
                 let why = format!("{e}; nothing was attempted");
                 data.log(
-                    Level::Error,
+                    LogLevel::Error,
                     format!("rollback of push {} not started: {why}", self.push_id),
                 );
-                self.stage = Stage::NotStarted {
+                self.stage = RollbackStage::NotStarted {
                     why,
                     buttons: Buttons::new(&[DoneButton::Ok]),
                 };
             }
             Work::Planned { .. } | Work::PushProgress(_) | Work::PushDone(_) => {}
         }
-        Reply::Stay
+        DialogReply::Stay
     }
 
     fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
         match &self.stage {
-            Stage::Confirm(_) => button_keys(ui),
-            Stage::Running { .. } => vec![("", "working...")],
-            Stage::Done { retry, .. } if !retry.is_empty() => button_keys(ui),
-            Stage::Done { .. } | Stage::NotStarted { .. } => vec![("Enter", "close")],
+            RollbackStage::Confirm(_) => button_keys(ui),
+            RollbackStage::Running { .. } => vec![("", "working...")],
+            RollbackStage::Done { retry, .. } if !retry.is_empty() => button_keys(ui),
+            RollbackStage::Done { .. } | RollbackStage::NotStarted { .. } => {
+                vec![("Enter", "close")]
+            }
         }
     }
 
     fn waiting(&self) -> bool {
-        matches!(self.stage, Stage::Running { .. })
+        matches!(self.stage, RollbackStage::Running { .. })
     }
 
     fn activity(&self) -> Activity {
         match self.stage {
-            Stage::Running { .. } => Activity::RollingBack,
+            RollbackStage::Running { .. } => Activity::RollingBack,
             _ => Activity::Idle,
         }
     }

@@ -1,6 +1,6 @@
 //! A password or passphrase a connection worker asks for, typed masked.
 
-use super::{Dialog, Reply, View};
+use super::{Dialog, DialogReply, View};
 use crate::console::model::Data;
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
@@ -51,16 +51,16 @@ impl Dialog for Secret {
         }
     }
 
-    fn on_key(&mut self, key: &KeyEvent, _data: &mut Data) -> Reply {
+    fn on_key(&mut self, key: &KeyEvent, _data: &mut Data) -> DialogReply {
         match key.code {
             KeyCode::Enter => {
                 let secret = SecretString::from(self.input.as_str().to_string());
                 self.answer(Some(secret));
-                return Reply::Close;
+                return DialogReply::Close;
             }
             KeyCode::Esc => {
                 self.answer(None);
-                return Reply::Close;
+                return DialogReply::Close;
             }
             KeyCode::Backspace => {
                 self.input.pop();
@@ -68,7 +68,7 @@ impl Dialog for Secret {
             KeyCode::Char(c) => self.input.push(c),
             _ => {}
         }
-        Reply::Stay
+        DialogReply::Stay
     }
 
     fn on_paste(&mut self, text: &str) {

@@ -2,7 +2,7 @@
 //! configuration with the file and line it comes from, per server or on
 //! one server, and its findings.
 
-use super::{Nav, Reply, Screen, ScreenId, Scroll};
+use super::{Nav, Screen, ScreenId, ScreenReply, Scroll};
 use crate::analysis::{Instance, SiteVerdict};
 use crate::config::machine_key::KeyState;
 use crate::console::model::{Action, Data};
@@ -36,19 +36,19 @@ impl Detail {
 impl Screen for Detail {
     fn refresh(&mut self, _data: &Data) {}
 
-    fn on_key(&mut self, key: &KeyEvent, _data: &Data) -> Reply {
+    fn on_key(&mut self, key: &KeyEvent, _data: &Data) -> ScreenReply {
         if let Some(nav) = Nav::of(key) {
             self.scroll.step(nav);
-            return Reply::Done;
+            return ScreenReply::Done;
         }
         let Some((site, server)) = self.target.clone() else {
-            return Reply::Unhandled;
+            return ScreenReply::Unhandled;
         };
         match key.code {
-            KeyCode::Esc => Reply::Back,
-            KeyCode::Char('p') => Reply::Act(Action::ChoosePush { site }),
-            KeyCode::Char('v') => Reply::reveal(site, server),
-            _ => Reply::Unhandled,
+            KeyCode::Esc => ScreenReply::Back,
+            KeyCode::Char('p') => ScreenReply::Act(Action::ChoosePush { site }),
+            KeyCode::Char('v') => ScreenReply::reveal(site, server),
+            _ => ScreenReply::Unhandled,
         }
     }
 

@@ -2,7 +2,7 @@
 //! reverses, `s` sorts by code or site); what to do about the selected one below: the
 //! registry's remedy for its code, then its message.
 
-use super::{Nav, Reply, Rows, Screen, Scroll, Sort};
+use super::{Nav, Rows, Screen, ScreenReply, Scroll, Sort};
 use crate::analysis::Finding;
 use crate::console::model::Data;
 use crate::console::theme::StyleKey;
@@ -100,30 +100,30 @@ impl Screen for Findings {
         self.rows.set(rows, |_| false);
     }
 
-    fn on_key(&mut self, key: &KeyEvent, data: &Data) -> Reply {
+    fn on_key(&mut self, key: &KeyEvent, data: &Data) -> ScreenReply {
         if let Some(nav) = Nav::of(key) {
             self.rows.step(nav);
             self.panel.top();
-            return Reply::Done;
+            return ScreenReply::Done;
         }
         if self.sort.on_key(key, ORDERS.len()) {
             self.refresh(data);
-            return Reply::Done;
+            return ScreenReply::Done;
         }
         match key.code {
             KeyCode::Char('J') => {
                 self.panel.step(Nav::Down);
-                Reply::Done
+                ScreenReply::Done
             }
             KeyCode::Char('K') => {
                 self.panel.step(Nav::Up);
-                Reply::Done
+                ScreenReply::Done
             }
             KeyCode::Enter => match self.selected(data).and_then(|f| f.site.clone()) {
-                Some(site) => Reply::ShowSite(site),
-                None => Reply::Done,
+                Some(site) => ScreenReply::ShowSite(site),
+                None => ScreenReply::Done,
             },
-            _ => Reply::Unhandled,
+            _ => ScreenReply::Unhandled,
         }
     }
 

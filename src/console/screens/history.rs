@@ -2,7 +2,7 @@
 //! one push server by server; `u` rolls it back (after a confirmation).
 
 use super::detail::kv;
-use super::{Nav, Reply, Rows, Screen, Scroll, Sort};
+use super::{Nav, Rows, Screen, ScreenReply, Scroll, Sort};
 use crate::console::model::{Action, Data};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
@@ -15,7 +15,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 #[derive(Default)]
-pub struct History {
+pub struct HistoryScreen {
     /// The rows shown, newest first: indices into the pushes read.
     rows: Rows,
     /// The push shown server by server (Enter), by id.
@@ -55,7 +55,7 @@ fn fingerprint_text(f: &Fingerprints) -> String {
     }
 }
 
-impl History {
+impl HistoryScreen {
     fn selected<'a>(&self, data: &'a Data) -> Option<&'a PastPush> {
         self.rows
             .selected()
@@ -347,7 +347,7 @@ fn server_lines(ui: &Ui, rec: &AuditRecord, width: usize, arrow: &str, lines: &m
     }
 }
 
-impl Screen for History {
+impl Screen for HistoryScreen {
     fn refresh(&mut self, data: &Data) {
         let was = self.selected(data).map(|p| p.id.clone());
         let f = &data.filter;
@@ -375,45 +375,45 @@ impl Screen for History {
         }
     }
 
-    fn on_key(&mut self, key: &KeyEvent, data: &Data) -> Reply {
+    fn on_key(&mut self, key: &KeyEvent, data: &Data) -> ScreenReply {
         if self.open.is_some() {
             if let Some(nav) = Nav::of(key) {
                 self.scroll.step(nav);
-                return Reply::Done;
+                return ScreenReply::Done;
             }
             return match key.code {
                 KeyCode::Esc => {
                     self.open = None;
-                    Reply::Done
+                    ScreenReply::Done
                 }
                 KeyCode::Char('u') => match self.open.clone() {
-                    Some(push_id) => Reply::Act(Action::ChooseRollback { push_id }),
-                    None => Reply::Done,
+                    Some(push_id) => ScreenReply::Act(Action::ChooseRollback { push_id }),
+                    None => ScreenReply::Done,
                 },
-                _ => Reply::Unhandled,
+                _ => ScreenReply::Unhandled,
             };
         }
         if let Some(nav) = Nav::of(key) {
             self.rows.step(nav);
-            return Reply::Done;
+            return ScreenReply::Done;
         }
         if self.sort.on_key(key, ORDERS.len()) {
             self.refresh(data);
-            return Reply::Done;
+            return ScreenReply::Done;
         }
         let Some(push) = self.selected(data) else {
-            return Reply::Unhandled;
+            return ScreenReply::Unhandled;
         };
         match key.code {
             KeyCode::Enter => {
                 self.open = Some(push.id.clone());
                 self.scroll.top();
-                Reply::Done
+                ScreenReply::Done
             }
-            KeyCode::Char('u') => Reply::Act(Action::ChooseRollback {
+            KeyCode::Char('u') => ScreenReply::Act(Action::ChooseRollback {
                 push_id: push.id.clone(),
             }),
-            _ => Reply::Unhandled,
+            _ => ScreenReply::Unhandled,
         }
     }
 

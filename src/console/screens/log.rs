@@ -2,8 +2,8 @@
 //! the lines that mention it. Long lines wrap, or (`w`, as in k9s) stay on
 //! one row and scroll sideways with a mark where they go on.
 
-use super::{Nav, Reply, Screen};
-use crate::console::model::{Data, Level, LogEntry};
+use super::{Nav, Screen, ScreenReply};
+use crate::console::model::{Data, LogEntry, LogLevel};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui, wrapped};
 use ratatui::Frame;
@@ -74,9 +74,9 @@ impl Log {
     /// text from the sideways scroll on, marked where it is cut.
     fn line<'a>(&self, e: &'a LogEntry, ui: &Ui, width: usize) -> Line<'a> {
         let style = ui.style(match e.level {
-            Level::Info => StyleKey::LogInfo,
-            Level::Warn => StyleKey::LogWarn,
-            Level::Error => StyleKey::LogError,
+            LogLevel::Info => StyleKey::LogInfo,
+            LogLevel::Warn => StyleKey::LogWarn,
+            LogLevel::Error => StyleKey::LogError,
         });
         let time = format!(" {:<8} ", time_of(e.at));
         let text = if self.wrap {
@@ -108,14 +108,14 @@ impl Screen for Log {
         self.offset = self.offset.min(self.rows.len().saturating_sub(1));
     }
 
-    fn on_key(&mut self, key: &KeyEvent, _data: &Data) -> Reply {
+    fn on_key(&mut self, key: &KeyEvent, _data: &Data) -> ScreenReply {
         if key.code == KeyCode::Char('w') {
             self.wrap = !self.wrap;
             self.sideways = 0;
-            return Reply::Done;
+            return ScreenReply::Done;
         }
         let Some(nav) = Nav::of(key) else {
-            return Reply::Unhandled;
+            return ScreenReply::Unhandled;
         };
         match nav {
             Nav::Left => self.sideways = self.sideways.saturating_sub(SIDEWAYS_STEP),
@@ -127,7 +127,7 @@ impl Screen for Log {
         let last = self.rows.len().saturating_sub(1);
         let at = nav.step(last.saturating_sub(self.offset), self.rows.len());
         self.offset = last - at;
-        Reply::Done
+        ScreenReply::Done
     }
 
     /// At most scrolled so far up that the oldest row is on the first

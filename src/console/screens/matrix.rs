@@ -1,7 +1,7 @@
 //! The Matrix (`1`): sites down, servers across, a cell per site and
 //! server; the findings of the selected site below.
 
-use super::{Nav, Reply, Screen, Scroll, Sort, first_shown, servers_shown};
+use super::{Nav, Screen, ScreenReply, Scroll, Sort, first_shown, servers_shown};
 use crate::analysis::{NotRead, SiteReport, SiteVerdict, Unverified};
 use crate::config::machine_key::KeyState;
 use crate::config::wif::HandlerState;
@@ -131,13 +131,13 @@ impl Screen for Matrix {
         self.selected = self.selected_site(data).map(|s| s.site.clone());
     }
 
-    fn on_key(&mut self, key: &KeyEvent, data: &Data) -> Reply {
+    fn on_key(&mut self, key: &KeyEvent, data: &Data) -> ScreenReply {
         if self.sort.on_key(key, ORDERS.len()) {
             // The cursor stays on its site.
             self.moved = true;
             self.selected = self.selected_site(data).map(|s| s.site.clone());
             self.refresh(data);
-            return Reply::Done;
+            return ScreenReply::Done;
         }
         if let Some(nav) = Nav::of(key) {
             match nav {
@@ -153,30 +153,30 @@ impl Screen for Matrix {
                     self.selected = self.selected_site(data).map(|s| s.site.clone());
                 }
             }
-            return Reply::Done;
+            return ScreenReply::Done;
         }
         match key.code {
             KeyCode::Char('J') => {
                 self.panel.step(Nav::Down);
-                return Reply::Done;
+                return ScreenReply::Done;
             }
             KeyCode::Char('K') => {
                 self.panel.step(Nav::Up);
-                return Reply::Done;
+                return ScreenReply::Done;
             }
             _ => {}
         }
         let Some(site) = self.selected_site(data).map(|s| s.site.clone()) else {
-            return Reply::Unhandled;
+            return ScreenReply::Unhandled;
         };
         let server = self
             .selected_server()
             .map(|i| data.servers[i].server.name.clone());
         let reply = match key.code {
-            KeyCode::Enter => Reply::Detail { site, server },
-            KeyCode::Char('v') => Reply::reveal(site, server),
-            KeyCode::Char('p') => Reply::Act(Action::ChoosePush { site }),
-            _ => return Reply::Unhandled,
+            KeyCode::Enter => ScreenReply::Detail { site, server },
+            KeyCode::Char('v') => ScreenReply::reveal(site, server),
+            KeyCode::Char('p') => ScreenReply::Act(Action::ChoosePush { site }),
+            _ => return ScreenReply::Unhandled,
         };
         self.moved = true;
         reply

@@ -71,7 +71,7 @@ impl ScreenId {
 }
 
 /// What a key on a screen asks of the console.
-pub enum Reply {
+pub enum ScreenReply {
     /// Not a key of this screen: the console's own keys apply (Esc clears
     /// the filter).
     Unhandled,
@@ -93,13 +93,13 @@ pub enum Reply {
     ShowSite(String),
 }
 
-impl Reply {
+impl ScreenReply {
     /// `v` on a site, or on a site on one server: only the latter has keys
     /// to reveal (after a confirmation).
-    pub fn reveal(site: String, server: Option<String>) -> Reply {
+    pub fn reveal(site: String, server: Option<String>) -> ScreenReply {
         match server {
-            Some(server) => Reply::Open(Box::new(ConfirmReveal::new(site, server))),
-            None => Reply::Flash(
+            Some(server) => ScreenReply::Open(Box::new(ConfirmReveal::new(site, server))),
+            None => ScreenReply::Flash(
                 "select a site on one server (a cell of the matrix) to reveal its keys".into(),
             ),
         }
@@ -110,7 +110,7 @@ pub trait Screen {
     /// Rebuilds the rows shown from the data; the cursor stays on its row
     /// when that is still shown.
     fn refresh(&mut self, data: &Data);
-    fn on_key(&mut self, key: &KeyEvent, data: &Data) -> Reply;
+    fn on_key(&mut self, key: &KeyEvent, data: &Data) -> ScreenReply;
     fn draw(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui);
     /// Called after every change (a key, new data, a resize) with the
     /// area it is drawn in: a page keeps its scroll within its lines.
@@ -133,7 +133,7 @@ pub struct Screens {
     pub servers: servers::Servers,
     pub findings: findings::Findings,
     pub log: log::Log,
-    pub history: history::History,
+    pub history: history::HistoryScreen,
     pub detail: detail::Detail,
     /// Screens whose rows were built from older data: built again when
     /// shown, so that a change costs only the screen on view.

@@ -1,7 +1,7 @@
 //! Servers (`2`): one row per server of the inventory, its scan state, time
 //! and error; the selected server below.
 
-use super::{Nav, Reply, Rows, Screen, Sort, servers_shown};
+use super::{Nav, Rows, Screen, ScreenReply, Sort, servers_shown};
 use crate::console::model::{Data, Phase};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
@@ -47,17 +47,17 @@ impl Screen for Servers {
         self.rows.set(rows, |i| Some(i) == was);
     }
 
-    fn on_key(&mut self, key: &KeyEvent, data: &Data) -> Reply {
+    fn on_key(&mut self, key: &KeyEvent, data: &Data) -> ScreenReply {
         if self.sort.on_key(key, ORDERS.len()) {
             self.refresh(data);
-            return Reply::Done;
+            return ScreenReply::Done;
         }
         match Nav::of(key) {
             Some(nav) => {
                 self.rows.step(nav);
-                Reply::Done
+                ScreenReply::Done
             }
-            None => Reply::Unhandled,
+            None => ScreenReply::Unhandled,
         }
     }
 

@@ -56,12 +56,12 @@ pub struct JumpPool {
 
 #[derive(Default)]
 struct Slot {
-    state: Mutex<State>,
+    state: Mutex<LaneState>,
     changed: Condvar,
 }
 
 #[derive(Default)]
-enum State {
+enum LaneState {
     #[default]
     Empty,
     Connecting,
@@ -128,8 +128,8 @@ impl JumpPool {
                 slots
                     .get(&hops[..n])
                     .is_some_and(|slot| match &*lock(&slot.state) {
-                        State::Ready(lane) => !lane.usable(),
-                        State::Failed { .. } => true,
+                        LaneState::Ready(lane) => !lane.usable(),
+                        LaneState::Failed { .. } => true,
                         _ => false,
                     })
             })
@@ -144,9 +144,9 @@ impl JumpPool {
         let mut state = lock(&slot.state);
         loop {
             match &*state {
-                State::Ready(lane) if lane.usable() => return Ok(lane.clone()),
-                State::Failed { error, round: r } if *r == round => return Err(error.clone()),
-                State::Connecting => {
+                LaneState::Ready(lane) if lane.usable() => return Ok(lane.clone()),
+                LaneState::Failed { error, round: r } if *r == round => return Err(error.clone()),
+                LaneState::Connecting => {
                     state = slot
                         .changed
                         .wait(state)
@@ -155,16 +155,16 @@ impl JumpPool {
                 _ => break,
             }
         }
-        *state = State::Connecting;
+        *state = LaneState::Connecting;
         drop(state);
-        let mut attempt = Attempt {
+        let mut attempt = HopAttempt {
             slot: &slot,
             outcome: None,
         };
         let result = self.connect(hops, opts);
         attempt.outcome = Some(match &result {
-            Ok(lane) => State::Ready(lane.clone()),
-            Err(error) => State::Failed {
+            Ok(lane) => LaneState::Ready(lane.clone()),
+            Err(error) => LaneState::Failed {
                 error: error.clone(),
                 round,
             },
@@ -200,12 +200,12 @@ impl JumpPool {
 
 /// Publishes the outcome of a connection attempt to those waiting for it,
 /// also when the attempt panicked.
-struct Attempt<'a> {
+struct HopAttempt<'a> {
     slot: &'a Slot,
-    outcome: Option<State>,
+    outcome: Option<LaneState>,
 }
 
-impl Drop for Attempt<'_> {
+impl Drop for HopAttempt<'_> {
     fn drop(&mut self) {
         *lock(&self.slot.state) = self.outcome.take().unwrap_or_default();
         self.slot.changed.notify_all();

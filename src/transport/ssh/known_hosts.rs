@@ -46,7 +46,7 @@ fn methods_for(stored_type: &str) -> &'static [&'static str] {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum HostKeyVerdict {
     Match,
     /// A key of this type is stored for the host and differs.
     Changed,
@@ -146,15 +146,15 @@ impl KnownHostsFile {
         port: u16,
         key: &[u8],
         key_type: &str,
-    ) -> Verdict {
+    ) -> HostKeyVerdict {
         let encoded = STANDARD.encode(key);
         if self.revoked.contains(&encoded) {
-            return Verdict::Revoked;
+            return HostKeyVerdict::Revoked;
         }
         match self.check_group(session, key_type, host, port, key) {
-            CheckResult::Match => Verdict::Match,
-            CheckResult::Mismatch => Verdict::Changed,
-            CheckResult::NotFound | CheckResult::Failure => Verdict::Unknown {
+            CheckResult::Match => HostKeyVerdict::Match,
+            CheckResult::Mismatch => HostKeyVerdict::Changed,
+            CheckResult::NotFound | CheckResult::Failure => HostKeyVerdict::Unknown {
                 other_types: self
                     .stored_types(session, host, port)
                     .into_iter()

@@ -711,7 +711,7 @@ impl SshTransport {
     /// sending (the socket would block outbound) is called again, alone,
     /// until its request is out.
     fn read_pipelined(&mut self, paths: &[RemotePath]) -> Vec<Result<FileBytes, TransportError>> {
-        enum State {
+        enum SessionState {
             Opened(ssh2::File),
             /// The bytes so far, and how many the next read asks for.
             Reading(ssh2::File, Vec<u8>, usize),
@@ -727,19 +727,23 @@ impl SshTransport {
         // every request, however slowly, has not stopped answering.
         let mut deadline = std::time::Instant::now() + self.timeout;
         let mut chunk = vec![0u8; CHUNK];
-        let mut states: Vec<State> = Vec::with_capacity(paths.len());
+        let mut states: Vec<SessionState> = Vec::with_capacity(paths.len());
         let mut broken: Option<TransportError> = None;
         let mut pinned: Option<usize> = None;
         // Files found above the read limit, by index.
         let mut too_large: Vec<usize> = Vec::new();
         loop {
             // One read at a time: the first opened file takes its turn.
-            if !states.iter().any(|s| matches!(s, State::Reading(..)))
-                && let Some(i) = states.iter().position(|s| matches!(s, State::Opened(_)))
-                && let State::Opened(f) =
-                    std::mem::replace(&mut states[i], State::Done(Ok(Vec::new())))
+            if !states
+                .iter()
+                .any(|s| matches!(s, SessionState::Reading(..)))
+                && let Some(i) = states
+                    .iter()
+                    .position(|s| matches!(s, SessionState::Opened(_)))
+                && let SessionState::Opened(f) =
+                    std::mem::replace(&mut states[i], SessionState::Done(Ok(Vec::new())))
             {
-                states[i] = State::Reading(f, Vec::new(), FIRST_READ);
+                states[i] = SessionState::Reading(f, Vec::new(), FIRST_READ);
             }
             let order: Vec<usize> = match pinned {
                 Some(p) => vec![p],
@@ -752,13 +756,13 @@ impl SshTransport {
                     if states.len() >= paths.len() {
                         None
                     } else if let Some(e) = &broken {
-                        states.push(State::Done(Err(e.clone())));
+                        states.push(SessionState::Done(Err(e.clone())));
                         Some(true)
                     } else {
                         let p = &paths[states.len()];
                         match self.sftp.open(Path::new(p.as_sftp())) {
                             Ok(f) => {
-                                states.push(State::Opened(f));
+                                states.push(SessionState::Opened(f));
                                 Some(true)
                             }
                             Err(e) if eagain(&e) => Some(false),
@@ -767,56 +771,58 @@ impl SshTransport {
                                 if e.is_disconnected() {
                                     broken = Some(e.clone());
                                 }
-                                states.push(State::Done(Err(e)));
+                                states.push(SessionState::Done(Err(e)));
                                 Some(true)
                             }
                         }
                     }
                 } else {
                     let state = &mut states[op];
-                    match std::mem::replace(state, State::Done(Ok(Vec::new()))) {
+                    match std::mem::replace(state, SessionState::Done(Ok(Vec::new()))) {
                         // As `read_growing`: a small file in two requests.
-                        State::Reading(mut f, mut buf, want) => match f.read(&mut chunk[..want]) {
-                            Ok(0) => {
-                                *state = State::Closing(f, buf);
-                                Some(true)
-                            }
-                            Ok(n) => {
-                                buf.extend_from_slice(&chunk[..n]);
-                                if buf.len() as u64 > self.max_read {
-                                    // Not one byte more: its size is asked after.
-                                    zeroize::Zeroize::zeroize(&mut buf);
-                                    too_large.push(op);
-                                    *state = State::Closing(f, Vec::new());
-                                } else {
-                                    let want = if n == want {
-                                        (want * 2).min(CHUNK)
-                                    } else {
-                                        want
-                                    };
-                                    *state = State::Reading(f, buf, want);
+                        SessionState::Reading(mut f, mut buf, want) => {
+                            match f.read(&mut chunk[..want]) {
+                                Ok(0) => {
+                                    *state = SessionState::Closing(f, buf);
+                                    Some(true)
                                 }
-                                Some(true)
+                                Ok(n) => {
+                                    buf.extend_from_slice(&chunk[..n]);
+                                    if buf.len() as u64 > self.max_read {
+                                        // Not one byte more: its size is asked after.
+                                        zeroize::Zeroize::zeroize(&mut buf);
+                                        too_large.push(op);
+                                        *state = SessionState::Closing(f, Vec::new());
+                                    } else {
+                                        let want = if n == want {
+                                            (want * 2).min(CHUNK)
+                                        } else {
+                                            want
+                                        };
+                                        *state = SessionState::Reading(f, buf, want);
+                                    }
+                                    Some(true)
+                                }
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                                    *state = SessionState::Reading(f, buf, want);
+                                    Some(false)
+                                }
+                                Err(e) => {
+                                    *state = SessionState::Done(Err(TransportError::Io {
+                                        path: paths[op].clone(),
+                                        message: format!("read failed: {e}"),
+                                    }));
+                                    Some(true)
+                                }
                             }
-                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                                *state = State::Reading(f, buf, want);
-                                Some(false)
-                            }
-                            Err(e) => {
-                                *state = State::Done(Err(TransportError::Io {
-                                    path: paths[op].clone(),
-                                    message: format!("read failed: {e}"),
-                                }));
-                                Some(true)
-                            }
-                        },
-                        State::Closing(mut f, buf) => match f.close() {
+                        }
+                        SessionState::Closing(mut f, buf) => match f.close() {
                             Err(e) if eagain(&e) => {
-                                *state = State::Closing(f, buf);
+                                *state = SessionState::Closing(f, buf);
                                 Some(false)
                             }
                             _ => {
-                                *state = State::Done(Ok(buf));
+                                *state = SessionState::Done(Ok(buf));
                                 Some(true)
                             }
                         },
@@ -844,7 +850,9 @@ impl SshTransport {
                     }
                 }
             }
-            if states.len() == paths.len() && states.iter().all(|s| matches!(s, State::Done(_))) {
+            if states.len() == paths.len()
+                && states.iter().all(|s| matches!(s, SessionState::Done(_)))
+            {
                 break;
             }
             if progress {
@@ -852,12 +860,12 @@ impl SshTransport {
             }
             if !progress && let Err(e) = self.wait_socket(deadline) {
                 for st in states.iter_mut() {
-                    if !matches!(st, State::Done(_)) {
-                        *st = State::Done(Err(e.clone()));
+                    if !matches!(st, SessionState::Done(_)) {
+                        *st = SessionState::Done(Err(e.clone()));
                     }
                 }
                 while states.len() < paths.len() {
-                    states.push(State::Done(Err(e.clone())));
+                    states.push(SessionState::Done(Err(e.clone())));
                 }
                 break;
             }
@@ -868,8 +876,10 @@ impl SshTransport {
             .into_iter()
             .enumerate()
             .map(|(i, st)| match st {
-                State::Done(_) if too_large.contains(&i) => Err(self.too_large(&paths[i], None)),
-                State::Done(r) => r.map(FileBytes::new),
+                SessionState::Done(_) if too_large.contains(&i) => {
+                    Err(self.too_large(&paths[i], None))
+                }
+                SessionState::Done(r) => r.map(FileBytes::new),
                 _ => Err(TransportError::Disconnected(
                     "internal: unfinished read".into(),
                 )),
@@ -1163,19 +1173,19 @@ fn verify_host_key(
     let fingerprint = known_hosts::fingerprint(key);
     let host = r.known_hosts_name();
     match known.check(session, &r.host_name, r.port, key, &type_name) {
-        known_hosts::Verdict::Match => Ok(()),
-        known_hosts::Verdict::Revoked => Err(ConnectError::HostKeyRevoked {
+        known_hosts::HostKeyVerdict::Match => Ok(()),
+        known_hosts::HostKeyVerdict::Revoked => Err(ConnectError::HostKeyRevoked {
             host,
             fingerprint,
             known_hosts: r.known_hosts.clone(),
         }),
-        known_hosts::Verdict::Changed => Err(ConnectError::HostKeyChanged {
+        known_hosts::HostKeyVerdict::Changed => Err(ConnectError::HostKeyChanged {
             host,
             key_type: type_name,
             fingerprint,
             known_hosts: r.known_hosts.clone(),
         }),
-        known_hosts::Verdict::Unknown { other_types } => {
+        known_hosts::HostKeyVerdict::Unknown { other_types } => {
             let asked = match (opts.accept_new, opts.batch, &opts.prompter) {
                 (true, _, _) => Some(HostKeyDecision::AcceptAndStore),
                 (false, false, Some(p)) => crate::transport::waiting_for_operator(|| {
