@@ -137,6 +137,11 @@ fn report_of(inventory: &Inventory) -> FarmReport {
 }
 
 impl Setup {
+    /// The audit log the real binary is given (`--audit`) in these tests.
+    fn binary_audit(&self) -> PathBuf {
+        self.farm.home.path().join("audit.jsonl")
+    }
+
     fn report(&self) -> FarmReport {
         report_of(&self.inventory)
     }
@@ -1819,7 +1824,7 @@ fn last_line(text: &str) -> &str {
 #[test]
 fn headless_push_rollback_dry_run_and_no_key_anywhere() {
     let s = setup();
-    let audit = s.farm.home.path().join("audit.jsonl");
+    let audit = s.binary_audit();
     let run = |args: &[&str]| {
         let out = s
             .farm
@@ -1964,7 +1969,7 @@ fn headless_push_rollback_dry_run_and_no_key_anywhere() {
 #[test]
 fn headless_an_unreachable_server_exits_1_with_the_plan_saying_why() {
     let mut s = setup();
-    let audit = s.farm.home.path().join("audit.jsonl");
+    let audit = s.binary_audit();
     let original = s.flowtime_files();
     s.farm.server_mut("web03").kill();
     let out = s
@@ -2005,7 +2010,7 @@ fn headless_an_unreachable_server_exits_1_with_the_plan_saying_why() {
 #[test]
 fn headless_only_values_asp_net_accepts_are_written() {
     let s = setup();
-    let audit = s.farm.home.path().join("audit.jsonl");
+    let audit = s.binary_audit();
     let before = s.all_files();
     let v = "0123456789ABCDEF".repeat(8);
     let d = "FEDCBA9876543210".repeat(4);
@@ -2072,7 +2077,7 @@ fn headless_only_values_asp_net_accepts_are_written() {
 #[test]
 fn headless_a_stale_lock_is_shown_and_broken_only_with_break_lock() {
     let s = setup();
-    let audit = s.farm.home.path().join("audit.jsonl");
+    let audit = s.binary_audit();
     let original = s.flowtime_files();
     let lock = s.file("web01", "C:/inetpub/Cora/Flowtime/web.farmkey-lock.config");
     fs::write(&lock, STALE_LOCK).unwrap();
@@ -2112,7 +2117,7 @@ fn key_set_of(stdout: &str) -> Option<String> {
 #[test]
 fn two_operators_pushing_the_same_site_at_once_never_split_it() {
     let s = setup();
-    let audit = s.farm.home.path().join("audit.jsonl");
+    let audit = s.binary_audit();
     for trial in 0..3 {
         let before = s.flowtime_files();
         let mut runs = Vec::new();
@@ -2291,7 +2296,7 @@ fn a_signal_between_a_swap_and_its_record_rolls_back_and_says_so() {
 #[test]
 fn a_closed_output_mid_push_never_panics_and_rolls_back() {
     let s = setup();
-    let audit = s.farm.home.path().join("audit.jsonl");
+    let audit = s.binary_audit();
     let original = s.flowtime_files();
     // What `| head -1` does, at a known moment: the reader takes the first
     // line and goes away once web01 is written, before its line is printed.
@@ -2323,7 +2328,7 @@ fn farmkey_push_piped_into_head_ends_consistent_and_says_so() {
     // plan, or mid-push), the site ends as it was or fully pushed, and the
     // exit code and last line say which.
     let s = setup();
-    let audit = s.farm.home.path().join("audit.jsonl");
+    let audit = s.binary_audit();
     let original = s.flowtime_files();
     let args: Vec<String> = s
         .farm
@@ -2372,7 +2377,7 @@ fn farmkey_push_piped_into_head_ends_consistent_and_says_so() {
 /// `point`; its audit log.
 /// `farmkey push --site Flowtime --generate --yes`, made: its audit log.
 fn pushed(s: &Setup) -> PathBuf {
-    let audit = s.farm.home.path().join("audit.jsonl");
+    let audit = s.binary_audit();
     let out = s
         .farm
         .farmkey_process()
@@ -2389,7 +2394,7 @@ fn pushed(s: &Setup) -> PathBuf {
 }
 
 fn push_killed_at(s: &Setup, point: &str) -> PathBuf {
-    let audit = s.farm.home.path().join("audit.jsonl");
+    let audit = s.binary_audit();
     let (mut child, pause) = spawn_push_paused(&s.farm, &audit, point);
     reach(&pause, &mut child);
     child.kill().unwrap();
@@ -2479,7 +2484,7 @@ fn rollback_finds_a_push_cut_short_after_its_intent() {
 #[test]
 fn headless_someone_elses_write_mid_push_is_kept_and_the_exit_code_says_out_of_step() {
     let s = setup();
-    let audit = s.farm.home.path().join("audit.jsonl");
+    let audit = s.binary_audit();
     let original = s.flowtime_files();
     let (mut child, pause) = spawn_push_paused(&s.farm, &audit, "swapped:web02");
     reach(&pause, &mut child);
@@ -2516,7 +2521,7 @@ fn headless_someone_elses_write_mid_push_is_kept_and_the_exit_code_says_out_of_s
 #[test]
 fn headless_a_full_audit_disk_mid_push_stops_and_rolls_back() {
     let s = setup();
-    let audit = s.farm.home.path().join("audit.jsonl");
+    let audit = s.binary_audit();
     let original = s.flowtime_files();
     let (mut child, pause) = spawn_push_paused(&s.farm, &audit, "applied:web01");
     reach(&pause, &mut child);
@@ -3261,7 +3266,7 @@ fn a_machine_key_asp_net_refuses_is_fixed_in_place_or_refused_never_doubled() {
 #[test]
 fn a_link_put_in_place_after_the_plan_is_never_swapped_over() {
     let s = setup();
-    let audit = s.farm.home.path().join("audit.jsonl");
+    let audit = s.binary_audit();
     let file = |srv: &str| s.farm.server(srv).file(FLOWTIME);
     let before: Vec<Vec<u8>> = ["web01", "web02", "web03"]
         .iter()
@@ -3432,7 +3437,7 @@ fn a_lock_claim_left_behind_is_named_by_the_plan_and_never_taken_for_a_lock() {
 #[test]
 fn pushes_breaking_one_stale_lock_at_once_leave_one_holder() {
     let s = setup();
-    let audit = s.farm.home.path().join("audit.jsonl");
+    let audit = s.binary_audit();
     let lock = s.file("web01", "C:/inetpub/Cora/Flowtime/web.farmkey-lock.config");
     for trial in 0..3 {
         fs::write(&lock, STALE_LOCK).unwrap();
@@ -3505,7 +3510,7 @@ fn headless_a_push_checks_its_audit_log_before_touching_a_server() {
     use std::os::unix::fs::PermissionsExt;
     let s = setup();
     let before = s.all_files();
-    let audit = s.farm.home.path().join("audit.jsonl");
+    let audit = s.binary_audit();
     let push = || {
         let out = s
             .farm
