@@ -1329,16 +1329,16 @@ fn the_history_screen_finds_a_push_cut_short_and_breaks_its_stale_lock_on_reques
     p.send("5");
     p.wait_for("1 cut short", T);
     p.send("u");
+    // The dead push's lock is read before anything is asked: nothing can
+    // be rolled back without breaking it, which is offered.
     let s = p.wait_for("Roll back push", T);
-    assert!(s.contains("the cut-short push changed it)"), "{s}");
-    p.send(RIGHT);
-    p.send(ENTER);
-    // The dead push's lock refuses the rollback; breaking it is offered.
-    let s = p.wait_for("NOT fully rolled back", LONG);
+    let text = dialog_text(&s, "Roll back push");
     assert!(
-        s.contains("web01        refused:")
-            && s.contains("Break the lock only if that push no longer runs")
-            && s.contains("[ Break the lock and roll back again ]"),
+        s.contains("the cut-short push changed it)")
+            && text.contains("Left alone, locked: web01 is locked by push")
+            && text.contains("Nothing can be rolled back now")
+            && text.contains("Break the lock only if that push no longer runs")
+            && text.ends_with("[ Cancel ] [ Break the lock and roll back ]"),
         "{s}"
     );
     assert_ne!(flowtime_files(&farm)[0], original[0]);
@@ -1414,7 +1414,15 @@ fn breaking_a_stale_lock_leaves_a_server_refused_before_refused() {
         s.contains("Pushes in") && s.contains("3 applied")
     });
     p.send("u");
-    p.wait_for("Roll back push", T);
+    // web03's lock is named before anything is asked; the others may be
+    // rolled back.
+    let s = p.wait_for("Roll back push", T);
+    let text = dialog_text(&s, "Roll back push");
+    assert!(
+        text.contains("Left alone, locked: web03 is locked by push 20261127T151748Z-42b1")
+            && text.ends_with("[ Cancel ] [ Roll back ] [ Break the lock and roll back ]"),
+        "{s}"
+    );
     p.send(RIGHT);
     p.send(ENTER);
     let s = p.wait_for("NOT fully rolled back", LONG);

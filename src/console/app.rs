@@ -77,6 +77,9 @@ pub enum Effect {
     InterruptPush,
     /// Read the audit log; the answer comes as `Msg::History`.
     LoadHistory,
+    /// Read the locks of the servers a rollback of these records would
+    /// restore; the answer comes as `Work::RollbackLocks`.
+    CheckRollback(Vec<AuditRecord>),
     /// Restore what a past push changed; the answer comes as `Work`.
     Rollback {
         records: Vec<AuditRecord>,
@@ -577,7 +580,8 @@ impl App {
                 let push = self.data.history.pushes.iter().find(|p| p.id == push_id);
                 match push.map(|p| (p.site().to_string(), p.to_roll_back())) {
                     Some((site, targets)) if !targets.is_empty() => {
-                        self.open(Box::new(Rollback::new(push_id, site, targets)));
+                        self.open(Box::new(Rollback::new(push_id, site, targets.clone())));
+                        return Some(vec![Effect::CheckRollback(targets)]);
                     }
                     _ => self.open(Box::new(Message::new(
                         "Nothing to roll back",
