@@ -2050,6 +2050,45 @@ fn esc_goes_back_from_the_detail_to_where_it_was() {
     }
 }
 
+/// Esc goes back more than one level, k9s-style: Findings, Enter (the
+/// site on the Matrix), Enter (its Detail), Esc (the Matrix), Esc (the
+/// Findings, the same finding selected). (That a number key or Tab starts
+/// afresh is tested in console_render: a key sent right after Esc reads as
+/// Alt with it.)
+#[test]
+fn esc_goes_back_through_every_screen_enter_came_from() {
+    for (cols, rows) in [(80, 24), (60, 16)] {
+        let dir = tmp();
+        let mut p = Pty::farmkey(&["demo"], &[], cols, rows, dir.path());
+        p.wait_for("servers 3 ok", T);
+        p.send("3");
+        let first = p.wait_for("Findings (worst first)", T);
+        p.send(DOWN); // the DPAPI finding of Process TOGO
+        // The selection shows in the "What to do" panel.
+        let dpapi = |s: &str| {
+            s.contains("Findings (worst first)") && s.contains("Swap WIF's session handler")
+        };
+        p.wait_until("the second finding selected", T, |s| dpapi(s));
+        assert!(!dpapi(&first), "{first}");
+        p.send(ENTER);
+        p.wait_until("the matrix on Process TOGO", T, |s| {
+            s.contains("Sites × servers") && pointed_line(s).contains("Process TOGO")
+        });
+        p.send(ENTER);
+        p.wait_for("Esc back", T);
+        p.send(ESC);
+        p.wait_until("the matrix again", T, |s| {
+            s.contains("Sites × servers") && pointed_line(s).contains("Process TOGO")
+        });
+        p.send(ESC);
+        // The Findings as they were left: the same finding selected.
+        p.wait_until("the findings, the second selected", T, |s| dpapi(s));
+
+        p.send("q");
+        assert_eq!(p.wait_exit(T), 0);
+    }
+}
+
 #[test]
 fn with_mouse_a_click_shows_a_tab_and_selects_a_row() {
     for (cols, rows) in [(80, 24), (60, 16)] {

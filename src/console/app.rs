@@ -91,6 +91,10 @@ pub struct App {
     pub data: Data,
     pub ui: Ui,
     pub screen: ScreenId,
+    /// Where Esc goes back to, the last on top: the screens left by Enter
+    /// (a site of the Findings on the Matrix, a site's Detail). A number
+    /// key or Tab starts afresh.
+    pub back: Vec<ScreenId>,
     pub screens: Screens,
     /// The help, while it is shown.
     pub help: Option<Help>,
@@ -154,6 +158,7 @@ impl App {
                 tick: 0,
             },
             screen: ScreenId::Matrix,
+            back: Vec::new(),
             screens: Screens::default(),
             help: None,
             dialogs: Vec::new(),
@@ -756,6 +761,10 @@ impl App {
                 if key.code == KeyCode::Esc && !self.data.filter.is_empty() {
                     self.data.filter.clear();
                     self.data.changed = true;
+                } else if key.code == KeyCode::Esc
+                    && let Some(screen) = self.back.pop()
+                {
+                    return self.show_again(screen);
                 }
                 Vec::new()
             }
@@ -769,13 +778,14 @@ impl App {
                 Vec::new()
             }
             Reply::Detail { site, server } => {
-                self.screens.detail.open(site, server, self.screen);
+                self.screens.detail.open(site, server);
+                self.back.push(self.screen);
                 self.screen = ScreenId::Detail;
                 Vec::new()
             }
             Reply::Back => {
-                self.screen = self.screens.detail.back.unwrap_or(ScreenId::Matrix);
-                Vec::new()
+                let screen = self.back.pop();
+                self.show_again(screen.unwrap_or(ScreenId::Matrix))
             }
             Reply::ShowSite(site) => {
                 self.data.filter.clear();
@@ -783,6 +793,9 @@ impl App {
                 self.settle();
                 self.screens.refresh(ScreenId::Matrix, &self.data);
                 if self.screens.matrix.select_site(&self.data, &site) {
+                    if self.screen != ScreenId::Matrix {
+                        self.back.push(self.screen);
+                    }
                     self.screen = ScreenId::Matrix;
                 }
                 Vec::new()
@@ -814,8 +827,15 @@ impl App {
         }
     }
 
-    /// Shows a screen; the history is read again each time it is shown.
+    /// Shows a screen, a fresh navigation (nothing to go back to).
     fn show(&mut self, screen: ScreenId) -> Vec<Effect> {
+        self.back.clear();
+        self.show_again(screen)
+    }
+
+    /// Shows a screen, the back stack kept; the history is read again each
+    /// time it is shown.
+    fn show_again(&mut self, screen: ScreenId) -> Vec<Effect> {
         self.screen = screen;
         if screen == ScreenId::History {
             return self.perform(Action::LoadHistory);
@@ -828,7 +848,7 @@ impl App {
     fn cycled(&self, step: isize) -> ScreenId {
         let tabs = ScreenId::TABS;
         let current = match self.screen {
-            ScreenId::Detail => self.screens.detail.back.unwrap_or(ScreenId::Matrix),
+            ScreenId::Detail => self.back.last().copied().unwrap_or(ScreenId::Matrix),
             s => s,
         };
         let at = tabs.iter().position(|s| *s == current).unwrap_or(0) as isize;
