@@ -2428,9 +2428,12 @@ fn rollback_looks_at_the_locks_before_it_asks() {
         fs::write(lock_of(server), &lock).unwrap();
     }
     let rollback = || {
+        // Not --batch (which refuses to ask before anything): the look at
+        // the locks is what keeps the question from being asked.
+        let args = s.farm.headless_args(&audit);
         let mut cmd = s.farm.farmkey_process();
         cmd.args(["rollback", "--site", "Flowtime"])
-            .args(s.farm.headless_args(&audit))
+            .args(args.iter().filter(|a| *a != "--batch"))
             .stdin(Stdio::null());
         // No controlling terminal: a question could not be asked.
         unsafe {

@@ -435,6 +435,9 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
         ));
         return ExitCode::from(exit::OK);
     }
+    if !args.yes && args.farm.connect.batch {
+        return usage_error("--batch never asks: add --yes to roll back");
+    }
     // The locks are looked at before anyone is asked, over the sessions
     // the rollback then uses: a server another push holds is named and
     // left out of the question.
@@ -473,9 +476,6 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
         return usage_error(e);
     }
     if !args.yes {
-        if args.farm.connect.batch {
-            return usage_error("--batch never asks: add --yes to roll back");
-        }
         let question = if skipped.is_empty() {
             "Restore these files?".to_string()
         } else {
