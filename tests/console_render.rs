@@ -89,6 +89,19 @@ fn key(app: &mut App, code: KeyCode) {
     ))));
 }
 
+/// `u` on the History: the servers' locks are read first (a worker's
+/// effect), then the confirmation asks; here no lock is held.
+fn ask_rollback(a: &mut App) {
+    use farmkey::console::app::Effect;
+    use farmkey::console::model::Work;
+    let effects = keys(a, "u");
+    assert!(
+        matches!(&effects[..], [Effect::CheckRollback(_)]),
+        "only the locks are read before the confirmation: {effects:?}"
+    );
+    a.update(Msg::Work(Work::RollbackLocks(Vec::new())));
+}
+
 fn render(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
     t.draw(|f| view::draw(f, app)).unwrap();
@@ -637,7 +650,8 @@ fn a_push_of_two_files_on_a_server_is_rolled_back_file_by_file() {
         text.contains("u rolls back web03 web.config, web03 keys.config"),
         "{text}"
     );
-    let effects = keys(&mut a, "u→\n");
+    ask_rollback(&mut a);
+    let effects = keys(&mut a, "→\n");
     assert!(
         matches!(&effects[..], [Effect::Rollback { records, .. }] if records.len() == 2),
         "{effects:?}"
@@ -711,19 +725,19 @@ fn history_rollback_asks_first_with_cancel_the_default() {
     both_themes("history_rollback_confirm", |a| {
         with_history(a);
         // The newest push: web03 applied.
-        let effects = keys(a, "u");
-        assert!(effects.is_empty(), "nothing runs before the confirmation");
+        ask_rollback(a);
     });
     let (_dir, mut a) = app("default");
     with_history(&mut a);
-    keys(&mut a, "u");
+    ask_rollback(&mut a);
     assert!(format!("{}", render(&a, 80, 24).backend()).contains("Roll back push"));
     // Enter on the default button cancels: no effect, the dialog closes.
     let effects = keys(&mut a, "\n");
     assert!(effects.is_empty(), "{effects:?}");
     assert!(a.dialogs.is_empty());
     // Right, Enter: the rollback runs on a worker.
-    keys(&mut a, "u→");
+    ask_rollback(&mut a);
+    keys(&mut a, "→");
     let effects = keys(&mut a, "\n");
     assert!(
         matches!(&effects[..], [farmkey::console::app::Effect::Rollback { records, break_lock: false }]
@@ -734,7 +748,9 @@ fn history_rollback_asks_first_with_cancel_the_default() {
     // web03 remains to roll back.
     let (_dir, mut a) = app("default");
     with_history(&mut a);
-    keys(&mut a, "Gu→");
+    keys(&mut a, "G");
+    ask_rollback(&mut a);
+    keys(&mut a, "→");
     let text = format!("{}", render(&a, 120, 40).backend());
     assert!(
         text.contains("Roll back push 20261126T112045Z-ab12?")
@@ -770,7 +786,8 @@ fn a_rollback_refused_by_a_lock_offers_the_console_s_way_to_break_it() {
     for why in [locked, unrecorded] {
         let (_dir, mut a) = app("default");
         with_history(&mut a);
-        keys(&mut a, "u→\n");
+        ask_rollback(&mut a);
+        keys(&mut a, "→\n");
         a.update(Msg::Work(Work::RollbackDone(Ok(vec![rolled(
             "web03",
             Err(why),
@@ -1033,7 +1050,8 @@ fn a_dialog_shows_its_last_wrapped_line_at_any_width() {
     }));
     let (_dir, mut a) = app("default");
     with_history(&mut a);
-    keys(&mut a, "u→\n");
+    ask_rollback(&mut a);
+    keys(&mut a, "→\n");
     a.update(Msg::Work(Work::RollbackDone(Ok(vec![rolled(
         "web03",
         Err(locked),
@@ -1086,7 +1104,8 @@ fn roll_back_and_break_the_lock(a: &mut App) {
     use farmkey::console::model::Work;
     use farmkey::push::apply::{RollbackError, RolledBack};
     one_push_on_three_servers(a);
-    let effects = keys(a, "u→\n");
+    ask_rollback(a);
+    let effects = keys(a, "→\n");
     assert!(
         matches!(&effects[..], [Effect::Rollback { records, break_lock: false }] if records.len() == 3),
         "{effects:?}"
@@ -2075,4 +2094,31 @@ fn the_ascii_cut_mark_is_no_other_mark() {
     ];
     assert!(!others.contains(&s.ellipsis), "{}", s.ellipsis);
     assert_ne!(s.ellipsis, "~", "~ is the auto-generated key's mark");
+}
+
+/// A number key or Tab is a fresh navigation: Esc then has nowhere to go
+/// back to (in a terminal, a key sent right after Esc reads as Alt with
+/// it, so the PTY test cannot show that nothing happens).
+#[test]
+fn a_number_key_or_tab_empties_the_back_stack() {
+    use farmkey::console::screens::ScreenId;
+    let (_dir, inv) = fixed_demo();
+    let mut app = console_on("demo farm", &inv, "default", inv.servers.len());
+    key(&mut app, KeyCode::Char('3'));
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.screen, ScreenId::Matrix);
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.screen, ScreenId::Detail);
+    assert_eq!(app.back, [ScreenId::Findings, ScreenId::Matrix]);
+    key(&mut app, KeyCode::Char('1'));
+    assert!(app.back.is_empty());
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.screen, ScreenId::Matrix);
+    key(&mut app, KeyCode::Char('3'));
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.screen, ScreenId::Matrix);
+    key(&mut app, KeyCode::Tab);
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.screen, ScreenId::Servers);
+    assert!(app.back.is_empty());
 }

@@ -2402,6 +2402,107 @@ fn push_killed_at(s: &Setup, point: &str) -> PathBuf {
     audit
 }
 
+/// `farmkey rollback` looks at every server's lock before it asks: with
+/// each server held by another push it asks nothing (run with no terminal
+/// and stdin closed, a question would fail otherwise), names the holder
+/// and exits 1; with one held, that one is named and left alone, and the
+/// others are rolled back.
+#[test]
+fn rollback_looks_at_the_locks_before_it_asks() {
+    use std::os::unix::process::CommandExt;
+    let s = setup();
+    let original = s.flowtime_files();
+    let audit = s.farm.home.path().join("audit.jsonl");
+    let out = s
+        .farm
+        .farmkey_process()
+        .args(s.farm.push_flowtime_args(&audit))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let pushed = s.flowtime_files();
+    assert_ne!(pushed, original);
+    let lock = serde_json::json!({
+        "push_id": "20261126T112045Z-3fa9c1d2", "site": "Default Web Site/Flowtime",
+        "user": "alice", "host": "jump9", "pid": 4242, "time": "2026-11-26T11:20:45Z",
+    })
+    .to_string();
+    let servers = ["web01", "web02", "web03"];
+    let lock_of = |server: &str| s.file(server, "C:/inetpub/Cora/Flowtime/web.farmkey-lock.config");
+    for server in servers {
+        fs::write(lock_of(server), &lock).unwrap();
+    }
+    let rollback = || {
+        // Not --batch (which refuses to ask before anything): the look at
+        // the locks is what keeps the question from being asked.
+        let args = s.farm.headless_args(&audit);
+        let mut cmd = s.farm.farmkey_process();
+        cmd.args(["rollback", "--site", "Flowtime"])
+            .args(args.iter().filter(|a| *a != "--batch"))
+            .stdin(Stdio::null());
+        // No controlling terminal: a question could not be asked.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, text) = rollback();
+    assert_eq!(code, Some(1), "{text}");
+    for server in servers {
+        assert!(
+            text.contains(&format!(
+                "{server} is locked by push 20261126T112045Z-3fa9c1d2 of alice on jump9"
+            )),
+            "{text}"
+        );
+    }
+    assert!(
+        !text.contains("Restore these files?")
+            && last_line(&text).starts_with("Nothing rolled back: web01, web02 and web03 locked"),
+        "{text}"
+    );
+    assert_eq!(s.flowtime_files(), pushed, "nothing written");
+
+    // web02 still held: named and left alone, the others rolled back
+    // (--yes: the question is not what this part checks).
+    fs::remove_file(lock_of("web01")).unwrap();
+    fs::remove_file(lock_of("web03")).unwrap();
+    let out = s
+        .farm
+        .farmkey()
+        .args(["rollback", "--site", "Flowtime", "--yes"])
+        .args(s.farm.headless_args(&audit))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("Left alone, locked:\n  web02 is locked by push 20261126T112045Z-3fa9c1d2")
+            && text.contains("web01      restored and verified")
+            && text.contains("web03      restored and verified")
+            && last_line(&text).contains("NOT fully rolled back: web02"),
+        "{text}"
+    );
+    let now = s.flowtime_files();
+    assert_eq!(
+        [&now[0], &now[1], &now[2]],
+        [&original[0], &pushed[1], &original[2]]
+    );
+    assert_eq!(
+        fs::read_to_string(lock_of("web02")).unwrap(),
+        lock,
+        "never touched"
+    );
+}
+
 #[test]
 fn rollback_finds_a_push_cut_short_after_its_intent() {
     // A push killed (SIGKILL: nothing can be honoured) right after web01's

@@ -6,7 +6,7 @@ use crate::analysis::{Selection, analyze_against};
 use crate::config::import::key_set_from_xml;
 use crate::disclosed::DisclosedKeys;
 use crate::farm::scan_all;
-use crate::push::apply::{Progress, rollback_push};
+use crate::push::apply::{Progress, locked_out, rollback_push};
 use crate::push::audit::{AuditLog, AuditRecord};
 use crate::push::diff::masked_diff;
 use crate::push::history::{
@@ -427,8 +427,25 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
         ));
     };
     let id = &push.id;
-    let applied = push.to_roll_back();
+    let mut applied = push.to_roll_back();
     let mut out = Out::new(Interrupt::new());
+    if applied.is_empty() {
+        out.last(&format!(
+            "Nothing to roll back: every file push {id} may have changed was already rolled back (or brought back by the push itself)."
+        ));
+        return ExitCode::from(exit::OK);
+    }
+    if !args.yes && args.farm.connect.batch {
+        return usage_error("--batch never asks: add --yes to roll back");
+    }
+    // The locks are looked at before anyone is asked, over the sessions
+    // the rollback then uses: a server another push holds is named and
+    // left out of the question.
+    let mut sessions = Sessions::new(
+        inventory.servers.clone(),
+        args.farm.connect.headless_options(),
+    );
+    let locked = locked_out(&applied, &mut sessions, args.break_lock);
     out.line(&format!(
         "Rollback of push {id} to {site}: restore the backups on"
     ));
@@ -440,20 +457,34 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
             restored_from(r)
         ));
     }
+    if !locked.is_empty() {
+        out.line("Left alone, locked:");
+        for l in &locked {
+            out.line(&format!("  {}", l.holder));
+        }
+        applied.retain(|r| !locked.iter().any(|l| l.server == r.server));
+    }
+    let skipped: Vec<&str> = locked.iter().map(|l| l.server.as_str()).collect();
     if applied.is_empty() {
         out.last(&format!(
-            "Nothing to roll back: every file push {id} may have changed was already rolled back (or brought back by the push itself)."
+            "Nothing rolled back: {} locked by another push (see above); roll back once it is done, or with --break-lock if its lock is stale.",
+            and_list(&skipped)
         ));
-        return ExitCode::from(exit::OK);
+        return ExitCode::from(exit::FINDINGS);
     }
     if let Err(e) = audit.check_writable(None) {
         return usage_error(e);
     }
     if !args.yes {
-        if args.farm.connect.batch {
-            return usage_error("--batch never asks: add --yes to roll back");
-        }
-        match confirm("Restore these files?") {
+        let question = if skipped.is_empty() {
+            "Restore these files?".to_string()
+        } else {
+            format!(
+                "Restore these files? ({} left alone: locked)",
+                and_list(&skipped)
+            )
+        };
+        match confirm(&question) {
             Ok(true) => {}
             Ok(false) => {
                 out.last("Cancelled: nothing was written.");
@@ -462,10 +493,6 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
             Err(e) => return usage_error(e),
         }
     }
-    let mut sessions = Sessions::new(
-        inventory.servers.clone(),
-        args.farm.connect.headless_options(),
-    );
     // A signal is noted, never honoured: a rollback stopped half-way would
     // leave a server half restored (and its lock), and each file's restore
     // is bounded by its timeouts.
@@ -478,7 +505,8 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
         args.break_lock,
         &mut |_| {},
     );
-    let mut refused = Vec::new();
+    // The servers left alone for their lock are not rolled back either.
+    let mut refused: Vec<String> = skipped.iter().map(|s| s.to_string()).collect();
     for r in &results {
         let who = file_label(&applied, &r.server, &r.file);
         match &r.result {

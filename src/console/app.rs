@@ -77,6 +77,9 @@ pub enum Effect {
     InterruptPush,
     /// Read the audit log; the answer comes as `Msg::History`.
     LoadHistory,
+    /// Read the locks of the servers a rollback of these records would
+    /// restore; the answer comes as `Work::RollbackLocks`.
+    CheckRollback(Vec<AuditRecord>),
     /// Restore what a past push changed; the answer comes as `Work`.
     Rollback {
         records: Vec<AuditRecord>,
@@ -88,6 +91,10 @@ pub struct App {
     pub data: Data,
     pub ui: Ui,
     pub screen: ScreenId,
+    /// Where Esc goes back to, the last on top: the screens left by Enter
+    /// (a site of the Findings on the Matrix, a site's Detail). A number
+    /// key or Tab starts afresh.
+    pub back: Vec<ScreenId>,
     pub screens: Screens,
     /// The help, while it is shown.
     pub help: Option<Help>,
@@ -151,6 +158,7 @@ impl App {
                 tick: 0,
             },
             screen: ScreenId::Matrix,
+            back: Vec::new(),
             screens: Screens::default(),
             help: None,
             dialogs: Vec::new(),
@@ -580,7 +588,8 @@ impl App {
                 let push = self.data.history.pushes.iter().find(|p| p.id == push_id);
                 match push.map(|p| (p.site().to_string(), p.to_roll_back())) {
                     Some((site, targets)) if !targets.is_empty() => {
-                        self.open(Box::new(Rollback::new(push_id, site, targets)));
+                        self.open(Box::new(Rollback::new(push_id, site, targets.clone())));
+                        return Some(vec![Effect::CheckRollback(targets)]);
                     }
                     _ => self.open(Box::new(Message::new(
                         "Nothing to roll back",
@@ -755,6 +764,10 @@ impl App {
                 if key.code == KeyCode::Esc && !self.data.filter.is_empty() {
                     self.data.filter.clear();
                     self.data.changed = true;
+                } else if key.code == KeyCode::Esc
+                    && let Some(screen) = self.back.pop()
+                {
+                    return self.show_again(screen);
                 }
                 Vec::new()
             }
@@ -768,13 +781,14 @@ impl App {
                 Vec::new()
             }
             ScreenReply::Detail { site, server } => {
-                self.screens.detail.open(site, server, self.screen);
+                self.screens.detail.open(site, server);
+                self.back.push(self.screen);
                 self.screen = ScreenId::Detail;
                 Vec::new()
             }
             ScreenReply::Back => {
-                self.screen = self.screens.detail.back.unwrap_or(ScreenId::Matrix);
-                Vec::new()
+                let screen = self.back.pop();
+                self.show_again(screen.unwrap_or(ScreenId::Matrix))
             }
             ScreenReply::ShowSite(site) => {
                 self.data.filter.clear();
@@ -782,6 +796,9 @@ impl App {
                 self.settle();
                 self.screens.refresh(ScreenId::Matrix, &self.data);
                 if self.screens.matrix.select_site(&self.data, &site) {
+                    if self.screen != ScreenId::Matrix {
+                        self.back.push(self.screen);
+                    }
                     self.screen = ScreenId::Matrix;
                 }
                 Vec::new()
@@ -813,8 +830,15 @@ impl App {
         }
     }
 
-    /// Shows a screen; the history is read again each time it is shown.
+    /// Shows a screen, a fresh navigation (nothing to go back to).
     fn show(&mut self, screen: ScreenId) -> Vec<Effect> {
+        self.back.clear();
+        self.show_again(screen)
+    }
+
+    /// Shows a screen, the back stack kept; the history is read again each
+    /// time it is shown.
+    fn show_again(&mut self, screen: ScreenId) -> Vec<Effect> {
         self.screen = screen;
         if screen == ScreenId::History {
             return self.perform(Action::LoadHistory);
@@ -827,7 +851,7 @@ impl App {
     fn cycled(&self, step: isize) -> ScreenId {
         let tabs = ScreenId::TABS;
         let current = match self.screen {
-            ScreenId::Detail => self.screens.detail.back.unwrap_or(ScreenId::Matrix),
+            ScreenId::Detail => self.back.last().copied().unwrap_or(ScreenId::Matrix),
             s => s,
         };
         let at = tabs.iter().position(|s| *s == current).unwrap_or(0) as isize;

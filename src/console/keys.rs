@@ -118,7 +118,7 @@ pub const KEYS: &[KeyDoc] = &[
     k(
         &["Esc"],
         &[Screens],
-        "back (from the Detail to where it was opened, from a push to the list); else clears the filter",
+        "clears the filter; else back where Enter came from, more than one level (Detail, Matrix, Findings), and from a push to the list",
     ),
     k(
         &["/"],

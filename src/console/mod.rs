@@ -231,6 +231,9 @@ fn run_effects(
             }
             Effect::InterruptPush => push_stop.request(StopReason::Operator),
             Effect::LoadHistory => workers::load_history(audit(), tx.clone()),
+            Effect::CheckRollback(records) => {
+                workers::check_rollback(records, servers(), connect.clone(), tx.clone())
+            }
             Effect::Rollback {
                 records,
                 break_lock,

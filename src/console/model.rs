@@ -8,7 +8,7 @@
 use crate::analysis::{FarmReport, Selection};
 use crate::disclosed::DisclosedKeys;
 use crate::inventory::Server;
-use crate::push::apply::{Progress, PushOutcome, RollbackResult};
+use crate::push::apply::{LockedOut, Progress, PushOutcome, RollbackResult};
 use crate::push::audit::AuditRecord;
 use crate::push::history::PastPush;
 use crate::push::{Plan, PlanError, PushRequest};
@@ -29,6 +29,9 @@ pub enum Work {
     /// The push ended; `Err`: it did not start (its audit record could not
     /// be written).
     PushDone(Result<PushOutcome, std::io::Error>),
+    /// The locks of the servers a rollback would restore, read before it
+    /// is asked: the servers another push holds.
+    RollbackLocks(Vec<LockedOut>),
     RollbackProgress(RollbackResult),
     /// The rollback ended; `Err`: it did not start (the audit log cannot
     /// take its records), and no server was touched.

@@ -856,7 +856,7 @@ impl Dialog for PushFlow {
             Work::Planned { result, go } => self.planned(result, go, data),
             Work::PushProgress(progress) => self.progress(progress, data),
             Work::PushDone(result) => self.done(result, data),
-            Work::RollbackProgress(_) | Work::RollbackDone(_) => {}
+            Work::RollbackLocks(_) | Work::RollbackProgress(_) | Work::RollbackDone(_) => {}
         }
         DialogReply::Stay
     }

@@ -179,7 +179,7 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
 
 fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
     let ui = &app.ui;
-    let back = app.screens.detail.back;
+    let back = app.back.last().copied();
     let mut spans = Vec::new();
     for (i, s) in ScreenId::TABS.iter().enumerate() {
         let current = *s == app.screen || (app.screen == ScreenId::Detail && Some(*s) == back);

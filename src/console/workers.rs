@@ -6,7 +6,7 @@ use super::app::Msg;
 use super::model::Work;
 use crate::analysis::FarmReport;
 use crate::inventory::Server;
-use crate::push::apply::rollback_push;
+use crate::push::apply::{locked_out, rollback_push};
 use crate::push::audit::{AuditLog, AuditRecord};
 use crate::push::history::pushes;
 use crate::push::{Interrupt, PushRequest, Sessions, apply, build_plan};
@@ -83,6 +83,21 @@ pub fn spawn_rollback(
             send(Work::RollbackProgress(r.clone()))
         });
         send(Work::RollbackDone(Ok(results)));
+    });
+}
+
+/// Reads the locks of the servers a rollback of `records` would restore,
+/// before the operator is asked (`farmkey rollback`'s look).
+pub fn check_rollback(
+    records: Vec<AuditRecord>,
+    servers: Vec<Server>,
+    connect: ConnectOptions,
+    tx: Sender<Msg>,
+) {
+    std::thread::spawn(move || {
+        let mut sessions = Sessions::new(servers, connect);
+        let locked = locked_out(&records, &mut sessions, false);
+        let _ = tx.send(Msg::Work(Work::RollbackLocks(locked)));
     });
 }
 

@@ -1570,6 +1570,60 @@ fn rollback_line(rec: &AuditRecord, outcome: audit::Outcome, message: String) ->
     line
 }
 
+/// Why a rollback leaves a server alone before anyone is asked: a lock
+/// it cannot take (another push holds it; a stale one is broken only with
+/// `break_lock`). A lock another rollback holds is waited for, as
+/// [`rollback_push`] does, so it keeps nothing back.
+#[derive(Debug, Clone)]
+pub struct LockedOut {
+    pub server: String,
+    pub holder: lock::Holder,
+}
+
+/// Reads the lock beside each file `records` would restore, server by
+/// server, over `sessions` (the rollback goes on with them), changing
+/// nothing: the servers a rollback cannot restore now. A server whose
+/// lock cannot be read is left to [`rollback_push`], which says why.
+pub fn locked_out(
+    records: &[AuditRecord],
+    sessions: &mut Sessions,
+    break_lock: bool,
+) -> Vec<LockedOut> {
+    let mut out: Vec<LockedOut> = Vec::new();
+    let mut looked: Vec<(String, String)> = Vec::new();
+    for rec in records {
+        if out.iter().any(|l| l.server == rec.server) {
+            continue;
+        }
+        let Ok(file) = RemotePath::parse(&rec.file) else {
+            continue;
+        };
+        let path = lock::lock_path(&file);
+        let key = (rec.server.clone(), path.key());
+        if looked.contains(&key) {
+            continue;
+        }
+        looked.push(key);
+        let found = retry::on_server(sessions, &rec.server, false, |t| {
+            lock::read_holder(t, &rec.server, &path)
+        });
+        let Ok(Some(holder)) = found else {
+            continue;
+        };
+        let rollback = holder
+            .push_id()
+            .is_some_and(|id| id.starts_with(ROLLBACK_PREFIX));
+        let breakable = break_lock && holder.info.is_some() && !holder.alive_here();
+        if !rollback && !breakable {
+            out.push(LockedOut {
+                server: rec.server.clone(),
+                holder,
+            });
+        }
+    }
+    out
+}
+
 /// Restores the files a past push may have changed (see
 /// [`super::history::PastPush::to_roll_back`]), server by server: each
 /// server is locked, all its files are checked to hold what the push wrote

@@ -11,16 +11,18 @@ use super::{Activity, Button, Buttons, Dialog, DialogReply, View, button_keys};
 use crate::console::model::{Action, Data, LogLevel, Work};
 use crate::console::theme::StyleKey;
 use crate::console::ui::{KeyHelp, Ui};
-use crate::push::apply::{RollbackError, RollbackResult};
+use crate::push::apply::{LockedOut, RollbackError, RollbackResult};
 use crate::push::audit::AuditRecord;
 use crate::push::history::{file_label, restored_from};
-use ratatui::crossterm::event::KeyEvent;
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::text::Line;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RollbackButton {
     Cancel,
     RollBack,
+    /// Every server, a lock a push that no longer runs holds broken.
+    BreakLock,
 }
 
 impl Button for RollbackButton {
@@ -28,6 +30,7 @@ impl Button for RollbackButton {
         match self {
             RollbackButton::Cancel => "Cancel",
             RollbackButton::RollBack => "Roll back",
+            RollbackButton::BreakLock => "Break the lock and roll back",
         }
     }
 }
@@ -62,7 +65,15 @@ fn set_line(lines: &mut Lines, server: &str, file: &str, result: Option<Rollback
 }
 
 enum RollbackStage {
-    Confirm(Buttons<RollbackButton>),
+    /// The servers' locks being read, before anything is asked.
+    Checking,
+    Confirm {
+        /// The servers another push holds: left out of the rollback.
+        locked: Vec<LockedOut>,
+        /// Some server is free to be rolled back.
+        free: bool,
+        buttons: Buttons<RollbackButton>,
+    },
     Running {
         lines: Lines,
     },
@@ -93,11 +104,30 @@ impl Rollback {
             push_id,
             site,
             targets,
-            stage: RollbackStage::Confirm(Buttons::new(&[
-                RollbackButton::Cancel,
-                RollbackButton::RollBack,
-            ])),
+            stage: RollbackStage::Checking,
         }
+    }
+
+    /// The locks read: what can be rolled back is asked; a lock a push
+    /// that no longer runs holds may be broken.
+    fn checked(&mut self, locked: Vec<LockedOut>) {
+        let free = self
+            .targets
+            .iter()
+            .any(|t| !locked.iter().any(|l| l.server == t.server));
+        let stale = locked.iter().any(|l| !l.holder.alive_here());
+        use RollbackButton::{BreakLock, Cancel, RollBack};
+        let buttons = Buttons::new(match (free, stale) {
+            (true, false) => &[Cancel, RollBack],
+            (true, true) => &[Cancel, RollBack, BreakLock],
+            (false, true) => &[Cancel, BreakLock],
+            (false, false) => &[Cancel],
+        });
+        self.stage = RollbackStage::Confirm {
+            locked,
+            free,
+            buttons,
+        };
     }
 
     /// Rolls back `records`. Run again (a lock broken), it keeps the
@@ -174,7 +204,20 @@ impl Dialog for Rollback {
     fn view(&self, ui: &Ui) -> View {
         let (id, site) = (&self.push_id, &self.site);
         match &self.stage {
-            RollbackStage::Confirm(buttons) => {
+            RollbackStage::Checking => View {
+                title: format!("Rollback of push {id}"),
+                body: vec![Line::raw(format!(
+                    "{} Reading the locks of the servers push {id} changed...",
+                    ui.spinner()
+                ))],
+                danger: true,
+                buttons: None,
+            },
+            RollbackStage::Confirm {
+                locked,
+                free,
+                buttons,
+            } => {
                 let mut body = vec![
                     Line::raw(format!("Restore the backups of push {id} to {site} on:")),
                     Line::raw(""),
@@ -187,6 +230,30 @@ impl Dialog for Rollback {
                     ));
                 }
                 body.push(Line::raw(""));
+                if !locked.is_empty() {
+                    body.push(Line::styled(
+                        "Left alone, locked:",
+                        ui.style(StyleKey::Warning),
+                    ));
+                    for l in locked {
+                        body.push(Line::styled(
+                            format!("  {}", l.holder),
+                            ui.style(StyleKey::Warning),
+                        ));
+                    }
+                    if !free {
+                        body.push(Line::raw(format!(
+                            "Nothing can be rolled back now: every server push {id} changed is locked by another push."
+                        )));
+                    }
+                    if locked.iter().any(|l| !l.holder.alive_here()) {
+                        body.push(Line::styled(
+                            "Break the lock only if that push no longer runs.",
+                            ui.style(StyleKey::Warning),
+                        ));
+                    }
+                    body.push(Line::raw(""));
+                }
                 body.push(Line::raw(
                     "A file that changed since the push is left alone and named. Each server is locked while it is restored.",
                 ));
@@ -298,7 +365,11 @@ impl Dialog for Rollback {
 
     fn on_key(&mut self, key: &KeyEvent, data: &mut Data) -> DialogReply {
         match &mut self.stage {
-            RollbackStage::Confirm(buttons) => match buttons.on_key(key) {
+            RollbackStage::Checking if key.code == KeyCode::Esc => DialogReply::Close,
+            RollbackStage::Checking => DialogReply::Stay,
+            RollbackStage::Confirm {
+                locked, buttons, ..
+            } => match buttons.on_key(key) {
                 None => DialogReply::Stay,
                 Some(RollbackButton::Cancel) => {
                     data.log(
@@ -315,7 +386,40 @@ impl Dialog for Rollback {
                         LogLevel::Warn,
                         format!("rollback of push {} to {} started", self.push_id, self.site),
                     );
-                    self.run(self.targets.clone(), false)
+                    let locked = std::mem::take(locked);
+                    let holder = |server: &str| locked.iter().find(|l| l.server == server);
+                    let free = self
+                        .targets
+                        .iter()
+                        .filter(|t| holder(&t.server).is_none())
+                        .cloned()
+                        .collect();
+                    let reply = self.run(free, false);
+                    // A server left alone is refused for its lock, as the
+                    // rollback would: breaking it is offered at the end.
+                    if let RollbackStage::Running { lines } = &mut self.stage {
+                        for t in &self.targets {
+                            if let Some(l) = holder(&t.server) {
+                                let refused = RollbackResult {
+                                    server: t.server.clone(),
+                                    file: t.file.clone(),
+                                    result: Err(RollbackError::Locked(Box::new(l.holder.clone()))),
+                                };
+                                set_line(lines, &t.server, &t.file, Some(refused));
+                            }
+                        }
+                    }
+                    reply
+                }
+                Some(RollbackButton::BreakLock) => {
+                    data.log(
+                        LogLevel::Warn,
+                        format!(
+                            "rollback of push {} to {} started, breaking the stale lock",
+                            self.push_id, self.site
+                        ),
+                    );
+                    self.run(self.targets.clone(), true)
                 }
             },
             RollbackStage::Running { .. } => DialogReply::Stay,
@@ -347,11 +451,15 @@ impl Dialog for Rollback {
     }
 
     fn takes(&self, work: &Work) -> bool {
-        matches!(work, Work::RollbackProgress(_) | Work::RollbackDone(_))
+        matches!(
+            work,
+            Work::RollbackLocks(_) | Work::RollbackProgress(_) | Work::RollbackDone(_)
+        )
     }
 
     fn on_work(&mut self, work: Work, data: &mut Data) -> DialogReply {
         match work {
+            Work::RollbackLocks(locked) => self.checked(locked),
             Work::RollbackProgress(done) => {
                 let level = if done.result.is_ok() {
                     LogLevel::Info
@@ -391,7 +499,8 @@ impl Dialog for Rollback {
 
     fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
         match &self.stage {
-            RollbackStage::Confirm(_) => button_keys(ui),
+            RollbackStage::Checking => vec![("Esc", "cancel")],
+            RollbackStage::Confirm { .. } => button_keys(ui),
             RollbackStage::Running { .. } => vec![("", "working...")],
             RollbackStage::Done { retry, .. } if !retry.is_empty() => button_keys(ui),
             RollbackStage::Done { .. } | RollbackStage::NotStarted { .. } => {

@@ -2,7 +2,7 @@
 //! configuration with the file and line it comes from, per server or on
 //! one server, and its findings.
 
-use super::{Nav, Screen, ScreenId, ScreenReply, Scroll};
+use super::{Nav, Screen, ScreenReply, Scroll};
 use crate::analysis::{Instance, SiteVerdict};
 use crate::config::machine_key::KeyState;
 use crate::console::model::{Action, Data};
@@ -21,15 +21,12 @@ pub struct Detail {
     /// The site, and the server when it is the site on one server.
     target: Option<(String, Option<String>)>,
     scroll: Scroll,
-    /// The screen it was opened from, where Esc returns.
-    pub back: Option<ScreenId>,
 }
 
 impl Detail {
-    pub fn open(&mut self, site: String, server: Option<String>, back: ScreenId) {
+    pub fn open(&mut self, site: String, server: Option<String>) {
         self.target = Some((site, server));
         self.scroll.top();
-        self.back = Some(back);
     }
 }
 
