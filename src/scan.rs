@@ -304,7 +304,7 @@ pub fn read_server(
     let apps = apphost::discover(&apphost.doc, env);
     let chains: Vec<_> = apps
         .iter()
-        .map(|app| ancestors(&apps, app).map_err(|why| problem(&apphost_path, why)))
+        .map(|app| ancestors(&apps, app).map_err(|why| problem(&apphost_path, why.to_string())))
         .collect();
 
     let between: Vec<Vec<Between>> = chains
@@ -385,6 +385,32 @@ fn push_leftovers(
         .collect())
 }
 
+/// Why farmkey cannot tell which web.config files apply to an application:
+/// applicationHost.config repeats what IIS refuses to see repeated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AmbiguousChain {
+    /// Sites of the same name; their ids (`None`: the site has none).
+    #[error(
+        "the site {site:?} is defined {} times (site ids {}): IIS refuses a repeated site name and starts none of them, and farmkey cannot tell which is meant; remove or rename all but one",
+        ids.len(),
+        ids.iter().map(|id| id.as_deref().unwrap_or("none")).collect::<Vec<_>>().join(", ")
+    )]
+    RepeatedSite {
+        site: String,
+        ids: Vec<Option<String>>,
+    },
+    /// One application path several times in a site, as each is spelt.
+    #[error(
+        "the site {site:?} holds the application path {path} more than once ({}): IIS compares paths without regard to case and refuses the repeat, and farmkey cannot tell which web.config applies; remove all but one",
+        spellings.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ")
+    )]
+    RepeatedPath {
+        site: String,
+        path: String,
+        spellings: Vec<String>,
+    },
+}
+
 /// The applications whose web.config applies to `app`, root first, `app`
 /// last, all of its own `<site>` element; or why farmkey cannot tell.
 /// IIS compares site names and application paths without regard to case
@@ -393,23 +419,19 @@ fn push_leftovers(
 fn ancestors<'a>(
     apps: &'a [Application],
     app: &'a Application,
-) -> Result<Vec<&'a Application>, String> {
-    let mut elements: Vec<(usize, String)> = Vec::new();
+) -> Result<Vec<&'a Application>, AmbiguousChain> {
+    let mut elements: Vec<(usize, Option<String>)> = Vec::new();
     for a in apps.iter().filter(|a| a.site == app.site) {
         if !elements.iter().any(|(e, _)| *e == a.site_element) {
-            let id = a.site_id.clone().unwrap_or_else(|| "none".into());
-            elements.push((a.site_element, id));
+            elements.push((a.site_element, a.site_id.clone()));
         }
     }
     // The same name exactly: one id for two sites, nothing tells them apart.
     if elements.len() > 1 {
-        let ids: Vec<String> = elements.into_iter().map(|(_, id)| id).collect();
-        return Err(format!(
-            "the site {:?} is defined {} times (site ids {}): IIS refuses a repeated site name and starts none of them, and farmkey cannot tell which is meant; remove or rename all but one",
-            app.site,
-            ids.len(),
-            ids.join(", ")
-        ));
+        return Err(AmbiguousChain::RepeatedSite {
+            site: app.site.clone(),
+            ids: elements.into_iter().map(|(_, id)| id).collect(),
+        });
     }
     let lower = app.app_path.to_ascii_lowercase();
     let applies =
@@ -424,17 +446,15 @@ fn ancestors<'a>(
         .windows(2)
         .find(|w| w[0].app_path.eq_ignore_ascii_case(&w[1].app_path))
     {
-        let spellings: Vec<String> = chain
-            .iter()
-            .filter(|a| a.app_path.eq_ignore_ascii_case(&pair[0].app_path))
-            .map(|a| format!("{:?}", a.app_path))
-            .collect();
-        return Err(format!(
-            "the site {:?} holds the application path {} more than once ({}): IIS compares paths without regard to case and refuses the repeat, and farmkey cannot tell which web.config applies; remove all but one",
-            app.site,
-            pair[0].app_path,
-            spellings.join(", ")
-        ));
+        return Err(AmbiguousChain::RepeatedPath {
+            site: app.site.clone(),
+            path: pair[0].app_path.clone(),
+            spellings: chain
+                .iter()
+                .filter(|a| a.app_path.eq_ignore_ascii_case(&pair[0].app_path))
+                .map(|a| a.app_path.clone())
+                .collect(),
+        });
     }
     Ok(chain)
 }
@@ -605,5 +625,31 @@ fn resolve_app(
         external_sha256,
         links,
         push_leftovers: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ambiguous_chains_are_worded() {
+        let site = AmbiguousChain::RepeatedSite {
+            site: "Flowtime".into(),
+            ids: vec![Some("9".into()), None],
+        };
+        assert_eq!(
+            site.to_string(),
+            "the site \"Flowtime\" is defined 2 times (site ids 9, none): IIS refuses a repeated site name and starts none of them, and farmkey cannot tell which is meant; remove or rename all but one"
+        );
+        let path = AmbiguousChain::RepeatedPath {
+            site: "Flowtime".into(),
+            path: "/App".into(),
+            spellings: vec!["/App".into(), "/app".into()],
+        };
+        assert_eq!(
+            path.to_string(),
+            "the site \"Flowtime\" holds the application path /App more than once (\"/App\", \"/app\"): IIS compares paths without regard to case and refuses the repeat, and farmkey cannot tell which web.config applies; remove all but one"
+        );
     }
 }
