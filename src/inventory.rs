@@ -1071,7 +1071,10 @@ local_root = "./lab"
             "empty: give [user@]host[:port], a comma-separated chain, or \"none\""
         );
         assert_eq!(hop(HopFault::EmptyUser), "\"h\": empty user name before @");
-        assert_eq!(hop(HopFault::NoPortAfterBracket), "\"h\": expected :port after ]");
+        assert_eq!(
+            hop(HopFault::NoPortAfterBracket),
+            "\"h\": expected :port after ]"
+        );
         assert_eq!(hop(HopFault::UnclosedBracket), "\"h\": missing ]");
         assert_eq!(hop(HopFault::NoHost), "\"h\": no host name");
         assert_eq!(hop(HopFault::NotAHost), "\"h\": not a host name");

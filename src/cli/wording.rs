@@ -183,10 +183,10 @@ mod tests {
         let unrecorded = RollbackError::Unrecorded {
             why: Box::new(stale.clone()),
             audit: crate::push::audit::NotAppended {
-            log: "/var/log/audit.jsonl".into(),
-            kind: std::io::ErrorKind::StorageFull,
-            cause: "No space left on device".into(),
-        },
+                log: "/var/log/audit.jsonl".into(),
+                kind: std::io::ErrorKind::StorageFull,
+                cause: "No space left on device".into(),
+            },
         };
         for e in [&stale, &unrecorded] {
             assert!(!e.to_string().contains("--break-lock"), "{e}");

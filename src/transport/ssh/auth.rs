@@ -308,7 +308,10 @@ mod tests {
             ),
             (AuthError::Refused, "refused"),
             (AuthError::WrongPassphrase, "wrong passphrase"),
-            (AuthError::NoPassword(NotAsked::NoTerminal), "no terminal to ask on"),
+            (
+                AuthError::NoPassword(NotAsked::NoTerminal),
+                "no terminal to ask on",
+            ),
             (AuthError::NoPassword(NotAsked::Cancelled), "cancelled"),
             (AuthError::Rejected(1), "rejected 1 time"),
             (AuthError::Rejected(3), "rejected 3 times"),
