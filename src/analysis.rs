@@ -2219,7 +2219,7 @@ mod tests {
             })),
             ServerFailure::Unreadable(FileProblem {
                 path: "C:\\Windows\\System32\\inetsrv\\config\\applicationHost.config".into(),
-                fault: FileFault::Xml(XmlError::Encoding("not well-formed".into())),
+                fault: Box::new(FileFault::Xml(XmlError::Encoding("not well-formed".into()))),
             }),
         ] {
             let mut scans = consistent_farm();
@@ -2279,9 +2279,9 @@ mod tests {
             .unwrap();
         app.effective = Err(FileProblem {
             path: "C:\\inetpub\\Flowtime\\web.config".into(),
-            fault: FileFault::Transport(TransportError::PermissionDenied {
+            fault: Box::new(FileFault::Transport(TransportError::PermissionDenied {
                 path: RemotePath::parse("C:\\inetpub\\Flowtime\\web.config").unwrap(),
-            }),
+            })),
         });
         let report = analyze(&scans, &Selection::default());
         for (site, verdict, on) in verdicts(&report) {
@@ -2670,7 +2670,7 @@ mod tests {
             "web02",
             ServerFailure::Unreadable(FileProblem {
                 path: APPHOST.into(),
-                fault: FileFault::Xml(XmlError::Encoding("not well-formed".into())),
+                fault: Box::new(FileFault::Xml(XmlError::Encoding("not well-formed".into()))),
             }),
         );
         let report = analyze(&scans, &every_site());

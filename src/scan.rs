@@ -26,7 +26,8 @@ use std::time::Duration;
 pub struct FileProblem {
     /// Windows form, or the text as configured when it is no usable path.
     pub path: String,
-    pub fault: FileFault,
+    /// Boxed: a problem travels in results and errors that stay small.
+    pub fault: Box<FileFault>,
 }
 
 /// Why a file could not be used; worded after its path.
@@ -149,7 +150,7 @@ pub enum Stage {
 fn problem(path: &RemotePath, fault: FileFault) -> FileProblem {
     FileProblem {
         path: path.to_string(),
-        fault,
+        fault: Box::new(fault),
     }
 }
 
@@ -562,10 +563,10 @@ fn chain_layers<'f>(
     for (i, a) in chain.iter().enumerate() {
         let path = a.web_config().map_err(|error| FileProblem {
             path: a.physical_path_raw.clone(),
-            fault: FileFault::PhysicalPath {
+            fault: Box::new(FileFault::PhysicalPath {
                 app: a.id.clone(),
                 error,
-            },
+            }),
         })?;
         if let Some(file) = files.get(&path)? {
             layers.push(Layer {
@@ -630,7 +631,7 @@ fn resolve_app(
         let clr = Clr::of_pool(&app.runtime).unwrap_or_default();
         effective::resolve_in(&layers, &app.id, files, app.pipeline, clr).map_err(|p| FileProblem {
             path: p.file.to_string(),
-            fault: FileFault::Config(p.problem),
+            fault: Box::new(FileFault::Config(p.problem)),
         })
     });
     let external_sha256 = match web_config.as_ref().map(|p| files.get(p)) {
@@ -683,10 +684,10 @@ mod tests {
         );
         let bad = FileProblem {
             path: "D:web".into(),
-            fault: FileFault::PhysicalPath {
+            fault: Box::new(FileFault::PhysicalPath {
                 app: "Flowtime".into(),
                 error: PathError::NotAbsolute("D:web".into()),
-            },
+            }),
         };
         assert_eq!(
             bad.to_string(),

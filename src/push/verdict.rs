@@ -261,8 +261,8 @@ mod tests {
             (
                 BlockReason::ConfigUnreadable(FileProblem {
                     path: "C:\\inetpub\\Flowtime\\web.config".into(),
-                    fault: crate::scan::FileFault::Xml(crate::config::xml::XmlError::Encoding(
-                        "not XML".into(),
+                    fault: Box::new(crate::scan::FileFault::Xml(
+                        crate::config::xml::XmlError::Encoding("not XML".into()),
                     )),
                 }),
                 "its configuration cannot be read: C:\\inetpub\\Flowtime\\web.config: not XML",
