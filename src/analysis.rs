@@ -2162,11 +2162,13 @@ fn weak_validation(f: &SiteFacts<'_>) -> Vec<Raised> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::xml::XmlError;
     use crate::demo::DemoFarm;
     use crate::farm::scan_all;
     use crate::inventory::Inventory;
-    use crate::scan::{FileProblem, ServerScan};
+    use crate::scan::{FileFault, FileProblem, ServerScan};
     use crate::transport::ConnectOptions;
+    use crate::transport::TransportError;
 
     fn refused() -> ServerFailure {
         ServerFailure::Unreachable(Unreachable::Connect(Box::new(ConnectError::Refused {
@@ -2217,7 +2219,7 @@ mod tests {
             })),
             ServerFailure::Unreadable(FileProblem {
                 path: "C:\\Windows\\System32\\inetsrv\\config\\applicationHost.config".into(),
-                message: "not well-formed".into(),
+                fault: Box::new(FileFault::Xml(XmlError::Encoding("not well-formed".into()))),
             }),
         ] {
             let mut scans = consistent_farm();
@@ -2277,7 +2279,9 @@ mod tests {
             .unwrap();
         app.effective = Err(FileProblem {
             path: "C:\\inetpub\\Flowtime\\web.config".into(),
-            message: "permission denied".into(),
+            fault: Box::new(FileFault::Transport(TransportError::PermissionDenied {
+                path: RemotePath::parse("C:\\inetpub\\Flowtime\\web.config").unwrap(),
+            })),
         });
         let report = analyze(&scans, &Selection::default());
         for (site, verdict, on) in verdicts(&report) {
@@ -2666,7 +2670,7 @@ mod tests {
             "web02",
             ServerFailure::Unreadable(FileProblem {
                 path: APPHOST.into(),
-                message: "not well-formed".into(),
+                fault: Box::new(FileFault::Xml(XmlError::Encoding("not well-formed".into()))),
             }),
         );
         let report = analyze(&scans, &every_site());

@@ -48,6 +48,33 @@ pub struct JumpHop {
     pub port: Option<u16>,
 }
 
+/// Why a `jump` setting or `ProxyJump` value does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JumpError {
+    #[error("empty: give [user@]host[:port], a comma-separated chain, or \"none\"")]
+    Empty,
+    /// One hop of the chain, as written, is at fault.
+    #[error("{item:?}: {fault}")]
+    Hop { item: String, fault: HopFault },
+}
+
+/// What is wrong with one `[user@]host[:port]` hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HopFault {
+    #[error("empty user name before @")]
+    EmptyUser,
+    #[error("expected :port after ]")]
+    NoPortAfterBracket,
+    #[error("missing ]")]
+    UnclosedBracket,
+    #[error("no host name")]
+    NoHost,
+    #[error("not a host name")]
+    NotAHost,
+    #[error("the port must be a number from 1 to 65535")]
+    BadPort,
+}
+
 /// A `jump` setting or a `ProxyJump` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Jump {
@@ -61,15 +88,13 @@ impl Jump {
     /// Parses OpenSSH's `ProxyJump` syntax: `none`, or a comma-separated
     /// list of `[user@]host[:port]` or `ssh://[user@]host[:port]`, with
     /// `[...]` around an IPv6 address that has a port.
-    pub fn parse(text: &str) -> Result<Jump, String> {
+    pub fn parse(text: &str) -> Result<Jump, JumpError> {
         let text = text.trim();
         if text.eq_ignore_ascii_case("none") {
             return Ok(Jump::Direct);
         }
         if text.is_empty() {
-            return Err(
-                "empty: give [user@]host[:port], a comma-separated chain, or \"none\"".into(),
-            );
+            return Err(JumpError::Empty);
         }
         text.split(',')
             .map(JumpHop::parse)
@@ -79,14 +104,19 @@ impl Jump {
 }
 
 impl JumpHop {
-    fn parse(text: &str) -> Result<JumpHop, String> {
+    fn parse(text: &str) -> Result<JumpHop, JumpError> {
         let item = text.trim();
-        let bad = |why: &str| Err(format!("{item:?}: {why}"));
+        let bad = |fault| {
+            Err(JumpError::Hop {
+                item: item.to_string(),
+                fault,
+            })
+        };
         let rest = item
             .strip_prefix("ssh://")
             .map_or(item, |r| r.trim_end_matches('/'));
         let (user, hostport) = match rest.rsplit_once('@') {
-            Some(("", _)) => return bad("empty user name before @"),
+            Some(("", _)) => return bad(HopFault::EmptyUser),
             Some((u, h)) => (Some(u.to_string()), h),
             None => (None, rest),
         };
@@ -95,9 +125,9 @@ impl JumpHop {
                 Some((h, "")) => (h, None),
                 Some((h, p)) => match p.strip_prefix(':') {
                     Some(p) => (h, Some(p)),
-                    None => return bad("expected :port after ]"),
+                    None => return bad(HopFault::NoPortAfterBracket),
                 },
-                None => return bad("missing ]"),
+                None => return bad(HopFault::UnclosedBracket),
             }
         } else if hostport.matches(':').count() == 1 {
             let (h, p) = hostport.split_once(':').expect("one colon");
@@ -107,19 +137,19 @@ impl JumpHop {
             (hostport, None)
         };
         if host.is_empty() {
-            return bad("no host name");
+            return bad(HopFault::NoHost);
         }
         if host
             .chars()
             .any(|c| c.is_whitespace() || c == '/' || c == '@')
         {
-            return bad("not a host name");
+            return bad(HopFault::NotAHost);
         }
         let port = match port {
             None => None,
             Some(p) => match p.parse::<u16>() {
                 Ok(n) if n > 0 => Some(n),
-                _ => return bad("the port must be a number from 1 to 65535"),
+                _ => return bad(HopFault::BadPort),
             },
         };
         Ok(JumpHop {
@@ -1008,11 +1038,50 @@ local_root = "./lab"
         );
         let chain = Jump::parse("ops@bastion:2222,gw,[::1]:22").unwrap();
         assert_eq!(chain.to_string(), "ops@bastion:2222,gw,[::1]:22");
-        for bad in [
-            "", "a,,b", "@h", "h:0", "h:x", "[::1", "[::1]x", "a b", "u@",
+        let hop = |item: &str, fault| JumpError::Hop {
+            item: item.into(),
+            fault,
+        };
+        for (bad, why) in [
+            ("", JumpError::Empty),
+            ("a,,b", hop("", HopFault::NoHost)),
+            ("@h", hop("@h", HopFault::EmptyUser)),
+            ("h:0", hop("h:0", HopFault::BadPort)),
+            ("h:x", hop("h:x", HopFault::BadPort)),
+            ("[::1", hop("[::1", HopFault::UnclosedBracket)),
+            ("[::1]x", hop("[::1]x", HopFault::NoPortAfterBracket)),
+            ("a b", hop("a b", HopFault::NotAHost)),
+            ("u@", hop("u@", HopFault::NoHost)),
         ] {
-            assert!(Jump::parse(bad).is_err(), "{bad:?}");
+            assert_eq!(Jump::parse(bad), Err(why), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn jump_errors_are_worded() {
+        let hop = |fault| {
+            JumpError::Hop {
+                item: "h".into(),
+                fault,
+            }
+            .to_string()
+        };
+        assert_eq!(
+            JumpError::Empty.to_string(),
+            "empty: give [user@]host[:port], a comma-separated chain, or \"none\""
+        );
+        assert_eq!(hop(HopFault::EmptyUser), "\"h\": empty user name before @");
+        assert_eq!(
+            hop(HopFault::NoPortAfterBracket),
+            "\"h\": expected :port after ]"
+        );
+        assert_eq!(hop(HopFault::UnclosedBracket), "\"h\": missing ]");
+        assert_eq!(hop(HopFault::NoHost), "\"h\": no host name");
+        assert_eq!(hop(HopFault::NotAHost), "\"h\": not a host name");
+        assert_eq!(
+            hop(HopFault::BadPort),
+            "\"h\": the port must be a number from 1 to 65535"
+        );
     }
 
     #[test]

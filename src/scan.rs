@@ -7,11 +7,12 @@ use crate::bytes::FileBytes;
 use crate::config::apphost::{self, Application};
 use crate::config::effective::{self, Effective};
 use crate::config::machine_key::Clr;
+use crate::config::problem::Problem;
 use crate::config::record::{ConfigFile, Layer, Scope};
 use crate::config::section::{self, External, SourceFiles};
 use crate::config::wif;
-use crate::config::xml::Document;
-use crate::paths::{RemotePath, WindowsEnv};
+use crate::config::xml::{Document, XmlError};
+use crate::paths::{PathError, RemotePath, WindowsEnv};
 use crate::transport::ssh::ConnectError;
 use crate::transport::{
     FileKind, NotAFile, Transport, TransportError, find_case_insensitive, not_a_file,
@@ -21,11 +22,39 @@ use std::time::Duration;
 
 /// A file that could not be used, and why (never its content).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}: {message}")]
+#[error("{path}: {fault}")]
 pub struct FileProblem {
     /// Windows form, or the text as configured when it is no usable path.
     pub path: String,
-    pub message: String,
+    /// Boxed: a problem travels in results and errors that stay small.
+    pub fault: Box<FileFault>,
+}
+
+/// Why a file could not be used; worded after its path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileFault {
+    /// Read, but not XML that IIS reads.
+    #[error("{0}")]
+    Xml(XmlError),
+    /// Not read (worded without its path, which the problem names).
+    #[error("{}", short_reason(.0))]
+    Transport(TransportError),
+    /// applicationHost.config is not there.
+    #[error("not found: is IIS installed on this server?")]
+    NoApphost,
+    /// Asked for without being fetched first: a defect of farmkey's.
+    #[error(
+        "not read: farmkey did not fetch it for this application (a defect of farmkey; please report it)"
+    )]
+    NotFetched,
+    #[error("{0}")]
+    Ambiguous(AmbiguousChain),
+    /// An application's physical path is no usable path.
+    #[error("physical path of {app} cannot be read: {error}")]
+    PhysicalPath { app: String, error: PathError },
+    /// The chain of configuration files does not resolve.
+    #[error("{0}")]
+    Config(Problem),
 }
 
 /// One application as read on one server.
@@ -118,10 +147,10 @@ pub enum ScanStage {
     Reading,
 }
 
-fn problem(path: &RemotePath, message: impl Into<String>) -> FileProblem {
+fn problem(path: &RemotePath, fault: FileFault) -> FileProblem {
     FileProblem {
         path: path.to_string(),
-        message: message.into(),
+        fault: Box::new(fault),
     }
 }
 
@@ -178,7 +207,7 @@ impl<'t> FileSet<'t> {
                     self.sha.insert(path.key(), bytes.sha256());
                     Document::parse(bytes)
                         .map(|doc| Some(ConfigFile { path: real, doc }))
-                        .map_err(|e| problem(&path, e.to_string()))
+                        .map_err(|e| problem(&path, FileFault::Xml(e)))
                 }
                 Ok(None) => Ok(None),
                 Err(e) if e.is_disconnected() => {
@@ -188,10 +217,7 @@ impl<'t> FileSet<'t> {
                     if let TransportError::NotAFile { kind, .. } = &e {
                         self.links.insert(path.key(), kind.clone());
                     }
-                    Err(FileProblem {
-                        path: path.to_string(),
-                        message: short_reason(&e),
-                    })
+                    Err(problem(&path, FileFault::Transport(e)))
                 }
             };
             self.files.insert(path.key(), read);
@@ -228,10 +254,7 @@ impl<'t> FileSet<'t> {
         match self.files.get(&path.key()) {
             Some(Ok(file)) => Ok(file.as_ref()),
             Some(Err(p)) => Err(p.clone()),
-            None => Err(problem(
-                path,
-                "not read: farmkey did not fetch it for this application (a defect of farmkey; please report it)",
-            )),
+            None => Err(problem(path, FileFault::NotFetched)),
         }
     }
 
@@ -258,7 +281,7 @@ impl SourceFiles for FileSet<'_> {
             None => External::NotRead,
             Some(Ok(Some(file))) => External::Found(file),
             Some(Ok(None)) => External::Missing,
-            Some(Err(p)) => External::Unreadable(p.message.clone()),
+            Some(Err(p)) => External::Unreadable(p.fault.to_string()),
         }
     }
 }
@@ -296,7 +319,7 @@ pub fn read_server(
         Ok(None) => {
             return Err(ServerFailure::Unreadable(problem(
                 &apphost_path,
-                "not found: is IIS installed on this server?",
+                FileFault::NoApphost,
             )));
         }
         Err(p) => return Err(ServerFailure::Unreadable(p)),
@@ -304,7 +327,9 @@ pub fn read_server(
     let apps = apphost::discover(&apphost.doc, env);
     let chains: Vec<_> = apps
         .iter()
-        .map(|app| ancestors(&apps, app).map_err(|why| problem(&apphost_path, why)))
+        .map(|app| {
+            ancestors(&apps, app).map_err(|why| problem(&apphost_path, FileFault::Ambiguous(why)))
+        })
         .collect();
 
     let between: Vec<Vec<Between>> = chains
@@ -385,6 +410,32 @@ fn push_leftovers(
         .collect())
 }
 
+/// Why farmkey cannot tell which web.config files apply to an application:
+/// applicationHost.config repeats what IIS refuses to see repeated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AmbiguousChain {
+    /// Sites of the same name; their ids (`None`: the site has none).
+    #[error(
+        "the site {site:?} is defined {} times (site ids {}): IIS refuses a repeated site name and starts none of them, and farmkey cannot tell which is meant; remove or rename all but one",
+        ids.len(),
+        ids.iter().map(|id| id.as_deref().unwrap_or("none")).collect::<Vec<_>>().join(", ")
+    )]
+    RepeatedSite {
+        site: String,
+        ids: Vec<Option<String>>,
+    },
+    /// One application path several times in a site, as each is spelt.
+    #[error(
+        "the site {site:?} holds the application path {path} more than once ({}): IIS compares paths without regard to case and refuses the repeat, and farmkey cannot tell which web.config applies; remove all but one",
+        spellings.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ")
+    )]
+    RepeatedPath {
+        site: String,
+        path: String,
+        spellings: Vec<String>,
+    },
+}
+
 /// The applications whose web.config applies to `app`, root first, `app`
 /// last, all of its own `<site>` element; or why farmkey cannot tell.
 /// IIS compares site names and application paths without regard to case
@@ -393,23 +444,19 @@ fn push_leftovers(
 fn ancestors<'a>(
     apps: &'a [Application],
     app: &'a Application,
-) -> Result<Vec<&'a Application>, String> {
-    let mut elements: Vec<(usize, String)> = Vec::new();
+) -> Result<Vec<&'a Application>, AmbiguousChain> {
+    let mut elements: Vec<(usize, Option<String>)> = Vec::new();
     for a in apps.iter().filter(|a| a.site == app.site) {
         if !elements.iter().any(|(e, _)| *e == a.site_element) {
-            let id = a.site_id.clone().unwrap_or_else(|| "none".into());
-            elements.push((a.site_element, id));
+            elements.push((a.site_element, a.site_id.clone()));
         }
     }
     // The same name exactly: one id for two sites, nothing tells them apart.
     if elements.len() > 1 {
-        let ids: Vec<String> = elements.into_iter().map(|(_, id)| id).collect();
-        return Err(format!(
-            "the site {:?} is defined {} times (site ids {}): IIS refuses a repeated site name and starts none of them, and farmkey cannot tell which is meant; remove or rename all but one",
-            app.site,
-            ids.len(),
-            ids.join(", ")
-        ));
+        return Err(AmbiguousChain::RepeatedSite {
+            site: app.site.clone(),
+            ids: elements.into_iter().map(|(_, id)| id).collect(),
+        });
     }
     let lower = app.app_path.to_ascii_lowercase();
     let applies =
@@ -424,17 +471,15 @@ fn ancestors<'a>(
         .windows(2)
         .find(|w| w[0].app_path.eq_ignore_ascii_case(&w[1].app_path))
     {
-        let spellings: Vec<String> = chain
-            .iter()
-            .filter(|a| a.app_path.eq_ignore_ascii_case(&pair[0].app_path))
-            .map(|a| format!("{:?}", a.app_path))
-            .collect();
-        return Err(format!(
-            "the site {:?} holds the application path {} more than once ({}): IIS compares paths without regard to case and refuses the repeat, and farmkey cannot tell which web.config applies; remove all but one",
-            app.site,
-            pair[0].app_path,
-            spellings.join(", ")
-        ));
+        return Err(AmbiguousChain::RepeatedPath {
+            site: app.site.clone(),
+            path: pair[0].app_path.clone(),
+            spellings: chain
+                .iter()
+                .filter(|a| a.app_path.eq_ignore_ascii_case(&pair[0].app_path))
+                .map(|a| a.app_path.clone())
+                .collect(),
+        });
     }
     Ok(chain)
 }
@@ -516,9 +561,12 @@ fn chain_layers<'f>(
         });
     }
     for (i, a) in chain.iter().enumerate() {
-        let path = a.web_config().map_err(|e| FileProblem {
+        let path = a.web_config().map_err(|error| FileProblem {
             path: a.physical_path_raw.clone(),
-            message: format!("physical path of {} cannot be read: {e}", a.id),
+            fault: Box::new(FileFault::PhysicalPath {
+                app: a.id.clone(),
+                error,
+            }),
         })?;
         if let Some(file) = files.get(&path)? {
             layers.push(Layer {
@@ -583,7 +631,7 @@ fn resolve_app(
         let clr = Clr::of_pool(&app.runtime).unwrap_or_default();
         effective::resolve_in(&layers, &app.id, files, app.pipeline, clr).map_err(|p| FileProblem {
             path: p.file.to_string(),
-            message: p.problem.to_string(),
+            fault: Box::new(FileFault::Config(p.problem)),
         })
     });
     let external_sha256 = match web_config.as_ref().map(|p| files.get(p)) {
@@ -605,5 +653,66 @@ fn resolve_app(
         external_sha256,
         links,
         push_leftovers: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_faults_are_worded_after_the_path() {
+        let web = RemotePath::parse("C:\\inetpub\\Flowtime\\web.config").unwrap();
+        let at = |fault| problem(&web, fault).to_string();
+        assert_eq!(
+            at(FileFault::NoApphost),
+            "C:\\inetpub\\Flowtime\\web.config: not found: is IIS installed on this server?"
+        );
+        assert_eq!(
+            at(FileFault::NotFetched),
+            "C:\\inetpub\\Flowtime\\web.config: not read: farmkey did not fetch it for this application (a defect of farmkey; please report it)"
+        );
+        assert_eq!(
+            at(FileFault::Transport(TransportError::PermissionDenied {
+                path: web.clone()
+            })),
+            "C:\\inetpub\\Flowtime\\web.config: permission denied"
+        );
+        assert_eq!(
+            at(FileFault::Xml(XmlError::Empty)),
+            "C:\\inetpub\\Flowtime\\web.config: the file is empty"
+        );
+        let bad = FileProblem {
+            path: "D:web".into(),
+            fault: Box::new(FileFault::PhysicalPath {
+                app: "Flowtime".into(),
+                error: PathError::NotAbsolute("D:web".into()),
+            }),
+        };
+        assert_eq!(
+            bad.to_string(),
+            "D:web: physical path of Flowtime cannot be read: \"D:web\" is not an absolute path with a drive letter"
+        );
+    }
+
+    #[test]
+    fn ambiguous_chains_are_worded() {
+        let site = AmbiguousChain::RepeatedSite {
+            site: "Flowtime".into(),
+            ids: vec![Some("9".into()), None],
+        };
+        assert_eq!(
+            site.to_string(),
+            "the site \"Flowtime\" is defined 2 times (site ids 9, none): IIS refuses a repeated site name and starts none of them, and farmkey cannot tell which is meant; remove or rename all but one"
+        );
+        let path = AmbiguousChain::RepeatedPath {
+            site: "Flowtime".into(),
+            path: "/App".into(),
+            spellings: vec!["/App".into(), "/app".into()],
+        };
+        assert_eq!(
+            path.to_string(),
+            "the site \"Flowtime\" holds the application path /App more than once (\"/App\", \"/app\"): IIS compares paths without regard to case and refuses the repeat, and farmkey cannot tell which web.config applies; remove all but one"
+        );
     }
 }

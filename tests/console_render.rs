@@ -781,7 +781,11 @@ fn a_rollback_refused_by_a_lock_offers_the_console_s_way_to_break_it() {
     }));
     let unrecorded = RollbackError::Unrecorded {
         why: Box::new(locked.clone()),
-        audit: "audit log /home/op/audit.jsonl: No space left on device".into(),
+        audit: farmkey::push::audit::NotAppended {
+            log: "/home/op/audit.jsonl".into(),
+            kind: std::io::ErrorKind::StorageFull,
+            cause: "No space left on device".into(),
+        },
     };
     for why in [locked, unrecorded] {
         let (_dir, mut a) = app("default");

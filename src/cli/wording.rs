@@ -182,7 +182,11 @@ mod tests {
         let stale = locked(elsewhere);
         let unrecorded = RollbackError::Unrecorded {
             why: Box::new(stale.clone()),
-            audit: "audit log /var/log/audit.jsonl: No space left on device".into(),
+            audit: crate::push::audit::NotAppended {
+                log: "/var/log/audit.jsonl".into(),
+                kind: std::io::ErrorKind::StorageFull,
+                cause: "No space left on device".into(),
+            },
         };
         for e in [&stale, &unrecorded] {
             assert!(!e.to_string().contains("--break-lock"), "{e}");

@@ -385,7 +385,7 @@ impl App {
                         h.pushes = list;
                         h.error = None;
                     }
-                    Err(e) => h.error = Some(e.to_string()),
+                    Err(e) => h.error = Some(e),
                 }
                 self.data.changed = true;
                 Vec::new()

@@ -196,7 +196,8 @@ pub struct HistoryData {
     pub path: Option<PathBuf>,
     /// Oldest first, as the log holds them.
     pub pushes: Vec<PastPush>,
-    pub error: Option<String>,
+    /// Why the log could not be read (its error names the log).
+    pub error: Option<std::io::Error>,
     pub loading: bool,
 }
 

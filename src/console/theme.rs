@@ -115,18 +115,24 @@ pub struct Theme {
     styles: [Option<Style>; COUNT],
 }
 
+/// A style key a theme leaves undefined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("key `{0}` is not defined")]
+pub struct Undefined(pub StyleKey);
+
 impl Theme {
     pub fn style(&self, key: StyleKey) -> Style {
         self.styles[key as usize].unwrap_or_default()
     }
 
-    /// Every key is set (theme files must define all of them).
-    pub fn defines_all(&self) -> Result<(), String> {
+    /// Every key is set (theme files must define all of them); else the
+    /// first that is not.
+    pub fn defines_all(&self) -> Result<(), Undefined> {
         match StyleKey::ALL
             .iter()
             .find(|k| self.styles[**k as usize].is_none())
         {
-            Some(k) => Err(format!("key `{k}` is not defined")),
+            Some(k) => Err(Undefined(*k)),
             None => Ok(()),
         }
     }
@@ -270,6 +276,18 @@ mod tests {
                 t.defines_all().unwrap_or_else(|e| panic!("{name}: {e}"));
             }
         }
+    }
+
+    #[test]
+    fn a_theme_missing_a_key_names_the_first() {
+        let mut t = Theme::built_in("default", false).unwrap();
+        let k = StyleKey::ALL[1];
+        t.styles[k as usize] = None;
+        assert_eq!(t.defines_all(), Err(Undefined(k)));
+        assert_eq!(
+            Undefined(StyleKey::Selection).to_string(),
+            "key `selection` is not defined"
+        );
     }
 
     #[test]

@@ -123,19 +123,57 @@ pub struct DemoFarm {
     pub inventory: Inventory,
 }
 
+/// Why the demo farm could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot create a folder for the demo farm: {0}")]
+    Folder(io::Error),
+    #[error("cannot lay out the demo farm: {0}")]
+    LayOut(io::Error),
+    /// The inventory it wrote does not load: a bug of the demo's.
+    #[error("{0}")]
+    Inventory(InventoryError),
+}
+
 impl DemoFarm {
-    pub fn new() -> Result<DemoFarm, String> {
+    pub fn new() -> Result<DemoFarm, DemoError> {
         let dir = tempfile::Builder::new()
             .prefix("farmkey-demo-")
             .tempdir()
-            .map_err(|e| format!("cannot create a folder for the demo farm: {e}"))?;
-        let inv_path =
-            lay_out(dir.path()).map_err(|e| format!("cannot lay out the demo farm: {e}"))?;
-        let inventory = Inventory::load(&inv_path).map_err(|e: InventoryError| e.to_string())?;
+            .map_err(DemoError::Folder)?;
+        let inv_path = lay_out(dir.path()).map_err(DemoError::LayOut)?;
+        let inventory = Inventory::load(&inv_path).map_err(DemoError::Inventory)?;
         Ok(DemoFarm { dir, inventory })
     }
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_errors_are_worded() {
+        let denied = || io::Error::new(io::ErrorKind::PermissionDenied, "denied");
+        assert_eq!(
+            DemoError::Folder(denied()).to_string(),
+            "cannot create a folder for the demo farm: denied"
+        );
+        assert_eq!(
+            DemoError::LayOut(denied()).to_string(),
+            "cannot lay out the demo farm: denied"
+        );
+        let bad = InventoryError {
+            file: "farmkey.toml".into(),
+            line: Some(3),
+            message: "no servers".into(),
+        };
+        assert_eq!(
+            DemoError::Inventory(bad).to_string(),
+            "farmkey.toml:3: no servers"
+        );
     }
 }

@@ -921,7 +921,7 @@ pub struct RolledBack {
     /// The stale lock it broke to do so, as asked.
     pub broke: Option<Box<lock::Holder>>,
     /// Why the audit log did not take the rollback's record (it names the log).
-    pub unrecorded: Option<String>,
+    pub unrecorded: Option<audit::NotAppended>,
     /// Copies beside the file that could not be removed (held open).
     pub left: Vec<Leftover>,
     /// The file already held its original bytes when the rollback looked
@@ -1025,12 +1025,12 @@ pub enum RollbackError {
     #[error(
         "not restored: the audit log did not take the record that the rollback starts ({0}); a rollback writes a server only once that is recorded"
     )]
-    StartUnrecorded(String),
+    StartUnrecorded(audit::NotAppended),
     /// Refused, and the audit log did not take the record saying so.
     #[error("{why}; and the audit log did not take its record: {audit}")]
     Unrecorded {
         why: Box<RollbackError>,
-        audit: String,
+        audit: audit::NotAppended,
     },
 }
 
@@ -1399,7 +1399,7 @@ fn roll_back_server(
     id: &str,
     stamp: &str,
     break_lock: bool,
-    start: &mut dyn FnMut() -> Result<(), String>,
+    start: &mut dyn FnMut() -> Result<(), audit::NotAppended>,
 ) -> Vec<Result<RolledBack, RollbackError>> {
     let all = |e: RollbackError| recs.iter().map(|_| Err(e.clone())).collect();
     // The file at `at` is refused for `why`: the others are kept as they
@@ -1709,7 +1709,7 @@ pub fn rollback_push(
                     recs.iter().try_for_each(|rec| {
                         audit
                             .append(&rollback_line(rec, audit::Outcome::Intent, String::new()))
-                            .map_err(|e| e.to_string())
+                            .map_err(|e| audit::NotAppended::new(&audit.path, &e))
                     })
                 };
                 roll_back_server(sessions, server, &recs, &id, &stamp, break_lock, &mut start)
@@ -1733,12 +1733,12 @@ pub fn rollback_push(
             let result = match (audit.append(&line), result) {
                 (Ok(()), r) => r,
                 (Err(e), Ok(done)) => Ok(RolledBack {
-                    unrecorded: Some(e.to_string()),
+                    unrecorded: Some(audit::NotAppended::new(&audit.path, &e)),
                     ..done
                 }),
                 (Err(e), Err(why)) => Err(RollbackError::Unrecorded {
                     why: Box::new(why),
-                    audit: e.to_string(),
+                    audit: audit::NotAppended::new(&audit.path, &e),
                 }),
             };
             let done = RollbackResult {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// `$XDG_STATE_HOME/farmkey/audit.jsonl`, else `~/.local/state/farmkey/audit.jsonl`.
@@ -177,6 +177,29 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     pub path: PathBuf,
+}
+
+/// Why the audit log did not take a record: the log, the io error's kind
+/// and the system's words for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("audit log {}: {cause}", log.display())]
+pub struct NotAppended {
+    pub log: PathBuf,
+    pub kind: io::ErrorKind,
+    pub cause: String,
+}
+
+impl NotAppended {
+    /// `e` as [`AuditLog::append`] returned it (most name the log already).
+    pub fn new(log: &Path, e: &io::Error) -> NotAppended {
+        let text = e.to_string();
+        let named = format!("audit log {}: ", log.display());
+        NotAppended {
+            log: log.to_path_buf(),
+            kind: e.kind(),
+            cause: text.strip_prefix(&named).unwrap_or(&text).to_string(),
+        }
+    }
 }
 
 impl AuditLog {
@@ -507,6 +530,26 @@ mod tests {
             temporary: Vec::new(),
             outcome,
             message: String::new(),
+        }
+    }
+
+    /// The log is named once, whether or not the io error named it.
+    #[test]
+    fn a_record_not_appended_names_the_log_and_the_cause() {
+        let log = Path::new("/var/log/farmkey/audit.jsonl");
+        let named = io::Error::new(
+            io::ErrorKind::StorageFull,
+            "audit log /var/log/farmkey/audit.jsonl: No space left on device",
+        );
+        let bare = io::Error::new(io::ErrorKind::StorageFull, "No space left on device");
+        for e in [named, bare] {
+            let why = NotAppended::new(log, &e);
+            assert_eq!(why.kind, io::ErrorKind::StorageFull);
+            assert_eq!(why.log, log);
+            assert_eq!(
+                why.to_string(),
+                "audit log /var/log/farmkey/audit.jsonl: No space left on device"
+            );
         }
     }
 

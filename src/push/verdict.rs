@@ -261,7 +261,9 @@ mod tests {
             (
                 BlockReason::ConfigUnreadable(FileProblem {
                     path: "C:\\inetpub\\Flowtime\\web.config".into(),
-                    message: "not XML".into(),
+                    fault: Box::new(crate::scan::FileFault::Xml(
+                        crate::config::xml::XmlError::Encoding("not XML".into()),
+                    )),
                 }),
                 "its configuration cannot be read: C:\\inetpub\\Flowtime\\web.config: not XML",
             ),

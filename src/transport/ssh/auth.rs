@@ -46,16 +46,50 @@ fn short(path: &Path) -> String {
     }
 }
 
+/// Why a secret was not had from the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum NotAsked {
+    #[error("not asked: --batch")]
+    Batch,
+    #[error("no terminal to ask on")]
+    NoTerminal,
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// Why one way of authenticating did not get in; worded as the
+/// parenthesis after the way in [`ConnectError::Auth`]'s list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum AuthError {
+    /// libssh2's own words for an agent call that failed.
+    #[error("{0}")]
+    Agent(String),
+    #[error("not reachable: {0}")]
+    AgentUnreachable(String),
+    #[error("holds no keys")]
+    AgentEmpty,
+    #[error("needs a passphrase, {0}")]
+    NoPassphrase(NotAsked),
+    #[error("refused")]
+    Refused,
+    #[error("wrong passphrase")]
+    WrongPassphrase,
+    #[error("{0}")]
+    NoPassword(NotAsked),
+    #[error("rejected {0} time{s}", s = if *.0 == 1 { "" } else { "s" })]
+    Rejected(usize),
+}
+
 /// Asks for a secret unless in batch mode or without a way to ask. The
 /// caller holds the cache's turn.
-fn ask(opts: &ConnectOptions, q: &SecretQuestion) -> Result<secrecy::SecretString, &'static str> {
+fn ask(opts: &ConnectOptions, q: &SecretQuestion) -> Result<secrecy::SecretString, NotAsked> {
     if opts.batch {
-        return Err("not asked: --batch");
+        return Err(NotAsked::Batch);
     }
     let Some(prompter) = &opts.prompter else {
-        return Err("no terminal to ask on");
+        return Err(NotAsked::NoTerminal);
     };
-    crate::transport::waiting_for_operator(|| prompter.secret(q)).ok_or("cancelled")
+    crate::transport::waiting_for_operator(|| prompter.secret(q)).ok_or(NotAsked::Cancelled)
 }
 
 /// Parallel connections take turns with questions; while one asks, the
@@ -149,17 +183,16 @@ pub fn authenticate(
     })
 }
 
-fn agent_auth(session: &Session, user: &str) -> Result<bool, String> {
-    let mut agent = session.agent().map_err(|e| e.message().to_string())?;
+fn agent_auth(session: &Session, user: &str) -> Result<bool, AuthError> {
+    let failed = |e: ssh2::Error| AuthError::Agent(e.message().to_string());
+    let mut agent = session.agent().map_err(failed)?;
     agent
         .connect()
-        .map_err(|e| format!("not reachable: {}", e.message()))?;
-    agent
-        .list_identities()
-        .map_err(|e| e.message().to_string())?;
-    let ids = agent.identities().map_err(|e| e.message().to_string())?;
+        .map_err(|e| AuthError::AgentUnreachable(e.message().to_string()))?;
+    agent.list_identities().map_err(failed)?;
+    let ids = agent.identities().map_err(failed)?;
     if ids.is_empty() {
-        return Err("holds no keys".into());
+        return Err(AuthError::AgentEmpty);
     }
     // libssh2's own agent auth tries only the first identity: try each.
     for id in &ids {
@@ -178,7 +211,7 @@ fn passphrase_auth(
     user: &str,
     key: &Path,
     opts: &ConnectOptions,
-) -> Result<(), String> {
+) -> Result<(), AuthError> {
     let cache = &opts.secrets;
     let _turn = take_turn(cache);
     if let Some(known) = cache.passphrase(key)
@@ -194,7 +227,7 @@ fn passphrase_auth(
         key: key.to_path_buf(),
     };
     for _ in 0..PROMPT_TRIES {
-        let pass = ask(opts, &q).map_err(|why| format!("needs a passphrase, {why}"))?;
+        let pass = ask(opts, &q).map_err(AuthError::NoPassphrase)?;
         match session.userauth_pubkey_file(user, None, key, Some(pass.expose_secret())) {
             Ok(()) if session.authenticated() => {
                 cache.remember_passphrase(key, pass);
@@ -204,10 +237,10 @@ fn passphrase_auth(
             Err(e) if e.code() == ssh2::ErrorCode::Session(libssh2_sys::LIBSSH2_ERROR_FILE) => {
                 continue;
             }
-            _ => return Err("refused".into()),
+            _ => return Err(AuthError::Refused),
         }
     }
-    Err("wrong passphrase".into())
+    Err(AuthError::WrongPassphrase)
 }
 
 fn password_auth(
@@ -215,7 +248,7 @@ fn password_auth(
     server: &str,
     r: &Resolved,
     opts: &ConnectOptions,
-) -> Result<(), String> {
+) -> Result<(), AuthError> {
     let cache = &opts.secrets;
     let _turn = take_turn(cache);
     let account = format!("{}@{}", r.user, r.host_name);
@@ -239,7 +272,7 @@ fn password_auth(
     for _ in 0..PROMPT_TRIES {
         let pass = match ask(opts, &q) {
             Ok(p) => p,
-            Err(why) if rejected == 0 => return Err(why.to_string()),
+            Err(why) if rejected == 0 => return Err(AuthError::NoPassword(why)),
             Err(_) => break,
         };
         if session
@@ -252,15 +285,40 @@ fn password_auth(
         }
         rejected += 1;
     }
-    Err(format!(
-        "rejected {rejected} time{}",
-        if rejected == 1 { "" } else { "s" }
-    ))
+    Err(AuthError::Rejected(rejected))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each reason as the list of ways tried words it.
+    #[test]
+    fn auth_errors_are_worded() {
+        for (why, text) in [
+            (AuthError::Agent("boom".into()), "boom"),
+            (
+                AuthError::AgentUnreachable("no socket".into()),
+                "not reachable: no socket",
+            ),
+            (AuthError::AgentEmpty, "holds no keys"),
+            (
+                AuthError::NoPassphrase(NotAsked::Batch),
+                "needs a passphrase, not asked: --batch",
+            ),
+            (AuthError::Refused, "refused"),
+            (AuthError::WrongPassphrase, "wrong passphrase"),
+            (
+                AuthError::NoPassword(NotAsked::NoTerminal),
+                "no terminal to ask on",
+            ),
+            (AuthError::NoPassword(NotAsked::Cancelled), "cancelled"),
+            (AuthError::Rejected(1), "rejected 1 time"),
+            (AuthError::Rejected(3), "rejected 3 times"),
+        ] {
+            assert_eq!(why.to_string(), text);
+        }
+    }
 
     #[test]
     fn detects_encrypted_keys() {
