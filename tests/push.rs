@@ -2125,22 +2125,7 @@ fn two_operators_pushing_the_same_site_at_once_never_split_it() {
             runs.push(spawn_push_paused(&s.farm, &audit, "start"));
         }
         // Both have planned from the same files; let them race for the locks.
-        for (child, pause) in &mut runs {
-            reach(pause, child);
-        }
-        for (_, pause) in &runs {
-            pause.go();
-        }
-        let outs: Vec<(i32, String)> = runs
-            .into_iter()
-            .map(|(child, _)| {
-                let out = child.wait_with_output().unwrap();
-                (
-                    out.status.code().unwrap(),
-                    String::from_utf8_lossy(&out.stdout).to_string(),
-                )
-            })
-            .collect();
+        let outs = race(runs);
         let winners: Vec<&(i32, String)> = outs.iter().filter(|(c, _)| *c == 0).collect();
         assert!(winners.len() <= 1, "trial {trial}: {outs:?}");
         let sets = s.key_sets();
@@ -3542,7 +3527,7 @@ fn pushes_breaking_one_stale_lock_at_once_leave_one_holder() {
     let lock = s.file("web01", "C:/inetpub/Cora/Flowtime/web.farmkey-lock.config");
     for trial in 0..3 {
         fs::write(&lock, STALE_LOCK).unwrap();
-        let mut runs: Vec<(Child, Pause)> = (0..3)
+        let runs: Vec<(Child, Pause)> = (0..3)
             .map(|_| {
                 let mut cmd = s.farm.farmkey_process();
                 cmd.args(s.farm.push_flowtime_args(&audit))
@@ -3554,22 +3539,7 @@ fn pushes_breaking_one_stale_lock_at_once_leave_one_holder() {
             })
             .collect();
         // All have planned, each to break the lock it was shown.
-        for (child, pause) in &mut runs {
-            reach(pause, child);
-        }
-        for (_, pause) in &runs {
-            pause.go();
-        }
-        let outs: Vec<(i32, String)> = runs
-            .into_iter()
-            .map(|(child, _)| {
-                let out = child.wait_with_output().unwrap();
-                (
-                    out.status.code().unwrap(),
-                    String::from_utf8_lossy(&out.stdout).to_string(),
-                )
-            })
-            .collect();
+        let outs = race(runs);
         let winners: Vec<&(i32, String)> = outs.iter().filter(|(c, _)| *c == 0).collect();
         assert_eq!(winners.len(), 1, "trial {trial}: {outs:?}");
         let won = &winners[0].1;
@@ -4008,4 +3978,24 @@ fn a_lock_taken_by_another_push_mid_push_stops_that_server_and_rolls_back() {
         );
         assert!(!stdout.contains("Left behind"), "{point}: {stdout}");
     }
+}
+
+/// Lets binaries held at their pause go at once (each has planned), and
+/// gathers their exit codes and standard output.
+fn race(mut runs: Vec<(Child, Pause)>) -> Vec<(i32, String)> {
+    for (child, pause) in &mut runs {
+        reach(pause, child);
+    }
+    for (_, pause) in &runs {
+        pause.go();
+    }
+    runs.into_iter()
+        .map(|(child, _)| {
+            let out = child.wait_with_output().unwrap();
+            (
+                out.status.code().unwrap(),
+                String::from_utf8_lossy(&out.stdout).to_string(),
+            )
+        })
+        .collect()
 }
