@@ -1504,27 +1504,34 @@ fn a_host_key_question_while_planning_comes_on_top_of_the_plan() {
         ..Default::default()
     });
     let mut p = console_on(&farm, &[], 120, 40);
-    // "All once" for every host the dialog lists, until each was asked.
-    let answer_all_once = |p: &mut Pty| {
-        let mut answered: Vec<String> = Vec::new();
-        while answered.len() < 3 {
-            let s = p.wait_until("a new question", LONG, |s| {
-                s.contains("Unknown host key")
-                    && farmkey::demo::SERVERS.iter().any(|n| {
-                        s.contains(&format!("{n} ([127")) && !answered.contains(&n.to_string())
-                    })
-            });
-            for n in farmkey::demo::SERVERS {
-                if s.contains(&format!("{n} ([127")) && !answered.contains(&n.to_string()) {
-                    answered.push(n.to_string());
-                }
-            }
-            for key in [LEFT, LEFT, LEFT, LEFT, RIGHT, RIGHT, RIGHT, ENTER] {
-                p.send(key);
-            }
-        }
+    // "All once" for every host the dialog lists, until `done` shows and no
+    // question is left. Questions may join a dialog at any moment (even
+    // between the screen read and the keys), so the hosts answered are not
+    // counted: each dialog is answered, then the screen must change.
+    let listed = |s: &str| -> Vec<&str> {
+        farmkey::demo::SERVERS
+            .iter()
+            .copied()
+            .filter(|n| s.contains(&format!("{n} ([127")))
+            .collect()
     };
-    answer_all_once(&mut p);
+    let open = |s: &str| s.contains("Unknown host key") && !listed(s).is_empty();
+    let answer_all_once = |p: &mut Pty, done: &str| loop {
+        let s = p.wait_until("a question or the end", LONG, |s| {
+            open(s) || s.contains(done)
+        });
+        if !open(&s) {
+            break;
+        }
+        let asked = listed(&s);
+        for key in [LEFT, LEFT, LEFT, LEFT, RIGHT, RIGHT, RIGHT, ENTER] {
+            p.send(key);
+        }
+        p.wait_until("the dialog answered", LONG, |s| {
+            !open(s) || listed(s) != asked
+        });
+    };
+    answer_all_once(&mut p, "servers 3 ok");
     p.wait_for("servers 3 ok", LONG);
     p.send("p");
     p.wait_for("Push to Flowtime", T);
@@ -1534,7 +1541,7 @@ fn a_host_key_question_while_planning_comes_on_top_of_the_plan() {
         s.lines().any(|l| l.contains("▶ Generate new keys: SHA1"))
     });
     p.send(ENTER);
-    answer_all_once(&mut p);
+    answer_all_once(&mut p, "Confirm push");
     let s = p.wait_for("Confirm push", LONG);
     assert!(s.contains("restarts the application"), "{s}");
     p.send(ESC);
