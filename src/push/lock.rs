@@ -797,6 +797,17 @@ mod tests {
     }
 
     impl Interleave {
+        /// A local transport on `root` running `hooks` before the calls of
+        /// `op` they are numbered for.
+        fn on(root: &std::path::Path, op: &'static str, hooks: Vec<(u32, Hook)>) -> Interleave {
+            Interleave {
+                inner: LocalTransport::new(root),
+                op,
+                calls: 0,
+                hooks,
+            }
+        }
+
         fn at(&mut self, op: &str) {
             if op == self.op {
                 self.calls += 1;
@@ -870,6 +881,18 @@ mod tests {
         }
     }
 
+    /// Another push, `id`, breaks the lock `shown` at `path` and takes it.
+    fn breaks(path: &RemotePath, shown: &Holder, id: &'static str) -> Hook {
+        let (path, shown) = (path.clone(), shown.clone());
+        Box::new(move |t: &mut LocalTransport| {
+            let other = LockInfo::mine(id, "Flowtime");
+            assert!(matches!(
+                acquire(t, "web01", &path, &other, Some(&shown)),
+                Ok(Taken::Broke(_))
+            ));
+        })
+    }
+
     fn stale_lock(t: &mut dyn Transport, path: &RemotePath, id: &str) -> Holder {
         let mut stale = LockInfo::mine(id, "Flowtime");
         stale.host = "jump9".into();
@@ -892,25 +915,10 @@ mod tests {
     fn a_push_that_claims_a_lock_taken_since_puts_it_back_and_names_its_holder() {
         let (dir, mut t, path) = setup();
         let shown = stale_lock(&mut t, &path, "old");
-        let a = LockInfo::mine("a", "Flowtime");
         let b = LockInfo::mine("b", "Flowtime");
         // A breaks and takes it between B's read and B's rename: B moves
         // A's fresh lock, sees it is not the one shown, and puts it back.
-        let (p2, s2) = (path.clone(), shown.clone());
-        let mut tb = Interleave {
-            inner: LocalTransport::new(dir.path()),
-            op: "rename",
-            calls: 0,
-            hooks: vec![(
-                1,
-                Box::new(move |t: &mut LocalTransport| {
-                    assert!(matches!(
-                        acquire(t, "web01", &p2, &a, Some(&s2)),
-                        Ok(Taken::Broke(_))
-                    ));
-                }),
-            )],
-        };
+        let mut tb = Interleave::on(dir.path(), "rename", vec![(1, breaks(&path, &shown, "a"))]);
         let err = acquire(&mut tb, "web01", &path, &b, Some(&shown)).unwrap_err();
         let LockError::Held(h) = err else {
             panic!("{err:?}")
@@ -932,26 +940,11 @@ mod tests {
             .set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000))
             .unwrap();
         let shown = read_holder(&mut t, "web01", &path).unwrap().unwrap();
-        let a = LockInfo::mine("a", "Flowtime");
         let b = LockInfo::mine("b", "Flowtime");
         // B reads the stale lock; A breaks it and takes the lock before
         // B's stat, which then gives the time of A's lock: B must not take
         // the stale lock's text with A's time for another lock.
-        let (p2, s2) = (path.clone(), shown.clone());
-        let mut tb = Interleave {
-            inner: LocalTransport::new(dir.path()),
-            op: "stat",
-            calls: 0,
-            hooks: vec![(
-                1,
-                Box::new(move |t: &mut LocalTransport| {
-                    assert!(matches!(
-                        acquire(t, "web01", &p2, &a, Some(&s2)),
-                        Ok(Taken::Broke(_))
-                    ));
-                }),
-            )],
-        };
+        let mut tb = Interleave::on(dir.path(), "stat", vec![(1, breaks(&path, &shown, "a"))]);
         let err = acquire(&mut tb, "web01", &path, &b, Some(&shown)).unwrap_err();
         let LockError::Held(h) = err else {
             panic!("{err:?}")
@@ -969,11 +962,10 @@ mod tests {
         // A claims it just before B's rename, and takes the lock a moment
         // later: B's rename finds nothing, and B waits for the winner.
         let (p2, s2, root) = (path.clone(), shown.clone(), dir.path().to_path_buf());
-        let mut tb = Interleave {
-            inner: LocalTransport::new(dir.path()),
-            op: "rename",
-            calls: 0,
-            hooks: vec![(
+        let mut tb = Interleave::on(
+            dir.path(),
+            "rename",
+            vec![(
                 1,
                 Box::new(move |t: &mut LocalTransport| {
                     let claim = claim_path(&p2, "a");
@@ -988,7 +980,7 @@ mod tests {
                     });
                 }),
             )],
-        };
+        );
         let err = acquire(&mut tb, "web01", &path, &b, Some(&shown)).unwrap_err();
         assert!(
             matches!(&err, LockError::Held(h) if h.push_id() == Some("a")),
@@ -1034,23 +1026,13 @@ mod tests {
     fn a_moved_lock_that_cannot_be_put_back_is_left_at_the_claim_and_named() {
         let (dir, mut t, path) = setup();
         let shown = stale_lock(&mut t, &path, "old");
-        let (p2, s2, p3) = (path.clone(), shown.clone(), path.clone());
-        let mut tb = Interleave {
-            inner: LocalTransport::new(dir.path()),
-            op: "rename",
-            calls: 0,
-            hooks: vec![
+        let p3 = path.clone();
+        let mut tb = Interleave::on(
+            dir.path(),
+            "rename",
+            vec![
                 // A breaks and takes it before B's rename, which moves A's lock.
-                (
-                    1,
-                    Box::new(move |t: &mut LocalTransport| {
-                        let a = LockInfo::mine("a", "Flowtime");
-                        assert!(matches!(
-                            acquire(t, "web01", &p2, &a, Some(&s2)),
-                            Ok(Taken::Broke(_))
-                        ));
-                    }),
-                ),
+                (1, breaks(&path, &shown, "a")),
                 // C, whose plan saw no lock, takes the name before B puts it back.
                 (
                     2,
@@ -1060,7 +1042,7 @@ mod tests {
                     }),
                 ),
             ],
-        };
+        );
         let b = LockInfo::mine("b", "Flowtime");
         let err = acquire(&mut tb, "web01", &path, &b, Some(&shown)).unwrap_err();
         let claim = claim_path(&path, "b");
@@ -1087,17 +1069,16 @@ mod tests {
         let c = LockInfo::mine("c", "Flowtime");
         // C, whose plan saw no lock, creates it after B's claim.
         let p2 = path.clone();
-        let mut tb = Interleave {
-            inner: LocalTransport::new(dir.path()),
-            op: "create_new",
-            calls: 0,
-            hooks: vec![(
+        let mut tb = Interleave::on(
+            dir.path(),
+            "create_new",
+            vec![(
                 1,
                 Box::new(move |t: &mut LocalTransport| {
                     assert_eq!(acquire(t, "web01", &p2, &c, None), Ok(Taken::Fresh));
                 }),
             )],
-        };
+        );
         let err = acquire(&mut tb, "web01", &path, &b, Some(&shown)).unwrap_err();
         assert!(
             matches!(&err, LockError::Held(h) if h.push_id() == Some("c")),
