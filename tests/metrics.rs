@@ -316,7 +316,7 @@ fn demo_farm_metrics_pass_both_checkers_and_say_what_the_scan_says() {
     let (_, json, _) = run_scan(farmkey_bin(), "json", &["--demo".as_ref()]);
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_agrees_with_json(&samples, &json);
-    // The demo's drift, as its README tour tells it.
+    // The demo's Flowtime differs among its servers.
     assert_eq!(
         value(
             &samples,
@@ -395,6 +395,29 @@ fn an_audit_log_farmkey_cannot_read_is_a_metric_not_a_failed_scan() {
     );
 }
 
+/// Only the metrics read the audit log: `--audit` with another format is
+/// refused, not ignored.
+#[test]
+fn audit_is_refused_with_the_other_formats() {
+    for format in ["table", "json"] {
+        let (code, stdout, stderr) = run_scan(
+            farmkey_bin(),
+            format,
+            &[
+                "--demo".as_ref(),
+                "--audit".as_ref(),
+                "/tmp/audit.jsonl".as_ref(),
+            ],
+        );
+        assert_eq!(code, Some(2), "{format}: {stderr}");
+        assert!(stdout.is_empty(), "{format}: {stdout}");
+        assert!(
+            stderr.contains("--format openmetrics"),
+            "{format}: {stderr}"
+        );
+    }
+}
+
 /// Over real sshd: a push to Flowtime, then a scan with a fourth server
 /// whose port is closed.
 #[test]
@@ -434,7 +457,17 @@ fn ssh_farm_with_an_unreachable_server_and_a_past_push() {
     );
     let args = headless_args(&inventory, &audit);
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
-    let scan = |format: &str| run_scan(farm.farmkey_process(), format, &args);
+    // The JSON takes no audit log.
+    let json_args: Vec<&std::ffi::OsStr> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, a)| **a != "--audit" && (*i == 0 || args[i - 1] != "--audit"))
+        .map(|(_, a)| *a)
+        .collect();
+    let scan = |format: &str| {
+        let args = if format == "json" { &json_args } else { &args };
+        run_scan(farm.farmkey_process(), format, args)
+    };
     let (code, text, stderr) = scan("openmetrics");
     assert_eq!(code, Some(1), "{stderr}\n{}", farm.logs());
     let samples = checked(&text);

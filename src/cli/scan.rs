@@ -15,6 +15,10 @@ use std::process::ExitCode;
 use std::time::{Instant, SystemTime};
 
 pub fn run(args: &ScanArgs) -> ExitCode {
+    // Never silently ignored: only the metrics read the audit log.
+    if args.audit.is_some() && args.format != ScanFormat::OpenMetrics {
+        return usage_error("--audit applies to --format openmetrics only (the last push times)");
+    }
     let disclosed = match args.disclosed.load() {
         Ok(d) => d,
         Err(code) => return code,
