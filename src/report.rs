@@ -1,4 +1,5 @@
-//! `scan` output: a table for people, JSON for programs. Keys appear as
+//! `scan` output: a table for people, JSON for programs, metrics for
+//! monitoring ([`openmetrics`]). Keys appear as
 //! fingerprints only; the table shows what servers sent through
 //! [`escape`](crate::safe_text::escape), the JSON exactly.
 
@@ -10,6 +11,8 @@ use crate::safe_text::escape;
 use serde::Serialize;
 use std::borrow::Cow;
 use std::fmt::Write as _;
+
+pub mod openmetrics;
 
 /// The JSON of `scan --format json`, serialised straight from the report
 /// (a `serde_json::Value` tree of a large farm costs several times its size).

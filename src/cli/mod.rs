@@ -370,6 +370,9 @@ impl SiteArgs {
 pub enum ScanFormat {
     Table,
     Json,
+    /// The Prometheus text format (OpenMetrics too), for the node exporter's textfile collector
+    #[value(name = "openmetrics")]
+    OpenMetrics,
 }
 
 #[derive(Args, Debug)]
@@ -388,6 +391,9 @@ pub struct ScanArgs {
     /// Scan the embedded demo farm instead of an inventory
     #[arg(long)]
     pub demo: bool,
+    /// The audit log whose last pushes --format openmetrics reports [default: $XDG_STATE_HOME/farmkey/audit.jsonl; none with --demo]
+    #[arg(id = "audit", long = "audit", value_name = "FILE")]
+    pub audit: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

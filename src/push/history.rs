@@ -279,6 +279,18 @@ impl PastPush {
         }
     }
 
+    /// It ended applied or unchanged on every file it concerns and no
+    /// rollback has undone it since: a push cut short, failed on a server
+    /// or rolled back is not (what `farmkey_last_push_timestamp_seconds`
+    /// counts).
+    pub fn succeeded(&self) -> bool {
+        let standing = self.standing();
+        !standing.is_empty()
+            && standing
+                .iter()
+                .all(|(_, o)| matches!(o, Outcome::Applied | Outcome::Unchanged))
+    }
+
     /// `2 applied, 1 unchanged`: where the servers of the push stand.
     pub fn outcome_summary(&self) -> String {
         // A rollback's start with no outcome after it is not a push cut short.
@@ -337,6 +349,17 @@ pub fn pushes(records: &[AuditRecord], site: Option<&str>) -> Vec<PastPush> {
                     records: vec![r.clone()],
                 });
             }
+        }
+    }
+    out
+}
+
+/// Per site of the log, its last push that [succeeded](PastPush::succeeded).
+pub fn last_succeeded(records: &[AuditRecord]) -> HashMap<String, PastPush> {
+    let mut out = HashMap::new();
+    for push in pushes(records, None) {
+        if push.succeeded() {
+            out.insert(push.site().to_string(), push);
         }
     }
     out
@@ -438,6 +461,70 @@ mod tests {
             outcome,
             message: String::new(),
         }
+    }
+
+    /// A push counts once every file ended applied or unchanged, until a
+    /// rollback undoes it; cut short or failed on one server it never does.
+    #[test]
+    fn the_last_successful_push_of_each_site() {
+        use AuditAction::*;
+        use Outcome::*;
+        let at = |mut r: AuditRecord, time: &str, site: &str| {
+            r.time = time.into();
+            r.site = site.into();
+            r
+        };
+        let records = vec![
+            at(
+                rec("p1", "web01", Push, Applied),
+                "2026-11-01T10:00:00Z",
+                "Flowtime",
+            ),
+            at(
+                rec("p1", "web02", Push, Unchanged),
+                "2026-11-01T10:00:01Z",
+                "Flowtime",
+            ),
+            // Failed on web02: not a success.
+            at(
+                rec("p2", "web01", Push, Applied),
+                "2026-11-02T10:00:00Z",
+                "Flowtime",
+            ),
+            at(
+                rec("p2", "web02", Push, Failed),
+                "2026-11-02T10:00:01Z",
+                "Flowtime",
+            ),
+            // Cut short: its intent alone.
+            at(
+                rec("p3", "web01", Push, Intent),
+                "2026-11-03T10:00:00Z",
+                "Flowtime",
+            ),
+            at(
+                rec("p4", "web01", Push, Applied),
+                "2026-11-04T10:00:00Z",
+                "Admin",
+            ),
+            // Applied, then rolled back: undone.
+            at(
+                rec("p5", "web01", Push, Applied),
+                "2026-11-05T10:00:00Z",
+                "Admin",
+            ),
+            at(
+                rec("p5", "web01", Rollback, RolledBack),
+                "2026-11-05T11:00:00Z",
+                "Admin",
+            ),
+        ];
+        let last = last_succeeded(&records);
+        assert_eq!(last.len(), 2);
+        assert_eq!(last["Flowtime"].id, "p1");
+        assert_eq!(last["Flowtime"].time(), "2026-11-01T10:00:00Z");
+        assert_eq!(last["Admin"].id, "p4");
+        assert!(last_succeeded(&[]).is_empty());
     }
 
     #[test]
