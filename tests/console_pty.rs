@@ -715,6 +715,7 @@ fn read_only_refuses_a_push_and_a_rollback_where_actions_are_dispatched() {
             temporary: Vec::new(),
             outcome: Outcome::Applied,
             message: String::new(),
+            plan: None,
         })
         .unwrap();
     let args = [

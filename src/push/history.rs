@@ -437,6 +437,7 @@ mod tests {
             temporary: Vec::new(),
             outcome,
             message: String::new(),
+            plan: None,
         }
     }
 
