@@ -217,6 +217,8 @@ pub enum Command {
     ImportSshConfig(ImportArgs),
     /// Bring one site into step: plan, confirm, then write server by server with backup, verification and rollback
     Push(PushArgs),
+    /// Run a plan saved by `push --save-plan`, only if every file still reads as planned
+    Apply(ApplyArgs),
     /// List past pushes from the audit log
     History(HistoryArgs),
     /// Restore the backups of a push, if the files still hold what it wrote
@@ -311,6 +313,43 @@ pub struct PushArgs {
     /// Keep servers already fully pushed when a later one fails (default: roll them back); a server half pushed is always rolled back
     #[arg(long)]
     pub keep_partial: bool,
+    /// Write the plan to FILE for review and `farmkey apply`, instead of
+    /// pushing (needs --keys, --adopt or --handler-only; no key text in it)
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["dry_run", "yes", "break_lock", "generate"])]
+    pub save_plan: Option<PathBuf>,
+    /// With --save-plan: replace FILE if it exists
+    #[arg(long, requires = "save_plan")]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub farm: FarmArgs,
+    #[command(flatten)]
+    pub jobs: JobsArg,
+    #[command(flatten)]
+    pub audit: AuditArg,
+    #[command(flatten)]
+    pub disclosed: DisclosedListArg,
+    /// The plan saved by `farmkey push --save-plan`
+    #[arg(value_name = "FILE")]
+    pub plan: PathBuf,
+    /// The <machineKey> of FILE: the keys the plan was saved with
+    #[arg(long, value_name = "FILE")]
+    pub keys: Option<PathBuf>,
+    /// Adopt the keys of SERVER again, as planned (default: the set most servers share)
+    #[arg(long, value_name = "SERVER", num_args = 0..=1, default_missing_value = "", conflicts_with = "keys")]
+    pub adopt: Option<String>,
+    /// A plan older than DAYS asks before it is applied (--batch: refused without --yes)
+    #[arg(long = "max-age", value_name = "DAYS", default_value_t = crate::push::saved::DEFAULT_MAX_AGE_DAYS)]
+    pub max_age_days: u64,
+    /// Apply without asking (an old plan too)
+    #[arg(long)]
+    pub yes: bool,
+    /// Break the lock another push left on the site, when that push no longer runs
+    #[arg(long)]
+    pub break_lock: bool,
 }
 
 #[derive(Args, Debug)]
@@ -638,6 +677,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Some(Command::Demo(args)) => console::run_demo(&args),
         Some(Command::Push(args)) => push::run_push(&args),
+        Some(Command::Apply(args)) => push::run_apply(&args),
         Some(Command::History(args)) => push::run_history(&args),
         Some(Command::Rollback(args)) => push::run_rollback(&args),
         Some(Command::Completions(args)) => print_completions(args.shell),

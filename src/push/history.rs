@@ -32,6 +32,19 @@ impl PastPush {
         &self.first().user
     }
 
+    /// The saved plan it ran (`farmkey apply`), as `farmkey history` and
+    /// the History screen name it: `20261207T042412Z-c5d1 (plan.toml,
+    /// SHA-256 6682659fe0be)`.
+    pub fn plan_text(&self) -> Option<String> {
+        let p = self.records.iter().find_map(|r| r.plan.as_ref())?;
+        Some(format!(
+            "{} ({}, SHA-256 {})",
+            p.id,
+            p.file,
+            p.sha256.get(..12).unwrap_or(&p.sha256)
+        ))
+    }
+
     /// Per file of a server (a push may write a server's web.config and
     /// a `configSource` file), its last push record: the outcome, or only
     /// the intent when the push was cut short before recording one.

@@ -542,6 +542,10 @@ impl SavedPlan {
                 out.push(Difference::Dropped { server, file });
                 continue;
             };
+            if sp.scanned_sha256.is_some() && sp.scanned_sha256 == f.sha256_written {
+                out.push(Difference::AlreadyWritten { server, file });
+                continue;
+            }
             if let Some(d) = Difference::of_hash(&server, &file, &f.sha256_read, &sp.scanned_sha256)
             {
                 out.push(d);
@@ -666,6 +670,11 @@ pub enum Difference {
         server: String,
         file: String,
     },
+    /// It holds what the plan writes: applied already.
+    AlreadyWritten {
+        server: String,
+        file: String,
+    },
     /// A file the plan found absent exists now.
     Appeared {
         server: String,
@@ -732,6 +741,7 @@ impl Difference {
             | Difference::Unread { server, .. }
             | Difference::Changed { server, .. }
             | Difference::Gone { server, .. }
+            | Difference::AlreadyWritten { server, .. }
             | Difference::Appeared { server, .. }
             | Difference::NewFile { server, .. }
             | Difference::Dropped { server, .. }
@@ -774,6 +784,10 @@ impl fmt::Display for Difference {
                 short(now)
             ),
             Difference::Gone { server, file } => write!(f, "{server} {file}: gone since the plan"),
+            Difference::AlreadyWritten { server, file } => write!(
+                f,
+                "{server} {file}: holds what the plan writes already (applied before?)"
+            ),
             Difference::Appeared { server, file } => write!(
                 f,
                 "{server} {file}: exists now; the plan found none (it would have created it)"
