@@ -315,7 +315,7 @@ pub struct PushArgs {
     pub keep_partial: bool,
     /// Write the plan to FILE for review and `farmkey apply`, instead of
     /// pushing (needs --keys, --adopt or --handler-only; no key text in it)
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["dry_run", "yes", "break_lock", "generate"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["dry_run", "yes", "break_lock"])]
     pub save_plan: Option<PathBuf>,
     /// With --save-plan: replace FILE if it exists
     #[arg(long, requires = "save_plan")]

@@ -7,18 +7,18 @@ use super::{
 use crate::analysis::{Selection, analyze_against};
 use crate::config::import::key_set_from_xml;
 use crate::disclosed::DisclosedKeys;
-use crate::keys::KeySet;
 use crate::farm::scan_all;
+use crate::keys::KeySet;
 use crate::push::apply::{Progress, locked_out, rollback_push};
 use crate::push::audit::{AuditLog, AuditRecord};
 use crate::push::diff::masked_diff;
-use crate::push::saved::{SavedPlan, SavedPlanError};
 use crate::push::history::{
     file_label, logged_site, other_spellings, pushes, restored_from, rollback_text,
 };
+use crate::push::saved::{SavedPlan, SavedPlanError};
 use crate::push::{
-    Interrupt, KeySource, Plan, PlanAction, PlanVerdict, PushOutcome, PushRequest, PushVerdict, Sessions,
-    StopReason, and_list, apply, build_plan, refuse_disclosed,
+    Interrupt, KeySource, Plan, PlanAction, PlanVerdict, PushOutcome, PushRequest, PushVerdict,
+    Sessions, StopReason, and_list, apply, build_plan, refuse_disclosed,
 };
 use crate::safe_text::escape;
 use std::io::{BufRead, Write};
@@ -498,7 +498,7 @@ pub fn run_apply(args: &ApplyArgs) -> ExitCode {
         let mut servers: Vec<&str> = diffs.iter().map(|d| d.server()).collect();
         servers.dedup();
         out.last(&format!(
-            "Plan {} NOT applied: {} differ from the plan; nothing was written. Plan the push again (`farmkey push --save-plan`) and have it approved.",
+            "Plan {} NOT applied: not as planned on {} (see above); nothing was written. Plan the push again (`farmkey push --save-plan`) and have it approved.",
             saved.id,
             and_list(&servers)
         ));

@@ -629,8 +629,16 @@ impl SavedPlan {
 /// Which parts of two key sets differ.
 fn key_mismatches(planned: &SavedKeySet, given: &SavedKeySet) -> Vec<KeyMismatch> {
     [
-        ("validationKey", &planned.validation_key, &given.validation_key),
-        ("decryptionKey", &planned.decryption_key, &given.decryption_key),
+        (
+            "validationKey",
+            &planned.validation_key,
+            &given.validation_key,
+        ),
+        (
+            "decryptionKey",
+            &planned.decryption_key,
+            &given.decryption_key,
+        ),
         ("validation", &planned.validation, &given.validation),
         ("decryption", &planned.decryption, &given.decryption),
     ]
