@@ -32,19 +32,19 @@ pub mod exit {
     pub const MEANINGS: &[(u8, &str)] = &[
         (
             OK,
-            "Done. scan: every site was read on every server and is in step. push: the site is in step (or already was: nothing to write; or a dry run that nothing blocks). rollback: every file the push changed holds its original bytes again. The console and demo: closed with q. keygen, history, import-ssh-config, completions, man, disclosed: printed.",
+            "Done. scan: every site was read on every server and is in step. push: the site is in step (or already was: nothing to write; or a dry run that nothing blocks; with --save-plan: the plan was saved). apply: the saved plan was applied and the site is in step. rollback: every file the push changed holds its original bytes again. The console and demo: closed with q. keygen, history, import-ssh-config, completions, man, disclosed: printed.",
         ),
         (
             FINDINGS,
-            "scan: a finding, or a server not read. push: nothing changed (blocked, cancelled, or rolled back to where it was). rollback: cancelled, or a file refused (not fully rolled back). keygen: the random generator failed. The console and demo: closed by a signal while no push ran.",
+            "scan: a finding, or a server not read. push: nothing changed (blocked, cancelled, or rolled back to where it was). apply: nothing changed: a server or file is not as planned (each is named), or as push. rollback: cancelled, or a file refused (not fully rolled back). keygen: the random generator failed. The console and demo: closed by a signal while no push ran.",
         ),
         (
             USAGE,
-            "Bad usage, or what the command needs (inventory, audit log, key file, disclosed list) is missing or unreadable; the message names it.",
+            "Bad usage, or what the command needs (inventory, audit log, key file, disclosed list, saved plan) is missing or unreadable; the message names it. apply: the plan file was altered (its tag does not match), or the keys given are not the plan's.",
         ),
         (
             OUT_OF_STEP,
-            "push (and the console or demo, closed during a push): the site is left out of step, or whether it is cannot be told; its last line says which servers.",
+            "push and apply (and the console or demo, closed during a push): the site is left out of step, or whether it is cannot be told; its last line says which servers.",
         ),
     ];
 }
