@@ -779,14 +779,6 @@ impl Dialog for PushFlow {
                         ui.style(StyleKey::Warning),
                     ),
                 );
-                body.push(Line::styled(
-                    if self.saveable() {
-                        "w saves the plan to a file instead, for review and `farmkey apply` (nothing is written on the servers)."
-                    } else {
-                        "A plan of generated keys cannot be saved (apply needs the same keys): make a key file with `farmkey keygen` and import it to save one."
-                    },
-                    ui.style(StyleKey::TextDim),
-                ));
                 view(
                     format!("Confirm push {}", plan.push_id),
                     body,
@@ -1031,7 +1023,7 @@ impl Dialog for PushFlow {
             PushStage::Told { .. } => vec![("Enter", "close")],
             PushStage::Confirm { .. } if self.saveable() => {
                 let mut keys = button_keys(ui);
-                keys.push(("w", "save the plan"));
+                keys.push(("w", "save plan"));
                 keys
             }
             PushStage::SavePlan { .. } => vec![
