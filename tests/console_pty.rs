@@ -690,6 +690,21 @@ fn pushing_from_the_console_on_the_demo_farm() {
     assert_eq!(records.lines().count(), 2, "{records}");
 }
 
+/// In the push's confirmation: `w`, the default name erased, `name`
+/// typed and Enter. The screen as `w` opened the question.
+fn save_plan_as(p: &mut Pty, name: &str) -> String {
+    p.send("w");
+    let asked = p.wait_for("Save plan", T);
+    for _ in 0.."farmkey-plan-Flowtime-20261207T042000Z.toml".len() {
+        p.send("\x7f");
+    }
+    p.wait_until("the name erased", T, |s| s.contains("File: _"));
+    p.send(name);
+    p.wait_for(&format!("File: {name}_"), T);
+    p.send(ENTER);
+    asked
+}
+
 /// The push's confirmation saves the plan instead (`w`): a file named by
 /// default in the current folder, that `farmkey apply` reads; nothing
 /// pushed, nothing recorded.
@@ -700,17 +715,8 @@ fn the_push_confirmation_saves_the_plan_to_a_file_instead() {
     // Adopt key set A from web01.
     p.send(ENTER);
     p.wait_for("Confirm push", T);
-    p.send("w");
-    let s = p.wait_for("Save plan", T);
+    let s = save_plan_as(&mut p, "cab-1234.toml");
     assert!(s.contains("File: farmkey-plan-Flowtime-"), "{s}");
-    // The name typed over: erase the default, type another.
-    for _ in 0.."farmkey-plan-Flowtime-20261207T042000Z.toml".len() {
-        p.send("\x7f");
-    }
-    p.wait_until("the name erased", T, |s| s.contains("File: _"));
-    p.send("cab-1234.toml");
-    p.wait_for("File: cab-1234.toml_", T);
-    p.send(ENTER);
     let s = p.wait_for("Plan saved", T);
     let file = dir.path().join("cab-1234.toml");
     assert!(s.contains("Nothing was written on any server."), "{s}");
@@ -735,15 +741,7 @@ fn the_push_confirmation_saves_the_plan_to_a_file_instead() {
     p.wait_for("Push to Flowtime", T);
     p.send(ENTER);
     p.wait_for("Confirm push", T);
-    p.send("w");
-    p.wait_for("Save plan", T);
-    for _ in 0.."farmkey-plan-Flowtime-20261207T042000Z.toml".len() {
-        p.send("\x7f");
-    }
-    p.wait_until("the name erased", T, |s| s.contains("File: _"));
-    p.send("cab-1234.toml");
-    p.wait_for("File: cab-1234.toml_", T);
-    p.send(ENTER);
+    save_plan_as(&mut p, "cab-1234.toml");
     p.wait_for("exists already: type another name.", T);
     assert_eq!(farmkey::push::saved::SavedPlan::load(&file).unwrap(), plan);
     p.send(ESC);

@@ -108,11 +108,7 @@ impl Setup {
     }
 
     fn all_files(&self) -> Vec<(PathBuf, Vec<u8>)> {
-        self.farm
-            .servers
-            .iter()
-            .flat_map(|s| snapshot_tree(&s.root))
-            .collect()
+        self.farm.all_files()
     }
 
     fn flowtime(&self, server: &str) -> PathBuf {

@@ -38,6 +38,19 @@ fn read_records(audit: &AuditLog) -> Result<Vec<AuditRecord>, ExitCode> {
     Ok(read.records)
 }
 
+/// Asks `question` on the terminal: `Err` with the exit code where the
+/// answer is no (said as the last line) or there is no terminal.
+fn ask(out: &mut Out, question: &str) -> Result<(), ExitCode> {
+    match confirm(question) {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            out.last("Cancelled: nothing was written.");
+            Err(ExitCode::from(exit::FINDINGS))
+        }
+        Err(e) => Err(usage_error(e)),
+    }
+}
+
 /// Asks on the controlling terminal; `Err` when there is none.
 fn confirm(question: &str) -> Result<bool, AskError> {
     let tty = std::fs::OpenOptions::new()
@@ -245,13 +258,8 @@ fn confirm_and_apply(
     }
     if !yes {
         let question = format!("Write {} on {} server(s)?", plan.site, plan.writes());
-        match confirm(&question) {
-            Ok(true) => {}
-            Ok(false) => {
-                out.last("Cancelled: nothing was written.");
-                return ExitCode::from(exit::FINDINGS);
-            }
-            Err(e) => return usage_error(e),
+        if let Err(code) = ask(out, &question) {
+            return code;
         }
     }
     // From the first lock on, an interruption is honoured between steps.
@@ -479,13 +487,8 @@ pub fn run_apply(args: &ApplyArgs) -> ExitCode {
                 out.line(&format!("{said} Applied all the same: --yes."));
             } else {
                 out.line(&said);
-                match confirm("Apply it all the same?") {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        out.last("Cancelled: nothing was written.");
-                        return ExitCode::from(exit::FINDINGS);
-                    }
-                    Err(e) => return usage_error(e),
+                if let Err(code) = ask(&mut out, "Apply it all the same?") {
+                    return code;
                 }
             }
         }
@@ -732,13 +735,8 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
                 and_list(&skipped)
             )
         };
-        match confirm(&question) {
-            Ok(true) => {}
-            Ok(false) => {
-                out.last("Cancelled: nothing was written.");
-                return ExitCode::from(exit::FINDINGS);
-            }
-            Err(e) => return usage_error(e),
+        if let Err(code) = ask(&mut out, &question) {
+            return code;
         }
     }
     // A signal is noted, never honoured: a rollback stopped half-way would
