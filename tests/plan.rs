@@ -439,3 +439,74 @@ fn an_old_plan_asks_before_it_is_applied() {
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains("older than"), "{out}");
 }
+
+#[test]
+fn adopted_keys_and_a_handler_only_plan_are_applied_as_planned() {
+    let s = setup();
+    let plan = s.plan_path();
+    let plan = plan.to_str().unwrap();
+    let (code, out) = s.run(&[
+        "push",
+        "--site",
+        "Flowtime",
+        "--adopt",
+        "web01",
+        "--save-plan",
+        plan,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let saved = SavedPlan::load(&s.plan_path()).unwrap();
+    assert!(saved.source.contains("from web01"), "{}", saved.source);
+    // Adopted again from the same server: the same set, applied.
+    let (code, out) = s.run(&["apply", plan, "--adopt", "web01", "--yes"]);
+    assert_eq!(code, 0, "{out}");
+    for f in saved.files.iter().filter(|f| f.sha256_written.is_some()) {
+        let now = sha256_hex(&fs::read(s.flowtime(&f.server)).unwrap());
+        assert_eq!(Some(now), f.sha256_written, "{}", f.server);
+    }
+
+    // The handler swap alone: no keys, a digest for a tag.
+    let togo = s.path("togo.toml");
+    let togo = togo.to_str().unwrap();
+    let (code, out) = s.run(&[
+        "push",
+        "--site",
+        "Process TOGO",
+        "--handler-only",
+        "--save-plan",
+        togo,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let saved = SavedPlan::load(Path::new(togo)).unwrap();
+    assert!(saved.key_set.is_none());
+    assert_eq!(
+        saved.tag.as_ref().map(|t| t.kind),
+        Some(farmkey::push::saved::TagKind::Sha256)
+    );
+    let keys = s.path("keys.xml");
+    let (code, out) = s.run(&["apply", togo, "--keys", keys.to_str().unwrap(), "--yes"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("it writes no keys (handler only)"), "{out}");
+    let (code, out) = s.run(&["apply", togo, "--yes"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        last_line(&out).contains("Process TOGO is in step on every server of the push (1 written"),
+        "{out}"
+    );
+    let written: Vec<_> = saved
+        .files
+        .iter()
+        .filter(|f| f.sha256_written.is_some())
+        .collect();
+    assert_eq!(written.len(), 1, "{saved:?}");
+    assert_eq!(written[0].server, "web03");
+    let now = sha256_hex(
+        &fs::read(
+            s.farm
+                .server("web03")
+                .file("C:/Program Files/PNMsoft/Process TOGO/web.config"),
+        )
+        .unwrap(),
+    );
+    assert_eq!(Some(now), written[0].sha256_written.clone(), "{out}");
+}

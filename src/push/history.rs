@@ -695,4 +695,26 @@ mod tests {
         );
         assert!(p.rollback_unrecorded(pushed[0]) && !p.rollback_unrecorded(pushed[1]));
     }
+
+    #[test]
+    fn a_push_made_from_a_saved_plan_names_it_and_its_rollback_does_not() {
+        let mut applied = rec("p1", "web01", AuditAction::Push, Outcome::Applied);
+        applied.plan = Some(crate::push::audit::PlanRef {
+            file: "/srv/cab/cab-1234.toml".into(),
+            id: "20261207T042412Z-c5d1".into(),
+            sha256: "d07c538e116c".repeat(5) + "abcd",
+        });
+        let mut records = vec![
+            rec("p1", "web01", AuditAction::Push, Outcome::Intent),
+            applied,
+            rec("p1", "web01", AuditAction::Rollback, Outcome::RolledBack),
+        ];
+        let list = pushes(&records, None);
+        assert_eq!(
+            list[0].plan_text().as_deref(),
+            Some("20261207T042412Z-c5d1 (/srv/cab/cab-1234.toml, SHA-256 d07c538e116c)")
+        );
+        records.retain(|r| r.plan.is_none());
+        assert_eq!(pushes(&records, None)[0].plan_text(), None);
+    }
 }
