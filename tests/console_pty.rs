@@ -690,6 +690,69 @@ fn pushing_from_the_console_on_the_demo_farm() {
     assert_eq!(records.lines().count(), 2, "{records}");
 }
 
+/// In the push's confirmation: `w`, the default name erased, `name`
+/// typed and Enter. The screen as `w` opened the question.
+fn save_plan_as(p: &mut Pty, name: &str) -> String {
+    p.send("w");
+    let asked = p.wait_for("Save plan", T);
+    for _ in 0.."farmkey-plan-Flowtime-20261207T042000Z.toml".len() {
+        p.send("\x7f");
+    }
+    p.wait_until("the name erased", T, |s| s.contains("File: _"));
+    p.send(name);
+    p.wait_for(&format!("File: {name}_"), T);
+    p.send(ENTER);
+    asked
+}
+
+/// The push's confirmation saves the plan instead (`w`): a file named by
+/// default in the current folder, that `farmkey apply` reads; nothing
+/// pushed, nothing recorded.
+#[test]
+fn the_push_confirmation_saves_the_plan_to_a_file_instead() {
+    let (dir, audit, mut p) = demo_with_push_choice();
+    p.wait_for("Push to Flowtime", T);
+    // Adopt key set A from web01.
+    p.send(ENTER);
+    p.wait_for("Confirm push", T);
+    let s = save_plan_as(&mut p, "cab-1234.toml");
+    assert!(s.contains("File: farmkey-plan-Flowtime-"), "{s}");
+    let s = p.wait_for("Plan saved", T);
+    let file = dir.path().join("cab-1234.toml");
+    assert!(s.contains("Nothing was written on any server."), "{s}");
+    assert!(s.contains("farmkey apply"), "{s}");
+    let plan = farmkey::push::saved::SavedPlan::load(&file).unwrap();
+    assert_eq!(plan.site, "Flowtime");
+    assert!(plan.source.contains("from web01"), "{}", plan.source);
+    assert_eq!(
+        plan.tag.as_ref().map(|t| t.kind),
+        Some(farmkey::push::saved::TagKind::HmacSha256)
+    );
+    assert!(
+        plan.files
+            .iter()
+            .any(|f| f.server == "web03" && f.action == farmkey::push::saved::SavedAction::Write)
+    );
+    p.send(ENTER);
+    p.wait_until("the dialog closed", T, |s| !s.contains("Plan saved"));
+    assert!(!audit.exists(), "saving a plan recorded a push");
+    // The same name again: refused, the file kept.
+    p.send("p");
+    p.wait_for("Push to Flowtime", T);
+    p.send(ENTER);
+    p.wait_for("Confirm push", T);
+    save_plan_as(&mut p, "cab-1234.toml");
+    p.wait_for("exists already: type another name.", T);
+    assert_eq!(farmkey::push::saved::SavedPlan::load(&file).unwrap(), plan);
+    p.send(ESC);
+    p.wait_for("Confirm push", T);
+    p.send(ESC);
+    p.wait_until("the push dropped", T, |s| !s.contains("Confirm push"));
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
+    assert!(!audit.exists(), "saving a plan recorded a push");
+}
+
 /// `p` and `u` under --read-only: refused where actions are dispatched,
 /// before any dialog that could lead to a write opens.
 #[test]
@@ -715,6 +778,7 @@ fn read_only_refuses_a_push_and_a_rollback_where_actions_are_dispatched() {
             temporary: Vec::new(),
             outcome: Outcome::Applied,
             message: String::new(),
+            plan: None,
         })
         .unwrap();
     let args = [

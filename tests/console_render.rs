@@ -521,6 +521,7 @@ fn audit_records() -> Vec<farmkey::push::audit::AuditRecord> {
         temporary: Vec::new(),
         outcome,
         message: message.into(),
+        plan: None,
     };
     use AuditAction::*;
     use Outcome::*;

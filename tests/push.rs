@@ -173,11 +173,7 @@ impl Setup {
 
     /// Every file of every server, for before/after comparisons.
     fn all_files(&self) -> Vec<(PathBuf, Vec<u8>)> {
-        self.farm
-            .servers
-            .iter()
-            .flat_map(|s| snapshot_tree(&s.root))
-            .collect()
+        self.farm.all_files()
     }
 
     /// No staged, restore, aside or lock file on any server.

@@ -32,19 +32,19 @@ pub mod exit {
     pub const MEANINGS: &[(u8, &str)] = &[
         (
             OK,
-            "Done. scan: every site was read on every server and is in step. push: the site is in step (or already was: nothing to write; or a dry run that nothing blocks). rollback: every file the push changed holds its original bytes again. The console and demo: closed with q. keygen, history, import-ssh-config, completions, man, disclosed: printed.",
+            "Done. scan: every site was read on every server and is in step. push: the site is in step (or already was: nothing to write; or a dry run that nothing blocks; with --save-plan: the plan was saved). apply: the saved plan was applied and the site is in step. rollback: every file the push changed holds its original bytes again. The console and demo: closed with q. keygen, history, import-ssh-config, completions, man, disclosed: printed.",
         ),
         (
             FINDINGS,
-            "scan: a finding, or a server not read. push: nothing changed (blocked, cancelled, or rolled back to where it was). rollback: cancelled, or a file refused (not fully rolled back). keygen: the random generator failed. The console and demo: closed by a signal while no push ran.",
+            "scan: a finding, or a server not read. push: nothing changed (blocked, cancelled, or rolled back to where it was). apply: nothing changed: a server or file is not as planned (each is named), or as push. rollback: cancelled, or a file refused (not fully rolled back). keygen: the random generator failed. The console and demo: closed by a signal while no push ran.",
         ),
         (
             USAGE,
-            "Bad usage, or what the command needs (inventory, audit log, key file, disclosed list) is missing or unreadable; the message names it.",
+            "Bad usage, or what the command needs (inventory, audit log, key file, disclosed list, saved plan) is missing or unreadable; the message names it. apply: the plan file was altered (its tag does not match), or the keys given are not the plan's.",
         ),
         (
             OUT_OF_STEP,
-            "push (and the console or demo, closed during a push): the site is left out of step, or whether it is cannot be told; its last line says which servers.",
+            "push and apply (and the console or demo, closed during a push): the site is left out of step, or whether it is cannot be told; its last line says which servers.",
         ),
     ];
 }
@@ -217,6 +217,8 @@ pub enum Command {
     ImportSshConfig(ImportArgs),
     /// Bring one site into step: plan, confirm, then write server by server with backup, verification and rollback
     Push(PushArgs),
+    /// Run a plan saved by `push --save-plan`, only if every file still reads as planned
+    Apply(ApplyArgs),
     /// List past pushes from the audit log
     History(HistoryArgs),
     /// Restore the backups of a push, if the files still hold what it wrote
@@ -311,6 +313,43 @@ pub struct PushArgs {
     /// Keep servers already fully pushed when a later one fails (default: roll them back); a server half pushed is always rolled back
     #[arg(long)]
     pub keep_partial: bool,
+    /// Write the plan to FILE for review and `farmkey apply`, instead of
+    /// pushing (needs --keys, --adopt or --handler-only; no key text in it)
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["dry_run", "yes", "break_lock"])]
+    pub save_plan: Option<PathBuf>,
+    /// With --save-plan: replace FILE if it exists
+    #[arg(long, requires = "save_plan")]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub farm: FarmArgs,
+    #[command(flatten)]
+    pub jobs: JobsArg,
+    #[command(flatten)]
+    pub audit: AuditArg,
+    #[command(flatten)]
+    pub disclosed: DisclosedListArg,
+    /// The plan saved by `farmkey push --save-plan`
+    #[arg(value_name = "FILE")]
+    pub plan: PathBuf,
+    /// The <machineKey> of FILE: the keys the plan was saved with
+    #[arg(long, value_name = "FILE")]
+    pub keys: Option<PathBuf>,
+    /// Adopt the keys of SERVER again, as planned (default: the set most servers share)
+    #[arg(long, value_name = "SERVER", num_args = 0..=1, default_missing_value = "", conflicts_with = "keys")]
+    pub adopt: Option<String>,
+    /// A plan older than DAYS asks before it is applied (--batch: refused without --yes)
+    #[arg(long = "max-age", value_name = "DAYS", default_value_t = crate::push::saved::DEFAULT_MAX_AGE_DAYS)]
+    pub max_age_days: u64,
+    /// Apply without asking (an old plan too)
+    #[arg(long)]
+    pub yes: bool,
+    /// Break the lock another push left on the site, when that push no longer runs
+    #[arg(long)]
+    pub break_lock: bool,
 }
 
 #[derive(Args, Debug)]
@@ -644,6 +683,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Some(Command::Demo(args)) => console::run_demo(&args),
         Some(Command::Push(args)) => push::run_push(&args),
+        Some(Command::Apply(args)) => push::run_apply(&args),
         Some(Command::History(args)) => push::run_history(&args),
         Some(Command::Rollback(args)) => push::run_rollback(&args),
         Some(Command::Completions(args)) => print_completions(args.shell),

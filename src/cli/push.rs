@@ -1,20 +1,24 @@
 //! `farmkey push`, `farmkey history`, `farmkey rollback`.
 
 use super::wording::{AskError, KeySourceError, refusal, remedies};
-use super::{AuditArg, HistoryArgs, PushArgs, RollbackArgs, exit, load_inventory, usage_error};
+use super::{
+    ApplyArgs, AuditArg, HistoryArgs, PushArgs, RollbackArgs, exit, load_inventory, usage_error,
+};
 use crate::analysis::{Selection, analyze_against};
 use crate::config::import::key_set_from_xml;
 use crate::disclosed::DisclosedKeys;
 use crate::farm::scan_all;
+use crate::keys::KeySet;
 use crate::push::apply::{Progress, locked_out, rollback_push};
 use crate::push::audit::{AuditLog, AuditRecord};
 use crate::push::diff::masked_diff;
 use crate::push::history::{
     file_label, logged_site, other_spellings, pushes, restored_from, rollback_text,
 };
+use crate::push::saved::{SavedPlan, SavedPlanError};
 use crate::push::{
-    Interrupt, KeySource, PlanAction, PlanVerdict, PushOutcome, PushRequest, PushVerdict, Sessions,
-    StopReason, and_list, apply, build_plan, refuse_disclosed,
+    Interrupt, KeySource, Plan, PlanAction, PlanVerdict, PushOutcome, PushRequest, PushVerdict,
+    Sessions, StopReason, and_list, apply, build_plan, refuse_disclosed,
 };
 use crate::safe_text::escape;
 use std::io::{BufRead, Write};
@@ -32,6 +36,19 @@ fn read_records(audit: &AuditLog) -> Result<Vec<AuditRecord>, ExitCode> {
         let _ = writeln!(std::io::stderr(), "farmkey: {}", escape(note));
     }
     Ok(read.records)
+}
+
+/// Asks `question` on the terminal: `Err` with the exit code where the
+/// answer is no (said as the last line) or there is no terminal.
+fn ask(out: &mut Out, question: &str) -> Result<(), ExitCode> {
+    match confirm(question) {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            out.last("Cancelled: nothing was written.");
+            Err(ExitCode::from(exit::FINDINGS))
+        }
+        Err(e) => Err(usage_error(e)),
+    }
 }
 
 /// Asks on the controlling terminal; `Err` when there is none.
@@ -68,20 +85,25 @@ fn key_source(args: &PushArgs, disclosed: &DisclosedKeys) -> Result<KeySource, K
         ));
     }
     if let Some(path) = &args.keys {
-        let text = std::fs::read_to_string(path).map_err(|error| KeySourceError::Read {
-            path: path.clone(),
-            error,
-        })?;
-        let keys = key_set_from_xml(&text).map_err(|error| KeySourceError::Import {
-            path: path.clone(),
-            error,
-        })?;
-        // Refused before the farm is read: nothing to scan for.
-        refuse_disclosed(&keys, &format!("--keys {}", path.display()), disclosed)
-            .map_err(KeySourceError::Disclosed)?;
-        return Ok(KeySource::Import(keys));
+        return Ok(KeySource::Import(read_keys(path, disclosed)?));
     }
     Err(KeySourceError::NoneChosen)
+}
+
+/// The `<machineKey>` of a `--keys` file.
+fn read_keys(path: &std::path::Path, disclosed: &DisclosedKeys) -> Result<KeySet, KeySourceError> {
+    let text = std::fs::read_to_string(path).map_err(|error| KeySourceError::Read {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let keys = key_set_from_xml(&text).map_err(|error| KeySourceError::Import {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    // Refused before the farm is read: nothing to scan for.
+    refuse_disclosed(&keys, &format!("--keys {}", path.display()), disclosed)
+        .map_err(KeySourceError::Disclosed)?;
+    Ok(keys)
 }
 
 /// Standard output that never panics: a closed output (`| head -1`) is
@@ -147,6 +169,122 @@ pub(super) fn push_exit_code(outcome: &PushOutcome) -> u8 {
     }
 }
 
+/// Scans every server and plans `request` over fresh sessions (those the
+/// push then runs on).
+fn scan_and_plan(
+    inventory: &crate::inventory::Inventory,
+    farm: &super::FarmArgs,
+    jobs: usize,
+    disclosed: &DisclosedKeys,
+    request: &PushRequest,
+) -> Result<(Plan, Sessions), crate::push::PlanError> {
+    let opts = farm.connect.headless_options();
+    let scans = scan_all(&inventory.servers, opts.clone(), jobs);
+    let report = analyze_against(
+        &scans,
+        &Selection {
+            all_sites: true,
+            sites: vec![],
+            components: inventory.components.clone(),
+        },
+        disclosed,
+    );
+    let mut sessions = Sessions::new(inventory.servers.clone(), opts);
+    let plan = build_plan(request, &report, &mut sessions)?;
+    Ok((plan, sessions))
+}
+
+/// The plan, who is signed out, and what to do about what blocks it.
+fn show_plan(out: &mut Out, plan: &Plan) {
+    out.text(&plan.to_string());
+    let verdict = plan.verdict();
+    if verdict != PlanVerdict::NothingToWrite {
+        out.line(&sign_ins(&plan.sign_outs()));
+    }
+    if let Some(text) = remedies(&verdict.remedies()) {
+        out.line(&text);
+    }
+}
+
+/// Why a plan is not run: blocked, or nothing to write; the last line
+/// (`then` added) and the exit code.
+fn not_run(plan: &Plan, then: &str) -> Option<(String, u8)> {
+    let verdict = plan.verdict();
+    let blocked = verdict.blocking_servers();
+    if !blocked.is_empty() {
+        return Some((
+            format!(
+                "Push {} NOT made: blocked by {}; nothing was written.{then}",
+                plan.push_id,
+                and_list(&blocked)
+            ),
+            exit::FINDINGS,
+        ));
+    }
+    if verdict != PlanVerdict::NothingToWrite {
+        return None;
+    }
+    if let Some(keys) = plan.keys_left.as_ref().filter(|k| !k.in_step()) {
+        return Some((
+            format!(
+                "Nothing to write: the session-token handler of {site} is already correct on every server of the push, but its keys are OUT OF STEP: {keys}. A handler-only push writes no keys: push new ones with `farmkey push --site \"{site}\" --generate`.{then}",
+                site = plan.site
+            ),
+            exit::OUT_OF_STEP,
+        ));
+    }
+    Some((
+        format!(
+            "Nothing to write: {} is already correct on every server of the push.{then}",
+            plan.site
+        ),
+        exit::OK,
+    ))
+}
+
+/// Asks (unless `yes`), then applies `plan` with its lock, backups,
+/// verification, rollback and audit records, saying each server's outcome.
+fn confirm_and_apply(
+    out: &mut Out,
+    stop: &Interrupt,
+    plan: &Plan,
+    sessions: &mut Sessions,
+    audit: &AuditLog,
+    yes: bool,
+) -> ExitCode {
+    if let Some((last, code)) = not_run(plan, "") {
+        out.last(&last);
+        return ExitCode::from(code);
+    }
+    if !yes {
+        let question = format!("Write {} on {} server(s)?", plan.site, plan.writes());
+        if let Err(code) = ask(out, &question) {
+            return code;
+        }
+    }
+    // From the first lock on, an interruption is honoured between steps.
+    catch_signals(stop);
+    let mut show = |p: Progress| match p {
+        Progress::Done(r) => out.line(&format!(
+            "  {:<10} {}",
+            plan.label(&r.server, &r.file),
+            r.outcome
+        )),
+        Progress::Note(n) => out.line(&format!("  ({n})")),
+        Progress::Step { .. } => {}
+    };
+    let outcome = apply(plan, sessions, audit, stop, &mut show);
+    for e in &outcome.audit_errors {
+        let _ = writeln!(
+            std::io::stderr(),
+            "farmkey: the audit log did not take a record: {}",
+            escape(e)
+        );
+    }
+    out.last(&outcome.summary());
+    ExitCode::from(push_exit_code(&outcome))
+}
+
 pub fn run_push(args: &PushArgs) -> ExitCode {
     let disclosed = match args.disclosed.load() {
         Ok(d) => d,
@@ -156,12 +294,18 @@ pub fn run_push(args: &PushArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return usage_error(e),
     };
+    if args.save_plan.is_some() && matches!(source, KeySource::Generate { .. }) {
+        return usage_error(
+            "--save-plan needs the keys it will push, since `farmkey apply` must be given the same ones: make a key file first (`farmkey keygen > keys.xml`, kept as a secret) and plan with --keys keys.xml",
+        );
+    }
     let inventory = match load_inventory(args.farm.inventory.as_deref()) {
         Ok(i) => i,
         Err(code) => return code,
     };
     let audit = audit_log(&args.audit);
-    if !args.dry_run {
+    // Saving a plan writes nothing on any server and records nothing.
+    if !args.dry_run && args.save_plan.is_none() {
         if let Err(e) = audit.check_writable(None) {
             return usage_error(format!(
                 "{e}; a push is only made with its audit record (--audit FILE)"
@@ -173,17 +317,6 @@ pub fn run_push(args: &PushArgs) -> ExitCode {
             );
         }
     }
-    let opts = args.farm.connect.headless_options();
-    let scans = scan_all(&inventory.servers, opts.clone(), args.jobs.jobs);
-    let report = analyze_against(
-        &scans,
-        &Selection {
-            all_sites: true,
-            sites: vec![],
-            components: inventory.components.clone(),
-        },
-        &disclosed,
-    );
     let request = PushRequest {
         site: args.site.clone(),
         source,
@@ -192,21 +325,18 @@ pub fn run_push(args: &PushArgs) -> ExitCode {
         keep_partial: args.keep_partial,
         break_lock: args.break_lock,
     };
-    let mut sessions = Sessions::new(inventory.servers.clone(), opts);
-    let plan = match build_plan(&request, &report, &mut sessions) {
-        Ok(p) => p,
-        Err(e) => return usage_error(e),
-    };
+    let (plan, mut sessions) =
+        match scan_and_plan(&inventory, &args.farm, args.jobs.jobs, &disclosed, &request) {
+            Ok(p) => p,
+            Err(e) => return usage_error(e),
+        };
     let stop = Interrupt::new();
     let mut out = Out::new(stop.clone());
-    out.text(&plan.to_string());
+    show_plan(&mut out, &plan);
+    if let Some(path) = &args.save_plan {
+        return save_plan(&mut out, &plan, &request, &inventory, path, args.force);
+    }
     let verdict = plan.verdict();
-    if verdict != PlanVerdict::NothingToWrite {
-        out.line(&sign_ins(&plan.sign_outs()));
-    }
-    if let Some(text) = remedies(&verdict.remedies()) {
-        out.line(&text);
-    }
     let blocked = verdict.blocking_servers();
     if args.dry_run {
         for s in plan
@@ -233,60 +363,178 @@ pub fn run_push(args: &PushArgs) -> ExitCode {
         ));
         return ExitCode::from(exit::FINDINGS);
     }
-    if !blocked.is_empty() {
-        out.last(&format!(
-            "Push {} NOT made: blocked by {}; nothing was written.",
-            plan.push_id,
-            and_list(&blocked)
-        ));
-        return ExitCode::from(exit::FINDINGS);
+    confirm_and_apply(&mut out, &stop, &plan, &mut sessions, &audit, args.yes)
+}
+
+/// `push --save-plan FILE`: the plan written to FILE, if a push would run
+/// it; nothing written on any server, no lock taken.
+fn save_plan(
+    out: &mut Out,
+    plan: &Plan,
+    request: &PushRequest,
+    inventory: &crate::inventory::Inventory,
+    path: &std::path::Path,
+    force: bool,
+) -> ExitCode {
+    if let Some((last, code)) = not_run(plan, " No plan saved.") {
+        out.last(&last);
+        return ExitCode::from(code);
     }
-    if verdict == PlanVerdict::NothingToWrite {
-        if let Some(keys) = plan.keys_left.as_ref().filter(|k| !k.in_step()) {
-            out.last(&format!(
-                "Nothing to write: the session-token handler of {site} is already correct on every server of the push, but its keys are OUT OF STEP: {keys}. A handler-only push writes no keys: push new ones with `farmkey push --site \"{site}\" --generate`.",
-                site = plan.site
-            ));
-            return ExitCode::from(exit::OUT_OF_STEP);
-        }
-        out.last(&format!(
-            "Nothing to write: {} is already correct on every server of the push.",
-            plan.site
-        ));
-        return ExitCode::from(exit::OK);
+    let saved = SavedPlan::of(
+        plan,
+        request,
+        &inventory.servers,
+        SavedPlan::planner(),
+        crate::push::audit::now(),
+    )
+    .seal(plan.keys.as_ref());
+    if let Err(e) = saved.write(path, force) {
+        let why = if e.kind() == std::io::ErrorKind::AlreadyExists {
+            "it exists already: give another FILE, or --force to replace it".to_string()
+        } else {
+            e.to_string()
+        };
+        return usage_error(format!("--save-plan {}: {why}", path.display()));
     }
-    if !args.yes {
-        let question = format!("Write {} on {} server(s)?", plan.site, plan.writes());
-        match confirm(&question) {
-            Ok(true) => {}
-            Ok(false) => {
-                out.last("Cancelled: nothing was written.");
-                return ExitCode::from(exit::FINDINGS);
-            }
-            Err(e) => return usage_error(e),
-        }
-    }
-    // From the first lock on, an interruption is honoured between steps.
-    catch_signals(&stop);
-    let mut show = |p: Progress| match p {
-        Progress::Done(r) => out.line(&format!(
-            "  {:<10} {}",
-            plan.label(&r.server, &r.file),
-            r.outcome
-        )),
-        Progress::Note(n) => out.line(&format!("  ({n})")),
-        Progress::Step { .. } => {}
+    let keys = if plan.keys.is_some() {
+        " with the same keys (--keys FILE, or --adopt as planned)"
+    } else {
+        ""
     };
-    let outcome = apply(&plan, &mut sessions, &audit, &stop, &mut show);
-    for e in &outcome.audit_errors {
-        let _ = writeln!(
-            std::io::stderr(),
-            "farmkey: the audit log did not take a record: {}",
-            escape(e)
-        );
+    out.last(&format!(
+        "Plan {} saved to {}: nothing was written. Apply it with `farmkey apply {}`{keys}.",
+        saved.id,
+        path.display(),
+        path.display()
+    ));
+    ExitCode::from(exit::OK)
+}
+
+/// The keys `farmkey apply` is given, checked against the plan before the
+/// farm is read where they come from a file.
+enum ApplyKeys {
+    File(KeySet),
+    Adopt(Option<String>),
+    None,
+}
+
+pub fn run_apply(args: &ApplyArgs) -> ExitCode {
+    let path = &args.plan;
+    let named = |e: &dyn std::fmt::Display| format!("plan {}: {e}", path.display());
+    let disclosed = match args.disclosed.load() {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let saved = match SavedPlan::load(path) {
+        Ok(p) => p,
+        Err(e) => return usage_error(named(&e)),
+    };
+    let keys = match (&args.keys, &args.adopt) {
+        (Some(file), _) => match read_keys(file, &disclosed) {
+            Ok(k) => ApplyKeys::File(k),
+            Err(e) => return usage_error(e),
+        },
+        (None, Some(server)) => ApplyKeys::Adopt((!server.is_empty()).then(|| server.clone())),
+        (None, None) => ApplyKeys::None,
+    };
+    // Keys from a file and a plan without keys are checked at once; the
+    // adopted ones once the farm is read.
+    let checked = match &keys {
+        ApplyKeys::File(k) => saved.check(Some(k)),
+        ApplyKeys::None => saved.check(None),
+        ApplyKeys::Adopt(_) if saved.key_set.is_none() => Err(SavedPlanError::KeysNotWanted),
+        ApplyKeys::Adopt(_) => Ok(()),
+    };
+    if let Err(e) = checked {
+        return usage_error(named(&e));
     }
-    out.last(&outcome.summary());
-    ExitCode::from(push_exit_code(&outcome))
+    let inventory = match load_inventory(args.farm.inventory.as_deref()) {
+        Ok(i) => i,
+        Err(code) => return code,
+    };
+    let audit = audit_log(&args.audit);
+    if let Err(e) = audit.check_writable(None) {
+        return usage_error(format!(
+            "{e}; a plan is only applied with its audit record (--audit FILE)"
+        ));
+    }
+    if args.farm.connect.batch && !args.yes {
+        return usage_error("--batch never asks: add --yes to apply the plan");
+    }
+    let stop = Interrupt::new();
+    let mut out = Out::new(stop.clone());
+    out.line(&format!(
+        "Plan {} ({}): {} by {} at {}, farmkey {}",
+        saved.id,
+        path.display(),
+        saved.site,
+        saved.planned_by,
+        saved.planned_at,
+        saved.farmkey_version
+    ));
+    let max_age = std::time::Duration::from_secs(args.max_age_days.saturating_mul(86400));
+    match saved.age(std::time::SystemTime::now()) {
+        Some(age) if age <= max_age => {}
+        age => {
+            let how_old = age.map_or("of an unreadable time".to_string(), |a| {
+                format!("{} day(s) old", a.as_secs() / 86400)
+            });
+            let said = format!(
+                "Plan {} is {how_old}, older than {} day(s) (--max-age): the farm may have moved on since it was approved.",
+                saved.id, args.max_age_days
+            );
+            if args.yes {
+                out.line(&format!("{said} Applied all the same: --yes."));
+            } else {
+                out.line(&said);
+                if let Err(code) = ask(&mut out, "Apply it all the same?") {
+                    return code;
+                }
+            }
+        }
+    }
+    let not_applied = |out: &mut Out, diffs: &[crate::push::saved::Difference]| {
+        out.line(&format!("Not as planned in {}:", path.display()));
+        for d in diffs {
+            out.line(&format!("  {d}"));
+        }
+        let mut servers: Vec<&str> = diffs.iter().map(|d| d.server()).collect();
+        servers.dedup();
+        out.last(&format!(
+            "Plan {} NOT applied: not as planned on {} (see above); nothing was written. Plan the push again (`farmkey push --save-plan`) and have it approved.",
+            saved.id,
+            and_list(&servers)
+        ));
+        ExitCode::from(exit::FINDINGS)
+    };
+    let moved = saved.inventory_changes(&inventory.servers);
+    if !moved.is_empty() {
+        return not_applied(&mut out, &moved);
+    }
+    let source = match &keys {
+        ApplyKeys::File(k) => KeySource::Import(k.clone()),
+        ApplyKeys::Adopt(server) => KeySource::Adopt(server.clone()),
+        ApplyKeys::None => KeySource::HandlerOnly,
+    };
+    let request = saved.request(source, args.break_lock);
+    let (mut plan, mut sessions) =
+        match scan_and_plan(&inventory, &args.farm, args.jobs.jobs, &disclosed, &request) {
+            Ok(p) => p,
+            Err(e) => return usage_error(e),
+        };
+    if let ApplyKeys::Adopt(_) = keys
+        && let Err(e) = saved.check(plan.keys.as_ref())
+    {
+        return usage_error(named(&e));
+    }
+    let diffs = saved.differences(&plan);
+    if !diffs.is_empty() {
+        return not_applied(&mut out, &diffs);
+    }
+    // Named absolutely: the log outlives the directory it was run in.
+    plan.saved = Some(saved.reference(&std::fs::canonicalize(path).unwrap_or(path.clone())));
+    show_plan(&mut out, &plan);
+    confirm_and_apply(&mut out, &stop, &plan, &mut sessions, &audit, args.yes)
 }
 
 pub fn run_history(args: &HistoryArgs) -> ExitCode {
@@ -326,6 +574,9 @@ pub fn run_history(args: &HistoryArgs) -> ExitCode {
             if servers == 1 { "" } else { "s" },
             push.outcome_summary()
         ));
+        if let Some(plan) = push.plan_text() {
+            out.line(&format!("    {:<9} {plan}", "plan"));
+        }
         let pushed: Vec<String> = push
             .pushed()
             .iter()
@@ -484,13 +735,8 @@ pub fn run_rollback(args: &RollbackArgs) -> ExitCode {
                 and_list(&skipped)
             )
         };
-        match confirm(&question) {
-            Ok(true) => {}
-            Ok(false) => {
-                out.last("Cancelled: nothing was written.");
-                return ExitCode::from(exit::FINDINGS);
-            }
-            Err(e) => return usage_error(e),
+        if let Err(code) = ask(&mut out, &question) {
+            return code;
         }
     }
     // A signal is noted, never honoured: a rollback stopped half-way would

@@ -18,6 +18,8 @@ pub enum Place {
     Detail,
     /// A dialog taller than the terminal.
     Dialog,
+    /// The push's confirmation (the plan, before anything is written).
+    PushConfirm,
 }
 
 impl Place {
@@ -32,6 +34,7 @@ impl Place {
             Place::History => "History",
             Place::Detail => "Detail",
             Place::Dialog => "a dialog taller than the terminal",
+            Place::PushConfirm => "the push's confirmation",
         }
     }
 }
@@ -175,6 +178,11 @@ pub const KEYS: &[KeyDoc] = &[
         &["u"],
         &[History],
         "roll the push back, after a confirmation (Cancel is the default)",
+    ),
+    k(
+        &["w"],
+        &[PushConfirm],
+        "save the plan to a file (asks for its name) instead of pushing: for review, then `farmkey apply FILE` (not for generated keys: import a key file)",
     ),
     k(
         &[UPDOWN, "j", "k", "PgUp", "PgDn", "Home", "End", "g", "G"],

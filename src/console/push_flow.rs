@@ -14,6 +14,7 @@ use crate::keys::{Decryption, Validation};
 use crate::paths::RemotePath;
 use crate::push::apply::{Progress, Step};
 use crate::push::lock::Holder;
+use crate::push::saved::SavedPlan;
 use crate::push::{
     KeySource, Plan, PlanAction, PlanError, PlanVerdict, PushOutcome, PushRequest, PushVerdict,
     Remedy, SignOuts, exclusion_effect, sign_outs,
@@ -22,6 +23,15 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::text::Line;
 use std::sync::mpsc::Sender;
 use zeroize::Zeroizing;
+
+/// `farmkey-plan-Flowtime-20261207T042000Z.toml`, in the current folder.
+fn default_plan_name(site: &str) -> String {
+    let site: String = site
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    format!("farmkey-plan-{site}-{}.toml", crate::push::utc_stamp())
+}
 
 /// A way to choose the key set, as offered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -277,6 +287,14 @@ enum PushStage {
         go: Sender<bool>,
         buttons: Buttons<PushButton>,
     },
+    /// The plan to be saved instead of pushed: the file's name as typed,
+    /// and why the last try did not write it.
+    SavePlan {
+        plan: Box<Plan>,
+        go: Sender<bool>,
+        path: String,
+        error: Option<String>,
+    },
     Pushing {
         /// Per file of the plan: its server, the file, how it is named, and
         /// where it is.
@@ -332,6 +350,75 @@ impl PushFlow {
             site,
             request: None,
         }
+    }
+
+    /// Whether the plan can be saved: `farmkey apply` needs the keys it
+    /// was made with, which generated keys are not kept anywhere.
+    fn saveable(&self) -> bool {
+        self.request
+            .as_ref()
+            .is_some_and(|r| !matches!(r.source, KeySource::Generate { .. }))
+    }
+
+    /// Writes the plan to the file typed; the push is dropped once it is
+    /// written (nothing was written on the servers).
+    fn save_plan(&mut self, data: &mut Data) {
+        let (
+            PushStage::SavePlan {
+                plan, path, error, ..
+            },
+            Some(request),
+        ) = (&mut self.stage, &self.request)
+        else {
+            return;
+        };
+        let file = std::path::absolute(path.trim()).unwrap_or_else(|_| path.trim().into());
+        let servers: Vec<crate::inventory::Server> =
+            data.servers.iter().map(|r| r.server.clone()).collect();
+        let saved = SavedPlan::of(
+            plan,
+            request,
+            &servers,
+            SavedPlan::planner(),
+            crate::push::audit::now(),
+        )
+        .seal(plan.keys.as_ref());
+        if let Err(e) = saved.write(&file, false) {
+            *error = Some(if e.kind() == std::io::ErrorKind::AlreadyExists {
+                format!("{} exists already: type another name.", file.display())
+            } else {
+                format!("{}: {e}", file.display())
+            });
+            return;
+        }
+        let keys = match &request.source {
+            KeySource::Adopt(Some(server)) => format!(" --adopt {server}"),
+            KeySource::Adopt(None) => " --adopt".to_string(),
+            KeySource::Import(_) => " --keys FILE (the <machineKey> it was planned with)".into(),
+            KeySource::Generate { .. } | KeySource::HandlerOnly => String::new(),
+        };
+        let text = format!(
+            "Plan {} of {} written to {}.\nNothing was written on any server.\n\nApply it, once approved, with:\nfarmkey apply {}{keys}",
+            saved.id,
+            saved.site,
+            file.display(),
+            file.display()
+        );
+        data.log(
+            LogLevel::Info,
+            format!(
+                "plan {} saved to {}: nothing was written",
+                saved.id,
+                file.display()
+            ),
+        );
+        let PushStage::SavePlan { go, .. } =
+            std::mem::replace(&mut self.stage, PushStage::Planning)
+        else {
+            return;
+        };
+        let _ = go.send(false);
+        self.tell("Plan saved", text, false);
     }
 
     fn plan(&mut self, request: PushRequest) -> DialogReply {
@@ -699,6 +786,22 @@ impl Dialog for PushFlow {
                     buttons.view(),
                 )
             }
+            PushStage::SavePlan {
+                plan, path, error, ..
+            } => {
+                let mut body = vec![
+                    Line::raw(format!(
+                        "Plan {} of {} is written to this file, for review and `farmkey apply`. It holds no key text; nothing is written on any server.",
+                        plan.push_id, plan.site
+                    )),
+                    Line::raw(""),
+                    Line::styled(format!("File: {path}_"), ui.style(StyleKey::Header)),
+                ];
+                if let Some(e) = error {
+                    body.push(Line::styled(e.clone(), ui.style(StyleKey::Warning)));
+                }
+                view(format!("Save plan {}", plan.push_id), body, false, None)
+            }
             PushStage::Blocked {
                 plan,
                 offer,
@@ -779,6 +882,7 @@ impl Dialog for PushFlow {
     }
 
     fn on_key(&mut self, key: &KeyEvent, data: &mut Data) -> DialogReply {
+        let saveable = self.saveable();
         match &mut self.stage {
             PushStage::Choose { choices, focus, .. } => match key.code {
                 KeyCode::Up | KeyCode::Char('k') => *focus = focus.saturating_sub(1),
@@ -817,9 +921,47 @@ impl Dialog for PushFlow {
                     return self.plan_again(offer, data);
                 }
             },
+            PushStage::Confirm { .. } if key.code == KeyCode::Char('w') && saveable => {
+                let PushStage::Confirm { plan, go, .. } =
+                    std::mem::replace(&mut self.stage, PushStage::Planning)
+                else {
+                    return DialogReply::Stay;
+                };
+                let path = default_plan_name(&plan.site);
+                self.stage = PushStage::SavePlan {
+                    plan,
+                    go,
+                    path,
+                    error: None,
+                };
+            }
             PushStage::Confirm { buttons, .. } => match buttons.on_key(key) {
                 None => {}
                 Some(b) => return self.confirm(b == PushButton::Push, data),
+            },
+            PushStage::SavePlan { path, error, .. } => match key.code {
+                KeyCode::Esc => {
+                    let PushStage::SavePlan { plan, go, .. } =
+                        std::mem::replace(&mut self.stage, PushStage::Planning)
+                    else {
+                        return DialogReply::Stay;
+                    };
+                    self.stage = PushStage::Confirm {
+                        plan,
+                        go,
+                        buttons: Buttons::new(&[PushButton::Cancel, PushButton::Push]),
+                    };
+                }
+                KeyCode::Enter => self.save_plan(data),
+                KeyCode::Backspace => {
+                    path.pop();
+                    *error = None;
+                }
+                KeyCode::Char(c) => {
+                    path.push(c);
+                    *error = None;
+                }
+                _ => {}
             },
             PushStage::Pushing { .. } => {
                 if matches!(key.code, KeyCode::Char('q') | KeyCode::Esc) && self.interrupt() {
@@ -879,6 +1021,16 @@ impl Dialog for PushFlow {
             } => vec![("Ctrl-C", "stop and roll back")],
             PushStage::Planning | PushStage::Pushing { .. } => vec![("", "working...")],
             PushStage::Told { .. } => vec![("Enter", "close")],
+            PushStage::Confirm { .. } if self.saveable() => {
+                let mut keys = button_keys(ui);
+                keys.push(("w", "save plan"));
+                keys
+            }
+            PushStage::SavePlan { .. } => vec![
+                ("type", "the file"),
+                ("Enter", "save"),
+                ("Esc", "back to the plan"),
+            ],
             PushStage::Blocked { .. } | PushStage::Confirm { .. } => button_keys(ui),
         }
     }
@@ -891,7 +1043,7 @@ impl Dialog for PushFlow {
     fn own_keys(&self) -> bool {
         matches!(
             self.stage,
-            PushStage::Choose { .. } | PushStage::Paste { .. }
+            PushStage::Choose { .. } | PushStage::Paste { .. } | PushStage::SavePlan { .. }
         )
     }
 
@@ -913,7 +1065,7 @@ impl Dialog for PushFlow {
     }
 
     fn abandon(&mut self) {
-        if let PushStage::Confirm { go, .. } = &self.stage {
+        if let PushStage::Confirm { go, .. } | PushStage::SavePlan { go, .. } = &self.stage {
             let _ = go.send(false);
         }
     }

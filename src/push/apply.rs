@@ -157,6 +157,7 @@ fn record(
         temporary: Vec::new(),
         outcome,
         message,
+        plan: plan.saved.clone(),
     }
 }
 
@@ -1567,6 +1568,8 @@ fn rollback_line(rec: &AuditRecord, outcome: audit::Outcome, message: String) ->
     std::mem::swap(&mut line.fingerprints_before, &mut line.fingerprints_after);
     line.outcome = outcome;
     line.message = message;
+    // A rollback is no part of the plan the push ran.
+    line.plan = None;
     line
 }
 

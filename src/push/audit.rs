@@ -143,6 +143,19 @@ pub struct AuditRecord {
     /// `left-alone`, `rollback-failed`, `refused`.
     pub outcome: Outcome,
     pub message: String,
+    /// The saved plan the push ran (`farmkey apply`); none for a push
+    /// planned and made at once, and in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanRef>,
+}
+
+/// A saved plan as the audit log names it: its file as given to `farmkey
+/// apply`, its id, and the SHA-256 of its content (what was approved).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanRef {
+    pub file: String,
+    pub id: String,
+    pub sha256: String,
 }
 
 /// Who runs farmkey: `$USER`, `$LOGNAME`, else the numeric uid.
@@ -530,6 +543,7 @@ mod tests {
             temporary: Vec::new(),
             outcome,
             message: String::new(),
+            plan: None,
         }
     }
 

@@ -32,6 +32,19 @@ impl PastPush {
         &self.first().user
     }
 
+    /// The saved plan it ran (`farmkey apply`), as `farmkey history` and
+    /// the History screen name it: `20261207T042412Z-c5d1 (plan.toml,
+    /// SHA-256 6682659fe0be)`.
+    pub fn plan_text(&self) -> Option<String> {
+        let p = self.records.iter().find_map(|r| r.plan.as_ref())?;
+        Some(format!(
+            "{} ({}, SHA-256 {})",
+            p.id,
+            p.file,
+            p.sha256.get(..12).unwrap_or(&p.sha256)
+        ))
+    }
+
     /// Per file of a server (a push may write a server's web.config and
     /// a `configSource` file), its last push record: the outcome, or only
     /// the intent when the push was cut short before recording one.
@@ -460,6 +473,7 @@ mod tests {
             temporary: Vec::new(),
             outcome,
             message: String::new(),
+            plan: None,
         }
     }
 
@@ -767,5 +781,27 @@ mod tests {
             "the server view says where each file stands now"
         );
         assert!(p.rollback_unrecorded(pushed[0]) && !p.rollback_unrecorded(pushed[1]));
+    }
+
+    #[test]
+    fn a_push_made_from_a_saved_plan_names_it_and_its_rollback_does_not() {
+        let mut applied = rec("p1", "web01", AuditAction::Push, Outcome::Applied);
+        applied.plan = Some(crate::push::audit::PlanRef {
+            file: "/srv/cab/cab-1234.toml".into(),
+            id: "20261207T042412Z-c5d1".into(),
+            sha256: "d07c538e116c".repeat(5) + "abcd",
+        });
+        let mut records = vec![
+            rec("p1", "web01", AuditAction::Push, Outcome::Intent),
+            applied,
+            rec("p1", "web01", AuditAction::Rollback, Outcome::RolledBack),
+        ];
+        let list = pushes(&records, None);
+        assert_eq!(
+            list[0].plan_text().as_deref(),
+            Some("20261207T042412Z-c5d1 (/srv/cab/cab-1234.toml, SHA-256 d07c538e116c)")
+        );
+        records.retain(|r| r.plan.is_none());
+        assert_eq!(pushes(&records, None)[0].plan_text(), None);
     }
 }

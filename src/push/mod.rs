@@ -15,6 +15,7 @@ pub mod lock;
 pub mod outcome;
 pub mod plan;
 pub mod retry;
+pub mod saved;
 pub mod sessions;
 pub mod sign_outs;
 mod undo;
@@ -192,6 +193,9 @@ pub struct Plan {
     pub break_lock: bool,
     /// A push that writes no keys: where it leaves them.
     pub keys_left: Option<outcome::KeysLeft>,
+    /// The saved plan this push runs (`farmkey apply`), named in its
+    /// audit records.
+    pub saved: Option<audit::PlanRef>,
 }
 
 impl Plan {

@@ -277,6 +277,7 @@ pub fn build_plan(
         keep_partial: req.keep_partial,
         break_lock: req.break_lock,
         keys_left,
+        saved: None,
     })
 }
 

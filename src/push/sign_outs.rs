@@ -202,6 +202,7 @@ mod tests {
             keep_partial: false,
             break_lock: false,
             keys_left: None,
+            saved: None,
         };
         let p = plan(vec![
             server_plan("web01", same_keys(("SHA1", "SHA1")), PlanAction::Unchanged),

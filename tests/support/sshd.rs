@@ -581,6 +581,14 @@ impl SshFarm {
         v
     }
 
+    /// Every file of every server, for before/after comparisons.
+    pub fn all_files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        self.servers
+            .iter()
+            .flat_map(|s| super::snapshot_tree(&s.root))
+            .collect()
+    }
+
     pub fn logs(&self) -> String {
         self.servers
             .iter()

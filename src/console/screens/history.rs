@@ -220,6 +220,12 @@ impl HistoryScreen {
             ),
             ui.style(StyleKey::Text),
         )];
+        if let Some(plan) = push.plan_text() {
+            lines.push(Line::styled(
+                format!(" from saved plan {plan}"),
+                ui.style(StyleKey::TextDim),
+            ));
+        }
         let arrow = ui.symbols.to;
         let standing = push.standing();
         for rec in push.pushed() {
