@@ -3,7 +3,7 @@
 //! exporter's textfile collector parses) and the OpenMetrics parser of the
 //! Prometheus Python client. tests/run installs both. Also the shipped
 //! alert rules (`promtool check rules`, `promtool test rules`), the publish
-//! script, and the README's copies of contrib/.
+//! script and units, all as the README shows them.
 
 mod support;
 
@@ -554,16 +554,45 @@ fn ssh_farm_with_an_unreachable_server_and_a_past_push() {
     assert!(!text.contains("127.0.0.1") && !text.contains(&closed.to_string()));
 }
 
+/// A file the README shows whole (the fenced block after
+/// `<!-- file: NAME -->`): operators copy it from there, so the README is
+/// its one source and the tests run that copy.
+fn readme_file(name: &str) -> String {
+    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    let marker = format!("<!-- file: {name} -->\n");
+    let at = readme
+        .find(&marker)
+        .unwrap_or_else(|| panic!("README.md has no {marker}"))
+        + marker.len();
+    assert!(
+        readme[at..].starts_with("```"),
+        "{name}: no fence after its marker"
+    );
+    let open = readme[at..].find('\n').unwrap() + at + 1;
+    let close = readme[open..].find("\n```\n").expect("the fence closes") + open + 1;
+    readme[open..close].to_string()
+}
+
 #[test]
 fn the_alert_rules_are_valid_and_fire_as_the_readme_says() {
-    let dir = repo().join("contrib/prometheus");
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("farmkey-alerts.yml"),
+        readme_file("farmkey-alerts.yml"),
+    )
+    .unwrap();
+    fs::copy(
+        repo().join("tests/monitoring/farmkey-alerts.test.yml"),
+        dir.path().join("farmkey-alerts.test.yml"),
+    )
+    .unwrap();
     for args in [
         &["check", "rules", "farmkey-alerts.yml"][..],
         &["test", "rules", "farmkey-alerts.test.yml"][..],
     ] {
         let out = Command::new("promtool")
             .args(args)
-            .current_dir(&dir)
+            .current_dir(dir.path())
             .output()
             .unwrap_or_else(|e| panic!("promtool cannot be run ({e}): {INSTALL}"));
         assert!(
@@ -576,13 +605,32 @@ fn the_alert_rules_are_valid_and_fire_as_the_readme_says() {
     }
 }
 
-/// contrib/farmkey-metrics publishes the scan whole on exit 0 and 1, and
-/// keeps the last one (no temporary file left) on exit 2.
+/// The README's systemd units are what systemd reads: sections and keys
+/// where it wants them, and the service runs the script the README shows.
+#[test]
+fn the_readme_units_run_the_readme_script() {
+    let service = readme_file("farmkey-metrics.service");
+    let timer = readme_file("farmkey-metrics.timer");
+    assert!(service.contains("[Service]\nType=oneshot\n"), "{service}");
+    assert!(
+        service.contains("ExecStart=/usr/local/bin/farmkey-metrics "),
+        "{service}"
+    );
+    assert!(service.contains("SuccessExitStatus=1\n"), "{service}");
+    assert!(timer.contains("[Timer]\nOnCalendar=*:0/15\n"), "{timer}");
+    assert!(readme_file("farmkey-metrics").starts_with("#!/bin/sh\n"));
+}
+
+/// The README's farmkey-metrics publishes the scan whole on exit 0 and 1,
+/// and keeps the last one (no temporary file left) on exit 2.
 #[test]
 fn the_publish_script_replaces_the_file_only_after_a_scan() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("farmkey.prom");
-    let script = repo().join("contrib/farmkey-metrics");
+    let bin = tempfile::tempdir().unwrap();
+    let script = bin.path().join("farmkey-metrics");
+    fs::write(&script, readme_file("farmkey-metrics")).unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
     let publish = |args: &[&str]| {
         let o = Command::new(&script)
             .arg(&out)
@@ -615,42 +663,13 @@ fn the_publish_script_replaces_the_file_only_after_a_scan() {
     assert_eq!(left, [std::ffi::OsString::from("farmkey.prom")]);
 }
 
-/// The README shows each file of contrib/ as it is (the fenced block after
-/// `<!-- contrib/PATH -->`) and the table of the metrics the code writes.
-/// `FARMKEY_BLESS=1` rewrites the README from them.
+/// The README's table of the metrics is the one the code writes.
+/// `FARMKEY_BLESS=1` rewrites the README from it.
 #[test]
-fn the_readme_shows_the_contrib_files_and_the_metrics_as_they_are() {
+fn the_readme_shows_the_metrics_as_they_are() {
     let path = repo().join("README.md");
     let mut readme = fs::read_to_string(&path).unwrap();
-    let mut differ = Vec::new();
-    for file in [
-        "contrib/farmkey-metrics",
-        "contrib/systemd/farmkey-metrics.service",
-        "contrib/systemd/farmkey-metrics.timer",
-        "contrib/prometheus/farmkey-alerts.yml",
-    ] {
-        let marker = format!("<!-- {file} -->\n");
-        let at = readme
-            .find(&marker)
-            .unwrap_or_else(|| panic!("README.md has no {marker}"))
-            + marker.len();
-        assert!(
-            readme[at..].starts_with("```"),
-            "{file}: no fence after its marker"
-        );
-        let open = readme[at..].find('\n').unwrap() + at + 1;
-        // The closing fence: a line of its own (the block may be empty).
-        let close = if readme[open..].starts_with("```\n") {
-            open
-        } else {
-            readme[open..].find("\n```\n").expect("the fence closes") + open + 1
-        };
-        let want = fs::read_to_string(repo().join(file)).unwrap();
-        if readme[open..close] != want {
-            differ.push(file.to_string());
-            readme.replace_range(open..close, &want);
-        }
-    }
+    let mut differ: Vec<String> = Vec::new();
     let table = farmkey::report::openmetrics::metrics_table();
     let start = readme
         .find("\n| metric | labels | meaning |\n")
