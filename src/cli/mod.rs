@@ -1,5 +1,6 @@
 //! The command line: argument definitions and the headless commands.
 
+mod backups;
 mod console;
 mod disclosed;
 mod keygen;
@@ -225,6 +226,10 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the manual page (roff), or write one page per command into a folder
     Man(ManArgs),
+    /// List the backups farmkey's pushes left beside each site's configuration files (they hold the OLD keys)
+    Backups(BackupsArgs),
+    /// Remove old backups: plan, confirm, remove under the site's lock, verify, record in the audit log
+    Prune(PruneArgs),
     /// Show the lists of publicly disclosed keys that scan, push and the console check (and validate --disclosed-list files)
     Disclosed(DisclosedArgs),
 }
@@ -343,6 +348,48 @@ pub struct RollbackArgs {
     /// Break a lock a push that no longer runs left on the site
     #[arg(long)]
     pub break_lock: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BackupsArgs {
+    #[command(flatten)]
+    pub farm: FarmArgs,
+    #[command(flatten)]
+    pub jobs: JobsArg,
+    #[command(flatten)]
+    pub audit: AuditArg,
+    /// Only the backups of this site (`Site` or `Site/app`)
+    #[arg(long)]
+    pub site: Option<String>,
+    /// Output format
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ScanFormat,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("rule").args(["keep", "older_than"]).required(true)))]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub farm: FarmArgs,
+    #[command(flatten)]
+    pub jobs: JobsArg,
+    #[command(flatten)]
+    pub audit: AuditArg,
+    /// Only the backups of this site (`Site` or `Site/app`)
+    #[arg(long)]
+    pub site: Option<String>,
+    /// Keep the N newest backups of each file on each server
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
+    /// Remove the backups older than DAYS days (0: all)
+    #[arg(long, value_name = "DAYS")]
+    pub older_than: Option<u64>,
+    /// Remove this backup too (file name or path, as `farmkey backups` lists it), even one the rollback of the latest push needs; repeatable
+    #[arg(long, value_name = "FILE")]
+    pub also: Vec<String>,
+    /// Remove without asking
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Args, Debug)]
@@ -640,6 +687,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Push(args)) => push::run_push(&args),
         Some(Command::History(args)) => push::run_history(&args),
         Some(Command::Rollback(args)) => push::run_rollback(&args),
+        Some(Command::Backups(args)) => backups::run_backups(&args),
+        Some(Command::Prune(args)) => backups::run_prune(&args),
         Some(Command::Completions(args)) => print_completions(args.shell),
         Some(Command::Man(args)) => print_man(&args),
         Some(Command::Disclosed(args)) => disclosed::run(&args.disclosed),

@@ -20,13 +20,13 @@ use crate::safe_text::escape;
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
-fn audit_log(audit: &AuditArg) -> AuditLog {
+pub(super) fn audit_log(audit: &AuditArg) -> AuditLog {
     AuditLog::new(audit.path())
 }
 
 /// The log's records, its notes (records cut off, skipped) on standard
 /// error; the exit code when it cannot be read.
-fn read_records(audit: &AuditLog) -> Result<Vec<AuditRecord>, ExitCode> {
+pub(super) fn read_records(audit: &AuditLog) -> Result<Vec<AuditRecord>, ExitCode> {
     let read = audit.read().map_err(usage_error)?;
     for note in &read.notes {
         let _ = writeln!(std::io::stderr(), "farmkey: {}", escape(note));
@@ -35,7 +35,7 @@ fn read_records(audit: &AuditLog) -> Result<Vec<AuditRecord>, ExitCode> {
 }
 
 /// Asks on the controlling terminal; `Err` when there is none.
-fn confirm(question: &str) -> Result<bool, AskError> {
+pub(super) fn confirm(question: &str) -> Result<bool, AskError> {
     let tty = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -88,20 +88,20 @@ fn key_source(args: &PushArgs, disclosed: &DisclosedKeys) -> Result<KeySource, K
 /// noted, asks a running push to stop between steps, and the last line goes
 /// to standard error instead. Every line is made safe for a terminal: names
 /// and messages come from servers.
-struct Out {
+pub(super) struct Out {
     stop: Interrupt,
     closed: bool,
 }
 
 impl Out {
-    fn new(stop: Interrupt) -> Out {
+    pub(super) fn new(stop: Interrupt) -> Out {
         Out {
             stop,
             closed: false,
         }
     }
 
-    fn line(&mut self, text: &str) {
+    pub(super) fn line(&mut self, text: &str) {
         if self.closed {
             return;
         }
@@ -123,7 +123,7 @@ impl Out {
 
     /// The verdict: seen on standard output, or on standard error when
     /// nobody reads the output any more.
-    fn last(&mut self, text: &str) {
+    pub(super) fn last(&mut self, text: &str) {
         self.line(text);
         if self.closed {
             let _ = writeln!(std::io::stderr(), "farmkey: {}", escape(text));
@@ -285,6 +285,13 @@ pub fn run_push(args: &PushArgs) -> ExitCode {
             escape(e)
         );
     }
+    if outcome.verdict() == PushVerdict::InStep {
+        let keep = crate::push::backups::retention(&plan, &inventory.servers);
+        let retained = crate::push::backups::retain(&plan.site, &keep, &mut sessions, &audit);
+        if let Some(line) = retained.summary() {
+            out.line(&format!("  ({line})"));
+        }
+    }
     out.last(&outcome.summary());
     ExitCode::from(push_exit_code(&outcome))
 }
@@ -326,6 +333,12 @@ pub fn run_history(args: &HistoryArgs) -> ExitCode {
             if servers == 1 { "" } else { "s" },
             push.outcome_summary()
         ));
+        if push.is_prune() {
+            for l in push.prune_lines() {
+                out.line(&format!("    {:<9} {l}", "prune"));
+            }
+            continue;
+        }
         let pushed: Vec<String> = push
             .pushed()
             .iter()

@@ -26,6 +26,7 @@ pub fn spawn_push(
 ) {
     std::thread::spawn(move || {
         let send = |work: Work| tx.send(Msg::Work(work)).is_ok();
+        let keep_of = servers.clone();
         let mut sessions = Sessions::new(servers, connect);
         let plan = match build_plan(&request, &report, &mut sessions) {
             Ok(p) => p,
@@ -55,6 +56,14 @@ pub fn spawn_push(
             send(Work::PushProgress(p));
         };
         let outcome = apply(&plan, &mut sessions, &audit, &stop, &mut progress);
+        // The inventory's retention, once the push is in step and recorded.
+        if outcome.verdict() == crate::push::PushVerdict::InStep {
+            let keep = crate::push::backups::retention(&plan, &keep_of);
+            let retained = crate::push::backups::retain(&plan.site, &keep, &mut sessions, &audit);
+            if let Some(line) = retained.summary() {
+                progress(crate::push::apply::Progress::Note(line));
+            }
+        }
         send(Work::PushDone(Ok(outcome)));
     });
 }
