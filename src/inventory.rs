@@ -613,13 +613,18 @@ fn max_config_bytes(defaults: &RawSettings, own: &RawSettings) -> Result<u64, (u
 /// no retention at all.
 const BACKUP_KEEP_LIMIT: u64 = 1000;
 
-fn backup_keep(defaults: &RawSettings, own: &RawSettings) -> Result<Option<usize>, (usize, String)> {
+fn backup_keep(
+    defaults: &RawSettings,
+    own: &RawSettings,
+) -> Result<Option<usize>, (usize, String)> {
     match own.backup_keep.as_ref().or(defaults.backup_keep.as_ref()) {
         None => Ok(None),
         Some(n) if *n.get_ref() <= BACKUP_KEEP_LIMIT => Ok(Some(*n.get_ref() as usize)),
         Some(n) => Err((
             n.span().start,
-            format!("key `backup_keep` must be from 0 to {BACKUP_KEEP_LIMIT} (backups kept per file after a push)"),
+            format!(
+                "key `backup_keep` must be from 0 to {BACKUP_KEEP_LIMIT} (backups kept per file after a push)"
+            ),
         )),
     }
 }

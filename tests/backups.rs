@@ -297,7 +297,11 @@ fn backups_are_listed_pruned_to_what_was_promised_and_the_latest_push_still_roll
     // And the rollback of c restores it.
     f.rollback();
     for (s, bytes) in SERVERS.iter().zip(&before_c) {
-        assert_eq!(&fs::read(f.farm.server(s).file(FLOWTIME)).unwrap(), bytes, "{s}");
+        assert_eq!(
+            &fs::read(f.farm.server(s).file(FLOWTIME)).unwrap(),
+            bytes,
+            "{s}"
+        );
     }
     f.assert_no_key_text(&keys);
 }
@@ -313,9 +317,19 @@ fn a_backup_the_latest_push_needs_goes_only_when_named_and_a_locked_site_is_left
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("--batch never asks: add --yes"), "{out}");
     // A name no backup has: refused, nothing removed.
-    let (code, out) = f.run(&["prune", "--keep", "0", "--also", "web.nothing.config", "--yes"]);
+    let (code, out) = f.run(&[
+        "prune",
+        "--keep",
+        "0",
+        "--also",
+        "web.nothing.config",
+        "--yes",
+    ]);
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("--also web.nothing.config: no such backup found"), "{out}");
+    assert!(
+        out.contains("--also web.nothing.config: no such backup found"),
+        "{out}"
+    );
     for s in SERVERS {
         assert_eq!(f.backups(s).len(), 2, "{s}");
     }
@@ -341,10 +355,14 @@ fn a_backup_the_latest_push_needs_goes_only_when_named_and_a_locked_site_is_left
     }
     assert_eq!(f.backups("web03").len(), 2);
     let log = f.log().read_all().unwrap();
-    assert!(log.iter().any(|r| r.action == AuditAction::Prune
-        && r.server == "web03"
-        && r.outcome == Outcome::LeftAlone
-        && r.backup.as_deref().is_some_and(|p| p.ends_with(&made_by(&f, "web03", &a)))));
+    assert!(log.iter().any(|r| {
+        r.action == AuditAction::Prune
+            && r.server == "web03"
+            && r.outcome == Outcome::LeftAlone
+            && r.backup
+                .as_deref()
+                .is_some_and(|p| p.ends_with(&made_by(&f, "web03", &a)))
+    }));
     fs::remove_file(&lock).unwrap();
 
     // Named: removed although b's rollback needs it (and the rule still
@@ -419,10 +437,10 @@ fn a_prune_on_a_server_that_dies_half_way_is_partial_and_says_so() {
 #[test]
 fn the_inventory_retention_prunes_after_each_push() {
     let f = farm();
-    let defaults = f
-        .farm
-        .defaults()
-        .replace("connect_timeout_secs = 3\n", "connect_timeout_secs = 20\nbackup_keep = 1\n");
+    let defaults = f.farm.defaults().replace(
+        "connect_timeout_secs = 3\n",
+        "connect_timeout_secs = 20\nbackup_keep = 1\n",
+    );
     let inventory = f.farm.inventory_with(&defaults, "");
     let extra = support::headless_args(&inventory, &f.audit);
     let push = |f: &Farm| {
@@ -449,8 +467,12 @@ fn the_inventory_retention_prunes_after_each_push() {
         .filter(|r| r.action == AuditAction::Prune)
         .collect();
     assert_eq!(pruned.len(), 3);
-    assert!(pruned.iter().all(|r| r.outcome == Outcome::Removed
-        && r.message == format!("backup made by push {a}")));
+    assert!(
+        pruned
+            .iter()
+            .all(|r| r.outcome == Outcome::Removed
+                && r.message == format!("backup made by push {a}"))
+    );
     // The push's own rollback still works.
     let (code, out) = f.run_with(&["rollback", "--site", "Flowtime", "--yes"], &extra);
     assert_eq!(code, 0, "{out}");

@@ -93,14 +93,14 @@ pub fn run_backups(args: &BackupsArgs) -> ExitCode {
                     })
                 })
                 .collect();
-            let failed: Vec<serde_json::Value> = all
-                .iter()
-                .filter_map(|s| {
-                    s.result.as_ref().err().map(|e| {
-                        serde_json::json!({"server": s.server, "error": e.to_string()})
+            let failed: Vec<serde_json::Value> =
+                all.iter()
+                    .filter_map(|s| {
+                        s.result.as_ref().err().map(
+                            |e| serde_json::json!({"server": s.server, "error": e.to_string()}),
+                        )
                     })
-                })
-                .collect();
+                    .collect();
             let doc = serde_json::json!({"backups": found, "unread": failed});
             let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
             if let Err(code) = super::write_stdout(format!("{text}\n").as_bytes()) {
@@ -286,7 +286,10 @@ pub fn run_prune(args: &PruneArgs) -> ExitCode {
                 Ok(()) => "removed".to_string(),
                 Err(e) => not_removed_text(e),
             };
-            out.line(&format!("  {:<10} {} {what}", r.backup.server, r.backup.path));
+            out.line(&format!(
+                "  {:<10} {} {what}",
+                r.backup.server, r.backup.path
+            ));
         }
     });
     for b in &outcome.kept_gone {

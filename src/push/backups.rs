@@ -57,8 +57,7 @@ impl Backup {
         [
             self.server.clone(),
             self.path.to_string(),
-            self.age(now)
-                .map_or_else(|| "?".into(), lock::age_text),
+            self.age(now).map_or_else(|| "?".into(), lock::age_text),
             self.size
                 .map_or_else(|| "?".into(), crate::transport::size_text),
             self.push.clone().unwrap_or_else(|| UNKNOWN_PUSH.into()),
@@ -130,7 +129,8 @@ pub fn list_server(
         let Some(web) = &app.web_config else {
             continue;
         };
-        let files = std::iter::once(web.clone()).chain(app.external_sha256.iter().map(|(p, _)| p.clone()));
+        let files =
+            std::iter::once(web.clone()).chain(app.external_sha256.iter().map(|(p, _)| p.clone()));
         for file in files {
             let Some(dir) = file.parent() else { continue };
             if !listed.contains_key(&dir.key()) {
@@ -234,9 +234,9 @@ pub fn list_all(
                         Err(e) if e.is_host_key_changed() => {
                             Err(ServerFailure::HostKeyChanged(Box::new(e)))
                         }
-                        Err(e) => Err(ServerFailure::Unreachable(Unreachable::Connect(
-                            Box::new(e),
-                        ))),
+                        Err(e) => Err(ServerFailure::Unreachable(Unreachable::Connect(Box::new(
+                            e,
+                        )))),
                     };
                     if let Ok(mut all) = results.lock() {
                         all[n] = Some(ServerBackups {
@@ -357,8 +357,7 @@ impl PrunePlan {
 /// compares names.
 pub fn names(b: &Backup, name: &str) -> bool {
     let up = crate::paths::windows_upcase;
-    up(name) == up(b.name())
-        || RemotePath::parse(name).is_ok_and(|p| p.key() == b.path.key())
+    up(name) == up(b.name()) || RemotePath::parse(name).is_ok_and(|p| p.key() == b.path.key())
 }
 
 /// Plans a prune of `listed` (annotated) by `rule`, removing `also` (names
@@ -400,7 +399,10 @@ pub fn plan_prune(
         let selected = match rule {
             Rule::Keep(n) => {
                 let list = &rank[&(b.server.clone(), b.file.key())];
-                list.iter().position(|(_, k)| *k == b.path.key()).unwrap_or(0) >= n
+                list.iter()
+                    .position(|(_, k)| *k == b.path.key())
+                    .unwrap_or(0)
+                    >= n
             }
             // A backup of unknown age is never taken for an old one.
             Rule::OlderThan(d) => b.age(now).is_some_and(|a| a >= d),
@@ -603,10 +605,10 @@ fn verify(
     removals: &mut [Removal],
     kept_gone: &mut Vec<Backup>,
 ) {
-    if removals
-        .iter()
-        .any(|r| matches!(&r.result, Err(NotRemoved::Refused(e)) if e.is_disconnected()) || matches!(&r.result, Err(NotRemoved::NoSession(_))))
-    {
+    if removals.iter().any(|r| {
+        matches!(&r.result, Err(NotRemoved::Refused(e)) if e.is_disconnected())
+            || matches!(&r.result, Err(NotRemoved::NoSession(_)))
+    }) {
         return;
     }
     let Ok(t) = sessions.get(server) else { return };
@@ -712,10 +714,7 @@ impl Retained {
                     s.push_str(&format!("; NOT removed: {}", failed.join("; ")));
                 }
                 if !unread.is_empty() {
-                    s.push_str(&format!(
-                        "; not looked at: {}",
-                        super::and_list(&unread)
-                    ));
+                    s.push_str(&format!("; not looked at: {}", super::and_list(&unread)));
                 }
                 Some(s)
             }
