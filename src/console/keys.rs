@@ -177,6 +177,11 @@ pub const KEYS: &[KeyDoc] = &[
         "roll the push back, after a confirmation (Cancel is the default)",
     ),
     k(
+        &["b"],
+        &[History],
+        "the backups beside the selected push's site on every server, read again (b or Esc back to the pushes)",
+    ),
+    k(
         &[UPDOWN, "j", "k", "PgUp", "PgDn", "Home", "End", "g", "G"],
         &[Dialog],
         "scroll its text (left/right and Tab still move between its buttons)",

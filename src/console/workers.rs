@@ -110,6 +110,34 @@ pub fn check_rollback(
     });
 }
 
+/// Reads the backups of `site` (every site: `None`) on every server, each
+/// on a session of its own, and matches them to the audit log.
+pub fn load_backups(
+    site: Option<String>,
+    servers: Vec<Server>,
+    connect: ConnectOptions,
+    jobs: usize,
+    audit: AuditLog,
+    tx: Sender<Msg>,
+) {
+    use crate::push::backups::{Ledger, list_all};
+    std::thread::spawn(move || {
+        // A log that cannot be read leaves the push of each backup unknown;
+        // the History says why it could not be read.
+        let ledger = Ledger::new(&audit.read_all().unwrap_or_default());
+        let mut found = list_all(&servers, &connect, jobs, site.as_deref());
+        for s in &mut found {
+            if let Ok(b) = &mut s.result {
+                ledger.annotate(b);
+            }
+        }
+        let _ = tx.send(Msg::Backups {
+            site,
+            servers: found,
+        });
+    });
+}
+
 /// Reads the audit log and groups it into pushes (a local file, but
 /// possibly a large one: not on the UI thread).
 pub fn load_history(audit: AuditLog, tx: Sender<Msg>) {
