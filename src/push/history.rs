@@ -57,9 +57,12 @@ impl PastPush {
     }
 
     /// A prune's records as `farmkey history` says them: per server, the
-    /// backups removed, then those not removed and why.
+    /// backups removed, then those not removed and why; nothing for a push.
     pub fn prune_lines(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if !self.is_prune() {
+            return out;
+        }
         for server in self.servers() {
             let of = |o: Outcome| -> Vec<&AuditRecord> {
                 self.records

@@ -279,6 +279,10 @@ impl HistoryScreen {
             ),
             ui.style(StyleKey::Text),
         )];
+        // A prune: the backups it removed, and those it did not, and why.
+        for l in push.prune_lines() {
+            lines.push(Line::styled(format!(" {l}"), ui.style(StyleKey::Text)));
+        }
         let arrow = ui.symbols.to;
         let standing = push.standing();
         for rec in push.pushed() {
