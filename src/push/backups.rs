@@ -789,3 +789,236 @@ pub fn retain(
     let outcome = prune(&plan, sessions, audit, &mut |_| {});
     Retained::Pruned { plan, outcome }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::local::LocalTransport;
+
+    const DIR: &str = "C:\\inetpub\\Cora\\Flowtime";
+
+    fn path(name: &str) -> RemotePath {
+        RemotePath::parse(&format!("{DIR}\\{name}")).unwrap()
+    }
+
+    fn backup(server: &str, stamp: &str, needed: Option<&str>) -> Backup {
+        let file = path("web.config");
+        let p = path(&format!("web.{stamp}.farmkey.config"));
+        Backup {
+            server: server.into(),
+            site: "Flowtime".into(),
+            made: stamp_time(&file, &p),
+            file: file.clone(),
+            lock: lock::lock_path(&file),
+            path: p,
+            size: Some(10),
+            push: None,
+            needed_by: needed.map(String::from),
+        }
+    }
+
+    fn server(name: &str, b: Vec<Backup>) -> ServerBackups {
+        ServerBackups {
+            server: name.into(),
+            result: Ok(b),
+        }
+    }
+
+    fn decisions(plan: &PrunePlan) -> Vec<(String, String, Decision)> {
+        plan.items
+            .iter()
+            .map(|(b, d)| (b.server.clone(), b.name().to_string(), d.clone()))
+            .collect()
+    }
+
+    fn t(stamp: &str) -> String {
+        format!("web.{stamp}.farmkey.config")
+    }
+
+    #[test]
+    fn the_time_of_a_backup_is_the_stamp_in_its_name() {
+        let file = path("web.config");
+        let made = stamp_time(&file, &path("web.20261126T112045Z-3fa9c1d2.farmkey.config"));
+        assert_eq!(
+            made,
+            Some(humantime::parse_rfc3339("2026-11-26T11:20:45Z").unwrap())
+        );
+        let section = path("identity.config");
+        assert!(stamp_time(&section, &path("identity.20261126T112045Z.farmkey.config")).is_some());
+        assert_eq!(stamp_time(&file, &path("web.x.farmkey.config")), None);
+    }
+
+    /// The newest `n` of each file of each server are kept; a backup the
+    /// latest push's rollback needs is kept whatever the rule, unless
+    /// named; a name that is no backup found is refused.
+    #[test]
+    fn a_prune_keeps_what_the_rule_and_the_rollback_say() {
+        let (a, b, c) = (
+            "20261101T000000Z-00000001",
+            "20261102T000000Z-00000002",
+            "20261103T000000Z-00000003",
+        );
+        let listed = || {
+            vec![
+                server(
+                    "web01",
+                    vec![
+                        backup("web01", a, None),
+                        backup("web01", b, None),
+                        backup("web01", c, Some("p3")),
+                    ],
+                ),
+                server("web02", vec![backup("web02", a, Some("p1"))]),
+                ServerBackups {
+                    server: "web03".into(),
+                    result: Err(ServerFailure::Unreachable(Unreachable::WorkerStopped)),
+                },
+            ]
+        };
+        let now = humantime::parse_rfc3339("2026-11-04T00:00:00Z").unwrap();
+        let plan = plan_prune(listed(), Rule::Keep(1), &[], now).unwrap();
+        let remove = Decision::Remove { named: false };
+        assert_eq!(
+            decisions(&plan),
+            [
+                ("web01".into(), t(a), remove.clone()),
+                ("web01".into(), t(b), remove.clone()),
+                ("web01".into(), t(c), Decision::Keep),
+                ("web02".into(), t(a), Decision::Keep),
+            ]
+        );
+        assert_eq!(plan.unread.len(), 1);
+        // Older than two days: a and b; web02's a is needed by p1.
+        let plan = plan_prune(
+            listed(),
+            Rule::OlderThan(Duration::from_secs(2 * 86_400)),
+            &[],
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            decisions(&plan),
+            [
+                ("web01".into(), t(a), remove.clone()),
+                ("web01".into(), t(b), remove.clone()),
+                ("web01".into(), t(c), Decision::Keep),
+                ("web02".into(), t(a), Decision::Needed { push: "p1".into() }),
+            ]
+        );
+        // Named, in any case, by name or path: removed wherever it is.
+        let named = [t(a).to_uppercase()];
+        let plan = plan_prune(listed(), Rule::Keep(5), &named, now).unwrap();
+        let gone: Vec<(String, String)> = plan
+            .removals()
+            .map(|b| (b.server.clone(), b.name().to_string()))
+            .collect();
+        assert_eq!(gone, [("web01".into(), t(a)), ("web02".into(), t(a))]);
+        let full = [format!("{DIR}\\{}", t(c))];
+        assert_eq!(
+            plan_prune(listed(), Rule::Keep(5), &full, now)
+                .unwrap()
+                .removals()
+                .count(),
+            1
+        );
+        let err = plan_prune(listed(), Rule::Keep(0), &["web.config".into()], now).unwrap_err();
+        assert_eq!(err, ["web.config"]);
+    }
+
+    /// Which push made a backup, and the one whose rollback needs it: the
+    /// site's latest push that changed something and was not rolled back.
+    #[test]
+    fn the_ledger_names_the_maker_and_the_push_a_rollback_needs() {
+        use super::super::audit::Fingerprints;
+        let rec = |id: &str, action: AuditAction, outcome: Outcome, stamp: &str| AuditRecord {
+            time: "2026-11-26T11:20:45Z".into(),
+            push_id: id.into(),
+            action,
+            user: "op".into(),
+            server: "web01".into(),
+            site: "Flowtime".into(),
+            file: format!("{DIR}\\web.config"),
+            sha256_before: Some("aa".into()),
+            sha256_after: Some("bb".into()),
+            fingerprints_before: Fingerprints::default(),
+            fingerprints_after: Fingerprints::default(),
+            backup: Some(format!("{DIR}\\{}", t(stamp))),
+            lock: None,
+            temporary: Vec::new(),
+            outcome,
+            message: String::new(),
+        };
+        let (s1, s2) = ("20261101T000000Z-00000001", "20261102T000000Z-00000002");
+        let push = AuditAction::Push;
+        let mut records = vec![
+            rec("p1", push, Outcome::Intent, s1),
+            rec("p1", push, Outcome::Applied, s1),
+            rec("p2", push, Outcome::Intent, s2),
+            rec("p2", push, Outcome::Applied, s2),
+        ];
+        let mut found = vec![backup("web01", s1, None), backup("web01", s2, None)];
+        Ledger::new(&records).annotate(&mut found);
+        let seen = |f: &[Backup]| -> Vec<(Option<String>, Option<String>)> {
+            f.iter()
+                .map(|b| (b.push.clone(), b.needed_by.clone()))
+                .collect()
+        };
+        assert_eq!(
+            seen(&found),
+            [
+                (Some("p1".into()), None),
+                (Some("p2".into()), Some("p2".into()))
+            ]
+        );
+        // p2 rolled back: p1's rollback is the one `farmkey rollback` does.
+        records.push(rec("p2", AuditAction::Rollback, Outcome::RolledBack, s2));
+        Ledger::new(&records).annotate(&mut found);
+        assert_eq!(
+            seen(&found),
+            [
+                (Some("p1".into()), Some("p1".into())),
+                (Some("p2".into()), None)
+            ]
+        );
+    }
+
+    /// Only names farmkey gives a backup, beside a file a push writes, are
+    /// listed; an operator's own copies never are.
+    #[test]
+    fn only_farmkeys_backups_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::demo::lay_out(dir.path()).unwrap();
+        let folder = dir.path().join("web01").join("C:/inetpub/Cora/Flowtime");
+        for name in [
+            "web.20261126T112045Z-3fa9c1d2.farmkey.config",
+            "WEB.20261126T112046Z.FARMKEY.CONFIG",
+            "web.config.bak",
+            "web.old.farmkey.config",
+            "web.20261126T112045Z-3fa9c1d2.farmkey-new.config",
+            "web.farmkey-lock.config",
+            "other.20261126T112045Z.farmkey.config",
+        ] {
+            std::fs::write(folder.join(name), "<configuration/>").unwrap();
+        }
+        let mut t = LocalTransport::new(dir.path().join("web01"));
+        let found = list_server(&mut t, "web01", Some("flowtime")).unwrap();
+        let names: Vec<&str> = found.iter().map(Backup::name).collect();
+        assert_eq!(
+            names,
+            [
+                "web.20261126T112045Z-3fa9c1d2.farmkey.config",
+                "WEB.20261126T112046Z.FARMKEY.CONFIG"
+            ]
+        );
+        assert!(
+            found
+                .iter()
+                .all(|b| b.site == "Flowtime" && b.size == Some(16))
+        );
+        assert!(
+            list_server(&mut t, "web01", Some("Administration"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

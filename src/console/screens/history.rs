@@ -226,11 +226,21 @@ impl HistoryScreen {
         }
         let now = std::time::SystemTime::now();
         let mut rows: Vec<(bool, [String; 6])> = vec![(false, COLUMNS.map(String::from))];
-        for backup in b.servers.iter().filter_map(|s| s.result.as_ref().ok()).flatten() {
+        for backup in b
+            .servers
+            .iter()
+            .filter_map(|s| s.result.as_ref().ok())
+            .flatten()
+        {
             rows.push((backup.needed_by.is_some(), backup.cells(now)));
         }
         let widths: Vec<usize> = (0..COLUMNS.len())
-            .map(|i| rows.iter().map(|(_, r)| r[i].chars().count()).max().unwrap_or(0))
+            .map(|i| {
+                rows.iter()
+                    .map(|(_, r)| r[i].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
             .collect();
         let mut lines: Vec<Line> = rows
             .iter()
