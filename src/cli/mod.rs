@@ -33,11 +33,11 @@ pub mod exit {
     pub const MEANINGS: &[(u8, &str)] = &[
         (
             OK,
-            "Done. scan: every site was read on every server and is in step. push: the site is in step (or already was: nothing to write; or a dry run that nothing blocks). rollback: every file the push changed holds its original bytes again. The console and demo: closed with q. keygen, history, import-ssh-config, completions, man, disclosed: printed.",
+            "Done. scan: every site was read on every server and is in step. push: the site is in step (or already was: nothing to write; or a dry run that nothing blocks). rollback: every file the push changed holds its original bytes again. backups: every server read. prune: every backup planned removed and its folder read again (or nothing to remove). The console and demo: closed with q. keygen, history, import-ssh-config, completions, man, disclosed: printed.",
         ),
         (
             FINDINGS,
-            "scan: a finding, or a server not read. push: nothing changed (blocked, cancelled, or rolled back to where it was). rollback: cancelled, or a file refused (not fully rolled back). keygen: the random generator failed. The console and demo: closed by a signal while no push ran.",
+            "scan: a finding, or a server not read. push: nothing changed (blocked, cancelled, or rolled back to where it was). rollback: cancelled, or a file refused (not fully rolled back). backups: a server not read. prune: cancelled, or partial (a backup not removed, a site locked, a server not read). keygen: the random generator failed. The console and demo: closed by a signal while no push ran.",
         ),
         (
             USAGE,
