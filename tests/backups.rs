@@ -10,7 +10,7 @@ mod support;
 use farmkey::inventory::Inventory;
 use farmkey::push::Sessions;
 use farmkey::push::audit::{AuditAction, AuditLog, Outcome};
-use farmkey::push::backups::{self, Ledger, Rule};
+use farmkey::push::backups::{self, Ledger, PruneRule};
 use farmkey::transport::ConnectOptions;
 use std::collections::BTreeSet;
 use std::fs;
@@ -399,7 +399,7 @@ fn a_prune_on_a_server_that_dies_half_way_is_partial_and_says_so() {
     for s in &mut listed {
         ledger.annotate(s.result.as_mut().unwrap());
     }
-    let plan = backups::plan_prune(listed, Rule::Keep(1), &[], SystemTime::now()).unwrap();
+    let plan = backups::plan_prune(listed, PruneRule::Keep(1), &[], SystemTime::now()).unwrap();
     assert_eq!(plan.removals().count(), 3);
     let mut sessions = Sessions::new(inventory.servers.clone(), opts());
     let outcome = backups::prune(&plan, &mut sessions, &f.log(), &mut |done| {

@@ -3,7 +3,7 @@
 use super::push::{Out, audit_log, confirm, read_records};
 use super::{BackupsArgs, PruneArgs, ScanFormat, exit, load_inventory, usage_error};
 use crate::push::backups::{
-    self, Backup, COLUMNS, Decision, Ledger, NotRemoved, PrunePlan, Rule, ServerBackups,
+    self, Backup, COLUMNS, Decision, Ledger, NotRemoved, PrunePlan, PruneRule, ServerBackups,
 };
 use crate::push::{Interrupt, Sessions, and_list};
 use std::process::ExitCode;
@@ -209,8 +209,8 @@ pub fn run_prune(args: &PruneArgs) -> ExitCode {
         return usage_error("--batch never asks: add --yes to remove the backups");
     }
     let rule = match (args.keep, args.older_than) {
-        (Some(n), _) => Rule::Keep(n),
-        (None, Some(days)) => Rule::OlderThan(Duration::from_secs(days * 86_400)),
+        (Some(n), _) => PruneRule::Keep(n),
+        (None, Some(days)) => PruneRule::OlderThan(Duration::from_secs(days * 86_400)),
         (None, None) => return usage_error("give --keep N or --older-than DAYS"),
     };
     let inventory = match load_inventory(args.farm.inventory.as_deref()) {

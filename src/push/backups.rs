@@ -316,7 +316,7 @@ impl Ledger {
 
 /// Which backups a prune removes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rule {
+pub enum PruneRule {
     /// The `n` newest backups of each file on each server are kept.
     Keep(usize),
     /// Backups older than this are removed.
@@ -365,7 +365,7 @@ pub fn names(b: &Backup, name: &str) -> bool {
 /// `also` is no backup found.
 pub fn plan_prune(
     listed: Vec<ServerBackups>,
-    rule: Rule,
+    rule: PruneRule,
     also: &[String],
     now: SystemTime,
 ) -> Result<PrunePlan, Vec<String>> {
@@ -397,7 +397,7 @@ pub fn plan_prune(
     }
     for (b, d) in &mut items {
         let selected = match rule {
-            Rule::Keep(n) => {
+            PruneRule::Keep(n) => {
                 let list = &rank[&(b.server.clone(), b.file.key())];
                 list.iter()
                     .position(|(_, k)| *k == b.path.key())
@@ -405,7 +405,7 @@ pub fn plan_prune(
                     >= n
             }
             // A backup of unknown age is never taken for an old one.
-            Rule::OlderThan(d) => b.age(now).is_some_and(|a| a >= d),
+            PruneRule::OlderThan(d) => b.age(now).is_some_and(|a| a >= d),
         };
         let named = also.iter().any(|n| names(b, n));
         *d = if named {
@@ -781,7 +781,7 @@ pub fn retain(
             server: server.clone(),
             result,
         }];
-        if let Ok(p) = plan_prune(listed, Rule::Keep(*keep), &[], now) {
+        if let Ok(p) = plan_prune(listed, PruneRule::Keep(*keep), &[], now) {
             plan.items.extend(p.items);
             plan.unread.extend(p.unread);
         }
@@ -876,7 +876,7 @@ mod tests {
             ]
         };
         let now = humantime::parse_rfc3339("2026-11-04T00:00:00Z").unwrap();
-        let plan = plan_prune(listed(), Rule::Keep(1), &[], now).unwrap();
+        let plan = plan_prune(listed(), PruneRule::Keep(1), &[], now).unwrap();
         let remove = Decision::Remove { named: false };
         assert_eq!(
             decisions(&plan),
@@ -891,7 +891,7 @@ mod tests {
         // Older than two days: a and b; web02's a is needed by p1.
         let plan = plan_prune(
             listed(),
-            Rule::OlderThan(Duration::from_secs(2 * 86_400)),
+            PruneRule::OlderThan(Duration::from_secs(2 * 86_400)),
             &[],
             now,
         )
@@ -907,7 +907,7 @@ mod tests {
         );
         // Named, in any case, by name or path: removed wherever it is.
         let named = [t(a).to_uppercase()];
-        let plan = plan_prune(listed(), Rule::Keep(5), &named, now).unwrap();
+        let plan = plan_prune(listed(), PruneRule::Keep(5), &named, now).unwrap();
         let gone: Vec<(String, String)> = plan
             .removals()
             .map(|b| (b.server.clone(), b.name().to_string()))
@@ -915,13 +915,14 @@ mod tests {
         assert_eq!(gone, [("web01".into(), t(a)), ("web02".into(), t(a))]);
         let full = [format!("{DIR}\\{}", t(c))];
         assert_eq!(
-            plan_prune(listed(), Rule::Keep(5), &full, now)
+            plan_prune(listed(), PruneRule::Keep(5), &full, now)
                 .unwrap()
                 .removals()
                 .count(),
             1
         );
-        let err = plan_prune(listed(), Rule::Keep(0), &["web.config".into()], now).unwrap_err();
+        let err =
+            plan_prune(listed(), PruneRule::Keep(0), &["web.config".into()], now).unwrap_err();
         assert_eq!(err, ["web.config"]);
     }
 
