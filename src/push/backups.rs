@@ -133,8 +133,9 @@ pub fn list_server(
             std::iter::once(web.clone()).chain(app.external_sha256.iter().map(|(p, _)| p.clone()));
         for file in files {
             let Some(dir) = file.parent() else { continue };
-            if !listed.contains_key(&dir.key()) {
-                let entries = match t.list(&dir) {
+            let entries = match listed.entry(dir.key()) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => v.insert(match t.list(&dir) {
                     Ok(e) => e,
                     Err(e) if e.is_not_found() => Vec::new(),
                     Err(e) if e.is_disconnected() => return Err(lost(e)),
@@ -144,10 +145,8 @@ pub fn list_server(
                             fault: Box::new(FileFault::Transport(e)),
                         }));
                     }
-                };
-                listed.insert(dir.key(), entries);
-            }
-            let entries = &listed[&dir.key()];
+                }),
+            };
             for e in entries.iter().filter(|e| !e.is_dir) {
                 let Ok(path) = file.with_file_name(&e.name) else {
                     continue;
@@ -360,6 +359,9 @@ pub fn names(b: &Backup, name: &str) -> bool {
     up(name) == up(b.name()) || RemotePath::parse(name).is_ok_and(|p| p.key() == b.path.key())
 }
 
+/// The backups of one file of one server: each one's time and key.
+type Ranked = Vec<(Option<SystemTime>, String)>;
+
 /// Plans a prune of `listed` (annotated) by `rule`, removing `also` (names
 /// or paths) whatever the rule and the rollback say. `Err` names what of
 /// `also` is no backup found.
@@ -386,7 +388,7 @@ pub fn plan_prune(
         return Err(unknown);
     }
     // Newest first within each file of each server.
-    let mut rank: HashMap<(String, String), Vec<(Option<SystemTime>, String)>> = HashMap::new();
+    let mut rank: HashMap<(String, String), Ranked> = HashMap::new();
     for (b, _) in &items {
         rank.entry((b.server.clone(), b.file.key()))
             .or_default()
