@@ -530,7 +530,8 @@ impl Screen for HistoryScreen {
                 (ui.symbols.updown, "move"),
                 ("Enter", "servers"),
                 ("u", "roll back"),
-                ("b", "backups"),
+                // `b` (backups) is in the help: here it would push the
+                // global keys out of an 80-column footer.
                 ("s/S", "sort"),
             ]
         }
