@@ -312,6 +312,13 @@ fn a_backup_the_latest_push_needs_goes_only_when_named_and_a_locked_site_is_left
     let a = f.push();
     let b = f.push();
     let keys = f.keys();
+    // A site no server hosts is named.
+    let (code, out) = f.run(&["backups", "--site", "Flowtme"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("no site \"Flowtme\" on the servers read"),
+        "{out}"
+    );
     // --batch never asks: refused before any server is read.
     let (code, out) = f.run(&["prune", "--keep", "0"]);
     assert_eq!(code, 2, "{out}");

@@ -27,6 +27,28 @@ fn listed(
     all
 }
 
+/// `--site` naming a site no server read hosts: the error, else `None`.
+fn no_such_site(site: Option<&str>, all: &[ServerBackups]) -> Option<ExitCode> {
+    let site = site?;
+    let read: Vec<&ServerBackups> = all.iter().filter(|s| s.result.is_ok()).collect();
+    if read.is_empty() || read.iter().any(|s| s.hosts_site) {
+        return None;
+    }
+    let unread: Vec<&str> = all
+        .iter()
+        .filter(|s| s.result.is_err())
+        .map(|s| s.server.as_str())
+        .collect();
+    let may = if unread.is_empty() {
+        String::new()
+    } else {
+        format!("; {} could not be read and may hold it", and_list(&unread))
+    };
+    Some(usage_error(format!(
+        "no site {site:?} on the servers read{may} (ids are `Site` or `Site/app`; `farmkey scan --all-sites` lists them)"
+    )))
+}
+
 /// Rows of a table, each column as wide as its widest cell.
 fn table(rows: &[Vec<String>]) -> Vec<String> {
     let widths: Vec<usize> = (0..rows.first().map_or(0, Vec::len))
@@ -66,6 +88,9 @@ pub fn run_backups(args: &BackupsArgs) -> ExitCode {
         args.jobs.jobs,
         args.site.as_deref(),
     );
+    if let Some(code) = no_such_site(args.site.as_deref(), &all) {
+        return code;
+    }
     let now = SystemTime::now();
     let unread: Vec<&str> = all
         .iter()
@@ -235,6 +260,9 @@ pub fn run_prune(args: &PruneArgs) -> ExitCode {
         args.jobs.jobs,
         args.site.as_deref(),
     );
+    if let Some(code) = no_such_site(args.site.as_deref(), &all) {
+        return code;
+    }
     let now = SystemTime::now();
     let plan = match backups::plan_prune(all, rule, &args.also, now) {
         Ok(p) => p,

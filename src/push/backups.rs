@@ -90,6 +90,8 @@ pub fn needed_text(push: Option<&str>) -> String {
 #[derive(Debug, Clone)]
 pub struct ServerBackups {
     pub server: String,
+    /// The server hosts the site asked for (or none was asked for).
+    pub hosts_site: bool,
     pub result: Result<Vec<Backup>, ServerFailure>,
 }
 
@@ -110,15 +112,16 @@ fn chosen<'a>(ids: &[&'a str], site: &str) -> Option<&'a str> {
 /// configuration says now: beside each application's web.config and the
 /// files its sections are kept in. One listing per folder; one stat per
 /// backup (its size). The audit log's part ([`Ledger::annotate`]) is not
-/// filled in.
+/// filled in. With it, whether the server hosts `site` (when asked).
 pub fn list_server(
     t: &mut dyn Transport,
     server: &str,
     site: Option<&str>,
-) -> Result<Vec<Backup>, ServerFailure> {
+) -> Result<(Vec<Backup>, bool), ServerFailure> {
     let config = read_server(t, &WindowsEnv::default())?;
     let ids: Vec<&str> = config.apps.iter().map(|a| a.app.id.as_str()).collect();
     let wanted = site.map(|s| chosen(&ids, s));
+    let hosts = wanted.is_none_or(|w| w.is_some());
     let lost = |e: TransportError| ServerFailure::Unreachable(Unreachable::Lost(Box::new(e)));
     let mut listed: HashMap<String, Vec<DirEntry>> = HashMap::new();
     let mut out: Vec<Backup> = Vec::new();
@@ -181,7 +184,7 @@ pub fn list_server(
             .cmp(&(b.site.as_str(), b.file.key(), b.made))
             .then_with(|| a.path.key().cmp(&b.path.key()))
     });
-    Ok(out)
+    Ok((out, hosts))
 }
 
 /// The time in a backup's name (`web.20261126T112045Z-3fa9c1d2.farmkey.config`).
@@ -240,7 +243,8 @@ pub fn list_all(
                     if let Ok(mut all) = results.lock() {
                         all[n] = Some(ServerBackups {
                             server: server.name.clone(),
-                            result,
+                            hosts_site: result.as_ref().is_ok_and(|(_, h)| *h),
+                            result: result.map(|(b, _)| b),
                         });
                     }
                 }
@@ -253,6 +257,7 @@ pub fn list_all(
         .map(|(r, s)| {
             r.unwrap_or_else(|| ServerBackups {
                 server: s.name.clone(),
+                hosts_site: false,
                 result: Err(ServerFailure::Unreachable(Unreachable::WorkerStopped)),
             })
         })
@@ -770,7 +775,7 @@ pub fn retain(
     for (server, keep) in servers {
         use super::sessions::SessionError;
         let mut result = match sessions.get(server) {
-            Ok(t) => list_server(t, server, Some(site)),
+            Ok(t) => list_server(t, server, Some(site)).map(|(b, _)| b),
             Err(SessionError::Connect(c) | SessionError::Reconnect { last: c, .. }) => {
                 Err(ServerFailure::Unreachable(Unreachable::Connect(c)))
             }
@@ -781,6 +786,7 @@ pub fn retain(
         }
         let listed = vec![ServerBackups {
             server: server.clone(),
+            hosts_site: true,
             result,
         }];
         if let Ok(p) = plan_prune(listed, PruneRule::Keep(*keep), &[], now) {
@@ -822,6 +828,7 @@ mod tests {
     fn server(name: &str, b: Vec<Backup>) -> ServerBackups {
         ServerBackups {
             server: name.into(),
+            hosts_site: true,
             result: Ok(b),
         }
     }
@@ -873,6 +880,7 @@ mod tests {
                 server("web02", vec![backup("web02", a, Some("p1"))]),
                 ServerBackups {
                     server: "web03".into(),
+                    hosts_site: false,
                     result: Err(ServerFailure::Unreachable(Unreachable::WorkerStopped)),
                 },
             ]
@@ -1004,7 +1012,8 @@ mod tests {
             std::fs::write(folder.join(name), "<configuration/>").unwrap();
         }
         let mut t = LocalTransport::new(dir.path().join("web01"));
-        let found = list_server(&mut t, "web01", Some("flowtime")).unwrap();
+        let (found, hosts) = list_server(&mut t, "web01", Some("flowtime")).unwrap();
+        assert!(hosts);
         let names: Vec<&str> = found.iter().map(Backup::name).collect();
         assert_eq!(
             names,
@@ -1018,10 +1027,9 @@ mod tests {
                 .iter()
                 .all(|b| b.site == "Flowtime" && b.size == Some(16))
         );
-        assert!(
-            list_server(&mut t, "web01", Some("Administration"))
-                .unwrap()
-                .is_empty()
-        );
+        let (found, hosts) = list_server(&mut t, "web01", Some("Sequence Administration")).unwrap();
+        assert!(found.is_empty() && hosts);
+        let (found, hosts) = list_server(&mut t, "web01", Some("Flowtme")).unwrap();
+        assert!(found.is_empty() && !hosts);
     }
 }
