@@ -381,6 +381,23 @@ fn a_backup_the_latest_push_needs_goes_only_when_named_and_a_locked_site_is_left
     for s in SERVERS {
         assert_eq!(f.backups(s), Vec::<String>::new(), "{s}");
     }
+
+    // A server that does not answer is named, in the listing and the
+    // prune, and the exit code says so.
+    f.farm.server("web03").crash();
+    let extra = support::headless_args(&f.farm.inventory_timeout(3), &f.audit);
+    let (code, out) = f.run_with(&["backups"], &extra);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("web03: not read:") && out.contains("NOT read: web03"),
+        "{out}"
+    );
+    let (code, out) = f.run_with(&["prune", "--keep", "0", "--yes"], &extra);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("web03: not read:") && out.contains("NOT read: web03"),
+        "{out}"
+    );
     f.assert_no_key_text(&keys);
 }
 

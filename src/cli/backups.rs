@@ -307,6 +307,10 @@ pub fn run_prune(args: &PruneArgs) -> ExitCode {
             Err(e) => return usage_error(e),
         }
     }
+    // A signal is noted, never honoured: each site's removals are bounded
+    // by the timeouts, and a prune stopped half-way would leave its lock.
+    let signals = Interrupt::new();
+    crate::push::interrupt::catch(&signals);
     let mut sessions = Sessions::new(inventory.servers.clone(), opts);
     let outcome = backups::prune(&plan, &mut sessions, &audit, &mut |done| {
         for r in done {
@@ -353,6 +357,11 @@ pub fn run_prune(args: &PruneArgs) -> ExitCode {
     } else {
         "; every folder read again holds what the plan said."
     });
+    if let Some(r) = signals.reason() {
+        last.push_str(&format!(
+            " {r} came during the prune, which was finished first."
+        ));
+    }
     out.last(&last);
     ExitCode::from(if partial { exit::FINDINGS } else { exit::OK })
 }
