@@ -497,6 +497,24 @@ fn the_inventory_retention_prunes_after_each_push() {
             .all(|r| r.outcome == Outcome::Removed
                 && r.message == format!("backup made by push {a}"))
     );
+    // `backup_keep = 0` on web02 alone: the push's own backups stay all
+    // the same (its rollback needs them); web01 and web03 keep one.
+    let inventory = f.farm.inventory_with(&defaults, "");
+    let text = fs::read_to_string(&inventory).unwrap().replacen(
+        "name = \"web02\"\n",
+        "name = \"web02\"\nbackup_keep = 0\n",
+        1,
+    );
+    assert!(text.contains("backup_keep = 0"), "{text}");
+    fs::write(&inventory, text).unwrap();
+    let (c, out) = push(&f);
+    assert!(
+        out.contains("retention (backup_keep): 3 older backup(s) removed"),
+        "{out}"
+    );
+    for s in SERVERS {
+        assert_eq!(f.backups(s), [made_by(&f, s, &c)], "{s}");
+    }
     // The push's own rollback still works.
     let (code, out) = f.run_with(&["rollback", "--site", "Flowtime", "--yes"], &extra);
     assert_eq!(code, 0, "{out}");
