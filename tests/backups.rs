@@ -440,6 +440,11 @@ fn a_prune_on_a_server_that_dies_half_way_is_partial_and_says_so() {
         assert_eq!(f.backups(s), [made_by(&f, s, &b)], "{s}");
     }
     assert_eq!(f.backups("web02").len(), 2);
+    // No lock of the prune left anywhere (web02's was never taken).
+    assert!(outcome.locks_left.is_empty());
+    for s in SERVERS {
+        assert!(!f.dir(s).join("web.farmkey-lock.config").exists(), "{s}");
+    }
     let log = f.log().read_all().unwrap();
     let pruned: Vec<(&str, Outcome)> = log
         .iter()

@@ -330,6 +330,11 @@ pub fn run_prune(args: &PruneArgs) -> ExitCode {
             b.server, b.path
         ));
     }
+    for (server, lock) in &outcome.locks_left {
+        out.line(&format!(
+            "  {server:<10} {lock}: the prune's lock may be left there (the server was lost): a push of the site refuses until it is broken with --break-lock"
+        ));
+    }
     for e in &outcome.audit_errors {
         let _ = std::io::Write::write_fmt(
             &mut std::io::stderr(),
@@ -345,7 +350,7 @@ pub fn run_prune(args: &PruneArgs) -> ExitCode {
         .map(|(b, _)| format!("{} {}", b.server, b.path))
         .collect();
     let mut last = format!("Prune {}: {removed} backup(s) removed", plan.id);
-    let partial = !failed.is_empty() || !unread.is_empty() || !outcome.kept_gone.is_empty();
+    let partial = !outcome.complete() || !unread.is_empty();
     if !failed.is_empty() {
         last.push_str(&format!("; NOT removed: {}", and_list(&failed)));
     }

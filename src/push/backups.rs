@@ -485,11 +485,16 @@ pub struct PruneOutcome {
     pub kept_gone: Vec<Backup>,
     /// The audit log did not take these records.
     pub audit_errors: Vec<String>,
+    /// Site locks the prune took and could not remove (a server lost):
+    /// a push of the site is refused until it is broken (`--break-lock`).
+    pub locks_left: Vec<(String, RemotePath)>,
 }
 
 impl PruneOutcome {
     pub fn complete(&self) -> bool {
-        self.removals.iter().all(|r| r.result.is_ok()) && self.kept_gone.is_empty()
+        self.removals.iter().all(|r| r.result.is_ok())
+            && self.kept_gone.is_empty()
+            && self.locks_left.is_empty()
     }
 
     pub fn removed(&self) -> impl Iterator<Item = &Backup> {
@@ -521,7 +526,7 @@ pub fn prune(
     let mut servers: Vec<&str> = plan.removals().map(|b| b.server.as_str()).collect();
     servers.dedup();
     for server in servers {
-        let mut removals = prune_server(plan, server, sessions);
+        let mut removals = prune_server(plan, server, sessions, &mut out.locks_left);
         verify(plan, server, sessions, &mut removals, &mut out.kept_gone);
         for r in &removals {
             if let Err(e) = audit.append(&record(&plan.id, r)) {
@@ -534,7 +539,12 @@ pub fn prune(
     out
 }
 
-fn prune_server(plan: &PrunePlan, server: &str, sessions: &mut Sessions) -> Vec<Removal> {
+fn prune_server(
+    plan: &PrunePlan,
+    server: &str,
+    sessions: &mut Sessions,
+    locks_left: &mut Vec<(String, RemotePath)>,
+) -> Vec<Removal> {
     let mine: Vec<&Backup> = plan.removals().filter(|b| b.server == server).collect();
     let mut sites: Vec<&str> = mine.iter().map(|b| b.site.as_str()).collect();
     sites.dedup();
@@ -594,9 +604,16 @@ fn prune_server(plan: &PrunePlan, server: &str, sessions: &mut Sessions) -> Vec<
             });
         }
         if lost {
+            // Once more on a fresh session: a lock left would hold off
+            // every push of the site until broken.
             sessions.forget(server);
-        } else {
-            let _ = lock::release(t, server, lock_path, &plan.id);
+        }
+        let released = sessions
+            .get(server)
+            .map_err(|_| ())
+            .and_then(|t| lock::release(t, server, lock_path, &plan.id).map_err(|_| ()));
+        if released.is_err() {
+            locks_left.push((server.to_string(), lock_path.clone()));
         }
     }
     out
@@ -710,7 +727,11 @@ impl Retained {
                     .map(|(b, e)| format!("{} {}: {e}", b.server, b.path))
                     .collect();
                 let unread: Vec<&str> = plan.unread.iter().map(|(s, _)| s.as_str()).collect();
-                if removed == 0 && failed.is_empty() && unread.is_empty() {
+                if removed == 0
+                    && failed.is_empty()
+                    && unread.is_empty()
+                    && outcome.locks_left.is_empty()
+                {
                     return None;
                 }
                 let mut s = format!(
@@ -719,6 +740,11 @@ impl Retained {
                 );
                 if !failed.is_empty() {
                     s.push_str(&format!("; NOT removed: {}", failed.join("; ")));
+                }
+                for (server, lock) in &outcome.locks_left {
+                    s.push_str(&format!(
+                        "; its lock {lock} may be left on {server} (break it with --break-lock)"
+                    ));
                 }
                 if !unread.is_empty() {
                     s.push_str(&format!("; not looked at: {}", super::and_list(&unread)));
