@@ -44,6 +44,10 @@ pub struct Backup {
     /// The push whose rollback restores from it: the latest push of its
     /// site that changed something and was not rolled back.
     pub needed_by: Option<String>,
+    /// Where the push that made it comes in the audit log: of two pushes
+    /// in one second (their stamps equal to the second), the later one's
+    /// backup is the newer.
+    pub logged_at: Option<usize>,
 }
 
 impl Backup {
@@ -175,6 +179,7 @@ pub fn list_server(
                     path,
                     push: None,
                     needed_by: None,
+                    logged_at: None,
                 });
             }
         }
@@ -269,7 +274,7 @@ pub fn list_all(
 #[derive(Debug, Default, Clone)]
 pub struct Ledger {
     /// (server, backup's key) → the push that made it.
-    made: HashMap<(String, String), String>,
+    made: HashMap<(String, String), (String, usize)>,
     /// (server, backup's key) → the push whose rollback restores from it.
     needed: HashMap<(String, String), String>,
 }
@@ -281,9 +286,15 @@ fn entry(server: &str, backup: &str) -> Option<(String, String)> {
 impl Ledger {
     pub fn new(records: &[AuditRecord]) -> Ledger {
         let mut ledger = Ledger::default();
-        for r in records.iter().filter(|r| r.action == AuditAction::Push) {
+        for (i, r) in records.iter().enumerate() {
+            if r.action != AuditAction::Push {
+                continue;
+            }
             if let Some(k) = r.backup.as_deref().and_then(|b| entry(&r.server, b)) {
-                ledger.made.insert(k, r.push_id.clone());
+                ledger
+                    .made
+                    .entry(k)
+                    .or_insert_with(|| (r.push_id.clone(), i));
             }
         }
         // Per site, the push `farmkey rollback` undoes by default: its
@@ -310,11 +321,18 @@ impl Ledger {
 
     /// Fills in the push that made each backup and the one that needs it.
     pub fn annotate(&self, backups: &mut [Backup]) {
-        for b in backups {
+        for b in backups.iter_mut() {
             let k = (b.server.clone(), b.path.key());
-            b.push = self.made.get(&k).cloned();
+            let made = self.made.get(&k);
+            b.push = made.map(|(id, _)| id.clone());
+            b.logged_at = made.map(|(_, i)| *i);
             b.needed_by = self.needed.get(&k).cloned();
         }
+        backups.sort_by(|a, b| {
+            (a.site.as_str(), a.file.key(), a.made, a.logged_at)
+                .cmp(&(b.site.as_str(), b.file.key(), b.made, b.logged_at))
+                .then_with(|| a.path.key().cmp(&b.path.key()))
+        });
     }
 }
 
@@ -364,8 +382,9 @@ pub fn names(b: &Backup, name: &str) -> bool {
     up(name) == up(b.name()) || RemotePath::parse(name).is_ok_and(|p| p.key() == b.path.key())
 }
 
-/// The backups of one file of one server: each one's time and key.
-type Ranked = Vec<(Option<SystemTime>, String)>;
+/// The backups of one file of one server: each one's time, place in the
+/// log and key.
+type Ranked = Vec<(Option<SystemTime>, Option<usize>, String)>;
 
 /// Plans a prune of `listed` (annotated) by `rule`, removing `also` (names
 /// or paths) whatever the rule and the rollback say. `Err` names what of
@@ -397,7 +416,7 @@ pub fn plan_prune(
     for (b, _) in &items {
         rank.entry((b.server.clone(), b.file.key()))
             .or_default()
-            .push((b.made, b.path.key()));
+            .push((b.made, b.logged_at, b.path.key()));
     }
     for list in rank.values_mut() {
         list.sort_by(|a, b| b.cmp(a));
@@ -407,7 +426,7 @@ pub fn plan_prune(
             PruneRule::Keep(n) => {
                 let list = &rank[&(b.server.clone(), b.file.key())];
                 list.iter()
-                    .position(|(_, k)| *k == b.path.key())
+                    .position(|(_, _, k)| *k == b.path.key())
                     .unwrap_or(0)
                     >= n
             }
@@ -848,6 +867,7 @@ mod tests {
             size: Some(10),
             push: None,
             needed_by: needed.map(String::from),
+            logged_at: None,
         }
     }
 
@@ -960,6 +980,21 @@ mod tests {
         let err =
             plan_prune(listed(), PruneRule::Keep(0), &["web.config".into()], now).unwrap_err();
         assert_eq!(err, ["web.config"]);
+        // Two pushes in one second: the log's order says which is newer.
+        let (x, y) = ("20261103T000000Z-ffffffff", "20261103T000000Z-00000000");
+        let mut older = backup("web01", x, None);
+        older.logged_at = Some(1);
+        let mut newer = backup("web01", y, None);
+        newer.logged_at = Some(7);
+        let plan = plan_prune(
+            vec![server("web01", vec![newer, older])],
+            PruneRule::Keep(1),
+            &[],
+            now,
+        )
+        .unwrap();
+        let gone: Vec<&str> = plan.removals().map(Backup::name).collect();
+        assert_eq!(gone, [t(x)]);
     }
 
     /// Which push made a backup, and the one whose rollback needs it: the
