@@ -200,6 +200,11 @@ pub struct Server {
     /// Configuration files larger than this are reported unreadable, with
     /// their size, and never read (`max_config_bytes`).
     pub max_config_bytes: u64,
+    /// `backup_keep`: after a push of a site is applied and recorded, the
+    /// newest this many backups of each file it wrote are kept on the
+    /// server and the older ones removed (never the ones the push's own
+    /// rollback needs). `None`: backups are kept until pruned.
+    pub backup_keep: Option<usize>,
 }
 
 impl Server {
@@ -234,6 +239,7 @@ struct RawSettings {
     connect_timeout_secs: Option<Spanned<u64>>,
     jump: Option<Spanned<String>>,
     max_config_bytes: Option<Spanned<u64>>,
+    backup_keep: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -251,6 +257,7 @@ struct RawServer {
     connect_timeout_secs: Option<Spanned<u64>>,
     jump: Option<Spanned<String>>,
     max_config_bytes: Option<Spanned<u64>>,
+    backup_keep: Option<Spanned<u64>>,
 }
 
 impl RawServer {
@@ -263,6 +270,7 @@ impl RawServer {
             connect_timeout_secs: self.connect_timeout_secs.clone(),
             jump: self.jump.clone(),
             max_config_bytes: self.max_config_bytes.clone(),
+            backup_keep: self.backup_keep.clone(),
         }
     }
 }
@@ -348,6 +356,7 @@ impl Inventory {
             let settings = merge(&name, &raw.defaults, &own).map_err(|(o, m)| err(Some(o), m))?;
             let max_config_bytes =
                 max_config_bytes(&raw.defaults, &own).map_err(|(o, m)| err(Some(o), m))?;
+            let backup_keep = backup_keep(&raw.defaults, &own).map_err(|(o, m)| err(Some(o), m))?;
             let target = match (s.host, s.local_root) {
                 (Some(h), None) => {
                     let host_at = h.span().start;
@@ -395,6 +404,7 @@ impl Inventory {
                 name,
                 target,
                 max_config_bytes,
+                backup_keep,
             });
         }
         if servers.is_empty() {
@@ -521,7 +531,7 @@ pub struct InventorySetting {
 /// Every setting, once: the keys the inventory takes (checked before it is
 /// parsed), `--help`'s list, and what README's example must show (tests
 /// below hold `RawSettings`, `RawServer` and README to it).
-pub const SETTINGS: [InventorySetting; 7] = [
+pub const SETTINGS: [InventorySetting; 8] = [
     InventorySetting {
         key: "user",
         means: "SSH user (else ~/.ssh/config's User, else yours)",
@@ -549,6 +559,10 @@ pub const SETTINGS: [InventorySetting; 7] = [
     InventorySetting {
         key: "max_config_bytes",
         means: "largest configuration file read (else 16 MiB)",
+    },
+    InventorySetting {
+        key: "backup_keep",
+        means: "after a push, keep this many backups per file, prune older (else keep all)",
     },
 ];
 
@@ -590,6 +604,26 @@ fn max_config_bytes(defaults: &RawSettings, own: &RawSettings) -> Result<u64, (u
             format!(
                 "key `max_config_bytes` must be from 1024 to {MAX_CONFIG_BYTES_LIMIT} (bytes; the default is {})",
                 DEFAULT_MAX_CONFIG_BYTES
+            ),
+        )),
+    }
+}
+
+/// The largest `backup_keep`: more backups than this beside one file is
+/// no retention at all.
+const BACKUP_KEEP_LIMIT: u64 = 1000;
+
+fn backup_keep(
+    defaults: &RawSettings,
+    own: &RawSettings,
+) -> Result<Option<usize>, (usize, String)> {
+    match own.backup_keep.as_ref().or(defaults.backup_keep.as_ref()) {
+        None => Ok(None),
+        Some(n) if *n.get_ref() <= BACKUP_KEEP_LIMIT => Ok(Some(*n.get_ref() as usize)),
+        Some(n) => Err((
+            n.span().start,
+            format!(
+                "key `backup_keep` must be from 0 to {BACKUP_KEEP_LIMIT} (backups kept per file after a push)"
             ),
         )),
     }
@@ -742,6 +776,7 @@ mod tests {
                 "user" => "user = \"ops\"".to_string(),
                 "port" | "connect_timeout_secs" => format!("{} = 22", s.key),
                 "max_config_bytes" => format!("{} = 4096", s.key),
+                "backup_keep" => format!("{} = 2", s.key),
                 k => format!("{k} = \"a\""),
             })
             .collect::<Vec<_>>()

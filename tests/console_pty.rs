@@ -2247,3 +2247,50 @@ fn s_sorts_tables_by_the_next_column_and_shift_s_reverses() {
         assert_eq!(p.wait_exit(T), 0);
     }
 }
+
+/// History's `b`: the backups beside the selected push's site on every
+/// server, read by a worker, with `farmkey backups`' columns: the push
+/// that made each, the one its rollback needs; `b` goes back.
+#[test]
+fn the_history_screen_lists_the_backups_of_the_selected_site() {
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    let audit = farm.home.path().join("audit.jsonl");
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let out = farm
+            .farmkey()
+            .args(farm.push_flowtime_args(&audit))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        let id = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Push "))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap()
+            .to_string();
+        ids.push(id);
+    }
+    let mut p = console_on(&farm, &[], 200, 40);
+    p.wait_for("servers 3 ok", T);
+    p.send("5");
+    p.wait_for("Pushes in", T);
+    p.send("b");
+    let s = p.wait_until("the backups of Flowtime", T, |s| {
+        s.contains("Backups of Flowtime") && s.matches(".farmkey.config").count() == 6
+    });
+    assert!(
+        s.contains("MADE BY")
+            && s.contains("ROLLBACK")
+            && s.matches(&format!("needed by push {}", ids[1])).count() == 3
+            && s.matches(&format!("{}  not needed", ids[0])).count() == 3,
+        "{s}"
+    );
+    p.send("b");
+    p.wait_until("back to the pushes", T, |s| {
+        s.contains("Pushes in") && !s.contains("Backups of")
+    });
+    p.send("q");
+    assert_eq!(p.wait_exit(T), 0);
+}

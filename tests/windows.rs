@@ -977,3 +977,71 @@ fn links_are_told_apart_and_never_replaced_on_windows_servers() {
         assert_eq!(s.server("web01").requests("rename"), 0);
     });
 }
+
+/// A read-only backup stays on Windows: sftp-server's process_remove
+/// (openssh-portable v9.5.0.0 sftp-server.c:1202) calls unlink, which is
+/// contrib/win32/win32compat/misc.c:783 w32_unlink, `_wunlink`: DeleteFileW
+/// refuses a file with FILE_ATTRIBUTE_READONLY (ERROR_ACCESS_DENIED, EACCES,
+/// "permission denied"), where Linux removes it from a folder it may write.
+/// The prune names it with its server, removes the others, says it is
+/// partial, and records it as not removed.
+#[test]
+fn prune_reports_a_read_only_backup_on_windows_as_not_removed() {
+    each_version(|v| {
+        let s = setup(v);
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let (code, out) = s.push();
+            assert_eq!(code, 0, "{v:?}:\n{out}");
+            let id = out.lines().find_map(|l| l.strip_prefix("Push ")).unwrap();
+            ids.push(id.split_whitespace().next().unwrap().to_string());
+        }
+        let backups = |server: &str| {
+            let mut v: Vec<String> = fs::read_dir(s.server(server).file(FLOWTIME_DIR))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".farmkey.config"))
+                .collect();
+            v.sort();
+            v
+        };
+        // The first push's (two pushes may share a second: the log says).
+        let log = farmkey::push::audit::AuditLog::new(s.audit.clone());
+        let records = log.read_all().unwrap();
+        let oldest = records
+            .iter()
+            .find_map(|r| {
+                (r.push_id == ids[0] && r.server == "web02")
+                    .then(|| r.backup.clone())
+                    .flatten()
+            })
+            .unwrap();
+        let oldest = oldest.rsplit('\\').next().unwrap().to_string();
+        assert!(backups("web02").contains(&oldest), "{v:?}");
+        s.server("web02")
+            .set_read_only(&format!("{FLOWTIME_DIR}/{oldest}"), true);
+        let (code, out) = s.run(&["prune", "--keep", "1", "--yes"]);
+        assert_eq!(code, 1, "{v:?}:\n{out}");
+        assert!(
+            out.lines().any(|l| l.contains("web02")
+                && l.contains(&oldest)
+                && l.contains("NOT removed")
+                && l.contains("permission denied"))
+                && out.contains("(partial: see above)"),
+            "{v:?}:\n{out}"
+        );
+        for server in ["web01", "web03"] {
+            assert_eq!(backups(server).len(), 1, "{v:?}: {server}");
+        }
+        assert_eq!(backups("web02").len(), 2, "{v:?}");
+        let log = farmkey::push::audit::AuditLog::new(s.audit.clone())
+            .read_all()
+            .unwrap();
+        let web02: Vec<_> = log
+            .iter()
+            .filter(|r| r.action == farmkey::push::audit::AuditAction::Prune && r.server == "web02")
+            .map(|r| r.outcome)
+            .collect();
+        assert_eq!(web02, [farmkey::push::audit::Outcome::Failed], "{v:?}");
+    });
+}

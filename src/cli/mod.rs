@@ -1,5 +1,6 @@
 //! The command line: argument definitions and the headless commands.
 
+mod backups;
 mod console;
 mod disclosed;
 mod keygen;
@@ -32,11 +33,11 @@ pub mod exit {
     pub const MEANINGS: &[(u8, &str)] = &[
         (
             OK,
-            "Done. scan: every site was read on every server and is in step. push: the site is in step (or already was: nothing to write; or a dry run that nothing blocks; with --save-plan: the plan was saved). apply: the saved plan was applied and the site is in step. rollback: every file the push changed holds its original bytes again. The console and demo: closed with q. keygen, history, import-ssh-config, completions, man, disclosed: printed.",
+            "Done. scan: every site was read on every server and is in step. push: the site is in step (or already was: nothing to write; or a dry run that nothing blocks; with --save-plan: the plan was saved). apply: the saved plan was applied and the site is in step. rollback: every file the push changed holds its original bytes again. backups: every server read. prune: every backup planned removed and its folder read again (or nothing to remove). The console and demo: closed with q. keygen, history, import-ssh-config, completions, man, disclosed: printed.",
         ),
         (
             FINDINGS,
-            "scan: a finding, or a server not read. push: nothing changed (blocked, cancelled, or rolled back to where it was). apply: nothing changed: a server or file is not as planned (each is named), or as push. rollback: cancelled, or a file refused (not fully rolled back). keygen: the random generator failed. The console and demo: closed by a signal while no push ran.",
+            "scan: a finding, or a server not read. push: nothing changed (blocked, cancelled, or rolled back to where it was). apply: nothing changed: a server or file is not as planned (each is named), or as push. rollback: cancelled, or a file refused (not fully rolled back). backups: a server not read. prune: cancelled, or partial (a backup not removed, a site locked, a server not read). keygen: the random generator failed. The console and demo: closed by a signal while no push ran.",
         ),
         (
             USAGE,
@@ -227,6 +228,10 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the manual page (roff), or write one page per command into a folder
     Man(ManArgs),
+    /// List the backups farmkey's pushes left beside each site's configuration files (they hold the OLD keys)
+    Backups(BackupsArgs),
+    /// Remove old backups: plan, confirm, remove under the site's lock, verify, record in the audit log
+    Prune(PruneArgs),
     /// Show the lists of publicly disclosed keys that scan, push and the console check (and validate --disclosed-list files)
     Disclosed(DisclosedArgs),
 }
@@ -385,6 +390,48 @@ pub struct RollbackArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct BackupsArgs {
+    #[command(flatten)]
+    pub farm: FarmArgs,
+    #[command(flatten)]
+    pub jobs: JobsArg,
+    #[command(flatten)]
+    pub audit: AuditArg,
+    /// Only the backups of this site (`Site` or `Site/app`)
+    #[arg(long)]
+    pub site: Option<String>,
+    /// Output format
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ListFormat,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("rule").args(["keep", "older_than"]).required(true)))]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub farm: FarmArgs,
+    #[command(flatten)]
+    pub jobs: JobsArg,
+    #[command(flatten)]
+    pub audit: AuditArg,
+    /// Only the backups of this site (`Site` or `Site/app`)
+    #[arg(long)]
+    pub site: Option<String>,
+    /// Keep the N newest backups of each file on each server
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
+    /// Remove the backups older than DAYS days (0: all)
+    #[arg(long, value_name = "DAYS")]
+    pub older_than: Option<u64>,
+    /// Remove this backup too (file name or path, as `farmkey backups` lists it), even one the rollback of the latest push needs; repeatable
+    #[arg(long, value_name = "FILE")]
+    pub also: Vec<String>,
+    /// Remove without asking
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct SiteArgs {
     /// Show only this site (`Site` or `Site/app`); repeatable
     #[arg(long = "site", value_name = "NAME")]
@@ -403,6 +450,13 @@ impl SiteArgs {
             components: components.clone(),
         }
     }
+}
+
+/// How `backups` prints its list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -686,6 +740,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Apply(args)) => push::run_apply(&args),
         Some(Command::History(args)) => push::run_history(&args),
         Some(Command::Rollback(args)) => push::run_rollback(&args),
+        Some(Command::Backups(args)) => backups::run_backups(&args),
+        Some(Command::Prune(args)) => backups::run_prune(&args),
         Some(Command::Completions(args)) => print_completions(args.shell),
         Some(Command::Man(args)) => print_man(&args),
         Some(Command::Disclosed(args)) => disclosed::run(&args.disclosed),

@@ -8,6 +8,7 @@ use crate::analysis::{Selection, analyze_against};
 use crate::config::import::key_set_from_xml;
 use crate::disclosed::DisclosedKeys;
 use crate::farm::scan_all;
+use crate::inventory::Server;
 use crate::keys::KeySet;
 use crate::push::apply::{Progress, locked_out, rollback_push};
 use crate::push::audit::{AuditLog, AuditRecord};
@@ -24,13 +25,13 @@ use crate::safe_text::escape;
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
-fn audit_log(audit: &AuditArg) -> AuditLog {
+pub(super) fn audit_log(audit: &AuditArg) -> AuditLog {
     AuditLog::new(audit.path())
 }
 
 /// The log's records, its notes (records cut off, skipped) on standard
 /// error; the exit code when it cannot be read.
-fn read_records(audit: &AuditLog) -> Result<Vec<AuditRecord>, ExitCode> {
+pub(super) fn read_records(audit: &AuditLog) -> Result<Vec<AuditRecord>, ExitCode> {
     let read = audit.read().map_err(usage_error)?;
     for note in &read.notes {
         let _ = writeln!(std::io::stderr(), "farmkey: {}", escape(note));
@@ -52,7 +53,7 @@ fn ask(out: &mut Out, question: &str) -> Result<(), ExitCode> {
 }
 
 /// Asks on the controlling terminal; `Err` when there is none.
-fn confirm(question: &str) -> Result<bool, AskError> {
+pub(super) fn confirm(question: &str) -> Result<bool, AskError> {
     let tty = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -110,20 +111,20 @@ fn read_keys(path: &std::path::Path, disclosed: &DisclosedKeys) -> Result<KeySet
 /// noted, asks a running push to stop between steps, and the last line goes
 /// to standard error instead. Every line is made safe for a terminal: names
 /// and messages come from servers.
-struct Out {
+pub(super) struct Out {
     stop: Interrupt,
     closed: bool,
 }
 
 impl Out {
-    fn new(stop: Interrupt) -> Out {
+    pub(super) fn new(stop: Interrupt) -> Out {
         Out {
             stop,
             closed: false,
         }
     }
 
-    fn line(&mut self, text: &str) {
+    pub(super) fn line(&mut self, text: &str) {
         if self.closed {
             return;
         }
@@ -145,7 +146,7 @@ impl Out {
 
     /// The verdict: seen on standard output, or on standard error when
     /// nobody reads the output any more.
-    fn last(&mut self, text: &str) {
+    pub(super) fn last(&mut self, text: &str) {
         self.line(text);
         if self.closed {
             let _ = writeln!(std::io::stderr(), "farmkey: {}", escape(text));
@@ -250,6 +251,7 @@ fn confirm_and_apply(
     plan: &Plan,
     sessions: &mut Sessions,
     audit: &AuditLog,
+    servers: &[Server],
     yes: bool,
 ) -> ExitCode {
     if let Some((last, code)) = not_run(plan, "") {
@@ -280,6 +282,13 @@ fn confirm_and_apply(
             "farmkey: the audit log did not take a record: {}",
             escape(e)
         );
+    }
+    if outcome.verdict() == PushVerdict::InStep {
+        let keep = crate::push::backups::retention(plan, servers);
+        let retained = crate::push::backups::retain(&plan.site, &keep, sessions, audit);
+        if let Some(line) = retained.summary() {
+            out.line(&format!("  ({line})"));
+        }
     }
     out.last(&outcome.summary());
     ExitCode::from(push_exit_code(&outcome))
@@ -363,7 +372,15 @@ pub fn run_push(args: &PushArgs) -> ExitCode {
         ));
         return ExitCode::from(exit::FINDINGS);
     }
-    confirm_and_apply(&mut out, &stop, &plan, &mut sessions, &audit, args.yes)
+    confirm_and_apply(
+        &mut out,
+        &stop,
+        &plan,
+        &mut sessions,
+        &audit,
+        &inventory.servers,
+        args.yes,
+    )
 }
 
 /// `push --save-plan FILE`: the plan written to FILE, if a push would run
@@ -534,7 +551,15 @@ pub fn run_apply(args: &ApplyArgs) -> ExitCode {
     // Named absolutely: the log outlives the directory it was run in.
     plan.saved = Some(saved.reference(&std::fs::canonicalize(path).unwrap_or(path.clone())));
     show_plan(&mut out, &plan);
-    confirm_and_apply(&mut out, &stop, &plan, &mut sessions, &audit, args.yes)
+    confirm_and_apply(
+        &mut out,
+        &stop,
+        &plan,
+        &mut sessions,
+        &audit,
+        &inventory.servers,
+        args.yes,
+    )
 }
 
 pub fn run_history(args: &HistoryArgs) -> ExitCode {
@@ -574,6 +599,12 @@ pub fn run_history(args: &HistoryArgs) -> ExitCode {
             if servers == 1 { "" } else { "s" },
             push.outcome_summary()
         ));
+        if push.is_prune() {
+            for l in push.prune_lines() {
+                out.line(&format!("    {:<9} {l}", "prune"));
+            }
+            continue;
+        }
         if let Some(plan) = push.plan_text() {
             out.line(&format!("    {:<9} {plan}", "plan"));
         }

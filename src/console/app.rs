@@ -48,6 +48,12 @@ pub enum Msg {
         path: PathBuf,
         result: Result<Vec<PastPush>, std::io::Error>,
     },
+    /// The backups of a site on every server, read and matched to the
+    /// audit log.
+    Backups {
+        site: Option<String>,
+        servers: Vec<crate::push::backups::ServerBackups>,
+    },
     Tick,
 }
 
@@ -77,6 +83,9 @@ pub enum Effect {
     InterruptPush,
     /// Read the audit log; the answer comes as `Msg::History`.
     LoadHistory,
+    /// Read a site's backups on every server; the answer comes as
+    /// `Msg::Backups`.
+    LoadBackups(Option<String>),
     /// Read the locks of the servers a rollback of these records would
     /// restore; the answer comes as `Work::RollbackLocks`.
     CheckRollback(Vec<AuditRecord>),
@@ -376,6 +385,16 @@ impl App {
                 Vec::new()
             }
             Msg::Work(work) => self.on_work(work),
+            Msg::Backups { site, servers } => {
+                let b = &mut self.data.history.backups;
+                // An answer to an earlier question is not this one's.
+                if b.site == site {
+                    b.servers = servers;
+                    b.loading = false;
+                    self.data.changed = true;
+                }
+                Vec::new()
+            }
             Msg::History { path, result } => {
                 let h = &mut self.data.history;
                 h.path = Some(path);
@@ -583,6 +602,14 @@ impl App {
                 self.data.history.loading = true;
                 self.data.changed = true;
                 vec![Effect::LoadHistory]
+            }
+            Action::LoadBackups { site } => {
+                let b = &mut self.data.history.backups;
+                b.site = site.clone();
+                b.servers.clear();
+                b.loading = true;
+                self.data.changed = true;
+                vec![Effect::LoadBackups(site)]
             }
             Action::ChooseRollback { push_id } => {
                 let push = self.data.history.pushes.iter().find(|p| p.id == push_id);

@@ -180,6 +180,11 @@ pub const KEYS: &[KeyDoc] = &[
         "roll the push back, after a confirmation (Cancel is the default)",
     ),
     k(
+        &["b"],
+        &[History],
+        "the backups beside the selected push's site on every server, read again (b or Esc back to the pushes)",
+    ),
+    k(
         &["w"],
         &[PushConfirm],
         "save the plan to a file (asks for its name) instead of pushing: for review, then `farmkey apply FILE` (not for generated keys: import a key file)",

@@ -231,6 +231,14 @@ fn run_effects(
             }
             Effect::InterruptPush => push_stop.request(StopReason::Operator),
             Effect::LoadHistory => workers::load_history(audit(), tx.clone()),
+            Effect::LoadBackups(site) => workers::load_backups(
+                site,
+                servers(),
+                connect.clone(),
+                opts.jobs,
+                audit(),
+                tx.clone(),
+            ),
             Effect::CheckRollback(records) => {
                 workers::check_rollback(records, servers(), connect.clone(), tx.clone())
             }

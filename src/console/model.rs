@@ -62,6 +62,11 @@ pub enum Action {
     /// Stop the running push between steps; it undoes what it changed.
     InterruptPush,
     LoadHistory,
+    /// Read the backups of a site (every site: `None`) on every server;
+    /// the answer comes as `Msg::Backups`.
+    LoadBackups {
+        site: Option<String>,
+    },
     /// Open the rollback of a push of the audit log (a confirmation first).
     ChooseRollback {
         push_id: String,
@@ -88,7 +93,8 @@ impl Action {
             | Action::RescanServer(_)
             | Action::Reveal { .. }
             | Action::InterruptPush
-            | Action::LoadHistory => false,
+            | Action::LoadHistory
+            | Action::LoadBackups { .. } => false,
         }
     }
 
@@ -198,6 +204,17 @@ pub struct HistoryData {
     pub pushes: Vec<PastPush>,
     /// Why the log could not be read (its error names the log).
     pub error: Option<std::io::Error>,
+    pub loading: bool,
+    /// The backups last read for the History's backups view.
+    pub backups: BackupsData,
+}
+
+/// The backups of a site on every server, as last read.
+#[derive(Debug, Default)]
+pub struct BackupsData {
+    /// The site asked for (`None`: every site).
+    pub site: Option<String>,
+    pub servers: Vec<crate::push::backups::ServerBackups>,
     pub loading: bool,
 }
 

@@ -26,6 +26,7 @@ pub fn spawn_push(
 ) {
     std::thread::spawn(move || {
         let send = |work: Work| tx.send(Msg::Work(work)).is_ok();
+        let keep_of = servers.clone();
         let mut sessions = Sessions::new(servers, connect);
         let plan = match build_plan(&request, &report, &mut sessions) {
             Ok(p) => p,
@@ -55,6 +56,14 @@ pub fn spawn_push(
             send(Work::PushProgress(p));
         };
         let outcome = apply(&plan, &mut sessions, &audit, &stop, &mut progress);
+        // The inventory's retention, once the push is in step and recorded.
+        if outcome.verdict() == crate::push::PushVerdict::InStep {
+            let keep = crate::push::backups::retention(&plan, &keep_of);
+            let retained = crate::push::backups::retain(&plan.site, &keep, &mut sessions, &audit);
+            if let Some(line) = retained.summary() {
+                progress(crate::push::apply::Progress::Note(line));
+            }
+        }
         send(Work::PushDone(Ok(outcome)));
     });
 }
@@ -98,6 +107,34 @@ pub fn check_rollback(
         let mut sessions = Sessions::new(servers, connect);
         let locked = locked_out(&records, &mut sessions, false);
         let _ = tx.send(Msg::Work(Work::RollbackLocks(locked)));
+    });
+}
+
+/// Reads the backups of `site` (every site: `None`) on every server, each
+/// on a session of its own, and matches them to the audit log.
+pub fn load_backups(
+    site: Option<String>,
+    servers: Vec<Server>,
+    connect: ConnectOptions,
+    jobs: usize,
+    audit: AuditLog,
+    tx: Sender<Msg>,
+) {
+    use crate::push::backups::{Ledger, list_all};
+    std::thread::spawn(move || {
+        // A log that cannot be read leaves the push of each backup unknown;
+        // the History says why it could not be read.
+        let ledger = Ledger::new(&audit.read_all().unwrap_or_default());
+        let mut found = list_all(&servers, &connect, jobs, site.as_deref());
+        for s in &mut found {
+            if let Ok(b) = &mut s.result {
+                ledger.annotate(b);
+            }
+        }
+        let _ = tx.send(Msg::Backups {
+            site,
+            servers: found,
+        });
     });
 }
 

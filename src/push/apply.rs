@@ -1232,7 +1232,7 @@ fn is_temporary_of(file: &RemotePath, p: &RemotePath) -> bool {
 /// `web.<stamp>.farmkey.config`, the stamp as [`super::file_stamp`] makes
 /// it (`20261126T112045Z-3fa9c1d2`, with `-2` when a second push in the
 /// same second took the name; older records have no random part).
-fn is_backup_of(file: &RemotePath, p: &RemotePath) -> bool {
+pub(crate) fn is_backup_of(file: &RemotePath, p: &RemotePath) -> bool {
     let Some((name, stem)) = beside(file, p) else {
         return false;
     };

@@ -82,6 +82,8 @@ crate::spelled::spelled! {
     pub enum AuditAction {
         Push = "push",
         Rollback = "rollback",
+        /// Backups removed by `farmkey prune` (or a push's retention).
+        Prune = "prune",
     }
 }
 
@@ -99,6 +101,8 @@ crate::spelled::spelled! {
         LeftAlone = "left-alone",
         RollbackFailed = "rollback-failed",
         Refused = "refused",
+        /// A backup a prune removed.
+        Removed = "removed",
     }
 }
 
@@ -107,7 +111,7 @@ impl Outcome {
     pub fn is_fine(self) -> bool {
         matches!(
             self,
-            Outcome::Applied | Outcome::Unchanged | Outcome::RolledBack
+            Outcome::Applied | Outcome::Unchanged | Outcome::RolledBack | Outcome::Removed
         )
     }
 }

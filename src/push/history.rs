@@ -63,6 +63,49 @@ impl PastPush {
         out
     }
 
+    /// Whether it is a prune of backups (`farmkey prune`, or a push's
+    /// retention), not a push: its records name the backups removed.
+    pub fn is_prune(&self) -> bool {
+        self.records.iter().all(|r| r.action == AuditAction::Prune)
+    }
+
+    /// A prune's records as `farmkey history` says them: per server, the
+    /// backups removed, then those not removed and why; nothing for a push.
+    pub fn prune_lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.is_prune() {
+            return out;
+        }
+        for server in self.servers() {
+            let of = |o: Outcome| -> Vec<&AuditRecord> {
+                self.records
+                    .iter()
+                    .filter(|r| r.server == server && r.outcome == o)
+                    .collect()
+            };
+            let removed: Vec<&str> = of(Outcome::Removed)
+                .iter()
+                .filter_map(|r| r.backup.as_deref())
+                .collect();
+            if !removed.is_empty() {
+                out.push(format!("{server} removed {}", removed.join(", ")));
+            }
+            for r in self
+                .records
+                .iter()
+                .filter(|r| r.server == server && r.outcome != Outcome::Removed)
+            {
+                out.push(format!(
+                    "{server} NOT removed {} ({}): {}",
+                    r.backup.as_deref().unwrap_or("?"),
+                    r.outcome,
+                    r.message
+                ));
+            }
+        }
+        out
+    }
+
     /// Its rollbacks' records, in order.
     pub fn rollbacks(&self) -> impl Iterator<Item = &AuditRecord> {
         self.records
@@ -279,6 +322,9 @@ impl PastPush {
     /// servers differed, `(kept)` when nothing changed); `arrow` in the
     /// symbol set of the output.
     pub fn key_sets_text(&self, arrow: &str) -> String {
+        if self.is_prune() {
+            return "(backups pruned)".into();
+        }
         let (before, after) = self.key_sets();
         let side = |sets: &[&str]| match sets {
             [] => "?".to_string(),
@@ -337,9 +383,17 @@ pub fn file_label(records: &[AuditRecord], server: &str, file: &str) -> String {
     )
 }
 
-/// Whether two records are about the same file of the same server.
+/// Whether two records are about the same file of the same server (for a
+/// prune's, the same backup of it).
 fn same_file(a: &AuditRecord, b: &AuditRecord) -> bool {
-    a.server == b.server && crate::paths::same_name(&a.file, &b.file)
+    let prune = a.action == AuditAction::Prune && b.action == AuditAction::Prune;
+    a.server == b.server
+        && crate::paths::same_name(&a.file, &b.file)
+        && (!prune
+            || crate::paths::same_name(
+                a.backup.as_deref().unwrap_or_default(),
+                b.backup.as_deref().unwrap_or_default(),
+            ))
 }
 
 /// Pushes in the order they were made, each with its records; only those

@@ -615,7 +615,7 @@ pub fn release(
 }
 
 /// `42s`, `5m`, `3h 20m`, `12d 4h`: precise enough to judge a lock.
-fn age_text(d: Duration) -> String {
+pub fn age_text(d: Duration) -> String {
     let s = d.as_secs();
     match s {
         0..60 => format!("{s}s"),

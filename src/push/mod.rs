@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod audit;
+pub mod backups;
 pub mod diff;
 pub mod disclosed;
 pub mod error;

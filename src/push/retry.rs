@@ -259,6 +259,7 @@ mod tests {
                 },
             },
             max_config_bytes: 1,
+            backup_keep: None,
         };
         let secs = |s: &Server| Reconnect::for_server(s).window.as_secs();
         assert_eq!(secs(&ssh(Some(3))), 6);
@@ -269,6 +270,7 @@ mod tests {
                 root: "./lab".into(),
             },
             max_config_bytes: 1,
+            backup_keep: None,
         };
         assert_eq!(secs(&local), 1);
         let r = Reconnect::for_server(&ssh(None));
@@ -290,6 +292,7 @@ mod tests {
                 root: dir.path().join("gone"),
             },
             max_config_bytes: 1,
+            backup_keep: None,
         };
         let mut sessions = Sessions::new(vec![server], Default::default());
         let start = std::time::Instant::now();

@@ -216,6 +216,7 @@ mod tests {
                         root: dir.path().join(n),
                     },
                     max_config_bytes: crate::inventory::DEFAULT_MAX_CONFIG_BYTES,
+                    backup_keep: None,
                 }
             })
             .collect();

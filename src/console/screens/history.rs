@@ -1,5 +1,7 @@
 //! History (`5`): the pushes of the audit log, newest first; Enter shows
-//! one push server by server; `u` rolls it back (after a confirmation).
+//! one push server by server; `u` rolls it back (after a confirmation);
+//! `b` lists the backups beside the selected push's site on every server
+//! (read by a worker, as `farmkey backups` lists them).
 
 use super::detail::kv;
 use super::{Nav, Rows, Screen, ScreenReply, Scroll, Sort};
@@ -22,6 +24,8 @@ pub struct HistoryScreen {
     open: Option<String>,
     scroll: Scroll,
     sort: Sort,
+    /// The backups view (`b`) is shown.
+    backups: bool,
 }
 
 /// The orders of `s`: newest first, then by these columns.
@@ -207,6 +211,71 @@ impl HistoryScreen {
         ui.page(f, panel_area, title, lines, 0);
     }
 
+    /// The backups view: `farmkey backups`' columns, a site's backups on
+    /// every server, then the servers not read.
+    fn backups_page<'a>(data: &'a Data, ui: &Ui) -> (String, Vec<Line<'a>>) {
+        use crate::push::backups::COLUMNS;
+        let b = &data.history.backups;
+        let title = match &b.site {
+            Some(s) => format!(" Backups of {s} (they hold the old keys) "),
+            None => " Backups (they hold the old keys) ".to_string(),
+        };
+        if b.loading {
+            let text = format!(" {} reading every server…", ui.spinner());
+            return (title, vec![Line::styled(text, ui.style(StyleKey::TextDim))]);
+        }
+        let now = std::time::SystemTime::now();
+        let mut rows: Vec<(bool, [String; 6])> = vec![(false, COLUMNS.map(String::from))];
+        for backup in b
+            .servers
+            .iter()
+            .filter_map(|s| s.result.as_ref().ok())
+            .flatten()
+        {
+            rows.push((backup.needed_by.is_some(), backup.cells(now)));
+        }
+        let widths: Vec<usize> = (0..COLUMNS.len())
+            .map(|i| {
+                rows.iter()
+                    .map(|(_, r)| r[i].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut lines: Vec<Line> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (needed, cells))| {
+                let text: Vec<String> = cells
+                    .iter()
+                    .zip(&widths)
+                    .map(|(c, w)| ui.pad(c, *w))
+                    .collect();
+                let style = match (i, needed) {
+                    (0, _) => StyleKey::TextDim,
+                    (_, true) => StyleKey::Header,
+                    _ => StyleKey::Text,
+                };
+                Line::styled(format!(" {}", text.join("  ")), ui.style(style))
+            })
+            .collect();
+        if rows.len() == 1 {
+            lines.push(Line::styled(
+                " No backups found.",
+                ui.style(StyleKey::TextDim),
+            ));
+        }
+        for s in &b.servers {
+            if let Err(e) = &s.result {
+                lines.push(Line::styled(
+                    format!(" {} {}: not read: {e}", ui.symbols.error, s.server),
+                    ui.style(StyleKey::Warning),
+                ));
+            }
+        }
+        (title, lines)
+    }
+
     /// The push server by server, for a panel `width` wide: its title and
     /// lines, what is drawn and what the scroll's end is counted from.
     fn push_page<'a>(push: &'a PastPush, ui: &Ui, width: u16) -> (String, Vec<Line<'a>>) {
@@ -225,6 +294,10 @@ impl HistoryScreen {
                 format!(" from saved plan {plan}"),
                 ui.style(StyleKey::TextDim),
             ));
+        }
+        // A prune: the backups it removed, and those it did not, and why.
+        for l in push.prune_lines() {
+            lines.push(Line::styled(format!(" {l}"), ui.style(StyleKey::Text)));
         }
         let arrow = ui.symbols.to;
         let standing = push.standing();
@@ -382,6 +455,25 @@ impl Screen for HistoryScreen {
     }
 
     fn on_key(&mut self, key: &KeyEvent, data: &Data) -> ScreenReply {
+        if self.backups {
+            if let Some(nav) = Nav::of(key) {
+                self.scroll.step(nav);
+                return ScreenReply::Done;
+            }
+            return match key.code {
+                KeyCode::Esc | KeyCode::Char('b') => {
+                    self.backups = false;
+                    ScreenReply::Done
+                }
+                _ => ScreenReply::Unhandled,
+            };
+        }
+        if self.open.is_none() && key.code == KeyCode::Char('b') {
+            self.backups = true;
+            self.scroll.top();
+            let site = self.selected(data).map(|p| p.site().to_string());
+            return ScreenReply::Act(Action::LoadBackups { site });
+        }
         if self.open.is_some() {
             if let Some(nav) = Nav::of(key) {
                 self.scroll.step(nav);
@@ -430,6 +522,9 @@ impl Screen for HistoryScreen {
     }
 
     fn keys(&self, ui: &Ui) -> Vec<KeyHelp> {
+        if self.backups {
+            return vec![(ui.symbols.updown, "scroll"), ("b/Esc", "back")];
+        }
         if self.open.is_some() {
             vec![
                 (ui.symbols.updown, "scroll"),
@@ -441,12 +536,19 @@ impl Screen for HistoryScreen {
                 (ui.symbols.updown, "move"),
                 ("Enter", "servers"),
                 ("u", "roll back"),
+                // `b` (backups) is in the help: here it would push the
+                // global keys out of an 80-column footer.
                 ("s/S", "sort"),
             ]
         }
     }
 
     fn fit(&mut self, area: Rect, data: &Data, ui: &Ui) {
+        if self.backups {
+            let (_, lines) = Self::backups_page(data, ui);
+            self.scroll.fit(ui.page_end(area, lines));
+            return;
+        }
         let end = self.shown(data).map_or(0, |push| {
             let (_, lines) = Self::push_page(push, ui, area.width);
             ui.page_end(area, lines)
@@ -455,6 +557,11 @@ impl Screen for HistoryScreen {
     }
 
     fn draw(&self, f: &mut Frame, area: Rect, data: &Data, ui: &Ui) {
+        if self.backups {
+            let (title, lines) = Self::backups_page(data, ui);
+            ui.page(f, area, title, lines, self.scroll.at());
+            return;
+        }
         match self.shown(data) {
             Some(push) => {
                 let (title, lines) = Self::push_page(push, ui, area.width);
