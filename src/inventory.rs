@@ -38,6 +38,8 @@ pub struct SshSettings {
     /// `jump`: the jump hosts to go through; wins over `ProxyJump` of
     /// `~/.ssh/config`.
     pub jump: Option<Jump>,
+    /// `jump_sessions`: sessions at most to each jump host of the chain.
+    pub jump_sessions: Option<usize>,
 }
 
 /// One hop of a jump chain: `[user@]host[:port]`.
@@ -234,6 +236,7 @@ struct RawSettings {
     connect_timeout_secs: Option<Spanned<u64>>,
     jump: Option<Spanned<String>>,
     max_config_bytes: Option<Spanned<u64>>,
+    jump_sessions: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -251,6 +254,7 @@ struct RawServer {
     connect_timeout_secs: Option<Spanned<u64>>,
     jump: Option<Spanned<String>>,
     max_config_bytes: Option<Spanned<u64>>,
+    jump_sessions: Option<Spanned<u64>>,
 }
 
 impl RawServer {
@@ -263,6 +267,7 @@ impl RawServer {
             connect_timeout_secs: self.connect_timeout_secs.clone(),
             jump: self.jump.clone(),
             max_config_bytes: self.max_config_bytes.clone(),
+            jump_sessions: self.jump_sessions.clone(),
         }
     }
 }
@@ -521,7 +526,7 @@ pub struct InventorySetting {
 /// Every setting, once: the keys the inventory takes (checked before it is
 /// parsed), `--help`'s list, and what README's example must show (tests
 /// below hold `RawSettings`, `RawServer` and README to it).
-pub const SETTINGS: [InventorySetting; 7] = [
+pub const SETTINGS: [InventorySetting; 8] = [
     InventorySetting {
         key: "user",
         means: "SSH user (else ~/.ssh/config's User, else yours)",
@@ -549,6 +554,10 @@ pub const SETTINGS: [InventorySetting; 7] = [
     InventorySetting {
         key: "max_config_bytes",
         means: "largest configuration file read (else 16 MiB)",
+    },
+    InventorySetting {
+        key: "jump_sessions",
+        means: "sessions at most to each jump host, 1 to 32 (else 8)",
     },
 ];
 
@@ -644,6 +653,13 @@ fn check_keys(table: &toml::Table, text: &str, path: &Path) -> Result<(), Invent
     Ok(())
 }
 
+/// Sessions to one jump host unless the inventory says otherwise
+/// (`jump_sessions`): under OpenSSH's `MaxStartups 10:30:100`, which drops
+/// unauthenticated connections beyond 10 at once.
+pub const DEFAULT_JUMP_SESSIONS: usize = 8;
+/// The most `jump_sessions` may ask for.
+const MAX_JUMP_SESSIONS: usize = 32;
+
 /// The longest `connect_timeout_secs`: a server that has not answered in
 /// ten minutes is down, and a larger number is a typo (milliseconds).
 const MAX_TIMEOUT_SECS: u64 = 600;
@@ -681,6 +697,24 @@ fn merge(
         ),
         None => None,
     };
+    let jump_sessions = match own
+        .jump_sessions
+        .as_ref()
+        .or(defaults.jump_sessions.as_ref())
+    {
+        Some(n) if (1..=MAX_JUMP_SESSIONS as u64).contains(n.get_ref()) => {
+            Some(*n.get_ref() as usize)
+        }
+        Some(n) => {
+            return Err((
+                n.span().start,
+                format!(
+                    "key `jump_sessions` must be from 1 to {MAX_JUMP_SESSIONS} (sessions to each jump host; the default is {DEFAULT_JUMP_SESSIONS})"
+                ),
+            ));
+        }
+        None => None,
+    };
     Ok(SshSettings {
         user: own.user.clone().or_else(|| defaults.user.clone()),
         port: own.port.or(defaults.port),
@@ -694,6 +728,7 @@ fn merge(
             .or_else(|| defaults.known_hosts.clone()),
         connect_timeout,
         jump,
+        jump_sessions,
     })
 }
 
@@ -742,6 +777,7 @@ mod tests {
                 "user" => "user = \"ops\"".to_string(),
                 "port" | "connect_timeout_secs" => format!("{} = 22", s.key),
                 "max_config_bytes" => format!("{} = 4096", s.key),
+                "jump_sessions" => format!("{} = 4", s.key),
                 k => format!("{k} = \"a\""),
             })
             .collect::<Vec<_>>()
@@ -1113,5 +1149,41 @@ local_root = "./lab"
             e.message.starts_with("key `jump`: \"bastion:99999\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn jump_sessions_is_a_bounded_setting_that_servers_override() {
+        let inv = parse(
+            "[defaults]
+jump_sessions = 3
+
+[[servers]]
+name = \"a\"
+host = \"h\"
+
+[[servers]]
+name = \"b\"
+host = \"h2\"
+jump_sessions = 1
+",
+        )
+        .unwrap();
+        let sessions = |i: usize| match &inv.servers[i].target {
+            Target::Ssh { settings, .. } => settings.jump_sessions,
+            _ => panic!(),
+        };
+        assert_eq!((sessions(0), sessions(1)), (Some(3), Some(1)));
+        for bad in ["0", "33"] {
+            let e = parse(&format!(
+                "[[servers]]\nname = \"a\"\nhost = \"h\"\njump_sessions = {bad}\n"
+            ))
+            .unwrap_err();
+            assert_eq!(e.line, Some(4), "{e}");
+            assert!(
+                e.message
+                    .contains("`jump_sessions` must be from 1 to 32 (sessions to each jump host; the default is 8)"),
+                "{e}"
+            );
+        }
     }
 }

@@ -27,12 +27,14 @@ pub fn run(args: &ScanArgs) -> ExitCode {
         }
     };
     let opts = args.farm.connect.headless_options();
+    let jumps = opts.jumps.clone();
     let scans = scan_all(&inventory.servers, opts, args.jobs.jobs);
-    let report = analyze_against(
+    let mut report = analyze_against(
         &scans,
         &args.sites.selection(&inventory.components),
         &disclosed,
     );
+    report.notes = jumps.notes();
     match args.format {
         ScanFormat::Table => {
             if let Err(code) =
