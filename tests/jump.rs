@@ -783,12 +783,15 @@ fn wide_farm() -> SshFarm {
 }
 
 /// The farm's inventory through `jump`, with a timeout that a loaded
-/// machine does not reach, and `extra` in its defaults.
-fn wide_inventory(farm: &SshFarm, jump: &str, extra: &str) -> PathBuf {
+/// machine does not reach, and `extra` in its defaults, as `name`.
+fn wide_inventory(farm: &SshFarm, jump: &str, extra: &str, name: &str) -> PathBuf {
     let defaults = farm
         .defaults()
         .replace("connect_timeout_secs = 3\n", "connect_timeout_secs = 30\n");
-    farm.inventory_with(&format!("{defaults}jump = \"{jump}\"\n{extra}"), "")
+    let written = farm.inventory_with(&format!("{defaults}jump = \"{jump}\"\n{extra}"), "");
+    let path = farm.home.path().join(name);
+    fs::rename(written, &path).unwrap();
+    path
 }
 
 /// Sessions the jump host has let in so far.
@@ -808,7 +811,7 @@ fn many_servers_behind_one_bastion_spread_over_several_sessions_and_a_push_takes
 
     // The default --jobs reads all twenty at once: they share three
     // sessions to the bastion, nothing to note.
-    let inventory = wide_inventory(&farm, &jump, "");
+    let inventory = wide_inventory(&farm, &jump, "", "wide.toml");
     let json = scan_json(&farm, &inventory, &NO_SSH_CONFIG);
     assert!(all_reachable(&json), "{json}\n{}", gate.log());
     assert!(json.get("notes").is_none(), "{json}");
@@ -818,7 +821,7 @@ fn many_servers_behind_one_bastion_spread_over_several_sessions_and_a_push_takes
     }
 
     // jump_sessions bounds them.
-    let two = wide_inventory(&farm, &jump, "jump_sessions = 2\n");
+    let two = wide_inventory(&farm, &jump, "jump_sessions = 2\n", "two.toml");
     let before = logins(&gate);
     let json = scan_json(&farm, &two, &NO_SSH_CONFIG);
     assert!(all_reachable(&json), "{json}\n{}", gate.log());
@@ -836,10 +839,15 @@ fn many_servers_behind_one_bastion_spread_over_several_sessions_and_a_push_takes
 fn a_bastion_that_refuses_more_sessions_keeps_those_it_took_and_the_scan_says_so() {
     let farm = wide_farm();
     let gate = farm.bastion("gate", None, true);
-    // The first two connections get through; later ones are closed at once.
+    // Two connections at a time get through; a third is closed at once.
     let limited = support::proxy::DelayProxy::admitting(gate.port, HOP_DELAY, 2);
     farm.trust(limited.port, &gate.host_key);
-    let inventory = wide_inventory(&farm, &format!("{USER}@127.0.0.1:{}", limited.port), "");
+    let inventory = wide_inventory(
+        &farm,
+        &format!("{USER}@127.0.0.1:{}", limited.port),
+        "",
+        "wide.toml",
+    );
 
     let json = scan_json(&farm, &inventory, &NO_SSH_CONFIG);
     assert!(all_reachable(&json), "{json}\n{}", gate.log());
@@ -866,7 +874,16 @@ fn a_bastion_that_refuses_more_sessions_keeps_those_it_took_and_the_scan_says_so
         "{message}"
     );
 
-    // The table says it too, after the findings.
+    // The table says it too, after the findings (once the first scan's
+    // sessions are closed, so that the proxy lets two in again).
+    let until = Instant::now() + Duration::from_secs(30);
+    while limited.open_connections() > 0 {
+        assert!(
+            Instant::now() < until,
+            "the first scan's sessions stay open"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let out = farm
         .farmkey()
         .args(["scan", "--batch", "-i"])
@@ -895,7 +912,7 @@ fn a_chain_of_two_takes_several_sessions_to_its_last_hop_through_one_to_its_firs
         "{USER}@127.0.0.1:{},{USER}@127.0.0.1:{}",
         to_hop1.port, hop2.port
     );
-    let inventory = wide_inventory(&farm, &chain, "");
+    let inventory = wide_inventory(&farm, &chain, "", "wide.toml");
 
     let json = scan_json(&farm, &inventory, &NO_SSH_CONFIG);
     assert!(
