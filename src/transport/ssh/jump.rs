@@ -162,7 +162,7 @@ impl JumpPool {
                 })
             })
             .collect();
-        notes.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
+        notes.sort_by_key(ToString::to_string);
         notes
     }
 
