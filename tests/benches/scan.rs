@@ -3,7 +3,8 @@
 //! from every server in parallel; then the same through a bastion (the
 //! delay between the client and the bastion, the servers next to it),
 //! against `sftp -J`. Run with `cargo bench --bench scan` (as root, like the
-//! tests). Options: `--sizes 1,4,16,64 --delays 0,20 --bastion-sizes 1,16,64`.
+//! tests). Options: `--sizes 1,4,16,64 --delays 0,20 --bastion-sizes 1,16,64`
+//! (`--jump-sessions K` bounds the sessions to the bastion).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -101,6 +102,11 @@ fn build(n: usize, delay: Duration, through_bastion: bool) -> Farm {
             proxy.port, bastion.host_key
         ));
         inv.push_str(&format!("jump = \"{USER}@127.0.0.1:{}\"\n", proxy.port));
+        // `--jump-sessions K`: at most K sessions to the bastion (1 is how
+        // farmkey worked before it kept several).
+        if let Some(k) = arg_list("--jump-sessions", &[]).first() {
+            inv.push_str(&format!("jump_sessions = {k}\n"));
+        }
         let ports = ssh.servers.iter().map(|s| s.port).collect();
         (vec![proxy], ports, Some(bastion))
     } else {
