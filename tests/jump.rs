@@ -900,6 +900,34 @@ fn a_bastion_that_refuses_more_sessions_keeps_those_it_took_and_the_scan_says_so
 }
 
 #[test]
+fn a_bastion_whose_max_startups_drops_extra_sessions_serves_all_servers_through_those_it_took() {
+    let farm = wide_farm();
+    // OpenSSH drops every connection beyond one that has not logged in
+    // yet (sshd.c, should_drop_connection and drop_connection): of the two
+    // extra sessions, opened side by side, one gets in.
+    let gate = farm.bastion_starting("gate", None, true, "1:100:1");
+    let delayed = support::proxy::DelayProxy::start(gate.port, HOP_DELAY);
+    farm.trust(delayed.port, &gate.host_key);
+    let inventory = wide_inventory(
+        &farm,
+        &format!("{USER}@127.0.0.1:{}", delayed.port),
+        "",
+        "wide.toml",
+    );
+    let json = scan_json(&farm, &inventory, &NO_SSH_CONFIG);
+    assert!(all_reachable(&json), "{json}\n{}", gate.log());
+    // sshd.c logs each one it drops.
+    assert!(gate.log().contains("past MaxStartups"), "{}", gate.log());
+    assert_eq!(logins(&gate), 2, "{}", gate.log());
+    let note = &json["notes"][0];
+    assert_eq!(
+        (note["accepted"].as_u64(), note["wanted"].as_u64()),
+        (Some(2), Some(WIDE_LANES as u64)),
+        "{json}"
+    );
+}
+
+#[test]
 fn a_chain_of_two_takes_several_sessions_to_its_last_hop_through_one_to_its_first() {
     let farm = wide_farm();
     let hop1 = farm.bastion("hop1", None, true);
