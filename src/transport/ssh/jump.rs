@@ -91,7 +91,7 @@ struct ChainState {
     failed: Option<(ConnectError, u64)>,
     /// An extra session was refused: the chain keeps the lanes it has for
     /// the rest of the round.
-    refused: Option<Refused>,
+    refused: Option<SessionRefused>,
     /// The most sessions wanted in a round, and that round.
     wanted: (u64, usize),
 }
@@ -102,7 +102,7 @@ struct LaneEntry {
     pending: usize,
 }
 
-struct Refused {
+struct SessionRefused {
     round: u64,
     reason: String,
 }
@@ -271,7 +271,7 @@ impl JumpPool {
                     Err(error) if first => st.failed = Some((error, round)),
                     Err(error) => {
                         if !refused {
-                            st.refused = Some(Refused {
+                            st.refused = Some(SessionRefused {
                                 round,
                                 reason: refusal_reason(&error),
                             });
