@@ -794,6 +794,12 @@ fn wide_inventory(farm: &SshFarm, jump: &str, extra: &str, name: &str) -> PathBu
     path
 }
 
+/// The `jump` to `gate` through `proxy` in front of it, its key trusted.
+fn via(farm: &SshFarm, gate: &SshServer, proxy: &support::proxy::DelayProxy) -> String {
+    farm.trust(proxy.port, &gate.host_key);
+    format!("{USER}@127.0.0.1:{}", proxy.port)
+}
+
 /// Sessions the jump host has let in so far.
 fn logins(hop: &SshServer) -> usize {
     hop.log().matches("Accepted publickey").count()
@@ -806,8 +812,7 @@ fn many_servers_behind_one_bastion_spread_over_several_sessions_and_a_push_takes
     let farm = wide_farm();
     let gate = farm.bastion("gate", None, true);
     let delayed = support::proxy::DelayProxy::start(gate.port, HOP_DELAY);
-    farm.trust(delayed.port, &gate.host_key);
-    let jump = format!("{USER}@127.0.0.1:{}", delayed.port);
+    let jump = via(&farm, &gate, &delayed);
 
     // The default --jobs reads all twenty at once: they share three
     // sessions to the bastion, nothing to note.
@@ -841,13 +846,7 @@ fn a_bastion_that_refuses_more_sessions_keeps_those_it_took_and_the_scan_says_so
     let gate = farm.bastion("gate", None, true);
     // Two connections at a time get through; a third is closed at once.
     let limited = support::proxy::DelayProxy::admitting(gate.port, HOP_DELAY, 2);
-    farm.trust(limited.port, &gate.host_key);
-    let inventory = wide_inventory(
-        &farm,
-        &format!("{USER}@127.0.0.1:{}", limited.port),
-        "",
-        "wide.toml",
-    );
+    let inventory = wide_inventory(&farm, &via(&farm, &gate, &limited), "", "wide.toml");
 
     let json = scan_json(&farm, &inventory, &NO_SSH_CONFIG);
     assert!(all_reachable(&json), "{json}\n{}", gate.log());
@@ -907,13 +906,7 @@ fn a_bastion_whose_max_startups_drops_extra_sessions_serves_all_servers_through_
     // extra sessions, opened side by side, one gets in.
     let gate = farm.bastion_starting("gate", None, true, "1:100:1");
     let delayed = support::proxy::DelayProxy::start(gate.port, HOP_DELAY);
-    farm.trust(delayed.port, &gate.host_key);
-    let inventory = wide_inventory(
-        &farm,
-        &format!("{USER}@127.0.0.1:{}", delayed.port),
-        "",
-        "wide.toml",
-    );
+    let inventory = wide_inventory(&farm, &via(&farm, &gate, &delayed), "", "wide.toml");
     let json = scan_json(&farm, &inventory, &NO_SSH_CONFIG);
     assert!(all_reachable(&json), "{json}\n{}", gate.log());
     // sshd.c logs each one it drops.
