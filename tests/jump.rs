@@ -873,16 +873,55 @@ fn a_bastion_that_refuses_more_sessions_keeps_those_it_took_and_the_scan_says_so
         "{message}"
     );
 
-    // The table says it too, after the findings (once the first scan's
-    // sessions are closed, so that the proxy lets two in again).
-    let until = Instant::now() + Duration::from_secs(30);
-    while limited.open_connections() > 0 {
-        assert!(
-            Instant::now() < until,
-            "the first scan's sessions stay open"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+    // Once a scan's sessions are closed, the proxy lets two in again.
+    let closed = || {
+        let until = Instant::now() + Duration::from_secs(30);
+        while limited.open_connections() > 0 {
+            assert!(Instant::now() < until, "a scan's sessions stay open");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    // The console hears it before the last server's result.
+    closed();
+    let inv = Inventory::load(&inventory).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    farmkey::farm::spawn_scan(
+        inv.servers.into_iter().enumerate().collect(),
+        no_ssh_config(),
+        farmkey::farm::DEFAULT_JOBS,
+        tx,
+        |e| e,
+    );
+    let (mut finished, mut heard) = (0, None);
+    while finished < WIDE {
+        match rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the scan goes on")
+        {
+            farmkey::farm::ScanEvent::Finished { .. } => finished += 1,
+            farmkey::farm::ScanEvent::Notes(notes) => heard = Some((finished, notes)),
+            farmkey::farm::ScanEvent::ScanStage { .. } => {}
+        }
     }
+    let (after, notes) = heard.expect("the scan's notes");
+    assert_eq!(after, WIDE - 1, "the notes come before the last result");
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    // Its reason is the refused connection's error, as this run saw it.
+    let farmkey::transport::ReachNote::FewerJumpSessions {
+        hop,
+        accepted,
+        wanted,
+        ..
+    } = &notes[0];
+    assert_eq!(
+        (hop.as_str(), *accepted, *wanted),
+        (note["hop"].as_str().unwrap(), 2, WIDE_LANES),
+        "{notes:?}"
+    );
+
+    // The table says it too, after the findings.
+    closed();
     let out = farm
         .farmkey()
         .args(["scan", "--batch", "-i"])
