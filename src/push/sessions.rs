@@ -290,4 +290,47 @@ mod tests {
         assert!(!sessions.open.contains_key("c"));
         assert_eq!(sessions.used, ["b", "a"]);
     }
+
+    #[test]
+    fn servers_connected_at_once_are_open_once_each_and_a_failure_waits_for_its_get() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = |n: &str, present: bool| {
+            if present {
+                std::fs::create_dir_all(dir.path().join(n).join("C:")).unwrap();
+            }
+            Server {
+                name: n.to_string(),
+                target: Target::Local {
+                    root: dir.path().join(n),
+                },
+                max_config_bytes: crate::inventory::DEFAULT_MAX_CONFIG_BYTES,
+            }
+        };
+        let servers = vec![
+            server("a", true),
+            server("b", true),
+            server("gone", false),
+            server("d", true),
+        ];
+        let names = |list: &[&str]| list.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let mut sessions = Sessions::new(servers, ConnectOptions::default()).with_cap(3);
+        sessions.connect_all(&names(&["a", "b", "a", "gone", "d", "nobody"]));
+        // Three fit under the cap: a, b, and gone's failure (d waits).
+        let mut open: Vec<&String> = sessions.open.keys().collect();
+        open.sort();
+        assert_eq!(open, ["a", "b"]);
+        assert!(!sessions.open.contains_key("d"));
+        match sessions.get("gone") {
+            Err(SessionError::Connect(e)) => {
+                assert!(matches!(*e, ConnectError::LocalRoot(_)), "{e}")
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        // Said once; the next get tries again.
+        std::fs::create_dir_all(dir.path().join("gone").join("C:")).unwrap();
+        assert!(sessions.get("gone").is_ok());
+        // Fewer than two left to connect: nothing is done at once.
+        sessions.connect_all(&names(&["a"]));
+        assert!(sessions.refused.is_empty());
+    }
 }
