@@ -365,6 +365,9 @@ pub struct FarmReport {
     /// The lists of publicly disclosed keys the keys were checked against;
     /// a push checks the keys it writes against the same.
     pub disclosed: DisclosedKeys,
+    /// How the servers were reached, worth telling (not findings: nothing
+    /// is wrong with the farm); set by whoever scanned.
+    pub notes: Vec<crate::transport::ReachNote>,
 }
 
 impl FarmReport {
@@ -630,6 +633,7 @@ pub fn analyze_while_reading<'a>(
         sites,
         findings,
         disclosed: disclosed.clone(),
+        notes: Vec::new(),
     }
 }
 

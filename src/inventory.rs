@@ -38,6 +38,8 @@ pub struct SshSettings {
     /// `jump`: the jump hosts to go through; wins over `ProxyJump` of
     /// `~/.ssh/config`.
     pub jump: Option<Jump>,
+    /// `jump_sessions`: sessions at most to each jump host of the chain.
+    pub jump_sessions: Option<usize>,
 }
 
 /// One hop of a jump chain: `[user@]host[:port]`.
@@ -240,6 +242,7 @@ struct RawSettings {
     jump: Option<Spanned<String>>,
     max_config_bytes: Option<Spanned<u64>>,
     backup_keep: Option<Spanned<u64>>,
+    jump_sessions: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -258,6 +261,7 @@ struct RawServer {
     jump: Option<Spanned<String>>,
     max_config_bytes: Option<Spanned<u64>>,
     backup_keep: Option<Spanned<u64>>,
+    jump_sessions: Option<Spanned<u64>>,
 }
 
 impl RawServer {
@@ -271,6 +275,7 @@ impl RawServer {
             jump: self.jump.clone(),
             max_config_bytes: self.max_config_bytes.clone(),
             backup_keep: self.backup_keep.clone(),
+            jump_sessions: self.jump_sessions.clone(),
         }
     }
 }
@@ -531,7 +536,7 @@ pub struct InventorySetting {
 /// Every setting, once: the keys the inventory takes (checked before it is
 /// parsed), `--help`'s list, and what README's example must show (tests
 /// below hold `RawSettings`, `RawServer` and README to it).
-pub const SETTINGS: [InventorySetting; 8] = [
+pub const SETTINGS: [InventorySetting; 9] = [
     InventorySetting {
         key: "user",
         means: "SSH user (else ~/.ssh/config's User, else yours)",
@@ -563,6 +568,10 @@ pub const SETTINGS: [InventorySetting; 8] = [
     InventorySetting {
         key: "backup_keep",
         means: "after a push, keep this many backups per file, prune older (else keep all)",
+    },
+    InventorySetting {
+        key: "jump_sessions",
+        means: "sessions at most to each jump host, 1 to 32 (else 8)",
     },
 ];
 
@@ -678,6 +687,13 @@ fn check_keys(table: &toml::Table, text: &str, path: &Path) -> Result<(), Invent
     Ok(())
 }
 
+/// Sessions to one jump host unless the inventory says otherwise
+/// (`jump_sessions`): under OpenSSH's `MaxStartups 10:30:100`, which drops
+/// unauthenticated connections beyond 10 at once.
+pub const DEFAULT_JUMP_SESSIONS: usize = 8;
+/// The most `jump_sessions` may ask for.
+const MAX_JUMP_SESSIONS: usize = 32;
+
 /// The longest `connect_timeout_secs`: a server that has not answered in
 /// ten minutes is down, and a larger number is a typo (milliseconds).
 const MAX_TIMEOUT_SECS: u64 = 600;
@@ -715,6 +731,24 @@ fn merge(
         ),
         None => None,
     };
+    let jump_sessions = match own
+        .jump_sessions
+        .as_ref()
+        .or(defaults.jump_sessions.as_ref())
+    {
+        Some(n) if (1..=MAX_JUMP_SESSIONS as u64).contains(n.get_ref()) => {
+            Some(*n.get_ref() as usize)
+        }
+        Some(n) => {
+            return Err((
+                n.span().start,
+                format!(
+                    "key `jump_sessions` must be from 1 to {MAX_JUMP_SESSIONS} (sessions to each jump host; the default is {DEFAULT_JUMP_SESSIONS})"
+                ),
+            ));
+        }
+        None => None,
+    };
     Ok(SshSettings {
         user: own.user.clone().or_else(|| defaults.user.clone()),
         port: own.port.or(defaults.port),
@@ -728,6 +762,7 @@ fn merge(
             .or_else(|| defaults.known_hosts.clone()),
         connect_timeout,
         jump,
+        jump_sessions,
     })
 }
 
@@ -777,6 +812,7 @@ mod tests {
                 "port" | "connect_timeout_secs" => format!("{} = 22", s.key),
                 "max_config_bytes" => format!("{} = 4096", s.key),
                 "backup_keep" => format!("{} = 2", s.key),
+                "jump_sessions" => format!("{} = 4", s.key),
                 k => format!("{k} = \"a\""),
             })
             .collect::<Vec<_>>()
@@ -1148,5 +1184,41 @@ local_root = "./lab"
             e.message.starts_with("key `jump`: \"bastion:99999\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn jump_sessions_is_a_bounded_setting_that_servers_override() {
+        let inv = parse(
+            "[defaults]
+jump_sessions = 3
+
+[[servers]]
+name = \"a\"
+host = \"h\"
+
+[[servers]]
+name = \"b\"
+host = \"h2\"
+jump_sessions = 1
+",
+        )
+        .unwrap();
+        let sessions = |i: usize| match &inv.servers[i].target {
+            Target::Ssh { settings, .. } => settings.jump_sessions,
+            _ => panic!(),
+        };
+        assert_eq!((sessions(0), sessions(1)), (Some(3), Some(1)));
+        for bad in ["0", "33"] {
+            let e = parse(&format!(
+                "[[servers]]\nname = \"a\"\nhost = \"h\"\njump_sessions = {bad}\n"
+            ))
+            .unwrap_err();
+            assert_eq!(e.line, Some(4), "{e}");
+            assert!(
+                e.message
+                    .contains("`jump_sessions` must be from 1 to 32 (sessions to each jump host; the default is 8)"),
+                "{e}"
+            );
+        }
     }
 }

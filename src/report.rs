@@ -21,6 +21,36 @@ struct JsonReport<'a> {
     servers: &'a [crate::analysis::ServerStatus],
     sites: Vec<JsonSite<'a>>,
     findings: Vec<JsonFinding<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    notes: Vec<JsonNote<'a>>,
+}
+
+/// A [`ReachNote`](crate::transport::ReachNote): its fields, and its
+/// sentence as `message`.
+#[derive(Serialize)]
+struct JsonNote<'a> {
+    code: &'static str,
+    hop: &'a str,
+    accepted: usize,
+    wanted: usize,
+    message: String,
+}
+
+fn note_json(note: &crate::transport::ReachNote) -> JsonNote<'_> {
+    match note {
+        crate::transport::ReachNote::FewerJumpSessions {
+            hop,
+            accepted,
+            wanted,
+            ..
+        } => JsonNote {
+            code: "fewer-jump-sessions",
+            hop,
+            accepted: *accepted,
+            wanted: *wanted,
+            message: note.to_string(),
+        },
+    }
 }
 
 #[derive(Serialize)]
@@ -215,6 +245,7 @@ pub fn write_json(report: &FarmReport, out: impl std::io::Write) -> serde_json::
         servers: &report.servers,
         sites: report.sites.iter().map(site_json).collect(),
         findings: report.findings.iter().map(finding_json).collect(),
+        notes: report.notes.iter().map(note_json).collect(),
     };
     serde_json::to_writer_pretty(out, &json)
 }
@@ -581,6 +612,13 @@ pub fn to_table(report: &FarmReport, width: Option<usize>) -> String {
                 }
             }
         }
+    }
+    for note in &report.notes {
+        let text = format!("note: {}", escape(&note.to_string()));
+        let _ = match width {
+            Some(w) => writeln!(out, "\n{}", wrap(&text, w, FINDING_INDENT).trim_end()),
+            None => writeln!(out, "\n{text}"),
+        };
     }
     out
 }

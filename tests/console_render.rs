@@ -2127,3 +2127,29 @@ fn a_number_key_or_tab_empties_the_back_stack() {
     assert_eq!(app.screen, ScreenId::Servers);
     assert!(app.back.is_empty());
 }
+
+#[test]
+fn a_jump_host_that_took_fewer_sessions_is_a_warning_in_the_log() {
+    use farmkey::console::model::LogLevel;
+    use farmkey::transport::ReachNote;
+    let (_dir, mut a) = app("default");
+    let note = ReachNote::FewerJumpSessions {
+        hop: "jump host gate (ops@[10.0.0.5]:2222)".into(),
+        accepted: 2,
+        wanted: 3,
+        reason: "SSH handshake failed".into(),
+    };
+    a.update(Msg::Scan {
+        generation: 1,
+        event: ScanEvent::Notes(vec![note.clone()]),
+    });
+    let last = a.data.log.last().unwrap();
+    assert_eq!(last.level, LogLevel::Warn);
+    assert_eq!(last.text, note.to_string());
+    assert!(
+        last.text
+            .starts_with("jump host gate (ops@[10.0.0.5]:2222) accepted 2 of 3 sessions"),
+        "{}",
+        last.text
+    );
+}

@@ -756,3 +756,236 @@ fn the_servers_screen_shows_the_jump_chain() {
         p.wait_exit(t);
     }
 }
+
+/// Servers of a wide farm, laid out from the demo farm's three in turn
+/// (web03, web06, ... hold web03's keys, the odd one out of Flowtime).
+const WIDE: usize = 20;
+/// Sessions a jump host gets for [`WIDE`] servers read at once: one per
+/// eight connections waiting for a channel.
+const WIDE_LANES: usize = WIDE.div_ceil(8);
+/// Each way between here and the first hop: the first session to it takes
+/// seven round trips (at least 140 ms), long enough for every connection
+/// of a scan to be waiting for a channel when it is up.
+const HOP_DELAY: Duration = Duration::from_millis(10);
+
+fn wide_farm() -> SshFarm {
+    let demo = tempfile::tempdir().unwrap();
+    farmkey::demo::lay_out(demo.path()).unwrap();
+    let trees: Vec<(String, PathBuf)> = (0..WIDE)
+        .map(|i| {
+            (
+                format!("web{:02}", i + 1),
+                demo.path().join(farmkey::demo::SERVERS[i % 3]),
+            )
+        })
+        .collect();
+    SshFarm::start(&trees, Options::default())
+}
+
+/// The farm's inventory through `jump`, with a timeout that a loaded
+/// machine does not reach, and `extra` in its defaults, as `name`.
+fn wide_inventory(farm: &SshFarm, jump: &str, extra: &str, name: &str) -> PathBuf {
+    let defaults = farm
+        .defaults()
+        .replace("connect_timeout_secs = 3\n", "connect_timeout_secs = 30\n");
+    let written = farm.inventory_with(&format!("{defaults}jump = \"{jump}\"\n{extra}"), "");
+    let path = farm.home.path().join(name);
+    fs::rename(written, &path).unwrap();
+    path
+}
+
+/// The `jump` to `gate` through `proxy` in front of it, its key trusted.
+fn via(farm: &SshFarm, gate: &SshServer, proxy: &support::proxy::DelayProxy) -> String {
+    farm.trust(proxy.port, &gate.host_key);
+    format!("{USER}@127.0.0.1:{}", proxy.port)
+}
+
+/// Sessions the jump host has let in so far.
+fn logins(hop: &SshServer) -> usize {
+    hop.log().matches("Accepted publickey").count()
+}
+
+const NO_SSH_CONFIG: [&str; 2] = ["--ssh-config", "/nonexistent"];
+
+#[test]
+fn many_servers_behind_one_bastion_spread_over_several_sessions_and_a_push_takes_the_same() {
+    let farm = wide_farm();
+    let gate = farm.bastion("gate", None, true);
+    let delayed = support::proxy::DelayProxy::start(gate.port, HOP_DELAY);
+    let jump = via(&farm, &gate, &delayed);
+
+    // The default --jobs reads all twenty at once: they share three
+    // sessions to the bastion, nothing to note.
+    let inventory = wide_inventory(&farm, &jump, "", "wide.toml");
+    let json = scan_json(&farm, &inventory, &NO_SSH_CONFIG);
+    assert!(all_reachable(&json), "{json}\n{}", gate.log());
+    assert!(json.get("notes").is_none(), "{json}");
+    assert_eq!(logins(&gate), WIDE_LANES, "{}", gate.log());
+    for s in &farm.servers {
+        assert!(forwarded(&gate, s.port), "{}: {}", s.name, gate.log());
+    }
+
+    // jump_sessions bounds them.
+    let two = wide_inventory(&farm, &jump, "jump_sessions = 2\n", "two.toml");
+    let before = logins(&gate);
+    let json = scan_json(&farm, &two, &NO_SSH_CONFIG);
+    assert!(all_reachable(&json), "{json}\n{}", gate.log());
+    assert_eq!(logins(&gate) - before, 2, "{}", gate.log());
+
+    // A push (its scan, then its own connection to every server) goes over
+    // the sessions its scan opened: three processes (scan, push, scan),
+    // three sessions each.
+    let before = logins(&gate);
+    push_and_check(&farm, &inventory, &NO_SSH_CONFIG);
+    assert_eq!(logins(&gate) - before, 3 * WIDE_LANES, "{}", gate.log());
+}
+
+#[test]
+fn a_bastion_that_refuses_more_sessions_keeps_those_it_took_and_the_scan_says_so() {
+    let farm = wide_farm();
+    let gate = farm.bastion("gate", None, true);
+    // Two connections at a time get through; a third is closed at once.
+    let limited = support::proxy::DelayProxy::admitting(gate.port, HOP_DELAY, 2);
+    let inventory = wide_inventory(&farm, &via(&farm, &gate, &limited), "", "wide.toml");
+
+    let json = scan_json(&farm, &inventory, &NO_SSH_CONFIG);
+    assert!(all_reachable(&json), "{json}\n{}", gate.log());
+    assert_eq!(logins(&gate), 2, "{}", gate.log());
+    let notes = json["notes"].as_array().expect("a note");
+    assert_eq!(notes.len(), 1, "{json}");
+    let note = &notes[0];
+    assert_eq!(note["code"], "fewer-jump-sessions", "{note}");
+    assert_eq!(
+        note["hop"],
+        format!("jump host 127.0.0.1 ({USER}@[127.0.0.1]:{})", limited.port),
+        "{note}"
+    );
+    assert_eq!(
+        (note["accepted"].as_u64(), note["wanted"].as_u64()),
+        (Some(2), Some(WIDE_LANES as u64)),
+        "{note}"
+    );
+    let message = note["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "accepted 2 of {WIDE_LANES} sessions; the servers behind it went through those (the next was refused: "
+        )),
+        "{message}"
+    );
+
+    // Once a scan's sessions are closed, the proxy lets two in again.
+    let closed = || {
+        let until = Instant::now() + Duration::from_secs(30);
+        while limited.open_connections() > 0 {
+            assert!(Instant::now() < until, "a scan's sessions stay open");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    // The console hears it before the last server's result.
+    closed();
+    let inv = Inventory::load(&inventory).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    farmkey::farm::spawn_scan(
+        inv.servers.into_iter().enumerate().collect(),
+        no_ssh_config(),
+        farmkey::farm::DEFAULT_JOBS,
+        tx,
+        |e| e,
+    );
+    let (mut finished, mut heard) = (0, None);
+    while finished < WIDE {
+        match rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the scan goes on")
+        {
+            farmkey::farm::ScanEvent::Finished { .. } => finished += 1,
+            farmkey::farm::ScanEvent::Notes(notes) => heard = Some((finished, notes)),
+            farmkey::farm::ScanEvent::ScanStage { .. } => {}
+        }
+    }
+    let (after, notes) = heard.expect("the scan's notes");
+    assert_eq!(after, WIDE - 1, "the notes come before the last result");
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    // Its reason is the refused connection's error, as this run saw it.
+    let farmkey::transport::ReachNote::FewerJumpSessions {
+        hop,
+        accepted,
+        wanted,
+        ..
+    } = &notes[0];
+    assert_eq!(
+        (hop.as_str(), *accepted, *wanted),
+        (note["hop"].as_str().unwrap(), 2, WIDE_LANES),
+        "{notes:?}"
+    );
+
+    // The table says it too, after the findings.
+    closed();
+    let out = farm
+        .farmkey()
+        .args(["scan", "--batch", "-i"])
+        .arg(&inventory)
+        .args(NO_SSH_CONFIG)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("\nnote: jump host 127.0.0.1"), "{table}");
+    assert!(
+        table.contains(&format!("accepted 2 of {WIDE_LANES} sessions")),
+        "{table}"
+    );
+}
+
+#[test]
+fn a_bastion_whose_max_startups_drops_extra_sessions_serves_all_servers_through_those_it_took() {
+    let farm = wide_farm();
+    // OpenSSH drops every connection beyond one that has not logged in
+    // yet (sshd.c, should_drop_connection and drop_connection): of the two
+    // extra sessions, opened side by side, one gets in.
+    let gate = farm.bastion_starting("gate", None, true, "1:100:1");
+    let delayed = support::proxy::DelayProxy::start(gate.port, HOP_DELAY);
+    let inventory = wide_inventory(&farm, &via(&farm, &gate, &delayed), "", "wide.toml");
+    let json = scan_json(&farm, &inventory, &NO_SSH_CONFIG);
+    assert!(all_reachable(&json), "{json}\n{}", gate.log());
+    // sshd.c logs each one it drops.
+    assert!(gate.log().contains("past MaxStartups"), "{}", gate.log());
+    assert_eq!(logins(&gate), 2, "{}", gate.log());
+    let note = &json["notes"][0];
+    assert_eq!(
+        (note["accepted"].as_u64(), note["wanted"].as_u64()),
+        (Some(2), Some(WIDE_LANES as u64)),
+        "{json}"
+    );
+}
+
+#[test]
+fn a_chain_of_two_takes_several_sessions_to_its_last_hop_through_one_to_its_first() {
+    let farm = wide_farm();
+    let hop1 = farm.bastion("hop1", None, true);
+    let to_hop1 = support::proxy::DelayProxy::start(hop1.port, HOP_DELAY);
+    // hop2 is reached from hop1 at its own port.
+    let hop2 = farm.bastion("hop2", None, true);
+    farm.trust(to_hop1.port, &hop1.host_key);
+    farm.trust(hop2.port, &hop2.host_key);
+    let chain = format!(
+        "{USER}@127.0.0.1:{},{USER}@127.0.0.1:{}",
+        to_hop1.port, hop2.port
+    );
+    let inventory = wide_inventory(&farm, &chain, "", "wide.toml");
+
+    let json = scan_json(&farm, &inventory, &NO_SSH_CONFIG);
+    assert!(
+        all_reachable(&json),
+        "{json}\n{}\n{}",
+        hop1.log(),
+        hop2.log()
+    );
+    assert!(json.get("notes").is_none(), "{json}");
+    assert_eq!(logins(&hop2), WIDE_LANES, "{}", hop2.log());
+    // hop2's sessions are channels of one session to hop1.
+    assert_eq!(logins(&hop1), 1, "{}", hop1.log());
+    for s in &farm.servers {
+        assert!(forwarded(&hop2, s.port), "{}: {}", s.name, hop2.log());
+    }
+}

@@ -123,7 +123,7 @@ pub struct FarmArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct JobsArg {
-    /// Servers read at once
+    /// Servers read at once (each waits on the network, not on this machine)
     #[arg(long, short = 'j', default_value_t = DEFAULT_JOBS, value_parser = parse_jobs)]
     pub jobs: usize,
 }

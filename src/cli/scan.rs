@@ -38,8 +38,9 @@ pub fn run(args: &ScanArgs) -> ExitCode {
     };
     let opts = args.farm.connect.headless_options();
     let started = (SystemTime::now(), Instant::now());
+    let jumps = opts.jumps.clone();
     let scans = scan_all(&inventory.servers, opts, args.jobs.jobs);
-    let report = analyze_against(
+    let mut report = analyze_against(
         &scans,
         &args.sites.selection(&inventory.components),
         &disclosed,
@@ -48,6 +49,7 @@ pub fn run(args: &ScanArgs) -> ExitCode {
         started: started.0,
         took: started.1.elapsed(),
     };
+    report.notes = jumps.notes();
     match args.format {
         ScanFormat::Table => {
             if let Err(code) =

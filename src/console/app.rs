@@ -506,6 +506,12 @@ impl App {
         let (index, stage, scan) = match event {
             ScanEvent::ScanStage { index, stage } => (index, Some(stage), None),
             ScanEvent::Finished { index, scan } => (index, None, Some(scan)),
+            ScanEvent::Notes(notes) => {
+                for note in notes {
+                    self.log(LogLevel::Warn, note.to_string());
+                }
+                return;
+            }
         };
         let Some(row) = self.data.servers.get_mut(index) else {
             return;

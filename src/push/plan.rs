@@ -259,6 +259,8 @@ pub fn build_plan(
     let push_id = format!("{}-{}", &stamp[..16], random_hex(2));
     let keys_left = matches!(req.source, KeySource::HandlerOnly).then(|| KeysLeft::of(&targets));
     let mut servers = Vec::new();
+    // Every server of the push connected at once, as a scan reads them.
+    sessions.connect_all(&targets.iter().map(|i| i.server.clone()).collect::<Vec<_>>());
     for inst in targets {
         servers.extend(plan_server(inst, keys.as_ref(), &stamp, sessions));
     }

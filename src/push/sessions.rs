@@ -5,6 +5,8 @@ use crate::inventory::{Server, Target};
 use crate::transport::ssh::ConnectError;
 use crate::transport::{self, ConnectOptions, Transport};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// A server's session could not be had.
@@ -76,6 +78,9 @@ pub struct Sessions {
     cap: usize,
     /// Servers looked for a whole reconnect window in vain.
     lost: HashSet<String>,
+    /// Why [`Sessions::connect_all`] could not connect a server: its next
+    /// [`Sessions::get`] says so instead of trying again.
+    refused: HashMap<String, ConnectError>,
 }
 
 impl Sessions {
@@ -87,6 +92,57 @@ impl Sessions {
             used: Vec::new(),
             cap: transport::session_budget(),
             lost: HashSet::new(),
+            refused: HashMap::new(),
+        }
+    }
+
+    /// Connects to the servers named, all at once as a scan does (at most
+    /// [`crate::farm::DEFAULT_JOBS`] at a time, and no more than the cap
+    /// leaves room for): a push to many servers behind a jump host spreads
+    /// their channels over its sessions as a scan does, rather than
+    /// connecting one server after another. A server that cannot be
+    /// reached keeps its error for its next [`Sessions::get`].
+    pub fn connect_all(&mut self, names: &[String]) {
+        let room = self.cap.saturating_sub(self.open.len());
+        let mut wanted: Vec<Server> = Vec::new();
+        for name in names {
+            if let Ok(server) = self.server(name)
+                && !self.open.contains_key(&server.name)
+                && !self.refused.contains_key(&server.name)
+                && !wanted.iter().any(|w| w.name == server.name)
+                && wanted.len() < room
+            {
+                wanted.push(server.clone());
+            }
+        }
+        if wanted.len() < 2 {
+            return;
+        }
+        let next = AtomicUsize::new(0);
+        let done = Mutex::new(Vec::new());
+        let opts = &self.opts;
+        std::thread::scope(|scope| {
+            for _ in 0..crate::farm::DEFAULT_JOBS.min(wanted.len()) {
+                scope.spawn(|| {
+                    while let Some(server) = wanted.get(next.fetch_add(1, Ordering::SeqCst)) {
+                        let result = transport::connect(server, opts);
+                        done.lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push((server.name.clone(), result));
+                    }
+                });
+            }
+        });
+        for (name, result) in done.into_inner().unwrap_or_else(PoisonError::into_inner) {
+            match result {
+                Ok(t) => {
+                    self.mark_used(&name);
+                    self.open.insert(name, t);
+                }
+                Err(e) => {
+                    self.refused.insert(name, e);
+                }
+            }
         }
     }
 
@@ -114,6 +170,9 @@ impl Sessions {
 
     /// The server's transport, connecting on first use.
     pub fn get(&mut self, name: &str) -> Result<&mut dyn Transport, SessionError> {
+        if let Some(e) = self.refused.remove(name) {
+            return Err(SessionError::Connect(Box::new(e)));
+        }
         if !self.open.contains_key(name) {
             let server = self.server(name)?.clone();
             self.make_room();
@@ -180,6 +239,7 @@ impl Sessions {
 
     /// Drops a broken session so that the next use reconnects.
     pub fn forget(&mut self, name: &str) {
+        self.refused.remove(name);
         self.used.retain(|n| n != name);
         if let Some(t) = self.open.remove(name) {
             // Teardown of a dead session can block: never on the caller.
@@ -230,5 +290,49 @@ mod tests {
         // "b" then "a" were used last: "c" was closed.
         assert!(!sessions.open.contains_key("c"));
         assert_eq!(sessions.used, ["b", "a"]);
+    }
+
+    #[test]
+    fn servers_connected_at_once_are_open_once_each_and_a_failure_waits_for_its_get() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = |n: &str, present: bool| {
+            if present {
+                std::fs::create_dir_all(dir.path().join(n).join("C:")).unwrap();
+            }
+            Server {
+                name: n.to_string(),
+                target: Target::Local {
+                    root: dir.path().join(n),
+                },
+                max_config_bytes: crate::inventory::DEFAULT_MAX_CONFIG_BYTES,
+                backup_keep: None,
+            }
+        };
+        let servers = vec![
+            server("a", true),
+            server("b", true),
+            server("gone", false),
+            server("d", true),
+        ];
+        let names = |list: &[&str]| list.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let mut sessions = Sessions::new(servers, ConnectOptions::default()).with_cap(3);
+        sessions.connect_all(&names(&["a", "b", "a", "gone", "d", "nobody"]));
+        // Three fit under the cap: a, b, and gone's failure (d waits).
+        let mut open: Vec<&String> = sessions.open.keys().collect();
+        open.sort();
+        assert_eq!(open, ["a", "b"]);
+        assert!(!sessions.open.contains_key("d"));
+        match sessions.get("gone") {
+            Err(SessionError::Connect(e)) => {
+                assert!(matches!(*e, ConnectError::LocalRoot(_)), "{e}")
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        // Said once; the next get tries again.
+        std::fs::create_dir_all(dir.path().join("gone").join("C:")).unwrap();
+        assert!(sessions.get("gone").is_ok());
+        // Fewer than two left to connect: nothing is done at once.
+        sessions.connect_all(&names(&["a"]));
+        assert!(sessions.refused.is_empty());
     }
 }

@@ -469,6 +469,7 @@ mod tests {
             ],
             findings: Vec::new(),
             disclosed: DisclosedKeys::default(),
+            notes: Vec::new(),
         }
     }
 

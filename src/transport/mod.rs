@@ -486,6 +486,23 @@ pub enum HostKeyDecision {
     AcceptAndStore,
 }
 
+/// How servers were reached, worth telling though nothing failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReachNote {
+    /// A jump host took fewer sessions than farmkey wanted to open to it;
+    /// the servers behind it shared those it took.
+    #[error(
+        "{hop} accepted {accepted} of {wanted} sessions; the servers behind it went through {} (the next was refused: {reason})",
+        if *accepted == 1 { "that one" } else { "those" }
+    )]
+    FewerJumpSessions {
+        hop: String,
+        accepted: usize,
+        wanted: usize,
+        reason: String,
+    },
+}
+
 /// How to open connections.
 #[derive(Clone)]
 pub struct ConnectOptions {

@@ -3,7 +3,8 @@
 //! from every server in parallel; then the same through a bastion (the
 //! delay between the client and the bastion, the servers next to it),
 //! against `sftp -J`. Run with `cargo bench --bench scan` (as root, like the
-//! tests). Options: `--sizes 1,4,16,64 --delays 0,20 --bastion-sizes 1,16,64`.
+//! tests). Options: `--sizes 1,4,16,64 --delays 0,20 --bastion-sizes 1,16,64`
+//! (`--jump-sessions K` bounds the sessions to the bastion).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -101,6 +102,11 @@ fn build(n: usize, delay: Duration, through_bastion: bool) -> Farm {
             proxy.port, bastion.host_key
         ));
         inv.push_str(&format!("jump = \"{USER}@127.0.0.1:{}\"\n", proxy.port));
+        // `--jump-sessions K`: at most K sessions to the bastion (1 is how
+        // farmkey worked before it kept several).
+        if let Some(k) = arg_list("--jump-sessions", &[]).first() {
+            inv.push_str(&format!("jump_sessions = {k}\n"));
+        }
         let ports = ssh.servers.iter().map(|s| s.port).collect();
         (vec![proxy], ports, Some(bastion))
     } else {
@@ -237,12 +243,13 @@ fn main() {
     let bastion_sizes = arg_list("--bastion-sizes", &[1, 16, 64]);
     let runs = arg_list("--runs", &[3])[0] as usize;
     println!(
-        "farmkey scan (--jobs N: all servers at once; also the default --jobs 16 above 16 servers) vs OpenSSH sftp (batch mode, all servers in parallel); median of {runs} runs"
+        "farmkey scan (--jobs N: all servers at once; also the default --jobs {} above 16 servers) vs OpenSSH sftp (batch mode, all servers in parallel); median of {runs} runs",
+        farmkey::farm::DEFAULT_JOBS
     );
     table(&sizes, &delays, runs, false);
     if !bastion_sizes.is_empty() {
         println!(
-            "\nthrough a bastion: the delay between the client and the bastion, the servers next to it; farmkey (one session to the bastion) vs sftp -J (one per server)"
+            "\nthrough a bastion: the delay between the client and the bastion, the servers next to it; farmkey (a session to the bastion per 8 servers, at most 8) vs sftp -J (one per server)"
         );
         table(&bastion_sizes, &delays, runs, true);
     }
@@ -258,7 +265,7 @@ fn table(sizes: &[u64], delays: &[u64], runs: usize, through_bastion: bool) {
         "servers",
         "delay ms",
         "farmkey ms",
-        "(--jobs 16)",
+        "(default)",
         if through_bastion {
             "sftp -J"
         } else {
@@ -284,7 +291,10 @@ fn table(sizes: &[u64], delays: &[u64], runs: usize, through_bastion: bool) {
             let _ = time_sftp(&farm);
             let fk = median((0..runs).map(|_| time_farmkey(&farm, n.max(1))).collect());
             let fk16 = if n > 16 {
-                Some(median((0..runs).map(|_| time_farmkey(&farm, 16)).collect()))
+                let jobs = farmkey::farm::DEFAULT_JOBS;
+                Some(median(
+                    (0..runs).map(|_| time_farmkey(&farm, jobs)).collect(),
+                ))
             } else {
                 None
             };

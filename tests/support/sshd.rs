@@ -652,6 +652,18 @@ impl SshFarm {
     /// its log (DEBUG1) records every forwarded connection.
     /// Its host key is not added to known_hosts: see [`SshFarm::trust`].
     pub fn bastion(&self, name: &str, netns: Option<&Arc<Netns>>, forwarding: bool) -> SshServer {
+        self.bastion_starting(name, netns, forwarding, "200")
+    }
+
+    /// A jump host as [`SshFarm::bastion`] with `MaxStartups max_startups`
+    /// (`1:100:1` drops every unauthenticated connection beyond one).
+    pub fn bastion_starting(
+        &self,
+        name: &str,
+        netns: Option<&Arc<Netns>>,
+        forwarding: bool,
+        max_startups: &str,
+    ) -> SshServer {
         let dir = self.base.join(format!("bastion-{name}"));
         fs::create_dir_all(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
@@ -670,7 +682,7 @@ impl SshFarm {
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile none\nAuthorizedKeysFile {ak}\n\
              PermitRootLogin no\nAllowUsers {USER}\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
              KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nAllowTcpForwarding {fw}\n\
-             PermitTTY no\nForceCommand /bin/false\nX11Forwarding no\nMaxStartups 200\nLogLevel DEBUG1\n",
+             PermitTTY no\nForceCommand /bin/false\nX11Forwarding no\nMaxStartups {max_startups}\nLogLevel DEBUG1\n",
             hk = host_key.display(),
             ak = dir.join("authorized_keys").display(),
             fw = if forwarding { "local" } else { "no" },

@@ -5,11 +5,23 @@
 //! of a Unix socket pair, and the jump host's thread copies between the
 //! other end and the channel. libssh2 locks a whole session on every call,
 //! so each jump session is driven by one thread, non-blocking, with one
-//! poll loop serving all its channels. One session to a jump host serves
-//! every server behind it; in a chain, each hop is reached through the
-//! session of the hop before it.
+//! poll loop serving all its channels. In a chain, each hop is reached
+//! through a session of the hop before it.
 //!
-//! libssh2 opens one channel at a time per session. A server the jump host
+//! libssh2 opens one channel at a time per session, so the channel opens of
+//! many servers queue on one session, a round trip each. A chain keeps up
+//! to `jump_sessions` sessions (lanes) to its last hop: the first connected
+//! alone, more side by side while more than [`OPENS_PER_LANE`] connections
+//! wait per lane, and each open goes to the lane with the fewest opens
+//! pending. A jump host that refuses an extra session (OpenSSH's
+//! `MaxStartups` drops unauthenticated connections beyond its first number)
+//! keeps the lanes it has, with a [`ReachNote`], for the rest of the round.
+//! OpenSSH's `MaxSessions` does not count `direct-tcpip` channels: it
+//! bounds "shell, login or subsystem sessions" (sshd_config(5)), checked in
+//! session.c's `session_new`, which serverloop.c's `direct-tcpip` handler
+//! never calls.
+//!
+//! A server the jump host
 //! cannot connect to (a black-holed address) would hold up every open
 //! behind it, so the opens still waiting after [`SPILL_AFTER`] move to a new
 //! session; one that waits out its timeout retires the session, so that a
@@ -23,7 +35,7 @@
 
 use super::config::Resolved;
 use super::{ConnectError, start_session, tcp_connect};
-use crate::transport::ConnectOptions;
+use crate::transport::{ConnectOptions, ReachNote};
 use ssh2::{BlockDirections, Channel, ErrorCode, Session};
 use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
@@ -46,30 +58,65 @@ const MAX_WAIT: Duration = Duration::from_secs(1);
 /// an open waits in it).
 const ATTEMPTS: usize = 3;
 
+/// Opens queued on one session before another session is worth opening: a
+/// session costs about seven round trips (TCP, banners, key exchange,
+/// service, authentication), an open queued behind others one each.
+const OPENS_PER_LANE: usize = 8;
+
 /// Sessions to jump hosts, keyed by the chain that reaches them.
 #[derive(Default)]
 pub struct JumpPool {
-    slots: Mutex<HashMap<Vec<Resolved>, Arc<Slot>>>,
-    /// Failures are remembered for the round they happened in.
+    chains: Mutex<HashMap<Vec<Resolved>, Arc<Chain>>>,
+    /// Failures and refusals are remembered for the round (scan) they
+    /// happened in.
     round: AtomicU64,
 }
 
+/// The sessions (lanes) to the last hop of one chain.
 #[derive(Default)]
-struct Slot {
-    state: Mutex<LaneState>,
+struct Chain {
+    state: Mutex<ChainState>,
     changed: Condvar,
 }
 
 #[derive(Default)]
-enum LaneState {
-    #[default]
-    Empty,
-    Connecting,
-    Ready(Arc<Lane>),
-    Failed {
-        error: ConnectError,
-        round: u64,
-    },
+struct ChainState {
+    lanes: Vec<LaneEntry>,
+    /// Sessions being connected.
+    connecting: usize,
+    /// Connections that want a channel and have no lane yet.
+    waiting: usize,
+    /// The first session could not be had: every connection of that round
+    /// fails with this.
+    failed: Option<(ConnectError, u64)>,
+    /// An extra session was refused: the chain keeps the lanes it has for
+    /// the rest of the round.
+    refused: Option<SessionRefused>,
+    /// The most sessions wanted in a round, and that round.
+    wanted: (u64, usize),
+}
+
+struct LaneEntry {
+    lane: Arc<Lane>,
+    /// Opens given to this lane and not answered yet: how busy it is.
+    pending: usize,
+}
+
+struct SessionRefused {
+    round: u64,
+    reason: String,
+}
+
+impl ChainState {
+    fn usable(&self) -> impl Iterator<Item = &LaneEntry> {
+        self.lanes.iter().filter(|l| l.lane.usable())
+    }
+}
+
+/// Sessions wanted for `demand` connections waiting for or opening a
+/// channel, at most `limit`.
+fn lanes_for(demand: usize, limit: usize) -> usize {
+    demand.div_ceil(OPENS_PER_LANE).clamp(1, limit.max(1))
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -88,24 +135,52 @@ fn target_name(host: &str, port: u16) -> String {
 impl JumpPool {
     /// Lets the next connection retry jump hosts that failed before (a new
     /// scan); until then every server behind a failed one fails at once
-    /// with its error.
+    /// with its error, and a jump host that refused an extra session is
+    /// not asked for another.
     pub fn forget_failures(&self) {
         self.round.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// A stream to `host:port` through `hops` (first hop first).
+    /// What this round's connections through jump hosts should tell the
+    /// operator: the jump hosts that took fewer sessions than wanted.
+    pub fn notes(&self) -> Vec<ReachNote> {
+        let round = self.round.load(Ordering::SeqCst);
+        let chains: Vec<(Vec<Resolved>, Arc<Chain>)> = lock(&self.chains)
+            .iter()
+            .map(|(hops, chain)| (hops.clone(), chain.clone()))
+            .collect();
+        let mut notes: Vec<ReachNote> = chains
+            .iter()
+            .filter_map(|(hops, chain)| {
+                let st = lock(&chain.state);
+                let refused = st.refused.as_ref().filter(|r| r.round == round)?;
+                Some(ReachNote::FewerJumpSessions {
+                    hop: hops.last().expect("a chain has hops").hop_label(),
+                    accepted: st.usable().count(),
+                    wanted: st.wanted.1,
+                    reason: refused.reason.clone(),
+                })
+            })
+            .collect();
+        notes.sort_by_key(ToString::to_string);
+        notes
+    }
+
+    /// A stream to `host:port` through `hops` (first hop first), with at
+    /// most `limit` sessions to each hop.
     pub(super) fn open(
         &self,
         hops: &[Resolved],
         host: &str,
         port: u16,
         timeout: Duration,
+        limit: usize,
         opts: &ConnectOptions,
     ) -> Result<UnixStream, ConnectError> {
         let mut lost = String::new();
         for _ in 0..ATTEMPTS {
-            let lane = self.lane(hops, opts)?;
-            match lane.open(host, port, timeout) {
+            let reserved = self.lane(hops, limit, opts)?;
+            match reserved.lane.open(host, port, timeout) {
                 Opened::Stream(s) => return Ok(s),
                 Opened::Failed(e) => return Err(e),
                 Opened::Retry(why) => lost = why,
@@ -122,57 +197,119 @@ impl JumpPool {
     /// The first hop of `hops` whose session has ended (0 for the first),
     /// if one has: the one a connection through them lost.
     pub(super) fn lost_hop(&self, hops: &[Resolved]) -> Option<usize> {
-        let slots = lock(&self.slots);
+        let chains = lock(&self.chains);
         (1..=hops.len())
             .find(|&n| {
-                slots
-                    .get(&hops[..n])
-                    .is_some_and(|slot| match &*lock(&slot.state) {
-                        LaneState::Ready(lane) => !lane.usable(),
-                        LaneState::Failed { .. } => true,
-                        _ => false,
-                    })
+                chains.get(&hops[..n]).is_some_and(|chain| {
+                    let st = lock(&chain.state);
+                    st.lanes.iter().any(|l| !l.lane.usable())
+                        || (st.failed.is_some() && st.usable().next().is_none())
+                })
             })
             .map(|n| n - 1)
     }
 
-    /// The session to the last hop of `hops`, connecting it if needed.
-    /// Callers that arrive while it connects share the outcome.
-    fn lane(&self, hops: &[Resolved], opts: &ConnectOptions) -> Result<Arc<Lane>, ConnectError> {
-        let slot = lock(&self.slots).entry(hops.to_vec()).or_default().clone();
+    /// The least busy session to the last hop of `hops`, the open counted
+    /// on it until the returned value is dropped. The first session is
+    /// connected alone (one host-key question, one login to refuse);
+    /// then, while the connections waiting outnumber what the sessions
+    /// serve soon, more are connected side by side, up to `limit`.
+    fn lane(
+        &self,
+        hops: &[Resolved],
+        limit: usize,
+        opts: &ConnectOptions,
+    ) -> Result<Reserved, ConnectError> {
+        let chain = lock(&self.chains).entry(hops.to_vec()).or_default().clone();
         let round = self.round.load(Ordering::SeqCst);
-        let mut state = lock(&slot.state);
-        loop {
-            match &*state {
-                LaneState::Ready(lane) if lane.usable() => return Ok(lane.clone()),
-                LaneState::Failed { error, round: r } if *r == round => return Err(error.clone()),
-                LaneState::Connecting => {
-                    state = slot
-                        .changed
-                        .wait(state)
-                        .unwrap_or_else(PoisonError::into_inner);
-                }
-                _ => break,
+        let mut st = lock(&chain.state);
+        st.waiting += 1;
+        let result = loop {
+            let usable = st.usable().count();
+            let lanes = usable + st.connecting;
+            if lanes == 0
+                && let Some((error, r)) = &st.failed
+                && *r == round
+            {
+                break Err(error.clone());
             }
-        }
-        *state = LaneState::Connecting;
-        drop(state);
-        let mut attempt = HopAttempt {
-            slot: &slot,
-            outcome: None,
+            let demand = st.waiting + st.usable().map(|l| l.pending).sum::<usize>();
+            let want = lanes_for(demand, limit);
+            if st.wanted.0 != round || st.wanted.1 < want {
+                st.wanted = (round, want);
+            }
+            let refused = st.refused.as_ref().is_some_and(|r| r.round == round);
+            if lanes < want && (lanes == 0 || (usable > 0 && !refused)) {
+                let first = lanes == 0;
+                st.connecting += 1;
+                drop(st);
+                let mut attempt = Connecting {
+                    chain: &chain,
+                    counted: true,
+                };
+                let result = if first {
+                    self.connect(hops, limit, opts)
+                } else {
+                    // Whatever needs the operator was settled by the first
+                    // session (and cached); an extra one never asks.
+                    let quiet = ConnectOptions {
+                        batch: true,
+                        prompter: None,
+                        ..opts.clone()
+                    };
+                    self.connect(hops, limit, &quiet)
+                };
+                st = lock(&chain.state);
+                st.connecting -= 1;
+                attempt.counted = false;
+                match result {
+                    Ok(lane) => {
+                        st.lanes.retain(|l| l.lane.usable() || l.pending > 0);
+                        st.lanes.push(LaneEntry { lane, pending: 0 });
+                        st.failed = None;
+                    }
+                    Err(error) if first => st.failed = Some((error, round)),
+                    Err(error) => {
+                        if !refused {
+                            st.refused = Some(SessionRefused {
+                                round,
+                                reason: refusal_reason(&error),
+                            });
+                        }
+                    }
+                }
+                chain.changed.notify_all();
+                continue;
+            }
+            let connecting = st.connecting;
+            if let Some(entry) = st
+                .lanes
+                .iter_mut()
+                .filter(|l| l.lane.usable())
+                .min_by_key(|l| l.pending)
+                && (entry.pending < OPENS_PER_LANE || connecting == 0)
+            {
+                entry.pending += 1;
+                break Ok(Reserved {
+                    chain: chain.clone(),
+                    lane: entry.lane.clone(),
+                });
+            }
+            st = chain
+                .changed
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner);
         };
-        let result = self.connect(hops, opts);
-        attempt.outcome = Some(match &result {
-            Ok(lane) => LaneState::Ready(lane.clone()),
-            Err(error) => LaneState::Failed {
-                error: error.clone(),
-                round,
-            },
-        });
+        st.waiting -= 1;
         result
     }
 
-    fn connect(&self, hops: &[Resolved], opts: &ConnectOptions) -> Result<Arc<Lane>, ConnectError> {
+    fn connect(
+        &self,
+        hops: &[Resolved],
+        limit: usize,
+        opts: &ConnectOptions,
+    ) -> Result<Arc<Lane>, ConnectError> {
         let (hop, before) = hops.split_last().expect("a chain has hops");
         let label = hop.hop_label();
         let wrap = |error| ConnectError::Jump {
@@ -184,8 +321,15 @@ impl JumpPool {
             let _ = tcp.set_nodelay(true);
             tcp.into()
         } else {
-            self.open(before, &hop.host_name, hop.port, hop.connect_timeout, opts)?
-                .into()
+            self.open(
+                before,
+                &hop.host_name,
+                hop.port,
+                hop.connect_timeout,
+                limit,
+                opts,
+            )?
+            .into()
         };
         let who = format!("jump host {}", hop.alias);
         let (session, socket) = start_session(&who, hop, stream, opts).map_err(wrap)?;
@@ -198,17 +342,48 @@ impl JumpPool {
     }
 }
 
-/// Publishes the outcome of a connection attempt to those waiting for it,
-/// also when the attempt panicked.
-struct HopAttempt<'a> {
-    slot: &'a Slot,
-    outcome: Option<LaneState>,
+/// Why an extra session was not had, without the hop's name (the note
+/// names it).
+fn refusal_reason(error: &ConnectError) -> String {
+    match error {
+        ConnectError::Jump { error, .. } => error.to_string(),
+        other => other.to_string(),
+    }
 }
 
-impl Drop for HopAttempt<'_> {
+/// Takes a session being connected off the count, also when connecting
+/// panicked, and wakes those waiting for it.
+struct Connecting<'a> {
+    chain: &'a Chain,
+    counted: bool,
+}
+
+impl Drop for Connecting<'_> {
     fn drop(&mut self) {
-        *lock(&self.slot.state) = self.outcome.take().unwrap_or_default();
-        self.slot.changed.notify_all();
+        if self.counted {
+            lock(&self.chain.state).connecting -= 1;
+            self.chain.changed.notify_all();
+        }
+    }
+}
+
+/// A lane given one open; dropping it counts the open as answered.
+struct Reserved {
+    chain: Arc<Chain>,
+    lane: Arc<Lane>,
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        let mut st = lock(&self.chain.state);
+        if let Some(entry) = st
+            .lanes
+            .iter_mut()
+            .find(|l| Arc::ptr_eq(&l.lane, &self.lane))
+        {
+            entry.pending = entry.pending.saturating_sub(1);
+        }
+        self.chain.changed.notify_all();
     }
 }
 
@@ -850,6 +1025,40 @@ mod tests {
             )),
             None
         );
+    }
+
+    #[test]
+    fn a_lane_is_added_per_eight_connections_waiting_up_to_the_limit() {
+        assert_eq!(lanes_for(0, 8), 1);
+        assert_eq!(lanes_for(1, 8), 1);
+        assert_eq!(lanes_for(8, 8), 1);
+        assert_eq!(lanes_for(9, 8), 2);
+        assert_eq!(lanes_for(64, 8), 8);
+        assert_eq!(lanes_for(200, 8), 8);
+        assert_eq!(lanes_for(64, 3), 3);
+        // A limit of 0 is not a setting; one lane is the least.
+        assert_eq!(lanes_for(64, 0), 1);
+    }
+
+    #[test]
+    fn a_refused_session_reads_as_the_jump_host_and_its_numbers() {
+        let note = ReachNote::FewerJumpSessions {
+            hop: "jump host bastion (ops@[10.0.0.5]:2222)".into(),
+            accepted: 3,
+            wanted: 8,
+            reason: "SSH handshake failed: banner".into(),
+        };
+        assert_eq!(
+            note.to_string(),
+            "jump host bastion (ops@[10.0.0.5]:2222) accepted 3 of 8 sessions; the servers behind it went through those (the next was refused: SSH handshake failed: banner)"
+        );
+        let one = ReachNote::FewerJumpSessions {
+            hop: "jump host b (ops@b)".into(),
+            accepted: 1,
+            wanted: 2,
+            reason: "refused".into(),
+        };
+        assert!(one.to_string().contains("went through that one"), "{one}");
     }
 
     #[test]

@@ -387,14 +387,25 @@ fn start_session(
 }
 
 /// The stream to a server: straight over TCP, or through its jump hosts.
-fn open_stream(r: &config::Resolved, opts: &ConnectOptions) -> Result<OwnedFd, ConnectError> {
+fn open_stream(
+    r: &config::Resolved,
+    jump_sessions: usize,
+    opts: &ConnectOptions,
+) -> Result<OwnedFd, ConnectError> {
     if r.jumps.is_empty() {
         let tcp = tcp_connect(r)?;
         let _ = tcp.set_nodelay(true);
         return Ok(tcp.into());
     }
     opts.jumps
-        .open(&r.jumps, &r.host_name, r.port, r.connect_timeout, opts)
+        .open(
+            &r.jumps,
+            &r.host_name,
+            r.port,
+            r.connect_timeout,
+            jump_sessions,
+            opts,
+        )
         .map(OwnedFd::from)
 }
 
@@ -406,7 +417,10 @@ impl SshTransport {
         opts: &ConnectOptions,
     ) -> Result<SshTransport, ConnectError> {
         let r = config::resolve(host, settings, opts.ssh_config.as_deref())?;
-        let stream = open_stream(&r, opts)?;
+        let jump_sessions = settings
+            .jump_sessions
+            .unwrap_or(crate::inventory::DEFAULT_JUMP_SESSIONS);
+        let stream = open_stream(&r, jump_sessions, opts)?;
         let (session, socket) = start_session(server, &r, stream, opts).map_err(|e| {
             // Named by the hop that failed, not by what the server's end saw.
             match opts.jumps.lost_hop(&r.jumps) {
