@@ -15,7 +15,8 @@ use crate::config::xml::{Document, XmlError};
 use crate::paths::{PathError, RemotePath, WindowsEnv};
 use crate::transport::ssh::ConnectError;
 use crate::transport::{
-    FileKind, NotAFile, Transport, TransportError, find_case_insensitive, not_a_file,
+    DirEntry, Fetched, FileKind, FileStat, NotAFile, Transport, TransportError,
+    find_case_insensitive, not_a_file,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -163,23 +164,49 @@ struct FileSet<'t> {
     sha: HashMap<String, String>,
     /// The files read that are no regular files (links), by key.
     links: HashMap<String, NotAFile>,
+    /// Folders listed (with the files, in the same requests), by key; a
+    /// folder that could not be listed holds nothing.
+    listed: HashMap<String, Vec<DirEntry>>,
 }
 
 impl<'t> FileSet<'t> {
-    fn fetch(&mut self, paths: &[RemotePath]) -> Result<(), ServerFailure> {
+    /// Reads `paths` and lists `folders`, all asked together.
+    fn fetch(&mut self, paths: &[RemotePath], folders: &[RemotePath]) -> Result<(), ServerFailure> {
         let mut wanted: Vec<RemotePath> = Vec::new();
         for p in paths {
             if !self.files.contains_key(&p.key()) && !wanted.iter().any(|w| w.key() == p.key()) {
                 wanted.push(p.clone());
             }
         }
-        let results = self.transport.read_many(&wanted);
-        for (path, result) in wanted.into_iter().zip(results) {
-            let result = match result {
-                Err(e) if e.is_not_found() => self.read_other_case(&path),
-                other => other.map(|b| Some((path.clone(), b))),
+        let mut dirs: Vec<RemotePath> = Vec::new();
+        for d in folders {
+            if !self.listed.contains_key(&d.key()) && !dirs.iter().any(|w| w.key() == d.key()) {
+                dirs.push(d.clone());
+            }
+        }
+        let (results, lists) = self.transport.gather(&wanted, &dirs);
+        for (dir, list) in dirs.iter().zip(lists) {
+            let entries = match list {
+                Ok(entries) => entries,
+                Err(e) if e.is_disconnected() => {
+                    return Err(ServerFailure::Unreachable(Unreachable::Lost(Box::new(e))));
+                }
+                Err(_) => Vec::new(),
+            };
+            self.listed.insert(dir.key(), entries);
+        }
+        for (path, Fetched { read, lstat }) in wanted.into_iter().zip(results) {
+            let (result, lstat) = match read {
+                // What `lstat` said is of the name asked, not of another case.
+                Err(e) if e.is_not_found() => match (self.read_other_case(&path), lstat) {
+                    (Ok(None), Some(Ok(None))) => (Ok(None), Some(Ok(None))),
+                    (other, _) => (other, None),
+                },
+                other => (other.map(|b| Some((path.clone(), b))), lstat),
             };
             let result = match result {
+                // Nothing at all there.
+                Ok(None) if matches!(lstat, Some(Ok(None))) => Ok(None),
                 // A dangling link or a loop reads as missing: it is not.
                 Ok(None) => match not_a_file(self.transport, &path) {
                     Ok(None) => Ok(None),
@@ -189,7 +216,9 @@ impl<'t> FileSet<'t> {
                     }),
                     Err(e) => Err(e),
                 },
-                Ok(Some((real, bytes))) => self.link_read(&real).map(|()| Some((real, bytes))),
+                Ok(Some((real, bytes))) => {
+                    self.link_read(&real, lstat).map(|()| Some((real, bytes)))
+                }
                 // Win32-OpenSSH answers "Failure" for a loop: named as one.
                 Err(e) if !e.is_disconnected() && !e.is_not_found() => {
                     match not_a_file(self.transport, &path) {
@@ -227,8 +256,17 @@ impl<'t> FileSet<'t> {
 
     /// Notes a file just read that is a link: IIS follows it, so what
     /// was read is what IIS reads; the link itself is a fact to report.
-    fn link_read(&mut self, path: &RemotePath) -> Result<(), TransportError> {
-        if self.transport.lstat(path)?.map(|st| st.kind) == Some(FileKind::Regular) {
+    /// `lstat`: what it said of `path`, when asked with the read.
+    fn link_read(
+        &mut self,
+        path: &RemotePath,
+        lstat: Option<Result<Option<FileStat>, TransportError>>,
+    ) -> Result<(), TransportError> {
+        let st = match lstat {
+            Some(st) => st?,
+            None => self.transport.lstat(path)?,
+        };
+        if st.map(|st| st.kind) == Some(FileKind::Regular) {
             return Ok(());
         }
         if let Some(kind) = not_a_file(self.transport, path)? {
@@ -307,13 +345,17 @@ pub fn read_server(
     env: &WindowsEnv,
 ) -> Result<ServerConfig, ServerFailure> {
     let apphost_path = apphost::apphost_path(env);
+    let who = transport.describe();
+    let step = |what| crate::transport::step(&who, what);
     let mut files = FileSet {
         transport,
         files: HashMap::new(),
         sha: HashMap::new(),
         links: HashMap::new(),
+        listed: HashMap::new(),
     };
-    files.fetch(std::slice::from_ref(&apphost_path))?;
+    files.fetch(std::slice::from_ref(&apphost_path), &[])?;
+    step("applicationHost.config");
     let apphost = match files.get(&apphost_path) {
         Ok(Some(f)) => f,
         Ok(None) => {
@@ -350,22 +392,30 @@ pub fn read_server(
         }
         wanted.extend(steps.iter().map(|b| b.web_config.clone()));
     }
-    files.fetch(&wanted)?;
+    // Each application's folder, listed with the reads for a push's
+    // leftover lock and claims.
+    let folders: Vec<RemotePath> = apps
+        .iter()
+        .filter_map(|a| a.web_config().ok()?.parent())
+        .collect();
+    files.fetch(&wanted, &folders)?;
+    step("the applications' files and folders");
     // Sections kept in other files: a second round, only when there are some.
     let external = files.config_sources();
     if !external.is_empty() {
-        files.fetch(&external)?;
+        files.fetch(&external, &[])?;
+        step("files named by configSource");
     }
 
     let mut out = Vec::with_capacity(apps.len());
-    let mut listed: HashMap<String, Vec<crate::transport::DirEntry>> = HashMap::new();
     for ((app, chain), steps) in apps.iter().zip(&chains).zip(&between) {
         let mut read = resolve_app(&files, chain, steps, app, &apphost_path, env);
         if let Some(file) = &read.web_config {
-            read.push_leftovers = push_leftovers(files.transport, &mut listed, file)?;
+            read.push_leftovers = push_leftovers(files.transport, &mut files.listed, file)?;
         }
         out.push(read);
     }
+    step("read");
     Ok(ServerConfig {
         apps: out,
         files_read: files.files.len(),
@@ -373,11 +423,12 @@ pub fn read_server(
 }
 
 /// The lock and lock claims beside `file` (a push's, see
-/// [`crate::lock_names`]). One listing of the folder per folder and scan;
-/// a folder that cannot be listed (or is not there) shows none.
+/// [`crate::lock_names`]). One listing of the folder per folder and scan
+/// (made with the reads, or here); a folder that cannot be listed (or is
+/// not there) shows none.
 fn push_leftovers(
     t: &mut dyn Transport,
-    listed: &mut HashMap<String, Vec<crate::transport::DirEntry>>,
+    listed: &mut HashMap<String, Vec<DirEntry>>,
     file: &RemotePath,
 ) -> Result<Vec<PushLeftover>, ServerFailure> {
     use crate::lock_names as lock;

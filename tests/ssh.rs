@@ -1086,3 +1086,68 @@ fn a_lock_or_a_lock_claim_left_beside_a_web_config_is_reported_over_sftp() {
         "{json}"
     );
 }
+
+/// A scan of one demo server behind a proxy that holds every chunk 100
+/// ms each way: the round trips of each step (debug builds write the
+/// steps with FARMKEY_TEST_STEPS), printed as README "Performance"
+/// counts them, and their sum held to the count there.
+#[test]
+fn a_scan_of_one_server_takes_fifteen_round_trips() {
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    let server = farm.server("web01");
+    let one_way = Duration::from_millis(100);
+    let proxy = support::proxy::DelayProxy::start(server.port, one_way);
+    farm.trust(proxy.port, &server.host_key);
+    let inventory = farm.home.path().join("slow.toml");
+    fs::write(
+        &inventory,
+        format!(
+            "{}\n[[servers]]\nname = \"slow\"\nhost = \"127.0.0.1\"\nport = {}\n",
+            farm.defaults()
+                .replace("connect_timeout_secs = 3", "connect_timeout_secs = 30"),
+            proxy.port
+        ),
+    )
+    .unwrap();
+    let out = farm
+        .farmkey()
+        .env("FARMKEY_TEST_STEPS", "1")
+        .args(["scan", "--format", "json", "--batch", "--ssh-config"])
+        .arg("/nonexistent")
+        .arg("-i")
+        .arg(&inventory)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["servers"][0]["reachable"], true, "{json}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let steps: Vec<(String, f64)> = stderr
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.strip_prefix("farmkey-step\t")?.split('\t').collect();
+            Some((f[1].to_string(), f[2].parse().ok()?))
+        })
+        .collect();
+    assert_eq!(
+        steps.first().map(|s| s.0.as_str()),
+        Some("start"),
+        "{stderr}"
+    );
+    assert_eq!(steps.last().map(|s| s.0.as_str()), Some("read"), "{stderr}");
+    // Each step's time less what the machine adds (CPU, scheduling): a
+    // round trip is 200 ms here, a step's own work far less.
+    let round_trips = |ms: f64| (ms / 200.0 + 0.25).floor() as u32;
+    let mut table = String::new();
+    for pair in steps.windows(2) {
+        let ms = pair[1].1 - pair[0].1;
+        table.push_str(&format!(
+            "{:>3}  {:>6.0} ms  {}\n",
+            round_trips(ms),
+            ms,
+            pair[1].0
+        ));
+    }
+    let total = steps.last().unwrap().1 - steps[0].1;
+    println!("{table}{:>3}  {total:>6.0} ms  in all", round_trips(total));
+    assert!(round_trips(total) <= 15, "{table}");
+}

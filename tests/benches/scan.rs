@@ -346,7 +346,11 @@ fn table(sizes: &[u64], delays: &[u64], runs: usize, through_bastion: bool) {
                 n,
                 delay,
                 ms(fk),
-                format!("{:.1}+{:.1} ms", user.as_secs_f64() * 1e3, system.as_secs_f64() * 1e3),
+                format!(
+                    "{:.1}+{:.1} ms",
+                    user.as_secs_f64() * 1e3,
+                    system.as_secs_f64() * 1e3
+                ),
                 fk16.map_or("-".to_string(), ms),
                 ms(base),
                 fk.as_secs_f64() / base.as_secs_f64(),

@@ -1,0 +1,672 @@
+//! An SFTP (version 3, draft-ietf-secsh-filexfer-02) channel that sends
+//! any number of requests before it reads the answers: libssh2's own SFTP
+//! keeps one open, one read, one stat and one readdir in flight per
+//! channel, so every file of a scan cost its own round trips. Here a
+//! scan's files are opened, `lstat`ed and their folders opened in one
+//! round trip, read and listed in the next. Used for everything that
+//! reads; writes stay with libssh2's SFTP.
+
+use super::Session;
+use crate::paths::RemotePath;
+use crate::transport::TransportError;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+/// Packet types (draft-ietf-secsh-filexfer-02, section 3).
+mod packet {
+    pub const INIT: u8 = 1;
+    pub const VERSION: u8 = 2;
+    pub const OPEN: u8 = 3;
+    pub const CLOSE: u8 = 4;
+    pub const READ: u8 = 5;
+    pub const LSTAT: u8 = 7;
+    pub const OPENDIR: u8 = 11;
+    pub const READDIR: u8 = 12;
+    pub const STAT: u8 = 17;
+    pub const READLINK: u8 = 19;
+    pub const STATUS: u8 = 101;
+    pub const HANDLE: u8 = 102;
+    pub const DATA: u8 = 103;
+    pub const NAME: u8 = 104;
+    pub const ATTRS: u8 = 105;
+}
+const FX_OK: u32 = 0;
+const FX_EOF: u32 = 1;
+const FXF_READ: u32 = 1;
+
+/// A read asks for this much: what every sftp-server since OpenSSH 7.7
+/// (and Win32-OpenSSH 7.7) answers in full (`process_read`: 64 KiB then,
+/// 256 KiB since 8.x).
+const READ_LEN: u32 = 64 * 1024;
+/// Reads asked at once for a file whose size `stat` did not tell.
+const READS_AHEAD: u64 = 4;
+/// The largest answer accepted: sftp-server sends at most 256 KiB
+/// (SFTP_MAX_MSG_LENGTH); anything far larger is not SFTP.
+const MAX_PACKET: usize = 1024 * 1024;
+
+/// One request.
+#[derive(Debug, Clone)]
+pub enum Ask<'a> {
+    Open(&'a str),
+    Close(Vec<u8>),
+    Read(Vec<u8>, u64, u32),
+    Lstat(&'a str),
+    Stat(&'a str),
+    OpenDir(&'a str),
+    ReadDir(Vec<u8>),
+    ReadLink(&'a str),
+}
+
+/// One answer.
+#[derive(Debug)]
+pub enum Answer {
+    /// An SFTP status other than OK (and OK for a close).
+    Status(u32),
+    Handle(Vec<u8>),
+    Data(Vec<u8>),
+    /// Names with their attributes (READDIR, READLINK).
+    Name(Vec<(String, ssh2::FileStat)>),
+    Attrs(ssh2::FileStat),
+}
+
+/// The session is gone or the server spoke something that is not SFTP.
+pub type Broken = TransportError;
+
+fn broken(why: impl Into<String>) -> Broken {
+    TransportError::Disconnected(why.into())
+}
+
+pub struct Pipe {
+    channel: ssh2::Channel,
+    next_id: u32,
+    /// Closes sent whose answers are not waited for: read and dropped
+    /// with the next exchange's.
+    unanswered: HashSet<u32>,
+    /// Bytes of answers not yet whole (an unanswered close's, arriving
+    /// after the last answer waited for).
+    inbuf: Vec<u8>,
+    /// Once broken, every later exchange fails the same way.
+    failed: Option<Broken>,
+}
+
+/// Big-endian fields of an answer.
+struct Fields<'b>(&'b [u8]);
+
+impl<'b> Fields<'b> {
+    fn take(&mut self, n: usize) -> Result<&'b [u8], Broken> {
+        if self.0.len() < n {
+            return Err(broken("a malformed SFTP answer (too short)"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn u32(&mut self) -> Result<u32, Broken> {
+        Ok(u32::from_be_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+    fn u64(&mut self) -> Result<u64, Broken> {
+        Ok(u64::from_be_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+    fn string(&mut self) -> Result<&'b [u8], Broken> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    /// ATTRS (section 5), as the ssh2 crate keeps them.
+    fn attrs(&mut self) -> Result<ssh2::FileStat, Broken> {
+        let flags = self.u32()?;
+        let mut st = ssh2::FileStat {
+            size: None,
+            uid: None,
+            gid: None,
+            perm: None,
+            atime: None,
+            mtime: None,
+        };
+        if flags & 0x1 != 0 {
+            st.size = Some(self.u64()?);
+        }
+        if flags & 0x2 != 0 {
+            st.uid = Some(self.u32()?);
+            st.gid = Some(self.u32()?);
+        }
+        if flags & 0x4 != 0 {
+            st.perm = Some(self.u32()?);
+        }
+        if flags & 0x8 != 0 {
+            st.atime = Some(self.u32()? as u64);
+            st.mtime = Some(self.u32()? as u64);
+        }
+        if flags & 0x8000_0000 != 0 {
+            for _ in 0..self.u32()? {
+                self.string()?;
+                self.string()?;
+            }
+        }
+        Ok(st)
+    }
+}
+
+fn put_string(out: &mut Vec<u8>, s: &[u8]) {
+    out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+    out.extend_from_slice(s);
+}
+
+/// Waits until the socket is ready in the direction libssh2 waits for,
+/// at most until `deadline` (and 100 ms).
+fn wait(session: &Session, socket: &OwnedFd, deadline: Instant) -> Result<(), Broken> {
+    let now = Instant::now();
+    if now >= deadline {
+        return Err(broken("the server stopped answering (timeout)"));
+    }
+    let events = match session.block_directions() {
+        ssh2::BlockDirections::Outbound => libc::POLLOUT,
+        ssh2::BlockDirections::Both => libc::POLLIN | libc::POLLOUT,
+        _ => libc::POLLIN,
+    };
+    let mut fd = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events,
+        revents: 0,
+    };
+    let ms = (deadline - now).as_millis().min(100) as libc::c_int;
+    // SAFETY: one valid pollfd for the duration of the call.
+    unsafe { libc::poll(&mut fd, 1, ms) };
+    Ok(())
+}
+
+fn would_block(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock
+}
+
+impl Pipe {
+    /// Opens a session channel, starts the `sftp` subsystem and agrees on
+    /// version 3 (three round trips, as libssh2's `sftp_init`).
+    pub fn open(
+        who: &str,
+        session: &Session,
+        socket: &OwnedFd,
+        timeout: Duration,
+    ) -> Result<Pipe, String> {
+        let step = |what| crate::transport::step(who, what);
+        let mut channel = session
+            .channel_session()
+            .map_err(|e| e.message().to_string())?;
+        step("channel open");
+        channel
+            .subsystem("sftp")
+            .map_err(|e| e.message().to_string())?;
+        step("sftp subsystem");
+        let mut pipe = Pipe {
+            channel,
+            next_id: 0,
+            unanswered: HashSet::new(),
+            inbuf: Vec::new(),
+            failed: None,
+        };
+        let mut init = Vec::new();
+        init.extend_from_slice(&5u32.to_be_bytes());
+        init.push(packet::INIT);
+        init.extend_from_slice(&3u32.to_be_bytes());
+        let mut inbuf = std::mem::take(&mut pipe.inbuf);
+        session.set_blocking(false);
+        let got = pipe.pump(session, socket, timeout, &init, &mut inbuf, true, |p, _| {
+            Ok(p.first() == Some(&packet::VERSION))
+        });
+        session.set_blocking(true);
+        pipe.inbuf = inbuf;
+        step("SFTP init");
+        match got {
+            Ok(()) => Ok(pipe),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Writes `out` and reads answers into `inbuf`, handing each whole
+    /// packet to `take` until it says all are in (returns `true`).
+    fn pump(
+        &mut self,
+        session: &Session,
+        socket: &OwnedFd,
+        timeout: Duration,
+        out: &[u8],
+        inbuf: &mut Vec<u8>,
+        answers: bool,
+        mut take: impl FnMut(&[u8], &mut HashSet<u32>) -> Result<bool, Broken>,
+    ) -> Result<(), Broken> {
+        let mut sent = 0;
+        let mut chunk = [0u8; 32 * 1024];
+        // The timeout counts from the last answer.
+        let mut deadline = Instant::now() + timeout;
+        let mut done = !answers;
+        while !done || sent < out.len() {
+            let mut progress = false;
+            if sent < out.len() {
+                match self.channel.write(&out[sent..]) {
+                    Ok(n) => {
+                        sent += n;
+                        progress |= n > 0;
+                    }
+                    Err(e) if would_block(&e) => {}
+                    Err(e) => return Err(broken(format!("SFTP channel: {e}"))),
+                }
+            }
+            match self.channel.read(&mut chunk) {
+                Ok(0) => return Err(broken("the server closed the SFTP channel")),
+                Ok(n) => {
+                    inbuf.extend_from_slice(&chunk[..n]);
+                    progress = true;
+                    deadline = Instant::now() + timeout;
+                }
+                Err(e) if would_block(&e) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    return Err(broken("the server stopped answering (timeout)"));
+                }
+                Err(e) => return Err(broken(format!("SFTP channel: {e}"))),
+            }
+            // Whole packets: a length, then that many bytes.
+            let mut at = 0;
+            while inbuf.len() - at >= 4 {
+                let len = u32::from_be_bytes(inbuf[at..at + 4].try_into().expect("4 bytes"));
+                let len = len as usize;
+                if len == 0 || len > MAX_PACKET {
+                    return Err(broken(format!("a malformed SFTP answer ({len} bytes)")));
+                }
+                if inbuf.len() - at - 4 < len {
+                    break;
+                }
+                let body = &inbuf[at + 4..at + 4 + len];
+                at += 4 + len;
+                if take(body, &mut self.unanswered)? {
+                    done = true;
+                }
+            }
+            if at > 0 {
+                zeroize::Zeroize::zeroize(&mut inbuf[..at]);
+                inbuf.drain(..at);
+            }
+            if !progress && (!done || sent < out.len()) {
+                wait(session, socket, deadline)?;
+            }
+        }
+        chunk.fill(0);
+        Ok(())
+    }
+
+    /// Sends every request at once and waits for all their answers, in
+    /// the order asked. A close is sent without waiting for its answer.
+    pub fn exchange(
+        &mut self,
+        session: &Session,
+        socket: &OwnedFd,
+        timeout: Duration,
+        asks: &[Ask<'_>],
+    ) -> Result<Vec<Answer>, Broken> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let mut out = Vec::new();
+        let mut ids: HashMap<u32, usize> = HashMap::new();
+        for (i, ask) in asks.iter().enumerate() {
+            let id = self.next_id;
+            self.next_id = self.next_id.wrapping_add(1);
+            let mut body = Vec::new();
+            let (kind, rest): (u8, &mut dyn FnMut(&mut Vec<u8>)) = match ask {
+                Ask::Open(p) => (packet::OPEN, &mut |b: &mut Vec<u8>| {
+                    put_string(b, p.as_bytes());
+                    b.extend_from_slice(&FXF_READ.to_be_bytes());
+                    b.extend_from_slice(&0u32.to_be_bytes());
+                }),
+                Ask::Close(h) => (packet::CLOSE, &mut |b: &mut Vec<u8>| put_string(b, h)),
+                Ask::Read(h, offset, len) => (packet::READ, &mut |b: &mut Vec<u8>| {
+                    put_string(b, h);
+                    b.extend_from_slice(&offset.to_be_bytes());
+                    b.extend_from_slice(&len.to_be_bytes());
+                }),
+                Ask::Lstat(p) => (packet::LSTAT, &mut |b: &mut Vec<u8>| {
+                    put_string(b, p.as_bytes())
+                }),
+                Ask::Stat(p) => (packet::STAT, &mut |b: &mut Vec<u8>| {
+                    put_string(b, p.as_bytes())
+                }),
+                Ask::OpenDir(p) => (packet::OPENDIR, &mut |b: &mut Vec<u8>| {
+                    put_string(b, p.as_bytes())
+                }),
+                Ask::ReadDir(h) => (packet::READDIR, &mut |b: &mut Vec<u8>| put_string(b, h)),
+                Ask::ReadLink(p) => (packet::READLINK, &mut |b: &mut Vec<u8>| {
+                    put_string(b, p.as_bytes())
+                }),
+            };
+            body.push(kind);
+            body.extend_from_slice(&id.to_be_bytes());
+            rest(&mut body);
+            out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            out.extend_from_slice(&body);
+            if matches!(ask, Ask::Close(_)) {
+                self.unanswered.insert(id);
+            } else {
+                ids.insert(id, i);
+            }
+        }
+        let mut answers: Vec<Option<Answer>> = (0..asks.len()).map(|_| None).collect();
+        let mut waiting = ids.len();
+        let mut inbuf = std::mem::take(&mut self.inbuf);
+        session.set_blocking(false);
+        let got = if waiting == 0 && out.is_empty() {
+            Ok(())
+        } else {
+            let awaited = waiting > 0;
+            self.pump(
+                session,
+                socket,
+                timeout,
+                &out,
+                &mut inbuf,
+                awaited,
+                |p, unanswered| {
+                    let mut f = Fields(p);
+                    let kind = f.take(1)?[0];
+                    let id = f.u32()?;
+                    if unanswered.remove(&id) {
+                        return Ok(waiting == 0);
+                    }
+                    let Some(&i) = ids.get(&id) else {
+                        return Err(broken(format!("an SFTP answer to no request (id {id})")));
+                    };
+                    let answer = match kind {
+                        packet::STATUS => Answer::Status(f.u32()?),
+                        packet::HANDLE => Answer::Handle(f.string()?.to_vec()),
+                        packet::DATA => Answer::Data(f.string()?.to_vec()),
+                        packet::ATTRS => Answer::Attrs(f.attrs()?),
+                        packet::NAME => {
+                            let n = f.u32()?;
+                            let mut names = Vec::new();
+                            for _ in 0..n {
+                                let name = String::from_utf8_lossy(f.string()?).into_owned();
+                                f.string()?;
+                                names.push((name, f.attrs()?));
+                            }
+                            Answer::Name(names)
+                        }
+                        other => {
+                            return Err(broken(format!("an SFTP answer of unknown type {other}")));
+                        }
+                    };
+                    if answers[i].replace(answer).is_none() {
+                        waiting -= 1;
+                    }
+                    Ok(waiting == 0)
+                },
+            )
+        };
+        session.set_blocking(true);
+        self.inbuf = inbuf;
+        zeroize::Zeroize::zeroize(&mut out);
+        if let Err(e) = got {
+            self.failed = Some(e.clone());
+            return Err(e);
+        }
+        Ok(answers
+            .into_iter()
+            .map(|a| a.unwrap_or(Answer::Status(FX_OK)))
+            .collect())
+    }
+}
+
+/// A status as farmkey words it for `path`.
+fn status(path: &RemotePath, code: u32) -> TransportError {
+    super::status_error(path, code as i32)
+}
+
+/// What `lstat` or `stat` answered: `Ok(None)` for "no such file".
+pub fn stat_answer(path: &RemotePath, a: Answer) -> Result<Option<ssh2::FileStat>, TransportError> {
+    match a {
+        Answer::Attrs(st) => Ok(Some(st)),
+        Answer::Status(code) => match status(path, code) {
+            TransportError::NotFound { .. } => Ok(None),
+            other => Err(other),
+        },
+        _ => Err(broken("an SFTP answer of the wrong type to a stat")),
+    }
+}
+
+/// A file being read.
+struct Reading {
+    handle: Vec<u8>,
+    /// Bytes by offset, as they came.
+    chunks: BTreeMap<u64, Vec<u8>>,
+    /// Where an answer said the file ends.
+    eof: Option<u64>,
+    /// The size `lstat` gave a regular file, until the first reads ask
+    /// for all of it.
+    size: Option<u64>,
+}
+
+impl Reading {
+    /// The bytes from 0 without a gap.
+    fn contiguous(&self) -> u64 {
+        let mut end = 0;
+        for (&at, bytes) in &self.chunks {
+            if at > end {
+                break;
+            }
+            end = end.max(at + bytes.len() as u64);
+        }
+        end
+    }
+}
+
+/// What a read of many files brings back, per file.
+pub struct FileRead {
+    pub bytes: Result<Vec<u8>, TransportError>,
+    /// What `lstat` answered for its name, when asked.
+    pub lstat: Option<Result<Option<ssh2::FileStat>, TransportError>>,
+    /// Larger than the limit: nothing kept (the size, when known).
+    pub too_large: Option<Option<u64>>,
+}
+
+/// Reads `files` (with the `lstat` of each when `lstat`) and lists
+/// `folders`, every request in flight together: one round trip opens and
+/// `stat`s each file (and `lstat`s it) and opens the folders; the next
+/// reads all of each file (its size known from `stat`) with one more read
+/// that finds its end, and lists each folder (two READDIRs, enough for a
+/// folder of up to 100 entries on OpenSSH's sftp-server); closes are not
+/// waited for. A file larger than `max` is never read.
+#[allow(clippy::too_many_arguments)]
+pub fn gather(
+    pipe: &mut Pipe,
+    session: &Session,
+    socket: &OwnedFd,
+    timeout: Duration,
+    files: &[RemotePath],
+    lstat: bool,
+    folders: &[RemotePath],
+    max: u64,
+) -> Result<
+    (
+        Vec<FileRead>,
+        Vec<Result<Vec<(String, ssh2::FileStat)>, TransportError>>,
+    ),
+    Broken,
+> {
+    let names: Vec<&str> = files.iter().map(|p| p.as_sftp()).collect();
+    let dirs: Vec<&str> = folders.iter().map(|p| p.as_sftp()).collect();
+    let mut asks: Vec<Ask> = Vec::new();
+    for n in &names {
+        // The size of what the open follows, to ask for all of it at once.
+        asks.extend([Ask::Open(n), Ask::Stat(n)]);
+        if lstat {
+            asks.push(Ask::Lstat(n));
+        }
+    }
+    asks.extend(dirs.iter().map(|d| Ask::OpenDir(d)));
+    let mut answers = pipe.exchange(session, socket, timeout, &asks)?.into_iter();
+
+    let mut reads: Vec<FileRead> = Vec::with_capacity(files.len());
+    let mut open: Vec<Option<Reading>> = Vec::with_capacity(files.len());
+    let mut closes: Vec<Vec<u8>> = Vec::new();
+    for path in files {
+        let opened = answers.next().expect("one answer per request");
+        let followed = stat_answer(path, answers.next().expect("one answer per request"));
+        let st = lstat.then(|| stat_answer(path, answers.next().expect("one answer per request")));
+        let mut read = FileRead {
+            bytes: Ok(Vec::new()),
+            lstat: st,
+            too_large: None,
+        };
+        let mut reading = None;
+        match opened {
+            Answer::Handle(handle) => {
+                // A regular file's size is known: beyond the limit it is
+                // never read.
+                let size = match &followed {
+                    Ok(Some(st)) if st.file_type() == ssh2::FileType::RegularFile => st.size,
+                    _ => None,
+                };
+                if size.is_some_and(|s| s > max) {
+                    read.too_large = Some(size);
+                    closes.push(handle);
+                } else {
+                    reading = Some(Reading {
+                        handle,
+                        chunks: BTreeMap::new(),
+                        eof: None,
+                        size,
+                    });
+                }
+            }
+            Answer::Status(code) => read.bytes = Err(status(path, code)),
+            _ => read.bytes = Err(broken("an SFTP answer of the wrong type to an open")),
+        }
+        reads.push(read);
+        open.push(reading);
+    }
+    let mut listing: Vec<Result<(Vec<u8>, Vec<(String, ssh2::FileStat)>, bool), TransportError>> =
+        folders
+            .iter()
+            .map(
+                |dir| match answers.next().expect("one answer per request") {
+                    Answer::Handle(h) => Ok((h, Vec::new(), false)),
+                    Answer::Status(code) => Err(status(dir, code)),
+                    _ => Err(broken("an SFTP answer of the wrong type to an opendir")),
+                },
+            )
+            .collect();
+
+    // Rounds of reads and readdirs until every file and folder is done.
+    loop {
+        let mut asks: Vec<Ask> = Vec::new();
+        // What each ask is for: a file's read at an offset, a folder.
+        let mut what: Vec<(bool, usize, u64)> = Vec::new();
+        for (i, r) in open.iter_mut().enumerate() {
+            let Some(r) = r else { continue };
+            let have = r.contiguous();
+            if r.eof.is_some_and(|end| have >= end) || have > max {
+                continue;
+            }
+            // A known size: all of it and the read that finds the end,
+            // at once. Else a few reads ahead of the first gap.
+            let (until, probe) = match r.size.take() {
+                Some(size) => (size, true),
+                None => ((have + READS_AHEAD * READ_LEN as u64).min(max + 1), false),
+            };
+            let mut at = have;
+            while at < until {
+                let len = (until - at).min(READ_LEN as u64);
+                asks.push(Ask::Read(r.handle.clone(), at, len as u32));
+                what.push((true, i, at));
+                at += len;
+            }
+            if probe {
+                asks.push(Ask::Read(r.handle.clone(), until, READ_LEN));
+                what.push((true, i, until));
+            }
+        }
+        for (i, l) in listing.iter().enumerate() {
+            if let Ok((h, _, false)) = l {
+                for _ in 0..2 {
+                    asks.push(Ask::ReadDir(h.clone()));
+                    what.push((false, i, 0));
+                }
+            }
+        }
+        if asks.is_empty() {
+            break;
+        }
+        let answers = pipe.exchange(session, socket, timeout, &asks)?;
+        for ((file, i, at), answer) in what.into_iter().zip(answers) {
+            if file {
+                let Some(r) = &mut open[i] else { continue };
+                match answer {
+                    Answer::Data(bytes) if bytes.is_empty() => {
+                        r.eof = Some(r.eof.map_or(at, |e| e.min(at)));
+                    }
+                    Answer::Data(bytes) => {
+                        r.chunks.insert(at, bytes);
+                    }
+                    Answer::Status(FX_EOF) => r.eof = Some(r.eof.map_or(at, |e| e.min(at))),
+                    Answer::Status(code) => {
+                        reads[i].bytes = Err(status(&files[i], code));
+                        if let Some(r) = open[i].take() {
+                            closes.push(r.handle);
+                        }
+                    }
+                    _ => {
+                        reads[i].bytes = Err(broken("an SFTP answer of the wrong type to a read"));
+                        if let Some(r) = open[i].take() {
+                            closes.push(r.handle);
+                        }
+                    }
+                }
+            } else if let Ok((_, names, finished)) = &mut listing[i] {
+                match answer {
+                    Answer::Name(more) if !*finished => names.extend(more),
+                    Answer::Name(_) => {}
+                    Answer::Status(FX_EOF) => *finished = true,
+                    Answer::Status(code) => listing[i] = Err(status(&folders[i], code)),
+                    _ => {
+                        listing[i] = Err(broken("an SFTP answer of the wrong type to a readdir"));
+                    }
+                }
+            }
+        }
+    }
+    for (i, r) in open.into_iter().enumerate() {
+        let Some(mut r) = r else { continue };
+        let have = r.contiguous();
+        if have > max {
+            reads[i].too_large = Some(None);
+        } else {
+            let mut bytes = Vec::with_capacity(have as usize);
+            for (at, chunk) in &r.chunks {
+                let from = (bytes.len() as u64).saturating_sub(*at) as usize;
+                if *at <= bytes.len() as u64 && from < chunk.len() {
+                    bytes.extend_from_slice(&chunk[from..]);
+                }
+            }
+            bytes.truncate(r.eof.unwrap_or(have).min(have) as usize);
+            reads[i].bytes = Ok(bytes);
+        }
+        for chunk in r.chunks.values_mut() {
+            zeroize::Zeroize::zeroize(chunk);
+        }
+        closes.push(r.handle);
+    }
+    let mut lists = Vec::with_capacity(folders.len());
+    for l in listing {
+        lists.push(l.map(|(h, names, _)| {
+            closes.push(h);
+            names
+        }));
+    }
+    if !closes.is_empty() {
+        let asks: Vec<Ask> = closes.into_iter().map(Ask::Close).collect();
+        pipe.exchange(session, socket, timeout, &asks)?;
+    }
+    Ok((reads, lists))
+}
