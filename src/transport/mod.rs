@@ -249,6 +249,9 @@ pub struct Fetched {
     pub lstat: Option<Result<Option<FileStat>, TransportError>>,
 }
 
+/// A folder's entries, or why it could not be listed.
+pub type Listing = Result<Vec<DirEntry>, TransportError>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {
     pub name: String,
@@ -275,7 +278,7 @@ pub trait Transport: Send {
         &mut self,
         files: &[RemotePath],
         folders: &[RemotePath],
-    ) -> (Vec<Fetched>, Vec<Result<Vec<DirEntry>, TransportError>>) {
+    ) -> (Vec<Fetched>, Vec<Listing>) {
         let read = self
             .read_many(files)
             .into_iter()

@@ -153,6 +153,8 @@ struct Timed {
 /// Runs farmkey and waits for it with `wait4`, which gives that process's
 /// own resource usage (never the sshd processes or proxies, which are no
 /// children of it).
+// Waited with `wait4`, which std's `wait` does not offer.
+#[allow(clippy::zombie_processes)]
 fn time_farmkey(farm: &Farm, jobs: usize) -> Timed {
     use std::io::Read;
     let start = Instant::now();

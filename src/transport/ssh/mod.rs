@@ -402,8 +402,12 @@ impl SshTransport {
             }
         })?;
         session.set_keepalive(false, 15);
-        let pipe = pipe::Pipe::open(server, &session, &socket, r.connect_timeout)
-            .map_err(ConnectError::Sftp)?;
+        let wire = pipe::Wire {
+            session: &session,
+            socket: &socket,
+            timeout: r.connect_timeout,
+        };
+        let pipe = pipe::Pipe::open(server, wire).map_err(ConnectError::Sftp)?;
         Ok(SshTransport {
             describe: format!("sftp {}@{}", r.user, r.known_hosts_name()),
             banner: session.banner().map(str::to_string),
@@ -441,8 +445,12 @@ impl SshTransport {
     /// Requests through [`pipe`], all in flight together.
     fn ask(&mut self, asks: &[pipe::Ask<'_>]) -> Result<Vec<pipe::Answer>, TransportError> {
         self.keepalive();
-        self.pipe
-            .exchange(&self.session, &self.socket, self.timeout, asks)
+        let wire = pipe::Wire {
+            session: &self.session,
+            socket: &self.socket,
+            timeout: self.timeout,
+        };
+        self.pipe.exchange(wire, asks)
     }
 
     /// `stat` or `lstat` as the server answered it; `Ok(None)`: no such file.
@@ -467,23 +475,16 @@ impl SshTransport {
         files: &[RemotePath],
         lstat: bool,
         folders: &[RemotePath],
-    ) -> (
-        Vec<super::Fetched>,
-        Vec<Result<Vec<DirEntry>, TransportError>>,
-    ) {
+    ) -> (Vec<super::Fetched>, Vec<super::Listing>) {
         self.keepalive();
-        let got = pipe::gather(
-            &mut self.pipe,
-            &self.session,
-            &self.socket,
-            self.timeout,
-            files,
-            lstat,
-            folders,
-            self.max_read,
-        );
+        let wire = pipe::Wire {
+            session: &self.session,
+            socket: &self.socket,
+            timeout: self.timeout,
+        };
+        let got = pipe::gather(&mut self.pipe, wire, files, lstat, folders, self.max_read);
         let (reads, lists) = match got {
-            Ok(got) => got,
+            Ok(got) => (got.files, got.folders),
             Err(e) => {
                 let fail = |_| super::Fetched {
                     read: Err(e.clone()),
@@ -805,10 +806,7 @@ impl Transport for SshTransport {
         &mut self,
         files: &[RemotePath],
         folders: &[RemotePath],
-    ) -> (
-        Vec<super::Fetched>,
-        Vec<Result<Vec<DirEntry>, TransportError>>,
-    ) {
+    ) -> (Vec<super::Fetched>, Vec<super::Listing>) {
         self.gather_raw(files, true, folders)
     }
 

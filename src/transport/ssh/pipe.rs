@@ -59,6 +59,45 @@ pub enum Ask<'a> {
     ReadLink(&'a str),
 }
 
+impl Ask<'_> {
+    /// The request as sent, with its id (section 6).
+    fn encode(&self, id: u32, out: &mut Vec<u8>) {
+        let mut b = Vec::new();
+        let (kind, name, handle) = match self {
+            Ask::Open(p) => (packet::OPEN, Some(p), None),
+            Ask::Close(h) => (packet::CLOSE, None, Some(h)),
+            Ask::Read(h, _, _) => (packet::READ, None, Some(h)),
+            Ask::Lstat(p) => (packet::LSTAT, Some(p), None),
+            Ask::Stat(p) => (packet::STAT, Some(p), None),
+            Ask::OpenDir(p) => (packet::OPENDIR, Some(p), None),
+            Ask::ReadDir(h) => (packet::READDIR, None, Some(h)),
+            Ask::ReadLink(p) => (packet::READLINK, Some(p), None),
+        };
+        b.push(kind);
+        b.extend_from_slice(&id.to_be_bytes());
+        if let Some(p) = name {
+            put_string(&mut b, p.as_bytes());
+        }
+        if let Some(h) = handle {
+            put_string(&mut b, h);
+        }
+        match self {
+            // Read only, no attributes.
+            Ask::Open(_) => {
+                b.extend_from_slice(&FXF_READ.to_be_bytes());
+                b.extend_from_slice(&0u32.to_be_bytes());
+            }
+            Ask::Read(_, offset, len) => {
+                b.extend_from_slice(&offset.to_be_bytes());
+                b.extend_from_slice(&len.to_be_bytes());
+            }
+            _ => {}
+        }
+        out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+        out.extend_from_slice(&b);
+    }
+}
+
 /// One answer.
 #[derive(Debug)]
 pub enum Answer {
@@ -67,12 +106,24 @@ pub enum Answer {
     Handle(Vec<u8>),
     Data(Vec<u8>),
     /// Names with their attributes (READDIR, READLINK).
-    Name(Vec<(String, ssh2::FileStat)>),
+    Name(Names),
     Attrs(ssh2::FileStat),
 }
 
 /// The session is gone or the server spoke something that is not SFTP.
 pub type Broken = TransportError;
+
+/// Names with their attributes, as READDIR answers them.
+pub type Names = Vec<(String, ssh2::FileStat)>;
+
+/// What a pipe runs over: the session, its socket to wait on, and how
+/// long to wait for an answer.
+#[derive(Clone, Copy)]
+pub struct Wire<'a> {
+    pub session: &'a Session,
+    pub socket: &'a OwnedFd,
+    pub timeout: Duration,
+}
 
 fn broken(why: impl Into<String>) -> Broken {
     TransportError::Disconnected(why.into())
@@ -159,18 +210,18 @@ fn put_string(out: &mut Vec<u8>, s: &[u8]) {
 
 /// Waits until the socket is ready in the direction libssh2 waits for,
 /// at most until `deadline` (and 100 ms).
-fn wait(session: &Session, socket: &OwnedFd, deadline: Instant) -> Result<(), Broken> {
+fn wait(wire: Wire<'_>, deadline: Instant) -> Result<(), Broken> {
     let now = Instant::now();
     if now >= deadline {
         return Err(broken("the server stopped answering (timeout)"));
     }
-    let events = match session.block_directions() {
+    let events = match wire.session.block_directions() {
         ssh2::BlockDirections::Outbound => libc::POLLOUT,
         ssh2::BlockDirections::Both => libc::POLLIN | libc::POLLOUT,
         _ => libc::POLLIN,
     };
     let mut fd = libc::pollfd {
-        fd: socket.as_raw_fd(),
+        fd: wire.socket.as_raw_fd(),
         events,
         revents: 0,
     };
@@ -187,14 +238,10 @@ fn would_block(e: &std::io::Error) -> bool {
 impl Pipe {
     /// Opens a session channel, starts the `sftp` subsystem and agrees on
     /// version 3 (three round trips, as libssh2's `sftp_init`).
-    pub fn open(
-        who: &str,
-        session: &Session,
-        socket: &OwnedFd,
-        timeout: Duration,
-    ) -> Result<Pipe, String> {
+    pub fn open(who: &str, wire: Wire<'_>) -> Result<Pipe, String> {
         let step = |what| crate::transport::step(who, what);
-        let mut channel = session
+        let mut channel = wire
+            .session
             .channel_session()
             .map_err(|e| e.message().to_string())?;
         step("channel open");
@@ -214,11 +261,11 @@ impl Pipe {
         init.push(packet::INIT);
         init.extend_from_slice(&3u32.to_be_bytes());
         let mut inbuf = std::mem::take(&mut pipe.inbuf);
-        session.set_blocking(false);
-        let got = pipe.pump(session, socket, timeout, &init, &mut inbuf, true, |p, _| {
+        wire.session.set_blocking(false);
+        let got = pipe.pump(wire, &init, &mut inbuf, true, |p, _| {
             Ok(p.first() == Some(&packet::VERSION))
         });
-        session.set_blocking(true);
+        wire.session.set_blocking(true);
         pipe.inbuf = inbuf;
         step("SFTP init");
         match got {
@@ -231,9 +278,7 @@ impl Pipe {
     /// packet to `take` until it says all are in (returns `true`).
     fn pump(
         &mut self,
-        session: &Session,
-        socket: &OwnedFd,
-        timeout: Duration,
+        wire: Wire<'_>,
         out: &[u8],
         inbuf: &mut Vec<u8>,
         answers: bool,
@@ -242,7 +287,7 @@ impl Pipe {
         let mut sent = 0;
         let mut chunk = [0u8; 32 * 1024];
         // The timeout counts from the last answer.
-        let mut deadline = Instant::now() + timeout;
+        let mut deadline = Instant::now() + wire.timeout;
         let mut done = !answers;
         while !done || sent < out.len() {
             let mut progress = false;
@@ -261,7 +306,7 @@ impl Pipe {
                 Ok(n) => {
                     inbuf.extend_from_slice(&chunk[..n]);
                     progress = true;
-                    deadline = Instant::now() + timeout;
+                    deadline = Instant::now() + wire.timeout;
                 }
                 Err(e) if would_block(&e) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
@@ -291,7 +336,7 @@ impl Pipe {
                 inbuf.drain(..at);
             }
             if !progress && (!done || sent < out.len()) {
-                wait(session, socket, deadline)?;
+                wait(wire, deadline)?;
             }
         }
         chunk.fill(0);
@@ -300,13 +345,7 @@ impl Pipe {
 
     /// Sends every request at once and waits for all their answers, in
     /// the order asked. A close is sent without waiting for its answer.
-    pub fn exchange(
-        &mut self,
-        session: &Session,
-        socket: &OwnedFd,
-        timeout: Duration,
-        asks: &[Ask<'_>],
-    ) -> Result<Vec<Answer>, Broken> {
+    pub fn exchange(&mut self, wire: Wire<'_>, asks: &[Ask<'_>]) -> Result<Vec<Answer>, Broken> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
@@ -315,38 +354,7 @@ impl Pipe {
         for (i, ask) in asks.iter().enumerate() {
             let id = self.next_id;
             self.next_id = self.next_id.wrapping_add(1);
-            let mut body = Vec::new();
-            let (kind, rest): (u8, &mut dyn FnMut(&mut Vec<u8>)) = match ask {
-                Ask::Open(p) => (packet::OPEN, &mut |b: &mut Vec<u8>| {
-                    put_string(b, p.as_bytes());
-                    b.extend_from_slice(&FXF_READ.to_be_bytes());
-                    b.extend_from_slice(&0u32.to_be_bytes());
-                }),
-                Ask::Close(h) => (packet::CLOSE, &mut |b: &mut Vec<u8>| put_string(b, h)),
-                Ask::Read(h, offset, len) => (packet::READ, &mut |b: &mut Vec<u8>| {
-                    put_string(b, h);
-                    b.extend_from_slice(&offset.to_be_bytes());
-                    b.extend_from_slice(&len.to_be_bytes());
-                }),
-                Ask::Lstat(p) => (packet::LSTAT, &mut |b: &mut Vec<u8>| {
-                    put_string(b, p.as_bytes())
-                }),
-                Ask::Stat(p) => (packet::STAT, &mut |b: &mut Vec<u8>| {
-                    put_string(b, p.as_bytes())
-                }),
-                Ask::OpenDir(p) => (packet::OPENDIR, &mut |b: &mut Vec<u8>| {
-                    put_string(b, p.as_bytes())
-                }),
-                Ask::ReadDir(h) => (packet::READDIR, &mut |b: &mut Vec<u8>| put_string(b, h)),
-                Ask::ReadLink(p) => (packet::READLINK, &mut |b: &mut Vec<u8>| {
-                    put_string(b, p.as_bytes())
-                }),
-            };
-            body.push(kind);
-            body.extend_from_slice(&id.to_be_bytes());
-            rest(&mut body);
-            out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-            out.extend_from_slice(&body);
+            ask.encode(id, &mut out);
             if matches!(ask, Ask::Close(_)) {
                 self.unanswered.insert(id);
             } else {
@@ -356,55 +364,47 @@ impl Pipe {
         let mut answers: Vec<Option<Answer>> = (0..asks.len()).map(|_| None).collect();
         let mut waiting = ids.len();
         let mut inbuf = std::mem::take(&mut self.inbuf);
-        session.set_blocking(false);
+        wire.session.set_blocking(false);
         let got = if waiting == 0 && out.is_empty() {
             Ok(())
         } else {
             let awaited = waiting > 0;
-            self.pump(
-                session,
-                socket,
-                timeout,
-                &out,
-                &mut inbuf,
-                awaited,
-                |p, unanswered| {
-                    let mut f = Fields(p);
-                    let kind = f.take(1)?[0];
-                    let id = f.u32()?;
-                    if unanswered.remove(&id) {
-                        return Ok(waiting == 0);
-                    }
-                    let Some(&i) = ids.get(&id) else {
-                        return Err(broken(format!("an SFTP answer to no request (id {id})")));
-                    };
-                    let answer = match kind {
-                        packet::STATUS => Answer::Status(f.u32()?),
-                        packet::HANDLE => Answer::Handle(f.string()?.to_vec()),
-                        packet::DATA => Answer::Data(f.string()?.to_vec()),
-                        packet::ATTRS => Answer::Attrs(f.attrs()?),
-                        packet::NAME => {
-                            let n = f.u32()?;
-                            let mut names = Vec::new();
-                            for _ in 0..n {
-                                let name = String::from_utf8_lossy(f.string()?).into_owned();
-                                f.string()?;
-                                names.push((name, f.attrs()?));
-                            }
-                            Answer::Name(names)
+            self.pump(wire, &out, &mut inbuf, awaited, |p, unanswered| {
+                let mut f = Fields(p);
+                let kind = f.take(1)?[0];
+                let id = f.u32()?;
+                if unanswered.remove(&id) {
+                    return Ok(waiting == 0);
+                }
+                let Some(&i) = ids.get(&id) else {
+                    return Err(broken(format!("an SFTP answer to no request (id {id})")));
+                };
+                let answer = match kind {
+                    packet::STATUS => Answer::Status(f.u32()?),
+                    packet::HANDLE => Answer::Handle(f.string()?.to_vec()),
+                    packet::DATA => Answer::Data(f.string()?.to_vec()),
+                    packet::ATTRS => Answer::Attrs(f.attrs()?),
+                    packet::NAME => {
+                        let n = f.u32()?;
+                        let mut names = Vec::new();
+                        for _ in 0..n {
+                            let name = String::from_utf8_lossy(f.string()?).into_owned();
+                            f.string()?;
+                            names.push((name, f.attrs()?));
                         }
-                        other => {
-                            return Err(broken(format!("an SFTP answer of unknown type {other}")));
-                        }
-                    };
-                    if answers[i].replace(answer).is_none() {
-                        waiting -= 1;
+                        Answer::Name(names)
                     }
-                    Ok(waiting == 0)
-                },
-            )
+                    other => {
+                        return Err(broken(format!("an SFTP answer of unknown type {other}")));
+                    }
+                };
+                if answers[i].replace(answer).is_none() {
+                    waiting -= 1;
+                }
+                Ok(waiting == 0)
+            })
         };
-        session.set_blocking(true);
+        wire.session.set_blocking(true);
         self.inbuf = inbuf;
         zeroize::Zeroize::zeroize(&mut out);
         if let Err(e) = got {
@@ -461,6 +461,15 @@ impl Reading {
     }
 }
 
+/// A folder being listed.
+struct Listed {
+    handle: Vec<u8>,
+    /// The names so far.
+    names: Names,
+    /// "End of file" came.
+    done: bool,
+}
+
 /// What a read of many files brings back, per file.
 pub struct FileRead {
     pub bytes: Result<Vec<u8>, TransportError>,
@@ -470,6 +479,12 @@ pub struct FileRead {
     pub too_large: Option<Option<u64>>,
 }
 
+/// Files read and folders listed by [`gather`], in the order asked.
+pub struct Gathered {
+    pub files: Vec<FileRead>,
+    pub folders: Vec<Result<Names, TransportError>>,
+}
+
 /// Reads `files` (with the `lstat` of each when `lstat`) and lists
 /// `folders`, every request in flight together: one round trip opens and
 /// `stat`s each file (and `lstat`s it) and opens the folders; the next
@@ -477,23 +492,14 @@ pub struct FileRead {
 /// that finds its end, and lists each folder (two READDIRs, enough for a
 /// folder of up to 100 entries on OpenSSH's sftp-server); closes are not
 /// waited for. A file larger than `max` is never read.
-#[allow(clippy::too_many_arguments)]
 pub fn gather(
     pipe: &mut Pipe,
-    session: &Session,
-    socket: &OwnedFd,
-    timeout: Duration,
+    wire: Wire<'_>,
     files: &[RemotePath],
     lstat: bool,
     folders: &[RemotePath],
     max: u64,
-) -> Result<
-    (
-        Vec<FileRead>,
-        Vec<Result<Vec<(String, ssh2::FileStat)>, TransportError>>,
-    ),
-    Broken,
-> {
+) -> Result<Gathered, Broken> {
     let names: Vec<&str> = files.iter().map(|p| p.as_sftp()).collect();
     let dirs: Vec<&str> = folders.iter().map(|p| p.as_sftp()).collect();
     let mut asks: Vec<Ask> = Vec::new();
@@ -505,7 +511,7 @@ pub fn gather(
         }
     }
     asks.extend(dirs.iter().map(|d| Ask::OpenDir(d)));
-    let mut answers = pipe.exchange(session, socket, timeout, &asks)?.into_iter();
+    let mut answers = pipe.exchange(wire, &asks)?.into_iter();
 
     let mut reads: Vec<FileRead> = Vec::with_capacity(files.len());
     let mut open: Vec<Option<Reading>> = Vec::with_capacity(files.len());
@@ -546,17 +552,20 @@ pub fn gather(
         reads.push(read);
         open.push(reading);
     }
-    let mut listing: Vec<Result<(Vec<u8>, Vec<(String, ssh2::FileStat)>, bool), TransportError>> =
-        folders
-            .iter()
-            .map(
-                |dir| match answers.next().expect("one answer per request") {
-                    Answer::Handle(h) => Ok((h, Vec::new(), false)),
-                    Answer::Status(code) => Err(status(dir, code)),
-                    _ => Err(broken("an SFTP answer of the wrong type to an opendir")),
-                },
-            )
-            .collect();
+    let mut listing: Vec<Result<Listed, TransportError>> = folders
+        .iter()
+        .map(
+            |dir| match answers.next().expect("one answer per request") {
+                Answer::Handle(handle) => Ok(Listed {
+                    handle,
+                    names: Vec::new(),
+                    done: false,
+                }),
+                Answer::Status(code) => Err(status(dir, code)),
+                _ => Err(broken("an SFTP answer of the wrong type to an opendir")),
+            },
+        )
+        .collect();
 
     // Rounds of reads and readdirs until every file and folder is done.
     loop {
@@ -588,7 +597,12 @@ pub fn gather(
             }
         }
         for (i, l) in listing.iter().enumerate() {
-            if let Ok((h, _, false)) = l {
+            if let Ok(Listed {
+                handle: h,
+                done: false,
+                ..
+            }) = l
+            {
                 for _ in 0..2 {
                     asks.push(Ask::ReadDir(h.clone()));
                     what.push((false, i, 0));
@@ -598,7 +612,7 @@ pub fn gather(
         if asks.is_empty() {
             break;
         }
-        let answers = pipe.exchange(session, socket, timeout, &asks)?;
+        let answers = pipe.exchange(wire, &asks)?;
         for ((file, i, at), answer) in what.into_iter().zip(answers) {
             if file {
                 let Some(r) = &mut open[i] else { continue };
@@ -623,15 +637,24 @@ pub fn gather(
                         }
                     }
                 }
-            } else if let Ok((_, names, finished)) = &mut listing[i] {
-                match answer {
-                    Answer::Name(more) if !*finished => names.extend(more),
-                    Answer::Name(_) => {}
-                    Answer::Status(FX_EOF) => *finished = true,
-                    Answer::Status(code) => listing[i] = Err(status(&folders[i], code)),
-                    _ => {
-                        listing[i] = Err(broken("an SFTP answer of the wrong type to a readdir"));
+            } else if let Ok(Listed { names, done, .. }) = &mut listing[i] {
+                let failed = match answer {
+                    Answer::Name(more) if !*done => {
+                        names.extend(more);
+                        None
                     }
+                    Answer::Name(_) => None,
+                    Answer::Status(FX_EOF) => {
+                        *done = true;
+                        None
+                    }
+                    Answer::Status(code) => Some(status(&folders[i], code)),
+                    _ => Some(broken("an SFTP answer of the wrong type to a readdir")),
+                };
+                if let Some(e) = failed
+                    && let Ok(l) = std::mem::replace(&mut listing[i], Err(e))
+                {
+                    closes.push(l.handle);
                 }
             }
         }
@@ -659,14 +682,21 @@ pub fn gather(
     }
     let mut lists = Vec::with_capacity(folders.len());
     for l in listing {
-        lists.push(l.map(|(h, names, _)| {
-            closes.push(h);
-            names
-        }));
+        lists.push(l.map(
+            |Listed {
+                 handle: h, names, ..
+             }| {
+                closes.push(h);
+                names
+            },
+        ));
     }
     if !closes.is_empty() {
         let asks: Vec<Ask> = closes.into_iter().map(Ask::Close).collect();
-        pipe.exchange(session, socket, timeout, &asks)?;
+        pipe.exchange(wire, &asks)?;
     }
-    Ok((reads, lists))
+    Ok(Gathered {
+        files: reads,
+        folders: lists,
+    })
 }
