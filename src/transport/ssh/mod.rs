@@ -453,6 +453,17 @@ impl SshTransport {
         self.pipe.exchange(wire, asks)
     }
 
+    /// Before anything is written, renamed or removed through libssh2's
+    /// channels: every file [`pipe`] read is closed (see [`pipe::Pipe::settle`]).
+    fn settle(&mut self) -> Result<(), TransportError> {
+        let wire = pipe::Wire {
+            session: &self.session,
+            socket: &self.socket,
+            timeout: self.timeout,
+        };
+        self.pipe.settle(wire)
+    }
+
     /// `stat` or `lstat` as the server answered it; `Ok(None)`: no such file.
     fn stat_raw(
         &mut self,
@@ -543,6 +554,7 @@ impl SshTransport {
         flags: std::ffi::c_ulong,
         new: &NewFile,
     ) -> Result<(), TransportError> {
+        self.settle()?;
         let name = std::ffi::CString::new(path.as_sftp()).map_err(|_| TransportError::Refused {
             path: path.to_string(),
             reason: "NUL in path".into(),
@@ -704,6 +716,7 @@ impl SshTransport {
     }
 
     fn posix_rename(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError> {
+        self.settle()?;
         let src = std::ffi::CString::new(from.as_sftp()).map_err(|_| TransportError::Refused {
             path: from.to_string(),
             reason: "NUL in path".into(),
@@ -919,6 +932,7 @@ impl Transport for SshTransport {
             return Ok(());
         }
         self.keepalive();
+        self.settle()?;
         let at = Path::new(path.as_sftp());
         let seen = self
             .stat_raw(path, false)?
@@ -966,6 +980,7 @@ impl Transport for SshTransport {
     }
 
     fn rename(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError> {
+        self.settle()?;
         if self.stat(to)?.is_some() {
             return Err(TransportError::Exists { path: to.clone() });
         }
@@ -983,6 +998,7 @@ impl Transport for SshTransport {
     }
 
     fn remove(&mut self, path: &RemotePath) -> Result<(), TransportError> {
+        self.settle()?;
         self.keepalive();
         let removed = self.lib()?.unlink(Path::new(path.as_sftp()));
         removed.map_err(|e| self.err(path, e))

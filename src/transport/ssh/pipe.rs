@@ -343,6 +343,37 @@ impl Pipe {
         Ok(())
     }
 
+    /// Waits for the answers of the closes sent: on Windows a file stays
+    /// open until its close is done, and an open file cannot be renamed
+    /// or removed through another channel (sftp-server opens with
+    /// FILE_SHARE_READ | FILE_SHARE_WRITE only, contrib/win32/win32compat/
+    /// fileio.c `createFile_flags_setup`).
+    pub fn settle(&mut self, wire: Wire<'_>) -> Result<(), Broken> {
+        if self.unanswered.is_empty() {
+            return Ok(());
+        }
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let mut inbuf = std::mem::take(&mut self.inbuf);
+        wire.session.set_blocking(false);
+        let got = self.pump(wire, &[], &mut inbuf, true, |p, unanswered| {
+            let mut f = Fields(p);
+            f.take(1)?;
+            let id = f.u32()?;
+            if !unanswered.remove(&id) {
+                return Err(broken(format!("an SFTP answer to no request (id {id})")));
+            }
+            Ok(unanswered.is_empty())
+        });
+        wire.session.set_blocking(true);
+        self.inbuf = inbuf;
+        if let Err(e) = &got {
+            self.failed = Some(e.clone());
+        }
+        got
+    }
+
     /// Sends every request at once and waits for all their answers, in
     /// the order asked. A close is sent without waiting for its answer.
     pub fn exchange(&mut self, wire: Wire<'_>, asks: &[Ask<'_>]) -> Result<Vec<Answer>, Broken> {
@@ -699,4 +730,89 @@ pub fn gather(
         files: reads,
         folders: lists,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_encoded_as_the_draft_lays_them_out() {
+        let mut out = Vec::new();
+        Ask::Open("/C:/a").encode(7, &mut out);
+        let mut want = vec![0, 0, 0, 22, packet::OPEN, 0, 0, 0, 7, 0, 0, 0, 5];
+        want.extend_from_slice(b"/C:/a");
+        want.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0]);
+        assert_eq!(out, want);
+        out.clear();
+        Ask::Read(vec![9, 9], 65_536, 1024).encode(1, &mut out);
+        let want = [
+            0,
+            0,
+            0,
+            23,
+            packet::READ,
+            0,
+            0,
+            0,
+            1,
+            0,
+            0,
+            0,
+            2,
+            9,
+            9,
+            0,
+            0,
+            0,
+            0,
+            0,
+            1,
+            0,
+            0,
+            0,
+            0,
+            4,
+            0,
+        ];
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn attributes_are_read_whatever_flags_they_carry() {
+        let mut b = Vec::new();
+        b.extend_from_slice(&(0x8000_000fu32).to_be_bytes());
+        b.extend_from_slice(&5u64.to_be_bytes());
+        b.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 2]);
+        b.extend_from_slice(&0o120_777u32.to_be_bytes());
+        b.extend_from_slice(&[0, 0, 0, 3, 0, 0, 0, 4]);
+        b.extend_from_slice(&1u32.to_be_bytes());
+        put_string(&mut b, b"name@example.com");
+        put_string(&mut b, b"value");
+        b.push(0xff);
+        let mut f = Fields(&b);
+        let st = f.attrs().unwrap();
+        assert_eq!((st.size, st.uid, st.gid), (Some(5), Some(1), Some(2)));
+        assert_eq!((st.atime, st.mtime), (Some(3), Some(4)));
+        assert!(st.file_type() == ssh2::FileType::Symlink);
+        assert_eq!(f.0, [0xff]);
+        // Cut short: an error, never a panic.
+        assert!(Fields(&b[..10]).attrs().is_err());
+    }
+
+    #[test]
+    fn a_file_is_whole_only_up_to_its_first_gap() {
+        let mut r = Reading {
+            handle: Vec::new(),
+            chunks: BTreeMap::new(),
+            eof: None,
+            size: None,
+        };
+        assert_eq!(r.contiguous(), 0);
+        r.chunks.insert(0, vec![1; 10]);
+        r.chunks.insert(20, vec![1; 10]);
+        assert_eq!(r.contiguous(), 10);
+        r.chunks.insert(5, vec![1; 15]);
+        assert_eq!(r.contiguous(), 30);
+    }
 }
