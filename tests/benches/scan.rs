@@ -2,7 +2,9 @@
 //! proxies, side by side with OpenSSH's own `sftp` fetching the same files
 //! from every server in parallel; then the same through a bastion (the
 //! delay between the client and the bastion, the servers next to it),
-//! against `sftp -J`. Run with `cargo bench --bench scan` (as root, like the
+//! against `sftp -J`. Beside each farmkey time, farmkey's own CPU time
+//! per server (user + system, from `wait4`; see README "Performance").
+//! Run with `cargo bench --bench scan` (as root, like the
 //! tests). Options: `--sizes 1,4,16,64 --delays 0,20 --bastion-sizes 1,16,64`.
 
 #[path = "../support/mod.rs"]

@@ -443,7 +443,7 @@ impl SshTransport {
     }
 
     /// Requests through [`pipe`], all in flight together.
-    fn ask(&mut self, asks: &[pipe::Ask<'_>]) -> Result<Vec<pipe::Answer>, TransportError> {
+    fn ask(&mut self, asks: &[pipe::Query<'_>]) -> Result<Vec<pipe::Reply>, TransportError> {
         self.keepalive();
         let wire = pipe::Wire {
             session: &self.session,
@@ -472,9 +472,9 @@ impl SshTransport {
     ) -> Result<Option<ssh2::FileStat>, TransportError> {
         let name = path.as_sftp();
         let ask = if follow {
-            pipe::Ask::Stat(name)
+            pipe::Query::Stat(name)
         } else {
-            pipe::Ask::Lstat(name)
+            pipe::Query::Lstat(name)
         };
         let answer = self.ask(&[ask])?.pop().expect("one answer");
         pipe::stat_answer(path, answer)
@@ -837,9 +837,9 @@ impl Transport for SshTransport {
     }
 
     fn readlink(&mut self, path: &RemotePath) -> Result<String, TransportError> {
-        match self.ask(&[pipe::Ask::ReadLink(path.as_sftp())])?.pop() {
-            Some(pipe::Answer::Name(mut names)) if !names.is_empty() => Ok(names.remove(0).0),
-            Some(pipe::Answer::Status(code)) => Err(status_error(path, code as i32)),
+        match self.ask(&[pipe::Query::ReadLink(path.as_sftp())])?.pop() {
+            Some(pipe::Reply::Name(mut names)) if !names.is_empty() => Ok(names.remove(0).0),
+            Some(pipe::Reply::Status(code)) => Err(status_error(path, code as i32)),
             _ => Err(TransportError::Disconnected(
                 "an SFTP answer of the wrong type to a readlink".into(),
             )),
@@ -862,8 +862,8 @@ impl Transport for SshTransport {
         let mut cur = path.as_sftp().to_string();
         // Linux's MAXSYMLINKS: more links than this is a loop to the kernel.
         for _ in 0..40 {
-            let at = |asks: Vec<pipe::Answer>| asks.into_iter().next().expect("one answer");
-            let answer = at(self.ask(&[pipe::Ask::Lstat(&cur)])?);
+            let at = |asks: Vec<pipe::Reply>| asks.into_iter().next().expect("one answer");
+            let answer = at(self.ask(&[pipe::Query::Lstat(&cur)])?);
             let Some(st) = pipe::stat_answer(path, answer)? else {
                 return Ok(LinkEnd::Dangling);
             };
@@ -874,9 +874,9 @@ impl Transport for SshTransport {
             if seen.contains(&cur) {
                 return Ok(LinkEnd::Loop);
             }
-            let target = match at(self.ask(&[pipe::Ask::ReadLink(&cur)])?) {
-                pipe::Answer::Name(names) if !names.is_empty() => names[0].0.clone(),
-                pipe::Answer::Status(code) => return Err(status_error(path, code as i32)),
+            let target = match at(self.ask(&[pipe::Query::ReadLink(&cur)])?) {
+                pipe::Reply::Name(names) if !names.is_empty() => names[0].0.clone(),
+                pipe::Reply::Status(code) => return Err(status_error(path, code as i32)),
                 _ => {
                     return Err(TransportError::Disconnected(
                         "an SFTP answer of the wrong type to a readlink".into(),

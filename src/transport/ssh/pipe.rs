@@ -48,7 +48,7 @@ const MAX_PACKET: usize = 1024 * 1024;
 
 /// One request.
 #[derive(Debug, Clone)]
-pub enum Ask<'a> {
+pub enum Query<'a> {
     Open(&'a str),
     Close(Vec<u8>),
     Read(Vec<u8>, u64, u32),
@@ -59,19 +59,19 @@ pub enum Ask<'a> {
     ReadLink(&'a str),
 }
 
-impl Ask<'_> {
+impl Query<'_> {
     /// The request as sent, with its id (section 6).
     fn encode(&self, id: u32, out: &mut Vec<u8>) {
         let mut b = Vec::new();
         let (kind, name, handle) = match self {
-            Ask::Open(p) => (packet::OPEN, Some(p), None),
-            Ask::Close(h) => (packet::CLOSE, None, Some(h)),
-            Ask::Read(h, _, _) => (packet::READ, None, Some(h)),
-            Ask::Lstat(p) => (packet::LSTAT, Some(p), None),
-            Ask::Stat(p) => (packet::STAT, Some(p), None),
-            Ask::OpenDir(p) => (packet::OPENDIR, Some(p), None),
-            Ask::ReadDir(h) => (packet::READDIR, None, Some(h)),
-            Ask::ReadLink(p) => (packet::READLINK, Some(p), None),
+            Query::Open(p) => (packet::OPEN, Some(p), None),
+            Query::Close(h) => (packet::CLOSE, None, Some(h)),
+            Query::Read(h, _, _) => (packet::READ, None, Some(h)),
+            Query::Lstat(p) => (packet::LSTAT, Some(p), None),
+            Query::Stat(p) => (packet::STAT, Some(p), None),
+            Query::OpenDir(p) => (packet::OPENDIR, Some(p), None),
+            Query::ReadDir(h) => (packet::READDIR, None, Some(h)),
+            Query::ReadLink(p) => (packet::READLINK, Some(p), None),
         };
         b.push(kind);
         b.extend_from_slice(&id.to_be_bytes());
@@ -83,11 +83,11 @@ impl Ask<'_> {
         }
         match self {
             // Read only, no attributes.
-            Ask::Open(_) => {
+            Query::Open(_) => {
                 b.extend_from_slice(&FXF_READ.to_be_bytes());
                 b.extend_from_slice(&0u32.to_be_bytes());
             }
-            Ask::Read(_, offset, len) => {
+            Query::Read(_, offset, len) => {
                 b.extend_from_slice(&offset.to_be_bytes());
                 b.extend_from_slice(&len.to_be_bytes());
             }
@@ -100,7 +100,7 @@ impl Ask<'_> {
 
 /// One answer.
 #[derive(Debug)]
-pub enum Answer {
+pub enum Reply {
     /// An SFTP status other than OK (and OK for a close).
     Status(u32),
     Handle(Vec<u8>),
@@ -376,7 +376,7 @@ impl Pipe {
 
     /// Sends every request at once and waits for all their answers, in
     /// the order asked. A close is sent without waiting for its answer.
-    pub fn exchange(&mut self, wire: Wire<'_>, asks: &[Ask<'_>]) -> Result<Vec<Answer>, Broken> {
+    pub fn exchange(&mut self, wire: Wire<'_>, asks: &[Query<'_>]) -> Result<Vec<Reply>, Broken> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
@@ -386,13 +386,13 @@ impl Pipe {
             let id = self.next_id;
             self.next_id = self.next_id.wrapping_add(1);
             ask.encode(id, &mut out);
-            if matches!(ask, Ask::Close(_)) {
+            if matches!(ask, Query::Close(_)) {
                 self.unanswered.insert(id);
             } else {
                 ids.insert(id, i);
             }
         }
-        let mut answers: Vec<Option<Answer>> = (0..asks.len()).map(|_| None).collect();
+        let mut answers: Vec<Option<Reply>> = (0..asks.len()).map(|_| None).collect();
         let mut waiting = ids.len();
         let mut inbuf = std::mem::take(&mut self.inbuf);
         wire.session.set_blocking(false);
@@ -411,10 +411,10 @@ impl Pipe {
                     return Err(broken(format!("an SFTP answer to no request (id {id})")));
                 };
                 let answer = match kind {
-                    packet::STATUS => Answer::Status(f.u32()?),
-                    packet::HANDLE => Answer::Handle(f.string()?.to_vec()),
-                    packet::DATA => Answer::Data(f.string()?.to_vec()),
-                    packet::ATTRS => Answer::Attrs(f.attrs()?),
+                    packet::STATUS => Reply::Status(f.u32()?),
+                    packet::HANDLE => Reply::Handle(f.string()?.to_vec()),
+                    packet::DATA => Reply::Data(f.string()?.to_vec()),
+                    packet::ATTRS => Reply::Attrs(f.attrs()?),
                     packet::NAME => {
                         let n = f.u32()?;
                         let mut names = Vec::new();
@@ -423,7 +423,7 @@ impl Pipe {
                             f.string()?;
                             names.push((name, f.attrs()?));
                         }
-                        Answer::Name(names)
+                        Reply::Name(names)
                     }
                     other => {
                         return Err(broken(format!("an SFTP answer of unknown type {other}")));
@@ -444,7 +444,7 @@ impl Pipe {
         }
         Ok(answers
             .into_iter()
-            .map(|a| a.unwrap_or(Answer::Status(FX_OK)))
+            .map(|a| a.unwrap_or(Reply::Status(FX_OK)))
             .collect())
     }
 }
@@ -455,10 +455,10 @@ fn status(path: &RemotePath, code: u32) -> TransportError {
 }
 
 /// What `lstat` or `stat` answered: `Ok(None)` for "no such file".
-pub fn stat_answer(path: &RemotePath, a: Answer) -> Result<Option<ssh2::FileStat>, TransportError> {
+pub fn stat_answer(path: &RemotePath, a: Reply) -> Result<Option<ssh2::FileStat>, TransportError> {
     match a {
-        Answer::Attrs(st) => Ok(Some(st)),
-        Answer::Status(code) => match status(path, code) {
+        Reply::Attrs(st) => Ok(Some(st)),
+        Reply::Status(code) => match status(path, code) {
             TransportError::NotFound { .. } => Ok(None),
             other => Err(other),
         },
@@ -533,15 +533,15 @@ pub fn gather(
 ) -> Result<Gathered, Broken> {
     let names: Vec<&str> = files.iter().map(|p| p.as_sftp()).collect();
     let dirs: Vec<&str> = folders.iter().map(|p| p.as_sftp()).collect();
-    let mut asks: Vec<Ask> = Vec::new();
+    let mut asks: Vec<Query> = Vec::new();
     for n in &names {
         // The size of what the open follows, to ask for all of it at once.
-        asks.extend([Ask::Open(n), Ask::Stat(n)]);
+        asks.extend([Query::Open(n), Query::Stat(n)]);
         if lstat {
-            asks.push(Ask::Lstat(n));
+            asks.push(Query::Lstat(n));
         }
     }
-    asks.extend(dirs.iter().map(|d| Ask::OpenDir(d)));
+    asks.extend(dirs.iter().map(|d| Query::OpenDir(d)));
     let mut answers = pipe.exchange(wire, &asks)?.into_iter();
 
     let mut reads: Vec<FileRead> = Vec::with_capacity(files.len());
@@ -558,7 +558,7 @@ pub fn gather(
         };
         let mut reading = None;
         match opened {
-            Answer::Handle(handle) => {
+            Reply::Handle(handle) => {
                 // A regular file's size is known: beyond the limit it is
                 // never read.
                 let size = match &followed {
@@ -577,7 +577,7 @@ pub fn gather(
                     });
                 }
             }
-            Answer::Status(code) => read.bytes = Err(status(path, code)),
+            Reply::Status(code) => read.bytes = Err(status(path, code)),
             _ => read.bytes = Err(broken("an SFTP answer of the wrong type to an open")),
         }
         reads.push(read);
@@ -587,12 +587,12 @@ pub fn gather(
         .iter()
         .map(
             |dir| match answers.next().expect("one answer per request") {
-                Answer::Handle(handle) => Ok(Listed {
+                Reply::Handle(handle) => Ok(Listed {
                     handle,
                     names: Vec::new(),
                     done: false,
                 }),
-                Answer::Status(code) => Err(status(dir, code)),
+                Reply::Status(code) => Err(status(dir, code)),
                 _ => Err(broken("an SFTP answer of the wrong type to an opendir")),
             },
         )
@@ -600,7 +600,7 @@ pub fn gather(
 
     // Rounds of reads and readdirs until every file and folder is done.
     loop {
-        let mut asks: Vec<Ask> = Vec::new();
+        let mut asks: Vec<Query> = Vec::new();
         // What each ask is for: a file's read at an offset, a folder.
         let mut what: Vec<(bool, usize, u64)> = Vec::new();
         for (i, r) in open.iter_mut().enumerate() {
@@ -618,12 +618,12 @@ pub fn gather(
             let mut at = have;
             while at < until {
                 let len = (until - at).min(READ_LEN as u64);
-                asks.push(Ask::Read(r.handle.clone(), at, len as u32));
+                asks.push(Query::Read(r.handle.clone(), at, len as u32));
                 what.push((true, i, at));
                 at += len;
             }
             if probe {
-                asks.push(Ask::Read(r.handle.clone(), until, READ_LEN));
+                asks.push(Query::Read(r.handle.clone(), until, READ_LEN));
                 what.push((true, i, until));
             }
         }
@@ -635,7 +635,7 @@ pub fn gather(
             }) = l
             {
                 for _ in 0..2 {
-                    asks.push(Ask::ReadDir(h.clone()));
+                    asks.push(Query::ReadDir(h.clone()));
                     what.push((false, i, 0));
                 }
             }
@@ -648,14 +648,14 @@ pub fn gather(
             if file {
                 let Some(r) = &mut open[i] else { continue };
                 match answer {
-                    Answer::Data(bytes) if bytes.is_empty() => {
+                    Reply::Data(bytes) if bytes.is_empty() => {
                         r.eof = Some(r.eof.map_or(at, |e| e.min(at)));
                     }
-                    Answer::Data(bytes) => {
+                    Reply::Data(bytes) => {
                         r.chunks.insert(at, bytes);
                     }
-                    Answer::Status(FX_EOF) => r.eof = Some(r.eof.map_or(at, |e| e.min(at))),
-                    Answer::Status(code) => {
+                    Reply::Status(FX_EOF) => r.eof = Some(r.eof.map_or(at, |e| e.min(at))),
+                    Reply::Status(code) => {
                         reads[i].bytes = Err(status(&files[i], code));
                         if let Some(r) = open[i].take() {
                             closes.push(r.handle);
@@ -670,16 +670,16 @@ pub fn gather(
                 }
             } else if let Ok(Listed { names, done, .. }) = &mut listing[i] {
                 let failed = match answer {
-                    Answer::Name(more) if !*done => {
+                    Reply::Name(more) if !*done => {
                         names.extend(more);
                         None
                     }
-                    Answer::Name(_) => None,
-                    Answer::Status(FX_EOF) => {
+                    Reply::Name(_) => None,
+                    Reply::Status(FX_EOF) => {
                         *done = true;
                         None
                     }
-                    Answer::Status(code) => Some(status(&folders[i], code)),
+                    Reply::Status(code) => Some(status(&folders[i], code)),
                     _ => Some(broken("an SFTP answer of the wrong type to a readdir")),
                 };
                 if let Some(e) = failed
@@ -723,7 +723,7 @@ pub fn gather(
         ));
     }
     if !closes.is_empty() {
-        let asks: Vec<Ask> = closes.into_iter().map(Ask::Close).collect();
+        let asks: Vec<Query> = closes.into_iter().map(Query::Close).collect();
         pipe.exchange(wire, &asks)?;
     }
     Ok(Gathered {
@@ -739,13 +739,13 @@ mod tests {
     #[test]
     fn requests_are_encoded_as_the_draft_lays_them_out() {
         let mut out = Vec::new();
-        Ask::Open("/C:/a").encode(7, &mut out);
+        Query::Open("/C:/a").encode(7, &mut out);
         let mut want = vec![0, 0, 0, 22, packet::OPEN, 0, 0, 0, 7, 0, 0, 0, 5];
         want.extend_from_slice(b"/C:/a");
         want.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0]);
         assert_eq!(out, want);
         out.clear();
-        Ask::Read(vec![9, 9], 65_536, 1024).encode(1, &mut out);
+        Query::Read(vec![9, 9], 65_536, 1024).encode(1, &mut out);
         let want = [
             0,
             0,
