@@ -15,7 +15,7 @@ use crate::config::xml::{Document, XmlError};
 use crate::paths::{PathError, RemotePath, WindowsEnv};
 use crate::transport::ssh::ConnectError;
 use crate::transport::{
-    DirEntry, Fetched, FileKind, FileStat, NotAFile, Transport, TransportError,
+    Fetched, FileKind, FileStat, Listing, NotAFile, Transport, TransportError,
     find_case_insensitive, not_a_file,
 };
 use std::collections::HashMap;
@@ -157,6 +157,17 @@ fn problem(path: &RemotePath, fault: FileFault) -> FileProblem {
 
 type Read = Result<Option<ConfigFile>, FileProblem>;
 
+/// A name not found, as the listing of its folder tells.
+enum OtherCase {
+    /// Under no spelling.
+    Missing,
+    /// Under this one.
+    Found(RemotePath),
+    /// The folder could not be listed, or the name is there after all:
+    /// looked for from the drive down.
+    Unknown,
+}
+
 /// Reads and parses files, each at most once.
 struct FileSet<'t> {
     transport: &'t mut dyn Transport,
@@ -164,9 +175,8 @@ struct FileSet<'t> {
     sha: HashMap<String, String>,
     /// The files read that are no regular files (links), by key.
     links: HashMap<String, NotAFile>,
-    /// Folders listed (with the files, in the same requests), by key; a
-    /// folder that could not be listed holds nothing.
-    listed: HashMap<String, Vec<DirEntry>>,
+    /// Folders listed (with the files, in the same requests), by key.
+    listed: HashMap<String, Listing>,
 }
 
 impl<'t> FileSet<'t> {
@@ -185,22 +195,36 @@ impl<'t> FileSet<'t> {
             }
         }
         let (results, lists) = self.transport.gather(&wanted, &dirs);
-        for (dir, list) in dirs.iter().zip(lists) {
-            let entries = match list {
-                Ok(entries) => entries,
-                Err(e) if e.is_disconnected() => {
-                    return Err(ServerFailure::Unreachable(Unreachable::Lost(Box::new(e))));
-                }
-                Err(_) => Vec::new(),
-            };
-            self.listed.insert(dir.key(), entries);
+        self.keep_listings(&dirs, lists)?;
+        // Names not found: their folders, listed together, show another
+        // spelling (Windows compares names without regard to case)
+        // without a walk from the drive for each.
+        let mut parents: Vec<RemotePath> = Vec::new();
+        for (path, f) in wanted.iter().zip(&results) {
+            if let (Err(e), Some(dir)) = (&f.read, path.parent())
+                && e.is_not_found()
+                && !self.listed.contains_key(&dir.key())
+                && !parents.iter().any(|p| p.key() == dir.key())
+            {
+                parents.push(dir);
+            }
+        }
+        if !parents.is_empty() {
+            let (_, lists) = self.transport.gather(&[], &parents);
+            self.keep_listings(&parents, lists)?;
         }
         for (path, Fetched { read, lstat }) in wanted.into_iter().zip(results) {
             let (result, lstat) = match read {
                 // What `lstat` said is of the name asked, not of another case.
-                Err(e) if e.is_not_found() => match (self.read_other_case(&path), lstat) {
-                    (Ok(None), Some(Ok(None))) => (Ok(None), Some(Ok(None))),
-                    (other, _) => (other, None),
+                Err(e) if e.is_not_found() => match self.other_case(&path) {
+                    OtherCase::Missing => (Ok(None), lstat),
+                    OtherCase::Found(real) => {
+                        (self.transport.read(&real).map(|b| Some((real, b))), None)
+                    }
+                    OtherCase::Unknown => match (self.read_other_case(&path), lstat) {
+                        (Ok(None), Some(Ok(None))) => (Ok(None), Some(Ok(None))),
+                        (other, _) => (other, None),
+                    },
                 },
                 other => (other.map(|b| Some((path.clone(), b))), lstat),
             };
@@ -252,6 +276,47 @@ impl<'t> FileSet<'t> {
             self.files.insert(path.key(), read);
         }
         Ok(())
+    }
+
+    /// Keeps folders' listings; a lost session ends the server's scan.
+    fn keep_listings(
+        &mut self,
+        dirs: &[RemotePath],
+        lists: Vec<Listing>,
+    ) -> Result<(), ServerFailure> {
+        for (dir, list) in dirs.iter().zip(lists) {
+            if let Err(e) = &list
+                && e.is_disconnected()
+            {
+                return Err(ServerFailure::Unreachable(Unreachable::Lost(Box::new(
+                    e.clone(),
+                ))));
+            }
+            self.listed.insert(dir.key(), list);
+        }
+        Ok(())
+    }
+
+    /// What the listing of its folder says of a name not found.
+    fn other_case(&self, path: &RemotePath) -> OtherCase {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return OtherCase::Unknown;
+        };
+        let Some(Ok(entries)) = self.listed.get(&dir.key()) else {
+            return OtherCase::Unknown;
+        };
+        match entries
+            .iter()
+            .find(|e| crate::paths::same_name(&e.name, name))
+        {
+            None => OtherCase::Missing,
+            Some(e) if e.name != name => match dir.join(&e.name) {
+                Ok(real) => OtherCase::Found(real),
+                Err(_) => OtherCase::Unknown,
+            },
+            // There after all (a link to nothing, or just made).
+            Some(_) => OtherCase::Unknown,
+        }
     }
 
     /// Notes a file just read that is a link: IIS follows it, so what
@@ -428,23 +493,23 @@ pub fn read_server(
 /// not there) shows none.
 fn push_leftovers(
     t: &mut dyn Transport,
-    listed: &mut HashMap<String, Vec<DirEntry>>,
+    listed: &mut HashMap<String, Listing>,
     file: &RemotePath,
 ) -> Result<Vec<PushLeftover>, ServerFailure> {
     use crate::lock_names as lock;
     let (Some(dir), lock) = (file.parent(), lock::lock_path(file)) else {
         return Ok(Vec::new());
     };
-    let entries = match listed.entry(dir.key()) {
+    let listing = match listed.entry(dir.key()) {
         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
         std::collections::hash_map::Entry::Vacant(v) => v.insert(match t.list(&dir) {
-            Ok(entries) => entries,
             Err(e) if e.is_disconnected() => {
                 return Err(ServerFailure::Unreachable(Unreachable::Lost(Box::new(e))));
             }
-            Err(_) => Vec::new(),
+            other => other,
         }),
     };
+    let entries = listing.as_deref().unwrap_or_default();
     Ok(entries
         .iter()
         .filter(|e| !e.is_dir)

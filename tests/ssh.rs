@@ -1221,3 +1221,38 @@ fn gathered_folders_are_listed_whole_and_files_come_with_their_lstat() {
         assert!(t.stat(&files[0]).unwrap().is_some());
     }
 }
+
+/// OpenSSH on Linux compares names with their case, IIS does not: a
+/// web.config stored as `WEB.Config` is found through its folder's
+/// listing and read, and the scan says the same as before but for the
+/// spelling; one that is gone is missing, not an error.
+#[test]
+fn a_file_stored_in_another_case_is_found_and_one_gone_is_missing() {
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    let before = instances(&scan_with(
+        &farm.inventory(""),
+        no_ssh_config(),
+        &Selection::default(),
+    ));
+    let dir = farm.server("web01").file("C:/inetpub/Cora/Flowtime");
+    fs::rename(dir.join("web.config"), dir.join("WEB.Config")).unwrap();
+    let report = scan_with(&farm.inventory(""), no_ssh_config(), &Selection::default());
+    assert_all_reachable(&report);
+    let after: Vec<String> = instances(&report)
+        .into_iter()
+        .map(|i| i.replace("WEB.Config", "web.config"))
+        .collect();
+    assert_eq!(after, before);
+    assert!(instances(&report).iter().any(|i| i.contains("WEB.Config")));
+
+    fs::remove_file(dir.join("WEB.Config")).unwrap();
+    let report = scan_with(&farm.inventory(""), no_ssh_config(), &Selection::default());
+    assert_all_reachable(&report);
+    let flowtime = report.site("Flowtime").unwrap();
+    let web01 = flowtime
+        .instances
+        .iter()
+        .find(|i| i.server == "web01")
+        .unwrap();
+    assert!(web01.effective.is_ok(), "{:?}", web01.effective);
+}
