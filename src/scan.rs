@@ -15,7 +15,8 @@ use crate::config::xml::{Document, XmlError};
 use crate::paths::{PathError, RemotePath, WindowsEnv};
 use crate::transport::ssh::ConnectError;
 use crate::transport::{
-    FileKind, NotAFile, Transport, TransportError, find_case_insensitive, not_a_file,
+    Fetched, FileKind, FileStat, Listing, NotAFile, Transport, TransportError,
+    find_case_insensitive, not_a_file,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -156,6 +157,17 @@ fn problem(path: &RemotePath, fault: FileFault) -> FileProblem {
 
 type Read = Result<Option<ConfigFile>, FileProblem>;
 
+/// A name not found, as the listing of its folder tells.
+enum OtherCase {
+    /// Under no spelling.
+    Missing,
+    /// Under this one.
+    Found(RemotePath),
+    /// The folder could not be listed, or the name is there after all:
+    /// looked for from the drive down.
+    Unknown,
+}
+
 /// Reads and parses files, each at most once.
 struct FileSet<'t> {
     transport: &'t mut dyn Transport,
@@ -163,23 +175,62 @@ struct FileSet<'t> {
     sha: HashMap<String, String>,
     /// The files read that are no regular files (links), by key.
     links: HashMap<String, NotAFile>,
+    /// Folders listed (with the files, in the same requests), by key.
+    listed: HashMap<String, Listing>,
 }
 
 impl<'t> FileSet<'t> {
-    fn fetch(&mut self, paths: &[RemotePath]) -> Result<(), ServerFailure> {
+    /// Reads `paths` and lists `folders`, all asked together.
+    fn fetch(&mut self, paths: &[RemotePath], folders: &[RemotePath]) -> Result<(), ServerFailure> {
         let mut wanted: Vec<RemotePath> = Vec::new();
         for p in paths {
             if !self.files.contains_key(&p.key()) && !wanted.iter().any(|w| w.key() == p.key()) {
                 wanted.push(p.clone());
             }
         }
-        let results = self.transport.read_many(&wanted);
-        for (path, result) in wanted.into_iter().zip(results) {
-            let result = match result {
-                Err(e) if e.is_not_found() => self.read_other_case(&path),
-                other => other.map(|b| Some((path.clone(), b))),
+        let mut dirs: Vec<RemotePath> = Vec::new();
+        for d in folders {
+            if !self.listed.contains_key(&d.key()) && !dirs.iter().any(|w| w.key() == d.key()) {
+                dirs.push(d.clone());
+            }
+        }
+        let (results, lists) = self.transport.gather(&wanted, &dirs);
+        self.keep_listings(&dirs, lists)?;
+        // Names not found: their folders, listed together, show another
+        // spelling (Windows compares names without regard to case)
+        // without a walk from the drive for each.
+        let mut parents: Vec<RemotePath> = Vec::new();
+        for (path, f) in wanted.iter().zip(&results) {
+            if let (Err(e), Some(dir)) = (&f.read, path.parent())
+                && e.is_not_found()
+                && !self.listed.contains_key(&dir.key())
+                && !parents.iter().any(|p| p.key() == dir.key())
+            {
+                parents.push(dir);
+            }
+        }
+        if !parents.is_empty() {
+            let (_, lists) = self.transport.gather(&[], &parents);
+            self.keep_listings(&parents, lists)?;
+        }
+        for (path, Fetched { read, lstat }) in wanted.into_iter().zip(results) {
+            let (result, lstat) = match read {
+                // What `lstat` said is of the name asked, not of another case.
+                Err(e) if e.is_not_found() => match self.other_case(&path) {
+                    OtherCase::Missing => (Ok(None), lstat),
+                    OtherCase::Found(real) => {
+                        (self.transport.read(&real).map(|b| Some((real, b))), None)
+                    }
+                    OtherCase::Unknown => match (self.read_other_case(&path), lstat) {
+                        (Ok(None), Some(Ok(None))) => (Ok(None), Some(Ok(None))),
+                        (other, _) => (other, None),
+                    },
+                },
+                other => (other.map(|b| Some((path.clone(), b))), lstat),
             };
             let result = match result {
+                // Nothing at all there.
+                Ok(None) if matches!(lstat, Some(Ok(None))) => Ok(None),
                 // A dangling link or a loop reads as missing: it is not.
                 Ok(None) => match not_a_file(self.transport, &path) {
                     Ok(None) => Ok(None),
@@ -189,7 +240,9 @@ impl<'t> FileSet<'t> {
                     }),
                     Err(e) => Err(e),
                 },
-                Ok(Some((real, bytes))) => self.link_read(&real).map(|()| Some((real, bytes))),
+                Ok(Some((real, bytes))) => {
+                    self.link_read(&real, lstat).map(|()| Some((real, bytes)))
+                }
                 // Win32-OpenSSH answers "Failure" for a loop: named as one.
                 Err(e) if !e.is_disconnected() && !e.is_not_found() => {
                     match not_a_file(self.transport, &path) {
@@ -225,10 +278,60 @@ impl<'t> FileSet<'t> {
         Ok(())
     }
 
+    /// Keeps folders' listings; a lost session ends the server's scan.
+    fn keep_listings(
+        &mut self,
+        dirs: &[RemotePath],
+        lists: Vec<Listing>,
+    ) -> Result<(), ServerFailure> {
+        for (dir, list) in dirs.iter().zip(lists) {
+            if let Err(e) = &list
+                && e.is_disconnected()
+            {
+                return Err(ServerFailure::Unreachable(Unreachable::Lost(Box::new(
+                    e.clone(),
+                ))));
+            }
+            self.listed.insert(dir.key(), list);
+        }
+        Ok(())
+    }
+
+    /// What the listing of its folder says of a name not found.
+    fn other_case(&self, path: &RemotePath) -> OtherCase {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return OtherCase::Unknown;
+        };
+        let Some(Ok(entries)) = self.listed.get(&dir.key()) else {
+            return OtherCase::Unknown;
+        };
+        match entries
+            .iter()
+            .find(|e| crate::paths::same_name(&e.name, name))
+        {
+            None => OtherCase::Missing,
+            Some(e) if e.name != name => match dir.join(&e.name) {
+                Ok(real) => OtherCase::Found(real),
+                Err(_) => OtherCase::Unknown,
+            },
+            // There after all (a link to nothing, or just made).
+            Some(_) => OtherCase::Unknown,
+        }
+    }
+
     /// Notes a file just read that is a link: IIS follows it, so what
     /// was read is what IIS reads; the link itself is a fact to report.
-    fn link_read(&mut self, path: &RemotePath) -> Result<(), TransportError> {
-        if self.transport.lstat(path)?.map(|st| st.kind) == Some(FileKind::Regular) {
+    /// `lstat`: what it said of `path`, when asked with the read.
+    fn link_read(
+        &mut self,
+        path: &RemotePath,
+        lstat: Option<Result<Option<FileStat>, TransportError>>,
+    ) -> Result<(), TransportError> {
+        let st = match lstat {
+            Some(st) => st?,
+            None => self.transport.lstat(path)?,
+        };
+        if st.map(|st| st.kind) == Some(FileKind::Regular) {
             return Ok(());
         }
         if let Some(kind) = not_a_file(self.transport, path)? {
@@ -307,13 +410,17 @@ pub fn read_server(
     env: &WindowsEnv,
 ) -> Result<ServerConfig, ServerFailure> {
     let apphost_path = apphost::apphost_path(env);
+    let who = transport.describe();
+    let step = |what| crate::transport::step(&who, what);
     let mut files = FileSet {
         transport,
         files: HashMap::new(),
         sha: HashMap::new(),
         links: HashMap::new(),
+        listed: HashMap::new(),
     };
-    files.fetch(std::slice::from_ref(&apphost_path))?;
+    files.fetch(std::slice::from_ref(&apphost_path), &[])?;
+    step("applicationHost.config");
     let apphost = match files.get(&apphost_path) {
         Ok(Some(f)) => f,
         Ok(None) => {
@@ -350,22 +457,30 @@ pub fn read_server(
         }
         wanted.extend(steps.iter().map(|b| b.web_config.clone()));
     }
-    files.fetch(&wanted)?;
+    // Each application's folder, listed with the reads for a push's
+    // leftover lock and claims.
+    let folders: Vec<RemotePath> = apps
+        .iter()
+        .filter_map(|a| a.web_config().ok()?.parent())
+        .collect();
+    files.fetch(&wanted, &folders)?;
+    step("the applications' files and folders");
     // Sections kept in other files: a second round, only when there are some.
     let external = files.config_sources();
     if !external.is_empty() {
-        files.fetch(&external)?;
+        files.fetch(&external, &[])?;
+        step("files named by configSource");
     }
 
     let mut out = Vec::with_capacity(apps.len());
-    let mut listed: HashMap<String, Vec<crate::transport::DirEntry>> = HashMap::new();
     for ((app, chain), steps) in apps.iter().zip(&chains).zip(&between) {
         let mut read = resolve_app(&files, chain, steps, app, &apphost_path, env);
         if let Some(file) = &read.web_config {
-            read.push_leftovers = push_leftovers(files.transport, &mut listed, file)?;
+            read.push_leftovers = push_leftovers(files.transport, &mut files.listed, file)?;
         }
         out.push(read);
     }
+    step("read");
     Ok(ServerConfig {
         apps: out,
         files_read: files.files.len(),
@@ -373,27 +488,28 @@ pub fn read_server(
 }
 
 /// The lock and lock claims beside `file` (a push's, see
-/// [`crate::lock_names`]). One listing of the folder per folder and scan;
-/// a folder that cannot be listed (or is not there) shows none.
+/// [`crate::lock_names`]). One listing of the folder per folder and scan
+/// (made with the reads, or here); a folder that cannot be listed (or is
+/// not there) shows none.
 fn push_leftovers(
     t: &mut dyn Transport,
-    listed: &mut HashMap<String, Vec<crate::transport::DirEntry>>,
+    listed: &mut HashMap<String, Listing>,
     file: &RemotePath,
 ) -> Result<Vec<PushLeftover>, ServerFailure> {
     use crate::lock_names as lock;
     let (Some(dir), lock) = (file.parent(), lock::lock_path(file)) else {
         return Ok(Vec::new());
     };
-    let entries = match listed.entry(dir.key()) {
+    let listing = match listed.entry(dir.key()) {
         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
         std::collections::hash_map::Entry::Vacant(v) => v.insert(match t.list(&dir) {
-            Ok(entries) => entries,
             Err(e) if e.is_disconnected() => {
                 return Err(ServerFailure::Unreachable(Unreachable::Lost(Box::new(e))));
             }
-            Err(_) => Vec::new(),
+            other => other,
         }),
     };
+    let entries = listing.as_deref().unwrap_or_default();
     Ok(entries
         .iter()
         .filter(|e| !e.is_dir)

@@ -1086,3 +1086,173 @@ fn a_lock_or_a_lock_claim_left_beside_a_web_config_is_reported_over_sftp() {
         "{json}"
     );
 }
+
+/// A scan of one demo server behind a proxy that holds every chunk 200
+/// ms each way: the round trips of each step (debug builds write the
+/// steps with FARMKEY_TEST_STEPS), printed as README "Performance"
+/// counts them, and their sum held to the floor there (13 round trips
+/// without TCP, which the proxy answers itself).
+#[test]
+fn a_scan_of_one_server_takes_the_floors_round_trips() {
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    let server = farm.server("web01");
+    let one_way = Duration::from_millis(200);
+    let proxy = support::proxy::DelayProxy::start(server.port, one_way);
+    farm.trust(proxy.port, &server.host_key);
+    let inventory = farm.home.path().join("slow.toml");
+    fs::write(
+        &inventory,
+        format!(
+            "{}\n[[servers]]\nname = \"slow\"\nhost = \"127.0.0.1\"\nport = {}\n",
+            farm.defaults()
+                .replace("connect_timeout_secs = 3", "connect_timeout_secs = 30"),
+            proxy.port
+        ),
+    )
+    .unwrap();
+    let out = farm
+        .farmkey()
+        .env("FARMKEY_TEST_STEPS", "1")
+        .args(["scan", "--format", "json", "--batch", "--ssh-config"])
+        .arg("/nonexistent")
+        .arg("-i")
+        .arg(&inventory)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["servers"][0]["reachable"], true, "{json}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let steps: Vec<(String, f64)> = stderr
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.strip_prefix("farmkey-step\t")?.split('\t').collect();
+            Some((f[1].to_string(), f[2].parse().ok()?))
+        })
+        .collect();
+    assert_eq!(
+        steps.first().map(|s| s.0.as_str()),
+        Some("start"),
+        "{stderr}"
+    );
+    assert_eq!(steps.last().map(|s| s.0.as_str()), Some("read"), "{stderr}");
+    // Each step's time less what the machine adds (CPU, scheduling): a
+    // round trip is 400 ms here, a step's own work far less.
+    let round_trips = |ms: f64| (ms / 400.0 + 0.25).floor() as u32;
+    let mut table = String::new();
+    for pair in steps.windows(2) {
+        let ms = pair[1].1 - pair[0].1;
+        table.push_str(&format!(
+            "{:>3}  {:>6.0} ms  {}\n",
+            round_trips(ms),
+            ms,
+            pair[1].0
+        ));
+    }
+    let total = steps.last().unwrap().1 - steps[0].1;
+    println!("{table}{:>3}  {total:>6.0} ms  in all", round_trips(total));
+    assert!(round_trips(total) <= 13, "{table}");
+}
+
+/// `gather`: folders of every size around sftp-server's 100 names per
+/// READDIR listed whole, a missing one as not found, each file read with
+/// what `lstat` says of its name (a link as a link), all in one batch.
+#[test]
+fn gathered_folders_are_listed_whole_and_files_come_with_their_lstat() {
+    use farmkey::paths::RemotePath;
+    use farmkey::transport::ssh::SshTransport;
+    use farmkey::transport::{FileKind, Transport};
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    let server = farm.server("web01");
+    let mut folders = Vec::new();
+    let mut want: Vec<Vec<String>> = Vec::new();
+    for n in [0usize, 1, 98, 99, 100, 101, 250] {
+        let dir = server.root.join(format!("C:/many/d{n}"));
+        fs::create_dir_all(&dir).unwrap();
+        let mut names: Vec<String> = (0..n).map(|i| format!("web.{i:03}.config")).collect();
+        for name in &names {
+            fs::write(dir.join(name), b"<configuration/>").unwrap();
+        }
+        names.sort();
+        want.push(names);
+        folders.push(RemotePath::parse(&format!("/C:/many/d{n}")).unwrap());
+    }
+    folders.push(RemotePath::parse("/C:/many/none").unwrap());
+    // Relative: the server's root is not the client's.
+    std::os::unix::fs::symlink("d1/web.000.config", server.root.join("C:/many/link.config"))
+        .unwrap();
+    let files = [
+        RemotePath::parse("/C:/many/d1/web.000.config").unwrap(),
+        RemotePath::parse("/C:/many/link.config").unwrap(),
+        RemotePath::parse("/C:/many/missing.config").unwrap(),
+    ];
+    let inv = Inventory::load(&farm.inventory("")).unwrap();
+    let farmkey::inventory::Target::Ssh { host, settings } = &inv.servers[0].target else {
+        panic!()
+    };
+    let mut t = SshTransport::connect("web01", host, settings, &no_ssh_config()).unwrap();
+    for _ in 0..3 {
+        let (fetched, lists) = t.gather(&files, &folders);
+        for (list, want) in lists.iter().zip(&want) {
+            let names: Vec<String> = list
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|e| e.name.clone())
+                .collect();
+            assert_eq!(&names, want);
+        }
+        assert!(lists.last().unwrap().as_ref().unwrap_err().is_not_found());
+        assert_eq!(&fetched[0].read.as_ref().unwrap()[..], b"<configuration/>");
+        let kind = |i: usize| {
+            fetched[i]
+                .lstat
+                .as_ref()
+                .unwrap()
+                .as_ref()
+                .unwrap()
+                .map(|s| s.kind)
+        };
+        assert_eq!(kind(0), Some(FileKind::Regular));
+        assert_eq!(&fetched[1].read.as_ref().unwrap()[..], b"<configuration/>");
+        assert_eq!(kind(1), Some(FileKind::Symlink));
+        assert!(fetched[2].read.as_ref().unwrap_err().is_not_found());
+        assert_eq!(kind(2), None);
+        // The session goes on: the closes not waited for were read.
+        assert!(t.stat(&files[0]).unwrap().is_some());
+    }
+}
+
+/// OpenSSH on Linux compares names with their case, IIS does not: a
+/// web.config stored as `WEB.Config` is found through its folder's
+/// listing and read, and the scan says the same as before but for the
+/// spelling; one that is gone is missing, not an error.
+#[test]
+fn a_file_stored_in_another_case_is_found_and_one_gone_is_missing() {
+    let (_demo, farm) = demo_over_ssh(Options::default());
+    let before = instances(&scan_with(
+        &farm.inventory(""),
+        no_ssh_config(),
+        &Selection::default(),
+    ));
+    let dir = farm.server("web01").file("C:/inetpub/Cora/Flowtime");
+    fs::rename(dir.join("web.config"), dir.join("WEB.Config")).unwrap();
+    let report = scan_with(&farm.inventory(""), no_ssh_config(), &Selection::default());
+    assert_all_reachable(&report);
+    let after: Vec<String> = instances(&report)
+        .into_iter()
+        .map(|i| i.replace("WEB.Config", "web.config"))
+        .collect();
+    assert_eq!(after, before);
+    assert!(instances(&report).iter().any(|i| i.contains("WEB.Config")));
+
+    fs::remove_file(dir.join("WEB.Config")).unwrap();
+    let report = scan_with(&farm.inventory(""), no_ssh_config(), &Selection::default());
+    assert_all_reachable(&report);
+    let flowtime = report.site("Flowtime").unwrap();
+    let web01 = flowtime
+        .instances
+        .iter()
+        .find(|i| i.server == "web01")
+        .unwrap();
+    assert!(web01.effective.is_ok(), "{:?}", web01.effective);
+}

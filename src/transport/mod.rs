@@ -240,6 +240,18 @@ pub fn honours_modes(banner: Option<&str>) -> bool {
     !banner.is_some_and(|b| b.contains("OpenSSH_for_Windows"))
 }
 
+/// A file read by [`Transport::gather`], with what `lstat` says of its
+/// name when the transport asked it together with the read.
+#[derive(Debug)]
+pub struct Fetched {
+    pub read: Result<FileBytes, TransportError>,
+    /// `None`: not asked (the caller asks when it needs it).
+    pub lstat: Option<Result<Option<FileStat>, TransportError>>,
+}
+
+/// A folder's entries, or why it could not be listed.
+pub type Listing = Result<Vec<DirEntry>, TransportError>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {
     pub name: String,
@@ -257,6 +269,22 @@ pub trait Transport: Send {
     /// Reads several files; transports that can overlap requests override it.
     fn read_many(&mut self, paths: &[RemotePath]) -> Vec<Result<FileBytes, TransportError>> {
         paths.iter().map(|p| self.read(p)).collect()
+    }
+
+    /// Reads `files` and lists `folders`: over SSH every request in flight
+    /// together, each file's `lstat` with its read, so that a scan pays
+    /// two round trips for all of them (see README, Performance).
+    fn gather(
+        &mut self,
+        files: &[RemotePath],
+        folders: &[RemotePath],
+    ) -> (Vec<Fetched>, Vec<Listing>) {
+        let read = self
+            .read_many(files)
+            .into_iter()
+            .map(|read| Fetched { read, lstat: None });
+        let read = read.collect();
+        (read, folders.iter().map(|d| self.list(d)).collect())
     }
 
     /// `Ok(None)` when the path does not exist (a dangling link or a
@@ -399,6 +427,26 @@ pub fn find_case_insensitive(
         })?;
     }
     Ok(Some(cur))
+}
+
+/// Debug builds only: with `FARMKEY_TEST_STEPS` set, each step of
+/// reaching and reading a server is written to standard error with the
+/// milliseconds since the first step, so that a test behind a
+/// delaying proxy counts the round trips of each (tests/ssh.rs).
+pub(crate) fn step(who: &str, what: &str) {
+    #[cfg(debug_assertions)]
+    {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let start = *START.get_or_init(std::time::Instant::now);
+        if std::env::var_os("FARMKEY_TEST_STEPS").is_some() {
+            eprintln!(
+                "farmkey-step\t{who}\t{what}\t{:.1}",
+                start.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = (who, what);
 }
 
 thread_local! {

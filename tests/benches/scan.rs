@@ -2,7 +2,9 @@
 //! proxies, side by side with OpenSSH's own `sftp` fetching the same files
 //! from every server in parallel; then the same through a bastion (the
 //! delay between the client and the bastion, the servers next to it),
-//! against `sftp -J`. Run with `cargo bench --bench scan` (as root, like the
+//! against `sftp -J`. Beside each farmkey time, farmkey's own CPU time
+//! per server (user + system, from `wait4`; see README "Performance").
+//! Run with `cargo bench --bench scan` (as root, like the
 //! tests). Options: `--sizes 1,4,16,64 --delays 0,20 --bastion-sizes 1,16,64`
 //! (`--jump-sessions K` bounds the sessions to the bastion).
 
@@ -149,9 +151,22 @@ fn build(n: usize, delay: Duration, through_bastion: bool) -> Farm {
     }
 }
 
-fn time_farmkey(farm: &Farm, jobs: usize) -> Duration {
+/// One scan: its wall time and farmkey's own CPU time (user, system).
+struct Timed {
+    wall: Duration,
+    user: Duration,
+    system: Duration,
+}
+
+/// Runs farmkey and waits for it with `wait4`, which gives that process's
+/// own resource usage (never the sshd processes or proxies, which are no
+/// children of it).
+// Waited with `wait4`, which std's `wait` does not offer.
+#[allow(clippy::zombie_processes)]
+fn time_farmkey(farm: &Farm, jobs: usize) -> Timed {
+    use std::io::Read;
     let start = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_farmkey"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_farmkey"))
         .args([
             "scan",
             "--format",
@@ -166,18 +181,39 @@ fn time_farmkey(farm: &Farm, jobs: usize) -> Duration {
         .arg(&farm.inventory)
         .env("HOME", farm.ssh.home.path())
         .env_remove("SSH_AUTH_SOCK")
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .output()
+        .spawn()
         .unwrap();
-    let took = start.elapsed();
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("scan JSON");
+    let mut stdout = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut stdout)
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is valid; the pid is our child's, waited once.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        let pid = libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage);
+        assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
+        usage
+    };
+    let wall = start.elapsed();
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    let json: serde_json::Value = serde_json::from_slice(&stdout).expect("scan JSON");
     let ok = json["servers"]
         .as_array()
         .unwrap()
         .iter()
         .all(|s| s["reachable"] == true && s["error"].is_null());
     assert!(ok, "a server was not read: {json}");
-    took
+    Timed {
+        wall,
+        user: tv(usage.ru_utime),
+        system: tv(usage.ru_stime),
+    }
 }
 
 fn time_sftp(farm: &Farm) -> Duration {
@@ -261,10 +297,11 @@ fn main() {
 
 fn table(sizes: &[u64], delays: &[u64], runs: usize, through_bastion: bool) {
     println!(
-        "{:>7} {:>9} {:>11} {:>12} {:>9} {:>7} {:>10} {:>9} {:>12}",
+        "{:>7} {:>9} {:>11} {:>19} {:>12} {:>9} {:>7} {:>10} {:>9} {:>12}",
         "servers",
         "delay ms",
         "farmkey ms",
+        "CPU/server usr+sys",
         "(default)",
         if through_bastion {
             "sftp -J"
@@ -289,11 +326,16 @@ fn table(sizes: &[u64], delays: &[u64], runs: usize, through_bastion: bool) {
             // Warm both: first connections pay for key loading and caches.
             let _ = time_farmkey(&farm, n.max(1));
             let _ = time_sftp(&farm);
-            let fk = median((0..runs).map(|_| time_farmkey(&farm, n.max(1))).collect());
+            let timed: Vec<Timed> = (0..runs).map(|_| time_farmkey(&farm, n.max(1))).collect();
+            let fk = median(timed.iter().map(|t| t.wall).collect());
+            // CPU per server: the run's median, divided among its servers.
+            let per_server = |d: Duration| d / n.max(1) as u32;
+            let user = per_server(median(timed.iter().map(|t| t.user).collect()));
+            let system = per_server(median(timed.iter().map(|t| t.system).collect()));
             let fk16 = if n > 16 {
                 let jobs = farmkey::farm::DEFAULT_JOBS;
                 Some(median(
-                    (0..runs).map(|_| time_farmkey(&farm, jobs)).collect(),
+                    (0..runs).map(|_| time_farmkey(&farm, jobs).wall).collect(),
                 ))
             } else {
                 None
@@ -312,10 +354,15 @@ fn table(sizes: &[u64], delays: &[u64], runs: usize, through_bastion: bool) {
                 format!("{:.2}", fk.as_secs_f64() / floor.as_secs_f64())
             };
             println!(
-                "{:>7} {:>9} {:>11} {:>12} {:>9} {:>7.2} {:>10} {:>9} {:>12}",
+                "{:>7} {:>9} {:>11} {:>19} {:>12} {:>9} {:>7.2} {:>10} {:>9} {:>12}",
                 n,
                 delay,
                 ms(fk),
+                format!(
+                    "{:.1}+{:.1} ms",
+                    user.as_secs_f64() * 1e3,
+                    system.as_secs_f64() * 1e3
+                ),
                 fk16.map_or("-".to_string(), ms),
                 ms(base),
                 fk.as_secs_f64() / base.as_secs_f64(),

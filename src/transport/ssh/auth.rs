@@ -107,6 +107,21 @@ pub fn authenticate(
     opts: &ConnectOptions,
 ) -> Result<(), ConnectError> {
     let user = &r.user;
+    let candidates = key_candidates(r);
+    // Asking which methods the server offers (a "none" request) costs a
+    // round trip: the key the order below tries first is tried before,
+    // when it needs no passphrase and no agent comes before it.
+    let mut tried_first: Option<PathBuf> = None;
+    if std::env::var_os("SSH_AUTH_SOCK").is_none()
+        && let Some((key, _)) = candidates.iter().find(|(k, _)| k.exists())
+        && let Ok(text) = std::fs::read_to_string(key)
+        && !key_is_encrypted(&text)
+    {
+        if session.userauth_pubkey_file(user, None, key, None).is_ok() && session.authenticated() {
+            return Ok(());
+        }
+        tried_first = Some(key.clone());
+    }
     let offered = match session.auth_methods(user) {
         Ok(m) => m.to_string(),
         Err(_) if session.authenticated() => return Ok(()),
@@ -132,15 +147,11 @@ pub fn authenticate(
                 Err(e) => tried.push(format!("ssh-agent ({e})")),
             }
         }
-        let mut candidates: Vec<(PathBuf, bool)> =
-            r.identity_files.iter().map(|p| (p.clone(), true)).collect();
-        for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
-            let p = expand_tilde(&Path::new("~/.ssh").join(name));
-            if !candidates.iter().any(|(c, _)| *c == p) {
-                candidates.push((p, false));
-            }
-        }
         for (key, configured) in candidates {
+            if tried_first.as_ref() == Some(&key) {
+                tried.push(format!("key {} (refused)", short(&key)));
+                continue;
+            }
             let text = match std::fs::read_to_string(&key) {
                 Ok(t) => t,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -181,6 +192,20 @@ pub fn authenticate(
         tried,
         offered,
     })
+}
+
+/// The key files to try, in order: the configured ones (`true`), then
+/// the default ones not configured.
+fn key_candidates(r: &Resolved) -> Vec<(PathBuf, bool)> {
+    let mut candidates: Vec<(PathBuf, bool)> =
+        r.identity_files.iter().map(|p| (p.clone(), true)).collect();
+    for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
+        let p = expand_tilde(&Path::new("~/.ssh").join(name));
+        if !candidates.iter().any(|(c, _)| *c == p) {
+            candidates.push((p, false));
+        }
+    }
+    candidates
 }
 
 fn agent_auth(session: &Session, user: &str) -> Result<bool, AuthError> {

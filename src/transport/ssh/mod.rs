@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 pub mod jump;
 pub mod known_hosts;
+mod pipe;
 
 use super::{
     ConnectOptions, DirEntry, FileKind, FileStat, HostKeyDecision, HostKeyQuestion, LinkEnd,
@@ -19,36 +20,6 @@ use ssh2::{ErrorCode, Session, Sftp};
 /// libssh2's generic error code, which libssh2-sys does not name.
 const LIBSSH2_ERROR_SOCKET_NONE: std::ffi::c_int = -1;
 
-/// The first read of a file asks for this much: libssh2 asks four times
-/// the buffer ahead in requests of 30000 bytes (sftp.c, `sftp_read`), so a
-/// small configuration file takes one request and one that finds its end,
-/// where a large buffer would send some 35 requests for it.
-const FIRST_READ: usize = 8 * 1024;
-/// The largest buffer a read is given, as a file proves large.
-const CHUNK: usize = 256 * 1024;
-
-/// Reads to the end with a buffer of [`FIRST_READ`] that doubles (up to
-/// [`CHUNK`]) only when a read fills it.
-fn read_growing(mut r: impl Read, out: &mut Vec<u8>) -> std::io::Result<()> {
-    let mut chunk = vec![0u8; CHUNK];
-    let mut want = FIRST_READ;
-    let got = loop {
-        match r.read(&mut chunk[..want]) {
-            Ok(0) => break Ok(()),
-            Ok(n) => {
-                out.extend_from_slice(&chunk[..n]);
-                if n == want {
-                    want = (want * 2).min(CHUNK);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => break Err(e),
-        }
-    };
-    zeroize::Zeroize::zeroize(&mut chunk);
-    got
-}
-
 /// SFTP status codes (draft-ietf-secsh-filexfer), by name.
 /// (12 and up are of later drafts, which some servers send.)
 mod fx {
@@ -62,9 +33,8 @@ mod fx {
     };
 }
 use std::collections::HashMap;
-use std::io::Read;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -292,7 +262,11 @@ pub struct SshTransport {
     /// Files larger than this are not read.
     max_read: u64,
     raw_sftp: Option<RawSftp>,
-    sftp: Sftp,
+    /// Everything that reads (see [`pipe`]).
+    pipe: pipe::Pipe,
+    /// libssh2's SFTP, for what writes: opened on first use, so that a
+    /// scan opens one SFTP channel only.
+    sftp: Option<Sftp>,
     session: Session,
 }
 
@@ -381,8 +355,10 @@ fn start_session(
             ConnectError::Handshake(format!("{}:{}: {}", r.host_name, r.port, e.message()))
         }
     })?;
+    super::step(who, "banners and key exchange");
     verify_host_key(&session, who, r, &known, opts)?;
     auth::authenticate(&session, who, r, opts)?;
+    super::step(who, "service request and authentication");
     Ok((session, socket))
 }
 
@@ -420,7 +396,12 @@ impl SshTransport {
         let jump_sessions = settings
             .jump_sessions
             .unwrap_or(crate::inventory::DEFAULT_JUMP_SESSIONS);
+        super::step(server, "start");
         let stream = open_stream(&r, jump_sessions, opts)?;
+        super::step(
+            server,
+            "connected (TCP, or a channel through the jump hosts)",
+        );
         let (session, socket) = start_session(server, &r, stream, opts).map_err(|e| {
             // Named by the hop that failed, not by what the server's end saw.
             match opts.jumps.lost_hop(&r.jumps) {
@@ -435,9 +416,12 @@ impl SshTransport {
             }
         })?;
         session.set_keepalive(false, 15);
-        let sftp = session
-            .sftp()
-            .map_err(|e| ConnectError::Sftp(e.message().to_string()))?;
+        let wire = pipe::Wire {
+            session: &session,
+            socket: &socket,
+            timeout: r.connect_timeout,
+        };
+        let pipe = pipe::Pipe::open(server, wire).map_err(ConnectError::Sftp)?;
         Ok(SshTransport {
             describe: format!("sftp {}@{}", r.user, r.known_hosts_name()),
             banner: session.banner().map(str::to_string),
@@ -445,7 +429,8 @@ impl SshTransport {
             timeout: r.connect_timeout,
             max_read: crate::inventory::DEFAULT_MAX_CONFIG_BYTES,
             raw_sftp: None,
-            sftp,
+            pipe,
+            sftp: None,
             session,
         })
     }
@@ -460,33 +445,115 @@ impl SshTransport {
         }
     }
 
-    fn keepalive(&self) {
-        let _ = self.session.keepalive_send();
+    /// libssh2's SFTP channel, opened on first use.
+    fn lib(&mut self) -> Result<&Sftp, TransportError> {
+        if self.sftp.is_none() {
+            let sftp = self.session.sftp().map_err(|e| {
+                TransportError::Disconnected(format!("cannot open an SFTP channel: {e}"))
+            })?;
+            self.sftp = Some(sftp);
+        }
+        Ok(self.sftp.as_ref().expect("opened above"))
     }
 
-    /// In non-blocking mode: waits until the socket is ready in the
-    /// direction libssh2 waits for, or until `deadline`.
-    fn wait_socket(&self, deadline: std::time::Instant) -> Result<(), TransportError> {
-        let now = std::time::Instant::now();
-        if now >= deadline {
-            return Err(TransportError::Disconnected(
-                "the server stopped answering (timeout)".into(),
-            ));
+    /// Requests through [`pipe`], all in flight together.
+    fn ask(&mut self, asks: &[pipe::Query<'_>]) -> Result<Vec<pipe::Reply>, TransportError> {
+        self.keepalive();
+        let wire = pipe::Wire {
+            session: &self.session,
+            socket: &self.socket,
+            timeout: self.timeout,
+        };
+        self.pipe.exchange(wire, asks)
+    }
+
+    /// Before anything is written, renamed or removed through libssh2's
+    /// channels: every file [`pipe`] read is closed (see [`pipe::Pipe::settle`]).
+    fn settle(&mut self) -> Result<(), TransportError> {
+        let wire = pipe::Wire {
+            session: &self.session,
+            socket: &self.socket,
+            timeout: self.timeout,
+        };
+        self.pipe.settle(wire)
+    }
+
+    /// `stat` or `lstat` as the server answered it; `Ok(None)`: no such file.
+    fn stat_raw(
+        &mut self,
+        path: &RemotePath,
+        follow: bool,
+    ) -> Result<Option<ssh2::FileStat>, TransportError> {
+        let name = path.as_sftp();
+        let ask = if follow {
+            pipe::Query::Stat(name)
+        } else {
+            pipe::Query::Lstat(name)
+        };
+        let answer = self.ask(&[ask])?.pop().expect("one answer");
+        pipe::stat_answer(path, answer)
+    }
+
+    /// Reads through [`pipe::gather`], limits and errors as farmkey words them.
+    fn gather_raw(
+        &mut self,
+        files: &[RemotePath],
+        lstat: bool,
+        folders: &[RemotePath],
+    ) -> (Vec<super::Fetched>, Vec<super::Listing>) {
+        self.keepalive();
+        let wire = pipe::Wire {
+            session: &self.session,
+            socket: &self.socket,
+            timeout: self.timeout,
+        };
+        let got = pipe::gather(&mut self.pipe, wire, files, lstat, folders, self.max_read);
+        let (reads, lists) = match got {
+            Ok(got) => (got.files, got.folders),
+            Err(e) => {
+                let fail = |_| super::Fetched {
+                    read: Err(e.clone()),
+                    lstat: None,
+                };
+                return (
+                    files.iter().map(fail).collect(),
+                    folders.iter().map(|_| Err(e.clone())).collect(),
+                );
+            }
+        };
+        let mut fetched = Vec::with_capacity(files.len());
+        for (path, r) in files.iter().zip(reads) {
+            let lstat = r
+                .lstat
+                .map(|st| st.map(|st| st.map(|st| self.file_stat(st))));
+            let read = match r.too_large {
+                Some(size) => Err(self.too_large(path, size)),
+                None => r.bytes.map(FileBytes::new),
+            };
+            fetched.push(super::Fetched { read, lstat });
         }
-        let events = match self.session.block_directions() {
-            ssh2::BlockDirections::Outbound => libc::POLLOUT,
-            ssh2::BlockDirections::Both => libc::POLLIN | libc::POLLOUT,
-            _ => libc::POLLIN,
-        };
-        let mut fd = libc::pollfd {
-            fd: self.socket.as_raw_fd(),
-            events,
-            revents: 0,
-        };
-        let wait = (deadline - now).as_millis().min(100) as libc::c_int;
-        // SAFETY: one valid pollfd for the duration of the call.
-        unsafe { libc::poll(&mut fd, 1, wait) };
-        Ok(())
+        let lists = lists
+            .into_iter()
+            .map(|l| {
+                l.map(|names| {
+                    let mut out: Vec<DirEntry> = names
+                        .into_iter()
+                        .filter(|(name, _)| name != "." && name != "..")
+                        .map(|(name, st)| DirEntry {
+                            name,
+                            is_dir: st.is_dir(),
+                        })
+                        .collect();
+                    out.sort_by(|a, b| a.name.cmp(&b.name));
+                    out
+                })
+            })
+            .collect();
+        (fetched, lists)
+    }
+
+    fn keepalive(&self) {
+        let _ = self.session.keepalive_send();
     }
 
     /// Opens `path` for writing with `flags` and writes `bytes`. File
@@ -501,6 +568,7 @@ impl SshTransport {
         flags: std::ffi::c_ulong,
         new: &NewFile,
     ) -> Result<(), TransportError> {
+        self.settle()?;
         let name = std::ffi::CString::new(path.as_sftp()).map_err(|_| TransportError::Refused {
             path: path.to_string(),
             reason: "NUL in path".into(),
@@ -601,7 +669,7 @@ impl SshTransport {
             TransportError::Io { .. }
                 if opening
                     && flags & libssh2_sys::LIBSSH2_FXF_EXCL != 0
-                    && self.sftp.lstat(Path::new(path.as_sftp())).is_ok() =>
+                    && matches!(self.stat_raw(path, false), Ok(Some(_))) =>
             {
                 TransportError::Exists { path: path.clone() }
             }
@@ -662,6 +730,7 @@ impl SshTransport {
     }
 
     fn posix_rename(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError> {
+        self.settle()?;
         let src = std::ffi::CString::new(from.as_sftp()).map_err(|_| TransportError::Refused {
             path: from.to_string(),
             reason: "NUL in path".into(),
@@ -716,232 +785,35 @@ impl SshTransport {
         }
     }
 
-    /// Reads several files with their requests in flight together.
-    ///
-    /// libssh2 keeps the state of an open and of a read per SFTP channel,
-    /// not per file, so at most one open and one read are in flight at once;
-    /// closes are per file. The pipeline is: while file i is read, file i+1
-    /// is opened and file i-1 closed. An operation that stops while still
-    /// sending (the socket would block outbound) is called again, alone,
-    /// until its request is out.
-    fn read_pipelined(&mut self, paths: &[RemotePath]) -> Vec<Result<FileBytes, TransportError>> {
-        enum SessionState {
-            Opened(ssh2::File),
-            /// The bytes so far, and how many the next read asks for.
-            Reading(ssh2::File, Vec<u8>, usize),
-            Closing(ssh2::File, Vec<u8>),
-            Done(Result<Vec<u8>, TransportError>),
-        }
-        const OPEN: usize = usize::MAX;
-        let eagain =
-            |e: &ssh2::Error| e.code() == ErrorCode::Session(libssh2_sys::LIBSSH2_ERROR_EAGAIN);
-        self.keepalive();
-        self.session.set_blocking(false);
-        // The timeout counts from the last answer: a server that answers
-        // every request, however slowly, has not stopped answering.
-        let mut deadline = std::time::Instant::now() + self.timeout;
-        let mut chunk = vec![0u8; CHUNK];
-        let mut states: Vec<SessionState> = Vec::with_capacity(paths.len());
-        let mut broken: Option<TransportError> = None;
-        let mut pinned: Option<usize> = None;
-        // Files found above the read limit, by index.
-        let mut too_large: Vec<usize> = Vec::new();
-        loop {
-            // One read at a time: the first opened file takes its turn.
-            if !states
-                .iter()
-                .any(|s| matches!(s, SessionState::Reading(..)))
-                && let Some(i) = states
-                    .iter()
-                    .position(|s| matches!(s, SessionState::Opened(_)))
-                && let SessionState::Opened(f) =
-                    std::mem::replace(&mut states[i], SessionState::Done(Ok(Vec::new())))
-            {
-                states[i] = SessionState::Reading(f, Vec::new(), FIRST_READ);
-            }
-            let order: Vec<usize> = match pinned {
-                Some(p) => vec![p],
-                None => std::iter::once(OPEN).chain(0..states.len()).collect(),
-            };
-            let mut progress = false;
-            for op in order {
-                // Some(true): progress; Some(false): waiting; None: nothing to do.
-                let step = if op == OPEN {
-                    if states.len() >= paths.len() {
-                        None
-                    } else if let Some(e) = &broken {
-                        states.push(SessionState::Done(Err(e.clone())));
-                        Some(true)
-                    } else {
-                        let p = &paths[states.len()];
-                        match self.sftp.open(Path::new(p.as_sftp())) {
-                            Ok(f) => {
-                                states.push(SessionState::Opened(f));
-                                Some(true)
-                            }
-                            Err(e) if eagain(&e) => Some(false),
-                            Err(e) => {
-                                let e = self.err(p, e);
-                                if e.is_disconnected() {
-                                    broken = Some(e.clone());
-                                }
-                                states.push(SessionState::Done(Err(e)));
-                                Some(true)
-                            }
-                        }
-                    }
-                } else {
-                    let state = &mut states[op];
-                    match std::mem::replace(state, SessionState::Done(Ok(Vec::new()))) {
-                        // As `read_growing`: a small file in two requests.
-                        SessionState::Reading(mut f, mut buf, want) => {
-                            match f.read(&mut chunk[..want]) {
-                                Ok(0) => {
-                                    *state = SessionState::Closing(f, buf);
-                                    Some(true)
-                                }
-                                Ok(n) => {
-                                    buf.extend_from_slice(&chunk[..n]);
-                                    if buf.len() as u64 > self.max_read {
-                                        // Not one byte more: its size is asked after.
-                                        zeroize::Zeroize::zeroize(&mut buf);
-                                        too_large.push(op);
-                                        *state = SessionState::Closing(f, Vec::new());
-                                    } else {
-                                        let want = if n == want {
-                                            (want * 2).min(CHUNK)
-                                        } else {
-                                            want
-                                        };
-                                        *state = SessionState::Reading(f, buf, want);
-                                    }
-                                    Some(true)
-                                }
-                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                                    *state = SessionState::Reading(f, buf, want);
-                                    Some(false)
-                                }
-                                Err(e) => {
-                                    *state = SessionState::Done(Err(TransportError::Io {
-                                        path: paths[op].clone(),
-                                        message: format!("read failed: {e}"),
-                                    }));
-                                    Some(true)
-                                }
-                            }
-                        }
-                        SessionState::Closing(mut f, buf) => match f.close() {
-                            Err(e) if eagain(&e) => {
-                                *state = SessionState::Closing(f, buf);
-                                Some(false)
-                            }
-                            _ => {
-                                *state = SessionState::Done(Ok(buf));
-                                Some(true)
-                            }
-                        },
-                        other => {
-                            *state = other;
-                            None
-                        }
-                    }
-                };
-                match step {
-                    None => {}
-                    Some(true) => {
-                        progress = true;
-                        pinned = None;
-                    }
-                    Some(false) => {
-                        let sending = matches!(
-                            self.session.block_directions(),
-                            ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both
-                        );
-                        pinned = sending.then_some(op);
-                        if sending {
-                            break;
-                        }
-                    }
-                }
-            }
-            if states.len() == paths.len()
-                && states.iter().all(|s| matches!(s, SessionState::Done(_)))
-            {
-                break;
-            }
-            if progress {
-                deadline = std::time::Instant::now() + self.timeout;
-            }
-            if !progress && let Err(e) = self.wait_socket(deadline) {
-                for st in states.iter_mut() {
-                    if !matches!(st, SessionState::Done(_)) {
-                        *st = SessionState::Done(Err(e.clone()));
-                    }
-                }
-                while states.len() < paths.len() {
-                    states.push(SessionState::Done(Err(e.clone())));
-                }
-                break;
-            }
-        }
-        zeroize::Zeroize::zeroize(&mut chunk);
-        self.session.set_blocking(true);
-        states
-            .into_iter()
-            .enumerate()
-            .map(|(i, st)| match st {
-                SessionState::Done(_) if too_large.contains(&i) => {
-                    Err(self.too_large(&paths[i], None))
-                }
-                SessionState::Done(r) => r.map(FileBytes::new),
-                _ => Err(TransportError::Disconnected(
-                    "internal: unfinished read".into(),
-                )),
-            })
-            .collect()
-    }
-
-    /// A file found larger than the read limit, with its size (from the
-    /// open `file`, or asked by name).
-    /// A stat or lstat answer as farmkey keeps it; `Ok(None)` for "no such file".
-    fn file_stat(
-        &self,
-        path: &RemotePath,
-        st: Result<ssh2::FileStat, ssh2::Error>,
-    ) -> Result<Option<FileStat>, TransportError> {
-        match st {
-            Ok(st) => {
-                let kind = st.perm.map_or(FileKind::Regular, FileKind::from_mode);
-                Ok(Some(FileStat {
-                    size: st.size.unwrap_or(0),
-                    kind,
-                    modified: st.mtime,
-                    mode: st.perm.map(|p| p & 0o7777),
-                    uid: st.uid,
-                    gid: st.gid,
-                    read_only: kind == FileKind::Regular
-                        && !super::honours_modes(self.banner.as_deref())
-                        && st.perm.is_some_and(|p| p & 0o200 == 0),
-                }))
-            }
-            Err(e) => match self.err(path, e) {
-                TransportError::NotFound { .. } => Ok(None),
-                other => Err(other),
-            },
+    /// A stat or lstat answer as farmkey keeps it.
+    fn file_stat(&self, st: ssh2::FileStat) -> FileStat {
+        let kind = st.perm.map_or(FileKind::Regular, FileKind::from_mode);
+        FileStat {
+            size: st.size.unwrap_or(0),
+            kind,
+            modified: st.mtime,
+            mode: st.perm.map(|p| p & 0o7777),
+            uid: st.uid,
+            gid: st.gid,
+            read_only: kind == FileKind::Regular
+                && !super::honours_modes(self.banner.as_deref())
+                && st.perm.is_some_and(|p| p & 0o200 == 0),
         }
     }
 
-    fn too_large(&self, path: &RemotePath, file: Option<&mut ssh2::File>) -> TransportError {
-        let stat = match file {
-            Some(f) => f.stat().ok(),
-            None => self.sftp.stat(Path::new(path.as_sftp())).ok(),
+    /// A file found larger than the read limit, with its size when known.
+    fn too_large(&mut self, path: &RemotePath, size: Option<u64>) -> TransportError {
+        let size = match size {
+            Some(size) => Some(size),
+            None => self
+                .stat_raw(path, true)
+                .ok()
+                .flatten()
+                .and_then(|s| s.size),
         };
         TransportError::TooLarge {
             path: path.clone(),
-            size: stat
-                .and_then(|s| s.size)
-                .unwrap_or(self.max_read + 1)
-                .max(self.max_read + 1),
+            size: size.unwrap_or(self.max_read + 1).max(self.max_read + 1),
             max: self.max_read,
         }
     }
@@ -953,56 +825,39 @@ impl Transport for SshTransport {
     }
 
     fn read_many(&mut self, paths: &[RemotePath]) -> Vec<Result<FileBytes, TransportError>> {
-        if paths.len() < 2 {
-            return paths.iter().map(|p| self.read(p)).collect();
-        }
-        self.read_pipelined(paths)
+        let (files, _) = self.gather_raw(paths, false, &[]);
+        files.into_iter().map(|f| f.read).collect()
+    }
+
+    fn gather(
+        &mut self,
+        files: &[RemotePath],
+        folders: &[RemotePath],
+    ) -> (Vec<super::Fetched>, Vec<super::Listing>) {
+        self.gather_raw(files, true, folders)
     }
 
     fn read(&mut self, path: &RemotePath) -> Result<FileBytes, TransportError> {
-        self.keepalive();
-        let mut file = self
-            .sftp
-            .open(Path::new(path.as_sftp()))
-            .map_err(|e| self.err(path, e))?;
-        // Never more than the limit (and one byte, to see it passed).
-        let mut buf = Vec::new();
-        if let Err(e) = read_growing((&mut file).take(self.max_read + 1), &mut buf) {
-            zeroize::Zeroize::zeroize(&mut buf);
-            return Err(if e.kind() == std::io::ErrorKind::TimedOut {
-                TransportError::Disconnected("the server stopped answering (timeout)".into())
-            } else {
-                TransportError::Io {
-                    path: path.clone(),
-                    message: format!("read failed: {e}"),
-                }
-            });
-        }
-        let bytes = FileBytes::new(buf);
-        if bytes.len() as u64 > self.max_read {
-            return Err(self.too_large(path, Some(&mut file)));
-        }
-        Ok(bytes)
+        let (mut files, _) = self.gather_raw(std::slice::from_ref(path), false, &[]);
+        files.pop().expect("one file").read
     }
 
     fn stat(&mut self, path: &RemotePath) -> Result<Option<FileStat>, TransportError> {
-        self.keepalive();
-        let st = self.sftp.stat(Path::new(path.as_sftp()));
-        self.file_stat(path, st)
+        Ok(self.stat_raw(path, true)?.map(|st| self.file_stat(st)))
     }
 
     fn lstat(&mut self, path: &RemotePath) -> Result<Option<FileStat>, TransportError> {
-        self.keepalive();
-        let st = self.sftp.lstat(Path::new(path.as_sftp()));
-        self.file_stat(path, st)
+        Ok(self.stat_raw(path, false)?.map(|st| self.file_stat(st)))
     }
 
     fn readlink(&mut self, path: &RemotePath) -> Result<String, TransportError> {
-        self.keepalive();
-        self.sftp
-            .readlink(Path::new(path.as_sftp()))
-            .map(|p| p.to_string_lossy().into_owned())
-            .map_err(|e| self.err(path, e))
+        match self.ask(&[pipe::Query::ReadLink(path.as_sftp())])?.pop() {
+            Some(pipe::Reply::Name(mut names)) if !names.is_empty() => Ok(names.remove(0).0),
+            Some(pipe::Reply::Status(code)) => Err(status_error(path, code as i32)),
+            _ => Err(TransportError::Disconnected(
+                "an SFTP answer of the wrong type to a readlink".into(),
+            )),
+        }
     }
 
     /// OpenSSH's sftp-server answers "no such file" for a dangling link and a loop
@@ -1017,18 +872,14 @@ impl Transport for SshTransport {
             Err(e) if e.is_disconnected() => return Err(e),
             Ok(None) | Err(_) => {}
         }
-        let mut seen: Vec<std::path::PathBuf> = Vec::new();
-        let mut cur = std::path::PathBuf::from(path.as_sftp());
+        let mut seen: Vec<String> = Vec::new();
+        let mut cur = path.as_sftp().to_string();
         // Linux's MAXSYMLINKS: more links than this is a loop to the kernel.
         for _ in 0..40 {
-            let st = match self.sftp.lstat(&cur) {
-                Ok(st) => st,
-                Err(e) => {
-                    return match self.err(path, e) {
-                        TransportError::NotFound { .. } => Ok(LinkEnd::Dangling),
-                        other => Err(other),
-                    };
-                }
+            let at = |asks: Vec<pipe::Reply>| asks.into_iter().next().expect("one answer");
+            let answer = at(self.ask(&[pipe::Query::Lstat(&cur)])?);
+            let Some(st) = pipe::stat_answer(path, answer)? else {
+                return Ok(LinkEnd::Dangling);
             };
             if st.file_type() != ssh2::FileType::Symlink {
                 // Not there for `stat`, yet something is: as dangling.
@@ -1037,12 +888,24 @@ impl Transport for SshTransport {
             if seen.contains(&cur) {
                 return Ok(LinkEnd::Loop);
             }
-            let target = self.sftp.readlink(&cur).map_err(|e| self.err(path, e))?;
-            seen.push(cur.clone());
-            cur = match cur.parent() {
-                Some(dir) if target.is_relative() => dir.join(target),
-                _ => target,
+            let target = match at(self.ask(&[pipe::Query::ReadLink(&cur)])?) {
+                pipe::Reply::Name(names) if !names.is_empty() => names[0].0.clone(),
+                pipe::Reply::Status(code) => return Err(status_error(path, code as i32)),
+                _ => {
+                    return Err(TransportError::Disconnected(
+                        "an SFTP answer of the wrong type to a readlink".into(),
+                    ));
+                }
             };
+            seen.push(cur.clone());
+            let here = std::path::Path::new(&cur);
+            let target = std::path::Path::new(&target);
+            cur = match here.parent() {
+                Some(dir) if target.is_relative() => dir.join(target),
+                _ => target.to_path_buf(),
+            }
+            .to_string_lossy()
+            .into_owned();
         }
         Ok(LinkEnd::Loop)
     }
@@ -1083,8 +946,11 @@ impl Transport for SshTransport {
             return Ok(());
         }
         self.keepalive();
+        self.settle()?;
         let at = Path::new(path.as_sftp());
-        let seen = self.sftp.lstat(at).map_err(|e| self.err(path, e))?;
+        let seen = self
+            .stat_raw(path, false)?
+            .ok_or_else(|| TransportError::NotFound { path: path.clone() })?;
         if seen.perm.map_or(FileKind::Regular, FileKind::from_mode) != FileKind::Regular
             && let Some(kind) = super::not_a_file(self, path)?
         {
@@ -1093,10 +959,10 @@ impl Transport for SshTransport {
                 kind,
             });
         }
-        let mut file = self
-            .sftp
-            .open_mode(at, ssh2::OpenFlags::READ, 0, ssh2::OpenType::File)
-            .map_err(|e| self.err(path, e))?;
+        let opened = self
+            .lib()?
+            .open_mode(at, ssh2::OpenFlags::READ, 0, ssh2::OpenType::File);
+        let mut file = opened.map_err(|e| self.err(path, e))?;
         let opened = file.stat().map_err(|e| self.err(path, e))?;
         let same = |s: &ssh2::FileStat| (s.size, s.uid, s.gid, s.perm, s.mtime);
         if same(&opened) != same(&seen) {
@@ -1128,16 +994,16 @@ impl Transport for SshTransport {
     }
 
     fn rename(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError> {
+        self.settle()?;
         if self.stat(to)?.is_some() {
             return Err(TransportError::Exists { path: to.clone() });
         }
-        self.sftp
-            .rename(
-                Path::new(from.as_sftp()),
-                Path::new(to.as_sftp()),
-                Some(ssh2::RenameFlags::empty()),
-            )
-            .map_err(|e| self.err(from, e))
+        let renamed = self.lib()?.rename(
+            Path::new(from.as_sftp()),
+            Path::new(to.as_sftp()),
+            Some(ssh2::RenameFlags::empty()),
+        );
+        renamed.map_err(|e| self.err(from, e))
     }
 
     fn replace(&mut self, from: &RemotePath, to: &RemotePath) -> Result<(), TransportError> {
@@ -1146,30 +1012,15 @@ impl Transport for SshTransport {
     }
 
     fn remove(&mut self, path: &RemotePath) -> Result<(), TransportError> {
+        self.settle()?;
         self.keepalive();
-        self.sftp
-            .unlink(Path::new(path.as_sftp()))
-            .map_err(|e| self.err(path, e))
+        let removed = self.lib()?.unlink(Path::new(path.as_sftp()));
+        removed.map_err(|e| self.err(path, e))
     }
 
     fn list(&mut self, dir: &RemotePath) -> Result<Vec<DirEntry>, TransportError> {
-        self.keepalive();
-        let entries = self
-            .sftp
-            .readdir(Path::new(dir.as_sftp()))
-            .map_err(|e| self.err(dir, e))?;
-        let mut out: Vec<DirEntry> = entries
-            .into_iter()
-            .filter_map(|(p, st)| {
-                let name = p.file_name()?.to_string_lossy().into_owned();
-                (name != "." && name != "..").then(|| DirEntry {
-                    name,
-                    is_dir: st.is_dir(),
-                })
-            })
-            .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        let (_, mut lists) = self.gather_raw(&[], false, std::slice::from_ref(dir));
+        lists.pop().expect("one folder")
     }
 }
 
