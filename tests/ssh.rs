@@ -1087,16 +1087,19 @@ fn a_lock_or_a_lock_claim_left_beside_a_web_config_is_reported_over_sftp() {
     );
 }
 
-/// A scan of one demo server behind a proxy that holds every chunk 200
+/// A scan of one demo server behind a proxy that holds every chunk 400
 /// ms each way: the round trips of each step (debug builds write the
 /// steps with FARMKEY_TEST_STEPS), printed as README "Performance"
-/// counts them, and their sum held to the floor there (13 round trips
-/// without TCP, which the proxy answers itself).
+/// counts them (12; the floor is 13 without TCP, which the proxy answers
+/// itself). Held to at most 14: the time a busy machine adds (key
+/// exchange, process start) must not fail it, so up to 2.2 s of it is
+/// allowed, while a file or a folder read one after the other (9 or 16
+/// more round trips, as before) still fails it.
 #[test]
 fn a_scan_of_one_server_takes_the_floors_round_trips() {
     let (_demo, farm) = demo_over_ssh(Options::default());
     let server = farm.server("web01");
-    let one_way = Duration::from_millis(200);
+    let one_way = Duration::from_millis(400);
     let proxy = support::proxy::DelayProxy::start(server.port, one_way);
     farm.trust(proxy.port, &server.host_key);
     let inventory = farm.home.path().join("slow.toml");
@@ -1136,8 +1139,8 @@ fn a_scan_of_one_server_takes_the_floors_round_trips() {
     );
     assert_eq!(steps.last().map(|s| s.0.as_str()), Some("read"), "{stderr}");
     // Each step's time less what the machine adds (CPU, scheduling): a
-    // round trip is 400 ms here, a step's own work far less.
-    let round_trips = |ms: f64| (ms / 400.0 + 0.25).floor() as u32;
+    // round trip is 800 ms here, a step's own work far less.
+    let round_trips = |ms: f64| (ms / 800.0 + 0.25).floor() as u32;
     let mut table = String::new();
     for pair in steps.windows(2) {
         let ms = pair[1].1 - pair[0].1;
@@ -1150,7 +1153,7 @@ fn a_scan_of_one_server_takes_the_floors_round_trips() {
     }
     let total = steps.last().unwrap().1 - steps[0].1;
     println!("{table}{:>3}  {total:>6.0} ms  in all", round_trips(total));
-    assert!(round_trips(total) <= 13, "{table}");
+    assert!(round_trips(total) <= 14, "{table}");
 }
 
 /// `gather`: folders of every size around sftp-server's 100 names per

@@ -18,7 +18,7 @@ use crate::paths::RemotePath;
 use crate::transport::{NewFile, Transport, TransportError};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 pub use crate::lock_names::{claim_path, is_claim_of, lock_path};
 
@@ -278,7 +278,8 @@ const LOOKS: u32 = 5;
 /// The pause before looking again at a lock being written.
 const LOOK_PAUSE: Duration = Duration::from_millis(100);
 /// How long a push that lost the claim of a stale lock waits for the
-/// winner's lock to appear.
+/// winner's lock to appear, and any push for a lock another push has
+/// created to be written.
 const TAKER_WAIT: Duration = Duration::from_secs(10);
 
 /// The same lock: what the plan showed is what is there.
@@ -306,6 +307,7 @@ pub fn acquire(
     // create and the read), or be between its own create and write (an
     // empty lock for a moment): look again a few times before judging.
     let mut looks = 0;
+    let mut being_written: Option<Instant> = None;
     let mut holder = loop {
         looks += 1;
         let again = looks < LOOKS;
@@ -363,7 +365,17 @@ pub fn acquire(
             }
         }
         match read_holder(t, server, path).map_err(fail)? {
-            Some(h) if h.info.is_none() && again => std::thread::sleep(LOOK_PAUSE),
+            // Another push between its create and its write: waited for
+            // by the clock, not by looks, since a busy server can take
+            // longer than a few looks between the two.
+            Some(h)
+                if h.info.is_none()
+                    && (again || being_written.is_some_and(|d| Instant::now() < d)) =>
+            {
+                being_written.get_or_insert(Instant::now() + TAKER_WAIT);
+                looks = looks.min(LOOKS - 1);
+                std::thread::sleep(LOOK_PAUSE);
+            }
             Some(h) => break h,
             None if again => {
                 // Removed since the create (or removed and made again by
@@ -878,6 +890,28 @@ mod tests {
             d: &RemotePath,
         ) -> Result<Vec<crate::transport::DirEntry>, TransportError> {
             self.inner.list(d)
+        }
+    }
+
+    /// A lock another push has created and not yet written (an empty file)
+    /// is waited for by the clock: still empty after more than `LOOKS`
+    /// looks, then written, it is named as that push's lock, never as a
+    /// lock farmkey cannot read (seen on a busy machine before).
+    #[test]
+    fn a_lock_written_slowly_is_waited_for_and_named() {
+        let (dir, _t, path) = setup();
+        let (p, other) = (path.clone(), LockInfo::mine("slow", "Flowtime"));
+        let write: Hook = Box::new(move |t: &mut LocalTransport| {
+            t.remove(&p).unwrap();
+            t.create_new(&p, &other.bytes(), &NewFile::default())
+                .unwrap();
+        });
+        let mut t = Interleave::on(dir.path(), "stat", vec![(2 * LOOKS, write)]);
+        t.create_new(&path, b"", &NewFile::default()).unwrap();
+        let me = LockInfo::mine("me", "Flowtime");
+        match acquire(&mut t, "web01", &path, &me, None) {
+            Err(LockError::Held(h)) => assert_eq!(h.push_id(), Some("slow")),
+            other => panic!("{other:?}"),
         }
     }
 
