@@ -239,7 +239,8 @@ fn main() {
                 .env_remove("SSH_AUTH_SOCK"),
         );
         println!(
-            "peak RSS of `farmkey scan --format json` over {SERVERS} sshd servers (16 at once): {:.1} MiB ({:.0} ms)",
+            "peak RSS of `farmkey scan --format json` over {SERVERS} sshd servers ({} at once, the default --jobs): {:.1} MiB ({:.0} ms)",
+            farmkey::farm::DEFAULT_JOBS,
             rss as f64 / 1024.0,
             took.as_secs_f64() * 1e3
         );
