@@ -36,6 +36,39 @@ pub enum ScanEvent {
 /// further under a low open-files limit.
 pub const DEFAULT_JOBS: usize = 64;
 
+/// `work` on every item, on at most `jobs` threads (at least one), the
+/// results in the items' order: the one bounded pool for work on many
+/// servers that waits for all of them (a scan streams instead:
+/// [`spawn_scan`]). A panic in `work` is the caller's, as in one thread.
+pub fn on_each<T, R, F>(items: &[T], jobs: usize, work: F) -> Vec<R>
+where
+    T: Sync,
+    R: Send,
+    F: Fn(&T) -> R + Sync,
+{
+    let next = AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<Option<R>>> =
+        std::sync::Mutex::new(items.iter().map(|_| None).collect());
+    thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, items.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let n = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(item) = items.get(n) else { break };
+                    let r = work(item);
+                    results.lock().unwrap_or_else(|e| e.into_inner())[n] = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .map(|r| r.expect("every item was worked on: a worker that panicked ended the scope"))
+        .collect()
+}
+
 /// Scans one server: connect, read, report. The transport is dropped after
 /// the result is sent, so a session that hangs in teardown delays no one.
 pub fn scan_one(server: &Server, opts: &ConnectOptions, index: usize, emit: &dyn Fn(ScanEvent)) {
@@ -170,4 +203,28 @@ pub fn scan_all(servers: &[Server], opts: ConnectOptions, jobs: usize) -> Vec<Se
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_each;
+
+    /// Every item once, results in the items' order, never more threads
+    /// than asked (nor none for an empty list).
+    #[test]
+    fn on_each_keeps_order_and_bounds_its_threads() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let items: Vec<u32> = (0..50).collect();
+        let (now, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let out = on_each(&items, 4, |i| {
+            let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(n, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            now.fetch_sub(1, Ordering::SeqCst);
+            i * 2
+        });
+        assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        assert!(most.load(Ordering::SeqCst) <= 4);
+        assert!(on_each(&[] as &[u32], 0, |i| *i).is_empty());
+    }
 }

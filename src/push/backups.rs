@@ -19,8 +19,6 @@ use crate::paths::{RemotePath, WindowsEnv};
 use crate::scan::{FileFault, FileProblem, ServerFailure, Unreachable, read_server};
 use crate::transport::{self, ConnectOptions, DirEntry, Transport, TransportError};
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 /// One backup found on a server.
@@ -219,54 +217,26 @@ pub fn list_all(
     site: Option<&str>,
 ) -> Vec<ServerBackups> {
     opts.jumps.forget_failures();
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<ServerBackups>>> =
-        Mutex::new(servers.iter().map(|_| None).collect());
-    let jobs = jobs
-        .min(transport::session_budget())
-        .clamp(1, servers.len().max(1));
-    std::thread::scope(|scope| {
-        for _ in 0..jobs {
-            scope.spawn(|| {
-                loop {
-                    let n = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(server) = servers.get(n) else { break };
-                    let result = match transport::connect(server, opts) {
-                        Ok(mut t) => {
-                            let r = list_server(t.as_mut(), &server.name, site);
-                            // Teardown of a session can block: never a reader.
-                            std::thread::spawn(move || drop(t));
-                            r
-                        }
-                        Err(e) if e.is_host_key_changed() => {
-                            Err(ServerFailure::HostKeyChanged(Box::new(e)))
-                        }
-                        Err(e) => Err(ServerFailure::Unreachable(Unreachable::Connect(Box::new(
-                            e,
-                        )))),
-                    };
-                    if let Ok(mut all) = results.lock() {
-                        all[n] = Some(ServerBackups {
-                            server: server.name.clone(),
-                            hosts_site: result.as_ref().is_ok_and(|(_, h)| *h),
-                            result: result.map(|(b, _)| b),
-                        });
-                    }
-                }
-            });
+    let jobs = jobs.min(transport::session_budget());
+    crate::farm::on_each(servers, jobs, |server| {
+        let result = match transport::connect(server, opts) {
+            Ok(mut t) => {
+                let r = list_server(t.as_mut(), &server.name, site);
+                // Teardown of a session can block: never a reader.
+                std::thread::spawn(move || drop(t));
+                r
+            }
+            Err(e) if e.is_host_key_changed() => Err(ServerFailure::HostKeyChanged(Box::new(e))),
+            Err(e) => Err(ServerFailure::Unreachable(Unreachable::Connect(Box::new(
+                e,
+            )))),
+        };
+        ServerBackups {
+            server: server.name.clone(),
+            hosts_site: result.as_ref().is_ok_and(|(_, h)| *h),
+            result: result.map(|(b, _)| b),
         }
-    });
-    let all = results.into_inner().unwrap_or_default();
-    all.into_iter()
-        .zip(servers)
-        .map(|(r, s)| {
-            r.unwrap_or_else(|| ServerBackups {
-                server: s.name.clone(),
-                hosts_site: false,
-                result: Err(ServerFailure::Unreachable(Unreachable::WorkerStopped)),
-            })
-        })
-        .collect()
+    })
 }
 
 /// What the audit log says of backups: which push made each, and which

@@ -5,8 +5,6 @@ use crate::inventory::{Server, Target};
 use crate::transport::ssh::ConnectError;
 use crate::transport::{self, ConnectOptions, Transport};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// A server's session could not be had.
@@ -118,22 +116,11 @@ impl Sessions {
         if wanted.len() < 2 {
             return;
         }
-        let next = AtomicUsize::new(0);
-        let done = Mutex::new(Vec::new());
         let opts = &self.opts;
-        std::thread::scope(|scope| {
-            for _ in 0..crate::farm::DEFAULT_JOBS.min(wanted.len()) {
-                scope.spawn(|| {
-                    while let Some(server) = wanted.get(next.fetch_add(1, Ordering::SeqCst)) {
-                        let result = transport::connect(server, opts);
-                        done.lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .push((server.name.clone(), result));
-                    }
-                });
-            }
+        let done = crate::farm::on_each(&wanted, crate::farm::DEFAULT_JOBS, |server| {
+            (server.name.clone(), transport::connect(server, opts))
         });
-        for (name, result) in done.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        for (name, result) in done {
             match result {
                 Ok(t) => {
                     self.mark_used(&name);
