@@ -1,30 +1,46 @@
 //! `farmkey backups` and `farmkey prune`.
 
 use super::push::{Out, audit_log, confirm, read_records};
-use super::{BackupsArgs, ListFormat, PruneArgs, exit, load_inventory, usage_error};
+use super::{BackupsArgs, BackupsScope, ListFormat, PruneArgs, exit, load_inventory, usage_error};
+use crate::inventory::Inventory;
+use crate::push::audit::{AuditLog, AuditRecord};
 use crate::push::backups::{
     self, Backup, COLUMNS, Decision, Ledger, NotRemoved, PrunePlan, PruneRule, ServerBackups,
 };
 use crate::push::{Interrupt, Sessions, and_list};
+use crate::transport::ConnectOptions;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-/// Every server's backups, the audit log's part filled in.
+/// The inventory, the audit log and its records `backups` and `prune`
+/// start from.
+fn load(scope: &BackupsScope) -> Result<(Inventory, AuditLog, Vec<AuditRecord>), ExitCode> {
+    let inventory = load_inventory(scope.farm.inventory.as_deref())?;
+    let audit = audit_log(&scope.audit);
+    let records = read_records(&audit)?;
+    Ok((inventory, audit, records))
+}
+
+/// Every server's backups, the audit log's part filled in; a `--site`
+/// that no server read hosts is an error.
 fn listed(
-    inventory: &crate::inventory::Inventory,
-    records: &[crate::push::audit::AuditRecord],
-    opts: &crate::transport::ConnectOptions,
-    jobs: usize,
-    site: Option<&str>,
-) -> Vec<ServerBackups> {
+    scope: &BackupsScope,
+    inventory: &Inventory,
+    records: &[AuditRecord],
+    opts: &ConnectOptions,
+) -> Result<Vec<ServerBackups>, ExitCode> {
+    let site = scope.site.as_deref();
     let ledger = Ledger::new(records);
-    let mut all = backups::list_all(&inventory.servers, opts, jobs, site);
+    let mut all = backups::list_all(&inventory.servers, opts, scope.jobs.jobs, site);
     for s in &mut all {
         if let Ok(b) = &mut s.result {
             ledger.annotate(b);
         }
     }
-    all
+    match no_such_site(site, &all) {
+        Some(code) => Err(code),
+        None => Ok(all),
+    }
 }
 
 /// `--site` naming a site no server read hosts: the error, else `None`.
@@ -72,25 +88,16 @@ fn unread_line(server: &str, why: &impl std::fmt::Display) -> String {
 }
 
 pub fn run_backups(args: &BackupsArgs) -> ExitCode {
-    let inventory = match load_inventory(args.farm.inventory.as_deref()) {
-        Ok(i) => i,
+    let scope = &args.scope;
+    let (inventory, _, records) = match load(scope) {
+        Ok(l) => l,
         Err(code) => return code,
     };
-    let records = match read_records(&audit_log(&args.audit)) {
-        Ok(r) => r,
+    let opts = scope.farm.connect.headless_options();
+    let all = match listed(scope, &inventory, &records, &opts) {
+        Ok(a) => a,
         Err(code) => return code,
     };
-    let opts = args.farm.connect.headless_options();
-    let all = listed(
-        &inventory,
-        &records,
-        &opts,
-        args.jobs.jobs,
-        args.site.as_deref(),
-    );
-    if let Some(code) = no_such_site(args.site.as_deref(), &all) {
-        return code;
-    }
     let now = SystemTime::now();
     let unread: Vec<&str> = all
         .iter()
@@ -230,7 +237,7 @@ fn not_removed_text(e: &NotRemoved) -> String {
 }
 
 pub fn run_prune(args: &PruneArgs) -> ExitCode {
-    if args.farm.connect.batch && !args.yes {
+    if args.scope.farm.connect.batch && !args.yes {
         return usage_error("--batch never asks: add --yes to remove the backups");
     }
     let rule = match (args.keep, args.older_than) {
@@ -238,13 +245,9 @@ pub fn run_prune(args: &PruneArgs) -> ExitCode {
         (None, Some(days)) => PruneRule::OlderThan(Duration::from_secs(days * 86_400)),
         (None, None) => return usage_error("give --keep N or --older-than DAYS"),
     };
-    let inventory = match load_inventory(args.farm.inventory.as_deref()) {
-        Ok(i) => i,
-        Err(code) => return code,
-    };
-    let audit = audit_log(&args.audit);
-    let records = match read_records(&audit) {
-        Ok(r) => r,
+    let scope = &args.scope;
+    let (inventory, audit, records) = match load(scope) {
+        Ok(l) => l,
         Err(code) => return code,
     };
     if let Err(e) = audit.check_writable(None) {
@@ -252,17 +255,11 @@ pub fn run_prune(args: &PruneArgs) -> ExitCode {
             "{e}; a prune is only made with its audit record (--audit FILE)"
         ));
     }
-    let opts = args.farm.connect.headless_options();
-    let all = listed(
-        &inventory,
-        &records,
-        &opts,
-        args.jobs.jobs,
-        args.site.as_deref(),
-    );
-    if let Some(code) = no_such_site(args.site.as_deref(), &all) {
-        return code;
-    }
+    let opts = scope.farm.connect.headless_options();
+    let all = match listed(scope, &inventory, &records, &opts) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
     let now = SystemTime::now();
     let plan = match backups::plan_prune(all, rule, &args.also, now) {
         Ok(p) => p,

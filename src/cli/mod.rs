@@ -389,8 +389,9 @@ pub struct RollbackArgs {
     pub break_lock: bool,
 }
 
+/// Which backups `backups` and `prune` look at, and where.
 #[derive(Args, Debug)]
-pub struct BackupsArgs {
+pub struct BackupsScope {
     #[command(flatten)]
     pub farm: FarmArgs,
     #[command(flatten)]
@@ -400,6 +401,12 @@ pub struct BackupsArgs {
     /// Only the backups of this site (`Site` or `Site/app`)
     #[arg(long)]
     pub site: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct BackupsArgs {
+    #[command(flatten)]
+    pub scope: BackupsScope,
     /// Output format
     #[arg(long, value_enum, default_value = "table")]
     pub format: ListFormat,
@@ -409,14 +416,7 @@ pub struct BackupsArgs {
 #[command(group(clap::ArgGroup::new("rule").args(["keep", "older_than"]).required(true)))]
 pub struct PruneArgs {
     #[command(flatten)]
-    pub farm: FarmArgs,
-    #[command(flatten)]
-    pub jobs: JobsArg,
-    #[command(flatten)]
-    pub audit: AuditArg,
-    /// Only the backups of this site (`Site` or `Site/app`)
-    #[arg(long)]
-    pub site: Option<String>,
+    pub scope: BackupsScope,
     /// Keep the N newest backups of each file on each server
     #[arg(long, value_name = "N")]
     pub keep: Option<usize>,
